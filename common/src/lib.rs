@@ -1,0 +1,34 @@
+//! Domain-free helpers every Seesaw process uses. Layout:
+//!
+//! - [`args`]: the flags every daemon takes (`--run-dir`, `--config-dir`, `--log-dir`);
+//! - [`paths`]: where sockets live under the run directory;
+//! - [`uds`]: binding a Unix socket exclusively (live owner ⇒ refuse, stale file ⇒ remove),
+//!   serving tonic on it, and connecting to it;
+//! - [`peer`]: who is calling, from `SO_PEERCRED`, never from what the client claims;
+//! - [`signal`]: SIGTERM/SIGINT/SIGQUIT → a `CancellationToken`, SIGUSR1 → a state-dump request;
+//! - [`logging`]: tracing initialisation;
+//! - [`ready`]: readiness notification (the sd_notify protocol, also used by our watchdog);
+//! - [`exit`]: process exit codes.
+//!
+//! Admission rule: nothing here knows what a load balancer is.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod args;
+pub mod exit;
+pub mod logging;
+pub mod paths;
+pub mod peer;
+pub mod ready;
+pub mod signal;
+pub mod uds;
+
+/// The version of this build, as `seesaw <version> (<profile>)`.
+pub fn build_info() -> String {
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    format!("seesaw {} ({profile})", env!("CARGO_PKG_VERSION"))
+}

@@ -1,0 +1,13 @@
+//! Where each process's socket lives under the run directory (`<run>/<component>/<component>.sock`).
+
+use std::path::{Path, PathBuf};
+
+/// The engine's API socket.
+pub fn engine_socket(run_dir: &Path) -> PathBuf {
+    run_dir.join("engine").join("engine.sock")
+}
+
+/// The ncc's API socket.
+pub fn ncc_socket(run_dir: &Path) -> PathBuf {
+    run_dir.join("ncc").join("ncc.sock")
+}
