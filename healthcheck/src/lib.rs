@@ -1,1 +1,222 @@
-//! placeholder
+//! `seesaw_healthcheck`: runs every health check the engine asks for and reports state changes
+//! back in batches. It keeps running, and keeps its checks' state, while the engine is down or
+//! restarting; when the engine is back it gets a full resync.
+//!
+//! Layout:
+//! - [`check`]: domain types (a check, a probe outcome, a reported result, a batch);
+//! - [`state`]: the sans-io rise/retries threshold machine of one check;
+//! - [`probe`]: the [`probe::Prober`] trait and the TCP/HTTP prober;
+//! - [`scheduler`]: the one scheduler (a heap of due times, probes in one `JoinSet`);
+//! - [`report`]: the sans-io outbox (batching, coalescing, full resyncs, retries);
+//! - [`engine_link`]: the [`engine_link::EngineLink`] port, its gRPC adapter and a fake;
+//! - this file: [`run`], the single event loop tying them together.
+#![forbid(unsafe_code)]
+
+#[cfg(all(feature = "testing", not(debug_assertions)))]
+compile_error!("the `testing` feature is for tests only and must not be built in release mode");
+
+pub mod check;
+pub mod engine_link;
+pub mod probe;
+pub mod report;
+pub mod scheduler;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::{JoinError, JoinHandle};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::check::{Batch, CheckSpec};
+use crate::engine_link::{EngineLink, EngineLinkError};
+use crate::probe::{NetProber, Prober};
+use crate::report::{BatchPolicy, Outbox};
+use crate::scheduler::Scheduler;
+
+/// Tunables of the process. `Default` gives the production values.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Every probe passes without touching the network (Seesaw's `-dry_run`).
+    pub dry_run: bool,
+    /// How often the check set is refetched while the engine is up.
+    pub fetch_interval: Duration,
+    /// How often a failed fetch or report is retried.
+    pub retry_interval: Duration,
+    /// How often a full resync is sent.
+    pub full_resync_interval: Duration,
+    /// Flush a batch once this many results are queued.
+    pub batch_max: usize,
+    /// Flush a batch this long after its first result was queued.
+    pub batch_delay: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            fetch_interval: Duration::from_secs(5),
+            retry_interval: Duration::from_secs(1),
+            full_resync_interval: Duration::from_secs(15),
+            batch_max: 100,
+            batch_delay: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Runs until `shutdown` is cancelled, probing over the network. Never returns because the engine
+/// is unreachable: it retries and keeps probing.
+pub async fn run<L: EngineLink>(opts: Options, link: L, shutdown: CancellationToken) {
+    let prober = NetProber::new(opts.dry_run);
+    run_with_prober(opts, link, prober, shutdown).await;
+}
+
+/// [`run`] with an injected prober (tests use a scripted one to drive paused time).
+pub async fn run_with_prober<L: EngineLink, P: Prober>(
+    opts: Options,
+    link: L,
+    prober: P,
+    shutdown: CancellationToken,
+) {
+    let link = Arc::new(link);
+    let mut scheduler = Scheduler::new(prober);
+    let policy = BatchPolicy {
+        max: opts.batch_max,
+        delay: opts.batch_delay,
+        retry: opts.retry_interval,
+        full_every: opts.full_resync_interval,
+    };
+    let mut outbox = Outbox::new(policy, Instant::now());
+    // At most one fetch and one report in flight; each runs in its own task so a slow engine never
+    // delays the probes.
+    let mut fetch_task: Option<JoinHandle<Result<Vec<CheckSpec>, EngineLinkError>>> = None;
+    let mut report_task: Option<JoinHandle<(Batch, Result<(), EngineLinkError>)>> = None;
+    let mut next_fetch = Instant::now();
+    let mut engine = EngineState::NeverReached;
+
+    tracing::info!(dry_run = opts.dry_run, "healthcheck running");
+    loop {
+        let now = Instant::now();
+        if fetch_task.is_none() && next_fetch <= now {
+            let link = link.clone();
+            fetch_task = Some(tokio::spawn(async move { link.fetch().await }));
+        }
+        scheduler.launch_due(now);
+        if report_task.is_none()
+            && let Some(batch) = outbox.take(now, || scheduler.snapshot())
+        {
+            tracing::debug!(results = batch.results.len(), full = batch.full, "reporting");
+            let link = link.clone();
+            report_task = Some(tokio::spawn(async move {
+                let r = link.report(&batch).await;
+                (batch, r)
+            }));
+        }
+
+        let mut wake = now + Duration::from_secs(3600);
+        if fetch_task.is_none() {
+            wake = wake.min(next_fetch);
+        }
+        for d in [scheduler.next_deadline(), outbox.deadline(now)].into_iter().flatten() {
+            wake = wake.min(d);
+        }
+
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep_until(wake) => {}
+            finished = scheduler.next_finished() => {
+                if let Some(result) = scheduler.record(finished) {
+                    outbox.push(result, Instant::now());
+                }
+            }
+            fetched = join_opt(&mut fetch_task) => {
+                fetch_task = None;
+                let now = Instant::now();
+                match flatten(fetched) {
+                    Ok(specs) => {
+                        let summary = scheduler.apply(specs, now);
+                        if summary != Default::default() {
+                            tracing::info!(
+                                added = summary.added,
+                                removed = summary.removed,
+                                changed = summary.changed,
+                                running = scheduler.len(),
+                                "check set updated"
+                            );
+                        }
+                        if engine != EngineState::Up {
+                            tracing::info!(checks = scheduler.len(), "engine reachable; sending full state");
+                            outbox.request_full();
+                            engine = EngineState::Up;
+                        }
+                        next_fetch = now + opts.fetch_interval;
+                    }
+                    Err(e) => {
+                        if engine != EngineState::Down {
+                            tracing::warn!(error = %e, "cannot fetch checks; retrying, probes keep running");
+                            engine = EngineState::Down;
+                        }
+                        next_fetch = now + opts.retry_interval;
+                    }
+                }
+            }
+            reported = join_opt(&mut report_task) => {
+                report_task = None;
+                let now = Instant::now();
+                match reported {
+                    Ok((_, Ok(()))) => outbox.sent(),
+                    Ok((batch, Err(e))) => {
+                        if engine == EngineState::Up {
+                            tracing::warn!(error = %e, "cannot report results; retrying");
+                            // Probe the engine sooner, and resync once it answers again.
+                            engine = EngineState::Down;
+                            next_fetch = next_fetch.min(now + opts.retry_interval);
+                        }
+                        outbox.failed(batch, now);
+                    }
+                    Err(e) => {
+                        // The batch is lost with the task; a full resync replaces it.
+                        tracing::error!(error = %e, "report task failed");
+                        outbox.sent();
+                        outbox.request_full();
+                    }
+                }
+            }
+        }
+    }
+    if let Some(t) = fetch_task {
+        t.abort();
+    }
+    if let Some(t) = report_task {
+        t.abort();
+    }
+    tracing::info!(pending = outbox.pending_len(), "healthcheck stopped");
+}
+
+/// What the loop last learned about the engine; an outage ends with a full resync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EngineState {
+    NeverReached,
+    Up,
+    Down,
+}
+
+/// Awaits the task if there is one; pending forever otherwise (a disabled `select!` branch).
+async fn join_opt<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, JoinError> {
+    match task {
+        Some(t) => t.await,
+        None => std::future::pending().await,
+    }
+}
+
+fn flatten<T>(r: Result<Result<T, EngineLinkError>, JoinError>) -> Result<T, String> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("fetch task failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

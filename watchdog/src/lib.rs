@@ -1,1 +1,35 @@
-//! placeholder
+//! `seesaw_watchdog`: starts the Seesaw processes in dependency order (each after its dependency
+//! reports READY over the sd_notify protocol), restarts them with backoff, captures their output
+//! into per-service log files, and stops them in reverse order on shutdown.
+//!
+//! Layout:
+//! - [`config`]: `watchdog.cfg` parsing and validation (no side effects);
+//! - [`policy`]: pure decisions: restart backoff and start order;
+//! - [`spawn`]: the one audited spawner, and the crate's only `unsafe` (a `pre_exec` hook);
+//! - `supervisor`: the async orchestration behind [`run`].
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod policy;
+pub mod spawn;
+mod supervisor;
+
+pub use config::{ConfigError, ConfigErrors, Identity, ServiceConfig, WatchdogConfig};
+pub use supervisor::{RunContext, ServiceStatus, WatchdogError};
+
+use tokio_util::sync::CancellationToken;
+
+/// Supervises `config`'s services until `shutdown` is cancelled, then stops them (dependents
+/// first) and returns once every child is reaped. Announces its own readiness once every
+/// service has been ready.
+///
+/// Children get SIGTERM if the thread that spawned them exits (`PR_SET_PDEATHSIG` is per
+/// thread), so run this on a thread that lives as long as the watchdog, e.g. a current-thread
+/// runtime on the main thread.
+pub async fn run(
+    config: WatchdogConfig,
+    ctx: RunContext,
+    shutdown: CancellationToken,
+) -> Result<(), WatchdogError> {
+    supervisor::supervise(config, ctx, shutdown).await
+}

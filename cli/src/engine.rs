@@ -1,0 +1,213 @@
+//! What the shell needs from the engine ([`EngineLink`]), its gRPC implementation over the
+//! engine's Unix socket, and a stateful fake for tests.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use seesaw_proto::engine as pb;
+use seesaw_proto::engine::engine_client::EngineClient;
+use tonic::transport::Channel;
+
+/// How long one engine call may take; the engine answers from memory, so this is generous.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why an engine call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Nothing answers on the socket (engine not running, wrong run dir, no permission).
+    #[error("cannot reach the engine at {}: {cause}", path.display())]
+    Unreachable {
+        /// The socket path.
+        path: PathBuf,
+        /// The innermost cause, e.g. `No such file or directory (os error 2)`.
+        cause: String,
+    },
+    /// The engine answered with an error.
+    #[error("engine error: {0}")]
+    Rpc(String),
+}
+
+/// The engine calls the shell makes.
+pub trait EngineLink {
+    /// `ClusterStatus`.
+    fn cluster_status(&mut self) -> impl Future<Output = Result<pb::ClusterStatus, EngineError>>;
+    /// `ConfigStatus`.
+    fn config_status(&mut self) -> impl Future<Output = Result<pb::ConfigStatus, EngineError>>;
+    /// `Vservers`: exact name or prefix; empty means all.
+    fn vservers(
+        &mut self,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<pb::VserverStatus>, EngineError>>;
+    /// `HaStatus`.
+    fn ha_status(&mut self) -> impl Future<Output = Result<pb::HaStatus, EngineError>>;
+    /// `ConfigReload`.
+    fn config_reload(&mut self)
+    -> impl Future<Output = Result<pb::ConfigReloadReply, EngineError>>;
+}
+
+// === impl GrpcEngine ===
+
+/// [`EngineLink`] over the engine's gRPC socket.
+#[derive(Debug, Clone)]
+pub struct GrpcEngine {
+    client: EngineClient<Channel>,
+    path: PathBuf,
+}
+
+impl GrpcEngine {
+    /// A client for the socket at `path`. Connects lazily: nothing fails until the first call.
+    /// Must be called inside a tokio runtime.
+    pub fn new(path: &Path) -> Self {
+        Self {
+            client: EngineClient::new(seesaw_common::uds::channel(path, CALL_TIMEOUT)),
+            path: path.to_owned(),
+        }
+    }
+
+    fn error(&self, status: tonic::Status) -> EngineError {
+        use tonic::Code;
+        match status.code() {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+                EngineError::Unreachable {
+                    path: self.path.clone(),
+                    cause: innermost_cause(&status),
+                }
+            }
+            _ => EngineError::Rpc(status.message().to_owned()),
+        }
+    }
+}
+
+impl EngineLink for GrpcEngine {
+    async fn cluster_status(&mut self) -> Result<pb::ClusterStatus, EngineError> {
+        match self.client.cluster_status(pb::Empty {}).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.error(s)),
+        }
+    }
+
+    async fn config_status(&mut self) -> Result<pb::ConfigStatus, EngineError> {
+        match self.client.config_status(pb::Empty {}).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.error(s)),
+        }
+    }
+
+    async fn vservers(&mut self, name: &str) -> Result<Vec<pb::VserverStatus>, EngineError> {
+        let request = pb::VserversRequest {
+            name: name.to_owned(),
+        };
+        match self.client.vservers(request).await {
+            Ok(r) => Ok(r.into_inner().vservers),
+            Err(s) => Err(self.error(s)),
+        }
+    }
+
+    async fn ha_status(&mut self) -> Result<pb::HaStatus, EngineError> {
+        match self.client.ha_status(pb::Empty {}).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.error(s)),
+        }
+    }
+
+    async fn config_reload(&mut self) -> Result<pb::ConfigReloadReply, EngineError> {
+        match self.client.config_reload(pb::Empty {}).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.error(s)),
+        }
+    }
+}
+
+/// The deepest error in the status's source chain (the OS error when connecting fails), or the
+/// status message if there is none.
+fn innermost_cause(status: &tonic::Status) -> String {
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(status);
+    let mut innermost = None;
+    while let Some(e) = cause {
+        innermost = Some(e);
+        cause = e.source();
+    }
+    innermost.map_or_else(|| status.message().to_owned(), ToString::to_string)
+}
+
+// === impl FakeEngine ===
+
+/// An in-memory engine for tests: canned state, an optional refusal for the next reload, and a
+/// count of reloads asked for.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub struct FakeEngine {
+    pub cluster: pb::ClusterStatus,
+    pub config: pb::ConfigStatus,
+    pub vservers: Vec<pb::VserverStatus>,
+    pub ha: pb::HaStatus,
+    /// Errors the next reload is refused with; empty means it applies.
+    pub refuse_reload: Vec<String>,
+    pub reloads: u32,
+    /// When set, every call fails as if the socket were missing.
+    pub down: bool,
+}
+
+#[cfg(test)]
+impl FakeEngine {
+    fn up(&self) -> Result<(), EngineError> {
+        if self.down {
+            return Err(EngineError::Unreachable {
+                path: PathBuf::from("/fake/engine.sock"),
+                cause: "No such file or directory (os error 2)".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl EngineLink for FakeEngine {
+    async fn cluster_status(&mut self) -> Result<pb::ClusterStatus, EngineError> {
+        self.up()?;
+        Ok(self.cluster.clone())
+    }
+
+    async fn config_status(&mut self) -> Result<pb::ConfigStatus, EngineError> {
+        self.up()?;
+        Ok(self.config.clone())
+    }
+
+    async fn vservers(&mut self, name: &str) -> Result<Vec<pb::VserverStatus>, EngineError> {
+        self.up()?;
+        // Like the engine: every vserver whose name starts with `name`.
+        Ok(self
+            .vservers
+            .iter()
+            .filter(|v| v.name.starts_with(name))
+            .cloned()
+            .collect())
+    }
+
+    async fn ha_status(&mut self) -> Result<pb::HaStatus, EngineError> {
+        self.up()?;
+        Ok(self.ha.clone())
+    }
+
+    async fn config_reload(&mut self) -> Result<pb::ConfigReloadReply, EngineError> {
+        self.up()?;
+        self.reloads += 1;
+        if self.refuse_reload.is_empty() {
+            self.config.generation += 1;
+            Ok(pb::ConfigReloadReply {
+                applied: true,
+                message: format!("configuration applied (generation {})", self.config.generation),
+                errors: Vec::new(),
+            })
+        } else {
+            self.config.reload_failures += 1;
+            self.config.last_reload_errors = std::mem::take(&mut self.refuse_reload);
+            Ok(pb::ConfigReloadReply {
+                applied: false,
+                message: "configuration refused".to_owned(),
+                errors: self.config.last_reload_errors.clone(),
+            })
+        }
+    }
+}

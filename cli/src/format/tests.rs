@@ -1,0 +1,298 @@
+//! Snapshot-style tests of the formatters, from hand-built engine replies.
+
+use seesaw_proto::engine as pb;
+
+use super::*;
+use crate::tree::{COMMANDS, Parsed, parse};
+use crate::view::{ClusterView, ConfigStatusView, HaView, ReloadView, VserverView, WarningsView};
+
+/// 2023-11-14 22:13:20 UTC.
+const NOW_MS: i64 = 1_700_000_000_000;
+
+fn destination(name: &str, address: &str, healthy: bool, checks: Vec<pb::CheckStatus>) -> pb::DestinationStatus {
+    pb::DestinationStatus {
+        name: name.into(),
+        backend: name.into(),
+        address: address.into(),
+        port: 8080,
+        weight: 1,
+        enabled: true,
+        healthy,
+        active: healthy,
+        checks,
+        active_conns: 2,
+        total_conns: 120,
+        bytes_in: 0,
+        bytes_out: 0,
+    }
+}
+
+fn check(name: &str, state: &str, message: &str) -> pb::CheckStatus {
+    pb::CheckStatus {
+        name: name.into(),
+        id: 1,
+        state: state.into(),
+        message: message.into(),
+    }
+}
+
+fn web() -> pb::VserverStatus {
+    pb::VserverStatus {
+        name: "web@demo".into(),
+        hostname: "web.demo.".into(),
+        enabled: true,
+        config_enabled: true,
+        vips: vec!["127.0.0.1".into()],
+        services: vec![pb::ServiceStatus {
+            address: "127.0.0.1".into(),
+            protocol: "TCP".into(),
+            port: 8080,
+            scheduler: "WRR".into(),
+            mode: "nat".into(),
+            persistence: 0,
+            one_packet: false,
+            enabled: true,
+            healthy: true,
+            active: true,
+            low_watermark: 0.0,
+            high_watermark: 0.0,
+            current_watermark: 0.5,
+            destinations: vec![
+                destination(
+                    "be1.demo.",
+                    "127.0.0.2",
+                    true,
+                    vec![check("HTTP/8080_0", "healthy", "200 OK")],
+                ),
+                destination(
+                    "be2.demo.",
+                    "127.0.0.3",
+                    false,
+                    vec![
+                        check("HTTP/8080_0", "unhealthy", "connection refused"),
+                        check("TCP/8080_1", "healthy", ""),
+                    ],
+                ),
+            ],
+        }],
+        warnings: vec!["be2.demo. is unhealthy".into()],
+    }
+}
+
+#[test]
+fn vserver_detail_shows_services_destinations_and_checks() {
+    let mut v = web();
+    // An IPv6 service sorts after the IPv4 one and carries persistence.
+    v.services.insert(
+        0,
+        pb::ServiceStatus {
+            address: "2001:db8::1".into(),
+            protocol: "UDP".into(),
+            port: 53,
+            scheduler: "rr".into(),
+            mode: "DSR".into(),
+            persistence: 30,
+            one_packet: true,
+            ..Default::default()
+        },
+    );
+    let text = vserver_detail(&VserverView::from(v));
+    let expected = "\
+Name:     web@demo
+Hostname: web.demo.
+Status:   enabled
+VIPs:     127.0.0.1
+
+IPv4 TCP/8080 (NAT, wrr scheduler)
+  State: enabled, healthy, active
+  Watermarks: Low 0.00, High 0.00, Currently 0.50
+  Destinations:
+    NAME       ADDRESS         WEIGHT  ENABLED  HEALTHY  ACTIVE  CONNS  TOTAL  CHECKS
+    be1.demo.  127.0.0.2:8080  1       yes      yes      yes     2      120    HTTP/8080_0: healthy (200 OK)
+    be2.demo.  127.0.0.3:8080  1       yes      no       no      2      120    HTTP/8080_0: unhealthy (connection refused)
+                                                                               TCP/8080_1: healthy
+
+IPv6 UDP/53 (DSR, rr scheduler, one-packet mode, 30s persistence)
+  State: disabled, unhealthy, inactive
+  Watermarks: Low 0.00, High 0.00, Currently 0.00
+  Destinations: none
+
+Warnings:
+  - be2.demo. is unhealthy
+";
+    assert_eq!(text, expected, "got:\n{text}");
+}
+
+#[test]
+fn vserver_detail_shows_an_override() {
+    let mut v = web();
+    v.enabled = false;
+    v.vips.clear();
+    let text = vserver_detail(&VserverView::from(v));
+    assert!(text.contains("Status:   disabled (config state enabled)\n"), "{text}");
+    assert!(text.contains("VIPs:     none\n"), "{text}");
+}
+
+#[test]
+fn vserver_list_numbers_and_marks_disabled() {
+    let mut dns = web();
+    dns.name = "dns@demo".into();
+    dns.enabled = false;
+    let list = vec![VserverView::from(web()), VserverView::from(dns)];
+    assert_eq!(
+        vserver_list(&list, None),
+        "[1] web@demo\n[2] dns@demo (disabled)\n"
+    );
+    assert_eq!(vserver_list(&[], None), "No vservers.\n");
+    assert_eq!(vserver_list(&[], Some("x")), "No vserver matches \"x\".\n");
+}
+
+#[test]
+fn ha_shows_relative_and_absolute_times() {
+    let h = HaView::from(pb::HaStatus {
+        state: "LEADER".into(),
+        since_ms: NOW_MS - 3_723_000,
+        transitions: 2,
+        adverts_sent: 1234,
+        adverts_received: 5,
+        last_update_ms: 0,
+    });
+    let expected = "\
+HA Status:
+  State:            LEADER
+  Since:            1h 2m ago (2023-11-14 21:11:17 UTC)
+  Transitions:      2
+  Adverts sent:     1234
+  Adverts received: 5
+  Last update:      never
+";
+    assert_eq!(ha(&h, NOW_MS), expected);
+}
+
+#[test]
+fn nodes_are_aligned_and_mark_this_node() {
+    let c = ClusterView::from(pb::ClusterStatus {
+        version: 2,
+        site: "demo".into(),
+        dataplane: "proxy".into(),
+        nodes: vec![
+            pb::Node {
+                hostname: "node1.demo.".into(),
+                ipv4: "127.0.0.1".into(),
+                priority: 100,
+                vservers_enabled: true,
+                is_local: true,
+                ..Default::default()
+            },
+            pb::Node {
+                hostname: "n2.demo.".into(),
+                ipv4: "192.0.2.2".into(),
+                ipv6: "2001:db8::2".into(),
+                priority: 50,
+                ..Default::default()
+            },
+        ],
+    });
+    let expected = "\
+[1]  node1.demo.  enabled   IPv4 127.0.0.1  IPv6 -            priority 100  (this node)
+[2]  n2.demo.     disabled  IPv4 192.0.2.2  IPv6 2001:db8::2  priority 50
+";
+    assert_eq!(nodes(&c), expected);
+}
+
+#[test]
+fn warnings_merge_reload_errors_once() {
+    let status = ConfigStatusView::from(pb::ConfigStatus {
+        warnings: vec!["a".into(), "reload: bad port".into()],
+        last_reload_errors: vec!["reload: bad port".into(), "b".into()],
+        ..Default::default()
+    });
+    let w = WarningsView::from(status);
+    assert_eq!(
+        warnings(&w),
+        "There are 3 warnings:\n  - a\n  - reload: bad port\n  - b\n"
+    );
+    assert_eq!(
+        warnings(&WarningsView { warnings: vec![] }),
+        "No warnings.\n"
+    );
+}
+
+#[test]
+fn reload_prints_message_and_every_error() {
+    let ok = ReloadView::from(pb::ConfigReloadReply {
+        applied: true,
+        message: "configuration applied (generation 3)".into(),
+        errors: vec![],
+    });
+    assert_eq!(reload(&ok), "configuration applied (generation 3)\n");
+    let refused = ReloadView::from(pb::ConfigReloadReply {
+        applied: false,
+        message: "configuration refused".into(),
+        errors: vec!["vserver[\"web\"].port: out of range".into(), "second".into()],
+    });
+    assert_eq!(
+        reload(&refused),
+        "configuration refused\nConfiguration reload refused:\n  vserver[\"web\"].port: out of range\n  second\n"
+    );
+}
+
+#[test]
+fn config_status_lists_attributes() {
+    let c = ConfigStatusView::from(pb::ConfigStatus {
+        last_updated: NOW_MS / 1000 - 90,
+        loaded_at_ms: NOW_MS - 5_000,
+        source: "disk".into(),
+        generation: 3,
+        attributes: vec![
+            pb::Attribute { name: "owner".into(), value: "ops".into() },
+            pb::Attribute { name: "ticket".into(), value: "42".into() },
+        ],
+        reload_failures: 1,
+        ..Default::default()
+    });
+    let expected = "\
+Config Status:
+  Last update:     1m 30s ago (2023-11-14 22:11:50 UTC)
+  Loaded at:       5s ago (2023-11-14 22:13:15 UTC)
+  Source:          disk
+  Generation:      3
+  Reload failures: 1
+  Attributes:
+    owner:   ops
+    ticket:  42
+";
+    assert_eq!(config_status(&c, NOW_MS), expected);
+    let empty = ConfigStatusView::from(pb::ConfigStatus::default());
+    assert!(config_status(&empty, NOW_MS).contains("  Attributes:      none\n"));
+}
+
+#[test]
+fn help_options_are_aligned() {
+    let Ok(Parsed::Help { options, .. }) = parse(COMMANDS, "config ?") else {
+        panic!("expected help");
+    };
+    assert_eq!(
+        help_options(&options),
+        "  reload  Reload the cluster configuration\n  status  Show the configuration status\n"
+    );
+}
+
+#[test]
+fn durations_keep_two_units() {
+    assert_eq!(duration(0), "0s");
+    assert_eq!(duration(7), "7s");
+    assert_eq!(duration(60), "1m");
+    assert_eq!(duration(125), "2m 5s");
+    assert_eq!(duration(90_061), "1d 1h");
+    assert_eq!(timestamp(NOW_MS + 2_000, NOW_MS), "in 2s (2023-11-14 22:13:22 UTC)");
+}
+
+#[test]
+fn json_uses_the_view_shape() {
+    let v = VserverView::from(web());
+    let json: serde_json::Value = serde_json::to_value(&v).expect("views serialise");
+    assert_eq!(json["name"], "web@demo");
+    assert_eq!(json["services"][0]["destinations"][1]["checks"][1]["name"], "TCP/8080_1");
+    assert_eq!(json["services"][0]["scheduler"], "WRR");
+}

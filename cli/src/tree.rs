@@ -1,0 +1,468 @@
+//! The command tree: one table ([`COMMANDS`]) that drives dispatch, `?` help and Tab completion,
+//! with Seesaw's matching rule: each word may be abbreviated to any unique prefix (`sh vs` is
+//! `show vservers`), and an exact word always wins over a longer one it is a prefix of.
+
+/// What a complete command does. The shell maps each to one engine call and one formatter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `show vservers [name|prefix]`.
+    ShowVservers,
+    /// `show ha`.
+    ShowHa,
+    /// `show nodes`.
+    ShowNodes,
+    /// `show warnings`.
+    ShowWarnings,
+    /// `config reload`.
+    ConfigReload,
+    /// `config status`.
+    ConfigStatus,
+    /// `help`.
+    Help,
+    /// `exit` and `quit`.
+    Exit,
+}
+
+/// An optional free-form argument after a command word (e.g. a vserver name).
+#[derive(Debug)]
+pub struct ArgSpec {
+    /// Shown in `?` help as `<name>`.
+    pub name: &'static str,
+    /// One-line help.
+    pub help: &'static str,
+}
+
+/// One word of the tree. A node either has children (a group such as `show`) or an action; an
+/// action may take one optional argument.
+#[derive(Debug)]
+pub struct Node {
+    /// The full word.
+    pub word: &'static str,
+    /// One-line help shown by `?`.
+    pub help: &'static str,
+    /// The words that may follow.
+    pub children: &'static [Node],
+    /// What the command does when the line ends here.
+    pub action: Option<Action>,
+    /// The optional argument the action takes.
+    pub arg: Option<ArgSpec>,
+}
+
+const fn group(word: &'static str, help: &'static str, children: &'static [Node]) -> Node {
+    Node {
+        word,
+        help,
+        children,
+        action: None,
+        arg: None,
+    }
+}
+
+const fn command(word: &'static str, help: &'static str, action: Action) -> Node {
+    Node {
+        word,
+        help,
+        children: &[],
+        action: Some(action),
+        arg: None,
+    }
+}
+
+/// The shell's commands. Order is the order `?` and Tab list them.
+pub static COMMANDS: &[Node] = &[
+    group(
+        "config",
+        "Configuration commands",
+        &[
+            command(
+                "reload",
+                "Reload the cluster configuration",
+                Action::ConfigReload,
+            ),
+            command(
+                "status",
+                "Show the configuration status",
+                Action::ConfigStatus,
+            ),
+        ],
+    ),
+    command("exit", "Leave the shell", Action::Exit),
+    command("help", "Explain how to get help", Action::Help),
+    command("quit", "Leave the shell", Action::Exit),
+    group(
+        "show",
+        "Show state",
+        &[
+            command("ha", "Show the HA status", Action::ShowHa),
+            command("nodes", "Show the cluster's nodes", Action::ShowNodes),
+            Node {
+                word: "vservers",
+                help: "Show vservers",
+                children: &[],
+                action: Some(Action::ShowVservers),
+                arg: Some(ArgSpec {
+                    name: "name|prefix",
+                    help: "Only the vserver with this name, or whose name starts with it",
+                }),
+            },
+            command(
+                "warnings",
+                "Show configuration warnings",
+                Action::ShowWarnings,
+            ),
+        ],
+    ),
+];
+
+/// A line the shell understood.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// Nothing but whitespace.
+    Empty,
+    /// A complete command.
+    Run {
+        /// What to do.
+        action: Action,
+        /// The argument, if the command takes one and it was given.
+        arg: Option<String>,
+    },
+    /// The line asked for help with `?`: the possible next words.
+    Help {
+        /// The line up to the `?` (the shell offers it again as the next input).
+        prefix: String,
+        /// The choices.
+        options: Vec<HelpLine>,
+    },
+}
+
+/// One choice listed by `?`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HelpLine {
+    /// A word, `<argument>`, or `<cr>` when the line may end here.
+    pub word: String,
+    /// One-line help.
+    pub help: &'static str,
+}
+
+/// Why a line is not a command. The texts are operator-facing and follow Seesaw's shell
+/// (capitalised, with a full stop), which is why they differ from the usual error style.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// A word matches nothing at its position.
+    #[error("Unknown command \"{0}\".")]
+    Unknown(String),
+    /// A word is a prefix of several words.
+    #[error("Ambiguous command \"{word}\": {}.", candidates.join(", "))]
+    Ambiguous {
+        /// The word typed.
+        word: String,
+        /// Every word it could mean.
+        candidates: Vec<&'static str>,
+    },
+    /// The line stops at a group (e.g. just `show`).
+    #[error("Incomplete command.")]
+    Incomplete,
+    /// A quote is not closed.
+    #[error("Unbalanced quotes.")]
+    Quotes,
+}
+
+/// Parses `line` against `tree`.
+pub fn parse(tree: &'static [Node], line: &str) -> Result<Parsed, ParseError> {
+    let words = shlex::split(line).ok_or(ParseError::Quotes)?;
+    if let Some(i) = words.iter().position(|w| w.contains('?')) {
+        let partial = words[i].split('?').next().unwrap_or_default();
+        let options = help_at(tree, &words[..i], partial)?;
+        // Offer the words before the `?` (plus the partial word) as the next input.
+        let mut prefix = words[..i].join(" ");
+        if !prefix.is_empty() {
+            prefix.push(' ');
+        }
+        prefix.push_str(partial);
+        return Ok(Parsed::Help { prefix, options });
+    }
+    if words.is_empty() {
+        return Ok(Parsed::Empty);
+    }
+    let walk = walk(tree, &words)?;
+    match walk.node.and_then(|n| n.action) {
+        Some(action) => Ok(Parsed::Run {
+            action,
+            arg: walk.arg,
+        }),
+        None => Err(ParseError::Incomplete),
+    }
+}
+
+/// Tab completion: for the text before the cursor, the byte offset where the word being typed
+/// starts and the full words it can become. Nothing is offered after a word that does not match.
+pub fn complete(tree: &'static [Node], before_cursor: &str) -> (usize, Vec<&'static str>) {
+    let start = before_cursor
+        .rfind(char::is_whitespace)
+        .map_or(0, |i| i + 1);
+    let partial = &before_cursor[start..];
+    let words: Vec<String> = before_cursor[..start]
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let Ok(walk) = walk(tree, &words) else {
+        return (start, Vec::new());
+    };
+    if walk.arg.is_some() {
+        return (start, Vec::new());
+    }
+    let children = walk.node.map_or(tree, |n| n.children);
+    let candidates = children
+        .iter()
+        .filter(|c| c.word.starts_with(partial))
+        .map(|c| c.word)
+        .collect();
+    (start, candidates)
+}
+
+/// Where a sequence of words leads: the node of the last command word (`None` at the root) and
+/// the argument, if a word was taken as one.
+struct Walk {
+    node: Option<&'static Node>,
+    arg: Option<String>,
+}
+
+fn walk(tree: &'static [Node], words: &[String]) -> Result<Walk, ParseError> {
+    let mut at = Walk {
+        node: None,
+        arg: None,
+    };
+    for word in words {
+        if at.arg.is_some() {
+            return Err(ParseError::Unknown(word.clone()));
+        }
+        let children = at.node.map_or(tree, |n| n.children);
+        match find(children, word) {
+            Ok(node) => at.node = Some(node),
+            Err(ParseError::Unknown(_)) if at.node.is_some_and(|n| n.arg.is_some()) => {
+                at.arg = Some(word.clone());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(at)
+}
+
+fn find(children: &'static [Node], word: &str) -> Result<&'static Node, ParseError> {
+    if let Some(exact) = children.iter().find(|c| c.word == word) {
+        return Ok(exact);
+    }
+    let matches: Vec<&'static Node> = children
+        .iter()
+        .filter(|c| !word.is_empty() && c.word.starts_with(word))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(ParseError::Unknown(word.to_owned())),
+        many => Err(ParseError::Ambiguous {
+            word: word.to_owned(),
+            candidates: many.iter().map(|n| n.word).collect(),
+        }),
+    }
+}
+
+fn help_at(
+    tree: &'static [Node],
+    words: &[String],
+    partial: &str,
+) -> Result<Vec<HelpLine>, ParseError> {
+    let at = walk(tree, words)?;
+    let cr = HelpLine {
+        word: "<cr>".to_owned(),
+        help: "Run the command",
+    };
+    if at.arg.is_some() {
+        return Ok(vec![cr]);
+    }
+    let children = at.node.map_or(tree, |n| n.children);
+    let mut options: Vec<HelpLine> = children
+        .iter()
+        .filter(|c| c.word.starts_with(partial))
+        .map(|c| HelpLine {
+            word: c.word.to_owned(),
+            help: c.help,
+        })
+        .collect();
+    if let Some(node) = at.node {
+        if let Some(arg) = &node.arg {
+            options.push(HelpLine {
+                word: format!("<{}>", arg.name),
+                help: arg.help,
+            });
+        }
+        if node.action.is_some() && partial.is_empty() {
+            options.push(cr);
+        }
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree with words sharing prefixes, which the real tree happens not to have.
+    static TEST_TREE: &[Node] = &[
+        group(
+            "show",
+            "Show",
+            &[
+                command("stats", "Stats", Action::ShowHa),
+                command("status", "Status", Action::ShowNodes),
+                command("stat", "Stat", Action::ShowWarnings),
+            ],
+        ),
+        command("shutdown", "Shutdown", Action::Exit),
+    ];
+
+    fn run(line: &str) -> Result<(Action, Option<String>), ParseError> {
+        match parse(COMMANDS, line)? {
+            Parsed::Run { action, arg } => Ok((action, arg)),
+            other => panic!("expected a command for {line:?}, got {other:?}"),
+        }
+    }
+
+    fn help_words(tree: &'static [Node], line: &str) -> Vec<String> {
+        match parse(tree, line) {
+            Ok(Parsed::Help { options, .. }) => options.into_iter().map(|o| o.word).collect(),
+            other => panic!("expected help for {line:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_words_and_unique_prefixes_dispatch() {
+        assert_eq!(run("show vservers"), Ok((Action::ShowVservers, None)));
+        assert_eq!(run("sh vs"), Ok((Action::ShowVservers, None)));
+        assert_eq!(
+            run("  s v web@demo "),
+            Ok((Action::ShowVservers, Some("web@demo".to_owned())))
+        );
+        assert_eq!(run("conf rel"), Ok((Action::ConfigReload, None)));
+        assert_eq!(run("c s"), Ok((Action::ConfigStatus, None)));
+        assert_eq!(run("show ha"), Ok((Action::ShowHa, None)));
+        assert_eq!(run("sh n"), Ok((Action::ShowNodes, None)));
+        assert_eq!(run("sh w"), Ok((Action::ShowWarnings, None)));
+        assert_eq!(run("q"), Ok((Action::Exit, None)));
+        assert_eq!(run("exit"), Ok((Action::Exit, None)));
+        assert_eq!(run("he"), Ok((Action::Help, None)));
+        assert_eq!(
+            run("show vservers 'a b'"),
+            Ok((Action::ShowVservers, Some("a b".to_owned())))
+        );
+        assert_eq!(parse(COMMANDS, "   "), Ok(Parsed::Empty));
+    }
+
+    #[test]
+    fn unknown_incomplete_and_extra_words_are_errors() {
+        assert_eq!(
+            parse(COMMANDS, "shw ha"),
+            Err(ParseError::Unknown("shw".into()))
+        );
+        assert_eq!(
+            parse(COMMANDS, "show bogus"),
+            Err(ParseError::Unknown("bogus".into()))
+        );
+        assert_eq!(parse(COMMANDS, "show"), Err(ParseError::Incomplete));
+        assert_eq!(parse(COMMANDS, "config"), Err(ParseError::Incomplete));
+        assert_eq!(
+            parse(COMMANDS, "show ha now"),
+            Err(ParseError::Unknown("now".into()))
+        );
+        assert_eq!(
+            parse(COMMANDS, "show vservers a b"),
+            Err(ParseError::Unknown("b".into()))
+        );
+        assert_eq!(parse(COMMANDS, "show 'ha"), Err(ParseError::Quotes));
+        assert_eq!(
+            ParseError::Unknown("x".into()).to_string(),
+            "Unknown command \"x\"."
+        );
+        assert_eq!(ParseError::Incomplete.to_string(), "Incomplete command.");
+    }
+
+    #[test]
+    fn ambiguity_lists_candidates_and_exact_words_win() {
+        let err = parse(TEST_TREE, "sh").unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::Ambiguous {
+                word: "sh".into(),
+                candidates: vec!["show", "shutdown"]
+            }
+        );
+        assert_eq!(err.to_string(), "Ambiguous command \"sh\": show, shutdown.");
+        assert!(matches!(
+            parse(TEST_TREE, "sho stat"),
+            Ok(Parsed::Run {
+                action: Action::ShowWarnings,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(TEST_TREE, "sho statu"),
+            Ok(Parsed::Run {
+                action: Action::ShowNodes,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse(TEST_TREE, "sho sta").unwrap_err(),
+            ParseError::Ambiguous {
+                word: "sta".into(),
+                candidates: vec!["stats", "status", "stat"]
+            }
+        );
+    }
+
+    #[test]
+    fn question_mark_lists_next_words_anywhere() {
+        assert_eq!(
+            help_words(COMMANDS, "?"),
+            ["config", "exit", "help", "quit", "show"]
+        );
+        assert_eq!(
+            help_words(COMMANDS, "show ?"),
+            ["ha", "nodes", "vservers", "warnings"]
+        );
+        assert_eq!(help_words(COMMANDS, "sh w?"), ["warnings"]);
+        assert_eq!(help_words(COMMANDS, "c?"), ["config"]);
+        assert_eq!(
+            help_words(COMMANDS, "sh vs ?"),
+            ["<name|prefix>", "<cr>"]
+        );
+        assert_eq!(help_words(COMMANDS, "sh vs web ?"), ["<cr>"]);
+        assert_eq!(help_words(COMMANDS, "show ha ?"), ["<cr>"]);
+        assert_eq!(help_words(TEST_TREE, "show stat?"), ["stats", "status", "stat"]);
+        // Words after the `?` are ignored; a bad word before it is still an error.
+        assert_eq!(help_words(COMMANDS, "config ? junk"), ["reload", "status"]);
+        assert_eq!(
+            parse(COMMANDS, "bogus ?"),
+            Err(ParseError::Unknown("bogus".into()))
+        );
+        match parse(COMMANDS, "sh  vs?") {
+            Ok(Parsed::Help { prefix, options }) => {
+                assert_eq!(prefix, "sh vs");
+                assert_eq!(options[0].help, "Show vservers");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn completion_walks_the_same_tree() {
+        assert_eq!(complete(COMMANDS, ""), (0, vec!["config", "exit", "help", "quit", "show"]));
+        assert_eq!(complete(COMMANDS, "s"), (0, vec!["show"]));
+        assert_eq!(complete(COMMANDS, "sh "), (3, vec!["ha", "nodes", "vservers", "warnings"]));
+        assert_eq!(complete(COMMANDS, "sh v"), (3, vec!["vservers"]));
+        assert_eq!(complete(COMMANDS, "config re"), (7, vec!["reload"]));
+        assert_eq!(complete(COMMANDS, "config x"), (7, vec![]));
+        assert_eq!(complete(COMMANDS, "bogus s"), (6, vec![]));
+        assert_eq!(complete(COMMANDS, "show vservers web "), (18, vec![]));
+        assert_eq!(complete(TEST_TREE, "show sta"), (5, vec!["stats", "status", "stat"]));
+    }
+}

@@ -1,0 +1,148 @@
+//! The ECU's own view of the engine's state: the JSON shapes of the HTTP API, converted from the
+//! engine's proto messages in `engine_view` so that the API does not change when the IPC does.
+
+use serde::Serialize;
+
+/// A virtual server (`GET /v1/vservers`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Vserver {
+    /// The vserver name from cluster.pb.
+    pub name: String,
+    /// Whether the vserver is enabled (config and overrides combined).
+    pub enabled: bool,
+    /// Its VIPs.
+    pub vips: Vec<String>,
+    /// One entry per (VIP, port, protocol).
+    pub services: Vec<Service>,
+}
+
+/// One IPVS-style service of a vserver.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Service {
+    /// The VIP.
+    pub address: String,
+    /// `TCP` or `UDP`.
+    pub protocol: String,
+    /// The port.
+    pub port: u32,
+    /// The scheduler (`rr`, `wlc`, ...).
+    pub scheduler: String,
+    /// The forwarding mode (`NAT`, `DSR`, `TUN`).
+    pub mode: String,
+    /// Whether enough destinations are healthy.
+    pub healthy: bool,
+    /// Whether the service is programmed in the data plane.
+    pub active: bool,
+    /// Its backends.
+    pub destinations: Vec<Destination>,
+}
+
+/// A backend of a service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Destination {
+    /// The destination name.
+    pub name: String,
+    /// Backend address.
+    pub address: String,
+    /// Backend port.
+    pub port: u32,
+    /// Scheduler weight.
+    pub weight: i32,
+    /// Whether its health checks pass.
+    pub healthy: bool,
+    /// Whether it receives traffic.
+    pub active: bool,
+    /// Connections open now.
+    pub active_conns: u64,
+    /// Connections since the service was created.
+    pub total_conns: u64,
+    /// Bytes from clients to the backend.
+    pub bytes_in: u64,
+    /// Bytes from the backend to clients.
+    pub bytes_out: u64,
+}
+
+/// The node's HA status (`GET /v1/ha`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HaStatus {
+    /// `UNKNOWN`, `BACKUP`, `DISABLED`, `ERROR`, `LEADER` or `SHUTDOWN`.
+    pub state: String,
+    /// UNIX milliseconds of the last transition.
+    pub since_ms: i64,
+    /// Transitions since the ha process started.
+    pub transitions: u64,
+    /// Advertisements sent.
+    pub adverts_sent: u64,
+    /// Advertisements received.
+    pub adverts_received: u64,
+    /// UNIX milliseconds of the last report from the ha process (0: never).
+    pub last_update_ms: i64,
+}
+
+/// The running configuration's status (`GET /v1/config`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigStatus {
+    /// Increments on every applied config.
+    pub generation: u64,
+    /// UNIX seconds of the config's `metadata.last_updated` (0 if unset).
+    pub last_updated: i64,
+    /// UNIX milliseconds when the running config was loaded.
+    pub loaded_at_ms: i64,
+    /// Where the config came from.
+    pub source: String,
+    /// Metadata attributes, in config order.
+    pub attributes: Vec<Attribute>,
+    /// Cluster warnings.
+    pub warnings: Vec<String>,
+    /// Errors of the last refused reload (empty if it succeeded).
+    pub last_reload_errors: Vec<String>,
+    /// Refused reloads since the engine started.
+    pub reload_failures: u64,
+}
+
+/// A config metadata attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attribute {
+    /// The attribute name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+// === impl Service ===
+
+impl Service {
+    /// The service's display key, `127.0.0.1:8080/TCP` or `[2001:db8::1]:53/UDP`, as Seesaw prints
+    /// services; also the `service` label of the metrics.
+    pub fn key(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}/{}", self.address, self.port, self.protocol)
+        } else {
+            format!("{}:{}/{}", self.address, self.port, self.protocol)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(address: &str) -> Service {
+        Service {
+            address: address.into(),
+            protocol: "TCP".into(),
+            port: 8080,
+            scheduler: "rr".into(),
+            mode: "NAT".into(),
+            healthy: true,
+            active: true,
+            destinations: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn service_keys() {
+        assert_eq!(service("127.0.0.1").key(), "127.0.0.1:8080/TCP");
+        assert_eq!(service("2001:db8::1").key(), "[2001:db8::1]:8080/TCP");
+    }
+}

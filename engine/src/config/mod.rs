@@ -1,0 +1,77 @@
+//! Configuration in three stages: bytes → generated proto message (`cluster`, `seesaw_cfg`) →
+//! validated domain types (`validate`). Loading has no side effects: it reads files and returns
+//! either the whole validated config or every error found.
+
+pub mod cluster;
+pub mod seesaw_cfg;
+pub mod validate;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::path::Path;
+
+use crate::model::{Cluster, Node};
+pub use seesaw_cfg::{DataplaneKind, Settings};
+
+/// A fully validated configuration.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// `seesaw.cfg`.
+    pub settings: Settings,
+    /// `cluster.pb`.
+    pub cluster: Cluster,
+}
+
+impl Loaded {
+    /// This node's entry in the cluster: the one whose IPv4 (or IPv6) equals `node_ipv4/6`.
+    pub fn local_node(&self) -> Option<&Node> {
+        self.cluster.nodes.iter().find(|n| {
+            (self.settings.node_ipv4.is_some()
+                && n.host.ipv4.map(|(a, _)| a) == self.settings.node_ipv4)
+                || (self.settings.node_ipv6.is_some()
+                    && n.host.ipv6.map(|(a, _)| a) == self.settings.node_ipv6)
+        })
+    }
+}
+
+/// Reads and validates `seesaw.cfg` and `cluster.pb` from `dir`.
+pub fn load_dir(dir: &Path) -> Result<Loaded, Vec<String>> {
+    let read = |name: &str| {
+        std::fs::read(dir.join(name))
+            .map_err(|e| vec![format!("{}: {e}", dir.join(name).display())])
+    };
+    let cfg = read("seesaw.cfg")?;
+    let cfg = String::from_utf8(cfg).map_err(|_| vec!["seesaw.cfg: not UTF-8 text".to_owned()])?;
+    let settings = seesaw_cfg::parse(&cfg);
+    let cluster = read("cluster.pb").and_then(|b| load_cluster(&b, None));
+    match (settings, cluster) {
+        (Ok(settings), Ok(cluster)) => {
+            let plane = validate::check_plane(&cluster, settings.dataplane);
+            if plane.is_empty() {
+                Ok(Loaded { settings, cluster })
+            } else {
+                Err(plane)
+            }
+        }
+        (s, c) => Err(s
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .chain(c.err().unwrap_or_default())
+            .collect()),
+    }
+}
+
+/// Parses and validates cluster.pb bytes; with `plane`, also checks that data plane's limits.
+pub fn load_cluster(bytes: &[u8], plane: Option<DataplaneKind>) -> Result<Cluster, Vec<String>> {
+    let pb = cluster::parse(bytes)?;
+    let (cluster, _warnings) = validate::validate(&pb)?;
+    if let Some(plane) = plane {
+        let errs = validate::check_plane(&cluster, plane);
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+    }
+    Ok(cluster)
+}

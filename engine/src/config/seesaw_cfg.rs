@@ -1,0 +1,371 @@
+//! `seesaw.cfg`: Seesaw's INI keys with their defaults (reference §2.1), plus this project's
+//! `[dataplane]`, `[ha]`, `[bgp]` and `[ecu]` sections. Unknown sections and keys are errors, and
+//! every error is collected with its `[section] key` path.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// Which data plane ncc drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataplaneKind {
+    /// IPVS if the kernel has it, else nftables if privileged, else the userspace proxy.
+    Auto,
+    /// Kernel IPVS.
+    Ipvs,
+    /// nftables.
+    Nftables,
+    /// The userspace proxy.
+    Proxy,
+}
+
+impl DataplaneKind {
+    /// Parses the `[dataplane] kind` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "auto" => Self::Auto,
+            "ipvs" => Self::Ipvs,
+            "nftables" => Self::Nftables,
+            "proxy" => Self::Proxy,
+            _ => return None,
+        })
+    }
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Ipvs => "ipvs",
+            Self::Nftables => "nftables",
+            Self::Proxy => "proxy",
+        }
+    }
+}
+
+/// Every setting of `seesaw.cfg`, defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// `[cluster] name` (required): the site name.
+    pub cluster_name: String,
+    /// `[cluster] anycast_enabled` (default true).
+    pub anycast_enabled: bool,
+    /// `[cluster] node_ipv4`.
+    pub node_ipv4: Option<Ipv4Addr>,
+    /// `[cluster] node_ipv6`.
+    pub node_ipv6: Option<Ipv6Addr>,
+    /// `[cluster] peer_ipv4`.
+    pub peer_ipv4: Option<Ipv4Addr>,
+    /// `[cluster] peer_ipv6`.
+    pub peer_ipv6: Option<Ipv6Addr>,
+    /// `[cluster] vip_ipv4`.
+    pub vip_ipv4: Option<Ipv4Addr>,
+    /// `[cluster] vip_ipv6`.
+    pub vip_ipv6: Option<Ipv6Addr>,
+    /// `[cluster] use_vmac` (default true).
+    pub use_vmac: bool,
+    /// `[cluster] garp_interval_sec` (default 10).
+    pub garp_interval: Duration,
+    /// `[cluster] vrid` (1..=255, default 60).
+    pub vrid: u8,
+    /// `[config_server] primary/secondary/tertiary`, in order (default `seesaw-config.example.com`).
+    pub config_servers: Vec<String>,
+    /// `[interface] node` (default eth0).
+    pub node_interface: String,
+    /// `[interface] lb` (default eth1).
+    pub lb_interface: String,
+    /// `[extra_service_anycast]` values: always-announced anycast addresses.
+    pub extra_service_anycast: Vec<IpAddr>,
+    /// `[dataplane] kind` (default auto).
+    pub dataplane: DataplaneKind,
+    /// `[ha] advert_interval_ms` (10..=10000, default 500).
+    pub ha_advert_interval: Duration,
+    /// `[ha] preempt` (default false).
+    pub ha_preempt: bool,
+    /// `[bgp] gobgp_api` (default 127.0.0.1:50051): the GoBGP daemon's gRPC address.
+    pub bgp_gobgp_api: SocketAddr,
+    /// `[ecu] listen` (default 127.0.0.1:10257): the ECU's HTTP address.
+    pub ecu_listen: SocketAddr,
+}
+
+/// Seesaw's hard-coded anycast ranges; a VIP inside one is an anycast VIP.
+pub const ANYCAST_V4: &str = "192.168.255.0/24";
+/// See [`ANYCAST_V4`].
+pub const ANYCAST_V6: &str = "2015:cafe:ffff::/64";
+
+/// Whether `ip` lies in Seesaw's anycast ranges.
+pub fn is_anycast(ip: IpAddr) -> bool {
+    [ANYCAST_V4, ANYCAST_V6].iter().any(|r| {
+        r.parse::<IpNet>()
+            .expect("constant anycast range parses")
+            .contains(&ip)
+    })
+}
+
+/// The keys each section accepts. `extra_service_anycast` accepts any key.
+const SECTIONS: &[(&str, &[&str])] = &[
+    (
+        "cluster",
+        &[
+            "name",
+            "anycast_enabled",
+            "node_ipv4",
+            "node_ipv6",
+            "peer_ipv4",
+            "peer_ipv6",
+            "vip_ipv4",
+            "vip_ipv6",
+            "use_vmac",
+            "garp_interval_sec",
+            "vrid",
+        ],
+    ),
+    ("config_server", &["primary", "secondary", "tertiary"]),
+    ("interface", &["node", "lb"]),
+    ("extra_service_anycast", &[]),
+    ("dataplane", &["kind"]),
+    ("ha", &["advert_interval_ms", "preempt"]),
+    ("bgp", &["gobgp_api"]),
+    ("ecu", &["listen"]),
+];
+
+/// Parses `seesaw.cfg` text. On failure returns every error found.
+pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
+    let ini = match ini::Ini::load_from_str(text) {
+        Ok(ini) => ini,
+        Err(e) => return Err(vec![format!("seesaw.cfg: {e}")]),
+    };
+    let mut errors = Vec::new();
+    for (section, props) in ini.iter() {
+        let Some(section) = section else {
+            for (k, _) in props.iter() {
+                errors.push(format!("seesaw.cfg {k}: key outside any section"));
+            }
+            continue;
+        };
+        match SECTIONS.iter().find(|(s, _)| *s == section) {
+            None => errors.push(format!("seesaw.cfg [{section}]: unknown section")),
+            Some((_, keys)) if section != "extra_service_anycast" => {
+                for (k, _) in props.iter() {
+                    if !keys.contains(&k) {
+                        errors.push(format!("seesaw.cfg [{section}] {k}: unknown key"));
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    let mut r = Reader {
+        ini: &ini,
+        errors: &mut errors,
+    };
+    let cluster_name = r.string("cluster", "name", "");
+    if cluster_name.is_empty() {
+        r.errors
+            .push("seesaw.cfg [cluster] name: required".to_owned());
+    }
+    let anycast_enabled = r.boolean("cluster", "anycast_enabled", true);
+    let node_ipv4 = r.parsed::<Ipv4Addr>("cluster", "node_ipv4", "an IPv4 address");
+    let node_ipv6 = r.parsed::<Ipv6Addr>("cluster", "node_ipv6", "an IPv6 address");
+    let peer_ipv4 = r.parsed::<Ipv4Addr>("cluster", "peer_ipv4", "an IPv4 address");
+    let peer_ipv6 = r.parsed::<Ipv6Addr>("cluster", "peer_ipv6", "an IPv6 address");
+    let vip_ipv4 = r.parsed::<Ipv4Addr>("cluster", "vip_ipv4", "an IPv4 address");
+    let vip_ipv6 = r.parsed::<Ipv6Addr>("cluster", "vip_ipv6", "an IPv6 address");
+    let use_vmac = r.boolean("cluster", "use_vmac", true);
+    let garp = r
+        .parsed::<u32>("cluster", "garp_interval_sec", "a number of seconds")
+        .unwrap_or(10);
+    let vrid = match r.parsed::<u32>("cluster", "vrid", "an integer 1..255") {
+        None => 60,
+        Some(v @ 1..=255) => u8::try_from(v).expect("range checked"),
+        Some(v) => {
+            r.errors.push(format!(
+                "seesaw.cfg [cluster] vrid: {v} is outside 1..255"
+            ));
+            60
+        }
+    };
+    let mut config_servers: Vec<String> = ["primary", "secondary", "tertiary"]
+        .iter()
+        .filter_map(|k| ini.get_from(Some("config_server"), k))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if config_servers.is_empty() {
+        config_servers.push("seesaw-config.example.com".to_owned());
+    }
+    let node_interface = r.string("interface", "node", "eth0");
+    let lb_interface = r.string("interface", "lb", "eth1");
+    let mut extra_service_anycast = Vec::new();
+    if let Some(props) = ini.section(Some("extra_service_anycast")) {
+        for (k, v) in props.iter() {
+            match v.parse::<IpAddr>() {
+                Ok(ip) if is_anycast(ip) => extra_service_anycast.push(ip),
+                Ok(ip) => r.errors.push(format!(
+                    "seesaw.cfg [extra_service_anycast] {k}: {ip} is not in the anycast ranges {ANYCAST_V4}, {ANYCAST_V6}"
+                )),
+                Err(_) => r.errors.push(format!(
+                    "seesaw.cfg [extra_service_anycast] {k}: {v:?} is not an IP address"
+                )),
+            }
+        }
+    }
+    let dataplane = match ini.get_from(Some("dataplane"), "kind") {
+        None => DataplaneKind::Auto,
+        Some(s) => DataplaneKind::parse(s).unwrap_or_else(|| {
+            r.errors.push(format!(
+                "seesaw.cfg [dataplane] kind: {s:?} is not one of auto, ipvs, nftables, proxy"
+            ));
+            DataplaneKind::Auto
+        }),
+    };
+    let advert_ms = match r.parsed::<u64>("ha", "advert_interval_ms", "milliseconds") {
+        None => 500,
+        Some(v @ 10..=10_000) => v,
+        Some(v) => {
+            r.errors.push(format!(
+                "seesaw.cfg [ha] advert_interval_ms: {v} is outside 10..10000"
+            ));
+            500
+        }
+    };
+    let ha_preempt = r.boolean("ha", "preempt", false);
+    let bgp_gobgp_api = r
+        .parsed::<SocketAddr>("bgp", "gobgp_api", "an address like 127.0.0.1:50051")
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
+    let ecu_listen = r
+        .parsed::<SocketAddr>("ecu", "listen", "an address like 127.0.0.1:10257")
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 10257)));
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Settings {
+        cluster_name,
+        anycast_enabled,
+        node_ipv4,
+        node_ipv6,
+        peer_ipv4,
+        peer_ipv6,
+        vip_ipv4,
+        vip_ipv6,
+        use_vmac,
+        garp_interval: Duration::from_secs(u64::from(garp)),
+        vrid,
+        config_servers,
+        node_interface,
+        lb_interface,
+        extra_service_anycast,
+        dataplane,
+        ha_advert_interval: Duration::from_millis(advert_ms),
+        ha_preempt,
+        bgp_gobgp_api,
+        ecu_listen,
+    })
+}
+
+struct Reader<'a> {
+    ini: &'a ini::Ini,
+    errors: &'a mut Vec<String>,
+}
+
+impl Reader<'_> {
+    fn string(&mut self, section: &str, key: &str, default: &str) -> String {
+        self.ini
+            .get_from(Some(section), key)
+            .unwrap_or(default)
+            .to_owned()
+    }
+
+    fn boolean(&mut self, section: &str, key: &str, default: bool) -> bool {
+        match self.ini.get_from(Some(section), key) {
+            None => default,
+            Some("true" | "True" | "TRUE" | "1" | "yes" | "on") => true,
+            Some("false" | "False" | "FALSE" | "0" | "no" | "off") => false,
+            Some(v) => {
+                self.errors.push(format!(
+                    "seesaw.cfg [{section}] {key}: {v:?} is not a boolean (true or false)"
+                ));
+                default
+            }
+        }
+    }
+
+    fn parsed<T: std::str::FromStr>(&mut self, section: &str, key: &str, what: &str) -> Option<T> {
+        let v = self.ini.get_from(Some(section), key)?;
+        if v.is_empty() {
+            return None;
+        }
+        match v.parse() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                self.errors.push(format!(
+                    "seesaw.cfg [{section}] {key}: {v:?} is not {what}"
+                ));
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seesaw_example_loads_with_defaults() {
+        let Some(text) = crate::config::tests::compat_file("seesaw.cfg.example") else {
+            return;
+        };
+        let s = parse(&text).unwrap();
+        assert_eq!(s.cluster_name, "au-syd");
+        assert!(!s.anycast_enabled);
+        assert_eq!(s.node_ipv4, Some(Ipv4Addr::new(192, 168, 10, 2)));
+        assert_eq!(s.peer_ipv6, Some("2015:cafe::3".parse().unwrap()));
+        assert_eq!(s.vip_ipv4, Some(Ipv4Addr::new(192, 168, 10, 1)));
+        assert_eq!(
+            s.config_servers,
+            [
+                "seesaw-config1.example.com",
+                "seesaw-config2.example.com",
+                "seesaw-config3.example.com"
+            ]
+        );
+        assert_eq!((s.node_interface.as_str(), s.lb_interface.as_str()), ("eth0", "eth1"));
+        // Defaults for keys the example leaves out.
+        assert_eq!(s.vrid, 60);
+        assert!(s.use_vmac);
+        assert_eq!(s.garp_interval, Duration::from_secs(10));
+        assert_eq!(s.dataplane, DataplaneKind::Auto);
+        assert_eq!(s.ha_advert_interval, Duration::from_millis(500));
+        assert_eq!(s.ecu_listen, "127.0.0.1:10257".parse().unwrap());
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_path() {
+        let text = "[cluster]\nvrid = 300\nnode_ipv4 = 1.2.3\nanycast_enabled = maybe\nbogus = 1\n\
+                    [extra_service_anycast]\na = 10.0.0.1\n[dataplane]\nkind = xdp\n[nope]\nx = 1\n";
+        let errs = parse(text).unwrap_err();
+        let want = [
+            "[cluster] name: required",
+            "[cluster] vrid: 300 is outside 1..255",
+            "[cluster] node_ipv4: \"1.2.3\" is not an IPv4 address",
+            "[cluster] anycast_enabled: \"maybe\" is not a boolean",
+            "[cluster] bogus: unknown key",
+            "[extra_service_anycast] a: 10.0.0.1 is not in the anycast ranges",
+            "[dataplane] kind: \"xdp\" is not one of",
+            "[nope]: unknown section",
+        ];
+        for w in want {
+            assert!(errs.iter().any(|e| e.contains(w)), "missing {w:?} in {errs:#?}");
+        }
+        assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn extra_anycast_inside_range_is_kept() {
+        let s = parse("[cluster]\nname = x\n[extra_service_anycast]\ndns = 192.168.255.53\n").unwrap();
+        assert_eq!(s.extra_service_anycast, ["192.168.255.53".parse::<IpAddr>().unwrap()]);
+    }
+}

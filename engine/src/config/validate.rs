@@ -1,0 +1,606 @@
+//! The generated `Cluster` message → validated domain types (`model::Cluster`). Every error is
+//! collected with its field path (`vserver["web"].vserver_entry[0].port: ...`); Seesaw's
+//! skip-and-warn cases (duplicate entries, backends and grants) become warnings, as in Seesaw.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use seesaw_proto::config as pb;
+
+use super::seesaw_cfg::is_anycast;
+use crate::model::*;
+
+/// Errors (fatal) and warnings (shown by `show warnings`) from one validation.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Every error, with its field path.
+    pub errors: Vec<String>,
+    /// Every warning.
+    pub warnings: Vec<String>,
+}
+
+/// Validates a parsed cluster config.
+pub fn validate(c: &pb::Cluster) -> Result<(Cluster, Vec<String>), Vec<String>> {
+    let mut r = Report::default();
+    // Required message fields are plain structs in prost; `cluster::parse` has checked presence.
+    let seesaw_vip = host(&c.seesaw_vip, "seesaw_vip", &mut r);
+    let nodes = nodes(c, &seesaw_vip, &mut r);
+
+    let mut dedicated_vip_subnets = Vec::new();
+    let mut seen_subnets = HashSet::new();
+    for (i, s) in c.dedicated_vip_subnet.iter().enumerate() {
+        match s.parse::<IpNet>() {
+            Ok(net) if !seen_subnets.insert(net) => r
+                .errors
+                .push(format!("dedicated_vip_subnet[{i}]: duplicate subnet {s}")),
+            Ok(net) => dedicated_vip_subnets.push(net),
+            Err(_) => r.errors.push(format!(
+                "dedicated_vip_subnet[{i}]: {s:?} is not a CIDR subnet"
+            )),
+        }
+    }
+
+    let mut vlans = BTreeMap::new();
+    for (i, v) in c.vlan.iter().enumerate() {
+        let path = format!("vlan[{i}]");
+        let h = host(&v.host, &format!("{path}.host"), &mut r);
+        match u16::try_from(v.vlan_id) {
+            Ok(id @ 1..=4094) => {
+                if vlans.insert(id, Vlan { id, host: h }).is_some() {
+                    r.errors.push(format!("{path}.vlan_id: duplicate VLAN {id}"));
+                }
+            }
+            _ => r.errors.push(format!(
+                "{path}.vlan_id: {} is outside 1..4094",
+                v.vlan_id
+            )),
+        }
+    }
+
+    let mut vservers = BTreeMap::new();
+    for (i, v) in c.vserver.iter().enumerate() {
+        let path = if v.name.is_empty() {
+            format!("vserver[{i}]")
+        } else {
+            format!("vserver[{:?}]", v.name)
+        };
+        if v.name.is_empty() {
+            r.errors.push(format!("{path}.name: must not be empty"));
+            continue;
+        }
+        let vs = vserver(v, &path, &dedicated_vip_subnets, &mut r);
+        if vservers.insert(v.name.clone(), vs).is_some() {
+            r.errors
+                .push(format!("{path}.name: duplicate vserver name {:?}", v.name));
+        }
+    }
+
+    let mut access_groups = BTreeMap::new();
+    for (i, g) in c.access_groups.iter().enumerate() {
+        if access_groups
+            .insert(g.name.clone(), g.member.clone())
+            .is_some()
+        {
+            r.errors.push(format!(
+                "access_groups[{i}].name: duplicate group {:?}",
+                g.name
+            ));
+        }
+    }
+
+    for m in &c.misconfigured_vserver {
+        r.warnings.push(format!(
+            "vserver {:?} is misconfigured: {}",
+            m.name,
+            m.error_message()
+        ));
+    }
+
+    let bgp = Bgp {
+        local_asn: c.bgp_local_asn(),
+        remote_asn: c.bgp_remote_asn(),
+        peers: c
+            .bgp_peer
+            .iter()
+            .enumerate()
+            .map(|(i, h)| host(h, &format!("bgp_peer[{i}]"), &mut r))
+            .collect(),
+    };
+    let metadata = c
+        .metadata
+        .as_ref()
+        .map(|m| Metadata {
+            last_updated: m.last_updated,
+            attributes: m
+                .attribute
+                .iter()
+                .map(|a| (a.name.clone(), a.value.clone()))
+                .collect(),
+        })
+        .unwrap_or_default();
+
+    if !r.errors.is_empty() {
+        return Err(r.errors);
+    }
+    let warnings = r.warnings.clone();
+    Ok((
+        Cluster {
+            seesaw_vip,
+            nodes,
+            vservers,
+            vlans,
+            dedicated_vip_subnets,
+            bgp,
+            access_groups,
+            metadata,
+            warnings: r.warnings,
+        },
+        warnings,
+    ))
+}
+
+fn status(s: Option<i32>, path: &str, r: &mut Report) -> Status {
+    use pb::host::Status as S;
+    match s.map(S::try_from) {
+        None => Status::Production,
+        Some(Ok(S::Production)) => Status::Production,
+        Some(Ok(S::Testing)) => Status::Testing,
+        Some(Ok(S::Building)) => Status::Building,
+        Some(Ok(S::Standby)) => Status::Standby,
+        Some(Ok(S::Failure)) => Status::Failure,
+        Some(Ok(S::Disabled)) => Status::Disabled,
+        Some(Ok(S::Proposed)) => Status::Proposed,
+        Some(Err(_)) => {
+            r.errors
+                .push(format!("{path}.status: unknown status {}", s.unwrap_or_default()));
+            Status::Production
+        }
+    }
+}
+
+/// Parses `addr/len` (or a bare address, meaning a host prefix) of one family.
+fn cidr<A: std::str::FromStr + Copy>(s: &str, max: u8) -> Option<(A, u8)> {
+    match s.split_once('/') {
+        Some((a, len)) => {
+            let len: u8 = len.parse().ok()?;
+            (len <= max).then_some((a.parse().ok()?, len))
+        }
+        None => Some((s.parse().ok()?, max)),
+    }
+}
+
+fn host(h: &pb::Host, path: &str, r: &mut Report) -> Host {
+    if h.fqdn.is_empty() {
+        r.errors.push(format!("{path}.fqdn: must not be empty"));
+    }
+    let ipv4 = h.ipv4.as_deref().filter(|s| !s.is_empty()).and_then(|s| {
+        let v = cidr::<Ipv4Addr>(s, 32);
+        if v.is_none() {
+            r.errors.push(format!(
+                "{path}.ipv4: {s:?} is not an IPv4 address with prefix length (like 10.0.0.1/24)"
+            ));
+        }
+        v
+    });
+    let ipv6 = h.ipv6.as_deref().filter(|s| !s.is_empty()).and_then(|s| {
+        let v = cidr::<Ipv6Addr>(s, 128);
+        if v.is_none() {
+            r.errors.push(format!(
+                "{path}.ipv6: {s:?} is not an IPv6 address with prefix length (like 2001:db8::1/64)"
+            ));
+        }
+        v
+    });
+    Host {
+        hostname: h.fqdn.clone(),
+        ipv4,
+        ipv6,
+        status: status(h.status, path, r),
+    }
+}
+
+fn nodes(c: &pb::Cluster, vip: &Host, r: &mut Report) -> Vec<Node> {
+    let ha_possible = matches!(
+        vip.status,
+        Status::Production | Status::Testing | Status::Building
+    );
+    let mut hosts: Vec<Host> = Vec::new();
+    for (i, n) in c.node.iter().enumerate() {
+        let h = host(n, &format!("node[{i}]"), r);
+        if hosts.iter().any(|o| o.hostname == h.hostname) {
+            r.errors
+                .push(format!("node[{i}].fqdn: duplicate node {:?}", h.hostname));
+            continue;
+        }
+        hosts.push(h);
+    }
+    // Seesaw orders nodes by IPv4 address; nodes without one sort last.
+    hosts.sort_by_key(|h| (h.ipv4.is_none(), h.ipv4.map(|(a, _)| a)));
+    let n = hosts.len();
+    hosts
+        .into_iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let priority = if i == 0 {
+                255
+            } else {
+                u8::try_from(n - i).unwrap_or(1)
+            };
+            let st = host.status;
+            Node {
+                ha_enabled: ha_possible && st == vip.status,
+                anycast_enabled: st.is_serving(),
+                bgp_enabled: st.is_serving() || st == Status::Building,
+                vservers_enabled: st.is_serving(),
+                priority,
+                host,
+            }
+        })
+        .collect()
+}
+
+fn vserver(v: &pb::Vserver, path: &str, subnets: &[IpNet], r: &mut Report) -> Vserver {
+    let entry_host = host(&v.entry_address, &format!("{path}.entry_address"), r);
+    if entry_host.ipv4.is_none() && entry_host.ipv6.is_none() {
+        r.errors.push(format!(
+            "{path}.entry_address: needs an ipv4 or ipv6 address"
+        ));
+    }
+    let vips = Af::ALL
+        .iter()
+        .filter_map(|af| entry_host.addr(*af))
+        .map(|ip| Vip {
+            ip,
+            kind: if is_anycast(ip) {
+                VipKind::Anycast
+            } else if subnets.iter().any(|s| s.contains(&ip)) {
+                VipKind::Dedicated
+            } else {
+                VipKind::Unicast
+            },
+        })
+        .collect();
+
+    let mut entries = BTreeMap::new();
+    for (i, e) in v.vserver_entry.iter().enumerate() {
+        let epath = format!("{path}.vserver_entry[{i}]");
+        let Some(entry) = entry(e, &epath, r) else {
+            continue;
+        };
+        if entries.contains_key(&entry.key) {
+            r.warnings.push(format!(
+                "{epath}: duplicate entry {} for vserver {:?}, skipped",
+                entry.key, v.name
+            ));
+            continue;
+        }
+        entries.insert(entry.key, entry);
+    }
+
+    let mut backends = BTreeMap::new();
+    for (i, b) in v.backend.iter().enumerate() {
+        let bpath = format!("{path}.backend[{i}]");
+        let h = host(&b.host, &format!("{bpath}.host"), r);
+        if h.ipv4.is_none() && h.ipv6.is_none() {
+            r.errors
+                .push(format!("{bpath}.host: needs an ipv4 or ipv6 address"));
+        }
+        let weight = b.weight();
+        if weight < 0 {
+            r.errors
+                .push(format!("{bpath}.weight: {weight} is negative"));
+        }
+        if backends.contains_key(&h.hostname) {
+            r.warnings.push(format!(
+                "{bpath}: duplicate backend {:?} for vserver {:?}, skipped",
+                h.hostname, v.name
+            ));
+            continue;
+        }
+        let st = h.status;
+        backends.insert(
+            h.hostname.clone(),
+            Backend {
+                weight: u32::try_from(weight).unwrap_or(0),
+                enabled: st.is_serving(),
+                in_service: !matches!(st, Status::Proposed | Status::Building),
+                host: h,
+            },
+        );
+    }
+
+    let healthchecks = healthchecks(&v.healthcheck, None, &format!("{path}.healthcheck"), r);
+
+    let mut access_grants: Vec<AccessGrant> = Vec::new();
+    for (i, g) in v.access_grant.iter().enumerate() {
+        let grant = AccessGrant {
+            grantee: g.grantee.clone(),
+            admin: g.role == pb::access_grant::Role::Admin as i32,
+            group: g.r#type == pb::access_grant::Type::Group as i32,
+        };
+        if access_grants.contains(&grant) {
+            r.warnings.push(format!(
+                "{path}.access_grant[{i}]: duplicate grant for {:?}, skipped",
+                g.grantee
+            ));
+            continue;
+        }
+        access_grants.push(grant);
+    }
+
+    Vserver {
+        name: v.name.clone(),
+        enabled: entry_host.status.is_serving(),
+        host: entry_host,
+        use_fwm: v.use_fwm(),
+        entries,
+        backends,
+        healthchecks,
+        vips,
+        access_grants,
+        warnings: v.warning.clone(),
+    }
+}
+
+fn port(v: i32, path: &str, r: &mut Report) -> Option<u16> {
+    match u16::try_from(v) {
+        Ok(p @ 1..) => Some(p),
+        _ => {
+            r.errors
+                .push(format!("{path}: {v} is not a valid port (1-65535)"));
+            None
+        }
+    }
+}
+
+fn non_negative(v: i32, path: &str, r: &mut Report) -> u32 {
+    u32::try_from(v).unwrap_or_else(|_| {
+        r.errors.push(format!("{path}: {v} is negative"));
+        0
+    })
+}
+
+fn entry(e: &pb::VserverEntry, path: &str, r: &mut Report) -> Option<Entry> {
+    use pb::vserver_entry::{Mode as M, Scheduler as S};
+    let proto = match pb::Protocol::try_from(e.protocol) {
+        Ok(pb::Protocol::Tcp) => Some(Protocol::Tcp),
+        Ok(pb::Protocol::Udp) => Some(Protocol::Udp),
+        Err(_) => {
+            r.errors
+                .push(format!("{path}.protocol: unknown protocol {}", e.protocol));
+            None
+        }
+    };
+    let vport = port(e.port, &format!("{path}.port"), r);
+    let scheduler = match e.scheduler.map(S::try_from).unwrap_or(Ok(S::Wlc)) {
+        Ok(S::Rr) => Scheduler::Rr,
+        Ok(S::Wrr) => Scheduler::Wrr,
+        Ok(S::Lc) => Scheduler::Lc,
+        Ok(S::Wlc) => Scheduler::Wlc,
+        Ok(S::Sh) => Scheduler::Sh,
+        Ok(S::Mh) => Scheduler::Mh,
+        Err(_) => {
+            r.errors.push(format!("{path}.scheduler: unknown scheduler"));
+            Scheduler::Wlc
+        }
+    };
+    let mode = match e.mode.map(M::try_from).unwrap_or(Ok(M::Dsr)) {
+        Ok(M::Dsr) => ForwardMode::Dsr,
+        Ok(M::Nat) => ForwardMode::Nat,
+        Ok(M::Tun) => ForwardMode::Tun,
+        Err(_) => {
+            r.errors.push(format!("{path}.mode: unknown mode"));
+            ForwardMode::Dsr
+        }
+    };
+    let persistence = non_negative(e.persistence(), &format!("{path}.persistence"), r);
+    let mut low = e.server_low_watermark();
+    let mut high = e.server_high_watermark();
+    for (name, v) in [("server_low_watermark", &mut low), ("server_high_watermark", &mut high)] {
+        if !(0.0..=1.0).contains(v) {
+            r.errors
+                .push(format!("{path}.{name}: {v} is outside 0.0..1.0"));
+            *v = 0.0;
+        }
+    }
+    // Seesaw raises high up to low, so "stay healthy" never needs more than "become healthy".
+    high = high.max(low);
+    let lthreshold = non_negative(e.lthreshold(), &format!("{path}.lthreshold"), r);
+    let uthreshold = non_negative(e.uthreshold(), &format!("{path}.uthreshold"), r);
+    let backend_port = match e.backend_port {
+        Some(p) => port(p, &format!("{path}.backend_port"), r),
+        None => vport,
+    };
+    let (proto, vport, backend_port) = (proto?, vport?, backend_port?);
+    let healthchecks = healthchecks(
+        &e.healthcheck,
+        Some(backend_port),
+        &format!("{path}.healthcheck"),
+        r,
+    );
+    Some(Entry {
+        key: EntryKey { proto, port: vport },
+        backend_port,
+        scheduler,
+        mode,
+        persistence,
+        one_packet: e.one_packet(),
+        low_watermark: low,
+        high_watermark: high,
+        lthreshold,
+        uthreshold,
+        healthchecks,
+    })
+}
+
+/// Converts a list of checks and names them `<TYPE>/<port>_<n>` in Seesaw's sort order.
+/// `default_port` is the entry's port for entry-level checks, `None` for vserver-level ones.
+pub fn healthchecks(
+    list: &[pb::Healthcheck],
+    default_port: Option<u16>,
+    path: &str,
+    r: &mut Report,
+) -> BTreeMap<String, Healthcheck> {
+    let mut checks: Vec<Healthcheck> = list
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| healthcheck(h, default_port, &format!("{path}[{i}]"), r))
+        .collect();
+    checks.sort_by(|a, b| {
+        (a.kind, a.port, &a.send, &a.receive, &a.method, a.code, a.proxy, a.tls_verify, a.interval, a.timeout)
+            .cmp(&(b.kind, b.port, &b.send, &b.receive, &b.method, b.code, b.proxy, b.tls_verify, b.interval, b.timeout))
+    });
+    let mut counts: BTreeMap<(&'static str, u16), usize> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for mut c in checks {
+        let n = counts.entry((c.kind.seesaw_name(), c.port)).or_default();
+        c.name = format!("{}/{}_{}", c.kind.seesaw_name(), c.port, n);
+        *n += 1;
+        out.insert(c.name.clone(), c);
+    }
+    out
+}
+
+/// Converts one check, applying proto2 defaults. `None` if it has errors.
+pub fn healthcheck(
+    h: &pb::Healthcheck,
+    default_port: Option<u16>,
+    path: &str,
+    r: &mut Report,
+) -> Option<Healthcheck> {
+    use pb::healthcheck::{Mode as M, Type as T};
+    let errors_before = r.errors.len();
+    let kind = match T::try_from(h.r#type) {
+        Ok(T::IcmpPing) => CheckKind::Icmp,
+        Ok(T::Udp) => CheckKind::Udp,
+        Ok(T::Tcp) => CheckKind::Tcp,
+        Ok(T::Http) => CheckKind::Http,
+        Ok(T::Https) => CheckKind::Https,
+        Ok(T::Dns) => CheckKind::Dns,
+        Ok(T::TcpTls) => CheckKind::TcpTls,
+        Ok(T::Radius) => CheckKind::Radius,
+        Err(_) => {
+            r.errors
+                .push(format!("{path}.type: unknown type {}", h.r#type));
+            CheckKind::Tcp
+        }
+    };
+    let mode = match h.mode.map(M::try_from).unwrap_or(Ok(M::Plain)) {
+        Ok(M::Plain) => CheckMode::Plain,
+        Ok(M::Dsr) => CheckMode::Dsr,
+        Ok(M::Tun) => CheckMode::Tun,
+        Err(_) => {
+            r.errors.push(format!("{path}.mode: unknown mode"));
+            CheckMode::Plain
+        }
+    };
+    let port = match (h.port, default_port) {
+        (Some(p), _) => port(p, &format!("{path}.port"), r).unwrap_or(0),
+        (None, Some(p)) => p,
+        (None, None) if kind == CheckKind::Icmp => 0,
+        (None, None) => {
+            r.errors.push(format!(
+                "{path}.port: required for vserver-level checks"
+            ));
+            0
+        }
+    };
+    let secs = |v: i32, name: &str, r: &mut Report| match u64::try_from(v) {
+        Ok(s @ 1..=86_400) => Duration::from_secs(s),
+        _ => {
+            r.errors
+                .push(format!("{path}.{name}: {v} is outside 1..86400 seconds"));
+            Duration::from_secs(1)
+        }
+    };
+    let interval = secs(h.interval(), "interval", r);
+    let timeout = secs(h.timeout(), "timeout", r);
+    let code = match h.code() {
+        0 => 200,
+        c @ 100..=999 => u16::try_from(c).expect("range checked"),
+        c => {
+            r.errors
+                .push(format!("{path}.code: {c} is not an HTTP status"));
+            200
+        }
+    };
+    let retries = non_negative(h.retries(), &format!("{path}.retries"), r);
+    let rise = match h.rise() {
+        n @ 1.. => u32::try_from(n).expect("positive"),
+        n => {
+            r.errors.push(format!("{path}.rise: {n} is less than 1"));
+            1
+        }
+    };
+    if r.errors.len() > errors_before {
+        return None;
+    }
+    Some(Healthcheck {
+        name: String::new(),
+        kind,
+        mode,
+        port,
+        interval,
+        timeout,
+        send: h.send().to_owned(),
+        receive: h.receive().to_owned(),
+        code,
+        method: h.method().to_owned(),
+        proxy: h.proxy(),
+        tls_verify: h.tls_verify(),
+        retries,
+        rise,
+    })
+}
+
+/// Checks what the chosen data plane can do; each unsupported feature is an error with its path.
+pub fn check_plane(c: &Cluster, plane: super::seesaw_cfg::DataplaneKind) -> Vec<String> {
+    use super::seesaw_cfg::DataplaneKind;
+    let mut errors = Vec::new();
+    if plane != DataplaneKind::Proxy {
+        return errors;
+    }
+    for v in c.vservers.values() {
+        let path = format!("vserver[{:?}]", v.name);
+        if v.use_fwm {
+            errors.push(format!(
+                "{path}.use_fwm: firewall-mark services are not supported by the proxy data plane"
+            ));
+        }
+        for e in v.entries.values() {
+            let epath = format!("{path}.vserver_entry[{}]", e.key);
+            if e.key.proto != Protocol::Tcp {
+                errors.push(format!(
+                    "{epath}.protocol: the proxy data plane forwards TCP only in this version"
+                ));
+            }
+            if e.mode != ForwardMode::Nat {
+                errors.push(format!(
+                    "{epath}.mode: {} is not supported by the proxy data plane (it proxies like NAT; set mode: NAT)",
+                    e.mode
+                ));
+            }
+            if e.scheduler == Scheduler::Mh {
+                errors.push(format!(
+                    "{epath}.scheduler: mh is not supported by the proxy data plane in this version"
+                ));
+            }
+            if e.persistence > 0 {
+                errors.push(format!(
+                    "{epath}.persistence: persistence is not supported by the proxy data plane in this version"
+                ));
+            }
+        }
+    }
+    errors
+}
+
+/// The IP of a host in the family of `ip` (helper for tests and the engine).
+pub fn same_family(h: &Host, ip: IpAddr) -> Option<IpAddr> {
+    match ip {
+        IpAddr::V4(_) => h.addr(Af::V4),
+        IpAddr::V6(_) => h.addr(Af::V6),
+    }
+}

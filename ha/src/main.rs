@@ -1,0 +1,72 @@
+//! `seesaw_ha`: parses flags, starts logging and the runtime, and runs [`seesaw_ha::run`] against
+//! the engine's socket until SIGTERM/SIGINT/SIGQUIT.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use seesaw_common::args::CommonArgs;
+use seesaw_common::exit;
+use seesaw_ha::link::GrpcEngineLink;
+use tokio_util::sync::CancellationToken;
+
+/// Seesaw HA: decides leadership and reports it to the engine.
+#[derive(Debug, Parser)]
+#[command(name = "seesaw_ha", version)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Per-call deadline for engine RPCs: local calls, so anything slower means the engine is stuck.
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args()))
+    {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let _log = match seesaw_common::logging::init("seesaw_ha", args.common.log_dir.as_deref()) {
+        Ok(g) => g,
+        Err(e) => {
+            #[allow(
+                clippy::print_stderr,
+                reason = "logging is not up; stderr is all there is"
+            )]
+            {
+                eprintln!("seesaw_ha: {e}");
+            }
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    tracing::info!(build = %seesaw_common::build_info(), "seesaw_ha starting");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the tokio runtime");
+            return ExitCode::from(exit::OSERR);
+        }
+    };
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        if let Err(e) = seesaw_common::signal::install(shutdown.clone()) {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::from(exit::OSERR);
+        }
+        let link = GrpcEngineLink::new(&args.common.run_dir, ENGINE_TIMEOUT);
+        seesaw_ha::run(seesaw_ha::RunConfig::default(), link, shutdown).await;
+        tracing::info!("seesaw_ha stopped");
+        ExitCode::from(exit::OK)
+    })
+}

@@ -1,0 +1,163 @@
+//! Paused-time tests of the ha runtime against the fake engine: what is pushed when, re-fetching,
+//! riding out an engine restart, and the final SHUTDOWN report.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::{RunConfig, run};
+use crate::link::fake::FakeEngine;
+use crate::node::{HaConfig, State};
+
+fn single(enabled: bool) -> HaConfig {
+    HaConfig {
+        enabled,
+        local_addr: "192.0.2.1".into(),
+        remote_addr: None,
+        priority: 100,
+        vrid: 60,
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn start(fake: &FakeEngine) -> (CancellationToken, JoinHandle<()>) {
+    let token = CancellationToken::new();
+    let task = tokio::spawn(run(RunConfig::default(), fake.clone(), token.clone()));
+    (token, task)
+}
+
+/// The offsets from `t0` (in ms) and states of every report the fake received.
+fn reports(fake: &FakeEngine, t0: Instant) -> Vec<(u128, State)> {
+    fake.reports()
+        .iter()
+        .map(|(at, r)| ((*at - t0).as_millis(), r.state))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn pushes_at_once_on_transition_then_every_second_and_refetches() {
+    let fake = FakeEngine::new(single(true));
+    let t0 = Instant::now();
+    let (token, task) = start(&fake);
+
+    sleep_until(t0 + secs(0.01)).await;
+    assert_eq!(fake.fetches(), [t0]);
+    assert_eq!(reports(&fake, t0), [(0, State::Leader)]);
+    let first = fake.reports()[0].1;
+    assert_eq!(first.transitions, 1);
+    assert_eq!((first.adverts_sent, first.adverts_received), (0, 0));
+
+    sleep_until(t0 + secs(3.5)).await;
+    assert_eq!(
+        reports(&fake, t0),
+        [
+            (0, State::Leader),
+            (1000, State::Leader),
+            (2000, State::Leader),
+            (3000, State::Leader)
+        ]
+    );
+    // Periodic pushes repeat the transition time, not the push time.
+    assert!(
+        fake.reports()
+            .iter()
+            .all(|(_, r)| r.since_ms == first.since_ms)
+    );
+
+    // A reload disables HA; the node learns it at the 15 s re-fetch and pushes at once.
+    sleep_until(t0 + secs(10.0)).await;
+    fake.set_config(single(false));
+    sleep_until(t0 + secs(15.5)).await;
+    assert_eq!(fake.fetches(), [t0, t0 + secs(15.0)]);
+    let (at, last) = *fake.reports().last().expect("reports were pushed");
+    assert_eq!(
+        (at, last.state, last.transitions),
+        (t0 + secs(15.0), State::Disabled, 2)
+    );
+    assert_eq!(last.since_ms, first.since_ms + 15_000);
+
+    token.cancel();
+    task.await.expect("run does not panic");
+    let (_, last) = *fake.reports().last().expect("reports were pushed");
+    assert_eq!((last.state, last.transitions), (State::Shutdown, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_an_unreachable_engine_every_second_and_rides_out_a_restart() {
+    let fake = FakeEngine::new(single(true));
+    fake.set_unreachable(true);
+    let t0 = Instant::now();
+    let (token, task) = start(&fake);
+
+    // Down from the start: one attempt per second, nothing delivered, forever.
+    sleep_until(t0 + secs(3.5)).await;
+    assert_eq!(fake.fetch_attempts(), 4);
+    assert!(fake.reports().is_empty());
+
+    // The engine comes up: the next retry gets the config and LEADER is pushed at once.
+    fake.set_unreachable(false);
+    sleep_until(t0 + secs(4.5)).await;
+    assert_eq!(fake.fetches(), [t0 + secs(4.0)]);
+    assert_eq!(
+        reports(&fake, t0),
+        [(4000, State::Unknown), (4000, State::Leader)]
+    );
+
+    // The watchdog restarts the engine: pushes at 7 s and 8 s fail, the node stays LEADER, and
+    // the restarted engine hears LEADER within a second and is asked for its config again.
+    sleep_until(t0 + secs(6.5)).await;
+    fake.set_unreachable(true);
+    sleep_until(t0 + secs(8.5)).await;
+    fake.set_unreachable(false);
+    sleep_until(t0 + secs(9.5)).await;
+    let after: Vec<_> = reports(&fake, t0)
+        .into_iter()
+        .filter(|(ms, _)| *ms > 6500)
+        .collect();
+    assert_eq!(after, [(9000, State::Leader)]);
+    assert_eq!(fake.fetches(), [t0 + secs(4.0), t0 + secs(9.0)]);
+
+    token.cancel();
+    task.await.expect("run does not panic");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_report_gives_up_after_the_deadline() {
+    let fake = FakeEngine::new(single(true));
+    let t0 = Instant::now();
+    let (token, task) = start(&fake);
+    sleep_until(t0 + secs(2.5)).await;
+    // The engine stops answering; the node stays in its loop with a call in flight.
+    fake.set_hanging(true);
+    sleep_until(t0 + secs(3.5)).await;
+    token.cancel();
+    let stopped_at = t0 + secs(3.5);
+    task.await.expect("run does not panic");
+    // The in-flight call is abandoned at once; the SHUTDOWN report waits 1 s at most.
+    assert_eq!(Instant::now() - stopped_at, secs(1.0));
+    assert!(fake.reports().iter().all(|(_, r)| r.state == State::Leader));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_is_reported_once() {
+    let fake = FakeEngine::new(single(true));
+    let (token, task) = start(&fake);
+    tokio::time::sleep(secs(1.5)).await;
+    token.cancel();
+    task.await.expect("run does not panic");
+    let shutdowns = fake
+        .reports()
+        .iter()
+        .filter(|(_, r)| r.state == State::Shutdown)
+        .count();
+    assert_eq!(shutdowns, 1);
+    // Nothing more arrives after run returned.
+    let n = fake.reports().len();
+    tokio::time::sleep(secs(5.0)).await;
+    assert_eq!(fake.reports().len(), n);
+}

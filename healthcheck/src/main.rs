@@ -1,0 +1,69 @@
+//! `seesaw_healthcheck`: the process skeleton around [`seesaw_healthcheck::run`]. It needs no
+//! configuration file: the engine hands it the checks.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use seesaw_common::args::CommonArgs;
+use seesaw_common::exit;
+use seesaw_healthcheck::Options;
+use seesaw_healthcheck::engine_link::GrpcEngineLink;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the health checks the engine asks for and reports their state back.
+#[derive(Debug, Parser)]
+#[command(name = "seesaw_healthcheck", version)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Report every check healthy without probing (Seesaw's -dry_run).
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args())) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    let _log_guard = match seesaw_common::logging::init("seesaw_healthcheck", args.common.log_dir.as_deref()) {
+        Ok(g) => g,
+        Err(e) => {
+            #[allow(clippy::print_stderr, reason = "logging is not up; stderr is all there is")]
+            {
+                eprintln!("seesaw_healthcheck: {e}");
+            }
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    tracing::info!("{}", seesaw_common::build_info());
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the tokio runtime");
+            return ExitCode::from(exit::OSERR);
+        }
+    };
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        if let Err(e) = seesaw_common::signal::install(shutdown.clone()) {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::from(exit::OSERR);
+        }
+        let opts = Options {
+            dry_run: args.dry_run,
+            ..Options::default()
+        };
+        let link = GrpcEngineLink::new(&args.common.run_dir);
+        // Nothing to bind: the process is ready as soon as its loop runs.
+        seesaw_common::ready::notify_ready();
+        seesaw_healthcheck::run(opts, link, shutdown).await;
+        seesaw_common::ready::notify_stopping();
+        ExitCode::from(exit::OK)
+    })
+}

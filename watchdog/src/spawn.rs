@@ -1,0 +1,82 @@
+//! The one audited spawner: every child process of the watchdog starts here, with the same
+//! hygiene (own process group, stdin from /dev/null, output into a file, parent-death signal,
+//! optional privilege drop). It also holds the only `unsafe` code in this crate.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::process::{Child, Command};
+
+/// What to run and how.
+#[derive(Debug)]
+pub struct SpawnSpec<'a> {
+    /// The program.
+    pub binary: &'a Path,
+    /// argv[0] as the child sees it (`seesaw_<name>`).
+    pub arg0: &'a str,
+    /// argv[1..].
+    pub args: &'a [String],
+    /// Variables to set on top of the watchdog's own environment.
+    pub env: Vec<(&'static str, OsString)>,
+    /// Variables to remove from the inherited environment.
+    pub env_remove: Vec<&'static str>,
+    /// Receives both stdout and stderr. Handing the file itself to the child (rather than
+    /// copying a pipe) keeps logging working even while the watchdog is stalled.
+    pub output: File,
+    /// `(uid, gid)` to switch to; only meaningful when the watchdog is root.
+    pub run_as: Option<(u32, u32)>,
+}
+
+/// Starts the child. It is killed (SIGKILL) if the returned handle is dropped, and gets SIGTERM
+/// if the watchdog dies.
+///
+/// Linux delivers the parent-death signal when the *thread* that forked exits, so callers must
+/// spawn from a thread that lives as long as the watchdog (the binary runs a current-thread
+/// runtime on the main thread for this reason).
+pub fn spawn(spec: SpawnSpec<'_>) -> io::Result<Child> {
+    let mut cmd = Command::new(spec.binary);
+    cmd.arg0(spec.arg0)
+        .args(spec.args)
+        .stdin(Stdio::null())
+        .stdout(spec.output.try_clone()?)
+        .stderr(spec.output)
+        .process_group(0)
+        .kill_on_drop(true);
+    for key in spec.env_remove {
+        cmd.env_remove(key);
+    }
+    for (key, value) in spec.env {
+        cmd.env(key, value);
+    }
+    if let Some((uid, gid)) = spec.run_as {
+        // std drops supplementary groups (setgroups(0)) before setuid when running as root.
+        cmd.uid(uid).gid(gid);
+    }
+    set_parent_death_signal(&mut cmd);
+    cmd.spawn()
+}
+
+/// Arranges for the child to get SIGTERM when the watchdog dies, so a crashed or SIGKILLed
+/// watchdog does not leave orphans that a restarted watchdog would then duplicate.
+#[allow(unsafe_code, reason = "pre_exec is unsafe; the closure is audited below")]
+fn set_parent_death_signal(cmd: &mut Command) {
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+    // operations are allowed. It only issues two raw syscalls through rustix
+    // (prctl(PR_SET_PDEATHSIG) and getppid), captures a plain `Pid` by copy, does not allocate
+    // (a `std::io::Error` built from an errno is not boxed) and takes no locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
+            // If the watchdog died between fork and prctl the signal was never armed: the child
+            // has been re-parented already, so give up instead of running unsupervised.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(io::Error::from(rustix::io::Errno::SRCH));
+            }
+            Ok(())
+        });
+    }
+}
