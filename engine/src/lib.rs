@@ -1,8 +1,18 @@
-//! The Seesaw engine: owns the configuration and every decision. Layout:
+//! The Seesaw engine: owns the configuration and every decision; performs no syscall that changes
+//! the network (ncc does, on the engine's request). Layout:
 //!
 //! - [`config`]: `seesaw.cfg` and `cluster.pb` → validated [`model`] types (no side effects);
 //! - [`model`]: the domain types of the cluster configuration;
+//! - [`checks`]: config → services, destinations and stable-id health checks;
+//! - [`state`]: the sans-io core: health aggregation, watermarks, the desired data-plane state;
+//! - [`desired`]: what ncc is asked to hold;
+//! - [`ncc_port`]: the `Ncc` port the engine drives (gRPC adapter and a stateful fake);
+//! - [`server`]: the engine's gRPC API (converts to and from proto at this edge);
+//! - [`core`]: the event loop tying them together (`run`).
 #![forbid(unsafe_code)]
 
+pub mod checks;
 pub mod config;
+pub mod desired;
 pub mod model;
+pub mod state;

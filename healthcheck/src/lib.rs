@@ -21,6 +21,8 @@ pub mod probe;
 pub mod report;
 pub mod scheduler;
 pub mod state;
+#[cfg(test)]
+mod test_support;
 
 use std::sync::Arc;
 use std::time::Duration;

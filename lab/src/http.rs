@@ -138,7 +138,7 @@ fn parse_full(addr: SocketAddr, raw: &[u8]) -> Result<Response, HttpError> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i + 4))
+        .map(|i| i + 4)
         .ok_or_else(|| malformed(addr, &format!("no end of head in {} bytes", raw.len())))?;
     let head = std::str::from_utf8(&raw[..split]).map_err(|_| malformed(addr, "head is not utf-8"))?;
     let mut resp = parse_head(addr, head)?;

@@ -17,7 +17,14 @@ use crate::policy;
 pub const DEFAULT_TERM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The keys a service section may carry.
-const KNOWN_KEYS: [&str; 6] = ["binary", "args", "dependency", "priority", "term_timeout", "user"];
+const KNOWN_KEYS: [&str; 6] = [
+    "binary",
+    "args",
+    "dependency",
+    "priority",
+    "term_timeout",
+    "user",
+];
 
 /// The section whose keys are defaults for every service.
 const DEFAULT_SECTION: &str = "default";
@@ -32,7 +39,7 @@ pub struct WatchdogConfig {
 /// One supervised process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceConfig {
-    /// The section name; also names the log file, the notify socket and argv[0] (`seesaw_<name>`).
+    /// The section name; also names the log file, the notify socket and `argv[0]` (`seesaw_<name>`).
     pub name: String,
     /// The program to execute.
     pub binary: PathBuf,
@@ -184,6 +191,8 @@ struct Fields {
     priority: Option<i32>,
     term_timeout: Option<Duration>,
     user: Option<RunAs>,
+    /// Every known key the section sets, valid or not.
+    present: HashSet<String>,
 }
 
 impl Validator<'_> {
@@ -221,19 +230,25 @@ impl Validator<'_> {
         for (name, own) in sections {
             let binary = own.binary.or_else(|| defaults.binary.clone());
             let Some(binary) = binary else {
-                self.key_error(name, "binary", "required".into());
+                // A present but invalid `binary` was reported already.
+                if !own.present.contains("binary") && !defaults.present.contains("binary") {
+                    self.key_error(name, "binary", "required".into());
+                }
                 continue;
             };
             let dependency = own.dependency.or_else(|| defaults.dependency.clone());
-            if let Some(dep) = &dependency {
-                if !names.contains(dep.as_str()) {
-                    self.key_error(name, "dependency", format!("unknown service {dep:?}"));
-                }
+            if let Some(dep) = &dependency
+                && !names.contains(dep.as_str())
+            {
+                self.key_error(name, "dependency", format!("unknown service {dep:?}"));
             }
             services.push(ServiceConfig {
                 name: name.to_owned(),
                 binary,
-                args: own.args.or_else(|| defaults.args.clone()).unwrap_or_default(),
+                args: own
+                    .args
+                    .or_else(|| defaults.args.clone())
+                    .unwrap_or_default(),
                 dependency,
                 priority: own.priority.or(defaults.priority),
                 term_timeout: own
@@ -268,7 +283,11 @@ impl Validator<'_> {
             services.into_iter().map(|s| (s.name.clone(), s)).collect();
         let services = order
             .iter()
-            .map(|n| by_name.remove(n).expect("start_order returns each service exactly once"))
+            .map(|n| {
+                by_name
+                    .remove(n)
+                    .expect("start_order returns each service exactly once")
+            })
             .collect();
         Ok(WatchdogConfig { services })
     }
@@ -279,13 +298,18 @@ impl Validator<'_> {
         let mut seen = HashSet::new();
         for (key, value) in props.iter() {
             if !KNOWN_KEYS.contains(&key) {
-                self.key_error(section, key, format!("unknown key (known: {})", KNOWN_KEYS.join(", ")));
+                self.key_error(
+                    section,
+                    key,
+                    format!("unknown key (known: {})", KNOWN_KEYS.join(", ")),
+                );
                 continue;
             }
             if !seen.insert(key) {
                 self.key_error(section, key, "set more than once".into());
                 continue;
             }
+            fields.present.insert(key.to_owned());
             let value = value.trim();
             let parsed = match key {
                 "binary" if value.is_empty() => Err("must not be empty".to_owned()),

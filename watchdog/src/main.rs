@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use seesaw_common::{args::CommonArgs, exit, logging};
-use seesaw_watchdog::{Identity, RunContext, config};
+use seesaw_common::args::{CommonArgs, normalize_go_flags};
+use seesaw_common::{exit, logging};
+use seesaw_watchdog::{Identity, RunContext, WatchdogConfig, config};
 use tokio_util::sync::CancellationToken;
 
 /// Supervises the Seesaw processes listed in watchdog.cfg.
@@ -22,13 +23,17 @@ struct Flags {
     validate: bool,
 }
 
-#[allow(clippy::print_stdout, clippy::print_stderr, reason = "CLI output before and instead of logging")]
+#[allow(clippy::print_stdout, reason = "--validate reports on stdout")]
 fn main() -> ExitCode {
-    let flags = match Flags::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args())) {
+    let flags = match Flags::try_parse_from(normalize_go_flags(std::env::args())) {
         Ok(f) => f,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     let _log = match logging::init("seesaw_watchdog", flags.common.log_dir.as_deref()) {
@@ -37,39 +42,17 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e, exit::OSERR),
     };
     tracing::info!(build = %seesaw_common::build_info(), "starting");
-    let path = flags.config.unwrap_or_else(|| flags.common.config_dir.join("watchdog.cfg"));
+    let path =
+        (flags.config.clone()).unwrap_or_else(|| flags.common.config_dir.join("watchdog.cfg"));
     let cfg = match config::load(&path, Identity::current()) {
         Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::from(exit::CONFIG);
-        }
+        Err(errors) => return fail(&errors, exit::CONFIG),
     };
     if flags.validate {
         println!("config OK");
         return ExitCode::from(exit::OK);
     }
-    // Current-thread on purpose: PR_SET_PDEATHSIG follows the forking thread, and the main
-    // thread lives exactly as long as the watchdog.
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build runtime");
-            return ExitCode::from(exit::OSERR);
-        }
-    };
-    let result = rt.block_on(async {
-        let shutdown = CancellationToken::new();
-        let dump = seesaw_common::signal::install(shutdown.clone()).map_err(|e| e.to_string())?;
-        let ctx = RunContext {
-            run_dir: flags.common.run_dir,
-            config_dir: flags.common.config_dir,
-            log_dir: flags.common.log_dir,
-            dump,
-        };
-        seesaw_watchdog::run(cfg, ctx, shutdown).await.map_err(|e| e.to_string())
-    });
-    match result {
+    match serve(flags.common, cfg) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
             tracing::error!(error = %e, "watchdog failed");
@@ -78,8 +61,34 @@ fn main() -> ExitCode {
     }
 }
 
-#[allow(clippy::print_stderr, reason = "logging is not up yet")]
+fn serve(common: CommonArgs, cfg: WatchdogConfig) -> Result<(), String> {
+    // Current-thread on purpose: PR_SET_PDEATHSIG follows the forking thread, and the main
+    // thread lives exactly as long as the watchdog.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    rt.map_err(|e| format!("cannot build runtime: {e}"))?
+        .block_on(async {
+            let shutdown = CancellationToken::new();
+            let dump =
+                seesaw_common::signal::install(shutdown.clone()).map_err(|e| e.to_string())?;
+            let ctx = RunContext {
+                run_dir: common.run_dir,
+                config_dir: common.config_dir,
+                log_dir: common.log_dir,
+                dump,
+            };
+            seesaw_watchdog::run(cfg, ctx, shutdown)
+                .await
+                .map_err(|e| e.to_string())
+        })
+}
+
+#[allow(
+    clippy::print_stderr,
+    reason = "errors before logging is up, and config errors for the operator"
+)]
 fn fail(e: &dyn std::fmt::Display, code: u8) -> ExitCode {
-    eprintln!("seesaw_watchdog: {e}");
+    eprintln!("{e}");
     ExitCode::from(code)
 }

@@ -79,7 +79,9 @@ impl fmt::Display for Cycle {
 ///
 /// `services` holds `(name, dependency)`; a dependency naming no listed service is ignored here
 /// (the config validator reports it). Returns every cycle found if there is any.
-pub fn start_order<'a>(services: &[(&'a str, Option<&'a str>)]) -> Result<Vec<&'a str>, Vec<Cycle>> {
+pub fn start_order<'a>(
+    services: &[(&'a str, Option<&'a str>)],
+) -> Result<Vec<&'a str>, Vec<Cycle>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Unvisited,
@@ -87,7 +89,10 @@ pub fn start_order<'a>(services: &[(&'a str, Option<&'a str>)]) -> Result<Vec<&'
         Done,
     }
     let deps: HashMap<&str, Option<&str>> = services.iter().copied().collect();
-    let mut marks: HashMap<&str, Mark> = services.iter().map(|(n, _)| (*n, Mark::Unvisited)).collect();
+    let mut marks: HashMap<&str, Mark> = services
+        .iter()
+        .map(|(n, _)| (*n, Mark::Unvisited))
+        .collect();
     let mut order = Vec::with_capacity(services.len());
     let mut cycles = Vec::new();
     for (start, _) in services {
@@ -103,7 +108,9 @@ pub fn start_order<'a>(services: &[(&'a str, Option<&'a str>)]) -> Result<Vec<&'
                         .iter()
                         .position(|n| *n == name)
                         .expect("an OnChain service is on the current chain");
-                    cycles.push(Cycle(chain[pos..].iter().map(|s| (*s).to_owned()).collect()));
+                    cycles.push(Cycle(
+                        chain[pos..].iter().map(|s| (*s).to_owned()).collect(),
+                    ));
                     break;
                 }
                 Mark::Unvisited => {
@@ -118,7 +125,11 @@ pub fn start_order<'a>(services: &[(&'a str, Option<&'a str>)]) -> Result<Vec<&'
             order.push(name);
         }
     }
-    if cycles.is_empty() { Ok(order) } else { Err(cycles) }
+    if cycles.is_empty() {
+        Ok(order)
+    } else {
+        Err(cycles)
+    }
 }
 
 #[cfg(test)]

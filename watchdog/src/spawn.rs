@@ -15,9 +15,9 @@ use tokio::process::{Child, Command};
 pub struct SpawnSpec<'a> {
     /// The program.
     pub binary: &'a Path,
-    /// argv[0] as the child sees it (`seesaw_<name>`).
+    /// `argv[0]` as the child sees it (`seesaw_<name>`).
     pub arg0: &'a str,
-    /// argv[1..].
+    /// `argv[1..]`.
     pub args: &'a [String],
     /// Variables to set on top of the watchdog's own environment.
     pub env: Vec<(&'static str, OsString)>,
@@ -61,7 +61,10 @@ pub fn spawn(spec: SpawnSpec<'_>) -> io::Result<Child> {
 
 /// Arranges for the child to get SIGTERM when the watchdog dies, so a crashed or SIGKILLed
 /// watchdog does not leave orphans that a restarted watchdog would then duplicate.
-#[allow(unsafe_code, reason = "pre_exec is unsafe; the closure is audited below")]
+#[allow(
+    unsafe_code,
+    reason = "pre_exec is unsafe; the closure is audited below"
+)]
 fn set_parent_death_signal(cmd: &mut Command) {
     let parent = rustix::process::getpid();
     // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe

@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -306,7 +306,8 @@ impl Runner {
         }
         let name = &self.svc.name;
         info!(service = %name, dependency = %dep, "waiting for dependency to be ready");
-        let mut reminder = tokio::time::interval_at(Instant::now() + WAIT_LOG_INTERVAL, WAIT_LOG_INTERVAL);
+        let mut reminder =
+            tokio::time::interval_at(Instant::now() + WAIT_LOG_INTERVAL, WAIT_LOG_INTERVAL);
         loop {
             // Only a bool leaves the select: the watch guard inside `wait_for`'s result must
             // not be held across an await.
@@ -335,10 +336,11 @@ impl Runner {
             path: notify_path.clone(),
             source,
         })?;
-        let (output, log_path) = open_log(&self.env.log_dir, name).map_err(|source| StartError::Log {
-            path: self.env.log_dir.clone(),
-            source,
-        })?;
+        let (output, log_path) =
+            open_log(&self.env.log_dir, name).map_err(|source| StartError::Log {
+                path: self.env.log_dir.clone(),
+                source,
+            })?;
         let mut env: Vec<(&'static str, OsString)> = vec![
             ("NOTIFY_SOCKET", notify_path.clone().into()),
             ("SEESAW_RUN_DIR", self.env.run_dir.clone().into()),
@@ -359,11 +361,25 @@ impl Runner {
             output,
             run_as: self.svc.user.as_ref().map(|u| (u.uid, u.gid)),
         })
-        .map_err(|source| StartError::Spawn {
-            path: self.svc.binary.clone(),
-            source,
+        .map_err(|source| {
+            // Leave no stale socket behind, and say in the service's own log why it is empty.
+            let _ = fs::remove_file(&notify_path);
+            let note = format!(
+                "seesaw_watchdog: cannot spawn {}: {source}\n",
+                self.svc.binary.display()
+            );
+            let _ = OpenOptions::new()
+                .append(true)
+                .open(&log_path)
+                .and_then(|mut f| f.write_all(note.as_bytes()));
+            StartError::Spawn {
+                path: self.svc.binary.clone(),
+                source,
+            }
         })?;
-        let pid = child.id().expect("a child that was never waited on has a pid");
+        let pid = child
+            .id()
+            .expect("a child that was never waited on has a pid");
         if let Some(priority) = self.svc.priority {
             set_priority(name, pid, priority);
         }
@@ -500,9 +516,13 @@ fn open_log(dir: &Path, name: &str) -> io::Result<(File, PathBuf)> {
 /// Applies the configured nice value. Failure (e.g. a negative nice without privilege) is
 /// logged, not fatal: the service still runs, just at normal priority.
 fn set_priority(name: &str, pid: u32, priority: i32) {
-    let pid = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw);
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
     let result = match pid {
-        Some(pid) => rustix::process::setpriority_process(Some(pid), priority).map_err(io::Error::from),
+        Some(pid) => {
+            rustix::process::setpriority_process(Some(pid), priority).map_err(io::Error::from)
+        }
         None => Err(io::Error::other("invalid pid")),
     };
     if let Err(e) = result {

@@ -15,7 +15,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::signal::unix::{SignalKind, signal};
 
-#[allow(clippy::print_stdout, clippy::print_stderr, reason = "the output is what the test checks")]
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the output is what the test checks"
+)]
 fn main() -> ExitCode {
     if std::env::var("SEESAW_WATCHDOG_TESTCHILD").as_deref() != Ok("1") {
         eprintln!("seesaw_watchdog_testchild is a test helper; set SEESAW_WATCHDOG_TESTCHILD=1");
@@ -29,25 +33,41 @@ fn main() -> ExitCode {
             None => (a, String::new()),
         })
         .collect();
-    let ms = |k: &str| opts.get(k).and_then(|v| v.parse().ok()).map(Duration::from_millis);
+    let ms = |k: &str| {
+        opts.get(k)
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    };
     let name = opts.get("name").cloned().unwrap_or_else(|| "child".into());
     let Some(events) = opts.get("events").cloned() else {
         eprintln!("events=FILE is required");
         return ExitCode::from(64);
     };
     let log = |what: &str| {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
         let line = format!("{now} {name} {what}\n");
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&events);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&events);
         if let Err(e) = file.and_then(|mut f| f.write_all(line.as_bytes())) {
             eprintln!("cannot write {events}: {e}");
         }
     };
     let run_dir = std::env::var("SEESAW_RUN_DIR").unwrap_or_default();
-    log(&format!("start pid={} argv0={argv0} run_dir={run_dir}", std::process::id()));
+    log(&format!(
+        "start pid={} argv0={argv0} run_dir={run_dir}",
+        std::process::id()
+    ));
     println!("hello from {name} on stdout");
     eprintln!("hello from {name} on stderr");
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
         return ExitCode::from(70);
     };
     let code = rt.block_on(async {

@@ -1,0 +1,120 @@
+//! The HTTP surface: read-only JSON under `/v1` and Prometheus metrics under `/metrics`, each
+//! request answered from a fresh engine read (the ECU caches nothing, so it never serves stale
+//! state after an engine restart).
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /v1/vservers` | `[Vserver]` |
+//! | `GET /v1/vservers/{name}` | `Vserver`, 404 if there is none by that exact name |
+//! | `GET /v1/ha` | `HaStatus` |
+//! | `GET /v1/config` | `ConfigStatus` |
+//! | `GET /metrics` | OpenMetrics text, 200 even when the engine is down (`seesaw_engine_up 0`) |
+//!
+//! Errors are JSON `{"error": "..."}`: 404 unknown vserver or route, 503 engine unavailable,
+//! 502 engine answered with an error.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::engine_view::{EngineView, ViewError};
+use crate::metrics::{self, EngineSnapshot};
+
+/// Builds the router over `view`.
+pub fn router<V: EngineView>(view: V) -> Router {
+    Router::new()
+        .route("/v1/vservers", get(list_vservers::<V>))
+        .route("/v1/vservers/{name}", get(get_vserver::<V>))
+        .route("/v1/ha", get(ha::<V>))
+        .route("/v1/config", get(config::<V>))
+        .route("/metrics", get(scrape::<V>))
+        .fallback(not_found)
+        .with_state(Arc::new(view))
+}
+
+/// An API error, rendered as `{"error": "..."}` with its status code.
+#[derive(Debug)]
+enum ApiError {
+    NotFound(String),
+    Engine(ViewError),
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error) = match self {
+            Self::NotFound(what) => (StatusCode::NOT_FOUND, what),
+            Self::Engine(e @ ViewError::Unavailable(_)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            Self::Engine(e @ ViewError::Rpc { .. }) => (StatusCode::BAD_GATEWAY, e.to_string()),
+        };
+        (status, Json(ErrorBody { error })).into_response()
+    }
+}
+
+impl From<ViewError> for ApiError {
+    fn from(e: ViewError) -> Self {
+        Self::Engine(e)
+    }
+}
+
+type Shared<V> = State<Arc<V>>;
+
+async fn list_vservers<V: EngineView>(State(view): Shared<V>) -> Result<Response, ApiError> {
+    Ok(Json(view.vservers(String::new()).await?).into_response())
+}
+
+async fn get_vserver<V: EngineView>(
+    State(view): Shared<V>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    // The engine matches prefixes too; the API promises exactly one name.
+    let found = view.vservers(name.clone()).await?.into_iter().find(|v| v.name == name);
+    match found {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(ApiError::NotFound(format!("no vserver named {name:?}"))),
+    }
+}
+
+async fn ha<V: EngineView>(State(view): Shared<V>) -> Result<Response, ApiError> {
+    Ok(Json(view.ha_status().await?).into_response())
+}
+
+async fn config<V: EngineView>(State(view): Shared<V>) -> Result<Response, ApiError> {
+    Ok(Json(view.config_status().await?).into_response())
+}
+
+async fn scrape<V: EngineView>(State(view): Shared<V>) -> Response {
+    let (vservers, ha, config) = tokio::join!(
+        view.vservers(String::new()),
+        view.ha_status(),
+        view.config_status()
+    );
+    let snapshot = match (vservers, ha, config) {
+        (Ok(vservers), Ok(ha), Ok(config)) => Ok(EngineSnapshot {
+            vservers,
+            ha,
+            config,
+        }),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            tracing::debug!(error = %e, "metrics scrape without engine data");
+            Err(e)
+        }
+    };
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::encode(&snapshot)).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+#[cfg(test)]
+mod tests;

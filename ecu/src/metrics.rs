@@ -1,0 +1,244 @@
+//! Prometheus exposition: a fresh registry built from one snapshot of the engine per scrape, so
+//! vservers and backends that disappear from the config disappear from the metrics too, and the
+//! ECU keeps no counters of its own that could drift from the engine's.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::engine_view::ViewError;
+use crate::model::{ConfigStatus, HaStatus, Vserver};
+
+/// The content type of [`encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The HA states exported one-hot in `seesaw_ha_state`, as the engine API lists them.
+const HA_STATES: [&str; 6] = ["UNKNOWN", "BACKUP", "DISABLED", "ERROR", "LEADER", "SHUTDOWN"];
+
+/// What one scrape read from the engine.
+#[derive(Debug, Clone)]
+pub struct EngineSnapshot {
+    /// Every vserver.
+    pub vservers: Vec<Vserver>,
+    /// The HA status.
+    pub ha: HaStatus,
+    /// The config status.
+    pub config: ConfigStatus,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    vserver: String,
+    service: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DestinationLabels {
+    vserver: String,
+    service: String,
+    destination: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BytesLabels {
+    vserver: String,
+    service: String,
+    destination: String,
+    direction: String,
+}
+
+/// Renders a scrape in the OpenMetrics text format; an engine error leaves only the `up` gauges.
+pub fn encode(snapshot: &Result<EngineSnapshot, ViewError>) -> String {
+    let registry = build(snapshot);
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)
+        .expect("writing to a String cannot fail");
+    out
+}
+
+fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
+    let mut r = Registry::default();
+    let (up, engine_up) = match snapshot {
+        Ok(_) => (1, 1),
+        // The engine answered, but with an error: it is up, Seesaw's state is still unknown.
+        Err(ViewError::Rpc { .. }) => (0, 1),
+        Err(ViewError::Unavailable(_)) => (0, 0),
+    };
+    register_gauge(
+        &mut r,
+        "seesaw_up",
+        "Whether the ECU read Seesaw's state from the engine in this scrape",
+        up,
+    );
+    register_gauge(
+        &mut r,
+        "seesaw_engine_up",
+        "Whether the engine answered the ECU in this scrape",
+        engine_up,
+    );
+    let Ok(EngineSnapshot {
+        vservers,
+        ha,
+        config,
+    }) = snapshot
+    else {
+        return r;
+    };
+
+    let ha_state = Family::<StateLabels, Gauge>::default();
+    for state in HA_STATES {
+        let value = i64::from(ha.state == state);
+        ha_state.get_or_create(&StateLabels { state: state.into() }).set(value);
+    }
+    if !HA_STATES.contains(&ha.state.as_str()) {
+        // An engine newer than this ECU: still show the state rather than hide it.
+        ha_state.get_or_create(&StateLabels { state: ha.state.clone() }).set(1);
+    }
+    r.register("seesaw_ha_state", "The HA state of this node (one-hot)", ha_state);
+
+    register_gauge(
+        &mut r,
+        "seesaw_config_generation",
+        "Generation of the running config; increments on every applied config",
+        saturating_i64(config.generation),
+    );
+    let failures = Counter::<u64>::default();
+    failures.inc_by(config.reload_failures);
+    r.register(
+        "seesaw_config_reload_failures",
+        "Config reloads refused since the engine started",
+        failures,
+    );
+
+    let service_healthy = Family::<ServiceLabels, Gauge>::default();
+    let dest_healthy = Family::<DestinationLabels, Gauge>::default();
+    let dest_weight = Family::<DestinationLabels, Gauge>::default();
+    let dest_active = Family::<DestinationLabels, Gauge>::default();
+    let dest_conns = Family::<DestinationLabels, Counter>::default();
+    let dest_bytes = Family::<BytesLabels, Counter>::default();
+    for v in vservers {
+        for s in &v.services {
+            let service = s.key();
+            service_healthy
+                .get_or_create(&ServiceLabels {
+                    vserver: v.name.clone(),
+                    service: service.clone(),
+                })
+                .set(i64::from(s.healthy));
+            for d in &s.destinations {
+                let labels = DestinationLabels {
+                    vserver: v.name.clone(),
+                    service: service.clone(),
+                    destination: d.name.clone(),
+                };
+                dest_healthy.get_or_create(&labels).set(i64::from(d.healthy));
+                dest_weight.get_or_create(&labels).set(i64::from(d.weight));
+                dest_active.get_or_create(&labels).set(saturating_i64(d.active_conns));
+                dest_conns.get_or_create(&labels).inc_by(d.total_conns);
+                for (direction, bytes) in [("in", d.bytes_in), ("out", d.bytes_out)] {
+                    let labels = BytesLabels {
+                        vserver: v.name.clone(),
+                        service: service.clone(),
+                        destination: d.name.clone(),
+                        direction: direction.into(),
+                    };
+                    dest_bytes.get_or_create(&labels).inc_by(bytes);
+                }
+            }
+        }
+    }
+    r.register(
+        "seesaw_service_healthy",
+        "Whether the service has enough healthy destinations",
+        service_healthy,
+    );
+    r.register(
+        "seesaw_destination_healthy",
+        "Whether the destination passes its health checks",
+        dest_healthy,
+    );
+    r.register("seesaw_destination_weight", "Scheduler weight of the destination", dest_weight);
+    r.register(
+        "seesaw_destination_active_connections",
+        "Connections open to the destination now",
+        dest_active,
+    );
+    // Counters get their `_total` suffix from the encoder.
+    r.register(
+        "seesaw_destination_connections",
+        "Connections scheduled to the destination",
+        dest_conns,
+    );
+    r.register(
+        "seesaw_destination_bytes",
+        "Bytes forwarded for the destination, by direction (in: client to backend)",
+        dest_bytes,
+    );
+    r
+}
+
+fn register_gauge(r: &mut Registry, name: &str, help: &str, value: i64) {
+    let g = Gauge::<i64>::default();
+    g.set(value);
+    r.register(name, help, g);
+}
+
+fn saturating_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_engine_reports_only_up_gauges() {
+        let text = encode(&Err(ViewError::Unavailable("down".into())));
+        assert!(text.contains("\nseesaw_up 0\n"), "{text}");
+        assert!(text.contains("\nseesaw_engine_up 0\n"), "{text}");
+        assert!(!text.contains("seesaw_ha_state"), "{text}");
+        let text = encode(&Err(ViewError::Rpc {
+            call: "Vservers",
+            code: tonic::Code::Internal,
+            message: "bug".into(),
+        }));
+        assert!(text.contains("\nseesaw_up 0\n") && text.contains("\nseesaw_engine_up 1\n"));
+    }
+
+    #[test]
+    fn unexpected_ha_state_is_still_exported() {
+        let ha = HaStatus {
+            state: "FUTURE".into(),
+            since_ms: 0,
+            transitions: 0,
+            adverts_sent: 0,
+            adverts_received: 0,
+            last_update_ms: 0,
+        };
+        let config = ConfigStatus {
+            generation: u64::MAX,
+            last_updated: 0,
+            loaded_at_ms: 0,
+            source: String::new(),
+            attributes: Vec::new(),
+            warnings: Vec::new(),
+            last_reload_errors: Vec::new(),
+            reload_failures: 0,
+        };
+        let text = encode(&Ok(EngineSnapshot {
+            vservers: Vec::new(),
+            ha,
+            config,
+        }));
+        assert!(text.contains("seesaw_ha_state{state=\"FUTURE\"} 1"), "{text}");
+        assert!(text.contains("seesaw_ha_state{state=\"LEADER\"} 0"), "{text}");
+        assert!(text.contains(&format!("seesaw_config_generation {}", i64::MAX)), "{text}");
+    }
+}

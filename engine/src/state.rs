@@ -1,0 +1,436 @@
+//! The engine's core, sans-io: configuration, check results and HA status go in; the desired
+//! data-plane state and the status views the API serves come out. Time is passed in, never read.
+//!
+//! Health rules (Seesaw's, with its "backend without checks never comes up" bug fixed):
+//! a destination is healthy iff its backend is enabled and every one of its checks passes (no
+//! checks: healthy); a service is healthy when the share of healthy in-service destinations reaches
+//! the high watermark, and stays healthy down to the low watermark (hysteresis; 0 means "at least
+//! one"); a unicast or dedicated VIP is active when any of its services is healthy, an anycast VIP
+//! only when all are. Only healthy services on active VIPs reach the data plane, holding only
+//! their healthy destinations.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::checks::{CheckSpec, Topology, expand};
+use crate::config::Loaded;
+use crate::desired::{DestSpec, DestStats, DesiredState, ServiceKey, ServiceSpec};
+use crate::model::VipKind;
+
+/// The last result of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    /// Passed.
+    pub healthy: bool,
+    /// What the prober said.
+    pub message: String,
+    /// When it ran.
+    pub at: SystemTime,
+}
+
+/// HA status as reported by the ha process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaView {
+    /// UNKNOWN, BACKUP, DISABLED, ERROR, LEADER or SHUTDOWN.
+    pub state: String,
+    /// Last transition.
+    pub since: Option<SystemTime>,
+    /// Transition count.
+    pub transitions: u64,
+    /// Adverts sent.
+    pub adverts_sent: u64,
+    /// Adverts received.
+    pub adverts_received: u64,
+    /// When the ha process last reported.
+    pub last_update: Option<SystemTime>,
+}
+
+impl Default for HaView {
+    fn default() -> Self {
+        Self {
+            state: "UNKNOWN".to_owned(),
+            since: None,
+            transitions: 0,
+            adverts_sent: 0,
+            adverts_received: 0,
+            last_update: None,
+        }
+    }
+}
+
+/// A check as shown to operators.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckView {
+    /// Check name (`HTTP/8080_0`).
+    pub name: String,
+    /// Id.
+    pub id: u64,
+    /// `healthy`, `unhealthy` or `unknown`.
+    pub state: &'static str,
+    /// Last message.
+    pub message: String,
+}
+
+/// A destination as shown to operators.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestView {
+    /// Destination name.
+    pub name: String,
+    /// Backend hostname.
+    pub backend: String,
+    /// Address and port.
+    pub dest: DestSpec,
+    /// Enabled by config.
+    pub enabled: bool,
+    /// Healthy.
+    pub healthy: bool,
+    /// In the data plane.
+    pub active: bool,
+    /// Checks.
+    pub checks: Vec<CheckView>,
+    /// Counters.
+    pub stats: DestStats,
+}
+
+/// A service as shown to operators.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceView {
+    /// Identity.
+    pub key: ServiceKey,
+    /// The entry config.
+    pub entry: crate::model::Entry,
+    /// Enabled (its vserver runs).
+    pub enabled: bool,
+    /// Healthy per the watermarks.
+    pub healthy: bool,
+    /// In the data plane.
+    pub active: bool,
+    /// Healthy share of in-service destinations.
+    pub current_watermark: f32,
+    /// Destinations.
+    pub dests: Vec<DestView>,
+}
+
+/// A vserver as shown to operators.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VserverView {
+    /// Name.
+    pub name: String,
+    /// Entry hostname.
+    pub hostname: String,
+    /// Runs on this node.
+    pub enabled: bool,
+    /// Enabled by config.
+    pub config_enabled: bool,
+    /// VIPs.
+    pub vips: Vec<crate::model::Vip>,
+    /// Services.
+    pub services: Vec<ServiceView>,
+    /// Warnings from the config.
+    pub warnings: Vec<String>,
+}
+
+/// The outcome of a reload attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// Applied as generation N.
+    Applied(u64),
+    /// Refused; the running config stays.
+    Refused(Vec<String>),
+}
+
+/// The engine's state.
+#[derive(Debug)]
+pub struct EngineState {
+    loaded: Arc<Loaded>,
+    topology: Topology,
+    generation: u64,
+    loaded_at: SystemTime,
+    results: HashMap<u64, CheckResult>,
+    /// Previous service health, for watermark hysteresis.
+    service_healthy: HashMap<ServiceKey, bool>,
+    ha: HaView,
+    last_reload_errors: Vec<String>,
+    reload_failures: u64,
+    stats: HashMap<(ServiceKey, DestSpecKey), DestStats>,
+    apply_error: Option<String>,
+    started: SystemTime,
+    startup_grace: Duration,
+    gate_open: bool,
+}
+
+/// Identifies a destination within a service for stats (weight excluded: it may change).
+pub type DestSpecKey = (std::net::IpAddr, u16);
+
+impl EngineState {
+    /// A new engine running `loaded`, started at `now`.
+    pub fn new(loaded: Loaded, now: SystemTime) -> Self {
+        let topology = expand(&loaded);
+        let startup_grace = grace(&topology);
+        Self {
+            loaded: Arc::new(loaded),
+            topology,
+            generation: 1,
+            loaded_at: now,
+            results: HashMap::new(),
+            service_healthy: HashMap::new(),
+            ha: HaView::default(),
+            last_reload_errors: Vec::new(),
+            reload_failures: 0,
+            stats: HashMap::new(),
+            apply_error: None,
+            started: now,
+            startup_grace,
+            gate_open: false,
+        }
+    }
+
+    /// The running configuration.
+    pub fn loaded(&self) -> &Arc<Loaded> {
+        &self.loaded
+    }
+
+    /// Replaces the configuration (validated by the caller). Check results survive for checks
+    /// whose id still exists.
+    pub fn reload(&mut self, loaded: Loaded, now: SystemTime) -> u64 {
+        self.topology = expand(&loaded);
+        self.loaded = Arc::new(loaded);
+        self.results.retain(|id, _| self.topology.checks.contains_key(id));
+        self.generation += 1;
+        self.loaded_at = now;
+        self.last_reload_errors.clear();
+        self.generation
+    }
+
+    /// Records a refused reload.
+    pub fn reload_refused(&mut self, errors: Vec<String>) {
+        self.reload_failures += 1;
+        self.last_reload_errors = errors;
+    }
+
+    /// Records check results; ids the engine does not know are ignored.
+    pub fn health(&mut self, results: impl IntoIterator<Item = (u64, CheckResult)>) {
+        for (id, r) in results {
+            if self.topology.checks.contains_key(&id) {
+                self.results.insert(id, r);
+            }
+        }
+    }
+
+    /// Records the ha process's report.
+    pub fn ha(&mut self, ha: HaView) {
+        self.ha = ha;
+    }
+
+    /// Records the data plane's counters.
+    pub fn stats(&mut self, stats: HashMap<(ServiceKey, DestSpecKey), DestStats>) {
+        self.stats = stats;
+    }
+
+    /// Records the outcome of the last apply (shown in warnings while it fails).
+    pub fn apply_result(&mut self, error: Option<String>) {
+        self.apply_error = error;
+    }
+
+    /// Whether the engine may program the data plane: once every check has reported, or after a
+    /// start-up grace period. Programming earlier would pull healthy backends that simply have not
+    /// been probed yet — after an engine restart that would break traffic the plane still carries.
+    pub fn may_apply(&mut self, now: SystemTime) -> bool {
+        if !self.gate_open {
+            let all_known = self
+                .topology
+                .checks
+                .keys()
+                .all(|id| self.results.contains_key(id));
+            let waited = now.duration_since(self.started).unwrap_or_default() >= self.startup_grace;
+            if all_known || waited {
+                self.gate_open = true;
+            }
+        }
+        self.gate_open
+    }
+
+    /// Every check the healthcheck process should run.
+    pub fn checks(&self) -> impl Iterator<Item = &CheckSpec> {
+        self.topology.checks.values()
+    }
+
+    /// Evaluates health and returns the status views and the desired data-plane state.
+    pub fn evaluate(&mut self) -> (Vec<VserverView>, DesiredState) {
+        let mut views = Vec::new();
+        let mut desired = Vec::new();
+        for vt in self.topology.vservers.values() {
+            let mut services = Vec::new();
+            for st in &vt.services {
+                let dests: Vec<DestView> = st
+                    .dests
+                    .iter()
+                    .map(|d| {
+                        let checks: Vec<CheckView> = d
+                            .checks
+                            .iter()
+                            .map(|(name, id)| {
+                                let r = self.results.get(id);
+                                CheckView {
+                                    name: name.clone(),
+                                    id: *id,
+                                    state: match r {
+                                        None => "unknown",
+                                        Some(r) if r.healthy => "healthy",
+                                        Some(_) => "unhealthy",
+                                    },
+                                    message: r.map(|r| r.message.clone()).unwrap_or_default(),
+                                }
+                            })
+                            .collect();
+                        let dest = DestSpec {
+                            ip: d.ip,
+                            port: d.port,
+                            weight: d.weight,
+                        };
+                        DestView {
+                            name: d.name.clone(),
+                            backend: d.backend.clone(),
+                            enabled: d.enabled,
+                            healthy: vt.enabled && d.enabled && checks.iter().all(|c| c.state == "healthy"),
+                            active: false,
+                            stats: self
+                                .stats
+                                .get(&(st.key, (d.ip, d.port)))
+                                .copied()
+                                .unwrap_or_default(),
+                            dest,
+                            checks,
+                        }
+                    })
+                    .collect();
+                let in_service = st.dests.iter().filter(|d| d.in_service).count();
+                let healthy_n = dests.iter().filter(|d| d.healthy).count();
+                let was = self.service_healthy.get(&st.key).copied().unwrap_or(false);
+                let threshold = if was {
+                    st.entry.low_watermark
+                } else {
+                    st.entry.high_watermark
+                };
+                #[allow(clippy::cast_precision_loss, reason = "backend counts are small")]
+                let ratio = if in_service == 0 {
+                    0.0
+                } else {
+                    healthy_n as f32 / in_service as f32
+                };
+                let healthy = vt.enabled
+                    && in_service > 0
+                    && healthy_n > 0
+                    && (threshold <= 0.0 || ratio >= threshold);
+                self.service_healthy.insert(st.key, healthy);
+                services.push(ServiceView {
+                    key: st.key,
+                    entry: st.entry.clone(),
+                    enabled: vt.enabled,
+                    healthy,
+                    active: false,
+                    current_watermark: ratio,
+                    dests,
+                });
+            }
+            // VIP activity: anycast needs every service on the address healthy, others any.
+            let mut vip_active: BTreeMap<std::net::IpAddr, bool> = BTreeMap::new();
+            for vip in &vt.config.vips {
+                let on_vip: Vec<&ServiceView> =
+                    services.iter().filter(|s| s.key.vip == vip.ip).collect();
+                let active = match vip.kind {
+                    VipKind::Anycast => !on_vip.is_empty() && on_vip.iter().all(|s| s.healthy),
+                    VipKind::Unicast | VipKind::Dedicated => on_vip.iter().any(|s| s.healthy),
+                };
+                vip_active.insert(vip.ip, active);
+            }
+            for s in &mut services {
+                s.active = s.healthy && vip_active.get(&s.key.vip).copied().unwrap_or(false);
+                if !s.active {
+                    continue;
+                }
+                let mut dests = Vec::new();
+                for d in &mut s.dests {
+                    d.active = d.healthy;
+                    if d.healthy {
+                        dests.push(d.dest.clone());
+                    }
+                }
+                dests.sort();
+                desired.push(ServiceSpec {
+                    key: s.key,
+                    scheduler: s.entry.scheduler,
+                    mode: s.entry.mode,
+                    persistence: s.entry.persistence,
+                    dests,
+                });
+            }
+            views.push(VserverView {
+                name: vt.config.name.clone(),
+                hostname: vt.config.host.hostname.clone(),
+                enabled: vt.enabled,
+                config_enabled: vt.config.enabled,
+                vips: vt.config.vips.clone(),
+                services,
+                warnings: vt.config.warnings.clone(),
+            });
+        }
+        desired.sort_by_key(|s| s.key);
+        (views, DesiredState { services: desired })
+    }
+
+    /// Cluster warnings: config warnings, an unknown local node, a failing apply, a refused reload.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = self.loaded.cluster.warnings.clone();
+        if self.loaded.local_node().is_none() {
+            w.push(format!(
+                "node {} is not configured in cluster.pb: no vservers run on this node",
+                self.loaded
+                    .settings
+                    .node_ipv4
+                    .map_or_else(|| "(node_ipv4 unset)".to_owned(), |ip| ip.to_string())
+            ));
+        }
+        if let Some(e) = &self.apply_error {
+            w.push(format!("data plane apply failing: {e}"));
+        }
+        if !self.last_reload_errors.is_empty() {
+            w.push(format!(
+                "last config reload refused ({} errors; the previous config keeps running): {}",
+                self.last_reload_errors.len(),
+                self.last_reload_errors.join("; ")
+            ));
+        }
+        w
+    }
+
+    /// HA status.
+    pub fn ha_view(&self) -> &HaView {
+        &self.ha
+    }
+
+    /// Generation, load time, failures and last errors of the config.
+    pub fn config_meta(&self) -> (u64, SystemTime, u64, &[String]) {
+        (
+            self.generation,
+            self.loaded_at,
+            self.reload_failures,
+            &self.last_reload_errors,
+        )
+    }
+}
+
+/// How long to wait for first results at start: the slowest check's interval plus timeout plus a
+/// second, capped at 10 s so a bad check config cannot keep the plane unprogrammed for long.
+fn grace(t: &Topology) -> Duration {
+    t.checks
+        .values()
+        .map(|c| c.check.timeout.min(c.check.interval) + Duration::from_secs(1))
+        .max()
+        .unwrap_or_default()
+        .min(Duration::from_secs(10))
+}
+
+#[cfg(test)]
+mod tests;

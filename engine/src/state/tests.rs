@@ -1,0 +1,134 @@
+//! Tests of the engine core: health aggregation, watermarks, VIP activity, the start-up gate.
+
+use super::*;
+use crate::config::{load_cluster, seesaw_cfg};
+
+fn loaded(cluster: &str) -> Loaded {
+    Loaded {
+        settings: seesaw_cfg::parse("[cluster]\nname = t\nnode_ipv4 = 10.0.0.2\n").unwrap(),
+        cluster: load_cluster(cluster.as_bytes(), None).unwrap(),
+    }
+}
+
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+fn vserver(entry_extra: &str, checks: &str, vip: &str) -> String {
+    format!(
+        r#"seesaw_vip < fqdn: "v." ipv4: "10.0.0.1/24" >
+        node < fqdn: "n." ipv4: "10.0.0.2/24" >
+        vserver < name: "web" rp: "x" entry_address < fqdn: "w." ipv4: "{vip}" >
+          vserver_entry < protocol: TCP port: 80 scheduler: WRR mode: NAT {entry_extra} {checks} >
+          backend < host < fqdn: "b1." ipv4: "10.2.0.1/24" > weight: 2 >
+          backend < host < fqdn: "b2." ipv4: "10.2.0.2/24" > weight: 1 >
+          backend < host < fqdn: "b3." ipv4: "10.2.0.3/24" > weight: 1 >
+        >"#
+    )
+}
+
+fn ok(msg: &str) -> CheckResult {
+    CheckResult { healthy: true, message: msg.into(), at: t0() }
+}
+fn bad() -> CheckResult {
+    CheckResult { healthy: false, message: "refused".into(), at: t0() }
+}
+
+/// Sets each backend's single check: true = healthy.
+fn set(e: &mut EngineState, health: [bool; 3]) {
+    let (views, _) = e.evaluate();
+    let ids: Vec<u64> = views[0].services[0].dests.iter().map(|d| d.checks[0].id).collect();
+    e.health(ids.into_iter().zip(health).map(|(id, h)| (id, if h { ok("") } else { bad() })));
+}
+
+fn active_dests(d: &DesiredState) -> Vec<String> {
+    d.services
+        .iter()
+        .flat_map(|s| s.dests.iter().map(move |d| format!("{}->{}:{} w{}", s.key, d.ip, d.port, d.weight)))
+        .collect()
+}
+
+const HC: &str = r#"healthcheck < type: TCP >"#;
+
+#[test]
+fn backends_without_checks_come_up() {
+    let mut e = EngineState::new(loaded(&vserver("", "", "10.1.0.1/32")), t0());
+    assert!(e.may_apply(t0()), "no checks: nothing to wait for");
+    let (_, d) = e.evaluate();
+    assert_eq!(
+        active_dests(&d),
+        ["10.1.0.1:80/TCP->10.2.0.1:80 w2", "10.1.0.1:80/TCP->10.2.0.2:80 w1", "10.1.0.1:80/TCP->10.2.0.3:80 w1"]
+    );
+}
+
+#[test]
+fn failing_check_removes_only_that_destination() {
+    let mut e = EngineState::new(loaded(&vserver("", HC, "10.1.0.1/32")), t0());
+    assert!(!e.may_apply(t0()), "waits for first results");
+    set(&mut e, [true, false, true]);
+    assert!(e.may_apply(t0()));
+    let (views, d) = e.evaluate();
+    assert_eq!(active_dests(&d), ["10.1.0.1:80/TCP->10.2.0.1:80 w2", "10.1.0.1:80/TCP->10.2.0.3:80 w1"]);
+    let dests = &views[0].services[0].dests;
+    assert_eq!(dests[1].checks[0].state, "unhealthy");
+    assert!(!dests[1].active && dests[0].active);
+    // All down: the service leaves the plane entirely.
+    set(&mut e, [false, false, false]);
+    assert!(e.evaluate().1.services.is_empty());
+}
+
+#[test]
+fn watermarks_have_hysteresis() {
+    let cfg = vserver("server_low_watermark: 0.3 server_high_watermark: 0.6", HC, "10.1.0.1/32");
+    let mut e = EngineState::new(loaded(&cfg), t0());
+    set(&mut e, [true, false, false]); // 1/3 < high 0.6: not yet healthy
+    assert!(e.evaluate().1.services.is_empty());
+    set(&mut e, [true, true, false]); // 2/3 ≥ 0.6: up
+    assert_eq!(e.evaluate().1.services.len(), 1);
+    set(&mut e, [true, false, false]); // 1/3 ≥ low 0.3: stays up
+    let (views, d) = e.evaluate();
+    assert_eq!(d.services.len(), 1);
+    assert!((views[0].services[0].current_watermark - 1.0 / 3.0).abs() < 1e-6);
+    set(&mut e, [false, false, false]);
+    assert!(e.evaluate().1.services.is_empty());
+}
+
+#[test]
+fn anycast_vip_needs_every_service_healthy() {
+    let cfg = vserver("", HC, "192.168.255.7/32").replace(
+        "backend < host < fqdn: \"b1.\"",
+        "vserver_entry < protocol: TCP port: 81 healthcheck < type: HTTP > > backend < host < fqdn: \"b1.\"",
+    );
+    let mut e = EngineState::new(loaded(&cfg), t0());
+    let (views, _) = e.evaluate();
+    let tcp: Vec<u64> = views[0].services[0].dests.iter().map(|d| d.checks[0].id).collect();
+    let http: Vec<u64> = views[0].services[1].dests.iter().map(|d| d.checks[0].id).collect();
+    e.health(tcp.iter().map(|id| (*id, ok(""))));
+    e.health(http.iter().map(|id| (*id, bad())));
+    let (views, d) = e.evaluate();
+    assert!(views[0].services[0].healthy && !views[0].services[0].active);
+    assert!(d.services.is_empty(), "one unhealthy service keeps the anycast VIP down");
+    e.health(http.iter().map(|id| (*id, ok(""))));
+    assert_eq!(e.evaluate().1.services.len(), 2);
+}
+
+#[test]
+fn reload_keeps_results_of_surviving_checks_and_applies_new_weights() {
+    let cfg = vserver("", HC, "10.1.0.1/32");
+    let mut e = EngineState::new(loaded(&cfg), t0());
+    set(&mut e, [true, true, true]);
+    let generation = e.reload(loaded(&cfg.replace("weight: 2", "weight: 5")), t0());
+    assert_eq!(generation, 2);
+    let (_, d) = e.evaluate();
+    assert_eq!(d.services[0].dests[0].weight, 5, "checks kept their state; no re-probe needed");
+    e.reload_refused(vec!["x: bad".into()]);
+    assert!(e.warnings().iter().any(|w| w.contains("last config reload refused (1 errors")));
+}
+
+#[test]
+fn startup_gate_opens_after_grace_without_results() {
+    let mut e = EngineState::new(loaded(&vserver("", HC, "10.1.0.1/32")), t0());
+    assert!(!e.may_apply(t0() + Duration::from_millis(500)));
+    // interval 10 s, timeout 5 s: grace = 5 s + 1 s.
+    assert!(e.may_apply(t0() + Duration::from_secs(6)));
+}

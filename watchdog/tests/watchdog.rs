@@ -1,0 +1,255 @@
+//! Runs the real `seesaw_watchdog` binary over a temp directory whose services are the
+//! `seesaw_watchdog_testchild` helper: start order follows READY, a crash restarts after ~2 s,
+//! output lands in the log file behind the symlink, and SIGTERM stops services dependents first
+//! with SIGKILL for a child that ignores SIGTERM.
+
+use std::fs;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const WATCHDOG: &str = env!("CARGO_BIN_EXE_seesaw_watchdog");
+const CHILD: &str = env!("CARGO_BIN_EXE_seesaw_watchdog_testchild");
+
+/// One line the test child appended: `<unix ms> <name> <what> [details]`.
+#[derive(Debug)]
+struct Event {
+    ms: u128,
+    name: String,
+    what: String,
+    details: String,
+}
+
+fn read_events(path: &Path) -> Vec<Event> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(4, ' ');
+            Some(Event {
+                ms: parts.next()?.parse().ok()?,
+                name: parts.next()?.to_owned(),
+                what: parts.next()?.to_owned(),
+                details: parts.next().unwrap_or("").to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Index of the `nth` (0-based) event `what` of service `name`.
+fn find(events: &[Event], name: &str, what: &str, nth: usize) -> Option<usize> {
+    events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.name == name && e.what == what)
+        .nth(nth)
+        .map(|(i, _)| i)
+}
+
+fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The watchdog process; killed on drop, and its log shown if the test failed.
+struct Watchdog {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Drop for Watchdog {
+    #[allow(
+        clippy::print_stderr,
+        reason = "show the watchdog's log when a test fails"
+    )]
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- watchdog stderr ---\n{}",
+                fs::read_to_string(&self.stderr).unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn watchdog(dir: &Path, cfg: &Path, extra_env: &[(&str, &Path)]) -> Watchdog {
+    let stderr = dir.join("watchdog.stderr");
+    let mut cmd = Command::new(WATCHDOG);
+    cmd.arg("--run-dir")
+        .arg(dir.join("run"))
+        .arg("--config-dir")
+        .arg(dir)
+        .arg("--config")
+        .arg(cfg)
+        .arg("--log-dir")
+        .arg(dir.join("log"))
+        .env("SEESAW_WATCHDOG_TESTCHILD", "1")
+        .env("RUST_LOG", "info")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&stderr).expect("create stderr file"));
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    Watchdog {
+        child: cmd.spawn().expect("spawn seesaw_watchdog"),
+        stderr,
+    }
+}
+
+#[test]
+fn starts_in_readiness_order_restarts_crashes_and_stops_in_reverse() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let ev = dir.join("events");
+    let ev = ev.display();
+    let cfg = dir.join("watchdog.cfg");
+    fs::write(
+        &cfg,
+        format!(
+            "[c]\nbinary = {CHILD}\nargs = name=c events={ev}\ndependency = b\n\n\
+             [crash]\nbinary = {CHILD}\nargs = name=crash events={ev} exit_after_ms=200 exit_code=3\n\n\
+             [b]\nbinary = {CHILD}\nargs = name=b events={ev} ignore_term\ndependency = a\nterm_timeout = 700ms\n\n\
+             [a]\nbinary = {CHILD}\nargs = name=a events={ev} ready_after_ms=300\npriority = 5\n"
+        ),
+    )
+    .expect("write config");
+    let notify_path = dir.join("watchdog.notify");
+    let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set timeout");
+    let mut wd = watchdog(dir, &cfg, &[("NOTIFY_SOCKET", &notify_path)]);
+    let events_path = dir.join("events");
+
+    // The watchdog announces READY once every service has been ready.
+    let mut buf = [0u8; 512];
+    let n = notify.recv(&mut buf).expect("watchdog READY within 10 s");
+    assert!(
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "READY=1")
+    );
+
+    // Start order follows readiness: b only after a's READY, c only after b's.
+    let events = read_events(&events_path);
+    let idx = |name, what| {
+        find(&events, name, what, 0).unwrap_or_else(|| panic!("{name} {what} in {events:?}"))
+    };
+    assert!(idx("a", "start") < idx("a", "ready"));
+    assert!(idx("a", "ready") < idx("b", "start"), "{events:?}");
+    assert!(idx("b", "ready") < idx("c", "start"), "{events:?}");
+    let run_dir = dir.join("run");
+    let a_start = &events[idx("a", "start")];
+    assert!(a_start.details.contains("argv0=seesaw_a "), "{a_start:?}");
+    assert!(
+        a_start
+            .details
+            .ends_with(&format!("run_dir={}", run_dir.display())),
+        "{a_start:?}"
+    );
+    assert!(run_dir.join("watchdog/a.notify").exists());
+
+    // The crashing service comes back after the 2 s base delay.
+    let events = wait_until(Duration::from_secs(8), "crash to restart", || {
+        let events = read_events(&events_path);
+        find(&events, "crash", "start", 1).map(|_| events)
+    });
+    let exit = &events[find(&events, "crash", "exit", 0).expect("crash exited")];
+    assert_eq!(exit.details, "code=3");
+    let restart = &events[find(&events, "crash", "start", 1).expect("crash restarted")];
+    let gap = restart.ms - exit.ms;
+    assert!((1900..4000).contains(&gap), "restart gap {gap} ms");
+
+    // Output goes to the timestamped file behind seesaw_<name>.log.
+    let link = dir.join("log/seesaw_a.log");
+    let target = fs::read_link(&link).expect("seesaw_a.log is a symlink");
+    assert!(
+        target.to_string_lossy().starts_with("seesaw_a.log."),
+        "{target:?}"
+    );
+    let log = fs::read_to_string(&link).expect("read log through symlink");
+    assert!(
+        log.contains("hello from a on stdout") && log.contains("hello from a on stderr"),
+        "{log}"
+    );
+    assert!(dir.join("log/seesaw_crash.log").exists());
+
+    // SIGTERM: c first, then b (ignores SIGTERM, so SIGKILL after 700 ms), then a; exit 0.
+    let pid = Pid::from_raw(i32::try_from(wd.child.id()).expect("pid fits"));
+    kill(pid, Signal::SIGTERM).expect("signal watchdog");
+    let status = wait_until(Duration::from_secs(8), "watchdog to exit", || {
+        wd.child.try_wait().expect("try_wait")
+    });
+    assert!(status.success(), "watchdog exit status {status}");
+    let events = read_events(&events_path);
+    let term_c = idx_of(&events, "c", "term");
+    let term_b = idx_of(&events, "b", "term-ignored");
+    let term_a = idx_of(&events, "a", "term");
+    assert!(term_c < term_b && term_b < term_a, "{events:?}");
+    let killed_after = events[term_a].ms - events[term_b].ms;
+    assert!(
+        killed_after >= 600,
+        "a stopped only {killed_after} ms after b got SIGTERM"
+    );
+    // b never exited on its own: it was SIGKILLed (and reaped, so its pid is gone).
+    let b_pid: i32 = events[find(&events, "b", "start", 0).expect("b started")]
+        .details
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("pid="))
+        .and_then(|p| p.parse().ok())
+        .expect("b's pid");
+    assert!(kill(Pid::from_raw(b_pid), None).is_err(), "b still alive");
+}
+
+fn idx_of(events: &[Event], name: &str, what: &str) -> usize {
+    find(events, name, what, 0).unwrap_or_else(|| panic!("no {name} {what} in {events:?}"))
+}
+
+#[test]
+fn validate_prints_ok_or_every_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let good = tmp.path().join("good.cfg");
+    fs::write(&good, "[a]\nbinary = /bin/true\n").expect("write");
+    let out = Command::new(WATCHDOG)
+        .args(["--validate", "--config"])
+        .arg(&good)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "config OK\n");
+
+    let bad = tmp.path().join("bad.cfg");
+    fs::write(
+        &bad,
+        "[a]\npriority = 50\n[b]\nbinary = /b\ndependency = zz\n",
+    )
+    .expect("write");
+    let out = Command::new(WATCHDOG)
+        .args(["-validate", "-config"])
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = bad.display();
+    for want in [
+        format!("{file} [a] priority: 50 is outside the nice range -20..19"),
+        format!("{file} [a] binary: required"),
+        format!("{file} [b] dependency: unknown service \"zz\""),
+    ] {
+        assert!(stderr.contains(&want), "missing {want:?} in {stderr}");
+    }
+}
