@@ -229,11 +229,20 @@ mod tests {
         for path in ["/", "/healthz", "/anything"] {
             sender.ready().await.expect("connection still usable");
             let response = sender
-                .send_request(Request::get(path).body(Empty::<Bytes>::new()).expect("request"))
+                .send_request(
+                    Request::get(path)
+                        .body(Empty::<Bytes>::new())
+                        .expect("request"),
+                )
                 .await
                 .expect("response");
             assert_eq!(response.status(), 200);
-            let body = response.into_body().collect().await.expect("body").to_bytes();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
             assert_eq!(&body[..], b"be2\n");
         }
         token.cancel();

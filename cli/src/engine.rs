@@ -197,7 +197,10 @@ impl EngineLink for FakeEngine {
             self.config.generation += 1;
             Ok(pb::ConfigReloadReply {
                 applied: true,
-                message: format!("configuration applied (generation {})", self.config.generation),
+                message: format!(
+                    "configuration applied (generation {})",
+                    self.config.generation
+                ),
                 errors: Vec::new(),
             })
         } else {

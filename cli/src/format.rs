@@ -257,8 +257,7 @@ fn service(s: &ServiceView) -> String {
     }
     out.push_str(&table(
         Some(&[
-            "NAME", "ADDRESS", "WEIGHT", "ENABLED", "HEALTHY", "ACTIVE", "CONNS", "TOTAL",
-            "CHECKS",
+            "NAME", "ADDRESS", "WEIGHT", "ENABLED", "HEALTHY", "ACTIVE", "CONNS", "TOTAL", "CHECKS",
         ]),
         &rows,
         "    ",

@@ -20,9 +20,7 @@ use serde::Serialize;
 use crate::engine::{EngineError, EngineLink, GrpcEngine};
 use crate::format;
 use crate::tree::{self, Action, COMMANDS, Parsed};
-use crate::view::{
-    ClusterView, ConfigStatusView, HaView, ReloadView, VserverView, WarningsView,
-};
+use crate::view::{ClusterView, ConfigStatusView, HaView, ReloadView, VserverView, WarningsView};
 
 /// How replies are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -95,9 +93,8 @@ pub async fn execute<E: EngineLink>(
             (text, true)
         }
         Action::ShowWarnings => {
-            let warnings = WarningsView::from(ConfigStatusView::from(
-                engine.config_status().await?,
-            ));
+            let warnings =
+                WarningsView::from(ConfigStatusView::from(engine.config_status().await?));
             let text = if json {
                 to_json(&warnings)
             } else {
@@ -452,7 +449,14 @@ mod tests {
     async fn json_output_and_exit_and_unreachable() {
         let mut e = fake();
         let out = printed(
-            execute(&mut e, Action::ShowVservers, Some("dns"), OutputFormat::Json, 0).await,
+            execute(
+                &mut e,
+                Action::ShowVservers,
+                Some("dns"),
+                OutputFormat::Json,
+                0,
+            )
+            .await,
         );
         let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
         assert_eq!(v["vservers"][0]["name"], "dns");

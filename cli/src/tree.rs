@@ -431,13 +431,13 @@ mod tests {
         );
         assert_eq!(help_words(COMMANDS, "sh w?"), ["warnings"]);
         assert_eq!(help_words(COMMANDS, "c?"), ["config"]);
-        assert_eq!(
-            help_words(COMMANDS, "sh vs ?"),
-            ["<name|prefix>", "<cr>"]
-        );
+        assert_eq!(help_words(COMMANDS, "sh vs ?"), ["<name|prefix>", "<cr>"]);
         assert_eq!(help_words(COMMANDS, "sh vs web ?"), ["<cr>"]);
         assert_eq!(help_words(COMMANDS, "show ha ?"), ["<cr>"]);
-        assert_eq!(help_words(TEST_TREE, "show stat?"), ["stats", "status", "stat"]);
+        assert_eq!(
+            help_words(TEST_TREE, "show stat?"),
+            ["stats", "status", "stat"]
+        );
         // Words after the `?` are ignored; a bad word before it is still an error.
         assert_eq!(help_words(COMMANDS, "config ? junk"), ["reload", "status"]);
         assert_eq!(
@@ -455,14 +455,23 @@ mod tests {
 
     #[test]
     fn completion_walks_the_same_tree() {
-        assert_eq!(complete(COMMANDS, ""), (0, vec!["config", "exit", "help", "quit", "show"]));
+        assert_eq!(
+            complete(COMMANDS, ""),
+            (0, vec!["config", "exit", "help", "quit", "show"])
+        );
         assert_eq!(complete(COMMANDS, "s"), (0, vec!["show"]));
-        assert_eq!(complete(COMMANDS, "sh "), (3, vec!["ha", "nodes", "vservers", "warnings"]));
+        assert_eq!(
+            complete(COMMANDS, "sh "),
+            (3, vec!["ha", "nodes", "vservers", "warnings"])
+        );
         assert_eq!(complete(COMMANDS, "sh v"), (3, vec!["vservers"]));
         assert_eq!(complete(COMMANDS, "config re"), (7, vec!["reload"]));
         assert_eq!(complete(COMMANDS, "config x"), (7, vec![]));
         assert_eq!(complete(COMMANDS, "bogus s"), (6, vec![]));
         assert_eq!(complete(COMMANDS, "show vservers web "), (18, vec![]));
-        assert_eq!(complete(TEST_TREE, "show sta"), (5, vec!["stats", "status", "stat"]));
+        assert_eq!(
+            complete(TEST_TREE, "show sta"),
+            (5, vec!["stats", "status", "stat"])
+        );
     }
 }

@@ -92,8 +92,9 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 fn listen_from_cfg(text: &str, path: &Path) -> Result<Option<SocketAddr>, EcuConfigError> {
     let ini = ini::Ini::load_from_str(text).map_err(|e| EcuConfigError::Syntax {
         path: path.to_owned(),
-        line: e.line + 1,
-        col: e.col + 1,
+        // rust-ini reports 1-based positions already.
+        line: e.line,
+        col: e.col,
         message: e.msg.into_owned(),
     })?;
     let Some(value) = ini.section(Some("ecu")).and_then(|s| s.get("listen")) else {
@@ -122,15 +123,24 @@ mod tests {
     fn precedence_is_flag_then_file_then_default() {
         let flag: SocketAddr = "127.0.0.1:9000".parse().expect("literal");
         let dir = dir_with_cfg("[cluster]\nname = demo\n\n[ecu]\nlisten = 0.0.0.0:10300\n");
-        assert_eq!(EcuConfig::load(Some(flag), dir.path()).expect("ok").listen, flag);
+        assert_eq!(
+            EcuConfig::load(Some(flag), dir.path()).expect("ok").listen,
+            flag
+        );
         assert_eq!(
             EcuConfig::load(None, dir.path()).expect("ok").listen,
             "0.0.0.0:10300".parse().expect("literal")
         );
         let empty = tempfile::tempdir().expect("temp dir");
-        assert_eq!(EcuConfig::load(None, empty.path()).expect("ok").listen, DEFAULT_LISTEN);
+        assert_eq!(
+            EcuConfig::load(None, empty.path()).expect("ok").listen,
+            DEFAULT_LISTEN
+        );
         let no_key = dir_with_cfg("[cluster]\nname = demo\n");
-        assert_eq!(EcuConfig::load(None, no_key.path()).expect("ok").listen, DEFAULT_LISTEN);
+        assert_eq!(
+            EcuConfig::load(None, no_key.path()).expect("ok").listen,
+            DEFAULT_LISTEN
+        );
     }
 
     #[test]
@@ -138,18 +148,28 @@ mod tests {
         let dir = dir_with_cfg("[ecu]\nlisten = localhost\n");
         let err = EcuConfig::load(None, dir.path()).expect_err("not an address");
         let msg = err.to_string();
-        assert!(msg.contains("seesaw.cfg: [ecu] listen = \"localhost\""), "{msg}");
+        assert!(
+            msg.contains("seesaw.cfg: [ecu] listen = \"localhost\""),
+            "{msg}"
+        );
         let dir = dir_with_cfg("[ecu\nlisten = :1\n");
-        assert!(matches!(
-            EcuConfig::load(None, dir.path()),
-            Err(EcuConfigError::Syntax { line: 1, .. })
-        ));
+        let err = EcuConfig::load(None, dir.path()).expect_err("broken section header");
+        assert!(
+            matches!(err, EcuConfigError::Syntax { line: 3, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn go_style_and_v6_addresses() {
-        assert_eq!(parse_listen(":10257"), Ok("[::]:10257".parse().expect("literal")));
-        assert_eq!(parse_listen("[::1]:80"), Ok("[::1]:80".parse().expect("literal")));
+        assert_eq!(
+            parse_listen(":10257"),
+            Ok("[::]:10257".parse().expect("literal"))
+        );
+        assert_eq!(
+            parse_listen("[::1]:80"),
+            Ok("[::1]:80".parse().expect("literal"))
+        );
         assert!(parse_listen(":http").is_err());
         assert!(parse_listen("127.0.0.1").is_err());
     }

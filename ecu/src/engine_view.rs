@@ -35,7 +35,10 @@ pub enum ViewError {
 /// What the ECU reads from the engine.
 pub trait EngineView: Send + Sync + 'static {
     /// Vservers whose name is `name` or starts with it; all of them for an empty `name`.
-    fn vservers(&self, name: String) -> impl Future<Output = Result<Vec<Vserver>, ViewError>> + Send;
+    fn vservers(
+        &self,
+        name: String,
+    ) -> impl Future<Output = Result<Vec<Vserver>, ViewError>> + Send;
     /// The HA status the engine holds.
     fn ha_status(&self) -> impl Future<Output = Result<HaStatus, ViewError>> + Send;
     /// The running config's status.
@@ -70,7 +73,12 @@ impl EngineView for GrpcEngineView {
             .vservers(pb::VserversRequest { name })
             .await
             .map_err(|s| view_error("Vservers", &s))?;
-        Ok(reply.into_inner().vservers.into_iter().map(vserver_from_proto).collect())
+        Ok(reply
+            .into_inner()
+            .vservers
+            .into_iter()
+            .map(vserver_from_proto)
+            .collect())
     }
 
     async fn ha_status(&self) -> Result<HaStatus, ViewError> {
@@ -127,7 +135,11 @@ fn service_from_proto(s: pb::ServiceStatus) -> Service {
         mode: s.mode,
         healthy: s.healthy,
         active: s.active,
-        destinations: s.destinations.into_iter().map(destination_from_proto).collect(),
+        destinations: s
+            .destinations
+            .into_iter()
+            .map(destination_from_proto)
+            .collect(),
     }
 }
 
@@ -213,20 +225,38 @@ mod tests {
             ..Default::default()
         });
         let s = &v.services[0];
-        assert_eq!((s.key(), s.scheduler.as_str()), ("127.0.0.1:8080/TCP".into(), "wrr"));
+        assert_eq!(
+            (s.key(), s.scheduler.as_str()),
+            ("127.0.0.1:8080/TCP".into(), "wrr")
+        );
         let d = &s.destinations[0];
         assert_eq!(
-            (d.weight, d.active_conns, d.total_conns, d.bytes_in, d.bytes_out),
+            (
+                d.weight,
+                d.active_conns,
+                d.total_conns,
+                d.bytes_in,
+                d.bytes_out
+            ),
             (3, 4, 5, 6, 7)
         );
     }
 
     #[test]
     fn connection_failures_are_unavailable() {
-        let e = view_error("HaStatus", &tonic::Status::unavailable("connection refused"));
+        let e = view_error(
+            "HaStatus",
+            &tonic::Status::unavailable("connection refused"),
+        );
         assert_eq!(e, ViewError::Unavailable("connection refused".into()));
         let e = view_error("HaStatus", &tonic::Status::permission_denied("no"));
-        assert!(matches!(e, ViewError::Rpc { code: tonic::Code::PermissionDenied, .. }));
+        assert!(matches!(
+            e,
+            ViewError::Rpc {
+                code: tonic::Code::PermissionDenied,
+                ..
+            }
+        ));
     }
 
     #[tokio::test]

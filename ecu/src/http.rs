@@ -53,7 +53,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error) = match self {
             Self::NotFound(what) => (StatusCode::NOT_FOUND, what),
-            Self::Engine(e @ ViewError::Unavailable(_)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            Self::Engine(e @ ViewError::Unavailable(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             Self::Engine(e @ ViewError::Rpc { .. }) => (StatusCode::BAD_GATEWAY, e.to_string()),
         };
         (status, Json(ErrorBody { error })).into_response()
@@ -77,7 +79,11 @@ async fn get_vserver<V: EngineView>(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     // The engine matches prefixes too; the API promises exactly one name.
-    let found = view.vservers(name.clone()).await?.into_iter().find(|v| v.name == name);
+    let found = view
+        .vservers(name.clone())
+        .await?
+        .into_iter()
+        .find(|v| v.name == name);
     match found {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(ApiError::NotFound(format!("no vserver named {name:?}"))),
@@ -109,7 +115,11 @@ async fn scrape<V: EngineView>(State(view): Shared<V>) -> Response {
             Err(e)
         }
     };
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::encode(&snapshot)).into_response()
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::encode(&snapshot),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -15,7 +15,9 @@ use crate::model::{ConfigStatus, HaStatus, Vserver};
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The HA states exported one-hot in `seesaw_ha_state`, as the engine API lists them.
-const HA_STATES: [&str; 6] = ["UNKNOWN", "BACKUP", "DISABLED", "ERROR", "LEADER", "SHUTDOWN"];
+const HA_STATES: [&str; 6] = [
+    "UNKNOWN", "BACKUP", "DISABLED", "ERROR", "LEADER", "SHUTDOWN",
+];
 
 /// What one scrape read from the engine.
 #[derive(Debug, Clone)]
@@ -95,13 +97,25 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
     let ha_state = Family::<StateLabels, Gauge>::default();
     for state in HA_STATES {
         let value = i64::from(ha.state == state);
-        ha_state.get_or_create(&StateLabels { state: state.into() }).set(value);
+        ha_state
+            .get_or_create(&StateLabels {
+                state: state.into(),
+            })
+            .set(value);
     }
     if !HA_STATES.contains(&ha.state.as_str()) {
         // An engine newer than this ECU: still show the state rather than hide it.
-        ha_state.get_or_create(&StateLabels { state: ha.state.clone() }).set(1);
+        ha_state
+            .get_or_create(&StateLabels {
+                state: ha.state.clone(),
+            })
+            .set(1);
     }
-    r.register("seesaw_ha_state", "The HA state of this node (one-hot)", ha_state);
+    r.register(
+        "seesaw_ha_state",
+        "The HA state of this node (one-hot)",
+        ha_state,
+    );
 
     register_gauge(
         &mut r,
@@ -138,9 +152,13 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
                     service: service.clone(),
                     destination: d.name.clone(),
                 };
-                dest_healthy.get_or_create(&labels).set(i64::from(d.healthy));
+                dest_healthy
+                    .get_or_create(&labels)
+                    .set(i64::from(d.healthy));
                 dest_weight.get_or_create(&labels).set(i64::from(d.weight));
-                dest_active.get_or_create(&labels).set(saturating_i64(d.active_conns));
+                dest_active
+                    .get_or_create(&labels)
+                    .set(saturating_i64(d.active_conns));
                 dest_conns.get_or_create(&labels).inc_by(d.total_conns);
                 for (direction, bytes) in [("in", d.bytes_in), ("out", d.bytes_out)] {
                     let labels = BytesLabels {
@@ -164,7 +182,11 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
         "Whether the destination passes its health checks",
         dest_healthy,
     );
-    r.register("seesaw_destination_weight", "Scheduler weight of the destination", dest_weight);
+    r.register(
+        "seesaw_destination_weight",
+        "Scheduler weight of the destination",
+        dest_weight,
+    );
     r.register(
         "seesaw_destination_active_connections",
         "Connections open to the destination now",
@@ -237,8 +259,17 @@ mod tests {
             ha,
             config,
         }));
-        assert!(text.contains("seesaw_ha_state{state=\"FUTURE\"} 1"), "{text}");
-        assert!(text.contains("seesaw_ha_state{state=\"LEADER\"} 0"), "{text}");
-        assert!(text.contains(&format!("seesaw_config_generation {}", i64::MAX)), "{text}");
+        assert!(
+            text.contains("seesaw_ha_state{state=\"FUTURE\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("seesaw_ha_state{state=\"LEADER\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("seesaw_config_generation {}", i64::MAX)),
+            "{text}"
+        );
     }
 }

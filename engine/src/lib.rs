@@ -16,3 +16,8 @@ pub mod config;
 pub mod desired;
 pub mod model;
 pub mod state;
+pub mod core;
+pub mod ncc_port;
+pub mod server;
+
+pub use crate::core::run;

@@ -74,7 +74,12 @@ impl EngineLink for GrpcEngineLink {
             .healthchecks(pb::Empty {})
             .await
             .map_err(|s| rpc_error("Healthchecks", &s))?;
-        Ok(reply.into_inner().checks.iter().map(check_from_proto).collect())
+        Ok(reply
+            .into_inner()
+            .checks
+            .iter()
+            .map(check_from_proto)
+            .collect())
     }
 
     async fn report(&self, batch: &Batch) -> Result<(), EngineLinkError> {
@@ -245,7 +250,9 @@ mod fake {
 
         /// Locks the engine's state for inspection or changes.
         pub fn state(&self) -> MutexGuard<'_, FakeEngine> {
-            self.inner.lock().expect("fake engine lock poisoned by a failed test")
+            self.inner
+                .lock()
+                .expect("fake engine lock poisoned by a failed test")
         }
 
         fn call(&self, rpc: &'static str) -> Result<MutexGuard<'_, FakeEngine>, EngineLinkError> {
@@ -353,10 +360,16 @@ mod tests {
         );
         let mut c = check(pb::CheckKind::Http);
         c.method = "GE T".into();
-        assert!(matches!(check_from_proto(&c).probe, ProbeSpec::Invalid { .. }));
+        assert!(matches!(
+            check_from_proto(&c).probe,
+            ProbeSpec::Invalid { .. }
+        ));
         let mut c = check(pb::CheckKind::Http);
         c.code = 42;
-        assert!(matches!(check_from_proto(&c).probe, ProbeSpec::Invalid { .. }));
+        assert!(matches!(
+            check_from_proto(&c).probe,
+            ProbeSpec::Invalid { .. }
+        ));
         let mut c = check(pb::CheckKind::Tcp);
         c.kind = 99;
         assert_eq!(

@@ -108,7 +108,11 @@ pub async fn run_with_prober<L: EngineLink, P: Prober>(
         if report_task.is_none()
             && let Some(batch) = outbox.take(now, || scheduler.snapshot())
         {
-            tracing::debug!(results = batch.results.len(), full = batch.full, "reporting");
+            tracing::debug!(
+                results = batch.results.len(),
+                full = batch.full,
+                "reporting"
+            );
             let link = link.clone();
             report_task = Some(tokio::spawn(async move {
                 let r = link.report(&batch).await;
@@ -120,7 +124,10 @@ pub async fn run_with_prober<L: EngineLink, P: Prober>(
         if fetch_task.is_none() {
             wake = wake.min(next_fetch);
         }
-        for d in [scheduler.next_deadline(), outbox.deadline(now)].into_iter().flatten() {
+        for d in [scheduler.next_deadline(), outbox.deadline(now)]
+            .into_iter()
+            .flatten()
+        {
             wake = wake.min(d);
         }
 

@@ -22,27 +22,38 @@ struct Args {
     dry_run: bool,
 }
 
+#[allow(
+    clippy::print_stderr,
+    reason = "before logging is up, stderr is all there is"
+)]
 fn main() -> ExitCode {
-    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args())) {
+    let argv = seesaw_common::args::normalize_go_flags(std::env::args());
+    let args = match Args::try_parse_from(argv) {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            return ExitCode::from(code);
         }
     };
-    let _log_guard = match seesaw_common::logging::init("seesaw_healthcheck", args.common.log_dir.as_deref()) {
+    let log_dir = args.common.log_dir.as_deref();
+    let _log_guard = match seesaw_common::logging::init("seesaw_healthcheck", log_dir) {
         Ok(g) => g,
         Err(e) => {
-            #[allow(clippy::print_stderr, reason = "logging is not up; stderr is all there is")]
-            {
-                eprintln!("seesaw_healthcheck: {e}");
-            }
+            eprintln!("seesaw_healthcheck: {e}");
             return ExitCode::from(exit::USAGE);
         }
     };
     tracing::info!("{}", seesaw_common::build_info());
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the tokio runtime");

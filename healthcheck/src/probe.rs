@@ -95,7 +95,11 @@ pub async fn tcp(p: &TcpProbe) -> ProbeOutcome {
             ));
         }
     }
-    ProbeOutcome::pass(format!("tcp {} in {} ms", p.addr, start.elapsed().as_millis()))
+    ProbeOutcome::pass(format!(
+        "tcp {} in {} ms",
+        p.addr,
+        start.elapsed().as_millis()
+    ))
 }
 
 /// One request on a fresh HTTP/1.1 connection; passes iff the status is `code` and, if `receive`

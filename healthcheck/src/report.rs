@@ -210,7 +210,10 @@ mod tests {
         o.push(r(2, false), t1);
         o.failed(b, t1);
         assert_eq!(o.deadline(t1), Some(t1 + POLICY.retry));
-        assert!(o.take(t1 + Duration::from_millis(999), no_snapshot).is_none());
+        assert!(
+            o.take(t1 + Duration::from_millis(999), no_snapshot)
+                .is_none()
+        );
         let b = o.take(t1 + POLICY.retry, no_snapshot).unwrap();
         assert_eq!(ids(&b), [(1, true), (2, false)]);
         o.sent();
@@ -227,7 +230,11 @@ mod tests {
         assert!(b.full);
         assert_eq!(ids(&b), [(1, true), (9, true)]);
         o.sent();
-        assert_eq!(o.pending_len(), 0, "the snapshot covered the queued transition");
+        assert_eq!(
+            o.pending_len(),
+            0,
+            "the snapshot covered the queued transition"
+        );
         assert_eq!(o.deadline(t0), Some(t0 + POLICY.full_every));
         let t1 = t0 + POLICY.full_every;
         let b = o.take(t1, Vec::new).unwrap();

@@ -151,7 +151,9 @@ impl<P: Prober> Scheduler<P> {
 
         let n = u32::try_from(new_ids.len()).unwrap_or(u32::MAX);
         for (i, id) in new_ids.into_iter().enumerate() {
-            let spec = wanted.remove(&id).expect("new ids come from the wanted set");
+            let spec = wanted
+                .remove(&id)
+                .expect("new ids come from the wanted set");
             warn_if_never_healthy(&spec);
             // Spread the new checks over their interval, at least MIN_STAGGER apart.
             let i = u32::try_from(i).unwrap_or(u32::MAX);
@@ -218,14 +220,15 @@ impl<P: Prober> Scheduler<P> {
             let incarnation = entry.incarnation;
             let prober = self.prober.clone();
             let handle = self.probes.spawn(async move {
-                let outcome = match tokio::time::timeout(spec.timeout, prober.probe(&spec.probe)).await {
-                    Ok(o) => o,
-                    Err(_) => ProbeOutcome::fail(format!(
-                        "{}: timed out after {} ms",
-                        spec.probe.label(),
-                        spec.timeout.as_millis()
-                    )),
-                };
+                let outcome =
+                    match tokio::time::timeout(spec.timeout, prober.probe(&spec.probe)).await {
+                        Ok(o) => o,
+                        Err(_) => ProbeOutcome::fail(format!(
+                            "{}: timed out after {} ms",
+                            spec.probe.label(),
+                            spec.timeout.as_millis()
+                        )),
+                    };
                 Finished {
                     id: spec.id,
                     incarnation,
@@ -275,7 +278,9 @@ impl<P: Prober> Scheduler<P> {
         }
         entry.in_flight = false;
         entry.last = Some((f.outcome.message.clone(), f.checked_at_ms));
-        let health = entry.state.observe(f.outcome.success, entry.spec.thresholds)?;
+        let health = entry
+            .state
+            .observe(f.outcome.success, entry.spec.thresholds)?;
         let healthy = health == Health::Healthy;
         tracing::info!(
             id = %f.id,

@@ -36,7 +36,11 @@ impl ScriptedProber {
     /// When each probe of `addr` started.
     pub(crate) fn calls_to(&self, addr: SocketAddr) -> Vec<Instant> {
         let calls = self.calls.lock().unwrap();
-        calls.iter().filter(|(_, a)| *a == addr).map(|(t, _)| *t).collect()
+        calls
+            .iter()
+            .filter(|(_, a)| *a == addr)
+            .map(|(t, _)| *t)
+            .collect()
     }
 
     /// Every probe start, in order.

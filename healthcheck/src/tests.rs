@@ -42,7 +42,12 @@ impl Harness {
     fn batches_since(&self, from: usize) -> Vec<(Vec<(u64, bool)>, bool)> {
         self.engine.state().batches[from..]
             .iter()
-            .map(|b| (b.results.iter().map(|r| (r.id.0, r.healthy)).collect(), b.full))
+            .map(|b| {
+                (
+                    b.results.iter().map(|r| (r.id.0, r.healthy)).collect(),
+                    b.full,
+                )
+            })
             .collect()
     }
 
@@ -67,7 +72,10 @@ impl Harness {
 
 #[tokio::test(start_paused = true)]
 async fn transitions_are_batched_and_a_lost_server_is_reported() {
-    let h = Harness::start(vec![tcp_check(1, 1, 1000, 1, 0), tcp_check(2, 2, 1000, 1, 0)]);
+    let h = Harness::start(vec![
+        tcp_check(1, 1, 1000, 1, 0),
+        tcp_check(2, 2, 1000, 1, 0),
+    ]);
     h.prober.set(addr(1), Behaviour::Up);
     h.prober.set(addr(2), Behaviour::Up);
     sleep(Duration::from_millis(50)).await;
@@ -110,7 +118,10 @@ async fn many_transitions_share_one_batch() {
 
 #[tokio::test(start_paused = true)]
 async fn refetch_keeps_state_of_surviving_checks() {
-    let h = Harness::start(vec![tcp_check(1, 1, 1000, 3, 0), tcp_check(2, 2, 1000, 1, 0)]);
+    let h = Harness::start(vec![
+        tcp_check(1, 1, 1000, 3, 0),
+        tcp_check(2, 2, 1000, 1, 0),
+    ]);
     h.prober.set(addr(1), Behaviour::Up);
     h.prober.set(addr(2), Behaviour::Up);
     sleep(Duration::from_millis(2600)).await;
@@ -137,7 +148,10 @@ async fn refetch_keeps_state_of_surviving_checks() {
 
 #[tokio::test(start_paused = true)]
 async fn periodic_full_resync() {
-    let h = Harness::start(vec![tcp_check(1, 1, 1000, 1, 0), tcp_check(2, 2, 1000, 1, 0)]);
+    let h = Harness::start(vec![
+        tcp_check(1, 1, 1000, 1, 0),
+        tcp_check(2, 2, 1000, 1, 0),
+    ]);
     h.prober.set(addr(1), Behaviour::Up);
     sleep(Duration::from_millis(15_050)).await;
     let fulls: Vec<_> = h.batches_since(0).into_iter().filter(|(_, f)| *f).collect();
@@ -173,7 +187,10 @@ async fn engine_outage_keeps_probing_and_resyncs_when_back() {
     let since = h.batches_since(n);
     assert!(since.contains(&(vec![(1, false)], true)), "{since:?}");
     assert_eq!(h.engine_view(), [(1, false)]);
-    assert!(h.prober.calls_to(addr(1)).len() > probes_before, "probing went on");
+    assert!(
+        h.prober.calls_to(addr(1)).len() > probes_before,
+        "probing went on"
+    );
     h.stop().await;
 }
 
@@ -190,6 +207,10 @@ async fn failed_report_is_retried() {
     sleep(Duration::from_millis(1100)).await;
     assert_eq!(h.engine_view(), [(1, true)]);
     let incremental: Vec<_> = h.batches_since(1).into_iter().filter(|(_, f)| !f).collect();
-    assert_eq!(incremental, [(vec![(1, true)], false)], "the failed batch was kept");
+    assert_eq!(
+        incremental,
+        [(vec![(1, true)], false)],
+        "the failed batch was kept"
+    );
     h.stop().await;
 }

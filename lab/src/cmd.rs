@@ -62,7 +62,8 @@ pub(crate) fn ip_available() -> bool {
 /// poll for its exit.
 pub fn run(mut cmd: Command, within: Duration) -> Result<Output, LabError> {
     let shown = describe(&cmd);
-    let dir = tempfile::tempdir().map_err(LabError::io("creating a temp dir for command output"))?;
+    let dir =
+        tempfile::tempdir().map_err(LabError::io("creating a temp dir for command output"))?;
     let out_path = dir.path().join("stdout");
     let err_path = dir.path().join("stderr");
     let out_file = File::create(&out_path).map_err(LabError::io("creating stdout file"))?;
@@ -78,7 +79,10 @@ pub fn run(mut cmd: Command, within: Duration) -> Result<Output, LabError> {
         })?;
     let start = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().map_err(LabError::io(format!("waiting for `{shown}`")))? {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(LabError::io(format!("waiting for `{shown}`")))?
+        {
             break status;
         }
         if start.elapsed() >= within {

@@ -55,7 +55,10 @@ impl Host {
     }
 
     fn render(&self) -> String {
-        format!("< fqdn: \"{}\" ipv4: \"{}\" status: PRODUCTION >", self.fqdn, self.ipv4)
+        format!(
+            "< fqdn: \"{}\" ipv4: \"{}\" status: PRODUCTION >",
+            self.fqdn, self.ipv4
+        )
     }
 }
 
@@ -99,7 +102,10 @@ impl ClusterPb {
     /// The file's text (protobuf text format).
     pub fn render(&self) -> String {
         let c = &self.check;
-        let retries = c.retries.map(|r| format!(" retries: {r}")).unwrap_or_default();
+        let retries = c
+            .retries
+            .map(|r| format!(" retries: {r}"))
+            .unwrap_or_default();
         let mut s = format!(
             "seesaw_vip: {}\nnode: {}\nvserver: <\n  name: \"{}\"\n  entry_address: {}\n  rp: \"lab@example.com\"\n  \
              vserver_entry: <\n    protocol: TCP\n    port: {}\n    scheduler: {}\n    mode: NAT\n    \
@@ -180,7 +186,9 @@ mod tests {
         assert!(text.starts_with(
             "seesaw_vip: < fqdn: \"seesaw-vip.lab.\" ipv4: \"192.0.2.1/24\" status: PRODUCTION >\n"
         ));
-        assert!(text.contains("    healthcheck: < type: HTTP interval: 1 timeout: 1 send: \"/\" code: 200 >\n"));
+        assert!(text.contains(
+            "    healthcheck: < type: HTTP interval: 1 timeout: 1 send: \"/\" code: 200 >\n"
+        ));
         assert!(text.contains(
             "  backend: < host: < fqdn: \"be1.lab.\" ipv4: \"203.0.113.11/24\" status: PRODUCTION > weight: 1 >\n"
         ));

@@ -96,14 +96,20 @@ impl KeepAlive {
         let io = |source| HttpError::Io { addr, source };
         self.reader
             .get_mut()
-            .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive\r\n\r\n").as_bytes())
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive\r\n\r\n")
+                    .as_bytes(),
+            )
             .map_err(io)?;
         let mut head = String::new();
         loop {
             let mut line = String::new();
             let n = self.reader.read_line(&mut line).map_err(io)?;
             if n == 0 {
-                return Err(malformed(addr, "connection closed inside the response head"));
+                return Err(malformed(
+                    addr,
+                    "connection closed inside the response head",
+                ));
             }
             head.push_str(&line);
             if head.len() > MAX_HEAD {
@@ -140,7 +146,8 @@ fn parse_full(addr: SocketAddr, raw: &[u8]) -> Result<Response, HttpError> {
         .position(|w| w == b"\r\n\r\n")
         .map(|i| i + 4)
         .ok_or_else(|| malformed(addr, &format!("no end of head in {} bytes", raw.len())))?;
-    let head = std::str::from_utf8(&raw[..split]).map_err(|_| malformed(addr, "head is not utf-8"))?;
+    let head =
+        std::str::from_utf8(&raw[..split]).map_err(|_| malformed(addr, "head is not utf-8"))?;
     let mut resp = parse_head(addr, head)?;
     resp.body = raw[split..].to_vec();
     Ok(resp)
@@ -182,7 +189,11 @@ mod tests {
 
     #[test]
     fn parses_a_full_response() {
-        let r = parse_full(addr(), b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX: y\r\n\r\nbe1\n").expect("valid");
+        let r = parse_full(
+            addr(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX: y\r\n\r\nbe1\n",
+        )
+        .expect("valid");
         assert_eq!(r.status, 200);
         assert_eq!(r.text(), "be1");
         assert_eq!(r.header("content-length"), Some("4"));
@@ -207,7 +218,10 @@ mod tests {
                     }
                 }
                 let body = format!("reply{i}\n");
-                let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
                 r.get_mut().write_all(resp.as_bytes()).expect("write");
             }
         });

@@ -34,7 +34,10 @@ pub use wait::{wait_for, wait_until};
 
 /// Whether lab tests can run here: true as root with iproute2 installed. Otherwise prints why
 /// the test is skipped and returns false.
-#[allow(clippy::print_stderr, reason = "the skip notice is for the person running the tests")]
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
 pub fn require_root() -> bool {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipping: lab tests need root (network namespaces)");

@@ -5,6 +5,7 @@
 //! another free port. Suites in one test binary run one at a time (a process-wide lock): the
 //! tests measure detection and restart times, which two suites sharing two cores would skew.
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +19,7 @@ use crate::error::LabError;
 use crate::http::{self, HttpError, Response};
 use crate::netns::{MARKER_VAR, random_id};
 use crate::procs::{ProcId, Supervisor, find_daemon};
+use crate::shell_view::{DestinationRow, destinations};
 use crate::wait::{wait_tcp_here, wait_until};
 
 /// The vserver every suite configures.
@@ -68,16 +70,22 @@ impl LoopbackSuite {
         bins::require_all()?;
         // A test that panicked while holding the lock poisoned it; the lock only orders suites,
         // so the next one may proceed.
-        let serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let id = random_id();
         let dir = tempfile::Builder::new()
             .prefix(&format!("sslo-{id}-"))
             .tempdir()
             .map_err(LabError::io("creating the suite temp dir"))?;
         for sub in ["run", "config", "log", "procs"] {
-            std::fs::create_dir_all(dir.path().join(sub)).map_err(LabError::io(format!("creating {sub} dir")))?;
+            std::fs::create_dir_all(dir.path().join(sub))
+                .map_err(LabError::io(format!("creating {sub} dir")))?;
         }
-        let mut sup = Supervisor::new(dir.path().join("procs"), (MARKER_VAR.to_owned(), format!("lo-{id}")));
+        let mut sup = Supervisor::new(
+            dir.path().join("procs"),
+            (MARKER_VAR.to_owned(), format!("lo-{id}")),
+        );
         sup.watch_log_dir(dir.path().join("log"));
 
         let port = free_port_on_all(&[
@@ -134,7 +142,13 @@ impl LoopbackSuite {
             let name = format!("be{i}");
             let addr = SocketAddr::from((Ipv4Addr::new(127, 0, 0, host), port));
             let mut cmd = Command::new(&seesaw);
-            cmd.args(["demo-backend", "--listen", &addr.to_string(), "--name", &name]);
+            cmd.args([
+                "demo-backend",
+                "--listen",
+                &addr.to_string(),
+                "--name",
+                &name,
+            ]);
             let proc = suite.sup.spawn(&name, cmd)?;
             suite.backends.push(Backend {
                 fqdn: format!("{name}.demo."),
@@ -158,7 +172,19 @@ impl LoopbackSuite {
         }
         cmd.env("RUST_LOG", "info").env_remove("NOTIFY_SOCKET");
         suite.watchdog = Some(suite.sup.spawn("watchdog", cmd)?);
-        wait_until("the VIP to answer a request", START_WITHIN, || suite.get().is_ok())?;
+        // Serving means every backend has answered through the VIP at least once: before that
+        // the first health checks may not have passed yet, which is start-up, not behaviour.
+        let mut seen = BTreeSet::new();
+        wait_until(
+            "every backend to answer through the VIP",
+            START_WITHIN,
+            || {
+                if let Ok(r) = suite.get() {
+                    seen.insert(r.text());
+                }
+                suite.backends.iter().all(|b| seen.contains(&b.name))
+            },
+        )?;
         suite.started = true;
         Ok(suite)
     }
@@ -207,6 +233,13 @@ impl LoopbackSuite {
             .env("SEESAW_RUN_DIR", self.run_dir())
             .env("SEESAW_CONFIG_DIR", self.config_dir());
         run(cmd, SHELL_WITHIN)
+    }
+
+    /// Runs `show vservers web@demo` and parses its destination table.
+    pub fn destinations(&self) -> Result<(Output, Vec<DestinationRow>), LabError> {
+        let out = self.shell(&format!("show vservers {VSERVER}"))?;
+        let rows = destinations(&out.stdout);
+        Ok((out, rows))
     }
 
     /// SIGKILLs backend `i` (0 = `be1`).
@@ -267,12 +300,16 @@ impl Drop for LoopbackSuite {
 /// ephemeral allocator for the first address and are re-checked on the others.
 fn free_port_on_all(addrs: &[Ipv4Addr]) -> Result<u16, LabError> {
     for _ in 0..50 {
-        let first = TcpListener::bind((addrs[0], 0)).map_err(LabError::io("binding a probe port"))?;
+        let first =
+            TcpListener::bind((addrs[0], 0)).map_err(LabError::io("binding a probe port"))?;
         let port = first
             .local_addr()
             .map_err(LabError::io("reading a probe port"))?
             .port();
-        if addrs[1..].iter().all(|&a| TcpListener::bind((a, port)).is_ok()) {
+        if addrs[1..]
+            .iter()
+            .all(|&a| TcpListener::bind((a, port)).is_ok())
+        {
             return Ok(port);
         }
     }

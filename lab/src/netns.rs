@@ -75,7 +75,9 @@ impl LabBuilder {
         let valid = !name.is_empty()
             && name.len() <= 10
             && name != "sw"
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             && !self.nodes.iter().any(|n| n.name == name);
         if !valid {
             self.fail(LabError::BadNodeName(name.to_owned()));
@@ -99,7 +101,10 @@ impl LabBuilder {
 
     /// Adds `addr` (CIDR) to node `name`'s loopback, e.g. a VIP the proxy data plane binds.
     pub fn loopback(mut self, name: &str, addr: &str) -> Self {
-        match (parse_net(addr), self.nodes.iter_mut().find(|n| n.name == name)) {
+        match (
+            parse_net(addr),
+            self.nodes.iter_mut().find(|n| n.name == name),
+        ) {
             (Ok(net), Some(node)) => node.loopback.push(net),
             (Err(e), _) => self.fail(e),
             (_, None) => self.fail(LabError::UnknownNode(name.to_owned())),
@@ -119,7 +124,11 @@ impl LabBuilder {
                 parse_net(&format!("{gw}/32"))?;
                 Ok(gw)
             });
-        match (parse_net(dst), gw, self.nodes.iter_mut().find(|n| n.name == name)) {
+        match (
+            parse_net(dst),
+            gw,
+            self.nodes.iter_mut().find(|n| n.name == name),
+        ) {
             (Ok(net), Ok(gw), Some(node)) => node.routes.push((net, gw)),
             (Err(e), _, _) | (_, Err(e), _) => self.fail(e),
             (_, _, None) => self.fail(LabError::UnknownNode(name.to_owned())),
@@ -138,7 +147,8 @@ impl LabBuilder {
             .tempdir()
             .map_err(LabError::io("creating the lab temp dir"))?;
         let procs_dir = dir.path().join("procs");
-        std::fs::create_dir_all(&procs_dir).map_err(LabError::io("creating the lab process dir"))?;
+        std::fs::create_dir_all(&procs_dir)
+            .map_err(LabError::io("creating the lab process dir"))?;
         let mut lab = Lab {
             switch_ns: format!("sslab-{id}-sw"),
             sup: Supervisor::new(procs_dir, (MARKER_VAR.to_owned(), id.clone())),
@@ -158,7 +168,8 @@ impl LabBuilder {
             lab.nodes.push((node.name.clone(), ns.clone()));
             let port: String = format!("v{i}-{}", node.name).chars().take(15).collect();
             ip(&[
-                "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", NODE_IFACE, "netns", &ns,
+                "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", NODE_IFACE,
+                "netns", &ns,
             ])?;
             ip(&["-n", &sw, "link", "set", &port, "master", "br0"])?;
             ip(&["-n", &sw, "link", "set", &port, "up"])?;
@@ -184,7 +195,8 @@ impl LabBuilder {
             }
             for sub in ["run", "config", "log"] {
                 let d = lab.dir.path().join(&node.name).join(sub);
-                std::fs::create_dir_all(&d).map_err(LabError::io(format!("creating {}", d.display())))?;
+                std::fs::create_dir_all(&d)
+                    .map_err(LabError::io(format!("creating {}", d.display())))?;
             }
             let log = lab.log_dir(&node.name)?;
             lab.sup.watch_log_dir(log);
@@ -293,7 +305,12 @@ impl Lab {
     }
 
     /// Waits until `addr` accepts TCP connections from inside `node`.
-    pub fn wait_tcp(&self, node: &str, addr: SocketAddr, within: Duration) -> Result<Duration, LabError> {
+    pub fn wait_tcp(
+        &self,
+        node: &str,
+        addr: SocketAddr,
+        within: Duration,
+    ) -> Result<Duration, LabError> {
         self.run_in(node, || wait_tcp_here(addr, within))?
     }
 
@@ -329,7 +346,13 @@ impl Lab {
         Ok(())
     }
 
-    fn netns_command(&self, node: &str, cmd: &OsStr, args: &[&str], env: &[(&str, &str)]) -> Result<Command, LabError> {
+    fn netns_command(
+        &self,
+        node: &str,
+        cmd: &OsStr,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Command, LabError> {
         let ns = self.ns(node)?;
         let mut c = Command::new("ip");
         c.args(["netns", "exec", ns]).arg(cmd).args(args);
@@ -359,10 +382,12 @@ impl Drop for Lab {
 
 /// Parses `a.b.c.d/n` and checks it lies inside the lab ranges.
 fn parse_net(text: &str) -> Result<Ipv4Net, LabError> {
-    let net: Ipv4Net = text.parse().map_err(|e: ipnet::AddrParseError| LabError::BadAddress {
-        addr: text.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let net: Ipv4Net = text
+        .parse()
+        .map_err(|e: ipnet::AddrParseError| LabError::BadAddress {
+            addr: text.to_owned(),
+            reason: e.to_string(),
+        })?;
     let inside = ALLOWED.iter().any(|&(base, len)| {
         Ipv4Net::new(base, len)
             .expect("the allowed ranges are valid networks")
@@ -395,9 +420,18 @@ mod tests {
         assert!(parse_net("198.51.100.1/32").is_ok());
         assert!(parse_net("203.0.113.11/24").is_ok());
         assert!(parse_net("127.0.0.2/8").is_ok());
-        assert!(matches!(parse_net("10.0.0.1/8"), Err(LabError::AddressOutOfRange { .. })));
-        assert!(matches!(parse_net("0.0.0.0/0"), Err(LabError::AddressOutOfRange { .. })));
-        assert!(matches!(parse_net("192.0.2.300/24"), Err(LabError::BadAddress { .. })));
+        assert!(matches!(
+            parse_net("10.0.0.1/8"),
+            Err(LabError::AddressOutOfRange { .. })
+        ));
+        assert!(matches!(
+            parse_net("0.0.0.0/0"),
+            Err(LabError::AddressOutOfRange { .. })
+        ));
+        assert!(matches!(
+            parse_net("192.0.2.300/24"),
+            Err(LabError::BadAddress { .. })
+        ));
     }
 
     #[test]

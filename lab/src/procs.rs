@@ -73,8 +73,10 @@ impl Supervisor {
         let n = self.procs.len();
         let stdout = self.out_dir.join(format!("{n}-{label}.stdout"));
         let stderr = self.out_dir.join(format!("{n}-{label}.stderr"));
-        let out = File::create(&stdout).map_err(LabError::io(format!("creating {}", stdout.display())))?;
-        let err = File::create(&stderr).map_err(LabError::io(format!("creating {}", stderr.display())))?;
+        let out = File::create(&stdout)
+            .map_err(LabError::io(format!("creating {}", stdout.display())))?;
+        let err = File::create(&stderr)
+            .map_err(LabError::io(format!("creating {}", stderr.display())))?;
         let cmdline = describe(&cmd);
         // A process group of its own keeps a terminal's Ctrl-C from reaching it before the
         // harness's own teardown does.
@@ -184,7 +186,7 @@ pub fn pids_with_env(key: &str, value: &str) -> Vec<i32> {
     let needle = format!("{key}={value}");
     all_pids()
         .into_iter()
-        .filter(|&pid| environ(pid).iter().any(|e| *e == needle))
+        .filter(|&pid| environ(pid).contains(&needle))
         .collect()
 }
 
@@ -199,7 +201,7 @@ pub fn find_daemon(name: &str, key: &str, value: &str) -> Vec<i32> {
             let argv0 = cmdline(pid).into_iter().next().unwrap_or_default();
             Path::new(&argv0).file_name().is_some_and(|n| n == name)
                 && !is_zombie(pid)
-                && environ(pid).iter().any(|e| *e == needle)
+                && environ(pid).contains(&needle)
         })
         .collect()
 }
@@ -317,7 +319,10 @@ mod tests {
     #[test]
     fn supervisor_finds_marked_children_and_stops_them() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let marker = ("SEESAW_LAB_TEST_MARKER".to_owned(), format!("{}", std::process::id()));
+        let marker = (
+            "SEESAW_LAB_TEST_MARKER".to_owned(),
+            format!("{}", std::process::id()),
+        );
         let mut sup = Supervisor::new(dir.path().to_path_buf(), marker.clone());
         let mut cmd = Command::new("sleep");
         cmd.arg("30");

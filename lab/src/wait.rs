@@ -10,7 +10,11 @@ use crate::error::LabError;
 const POLL: Duration = Duration::from_millis(50);
 
 /// Polls `cond` until it returns true, for at most `within`. Returns how long it took.
-pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) -> Result<Duration, LabError> {
+pub fn wait_until(
+    what: &str,
+    within: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> Result<Duration, LabError> {
     let start = Instant::now();
     loop {
         if cond() {
@@ -28,7 +32,11 @@ pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) 
 }
 
 /// Like [`wait_until`] for a condition that yields a value: polls until `probe` returns `Some`.
-pub fn wait_for<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> Result<T, LabError> {
+pub fn wait_for<T>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Result<T, LabError> {
     let mut found = None;
     wait_until(what, within, || {
         found = probe();

@@ -1,6 +1,5 @@
 //! The `seesaw_watchdog` binary: flags, logging, config, then [`seesaw_watchdog::run`].
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -17,7 +16,7 @@ struct Flags {
     common: CommonArgs,
     /// The services file (default: <config-dir>/watchdog.cfg).
     #[arg(long)]
-    config: Option<PathBuf>,
+    config: Option<std::path::PathBuf>,
     /// Only check the config: print `config OK` or every error, exit 0 or 78.
     #[arg(long)]
     validate: bool,
@@ -27,14 +26,8 @@ struct Flags {
 fn main() -> ExitCode {
     let flags = match Flags::try_parse_from(normalize_go_flags(std::env::args())) {
         Ok(f) => f,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
-        }
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => return fail(&e, exit::USAGE),
     };
     let _log = match logging::init("seesaw_watchdog", flags.common.log_dir.as_deref()) {
         Ok(g) => g,
@@ -42,9 +35,11 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e, exit::OSERR),
     };
     tracing::info!(build = %seesaw_common::build_info(), "starting");
-    let path =
-        (flags.config.clone()).unwrap_or_else(|| flags.common.config_dir.join("watchdog.cfg"));
-    let cfg = match config::load(&path, Identity::current()) {
+    let default_path = flags.common.config_dir.join("watchdog.cfg");
+    let cfg = match config::load(
+        flags.config.as_ref().unwrap_or(&default_path),
+        Identity::current(),
+    ) {
         Ok(c) => c,
         Err(errors) => return fail(&errors, exit::CONFIG),
     };
@@ -52,41 +47,29 @@ fn main() -> ExitCode {
         println!("config OK");
         return ExitCode::from(exit::OK);
     }
-    match serve(flags.common, cfg) {
-        Ok(()) => ExitCode::from(exit::OK),
-        Err(e) => {
-            tracing::error!(error = %e, "watchdog failed");
-            ExitCode::from(exit::OSERR)
-        }
+    if let Err(e) = serve(flags.common, cfg) {
+        return fail(&e, exit::OSERR);
     }
+    ExitCode::from(exit::OK)
 }
 
-fn serve(common: CommonArgs, cfg: WatchdogConfig) -> Result<(), String> {
+fn serve(common: CommonArgs, cfg: WatchdogConfig) -> Result<(), Box<dyn std::error::Error>> {
     // Current-thread on purpose: PR_SET_PDEATHSIG follows the forking thread, and the main
     // thread lives exactly as long as the watchdog.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build();
-    rt.map_err(|e| format!("cannot build runtime: {e}"))?
-        .block_on(async {
-            let shutdown = CancellationToken::new();
-            let dump =
-                seesaw_common::signal::install(shutdown.clone()).map_err(|e| e.to_string())?;
-            let ctx = RunContext {
-                run_dir: common.run_dir,
-                config_dir: common.config_dir,
-                log_dir: common.log_dir,
-                dump,
-            };
-            seesaw_watchdog::run(cfg, ctx, shutdown)
-                .await
-                .map_err(|e| e.to_string())
-        })
+        .build()?;
+    rt.block_on(async {
+        let shutdown = CancellationToken::new();
+        let dump = seesaw_common::signal::install(shutdown.clone())?;
+        let ctx = RunContext::new(common, dump);
+        Ok(seesaw_watchdog::run(cfg, ctx, shutdown).await?)
+    })
 }
 
 #[allow(
     clippy::print_stderr,
-    reason = "errors before logging is up, and config errors for the operator"
+    reason = "logging may be down; operators read this"
 )]
 fn fail(e: &dyn std::fmt::Display, code: u8) -> ExitCode {
     eprintln!("{e}");

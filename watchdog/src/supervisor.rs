@@ -5,6 +5,9 @@
 //! Coordination is by channels, not shared locks: each service publishes its [`ServiceStatus`]
 //! on a `watch` channel (dependents wait on `ready`, the top level on `ever_ready`, SIGUSR1 reads
 //! it) and cancels its `stopped` token once it will never run again.
+//!
+//! A service waits for its dependency to be ready before *every* start, including restarts; a
+//! dependency's restart does not restart its running dependents (Seesaw does not either).
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -44,6 +47,18 @@ pub struct RunContext {
     pub log_dir: Option<PathBuf>,
     /// Fires on SIGUSR1: log every service's state.
     pub dump: Arc<Notify>,
+}
+
+impl RunContext {
+    /// The context for the directories given on the command line.
+    pub fn new(args: seesaw_common::args::CommonArgs, dump: Arc<Notify>) -> Self {
+        Self {
+            run_dir: args.run_dir,
+            config_dir: args.config_dir,
+            log_dir: args.log_dir,
+            dump,
+        }
+    }
 }
 
 /// Why the watchdog could not supervise.

@@ -9,7 +9,12 @@ use crate::view::{ClusterView, ConfigStatusView, HaView, ReloadView, VserverView
 /// 2023-11-14 22:13:20 UTC.
 const NOW_MS: i64 = 1_700_000_000_000;
 
-fn destination(name: &str, address: &str, healthy: bool, checks: Vec<pb::CheckStatus>) -> pb::DestinationStatus {
+fn destination(
+    name: &str,
+    address: &str,
+    healthy: bool,
+    checks: Vec<pb::CheckStatus>,
+) -> pb::DestinationStatus {
     pb::DestinationStatus {
         name: name.into(),
         backend: name.into(),
@@ -129,7 +134,10 @@ fn vserver_detail_shows_an_override() {
     v.enabled = false;
     v.vips.clear();
     let text = vserver_detail(&VserverView::from(v));
-    assert!(text.contains("Status:   disabled (config state enabled)\n"), "{text}");
+    assert!(
+        text.contains("Status:   disabled (config state enabled)\n"),
+        "{text}"
+    );
     assert!(text.contains("VIPs:     none\n"), "{text}");
 }
 
@@ -229,7 +237,10 @@ fn reload_prints_message_and_every_error() {
     let refused = ReloadView::from(pb::ConfigReloadReply {
         applied: false,
         message: "configuration refused".into(),
-        errors: vec!["vserver[\"web\"].port: out of range".into(), "second".into()],
+        errors: vec![
+            "vserver[\"web\"].port: out of range".into(),
+            "second".into(),
+        ],
     });
     assert_eq!(
         reload(&refused),
@@ -245,8 +256,14 @@ fn config_status_lists_attributes() {
         source: "disk".into(),
         generation: 3,
         attributes: vec![
-            pb::Attribute { name: "owner".into(), value: "ops".into() },
-            pb::Attribute { name: "ticket".into(), value: "42".into() },
+            pb::Attribute {
+                name: "owner".into(),
+                value: "ops".into(),
+            },
+            pb::Attribute {
+                name: "ticket".into(),
+                value: "42".into(),
+            },
         ],
         reload_failures: 1,
         ..Default::default()
@@ -285,7 +302,10 @@ fn durations_keep_two_units() {
     assert_eq!(duration(60), "1m");
     assert_eq!(duration(125), "2m 5s");
     assert_eq!(duration(90_061), "1d 1h");
-    assert_eq!(timestamp(NOW_MS + 2_000, NOW_MS), "in 2s (2023-11-14 22:13:22 UTC)");
+    assert_eq!(
+        timestamp(NOW_MS + 2_000, NOW_MS),
+        "in 2s (2023-11-14 22:13:22 UTC)"
+    );
 }
 
 #[test]
@@ -293,6 +313,9 @@ fn json_uses_the_view_shape() {
     let v = VserverView::from(web());
     let json: serde_json::Value = serde_json::to_value(&v).expect("views serialise");
     assert_eq!(json["name"], "web@demo");
-    assert_eq!(json["services"][0]["destinations"][1]["checks"][1]["name"], "TCP/8080_1");
+    assert_eq!(
+        json["services"][0]["destinations"][1]["checks"][1]["name"],
+        "TCP/8080_1"
+    );
     assert_eq!(json["services"][0]["scheduler"], "WRR");
 }

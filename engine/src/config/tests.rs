@@ -18,6 +18,7 @@ pub(crate) fn compat_file(name: &str) -> Option<String> {
     match std::fs::read_to_string(&path) {
         Ok(s) => Some(s),
         Err(e) => {
+            #[allow(clippy::print_stderr, reason = "a skipped test must say why")]
             eprintln!(
                 "SKIPPED: Seesaw compat file {} not readable ({e}); \
                  clone the project with ../shared beside it to run this test",
@@ -28,7 +29,9 @@ pub(crate) fn compat_file(name: &str) -> Option<String> {
     }
 }
 
-fn cluster(name: &str) -> Option<Result<(Cluster, Vec<String>), Vec<String>>> {
+type Validated = Result<(Cluster, Vec<String>), Vec<String>>;
+
+fn cluster(name: &str) -> Option<Validated> {
     let text = compat_file(&format!("config-testdata/{name}"))?;
     Some(cluster::parse(text.as_bytes()).and_then(|pb| validate::validate(&pb)))
 }

@@ -36,7 +36,10 @@ async fn tcp_server(expect: usize, reply: &'static [u8]) -> SocketAddr {
 }
 
 /// Answers every request with `status` and `body`, and sends the request head on the channel.
-async fn http_server(status: &'static str, body: &'static str) -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
+async fn http_server(
+    status: &'static str,
+    body: &'static str,
+) -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -84,7 +87,11 @@ async fn tcp_connect_passes_on_a_listener() {
     let addr = tcp_server(0, b"").await;
     let out = tcp(&tcp_probe(addr, "", "")).await;
     assert!(out.success, "{out:?}");
-    assert!(out.message.starts_with(&format!("tcp {addr} in ")), "{}", out.message);
+    assert!(
+        out.message.starts_with(&format!("tcp {addr} in ")),
+        "{}",
+        out.message
+    );
 }
 
 #[tokio::test]
@@ -105,7 +112,10 @@ async fn tcp_send_and_expected_prefix() {
 
     let out = tcp(&tcp_probe(addr, "PING", "PANG")).await;
     assert!(!out.success);
-    assert_eq!(out.message, format!("tcp {addr}: got \"PONG\", want \"PANG\""));
+    assert_eq!(
+        out.message,
+        format!("tcp {addr}: got \"PONG\", want \"PANG\"")
+    );
 }
 
 #[tokio::test]
@@ -126,7 +136,11 @@ async fn http_200_passes_and_sends_host_method_and_path() {
     assert!(out.message.starts_with("http 200 in "), "{}", out.message);
     let head = heads.recv().await.unwrap();
     assert!(head.starts_with("GET /healthz HTTP/1.1\r\n"), "{head}");
-    assert!(head.to_ascii_lowercase().contains(&format!("host: {addr}\r\n")), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("host: {addr}\r\n")),
+        "{head}"
+    );
 }
 
 #[tokio::test]
@@ -177,7 +191,11 @@ async fn http_garbage_reply_fails() {
     let addr = tcp_server(0, b"SSH-2.0-OpenSSH\r\n").await;
     let out = http(&http_probe(addr, 200, "")).await;
     assert!(!out.success);
-    assert!(out.message.starts_with(&format!("http {addr}: ")), "{}", out.message);
+    assert!(
+        out.message.starts_with(&format!("http {addr}: ")),
+        "{}",
+        out.message
+    );
 }
 
 #[tokio::test]

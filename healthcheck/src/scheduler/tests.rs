@@ -65,9 +65,7 @@ async fn stagger_is_at_least_20ms() {
     let checks: Vec<_> = (1..=10).map(|i| tcp_check(i, i as u8, 100, 1, 0)).collect();
     s.apply(specs(&checks), t0);
     run_for(&mut s, Duration::from_millis(190)).await;
-    let firsts: Vec<Duration> = (1..=10)
-        .map(|i| p.calls_to(addr(i))[0] - t0)
-        .collect();
+    let firsts: Vec<Duration> = (1..=10).map(|i| p.calls_to(addr(i))[0] - t0).collect();
     let want: Vec<Duration> = (0..10).map(|i| Duration::from_millis(20 * i)).collect();
     assert_eq!(firsts, want);
 }
@@ -148,10 +146,17 @@ async fn refetch_updates_in_place() {
     assert_eq!(summary(&r), [(3, true)]);
     assert_eq!(p.calls_to(addr(2)).len(), before_2, "removed check stopped");
     // The new interval applies: 500 ms instead of 1 s.
-    let after: Vec<_> = p.calls_to(addr(1)).into_iter().filter(|t| *t > t1).collect();
+    let after: Vec<_> = p
+        .calls_to(addr(1))
+        .into_iter()
+        .filter(|t| *t > t1)
+        .collect();
     assert!(after.len() >= 4, "{after:?}");
     assert_eq!(
-        s.snapshot().iter().map(|r| (r.id.0, r.healthy)).collect::<Vec<_>>(),
+        s.snapshot()
+            .iter()
+            .map(|r| (r.id.0, r.healthy))
+            .collect::<Vec<_>>(),
         [(1, true), (3, true)]
     );
 }

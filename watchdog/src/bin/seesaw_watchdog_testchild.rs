@@ -5,7 +5,7 @@
 //! Arguments are `key=value` words (the watchdog splits `args` on whitespace):
 //! `name=N events=FILE [ready_after_ms=MS] [exit_after_ms=MS] [exit_code=C] [ignore_term]`.
 //! It appends one line per event (`<unix ms> <name> <event> ...`) to `events`: `start` (with
-//! pid, argv0 and SEESAW_RUN_DIR), `ready` after sending READY=1, `term` (then exits 0) or
+//! pid, argv0, SEESAW_LOG_DIR and SEESAW_RUN_DIR), `ready` after sending READY=1, `term` (then exits 0) or
 //! `term-ignored` on SIGTERM, and `exit` before exiting with `exit_code`.
 
 use std::collections::HashMap;
@@ -57,10 +57,11 @@ fn main() -> ExitCode {
             eprintln!("cannot write {events}: {e}");
         }
     };
-    let run_dir = std::env::var("SEESAW_RUN_DIR").unwrap_or_default();
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    let (run_dir, log_dir) = (var("SEESAW_RUN_DIR"), var("SEESAW_LOG_DIR"));
+    let pid = std::process::id();
     log(&format!(
-        "start pid={} argv0={argv0} run_dir={run_dir}",
-        std::process::id()
+        "start pid={pid} argv0={argv0} log_dir={log_dir} run_dir={run_dir}"
     ));
     println!("hello from {name} on stdout");
     eprintln!("hello from {name} on stderr");

@@ -1,0 +1,726 @@
+//! `seesaw demo [--keep]`: the whole system on loopback without root. Builds the daemons if
+//! needed, writes a config for one vserver with two HTTP backends into a fresh temp dir, starts the
+//! backends (`seesaw demo-backend`) and `seesaw_watchdog`, waits until the VIP answers, prints how
+//! to poke at it, and on Ctrl-C/SIGTERM stops everything it started.
+//!
+//! Stdout carries only the two `demo vip:` / `demo run dir:` lines and the help that follows;
+//! progress goes to stderr, so a script can read the first two lines of stdout.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the demo talks to the person running it"
+)]
+
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::{self, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, SystemTime};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::demo_backend;
+
+/// The daemons the demo runs, all expected next to the `seesaw` binary.
+pub const DAEMONS: [&str; 6] = [
+    "seesaw_watchdog",
+    "seesaw_engine",
+    "seesaw_ncc",
+    "seesaw_ha",
+    "seesaw_healthcheck",
+    "seesaw_ecu",
+];
+
+/// How long the whole system gets to come up.
+const READY_DEADLINE: Duration = Duration::from_secs(60);
+/// How often the VIP is probed while waiting.
+const READY_POLL: Duration = Duration::from_millis(100);
+/// How long one probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the watchdog gets to stop its services after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+/// Lines of each log shown when the demo fails.
+const LOG_TAIL_LINES: usize = 20;
+/// The backends: name and loopback address (the VIP is 127.0.0.1).
+const BACKENDS: [(&str, Ipv4Addr); 2] = [
+    ("be1", Ipv4Addr::new(127, 0, 0, 2)),
+    ("be2", Ipv4Addr::new(127, 0, 0, 3)),
+];
+const VIP: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// Why the demo stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Daemon binaries are missing and cannot be built from here.
+    #[error("missing or outdated binaries in {}: {names}; build them with `{command}`", dir.display())]
+    Binaries {
+        /// Where they were looked for.
+        dir: PathBuf,
+        /// Which ones.
+        names: String,
+        /// The command that builds them.
+        command: String,
+    },
+    /// The cargo build failed.
+    #[error("`{command}` failed ({status})")]
+    Build {
+        /// The command.
+        command: String,
+        /// Its exit status.
+        status: ExitStatus,
+    },
+    /// A file-system or process operation failed.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// No port was free on all three loopback addresses.
+    #[error("no TCP port is free on 127.0.0.1, 127.0.0.2 and 127.0.0.3")]
+    NoFreePort,
+    /// The VIP did not answer in time.
+    #[error("the VIP {vip} did not answer within {} s", READY_DEADLINE.as_secs())]
+    NotReady {
+        /// The address probed.
+        vip: SocketAddr,
+    },
+    /// The watchdog died.
+    #[error("seesaw_watchdog exited unexpectedly ({0})")]
+    WatchdogExited(ExitStatus),
+}
+
+/// The temp dir's layout.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The temp dir itself.
+    pub root: PathBuf,
+    /// `--run-dir` for every process (sockets).
+    pub run: PathBuf,
+    /// `--config-dir`: seesaw.cfg, cluster.pb, watchdog.cfg.
+    pub config: PathBuf,
+    /// `--log-dir`: every process's log.
+    pub log: PathBuf,
+    /// The backends' pid files.
+    pub demo: PathBuf,
+}
+
+impl Layout {
+    /// Creates the sub-directories of `root`.
+    pub fn create(root: &Path) -> Result<Self, DemoError> {
+        let layout = Self {
+            root: root.to_owned(),
+            run: root.join("run"),
+            config: root.join("config"),
+            log: root.join("log"),
+            demo: root.join("demo"),
+        };
+        for dir in [&layout.run, &layout.config, &layout.log, &layout.demo] {
+            fs::create_dir_all(dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+        }
+        Ok(layout)
+    }
+}
+
+/// Runs the demo to the end. Returns the exit code.
+pub fn run(keep: bool) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("seesaw demo: cannot start the async runtime: {e}");
+            return seesaw_common::exit::OSERR;
+        }
+    };
+    match runtime.block_on(demo(keep)) {
+        Ok(()) => seesaw_common::exit::OK,
+        Err(e) => {
+            eprintln!("seesaw demo: {}", error_chain(&e));
+            1
+        }
+    }
+}
+
+async fn demo(keep: bool) -> Result<(), DemoError> {
+    let exe = std::env::current_exe().map_err(io_err("cannot locate the seesaw binary"))?;
+    let bin_dir = exe
+        .parent()
+        .ok_or_else(|| DemoError::Io {
+            what: format!("{} has no parent directory", exe.display()),
+            source: io::ErrorKind::NotFound.into(),
+        })?
+        .to_owned();
+    // Installed first so that a Ctrl-C during the build or start-up still cleans up.
+    let mut signals = Signals::install()?;
+    ensure_binaries(&exe, &bin_dir).await?;
+
+    let root = tempfile::Builder::new()
+        .prefix("seesaw-demo.")
+        .tempdir()
+        .map_err(io_err("cannot create a temp dir"))?
+        .keep();
+    let result = run_in(&root, &exe, &bin_dir, &mut signals).await;
+    if keep {
+        eprintln!("kept {}", root.display());
+    } else if let Err(e) = fs::remove_dir_all(&root) {
+        eprintln!("cannot remove {}: {e}", root.display());
+    }
+    result
+}
+
+async fn run_in(
+    root: &Path,
+    exe: &Path,
+    bin_dir: &Path,
+    signals: &mut Signals,
+) -> Result<(), DemoError> {
+    let layout = Layout::create(root)?;
+    let (port, ecu_port) = pick_ports()?;
+    write_configs(&layout, port, ecu_port, bin_dir)?;
+
+    let mut children = Children::default();
+    let result = supervise(
+        &layout,
+        exe,
+        bin_dir,
+        port,
+        ecu_port,
+        &mut children,
+        signals,
+    )
+    .await;
+    if matches!(
+        result,
+        Err(DemoError::NotReady { .. } | DemoError::WatchdogExited(_))
+    ) {
+        print_log_tails(&layout.log);
+    }
+    eprintln!("stopping ...");
+    children.stop().await;
+    result
+}
+
+/// Starts the processes, waits for the VIP, prints the help and waits for a stop signal.
+/// Returns `Ok` when asked to stop.
+async fn supervise(
+    layout: &Layout,
+    exe: &Path,
+    bin_dir: &Path,
+    port: u16,
+    ecu_port: u16,
+    children: &mut Children,
+    signals: &mut Signals,
+) -> Result<(), DemoError> {
+    for (name, ip) in BACKENDS {
+        let child = spawn_backend(exe, name, SocketAddr::new(IpAddr::V4(ip), port), layout)?;
+        let pid_file = layout.demo.join(format!("{name}.pid"));
+        let pid = child.id().map(|p| p.to_string()).unwrap_or_default();
+        children.backends.push(child);
+        fs::write(&pid_file, format!("{pid}\n"))
+            .map_err(io_err(format!("cannot write {}", pid_file.display())))?;
+    }
+    children.start_watchdog(bin_dir, layout)?;
+
+    let vip = SocketAddr::new(IpAddr::V4(VIP), port);
+    eprintln!(
+        "waiting for the VIP {vip} to answer (logs in {}) ...",
+        layout.log.display()
+    );
+    if !wait_ready(vip, children, signals).await? {
+        return Ok(());
+    }
+
+    let mut out = io::stdout().lock();
+    // A closed stdout (e.g. piped into `head -2`) must not stop the demo.
+    let _ = out.write_all(instructions(layout, exe, port, ecu_port).as_bytes());
+    let _ = out.flush();
+    drop(out);
+
+    tokio::select! {
+        () = signals.recv() => Ok(()),
+        status = children.wait_watchdog() => Err(status),
+    }
+}
+
+/// Probes the VIP until it answers 200. Returns `Ok(false)` when a stop signal came first.
+async fn wait_ready(
+    vip: SocketAddr,
+    children: &mut Children,
+    signals: &mut Signals,
+) -> Result<bool, DemoError> {
+    let deadline = tokio::time::Instant::now() + READY_DEADLINE;
+    let max_polls = READY_DEADLINE.as_millis() / READY_POLL.as_millis();
+    for _ in 0..=max_polls {
+        if let Ok(answer) = demo_backend::get(vip, PROBE_TIMEOUT).await
+            && answer.status == 200
+        {
+            return Ok(true);
+        }
+        children.check_watchdog()?;
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::select! {
+            () = signals.recv() => return Ok(false),
+            () = tokio::time::sleep(READY_POLL) => {}
+        }
+    }
+    Err(DemoError::NotReady { vip })
+}
+
+/// What to print once the demo is up. The first two lines are a stable interface.
+pub fn instructions(layout: &Layout, exe: &Path, port: u16, ecu_port: u16) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "demo vip: {VIP}:{port}");
+    let _ = writeln!(s, "demo run dir: {}", layout.run.display());
+    let _ = writeln!(s);
+    let _ = writeln!(s, "Try it:        curl -i http://{VIP}:{port}/");
+    let _ = writeln!(
+        s,
+        "Open a shell:  {} --run-dir {}",
+        exe.display(),
+        layout.run.display()
+    );
+    let _ = writeln!(
+        s,
+        "Change config: edit {}, then run `config reload` in the shell",
+        layout.config.join("cluster.pb").display()
+    );
+    let _ = writeln!(
+        s,
+        "Stop backend:  kill $(cat {})",
+        layout.demo.join("be1.pid").display()
+    );
+    let _ = writeln!(
+        s,
+        "ECU:           http://{VIP}:{ecu_port}/v1/vservers and http://{VIP}:{ecu_port}/metrics"
+    );
+    let _ = writeln!(s, "Logs:          {}", layout.log.display());
+    let _ = writeln!(s, "Press Ctrl-C to stop.");
+    s
+}
+
+// === configuration ===
+
+/// `seesaw.cfg`: one node on loopback, the userspace proxy data plane, the ECU on `ecu_port`.
+pub fn seesaw_cfg(ecu_port: u16) -> String {
+    format!(
+        "\
+[cluster]
+name = demo
+node_ipv4 = 127.0.0.1
+anycast_enabled = false
+
+[interface]
+node = lo
+lb = lo
+
+[dataplane]
+kind = proxy
+
+[ecu]
+listen = 127.0.0.1:{ecu_port}
+"
+    )
+}
+
+/// `cluster.pb`: the vserver `web@demo` on 127.0.0.1:`port` with backends 127.0.0.2 and .3.
+pub fn cluster_pb(port: u16) -> String {
+    format!(
+        r#"# Demo cluster: one vserver on loopback, two HTTP backends.
+seesaw_vip: < fqdn: "seesaw-vip.demo." ipv4: "127.0.0.1/8" status: PRODUCTION >
+node: < fqdn: "node1.demo." ipv4: "127.0.0.1/8" status: PRODUCTION >
+vserver: <
+  name: "web@demo"
+  entry_address: < fqdn: "web.demo." ipv4: "127.0.0.1/32" status: PRODUCTION >
+  rp: "demo@example.com"
+  vserver_entry: <
+    protocol: TCP
+    port: {port}
+    scheduler: WRR
+    mode: NAT
+    healthcheck: < type: HTTP interval: 1 timeout: 1 retries: 1 send: "/healthz" code: 200 >
+  >
+  backend: < host: < fqdn: "be1.demo." ipv4: "127.0.0.2/32" status: PRODUCTION > weight: 1 >
+  backend: < host: < fqdn: "be2.demo." ipv4: "127.0.0.3/32" status: PRODUCTION > weight: 1 >
+>
+"#
+    )
+}
+
+/// `watchdog.cfg`: every daemon from `bin_dir`, ncc first, engine after it, the rest after the
+/// engine. No args: the watchdog hands the directories to its children in their environment.
+pub fn watchdog_cfg(bin_dir: &Path) -> String {
+    let bin = |name: &str| bin_dir.join(format!("seesaw_{name}")).display().to_string();
+    format!(
+        "\
+# Written by `seesaw demo`.
+[ncc]
+binary = {}
+
+[engine]
+binary = {}
+dependency = ncc
+term_timeout = 10s
+
+[ha]
+binary = {}
+dependency = engine
+
+[healthcheck]
+binary = {}
+dependency = engine
+
+[ecu]
+binary = {}
+dependency = engine
+",
+        bin("ncc"),
+        bin("engine"),
+        bin("ha"),
+        bin("healthcheck"),
+        bin("ecu"),
+    )
+}
+
+fn write_configs(
+    layout: &Layout,
+    port: u16,
+    ecu_port: u16,
+    bin_dir: &Path,
+) -> Result<(), DemoError> {
+    for (name, text) in [
+        ("seesaw.cfg", seesaw_cfg(ecu_port)),
+        ("cluster.pb", cluster_pb(port)),
+        ("watchdog.cfg", watchdog_cfg(bin_dir)),
+    ] {
+        let path = layout.config.join(name);
+        fs::write(&path, text).map_err(io_err(format!("cannot write {}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// A port P free on 127.0.0.1, .2 and .3 (VIP and backends share it), and another port for the
+/// ECU. The sockets are closed again, so another program could take a port before the demo
+/// binds it; the retries only cover P being taken on .2 or .3.
+pub fn pick_ports() -> Result<(u16, u16), DemoError> {
+    let bind = |ip: Ipv4Addr, port: u16| TcpListener::bind(SocketAddr::new(IpAddr::V4(ip), port));
+    for _ in 0..10 {
+        let vip = bind(VIP, 0).map_err(io_err("cannot bind 127.0.0.1"))?;
+        let port = vip
+            .local_addr()
+            .map_err(io_err("cannot read a bound address"))?
+            .port();
+        let backends: Result<Vec<_>, _> = BACKENDS.iter().map(|(_, ip)| bind(*ip, port)).collect();
+        if backends.is_err() {
+            continue;
+        }
+        // Bound while `vip` is still held, so the ECU port cannot be P.
+        let ecu = bind(VIP, 0).map_err(io_err("cannot bind 127.0.0.1"))?;
+        let ecu_port = ecu
+            .local_addr()
+            .map_err(io_err("cannot read a bound address"))?
+            .port();
+        return Ok((port, ecu_port));
+    }
+    Err(DemoError::NoFreePort)
+}
+
+// === binaries ===
+
+/// The daemons that are missing from `dir`, or older than `exe_time` (the `seesaw` binary's
+/// modification time) and so probably built from older sources.
+pub fn stale_binaries(dir: &Path, exe_time: Option<SystemTime>) -> Vec<&'static str> {
+    DAEMONS
+        .into_iter()
+        .filter(
+            |name| match fs::metadata(dir.join(name)).and_then(|m| m.modified()) {
+                Err(_) => true,
+                Ok(t) => exe_time.is_some_and(|exe| t < exe),
+            },
+        )
+        .collect()
+}
+
+/// Makes sure every daemon exists next to `exe`, running cargo when the demo was started by
+/// `cargo run` (which builds only this binary).
+async fn ensure_binaries(exe: &Path, bin_dir: &Path) -> Result<(), DemoError> {
+    let exe_time = fs::metadata(exe).and_then(|m| m.modified()).ok();
+    let stale = stale_binaries(bin_dir, exe_time);
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let mut args = vec!["build", "--workspace", "--bins"];
+    if exe.components().any(|c| c.as_os_str() == "release") {
+        args.push("--release");
+    }
+    let command = format!("cargo {}", args.join(" "));
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Err(DemoError::Binaries {
+            dir: bin_dir.to_owned(),
+            names: stale.join(", "),
+            command,
+        });
+    };
+    eprintln!(
+        "building the daemons ({} missing or outdated): {command}",
+        stale.join(", ")
+    );
+    let mut cmd = Command::new(cargo);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        // Cargo writes progress to stderr already; its stdout must not reach ours either.
+        .stdout(stderr_stdio()?);
+    if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        cmd.current_dir(dir);
+    }
+    let status = cmd
+        .status()
+        .await
+        .map_err(io_err(format!("cannot run {command}")))?;
+    if !status.success() {
+        return Err(DemoError::Build { command, status });
+    }
+    let missing: Vec<&str> = DAEMONS
+        .into_iter()
+        .filter(|name| !bin_dir.join(name).is_file())
+        .collect();
+    if !missing.is_empty() {
+        return Err(DemoError::Binaries {
+            dir: bin_dir.to_owned(),
+            names: missing.join(", "),
+            command,
+        });
+    }
+    Ok(())
+}
+
+// === processes ===
+
+/// Every process the demo started. Dropping it (an early return or a panic) kills them all.
+#[derive(Debug, Default)]
+struct Children {
+    /// `seesaw_watchdog`, the leader of its own process group (so Ctrl-C on the terminal reaches
+    /// only the demo, which then stops the watchdog in order).
+    watchdog: Option<Child>,
+    /// The watchdog's pid, which is also its process group id; kept after it is reaped so the
+    /// group can still be killed.
+    watchdog_pgid: Option<Pid>,
+    /// The backends; each in its own process group for the same reason.
+    backends: Vec<Child>,
+}
+
+impl Children {
+    fn start_watchdog(&mut self, bin_dir: &Path, layout: &Layout) -> Result<(), DemoError> {
+        let binary = bin_dir.join("seesaw_watchdog");
+        let output = log_file(&layout.log, "demo-watchdog.stderr")?;
+        let child = Command::new(&binary)
+            .arg("--run-dir")
+            .arg(&layout.run)
+            .arg("--config-dir")
+            .arg(&layout.config)
+            .arg("--log-dir")
+            .arg(&layout.log)
+            .stdin(Stdio::null())
+            .stdout(
+                output
+                    .try_clone()
+                    .map_err(io_err("cannot duplicate a log file"))?,
+            )
+            .stderr(output)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io_err(format!("cannot start {}", binary.display())))?;
+        self.watchdog_pgid = child.id().and_then(pid);
+        self.watchdog = Some(child);
+        Ok(())
+    }
+
+    /// Fails if the watchdog has exited.
+    fn check_watchdog(&mut self) -> Result<(), DemoError> {
+        if let Some(wd) = &mut self.watchdog
+            && let Ok(Some(status)) = wd.try_wait()
+        {
+            return Err(DemoError::WatchdogExited(status));
+        }
+        Ok(())
+    }
+
+    /// Waits for the watchdog to exit (never returns if there is none).
+    async fn wait_watchdog(&mut self) -> DemoError {
+        match &mut self.watchdog {
+            Some(wd) => match wd.wait().await {
+                Ok(status) => DemoError::WatchdogExited(status),
+                Err(e) => DemoError::Io {
+                    what: "cannot wait for seesaw_watchdog".to_owned(),
+                    source: e,
+                },
+            },
+            None => std::future::pending().await,
+        }
+    }
+
+    /// SIGTERM to the watchdog, up to [`STOP_GRACE`] for it to stop its services, then SIGKILL
+    /// to its process group; then the backends are killed and reaped.
+    async fn stop(&mut self) {
+        if let Some(mut wd) = self.watchdog.take() {
+            if let Ok(None) = wd.try_wait()
+                && let Some(pid) = wd.id().and_then(pid)
+            {
+                let _ = kill(pid, Signal::SIGTERM);
+                if tokio::time::timeout(STOP_GRACE, wd.wait()).await.is_err() {
+                    eprintln!(
+                        "seesaw_watchdog did not stop within {} s; killing it",
+                        STOP_GRACE.as_secs()
+                    );
+                }
+            }
+            if let Some(pgid) = self.watchdog_pgid.take() {
+                // Whatever is left in the group; ESRCH (nothing left) is the normal case.
+                let _ = killpg(pgid, Signal::SIGKILL);
+            }
+            let _ = wd.wait().await;
+        }
+        for mut backend in self.backends.drain(..) {
+            let _ = backend.start_kill();
+            let _ = backend.wait().await;
+        }
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        // Only reached with processes still recorded if `stop` did not run: kill_on_drop covers
+        // the direct children, this covers the watchdog's group.
+        if self.watchdog.is_some()
+            && let Some(pgid) = self.watchdog_pgid
+        {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+fn spawn_backend(
+    exe: &Path,
+    name: &str,
+    listen: SocketAddr,
+    layout: &Layout,
+) -> Result<Child, DemoError> {
+    let output = log_file(&layout.log, &format!("demo-{name}.log"))?;
+    Command::new(exe)
+        .arg("demo-backend")
+        .arg("--listen")
+        .arg(listen.to_string())
+        .arg("--name")
+        .arg(name)
+        .stdin(Stdio::null())
+        .stdout(
+            output
+                .try_clone()
+                .map_err(io_err("cannot duplicate a log file"))?,
+        )
+        .stderr(output)
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(io_err(format!("cannot start backend {name}")))
+}
+
+/// SIGINT or SIGTERM.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, DemoError> {
+        let install = |kind| signal(kind).map_err(io_err("cannot install signal handlers"));
+        Ok(Self {
+            int: install(SignalKind::interrupt())?,
+            term: install(SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
+// === helpers ===
+
+fn print_log_tails(dir: &Path) {
+    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect(),
+        Err(e) => {
+            eprintln!("cannot list {}: {e}", dir.display());
+            return;
+        }
+    };
+    files.sort();
+    for path in files {
+        let Ok(bytes) = fs::read(&path) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text.lines().collect();
+        eprintln!("==> {} <==", path.display());
+        for line in &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..] {
+            eprintln!("{line}");
+        }
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> Result<File, DemoError> {
+    let path = dir.join(name);
+    File::create(&path).map_err(io_err(format!("cannot create {}", path.display())))
+}
+
+/// Our stderr as a child's stdio.
+fn stderr_stdio() -> Result<Stdio, DemoError> {
+    let fd = io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(io_err("cannot duplicate stderr"))?;
+    Ok(Stdio::from(fd))
+}
+
+fn pid(raw: u32) -> Option<Pid> {
+    i32::try_from(raw).ok().map(Pid::from_raw)
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> DemoError {
+    let what = what.into();
+    move |source| DemoError::Io { what, source }
+}
+
+/// `error: cause: cause`, for a one-line report.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let _ = write!(text, ": {s}");
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

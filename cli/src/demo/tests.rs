@@ -1,0 +1,127 @@
+//! Tests of the demo's parts that need no daemons: config files, port picking, binary discovery
+//! and the printed instructions.
+
+use std::net::TcpListener as StdListener;
+
+use prost_reflect::DynamicMessage;
+
+use super::*;
+
+#[test]
+fn seesaw_cfg_is_ini_with_the_ecu_port() {
+    let ini = ini::Ini::load_from_str(&seesaw_cfg(4321)).expect("valid INI");
+    let get = |s: &str, k: &str| ini.get_from(Some(s), k).map(str::to_owned);
+    assert_eq!(get("cluster", "name").as_deref(), Some("demo"));
+    assert_eq!(get("cluster", "node_ipv4").as_deref(), Some("127.0.0.1"));
+    assert_eq!(get("cluster", "anycast_enabled").as_deref(), Some("false"));
+    assert_eq!(get("interface", "node").as_deref(), Some("lo"));
+    assert_eq!(get("interface", "lb").as_deref(), Some("lo"));
+    assert_eq!(get("dataplane", "kind").as_deref(), Some("proxy"));
+    assert_eq!(get("ecu", "listen").as_deref(), Some("127.0.0.1:4321"));
+}
+
+#[test]
+fn watchdog_cfg_is_ini_with_absolute_binaries_and_order() {
+    let dir = Path::new("/opt/seesaw bin");
+    let ini = ini::Ini::load_from_str(&watchdog_cfg(dir)).expect("valid INI");
+    let sections: Vec<&str> = ini.sections().flatten().collect();
+    assert_eq!(sections, ["ncc", "engine", "ha", "healthcheck", "ecu"]);
+    for name in sections {
+        let props = ini.section(Some(name)).expect("section");
+        assert_eq!(
+            props.get("binary"),
+            Some(format!("/opt/seesaw bin/seesaw_{name}").as_str())
+        );
+        assert_eq!(props.get("args"), None);
+        let dependency = match name {
+            "ncc" => None,
+            "engine" => Some("ncc"),
+            _ => Some("engine"),
+        };
+        assert_eq!(props.get("dependency"), dependency, "[{name}]");
+    }
+    assert_eq!(ini.get_from(Some("engine"), "term_timeout"), Some("10s"));
+}
+
+#[test]
+fn cluster_pb_parses_against_the_config_schema() {
+    let pool = &*seesaw_proto::DESCRIPTOR_POOL;
+    let desc = pool
+        .get_message_by_name("seesaw.config.Cluster")
+        .expect("Cluster in the descriptor pool");
+    let msg = DynamicMessage::parse_text_format(desc, &cluster_pb(18080))
+        .expect("cluster.pb is valid text format");
+    let vservers = msg.get_field_by_name("vserver").expect("vserver field");
+    let vservers = vservers.as_list().expect("repeated");
+    assert_eq!(vservers.len(), 1);
+    let web = vservers[0].as_message().expect("message");
+    let entry = web.get_field_by_name("vserver_entry").expect("entries");
+    let entry = entry.as_list().expect("repeated")[0]
+        .as_message()
+        .expect("message")
+        .clone();
+    assert_eq!(
+        entry.get_field_by_name("port").and_then(|v| v.as_i32()),
+        Some(18080)
+    );
+    let backends = web.get_field_by_name("backend").expect("backends");
+    assert_eq!(backends.as_list().map(<[_]>::len), Some(2));
+}
+
+#[test]
+fn picked_ports_are_free_on_all_three_addresses() {
+    let (port, ecu) = pick_ports().expect("ports");
+    assert_ne!(port, ecu);
+    assert_ne!(port, 0);
+    for ip in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
+        StdListener::bind(format!("{ip}:{port}")).expect("P is free");
+    }
+    StdListener::bind(format!("127.0.0.1:{ecu}")).expect("E is free");
+}
+
+#[test]
+fn stale_binaries_are_missing_or_older_than_the_cli() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert_eq!(stale_binaries(dir.path(), None), DAEMONS.to_vec());
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let new = old + Duration::from_secs(60);
+    for name in DAEMONS {
+        let f = File::create(dir.path().join(name)).expect("create");
+        f.set_modified(new).expect("set mtime");
+    }
+    File::options()
+        .write(true)
+        .open(dir.path().join("seesaw_ha"))
+        .expect("open")
+        .set_modified(old)
+        .expect("set mtime");
+    assert_eq!(stale_binaries(dir.path(), None), Vec::<&str>::new());
+    assert_eq!(stale_binaries(dir.path(), Some(old)), Vec::<&str>::new());
+    assert_eq!(
+        stale_binaries(dir.path(), Some(old + Duration::from_secs(1))),
+        ["seesaw_ha"]
+    );
+}
+
+#[test]
+fn instructions_start_with_the_two_stable_lines() {
+    let layout = Layout::create(&tempfile::tempdir().expect("temp dir").keep()).expect("layout");
+    let text = instructions(&layout, Path::new("/x/seesaw"), 18080, 18081);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "demo vip: 127.0.0.1:18080");
+    assert_eq!(lines[1], format!("demo run dir: {}", layout.run.display()));
+    assert!(text.contains(&format!("/x/seesaw --run-dir {}", layout.run.display())));
+    assert!(text.contains(&format!("kill $(cat {}/be1.pid)", layout.demo.display())));
+    assert!(text.contains("http://127.0.0.1:18081/v1/vservers"));
+    assert!(text.ends_with("Press Ctrl-C to stop.\n"));
+    fs::remove_dir_all(&layout.root).expect("clean up");
+}
+
+#[test]
+fn errors_read_as_one_line() {
+    let e = DemoError::Io {
+        what: "cannot write x".into(),
+        source: io::ErrorKind::PermissionDenied.into(),
+    };
+    assert_eq!(error_chain(&e), "cannot write x: permission denied");
+}

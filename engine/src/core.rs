@@ -1,0 +1,256 @@
+//! The engine's event loop: one owner of [`EngineState`], fed by a closed set of events (config
+//! reload, health results, HA reports, a tick), which after every event re-evaluates health, drives
+//! ncc towards the desired state when it changed, and publishes a snapshot for the API to read.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::checks::CheckSpec;
+use crate::config::{self, Loaded};
+use crate::desired::DesiredState;
+use crate::model::Node;
+use crate::ncc_port::Ncc;
+use crate::state::{CheckResult, EngineState, HaView, ReloadOutcome, VserverView};
+
+/// Everything that can happen to the engine.
+#[derive(Debug)]
+pub enum Event {
+    /// Re-read the config files; the reply says whether they were applied.
+    Reload(oneshot::Sender<ReloadReply>),
+    /// Check results from the healthcheck process.
+    Health(Vec<(u64, CheckResult)>),
+    /// A status report from the ha process.
+    Ha(HaView),
+}
+
+/// The answer to a reload request.
+#[derive(Debug, Clone)]
+pub struct ReloadReply {
+    /// Applied or refused.
+    pub outcome: ReloadOutcome,
+    /// Data-plane changes the new config caused (when the plane could be reached).
+    pub changes: Option<usize>,
+}
+
+/// What the HA process is told.
+#[derive(Debug, Clone, Default)]
+pub struct HaConfigView {
+    /// HA possible for this node.
+    pub enabled: bool,
+    /// This node's address.
+    pub local_addr: String,
+    /// The peer's address; empty when no peer is configured (single-node mode).
+    pub remote_addr: String,
+    /// VRRP priority.
+    pub priority: u32,
+    /// VRID.
+    pub vrid: u32,
+}
+
+/// A consistent view of the engine, published after every event; the API reads only this.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Site name.
+    pub site: String,
+    /// Nodes, with whether each is this one.
+    pub nodes: Vec<(Node, bool)>,
+    /// Data-plane kind reported by ncc (or configured).
+    pub dataplane: String,
+    /// Vservers.
+    pub vservers: Vec<VserverView>,
+    /// Checks for the healthcheck process.
+    pub checks: Vec<CheckSpec>,
+    /// HA status.
+    pub ha: HaView,
+    /// HA config.
+    pub ha_config: HaConfigView,
+    /// `metadata.last_updated`.
+    pub last_updated: i64,
+    /// Metadata attributes.
+    pub attributes: Vec<(String, String)>,
+    /// When the running config was loaded.
+    pub loaded_at: SystemTime,
+    /// Config generation.
+    pub generation: u64,
+    /// Refused reloads so far.
+    pub reload_failures: u64,
+    /// Errors of the last refused reload.
+    pub last_reload_errors: Vec<String>,
+    /// Cluster warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Why the engine stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The gRPC server failed.
+    #[error("engine API server failed")]
+    Serve(#[source] tonic::transport::Error),
+}
+
+/// How often the loop ticks (stats refresh, retries, start-up gate).
+const TICK: Duration = Duration::from_secs(1);
+/// A full re-apply this often repairs drift even when nothing changed.
+const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+/// Deadline of the teardown at shutdown.
+const TEARDOWN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Runs the engine until `shutdown` is cancelled: serves the API on `listener` and drives `ncc`.
+/// `config_dir` is re-read on `config reload`.
+pub async fn run<N: Ncc>(
+    loaded: Loaded,
+    listener: UnixListener,
+    ncc: N,
+    config_dir: PathBuf,
+    shutdown: CancellationToken,
+) -> Result<(), EngineError> {
+    let mut state = EngineState::new(loaded, SystemTime::now());
+    let (tx, mut rx) = mpsc::channel::<Event>(1024);
+    let (views, _) = state.evaluate();
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(snapshot(&state, "unknown", views)));
+
+    let server = crate::server::serve(listener, snap_rx, tx, shutdown.child_token());
+    let server = tokio::spawn(server);
+    seesaw_common::ready::notify_ready();
+    tracing::info!(dir = %config_dir.display(), "engine running");
+
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_applied: Option<DesiredState> = None;
+    let mut last_apply_at = tokio::time::Instant::now();
+    let mut plane_kind = String::from("unknown");
+    let mut ticks: u64 = 0;
+    loop {
+        let mut pending: Option<(oneshot::Sender<ReloadReply>, ReloadOutcome)> = None;
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            ev = rx.recv() => match ev {
+                Some(Event::Reload(reply)) => {
+                    let outcome = reload(&mut state, &config_dir);
+                    pending = Some((reply, outcome));
+                }
+                Some(Event::Health(results)) => state.health(results),
+                Some(Event::Ha(ha)) => state.ha(ha),
+                None => break,
+            },
+            _ = tick.tick() => {
+                ticks += 1;
+                if ticks.is_multiple_of(2) {
+                    match ncc.stats().await {
+                        Ok(s) => { plane_kind = s.kind; state.stats(s.dests); }
+                        Err(e) => tracing::debug!(error = %e, "stats unavailable"),
+                    }
+                }
+            }
+        }
+
+        let (views, desired) = state.evaluate();
+        let mut changes = None;
+        let due = last_apply_at.elapsed() >= RECONCILE_EVERY;
+        let forced = matches!(pending, Some((_, ReloadOutcome::Applied(_))));
+        if state.may_apply(SystemTime::now())
+            && (last_applied.as_ref() != Some(&desired) || due || forced)
+        {
+            match ncc.apply(&desired).await {
+                Ok(c) => {
+                    tracing::info!(changes = c.len(), services = desired.services.len(), "applied desired state");
+                    for change in &c {
+                        tracing::info!("  {change}");
+                    }
+                    changes = Some(c.len());
+                    last_applied = Some(desired);
+                    state.apply_result(None);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "applying desired state failed; retrying");
+                    state.apply_result(Some(e.to_string()));
+                }
+            }
+            last_apply_at = tokio::time::Instant::now();
+        }
+        if let Some((reply, outcome)) = pending {
+            let _ = reply.send(ReloadReply { outcome, changes });
+        }
+        snap_tx.send_replace(Arc::new(snapshot(&state, &plane_kind, views)));
+    }
+
+    // Graceful stop: take everything this engine put in the data plane down (Seesaw does the same).
+    // A crash (SIGKILL) skips this, and the restarted engine adopts what the plane holds.
+    tracing::info!("engine stopping: tearing down the data plane");
+    match tokio::time::timeout(TEARDOWN_DEADLINE, ncc.apply(&DesiredState::default())).await {
+        Ok(Ok(c)) => tracing::info!(changes = c.len(), "teardown done"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "teardown failed"),
+        Err(_) => tracing::warn!("teardown timed out"),
+    }
+    seesaw_common::ready::notify_stopping();
+    match server.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(EngineError::Serve(e)),
+        Err(e) => {
+            tracing::error!(error = %e, "server task failed");
+            Ok(())
+        }
+    }
+}
+
+fn reload(state: &mut EngineState, dir: &std::path::Path) -> ReloadOutcome {
+    match config::load_dir(dir) {
+        Ok(loaded) => {
+            let generation = state.reload(loaded, SystemTime::now());
+            tracing::info!(generation, "configuration reloaded");
+            ReloadOutcome::Applied(generation)
+        }
+        Err(errors) => {
+            tracing::warn!(errors = errors.len(), "configuration reload refused; the running config stays");
+            for e in &errors {
+                tracing::warn!("  {e}");
+            }
+            state.reload_refused(errors.clone());
+            ReloadOutcome::Refused(errors)
+        }
+    }
+}
+
+fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Snapshot {
+    let loaded = state.loaded().clone();
+    let local = loaded.local_node().cloned();
+    let s = &loaded.settings;
+    let ha_config = HaConfigView {
+        enabled: local.as_ref().is_some_and(|n| n.ha_enabled),
+        local_addr: s.node_ipv4.map(|a| a.to_string()).unwrap_or_default(),
+        remote_addr: s.peer_ipv4.map(|a| a.to_string()).unwrap_or_default(),
+        priority: local.as_ref().map_or(0, |n| u32::from(n.priority)),
+        vrid: u32::from(s.vrid),
+    };
+    let (generation, loaded_at, reload_failures, last_errors) = state.config_meta();
+    Snapshot {
+        site: s.cluster_name.clone(),
+        nodes: loaded
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| (n.clone(), local.as_ref().is_some_and(|l| l.host == n.host)))
+            .collect(),
+        dataplane: if plane == "unknown" {
+            s.dataplane.as_str().to_owned()
+        } else {
+            plane.to_owned()
+        },
+        vservers,
+        checks: state.checks().cloned().collect(),
+        ha: state.ha_view().clone(),
+        ha_config,
+        last_updated: loaded.cluster.metadata.last_updated,
+        attributes: loaded.cluster.metadata.attributes.clone(),
+        loaded_at,
+        generation,
+        reload_failures,
+        last_reload_errors: last_errors.to_vec(),
+        warnings: state.warnings(),
+    }
+}

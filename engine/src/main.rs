@@ -1,0 +1,86 @@
+//! `seesaw_engine`: flags, logging, config, socket, then `seesaw_engine::run` until a signal.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use seesaw_common::{args::CommonArgs, exit, paths, uds};
+use seesaw_engine::ncc_port::GrpcNcc;
+
+/// The Seesaw engine: owns the configuration and every decision.
+#[derive(Debug, Parser)]
+#[command(name = "seesaw_engine", version)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Validate seesaw.cfg and cluster.pb in the config dir, print the result and exit
+    /// (0: valid, 78: invalid).
+    #[arg(long)]
+    validate: bool,
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr, reason = "startup errors and --validate output go to the terminal")]
+fn main() -> ExitCode {
+    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args())) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    let _log = match seesaw_common::logging::init("seesaw_engine", args.common.log_dir.as_deref()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("seesaw_engine: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    tracing::info!("{}", seesaw_common::build_info());
+    let loaded = match seesaw_engine::config::load_dir(&args.common.config_dir) {
+        Ok(l) => l,
+        Err(errors) => {
+            eprintln!("config invalid ({} errors):", errors.len());
+            for e in &errors {
+                eprintln!("  {e}");
+            }
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    if args.validate {
+        println!("config OK");
+        return ExitCode::from(exit::OK);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("seesaw_engine: cannot start runtime: {e}");
+            return ExitCode::from(exit::OSERR);
+        }
+    };
+    rt.block_on(async move {
+        let listener = match uds::bind_exclusive(&paths::engine_socket(&args.common.run_dir)) {
+            Ok(l) => l,
+            Err(e @ uds::BindError::AlreadyRunning(_)) => {
+                tracing::error!("{e}");
+                return ExitCode::from(exit::UNAVAILABLE);
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "cannot bind the engine socket");
+                return ExitCode::from(exit::OSERR);
+            }
+        };
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        if let Err(e) = seesaw_common::signal::install(shutdown.clone()) {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::from(exit::OSERR);
+        }
+        let ncc = GrpcNcc::new(uds::channel(&paths::ncc_socket(&args.common.run_dir), Duration::from_secs(20)));
+        match seesaw_engine::run(loaded, listener, ncc, args.common.config_dir, shutdown).await {
+            Ok(()) => ExitCode::from(exit::OK),
+            Err(e) => {
+                tracing::error!(error = ?e, "engine failed");
+                ExitCode::from(exit::SOFTWARE)
+            }
+        }
+    })
+}

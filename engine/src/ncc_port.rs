@@ -1,0 +1,247 @@
+//! The `Ncc` port: the only thing the engine needs from ncc. `GrpcNcc` adapts it onto the ncc's
+//! gRPC API (converting domain ↔ proto here, at the edge); `FakeNcc` is a stateful model for tests.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use seesaw_proto::ncc as pb;
+
+use crate::desired::{DestSpec, DestStats, DesiredState, ServiceKey, ServiceSpec};
+use crate::model::{ForwardMode, Protocol, Scheduler};
+use crate::state::DestSpecKey;
+
+/// Why a call to ncc failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NccError {
+    /// ncc is not reachable (not started yet, restarting): retry later.
+    #[error("ncc unavailable: {0}")]
+    Unavailable(String),
+    /// ncc refused the request: retrying the same request will not help.
+    #[error("ncc refused the request: {0}")]
+    Refused(String),
+}
+
+impl NccError {
+    fn from_status(s: &tonic::Status) -> Self {
+        match s.code() {
+            tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => {
+                Self::Refused(s.message().to_owned())
+            }
+            _ => Self::Unavailable(format!("{}: {}", s.code(), s.message())),
+        }
+    }
+}
+
+/// Counters per (service, destination) and the plane's kind.
+#[derive(Debug, Clone, Default)]
+pub struct PlaneStats {
+    /// `proxy`, `nftables`, `ipvs` or `fake`.
+    pub kind: String,
+    /// Counters.
+    pub dests: HashMap<(ServiceKey, DestSpecKey), DestStats>,
+}
+
+/// What the engine needs from ncc.
+pub trait Ncc: Send + Sync + 'static {
+    /// Makes the data plane hold exactly `desired`; returns the changes made.
+    fn apply(&self, desired: &DesiredState) -> impl Future<Output = Result<Vec<String>, NccError>> + Send;
+    /// Reads the plane's counters.
+    fn stats(&self) -> impl Future<Output = Result<PlaneStats, NccError>> + Send;
+}
+
+// === impl GrpcNcc ===
+
+/// The `Ncc` port over ncc's gRPC API on its Unix socket.
+#[derive(Debug, Clone)]
+pub struct GrpcNcc {
+    client: pb::ncc_client::NccClient<tonic::transport::Channel>,
+}
+
+impl GrpcNcc {
+    /// A client on `channel` (see `seesaw_common::uds::channel`).
+    pub fn new(channel: tonic::transport::Channel) -> Self {
+        Self {
+            client: pb::ncc_client::NccClient::new(channel),
+        }
+    }
+}
+
+impl Ncc for GrpcNcc {
+    async fn apply(&self, desired: &DesiredState) -> Result<Vec<String>, NccError> {
+        let req = pb::DesiredState {
+            services: desired.services.iter().map(service_to_pb).collect(),
+        };
+        let mut client = self.client.clone();
+        let reply = client
+            .apply(req)
+            .await
+            .map_err(|s| NccError::from_status(&s))?;
+        Ok(reply.into_inner().changes)
+    }
+
+    async fn stats(&self) -> Result<PlaneStats, NccError> {
+        let mut client = self.client.clone();
+        let state = client
+            .get_state(pb::Empty {})
+            .await
+            .map_err(|s| NccError::from_status(&s))?
+            .into_inner();
+        let mut dests = HashMap::new();
+        for s in state.services {
+            let (Ok(vip), Some(proto), Ok(port)) = (
+                s.address.parse::<IpAddr>(),
+                proto_from_pb(s.protocol),
+                u16::try_from(s.port),
+            ) else {
+                continue;
+            };
+            let key = ServiceKey { vip, proto, port };
+            for d in s.destinations {
+                let (Ok(ip), Ok(dport)) = (d.address.parse::<IpAddr>(), u16::try_from(d.port)) else {
+                    continue;
+                };
+                dests.insert(
+                    (key, (ip, dport)),
+                    DestStats {
+                        active_conns: d.active_conns,
+                        total_conns: d.total_conns,
+                        bytes_in: d.bytes_in,
+                        bytes_out: d.bytes_out,
+                    },
+                );
+            }
+        }
+        Ok(PlaneStats {
+            kind: state.kind,
+            dests,
+        })
+    }
+}
+
+fn service_to_pb(s: &ServiceSpec) -> pb::Service {
+    pb::Service {
+        address: s.key.vip.to_string(),
+        protocol: match s.key.proto {
+            Protocol::Tcp => pb::Protocol::Tcp,
+            Protocol::Udp => pb::Protocol::Udp,
+        } as i32,
+        port: u32::from(s.key.port),
+        scheduler: match s.scheduler {
+            Scheduler::Rr => pb::Scheduler::Rr,
+            Scheduler::Wrr => pb::Scheduler::Wrr,
+            Scheduler::Lc => pb::Scheduler::Lc,
+            Scheduler::Wlc => pb::Scheduler::Wlc,
+            Scheduler::Sh => pb::Scheduler::Sh,
+            Scheduler::Mh => pb::Scheduler::Mh,
+        } as i32,
+        mode: match s.mode {
+            ForwardMode::Dsr => pb::ForwardMode::Dsr,
+            ForwardMode::Nat => pb::ForwardMode::Nat,
+            ForwardMode::Tun => pb::ForwardMode::Tun,
+        } as i32,
+        persistence_s: s.persistence,
+        destinations: s
+            .dests
+            .iter()
+            .map(|d| pb::Destination {
+                address: d.ip.to_string(),
+                port: u32::from(d.port),
+                weight: d.weight,
+            })
+            .collect(),
+    }
+}
+
+fn proto_from_pb(p: i32) -> Option<Protocol> {
+    match pb::Protocol::try_from(p) {
+        Ok(pb::Protocol::Tcp) => Some(Protocol::Tcp),
+        Ok(pb::Protocol::Udp) => Some(Protocol::Udp),
+        _ => None,
+    }
+}
+
+// === impl FakeNcc ===
+
+/// An in-memory ncc: holds the last applied state, reports changes like the real one, and can be
+/// told to fail. Tests assert on [`FakeNcc::services`], not on call counts.
+#[derive(Debug, Clone, Default)]
+pub struct FakeNcc {
+    inner: Arc<Mutex<FakeInner>>,
+}
+
+#[derive(Debug, Default)]
+struct FakeInner {
+    services: HashMap<ServiceKey, ServiceSpec>,
+    fail: Option<String>,
+    applies: usize,
+}
+
+impl FakeNcc {
+    /// What the fake data plane holds now.
+    pub fn services(&self) -> Vec<ServiceSpec> {
+        let inner = self.inner.lock().expect("fake ncc lock");
+        let mut v: Vec<_> = inner.services.values().cloned().collect();
+        v.sort_by_key(|s| s.key);
+        v
+    }
+
+    /// Makes every following call fail as unavailable (`None` heals it).
+    pub fn set_failing(&self, reason: Option<&str>) {
+        self.inner.lock().expect("fake ncc lock").fail = reason.map(str::to_owned);
+    }
+
+    /// Number of successful applies.
+    pub fn applies(&self) -> usize {
+        self.inner.lock().expect("fake ncc lock").applies
+    }
+}
+
+impl Ncc for FakeNcc {
+    async fn apply(&self, desired: &DesiredState) -> Result<Vec<String>, NccError> {
+        let mut inner = self.inner.lock().expect("fake ncc lock");
+        if let Some(reason) = &inner.fail {
+            return Err(NccError::Unavailable(reason.clone()));
+        }
+        let mut changes = Vec::new();
+        let wanted: HashMap<ServiceKey, &ServiceSpec> =
+            desired.services.iter().map(|s| (s.key, s)).collect();
+        inner.services.retain(|k, _| {
+            let keep = wanted.contains_key(k);
+            if !keep {
+                changes.push(format!("delete service {k}"));
+            }
+            keep
+        });
+        for (k, s) in wanted {
+            match inner.services.get(&k) {
+                None => changes.push(format!("add service {k}")),
+                Some(old) if old != s => changes.push(format!("update service {k}")),
+                Some(_) => continue,
+            }
+            inner.services.insert(k, s.clone());
+        }
+        inner.applies += 1;
+        changes.sort();
+        Ok(changes)
+    }
+
+    async fn stats(&self) -> Result<PlaneStats, NccError> {
+        let inner = self.inner.lock().expect("fake ncc lock");
+        if let Some(reason) = &inner.fail {
+            return Err(NccError::Unavailable(reason.clone()));
+        }
+        let mut dests = HashMap::new();
+        for s in inner.services.values() {
+            for d in &s.dests {
+                let DestSpec { ip, port, .. } = d;
+                dests.insert((s.key, (*ip, *port)), DestStats::default());
+            }
+        }
+        Ok(PlaneStats {
+            kind: "fake".to_owned(),
+            dests,
+        })
+    }
+}

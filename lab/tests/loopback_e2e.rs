@@ -1,0 +1,271 @@
+//! The unprivileged multi-process tier: the project's acceptance checks, automated, against the
+//! real binaries on loopback (VIP 127.0.0.1:P, backends 127.0.0.2:P and 127.0.0.3:P, the whole
+//! suite under `seesaw_watchdog`). Every wait is bounded; every test prints all daemon logs if it
+//! fails. Needs `cargo build --workspace --bins` first.
+#![allow(
+    clippy::print_stderr,
+    reason = "measured times are reported to the person running the tests"
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use seesaw_lab::http::{self, KeepAlive};
+use seesaw_lab::shell_view::DestinationRow;
+use seesaw_lab::{LoopbackSuite, wait_for, wait_until};
+
+/// Health check interval (1 s) × (retries (1) + 1) + 1 s: the target for noticing a dead backend.
+const DETECT_TARGET: Duration = Duration::from_secs(3);
+/// How long the test polls for detection (the target plus slack for a loaded machine).
+const DETECT_WITHIN: Duration = Duration::from_secs(5);
+
+fn start() -> LoopbackSuite {
+    LoopbackSuite::start().unwrap_or_else(|e| panic!("the loopback suite did not start: {e}"))
+}
+
+/// Sends `n` sequential requests through the VIP; panics on the first failure. Returns how many
+/// each backend answered.
+fn requests(suite: &LoopbackSuite, n: usize) -> BTreeMap<String, usize> {
+    let mut answered = BTreeMap::new();
+    for i in 0..n {
+        let r = suite
+            .get()
+            .unwrap_or_else(|e| panic!("request {i} of {n} through {} failed: {e}", suite.vip()));
+        assert_eq!(r.status, 200, "request {i} of {n}: {r:?}");
+        *answered.entry(r.text()).or_insert(0) += 1;
+    }
+    answered
+}
+
+/// Whether `word` occurs in `text` as a whole identifier (so `port` does not match `report`).
+fn mentions_word(text: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(i, _)| {
+        !text[..i].chars().next_back().is_some_and(ident)
+            && !text[i + word.len()..].chars().next().is_some_and(ident)
+    })
+}
+
+fn row_of<'a>(
+    suite: &LoopbackSuite,
+    rows: &'a [DestinationRow],
+    i: usize,
+) -> Option<&'a DestinationRow> {
+    let b = &suite.backends()[i];
+    rows.iter()
+        .find(|r| r.is(&b.fqdn, &b.addr.ip().to_string()))
+}
+
+#[test]
+fn twenty_requests_reach_both_backends() {
+    let suite = start();
+    let answered = requests(&suite, 20);
+    for b in suite.backends() {
+        assert!(
+            answered.contains_key(&b.name),
+            "{} never answered: {answered:?}",
+            b.name
+        );
+    }
+    assert_eq!(answered.values().sum::<usize>(), 20, "{answered:?}");
+}
+
+#[test]
+fn shell_lists_the_vserver_and_both_backends_healthy() {
+    let suite = start();
+    let out = suite.shell("show vservers").expect("shell runs");
+    assert!(out.status.success(), "show vservers failed: {out:?}");
+    assert!(
+        out.stdout.contains("web@demo"),
+        "vserver not listed:\n{}",
+        out.combined()
+    );
+
+    let (out, rows) = suite.destinations().expect("shell runs");
+    assert!(
+        out.status.success(),
+        "show vservers web@demo failed: {out:?}"
+    );
+    for (i, b) in suite.backends().iter().enumerate() {
+        let row = row_of(&suite, &rows, i)
+            .unwrap_or_else(|| panic!("{} missing from:\n{}", b.fqdn, out.stdout));
+        assert!(
+            row.enabled && row.healthy,
+            "{} not enabled and healthy: {}",
+            b.fqdn,
+            row.line
+        );
+    }
+}
+
+#[test]
+fn a_dead_backend_is_marked_unhealthy_and_traffic_moves_to_the_other() {
+    let mut suite = start();
+    suite.kill_backend(0).expect("kill be1");
+    let took = wait_until("the shell to show be1 unhealthy", DETECT_WITHIN, || {
+        suite
+            .destinations()
+            .ok()
+            .and_then(|(_, rows)| row_of(&suite, &rows, 0).map(|r| !r.healthy))
+            .unwrap_or(false)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "be1 shown unhealthy {took:?} after it was killed (target {DETECT_TARGET:?}{})",
+        if took > DETECT_TARGET { ", MISSED" } else { "" }
+    );
+    let answered = requests(&suite, 20);
+    assert_eq!(
+        answered.get("be2"),
+        Some(&20),
+        "not all answered by be2: {answered:?}"
+    );
+}
+
+#[test]
+fn engine_restart_does_not_disturb_traffic() {
+    let suite = start();
+    let engines = suite.daemon_pids("engine");
+    assert_eq!(
+        engines.len(),
+        1,
+        "expected one seesaw_engine with our run dir: {engines:?}"
+    );
+    let old = engines[0];
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let stop = Arc::clone(&stop);
+        let vip = suite.vip();
+        thread::spawn(move || {
+            let mut ok = 0usize;
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match http::get(vip, "/", Duration::from_secs(2)) {
+                    Ok(r) if r.status == 200 => ok += 1,
+                    Ok(r) => failures.push(format!("status {}", r.status)),
+                    Err(e) => failures.push(e.to_string()),
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            (ok, failures)
+        })
+    };
+    // Let the client establish a baseline before the kill.
+    thread::sleep(Duration::from_millis(200));
+
+    let log_before = suite.service_log("engine");
+    kill(Pid::from_raw(old), Signal::SIGKILL).expect("kill -9 the engine");
+    let killed_at = Instant::now();
+    let new = wait_for(
+        "a new seesaw_engine process",
+        Duration::from_secs(5),
+        || suite.daemon_pids("engine").into_iter().find(|&p| p != old),
+    );
+    let restarted_after = killed_at.elapsed();
+    let applied = wait_until(
+        "the new engine to log changes=0",
+        Duration::from_secs(10),
+        || {
+            let now = suite.service_log("engine");
+            // The watchdog appends to the same file, or (Seesaw style) points the name at a new
+            // file per start; either way only what the new instance wrote counts.
+            let fresh = now.strip_prefix(log_before.as_str()).unwrap_or(&now);
+            fresh.lines().any(|l| l.contains("changes=0"))
+        },
+    );
+    // Keep the client going a little past the new engine's first apply.
+    thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failures) = client.join().expect("client thread");
+
+    let new = new.unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "engine {old} killed; new engine {new} seen after {restarted_after:?}; {ok} requests ok"
+    );
+    applied.unwrap_or_else(|e| panic!("{e}"));
+    assert!(ok > 0, "the client sent no successful request");
+    assert!(
+        failures.is_empty(),
+        "{} requests failed during the engine restart: {failures:?}",
+        failures.len()
+    );
+}
+
+#[test]
+fn reload_changes_weight_keeps_connections_and_refuses_a_broken_file() {
+    let mut suite = start();
+    let mut conn =
+        KeepAlive::connect(suite.vip(), Duration::from_secs(5)).expect("connect to the VIP");
+    let first = conn
+        .get("/")
+        .expect("first request on the kept-alive connection");
+    assert_eq!(first.status, 200, "{first:?}");
+
+    let mut cluster = suite.cluster().clone();
+    cluster.backends[1].1 = 3;
+    suite.write_cluster(cluster).expect("write cluster.pb");
+    let out = suite.shell("config reload").expect("shell runs");
+    assert!(
+        out.status.success(),
+        "config reload failed:\n{}",
+        out.combined()
+    );
+
+    let second = conn
+        .get("/")
+        .expect("the kept-alive connection still works after the reload");
+    assert_eq!(second.status, 200, "{second:?}");
+
+    wait_until(
+        "show vservers to show be2 with weight 3",
+        Duration::from_secs(3),
+        || {
+            suite
+                .destinations()
+                .ok()
+                .and_then(|(_, rows)| row_of(&suite, &rows, 1).map(|r| r.weight == "3"))
+                .unwrap_or(false)
+        },
+    )
+    .unwrap_or_else(|e| {
+        let shown = suite
+            .destinations()
+            .map(|(o, _)| o.combined())
+            .unwrap_or_default();
+        panic!("{e}; last output:\n{shown}")
+    });
+
+    let port = suite.vip().port();
+    let valid = suite.cluster().render();
+    let broken = valid.replace(
+        &format!("    port: {port}\n"),
+        "    port: 0\n    bogus_knob: 1\n",
+    );
+    assert_ne!(broken, valid, "the port line was not found in cluster.pb");
+    suite
+        .write_cluster_text(&broken)
+        .expect("write broken cluster.pb");
+    let out = suite.shell("config reload").expect("shell runs");
+    let text = out.combined();
+    assert!(
+        !out.status.success(),
+        "a broken cluster.pb was accepted:\n{text}"
+    );
+    assert!(
+        mentions_word(&text, "port"),
+        "the port error is not reported:\n{text}"
+    );
+    assert!(
+        text.contains("bogus_knob"),
+        "the unknown field is not reported:\n{text}"
+    );
+
+    let answered = requests(&suite, 20);
+    assert_eq!(answered.values().sum::<usize>(), 20);
+}
