@@ -1,7 +1,8 @@
 //! `seesaw demo [--keep]`: the whole system on loopback without root. Builds the daemons if
 //! needed, writes a config for one vserver with two HTTP backends into a fresh temp dir, starts the
-//! backends (`seesaw demo-backend`) and `seesaw_watchdog`, waits until the VIP answers, prints how
-//! to poke at it, and on Ctrl-C/SIGTERM stops everything it started.
+//! backends (`seesaw demo-backend`) and `seesaw_watchdog` (under `seesaw demo-guard`, which stops
+//! it if the demo dies), waits until the VIP answers, prints how to poke at it, and on
+//! Ctrl-C/SIGTERM stops everything it started.
 //!
 //! Stdout carries only the two `demo vip:` / `demo run dir:` lines and the help that follows;
 //! progress goes to stderr, so a script can read the first two lines of stdout.
@@ -11,6 +12,7 @@
     reason = "the demo talks to the person running it"
 )]
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Write as _};
@@ -45,6 +47,8 @@ const READY_POLL: Duration = Duration::from_millis(100);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the watchdog gets to stop its services after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(30);
+/// How often the guard checks that the demo is still alive.
+const GUARD_PARENT_POLL: Duration = Duration::from_millis(500);
 /// Lines of each log shown when the demo fails.
 const LOG_TAIL_LINES: usize = 20;
 /// The backends: name and loopback address (the VIP is 127.0.0.1).
@@ -229,7 +233,7 @@ async fn supervise(
         fs::write(&pid_file, format!("{pid}\n"))
             .map_err(io_err(format!("cannot write {}", pid_file.display())))?;
     }
-    children.start_watchdog(bin_dir, layout)?;
+    children.start_watchdog(exe, bin_dir, layout)?;
 
     let vip = SocketAddr::new(IpAddr::V4(VIP), port);
     eprintln!(
@@ -510,8 +514,8 @@ async fn ensure_binaries(exe: &Path, bin_dir: &Path) -> Result<(), DemoError> {
 /// Every process the demo started. Dropping it (an early return or a panic) kills them all.
 #[derive(Debug, Default)]
 struct Children {
-    /// `seesaw_watchdog`, the leader of its own process group (so Ctrl-C on the terminal reaches
-    /// only the demo, which then stops the watchdog in order).
+    /// `seesaw demo-guard` running `seesaw_watchdog`, the leader of their own process group (so
+    /// Ctrl-C on the terminal reaches only the demo, which then stops the watchdog in order).
     watchdog: Option<Child>,
     /// The watchdog's pid, which is also its process group id; kept after it is reaped so the
     /// group can still be killed.
@@ -521,10 +525,19 @@ struct Children {
 }
 
 impl Children {
-    fn start_watchdog(&mut self, bin_dir: &Path, layout: &Layout) -> Result<(), DemoError> {
+    /// Starts `seesaw_watchdog` under `seesaw demo-guard` (see [`guard`]), in a new process group.
+    fn start_watchdog(
+        &mut self,
+        exe: &Path,
+        bin_dir: &Path,
+        layout: &Layout,
+    ) -> Result<(), DemoError> {
         let binary = bin_dir.join("seesaw_watchdog");
         let output = log_file(&layout.log, "demo-watchdog.stderr")?;
-        let child = Command::new(&binary)
+        let child = Command::new(exe)
+            .arg("demo-guard")
+            .arg("--")
+            .arg(&binary)
             .arg("--run-dir")
             .arg(&layout.run)
             .arg("--config-dir")
@@ -635,6 +648,82 @@ fn spawn_backend(
         .kill_on_drop(true)
         .spawn()
         .map_err(io_err(format!("cannot start backend {name}")))
+}
+
+// === the guard ===
+
+/// `seesaw demo-guard -- PROGRAM ARGS...` (hidden): runs PROGRAM (the watchdog) as its child and
+/// stops it with SIGTERM when asked to (SIGTERM/SIGINT) or when the demo that started the guard
+/// dies, so even a SIGKILLed demo leaves nothing behind. (The watchdog's own children follow it
+/// through their parent-death signal.) Polling `getppid` stands in for `PR_SET_PDEATHSIG`, which
+/// needs `unsafe` `pre_exec`. Exits with PROGRAM's exit code (128 + signal if it was killed).
+pub fn guard(command: &[OsString]) -> u8 {
+    let Some((program, args)) = command.split_first() else {
+        eprintln!("seesaw demo-guard: no command given");
+        return seesaw_common::exit::USAGE;
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("seesaw demo-guard: cannot start the async runtime: {e}");
+            return seesaw_common::exit::OSERR;
+        }
+    };
+    runtime.block_on(async {
+        let parent = nix::unistd::getppid();
+        let mut signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("seesaw demo-guard: {}", error_chain(&e));
+                return seesaw_common::exit::OSERR;
+            }
+        };
+        let mut child = match Command::new(program).args(args).kill_on_drop(true).spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!(
+                    "seesaw demo-guard: cannot start {}: {e}",
+                    Path::new(program).display()
+                );
+                return seesaw_common::exit::OSERR;
+            }
+        };
+        let mut poll = tokio::time::interval(GUARD_PARENT_POLL);
+        loop {
+            tokio::select! {
+                status = child.wait() => return status.map_or(1, exit_code),
+                () = signals.recv() => break,
+                _ = poll.tick() => if nix::unistd::getppid() != parent {
+                    eprintln!("seesaw demo-guard: the demo is gone; stopping {}", Path::new(program).display());
+                    break;
+                },
+            }
+        }
+        if let Some(pid) = child.id().and_then(pid) {
+            let _ = kill(pid, Signal::SIGTERM);
+        }
+        match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+            Ok(Ok(status)) => exit_code(status),
+            _ => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                1
+            }
+        }
+    })
+}
+
+/// A child's exit status as our exit code.
+fn exit_code(status: ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(1),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(1),
+        (None, None) => 1,
+    }
 }
 
 /// SIGINT or SIGTERM.

@@ -1,6 +1,7 @@
 //! The `seesaw` binary: the shell (`seesaw [-c "command"]`), `seesaw demo`, and the demo's hidden
 //! backend (`seesaw demo-backend`).
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,13 @@ enum Sub {
         #[arg(long)]
         keep: bool,
     },
+    /// Runs a command and stops it when the demo goes away.
+    #[command(hide = true)]
+    DemoGuard {
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<OsString>,
+    },
     /// A demo HTTP backend that answers every request with its name.
     #[command(hide = true)]
     DemoBackend {
@@ -63,6 +71,7 @@ fn main() -> ExitCode {
         };
     let code = match (flags.sub, flags.command) {
         (Some(Sub::Demo { keep }), _) => demo::run(keep),
+        (Some(Sub::DemoGuard { command }), _) => demo::guard(&command),
         (Some(Sub::DemoBackend { listen, name }), _) => demo_backend::run(listen, &name),
         (None, Some(command)) => shell::one_shot(&flags.run_dir, &command, flags.output),
         (None, None) => shell::interactive(&flags.run_dir, flags.output),

@@ -9,6 +9,10 @@
 //! - [`metrics`]: the OpenMetrics rendering, one fresh registry per scrape.
 #![forbid(unsafe_code)]
 
+// The fakes are test hooks; a release binary must not be able to contain them.
+#[cfg(all(feature = "testing", not(debug_assertions)))]
+compile_error!("the `testing` feature is for debug builds (tests) only");
+
 pub mod config;
 pub mod engine_view;
 pub mod http;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use seesaw_common::{args::CommonArgs, exit};
+use seesaw_common::args::CommonArgs;
+use seesaw_common::exit::{self, OK, USAGE};
 use seesaw_ecu::config::{EcuConfig, parse_listen};
 use seesaw_ecu::engine_view::GrpcEngineView;
 use tokio_util::sync::CancellationToken;
@@ -18,8 +19,7 @@ use tokio_util::sync::CancellationToken;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// HTTP listen address (`host:port`, `[v6]:port` or `:port`). Default: `[ecu] listen` in
-    /// seesaw.cfg, else 127.0.0.1:10257.
+    /// HTTP address (host:port, [v6]:port, :port); default: seesaw.cfg [ecu] listen, or 127.0.0.1:10257
     #[arg(long, env = "SEESAW_ECU_LISTEN", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
 }
@@ -27,31 +27,21 @@ struct Args {
 /// Per-call deadline for engine reads, so an HTTP request never hangs on a stuck engine.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
 
+#[allow(clippy::print_stderr, reason = "only before logging is up")]
 fn main() -> ExitCode {
     let argv = seesaw_common::args::normalize_go_flags(std::env::args());
     let args = match Args::try_parse_from(argv) {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
-            return ExitCode::from(code);
+            return ExitCode::from(if e.use_stderr() { USAGE } else { OK });
         }
     };
     let _log = match seesaw_common::logging::init("seesaw_ecu", args.common.log_dir.as_deref()) {
         Ok(g) => g,
         Err(e) => {
-            #[allow(
-                clippy::print_stderr,
-                reason = "logging is not up; stderr is all there is"
-            )]
-            {
-                eprintln!("seesaw_ecu: {e}");
-            }
-            return ExitCode::from(exit::USAGE);
+            eprintln!("seesaw_ecu: {e}");
+            return ExitCode::from(USAGE);
         }
     };
     tracing::info!(build = %seesaw_common::build_info(), "seesaw_ecu starting");
@@ -74,15 +64,15 @@ fn main() -> ExitCode {
         }
         let view = GrpcEngineView::new(&args.common.run_dir, ENGINE_TIMEOUT);
         match seesaw_ecu::run(listener, view, shutdown).await {
-            Ok(()) => ExitCode::from(exit::OK),
+            Ok(()) => ExitCode::from(OK),
             Err(e) => fail("ecu stopped", &e, exit::SOFTWARE),
         }
     })
 }
 
 /// Logs `e` with its causes (stderr is always a log target) and returns `code`.
-fn fail(what: &str, e: &dyn Error, code: u8) -> ExitCode {
-    let causes: Vec<String> = std::iter::successors(Some(e), |e| e.source())
+fn fail(what: &str, e: &(dyn Error + 'static), code: u8) -> ExitCode {
+    let causes: Vec<String> = std::iter::successors(Some(e), |e| (*e).source())
         .map(|e| e.to_string())
         .collect();
     tracing::error!("{what}: {}", causes.join(": "));

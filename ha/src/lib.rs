@@ -12,6 +12,10 @@
 //! node in BACKUP, with a warning in the log.
 #![forbid(unsafe_code)]
 
+// The fakes are test hooks; a release binary must not be able to contain them.
+#[cfg(all(feature = "testing", not(debug_assertions)))]
+compile_error!("the `testing` feature is for debug builds (tests) only");
+
 pub mod link;
 pub mod node;
 mod runtime;

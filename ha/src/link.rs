@@ -160,8 +160,8 @@ mod tests {
 
     #[tokio::test]
     async fn grpc_link_reports_a_missing_engine_as_unavailable() {
-        let dir = std::env::temp_dir().join(format!("seesaw-ha-link-{}", std::process::id()));
-        let mut link = GrpcEngineLink::new(&dir, Duration::from_secs(1));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut link = GrpcEngineLink::new(dir.path(), Duration::from_secs(1));
         match link.ha_config().await {
             Err(LinkError::Rpc { call, code, .. }) => {
                 assert_eq!(call, "HaConfig");

@@ -62,6 +62,9 @@ pub enum LabError {
         /// The bound.
         within: Duration,
     },
+    /// No port was free on every address a suite needs.
+    #[error("no port is free on all of {0}")]
+    NoFreePort(String),
     /// A file-system or socket operation failed.
     #[error("{what}: {source}")]
     Io {

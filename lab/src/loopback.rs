@@ -64,8 +64,8 @@ pub struct LoopbackSuite {
 }
 
 impl LoopbackSuite {
-    /// Writes the configs, starts both backends and the watchdog, and waits until a request
-    /// through the VIP is answered.
+    /// Writes the configs, starts both backends and the watchdog, and waits (at most 30 s) until
+    /// every backend has answered a request through the VIP.
     pub fn start() -> Result<Self, LabError> {
         bins::require_all()?;
         // A test that panicked while holding the lock poisoned it; the lock only orders suites,
@@ -313,8 +313,11 @@ fn free_port_on_all(addrs: &[Ipv4Addr]) -> Result<u16, LabError> {
             return Ok(port);
         }
     }
-    Err(LabError::Timeout {
-        what: "a port free on every loopback address".to_owned(),
-        within: Duration::ZERO,
-    })
+    Err(LabError::NoFreePort(
+        addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    ))
 }

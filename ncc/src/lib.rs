@@ -1,1 +1,46 @@
-//! placeholder
+//! ncc, the network control centre: the only process that changes the network. The engine sends
+//! the desired data-plane state; ncc diffs it against what the plane holds and reports the changes
+//! it made. Layout:
+//!
+//! - [`model`]: services and destinations (domain types);
+//! - [`dataplane`]: the `Dataplane` trait, the pure `diff`, and the planes: `proxy` (userspace TCP
+//!   proxy, unprivileged) and `fake` (in-memory, for tests);
+//! - [`server`]: the gRPC API; converts proto ↔ domain and serialises every operation.
+//!
+//! The kernel planes (nftables, IPVS) and interface management are a later issue; this build says
+//! so plainly when asked for them.
+#![deny(unsafe_code)]
+
+pub mod dataplane;
+pub mod model;
+pub mod server;
+
+/// Why ncc could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum NccError {
+    /// The request is malformed (bad address, port 0, unknown enum).
+    #[error("invalid request: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// The plane cannot hold some service of the request.
+    #[error("not supported by this data plane: {}", .0.join("; "))]
+    Unsupported(Vec<String>),
+    /// The plane's own state disagrees with ncc's model (a bug or outside interference).
+    #[error("data plane inconsistent: {0}")]
+    Inconsistent(String),
+    /// The plane failed to apply a change (bind failed, kernel error).
+    #[error("data plane error: {0}")]
+    Plane(String),
+}
+
+impl From<NccError> for tonic::Status {
+    fn from(e: NccError) -> Self {
+        match e {
+            NccError::Invalid(_) => Self::invalid_argument(e.to_string()),
+            NccError::Unsupported(_) => Self::failed_precondition(e.to_string()),
+            NccError::Inconsistent(_) => Self::internal(e.to_string()),
+            NccError::Plane(_) => Self::unavailable(e.to_string()),
+        }
+    }
+}
+
+pub use server::run;

@@ -13,12 +13,12 @@ fn compat_dir() -> PathBuf {
 }
 
 /// Reads a compat file, or says loudly why the test cannot run and returns `None`.
+#[allow(clippy::print_stderr, reason = "a skipped test must say why")]
 pub(crate) fn compat_file(name: &str) -> Option<String> {
     let path = compat_dir().join(name);
     match std::fs::read_to_string(&path) {
         Ok(s) => Some(s),
         Err(e) => {
-            #[allow(clippy::print_stderr, reason = "a skipped test must say why")]
             eprintln!(
                 "SKIPPED: Seesaw compat file {} not readable ({e}); \
                  clone the project with ../shared beside it to run this test",

@@ -1,0 +1,240 @@
+//! The `seesaw` binary against a scripted engine served over a real Unix socket: `-c` output and
+//! exit codes, JSON, and the interactive shell fed from a pipe.
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::Mutex;
+
+use seesaw_proto::engine as pb;
+use seesaw_proto::engine::engine_server::{Engine, EngineServer};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+/// Canned replies; a reload is refused when `refuse` holds errors.
+#[derive(Default)]
+struct ScriptedEngine {
+    refuse: Mutex<Vec<String>>,
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl Engine for ScriptedEngine {
+    async fn cluster_status(&self, _: Request<pb::Empty>) -> Reply<pb::ClusterStatus> {
+        Ok(Response::new(pb::ClusterStatus {
+            version: 2,
+            site: "testsite".into(),
+            dataplane: "proxy".into(),
+            nodes: vec![pb::Node {
+                hostname: "node1.demo.".into(),
+                ipv4: "127.0.0.1".into(),
+                priority: 100,
+                vservers_enabled: true,
+                is_local: true,
+                ..Default::default()
+            }],
+        }))
+    }
+
+    async fn config_status(&self, _: Request<pb::Empty>) -> Reply<pb::ConfigStatus> {
+        Ok(Response::new(pb::ConfigStatus {
+            generation: 4,
+            source: "disk".into(),
+            warnings: vec!["vserver dns@demo has no backends".into()],
+            ..Default::default()
+        }))
+    }
+
+    async fn vservers(&self, request: Request<pb::VserversRequest>) -> Reply<pb::VserversReply> {
+        let prefix = request.into_inner().name;
+        let vservers = ["web@demo", "web2@demo"]
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix))
+            .map(|n| pb::VserverStatus {
+                name: n.into(),
+                hostname: "web.demo.".into(),
+                enabled: true,
+                config_enabled: true,
+                vips: vec!["127.0.0.1".into()],
+                ..Default::default()
+            })
+            .collect();
+        Ok(Response::new(pb::VserversReply { vservers }))
+    }
+
+    async fn ha_status(&self, _: Request<pb::Empty>) -> Reply<pb::HaStatus> {
+        Ok(Response::new(pb::HaStatus {
+            state: "BACKUP".into(),
+            ..Default::default()
+        }))
+    }
+
+    async fn config_reload(&self, _: Request<pb::Empty>) -> Reply<pb::ConfigReloadReply> {
+        let errors = self.refuse.lock().expect("not poisoned").clone();
+        Ok(Response::new(pb::ConfigReloadReply {
+            applied: errors.is_empty(),
+            message: if errors.is_empty() {
+                "configuration applied (generation 5)".into()
+            } else {
+                "configuration refused".into()
+            },
+            errors,
+        }))
+    }
+
+    async fn ha_config(&self, _: Request<pb::Empty>) -> Reply<pb::HaConfig> {
+        Err(Status::unimplemented("not used by the shell"))
+    }
+
+    async fn ha_update(&self, _: Request<pb::HaStatus>) -> Reply<pb::Empty> {
+        Err(Status::unimplemented("not used by the shell"))
+    }
+
+    async fn healthchecks(&self, _: Request<pb::Empty>) -> Reply<pb::Checks> {
+        Err(Status::unimplemented("not used by the shell"))
+    }
+
+    async fn health_state(&self, _: Request<pb::HealthBatch>) -> Reply<pb::Empty> {
+        Err(Status::unimplemented("not used by the shell"))
+    }
+}
+
+/// Serves `engine` on `<run_dir>/engine/engine.sock` until the token is cancelled.
+fn serve(run_dir: &Path, engine: ScriptedEngine) -> CancellationToken {
+    let listener =
+        seesaw_common::uds::bind_exclusive(&seesaw_common::paths::engine_socket(run_dir))
+            .expect("bind the engine socket");
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(EngineServer::new(engine))
+            .serve_with_incoming_shutdown(
+                seesaw_common::uds::incoming(listener),
+                stop.cancelled_owned(),
+            )
+            .await
+            .expect("serve");
+    });
+    token
+}
+
+async fn seesaw(run_dir: &Path, args: &[&str], stdin: &str) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_seesaw"))
+        .arg("--run-dir")
+        .arg(run_dir)
+        .args(args)
+        .env("USER", "tester")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn seesaw");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("write stdin");
+    drop(input);
+    tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("seesaw finishes")
+        .expect("seesaw output")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn one_shot_commands_over_the_socket() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = ScriptedEngine::default();
+    let _server = serve(dir.path(), engine);
+
+    let out = seesaw(dir.path(), &["-c", "sh vs"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "[1] web@demo\n[2] web2@demo\n");
+
+    let out = seesaw(dir.path(), &["-c", "show vservers web@demo"], "").await;
+    assert!(
+        text(&out.stdout).starts_with("Name:     web@demo\n"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = seesaw(dir.path(), &["-c", "show nodes", "-o", "json"], "").await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["site"], "testsite");
+    assert_eq!(json["nodes"][0]["is_local"], true);
+
+    let out = seesaw(dir.path(), &["-c", "show warnings"], "").await;
+    assert_eq!(
+        text(&out.stdout),
+        "There are 1 warnings:\n  - vserver dns@demo has no backends\n"
+    );
+
+    let out = seesaw(dir.path(), &["-c", "config reload"], "").await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "configuration applied (generation 5)\n");
+}
+
+#[tokio::test]
+async fn refused_reload_exits_1_with_every_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = ScriptedEngine {
+        refuse: Mutex::new(vec!["first problem".into(), "second problem".into()]),
+    };
+    let _server = serve(dir.path(), engine);
+    let out = seesaw(dir.path(), &["-c", "config reload"], "").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "configuration refused\nConfiguration reload refused:\n  first problem\n  second problem\n"
+    );
+}
+
+#[tokio::test]
+async fn interactive_shell_from_a_pipe() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let _server = serve(dir.path(), ScriptedEngine::default());
+    let out = seesaw(
+        dir.path(),
+        &[],
+        "show ha\nsh bogus\nshow ?\nconfig st\nquit\nshow ha\n",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(
+            "Seesaw CLI - Engine version 2\nThis seesaw is not currently the master.\n"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  State:            BACKUP\n"), "{stdout}");
+    assert!(stdout.contains("Unknown command \"bogus\".\n"), "{stdout}");
+    assert!(stdout.contains("  vservers  Show vservers\n"), "{stdout}");
+    assert!(stdout.contains("  Generation:      4\n"), "{stdout}");
+    // `quit` ended the session: the second `show ha` never ran.
+    assert_eq!(stdout.matches("HA Status:").count(), 1, "{stdout}");
+}
+
+#[tokio::test]
+async fn unreachable_engine_exits_69() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = seesaw(dir.path(), &["-c", "show ha"], "").await;
+    assert_eq!(out.status.code(), Some(69));
+    let socket = seesaw_common::paths::engine_socket(dir.path());
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "cannot reach the engine at {}: No such file or directory (os error 2)\n",
+            socket.display()
+        )
+    );
+    let out = seesaw(dir.path(), &[], "").await;
+    assert_eq!(out.status.code(), Some(69));
+}

@@ -1,0 +1,155 @@
+//! Component test: the real gRPC link and runtime against a scripted engine served by tonic on a
+//! Unix socket in a temp dir, the way `seesaw_ha` talks to `seesaw_engine`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use seesaw_common::{paths, uds};
+use seesaw_ha::link::{EngineLink, GrpcEngineLink, HaReport};
+use seesaw_ha::node::State;
+use seesaw_proto::engine::engine_server::{Engine, EngineServer};
+use seesaw_proto::engine::{self as pb};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+/// Answers `HaConfig` with a fixed config and records every `HaUpdate`; nothing else is scripted.
+#[derive(Clone)]
+struct ScriptedEngine {
+    config: pb::HaConfig,
+    updates: Arc<Mutex<Vec<pb::HaStatus>>>,
+}
+
+#[tonic::async_trait]
+impl Engine for ScriptedEngine {
+    async fn ha_config(&self, _: Request<pb::Empty>) -> Result<Response<pb::HaConfig>, Status> {
+        Ok(Response::new(self.config.clone()))
+    }
+    async fn ha_update(&self, r: Request<pb::HaStatus>) -> Result<Response<pb::Empty>, Status> {
+        self.updates
+            .lock()
+            .expect("not poisoned")
+            .push(r.into_inner());
+        Ok(Response::new(pb::Empty {}))
+    }
+    async fn cluster_status(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ClusterStatus>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+    async fn config_status(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ConfigStatus>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+    async fn vservers(
+        &self,
+        _: Request<pb::VserversRequest>,
+    ) -> Result<Response<pb::VserversReply>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+    async fn ha_status(&self, _: Request<pb::Empty>) -> Result<Response<pb::HaStatus>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+    async fn config_reload(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+    async fn healthchecks(&self, _: Request<pb::Empty>) -> Result<Response<pb::Checks>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+    async fn health_state(
+        &self,
+        _: Request<pb::HealthBatch>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+}
+
+fn serve(run_dir: &Path, engine: ScriptedEngine, stop: CancellationToken) {
+    let listener = uds::bind_exclusive(&paths::engine_socket(run_dir)).expect("bind engine socket");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(EngineServer::new(engine))
+            .serve_with_incoming_shutdown(uds::incoming(listener), stop.cancelled_owned()),
+    );
+}
+
+fn engine(remote: &str) -> ScriptedEngine {
+    ScriptedEngine {
+        config: pb::HaConfig {
+            enabled: true,
+            local_addr: "192.0.2.1".into(),
+            remote_addr: remote.into(),
+            priority: 100,
+            vrid: 60,
+        },
+        updates: Arc::default(),
+    }
+}
+
+#[tokio::test]
+async fn link_round_trips_config_and_status() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = engine("192.0.2.2");
+    let stop = CancellationToken::new();
+    serve(dir.path(), engine.clone(), stop.clone());
+
+    let mut link = GrpcEngineLink::new(dir.path(), Duration::from_secs(1));
+    let config = link.ha_config().await.expect("config");
+    assert_eq!(config.remote_addr.as_deref(), Some("192.0.2.2"));
+    assert_eq!((config.priority, config.vrid), (100, 60));
+    let report = HaReport {
+        state: State::Backup,
+        since_ms: 1_700_000_000_000,
+        transitions: 1,
+        adverts_sent: 0,
+        adverts_received: 0,
+    };
+    link.ha_update(report).await.expect("update");
+    let got = engine.updates.lock().expect("not poisoned").clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].state.as_str(), got[0].since_ms, got[0].transitions),
+        ("BACKUP", 1_700_000_000_000, 1)
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn single_node_run_reports_leader_then_shutdown() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = engine("");
+    let stop_engine = CancellationToken::new();
+    serve(dir.path(), engine.clone(), stop_engine.clone());
+
+    let shutdown = CancellationToken::new();
+    let link = GrpcEngineLink::new(dir.path(), Duration::from_secs(1));
+    let task = tokio::spawn(seesaw_ha::run(
+        seesaw_ha::RunConfig::default(),
+        link,
+        shutdown.clone(),
+    ));
+    let states = || -> Vec<String> {
+        engine
+            .updates
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|u| u.state.clone())
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while states().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(states(), ["LEADER"]);
+    shutdown.cancel();
+    task.await.expect("run does not panic");
+    assert_eq!(states(), ["LEADER", "SHUTDOWN"]);
+    stop_engine.cancel();
+}

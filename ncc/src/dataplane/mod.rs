@@ -1,0 +1,159 @@
+//! The `Dataplane` trait every plane implements, and the pure diff that turns "what the plane
+//! holds" and "what the engine wants" into an ordered list of changes. Ordering: destinations
+//! leave before their service, services are added before their destinations, weights are edited
+//! in place (never delete + add), so established flows on unchanged destinations are untouched.
+
+pub mod fake;
+pub mod proxy;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::NccError;
+use crate::model::{Dest, DestStats, Service, ServiceKey};
+
+/// One change to a data plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Remove a destination.
+    DeleteDest(ServiceKey, Dest),
+    /// Remove a service (its destinations are removed first).
+    DeleteService(ServiceKey),
+    /// Add a service (without destinations).
+    AddService(Service),
+    /// Change a service's scheduler, mode or persistence.
+    UpdateService(Service),
+    /// Add a destination.
+    AddDest(ServiceKey, Dest),
+    /// Change a destination's weight.
+    UpdateDest(ServiceKey, Dest),
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DeleteDest(k, d) => write!(f, "delete destination {} from {k}", d.addr),
+            Self::DeleteService(k) => write!(f, "delete service {k}"),
+            Self::AddService(s) => write!(f, "add service {} ({:?}, {:?})", s.key, s.scheduler, s.mode),
+            Self::UpdateService(s) => write!(f, "update service {} ({:?}, {:?}, persistence {}s)", s.key, s.scheduler, s.mode, s.persistence),
+            Self::AddDest(k, d) => write!(f, "add destination {} to {k} (weight {})", d.addr, d.weight),
+            Self::UpdateDest(k, d) => write!(f, "set weight of {} in {k} to {}", d.addr, d.weight),
+        }
+    }
+}
+
+/// Counters of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceStats {
+    /// The service.
+    pub service: Service,
+    /// Per destination.
+    pub dests: Vec<DestStats>,
+}
+
+/// A data plane: userspace proxy, nftables or IPVS.
+pub trait Dataplane: Send + 'static {
+    /// `proxy`, `nftables`, `ipvs` or `fake`.
+    fn kind(&self) -> &'static str;
+    /// Why the plane cannot hold `service`, if it cannot.
+    fn unsupported(&self, service: &Service) -> Option<String>;
+    /// What the plane holds now. Kernel planes read the kernel, so state there at start is adopted.
+    fn current(&self) -> Vec<Service>;
+    /// Applies `changes` in order; kernel planes make it one transaction.
+    fn commit(&mut self, changes: &[Change]) -> Result<(), NccError>;
+    /// Counters.
+    fn stats(&self) -> Vec<ServiceStats>;
+}
+
+/// The ordered changes that turn `current` into `desired`.
+pub fn diff(current: &[Service], desired: &[Service]) -> Vec<Change> {
+    let cur: BTreeMap<ServiceKey, &Service> = current.iter().map(|s| (s.key, s)).collect();
+    let want: BTreeMap<ServiceKey, &Service> = desired.iter().map(|s| (s.key, s)).collect();
+    let mut out = Vec::new();
+    // Removals first, destinations before their service.
+    for (k, s) in &cur {
+        match want.get(k) {
+            None => {
+                out.extend(s.dests.iter().map(|d| Change::DeleteDest(*k, *d)));
+                out.push(Change::DeleteService(*k));
+            }
+            Some(w) => {
+                for d in &s.dests {
+                    if !w.dests.iter().any(|x| x.addr == d.addr) {
+                        out.push(Change::DeleteDest(*k, *d));
+                    }
+                }
+            }
+        }
+    }
+    // Then additions and in-place edits.
+    for (k, w) in &want {
+        match cur.get(k) {
+            None => {
+                out.push(Change::AddService(Service {
+                    dests: Vec::new(),
+                    ..(*w).clone()
+                }));
+                out.extend(w.dests.iter().map(|d| Change::AddDest(*k, *d)));
+            }
+            Some(c) => {
+                if c.settings() != w.settings() {
+                    out.push(Change::UpdateService(Service {
+                        dests: Vec::new(),
+                        ..(*w).clone()
+                    }));
+                }
+                for d in &w.dests {
+                    match c.dests.iter().find(|x| x.addr == d.addr) {
+                        None => out.push(Change::AddDest(*k, *d)),
+                        Some(x) if x.weight != d.weight => out.push(Change::UpdateDest(*k, *d)),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Makes `plane` hold `desired`: refuses the whole request if the plane cannot hold any service
+/// of it, else commits the diff. Returns the changes made (empty when already in sync).
+pub fn apply<P: Dataplane + ?Sized>(plane: &mut P, desired: &[Service]) -> Result<Vec<Change>, NccError> {
+    let refused: Vec<String> = desired
+        .iter()
+        .filter_map(|s| plane.unsupported(s).map(|why| format!("{}: {why}", s.key)))
+        .collect();
+    if !refused.is_empty() {
+        return Err(NccError::Unsupported(refused));
+    }
+    let changes = diff(&plane.current(), desired);
+    if !changes.is_empty() {
+        plane.commit(&changes)?;
+    }
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Reads `[dataplane] kind` from seesaw.cfg (missing file or key: `auto`) and says which plane
+/// this build runs. Only the proxy plane exists in this build: `auto` resolves to it, and asking
+/// for `nftables` or `ipvs` is an error rather than a silent fallback.
+pub fn configured_kind(seesaw_cfg: &std::path::Path) -> Result<&'static str, String> {
+    let kind = match std::fs::read_to_string(seesaw_cfg) {
+        Ok(text) => ini::Ini::load_from_str(&text)
+            .map_err(|e| format!("{}: {e}", seesaw_cfg.display()))?
+            .get_from(Some("dataplane"), "kind")
+            .unwrap_or("auto")
+            .to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "auto".to_owned(),
+        Err(e) => return Err(format!("{}: {e}", seesaw_cfg.display())),
+    };
+    match kind.as_str() {
+        "auto" | "proxy" => Ok("proxy"),
+        "nftables" | "ipvs" => Err(format!(
+            "[dataplane] kind = {kind}: this build has only the proxy data plane; set kind = proxy or auto"
+        )),
+        other => Err(format!("[dataplane] kind = {other:?} is not one of auto, ipvs, nftables, proxy")),
+    }
+}

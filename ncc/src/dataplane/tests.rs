@@ -1,0 +1,70 @@
+//! Diff and apply tests: the ordered change list for each kind of difference, and the fake plane
+//! converging to the desired state.
+
+use super::fake::FakeDataplane;
+use crate::NccError;
+use super::*;
+use crate::model::{ForwardMode, Protocol, Scheduler};
+
+fn svc(port: u16, dests: &[(u8, u32)]) -> Service {
+    Service {
+        key: ServiceKey { vip: "10.1.0.1".parse().unwrap(), proto: Protocol::Tcp, port },
+        scheduler: Scheduler::Wrr,
+        mode: ForwardMode::Nat,
+        persistence: 0,
+        dests: dests
+            .iter()
+            .map(|(last, w)| Dest { addr: format!("10.2.0.{last}:80").parse().unwrap(), weight: *w })
+            .collect(),
+    }
+}
+
+fn show(changes: &[Change]) -> Vec<String> {
+    changes.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn diff_orders_removals_before_additions_and_edits_weights_in_place() {
+    let current = [svc(80, &[(1, 1), (2, 1)]), svc(81, &[(1, 1)])];
+    let mut changed = svc(80, &[(1, 3), (3, 1)]);
+    changed.scheduler = Scheduler::Rr;
+    let desired = [changed, svc(82, &[(9, 2)])];
+    assert_eq!(
+        show(&diff(&current, &desired)),
+        [
+            "delete destination 10.2.0.2:80 from 10.1.0.1:80/TCP",
+            "delete destination 10.2.0.1:80 from 10.1.0.1:81/TCP",
+            "delete service 10.1.0.1:81/TCP",
+            "update service 10.1.0.1:80/TCP (Rr, Nat, persistence 0s)",
+            "set weight of 10.2.0.1:80 in 10.1.0.1:80/TCP to 3",
+            "add destination 10.2.0.3:80 to 10.1.0.1:80/TCP (weight 1)",
+            "add service 10.1.0.1:82/TCP (Wrr, Nat)",
+            "add destination 10.2.0.9:80 to 10.1.0.1:82/TCP (weight 2)",
+        ]
+    );
+}
+
+#[test]
+fn apply_converges_and_is_idempotent() {
+    let mut plane = FakeDataplane::default();
+    let desired = [svc(80, &[(1, 1), (2, 1)])];
+    assert_eq!(apply(&mut plane, &desired).unwrap().len(), 3);
+    assert_eq!(plane.current(), desired);
+    assert!(apply(&mut plane, &desired).unwrap().is_empty(), "in sync: zero changes");
+    assert!(apply(&mut plane, &[]).unwrap().len() == 3);
+    assert!(plane.current().is_empty());
+}
+
+#[test]
+fn unsupported_service_refuses_the_whole_request() {
+    let mut plane = proxy::ProxyPlane::new();
+    let mut dsr = svc(80, &[(1, 1)]);
+    dsr.mode = ForwardMode::Dsr;
+    match apply(&mut plane, &[dsr]) {
+        Err(NccError::Unsupported(why)) => {
+            assert_eq!(why, ["10.1.0.1:80/TCP: mode Dsr is not possible in a userspace proxy (use NAT)"]);
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    assert!(plane.current().is_empty());
+}

@@ -1,0 +1,74 @@
+//! `seesaw_ncc`: flags, logging, data-plane choice, socket, then `seesaw_ncc::run` until a signal.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use seesaw_common::{args::CommonArgs, exit, paths, uds};
+use seesaw_ncc::dataplane::proxy::ProxyPlane;
+
+/// The Seesaw network control centre.
+#[derive(Debug, Parser)]
+#[command(name = "seesaw_ncc", version)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[allow(clippy::print_stderr, reason = "startup errors go to the terminal")]
+fn main() -> ExitCode {
+    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args())) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    let _log = match seesaw_common::logging::init("seesaw_ncc", args.common.log_dir.as_deref()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("seesaw_ncc: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    tracing::info!("{}", seesaw_common::build_info());
+    let kind = match seesaw_ncc::dataplane::configured_kind(&args.common.config_dir.join("seesaw.cfg")) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("seesaw_ncc: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("seesaw_ncc: cannot start runtime: {e}");
+            return ExitCode::from(exit::OSERR);
+        }
+    };
+    rt.block_on(async move {
+        let listener = match uds::bind_exclusive(&paths::ncc_socket(&args.common.run_dir)) {
+            Ok(l) => l,
+            Err(e @ uds::BindError::AlreadyRunning(_)) => {
+                tracing::error!("{e}");
+                return ExitCode::from(exit::UNAVAILABLE);
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "cannot bind the ncc socket");
+                return ExitCode::from(exit::OSERR);
+            }
+        };
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        if let Err(e) = seesaw_common::signal::install(shutdown.clone()) {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::from(exit::OSERR);
+        }
+        tracing::info!(configured = kind, "data plane: proxy");
+        match seesaw_ncc::run(ProxyPlane::new(), listener, shutdown).await {
+            Ok(()) => ExitCode::from(exit::OK),
+            Err(e) => {
+                tracing::error!(error = ?e, "ncc failed");
+                ExitCode::from(exit::SOFTWARE)
+            }
+        }
+    })
+}
