@@ -456,6 +456,15 @@ pub fn stale_binaries(dir: &Path, exe_time: Option<SystemTime>) -> Vec<&'static 
         .collect()
 }
 
+/// The cargo arguments that build the daemons in the profile `exe` was built in.
+pub fn build_args(exe: &Path) -> Vec<&'static str> {
+    let mut args = vec!["build", "--workspace", "--bins"];
+    if exe.components().any(|c| c.as_os_str() == "release") {
+        args.push("--release");
+    }
+    args
+}
+
 /// Makes sure every daemon exists next to `exe`, running cargo when the demo was started by
 /// `cargo run` (which builds only this binary).
 async fn ensure_binaries(exe: &Path, bin_dir: &Path) -> Result<(), DemoError> {
@@ -464,10 +473,7 @@ async fn ensure_binaries(exe: &Path, bin_dir: &Path) -> Result<(), DemoError> {
     if stale.is_empty() {
         return Ok(());
     }
-    let mut args = vec!["build", "--workspace", "--bins"];
-    if exe.components().any(|c| c.as_os_str() == "release") {
-        args.push("--release");
-    }
+    let args = build_args(exe);
     let command = format!("cargo {}", args.join(" "));
     let Some(cargo) = std::env::var_os("CARGO") else {
         return Err(DemoError::Binaries {

@@ -67,7 +67,8 @@ pub async fn execute<E: EngineLink>(
             let chosen = select_vservers(all, arg);
             let text = if json {
                 to_json(&VserversJson { vservers: &chosen })
-            } else if let [one] = chosen.as_slice() {
+            } else if let ([one], Some(_)) = (chosen.as_slice(), arg) {
+                // Detail only when asked for by name; a bare `show vservers` always lists.
                 format::vserver_detail(one)
             } else {
                 format::vserver_list(&chosen, arg)
@@ -421,6 +422,8 @@ mod tests {
             printed(text(&mut e, "sh vs zzz").await),
             "No vserver matches \"zzz\".\n"
         );
+        e.vservers.truncate(1);
+        assert_eq!(printed(text(&mut e, "sh vs").await), "[1] web\n");
     }
 
     #[tokio::test]

@@ -125,6 +125,22 @@ pub async fn run<N: Ncc>(
     let mut last_apply_at = tokio::time::Instant::now();
     let mut plane_kind = String::from("unknown");
     let mut ticks: u64 = 0;
+    // Adopt what the plane already holds (an engine restart must not flush it). ncc starts before
+    // the engine, so a short bounded wait is enough; without it the start-up gate still protects.
+    for _ in 0..10 {
+        match ncc.stats().await {
+            Ok(s) => {
+                tracing::info!(plane = %s.kind, destinations = s.dests.len(), "adopting the data plane's current state");
+                state.presume(s.dests.keys().copied());
+                plane_kind = s.kind;
+                break;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "ncc not reachable yet");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
     loop {
         let mut pending: Option<(oneshot::Sender<ReloadReply>, ReloadOutcome)> = None;
         tokio::select! {

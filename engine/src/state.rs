@@ -158,6 +158,9 @@ pub struct EngineState {
     started: SystemTime,
     startup_grace: Duration,
     gate_open: bool,
+    /// Destinations the data plane already held when this engine started: presumed healthy until
+    /// their checks report, so a restarted engine adopts the plane instead of flushing it.
+    presumed: std::collections::HashSet<(ServiceKey, DestSpecKey)>,
 }
 
 /// Identifies a destination within a service for stats (weight excluded: it may change).
@@ -183,7 +186,14 @@ impl EngineState {
             started: now,
             startup_grace,
             gate_open: false,
+            presumed: std::collections::HashSet::new(),
         }
+    }
+
+    /// Adopts what the data plane holds at start: those destinations count as healthy while their
+    /// checks have not reported yet.
+    pub fn presume(&mut self, in_plane: impl IntoIterator<Item = (ServiceKey, DestSpecKey)>) {
+        self.presumed.extend(in_plane);
     }
 
     /// The running configuration.
@@ -289,11 +299,15 @@ impl EngineState {
                             port: d.port,
                             weight: d.weight,
                         };
+                        let presumed = self.presumed.contains(&(st.key, (d.ip, d.port)));
+                        let checks_pass = checks
+                            .iter()
+                            .all(|c| c.state == "healthy" || (presumed && c.state == "unknown"));
                         DestView {
                             name: d.name.clone(),
                             backend: d.backend.clone(),
                             enabled: d.enabled,
-                            healthy: vt.enabled && d.enabled && checks.iter().all(|c| c.state == "healthy"),
+                            healthy: vt.enabled && d.enabled && checks_pass,
                             active: false,
                             stats: self
                                 .stats

@@ -58,7 +58,9 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             dry_run: false,
-            fetch_interval: Duration::from_secs(5),
+            // Every second: the watchdog restarts a crashed engine after at least 2 s, so a fetch
+            // always fails during the gap and the new engine gets a full resync at once.
+            fetch_interval: Duration::from_secs(1),
             retry_interval: Duration::from_secs(1),
             full_resync_interval: Duration::from_secs(15),
             batch_max: 100,

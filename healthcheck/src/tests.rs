@@ -25,7 +25,8 @@ impl Harness {
         let prober = ScriptedProber::default();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run_with_prober(
-            Options::default(),
+            // These tests were written against a 5 s refetch; production uses 1 s.
+            Options { fetch_interval: Duration::from_secs(5), ..Options::default() },
             engine.clone(),
             prober.clone(),
             shutdown.clone(),

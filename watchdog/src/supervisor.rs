@@ -42,8 +42,8 @@ pub struct RunContext {
     pub run_dir: PathBuf,
     /// The configuration directory, passed on to children as `SEESAW_CONFIG_DIR`.
     pub config_dir: PathBuf,
-    /// `--log-dir`, if given: children's output goes there (else `<run_dir>/log`) and children
-    /// get it as `SEESAW_LOG_DIR`.
+    /// `--log-dir`, if given: children's output goes there (else `<run_dir>/log`). Children do not
+    /// get `SEESAW_LOG_DIR`: their stderr is that file already.
     pub log_dir: Option<PathBuf>,
     /// Fires on SIGUSR1: log every service's state.
     pub dump: Arc<Notify>,
@@ -213,8 +213,6 @@ fn dump_state(statuses: &[(String, watch::Receiver<ServiceStatus>)]) {
 struct ChildEnv {
     run_dir: PathBuf,
     config_dir: PathBuf,
-    /// `--log-dir` as given, for `SEESAW_LOG_DIR`.
-    log_dir_flag: Option<PathBuf>,
     /// Where the per-service output files go.
     log_dir: PathBuf,
     /// Where the notify sockets go.
@@ -226,7 +224,6 @@ impl ChildEnv {
         Self {
             run_dir: ctx.run_dir.clone(),
             config_dir: ctx.config_dir.clone(),
-            log_dir_flag: ctx.log_dir.clone(),
             log_dir: ctx
                 .log_dir
                 .clone()
@@ -356,16 +353,14 @@ impl Runner {
                 path: self.env.log_dir.clone(),
                 source,
             })?;
-        let mut env: Vec<(&'static str, OsString)> = vec![
+        let env: Vec<(&'static str, OsString)> = vec![
             ("NOTIFY_SOCKET", notify_path.clone().into()),
             ("SEESAW_RUN_DIR", self.env.run_dir.clone().into()),
             ("SEESAW_CONFIG_DIR", self.env.config_dir.clone().into()),
         ];
-        let mut env_remove = Vec::new();
-        match &self.env.log_dir_flag {
-            Some(dir) => env.push(("SEESAW_LOG_DIR", dir.clone().into())),
-            None => env_remove.push("SEESAW_LOG_DIR"),
-        }
+        // Children's stderr already lands in their per-service file; a SEESAW_LOG_DIR inherited
+        // from our own environment would make them write a second copy of every line.
+        let env_remove = vec!["SEESAW_LOG_DIR"];
         let arg0 = format!("seesaw_{name}");
         let child = spawn::spawn(SpawnSpec {
             binary: &self.svc.binary,

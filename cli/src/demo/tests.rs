@@ -104,6 +104,18 @@ fn stale_binaries_are_missing_or_older_than_the_cli() {
 }
 
 #[test]
+fn build_uses_the_profile_of_the_running_binary() {
+    assert_eq!(
+        build_args(Path::new("/w/target/release/seesaw")),
+        ["build", "--workspace", "--bins", "--release"]
+    );
+    assert_eq!(
+        build_args(Path::new("/w/target/debug/seesaw")),
+        ["build", "--workspace", "--bins"]
+    );
+}
+
+#[test]
 fn instructions_start_with_the_two_stable_lines() {
     let layout = Layout::create(&tempfile::tempdir().expect("temp dir").keep()).expect("layout");
     let text = instructions(&layout, Path::new("/x/seesaw"), 18080, 18081);

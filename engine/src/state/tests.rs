@@ -132,3 +132,18 @@ fn startup_gate_opens_after_grace_without_results() {
     // interval 10 s, timeout 5 s: grace = 5 s + 1 s.
     assert!(e.may_apply(t0() + Duration::from_secs(6)));
 }
+
+#[test]
+fn restarted_engine_adopts_the_plane_until_checks_report() {
+    let mut e = EngineState::new(loaded(&vserver("", HC, "10.1.0.1/32")), t0());
+    let key = ServiceKey { vip: "10.1.0.1".parse().unwrap(), proto: crate::model::Protocol::Tcp, port: 80 };
+    // The plane holds b1 and b3 (b2 was down before the restart).
+    e.presume([(key, ("10.2.0.1".parse().unwrap(), 80)), (key, ("10.2.0.3".parse().unwrap(), 80))]);
+    assert!(e.may_apply(t0() + Duration::from_secs(6)), "grace passed without results");
+    let (_, d) = e.evaluate();
+    assert_eq!(active_dests(&d), ["10.1.0.1:80/TCP->10.2.0.1:80 w2", "10.1.0.1:80/TCP->10.2.0.3:80 w1"]);
+    // A real result overrides the presumption.
+    set(&mut e, [false, true, true]);
+    let (_, d) = e.evaluate();
+    assert_eq!(active_dests(&d), ["10.1.0.1:80/TCP->10.2.0.2:80 w1", "10.1.0.1:80/TCP->10.2.0.3:80 w1"]);
+}
