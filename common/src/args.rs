@@ -60,8 +60,22 @@ mod tests {
     #[test]
     fn go_flags_become_double_dash() {
         assert_eq!(
-            norm(&["bin", "-log_dir=/var/log/seesaw", "-c", "--run-dir", "x", "-v"]),
-            ["bin", "--log-dir=/var/log/seesaw", "-c", "--run-dir", "x", "-v"]
+            norm(&[
+                "bin",
+                "-log_dir=/var/log/seesaw",
+                "-c",
+                "--run-dir",
+                "x",
+                "-v"
+            ]),
+            [
+                "bin",
+                "--log-dir=/var/log/seesaw",
+                "-c",
+                "--run-dir",
+                "x",
+                "-v"
+            ]
         );
         assert_eq!(norm(&["bin", "-dry_run"]), ["bin", "--dry-run"]);
         assert_eq!(norm(&["bin", "-c=show"]), ["bin", "-c=show"]);

@@ -25,12 +25,17 @@ pub enum LoggingError {
 }
 
 /// Keeps the background log writer alive; drop it last.
-pub struct LogGuard(#[allow(dead_code, reason = "held for its Drop")] Option<tracing_appender::non_blocking::WorkerGuard>);
+pub struct LogGuard(
+    #[allow(dead_code, reason = "held for its Drop")]
+    Option<tracing_appender::non_blocking::WorkerGuard>,
+);
 
 /// Starts tracing for process `name`.
 pub fn init(name: &str, log_dir: Option<&Path>) -> Result<LogGuard, LoggingError> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(s) if !s.is_empty() => EnvFilter::try_new(&s).map_err(|e| LoggingError::Filter(e.to_string()))?,
+        Ok(s) if !s.is_empty() => {
+            EnvFilter::try_new(&s).map_err(|e| LoggingError::Filter(e.to_string()))?
+        }
         _ => EnvFilter::new("info"),
     };
     let stderr = tracing_subscriber::fmt::layer()
@@ -46,7 +51,11 @@ pub fn init(name: &str, log_dir: Option<&Path>) -> Result<LogGuard, LoggingError
             let appender = tracing_appender::rolling::daily(dir, format!("{name}.log"));
             let (nb, guard) = tracing_appender::non_blocking(appender);
             (
-                Some(tracing_subscriber::fmt::layer().with_writer(nb).with_ansi(false)),
+                Some(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(nb)
+                        .with_ansi(false),
+                ),
                 Some(guard),
             )
         }

@@ -81,7 +81,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x").join("x.sock");
         let first = bind_exclusive(&path).unwrap();
-        let mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o770);
         // A listener that exists accepts connections (the kernel queues them): refuse.
         match bind_exclusive(&path) {

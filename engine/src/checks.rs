@@ -216,16 +216,28 @@ mod tests {
         assert_eq!(a81.checks, [a80.checks[0].clone()]);
         assert_eq!(b80.checks, [a80.checks[1].clone()]);
         // Same config, same ids: a reload or engine restart keeps the healthcheck state.
-        assert_eq!(expand(&loaded(TWO_VSERVERS)).checks.keys().collect::<Vec<_>>(), t.checks.keys().collect::<Vec<_>>());
+        assert_eq!(
+            expand(&loaded(TWO_VSERVERS))
+                .checks
+                .keys()
+                .collect::<Vec<_>>(),
+            t.checks.keys().collect::<Vec<_>>()
+        );
     }
 
     #[test]
     fn disabled_vserver_and_backend_export_no_checks() {
-        let text = TWO_VSERVERS.replace(r#"entry_address < fqdn: "b." ipv4: "10.1.0.2/32" >"#, r#"entry_address < fqdn: "b." ipv4: "10.1.0.2/32" status: DISABLED >"#);
+        let text = TWO_VSERVERS.replace(
+            r#"entry_address < fqdn: "b." ipv4: "10.1.0.2/32" >"#,
+            r#"entry_address < fqdn: "b." ipv4: "10.1.0.2/32" status: DISABLED >"#,
+        );
         let t = expand(&loaded(&text));
         assert!(!t.vservers["b"].enabled);
         assert!(t.vservers["b"].services[0].dests[0].checks.is_empty());
-        let text = TWO_VSERVERS.replace(r#"fqdn: "b1." ipv4: "10.2.0.1/24" >"#, r#"fqdn: "b1." ipv4: "10.2.0.1/24" status: BUILDING >"#);
+        let text = TWO_VSERVERS.replace(
+            r#"fqdn: "b1." ipv4: "10.2.0.1/24" >"#,
+            r#"fqdn: "b1." ipv4: "10.2.0.1/24" status: BUILDING >"#,
+        );
         let t = expand(&loaded(&text));
         assert!(t.checks.is_empty());
         assert!(!t.vservers["a"].services[0].dests[0].enabled);

@@ -174,7 +174,11 @@ pub async fn run<N: Ncc>(
         {
             match ncc.apply(&desired).await {
                 Ok(c) => {
-                    tracing::info!(changes = c.len(), services = desired.services.len(), "applied desired state");
+                    tracing::info!(
+                        changes = c.len(),
+                        services = desired.services.len(),
+                        "applied desired state"
+                    );
                     for change in &c {
                         tracing::info!("  {change}");
                     }
@@ -222,7 +226,10 @@ fn reload(state: &mut EngineState, dir: &std::path::Path) -> ReloadOutcome {
             ReloadOutcome::Applied(generation)
         }
         Err(errors) => {
-            tracing::warn!(errors = errors.len(), "configuration reload refused; the running config stays");
+            tracing::warn!(
+                errors = errors.len(),
+                "configuration reload refused; the running config stays"
+            );
             for e in &errors {
                 tracing::warn!("  {e}");
             }

@@ -13,11 +13,11 @@
 
 pub mod checks;
 pub mod config;
+pub mod core;
 pub mod desired;
 pub mod model;
-pub mod state;
-pub mod core;
 pub mod ncc_port;
 pub mod server;
+pub mod state;
 
 pub use crate::core::run;

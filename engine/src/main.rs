@@ -19,13 +19,22 @@ struct Args {
     validate: bool,
 }
 
-#[allow(clippy::print_stdout, clippy::print_stderr, reason = "startup errors and --validate output go to the terminal")]
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "startup errors and --validate output go to the terminal"
+)]
 fn main() -> ExitCode {
-    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args())) {
+    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args()))
+    {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     let _log = match seesaw_common::logging::init("seesaw_engine", args.common.log_dir.as_deref()) {
@@ -50,7 +59,11 @@ fn main() -> ExitCode {
         println!("config OK");
         return ExitCode::from(exit::OK);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("seesaw_engine: cannot start runtime: {e}");
@@ -74,7 +87,10 @@ fn main() -> ExitCode {
             tracing::error!(error = %e, "cannot install signal handlers");
             return ExitCode::from(exit::OSERR);
         }
-        let ncc = GrpcNcc::new(uds::channel(&paths::ncc_socket(&args.common.run_dir), Duration::from_secs(20)));
+        let ncc = GrpcNcc::new(uds::channel(
+            &paths::ncc_socket(&args.common.run_dir),
+            Duration::from_secs(20),
+        ));
         match seesaw_engine::run(loaded, listener, ncc, args.common.config_dir, shutdown).await {
             Ok(()) => ExitCode::from(exit::OK),
             Err(e) => {

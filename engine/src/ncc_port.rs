@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use seesaw_proto::ncc as pb;
 
-use crate::desired::{DestSpec, DestStats, DesiredState, ServiceKey, ServiceSpec};
+use crate::desired::{DesiredState, DestSpec, DestStats, ServiceKey, ServiceSpec};
 use crate::model::{ForwardMode, Protocol, Scheduler};
 use crate::state::DestSpecKey;
 
@@ -46,7 +46,10 @@ pub struct PlaneStats {
 /// What the engine needs from ncc.
 pub trait Ncc: Send + Sync + 'static {
     /// Makes the data plane hold exactly `desired`; returns the changes made.
-    fn apply(&self, desired: &DesiredState) -> impl Future<Output = Result<Vec<String>, NccError>> + Send;
+    fn apply(
+        &self,
+        desired: &DesiredState,
+    ) -> impl Future<Output = Result<Vec<String>, NccError>> + Send;
     /// Reads the plane's counters.
     fn stats(&self) -> impl Future<Output = Result<PlaneStats, NccError>> + Send;
 }
@@ -99,7 +102,8 @@ impl Ncc for GrpcNcc {
             };
             let key = ServiceKey { vip, proto, port };
             for d in s.destinations {
-                let (Ok(ip), Ok(dport)) = (d.address.parse::<IpAddr>(), u16::try_from(d.port)) else {
+                let (Ok(ip), Ok(dport)) = (d.address.parse::<IpAddr>(), u16::try_from(d.port))
+                else {
                     continue;
                 };
                 dests.insert(

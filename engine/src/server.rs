@@ -27,7 +27,10 @@ pub async fn serve(
     let svc = EngineService { snapshot, events };
     tonic::transport::Server::builder()
         .add_service(pb::engine_server::EngineServer::new(svc))
-        .serve_with_incoming_shutdown(seesaw_common::uds::incoming(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(
+            seesaw_common::uds::incoming(listener),
+            shutdown.cancelled_owned(),
+        )
         .await
 }
 
@@ -59,7 +62,10 @@ fn from_ms(ms: i64) -> Option<SystemTime> {
 
 #[tonic::async_trait]
 impl pb::engine_server::Engine for EngineService {
-    async fn cluster_status(&self, _: Request<pb::Empty>) -> Result<Response<pb::ClusterStatus>, Status> {
+    async fn cluster_status(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ClusterStatus>, Status> {
         let s = self.snap();
         Ok(Response::new(pb::ClusterStatus {
             version: 2,
@@ -83,7 +89,10 @@ impl pb::engine_server::Engine for EngineService {
         }))
     }
 
-    async fn config_status(&self, _: Request<pb::Empty>) -> Result<Response<pb::ConfigStatus>, Status> {
+    async fn config_status(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ConfigStatus>, Status> {
         let s = self.snap();
         Ok(Response::new(pb::ConfigStatus {
             last_updated: s.last_updated,
@@ -93,7 +102,10 @@ impl pb::engine_server::Engine for EngineService {
             attributes: s
                 .attributes
                 .iter()
-                .map(|(n, v)| pb::Attribute { name: n.clone(), value: v.clone() })
+                .map(|(n, v)| pb::Attribute {
+                    name: n.clone(),
+                    value: v.clone(),
+                })
                 .collect(),
             warnings: s.warnings.clone(),
             last_reload_errors: s.last_reload_errors.clone(),
@@ -101,14 +113,23 @@ impl pb::engine_server::Engine for EngineService {
         }))
     }
 
-    async fn vservers(&self, req: Request<pb::VserversRequest>) -> Result<Response<pb::VserversReply>, Status> {
+    async fn vservers(
+        &self,
+        req: Request<pb::VserversRequest>,
+    ) -> Result<Response<pb::VserversReply>, Status> {
         let want = req.into_inner().name;
         let s = self.snap();
         let exact = s.vservers.iter().any(|v| v.name == want);
         let vservers = s
             .vservers
             .iter()
-            .filter(|v| if exact { v.name == want } else { v.name.starts_with(&want) })
+            .filter(|v| {
+                if exact {
+                    v.name == want
+                } else {
+                    v.name.starts_with(&want)
+                }
+            })
             .map(|v| pb::VserverStatus {
                 name: v.name.clone(),
                 hostname: v.hostname.clone(),
@@ -180,7 +201,10 @@ impl pb::engine_server::Engine for EngineService {
         }))
     }
 
-    async fn config_reload(&self, req: Request<pb::Empty>) -> Result<Response<pb::ConfigReloadReply>, Status> {
+    async fn config_reload(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
         require_trusted(&req)?;
         let (tx, rx) = oneshot::channel();
         self.send(Event::Reload(tx)).await?;
@@ -191,8 +215,12 @@ impl pb::engine_server::Engine for EngineService {
             ReloadOutcome::Applied(generation) => pb::ConfigReloadReply {
                 applied: true,
                 message: match reply.changes {
-                    Some(n) => format!("configuration applied (generation {generation}, {n} data-plane changes)"),
-                    None => format!("configuration applied (generation {generation}; data plane not updated yet)"),
+                    Some(n) => format!(
+                        "configuration applied (generation {generation}, {n} data-plane changes)"
+                    ),
+                    None => format!(
+                        "configuration applied (generation {generation}; data plane not updated yet)"
+                    ),
                 },
                 errors: Vec::new(),
             },
@@ -271,7 +299,10 @@ impl pb::engine_server::Engine for EngineService {
         Ok(Response::new(pb::Checks { checks }))
     }
 
-    async fn health_state(&self, req: Request<pb::HealthBatch>) -> Result<Response<pb::Empty>, Status> {
+    async fn health_state(
+        &self,
+        req: Request<pb::HealthBatch>,
+    ) -> Result<Response<pb::Empty>, Status> {
         require_trusted(&req)?;
         let batch = req.into_inner();
         let results = batch

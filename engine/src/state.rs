@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::checks::{CheckSpec, Topology, expand};
 use crate::config::Loaded;
-use crate::desired::{DestSpec, DestStats, DesiredState, ServiceKey, ServiceSpec};
+use crate::desired::{DesiredState, DestSpec, DestStats, ServiceKey, ServiceSpec};
 use crate::model::VipKind;
 
 /// The last result of one check.
@@ -206,7 +206,8 @@ impl EngineState {
     pub fn reload(&mut self, loaded: Loaded, now: SystemTime) -> u64 {
         self.topology = expand(&loaded);
         self.loaded = Arc::new(loaded);
-        self.results.retain(|id, _| self.topology.checks.contains_key(id));
+        self.results
+            .retain(|id, _| self.topology.checks.contains_key(id));
         self.generation += 1;
         self.loaded_at = now;
         self.last_reload_errors.clear();

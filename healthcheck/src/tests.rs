@@ -26,7 +26,10 @@ impl Harness {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run_with_prober(
             // These tests were written against a 5 s refetch; production uses 1 s.
-            Options { fetch_interval: Duration::from_secs(5), ..Options::default() },
+            Options {
+                fetch_interval: Duration::from_secs(5),
+                ..Options::default()
+            },
             engine.clone(),
             prober.clone(),
             shutdown.clone(),

@@ -16,11 +16,16 @@ struct Args {
 
 #[allow(clippy::print_stderr, reason = "startup errors go to the terminal")]
 fn main() -> ExitCode {
-    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args())) {
+    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args()))
+    {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     let _log = match seesaw_common::logging::init("seesaw_ncc", args.common.log_dir.as_deref()) {
@@ -31,14 +36,18 @@ fn main() -> ExitCode {
         }
     };
     tracing::info!("{}", seesaw_common::build_info());
-    let kind = match seesaw_ncc::dataplane::configured_kind(&args.common.config_dir.join("seesaw.cfg")) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("seesaw_ncc: {e}");
-            return ExitCode::from(exit::CONFIG);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let kind =
+        match seesaw_ncc::dataplane::configured_kind(&args.common.config_dir.join("seesaw.cfg")) {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("seesaw_ncc: {e}");
+                return ExitCode::from(exit::CONFIG);
+            }
+        };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("seesaw_ncc: cannot start runtime: {e}");

@@ -33,7 +33,10 @@ pub async fn run<P: Dataplane>(
     tonic::transport::Server::builder()
         .timeout(CALL_DEADLINE)
         .add_service(pb::ncc_server::NccServer::new(svc))
-        .serve_with_incoming_shutdown(seesaw_common::uds::incoming(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(
+            seesaw_common::uds::incoming(listener),
+            shutdown.cancelled_owned(),
+        )
         .await
 }
 
@@ -53,7 +56,10 @@ impl<P> NccService<P> {
 
 #[tonic::async_trait]
 impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
-    async fn apply(&self, req: Request<pb::DesiredState>) -> Result<Response<pb::ApplyReply>, Status> {
+    async fn apply(
+        &self,
+        req: Request<pb::DesiredState>,
+    ) -> Result<Response<pb::ApplyReply>, Status> {
         seesaw_common::peer::require_trusted(&req)?;
         let desired = services_from_pb(req.into_inner())?;
         let mut plane = self.plane.lock().await;
@@ -66,7 +72,10 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
         }))
     }
 
-    async fn get_state(&self, _: Request<pb::Empty>) -> Result<Response<pb::DataplaneState>, Status> {
+    async fn get_state(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::DataplaneState>, Status> {
         let plane = self.plane.lock().await;
         let services = plane
             .stats()
@@ -109,8 +118,14 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
     let mut out: Vec<Service> = Vec::new();
     for (i, s) in d.services.into_iter().enumerate() {
         let path = format!("services[{i}]");
-        let vip = s.address.parse::<IpAddr>().map_err(|_| format!("{path}.address: {:?} is not an IP address", s.address));
-        let port = u16::try_from(s.port).ok().filter(|p| *p > 0).ok_or_else(|| format!("{path}.port: {} is not a port", s.port));
+        let vip = s
+            .address
+            .parse::<IpAddr>()
+            .map_err(|_| format!("{path}.address: {:?} is not an IP address", s.address));
+        let port = u16::try_from(s.port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{path}.port: {} is not a port", s.port));
         let proto = match pb::Protocol::try_from(s.protocol) {
             Ok(pb::Protocol::Tcp) => Ok(Protocol::Tcp),
             Ok(pb::Protocol::Udp) => Ok(Protocol::Udp),
@@ -136,8 +151,14 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
             let ip = d.address.parse::<IpAddr>();
             let p = u16::try_from(d.port).ok().filter(|p| *p > 0);
             match (ip, p) {
-                (Ok(ip), Some(p)) => dests.push(Dest { addr: SocketAddr::new(ip, p), weight: d.weight }),
-                _ => errors.push(format!("{path}.destinations[{j}]: bad address {:?} or port {}", d.address, d.port)),
+                (Ok(ip), Some(p)) => dests.push(Dest {
+                    addr: SocketAddr::new(ip, p),
+                    weight: d.weight,
+                }),
+                _ => errors.push(format!(
+                    "{path}.destinations[{j}]: bad address {:?} or port {}",
+                    d.address, d.port
+                )),
             }
         }
         dests.sort();
@@ -150,14 +171,26 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
                 if out.iter().any(|o| o.key == key) {
                     errors.push(format!("{path}: duplicate service {key}"));
                 }
-                out.push(Service { key, scheduler, mode, persistence: s.persistence_s, dests });
+                out.push(Service {
+                    key,
+                    scheduler,
+                    mode,
+                    persistence: s.persistence_s,
+                    dests,
+                });
             }
             (a, b, c, e, f) => errors.extend(
-                [a.err(), b.err(), c.err(), e.err(), f.err()].into_iter().flatten(),
+                [a.err(), b.err(), c.err(), e.err(), f.err()]
+                    .into_iter()
+                    .flatten(),
             ),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(NccError::Invalid(errors)) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(NccError::Invalid(errors))
+    }
 }
 
 fn proto_to_pb(p: Protocol) -> pb::Protocol {

@@ -2,7 +2,13 @@
 //! cluster.pb) and the IPC packages `engine` and `ncc` (what processes say to each other).
 //! Nothing here is hand-written except these re-exports; edit the `.proto` files instead.
 #![forbid(unsafe_code)]
-#![allow(missing_docs, unreachable_pub, unused_qualifications, clippy::all, reason = "generated code")]
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    unused_qualifications,
+    clippy::all,
+    reason = "generated code"
+)]
 
 use std::sync::LazyLock;
 

@@ -14,7 +14,9 @@ pub fn parse(bytes: &[u8]) -> Result<PbCluster, Vec<String>> {
 }
 
 /// Parses any config message (used for the `Healthcheck` fixtures of Seesaw's parser tests).
-pub fn parse_message<M: ReflectMessage + Message + Default>(bytes: &[u8]) -> Result<M, Vec<String>> {
+pub fn parse_message<M: ReflectMessage + Message + Default>(
+    bytes: &[u8],
+) -> Result<M, Vec<String>> {
     let desc = M::default().descriptor();
     let dynamic = match std::str::from_utf8(bytes) {
         Ok(text) => match DynamicMessage::parse_text_format(desc.clone(), text) {
@@ -51,10 +53,7 @@ fn looks_binary(bytes: &[u8]) -> bool {
 
 fn text_error(text: &str, err: &prost_reflect::text_format::ParseError) -> String {
     use miette::Diagnostic;
-    let offset = err
-        .labels()
-        .and_then(|mut l| l.next())
-        .map(|l| l.offset());
+    let offset = err.labels().and_then(|mut l| l.next()).map(|l| l.offset());
     match offset {
         Some(off) => {
             let before = &text[..off.min(text.len())];

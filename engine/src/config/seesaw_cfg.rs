@@ -180,9 +180,8 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
         None => 60,
         Some(v @ 1..=255) => u8::try_from(v).expect("range checked"),
         Some(v) => {
-            r.errors.push(format!(
-                "seesaw.cfg [cluster] vrid: {v} is outside 1..255"
-            ));
+            r.errors
+                .push(format!("seesaw.cfg [cluster] vrid: {v} is outside 1..255"));
             60
         }
     };
@@ -300,9 +299,8 @@ impl Reader<'_> {
         match v.parse() {
             Ok(t) => Some(t),
             Err(_) => {
-                self.errors.push(format!(
-                    "seesaw.cfg [{section}] {key}: {v:?} is not {what}"
-                ));
+                self.errors
+                    .push(format!("seesaw.cfg [{section}] {key}: {v:?} is not {what}"));
                 None
             }
         }
@@ -332,7 +330,10 @@ mod tests {
                 "seesaw-config3.example.com"
             ]
         );
-        assert_eq!((s.node_interface.as_str(), s.lb_interface.as_str()), ("eth0", "eth1"));
+        assert_eq!(
+            (s.node_interface.as_str(), s.lb_interface.as_str()),
+            ("eth0", "eth1")
+        );
         // Defaults for keys the example leaves out.
         assert_eq!(s.vrid, 60);
         assert!(s.use_vmac);
@@ -358,14 +359,21 @@ mod tests {
             "[nope]: unknown section",
         ];
         for w in want {
-            assert!(errs.iter().any(|e| e.contains(w)), "missing {w:?} in {errs:#?}");
+            assert!(
+                errs.iter().any(|e| e.contains(w)),
+                "missing {w:?} in {errs:#?}"
+            );
         }
         assert_eq!(errs.len(), want.len(), "{errs:#?}");
     }
 
     #[test]
     fn extra_anycast_inside_range_is_kept() {
-        let s = parse("[cluster]\nname = x\n[extra_service_anycast]\ndns = 192.168.255.53\n").unwrap();
-        assert_eq!(s.extra_service_anycast, ["192.168.255.53".parse::<IpAddr>().unwrap()]);
+        let s =
+            parse("[cluster]\nname = x\n[extra_service_anycast]\ndns = 192.168.255.53\n").unwrap();
+        assert_eq!(
+            s.extra_service_anycast,
+            ["192.168.255.53".parse::<IpAddr>().unwrap()]
+        );
     }
 }

@@ -42,7 +42,9 @@ fn ok(name: &str) -> Option<Cluster> {
 
 #[test]
 fn every_compat_file_is_covered() {
-    let Some(_) = compat_file("README.md") else { return };
+    let Some(_) = compat_file("README.md") else {
+        return;
+    };
     let mut seen: Vec<String> = std::fs::read_dir(compat_dir().join("config-testdata"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -50,9 +52,23 @@ fn every_compat_file_is_covered() {
     seen.sort();
     // Each of these names is asserted by a test below; a new file must get a test too.
     let covered = [
-        "healthcheck0.pb", "healthcheck1.pb", "healthcheck2.pb", "nodes0.pb", "nodes1.pb",
-        "nodes2.pb", "nodes3.pb", "nodes4.pb", "nodes5.pb", "vipsubnets0.pb", "vipsubnets1.pb",
-        "vipsubnets2.pb", "vlans0.pb", "vlans1.pb", "vlans2.pb", "vservers0.pb", "vservers1.pb",
+        "healthcheck0.pb",
+        "healthcheck1.pb",
+        "healthcheck2.pb",
+        "nodes0.pb",
+        "nodes1.pb",
+        "nodes2.pb",
+        "nodes3.pb",
+        "nodes4.pb",
+        "nodes5.pb",
+        "vipsubnets0.pb",
+        "vipsubnets1.pb",
+        "vipsubnets2.pb",
+        "vlans0.pb",
+        "vlans1.pb",
+        "vlans2.pb",
+        "vservers0.pb",
+        "vservers1.pb",
         "vservers2.pb",
     ];
     assert_eq!(seen, covered);
@@ -69,18 +85,38 @@ fn healthcheck_fixtures_apply_proto2_defaults() {
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         hc
     };
-    let Some(h0) = load("healthcheck0.pb") else { return };
+    let Some(h0) = load("healthcheck0.pb") else {
+        return;
+    };
     assert_eq!((h0.kind, h0.mode), (CheckKind::Icmp, CheckMode::Plain));
-    assert_eq!((h0.interval, h0.timeout), (Duration::from_secs(10), Duration::from_secs(5)));
+    assert_eq!(
+        (h0.interval, h0.timeout),
+        (Duration::from_secs(10), Duration::from_secs(5))
+    );
     assert!(h0.tls_verify);
     let h1 = load("healthcheck1.pb").unwrap();
-    assert_eq!((h1.kind, h1.mode, h1.port, h1.code), (CheckKind::Http, CheckMode::Dsr, 99, 200));
-    assert_eq!((h1.interval, h1.timeout), (Duration::from_secs(100), Duration::from_secs(200)));
-    assert_eq!((h1.method.as_str(), h1.send.as_str(), h1.receive.as_str()), ("HEAD", "foo", "bar"));
+    assert_eq!(
+        (h1.kind, h1.mode, h1.port, h1.code),
+        (CheckKind::Http, CheckMode::Dsr, 99, 200)
+    );
+    assert_eq!(
+        (h1.interval, h1.timeout),
+        (Duration::from_secs(100), Duration::from_secs(200))
+    );
+    assert_eq!(
+        (h1.method.as_str(), h1.send.as_str(), h1.receive.as_str()),
+        ("HEAD", "foo", "bar")
+    );
     assert!(h1.proxy && h1.tls_verify);
     let h2 = load("healthcheck2.pb").unwrap();
-    assert_eq!((h2.kind, h2.port, h2.method.as_str()), (CheckKind::Dns, 53, "A"));
-    assert_eq!((h2.send.as_str(), h2.receive.as_str()), ("www.example.com", "192.168.0.1"));
+    assert_eq!(
+        (h2.kind, h2.port, h2.method.as_str()),
+        (CheckKind::Dns, 53, "A")
+    );
+    assert_eq!(
+        (h2.send.as_str(), h2.receive.as_str()),
+        ("www.example.com", "192.168.0.1")
+    );
 }
 
 #[test]
@@ -92,43 +128,100 @@ fn nodes_get_seesaw_priorities_and_flags() {
     let summary: Vec<_> = c
         .nodes
         .iter()
-        .map(|n| (n.host.hostname.as_str(), n.priority, n.ha_enabled, n.vservers_enabled))
+        .map(|n| {
+            (
+                n.host.hostname.as_str(),
+                n.priority,
+                n.ha_enabled,
+                n.vservers_enabled,
+            )
+        })
         .collect();
     assert_eq!(
         summary,
-        [("seesaw1-1.example.com.", 255, true, true), ("seesaw1-2.example.com.", 1, true, true)]
+        [
+            ("seesaw1-1.example.com.", 255, true, true),
+            ("seesaw1-2.example.com.", 1, true, true)
+        ]
     );
     assert_eq!(c.nodes[0].host.ipv4, Some(("1.2.3.5".parse().unwrap(), 26)));
 
     // Disabled cluster VIP: HA off, but a production node still runs vservers.
     let c = ok("nodes2.pb").unwrap();
     let n = &c.nodes[0];
-    assert_eq!((n.priority, n.ha_enabled, n.anycast_enabled, n.bgp_enabled, n.vservers_enabled), (255, false, true, true, true));
+    assert_eq!(
+        (
+            n.priority,
+            n.ha_enabled,
+            n.anycast_enabled,
+            n.bgp_enabled,
+            n.vservers_enabled
+        ),
+        (255, false, true, true, true)
+    );
 
     // Disabled node: nothing enabled.
     let c = ok("nodes3.pb").unwrap();
     let n = &c.nodes[0];
-    assert_eq!((n.priority, n.ha_enabled, n.anycast_enabled, n.bgp_enabled, n.vservers_enabled), (255, false, false, false, false));
+    assert_eq!(
+        (
+            n.priority,
+            n.ha_enabled,
+            n.anycast_enabled,
+            n.bgp_enabled,
+            n.vservers_enabled
+        ),
+        (255, false, false, false, false)
+    );
 
     // Sorted by IPv4 whatever the file order.
     let c = ok("nodes4.pb").unwrap();
-    let n: Vec<_> = c.nodes.iter().map(|n| (n.host.hostname.as_str(), n.priority, n.ha_enabled, n.vservers_enabled)).collect();
-    assert_eq!(n, [("seesaw1-1.example.com.", 255, false, false), ("seesaw1-2.example.com.", 1, true, true)]);
+    let n: Vec<_> = c
+        .nodes
+        .iter()
+        .map(|n| {
+            (
+                n.host.hostname.as_str(),
+                n.priority,
+                n.ha_enabled,
+                n.vservers_enabled,
+            )
+        })
+        .collect();
+    assert_eq!(
+        n,
+        [
+            ("seesaw1-1.example.com.", 255, false, false),
+            ("seesaw1-2.example.com.", 1, true, true)
+        ]
+    );
 
     let c = ok("nodes5.pb").unwrap();
-    assert_eq!(c.nodes.iter().map(|n| n.priority).collect::<Vec<_>>(), [255, 1]);
+    assert_eq!(
+        c.nodes.iter().map(|n| n.priority).collect::<Vec<_>>(),
+        [255, 1]
+    );
 }
 
 #[test]
 fn vip_subnets_and_the_duplicate_failure() {
-    let Some(c) = ok("vipsubnets0.pb") else { return };
+    let Some(c) = ok("vipsubnets0.pb") else {
+        return;
+    };
     assert!(c.dedicated_vip_subnets.is_empty());
     let c = ok("vipsubnets1.pb").unwrap();
-    let s: Vec<String> = c.dedicated_vip_subnets.iter().map(|n| n.to_string()).collect();
+    let s: Vec<String> = c
+        .dedicated_vip_subnets
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
     assert_eq!(s, ["192.168.9.0/24", "2015:cafe:9::/64"]);
     // Seesaw's parser test expects this file to fail: the same subnet twice.
     let errs = cluster("vipsubnets2.pb").unwrap().unwrap_err();
-    assert_eq!(errs, ["dedicated_vip_subnet[1]: duplicate subnet 192.168.9.0/24"]);
+    assert_eq!(
+        errs,
+        ["dedicated_vip_subnet[1]: duplicate subnet 192.168.9.0/24"]
+    );
 }
 
 #[test]
@@ -137,10 +230,16 @@ fn vlans_load() {
     assert!(c.vlans.is_empty());
     let c = ok("vlans1.pb").unwrap();
     assert_eq!(c.vlans.keys().copied().collect::<Vec<_>>(), [114, 116]);
-    assert_eq!(c.vlans[&114].host.ipv4, Some(("192.168.130.10".parse().unwrap(), 28)));
+    assert_eq!(
+        c.vlans[&114].host.ipv4,
+        Some(("192.168.130.10".parse().unwrap(), 28))
+    );
     assert_eq!(c.vlans[&116].host.hostname, "seesaw-vlan116.example.com.");
     let c = ok("vlans2.pb").unwrap();
-    assert_eq!(c.vlans[&100].host.ipv6, Some(("2015:100:cafe::10".parse().unwrap(), 64)));
+    assert_eq!(
+        c.vlans[&100].host.ipv6,
+        Some(("2015:100:cafe::10".parse().unwrap(), 64))
+    );
     let vs = &c.vservers["dns.resolver@au-syd"];
     assert_eq!(vs.backends.len(), 5);
     assert!(vs.entries.is_empty());
@@ -154,51 +253,114 @@ fn vservers_match_seesaws_parser_expectations() {
     let c = ok("vservers1.pb").unwrap();
     assert_eq!(
         c.vservers.keys().collect::<Vec<_>>(),
-        ["dns.resolver.anycast@au-syd", "dns.resolver@au-syd", "irc.server@au-syd"]
+        [
+            "dns.resolver.anycast@au-syd",
+            "dns.resolver@au-syd",
+            "irc.server@au-syd"
+        ]
     );
 
     let any = &c.vservers["dns.resolver.anycast@au-syd"];
-    assert_eq!(any.vips.iter().map(ToString::to_string).collect::<Vec<_>>(), ["192.168.255.1 (Anycast)"]);
-    let udp = &any.entries[&EntryKey { proto: Protocol::Udp, port: 53 }];
-    assert_eq!((udp.scheduler, udp.mode, udp.persistence, udp.one_packet), (Scheduler::Wlc, ForwardMode::Dsr, 100, true));
+    assert_eq!(
+        any.vips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["192.168.255.1 (Anycast)"]
+    );
+    let udp = &any.entries[&EntryKey {
+        proto: Protocol::Udp,
+        port: 53,
+    }];
+    assert_eq!(
+        (udp.scheduler, udp.mode, udp.persistence, udp.one_packet),
+        (Scheduler::Wlc, ForwardMode::Dsr, 100, true)
+    );
     assert_eq!((udp.low_watermark, udp.high_watermark), (0.4, 0.8));
     let dns = &udp.healthchecks["DNS/53_0"];
-    assert_eq!((dns.kind, dns.mode, dns.port), (CheckKind::Dns, CheckMode::Dsr, 53));
-    assert_eq!((dns.interval, dns.timeout), (Duration::from_secs(2), Duration::from_secs(1)));
-    let tcp = &any.entries[&EntryKey { proto: Protocol::Tcp, port: 53 }];
+    assert_eq!(
+        (dns.kind, dns.mode, dns.port),
+        (CheckKind::Dns, CheckMode::Dsr, 53)
+    );
+    assert_eq!(
+        (dns.interval, dns.timeout),
+        (Duration::from_secs(2), Duration::from_secs(1))
+    );
+    let tcp = &any.entries[&EntryKey {
+        proto: Protocol::Tcp,
+        port: 53,
+    }];
     assert_eq!(tcp.persistence, 100);
     assert!(tcp.healthchecks.is_empty());
     assert_eq!(any.backends["dns1-1.example.com."].weight, 5);
     assert_eq!(any.backends["dns1-2.example.com."].weight, 4);
     assert!(any.backends.values().all(|b| b.enabled && b.in_service));
     let https = &any.healthchecks["HTTP/16767_0"];
-    assert_eq!((https.kind, https.tls_verify, https.code), (CheckKind::Https, false, 200));
+    assert_eq!(
+        (https.kind, https.tls_verify, https.code),
+        (CheckKind::Https, false, 200)
+    );
 
     let dns = &c.vservers["dns.resolver@au-syd"];
     let vips: Vec<_> = dns.vips.iter().map(ToString::to_string).collect();
-    assert_eq!(vips, ["192.168.36.1 (Dedicated)", "2015:cafe:36:0:a800:1ff:ffee:dd01 (Dedicated)"]);
+    assert_eq!(
+        vips,
+        [
+            "192.168.36.1 (Dedicated)",
+            "2015:cafe:36:0:a800:1ff:ffee:dd01 (Dedicated)"
+        ]
+    );
     assert_eq!(dns.entries.len(), 2);
     assert!(dns.backends.is_empty());
 
     let irc = &c.vservers["irc.server@au-syd"];
-    assert_eq!(irc.entries.keys().map(ToString::to_string).collect::<Vec<_>>(), ["80/TCP", "6667/TCP", "6697/TCP"]);
-    let tls = &irc.entries[&EntryKey { proto: Protocol::Tcp, port: 6697 }].healthchecks["TCP/6697_0"];
-    assert_eq!((tls.kind, tls.retries, tls.tls_verify), (CheckKind::TcpTls, 2, true));
+    assert_eq!(
+        irc.entries
+            .keys()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["80/TCP", "6667/TCP", "6697/TCP"]
+    );
+    let tls = &irc.entries[&EntryKey {
+        proto: Protocol::Tcp,
+        port: 6697,
+    }]
+        .healthchecks["TCP/6697_0"];
+    assert_eq!(
+        (tls.kind, tls.retries, tls.tls_verify),
+        (CheckKind::TcpTls, 2, true)
+    );
     let tcp = &irc.healthchecks["TCP/6667_0"];
-    assert_eq!((tcp.kind, tcp.send.as_str(), tcp.receive.as_str(), tcp.tls_verify), (CheckKind::Tcp, "ADMIN\r\n", ":", false));
+    assert_eq!(
+        (
+            tcp.kind,
+            tcp.send.as_str(),
+            tcp.receive.as_str(),
+            tcp.tls_verify
+        ),
+        (CheckKind::Tcp, "ADMIN\r\n", ":", false)
+    );
     assert_eq!(irc.access_grants.len(), 2);
-    assert_eq!(irc.backends["irc1-1.example.com."].host.ipv6.map(|(a, _)| IpAddr::V6(a)), Some("2015:cafe:36::a800:1ff:ffee:dd04".parse().unwrap()));
+    assert_eq!(
+        irc.backends["irc1-1.example.com."]
+            .host
+            .ipv6
+            .map(|(a, _)| IpAddr::V6(a)),
+        Some("2015:cafe:36::a800:1ff:ffee:dd04".parse().unwrap())
+    );
 
     let c = ok("vservers2.pb").unwrap();
     let gw = &c.vservers["api.gateway1@as-hkg"];
-    let e = &gw.entries[&EntryKey { proto: Protocol::Tcp, port: 443 }];
+    let e = &gw.entries[&EntryKey {
+        proto: Protocol::Tcp,
+        port: 443,
+    }];
     assert_eq!((e.scheduler, e.mode), (Scheduler::Mh, ForwardMode::Tun));
     assert_eq!(gw.healthchecks["HTTP/8001_0"].mode, CheckMode::Tun);
 }
 
 #[test]
 fn seesaw_cluster_example_loads_and_passes_plane_neutral_validation() {
-    let Some(text) = compat_file("cluster.pb.example") else { return };
+    let Some(text) = compat_file("cluster.pb.example") else {
+        return;
+    };
     let c = load_cluster(text.as_bytes(), None).unwrap();
     assert_eq!(c.vservers.len(), 5);
     assert_eq!(c.nodes.len(), 2);
@@ -206,10 +368,18 @@ fn seesaw_cluster_example_loads_and_passes_plane_neutral_validation() {
     assert_eq!(c.bgp.remote_asn, 64513);
     assert_eq!(c.bgp.local_asn, 64512);
     assert_eq!(c.bgp.peers.len(), 2);
-    assert!(c.vservers.values().all(|v| v.vips.iter().all(|v| v.kind == VipKind::Anycast)));
+    assert!(
+        c.vservers
+            .values()
+            .all(|v| v.vips.iter().all(|v| v.kind == VipKind::Anycast))
+    );
     // The same file on the proxy plane is refused, with a reason per entry (DSR is its default mode).
     let errs = load_cluster(text.as_bytes(), Some(DataplaneKind::Proxy)).unwrap_err();
-    assert!(errs.iter().any(|e| e.contains("mode: DSR is not supported by the proxy data plane")), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("mode: DSR is not supported by the proxy data plane")),
+        "{errs:#?}"
+    );
 }
 
 #[test]
@@ -238,7 +408,11 @@ fn duplicates_warn_and_are_skipped_like_seesaw() {
         ]
     );
     let web = &c.vservers["web"];
-    assert_eq!(web.entries.values().next().unwrap().scheduler, Scheduler::Rr, "first entry wins");
+    assert_eq!(
+        web.entries.values().next().unwrap().scheduler,
+        Scheduler::Rr,
+        "first entry wins"
+    );
     assert_eq!(web.backends["b1."].weight, 2, "first backend wins");
 }
 
@@ -266,7 +440,10 @@ fn validation_collects_every_error_with_its_path() {
         "vserver[\"web\"].healthcheck[0].port: required for vserver-level checks",
     ];
     for w in want {
-        assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
+        assert!(
+            errs.iter().any(|e| e.starts_with(w)),
+            "missing {w:?} in {errs:#?}"
+        );
     }
 }
 
@@ -275,7 +452,10 @@ fn shipped_etc_files_load() {
     let etc = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../etc");
     let loaded = load_dir(&etc).unwrap_or_else(|e| panic!("etc/: {e:#?}"));
     assert!(!loaded.cluster.vservers.is_empty());
-    assert!(loaded.local_node().is_some(), "etc/seesaw.cfg node_ipv4 names a node of etc/cluster.pb");
+    assert!(
+        loaded.local_node().is_some(),
+        "etc/seesaw.cfg node_ipv4 names a node of etc/cluster.pb"
+    );
     let demo = etc.join("demo");
     let loaded = load_dir(&demo).unwrap_or_else(|e| panic!("etc/demo: {e:#?}"));
     assert_eq!(loaded.settings.dataplane, DataplaneKind::Proxy);

@@ -49,13 +49,13 @@ pub fn validate(c: &pb::Cluster) -> Result<(Cluster, Vec<String>), Vec<String>> 
         match u16::try_from(v.vlan_id) {
             Ok(id @ 1..=4094) => {
                 if vlans.insert(id, Vlan { id, host: h }).is_some() {
-                    r.errors.push(format!("{path}.vlan_id: duplicate VLAN {id}"));
+                    r.errors
+                        .push(format!("{path}.vlan_id: duplicate VLAN {id}"));
                 }
             }
-            _ => r.errors.push(format!(
-                "{path}.vlan_id: {} is outside 1..4094",
-                v.vlan_id
-            )),
+            _ => r
+                .errors
+                .push(format!("{path}.vlan_id: {} is outside 1..4094", v.vlan_id)),
         }
     }
 
@@ -153,8 +153,10 @@ fn status(s: Option<i32>, path: &str, r: &mut Report) -> Status {
         Some(Ok(S::Disabled)) => Status::Disabled,
         Some(Ok(S::Proposed)) => Status::Proposed,
         Some(Err(_)) => {
-            r.errors
-                .push(format!("{path}.status: unknown status {}", s.unwrap_or_default()));
+            r.errors.push(format!(
+                "{path}.status: unknown status {}",
+                s.unwrap_or_default()
+            ));
             Status::Production
         }
     }
@@ -382,7 +384,8 @@ fn entry(e: &pb::VserverEntry, path: &str, r: &mut Report) -> Option<Entry> {
         Ok(S::Sh) => Scheduler::Sh,
         Ok(S::Mh) => Scheduler::Mh,
         Err(_) => {
-            r.errors.push(format!("{path}.scheduler: unknown scheduler"));
+            r.errors
+                .push(format!("{path}.scheduler: unknown scheduler"));
             Scheduler::Wlc
         }
     };
@@ -398,7 +401,10 @@ fn entry(e: &pb::VserverEntry, path: &str, r: &mut Report) -> Option<Entry> {
     let persistence = non_negative(e.persistence(), &format!("{path}.persistence"), r);
     let mut low = e.server_low_watermark();
     let mut high = e.server_high_watermark();
-    for (name, v) in [("server_low_watermark", &mut low), ("server_high_watermark", &mut high)] {
+    for (name, v) in [
+        ("server_low_watermark", &mut low),
+        ("server_high_watermark", &mut high),
+    ] {
         if !(0.0..=1.0).contains(v) {
             r.errors
                 .push(format!("{path}.{name}: {v} is outside 0.0..1.0"));
@@ -449,8 +455,30 @@ pub fn healthchecks(
         .filter_map(|(i, h)| healthcheck(h, default_port, &format!("{path}[{i}]"), r))
         .collect();
     checks.sort_by(|a, b| {
-        (a.kind, a.port, &a.send, &a.receive, &a.method, a.code, a.proxy, a.tls_verify, a.interval, a.timeout)
-            .cmp(&(b.kind, b.port, &b.send, &b.receive, &b.method, b.code, b.proxy, b.tls_verify, b.interval, b.timeout))
+        (
+            a.kind,
+            a.port,
+            &a.send,
+            &a.receive,
+            &a.method,
+            a.code,
+            a.proxy,
+            a.tls_verify,
+            a.interval,
+            a.timeout,
+        )
+            .cmp(&(
+                b.kind,
+                b.port,
+                &b.send,
+                &b.receive,
+                &b.method,
+                b.code,
+                b.proxy,
+                b.tls_verify,
+                b.interval,
+                b.timeout,
+            ))
     });
     let mut counts: BTreeMap<(&'static str, u16), usize> = BTreeMap::new();
     let mut out = BTreeMap::new();
@@ -501,9 +529,8 @@ pub fn healthcheck(
         (None, Some(p)) => p,
         (None, None) if kind == CheckKind::Icmp => 0,
         (None, None) => {
-            r.errors.push(format!(
-                "{path}.port: required for vserver-level checks"
-            ));
+            r.errors
+                .push(format!("{path}.port: required for vserver-level checks"));
             0
         }
     };

@@ -28,23 +28,43 @@ fn vserver(entry_extra: &str, checks: &str, vip: &str) -> String {
 }
 
 fn ok(msg: &str) -> CheckResult {
-    CheckResult { healthy: true, message: msg.into(), at: t0() }
+    CheckResult {
+        healthy: true,
+        message: msg.into(),
+        at: t0(),
+    }
 }
 fn bad() -> CheckResult {
-    CheckResult { healthy: false, message: "refused".into(), at: t0() }
+    CheckResult {
+        healthy: false,
+        message: "refused".into(),
+        at: t0(),
+    }
 }
 
 /// Sets each backend's single check: true = healthy.
 fn set(e: &mut EngineState, health: [bool; 3]) {
     let (views, _) = e.evaluate();
-    let ids: Vec<u64> = views[0].services[0].dests.iter().map(|d| d.checks[0].id).collect();
-    e.health(ids.into_iter().zip(health).map(|(id, h)| (id, if h { ok("") } else { bad() })));
+    let ids: Vec<u64> = views[0].services[0]
+        .dests
+        .iter()
+        .map(|d| d.checks[0].id)
+        .collect();
+    e.health(
+        ids.into_iter()
+            .zip(health)
+            .map(|(id, h)| (id, if h { ok("") } else { bad() })),
+    );
 }
 
 fn active_dests(d: &DesiredState) -> Vec<String> {
     d.services
         .iter()
-        .flat_map(|s| s.dests.iter().map(move |d| format!("{}->{}:{} w{}", s.key, d.ip, d.port, d.weight)))
+        .flat_map(|s| {
+            s.dests
+                .iter()
+                .map(move |d| format!("{}->{}:{} w{}", s.key, d.ip, d.port, d.weight))
+        })
         .collect()
 }
 
@@ -57,7 +77,11 @@ fn backends_without_checks_come_up() {
     let (_, d) = e.evaluate();
     assert_eq!(
         active_dests(&d),
-        ["10.1.0.1:80/TCP->10.2.0.1:80 w2", "10.1.0.1:80/TCP->10.2.0.2:80 w1", "10.1.0.1:80/TCP->10.2.0.3:80 w1"]
+        [
+            "10.1.0.1:80/TCP->10.2.0.1:80 w2",
+            "10.1.0.1:80/TCP->10.2.0.2:80 w1",
+            "10.1.0.1:80/TCP->10.2.0.3:80 w1"
+        ]
     );
 }
 
@@ -68,7 +92,13 @@ fn failing_check_removes_only_that_destination() {
     set(&mut e, [true, false, true]);
     assert!(e.may_apply(t0()));
     let (views, d) = e.evaluate();
-    assert_eq!(active_dests(&d), ["10.1.0.1:80/TCP->10.2.0.1:80 w2", "10.1.0.1:80/TCP->10.2.0.3:80 w1"]);
+    assert_eq!(
+        active_dests(&d),
+        [
+            "10.1.0.1:80/TCP->10.2.0.1:80 w2",
+            "10.1.0.1:80/TCP->10.2.0.3:80 w1"
+        ]
+    );
     let dests = &views[0].services[0].dests;
     assert_eq!(dests[1].checks[0].state, "unhealthy");
     assert!(!dests[1].active && dests[0].active);
@@ -79,7 +109,11 @@ fn failing_check_removes_only_that_destination() {
 
 #[test]
 fn watermarks_have_hysteresis() {
-    let cfg = vserver("server_low_watermark: 0.3 server_high_watermark: 0.6", HC, "10.1.0.1/32");
+    let cfg = vserver(
+        "server_low_watermark: 0.3 server_high_watermark: 0.6",
+        HC,
+        "10.1.0.1/32",
+    );
     let mut e = EngineState::new(loaded(&cfg), t0());
     set(&mut e, [true, false, false]); // 1/3 < high 0.6: not yet healthy
     assert!(e.evaluate().1.services.is_empty());
@@ -101,13 +135,24 @@ fn anycast_vip_needs_every_service_healthy() {
     );
     let mut e = EngineState::new(loaded(&cfg), t0());
     let (views, _) = e.evaluate();
-    let tcp: Vec<u64> = views[0].services[0].dests.iter().map(|d| d.checks[0].id).collect();
-    let http: Vec<u64> = views[0].services[1].dests.iter().map(|d| d.checks[0].id).collect();
+    let tcp: Vec<u64> = views[0].services[0]
+        .dests
+        .iter()
+        .map(|d| d.checks[0].id)
+        .collect();
+    let http: Vec<u64> = views[0].services[1]
+        .dests
+        .iter()
+        .map(|d| d.checks[0].id)
+        .collect();
     e.health(tcp.iter().map(|id| (*id, ok(""))));
     e.health(http.iter().map(|id| (*id, bad())));
     let (views, d) = e.evaluate();
     assert!(views[0].services[0].healthy && !views[0].services[0].active);
-    assert!(d.services.is_empty(), "one unhealthy service keeps the anycast VIP down");
+    assert!(
+        d.services.is_empty(),
+        "one unhealthy service keeps the anycast VIP down"
+    );
     e.health(http.iter().map(|id| (*id, ok(""))));
     assert_eq!(e.evaluate().1.services.len(), 2);
 }
@@ -120,9 +165,16 @@ fn reload_keeps_results_of_surviving_checks_and_applies_new_weights() {
     let generation = e.reload(loaded(&cfg.replace("weight: 2", "weight: 5")), t0());
     assert_eq!(generation, 2);
     let (_, d) = e.evaluate();
-    assert_eq!(d.services[0].dests[0].weight, 5, "checks kept their state; no re-probe needed");
+    assert_eq!(
+        d.services[0].dests[0].weight, 5,
+        "checks kept their state; no re-probe needed"
+    );
     e.reload_refused(vec!["x: bad".into()]);
-    assert!(e.warnings().iter().any(|w| w.contains("last config reload refused (1 errors")));
+    assert!(
+        e.warnings()
+            .iter()
+            .any(|w| w.contains("last config reload refused (1 errors"))
+    );
 }
 
 #[test]
@@ -136,14 +188,36 @@ fn startup_gate_opens_after_grace_without_results() {
 #[test]
 fn restarted_engine_adopts_the_plane_until_checks_report() {
     let mut e = EngineState::new(loaded(&vserver("", HC, "10.1.0.1/32")), t0());
-    let key = ServiceKey { vip: "10.1.0.1".parse().unwrap(), proto: crate::model::Protocol::Tcp, port: 80 };
+    let key = ServiceKey {
+        vip: "10.1.0.1".parse().unwrap(),
+        proto: crate::model::Protocol::Tcp,
+        port: 80,
+    };
     // The plane holds b1 and b3 (b2 was down before the restart).
-    e.presume([(key, ("10.2.0.1".parse().unwrap(), 80)), (key, ("10.2.0.3".parse().unwrap(), 80))]);
-    assert!(e.may_apply(t0() + Duration::from_secs(6)), "grace passed without results");
+    e.presume([
+        (key, ("10.2.0.1".parse().unwrap(), 80)),
+        (key, ("10.2.0.3".parse().unwrap(), 80)),
+    ]);
+    assert!(
+        e.may_apply(t0() + Duration::from_secs(6)),
+        "grace passed without results"
+    );
     let (_, d) = e.evaluate();
-    assert_eq!(active_dests(&d), ["10.1.0.1:80/TCP->10.2.0.1:80 w2", "10.1.0.1:80/TCP->10.2.0.3:80 w1"]);
+    assert_eq!(
+        active_dests(&d),
+        [
+            "10.1.0.1:80/TCP->10.2.0.1:80 w2",
+            "10.1.0.1:80/TCP->10.2.0.3:80 w1"
+        ]
+    );
     // A real result overrides the presumption.
     set(&mut e, [false, true, true]);
     let (_, d) = e.evaluate();
-    assert_eq!(active_dests(&d), ["10.1.0.1:80/TCP->10.2.0.2:80 w1", "10.1.0.1:80/TCP->10.2.0.3:80 w1"]);
+    assert_eq!(
+        active_dests(&d),
+        [
+            "10.1.0.1:80/TCP->10.2.0.2:80 w1",
+            "10.1.0.1:80/TCP->10.2.0.3:80 w1"
+        ]
+    );
 }

@@ -36,8 +36,12 @@ impl Dataplane for FakeDataplane {
                     self.services.insert(s.key, s.clone());
                 }
                 Change::UpdateService(s) => {
-                    let cur = self.services.get_mut(&s.key).ok_or_else(|| missing(&s.key))?;
-                    (cur.scheduler, cur.mode, cur.persistence) = (s.scheduler, s.mode, s.persistence);
+                    let cur = self
+                        .services
+                        .get_mut(&s.key)
+                        .ok_or_else(|| missing(&s.key))?;
+                    (cur.scheduler, cur.mode, cur.persistence) =
+                        (s.scheduler, s.mode, s.persistence);
                 }
                 Change::DeleteService(k) => {
                     self.services.remove(k).ok_or_else(|| missing(k))?;
@@ -66,7 +70,10 @@ impl Dataplane for FakeDataplane {
                 dests: s
                     .dests
                     .iter()
-                    .map(|d| DestStats { dest: Some(*d), ..DestStats::default() })
+                    .map(|d| DestStats {
+                        dest: Some(*d),
+                        ..DestStats::default()
+                    })
                     .collect(),
             })
             .collect()

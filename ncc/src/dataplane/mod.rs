@@ -34,9 +34,17 @@ impl fmt::Display for Change {
         match self {
             Self::DeleteDest(k, d) => write!(f, "delete destination {} from {k}", d.addr),
             Self::DeleteService(k) => write!(f, "delete service {k}"),
-            Self::AddService(s) => write!(f, "add service {} ({:?}, {:?})", s.key, s.scheduler, s.mode),
-            Self::UpdateService(s) => write!(f, "update service {} ({:?}, {:?}, persistence {}s)", s.key, s.scheduler, s.mode, s.persistence),
-            Self::AddDest(k, d) => write!(f, "add destination {} to {k} (weight {})", d.addr, d.weight),
+            Self::AddService(s) => {
+                write!(f, "add service {} ({:?}, {:?})", s.key, s.scheduler, s.mode)
+            }
+            Self::UpdateService(s) => write!(
+                f,
+                "update service {} ({:?}, {:?}, persistence {}s)",
+                s.key, s.scheduler, s.mode, s.persistence
+            ),
+            Self::AddDest(k, d) => {
+                write!(f, "add destination {} to {k} (weight {})", d.addr, d.weight)
+            }
             Self::UpdateDest(k, d) => write!(f, "set weight of {} in {k} to {}", d.addr, d.weight),
         }
     }
@@ -118,7 +126,10 @@ pub fn diff(current: &[Service], desired: &[Service]) -> Vec<Change> {
 
 /// Makes `plane` hold `desired`: refuses the whole request if the plane cannot hold any service
 /// of it, else commits the diff. Returns the changes made (empty when already in sync).
-pub fn apply<P: Dataplane + ?Sized>(plane: &mut P, desired: &[Service]) -> Result<Vec<Change>, NccError> {
+pub fn apply<P: Dataplane + ?Sized>(
+    plane: &mut P,
+    desired: &[Service],
+) -> Result<Vec<Change>, NccError> {
     let refused: Vec<String> = desired
         .iter()
         .filter_map(|s| plane.unsupported(s).map(|why| format!("{}: {why}", s.key)))
@@ -154,6 +165,8 @@ pub fn configured_kind(seesaw_cfg: &std::path::Path) -> Result<&'static str, Str
         "nftables" | "ipvs" => Err(format!(
             "[dataplane] kind = {kind}: this build has only the proxy data plane; set kind = proxy or auto"
         )),
-        other => Err(format!("[dataplane] kind = {other:?} is not one of auto, ipvs, nftables, proxy")),
+        other => Err(format!(
+            "[dataplane] kind = {other:?} is not one of auto, ipvs, nftables, proxy"
+        )),
     }
 }

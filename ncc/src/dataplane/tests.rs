@@ -2,19 +2,26 @@
 //! converging to the desired state.
 
 use super::fake::FakeDataplane;
-use crate::NccError;
 use super::*;
+use crate::NccError;
 use crate::model::{ForwardMode, Protocol, Scheduler};
 
 fn svc(port: u16, dests: &[(u8, u32)]) -> Service {
     Service {
-        key: ServiceKey { vip: "10.1.0.1".parse().unwrap(), proto: Protocol::Tcp, port },
+        key: ServiceKey {
+            vip: "10.1.0.1".parse().unwrap(),
+            proto: Protocol::Tcp,
+            port,
+        },
         scheduler: Scheduler::Wrr,
         mode: ForwardMode::Nat,
         persistence: 0,
         dests: dests
             .iter()
-            .map(|(last, w)| Dest { addr: format!("10.2.0.{last}:80").parse().unwrap(), weight: *w })
+            .map(|(last, w)| Dest {
+                addr: format!("10.2.0.{last}:80").parse().unwrap(),
+                weight: *w,
+            })
             .collect(),
     }
 }
@@ -50,7 +57,10 @@ fn apply_converges_and_is_idempotent() {
     let desired = [svc(80, &[(1, 1), (2, 1)])];
     assert_eq!(apply(&mut plane, &desired).unwrap().len(), 3);
     assert_eq!(plane.current(), desired);
-    assert!(apply(&mut plane, &desired).unwrap().is_empty(), "in sync: zero changes");
+    assert!(
+        apply(&mut plane, &desired).unwrap().is_empty(),
+        "in sync: zero changes"
+    );
     assert!(apply(&mut plane, &[]).unwrap().len() == 3);
     assert!(plane.current().is_empty());
 }
@@ -62,7 +72,10 @@ fn unsupported_service_refuses_the_whole_request() {
     dsr.mode = ForwardMode::Dsr;
     match apply(&mut plane, &[dsr]) {
         Err(NccError::Unsupported(why)) => {
-            assert_eq!(why, ["10.1.0.1:80/TCP: mode Dsr is not possible in a userspace proxy (use NAT)"]);
+            assert_eq!(
+                why,
+                ["10.1.0.1:80/TCP: mode Dsr is not possible in a userspace proxy (use NAT)"]
+            );
         }
         other => panic!("expected Unsupported, got {other:?}"),
     }

@@ -60,13 +60,20 @@ impl Dataplane for ProxyPlane {
             return Some("the proxy data plane forwards TCP only in this version".into());
         }
         if s.mode != ForwardMode::Nat {
-            return Some(format!("mode {:?} is not possible in a userspace proxy (use NAT)", s.mode));
+            return Some(format!(
+                "mode {:?} is not possible in a userspace proxy (use NAT)",
+                s.mode
+            ));
         }
         if s.scheduler == Scheduler::Mh {
-            return Some("scheduler mh is not available in the proxy data plane in this version".into());
+            return Some(
+                "scheduler mh is not available in the proxy data plane in this version".into(),
+            );
         }
         if s.persistence > 0 {
-            return Some("persistence is not available in the proxy data plane in this version".into());
+            return Some(
+                "persistence is not available in the proxy data plane in this version".into(),
+            );
         }
         None
     }
@@ -80,9 +87,8 @@ impl Dataplane for ProxyPlane {
         let mut new_listeners = BTreeMap::new();
         for c in changes {
             if let Change::AddService(s) = c {
-                let l = bind(s.key.addr()).map_err(|e| {
-                    NccError::Plane(format!("cannot listen on {}: {e}", s.key))
-                })?;
+                let l = bind(s.key.addr())
+                    .map_err(|e| NccError::Plane(format!("cannot listen on {}: {e}", s.key)))?;
                 new_listeners.insert(s.key, l);
             }
         }
@@ -94,10 +100,20 @@ impl Dataplane for ProxyPlane {
                     let counters = sched::CounterMap::default();
                     let table = Arc::new(RwLock::new(Arc::new(Table::build(s, &counters))));
                     let stop = CancellationToken::new();
-                    tokio::spawn(relay::accept_loop(listener, s.key, table.clone(), stop.clone()));
+                    tokio::spawn(relay::accept_loop(
+                        listener,
+                        s.key,
+                        table.clone(),
+                        stop.clone(),
+                    ));
                     self.services.insert(
                         s.key,
-                        Running { spec: s.clone(), table, counters, stop },
+                        Running {
+                            spec: s.clone(),
+                            table,
+                            counters,
+                            stop,
+                        },
                     );
                 }
                 Change::DeleteService(k) => {
@@ -105,7 +121,8 @@ impl Dataplane for ProxyPlane {
                 }
                 Change::UpdateService(s) => {
                     let r = running(&mut self.services, &s.key)?;
-                    (r.spec.scheduler, r.spec.mode, r.spec.persistence) = (s.scheduler, s.mode, s.persistence);
+                    (r.spec.scheduler, r.spec.mode, r.spec.persistence) =
+                        (s.scheduler, s.mode, s.persistence);
                     touched.push(s.key);
                 }
                 Change::AddDest(k, d) | Change::UpdateDest(k, d) => {
@@ -148,7 +165,10 @@ impl Dataplane for ProxyPlane {
     }
 }
 
-fn running<'a>(m: &'a mut BTreeMap<ServiceKey, Running>, k: &ServiceKey) -> Result<&'a mut Running, NccError> {
+fn running<'a>(
+    m: &'a mut BTreeMap<ServiceKey, Running>,
+    k: &ServiceKey,
+) -> Result<&'a mut Running, NccError> {
     m.get_mut(k)
         .ok_or_else(|| NccError::Inconsistent(format!("no service {k}")))
 }

@@ -59,7 +59,9 @@ async fn relay(mut client: TcpStream, peer: SocketAddr, table: &Table) -> std::i
         tried.push(i);
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(slot.addr)).await {
             Ok(Ok(s)) => break (slot, s),
-            Ok(Err(e)) => tracing::debug!(dest = %slot.addr, error = %e, "connect failed, trying the next"),
+            Ok(Err(e)) => {
+                tracing::debug!(dest = %slot.addr, error = %e, "connect failed, trying the next")
+            }
             Err(_) => tracing::debug!(dest = %slot.addr, "connect timed out, trying the next"),
         }
         if tried.len() >= MAX_TRIES.min(table.len()) {

@@ -18,7 +18,9 @@ async fn backend(name: &'static str) -> SocketAddr {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let mut buf = [0u8; 256];
                 loop {
@@ -39,14 +41,28 @@ async fn backend(name: &'static str) -> SocketAddr {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn service(port: u16, scheduler: Scheduler, dests: &[(SocketAddr, u32)]) -> Service {
-    let mut dests: Vec<Dest> = dests.iter().map(|(a, w)| Dest { addr: *a, weight: *w }).collect();
+    let mut dests: Vec<Dest> = dests
+        .iter()
+        .map(|(a, w)| Dest {
+            addr: *a,
+            weight: *w,
+        })
+        .collect();
     dests.sort();
     Service {
-        key: ServiceKey { vip: "127.0.0.1".parse().unwrap(), proto: Protocol::Tcp, port },
+        key: ServiceKey {
+            vip: "127.0.0.1".parse().unwrap(),
+            proto: Protocol::Tcp,
+            port,
+        },
         scheduler,
         mode: ForwardMode::Nat,
         persistence: 0,
@@ -58,7 +74,10 @@ async fn ask(vip: SocketAddr, msg: &str) -> String {
     let mut s = TcpStream::connect(vip).await.unwrap();
     s.write_all(msg.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 256];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
@@ -66,7 +85,9 @@ async fn who(vip: SocketAddr, n: usize) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
     for _ in 0..n {
         let r = ask(vip, "x").await;
-        *seen.entry(r.split(':').next().unwrap().to_owned()).or_default() += 1;
+        *seen
+            .entry(r.split(':').next().unwrap().to_owned())
+            .or_default() += 1;
     }
     seen
 }
@@ -77,7 +98,11 @@ async fn wrr_follows_weights_and_hot_weight_change_keeps_connections() {
     let port = free_port();
     let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut plane = ProxyPlane::new();
-    apply(&mut plane, &[service(port, Scheduler::Wrr, &[(a, 1), (b, 1)])]).unwrap();
+    apply(
+        &mut plane,
+        &[service(port, Scheduler::Wrr, &[(a, 1), (b, 1)])],
+    )
+    .unwrap();
     let seen = who(vip, 20).await;
     assert_eq!((seen["a"], seen["b"]), (10, 10));
 
@@ -87,7 +112,11 @@ async fn wrr_follows_weights_and_hot_weight_change_keeps_connections() {
     let mut buf = [0u8; 16];
     let n = held.read(&mut buf).await.unwrap();
     let first = String::from_utf8_lossy(&buf[..n]).into_owned();
-    let changes = apply(&mut plane, &[service(port, Scheduler::Wrr, &[(a, 3), (b, 1)])]).unwrap();
+    let changes = apply(
+        &mut plane,
+        &[service(port, Scheduler::Wrr, &[(a, 3), (b, 1)])],
+    )
+    .unwrap();
     assert_eq!(changes.len(), 1, "{changes:?}");
     let seen = who(vip, 20).await;
     assert_eq!((seen["a"], seen["b"]), (15, 5));
@@ -99,7 +128,10 @@ async fn wrr_follows_weights_and_hot_weight_change_keeps_connections() {
     let stats = plane.stats();
     let total: u64 = stats[0].dests.iter().map(|d| d.total_conns).sum();
     assert_eq!(total, 41);
-    assert_eq!(stats[0].dests.iter().map(|d| d.active_conns).sum::<u64>(), 1);
+    assert_eq!(
+        stats[0].dests.iter().map(|d| d.active_conns).sum::<u64>(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -109,9 +141,17 @@ async fn dead_destination_is_skipped_and_removed_service_stops_listening() {
     let port = free_port();
     let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut plane = ProxyPlane::new();
-    apply(&mut plane, &[service(port, Scheduler::Rr, &[(a, 1), (dead, 1)])]).unwrap();
+    apply(
+        &mut plane,
+        &[service(port, Scheduler::Rr, &[(a, 1), (dead, 1)])],
+    )
+    .unwrap();
     let seen = who(vip, 10).await;
-    assert_eq!(seen.get("a"), Some(&10), "connect failures fall over to the live backend");
+    assert_eq!(
+        seen.get("a"),
+        Some(&10),
+        "connect failures fall over to the live backend"
+    );
 
     apply(&mut plane, &[]).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -124,13 +164,21 @@ async fn lc_prefers_the_idle_backend() {
     let port = free_port();
     let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut plane = ProxyPlane::new();
-    apply(&mut plane, &[service(port, Scheduler::Lc, &[(a, 1), (b, 1)])]).unwrap();
+    apply(
+        &mut plane,
+        &[service(port, Scheduler::Lc, &[(a, 1), (b, 1)])],
+    )
+    .unwrap();
     // Hold one connection open; every new one must go to the other backend.
     let mut held = TcpStream::connect(vip).await.unwrap();
     held.write_all(b"h").await.unwrap();
     let mut buf = [0u8; 16];
     let n = held.read(&mut buf).await.unwrap();
-    let busy = String::from_utf8_lossy(&buf[..n]).split(':').next().unwrap().to_owned();
+    let busy = String::from_utf8_lossy(&buf[..n])
+        .split(':')
+        .next()
+        .unwrap()
+        .to_owned();
     for _ in 0..5 {
         let r = ask(vip, "x").await;
         assert!(!r.starts_with(&busy), "{r} went to the busy backend");
@@ -141,7 +189,10 @@ async fn lc_prefers_the_idle_backend() {
 
 #[test]
 fn bind_failure_leaves_the_plane_unchanged() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = taken.local_addr().unwrap().port();
