@@ -67,8 +67,9 @@ pub async fn execute<E: EngineLink>(
             let chosen = select_vservers(all, arg);
             let text = if json {
                 to_json(&VserversJson { vservers: &chosen })
-            } else if let ([one], Some(_)) = (chosen.as_slice(), arg) {
-                // Detail only when asked for by name; a bare `show vservers` always lists.
+            } else if let [one] = chosen.as_slice() {
+                // One match (also when the cluster has a single vserver): show it in full, with
+                // its destinations and their health.
                 format::vserver_detail(one)
             } else {
                 format::vserver_list(&chosen, arg)
@@ -422,8 +423,9 @@ mod tests {
             printed(text(&mut e, "sh vs zzz").await),
             "No vserver matches \"zzz\".\n"
         );
+        // A cluster with one vserver: the bare command shows it in full.
         e.vservers.truncate(1);
-        assert_eq!(printed(text(&mut e, "sh vs").await), "[1] web\n");
+        assert!(printed(text(&mut e, "sh vs").await).starts_with("Name:     web\n"));
     }
 
     #[tokio::test]

@@ -288,6 +288,9 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
             }
         }
     }
+    // A `seesaw_x.log` symlink and the file it names are one log: print it once.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
     out.sort();
     out
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use seesaw_lab::cmd::run;
 use seesaw_lab::config::{ClusterPb, Host, HttpCheck, SeesawCfg, watchdog_cfg, write_atomic};
-use seesaw_lab::{Lab, bins, http, procs, wait_for};
+use seesaw_lab::{Lab, bins, http, procs, wait_for, wait_until};
 
 const VIP: &str = "198.51.100.1:80";
 const BACKENDS: [(&str, &str); 2] = [("be1", "203.0.113.11"), ("be2", "203.0.113.12")];
@@ -226,10 +226,19 @@ fn lab_wires_namespaces_and_cleans_up() {
         .spawn("be1", "sleep", &["60"], &[])
         .expect("spawn sleep in be1");
     let pid = lab.pid(sleeper);
-    let mut identify = Command::new("ip");
-    identify.args(["netns", "identify", &pid.to_string()]);
-    let ns = run(identify, Duration::from_secs(5)).expect("ip netns identify");
-    assert_eq!(ns.stdout.trim(), lab.ns("be1").expect("be1 exists"));
+    let be1 = lab.ns("be1").expect("be1 exists").to_owned();
+    // `ip netns exec` enters the namespace and then execs, so the pid is briefly still in the
+    // host namespace right after the spawn.
+    wait_until(
+        "the spawned process to be in be1's namespace",
+        Duration::from_secs(5),
+        || {
+            let mut identify = Command::new("ip");
+            identify.args(["netns", "identify", &pid.to_string()]);
+            run(identify, Duration::from_secs(5)).is_ok_and(|o| o.stdout.trim() == be1)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 
     drop(lab);
     let pid = i32::try_from(pid).expect("pid fits");

@@ -9,15 +9,30 @@ fn root() -> PathBuf {
 }
 
 const CRATES: &[&str] = &[
-    "proto", "common", "engine", "ncc", "ha", "healthcheck", "ecu", "watchdog", "cli", "lab", "fuzz",
+    "proto",
+    "common",
+    "engine",
+    "ncc",
+    "ha",
+    "healthcheck",
+    "ecu",
+    "watchdog",
+    "cli",
+    "lab",
+    "fuzz",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
-            if !matches!(p.file_name().and_then(|n| n.to_str()), Some("target" | "corpus" | "artifacts")) {
+            if !matches!(
+                p.file_name().and_then(|n| n.to_str()),
+                Some("target" | "corpus" | "artifacts")
+            ) {
                 rust_files(&p, out);
             }
         } else if p.extension().is_some_and(|x| x == "rs") {
@@ -41,7 +56,10 @@ fn every_rust_file_starts_with_a_module_doc() {
             !first.starts_with("//!")
         })
         .collect();
-    assert!(missing.is_empty(), "files without a `//!` opening doc: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` opening doc: {missing:#?}"
+    );
 }
 
 #[test]
@@ -53,7 +71,11 @@ fn no_bare_ignore() {
     let needle = ["#[", "ignore]"].concat();
     let bare: Vec<_> = files
         .iter()
-        .filter(|f| std::fs::read_to_string(f).unwrap_or_default().contains(&needle))
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .contains(&needle)
+        })
         .collect();
     assert!(bare.is_empty(), "write #[ignore = \"why\"]: {bare:#?}");
 }
@@ -77,22 +99,54 @@ fn internal_deps(krate: &str) -> Vec<String> {
 
 #[test]
 fn dependency_graph_keeps_its_shape() {
-    assert_eq!(internal_deps("proto"), Vec::<String>::new(), "proto depends on nothing of ours");
-    assert_eq!(internal_deps("common"), Vec::<String>::new(), "common is domain-free");
-    for c in ["engine", "ncc", "ha", "healthcheck", "ecu", "watchdog", "cli", "lab"] {
+    assert_eq!(
+        internal_deps("proto"),
+        Vec::<String>::new(),
+        "proto depends on nothing of ours"
+    );
+    assert_eq!(
+        internal_deps("common"),
+        Vec::<String>::new(),
+        "common is domain-free"
+    );
+    for c in [
+        "engine",
+        "ncc",
+        "ha",
+        "healthcheck",
+        "ecu",
+        "watchdog",
+        "cli",
+        "lab",
+    ] {
         let bad: Vec<_> = internal_deps(c)
             .into_iter()
             .filter(|d| d != "seesaw-proto" && d != "seesaw-common")
             .collect();
-        assert!(bad.is_empty(), "{c} depends on component crates {bad:?}; talk over IPC instead");
+        assert!(
+            bad.is_empty(),
+            "{c} depends on component crates {bad:?}; talk over IPC instead"
+        );
     }
 }
 
 #[test]
 fn only_ncc_and_the_watchdog_spawner_may_use_unsafe() {
-    for c in ["proto", "common", "engine", "ha", "healthcheck", "ecu", "cli"] {
+    for c in [
+        "proto",
+        "common",
+        "engine",
+        "ha",
+        "healthcheck",
+        "ecu",
+        "cli",
+    ] {
         let lib = root().join(c).join("src/lib.rs");
         let text = std::fs::read_to_string(&lib).unwrap();
-        assert!(text.contains("#![forbid(unsafe_code)]"), "{} lacks #![forbid(unsafe_code)]", lib.display());
+        assert!(
+            text.contains("#![forbid(unsafe_code)]"),
+            "{} lacks #![forbid(unsafe_code)]",
+            lib.display()
+        );
     }
 }

@@ -7,40 +7,66 @@ use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage, Value};
 use seesaw_proto::config::Cluster as PbCluster;
 
-/// Parses cluster.pb bytes: text format if the bytes are UTF-8 text that parses, else binary.
-/// Errors carry a line:column position (text) or a field path (missing required fields).
+/// Parses cluster.pb bytes: text format unless the bytes look binary (what config servers send).
+/// Errors carry a line:column position (text) or a field path (missing required fields); when the
+/// text only has unknown names, the rest is still parsed and validated so every error is reported.
 pub fn parse(bytes: &[u8]) -> Result<PbCluster, Vec<String>> {
-    parse_message::<PbCluster>(bytes)
+    match parse_partial::<PbCluster>(bytes) {
+        (Some(m), errors) if errors.is_empty() => Ok(m),
+        (Some(m), mut errors) => {
+            if let Err(v) = super::validate::validate(&m) {
+                errors.extend(v);
+            }
+            Err(errors)
+        }
+        (None, errors) => Err(errors),
+    }
 }
 
 /// Parses any config message (used for the `Healthcheck` fixtures of Seesaw's parser tests).
 pub fn parse_message<M: ReflectMessage + Message + Default>(
     bytes: &[u8],
 ) -> Result<M, Vec<String>> {
+    match parse_partial::<M>(bytes) {
+        (Some(m), errors) if errors.is_empty() => Ok(m),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// The message (if the input could be read past its errors) and every error found.
+fn parse_partial<M: ReflectMessage + Message + Default>(bytes: &[u8]) -> (Option<M>, Vec<String>) {
     let desc = M::default().descriptor();
-    let dynamic = match std::str::from_utf8(bytes) {
-        Ok(text) => match DynamicMessage::parse_text_format(desc.clone(), text) {
-            Ok(m) => m,
-            Err(text_err) => match DynamicMessage::decode(desc.clone(), bytes) {
-                // Valid UTF-8 can still be binary protobuf; accept it only if it decodes cleanly.
-                Ok(m) if !text.trim().is_empty() && looks_binary(bytes) => m,
-                _ => return Err(vec![text_error(text, &text_err)]),
-            },
+    let (dynamic, mut errors) = match std::str::from_utf8(bytes) {
+        Ok(text) if !looks_binary(bytes) => parse_text_recovering(&desc, text),
+        _ => match DynamicMessage::decode(desc, bytes) {
+            Ok(m) => (Some(m), Vec::new()),
+            Err(e) => (
+                None,
+                vec![format!("binary cluster config does not decode: {e}")],
+            ),
         },
-        Err(_) => DynamicMessage::decode(desc.clone(), bytes)
-            .map_err(|e| vec![format!("binary cluster config does not decode: {e}")])?,
+    };
+    let Some(dynamic) = dynamic else {
+        return (None, errors);
     };
     let mut missing = Vec::new();
     missing_required(&dynamic, "", &mut missing);
     if !missing.is_empty() {
-        return Err(missing
-            .into_iter()
-            .map(|p| format!("{p}: required field is missing"))
-            .collect());
+        // Validating a message with holes would only add noise about the same holes.
+        errors.extend(
+            missing
+                .into_iter()
+                .map(|p| format!("{p}: required field is missing")),
+        );
+        return (None, errors);
     }
-    dynamic
-        .transcode_to::<M>()
-        .map_err(|e| vec![format!("config does not convert: {e}")])
+    match dynamic.transcode_to::<M>() {
+        Ok(m) => (Some(m), errors),
+        Err(e) => {
+            errors.push(format!("config does not convert: {e}"));
+            (None, errors)
+        }
+    }
 }
 
 /// Binary protobuf carries length and tag bytes below 0x20; text never has control characters
@@ -49,6 +75,151 @@ fn looks_binary(bytes: &[u8]) -> bool {
     bytes
         .iter()
         .any(|b| *b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+}
+
+/// Parses text format; an unknown field or enum value is recorded and blanked out (offsets kept, so
+/// later positions stay right) and parsing retried, so one run reports every unknown name. Any
+/// other syntax error stops there. Returns the message if the remaining text parses.
+fn parse_text_recovering(
+    desc: &MessageDescriptor,
+    text: &str,
+) -> (Option<DynamicMessage>, Vec<String>) {
+    let mut text = text.to_owned();
+    let mut errors = Vec::new();
+    // Each round removes one field, so the number of rounds is bounded by the input's size.
+    for _ in 0..200 {
+        match DynamicMessage::parse_text_format(desc.clone(), &text) {
+            Ok(m) => return (Some(m), errors),
+            Err(e) => {
+                errors.push(text_error(&text, &e));
+                let msg = e.to_string();
+                let unknown_field = msg.contains("not found for message");
+                let recoverable = unknown_field || msg.contains("not found for enum");
+                let span = {
+                    use miette::Diagnostic;
+                    e.labels()
+                        .and_then(|mut l| l.next())
+                        .map(|l| (l.offset(), l.len()))
+                };
+                match (recoverable, span) {
+                    (true, Some((off, len))) => {
+                        let Some((start, end)) = field_extent(&text, off, len, unknown_field)
+                        else {
+                            return (None, errors);
+                        };
+                        let blanked: String = text[start..end]
+                            .chars()
+                            .map(|c| if c == '\n' { '\n' } else { ' ' })
+                            .collect();
+                        text.replace_range(start..end, &blanked);
+                    }
+                    _ => return (None, errors),
+                }
+            }
+        }
+    }
+    (None, errors)
+}
+
+/// The byte range of the whole `name: value` field around an error span: the span is the field
+/// name (`is_name`, an unknown field) or its value (an unknown enum value).
+fn field_extent(text: &str, off: usize, len: usize, is_name: bool) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'.';
+    let mut start = off;
+    let mut i;
+    if !is_name {
+        // Walk back from the value over `name:` to the field name.
+        i = off;
+        while i > 0 && (b[i - 1] == b' ' || b[i - 1] == b'\t' || b[i - 1] == b':') {
+            i -= 1;
+        }
+        while i > 0 && ident(b[i - 1]) {
+            i -= 1;
+        }
+        start = i;
+    }
+    if is_name {
+        // The span is the name: skip it, the separator, then the value.
+        i = off + len;
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t' || b[i] == b'\n' || b[i] == b'\r') {
+            i += 1;
+        }
+        if i < b.len() && b[i] == b':' {
+            i += 1;
+        }
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i = skip_value(b, i)?;
+    } else {
+        i = off + len;
+    }
+    if i < b.len() && (b[i] == b',' || b[i] == b';') {
+        i += 1;
+    }
+    Some((start, i.min(b.len())))
+}
+
+/// Skips one text-format value starting at `i`: a message, a list, strings or a scalar token.
+fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
+    let first = *b.get(i)?;
+    match first {
+        b'{' | b'<' | b'[' => {
+            let mut depth = 0usize;
+            while i < b.len() {
+                match b[i] {
+                    b'"' | b'\'' => i = skip_string(b, i)? - 1,
+                    b'{' | b'<' | b'[' => depth += 1,
+                    b'}' | b'>' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        b'"' | b'\'' => {
+            // Adjacent strings concatenate.
+            let mut end = skip_string(b, i)?;
+            loop {
+                let mut j = end;
+                while j < b.len() && b[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                if j < b.len() && (b[j] == b'"' || b[j] == b'\'') {
+                    end = skip_string(b, j)?;
+                } else {
+                    return Some(end);
+                }
+            }
+        }
+        _ => {
+            while i < b.len() && !b[i].is_ascii_whitespace() && !b",;}>]".contains(&b[i]) {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+/// The index just past the string literal starting at `i`.
+fn skip_string(b: &[u8], i: usize) -> Option<usize> {
+    let quote = b[i];
+    let mut j = i + 1;
+    while j < b.len() {
+        match b[j] {
+            b'\\' => j += 2,
+            c if c == quote => return Some(j + 1),
+            b'\n' => return None,
+            _ => j += 1,
+        }
+    }
+    None
 }
 
 fn text_error(text: &str, err: &prost_reflect::text_format::ParseError) -> String {
@@ -138,6 +309,23 @@ mod tests {
                 "vserver[\"web\"].rp: required field is missing",
                 "vserver[\"web\"].vserver_entry[0].protocol: required field is missing",
                 "vserver[1].name: required field is missing",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_unknown_name_and_validation_error_is_reported_in_one_go() {
+        let text = b"seesaw_vip < fqdn: \"v.\" status: NOPE >\nbogus: { a: 1 b: \"x>\" }\n\
+            vserver < name: \"w\" rp: \"x\" entry_address < fqdn: \"w.\" ipv4: \"10.0.0.1/32\" >\n\
+              vserver_entry < protocol: TCP port: 0 nope: 3 > >\n";
+        let errs = parse(text).unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "cluster.pb:1:33: value 'NOPE' was not found for enum 'seesaw.config.Host.Status'",
+                "cluster.pb:2:1: field 'bogus' not found for message 'seesaw.config.Cluster'",
+                "cluster.pb:4:39: field 'nope' not found for message 'seesaw.config.VserverEntry'",
+                "vserver[\"w\"].vserver_entry[0].port: 0 is not a valid port (1-65535)",
             ]
         );
     }
