@@ -208,7 +208,12 @@ pub async fn run<N: Ncc>(
         Err(_) => tracing::warn!("teardown timed out"),
     }
     seesaw_common::ready::notify_stopping();
-    match server.await {
+    // Open client connections (a shell, a late healthcheck) may hold the graceful drain: bound it.
+    let Ok(server) = tokio::time::timeout(Duration::from_secs(1), server).await else {
+        tracing::info!("closing remaining client connections");
+        return Ok(());
+    };
+    match server {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(EngineError::Serve(e)),
         Err(e) => {

@@ -30,15 +30,29 @@ pub async fn run<P: Dataplane>(
         plane: Arc::new(Mutex::new(plane)),
     };
     seesaw_common::ready::notify_ready();
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .timeout(CALL_DEADLINE)
         .add_service(pb::ncc_server::NccServer::new(svc))
         .serve_with_incoming_shutdown(
             seesaw_common::uds::incoming(listener),
-            shutdown.cancelled_owned(),
-        )
-        .await
+            shutdown.clone().cancelled_owned(),
+        );
+    // Graceful shutdown waits for open client connections (HTTP/2 keeps them open); give them a
+    // moment, then stop regardless so SIGTERM never needs the watchdog's SIGKILL.
+    tokio::select! {
+        r = server => r,
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(DRAIN_GRACE).await;
+        } => {
+            tracing::info!("closing remaining client connections");
+            Ok(())
+        }
+    }
 }
+
+/// How long open API connections may linger after shutdown starts.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// The ncc service over one plane.
 pub struct NccService<P> {

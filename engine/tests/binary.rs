@@ -1,0 +1,98 @@
+//! The `seesaw_engine` binary as operators run it: `--validate` on good and broken config dirs, and
+//! a second instance refusing to start while the first serves the socket.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn engine() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_seesaw_engine"))
+}
+
+fn etc(sub: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../etc")
+        .join(sub)
+}
+
+#[test]
+fn validate_accepts_the_shipped_configs() {
+    for dir in [etc(""), etc("demo")] {
+        let out = engine()
+            .arg("--validate")
+            .arg("--config-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "config OK\n");
+    }
+}
+
+#[test]
+fn validate_lists_every_error_and_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("seesaw.cfg"), "[cluster]\nvrid = 0\n").unwrap();
+    let cluster = std::fs::read_to_string(etc("demo/cluster.pb")).unwrap();
+    let broken = cluster
+        .replace("port: 8080", "port: 0")
+        .replace("weight: 1 >\n>", "weight: -2 >\n  colour: \"red\"\n>");
+    std::fs::write(dir.path().join("cluster.pb"), broken).unwrap();
+    let out = engine()
+        .arg("--validate")
+        .arg("--config-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "seesaw.cfg [cluster] name: required",
+        "seesaw.cfg [cluster] vrid: 0 is outside 1..255",
+        "field 'colour' not found for message 'seesaw.config.Vserver'",
+        "vserver[\"web@demo\"].vserver_entry[0].port: 0 is not a valid port",
+        "vserver[\"web@demo\"].backend[1].weight: -2 is negative",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn a_second_instance_refuses_while_the_first_serves() {
+    let run = tempfile::tempdir().unwrap();
+    let mut first = engine()
+        .args(["--config-dir"])
+        .arg(etc("demo"))
+        .arg("--run-dir")
+        .arg(run.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sock = run.path().join("engine/engine.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "engine socket never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = engine()
+        .arg("--config-dir")
+        .arg(etc("demo"))
+        .arg("--run-dir")
+        .arg(run.path())
+        .output()
+        .unwrap();
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(
+        out.status.code(),
+        Some(69),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another instance is already serving"));
+}
