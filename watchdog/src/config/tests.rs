@@ -67,6 +67,30 @@ fn shipped_seesaw_file_parses() {
 }
 
 #[test]
+fn our_shipped_file_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/watchdog.cfg");
+    let cfg = load(&path, ROOT).expect("etc/watchdog.cfg is valid");
+    let order: Vec<(&str, Option<&str>)> = cfg
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.dependency.as_deref()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("ncc", None),
+            ("engine", Some("ncc")),
+            ("ha", Some("engine")),
+            ("healthcheck", Some("engine")),
+            ("ecu", Some("engine")),
+        ]
+    );
+    assert_eq!(service(&cfg, "engine").term_timeout, Duration::from_secs(10));
+    assert_eq!(service(&cfg, "ha").priority, Some(-15));
+    assert!(cfg.services.iter().all(|s| s.args.is_empty() && s.user.is_none()));
+}
+
+#[test]
 fn default_section_is_inherited_and_overridable() {
     let cfg = parse(
         "[default]\nargs = -v  -x\nterm_timeout = 1m30s\n\n[a]\nbinary = /bin/a\n\n[b]\nbinary = /bin/b\nargs =\nterm_timeout = 250ms\n",
