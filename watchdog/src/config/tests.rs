@@ -85,9 +85,16 @@ fn our_shipped_file_parses() {
             ("ecu", Some("engine")),
         ]
     );
-    assert_eq!(service(&cfg, "engine").term_timeout, Duration::from_secs(10));
+    assert_eq!(
+        service(&cfg, "engine").term_timeout,
+        Duration::from_secs(10)
+    );
     assert_eq!(service(&cfg, "ha").priority, Some(-15));
-    assert!(cfg.services.iter().all(|s| s.args.is_empty() && s.user.is_none()));
+    assert!(
+        cfg.services
+            .iter()
+            .all(|s| s.args.is_empty() && s.user.is_none())
+    );
 }
 
 #[test]
