@@ -47,6 +47,37 @@ fn web() -> pb::VserverStatus {
 
 #[tonic::async_trait]
 impl Engine for ScriptedEngine {
+    // Not used by this test; present because the trait requires every RPC.
+    async fn override_vserver(
+        &self,
+        _: Request<pb::OverrideRequest>,
+    ) -> Result<Response<pb::OverrideReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn override_backend(
+        &self,
+        _: Request<pb::OverrideRequest>,
+    ) -> Result<Response<pb::OverrideReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn override_destination(
+        &self,
+        _: Request<pb::OverrideRequest>,
+    ) -> Result<Response<pb::OverrideReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn overrides(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::OverridesReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn config_source(
+        &self,
+        _: Request<pb::ConfigSourceRequest>,
+    ) -> Result<Response<pb::ConfigSourceReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
     async fn vservers(
         &self,
         r: Request<pb::VserversRequest>,

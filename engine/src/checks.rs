@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use crate::config::Loaded;
 use crate::desired::ServiceKey;
 use crate::model::{Af, CheckMode, Entry, Healthcheck, Vserver};
+use crate::overrides::{OverrideKind, OverrideState, Overrides};
 
 /// A probe the healthcheck process runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct DestTopo {
     pub in_service: bool,
     /// (check name, id) of every check: vserver-level then entry-level.
     pub checks: Vec<(String, u64)>,
+    /// The destination or backend override deciding `enabled`, if any.
+    pub override_state: Option<OverrideState>,
 }
 
 /// A service: one VIP × one entry.
@@ -62,8 +65,10 @@ pub struct ServiceTopo {
 pub struct VserverTopo {
     /// The vserver config.
     pub config: Vserver,
-    /// Whether it runs (enabled and the node runs vservers).
+    /// Whether it runs (enabled by config or override, and the node runs vservers).
     pub enabled: bool,
+    /// The vserver override in force, if any.
+    pub override_state: Option<OverrideState>,
     /// Services, sorted by family, protocol, port.
     pub services: Vec<ServiceTopo>,
 }
@@ -77,12 +82,18 @@ pub struct Topology {
     pub checks: BTreeMap<u64, CheckSpec>,
 }
 
-/// Builds the topology of `loaded` for this node.
+/// Builds the topology of `loaded` for this node, without overrides.
 pub fn expand(loaded: &Loaded) -> Topology {
+    expand_with(loaded, &Overrides::default())
+}
+
+/// Builds the topology of `loaded` for this node with `overrides` applied. Node-level disablement
+/// wins over everything: a vserver override cannot run vservers on a node that must not.
+pub fn expand_with(loaded: &Loaded, overrides: &Overrides) -> Topology {
     let node_runs_vservers = loaded.local_node().is_some_and(|n| n.vservers_enabled);
     let mut topo = Topology::default();
     for v in loaded.cluster.vservers.values() {
-        let enabled = node_runs_vservers && v.enabled;
+        let enabled = node_runs_vservers && overrides.vserver_enabled(&v.name, v.enabled);
         let mut services = Vec::new();
         for af in Af::ALL {
             let Some(vip) = v.host.addr(af) else { continue };
@@ -95,9 +106,16 @@ pub fn expand(loaded: &Loaded) -> Topology {
                 let mut dests = Vec::new();
                 for b in v.backends.values() {
                     let Some(ip) = b.host.addr(af) else { continue };
+                    let name = format!("{}/{}", v.name, dest_label(ip, entry.backend_port, &key));
+                    let override_state = overrides.destination(&name, &b.host.hostname);
+                    let dest_enabled = match override_state {
+                        Some(OverrideState::Enabled) => true,
+                        Some(OverrideState::Disabled) => false,
+                        _ => b.enabled,
+                    };
                     let mut checks = Vec::new();
-                    // A disabled vserver or backend exports no checks (Seesaw does the same).
-                    if enabled && b.enabled {
+                    // A disabled vserver or destination exports no checks (Seesaw does the same).
+                    if enabled && dest_enabled {
                         for hc in v.healthchecks.values().chain(entry.healthchecks.values()) {
                             let spec = check_spec(v, &key, hc, ip);
                             checks.push((hc.name.clone(), spec.id));
@@ -105,14 +123,15 @@ pub fn expand(loaded: &Loaded) -> Topology {
                         }
                     }
                     dests.push(DestTopo {
-                        name: format!("{}/{}", v.name, dest_label(ip, entry.backend_port, &key)),
+                        name,
                         backend: b.host.hostname.clone(),
                         ip,
                         port: entry.backend_port,
                         weight: b.weight,
-                        enabled: b.enabled,
+                        enabled: dest_enabled,
                         in_service: b.in_service,
                         checks,
+                        override_state,
                     });
                 }
                 services.push(ServiceTopo {
@@ -128,6 +147,7 @@ pub fn expand(loaded: &Loaded) -> Topology {
                 config: v.clone(),
                 enabled,
                 services,
+                override_state: overrides.get(OverrideKind::Vserver, &v.name),
             },
         );
     }

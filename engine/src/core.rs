@@ -15,7 +15,8 @@ use crate::config::{self, Loaded};
 use crate::desired::DesiredState;
 use crate::model::Node;
 use crate::ncc_port::Ncc;
-use crate::state::{CheckResult, EngineState, HaView, ReloadOutcome, VserverView};
+use crate::overrides::{Caller, OverrideKind, OverrideState};
+use crate::state::{CheckResult, EngineState, HaView, OverrideError, ReloadOutcome, VserverView};
 
 /// Everything that can happen to the engine.
 #[derive(Debug)]
@@ -26,6 +27,26 @@ pub enum Event {
     Health(Vec<(u64, CheckResult)>),
     /// A status report from the ha process.
     Ha(HaView),
+    /// Set an override; the reply is the operator message or why it was refused.
+    Override {
+        /// Vserver, backend or destination.
+        kind: OverrideKind,
+        /// Its name.
+        target: String,
+        /// The new state.
+        state: OverrideState,
+        /// Who asks.
+        caller: Caller,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<String, OverrideError>>,
+    },
+    /// Read (empty) or set the config source; setting it triggers a reload.
+    ConfigSource {
+        /// `disk`, `server`, `peer`, `none`, or empty to read.
+        source: String,
+        /// (current, previous) or why the source was refused.
+        reply: oneshot::Sender<Result<(String, String), String>>,
+    },
 }
 
 /// The answer to a reload request.
@@ -83,6 +104,8 @@ pub struct Snapshot {
     pub last_reload_errors: Vec<String>,
     /// Cluster warnings.
     pub warnings: Vec<String>,
+    /// Overrides in force: kind, target, state, who, when.
+    pub overrides: Vec<(OverrideKind, String, OverrideState, String, SystemTime)>,
 }
 
 /// Why the engine stopped with an error.
@@ -125,6 +148,7 @@ pub async fn run<N: Ncc>(
     let mut last_apply_at = tokio::time::Instant::now();
     let mut plane_kind = String::from("unknown");
     let mut ticks: u64 = 0;
+    let mut source = ConfigSource::Disk;
     // Adopt what the plane already holds (an engine restart must not flush it). ncc starts before
     // the engine, so a short bounded wait is enough; without it the start-up gate still protects.
     for _ in 0..10 {
@@ -142,16 +166,43 @@ pub async fn run<N: Ncc>(
         }
     }
     loop {
-        let mut pending: Option<(oneshot::Sender<ReloadReply>, ReloadOutcome)> = None;
+        let mut pending: Option<(Option<oneshot::Sender<ReloadReply>>, ReloadOutcome)> = None;
         tokio::select! {
             () = shutdown.cancelled() => break,
             ev = rx.recv() => match ev {
                 Some(Event::Reload(reply)) => {
-                    let outcome = reload(&mut state, &config_dir);
-                    pending = Some((reply, outcome));
+                    let outcome = reload(&mut state, &config_dir, source);
+                    pending = Some((Some(reply), outcome));
                 }
                 Some(Event::Health(results)) => state.health(results),
                 Some(Event::Ha(ha)) => state.ha(ha),
+                Some(Event::Override { kind, target, state: new, caller, reply }) => {
+                    let r = state.set_override(kind, &target, new, &caller, SystemTime::now());
+                    match &r {
+                        Ok(msg) => tracing::info!(by = %caller.user, "override: {msg}"),
+                        Err(e) => tracing::warn!(by = %caller.user, "override refused: {e}"),
+                    }
+                    let _ = reply.send(r);
+                }
+                Some(Event::ConfigSource { source: wanted, reply }) => {
+                    let previous = source.as_str().to_owned();
+                    if wanted.is_empty() {
+                        let _ = reply.send(Ok((previous.clone(), previous)));
+                    } else {
+                        match ConfigSource::parse(&wanted) {
+                            Ok(s) => {
+                                source = s;
+                                tracing::info!(from = %previous, to = %source.as_str(), "config source changed");
+                                let _ = reply.send(Ok((source.as_str().to_owned(), previous)));
+                                let outcome = reload(&mut state, &config_dir, source);
+                                pending = Some((None, outcome));
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
+                    }
+                }
                 None => break,
             },
             _ = tick.tick() => {
@@ -193,7 +244,7 @@ pub async fn run<N: Ncc>(
             }
             last_apply_at = tokio::time::Instant::now();
         }
-        if let Some((reply, outcome)) = pending {
+        if let Some((Some(reply), outcome)) = pending {
             let _ = reply.send(ReloadReply { outcome, changes });
         }
         snap_tx.send_replace(Arc::new(snapshot(&state, &plane_kind, views)));
@@ -223,7 +274,41 @@ pub async fn run<N: Ncc>(
     }
 }
 
-fn reload(state: &mut EngineState, dir: &std::path::Path) -> ReloadOutcome {
+/// Where the engine takes its cluster config from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `<config-dir>/cluster.pb` (the default).
+    Disk,
+    /// Nothing: reloads keep the running config.
+    None,
+}
+
+impl ConfigSource {
+    /// Parses `disk`, `server`, `peer` or `none`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "disk" => Ok(Self::Disk),
+            "none" => Ok(Self::None),
+            other => Err(format!(
+                "unknown config source {other:?} (want disk or none)"
+            )),
+        }
+    }
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disk => "disk",
+            Self::None => "none",
+        }
+    }
+}
+
+fn reload(state: &mut EngineState, dir: &std::path::Path, source: ConfigSource) -> ReloadOutcome {
+    if source == ConfigSource::None {
+        tracing::info!("config source is none: reload keeps the running config");
+        return ReloadOutcome::Refused(vec!["config source is none: nothing to load".to_owned()]);
+    }
     match config::load_dir(dir) {
         Ok(loaded) => {
             let generation = state.reload(loaded, SystemTime::now());
@@ -280,5 +365,10 @@ fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Sna
         reload_failures,
         last_reload_errors: last_errors.to_vec(),
         warnings: state.warnings(),
+        overrides: state
+            .overrides()
+            .iter()
+            .map(|(k, t, o)| (k, t.to_owned(), o.state, o.set_by.clone(), o.set_at))
+            .collect(),
     }
 }

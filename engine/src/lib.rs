@@ -6,6 +6,7 @@
 //! - [`checks`]: config → services, destinations and stable-id health checks;
 //! - [`state`]: the sans-io core: health aggregation, watermarks, the desired data-plane state;
 //! - [`desired`]: what ncc is asked to hold;
+//! - [`overrides`]: operator overrides (vserver, backend, destination) and who may set them;
 //! - [`ncc_port`]: the `Ncc` port the engine drives (gRPC adapter and a stateful fake);
 //! - [`server`]: the engine's gRPC API (converts to and from proto at this edge);
 //! - [`core`]: the event loop tying them together (`run`).
@@ -17,6 +18,7 @@ pub mod core;
 pub mod desired;
 pub mod model;
 pub mod ncc_port;
+pub mod overrides;
 pub mod server;
 pub mod state;
 

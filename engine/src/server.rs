@@ -15,6 +15,8 @@ use tonic::{Request, Response, Status};
 
 use crate::core::{Event, Snapshot};
 use crate::model::CheckKind;
+use crate::overrides::{Caller, OverrideKind, OverrideState};
+use crate::state::OverrideError;
 use crate::state::{CheckResult, HaView, ReloadOutcome};
 
 /// Serves the API until `shutdown` is cancelled.
@@ -137,6 +139,10 @@ impl pb::engine_server::Engine for EngineService {
                 config_enabled: v.config_enabled,
                 vips: v.vips.iter().map(ToString::to_string).collect(),
                 warnings: v.warnings.clone(),
+                override_state: v
+                    .override_state
+                    .map(|o| o.as_str().to_owned())
+                    .unwrap_or_default(),
                 services: v
                     .services
                     .iter()
@@ -176,6 +182,10 @@ impl pb::engine_server::Engine for EngineService {
                                         message: c.message.clone(),
                                     })
                                     .collect(),
+                                override_state: d
+                                    .override_state
+                                    .map(|o| o.as_str().to_owned())
+                                    .unwrap_or_default(),
                                 active_conns: d.stats.active_conns,
                                 total_conns: d.stats.total_conns,
                                 bytes_in: d.stats.bytes_in,
@@ -233,6 +243,70 @@ impl pb::engine_server::Engine for EngineService {
                 errors,
             },
         }))
+    }
+
+    async fn override_vserver(
+        &self,
+        req: Request<pb::OverrideRequest>,
+    ) -> Result<Response<pb::OverrideReply>, Status> {
+        self.set_override(OverrideKind::Vserver, req).await
+    }
+
+    async fn override_backend(
+        &self,
+        req: Request<pb::OverrideRequest>,
+    ) -> Result<Response<pb::OverrideReply>, Status> {
+        self.set_override(OverrideKind::Backend, req).await
+    }
+
+    async fn override_destination(
+        &self,
+        req: Request<pb::OverrideRequest>,
+    ) -> Result<Response<pb::OverrideReply>, Status> {
+        self.set_override(OverrideKind::Destination, req).await
+    }
+
+    async fn overrides(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::OverridesReply>, Status> {
+        let s = self.snap();
+        Ok(Response::new(pb::OverridesReply {
+            overrides: s
+                .overrides
+                .iter()
+                .map(|(kind, target, state, by, at)| pb::Override {
+                    kind: kind.as_str().to_owned(),
+                    target: target.clone(),
+                    state: state_to_pb(*state) as i32,
+                    set_by: by.clone(),
+                    set_at_ms: ms(*at),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn config_source(
+        &self,
+        req: Request<pb::ConfigSourceRequest>,
+    ) -> Result<Response<pb::ConfigSourceReply>, Status> {
+        let wanted = req.get_ref().source.clone();
+        if !wanted.is_empty() {
+            require_trusted(&req)?;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::ConfigSource {
+            source: wanted,
+            reply: tx,
+        })
+        .await?;
+        let r = rx
+            .await
+            .map_err(|_| Status::unavailable("engine stopped"))?;
+        match r {
+            Ok((source, previous)) => Ok(Response::new(pb::ConfigSourceReply { source, previous })),
+            Err(e) => Err(Status::invalid_argument(e)),
+        }
     }
 
     async fn ha_config(&self, req: Request<pb::Empty>) -> Result<Response<pb::HaConfig>, Status> {
@@ -322,4 +396,102 @@ impl pb::engine_server::Engine for EngineService {
         self.send(Event::Health(results)).await?;
         Ok(Response::new(pb::Empty {}))
     }
+}
+
+impl EngineService {
+    async fn set_override(
+        &self,
+        kind: OverrideKind,
+        req: Request<pb::OverrideRequest>,
+    ) -> Result<Response<pb::OverrideReply>, Status> {
+        let caller = caller_of(&req);
+        let r = req.into_inner();
+        let state = match pb::OverrideState::try_from(r.state) {
+            Ok(pb::OverrideState::OverrideDefault) => OverrideState::Default,
+            Ok(pb::OverrideState::OverrideEnabled) => OverrideState::Enabled,
+            Ok(pb::OverrideState::OverrideDisabled) => OverrideState::Disabled,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown override state {}",
+                    r.state
+                )));
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::Override {
+            kind,
+            target: r.target,
+            state,
+            caller,
+            reply: tx,
+        })
+        .await?;
+        match rx
+            .await
+            .map_err(|_| Status::unavailable("engine stopped"))?
+        {
+            Ok(message) => Ok(Response::new(pb::OverrideReply { message })),
+            Err(e @ OverrideError::Denied(_)) => Err(Status::permission_denied(e.to_string())),
+            Err(e @ OverrideError::Invalid(_)) => Err(Status::invalid_argument(e.to_string())),
+        }
+    }
+}
+
+fn state_to_pb(s: OverrideState) -> pb::OverrideState {
+    match s {
+        OverrideState::Default => pb::OverrideState::OverrideDefault,
+        OverrideState::Enabled => pb::OverrideState::OverrideEnabled,
+        OverrideState::Disabled => pb::OverrideState::OverrideDisabled,
+    }
+}
+
+/// Who is calling: trust and user from `SO_PEERCRED`; a trusted proxy (the ECU) may name the end
+/// user it authenticated in `acting_user`, and is then judged as that user.
+fn caller_of(req: &Request<pb::OverrideRequest>) -> Caller {
+    use seesaw_common::peer::{Trust, trust_of};
+    let trusted = trust_of(req) == Trust::Trusted;
+    let acting = &req.get_ref().acting_user;
+    if trusted && !acting.is_empty() {
+        return Caller {
+            trusted: false,
+            user: acting.clone(),
+            groups: unix_groups(acting),
+        };
+    }
+    let uid = req
+        .extensions()
+        .get::<tonic::transport::server::UdsConnectInfo>()
+        .and_then(|i| i.peer_cred)
+        .map(|c| c.uid());
+    let user = uid
+        .and_then(|u| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u))
+                .ok()
+                .flatten()
+        })
+        .map_or_else(
+            || uid.map_or_else(|| "unknown".to_owned(), |u| format!("uid {u}")),
+            |u| u.name,
+        );
+    Caller {
+        trusted,
+        groups: unix_groups(&user),
+        user,
+    }
+}
+
+/// The Unix groups `user` belongs to (empty if the user is unknown to this host).
+fn unix_groups(user: &str) -> Vec<String> {
+    let Ok(Some(u)) = nix::unistd::User::from_name(user) else {
+        return Vec::new();
+    };
+    let Ok(name) = std::ffi::CString::new(user) else {
+        return Vec::new();
+    };
+    nix::unistd::getgrouplist(&name, u.gid)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|g| nix::unistd::Group::from_gid(g).ok().flatten())
+        .map(|g| g.name)
+        .collect()
 }

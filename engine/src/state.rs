@@ -13,10 +13,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::checks::{CheckSpec, Topology, expand};
+use crate::checks::{CheckSpec, Topology, expand_with};
 use crate::config::Loaded;
 use crate::desired::{DesiredState, DestSpec, DestStats, ServiceKey, ServiceSpec};
 use crate::model::VipKind;
+use crate::overrides::{Caller, OverrideKind, OverrideState, Overrides, may_override};
 
 /// The last result of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +92,8 @@ pub struct DestView {
     pub checks: Vec<CheckView>,
     /// Counters.
     pub stats: DestStats,
+    /// The override deciding `enabled`, if any.
+    pub override_state: Option<OverrideState>,
 }
 
 /// A service as shown to operators.
@@ -129,6 +132,8 @@ pub struct VserverView {
     pub services: Vec<ServiceView>,
     /// Warnings from the config.
     pub warnings: Vec<String>,
+    /// The vserver override in force, if any.
+    pub override_state: Option<OverrideState>,
 }
 
 /// The outcome of a reload attempt.
@@ -148,6 +153,8 @@ pub struct EngineState {
     generation: u64,
     loaded_at: SystemTime,
     results: HashMap<u64, CheckResult>,
+    /// Operator overrides; they survive reloads.
+    overrides: Overrides,
     /// Previous service health, for watermark hysteresis.
     service_healthy: HashMap<ServiceKey, bool>,
     ha: HaView,
@@ -163,13 +170,25 @@ pub struct EngineState {
     presumed: std::collections::HashSet<(ServiceKey, DestSpecKey)>,
 }
 
+/// Why an override was not set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverrideError {
+    /// The caller lacks a grant.
+    #[error("permission denied: {0}")]
+    Denied(String),
+    /// The request is malformed.
+    #[error("invalid override: {0}")]
+    Invalid(String),
+}
+
 /// Identifies a destination within a service for stats (weight excluded: it may change).
 pub type DestSpecKey = (std::net::IpAddr, u16);
 
 impl EngineState {
     /// A new engine running `loaded`, started at `now`.
     pub fn new(loaded: Loaded, now: SystemTime) -> Self {
-        let topology = expand(&loaded);
+        let overrides = Overrides::default();
+        let topology = expand_with(&loaded, &overrides);
         let startup_grace = grace(&topology);
         Self {
             loaded: Arc::new(loaded),
@@ -177,6 +196,7 @@ impl EngineState {
             generation: 1,
             loaded_at: now,
             results: HashMap::new(),
+            overrides,
             service_healthy: HashMap::new(),
             ha: HaView::default(),
             last_reload_errors: Vec::new(),
@@ -204,7 +224,7 @@ impl EngineState {
     /// Replaces the configuration (validated by the caller). Check results survive for checks
     /// whose id still exists.
     pub fn reload(&mut self, loaded: Loaded, now: SystemTime) -> u64 {
-        self.topology = expand(&loaded);
+        self.topology = expand_with(&loaded, &self.overrides);
         self.loaded = Arc::new(loaded);
         self.results
             .retain(|id, _| self.topology.checks.contains_key(id));
@@ -212,6 +232,80 @@ impl EngineState {
         self.loaded_at = now;
         self.last_reload_errors.clear();
         self.generation
+    }
+
+    /// Sets an override after checking that `caller` may. Returns a message for the operator.
+    /// Overrides on names that do not exist yet are kept and apply when the name appears.
+    pub fn set_override(
+        &mut self,
+        kind: OverrideKind,
+        target: &str,
+        state: OverrideState,
+        caller: &Caller,
+        now: SystemTime,
+    ) -> Result<String, OverrideError> {
+        if target.is_empty() {
+            return Err(OverrideError::Invalid(format!(
+                "{} name must not be empty",
+                kind.as_str()
+            )));
+        }
+        let cluster = &self.loaded.cluster;
+        // Vserver and destination overrides may be granted per vserver; backend overrides span
+        // every vserver, so they need a trusted caller.
+        let vserver_name = match kind {
+            OverrideKind::Vserver => Some(target),
+            OverrideKind::Destination => Some(target.split('/').next().unwrap_or(target)),
+            OverrideKind::Backend => None,
+        };
+        let allowed = match vserver_name.and_then(|n| cluster.vservers.get(n)) {
+            _ if caller.trusted => true,
+            Some(v) => may_override(cluster, v, caller),
+            None => false,
+        };
+        if !allowed {
+            return Err(OverrideError::Denied(format!(
+                "{} may not override {} {target:?}",
+                caller.user,
+                kind.as_str()
+            )));
+        }
+        let exists = match kind {
+            OverrideKind::Vserver => cluster.vservers.contains_key(target),
+            OverrideKind::Backend => cluster
+                .vservers
+                .values()
+                .any(|v| v.backends.contains_key(target)),
+            OverrideKind::Destination => self
+                .topology
+                .vservers
+                .values()
+                .flat_map(|v| &v.services)
+                .flat_map(|s| &s.dests)
+                .any(|d| d.name == target),
+        };
+        let previous = self.overrides.set(kind, target, state, &caller.user, now);
+        self.topology = expand_with(&self.loaded, &self.overrides);
+        self.results
+            .retain(|id, _| self.topology.checks.contains_key(id));
+        let mut msg = format!(
+            "{} {target}: {} (was {})",
+            kind.as_str(),
+            state.as_str(),
+            previous.as_str()
+        );
+        if !exists {
+            msg.push_str(&format!(
+                "; no such {} now, the override applies when it appears",
+                kind.as_str()
+            ));
+        }
+        Ok(msg)
+    }
+
+    /// The overrides in force.
+    pub fn overrides(&self) -> &Overrides {
+        &self.overrides
     }
 
     /// Records a refused reload.
@@ -317,6 +411,7 @@ impl EngineState {
                                 .unwrap_or_default(),
                             dest,
                             checks,
+                            override_state: d.override_state,
                         }
                     })
                     .collect();
@@ -389,6 +484,7 @@ impl EngineState {
                 vips: vt.config.vips.clone(),
                 services,
                 warnings: vt.config.warnings.clone(),
+                override_state: vt.override_state,
             });
         }
         desired.sort_by_key(|s| s.key);

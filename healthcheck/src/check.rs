@@ -3,9 +3,10 @@
 //! proto types.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use hickory_proto::rr::{Name, RecordType};
 use hyper::{Method, Uri};
 
 use crate::state::Thresholds;
@@ -45,46 +46,154 @@ pub struct CheckSpec {
 /// What one probe does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProbeSpec {
-    /// Connect, optionally send and expect a prefix.
+    /// One ICMP or ICMPv6 echo.
+    Icmp(IcmpProbe),
+    /// Connect (optionally TLS), optionally send and expect a prefix.
     Tcp(TcpProbe),
-    /// One HTTP/1.1 request on a fresh connection.
+    /// Send a datagram and expect a reply prefix.
+    Udp(UdpProbe),
+    /// One HTTP/1.1 request on a fresh connection (optionally over TLS).
     Http(HttpProbe),
-    /// A kind this process does not implement yet: always unhealthy, said so in the message.
-    Unsupported {
-        /// The proto name of the kind, e.g. `ICMP`.
-        kind: &'static str,
-    },
-    /// The engine sent something unusable (bad address, port or method): always unhealthy.
+    /// One DNS query over UDP.
+    Dns(DnsProbe),
+    /// One RADIUS Access-Request.
+    Radius(RadiusProbe),
+    /// Read the MySQL/MariaDB server greeting.
+    Mysql(MysqlProbe),
+    /// The engine sent something unusable (bad address, port, method, mode...): always unhealthy.
     Invalid {
         /// Why, for the result message.
         reason: String,
     },
 }
 
-/// A TCP check.
+/// Where a probe's packets go. In PLAIN mode that is the backend itself; in DSR and TUN mode it is
+/// the VIP, with a firewall mark that makes the data plane forward the probe to the one backend
+/// (Seesaw's per-backend fwmark service), proving the backend answers traffic for the VIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dial {
+    /// Destination of the connection or datagrams.
+    pub addr: SocketAddr,
+    /// `SO_MARK` set on the socket before connecting (needs CAP_NET_ADMIN).
+    pub mark: Option<u32>,
+}
+
+/// TLS on top of a TCP probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsSpec {
+    /// Verify the server's chain against the trusted roots and its name against `server`.
+    pub verify: bool,
+    /// The name the certificate must carry (the backend's address; IP literals send no SNI).
+    pub server: IpAddr,
+}
+
+/// An ICMP echo check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpProbe {
+    /// The address pinged.
+    pub ip: IpAddr,
+}
+
+/// A TCP or TCP+TLS check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpProbe {
     /// Where to connect.
-    pub addr: SocketAddr,
+    pub dial: Dial,
+    /// TLS handshake after connecting, if set.
+    pub tls: Option<TlsSpec>,
     /// Written after connecting, if not empty.
     pub send: Vec<u8>,
     /// If not empty, the first `receive.len()` bytes read must equal it.
     pub receive: Vec<u8>,
 }
 
-/// An HTTP check.
+/// A UDP check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpProbe {
+    /// Where to send.
+    pub dial: Dial,
+    /// The datagram sent (may be empty).
+    pub send: Vec<u8>,
+    /// The reply must start with it (any reply passes when empty).
+    pub receive: Vec<u8>,
+}
+
+/// An HTTP or HTTPS check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpProbe {
-    /// Where to connect; also the `Host` header.
-    pub addr: SocketAddr,
+    /// Where to connect.
+    pub dial: Dial,
+    /// TLS (HTTPS), if set.
+    pub tls: Option<TlsSpec>,
     /// Request method.
     pub method: Method,
-    /// Request target (path and query).
-    pub path: Uri,
-    /// Expected status code.
+    /// Request target: origin form (`/path`), or absolute form in proxy mode.
+    pub uri: Uri,
+    /// `Host` header.
+    pub host: String,
+    /// Expected status code (redirects are not followed: a 3xx is judged against it).
     pub code: u16,
     /// If not empty, the body must start with it.
     pub receive: Vec<u8>,
+}
+
+/// A DNS check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsProbe {
+    /// Where to send the query.
+    pub dial: Dial,
+    /// The name queried, fully qualified.
+    pub name: Name,
+    /// The record type queried.
+    pub qtype: RecordType,
+    /// What one answer of that type must equal; `None` accepts any answer of that type.
+    pub expect: Option<DnsExpect>,
+}
+
+/// The expected answer of a DNS check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsExpect {
+    /// An A or AAAA record with this address.
+    Addr(IpAddr),
+    /// A CNAME, NS or PTR record pointing at this name (compared case-insensitively).
+    Name(Name),
+    /// Any other type: the record's presentation form (TXT: its strings concatenated).
+    Text(String),
+}
+
+/// A RADIUS check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RadiusProbe {
+    /// Where to send the request.
+    pub dial: Dial,
+    /// User-Name.
+    pub user: String,
+    /// User-Password (hidden with the secret, RFC 2865 §5.2).
+    pub password: String,
+    /// The shared secret.
+    pub secret: String,
+    /// Which response code passes.
+    pub expect: RadiusExpect,
+}
+
+/// Which RADIUS response passes a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RadiusExpect {
+    /// Access-Accept (the default).
+    Accept,
+    /// Access-Challenge.
+    Challenge,
+    /// Access-Reject.
+    Reject,
+    /// Any authenticated response.
+    Any,
+}
+
+/// A MySQL/MariaDB check: the server greeting must be protocol version 10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MysqlProbe {
+    /// Where to connect.
+    pub dial: Dial,
 }
 
 /// One probe's verdict, before thresholds.
@@ -142,10 +251,34 @@ impl ProbeSpec {
     /// Names the probe in messages, e.g. `tcp 127.0.0.1:80`.
     pub fn label(&self) -> String {
         match self {
-            Self::Tcp(p) => format!("tcp {}", p.addr),
-            Self::Http(p) => format!("http {}", p.addr),
-            Self::Unsupported { kind } => format!("check kind {kind}"),
+            Self::Icmp(p) => format!("icmp {}", p.ip),
+            Self::Tcp(p) if p.tls.is_some() => format!("tcp_tls {}", p.dial),
+            Self::Tcp(p) => format!("tcp {}", p.dial),
+            Self::Udp(p) => format!("udp {}", p.dial),
+            Self::Http(p) if p.tls.is_some() => format!("https {}", p.dial),
+            Self::Http(p) => format!("http {}", p.dial),
+            Self::Dns(p) => format!("dns {}", p.dial),
+            Self::Radius(p) => format!("radius {}", p.dial),
+            Self::Mysql(p) => format!("mysql {}", p.dial),
             Self::Invalid { .. } => "invalid check".to_owned(),
+        }
+    }
+}
+
+// === impl Dial ===
+
+impl Dial {
+    /// Straight to `addr`, no mark.
+    pub fn plain(addr: SocketAddr) -> Self {
+        Self { addr, mark: None }
+    }
+}
+
+impl fmt::Display for Dial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mark {
+            Some(m) => write!(f, "{} (mark {m:#x})", self.addr),
+            None => self.addr.fmt(f),
         }
     }
 }

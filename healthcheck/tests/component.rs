@@ -44,6 +44,37 @@ impl Shared {
 
 #[tonic::async_trait]
 impl Engine for Shared {
+    // Not used by this test; present because the trait requires every RPC.
+    async fn override_vserver(
+        &self,
+        _: Request<pb::OverrideRequest>,
+    ) -> Result<Response<pb::OverrideReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn override_backend(
+        &self,
+        _: Request<pb::OverrideRequest>,
+    ) -> Result<Response<pb::OverrideReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn override_destination(
+        &self,
+        _: Request<pb::OverrideRequest>,
+    ) -> Result<Response<pb::OverrideReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn overrides(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::OverridesReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn config_source(
+        &self,
+        _: Request<pb::ConfigSourceRequest>,
+    ) -> Result<Response<pb::ConfigSourceReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
     async fn cluster_status(
         &self,
         _: Request<pb::Empty>,

@@ -13,6 +13,7 @@
 
 pub mod dataplane;
 pub mod model;
+pub mod sched;
 pub mod server;
 
 /// Why ncc could not do what it was asked.

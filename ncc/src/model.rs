@@ -28,6 +28,12 @@ pub enum Scheduler {
     Sh,
     /// Maglev hashing.
     Mh,
+    /// Destination hashing (of the VIP address and port).
+    Dh,
+    /// Weighted random.
+    Random,
+    /// Power of two choices: the less loaded (per weight) of two weighted random picks.
+    P2c,
 }
 
 /// Forwarding mode.
@@ -74,8 +80,172 @@ impl fmt::Display for ServiceKey {
 pub struct Dest {
     /// Address and port.
     pub addr: SocketAddr,
-    /// Weight.
+    /// Weight (0: drain — no new connections, established ones continue).
     pub weight: u32,
+    /// Backend group: an index into the service's [`ServiceOpts::groups`] (0 is the default
+    /// group `""`). Payload rules route to groups; planes without rules use one group.
+    pub group: u16,
+    /// A backup: takes traffic only when no primary of its group can.
+    pub backup: bool,
+}
+
+impl Dest {
+    /// A primary destination of the default group.
+    pub fn new(addr: SocketAddr, weight: u32) -> Self {
+        Self {
+            addr,
+            weight,
+            group: 0,
+            backup: false,
+        }
+    }
+}
+
+/// Where a payload rule sends a packet or connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RuleTarget {
+    /// A backend group, by index into [`ServiceOpts::groups`].
+    Group(u16),
+    /// Drop (UDP) or close (TCP), and count.
+    Deny,
+}
+
+/// What a payload condition looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// Bytes `offset .. offset+len` of the payload (big-endian when compared as a number).
+    Bytes {
+        /// First byte.
+        offset: u32,
+        /// Length in bytes (1..=64).
+        len: u32,
+    },
+    /// Bits `offset .. offset+len` of the payload, counted from the first byte's most significant
+    /// bit (len 1..=64).
+    Bits {
+        /// First bit.
+        offset: u32,
+        /// Length in bits.
+        len: u32,
+    },
+    /// The server name of a TLS ClientHello (TCP first bytes only), lower case.
+    Sni,
+}
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<` (numbers only)
+    Lt,
+    /// `<=` (numbers only)
+    Le,
+    /// `>` (numbers only)
+    Gt,
+    /// `>=` (numbers only)
+    Ge,
+    /// The field starts with the value.
+    Prefix,
+    /// The field ends with the value (SNI only).
+    Suffix,
+    /// The field equals one of the values.
+    In,
+}
+
+/// One condition of a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cond {
+    /// What is compared.
+    pub field: Field,
+    /// How.
+    pub op: Op,
+    /// ANDed with the field before comparing (big-endian, the field's width); empty: none.
+    pub mask: Vec<u8>,
+    /// The value(s): big-endian bytes of the field's width (shorter for `Prefix`), or names for
+    /// `Sni`. Exactly one except for `In`.
+    pub values: Vec<Vec<u8>>,
+}
+
+/// A payload rule: every condition holds → the target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rule {
+    /// Conditions, all of which must hold.
+    pub conds: Vec<Cond>,
+    /// Where matching traffic goes.
+    pub target: RuleTarget,
+}
+
+/// How a UDP service ties datagrams to backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UdpMode {
+    /// The first datagram of a flow picks the backend; later ones follow it.
+    #[default]
+    PerFlow,
+    /// Every datagram picks a backend.
+    PerPacket,
+}
+
+/// PROXY protocol towards backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ProxyProtocol {
+    /// None.
+    #[default]
+    Off,
+    /// Text header (v1).
+    V1,
+    /// Binary header (v2).
+    V2,
+}
+
+/// The userspace proxy's per-service options (other planes ignore them; the engine refuses
+/// them for planes that cannot honour them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServiceOpts {
+    /// Backend group names; index 0 is always the default group `""`.
+    pub groups: Vec<String>,
+    /// Payload rules, first match wins.
+    pub rules: Vec<Rule>,
+    /// Where traffic no rule matches goes.
+    pub default_target: RuleTarget,
+    /// Hash key: bytes `offset .. offset+len` of the payload feed the hashing schedulers
+    /// (sh, dh, mh) and key UDP flows, instead of the client address.
+    pub hash_key: Option<(u32, u32)>,
+    /// TCP: read at most this many first bytes before routing (0: route on connect).
+    pub first_bytes: u32,
+    /// TCP: wait at most this long for the first bytes, in milliseconds.
+    pub first_bytes_wait_ms: u32,
+    /// Removed destinations keep established flows at most this long, in milliseconds
+    /// (0: until they end).
+    pub drain_timeout_ms: u32,
+    /// PROXY protocol towards backends.
+    pub proxy_protocol: ProxyProtocol,
+    /// UDP: per-flow or per-packet.
+    pub udp_mode: UdpMode,
+    /// UDP: flows idle this long are forgotten, in milliseconds.
+    pub udp_idle_timeout_ms: u32,
+    /// UDP: at most this many flows per worker.
+    pub udp_max_flows: u32,
+}
+
+impl Default for ServiceOpts {
+    fn default() -> Self {
+        Self {
+            groups: vec![String::new()],
+            rules: Vec::new(),
+            default_target: RuleTarget::Group(0),
+            hash_key: None,
+            first_bytes: 0,
+            first_bytes_wait_ms: 0,
+            drain_timeout_ms: 0,
+            proxy_protocol: ProxyProtocol::Off,
+            udp_mode: UdpMode::PerFlow,
+            udp_idle_timeout_ms: 60_000,
+            udp_max_flows: 65_536,
+        }
+    }
 }
 
 /// A service with its destinations.
@@ -91,12 +261,14 @@ pub struct Service {
     pub persistence: u32,
     /// Destinations, sorted by address.
     pub dests: Vec<Dest>,
+    /// Userspace-proxy options (payload rules, groups, UDP flow handling, drain).
+    pub opts: ServiceOpts,
 }
 
 impl Service {
     /// The service's settings without its destinations, for comparing.
-    pub fn settings(&self) -> (Scheduler, ForwardMode, u32) {
-        (self.scheduler, self.mode, self.persistence)
+    pub fn settings(&self) -> (Scheduler, ForwardMode, u32, &ServiceOpts) {
+        (self.scheduler, self.mode, self.persistence, &self.opts)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::{load_cluster, seesaw_cfg};
+use crate::overrides::{Caller, OverrideKind, OverrideState};
 
 fn loaded(cluster: &str) -> Loaded {
     Loaded {
@@ -220,4 +221,182 @@ fn restarted_engine_adopts_the_plane_until_checks_report() {
             "10.1.0.1:80/TCP->10.2.0.3:80 w1"
         ]
     );
+}
+
+fn root() -> Caller {
+    Caller {
+        trusted: true,
+        user: "root".into(),
+        groups: vec![],
+    }
+}
+
+const TWO_VSERVERS_SHARING_A_BACKEND: &str = r#"
+    seesaw_vip < fqdn: "v." ipv4: "10.0.0.1/24" >
+    node < fqdn: "n." ipv4: "10.0.0.2/24" >
+    vserver < name: "a" rp: "x" entry_address < fqdn: "a." ipv4: "10.1.0.1/32" >
+      vserver_entry < protocol: TCP port: 80 mode: NAT >
+      backend < host < fqdn: "b1." ipv4: "10.2.0.1/24" > >
+      backend < host < fqdn: "b2." ipv4: "10.2.0.2/24" > >
+      access_grant < grantee: "alice" role: OPS type: USER >
+    >
+    vserver < name: "b" rp: "x" entry_address < fqdn: "b." ipv4: "10.1.0.2/32" >
+      vserver_entry < protocol: TCP port: 80 mode: NAT >
+      backend < host < fqdn: "b1." ipv4: "10.2.0.1/24" > >
+    >
+"#;
+
+#[test]
+fn backend_override_spans_vservers_destination_override_one_and_both_survive_reload() {
+    let mut e = EngineState::new(loaded(TWO_VSERVERS_SHARING_A_BACKEND), t0());
+    let msg = e
+        .set_override(
+            OverrideKind::Backend,
+            "b1.",
+            OverrideState::Disabled,
+            &root(),
+            t0(),
+        )
+        .unwrap();
+    assert_eq!(msg, "backend b1.: disabled (was default)");
+    let (views, d) = e.evaluate();
+    assert_eq!(
+        active_dests(&d),
+        ["10.1.0.1:80/TCP->10.2.0.2:80 w1"],
+        "b1 gone from a and b; b has no destination left"
+    );
+    assert_eq!(
+        views[0].services[0].dests[0].override_state,
+        Some(OverrideState::Disabled)
+    );
+
+    // A destination override re-enables b1 in vserver a only.
+    e.set_override(
+        OverrideKind::Destination,
+        "a/10.2.0.1:80/TCP",
+        OverrideState::Enabled,
+        &root(),
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(
+        active_dests(&e.evaluate().1),
+        [
+            "10.1.0.1:80/TCP->10.2.0.1:80 w1",
+            "10.1.0.1:80/TCP->10.2.0.2:80 w1"
+        ]
+    );
+
+    // Reload (here with a weight change): both overrides still hold.
+    e.reload(
+        loaded(&TWO_VSERVERS_SHARING_A_BACKEND.replace(
+            r#"fqdn: "b2." ipv4: "10.2.0.2/24" > >"#,
+            r#"fqdn: "b2." ipv4: "10.2.0.2/24" > weight: 4 >"#,
+        )),
+        t0(),
+    );
+    assert_eq!(
+        active_dests(&e.evaluate().1),
+        [
+            "10.1.0.1:80/TCP->10.2.0.1:80 w1",
+            "10.1.0.1:80/TCP->10.2.0.2:80 w4"
+        ]
+    );
+    assert_eq!(e.overrides().iter().count(), 2);
+}
+
+#[test]
+fn vserver_override_applies_to_vservers_created_later_and_needs_a_grant() {
+    let mut e = EngineState::new(loaded(TWO_VSERVERS_SHARING_A_BACKEND), t0());
+    let msg = e
+        .set_override(
+            OverrideKind::Vserver,
+            "c",
+            OverrideState::Disabled,
+            &root(),
+            t0(),
+        )
+        .unwrap();
+    assert!(msg.contains("applies when it appears"), "{msg}");
+    let with_c = TWO_VSERVERS_SHARING_A_BACKEND.to_owned()
+        + r#"vserver < name: "c" rp: "x" entry_address < fqdn: "c." ipv4: "10.1.0.3/32" >
+               vserver_entry < protocol: TCP port: 80 mode: NAT >
+               backend < host < fqdn: "b3." ipv4: "10.2.0.3/24" > > >"#;
+    e.reload(loaded(&with_c), t0());
+    let (views, d) = e.evaluate();
+    assert!(!views.iter().find(|v| v.name == "c").unwrap().enabled);
+    assert!(
+        d.services
+            .iter()
+            .all(|s| s.key.vip != "10.1.0.3".parse::<std::net::IpAddr>().unwrap())
+    );
+
+    let alice = Caller {
+        trusted: false,
+        user: "alice".into(),
+        groups: vec![],
+    };
+    let mallory = Caller {
+        trusted: false,
+        user: "mallory".into(),
+        groups: vec![],
+    };
+    assert!(
+        e.set_override(
+            OverrideKind::Vserver,
+            "a",
+            OverrideState::Disabled,
+            &alice,
+            t0()
+        )
+        .is_ok()
+    );
+    assert!(matches!(
+        e.set_override(
+            OverrideKind::Vserver,
+            "b",
+            OverrideState::Disabled,
+            &alice,
+            t0()
+        ),
+        Err(OverrideError::Denied(_))
+    ));
+    assert!(matches!(
+        e.set_override(
+            OverrideKind::Destination,
+            "a/10.2.0.1:80/TCP",
+            OverrideState::Disabled,
+            &mallory,
+            t0()
+        ),
+        Err(OverrideError::Denied(_))
+    ));
+    assert!(
+        matches!(
+            e.set_override(
+                OverrideKind::Backend,
+                "b1.",
+                OverrideState::Disabled,
+                &alice,
+                t0()
+            ),
+            Err(OverrideError::Denied(_))
+        ),
+        "backend overrides span vservers: trusted callers only"
+    );
+    // "enabled" forces a config-disabled vserver up.
+    let disabled_a = TWO_VSERVERS_SHARING_A_BACKEND.replace(
+        r#"fqdn: "a." ipv4: "10.1.0.1/32" >"#,
+        r#"fqdn: "a." ipv4: "10.1.0.1/32" status: DISABLED >"#,
+    );
+    e.reload(loaded(&disabled_a), t0());
+    e.set_override(
+        OverrideKind::Vserver,
+        "a",
+        OverrideState::Enabled,
+        &root(),
+        t0(),
+    )
+    .unwrap();
+    assert!(e.evaluate().0[0].enabled);
 }

@@ -25,7 +25,7 @@ pub enum Change {
     UpdateService(Service),
     /// Add a destination.
     AddDest(ServiceKey, Dest),
-    /// Change a destination's weight.
+    /// Change a destination's weight, group or backup flag (in place).
     UpdateDest(ServiceKey, Dest),
 }
 
@@ -114,7 +114,7 @@ pub fn diff(current: &[Service], desired: &[Service]) -> Vec<Change> {
                 for d in &w.dests {
                     match c.dests.iter().find(|x| x.addr == d.addr) {
                         None => out.push(Change::AddDest(*k, *d)),
-                        Some(x) if x.weight != d.weight => out.push(Change::UpdateDest(*k, *d)),
+                        Some(x) if x != d => out.push(Change::UpdateDest(*k, *d)),
                         Some(_) => {}
                     }
                 }

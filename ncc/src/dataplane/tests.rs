@@ -18,11 +18,9 @@ fn svc(port: u16, dests: &[(u8, u32)]) -> Service {
         persistence: 0,
         dests: dests
             .iter()
-            .map(|(last, w)| Dest {
-                addr: format!("10.2.0.{last}:80").parse().unwrap(),
-                weight: *w,
-            })
+            .map(|(last, w)| Dest::new(format!("10.2.0.{last}:80").parse().unwrap(), *w))
             .collect(),
+        opts: crate::model::ServiceOpts::default(),
     }
 }
 
