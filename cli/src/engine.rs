@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use seesaw_proto::engine as pb;
 use seesaw_proto::engine::engine_client::EngineClient;
+
+use crate::tree::{OverrideKind, OverrideSet};
 use tonic::transport::Channel;
 
 /// How long one engine call may take; the engine answers from memory, so this is generous.
@@ -44,6 +46,18 @@ pub trait EngineLink {
     /// `ConfigReload`.
     fn config_reload(&mut self)
     -> impl Future<Output = Result<pb::ConfigReloadReply, EngineError>>;
+    /// `OverrideVserver` / `OverrideBackend` / `OverrideDestination`: the engine's message.
+    fn set_override(
+        &mut self,
+        kind: OverrideKind,
+        target: &str,
+        state: OverrideSet,
+    ) -> impl Future<Output = Result<String, EngineError>>;
+    /// `ConfigSource`: (current, previous); an empty `source` only reads.
+    fn config_source(
+        &mut self,
+        source: &str,
+    ) -> impl Future<Output = Result<(String, String), EngineError>>;
 }
 
 // === impl GrpcEngine ===
@@ -117,6 +131,45 @@ impl EngineLink for GrpcEngine {
             Err(s) => Err(self.error(s)),
         }
     }
+
+    async fn set_override(
+        &mut self,
+        kind: OverrideKind,
+        target: &str,
+        state: OverrideSet,
+    ) -> Result<String, EngineError> {
+        let req = pb::OverrideRequest {
+            target: target.to_owned(),
+            state: match state {
+                OverrideSet::Default => pb::OverrideState::OverrideDefault,
+                OverrideSet::Disabled => pb::OverrideState::OverrideDisabled,
+                OverrideSet::Enabled => pb::OverrideState::OverrideEnabled,
+            } as i32,
+            acting_user: String::new(),
+        };
+        let r = match kind {
+            OverrideKind::Vserver => self.client.override_vserver(req).await,
+            OverrideKind::Backend => self.client.override_backend(req).await,
+            OverrideKind::Destination => self.client.override_destination(req).await,
+        };
+        match r {
+            Ok(r) => Ok(r.into_inner().message),
+            Err(s) => Err(self.error(s)),
+        }
+    }
+
+    async fn config_source(&mut self, source: &str) -> Result<(String, String), EngineError> {
+        let req = pb::ConfigSourceRequest {
+            source: source.to_owned(),
+        };
+        match self.client.config_source(req).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                Ok((r.source, r.previous))
+            }
+            Err(s) => Err(self.error(s)),
+        }
+    }
 }
 
 /// The deepest error in the status's source chain (the OS error when connecting fails), or the
@@ -147,6 +200,10 @@ pub struct FakeEngine {
     pub reloads: u32,
     /// When set, every call fails as if the socket were missing.
     pub down: bool,
+    /// Every override set, in order.
+    pub overrides: Vec<(OverrideKind, String, OverrideSet)>,
+    /// The config source.
+    pub source: String,
 }
 
 #[cfg(test)]
@@ -211,6 +268,30 @@ impl EngineLink for FakeEngine {
                 message: "configuration refused".to_owned(),
                 errors: self.config.last_reload_errors.clone(),
             })
+        }
+    }
+
+    async fn set_override(
+        &mut self,
+        kind: OverrideKind,
+        target: &str,
+        state: OverrideSet,
+    ) -> Result<String, EngineError> {
+        self.up()?;
+        self.overrides.push((kind, target.to_owned(), state));
+        Ok(format!("{kind:?} {target}: {state:?}").to_lowercase())
+    }
+
+    async fn config_source(&mut self, source: &str) -> Result<(String, String), EngineError> {
+        self.up()?;
+        let previous = self.source.clone();
+        match source {
+            "" => Ok((previous.clone(), previous)),
+            "disk" | "none" => {
+                self.source = source.to_owned();
+                Ok((self.source.clone(), previous))
+            }
+            other => Err(EngineError::Rpc(format!("unknown config source {other:?}"))),
         }
     }
 }

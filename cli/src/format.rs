@@ -30,7 +30,15 @@ pub fn vserver_list(vservers: &[VserverView], filter: Option<&str>) -> String {
 /// `show vservers NAME` with one match: the vserver, each service and its destinations.
 pub fn vserver_detail(v: &VserverView) -> String {
     let mut status = enabled(v.enabled).to_owned();
-    if v.enabled != v.config_enabled {
+    if !v.override_state.is_empty() {
+        // Seesaw's wording: the override and the config each named.
+        let _ = write!(
+            status,
+            " (override state {}; config state {})",
+            v.override_state,
+            enabled(v.config_enabled)
+        );
+    } else if v.enabled != v.config_enabled {
         let _ = write!(status, " (config state {})", enabled(v.config_enabled));
     }
     let vips = if v.vips.is_empty() {

@@ -122,6 +122,41 @@ pub async fn execute<E: EngineLink>(
             };
             (text, reply.applied)
         }
+        Action::Override(kind, state) => {
+            // The tree marks the name optional; an override without one is incomplete.
+            let Some(target) = arg else {
+                return Ok(Step::Print {
+                    text: format!("{}\n", tree::ParseError::Incomplete),
+                    ok: false,
+                });
+            };
+            match engine.set_override(kind, target, state).await {
+                Ok(message) => (
+                    if json {
+                        to_json(&serde_json::json!({ "message": message }))
+                    } else {
+                        format!("{message}\n")
+                    },
+                    true,
+                ),
+                Err(EngineError::Rpc(why)) => (format!("Override refused: {why}\n"), false),
+                Err(e) => return Err(e),
+            }
+        }
+        Action::ConfigSource => match engine.config_source(arg.unwrap_or_default()).await {
+            Ok((now, previous)) => {
+                let text = if json {
+                    to_json(&serde_json::json!({ "source": now, "previous": previous }))
+                } else if arg.is_some() && now != previous {
+                    format!("Config source is {now} (was {previous})\n")
+                } else {
+                    format!("Config source is {now}\n")
+                };
+                (text, true)
+            }
+            Err(EngineError::Rpc(why)) => (format!("Config source refused: {why}\n"), false),
+            Err(e) => return Err(e),
+        },
     };
     Ok(Step::Print { text, ok })
 }
@@ -369,6 +404,7 @@ mod tests {
 
     use super::*;
     use crate::engine::FakeEngine;
+    use crate::tree::{OverrideKind, OverrideSet};
 
     fn vserver(name: &str, enabled: bool) -> pb::VserverStatus {
         pb::VserverStatus {
@@ -389,6 +425,47 @@ mod tests {
             ],
             ..Default::default()
         }
+    }
+
+    #[tokio::test]
+    async fn overrides_and_config_source_reach_the_engine() {
+        let mut e = fake();
+        assert_eq!(
+            printed(text(&mut e, "ov ba st dis b1.example.com.").await),
+            "backend b1.example.com.: disabled\n"
+        );
+        assert_eq!(
+            printed(text(&mut e, "override vserver state enabled web").await),
+            "vserver web: enabled\n"
+        );
+        assert_eq!(
+            e.overrides,
+            [
+                (
+                    OverrideKind::Backend,
+                    "b1.example.com.".to_owned(),
+                    OverrideSet::Disabled
+                ),
+                (
+                    OverrideKind::Vserver,
+                    "web".to_owned(),
+                    OverrideSet::Enabled
+                ),
+            ]
+        );
+        match text(&mut e, "override destination state default").await {
+            Ok(Step::Print { text, ok: false }) => assert_eq!(text, "Incomplete command.\n"),
+            other => panic!("{other:?}"),
+        }
+        e.source = "disk".into();
+        assert_eq!(
+            printed(text(&mut e, "config source none").await),
+            "Config source is none (was disk)\n"
+        );
+        assert_eq!(
+            printed(text(&mut e, "config source").await),
+            "Config source is none\n"
+        );
     }
 
     async fn text(engine: &mut FakeEngine, line: &str) -> Result<Step, EngineError> {

@@ -21,6 +21,32 @@ pub enum Action {
     Help,
     /// `exit` and `quit`.
     Exit,
+    /// `override vserver|backend|destination state default|disabled|enabled <name>`.
+    Override(OverrideKind, OverrideSet),
+    /// `config source [disk|none]`.
+    ConfigSource,
+}
+
+/// What an override names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverrideKind {
+    /// A vserver by name.
+    Vserver,
+    /// A backend host by hostname, in every vserver.
+    Backend,
+    /// One destination, `<vserver>/<ip>:<port>/<proto>`.
+    Destination,
+}
+
+/// The state an override sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverrideSet {
+    /// Follow the configuration again.
+    Default,
+    /// Force disabled.
+    Disabled,
+    /// Force enabled.
+    Enabled,
 }
 
 /// An optional free-form argument after a command word (e.g. a vserver name).
@@ -68,6 +94,57 @@ const fn command(word: &'static str, help: &'static str, action: Action) -> Node
     }
 }
 
+const fn with_arg(
+    word: &'static str,
+    help: &'static str,
+    action: Action,
+    name: &'static str,
+    arg_help: &'static str,
+) -> Node {
+    Node {
+        word,
+        help,
+        children: &[],
+        action: Some(action),
+        arg: Some(ArgSpec {
+            name,
+            help: arg_help,
+        }),
+    }
+}
+
+macro_rules! override_states {
+    ($kind:expr, $name:expr, $arg_help:expr) => {
+        &[group(
+            "state",
+            "Set the override state",
+            &[
+                with_arg(
+                    "default",
+                    "Follow the configuration",
+                    Action::Override($kind, OverrideSet::Default),
+                    $name,
+                    $arg_help,
+                ),
+                with_arg(
+                    "disabled",
+                    "Force disabled",
+                    Action::Override($kind, OverrideSet::Disabled),
+                    $name,
+                    $arg_help,
+                ),
+                with_arg(
+                    "enabled",
+                    "Force enabled",
+                    Action::Override($kind, OverrideSet::Enabled),
+                    $name,
+                    $arg_help,
+                ),
+            ],
+        )]
+    };
+}
+
 /// The shell's commands. Order is the order `?` and Tab list them.
 pub static COMMANDS: &[Node] = &[
     group(
@@ -79,6 +156,13 @@ pub static COMMANDS: &[Node] = &[
                 "Reload the cluster configuration",
                 Action::ConfigReload,
             ),
+            with_arg(
+                "source",
+                "Show or set the configuration source",
+                Action::ConfigSource,
+                "disk|none",
+                "The new source (omit to show the current one)",
+            ),
             command(
                 "status",
                 "Show the configuration status",
@@ -88,6 +172,31 @@ pub static COMMANDS: &[Node] = &[
     ),
     command("exit", "Leave the shell", Action::Exit),
     command("help", "Explain how to get help", Action::Help),
+    group(
+        "override",
+        "Override the configuration",
+        &[
+            group(
+                "backend",
+                "Override a backend in every vserver",
+                override_states!(OverrideKind::Backend, "hostname", "The backend's hostname"),
+            ),
+            group(
+                "destination",
+                "Override one destination",
+                override_states!(
+                    OverrideKind::Destination,
+                    "destination",
+                    "<vserver>/<ip>:<port>/<proto>, as `show vservers` names it"
+                ),
+            ),
+            group(
+                "vserver",
+                "Override a vserver",
+                override_states!(OverrideKind::Vserver, "vserver", "The vserver's name"),
+            ),
+        ],
+    ),
     command("quit", "Leave the shell", Action::Exit),
     group(
         "show",
@@ -343,7 +452,18 @@ mod tests {
             Ok((Action::ShowVservers, Some("web@demo".to_owned())))
         );
         assert_eq!(run("conf rel"), Ok((Action::ConfigReload, None)));
-        assert_eq!(run("c s"), Ok((Action::ConfigStatus, None)));
+        assert_eq!(run("c st"), Ok((Action::ConfigStatus, None)));
+        assert_eq!(
+            run("c so disk"),
+            Ok((Action::ConfigSource, Some("disk".to_owned())))
+        );
+        assert_eq!(
+            run("ov dest st en web@demo/127.0.0.2:80/TCP"),
+            Ok((
+                Action::Override(OverrideKind::Destination, OverrideSet::Enabled),
+                Some("web@demo/127.0.0.2:80/TCP".to_owned())
+            ))
+        );
         assert_eq!(run("show ha"), Ok((Action::ShowHa, None)));
         assert_eq!(run("sh n"), Ok((Action::ShowNodes, None)));
         assert_eq!(run("sh w"), Ok((Action::ShowWarnings, None)));
@@ -423,7 +543,7 @@ mod tests {
     fn question_mark_lists_next_words_anywhere() {
         assert_eq!(
             help_words(COMMANDS, "?"),
-            ["config", "exit", "help", "quit", "show"]
+            ["config", "exit", "help", "override", "quit", "show"]
         );
         assert_eq!(
             help_words(COMMANDS, "show ?"),
@@ -439,7 +559,10 @@ mod tests {
             ["stats", "status", "stat"]
         );
         // Words after the `?` are ignored; a bad word before it is still an error.
-        assert_eq!(help_words(COMMANDS, "config ? junk"), ["reload", "status"]);
+        assert_eq!(
+            help_words(COMMANDS, "config ? junk"),
+            ["reload", "source", "status"]
+        );
         assert_eq!(
             parse(COMMANDS, "bogus ?"),
             Err(ParseError::Unknown("bogus".into()))
@@ -457,7 +580,10 @@ mod tests {
     fn completion_walks_the_same_tree() {
         assert_eq!(
             complete(COMMANDS, ""),
-            (0, vec!["config", "exit", "help", "quit", "show"])
+            (
+                0,
+                vec!["config", "exit", "help", "override", "quit", "show"]
+            )
         );
         assert_eq!(complete(COMMANDS, "s"), (0, vec!["show"]));
         assert_eq!(

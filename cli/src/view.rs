@@ -109,6 +109,8 @@ pub struct VserverView {
     pub enabled: bool,
     /// State the config asks for.
     pub config_enabled: bool,
+    /// `enabled` or `disabled` when an override applies, else empty.
+    pub override_state: String,
     /// VIP addresses.
     pub vips: Vec<String>,
     /// Services.
@@ -284,6 +286,7 @@ impl From<pb::VserverStatus> for VserverView {
             hostname: v.hostname,
             enabled: v.enabled,
             config_enabled: v.config_enabled,
+            override_state: v.override_state,
             vips: v.vips,
             services: v.services.into_iter().map(ServiceView::from).collect(),
             warnings: v.warnings,

@@ -48,9 +48,9 @@ pub enum LinkError {
 pub trait EngineLink: Send {
     /// The HA part of the running cluster config.
     fn ha_config(&mut self) -> impl Future<Output = Result<HaConfig, LinkError>> + Send;
-    /// Reports the node's status.
+    /// Reports the node's status; `Ok(true)` means the operator asked for a failover.
     fn ha_update(&mut self, report: HaReport)
-    -> impl Future<Output = Result<(), LinkError>> + Send;
+    -> impl Future<Output = Result<bool, LinkError>> + Send;
 }
 
 /// [`EngineLink`] over the engine's gRPC API.
@@ -82,12 +82,13 @@ impl EngineLink for GrpcEngineLink {
         Ok(config_from_proto(reply.into_inner()))
     }
 
-    async fn ha_update(&mut self, report: HaReport) -> Result<(), LinkError> {
-        self.client
+    async fn ha_update(&mut self, report: HaReport) -> Result<bool, LinkError> {
+        let reply = self
+            .client
             .ha_update(report_to_proto(report))
             .await
             .map_err(|s| rpc_error("HaUpdate", &s))?;
-        Ok(())
+        Ok(reply.into_inner().failover)
     }
 }
 
@@ -108,6 +109,13 @@ fn config_from_proto(c: pb::HaConfig) -> HaConfig {
         remote_addr: (!remote.is_empty()).then(|| remote.to_owned()),
         priority: c.priority,
         vrid: c.vrid,
+        // 0 is an engine that predates the field: Seesaw's default.
+        advert_interval: if c.advert_interval_ms == 0 {
+            crate::node::DEFAULT_ADVERT_INTERVAL
+        } else {
+            Duration::from_millis(u64::from(c.advert_interval_ms))
+        },
+        preempt: c.preempt,
     }
 }
 
@@ -135,13 +143,18 @@ mod tests {
             remote_addr: "  ".into(),
             priority: 100,
             vrid: 60,
+            advert_interval_ms: 100,
+            preempt: true,
         });
         assert_eq!(c.remote_addr, None);
+        assert_eq!(c.advert_interval, Duration::from_millis(100));
+        assert!(c.preempt);
         let c = config_from_proto(pb::HaConfig {
             remote_addr: "192.0.2.2".into(),
             ..Default::default()
         });
         assert_eq!(c.remote_addr.as_deref(), Some("192.0.2.2"));
+        assert_eq!(c.advert_interval, crate::node::DEFAULT_ADVERT_INTERVAL);
     }
 
     #[test]

@@ -1,18 +1,34 @@
 //! The HA node as a sans-io state machine: events in, actions out, time injected.
 //!
-//! This build knows one real mode, **single-node**: a node whose HA config names no peer is the
-//! leader for as long as HA is enabled, permanently (there is nobody to hand over to). A config that
-//! names a peer needs the advertisement protocol, which this build does not have yet; such a node
-//! stays BACKUP and says so in the log, so an operator is never left guessing why no VIP comes up.
+//! Two modes, chosen by the config the engine hands out:
 //!
-//! The node also owns the schedule of its two conversations with the engine: when to (re-)fetch the
-//! HA config and when to push the status. The runtime only sleeps until [`Node::next_deadline`] and
+//! - **single-node** (no peer): the node is LEADER while HA is enabled, permanently — there is
+//!   nobody to hand over to, and no adverts are sent;
+//! - **peer** (a peer address): Seesaw's VRRP-style protocol (reference §3.3, RFC 5798 §6.4).
+//!   The node starts BACKUP and becomes LEADER when no advert arrived for the master-down interval
+//!   `3 × interval + (256 − priority) × interval / 256` (the interval taken from the master's
+//!   adverts), at once on a priority-0 advert, or — with preemption — on an advert of lower
+//!   priority. A LEADER advertises every interval and steps down on a higher-priority advert, or
+//!   on an equal one from a higher address (the RFC tiebreak Seesaw lacks, so a healed partition
+//!   always converges); it answers a lower one with an advert at once. On shutdown, on a
+//!   `failover` request, when the engine stops answering, or when HA is reconfigured, a LEADER
+//!   steps down and sends one priority-0 advert so the peer takes over without waiting.
+//!
+//! Failover ordering: the node first reports BACKUP to the engine (which takes the VIPs down) and
+//! sends the priority-0 advert only once that report was delivered (or one advert interval later
+//! if it is not), so the two nodes are never both LEADER during a handover.
+//!
+//! The node also owns the schedule of its conversations with the engine: when to (re-)fetch the
+//! HA config and when to push the status. The runtime sleeps until [`Node::next_deadline`] and
 //! executes the returned [`Action`]s, reporting their outcome back as events.
 
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::advert::{Advert, Received};
 
 /// The HA state, as the engine API spells it (`HaStatus.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,7 +39,7 @@ pub enum State {
     Backup,
     /// HA is switched off in the config.
     Disabled,
-    /// The node cannot take part in HA (not entered by this build; kept for the engine's vocabulary).
+    /// The node cannot take part in HA (bad addresses, no advert socket); retried.
     Error,
     /// The leader: the engine brings the VIPs up.
     Leader,
@@ -62,7 +78,7 @@ impl fmt::Display for State {
 }
 
 /// The HA part of the cluster config, as the engine hands it out (domain form of `HaConfig`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HaConfig {
     /// Whether HA runs at all.
     pub enabled: bool,
@@ -70,10 +86,100 @@ pub struct HaConfig {
     pub local_addr: String,
     /// The peer's address; `None` means no peer is configured (single-node mode).
     pub remote_addr: Option<String>,
-    /// Advertisement priority (used by the peer protocol, later).
+    /// Advertisement priority (1..=255; 0 is reserved for "giving up" and read as 1).
     pub priority: u32,
-    /// Virtual router id (used by the peer protocol, later).
+    /// Virtual router id (1..=255).
     pub vrid: u32,
+    /// Advertisement interval (10 ms .. 40.95 s).
+    pub advert_interval: Duration,
+    /// Whether a backup takes over from a lower-priority master.
+    pub preempt: bool,
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            local_addr: String::new(),
+            remote_addr: None,
+            priority: 0,
+            vrid: 0,
+            advert_interval: DEFAULT_ADVERT_INTERVAL,
+            preempt: false,
+        }
+    }
+}
+
+/// Seesaw's advert interval.
+pub const DEFAULT_ADVERT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The protocol parameters of peer mode, derived from a valid [`HaConfig`]; what the transport
+/// is opened with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peering {
+    /// Source of our adverts; adverts from it are dropped.
+    pub local: Ipv4Addr,
+    /// Destination of our adverts (unicast) and the only accepted source.
+    pub peer: Ipv4Addr,
+    /// Virtual router id.
+    pub vrid: u8,
+    /// Our priority (1..=255).
+    pub priority: u8,
+    /// Our advert interval.
+    pub interval: Duration,
+    /// Preemption.
+    pub preempt: bool,
+}
+
+impl Peering {
+    /// The peering a config asks for, or why it cannot be run.
+    pub fn from_config(c: &HaConfig) -> Result<Option<Self>, String> {
+        let Some(remote) = &c.remote_addr else {
+            return Ok(None);
+        };
+        let local: Ipv4Addr = c
+            .local_addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("local address {:?} is not an IPv4 address", c.local_addr))?;
+        let peer: Ipv4Addr = remote
+            .trim()
+            .parse()
+            .map_err(|_| format!("peer address {remote:?} is not an IPv4 address"))?;
+        if local == peer {
+            return Err(format!("peer address {peer} is this node's own address"));
+        }
+        let vrid = u8::try_from(c.vrid)
+            .ok()
+            .filter(|v| *v >= 1)
+            .ok_or_else(|| format!("vrid {} is outside 1..255", c.vrid))?;
+        let priority = u8::try_from(c.priority.clamp(1, 255)).unwrap_or(255);
+        // The wire carries centiseconds: round like the encoder so both sides agree.
+        let interval = Advert::new(vrid, priority, c.advert_interval).interval();
+        Ok(Some(Self {
+            local,
+            peer,
+            vrid,
+            priority,
+            interval,
+            preempt: c.preempt,
+        }))
+    }
+
+    /// Our advert at `priority`.
+    pub fn advert(&self, priority: u8) -> Advert {
+        Advert::new(self.vrid, priority, self.interval)
+    }
+
+    /// RFC 5798's master-down interval for a master advertising every `interval`, with our skew.
+    pub fn master_down(&self, interval: Duration) -> Duration {
+        interval * 3 + interval * (256 - u32::from(self.priority)) / 256
+    }
+
+    /// The skew alone: how long a backup waits after a priority-0 advert it cannot act on.
+    fn skew(&self) -> Duration {
+        self.interval * (256 - u32::from(self.priority)) / 256
+    }
 }
 
 /// What can happen to the node.
@@ -85,6 +191,17 @@ pub enum Event {
     Tick,
     /// A call to the engine failed (fetch or push).
     EngineUnreachable,
+    /// A status push was delivered; `failover` is the engine asking the LEADER to hand over.
+    PushDelivered {
+        /// The operator asked for a failover.
+        failover: bool,
+    },
+    /// The advert transport asked for by [`Action::OpenTransport`] is open.
+    TransportReady,
+    /// Opening the transport failed, or it broke; the node retries after the retry interval.
+    TransportFailed,
+    /// A valid advert from the peer (the transport applies every receive check).
+    Advert(Received),
     /// The process is stopping.
     Shutdown,
 }
@@ -95,8 +212,14 @@ pub enum Action {
     /// Ask the engine for the HA config; report the result as `ConfigReceived` or
     /// `EngineUnreachable`.
     FetchConfig,
-    /// Tell the engine this status; report a failure as `EngineUnreachable`.
+    /// Tell the engine this status; report the outcome as `PushDelivered` or `EngineUnreachable`.
     PushStatus(Status),
+    /// Open (or re-open) the advert transport; report `TransportReady` or `TransportFailed`.
+    OpenTransport(Peering),
+    /// Close the advert transport.
+    CloseTransport,
+    /// Send this advert to the peer now.
+    SendAdvert(Advert),
 }
 
 /// A snapshot of the node, for the engine.
@@ -108,21 +231,26 @@ pub struct Status {
     pub since: Instant,
     /// How many transitions happened since the process started.
     pub transitions: u64,
-    /// Advertisements sent (always 0 until the peer protocol exists).
+    /// Advertisements sent.
     pub adverts_sent: u64,
-    /// Advertisements received (always 0 until the peer protocol exists).
+    /// Valid advertisements received from the peer.
     pub adverts_received: u64,
 }
 
-/// How often the node talks to the engine.
+/// How often the node talks to the engine, and how patient it is with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timers {
     /// Re-fetch the config this often once it is known, to follow config reloads.
     pub fetch_interval: Duration,
-    /// Retry this often while the engine does not answer (forever: the watchdog may be restarting it).
+    /// Retry this often while the engine does not answer (forever: the watchdog may be restarting
+    /// it), and re-open a failed transport this often.
     pub retry_interval: Duration,
-    /// Push the status this often even without a transition, so a restarted engine learns it soon.
+    /// Push the status this often even without a transition, so a restarted engine learns it soon
+    /// and a `failover` request is seen within this time.
     pub push_interval: Duration,
+    /// In peer mode, this many consecutive failed engine calls make a LEADER step down (an engine
+    /// that is dead or stuck cannot serve the VIPs) and keep a BACKUP from taking over.
+    pub engine_fail_limit: u32,
 }
 
 impl Default for Timers {
@@ -131,8 +259,27 @@ impl Default for Timers {
             fetch_interval: Duration::from_secs(15),
             retry_interval: Duration::from_secs(1),
             push_interval: Duration::from_secs(1),
+            engine_fail_limit: 3,
         }
     }
+}
+
+/// The peer-mode protocol state.
+#[derive(Debug, Clone, Copy)]
+struct Proto {
+    peering: Peering,
+    transport_ready: bool,
+    /// When to retry opening a failed transport.
+    reopen_at: Option<Instant>,
+    /// BACKUP: when the master is declared down.
+    master_down_at: Option<Instant>,
+    /// LEADER: when the next advert is due.
+    next_advert: Option<Instant>,
+    /// A handover (failover) waits for the BACKUP report to be delivered before the priority-0
+    /// advert goes out; this is the deadline after which it goes out anyway.
+    handover_deadline: Option<Instant>,
+    /// After a failover this node does not preempt until it has been LEADER again.
+    preempt_suppressed: bool,
 }
 
 /// The HA state machine.
@@ -146,11 +293,11 @@ pub struct Node {
     adverts_received: u64,
     /// The last config the engine gave us; `None` until the first successful fetch.
     config: Option<HaConfig>,
-    /// False after a failed call until the next successful fetch; only used to log edges, not every
-    /// failed retry.
-    engine_reachable: bool,
+    /// Consecutive failed engine calls.
+    engine_failures: u32,
     next_fetch: Instant,
     next_push: Instant,
+    proto: Option<Proto>,
 }
 
 // === impl Node ===
@@ -167,35 +314,51 @@ impl Node {
             adverts_sent: 0,
             adverts_received: 0,
             config: None,
-            engine_reachable: true,
+            engine_failures: 0,
             next_fetch: now,
             next_push: now + timers.push_interval,
+            proto: None,
         }
     }
 
     /// Feeds one event; returns what to do, in order.
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
         if self.state == State::Shutdown {
-            // Terminal: a late fetch result or tick after shutdown changes nothing.
+            // Terminal: a late fetch result, advert or tick after shutdown changes nothing.
             return Vec::new();
         }
         match event {
             Event::ConfigReceived(config) => self.on_config(config, now),
             Event::Tick => self.on_tick(now),
-            Event::EngineUnreachable => {
-                self.engine_reachable = false;
-                // Retry soon even if the failure was a push: a restarted engine may hold a new
-                // config, and we want to know it within a retry interval.
-                self.next_fetch = self.next_fetch.min(now + self.timers.retry_interval);
-                Vec::new()
-            }
-            Event::Shutdown => self.transition(State::Shutdown, now),
+            Event::EngineUnreachable => self.on_engine_failure(now),
+            Event::PushDelivered { failover } => self.on_push_delivered(failover, now),
+            Event::TransportReady => self.on_transport(true, now),
+            Event::TransportFailed => self.on_transport(false, now),
+            Event::Advert(r) => self.on_advert(r, now),
+            Event::Shutdown => self.on_shutdown(now),
         }
     }
 
     /// When the node next wants a `Tick`; `None` once shut down.
     pub fn next_deadline(&self) -> Option<Instant> {
-        (self.state != State::Shutdown).then(|| self.next_fetch.min(self.next_push))
+        if self.state == State::Shutdown {
+            return None;
+        }
+        let mut t = self.next_fetch.min(self.next_push);
+        if let Some(p) = &self.proto {
+            for d in [
+                p.reopen_at,
+                p.master_down_at,
+                p.next_advert,
+                p.handover_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                t = t.min(d);
+            }
+        }
+        Some(t)
     }
 
     /// The current status.
@@ -216,44 +379,317 @@ impl Node {
 
     /// Whether the last call to the engine succeeded (true before the first call).
     pub fn engine_reachable(&self) -> bool {
-        self.engine_reachable
+        self.engine_failures == 0
+    }
+
+    /// The running peering, in peer mode.
+    pub fn peering(&self) -> Option<Peering> {
+        self.proto.map(|p| p.peering)
+    }
+
+    /// Whether this node may become LEADER now (peer mode).
+    fn eligible(&self) -> bool {
+        self.engine_failures < self.timers.engine_fail_limit
+            && self.proto.is_some_and(|p| p.transport_ready)
     }
 
     fn on_config(&mut self, config: HaConfig, now: Instant) -> Vec<Action> {
-        if !self.engine_reachable {
-            tracing::info!("engine reachable again");
-            self.engine_reachable = true;
-        }
+        self.engine_answered(now);
+        let mut actions = Vec::new();
         self.next_fetch = now + self.timers.fetch_interval;
-        if self.config.as_ref() != Some(&config) {
-            tracing::info!(
-                enabled = config.enabled,
-                local = %config.local_addr,
-                remote = config.remote_addr.as_deref().unwrap_or("none"),
-                priority = config.priority,
-                vrid = config.vrid,
-                "ha config"
-            );
-            if let (true, Some(remote)) = (config.enabled, &config.remote_addr) {
-                // Logged once per config change rather than on every re-fetch.
-                tracing::warn!(
-                    peer = %remote,
-                    "a peer is configured but the peer protocol is not available in this build; \
-                     this node stays BACKUP (remove the peer to run single-node as LEADER)"
-                );
+        if self.config.as_ref() == Some(&config) {
+            return actions;
+        }
+        tracing::info!(
+            enabled = config.enabled,
+            local = %config.local_addr,
+            remote = config.remote_addr.as_deref().unwrap_or("none"),
+            priority = config.priority,
+            vrid = config.vrid,
+            interval_ms = config.advert_interval.as_millis(),
+            preempt = config.preempt,
+            "ha config"
+        );
+        let peering = if config.enabled {
+            Peering::from_config(&config)
+        } else {
+            Ok(None)
+        };
+        self.config = Some(config.clone());
+        let old = self.proto.map(|p| p.peering);
+        match peering {
+            Ok(Some(p)) if old == Some(p) => {}
+            Ok(Some(p)) => {
+                // New or changed peering: give up mastership on the old one, then start over as
+                // BACKUP on the new one.
+                actions.extend(self.leave_peering(now));
+                actions.extend(self.transition(State::Backup, now));
+                self.proto = Some(Proto {
+                    peering: p,
+                    transport_ready: false,
+                    reopen_at: None,
+                    master_down_at: None,
+                    next_advert: None,
+                    handover_deadline: None,
+                    preempt_suppressed: false,
+                });
+                actions.push(Action::OpenTransport(p));
+            }
+            Ok(None) => {
+                actions.extend(self.leave_peering(now));
+                let target = if config.enabled {
+                    State::Leader
+                } else {
+                    State::Disabled
+                };
+                actions.extend(self.transition(target, now));
+            }
+            Err(why) => {
+                tracing::error!(error = %why, "ha config cannot be run; this node stays out of HA");
+                actions.extend(self.leave_peering(now));
+                actions.extend(self.transition(State::Error, now));
             }
         }
-        let target = match (&config.enabled, &config.remote_addr) {
-            (false, _) => State::Disabled,
-            (true, None) => State::Leader,
-            (true, Some(_)) => State::Backup,
+        actions
+    }
+
+    /// Ends peer mode: a LEADER sends its priority-0 advert first, then the transport closes.
+    fn leave_peering(&mut self, now: Instant) -> Vec<Action> {
+        let Some(p) = self.proto.take() else {
+            return Vec::new();
         };
-        self.config = Some(config);
-        self.transition(target, now)
+        let mut actions = Vec::new();
+        if self.state == State::Leader && p.transport_ready {
+            actions.extend(self.transition(State::Backup, now));
+            actions.push(self.advert(p.peering.advert(0)));
+        }
+        actions.push(Action::CloseTransport);
+        actions
+    }
+
+    /// A call to the engine succeeded. A BACKUP that was ineligible because of the engine becomes
+    /// eligible again and waits a full master-down interval for a master before taking over.
+    fn engine_answered(&mut self, now: Instant) {
+        if self.engine_failures > 0 {
+            tracing::info!("engine reachable again");
+        }
+        let was_eligible = self.eligible();
+        self.engine_failures = 0;
+        if !was_eligible
+            && self.eligible()
+            && self.state == State::Backup
+            && let Some(p) = &mut self.proto
+            && p.master_down_at.is_none()
+        {
+            p.master_down_at = Some(now + p.peering.master_down(p.peering.interval));
+        }
+    }
+
+    fn on_engine_failure(&mut self, now: Instant) -> Vec<Action> {
+        if self.engine_failures == 0 {
+            tracing::warn!("engine unreachable; retrying every {:?}", self.timers.retry_interval);
+        }
+        self.engine_failures = self.engine_failures.saturating_add(1);
+        // Retry soon even if the failure was a push: a restarted engine may hold a new config,
+        // and we want to know it within a retry interval.
+        self.next_fetch = self.next_fetch.min(now + self.timers.retry_interval);
+        let mut actions = Vec::new();
+        if self.engine_failures == self.timers.engine_fail_limit && self.proto.is_some() {
+            if self.state == State::Leader {
+                tracing::warn!(
+                    failures = self.engine_failures,
+                    "the engine does not answer: giving up mastership"
+                );
+                actions.extend(self.step_down_with_handover(now, false));
+            }
+            if let Some(p) = &mut self.proto {
+                p.master_down_at = None;
+            }
+        }
+        actions
+    }
+
+    fn on_push_delivered(&mut self, failover: bool, now: Instant) -> Vec<Action> {
+        self.engine_answered(now);
+        let mut actions = Vec::new();
+        // A delivered push completes a pending handover: the engine knows we are BACKUP.
+        if let Some(p) = &mut self.proto
+            && p.handover_deadline.take().is_some()
+        {
+            let advert = p.peering.advert(0);
+            actions.push(self.advert(advert));
+        }
+        if failover {
+            match (self.state, self.proto.is_some()) {
+                (State::Leader, true) => {
+                    tracing::info!("failover requested: handing mastership to the peer");
+                    actions.extend(self.step_down_with_handover(now, true));
+                }
+                (state, _) => {
+                    tracing::info!(%state, "failover requested but this node is not a peered LEADER; ignored");
+                }
+            }
+        }
+        actions
+    }
+
+    /// LEADER → BACKUP; the priority-0 advert follows once the engine has the BACKUP report.
+    fn step_down_with_handover(&mut self, now: Instant, suppress_preempt: bool) -> Vec<Action> {
+        let actions = self.transition(State::Backup, now);
+        if let Some(p) = &mut self.proto {
+            p.next_advert = None;
+            p.master_down_at = Some(now + p.peering.master_down(p.peering.interval));
+            p.handover_deadline = Some(now + p.peering.interval);
+            p.preempt_suppressed |= suppress_preempt;
+        }
+        actions
+    }
+
+    fn on_transport(&mut self, ok: bool, now: Instant) -> Vec<Action> {
+        let retry = self.timers.retry_interval;
+        let Some(p) = &mut self.proto else {
+            return Vec::new();
+        };
+        if ok {
+            p.transport_ready = true;
+            p.reopen_at = None;
+            p.master_down_at = Some(now + p.peering.master_down(p.peering.interval));
+            return self.transition(State::Backup, now);
+        }
+        let was_ready = p.transport_ready;
+        p.transport_ready = false;
+        p.reopen_at = Some(now + retry);
+        p.master_down_at = None;
+        p.next_advert = None;
+        if was_ready {
+            tracing::warn!("advert transport failed; re-opening");
+        }
+        self.transition(State::Error, now)
+    }
+
+    fn on_advert(&mut self, r: Received, now: Instant) -> Vec<Action> {
+        self.adverts_received += 1;
+        let eligible = self.eligible();
+        let Some(p) = &mut self.proto else {
+            return Vec::new();
+        };
+        let ours = p.peering.priority;
+        let theirs = r.advert.priority;
+        match self.state {
+            State::Leader => {
+                let yields = theirs > ours || (theirs == ours && r.src > p.peering.local);
+                if theirs != 0 && yields {
+                    tracing::info!(peer = %r.src, priority = theirs, "higher-priority master seen");
+                    p.next_advert = None;
+                    p.master_down_at = Some(now + p.peering.master_down(r.advert.interval()));
+                    self.transition(State::Backup, now)
+                } else {
+                    // A peer giving up, or a lower master: assert mastership at once.
+                    let advert = p.peering.advert(ours);
+                    p.next_advert = Some(now + p.peering.interval);
+                    vec![self.advert(advert)]
+                }
+            }
+            State::Backup => {
+                let preempts = p.peering.preempt && !p.preempt_suppressed && theirs < ours;
+                if (theirs == 0 || preempts) && eligible && p.handover_deadline.is_none() {
+                    if theirs == 0 {
+                        tracing::info!(peer = %r.src, "master gave up: taking over");
+                    } else {
+                        tracing::info!(peer = %r.src, priority = theirs, "preempting a lower-priority master");
+                    }
+                    self.become_leader(now)
+                } else {
+                    p.master_down_at = Some(
+                        now + if theirs == 0 {
+                            p.peering.skew()
+                        } else {
+                            p.peering.master_down(r.advert.interval())
+                        },
+                    );
+                    Vec::new()
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn become_leader(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions = self.transition(State::Leader, now);
+        if let Some(p) = &mut self.proto {
+            p.master_down_at = None;
+            p.preempt_suppressed = false;
+            p.next_advert = Some(now + p.peering.interval);
+            let advert = p.peering.advert(p.peering.priority);
+            actions.push(self.advert(advert));
+        }
+        actions
+    }
+
+    fn advert(&mut self, advert: Advert) -> Action {
+        self.adverts_sent += 1;
+        Action::SendAdvert(advert)
+    }
+
+    fn on_shutdown(&mut self, now: Instant) -> Vec<Action> {
+        let leader = self.state == State::Leader;
+        let mut actions = self.transition(State::Shutdown, now);
+        if let Some(p) = self.proto.take()
+            && leader
+            && p.transport_ready
+        {
+            actions.push(self.advert(p.peering.advert(0)));
+        }
+        actions
     }
 
     fn on_tick(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
+        // Adverts first: they are the time-critical part.
+        if let Some(p) = &mut self.proto {
+            if let Some(at) = p.reopen_at
+                && now >= at
+            {
+                p.reopen_at = None;
+                actions.push(Action::OpenTransport(p.peering));
+            }
+            if let Some(at) = p.handover_deadline
+                && now >= at
+            {
+                // The engine did not confirm BACKUP in time; hand over anyway.
+                p.handover_deadline = None;
+                let advert = p.peering.advert(0);
+                actions.push(self.advert(advert));
+            }
+        }
+        if let Some(p) = &mut self.proto {
+            if self.state == State::Leader
+                && let Some(at) = p.next_advert
+                && now >= at
+            {
+                // Keep the cadence; after a stall, restart it from now rather than bursting.
+                let next = at + p.peering.interval;
+                p.next_advert = Some(if next > now {
+                    next
+                } else {
+                    now + p.peering.interval
+                });
+                let advert = p.peering.advert(p.peering.priority);
+                actions.push(self.advert(advert));
+            }
+        }
+        let eligible = self.eligible();
+        if let Some(p) = &mut self.proto
+            && self.state == State::Backup
+            && let Some(at) = p.master_down_at
+            && now >= at
+        {
+            p.master_down_at = None;
+            if eligible && p.handover_deadline.is_none() {
+                tracing::info!("no advert within the master-down interval: taking over");
+                actions.extend(self.become_leader(now));
+            }
+        }
         // Push before fetching: the push carries a snapshot, and a fetch may cause a transition
         // whose own push must be the last word.
         if now >= self.next_push {
@@ -283,187 +719,4 @@ impl Node {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn single(enabled: bool) -> HaConfig {
-        HaConfig {
-            enabled,
-            local_addr: "192.0.2.1".into(),
-            remote_addr: None,
-            priority: 100,
-            vrid: 60,
-        }
-    }
-
-    fn with_peer() -> HaConfig {
-        HaConfig {
-            remote_addr: Some("192.0.2.2".into()),
-            ..single(true)
-        }
-    }
-
-    fn pushed_states(actions: &[Action]) -> Vec<State> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::PushStatus(s) => Some(s.state),
-                Action::FetchConfig => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn starts_unknown_and_fetches_at_once() {
-        let t0 = Instant::now();
-        let mut node = Node::new(Timers::default(), t0);
-        assert_eq!(node.state(), State::Unknown);
-        assert_eq!(node.next_deadline(), Some(t0));
-        assert_eq!(node.handle(Event::Tick, t0), vec![Action::FetchConfig]);
-        let s = node.status();
-        assert_eq!(
-            (s.since, s.transitions, s.adverts_sent, s.adverts_received),
-            (t0, 0, 0, 0)
-        );
-    }
-
-    #[test]
-    fn enabled_without_peer_becomes_leader_and_pushes() {
-        let t0 = Instant::now();
-        let t1 = t0 + Duration::from_millis(30);
-        let mut node = Node::new(Timers::default(), t0);
-        let actions = node.handle(Event::ConfigReceived(single(true)), t1);
-        assert_eq!(
-            actions,
-            vec![Action::PushStatus(Status {
-                state: State::Leader,
-                since: t1,
-                transitions: 1,
-                adverts_sent: 0,
-                adverts_received: 0,
-            })]
-        );
-        // The same config again is not a transition.
-        assert!(
-            node.handle(Event::ConfigReceived(single(true)), t1)
-                .is_empty()
-        );
-        assert_eq!(node.status().transitions, 1);
-    }
-
-    #[test]
-    fn disabled_and_peer_configs() {
-        let t0 = Instant::now();
-        let mut node = Node::new(Timers::default(), t0);
-        assert_eq!(
-            pushed_states(&node.handle(Event::ConfigReceived(single(false)), t0)),
-            [State::Disabled]
-        );
-        assert_eq!(
-            pushed_states(&node.handle(Event::ConfigReceived(with_peer()), t0)),
-            [State::Backup]
-        );
-        assert_eq!(
-            pushed_states(&node.handle(Event::ConfigReceived(single(true)), t0)),
-            [State::Leader]
-        );
-        // Disabling a peer config is DISABLED, whatever the peer.
-        let disabled_peer = HaConfig {
-            enabled: false,
-            ..with_peer()
-        };
-        assert_eq!(
-            pushed_states(&node.handle(Event::ConfigReceived(disabled_peer), t0)),
-            [State::Disabled]
-        );
-        assert_eq!(node.status().transitions, 4);
-    }
-
-    #[test]
-    fn periodic_push_and_refetch_schedule() {
-        let t0 = Instant::now();
-        let timers = Timers::default();
-        let mut node = Node::new(timers, t0);
-        node.handle(Event::Tick, t0);
-        node.handle(Event::ConfigReceived(single(true)), t0);
-        // Nothing is due before a push interval.
-        assert_eq!(node.next_deadline(), Some(t0 + timers.push_interval));
-        assert!(
-            node.handle(Event::Tick, t0 + Duration::from_millis(999))
-                .is_empty()
-        );
-        let t1 = t0 + timers.push_interval;
-        assert_eq!(
-            pushed_states(&node.handle(Event::Tick, t1)),
-            [State::Leader]
-        );
-        // At the fetch interval both are due: the push comes first, then the fetch.
-        let t15 = t0 + timers.fetch_interval;
-        let actions = node.handle(Event::Tick, t15);
-        assert!(matches!(
-            actions.as_slice(),
-            [Action::PushStatus(_), Action::FetchConfig]
-        ));
-    }
-
-    #[test]
-    fn unreachable_engine_is_retried_every_retry_interval() {
-        let t0 = Instant::now();
-        let timers = Timers::default();
-        let mut node = Node::new(timers, t0);
-        assert_eq!(node.handle(Event::Tick, t0), vec![Action::FetchConfig]);
-        assert!(node.handle(Event::EngineUnreachable, t0).is_empty());
-        assert!(!node.engine_reachable());
-        assert_eq!(node.state(), State::Unknown);
-        let t1 = t0 + timers.retry_interval;
-        assert_eq!(node.next_deadline(), Some(t1));
-        // Push (UNKNOWN) and retry are both due.
-        let actions = node.handle(Event::Tick, t1);
-        assert!(actions.contains(&Action::FetchConfig));
-        assert_eq!(pushed_states(&actions), [State::Unknown]);
-        node.handle(Event::ConfigReceived(single(true)), t1);
-        assert!(node.engine_reachable());
-        assert_eq!(node.state(), State::Leader);
-    }
-
-    #[test]
-    fn failed_push_while_leader_keeps_state_and_brings_the_refetch_forward() {
-        let t0 = Instant::now();
-        let timers = Timers::default();
-        let mut node = Node::new(timers, t0);
-        node.handle(Event::ConfigReceived(single(true)), t0);
-        assert_eq!(node.next_deadline(), Some(t0 + timers.push_interval));
-        let t1 = t0 + timers.push_interval;
-        node.handle(Event::Tick, t1);
-        node.handle(Event::EngineUnreachable, t1);
-        // The engine going away does not take leadership away in single-node mode.
-        assert_eq!(node.state(), State::Leader);
-        let actions = node.handle(Event::Tick, t1 + timers.retry_interval);
-        assert!(actions.contains(&Action::FetchConfig));
-    }
-
-    #[test]
-    fn shutdown_is_terminal() {
-        let t0 = Instant::now();
-        let mut node = Node::new(Timers::default(), t0);
-        node.handle(Event::ConfigReceived(single(true)), t0);
-        let t1 = t0 + Duration::from_secs(3);
-        assert_eq!(
-            pushed_states(&node.handle(Event::Shutdown, t1)),
-            [State::Shutdown]
-        );
-        assert_eq!(node.status().since, t1);
-        assert_eq!(node.next_deadline(), None);
-        assert!(
-            node.handle(Event::ConfigReceived(single(true)), t1)
-                .is_empty()
-        );
-        assert!(
-            node.handle(Event::Tick, t1 + Duration::from_secs(60))
-                .is_empty()
-        );
-        assert!(node.handle(Event::Shutdown, t1).is_empty());
-        assert_eq!(node.state(), State::Shutdown);
-        assert_eq!(node.status().transitions, 2);
-    }
-}
+mod tests;

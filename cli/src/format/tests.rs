@@ -29,6 +29,7 @@ fn destination(
         total_conns: 120,
         bytes_in: 0,
         bytes_out: 0,
+        override_state: String::new(),
     }
 }
 
@@ -48,6 +49,7 @@ fn web() -> pb::VserverStatus {
         enabled: true,
         config_enabled: true,
         vips: vec!["127.0.0.1".into()],
+        override_state: String::new(),
         services: vec![pb::ServiceStatus {
             address: "127.0.0.1".into(),
             protocol: "TCP".into(),
@@ -291,7 +293,7 @@ fn help_options_are_aligned() {
     };
     assert_eq!(
         help_options(&options),
-        "  reload  Reload the cluster configuration\n  status  Show the configuration status\n"
+        "  reload  Reload the cluster configuration\n  source  Show or set the configuration source\n  status  Show the configuration status\n"
     );
 }
 

@@ -20,6 +20,7 @@ struct FakeState {
     config: HaConfig,
     unreachable: bool,
     hanging: bool,
+    failover: bool,
     fetch_attempts: u64,
     fetches: Vec<Instant>,
     reports: Vec<(Instant, HaReport)>,
@@ -48,6 +49,11 @@ impl FakeEngine {
     /// Makes every call hang forever (an engine that accepts but never answers).
     pub fn set_hanging(&self, hanging: bool) {
         self.lock().hanging = hanging;
+    }
+
+    /// Asks the node for a failover: the next delivered status report answers `failover`.
+    pub fn request_failover(&self) {
+        self.lock().failover = true;
     }
 
     /// How many config fetches were attempted, including failed ones.
@@ -97,7 +103,7 @@ impl EngineLink for FakeEngine {
         Ok(s.config.clone())
     }
 
-    async fn ha_update(&mut self, report: HaReport) -> Result<(), LinkError> {
+    async fn ha_update(&mut self, report: HaReport) -> Result<bool, LinkError> {
         let hanging = self.lock().hanging;
         if hanging {
             std::future::pending::<()>().await;
@@ -107,6 +113,6 @@ impl EngineLink for FakeEngine {
             return Err(Self::unavailable("HaUpdate"));
         }
         s.reports.push((Instant::now(), report));
-        Ok(())
+        Ok(std::mem::take(&mut s.failover))
     }
 }

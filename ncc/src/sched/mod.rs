@@ -182,7 +182,14 @@ impl Tier {
                 let weighted = algo == Algo::Wlc;
                 let cost = |p: usize| {
                     let a = u128::from(load(self.idx[p])) + 1;
-                    (a, if weighted { u128::from(self.weights[p]) } else { 1 })
+                    (
+                        a,
+                        if weighted {
+                            u128::from(self.weights[p])
+                        } else {
+                            1
+                        },
+                    )
                 };
                 // Ties go to the earliest after a rotating start, so equal loads spread.
                 let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
@@ -285,10 +292,7 @@ impl Picker {
     ) -> Option<usize> {
         self.primary
             .pick(self.algo, flow, &self.rng, load, exclude)
-            .or_else(|| {
-                self.backup
-                    .pick(self.algo, flow, &self.rng, load, exclude)
-            })
+            .or_else(|| self.backup.pick(self.algo, flow, &self.rng, load, exclude))
     }
 }
 
