@@ -149,6 +149,10 @@ pub async fn run<N: Ncc>(
     let mut plane_kind = String::from("unknown");
     let mut ticks: u64 = 0;
     let mut source = ConfigSource::Disk;
+    let (fetch_tx, mut fetch_rx) = mpsc::channel::<FetchReply>(4);
+    let mut fetch_in_flight = false;
+    let mut last_poll = tokio::time::Instant::now();
+    let mut last_converge = tokio::time::Instant::now();
     // Adopt what the plane already holds (an engine restart must not flush it). ncc starts before
     // the engine, so a short bounded wait is enough; without it the start-up gate still protects.
     for _ in 0..10 {
@@ -170,6 +174,18 @@ pub async fn run<N: Ncc>(
         tokio::select! {
             () = shutdown.cancelled() => break,
             ev = rx.recv() => match ev {
+                Some(Event::Reload(reply)) if source == ConfigSource::Server => {
+                    if fetch_in_flight {
+                        let _ = reply.send(ReloadReply {
+                            outcome: ReloadOutcome::Refused(vec!["reload request already queued".to_owned()]),
+                            changes: None,
+                        });
+                    } else {
+                        fetch_in_flight = true;
+                        last_poll = tokio::time::Instant::now();
+                        spawn_fetch(&state, &config_dir, fetch_tx.clone(), Some(reply));
+                    }
+                }
                 Some(Event::Reload(reply)) => {
                     let outcome = reload(&mut state, &config_dir, source);
                     pending = Some((Some(reply), outcome));
@@ -194,8 +210,16 @@ pub async fn run<N: Ncc>(
                                 source = s;
                                 tracing::info!(from = %previous, to = %source.as_str(), "config source changed");
                                 let _ = reply.send(Ok((source.as_str().to_owned(), previous)));
-                                let outcome = reload(&mut state, &config_dir, source);
-                                pending = Some((None, outcome));
+                                if source == ConfigSource::Server {
+                                    if !fetch_in_flight {
+                                        fetch_in_flight = true;
+                                        last_poll = tokio::time::Instant::now();
+                                        spawn_fetch(&state, &config_dir, fetch_tx.clone(), None);
+                                    }
+                                } else {
+                                    let outcome = reload(&mut state, &config_dir, source);
+                                    pending = Some((None, outcome));
+                                }
                             }
                             Err(e) => {
                                 let _ = reply.send(Err(e));
@@ -205,8 +229,25 @@ pub async fn run<N: Ncc>(
                 }
                 None => break,
             },
+            Some((fetched, reply)) = fetch_rx.recv() => {
+                fetch_in_flight = false;
+                let outcome = apply_fetched(&mut state, &config_dir, fetched);
+                pending = Some((reply, outcome));
+            }
             _ = tick.tick() => {
                 ticks += 1;
+                if source == ConfigSource::Server
+                    && !fetch_in_flight
+                    && last_poll.elapsed() >= state.loaded().settings.config_interval
+                {
+                    fetch_in_flight = true;
+                    last_poll = tokio::time::Instant::now();
+                    spawn_fetch(&state, &config_dir, fetch_tx.clone(), None);
+                }
+                if state.converging() && last_converge.elapsed() >= CONVERGE_EVERY {
+                    last_converge = tokio::time::Instant::now();
+                    state.converge(SystemTime::now());
+                }
                 if ticks.is_multiple_of(2) {
                     match ncc.stats().await {
                         Ok(s) => { plane_kind = s.kind; state.stats(s.dests); }
@@ -279,18 +320,22 @@ pub async fn run<N: Ncc>(
 pub enum ConfigSource {
     /// `<config-dir>/cluster.pb` (the default).
     Disk,
+    /// The `[config_server]` servers over HTTPS, polled every `config_interval_sec`; a fetched
+    /// config is saved to `<config-dir>/cluster.pb` with the previous one archived.
+    Server,
     /// Nothing: reloads keep the running config.
     None,
 }
 
 impl ConfigSource {
-    /// Parses `disk`, `server`, `peer` or `none`.
+    /// Parses `disk`, `server` or `none`.
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "disk" => Ok(Self::Disk),
+            "server" => Ok(Self::Server),
             "none" => Ok(Self::None),
             other => Err(format!(
-                "unknown config source {other:?} (want disk or none)"
+                "unknown config source {other:?} (want disk, server or none)"
             )),
         }
     }
@@ -299,9 +344,109 @@ impl ConfigSource {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Disk => "disk",
+            Self::Server => "server",
             Self::None => "none",
         }
     }
+}
+
+/// How often a churn-limited config takes its next step.
+const CONVERGE_EVERY: Duration = Duration::from_secs(5);
+/// Archive bounds for configs replaced by fetched ones (Seesaw: 1500 files, 60 days).
+const ARCHIVE_KEEP: usize = 1500;
+const ARCHIVE_MAX_AGE: Duration = Duration::from_secs(60 * 86_400);
+
+type FetchReply = (
+    Result<Vec<u8>, String>,
+    Option<oneshot::Sender<ReloadReply>>,
+);
+
+/// Starts a config-server fetch in the background; the result comes back on `tx`.
+fn spawn_fetch(
+    state: &EngineState,
+    dir: &std::path::Path,
+    tx: mpsc::Sender<FetchReply>,
+    reply: Option<oneshot::Sender<ReloadReply>>,
+) {
+    let s = &state.loaded().settings;
+    let src = crate::source::ServerSource {
+        servers: s.config_servers.clone(),
+        port: s.config_server_port,
+        cluster: s.cluster_name.clone(),
+        ca_file: s
+            .config_server_ca
+            .clone()
+            .unwrap_or_else(|| dir.join("ssl").join("ca.crt")),
+        timeout: Duration::from_secs(20),
+    };
+    tokio::spawn(async move {
+        let r = src.fetch().await.map_err(|e| e.to_string());
+        let _ = tx.send((r, reply)).await;
+    });
+}
+
+/// Applies a fetched config: validates it, ignores it if older or identical, saves it (text, with
+/// the previous file archived) and reloads.
+fn apply_fetched(
+    state: &mut EngineState,
+    dir: &std::path::Path,
+    fetched: Result<Vec<u8>, String>,
+) -> ReloadOutcome {
+    let refused = |state: &mut EngineState, errors: Vec<String>| {
+        tracing::warn!(errors = ?errors, "fetched configuration refused; the running config stays");
+        state.reload_refused(errors.clone());
+        ReloadOutcome::Refused(errors)
+    };
+    let bytes = match fetched {
+        Ok(b) => b,
+        Err(e) => return refused(state, vec![e]),
+    };
+    let settings = match std::fs::read_to_string(dir.join("seesaw.cfg"))
+        .map_err(|e| vec![format!("seesaw.cfg: {e}")])
+        .and_then(|t| config::seesaw_cfg::parse(&t))
+    {
+        Ok(s) => s,
+        Err(e) => return refused(state, e),
+    };
+    let pb = match config::cluster::parse(&bytes) {
+        Ok(pb) => pb,
+        Err(e) => return refused(state, e),
+    };
+    let cluster = match config::validate::validate(&pb) {
+        Ok((c, _)) => c,
+        Err(e) => return refused(state, e),
+    };
+    let plane = config::validate::check_plane(&cluster, settings.dataplane);
+    if !plane.is_empty() {
+        return refused(state, plane);
+    }
+    let current = &state.full_config().cluster;
+    if cluster.metadata.last_updated < current.metadata.last_updated {
+        let why = format!(
+            "fetched config is older (last_updated {} < {}), ignored",
+            cluster.metadata.last_updated, current.metadata.last_updated
+        );
+        tracing::info!("{why}");
+        return ReloadOutcome::Unchanged(why);
+    }
+    if *current == cluster && state.full_config().settings == settings {
+        return ReloadOutcome::Unchanged(
+            "fetched config is identical to the running one".to_owned(),
+        );
+    }
+    if let Err(e) = crate::source::save_with_archive(
+        dir,
+        config::cluster::to_text(&pb).as_bytes(),
+        SystemTime::now(),
+        ARCHIVE_KEEP,
+        ARCHIVE_MAX_AGE,
+    ) {
+        // The new config still runs; only the copy on disk is stale.
+        tracing::warn!(error = %e, "could not save the fetched config to disk");
+    }
+    let generation = state.reload(Loaded { settings, cluster }, SystemTime::now());
+    tracing::info!(generation, "fetched configuration applied");
+    ReloadOutcome::Applied(generation)
 }
 
 fn reload(state: &mut EngineState, dir: &std::path::Path, source: ConfigSource) -> ReloadOutcome {

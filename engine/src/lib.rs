@@ -20,6 +20,7 @@ pub mod model;
 pub mod ncc_port;
 pub mod overrides;
 pub mod server;
+pub mod source;
 pub mod state;
 
 pub use crate::core::run;

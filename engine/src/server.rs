@@ -242,6 +242,11 @@ impl pb::engine_server::Engine for EngineService {
                 ),
                 errors,
             },
+            ReloadOutcome::Unchanged(why) => pb::ConfigReloadReply {
+                applied: true,
+                message: format!("configuration unchanged: {why}"),
+                errors: Vec::new(),
+            },
         }))
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::checks::{CheckSpec, Topology, expand_with};
-use crate::config::Loaded;
+use crate::config::{Loaded, churn};
 use crate::desired::{DesiredState, DestSpec, DestStats, ServiceKey, ServiceSpec};
 use crate::model::VipKind;
 use crate::overrides::{Caller, OverrideKind, OverrideState, Overrides, may_override};
@@ -143,6 +143,8 @@ pub enum ReloadOutcome {
     Applied(u64),
     /// Refused; the running config stays.
     Refused(Vec<String>),
+    /// Nothing to apply (identical, or older than the running config); the reason says which.
+    Unchanged(String),
 }
 
 /// The engine's state.
@@ -153,6 +155,8 @@ pub struct EngineState {
     generation: u64,
     loaded_at: SystemTime,
     results: HashMap<u64, CheckResult>,
+    /// The full config still being converged to when churn limiting held part of it back.
+    target: Option<Loaded>,
     /// Operator overrides; they survive reloads.
     overrides: Overrides,
     /// Previous service health, for watermark hysteresis.
@@ -187,6 +191,16 @@ pub type DestSpecKey = (std::net::IpAddr, u16);
 impl EngineState {
     /// A new engine running `loaded`, started at `now`.
     pub fn new(loaded: Loaded, now: SystemTime) -> Self {
+        // Churn limiting applies at start too (Seesaw does the same): bring up at most
+        // `churn_limit` vservers, the rest on the following steps.
+        let mut empty = loaded.cluster.clone();
+        empty.vservers.clear();
+        let (step, pending) = churn::limit(&empty, &loaded.cluster, loaded.settings.churn_limit);
+        let target = pending.then(|| loaded.clone());
+        let loaded = Loaded {
+            settings: loaded.settings,
+            cluster: step,
+        };
         let overrides = Overrides::default();
         let topology = expand_with(&loaded, &overrides);
         let startup_grace = grace(&topology);
@@ -196,6 +210,7 @@ impl EngineState {
             generation: 1,
             loaded_at: now,
             results: HashMap::new(),
+            target,
             overrides,
             service_healthy: HashMap::new(),
             ha: HaView::default(),
@@ -224,6 +239,23 @@ impl EngineState {
     /// Replaces the configuration (validated by the caller). Check results survive for checks
     /// whose id still exists.
     pub fn reload(&mut self, loaded: Loaded, now: SystemTime) -> u64 {
+        let (step, pending) = churn::limit(
+            &self.loaded.cluster,
+            &loaded.cluster,
+            loaded.settings.churn_limit,
+        );
+        if pending {
+            tracing::info!(
+                running = step.vservers.len(),
+                wanted = loaded.cluster.vservers.len(),
+                "churn limit: part of the new config follows on the next steps"
+            );
+        }
+        self.target = pending.then(|| loaded.clone());
+        let loaded = Loaded {
+            settings: loaded.settings,
+            cluster: step,
+        };
         self.topology = expand_with(&loaded, &self.overrides);
         self.loaded = Arc::new(loaded);
         self.results
@@ -306,6 +338,27 @@ impl EngineState {
     /// The overrides in force.
     pub fn overrides(&self) -> &Overrides {
         &self.overrides
+    }
+
+    /// The last config accepted in full (what churn limiting converges to).
+    pub fn full_config(&self) -> &Loaded {
+        self.target.as_ref().unwrap_or(&self.loaded)
+    }
+
+    /// Whether part of the last config is still held back by the churn limit.
+    pub fn converging(&self) -> bool {
+        self.target.is_some()
+    }
+
+    /// Applies the next churn-limited step towards the last config; false if nothing is pending.
+    pub fn converge(&mut self, now: SystemTime) -> bool {
+        match self.target.take() {
+            Some(t) => {
+                self.reload(t, now);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Records a refused reload.

@@ -203,9 +203,7 @@ pub fn parse_ipv4(datagram: &[u8], expect: &Expect) -> Result<Received, AdvertEr
     if proto != PROTOCOL {
         return Err(AdvertError::Protocol(proto));
     }
-    let payload = datagram
-        .get(ihl..total)
-        .ok_or(AdvertError::MalformedIp)?;
+    let payload = datagram.get(ihl..total).ok_or(AdvertError::MalformedIp)?;
     if payload.len() != LEN {
         return Err(AdvertError::Length(payload.len()));
     }

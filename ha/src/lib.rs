@@ -2,22 +2,24 @@
 //! (VIPs up on the leader, down elsewhere).
 //!
 //! Layout:
-//! - [`node`]: the sans-io state machine (`Node::handle(event, now) -> Vec<Action>`), which also
-//!   owns the fetch/push schedule;
+//! - [`advert`]: the VRRPv3-layout advertisement, its checksum and the receive checks (pure);
+//! - [`node`]: the sans-io state machine (`Node::handle(event, now) -> Vec<Action>`): single-node
+//!   mode without a peer, Seesaw's master/backup protocol with one; it also owns the fetch/push
+//!   schedule of the engine conversation;
 //! - [`link`]: the port to the engine (`EngineLink`), its gRPC adapter and, for tests, a fake;
+//! - [`transport`]: the port to the network (`Opener`/`Transport`), the raw-socket adapter and,
+//!   for tests, an in-memory network;
 //! - [`run`]: the runtime loop that drives a `Node` with tokio time.
-//!
-//! This build runs **single-node mode** only: with no peer configured the node is the leader while
-//! HA is enabled. The VRRP-style peer protocol is a later step; a config naming a peer keeps the
-//! node in BACKUP, with a warning in the log.
 #![forbid(unsafe_code)]
 
 // The fakes are test hooks; a release binary must not be able to contain them.
 #[cfg(all(feature = "testing", not(debug_assertions)))]
 compile_error!("the `testing` feature is for debug builds (tests) only");
 
+pub mod advert;
 pub mod link;
 pub mod node;
 mod runtime;
+pub mod transport;
 
 pub use runtime::{RunConfig, run};

@@ -49,8 +49,10 @@ pub trait EngineLink: Send {
     /// The HA part of the running cluster config.
     fn ha_config(&mut self) -> impl Future<Output = Result<HaConfig, LinkError>> + Send;
     /// Reports the node's status; `Ok(true)` means the operator asked for a failover.
-    fn ha_update(&mut self, report: HaReport)
-    -> impl Future<Output = Result<bool, LinkError>> + Send;
+    fn ha_update(
+        &mut self,
+        report: HaReport,
+    ) -> impl Future<Output = Result<bool, LinkError>> + Send;
 }
 
 /// [`EngineLink`] over the engine's gRPC API.

@@ -65,7 +65,13 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::OSERR);
         }
         let link = GrpcEngineLink::new(&args.common.run_dir, ENGINE_TIMEOUT);
-        seesaw_ha::run(seesaw_ha::RunConfig::default(), link, shutdown).await;
+        seesaw_ha::run(
+            seesaw_ha::RunConfig::default(),
+            link,
+            seesaw_ha::transport::RawOpener,
+            shutdown,
+        )
+        .await;
         tracing::info!("seesaw_ha stopped");
         ExitCode::from(exit::OK)
     })

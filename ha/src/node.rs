@@ -487,7 +487,10 @@ impl Node {
 
     fn on_engine_failure(&mut self, now: Instant) -> Vec<Action> {
         if self.engine_failures == 0 {
-            tracing::warn!("engine unreachable; retrying every {:?}", self.timers.retry_interval);
+            tracing::warn!(
+                "engine unreachable; retrying every {:?}",
+                self.timers.retry_interval
+            );
         }
         self.engine_failures = self.engine_failures.saturating_add(1);
         // Retry soon even if the failure was a push: a restarted engine may hold a new config,

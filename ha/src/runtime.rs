@@ -1,20 +1,31 @@
-//! The ha runtime: drives a [`Node`] with tokio time and executes its actions against an
-//! [`EngineLink`], until the shutdown token fires; then reports SHUTDOWN once, best effort.
+//! The ha runtime: drives a [`Node`] with tokio time, moves adverts through a [`Transport`], and
+//! talks to the engine through an [`EngineLink`] — until the shutdown token fires; then reports
+//! SHUTDOWN once, best effort.
+//!
+//! Adverts are time-critical and engine calls are not: the engine calls run in a worker task with
+//! a per-call deadline, so a slow or stuck engine never delays an advert (which would let the
+//! peer take over while this node still thinks it is LEADER). Status pushes queued behind a stuck
+//! call are coalesced to the latest.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::link::{EngineLink, HaReport};
 use crate::node::{Action, Event, Node, Status, Timers};
+use crate::transport::{Opener, Transport};
 
 /// Runtime settings. The defaults are what `seesaw_ha` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunConfig {
     /// When to fetch and push.
     pub timers: Timers,
+    /// Deadline of each engine call; a call that takes longer counts as a failure.
+    pub call_timeout: Duration,
     /// How long the final SHUTDOWN report may take.
     pub shutdown_deadline: Duration,
 }
@@ -23,80 +34,219 @@ impl Default for RunConfig {
     fn default() -> Self {
         Self {
             timers: Timers::default(),
+            call_timeout: Duration::from_secs(1),
             shutdown_deadline: Duration::from_secs(1),
         }
     }
 }
 
-/// Runs the HA node until `shutdown` is cancelled. Engine failures are retried forever (the
-/// watchdog may restart the engine), so this never fails.
-pub async fn run<L: EngineLink>(config: RunConfig, mut link: L, shutdown: CancellationToken) {
+/// A request to the engine worker.
+#[derive(Debug)]
+enum Call {
+    Fetch,
+    Push(HaReport),
+}
+
+/// Runs the HA node until `shutdown` is cancelled. Engine and transport failures are retried
+/// forever (the watchdog may be restarting the engine), so this never fails.
+pub async fn run<L, O>(config: RunConfig, link: L, mut opener: O, shutdown: CancellationToken)
+where
+    L: EngineLink + 'static,
+    O: Opener,
+{
     let clock = Clock::start();
     let mut node = Node::new(config.timers, Instant::now());
+    let link = Arc::new(Mutex::new(link));
+    let (call_tx, call_rx) = mpsc::unbounded_channel::<Call>();
+    let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
+    let worker = tokio::spawn(engine_worker(
+        Arc::clone(&link),
+        call_rx,
+        event_tx,
+        config.call_timeout,
+    ));
+    let mut transport: Option<O::Transport> = None;
     seesaw_common::ready::notify_ready();
-    tracing::info!("ha running (single-node mode; the peer protocol is not in this build)");
+    tracing::info!("ha running");
 
-    'outer: while let Some(deadline) = node.next_deadline() {
-        tokio::select! {
+    while let Some(deadline) = node.next_deadline() {
+        let event = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            () = sleep_until(deadline) => {}
-        }
-        let mut queue = VecDeque::from(node.handle(Event::Tick, Instant::now()));
+            Some(ev) = event_rx.recv() => ev,
+            r = recv(&mut transport) => match r {
+                Ok(rcv) => Event::Advert(rcv),
+                Err(e) => {
+                    tracing::warn!(error = %e, "advert transport failed");
+                    transport = None;
+                    Event::TransportFailed
+                }
+            },
+            () = sleep_until(deadline) => Event::Tick,
+        };
+        let mut queue = VecDeque::from(node.handle(event, Instant::now()));
         while let Some(action) = queue.pop_front() {
-            // A call stuck until its timeout must not delay shutdown.
-            let event = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break 'outer,
-                event = execute(&mut link, &node, &clock, action) => event,
-            };
-            if let Some(event) = event {
-                queue.extend(node.handle(event, Instant::now()));
+            if let Some(ev) = execute(action, &mut transport, &mut opener, &call_tx, &clock) {
+                queue.extend(node.handle(ev, Instant::now()));
             }
         }
     }
 
+    // Stop the worker (it may be stuck in a call) and make the last report ourselves.
+    worker.abort();
+    let _ = worker.await;
     for action in node.handle(Event::Shutdown, Instant::now()) {
-        if let Action::PushStatus(status) = action {
-            match timeout(
-                config.shutdown_deadline,
-                link.ha_update(clock.report(&status)),
-            )
-            .await
-            {
-                Ok(Ok(())) => tracing::info!("reported SHUTDOWN to the engine"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "could not report SHUTDOWN"),
-                Err(_) => tracing::warn!("reporting SHUTDOWN timed out"),
+        match action {
+            Action::SendAdvert(a) => {
+                if let Some(t) = transport.as_mut() {
+                    match t.send(&a) {
+                        Ok(()) => tracing::info!("sent the priority-0 advert"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not send the priority-0 advert")
+                        }
+                    }
+                }
             }
+            Action::PushStatus(status) => {
+                let mut link = link.lock().await;
+                match timeout(
+                    config.shutdown_deadline,
+                    link.ha_update(clock.report(&status)),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => tracing::info!("reported SHUTDOWN to the engine"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "could not report SHUTDOWN"),
+                    Err(_) => tracing::warn!("reporting SHUTDOWN timed out"),
+                }
+            }
+            Action::FetchConfig | Action::OpenTransport(_) | Action::CloseTransport => {}
         }
     }
     seesaw_common::ready::notify_stopping();
 }
 
-/// Executes one action; returns the event that reports its outcome, if any.
-async fn execute<L: EngineLink>(
-    link: &mut L,
-    node: &Node,
-    clock: &Clock,
-    action: Action,
-) -> Option<Event> {
-    let result = match action {
-        Action::FetchConfig => match link.ha_config().await {
-            Ok(config) => return Some(Event::ConfigReceived(config)),
-            Err(e) => e,
-        },
-        Action::PushStatus(status) => match link.ha_update(clock.report(&status)).await {
-            Ok(()) => return None,
-            Err(e) => e,
-        },
-    };
-    // Warn on the first failure only; the retries every second would flood the log.
-    if node.engine_reachable() {
-        tracing::warn!(error = %result, "engine unreachable; retrying every second");
-    } else {
-        tracing::debug!(error = %result, "engine still unreachable");
+/// The next advert, or never when no transport is open.
+async fn recv<T: Transport>(
+    transport: &mut Option<T>,
+) -> Result<crate::advert::Received, crate::transport::TransportError> {
+    match transport {
+        Some(t) => t.recv().await,
+        None => std::future::pending().await,
     }
-    Some(Event::EngineUnreachable)
+}
+
+/// Executes one action; returns the event that reports its outcome at once, if any (engine
+/// outcomes come back later through the worker).
+fn execute<O: Opener>(
+    action: Action,
+    transport: &mut Option<O::Transport>,
+    opener: &mut O,
+    calls: &mpsc::UnboundedSender<Call>,
+    clock: &Clock,
+) -> Option<Event> {
+    match action {
+        Action::FetchConfig => {
+            let _ = calls.send(Call::Fetch);
+            None
+        }
+        Action::PushStatus(status) => {
+            let _ = calls.send(Call::Push(clock.report(&status)));
+            None
+        }
+        Action::OpenTransport(p) => {
+            *transport = None;
+            match opener.open(&p) {
+                Ok(t) => {
+                    tracing::info!(local = %p.local, peer = %p.peer, vrid = p.vrid,
+                        priority = p.priority, interval_ms = p.interval.as_millis(),
+                        preempt = p.preempt, "advert transport open");
+                    *transport = Some(t);
+                    Some(Event::TransportReady)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the advert transport; retrying");
+                    Some(Event::TransportFailed)
+                }
+            }
+        }
+        Action::CloseTransport => {
+            *transport = None;
+            None
+        }
+        Action::SendAdvert(a) => {
+            let t = transport.as_mut()?;
+            match t.send(&a) {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "advert transport failed");
+                    *transport = None;
+                    Some(Event::TransportFailed)
+                }
+            }
+        }
+    }
+}
+
+/// Runs engine calls one at a time, each with a deadline, and reports their outcomes as events.
+async fn engine_worker<L: EngineLink>(
+    link: Arc<Mutex<L>>,
+    mut calls: mpsc::UnboundedReceiver<Call>,
+    events: mpsc::UnboundedSender<Event>,
+    call_timeout: Duration,
+) {
+    let mut warned = false;
+    while let Some(first) = calls.recv().await {
+        // Coalesce: everything queued behind a slow call collapses to at most one fetch and the
+        // latest push, in the order fetch-then-push only if the fetch came first.
+        let mut batch = vec![first];
+        while let Ok(c) = calls.try_recv() {
+            batch.push(c);
+        }
+        let fetch = batch.iter().any(|c| matches!(c, Call::Fetch));
+        let push = batch.into_iter().rev().find_map(|c| match c {
+            Call::Push(r) => Some(r),
+            Call::Fetch => None,
+        });
+        let mut link = link.lock().await;
+        let mut outcomes = Vec::new();
+        if let Some(report) = push {
+            outcomes.push(match timeout(call_timeout, link.ha_update(report)).await {
+                Ok(Ok(failover)) => Ok(Event::PushDelivered { failover }),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("HaUpdate timed out".to_owned()),
+            });
+        }
+        if fetch {
+            outcomes.push(match timeout(call_timeout, link.ha_config()).await {
+                Ok(Ok(c)) => Ok(Event::ConfigReceived(c)),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("HaConfig timed out".to_owned()),
+            });
+        }
+        drop(link);
+        for outcome in outcomes {
+            let event = match outcome {
+                Ok(ev) => {
+                    warned = false;
+                    ev
+                }
+                Err(e) => {
+                    // Warn on the first failure only; the retries every second would flood the log.
+                    if warned {
+                        tracing::debug!(error = %e, "engine still unreachable");
+                    } else {
+                        tracing::warn!(error = %e, "engine call failed");
+                        warned = true;
+                    }
+                    Event::EngineUnreachable
+                }
+            };
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// Maps tokio instants to UNIX milliseconds. Anchored once at start, so it follows tokio's clock

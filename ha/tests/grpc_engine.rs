@@ -56,12 +56,19 @@ impl Engine for ScriptedEngine {
     async fn ha_config(&self, _: Request<pb::Empty>) -> Result<Response<pb::HaConfig>, Status> {
         Ok(Response::new(self.config.clone()))
     }
-    async fn ha_update(&self, r: Request<pb::HaStatus>) -> Result<Response<pb::Empty>, Status> {
-        self.updates
-            .lock()
-            .expect("not poisoned")
-            .push(r.into_inner());
-        Ok(Response::new(pb::Empty {}))
+    async fn ha_update(
+        &self,
+        r: Request<pb::HaStatus>,
+    ) -> Result<Response<pb::HaUpdateReply>, Status> {
+        let mut updates = self.updates.lock().expect("not poisoned");
+        updates.push(r.into_inner());
+        // Scripted: the second report is answered with a failover request.
+        Ok(Response::new(pb::HaUpdateReply {
+            failover: updates.len() == 2,
+        }))
+    }
+    async fn failover(&self, _: Request<pb::Empty>) -> Result<Response<pb::FailoverReply>, Status> {
+        Err(Status::unimplemented("not scripted"))
     }
     async fn cluster_status(
         &self,
@@ -118,6 +125,8 @@ fn engine(remote: &str) -> ScriptedEngine {
             remote_addr: remote.into(),
             priority: 100,
             vrid: 60,
+            advert_interval_ms: 100,
+            preempt: false,
         },
         updates: Arc::default(),
     }
@@ -134,6 +143,7 @@ async fn link_round_trips_config_and_status() {
     let config = link.ha_config().await.expect("config");
     assert_eq!(config.remote_addr.as_deref(), Some("192.0.2.2"));
     assert_eq!((config.priority, config.vrid), (100, 60));
+    assert_eq!(config.advert_interval, Duration::from_millis(100));
     let report = HaReport {
         state: State::Backup,
         since_ms: 1_700_000_000_000,
@@ -141,9 +151,10 @@ async fn link_round_trips_config_and_status() {
         adverts_sent: 0,
         adverts_received: 0,
     };
-    link.ha_update(report).await.expect("update");
+    assert!(!link.ha_update(report).await.expect("update"));
+    assert!(link.ha_update(report).await.expect("update"), "failover bit lost");
     let got = engine.updates.lock().expect("not poisoned").clone();
-    assert_eq!(got.len(), 1);
+    assert_eq!(got.len(), 2);
     assert_eq!(
         (got[0].state.as_str(), got[0].since_ms, got[0].transitions),
         ("BACKUP", 1_700_000_000_000, 1)
@@ -163,6 +174,7 @@ async fn single_node_run_reports_leader_then_shutdown() {
     let task = tokio::spawn(seesaw_ha::run(
         seesaw_ha::RunConfig::default(),
         link,
+        seesaw_ha::transport::RawOpener,
         shutdown.clone(),
     ));
     let states = || -> Vec<String> {

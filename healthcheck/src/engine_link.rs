@@ -7,14 +7,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use hyper::{Method, StatusCode, Uri};
+use hickory_proto::rr::RecordType;
+use hyper::{Method, Uri};
 use seesaw_proto::engine as pb;
 use seesaw_proto::engine::engine_client::EngineClient;
 use tonic::transport::Channel;
 
 use crate::check::{
-    Batch, CheckId, CheckSpec, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, HttpProbe, ProbeSpec, TcpProbe,
+    Batch, CheckId, CheckSpec, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Dial, DnsProbe, HttpProbe,
+    IcmpProbe, MysqlProbe, ProbeSpec, RadiusExpect, RadiusProbe, TcpProbe, TlsSpec, UdpProbe,
 };
+use crate::codec::dns;
 use crate::state::Thresholds;
 
 /// Bound on one call to the engine.
@@ -103,8 +106,8 @@ fn rpc_error(rpc: &'static str, s: &tonic::Status) -> EngineLinkError {
 // === conversions ===
 
 /// Converts one check from the engine. Never fails: a check this process cannot run becomes
-/// [`ProbeSpec::Unsupported`] or [`ProbeSpec::Invalid`] and is reported unhealthy with the reason,
-/// so a bad check is visible in `show healthchecks` rather than silently dropped.
+/// [`ProbeSpec::Invalid`] and is reported unhealthy with the reason, so a bad check is visible in
+/// `show healthchecks` rather than silently dropped.
 pub fn check_from_proto(c: &pb::Check) -> CheckSpec {
     let ms_or = |ms: u32, default: Duration| {
         if ms == 0 {
@@ -126,66 +129,189 @@ pub fn check_from_proto(c: &pb::Check) -> CheckSpec {
     }
 }
 
+/// How a check reaches its backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    /// DSR or TUN: through the VIP with a firewall mark.
+    ThroughVip,
+}
+
 fn probe_from_proto(c: &pb::Check) -> Result<ProbeSpec, String> {
-    let kind =
-        pb::CheckKind::try_from(c.kind).map_err(|_| format!("unknown check kind {}", c.kind))?;
+    use pb::CheckKind as K;
+    let kind = K::try_from(c.kind).map_err(|_| format!("unknown check kind {}", c.kind))?;
+    let mode = match c.mode.to_ascii_uppercase().as_str() {
+        "" | "PLAIN" => Mode::Plain,
+        "DSR" | "TUN" => Mode::ThroughVip,
+        other => return Err(format!("unknown check mode {other:?}")),
+    };
+    let ip = target_ip(&c.target)?;
     match kind {
-        pb::CheckKind::Tcp | pb::CheckKind::Http => {}
-        pb::CheckKind::Unspecified => return Err("check kind not set".to_owned()),
-        other => {
-            return Ok(ProbeSpec::Unsupported {
-                kind: other.as_str_name(),
-            });
+        K::Unspecified => Err("check kind not set".to_owned()),
+        K::Icmp => {
+            if mode == Mode::ThroughVip {
+                // An ICMP echo cannot be steered to one backend through the VIP (Seesaw rejects it
+                // too): the check would only ever test the load balancer itself.
+                return Err(format!("icmp checks cannot run in {} mode", c.mode.to_uppercase()));
+            }
+            Ok(ProbeSpec::Icmp(IcmpProbe { ip }))
         }
-    }
-    let addr = target_addr(&c.target, c.port)?;
-    if kind == pb::CheckKind::Tcp {
-        return Ok(ProbeSpec::Tcp(TcpProbe {
-            addr,
+        K::Tcp | K::TcpTls => Ok(ProbeSpec::Tcp(TcpProbe {
+            dial: dial(ip, c.port, None)?,
+            tls: (kind == K::TcpTls).then_some(TlsSpec {
+                verify: c.tls_verify,
+                server: ip,
+            }),
             send: c.send.as_bytes().to_vec(),
             receive: c.receive.as_bytes().to_vec(),
-        }));
+        })),
+        K::Udp => Ok(ProbeSpec::Udp(UdpProbe {
+            dial: dial(ip, c.port, None)?,
+            send: c.send.as_bytes().to_vec(),
+            receive: c.receive.as_bytes().to_vec(),
+        })),
+        K::Http | K::Https => http_from_proto(c, kind == K::Https, dial(ip, c.port, None)?),
+        K::Dns => {
+            let qtype = if c.method.is_empty() {
+                RecordType::A
+            } else {
+                c.method
+                    .to_ascii_uppercase()
+                    .parse::<RecordType>()
+                    .ok()
+                    .filter(|t| !matches!(t, RecordType::Unknown(_)))
+                    .ok_or_else(|| format!("invalid dns query type {:?}", c.method))?
+            };
+            if c.send.is_empty() {
+                return Err("dns check without a query name (send)".to_owned());
+            }
+            let name = dns::fqdn(&c.send)?;
+            let expect = dns::parse_expect(qtype, &c.receive)?;
+            Ok(ProbeSpec::Dns(DnsProbe {
+                dial: dial(ip, c.port, Some(53))?,
+                name,
+                qtype,
+                expect,
+            }))
+        }
+        K::Radius => {
+            let mut parts = c.send.splitn(3, ':');
+            let (Some(user), Some(password), Some(secret)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                return Err("radius check send must be user:password:secret".to_owned());
+            };
+            if secret.is_empty() {
+                return Err("radius check without a shared secret".to_owned());
+            }
+            let expect = match c.receive.to_ascii_lowercase().as_str() {
+                "" | "accept" => RadiusExpect::Accept,
+                "challenge" => RadiusExpect::Challenge,
+                "reject" => RadiusExpect::Reject,
+                "any" => RadiusExpect::Any,
+                other => {
+                    return Err(format!(
+                        "radius receive must be accept, challenge, reject or any, not {other:?}"
+                    ));
+                }
+            };
+            Ok(ProbeSpec::Radius(RadiusProbe {
+                dial: dial(ip, c.port, Some(1812))?,
+                user: user.to_owned(),
+                password: password.to_owned(),
+                secret: secret.to_owned(),
+                expect,
+            }))
+        }
+        K::Mysql => Ok(ProbeSpec::Mysql(MysqlProbe {
+            dial: dial(ip, c.port, Some(3306))?,
+        })),
     }
+}
+
+/// The HTTP(S) request: `send` is a path (default `/`) or an absolute URL. Without `proxy`, the
+/// request target is the path and `Host` is the URL's authority, or `ip:port` for a bare path.
+/// With `proxy`, the backend is an HTTP proxy: the request target is the absolute URL (built from
+/// `ip:port` for a bare path) and `Host` its authority.
+fn http_from_proto(c: &pb::Check, secure: bool, dial: Dial) -> Result<ProbeSpec, String> {
     let method = if c.method.is_empty() {
         Method::GET
     } else {
         Method::from_bytes(c.method.as_bytes())
             .map_err(|_| format!("invalid http method {:?}", c.method))?
     };
-    let path = if c.send.is_empty() { "/" } else { &c.send };
-    let path: Uri = path
+    let send = if c.send.is_empty() { "/" } else { &c.send };
+    let parsed: Uri = send
         .parse()
-        .map_err(|_| format!("invalid http path {path:?}"))?;
+        .map_err(|_| format!("invalid http request {send:?}"))?;
+    let scheme = if secure { "https" } else { "http" };
+    let (uri, host) = match (parsed.authority(), c.proxy) {
+        (Some(auth), true) => (parsed.clone(), auth.to_string()),
+        (Some(auth), false) => {
+            let path = parsed.path_and_query().map_or("/", |p| p.as_str());
+            let uri: Uri = path
+                .parse()
+                .map_err(|_| format!("invalid http request {send:?}"))?;
+            (uri, auth.to_string())
+        }
+        (None, proxy) => {
+            if !send.starts_with('/') {
+                return Err(format!("invalid http request {send:?} (want /path or a URL)"));
+            }
+            let host = dial.addr.to_string();
+            if proxy {
+                let uri: Uri = format!("{scheme}://{host}{send}")
+                    .parse()
+                    .map_err(|_| format!("invalid http request {send:?}"))?;
+                (uri, host)
+            } else {
+                (parsed, host)
+            }
+        }
+    };
     let code = if c.code == 0 {
         200
     } else {
         u16::try_from(c.code)
             .ok()
-            .filter(|&c| StatusCode::from_u16(c).is_ok())
+            .filter(|&c| (100..=599).contains(&c))
             .ok_or_else(|| format!("invalid http status code {}", c.code))?
     };
     Ok(ProbeSpec::Http(HttpProbe {
-        addr,
+        dial,
+        tls: secure.then_some(TlsSpec {
+            verify: c.tls_verify,
+            server: dial.addr.ip(),
+        }),
         method,
-        path,
+        uri,
+        host,
         code,
         receive: c.receive.as_bytes().to_vec(),
     }))
 }
 
-fn target_addr(target: &str, port: u32) -> Result<SocketAddr, String> {
+/// Where the probe connects. DSR and TUN checks would connect to the VIP with the data plane's
+/// per-backend mark; the engine does not send those yet (the `Check` message has no VIP or mark),
+/// so every mode probes the backend directly.
+fn dial(ip: IpAddr, port: u32, default_port: Option<u16>) -> Result<Dial, String> {
+    let port = match (port, default_port) {
+        (0, Some(d)) => d,
+        (p, _) => u16::try_from(p)
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("invalid target port {port}"))?,
+    };
+    Ok(Dial::plain(SocketAddr::new(ip, port)))
+}
+
+fn target_ip(target: &str) -> Result<IpAddr, String> {
     let bare = target
         .strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(target);
-    let ip: IpAddr = bare
-        .parse()
-        .map_err(|_| format!("invalid target address {target:?}"))?;
-    let port = u16::try_from(port)
-        .ok()
-        .filter(|&p| p != 0)
-        .ok_or_else(|| format!("invalid target port {port}"))?;
-    Ok(SocketAddr::new(ip, port))
+    bare.parse()
+        .map_err(|_| format!("invalid target address {target:?}"))
 }
 
 /// Converts a batch for the engine.
@@ -290,93 +416,4 @@ mod fake {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(kind: pb::CheckKind) -> pb::Check {
-        pb::Check {
-            id: 7,
-            kind: kind as i32,
-            target: "127.0.0.2".into(),
-            port: 8080,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn defaults_apply_to_zero_fields() {
-        let s = check_from_proto(&check(pb::CheckKind::Http));
-        assert_eq!(s.id, CheckId(7));
-        assert_eq!(s.interval, DEFAULT_INTERVAL);
-        assert_eq!(s.timeout, DEFAULT_TIMEOUT);
-        let ProbeSpec::Http(h) = s.probe else {
-            panic!("expected http, got {:?}", s.probe);
-        };
-        assert_eq!(h.addr, "127.0.0.2:8080".parse().unwrap());
-        assert_eq!(h.method, Method::GET);
-        assert_eq!(h.path, "/");
-        assert_eq!(h.code, 200);
-    }
-
-    #[test]
-    fn tcp_and_ipv6_targets() {
-        let mut c = check(pb::CheckKind::Tcp);
-        c.target = "::1".into();
-        c.send = "PING".into();
-        c.receive = "PONG".into();
-        c.interval_ms = 2000;
-        let s = check_from_proto(&c);
-        assert_eq!(s.interval, Duration::from_secs(2));
-        assert_eq!(
-            s.probe,
-            ProbeSpec::Tcp(TcpProbe {
-                addr: "[::1]:8080".parse().unwrap(),
-                send: b"PING".to_vec(),
-                receive: b"PONG".to_vec(),
-            })
-        );
-    }
-
-    #[test]
-    fn unusable_checks_become_explicit() {
-        let s = check_from_proto(&check(pb::CheckKind::Icmp));
-        assert_eq!(s.probe, ProbeSpec::Unsupported { kind: "ICMP" });
-
-        let mut c = check(pb::CheckKind::Tcp);
-        c.target = "backend.example".into();
-        assert_eq!(
-            check_from_proto(&c).probe,
-            ProbeSpec::Invalid {
-                reason: "invalid target address \"backend.example\"".into()
-            }
-        );
-        let mut c = check(pb::CheckKind::Tcp);
-        c.port = 70000;
-        assert_eq!(
-            check_from_proto(&c).probe,
-            ProbeSpec::Invalid {
-                reason: "invalid target port 70000".into()
-            }
-        );
-        let mut c = check(pb::CheckKind::Http);
-        c.method = "GE T".into();
-        assert!(matches!(
-            check_from_proto(&c).probe,
-            ProbeSpec::Invalid { .. }
-        ));
-        let mut c = check(pb::CheckKind::Http);
-        c.code = 42;
-        assert!(matches!(
-            check_from_proto(&c).probe,
-            ProbeSpec::Invalid { .. }
-        ));
-        let mut c = check(pb::CheckKind::Tcp);
-        c.kind = 99;
-        assert_eq!(
-            check_from_proto(&c).probe,
-            ProbeSpec::Invalid {
-                reason: "unknown check kind 99".into()
-            }
-        );
-    }
-}
+mod tests;

@@ -5,7 +5,8 @@
 //! Layout:
 //! - [`check`]: domain types (a check, a probe outcome, a reported result, a batch);
 //! - [`state`]: the sans-io rise/retries threshold machine of one check;
-//! - [`probe`]: the [`probe::Prober`] trait and the TCP/HTTP prober;
+//! - [`codec`]: the wire formats (ICMP, DNS, RADIUS, MySQL), pure and fuzzed;
+//! - [`probe`]: the [`probe::Prober`] trait and the network prober of every check kind;
 //! - [`scheduler`]: the one scheduler (a heap of due times, probes in one `JoinSet`);
 //! - [`report`]: the sans-io outbox (batching, coalescing, full resyncs, retries);
 //! - [`engine_link`]: the [`engine_link::EngineLink`] port, its gRPC adapter and a fake;
@@ -16,6 +17,7 @@
 compile_error!("the `testing` feature is for tests only and must not be built in release mode");
 
 pub mod check;
+pub mod codec;
 pub mod engine_link;
 pub mod probe;
 pub mod report;

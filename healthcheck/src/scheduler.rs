@@ -323,18 +323,12 @@ impl<P: Prober> Scheduler<P> {
 
 /// Checks that can never pass are said so once, when they start or change, not every round.
 fn warn_if_never_healthy(spec: &CheckSpec) {
-    match &spec.probe {
-        ProbeSpec::Unsupported { kind } => tracing::warn!(
-            id = %spec.id,
-            check = %spec.description,
-            "check kind {kind} not supported yet; reporting it unhealthy"
-        ),
-        ProbeSpec::Invalid { reason } => tracing::warn!(
+    if let ProbeSpec::Invalid { reason } = &spec.probe {
+        tracing::warn!(
             id = %spec.id,
             check = %spec.description,
             "invalid check ({reason}); reporting it unhealthy"
-        ),
-        ProbeSpec::Tcp(_) | ProbeSpec::Http(_) => {}
+        );
     }
 }
 

@@ -14,7 +14,10 @@ use tonic::{Request, Response, Status};
 
 use crate::NccError;
 use crate::dataplane::{self, Dataplane};
-use crate::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey};
+use crate::model::{
+    Cond, Dest, Field, ForwardMode, Op, Protocol, ProxyProtocol, Rule, RuleTarget, Scheduler,
+    Service, ServiceKey, ServiceOpts, UdpMode,
+};
 
 /// Deadline of every call.
 const CALL_DEADLINE: Duration = Duration::from_secs(20);
@@ -152,6 +155,9 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
             Ok(pb::Scheduler::Wlc) => Ok(Scheduler::Wlc),
             Ok(pb::Scheduler::Sh) => Ok(Scheduler::Sh),
             Ok(pb::Scheduler::Mh) => Ok(Scheduler::Mh),
+            Ok(pb::Scheduler::Dh) => Ok(Scheduler::Dh),
+            Ok(pb::Scheduler::Random) => Ok(Scheduler::Random),
+            Ok(pb::Scheduler::P2c) => Ok(Scheduler::P2c),
             _ => Err(format!("{path}.scheduler: unspecified")),
         };
         let mode = match pb::ForwardMode::try_from(s.mode) {
@@ -160,14 +166,26 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
             Ok(pb::ForwardMode::Tun) => Ok(ForwardMode::Tun),
             _ => Err(format!("{path}.mode: unspecified")),
         };
+        let opts = opts_from_pb(&path, s.proxy.as_ref(), &s.destinations);
+        let group_of = |name: &str| match &opts {
+            Ok(o) => o
+                .groups
+                .iter()
+                .position(|g| g == name)
+                .and_then(|i| u16::try_from(i).ok())
+                .unwrap_or(0),
+            Err(_) => 0,
+        };
         let mut dests = Vec::new();
-        for (j, d) in s.destinations.into_iter().enumerate() {
+        for (j, d) in s.destinations.iter().enumerate() {
             let ip = d.address.parse::<IpAddr>();
             let p = u16::try_from(d.port).ok().filter(|p| *p > 0);
             match (ip, p) {
                 (Ok(ip), Some(p)) => dests.push(Dest {
                     addr: SocketAddr::new(ip, p),
                     weight: d.weight,
+                    group: group_of(&d.group),
+                    backup: d.backup,
                 }),
                 _ => errors.push(format!(
                     "{path}.destinations[{j}]: bad address {:?} or port {}",
@@ -179,8 +197,8 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
         if dests.windows(2).any(|w| w[0].addr == w[1].addr) {
             errors.push(format!("{path}.destinations: duplicate destination"));
         }
-        match (vip, port, proto, scheduler, mode) {
-            (Ok(vip), Ok(port), Ok(proto), Ok(scheduler), Ok(mode)) => {
+        match (vip, port, proto, scheduler, mode, opts) {
+            (Ok(vip), Ok(port), Ok(proto), Ok(scheduler), Ok(mode), Ok(opts)) => {
                 let key = ServiceKey { vip, proto, port };
                 if out.iter().any(|o| o.key == key) {
                     errors.push(format!("{path}: duplicate service {key}"));
@@ -191,13 +209,17 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
                     mode,
                     persistence: s.persistence_s,
                     dests,
+                    opts,
                 });
             }
-            (a, b, c, e, f) => errors.extend(
-                [a.err(), b.err(), c.err(), e.err(), f.err()]
-                    .into_iter()
-                    .flatten(),
-            ),
+            (a, b, c, e, f, g) => {
+                errors.extend(
+                    [a.err(), b.err(), c.err(), e.err(), f.err()]
+                        .into_iter()
+                        .flatten(),
+                );
+                errors.extend(g.err().into_iter().flatten());
+            }
         }
     }
     if errors.is_empty() {
@@ -222,7 +244,218 @@ fn sched_to_pb(s: Scheduler) -> pb::Scheduler {
         Scheduler::Wlc => pb::Scheduler::Wlc,
         Scheduler::Sh => pb::Scheduler::Sh,
         Scheduler::Mh => pb::Scheduler::Mh,
+        Scheduler::Dh => pb::Scheduler::Dh,
+        Scheduler::Random => pb::Scheduler::Random,
+        Scheduler::P2c => pb::Scheduler::P2c,
     }
+}
+
+/// Converts and checks a service's proxy options. Group names are collected from the
+/// destinations, the rules and the default (index 0 is always `""`); every rule condition is
+/// checked here so a bad request is refused as a whole, before any plane sees it.
+fn opts_from_pb(
+    path: &str,
+    p: Option<&pb::ProxyOptions>,
+    dests: &[pb::Destination],
+) -> Result<ServiceOpts, Vec<String>> {
+    let mut o = ServiceOpts::default();
+    let Some(p) = p else {
+        if dests.iter().any(|d| !d.group.is_empty()) {
+            let mut names: Vec<String> = dests.iter().map(|d| d.group.clone()).collect();
+            names.sort();
+            names.dedup();
+            names.retain(|n| !n.is_empty());
+            o.groups.extend(names);
+        }
+        return Ok(o);
+    };
+    let mut errors = Vec::new();
+    let mut names: Vec<&str> = dests.iter().map(|d| d.group.as_str()).collect();
+    names.extend(p.rule.iter().filter(|r| !r.deny).map(|r| r.group.as_str()));
+    if !p.default_deny {
+        names.push(&p.default_group);
+    }
+    names.sort_unstable();
+    names.dedup();
+    names.retain(|n| !n.is_empty());
+    if names.len() >= usize::from(u16::MAX) {
+        errors.push(format!("{path}.proxy: too many backend groups"));
+    }
+    o.groups.extend(names.iter().map(|n| (*n).to_owned()));
+    let group = |name: &str| {
+        o.groups
+            .iter()
+            .position(|g| g == name)
+            .and_then(|i| u16::try_from(i).ok())
+            .unwrap_or(0)
+    };
+    let target = |deny: bool, name: &str| {
+        if deny {
+            RuleTarget::Deny
+        } else {
+            RuleTarget::Group(group(name))
+        }
+    };
+    let mut rules = Vec::new();
+    for (i, r) in p.rule.iter().enumerate() {
+        let mut conds = Vec::new();
+        for (j, c) in r.cond.iter().enumerate() {
+            let cpath = format!("{path}.proxy.rule[{i}].cond[{j}]");
+            let field = match pb::PayloadKey::try_from(c.key) {
+                Ok(pb::PayloadKey::Bytes) => Field::Bytes {
+                    offset: c.offset,
+                    len: c.length,
+                },
+                Ok(pb::PayloadKey::Bits) => Field::Bits {
+                    offset: c.offset,
+                    len: c.length,
+                },
+                Ok(pb::PayloadKey::TlsSni) => Field::Sni,
+                _ => {
+                    errors.push(format!("{cpath}.key: unspecified"));
+                    continue;
+                }
+            };
+            let op = match pb::PayloadOp::try_from(c.op) {
+                Ok(pb::PayloadOp::Eq) => Op::Eq,
+                Ok(pb::PayloadOp::Ne) => Op::Ne,
+                Ok(pb::PayloadOp::Lt) => Op::Lt,
+                Ok(pb::PayloadOp::Le) => Op::Le,
+                Ok(pb::PayloadOp::Gt) => Op::Gt,
+                Ok(pb::PayloadOp::Ge) => Op::Ge,
+                Ok(pb::PayloadOp::Prefix) => Op::Prefix,
+                Ok(pb::PayloadOp::Suffix) => Op::Suffix,
+                Ok(pb::PayloadOp::In) => Op::In,
+                _ => {
+                    errors.push(format!("{cpath}.op: unspecified"));
+                    continue;
+                }
+            };
+            let cond = Cond {
+                field,
+                op,
+                mask: c.mask.clone(),
+                values: c.value.clone(),
+            };
+            if let Err(e) = crate::dataplane::proxy::rules::check(&cond) {
+                errors.push(format!("{cpath}: {e}"));
+            }
+            conds.push(cond);
+        }
+        rules.push(Rule {
+            conds,
+            target: target(r.deny, &r.group),
+        });
+    }
+    if rules.len() > crate::dataplane::proxy::rules::MAX_RULES {
+        errors.push(format!("{path}.proxy.rule: too many rules"));
+    }
+    o.rules = rules;
+    o.default_target = target(p.default_deny, &p.default_group);
+    if p.hash_length > 0 {
+        if p.hash_length > 64 || p.hash_offset > crate::dataplane::proxy::rules::MAX_OFFSET {
+            errors.push(format!(
+                "{path}.proxy: hash key {}:{} is out of range",
+                p.hash_offset, p.hash_length
+            ));
+        }
+        o.hash_key = Some((p.hash_offset, p.hash_length));
+    }
+    o.first_bytes = p.first_bytes.min(16_384);
+    o.first_bytes_wait_ms = p.first_bytes_wait_ms;
+    o.drain_timeout_ms = p.drain_timeout_ms;
+    o.proxy_protocol = match pb::ProxyProtocol::try_from(p.proxy_protocol) {
+        Ok(pb::ProxyProtocol::V1) => ProxyProtocol::V1,
+        Ok(pb::ProxyProtocol::V2) => ProxyProtocol::V2,
+        _ => ProxyProtocol::Off,
+    };
+    o.udp_mode = match pb::UdpMode::try_from(p.udp_mode) {
+        Ok(pb::UdpMode::PerPacket) => UdpMode::PerPacket,
+        _ => UdpMode::PerFlow,
+    };
+    if p.udp_idle_timeout_ms > 0 {
+        o.udp_idle_timeout_ms = p.udp_idle_timeout_ms;
+    }
+    if p.udp_max_flows > 0 {
+        o.udp_max_flows = p.udp_max_flows;
+    }
+    if errors.is_empty() { Ok(o) } else { Err(errors) }
+}
+
+/// The proto form of a service's proxy options (`None` for the defaults).
+pub fn opts_to_pb(s: &Service) -> Option<pb::ProxyOptions> {
+    let o = &s.opts;
+    if *o == ServiceOpts::default() {
+        return None;
+    }
+    let name = |g: u16| o.groups.get(usize::from(g)).cloned().unwrap_or_default();
+    let (default_group, default_deny) = match &o.default_target {
+        RuleTarget::Group(g) => (name(*g), false),
+        RuleTarget::Deny => (String::new(), true),
+    };
+    Some(pb::ProxyOptions {
+        rule: o
+            .rules
+            .iter()
+            .map(|r| {
+                let (group, deny) = match &r.target {
+                    RuleTarget::Group(g) => (name(*g), false),
+                    RuleTarget::Deny => (String::new(), true),
+                };
+                pb::PayloadRule {
+                    cond: r
+                        .conds
+                        .iter()
+                        .map(|c| {
+                            let (key, offset, length) = match c.field {
+                                Field::Bytes { offset, len } => (pb::PayloadKey::Bytes, offset, len),
+                                Field::Bits { offset, len } => (pb::PayloadKey::Bits, offset, len),
+                                Field::Sni => (pb::PayloadKey::TlsSni, 0, 0),
+                            };
+                            pb::PayloadCond {
+                                key: key as i32,
+                                offset,
+                                length,
+                                op: match c.op {
+                                    Op::Eq => pb::PayloadOp::Eq,
+                                    Op::Ne => pb::PayloadOp::Ne,
+                                    Op::Lt => pb::PayloadOp::Lt,
+                                    Op::Le => pb::PayloadOp::Le,
+                                    Op::Gt => pb::PayloadOp::Gt,
+                                    Op::Ge => pb::PayloadOp::Ge,
+                                    Op::Prefix => pb::PayloadOp::Prefix,
+                                    Op::Suffix => pb::PayloadOp::Suffix,
+                                    Op::In => pb::PayloadOp::In,
+                                } as i32,
+                                value: c.values.clone(),
+                                mask: c.mask.clone(),
+                            }
+                        })
+                        .collect(),
+                    group,
+                    deny,
+                }
+            })
+            .collect(),
+        default_group,
+        default_deny,
+        hash_offset: o.hash_key.map_or(0, |k| k.0),
+        hash_length: o.hash_key.map_or(0, |k| k.1),
+        first_bytes: o.first_bytes,
+        first_bytes_wait_ms: o.first_bytes_wait_ms,
+        drain_timeout_ms: o.drain_timeout_ms,
+        proxy_protocol: match o.proxy_protocol {
+            ProxyProtocol::Off => pb::ProxyProtocol::Off,
+            ProxyProtocol::V1 => pb::ProxyProtocol::V1,
+            ProxyProtocol::V2 => pb::ProxyProtocol::V2,
+        } as i32,
+        udp_mode: match o.udp_mode {
+            UdpMode::PerFlow => pb::UdpMode::PerFlow,
+            UdpMode::PerPacket => pb::UdpMode::PerPacket,
+        } as i32,
+        udp_idle_timeout_ms: o.udp_idle_timeout_ms,
+        udp_max_flows: o.udp_max_flows,
+    })
 }
 
 fn mode_to_pb(m: ForwardMode) -> pb::ForwardMode {

@@ -2,6 +2,7 @@
 //! validated domain types (`validate`). Loading has no side effects: it reads files and returns
 //! either the whole validated config or every error found.
 
+pub mod churn;
 pub mod cluster;
 pub mod seesaw_cfg;
 pub mod validate;

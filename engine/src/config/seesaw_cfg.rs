@@ -86,6 +86,15 @@ pub struct Settings {
     pub bgp_gobgp_api: SocketAddr,
     /// `[ecu] listen` (default 127.0.0.1:10257): the ECU's HTTP address.
     pub ecu_listen: SocketAddr,
+    /// `[config_server] port` (default 10255, Seesaw's).
+    pub config_server_port: u16,
+    /// `[config_server] ca_file` (default `<config dir>/ssl/ca.crt`): the pinned CA.
+    pub config_server_ca: Option<std::path::PathBuf>,
+    /// `[engine] config_interval_sec` (default 60): how often the server source is polled.
+    pub config_interval: Duration,
+    /// `[engine] churn_limit` (default 10, 0 = unlimited): vserver creations or deletions applied
+    /// per config update; the rest follows on later updates.
+    pub churn_limit: usize,
 }
 
 /// Seesaw's hard-coded anycast ranges; a VIP inside one is an anycast VIP.
@@ -120,7 +129,11 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "vrid",
         ],
     ),
-    ("config_server", &["primary", "secondary", "tertiary"]),
+    (
+        "config_server",
+        &["primary", "secondary", "tertiary", "port", "ca_file"],
+    ),
+    ("engine", &["churn_limit", "config_interval_sec"]),
     ("interface", &["node", "lb"]),
     ("extra_service_anycast", &[]),
     ("dataplane", &["kind"]),
@@ -185,6 +198,26 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
             60
         }
     };
+    let config_server_port = r
+        .parsed::<u16>("config_server", "port", "a port")
+        .unwrap_or(10255);
+    let config_server_ca = ini
+        .get_from(Some("config_server"), "ca_file")
+        .filter(|s| !s.is_empty())
+        .map(std::path::PathBuf::from);
+    let config_interval = match r.parsed::<u64>("engine", "config_interval_sec", "seconds") {
+        None => 60,
+        Some(v @ 1..=86_400) => v,
+        Some(v) => {
+            r.errors.push(format!(
+                "seesaw.cfg [engine] config_interval_sec: {v} is outside 1..86400"
+            ));
+            60
+        }
+    };
+    let churn_limit = r
+        .parsed::<usize>("engine", "churn_limit", "a count (0: unlimited)")
+        .unwrap_or(10);
     let mut config_servers: Vec<String> = ["primary", "secondary", "tertiary"]
         .iter()
         .filter_map(|k| ini.get_from(Some("config_server"), k))
@@ -261,6 +294,10 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
         ha_preempt,
         bgp_gobgp_api,
         ecu_listen,
+        config_server_port,
+        config_server_ca,
+        config_interval: Duration::from_secs(config_interval),
+        churn_limit,
     })
 }
 

@@ -48,10 +48,7 @@ fn golden_seesaw_default_multicast_advert() {
     let b = a.encode(IpAddr::V4(LOCAL), IpAddr::V4(MULTICAST_V4));
     assert_eq!(b, [0x31, 0x3c, 0xff, 0x00, 0x00, 0x32, 0x2d, 0x04]);
     // A correct checksum sums to zero.
-    assert_eq!(
-        checksum(IpAddr::V4(LOCAL), IpAddr::V4(MULTICAST_V4), &b),
-        0
-    );
+    assert_eq!(checksum(IpAddr::V4(LOCAL), IpAddr::V4(MULTICAST_V4), &b), 0);
 }
 
 #[test]
@@ -78,9 +75,15 @@ fn golden_ipv6_pseudo_header() {
 
 #[test]
 fn interval_rounds_and_clamps_to_the_field() {
-    assert_eq!(Advert::new(1, 1, Duration::from_millis(100)).interval_cs, 10);
+    assert_eq!(
+        Advert::new(1, 1, Duration::from_millis(100)).interval_cs,
+        10
+    );
     assert_eq!(Advert::new(1, 1, Duration::from_millis(5)).interval_cs, 1);
-    assert_eq!(Advert::new(1, 1, Duration::from_secs(100)).interval_cs, 4095);
+    assert_eq!(
+        Advert::new(1, 1, Duration::from_secs(100)).interval_cs,
+        4095
+    );
     assert_eq!(
         Advert::new(1, 1, Duration::from_millis(250)).interval(),
         Duration::from_millis(250)
@@ -141,10 +144,7 @@ fn every_receive_check_drops_what_it_should() {
     );
     // The checksum covers the pseudo-header: the same bytes to another destination fail.
     assert_eq!(
-        parse_ipv4(
-            &datagram(PEER, MULTICAST_V4, 255, &enc(base, PEER)),
-            &e
-        ),
+        parse_ipv4(&datagram(PEER, MULTICAST_V4, 255, &enc(base, PEER)), &e),
         Err(AdvertError::Checksum)
     );
     // Version/type (re-checksummed so only that check can fail).

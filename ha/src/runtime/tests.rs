@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{RunConfig, run};
 use crate::link::fake::FakeEngine;
+use crate::transport::fake::FakeNet;
 use crate::node::{HaConfig, State};
 
 fn single(enabled: bool) -> HaConfig {
@@ -18,6 +19,7 @@ fn single(enabled: bool) -> HaConfig {
         remote_addr: None,
         priority: 100,
         vrid: 60,
+        ..HaConfig::default()
     }
 }
 
@@ -27,7 +29,12 @@ fn secs(s: f64) -> Duration {
 
 fn start(fake: &FakeEngine) -> (CancellationToken, JoinHandle<()>) {
     let token = CancellationToken::new();
-    let task = tokio::spawn(run(RunConfig::default(), fake.clone(), token.clone()));
+    let task = tokio::spawn(run(
+        RunConfig::default(),
+        fake.clone(),
+        FakeNet::new().opener(),
+        token.clone(),
+    ));
     (token, task)
 }
 

@@ -1,0 +1,188 @@
+//! The advert transport: a narrow port ([`Opener`] / [`Transport`]) with the raw-socket adapter
+//! ([`RawOpener`]) and, for tests, an in-memory network (`fake`).
+//!
+//! The raw adapter is a protocol-112 IPv4 socket bound to the node address, sending to the peer
+//! (unicast, or the VRRP group when the peer address is 224.0.0.18) with TTL 255. It is made with
+//! socket2 and driven through tokio's datagram socket type (the `recv`/`sendto` calls are the same
+//! for a raw socket, and this keeps the crate free of `unsafe`: `AsyncFd` registration is unsafe
+//! since tokio 1.54). Every datagram read goes through [`crate::advert::parse_ipv4`]; what fails a
+//! check is counted per reason and dropped. ICMP "protocol unreachable" errors that a raw socket
+//! may surface while the peer's ha is down are ignored, as in Seesaw. Needs CAP_NET_RAW.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::net::UdpSocket;
+
+use crate::advert::{self, Advert, AdvertError, Expect, Received};
+use crate::node::Peering;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
+
+/// Why the transport failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// Creating or configuring the socket failed (no CAP_NET_RAW, address not local, ...).
+    #[error("cannot open the advert socket: {0}")]
+    Open(#[source] io::Error),
+    /// Sending failed.
+    #[error("cannot send an advert: {0}")]
+    Send(#[source] io::Error),
+    /// Receiving failed.
+    #[error("cannot receive adverts: {0}")]
+    Recv(#[source] io::Error),
+}
+
+/// An open advert channel to the peer.
+pub trait Transport: Send {
+    /// Sends one advert now (never blocks).
+    fn send(&mut self, advert: &Advert) -> Result<(), TransportError>;
+    /// The next advert that passes every receive check. Cancel-safe.
+    fn recv(&mut self) -> impl Future<Output = Result<Received, TransportError>> + Send;
+}
+
+/// Opens transports for a peering.
+pub trait Opener: Send {
+    /// The transport type.
+    type Transport: Transport;
+    /// Opens a transport for `peering`.
+    fn open(&mut self, peering: &Peering) -> Result<Self::Transport, TransportError>;
+}
+
+/// Opens [`RawTransport`]s.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RawOpener;
+
+impl Opener for RawOpener {
+    type Transport = RawTransport;
+
+    fn open(&mut self, peering: &Peering) -> Result<RawTransport, TransportError> {
+        RawTransport::open(peering)
+    }
+}
+
+/// The raw-socket transport.
+#[derive(Debug)]
+pub struct RawTransport {
+    sock: UdpSocket,
+    src: IpAddr,
+    dst: IpAddr,
+    dst_addr: SocketAddr,
+    expect: Expect,
+    drops: HashMap<AdvertError, u64>,
+}
+
+impl RawTransport {
+    /// Opens the socket for `p`. Must be called inside a tokio runtime.
+    pub fn open(p: &Peering) -> Result<Self, TransportError> {
+        let sock = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(i32::from(advert::PROTOCOL))),
+        )
+        .map_err(TransportError::Open)?;
+        let setup = || -> io::Result<()> {
+            sock.set_nonblocking(true)?;
+            sock.set_ttl_v4(u32::from(advert::TTL))?;
+            sock.set_multicast_ttl_v4(u32::from(advert::TTL))?;
+            sock.set_multicast_loop_v4(false)?;
+            if p.peer.is_multicast() {
+                sock.set_multicast_if_v4(&p.local)?;
+                sock.join_multicast_v4(&p.peer, &p.local)?;
+            } else {
+                // Bound to the node address: the source of our adverts, and only datagrams to it
+                // are read.
+                sock.bind(&SockAddr::from(SocketAddrV4::new(p.local, 0)))?;
+            }
+            Ok(())
+        };
+        setup().map_err(TransportError::Open)?;
+        let sock = UdpSocket::from_std(std::net::UdpSocket::from(sock))
+            .map_err(TransportError::Open)?;
+        Ok(Self {
+            sock,
+            src: IpAddr::V4(p.local),
+            dst: IpAddr::V4(p.peer),
+            dst_addr: SocketAddr::V4(SocketAddrV4::new(p.peer, 0)),
+            expect: Expect {
+                local: p.local,
+                peer: p.peer,
+                vrid: p.vrid,
+            },
+            drops: HashMap::new(),
+        })
+    }
+
+    /// Dropped datagrams so far, per reason.
+    pub fn drops(&self) -> &HashMap<AdvertError, u64> {
+        &self.drops
+    }
+}
+
+/// Errors a raw socket reports for ICMP errors about earlier sends (the peer's ha is down).
+fn is_icmp_echo(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc_errno::ENOPROTOOPT
+                | libc_errno::EPROTO
+                | libc_errno::ECONNREFUSED
+                | libc_errno::EHOSTUNREACH
+        )
+    )
+}
+
+/// The errno values [`is_icmp_echo`] ignores (Linux numbering).
+mod libc_errno {
+    pub(super) const ENOPROTOOPT: i32 = 92;
+    pub(super) const EPROTO: i32 = 71;
+    pub(super) const ECONNREFUSED: i32 = 111;
+    pub(super) const EHOSTUNREACH: i32 = 113;
+}
+
+impl Transport for RawTransport {
+    fn send(&mut self, advert: &Advert) -> Result<(), TransportError> {
+        let bytes = advert.encode(self.src, self.dst);
+        match self.sock.try_send_to(&bytes, self.dst_addr) {
+            Ok(_) => Ok(()),
+            Err(e) if is_icmp_echo(&e) => {
+                tracing::debug!(error = %e, "ignoring an icmp error about an earlier advert");
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // A full send buffer drops this advert; the next one follows within an interval.
+                tracing::debug!("advert send buffer full; advert dropped");
+                Ok(())
+            }
+            Err(e) => Err(TransportError::Send(e)),
+        }
+    }
+
+    async fn recv(&mut self) -> Result<Received, TransportError> {
+        let mut buf = [0u8; 1500];
+        loop {
+            let n = match self.sock.recv(&mut buf).await {
+                Ok(n) => n,
+                Err(e) if is_icmp_echo(&e) => continue,
+                Err(e) => return Err(TransportError::Recv(e)),
+            };
+            match advert::parse_ipv4(&buf[..n], &self.expect) {
+                Ok(r) => return Ok(r),
+                Err(why) => {
+                    let count = self.drops.entry(why).or_insert(0);
+                    *count += 1;
+                    // The first drop of each kind is worth a line; the rest are counted.
+                    if *count == 1 {
+                        tracing::warn!(reason = %why, "dropping an invalid advert");
+                    } else {
+                        tracing::debug!(reason = %why, count = *count, "dropping an invalid advert");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The raw-socket transport on loopback (root only): two transports bound to 127.0.0.1 and
+//! 127.0.0.2 exchange adverts with TTL 255 and valid checksums, and a third party's adverts are
+//! dropped. Traffic stays on 127.0.0.0/8.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use seesaw_ha::advert::Advert;
+use seesaw_ha::node::Peering;
+use seesaw_ha::transport::{RawTransport, Transport};
+
+fn peering(local: [u8; 4], peer: [u8; 4]) -> Peering {
+    Peering {
+        local: Ipv4Addr::from(local),
+        peer: Ipv4Addr::from(peer),
+        vrid: 77,
+        priority: 100,
+        interval: Duration::from_millis(100),
+        preempt: false,
+    }
+}
+
+#[tokio::test]
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
+async fn adverts_cross_loopback_and_strangers_are_dropped() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: raw sockets need root (CAP_NET_RAW)");
+        return;
+    }
+    let mut a = RawTransport::open(&peering([127, 0, 0, 1], [127, 0, 0, 2])).expect("open a");
+    let mut b = RawTransport::open(&peering([127, 0, 0, 2], [127, 0, 0, 1])).expect("open b");
+    // A stranger at 127.0.0.3 that believes 127.0.0.2 is its peer.
+    let mut c = RawTransport::open(&peering([127, 0, 0, 3], [127, 0, 0, 2])).expect("open c");
+
+    c.send(&Advert::new(77, 200, Duration::from_millis(100)))
+        .expect("send c");
+    let sent = Advert::new(77, 100, Duration::from_millis(100));
+    a.send(&sent).expect("send a");
+    let got = tokio::time::timeout(Duration::from_secs(2), b.recv())
+        .await
+        .expect("an advert within 2 s")
+        .expect("recv");
+    assert_eq!(got.src, Ipv4Addr::new(127, 0, 0, 1));
+    assert_eq!(got.advert, sent);
+    assert_eq!(
+        b.drops()
+            .get(&seesaw_ha::advert::AdvertError::NotPeer(
+                "127.0.0.3".parse().expect("ip")
+            ))
+            .copied(),
+        Some(1)
+    );
+    let back = Advert::new(77, 0, Duration::from_millis(100));
+    b.send(&back).expect("send b");
+    let got = tokio::time::timeout(Duration::from_secs(2), a.recv())
+        .await
+        .expect("an advert within 2 s")
+        .expect("recv");
+    assert_eq!(got.advert.priority, 0);
+}

@@ -1,0 +1,200 @@
+//! Conversion of the engine's `Check` messages: defaults, every kind's options, and every way a
+//! check can be unusable.
+
+use super::*;
+
+fn check(kind: pb::CheckKind) -> pb::Check {
+    pb::Check {
+        id: 7,
+        kind: kind as i32,
+        target: "127.0.0.2".into(),
+        port: 8080,
+        ..Default::default()
+    }
+}
+
+fn invalid(c: &pb::Check) -> String {
+    match check_from_proto(c).probe {
+        ProbeSpec::Invalid { reason } => reason,
+        other => panic!("expected invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_apply_to_zero_fields() {
+    let s = check_from_proto(&check(pb::CheckKind::Http));
+    assert_eq!(s.id, CheckId(7));
+    assert_eq!(s.interval, DEFAULT_INTERVAL);
+    assert_eq!(s.timeout, DEFAULT_TIMEOUT);
+    let ProbeSpec::Http(h) = s.probe else {
+        panic!("expected http, got {:?}", s.probe);
+    };
+    assert_eq!(h.dial, Dial::plain("127.0.0.2:8080".parse().unwrap()));
+    assert_eq!(h.method, Method::GET);
+    assert_eq!(h.uri, "/");
+    assert_eq!(h.host, "127.0.0.2:8080");
+    assert_eq!(h.code, 200);
+    assert_eq!(h.tls, None);
+}
+
+#[test]
+fn tcp_tls_and_ipv6_targets() {
+    let mut c = check(pb::CheckKind::Tcp);
+    c.target = "::1".into();
+    c.send = "PING".into();
+    c.receive = "PONG".into();
+    c.interval_ms = 2000;
+    let s = check_from_proto(&c);
+    assert_eq!(s.interval, Duration::from_secs(2));
+    assert_eq!(
+        s.probe,
+        ProbeSpec::Tcp(TcpProbe {
+            dial: Dial::plain("[::1]:8080".parse().unwrap()),
+            tls: None,
+            send: b"PING".to_vec(),
+            receive: b"PONG".to_vec(),
+        })
+    );
+    let mut c = check(pb::CheckKind::TcpTls);
+    c.target = "[::1]".into();
+    let ProbeSpec::Tcp(t) = check_from_proto(&c).probe else {
+        panic!("expected tcp");
+    };
+    assert_eq!(
+        t.tls,
+        Some(TlsSpec {
+            verify: false,
+            server: "::1".parse().unwrap()
+        })
+    );
+}
+
+#[test]
+fn https_proxy_and_absolute_urls() {
+    let mut c = check(pb::CheckKind::Https);
+    c.tls_verify = true;
+    c.send = "http://www.example.test/status?x=1".into();
+    c.method = "HEAD".into();
+    c.code = 204;
+    let ProbeSpec::Http(h) = check_from_proto(&c).probe else {
+        panic!("expected http");
+    };
+    assert_eq!(h.uri, "/status?x=1");
+    assert_eq!(h.host, "www.example.test");
+    assert_eq!(h.method, Method::HEAD);
+    assert_eq!(h.code, 204);
+    assert!(h.tls.unwrap().verify);
+
+    c.proxy = true;
+    let ProbeSpec::Http(h) = check_from_proto(&c).probe else {
+        panic!("expected http");
+    };
+    assert_eq!(h.uri, "http://www.example.test/status?x=1");
+    assert_eq!(h.host, "www.example.test");
+
+    let mut c = check(pb::CheckKind::Http);
+    c.proxy = true;
+    c.send = "/healthz".into();
+    let ProbeSpec::Http(h) = check_from_proto(&c).probe else {
+        panic!("expected http");
+    };
+    assert_eq!(h.uri, "http://127.0.0.2:8080/healthz");
+    assert_eq!(h.host, "127.0.0.2:8080");
+}
+
+#[test]
+fn dns_radius_mysql_udp_icmp() {
+    let mut c = check(pb::CheckKind::Dns);
+    c.port = 0;
+    c.send = "www.example.test".into();
+    c.method = "aaaa".into();
+    c.receive = "::1".into();
+    let ProbeSpec::Dns(d) = check_from_proto(&c).probe else {
+        panic!("expected dns");
+    };
+    assert_eq!(d.dial.addr.port(), 53);
+    assert_eq!(d.name.to_string(), "www.example.test.");
+    assert_eq!(d.qtype, RecordType::AAAA);
+    assert_eq!(d.expect, Some(crate::check::DnsExpect::Addr("::1".parse().unwrap())));
+
+    let mut c = check(pb::CheckKind::Radius);
+    c.send = "bob:pa:ss:sec:ret".into();
+    c.receive = "Reject".into();
+    let ProbeSpec::Radius(r) = check_from_proto(&c).probe else {
+        panic!("expected radius");
+    };
+    assert_eq!((r.user.as_str(), r.password.as_str(), r.secret.as_str()), ("bob", "pa", "ss:sec:ret"));
+    assert_eq!(r.expect, RadiusExpect::Reject);
+
+    let mut c = check(pb::CheckKind::Mysql);
+    c.port = 0;
+    assert_eq!(
+        check_from_proto(&c).probe,
+        ProbeSpec::Mysql(MysqlProbe {
+            dial: Dial::plain("127.0.0.2:3306".parse().unwrap())
+        })
+    );
+
+    let mut c = check(pb::CheckKind::Udp);
+    c.send = "ping".into();
+    assert!(matches!(check_from_proto(&c).probe, ProbeSpec::Udp(_)));
+
+    let mut c = check(pb::CheckKind::Icmp);
+    c.port = 0;
+    assert_eq!(
+        check_from_proto(&c).probe,
+        ProbeSpec::Icmp(IcmpProbe {
+            ip: "127.0.0.2".parse().unwrap()
+        })
+    );
+}
+
+#[test]
+fn unusable_checks_become_explicit() {
+    let mut c = check(pb::CheckKind::Icmp);
+    c.mode = "DSR".into();
+    assert_eq!(invalid(&c), "icmp checks cannot run in DSR mode");
+
+    let mut c = check(pb::CheckKind::Tcp);
+    c.mode = "NAT".into();
+    assert_eq!(invalid(&c), "unknown check mode \\"NAT\\"");
+
+    let mut c = check(pb::CheckKind::Tcp);
+    c.target = "backend.example".into();
+    assert_eq!(invalid(&c), "invalid target address \\"backend.example\\"");
+    let mut c = check(pb::CheckKind::Tcp);
+    c.port = 70000;
+    assert_eq!(invalid(&c), "invalid target port 70000");
+    let mut c = check(pb::CheckKind::Tcp);
+    c.port = 0;
+    assert_eq!(invalid(&c), "invalid target port 0");
+    let mut c = check(pb::CheckKind::Http);
+    c.method = "GE T".into();
+    invalid(&c);
+    let mut c = check(pb::CheckKind::Http);
+    c.code = 42;
+    invalid(&c);
+    let mut c = check(pb::CheckKind::Http);
+    c.send = "healthz".into();
+    invalid(&c);
+    let mut c = check(pb::CheckKind::Tcp);
+    c.kind = 99;
+    assert_eq!(invalid(&c), "unknown check kind 99");
+    let mut c = check(pb::CheckKind::Dns);
+    c.send = "x.test".into();
+    c.method = "BOGUS".into();
+    invalid(&c);
+    c.method = "A".into();
+    c.receive = "::1".into();
+    invalid(&c);
+    c.send = String::new();
+    invalid(&c);
+    let mut c = check(pb::CheckKind::Radius);
+    c.send = "user:pass".into();
+    invalid(&c);
+    c.send = "user:pass:".into();
+    invalid(&c);
+    c.send = "user:pass:secret".into();
+    c.receive = "maybe".into();
+    invalid(&c);
+}

@@ -1,0 +1,182 @@
+//! Slot layouts: which destination owns each scheduler slot of a service. The nftables plane
+//! turns every scheduler into "compute a slot number, look the slot up in a map": rr and wrr
+//! use `numgen inc`, random `numgen random`, sh and mh `jhash` of the source, dh `jhash` of the
+//! destination. This module decides the slot contents, purely.
+//!
+//! - rr: one slot per destination with weight > 0 (weights only switch a destination on or off);
+//! - wrr, random, sh, dh: weight-proportional slots (weights divided by their gcd, scaled down
+//!   to at most [`MAX_WEIGHTED_SLOTS`]), interleaved in smooth-wrr order so consecutive `numgen`
+//!   values spread over the destinations;
+//! - mh: a Maglev table from [`crate::sched::maglev`]. When destinations only left, survivors
+//!   keep every slot they held and only the leavers' slots are re-filled from the fresh table, so
+//!   removing a backend moves only the flows that were on it.
+
+use crate::sched::maglev;
+
+/// Upper bound on the slots of a weighted scheduler.
+pub const MAX_WEIGHTED_SLOTS: u64 = 4096;
+
+/// The scheduler families the plane knows how to lay out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One slot per live destination.
+    Plain,
+    /// Weight-proportional, interleaved.
+    Weighted,
+    /// Maglev.
+    Maglev,
+}
+
+/// One destination as the layout sees it: an id (the plane's destination id), its weight and a
+/// stable key hash (for Maglev).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// The destination id stored in the slot.
+    pub id: u32,
+    /// Weight; 0 owns no slot.
+    pub weight: u32,
+    /// Stable hash of the destination's address (Maglev key).
+    pub key: u64,
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// The slot contents for `members`. `old` is the current table (Maglev only: survivors keep
+/// their slots when destinations only left). Empty when no member has a weight.
+pub fn slots(layout: Layout, members: &[Member], old: &[u32]) -> Vec<u32> {
+    let live: Vec<&Member> = members.iter().filter(|m| m.weight > 0).collect();
+    if live.is_empty() {
+        return Vec::new();
+    }
+    match layout {
+        Layout::Plain => live.iter().map(|m| m.id).collect(),
+        Layout::Weighted => weighted(&live),
+        Layout::Maglev => {
+            let backends: Vec<(u64, u32)> = live.iter().map(|m| (m.key, m.weight)).collect();
+            let fresh: Vec<u32> = maglev::build(&backends, maglev::table_size(live.len()))
+                .into_iter()
+                .map(|i| live[i as usize].id)
+                .collect();
+            let live_ids: Vec<u32> = live.iter().map(|m| m.id).collect();
+            let only_left = old.len() == fresh.len()
+                && !old.is_empty()
+                && live_ids.iter().all(|id| old.contains(id));
+            if only_left {
+                old.iter()
+                    .zip(&fresh)
+                    .map(|(o, f)| if live_ids.contains(o) { *o } else { *f })
+                    .collect()
+            } else {
+                fresh
+            }
+        }
+    }
+}
+
+fn weighted(live: &[&Member]) -> Vec<u32> {
+    let g = live
+        .iter()
+        .fold(0u64, |g, m| gcd(g, u64::from(m.weight)))
+        .max(1);
+    let mut w: Vec<u64> = live.iter().map(|m| u64::from(m.weight) / g).collect();
+    let total: u64 = w.iter().sum();
+    if total > MAX_WEIGHTED_SLOTS {
+        for x in &mut w {
+            *x = (*x * MAX_WEIGHTED_SLOTS / total).max(1);
+        }
+    }
+    let total: u64 = w.iter().sum();
+    // Smooth weighted round robin (nginx): each step every member gains its weight, the richest
+    // is picked and pays the total.
+    let mut credit = vec![0i64; w.len()];
+    let wi: Vec<i64> = w.iter().map(|x| i64::try_from(*x).unwrap_or(i64::MAX)).collect();
+    let ti = i64::try_from(total).unwrap_or(i64::MAX);
+    let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for _ in 0..total {
+        let mut best = 0;
+        for i in 0..credit.len() {
+            credit[i] += wi[i];
+            if credit[i] > credit[best] {
+                best = i;
+            }
+        }
+        credit[best] -= ti;
+        out.push(live[best].id);
+    }
+    out
+}
+
+/// The slot capacity reserved for a table of `n` slots: room to grow without moving the range.
+pub fn capacity(n: usize) -> u32 {
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
+    n.max(8).checked_next_power_of_two().unwrap_or(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(id: u32, weight: u32) -> Member {
+        Member {
+            id,
+            weight,
+            key: maglev::key_hash(&id.to_le_bytes()),
+        }
+    }
+
+    #[test]
+    fn plain_skips_weight_zero() {
+        assert_eq!(
+            slots(Layout::Plain, &[m(1, 5), m(2, 0), m(3, 1)], &[]),
+            [1, 3]
+        );
+    }
+
+    #[test]
+    fn weighted_is_proportional_and_interleaved() {
+        let s = slots(Layout::Weighted, &[m(1, 6), m(2, 4), m(3, 2)], &[]);
+        assert_eq!(s.len(), 6, "weights divided by their gcd");
+        assert_eq!(s.iter().filter(|x| **x == 1).count(), 3);
+        assert_eq!(s.iter().filter(|x| **x == 2).count(), 2);
+        assert_eq!(s, [1, 2, 1, 3, 2, 1]);
+    }
+
+    #[test]
+    fn weighted_scales_huge_weights() {
+        let s = slots(Layout::Weighted, &[m(1, 1_000_000), m(2, 1)], &[]);
+        assert!(s.len() as u64 <= MAX_WEIGHTED_SLOTS + 1);
+        assert!(s.contains(&2), "a small weight keeps at least one slot");
+    }
+
+    #[test]
+    fn maglev_removal_keeps_survivors_slots() {
+        let three = slots(Layout::Maglev, &[m(1, 1), m(2, 1), m(3, 1)], &[]);
+        let two = slots(Layout::Maglev, &[m(1, 1), m(3, 1)], &three);
+        assert_eq!(three.len(), two.len());
+        for (a, b) in three.iter().zip(&two) {
+            if *a != 2 {
+                assert_eq!(a, b, "a survivor's slot moved");
+            } else {
+                assert_ne!(*b, 2);
+            }
+        }
+        let share = two.iter().filter(|x| **x == 1).count() as f64 / two.len() as f64;
+        assert!((0.4..0.6).contains(&share), "unbalanced: {share}");
+    }
+
+    #[test]
+    fn maglev_addition_uses_the_fresh_table() {
+        let two = slots(Layout::Maglev, &[m(1, 1), m(3, 1)], &[]);
+        let three = slots(Layout::Maglev, &[m(1, 1), m(2, 1), m(3, 1)], &two);
+        assert_eq!(three, slots(Layout::Maglev, &[m(1, 1), m(2, 1), m(3, 1)], &[]));
+    }
+
+    #[test]
+    fn capacity_rounds_up() {
+        assert_eq!(capacity(0), 8);
+        assert_eq!(capacity(9), 16);
+        assert_eq!(capacity(65_537), 131_072);
+    }
+}

@@ -1,0 +1,366 @@
+//! The nftables data plane: the kernel plane this machine can run. ncc owns two tables named
+//! `seesaw` — `inet seesaw` (NAT: conntrack DNAT plus masquerade, counters) and `netdev seesaw`
+//! (DSR: rewrite the MAC and forward at the LB interface's ingress) — and changes them only in
+//! whole transactions: every `commit` is one `nft -f -` script, which the kernel applies
+//! atomically or not at all. State is read back with `nft -j list table`, so whatever the
+//! kernel holds at start (a previous ncc's work) is adopted, never flushed.
+//!
+//! Layout of a table (both families use the same names):
+//!
+//! - `svc4`/`svc6`: VIP . protocol . port → `jump s<sid>`. This verdict map is the only
+//!   per-packet lookup over services, so the cost per packet does not grow with their number.
+//!   Its element comments are the registry: `sid=… sch=… p=… so=… sc=… sn=…` (id, scheduler,
+//!   persistence, slot offset, slot capacity, slots in use).
+//! - `s<sid>`: the service chain. One rule computes a slot (`numgen inc` for rr/wrr, `jhash` of
+//!   the source for sh/mh) with `mod sn offset so`, looks the slot up in `slots` to get a
+//!   destination id, and DNATs (or forwards) to `dst4`/`dst6[id]`. With persistence a rule in
+//!   front looks the client up in the timeout map `k<sid>t<secs>` first.
+//! - `slots`: slot → destination id, all services in disjoint ranges. Weights become slot counts
+//!   ([`layout`]); mh is a Maglev table; a change rewrites only the slots that differ.
+//! - `dst4`/`dst6`: destination id → address . port (NAT) or address (DSR), with a per-element
+//!   counter (NAT: new connections; DSR: packets and bytes). Comments name the owning service.
+//! - `weights`: destination id → weight; `cin`/`cout`: per-destination packet/byte counters of
+//!   NAT traffic in each direction (forward hook, keyed by the conntrack mark).
+//!
+//! Destination ids live in `0x5ee00000..0x5eefffff` and are stored in the conntrack mark of NAT
+//! flows; `post` masquerades exactly those flows (two-armed NAT like Seesaw's SNAT, so backends
+//! need no route back through us).
+
+pub mod layout;
+pub mod parse;
+mod runner;
+mod script;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+pub use runner::{NftCli, NftRunner};
+
+use self::parse::{Counter, SvcMeta, TableState};
+use super::{Change, Dataplane, ServiceStats};
+use crate::NccError;
+use crate::model::{Dest, DestStats, ForwardMode, Scheduler, Service, ServiceKey};
+
+/// First destination id (also the conntrack-mark tag of our NAT flows).
+pub const DID_BASE: u32 = 0x5ee0_0000;
+/// Mask selecting the tag part of a destination id.
+pub const DID_MASK: u32 = 0xfff0_0000;
+/// Idle timeout of a DSR flow entry (rr/wrr keep a flow on its backend through this map).
+pub const DSR_FLOW_TIMEOUT_S: u32 = 300;
+
+/// Which of our two tables a service lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Table {
+    /// `inet seesaw`: NAT.
+    Nat,
+    /// `netdev seesaw`: DSR.
+    Dsr,
+}
+
+impl Table {
+    /// `family name` as nft spells it.
+    pub fn spec(self) -> &'static str {
+        match self {
+            Self::Nat => "inet seesaw",
+            Self::Dsr => "netdev seesaw",
+        }
+    }
+
+    fn of(mode: ForwardMode) -> Option<Self> {
+        match mode {
+            ForwardMode::Nat => Some(Self::Nat),
+            ForwardMode::Dsr => Some(Self::Dsr),
+            ForwardMode::Tun => None,
+        }
+    }
+}
+
+/// The nftables plane over an [`NftRunner`] (the `nft` binary in production).
+#[derive(Debug)]
+pub struct NftPlane<R = NftCli> {
+    runner: R,
+    lb: Option<String>,
+    nat: TableState,
+    dsr: TableState,
+    services: Vec<Service>,
+    /// The last transaction's script size in bytes and line count (for the change report).
+    pub last_script: (usize, usize),
+}
+
+impl<R: NftRunner> NftPlane<R> {
+    /// A plane that owns `inet seesaw` and, for DSR, `netdev seesaw` on `lb_interface`. Reads
+    /// the kernel immediately: existing state is adopted.
+    pub fn new(runner: R, lb_interface: Option<String>) -> Result<Self, NccError> {
+        let mut p = Self {
+            runner,
+            lb: lb_interface,
+            nat: TableState::default(),
+            dsr: TableState::default(),
+            services: Vec::new(),
+            last_script: (0, 0),
+        };
+        p.read()?;
+        Ok(p)
+    }
+
+    fn read(&mut self) -> Result<(), NccError> {
+        let parse = |json: String| {
+            parse::parse_table(&json)
+                .map_err(|e| NccError::Plane(format!("reading nftables state: {e}")))
+        };
+        self.nat = parse(self.runner.list(Table::Nat.spec())?)?;
+        self.dsr = parse(self.runner.list(Table::Dsr.spec())?)?;
+        for p in self.nat.problems.iter().chain(&self.dsr.problems) {
+            tracing::warn!("nftables state: {p}");
+        }
+        let mut out: BTreeMap<ServiceKey, Service> = BTreeMap::new();
+        for (t, st) in [(Table::Dsr, &self.dsr), (Table::Nat, &self.nat)] {
+            for (key, meta) in &st.services {
+                let mut dests: Vec<Dest> = st
+                    .dests
+                    .iter()
+                    .filter(|(_, d)| d.sid == meta.sid)
+                    .map(|(id, d)| Dest {
+                        addr: d.addr,
+                        weight: st.weights.get(id).copied().unwrap_or(0),
+                    })
+                    .collect();
+                dests.sort();
+                out.insert(
+                    *key,
+                    Service {
+                        key: *key,
+                        scheduler: meta.sched,
+                        mode: match t {
+                            Table::Nat => ForwardMode::Nat,
+                            Table::Dsr => ForwardMode::Dsr,
+                        },
+                        persistence: meta.persist,
+                        dests,
+                    },
+                );
+            }
+        }
+        self.services = out.into_values().collect();
+        Ok(())
+    }
+
+    fn state(&self, t: Table) -> &TableState {
+        match t {
+            Table::Nat => &self.nat,
+            Table::Dsr => &self.dsr,
+        }
+    }
+}
+
+/// What a service holds in the kernel now, with ids.
+struct Held<'a> {
+    table: Table,
+    meta: SvcMeta,
+    /// Destination address → id.
+    dids: BTreeMap<SocketAddr, u32>,
+    weights: BTreeMap<u32, u32>,
+    st: &'a TableState,
+}
+
+impl<R: NftRunner> Dataplane for NftPlane<R> {
+    fn kind(&self) -> &'static str {
+        "nftables"
+    }
+
+    fn unsupported(&self, s: &Service) -> Option<String> {
+        match s.scheduler {
+            Scheduler::Lc | Scheduler::Wlc => {
+                return Some(format!(
+                    "scheduler {} needs per-destination connection counts, which the nftables \
+                     plane cannot keep; use rr, wrr, sh or mh (or the ipvs/proxy plane)",
+                    parse::sched_name(s.scheduler)
+                ));
+            }
+            Scheduler::Rr | Scheduler::Wrr | Scheduler::Sh | Scheduler::Mh => {}
+        }
+        match s.mode {
+            ForwardMode::Tun => {
+                return Some(
+                    "tunnel mode needs IPVS; the nftables plane forwards in NAT or DSR mode".into(),
+                );
+            }
+            ForwardMode::Dsr if self.lb.is_none() => {
+                return Some(
+                    "DSR needs the LB interface (seesaw.cfg [interface] lb) for the netdev \
+                     ingress hook"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if let Some(d) = s.dests.iter().find(|d| d.addr.is_ipv4() != s.key.vip.is_ipv4()) {
+            return Some(format!(
+                "destination {} is not in the VIP's address family",
+                d.addr
+            ));
+        }
+        if s.mode == ForwardMode::Dsr {
+            if let Some(d) = s.dests.iter().find(|d| d.addr.port() != s.key.port) {
+                return Some(format!(
+                    "DSR cannot change the port: destination {} must use port {}",
+                    d.addr, s.key.port
+                ));
+            }
+        }
+        None
+    }
+
+    fn refresh(&mut self) -> Result<(), NccError> {
+        self.read()
+    }
+
+    fn current(&self) -> Vec<Service> {
+        self.services.clone()
+    }
+
+    fn commit(&mut self, changes: &[Change]) -> Result<(), NccError> {
+        let mut want: BTreeMap<ServiceKey, Service> =
+            self.services.iter().map(|s| (s.key, s.clone())).collect();
+        let mut touched = Vec::new();
+        for c in changes {
+            let missing = |k: &ServiceKey| NccError::Inconsistent(format!("no service {k}"));
+            match c {
+                Change::AddService(s) => {
+                    want.insert(s.key, s.clone());
+                    touched.push(s.key);
+                }
+                Change::UpdateService(s) => {
+                    let cur = want.get_mut(&s.key).ok_or_else(|| missing(&s.key))?;
+                    (cur.scheduler, cur.mode, cur.persistence) =
+                        (s.scheduler, s.mode, s.persistence);
+                    touched.push(s.key);
+                }
+                Change::DeleteService(k) => {
+                    want.remove(k).ok_or_else(|| missing(k))?;
+                    touched.push(*k);
+                }
+                Change::AddDest(k, d) | Change::UpdateDest(k, d) => {
+                    let s = want.get_mut(k).ok_or_else(|| missing(k))?;
+                    s.dests.retain(|x| x.addr != d.addr);
+                    s.dests.push(*d);
+                    s.dests.sort();
+                    touched.push(*k);
+                }
+                Change::DeleteDest(k, d) => {
+                    let s = want.get_mut(k).ok_or_else(|| missing(k))?;
+                    s.dests.retain(|x| x.addr != d.addr);
+                    touched.push(*k);
+                }
+            }
+        }
+        touched.sort();
+        touched.dedup();
+
+        let mut alloc = script::Alloc::from_states(&self.nat, &self.dsr);
+        let mut sc = script::Script::default();
+        let mut dsr_used = !self.dsr.chains.is_empty();
+        for key in &touched {
+            let held = self.held(key);
+            let new = want.get(key);
+            if let Some(n) = new {
+                dsr_used |= n.mode == ForwardMode::Dsr;
+            }
+            sc.service(&mut alloc, self.lb.as_deref(), held.as_ref(), new)?;
+        }
+        let text = sc.render(&self.nat, dsr_used.then_some(&self.dsr), self.lb.as_deref());
+        self.last_script = (text.len(), text.lines().count());
+        self.runner.run(&text)?;
+        self.read()
+    }
+
+    fn stats(&self) -> Vec<ServiceStats> {
+        let fresh = |t: Table| {
+            self.runner
+                .list(t.spec())
+                .ok()
+                .and_then(|j| parse::parse_table(&j).ok())
+        };
+        let (nat, dsr) = match (fresh(Table::Nat), fresh(Table::Dsr)) {
+            (Some(n), Some(d)) => (n, d),
+            _ => {
+                tracing::warn!("cannot read nftables counters; reporting the last state");
+                (self.nat.clone(), self.dsr.clone())
+            }
+        };
+        self.services
+            .iter()
+            .map(|s| {
+                let (st, t) = match s.mode {
+                    ForwardMode::Dsr => (&dsr, Table::Dsr),
+                    _ => (&nat, Table::Nat),
+                };
+                let sid = st.services.get(&s.key).map(|m| m.sid);
+                let dests = s
+                    .dests
+                    .iter()
+                    .map(|d| {
+                        let rec = st
+                            .dests
+                            .iter()
+                            .find(|(_, r)| Some(r.sid) == sid && r.addr == d.addr);
+                        let (conns, cin, cout) = match rec {
+                            Some((id, r)) if t == Table::Nat => (
+                                r.counter.packets,
+                                st.cin.get(id).copied().unwrap_or_default(),
+                                st.cout.get(id).copied().unwrap_or_default(),
+                            ),
+                            Some((_, r)) => (0, r.counter, Counter::default()),
+                            None => (0, Counter::default(), Counter::default()),
+                        };
+                        DestStats {
+                            dest: Some(*d),
+                            active_conns: 0,
+                            total_conns: conns,
+                            bytes_in: cin.bytes,
+                            bytes_out: cout.bytes,
+                        }
+                    })
+                    .collect();
+                ServiceStats {
+                    service: s.clone(),
+                    dests,
+                }
+            })
+            .collect()
+    }
+}
+
+impl<R: NftRunner> NftPlane<R> {
+    fn held(&self, key: &ServiceKey) -> Option<Held<'_>> {
+        [Table::Nat, Table::Dsr].into_iter().find_map(|t| {
+            let st = self.state(t);
+            let meta = *st.services.get(key)?;
+            let dids = st
+                .dests
+                .iter()
+                .filter(|(_, d)| d.sid == meta.sid)
+                .map(|(id, d)| (d.addr, *id))
+                .collect::<BTreeMap<_, _>>();
+            let weights = dids
+                .values()
+                .map(|id| (*id, st.weights.get(id).copied().unwrap_or(0)))
+                .collect();
+            Some(Held {
+                table: t,
+                meta,
+                dids,
+                weights,
+                st,
+            })
+        })
+    }
+}
+
+/// `ip` or `ip6` for an address.
+fn ipf(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() { "ip" } else { "ip6" }
+}
+
+#[cfg(test)]
+mod tests;

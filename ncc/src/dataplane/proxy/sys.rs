@@ -1,0 +1,309 @@
+//! The few Linux syscalls the proxy needs that std and tokio do not wrap: `pipe2` + `splice` for
+//! the zero-copy TCP relay, `recvmmsg`/`sendmmsg` for batched UDP, and `epoll` for the UDP
+//! workers. Every `unsafe` block of the proxy is here, each with its `SAFETY:` argument; callers
+//! see safe functions over borrowed or owned file descriptors.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// A non-blocking, close-on-exec pipe: (read end, write end).
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Moves up to `len` bytes from `from` to `to` without copying through userspace; one of them
+/// must be a pipe. Non-blocking: `WouldBlock` when there is nothing to move or no room.
+pub(crate) fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    // SAFETY: both descriptors are borrowed, hence open for the call; null offsets mean "the
+    // current position", which is what sockets and pipes require.
+    cvt_size(unsafe {
+        libc::splice(
+            from.as_raw_fd(),
+            std::ptr::null_mut(),
+            to.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    })
+}
+
+/// Converts a socket address to its C form.
+pub(crate) fn sockaddr_from(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is a valid (AF_UNSPEC) value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        SocketAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&raw mut ss).cast::<libc::sockaddr_in>(), sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: v6.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
+                sin6_scope_id: v6.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&raw mut ss).cast::<libc::sockaddr_in6>(), sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+/// Converts a C socket address (as filled by the kernel) to std's.
+pub(crate) fn sockaddr_to(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin = unsafe { &*(std::ptr::from_ref(ss).cast::<libc::sockaddr_in>()) };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(std::ptr::from_ref(ss).cast::<libc::sockaddr_in6>()) };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Buffers and headers for batched UDP receive or send: `n` slots of `size` bytes each.
+pub(crate) struct Batch {
+    bufs: Vec<u8>,
+    size: usize,
+    lens: Vec<usize>,
+    addrs: Vec<libc::sockaddr_storage>,
+    addr_lens: Vec<libc::socklen_t>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+    /// Slots in use (send side).
+    pub(crate) len: usize,
+}
+
+// SAFETY: the raw pointers inside `iovs`/`hdrs` point only into this struct's own heap buffers
+// and are rebuilt before every syscall; nothing is shared with another thread.
+unsafe impl Send for Batch {}
+
+impl Batch {
+    /// A batch of `n` slots of `size` bytes.
+    pub(crate) fn new(n: usize, size: usize) -> Self {
+        Self {
+            bufs: vec![0; n * size],
+            size,
+            lens: vec![0; n],
+            // SAFETY: all-zero sockaddr_storage is valid.
+            addrs: vec![unsafe { std::mem::zeroed() }; n],
+            addr_lens: vec![0; n],
+            iovs: Vec::with_capacity(n),
+            hdrs: Vec::with_capacity(n),
+            len: 0,
+        }
+    }
+
+    /// Number of slots.
+    pub(crate) fn capacity(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// The payload of slot `i`.
+    pub(crate) fn payload(&self, i: usize) -> &[u8] {
+        &self.bufs[i * self.size..i * self.size + self.lens[i]]
+    }
+
+    /// The peer address of slot `i` (after a receive).
+    pub(crate) fn addr(&self, i: usize) -> Option<SocketAddr> {
+        sockaddr_to(&self.addrs[i])
+    }
+
+    /// Appends a datagram to send (to `to`, or to the connected peer when `None`). Returns
+    /// false when the batch is full or the payload too big.
+    pub(crate) fn push(&mut self, payload: &[u8], to: Option<SocketAddr>) -> bool {
+        let i = self.len;
+        if i >= self.capacity() || payload.len() > self.size {
+            return false;
+        }
+        self.bufs[i * self.size..i * self.size + payload.len()].copy_from_slice(payload);
+        self.lens[i] = payload.len();
+        match to {
+            Some(a) => {
+                let (ss, l) = sockaddr_from(a);
+                self.addrs[i] = ss;
+                self.addr_lens[i] = l;
+            }
+            None => self.addr_lens[i] = 0,
+        }
+        self.len += 1;
+        true
+    }
+
+    fn build(&mut self, n: usize, recv: bool) {
+        self.iovs.clear();
+        self.hdrs.clear();
+        let base = self.bufs.as_mut_ptr();
+        for i in 0..n {
+            self.iovs.push(libc::iovec {
+                // SAFETY: slot i lies inside `bufs` (n ≤ capacity).
+                iov_base: unsafe { base.add(i * self.size) }.cast(),
+                iov_len: if recv { self.size } else { self.lens[i] },
+            });
+        }
+        for i in 0..n {
+            // SAFETY: an all-zero msghdr is valid; the fields that matter are set below.
+            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+            h.msg_iov = &raw mut self.iovs[i];
+            h.msg_iovlen = 1;
+            if recv || self.addr_lens[i] > 0 {
+                h.msg_name = (&raw mut self.addrs[i]).cast();
+                h.msg_namelen = if recv {
+                    size_of::<libc::sockaddr_storage>() as libc::socklen_t
+                } else {
+                    self.addr_lens[i]
+                };
+            }
+            self.hdrs.push(libc::mmsghdr {
+                msg_hdr: h,
+                msg_len: 0,
+            });
+        }
+    }
+
+    /// Receives up to `capacity()` datagrams without blocking; returns how many (slots 0..n).
+    /// Datagrams larger than a slot are truncated by the kernel and reported with their full
+    /// length clamped to the slot, so callers see at most `size` bytes.
+    pub(crate) fn recv(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        let cap = self.capacity();
+        self.build(cap, true);
+        // SAFETY: `hdrs` holds `cap` headers whose iovecs and names point into this batch's
+        // buffers, which outlive the call; the fd is borrowed and so open.
+        let n = cvt(unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                self.hdrs.as_mut_ptr(),
+                cap as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        })? as usize;
+        for i in 0..n {
+            self.lens[i] = (self.hdrs[i].msg_len as usize).min(self.size);
+        }
+        Ok(n)
+    }
+
+    /// Sends slots `from..self.len` without blocking; returns how many the kernel took.
+    pub(crate) fn send(&mut self, fd: BorrowedFd<'_>, from: usize) -> io::Result<usize> {
+        let n = self.len;
+        if from >= n {
+            return Ok(0);
+        }
+        self.build(n, false);
+        // SAFETY: headers `from..n` point into this batch's buffers, which outlive the call.
+        let sent = cvt(unsafe {
+            libc::sendmmsg(
+                fd.as_raw_fd(),
+                self.hdrs.as_mut_ptr().add(from),
+                (n - from) as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        })?;
+        Ok(sent as usize)
+    }
+}
+
+/// An epoll instance.
+pub(crate) struct Epoll(OwnedFd);
+
+impl Epoll {
+    /// A new epoll instance.
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: epoll_create1 succeeded, so `fd` is open and ours.
+        Ok(Self(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Watches `fd` for input, level-triggered, reporting `token`.
+    pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: `ev` is a valid event; closing `fd` later removes it from the set.
+        cvt(unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) })?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout_ms` for events; returns the tokens of ready descriptors.
+    pub(crate) fn wait(&self, out: &mut Vec<u64>, timeout_ms: i32) -> io::Result<()> {
+        let mut evs: [MaybeUninit<libc::epoll_event>; 256] = [MaybeUninit::uninit(); 256];
+        // SAFETY: the kernel writes at most 256 events into `evs`.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.0.as_raw_fd(),
+                evs.as_mut_ptr().cast(),
+                256,
+                timeout_ms,
+            )
+        };
+        out.clear();
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        for ev in &evs[..n as usize] {
+            // SAFETY: the first n entries were written by epoll_wait.
+            let ev = unsafe { ev.assume_init() };
+            out.push(ev.u64);
+        }
+        Ok(())
+    }
+}

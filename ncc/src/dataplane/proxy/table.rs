@@ -1,0 +1,247 @@
+//! A proxy service's selection table: compiled payload rules, and per backend group a
+//! [`Picker`] over that group's destinations. A `Table` is built off the hot path whenever the
+//! service changes and published with one atomic pointer swap; flows hold `Arc<DestState>`s, so
+//! a swap never touches an established flow. Per-destination state (counters, the drain token)
+//! lives in a [`DestMap`] that outlives tables.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::rules::{Compiled, RuleError, Verdict};
+use crate::model::{Dest, DestStats, Scheduler, Service};
+use crate::sched::{Algo, FlowHash, Member, Picker, hash_addr};
+
+/// Live counters of one destination.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Open connections (TCP) or flows (UDP).
+    pub active: AtomicU64,
+    /// Connections or flows ever.
+    pub total: AtomicU64,
+    /// Bytes client → backend, counted as they pass.
+    pub bytes_in: AtomicU64,
+    /// Bytes backend → client, counted as they pass.
+    pub bytes_out: AtomicU64,
+}
+
+impl Counters {
+    /// A point-in-time copy.
+    pub fn snapshot(&self, dest: Dest) -> DestStats {
+        DestStats {
+            dest: Some(dest),
+            active_conns: self.active.load(Ordering::Relaxed),
+            total_conns: self.total.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One destination's state shared by every table and flow of a service.
+#[derive(Debug)]
+pub struct DestState {
+    /// Address.
+    pub addr: SocketAddr,
+    /// Counters.
+    pub counters: Counters,
+    /// Cancelled when a removed destination's drain timeout passes: its flows end then.
+    pub evict: CancellationToken,
+    /// Bumped on every removal and re-add, so a stale drain timer does nothing.
+    generation: AtomicU64,
+}
+
+/// Destination states by address, shared by every table of one service; removed destinations
+/// stay here while they drain.
+#[derive(Debug, Default, Clone)]
+pub struct DestMap(Arc<Mutex<HashMap<SocketAddr, Arc<DestState>>>>);
+
+impl DestMap {
+    /// The state of `addr`, created on first use (a draining one is revived).
+    pub fn get(&self, addr: SocketAddr) -> Arc<DestState> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m.entry(addr).or_insert_with(|| {
+            Arc::new(DestState {
+                addr,
+                counters: Counters::default(),
+                evict: CancellationToken::new(),
+                generation: AtomicU64::new(0),
+            })
+        });
+        if e.evict.is_cancelled() {
+            // Drained out completely earlier: start afresh (counters restart, as in IPVS).
+            *e = Arc::new(DestState {
+                addr,
+                counters: Counters::default(),
+                evict: CancellationToken::new(),
+                generation: AtomicU64::new(0),
+            });
+        }
+        e.generation.fetch_add(1, Ordering::Relaxed);
+        e.clone()
+    }
+
+    /// The counters of `addr`, if known.
+    pub fn peek(&self, addr: SocketAddr) -> Option<Arc<DestState>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&addr)
+            .cloned()
+    }
+
+    /// Starts draining `addr` (removed from the service): its established flows continue; after
+    /// `timeout` (unless re-added meanwhile) they are ended. `None`: drain until they end.
+    pub fn drain(&self, addr: SocketAddr, timeout: Option<Duration>) {
+        let Some(d) = self.peek(addr) else { return };
+        let generation = d.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let map = self.clone();
+        let Some(timeout) = timeout else {
+            // Nothing to end later; forget it once idle so the map does not grow.
+            map.forget_if_idle(addr, generation);
+            return;
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(timeout).await;
+                if d.generation.load(Ordering::Relaxed) == generation {
+                    d.evict.cancel();
+                    map.forget(addr, generation);
+                }
+            });
+        }
+    }
+
+    fn forget(&self, addr: SocketAddr, generation: u64) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m
+            .get(&addr)
+            .is_some_and(|d| d.generation.load(Ordering::Relaxed) == generation)
+        {
+            m.remove(&addr);
+        }
+    }
+
+    fn forget_if_idle(&self, addr: SocketAddr, generation: u64) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.get(&addr).is_some_and(|d| {
+            d.generation.load(Ordering::Relaxed) == generation
+                && d.counters.active.load(Ordering::Relaxed) == 0
+        }) {
+            m.remove(&addr);
+        }
+    }
+
+    /// Ends every flow of every destination (the service is gone and drains no longer).
+    pub fn evict_all(&self) {
+        for d in self.0.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            d.evict.cancel();
+        }
+    }
+}
+
+/// One backend group.
+#[derive(Debug)]
+pub struct Group {
+    picker: Picker,
+    dests: Vec<Arc<DestState>>,
+}
+
+/// A service's selection table.
+#[derive(Debug)]
+pub struct Table {
+    /// Compiled payload rules.
+    pub rules: Compiled,
+    groups: Vec<Group>,
+    /// Hash of the VIP address and port (the `dh` key).
+    dst_hash: u64,
+    /// The service as this table was built from.
+    pub spec: Service,
+}
+
+/// The scheduler algorithm of a model scheduler.
+pub fn algo(s: Scheduler) -> Algo {
+    match s {
+        Scheduler::Rr => Algo::Rr,
+        Scheduler::Wrr => Algo::Wrr,
+        Scheduler::Lc => Algo::Lc,
+        Scheduler::Wlc => Algo::Wlc,
+        Scheduler::Sh => Algo::Sh,
+        Scheduler::Dh => Algo::Dh,
+        Scheduler::Mh => Algo::Mh,
+        Scheduler::Random => Algo::Random,
+        Scheduler::P2c => Algo::P2c,
+    }
+}
+
+impl Table {
+    /// Builds the table for `s`, reusing destination state from `dests`.
+    pub fn build(s: &Service, dests: &DestMap) -> Result<Self, RuleError> {
+        let rules = Compiled::compile(&s.opts)?;
+        let a = algo(s.scheduler);
+        let groups = (0..s.opts.groups.len().max(1))
+            .map(|g| {
+                let members: Vec<&Dest> = s
+                    .dests
+                    .iter()
+                    .filter(|d| usize::from(d.group) == g)
+                    .collect();
+                Group {
+                    picker: Picker::new(
+                        a,
+                        &members
+                            .iter()
+                            .map(|d| Member {
+                                key: hash_addr(d.addr),
+                                weight: d.weight,
+                                backup: d.backup,
+                            })
+                            .collect::<Vec<_>>(),
+                    ),
+                    dests: members.iter().map(|d| dests.get(d.addr)).collect(),
+                }
+            })
+            .collect();
+        Ok(Self {
+            rules,
+            groups,
+            dst_hash: hash_addr(s.key.addr()),
+            spec: s.clone(),
+        })
+    }
+
+    /// Picks a destination of `group` for a new flow whose source hashes to `src`, skipping
+    /// `tried` (destinations whose connect failed).
+    pub fn pick(&self, group: u16, src: u64, tried: &[SocketAddr]) -> Option<&Arc<DestState>> {
+        let g = self.groups.get(usize::from(group))?;
+        let exclude: Vec<usize> = if tried.is_empty() {
+            Vec::new()
+        } else {
+            (0..g.dests.len())
+                .filter(|&i| tried.contains(&g.dests[i].addr))
+                .collect()
+        };
+        let load = |i: usize| g.dests[i].counters.active.load(Ordering::Relaxed);
+        let flow = FlowHash {
+            src,
+            dst: self.dst_hash,
+        };
+        g.picker.pick(flow, &load, &exclude).map(|i| &g.dests[i])
+    }
+
+    /// Routes a payload to a group (or deny) by the service's rules.
+    pub fn route(&self, payload: &[u8], sni: Option<&[u8]>) -> Verdict {
+        self.rules.route(payload, sni)
+    }
+
+    /// How many destinations the group has (for bounding retries).
+    pub fn group_len(&self, group: u16) -> usize {
+        self.groups
+            .get(usize::from(group))
+            .map_or(0, |g| g.dests.len())
+    }
+}
