@@ -58,6 +58,8 @@ pub trait EngineLink {
         &mut self,
         source: &str,
     ) -> impl Future<Output = Result<(String, String), EngineError>>;
+    /// `Failover`: the engine's message, or why it refused (`EngineError::Rpc`).
+    fn failover(&mut self) -> impl Future<Output = Result<String, EngineError>>;
 }
 
 // === impl GrpcEngine ===
@@ -170,6 +172,13 @@ impl EngineLink for GrpcEngine {
             Err(s) => Err(self.error(s)),
         }
     }
+
+    async fn failover(&mut self) -> Result<String, EngineError> {
+        match self.client.failover(pb::Empty {}).await {
+            Ok(r) => Ok(r.into_inner().message),
+            Err(s) => Err(self.error(s)),
+        }
+    }
 }
 
 /// The deepest error in the status's source chain (the OS error when connecting fails), or the
@@ -204,6 +213,8 @@ pub struct FakeEngine {
     pub overrides: Vec<(OverrideKind, String, OverrideSet)>,
     /// The config source.
     pub source: String,
+    /// Failover requests seen.
+    pub failovers: u32,
 }
 
 #[cfg(test)]
@@ -293,5 +304,17 @@ impl EngineLink for FakeEngine {
             }
             other => Err(EngineError::Rpc(format!("unknown config source {other:?}"))),
         }
+    }
+
+    async fn failover(&mut self) -> Result<String, EngineError> {
+        self.up()?;
+        if self.ha.state != "LEADER" {
+            return Err(EngineError::Rpc(format!(
+                "this node is {}, not the master",
+                self.ha.state
+            )));
+        }
+        self.failovers += 1;
+        Ok("failover requested".to_owned())
     }
 }

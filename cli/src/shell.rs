@@ -157,6 +157,18 @@ pub async fn execute<E: EngineLink>(
             Err(EngineError::Rpc(why)) => (format!("Config source refused: {why}\n"), false),
             Err(e) => return Err(e),
         },
+        Action::Failover => match engine.failover().await {
+            Ok(message) => (
+                if json {
+                    to_json(&serde_json::json!({ "message": message }))
+                } else {
+                    format!("{message}\n")
+                },
+                true,
+            ),
+            Err(EngineError::Rpc(why)) => (format!("Failover refused: {why}\n"), false),
+            Err(e) => return Err(e),
+        },
     };
     Ok(Step::Print { text, ok })
 }

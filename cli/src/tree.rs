@@ -25,6 +25,8 @@ pub enum Action {
     Override(OverrideKind, OverrideSet),
     /// `config source [disk|none]`.
     ConfigSource,
+    /// `failover`: the master hands over to its peer.
+    Failover,
 }
 
 /// What an override names.
@@ -171,6 +173,11 @@ pub static COMMANDS: &[Node] = &[
         ],
     ),
     command("exit", "Leave the shell", Action::Exit),
+    command(
+        "failover",
+        "Hand mastership to the peer (run on the master)",
+        Action::Failover,
+    ),
     command("help", "Explain how to get help", Action::Help),
     group(
         "override",

@@ -117,8 +117,14 @@ impl Engine for ScriptedEngine {
         Err(Status::unimplemented("not used by the shell"))
     }
 
-    async fn ha_update(&self, _: Request<pb::HaStatus>) -> Reply<pb::Empty> {
+    async fn ha_update(&self, _: Request<pb::HaStatus>) -> Reply<pb::HaUpdateReply> {
         Err(Status::unimplemented("not used by the shell"))
+    }
+
+    async fn failover(&self, _: Request<pb::Empty>) -> Reply<pb::FailoverReply> {
+        Err(Status::failed_precondition(
+            "this node is BACKUP, not the master",
+        ))
     }
 
     async fn healthchecks(&self, _: Request<pb::Empty>) -> Reply<pb::Checks> {

@@ -122,7 +122,13 @@ impl Engine for ScriptedEngine {
     async fn ha_config(&self, _: Request<pb::Empty>) -> Result<Response<pb::HaConfig>, Status> {
         Err(Status::unimplemented("not scripted"))
     }
-    async fn ha_update(&self, _: Request<pb::HaStatus>) -> Result<Response<pb::Empty>, Status> {
+    async fn ha_update(
+        &self,
+        _: Request<pb::HaStatus>,
+    ) -> Result<Response<pb::HaUpdateReply>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+    async fn failover(&self, _: Request<pb::Empty>) -> Result<Response<pb::FailoverReply>, Status> {
         Err(Status::unimplemented("not scripted"))
     }
     async fn healthchecks(&self, _: Request<pb::Empty>) -> Result<Response<pb::Checks>, Status> {

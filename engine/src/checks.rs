@@ -43,6 +43,10 @@ pub struct DestTopo {
     pub enabled: bool,
     /// Counts in the watermark denominator.
     pub in_service: bool,
+    /// Backend group for payload rules ("" the default group).
+    pub group: String,
+    /// A backup destination (used only when no primary of its group is healthy).
+    pub backup: bool,
     /// (check name, id) of every check: vserver-level then entry-level.
     pub checks: Vec<(String, u64)>,
     /// The destination or backend override deciding `enabled`, if any.
@@ -130,6 +134,8 @@ pub fn expand_with(loaded: &Loaded, overrides: &Overrides) -> Topology {
                         weight: b.weight,
                         enabled: dest_enabled,
                         in_service: b.in_service,
+                        group: b.group.clone(),
+                        backup: b.backup,
                         checks,
                         override_state,
                     });

@@ -25,8 +25,11 @@ pub enum Event {
     Reload(oneshot::Sender<ReloadReply>),
     /// Check results from the healthcheck process.
     Health(Vec<(u64, CheckResult)>),
-    /// A status report from the ha process.
-    Ha(HaView),
+    /// A status report from the ha process; answered, once the data plane reflects it, with
+    /// whether the operator asked for a failover.
+    Ha(HaView, oneshot::Sender<bool>),
+    /// The operator asks the master to hand over; the reply is the message or why not.
+    Failover(oneshot::Sender<Result<String, String>>),
     /// Set an override; the reply is the operator message or why it was refused.
     Override {
         /// Vserver, backend or destination.
@@ -71,6 +74,10 @@ pub struct HaConfigView {
     pub priority: u32,
     /// VRID.
     pub vrid: u32,
+    /// `[ha] advert_interval_ms`.
+    pub advert_interval_ms: u32,
+    /// `[ha] preempt`.
+    pub preempt: bool,
 }
 
 /// A consistent view of the engine, published after every event; the API reads only this.
@@ -133,6 +140,7 @@ pub async fn run<N: Ncc>(
     shutdown: CancellationToken,
 ) -> Result<(), EngineError> {
     let mut state = EngineState::new(loaded, SystemTime::now());
+    state.require_ha();
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     let (views, _) = state.evaluate();
     let (snap_tx, snap_rx) = watch::channel(Arc::new(snapshot(&state, "unknown", views)));
@@ -171,6 +179,7 @@ pub async fn run<N: Ncc>(
     }
     loop {
         let mut pending: Option<(Option<oneshot::Sender<ReloadReply>>, ReloadOutcome)> = None;
+        let mut ha_reply: Option<oneshot::Sender<bool>> = None;
         tokio::select! {
             () = shutdown.cancelled() => break,
             ev = rx.recv() => match ev {
@@ -191,7 +200,21 @@ pub async fn run<N: Ncc>(
                     pending = Some((Some(reply), outcome));
                 }
                 Some(Event::Health(results)) => state.health(results),
-                Some(Event::Ha(ha)) => state.ha(ha),
+                Some(Event::Ha(ha, reply)) => {
+                    if ha.state != state.ha_view().state {
+                        tracing::info!(from = %state.ha_view().state, to = %ha.state, "ha state");
+                    }
+                    state.ha(ha);
+                    ha_reply = Some(reply);
+                }
+                Some(Event::Failover(reply)) => {
+                    let r = state.request_failover().map_err(|e| e.to_string());
+                    match &r {
+                        Ok(_) => tracing::info!("failover requested"),
+                        Err(e) => tracing::warn!("failover refused: {e}"),
+                    }
+                    let _ = reply.send(r);
+                }
                 Some(Event::Override { kind, target, state: new, caller, reply }) => {
                     let r = state.set_override(kind, &target, new, &caller, SystemTime::now());
                     match &r {
@@ -236,6 +259,7 @@ pub async fn run<N: Ncc>(
             }
             _ = tick.tick() => {
                 ticks += 1;
+                state.ha_expire(SystemTime::now());
                 if source == ConfigSource::Server
                     && !fetch_in_flight
                     && last_poll.elapsed() >= state.loaded().settings.config_interval
@@ -284,6 +308,11 @@ pub async fn run<N: Ncc>(
                 }
             }
             last_apply_at = tokio::time::Instant::now();
+        }
+        // The ha process hears back only once the plane reflects its report: a LEADER handing
+        // over sends its priority-0 advert after its VIPs are down.
+        if let Some(reply) = ha_reply {
+            let _ = reply.send(state.take_failover());
         }
         if let Some((Some(reply), outcome)) = pending {
             let _ = reply.send(ReloadReply { outcome, changes });
@@ -484,6 +513,8 @@ fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Sna
         remote_addr: s.peer_ipv4.map(|a| a.to_string()).unwrap_or_default(),
         priority: local.as_ref().map_or(0, |n| u32::from(n.priority)),
         vrid: u32::from(s.vrid),
+        advert_interval_ms: u32::try_from(s.ha_advert_interval.as_millis()).unwrap_or(u32::MAX),
+        preempt: s.ha_preempt,
     };
     let (generation, loaded_at, reload_failures, last_errors) = state.config_meta();
     Snapshot {

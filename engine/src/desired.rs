@@ -14,6 +14,10 @@ pub struct DestSpec {
     pub port: u16,
     /// Weight.
     pub weight: u32,
+    /// Backend group for payload rules ("" the default group; userspace proxy).
+    pub group: String,
+    /// A backup destination (userspace proxy).
+    pub backup: bool,
 }
 
 /// The identity of a service in the data plane: VIP, protocol and port.
@@ -49,6 +53,8 @@ pub struct ServiceSpec {
     pub persistence: u32,
     /// Destinations, sorted.
     pub dests: Vec<DestSpec>,
+    /// Userspace proxy options.
+    pub proxy: crate::model::ProxyOpts,
 }
 
 /// The whole desired data-plane state, services sorted by key.

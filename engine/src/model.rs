@@ -131,6 +131,12 @@ pub enum Scheduler {
     Sh,
     /// Maglev hashing.
     Mh,
+    /// Destination hashing (userspace proxy).
+    Dh,
+    /// Weighted random (userspace proxy).
+    Random,
+    /// Power of two choices (userspace proxy).
+    P2c,
 }
 
 impl fmt::Display for Scheduler {
@@ -142,6 +148,9 @@ impl fmt::Display for Scheduler {
             Self::Wlc => "wlc",
             Self::Sh => "sh",
             Self::Mh => "mh",
+            Self::Dh => "dh",
+            Self::Random => "random",
+            Self::P2c => "p2c",
         })
     }
 }
@@ -286,6 +295,111 @@ pub struct Entry {
     pub uthreshold: u32,
     /// Entry-level checks by name.
     pub healthchecks: BTreeMap<String, Healthcheck>,
+    /// Userspace proxy options (payload rules, UDP flows, drain, PROXY protocol).
+    pub proxy: ProxyOpts,
+}
+
+/// What a payload condition looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayloadKey {
+    /// Bytes `offset .. offset+length`.
+    Bytes,
+    /// Bits `offset .. offset+length`.
+    Bits,
+    /// The TLS ClientHello server name.
+    TlsSni,
+}
+
+/// A payload comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayloadOp {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// Starts with.
+    Prefix,
+    /// Ends with (server names).
+    Suffix,
+    /// One of.
+    In,
+}
+
+/// A validated payload condition; values are big-endian bytes of the field's width (shorter for
+/// prefix), or lower-case names for the server name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PayloadCond {
+    /// What is compared.
+    pub key: PayloadKey,
+    /// First byte or bit.
+    pub offset: u32,
+    /// Bytes or bits.
+    pub length: u32,
+    /// How.
+    pub op: PayloadOp,
+    /// Values.
+    pub values: Vec<Vec<u8>>,
+    /// Mask (empty: none).
+    pub mask: Vec<u8>,
+}
+
+/// A validated payload rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PayloadRule {
+    /// Conditions, all of which must hold.
+    pub conds: Vec<PayloadCond>,
+    /// Target backend group; `None` denies.
+    pub group: Option<String>,
+}
+
+/// The userspace proxy's options of one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProxyOpts {
+    /// Rules, first match wins.
+    pub rules: Vec<PayloadRule>,
+    /// Group of unmatched traffic; `None` denies.
+    pub default_group: Option<String>,
+    /// Payload hash key `(offset, length)`.
+    pub hash_key: Option<(u32, u32)>,
+    /// TCP first bytes to read at most (0: as the rules need).
+    pub first_bytes: u32,
+    /// TCP first-bytes wait, milliseconds.
+    pub first_bytes_timeout_ms: u32,
+    /// Drain timeout of removed backends, seconds (0: none).
+    pub drain_timeout_s: u32,
+    /// PROXY protocol version towards backends (0: off, 1, 2).
+    pub proxy_protocol: u8,
+    /// UDP: choose per datagram instead of per flow.
+    pub udp_per_packet: bool,
+    /// UDP idle timeout, seconds.
+    pub udp_idle_timeout_s: u32,
+    /// UDP flows per worker at most.
+    pub udp_max_flows: u32,
+}
+
+impl Default for ProxyOpts {
+    fn default() -> Self {
+        Self {
+            rules: Vec::new(),
+            default_group: Some(String::new()),
+            hash_key: None,
+            first_bytes: 0,
+            first_bytes_timeout_ms: 1000,
+            drain_timeout_s: 0,
+            proxy_protocol: 0,
+            udp_per_packet: false,
+            udp_idle_timeout_s: 60,
+            udp_max_flows: 65_536,
+        }
+    }
 }
 
 /// A backend of a vserver.
@@ -299,6 +413,10 @@ pub struct Backend {
     pub enabled: bool,
     /// Counts in the watermark denominator (not Proposed or Building).
     pub in_service: bool,
+    /// Backend group for payload rules ("" the default group).
+    pub group: String,
+    /// Takes traffic only when no primary of its group is healthy.
+    pub backup: bool,
 }
 
 /// How a VIP is placed and announced.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use seesaw_proto::ncc as pb;
 
 use crate::desired::{DesiredState, DestSpec, DestStats, ServiceKey, ServiceSpec};
-use crate::model::{ForwardMode, Protocol, Scheduler};
+use crate::model::{ForwardMode, PayloadKey, PayloadOp, Protocol, ProxyOpts, Scheduler};
 use crate::state::DestSpecKey;
 
 /// Why a call to ncc failed.
@@ -73,9 +73,7 @@ impl GrpcNcc {
 
 impl Ncc for GrpcNcc {
     async fn apply(&self, desired: &DesiredState) -> Result<Vec<String>, NccError> {
-        let req = pb::DesiredState {
-            services: desired.services.iter().map(service_to_pb).collect(),
-        };
+        let req = desired_to_pb(desired);
         let mut client = self.client.clone();
         let reply = client
             .apply(req)
@@ -124,6 +122,13 @@ impl Ncc for GrpcNcc {
     }
 }
 
+/// The desired state as ncc's gRPC message (also used by the reconcile snapshot tests).
+pub fn desired_to_pb(desired: &DesiredState) -> pb::DesiredState {
+    pb::DesiredState {
+        services: desired.services.iter().map(service_to_pb).collect(),
+    }
+}
+
 fn service_to_pb(s: &ServiceSpec) -> pb::Service {
     pb::Service {
         address: s.key.vip.to_string(),
@@ -139,6 +144,9 @@ fn service_to_pb(s: &ServiceSpec) -> pb::Service {
             Scheduler::Wlc => pb::Scheduler::Wlc,
             Scheduler::Sh => pb::Scheduler::Sh,
             Scheduler::Mh => pb::Scheduler::Mh,
+            Scheduler::Dh => pb::Scheduler::Dh,
+            Scheduler::Random => pb::Scheduler::Random,
+            Scheduler::P2c => pb::Scheduler::P2c,
         } as i32,
         mode: match s.mode {
             ForwardMode::Dsr => pb::ForwardMode::Dsr,
@@ -153,9 +161,75 @@ fn service_to_pb(s: &ServiceSpec) -> pb::Service {
                 address: d.ip.to_string(),
                 port: u32::from(d.port),
                 weight: d.weight,
+                group: d.group.clone(),
+                backup: d.backup,
             })
             .collect(),
+        proxy: proxy_to_pb(&s.proxy),
     }
+}
+
+/// The proxy options in ncc's form; `None` when they are the defaults.
+fn proxy_to_pb(o: &ProxyOpts) -> Option<pb::ProxyOptions> {
+    if *o == ProxyOpts::default() {
+        return None;
+    }
+    let rule = o
+        .rules
+        .iter()
+        .map(|r| pb::PayloadRule {
+            cond: r
+                .conds
+                .iter()
+                .map(|c| pb::PayloadCond {
+                    key: match c.key {
+                        PayloadKey::Bytes => pb::PayloadKey::Bytes,
+                        PayloadKey::Bits => pb::PayloadKey::Bits,
+                        PayloadKey::TlsSni => pb::PayloadKey::TlsSni,
+                    } as i32,
+                    offset: c.offset,
+                    length: c.length,
+                    op: match c.op {
+                        PayloadOp::Eq => pb::PayloadOp::Eq,
+                        PayloadOp::Ne => pb::PayloadOp::Ne,
+                        PayloadOp::Lt => pb::PayloadOp::Lt,
+                        PayloadOp::Le => pb::PayloadOp::Le,
+                        PayloadOp::Gt => pb::PayloadOp::Gt,
+                        PayloadOp::Ge => pb::PayloadOp::Ge,
+                        PayloadOp::Prefix => pb::PayloadOp::Prefix,
+                        PayloadOp::Suffix => pb::PayloadOp::Suffix,
+                        PayloadOp::In => pb::PayloadOp::In,
+                    } as i32,
+                    value: c.values.clone(),
+                    mask: c.mask.clone(),
+                })
+                .collect(),
+            group: r.group.clone().unwrap_or_default(),
+            deny: r.group.is_none(),
+        })
+        .collect();
+    Some(pb::ProxyOptions {
+        rule,
+        default_group: o.default_group.clone().unwrap_or_default(),
+        default_deny: o.default_group.is_none(),
+        hash_offset: o.hash_key.map_or(0, |k| k.0),
+        hash_length: o.hash_key.map_or(0, |k| k.1),
+        first_bytes: o.first_bytes,
+        first_bytes_wait_ms: o.first_bytes_timeout_ms,
+        drain_timeout_ms: o.drain_timeout_s.saturating_mul(1000),
+        proxy_protocol: match o.proxy_protocol {
+            1 => pb::ProxyProtocol::V1,
+            2 => pb::ProxyProtocol::V2,
+            _ => pb::ProxyProtocol::Off,
+        } as i32,
+        udp_mode: if o.udp_per_packet {
+            pb::UdpMode::PerPacket
+        } else {
+            pb::UdpMode::PerFlow
+        } as i32,
+        udp_idle_timeout_ms: o.udp_idle_timeout_s.saturating_mul(1000),
+        udp_max_flows: o.udp_max_flows,
+    })
 }
 
 fn proto_from_pb(p: i32) -> Option<Protocol> {

@@ -323,22 +323,47 @@ impl pb::engine_server::Engine for EngineService {
             remote_addr: c.remote_addr,
             priority: c.priority,
             vrid: c.vrid,
+            advert_interval_ms: c.advert_interval_ms,
+            preempt: c.preempt,
         }))
     }
 
-    async fn ha_update(&self, req: Request<pb::HaStatus>) -> Result<Response<pb::Empty>, Status> {
+    async fn ha_update(
+        &self,
+        req: Request<pb::HaStatus>,
+    ) -> Result<Response<pb::HaUpdateReply>, Status> {
         require_trusted(&req)?;
         let s = req.into_inner();
-        self.send(Event::Ha(HaView {
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::Ha(
+            HaView {
             state: s.state,
             since: from_ms(s.since_ms),
             transitions: s.transitions,
             adverts_sent: s.adverts_sent,
             adverts_received: s.adverts_received,
             last_update: Some(SystemTime::now()),
-        }))
+            },
+            tx,
+        ))
         .await?;
-        Ok(Response::new(pb::Empty {}))
+        let failover = rx
+            .await
+            .map_err(|_| Status::unavailable("engine stopped before acting on the report"))?;
+        Ok(Response::new(pb::HaUpdateReply { failover }))
+    }
+
+    async fn failover(&self, req: Request<pb::Empty>) -> Result<Response<pb::FailoverReply>, Status> {
+        require_trusted(&req)?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::Failover(tx)).await?;
+        match rx
+            .await
+            .map_err(|_| Status::unavailable("engine stopped during the request"))?
+        {
+            Ok(message) => Ok(Response::new(pb::FailoverReply { message })),
+            Err(e) => Err(Status::failed_precondition(e)),
+        }
     }
 
     async fn healthchecks(&self, req: Request<pb::Empty>) -> Result<Response<pb::Checks>, Status> {

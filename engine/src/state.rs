@@ -172,6 +172,8 @@ pub struct EngineState {
     /// Destinations the data plane already held when this engine started: presumed healthy until
     /// their checks report, so a restarted engine adopts the plane instead of flushing it.
     presumed: std::collections::HashSet<(ServiceKey, DestSpecKey)>,
+    /// Unicast VIPs follow the HA state; the failover request.
+    ha_gate: ha::HaGate,
 }
 
 /// Why an override was not set.
@@ -222,6 +224,7 @@ impl EngineState {
             startup_grace,
             gate_open: false,
             presumed: std::collections::HashSet::new(),
+            ha_gate: ha::HaGate::default(),
         }
     }
 
@@ -402,7 +405,7 @@ impl EngineState {
                 .keys()
                 .all(|id| self.results.contains_key(id));
             let waited = now.duration_since(self.started).unwrap_or_default() >= self.startup_grace;
-            if all_known || waited {
+            if (all_known || waited) && self.ha_settled(now) {
                 self.gate_open = true;
             }
         }
@@ -446,6 +449,8 @@ impl EngineState {
                             ip: d.ip,
                             port: d.port,
                             weight: d.weight,
+                            group: d.group.clone(),
+                            backup: d.backup,
                         };
                         let presumed = self.presumed.contains(&(st.key, (d.ip, d.port)));
                         let checks_pass = checks
@@ -504,7 +509,9 @@ impl EngineState {
                     services.iter().filter(|s| s.key.vip == vip.ip).collect();
                 let active = match vip.kind {
                     VipKind::Anycast => !on_vip.is_empty() && on_vip.iter().all(|s| s.healthy),
-                    VipKind::Unicast | VipKind::Dedicated => on_vip.iter().any(|s| s.healthy),
+                    VipKind::Unicast | VipKind::Dedicated => {
+                        self.serves_unicast() && on_vip.iter().any(|s| s.healthy)
+                    }
                 };
                 vip_active.insert(vip.ip, active);
             }
@@ -527,6 +534,7 @@ impl EngineState {
                     mode: s.entry.mode,
                     persistence: s.entry.persistence,
                     dests,
+                    proxy: s.entry.proxy.clone(),
                 });
             }
             views.push(VserverView {
@@ -595,6 +603,9 @@ fn grace(t: &Topology) -> Duration {
         .unwrap_or_default()
         .min(Duration::from_secs(10))
 }
+
+mod ha;
+pub use ha::{FailoverError, HA_STARTUP_WAIT, HA_TIMEOUT};
 
 #[cfg(test)]
 mod tests;

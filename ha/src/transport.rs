@@ -101,8 +101,8 @@ impl RawTransport {
             Ok(())
         };
         setup().map_err(TransportError::Open)?;
-        let sock = UdpSocket::from_std(std::net::UdpSocket::from(sock))
-            .map_err(TransportError::Open)?;
+        let sock =
+            UdpSocket::from_std(std::net::UdpSocket::from(sock)).map_err(TransportError::Open)?;
         Ok(Self {
             sock,
             src: IpAddr::V4(p.local),
@@ -147,7 +147,9 @@ mod libc_errno {
 impl Transport for RawTransport {
     fn send(&mut self, advert: &Advert) -> Result<(), TransportError> {
         let bytes = advert.encode(self.src, self.dst);
-        match self.sock.try_send_to(&bytes, self.dst_addr) {
+        // Straight to the socket: tokio's `try_send_to` reports WouldBlock until the reactor has
+        // seen the socket writable once, and an advert must not wait for that.
+        match socket2::SockRef::from(&self.sock).send_to(&bytes, &SockAddr::from(self.dst_addr)) {
             Ok(_) => Ok(()),
             Err(e) if is_icmp_echo(&e) => {
                 tracing::debug!(error = %e, "ignoring an icmp error about an earlier advert");

@@ -245,7 +245,9 @@ fn http_from_proto(c: &pb::Check, secure: bool, dial: Dial) -> Result<ProbeSpec,
         .parse()
         .map_err(|_| format!("invalid http request {send:?}"))?;
     let scheme = if secure { "https" } else { "http" };
-    let (uri, host) = match (parsed.authority(), c.proxy) {
+    // Only a URL with a scheme is absolute; `host:port` alone would parse as an authority.
+    let authority = parsed.scheme().and(parsed.authority());
+    let (uri, host) = match (authority, c.proxy) {
         (Some(auth), true) => (parsed.clone(), auth.to_string()),
         (Some(auth), false) => {
             let path = parsed.path_and_query().map_or("/", |p| p.as_str());

@@ -54,15 +54,15 @@ impl Prober for ScriptedProber {
         let ProbeSpec::Tcp(p) = spec else {
             return ProbeOutcome::fail("scripted prober only knows tcp");
         };
-        self.calls.lock().unwrap().push((Instant::now(), p.addr));
-        let b = self.targets.lock().unwrap().get(&p.addr).copied();
+        self.calls.lock().unwrap().push((Instant::now(), p.dial.addr));
+        let b = self.targets.lock().unwrap().get(&p.dial.addr).copied();
         match b {
-            Some(Behaviour::Up) => ProbeOutcome::pass(format!("up {}", p.addr)),
+            Some(Behaviour::Up) => ProbeOutcome::pass(format!("up {}", p.dial.addr)),
             Some(Behaviour::Hang) => {
                 tokio::time::sleep(Duration::from_secs(86400)).await;
                 ProbeOutcome::fail("woke up")
             }
-            Some(Behaviour::Down) | None => ProbeOutcome::fail(format!("down {}", p.addr)),
+            Some(Behaviour::Down) | None => ProbeOutcome::fail(format!("down {}", p.dial.addr)),
         }
     }
 }

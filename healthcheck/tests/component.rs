@@ -105,7 +105,13 @@ impl Engine for Shared {
     async fn ha_config(&self, _: Request<pb::Empty>) -> Result<Response<pb::HaConfig>, Status> {
         Err(Status::unimplemented("fake"))
     }
-    async fn ha_update(&self, _: Request<pb::HaStatus>) -> Result<Response<pb::Empty>, Status> {
+    async fn ha_update(
+        &self,
+        _: Request<pb::HaStatus>,
+    ) -> Result<Response<pb::HaUpdateReply>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+    async fn failover(&self, _: Request<pb::Empty>) -> Result<Response<pb::FailoverReply>, Status> {
         Err(Status::unimplemented("fake"))
     }
     async fn healthchecks(&self, _: Request<pb::Empty>) -> Result<Response<pb::Checks>, Status> {
@@ -225,7 +231,10 @@ async fn probes_report_over_grpc_and_survive_an_engine_restart() {
     let checks = vec![
         check(1, pb::CheckKind::Tcp, tcp_addr),
         check(2, pb::CheckKind::Http, http_addr),
-        check(3, pb::CheckKind::Icmp, tcp_addr),
+        pb::Check {
+            mode: "DSR".into(),
+            ..check(3, pb::CheckKind::Icmp, tcp_addr)
+        },
         check(4, pb::CheckKind::Tcp, closed),
     ];
     let engine = Shared::default();
@@ -253,7 +262,7 @@ async fn probes_report_over_grpc_and_survive_an_engine_restart() {
     );
     assert_eq!(
         view[&3],
-        (false, "check kind ICMP not supported yet".to_owned())
+        (false, "icmp checks cannot run in DSR mode".to_owned())
     );
     assert_eq!(
         view[&4],

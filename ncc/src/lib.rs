@@ -12,6 +12,7 @@
 #![deny(unsafe_code)]
 
 pub mod dataplane;
+pub mod kernel;
 pub mod model;
 pub mod sched;
 pub mod server;

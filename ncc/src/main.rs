@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use seesaw_common::{args::CommonArgs, exit, paths, uds};
+use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
 use seesaw_ncc::dataplane::proxy::ProxyPlane;
 
 /// The Seesaw network control centre.
@@ -36,9 +37,9 @@ fn main() -> ExitCode {
         }
     };
     tracing::info!("{}", seesaw_common::build_info());
-    let kind =
-        match seesaw_ncc::dataplane::configured_kind(&args.common.config_dir.join("seesaw.cfg")) {
-            Ok(k) => k,
+    let choice =
+        match seesaw_ncc::dataplane::choose_plane(&args.common.config_dir.join("seesaw.cfg")) {
+            Ok(c) => c,
             Err(e) => {
                 eprintln!("seesaw_ncc: {e}");
                 return ExitCode::from(exit::CONFIG);
@@ -71,8 +72,25 @@ fn main() -> ExitCode {
             tracing::error!(error = %e, "cannot install signal handlers");
             return ExitCode::from(exit::OSERR);
         }
-        tracing::info!(configured = kind, "data plane: proxy");
-        match seesaw_ncc::run(ProxyPlane::new(), listener, shutdown).await {
+        tracing::info!(configured = %choice.configured, "data plane: {}", choice.kind);
+        let served = if choice.kind == "nftables" {
+            let ifaces: Vec<&str> = choice.lb_interface.iter().map(String::as_str).collect();
+            seesaw_ncc::kernel::sysctl::apply(
+                std::path::Path::new("/proc/sys"),
+                &seesaw_ncc::kernel::sysctl::wanted(&ifaces),
+            );
+            // Adopts what the kernel holds: never a flush at start.
+            match NftPlane::new(NftCli::default(), choice.lb_interface.clone()) {
+                Ok(plane) => seesaw_ncc::run(plane, listener, shutdown).await,
+                Err(e) => {
+                    tracing::error!("cannot read the nftables state: {e}");
+                    return ExitCode::from(exit::UNAVAILABLE);
+                }
+            }
+        } else {
+            seesaw_ncc::run(ProxyPlane::new(), listener, shutdown).await
+        };
+        match served {
             Ok(()) => ExitCode::from(exit::OK),
             Err(e) => {
                 tracing::error!(error = ?e, "ncc failed");

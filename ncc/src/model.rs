@@ -238,7 +238,7 @@ impl Default for ServiceOpts {
             default_target: RuleTarget::Group(0),
             hash_key: None,
             first_bytes: 0,
-            first_bytes_wait_ms: 0,
+            first_bytes_wait_ms: 1000,
             drain_timeout_ms: 0,
             proxy_protocol: ProxyProtocol::Off,
             udp_mode: UdpMode::PerFlow,

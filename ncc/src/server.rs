@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::NccError;
+use crate::dataplane::proxy::rules;
 use crate::dataplane::{self, Dataplane};
 use crate::model::{
     Cond, Dest, Field, ForwardMode, Op, Protocol, ProxyProtocol, Rule, RuleTarget, Scheduler,
@@ -337,7 +338,7 @@ fn opts_from_pb(
                 mask: c.mask.clone(),
                 values: c.value.clone(),
             };
-            if let Err(e) = crate::dataplane::proxy::rules::check(&cond) {
+            if let Err(e) = rules::check(&cond) {
                 errors.push(format!("{cpath}: {e}"));
             }
             conds.push(cond);
@@ -347,13 +348,13 @@ fn opts_from_pb(
             target: target(r.deny, &r.group),
         });
     }
-    if rules.len() > crate::dataplane::proxy::rules::MAX_RULES {
+    if rules.len() > rules::MAX_RULES {
         errors.push(format!("{path}.proxy.rule: too many rules"));
     }
     o.rules = rules;
     o.default_target = target(p.default_deny, &p.default_group);
     if p.hash_length > 0 {
-        if p.hash_length > 64 || p.hash_offset > crate::dataplane::proxy::rules::MAX_OFFSET {
+        if p.hash_length > 64 || p.hash_offset > rules::MAX_OFFSET {
             errors.push(format!(
                 "{path}.proxy: hash key {}:{} is out of range",
                 p.hash_offset, p.hash_length

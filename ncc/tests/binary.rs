@@ -18,7 +18,7 @@ fn a_missing_data_plane_is_a_config_error_not_a_fallback() {
     let cfg = tempfile::tempdir().unwrap();
     std::fs::write(
         cfg.path().join("seesaw.cfg"),
-        "[cluster]\nname = x\n[dataplane]\nkind = nftables\n",
+        "[cluster]\nname = x\n[dataplane]\nkind = ipvs\n",
     )
     .unwrap();
     let run = tempfile::tempdir().unwrap();
@@ -31,7 +31,7 @@ fn a_missing_data_plane_is_a_config_error_not_a_fallback() {
         .unwrap();
     assert_eq!(out.status.code(), Some(78));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("this build has only the proxy data plane")
+        String::from_utf8_lossy(&out.stderr).contains("[dataplane] kind = ipvs")
     );
 }
 
@@ -84,7 +84,9 @@ fn serves_applies_and_stops_on_sigterm() {
                 address: "127.0.0.1".into(),
                 port: u32::from(backend_port),
                 weight: 1,
+                ..Default::default()
             }],
+            ..Default::default()
         }],
     };
     let rt = tokio::runtime::Builder::new_current_thread()

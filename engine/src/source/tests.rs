@@ -157,13 +157,15 @@ fn archive_keeps_old_versions_and_prunes() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     archived.sort();
+    // Each save archives the file it replaces, stamped with the save time (v1 at 1001 ... v4 at
+    // 1004); the newest 3 stay.
     assert_eq!(
         archived,
-        ["cluster.pb.1001", "cluster.pb.1002", "cluster.pb.1003"],
+        ["cluster.pb.1002", "cluster.pb.1003", "cluster.pb.1004"],
         "newest 3 kept"
     );
     assert_eq!(
-        std::fs::read(dir.path().join("archive/cluster.pb.1001")).unwrap(),
+        std::fs::read(dir.path().join("archive/cluster.pb.1002")).unwrap(),
         b"v2"
     );
     // Age pruning.
@@ -171,7 +173,7 @@ fn archive_keeps_old_versions_and_prunes() {
         &dir.path().join("archive"),
         10,
         Duration::from_secs(60),
-        t(1_062),
+        t(1_064),
     )
     .unwrap();
     assert_eq!(

@@ -157,11 +157,11 @@ fn unusable_checks_become_explicit() {
 
     let mut c = check(pb::CheckKind::Tcp);
     c.mode = "NAT".into();
-    assert_eq!(invalid(&c), "unknown check mode \\"NAT\\"");
+    assert_eq!(invalid(&c), "unknown check mode \"NAT\"");
 
     let mut c = check(pb::CheckKind::Tcp);
     c.target = "backend.example".into();
-    assert_eq!(invalid(&c), "invalid target address \\"backend.example\\"");
+    assert_eq!(invalid(&c), "invalid target address \"backend.example\"");
     let mut c = check(pb::CheckKind::Tcp);
     c.port = 70000;
     assert_eq!(invalid(&c), "invalid target port 70000");

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 
 use hyper::{Method, Uri};
+
+use crate::check::{Dial, HttpProbe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -66,7 +68,8 @@ async fn http_server(
 
 fn tcp_probe(addr: SocketAddr, send: &str, receive: &str) -> TcpProbe {
     TcpProbe {
-        addr,
+        dial: Dial::plain(addr),
+        tls: None,
         send: send.as_bytes().to_vec(),
         receive: receive.as_bytes().to_vec(),
     }
@@ -74,12 +77,26 @@ fn tcp_probe(addr: SocketAddr, send: &str, receive: &str) -> TcpProbe {
 
 fn http_probe(addr: SocketAddr, code: u16, receive: &str) -> HttpProbe {
     HttpProbe {
-        addr,
+        dial: Dial::plain(addr),
+        tls: None,
         method: Method::GET,
-        path: Uri::from_static("/healthz"),
+        uri: Uri::from_static("/healthz"),
+        host: addr.to_string(),
         code,
         receive: receive.as_bytes().to_vec(),
     }
+}
+
+fn tls() -> TlsClients {
+    TlsClients::with_roots(rustls::RootCertStore::empty())
+}
+
+async fn http(p: &HttpProbe) -> ProbeOutcome {
+    http::http(p, &tls()).await
+}
+
+async fn tcp(p: &TcpProbe) -> ProbeOutcome {
+    super::tcp(p, &tls()).await
 }
 
 #[tokio::test]
@@ -199,16 +216,18 @@ async fn http_garbage_reply_fails() {
 }
 
 #[tokio::test]
-async fn dry_run_passes_and_unsupported_kinds_say_so() {
+async fn dry_run_passes_and_invalid_checks_say_why() {
     let addr = closed_port().await;
     let spec = ProbeSpec::Tcp(tcp_probe(addr, "", ""));
     assert!(NetProber::new(true).probe(&spec).await.success);
     assert!(!NetProber::new(false).probe(&spec).await.success);
 
-    let icmp = ProbeSpec::Unsupported { kind: "ICMP" };
+    let bad = ProbeSpec::Invalid {
+        reason: "icmp checks cannot run in DSR mode".into(),
+    };
     assert_eq!(
-        NetProber::new(false).probe(&icmp).await,
-        ProbeOutcome::fail("check kind ICMP not supported yet")
+        NetProber::new(false).probe(&bad).await,
+        ProbeOutcome::fail("icmp checks cannot run in DSR mode")
     );
-    assert!(NetProber::new(true).probe(&icmp).await.success);
+    assert!(NetProber::new(true).probe(&bad).await.success);
 }

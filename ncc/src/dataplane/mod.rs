@@ -3,7 +3,10 @@
 //! leave before their service, services are added before their destinations, weights are edited
 //! in place (never delete + add), so established flows on unchanged destinations are untouched.
 
+#[cfg(test)]
+mod contract;
 pub mod fake;
+pub mod nftables;
 pub mod proxy;
 
 use std::collections::BTreeMap;
@@ -65,6 +68,11 @@ pub trait Dataplane: Send + 'static {
     fn kind(&self) -> &'static str;
     /// Why the plane cannot hold `service`, if it cannot.
     fn unsupported(&self, service: &Service) -> Option<String>;
+    /// Re-reads the plane's state from where it lives (kernel planes: the kernel), so the next
+    /// diff is against the truth. Called before every apply; the default does nothing.
+    fn refresh(&mut self) -> Result<(), NccError> {
+        Ok(())
+    }
     /// What the plane holds now. Kernel planes read the kernel, so state there at start is adopted.
     fn current(&self) -> Vec<Service>;
     /// Applies `changes` in order; kernel planes make it one transaction.
@@ -137,6 +145,7 @@ pub fn apply<P: Dataplane + ?Sized>(
     if !refused.is_empty() {
         return Err(NccError::Unsupported(refused));
     }
+    plane.refresh()?;
     let changes = diff(&plane.current(), desired);
     if !changes.is_empty() {
         plane.commit(&changes)?;
@@ -147,26 +156,66 @@ pub fn apply<P: Dataplane + ?Sized>(
 #[cfg(test)]
 mod tests;
 
-/// Reads `[dataplane] kind` from seesaw.cfg (missing file or key: `auto`) and says which plane
-/// this build runs. Only the proxy plane exists in this build: `auto` resolves to it, and asking
-/// for `nftables` or `ipvs` is an error rather than a silent fallback.
-pub fn configured_kind(seesaw_cfg: &std::path::Path) -> Result<&'static str, String> {
-    let kind = match std::fs::read_to_string(seesaw_cfg) {
-        Ok(text) => ini::Ini::load_from_str(&text)
-            .map_err(|e| format!("{}: {e}", seesaw_cfg.display()))?
-            .get_from(Some("dataplane"), "kind")
-            .unwrap_or("auto")
-            .to_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "auto".to_owned(),
+/// The plane ncc runs, resolved from seesaw.cfg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaneChoice {
+    /// `proxy` or `nftables`.
+    pub kind: &'static str,
+    /// What `[dataplane] kind` said (`auto`, `proxy`, `nftables`, `ipvs`).
+    pub configured: String,
+    /// `[interface] lb`, the interface of VIPs and of the DSR ingress hook.
+    pub lb_interface: Option<String>,
+}
+
+/// Reads `[dataplane] kind` and `[interface] lb` from seesaw.cfg (missing file or key: `auto`)
+/// and resolves the plane: `auto` is IPVS where `/proc/net/ip_vs` exists and this build can
+/// drive it, else nftables when we are privileged and `nft` runs, else the userspace proxy.
+/// Asking for a plane that cannot run here is an error rather than a silent fallback.
+pub fn choose_plane(seesaw_cfg: &std::path::Path) -> Result<PlaneChoice, String> {
+    let ini = match std::fs::read_to_string(seesaw_cfg) {
+        Ok(text) => Some(
+            ini::Ini::load_from_str(&text).map_err(|e| format!("{}: {e}", seesaw_cfg.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(format!("{}: {e}", seesaw_cfg.display())),
     };
-    match kind.as_str() {
-        "auto" | "proxy" => Ok("proxy"),
-        "nftables" | "ipvs" => Err(format!(
-            "[dataplane] kind = {kind}: this build has only the proxy data plane; set kind = proxy or auto"
-        )),
-        other => Err(format!(
-            "[dataplane] kind = {other:?} is not one of auto, ipvs, nftables, proxy"
-        )),
-    }
+    let get = |sec: &str, key: &str| ini.as_ref().and_then(|i| i.get_from(Some(sec), key));
+    let configured = get("dataplane", "kind").unwrap_or("auto").to_owned();
+    let lb_interface = get("interface", "lb").map(str::to_owned);
+    let nft_ok = || {
+        crate::kernel::privileged()
+            && std::process::Command::new("nft")
+                .args(["list", "tables"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+    };
+    let kind = match configured.as_str() {
+        "proxy" => "proxy",
+        "auto" if nft_ok() => "nftables",
+        "auto" => "proxy",
+        "nftables" if nft_ok() => "nftables",
+        "nftables" => {
+            return Err(
+                "[dataplane] kind = nftables: needs CAP_NET_ADMIN and a working `nft` binary"
+                    .into(),
+            );
+        }
+        "ipvs" => {
+            return Err(
+                "[dataplane] kind = ipvs: this build drives IPVS only through its tested \
+                 encoder (no IPVS in the kernels it is tested on); set kind = nftables or auto"
+                    .into(),
+            );
+        }
+        other => {
+            return Err(format!(
+                "[dataplane] kind = {other:?} is not one of auto, ipvs, nftables, proxy"
+            ));
+        }
+    };
+    Ok(PlaneChoice {
+        kind,
+        configured,
+        lb_interface,
+    })
 }

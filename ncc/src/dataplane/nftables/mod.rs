@@ -29,7 +29,7 @@
 pub mod layout;
 pub mod parse;
 mod runner;
-mod script;
+pub mod script;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -39,7 +39,7 @@ pub use runner::{NftCli, NftRunner};
 use self::parse::{Counter, SvcMeta, TableState};
 use super::{Change, Dataplane, ServiceStats};
 use crate::NccError;
-use crate::model::{Dest, DestStats, ForwardMode, Scheduler, Service, ServiceKey};
+use crate::model::{Dest, DestStats, ForwardMode, Scheduler, Service, ServiceKey, ServiceOpts};
 
 /// First destination id (also the conntrack-mark tag of our NAT flows).
 pub const DID_BASE: u32 = 0x5ee0_0000;
@@ -120,10 +120,7 @@ impl<R: NftRunner> NftPlane<R> {
                     .dests
                     .iter()
                     .filter(|(_, d)| d.sid == meta.sid)
-                    .map(|(id, d)| Dest {
-                        addr: d.addr,
-                        weight: st.weights.get(id).copied().unwrap_or(0),
-                    })
+                    .map(|(id, d)| Dest::new(d.addr, st.weights.get(id).copied().unwrap_or(0)))
                     .collect();
                 dests.sort();
                 out.insert(
@@ -137,6 +134,7 @@ impl<R: NftRunner> NftPlane<R> {
                         },
                         persistence: meta.persist,
                         dests,
+                        opts: ServiceOpts::default(),
                     },
                 );
             }
@@ -154,7 +152,8 @@ impl<R: NftRunner> NftPlane<R> {
 }
 
 /// What a service holds in the kernel now, with ids.
-struct Held<'a> {
+pub struct Held<'a> {
+    key: ServiceKey,
     table: Table,
     meta: SvcMeta,
     /// Destination address → id.
@@ -170,14 +169,26 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
 
     fn unsupported(&self, s: &Service) -> Option<String> {
         match s.scheduler {
-            Scheduler::Lc | Scheduler::Wlc => {
+            Scheduler::Lc | Scheduler::Wlc | Scheduler::P2c => {
                 return Some(format!(
                     "scheduler {} needs per-destination connection counts, which the nftables \
-                     plane cannot keep; use rr, wrr, sh or mh (or the ipvs/proxy plane)",
+                     plane cannot keep; use rr, wrr, sh, dh, mh or random (or the ipvs/proxy plane)",
                     parse::sched_name(s.scheduler)
                 ));
             }
-            Scheduler::Rr | Scheduler::Wrr | Scheduler::Sh | Scheduler::Mh => {}
+            Scheduler::Rr
+            | Scheduler::Wrr
+            | Scheduler::Sh
+            | Scheduler::Dh
+            | Scheduler::Mh
+            | Scheduler::Random => {}
+        }
+        if s.opts != ServiceOpts::default() || s.dests.iter().any(|d| d.group != 0 || d.backup) {
+            return Some(
+                "payload rules, backend groups, backups and proxy options are features of the \
+                 userspace proxy plane"
+                    .into(),
+            );
         }
         match s.mode {
             ForwardMode::Tun => {
@@ -347,6 +358,7 @@ impl<R: NftRunner> NftPlane<R> {
                 .map(|id| (*id, st.weights.get(id).copied().unwrap_or(0)))
                 .collect();
             Some(Held {
+                key: *key,
                 table: t,
                 meta,
                 dids,

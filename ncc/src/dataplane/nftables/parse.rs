@@ -94,6 +94,9 @@ pub fn sched_name(s: Scheduler) -> &'static str {
         Scheduler::Wlc => "wlc",
         Scheduler::Sh => "sh",
         Scheduler::Mh => "mh",
+        Scheduler::Dh => "dh",
+        Scheduler::Random => "random",
+        Scheduler::P2c => "p2c",
     }
 }
 
@@ -105,6 +108,9 @@ fn sched_from(s: &str) -> Option<Scheduler> {
         "wlc" => Scheduler::Wlc,
         "sh" => Scheduler::Sh,
         "mh" => Scheduler::Mh,
+        "dh" => Scheduler::Dh,
+        "random" => Scheduler::Random,
+        "p2c" => Scheduler::P2c,
         _ => return None,
     })
 }

@@ -1,52 +1,242 @@
-//! The userspace proxy plane: a TCP listener per service on VIP:port, a scheduler per service, and
-//! a relay per connection. It needs no privilege, so it is what the demo and the unprivileged
-//! tests run. Tables are rebuilt off the accept path and swapped atomically; a weight change or a
-//! removed destination never touches established connections (they drain on their own).
+//! The userspace proxy plane: TCP and UDP forwarding on VIP:port, with the schedulers of
+//! [`crate::sched`], backend groups chosen by payload rules ([`rules`]), backups, drain, and
+//! PROXY protocol. It needs no privilege, so it is what the demo and the unprivileged tests run.
+//!
+//! Threads: TCP services share one pool of worker threads (one per core, each a single-threaded
+//! tokio runtime); every TCP service binds one `SO_REUSEPORT` listener per worker, so the kernel
+//! spreads connections and a connection lives on one core. Every UDP service runs one worker
+//! thread per core with its own `SO_REUSEPORT` socket, epoll set and flow table ([`udp`]).
+//!
+//! Hot reconfiguration: every change builds a new [`Table`] off the packet path and publishes it
+//! with one atomic swap (`arc-swap`); flows hold their destination's state, so a swap never
+//! touches an established flow on an unchanged destination. A removed destination drains: its
+//! flows continue until they end, or until the service's drain timeout passes.
 
-mod relay;
-mod sched;
+pub mod rules;
+mod sys;
+pub mod table;
+mod tcp;
+pub mod tls;
+mod udp;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use super::{Change, Dataplane, ServiceStats};
 use crate::NccError;
-use crate::model::{ForwardMode, Protocol, Scheduler, Service, ServiceKey};
-pub use sched::{Counters, Table};
+use crate::model::{Field, ForwardMode, Protocol, Service, ServiceKey};
+pub use table::{Counters, DestMap, DestState, Table};
+pub use tcp::{proxy_v1, proxy_v2};
+
+/// Per-service counters of traffic that reached no destination.
+#[derive(Debug, Default)]
+pub struct ServiceCounters {
+    /// Denied by a payload rule (or the default deny).
+    pub denied: AtomicU64,
+    /// No destination in the chosen group could take it.
+    pub no_backend: AtomicU64,
+    /// UDP: the flow table was full.
+    pub table_full: AtomicU64,
+    /// UDP: datagrams the kernel refused to send.
+    pub send_errors: AtomicU64,
+}
+
+/// A snapshot of [`ServiceCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropStats {
+    /// Denied by rules.
+    pub denied: u64,
+    /// No destination available.
+    pub no_backend: u64,
+    /// Flow table full.
+    pub table_full: u64,
+    /// Send errors.
+    pub send_errors: u64,
+}
+
+/// The TCP worker pool: one thread per core, each running a single-threaded tokio runtime.
+#[derive(Debug)]
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    stop: CancellationToken,
+}
+
+impl Workers {
+    fn start(n: usize) -> std::io::Result<Self> {
+        let stop = CancellationToken::new();
+        let mut handles = Vec::with_capacity(n);
+        for i in 0..n {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name(format!("proxy-tcp-{i}"))
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = tx.send(Ok(rt.handle().clone()));
+                    rt.block_on(stop.cancelled());
+                })?;
+            match rx.recv() {
+                Ok(Ok(h)) => handles.push(h),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(std::io::Error::other("proxy worker did not start")),
+            }
+        }
+        Ok(Self { handles, stop })
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
 
 /// The proxy data plane.
 #[derive(Debug, Default)]
 pub struct ProxyPlane {
     services: BTreeMap<ServiceKey, Running>,
+    workers: Option<Workers>,
+    threads: Option<usize>,
 }
 
 #[derive(Debug)]
 struct Running {
     spec: Service,
-    table: Arc<RwLock<Arc<Table>>>,
-    counters: sched::CounterMap,
+    table: Arc<ArcSwap<Table>>,
+    dests: DestMap,
+    counters: Arc<ServiceCounters>,
     stop: CancellationToken,
+    udp_stop: Arc<AtomicBool>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // Stops accepting; established connections keep running until they end.
+        // Stops accepting; established TCP connections keep running until they end (or their
+        // destination's drain timeout passes). UDP workers stop, closing their flows.
         self.stop.cancel();
+        self.udp_stop.store(true, Ordering::Relaxed);
     }
 }
 
+/// Sockets bound for a new service before anything changes.
+enum Bound {
+    Tcp(Vec<std::net::TcpListener>),
+    Udp(Vec<std::net::UdpSocket>),
+}
+
 impl ProxyPlane {
-    /// An empty plane. Must be used inside a tokio runtime (listeners are tokio sockets).
+    /// An empty plane with one worker per core.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn rebuild(r: &Running) {
-        let table = Table::build(&r.spec, &r.counters);
-        *r.table.write().expect("table lock poisoned") = Arc::new(table);
+    /// An empty plane with `n` workers per protocol (tests use few).
+    pub fn with_threads(n: usize) -> Self {
+        Self {
+            threads: Some(n.max(1)),
+            ..Self::default()
+        }
+    }
+
+    fn nthreads(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        })
+    }
+
+    /// Counters of traffic of `key` that reached no destination.
+    pub fn drops(&self, key: &ServiceKey) -> Option<DropStats> {
+        self.services.get(key).map(|r| DropStats {
+            denied: r.counters.denied.load(Ordering::Relaxed),
+            no_backend: r.counters.no_backend.load(Ordering::Relaxed),
+            table_full: r.counters.table_full.load(Ordering::Relaxed),
+            send_errors: r.counters.send_errors.load(Ordering::Relaxed),
+        })
+    }
+
+    fn bind(&self, s: &Service) -> std::io::Result<Bound> {
+        let n = self.nthreads();
+        match s.key.proto {
+            Protocol::Tcp => (0..n)
+                .map(|_| tcp::bind(s.key.addr()))
+                .collect::<Result<_, _>>()
+                .map(Bound::Tcp),
+            Protocol::Udp => {
+                let first = udp::bind(s.key.addr())?;
+                // Port 0 is not a service port, but keep every socket on the same port anyway.
+                let addr = first.local_addr()?;
+                let mut v = vec![first];
+                for _ in 1..n {
+                    v.push(udp::bind(addr)?);
+                }
+                Ok(Bound::Udp(v))
+            }
+        }
+    }
+
+    fn start(&mut self, s: &Service, bound: Bound) -> Result<Running, NccError> {
+        let dests = DestMap::default();
+        let table = Table::build(s, &dests)
+            .map_err(|e| NccError::Invalid(vec![format!("{}: {e}", s.key)]))?;
+        let table = Arc::new(ArcSwap::from_pointee(table));
+        let counters = Arc::new(ServiceCounters::default());
+        let stop = CancellationToken::new();
+        let udp_stop = Arc::new(AtomicBool::new(false));
+        match bound {
+            Bound::Tcp(listeners) => {
+                if self.workers.is_none() {
+                    let w = Workers::start(self.nthreads())
+                        .map_err(|e| NccError::Plane(format!("cannot start proxy workers: {e}")))?;
+                    self.workers = Some(w);
+                }
+                let workers = self.workers.as_ref().map_or(&[][..], |w| &w.handles[..]);
+                for (i, l) in listeners.into_iter().enumerate() {
+                    let h = &workers[i % workers.len()];
+                    h.spawn(tcp::accept_loop(
+                        l,
+                        s.key,
+                        table.clone(),
+                        counters.clone(),
+                        stop.clone(),
+                    ));
+                }
+            }
+            Bound::Udp(socks) => {
+                for (i, sock) in socks.into_iter().enumerate() {
+                    let (key, table, counters, stop) =
+                        (s.key, table.clone(), counters.clone(), udp_stop.clone());
+                    std::thread::Builder::new()
+                        .name(format!("proxy-udp-{i}"))
+                        .spawn(move || udp::run(key, sock, table, counters, stop))
+                        .map_err(|e| {
+                            udp_stop.store(true, Ordering::Relaxed);
+                            NccError::Plane(format!("cannot start a UDP worker: {e}"))
+                        })?;
+                }
+            }
+        }
+        Ok(Running {
+            spec: s.clone(),
+            table,
+            dests,
+            counters,
+            stop,
+            udp_stop,
+        })
     }
 }
 
@@ -56,24 +246,28 @@ impl Dataplane for ProxyPlane {
     }
 
     fn unsupported(&self, s: &Service) -> Option<String> {
-        if s.key.proto != Protocol::Tcp {
-            return Some("the proxy data plane forwards TCP only in this version".into());
-        }
         if s.mode != ForwardMode::Nat {
             return Some(format!(
                 "mode {:?} is not possible in a userspace proxy (use NAT)",
                 s.mode
             ));
         }
-        if s.scheduler == Scheduler::Mh {
-            return Some(
-                "scheduler mh is not available in the proxy data plane in this version".into(),
-            );
-        }
         if s.persistence > 0 {
             return Some(
-                "persistence is not available in the proxy data plane in this version".into(),
+                "persistence is not available in the proxy data plane (use sh or mh for affinity)"
+                    .into(),
             );
+        }
+        if s.key.proto == Protocol::Udp
+            && s.opts
+                .rules
+                .iter()
+                .any(|r| r.conds.iter().any(|c| c.field == Field::Sni))
+        {
+            return Some("the TLS server name is a TCP routing key; this service is UDP".into());
+        }
+        if let Err(e) = rules::Compiled::compile(&s.opts) {
+            return Some(e.to_string());
         }
         None
     }
@@ -83,38 +277,25 @@ impl Dataplane for ProxyPlane {
     }
 
     fn commit(&mut self, changes: &[Change]) -> Result<(), NccError> {
-        // Bind every new listener first, so a bind failure leaves the plane unchanged.
-        let mut new_listeners = BTreeMap::new();
+        // Bind every new socket first, so a bind failure leaves the plane unchanged.
+        let mut bound = BTreeMap::new();
         for c in changes {
             if let Change::AddService(s) = c {
-                let l = bind(s.key.addr())
+                let b = self
+                    .bind(s)
                     .map_err(|e| NccError::Plane(format!("cannot listen on {}: {e}", s.key)))?;
-                new_listeners.insert(s.key, l);
+                bound.insert(s.key, b);
             }
         }
         let mut touched = Vec::new();
         for c in changes {
             match c {
                 Change::AddService(s) => {
-                    let listener = new_listeners.remove(&s.key).expect("bound above");
-                    let counters = sched::CounterMap::default();
-                    let table = Arc::new(RwLock::new(Arc::new(Table::build(s, &counters))));
-                    let stop = CancellationToken::new();
-                    tokio::spawn(relay::accept_loop(
-                        listener,
-                        s.key,
-                        table.clone(),
-                        stop.clone(),
-                    ));
-                    self.services.insert(
-                        s.key,
-                        Running {
-                            spec: s.clone(),
-                            table,
-                            counters,
-                            stop,
-                        },
-                    );
+                    let b = bound
+                        .remove(&s.key)
+                        .ok_or_else(|| NccError::Inconsistent(format!("{} added twice", s.key)))?;
+                    let r = self.start(s, b)?;
+                    self.services.insert(s.key, r);
                 }
                 Change::DeleteService(k) => {
                     self.services.remove(k);
@@ -123,6 +304,7 @@ impl Dataplane for ProxyPlane {
                     let r = running(&mut self.services, &s.key)?;
                     (r.spec.scheduler, r.spec.mode, r.spec.persistence) =
                         (s.scheduler, s.mode, s.persistence);
+                    r.spec.opts = s.opts.clone();
                     touched.push(s.key);
                 }
                 Change::AddDest(k, d) | Change::UpdateDest(k, d) => {
@@ -135,6 +317,11 @@ impl Dataplane for ProxyPlane {
                 Change::DeleteDest(k, d) => {
                     let r = running(&mut self.services, k)?;
                     r.spec.dests.retain(|x| x.addr != d.addr);
+                    let timeout = match r.spec.opts.drain_timeout_ms {
+                        0 => None,
+                        ms => Some(Duration::from_millis(u64::from(ms))),
+                    };
+                    r.dests.drain(d.addr, timeout);
                     touched.push(*k);
                 }
             }
@@ -143,7 +330,9 @@ impl Dataplane for ProxyPlane {
         touched.dedup();
         for k in touched {
             if let Some(r) = self.services.get(&k) {
-                Self::rebuild(r);
+                let t = Table::build(&r.spec, &r.dests)
+                    .map_err(|e| NccError::Plane(format!("{k}: {e}")))?;
+                r.table.store(Arc::new(t));
             }
         }
         Ok(())
@@ -158,7 +347,10 @@ impl Dataplane for ProxyPlane {
                     .spec
                     .dests
                     .iter()
-                    .map(|d| r.counters.get(d.addr).snapshot(*d))
+                    .map(|d| match r.dests.peek(d.addr) {
+                        Some(s) => s.counters.snapshot(*d),
+                        None => Counters::default().snapshot(*d),
+                    })
                     .collect(),
             })
             .collect()
@@ -171,19 +363,6 @@ fn running<'a>(
 ) -> Result<&'a mut Running, NccError> {
     m.get_mut(k)
         .ok_or_else(|| NccError::Inconsistent(format!("no service {k}")))
-}
-
-fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    sock.set_reuse_address(true)?;
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())?;
-    sock.listen(1024)?;
-    tokio::net::TcpListener::from_std(sock.into())
 }
 
 #[cfg(test)]

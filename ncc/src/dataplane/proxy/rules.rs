@@ -82,7 +82,9 @@ pub fn check(c: &Cond) -> Result<(), String> {
     }
     match (c.op, c.values.len()) {
         (Op::In, 0) => return Err("in needs at least one value".into()),
-        (Op::In, n) if n > MAX_SET => return Err(format!("in lists {n} values (at most {MAX_SET})")),
+        (Op::In, n) if n > MAX_SET => {
+            return Err(format!("in lists {n} values (at most {MAX_SET})"));
+        }
         (Op::In, _) | (_, 1) => {}
         (_, n) => return Err(format!("{n} values given, the operator takes one")),
     }
@@ -342,7 +344,10 @@ impl CCond {
                     if mask.is_empty() {
                         f == v
                     } else {
-                        f.iter().zip(mask.iter()).zip(v).all(|((a, m), b)| a & m == *b)
+                        f.iter()
+                            .zip(mask.iter())
+                            .zip(v)
+                            .all(|((a, m), b)| a & m == *b)
                     }
                 };
                 match op {

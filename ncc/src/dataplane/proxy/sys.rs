@@ -283,12 +283,7 @@ impl Epoll {
         let mut evs: [MaybeUninit<libc::epoll_event>; 256] = [MaybeUninit::uninit(); 256];
         // SAFETY: the kernel writes at most 256 events into `evs`.
         let n = unsafe {
-            libc::epoll_wait(
-                self.0.as_raw_fd(),
-                evs.as_mut_ptr().cast(),
-                256,
-                timeout_ms,
-            )
+            libc::epoll_wait(self.0.as_raw_fd(), evs.as_mut_ptr().cast(), 256, timeout_ms)
         };
         out.clear();
         if n < 0 {

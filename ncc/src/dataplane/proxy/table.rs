@@ -118,8 +118,7 @@ impl DestMap {
 
     fn forget(&self, addr: SocketAddr, generation: u64) {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if m
-            .get(&addr)
+        if m.get(&addr)
             .is_some_and(|d| d.generation.load(Ordering::Relaxed) == generation)
         {
             m.remove(&addr);

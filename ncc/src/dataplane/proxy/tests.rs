@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,13 +51,7 @@ fn free_port() -> u16 {
 }
 
 fn service(port: u16, scheduler: Scheduler, dests: &[(SocketAddr, u32)]) -> Service {
-    let mut dests: Vec<Dest> = dests
-        .iter()
-        .map(|(a, w)| Dest {
-            addr: *a,
-            weight: *w,
-        })
-        .collect();
+    let mut dests: Vec<Dest> = dests.iter().map(|(a, w)| Dest::new(*a, *w)).collect();
     dests.sort();
     Service {
         key: ServiceKey {
@@ -67,6 +63,7 @@ fn service(port: u16, scheduler: Scheduler, dests: &[(SocketAddr, u32)]) -> Serv
         mode: ForwardMode::Nat,
         persistence: 0,
         dests,
+        opts: ServiceOpts::default(),
     }
 }
 
@@ -202,4 +199,441 @@ fn bind_failure_leaves_the_plane_unchanged() {
         assert!(err.to_string().contains("cannot listen on"), "{err}");
         assert!(plane.current().is_empty());
     });
+}
+
+// === payload routing, UDP, SNI, PROXY protocol, drain ===
+
+use crate::model::{Cond, Field, Op, ProxyProtocol, Rule, RuleTarget, ServiceOpts};
+use seesaw_proto::ncc as pb;
+
+/// A UDP backend answering each datagram with `<name>:<payload>`; counts what it received.
+fn udp_backend(name: &'static str) -> (SocketAddr, Arc<AtomicU64>) {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let addr = s.local_addr().unwrap();
+    let n = Arc::new(AtomicU64::new(0));
+    let count = n.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok((len, from)) = s.recv_from(&mut buf) {
+                count.fetch_add(1, Ordering::Relaxed);
+                let mut reply = format!("{name}:").into_bytes();
+                reply.extend_from_slice(&buf[..len]);
+                let _ = s.send_to(&reply, from);
+            }
+        }
+    });
+    (addr, n)
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sends `payload` from `sock` to `vip` and returns the backend name of the reply (or `None`
+/// when nothing comes back within 300 ms).
+fn udp_ask(sock: &std::net::UdpSocket, vip: SocketAddr, payload: &[u8]) -> Option<String> {
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    sock.send_to(payload, vip).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, from) = sock.recv_from(&mut buf).ok()?;
+    assert_eq!(from, vip, "replies come from the VIP");
+    let r = &buf[..n];
+    let colon = r.iter().position(|&b| b == b':')?;
+    assert_eq!(&r[colon + 1..], payload, "reply carries the payload back");
+    Some(String::from_utf8_lossy(&r[..colon]).into_owned())
+}
+
+fn pb_dest(a: SocketAddr, group: &str, backup: bool) -> pb::Destination {
+    pb::Destination {
+        address: a.ip().to_string(),
+        port: u32::from(a.port()),
+        weight: 1,
+        group: group.into(),
+        backup,
+    }
+}
+
+fn pb_cond(offset: u32, length: u32, op: pb::PayloadOp, value: &[u8]) -> pb::PayloadCond {
+    pb::PayloadCond {
+        key: pb::PayloadKey::Bytes as i32,
+        offset,
+        length,
+        op: op as i32,
+        value: vec![value.to_vec()],
+        mask: Vec::new(),
+    }
+}
+
+/// Converts through ncc's API conversion, as a request from the engine would be.
+fn from_pb(s: pb::Service) -> Service {
+    crate::server::services_from_pb(pb::DesiredState { services: vec![s] })
+        .unwrap()
+        .remove(0)
+}
+
+#[test]
+fn udp_kcp_conv_affinity_with_port_reuse() {
+    // stevedore's first example: chash on data[0:4] (KCP conv), one backup peer.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _g = rt.enter();
+    let (b1, _) = udp_backend("b1");
+    let (b2, _) = udp_backend("b2");
+    let (b3, _) = udp_backend("b3");
+    let port = free_udp_port();
+    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let svc = from_pb(pb::Service {
+        address: "127.0.0.1".into(),
+        protocol: pb::Protocol::Udp as i32,
+        port: u32::from(port),
+        scheduler: pb::Scheduler::Mh as i32,
+        mode: pb::ForwardMode::Nat as i32,
+        destinations: vec![
+            pb_dest(b1, "kcp", true),
+            pb_dest(b2, "kcp", false),
+            pb_dest(b3, "kcp", false),
+        ],
+        proxy: Some(pb::ProxyOptions {
+            default_group: "kcp".into(),
+            hash_offset: 0,
+            hash_length: 4,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let mut plane = ProxyPlane::with_threads(2);
+    apply(&mut plane, std::slice::from_ref(&svc)).unwrap();
+    // One client socket (one port) carries many KCP sessions: each conv sticks to one backend,
+    // a second client with the same convs lands on the same backends, the backup gets none.
+    let c1 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let c2 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut per_backend: HashMap<String, usize> = HashMap::new();
+    for conv in 0u32..40 {
+        let mut pkt = conv.to_be_bytes().to_vec();
+        pkt.extend_from_slice(&[81, 0, 0, 32, 0, 0, 0, 0]);
+        let first = udp_ask(&c1, vip, &pkt).expect("reply");
+        for _ in 0..3 {
+            assert_eq!(udp_ask(&c1, vip, &pkt).as_deref(), Some(first.as_str()));
+        }
+        assert_eq!(udp_ask(&c2, vip, &pkt).as_deref(), Some(first.as_str()));
+        *per_backend.entry(first).or_default() += 1;
+    }
+    assert!(
+        !per_backend.contains_key("b1"),
+        "backup unused: {per_backend:?}"
+    );
+    assert!(
+        per_backend.get("b2").copied().unwrap_or(0) >= 8,
+        "{per_backend:?}"
+    );
+    assert!(
+        per_backend.get("b3").copied().unwrap_or(0) >= 8,
+        "{per_backend:?}"
+    );
+    // Both primaries gone: the backup takes over.
+    let mut only_backup = svc.clone();
+    only_backup.dests.retain(|d| d.backup);
+    apply(&mut plane, &[only_backup]).unwrap();
+    let c3 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_eq!(udp_ask(&c3, vip, &[0, 0, 0, 7, 1]).as_deref(), Some("b1"));
+    let stats = plane.stats();
+    let b1_flows = stats[0]
+        .dests
+        .iter()
+        .find(|d| d.dest.unwrap().addr == b1)
+        .unwrap();
+    assert_eq!(b1_flows.total_conns, 1);
+}
+
+#[test]
+fn udp_protocol_version_routing_with_default_deny() {
+    // stevedore's second example: data[4:6] == 1 → ver1, == 2 → ver2, anything else dropped.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _g = rt.enter();
+    let (v1, n1) = udp_backend("ver1");
+    let (v2, n2) = udp_backend("ver2");
+    let port = free_udp_port();
+    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let svc = from_pb(pb::Service {
+        address: "127.0.0.1".into(),
+        protocol: pb::Protocol::Udp as i32,
+        port: u32::from(port),
+        scheduler: pb::Scheduler::Rr as i32,
+        mode: pb::ForwardMode::Nat as i32,
+        destinations: vec![pb_dest(v1, "ver1", false), pb_dest(v2, "ver2", false)],
+        proxy: Some(pb::ProxyOptions {
+            rule: vec![
+                pb::PayloadRule {
+                    cond: vec![pb_cond(4, 2, pb::PayloadOp::Eq, &[0, 1])],
+                    group: "ver1".into(),
+                    deny: false,
+                },
+                pb::PayloadRule {
+                    cond: vec![pb_cond(4, 2, pb::PayloadOp::Eq, &[0, 2])],
+                    group: "ver2".into(),
+                    deny: false,
+                },
+            ],
+            default_deny: true,
+            udp_mode: pb::UdpMode::PerPacket as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let mut plane = ProxyPlane::with_threads(2);
+    apply(&mut plane, &[svc]).unwrap();
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let pkt = |ver: u16| {
+        let mut p = vec![0xca, 0xfe, 0, 1];
+        p.extend_from_slice(&ver.to_be_bytes());
+        p.extend_from_slice(&[0, 9, 1, 2, 3, 4, 5, 6, 7, 8]);
+        p
+    };
+    for _ in 0..5 {
+        assert_eq!(udp_ask(&c, vip, &pkt(1)).as_deref(), Some("ver1"));
+        assert_eq!(udp_ask(&c, vip, &pkt(2)).as_deref(), Some("ver2"));
+    }
+    // Unknown versions and short datagrams are dropped and counted, and reach nobody.
+    assert_eq!(udp_ask(&c, vip, &pkt(3)), None);
+    assert_eq!(udp_ask(&c, vip, &[1, 2, 3]), None);
+    assert_eq!(n1.load(Ordering::Relaxed), 5);
+    assert_eq!(n2.load(Ordering::Relaxed), 5);
+    let key = ServiceKey {
+        vip: vip.ip(),
+        proto: Protocol::Udp,
+        port,
+    };
+    assert_eq!(plane.drops(&key).unwrap().denied, 2);
+}
+
+fn routed_service(port: u16, dests: Vec<Dest>, opts: ServiceOpts) -> Service {
+    Service {
+        key: ServiceKey {
+            vip: "127.0.0.1".parse().unwrap(),
+            proto: Protocol::Tcp,
+            port,
+        },
+        scheduler: Scheduler::Rr,
+        mode: ForwardMode::Nat,
+        persistence: 0,
+        dests,
+        opts,
+    }
+}
+
+fn grouped(a: SocketAddr, group: u16) -> Dest {
+    Dest {
+        group,
+        ..Dest::new(a, 1)
+    }
+}
+
+#[tokio::test]
+async fn tcp_first_bytes_routing() {
+    let (web, other) = (backend("web").await, backend("other").await);
+    let port = free_port();
+    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let opts = ServiceOpts {
+        groups: vec![String::new(), "web".into()],
+        rules: vec![Rule {
+            conds: vec![Cond {
+                field: Field::Bytes { offset: 0, len: 4 },
+                op: Op::Prefix,
+                mask: Vec::new(),
+                values: vec![b"GET ".to_vec()],
+            }],
+            target: RuleTarget::Group(1),
+        }],
+        default_target: RuleTarget::Group(0),
+        first_bytes_wait_ms: 200,
+        ..ServiceOpts::default()
+    };
+    let mut plane = ProxyPlane::with_threads(2);
+    apply(
+        &mut plane,
+        &[routed_service(
+            port,
+            vec![grouped(web, 1), grouped(other, 0)],
+            opts,
+        )],
+    )
+    .unwrap();
+    for _ in 0..3 {
+        assert!(ask(vip, "GET /index").await.starts_with("web:GET "));
+        assert!(ask(vip, "POST /x").await.starts_with("other:POST"));
+    }
+    // Fewer bytes than the rule needs, and the client waits: routed by default after the wait,
+    // and the bytes already read are relayed.
+    assert_eq!(ask(vip, "GE").await, "other:GE");
+}
+
+#[tokio::test]
+async fn tcp_sni_routing() {
+    let (a, b, d) = (backend("a").await, backend("b").await, backend("d").await);
+    let port = free_port();
+    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let sni = |op, v: &str| Cond {
+        field: Field::Sni,
+        op,
+        mask: Vec::new(),
+        values: vec![v.as_bytes().to_vec()],
+    };
+    let opts = ServiceOpts {
+        groups: vec![String::new(), "a".into(), "b".into()],
+        rules: vec![
+            Rule {
+                conds: vec![sni(Op::Eq, "a.example.com")],
+                target: RuleTarget::Group(1),
+            },
+            Rule {
+                conds: vec![sni(Op::Suffix, ".b.test")],
+                target: RuleTarget::Group(2),
+            },
+            Rule {
+                conds: vec![sni(Op::Eq, "blocked.test")],
+                target: RuleTarget::Deny,
+            },
+        ],
+        first_bytes_wait_ms: 500,
+        ..ServiceOpts::default()
+    };
+    let mut plane = ProxyPlane::with_threads(2);
+    apply(
+        &mut plane,
+        &[routed_service(
+            port,
+            vec![grouped(a, 1), grouped(b, 2), grouped(d, 0)],
+            opts,
+        )],
+    )
+    .unwrap();
+    let hello_to = |name: &'static str| async move {
+        let hello = tls::client_hello(name);
+        let mut s = TcpStream::connect(vip).await.unwrap();
+        // Split the ClientHello across writes: the proxy must wait for all of it.
+        s.write_all(&hello[..10]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s.write_all(&hello[10..]).await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let mut got = Vec::new();
+        while got.len() < hello.len() + 2 {
+            match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let colon = got.iter().position(|&c| c == b':');
+        colon.map(|i| String::from_utf8_lossy(&got[..i]).into_owned())
+    };
+    assert_eq!(hello_to("A.Example.com").await.as_deref(), Some("a"));
+    assert_eq!(hello_to("www.b.test").await.as_deref(), Some("b"));
+    assert_eq!(hello_to("other.test").await.as_deref(), Some("d"));
+    assert_eq!(hello_to("blocked.test").await, None);
+    let key = ServiceKey {
+        vip: vip.ip(),
+        proto: Protocol::Tcp,
+        port,
+    };
+    assert_eq!(plane.drops(&key).unwrap().denied, 1);
+}
+
+#[tokio::test]
+async fn proxy_protocol_headers_reach_the_backend() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let be = l.local_addr().unwrap();
+    let port = free_port();
+    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut plane = ProxyPlane::with_threads(1);
+    for (pp, want_prefix) in [
+        (
+            ProxyProtocol::V1,
+            b"PROXY TCP4 127.0.0.1 127.0.0.1 ".to_vec(),
+        ),
+        (
+            ProxyProtocol::V2,
+            b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec(),
+        ),
+    ] {
+        let opts = ServiceOpts {
+            proxy_protocol: pp,
+            ..ServiceOpts::default()
+        };
+        apply(
+            &mut plane,
+            &[routed_service(port, vec![Dest::new(be, 1)], opts)],
+        )
+        .unwrap();
+        let mut c = TcpStream::connect(vip).await.unwrap();
+        c.write_all(b"hi").await.unwrap();
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while !got.ends_with(b"hi") {
+            let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(&want_prefix), "{pp:?}: {got:?}");
+        let client_port = c.local_addr().unwrap().port();
+        if pp == ProxyProtocol::V1 {
+            let line = String::from_utf8_lossy(&got);
+            assert!(
+                line.contains(&format!(" {client_port} {port}\r\n")),
+                "{line}"
+            );
+        } else {
+            assert_eq!(&got[24..26], &client_port.to_be_bytes());
+            assert_eq!(&got[26..28], &port.to_be_bytes());
+        }
+    }
+}
+
+#[tokio::test]
+async fn removed_destination_drains_until_its_timeout() {
+    let (a, b) = (backend("a").await, backend("b").await);
+    let port = free_port();
+    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let opts = ServiceOpts {
+        drain_timeout_ms: 300,
+        ..ServiceOpts::default()
+    };
+    let mut plane = ProxyPlane::with_threads(1);
+    let svc = |dests: Vec<Dest>| routed_service(port, dests, opts.clone());
+    apply(&mut plane, &[svc(vec![Dest::new(a, 1)])]).unwrap();
+    let mut held = TcpStream::connect(vip).await.unwrap();
+    held.write_all(b"1").await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = held.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"a:1");
+    // Remove a: the held connection keeps working, new ones go to b.
+    apply(&mut plane, &[svc(vec![Dest::new(b, 1)])]).unwrap();
+    held.write_all(b"2").await.unwrap();
+    let n = held.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"a:2");
+    assert!(ask(vip, "x").await.starts_with("b:"));
+    // After the drain timeout the held connection is closed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = held.write_all(b"3").await;
+    let r = tokio::time::timeout(Duration::from_secs(2), held.read(&mut buf)).await;
+    assert!(
+        matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+        "closed after drain: {r:?}"
+    );
 }

@@ -1,0 +1,222 @@
+//! HA gating, sans-io: which VIPs this node serves given the ha process's reports, when a silent
+//! ha process stops counting, and the operator's `failover` request waiting for the LEADER's next
+//! report.
+//!
+//! Rules (Seesaw's, reference §3.4–3.5): unicast and dedicated VIPs are served only while the ha
+//! process reports LEADER; anycast VIPs are served on every node whose services behind them are
+//! all healthy, whatever the HA state (BGP, not HA, picks the node). A report older than
+//! [`HA_TIMEOUT`] counts as UNKNOWN (Seesaw: 30 s; ours pushes every second, so 3 s), so an ha
+//! process killed with SIGKILL cannot leave its engine serving next to the new master for long.
+//! At start the engine waits up to [`HA_STARTUP_WAIT`] for the first report before it programs
+//! the data plane, so a restarted engine on the master does not flush the VIPs first.
+
+use std::time::{Duration, SystemTime};
+
+use super::EngineState;
+
+/// A report older than this no longer counts.
+pub const HA_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a starting engine waits for the first HA report before programming the plane.
+pub const HA_STARTUP_WAIT: Duration = Duration::from_secs(3);
+
+/// The engine's HA gate.
+#[derive(Debug, Default)]
+pub(crate) struct HaGate {
+    /// Whether unicast VIPs follow the HA state (the running engine); off in unit tests of the
+    /// health rules, which then see every VIP served.
+    enabled: bool,
+    /// `failover` was requested and not yet handed to the ha process.
+    failover_pending: bool,
+}
+
+/// Why a failover cannot be requested.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FailoverError {
+    /// No peer in seesaw.cfg: there is nobody to hand over to.
+    #[error("no peer is configured ([cluster] peer_ipv4): there is nobody to fail over to")]
+    NoPeer,
+    /// This node is not the master.
+    #[error(
+        "this node is {0}, not the master: run failover on the master (the engine-to-engine sync that relays it is not part of this build)"
+    )]
+    NotMaster(String),
+}
+
+impl EngineState {
+    /// Makes unicast and dedicated VIPs follow the HA state (the engine binary always does).
+    pub fn require_ha(&mut self) {
+        self.ha_gate.enabled = true;
+    }
+
+    /// Whether unicast and dedicated VIPs are served: this node is the HA LEADER.
+    pub fn serves_unicast(&self) -> bool {
+        !self.ha_gate.enabled || self.ha.state == "LEADER"
+    }
+
+    /// Treats a stale report as UNKNOWN; returns whether the state changed.
+    pub fn ha_expire(&mut self, now: SystemTime) -> bool {
+        let stale = self
+            .ha
+            .last_update
+            .is_some_and(|at| now.duration_since(at).unwrap_or_default() > HA_TIMEOUT);
+        if stale && !matches!(self.ha.state.as_str(), "UNKNOWN" | "DISABLED") {
+            tracing::warn!(
+                state = %self.ha.state,
+                "no report from the ha process for {HA_TIMEOUT:?}: HA state is UNKNOWN"
+            );
+            self.ha.state = "UNKNOWN".to_owned();
+            self.ha.since = Some(now);
+            return true;
+        }
+        false
+    }
+
+    /// Whether the HA state is known well enough to program the data plane: a report came, or
+    /// the start-up wait is over.
+    pub(crate) fn ha_settled(&self, now: SystemTime) -> bool {
+        !self.ha_gate.enabled
+            || self.ha.last_update.is_some()
+            || now.duration_since(self.started).unwrap_or_default() >= HA_STARTUP_WAIT
+    }
+
+    /// The operator asks for a failover: accepted on a peered LEADER, handed to the ha process
+    /// with its next report.
+    pub fn request_failover(&mut self) -> Result<String, FailoverError> {
+        if self.loaded.settings.peer_ipv4.is_none() {
+            return Err(FailoverError::NoPeer);
+        }
+        if self.ha.state != "LEADER" {
+            return Err(FailoverError::NotMaster(self.ha.state.clone()));
+        }
+        self.ha_gate.failover_pending = true;
+        Ok(
+            "failover requested: the master hands over with its next status report (within 1 s)"
+                .to_owned(),
+        )
+    }
+
+    /// Whether the report just received should be answered with "fail over"; clears the request.
+    /// A request only reaches a LEADER; any other report drops it.
+    pub fn take_failover(&mut self) -> bool {
+        std::mem::take(&mut self.ha_gate.failover_pending) && self.ha.state == "LEADER"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Loaded, load_cluster, seesaw_cfg};
+    use crate::state::HaView;
+
+    fn t0() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    /// One unicast and one anycast vserver, no checks (healthy at once), with or without a peer.
+    fn state(peer: bool) -> EngineState {
+        let cfg = format!(
+            "[cluster]\nname = t\nnode_ipv4 = 10.0.0.2\n{}",
+            if peer { "peer_ipv4 = 10.0.0.3\n" } else { "" }
+        );
+        let cluster = r#"seesaw_vip < fqdn: "v." ipv4: "10.0.0.1/24" >
+            node < fqdn: "n." ipv4: "10.0.0.2/24" >
+            node < fqdn: "m." ipv4: "10.0.0.3/24" >
+            vserver < name: "uni" rp: "x" entry_address < fqdn: "u." ipv4: "10.1.0.1/32" >
+              vserver_entry < protocol: TCP port: 80 scheduler: RR mode: NAT >
+              backend < host < fqdn: "b1." ipv4: "10.2.0.1/24" > weight: 1 > >
+            vserver < name: "any" rp: "x" entry_address < fqdn: "a." ipv4: "192.168.255.7/32" >
+              vserver_entry < protocol: TCP port: 80 scheduler: RR mode: NAT >
+              backend < host < fqdn: "b1." ipv4: "10.2.0.1/24" > weight: 1 > >"#;
+        let loaded = Loaded {
+            settings: seesaw_cfg::parse(&cfg).expect("seesaw.cfg"),
+            cluster: load_cluster(cluster.as_bytes(), None).expect("cluster.pb"),
+        };
+        let mut e = EngineState::new(loaded, t0());
+        e.require_ha();
+        e
+    }
+
+    fn report(state: &str, at: SystemTime) -> HaView {
+        HaView {
+            state: state.to_owned(),
+            since: Some(at),
+            last_update: Some(at),
+            ..HaView::default()
+        }
+    }
+
+    fn served(e: &mut EngineState) -> Vec<String> {
+        e.evaluate()
+            .1
+            .services
+            .iter()
+            .map(|s| s.key.vip.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn unicast_vips_follow_leadership_and_anycast_vips_follow_health_only() {
+        let mut e = state(true);
+        assert_eq!(served(&mut e), ["192.168.255.7"]);
+        e.ha(report("BACKUP", t0()));
+        assert_eq!(served(&mut e), ["192.168.255.7"]);
+        e.ha(report("LEADER", t0()));
+        assert_eq!(served(&mut e), ["10.1.0.1", "192.168.255.7"]);
+        let views = e.evaluate().0;
+        assert!(views.iter().all(|v| v.services.iter().all(|s| s.active)));
+        for s in ["SHUTDOWN", "UNKNOWN", "DISABLED", "ERROR", "BACKUP"] {
+            e.ha(report(s, t0()));
+            assert_eq!(served(&mut e), ["192.168.255.7"], "{s}");
+        }
+    }
+
+    #[test]
+    fn a_silent_ha_process_stops_counting_as_leader() {
+        let mut e = state(true);
+        e.ha(report("LEADER", t0()));
+        assert!(!e.ha_expire(t0() + HA_TIMEOUT));
+        assert!(e.serves_unicast());
+        assert!(e.ha_expire(t0() + HA_TIMEOUT + Duration::from_millis(1)));
+        assert_eq!(e.ha_view().state, "UNKNOWN");
+        assert!(!e.serves_unicast());
+        // Once UNKNOWN, nothing more to expire.
+        assert!(!e.ha_expire(t0() + HA_TIMEOUT * 10));
+    }
+
+    #[test]
+    fn the_plane_waits_for_the_first_ha_report_or_the_startup_wait() {
+        let mut e = state(true);
+        assert!(!e.may_apply(t0() + Duration::from_secs(1)));
+        e.ha(report("BACKUP", t0() + Duration::from_secs(1)));
+        assert!(e.may_apply(t0() + Duration::from_secs(1)));
+
+        let mut e = state(true);
+        assert!(!e.may_apply(t0() + HA_STARTUP_WAIT - Duration::from_millis(1)));
+        assert!(e.may_apply(t0() + HA_STARTUP_WAIT));
+    }
+
+    #[test]
+    fn failover_needs_a_peered_leader_and_is_delivered_once() {
+        let mut single = state(false);
+        single.ha(report("LEADER", t0()));
+        assert_eq!(single.request_failover(), Err(FailoverError::NoPeer));
+
+        let mut e = state(true);
+        e.ha(report("BACKUP", t0()));
+        assert_eq!(
+            e.request_failover(),
+            Err(FailoverError::NotMaster("BACKUP".into()))
+        );
+        assert!(!e.take_failover());
+        e.ha(report("LEADER", t0()));
+        assert!(e.request_failover().is_ok());
+        assert!(e.take_failover());
+        assert!(!e.take_failover(), "delivered twice");
+        // A request that meets a non-leader report is dropped, not kept for later.
+        e.request_failover().expect("leader");
+        e.ha(report("BACKUP", t0()));
+        assert!(!e.take_failover());
+        e.ha(report("LEADER", t0()));
+        assert!(!e.take_failover());
+    }
+}

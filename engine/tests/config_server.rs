@@ -1,0 +1,210 @@
+//! The engine binary with `config source server`: fetches cluster.pb from an HTTPS config server
+//! on loopback that has its own CA; refuses a wrong content type; ignores an older config; saves
+//! fetched configs with an archive; and converges a churn of 25 new vservers in 3 updates.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use seesaw_proto::engine as pb;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What the test server answers: (content type, body).
+type Reply = Arc<Mutex<(String, Vec<u8>)>>;
+
+/// An HTTPS server on 127.0.0.1 with a fresh CA; returns (port, CA PEM).
+async fn config_server(reply: Reply) -> (u16, String) {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, reply) = (acceptor.clone(), reply.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = [0u8; 2048];
+                let n = tls.read(&mut buf).await.unwrap_or(0);
+                assert!(
+                    String::from_utf8_lossy(&buf[..n]).starts_with("GET /config/lab HTTP/1.1\r\n")
+                );
+                let (ct, body) = reply.lock().unwrap().clone();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = tls.write_all(head.as_bytes()).await;
+                let _ = tls.write_all(&body).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, ca.pem())
+}
+
+fn cluster_text(last_updated: i64, vservers: usize) -> String {
+    let mut t = format!(
+        "seesaw_vip < fqdn: \"v.\" ipv4: \"127.0.0.1/8\" >\n\
+         node < fqdn: \"n.\" ipv4: \"127.0.0.1/8\" >\n\
+         metadata < last_updated: {last_updated} >\n"
+    );
+    for i in 0..vservers {
+        t.push_str(&format!(
+            "vserver < name: \"vs{i:02}\" rp: \"x\" entry_address < fqdn: \"vs{i}.\" ipv4: \"127.0.1.{}/32\" >\n\
+               vserver_entry < protocol: TCP port: 80 mode: NAT scheduler: RR >\n\
+               backend < host < fqdn: \"b.\" ipv4: \"127.0.2.1/32\" > > >\n",
+            i + 1
+        ));
+    }
+    t
+}
+
+struct Engine(Child);
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_engine(config: &Path, run: &Path) -> Engine {
+    let child = Command::new(env!("CARGO_BIN_EXE_seesaw_engine"))
+        .arg("--config-dir")
+        .arg(config)
+        .arg("--run-dir")
+        .arg(run)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sock = run.join("engine/engine.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "engine socket never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Engine(child)
+}
+
+async fn vserver_count(
+    c: &mut pb::engine_client::EngineClient<tonic::transport::Channel>,
+) -> usize {
+    c.vservers(pb::VserversRequest {
+        name: String::new(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .vservers
+    .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_source_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, run): (PathBuf, PathBuf) = (dir.path().join("config"), dir.path().join("run"));
+    std::fs::create_dir_all(&config).unwrap();
+    let reply: Reply = Arc::new(Mutex::new(("application/x-protobuffer".into(), Vec::new())));
+    let (port, ca) = config_server(reply.clone()).await;
+    std::fs::write(config.join("ca.crt"), ca).unwrap();
+    std::fs::write(
+        config.join("seesaw.cfg"),
+        format!(
+            "[cluster]\nname = lab\nnode_ipv4 = 127.0.0.1\n\
+             [config_server]\nprimary = localhost\nport = {port}\nca_file = {}\n\
+             [dataplane]\nkind = proxy\n",
+            config.join("ca.crt").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(config.join("cluster.pb"), cluster_text(100, 0)).unwrap();
+    let _engine = start_engine(&config, &run);
+    let mut c = pb::engine_client::EngineClient::new(seesaw_common::uds::channel(
+        &run.join("engine/engine.sock"),
+        Duration::from_secs(30),
+    ));
+
+    // The server sends 25 new vservers (binary, as Seesaw's servers do).
+    let pb_cluster =
+        seesaw_engine::config::cluster::parse(cluster_text(200, 25).as_bytes()).unwrap();
+    reply.lock().unwrap().1 = prost::Message::encode_to_vec(&pb_cluster);
+    c.config_source(pb::ConfigSourceRequest {
+        source: "server".into(),
+    })
+    .await
+    .unwrap();
+    // Switching the source fetches at once; churn lets 10 in per update.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while vserver_count(&mut c).await != 10 {
+        assert!(Instant::now() < deadline, "first churn step never arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let saved = std::fs::read_to_string(config.join("cluster.pb")).unwrap();
+    assert!(
+        saved.contains("vs24"),
+        "the full fetched config is saved as text"
+    );
+    let archived: Vec<_> = std::fs::read_dir(config.join("archive")).unwrap().collect();
+    assert_eq!(archived.len(), 1, "the previous cluster.pb is archived");
+    // Two more steps (every 5 s) converge on all 25.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = vec![10];
+    while *seen.last().unwrap() != 25 {
+        assert!(Instant::now() < deadline, "did not converge: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let n = vserver_count(&mut c).await;
+        if n != *seen.last().unwrap() {
+            seen.push(n);
+        }
+    }
+    assert_eq!(seen, [10, 20, 25], "3 updates");
+
+    // An older config is ignored.
+    let older = seesaw_engine::config::cluster::parse(cluster_text(150, 1).as_bytes()).unwrap();
+    reply.lock().unwrap().1 = prost::Message::encode_to_vec(&older);
+    let r = c.config_reload(pb::Empty {}).await.unwrap().into_inner();
+    assert!(r.message.contains("older"), "{}", r.message);
+    assert_eq!(vserver_count(&mut c).await, 25);
+
+    // A wrong content type is refused, and the running config stays.
+    *reply.lock().unwrap() = (
+        "text/plain".into(),
+        prost::Message::encode_to_vec(&pb_cluster),
+    );
+    let r = c.config_reload(pb::Empty {}).await.unwrap().into_inner();
+    assert!(!r.applied);
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.contains("content type \"text/plain\"")),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(vserver_count(&mut c).await, 25);
+}

@@ -1,0 +1,140 @@
+//! Talking to the kernel through the `nft` binary: `nft -j list table …` to read, `nft -f -` to
+//! apply one script as one transaction. Every call has a deadline; a hung `nft` is killed.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::NccError;
+
+/// Reads and writes our nftables tables.
+pub trait NftRunner: Send + 'static {
+    /// The JSON listing of `table` (`"inet seesaw"`), or an empty string when it does not exist.
+    fn list(&self, table: &str) -> Result<String, NccError>;
+    /// Applies `script` as one transaction.
+    fn run(&self, script: &str) -> Result<(), NccError>;
+}
+
+/// The `nft` command-line tool.
+#[derive(Debug, Clone)]
+pub struct NftCli {
+    /// Path of `nft`.
+    pub bin: PathBuf,
+    /// Deadline of one call.
+    pub deadline: Duration,
+}
+
+impl Default for NftCli {
+    fn default() -> Self {
+        Self {
+            bin: PathBuf::from("nft"),
+            deadline: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Output of one `nft` run.
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl NftCli {
+    fn exec(&self, args: &[&str], stdin: Option<&str>) -> Result<Out, NccError> {
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| NccError::Plane(format!("cannot run {}: {e}", self.bin.display())))?;
+        let writer = match (stdin, child.stdin.take()) {
+            (Some(text), Some(mut pipe)) => {
+                let text = text.to_owned();
+                Some(std::thread::spawn(move || pipe.write_all(text.as_bytes())))
+            }
+            _ => None,
+        };
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let out_t = std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(p) = stdout.as_mut() {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        });
+        let err_t = std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(p) = stderr.as_mut() {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        });
+        let start = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) if start.elapsed() > self.deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(NccError::Plane(format!(
+                        "nft {} did not finish within {:?}",
+                        args.join(" "),
+                        self.deadline
+                    )));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                Err(e) => return Err(NccError::Plane(format!("waiting for nft: {e}"))),
+            }
+        };
+        if let Some(w) = writer {
+            match w.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if status.success() => {
+                    return Err(NccError::Plane(format!("writing to nft: {e}")));
+                }
+                _ => {}
+            }
+        }
+        Ok(Out {
+            ok: status.success(),
+            stdout: out_t.join().unwrap_or_default(),
+            stderr: err_t.join().unwrap_or_default(),
+        })
+    }
+}
+
+impl NftRunner for NftCli {
+    fn list(&self, table: &str) -> Result<String, NccError> {
+        let mut args = vec!["-j", "list", "table"];
+        args.extend(table.split_whitespace());
+        let out = self.exec(&args, None)?;
+        if out.ok {
+            Ok(out.stdout)
+        } else if out.stderr.contains("No such file or directory") {
+            Ok(String::new())
+        } else {
+            Err(NccError::Plane(format!(
+                "nft list table {table}: {}",
+                out.stderr.trim()
+            )))
+        }
+    }
+
+    fn run(&self, script: &str) -> Result<(), NccError> {
+        let out = self.exec(&["-f", "-"], Some(script))?;
+        if out.ok {
+            Ok(())
+        } else {
+            let msg: String = out.stderr.lines().take(12).collect::<Vec<_>>().join("\n");
+            Err(NccError::Plane(format!("nft transaction failed: {msg}")))
+        }
+    }
+}

@@ -1,0 +1,620 @@
+//! Rendering one transaction: the nft script that turns what a set of services holds in the
+//! kernel into what they should hold. Pure: it reads the decoded tables and writes text. Only
+//! the objects of the services being changed appear in the script (plus the idempotent base
+//! objects), so changing one vserver touches only that vserver's chain, elements and slots.
+//!
+//! Order inside the script: element deletions (registry first, so no packet can jump into a
+//! chain being removed), chain flushes and deletions, sticky-map deletions, new maps and chains,
+//! new elements, rules, and finally the registry elements that make new services reachable.
+//! The kernel applies the whole script as one transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use super::layout::{self, Layout, Member};
+use super::parse::{SvcMeta, TableState, svc_comment};
+use super::{DID_BASE, DID_MASK, DSR_FLOW_TIMEOUT_S, Held, Table, ipf};
+use crate::NccError;
+use crate::model::{Protocol, Scheduler, Service, ServiceKey};
+use crate::sched::maglev;
+
+/// The fixed `jhash` seed (the same on every node and after every restart).
+pub const HASH_SEED: u32 = 0x5ee5_a11e;
+
+/// Elements per `add element` statement.
+const CHUNK: usize = 4000;
+
+/// Id allocation over both tables.
+#[derive(Debug)]
+pub struct Alloc {
+    next_sid: u32,
+    used_dids: BTreeSet<u32>,
+    cursor: u32,
+    next_slot: u32,
+}
+
+impl Alloc {
+    /// Continues after what the kernel holds.
+    pub fn from_states(nat: &TableState, dsr: &TableState) -> Self {
+        let both = [nat, dsr];
+        let next_sid = both
+            .iter()
+            .flat_map(|s| s.services.values().map(|m| m.sid))
+            .max()
+            .map_or(1, |m| m.saturating_add(1));
+        let used_dids: BTreeSet<u32> = both
+            .iter()
+            .flat_map(|s| s.dests.keys().copied())
+            .collect();
+        let cursor = used_dids
+            .last()
+            .map_or(DID_BASE, |m| m.wrapping_add(1));
+        let next_slot = both
+            .iter()
+            .flat_map(|s| s.services.values().map(|m| m.off.saturating_add(m.cap)))
+            .max()
+            .unwrap_or(0);
+        Self {
+            next_sid,
+            used_dids,
+            cursor,
+            next_slot,
+        }
+    }
+
+    fn sid(&mut self) -> u32 {
+        let s = self.next_sid;
+        self.next_sid = self.next_sid.saturating_add(1);
+        s
+    }
+
+    fn did(&mut self) -> Result<u32, NccError> {
+        for _ in 0..=(!DID_MASK) {
+            if self.cursor & DID_MASK != DID_BASE {
+                self.cursor = DID_BASE;
+            }
+            let c = self.cursor;
+            self.cursor = self.cursor.wrapping_add(1);
+            if self.used_dids.insert(c) {
+                return Ok(c);
+            }
+        }
+        Err(NccError::Plane(
+            "all 1048576 nftables destination ids are in use".into(),
+        ))
+    }
+
+    fn slots(&mut self, cap: u32) -> Result<u32, NccError> {
+        let off = self.next_slot;
+        self.next_slot = off
+            .checked_add(cap)
+            .ok_or_else(|| NccError::Plane("nftables slot space exhausted".into()))?;
+        Ok(off)
+    }
+}
+
+/// One transaction being built.
+#[derive(Debug, Default)]
+pub struct Script {
+    del: BTreeMap<(Table, &'static str), Vec<String>>,
+    drop_chains: Vec<(Table, String)>,
+    flush_chains: Vec<(Table, String)>,
+    drop_sets: Vec<(Table, String)>,
+    add_sets: Vec<(Table, String)>,
+    add_chains: Vec<(Table, String)>,
+    add: BTreeMap<(Table, &'static str), Vec<String>>,
+    rules: Vec<(Table, String, String)>,
+}
+
+fn proto(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
+fn fam(ip: IpAddr) -> (&'static str, &'static str, &'static str) {
+    // (svc map, dst map, address type)
+    if ip.is_ipv4() {
+        ("svc4", "dst4", "ipv4_addr")
+    } else {
+        ("svc6", "dst6", "ipv6_addr")
+    }
+}
+
+fn svc_key(k: &ServiceKey) -> String {
+    format!("{} . {} . {}", k.vip, proto(k.proto), k.port)
+}
+
+fn layout_of(s: Scheduler) -> Option<Layout> {
+    match s {
+        Scheduler::Rr => Some(Layout::Plain),
+        Scheduler::Wrr | Scheduler::Sh | Scheduler::Dh | Scheduler::Random => {
+            Some(Layout::Weighted)
+        }
+        Scheduler::Mh => Some(Layout::Maglev),
+        Scheduler::Lc | Scheduler::Wlc | Scheduler::P2c => None,
+    }
+}
+
+/// The sticky map of a service, if it has one: (name, key expression, key type, timeout).
+fn sticky(t: Table, vip: IpAddr, m: &SvcMeta) -> Option<(String, String, String, u32)> {
+    let (_, _, at) = fam(vip);
+    let ip = ipf(vip);
+    if m.persist > 0 {
+        return Some((
+            format!("k{}t{}", m.sid, m.persist),
+            format!("{ip} saddr"),
+            at.to_owned(),
+            m.persist,
+        ));
+    }
+    if t == Table::Dsr && matches!(m.sched, Scheduler::Rr | Scheduler::Wrr | Scheduler::Random) {
+        return Some((
+            format!("k{}t{}", m.sid, DSR_FLOW_TIMEOUT_S),
+            format!("{ip} saddr . th sport"),
+            format!("{at} . inet_service"),
+            DSR_FLOW_TIMEOUT_S,
+        ));
+    }
+    None
+}
+
+/// The rules of a service chain.
+pub fn rules(t: Table, vip: IpAddr, m: &SvcMeta, lb: Option<&str>) -> Vec<String> {
+    if m.n == 0 {
+        return Vec::new();
+    }
+    let ip = ipf(vip);
+    let (_, dst, _) = fam(vip);
+    let sched = match m.sched {
+        Scheduler::Rr | Scheduler::Wrr => format!("numgen inc mod {} offset {}", m.n, m.off),
+        Scheduler::Sh | Scheduler::Mh => format!(
+            "jhash {ip} saddr mod {} seed {HASH_SEED:#x} offset {}",
+            m.n, m.off
+        ),
+        Scheduler::Random => format!("numgen random mod {} offset {}", m.n, m.off),
+        Scheduler::Dh => format!(
+            "jhash {ip} daddr mod {} seed {HASH_SEED:#x} offset {}",
+            m.n, m.off
+        ),
+        Scheduler::Lc | Scheduler::Wlc | Scheduler::P2c => return Vec::new(),
+    };
+    let (reg, action) = match t {
+        Table::Nat => (
+            "ct mark",
+            format!("meta l4proto {{ tcp, udp }} dnat {ip} to ct mark map @{dst}"),
+        ),
+        Table::Dsr => (
+            "meta mark",
+            format!(
+                "fwd {ip} to meta mark map @{dst} device \"{}\"",
+                lb.unwrap_or("lo")
+            ),
+        ),
+    };
+    match sticky(t, vip, m) {
+        Some((name, key, _, _)) => vec![
+            format!("{reg} set {key} map @{name} update @{name} {{ {key} : {reg} }} {action}"),
+            format!("{reg} set {sched} map @slots update @{name} {{ {key} : {reg} }} {action}"),
+        ],
+        None => vec![format!("{reg} set {sched} map @slots {action}")],
+    }
+}
+
+impl Script {
+    fn del(&mut self, t: Table, map: &'static str, e: String) {
+        self.del.entry((t, map)).or_default().push(e);
+    }
+
+    fn add(&mut self, t: Table, map: &'static str, e: String) {
+        self.add.entry((t, map)).or_default().push(e);
+    }
+
+    /// Adds what turns `held` into `new` (either may be absent).
+    pub fn service(
+        &mut self,
+        alloc: &mut Alloc,
+        lb: Option<&str>,
+        held: Option<&Held<'_>>,
+        new: Option<&Service>,
+    ) -> Result<(), NccError> {
+        match (held, new) {
+            (None, None) => Ok(()),
+            (Some(h), None) => {
+                self.remove(h);
+                Ok(())
+            }
+            (None, Some(n)) => self.create(alloc, lb, n),
+            (Some(h), Some(n)) if Table::of(n.mode) != Some(h.table) => {
+                self.remove(h);
+                self.create(alloc, lb, n)
+            }
+            (Some(h), Some(n)) => self.update(alloc, lb, h, n),
+        }
+    }
+
+    fn remove(&mut self, h: &Held<'_>) {
+        let key = h.key;
+        let t = h.table;
+        let (svc, dst, _) = fam(key.vip);
+        self.del(t, svc, svc_key(&key));
+        let chain = format!("s{}", h.meta.sid);
+        if h.st.chains.contains(&chain) {
+            self.drop_chains.push((t, chain));
+        }
+        let prefix = format!("k{}t", h.meta.sid);
+        for s in h.st.sets.iter().filter(|s| s.starts_with(&prefix)) {
+            self.drop_sets.push((t, s.clone()));
+        }
+        for id in h.dids.values() {
+            self.drop_dest(t, dst, *id, h);
+        }
+        for slot in h.st.slots.range(h.meta.off..h.meta.off.saturating_add(h.meta.cap)) {
+            self.del(t, "slots", slot.0.to_string());
+        }
+    }
+
+    fn drop_dest(&mut self, t: Table, dst: &'static str, id: u32, h: &Held<'_>) {
+        self.del(t, dst, format!("{id:#x}"));
+        if h.st.weights.contains_key(&id) {
+            self.del(t, "weights", format!("{id:#x}"));
+        }
+        if t == Table::Nat {
+            if h.st.cin.contains_key(&id) {
+                self.del(t, "cin", format!("{id:#x}"));
+            }
+            if h.st.cout.contains_key(&id) {
+                self.del(t, "cout", format!("{id:#x}"));
+            }
+        }
+    }
+
+    fn add_dest(&mut self, t: Table, sid: u32, id: u32, addr: std::net::SocketAddr, weight: u32) {
+        let (_, dst, _) = fam(addr.ip());
+        match t {
+            Table::Nat => {
+                self.add(
+                    t,
+                    dst,
+                    format!(
+                        "{id:#x} comment \"sid={sid}\" : {} . {}",
+                        addr.ip(),
+                        addr.port()
+                    ),
+                );
+                self.add(t, "cin", format!("{id:#x}"));
+                self.add(t, "cout", format!("{id:#x}"));
+            }
+            Table::Dsr => self.add(
+                t,
+                dst,
+                format!(
+                    "{id:#x} comment \"sid={sid} port={}\" : {}",
+                    addr.port(),
+                    addr.ip()
+                ),
+            ),
+        }
+        self.add(t, "weights", format!("{id:#x} : {weight}"));
+    }
+
+    fn sticky_map(&mut self, t: Table, vip: IpAddr, m: &SvcMeta) {
+        if let Some((name, _, ty, timeout)) = sticky(t, vip, m) {
+            self.add_sets.push((
+                t,
+                format!(
+                    "add map {} {name} {{ type {ty} : mark; flags dynamic,timeout; timeout {timeout}s; size 1048576; }}",
+                    t.spec()
+                ),
+            ));
+        }
+    }
+
+    fn create(
+        &mut self,
+        alloc: &mut Alloc,
+        lb: Option<&str>,
+        s: &Service,
+    ) -> Result<(), NccError> {
+        let t = Table::of(s.mode).ok_or_else(|| {
+            NccError::Unsupported(vec![format!("{}: tunnel mode needs IPVS", s.key)])
+        })?;
+        let lay = layout_of(s.scheduler).ok_or_else(|| {
+            NccError::Unsupported(vec![format!(
+                "{}: scheduler {:?} is not available in nftables",
+                s.key, s.scheduler
+            )])
+        })?;
+        let sid = alloc.sid();
+        let mut members = Vec::new();
+        for d in &s.dests {
+            let id = alloc.did()?;
+            self.add_dest(t, sid, id, d.addr, d.weight);
+            members.push(member(id, d.addr, d.weight));
+        }
+        let slots = layout::slots(lay, &members, &[]);
+        let n = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+        let cap = layout::capacity(slots.len());
+        let off = alloc.slots(cap)?;
+        for (i, id) in (0u32..).zip(&slots) {
+            self.add(t, "slots", format!("{} : {id:#x}", off + i));
+        }
+        let meta = SvcMeta {
+            sid,
+            sched: s.scheduler,
+            persist: s.persistence,
+            off,
+            cap,
+            n,
+        };
+        self.sticky_map(t, s.key.vip, &meta);
+        let chain = format!("s{sid}");
+        self.add_chains.push((t, chain.clone()));
+        for r in rules(t, s.key.vip, &meta, lb) {
+            self.rules.push((t, chain.clone(), r));
+        }
+        let (svc, _, _) = fam(s.key.vip);
+        self.add(
+            t,
+            svc,
+            format!(
+                "{} comment \"{}\" : jump {chain}",
+                svc_key(&s.key),
+                svc_comment(&meta)
+            ),
+        );
+        Ok(())
+    }
+
+    fn update(
+        &mut self,
+        alloc: &mut Alloc,
+        lb: Option<&str>,
+        h: &Held<'_>,
+        s: &Service,
+    ) -> Result<(), NccError> {
+        let t = h.table;
+        let lay = layout_of(s.scheduler).ok_or_else(|| {
+            NccError::Unsupported(vec![format!(
+                "{}: scheduler {:?} is not available in nftables",
+                s.key, s.scheduler
+            )])
+        })?;
+        let (svc, dst, _) = fam(s.key.vip);
+        let old = h.meta;
+        // Destinations: remove, add, re-weight.
+        let mut ids = BTreeMap::new();
+        for (addr, id) in &h.dids {
+            if !s.dests.iter().any(|d| d.addr == *addr) {
+                self.drop_dest(t, dst, *id, h);
+            }
+        }
+        let mut members = Vec::new();
+        for d in &s.dests {
+            let id = match h.dids.get(&d.addr) {
+                Some(id) => {
+                    if h.weights.get(id) != Some(&d.weight) {
+                        if h.st.weights.contains_key(id) {
+                            self.del(t, "weights", format!("{id:#x}"));
+                        }
+                        self.add(t, "weights", format!("{id:#x} : {}", d.weight));
+                    }
+                    *id
+                }
+                None => {
+                    let id = alloc.did()?;
+                    self.add_dest(t, old.sid, id, d.addr, d.weight);
+                    id
+                }
+            };
+            ids.insert(d.addr, id);
+            members.push(member(id, d.addr, d.weight));
+        }
+        // Slots: rewrite only the ones that differ (a new range if the old one is too small).
+        let old_slots: Vec<u32> = (0..old.n)
+            .filter_map(|i| h.st.slots.get(&(old.off + i)).copied())
+            .collect();
+        let keep_old = if s.scheduler == old.sched { &old_slots[..] } else { &[] };
+        let slots = layout::slots(lay, &members, keep_old);
+        let n = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+        let (off, cap) = if n <= old.cap {
+            (old.off, old.cap)
+        } else {
+            let cap = layout::capacity(slots.len());
+            (alloc.slots(cap)?, cap)
+        };
+        for (slot, id) in h.st.slots.range(old.off..old.off.saturating_add(old.cap)) {
+            let i = slot - old.off;
+            let keep = off == old.off && slots.get(i as usize) == Some(id);
+            if !keep {
+                self.del(t, "slots", slot.to_string());
+            }
+        }
+        for (i, id) in (0u32..).zip(&slots) {
+            let slot = off + i;
+            let same = off == old.off && h.st.slots.get(&slot) == Some(id);
+            if !same {
+                self.add(t, "slots", format!("{slot} : {id:#x}"));
+            }
+        }
+        let meta = SvcMeta {
+            sid: old.sid,
+            sched: s.scheduler,
+            persist: s.persistence,
+            off,
+            cap,
+            n,
+        };
+        if meta != old {
+            let chain = format!("s{}", old.sid);
+            if h.st.chains.contains(&chain) {
+                self.flush_chains.push((t, chain.clone()));
+            } else {
+                self.add_chains.push((t, chain.clone()));
+            }
+            let was = sticky(t, s.key.vip, &old).map(|x| x.0);
+            let now = sticky(t, s.key.vip, &meta).map(|x| x.0);
+            if was != now {
+                if let Some(w) = was.filter(|w| h.st.sets.contains(w)) {
+                    self.drop_sets.push((t, w));
+                }
+                self.sticky_map(t, s.key.vip, &meta);
+            }
+            for r in rules(t, s.key.vip, &meta, lb) {
+                self.rules.push((t, chain.clone(), r));
+            }
+            self.del(t, svc, svc_key(&s.key));
+            self.add(
+                t,
+                svc,
+                format!(
+                    "{} comment \"{}\" : jump {chain}",
+                    svc_key(&s.key),
+                    svc_comment(&meta)
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The script text. `dsr` is the DSR table's state when that table is in use.
+    pub fn render(&self, nat: &TableState, dsr: Option<&TableState>, lb: Option<&str>) -> String {
+        let mut out = String::new();
+        base_nat(&mut out, nat);
+        if let Some(d) = dsr {
+            base_dsr(&mut out, d, lb.unwrap_or("lo"));
+        }
+        let registry_first = |m: &&'static str| !m.starts_with("svc");
+        let mut dels: Vec<_> = self.del.iter().collect();
+        dels.sort_by_key(|((t, m), _)| (registry_first(m), *t, *m));
+        for ((t, m), elems) in dels {
+            elements(&mut out, "delete", *t, m, elems);
+        }
+        for (t, c) in &self.drop_chains {
+            let _ = writeln!(out, "flush chain {} {c}", t.spec());
+            let _ = writeln!(out, "delete chain {} {c}", t.spec());
+        }
+        for (t, c) in &self.flush_chains {
+            let _ = writeln!(out, "flush chain {} {c}", t.spec());
+        }
+        for (t, s) in &self.drop_sets {
+            let _ = writeln!(out, "delete map {} {s}", t.spec());
+        }
+        for (_, line) in &self.add_sets {
+            let _ = writeln!(out, "{line}");
+        }
+        for (t, c) in &self.add_chains {
+            let _ = writeln!(out, "add chain {} {c}", t.spec());
+        }
+        let mut adds: Vec<_> = self.add.iter().collect();
+        adds.sort_by_key(|((t, m), _)| (!registry_first(m), *t, *m));
+        for ((t, m), elems) in adds.iter().filter(|((_, m), _)| registry_first(m)) {
+            elements(&mut out, "add", *t, m, elems);
+        }
+        for (t, c, r) in &self.rules {
+            let _ = writeln!(out, "add rule {} {c} {r}", t.spec());
+        }
+        for ((t, m), elems) in adds.iter().filter(|((_, m), _)| !registry_first(m)) {
+            elements(&mut out, "add", *t, m, elems);
+        }
+        out
+    }
+}
+
+fn member(id: u32, addr: std::net::SocketAddr, weight: u32) -> Member {
+    let mut b = [0u8; 18];
+    match addr.ip() {
+        IpAddr::V4(ip) => b[..4].copy_from_slice(&ip.octets()),
+        IpAddr::V6(ip) => b[..16].copy_from_slice(&ip.octets()),
+    }
+    b[16..].copy_from_slice(&addr.port().to_be_bytes());
+    Member {
+        id,
+        weight,
+        key: maglev::key_hash(&b),
+    }
+}
+
+fn elements(out: &mut String, verb: &str, t: Table, map: &str, elems: &[String]) {
+    for chunk in elems.chunks(CHUNK) {
+        let _ = writeln!(
+            out,
+            "{verb} element {} {map} {{ {} }}",
+            t.spec(),
+            chunk.join(", ")
+        );
+    }
+}
+
+fn base_nat(out: &mut String, st: &TableState) {
+    let t = Table::Nat.spec();
+    let _ = write!(
+        out,
+        "add table {t}\n\
+         add map {t} svc4 {{ type ipv4_addr . inet_proto . inet_service : verdict; }}\n\
+         add map {t} svc6 {{ type ipv6_addr . inet_proto . inet_service : verdict; }}\n\
+         add map {t} slots {{ typeof numgen inc mod 2 : ct mark; }}\n\
+         add map {t} weights {{ type mark : mark; }}\n\
+         add map {t} dst4 {{ type mark : ipv4_addr . inet_service; counter; }}\n\
+         add map {t} dst6 {{ type mark : ipv6_addr . inet_service; counter; }}\n\
+         add set {t} cin {{ type mark; counter; }}\n\
+         add set {t} cout {{ type mark; counter; }}\n\
+         add chain {t} pre {{ type nat hook prerouting priority -100; policy accept; }}\n\
+         add chain {t} out {{ type nat hook output priority -100; policy accept; }}\n\
+         add chain {t} post {{ type nat hook postrouting priority 100; policy accept; }}\n\
+         add chain {t} forward {{ type filter hook forward priority 0; policy accept; }}\n"
+    );
+    let ours = format!("ct mark and {DID_MASK:#x} == {DID_BASE:#x}");
+    let want: [(&str, Vec<String>); 4] = [
+        ("pre", vmap_rules()),
+        ("out", vmap_rules()),
+        ("post", vec![format!("ct status dnat {ours} masquerade")]),
+        (
+            "forward",
+            vec![
+                format!("{ours} ct direction original ct mark @cin"),
+                format!("{ours} ct direction reply ct mark @cout"),
+            ],
+        ),
+    ];
+    base_rules(out, t, st, &want);
+}
+
+fn base_dsr(out: &mut String, st: &TableState, lb: &str) {
+    let t = Table::Dsr.spec();
+    let _ = write!(
+        out,
+        "add table {t}\n\
+         add map {t} svc4 {{ type ipv4_addr . inet_proto . inet_service : verdict; }}\n\
+         add map {t} svc6 {{ type ipv6_addr . inet_proto . inet_service : verdict; }}\n\
+         add map {t} slots {{ typeof numgen inc mod 2 : meta mark; }}\n\
+         add map {t} weights {{ type mark : mark; }}\n\
+         add map {t} dst4 {{ type mark : ipv4_addr; counter; }}\n\
+         add map {t} dst6 {{ type mark : ipv6_addr; counter; }}\n\
+         add chain {t} in {{ type filter hook ingress device \"{lb}\" priority 0; policy accept; }}\n"
+    );
+    base_rules(out, t, st, &[("in", vmap_rules())]);
+}
+
+fn vmap_rules() -> Vec<String> {
+    vec![
+        "ip daddr . meta l4proto . th dport vmap @svc4".to_owned(),
+        "ip6 daddr . meta l4proto . th dport vmap @svc6".to_owned(),
+    ]
+}
+
+/// Base chains are (re)filled only when their rule count is not what we put there, so a
+/// healthy table is never touched.
+fn base_rules(out: &mut String, t: &str, st: &TableState, want: &[(&str, Vec<String>)]) {
+    for (chain, rules) in want {
+        if st.rules.get(*chain).copied().unwrap_or(0) == rules.len() {
+            continue;
+        }
+        let _ = writeln!(out, "flush chain {t} {chain}");
+        for r in rules {
+            let _ = writeln!(out, "add rule {t} {chain} {r}");
+        }
+    }
+}

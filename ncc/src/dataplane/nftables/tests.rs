@@ -1,0 +1,138 @@
+//! Script rendering tests against a recording runner: the transaction for a new service, and
+//! that changing one service touches only that service's objects.
+
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::dataplane::apply;
+use crate::model::{Protocol, ServiceOpts};
+
+/// Records scripts; lists whatever JSON it was given.
+#[derive(Debug, Clone, Default)]
+struct Recorder {
+    scripts: Arc<Mutex<Vec<String>>>,
+    listing: Arc<Mutex<(String, String)>>,
+}
+
+impl NftRunner for Recorder {
+    fn list(&self, table: &str) -> Result<String, NccError> {
+        let l = self.listing.lock().unwrap();
+        Ok(if table.starts_with("inet") {
+            l.0.clone()
+        } else {
+            l.1.clone()
+        })
+    }
+    fn run(&self, script: &str) -> Result<(), NccError> {
+        self.scripts.lock().unwrap().push(script.to_owned());
+        Ok(())
+    }
+}
+
+fn service(port: u16, sched: Scheduler, dests: &[(&str, u32)]) -> Service {
+    Service {
+        key: ServiceKey {
+            vip: "198.51.100.1".parse().unwrap(),
+            proto: Protocol::Tcp,
+            port,
+        },
+        scheduler: sched,
+        mode: ForwardMode::Nat,
+        persistence: 0,
+        dests: dests
+            .iter()
+            .map(|(a, w)| Dest::new(a.parse().unwrap(), *w))
+            .collect(),
+        opts: ServiceOpts::default(),
+    }
+}
+
+#[test]
+fn new_service_is_one_script_with_chain_slots_and_registry() {
+    let rec = Recorder::default();
+    let mut p = NftPlane::new(rec.clone(), None).unwrap();
+    let s = service(80, Scheduler::Wrr, &[("10.0.0.1:80", 2), ("10.0.0.2:80", 1)]);
+    apply(&mut p, &[s]).unwrap();
+    let scripts = rec.scripts.lock().unwrap();
+    assert_eq!(scripts.len(), 1, "one transaction");
+    let text = &scripts[0];
+    for want in [
+        "add chain inet seesaw s1\n",
+        "add element inet seesaw dst4 { 0x5ee00000 comment \"sid=1\" : 10.0.0.1 . 80, 0x5ee00001 comment \"sid=1\" : 10.0.0.2 . 80 }",
+        "add element inet seesaw slots { 0 : 0x5ee00000, 1 : 0x5ee00001, 2 : 0x5ee00000 }",
+        "add rule inet seesaw s1 ct mark set numgen inc mod 3 offset 0 map @slots meta l4proto { tcp, udp } dnat ip to ct mark map @dst4",
+        "add element inet seesaw svc4 { 198.51.100.1 . tcp . 80 comment \"sid=1 sch=wrr p=0 so=0 sc=8 sn=3\" : jump s1 }",
+        "add rule inet seesaw pre ip daddr . meta l4proto . th dport vmap @svc4",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    let rules = text.find("add rule inet seesaw s1").unwrap();
+    let registry = text.find("add element inet seesaw svc4").unwrap();
+    assert!(rules < registry, "the service becomes reachable last");
+}
+
+#[test]
+fn a_weight_change_touches_only_that_services_weight_and_slots() {
+    // A kernel holding two services (what the first apply wrote), as nft would list it.
+    let listing = r#"{"nftables": [
+      {"chain": {"name": "pre"}}, {"rule": {"chain": "pre"}}, {"rule": {"chain": "pre"}},
+      {"chain": {"name": "out"}}, {"rule": {"chain": "out"}}, {"rule": {"chain": "out"}},
+      {"chain": {"name": "post"}}, {"rule": {"chain": "post"}},
+      {"chain": {"name": "forward"}}, {"rule": {"chain": "forward"}}, {"rule": {"chain": "forward"}},
+      {"chain": {"name": "s1"}}, {"rule": {"chain": "s1"}}, {"chain": {"name": "s2"}}, {"rule": {"chain": "s2"}},
+      {"map": {"name": "svc4", "elem": [
+        [{"elem": {"val": {"concat": ["198.51.100.1", "tcp", 80]}, "comment": "sid=1 sch=wrr p=0 so=0 sc=8 sn=2"}}, {"jump": {"target": "s1"}}],
+        [{"elem": {"val": {"concat": ["198.51.100.1", "tcp", 81]}, "comment": "sid=2 sch=wrr p=0 so=8 sc=8 sn=2"}}, {"jump": {"target": "s2"}}]]}},
+      {"map": {"name": "dst4", "elem": [
+        [{"elem": {"val": 1591738368, "comment": "sid=1"}}, {"concat": ["10.0.0.1", 80]}],
+        [{"elem": {"val": 1591738369, "comment": "sid=1"}}, {"concat": ["10.0.0.2", 80]}],
+        [{"elem": {"val": 1591738370, "comment": "sid=2"}}, {"concat": ["10.0.0.1", 80]}],
+        [{"elem": {"val": 1591738371, "comment": "sid=2"}}, {"concat": ["10.0.0.2", 80]}]]}},
+      {"map": {"name": "weights", "elem": [[1591738368, 1], [1591738369, 1], [1591738370, 1], [1591738371, 1]]}},
+      {"map": {"name": "slots", "elem": [[0, 1591738368], [1, 1591738369], [8, 1591738370], [9, 1591738371]]}},
+      {"set": {"name": "cin", "elem": [1591738368, 1591738369, 1591738370, 1591738371]}},
+      {"set": {"name": "cout", "elem": [1591738368, 1591738369, 1591738370, 1591738371]}}
+    ]}"#;
+    let rec = Recorder::default();
+    rec.listing.lock().unwrap().0 = listing.to_owned();
+    let mut p = NftPlane::new(rec.clone(), None).unwrap();
+    let a = service(80, Scheduler::Wrr, &[("10.0.0.1:80", 1), ("10.0.0.2:80", 1)]);
+    let b = service(81, Scheduler::Wrr, &[("10.0.0.1:80", 1), ("10.0.0.2:80", 1)]);
+    assert_eq!(apply(&mut p, &[a.clone(), b.clone()]).unwrap(), []);
+    assert!(rec.scripts.lock().unwrap().is_empty(), "in sync: no transaction at all");
+
+    let b2 = service(81, Scheduler::Wrr, &[("10.0.0.1:80", 2), ("10.0.0.2:80", 1)]);
+    let changes = apply(&mut p, &[a, b2]).unwrap();
+    assert_eq!(changes.len(), 1);
+    let scripts = rec.scripts.lock().unwrap();
+    let text = &scripts[0];
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("add table") && !l.starts_with("add map") && !l.starts_with("add set") && !l.starts_with("add chain inet seesaw pre") && !l.starts_with("add chain inet seesaw out") && !l.starts_with("add chain inet seesaw post") && !l.starts_with("add chain inet seesaw forward"))
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            "delete element inet seesaw svc4 { 198.51.100.1 . tcp . 81 }",
+            "delete element inet seesaw weights { 0x5ee00002 }",
+            "flush chain inet seesaw s2",
+            "add element inet seesaw slots { 10 : 0x5ee00002 }",
+            "add element inet seesaw weights { 0x5ee00002 : 2 }",
+            "add rule inet seesaw s2 ct mark set numgen inc mod 3 offset 8 map @slots meta l4proto { tcp, udp } dnat ip to ct mark map @dst4",
+            "add element inet seesaw svc4 { 198.51.100.1 . tcp . 81 comment \"sid=2 sch=wrr p=0 so=8 sc=8 sn=3\" : jump s2 }",
+        ],
+        "only service 2's objects:\n{text}"
+    );
+}
+
+#[test]
+fn lc_and_tun_are_refused_with_a_reason() {
+    let p = NftPlane::new(Recorder::default(), None).unwrap();
+    let mut s = service(80, Scheduler::Lc, &[("10.0.0.1:80", 1)]);
+    assert!(p.unsupported(&s).unwrap().contains("connection counts"));
+    s.scheduler = Scheduler::Rr;
+    s.mode = ForwardMode::Dsr;
+    assert!(p.unsupported(&s).unwrap().contains("LB interface"));
+    s.mode = ForwardMode::Tun;
+    assert!(p.unsupported(&s).unwrap().contains("IPVS"));
+}

@@ -1,0 +1,358 @@
+//! TCP forwarding: one `SO_REUSEPORT` listener per worker thread (the kernel spreads new
+//! connections across them), and per connection: optionally read the first bytes (bounded in
+//! size and time) to route on payload rules or the TLS server name, pick a destination of the
+//! group, connect with a timeout and retry the next destination, send an optional PROXY header
+//! and the bytes already read, then relay both directions with `splice` (a plain copy when pipes
+//! are unavailable), counting bytes as they pass and closing each direction on its own
+//! (half-close). A removed destination's connections end when its drain timeout passes.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use super::ServiceCounters;
+use super::rules::Verdict;
+use super::table::{DestState, Table};
+use super::{sys, tls};
+use crate::model::{ProxyProtocol, ServiceKey};
+use crate::sched::{hash_bytes, hash_ip};
+
+/// How long a backend connect may take before the next destination is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// At most this many destinations are tried per client connection.
+const MAX_TRIES: usize = 3;
+/// Bytes moved per splice call.
+const SPLICE_LEN: usize = 1 << 16;
+
+/// Binds one listener of a service (every worker binds its own with `SO_REUSEPORT`).
+pub(super) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    sock.set_reuse_address(true)?;
+    sock.set_reuse_port(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(4096)?;
+    Ok(sock.into())
+}
+
+/// Accepts connections until `stop` is cancelled; connections already relaying are not affected.
+pub(super) async fn accept_loop(
+    listener: std::net::TcpListener,
+    key: ServiceKey,
+    table: Arc<ArcSwap<Table>>,
+    counters: Arc<ServiceCounters>,
+    stop: CancellationToken,
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(service = %key, error = %e, "cannot register listener");
+            return;
+        }
+    };
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((client, peer)) => {
+                let table = table.load_full();
+                let counters = counters.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handle(client, peer, &table, &counters).await {
+                        tracing::debug!(service = %key, client = %peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(service = %key, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Reads the first bytes: until the rules can decide (`need` bytes, or a complete ClientHello
+/// when SNI matters), `max` bytes, EOF, or `wait`.
+async fn first_bytes(
+    client: &mut TcpStream,
+    need: usize,
+    want_sni: bool,
+    max: usize,
+    wait: Duration,
+) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(max.min(16_384));
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let enough_bytes = buf.len() >= need.min(max);
+        let sni_done = !want_sni || tls::parse(&buf) != tls::Sni::NeedMore;
+        if (enough_bytes && sni_done) || buf.len() >= max {
+            break;
+        }
+        let mut chunk = [0u8; 4096];
+        let room = (max - buf.len()).min(chunk.len());
+        match tokio::time::timeout_at(deadline, client.read(&mut chunk[..room])).await {
+            Err(_) | Ok(Ok(0)) => break,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+    Ok(buf)
+}
+
+/// Decrements a destination's active count when the connection ends, however it ends.
+struct Active<'a>(&'a AtomicU64);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn handle(
+    mut client: TcpStream,
+    peer: SocketAddr,
+    table: &Table,
+    counters: &ServiceCounters,
+) -> io::Result<()> {
+    let _ = client.set_nodelay(true);
+    let opts = &table.spec.opts;
+    let rules = &table.rules;
+    let mut head = Vec::new();
+    let mut group = 0;
+    let mut src = hash_ip(peer.ip());
+    if !rules.is_trivial() {
+        let max = if opts.first_bytes > 0 {
+            opts.first_bytes as usize
+        } else {
+            rules.bytes_needed().max(1)
+        };
+        let want_sni = rules.needs_sni();
+        let max = if want_sni { max.max(16_384) } else { max };
+        let wait = Duration::from_millis(u64::from(opts.first_bytes_wait_ms.max(1)));
+        head = first_bytes(&mut client, rules.bytes_needed(), want_sni, max, wait).await?;
+        let sni_lower;
+        let sni = if want_sni {
+            match tls::parse(&head) {
+                tls::Sni::Name(n) => {
+                    sni_lower = n.to_ascii_lowercase();
+                    Some(sni_lower.as_slice())
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        match rules.route(&head, sni) {
+            Verdict::Deny => {
+                counters.denied.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            Verdict::Group(g) => group = g,
+        }
+        if let Some(k) = rules.hash_key(&head) {
+            src = hash_bytes(k);
+        }
+    }
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let tries = MAX_TRIES.min(table.group_len(group)).max(1);
+    let (dest, mut backend): (&Arc<DestState>, TcpStream) = loop {
+        let Some(d) = table.pick(group, src, &tried) else {
+            counters.no_backend.fetch_add(1, Ordering::Relaxed);
+            return Err(io::Error::other("no destination available"));
+        };
+        tried.push(d.addr);
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(d.addr)).await {
+            Ok(Ok(s)) => break (d, s),
+            Ok(Err(e)) => {
+                tracing::debug!(dest = %d.addr, error = %e, "connect failed, trying the next")
+            }
+            Err(_) => tracing::debug!(dest = %d.addr, "connect timed out, trying the next"),
+        }
+        if tried.len() >= tries {
+            counters.no_backend.fetch_add(1, Ordering::Relaxed);
+            return Err(io::Error::other("every destination tried failed"));
+        }
+    };
+    let _ = backend.set_nodelay(true);
+    let c = &dest.counters;
+    c.active.fetch_add(1, Ordering::Relaxed);
+    c.total.fetch_add(1, Ordering::Relaxed);
+    let _active = Active(&c.active);
+    let mut pre = Vec::new();
+    match opts.proxy_protocol {
+        ProxyProtocol::Off => {}
+        ProxyProtocol::V1 => pre = proxy_v1(peer, client.local_addr()?),
+        ProxyProtocol::V2 => pre = proxy_v2(peer, client.local_addr()?),
+    }
+    if !pre.is_empty() {
+        backend.write_all(&pre).await?;
+    }
+    if !head.is_empty() {
+        backend.write_all(&head).await?;
+        c.bytes_in.fetch_add(head.len() as u64, Ordering::Relaxed);
+    }
+    tokio::select! {
+        r = relay(&client, &backend, &c.bytes_in, &c.bytes_out) => r,
+        () = dest.evict.cancelled() => Ok(()),
+    }
+}
+
+/// Relays both directions until both have ended; either direction's error ends both.
+pub(super) async fn relay(
+    client: &TcpStream,
+    backend: &TcpStream,
+    up: &AtomicU64,
+    down: &AtomicU64,
+) -> io::Result<()> {
+    match (sys::pipe(), sys::pipe()) {
+        (Ok(p1), Ok(p2)) => {
+            tokio::try_join!(
+                pump_splice(client, backend, p1, up),
+                pump_splice(backend, client, p2, down)
+            )?;
+        }
+        _ => {
+            tokio::try_join!(
+                pump_copy(client, backend, up),
+                pump_copy(backend, client, down)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves `from` → `to` through a pipe with splice until EOF, then shuts `to` down for writing.
+async fn pump_splice(
+    from: &TcpStream,
+    to: &TcpStream,
+    (pr, pw): (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
+    count: &AtomicU64,
+) -> io::Result<()> {
+    loop {
+        let n = loop {
+            from.readable().await?;
+            match from.try_io(Interest::READABLE, || {
+                sys::splice(from.as_fd(), pw.as_fd(), SPLICE_LEN)
+            }) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        };
+        if n == 0 {
+            shutdown_write(to);
+            return Ok(());
+        }
+        let mut left = n;
+        while left > 0 {
+            to.writable().await?;
+            match to.try_io(Interest::WRITABLE, || {
+                sys::splice(pr.as_fd(), to.as_fd(), left)
+            }) {
+                Ok(m) => {
+                    left -= m;
+                    count.fetch_add(m as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Moves `from` → `to` through a buffer until EOF, then shuts `to` down for writing.
+async fn pump_copy(from: &TcpStream, to: &TcpStream, count: &AtomicU64) -> io::Result<()> {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        from.readable().await?;
+        let n = match from.try_read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            shutdown_write(to);
+            return Ok(());
+        }
+        let mut off = 0;
+        while off < n {
+            to.writable().await?;
+            match to.try_write(&buf[off..n]) {
+                Ok(m) => {
+                    off += m;
+                    count.fetch_add(m as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn shutdown_write(s: &TcpStream) {
+    let sock = socket2::SockRef::from(s);
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+}
+
+/// PROXY protocol v1 header.
+pub fn proxy_v1(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    let fam = if src.is_ipv4() && dst.is_ipv4() {
+        "TCP4"
+    } else {
+        "TCP6"
+    };
+    let ip = |a: SocketAddr| match (fam, a.ip()) {
+        ("TCP6", std::net::IpAddr::V4(v4)) => v4.to_ipv6_mapped().to_string(),
+        (_, ip) => ip.to_string(),
+    };
+    format!(
+        "PROXY {fam} {} {} {} {}\r\n",
+        ip(src),
+        ip(dst),
+        src.port(),
+        dst.port()
+    )
+    .into_bytes()
+}
+
+/// PROXY protocol v2 header (PROXY command, TCP over IPv4 or IPv6).
+pub fn proxy_v2(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.push(0x21);
+    let v6 = |a: SocketAddr| match a.ip() {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    };
+    match (src.ip(), dst.ip()) {
+        (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) => {
+            h.push(0x11);
+            h.extend_from_slice(&12u16.to_be_bytes());
+            h.extend_from_slice(&s.octets());
+            h.extend_from_slice(&d.octets());
+        }
+        _ => {
+            h.push(0x21);
+            h.extend_from_slice(&36u16.to_be_bytes());
+            h.extend_from_slice(&v6(src));
+            h.extend_from_slice(&v6(dst));
+        }
+    }
+    h.extend_from_slice(&src.port().to_be_bytes());
+    h.extend_from_slice(&dst.port().to_be_bytes());
+    h
+}

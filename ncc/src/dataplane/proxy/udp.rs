@@ -1,0 +1,385 @@
+//! UDP forwarding: one worker thread per core, each with its own `SO_REUSEPORT` socket on the
+//! VIP:port (the kernel keeps a client's datagrams on one worker), an epoll set, and a flow table
+//! owned by that thread alone (no locks on the packet path). Datagrams are received and sent in
+//! batches with `recvmmsg`/`sendmmsg`.
+//!
+//! A flow is (client address, discriminator): the discriminator is 0 for client-keyed flows, the
+//! hash of the payload key (e.g. KCP `conv` = bytes 0:4) for payload-keyed flows — so one client
+//! port can carry several sessions, each pinned by the consistent hash of its key — or the
+//! chosen destination in per-packet mode. Each flow owns a socket connected to its destination;
+//! replies arriving there are relayed to the client from the VIP socket. Flows expire after the
+//! idle timeout; the table is bounded (new flows beyond the bound are dropped and counted). A
+//! removed destination's flows continue until idle or until its drain timeout passes.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use super::ServiceCounters;
+use super::rules::Verdict;
+use super::sys::{Batch, Epoll};
+use super::table::{DestState, Table};
+use crate::model::{ServiceKey, UdpMode};
+use crate::sched::{hash_addr, hash_bytes};
+
+/// Datagrams per receive or send batch.
+const BATCH: usize = 32;
+/// Largest datagram relayed (bigger ones are truncated by the kernel and dropped here).
+const MAX_DATAGRAM: usize = 65_535;
+/// Epoll wait, which bounds how late a stop or an idle sweep can be.
+const TICK_MS: i32 = 50;
+/// Token of the VIP socket in the epoll set.
+const VIP_TOKEN: u64 = u64::MAX;
+
+/// Binds one worker's VIP socket.
+pub(super) fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    sock.set_reuse_address(true)?;
+    sock.set_reuse_port(true)?;
+    sock.set_nonblocking(true)?;
+    let _ = sock.set_recv_buffer_size(4 << 20);
+    let _ = sock.set_send_buffer_size(4 << 20);
+    sock.bind(&addr.into())?;
+    Ok(sock.into())
+}
+
+struct Flow {
+    key: (SocketAddr, u64),
+    client: SocketAddr,
+    dest: Arc<DestState>,
+    sock: UdpSocket,
+    last: Instant,
+}
+
+/// One worker's state.
+struct Worker {
+    key: ServiceKey,
+    vip: UdpSocket,
+    epoll: Epoll,
+    table: Arc<ArcSwap<Table>>,
+    counters: Arc<ServiceCounters>,
+    flows: Vec<Option<Flow>>,
+    free: Vec<usize>,
+    by_key: HashMap<(SocketAddr, u64), usize>,
+    rx: Batch,
+    tx: Batch,
+    /// Flow slot of each datagram queued in `tx` (sends are grouped by flow socket).
+    tx_flow: Vec<usize>,
+    now: Instant,
+}
+
+/// Runs one worker until `stop` is set.
+pub(super) fn run(
+    key: ServiceKey,
+    vip: UdpSocket,
+    table: Arc<ArcSwap<Table>>,
+    counters: Arc<ServiceCounters>,
+    stop: Arc<AtomicBool>,
+) {
+    let epoll = match Epoll::new() {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(service = %key, error = %e, "cannot create epoll");
+            return;
+        }
+    };
+    if let Err(e) = epoll.add(vip.as_raw_fd(), VIP_TOKEN) {
+        tracing::error!(service = %key, error = %e, "cannot watch the VIP socket");
+        return;
+    }
+    let mut w = Worker {
+        key,
+        vip,
+        epoll,
+        table,
+        counters,
+        flows: Vec::new(),
+        free: Vec::new(),
+        by_key: HashMap::new(),
+        rx: Batch::new(BATCH, MAX_DATAGRAM),
+        tx: Batch::new(BATCH, MAX_DATAGRAM),
+        tx_flow: Vec::with_capacity(BATCH),
+        now: Instant::now(),
+    };
+    let mut ready = Vec::new();
+    let mut last_sweep = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if let Err(e) = w.epoll.wait(&mut ready, TICK_MS) {
+            tracing::error!(service = %w.key, error = %e, "epoll failed");
+            return;
+        }
+        w.now = Instant::now();
+        for &t in &ready {
+            if t == VIP_TOKEN {
+                w.from_clients();
+            } else {
+                w.from_backend(t as usize);
+            }
+        }
+        if w.now.duration_since(last_sweep) >= Duration::from_millis(250) {
+            last_sweep = w.now;
+            w.sweep();
+        }
+    }
+    // Dropping the worker closes every flow socket.
+    for f in w.flows.iter().flatten() {
+        f.dest.counters.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Worker {
+    /// Receives client datagrams (a few batches at most per wakeup, so replies keep flowing).
+    fn from_clients(&mut self) {
+        for _ in 0..8 {
+            let n = match self.rx.recv(self.vip.as_fd()) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::debug!(service = %self.key, error = %e, "receive failed");
+                    return;
+                }
+            };
+            let table = self.table.load_full();
+            self.tx.len = 0;
+            self.tx_flow.clear();
+            for i in 0..n {
+                let Some(client) = self.rx.addr(i) else {
+                    continue;
+                };
+                let Some(slot) = self.flow_for(&table, i, client) else {
+                    continue;
+                };
+                let payload = self.rx.payload(i);
+                if self.tx.push(payload, None) {
+                    self.tx_flow.push(slot);
+                    if let Some(f) = self.flows[slot].as_mut() {
+                        f.last = self.now;
+                        f.dest
+                            .counters
+                            .bytes_in
+                            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+            self.flush_to_backends();
+            if n < BATCH {
+                return;
+            }
+        }
+    }
+
+    /// Sends the queued datagrams, one `sendmmsg` per run of datagrams of the same flow.
+    fn flush_to_backends(&mut self) {
+        let mut start = 0;
+        let total = self.tx.len;
+        while start < total {
+            let slot = self.tx_flow[start];
+            let mut end = start + 1;
+            while end < total && self.tx_flow[end] == slot {
+                end += 1;
+            }
+            if let Some(f) = self.flows[slot].as_ref() {
+                // Send slots start..end: temporarily limit the batch to `end`.
+                let keep = self.tx.len;
+                self.tx.len = end;
+                let mut from = start;
+                while from < end {
+                    match self.tx.send(f.sock.as_fd(), from) {
+                        Ok(0) => break,
+                        Ok(k) => from += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => {
+                            // ECONNREFUSED from an earlier ICMP, or a full buffer: drop.
+                            self.counters
+                                .send_errors
+                                .fetch_add((end - from) as u64, Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                }
+                self.tx.len = keep;
+            }
+            start = end;
+        }
+    }
+
+    /// The flow slot for datagram `i` of the receive batch, creating the flow if needed; `None`
+    /// when the datagram is denied or cannot be forwarded (counted).
+    fn flow_for(&mut self, table: &Table, i: usize, client: SocketAddr) -> Option<usize> {
+        let opts = &table.spec.opts;
+        let rules = &table.rules;
+        let disc = rules.hash_key(self.rx.payload(i)).map_or(0, hash_bytes);
+        let per_packet = opts.udp_mode == UdpMode::PerPacket;
+        if !per_packet && let Some(&slot) = self.by_key.get(&(client, disc)) {
+            let live = self.flows[slot]
+                .as_ref()
+                .is_some_and(|f| !f.dest.evict.is_cancelled());
+            if live {
+                return Some(slot);
+            }
+            self.remove(slot);
+        }
+        let payload = self.rx.payload(i);
+        let group = match rules.route(payload, None) {
+            Verdict::Deny => {
+                self.counters.denied.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            Verdict::Group(g) => g,
+        };
+        let src = rules
+            .hash_key(payload)
+            .map_or_else(|| hash_addr(client), hash_bytes);
+        let Some(dest) = table.pick(group, src, &[]).cloned() else {
+            self.counters.no_backend.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let fkey = if per_packet {
+            (client, hash_addr(dest.addr))
+        } else {
+            (client, disc)
+        };
+        if let Some(&slot) = self.by_key.get(&fkey) {
+            return Some(slot);
+        }
+        if self.by_key.len() >= opts.udp_max_flows as usize {
+            self.sweep();
+            if self.by_key.len() >= opts.udp_max_flows as usize {
+                self.counters.table_full.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        }
+        let sock = match upstream(dest.addr) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(service = %self.key, dest = %dest.addr, error = %e, "cannot open a flow socket");
+                self.counters.no_backend.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        };
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.flows.push(None);
+            self.flows.len() - 1
+        });
+        if let Err(e) = self.epoll.add(sock.as_raw_fd(), slot as u64) {
+            tracing::debug!(service = %self.key, error = %e, "cannot watch a flow socket");
+            self.free.push(slot);
+            return None;
+        }
+        dest.counters.active.fetch_add(1, Ordering::Relaxed);
+        dest.counters.total.fetch_add(1, Ordering::Relaxed);
+        self.flows[slot] = Some(Flow {
+            key: fkey,
+            client,
+            dest,
+            sock,
+            last: self.now,
+        });
+        self.by_key.insert(fkey, slot);
+        Some(slot)
+    }
+
+    /// Relays replies of flow `slot` to its client.
+    fn from_backend(&mut self, slot: usize) {
+        for _ in 0..8 {
+            let Some(f) = self.flows.get(slot).and_then(Option::as_ref) else {
+                return;
+            };
+            let n = match self.rx.recv(f.sock.as_fd()) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // ECONNREFUSED (the destination's port is closed): keep the flow, it may
+                    // come back; it expires when idle.
+                    return;
+                }
+            };
+            let client = f.client;
+            self.tx.len = 0;
+            let mut bytes = 0u64;
+            for i in 0..n {
+                let p = self.rx.payload(i);
+                bytes += p.len() as u64;
+                self.tx.push(p, Some(client));
+            }
+            f.dest
+                .counters
+                .bytes_out
+                .fetch_add(bytes, Ordering::Relaxed);
+            if let Some(f) = self.flows[slot].as_mut() {
+                f.last = self.now;
+            }
+            let mut from = 0;
+            while from < self.tx.len {
+                match self.tx.send(self.vip.as_fd(), from) {
+                    Ok(0) => break,
+                    Ok(k) => from += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        self.counters
+                            .send_errors
+                            .fetch_add((self.tx.len - from) as u64, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+            if n < BATCH {
+                return;
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize) {
+        if let Some(f) = self.flows.get_mut(slot).and_then(Option::take) {
+            self.by_key.remove(&f.key);
+            f.dest.counters.active.fetch_sub(1, Ordering::Relaxed);
+            self.free.push(slot);
+            // Closing the socket removes it from the epoll set.
+        }
+    }
+
+    /// Forgets idle flows and flows of destinations whose drain has ended.
+    fn sweep(&mut self) {
+        let idle = Duration::from_millis(u64::from(
+            self.table.load().spec.opts.udp_idle_timeout_ms.max(1),
+        ));
+        let now = self.now;
+        let dead: Vec<usize> = self
+            .flows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                let f = f.as_ref()?;
+                (now.duration_since(f.last) >= idle || f.dest.evict.is_cancelled()).then_some(i)
+            })
+            .collect();
+        for i in dead {
+            self.remove(i);
+        }
+    }
+}
+
+/// A non-blocking socket connected to a destination, for one flow.
+fn upstream(dest: SocketAddr) -> io::Result<UdpSocket> {
+    let bind: SocketAddr = if dest.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = UdpSocket::bind(bind)?;
+    s.connect(dest)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
