@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "seesaw/config/config.proto",
         "seesaw/ipc/engine.proto",
         "seesaw/ipc/ncc.proto",
+        "seesaw/ipc/sync.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed=proto/{f}");

@@ -487,6 +487,21 @@ mod tests {
         execute(engine, action, arg.as_deref(), OutputFormat::Text, 0).await
     }
 
+    #[tokio::test]
+    async fn failover_reports_the_engine_answer_and_refusal() {
+        let mut e = FakeEngine::default();
+        e.ha.state = "BACKUP".into();
+        match text(&mut e, "failover").await {
+            Ok(Step::Print { text, ok: false }) => {
+                assert_eq!(text, "Failover refused: this node is BACKUP, not the master\n");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        e.ha.state = "LEADER".into();
+        assert_eq!(printed(text(&mut e, "failover").await), "failover requested\n");
+        assert_eq!(e.failovers, 1);
+    }
+
     fn printed(step: Result<Step, EngineError>) -> String {
         match step {
             Ok(Step::Print { text, ok: true }) => text,

@@ -472,6 +472,7 @@ mod tests {
             ))
         );
         assert_eq!(run("show ha"), Ok((Action::ShowHa, None)));
+        assert_eq!(run("fail"), Ok((Action::Failover, None)));
         assert_eq!(run("sh n"), Ok((Action::ShowNodes, None)));
         assert_eq!(run("sh w"), Ok((Action::ShowWarnings, None)));
         assert_eq!(run("q"), Ok((Action::Exit, None)));
@@ -550,7 +551,7 @@ mod tests {
     fn question_mark_lists_next_words_anywhere() {
         assert_eq!(
             help_words(COMMANDS, "?"),
-            ["config", "exit", "help", "override", "quit", "show"]
+            ["config", "exit", "failover", "help", "override", "quit", "show"]
         );
         assert_eq!(
             help_words(COMMANDS, "show ?"),
@@ -589,7 +590,7 @@ mod tests {
             complete(COMMANDS, ""),
             (
                 0,
-                vec!["config", "exit", "help", "override", "quit", "show"]
+                vec!["config", "exit", "failover", "help", "override", "quit", "show"]
             )
         );
         assert_eq!(complete(COMMANDS, "s"), (0, vec!["show"]));

@@ -30,6 +30,8 @@ pub enum Event {
     Ha(HaView, oneshot::Sender<bool>),
     /// The operator asks the master to hand over; the reply is the message or why not.
     Failover(oneshot::Sender<Result<String, String>>),
+    /// The master's overrides, fetched by peer sync (mirrored while this node is the backup).
+    PeerOverrides(Vec<crate::sync::PeerOverride>),
     /// Set an override; the reply is the operator message or why it was refused.
     Override {
         /// Vserver, backend or destination.
@@ -145,6 +147,10 @@ pub async fn run<N: Ncc>(
     let (views, _) = state.evaluate();
     let (snap_tx, snap_rx) = watch::channel(Arc::new(snapshot(&state, "unknown", views)));
 
+    // Peer sync runs only when a peer is configured: it serves the master's overrides to the backup
+    // and carries a backup's `failover` to the master.
+    let peer = start_sync(&state, &config_dir, &snap_rx, &tx, &shutdown).await;
+    let events = tx.clone();
     let server = crate::server::serve(listener, snap_rx, tx, shutdown.child_token());
     let server = tokio::spawn(server);
     seesaw_common::ready::notify_ready();
@@ -183,7 +189,7 @@ pub async fn run<N: Ncc>(
         tokio::select! {
             () = shutdown.cancelled() => break,
             ev = rx.recv() => match ev {
-                Some(Event::Reload(reply)) if source == ConfigSource::Server => {
+                Some(Event::Reload(reply)) if source.is_remote() => {
                     if fetch_in_flight {
                         let _ = reply.send(ReloadReply {
                             outcome: ReloadOutcome::Refused(vec!["reload request already queued".to_owned()]),
@@ -192,7 +198,7 @@ pub async fn run<N: Ncc>(
                     } else {
                         fetch_in_flight = true;
                         last_poll = tokio::time::Instant::now();
-                        spawn_fetch(&state, &config_dir, fetch_tx.clone(), Some(reply));
+                        spawn_fetch(&state, &config_dir, fetch_tx.clone(), Some(reply), source, peer.clone());
                     }
                 }
                 Some(Event::Reload(reply)) => {
@@ -206,6 +212,23 @@ pub async fn run<N: Ncc>(
                     }
                     state.ha(ha);
                     ha_reply = Some(reply);
+                }
+                Some(Event::Failover(reply)) if state.ha_view().state == "BACKUP" && peer.is_some() => {
+                    // An operator on the backup: the master must hand over, so ask it.
+                    let peer = peer.clone().expect("checked in the guard");
+                    tokio::spawn(async move {
+                        let r = peer.failover().await;
+                        match &r {
+                            Ok(m) => tracing::info!("failover {m}"),
+                            Err(e) => tracing::warn!("failover relay failed: {e}"),
+                        }
+                        let _ = reply.send(r);
+                    });
+                }
+                Some(Event::PeerOverrides(list)) => {
+                    if state.ha_view().state == "BACKUP" && state.mirror_overrides(&list, SystemTime::now()) {
+                        tracing::info!(overrides = list.len(), "mirrored the master's overrides");
+                    }
                 }
                 Some(Event::Failover(reply)) => {
                     let r = state.request_failover().map_err(|e| e.to_string());
@@ -233,11 +256,11 @@ pub async fn run<N: Ncc>(
                                 source = s;
                                 tracing::info!(from = %previous, to = %source.as_str(), "config source changed");
                                 let _ = reply.send(Ok((source.as_str().to_owned(), previous)));
-                                if source == ConfigSource::Server {
+                                if source.is_remote() {
                                     if !fetch_in_flight {
                                         fetch_in_flight = true;
                                         last_poll = tokio::time::Instant::now();
-                                        spawn_fetch(&state, &config_dir, fetch_tx.clone(), None);
+                                        spawn_fetch(&state, &config_dir, fetch_tx.clone(), None, source, peer.clone());
                                     }
                                 } else {
                                     let outcome = reload(&mut state, &config_dir, source);
@@ -259,14 +282,28 @@ pub async fn run<N: Ncc>(
             }
             _ = tick.tick() => {
                 ticks += 1;
+                if let Some(peer) = &peer
+                    && state.ha_view().state == "BACKUP"
+                    && ticks.is_multiple_of(crate::sync::POLL_EVERY.as_secs().max(1))
+                {
+                    let (peer, events) = (peer.clone(), events.clone());
+                    tokio::spawn(async move {
+                        match peer.overrides().await {
+                            Ok((list, _)) => {
+                                let _ = events.send(Event::PeerOverrides(list)).await;
+                            }
+                            Err(e) => tracing::debug!("peer sync: {e}"),
+                        }
+                    });
+                }
                 state.ha_expire(SystemTime::now());
-                if source == ConfigSource::Server
+                if source.is_remote()
                     && !fetch_in_flight
                     && last_poll.elapsed() >= state.loaded().settings.config_interval
                 {
                     fetch_in_flight = true;
                     last_poll = tokio::time::Instant::now();
-                    spawn_fetch(&state, &config_dir, fetch_tx.clone(), None);
+                    spawn_fetch(&state, &config_dir, fetch_tx.clone(), None, source, peer.clone());
                 }
                 if state.converging() && last_converge.elapsed() >= CONVERGE_EVERY {
                     last_converge = tokio::time::Instant::now();
@@ -352,19 +389,27 @@ pub enum ConfigSource {
     /// The `[config_server]` servers over HTTPS, polled every `config_interval_sec`; a fetched
     /// config is saved to `<config-dir>/cluster.pb` with the previous one archived.
     Server,
+    /// The peer engine's cluster.pb, over peer sync (each node keeps its own copy on disk).
+    Peer,
     /// Nothing: reloads keep the running config.
     None,
 }
 
 impl ConfigSource {
-    /// Parses `disk`, `server` or `none`.
+    /// Whether configs come over the network (fetched in the background).
+    pub fn is_remote(self) -> bool {
+        matches!(self, Self::Server | Self::Peer)
+    }
+
+    /// Parses `disk`, `server`, `peer` or `none`.
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "disk" => Ok(Self::Disk),
             "server" => Ok(Self::Server),
+            "peer" => Ok(Self::Peer),
             "none" => Ok(Self::None),
             other => Err(format!(
-                "unknown config source {other:?} (want disk, server or none)"
+                "unknown config source {other:?} (want disk, server, peer or none)"
             )),
         }
     }
@@ -374,6 +419,7 @@ impl ConfigSource {
         match self {
             Self::Disk => "disk",
             Self::Server => "server",
+            Self::Peer => "peer",
             Self::None => "none",
         }
     }
@@ -396,6 +442,8 @@ fn spawn_fetch(
     dir: &std::path::Path,
     tx: mpsc::Sender<FetchReply>,
     reply: Option<oneshot::Sender<ReloadReply>>,
+    source: ConfigSource,
+    peer: Option<crate::sync::PeerClient>,
 ) {
     let s = &state.loaded().settings;
     let src = crate::source::ServerSource {
@@ -409,9 +457,66 @@ fn spawn_fetch(
         timeout: Duration::from_secs(20),
     };
     tokio::spawn(async move {
-        let r = src.fetch().await.map_err(|e| e.to_string());
+        let r = match (source, peer) {
+            (ConfigSource::Peer, Some(peer)) => peer.config().await,
+            (ConfigSource::Peer, None) => {
+                Err("config source peer: no peer is configured in seesaw.cfg".to_owned())
+            }
+            _ => src.fetch().await.map_err(|e| e.to_string()),
+        };
         let _ = tx.send((r, reply)).await;
     });
+}
+
+/// Starts peer sync when `[cluster] peer_ipv4/6` is set: serves this node's sync API on its node
+/// address and returns a client for the peer's. A bind failure is logged and sync stays off: the
+/// node still load-balances, it only cannot mirror overrides.
+async fn start_sync(
+    state: &EngineState,
+    config_dir: &std::path::Path,
+    snapshot: &watch::Receiver<Arc<Snapshot>>,
+    events: &mpsc::Sender<Event>,
+    shutdown: &CancellationToken,
+) -> Option<crate::sync::PeerClient> {
+    let s = &state.loaded().settings;
+    let (node, peer) = match (s.node_ipv4, s.peer_ipv4, s.node_ipv6, s.peer_ipv6) {
+        (Some(n), Some(p), _, _) => (std::net::IpAddr::V4(n), std::net::IpAddr::V4(p)),
+        (_, _, Some(n), Some(p)) => (std::net::IpAddr::V6(n), std::net::IpAddr::V6(p)),
+        _ => return None,
+    };
+    let allowed: Vec<std::net::IpAddr> = [
+        s.peer_ipv4.map(Into::into),
+        s.peer_ipv6.map(Into::into),
+        s.node_ipv4.map(Into::into),
+        s.node_ipv6.map(Into::into),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let bind = std::net::SocketAddr::new(node, s.sync_port);
+    match tokio::net::TcpListener::bind(bind).await {
+        Ok(listener) => {
+            tracing::info!(%bind, %peer, "peer sync listening");
+            tokio::spawn(crate::sync::serve(
+                listener,
+                allowed,
+                config_dir.to_owned(),
+                snapshot.clone(),
+                events.clone(),
+                shutdown.child_token(),
+            ));
+        }
+        Err(e) => {
+            tracing::error!(%bind, error = %e, "peer sync cannot listen; overrides will not be mirrored")
+        }
+    }
+    match crate::sync::PeerClient::new(std::net::SocketAddr::new(peer, s.sync_port)) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(error = %e, "peer sync client");
+            None
+        }
+    }
 }
 
 /// Applies a fetched config: validates it, ignores it if older or identical, saves it (text, with

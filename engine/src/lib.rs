@@ -21,6 +21,7 @@ pub mod ncc_port;
 pub mod overrides;
 pub mod server;
 pub mod source;
+pub mod sync;
 pub mod state;
 
 pub use crate::core::run;

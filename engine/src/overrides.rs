@@ -151,11 +151,11 @@ pub fn may_override(cluster: &Cluster, vserver: &Vserver, caller: &Caller) -> bo
     }
     vserver.access_grants.iter().any(|g| {
         if g.group {
-            caller.groups.iter().any(|ug| *ug == g.grantee)
+            caller.groups.contains(&g.grantee)
                 || cluster
                     .access_groups
                     .get(&g.grantee)
-                    .is_some_and(|members| members.iter().any(|m| *m == caller.user))
+                    .is_some_and(|members| members.contains(&caller.user))
         } else {
             g.grantee == caller.user
         }

@@ -242,7 +242,7 @@ pub fn prune_archive(
             Some((ts, e.path()))
         })
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     for (i, (ts, p)) in files.iter().enumerate() {
         if i >= keep || now_s.saturating_sub(*ts) > max_age.as_secs() {
             std::fs::remove_file(p)?;

@@ -338,6 +338,37 @@ impl EngineState {
         Ok(msg)
     }
 
+    /// Mirrors the master's overrides (peer sync, while this node is the backup): the set becomes
+    /// exactly the master's. Returns whether anything changed.
+    pub fn mirror_overrides(
+        &mut self,
+        from_peer: &[crate::sync::PeerOverride],
+        now: SystemTime,
+    ) -> bool {
+        let mut mirrored = Overrides::default();
+        for o in from_peer {
+            mirrored.set(
+                o.kind,
+                &o.target,
+                o.state,
+                &format!("peer:{}", o.set_by),
+                now,
+            );
+        }
+        let same = mirrored
+            .iter()
+            .map(|(k, t, o)| (k, t, o.state))
+            .eq(self.overrides.iter().map(|(k, t, o)| (k, t, o.state)));
+        if same {
+            return false;
+        }
+        self.overrides = mirrored;
+        self.topology = expand_with(&self.loaded, &self.overrides);
+        self.results
+            .retain(|id, _| self.topology.checks.contains_key(id));
+        true
+    }
+
     /// The overrides in force.
     pub fn overrides(&self) -> &Overrides {
         &self.overrides

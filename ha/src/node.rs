@@ -665,21 +665,20 @@ impl Node {
                 actions.push(self.advert(advert));
             }
         }
-        if let Some(p) = &mut self.proto {
-            if self.state == State::Leader
-                && let Some(at) = p.next_advert
-                && now >= at
-            {
-                // Keep the cadence; after a stall, restart it from now rather than bursting.
-                let next = at + p.peering.interval;
-                p.next_advert = Some(if next > now {
-                    next
-                } else {
-                    now + p.peering.interval
-                });
-                let advert = p.peering.advert(p.peering.priority);
-                actions.push(self.advert(advert));
-            }
+        if let Some(p) = &mut self.proto
+            && self.state == State::Leader
+            && let Some(at) = p.next_advert
+            && now >= at
+        {
+            // Keep the cadence; after a stall, restart it from now rather than bursting.
+            let next = at + p.peering.interval;
+            p.next_advert = Some(if next > now {
+                next
+            } else {
+                now + p.peering.interval
+            });
+            let advert = p.peering.advert(p.peering.priority);
+            actions.push(self.advert(advert));
         }
         let eligible = self.eligible();
         if let Some(p) = &mut self.proto

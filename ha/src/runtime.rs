@@ -66,6 +66,7 @@ where
         config.call_timeout,
     ));
     let mut transport: Option<O::Transport> = None;
+    let mut send_failing = false;
     seesaw_common::ready::notify_ready();
     tracing::info!("ha running");
 
@@ -86,7 +87,14 @@ where
         };
         let mut queue = VecDeque::from(node.handle(event, Instant::now()));
         while let Some(action) = queue.pop_front() {
-            if let Some(ev) = execute(action, &mut transport, &mut opener, &call_tx, &clock) {
+            if let Some(ev) = execute(
+                action,
+                &mut transport,
+                &mut opener,
+                &call_tx,
+                &clock,
+                &mut send_failing,
+            ) {
                 queue.extend(node.handle(ev, Instant::now()));
             }
         }
@@ -144,6 +152,7 @@ fn execute<O: Opener>(
     opener: &mut O,
     calls: &mpsc::UnboundedSender<Call>,
     clock: &Clock,
+    send_failing: &mut bool,
 ) -> Option<Event> {
     match action {
         Action::FetchConfig => {
@@ -175,15 +184,24 @@ fn execute<O: Opener>(
             None
         }
         Action::SendAdvert(a) => {
-            let t = transport.as_mut()?;
-            match t.send(&a) {
-                Ok(()) => None,
-                Err(e) => {
-                    tracing::warn!(error = %e, "advert transport failed");
-                    *transport = None;
-                    Some(Event::TransportFailed)
+            // A failed send is not a broken socket: a firewall rule (EPERM), a missing route or a
+            // full queue make adverts fail while they last, and the peer sees silence — which is
+            // what the protocol is built to handle. The socket stays open; the next advert retries.
+            if let Some(t) = transport.as_mut() {
+                match t.send(&a) {
+                    Ok(()) if *send_failing => {
+                        tracing::info!("adverts are being sent again");
+                        *send_failing = false;
+                    }
+                    Ok(()) => {}
+                    Err(e) if *send_failing => tracing::debug!(error = %e, "advert not sent"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "advert not sent; retrying with every advert");
+                        *send_failing = true;
+                    }
                 }
             }
+            None
         }
     }
 }

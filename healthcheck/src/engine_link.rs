@@ -152,7 +152,10 @@ fn probe_from_proto(c: &pb::Check) -> Result<ProbeSpec, String> {
             if mode == Mode::ThroughVip {
                 // An ICMP echo cannot be steered to one backend through the VIP (Seesaw rejects it
                 // too): the check would only ever test the load balancer itself.
-                return Err(format!("icmp checks cannot run in {} mode", c.mode.to_uppercase()));
+                return Err(format!(
+                    "icmp checks cannot run in {} mode",
+                    c.mode.to_uppercase()
+                ));
             }
             Ok(ProbeSpec::Icmp(IcmpProbe { ip }))
         }
@@ -258,7 +261,9 @@ fn http_from_proto(c: &pb::Check, secure: bool, dial: Dial) -> Result<ProbeSpec,
         }
         (None, proxy) => {
             if !send.starts_with('/') {
-                return Err(format!("invalid http request {send:?} (want /path or a URL)"));
+                return Err(format!(
+                    "invalid http request {send:?} (want /path or a URL)"
+                ));
             }
             let host = dial.addr.to_string();
             if proxy {

@@ -54,7 +54,10 @@ impl Prober for ScriptedProber {
         let ProbeSpec::Tcp(p) = spec else {
             return ProbeOutcome::fail("scripted prober only knows tcp");
         };
-        self.calls.lock().unwrap().push((Instant::now(), p.dial.addr));
+        self.calls
+            .lock()
+            .unwrap()
+            .push((Instant::now(), p.dial.addr));
         let b = self.targets.lock().unwrap().get(&p.dial.addr).copied();
         match b {
             Some(Behaviour::Up) => ProbeOutcome::pass(format!("up {}", p.dial.addr)),

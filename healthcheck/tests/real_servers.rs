@@ -6,6 +6,8 @@
 //! semantics are the ones a `cluster.pb` gets. A test whose server is not installed skips and says
 //! which package to install.
 
+#![allow(clippy::print_stderr, reason = "skip messages go to stderr")]
+
 mod servers;
 
 use std::net::SocketAddr;
@@ -78,7 +80,11 @@ async fn nginx_http_https_tcp_tls_tcp() {
     c.receive = "serv".into();
     pass(&run(&trusted, &c).await, "http /healthz");
     c.receive = "down".into();
-    fail(&run(&trusted, &c).await, "http wrong body", "does not start with");
+    fail(
+        &run(&trusted, &c).await,
+        "http wrong body",
+        "does not start with",
+    );
     let mut c = check(pb::CheckKind::Http, nginx.addr);
     c.send = "/down".into();
     fail(&run(&trusted, &c).await, "http 503", "http 503");
@@ -104,7 +110,11 @@ async fn nginx_http_https_tcp_tls_tcp() {
     c.proxy = true;
     pass(&run(&trusted, &c).await, "http proxy mode");
     c.send = "/anything".into();
-    fail(&run(&trusted, &c).await, "proxy to the default server", "http 404");
+    fail(
+        &run(&trusted, &c).await,
+        "proxy to the default server",
+        "http 404",
+    );
 
     // https: verification on (our CA trusted / not trusted) and off.
     let mut c = check(pb::CheckKind::Https, tls_addr);
@@ -112,16 +122,28 @@ async fn nginx_http_https_tcp_tls_tcp() {
     c.receive = "serving".into();
     c.tls_verify = true;
     pass(&run(&trusted, &c).await, "https verified");
-    fail(&run(&untrusted, &c).await, "https unknown ca", "tls handshake");
+    fail(
+        &run(&untrusted, &c).await,
+        "https unknown ca",
+        "tls handshake",
+    );
     c.tls_verify = false;
     pass(&run(&untrusted, &c).await, "https without verification");
     // Plain HTTP spoken to the TLS port, TLS spoken to the plain port.
     let mut plain_to_tls = check(pb::CheckKind::Http, tls_addr);
     plain_to_tls.send = "/healthz".into();
-    fail(&run(&trusted, &plain_to_tls).await, "http to a tls port", "http 400");
+    fail(
+        &run(&trusted, &plain_to_tls).await,
+        "http to a tls port",
+        "http 400",
+    );
     let mut tls_to_plain = check(pb::CheckKind::Https, nginx.addr);
     tls_to_plain.tls_verify = false;
-    fail(&run(&trusted, &tls_to_plain).await, "https to a plain port", "tls handshake");
+    fail(
+        &run(&trusted, &tls_to_plain).await,
+        "https to a plain port",
+        "tls handshake",
+    );
 
     // tcp_tls: handshake, then send/expect over TLS.
     let mut c = check(pb::CheckKind::TcpTls, tls_addr);
@@ -129,11 +151,19 @@ async fn nginx_http_https_tcp_tls_tcp() {
     c.send = "GET /healthz HTTP/1.0\r\n\r\n".into();
     c.receive = "HTTP/1.1 200".into();
     pass(&run(&trusted, &c).await, "tcp_tls verified");
-    fail(&run(&untrusted, &c).await, "tcp_tls unknown ca", "tls handshake");
+    fail(
+        &run(&untrusted, &c).await,
+        "tcp_tls unknown ca",
+        "tls handshake",
+    );
     c.tls_verify = false;
     pass(&run(&untrusted, &c).await, "tcp_tls without verification");
     c.receive = "HTTP/1.1 500".into();
-    fail(&run(&untrusted, &c).await, "tcp_tls wrong reply", "want \"HTTP/1.1 500\"");
+    fail(
+        &run(&untrusted, &c).await,
+        "tcp_tls wrong reply",
+        "want \"HTTP/1.1 500\"",
+    );
 
     // tcp: connect, and send/expect.
     let mut c = check(pb::CheckKind::Tcp, nginx.addr);
@@ -145,14 +175,30 @@ async fn nginx_http_https_tcp_tls_tcp() {
     // The backend dies: every kind fails.
     nginx.kill();
     let c = check(pb::CheckKind::Tcp, nginx.addr);
-    fail(&run(&trusted, &c).await, "tcp after kill", "connection refused");
+    fail(
+        &run(&trusted, &c).await,
+        "tcp after kill",
+        "connection refused",
+    );
     let c = check(pb::CheckKind::Http, nginx.addr);
-    fail(&run(&trusted, &c).await, "http after kill", "connection refused");
+    fail(
+        &run(&trusted, &c).await,
+        "http after kill",
+        "connection refused",
+    );
     let mut c = check(pb::CheckKind::Https, tls_addr);
     c.tls_verify = false;
-    fail(&run(&trusted, &c).await, "https after kill", "connection refused");
+    fail(
+        &run(&trusted, &c).await,
+        "https after kill",
+        "connection refused",
+    );
     let c = check(pb::CheckKind::TcpTls, tls_addr);
-    fail(&run(&trusted, &c).await, "tcp_tls after kill", "connection refused");
+    fail(
+        &run(&trusted, &c).await,
+        "tcp_tls after kill",
+        "connection refused",
+    );
 }
 
 #[tokio::test]
@@ -168,18 +214,54 @@ async fn dnsmasq_dns() {
         receive: receive.into(),
         ..check(pb::CheckKind::Dns, addr)
     };
-    pass(&run(&p, &q("www.example.test", "A", "127.0.0.5")).await, "dns A");
-    pass(&run(&p, &q("WWW.Example.Test.", "", "")).await, "dns A, any answer");
-    fail(&run(&p, &q("www.example.test", "A", "127.0.0.6")).await, "dns wrong A", "no A answer equals 127.0.0.6");
+    pass(
+        &run(&p, &q("www.example.test", "A", "127.0.0.5")).await,
+        "dns A",
+    );
+    pass(
+        &run(&p, &q("WWW.Example.Test.", "", "")).await,
+        "dns A, any answer",
+    );
+    fail(
+        &run(&p, &q("www.example.test", "A", "127.0.0.6")).await,
+        "dns wrong A",
+        "no A answer equals 127.0.0.6",
+    );
     // dnsmasq refuses what it would have to forward (it has no upstream here).
-    fail(&run(&p, &q("www.example.test", "AAAA", "")).await, "dns no AAAA", "AAAA");
-    fail(&run(&p, &q("missing.example.test", "A", "")).await, "dns unknown name", "dns");
-    pass(&run(&p, &q("alias.example.test", "CNAME", "www.example.test")).await, "dns CNAME");
-    fail(&run(&p, &q("alias.example.test", "CNAME", "other.example.test")).await, "dns wrong CNAME", "no CNAME answer equals");
-    pass(&run(&p, &q("txt.example.test", "TXT", "v=ok")).await, "dns TXT");
-    fail(&run(&p, &q("txt.example.test", "TXT", "v=no")).await, "dns wrong TXT", "no TXT answer equals");
+    fail(
+        &run(&p, &q("www.example.test", "AAAA", "")).await,
+        "dns no AAAA",
+        "AAAA",
+    );
+    fail(
+        &run(&p, &q("missing.example.test", "A", "")).await,
+        "dns unknown name",
+        "dns",
+    );
+    pass(
+        &run(&p, &q("alias.example.test", "CNAME", "www.example.test")).await,
+        "dns CNAME",
+    );
+    fail(
+        &run(&p, &q("alias.example.test", "CNAME", "other.example.test")).await,
+        "dns wrong CNAME",
+        "no CNAME answer equals",
+    );
+    pass(
+        &run(&p, &q("txt.example.test", "TXT", "v=ok")).await,
+        "dns TXT",
+    );
+    fail(
+        &run(&p, &q("txt.example.test", "TXT", "v=no")).await,
+        "dns wrong TXT",
+        "no TXT answer equals",
+    );
     dns.kill();
-    fail(&run(&p, &q("www.example.test", "A", "127.0.0.5")).await, "dns after kill", "connection refused");
+    fail(
+        &run(&p, &q("www.example.test", "A", "127.0.0.5")).await,
+        "dns after kill",
+        "connection refused",
+    );
 }
 
 #[tokio::test]
@@ -223,14 +305,36 @@ async fn freeradius_radius() {
     let o = run(&p, &r("bob:hello:s3cret", "")).await;
     assert!(o.success, "radius accept: {}\n{}", o.message, radius.log());
     pass(&run(&p, &r("bob:hello:s3cret", "any")).await, "radius any");
-    fail(&run(&p, &r("bob:wrong:s3cret", "accept")).await, "radius bad password", "access-reject");
-    pass(&run(&p, &r("bob:wrong:s3cret", "reject")).await, "radius expecting reject");
-    pass(&run(&p, &r("bob:wrong:s3cret", "any")).await, "radius any on reject");
-    fail(&run(&p, &r("bob:hello:s3cret", "challenge")).await, "radius expecting challenge", "access-accept");
+    fail(
+        &run(&p, &r("bob:wrong:s3cret", "accept")).await,
+        "radius bad password",
+        "access-reject",
+    );
+    pass(
+        &run(&p, &r("bob:wrong:s3cret", "reject")).await,
+        "radius expecting reject",
+    );
+    pass(
+        &run(&p, &r("bob:wrong:s3cret", "any")).await,
+        "radius any on reject",
+    );
+    fail(
+        &run(&p, &r("bob:hello:s3cret", "challenge")).await,
+        "radius expecting challenge",
+        "access-accept",
+    );
     // A wrong secret: the server cannot verify our Message-Authenticator and stays silent.
-    fail(&run(&p, &r("bob:hello:wrong", "any")).await, "radius wrong secret", "timed out");
+    fail(
+        &run(&p, &r("bob:hello:wrong", "any")).await,
+        "radius wrong secret",
+        "timed out",
+    );
     radius.kill();
-    fail(&run(&p, &r("bob:hello:s3cret", "")).await, "radius after kill", "connection refused");
+    fail(
+        &run(&p, &r("bob:hello:s3cret", "")).await,
+        "radius after kill",
+        "connection refused",
+    );
 }
 
 /// Our own UDP responder: answers "PONG <what was sent>" to datagrams starting with "PING",
@@ -260,7 +364,11 @@ async fn udp_against_our_responder() {
     c.receive = "PONG PING 1".into();
     pass(&run(&p, &c).await, "udp ping");
     c.receive = "PONG PING 2".into();
-    fail(&run(&p, &c).await, "udp wrong reply", "want \"PONG PING 2\"");
+    fail(
+        &run(&p, &c).await,
+        "udp wrong reply",
+        "want \"PONG PING 2\"",
+    );
     c.send = "HELLO".into();
     fail(&run(&p, &c).await, "udp silent responder", "timed out");
     task.abort();
@@ -307,7 +415,9 @@ async fn icmp_against_loopback() {
 #[test]
 fn icmp_fails_when_echoes_are_ignored() {
     if !servers::is_root() {
-        eprintln!("skipping icmp_fails_when_echoes_are_ignored: needs root for a network namespace");
+        eprintln!(
+            "skipping icmp_fails_when_echoes_are_ignored: needs root for a network namespace"
+        );
         return;
     }
     let outcome = std::thread::spawn(|| {
@@ -315,7 +425,10 @@ fn icmp_fails_when_echoes_are_ignored() {
         let up = std::process::Command::new("ip")
             .args(["link", "set", "lo", "up"])
             .status();
-        assert!(up.is_ok_and(|s| s.success()), "ip link set lo up (iproute2) failed");
+        assert!(
+            up.is_ok_and(|s| s.success()),
+            "ip link set lo up (iproute2) failed"
+        );
         let sysctl = "/proc/sys/net/ipv4/icmp_echo_ignore_all";
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -329,7 +442,9 @@ fn icmp_fails_when_echoes_are_ignored() {
         std::fs::write(sysctl, "1").expect("ignore echoes in the namespace");
         let ignored = rt.block_on(async {
             let p = prober(None);
-            match tokio::time::timeout(Duration::from_secs(1), p.probe(&check_from_proto(&c).probe)).await {
+            match tokio::time::timeout(Duration::from_secs(1), p.probe(&check_from_proto(&c).probe))
+                .await
+            {
                 Ok(o) => o,
                 Err(_) => ProbeOutcome::fail("timed out"),
             }

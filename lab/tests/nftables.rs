@@ -72,12 +72,18 @@ fn get_from(src: Ipv4Addr, vip: SocketAddr) -> Result<String, String> {
     let SocketAddr::V4(v4) = vip else {
         return Err("IPv4 only".into());
     };
-    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None)
-        .map_err(|e| e.to_string())?;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .map_err(|e| e.to_string())?;
     let tv = nix::sys::time::TimeVal::new(3, 0);
     setsockopt(&fd, sockopt::SendTimeout, &tv).map_err(|e| e.to_string())?;
     setsockopt(&fd, sockopt::ReceiveTimeout, &tv).map_err(|e| e.to_string())?;
-    bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(src, 0))).map_err(|e| e.to_string())?;
+    bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(src, 0)))
+        .map_err(|e| e.to_string())?;
     connect(fd.as_raw_fd(), &SockaddrIn::from(v4)).map_err(|e| format!("connect: {e}"))?;
     let mut s = TcpStream::from(fd);
     s.write_all(format!("GET / HTTP/1.0\r\nHost: {vip}\r\n\r\n").as_bytes())
@@ -107,7 +113,11 @@ fn nat_and_dsr_schedulers_on_the_nftables_plane() {
     if !seesaw_lab::require_root() {
         return;
     }
-    if std::process::Command::new("nft").arg("--version").output().is_err() {
+    if std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         #[allow(clippy::print_stderr, reason = "skip notice")]
         {
             eprintln!("skipping: the nftables lab test needs nft (apt-get install nftables)");
@@ -129,7 +139,9 @@ fn nat_and_dsr_schedulers_on_the_nftables_plane() {
             .loopback(name, &format!("{DSR_VIP}/32"))
             .route(name, "192.0.2.0/24", "203.0.113.1");
     }
-    let mut lab = builder.build().unwrap_or_else(|e| panic!("building the lab: {e}"));
+    let mut lab = builder
+        .build()
+        .unwrap_or_else(|e| panic!("building the lab: {e}"));
 
     // lb1 forwards; DSR replies (source: the VIP, which lb1 has no route for) pass through it.
     lab.run_in("lb1", || {
@@ -154,8 +166,12 @@ fn nat_and_dsr_schedulers_on_the_nftables_plane() {
         .unwrap_or_else(|e| panic!("starting {name}: {e}"));
     }
     for (name, ip) in BACKENDS {
-        lab.wait_tcp(name, format!("{ip}:80").parse().expect("literal"), Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        lab.wait_tcp(
+            name,
+            format!("{ip}:80").parse().expect("literal"),
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 
     let nat: SocketAddr = format!("{NAT_VIP}:80").parse().expect("literal");
@@ -170,7 +186,11 @@ fn nat_and_dsr_schedulers_on_the_nftables_plane() {
         assert_ne!(w[0], w[1], "rr repeated a backend: {seq:?}");
         assert_eq!(w[0], w[3], "rr is not a strict rotation: {seq:?}");
     }
-    assert_eq!(apply_in_lb(&lab, std::slice::from_ref(&rr)), [], "adopted: 0 changes");
+    assert_eq!(
+        apply_in_lb(&lab, std::slice::from_ref(&rr)),
+        [],
+        "adopted: 0 changes"
+    );
 
     // --- NAT wrr 3:2:1 over 3,000 requests.
     let wrr = service(NAT_VIP, 80, Scheduler::Wrr, ForwardMode::Nat, &[3, 2, 1]);
@@ -194,12 +214,17 @@ fn nat_and_dsr_schedulers_on_the_nftables_plane() {
     let sh = service(NAT_VIP, 80, Scheduler::Sh, ForwardMode::Nat, &[1, 1, 1]);
     apply_in_lb(&lab, std::slice::from_ref(&sh));
     let seq = names(&lab, nat, 40);
-    assert!(seq.iter().all(|n| *n == seq[0]), "sh spread one client: {seq:?}");
+    assert!(
+        seq.iter().all(|n| *n == seq[0]),
+        "sh spread one client: {seq:?}"
+    );
 
     // --- mh: removing be2 moves only be2's flows (one flow per client address).
     let mh3 = service(NAT_VIP, 80, Scheduler::Mh, ForwardMode::Nat, &[1, 1, 1]);
     apply_in_lb(&lab, std::slice::from_ref(&mh3));
-    let sources: Vec<Ipv4Addr> = (0..CLIENTS).map(|i| Ipv4Addr::new(192, 0, 2, 150 + i)).collect();
+    let sources: Vec<Ipv4Addr> = (0..CLIENTS)
+        .map(|i| Ipv4Addr::new(192, 0, 2, 150 + i))
+        .collect();
     let per_flow = |lab: &Lab| {
         let sources = sources.clone();
         lab.run_in("client", move || {
@@ -244,7 +269,10 @@ fn nat_and_dsr_schedulers_on_the_nftables_plane() {
     let dsr_mh = service(DSR_VIP, 80, Scheduler::Mh, ForwardMode::Dsr, &[1, 1, 1]);
     apply_in_lb(&lab, &[mh2.clone(), dsr_mh.clone()]);
     let seq = names(&lab, dsr, 10);
-    assert!(seq.iter().all(|n| *n == seq[0]), "DSR mh spread one client: {seq:?}");
+    assert!(
+        seq.iter().all(|n| *n == seq[0]),
+        "DSR mh spread one client: {seq:?}"
+    );
     let stats = lab
         .run_in("lb1", || {
             NftPlane::new(NftCli::default(), Some("eth0".to_owned()))

@@ -34,3 +34,8 @@ pub mod engine {
 pub mod ncc {
     include!(concat!(env!("OUT_DIR"), "/seesaw.ncc.rs"));
 }
+
+/// Engine-to-engine sync between the nodes of a pair.
+pub mod sync {
+    include!(concat!(env!("OUT_DIR"), "/seesaw.sync.rs"));
+}

@@ -95,6 +95,9 @@ pub struct Settings {
     /// `[engine] churn_limit` (default 10, 0 = unlimited): vserver creations or deletions applied
     /// per config update; the rest follows on later updates.
     pub churn_limit: usize,
+    /// `[engine] sync_port` (default 10258): the peer-sync port, served on the node address when a
+    /// peer is configured.
+    pub sync_port: u16,
 }
 
 /// Seesaw's hard-coded anycast ranges; a VIP inside one is an anycast VIP.
@@ -133,7 +136,10 @@ const SECTIONS: &[(&str, &[&str])] = &[
         "config_server",
         &["primary", "secondary", "tertiary", "port", "ca_file"],
     ),
-    ("engine", &["churn_limit", "config_interval_sec"]),
+    (
+        "engine",
+        &["churn_limit", "config_interval_sec", "sync_port"],
+    ),
     ("interface", &["node", "lb"]),
     ("extra_service_anycast", &[]),
     ("dataplane", &["kind"]),
@@ -215,6 +221,9 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
             60
         }
     };
+    let sync_port = r
+        .parsed::<u16>("engine", "sync_port", "a port")
+        .unwrap_or(10258);
     let churn_limit = r
         .parsed::<usize>("engine", "churn_limit", "a count (0: unlimited)")
         .unwrap_or(10);
@@ -298,6 +307,7 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
         config_server_ca,
         config_interval: Duration::from_secs(config_interval),
         churn_limit,
+        sync_port,
     })
 }
 

@@ -859,6 +859,20 @@ pub fn check_plane(c: &Cluster, plane: super::seesaw_cfg::DataplaneKind) -> Vec<
     if plane != DataplaneKind::Proxy {
         for v in c.vservers.values() {
             for e in v.entries.values() {
+                if plane == DataplaneKind::Nftables {
+                    if matches!(e.scheduler, Scheduler::Lc | Scheduler::Wlc | Scheduler::P2c) {
+                        errors.push(format!(
+                            "vserver[{:?}].vserver_entry[{}].scheduler: {} needs per-destination connection counts, which the nftables data plane cannot keep; use rr, wrr, sh, dh, mh or random",
+                            v.name, e.key, e.scheduler
+                        ));
+                    }
+                    if e.mode == ForwardMode::Tun {
+                        errors.push(format!(
+                            "vserver[{:?}].vserver_entry[{}].mode: TUN needs the ipvs data plane; the nftables data plane forwards in NAT or DSR mode",
+                            v.name, e.key
+                        ));
+                    }
+                }
                 if e.proxy != ProxyOpts::default() {
                     errors.push(format!(
                         "vserver[{:?}].vserver_entry[{}].proxy: proxy options (payload rules, UDP flows, drain, PROXY protocol) need the proxy data plane",

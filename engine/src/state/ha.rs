@@ -37,7 +37,7 @@ pub enum FailoverError {
     NoPeer,
     /// This node is not the master.
     #[error(
-        "this node is {0}, not the master: run failover on the master (the engine-to-engine sync that relays it is not part of this build)"
+        "this node is {0}, not the master: run failover on the master (a backup relays it over peer sync)"
     )]
     NotMaster(String),
 }

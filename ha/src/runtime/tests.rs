@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{RunConfig, run};
 use crate::link::fake::FakeEngine;
-use crate::transport::fake::FakeNet;
 use crate::node::{HaConfig, State};
+use crate::transport::fake::FakeNet;
 
 fn single(enabled: bool) -> HaConfig {
     HaConfig {

@@ -57,9 +57,9 @@ pub fn check_response(
 ) -> Result<String, DnsCheckError> {
     let m = Message::from_vec(buf).map_err(|e| DnsCheckError::Malformed(e.to_string()))?;
     let question_ok = m.queries.len() == 1
-        && m.queries.first().is_some_and(|q| {
-            q.name().eq_case(name) || q.name() == name
-        } && q.query_type() == qtype);
+        && m.queries.first().is_some_and(
+            |q| { q.name().eq_case(name) || q.name() == name } && q.query_type() == qtype,
+        );
     if m.metadata.id != id
         || m.metadata.message_type != MessageType::Response
         || m.metadata.op_code != OpCode::Query
@@ -108,7 +108,9 @@ pub fn parse_expect(qtype: RecordType, receive: &str) -> Result<Option<DnsExpect
                 .parse()
                 .map_err(|_| format!("dns expected answer {receive:?} is not an address"))?;
             if ip.is_ipv4() != (qtype == RecordType::A) {
-                return Err(format!("dns expected answer {receive} does not fit type {qtype}"));
+                return Err(format!(
+                    "dns expected answer {receive} does not fit type {qtype}"
+                ));
             }
             Ok(Some(DnsExpect::Addr(ip)))
         }
@@ -200,17 +202,36 @@ mod tests {
         ));
         // The answer must be for the queried name.
         let mut other = response(7, RecordType::A, vec![]);
-        other.add_answer(Record::from_rdata(fqdn("x.test").unwrap(), 1, RData::A(A(Ipv4Addr::LOCALHOST))));
-        assert_eq!(check(&other, RecordType::A, "127.0.0.1"), Err(DnsCheckError::NoAnswer(RecordType::A)));
+        other.add_answer(Record::from_rdata(
+            fqdn("x.test").unwrap(),
+            1,
+            RData::A(A(Ipv4Addr::LOCALHOST)),
+        ));
+        assert_eq!(
+            check(&other, RecordType::A, "127.0.0.1"),
+            Err(DnsCheckError::NoAnswer(RecordType::A))
+        );
     }
 
     #[test]
     fn name_and_text_answers() {
         let target = fqdn("real.example.test").unwrap();
-        let m = response(7, RecordType::CNAME, vec![Record::from_rdata(name(), 1, RData::CNAME(CNAME(target)))]);
+        let m = response(
+            7,
+            RecordType::CNAME,
+            vec![Record::from_rdata(name(), 1, RData::CNAME(CNAME(target)))],
+        );
         assert!(check(&m, RecordType::CNAME, "REAL.example.test").is_ok());
         assert!(check(&m, RecordType::CNAME, "other.example.test.").is_err());
-        let t = response(7, RecordType::TXT, vec![Record::from_rdata(name(), 1, RData::TXT(TXT::new(vec!["v=ok".into()])))]);
+        let t = response(
+            7,
+            RecordType::TXT,
+            vec![Record::from_rdata(
+                name(),
+                1,
+                RData::TXT(TXT::new(vec!["v=ok".into()])),
+            )],
+        );
         assert_eq!(check(&t, RecordType::TXT, "v=ok").unwrap(), "v=ok");
         assert!(check(&t, RecordType::TXT, "v=no").is_err());
     }
@@ -219,14 +240,26 @@ mod tests {
     fn errors_and_foreign_messages() {
         let mut nx = response(7, RecordType::A, vec![]);
         nx.metadata.response_code = ResponseCode::NXDomain;
-        assert!(matches!(check(&nx, RecordType::A, ""), Err(DnsCheckError::Rcode(_))));
+        assert!(matches!(
+            check(&nx, RecordType::A, ""),
+            Err(DnsCheckError::Rcode(_))
+        ));
         let wrong_id = response(8, RecordType::A, vec![a([1, 1, 1, 1])]);
-        assert_eq!(check(&wrong_id, RecordType::A, ""), Err(DnsCheckError::NotOurResponse));
+        assert_eq!(
+            check(&wrong_id, RecordType::A, ""),
+            Err(DnsCheckError::NotOurResponse)
+        );
         let wrong_q = response(7, RecordType::AAAA, vec![a([1, 1, 1, 1])]);
-        assert_eq!(check(&wrong_q, RecordType::A, ""), Err(DnsCheckError::NotOurResponse));
+        assert_eq!(
+            check(&wrong_q, RecordType::A, ""),
+            Err(DnsCheckError::NotOurResponse)
+        );
         let mut query = response(7, RecordType::A, vec![a([1, 1, 1, 1])]);
         query.metadata.message_type = MessageType::Query;
-        assert_eq!(check(&query, RecordType::A, ""), Err(DnsCheckError::NotOurResponse));
+        assert_eq!(
+            check(&query, RecordType::A, ""),
+            Err(DnsCheckError::NotOurResponse)
+        );
         let e = parse_expect(RecordType::A, "").unwrap();
         for junk in [&b""[..], b"\x00\x07", &[0xff; 512]] {
             assert!(check_response(junk, 7, &name(), RecordType::A, e.as_ref()).is_err());

@@ -132,7 +132,9 @@ mod tests {
     }
 
     fn with_ip_header(icmp: &[u8], proto: u8) -> Vec<u8> {
-        let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];
+        let mut p = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+        ];
         p.extend_from_slice(icmp);
         p
     }
@@ -174,17 +176,38 @@ mod tests {
         let rep = reply_to(&echo_request(false, 1, 1, b"abc"));
         let mut bad = rep.clone();
         bad[9] ^= 0xff;
-        assert_eq!(parse_reply(&bad, false, false), Err(IcmpParseError::BadChecksum));
-        assert_eq!(parse_reply(&rep[..5], false, false), Err(IcmpParseError::Truncated(5)));
-        assert_eq!(parse_reply(&[], false, true), Err(IcmpParseError::Truncated(0)));
+        assert_eq!(
+            parse_reply(&bad, false, false),
+            Err(IcmpParseError::BadChecksum)
+        );
+        assert_eq!(
+            parse_reply(&rep[..5], false, false),
+            Err(IcmpParseError::Truncated(5))
+        );
+        assert_eq!(
+            parse_reply(&[], false, true),
+            Err(IcmpParseError::Truncated(0))
+        );
         // UDP in the IP header, an IHL past the end, an IHL below 5, IPv6 in a v4 socket.
-        assert_eq!(parse_reply(&with_ip_header(&rep, 17), false, true), Err(IcmpParseError::NotIcmp));
+        assert_eq!(
+            parse_reply(&with_ip_header(&rep, 17), false, true),
+            Err(IcmpParseError::NotIcmp)
+        );
         let mut long = with_ip_header(&rep, 1);
         long[0] = 0x4f;
-        assert_eq!(parse_reply(&long, false, true), Err(IcmpParseError::Truncated(31)));
+        assert_eq!(
+            parse_reply(&long, false, true),
+            Err(IcmpParseError::Truncated(31))
+        );
         let mut short = with_ip_header(&rep, 1);
         short[0] = 0x44;
-        assert_eq!(parse_reply(&short, false, true), Err(IcmpParseError::NotIcmp));
-        assert_eq!(parse_reply(&[0x60; 40], false, true), Err(IcmpParseError::NotIcmp));
+        assert_eq!(
+            parse_reply(&short, false, true),
+            Err(IcmpParseError::NotIcmp)
+        );
+        assert_eq!(
+            parse_reply(&[0x60; 40], false, true),
+            Err(IcmpParseError::NotIcmp)
+        );
     }
 }

@@ -151,7 +151,10 @@ mod tests {
     #[test]
     fn hostile_greetings_are_rejected() {
         assert_eq!(parse_greeting(b""), Err(MysqlGreetingError::Truncated(0)));
-        assert_eq!(parse_greeting(b"\x05\0\0\0\x0a"), Err(MysqlGreetingError::Truncated(5)));
+        assert_eq!(
+            parse_greeting(b"\x05\0\0\0\x0a"),
+            Err(MysqlGreetingError::Truncated(5))
+        );
         assert_eq!(
             parse_greeting(&packet(1, b"\x0a5.7\0abcd")),
             Err(MysqlGreetingError::BadHeader { len: 9, seq: 1 })
@@ -160,10 +163,22 @@ mod tests {
             parse_greeting(b"\xff\xff\xff\0\x0a"),
             Err(MysqlGreetingError::BadHeader { .. })
         ));
-        assert_eq!(parse_greeting(&packet(0, b"")), Err(MysqlGreetingError::BadHeader { len: 0, seq: 0 }));
-        assert_eq!(parse_greeting(&packet(0, b"\x09old")), Err(MysqlGreetingError::WrongProtocol(9)));
-        assert_eq!(parse_greeting(&packet(0, b"\x0ano-nul")), Err(MysqlGreetingError::Malformed));
-        assert_eq!(parse_greeting(&packet(0, b"\x0a5\0ab")), Err(MysqlGreetingError::Malformed));
+        assert_eq!(
+            parse_greeting(&packet(0, b"")),
+            Err(MysqlGreetingError::BadHeader { len: 0, seq: 0 })
+        );
+        assert_eq!(
+            parse_greeting(&packet(0, b"\x09old")),
+            Err(MysqlGreetingError::WrongProtocol(9))
+        );
+        assert_eq!(
+            parse_greeting(&packet(0, b"\x0ano-nul")),
+            Err(MysqlGreetingError::Malformed)
+        );
+        assert_eq!(
+            parse_greeting(&packet(0, b"\x0a5\0ab")),
+            Err(MysqlGreetingError::Malformed)
+        );
         // An HTTP server on the MySQL port.
         assert!(parse_greeting(b"HTTP/1.1 400 Bad Request\r\n\r\n").is_err());
         assert!(matches!(

@@ -98,7 +98,11 @@ pub fn encode_access_request(r: &AccessRequest<'_>) -> Result<Vec<u8>, RadiusCod
     if let Some(ip) = r.nas_ip {
         push_attr(&mut p, ATTR_NAS_IP_ADDRESS, &ip)?;
     }
-    push_attr(&mut p, ATTR_NAS_PORT_TYPE, &NAS_PORT_TYPE_VIRTUAL.to_be_bytes())?;
+    push_attr(
+        &mut p,
+        ATTR_NAS_PORT_TYPE,
+        &NAS_PORT_TYPE_VIRTUAL.to_be_bytes(),
+    )?;
     push_attr(&mut p, ATTR_SERVICE_TYPE, &SERVICE_TYPE_LOGIN.to_be_bytes())?;
     // Message-Authenticator: HMAC-MD5 over the packet with this attribute zeroed.
     let ma_at = p.len() + 2;
@@ -156,7 +160,10 @@ pub fn check_response(
     let pkt = &buf[..len];
     let (code, got_id) = (pkt[0], pkt[1]);
     if got_id != id {
-        return Err(RadiusCodecError::WrongIdentifier { got: got_id, want: id });
+        return Err(RadiusCodecError::WrongIdentifier {
+            got: got_id,
+            want: id,
+        });
     }
     let mut ma_at = None;
     let mut at = HEADER;
@@ -324,7 +331,10 @@ mod tests {
     fn responses_are_authenticated() {
         let ok = response(ACCESS_ACCEPT, 4, &[18, 4, b'h', b'i'], b"sec");
         assert_eq!(check_response(&ok, 4, &AUTH, b"sec"), Ok(ACCESS_ACCEPT));
-        assert_eq!(check_response(&ok, 4, &AUTH, b"wrong"), Err(RadiusCodecError::BadAuthenticator));
+        assert_eq!(
+            check_response(&ok, 4, &AUTH, b"wrong"),
+            Err(RadiusCodecError::BadAuthenticator)
+        );
         assert_eq!(
             check_response(&ok, 5, &AUTH, b"sec"),
             Err(RadiusCodecError::WrongIdentifier { got: 4, want: 5 })
@@ -334,7 +344,10 @@ mod tests {
         let ch = response(ACCESS_CHALLENGE, 1, &[], b"sec");
         assert_eq!(check_response(&ch, 1, &AUTH, b"sec"), Ok(ACCESS_CHALLENGE));
         let weird = response(5, 1, &[], b"sec");
-        assert_eq!(check_response(&weird, 1, &AUTH, b"sec"), Err(RadiusCodecError::UnexpectedCode(5)));
+        assert_eq!(
+            check_response(&weird, 1, &AUTH, b"sec"),
+            Err(RadiusCodecError::UnexpectedCode(5))
+        );
         // Trailing padding past the length field is ignored.
         let mut padded = ok.clone();
         padded.extend_from_slice(&[0; 7]);
@@ -368,19 +381,34 @@ mod tests {
     #[test]
     fn hostile_responses_are_rejected() {
         let ok = response(ACCESS_ACCEPT, 4, &[18, 4, b'h', b'i'], b"sec");
-        assert_eq!(check_response(&ok[..10], 4, &AUTH, b"s"), Err(RadiusCodecError::Truncated(10)));
+        assert_eq!(
+            check_response(&ok[..10], 4, &AUTH, b"s"),
+            Err(RadiusCodecError::Truncated(10))
+        );
         let mut short_len = ok.clone();
         short_len[3] = 19;
-        assert_eq!(check_response(&short_len, 4, &AUTH, b"s"), Err(RadiusCodecError::BadLength(19)));
+        assert_eq!(
+            check_response(&short_len, 4, &AUTH, b"s"),
+            Err(RadiusCodecError::BadLength(19))
+        );
         let mut over = ok.clone();
         over[3] = 200;
-        assert_eq!(check_response(&over, 4, &AUTH, b"s"), Err(RadiusCodecError::Truncated(24)));
+        assert_eq!(
+            check_response(&over, 4, &AUTH, b"s"),
+            Err(RadiusCodecError::Truncated(24))
+        );
         for attrs in [&[18u8, 9, b'h'][..], &[18, 1, 0], &[18], &[80, 4, 0, 0]] {
             let r = response(ACCESS_ACCEPT, 4, attrs, b"sec");
-            assert_eq!(check_response(&r, 4, &AUTH, b"sec"), Err(RadiusCodecError::BadAttributes));
+            assert_eq!(
+                check_response(&r, 4, &AUTH, b"sec"),
+                Err(RadiusCodecError::BadAttributes)
+            );
         }
         let mut huge = vec![ACCESS_ACCEPT, 4, 0xff, 0xff];
         huge.resize(70_000, 0);
-        assert_eq!(check_response(&huge, 4, &AUTH, b"s"), Err(RadiusCodecError::BadLength(65535)));
+        assert_eq!(
+            check_response(&huge, 4, &AUTH, b"s"),
+            Err(RadiusCodecError::BadLength(65535))
+        );
     }
 }

@@ -115,7 +115,10 @@ fn dns_radius_mysql_udp_icmp() {
     assert_eq!(d.dial.addr.port(), 53);
     assert_eq!(d.name.to_string(), "www.example.test.");
     assert_eq!(d.qtype, RecordType::AAAA);
-    assert_eq!(d.expect, Some(crate::check::DnsExpect::Addr("::1".parse().unwrap())));
+    assert_eq!(
+        d.expect,
+        Some(crate::check::DnsExpect::Addr("::1".parse().unwrap()))
+    );
 
     let mut c = check(pb::CheckKind::Radius);
     c.send = "bob:pa:ss:sec:ret".into();
@@ -123,7 +126,10 @@ fn dns_radius_mysql_udp_icmp() {
     let ProbeSpec::Radius(r) = check_from_proto(&c).probe else {
         panic!("expected radius");
     };
-    assert_eq!((r.user.as_str(), r.password.as_str(), r.secret.as_str()), ("bob", "pa", "ss:sec:ret"));
+    assert_eq!(
+        (r.user.as_str(), r.password.as_str(), r.secret.as_str()),
+        ("bob", "pa", "ss:sec:ret")
+    );
     assert_eq!(r.expect, RadiusExpect::Reject);
 
     let mut c = check(pb::CheckKind::Mysql);

@@ -46,7 +46,9 @@ pub async fn ping(p: &IcmpProbe) -> ProbeOutcome {
     for _ in 0..MAX_STRAY_DATAGRAMS {
         let n = match s.sock.recv(&mut buf).await {
             Ok(n) => n,
-            Err(e) => return ProbeOutcome::fail(format!("icmp recv from {}: {}", p.ip, io_msg(&e))),
+            Err(e) => {
+                return ProbeOutcome::fail(format!("icmp recv from {}: {}", p.ip, io_msg(&e)));
+            }
         };
         // Anything else (our own request seen on loopback, other pings' replies) is skipped.
         let Ok(r) = icmp::parse_reply(&buf[..n], v6, s.ip_header) else {

@@ -46,7 +46,10 @@ pub async fn udp_connect(d: &Dial) -> io::Result<UdpSocket> {
 pub fn set_mark(sock: SockRef<'_>, mark: u32) -> io::Result<()> {
     sock.set_mark(mark).map_err(|e| {
         if e.kind() == io::ErrorKind::PermissionDenied {
-            io::Error::new(e.kind(), format!("cannot set SO_MARK {mark:#x} (needs CAP_NET_ADMIN)"))
+            io::Error::new(
+                e.kind(),
+                format!("cannot set SO_MARK {mark:#x} (needs CAP_NET_ADMIN)"),
+            )
         } else {
             e
         }
@@ -92,9 +95,12 @@ mod tests {
 
     /// DSR/TUN probes: the mark is on the socket when it connects.
     #[tokio::test]
+    #[allow(clippy::print_stderr, reason = "the skip message")]
     async fn mark_is_set_on_probe_sockets() {
         if !is_root() {
-            eprintln!("skipping mark_is_set_on_probe_sockets: SO_MARK needs CAP_NET_ADMIN (run as root)");
+            eprintln!(
+                "skipping mark_is_set_on_probe_sockets: SO_MARK needs CAP_NET_ADMIN (run as root)"
+            );
             return;
         }
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

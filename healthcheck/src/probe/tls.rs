@@ -75,7 +75,11 @@ impl TlsClients {
         server: IpAddr,
         verify: bool,
     ) -> std::io::Result<TlsStream<TcpStream>> {
-        let c = if verify { &self.verify } else { &self.no_verify };
+        let c = if verify {
+            &self.verify
+        } else {
+            &self.no_verify
+        };
         c.connect(ServerName::IpAddress(server.into()), tcp).await
     }
 }

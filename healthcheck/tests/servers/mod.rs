@@ -95,7 +95,12 @@ pub fn free_udp_port_pair() -> u16 {
     panic!("no free pair of udp ports on 127.0.0.1");
 }
 
-fn spawn(name: &'static str, dir: tempfile::TempDir, addr: SocketAddr, cmd: &mut Command) -> Server {
+fn spawn(
+    name: &'static str,
+    dir: tempfile::TempDir,
+    addr: SocketAddr,
+    cmd: &mut Command,
+) -> Server {
     let log = std::fs::File::create(dir.path().join("server.log")).expect("create server.log");
     let child = cmd
         .stdin(Stdio::null())
@@ -120,7 +125,11 @@ fn wait_ready(s: &mut Server, mut ready: impl FnMut(&Server) -> bool) {
             return;
         }
         if let Ok(Some(status)) = s.child.try_wait() {
-            panic!("{} exited with {status} before it was ready:\n{}", s.name, s.log());
+            panic!(
+                "{} exited with {status} before it was ready:\n{}",
+                s.name,
+                s.log()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -135,7 +144,10 @@ fn tcp_ready(s: &Server) -> bool {
 fn udp_bound(port: u16) -> bool {
     let want = format!("0100007F:{port:04X}");
     std::fs::read_to_string("/proc/net/udp")
-        .map(|t| t.lines().any(|l| l.split_whitespace().nth(1) == Some(want.as_str())))
+        .map(|t| {
+            t.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
+        })
         .unwrap_or(false)
 }
 
@@ -259,7 +271,10 @@ pub fn dnsmasq(test: &str) -> Option<Server> {
     ])
     .arg(format!("--port={port}"))
     .arg(format!("--pid-file={}", d.join("dnsmasq.pid").display()))
-    .arg(format!("--log-facility={}", d.join("dnsmasq.log").display()));
+    .arg(format!(
+        "--log-facility={}",
+        d.join("dnsmasq.log").display()
+    ));
     if is_root() {
         // Stay root so the temp directory stays readable; it binds nothing privileged anyway.
         cmd.arg("--user=root");

@@ -17,18 +17,18 @@ use crate::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey, 
 /// A kernel that outlives the planes over it: each [`FakeKernel::plane`] is a new "process"
 /// that must adopt what the previous one left.
 #[derive(Debug, Clone, Default)]
-pub struct FakeKernel(Arc<Mutex<FakeDataplane>>);
+pub(super) struct FakeKernel(Arc<Mutex<FakeDataplane>>);
 
 impl FakeKernel {
     /// A plane over this kernel.
-    pub fn plane(&self) -> FakeKernelPlane {
+    pub(super) fn plane(&self) -> FakeKernelPlane {
         FakeKernelPlane(self.0.clone())
     }
 }
 
 /// A plane over a [`FakeKernel`].
 #[derive(Debug)]
-pub struct FakeKernelPlane(Arc<Mutex<FakeDataplane>>);
+pub(super) struct FakeKernelPlane(Arc<Mutex<FakeDataplane>>);
 
 impl Dataplane for FakeKernelPlane {
     fn kind(&self) -> &'static str {
@@ -56,7 +56,13 @@ impl Dataplane for FakeKernelPlane {
     }
 }
 
-fn svc(vip: &str, port: u16, sched: Scheduler, mode: ForwardMode, dests: &[(&str, u32)]) -> Service {
+fn svc(
+    vip: &str,
+    port: u16,
+    sched: Scheduler,
+    mode: ForwardMode,
+    dests: &[(&str, u32)],
+) -> Service {
     let mut dests: Vec<Dest> = dests
         .iter()
         .map(|(a, w)| Dest::new(a.parse().expect("literal"), *w))
@@ -83,7 +89,7 @@ fn sorted(mut v: Vec<Service>) -> Vec<Service> {
 
 /// Runs the whole battery. `make` returns a new plane over the same kernel each call; the
 /// kernel starts empty.
-pub fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
+pub(super) fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
     let mut p = make();
     let kind = p.kind();
     p.refresh().expect("refresh");
@@ -119,10 +125,18 @@ pub fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
     let changes = apply(&mut *p, &desired).expect("add");
     let want_changes = desired.iter().map(|s| 1 + s.dests.len()).sum::<usize>();
     assert_eq!(changes.len(), want_changes, "{kind}: {changes:?}");
-    assert_eq!(sorted(p.current()), sorted(desired.clone()), "{kind}: get after add");
+    assert_eq!(
+        sorted(p.current()),
+        sorted(desired.clone()),
+        "{kind}: get after add"
+    );
 
     // Idempotence.
-    assert_eq!(apply(&mut *p, &desired).expect("again"), [], "{kind}: idempotent");
+    assert_eq!(
+        apply(&mut *p, &desired).expect("again"),
+        [],
+        "{kind}: idempotent"
+    );
 
     // Update: a weight (edit in place), a new destination, a removed one, new settings.
     desired[0].dests = vec![
@@ -143,15 +157,31 @@ pub fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
         ],
         "{kind}"
     );
-    assert_eq!(sorted(p.current()), sorted(desired.clone()), "{kind}: get after update");
-    assert_eq!(apply(&mut *p, &desired).expect("again"), [], "{kind}: idempotent");
+    assert_eq!(
+        sorted(p.current()),
+        sorted(desired.clone()),
+        "{kind}: get after update"
+    );
+    assert_eq!(
+        apply(&mut *p, &desired).expect("again"),
+        [],
+        "{kind}: idempotent"
+    );
 
     // Adopt at start: a new plane over the same kernel holds it all and changes nothing.
     drop(p);
     let mut p = make();
     p.refresh().expect("refresh");
-    assert_eq!(sorted(p.current()), sorted(desired.clone()), "{kind}: adopted");
-    assert_eq!(apply(&mut *p, &desired).expect("adopt"), [], "{kind}: 0 changes after restart");
+    assert_eq!(
+        sorted(p.current()),
+        sorted(desired.clone()),
+        "{kind}: adopted"
+    );
+    assert_eq!(
+        apply(&mut *p, &desired).expect("adopt"),
+        [],
+        "{kind}: 0 changes after restart"
+    );
     let stats = p.stats();
     assert_eq!(stats.len(), desired.len(), "{kind}: stats per service");
 
@@ -179,7 +209,11 @@ pub fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
         "{kind}: deleting a missing service must fail"
     );
     p.refresh().expect("refresh");
-    assert_eq!(sorted(p.current()), sorted(desired.clone()), "{kind}: unchanged after errors");
+    assert_eq!(
+        sorted(p.current()),
+        sorted(desired.clone()),
+        "{kind}: unchanged after errors"
+    );
 
     // Delete everything.
     let changes = apply(&mut *p, &[]).expect("delete all");
@@ -192,7 +226,10 @@ pub fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
     drop(p);
     let mut p = make();
     p.refresh().expect("refresh");
-    assert!(p.current().is_empty(), "{kind}: still empty for a new plane");
+    assert!(
+        p.current().is_empty(),
+        "{kind}: still empty for a new plane"
+    );
 }
 
 #[test]
@@ -202,14 +239,23 @@ fn contract_fake_kernel() {
 }
 
 #[test]
-#[allow(clippy::print_stderr, reason = "the skip notice is for the person running the tests")]
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
 fn contract_nftables_in_a_private_netns() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipping: the nftables contract battery needs root (private network namespace)");
         return;
     }
-    if std::process::Command::new("nft").arg("--version").output().is_err() {
-        eprintln!("skipping: the nftables contract battery needs the nft binary (apt-get install nftables)");
+    if std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "skipping: the nftables contract battery needs the nft binary (apt-get install nftables)"
+        );
         return;
     }
     std::thread::spawn(|| {

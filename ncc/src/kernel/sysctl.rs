@@ -27,7 +27,11 @@ pub const PER_IF_V4: &[(&str, &str)] = &[
 ];
 
 /// The per-interface IPv6 settings.
-pub const PER_IF_V6: &[(&str, &str)] = &[("autoconf", "0"), ("accept_dad", "0"), ("dad_transmits", "0")];
+pub const PER_IF_V6: &[(&str, &str)] = &[
+    ("autoconf", "0"),
+    ("accept_dad", "0"),
+    ("dad_transmits", "0"),
+];
 
 /// Every (path relative to `/proc/sys`, value) Seesaw sets for `interfaces`.
 pub fn wanted(interfaces: &[&str]) -> Vec<(String, &'static str)> {
@@ -99,7 +103,10 @@ mod tests {
         let first = apply(root, &want);
         assert_eq!(first[0].1, Outcome::Set);
         assert_eq!(first[1].1, Outcome::Missing);
-        assert_eq!(std::fs::read_to_string(root.join("net/ipv4/ip_forward")).unwrap(), "1");
+        assert_eq!(
+            std::fs::read_to_string(root.join("net/ipv4/ip_forward")).unwrap(),
+            "1"
+        );
         assert_eq!(apply(root, &want)[0].1, Outcome::Unchanged, "idempotent");
     }
 

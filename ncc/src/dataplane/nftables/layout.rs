@@ -91,7 +91,10 @@ fn weighted(live: &[&Member]) -> Vec<u32> {
     // Smooth weighted round robin (nginx): each step every member gains its weight, the richest
     // is picked and pays the total.
     let mut credit = vec![0i64; w.len()];
-    let wi: Vec<i64> = w.iter().map(|x| i64::try_from(*x).unwrap_or(i64::MAX)).collect();
+    let wi: Vec<i64> = w
+        .iter()
+        .map(|x| i64::try_from(*x).unwrap_or(i64::MAX))
+        .collect();
     let ti = i64::try_from(total).unwrap_or(i64::MAX);
     let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
     for _ in 0..total {
@@ -170,7 +173,10 @@ mod tests {
     fn maglev_addition_uses_the_fresh_table() {
         let two = slots(Layout::Maglev, &[m(1, 1), m(3, 1)], &[]);
         let three = slots(Layout::Maglev, &[m(1, 1), m(2, 1), m(3, 1)], &two);
-        assert_eq!(three, slots(Layout::Maglev, &[m(1, 1), m(2, 1), m(3, 1)], &[]));
+        assert_eq!(
+            three,
+            slots(Layout::Maglev, &[m(1, 1), m(2, 1), m(3, 1)], &[])
+        );
     }
 
     #[test]

@@ -205,19 +205,23 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             }
             _ => {}
         }
-        if let Some(d) = s.dests.iter().find(|d| d.addr.is_ipv4() != s.key.vip.is_ipv4()) {
+        if let Some(d) = s
+            .dests
+            .iter()
+            .find(|d| d.addr.is_ipv4() != s.key.vip.is_ipv4())
+        {
             return Some(format!(
                 "destination {} is not in the VIP's address family",
                 d.addr
             ));
         }
-        if s.mode == ForwardMode::Dsr {
-            if let Some(d) = s.dests.iter().find(|d| d.addr.port() != s.key.port) {
-                return Some(format!(
-                    "DSR cannot change the port: destination {} must use port {}",
-                    d.addr, s.key.port
-                ));
-            }
+        if s.mode == ForwardMode::Dsr
+            && let Some(d) = s.dests.iter().find(|d| d.addr.port() != s.key.port)
+        {
+            return Some(format!(
+                "DSR cannot change the port: destination {} must use port {}",
+                d.addr, s.key.port
+            ));
         }
         None
     }

@@ -43,13 +43,8 @@ impl Alloc {
             .flat_map(|s| s.services.values().map(|m| m.sid))
             .max()
             .map_or(1, |m| m.saturating_add(1));
-        let used_dids: BTreeSet<u32> = both
-            .iter()
-            .flat_map(|s| s.dests.keys().copied())
-            .collect();
-        let cursor = used_dids
-            .last()
-            .map_or(DID_BASE, |m| m.wrapping_add(1));
+        let used_dids: BTreeSet<u32> = both.iter().flat_map(|s| s.dests.keys().copied()).collect();
+        let cursor = used_dids.last().map_or(DID_BASE, |m| m.wrapping_add(1));
         let next_slot = both
             .iter()
             .flat_map(|s| s.services.values().map(|m| m.off.saturating_add(m.cap)))
@@ -251,7 +246,10 @@ impl Script {
         for id in h.dids.values() {
             self.drop_dest(t, dst, *id, h);
         }
-        for slot in h.st.slots.range(h.meta.off..h.meta.off.saturating_add(h.meta.cap)) {
+        for slot in
+            h.st.slots
+                .range(h.meta.off..h.meta.off.saturating_add(h.meta.cap))
+        {
             self.del(t, "slots", slot.0.to_string());
         }
     }
@@ -312,12 +310,7 @@ impl Script {
         }
     }
 
-    fn create(
-        &mut self,
-        alloc: &mut Alloc,
-        lb: Option<&str>,
-        s: &Service,
-    ) -> Result<(), NccError> {
+    fn create(&mut self, alloc: &mut Alloc, lb: Option<&str>, s: &Service) -> Result<(), NccError> {
         let t = Table::of(s.mode).ok_or_else(|| {
             NccError::Unsupported(vec![format!("{}: tunnel mode needs IPVS", s.key)])
         })?;
@@ -416,7 +409,11 @@ impl Script {
         let old_slots: Vec<u32> = (0..old.n)
             .filter_map(|i| h.st.slots.get(&(old.off + i)).copied())
             .collect();
-        let keep_old = if s.scheduler == old.sched { &old_slots[..] } else { &[] };
+        let keep_old = if s.scheduler == old.sched {
+            &old_slots[..]
+        } else {
+            &[]
+        };
         let slots = layout::slots(lay, &members, keep_old);
         let n = u32::try_from(slots.len()).unwrap_or(u32::MAX);
         let (off, cap) = if n <= old.cap {

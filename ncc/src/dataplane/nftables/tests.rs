@@ -51,7 +51,11 @@ fn service(port: u16, sched: Scheduler, dests: &[(&str, u32)]) -> Service {
 fn new_service_is_one_script_with_chain_slots_and_registry() {
     let rec = Recorder::default();
     let mut p = NftPlane::new(rec.clone(), None).unwrap();
-    let s = service(80, Scheduler::Wrr, &[("10.0.0.1:80", 2), ("10.0.0.2:80", 1)]);
+    let s = service(
+        80,
+        Scheduler::Wrr,
+        &[("10.0.0.1:80", 2), ("10.0.0.2:80", 1)],
+    );
     apply(&mut p, &[s]).unwrap();
     let scripts = rec.scripts.lock().unwrap();
     assert_eq!(scripts.len(), 1, "one transaction");
@@ -96,19 +100,42 @@ fn a_weight_change_touches_only_that_services_weight_and_slots() {
     let rec = Recorder::default();
     rec.listing.lock().unwrap().0 = listing.to_owned();
     let mut p = NftPlane::new(rec.clone(), None).unwrap();
-    let a = service(80, Scheduler::Wrr, &[("10.0.0.1:80", 1), ("10.0.0.2:80", 1)]);
-    let b = service(81, Scheduler::Wrr, &[("10.0.0.1:80", 1), ("10.0.0.2:80", 1)]);
+    let a = service(
+        80,
+        Scheduler::Wrr,
+        &[("10.0.0.1:80", 1), ("10.0.0.2:80", 1)],
+    );
+    let b = service(
+        81,
+        Scheduler::Wrr,
+        &[("10.0.0.1:80", 1), ("10.0.0.2:80", 1)],
+    );
     assert_eq!(apply(&mut p, &[a.clone(), b.clone()]).unwrap(), []);
-    assert!(rec.scripts.lock().unwrap().is_empty(), "in sync: no transaction at all");
+    assert!(
+        rec.scripts.lock().unwrap().is_empty(),
+        "in sync: no transaction at all"
+    );
 
-    let b2 = service(81, Scheduler::Wrr, &[("10.0.0.1:80", 2), ("10.0.0.2:80", 1)]);
+    let b2 = service(
+        81,
+        Scheduler::Wrr,
+        &[("10.0.0.1:80", 2), ("10.0.0.2:80", 1)],
+    );
     let changes = apply(&mut p, &[a, b2]).unwrap();
     assert_eq!(changes.len(), 1);
     let scripts = rec.scripts.lock().unwrap();
     let text = &scripts[0];
     let ours: Vec<&str> = text
         .lines()
-        .filter(|l| !l.starts_with("add table") && !l.starts_with("add map") && !l.starts_with("add set") && !l.starts_with("add chain inet seesaw pre") && !l.starts_with("add chain inet seesaw out") && !l.starts_with("add chain inet seesaw post") && !l.starts_with("add chain inet seesaw forward"))
+        .filter(|l| {
+            !l.starts_with("add table")
+                && !l.starts_with("add map")
+                && !l.starts_with("add set")
+                && !l.starts_with("add chain inet seesaw pre")
+                && !l.starts_with("add chain inet seesaw out")
+                && !l.starts_with("add chain inet seesaw post")
+                && !l.starts_with("add chain inet seesaw forward")
+        })
         .collect();
     assert_eq!(
         ours,

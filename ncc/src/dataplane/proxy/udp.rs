@@ -121,9 +121,9 @@ pub(super) fn run(
         w.now = Instant::now();
         for &t in &ready {
             if t == VIP_TOKEN {
-                w.from_clients();
+                w.relay_client_datagrams();
             } else {
-                w.from_backend(t as usize);
+                w.relay_backend_replies(t as usize);
             }
         }
         if w.now.duration_since(last_sweep) >= Duration::from_millis(250) {
@@ -139,7 +139,7 @@ pub(super) fn run(
 
 impl Worker {
     /// Receives client datagrams (a few batches at most per wakeup, so replies keep flowing).
-    fn from_clients(&mut self) {
+    fn relay_client_datagrams(&mut self) {
         for _ in 0..8 {
             let n = match self.rx.recv(self.vip.as_fd()) {
                 Ok(n) => n,
@@ -291,7 +291,7 @@ impl Worker {
     }
 
     /// Relays replies of flow `slot` to its client.
-    fn from_backend(&mut self, slot: usize) {
+    fn relay_backend_replies(&mut self, slot: usize) {
         for _ in 0..8 {
             let Some(f) = self.flows.get(slot).and_then(Option::as_ref) else {
                 return;

@@ -1,0 +1,55 @@
+//! Divan benches: payload-rule evaluation (100 rules) and the Maglev table build
+//! (65537 slots × 1,000 backends). Run: `cargo bench -p seesaw-bench --bench dataplane`.
+
+use divan::{Bencher, black_box};
+use seesaw_bench::{mixed_rules, version_rules};
+use seesaw_ncc::dataplane::proxy::rules::Compiled;
+use seesaw_ncc::sched::maglev;
+
+fn main() {
+    divan::main();
+}
+
+fn packets() -> Vec<Vec<u8>> {
+    (0..64u16)
+        .map(|i| {
+            let mut p = vec![0u8; 64];
+            p[4..6].copy_from_slice(&(i * 3).to_be_bytes());
+            p[0] = i as u8;
+            p
+        })
+        .collect()
+}
+
+/// 100 `==` rules on one field (merged into one dispatch), 64-byte datagrams, mixed hits/misses.
+#[divan::bench]
+fn rules_100_version(b: Bencher) {
+    let c = Compiled::compile(&version_rules()).expect("valid rules");
+    let ps = packets();
+    let mut i = 0usize;
+    b.bench_local(|| {
+        i = (i + 1) & 63;
+        black_box(c.route(black_box(&ps[i]), None))
+    });
+}
+
+/// 100 two-condition rules that are all evaluated (no match), 64-byte datagrams.
+#[divan::bench]
+fn rules_100_mixed_worst_case(b: Bencher) {
+    let c = Compiled::compile(&mixed_rules()).expect("valid rules");
+    let ps = packets();
+    let mut i = 0usize;
+    b.bench_local(|| {
+        i = (i + 1) & 63;
+        black_box(c.route(black_box(&ps[i]), None))
+    });
+}
+
+/// Maglev build: 65537 slots, 1,000 equal backends.
+#[divan::bench(sample_count = 30)]
+fn maglev_build_65537x1000(b: Bencher) {
+    let backends: Vec<(u64, u32)> = (0..1000u32)
+        .map(|i| (maglev::key_hash(&i.to_be_bytes()), 1))
+        .collect();
+    b.bench(|| black_box(maglev::build(black_box(&backends), 65_537)));
+}

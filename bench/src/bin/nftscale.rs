@@ -1,0 +1,144 @@
+//! `nftscale`: the nftables plane at scale, for `bench/nft_scale.sh` (root, inside the bench's
+//! namespaces). Subcommands:
+//!
+//! - `apply N M`: makes the plane in this network namespace hold N NAT vservers × M backends
+//!   (vserver i is 198.51.100.1:(80+i), backends 203.0.113.11.. port 80) in one transaction and
+//!   prints `apply_ms changes script_bytes`;
+//! - `touch I`: changes vserver I's first weight and prints the change report, one per line;
+//! - `latency VIP:PORT K`: K sequential HTTP/1.0 requests (a new connection each) and prints the
+//!   median and p99 latency in microseconds. Only addresses inside the bench's namespaces.
+#![allow(clippy::print_stdout, reason = "a measuring tool prints its results")]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
+use seesaw_ncc::dataplane::{Dataplane, apply};
+use seesaw_ncc::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey, ServiceOpts};
+
+fn services(n: u16, m: u8, bump: Option<u16>) -> Vec<Service> {
+    (0..n)
+        .map(|i| Service {
+            key: ServiceKey {
+                vip: "198.51.100.1".parse().expect("literal"),
+                proto: Protocol::Tcp,
+                port: 80 + i,
+            },
+            scheduler: Scheduler::Wrr,
+            mode: ForwardMode::Nat,
+            persistence: 0,
+            dests: (0..m)
+                .map(|j| {
+                    let w = if bump == Some(i) && j == 0 { 7 } else { 1 };
+                    Dest::new(
+                        format!("203.0.113.{}:80", 11 + j).parse().expect("literal"),
+                        w,
+                    )
+                })
+                .collect(),
+            opts: ServiceOpts::default(),
+        })
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |i: usize| args.get(i).and_then(|s| s.parse::<u32>().ok());
+    match args.first().map(String::as_str) {
+        Some("apply") => {
+            let (Some(n), Some(m)) = (num(1), num(2)) else {
+                return usage();
+            };
+            let (Ok(n), Ok(m)) = (u16::try_from(n), u8::try_from(m)) else {
+                return usage();
+            };
+            let t = Instant::now();
+            let mut plane = match NftPlane::new(NftCli::default(), None) {
+                Ok(p) => p,
+                Err(e) => return fail(&e.to_string()),
+            };
+            match apply(&mut plane, &services(n, m, None)) {
+                Ok(changes) => {
+                    println!(
+                        "{} {} {}",
+                        t.elapsed().as_millis(),
+                        changes.len(),
+                        plane.last_script.0
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Some("touch") => {
+            let Some(i) = num(1).and_then(|i| u16::try_from(i).ok()) else {
+                return usage();
+            };
+            let mut plane = match NftPlane::new(NftCli::default(), None) {
+                Ok(p) => p,
+                Err(e) => return fail(&e.to_string()),
+            };
+            let cur = plane.current();
+            let n = u16::try_from(cur.len()).unwrap_or(u16::MAX);
+            let m = u8::try_from(cur.first().map_or(0, |s| s.dests.len())).unwrap_or(0);
+            match apply(&mut plane, &services(n, m, Some(i))) {
+                Ok(changes) => {
+                    for c in &changes {
+                        println!("{c}");
+                    }
+                    println!("script lines: {}", plane.last_script.1);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Some("latency") => {
+            let (Some(addr), Some(k)) = (
+                args.get(1).and_then(|a| a.parse::<SocketAddr>().ok()),
+                num(2),
+            ) else {
+                return usage();
+            };
+            let mut lat = Vec::new();
+            for _ in 0..k.min(100_000) {
+                let t = Instant::now();
+                if let Err(e) = one(addr) {
+                    return fail(&format!("request to {addr}: {e}"));
+                }
+                lat.push(t.elapsed().as_micros());
+            }
+            lat.sort_unstable();
+            let at = |q: f64| lat.get(((lat.len() as f64 - 1.0) * q) as usize).copied();
+            println!("{} {}", at(0.5).unwrap_or(0), at(0.99).unwrap_or(0));
+            ExitCode::SUCCESS
+        }
+        _ => usage(),
+    }
+}
+
+fn one(addr: SocketAddr) -> std::io::Result<()> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    if buf.starts_with(b"HTTP/1.") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("not an HTTP response"))
+    }
+}
+
+#[allow(clippy::print_stderr, reason = "a measuring tool")]
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("nftscale: {msg}");
+    ExitCode::FAILURE
+}
+
+#[allow(clippy::print_stderr, reason = "a measuring tool")]
+fn usage() -> ExitCode {
+    eprintln!("usage: nftscale apply N M | touch I | latency VIP:PORT K");
+    ExitCode::from(64)
+}

@@ -1,0 +1,122 @@
+//! udpgen: a bounded loopback UDP load generator and sink for the data-plane benchmark.
+//!
+//! `udpgen send TARGET SECS [SIZE]` sends SIZE-byte datagrams (default 64) in batches of 64 with
+//! `sendmmsg` to TARGET for SECS seconds (at most 60) and prints the number sent.
+//! `udpgen sink LISTEN SECS` counts datagrams for SECS seconds (at most 120) and prints
+//! `received N rate R/s` over the time between the first and the last datagram.
+//! Only loopback targets are accepted.
+#![allow(unsafe_code)]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool reporting its result"
+)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+fn usage() -> ! {
+    eprintln!("usage: udpgen send TARGET SECS [SIZE] | udpgen sink LISTEN SECS");
+    std::process::exit(64);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let addr = |s: &str| -> SocketAddr {
+        let a: SocketAddr = s.parse().unwrap_or_else(|_| usage());
+        if !a.ip().is_loopback() {
+            eprintln!("udpgen: {a} is not a loopback address");
+            std::process::exit(64);
+        }
+        a
+    };
+    match args.get(1).map(String::as_str) {
+        Some("send") if args.len() >= 4 => {
+            let to = addr(&args[2]);
+            let secs: u64 = args[3].parse().unwrap_or_else(|_| usage());
+            let size: usize = args
+                .get(4)
+                .map_or(64, |s| s.parse().unwrap_or_else(|_| usage()));
+            println!(
+                "sent {}",
+                send(to, Duration::from_secs(secs.min(60)), size.clamp(1, 1472))
+            );
+        }
+        Some("sink") if args.len() >= 4 => {
+            let at = addr(&args[2]);
+            let secs: u64 = args[3].parse().unwrap_or_else(|_| usage());
+            let (n, rate) = sink(at, Duration::from_secs(secs.min(120)));
+            println!("received {n} rate {rate:.0}/s");
+        }
+        _ => usage(),
+    }
+}
+
+fn send(to: SocketAddr, dur: Duration, size: usize) -> u64 {
+    let sock = UdpSocket::bind(if to.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    })
+    .unwrap_or_else(|e| panic!("bind: {e}"));
+    sock.connect(to).unwrap_or_else(|e| panic!("connect: {e}"));
+    const N: usize = 64;
+    let mut bufs = vec![vec![0u8; size]; N];
+    for (i, b) in bufs.iter_mut().enumerate() {
+        b[0] = i as u8;
+    }
+    let mut iovs: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    let mut hdrs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: an all-zero msghdr is valid; the iovec is set below.
+            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+            h.msg_iov = iov;
+            h.msg_iovlen = 1;
+            libc::mmsghdr {
+                msg_hdr: h,
+                msg_len: 0,
+            }
+        })
+        .collect();
+    let end = Instant::now() + dur;
+    let mut sent = 0u64;
+    while Instant::now() < end {
+        // SAFETY: `hdrs` holds N headers pointing at live buffers; the socket is open.
+        let r = unsafe { libc::sendmmsg(sock.as_raw_fd(), hdrs.as_mut_ptr(), N as u32, 0) };
+        if r > 0 {
+            sent += r as u64;
+        }
+    }
+    sent
+}
+
+fn sink(at: SocketAddr, dur: Duration) -> (u64, f64) {
+    let sock = socket2::Socket::new(socket2::Domain::for_address(at), socket2::Type::DGRAM, None)
+        .unwrap_or_else(|e| panic!("socket: {e}"));
+    let _ = sock.set_recv_buffer_size(8 << 20);
+    sock.bind(&at.into())
+        .unwrap_or_else(|e| panic!("bind {at}: {e}"));
+    let sock: UdpSocket = sock.into();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap_or_else(|e| panic!("timeout: {e}"));
+    let end = Instant::now() + dur;
+    let mut buf = [0u8; 2048];
+    let (mut n, mut first, mut last) = (0u64, None, Instant::now());
+    while Instant::now() < end {
+        if sock.recv(&mut buf).is_ok() {
+            n += 1;
+            last = Instant::now();
+            first.get_or_insert(last);
+        }
+    }
+    let secs = first.map_or(0.0, |f| last.duration_since(f).as_secs_f64());
+    (n, if secs > 0.0 { n as f64 / secs } else { 0.0 })
+}

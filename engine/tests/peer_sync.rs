@@ -1,0 +1,288 @@
+//! Two engine binaries as a pair on loopback (127.0.0.1 and 127.0.0.2): the backup mirrors the
+//! master's overrides, a `failover` asked on the backup reaches the master, the backup can take its
+//! config from the peer, and a host that is not the peer is refused by the sync API.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use seesaw_proto::engine as pb;
+use seesaw_proto::engine::engine_client::EngineClient;
+use tonic::transport::Channel;
+
+const CLUSTER: &str = r#"
+seesaw_vip < fqdn: "v." ipv4: "127.0.0.10/8" status: PRODUCTION >
+node < fqdn: "n1." ipv4: "127.0.0.1/8" status: PRODUCTION >
+node < fqdn: "n2." ipv4: "127.0.0.2/8" status: PRODUCTION >
+vserver < name: "web" rp: "x" entry_address < fqdn: "w." ipv4: "127.0.0.20/32" >
+  vserver_entry < protocol: TCP port: 80 mode: NAT scheduler: RR >
+  backend < host < fqdn: "b1." ipv4: "127.0.0.21/32" > >
+>
+"#;
+
+struct Engine {
+    child: Child,
+    run: PathBuf,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, name: &str, node: &str, peer: &str, sync_port: u16, cluster: &str) -> Engine {
+    let config = dir.join(name).join("config");
+    let run = dir.join(name).join("run");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("seesaw.cfg"),
+        format!(
+            "[cluster]\nname = pair\nnode_ipv4 = {node}\npeer_ipv4 = {peer}\n\
+             [engine]\nsync_port = {sync_port}\n[dataplane]\nkind = proxy\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(config.join("cluster.pb"), cluster).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_seesaw_engine"))
+        .arg("--config-dir")
+        .arg(&config)
+        .arg("--run-dir")
+        .arg(&run)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sock = run.join("engine/engine.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{name}: engine socket never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Engine { child, run }
+}
+
+fn client(e: &Engine) -> EngineClient<Channel> {
+    EngineClient::new(seesaw_common::uds::channel(
+        &e.run.join("engine/engine.sock"),
+        Duration::from_secs(10),
+    ))
+}
+
+async fn report(c: &mut EngineClient<Channel>, state: &str) -> bool {
+    c.ha_update(pb::HaStatus {
+        state: state.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .failover
+}
+
+async fn wait_for<F, Fut>(what: &str, within: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_mirrors_overrides_and_relays_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e1 = start(dir.path(), "n1", "127.0.0.1", "127.0.0.2", port, CLUSTER);
+    let e2 = start(
+        dir.path(),
+        "n2",
+        "127.0.0.2",
+        "127.0.0.1",
+        port,
+        &CLUSTER.replace("port: 80", "port: 81"),
+    );
+    let (mut c1, mut c2) = (client(&e1), client(&e2));
+    assert!(!report(&mut c1, "LEADER").await);
+    assert!(!report(&mut c2, "BACKUP").await);
+    // Stand in for both ha processes, which report every second (a report older than 3 s no
+    // longer counts); remember whether the master was ever told to hand over.
+    let told = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (mut ha1, mut ha2, told1) = (c1.clone(), c2.clone(), told.clone());
+    let reporter = tokio::spawn(async move {
+        loop {
+            if report(&mut ha1, "LEADER").await {
+                told1.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            report(&mut ha2, "BACKUP").await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
+    // An override on the master appears on the backup.
+    c1.override_vserver(pb::OverrideRequest {
+        target: "web".into(),
+        state: pb::OverrideState::OverrideDisabled as i32,
+        acting_user: String::new(),
+    })
+    .await
+    .unwrap();
+    let mut c2b = c2.clone();
+    wait_for(
+        "the backup to mirror the override",
+        Duration::from_secs(6),
+        || {
+            let mut c = c2b.clone();
+            async move {
+                let o = c
+                    .overrides(pb::Empty {})
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .overrides;
+                o.len() == 1
+                    && o[0].target == "web"
+                    && o[0].state == pb::OverrideState::OverrideDisabled as i32
+            }
+        },
+    )
+    .await;
+    let v = c2b
+        .vservers(pb::VserversRequest { name: "web".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !v.vservers[0].enabled,
+        "the mirrored override takes effect on the backup"
+    );
+
+    // Back to default on the master: the backup follows.
+    c1.override_vserver(pb::OverrideRequest {
+        target: "web".into(),
+        state: pb::OverrideState::OverrideDefault as i32,
+        acting_user: String::new(),
+    })
+    .await
+    .unwrap();
+    wait_for(
+        "the backup to drop the override",
+        Duration::from_secs(6),
+        || {
+            let mut c = c2b.clone();
+            async move {
+                c.overrides(pb::Empty {})
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .overrides
+                    .is_empty()
+            }
+        },
+    )
+    .await;
+
+    // `failover` on the backup is relayed: the master's next HA report is answered "fail over".
+    let r = c2.failover(pb::Empty {}).await.unwrap().into_inner();
+    assert!(r.message.contains("relayed to the master"), "{}", r.message);
+    wait_for(
+        "the master to be told to hand over",
+        Duration::from_secs(3),
+        || {
+            let told = told.clone();
+            async move { told.load(std::sync::atomic::Ordering::SeqCst) }
+        },
+    )
+    .await;
+
+    // Config source peer: the backup takes the master's cluster.pb (port 80, not its own 81).
+    c2.config_source(pb::ConfigSourceRequest {
+        source: "peer".into(),
+    })
+    .await
+    .unwrap();
+    wait_for(
+        "the backup to load the peer's config",
+        Duration::from_secs(6),
+        || {
+            let mut c = c2b.clone();
+            async move {
+                let v = c
+                    .vservers(pb::VserversRequest { name: "web".into() })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                v.vservers
+                    .first()
+                    .is_some_and(|v| v.services.first().is_some_and(|s| s.port == 80))
+            }
+        },
+    )
+    .await;
+    reporter.abort();
+}
+
+#[tokio::test]
+async fn a_host_that_is_not_the_peer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The node listens on 127.0.0.3 with peer 127.0.0.4; we connect from 127.0.0.5.
+    let _e = start(
+        dir.path(),
+        "n3",
+        "127.0.0.3",
+        "127.0.0.4",
+        port,
+        &CLUSTER.replace("127.0.0.1/8", "127.0.0.3/8"),
+    );
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.5:0".parse().unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stream = loop {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind("127.0.0.5:0".parse().unwrap()).unwrap();
+        match s
+            .connect(format!("127.0.0.3:{port}").parse().unwrap())
+            .await
+        {
+            Ok(st) => break st,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "sync port never opened: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    drop(sock);
+    let mut stream = Some(stream);
+    let channel = tonic::transport::Endpoint::from_static("http://sync")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let s = stream.take();
+            async move {
+                s.map(hyper_util::rt::TokioIo::new)
+                    .ok_or_else(|| std::io::Error::other("one connection only"))
+            }
+        }))
+        .await
+        .unwrap();
+    let err = seesaw_proto::sync::engine_sync_client::EngineSyncClient::new(channel)
+        .overrides(seesaw_proto::sync::Empty {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
+    assert!(err.message().contains("127.0.0.5 is not this node's peer"));
+}
