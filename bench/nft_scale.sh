@@ -2,11 +2,11 @@
 # The nftables plane at scale (root): 10,000 NAT vservers x 10 backends applied in one
 # transaction, the change report when one vserver changes, and the request latency through the
 # first vserver with 1 and with 10,000 vservers configured (same run, alternating).
-# Usage: bench/nft_scale.sh [runs=3] [requests=2000]
+# Usage: bench/nft_scale.sh [runs=3] [requests=2000] [vservers=10000]
 # Traffic stays inside the namespaces this script creates (client, lb, be).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${1:-3}; reqs=${2:-2000}
+runs=${1:-3}; reqs=${2:-2000}; nvs=${3:-10000}
 cargo build --release -q -p seesaw-bench --bin nftscale
 cargo build --release -q -p seesaw-cli --bin seesaw
 bin=target/release/nftscale
@@ -33,9 +33,9 @@ for r in $(seq 1 "$runs"); do
   ip netns exec $l $bin apply 1 10 >/dev/null
   ip netns exec $c $bin latency 198.51.100.1:80 200 >/dev/null  # warm-up
   l1=$(ip netns exec $c $bin latency 198.51.100.1:80 "$reqs")
-  a=$(ip netns exec $l $bin apply 10000 10)
+  a=$(ip netns exec $l $bin apply "$nvs" 10)
   l2=$(ip netns exec $c $bin latency 198.51.100.1:80 "$reqs")
-  t=$(ip netns exec $l $bin touch 5000 | tr '\n' '|')
-  echo "run $r: apply_10000x10 [ms changes script_bytes] = $a; latency_1 [p50 p99 us] = $l1; latency_10000 = $l2; touch = $t"
+  t=$(ip netns exec $l $bin touch $((nvs / 2)) | tr '\n' '|')
+  echo "run $r: apply_${nvs}x10 [ms changes script_bytes] = $a; latency_1 [p50 p99 us] = $l1; latency_${nvs} = $l2; touch = $t"
   ip netns exec $l $bin apply 0 0 >/dev/null
 done

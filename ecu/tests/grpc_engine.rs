@@ -47,6 +47,30 @@ fn web() -> pb::VserverStatus {
 
 #[tonic::async_trait]
 impl Engine for ScriptedEngine {
+    async fn get_cluster(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ClusterText>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn update_cluster(
+        &self,
+        _: Request<pb::UpdateClusterRequest>,
+    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn config_history(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ConfigHistoryReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn config_rollback(
+        &self,
+        _: Request<pb::ConfigRollbackRequest>,
+    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
     // Not used by this test; present because the trait requires every RPC.
     async fn override_vserver(
         &self,

@@ -30,6 +30,26 @@ pub enum Event {
     Ha(HaView, oneshot::Sender<bool>),
     /// The operator asks the master to hand over; the reply is the message or why not.
     Failover(oneshot::Sender<Result<String, String>>),
+    /// Replace cluster.pb with new text (validated first), record a history version, apply.
+    UpdateCluster {
+        /// The new cluster.pb.
+        text: Vec<u8>,
+        /// Author, for the history.
+        who: String,
+        /// What changed, for the history.
+        what: String,
+        /// The outcome.
+        reply: oneshot::Sender<ReloadReply>,
+    },
+    /// Restore history version `id` byte for byte (as a new version) and apply it.
+    Rollback {
+        /// The version.
+        id: u64,
+        /// Author.
+        who: String,
+        /// The outcome.
+        reply: oneshot::Sender<ReloadReply>,
+    },
     /// The master's overrides, fetched by peer sync (mirrored while this node is the backup).
     PeerOverrides(Vec<crate::sync::PeerOverride>),
     /// Set an override; the reply is the operator message or why it was refused.
@@ -151,7 +171,13 @@ pub async fn run<N: Ncc>(
     // and carries a backup's `failover` to the master.
     let peer = start_sync(&state, &config_dir, &snap_rx, &tx, &shutdown).await;
     let events = tx.clone();
-    let server = crate::server::serve(listener, snap_rx, tx, shutdown.child_token());
+    let server = crate::server::serve(
+        listener,
+        snap_rx,
+        tx,
+        config_dir.clone(),
+        shutdown.child_token(),
+    );
     let server = tokio::spawn(server);
     seesaw_common::ready::notify_ready();
     tracing::info!(dir = %config_dir.display(), "engine running");
@@ -224,6 +250,17 @@ pub async fn run<N: Ncc>(
                         }
                         let _ = reply.send(r);
                     });
+                }
+                Some(Event::UpdateCluster { text, who, what, reply }) => {
+                    let outcome = apply_text(&mut state, &config_dir, &text, &who, &what);
+                    pending = Some((Some(reply), outcome));
+                }
+                Some(Event::Rollback { id, who, reply }) => {
+                    let outcome = match crate::history::History::new(&config_dir).get(id) {
+                        Ok(bytes) => apply_text(&mut state, &config_dir, &bytes, &who, &format!("rollback to version {id}")),
+                        Err(e) => ReloadOutcome::Refused(vec![format!("config history has no version {id}: {e}")]),
+                    };
+                    pending = Some((Some(reply), outcome));
                 }
                 Some(Event::PeerOverrides(list)) => {
                     if state.ha_view().state == "BACKUP" && state.mirror_overrides(&list, SystemTime::now()) {
@@ -521,6 +558,42 @@ async fn start_sync(
 
 /// Applies a fetched config: validates it, ignores it if older or identical, saves it (text, with
 /// the previous file archived) and reloads.
+/// Validates `bytes` as cluster.pb against the current seesaw.cfg (all errors, nothing changed on
+/// error), then writes it as `<dir>/cluster.pb`, records a history version, and reloads.
+fn apply_text(
+    state: &mut EngineState,
+    dir: &std::path::Path,
+    bytes: &[u8],
+    who: &str,
+    what: &str,
+) -> ReloadOutcome {
+    let checked = std::fs::read_to_string(dir.join("seesaw.cfg"))
+        .map_err(|e| vec![format!("seesaw.cfg: {e}")])
+        .and_then(|t| config::seesaw_cfg::parse(&t))
+        .and_then(|settings| {
+            let cluster = config::load_cluster(bytes, Some(settings.dataplane))?;
+            Ok(Loaded { settings, cluster })
+        });
+    let loaded = match checked {
+        Ok(l) => l,
+        Err(errors) => {
+            tracing::warn!(by = %who, errors = ?errors, "config update refused; nothing changed");
+            return ReloadOutcome::Refused(errors);
+        }
+    };
+    if let Err(e) = crate::history::write_atomic(&dir.join("cluster.pb"), bytes) {
+        return ReloadOutcome::Refused(vec![format!("cannot write cluster.pb: {e}")]);
+    }
+    match crate::history::History::new(dir).record(bytes, who, what, SystemTime::now()) {
+        Ok(v) => tracing::info!(version = v.id, by = %who, "{what}"),
+        Err(e) => {
+            tracing::warn!(error = %e, "config applied but its history version was not saved")
+        }
+    }
+    let generation = state.reload(loaded, SystemTime::now());
+    ReloadOutcome::Applied(generation)
+}
+
 fn apply_fetched(
     state: &mut EngineState,
     dir: &std::path::Path,

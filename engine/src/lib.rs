@@ -16,12 +16,13 @@ pub mod checks;
 pub mod config;
 pub mod core;
 pub mod desired;
+pub mod history;
 pub mod model;
 pub mod ncc_port;
 pub mod overrides;
 pub mod server;
 pub mod source;
-pub mod sync;
 pub mod state;
+pub mod sync;
 
 pub use crate::core::run;

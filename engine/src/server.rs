@@ -24,9 +24,14 @@ pub async fn serve(
     listener: UnixListener,
     snapshot: watch::Receiver<Arc<Snapshot>>,
     events: mpsc::Sender<Event>,
+    config_dir: std::path::PathBuf,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let svc = EngineService { snapshot, events };
+    let svc = EngineService {
+        snapshot,
+        events,
+        config_dir,
+    };
     tonic::transport::Server::builder()
         .add_service(pb::engine_server::EngineServer::new(svc))
         .serve_with_incoming_shutdown(
@@ -39,6 +44,8 @@ pub async fn serve(
 struct EngineService {
     snapshot: watch::Receiver<Arc<Snapshot>>,
     events: mpsc::Sender<Event>,
+    /// For the config history and the cluster.pb text (read-only here; writes go through events).
+    config_dir: std::path::PathBuf,
 }
 
 impl EngineService {
@@ -221,33 +228,77 @@ impl pb::engine_server::Engine for EngineService {
         let reply = rx
             .await
             .map_err(|_| Status::unavailable("engine stopped during the reload"))?;
-        Ok(Response::new(match reply.outcome {
-            ReloadOutcome::Applied(generation) => pb::ConfigReloadReply {
-                applied: true,
-                message: match reply.changes {
-                    Some(n) => format!(
-                        "configuration applied (generation {generation}, {n} data-plane changes)"
-                    ),
-                    None => format!(
-                        "configuration applied (generation {generation}; data plane not updated yet)"
-                    ),
-                },
-                errors: Vec::new(),
-            },
-            ReloadOutcome::Refused(errors) => pb::ConfigReloadReply {
-                applied: false,
-                message: format!(
-                    "configuration refused ({} errors); the running configuration is unchanged",
-                    errors.len()
-                ),
-                errors,
-            },
-            ReloadOutcome::Unchanged(why) => pb::ConfigReloadReply {
-                applied: true,
-                message: format!("configuration unchanged: {why}"),
-                errors: Vec::new(),
-            },
-        }))
+        Ok(Response::new(reload_reply(reply)))
+    }
+
+    async fn get_cluster(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ClusterText>, Status> {
+        let text = tokio::fs::read_to_string(self.config_dir.join("cluster.pb"))
+            .await
+            .map_err(|e| Status::unavailable(format!("cluster.pb: {e}")))?;
+        Ok(Response::new(pb::ClusterText { text }))
+    }
+
+    async fn update_cluster(
+        &self,
+        req: Request<pb::UpdateClusterRequest>,
+    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
+        require_trusted(&req)?;
+        let who = author(&req, &req.get_ref().acting_user);
+        let r = req.into_inner();
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::UpdateCluster {
+            text: r.text.into_bytes(),
+            who,
+            what: r.what,
+            reply: tx,
+        })
+        .await?;
+        let reply = rx
+            .await
+            .map_err(|_| Status::unavailable("engine stopped"))?;
+        Ok(Response::new(reload_reply(reply)))
+    }
+
+    async fn config_history(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ConfigHistoryReply>, Status> {
+        let mut versions: Vec<pb::ConfigVersion> = crate::history::History::new(&self.config_dir)
+            .list()
+            .into_iter()
+            .map(|v| pb::ConfigVersion {
+                id: v.id,
+                at_ms: v.at_ms,
+                who: v.who,
+                what: v.what,
+                sha256: v.sha256,
+                size: v.size,
+            })
+            .collect();
+        versions.reverse();
+        Ok(Response::new(pb::ConfigHistoryReply { versions }))
+    }
+
+    async fn config_rollback(
+        &self,
+        req: Request<pb::ConfigRollbackRequest>,
+    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
+        require_trusted(&req)?;
+        let who = author(&req, &req.get_ref().acting_user);
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::Rollback {
+            id: req.get_ref().id,
+            who,
+            reply: tx,
+        })
+        .await?;
+        let reply = rx
+            .await
+            .map_err(|_| Status::unavailable("engine stopped"))?;
+        Ok(Response::new(reload_reply(reply)))
     }
 
     async fn override_vserver(
@@ -337,12 +388,12 @@ impl pb::engine_server::Engine for EngineService {
         let (tx, rx) = oneshot::channel();
         self.send(Event::Ha(
             HaView {
-            state: s.state,
-            since: from_ms(s.since_ms),
-            transitions: s.transitions,
-            adverts_sent: s.adverts_sent,
-            adverts_received: s.adverts_received,
-            last_update: Some(SystemTime::now()),
+                state: s.state,
+                since: from_ms(s.since_ms),
+                transitions: s.transitions,
+                adverts_sent: s.adverts_sent,
+                adverts_received: s.adverts_received,
+                last_update: Some(SystemTime::now()),
             },
             tx,
         ))
@@ -353,7 +404,10 @@ impl pb::engine_server::Engine for EngineService {
         Ok(Response::new(pb::HaUpdateReply { failover }))
     }
 
-    async fn failover(&self, req: Request<pb::Empty>) -> Result<Response<pb::FailoverReply>, Status> {
+    async fn failover(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Result<Response<pb::FailoverReply>, Status> {
         require_trusted(&req)?;
         let (tx, rx) = oneshot::channel();
         self.send(Event::Failover(tx)).await?;
@@ -524,4 +578,52 @@ fn unix_groups(user: &str) -> Vec<String> {
         .filter_map(|g| nix::unistd::Group::from_gid(g).ok().flatten())
         .map(|g| g.name)
         .collect()
+}
+
+/// The author recorded in the history: the end user a trusted proxy names, else the caller's
+/// user from `SO_PEERCRED`.
+fn author<T>(req: &Request<T>, acting_user: &str) -> String {
+    if !acting_user.is_empty() {
+        return acting_user.to_owned();
+    }
+    req.extensions()
+        .get::<tonic::transport::server::UdsConnectInfo>()
+        .and_then(|i| i.peer_cred)
+        .and_then(|c| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(c.uid()))
+                .ok()
+                .flatten()
+        })
+        .map_or_else(|| "unknown".to_owned(), |u| u.name)
+}
+
+/// The reply of a reload, config update or rollback.
+fn reload_reply(reply: crate::core::ReloadReply) -> pb::ConfigReloadReply {
+    match reply.outcome {
+        ReloadOutcome::Applied(generation) => pb::ConfigReloadReply {
+            applied: true,
+            message: match reply.changes {
+                Some(n) => format!(
+                    "configuration applied (generation {generation}, {n} data-plane changes)"
+                ),
+                None => format!(
+                    "configuration applied (generation {generation}; data plane not updated yet)"
+                ),
+            },
+            errors: Vec::new(),
+        },
+        ReloadOutcome::Refused(errors) => pb::ConfigReloadReply {
+            applied: false,
+            message: format!(
+                "configuration refused ({} errors); the running configuration is unchanged",
+                errors.len()
+            ),
+            errors,
+        },
+        ReloadOutcome::Unchanged(why) => pb::ConfigReloadReply {
+            applied: true,
+            message: format!("configuration unchanged: {why}"),
+            errors: Vec::new(),
+        },
+    }
 }

@@ -22,6 +22,30 @@ struct ScriptedEngine {
 
 #[tonic::async_trait]
 impl Engine for ScriptedEngine {
+    async fn get_cluster(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ClusterText>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn update_cluster(
+        &self,
+        _: Request<pb::UpdateClusterRequest>,
+    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn config_history(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ConfigHistoryReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
+    async fn config_rollback(
+        &self,
+        _: Request<pb::ConfigRollbackRequest>,
+    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
+        Err(Status::unimplemented("not used by this test"))
+    }
     // Not used by this test; present because the trait requires every RPC.
     async fn override_vserver(
         &self,
@@ -152,7 +176,10 @@ async fn link_round_trips_config_and_status() {
         adverts_received: 0,
     };
     assert!(!link.ha_update(report).await.expect("update"));
-    assert!(link.ha_update(report).await.expect("update"), "failover bit lost");
+    assert!(
+        link.ha_update(report).await.expect("update"),
+        "failover bit lost"
+    );
     let got = engine.updates.lock().expect("not poisoned").clone();
     assert_eq!(got.len(), 2);
     assert_eq!(

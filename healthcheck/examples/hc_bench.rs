@@ -1,7 +1,7 @@
 //! Benchmark of the healthcheck process (not shipped): `bench/healthcheck.sh` runs it.
 //!
-//! - `hc_bench responder --ports N --first-port P`: TCP listeners on 127.0.0.1:P..P+N that accept
-//!   and wait for the prober to close (so neither side keeps TIME_WAIT sockets).
+//! - `hc_bench responder --ports N --first-port P`: TCP listeners on 127.0.77.1:P..P+N that accept
+//!   and reset each connection at once (so neither side keeps TIME_WAIT sockets).
 //! - `hc_bench run --checks C --interval-ms I --secs S --ports N --first-port P`: the real
 //!   `seesaw_healthcheck::run_with_prober` loop (one scheduler, batching outbox) on a
 //!   current-thread runtime, with C TCP checks spread over the responders, a stub engine link,
@@ -20,8 +20,10 @@ use seesaw_healthcheck::check::{Batch, CheckSpec, ProbeOutcome, ProbeSpec};
 use seesaw_healthcheck::engine_link::{EngineLink, EngineLinkError, check_from_proto};
 use seesaw_healthcheck::probe::{NetProber, Prober};
 use seesaw_proto::engine as pb;
-use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
+
+/// A loopback address of its own, so the bench's ports do not collide with other listeners.
+const RESPONDER_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 77, 1);
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
@@ -58,19 +60,17 @@ fn main() {
 /// Accepts on every port until `secs` pass; each connection is held until the peer closes.
 async fn responder(first: u16, ports: u16, secs: u64) {
     for p in first..first + ports {
-        let l = tokio::net::TcpListener::bind(("127.0.0.1", p))
+        let l = tokio::net::TcpListener::bind((RESPONDER_IP, p))
             .await
-            .unwrap_or_else(|e| panic!("bind 127.0.0.1:{p}: {e}"));
+            .unwrap_or_else(|e| panic!("bind {RESPONDER_IP}:{p}: {e}"));
         tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                tokio::spawn(async move {
-                    let mut b = [0u8; 64];
-                    while matches!(s.read(&mut b).await, Ok(n) if n > 0) {}
-                });
+            // The probe passes once connected; close at once with a reset (no TIME_WAIT).
+            while let Ok((s, _)) = l.accept().await {
+                let _ = s.set_zero_linger();
             }
         });
     }
-    eprintln!("responder on 127.0.0.1:{first}..{}", first + ports - 1);
+    eprintln!("responder on {RESPONDER_IP}:{first}..{}", first + ports - 1);
     tokio::time::sleep(Duration::from_secs(secs)).await;
 }
 
@@ -107,6 +107,7 @@ struct Timing {
     interval: Duration,
     ok: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
+    last_failure: Arc<Mutex<String>>,
 }
 
 impl Prober for Timing {
@@ -127,6 +128,7 @@ impl Prober for Timing {
             self.ok.fetch_add(1, Ordering::Relaxed);
         } else {
             self.failed.fetch_add(1, Ordering::Relaxed);
+            o.message.clone_into(&mut self.last_failure.lock().expect("lock"));
         }
         o
     }
@@ -136,7 +138,7 @@ async fn run(first: u16, ports: u16, checks: u64, interval_ms: u64, secs: u64) {
     let specs: Vec<CheckSpec> = (0..checks)
         .map(|i| {
             let port = first + u16::try_from(i % u64::from(ports)).expect("port index");
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let addr = SocketAddr::from((RESPONDER_IP, port));
             check_from_proto(&pb::Check {
                 id: i + 1,
                 kind: pb::CheckKind::Tcp as i32,
@@ -161,6 +163,7 @@ async fn run(first: u16, ports: u16, checks: u64, interval_ms: u64, secs: u64) {
         interval,
         ok: Arc::default(),
         failed: Arc::default(),
+        last_failure: Arc::default(),
     };
     let shutdown = CancellationToken::new();
     let opts = Options {
@@ -199,7 +202,7 @@ async fn run(first: u16, ports: u16, checks: u64, interval_ms: u64, secs: u64) {
         j[i] as f64 / 1000.0
     };
     println!(
-        "{{\"checks\":{checks},\"interval_ms\":{interval_ms},\"secs\":{elapsed:.1},\"probes_per_s\":{:.0},\"ok\":{ok},\"failed\":{failed},\"cpu_util\":{:.2},\"jitter_ms_p50\":{:.2},\"jitter_ms_p99\":{:.2},\"jitter_ms_max\":{:.2},\"batches\":{},\"full_resyncs\":{}}}",
+        "{{\"checks\":{checks},\"interval_ms\":{interval_ms},\"secs\":{elapsed:.1},\"probes_per_s\":{:.0},\"ok\":{ok},\"failed\":{failed},\"cpu_util\":{:.2},\"jitter_ms_p50\":{:.2},\"jitter_ms_p99\":{:.2},\"jitter_ms_max\":{:.2},\"batches\":{},\"full_resyncs\":{},\"last_failure\":{:?}}}",
         (ok + failed) as f64 / elapsed,
         cpu / elapsed,
         pct(0.5),
@@ -207,6 +210,7 @@ async fn run(first: u16, ports: u16, checks: u64, interval_ms: u64, secs: u64) {
         j.last().map_or(f64::NAN, |&m| m as f64 / 1000.0),
         engine.batches.load(Ordering::Relaxed),
         engine.full.load(Ordering::Relaxed),
+        prober.last_failure.lock().expect("lock").as_str(),
     );
 }
 

@@ -18,9 +18,11 @@ use crate::check::{CheckId, CheckResult, CheckSpec, ProbeOutcome, ProbeSpec};
 use crate::probe::Prober;
 use crate::state::{CheckState, Health};
 
-/// New checks never start closer together than this, so a large new set does not open hundreds
-/// of connections in the same millisecond.
-pub const MIN_STAGGER: Duration = Duration::from_millis(20);
+/// New checks are spread evenly over their interval, and never start closer together than this
+/// (at most 20 000 new starts a second), so a large new set does not open its connections in one
+/// burst. (Seesaw starts one check per 50 ms tick, which takes over 16 minutes for 20 000 checks,
+/// all of them Unknown and so unhealthy meanwhile; the even spread starts them in one interval.)
+pub const MIN_STAGGER: Duration = Duration::from_micros(50);
 
 /// A probe that finished (or timed out), on its way back to the scheduler.
 #[derive(Debug)]

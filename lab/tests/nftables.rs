@@ -298,3 +298,209 @@ fn nat_and_dsr_schedulers_on_the_nftables_plane() {
     assert!(!changes.is_empty());
     assert_eq!(apply_in_lb(&lab, &[]), []);
 }
+
+/// The whole suite under the watchdog with `[dataplane] kind = nftables`: under a steady request
+/// loop from the client, `kill -9` ncc and then the engine. The kernel keeps forwarding while
+/// they are gone (0 failed requests), and the restarted ncc adopts the tables: the re-sent,
+/// unchanged desired state makes 0 changes (no second "add service" in ncc's log).
+#[test]
+fn kill_nine_ncc_and_engine_under_load_loses_nothing() {
+    use seesaw_lab::config::{ClusterPb, Host, HttpCheck, watchdog_cfg, write_atomic};
+    use seesaw_lab::{procs, wait_for};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    if !seesaw_lab::require_root() {
+        return;
+    }
+    if std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        #[allow(clippy::print_stderr, reason = "skip notice")]
+        {
+            eprintln!("skipping: the nftables lab test needs nft (apt-get install nftables)");
+        }
+        return;
+    }
+    bins::require_all().unwrap_or_else(|e| panic!("{e}"));
+    let mut builder = Lab::builder()
+        .node("client", &["192.0.2.100/24"])
+        .route("client", "198.51.100.0/24", "192.0.2.10")
+        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"]);
+    for (name, ip) in &BACKENDS[..2] {
+        builder = builder.node(name, &[&format!("{ip}/24")]);
+    }
+    let mut lab = builder
+        .build()
+        .unwrap_or_else(|e| panic!("building the lab: {e}"));
+    let config = lab.config_dir("lb1").expect("lb1");
+    let run = lab.run_dir("lb1").expect("lb1");
+    let log = lab.log_dir("lb1").expect("lb1");
+    let cfg = "[cluster]\nname = lab\nnode_ipv4 = 192.0.2.10\nanycast_enabled = false\n\n\
+               [interface]\nnode = eth0\nlb = eth0\n\n[dataplane]\nkind = nftables\n\n\
+               [ecu]\nlisten = 127.0.0.1:10257\n";
+    write_atomic(&config, "seesaw.cfg", cfg).expect("seesaw.cfg");
+    let pb = ClusterPb {
+        seesaw_vip: Host::new("seesaw-vip.lab.", "192.0.2.1/24"),
+        node: Host::new("lb1.lab.", "192.0.2.10/24"),
+        vserver: "web@lab".to_owned(),
+        entry: Host::new("web.lab.", &format!("{NAT_VIP}/32")),
+        port: 80,
+        scheduler: "RR".to_owned(),
+        check: HttpCheck {
+            interval: 1,
+            timeout: 1,
+            retries: None,
+            send: "/".to_owned(),
+            code: 200,
+        },
+        backends: BACKENDS[..2]
+            .iter()
+            .map(|(name, ip)| (Host::new(&format!("{name}.lab."), &format!("{ip}/24")), 1))
+            .collect(),
+    };
+    write_atomic(&config, "cluster.pb", &pb.render()).expect("cluster.pb");
+    write_atomic(&config, "watchdog.cfg", &watchdog_cfg().expect("bins")).expect("watchdog.cfg");
+    let seesaw = bins::binary("seesaw").expect("checked");
+    for (name, ip) in &BACKENDS[..2] {
+        let listen = format!("{ip}:80");
+        lab.spawn(
+            name,
+            &seesaw,
+            &["demo-backend", "--listen", &listen, "--name", name],
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        lab.wait_tcp(
+            name,
+            listen.parse().expect("literal"),
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let (run_s, config_s, log_s) = (
+        run.to_string_lossy().into_owned(),
+        config.to_string_lossy().into_owned(),
+        log.to_string_lossy().into_owned(),
+    );
+    lab.spawn(
+        "lb1",
+        bins::binary("seesaw_watchdog").expect("checked"),
+        &[
+            "--run-dir",
+            &run_s,
+            "--config-dir",
+            &config_s,
+            "--log-dir",
+            &log_s,
+        ],
+        &[
+            ("SEESAW_RUN_DIR", &run_s),
+            ("SEESAW_CONFIG_DIR", &config_s),
+            ("SEESAW_LOG_DIR", &log_s),
+            ("RUST_LOG", "info"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("starting the watchdog: {e}"));
+
+    let vip: SocketAddr = format!("{NAT_VIP}:80").parse().expect("literal");
+    lab.run_in("client", || {
+        wait_for(
+            "both backends answer through the VIP",
+            Duration::from_secs(60),
+            || {
+                let seen: std::collections::BTreeSet<String> = (0..10)
+                    .filter_map(|_| http::get(vip, "/", Duration::from_secs(1)).ok())
+                    .map(|r| r.text())
+                    .collect();
+                (seen.len() == 2).then_some(())
+            },
+        )
+    })
+    .expect("client")
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let ncc_log_adds = |log: &std::path::Path| -> usize {
+        std::fs::read_dir(log)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("ncc"))
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|t| t.matches("add service").count())
+            .sum()
+    };
+    let adds_before = ncc_log_adds(&log);
+    assert_eq!(adds_before, 1, "one add service before the kills");
+
+    // The steady loop: bounded in count and time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let loop_ns = lab.ns("client").expect("client").to_owned();
+    let (s2, ok2, f2) = (stop.clone(), ok.clone(), failed.clone());
+    let looper = std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/run/netns/{loop_ns}")).expect("open netns");
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        for _ in 0..100_000 {
+            if s2.load(Ordering::Relaxed) {
+                break;
+            }
+            match http::get(vip, "/", Duration::from_secs(2)) {
+                Ok(r) if r.status == 200 => ok2.fetch_add(1, Ordering::Relaxed),
+                _ => f2.fetch_add(1, Ordering::Relaxed),
+            };
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let id = lab.id().to_owned();
+    for daemon in ["seesaw_ncc", "seesaw_engine"] {
+        let pids = procs::find_daemon(daemon, seesaw_lab::netns::MARKER_VAR, &id);
+        assert!(!pids.is_empty(), "{daemon} not found");
+        for p in &pids {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*p),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .expect("kill -9");
+        }
+        wait_for(
+            &format!("{daemon} restarted"),
+            Duration::from_secs(30),
+            || {
+                procs::find_daemon(daemon, seesaw_lab::netns::MARKER_VAR, &id)
+                    .into_iter()
+                    .find(|p| !pids.contains(p))
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Let the restarted engine re-send its state to the restarted ncc.
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    looper.join().expect("loop thread");
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(ok > 100, "too few requests: {ok}");
+    assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
+    let serving = std::fs::read_dir(&log)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("ncc"))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .map(|t| t.matches("ncc serving").count())
+        .sum::<usize>();
+    assert!(
+        serving >= 2,
+        "ncc did not restart ({serving} starts logged)"
+    );
+    assert_eq!(
+        ncc_log_adds(&log),
+        adds_before,
+        "the restarted ncc changed the kernel"
+    );
+}

@@ -479,7 +479,9 @@ fn hex_bytes(v: &str) -> Result<Vec<u8>, String> {
         .or_else(|| v.trim().strip_prefix("0X"))
         .ok_or_else(|| format!("{v:?} is not a 0x-hex byte string"))?;
     if h.is_empty() || h.len() % 2 != 0 {
-        return Err(format!("{v:?} needs an even, non-zero number of hex digits"));
+        return Err(format!(
+            "{v:?} needs an even, non-zero number of hex digits"
+        ));
     }
     (0..h.len())
         .step_by(2)
@@ -582,8 +584,9 @@ fn proxy_opts(p: &pb::ProxyOptions, path: &str, r: &mut Report) -> ProxyOpts {
                         ));
                     }
                     if (if bits { offset / 8 } else { offset }) > 65_535 {
-                        r.errors
-                            .push(format!("{cpath}.offset: {offset} is too far into the payload"));
+                        r.errors.push(format!(
+                            "{cpath}.offset: {offset} is too far into the payload"
+                        ));
                     }
                     if op == PayloadOp::Suffix {
                         r.errors
@@ -901,9 +904,10 @@ pub fn check_plane(c: &Cluster, plane: super::seesaw_cfg::DataplaneKind) -> Vec<
         for e in v.entries.values() {
             let epath = format!("{path}.vserver_entry[{}]", e.key);
             if e.key.proto == Protocol::Udp
-                && e.proxy.rules.iter().any(|r| {
-                    r.conds.iter().any(|c| c.key == PayloadKey::TlsSni)
-                })
+                && e.proxy
+                    .rules
+                    .iter()
+                    .any(|r| r.conds.iter().any(|c| c.key == PayloadKey::TlsSni))
             {
                 errors.push(format!(
                     "{epath}.proxy.rule: the TLS server name is a TCP routing key; this entry is UDP"

@@ -266,3 +266,15 @@ fn random_mutations_never_panic_and_rarely_pass() {
     // checksum-blind parser would accept far more.
     assert!(accepted < 10_000, "accepted {accepted} mutated datagrams");
 }
+
+#[test]
+fn reserved_interval_bits_are_ignored_on_receipt() {
+    // Found by the fuzzer: a valid checksum over an interval field with reserved bits set.
+    let d = [
+        0x45, 0, 0, 0x1c, 0, 0, 0x40, 0, 0xff, 0x70, 0, 0, 192, 0, 2, 2, 192, 0, 2, 1, 0x31, 0x3c,
+        0, 0, 0x49, 0x01, 0x01, 0x46,
+    ];
+    let r = parse_ipv4(&d, &expect()).expect("valid apart from reserved bits");
+    assert_eq!(r.advert.interval_cs, 0x901);
+    assert_eq!(r.advert.priority, 0);
+}

@@ -57,17 +57,25 @@ async fn new_checks_are_staggered_over_their_interval() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn stagger_is_at_least_20ms() {
+async fn stagger_has_a_floor() {
     let p = ScriptedProber::default();
     let mut s = Scheduler::new(p.clone());
     let t0 = Instant::now();
-    // 10 checks with a 100 ms interval would be 10 ms apart; the floor spreads them to 20 ms.
-    let checks: Vec<_> = (1..=10).map(|i| tcp_check(i, i as u8, 100, 1, 0)).collect();
+    // 100 checks with a 1 ms interval would be 10 µs apart; the floor spreads them to 50 µs.
+    let checks: Vec<_> = (1..=100).map(|i| tcp_check(i, i as u8, 1, 1, 0)).collect();
     s.apply(specs(&checks), t0);
-    run_for(&mut s, Duration::from_millis(190)).await;
-    let firsts: Vec<Duration> = (1..=10).map(|i| p.calls_to(addr(i))[0] - t0).collect();
-    let want: Vec<Duration> = (0..10).map(|i| Duration::from_millis(20 * i)).collect();
-    assert_eq!(firsts, want);
+    // Without the floor all 100 would start within 1 ms. Timers fire on whole milliseconds, so
+    // each check starts within 1 ms after its staggered slot.
+    run_for(&mut s, Duration::from_millis(6)).await;
+    for i in 0..100u32 {
+        let first = p.calls_to(addr(u8::try_from(i + 1).unwrap()))[0] - t0;
+        let slot = MIN_STAGGER * i;
+        assert!(
+            first >= slot && first < slot + Duration::from_millis(1),
+            "check {} started at {first:?}, slot {slot:?}",
+            i + 1
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -232,13 +232,13 @@ struct Load {
 impl Load {
     fn of(f: Field) -> Option<Self> {
         match f {
-            Field::Bytes { offset, len } if len <= 8 => Some(Self {
+            Field::Bytes { offset, len } if (1..=8).contains(&len) => Some(Self {
                 off: offset as usize,
                 n: len as usize,
                 shift: 0,
                 mask: u64::MAX >> (64 - 8 * len),
             }),
-            Field::Bits { offset, len } => {
+            Field::Bits { offset, len } if (1..=64).contains(&len) => {
                 let first = (offset / 8) as usize;
                 let last = ((offset + len - 1) / 8) as usize;
                 let n = last - first + 1;

@@ -276,3 +276,20 @@ fn compiled_equals_reference_on_generated_rules() {
         }
     }
 }
+
+#[test]
+fn invalid_rule_after_a_mergeable_one_is_an_error_not_a_panic() {
+    // Found by fuzz/payload_rules: the merge look-ahead saw a zero-length field before `check`.
+    let o = opts(
+        vec![
+            rule(vec![cond(bytes(0, 1), Op::Eq, &[&[1]])], 1),
+            rule(vec![cond(bytes(0, 0), Op::Eq, &[&[]])], 2),
+            rule(
+                vec![cond(Field::Bits { offset: 0, len: 0 }, Op::Eq, &[&[]])],
+                3,
+            ),
+        ],
+        RuleTarget::Deny,
+    );
+    assert!(Compiled::compile(&o).is_err());
+}
