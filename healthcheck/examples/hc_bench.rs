@@ -1,7 +1,7 @@
 //! Benchmark of the healthcheck process (not shipped): `bench/healthcheck.sh` runs it.
 //!
 //! - `hc_bench responder --ports N --first-port P`: TCP listeners on 127.0.77.1:P..P+N that accept
-//!   and reset each connection at once (so neither side keeps TIME_WAIT sockets).
+//!   hold each connection ~200 ms (the prober resets it; nobody keeps TIME_WAIT sockets).
 //! - `hc_bench run --checks C --interval-ms I --secs S --ports N --first-port P`: the real
 //!   `seesaw_healthcheck::run_with_prober` loop (one scheduler, batching outbox) on a
 //!   current-thread runtime, with C TCP checks spread over the responders, a stub engine link,
@@ -64,9 +64,19 @@ async fn responder(first: u16, ports: u16, secs: u64) {
             .await
             .unwrap_or_else(|e| panic!("bind {RESPONDER_IP}:{p}: {e}"));
         tokio::spawn(async move {
-            // The probe passes once connected; close at once with a reset (no TIME_WAIT).
+            // Hold each connection briefly (closing at once could reset it before the prober
+            // sees it established), without a task per connection; the prober resets it first.
+            let mut held = std::collections::VecDeque::new();
             while let Ok((s, _)) = l.accept().await {
+                let now = tokio::time::Instant::now();
                 let _ = s.set_zero_linger();
+                held.push_back((now, s));
+                while held
+                    .front()
+                    .is_some_and(|(t, _)| now - *t > Duration::from_millis(200))
+                {
+                    held.pop_front();
+                }
             }
         });
     }

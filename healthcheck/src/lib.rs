@@ -139,8 +139,14 @@ pub async fn run_with_prober<L: EngineLink, P: Prober>(
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep_until(wake) => {}
             finished = scheduler.next_finished() => {
-                if let Some(result) = scheduler.record(finished) {
-                    outbox.push(result, Instant::now());
+                let now = Instant::now();
+                let mut next = Some(finished);
+                // Drain every probe that is already done, bounded by what has finished.
+                while let Some(f) = next {
+                    if let Some(result) = scheduler.record(f) {
+                        outbox.push(result, now);
+                    }
+                    next = scheduler.try_finished();
                 }
             }
             fetched = join_opt(&mut fetch_task) => {
