@@ -14,6 +14,7 @@
 # Usage: bench/dataplane.sh [--record] [ROUNDS=3]
 #   env: WRK_SECS (5) IPERF_SECS (5) UDP_SECS (3) THREADS (nproc: HAProxy threads and nginx workers; ours runs one worker per core)
 #        ONLY (e.g. "wrk iperf udp": which measurements to run)
+#        NO_BUILD=1 (use the binaries already in target/release)
 # Needs: haproxy nginx-light libnginx-mod-stream wrk iperf3 (Debian), python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,9 @@ HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 STREAM_MOD=/usr/lib/nginx/modules/ngx_stream_module.so
 [ -f $STREAM_MOD ] || { echo "missing $STREAM_MOD (apt-get install -y libnginx-mod-stream)" >&2; exit 69; }
 
-cargo build --release -q -p seesaw-ncc --bin seesaw_ncc -p seesaw-bench --bin udpgen --bin nccctl
+if [ "${NO_BUILD:-0}" != 1 ]; then
+  cargo build --release -q -p seesaw-ncc --bin seesaw_ncc -p seesaw-bench --bin udpgen --bin nccctl
+fi
 rel=target/release
 
 tmp=$(mktemp -d /tmp/seesaw-dataplane.XXXXXX)

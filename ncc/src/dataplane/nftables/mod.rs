@@ -5,17 +5,26 @@
 //! atomically or not at all. State is read back with `nft -j list table`, so whatever the
 //! kernel holds at start (a previous ncc's work) is adopted, never flushed.
 //!
-//! Layout of a table (both families use the same names):
+//! Layout of a table (both families use the same names). Per-service objects bind no map, and
+//! every shared map is bound only by the few rules of the dispatch chains, so adding a service
+//! costs the same with 1 or 10,000 services in the table (the kernel walks a map's elements
+//! each time a rule in another chain binds it) and one transaction scales linearly:
 //!
 //! - `svc4`/`svc6`: VIP . protocol . port → `jump s<sid>`. This verdict map is the only
 //!   per-packet lookup over services, so the cost per packet does not grow with their number.
 //!   Its element comments are the registry: `sid=… sch=… p=… so=… sc=… sn=…` (id, scheduler,
 //!   persistence, slot offset, slot capacity, slots in use).
-//! - `s<sid>`: the service chain. One rule computes a slot (`numgen inc` for rr/wrr, `jhash` of
-//!   the source for sh/mh) with `mod sn offset so`, looks the slot up in `slots` to get a
-//!   destination id, and DNATs (or forwards) to `dst4`/`dst6[id]`. With persistence a rule in
-//!   front looks the client up in the timeout map `k<sid>t<secs>` first.
-//! - `slots`: slot → destination id, all services in disjoint ranges. Weights become slot counts
+//! - `s<sid>`: the service chain, one rule: the flow's slot (`numgen inc` for rr/wrr, `jhash` of
+//!   the source for sh/mh, of the destination for dh, `numgen random`), `mod sn offset
+//!   SLOT_BASE+so`, into the mark (conntrack mark for NAT, packet mark for DSR).
+//! - the dispatch chains (`pre`/`out` NAT, `in` DSR; [`script::dispatch_rules`]): service
+//!   lookup, sticky override, slot → destination id through `slot`, the service's after-chain,
+//!   then DNAT (`dst4`/`dst6`) or `fwd`; a second pass reschedules when a sticky entry names a
+//!   destination that is gone.
+//! - `aft4`/`aft6` → `a<sid>`: for services that keep client state, the update of `sticky4/6`
+//!   (persistence: VIP . proto . port . client → destination id, the service's timeout) or, DSR
+//!   rr/wrr/random, `flow4/6` (… . client port, [`DSR_FLOW_TIMEOUT_S`]).
+//! - `slot`: slot → destination id, all services in disjoint ranges. Weights become slot counts
 //!   ([`layout`]); mh is a Maglev table; a change rewrites only the slots that differ.
 //! - `dst4`/`dst6`: destination id → address . port (NAT) or address (DSR), with a per-element
 //!   counter (NAT: new connections; DSR: packets and bytes). Comments name the owning service.
@@ -45,6 +54,10 @@ use crate::model::{Dest, DestStats, ForwardMode, Scheduler, Service, ServiceKey,
 pub const DID_BASE: u32 = 0x5ee0_0000;
 /// Mask selecting the tag part of a destination id.
 pub const DID_MASK: u32 = 0xfff0_0000;
+/// Tag of a slot number in the mark (slot `i` travels as `SLOT_BASE + i`).
+pub const SLOT_BASE: u32 = 0x3000_0000;
+/// Mask selecting the tag part of a slot mark.
+pub const SLOT_MASK: u32 = 0xf000_0000;
 /// Idle timeout of a DSR flow entry (rr/wrr keep a flow on its backend through this map).
 pub const DSR_FLOW_TIMEOUT_S: u32 = 300;
 
@@ -281,7 +294,7 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             if let Some(n) = new {
                 dsr_used |= n.mode == ForwardMode::Dsr;
             }
-            sc.service(&mut alloc, self.lb.as_deref(), held.as_ref(), new)?;
+            sc.service(&mut alloc, held.as_ref(), new)?;
         }
         let text = sc.render(&self.nat, dsr_used.then_some(&self.dsr), self.lb.as_deref());
         self.last_script = (text.len(), text.lines().count());

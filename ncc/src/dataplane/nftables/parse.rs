@@ -291,12 +291,12 @@ fn decode_elem(st: &mut TableState, map: &str, e: &Value) {
                 _ => bad(st),
             }
         }
-        ("weights" | "slots", Some(d)) => match (as_u32(k.val), as_u32(d)) {
+        ("weights" | "slot", Some(d)) => match (as_u32(k.val), as_u32(d)) {
             (Some(a), Some(b)) if map == "weights" => {
                 st.weights.insert(a, b);
             }
-            (Some(a), Some(b)) => {
-                st.slots.insert(a, b);
+            (Some(a), Some(b)) if a & super::SLOT_MASK == super::SLOT_BASE => {
+                st.slots.insert(a - super::SLOT_BASE, b);
             }
             _ => bad(st),
         },
@@ -327,7 +327,7 @@ mod tests {
                       [{"concat": ["198.51.100.9", "udp", 53]}, {"jump": {"target": "s4"}}]]}},
           {"map": {"family": "inet", "name": "dst4", "table": "seesaw", "type": "mark", "map": "ipv4_addr . inet_service",
              "elem": [[{"elem": {"val": 1592786945, "comment": "sid=3", "counter": {"packets": 7, "bytes": 420}}}, {"concat": ["10.0.0.1", 8080]}]]}},
-          {"map": {"family": "inet", "name": "slots", "table": "seesaw", "type": "integer", "map": "mark", "elem": [[8, 1592786945], [9, 1592786945]]}},
+          {"map": {"family": "inet", "name": "slot", "table": "seesaw", "type": "mark", "map": "mark", "elem": [[805306376, 1592786945], [805306377, 1592786945], [9, 1592786945]]}},
           {"map": {"family": "inet", "name": "weights", "table": "seesaw", "type": "mark", "map": "mark", "elem": [[1592786945, 2]]}},
           {"set": {"family": "inet", "name": "cin", "table": "seesaw", "type": "mark", "elem": [{"elem": {"val": 1592786945, "counter": {"packets": 3, "bytes": 99}}}]}},
           {"chain": {"family": "inet", "table": "seesaw", "name": "s3", "handle": 1}},
@@ -354,10 +354,15 @@ mod tests {
             1,
             "the element without a comment is a problem"
         );
-        assert_eq!(st.problems.len(), 1);
+        assert_eq!(
+            st.problems.len(),
+            2,
+            "and so is a slot outside the slot range"
+        );
         let d = st.dests[&1_592_786_945];
         assert_eq!(d.addr, "10.0.0.1:8080".parse().unwrap());
         assert_eq!(d.counter.packets, 7);
+        assert_eq!(st.slots.get(&8), Some(&1_592_786_945));
         assert_eq!(st.slots.len(), 2);
         assert_eq!(st.weights[&1_592_786_945], 2);
         assert_eq!(st.cin[&1_592_786_945].bytes, 99);
@@ -373,7 +378,7 @@ mod tests {
             "{\"nftables\": 3}",
             "{\"nftables\": [{\"map\": {\"name\": \"svc4\", \"elem\": [[1], 2, [{\"elem\": 1}, {}]]}}]}",
             "{\"nftables\": [{\"map\": {\"name\": \"dst4\", \"elem\": [[{\"elem\": {\"val\": 99999999999, \"comment\": \"sid=x\"}}, \"::1\"]]}}]}",
-            "{\"nftables\": [{\"map\": {\"name\": \"slots\", \"elem\": [[-1, 2], [1, \"a\"]]}}]}",
+            "{\"nftables\": [{\"map\": {\"name\": \"slot\", \"elem\": [[-1, 2], [1, \"a\"]]}}]}",
         ] {
             if let Ok(st) = parse_table(bad) {
                 assert!(st.services.is_empty() && st.dests.is_empty() && st.slots.is_empty());

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 use super::layout::{self, Layout, Member};
 use super::parse::{SvcMeta, TableState, svc_comment};
-use super::{DID_BASE, DID_MASK, DSR_FLOW_TIMEOUT_S, Held, Table, ipf};
+use super::{DID_BASE, DID_MASK, DSR_FLOW_TIMEOUT_S, Held, SLOT_BASE, SLOT_MASK, Table, ipf};
 use crate::NccError;
 use crate::model::{Protocol, Scheduler, Service, ServiceKey};
 use crate::sched::maglev;
@@ -95,8 +95,6 @@ pub struct Script {
     del: BTreeMap<(Table, &'static str), Vec<String>>,
     drop_chains: Vec<(Table, String)>,
     flush_chains: Vec<(Table, String)>,
-    drop_sets: Vec<(Table, String)>,
-    add_sets: Vec<(Table, String)>,
     add_chains: Vec<(Table, String)>,
     add: BTreeMap<(Table, &'static str), Vec<String>>,
     rules: Vec<(Table, String, String)>,
@@ -110,12 +108,23 @@ fn proto(p: Protocol) -> &'static str {
 }
 
 fn fam(ip: IpAddr) -> (&'static str, &'static str, &'static str) {
-    // (svc map, dst map, address type)
+    // (svc map, dst map, after map)
     if ip.is_ipv4() {
-        ("svc4", "dst4", "ipv4_addr")
+        ("svc4", "dst4", "aft4")
     } else {
-        ("svc6", "dst6", "ipv6_addr")
+        ("svc6", "dst6", "aft6")
     }
+}
+
+/// A slot's key in the `slot` map.
+fn slot_key(slot: u32) -> String {
+    format!("{:#x}", SLOT_BASE.wrapping_add(slot))
+}
+
+/// Whether a map is a registry (`svc*`, `aft*`): its elements make a service reachable, so
+/// they are deleted first and added last.
+fn is_registry(m: &str) -> bool {
+    m.starts_with("svc") || m.starts_with("aft")
 }
 
 fn svc_key(k: &ServiceKey) -> String {
@@ -133,69 +142,124 @@ fn layout_of(s: Scheduler) -> Option<Layout> {
     }
 }
 
-/// The sticky map of a service, if it has one: (name, key expression, key type, timeout).
-fn sticky(t: Table, vip: IpAddr, m: &SvcMeta) -> Option<(String, String, String, u32)> {
-    let (_, _, at) = fam(vip);
+/// The shared sticky map a service updates, if it keeps client state: (map, key expression,
+/// timeout). Persistence keys on the client address; DSR rr/wrr/random keep each flow (client
+/// address and port) on its backend, since the netdev hook has no conntrack.
+fn sticky(t: Table, vip: IpAddr, m: &SvcMeta) -> Option<(String, String, u32)> {
     let ip = ipf(vip);
+    let v = if vip.is_ipv4() { "4" } else { "6" };
+    let svc = format!("{ip} daddr . meta l4proto . th dport . {ip} saddr");
     if m.persist > 0 {
-        return Some((
-            format!("k{}t{}", m.sid, m.persist),
-            format!("{ip} saddr"),
-            at.to_owned(),
-            m.persist,
-        ));
+        return Some((format!("sticky{v}"), svc, m.persist));
     }
     if t == Table::Dsr && matches!(m.sched, Scheduler::Rr | Scheduler::Wrr | Scheduler::Random) {
         return Some((
-            format!("k{}t{}", m.sid, DSR_FLOW_TIMEOUT_S),
-            format!("{ip} saddr . th sport"),
-            format!("{at} . inet_service"),
+            format!("flow{v}"),
+            format!("{svc} . th sport"),
             DSR_FLOW_TIMEOUT_S,
         ));
     }
     None
 }
 
-/// The rules of a service chain.
-pub fn rules(t: Table, vip: IpAddr, m: &SvcMeta, lb: Option<&str>) -> Vec<String> {
+/// The conntrack (NAT) or packet (DSR) mark that carries a flow's slot and then its
+/// destination id through the dispatch chain.
+fn reg(t: Table) -> &'static str {
+    match t {
+        Table::Nat => "ct mark",
+        Table::Dsr => "meta mark",
+    }
+}
+
+/// The rules of a service chain `s<sid>`: one rule computing the flow's slot (tagged with
+/// [`SLOT_BASE`]) into the mark. The chain binds no map, so adding it costs the same with 1 or
+/// 10,000 services; the dispatch chain resolves slot → destination once for all services.
+pub fn rules(t: Table, vip: IpAddr, m: &SvcMeta) -> Vec<String> {
     if m.n == 0 {
         return Vec::new();
     }
     let ip = ipf(vip);
-    let (_, dst, _) = fam(vip);
+    let off = SLOT_BASE.wrapping_add(m.off);
     let sched = match m.sched {
-        Scheduler::Rr | Scheduler::Wrr => format!("numgen inc mod {} offset {}", m.n, m.off),
+        Scheduler::Rr | Scheduler::Wrr => format!("numgen inc mod {} offset {off:#x}", m.n),
         Scheduler::Sh | Scheduler::Mh => format!(
-            "jhash {ip} saddr mod {} seed {HASH_SEED:#x} offset {}",
-            m.n, m.off
+            "jhash {ip} saddr mod {} seed {HASH_SEED:#x} offset {off:#x}",
+            m.n
         ),
-        Scheduler::Random => format!("numgen random mod {} offset {}", m.n, m.off),
+        Scheduler::Random => format!("numgen random mod {} offset {off:#x}", m.n),
         Scheduler::Dh => format!(
-            "jhash {ip} daddr mod {} seed {HASH_SEED:#x} offset {}",
-            m.n, m.off
+            "jhash {ip} daddr mod {} seed {HASH_SEED:#x} offset {off:#x}",
+            m.n
         ),
         Scheduler::Lc | Scheduler::Wlc | Scheduler::P2c => return Vec::new(),
     };
-    let (reg, action) = match t {
-        Table::Nat => (
-            "ct mark",
-            format!("meta l4proto {{ tcp, udp }} dnat {ip} to ct mark map @{dst}"),
-        ),
-        Table::Dsr => (
-            "meta mark",
-            format!(
-                "fwd {ip} to meta mark map @{dst} device \"{}\"",
-                lb.unwrap_or("lo")
-            ),
-        ),
-    };
+    vec![format!("{} set {sched}", reg(t))]
+}
+
+/// The rules of a service's after-chain `a<sid>` (run once the destination is known): the
+/// update of its sticky map with the service's own timeout. Empty when it keeps no state.
+pub fn after_rules(t: Table, vip: IpAddr, m: &SvcMeta) -> Vec<String> {
     match sticky(t, vip, m) {
-        Some((name, key, _, _)) => vec![
-            format!("{reg} set {key} map @{name} update @{name} {{ {key} : {reg} }} {action}"),
-            format!("{reg} set {sched} map @slots update @{name} {{ {key} : {reg} }} {action}"),
-        ],
-        None => vec![format!("{reg} set {sched} map @slots {action}")],
+        Some((map, key, timeout)) if m.n > 0 => vec![format!(
+            "update @{map} {{ {key} timeout {timeout}s : {} }}",
+            reg(t)
+        )],
+        _ => Vec::new(),
     }
+}
+
+/// The rules of a dispatch chain (`pre`/`out` for NAT, `in` for DSR). One pass: look the
+/// service up (verdict map → `s<sid>` computes the slot), let a live sticky entry override the
+/// slot, resolve slot → destination id, run the service's after-chain, then DNAT/forward to
+/// the destination. DNAT and `fwd` end evaluation, so the rules after the first pass run only
+/// when its destination is gone (a sticky entry naming a deleted destination): the mark is
+/// cleared and a second pass without the sticky lookup schedules afresh (and its after-chain
+/// repairs the entry). Every shared map is bound by these few rules only.
+pub fn dispatch_rules(t: Table, lb: Option<&str>) -> Vec<String> {
+    let r = reg(t);
+    let slot = format!("{r} and {SLOT_MASK:#x} == {SLOT_BASE:#x}");
+    let did = format!("{r} and {DID_MASK:#x} == {DID_BASE:#x}");
+    let fams = [("ip", "4"), ("ip6", "6")];
+    let svc = |ip: &str| format!("{ip} daddr . meta l4proto . th dport");
+    let pass = |out: &mut Vec<String>, with_sticky: bool| {
+        for (ip, v) in fams {
+            out.push(format!("{} vmap @svc{v}", svc(ip)));
+        }
+        if with_sticky {
+            for (ip, v) in fams {
+                out.push(format!(
+                    "{slot} {r} set {} . {ip} saddr map @sticky{v}",
+                    svc(ip)
+                ));
+                if t == Table::Dsr {
+                    out.push(format!(
+                        "{slot} {r} set {} . {ip} saddr . th sport map @flow{v}",
+                        svc(ip)
+                    ));
+                }
+            }
+        }
+        out.push(format!("{slot} {r} set {r} map @slot"));
+        for (ip, v) in fams {
+            out.push(format!("{did} {} vmap @aft{v}", svc(ip)));
+        }
+        for (ip, v) in fams {
+            out.push(match t {
+                Table::Nat => {
+                    format!("{did} meta l4proto {{ tcp, udp }} dnat {ip} to ct mark map @dst{v}")
+                }
+                Table::Dsr => format!(
+                    "{did} fwd {ip} to meta mark map @dst{v} device \"{}\"",
+                    lb.unwrap_or("lo")
+                ),
+            });
+        }
+    };
+    let mut out = Vec::new();
+    pass(&mut out, true);
+    out.push(format!("{did} {r} set 0"));
+    pass(&mut out, false);
+    out
 }
 
 impl Script {
@@ -211,7 +275,6 @@ impl Script {
     pub fn service(
         &mut self,
         alloc: &mut Alloc,
-        lb: Option<&str>,
         held: Option<&Held<'_>>,
         new: Option<&Service>,
     ) -> Result<(), NccError> {
@@ -221,27 +284,28 @@ impl Script {
                 self.remove(h);
                 Ok(())
             }
-            (None, Some(n)) => self.create(alloc, lb, n),
+            (None, Some(n)) => self.create(alloc, n),
             (Some(h), Some(n)) if Table::of(n.mode) != Some(h.table) => {
                 self.remove(h);
-                self.create(alloc, lb, n)
+                self.create(alloc, n)
             }
-            (Some(h), Some(n)) => self.update(alloc, lb, h, n),
+            (Some(h), Some(n)) => self.update(alloc, h, n),
         }
     }
 
     fn remove(&mut self, h: &Held<'_>) {
         let key = h.key;
         let t = h.table;
-        let (svc, dst, _) = fam(key.vip);
+        let (svc, dst, aft) = fam(key.vip);
         self.del(t, svc, svc_key(&key));
         let chain = format!("s{}", h.meta.sid);
         if h.st.chains.contains(&chain) {
             self.drop_chains.push((t, chain));
         }
-        let prefix = format!("k{}t", h.meta.sid);
-        for s in h.st.sets.iter().filter(|s| s.starts_with(&prefix)) {
-            self.drop_sets.push((t, s.clone()));
+        let after = format!("a{}", h.meta.sid);
+        if h.st.chains.contains(&after) {
+            self.del(t, aft, svc_key(&key));
+            self.drop_chains.push((t, after));
         }
         for id in h.dids.values() {
             self.drop_dest(t, dst, *id, h);
@@ -250,7 +314,7 @@ impl Script {
             h.st.slots
                 .range(h.meta.off..h.meta.off.saturating_add(h.meta.cap))
         {
-            self.del(t, "slots", slot.0.to_string());
+            self.del(t, "slot", slot_key(*slot.0));
         }
     }
 
@@ -298,19 +362,30 @@ impl Script {
         self.add(t, "weights", format!("{id:#x} : {weight}"));
     }
 
-    fn sticky_map(&mut self, t: Table, vip: IpAddr, m: &SvcMeta) {
-        if let Some((name, _, ty, timeout)) = sticky(t, vip, m) {
-            self.add_sets.push((
-                t,
-                format!(
-                    "add map {} {name} {{ type {ty} : mark; flags dynamic,timeout; timeout {timeout}s; size 1048576; }}",
-                    t.spec()
-                ),
-            ));
+    /// Writes the after-chain of a service (held: whether its chain and registry element
+    /// exist) so that it runs `want`.
+    fn after_chain(&mut self, t: Table, key: &ServiceKey, sid: u32, held: bool, want: Vec<String>) {
+        let (_, _, aft) = fam(key.vip);
+        let chain = format!("a{sid}");
+        if want.is_empty() {
+            if held {
+                self.del(t, aft, svc_key(key));
+                self.drop_chains.push((t, chain));
+            }
+            return;
+        }
+        if held {
+            self.flush_chains.push((t, chain.clone()));
+        } else {
+            self.add_chains.push((t, chain.clone()));
+            self.add(t, aft, format!("{} : jump {chain}", svc_key(key)));
+        }
+        for r in want {
+            self.rules.push((t, chain.clone(), r));
         }
     }
 
-    fn create(&mut self, alloc: &mut Alloc, lb: Option<&str>, s: &Service) -> Result<(), NccError> {
+    fn create(&mut self, alloc: &mut Alloc, s: &Service) -> Result<(), NccError> {
         let t = Table::of(s.mode).ok_or_else(|| {
             NccError::Unsupported(vec![format!("{}: tunnel mode needs IPVS", s.key)])
         })?;
@@ -332,7 +407,7 @@ impl Script {
         let cap = layout::capacity(slots.len());
         let off = alloc.slots(cap)?;
         for (i, id) in (0u32..).zip(&slots) {
-            self.add(t, "slots", format!("{} : {id:#x}", off + i));
+            self.add(t, "slot", format!("{} : {id:#x}", slot_key(off + i)));
         }
         let meta = SvcMeta {
             sid,
@@ -342,12 +417,12 @@ impl Script {
             cap,
             n,
         };
-        self.sticky_map(t, s.key.vip, &meta);
         let chain = format!("s{sid}");
         self.add_chains.push((t, chain.clone()));
-        for r in rules(t, s.key.vip, &meta, lb) {
+        for r in rules(t, s.key.vip, &meta) {
             self.rules.push((t, chain.clone(), r));
         }
+        self.after_chain(t, &s.key, sid, false, after_rules(t, s.key.vip, &meta));
         let (svc, _, _) = fam(s.key.vip);
         self.add(
             t,
@@ -361,13 +436,7 @@ impl Script {
         Ok(())
     }
 
-    fn update(
-        &mut self,
-        alloc: &mut Alloc,
-        lb: Option<&str>,
-        h: &Held<'_>,
-        s: &Service,
-    ) -> Result<(), NccError> {
+    fn update(&mut self, alloc: &mut Alloc, h: &Held<'_>, s: &Service) -> Result<(), NccError> {
         let t = h.table;
         let lay = layout_of(s.scheduler).ok_or_else(|| {
             NccError::Unsupported(vec![format!(
@@ -426,14 +495,14 @@ impl Script {
             let i = slot - old.off;
             let keep = off == old.off && slots.get(i as usize) == Some(id);
             if !keep {
-                self.del(t, "slots", slot.to_string());
+                self.del(t, "slot", slot_key(*slot));
             }
         }
         for (i, id) in (0u32..).zip(&slots) {
             let slot = off + i;
             let same = off == old.off && h.st.slots.get(&slot) == Some(id);
             if !same {
-                self.add(t, "slots", format!("{slot} : {id:#x}"));
+                self.add(t, "slot", format!("{} : {id:#x}", slot_key(slot)));
             }
         }
         let meta = SvcMeta {
@@ -451,16 +520,14 @@ impl Script {
             } else {
                 self.add_chains.push((t, chain.clone()));
             }
-            let was = sticky(t, s.key.vip, &old).map(|x| x.0);
-            let now = sticky(t, s.key.vip, &meta).map(|x| x.0);
-            if was != now {
-                if let Some(w) = was.filter(|w| h.st.sets.contains(w)) {
-                    self.drop_sets.push((t, w));
-                }
-                self.sticky_map(t, s.key.vip, &meta);
-            }
-            for r in rules(t, s.key.vip, &meta, lb) {
+            for r in rules(t, s.key.vip, &meta) {
                 self.rules.push((t, chain.clone(), r));
+            }
+            let was = after_rules(t, s.key.vip, &old);
+            let now = after_rules(t, s.key.vip, &meta);
+            let held = h.st.chains.contains(&format!("a{}", old.sid));
+            if was != now || held == now.is_empty() {
+                self.after_chain(t, &s.key, old.sid, held, now);
             }
             self.del(t, svc, svc_key(&s.key));
             self.add(
@@ -483,7 +550,7 @@ impl Script {
         if let Some(d) = dsr {
             base_dsr(&mut out, d, lb.unwrap_or("lo"));
         }
-        let registry_first = |m: &&'static str| !m.starts_with("svc");
+        let registry_first = |m: &&'static str| !is_registry(m);
         let mut dels: Vec<_> = self.del.iter().collect();
         dels.sort_by_key(|((t, m), _)| (registry_first(m), *t, *m));
         for ((t, m), elems) in dels {
@@ -495,12 +562,6 @@ impl Script {
         }
         for (t, c) in &self.flush_chains {
             let _ = writeln!(out, "flush chain {} {c}", t.spec());
-        }
-        for (t, s) in &self.drop_sets {
-            let _ = writeln!(out, "delete map {} {s}", t.spec());
-        }
-        for (_, line) in &self.add_sets {
-            let _ = writeln!(out, "{line}");
         }
         for (t, c) in &self.add_chains {
             let _ = writeln!(out, "add chain {} {c}", t.spec());
@@ -545,16 +606,36 @@ fn elements(out: &mut String, verb: &str, t: Table, map: &str, elems: &[String])
     }
 }
 
+/// The maps both tables hold: the registries, sticky state, slots and weights.
+fn base_maps(out: &mut String, t: &str, dsr: bool) {
+    let svc = |a: &str| format!("{a} . inet_proto . inet_service");
+    for (v, a) in [("4", "ipv4_addr"), ("6", "ipv6_addr")] {
+        let _ = writeln!(out, "add map {t} svc{v} {{ type {} : verdict; }}", svc(a));
+        let _ = writeln!(out, "add map {t} aft{v} {{ type {} : verdict; }}", svc(a));
+        let _ = writeln!(
+            out,
+            "add map {t} sticky{v} {{ type {} . {a} : mark; flags dynamic,timeout; timeout {DSR_FLOW_TIMEOUT_S}s; size 1048576; }}",
+            svc(a)
+        );
+        if dsr {
+            let _ = writeln!(
+                out,
+                "add map {t} flow{v} {{ type {} . {a} . inet_service : mark; flags dynamic,timeout; timeout {DSR_FLOW_TIMEOUT_S}s; size 1048576; }}",
+                svc(a)
+            );
+        }
+    }
+    let _ = writeln!(out, "add map {t} slot {{ type mark : mark; }}");
+    let _ = writeln!(out, "add map {t} weights {{ type mark : mark; }}");
+}
+
 fn base_nat(out: &mut String, st: &TableState) {
     let t = Table::Nat.spec();
+    let _ = writeln!(out, "add table {t}");
+    base_maps(out, t, false);
     let _ = write!(
         out,
-        "add table {t}\n\
-         add map {t} svc4 {{ type ipv4_addr . inet_proto . inet_service : verdict; }}\n\
-         add map {t} svc6 {{ type ipv6_addr . inet_proto . inet_service : verdict; }}\n\
-         add map {t} slots {{ typeof numgen inc mod 2 : ct mark; }}\n\
-         add map {t} weights {{ type mark : mark; }}\n\
-         add map {t} dst4 {{ type mark : ipv4_addr . inet_service; counter; }}\n\
+        "add map {t} dst4 {{ type mark : ipv4_addr . inet_service; counter; }}\n\
          add map {t} dst6 {{ type mark : ipv6_addr . inet_service; counter; }}\n\
          add set {t} cin {{ type mark; counter; }}\n\
          add set {t} cout {{ type mark; counter; }}\n\
@@ -565,8 +646,8 @@ fn base_nat(out: &mut String, st: &TableState) {
     );
     let ours = format!("ct mark and {DID_MASK:#x} == {DID_BASE:#x}");
     let want: [(&str, Vec<String>); 4] = [
-        ("pre", vmap_rules()),
-        ("out", vmap_rules()),
+        ("pre", dispatch_rules(Table::Nat, None)),
+        ("out", dispatch_rules(Table::Nat, None)),
         ("post", vec![format!("ct status dnat {ours} masquerade")]),
         (
             "forward",
@@ -581,25 +662,15 @@ fn base_nat(out: &mut String, st: &TableState) {
 
 fn base_dsr(out: &mut String, st: &TableState, lb: &str) {
     let t = Table::Dsr.spec();
+    let _ = writeln!(out, "add table {t}");
+    base_maps(out, t, true);
     let _ = write!(
         out,
-        "add table {t}\n\
-         add map {t} svc4 {{ type ipv4_addr . inet_proto . inet_service : verdict; }}\n\
-         add map {t} svc6 {{ type ipv6_addr . inet_proto . inet_service : verdict; }}\n\
-         add map {t} slots {{ typeof numgen inc mod 2 : meta mark; }}\n\
-         add map {t} weights {{ type mark : mark; }}\n\
-         add map {t} dst4 {{ type mark : ipv4_addr; counter; }}\n\
+        "add map {t} dst4 {{ type mark : ipv4_addr; counter; }}\n\
          add map {t} dst6 {{ type mark : ipv6_addr; counter; }}\n\
          add chain {t} in {{ type filter hook ingress device \"{lb}\" priority 0; policy accept; }}\n"
     );
-    base_rules(out, t, st, &[("in", vmap_rules())]);
-}
-
-fn vmap_rules() -> Vec<String> {
-    vec![
-        "ip daddr . meta l4proto . th dport vmap @svc4".to_owned(),
-        "ip6 daddr . meta l4proto . th dport vmap @svc6".to_owned(),
-    ]
+    base_rules(out, t, st, &[("in", dispatch_rules(Table::Dsr, Some(lb)))]);
 }
 
 /// Base chains are (re)filled only when their rule count is not what we put there, so a

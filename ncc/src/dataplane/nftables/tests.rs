@@ -63,12 +63,24 @@ fn new_service_is_one_script_with_chain_slots_and_registry() {
     for want in [
         "add chain inet seesaw s1\n",
         "add element inet seesaw dst4 { 0x5ee00000 comment \"sid=1\" : 10.0.0.1 . 80, 0x5ee00001 comment \"sid=1\" : 10.0.0.2 . 80 }",
-        "add element inet seesaw slots { 0 : 0x5ee00000, 1 : 0x5ee00001, 2 : 0x5ee00000 }",
-        "add rule inet seesaw s1 ct mark set numgen inc mod 3 offset 0 map @slots meta l4proto { tcp, udp } dnat ip to ct mark map @dst4",
+        "add element inet seesaw slot { 0x30000000 : 0x5ee00000, 0x30000001 : 0x5ee00001, 0x30000002 : 0x5ee00000 }",
+        "add rule inet seesaw s1 ct mark set numgen inc mod 3 offset 0x30000000\n",
         "add element inet seesaw svc4 { 198.51.100.1 . tcp . 80 comment \"sid=1 sch=wrr p=0 so=0 sc=8 sn=3\" : jump s1 }",
         "add rule inet seesaw pre ip daddr . meta l4proto . th dport vmap @svc4",
+        "add rule inet seesaw pre ct mark and 0xf0000000 == 0x30000000 ct mark set ct mark map @slot",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    assert!(
+        !text.contains("chain inet seesaw a1"),
+        "no state kept: no after-chain"
+    );
+    // No service chain binds a map: only the dispatch chains do.
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("add rule inet seesaw s"))
+    {
+        assert!(!l.contains('@'), "a service rule binds a map: {l}");
     }
     let rules = text.find("add rule inet seesaw s1").unwrap();
     let registry = text.find("add element inet seesaw svc4").unwrap();
@@ -79,8 +91,8 @@ fn new_service_is_one_script_with_chain_slots_and_registry() {
 fn a_weight_change_touches_only_that_services_weight_and_slots() {
     // A kernel holding two services (what the first apply wrote), as nft would list it.
     let listing = r#"{"nftables": [
-      {"chain": {"name": "pre"}}, {"rule": {"chain": "pre"}}, {"rule": {"chain": "pre"}},
-      {"chain": {"name": "out"}}, {"rule": {"chain": "out"}}, {"rule": {"chain": "out"}},
+      {"chain": {"name": "pre"}}, PRE
+      {"chain": {"name": "out"}}, OUT
       {"chain": {"name": "post"}}, {"rule": {"chain": "post"}},
       {"chain": {"name": "forward"}}, {"rule": {"chain": "forward"}}, {"rule": {"chain": "forward"}},
       {"chain": {"name": "s1"}}, {"rule": {"chain": "s1"}}, {"chain": {"name": "s2"}}, {"rule": {"chain": "s2"}},
@@ -93,12 +105,16 @@ fn a_weight_change_touches_only_that_services_weight_and_slots() {
         [{"elem": {"val": 1591738370, "comment": "sid=2"}}, {"concat": ["10.0.0.1", 80]}],
         [{"elem": {"val": 1591738371, "comment": "sid=2"}}, {"concat": ["10.0.0.2", 80]}]]}},
       {"map": {"name": "weights", "elem": [[1591738368, 1], [1591738369, 1], [1591738370, 1], [1591738371, 1]]}},
-      {"map": {"name": "slots", "elem": [[0, 1591738368], [1, 1591738369], [8, 1591738370], [9, 1591738371]]}},
+      {"map": {"name": "slot", "elem": [[805306368, 1591738368], [805306369, 1591738369], [805306376, 1591738370], [805306377, 1591738371]]}},
       {"set": {"name": "cin", "elem": [1591738368, 1591738369, 1591738370, 1591738371]}},
       {"set": {"name": "cout", "elem": [1591738368, 1591738369, 1591738370, 1591738371]}}
     ]}"#;
+    let n = script::dispatch_rules(Table::Nat, None).len();
+    let listing = listing
+        .replace("PRE", &"{\"rule\": {\"chain\": \"pre\"}},".repeat(n))
+        .replace("OUT", &"{\"rule\": {\"chain\": \"out\"}},".repeat(n));
     let rec = Recorder::default();
-    rec.listing.lock().unwrap().0 = listing.to_owned();
+    rec.listing.lock().unwrap().0 = listing;
     let mut p = NftPlane::new(rec.clone(), None).unwrap();
     let a = service(
         80,
@@ -143,9 +159,9 @@ fn a_weight_change_touches_only_that_services_weight_and_slots() {
             "delete element inet seesaw svc4 { 198.51.100.1 . tcp . 81 }",
             "delete element inet seesaw weights { 0x5ee00002 }",
             "flush chain inet seesaw s2",
-            "add element inet seesaw slots { 10 : 0x5ee00002 }",
+            "add element inet seesaw slot { 0x3000000a : 0x5ee00002 }",
             "add element inet seesaw weights { 0x5ee00002 : 2 }",
-            "add rule inet seesaw s2 ct mark set numgen inc mod 3 offset 8 map @slots meta l4proto { tcp, udp } dnat ip to ct mark map @dst4",
+            "add rule inet seesaw s2 ct mark set numgen inc mod 3 offset 0x30000008",
             "add element inet seesaw svc4 { 198.51.100.1 . tcp . 81 comment \"sid=2 sch=wrr p=0 so=8 sc=8 sn=3\" : jump s2 }",
         ],
         "only service 2's objects:\n{text}"
@@ -162,4 +178,49 @@ fn lc_and_tun_are_refused_with_a_reason() {
     assert!(p.unsupported(&s).unwrap().contains("LB interface"));
     s.mode = ForwardMode::Tun;
     assert!(p.unsupported(&s).unwrap().contains("IPVS"));
+}
+
+#[test]
+fn persistence_gets_an_after_chain_that_goes_away_with_it() {
+    let rec = Recorder::default();
+    let mut p = NftPlane::new(rec.clone(), None).unwrap();
+    let mut s = service(80, Scheduler::Rr, &[("10.0.0.1:80", 1), ("10.0.0.2:80", 1)]);
+    s.persistence = 60;
+    apply(&mut p, std::slice::from_ref(&s)).unwrap();
+    let text = rec.scripts.lock().unwrap()[0].clone();
+    for want in [
+        "add chain inet seesaw a1\n",
+        "add rule inet seesaw a1 update @sticky4 { ip daddr . meta l4proto . th dport . ip saddr timeout 60s : ct mark }",
+        "add element inet seesaw aft4 { 198.51.100.1 . tcp . 80 : jump a1 }",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    // The kernel now holds it (as nft would list it); dropping persistence removes the chain.
+    let listing = r#"{"nftables": [
+      {"chain": {"name": "s1"}}, {"rule": {"chain": "s1"}}, {"chain": {"name": "a1"}}, {"rule": {"chain": "a1"}},
+      {"map": {"name": "svc4", "elem": [
+        [{"elem": {"val": {"concat": ["198.51.100.1", "tcp", 80]}, "comment": "sid=1 sch=rr p=60 so=0 sc=8 sn=2"}}, {"jump": {"target": "s1"}}]]}},
+      {"map": {"name": "aft4", "elem": [[{"concat": ["198.51.100.1", "tcp", 80]}, {"jump": {"target": "a1"}}]]}},
+      {"map": {"name": "dst4", "elem": [
+        [{"elem": {"val": 1591738368, "comment": "sid=1"}}, {"concat": ["10.0.0.1", 80]}],
+        [{"elem": {"val": 1591738369, "comment": "sid=1"}}, {"concat": ["10.0.0.2", 80]}]]}},
+      {"map": {"name": "weights", "elem": [[1591738368, 1], [1591738369, 1]]}},
+      {"map": {"name": "slot", "elem": [[805306368, 1591738368], [805306369, 1591738369]]}}
+    ]}"#;
+    rec.listing.lock().unwrap().0 = listing.to_owned();
+    p.refresh().unwrap();
+    s.persistence = 0;
+    let changes = apply(&mut p, std::slice::from_ref(&s)).unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let text = rec.scripts.lock().unwrap()[1].clone();
+    for want in [
+        "delete element inet seesaw aft4 { 198.51.100.1 . tcp . 80 }",
+        "delete chain inet seesaw a1",
+        "flush chain inet seesaw s1",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    let del_elem = text.find("delete element inet seesaw aft4").unwrap();
+    let del_chain = text.find("delete chain inet seesaw a1").unwrap();
+    assert!(del_elem < del_chain, "the jump goes before its chain");
 }
