@@ -60,6 +60,21 @@ pub trait EngineLink {
     ) -> impl Future<Output = Result<(String, String), EngineError>>;
     /// `Failover`: the engine's message, or why it refused (`EngineError::Rpc`).
     fn failover(&mut self) -> impl Future<Output = Result<String, EngineError>>;
+    /// `GetCluster`: the running cluster.pb text.
+    fn cluster_text(&mut self) -> impl Future<Output = Result<String, EngineError>>;
+    /// `UpdateCluster`: validate, record (`what`) and apply a new cluster.pb.
+    fn update_cluster(
+        &mut self,
+        text: String,
+        what: String,
+    ) -> impl Future<Output = Result<pb::ConfigReloadReply, EngineError>>;
+    /// `ConfigHistory`: saved versions, newest first.
+    fn history(&mut self) -> impl Future<Output = Result<Vec<pb::ConfigVersion>, EngineError>>;
+    /// `ConfigRollback`: restore version `id` and apply it.
+    fn rollback(
+        &mut self,
+        id: u64,
+    ) -> impl Future<Output = Result<pb::ConfigReloadReply, EngineError>>;
 }
 
 // === impl GrpcEngine ===
@@ -179,6 +194,47 @@ impl EngineLink for GrpcEngine {
             Err(s) => Err(self.error(s)),
         }
     }
+
+    async fn cluster_text(&mut self) -> Result<String, EngineError> {
+        match self.client.get_cluster(pb::Empty {}).await {
+            Ok(r) => Ok(r.into_inner().text),
+            Err(s) => Err(self.error(s)),
+        }
+    }
+
+    async fn update_cluster(
+        &mut self,
+        text: String,
+        what: String,
+    ) -> Result<pb::ConfigReloadReply, EngineError> {
+        let req = pb::UpdateClusterRequest {
+            text,
+            what,
+            acting_user: String::new(),
+        };
+        match self.client.update_cluster(req).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.error(s)),
+        }
+    }
+
+    async fn history(&mut self) -> Result<Vec<pb::ConfigVersion>, EngineError> {
+        match self.client.config_history(pb::Empty {}).await {
+            Ok(r) => Ok(r.into_inner().versions),
+            Err(s) => Err(self.error(s)),
+        }
+    }
+
+    async fn rollback(&mut self, id: u64) -> Result<pb::ConfigReloadReply, EngineError> {
+        let req = pb::ConfigRollbackRequest {
+            id,
+            acting_user: String::new(),
+        };
+        match self.client.config_rollback(req).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.error(s)),
+        }
+    }
 }
 
 /// The deepest error in the status's source chain (the OS error when connecting fails), or the
@@ -215,6 +271,10 @@ pub struct FakeEngine {
     pub source: String,
     /// Failover requests seen.
     pub failovers: u32,
+    /// The cluster.pb text.
+    pub text: String,
+    /// Saved versions (id, what, text), oldest first.
+    pub versions: Vec<(u64, String, String)>,
 }
 
 #[cfg(test)]
@@ -316,5 +376,51 @@ impl EngineLink for FakeEngine {
         }
         self.failovers += 1;
         Ok("failover requested".to_owned())
+    }
+
+    async fn cluster_text(&mut self) -> Result<String, EngineError> {
+        self.up()?;
+        Ok(self.text.clone())
+    }
+
+    async fn update_cluster(
+        &mut self,
+        text: String,
+        what: String,
+    ) -> Result<pb::ConfigReloadReply, EngineError> {
+        self.up()?;
+        let id = self.versions.last().map_or(1, |v| v.0 + 1);
+        self.versions.push((id, what, text.clone()));
+        self.text = text;
+        Ok(pb::ConfigReloadReply {
+            applied: true,
+            message: format!("configuration applied (version {id})"),
+            errors: Vec::new(),
+        })
+    }
+
+    async fn history(&mut self) -> Result<Vec<pb::ConfigVersion>, EngineError> {
+        self.up()?;
+        Ok(self
+            .versions
+            .iter()
+            .rev()
+            .map(|(id, what, text)| pb::ConfigVersion {
+                id: *id,
+                at_ms: 0,
+                who: "tester".to_owned(),
+                what: what.clone(),
+                sha256: format!("{:064x}", text.len()),
+                size: text.len() as u64,
+            })
+            .collect())
+    }
+
+    async fn rollback(&mut self, id: u64) -> Result<pb::ConfigReloadReply, EngineError> {
+        self.up()?;
+        let Some((_, _, text)) = self.versions.iter().find(|v| v.0 == id).cloned() else {
+            return Err(EngineError::Rpc(format!("no config version {id}")));
+        };
+        self.update_cluster(text, format!("rollback to version {id}")).await
     }
 }

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use crate::tree::HelpLine;
 use crate::view::{
-    ClusterView, ConfigStatusView, DestinationView, HaView, ReloadView, ServiceView, VserverView,
-    WarningsView,
+    BackendRow, CheckRow, ClusterView, ConfigStatusView, DestinationRow, DestinationView, HaView,
+    ReloadView, ServiceView, VersionRow, VersionView, VlanRow, VserverView, WarningsView,
 };
 
 /// `show vservers` with no argument or several matches: `[n] name`, plus ` (disabled)`.
@@ -134,6 +134,138 @@ pub fn reload(r: &ReloadView) -> String {
         }
     }
     out
+}
+
+/// `show backends`: one aligned row per backend host.
+pub fn backends(rows: &[BackendRow]) -> String {
+    if rows.is_empty() {
+        return "No backends.\n".to_owned();
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|b| {
+            vec![
+                b.hostname.clone(),
+                b.address.clone(),
+                b.destinations.to_string(),
+                format!("{}/{}", b.healthy, b.destinations),
+                format!("{}/{}", b.active, b.destinations),
+                or_dash(&b.override_state).to_owned(),
+            ]
+        })
+        .collect();
+    table(
+        Some(&["Backend", "Address", "Dests", "Healthy", "Active", "Override"]),
+        &cells,
+        "",
+    )
+}
+
+/// `show destinations`.
+pub fn destinations(rows: &[DestinationRow]) -> String {
+    if rows.is_empty() {
+        return "No destinations.\n".to_owned();
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|d| {
+            vec![
+                d.name.clone(),
+                d.backend.clone(),
+                d.address.clone(),
+                d.weight.to_string(),
+                enabled(d.enabled).to_owned(),
+                if d.healthy { "healthy" } else { "unhealthy" }.to_owned(),
+                yes_no(d.active),
+                or_dash(&d.override_state).to_owned(),
+                format!("{}/{}", d.active_conns, d.total_conns),
+            ]
+        })
+        .collect();
+    table(
+        Some(&[
+            "Destination", "Backend", "Address", "Weight", "Enabled", "Health", "Active",
+            "Override", "Conns",
+        ]),
+        &cells,
+        "",
+    )
+}
+
+/// `show healthchecks`.
+pub fn healthchecks(rows: &[CheckRow]) -> String {
+    if rows.is_empty() {
+        return "No health checks.\n".to_owned();
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|c| {
+            vec![
+                format!("{:016x}", c.id),
+                c.destination.clone(),
+                c.name.clone(),
+                c.state.clone(),
+                c.message.clone(),
+            ]
+        })
+        .collect();
+    table(
+        Some(&["Id", "Destination", "Check", "State", "Message"]),
+        &cells,
+        "",
+    )
+}
+
+/// `config history`: newest first.
+pub fn history(rows: &[VersionRow], now_ms: i64) -> String {
+    if rows.is_empty() {
+        return "No saved versions.\n".to_owned();
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|v| {
+            vec![
+                v.id.to_string(),
+                timestamp(v.at_ms, now_ms),
+                v.who.clone(),
+                v.sha256.chars().take(12).collect(),
+                v.what.clone(),
+            ]
+        })
+        .collect();
+    table(Some(&["Id", "When", "Who", "SHA-256", "What"]), &cells, "")
+}
+
+/// `show vlans`.
+pub fn vlans(rows: &[VlanRow]) -> String {
+    if rows.is_empty() {
+        return "No VLANs.\n".to_owned();
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|v| {
+            vec![
+                v.id.to_string(),
+                v.host.clone(),
+                or_dash(&v.ipv4).to_owned(),
+                or_dash(&v.ipv6).to_owned(),
+            ]
+        })
+        .collect();
+    table(Some(&["VLAN", "Host", "IPv4", "IPv6"]), &cells, "")
+}
+
+/// `show version`.
+pub fn version(v: &VersionView) -> String {
+    fields(
+        "",
+        &[
+            ("Shell", v.shell.clone()),
+            ("Engine", format!("version {}", v.engine)),
+            ("Site", v.site.clone()),
+            ("Data plane", v.dataplane.clone()),
+        ],
+    )
 }
 
 /// `config status`.

@@ -13,14 +13,24 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::history::MemHistory;
-use rustyline::{CompletionType, Config, Context, Editor, Helper, Highlighter, Hinter, Validator};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustyline::{
+    Cmd, CompletionType, ConditionalEventHandler, Config, Context, Editor, Event, EventContext,
+    EventHandler, Helper, Highlighter, Hinter, KeyEvent, RepeatCount, Validator,
+};
 use seesaw_common::exit;
 use serde::Serialize;
 
 use crate::engine::{EngineError, EngineLink, GrpcEngine};
 use crate::format;
 use crate::tree::{self, Action, COMMANDS, Parsed};
-use crate::view::{ClusterView, ConfigStatusView, HaView, ReloadView, VserverView, WarningsView};
+use crate::view::{
+    self, ClusterView, ConfigStatusView, HaView, ReloadView, VersionRow, VersionView, VserverView,
+    WarningsView,
+};
+use seesaw_ecu::cluster_edit;
 
 /// How replies are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -157,6 +167,126 @@ pub async fn execute<E: EngineLink>(
             Err(EngineError::Rpc(why)) => (format!("Config source refused: {why}\n"), false),
             Err(e) => return Err(e),
         },
+        Action::ShowBackends | Action::ShowDestinations | Action::ShowHealthchecks => {
+            let all: Vec<VserverView> = engine
+                .vservers("")
+                .await?
+                .into_iter()
+                .map(VserverView::from)
+                .collect();
+            let prefix = arg.unwrap_or_default();
+            let text = match action {
+                Action::ShowBackends => {
+                    let rows = view::backend_rows(&all, prefix);
+                    if json {
+                        to_json(&serde_json::json!({ "backends": rows }))
+                    } else {
+                        format::backends(&rows)
+                    }
+                }
+                Action::ShowDestinations => {
+                    let rows = view::destination_rows(&all, prefix);
+                    if json {
+                        to_json(&serde_json::json!({ "destinations": rows }))
+                    } else {
+                        format::destinations(&rows)
+                    }
+                }
+                _ => {
+                    let rows = view::check_rows(&all, prefix);
+                    if json {
+                        to_json(&serde_json::json!({ "healthchecks": rows }))
+                    } else {
+                        format::healthchecks(&rows)
+                    }
+                }
+            };
+            (text, true)
+        }
+        Action::ShowVlans => {
+            let text = engine.cluster_text().await?;
+            match cluster_edit::parse(&text) {
+                Ok(cluster) => {
+                    let rows = view::vlan_rows(&cluster, arg);
+                    let text = if json {
+                        to_json(&serde_json::json!({ "vlans": rows }))
+                    } else {
+                        format::vlans(&rows)
+                    };
+                    (text, true)
+                }
+                Err(e) => (format!("{e}\n"), false),
+            }
+        }
+        Action::ShowVersion => {
+            let c = engine.cluster_status().await?;
+            let v = VersionView {
+                shell: seesaw_common::build_info(),
+                engine: c.version,
+                site: c.site,
+                dataplane: c.dataplane,
+            };
+            let text = if json {
+                to_json(&v)
+            } else {
+                format::version(&v)
+            };
+            (text, true)
+        }
+        Action::ConfigHistory => {
+            let rows: Vec<VersionRow> = engine
+                .history()
+                .await?
+                .into_iter()
+                .map(VersionRow::from)
+                .collect();
+            let text = if json {
+                to_json(&serde_json::json!({ "versions": rows }))
+            } else {
+                format::history(&rows, now_ms)
+            };
+            (text, true)
+        }
+        Action::ConfigRollback => {
+            let Some(id) = arg.and_then(|a| a.parse::<u64>().ok()) else {
+                return Ok(Step::Print {
+                    text: "config rollback needs a version id (see `config history`)\n".into(),
+                    ok: false,
+                });
+            };
+            match engine.rollback(id).await {
+                Ok(reply) => {
+                    let reply = ReloadView::from(reply);
+                    let text = if json {
+                        to_json(&reply)
+                    } else {
+                        format::reload(&reply)
+                    };
+                    (text, reply.applied)
+                }
+                Err(EngineError::Rpc(why)) => (format!("Rollback refused: {why}\n"), false),
+                Err(e) => return Err(e),
+            }
+        }
+        Action::ConfigImport => {
+            let Some(path) = arg else {
+                return Ok(Step::Print {
+                    text: format!("{}\n", tree::ParseError::Incomplete),
+                    ok: false,
+                });
+            };
+            match import_file(engine, path).await? {
+                Ok(reply) => {
+                    let text = if json {
+                        to_json(&reply)
+                    } else {
+                        format::reload(&reply)
+                    };
+                    (text, reply.applied)
+                }
+                Err(problems) => (format!("Import refused:\n{problems}"), false),
+            }
+        }
         Action::Failover => match engine.failover().await {
             Ok(message) => (
                 if json {
@@ -171,6 +301,42 @@ pub async fn execute<E: EngineLink>(
         },
     };
     Ok(Step::Print { text, ok })
+}
+
+/// `config import FILE`: the YAML's vservers replace or join the running cluster.pb, which the
+/// engine validates, records and applies. The inner error lists every problem, one per line.
+async fn import_file<E: EngineLink>(
+    engine: &mut E,
+    path: &str,
+) -> Result<Result<ReloadView, String>, EngineError> {
+    let yaml = match std::fs::read_to_string(path) {
+        Ok(y) => y,
+        Err(e) => return Ok(Err(format!("  {path}: {e}\n"))),
+    };
+    let mut cluster = match cluster_edit::parse(&engine.cluster_text().await?) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(format!("  {e}\n"))),
+    };
+    let vservers = match seesaw_ecu::import::import(&yaml, seesaw_ecu::api::cluster_vip(&cluster))
+    {
+        Ok(v) => v,
+        Err(errs) => {
+            let mut out = String::new();
+            for e in errs {
+                out.push_str(&format!("  {path}: {e}\n"));
+            }
+            return Ok(Err(out));
+        }
+    };
+    let names: Vec<String> = vservers.iter().map(|v| v.name.clone()).collect();
+    for v in vservers {
+        cluster_edit::upsert_pool(&mut cluster, v);
+    }
+    let what = format!("import {} from {path}", names.join(", "));
+    let reply = engine
+        .update_cluster(cluster_edit::render(&cluster), what)
+        .await?;
+    Ok(Ok(ReloadView::from(reply)))
 }
 
 /// `seesaw -c "command"`: runs one command and returns the exit code: 0, 64 for a bad command,
@@ -260,6 +426,13 @@ pub fn interactive(run_dir: &Path, output: OutputFormat) -> u8 {
             }
         };
     editor.set_helper(Some(ShellHelper));
+    // `?` answers at once, as in Seesaw's shell: the key ends the line and the loop below treats
+    // it as the line followed by `?`.
+    let help_key = Arc::new(AtomicBool::new(false));
+    editor.bind_sequence(
+        KeyEvent::from('?'),
+        EventHandler::Conditional(Box::new(HelpKey(Arc::clone(&help_key)))),
+    );
 
     // After `?`, the words before it are offered again as the next input, as Seesaw's shell does.
     let mut initial = String::new();
@@ -271,7 +444,12 @@ pub fn interactive(run_dir: &Path, output: OutputFormat) -> u8 {
         };
         initial.clear();
         let line = match read {
-            Ok(line) => line,
+            Ok(mut line) => {
+                if help_key.swap(false, Ordering::SeqCst) {
+                    line.push('?');
+                }
+                line
+            }
             // Ctrl-C abandons the line, Ctrl-D leaves.
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => return exit::OK,
@@ -316,6 +494,22 @@ pub fn banner(ha_state: &str) -> String {
         text.push_str("\nThis seesaw is not currently the master.");
     }
     text
+}
+
+/// The `?` key: flags the help request and accepts the line.
+struct HelpKey(Arc<AtomicBool>);
+
+impl ConditionalEventHandler for HelpKey {
+    fn handle(
+        &self,
+        _evt: &Event,
+        _n: RepeatCount,
+        _positive: bool,
+        _ctx: &EventContext<'_>,
+    ) -> Option<Cmd> {
+        self.0.store(true, Ordering::SeqCst);
+        Some(Cmd::AcceptLine)
+    }
 }
 
 // === impl ShellHelper ===
@@ -578,6 +772,109 @@ mod tests {
             err.to_string(),
             "cannot reach the engine at /fake/engine.sock: No such file or directory (os error 2)"
         );
+    }
+
+    const CLUSTER: &str = r#"
+seesaw_vip: < fqdn: "vip.demo." ipv4: "127.0.0.254/8" >
+node: < fqdn: "lb1.demo." ipv4: "127.0.0.1/8" >
+vlan: < vlan_id: 10 host: < fqdn: "v10.demo." ipv4: "10.0.10.1/24" > >
+vlan: < vlan_id: 20 host: < fqdn: "v20.demo." ipv4: "10.0.20.1/24" > >
+"#;
+
+    #[tokio::test]
+    async fn history_rollback_and_import_go_through_the_engine() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut e = FakeEngine {
+            text: CLUSTER.into(),
+            ..Default::default()
+        };
+        let yaml = dir.path().join("pool.yaml");
+        std::fs::write(
+            &yaml,
+            "kind: Pool\nname: api@demo\nvip: 127.0.0.1\nservices: [{port: 81}]\n\
+             members: [{host: be1.demo., ip: 127.0.0.2}]\n",
+        )
+        .expect("write");
+        let line = format!("config import {}", yaml.display());
+        assert_eq!(
+            printed(text(&mut e, &line).await),
+            "configuration applied (version 1)\n"
+        );
+        assert!(e.text.contains("name: \"api@demo\""), "{}", e.text);
+        assert!(e.versions[0].1.starts_with("import api@demo from "));
+        let out = printed(text(&mut e, "config history").await);
+        assert!(out.starts_with("Id  When"), "{out}");
+        assert!(out.contains("tester"), "{out}");
+        assert_eq!(
+            printed(text(&mut e, "config rollback 1").await),
+            "configuration applied (version 2)\n"
+        );
+        match text(&mut e, "config rollback 9").await {
+            Ok(Step::Print { text, ok: false }) => {
+                assert_eq!(text, "Rollback refused: no config version 9\n");
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&yaml, "kind: Pool\nname: x\n").expect("write");
+        match text(&mut e, &line).await {
+            Ok(Step::Print { text, ok: false }) => {
+                assert!(text.contains("documents[0].vip: is required"), "{text}");
+                assert!(text.contains("documents[0].services: is required"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.versions.len(), 2, "a refused import saves nothing");
+    }
+
+    #[tokio::test]
+    async fn vlans_backends_destinations_and_checks() {
+        let mut e = FakeEngine {
+            text: CLUSTER.into(),
+            vservers: vec![pb::VserverStatus {
+                name: "web".into(),
+                services: vec![pb::ServiceStatus {
+                    address: "127.0.0.1".into(),
+                    protocol: "tcp".into(),
+                    port: 80,
+                    destinations: vec![pb::DestinationStatus {
+                        name: "web/127.0.0.2:80/TCP".into(),
+                        backend: "be1.demo.".into(),
+                        address: "127.0.0.2".into(),
+                        port: 80,
+                        weight: 1,
+                        enabled: true,
+                        healthy: true,
+                        active: true,
+                        override_state: "disabled".into(),
+                        checks: vec![pb::CheckStatus {
+                            name: "HTTP/80".into(),
+                            id: 255,
+                            state: "healthy".into(),
+                            message: "200 OK".into(),
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            printed(text(&mut e, "sh vl 10.0.20.9").await),
+            "VLAN  Host       IPv4          IPv6\n20    v20.demo.  10.0.20.1/24  -\n"
+        );
+        assert!(printed(text(&mut e, "sh vl").await).contains("\n10    v10.demo."));
+        assert_eq!(
+            printed(text(&mut e, "sh ba").await),
+            "Backend    Address    Dests  Healthy  Active  Override\n\
+             be1.demo.  127.0.0.2  1      1/1      1/1     disabled\n"
+        );
+        assert_eq!(printed(text(&mut e, "sh ba zz").await), "No backends.\n");
+        let d = printed(text(&mut e, "sh de web/").await);
+        assert!(d.contains("web/127.0.0.2:80/TCP  be1.demo.  127.0.0.2:80  1"), "{d}");
+        let c = printed(text(&mut e, "sh he").await);
+        assert!(c.contains("00000000000000ff  web/127.0.0.2:80/TCP  HTTP/80  healthy  200 OK"), "{c}");
     }
 
     #[test]

@@ -27,6 +27,22 @@ pub enum Action {
     ConfigSource,
     /// `failover`: the master hands over to its peer.
     Failover,
+    /// `show backends [prefix]`: every backend host with its destinations' health.
+    ShowBackends,
+    /// `show destinations [prefix]`: every destination.
+    ShowDestinations,
+    /// `show healthchecks [prefix]`: every check of every destination.
+    ShowHealthchecks,
+    /// `show vlans [id|ip]`.
+    ShowVlans,
+    /// `show version`.
+    ShowVersion,
+    /// `config history`: the saved cluster.pb versions.
+    ConfigHistory,
+    /// `config rollback <id>`.
+    ConfigRollback,
+    /// `config import <file>`: YAML (Parasaus Service + Endpoints, or `kind: Pool`).
+    ConfigImport,
 }
 
 /// What an override names.
@@ -154,9 +170,28 @@ pub static COMMANDS: &[Node] = &[
         "Configuration commands",
         &[
             command(
+                "history",
+                "Show the saved cluster.pb versions",
+                Action::ConfigHistory,
+            ),
+            with_arg(
+                "import",
+                "Import vservers from a YAML file",
+                Action::ConfigImport,
+                "file",
+                "Parasaus Service + Endpoints documents, or kind: Pool documents",
+            ),
+            command(
                 "reload",
                 "Reload the cluster configuration",
                 Action::ConfigReload,
+            ),
+            with_arg(
+                "rollback",
+                "Restore a saved cluster.pb version and apply it",
+                Action::ConfigRollback,
+                "id",
+                "The version id, as `config history` lists it",
             ),
             with_arg(
                 "source",
@@ -209,8 +244,37 @@ pub static COMMANDS: &[Node] = &[
         "show",
         "Show state",
         &[
+            with_arg(
+                "backends",
+                "Show backends",
+                Action::ShowBackends,
+                "prefix",
+                "Only backends whose hostname starts with it",
+            ),
+            with_arg(
+                "destinations",
+                "Show destinations",
+                Action::ShowDestinations,
+                "prefix",
+                "Only destinations whose name starts with it",
+            ),
             command("ha", "Show the HA status", Action::ShowHa),
+            with_arg(
+                "healthchecks",
+                "Show health checks",
+                Action::ShowHealthchecks,
+                "prefix",
+                "Only checks of destinations whose name starts with it",
+            ),
             command("nodes", "Show the cluster's nodes", Action::ShowNodes),
+            command("version", "Show the shell's and the engine's version", Action::ShowVersion),
+            with_arg(
+                "vlans",
+                "Show VLANs",
+                Action::ShowVlans,
+                "id|ip",
+                "Only the VLAN with this id or whose subnet holds this address",
+            ),
             Node {
                 word: "vservers",
                 help: "Show vservers",
@@ -455,7 +519,7 @@ mod tests {
         assert_eq!(run("show vservers"), Ok((Action::ShowVservers, None)));
         assert_eq!(run("sh vs"), Ok((Action::ShowVservers, None)));
         assert_eq!(
-            run("  s v web@demo "),
+            run("  s vs web@demo "),
             Ok((Action::ShowVservers, Some("web@demo".to_owned())))
         );
         assert_eq!(run("conf rel"), Ok((Action::ConfigReload, None)));
@@ -475,6 +539,17 @@ mod tests {
         assert_eq!(run("fail"), Ok((Action::Failover, None)));
         assert_eq!(run("sh n"), Ok((Action::ShowNodes, None)));
         assert_eq!(run("sh w"), Ok((Action::ShowWarnings, None)));
+        assert_eq!(run("sh b be1"), Ok((Action::ShowBackends, Some("be1".to_owned()))));
+        assert_eq!(run("sh d"), Ok((Action::ShowDestinations, None)));
+        assert_eq!(run("sh he"), Ok((Action::ShowHealthchecks, None)));
+        assert_eq!(run("sh ver"), Ok((Action::ShowVersion, None)));
+        assert_eq!(run("sh vl 10"), Ok((Action::ShowVlans, Some("10".to_owned()))));
+        assert_eq!(run("c hi"), Ok((Action::ConfigHistory, None)));
+        assert_eq!(run("c ro 3"), Ok((Action::ConfigRollback, Some("3".to_owned()))));
+        assert_eq!(
+            run("c im /tmp/a.yaml"),
+            Ok((Action::ConfigImport, Some("/tmp/a.yaml".to_owned())))
+        );
         assert_eq!(run("q"), Ok((Action::Exit, None)));
         assert_eq!(run("exit"), Ok((Action::Exit, None)));
         assert_eq!(run("he"), Ok((Action::Help, None)));
@@ -555,7 +630,7 @@ mod tests {
         );
         assert_eq!(
             help_words(COMMANDS, "show ?"),
-            ["ha", "nodes", "vservers", "warnings"]
+            ["backends", "destinations", "ha", "healthchecks", "nodes", "version", "vlans", "vservers", "warnings"]
         );
         assert_eq!(help_words(COMMANDS, "sh w?"), ["warnings"]);
         assert_eq!(help_words(COMMANDS, "c?"), ["config"]);
@@ -569,7 +644,7 @@ mod tests {
         // Words after the `?` are ignored; a bad word before it is still an error.
         assert_eq!(
             help_words(COMMANDS, "config ? junk"),
-            ["reload", "source", "status"]
+            ["history", "import", "reload", "rollback", "source", "status"]
         );
         assert_eq!(
             parse(COMMANDS, "bogus ?"),
@@ -594,12 +669,11 @@ mod tests {
             )
         );
         assert_eq!(complete(COMMANDS, "s"), (0, vec!["show"]));
-        assert_eq!(
-            complete(COMMANDS, "sh "),
-            (3, vec!["ha", "nodes", "vservers", "warnings"])
-        );
-        assert_eq!(complete(COMMANDS, "sh v"), (3, vec!["vservers"]));
+        assert_eq!(complete(COMMANDS, "sh "), (3, vec!["backends", "destinations", "ha", "healthchecks", "nodes", "version", "vlans", "vservers", "warnings"]));
+        assert_eq!(complete(COMMANDS, "sh v"), (3, vec!["version", "vlans", "vservers"]));
+        assert_eq!(complete(COMMANDS, "sh vs"), (3, vec!["vservers"]));
         assert_eq!(complete(COMMANDS, "config re"), (7, vec!["reload"]));
+        assert_eq!(complete(COMMANDS, "config r"), (7, vec!["reload", "rollback"]));
         assert_eq!(complete(COMMANDS, "config x"), (7, vec![]));
         assert_eq!(complete(COMMANDS, "bogus s"), (6, vec![]));
         assert_eq!(complete(COMMANDS, "show vservers web "), (18, vec![]));

@@ -167,6 +167,8 @@ pub struct DestinationView {
     pub weight: i32,
     /// Enabled.
     pub enabled: bool,
+    /// `enabled` or `disabled` when an override applies, else empty.
+    pub override_state: String,
     /// Healthy.
     pub healthy: bool,
     /// Active.
@@ -328,6 +330,7 @@ impl From<pb::DestinationStatus> for DestinationView {
             port: d.port,
             weight: d.weight,
             enabled: d.enabled,
+            override_state: d.override_state,
             healthy: d.healthy,
             active: d.active,
             active_conns: d.active_conns,
@@ -348,4 +351,231 @@ impl From<pb::CheckStatus> for CheckView {
             message: c.message,
         }
     }
+}
+
+// === derived views: backends, destinations, checks, history, VLANs, version ===
+
+/// One backend host across every vserver (`show backends`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackendRow {
+    /// The backend's hostname.
+    pub hostname: String,
+    /// Its address.
+    pub address: String,
+    /// Destinations it backs.
+    pub destinations: usize,
+    /// How many of them are healthy.
+    pub healthy: usize,
+    /// How many of them take traffic.
+    pub active: usize,
+    /// `enabled`/`disabled` when an override applies, else empty.
+    pub override_state: String,
+}
+
+/// One destination with its vserver and service (`show destinations`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestinationRow {
+    /// The destination name.
+    pub name: String,
+    /// Its vserver.
+    pub vserver: String,
+    /// Its service, `127.0.0.1:80/TCP`.
+    pub service: String,
+    /// The backend's hostname.
+    pub backend: String,
+    /// `address:port`.
+    pub address: String,
+    /// Weight.
+    pub weight: i32,
+    /// Enabled (config and overrides).
+    pub enabled: bool,
+    /// Health checks pass.
+    pub healthy: bool,
+    /// Takes traffic.
+    pub active: bool,
+    /// Override state, or empty.
+    pub override_state: String,
+    /// Connections open now.
+    pub active_conns: u64,
+    /// Connections since the service was created.
+    pub total_conns: u64,
+}
+
+/// One health check (`show healthchecks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckRow {
+    /// The destination it checks.
+    pub destination: String,
+    /// The check's name.
+    pub name: String,
+    /// Its stable id.
+    pub id: u64,
+    /// Its state.
+    pub state: String,
+    /// The last probe's message.
+    pub message: String,
+}
+
+/// A saved cluster.pb version (`config history`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionRow {
+    /// Increasing id.
+    pub id: u64,
+    /// UNIX milliseconds.
+    pub at_ms: i64,
+    /// Who made it.
+    pub who: String,
+    /// What changed.
+    pub what: String,
+    /// Hex SHA-256 of the saved bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A VLAN from cluster.pb (`show vlans`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VlanRow {
+    /// The 802.1Q id.
+    pub id: i32,
+    /// The host's fqdn.
+    pub host: String,
+    /// IPv4 with prefix length.
+    pub ipv4: String,
+    /// IPv6 with prefix length.
+    pub ipv6: String,
+}
+
+/// `show version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionView {
+    /// The shell's build.
+    pub shell: String,
+    /// The engine's API version.
+    pub engine: u32,
+    /// The site.
+    pub site: String,
+    /// The data plane.
+    pub dataplane: String,
+}
+
+fn service_key(s: &ServiceView) -> String {
+    if s.address.contains(':') {
+        format!("[{}]:{}/{}", s.address, s.port, s.protocol.to_ascii_uppercase())
+    } else {
+        format!("{}:{}/{}", s.address, s.port, s.protocol.to_ascii_uppercase())
+    }
+}
+
+/// Backends whose hostname starts with `prefix`, sorted by hostname.
+pub fn backend_rows(vservers: &[VserverView], prefix: &str) -> Vec<BackendRow> {
+    let mut by: std::collections::BTreeMap<String, BackendRow> = std::collections::BTreeMap::new();
+    for d in vservers
+        .iter()
+        .flat_map(|v| &v.services)
+        .flat_map(|s| &s.destinations)
+        .filter(|d| d.backend.starts_with(prefix))
+    {
+        let row = by.entry(d.backend.clone()).or_insert_with(|| BackendRow {
+            hostname: d.backend.clone(),
+            address: d.address.clone(),
+            destinations: 0,
+            healthy: 0,
+            active: 0,
+            override_state: String::new(),
+        });
+        row.destinations += 1;
+        row.healthy += usize::from(d.healthy);
+        row.active += usize::from(d.active);
+        if !d.override_state.is_empty() {
+            row.override_state.clone_from(&d.override_state);
+        }
+    }
+    by.into_values().collect()
+}
+
+/// Destinations whose name starts with `prefix`, in vserver order.
+pub fn destination_rows(vservers: &[VserverView], prefix: &str) -> Vec<DestinationRow> {
+    let mut out = Vec::new();
+    for v in vservers {
+        for s in &v.services {
+            for d in s.destinations.iter().filter(|d| d.name.starts_with(prefix)) {
+                out.push(DestinationRow {
+                    name: d.name.clone(),
+                    vserver: v.name.clone(),
+                    service: service_key(s),
+                    backend: d.backend.clone(),
+                    address: if d.address.contains(':') {
+                        format!("[{}]:{}", d.address, d.port)
+                    } else {
+                        format!("{}:{}", d.address, d.port)
+                    },
+                    weight: d.weight,
+                    enabled: d.enabled,
+                    healthy: d.healthy,
+                    active: d.active,
+                    override_state: d.override_state.clone(),
+                    active_conns: d.active_conns,
+                    total_conns: d.total_conns,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Checks of destinations whose name starts with `prefix`.
+pub fn check_rows(vservers: &[VserverView], prefix: &str) -> Vec<CheckRow> {
+    vservers
+        .iter()
+        .flat_map(|v| &v.services)
+        .flat_map(|s| &s.destinations)
+        .filter(|d| d.name.starts_with(prefix))
+        .flat_map(|d| {
+            d.checks.iter().map(|c| CheckRow {
+                destination: d.name.clone(),
+                name: c.name.clone(),
+                id: c.id,
+                state: c.state.clone(),
+                message: c.message.clone(),
+            })
+        })
+        .collect()
+}
+
+impl From<pb::ConfigVersion> for VersionRow {
+    fn from(v: pb::ConfigVersion) -> Self {
+        Self {
+            id: v.id,
+            at_ms: v.at_ms,
+            who: v.who,
+            what: v.what,
+            sha256: v.sha256,
+            size: v.size,
+        }
+    }
+}
+
+/// VLANs of a cluster.pb; `filter` is an id or an address inside the VLAN's subnet.
+pub fn vlan_rows(cluster: &seesaw_proto::config::Cluster, filter: Option<&str>) -> Vec<VlanRow> {
+    let ip: Option<std::net::IpAddr> = filter.and_then(|f| f.parse().ok());
+    cluster
+        .vlan
+        .iter()
+        .filter(|v| match (filter, ip) {
+            (None, _) => true,
+            (Some(_), Some(ip)) => [&v.host.ipv4, &v.host.ipv6]
+                .into_iter()
+                .flatten()
+                .filter_map(|cidr| cidr.parse::<ipnet::IpNet>().ok())
+                .any(|net| net.contains(&ip)),
+            (Some(f), None) => f.parse::<i32>().is_ok_and(|id| id == v.vlan_id),
+        })
+        .map(|v| VlanRow {
+            id: v.vlan_id,
+            host: v.host.fqdn.clone(),
+            ipv4: v.host.ipv4.clone().unwrap_or_default(),
+            ipv6: v.host.ipv6.clone().unwrap_or_default(),
+        })
+        .collect()
 }

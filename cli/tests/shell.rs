@@ -277,7 +277,7 @@ async fn interactive_shell_from_a_pipe() {
     );
     assert!(stdout.contains("  State:            BACKUP\n"), "{stdout}");
     assert!(stdout.contains("Unknown command \"bogus\".\n"), "{stdout}");
-    assert!(stdout.contains("  vservers  Show vservers\n"), "{stdout}");
+    assert!(stdout.contains("  vservers      Show vservers\n"), "{stdout}");
     assert!(stdout.contains("  Generation:      4\n"), "{stdout}");
     // `quit` ended the session: the second `show ha` never ran.
     assert_eq!(stdout.matches("HA Status:").count(), 1, "{stdout}");
@@ -298,4 +298,115 @@ async fn unreachable_engine_exits_69() {
     );
     let out = seesaw(dir.path(), &[], "").await;
     assert_eq!(out.status.code(), Some(69));
+}
+
+/// A tmux server on its own socket, killed (with the shell in it) when dropped.
+struct Tmux {
+    socket: std::path::PathBuf,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux");
+        assert!(out.status.success(), "tmux {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "shell"])
+    }
+
+    /// Waits (at most 10 s) until the screen satisfies `ok`; returns it.
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+/// The interactive shell in a real terminal (tmux): Tab completion, `?` answered on the key,
+/// abbreviations, and a one-line error for a bad command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_shell_in_a_terminal() {
+    if std::process::Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIP interactive_shell_in_a_terminal: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let _server = serve(dir.path(), ScriptedEngine::default());
+    let tmux = Tmux {
+        socket: dir.path().join("tmux.sock"),
+    };
+    let command = format!(
+        "env USER=tester TERM=xterm {} --run-dir {}",
+        env!("CARGO_BIN_EXE_seesaw"),
+        dir.path().display()
+    );
+    tmux.run(&["new-session", "-d", "-s", "shell", "-x", "160", "-y", "50", &command]);
+    let prompt = "tester@testsite> ";
+    // tmux trims trailing blanks from captured lines.
+    let screen = tmux.wait_for("the prompt", |s| s.contains(prompt.trim_end()));
+    assert!(
+        screen.contains("This seesaw is not currently the master."),
+        "{screen}"
+    );
+
+    // `sh<TAB>` then `vs<TAB>`: each Tab completes the word and adds a space.
+    tmux.run(&["send-keys", "-t", "shell", "sh", "Tab"]);
+    tmux.wait_for("`show ` completed", |s| s.contains(&format!("{prompt}show")));
+    // No space typed: the completion put it there, or `vs` would glue onto `show`.
+    tmux.run(&["send-keys", "-t", "shell", "vs", "Tab"]);
+    tmux.wait_for("`show vservers ` completed", |s| {
+        s.lines().any(|l| l.trim_end() == format!("{prompt}show vservers"))
+    });
+    tmux.run(&["send-keys", "-t", "shell", "Enter"]);
+    tmux.wait_for("the vserver list", |s| s.contains("[2] web2@demo"));
+
+    // `?` lists the commands at once, without Enter.
+    tmux.run(&["send-keys", "-t", "shell", "?"]);
+    let screen = tmux.wait_for("the command list", |s| s.contains("  show      Show state"));
+    for word in ["config", "exit", "failover", "help", "override", "quit"] {
+        assert!(screen.contains(&format!("  {word} ")), "{word} missing:\n{screen}");
+    }
+
+    // The abbreviation works typed in full.
+    tmux.run(&["send-keys", "-t", "shell", "sh vs web@demo", "Enter"]);
+    tmux.wait_for("the vserver detail", |s| s.contains("Name:     web@demo"));
+
+    // A bad command: exactly one line of error, then the prompt again.
+    tmux.run(&["send-keys", "-t", "shell", "C-l"]);
+    tmux.run(&["send-keys", "-t", "shell", "show bogus", "Enter"]);
+    let screen = tmux.wait_for("the error", |s| s.contains("Unknown command"));
+    let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.ends_with("show bogus"))
+        .unwrap_or_else(|| panic!("no command line:\n{screen}"));
+    assert_eq!(lines.get(at + 1).copied(), Some("Unknown command \"bogus\"."), "{screen}");
+    assert_eq!(lines.get(at + 2).map(|l| l.trim_end()), Some(prompt.trim_end()), "{screen}");
+    tmux.run(&["send-keys", "-t", "shell", "quit", "Enter"]);
 }

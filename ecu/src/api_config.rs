@@ -118,7 +118,11 @@ impl ApiConfig {
                 )),
             }
         }
-        for (what, v) in [("listen", listen.is_some()), ("cert", cert.is_some()), ("key", key.is_some())] {
+        for (what, v) in [
+            ("listen", listen.is_some()),
+            ("cert", cert.is_some()),
+            ("key", key.is_some()),
+        ] {
             if !v {
                 problems.push(format!("[api] {what} is required"));
             }
@@ -157,7 +161,9 @@ fn user(name: &str, props: &ini::Properties, private: bool) -> Result<User, Vec<
         match k {
             "role" => match Role::parse(v) {
                 Some(r) => role = Some(r),
-                None => problems.push(format!("{at} role = {v:?}: not one of reader, operator, admin")),
+                None => problems.push(format!(
+                    "{at} role = {v:?}: not one of reader, operator, admin"
+                )),
             },
             "token_sha256" => match parse_digest(v) {
                 Some(d) => token_sha256 = Some(d),
@@ -201,7 +207,10 @@ mod tests {
 
     #[test]
     fn a_full_file_parses() {
-        let hex: String = token_digest("t0ken-t0ken-t0ken").iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = token_digest("t0ken-t0ken-t0ken")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let text = format!(
             "[api]\nlisten = 127.0.0.1:10258\ncert = c.pem\nkey = /k.pem\n\n\
              [user alice]\nrole = admin\ntoken_sha256 = {hex}\n\n\
@@ -211,9 +220,16 @@ mod tests {
         let c = ApiConfig::parse(&text, Path::new("/etc/seesaw"), true).expect("valid");
         assert_eq!(c.cert, Path::new("/etc/seesaw/c.pem"));
         assert_eq!(c.key, Path::new("/k.pem"));
-        let who = c.users.authenticate(Some("t0ken-t0ken-t0ken"), None).expect("alice");
+        let who = c
+            .users
+            .authenticate(Some("t0ken-t0ken-t0ken"), None)
+            .expect("alice");
         assert_eq!((who.user.as_str(), who.role), ("alice", Role::Admin));
-        assert!(c.users.authenticate(Some("plain-token-of-16+"), None).is_some());
+        assert!(
+            c.users
+                .authenticate(Some("plain-token-of-16+"), None)
+                .is_some()
+        );
         // The same file readable by others refuses bob's plain token.
         let errs = ApiConfig::parse(&text, Path::new("/"), false).expect_err("plain token");
         assert!(errs[0].contains("chmod 600"), "{errs:?}");
@@ -243,6 +259,10 @@ mod tests {
     #[test]
     fn a_missing_file_is_no_api() {
         let dir = tempfile::tempdir().expect("temp dir");
-        assert!(ApiConfig::load(&dir.path().join("ecu.cfg")).expect("ok").is_none());
+        assert!(
+            ApiConfig::load(&dir.path().join("ecu.cfg"))
+                .expect("ok")
+                .is_none()
+        );
     }
 }

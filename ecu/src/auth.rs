@@ -176,11 +176,21 @@ mod tests {
     #[test]
     fn tokens_and_certificates_map_to_users() {
         let u = users();
-        assert_eq!(u.authenticate(Some("s3cret"), None).map(|i| i.role), Some(Role::Admin));
-        assert_eq!(u.authenticate(Some("read"), None).map(|i| i.user), Some("rita".into()));
-        assert_eq!(u.authenticate(Some("wrong"), Some("alice.example.com")), None);
         assert_eq!(
-            u.authenticate(None, Some("alice.example.com")).map(|i| i.via),
+            u.authenticate(Some("s3cret"), None).map(|i| i.role),
+            Some(Role::Admin)
+        );
+        assert_eq!(
+            u.authenticate(Some("read"), None).map(|i| i.user),
+            Some("rita".into())
+        );
+        assert_eq!(
+            u.authenticate(Some("wrong"), Some("alice.example.com")),
+            None
+        );
+        assert_eq!(
+            u.authenticate(None, Some("alice.example.com"))
+                .map(|i| i.via),
             Some("certificate")
         );
         assert_eq!(u.authenticate(None, Some("mallory")), None);

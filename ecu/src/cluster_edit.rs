@@ -194,18 +194,36 @@ vserver: <
     #[test]
     fn member_edits_are_structural_and_keep_other_fields() {
         let mut c = parse(TEXT).expect("parses");
-        put_member(&mut c, "web@demo", &member("be2.demo.", "127.0.0.3", 2), false)
-            .expect("added");
-        put_member(&mut c, "web@demo", &member("be1.demo.", "127.0.0.9", 5), true)
-            .expect("replaced");
+        put_member(
+            &mut c,
+            "web@demo",
+            &member("be2.demo.", "127.0.0.3", 2),
+            false,
+        )
+        .expect("added");
+        put_member(
+            &mut c,
+            "web@demo",
+            &member("be1.demo.", "127.0.0.9", 5),
+            true,
+        )
+        .expect("replaced");
         let again = parse(&render(&c)).expect("round trip");
         let v = &again.vserver[0];
         assert_eq!(v.backend.len(), 2);
         assert_eq!(v.backend[0].host.ipv4.as_deref(), Some("127.0.0.9/32"));
-        assert_eq!((v.backend[0].weight, v.backend[0].group.as_deref()), (Some(5), Some("a")));
+        assert_eq!(
+            (v.backend[0].weight, v.backend[0].group.as_deref()),
+            (Some(5), Some("a"))
+        );
         assert_eq!(v.access_grant.len(), 1);
         assert_eq!(
-            put_member(&mut c, "web@demo", &member("be2.demo.", "127.0.0.3", 2), false),
+            put_member(
+                &mut c,
+                "web@demo",
+                &member("be2.demo.", "127.0.0.3", 2),
+                false
+            ),
             Err(EditError::MemberExists {
                 pool: "web@demo".into(),
                 host: "be2.demo.".into()
@@ -224,7 +242,10 @@ vserver: <
         }))
         .expect("valid");
         create_pool(&mut c, v.clone()).expect("created");
-        assert_eq!(create_pool(&mut c, v), Err(EditError::PoolExists("api@demo".into())));
+        assert_eq!(
+            create_pool(&mut c, v),
+            Err(EditError::PoolExists("api@demo".into()))
+        );
         let (edited, members) = spec::pool_from_value(&json!({
             "name": "web@demo", "vip": "127.0.0.1", "services": [{"port": 8080}],
         }))

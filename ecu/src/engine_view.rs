@@ -1,4 +1,4 @@
-//! The ECU's port to the engine: the reads it serves, in the ECU's own types, with the gRPC
+//! The ECU's port to the engine: the reads it serves and the writes it asks for, in the ECU's own types, with the gRPC
 //! adapter over the engine's Unix socket. Proto messages are converted here and go no further.
 
 use std::future::Future;
@@ -9,7 +9,10 @@ use seesaw_proto::engine::engine_client::EngineClient;
 use seesaw_proto::engine::{self as pb};
 use tonic::transport::Channel;
 
-use crate::model::{Attribute, ConfigStatus, Destination, HaStatus, Service, Vserver};
+use crate::model::{
+    Attribute, Check, Cluster, ConfigStatus, Destination, HaStatus, Node, Outcome, Override,
+    OverrideKind, OverrideState, Service, Version, Vserver,
+};
 
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
@@ -32,7 +35,7 @@ pub enum ViewError {
     },
 }
 
-/// What the ECU reads from the engine.
+/// What the ECU reads from and asks of the engine.
 pub trait EngineView: Send + Sync + 'static {
     /// Vservers whose name is `name` or starts with it; all of them for an empty `name`.
     fn vservers(
@@ -43,6 +46,43 @@ pub trait EngineView: Send + Sync + 'static {
     fn ha_status(&self) -> impl Future<Output = Result<HaStatus, ViewError>> + Send;
     /// The running config's status.
     fn config_status(&self) -> impl Future<Output = Result<ConfigStatus, ViewError>> + Send;
+    /// The cluster and its nodes.
+    fn cluster(&self) -> impl Future<Output = Result<Cluster, ViewError>> + Send;
+    /// The overrides in force.
+    fn overrides(&self) -> impl Future<Output = Result<Vec<Override>, ViewError>> + Send;
+    /// Sets an override; the engine's message.
+    fn set_override(
+        &self,
+        kind: OverrideKind,
+        target: String,
+        state: OverrideState,
+    ) -> impl Future<Output = Result<String, ViewError>> + Send;
+    /// Re-reads cluster.pb from the config source.
+    fn config_reload(&self) -> impl Future<Output = Result<Outcome, ViewError>> + Send;
+    /// Reads (empty `source`) or sets the config source: (now, before).
+    fn config_source(
+        &self,
+        source: String,
+    ) -> impl Future<Output = Result<(String, String), ViewError>> + Send;
+    /// Asks the master to hand over; the engine's message.
+    fn failover(&self) -> impl Future<Output = Result<String, ViewError>> + Send;
+    /// The running cluster.pb text.
+    fn cluster_text(&self) -> impl Future<Output = Result<String, ViewError>> + Send;
+    /// Validates, records (as `who`, describing it as `what`) and applies a new cluster.pb.
+    fn update_cluster(
+        &self,
+        text: String,
+        what: String,
+        who: String,
+    ) -> impl Future<Output = Result<Outcome, ViewError>> + Send;
+    /// The saved versions, newest first.
+    fn history(&self) -> impl Future<Output = Result<Vec<Version>, ViewError>> + Send;
+    /// Restores version `id` byte for byte and applies it.
+    fn rollback(
+        &self,
+        id: u64,
+        who: String,
+    ) -> impl Future<Output = Result<Outcome, ViewError>> + Send;
 }
 
 /// [`EngineView`] over the engine's gRPC API.
@@ -62,14 +102,17 @@ impl GrpcEngineView {
             client: EngineClient::new(seesaw_common::uds::channel(&path, timeout)),
         }
     }
+
+    // Tonic clients are cheap clones over one shared channel; each request takes its own.
+    fn c(&self) -> EngineClient<Channel> {
+        self.client.clone()
+    }
 }
 
 impl EngineView for GrpcEngineView {
     async fn vservers(&self, name: String) -> Result<Vec<Vserver>, ViewError> {
-        // Tonic clients are cheap clones over one shared channel; each request takes its own.
         let reply = self
-            .client
-            .clone()
+            .c()
             .vservers(pb::VserversRequest { name })
             .await
             .map_err(|s| view_error("Vservers", &s))?;
@@ -83,8 +126,7 @@ impl EngineView for GrpcEngineView {
 
     async fn ha_status(&self) -> Result<HaStatus, ViewError> {
         let reply = self
-            .client
-            .clone()
+            .c()
             .ha_status(pb::Empty {})
             .await
             .map_err(|s| view_error("HaStatus", &s))?;
@@ -93,12 +135,182 @@ impl EngineView for GrpcEngineView {
 
     async fn config_status(&self) -> Result<ConfigStatus, ViewError> {
         let reply = self
-            .client
-            .clone()
+            .c()
             .config_status(pb::Empty {})
             .await
             .map_err(|s| view_error("ConfigStatus", &s))?;
         Ok(config_from_proto(reply.into_inner()))
+    }
+
+    async fn cluster(&self) -> Result<Cluster, ViewError> {
+        let c = self
+            .c()
+            .cluster_status(pb::Empty {})
+            .await
+            .map_err(|s| view_error("ClusterStatus", &s))?
+            .into_inner();
+        Ok(Cluster {
+            site: c.site,
+            version: c.version,
+            dataplane: c.dataplane,
+            nodes: c
+                .nodes
+                .into_iter()
+                .map(|n| Node {
+                    hostname: n.hostname,
+                    ipv4: n.ipv4,
+                    ipv6: n.ipv6,
+                    is_local: n.is_local,
+                })
+                .collect(),
+        })
+    }
+
+    async fn overrides(&self) -> Result<Vec<Override>, ViewError> {
+        let r = self
+            .c()
+            .overrides(pb::Empty {})
+            .await
+            .map_err(|s| view_error("Overrides", &s))?
+            .into_inner();
+        Ok(r.overrides
+            .into_iter()
+            .map(|o| Override {
+                state: match pb::OverrideState::try_from(o.state) {
+                    Ok(pb::OverrideState::OverrideEnabled) => "enabled",
+                    Ok(pb::OverrideState::OverrideDisabled) => "disabled",
+                    _ => "default",
+                }
+                .to_owned(),
+                kind: o.kind,
+                target: o.target,
+                set_by: o.set_by,
+                set_at_ms: o.set_at_ms,
+            })
+            .collect())
+    }
+
+    async fn set_override(
+        &self,
+        kind: OverrideKind,
+        target: String,
+        state: OverrideState,
+    ) -> Result<String, ViewError> {
+        let req = pb::OverrideRequest {
+            target,
+            state: match state {
+                OverrideState::Default => pb::OverrideState::OverrideDefault,
+                OverrideState::Enabled => pb::OverrideState::OverrideEnabled,
+                OverrideState::Disabled => pb::OverrideState::OverrideDisabled,
+            } as i32,
+            // The ECU authorised the caller by its own role; it calls as itself (trusted) and
+            // attributes the change in its audit log.
+            acting_user: String::new(),
+        };
+        let mut c = self.c();
+        let r = match kind {
+            OverrideKind::Vserver => c.override_vserver(req).await,
+            OverrideKind::Backend => c.override_backend(req).await,
+            OverrideKind::Destination => c.override_destination(req).await,
+        };
+        Ok(r.map_err(|s| view_error("Override", &s))?
+            .into_inner()
+            .message)
+    }
+
+    async fn config_reload(&self) -> Result<Outcome, ViewError> {
+        let r = self
+            .c()
+            .config_reload(pb::Empty {})
+            .await
+            .map_err(|s| view_error("ConfigReload", &s))?;
+        Ok(outcome(r.into_inner()))
+    }
+
+    async fn config_source(&self, source: String) -> Result<(String, String), ViewError> {
+        let r = self
+            .c()
+            .config_source(pb::ConfigSourceRequest { source })
+            .await
+            .map_err(|s| view_error("ConfigSource", &s))?
+            .into_inner();
+        Ok((r.source, r.previous))
+    }
+
+    async fn failover(&self) -> Result<String, ViewError> {
+        let r = self
+            .c()
+            .failover(pb::Empty {})
+            .await
+            .map_err(|s| view_error("Failover", &s))?;
+        Ok(r.into_inner().message)
+    }
+
+    async fn cluster_text(&self) -> Result<String, ViewError> {
+        let r = self
+            .c()
+            .get_cluster(pb::Empty {})
+            .await
+            .map_err(|s| view_error("GetCluster", &s))?;
+        Ok(r.into_inner().text)
+    }
+
+    async fn update_cluster(
+        &self,
+        text: String,
+        what: String,
+        who: String,
+    ) -> Result<Outcome, ViewError> {
+        let r = self
+            .c()
+            .update_cluster(pb::UpdateClusterRequest {
+                text,
+                what,
+                acting_user: who,
+            })
+            .await
+            .map_err(|s| view_error("UpdateCluster", &s))?;
+        Ok(outcome(r.into_inner()))
+    }
+
+    async fn history(&self) -> Result<Vec<Version>, ViewError> {
+        let r = self
+            .c()
+            .config_history(pb::Empty {})
+            .await
+            .map_err(|s| view_error("ConfigHistory", &s))?;
+        Ok(r.into_inner()
+            .versions
+            .into_iter()
+            .map(|v| Version {
+                id: v.id,
+                at_ms: v.at_ms,
+                who: v.who,
+                what: v.what,
+                sha256: v.sha256,
+                size: v.size,
+            })
+            .collect())
+    }
+
+    async fn rollback(&self, id: u64, who: String) -> Result<Outcome, ViewError> {
+        let r = self
+            .c()
+            .config_rollback(pb::ConfigRollbackRequest {
+                id,
+                acting_user: who,
+            })
+            .await
+            .map_err(|s| view_error("ConfigRollback", &s))?;
+        Ok(outcome(r.into_inner()))
+    }
+}
+
+fn outcome(r: pb::ConfigReloadReply) -> Outcome {
+    Outcome {
+        applied: r.applied,
+        message: r.message,
+        errors: r.errors,
     }
 }
 
@@ -119,9 +331,12 @@ fn view_error(call: &'static str, status: &tonic::Status) -> ViewError {
 fn vserver_from_proto(v: pb::VserverStatus) -> Vserver {
     Vserver {
         name: v.name,
+        hostname: v.hostname,
         enabled: v.enabled,
+        override_state: v.override_state,
         vips: v.vips,
         services: v.services.into_iter().map(service_from_proto).collect(),
+        warnings: v.warnings,
     }
 }
 
@@ -146,11 +361,24 @@ fn service_from_proto(s: pb::ServiceStatus) -> Service {
 fn destination_from_proto(d: pb::DestinationStatus) -> Destination {
     Destination {
         name: d.name,
+        backend: d.backend,
         address: d.address,
         port: d.port,
         weight: d.weight,
+        enabled: d.enabled,
+        override_state: d.override_state,
         healthy: d.healthy,
         active: d.active,
+        checks: d
+            .checks
+            .into_iter()
+            .map(|c| Check {
+                name: c.name,
+                id: c.id,
+                state: c.state,
+                message: c.message,
+            })
+            .collect(),
         active_conns: d.active_conns,
         total_conns: d.total_conns,
         bytes_in: d.bytes_in,

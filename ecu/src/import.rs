@@ -30,7 +30,10 @@ const MAX_DOCUMENTS: usize = 1000;
 
 /// Converts a YAML file to vservers. `cluster_vip` is the cluster's `seesaw_vip` address, the
 /// default VIP of a Parasaus service without one.
-pub fn import(yaml: &str, cluster_vip: Option<IpAddr>) -> Result<Vec<pb::Vserver>, Vec<FieldError>> {
+pub fn import(
+    yaml: &str,
+    cluster_vip: Option<IpAddr>,
+) -> Result<Vec<pb::Vserver>, Vec<FieldError>> {
     let mut errs: Vec<FieldError> = Vec::new();
     let mut docs = Vec::new();
     for (i, de) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
@@ -38,7 +41,7 @@ pub fn import(yaml: &str, cluster_vip: Option<IpAddr>) -> Result<Vec<pb::Vserver
             errs.push(err("", format!("more than {MAX_DOCUMENTS} documents")));
             break;
         }
-        match serde_yaml::Value::deserialize_from(de) {
+        match <serde_yaml::Value as serde::Deserialize>::deserialize(de) {
             Ok(serde_yaml::Value::Null) => {}
             Ok(v) => match serde_json::to_value(&v) {
                 Ok(j) => docs.push((i, j)),
@@ -81,9 +84,16 @@ pub fn import(yaml: &str, cluster_vip: Option<IpAddr>) -> Result<Vec<pb::Vserver
                     continue;
                 };
                 let key = (namespace.to_owned(), name.to_owned());
-                let map = if kind == "Service" { &mut services } else { &mut endpoints };
+                let map = if kind == "Service" {
+                    &mut services
+                } else {
+                    &mut endpoints
+                };
                 if map.insert(key, (path.clone(), doc)).is_some() {
-                    errs.push(err(&path, format!("a second {kind} named {name} in {namespace}")));
+                    errs.push(err(
+                        &path,
+                        format!("a second {kind} named {name} in {namespace}"),
+                    ));
                 }
             }
             Some(other) => errs.push(err(
@@ -95,12 +105,18 @@ pub fn import(yaml: &str, cluster_vip: Option<IpAddr>) -> Result<Vec<pb::Vserver
     }
     for (key, (path, _)) in &endpoints {
         if !services.contains_key(key) {
-            errs.push(err(path, format!("Endpoints {} has no Service of the same name", key.1)));
+            errs.push(err(
+                path,
+                format!("Endpoints {} has no Service of the same name", key.1),
+            ));
         }
     }
     for ((namespace, name), (path, svc)) in &services {
         let Some((ep_path, ep)) = endpoints.get(&(namespace.clone(), name.clone())) else {
-            errs.push(err(path, format!("Service {name} has no Endpoints of the same name")));
+            errs.push(err(
+                path,
+                format!("Service {name} has no Endpoints of the same name"),
+            ));
             continue;
         };
         match parasaus(namespace, name, (path, svc), (ep_path, ep), cluster_vip) {
@@ -138,7 +154,10 @@ fn prefix(path: &str, mut e: FieldError) -> FieldError {
 fn annotation<'a>(doc: &'a Value, key: &str) -> Option<&'a str> {
     doc.get("annotations")
         .and_then(|a| a.get(key))
-        .or_else(|| doc.pointer("/metadata/annotations").and_then(|a| a.get(key)))
+        .or_else(|| {
+            doc.pointer("/metadata/annotations")
+                .and_then(|a| a.get(key))
+        })
         .and_then(Value::as_str)
 }
 
@@ -178,7 +197,10 @@ fn parasaus(
     let node_port = svc.pointer("/spec/type").and_then(Value::as_str) == Some("NodePort");
     let ports = svc.pointer("/spec/ports").and_then(Value::as_array);
     let Some(ports) = ports.filter(|p| !p.is_empty()) else {
-        errs.push(err(&format!("{svc_path}.spec.ports"), "needs at least one port"));
+        errs.push(err(
+            &format!("{svc_path}.spec.ports"),
+            "needs at least one port",
+        ));
         return Err(errs);
     };
     // Endpoints: every address, and the ports by name.
@@ -186,7 +208,10 @@ fn parasaus(
     let mut by_name: BTreeMap<String, (i64, String)> = BTreeMap::new();
     let subsets = ep.get("subsets").and_then(Value::as_array);
     let Some(subsets) = subsets.filter(|s| !s.is_empty()) else {
-        errs.push(err(&format!("{ep_path}.subsets"), "needs at least one subset"));
+        errs.push(err(
+            &format!("{ep_path}.subsets"),
+            "needs at least one subset",
+        ));
         return Err(errs);
     };
     for (si, subset) in subsets.iter().enumerate() {
@@ -207,10 +232,7 @@ fn parasaus(
                 .and_then(Value::as_str)
                 .map(str::to_owned)
                 .unwrap_or_else(|| {
-                    format!(
-                        "ip-{}.{name}.{namespace}.",
-                        ip.replace(['.', ':'], "-")
-                    )
+                    format!("ip-{}.{name}.{namespace}.", ip.replace(['.', ':'], "-"))
                 });
             members.push(json!({"host": host, "ip": ip, "weight": 1}));
         }
@@ -221,7 +243,11 @@ fn parasaus(
             .flatten()
             .enumerate()
         {
-            let pname = p.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+            let pname = p
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
             let path = format!("{sp}.ports[{pi}].port");
             let Some(port) = port_of(p.get("port")) else {
                 errs.push(err(&path, "is required"));
@@ -245,7 +271,8 @@ fn parasaus(
     if members.is_empty() {
         errs.push(err(&format!("{ep_path}.subsets"), "no addresses"));
     }
-    let check_type = annotation(ep, "healthCheckType").or_else(|| annotation(svc, "healthCheckType"));
+    let check_type =
+        annotation(ep, "healthCheckType").or_else(|| annotation(svc, "healthCheckType"));
     let check_path = annotation(ep, "healthCheckPath").unwrap_or("/");
     let mut services = Vec::new();
     for (i, p) in ports.iter().enumerate() {
@@ -262,7 +289,11 @@ fn parasaus(
         let pname = p.get("name").and_then(Value::as_str).unwrap_or("");
         let back = by_name
             .get(pname)
-            .or_else(|| (by_name.len() == 1).then(|| by_name.values().next()).flatten())
+            .or_else(|| {
+                (by_name.len() == 1)
+                    .then(|| by_name.values().next())
+                    .flatten()
+            })
             .map(|(port, _)| *port);
         let Some(back) = back else {
             errs.push(err(
@@ -358,7 +389,10 @@ subsets:
         let errs = import(SEED, Some("10.0.0.1".parse().expect("literal"))).expect_err("ports");
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].field, "documents[1].subsets[1].ports[0].port");
-        assert!(errs[0].message.contains("30253 differs from 8090"), "{errs:?}");
+        assert!(
+            errs[0].message.contains("30253 differs from 8090"),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -374,7 +408,10 @@ subsets:
         let hosts: Vec<&str> = v.backend.iter().map(|b| b.host.fqdn.as_str()).collect();
         assert_eq!(
             hosts,
-            ["ip-10-100-1-53.snake-demo-svc4.parasaus.", "ip-10-100-1-77.snake-demo-svc4.parasaus."]
+            [
+                "ip-10-100-1-53.snake-demo-svc4.parasaus.",
+                "ip-10-100-1-77.snake-demo-svc4.parasaus."
+            ]
         );
     }
 
@@ -388,8 +425,17 @@ subsets:
         assert_eq!(vs[0].name, "a@b");
         let errs = import("kind: Pool\nname: a@b\nservices: [{port: 0}]\n", None).expect_err("bad");
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["documents[0].vip", "documents[0].services[0].port"]);
-        for bad in ["", "[1, 2", "kind: Nope", "- 1\n- 2", "kind: Service\nmetadata: {name: x}\n"] {
+        assert_eq!(
+            fields,
+            ["documents[0].vip", "documents[0].services[0].port"]
+        );
+        for bad in [
+            "",
+            "[1, 2",
+            "kind: Nope",
+            "- 1\n- 2",
+            "kind: Service\nmetadata: {name: x}\n",
+        ] {
             assert!(import(bad, None).is_err(), "{bad:?}");
         }
         // No VIP anywhere.

@@ -1,11 +1,19 @@
-//! `seesaw_ecu`: the external control unit. This first level serves a read-only JSON API and
-//! Prometheus metrics over plain HTTP, from fresh reads of the engine's local API.
+//! `seesaw_ecu`: the external control unit. Two servers over one view of the engine's local API:
+//!
+//! - the **monitor** (plain HTTP, `[ecu] listen` in seesaw.cfg, loopback by default): read-only
+//!   JSON and Prometheus `/metrics`, unauthenticated, as before;
+//! - the **API** (HTTPS with rustls, configured in `ecu.cfg`): every read and write of the shell
+//!   with bearer-token or client-certificate users in reader/operator/admin roles, an audit log,
+//!   pools and members edited as cluster.pb, YAML import, history and rollback, and the embedded
+//!   dashboard.
 //!
 //! Layout:
-//! - [`config`]: the listen address (flag/env, `[ecu] listen` in seesaw.cfg, default);
+//! - [`config`]: the monitor address; [`api_config`]: `ecu.cfg` (API address, TLS, users);
 //! - [`engine_view`]: the port to the engine (`EngineView`), its gRPC adapter and a test fake;
 //! - [`model`]: the JSON shapes, converted from proto at the engine edge;
-//! - [`http`]: the axum router (routes are listed there);
+//! - [`http`]: the monitor router; [`api`]: the API router; [`dashboard`]: the embedded page;
+//! - [`auth`], [`audit`], [`tls`]: users and roles, the audit log, TLS and client certificates;
+//! - [`spec`], [`cluster_edit`], [`import`]: the pool form, structural cluster.pb edits, YAML;
 //! - [`metrics`]: the OpenMetrics rendering, one fresh registry per scrape.
 #![forbid(unsafe_code)]
 
@@ -13,11 +21,22 @@
 #[cfg(all(feature = "testing", not(debug_assertions)))]
 compile_error!("the `testing` feature is for debug builds (tests) only");
 
+pub mod api;
+pub mod api_config;
+pub mod audit;
+pub mod auth;
+pub mod cluster_edit;
 pub mod config;
+pub mod dashboard;
 pub mod engine_view;
 pub mod http;
+pub mod import;
 pub mod metrics;
 pub mod model;
+pub mod spec;
+pub mod tls;
+
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -32,20 +51,54 @@ pub enum EcuError {
     Serve(#[source] std::io::Error),
 }
 
-/// Serves the HTTP API on `listener` (already bound by the caller) until `shutdown` is cancelled,
-/// then lets in-flight requests finish.
-pub async fn run<V: EngineView>(
+/// The HTTPS API's parts, set up by the caller.
+#[derive(Debug)]
+pub struct Api {
+    /// The bound TLS listener.
+    pub listener: tls::TlsListener,
+    /// The users.
+    pub users: auth::Users,
+    /// The audit log.
+    pub audit: audit::AuditLog,
+}
+
+/// Serves the monitor on `listener` (already bound by the caller) and, if given, the API, until
+/// `shutdown` is cancelled, then lets in-flight requests finish.
+pub async fn run<V: EngineView + Clone>(
     listener: TcpListener,
     view: V,
+    api: Option<Api>,
     shutdown: CancellationToken,
 ) -> Result<(), EcuError> {
     let addr = listener.local_addr().map_err(EcuError::Serve)?;
-    tracing::info!("ecu listening on {addr}");
+    tracing::info!("ecu monitor listening on http://{addr}");
+    let monitor = axum::serve(listener, http::router(view.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let api_server = async {
+        let Some(api) = api else {
+            return Ok(());
+        };
+        let addr = axum::serve::Listener::local_addr(&api.listener)
+            .map_err(EcuError::Serve)?
+            .remote;
+        tracing::info!(
+            "ecu api listening on https://{addr} ({} audit log {})",
+            if api.users.is_empty() {
+                "no users configured;"
+            } else {
+                ""
+            },
+            api.audit.path().display()
+        );
+        let state = Arc::new(api::ApiState::new(view, api.users, api.audit));
+        let app = api::router(state).into_make_service_with_connect_info::<tls::Peer>();
+        axum::serve(api.listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+            .map_err(EcuError::Serve)
+    };
     seesaw_common::ready::notify_ready();
-    axum::serve(listener, http::router(view))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .map_err(EcuError::Serve)?;
+    let (m, a) = tokio::join!(async { monitor.await.map_err(EcuError::Serve) }, api_server);
     seesaw_common::ready::notify_stopping();
-    Ok(())
+    m.and(a)
 }

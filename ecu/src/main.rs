@@ -1,19 +1,24 @@
-//! `seesaw_ecu`: parses flags, resolves the listen address, binds it, and serves
-//! [`seesaw_ecu::run`] until SIGTERM/SIGINT/SIGQUIT.
+//! `seesaw_ecu`: parses flags, resolves the monitor address and the API settings (`ecu.cfg`),
+//! binds both, and serves [`seesaw_ecu::run`] until SIGTERM/SIGINT/SIGQUIT.
+//! `seesaw_ecu --hash-token` reads a token on stdin and prints the `token_sha256` for `ecu.cfg`.
 
 use std::error::Error;
+use std::io::Read;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use seesaw_common::args::CommonArgs;
 use seesaw_common::exit::{self, OK, USAGE};
+use seesaw_ecu::api_config::ApiConfig;
+use seesaw_ecu::audit::AuditLog;
 use seesaw_ecu::config::{EcuConfig, parse_listen};
 use seesaw_ecu::engine_view::GrpcEngineView;
 use tokio_util::sync::CancellationToken;
 
-/// Seesaw ECU: read-only JSON API and Prometheus metrics over HTTP.
+/// Seesaw ECU: HTTPS REST API and dashboard with roles; read-only JSON and metrics over HTTP.
 #[derive(Debug, Parser)]
 #[command(name = "seesaw_ecu", version)]
 struct Args {
@@ -22,12 +27,22 @@ struct Args {
     /// HTTP address (host:port, [v6]:port, :port); default: seesaw.cfg [ecu] listen, or 127.0.0.1:10257
     #[arg(long, env = "SEESAW_ECU_LISTEN", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
+    /// The API's settings and users; default <config-dir>/ecu.cfg (missing: no API server)
+    #[arg(long, env = "SEESAW_ECU_CONFIG")]
+    api_config: Option<PathBuf>,
+    /// Read a token from stdin, print its token_sha256 line for ecu.cfg, and exit
+    #[arg(long)]
+    hash_token: bool,
 }
 
 /// Per-call deadline for engine reads, so an HTTP request never hangs on a stuck engine.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[allow(clippy::print_stderr, reason = "only before logging is up")]
+#[allow(
+    clippy::print_stderr,
+    clippy::print_stdout,
+    reason = "only before logging is up, and --hash-token's answer"
+)]
 fn main() -> ExitCode {
     let argv = seesaw_common::args::normalize_go_flags(std::env::args());
     let args = match Args::try_parse_from(argv) {
@@ -37,6 +52,17 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { USAGE } else { OK });
         }
     };
+    if args.hash_token {
+        let mut token = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut token) {
+            eprintln!("seesaw_ecu: cannot read the token: {e}");
+            return ExitCode::from(exit::OSERR);
+        }
+        let digest = seesaw_ecu::auth::token_digest(token.trim());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        println!("token_sha256 = {hex}");
+        return ExitCode::from(OK);
+    }
     let _log = match seesaw_common::logging::init("seesaw_ecu", args.common.log_dir.as_deref()) {
         Ok(g) => g,
         Err(e) => {
@@ -49,6 +75,14 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail("invalid configuration", &e, exit::CONFIG),
     };
+    let api_path = args
+        .api_config
+        .clone()
+        .unwrap_or_else(|| args.common.config_dir.join("ecu.cfg"));
+    let api_config = match ApiConfig::load(&api_path) {
+        Ok(c) => c,
+        Err(e) => return fail("invalid API configuration", &e, exit::CONFIG),
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail("cannot start tokio", &e, exit::OSERR),
@@ -58,12 +92,49 @@ fn main() -> ExitCode {
             Ok(l) => l,
             Err(e) => return fail("cannot bind the listen address", &e, exit::OSERR),
         };
+        let api = match api_config {
+            None => {
+                tracing::info!("{} not found: no HTTPS API", api_path.display());
+                None
+            }
+            Some(c) => {
+                let tls =
+                    match seesaw_ecu::tls::server_config(&c.cert, &c.key, c.client_ca.as_deref()) {
+                        Ok(t) => t,
+                        Err(e) => return fail("invalid TLS material", &e, exit::CONFIG),
+                    };
+                let tcp = match tokio::net::TcpListener::bind(c.listen).await {
+                    Ok(l) => l,
+                    Err(e) => return fail("cannot bind the API address", &e, exit::OSERR),
+                };
+                let listener = match seesaw_ecu::tls::TlsListener::new(tcp, tls) {
+                    Ok(l) => l,
+                    Err(e) => return fail("cannot listen", &e, exit::OSERR),
+                };
+                let audit_path = c.audit_log.clone().unwrap_or_else(|| {
+                    args.common
+                        .log_dir
+                        .clone()
+                        .unwrap_or_else(|| args.common.run_dir.join("log"))
+                        .join("seesaw_ecu_audit.log")
+                });
+                let audit = match AuditLog::open(&audit_path) {
+                    Ok(a) => a,
+                    Err(e) => return fail("cannot open the audit log", &e, exit::OSERR),
+                };
+                Some(seesaw_ecu::Api {
+                    listener,
+                    users: c.users,
+                    audit,
+                })
+            }
+        };
         let shutdown = CancellationToken::new();
         if let Err(e) = seesaw_common::signal::install(shutdown.clone()) {
             return fail("cannot install signal handlers", &e, exit::OSERR);
         }
         let view = GrpcEngineView::new(&args.common.run_dir, ENGINE_TIMEOUT);
-        match seesaw_ecu::run(listener, view, shutdown).await {
+        match seesaw_ecu::run(listener, view, api, shutdown).await {
             Ok(()) => ExitCode::from(OK),
             Err(e) => fail("ecu stopped", &e, exit::SOFTWARE),
         }

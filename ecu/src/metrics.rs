@@ -49,6 +49,18 @@ struct DestinationLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VserverLabels {
+    vserver: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabels {
+    vserver: String,
+    destination: String,
+    check: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BytesLabels {
     vserver: String,
     service: String,
@@ -116,6 +128,45 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
         "The HA state of this node (one-hot)",
         ha_state,
     );
+    for (name, help, value) in [
+        (
+            "seesaw_ha_transitions",
+            "HA state transitions since the ha process started",
+            ha.transitions,
+        ),
+        (
+            "seesaw_ha_adverts_sent",
+            "VRRP advertisements sent by this node",
+            ha.adverts_sent,
+        ),
+        (
+            "seesaw_ha_adverts_received",
+            "VRRP advertisements received from the peer",
+            ha.adverts_received,
+        ),
+    ] {
+        let c = Counter::<u64>::default();
+        c.inc_by(value);
+        r.register(name, help, c);
+    }
+    register_gauge(
+        &mut r,
+        "seesaw_ha_last_update_timestamp_seconds",
+        "When the engine last heard from the ha process (UNIX seconds; 0: never)",
+        ha.last_update_ms / 1000,
+    );
+    register_gauge(
+        &mut r,
+        "seesaw_config_loaded_timestamp_seconds",
+        "When the running config was loaded (UNIX seconds)",
+        config.loaded_at_ms / 1000,
+    );
+    register_gauge(
+        &mut r,
+        "seesaw_config_warnings",
+        "Cluster warnings of the running config",
+        i64::try_from(config.warnings.len()).unwrap_or(i64::MAX),
+    );
 
     register_gauge(
         &mut r,
@@ -131,6 +182,8 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
         failures,
     );
 
+    let vserver_enabled = Family::<VserverLabels, Gauge>::default();
+    let check_healthy = Family::<CheckLabels, Gauge>::default();
     let service_healthy = Family::<ServiceLabels, Gauge>::default();
     let dest_healthy = Family::<DestinationLabels, Gauge>::default();
     let dest_weight = Family::<DestinationLabels, Gauge>::default();
@@ -138,6 +191,11 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
     let dest_conns = Family::<DestinationLabels, Counter>::default();
     let dest_bytes = Family::<BytesLabels, Counter>::default();
     for v in vservers {
+        vserver_enabled
+            .get_or_create(&VserverLabels {
+                vserver: v.name.clone(),
+            })
+            .set(i64::from(v.enabled));
         for s in &v.services {
             let service = s.key();
             service_healthy
@@ -155,6 +213,16 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
                 dest_healthy
                     .get_or_create(&labels)
                     .set(i64::from(d.healthy));
+                for c in &d.checks {
+                    // A check shared by several services is reported once per destination.
+                    check_healthy
+                        .get_or_create(&CheckLabels {
+                            vserver: v.name.clone(),
+                            destination: d.name.clone(),
+                            check: c.name.clone(),
+                        })
+                        .set(i64::from(c.state.eq_ignore_ascii_case("healthy")));
+                }
                 dest_weight.get_or_create(&labels).set(i64::from(d.weight));
                 dest_active
                     .get_or_create(&labels)
@@ -172,6 +240,16 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
             }
         }
     }
+    r.register(
+        "seesaw_vserver_enabled",
+        "Whether the vserver is enabled (config and overrides combined)",
+        vserver_enabled,
+    );
+    r.register(
+        "seesaw_check_healthy",
+        "Whether the health check's last result was healthy",
+        check_healthy,
+    );
     r.register(
         "seesaw_service_healthy",
         "Whether the service has enough healthy destinations",

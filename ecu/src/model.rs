@@ -8,12 +8,18 @@ use serde::Serialize;
 pub struct Vserver {
     /// The vserver name from cluster.pb.
     pub name: String,
+    /// The VIP's fqdn.
+    pub hostname: String,
     /// Whether the vserver is enabled (config and overrides combined).
     pub enabled: bool,
+    /// `enabled` or `disabled` when an override applies, else empty.
+    pub override_state: String,
     /// Its VIPs.
     pub vips: Vec<String>,
     /// One entry per (VIP, port, protocol).
     pub services: Vec<Service>,
+    /// The vserver's config warnings.
+    pub warnings: Vec<String>,
 }
 
 /// One IPVS-style service of a vserver.
@@ -42,16 +48,24 @@ pub struct Service {
 pub struct Destination {
     /// The destination name.
     pub name: String,
+    /// The backend's hostname.
+    pub backend: String,
     /// Backend address.
     pub address: String,
     /// Backend port.
     pub port: u32,
     /// Scheduler weight.
     pub weight: i32,
+    /// Whether it is enabled (config and overrides).
+    pub enabled: bool,
+    /// `enabled` or `disabled` when an override applies, else empty.
+    pub override_state: String,
     /// Whether its health checks pass.
     pub healthy: bool,
     /// Whether it receives traffic.
     pub active: bool,
+    /// Its health checks.
+    pub checks: Vec<Check>,
     /// Connections open now.
     pub active_conns: u64,
     /// Connections since the service was created.
@@ -107,6 +121,112 @@ pub struct Attribute {
     pub name: String,
     /// Its value.
     pub value: String,
+}
+
+/// A health check of a destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Human-readable name.
+    pub name: String,
+    /// Stable id.
+    pub id: u64,
+    /// `healthy`, `unhealthy` or `unknown`.
+    pub state: String,
+    /// The last probe's message.
+    pub message: String,
+}
+
+/// The cluster and its nodes (`GET /v1/nodes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cluster {
+    /// The site (cluster name).
+    pub site: String,
+    /// The engine's version.
+    pub version: u32,
+    /// The data plane in use.
+    pub dataplane: String,
+    /// The nodes.
+    pub nodes: Vec<Node>,
+}
+
+/// One node of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    /// The node's hostname.
+    pub hostname: String,
+    /// Its IPv4 address.
+    pub ipv4: String,
+    /// Its IPv6 address.
+    pub ipv6: String,
+    /// Whether this is the node the ECU runs on.
+    pub is_local: bool,
+}
+
+/// An override in force (`GET /v1/overrides`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Override {
+    /// `vserver`, `backend` or `destination`.
+    pub kind: String,
+    /// What it names.
+    pub target: String,
+    /// `default`, `enabled` or `disabled`.
+    pub state: String,
+    /// Who set it.
+    pub set_by: String,
+    /// UNIX milliseconds.
+    pub set_at_ms: i64,
+}
+
+/// A saved cluster.pb version (`GET /v1/config/history`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Version {
+    /// Increasing id.
+    pub id: u64,
+    /// UNIX milliseconds.
+    pub at_ms: i64,
+    /// Who made it.
+    pub who: String,
+    /// What changed.
+    pub what: String,
+    /// Hex SHA-256 of the saved bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The engine's answer to a reload, a cluster update or a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// Whether the configuration was applied.
+    pub applied: bool,
+    /// Human-readable summary.
+    pub message: String,
+    /// Every error when it was refused.
+    pub errors: Vec<String>,
+}
+
+/// What an override names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverrideKind {
+    /// A vserver by name.
+    Vserver,
+    /// A backend by hostname, in every vserver.
+    Backend,
+    /// One destination, `<vserver>/<ip>:<port>/<proto>`.
+    Destination,
+}
+
+/// The state an override sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverrideState {
+    /// Follow the configuration.
+    Default,
+    /// Force enabled.
+    Enabled,
+    /// Force disabled.
+    Disabled,
 }
 
 // === impl Service ===

@@ -211,9 +211,9 @@ impl<'a> Obj<'a> {
 
 /// The address part of `ip` or `ip/len`.
 fn parse_ip(s: &str) -> Option<IpAddr> {
-    let addr = s.split_once('/').map_or(s, |(a, len)| {
-        if len.parse::<u8>().is_ok() { a } else { "" }
-    });
+    let addr = s
+        .split_once('/')
+        .map_or(s, |(a, len)| if len.parse::<u8>().is_ok() { a } else { "" });
     addr.trim().parse().ok()
 }
 
@@ -275,9 +275,7 @@ const MEMBER_KEYS: &[&str] = &["host", "ip", "weight"];
 
 /// Validates a pool document and converts it. `members` is `None` when the document has no
 /// `members` key (an edit then keeps the pool's members).
-pub fn pool_from_value(
-    v: &Value,
-) -> Result<(pb::Vserver, Option<Vec<Member>>), Vec<FieldError>> {
+pub fn pool_from_value(v: &Value) -> Result<(pb::Vserver, Option<Vec<Member>>), Vec<FieldError>> {
     let mut errs = Errors::default();
     let out = pool(v, "", &mut errs);
     match out {
@@ -292,7 +290,10 @@ fn pool(v: &Value, path: &str, errs: &mut Errors) -> Option<(pb::Vserver, Option
     if let Some(n) = &name
         && (n.len() > 255 || n.chars().any(|c| c.is_whitespace() || c.is_control()))
     {
-        errs.push(&o.path("name"), "must be at most 255 characters without spaces");
+        errs.push(
+            &o.path("name"),
+            "must be at most 255 characters without spaces",
+        );
     }
     let vip = o.required_string("vip", errs).and_then(|s| {
         let ip = parse_ip(&s);
@@ -307,7 +308,9 @@ fn pool(v: &Value, path: &str, errs: &mut Errors) -> Option<(pb::Vserver, Option
     {
         errs.push(&o.path("hostname"), format!("{h:?} is not a host name"));
     }
-    let rp = o.string("rp", errs).unwrap_or_else(|| "seesaw-ecu".to_owned());
+    let rp = o
+        .string("rp", errs)
+        .unwrap_or_else(|| "seesaw-ecu".to_owned());
     let mut entries = Vec::new();
     match o.list("services", errs) {
         Some(list) if !list.is_empty() => {
@@ -450,7 +453,11 @@ pub fn check(v: &Value, path: &str, errs: &mut Errors) -> Option<pb::Healthcheck
     );
     let mode = o.choice(
         "mode",
-        &[("plain", Mode::Plain), ("dsr", Mode::Dsr), ("tun", Mode::Tun)],
+        &[
+            ("plain", Mode::Plain),
+            ("dsr", Mode::Dsr),
+            ("tun", Mode::Tun),
+        ],
         Mode::Plain,
         errs,
     );

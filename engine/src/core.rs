@@ -191,6 +191,9 @@ pub async fn run<N: Ncc>(
     let mut source = ConfigSource::Disk;
     let (fetch_tx, mut fetch_rx) = mpsc::channel::<FetchReply>(4);
     let mut fetch_in_flight = false;
+    let ncc = Arc::new(ncc);
+    let (stats_tx, mut stats_rx) = mpsc::channel::<Result<crate::ncc_port::PlaneStats, crate::ncc_port::NccError>>(1);
+    let mut stats_in_flight = false;
     let mut last_poll = tokio::time::Instant::now();
     let mut last_converge = tokio::time::Instant::now();
     // Adopt what the plane already holds (an engine restart must not flush it). ncc starts before
@@ -312,6 +315,13 @@ pub async fn run<N: Ncc>(
                 }
                 None => break,
             },
+            Some(stats) = stats_rx.recv() => {
+                stats_in_flight = false;
+                match stats {
+                    Ok(s) => { plane_kind = s.kind; state.stats(s.dests); }
+                    Err(e) => tracing::debug!(error = %e, "stats unavailable"),
+                }
+            }
             Some((fetched, reply)) = fetch_rx.recv() => {
                 fetch_in_flight = false;
                 let outcome = apply_fetched(&mut state, &config_dir, fetched);
@@ -346,11 +356,14 @@ pub async fn run<N: Ncc>(
                     last_converge = tokio::time::Instant::now();
                     state.converge(SystemTime::now());
                 }
-                if ticks.is_multiple_of(2) {
-                    match ncc.stats().await {
-                        Ok(s) => { plane_kind = s.kind; state.stats(s.dests); }
-                        Err(e) => tracing::debug!(error = %e, "stats unavailable"),
-                    }
+                // Counters are read off the loop: a slow stats call must never delay an HA report
+                // (a new master's VIPs wait for the loop).
+                if ticks.is_multiple_of(2) && !stats_in_flight {
+                    stats_in_flight = true;
+                    let (ncc, tx) = (Arc::clone(&ncc), stats_tx.clone());
+                    tokio::spawn(async move {
+                        let _ = tx.send(ncc.stats().await).await;
+                    });
                 }
             }
         }

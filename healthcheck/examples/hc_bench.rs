@@ -1,13 +1,17 @@
 //! Benchmark of the healthcheck process (not shipped): `bench/healthcheck.sh` runs it.
 //!
 //! - `hc_bench responder --ports N --first-port P`: TCP listeners on 127.0.77.1:P..P+N that accept
-//!   hold each connection ~200 ms (the prober resets it; nobody keeps TIME_WAIT sockets).
+//!   hold each connection ~800 ms (the prober resets it; nobody keeps TIME_WAIT sockets).
 //! - `hc_bench run --checks C --interval-ms I --secs S --ports N --first-port P`: the real
 //!   `seesaw_healthcheck::run_with_prober` loop (one scheduler, batching outbox) on a
 //!   current-thread runtime, with C TCP checks spread over the responders, a stub engine link,
 //!   and a prober that times each probe start. Prints one JSON line: probes per second, failures,
 //!   and the interval jitter (|gap between two starts of one check − interval|) p50/p99/max.
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark tool prints its results")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark tool prints its results"
+)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -51,7 +55,9 @@ fn main() {
             arg(&args, "--secs", 20),
         )),
         _ => {
-            eprintln!("usage: hc_bench responder|run [--ports N] [--first-port P] [--checks C] [--interval-ms I] [--secs S]");
+            eprintln!(
+                "usage: hc_bench responder|run [--ports N] [--first-port P] [--checks C] [--interval-ms I] [--secs S]"
+            );
             std::process::exit(64);
         }
     }
@@ -73,7 +79,7 @@ async fn responder(first: u16, ports: u16, secs: u64) {
                 held.push_back((now, s));
                 while held
                     .front()
-                    .is_some_and(|(t, _)| now - *t > Duration::from_millis(200))
+                    .is_some_and(|(t, _)| now - *t > Duration::from_millis(800))
                 {
                     held.pop_front();
                 }
@@ -138,7 +144,8 @@ impl Prober for Timing {
             self.ok.fetch_add(1, Ordering::Relaxed);
         } else {
             self.failed.fetch_add(1, Ordering::Relaxed);
-            o.message.clone_into(&mut self.last_failure.lock().expect("lock"));
+            o.message
+                .clone_into(&mut self.last_failure.lock().expect("lock"));
         }
         o
     }

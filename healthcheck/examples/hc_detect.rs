@@ -9,7 +9,11 @@
 //!   retries another backend when a connect fails).
 //!
 //! Needs the debug daemons: `cargo build --workspace --bins` first.
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark tool prints its results")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark tool prints its results"
+)]
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +30,8 @@ fn main() {
     let mut plane = Vec::new();
     let mut shell = Vec::new();
     for run in 1..=runs {
-        let mut suite = LoopbackSuite::start().unwrap_or_else(|e| panic!("suite did not start: {e}"));
+        let mut suite =
+            LoopbackSuite::start().unwrap_or_else(|e| panic!("suite did not start: {e}"));
         let be1 = suite.backends()[0].clone();
         // Warm up: both backends answer.
         for _ in 0..10 {
@@ -40,7 +45,9 @@ fn main() {
         let mut requests = 0u32;
         while t0.elapsed() < WATCH {
             requests += 1;
-            let ok = suite.get().is_ok_and(|r| r.status == 200 && r.text() == "be2");
+            let ok = suite
+                .get()
+                .is_ok_and(|r| r.status == 200 && r.text() == "be2");
             if !ok {
                 last_bad = Some(t0.elapsed());
             }

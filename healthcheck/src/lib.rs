@@ -18,6 +18,8 @@ compile_error!("the `testing` feature is for tests only and must not be built in
 
 pub mod check;
 pub mod codec;
+/// The DNS library whose types appear in [`check::DnsProbe`] (re-exported for the fuzz targets).
+pub use hickory_proto;
 pub mod engine_link;
 pub mod probe;
 pub mod report;

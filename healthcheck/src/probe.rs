@@ -87,7 +87,13 @@ impl Prober for NetProber {
 pub async fn tcp(p: &TcpProbe, tls: &TlsClients) -> ProbeOutcome {
     let start = Instant::now();
     let kind = if p.tls.is_some() { "tcp_tls" } else { "tcp" };
-    let stream = match net::tcp_connect(&p.dial).await {
+    // A connect-only probe skips the extra setsockopt (it is most of the probes at scale).
+    let connected = if p.send.is_empty() && p.tls.is_none() {
+        net::tcp_connect(&p.dial).await
+    } else {
+        net::tcp_connect_nodelay(&p.dial).await
+    };
+    let stream = match connected {
         Ok(s) => s,
         Err(e) => return ProbeOutcome::fail(format!("{kind} connect {}: {}", p.dial, io_msg(&e))),
     };

@@ -133,20 +133,32 @@ impl ClusterPb {
 /// (ncc → engine → {ha, healthcheck, ecu}). `term_timeout` is short so teardown finishes inside
 /// the harness's own grace period; priority 0 so it works unprivileged.
 pub fn watchdog_cfg() -> Result<String, LabError> {
+    watchdog_cfg_with(false)
+}
+
+/// [`watchdog_cfg`] with the shipped `etc/watchdog.cfg` nice values (ncc and engine −10, ha −15,
+/// Seesaw's): what a production node runs, so time-critical labs (HA failover) measure the
+/// product as deployed rather than daemons competing with the build at nice 0. Needs root.
+pub fn watchdog_cfg_shipped_priorities() -> Result<String, LabError> {
+    watchdog_cfg_with(true)
+}
+
+fn watchdog_cfg_with(shipped_priorities: bool) -> Result<String, LabError> {
     let mut s = String::new();
-    for (service, dependency) in [
-        ("ncc", None),
-        ("engine", Some("ncc")),
-        ("ha", Some("engine")),
-        ("healthcheck", Some("engine")),
-        ("ecu", Some("engine")),
+    for (service, dependency, nice) in [
+        ("ncc", None, -10),
+        ("engine", Some("ncc"), -10),
+        ("ha", Some("engine"), -15),
+        ("healthcheck", Some("engine"), 0),
+        ("ecu", Some("engine"), 0),
     ] {
         let binary = bins::binary(&format!("seesaw_{service}"))?;
         let _ = writeln!(s, "[{service}]\nbinary = {}", binary.display());
         if let Some(dep) = dependency {
             let _ = writeln!(s, "dependency = {dep}");
         }
-        let _ = writeln!(s, "priority = 0\nterm_timeout = 2s\n");
+        let priority = if shipped_priorities { nice } else { 0 };
+        let _ = writeln!(s, "priority = {priority}\nterm_timeout = 2s\n");
     }
     Ok(s)
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use seesaw_lab::config::{watchdog_cfg, write_atomic};
+use seesaw_lab::config::{watchdog_cfg_shipped_priorities, write_atomic};
 use seesaw_lab::{Lab, bins, http, procs};
 
 const VIP: &str = "198.51.100.1:80";
@@ -181,6 +181,30 @@ fn analyse(
     (outage, two, overlap)
 }
 
+fn unix_secs(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// Copies both nodes' logs to `$HA_LAB_KEEP_LOGS/<node>/` for timing analysis (the lab's own
+/// directory is removed when the test ends).
+fn keep_logs(lab: &Lab) {
+    let Some(dest) = std::env::var_os("HA_LAB_KEEP_LOGS") else {
+        return;
+    };
+    for (name, _, _) in LBS {
+        let (Ok(src), to) = (lab.log_dir(name), Path::new(&dest).join(name)) else {
+            continue;
+        };
+        let _ = std::fs::create_dir_all(&to);
+        for entry in std::fs::read_dir(&src).into_iter().flatten().flatten() {
+            let _ = std::fs::copy(entry.path(), to.join(entry.file_name()));
+        }
+    }
+    println!("logs kept in {}", Path::new(&dest).display());
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     #[allow(
         clippy::cast_possible_truncation,
@@ -246,7 +270,7 @@ fn failover_outages_and_partition() {
         let log = lab.log_dir(name).expect("lb");
         write_atomic(&config, "seesaw.cfg", &seesaw_cfg(ip, LBS[1 - i].1)).expect("seesaw.cfg");
         write_atomic(&config, "cluster.pb", &cluster_pb()).expect("cluster.pb");
-        write_atomic(&config, "watchdog.cfg", &watchdog_cfg().expect("binaries"))
+        write_atomic(&config, "watchdog.cfg", &watchdog_cfg_shipped_priorities().expect("binaries"))
             .expect("watchdog.cfg");
         let (r, c, l) = (
             run.to_string_lossy().into_owned(),
@@ -272,7 +296,21 @@ fn failover_outages_and_partition() {
     println!("initial master: {}", LBS[first].0);
 
     let mut summary = Vec::new();
-    for fault in [Fault::KillHa, Fault::StopAll, Fault::Failover] {
+    // `HA_LAB_FAULTS=failover` (comma-separated: kill, stop, failover) narrows a diagnostic run;
+    // the acceptance run is all three.
+    let faults: Vec<Fault> = match std::env::var("HA_LAB_FAULTS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|f| match f.trim() {
+                "kill" => Some(Fault::KillHa),
+                "stop" => Some(Fault::StopAll),
+                "failover" => Some(Fault::Failover),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => vec![Fault::KillHa, Fault::StopAll, Fault::Failover],
+    };
+    for fault in faults {
         let mut outages = Vec::new();
         let mut two_masters = 0;
         let mut overlaps = Vec::new();
@@ -299,6 +337,7 @@ fn failover_outages_and_partition() {
             let prober = Prober::start(&lab, Duration::from_secs(8));
             std::thread::sleep(Duration::from_millis(300));
             let t_fault = Instant::now();
+            let fault_wall = std::time::SystemTime::now();
             let mut stopped = Vec::new();
             match fault {
                 Fault::KillHa => {
@@ -338,6 +377,11 @@ fn failover_outages_and_partition() {
                 let _ = kill(Pid::from_raw(p), Signal::SIGCONT);
             }
             let (outage, two, overlap) = analyse(fault, master, t_fault, &samples);
+            println!(
+                "HA-RUN {fault:?} run={run} master={} fault_at={:.3} outage={outage:?} two={two}",
+                LBS[master].0,
+                unix_secs(fault_wall),
+            );
             assert!(
                 outage != Duration::MAX,
                 "{fault:?} run {run}: the peer never served"
@@ -402,6 +446,7 @@ fn failover_outages_and_partition() {
         master_down
     );
     let _ = master;
+    keep_logs(&lab);
 
     for (fault, outages, two) in &summary {
         let p99 = pct(outages, 0.99);

@@ -536,3 +536,45 @@ fn thousand_applies_under_tcp_and_udp_load_break_nothing() {
         "only {uok} UDP requests answered during the churn"
     );
 }
+
+#[test]
+fn shipped_payload_rules_example_loads() {
+    // etc/examples/udp-kcp: KCP conv affinity and version routing with default deny.
+    let dir = seesaw_lab::bins::workspace_dir().join("etc/examples/udp-kcp");
+    let loaded = seesaw_engine::config::load_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e:#?}", dir.display()));
+    assert!(
+        loaded.local_node().is_some(),
+        "seesaw.cfg node_ipv4 names a node of cluster.pb"
+    );
+    assert_eq!(
+        loaded.settings.dataplane,
+        seesaw_engine::config::DataplaneKind::Proxy
+    );
+    let entry = |vs: &str| {
+        let v = loaded
+            .cluster
+            .vservers
+            .get(vs)
+            .unwrap_or_else(|| panic!("no vserver {vs}"));
+        assert!(v.warnings.is_empty(), "{vs}: {:?}", v.warnings);
+        let e = v.entries.values().next().expect("one entry");
+        (v, e.proxy.clone())
+    };
+    let (_, kcp) = entry("kcp@example");
+    assert_eq!(kcp.hash_key, Some((0, 4)), "KCP conv is bytes 0:4");
+    assert_eq!(kcp.rules.len(), 1);
+    assert_eq!(kcp.default_group, None, "short datagrams are denied");
+    let (api, opts) = entry("api@example");
+    let groups: Vec<Option<String>> = opts.rules.iter().map(|r| r.group.clone()).collect();
+    assert_eq!(groups, [Some("v1".to_owned()), Some("v2".to_owned())]);
+    assert_eq!(opts.default_group, None, "other versions are denied");
+    assert_eq!(opts.rules[1].conds[0].values.len(), 2, "version 2 or 3");
+    let backups: Vec<&str> = api
+        .backends
+        .values()
+        .filter(|b| b.backup)
+        .map(|b| b.group.as_str())
+        .collect();
+    assert_eq!(backups, ["v2"]);
+}

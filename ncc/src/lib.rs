@@ -4,13 +4,13 @@
 //!
 //! - [`model`]: services and destinations (domain types);
 //! - [`dataplane`]: the `Dataplane` trait, the pure `diff`, and the planes: `proxy` (userspace TCP
-//!   proxy, unprivileged) and `fake` (in-memory, for tests);
+//!   proxy, unprivileged), `nftables` and `ipvs` (kernel planes) and `fake` (in-memory, for tests);
+//! - [`kernel`]: privilege detection, sysctls, and the rest of what ncc changes in the kernel;
+//! - [`bgp`]: BGP announcements through GoBGP's gRPC API (the `Speaker` port and the announced set);
 //! - [`server`]: the gRPC API; converts proto ↔ domain and serialises every operation.
-//!
-//! The kernel planes (nftables, IPVS) and interface management are a later issue; this build says
-//! so plainly when asked for them.
 #![deny(unsafe_code)]
 
+pub mod bgp;
 pub mod dataplane;
 pub mod kernel;
 pub mod model;

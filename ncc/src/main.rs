@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use seesaw_common::{args::CommonArgs, exit, paths, uds};
+use seesaw_ncc::dataplane::ipvs::{IpvsPlane, sys::Netlink};
 use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
 use seesaw_ncc::dataplane::proxy::ProxyPlane;
 
@@ -73,7 +74,21 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::OSERR);
         }
         tracing::info!(configured = %choice.configured, "data plane: {}", choice.kind);
-        let served = if choice.kind == "nftables" {
+        let served = if choice.kind == "ipvs" {
+            let ifaces: Vec<&str> = choice.lb_interface.iter().map(String::as_str).collect();
+            seesaw_ncc::kernel::sysctl::apply(
+                std::path::Path::new("/proc/sys"),
+                &seesaw_ncc::kernel::sysctl::wanted(&ifaces),
+            );
+            // Adopts what IPVS holds: never a flush at start.
+            match Netlink::open().and_then(IpvsPlane::new) {
+                Ok(plane) => seesaw_ncc::run(plane, listener, shutdown).await,
+                Err(e) => {
+                    tracing::error!("cannot read the IPVS state: {e}");
+                    return ExitCode::from(exit::UNAVAILABLE);
+                }
+            }
+        } else if choice.kind == "nftables" {
             let ifaces: Vec<&str> = choice.lb_interface.iter().map(String::as_str).collect();
             seesaw_ncc::kernel::sysctl::apply(
                 std::path::Path::new("/proc/sys"),

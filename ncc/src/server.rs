@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::NccError;
+use crate::bgp::gobgp::GobgpSpeaker;
+use crate::bgp::{Bgp, BgpError};
 use crate::dataplane::proxy::rules;
 use crate::dataplane::{self, Dataplane};
 use crate::model::{
@@ -30,9 +32,7 @@ pub async fn run<P: Dataplane>(
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     tracing::info!(plane = plane.kind(), "ncc serving");
-    let svc = NccService {
-        plane: Arc::new(Mutex::new(plane)),
-    };
+    let svc = NccService::new(plane);
     seesaw_common::ready::notify_ready();
     let server = tonic::transport::Server::builder()
         .timeout(CALL_DEADLINE)
@@ -61,6 +61,8 @@ const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// The ncc service over one plane.
 pub struct NccService<P> {
     plane: Arc<Mutex<P>>,
+    /// BGP through GoBGP; its own lock, so a slow daemon never delays the data plane.
+    bgp: Arc<Mutex<Bgp<GobgpSpeaker>>>,
 }
 
 impl<P> NccService<P> {
@@ -68,6 +70,7 @@ impl<P> NccService<P> {
     pub fn new(plane: P) -> Self {
         Self {
             plane: Arc::new(Mutex::new(plane)),
+            bgp: Arc::new(Mutex::new(Bgp::new(Box::new(GobgpSpeaker::connect)))),
         }
     }
 }
@@ -87,6 +90,44 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
         }
         Ok(Response::new(pb::ApplyReply {
             changes: changes.iter().map(ToString::to_string).collect(),
+        }))
+    }
+
+    async fn bgp_set(
+        &self,
+        req: Request<pb::BgpRequest>,
+    ) -> Result<Response<pb::ApplyReply>, Status> {
+        seesaw_common::peer::require_trusted(&req)?;
+        let (settings, routes) = bgp_request_from_pb(req.into_inner()).map_err(bgp_status)?;
+        let mut bgp = self.bgp.lock().await;
+        let changes = bgp.set(settings, routes).await.map_err(bgp_status)?;
+        for c in &changes {
+            tracing::info!("bgp: {c}");
+        }
+        Ok(Response::new(pb::ApplyReply { changes }))
+    }
+
+    async fn bgp_neighbors(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::BgpNeighborList>, Status> {
+        let (neighbors, announced) = self.bgp.lock().await.neighbors().await.map_err(bgp_status)?;
+        Ok(Response::new(pb::BgpNeighborList {
+            neighbors: neighbors
+                .into_iter()
+                .map(|n| pb::BgpNeighbor {
+                    address: n.address.to_string(),
+                    peer_asn: n.peer_asn,
+                    router_id: n.router_id,
+                    state: n.state.as_str().to_owned(),
+                    uptime_s: n.uptime.as_secs(),
+                    messages_received: n.received,
+                    messages_sent: n.sent,
+                    updates_received: n.updates_received,
+                    updates_sent: n.updates_sent,
+                })
+                .collect(),
+            announced: announced.into_iter().map(crate::bgp::host_route).collect(),
         }))
     }
 
@@ -465,4 +506,83 @@ fn mode_to_pb(m: ForwardMode) -> pb::ForwardMode {
         ForwardMode::Nat => pb::ForwardMode::Nat,
         ForwardMode::Tun => pb::ForwardMode::Tun,
     }
+}
+
+fn bgp_status(e: BgpError) -> Status {
+    match e {
+        BgpError::Invalid(_) | BgpError::Address(_) => Status::invalid_argument(e.to_string()),
+        BgpError::Conflict(_) => Status::failed_precondition(e.to_string()),
+        BgpError::Daemon { .. } => Status::unavailable(e.to_string()),
+    }
+}
+
+/// The domain form of a `BgpSet` request: every address checked.
+pub fn bgp_request_from_pb(
+    r: pb::BgpRequest,
+) -> Result<(crate::bgp::Settings, std::collections::BTreeSet<IpAddr>), BgpError> {
+    let s = r
+        .settings
+        .ok_or_else(|| BgpError::Invalid("no settings".to_owned()))?;
+    let ip = |what: &str, v: &str| -> Result<IpAddr, BgpError> {
+        v.trim()
+            .parse()
+            .map_err(|_| BgpError::Invalid(format!("{what} {v:?} is not an IP address")))
+    };
+    let opt = |what: &str, v: &str| -> Result<Option<IpAddr>, BgpError> {
+        if v.trim().is_empty() {
+            Ok(None)
+        } else {
+            ip(what, v).map(Some)
+        }
+    };
+    if s.gobgp_api.trim().is_empty() {
+        return Err(BgpError::Address(s.gobgp_api));
+    }
+    if s.local_asn == 0 || s.remote_asn == 0 {
+        return Err(BgpError::Invalid(format!(
+            "ASNs must be set (local {}, remote {})",
+            s.local_asn, s.remote_asn
+        )));
+    }
+    let router_id = match ip("router id", &s.router_id)? {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(_) => {
+            return Err(BgpError::Invalid(format!(
+                "router id {} is not IPv4",
+                s.router_id
+            )));
+        }
+    };
+    let next_hop_v4 = match opt("IPv4 next hop", &s.next_hop_ipv4)? {
+        None => None,
+        Some(IpAddr::V4(a)) => Some(a),
+        Some(other) => return Err(BgpError::Invalid(format!("IPv4 next hop {other} is IPv6"))),
+    };
+    let next_hop_v6 = match opt("IPv6 next hop", &s.next_hop_ipv6)? {
+        None => None,
+        Some(IpAddr::V6(a)) => Some(a),
+        Some(other) => return Err(BgpError::Invalid(format!("IPv6 next hop {other} is IPv4"))),
+    };
+    let peers = s
+        .peers
+        .iter()
+        .map(|p| ip("peer", p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let routes = r
+        .routes
+        .iter()
+        .map(|p| ip("route", p))
+        .collect::<Result<_, _>>()?;
+    Ok((
+        crate::bgp::Settings {
+            api: s.gobgp_api.trim().to_owned(),
+            local_asn: s.local_asn,
+            remote_asn: s.remote_asn,
+            peers,
+            router_id,
+            next_hop_v4,
+            next_hop_v6,
+        },
+        routes,
+    ))
 }

@@ -293,7 +293,9 @@ fn help_options_are_aligned() {
     };
     assert_eq!(
         help_options(&options),
-        "  reload  Reload the cluster configuration\n  source  Show or set the configuration source\n  status  Show the configuration status\n"
+        "  history   Show the saved cluster.pb versions\n  import    Import vservers from a YAML file\n  \
+         reload    Reload the cluster configuration\n  rollback  Restore a saved cluster.pb version and apply it\n  \
+         source    Show or set the configuration source\n  status    Show the configuration status\n"
     );
 }
 

@@ -1,11 +1,17 @@
 //! A stateful in-memory engine for tests: vservers, HA and config status that tests set and
 //! change, and a switch that makes it unreachable. Name filtering follows the engine's rule
-//! (exact name or prefix).
+//! (exact name or prefix). Writes are kept: overrides, reloads, failovers, and cluster.pb
+//! versions (an update that does not parse is refused and changes nothing; an accepted one
+//! replaces the vservers with what the text holds).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{EngineView, ViewError};
-use crate::model::{ConfigStatus, HaStatus, Vserver};
+use crate::cluster_edit;
+use crate::model::{
+    Cluster, ConfigStatus, Destination, HaStatus, Outcome, Override, OverrideKind, OverrideState,
+    Service, Version, Vserver,
+};
 
 /// The fake engine. Clones share state.
 #[derive(Debug, Clone)]
@@ -19,6 +25,13 @@ struct FakeState {
     ha: HaStatus,
     config: ConfigStatus,
     unreachable: bool,
+    overrides: Vec<Override>,
+    reloads: u32,
+    failovers: u32,
+    source: String,
+    /// Every saved version with its text, oldest first.
+    versions: Vec<(Version, String)>,
+    text: String,
 }
 
 // === impl FakeEngine ===
@@ -48,6 +61,12 @@ impl FakeEngine {
                     reload_failures: 0,
                 },
                 unreachable: false,
+                overrides: Vec::new(),
+                reloads: 0,
+                failovers: 0,
+                source: "disk".into(),
+                versions: Vec::new(),
+                text: String::new(),
             })),
         }
     }
@@ -70,6 +89,31 @@ impl FakeEngine {
     /// Makes every read fail as if the engine were down, or succeed again.
     pub fn set_unreachable(&self, unreachable: bool) {
         self.lock().unreachable = unreachable;
+    }
+
+    /// Sets the cluster.pb text (not a version) and derives the vservers from it.
+    pub fn set_cluster_text(&self, text: &str) {
+        let mut s = self.lock();
+        s.text = text.to_owned();
+        if let Ok(c) = cluster_edit::parse(text) {
+            s.vservers = vservers_of(&c);
+        }
+    }
+
+    /// The current cluster.pb text.
+    pub fn cluster_text_now(&self) -> String {
+        self.lock().text.clone()
+    }
+
+    /// Overrides set so far.
+    pub fn overrides_now(&self) -> Vec<Override> {
+        self.lock().overrides.clone()
+    }
+
+    /// (reloads, failovers) asked for.
+    pub fn counts(&self) -> (u32, u32) {
+        let s = self.lock();
+        (s.reloads, s.failovers)
     }
 
     fn lock(&self) -> MutexGuard<'_, FakeState> {
@@ -109,4 +153,211 @@ impl EngineView for FakeEngine {
     async fn config_status(&self) -> Result<ConfigStatus, ViewError> {
         Ok(self.reachable()?.config.clone())
     }
+
+    async fn cluster(&self) -> Result<Cluster, ViewError> {
+        drop(self.reachable()?);
+        Ok(Cluster {
+            site: "fake".into(),
+            version: 2,
+            dataplane: "fake".into(),
+            nodes: Vec::new(),
+        })
+    }
+
+    async fn overrides(&self) -> Result<Vec<Override>, ViewError> {
+        Ok(self.reachable()?.overrides.clone())
+    }
+
+    async fn set_override(
+        &self,
+        kind: OverrideKind,
+        target: String,
+        state: OverrideState,
+    ) -> Result<String, ViewError> {
+        let mut s = self.reachable()?;
+        let name = |k: OverrideKind| format!("{k:?}").to_lowercase();
+        s.overrides
+            .retain(|o| !(o.kind == name(kind) && o.target == target));
+        let st = format!("{state:?}").to_lowercase();
+        s.overrides.push(Override {
+            kind: name(kind),
+            target: target.clone(),
+            state: st.clone(),
+            set_by: "ecu".into(),
+            set_at_ms: 0,
+        });
+        Ok(format!("{} {target}: {st}", name(kind)))
+    }
+
+    async fn config_reload(&self) -> Result<Outcome, ViewError> {
+        let mut s = self.reachable()?;
+        s.reloads += 1;
+        s.config.generation += 1;
+        Ok(applied(s.config.generation))
+    }
+
+    async fn config_source(&self, source: String) -> Result<(String, String), ViewError> {
+        let mut s = self.reachable()?;
+        let before = s.source.clone();
+        match source.as_str() {
+            "" => Ok((before.clone(), before)),
+            "disk" | "none" | "server" | "peer" => {
+                s.source = source;
+                Ok((s.source.clone(), before))
+            }
+            other => Err(ViewError::Rpc {
+                call: "ConfigSource",
+                code: tonic::Code::InvalidArgument,
+                message: format!("unknown config source {other:?}"),
+            }),
+        }
+    }
+
+    async fn failover(&self) -> Result<String, ViewError> {
+        let mut s = self.reachable()?;
+        if s.ha.state != "LEADER" {
+            return Err(ViewError::Rpc {
+                call: "Failover",
+                code: tonic::Code::FailedPrecondition,
+                message: format!("this node is {}, not the master", s.ha.state),
+            });
+        }
+        s.failovers += 1;
+        Ok("failover requested".into())
+    }
+
+    async fn cluster_text(&self) -> Result<String, ViewError> {
+        Ok(self.reachable()?.text.clone())
+    }
+
+    async fn update_cluster(
+        &self,
+        text: String,
+        what: String,
+        who: String,
+    ) -> Result<Outcome, ViewError> {
+        let mut s = self.reachable()?;
+        let c = match cluster_edit::parse(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(Outcome {
+                    applied: false,
+                    message: "configuration refused".into(),
+                    errors: vec![e.to_string()],
+                });
+            }
+        };
+        s.vservers = vservers_of(&c);
+        save(&mut s, text, what, who);
+        Ok(applied(s.config.generation))
+    }
+
+    async fn history(&self) -> Result<Vec<Version>, ViewError> {
+        let s = self.reachable()?;
+        Ok(s.versions.iter().rev().map(|(v, _)| v.clone()).collect())
+    }
+
+    async fn rollback(&self, id: u64, who: String) -> Result<Outcome, ViewError> {
+        let mut s = self.reachable()?;
+        let Some((_, text)) = s.versions.iter().find(|(v, _)| v.id == id).cloned() else {
+            return Err(ViewError::Rpc {
+                call: "ConfigRollback",
+                code: tonic::Code::NotFound,
+                message: format!("no config version {id}"),
+            });
+        };
+        if let Ok(c) = cluster_edit::parse(&text) {
+            s.vservers = vservers_of(&c);
+        }
+        save(&mut s, text, format!("rollback to version {id}"), who);
+        Ok(applied(s.config.generation))
+    }
+}
+
+fn applied(generation: u64) -> Outcome {
+    Outcome {
+        applied: true,
+        message: format!("configuration applied (generation {generation})"),
+        errors: Vec::new(),
+    }
+}
+
+fn save(s: &mut FakeState, text: String, what: String, who: String) {
+    let id = s.versions.last().map_or(1, |(v, _)| v.id + 1);
+    s.config.generation += 1;
+    s.versions.push((
+        Version {
+            id,
+            at_ms: 0,
+            who,
+            what,
+            sha256: String::new(),
+            size: text.len() as u64,
+        },
+        text.clone(),
+    ));
+    s.text = text;
+}
+
+/// What the engine would show for a config: every backend healthy and active.
+fn vservers_of(c: &seesaw_proto::config::Cluster) -> Vec<Vserver> {
+    c.vserver
+        .iter()
+        .map(|v| {
+            let vip = v
+                .entry_address
+                .ipv4
+                .clone()
+                .or_else(|| v.entry_address.ipv6.clone())
+                .unwrap_or_default();
+            let vip = vip.split('/').next().unwrap_or_default().to_owned();
+            let services = v
+                .vserver_entry
+                .iter()
+                .map(|e| Service {
+                    address: vip.clone(),
+                    protocol: if e.protocol == 2 { "UDP" } else { "TCP" }.into(),
+                    port: u32::try_from(e.port).unwrap_or_default(),
+                    scheduler: "rr".into(),
+                    mode: "NAT".into(),
+                    healthy: true,
+                    active: true,
+                    destinations: v
+                        .backend
+                        .iter()
+                        .map(|b| {
+                            let ip = b.host.ipv4.clone().unwrap_or_default();
+                            let ip = ip.split('/').next().unwrap_or_default().to_owned();
+                            Destination {
+                                name: format!("{}/{ip}:{}/TCP", v.name, e.port),
+                                backend: b.host.fqdn.clone(),
+                                address: ip,
+                                port: u32::try_from(e.backend_port.unwrap_or(e.port))
+                                    .unwrap_or_default(),
+                                weight: b.weight.unwrap_or(1),
+                                enabled: true,
+                                override_state: String::new(),
+                                healthy: true,
+                                active: true,
+                                checks: Vec::new(),
+                                active_conns: 0,
+                                total_conns: 0,
+                                bytes_in: 0,
+                                bytes_out: 0,
+                            }
+                        })
+                        .collect(),
+                })
+                .collect();
+            Vserver {
+                name: v.name.clone(),
+                hostname: v.entry_address.fqdn.clone(),
+                enabled: true,
+                override_state: String::new(),
+                vips: vec![vip],
+                services,
+                warnings: Vec::new(),
+            }
+        })
+        .collect()
 }

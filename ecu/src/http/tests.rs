@@ -8,13 +8,16 @@ use tower::ServiceExt;
 
 use super::router;
 use crate::engine_view::fake::FakeEngine;
-use crate::model::{Attribute, ConfigStatus, Destination, HaStatus, Service, Vserver};
+use crate::model::{Attribute, Check, ConfigStatus, Destination, HaStatus, Service, Vserver};
 
 fn vserver(name: &str, port: u32) -> Vserver {
     Vserver {
         name: name.into(),
+        hostname: format!("{name}.demo."),
         enabled: true,
+        override_state: String::new(),
         vips: vec!["127.0.0.1".into()],
+        warnings: Vec::new(),
         services: vec![Service {
             address: "127.0.0.1".into(),
             protocol: "TCP".into(),
@@ -25,11 +28,20 @@ fn vserver(name: &str, port: u32) -> Vserver {
             active: true,
             destinations: vec![Destination {
                 name: "be1".into(),
+                backend: "be1.demo.".into(),
                 address: "127.0.0.2".into(),
                 port: 80,
                 weight: 2,
+                enabled: true,
+                override_state: String::new(),
                 healthy: true,
                 active: true,
+                checks: vec![Check {
+                    name: "HTTP/80".into(),
+                    id: 7,
+                    state: "healthy".into(),
+                    message: "200 OK".into(),
+                }],
                 active_conns: 3,
                 total_conns: 40,
                 bytes_in: 500,
@@ -96,8 +108,11 @@ async fn get_json(fake: &FakeEngine, uri: &str) -> (StatusCode, Value) {
 fn web_json() -> Value {
     json!({
         "name": "web",
+        "hostname": "web.demo.",
         "enabled": true,
+        "override_state": "",
         "vips": ["127.0.0.1"],
+        "warnings": [],
         "services": [{
             "address": "127.0.0.1",
             "protocol": "TCP",
@@ -108,11 +123,15 @@ fn web_json() -> Value {
             "active": true,
             "destinations": [{
                 "name": "be1",
+                "backend": "be1.demo.",
                 "address": "127.0.0.2",
                 "port": 80,
                 "weight": 2,
+                "enabled": true,
+                "override_state": "",
                 "healthy": true,
                 "active": true,
+                "checks": [{"name": "HTTP/80", "id": 7, "state": "healthy", "message": "200 OK"}],
                 "active_conns": 3,
                 "total_conns": 40,
                 "bytes_in": 500,

@@ -22,7 +22,7 @@ pub const MAX_HTTP_BODY: usize = 64 * 1024;
 pub async fn http(p: &HttpProbe, tls: &TlsClients) -> ProbeOutcome {
     let start = Instant::now();
     let scheme = if p.tls.is_some() { "https" } else { "http" };
-    let stream = match net::tcp_connect(&p.dial).await {
+    let stream = match net::tcp_connect_nodelay(&p.dial).await {
         Ok(s) => s,
         Err(e) => {
             return ProbeOutcome::fail(format!("{scheme} connect {}: {}", p.dial, io_msg(&e)));

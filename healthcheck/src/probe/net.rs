@@ -20,8 +20,12 @@ pub async fn tcp_connect(d: &Dial) -> io::Result<TcpStream> {
     if let Some(mark) = d.mark {
         set_mark(SockRef::from(&sock), mark)?;
     }
-    let stream = sock.connect(d.addr).await?;
-    // Probes write one request; do not let Nagle hold it back.
+    sock.connect(d.addr).await
+}
+
+/// [`tcp_connect`] for a probe that writes a request: Nagle must not hold it back.
+pub async fn tcp_connect_nodelay(d: &Dial) -> io::Result<TcpStream> {
+    let stream = tcp_connect(d).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }

@@ -170,6 +170,31 @@ async fn refetch_updates_in_place() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn duplicate_ids_run_once_and_the_last_config_wins() {
+    let p = ScriptedProber::default();
+    p.set(addr(2), Behaviour::Up);
+    let mut s = Scheduler::new(p.clone());
+    // The engine dedups by id, but the process must not run one id twice if it is sent twice.
+    let summary_ = s.apply(
+        specs(&[tcp_check(7, 1, 1000, 1, 0), tcp_check(7, 2, 1000, 1, 0)]),
+        Instant::now(),
+    );
+    assert_eq!(summary_.added, 1);
+    assert_eq!(s.len(), 1);
+    let r = run_for(&mut s, Duration::from_millis(3100)).await;
+    assert_eq!(summary(&r), [(7, true)]);
+    assert!(
+        p.calls_to(addr(1)).is_empty(),
+        "the first config was replaced"
+    );
+    assert_eq!(
+        p.calls_to(addr(2)).len(),
+        4,
+        "one probe per interval, not two"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_result_for_a_removed_check_is_dropped() {
     let p = ScriptedProber::default();
     p.set(addr(1), Behaviour::Hang);

@@ -3,9 +3,10 @@
 //! adopt-at-start (a new plane over the same kernel holds the same state and changes nothing),
 //! refusal of what the plane cannot hold, and inconsistent commits failing without damage.
 //!
-//! Instantiated for the stateful fake kernel always, for nftables in a private network
-//! namespace when root with `nft` installed, and for IPVS where `/proc/net/ip_vs` exists;
-//! elsewhere those instances print why they skip.
+//! Instantiated for the stateful fake kernel always, for the IPVS plane over its stateful fake
+//! kernel always, for nftables in a private network namespace when root with `nft` installed,
+//! and for the IPVS plane over the real kernel (netlink) in a private network namespace where
+//! `/proc/net/ip_vs` exists; elsewhere those instances print why they skip.
 
 use std::sync::{Arc, Mutex};
 
@@ -187,13 +188,16 @@ pub(super) fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
 
     // Errors: what the plane cannot hold is refused as a whole, and nothing changes.
     let mut refused = desired.clone();
-    refused.push(svc(
-        "198.51.100.3",
-        80,
-        Scheduler::Rr,
-        ForwardMode::Tun,
-        &[("10.0.0.9:80", 1)],
-    ));
+    let candidates = [
+        (Scheduler::Rr, ForwardMode::Tun),
+        (Scheduler::P2c, ForwardMode::Nat),
+    ];
+    let cannot = candidates
+        .iter()
+        .map(|(sch, mode)| svc("198.51.100.3", 80, *sch, *mode, &[("10.0.0.9:80", 1)]))
+        .find(|s| p.unsupported(s).is_some())
+        .unwrap_or_else(|| panic!("{kind}: refuses neither tunnels nor p2c"));
+    refused.push(cannot);
     match apply(&mut *p, &refused) {
         Err(NccError::Unsupported(why)) => assert_eq!(why.len(), 1, "{kind}: {why:?}"),
         other => panic!("{kind}: expected Unsupported, got {other:?}"),
@@ -267,6 +271,43 @@ fn contract_nftables_in_a_private_netns() {
                     Some("lo".to_owned()),
                 )
                 .expect("nftables plane"),
+            )
+        });
+    })
+    .join()
+    .expect("battery thread");
+}
+
+#[test]
+fn contract_ipvs_over_the_fake_ipvs_kernel() {
+    let k = super::ipvs::FakeIpvs::default();
+    battery(&mut || Box::new(super::ipvs::IpvsPlane::new(k.clone()).expect("ipvs plane")));
+}
+
+#[test]
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
+fn contract_ipvs_in_a_private_netns() {
+    if !super::ipvs::available() {
+        eprintln!(
+            "skipping: the IPVS contract battery needs IPVS (/proc/net/ip_vs does not exist)"
+        );
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: the IPVS contract battery needs root (private network namespace)");
+        return;
+    }
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+        battery(&mut || {
+            Box::new(
+                super::ipvs::IpvsPlane::new(
+                    super::ipvs::sys::Netlink::open().expect("ipvs netlink"),
+                )
+                .expect("ipvs plane"),
             )
         });
     })

@@ -6,6 +6,7 @@
 #[cfg(test)]
 mod contract;
 pub mod fake;
+pub mod ipvs;
 pub mod nftables;
 pub mod proxy;
 
@@ -159,7 +160,7 @@ mod tests;
 /// The plane ncc runs, resolved from seesaw.cfg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaneChoice {
-    /// `proxy` or `nftables`.
+    /// `proxy`, `nftables` or `ipvs`.
     pub kind: &'static str,
     /// What `[dataplane] kind` said (`auto`, `proxy`, `nftables`, `ipvs`).
     pub configured: String,
@@ -189,8 +190,10 @@ pub fn choose_plane(seesaw_cfg: &std::path::Path) -> Result<PlaneChoice, String>
                 .output()
                 .is_ok_and(|o| o.status.success())
     };
+    let ipvs_ok = || ipvs::available() && crate::kernel::privileged();
     let kind = match configured.as_str() {
         "proxy" => "proxy",
+        "auto" if ipvs_ok() => "ipvs",
         "auto" if nft_ok() => "nftables",
         "auto" => "proxy",
         "nftables" if nft_ok() => "nftables",
@@ -200,10 +203,11 @@ pub fn choose_plane(seesaw_cfg: &std::path::Path) -> Result<PlaneChoice, String>
                     .into(),
             );
         }
+        "ipvs" if ipvs_ok() => "ipvs",
         "ipvs" => {
             return Err(
-                "[dataplane] kind = ipvs: this build drives IPVS only through its tested \
-                 encoder (no IPVS in the kernels it is tested on); set kind = nftables or auto"
+                "[dataplane] kind = ipvs: needs CAP_NET_ADMIN and a kernel with IPVS \
+                 (/proc/net/ip_vs; modprobe ip_vs); set kind = nftables or auto"
                     .into(),
             );
         }

@@ -1,7 +1,12 @@
-//! Everything ncc does to the kernel outside the data-plane tables: privilege detection and
-//! Seesaw's sysctls ([`sysctl`]). Each piece has a pure core and a narrow side-effecting edge.
+//! Everything ncc does to the kernel outside the data-plane tables: privilege detection,
+//! Seesaw's sysctls ([`sysctl`]), VIPs and interfaces over rtnetlink ([`rtnl`], [`vips`]) and
+//! neighbour announcements ([`garp`]). Each piece has a pure core and a narrow side-effecting
+//! edge.
 
+pub mod garp;
+pub mod rtnl;
 pub mod sysctl;
+pub mod vips;
 
 /// Whether this process may change the network: `CAP_NET_ADMIN` in the effective set (root has
 /// it unless dropped), read from `/proc/self/status`.

@@ -14,16 +14,16 @@
 //!   per-packet lookup over services, so the cost per packet does not grow with their number.
 //!   Its element comments are the registry: `sid=… sch=… p=… so=… sc=… sn=…` (id, scheduler,
 //!   persistence, slot offset, slot capacity, slots in use).
-//! - `s<sid>`: the service chain, one rule: the flow's slot (`numgen inc` for rr/wrr, `jhash` of
+//! - `s<sid>`: the service chain: the sticky lookup (if any), then the flow's slot (`numgen inc` for rr/wrr, `jhash` of
 //!   the source for sh/mh, of the destination for dh, `numgen random`), `mod sn offset
 //!   SLOT_BASE+so`, into the mark (conntrack mark for NAT, packet mark for DSR).
 //! - the dispatch chains (`pre`/`out` NAT, `in` DSR; [`script::dispatch_rules`]): service
 //!   lookup, sticky override, slot → destination id through `slot`, the service's after-chain,
 //!   then DNAT (`dst4`/`dst6`) or `fwd`; a second pass reschedules when a sticky entry names a
 //!   destination that is gone.
-//! - `aft4`/`aft6` → `a<sid>`: for services that keep client state, the update of `sticky4/6`
-//!   (persistence: VIP . proto . port . client → destination id, the service's timeout) or, DSR
-//!   rr/wrr/random, `flow4/6` (… . client port, [`DSR_FLOW_TIMEOUT_S`]).
+//! - `k<sid>t<secs>`: a service's client state (persistence: client address → destination id;
+//!   DSR rr/wrr/random: client address . port, [`DSR_FLOW_TIMEOUT_S`]), looked up first in
+//!   `s<sid>`; `aft4`/`aft6` → `a<sid>` updates it once the destination is known.
 //! - `slot`: slot → destination id, all services in disjoint ranges. Weights become slot counts
 //!   ([`layout`]); mh is a Maglev table; a change rewrites only the slots that differ.
 //! - `dst4`/`dst6`: destination id → address . port (NAT) or address (DSR), with a per-element
@@ -58,6 +58,8 @@ pub const DID_MASK: u32 = 0xfff0_0000;
 pub const SLOT_BASE: u32 = 0x3000_0000;
 /// Mask selecting the tag part of a slot mark.
 pub const SLOT_MASK: u32 = 0xf000_0000;
+/// The mark of a dispatch chain's second pass (service chains skip their sticky lookup).
+pub const RESCHEDULE: u32 = 0x2000_0000;
 /// Idle timeout of a DSR flow entry (rr/wrr keep a flow on its backend through this map).
 pub const DSR_FLOW_TIMEOUT_S: u32 = 300;
 
@@ -235,6 +237,22 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
                 "DSR cannot change the port: destination {} must use port {}",
                 d.addr, s.key.port
             ));
+        }
+        let meta = SvcMeta {
+            sid: 0,
+            sched: s.scheduler,
+            persist: s.persistence,
+            off: 0,
+            cap: 0,
+            n: 1,
+        };
+        if s.mode == ForwardMode::Dsr && !script::sticky_key_fits(Table::Dsr, s.key.vip, &meta) {
+            return Some(
+                "IPv6 DSR with rr, wrr or random keeps each flow (client address and port, 20 \
+                 bytes) in a dynamic map, which nft 1.0.6 cannot update; use sh, mh or dh, or \
+                 set persistence"
+                    .into(),
+            );
         }
         None
     }

@@ -14,7 +14,9 @@ use std::net::IpAddr;
 
 use super::layout::{self, Layout, Member};
 use super::parse::{SvcMeta, TableState, svc_comment};
-use super::{DID_BASE, DID_MASK, DSR_FLOW_TIMEOUT_S, Held, SLOT_BASE, SLOT_MASK, Table, ipf};
+use super::{
+    DID_BASE, DID_MASK, DSR_FLOW_TIMEOUT_S, Held, RESCHEDULE, SLOT_BASE, SLOT_MASK, Table, ipf,
+};
 use crate::NccError;
 use crate::model::{Protocol, Scheduler, Service, ServiceKey};
 use crate::sched::maglev;
@@ -95,6 +97,8 @@ pub struct Script {
     del: BTreeMap<(Table, &'static str), Vec<String>>,
     drop_chains: Vec<(Table, String)>,
     flush_chains: Vec<(Table, String)>,
+    drop_sets: Vec<(Table, String)>,
+    add_sets: Vec<(Table, String)>,
     add_chains: Vec<(Table, String)>,
     add: BTreeMap<(Table, &'static str), Vec<String>>,
     rules: Vec<(Table, String, String)>,
@@ -142,24 +146,40 @@ fn layout_of(s: Scheduler) -> Option<Layout> {
     }
 }
 
-/// The shared sticky map a service updates, if it keeps client state: (map, key expression,
+/// The sticky map of a service, if it keeps client state: (name, key expression, key type,
 /// timeout). Persistence keys on the client address; DSR rr/wrr/random keep each flow (client
-/// address and port) on its backend, since the netdev hook has no conntrack.
-fn sticky(t: Table, vip: IpAddr, m: &SvcMeta) -> Option<(String, String, u32)> {
+/// address and port) on its backend, since the netdev hook has no conntrack. The map is the
+/// service's own (`k<sid>t<secs>`) and bound only by its own chains: nft 1.0.6 cannot update a
+/// map whose key is longer than 16 bytes, which rules out one shared map keyed by the service.
+fn sticky(t: Table, vip: IpAddr, m: &SvcMeta) -> Option<(String, String, String, u32)> {
     let ip = ipf(vip);
-    let v = if vip.is_ipv4() { "4" } else { "6" };
-    let svc = format!("{ip} daddr . meta l4proto . th dport . {ip} saddr");
+    let at = if vip.is_ipv4() {
+        "ipv4_addr"
+    } else {
+        "ipv6_addr"
+    };
     if m.persist > 0 {
-        return Some((format!("sticky{v}"), svc, m.persist));
+        return Some((
+            format!("k{}t{}", m.sid, m.persist),
+            format!("{ip} saddr"),
+            at.to_owned(),
+            m.persist,
+        ));
     }
     if t == Table::Dsr && matches!(m.sched, Scheduler::Rr | Scheduler::Wrr | Scheduler::Random) {
         return Some((
-            format!("flow{v}"),
-            format!("{svc} . th sport"),
+            format!("k{}t{}", m.sid, DSR_FLOW_TIMEOUT_S),
+            format!("{ip} saddr . th sport"),
+            format!("{at} . inet_service"),
             DSR_FLOW_TIMEOUT_S,
         ));
     }
     None
+}
+
+/// Whether a service's flow state fits a dynamic map nft can update (see [`sticky`]).
+pub fn sticky_key_fits(t: Table, vip: IpAddr, m: &SvcMeta) -> bool {
+    sticky(t, vip, m).is_none_or(|(_, key, _, _)| !(vip.is_ipv6() && key.contains("sport")))
 }
 
 /// The conntrack (NAT) or packet (DSR) mark that carries a flow's slot and then its
@@ -171,9 +191,12 @@ fn reg(t: Table) -> &'static str {
     }
 }
 
-/// The rules of a service chain `s<sid>`: one rule computing the flow's slot (tagged with
-/// [`SLOT_BASE`]) into the mark. The chain binds no map, so adding it costs the same with 1 or
-/// 10,000 services; the dispatch chain resolves slot → destination once for all services.
+/// The rules of a service chain `s<sid>`: a rule computing the flow's slot (tagged with
+/// [`SLOT_BASE`]) into the mark, after (for services with client state) a lookup of the client
+/// in the service's own sticky map that returns its destination id (skipped on the dispatch
+/// chain's second pass, marked [`RESCHEDULE`]). The chain binds no shared map, so adding it
+/// costs the same with 1 or 10,000 services; the dispatch chain resolves slot → destination
+/// once for all services.
 pub fn rules(t: Table, vip: IpAddr, m: &SvcMeta) -> Vec<String> {
     if m.n == 0 {
         return Vec::new();
@@ -193,51 +216,45 @@ pub fn rules(t: Table, vip: IpAddr, m: &SvcMeta) -> Vec<String> {
         ),
         Scheduler::Lc | Scheduler::Wlc | Scheduler::P2c => return Vec::new(),
     };
-    vec![format!("{} set {sched}", reg(t))]
+    let r = reg(t);
+    let mut out = Vec::new();
+    if let Some((name, key, _, _)) = sticky(t, vip, m) {
+        out.push(format!(
+            "{r} != {RESCHEDULE:#x} {r} set {key} map @{name} return"
+        ));
+    }
+    out.push(format!("{r} set {sched}"));
+    out
 }
 
 /// The rules of a service's after-chain `a<sid>` (run once the destination is known): the
 /// update of its sticky map with the service's own timeout. Empty when it keeps no state.
 pub fn after_rules(t: Table, vip: IpAddr, m: &SvcMeta) -> Vec<String> {
     match sticky(t, vip, m) {
-        Some((map, key, timeout)) if m.n > 0 => vec![format!(
-            "update @{map} {{ {key} timeout {timeout}s : {} }}",
-            reg(t)
-        )],
+        Some((map, key, _, _)) if m.n > 0 => {
+            vec![format!("update @{map} {{ {key} : {} }}", reg(t))]
+        }
         _ => Vec::new(),
     }
 }
 
 /// The rules of a dispatch chain (`pre`/`out` for NAT, `in` for DSR). One pass: look the
-/// service up (verdict map → `s<sid>` computes the slot), let a live sticky entry override the
-/// slot, resolve slot → destination id, run the service's after-chain, then DNAT/forward to
-/// the destination. DNAT and `fwd` end evaluation, so the rules after the first pass run only
-/// when its destination is gone (a sticky entry naming a deleted destination): the mark is
-/// cleared and a second pass without the sticky lookup schedules afresh (and its after-chain
-/// repairs the entry). Every shared map is bound by these few rules only.
+/// service up (verdict map → `s<sid>` puts a slot, or a sticky destination id, in the mark),
+/// resolve slot → destination id, run the service's after-chain, then DNAT/forward to the
+/// destination. DNAT and `fwd` end evaluation, so the rules after the first pass run only when
+/// its destination is gone (a sticky entry naming a deleted destination): the mark becomes
+/// [`RESCHEDULE`] and a second pass, in which service chains skip their sticky lookup,
+/// schedules afresh (and the after-chain repairs the entry). Every shared map is bound by
+/// these few rules only.
 pub fn dispatch_rules(t: Table, lb: Option<&str>) -> Vec<String> {
     let r = reg(t);
     let slot = format!("{r} and {SLOT_MASK:#x} == {SLOT_BASE:#x}");
     let did = format!("{r} and {DID_MASK:#x} == {DID_BASE:#x}");
     let fams = [("ip", "4"), ("ip6", "6")];
     let svc = |ip: &str| format!("{ip} daddr . meta l4proto . th dport");
-    let pass = |out: &mut Vec<String>, with_sticky: bool| {
+    let pass = |out: &mut Vec<String>| {
         for (ip, v) in fams {
             out.push(format!("{} vmap @svc{v}", svc(ip)));
-        }
-        if with_sticky {
-            for (ip, v) in fams {
-                out.push(format!(
-                    "{slot} {r} set {} . {ip} saddr map @sticky{v}",
-                    svc(ip)
-                ));
-                if t == Table::Dsr {
-                    out.push(format!(
-                        "{slot} {r} set {} . {ip} saddr . th sport map @flow{v}",
-                        svc(ip)
-                    ));
-                }
-            }
         }
         out.push(format!("{slot} {r} set {r} map @slot"));
         for (ip, v) in fams {
@@ -256,9 +273,9 @@ pub fn dispatch_rules(t: Table, lb: Option<&str>) -> Vec<String> {
         }
     };
     let mut out = Vec::new();
-    pass(&mut out, true);
-    out.push(format!("{did} {r} set 0"));
-    pass(&mut out, false);
+    pass(&mut out);
+    out.push(format!("{did} {r} set {RESCHEDULE:#x}"));
+    pass(&mut out);
     out
 }
 
@@ -306,6 +323,10 @@ impl Script {
         if h.st.chains.contains(&after) {
             self.del(t, aft, svc_key(&key));
             self.drop_chains.push((t, after));
+        }
+        let prefix = format!("k{}t", h.meta.sid);
+        for s in h.st.sets.iter().filter(|s| s.starts_with(&prefix)) {
+            self.drop_sets.push((t, s.clone()));
         }
         for id in h.dids.values() {
             self.drop_dest(t, dst, *id, h);
@@ -364,6 +385,18 @@ impl Script {
 
     /// Writes the after-chain of a service (held: whether its chain and registry element
     /// exist) so that it runs `want`.
+    fn sticky_map(&mut self, t: Table, vip: IpAddr, m: &SvcMeta) {
+        if let Some((name, _, ty, timeout)) = sticky(t, vip, m) {
+            self.add_sets.push((
+                t,
+                format!(
+                    "add map {} {name} {{ type {ty} : mark; flags dynamic,timeout; timeout {timeout}s; size 1048576; }}",
+                    t.spec()
+                ),
+            ));
+        }
+    }
+
     fn after_chain(&mut self, t: Table, key: &ServiceKey, sid: u32, held: bool, want: Vec<String>) {
         let (_, _, aft) = fam(key.vip);
         let chain = format!("a{sid}");
@@ -417,6 +450,7 @@ impl Script {
             cap,
             n,
         };
+        self.sticky_map(t, s.key.vip, &meta);
         let chain = format!("s{sid}");
         self.add_chains.push((t, chain.clone()));
         for r in rules(t, s.key.vip, &meta) {
@@ -520,6 +554,14 @@ impl Script {
             } else {
                 self.add_chains.push((t, chain.clone()));
             }
+            let was = sticky(t, s.key.vip, &old).map(|x| x.0);
+            let now = sticky(t, s.key.vip, &meta).map(|x| x.0);
+            if was != now {
+                if let Some(w) = was.filter(|w| h.st.sets.contains(w)) {
+                    self.drop_sets.push((t, w));
+                }
+                self.sticky_map(t, s.key.vip, &meta);
+            }
             for r in rules(t, s.key.vip, &meta) {
                 self.rules.push((t, chain.clone(), r));
             }
@@ -562,6 +604,12 @@ impl Script {
         }
         for (t, c) in &self.flush_chains {
             let _ = writeln!(out, "flush chain {} {c}", t.spec());
+        }
+        for (t, s) in &self.drop_sets {
+            let _ = writeln!(out, "delete map {} {s}", t.spec());
+        }
+        for (_, line) in &self.add_sets {
+            let _ = writeln!(out, "{line}");
         }
         for (t, c) in &self.add_chains {
             let _ = writeln!(out, "add chain {} {c}", t.spec());
@@ -606,24 +654,12 @@ fn elements(out: &mut String, verb: &str, t: Table, map: &str, elems: &[String])
     }
 }
 
-/// The maps both tables hold: the registries, sticky state, slots and weights.
-fn base_maps(out: &mut String, t: &str, dsr: bool) {
+/// The maps both tables hold: the registries, slots and weights.
+fn base_maps(out: &mut String, t: &str) {
     let svc = |a: &str| format!("{a} . inet_proto . inet_service");
     for (v, a) in [("4", "ipv4_addr"), ("6", "ipv6_addr")] {
         let _ = writeln!(out, "add map {t} svc{v} {{ type {} : verdict; }}", svc(a));
         let _ = writeln!(out, "add map {t} aft{v} {{ type {} : verdict; }}", svc(a));
-        let _ = writeln!(
-            out,
-            "add map {t} sticky{v} {{ type {} . {a} : mark; flags dynamic,timeout; timeout {DSR_FLOW_TIMEOUT_S}s; size 1048576; }}",
-            svc(a)
-        );
-        if dsr {
-            let _ = writeln!(
-                out,
-                "add map {t} flow{v} {{ type {} . {a} . inet_service : mark; flags dynamic,timeout; timeout {DSR_FLOW_TIMEOUT_S}s; size 1048576; }}",
-                svc(a)
-            );
-        }
     }
     let _ = writeln!(out, "add map {t} slot {{ type mark : mark; }}");
     let _ = writeln!(out, "add map {t} weights {{ type mark : mark; }}");
@@ -632,7 +668,7 @@ fn base_maps(out: &mut String, t: &str, dsr: bool) {
 fn base_nat(out: &mut String, st: &TableState) {
     let t = Table::Nat.spec();
     let _ = writeln!(out, "add table {t}");
-    base_maps(out, t, false);
+    base_maps(out, t);
     let _ = write!(
         out,
         "add map {t} dst4 {{ type mark : ipv4_addr . inet_service; counter; }}\n\
@@ -663,7 +699,7 @@ fn base_nat(out: &mut String, st: &TableState) {
 fn base_dsr(out: &mut String, st: &TableState, lb: &str) {
     let t = Table::Dsr.spec();
     let _ = writeln!(out, "add table {t}");
-    base_maps(out, t, true);
+    base_maps(out, t);
     let _ = write!(
         out,
         "add map {t} dst4 {{ type mark : ipv4_addr; counter; }}\n\

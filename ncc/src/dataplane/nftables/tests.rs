@@ -190,7 +190,9 @@ fn persistence_gets_an_after_chain_that_goes_away_with_it() {
     let text = rec.scripts.lock().unwrap()[0].clone();
     for want in [
         "add chain inet seesaw a1\n",
-        "add rule inet seesaw a1 update @sticky4 { ip daddr . meta l4proto . th dport . ip saddr timeout 60s : ct mark }",
+        "add map inet seesaw k1t60 { type ipv4_addr : mark; flags dynamic,timeout; timeout 60s; size 1048576; }",
+        "add rule inet seesaw s1 ct mark != 0x20000000 ct mark set ip saddr map @k1t60 return\n",
+        "add rule inet seesaw a1 update @k1t60 { ip saddr : ct mark }",
         "add element inet seesaw aft4 { 198.51.100.1 . tcp . 80 : jump a1 }",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
@@ -198,6 +200,7 @@ fn persistence_gets_an_after_chain_that_goes_away_with_it() {
     // The kernel now holds it (as nft would list it); dropping persistence removes the chain.
     let listing = r#"{"nftables": [
       {"chain": {"name": "s1"}}, {"rule": {"chain": "s1"}}, {"chain": {"name": "a1"}}, {"rule": {"chain": "a1"}},
+      {"map": {"name": "k1t60", "elem": []}},
       {"map": {"name": "svc4", "elem": [
         [{"elem": {"val": {"concat": ["198.51.100.1", "tcp", 80]}, "comment": "sid=1 sch=rr p=60 so=0 sc=8 sn=2"}}, {"jump": {"target": "s1"}}]]}},
       {"map": {"name": "aft4", "elem": [[{"concat": ["198.51.100.1", "tcp", 80]}, {"jump": {"target": "a1"}}]]}},
@@ -217,6 +220,7 @@ fn persistence_gets_an_after_chain_that_goes_away_with_it() {
         "delete element inet seesaw aft4 { 198.51.100.1 . tcp . 80 }",
         "delete chain inet seesaw a1",
         "flush chain inet seesaw s1",
+        "delete map inet seesaw k1t60",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }

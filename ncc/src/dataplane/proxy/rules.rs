@@ -9,7 +9,11 @@
 //! Compilation turns each numeric field into a (offset, width, shift) load of one unaligned u64
 //! where the payload is long enough, and merges runs of consecutive single-condition `==`/`in`
 //! rules on the same field and mask into one sorted dispatch table (first rule wins per value),
-//! so 100 version-style rules cost one load and one binary search.
+//! so 100 version-style rules cost one load and one binary search. Every other rule whose
+//! conditions are numeric fields of at most 8 loaded bytes becomes a run of flat range tests
+//! (`NumTest`: one 8-byte load, shift, mask and one wrapping compare each, masks folded in at
+//! compile time), so a non-matching rule costs a few instructions and no data-dependent branch
+//! beyond its verdict.
 
 use crate::model::{Cond, Field, Op, Rule, RuleTarget, ServiceOpts};
 
@@ -283,6 +287,88 @@ impl Load {
     }
 }
 
+/// A numeric condition flattened for the hot path: load 8 big-endian bytes at `off` (bytes past
+/// the payload's end read as zero), shift right by `rsh`, AND `mask`, then test
+/// `v - lo <= span` (wrapping), negated when `neg`. Every operator of a field of at most 8 bytes
+/// (bit ranges within 8 bytes included) and its mask reduce to this: `==` is the range
+/// `[a, a]`, `!=` its negation, `<`, `<=`, `>`, `>=` half-open ranges; an empty range is the
+/// negation of the full one. The payload must hold `need` bytes, else the condition is false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NumTest {
+    mask: u64,
+    lo: u64,
+    span: u64,
+    off: u32,
+    need: u32,
+    rsh: u32,
+    neg: bool,
+}
+
+/// Eight big-endian bytes at `off`; bytes past the end of `p` read as zero.
+#[inline(always)]
+fn load8(p: &[u8], off: usize) -> u64 {
+    match p.get(off..).and_then(<[u8]>::first_chunk::<8>) {
+        Some(b) => u64::from_be_bytes(*b),
+        None => {
+            let mut b = [0u8; 8];
+            if let Some(tail) = p.get(off..) {
+                b[..tail.len()].copy_from_slice(tail);
+            }
+            u64::from_be_bytes(b)
+        }
+    }
+}
+
+impl NumTest {
+    /// The flat form of `c`, when it has one (numeric field within 8 loaded bytes, an
+    /// ordering or equality operator).
+    fn of(c: &Cond) -> Option<Self> {
+        let w = value_width(c.field)?;
+        let load = Load::of(c.field)?;
+        if w > 8 || load.n > 8 || c.values.len() != 1 {
+            return None;
+        }
+        let a = be(&c.values[0]);
+        let mask = load.mask
+            & if c.mask.is_empty() {
+                u64::MAX
+            } else {
+                be(&c.mask)
+            };
+        const NEVER: (u64, u64, bool) = (0, u64::MAX, true);
+        let (lo, span, neg) = match c.op {
+            Op::Eq => (a, 0, false),
+            Op::Ne => (a, 0, true),
+            Op::Lt if a == 0 => NEVER,
+            Op::Lt => (0, a - 1, false),
+            Op::Le => (0, a, false),
+            Op::Gt if a == u64::MAX => NEVER,
+            Op::Gt => (a + 1, u64::MAX - (a + 1), false),
+            Op::Ge => (a, u64::MAX - a, false),
+            Op::In | Op::Prefix | Op::Suffix => return None,
+        };
+        Some(Self {
+            off: u32::try_from(load.off).ok()?,
+            need: u32::try_from(load.off + load.n).ok()?,
+            rsh: 64 - 8 * load.n as u32 + load.shift,
+            neg,
+            mask,
+            lo,
+            span,
+        })
+    }
+
+    #[inline(always)]
+    fn eval(&self, p: &[u8]) -> bool {
+        if self.need as usize > p.len() {
+            return false;
+        }
+        // rsh < 64: a load covers 1..=8 bytes, so 64 - 8n + shift ≤ 63.
+        let v = (load8(p, self.off as usize) >> self.rsh) & self.mask;
+        (v.wrapping_sub(self.lo) <= self.span) != self.neg
+    }
+}
+
 #[derive(Debug, Clone)]
 enum CCond {
     Num {
@@ -375,6 +461,11 @@ impl CCond {
 
 #[derive(Debug, Clone)]
 enum Step {
+    /// A run of rules `flat[start..end]` whose conditions are all flat numeric tests. When the
+    /// payload holds `fast_len` bytes (≤ [`PAD`]), the first test of up to 64 rules at a time
+    /// is evaluated without branches into a bit set, and only rules whose bit is set are looked
+    /// at further, in order; otherwise rule after rule with length checks.
+    Block { start: u32, end: u32, fast_len: u32 },
     /// One rule: conditions `conds[start..end]` all hold → target.
     Rule {
         start: u32,
@@ -394,6 +485,7 @@ enum Step {
 #[derive(Debug, Clone)]
 pub struct Compiled {
     steps: Box<[Step]>,
+    flat: FlatRules,
     conds: Box<[CCond]>,
     default: Verdict,
     hash_key: Option<(usize, usize)>,
@@ -431,6 +523,7 @@ impl Compiled {
             });
         }
         let mut steps = Vec::new();
+        let mut flat = FlatRules::default();
         let mut conds = Vec::new();
         let mut needs_sni = false;
         let mut bytes_needed = 0usize;
@@ -490,15 +583,39 @@ impl Compiled {
                     continue;
                 }
             }
-            let start = conds.len() as u32;
-            for c in &r.conds {
-                conds.push(compile_cond(c));
+            let tests: Option<Vec<NumTest>> = r.conds.iter().map(NumTest::of).collect();
+            match tests {
+                Some(tests) if !tests.is_empty() => {
+                    // Append to the open block (the previous step), or open one.
+                    let (block_start, fast_len) = match steps.last() {
+                        Some(&Step::Block {
+                            start, fast_len, ..
+                        }) => {
+                            steps.pop();
+                            (start, fast_len)
+                        }
+                        _ => (flat.rules.len() as u32, 0),
+                    };
+                    let fast_len = tests.iter().fold(fast_len, |m, t| m.max(t.off + 8));
+                    flat.push(&tests, Verdict::from(&r.target));
+                    steps.push(Step::Block {
+                        start: block_start,
+                        end: flat.rules.len() as u32,
+                        fast_len,
+                    });
+                }
+                _ => {
+                    let start = conds.len() as u32;
+                    for c in &r.conds {
+                        conds.push(compile_cond(c));
+                    }
+                    steps.push(Step::Rule {
+                        start,
+                        end: conds.len() as u32,
+                        target: Verdict::from(&r.target),
+                    });
+                }
             }
-            steps.push(Step::Rule {
-                start,
-                end: conds.len() as u32,
-                target: Verdict::from(&r.target),
-            });
             i += 1;
         }
         let hash_key = opts
@@ -510,6 +627,7 @@ impl Compiled {
         }
         Ok(Self {
             steps: steps.into(),
+            flat,
             conds: conds.into(),
             default: Verdict::from(&opts.default_target),
             hash_key,
@@ -523,6 +641,21 @@ impl Compiled {
     pub fn route(&self, payload: &[u8], sni: Option<&[u8]>) -> Verdict {
         for s in self.steps.iter() {
             match s {
+                Step::Block {
+                    start,
+                    end,
+                    fast_len,
+                } => {
+                    let (start, end) = (*start as usize, *end as usize);
+                    let v = if payload.len() >= *fast_len as usize && *fast_len as usize <= PAD {
+                        self.flat.run_fast(start, end, payload)
+                    } else {
+                        self.flat.run_checked(start, end, payload)
+                    };
+                    if let Some(v) = v {
+                        return v;
+                    }
+                }
                 Step::Rule { start, end, target } => {
                     if self.conds[*start as usize..*end as usize]
                         .iter()
@@ -574,6 +707,124 @@ impl Compiled {
     /// The most payload bytes any rule or the hash key looks at.
     pub fn bytes_needed(&self) -> usize {
         self.bytes_needed
+    }
+}
+
+/// Payload bytes copied to a zero-padded stack buffer for the branch-free first tests; blocks
+/// whose fields end further in use the checked path.
+const PAD: usize = 128;
+
+/// One rule of a block: its first test lives in [`FlatRules`]' columns, the others in
+/// `rest[rest_start..rest_end]`.
+#[derive(Debug, Clone, Copy)]
+struct FlatRule {
+    rest_start: u32,
+    rest_end: u32,
+    target: Verdict,
+}
+
+/// A rule's first test in the form the branch-free loop wants: the 8 bytes at `off` (big-endian,
+/// not shifted) ANDed with `mask` (the field mask moved up by the test's shift) must lie in
+/// `lo ..= lo + span` (both moved up likewise), negated when `neg` is 1. Moving the range up
+/// is exact because it is first clamped to the field's width.
+#[derive(Debug, Clone, Copy)]
+struct FirstTest {
+    mask: u64,
+    lo: u64,
+    span: u64,
+    neg: u64,
+    off: usize,
+}
+
+impl FirstTest {
+    fn of(t: &NumTest) -> Self {
+        let sh = t.rsh & 63;
+        let width_max = u64::MAX >> sh;
+        let hi = t.lo.saturating_add(t.span).min(width_max);
+        // An empty range after clamping (e.g. `> field max`): never holds, so hold-negated.
+        let (lo, span, neg) = if t.lo > width_max || t.span == u64::MAX && t.lo == 0 {
+            if t.lo > width_max {
+                (0, u64::MAX, !t.neg)
+            } else {
+                (0, u64::MAX, t.neg)
+            }
+        } else {
+            (t.lo << sh, (hi - t.lo) << sh, t.neg)
+        };
+        Self {
+            mask: (t.mask & width_max) << sh,
+            lo,
+            span,
+            neg: u64::from(neg),
+            off: (t.off as usize) & (PAD - 1),
+        }
+    }
+}
+
+/// Every block's rules; the first test of each rule also as a [`FirstTest`], so evaluating it
+/// for many rules is a straight loop with no branches and no bounds checks.
+#[derive(Debug, Clone, Default)]
+struct FlatRules {
+    rules: Vec<FlatRule>,
+    first: Vec<NumTest>,
+    fast: Vec<FirstTest>,
+    rest: Vec<NumTest>,
+}
+
+impl FlatRules {
+    fn push(&mut self, tests: &[NumTest], target: Verdict) {
+        let Some((first, rest)) = tests.split_first() else {
+            return;
+        };
+        let rest_start = self.rest.len() as u32;
+        self.rest.extend_from_slice(rest);
+        self.rules.push(FlatRule {
+            rest_start,
+            rest_end: self.rest.len() as u32,
+            target,
+        });
+        self.first.push(*first);
+        self.fast.push(FirstTest::of(first));
+    }
+
+    /// Rules `start..end` against a payload of at least the block's fast length (≤ PAD).
+    #[inline]
+    fn run_fast(&self, start: usize, end: usize, p: &[u8]) -> Option<Verdict> {
+        let mut base = start;
+        while base < end {
+            let top = end.min(base + 64);
+            let mut bits = 0u64;
+            for (j, t) in self.fast[base..top].iter().enumerate() {
+                // In range: the payload holds the block's fast length, which covers every
+                // first test's 8 bytes; a miss would only read as zero.
+                let raw = p
+                    .get(t.off..t.off + 8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, u64::from_be_bytes);
+                let v = raw & t.mask;
+                bits |= (u64::from(v.wrapping_sub(t.lo) <= t.span) ^ t.neg) << j;
+            }
+            while bits != 0 {
+                let r = base + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let rule = &self.rules[r];
+                let rest = &self.rest[rule.rest_start as usize..rule.rest_end as usize];
+                if rest.iter().all(|t| t.eval(p)) {
+                    return Some(rule.target);
+                }
+            }
+            base = top;
+        }
+        None
+    }
+
+    /// Rules `start..end` one after the other, each test checking the payload's length.
+    fn run_checked(&self, start: usize, end: usize, p: &[u8]) -> Option<Verdict> {
+        (start..end).find_map(|r| {
+            let rule = &self.rules[r];
+            let rest = &self.rest[rule.rest_start as usize..rule.rest_end as usize];
+            (self.first[r].eval(p) && rest.iter().all(|t| t.eval(p))).then_some(rule.target)
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! The few Linux syscalls the proxy needs that std and tokio do not wrap: `pipe2` + `splice` for
-//! the zero-copy TCP relay, `recvmmsg`/`sendmmsg` for batched UDP, and `epoll` for the UDP
-//! workers. Every `unsafe` block of the proxy is here, each with its `SAFETY:` argument; callers
-//! see safe functions over borrowed or owned file descriptors.
+//! the zero-copy TCP relay, `recvmmsg`/`sendmmsg` and UDP GSO (`UDP_SEGMENT`) for batched UDP,
+//! and `epoll` for the UDP workers. Every `unsafe` block of the proxy is here, each with its
+//! `SAFETY:` argument; callers see safe functions over borrowed or owned file descriptors.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -269,6 +269,68 @@ impl Batch {
             self.lens[i] = (self.hdrs[i].msg_len as usize).min(self.size);
         }
         Ok(n)
+    }
+
+    /// Sends slots `from..to` as ONE UDP GSO message (`UDP_SEGMENT`): the kernel cuts the
+    /// concatenated payload into datagrams of `seg` bytes (the last may be shorter), so the
+    /// whole run crosses the socket layer once. Every slot but the last must be `seg` bytes long
+    /// and the run at most 64 slots and 64 KB (callers check). To `dest`, or to the connected
+    /// peer when `None`. All or nothing: `Ok` means every datagram was taken.
+    pub(crate) fn send_gso(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        from: usize,
+        to: usize,
+        seg: u16,
+        dest: Option<SocketAddr>,
+    ) -> io::Result<()> {
+        let to = to.min(self.len);
+        if from >= to {
+            return Ok(());
+        }
+        self.iovs.clear();
+        let base = self.bufs.as_mut_ptr();
+        for i in from..to {
+            self.iovs.push(libc::iovec {
+                // SAFETY: slot i lies inside `bufs` (i < len ≤ capacity).
+                iov_base: unsafe { base.add(i * self.size) }.cast(),
+                iov_len: self.lens[i],
+            });
+        }
+        // SAFETY: an all-zero msghdr is valid; the fields that matter are set below.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = self.iovs.as_mut_ptr();
+        msg.msg_iovlen = self.iovs.len();
+        let mut name = dest.map(sockaddr_from);
+        if let Some((ss, len)) = name.as_mut() {
+            msg.msg_name = std::ptr::from_mut(ss).cast();
+            msg.msg_namelen = *len;
+        }
+        // Room for one cmsghdr carrying a u16, 8-byte aligned.
+        let mut control = [0u64; 4];
+        // SAFETY: CMSG_SPACE is a pure size computation.
+        let space = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+        debug_assert!(space <= size_of_val(&control));
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        // SAFETY: msg_control points at `space` writable, aligned bytes, enough for one header
+        // and a u16 (checked above), so CMSG_FIRSTHDR is non-null and CMSG_DATA is in bounds.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&raw const msg);
+            (*c).cmsg_level = libc::SOL_UDP;
+            (*c).cmsg_type = libc::UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg);
+        }
+        // SAFETY: every pointer in `msg` (iovecs into this batch's buffers, the name, the
+        // control buffer) is valid for the call; the fd is borrowed and so open.
+        cvt_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &raw const msg, libc::MSG_DONTWAIT) })?;
+        Ok(())
+    }
+
+    /// The length of slot `i`'s payload.
+    pub(crate) fn slot_len(&self, i: usize) -> usize {
+        self.lens[i]
     }
 
     /// Sends slots `from..self.len` without blocking; returns how many the kernel took.

@@ -69,7 +69,11 @@ pub(super) async fn accept_loop(
         }
     };
     loop {
+        // Biased: once the service is deleted no connection is served any more, even one the
+        // kernel queued before the listener closes (an HA handover must not leave the old master
+        // answering after the new one started).
         let accepted = tokio::select! {
+            biased;
             () = stop.cancelled() => break,
             a = listener.accept() => a,
         };

@@ -1,7 +1,9 @@
 //! UDP forwarding: one worker thread per core, each with its own `SO_REUSEPORT` socket on the
 //! VIP:port (the kernel keeps a client's datagrams on one worker), an epoll set, and a flow table
 //! owned by that thread alone (no locks on the packet path). Datagrams are received and sent in
-//! batches with `recvmmsg`/`sendmmsg`.
+//! batches with `recvmmsg`; a batch's datagrams of one flow leave as one UDP GSO message
+//! (`UDP_SEGMENT`: the kernel splits it into the original datagrams) when they have the same
+//! size, else with `sendmmsg` — also for good once the kernel refuses GSO.
 //!
 //! A flow is (client address, discriminator): the discriminator is 0 for client-keyed flows, the
 //! hash of the payload key (e.g. KCP `conv` = bytes 0:4) for payload-keyed flows — so one client
@@ -14,7 +16,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -75,6 +77,8 @@ struct Worker {
     tx: Batch,
     /// Flow slot of each datagram queued in `tx` (sends are grouped by flow socket).
     tx_flow: Vec<usize>,
+    /// Whether UDP GSO is used (on until the kernel refuses it once).
+    gso: bool,
     now: Instant,
 }
 
@@ -109,6 +113,7 @@ pub(super) fn run(
         rx: Batch::new(BATCH, MAX_DATAGRAM),
         tx: Batch::new(BATCH, MAX_DATAGRAM),
         tx_flow: Vec::with_capacity(BATCH),
+        gso: true,
         now: Instant::now(),
     };
     let mut ready = Vec::new();
@@ -190,25 +195,17 @@ impl Worker {
                 end += 1;
             }
             if let Some(f) = self.flows[slot].as_ref() {
-                // Send slots start..end: temporarily limit the batch to `end`.
-                let keep = self.tx.len;
-                self.tx.len = end;
-                let mut from = start;
-                while from < end {
-                    match self.tx.send(f.sock.as_fd(), from) {
-                        Ok(0) => break,
-                        Ok(k) => from += k,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => {
-                            // ECONNREFUSED from an earlier ICMP, or a full buffer: drop.
-                            self.counters
-                                .send_errors
-                                .fetch_add((end - from) as u64, Ordering::Relaxed);
-                            break;
-                        }
-                    }
-                }
-                self.tx.len = keep;
+                let dropped = send_run(
+                    &mut self.tx,
+                    f.sock.as_fd(),
+                    start,
+                    end,
+                    None,
+                    &mut self.gso,
+                );
+                self.counters
+                    .send_errors
+                    .fetch_add(dropped, Ordering::Relaxed);
             }
             start = end;
         }
@@ -321,20 +318,18 @@ impl Worker {
             if let Some(f) = self.flows[slot].as_mut() {
                 f.last = self.now;
             }
-            let mut from = 0;
-            while from < self.tx.len {
-                match self.tx.send(self.vip.as_fd(), from) {
-                    Ok(0) => break,
-                    Ok(k) => from += k,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        self.counters
-                            .send_errors
-                            .fetch_add((self.tx.len - from) as u64, Ordering::Relaxed);
-                        break;
-                    }
-                }
-            }
+            let total = self.tx.len;
+            let dropped = send_run(
+                &mut self.tx,
+                self.vip.as_fd(),
+                0,
+                total,
+                Some(client),
+                &mut self.gso,
+            );
+            self.counters
+                .send_errors
+                .fetch_add(dropped, Ordering::Relaxed);
             if n < BATCH {
                 return;
             }
@@ -369,6 +364,104 @@ impl Worker {
             self.remove(i);
         }
     }
+}
+
+/// Most datagrams in one GSO send (older kernels' `UDP_MAX_SEGMENTS`).
+const GSO_MAX_SEGS: usize = 64;
+/// Most payload bytes in one GSO send (an IP packet's 64 KB less headers).
+const GSO_MAX_BYTES: usize = 65_000;
+
+/// Sends the queued datagrams `from..end` of `tx` on `fd` (to `dest`, or the connected peer):
+/// with `gso`, each run of equal-sized datagrams (the last of a run may be shorter) as one UDP
+/// GSO message; single datagrams, and everything once the kernel has refused GSO (`gso` is
+/// then cleared for good), with `sendmmsg`. Returns how many datagrams were dropped (socket
+/// buffer full, or an earlier ICMP error reported on a connected socket).
+fn send_run(
+    tx: &mut Batch,
+    fd: BorrowedFd<'_>,
+    from: usize,
+    end: usize,
+    dest: Option<SocketAddr>,
+    gso: &mut bool,
+) -> u64 {
+    let mut dropped = 0u64;
+    let mut i = from;
+    while i < end {
+        let mut j = i + 1;
+        if *gso {
+            let seg = tx.slot_len(i);
+            let mut bytes = seg;
+            while j < end && j - i < GSO_MAX_SEGS {
+                let l = tx.slot_len(j);
+                if l > seg || bytes + l > GSO_MAX_BYTES {
+                    break;
+                }
+                bytes += l;
+                j += 1;
+                if l < seg {
+                    break;
+                }
+            }
+            if j - i >= 2
+                && let Ok(seg) = u16::try_from(seg)
+                && seg > 0
+            {
+                match tx.send_gso(fd, i, j, seg, dest) {
+                    Ok(()) => {
+                        i = j;
+                        continue;
+                    }
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP | libc::EIO)
+                        ) =>
+                    {
+                        // No GSO here: send this run and everything after with sendmmsg.
+                        tracing::debug!(error = %e, "UDP GSO refused, using sendmmsg");
+                        *gso = false;
+                        j = end;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        dropped += (j - i) as u64;
+                        i = j;
+                        continue;
+                    }
+                }
+            }
+        } else {
+            j = end;
+        }
+        dropped += send_mmsg(tx, fd, i, j);
+        i = j;
+    }
+    dropped
+}
+
+/// Sends slots `from..end` with `sendmmsg` (each slot to its own address, or the connected
+/// peer); returns how many were dropped.
+fn send_mmsg(tx: &mut Batch, fd: BorrowedFd<'_>, from: usize, end: usize) -> u64 {
+    let keep = tx.len;
+    tx.len = end;
+    let mut at = from;
+    let mut dropped = 0;
+    while at < end {
+        match tx.send(fd, at) {
+            Ok(0) => {
+                dropped = (end - at) as u64;
+                break;
+            }
+            Ok(k) => at += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                dropped = (end - at) as u64;
+                break;
+            }
+        }
+    }
+    tx.len = keep;
+    dropped
 }
 
 /// A non-blocking socket connected to a destination, for one flow.

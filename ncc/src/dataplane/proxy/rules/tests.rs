@@ -266,8 +266,13 @@ fn compiled_equals_reference_on_generated_rules() {
         }
         let o = opts(rules, RuleTarget::Group(9));
         let c = Compiled::compile(&o).unwrap();
-        for _ in 0..50 {
-            let p: Vec<u8> = (0..rnd(10)).map(|_| rnd(4) as u8).collect();
+        for k in 0..80 {
+            // Short payloads (fields cut off: the checked path) and long ones (every field
+            // present: the branch-free path), small bytes (many matches) and some 0xff.
+            let len = if k % 2 == 0 { rnd(10) } else { 28 + rnd(20) };
+            let p: Vec<u8> = (0..len)
+                .map(|_| [0, 1, 2, 3, 0xff][rnd(5) as usize])
+                .collect();
             assert_eq!(
                 c.route(&p, None),
                 Verdict::from(&reference_route(&o, &p, None)),
@@ -292,4 +297,68 @@ fn invalid_rule_after_a_mergeable_one_is_an_error_not_a_panic() {
         RuleTarget::Deny,
     );
     assert!(Compiled::compile(&o).is_err());
+}
+
+#[test]
+fn flat_numeric_tests_agree_with_the_reference_at_the_edges() {
+    // Ordering against 0 and u64::MAX (empty ranges), 8-byte fields, masks, bit ranges that
+    // end in the payload's last byte, and payloads that end inside a field.
+    let max = [0xff_u8; 8];
+    let zero = [0_u8; 8];
+    let mut masked = cond(bytes(1, 2), Op::Ne, &[&[0x0f, 0x00]]);
+    masked.mask = vec![0x0f, 0xf0];
+    let sets: Vec<Vec<Rule>> = vec![
+        vec![rule(vec![cond(bytes(0, 8), Op::Lt, &[&zero])], 1)],
+        vec![rule(vec![cond(bytes(0, 8), Op::Gt, &[&max])], 1)],
+        vec![rule(vec![cond(bytes(0, 8), Op::Ge, &[&max])], 1)],
+        vec![rule(vec![cond(bytes(0, 8), Op::Le, &[&zero])], 1)],
+        vec![rule(vec![cond(bytes(2, 8), Op::Ne, &[&max])], 1)],
+        vec![rule(vec![cond(bytes(3, 1), Op::Gt, &[&[0x7f]])], 1)],
+        vec![rule(vec![masked], 1)],
+        vec![rule(
+            vec![cond(
+                Field::Bits {
+                    offset: 70,
+                    len: 10,
+                },
+                Op::Ge,
+                &[&[0x01, 0x00]],
+            )],
+            1,
+        )],
+        vec![rule(
+            vec![cond(
+                Field::Bits { offset: 4, len: 60 },
+                Op::Lt,
+                &[&[0x0f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]],
+            )],
+            1,
+        )],
+        vec![
+            rule(
+                vec![
+                    cond(bytes(9, 1), Op::Le, &[&[3]]),
+                    cond(bytes(0, 1), Op::Ne, &[&[0]]),
+                ],
+                1,
+            ),
+            rule(vec![cond(bytes(0, 2), Op::Ge, &[&[0x80, 0]])], 2),
+        ],
+    ];
+    let payloads: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0xff; 7],
+        vec![0xff; 8],
+        vec![0xff; 10],
+        vec![0; 10],
+        (0..10).collect(),
+        (0..10u8).map(|i| 0xf0 ^ i.wrapping_mul(37)).collect(),
+        vec![0x80, 0, 0x0f, 0x80, 1, 2, 3, 4, 5, 2],
+    ];
+    for rules in sets {
+        let o = opts(rules, RuleTarget::Deny);
+        for p in &payloads {
+            both(&o, p, None);
+        }
+    }
 }

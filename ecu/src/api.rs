@@ -1,0 +1,869 @@
+//! The HTTPS API: every read and write of the shell, the pool/member editor, YAML import, the
+//! config history with rollback, and the dashboard. Every `/v1` route needs credentials (401
+//! without, 403 below the route's role; see [`crate::auth`]); every write is recorded in the
+//! audit log, refused ones included. Bodies are JSON (YAML for `/v1/import`) and validated in
+//! full first: a bad body gets 400 with `{"error", "errors": [{"field", "message"}]}` and
+//! changes nothing.
+//!
+//! | route | role | answer |
+//! |---|---|---|
+//! | `GET /` , `/assets/*` | none | the dashboard (embedded) |
+//! | `GET /v1/whoami` | reader | the caller |
+//! | `GET /v1/vservers[/{name}]`, `/v1/ha`, `/v1/config`, `/v1/nodes`, `/v1/warnings` | reader | as the shell shows them |
+//! | `GET /v1/backends`, `/v1/destinations`, `/v1/healthchecks`, `/v1/overrides` | reader | |
+//! | `GET /v1/config/source`, `/v1/config/history`, `/v1/cluster` (text) | reader | |
+//! | `POST /v1/overrides` `{kind, target, state}` | operator | the engine's message |
+//! | `POST /v1/config/reload`, `POST /v1/failover` | operator | |
+//! | `PUT /v1/config/source` `{source}` | admin | |
+//! | `POST /v1/config/rollback` `{id}` | admin | |
+//! | `POST /v1/import` (YAML) | admin | Parasaus `Service`+`Endpoints` or `kind: Pool` |
+//! | `POST /v1/pools`, `PUT`/`DELETE /v1/pools/{name}` | admin | the pool form of [`crate::spec`] |
+//! | `POST /v1/pools/{name}/members`, `PUT`/`DELETE .../members/{host}` | admin | |
+//!
+//! Pool, member, import and rollback writes edit cluster.pb through the engine
+//! (`GetCluster` → structural edit → `UpdateCluster`, recorded with the user and what changed);
+//! the ECU serialises its own edits so two requests cannot lose each other's change.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::audit::{AuditLog, Record};
+use crate::auth::{Identity, Role, Users};
+use crate::cluster_edit::{self, EditError};
+use crate::engine_view::{EngineView, ViewError};
+use crate::model::{OverrideKind, OverrideState, Vserver};
+use crate::spec::{self, FieldError};
+use crate::tls::Peer;
+use crate::{dashboard, import};
+
+/// What the API's handlers share.
+#[derive(Debug)]
+pub struct ApiState<V> {
+    view: V,
+    users: Users,
+    audit: AuditLog,
+    /// Serialises cluster.pb edits (read, modify, write).
+    edits: tokio::sync::Mutex<()>,
+}
+
+impl<V: EngineView> ApiState<V> {
+    /// The state over `view`.
+    pub fn new(view: V, users: Users, audit: AuditLog) -> Self {
+        Self {
+            view,
+            users,
+            audit,
+            edits: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+type St<V> = State<Arc<ApiState<V>>>;
+
+/// Builds the API router.
+pub fn router<V: EngineView>(state: Arc<ApiState<V>>) -> Router {
+    Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/{file}", get(dashboard::asset))
+        .route("/v1/whoami", get(whoami::<V>))
+        .route("/v1/vservers", get(vservers::<V>))
+        .route("/v1/vservers/{name}", get(vserver::<V>))
+        .route(
+            "/v1/ha",
+            get(read::<V, _, _>(|v| async move {
+                v.ha_status().await.map(to_json)
+            })),
+        )
+        .route(
+            "/v1/config",
+            get(read::<V, _, _>(|v| async move {
+                v.config_status().await.map(to_json)
+            })),
+        )
+        .route(
+            "/v1/nodes",
+            get(read::<V, _, _>(|v| async move {
+                v.cluster().await.map(to_json)
+            })),
+        )
+        .route(
+            "/v1/warnings",
+            get(read::<V, _, _>(|v| async move {
+                v.config_status()
+                    .await
+                    .map(|c| json!({"warnings": c.warnings}))
+            })),
+        )
+        .route(
+            "/v1/backends",
+            get(read::<V, _, _>(|v| async move {
+                v.vservers(String::new()).await.map(|vs| backends(&vs))
+            })),
+        )
+        .route(
+            "/v1/destinations",
+            get(read::<V, _, _>(|v| async move {
+                v.vservers(String::new()).await.map(|vs| destinations(&vs))
+            })),
+        )
+        .route(
+            "/v1/healthchecks",
+            get(read::<V, _, _>(|v| async move {
+                v.vservers(String::new()).await.map(|vs| healthchecks(&vs))
+            })),
+        )
+        .route(
+            "/v1/overrides",
+            get(read::<V, _, _>(|v| async move {
+                v.overrides().await.map(to_json)
+            }))
+            .post(set_override::<V>),
+        )
+        .route(
+            "/v1/config/history",
+            get(read::<V, _, _>(|v| async move {
+                v.history().await.map(to_json)
+            })),
+        )
+        .route(
+            "/v1/config/source",
+            get(read::<V, _, _>(|v| async move {
+                v.config_source(String::new())
+                    .await
+                    .map(|(s, _)| json!({"source": s}))
+            }))
+            .put(config_source::<V>),
+        )
+        .route("/v1/cluster", get(cluster_text::<V>))
+        .route("/v1/config/reload", post(reload::<V>))
+        .route("/v1/failover", post(failover::<V>))
+        .route("/v1/config/rollback", post(rollback::<V>))
+        .route("/v1/import", post(import_yaml::<V>))
+        .route("/v1/pools", post(create_pool::<V>))
+        .route(
+            "/v1/pools/{name}",
+            put(edit_pool::<V>).delete(delete_pool::<V>),
+        )
+        .route("/v1/pools/{name}/members", post(add_member::<V>))
+        .route(
+            "/v1/pools/{name}/members/{host}",
+            put(edit_member::<V>).delete(delete_member::<V>),
+        )
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .with_state(state)
+}
+
+// === errors ===
+
+/// An API error, rendered as `{"error": "...", "errors": [...]}` with its status code.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 401.
+    Unauthenticated,
+    /// 403.
+    Forbidden(String),
+    /// 400 with every field error.
+    Invalid(Vec<FieldError>),
+    /// 400: the engine refused the new configuration (its errors carry cluster.pb paths).
+    Refused(String, Vec<String>),
+    /// 404.
+    NotFound(String),
+    /// 409: the edit conflicts with what exists.
+    Conflict(String),
+    /// 502/503/4xx from the engine.
+    Engine(ViewError),
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldError>,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Invalid(_) | Self::Refused(..) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Engine(ViewError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Engine(ViewError::Rpc { code, .. }) => match code {
+                tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+                tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
+                tonic::Code::NotFound => StatusCode::NOT_FOUND,
+                tonic::Code::FailedPrecondition => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_GATEWAY,
+            },
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated => {
+                "authentication required: a bearer token or a client certificate".into()
+            }
+            Self::Forbidden(m) | Self::NotFound(m) | Self::Conflict(m) => m.clone(),
+            Self::Invalid(errs) => format!("invalid request: {} problem(s)", errs.len()),
+            Self::Refused(m, _) => m.clone(),
+            Self::Engine(ViewError::Rpc { message, .. }) => message.clone(),
+            Self::Engine(e) => e.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let error = self.message();
+        let errors = match self {
+            Self::Invalid(errs) => errs,
+            Self::Refused(_, errs) => errs
+                .into_iter()
+                .map(|e| match e.split_once(": ") {
+                    Some((field, message)) if !field.contains(' ') => FieldError {
+                        field: field.to_owned(),
+                        message: message.to_owned(),
+                    },
+                    _ => FieldError {
+                        field: String::new(),
+                        message: e,
+                    },
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut r = (status, Json(ErrorBody { error, errors })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"seesaw\""),
+            );
+        }
+        r
+    }
+}
+
+impl From<ViewError> for ApiError {
+    fn from(e: ViewError) -> Self {
+        Self::Engine(e)
+    }
+}
+
+impl From<EditError> for ApiError {
+    fn from(e: EditError) -> Self {
+        match e {
+            EditError::NoPool(_) | EditError::NoMember { .. } => Self::NotFound(e.to_string()),
+            EditError::PoolExists(_) | EditError::MemberExists { .. } => {
+                Self::Conflict(e.to_string())
+            }
+            EditError::Parse(_) => Self::Engine(ViewError::Rpc {
+                call: "GetCluster",
+                code: tonic::Code::Internal,
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+// === the caller ===
+
+/// Who is asking: the authenticated identity (if any) and request facts for the audit log.
+#[derive(Debug, Clone)]
+pub struct Who {
+    id: Option<Identity>,
+    remote: String,
+    method: String,
+    path: String,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl<V: EngineView> FromRequestParts<Arc<ApiState<V>>> for Who {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState<V>>,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<Peer>>()
+            .map(|c| c.0.clone());
+        let id = state.users.authenticate(
+            bearer(&parts.headers),
+            peer.as_ref().and_then(|p| p.cert_cn.as_deref()),
+        );
+        Ok(Self {
+            id,
+            remote: peer.map_or_else(|| "-".to_owned(), |p| p.remote.to_string()),
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+        })
+    }
+}
+
+impl Who {
+    fn require(&self, role: Role) -> Result<&Identity, ApiError> {
+        let id = self.id.as_ref().ok_or(ApiError::Unauthenticated)?;
+        if id.role < role {
+            return Err(ApiError::Forbidden(format!(
+                "{} is {}; this needs {role}",
+                id.user, id.role
+            )));
+        }
+        Ok(id)
+    }
+}
+
+/// Runs a write: checks the role, runs `f` with the user's name, records the outcome.
+async fn write<V, F, Fut>(st: &ApiState<V>, who: &Who, need: Role, action: String, f: F) -> Response
+where
+    V: EngineView,
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<Value, ApiError>>,
+{
+    let result = match who.require(need) {
+        Ok(id) => f(id.user.clone()).await,
+        Err(e) => Err(e),
+    };
+    let (response, status, detail) = match result {
+        Ok(body) => {
+            let detail = body
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            (Json(body).into_response(), StatusCode::OK, detail)
+        }
+        Err(e) => {
+            let status = e.status();
+            let detail = e.message();
+            (e.into_response(), status, detail)
+        }
+    };
+    let id = who.id.as_ref();
+    st.audit.record(&Record {
+        at: chrono::Utc::now().to_rfc3339(),
+        user: id.map_or("-".to_owned(), |i| i.user.clone()),
+        role: id.map_or("-".to_owned(), |i| i.role.to_string()),
+        via: id.map_or("-", |i| i.via).to_owned(),
+        remote: who.remote.clone(),
+        method: who.method.clone(),
+        path: who.path.clone(),
+        action,
+        status: status.as_u16(),
+        detail,
+    });
+    response
+}
+
+fn to_json<T: Serialize>(v: T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// A JSON body, or 400 saying where it does not parse.
+fn json_body(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::Invalid(vec![FieldError {
+            field: String::new(),
+            message: format!("body is not JSON: {e}"),
+        }])
+    })
+}
+
+fn field(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::Invalid(vec![FieldError {
+        field: field.to_owned(),
+        message: message.into(),
+    }])
+}
+
+// === reads ===
+
+/// A read route: reader role, then `f`.
+fn read<V, F, Fut>(
+    f: F,
+) -> impl Fn(St<V>, Who) -> std::pin::Pin<Box<dyn Future<Output = Response> + Send>>
++ Clone
++ Send
++ Sync
++ 'static
+where
+    V: EngineView,
+    F: Fn(Arc<ApiState<V>>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, ViewError>> + Send + 'static,
+{
+    move |State(st): St<V>, who: Who| {
+        let f = f.clone();
+        Box::pin(async move {
+            if let Err(e) = who.require(Role::Reader) {
+                return e.into_response();
+            }
+            match f(st).await {
+                Ok(v) => Json(v).into_response(),
+                Err(e) => ApiError::from(e).into_response(),
+            }
+        })
+    }
+}
+
+impl<V: EngineView> ApiState<V> {
+    fn ha_status(&self) -> impl Future<Output = Result<crate::model::HaStatus, ViewError>> + Send {
+        self.view.ha_status()
+    }
+    fn config_status(
+        &self,
+    ) -> impl Future<Output = Result<crate::model::ConfigStatus, ViewError>> + Send {
+        self.view.config_status()
+    }
+    fn cluster(&self) -> impl Future<Output = Result<crate::model::Cluster, ViewError>> + Send {
+        self.view.cluster()
+    }
+    fn vservers(
+        &self,
+        name: String,
+    ) -> impl Future<Output = Result<Vec<Vserver>, ViewError>> + Send {
+        self.view.vservers(name)
+    }
+    fn overrides(
+        &self,
+    ) -> impl Future<Output = Result<Vec<crate::model::Override>, ViewError>> + Send {
+        self.view.overrides()
+    }
+    fn history(
+        &self,
+    ) -> impl Future<Output = Result<Vec<crate::model::Version>, ViewError>> + Send {
+        self.view.history()
+    }
+    fn config_source(
+        &self,
+        s: String,
+    ) -> impl Future<Output = Result<(String, String), ViewError>> + Send {
+        self.view.config_source(s)
+    }
+}
+
+async fn whoami<V: EngineView>(who: Who) -> Response {
+    match who.require(Role::Reader) {
+        Ok(id) => Json(id.clone()).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn vservers<V: EngineView>(State(st): St<V>, who: Who) -> Result<Response, ApiError> {
+    who.require(Role::Reader)?;
+    Ok(Json(st.view.vservers(String::new()).await?).into_response())
+}
+
+async fn vserver<V: EngineView>(
+    State(st): St<V>,
+    who: Who,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    who.require(Role::Reader)?;
+    let found = st
+        .view
+        .vservers(name.clone())
+        .await?
+        .into_iter()
+        .find(|v| v.name == name);
+    match found {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(ApiError::NotFound(format!("no vserver named {name:?}"))),
+    }
+}
+
+async fn cluster_text<V: EngineView>(State(st): St<V>, who: Who) -> Result<Response, ApiError> {
+    who.require(Role::Reader)?;
+    let text = st.view.cluster_text().await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+/// Every backend host with its destinations' health (`show backends`).
+pub fn backends(vs: &[Vserver]) -> Value {
+    let mut by: BTreeMap<String, (String, usize, usize, usize, String)> = BTreeMap::new();
+    for v in vs {
+        for s in &v.services {
+            for d in &s.destinations {
+                let e = by
+                    .entry(d.backend.clone())
+                    .or_insert_with(|| (d.address.clone(), 0, 0, 0, String::new()));
+                e.1 += 1;
+                e.2 += usize::from(d.healthy);
+                e.3 += usize::from(d.active);
+                if !d.override_state.is_empty() {
+                    e.4.clone_from(&d.override_state);
+                }
+            }
+        }
+    }
+    Value::Array(
+        by.into_iter()
+            .map(|(host, (address, n, healthy, active, ov))| {
+                json!({"hostname": host, "address": address, "destinations": n,
+                       "healthy": healthy, "active": active, "override_state": ov})
+            })
+            .collect(),
+    )
+}
+
+/// Every destination with its vserver and service (`show destinations`).
+pub fn destinations(vs: &[Vserver]) -> Value {
+    let mut out = Vec::new();
+    for v in vs {
+        for s in &v.services {
+            for d in &s.destinations {
+                let mut d = to_json(d);
+                if let Value::Object(m) = &mut d {
+                    m.insert("vserver".into(), json!(v.name));
+                    m.insert("service".into(), json!(s.key()));
+                    m.remove("checks");
+                }
+                out.push(d);
+            }
+        }
+    }
+    Value::Array(out)
+}
+
+/// Every check with its destination (`show healthchecks`).
+pub fn healthchecks(vs: &[Vserver]) -> Value {
+    let mut out = Vec::new();
+    for v in vs {
+        for s in &v.services {
+            for d in &s.destinations {
+                for c in &d.checks {
+                    out.push(json!({"destination": d.name, "id": c.id, "name": c.name,
+                                    "state": c.state, "message": c.message}));
+                }
+            }
+        }
+    }
+    Value::Array(out)
+}
+
+// === writes ===
+
+async fn set_override<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        kind: OverrideKind,
+        target: String,
+        state: OverrideState,
+    }
+    let parsed = json_body(&body).and_then(|v| {
+        let mut errs = Vec::new();
+        for (k, ok) in [
+            (
+                "kind",
+                v.get("kind")
+                    .is_some_and(|k| serde_json::from_value::<OverrideKind>(k.clone()).is_ok()),
+            ),
+            (
+                "target",
+                v.get("target")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| !t.trim().is_empty()),
+            ),
+            (
+                "state",
+                v.get("state")
+                    .is_some_and(|k| serde_json::from_value::<OverrideState>(k.clone()).is_ok()),
+            ),
+        ] {
+            if !ok {
+                errs.push(FieldError {
+                    field: k.into(),
+                    message: match k {
+                        "kind" => "must be one of vserver, backend, destination",
+                        "target" => "must be a non-empty string",
+                        _ => "must be one of default, enabled, disabled",
+                    }
+                    .into(),
+                });
+            }
+        }
+        if !errs.is_empty() {
+            return Err(ApiError::Invalid(errs));
+        }
+        serde_json::from_value::<Body>(v).map_err(|e| field("", e.to_string()))
+    });
+    let action = match &parsed {
+        Ok(b) => format!("override {:?} {} {:?}", b.kind, b.target, b.state).to_lowercase(),
+        Err(_) => "override (invalid body)".into(),
+    };
+    let st2 = Arc::clone(&st);
+    write(&st2, &who, Role::Operator, action, |_| async {
+        let b = parsed?;
+        let message = st.view.set_override(b.kind, b.target, b.state).await?;
+        Ok(json!({"message": message}))
+    })
+    .await
+}
+
+async fn reload<V: EngineView>(State(st): St<V>, who: Who) -> Response {
+    let st2 = Arc::clone(&st);
+    write(
+        &st2,
+        &who,
+        Role::Operator,
+        "config reload".into(),
+        |_| async { outcome(st.view.config_reload().await?) },
+    )
+    .await
+}
+
+async fn failover<V: EngineView>(State(st): St<V>, who: Who) -> Response {
+    let st2 = Arc::clone(&st);
+    write(&st2, &who, Role::Operator, "failover".into(), |_| async {
+        Ok(json!({"message": st.view.failover().await?}))
+    })
+    .await
+}
+
+async fn config_source<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> Response {
+    let source = json_body(&body).and_then(|v| match v.get("source").and_then(Value::as_str) {
+        Some(s @ ("disk" | "server" | "peer" | "none")) => Ok(s.to_owned()),
+        _ => Err(field("source", "must be one of disk, server, peer, none")),
+    });
+    let action = format!(
+        "config source {}",
+        source.as_deref().unwrap_or("(invalid body)")
+    );
+    let st2 = Arc::clone(&st);
+    write(&st2, &who, Role::Admin, action, |_| async {
+        let (now, before) = st.view.config_source(source?).await?;
+        Ok(json!({"message": format!("config source is {now} (was {before})"), "source": now}))
+    })
+    .await
+}
+
+async fn rollback<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> Response {
+    let id = json_body(&body).and_then(|v| {
+        v.get("id")
+            .and_then(Value::as_u64)
+            .filter(|id| *id > 0)
+            .ok_or_else(|| field("id", "must be a positive integer (a version id)"))
+    });
+    let action = match &id {
+        Ok(id) => format!("config rollback {id}"),
+        Err(_) => "config rollback (invalid body)".into(),
+    };
+    let st2 = Arc::clone(&st);
+    write(&st2, &who, Role::Admin, action, |user| async move {
+        let id = id?;
+        let _edit = st.edits.lock().await;
+        outcome(st.view.rollback(id, user).await?)
+    })
+    .await
+}
+
+fn outcome(o: crate::model::Outcome) -> Result<Value, ApiError> {
+    if o.applied {
+        Ok(json!({"message": o.message, "applied": true}))
+    } else {
+        Err(ApiError::Refused(o.message, o.errors))
+    }
+}
+
+/// Reads cluster.pb, applies `edit`, and asks the engine to take the result.
+async fn edit_cluster<V: EngineView>(
+    st: &ApiState<V>,
+    user: String,
+    what: String,
+    edit: impl FnOnce(&mut seesaw_proto::config::Cluster) -> Result<(), ApiError>,
+) -> Result<Value, ApiError> {
+    let _edit = st.edits.lock().await;
+    let mut cluster = cluster_edit::parse(&st.view.cluster_text().await?)?;
+    edit(&mut cluster)?;
+    let text = cluster_edit::render(&cluster);
+    let o = st.view.update_cluster(text, what.clone(), user).await?;
+    let mut v = outcome(o)?;
+    v["what"] = json!(what);
+    Ok(v)
+}
+
+async fn import_yaml<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> Response {
+    let st2 = Arc::clone(&st);
+    write(
+        &st2,
+        &who,
+        Role::Admin,
+        "import yaml".into(),
+        |user| async move {
+            let text = std::str::from_utf8(&body).map_err(|_| field("", "body is not UTF-8"))?;
+            // The running cluster's seesaw_vip is the default VIP of a NodePort service.
+            let cluster_text = st.view.cluster_text().await?;
+            let cluster = cluster_edit::parse(&cluster_text)?;
+            let vip = cluster_vip(&cluster);
+            let vservers = import::import(text, vip).map_err(ApiError::Invalid)?;
+            let names: Vec<String> = vservers.iter().map(|v| v.name.clone()).collect();
+            edit_cluster(&st, user, format!("import {}", names.join(", ")), |c| {
+                for v in vservers {
+                    cluster_edit::upsert_pool(c, v);
+                }
+                Ok(())
+            })
+            .await
+        },
+    )
+    .await
+}
+
+/// The address of the cluster's `seesaw_vip`.
+pub fn cluster_vip(c: &seesaw_proto::config::Cluster) -> Option<IpAddr> {
+    let h = &c.seesaw_vip;
+    h.ipv4
+        .as_deref()
+        .or(h.ipv6.as_deref())
+        .and_then(|s| s.split('/').next())
+        .and_then(|s| s.parse().ok())
+}
+
+async fn create_pool<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> Response {
+    let parsed =
+        json_body(&body).and_then(|v| spec::pool_from_value(&v).map_err(ApiError::Invalid));
+    let action = match &parsed {
+        Ok((v, _)) => format!("create pool {}", v.name),
+        Err(_) => "create pool (invalid body)".into(),
+    };
+    let st2 = Arc::clone(&st);
+    write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+        let (v, _) = parsed?;
+        edit_cluster(&st, user, action, |c| Ok(cluster_edit::create_pool(c, v)?)).await
+    })
+    .await
+}
+
+async fn edit_pool<V: EngineView>(
+    State(st): St<V>,
+    who: Who,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let parsed =
+        json_body(&body).and_then(|v| spec::pool_from_value(&v).map_err(ApiError::Invalid));
+    let action = format!("edit pool {name}");
+    let st2 = Arc::clone(&st);
+    write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+        let (v, members) = parsed?;
+        edit_cluster(&st, user, action, |c| {
+            Ok(cluster_edit::edit_pool(c, &name, v, members.as_deref())?)
+        })
+        .await
+    })
+    .await
+}
+
+async fn delete_pool<V: EngineView>(
+    State(st): St<V>,
+    who: Who,
+    Path(name): Path<String>,
+) -> Response {
+    let action = format!("delete pool {name}");
+    let st2 = Arc::clone(&st);
+    write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+        edit_cluster(&st, user, action, |c| {
+            Ok(cluster_edit::delete_pool(c, &name)?)
+        })
+        .await
+    })
+    .await
+}
+
+async fn add_member<V: EngineView>(
+    State(st): St<V>,
+    who: Who,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let parsed =
+        json_body(&body).and_then(|v| spec::member_from_value(&v).map_err(ApiError::Invalid));
+    let action = match &parsed {
+        Ok(m) => format!("add member {} ({}) to {name}", m.host, m.ip),
+        Err(_) => format!("add member to {name} (invalid body)"),
+    };
+    let st2 = Arc::clone(&st);
+    write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+        let m = parsed?;
+        edit_cluster(&st, user, action, |c| {
+            Ok(cluster_edit::put_member(c, &name, &m, false)?)
+        })
+        .await
+    })
+    .await
+}
+
+async fn edit_member<V: EngineView>(
+    State(st): St<V>,
+    who: Who,
+    Path((name, host)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let parsed = json_body(&body).and_then(|mut v| {
+        // The host comes from the path; a body may repeat it but not contradict it.
+        if let Value::Object(m) = &mut v {
+            match m.get("host").and_then(Value::as_str) {
+                Some(h) if h.trim_end_matches('.') != host.trim_end_matches('.') => {
+                    return Err(field("host", format!("does not match the path's {host:?}")));
+                }
+                _ => {
+                    m.insert("host".into(), json!(host));
+                }
+            }
+        }
+        spec::member_from_value(&v).map_err(ApiError::Invalid)
+    });
+    let action = format!("edit member {host} of {name}");
+    let st2 = Arc::clone(&st);
+    write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+        let m = parsed?;
+        edit_cluster(&st, user, action, |c| {
+            Ok(cluster_edit::put_member(c, &name, &m, true)?)
+        })
+        .await
+    })
+    .await
+}
+
+async fn delete_member<V: EngineView>(
+    State(st): St<V>,
+    who: Who,
+    Path((name, host)): Path<(String, String)>,
+) -> Response {
+    let action = format!("delete member {host} from {name}");
+    let st2 = Arc::clone(&st);
+    write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+        edit_cluster(&st, user, action, |c| {
+            Ok(cluster_edit::delete_member(c, &name, &host)?)
+        })
+        .await
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests;

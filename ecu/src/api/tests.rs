@@ -1,0 +1,333 @@
+//! Router tests of the HTTPS API with the fake engine, through `tower::ServiceExt::oneshot`:
+//! authentication and roles (nothing changes on 401/403), body validation (400 with field paths,
+//! nothing changes), pool and member edits as cluster.pb versions, import, rollback, and the audit
+//! log.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::{ApiState, router};
+use crate::audit::AuditLog;
+use crate::auth::{Role, User, Users, token_digest};
+use crate::engine_view::fake::FakeEngine;
+
+const ADMIN: &str = "admin-token-0123456789";
+const OPERATOR: &str = "operator-token-0123456789";
+const READER: &str = "reader-token-0123456789";
+
+const CLUSTER: &str = r#"
+seesaw_vip: < fqdn: "vip.demo." ipv4: "127.0.0.254/8" >
+node: < fqdn: "lb1.demo." ipv4: "127.0.0.1/8" >
+vserver: <
+  name: "web@demo"
+  entry_address: < fqdn: "web.demo." ipv4: "127.0.0.1/32" >
+  rp: "ops"
+  vserver_entry: < protocol: TCP port: 80 scheduler: WRR mode: NAT >
+  backend: < host: < fqdn: "be1.demo." ipv4: "127.0.0.2/8" > weight: 1 >
+>
+"#;
+
+struct Harness {
+    fake: FakeEngine,
+    state: Arc<ApiState<FakeEngine>>,
+    dir: tempfile::TempDir,
+}
+
+fn harness() -> Harness {
+    let fake = FakeEngine::new();
+    fake.set_cluster_text(CLUSTER);
+    let users = Users::new(
+        [
+            ("alice", Role::Admin, ADMIN),
+            ("olga", Role::Operator, OPERATOR),
+            ("rita", Role::Reader, READER),
+        ]
+        .into_iter()
+        .map(|(name, role, token)| User {
+            name: name.into(),
+            role,
+            token_sha256: Some(token_digest(token)),
+            cert_cn: None,
+        })
+        .collect(),
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let audit = AuditLog::open(&dir.path().join("audit.log")).expect("audit log");
+    let state = Arc::new(ApiState::new(fake.clone(), users, audit));
+    Harness { fake, state, dir }
+}
+
+impl Harness {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let resp = router(Arc::clone(&self.state))
+            .oneshot(req.body(Body::from(body.to_owned())).expect("request"))
+            .await
+            .expect("infallible");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, v)
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn unauthenticated_and_reader_writes_are_refused_and_change_nothing() {
+    let h = harness();
+    let member = r#"{"host": "be2.demo.", "ip": "127.0.0.3"}"#;
+    let (s, body) = h
+        .call("POST", "/v1/pools/web@demo/members", None, member)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+    let (s, _) = h
+        .call(
+            "POST",
+            "/v1/pools/web@demo/members",
+            Some("wrong-token"),
+            member,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, body) = h
+        .call("POST", "/v1/pools/web@demo/members", Some(READER), member)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "rita is reader; this needs admin");
+    let (s, _) = h
+        .call("POST", "/v1/pools/web@demo/members", Some(OPERATOR), member)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let override_body = r#"{"kind": "backend", "target": "be1.demo.", "state": "disabled"}"#;
+    let (s, _) = h
+        .call("POST", "/v1/overrides", Some(READER), override_body)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = h.call("POST", "/v1/config/reload", None, "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Nothing changed.
+    assert_eq!(h.fake.cluster_text_now(), CLUSTER);
+    assert!(h.fake.overrides_now().is_empty());
+    assert_eq!(h.fake.counts(), (0, 0));
+    let (s, hist) = h.call("GET", "/v1/config/history", Some(READER), "").await;
+    assert_eq!((s, hist), (StatusCode::OK, json!([])));
+    // Reads need a user too.
+    let (s, _) = h.call("GET", "/v1/vservers", None, "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Every refused write is in the audit log.
+    let audit = h.audit();
+    assert_eq!(audit.len(), 6);
+    assert_eq!(
+        (audit[2]["user"].as_str(), audit[2]["status"].as_u64()),
+        (Some("rita"), Some(403))
+    );
+    assert_eq!(audit[0]["user"], "-");
+}
+
+#[tokio::test]
+async fn operator_overrides_and_reload_are_attributed() {
+    let h = harness();
+    let (s, body) = h
+        .call(
+            "POST",
+            "/v1/overrides",
+            Some(OPERATOR),
+            r#"{"kind": "backend", "target": "be1.demo.", "state": "disabled"}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["message"], "backend be1.demo.: disabled");
+    assert_eq!(h.fake.overrides_now()[0].state, "disabled");
+    let (s, _) = h
+        .call("POST", "/v1/config/reload", Some(OPERATOR), "")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let audit = h.audit();
+    assert_eq!(audit[0]["action"], "override backend be1.demo. disabled");
+    assert_eq!(
+        (audit[0]["user"].as_str(), audit[0]["role"].as_str()),
+        (Some("olga"), Some("operator"))
+    );
+    assert_eq!(audit[1]["action"], "config reload");
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_400_with_every_field_and_change_nothing() {
+    let h = harness();
+    let (s, body) = h
+        .call(
+            "POST",
+            "/v1/pools",
+            Some(ADMIN),
+            r#"{"name": "x", "vip": "300.1.1.1", "services": [{"port": 0}], "extra": 1}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["extra", "vip", "services[0].port"]);
+    let (s, body) = h.call("POST", "/v1/pools", Some(ADMIN), "{not json").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("body is not JSON"))
+    );
+    let (s, body) = h
+        .call(
+            "POST",
+            "/v1/overrides",
+            Some(ADMIN),
+            r#"{"kind": "pool", "state": "off"}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"].as_array().map(Vec::len), Some(3));
+    let (s, _) = h
+        .call(
+            "POST",
+            "/v1/config/rollback",
+            Some(ADMIN),
+            r#"{"id": "one"}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(h.fake.cluster_text_now(), CLUSTER);
+    assert!(h.fake.overrides_now().is_empty());
+}
+
+#[tokio::test]
+async fn pools_and_members_edit_cluster_pb_as_versions_and_roll_back() {
+    let h = harness();
+    let (s, body) = h
+        .call(
+            "POST",
+            "/v1/pools/web@demo/members",
+            Some(ADMIN),
+            r#"{"host": "be2.demo", "ip": "127.0.0.3", "weight": 3}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, vs) = h
+        .call("GET", "/v1/vservers/web@demo", Some(READER), "")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(vs["services"][0]["destinations"][1]["backend"], "be2.demo.");
+    let (s, _) = h
+        .call(
+            "POST",
+            "/v1/pools",
+            Some(ADMIN),
+            r#"{"name": "api@demo", "vip": "127.0.0.1", "services": [{"port": 81}]}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = h
+        .call(
+            "POST",
+            "/v1/pools",
+            Some(ADMIN),
+            r#"{"name": "api@demo", "vip": "127.0.0.1", "services": [{"port": 81}]}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    let (s, _) = h
+        .call(
+            "DELETE",
+            "/v1/pools/web@demo/members/be1.demo.",
+            Some(ADMIN),
+            "",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = h.call("DELETE", "/v1/pools/nope", Some(ADMIN), "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, hist) = h.call("GET", "/v1/config/history", Some(READER), "").await;
+    let hist = hist.as_array().expect("list").clone();
+    assert_eq!(hist.len(), 3);
+    assert_eq!(
+        hist[2]["what"],
+        "add member be2.demo. (127.0.0.3) to web@demo"
+    );
+    assert_eq!(hist[2]["who"], "alice");
+    // Roll back to the first edit: its text, byte for byte.
+    let first = hist[2]["id"].as_u64().expect("id");
+    let (s, _) = h
+        .call(
+            "POST",
+            "/v1/config/rollback",
+            Some(ADMIN),
+            &format!("{{\"id\": {first}}}"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, pools) = h.call("GET", "/v1/vservers", Some(READER), "").await;
+    assert_eq!(pools.as_array().map(Vec::len), Some(1));
+    let (_, text) = h.call("GET", "/v1/cluster", Some(READER), "").await;
+    assert!(
+        text.as_str()
+            .is_some_and(|t| t.contains("be2.demo.") && t.contains("be1.demo."))
+    );
+}
+
+#[tokio::test]
+async fn yaml_import_uses_the_cluster_vip_and_reports_paths() {
+    let h = harness();
+    let yaml = "kind: Service\nmetadata: {name: svc, namespace: ns}\nspec:\n  type: NodePort\n  ports: [{port: 80, nodePort: 30080, name: web}]\n---\nkind: Endpoints\nmetadata: {name: svc, namespace: ns}\nsubsets:\n- addresses: [{ip: 127.0.0.2}]\n  ports: [{port: 8080, name: web}]\n";
+    let (s, body) = h.call("POST", "/v1/import", Some(ADMIN), yaml).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, v) = h.call("GET", "/v1/vservers/svc@ns", Some(READER), "").await;
+    assert_eq!(v["vips"][0], "127.0.0.254");
+    assert_eq!(v["services"][0]["port"], 30080);
+    let (s, body) = h
+        .call("POST", "/v1/import", Some(ADMIN), "kind: Pool\nname: x\n")
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["field"], "documents[0].vip");
+}
+
+#[tokio::test]
+async fn dashboard_is_served_without_credentials_with_a_strict_policy() {
+    let h = harness();
+    for path in ["/", "/assets/app.js", "/assets/app.css"] {
+        let resp = router(Arc::clone(&h.state))
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let csp = resp
+            .headers()
+            .get(header::CONTENT_SECURITY_POLICY)
+            .expect("csp");
+        assert!(csp.to_str().is_ok_and(|c| c.contains("default-src 'self'")));
+    }
+    let (s, _) = h.call("GET", "/assets/../../etc/passwd", None, "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

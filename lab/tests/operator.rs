@@ -1,0 +1,550 @@
+//! Operator surfaces end to end, on the loopback suite: the ECU's HTTPS API (roles, validation,
+//! attribution, pool/member edits as cluster.pb versions, rollback), the shell's history,
+//! rollback and YAML import, `promtool check metrics`, and the dashboard driven in headless
+//! Chromium over the DevTools protocol. A second `seesaw_ecu` is started next to the suite with
+//! an `ecu.cfg` (self-signed certificate, three users); it talks to the suite's engine like the
+//! watchdog's ECU does. Needs `cargo build --workspace --bins` first; `curl` for HTTPS;
+//! `promtool` and `chromium` are skipped with a message when absent.
+#![allow(
+    clippy::print_stderr,
+    reason = "measured times and skips are reported to the person running the tests"
+)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use seesaw_lab::{LoopbackSuite, bins, wait_for, wait_until};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "admin-token-for-the-lab-0001";
+const OPERATOR: &str = "operator-token-for-the-lab-01";
+const READER: &str = "reader-token-for-the-lab-0001";
+const WEB: &str = "web@demo";
+
+fn start() -> LoopbackSuite {
+    LoopbackSuite::start().unwrap_or_else(|e| panic!("the loopback suite did not start: {e}"))
+}
+
+fn free_port(ip: Ipv4Addr) -> u16 {
+    TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A `seesaw_ecu` with the HTTPS API, stopped on drop.
+struct Ecu {
+    child: Child,
+    base: String,
+    cacert: PathBuf,
+    audit: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for Ecu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            for f in ["ecu.out", "ecu.err"] {
+                let text = std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+                eprintln!("==== {f} ====\n{text}");
+            }
+        }
+    }
+}
+
+fn start_ecu(suite: &LoopbackSuite) -> Ecu {
+    let dir = suite.dir().join("ecu-api");
+    std::fs::create_dir_all(&dir).expect("ecu dir");
+    let (cert, key) = seesaw_ecu::tls::self_signed(&["127.0.0.1"]).expect("certificate");
+    std::fs::write(dir.join("cert.pem"), cert).expect("write cert");
+    std::fs::write(dir.join("key.pem"), key).expect("write key");
+    let port = free_port(Ipv4Addr::LOCALHOST);
+    let audit = dir.join("audit.log");
+    let cfg = dir.join("ecu.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[api]\nlisten = 127.0.0.1:{port}\ncert = cert.pem\nkey = key.pem\naudit_log = {}\n\n\
+             [user alice]\nrole = admin\ntoken = {ADMIN}\n\n\
+             [user olga]\nrole = operator\ntoken = {OPERATOR}\n\n\
+             [user rita]\nrole = reader\ntoken = {READER}\n",
+            audit.display()
+        ),
+    )
+    .expect("write ecu.cfg");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let monitor = free_port(Ipv4Addr::LOCALHOST);
+    let out = std::fs::File::create(dir.join("ecu.out")).expect("out");
+    let err = std::fs::File::create(dir.join("ecu.err")).expect("err");
+    let child = Command::new(bins::binary("seesaw_ecu").expect("seesaw_ecu built"))
+        .arg("--run-dir")
+        .arg(suite.run_dir())
+        .arg("--config-dir")
+        .arg(suite.config_dir())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{monitor}"))
+        .arg("--api-config")
+        .arg(&cfg)
+        .env_remove("NOTIFY_SOCKET")
+        .env("RUST_LOG", "info")
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("spawn seesaw_ecu");
+    let ecu = Ecu {
+        child,
+        base: format!("https://127.0.0.1:{port}"),
+        cacert: dir.join("cert.pem"),
+        audit,
+        dir,
+    };
+    wait_until("the ECU API to answer", Duration::from_secs(15), || {
+        curl(&ecu, "GET", "/v1/whoami", Some(READER), None).0 == 200
+    })
+    .expect("ECU up");
+    ecu
+}
+
+/// One HTTPS request with curl (the server's certificate pinned); (status, body).
+fn curl(ecu: &Ecu, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10", "-X", method, "-w", "\n%{http_code}", "--cacert"])
+        .arg(&ecu.cacert)
+        .arg(format!("{}{path}", ecu.base));
+    if let Some(t) = token {
+        cmd.arg("-H").arg(format!("Authorization: Bearer {t}"));
+    }
+    if body.is_some() {
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary", "@-"]);
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("curl (apt-get install curl)");
+    if let (Some(b), Some(mut stdin)) = (body, child.stdin.take()) {
+        stdin.write_all(b.as_bytes()).expect("curl stdin");
+    }
+    let out = child.wait_with_output().expect("curl output");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// `show vservers NAME` through the shell, as JSON.
+fn shell_vserver(suite: &LoopbackSuite, name: &str) -> Value {
+    let mut cmd = Command::new(bins::binary("seesaw").expect("seesaw built"));
+    cmd.arg("--run-dir")
+        .arg(suite.run_dir())
+        .args(["-o", "json", "-c", &format!("show vservers {name}")]);
+    let out = seesaw_lab::cmd::run(cmd, Duration::from_secs(15)).expect("shell");
+    json_of(&out.stdout)["vservers"][0].clone()
+}
+
+fn backends_of(v: &Value) -> BTreeSet<String> {
+    v["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["destinations"].as_array().into_iter().flatten())
+        .filter_map(|d| d["backend"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Who answered `n` requests through `addr`.
+fn answers(addr: SocketAddr, n: usize) -> BTreeSet<String> {
+    (0..n)
+        .filter_map(|_| seesaw_lab::http::get(addr, "/", Duration::from_secs(2)).ok())
+        .filter(|r| r.status == 200)
+        .map(|r| r.text())
+        .collect()
+}
+
+fn cluster_pb(suite: &LoopbackSuite) -> Vec<u8> {
+    std::fs::read(suite.config_dir().join("cluster.pb")).expect("cluster.pb")
+}
+
+#[test]
+fn rest_roles_history_rollback_and_yaml_import() {
+    let suite = start();
+    let ecu = start_ecu(&suite);
+    let before = cluster_pb(&suite);
+    let member = r#"{"host": "be3.demo.", "ip": "127.0.0.4", "weight": 1}"#;
+    let path = format!("/v1/pools/{WEB}/members");
+
+    // (2) No credentials, a wrong token, a reader and an operator: refused, nothing changes.
+    assert_eq!(curl(&ecu, "POST", &path, None, Some(member)).0, 401);
+    assert_eq!(curl(&ecu, "POST", &path, Some("not-a-token"), Some(member)).0, 401);
+    let (status, body) = curl(&ecu, "POST", &path, Some(READER), Some(member));
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(curl(&ecu, "POST", &path, Some(OPERATOR), Some(member)).0, 403);
+    assert_eq!(curl(&ecu, "POST", "/v1/config/reload", Some(READER), None).0, 403);
+    // A malformed body: 400 with every field error, nothing changes.
+    let (status, body) = curl(
+        &ecu,
+        "POST",
+        &path,
+        Some(ADMIN),
+        Some(r#"{"host": "not a host", "ip": "127.0.0.999", "weight": -2}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    let errors = json_of(&body)["errors"].clone();
+    let fields: BTreeSet<&str> = errors
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, BTreeSet::from(["host", "ip", "weight"]), "{body}");
+    assert_eq!(cluster_pb(&suite), before, "refused writes changed cluster.pb");
+    assert_eq!(json_of(&curl(&ecu, "GET", "/v1/config/history", Some(READER), None).1), json!([]));
+    assert_eq!(
+        backends_of(&shell_vserver(&suite, WEB)),
+        BTreeSet::from(["be1.demo.".to_owned(), "be2.demo.".to_owned()])
+    );
+
+    // (2) An admin write is visible in `show vservers` at once.
+    let (status, body) = curl(&ecu, "POST", &path, Some(ADMIN), Some(member));
+    assert_eq!(status, 200, "{body}");
+    let answered = Instant::now();
+    let shown = backends_of(&shell_vserver(&suite, WEB));
+    let visible_after = answered.elapsed();
+    assert!(shown.contains("be3.demo."), "the first read after the write: {shown:?}");
+    eprintln!("admin write visible in `show vservers` on the first read, {visible_after:?} after the answer (including the shell's start)");
+    let v1 = cluster_pb(&suite);
+
+    // (5) Two more edits: be2 leaves (traffic follows), be3's weight changes.
+    let (status, body) = curl(&ecu, "DELETE", &format!("{path}/be2.demo."), Some(ADMIN), None);
+    assert_eq!(status, 200, "{body}");
+    wait_until("only be1 to answer", Duration::from_secs(10), || {
+        answers(suite.vip(), 6) == BTreeSet::from(["be1".to_owned()])
+    })
+    .expect("be2 left the data plane");
+    let (status, body) = curl(
+        &ecu,
+        "PUT",
+        &format!("{path}/be3.demo."),
+        Some(ADMIN),
+        Some(r#"{"ip": "127.0.0.4", "weight": 5}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let out = suite.shell("config history").expect("shell");
+    let history: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert_eq!(history.len(), 3, "{}", out.stdout);
+    assert!(history[2].contains("alice") && history[2].contains("add member be3.demo."), "{}", out.stdout);
+    let first_id = history[2].split_whitespace().next().expect("an id");
+
+    // (5) Roll back to the first edit: byte for byte, and be2 serves again.
+    let out = suite.shell(&format!("config rollback {first_id}")).expect("shell");
+    assert!(out.status.success(), "{}", out.combined());
+    assert_eq!(cluster_pb(&suite), v1, "rollback is not byte-identical");
+    wait_until("be2 to answer again", Duration::from_secs(10), || {
+        answers(suite.vip(), 6).contains("be2")
+    })
+    .expect("the data plane followed the rollback");
+
+    // Every write is attributed in the audit log, refusals included.
+    let audit: Vec<Value> = std::fs::read_to_string(&ecu.audit)
+        .expect("audit log")
+        .lines()
+        .map(json_of)
+        .collect();
+    let users: Vec<&str> = audit.iter().filter_map(|r| r["user"].as_str()).collect();
+    assert_eq!(users, ["-", "-", "rita", "olga", "rita", "alice", "alice", "alice", "alice"]);
+    assert_eq!(audit[5]["status"], 400);
+    assert_eq!(audit[6]["action"], "add member be3.demo. (127.0.0.4) to web@demo");
+
+    // (6) The seed's YAML example, addresses adapted to the demo: a NodePort service on the
+    // cluster address, its Endpoints the two demo backends.
+    let node_port = free_port(Ipv4Addr::new(127, 0, 0, 254));
+    let backend_port = suite.backends()[0].addr.port();
+    let yaml = format!(
+        "kind: Service\napiVersion: v1\nmetadata:\n  name: snake-demo-svc4\n  namespace: parasaus\n\
+         spec:\n  ports:\n  - nodePort: {node_port}\n    port: {node_port}\n    protocol: TCP\n    \
+         name: dcmp-svc4\n  type: NodePort\n---\nkind: Endpoints\napiVersion: v1\nmetadata:\n  \
+         name: snake-demo-svc4\n  namespace: parasaus\nannotations:\n  calledSource: \
+         \"kubectl-client-side-apply\"\n  healthCheckType: \"http\"\nsubsets:\n- addresses:\n  \
+         - ip: 127.0.0.2\n  ports:\n  - port: {backend_port}\n    name: dcmp-svc4\n- addresses:\n  \
+         - ip: 127.0.0.3\n  ports:\n  - port: {backend_port}\n    name: dcmp-svc4\n"
+    );
+    let file = suite.dir().join("snake.yaml");
+    std::fs::write(&file, yaml).expect("write yaml");
+    let out = suite
+        .shell(&format!("config import {}", file.display()))
+        .expect("shell");
+    assert!(out.status.success(), "{}", out.combined());
+    let vip = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 254), node_port));
+    let took = wait_until("the imported service to serve both backends", Duration::from_secs(15), || {
+        answers(vip, 6) == BTreeSet::from(["be1".to_owned(), "be2".to_owned()])
+    })
+    .expect("the imported vserver serves");
+    eprintln!("imported vserver snake-demo-svc4@parasaus served by both backends after {took:?}");
+}
+
+#[test]
+fn promtool_accepts_the_metrics() {
+    if Command::new("promtool").arg("--version").output().is_err() {
+        eprintln!("SKIP promtool_accepts_the_metrics: promtool not installed (apt-get install prometheus)");
+        return;
+    }
+    let suite = start();
+    let cfg = std::fs::read_to_string(suite.config_dir().join("seesaw.cfg")).expect("seesaw.cfg");
+    let listen: SocketAddr = cfg
+        .lines()
+        .skip_while(|l| l.trim() != "[ecu]")
+        .find_map(|l| l.trim().strip_prefix("listen = "))
+        .and_then(|a| a.parse().ok())
+        .expect("[ecu] listen in seesaw.cfg");
+    let text = wait_for("metrics with destinations", Duration::from_secs(15), || {
+        let r = seesaw_lab::http::get(listen, "/metrics", Duration::from_secs(2)).ok()?;
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        text.contains("seesaw_destination_healthy{").then_some(text)
+    })
+    .expect("metrics");
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write metrics");
+    let out = child.wait_with_output().expect("promtool output");
+    assert!(
+        out.status.success(),
+        "promtool check metrics refused:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for family in [
+        "seesaw_check_healthy",
+        "seesaw_ha_transitions_total",
+        "seesaw_config_generation",
+        "seesaw_config_reload_failures_total",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
+}
+
+// === headless Chromium over the DevTools protocol (pipe transport) ===
+
+/// Chromium with `--remote-debugging-pipe`: commands go in on its fd 3 and answers come out on
+/// its fd 4, NUL-separated JSON. `sh` maps fd 3 to our stdin pipe and fd 4 to our stdout pipe,
+/// so no unsafe fd juggling is needed here.
+struct Browser {
+    child: Child,
+    input: std::process::ChildStdin,
+    replies: mpsc::Receiver<Value>,
+    next_id: u64,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Browser {
+    fn launch(chromium: &Path, profile: &Path) -> Self {
+        let script = format!(
+            "exec {} --headless --no-sandbox --disable-gpu --disable-background-networking \
+             --ignore-certificate-errors --no-first-run --window-size=1400,1000 \
+             --user-data-dir={} --remote-debugging-pipe 3<&0 4>&1 0</dev/null 1>/dev/null",
+            chromium.display(),
+            profile.display()
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromium");
+        let input = child.stdin.take().expect("stdin");
+        let output = child.stdout.take().expect("stdout");
+        let (tx, replies) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(output);
+            loop {
+                let mut msg = Vec::new();
+                match reader.read_until(0, &mut msg) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        msg.pop_if(|b| *b == 0);
+                        if let Ok(v) = serde_json::from_slice::<Value>(&msg)
+                            && tx.send(v).is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            child,
+            input,
+            replies,
+            next_id: 1,
+        }
+    }
+
+    fn call(&mut self, method: &str, params: Value, session: Option<&str>) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = json!(s);
+        }
+        let mut bytes = serde_json::to_vec(&msg).expect("json");
+        bytes.push(0);
+        self.input.write_all(&bytes).expect("write to chromium");
+        self.input.flush().expect("flush");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self
+                .replies
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("chromium did not answer {method}"));
+            if v["id"] == json!(id) {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    fn eval(&mut self, session: &str, expr: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
+            Some(session),
+        );
+        r["result"]["value"].clone()
+    }
+}
+
+/// Standard base64 (the screenshot).
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for v in s.bytes().filter_map(val) {
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn dashboard_in_headless_chromium() {
+    let chromium = Path::new("/usr/bin/chromium");
+    if !chromium.exists() {
+        eprintln!("SKIP dashboard_in_headless_chromium: /usr/bin/chromium not installed (apt-get install chromium)");
+        return;
+    }
+    let suite = start();
+    let ecu = start_ecu(&suite);
+    let profile = suite.dir().join("chromium-profile");
+    let mut browser = Browser::launch(chromium, &profile);
+    let target = browser.call("Target.createTarget", json!({"url": "about:blank"}), None);
+    let target_id = target["targetId"].as_str().expect("target id").to_owned();
+    let attached = browser.call(
+        "Target.attachToTarget",
+        json!({"targetId": target_id, "flatten": true}),
+        None,
+    );
+    let session = attached["sessionId"].as_str().expect("session").to_owned();
+    browser.call("Page.enable", json!({}), Some(&session));
+    browser.call(
+        "Page.navigate",
+        json!({"url": format!("{}/#token={ADMIN}", ecu.base)}),
+        Some(&session),
+    );
+    // The table fills from the API: the vserver row and both destinations.
+    let started = Instant::now();
+    loop {
+        let rows = browser.eval(&session, "document.querySelectorAll('#vservers tbody tr[data-backend]').length");
+        if rows.as_u64() >= Some(2) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the dashboard never showed the destinations: {rows}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rect = browser.eval(
+        &session,
+        "(() => { const r = document.getElementById('vservers').getBoundingClientRect(); \
+         return {x: r.x, y: r.y, width: r.width, height: r.height}; })()",
+    );
+    let shot = browser.call(
+        "Page.captureScreenshot",
+        json!({"format": "png", "clip": {"x": rect["x"], "y": rect["y"], "width": rect["width"],
+               "height": rect["height"], "scale": 1}}),
+        Some(&session),
+    );
+    let png = base64_decode(shot["data"].as_str().expect("screenshot data"));
+    let path = suite.dir().join("vservers.png");
+    std::fs::write(&path, &png).expect("write screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000, "{} bytes", png.len());
+    eprintln!("dashboard screenshot: {} ({} bytes)", path.display(), png.len());
+
+    // Disable be1 through the override form.
+    browser.eval(
+        &session,
+        "document.getElementById('override-kind').value = 'backend'; \
+         document.getElementById('override-target').value = 'be1.demo.'; \
+         document.getElementById('override-state').value = 'disabled'; \
+         document.getElementById('override-submit').click(); true",
+    );
+    let started = Instant::now();
+    loop {
+        let status = browser.eval(&session, "document.getElementById('status').textContent");
+        if status.as_str().is_some_and(|s| s.contains("disabled")) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no answer to the form: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // be1 left the data plane: the engine no longer programs it and traffic reaches only be2.
+    let took = wait_until("be1 to leave the data plane", Duration::from_secs(10), || {
+        answers(suite.vip(), 6) == BTreeSet::from(["be2".to_owned()])
+    })
+    .expect("be1 left");
+    let v = shell_vserver(&suite, WEB);
+    let be1_active: Vec<bool> = v["services"][0]["destinations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["backend"] == "be1.demo.")
+        .map(|d| d["active"].as_bool().unwrap_or(true))
+        .collect();
+    assert_eq!(be1_active, [false], "{v}");
+    eprintln!("backend disabled through the dashboard left the data plane after {took:?}");
+    let audit = std::fs::read_to_string(&ecu.audit).expect("audit log");
+    assert!(audit.contains("\"action\":\"override backend be1.demo. disabled\""), "{audit}");
+}

@@ -1,0 +1,17 @@
+//! Compiles ncc's subset of the GoBGP API (`src/bgp/gobgp.proto`) with protox: no system
+//! `protoc`, and no dependency on the GoBGP sources being installed.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let file = "src/bgp/gobgp.proto";
+    println!("cargo:rerun-if-changed={file}");
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    let fds = protox::compile(["gobgp.proto"], ["src/bgp"])?;
+    tonic_prost_build::configure()
+        .build_server(false)
+        .build_client(true)
+        .out_dir(out)
+        .compile_fds(fds)?;
+    Ok(())
+}

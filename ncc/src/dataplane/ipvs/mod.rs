@@ -1,0 +1,453 @@
+//! The IPVS data plane: services and destinations in the kernel's IP Virtual Server, driven
+//! over its generic-netlink family ([`codec`] encodes and decodes, [`sys`] is the socket).
+//! The plane reads the kernel before every diff, so what a previous ncc left is adopted, never
+//! flushed. Weight and threshold changes are `SET_DEST` edits in place, scheduler and
+//! persistence changes `SET_SERVICE`, so established connections keep their destination.
+//!
+//! IPVS has no transactions: a commit is checked against what the kernel holds first (an
+//! inconsistent change fails before anything is sent), then sent in the diff's order
+//! (destinations leave before their service, services exist before their destinations).
+//!
+//! Model mapping: NAT → `MASQ`, DSR → `DROUTE`, tunnel → `TUNNEL` (stored per destination;
+//! a service without destinations reads back as the mode ncc last gave it, else NAT);
+//! persistence → `IP_VS_SVC_F_PERSISTENT` with the timeout and a full netmask.
+
+pub mod codec;
+pub mod sys;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use self::codec::{F_PERSISTENT, Fwd, IPPROTO_TCP, IPPROTO_UDP, IpvsDest, IpvsService, SvcId};
+use super::{Change, Dataplane, ServiceStats};
+use crate::NccError;
+use crate::model::{
+    Dest, DestStats, ForwardMode, Protocol, Scheduler, Service, ServiceKey, ServiceOpts,
+};
+
+/// One IPVS operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `NEW_SERVICE` (`edit`: `SET_SERVICE`).
+    PutService {
+        /// Edit in place.
+        edit: bool,
+        /// The full entry.
+        svc: IpvsService,
+    },
+    /// `DEL_SERVICE`.
+    DelService(SvcId),
+    /// `NEW_DEST` (`edit`: `SET_DEST`).
+    PutDest {
+        /// Edit in place.
+        edit: bool,
+        /// The service.
+        svc: SvcId,
+        /// The full entry.
+        dest: IpvsDest,
+    },
+    /// `DEL_DEST`.
+    DelDest(SvcId, IpvsDest),
+}
+
+/// The kernel side of the plane: the netlink socket in production ([`sys::Netlink`]), a
+/// stateful fake in tests.
+pub trait IpvsKernel: Send + 'static {
+    /// Every service with its destinations.
+    fn dump(&mut self) -> Result<Held, NccError>;
+    /// Performs one operation.
+    fn exec(&mut self, op: &Op) -> Result<(), NccError>;
+}
+
+/// Whether this kernel has IPVS (`/proc/net/ip_vs` exists).
+pub fn available() -> bool {
+    std::path::Path::new("/proc/net/ip_vs").exists()
+}
+
+/// The IPVS scheduler name of a scheduler, if IPVS has it.
+pub fn sched_name(s: Scheduler) -> Option<&'static str> {
+    Some(match s {
+        Scheduler::Rr => "rr",
+        Scheduler::Wrr => "wrr",
+        Scheduler::Lc => "lc",
+        Scheduler::Wlc => "wlc",
+        Scheduler::Sh => "sh",
+        Scheduler::Mh => "mh",
+        Scheduler::Dh => "dh",
+        Scheduler::Random | Scheduler::P2c => return None,
+    })
+}
+
+fn sched_from(s: &str) -> Option<Scheduler> {
+    Some(match s {
+        "rr" => Scheduler::Rr,
+        "wrr" => Scheduler::Wrr,
+        "lc" => Scheduler::Lc,
+        "wlc" => Scheduler::Wlc,
+        "sh" => Scheduler::Sh,
+        "mh" => Scheduler::Mh,
+        "dh" => Scheduler::Dh,
+        _ => return None,
+    })
+}
+
+fn fwd_of(m: ForwardMode) -> Fwd {
+    match m {
+        ForwardMode::Nat => Fwd::Masq,
+        ForwardMode::Dsr => Fwd::Route,
+        ForwardMode::Tun => Fwd::Tunnel,
+    }
+}
+
+fn mode_of(f: Fwd) -> ForwardMode {
+    match f {
+        Fwd::Masq => ForwardMode::Nat,
+        Fwd::Route => ForwardMode::Dsr,
+        Fwd::Tunnel => ForwardMode::Tun,
+    }
+}
+
+/// The IPVS name of a service key.
+pub fn svc_id(k: &ServiceKey) -> SvcId {
+    SvcId::Addr {
+        protocol: match k.proto {
+            Protocol::Tcp => IPPROTO_TCP,
+            Protocol::Udp => IPPROTO_UDP,
+        },
+        addr: k.vip,
+        port: k.port,
+    }
+}
+
+/// The IPVS entry of a service (without destinations).
+pub fn ipvs_service(s: &Service) -> Result<IpvsService, NccError> {
+    let sched = sched_name(s.scheduler).ok_or_else(|| {
+        NccError::Unsupported(vec![format!("{}: scheduler has no IPVS module", s.key)])
+    })?;
+    Ok(IpvsService {
+        id: svc_id(&s.key),
+        sched: sched.to_owned(),
+        flags: if s.persistence > 0 { F_PERSISTENT } else { 0 },
+        timeout: s.persistence,
+        netmask: if s.key.vip.is_ipv4() { u32::MAX } else { 128 },
+        stats: codec::Stats::default(),
+    })
+}
+
+fn ipvs_dest(d: &Dest, mode: ForwardMode) -> IpvsDest {
+    IpvsDest {
+        addr: d.addr.ip(),
+        port: d.addr.port(),
+        fwd: fwd_of(mode),
+        weight: d.weight,
+        u_thresh: 0,
+        l_thresh: 0,
+        active_conns: 0,
+        inact_conns: 0,
+        stats: codec::Stats::default(),
+    }
+}
+
+/// The IPVS plane over a kernel.
+#[derive(Debug)]
+pub struct IpvsPlane<K> {
+    kernel: K,
+    held: Held,
+    /// The mode ncc last gave each service (IPVS stores it per destination only).
+    modes: BTreeMap<ServiceKey, ForwardMode>,
+}
+
+impl<K: IpvsKernel> IpvsPlane<K> {
+    /// A plane over `kernel`; reads it immediately (what it holds is adopted).
+    pub fn new(kernel: K) -> Result<Self, NccError> {
+        let mut p = Self {
+            kernel,
+            held: Vec::new(),
+            modes: BTreeMap::new(),
+        };
+        p.held = p.kernel.dump()?;
+        Ok(p)
+    }
+
+    fn to_model(&self, s: &IpvsService, dests: &[IpvsDest]) -> Option<Service> {
+        let SvcId::Addr {
+            protocol,
+            addr,
+            port,
+        } = s.id
+        else {
+            return None;
+        };
+        let proto = match protocol {
+            IPPROTO_TCP => Protocol::Tcp,
+            IPPROTO_UDP => Protocol::Udp,
+            _ => return None,
+        };
+        let key = ServiceKey {
+            vip: addr,
+            proto,
+            port,
+        };
+        let mode = dests
+            .first()
+            .map(|d| mode_of(d.fwd))
+            .unwrap_or_else(|| self.modes.get(&key).copied().unwrap_or(ForwardMode::Nat));
+        let mut ds: Vec<Dest> = dests
+            .iter()
+            .map(|d| Dest::new(SocketAddr::new(d.addr, d.port), d.weight))
+            .collect();
+        ds.sort();
+        Some(Service {
+            key,
+            scheduler: sched_from(&s.sched)?,
+            mode,
+            persistence: if s.flags & F_PERSISTENT != 0 {
+                s.timeout
+            } else {
+                0
+            },
+            dests: ds,
+            opts: ServiceOpts::default(),
+        })
+    }
+
+    /// The operations for `changes` against `cur` (what the kernel holds), or why they are
+    /// inconsistent with it.
+    fn ops(cur: &[Service], changes: &[Change]) -> Result<Vec<Op>, NccError> {
+        let mut want: BTreeMap<ServiceKey, Service> =
+            cur.iter().map(|s| (s.key, s.clone())).collect();
+        let mut ops = Vec::new();
+        let missing = |k: &ServiceKey| NccError::Inconsistent(format!("no service {k}"));
+        for c in changes {
+            match c {
+                Change::AddService(s) => {
+                    if want.contains_key(&s.key) {
+                        return Err(NccError::Inconsistent(format!("service {} exists", s.key)));
+                    }
+                    ops.push(Op::PutService {
+                        edit: false,
+                        svc: ipvs_service(s)?,
+                    });
+                    want.insert(
+                        s.key,
+                        Service {
+                            dests: Vec::new(),
+                            ..s.clone()
+                        },
+                    );
+                }
+                Change::UpdateService(s) => {
+                    let cur = want.get_mut(&s.key).ok_or_else(|| missing(&s.key))?;
+                    ops.push(Op::PutService {
+                        edit: true,
+                        svc: ipvs_service(s)?,
+                    });
+                    if cur.mode != s.mode {
+                        for d in &cur.dests {
+                            ops.push(Op::PutDest {
+                                edit: true,
+                                svc: svc_id(&s.key),
+                                dest: ipvs_dest(d, s.mode),
+                            });
+                        }
+                    }
+                    (cur.scheduler, cur.mode, cur.persistence) =
+                        (s.scheduler, s.mode, s.persistence);
+                }
+                Change::DeleteService(k) => {
+                    want.remove(k).ok_or_else(|| missing(k))?;
+                    ops.push(Op::DelService(svc_id(k)));
+                }
+                Change::AddDest(k, d) | Change::UpdateDest(k, d) => {
+                    let s = want.get_mut(k).ok_or_else(|| missing(k))?;
+                    let exists = s.dests.iter().any(|x| x.addr == d.addr);
+                    if exists != matches!(c, Change::UpdateDest(..)) {
+                        return Err(NccError::Inconsistent(format!(
+                            "destination {} of {k} {}",
+                            d.addr,
+                            if exists { "exists" } else { "is missing" }
+                        )));
+                    }
+                    ops.push(Op::PutDest {
+                        edit: exists,
+                        svc: svc_id(k),
+                        dest: ipvs_dest(d, s.mode),
+                    });
+                    s.dests.retain(|x| x.addr != d.addr);
+                    s.dests.push(*d);
+                }
+                Change::DeleteDest(k, d) => {
+                    let s = want.get_mut(k).ok_or_else(|| missing(k))?;
+                    if !s.dests.iter().any(|x| x.addr == d.addr) {
+                        return Err(NccError::Inconsistent(format!(
+                            "destination {} of {k} is missing",
+                            d.addr
+                        )));
+                    }
+                    ops.push(Op::DelDest(svc_id(k), ipvs_dest(d, s.mode)));
+                    s.dests.retain(|x| x.addr != d.addr);
+                }
+            }
+        }
+        Ok(ops)
+    }
+}
+
+impl<K: IpvsKernel> Dataplane for IpvsPlane<K> {
+    fn kind(&self) -> &'static str {
+        "ipvs"
+    }
+
+    fn unsupported(&self, s: &Service) -> Option<String> {
+        if sched_name(s.scheduler).is_none() {
+            return Some(format!(
+                "scheduler {:?} has no IPVS module; use rr, wrr, lc, wlc, sh, dh or mh (or the \
+                 proxy plane)",
+                s.scheduler
+            ));
+        }
+        if s.opts != ServiceOpts::default() || s.dests.iter().any(|d| d.group != 0 || d.backup) {
+            return Some(
+                "payload rules, backend groups, backups and proxy options are features of the \
+                 userspace proxy plane"
+                    .into(),
+            );
+        }
+        if let Some(d) = s
+            .dests
+            .iter()
+            .find(|d| d.addr.is_ipv4() != s.key.vip.is_ipv4())
+        {
+            return Some(format!(
+                "destination {} is not in the VIP's address family",
+                d.addr
+            ));
+        }
+        if s.mode != ForwardMode::Nat
+            && let Some(d) = s.dests.iter().find(|d| d.addr.port() != s.key.port)
+        {
+            return Some(format!(
+                "direct routing and tunnels cannot change the port: destination {} must use \
+                 port {}",
+                d.addr, s.key.port
+            ));
+        }
+        None
+    }
+
+    fn refresh(&mut self) -> Result<(), NccError> {
+        self.held = self.kernel.dump()?;
+        Ok(())
+    }
+
+    fn current(&self) -> Vec<Service> {
+        self.held
+            .iter()
+            .filter_map(|(s, d)| self.to_model(s, d))
+            .collect()
+    }
+
+    fn commit(&mut self, changes: &[Change]) -> Result<(), NccError> {
+        let ops = Self::ops(&self.current(), changes)?;
+        for c in changes {
+            match c {
+                Change::AddService(s) | Change::UpdateService(s) => {
+                    self.modes.insert(s.key, s.mode);
+                }
+                Change::DeleteService(k) => {
+                    self.modes.remove(k);
+                }
+                _ => {}
+            }
+        }
+        let r = ops.iter().try_for_each(|op| self.kernel.exec(op));
+        self.refresh()?;
+        r
+    }
+
+    fn stats(&self) -> Vec<ServiceStats> {
+        self.held
+            .iter()
+            .filter_map(|(s, ds)| {
+                let service = self.to_model(s, ds)?;
+                let dests = ds
+                    .iter()
+                    .map(|d| DestStats {
+                        dest: Some(Dest::new(SocketAddr::new(d.addr, d.port), d.weight)),
+                        active_conns: u64::from(d.active_conns),
+                        total_conns: d.stats.conns,
+                        bytes_in: d.stats.inbytes,
+                        bytes_out: d.stats.outbytes,
+                    })
+                    .collect();
+                Some(ServiceStats { service, dests })
+            })
+            .collect()
+    }
+}
+
+/// A stateful in-memory IPVS kernel with the kernel's error behaviour (EEXIST on adding what
+/// exists, ENOENT on touching what does not). Clones share one kernel, so a new plane over a
+/// clone must adopt what the previous one left.
+#[derive(Debug, Clone, Default)]
+pub struct FakeIpvs(std::sync::Arc<std::sync::Mutex<Held>>);
+
+/// What an IPVS kernel holds: each service with its destinations.
+pub type Held = Vec<(IpvsService, Vec<IpvsDest>)>;
+
+impl IpvsKernel for FakeIpvs {
+    fn dump(&mut self) -> Result<Held, NccError> {
+        Ok(self
+            .0
+            .lock()
+            .map_err(|_| NccError::Plane("fake ipvs lock poisoned".into()))?
+            .clone())
+    }
+
+    fn exec(&mut self, op: &Op) -> Result<(), NccError> {
+        let mut k = self
+            .0
+            .lock()
+            .map_err(|_| NccError::Plane("fake ipvs lock poisoned".into()))?;
+        let err = |what: &str| NccError::Plane(format!("ipvs: {what}"));
+        let find = |k: &Held, id: &SvcId| k.iter().position(|(s, _)| s.id == *id);
+        match op {
+            Op::PutService { edit, svc } => match (find(&k, &svc.id), edit) {
+                (Some(i), true) => k[i].0 = svc.clone(),
+                (None, false) => k.push((svc.clone(), Vec::new())),
+                (Some(_), false) => return Err(err("service exists (EEXIST)")),
+                (None, true) => return Err(err("no such service (ESRCH)")),
+            },
+            Op::DelService(id) => {
+                let i = find(&k, id).ok_or_else(|| err("no such service (ESRCH)"))?;
+                k.remove(i);
+            }
+            Op::PutDest { edit, svc, dest } => {
+                let i = find(&k, svc).ok_or_else(|| err("no such service (ESRCH)"))?;
+                let ds = &mut k[i].1;
+                let j = ds
+                    .iter()
+                    .position(|d| d.addr == dest.addr && d.port == dest.port);
+                match (j, edit) {
+                    (Some(j), true) => ds[j] = *dest,
+                    (None, false) => ds.push(*dest),
+                    (Some(_), false) => return Err(err("destination exists (EEXIST)")),
+                    (None, true) => return Err(err("no such destination (ENOENT)")),
+                }
+            }
+            Op::DelDest(svc, dest) => {
+                let i = find(&k, svc).ok_or_else(|| err("no such service (ESRCH)"))?;
+                let ds = &mut k[i].1;
+                let j = ds
+                    .iter()
+                    .position(|d| d.addr == dest.addr && d.port == dest.port)
+                    .ok_or_else(|| err("no such destination (ENOENT)"))?;
+                ds.remove(j);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,270 @@
+//! VIPs on interfaces: the engine says which VIPs should be up; [`Vips::apply`] diffs that
+//! against the addresses the kernel holds and adds or removes only the difference, so every
+//! apply is idempotent and a restarted ncc adopts what its predecessor added (addresses marked
+//! with [`rtnl::SEESAW_PROTO`]) instead of flushing. Addresses ncc did not add are never
+//! removed; a wanted VIP someone else already configured on the right interface is left as is.
+//!
+//! Placement: unicast VIPs go on the LB interface (`[interface] lb`), anycast and dedicated
+//! VIPs on the VIP interface (`[interface] vip`; default `dummy0` where the kernel has it,
+//! else `lo`), each as a host address (/32, /128) whose local route the kernel adds. A newly
+//! added VIP on a real interface is announced ([`Announce`]: gratuitous ARP / unsolicited NA).
+//! The LB interface can be brought up or down for HA ([`Vips::set_lb_up`]).
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use super::rtnl::{self, HeldAddr, Rtnl};
+use crate::NccError;
+
+/// Where a VIP belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum VipKind {
+    /// On the LB interface; moves with HA.
+    Unicast,
+    /// In a dedicated VIP subnet: on the VIP interface.
+    Dedicated,
+    /// Anycast (announced over BGP): on the VIP interface.
+    Anycast,
+}
+
+/// One VIP that should be up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Vip {
+    /// The address.
+    pub addr: IpAddr,
+    /// Its kind.
+    pub kind: VipKind,
+}
+
+/// The kernel side: the rtnetlink socket in production, a stateful fake in tests.
+pub trait AddrKernel: Send + 'static {
+    /// The index of interface `name`.
+    fn index(&self, name: &str) -> Result<u32, NccError>;
+    /// Every address of every interface.
+    fn addrs(&mut self) -> Result<Vec<HeldAddr>, NccError>;
+    /// Adds (marked as ours) or deletes `addr/prefix` on interface `index`.
+    fn set_addr(&mut self, add: bool, index: u32, addr: IpAddr, prefix: u8)
+    -> Result<(), NccError>;
+    /// Sets interface `index` up or down.
+    fn set_up(&mut self, index: u32, up: bool) -> Result<(), NccError>;
+}
+
+/// Sends neighbour announcements for a VIP just added on a real interface.
+pub trait Announce: Send + 'static {
+    /// Announces `addr` on interface `iface` (asynchronously; failures are logged).
+    fn announce(&self, iface: &str, addr: IpAddr);
+}
+
+/// Refuses what cannot be an interface name (before it reaches a sysfs path).
+pub fn check_ifname(name: &str) -> Result<(), NccError> {
+    if name.is_empty() || name.len() > 15 || name.contains(['/', '\0']) || name.starts_with('.') {
+        return Err(NccError::Invalid(vec![format!(
+            "{name:?} is not an interface name"
+        )]));
+    }
+    Ok(())
+}
+
+/// The index of interface `name` in the caller's network namespace (`if_nametoindex(3)`, an
+/// ioctl on a socket of this namespace; sysfs would show the namespace it was mounted in).
+#[allow(unsafe_code)]
+pub fn ifindex(name: &str) -> Result<u32, NccError> {
+    check_ifname(name)?;
+    let c = std::ffi::CString::new(name)
+        .map_err(|_| NccError::Invalid(vec![format!("{name:?} is not an interface name")]))?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        return Err(NccError::Plane(format!(
+            "interface {name}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(i)
+}
+
+/// The default VIP interface: `dummy0` where it exists, else `lo`.
+pub fn default_vip_interface() -> String {
+    if std::path::Path::new("/sys/class/net/dummy0").exists() {
+        "dummy0".into()
+    } else {
+        "lo".into()
+    }
+}
+
+/// The real kernel over rtnetlink.
+#[derive(Debug)]
+pub struct KernelAddrs(Rtnl);
+
+impl KernelAddrs {
+    /// Opens the rtnetlink socket in this network namespace.
+    pub fn open() -> Result<Self, NccError> {
+        Rtnl::open().map(Self)
+    }
+}
+
+impl AddrKernel for KernelAddrs {
+    fn index(&self, name: &str) -> Result<u32, NccError> {
+        ifindex(name)
+    }
+
+    fn addrs(&mut self) -> Result<Vec<HeldAddr>, NccError> {
+        let seq = self.0.seq();
+        Ok(self
+            .0
+            .request(&rtnl::encode_addr_dump(seq), true)?
+            .into_iter()
+            .filter_map(|r| match r {
+                rtnl::RtReply::Addr(a) => Some(a),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn set_addr(
+        &mut self,
+        add: bool,
+        index: u32,
+        addr: IpAddr,
+        prefix: u8,
+    ) -> Result<(), NccError> {
+        let seq = self.0.seq();
+        self.0
+            .request(&rtnl::encode_addr(add, seq, index, addr, prefix), false)
+            .map(drop)
+    }
+
+    fn set_up(&mut self, index: u32, up: bool) -> Result<(), NccError> {
+        let seq = self.0.seq();
+        self.0
+            .request(&rtnl::encode_link_up(seq, index, up), false)
+            .map(drop)
+    }
+}
+
+/// The VIP manager.
+pub struct Vips {
+    kernel: Box<dyn AddrKernel>,
+    lb: Option<String>,
+    vip_iface: String,
+    announce: Option<Box<dyn Announce>>,
+}
+
+impl std::fmt::Debug for Vips {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vips")
+            .field("lb", &self.lb)
+            .field("vip_iface", &self.vip_iface)
+            .finish_non_exhaustive()
+    }
+}
+
+fn host_prefix(a: IpAddr) -> u8 {
+    if a.is_ipv4() { 32 } else { 128 }
+}
+
+impl Vips {
+    /// A manager over `kernel` placing unicast VIPs on `lb` and the others on `vip_iface`.
+    pub fn new(
+        kernel: Box<dyn AddrKernel>,
+        lb: Option<String>,
+        vip_iface: String,
+        announce: Option<Box<dyn Announce>>,
+    ) -> Self {
+        Self {
+            kernel,
+            lb,
+            vip_iface,
+            announce,
+        }
+    }
+
+    fn iface_of(&self, v: &Vip) -> Result<&str, NccError> {
+        match v.kind {
+            VipKind::Unicast => self.lb.as_deref().ok_or_else(|| {
+                NccError::Unsupported(vec![format!(
+                    "unicast VIP {} needs the LB interface (seesaw.cfg [interface] lb)",
+                    v.addr
+                )])
+            }),
+            VipKind::Dedicated | VipKind::Anycast => Ok(&self.vip_iface),
+        }
+    }
+
+    /// The VIPs ncc holds now (its own addresses on the LB and VIP interfaces).
+    pub fn current(&mut self) -> Result<Vec<(String, IpAddr)>, NccError> {
+        let mut ifaces: Vec<(String, u32)> = Vec::new();
+        for name in self.lb.iter().chain(std::iter::once(&self.vip_iface)) {
+            if let Ok(i) = self.kernel.index(name) {
+                ifaces.push((name.clone(), i));
+            }
+        }
+        Ok(self
+            .kernel
+            .addrs()?
+            .into_iter()
+            .filter(|a| a.proto == rtnl::SEESAW_PROTO)
+            .filter_map(|a| {
+                let name = ifaces.iter().find(|(_, i)| *i == a.index)?.0.clone();
+                Some((name, a.addr))
+            })
+            .collect())
+    }
+
+    /// Makes the kernel hold exactly `desired` of ncc's VIPs; returns the changes made.
+    pub fn apply(&mut self, desired: &[Vip]) -> Result<Vec<String>, NccError> {
+        let mut want: BTreeSet<(String, u32, IpAddr)> = BTreeSet::new();
+        for v in desired {
+            let name = self.iface_of(v)?.to_owned();
+            let index = self.kernel.index(&name)?;
+            want.insert((name, index, v.addr));
+        }
+        let held = self.kernel.addrs()?;
+        let mut changes = Vec::new();
+        // Removals first: ours that are no longer wanted (on any interface).
+        let names = |k: &Self, index: u32| {
+            k.lb.iter()
+                .chain(std::iter::once(&k.vip_iface))
+                .find(|n| k.kernel.index(n).ok() == Some(index))
+                .cloned()
+                .unwrap_or_else(|| format!("interface {index}"))
+        };
+        for h in held.iter().filter(|h| h.proto == rtnl::SEESAW_PROTO) {
+            if !want.iter().any(|(_, i, a)| *i == h.index && *a == h.addr) {
+                self.kernel.set_addr(false, h.index, h.addr, h.prefix)?;
+                changes.push(format!(
+                    "delete VIP {} from {}",
+                    h.addr,
+                    names(self, h.index)
+                ));
+            }
+        }
+        for (name, index, addr) in &want {
+            if held.iter().any(|h| h.index == *index && h.addr == *addr) {
+                continue;
+            }
+            self.kernel
+                .set_addr(true, *index, *addr, host_prefix(*addr))?;
+            changes.push(format!("add VIP {addr} on {name}"));
+            if name != "lo"
+                && let Some(a) = &self.announce
+            {
+                a.announce(name, *addr);
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Brings the LB interface up (master) or down (backup).
+    pub fn set_lb_up(&mut self, up: bool) -> Result<(), NccError> {
+        let lb = self.lb.clone().ok_or_else(|| {
+            NccError::Unsupported(vec!["no LB interface (seesaw.cfg [interface] lb)".into()])
+        })?;
+        let index = self.kernel.index(&lb)?;
+        self.kernel.set_up(index, up)
+    }
+}
+
+#[cfg(test)]
+#[path = "vips_tests.rs"]
+mod tests;

@@ -1,0 +1,273 @@
+//! The VIP manager over a stateful fake kernel (placement, idempotence, adoption, leaving
+//! foreign addresses alone, announcements) and over the real kernel in a private network
+//! namespace when root.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+
+/// Interfaces by name, addresses, link state; shared by clones (one kernel, many ncc runs).
+#[derive(Debug, Clone, Default)]
+struct FakeAddrs(Arc<Mutex<(BTreeMap<String, u32>, Vec<HeldAddr>, BTreeMap<u32, bool>)>>);
+
+impl FakeAddrs {
+    fn with(ifaces: &[(&str, u32)]) -> Self {
+        let k = Self::default();
+        for (n, i) in ifaces {
+            k.0.lock().unwrap().0.insert((*n).to_owned(), *i);
+        }
+        k
+    }
+}
+
+impl AddrKernel for FakeAddrs {
+    fn index(&self, name: &str) -> Result<u32, NccError> {
+        self.0
+            .lock()
+            .unwrap()
+            .0
+            .get(name)
+            .copied()
+            .ok_or_else(|| NccError::Plane(format!("interface {name}: no such device")))
+    }
+    fn addrs(&mut self) -> Result<Vec<HeldAddr>, NccError> {
+        Ok(self.0.lock().unwrap().1.clone())
+    }
+    fn set_addr(
+        &mut self,
+        add: bool,
+        index: u32,
+        addr: IpAddr,
+        prefix: u8,
+    ) -> Result<(), NccError> {
+        let mut k = self.0.lock().unwrap();
+        let pos = k.1.iter().position(|h| h.index == index && h.addr == addr);
+        match (add, pos) {
+            (true, None) => k.1.push(HeldAddr {
+                index,
+                addr,
+                prefix,
+                proto: rtnl::SEESAW_PROTO,
+            }),
+            (false, Some(p)) => {
+                k.1.remove(p);
+            }
+            (true, Some(_)) => return Err(NccError::Plane("File exists (os error 17)".into())),
+            (false, None) => return Err(NccError::Plane("Cannot assign requested address".into())),
+        }
+        Ok(())
+    }
+    fn set_up(&mut self, index: u32, up: bool) -> Result<(), NccError> {
+        self.0.lock().unwrap().2.insert(index, up);
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Heard(Arc<Mutex<Vec<(String, IpAddr)>>>);
+
+impl Announce for Heard {
+    fn announce(&self, iface: &str, addr: IpAddr) {
+        self.0.lock().unwrap().push((iface.to_owned(), addr));
+    }
+}
+
+fn vip(a: &str, kind: VipKind) -> Vip {
+    Vip {
+        addr: a.parse().unwrap(),
+        kind,
+    }
+}
+
+#[test]
+fn places_adopts_and_removes_only_its_own() {
+    let k = FakeAddrs::with(&[("lo", 1), ("eth1", 3), ("dummy0", 4)]);
+    // Someone else's address on eth1 (the node address) and a pre-configured VIP.
+    k.0.lock().unwrap().1.push(HeldAddr {
+        index: 3,
+        addr: "192.0.2.10".parse().unwrap(),
+        prefix: 24,
+        proto: 0,
+    });
+    let heard = Heard::default();
+    let mut v = Vips::new(
+        Box::new(k.clone()),
+        Some("eth1".into()),
+        "dummy0".into(),
+        Some(Box::new(heard.clone())),
+    );
+    let desired = [
+        vip("192.0.2.1", VipKind::Unicast),
+        vip("2001:db8::1", VipKind::Unicast),
+        vip("198.51.100.1", VipKind::Anycast),
+        vip("198.51.100.2", VipKind::Dedicated),
+    ];
+    let changes = v.apply(&desired).unwrap();
+    assert_eq!(
+        changes,
+        [
+            "add VIP 198.51.100.1 on dummy0",
+            "add VIP 198.51.100.2 on dummy0",
+            "add VIP 192.0.2.1 on eth1",
+            "add VIP 2001:db8::1 on eth1",
+        ]
+    );
+    assert_eq!(
+        heard.0.lock().unwrap().len(),
+        4,
+        "each new VIP announced once"
+    );
+    let held = k.0.lock().unwrap().1.clone();
+    assert!(
+        held.iter()
+            .any(|h| h.addr == "2001:db8::1".parse::<IpAddr>().unwrap() && h.prefix == 128)
+    );
+    assert!(v.apply(&desired).unwrap().is_empty(), "idempotent");
+
+    // A new ncc over the same kernel adopts: 0 changes; then the anycast VIP goes down.
+    let mut w = Vips::new(
+        Box::new(k.clone()),
+        Some("eth1".into()),
+        "dummy0".into(),
+        None,
+    );
+    assert!(w.apply(&desired).unwrap().is_empty(), "adopted");
+    let changes = w.apply(&desired[..2]).unwrap();
+    assert_eq!(
+        changes,
+        [
+            "delete VIP 198.51.100.1 from dummy0",
+            "delete VIP 198.51.100.2 from dummy0"
+        ]
+    );
+    // Nothing wanted: only ours go; the node address stays.
+    w.apply(&[]).unwrap();
+    let held = k.0.lock().unwrap().1.clone();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].addr, "192.0.2.10".parse::<IpAddr>().unwrap());
+    // A wanted VIP that someone else configured is used as is, and never removed by us.
+    assert!(
+        w.apply(&[vip("192.0.2.10", VipKind::Unicast)])
+            .unwrap()
+            .is_empty()
+    );
+    w.apply(&[]).unwrap();
+    assert_eq!(k.0.lock().unwrap().1.len(), 1);
+}
+
+#[test]
+fn unicast_needs_the_lb_interface_and_lo_is_not_announced() {
+    let k = FakeAddrs::with(&[("lo", 1)]);
+    let heard = Heard::default();
+    let mut v = Vips::new(
+        Box::new(k.clone()),
+        None,
+        "lo".into(),
+        Some(Box::new(heard.clone())),
+    );
+    assert!(matches!(
+        v.apply(&[vip("192.0.2.1", VipKind::Unicast)]),
+        Err(NccError::Unsupported(_))
+    ));
+    assert!(
+        k.0.lock().unwrap().1.is_empty(),
+        "refused before any change"
+    );
+    v.apply(&[vip("192.0.2.1", VipKind::Anycast)]).unwrap();
+    assert!(heard.0.lock().unwrap().is_empty(), "no neighbours on lo");
+    assert!(v.set_lb_up(false).is_err());
+}
+
+#[test]
+fn lb_interface_up_and_down() {
+    let k = FakeAddrs::with(&[("lo", 1), ("eth1", 3)]);
+    let mut v = Vips::new(Box::new(k.clone()), Some("eth1".into()), "lo".into(), None);
+    v.set_lb_up(false).unwrap();
+    assert_eq!(k.0.lock().unwrap().2.get(&3), Some(&false));
+    v.set_lb_up(true).unwrap();
+    assert_eq!(k.0.lock().unwrap().2.get(&3), Some(&true));
+}
+
+#[test]
+fn interface_names_are_checked_before_sysfs() {
+    for bad in ["", "../etc", "a/b", ".x", "sixteen-chars-xx"] {
+        assert!(
+            matches!(ifindex(bad), Err(NccError::Invalid(_))),
+            "{bad:?}"
+        );
+    }
+}
+
+/// The real kernel: a private network namespace with `lo`, VIPs on `lo` (the VIP interface
+/// where there is no dummy0), adoption by a second manager, and the local route.
+#[test]
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
+fn rtnetlink_in_a_private_netns() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: the rtnetlink VIP test needs root (private network namespace)");
+        return;
+    }
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+        let mut v = Vips::new(
+            Box::new(KernelAddrs::open().unwrap()),
+            Some("lo".into()),
+            "lo".into(),
+            None,
+        );
+        v.set_lb_up(true).unwrap();
+        let desired = [
+            vip("192.0.2.1", VipKind::Anycast),
+            vip("2001:db8::5", VipKind::Dedicated),
+        ];
+        assert_eq!(v.apply(&desired).unwrap().len(), 2);
+        assert!(v.apply(&desired).unwrap().is_empty(), "idempotent");
+        let mut cur = v.current().unwrap();
+        cur.sort();
+        assert_eq!(
+            cur,
+            [
+                ("lo".to_owned(), "192.0.2.1".parse().unwrap()),
+                ("lo".to_owned(), "2001:db8::5".parse().unwrap())
+            ]
+        );
+        // The kernel added the local route: the VIP is reachable here.
+        let l = std::net::TcpListener::bind("192.0.2.1:0").expect("bind on the VIP");
+        std::net::TcpStream::connect(l.local_addr().unwrap()).expect("connect to the VIP");
+        let l6 = std::net::TcpListener::bind("[2001:db8::5]:0").expect("bind on the IPv6 VIP");
+        std::net::TcpStream::connect(l6.local_addr().unwrap()).expect("connect to the IPv6 VIP");
+        // A new manager adopts (0 changes) and removes only ours: ::1 and 127.0.0.1 stay.
+        let mut w = Vips::new(
+            Box::new(KernelAddrs::open().unwrap()),
+            Some("lo".into()),
+            "lo".into(),
+            None,
+        );
+        assert!(w.apply(&desired).unwrap().is_empty(), "adopted");
+        assert_eq!(w.apply(&[]).unwrap().len(), 2);
+        assert!(w.current().unwrap().is_empty());
+        let left = KernelAddrs::open().unwrap().addrs().unwrap();
+        assert!(
+            left.iter()
+                .any(|a| a.addr == "127.0.0.1".parse::<IpAddr>().unwrap())
+        );
+        assert!(
+            std::net::TcpListener::bind("192.0.2.1:0").is_err(),
+            "the VIP is gone"
+        );
+        v.set_lb_up(false).unwrap();
+        let link = std::process::Command::new("ip")
+            .args(["-o", "link", "show", "lo"])
+            .output()
+            .expect("ip link");
+        let link = String::from_utf8_lossy(&link.stdout).into_owned();
+        let flags = link.split(['<', '>']).nth(1).unwrap_or_default().to_owned();
+        assert!(!flags.split(',').any(|f| f == "UP"), "lo is down: {link}");
+    })
+    .join()
+    .expect("netns thread");
+}
