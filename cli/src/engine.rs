@@ -60,6 +60,8 @@ pub trait EngineLink {
     ) -> impl Future<Output = Result<(String, String), EngineError>>;
     /// `Failover`: the engine's message, or why it refused (`EngineError::Rpc`).
     fn failover(&mut self) -> impl Future<Output = Result<String, EngineError>>;
+    /// `BgpNeighbors`: the speaker's neighbours and announced routes.
+    fn bgp_neighbors(&mut self) -> impl Future<Output = Result<pb::BgpNeighbors, EngineError>>;
     /// `GetCluster`: the running cluster.pb text.
     fn cluster_text(&mut self) -> impl Future<Output = Result<String, EngineError>>;
     /// `UpdateCluster`: validate, record (`what`) and apply a new cluster.pb.
@@ -195,6 +197,13 @@ impl EngineLink for GrpcEngine {
         }
     }
 
+    async fn bgp_neighbors(&mut self) -> Result<pb::BgpNeighbors, EngineError> {
+        match self.client.bgp_neighbors(pb::Empty {}).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.error(s)),
+        }
+    }
+
     async fn cluster_text(&mut self) -> Result<String, EngineError> {
         match self.client.get_cluster(pb::Empty {}).await {
             Ok(r) => Ok(r.into_inner().text),
@@ -275,6 +284,8 @@ pub struct FakeEngine {
     pub text: String,
     /// Saved versions (id, what, text), oldest first.
     pub versions: Vec<(u64, String, String)>,
+    /// What `BgpNeighbors` answers.
+    pub bgp: pb::BgpNeighbors,
 }
 
 #[cfg(test)]
@@ -378,6 +389,11 @@ impl EngineLink for FakeEngine {
         Ok("failover requested".to_owned())
     }
 
+    async fn bgp_neighbors(&mut self) -> Result<pb::BgpNeighbors, EngineError> {
+        self.up()?;
+        Ok(self.bgp.clone())
+    }
+
     async fn cluster_text(&mut self) -> Result<String, EngineError> {
         self.up()?;
         Ok(self.text.clone())
@@ -421,6 +437,7 @@ impl EngineLink for FakeEngine {
         let Some((_, _, text)) = self.versions.iter().find(|v| v.0 == id).cloned() else {
             return Err(EngineError::Rpc(format!("no config version {id}")));
         };
-        self.update_cluster(text, format!("rollback to version {id}")).await
+        self.update_cluster(text, format!("rollback to version {id}"))
+            .await
     }
 }

@@ -155,7 +155,9 @@ pub fn backends(rows: &[BackendRow]) -> String {
         })
         .collect();
     table(
-        Some(&["Backend", "Address", "Dests", "Healthy", "Active", "Override"]),
+        Some(&[
+            "Backend", "Address", "Dests", "Healthy", "Active", "Override",
+        ]),
         &cells,
         "",
     )
@@ -184,8 +186,15 @@ pub fn destinations(rows: &[DestinationRow]) -> String {
         .collect();
     table(
         Some(&[
-            "Destination", "Backend", "Address", "Weight", "Enabled", "Health", "Active",
-            "Override", "Conns",
+            "Destination",
+            "Backend",
+            "Address",
+            "Weight",
+            "Enabled",
+            "Health",
+            "Active",
+            "Override",
+            "Conns",
         ]),
         &cells,
         "",

@@ -95,6 +95,18 @@ pub async fn execute<E: EngineLink>(
             };
             (text, true)
         }
+        Action::ShowBgpNeighbors => match engine.bgp_neighbors().await {
+            Ok(n) => (
+                if json {
+                    to_json(&bgp_json(&n))
+                } else {
+                    bgp_neighbors(&n)
+                },
+                true,
+            ),
+            Err(EngineError::Rpc(why)) => (format!("BGP unavailable: {why}\n"), false),
+            Err(e) => return Err(e),
+        },
         Action::ShowNodes => {
             let cluster = ClusterView::from(engine.cluster_status().await?);
             let text = if json {
@@ -317,8 +329,7 @@ async fn import_file<E: EngineLink>(
         Ok(c) => c,
         Err(e) => return Ok(Err(format!("  {e}\n"))),
     };
-    let vservers = match seesaw_ecu::import::import(&yaml, seesaw_ecu::api::cluster_vip(&cluster))
-    {
+    let vservers = match seesaw_ecu::import::import(&yaml, seesaw_ecu::api::cluster_vip(&cluster)) {
         Ok(v) => v,
         Err(errs) => {
             let mut out = String::new();
@@ -560,6 +571,65 @@ struct VserversJson<'a> {
     vservers: &'a [VserverView],
 }
 
+/// `show bgp neighbors`: one block per neighbour, then the announced routes.
+fn bgp_neighbors(n: &seesaw_proto::engine::BgpNeighbors) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if n.neighbors.is_empty() {
+        out.push_str("No BGP neighbours.\n");
+    }
+    for p in &n.neighbors {
+        let up = p.uptime_s;
+        let _ = writeln!(
+            out,
+            "BGP neighbor is {}, remote AS {}",
+            p.address, p.peer_asn
+        );
+        let _ = writeln!(
+            out,
+            "  BGP state = {}, up for {:02}:{:02}:{:02}",
+            p.state,
+            up / 3600,
+            up / 60 % 60,
+            up % 60
+        );
+        let id = if p.router_id.is_empty() {
+            "-"
+        } else {
+            &p.router_id
+        };
+        let _ = writeln!(out, "  Remote router ID {id}");
+        let _ = writeln!(
+            out,
+            "  Messages: {} received ({} updates), {} sent ({} updates)",
+            p.messages_received, p.updates_received, p.messages_sent, p.updates_sent
+        );
+    }
+    if n.announced.is_empty() {
+        out.push_str("Announced: none\n");
+    } else {
+        let _ = writeln!(out, "Announced: {}", n.announced.join(", "));
+    }
+    out
+}
+
+fn bgp_json(n: &seesaw_proto::engine::BgpNeighbors) -> serde_json::Value {
+    serde_json::json!({
+        "neighbors": n.neighbors.iter().map(|p| serde_json::json!({
+            "address": p.address,
+            "peer_asn": p.peer_asn,
+            "router_id": p.router_id,
+            "state": p.state,
+            "uptime_s": p.uptime_s,
+            "messages_received": p.messages_received,
+            "messages_sent": p.messages_sent,
+            "updates_received": p.updates_received,
+            "updates_sent": p.updates_sent,
+        })).collect::<Vec<_>>(),
+        "announced": n.announced,
+    })
+}
+
 fn to_json<T: Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string_pretty(value)
         .expect("views hold only strings, numbers, bools and lists");
@@ -687,13 +757,48 @@ mod tests {
         e.ha.state = "BACKUP".into();
         match text(&mut e, "failover").await {
             Ok(Step::Print { text, ok: false }) => {
-                assert_eq!(text, "Failover refused: this node is BACKUP, not the master\n");
+                assert_eq!(
+                    text,
+                    "Failover refused: this node is BACKUP, not the master\n"
+                );
             }
             other => panic!("expected a refusal, got {other:?}"),
         }
         e.ha.state = "LEADER".into();
-        assert_eq!(printed(text(&mut e, "failover").await), "failover requested\n");
+        assert_eq!(
+            printed(text(&mut e, "failover").await),
+            "failover requested\n"
+        );
         assert_eq!(e.failovers, 1);
+    }
+
+    #[tokio::test]
+    async fn bgp_neighbors_show_state_uptime_counters_and_routes() {
+        let mut e = FakeEngine::default();
+        assert_eq!(
+            printed(text(&mut e, "show bgp neighbors").await),
+            "No BGP neighbours.\nAnnounced: none\n"
+        );
+        e.bgp = seesaw_proto::engine::BgpNeighbors {
+            neighbors: vec![seesaw_proto::engine::BgpNeighbor {
+                address: "192.0.2.254".into(),
+                peer_asn: 64512,
+                router_id: "192.0.2.254".into(),
+                state: "ESTABLISHED".into(),
+                uptime_s: 3725,
+                messages_received: 12,
+                messages_sent: 14,
+                updates_received: 0,
+                updates_sent: 3,
+            }],
+            announced: vec!["192.168.255.1/32".into()],
+        };
+        assert_eq!(
+            printed(text(&mut e, "sh bgp n").await),
+            "BGP neighbor is 192.0.2.254, remote AS 64512\n  BGP state = ESTABLISHED, up for 01:02:05\n  \
+             Remote router ID 192.0.2.254\n  Messages: 12 received (0 updates), 14 sent (3 updates)\n\
+             Announced: 192.168.255.1/32\n"
+        );
     }
 
     fn printed(step: Result<Step, EngineError>) -> String {
@@ -819,7 +924,10 @@ vlan: < vlan_id: 20 host: < fqdn: "v20.demo." ipv4: "10.0.20.1/24" > >
         match text(&mut e, &line).await {
             Ok(Step::Print { text, ok: false }) => {
                 assert!(text.contains("documents[0].vip: is required"), "{text}");
-                assert!(text.contains("documents[0].services: is required"), "{text}");
+                assert!(
+                    text.contains("documents[0].services: is required"),
+                    "{text}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -872,9 +980,15 @@ vlan: < vlan_id: 20 host: < fqdn: "v20.demo." ipv4: "10.0.20.1/24" > >
         );
         assert_eq!(printed(text(&mut e, "sh ba zz").await), "No backends.\n");
         let d = printed(text(&mut e, "sh de web/").await);
-        assert!(d.contains("web/127.0.0.2:80/TCP  be1.demo.  127.0.0.2:80  1"), "{d}");
+        assert!(
+            d.contains("web/127.0.0.2:80/TCP  be1.demo.  127.0.0.2:80  1"),
+            "{d}"
+        );
         let c = printed(text(&mut e, "sh he").await);
-        assert!(c.contains("00000000000000ff  web/127.0.0.2:80/TCP  HTTP/80  healthy  200 OK"), "{c}");
+        assert!(
+            c.contains("00000000000000ff  web/127.0.0.2:80/TCP  HTTP/80  healthy  200 OK"),
+            "{c}"
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub enum Action {
     ShowVservers,
     /// `show ha`.
     ShowHa,
+    /// `show bgp neighbors`.
+    ShowBgpNeighbors,
     /// `show nodes`.
     ShowNodes,
     /// `show warnings`.
@@ -251,6 +253,15 @@ pub static COMMANDS: &[Node] = &[
                 "prefix",
                 "Only backends whose hostname starts with it",
             ),
+            group(
+                "bgp",
+                "Show BGP state",
+                &[command(
+                    "neighbors",
+                    "Show the BGP neighbours and the routes this node announces",
+                    Action::ShowBgpNeighbors,
+                )],
+            ),
             with_arg(
                 "destinations",
                 "Show destinations",
@@ -267,7 +278,11 @@ pub static COMMANDS: &[Node] = &[
                 "Only checks of destinations whose name starts with it",
             ),
             command("nodes", "Show the cluster's nodes", Action::ShowNodes),
-            command("version", "Show the shell's and the engine's version", Action::ShowVersion),
+            command(
+                "version",
+                "Show the shell's and the engine's version",
+                Action::ShowVersion,
+            ),
             with_arg(
                 "vlans",
                 "Show VLANs",
@@ -536,16 +551,26 @@ mod tests {
             ))
         );
         assert_eq!(run("show ha"), Ok((Action::ShowHa, None)));
+        assert_eq!(run("sh bgp n"), Ok((Action::ShowBgpNeighbors, None)));
         assert_eq!(run("fail"), Ok((Action::Failover, None)));
         assert_eq!(run("sh n"), Ok((Action::ShowNodes, None)));
         assert_eq!(run("sh w"), Ok((Action::ShowWarnings, None)));
-        assert_eq!(run("sh b be1"), Ok((Action::ShowBackends, Some("be1".to_owned()))));
+        assert_eq!(
+            run("sh ba be1"),
+            Ok((Action::ShowBackends, Some("be1".to_owned())))
+        );
         assert_eq!(run("sh d"), Ok((Action::ShowDestinations, None)));
         assert_eq!(run("sh he"), Ok((Action::ShowHealthchecks, None)));
         assert_eq!(run("sh ver"), Ok((Action::ShowVersion, None)));
-        assert_eq!(run("sh vl 10"), Ok((Action::ShowVlans, Some("10".to_owned()))));
+        assert_eq!(
+            run("sh vl 10"),
+            Ok((Action::ShowVlans, Some("10".to_owned())))
+        );
         assert_eq!(run("c hi"), Ok((Action::ConfigHistory, None)));
-        assert_eq!(run("c ro 3"), Ok((Action::ConfigRollback, Some("3".to_owned()))));
+        assert_eq!(
+            run("c ro 3"),
+            Ok((Action::ConfigRollback, Some("3".to_owned())))
+        );
         assert_eq!(
             run("c im /tmp/a.yaml"),
             Ok((Action::ConfigImport, Some("/tmp/a.yaml".to_owned())))
@@ -626,11 +651,24 @@ mod tests {
     fn question_mark_lists_next_words_anywhere() {
         assert_eq!(
             help_words(COMMANDS, "?"),
-            ["config", "exit", "failover", "help", "override", "quit", "show"]
+            [
+                "config", "exit", "failover", "help", "override", "quit", "show"
+            ]
         );
         assert_eq!(
             help_words(COMMANDS, "show ?"),
-            ["backends", "destinations", "ha", "healthchecks", "nodes", "version", "vlans", "vservers", "warnings"]
+            [
+                "backends",
+                "bgp",
+                "destinations",
+                "ha",
+                "healthchecks",
+                "nodes",
+                "version",
+                "vlans",
+                "vservers",
+                "warnings"
+            ]
         );
         assert_eq!(help_words(COMMANDS, "sh w?"), ["warnings"]);
         assert_eq!(help_words(COMMANDS, "c?"), ["config"]);
@@ -644,7 +682,9 @@ mod tests {
         // Words after the `?` are ignored; a bad word before it is still an error.
         assert_eq!(
             help_words(COMMANDS, "config ? junk"),
-            ["history", "import", "reload", "rollback", "source", "status"]
+            [
+                "history", "import", "reload", "rollback", "source", "status"
+            ]
         );
         assert_eq!(
             parse(COMMANDS, "bogus ?"),
@@ -665,15 +705,40 @@ mod tests {
             complete(COMMANDS, ""),
             (
                 0,
-                vec!["config", "exit", "failover", "help", "override", "quit", "show"]
+                vec![
+                    "config", "exit", "failover", "help", "override", "quit", "show"
+                ]
             )
         );
         assert_eq!(complete(COMMANDS, "s"), (0, vec!["show"]));
-        assert_eq!(complete(COMMANDS, "sh "), (3, vec!["backends", "destinations", "ha", "healthchecks", "nodes", "version", "vlans", "vservers", "warnings"]));
-        assert_eq!(complete(COMMANDS, "sh v"), (3, vec!["version", "vlans", "vservers"]));
+        assert_eq!(
+            complete(COMMANDS, "sh "),
+            (
+                3,
+                vec![
+                    "backends",
+                    "bgp",
+                    "destinations",
+                    "ha",
+                    "healthchecks",
+                    "nodes",
+                    "version",
+                    "vlans",
+                    "vservers",
+                    "warnings"
+                ]
+            )
+        );
+        assert_eq!(
+            complete(COMMANDS, "sh v"),
+            (3, vec!["version", "vlans", "vservers"])
+        );
         assert_eq!(complete(COMMANDS, "sh vs"), (3, vec!["vservers"]));
         assert_eq!(complete(COMMANDS, "config re"), (7, vec!["reload"]));
-        assert_eq!(complete(COMMANDS, "config r"), (7, vec!["reload", "rollback"]));
+        assert_eq!(
+            complete(COMMANDS, "config r"),
+            (7, vec!["reload", "rollback"])
+        );
         assert_eq!(complete(COMMANDS, "config x"), (7, vec![]));
         assert_eq!(complete(COMMANDS, "bogus s"), (6, vec![]));
         assert_eq!(complete(COMMANDS, "show vservers web "), (18, vec![]));

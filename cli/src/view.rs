@@ -461,9 +461,19 @@ pub struct VersionView {
 
 fn service_key(s: &ServiceView) -> String {
     if s.address.contains(':') {
-        format!("[{}]:{}/{}", s.address, s.port, s.protocol.to_ascii_uppercase())
+        format!(
+            "[{}]:{}/{}",
+            s.address,
+            s.port,
+            s.protocol.to_ascii_uppercase()
+        )
     } else {
-        format!("{}:{}/{}", s.address, s.port, s.protocol.to_ascii_uppercase())
+        format!(
+            "{}:{}/{}",
+            s.address,
+            s.port,
+            s.protocol.to_ascii_uppercase()
+        )
     }
 }
 

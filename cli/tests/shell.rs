@@ -151,6 +151,23 @@ impl Engine for ScriptedEngine {
         ))
     }
 
+    async fn bgp_neighbors(&self, _: Request<pb::Empty>) -> Reply<pb::BgpNeighbors> {
+        Ok(Response::new(pb::BgpNeighbors {
+            neighbors: vec![pb::BgpNeighbor {
+                address: "192.0.2.254".into(),
+                peer_asn: 64512,
+                router_id: "192.0.2.254".into(),
+                state: "ESTABLISHED".into(),
+                uptime_s: 3725,
+                messages_received: 12,
+                messages_sent: 14,
+                updates_received: 0,
+                updates_sent: 3,
+            }],
+            announced: vec!["192.168.255.1/32".into()],
+        }))
+    }
+
     async fn healthchecks(&self, _: Request<pb::Empty>) -> Reply<pb::Checks> {
         Err(Status::unimplemented("not used by the shell"))
     }
@@ -277,7 +294,10 @@ async fn interactive_shell_from_a_pipe() {
     );
     assert!(stdout.contains("  State:            BACKUP\n"), "{stdout}");
     assert!(stdout.contains("Unknown command \"bogus\".\n"), "{stdout}");
-    assert!(stdout.contains("  vservers      Show vservers\n"), "{stdout}");
+    assert!(
+        stdout.contains("  vservers      Show vservers\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("  Generation:      4\n"), "{stdout}");
     // `quit` ended the session: the second `show ha` never ran.
     assert_eq!(stdout.matches("HA Status:").count(), 1, "{stdout}");
@@ -352,8 +372,14 @@ impl Drop for Tmux {
 /// abbreviations, and a one-line error for a bad command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interactive_shell_in_a_terminal() {
-    if std::process::Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIP interactive_shell_in_a_terminal: tmux is not installed (apt-get install tmux)");
+    if std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "SKIP interactive_shell_in_a_terminal: tmux is not installed (apt-get install tmux)"
+        );
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -366,7 +392,17 @@ async fn interactive_shell_in_a_terminal() {
         env!("CARGO_BIN_EXE_seesaw"),
         dir.path().display()
     );
-    tmux.run(&["new-session", "-d", "-s", "shell", "-x", "160", "-y", "50", &command]);
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "shell",
+        "-x",
+        "160",
+        "-y",
+        "50",
+        &command,
+    ]);
     let prompt = "tester@testsite> ";
     // tmux trims trailing blanks from captured lines.
     let screen = tmux.wait_for("the prompt", |s| s.contains(prompt.trim_end()));
@@ -377,11 +413,14 @@ async fn interactive_shell_in_a_terminal() {
 
     // `sh<TAB>` then `vs<TAB>`: each Tab completes the word and adds a space.
     tmux.run(&["send-keys", "-t", "shell", "sh", "Tab"]);
-    tmux.wait_for("`show ` completed", |s| s.contains(&format!("{prompt}show")));
+    tmux.wait_for("`show ` completed", |s| {
+        s.contains(&format!("{prompt}show"))
+    });
     // No space typed: the completion put it there, or `vs` would glue onto `show`.
     tmux.run(&["send-keys", "-t", "shell", "vs", "Tab"]);
     tmux.wait_for("`show vservers ` completed", |s| {
-        s.lines().any(|l| l.trim_end() == format!("{prompt}show vservers"))
+        s.lines()
+            .any(|l| l.trim_end() == format!("{prompt}show vservers"))
     });
     tmux.run(&["send-keys", "-t", "shell", "Enter"]);
     tmux.wait_for("the vserver list", |s| s.contains("[2] web2@demo"));
@@ -390,7 +429,10 @@ async fn interactive_shell_in_a_terminal() {
     tmux.run(&["send-keys", "-t", "shell", "?"]);
     let screen = tmux.wait_for("the command list", |s| s.contains("  show      Show state"));
     for word in ["config", "exit", "failover", "help", "override", "quit"] {
-        assert!(screen.contains(&format!("  {word} ")), "{word} missing:\n{screen}");
+        assert!(
+            screen.contains(&format!("  {word} ")),
+            "{word} missing:\n{screen}"
+        );
     }
 
     // The abbreviation works typed in full.
@@ -406,7 +448,15 @@ async fn interactive_shell_in_a_terminal() {
         .iter()
         .position(|l| l.ends_with("show bogus"))
         .unwrap_or_else(|| panic!("no command line:\n{screen}"));
-    assert_eq!(lines.get(at + 1).copied(), Some("Unknown command \"bogus\"."), "{screen}");
-    assert_eq!(lines.get(at + 2).map(|l| l.trim_end()), Some(prompt.trim_end()), "{screen}");
+    assert_eq!(
+        lines.get(at + 1).copied(),
+        Some("Unknown command \"bogus\"."),
+        "{screen}"
+    );
+    assert_eq!(
+        lines.get(at + 2).map(|l| l.trim_end()),
+        Some(prompt.trim_end()),
+        "{screen}"
+    );
     tmux.run(&["send-keys", "-t", "shell", "quit", "Enter"]);
 }

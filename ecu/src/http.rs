@@ -8,7 +8,7 @@
 //! | `GET /v1/vservers/{name}` | `Vserver`, 404 if there is none by that exact name |
 //! | `GET /v1/ha` | `HaStatus` |
 //! | `GET /v1/config` | `ConfigStatus` |
-//! | `GET /metrics` | OpenMetrics text, 200 even when the engine is down (`seesaw_engine_up 0`) |
+//! | `GET /metrics` | OpenMetrics when asked for (`Accept: application/openmetrics-text`), else Prometheus text 0.0.4; 200 even when the engine is down (`seesaw_engine_up 0`) |
 //!
 //! Errors are JSON `{"error": "..."}`: 404 unknown vserver or route, 503 engine unavailable,
 //! 502 engine answered with an error.
@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -98,7 +98,13 @@ async fn config<V: EngineView>(State(view): Shared<V>) -> Result<Response, ApiEr
     Ok(Json(view.config_status().await?).into_response())
 }
 
-async fn scrape<V: EngineView>(State(view): Shared<V>) -> Response {
+async fn scrape<V: EngineView>(State(view): Shared<V>, headers: HeaderMap) -> Response {
+    // Prometheus asks for OpenMetrics; anything else gets the classic text format.
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
     let (vservers, ha, config) = tokio::join!(
         view.vservers(String::new()),
         view.ha_status(),
@@ -115,11 +121,19 @@ async fn scrape<V: EngineView>(State(view): Shared<V>) -> Response {
             Err(e)
         }
     };
-    (
-        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        metrics::encode(&snapshot),
-    )
-        .into_response()
+    if openmetrics {
+        (
+            [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+            metrics::encode(&snapshot),
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, metrics::TEXT_CONTENT_TYPE)],
+            metrics::encode_text(&snapshot),
+        )
+            .into_response()
+    }
 }
 
 async fn not_found() -> ApiError {

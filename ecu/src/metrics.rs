@@ -14,6 +14,9 @@ use crate::model::{ConfigStatus, HaStatus, Vserver};
 /// The content type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The content type of [`encode_text`]'s output (Prometheus text format 0.0.4).
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// The HA states exported one-hot in `seesaw_ha_state`, as the engine API lists them.
 const HA_STATES: [&str; 6] = [
     "UNKNOWN", "BACKUP", "DISABLED", "ERROR", "LEADER", "SHUTDOWN",
@@ -74,6 +77,37 @@ pub fn encode(snapshot: &Result<EngineSnapshot, ViewError>) -> String {
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)
         .expect("writing to a String cannot fail");
+    out
+}
+
+/// Renders a scrape in the Prometheus text format 0.0.4, for clients that do not ask for
+/// OpenMetrics (`promtool check metrics`, `curl`): the same samples, with counter families named
+/// by their `_total` sample name and no `# EOF`.
+pub fn encode_text(snapshot: &Result<EngineSnapshot, ViewError>) -> String {
+    let open = encode(snapshot);
+    let counters: std::collections::HashSet<&str> = open
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open.len());
+    for line in open.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match rewritten {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
     out
 }
 
@@ -297,6 +331,45 @@ fn saturating_i64(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_format_names_counters_by_their_samples() {
+        let ha = HaStatus {
+            state: "LEADER".into(),
+            since_ms: 0,
+            transitions: 3,
+            adverts_sent: 0,
+            adverts_received: 0,
+            last_update_ms: 0,
+        };
+        let config = ConfigStatus {
+            generation: 1,
+            last_updated: 0,
+            loaded_at_ms: 0,
+            source: String::new(),
+            attributes: Vec::new(),
+            warnings: Vec::new(),
+            last_reload_errors: Vec::new(),
+            reload_failures: 2,
+        };
+        let text = encode_text(&Ok(EngineSnapshot {
+            vservers: Vec::new(),
+            ha,
+            config,
+        }));
+        assert!(
+            text.contains(
+                "# TYPE seesaw_ha_transitions_total counter\nseesaw_ha_transitions_total 3\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP seesaw_config_reload_failures_total "),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE seesaw_up gauge\n"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+    }
 
     #[test]
     fn unreachable_engine_reports_only_up_gauges() {

@@ -155,6 +155,12 @@ impl Engine for ScriptedEngine {
     async fn failover(&self, _: Request<pb::Empty>) -> Result<Response<pb::FailoverReply>, Status> {
         Err(Status::unimplemented("not scripted"))
     }
+    async fn bgp_neighbors(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::BgpNeighbors>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
     async fn healthchecks(&self, _: Request<pb::Empty>) -> Result<Response<pb::Checks>, Status> {
         Err(Status::unimplemented("not scripted"))
     }

@@ -14,7 +14,7 @@ use crate::checks::CheckSpec;
 use crate::config::{self, Loaded};
 use crate::desired::DesiredState;
 use crate::model::Node;
-use crate::ncc_port::Ncc;
+use crate::ncc_port::{Ncc, NccBgp};
 use crate::overrides::{Caller, OverrideKind, OverrideState};
 use crate::state::{CheckResult, EngineState, HaView, OverrideError, ReloadOutcome, VserverView};
 
@@ -30,6 +30,8 @@ pub enum Event {
     Ha(HaView, oneshot::Sender<bool>),
     /// The operator asks the master to hand over; the reply is the message or why not.
     Failover(oneshot::Sender<Result<String, String>>),
+    /// `show bgp neighbors`: the speaker's neighbours and announced routes, or why not.
+    BgpNeighbors(oneshot::Sender<BgpNeighborsReply>),
     /// Replace cluster.pb with new text (validated first), record a history version, apply.
     UpdateCluster {
         /// The new cluster.pb.
@@ -154,7 +156,7 @@ const TEARDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Runs the engine until `shutdown` is cancelled: serves the API on `listener` and drives `ncc`.
 /// `config_dir` is re-read on `config reload`.
-pub async fn run<N: Ncc>(
+pub async fn run<N: Ncc + NccBgp>(
     loaded: Loaded,
     listener: UnixListener,
     ncc: N,
@@ -192,6 +194,7 @@ pub async fn run<N: Ncc>(
     let (fetch_tx, mut fetch_rx) = mpsc::channel::<FetchReply>(4);
     let mut fetch_in_flight = false;
     let ncc = Arc::new(ncc);
+    let mut bgp = BgpSync::default();
     let (stats_tx, mut stats_rx) = mpsc::channel::<Result<crate::ncc_port::PlaneStats, crate::ncc_port::NccError>>(1);
     let mut stats_in_flight = false;
     let mut last_poll = tokio::time::Instant::now();
@@ -235,6 +238,12 @@ pub async fn run<N: Ncc>(
                     pending = Some((Some(reply), outcome));
                 }
                 Some(Event::Health(results)) => state.health(results),
+                Some(Event::BgpNeighbors(reply)) => {
+                    let ncc = Arc::clone(&ncc);
+                    tokio::spawn(async move {
+                        let _ = reply.send(ncc.bgp_neighbors().await.map_err(|e| e.to_string()));
+                    });
+                }
                 Some(Event::Ha(ha, reply)) => {
                     if ha.state != state.ha_view().state {
                         tracing::info!(from = %state.ha_view().state, to = %ha.state, "ha state");
@@ -369,10 +378,17 @@ pub async fn run<N: Ncc>(
         }
 
         let (views, desired) = state.evaluate();
+        let bgp_wanted = state.bgp_desired(&desired);
         let mut changes = None;
         let due = last_apply_at.elapsed() >= RECONCILE_EVERY;
         let forced = matches!(pending, Some((_, ReloadOutcome::Applied(_))));
-        if state.may_apply(SystemTime::now())
+        let may_apply = state.may_apply(SystemTime::now());
+        // BGP withdrawals go out before the services behind them leave the plane.
+        if may_apply {
+            bgp.withdraw_first(&*ncc, bgp_wanted.as_ref()).await;
+        }
+        let mut plane_holds = last_applied.as_ref() == Some(&desired);
+        if may_apply
             && (last_applied.as_ref() != Some(&desired) || due || forced)
         {
             match ncc.apply(&desired).await {
@@ -386,15 +402,21 @@ pub async fn run<N: Ncc>(
                         tracing::info!("  {change}");
                     }
                     changes = Some(c.len());
+                    plane_holds = true;
                     last_applied = Some(desired);
                     state.apply_result(None);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "applying desired state failed; retrying");
+                    plane_holds = false;
                     state.apply_result(Some(e.to_string()));
                 }
             }
             last_apply_at = tokio::time::Instant::now();
+        }
+        // Announcements only for what the plane holds now.
+        if may_apply && plane_holds {
+            bgp.announce(&*ncc, bgp_wanted).await;
         }
         // The ha process hears back only once the plane reflects its report: a LEADER handing
         // over sends its priority-0 advert after its VIPs are down.
@@ -410,6 +432,8 @@ pub async fn run<N: Ncc>(
     // Graceful stop: take everything this engine put in the data plane down (Seesaw does the same).
     // A crash (SIGKILL) skips this, and the restarted engine adopts what the plane holds.
     tracing::info!("engine stopping: tearing down the data plane");
+    // Withdraw every announcement before the services go.
+    let _ = tokio::time::timeout(TEARDOWN_DEADLINE, bgp.withdraw_first(&*ncc, None)).await;
     match tokio::time::timeout(TEARDOWN_DEADLINE, ncc.apply(&DesiredState::default())).await {
         Ok(Ok(c)) => tracing::info!(changes = c.len(), "teardown done"),
         Ok(Err(e)) => tracing::warn!(error = %e, "teardown failed"),
@@ -737,5 +761,106 @@ fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Sna
             .iter()
             .map(|(k, t, o)| (k, t.to_owned(), o.state, o.set_by.clone(), o.set_at))
             .collect(),
+    }
+}
+
+/// The answer to `show bgp neighbors`: neighbours and announced routes, or why not.
+pub type BgpNeighborsReply = Result<(Vec<crate::state::BgpNeighborView>, Vec<String>), String>;
+
+/// Resend the BGP announcements this often even when nothing changed: a restarted ncc or GoBGP
+/// daemon gets them back within this time.
+const BGP_RESYNC_EVERY: Duration = Duration::from_secs(5);
+/// Deadline of one BGP update through ncc.
+const BGP_CALL_DEADLINE: Duration = Duration::from_secs(1);
+
+/// What ncc last confirmed announcing, and when.
+#[derive(Debug, Default)]
+struct BgpSync {
+    /// The last request ncc carried out; `None` before the first or after a failure.
+    sent: Option<crate::state::BgpDesired>,
+    /// Routes that may be announced although `sent` is `None` (after a failed call).
+    maybe: std::collections::BTreeSet<std::net::IpAddr>,
+    last_ok: Option<tokio::time::Instant>,
+    settings: Option<crate::state::BgpSettings>,
+}
+
+impl BgpSync {
+    /// Withdraws every announced route `wanted` does not keep (all of them when BGP is off),
+    /// keeping the others; called before the plane is changed.
+    async fn withdraw_first<N: NccBgp>(
+        &mut self,
+        ncc: &N,
+        wanted: Option<&crate::state::BgpDesired>,
+    ) {
+        let announced: std::collections::BTreeSet<std::net::IpAddr> = self
+            .sent
+            .as_ref()
+            .map(|s| s.routes.clone())
+            .unwrap_or_default()
+            .union(&self.maybe)
+            .copied()
+            .collect();
+        let keep: std::collections::BTreeSet<_> = match wanted {
+            Some(w) => announced.intersection(&w.routes).copied().collect(),
+            None => std::collections::BTreeSet::new(),
+        };
+        if keep == announced {
+            return;
+        }
+        let Some(settings) = wanted
+            .map(|w| w.settings.clone())
+            .or_else(|| self.settings.clone())
+        else {
+            return;
+        };
+        let req = crate::state::BgpDesired {
+            settings,
+            routes: keep,
+        };
+        self.call(ncc, req).await;
+    }
+
+    /// Announces `wanted` when it differs from what ncc holds, or every [`BGP_RESYNC_EVERY`].
+    async fn announce<N: NccBgp>(&mut self, ncc: &N, wanted: Option<crate::state::BgpDesired>) {
+        let Some(w) = wanted else { return };
+        let due = self
+            .last_ok
+            .is_none_or(|t| t.elapsed() >= BGP_RESYNC_EVERY);
+        if self.sent.as_ref() == Some(&w) && !due {
+            return;
+        }
+        self.call(ncc, w).await;
+    }
+
+    async fn call<N: NccBgp>(&mut self, ncc: &N, req: crate::state::BgpDesired) {
+        // Bounded: the loop waits for BGP (a withdrawal must precede the plane change), and an
+        // HA report must never wait long behind an unreachable speaker.
+        let r = tokio::time::timeout(BGP_CALL_DEADLINE, ncc.bgp_set(&req))
+            .await
+            .unwrap_or_else(|_| {
+                Err(crate::ncc_port::NccError::Unavailable(
+                    "bgp update timed out".to_owned(),
+                ))
+            });
+        match r {
+            Ok(changes) => {
+                for c in &changes {
+                    tracing::info!("bgp: {c}");
+                }
+                self.settings = Some(req.settings.clone());
+                self.maybe.clear();
+                self.sent = Some(req);
+                self.last_ok = Some(tokio::time::Instant::now());
+            }
+            Err(e) => {
+                // Unknown now: remember what may still be announced so it is withdrawn later.
+                if let Some(s) = self.sent.take() {
+                    self.maybe.extend(s.routes);
+                }
+                self.maybe.extend(req.routes.iter().copied());
+                self.settings = Some(req.settings);
+                tracing::warn!(error = %e, "bgp update failed; retrying");
+            }
+        }
     }
 }

@@ -62,6 +62,9 @@ pub struct ServiceSpec {
 pub struct DesiredState {
     /// Services.
     pub services: Vec<ServiceSpec>,
+    /// The VIPs that should be up on this node, sorted: unicast and dedicated VIPs while their
+    /// vserver is enabled, anycast VIPs only while active (every service on them healthy).
+    pub vips: Vec<crate::model::Vip>,
 }
 
 /// Counters of one destination as the data plane reports them.

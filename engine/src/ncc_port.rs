@@ -126,6 +126,19 @@ impl Ncc for GrpcNcc {
 pub fn desired_to_pb(desired: &DesiredState) -> pb::DesiredState {
     pb::DesiredState {
         services: desired.services.iter().map(service_to_pb).collect(),
+        vips: desired
+            .vips
+            .iter()
+            .map(|v| pb::Vip {
+                address: v.ip.to_string(),
+                kind: match v.kind {
+                    crate::model::VipKind::Unicast => pb::VipKind::Unicast,
+                    crate::model::VipKind::Dedicated => pb::VipKind::Dedicated,
+                    crate::model::VipKind::Anycast => pb::VipKind::Anycast,
+                } as i32,
+            })
+            .collect(),
+        vips_managed: true,
     }
 }
 
@@ -247,6 +260,7 @@ fn proto_from_pb(p: i32) -> Option<Protocol> {
 #[derive(Debug, Clone, Default)]
 pub struct FakeNcc {
     inner: Arc<Mutex<FakeInner>>,
+    bgp: Arc<Mutex<FakeBgp>>,
 }
 
 #[derive(Debug, Default)]
@@ -321,5 +335,138 @@ impl Ncc for FakeNcc {
             kind: "fake".to_owned(),
             dests,
         })
+    }
+}
+
+// === BGP ===
+
+/// What the engine needs from ncc for BGP (announcements through ncc's GoBGP driver).
+pub trait NccBgp: Send + Sync + 'static {
+    /// Makes the speaker announce exactly `desired.routes`; returns the changes made.
+    fn bgp_set(
+        &self,
+        desired: &crate::state::BgpDesired,
+    ) -> impl Future<Output = Result<Vec<String>, NccError>> + Send;
+    /// The speaker's neighbours and the routes it announces.
+    fn bgp_neighbors(
+        &self,
+    ) -> impl Future<Output = Result<(Vec<crate::state::BgpNeighborView>, Vec<String>), NccError>> + Send;
+}
+
+/// The BGP request as ncc's gRPC message.
+pub fn bgp_to_pb(d: &crate::state::BgpDesired) -> pb::BgpRequest {
+    let s = &d.settings;
+    let opt = |a: Option<String>| a.unwrap_or_default();
+    pb::BgpRequest {
+        settings: Some(pb::BgpSettings {
+            gobgp_api: s.gobgp_api.to_string(),
+            local_asn: s.local_asn,
+            remote_asn: s.remote_asn,
+            peers: s.peers.iter().map(ToString::to_string).collect(),
+            router_id: s.router_id.to_string(),
+            next_hop_ipv4: opt(s.next_hop_v4.map(|a| a.to_string())),
+            next_hop_ipv6: opt(s.next_hop_v6.map(|a| a.to_string())),
+        }),
+        routes: d.routes.iter().map(ToString::to_string).collect(),
+    }
+}
+
+impl NccBgp for GrpcNcc {
+    async fn bgp_set(&self, desired: &crate::state::BgpDesired) -> Result<Vec<String>, NccError> {
+        let mut client = self.client.clone();
+        let reply = client
+            .bgp_set(bgp_to_pb(desired))
+            .await
+            .map_err(|s| NccError::from_status(&s))?;
+        Ok(reply.into_inner().changes)
+    }
+
+    async fn bgp_neighbors(
+        &self,
+    ) -> Result<(Vec<crate::state::BgpNeighborView>, Vec<String>), NccError> {
+        let mut client = self.client.clone();
+        let r = client
+            .bgp_neighbors(pb::Empty {})
+            .await
+            .map_err(|s| NccError::from_status(&s))?
+            .into_inner();
+        let neighbors = r
+            .neighbors
+            .into_iter()
+            .map(|n| crate::state::BgpNeighborView {
+                address: n.address,
+                peer_asn: n.peer_asn,
+                router_id: n.router_id,
+                state: n.state,
+                uptime_s: n.uptime_s,
+                messages_received: n.messages_received,
+                messages_sent: n.messages_sent,
+                updates_received: n.updates_received,
+                updates_sent: n.updates_sent,
+            })
+            .collect();
+        Ok((neighbors, r.announced))
+    }
+}
+
+#[derive(Debug, Default)]
+struct FakeBgp {
+    announced: std::collections::BTreeSet<IpAddr>,
+    /// Every announcement change in order: `+ip` / `-ip`.
+    log: Vec<String>,
+    settings: Option<crate::state::BgpSettings>,
+}
+
+impl FakeNcc {
+    /// What the fake speaker announces now.
+    pub fn bgp_announced(&self) -> Vec<IpAddr> {
+        let b = self.bgp.lock().expect("fake bgp lock");
+        b.announced.iter().copied().collect()
+    }
+
+    /// Every announcement change so far (`+ip`, `-ip`), in order.
+    pub fn bgp_log(&self) -> Vec<String> {
+        self.bgp.lock().expect("fake bgp lock").log.clone()
+    }
+}
+
+impl NccBgp for FakeNcc {
+    async fn bgp_set(&self, desired: &crate::state::BgpDesired) -> Result<Vec<String>, NccError> {
+        if let Some(reason) = &self.inner.lock().expect("fake ncc lock").fail {
+            return Err(NccError::Unavailable(reason.clone()));
+        }
+        let mut b = self.bgp.lock().expect("fake bgp lock");
+        let mut changes = Vec::new();
+        for r in b.announced.difference(&desired.routes).copied().collect::<Vec<_>>() {
+            b.announced.remove(&r);
+            b.log.push(format!("-{r}"));
+            changes.push(format!("withdraw {r}"));
+        }
+        for r in desired.routes.difference(&b.announced).copied().collect::<Vec<_>>() {
+            b.announced.insert(r);
+            b.log.push(format!("+{r}"));
+            changes.push(format!("announce {r}"));
+        }
+        b.settings = Some(desired.settings.clone());
+        Ok(changes)
+    }
+
+    async fn bgp_neighbors(
+        &self,
+    ) -> Result<(Vec<crate::state::BgpNeighborView>, Vec<String>), NccError> {
+        let b = self.bgp.lock().expect("fake bgp lock");
+        let neighbors = b
+            .settings
+            .iter()
+            .flat_map(|s| {
+                s.peers.iter().map(|p| crate::state::BgpNeighborView {
+                    address: p.to_string(),
+                    peer_asn: s.remote_asn,
+                    state: "ESTABLISHED".to_owned(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        Ok((neighbors, b.announced.iter().map(ToString::to_string).collect()))
     }
 }

@@ -420,6 +420,35 @@ impl pb::engine_server::Engine for EngineService {
         }
     }
 
+    async fn bgp_neighbors(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::BgpNeighbors>, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::BgpNeighbors(tx)).await?;
+        let (neighbors, announced) = rx
+            .await
+            .map_err(|_| Status::unavailable("engine stopped during the request"))?
+            .map_err(Status::unavailable)?;
+        Ok(Response::new(pb::BgpNeighbors {
+            neighbors: neighbors
+                .into_iter()
+                .map(|n| pb::BgpNeighbor {
+                    address: n.address,
+                    peer_asn: n.peer_asn,
+                    router_id: n.router_id,
+                    state: n.state,
+                    uptime_s: n.uptime_s,
+                    messages_received: n.messages_received,
+                    messages_sent: n.messages_sent,
+                    updates_received: n.updates_received,
+                    updates_sent: n.updates_sent,
+                })
+                .collect(),
+            announced,
+        }))
+    }
+
     async fn healthchecks(&self, req: Request<pb::Empty>) -> Result<Response<pb::Checks>, Status> {
         require_trusted(&req)?;
         let s = self.snap();

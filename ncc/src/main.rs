@@ -46,6 +46,15 @@ fn main() -> ExitCode {
                 return ExitCode::from(exit::CONFIG);
             }
         };
+    let vip_settings = match seesaw_ncc::kernel::vips::settings(
+        &args.common.config_dir.join("seesaw.cfg"),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("seesaw_ncc: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,6 +83,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::OSERR);
         }
         tracing::info!(configured = %choice.configured, "data plane: {}", choice.kind);
+        let vips = vip_manager(&vip_settings);
         let served = if choice.kind == "ipvs" {
             let ifaces: Vec<&str> = choice.lb_interface.iter().map(String::as_str).collect();
             seesaw_ncc::kernel::sysctl::apply(
@@ -82,7 +92,7 @@ fn main() -> ExitCode {
             );
             // Adopts what IPVS holds: never a flush at start.
             match Netlink::open().and_then(IpvsPlane::new) {
-                Ok(plane) => seesaw_ncc::run(plane, listener, shutdown).await,
+                Ok(plane) => seesaw_ncc::server::run_with_vips(plane, vips, listener, shutdown).await,
                 Err(e) => {
                     tracing::error!("cannot read the IPVS state: {e}");
                     return ExitCode::from(exit::UNAVAILABLE);
@@ -96,14 +106,14 @@ fn main() -> ExitCode {
             );
             // Adopts what the kernel holds: never a flush at start.
             match NftPlane::new(NftCli::default(), choice.lb_interface.clone()) {
-                Ok(plane) => seesaw_ncc::run(plane, listener, shutdown).await,
+                Ok(plane) => seesaw_ncc::server::run_with_vips(plane, vips, listener, shutdown).await,
                 Err(e) => {
                     tracing::error!("cannot read the nftables state: {e}");
                     return ExitCode::from(exit::UNAVAILABLE);
                 }
             }
         } else {
-            seesaw_ncc::run(ProxyPlane::new(), listener, shutdown).await
+            seesaw_ncc::server::run_with_vips(ProxyPlane::new(), vips, listener, shutdown).await
         };
         match served {
             Ok(()) => ExitCode::from(exit::OK),
@@ -113,4 +123,30 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// The VIP manager, when ncc may change the network and seesaw.cfg asks for VIPs. Adopts the
+/// addresses a previous ncc added; never flushes.
+fn vip_manager(s: &seesaw_ncc::kernel::vips::VipSettings) -> Option<seesaw_ncc::kernel::vips::Vips> {
+    use seesaw_ncc::kernel::{garp::Garp, vips};
+    if !s.managed {
+        tracing::info!("not managing VIPs: seesaw.cfg names no [interface] lb or vip");
+        return None;
+    }
+    if !seesaw_ncc::kernel::privileged() {
+        tracing::warn!("not managing VIPs: no CAP_NET_ADMIN");
+        return None;
+    }
+    match vips::KernelAddrs::open() {
+        Ok(k) => Some(vips::Vips::new(
+            Box::new(k),
+            s.lb.clone(),
+            s.vip_iface.clone(),
+            Some(Box::new(Garp(s.garp))),
+        )),
+        Err(e) => {
+            tracing::error!("not managing VIPs: {e}");
+            None
+        }
+    }
 }

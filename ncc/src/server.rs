@@ -31,8 +31,21 @@ pub async fn run<P: Dataplane>(
     listener: UnixListener,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    tracing::info!(plane = plane.kind(), "ncc serving");
-    let svc = NccService::new(plane);
+    run_with_vips(plane, None, listener, shutdown).await
+}
+
+/// [`run`], also managing VIPs with `vips` (when ncc may change the network).
+pub async fn run_with_vips<P: Dataplane>(
+    plane: P,
+    vips: Option<crate::kernel::vips::Vips>,
+    listener: UnixListener,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    tracing::info!(plane = plane.kind(), vips = vips.is_some(), "ncc serving");
+    let mut svc = NccService::new(plane);
+    if let Some(v) = vips {
+        svc = svc.with_vips(v);
+    }
     seesaw_common::ready::notify_ready();
     let server = tonic::transport::Server::builder()
         .timeout(CALL_DEADLINE)
@@ -63,6 +76,8 @@ pub struct NccService<P> {
     plane: Arc<Mutex<P>>,
     /// BGP through GoBGP; its own lock, so a slow daemon never delays the data plane.
     bgp: Arc<Mutex<Bgp<GobgpSpeaker>>>,
+    /// VIPs on interfaces (only when ncc may change the network); used under the plane lock.
+    vips: Arc<std::sync::Mutex<Option<crate::kernel::vips::Vips>>>,
 }
 
 impl<P> NccService<P> {
@@ -71,6 +86,16 @@ impl<P> NccService<P> {
         Self {
             plane: Arc::new(Mutex::new(plane)),
             bgp: Arc::new(Mutex::new(Bgp::new(Box::new(GobgpSpeaker::connect)))),
+            vips: Arc::new(std::sync::Mutex::new(None)),
+        }
+    }
+
+    /// Also manages VIPs.
+    #[must_use]
+    pub fn with_vips(self, vips: crate::kernel::vips::Vips) -> Self {
+        Self {
+            vips: Arc::new(std::sync::Mutex::new(Some(vips))),
+            ..self
         }
     }
 }
@@ -82,15 +107,33 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
         req: Request<pb::DesiredState>,
     ) -> Result<Response<pb::ApplyReply>, Status> {
         seesaw_common::peer::require_trusted(&req)?;
-        let desired = services_from_pb(req.into_inner())?;
+        let req = req.into_inner();
+        let vips = req.vips_managed.then(|| vips_from_pb(&req.vips)).transpose()?;
+        let desired = services_from_pb(req)?;
         let mut plane = self.plane.lock().await;
-        let changes = dataplane::apply(&mut *plane, &desired)?;
+        let mut changes = Vec::new();
+        if let Some(want) = vips {
+            let mut mgr = self
+                .vips
+                .lock()
+                .map_err(|_| NccError::Plane("the VIP manager panicked".into()))?;
+            match mgr.as_mut() {
+                Some(m) => changes.extend(m.apply(&want)?),
+                None if !want.is_empty() => {
+                    tracing::warn!("not managing VIPs: ncc may not change the network");
+                }
+                None => {}
+            }
+        }
+        changes.extend(
+            dataplane::apply(&mut *plane, &desired)?
+                .iter()
+                .map(ToString::to_string),
+        );
         for c in &changes {
             tracing::info!("{c}");
         }
-        Ok(Response::new(pb::ApplyReply {
-            changes: changes.iter().map(ToString::to_string).collect(),
-        }))
+        Ok(Response::new(pb::ApplyReply { changes }))
     }
 
     async fn bgp_set(
@@ -168,6 +211,37 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
             kind: plane.kind().to_owned(),
             services,
         }))
+    }
+}
+
+/// The VIPs of a request, collecting every problem.
+pub fn vips_from_pb(vips: &[pb::Vip]) -> Result<Vec<crate::kernel::vips::Vip>, NccError> {
+    use crate::kernel::vips::{Vip, VipKind};
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for v in vips {
+        let kind = match pb::VipKind::try_from(v.kind) {
+            Ok(pb::VipKind::Unicast) => VipKind::Unicast,
+            Ok(pb::VipKind::Dedicated) => VipKind::Dedicated,
+            Ok(pb::VipKind::Anycast) => VipKind::Anycast,
+            _ => {
+                errors.push(format!("VIP {}: unknown kind {}", v.address, v.kind));
+                continue;
+            }
+        };
+        match v.address.parse::<IpAddr>() {
+            Ok(addr) if !addr.is_unspecified() && !addr.is_multicast() => {
+                out.push(Vip { addr, kind });
+            }
+            _ => errors.push(format!("VIP {:?} is not a unicast address", v.address)),
+        }
+    }
+    if errors.is_empty() {
+        out.sort();
+        out.dedup_by_key(|v| v.addr);
+        Ok(out)
+    } else {
+        Err(NccError::Invalid(errors))
     }
 }
 

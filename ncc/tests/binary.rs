@@ -88,6 +88,7 @@ fn serves_applies_and_stops_on_sigterm() {
             }],
             ..Default::default()
         }],
+        ..Default::default()
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -92,7 +92,10 @@ fn desired(args: &[String]) -> Result<pb::DesiredState, String> {
             ..Default::default()
         });
     }
-    Ok(pb::DesiredState { services })
+    Ok(pb::DesiredState {
+        services,
+        ..Default::default()
+    })
 }
 
 fn main() -> ExitCode {

@@ -226,7 +226,34 @@ async fn metrics_text() {
     let fake = engine();
     let (status, content_type, text) = get(&fake, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(content_type.as_deref(), Some(crate::metrics::CONTENT_TYPE));
+    // No Accept header: the classic text format.
+    assert_eq!(
+        content_type.as_deref(),
+        Some(crate::metrics::TEXT_CONTENT_TYPE)
+    );
+    assert!(!text.contains("# EOF"));
+    let request = Request::get("/metrics")
+        .header(
+            header::ACCEPT,
+            "application/openmetrics-text;version=1.0.0,*/*;q=0.1",
+        )
+        .body(Body::empty())
+        .expect("valid request");
+    let response = router(fake.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    assert_eq!(
+        response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        Some(crate::metrics::CONTENT_TYPE)
+    );
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     let svc = r#"vserver="web",service="127.0.0.1:8080/TCP""#;
     let dst = format!(r#"{svc},destination="be1""#);
     let expected = [
@@ -243,6 +270,9 @@ async fn metrics_text() {
         format!("seesaw_destination_connections_total{{{dst}}} 40"),
         format!(r#"seesaw_destination_bytes_total{{{dst},direction="in"}} 500"#),
         format!(r#"seesaw_destination_bytes_total{{{dst},direction="out"}} 6000"#),
+        format!(r#"seesaw_check_healthy{{vserver="web",destination="be1",check="HTTP/80"}} 1"#),
+        r#"seesaw_vserver_enabled{vserver="web"} 1"#.to_owned(),
+        "seesaw_ha_transitions_total 1".to_owned(),
     ];
     let lines: Vec<&str> = text.lines().collect();
     for line in &expected {

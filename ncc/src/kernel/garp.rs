@@ -160,7 +160,7 @@ pub fn send_frame(index: u32, ethertype: u16, dst: Mac, frame: &[u8]) -> std::io
     sll.sll_ifindex = ifindex;
     sll.sll_halen = 6;
     sll.sll_addr[..6].copy_from_slice(&dst);
-    let len = u32::try_from(std::mem::size_of::<libc::sockaddr_ll>()).unwrap_or(20);
+    let len = u32::try_from(size_of::<libc::sockaddr_ll>()).unwrap_or(20);
     // SAFETY: `frame` is valid for `frame.len()` bytes, `sll` is a valid sockaddr_ll of `len`
     // bytes, and `fd` is open for the duration of the call.
     let n = unsafe {

@@ -8,7 +8,9 @@
 //! VIPs on the VIP interface (`[interface] vip`; default `dummy0` where the kernel has it,
 //! else `lo`), each as a host address (/32, /128) whose local route the kernel adds. A newly
 //! added VIP on a real interface is announced ([`Announce`]: gratuitous ARP / unsolicited NA).
-//! The LB interface can be brought up or down for HA ([`Vips::set_lb_up`]).
+//! The LB interface can be brought up or down for HA ([`Vips::set_lb_up`]). ncc manages VIPs
+//! only when it may change the network and seesaw.cfg names `[interface] lb` or `vip`; a
+//! unicast VIP without an LB interface is skipped with a warning.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -90,6 +92,56 @@ pub fn default_vip_interface() -> String {
     } else {
         "lo".into()
     }
+}
+
+/// What seesaw.cfg says about VIP placement and announcements: `[interface] lb`, `vip`
+/// (default [`default_vip_interface`]), `garp_count` (default 3), `garp_interval_ms`
+/// (default 500).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipSettings {
+    /// The LB interface.
+    pub lb: Option<String>,
+    /// The interface of anycast and dedicated VIPs.
+    pub vip_iface: String,
+    /// Whether ncc manages VIPs at all: seesaw.cfg names `[interface] lb` or `vip`.
+    pub managed: bool,
+    /// Announcement bursts.
+    pub garp: super::garp::GarpConfig,
+}
+
+/// Reads [`VipSettings`] from seesaw.cfg (a missing file gives the defaults).
+pub fn settings(seesaw_cfg: &std::path::Path) -> Result<VipSettings, String> {
+    let ini = match std::fs::read_to_string(seesaw_cfg) {
+        Ok(text) => Some(
+            ini::Ini::load_from_str(&text).map_err(|e| format!("{}: {e}", seesaw_cfg.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("{}: {e}", seesaw_cfg.display())),
+    };
+    let get = |key: &str| {
+        ini.as_ref()
+            .and_then(|i| i.get_from(Some("interface"), key))
+    };
+    let num = |key: &str, default: u32| -> Result<u32, String> {
+        get(key).map_or(Ok(default), |v| {
+            v.trim()
+                .parse()
+                .map_err(|_| format!("[interface] {key} = {v:?} is not a number"))
+        })
+    };
+    let mut garp = super::garp::GarpConfig::default();
+    garp.count = num("garp_count", garp.count)?;
+    let ms = u64::try_from(garp.interval.as_millis()).unwrap_or(500);
+    garp.interval = std::time::Duration::from_millis(u64::from(num(
+        "garp_interval_ms",
+        u32::try_from(ms).unwrap_or(500),
+    )?));
+    Ok(VipSettings {
+        managed: get("lb").is_some() || get("vip").is_some(),
+        lb: get("lb").map(str::to_owned),
+        vip_iface: get("vip").map_or_else(default_vip_interface, str::to_owned),
+        garp,
+    })
 }
 
 /// The real kernel over rtnetlink.
@@ -179,15 +231,18 @@ impl Vips {
         }
     }
 
-    fn iface_of(&self, v: &Vip) -> Result<&str, NccError> {
+    /// The interface of a VIP; `None` (logged) for a unicast VIP without an LB interface.
+    fn iface_of(&self, v: &Vip) -> Option<&str> {
         match v.kind {
-            VipKind::Unicast => self.lb.as_deref().ok_or_else(|| {
-                NccError::Unsupported(vec![format!(
-                    "unicast VIP {} needs the LB interface (seesaw.cfg [interface] lb)",
+            VipKind::Unicast if self.lb.is_none() => {
+                tracing::warn!(
+                    "not bringing up unicast VIP {}: no LB interface (seesaw.cfg [interface] lb)",
                     v.addr
-                )])
-            }),
-            VipKind::Dedicated | VipKind::Anycast => Ok(&self.vip_iface),
+                );
+                None
+            }
+            VipKind::Unicast => self.lb.as_deref(),
+            VipKind::Dedicated | VipKind::Anycast => Some(&self.vip_iface),
         }
     }
 
@@ -215,7 +270,9 @@ impl Vips {
     pub fn apply(&mut self, desired: &[Vip]) -> Result<Vec<String>, NccError> {
         let mut want: BTreeSet<(String, u32, IpAddr)> = BTreeSet::new();
         for v in desired {
-            let name = self.iface_of(v)?.to_owned();
+            let Some(name) = self.iface_of(v).map(str::to_owned) else {
+                continue;
+            };
             let index = self.kernel.index(&name)?;
             want.insert((name, index, v.addr));
         }

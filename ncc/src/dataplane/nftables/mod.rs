@@ -98,6 +98,10 @@ pub struct NftPlane<R = NftCli> {
     nat: TableState,
     dsr: TableState,
     services: Vec<Service>,
+    /// The tables were read and nothing was committed since (the next refresh may skip).
+    just_read: bool,
+    /// A transaction ran since the last read: `nat`/`dsr` are out of date (`services` is not).
+    stale: bool,
     /// The last transaction's script size in bytes and line count (for the change report).
     pub last_script: (usize, usize),
 }
@@ -112,6 +116,8 @@ impl<R: NftRunner> NftPlane<R> {
             nat: TableState::default(),
             dsr: TableState::default(),
             services: Vec::new(),
+            just_read: false,
+            stale: false,
             last_script: (0, 0),
         };
         p.read()?;
@@ -155,6 +161,8 @@ impl<R: NftRunner> NftPlane<R> {
             }
         }
         self.services = out.into_values().collect();
+        self.just_read = true;
+        self.stale = false;
         Ok(())
     }
 
@@ -257,7 +265,12 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
         None
     }
 
+    /// Reads the kernel, except right after [`NftPlane::new`] read it: listing a table of
+    /// 10,000 services takes seconds, and a start-up apply would otherwise list it twice.
     fn refresh(&mut self) -> Result<(), NccError> {
+        if std::mem::take(&mut self.just_read) {
+            return Ok(());
+        }
         self.read()
     }
 
@@ -266,6 +279,10 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
     }
 
     fn commit(&mut self, changes: &[Change]) -> Result<(), NccError> {
+        if self.stale {
+            self.read()?;
+        }
+        self.just_read = false;
         let mut want: BTreeMap<ServiceKey, Service> =
             self.services.iter().map(|s| (s.key, s.clone())).collect();
         let mut touched = Vec::new();
@@ -316,8 +333,15 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
         }
         let text = sc.render(&self.nat, dsr_used.then_some(&self.dsr), self.lb.as_deref());
         self.last_script = (text.len(), text.lines().count());
-        self.runner.run(&text)?;
-        self.read()
+        if let Err(e) = self.runner.run(&text) {
+            // Nothing changed (one transaction), but re-read before the next diff anyway.
+            self.stale = true;
+            return Err(e);
+        }
+        // The kernel now holds `want`: no read-back (the next refresh reads the truth).
+        self.services = want.into_values().collect();
+        self.stale = true;
+        Ok(())
     }
 
     fn stats(&self) -> Vec<ServiceStats> {

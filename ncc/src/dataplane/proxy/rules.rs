@@ -465,7 +465,13 @@ enum Step {
     /// payload holds `fast_len` bytes (≤ [`PAD`]), the first test of up to 64 rules at a time
     /// is evaluated without branches into a bit set, and only rules whose bit is set are looked
     /// at further, in order; otherwise rule after rule with length checks.
-    Block { start: u32, end: u32, fast_len: u32 },
+    Block {
+        start: u32,
+        end: u32,
+        fast_len: u32,
+        /// Index of the block's first `Chunk` (filled in when compiling ends).
+        chunk0: u32,
+    },
     /// One rule: conditions `conds[start..end]` all hold → target.
     Rule {
         start: u32,
@@ -602,6 +608,7 @@ impl Compiled {
                         start: block_start,
                         end: flat.rules.len() as u32,
                         fast_len,
+                        chunk0: 0,
                     });
                 }
                 _ => {
@@ -625,6 +632,15 @@ impl Compiled {
         if let Some((o, l)) = hash_key {
             bytes_needed = bytes_needed.max(o + l);
         }
+        for s in &mut steps {
+            if let Step::Block {
+                start, end, chunk0, ..
+            } = s
+            {
+                *chunk0 = flat.chunks.len() as u32;
+                flat.chunk(*start as usize, *end as usize);
+            }
+        }
         Ok(Self {
             steps: steps.into(),
             flat,
@@ -645,10 +661,12 @@ impl Compiled {
                     start,
                     end,
                     fast_len,
+                    chunk0,
                 } => {
                     let (start, end) = (*start as usize, *end as usize);
                     let v = if payload.len() >= *fast_len as usize && *fast_len as usize <= PAD {
-                        self.flat.run_fast(start, end, payload)
+                        let chunks = (end - start).div_ceil(CHUNK);
+                        self.flat.run_fast(*chunk0 as usize, chunks, payload)
                     } else {
                         self.flat.run_checked(start, end, payload)
                     };
@@ -713,6 +731,8 @@ impl Compiled {
 /// Payload bytes copied to a zero-padded stack buffer for the branch-free first tests; blocks
 /// whose fields end further in use the checked path.
 const PAD: usize = 128;
+/// Rules whose first tests are evaluated in one pass (a multiple of 8).
+const CHUNK: usize = 128;
 
 /// One rule of a block: its first test lives in [`FlatRules`]' columns, the others in
 /// `rest[rest_start..rest_end]`.
@@ -723,52 +743,59 @@ struct FlatRule {
     target: Verdict,
 }
 
-/// A rule's first test in the form the branch-free loop wants: the 8 bytes at `off` (big-endian,
-/// not shifted) ANDed with `mask` (the field mask moved up by the test's shift) must lie in
-/// `lo ..= lo + span` (both moved up likewise), negated when `neg` is 1. Moving the range up
-/// is exact because it is first clamped to the field's width.
+/// A rule's first test when it is `==` or `!=` (a one-value range): the 8 bytes at `off`,
+/// read little-endian (no byte swap), ANDed with `mask` equal `val` (both byte-swapped and
+/// moved up by the test's shift at compile time). The verdict goes to byte `pos` of the chunk.
 #[derive(Debug, Clone, Copy)]
-struct FirstTest {
+struct PointTest {
+    mask: u64,
+    val: u64,
+    off: u32,
+    pos: u32,
+}
+
+/// Point tests of a chunk that read the same bytes with the same mask: one load and one AND,
+/// then one compare per test (`vals[start..end]`, verdicts to bytes `pos[start..end]`).
+#[derive(Debug, Clone, Copy)]
+struct PointGroup {
+    mask: u64,
+    off: u32,
+    start: u32,
+    end: u32,
+}
+
+/// A rule's first test otherwise: the 8 bytes at `off`, big-endian, ANDed with `mask` lie in
+/// `lo ..= lo + span` (wrapping). Mask and range are moved up by the test's shift, which is
+/// exact because the range is first clamped to the field's width.
+#[derive(Debug, Clone, Copy)]
+struct RangeTest {
     mask: u64,
     lo: u64,
     span: u64,
-    neg: u64,
-    off: usize,
+    off: u32,
+    pos: u32,
 }
 
-impl FirstTest {
-    fn of(t: &NumTest) -> Self {
-        let sh = t.rsh & 63;
-        let width_max = u64::MAX >> sh;
-        let hi = t.lo.saturating_add(t.span).min(width_max);
-        // An empty range after clamping (e.g. `> field max`): never holds, so hold-negated.
-        let (lo, span, neg) = if t.lo > width_max || t.span == u64::MAX && t.lo == 0 {
-            if t.lo > width_max {
-                (0, u64::MAX, !t.neg)
-            } else {
-                (0, u64::MAX, t.neg)
-            }
-        } else {
-            (t.lo << sh, (hi - t.lo) << sh, t.neg)
-        };
-        Self {
-            mask: (t.mask & width_max) << sh,
-            lo,
-            span,
-            neg: u64::from(neg),
-            off: (t.off as usize) & (PAD - 1),
-        }
-    }
+/// Up to [`CHUNK`] consecutive rules of a block, their first tests split by kind; `neg[i]` is
+/// 1 when rule `base + i`'s first test is negated.
+#[derive(Debug, Clone)]
+struct Chunk {
+    base: u32,
+    len: u32,
+    groups: Box<[PointGroup]>,
+    vals: Box<[u64]>,
+    pos: Box<[u8]>,
+    ranges: Box<[RangeTest]>,
+    neg: Box<[u8; CHUNK]>,
 }
 
-/// Every block's rules; the first test of each rule also as a [`FirstTest`], so evaluating it
-/// for many rules is a straight loop with no branches and no bounds checks.
+/// Every block's rules: each rule's first test (also in its chunk's fast form) and the rest.
 #[derive(Debug, Clone, Default)]
 struct FlatRules {
     rules: Vec<FlatRule>,
     first: Vec<NumTest>,
-    fast: Vec<FirstTest>,
     rest: Vec<NumTest>,
+    chunks: Vec<Chunk>,
 }
 
 impl FlatRules {
@@ -784,36 +811,129 @@ impl FlatRules {
             target,
         });
         self.first.push(*first);
-        self.fast.push(FirstTest::of(first));
     }
 
-    /// Rules `start..end` against a payload of at least the block's fast length (≤ PAD).
-    #[inline]
-    fn run_fast(&self, start: usize, end: usize, p: &[u8]) -> Option<Verdict> {
+    /// Builds the chunks of the block of rules `start..end`.
+    fn chunk(&mut self, start: usize, end: usize) {
         let mut base = start;
         while base < end {
-            let top = end.min(base + 64);
-            let mut bits = 0u64;
-            for (j, t) in self.fast[base..top].iter().enumerate() {
-                // In range: the payload holds the block's fast length, which covers every
-                // first test's 8 bytes; a miss would only read as zero.
-                let raw = p
-                    .get(t.off..t.off + 8)
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map_or(0, u64::from_be_bytes);
-                let v = raw & t.mask;
-                bits |= (u64::from(v.wrapping_sub(t.lo) <= t.span) ^ t.neg) << j;
-            }
-            while bits != 0 {
-                let r = base + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let rule = &self.rules[r];
-                let rest = &self.rest[rule.rest_start as usize..rule.rest_end as usize];
-                if rest.iter().all(|t| t.eval(p)) {
-                    return Some(rule.target);
+            let top = end.min(base + CHUNK);
+            let mut points = Vec::new();
+            let mut ranges = Vec::new();
+            let mut neg = Box::new([0u8; CHUNK]);
+            for (i, t) in self.first[base..top].iter().enumerate() {
+                let sh = t.rsh & 63;
+                let width_max = u64::MAX >> sh;
+                let mask = (t.mask & width_max) << sh;
+                let (off, pos) = (t.off & (PAD as u32 - 1), i as u32);
+                if t.lo > width_max {
+                    // Empty after clamping to the field (`> field max`): never holds.
+                    neg[i] = u8::from(!t.neg);
+                    ranges.push(RangeTest {
+                        mask: 0,
+                        lo: 0,
+                        span: u64::MAX,
+                        off,
+                        pos,
+                    });
+                    continue;
+                }
+                neg[i] = u8::from(t.neg);
+                let hi = t.lo.saturating_add(t.span).min(width_max);
+                if hi == t.lo {
+                    points.push(PointTest {
+                        mask: mask.swap_bytes(),
+                        val: (t.lo << sh).swap_bytes(),
+                        off,
+                        pos,
+                    });
+                } else {
+                    ranges.push(RangeTest {
+                        mask,
+                        lo: t.lo << sh,
+                        span: (hi - t.lo) << sh,
+                        off,
+                        pos,
+                    });
                 }
             }
+            // Group the point tests by (offset, mask); order within the chunk does not
+            // matter (each writes its own byte).
+            points.sort_by_key(|t| (t.off, t.mask, t.pos));
+            let mut groups: Vec<PointGroup> = Vec::new();
+            for (i, t) in points.iter().enumerate() {
+                match groups.last_mut() {
+                    Some(g) if g.off == t.off && g.mask == t.mask => g.end = i as u32 + 1,
+                    _ => groups.push(PointGroup {
+                        mask: t.mask,
+                        off: t.off,
+                        start: i as u32,
+                        end: i as u32 + 1,
+                    }),
+                }
+            }
+            self.chunks.push(Chunk {
+                base: base as u32,
+                len: (top - base) as u32,
+                groups: groups.into(),
+                vals: points.iter().map(|t| t.val).collect(),
+                pos: points.iter().map(|t| t.pos as u8).collect(),
+                ranges: ranges.into(),
+                neg,
+            });
             base = top;
+        }
+    }
+
+    /// Chunks `c0 .. c0 + n` against a payload of at least their block's fast length (≤ PAD):
+    /// each chunk's first tests write their verdicts to a byte array (no branches, no bounds
+    /// checks: offsets are below PAD and the buffer is PAD + 8 bytes; positions below CHUNK),
+    /// negations are applied to all at once, then candidates are visited in order, eight bytes
+    /// at a time, checking their remaining tests.
+    #[inline]
+    fn run_fast(&self, c0: usize, n: usize, p: &[u8]) -> Option<Verdict> {
+        let mut buf = [0u8; PAD + 8];
+        let len = p.len().min(PAD);
+        buf[..len].copy_from_slice(&p[..len]);
+        let load = |off: u32| {
+            let at = off as usize & (PAD - 1);
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&buf[at..at + 8]);
+            b
+        };
+        for c in self.chunks.get(c0..c0 + n).unwrap_or_default() {
+            let mut ok = [0u8; CHUNK];
+            for g in c.groups.iter() {
+                let v = u64::from_le_bytes(load(g.off)) & g.mask;
+                let (a, b) = (g.start as usize, g.end as usize);
+                let (Some(vals), Some(pos)) = (c.vals.get(a..b), c.pos.get(a..b)) else {
+                    continue;
+                };
+                for (&x, &at) in vals.iter().zip(pos) {
+                    ok[usize::from(at) & (CHUNK - 1)] = u8::from(v == x);
+                }
+            }
+            for t in c.ranges.iter() {
+                let v = u64::from_be_bytes(load(t.off)) & t.mask;
+                ok[t.pos as usize & (CHUNK - 1)] = u8::from(v.wrapping_sub(t.lo) <= t.span);
+            }
+            for (o, g) in ok.iter_mut().zip(c.neg.iter()) {
+                *o ^= g;
+            }
+            let used = c.len as usize;
+            for (w, word) in ok[..used.next_multiple_of(8)].chunks_exact(8).enumerate() {
+                let mut bits = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default());
+                while bits != 0 {
+                    let byte = (bits.trailing_zeros() / 8) as usize;
+                    bits &= !(0xff << (byte * 8));
+                    let r = c.base as usize + w * 8 + byte;
+                    let rule = &self.rules[r];
+                    let rest = &self.rest[rule.rest_start as usize..rule.rest_end as usize];
+                    if rest.iter().all(|t| t.eval(p)) {
+                        return Some(rule.target);
+                    }
+                }
+            }
         }
         None
     }

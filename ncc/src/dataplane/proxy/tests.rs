@@ -275,9 +275,12 @@ fn pb_cond(offset: u32, length: u32, op: pb::PayloadOp, value: &[u8]) -> pb::Pay
 
 /// Converts through ncc's API conversion, as a request from the engine would be.
 fn from_pb(s: pb::Service) -> Service {
-    crate::server::services_from_pb(pb::DesiredState { services: vec![s] })
-        .unwrap()
-        .remove(0)
+    crate::server::services_from_pb(pb::DesiredState {
+        services: vec![s],
+        ..Default::default()
+    })
+    .unwrap()
+    .remove(0)
 }
 
 #[test]
@@ -636,4 +639,97 @@ async fn removed_destination_drains_until_its_timeout() {
         matches!(r, Ok(Ok(0)) | Ok(Err(_))),
         "closed after drain: {r:?}"
     );
+}
+
+#[tokio::test]
+async fn bulk_relay_switches_to_splice_and_keeps_half_close() {
+    // A backend that reads the whole upload, then answers with its length and a 3 MB body and
+    // closes: the upload's EOF must reach it while the download still flows (half-close), and
+    // every byte must arrive in order (the relay copies first, then splices once a read fills
+    // its buffer).
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let be = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut up = Vec::new();
+        s.read_to_end(&mut up).await.unwrap();
+        let sum: u64 = up.iter().map(|&b| u64::from(b)).sum();
+        s.write_all(format!("{} {sum}\n", up.len()).as_bytes())
+            .await
+            .unwrap();
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        s.write_all(&body).await.unwrap();
+    });
+    let port = free_port();
+    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut plane = ProxyPlane::with_threads(1);
+    apply(&mut plane, &[service(port, Scheduler::Rr, &[(be, 1)])]).unwrap();
+
+    let mut c = TcpStream::connect(vip).await.unwrap();
+    let upload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    let want_sum: u64 = upload.iter().map(|&b| u64::from(b)).sum();
+    c.write_all(&upload).await.unwrap();
+    c.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), c.read_to_end(&mut got))
+        .await
+        .expect("the download finishes")
+        .unwrap();
+    let nl = got.iter().position(|&b| b == b'\n').unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got[..nl]),
+        format!("1000000 {want_sum}")
+    );
+    let body = &got[nl + 1..];
+    assert_eq!(body.len(), 3_000_000);
+    assert!(
+        body.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8),
+        "the body arrives intact and in order"
+    );
+    let st = plane.stats();
+    let d = &st[0].dests[0];
+    assert_eq!(d.bytes_in, 1_000_000);
+    assert_eq!(d.bytes_out, 3_000_000 + nl as u64 + 1);
+}
+
+#[test]
+fn udp_bursts_of_equal_datagrams_arrive_complete_and_in_order() {
+    // Bursts of equal-sized datagrams of one flow leave as UDP GSO messages (or sendmmsg where
+    // the kernel refuses GSO): each must still arrive as its own datagram, unchanged.
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let be = sink.local_addr().unwrap();
+    let port = free_udp_port();
+    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut svc = service(port, Scheduler::Rr, &[(be, 1)]);
+    svc.key.proto = Protocol::Udp;
+    let mut plane = ProxyPlane::with_threads(1);
+    apply(&mut plane, &[svc]).unwrap();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    for burst in 0..20u8 {
+        // 16 datagrams of 100 bytes, then a shorter one: one GSO run per batch.
+        for i in 0..16u8 {
+            let mut d = vec![burst; 100];
+            d[0] = i;
+            client.send_to(&d, vip).unwrap();
+        }
+        client.send_to(&[burst, 0xee], vip).unwrap();
+        for _ in 0..17 {
+            let (n, _) = sink.recv_from(&mut buf).expect("every datagram arrives");
+            got.push(buf[..n].to_vec());
+        }
+    }
+    assert_eq!(got.len(), 20 * 17);
+    for (k, d) in got.iter().enumerate() {
+        let (burst, i) = ((k / 17) as u8, k % 17);
+        if i == 16 {
+            assert_eq!(d.as_slice(), &[burst, 0xee]);
+        } else {
+            assert_eq!(d.len(), 100, "datagram {k}");
+            assert_eq!(d[0], i as u8, "datagram {k} in order");
+            assert!(d[1..].iter().all(|&b| b == burst), "datagram {k} intact");
+        }
+    }
 }
