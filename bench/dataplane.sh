@@ -15,6 +15,9 @@
 #   env: WRK_SECS (5) IPERF_SECS (5) UDP_SECS (3) THREADS (nproc: HAProxy threads and nginx workers; ours runs one worker per core)
 #        ONLY (e.g. "wrk iperf udp": which measurements to run)
 #        NO_BUILD=1 (use the binaries already in target/release)
+#        UDP_GEN (gso: the generator sends 64 datagrams per sendmsg as one UDP GSO message, which
+#                 the kernel splits into 64-byte datagrams before any receiver sees them; plain:
+#                 sendmmsg, where the generator itself limits the rate to about 200k/s here)
 # Needs: haproxy nginx-light libnginx-mod-stream wrk iperf3 (Debian), python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +28,7 @@ wrk_secs=${WRK_SECS:-5}
 iperf_secs=${IPERF_SECS:-5}
 udp_secs=${UDP_SECS:-3}
 threads=${THREADS:-$(nproc)}
+udp_gen=${UDP_GEN:-gso}
 only=${ONLY:-wrk iperf udp}
 [ "$rounds" -ge 1 ] && [ "$rounds" -le 20 ] || { echo "ROUNDS must be 1..20" >&2; exit 64; }
 for t in haproxy nginx wrk iperf3 python3; do
@@ -156,7 +160,7 @@ run_udp() { # -> datagrams/s delivered (counted at the sink) and received count
   local sp=$!
   sleep 0.3
   local sent
-  sent=$($rel/udpgen send "127.0.0.1:$1" "$udp_secs" 64 | awk '{print $2}')
+  sent=$($rel/udpgen send "127.0.0.1:$1" "$udp_secs" 64 $udp_gen | awk '{print $2}')
   wait $sp
   out=$(cat "$tmp/sink.out")
   python3 -c "
@@ -171,7 +175,7 @@ for p in direct ours haproxy nginx; do wrk -t1 -c64 -d1s "http://127.0.0.1:${HTT
 
 res="$tmp/results.txt"
 : >"$res"
-echo "# dataplane: rounds=$rounds wrk=${wrk_secs}s iperf=${iperf_secs}s udp=${udp_secs}s threads=$threads load=$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# dataplane: rounds=$rounds wrk=${wrk_secs}s iperf=${iperf_secs}s udp=${udp_secs}s ($udp_gen) threads=$threads load=$(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$rounds"); do
   for m in $only; do
     read -r -a ps <<<"$(paths_for "$m")"
@@ -238,7 +242,7 @@ if [ "$record" = 1 ]; then
     echo
     echo "### bench/dataplane.sh $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Command: \`WRK_SECS=$wrk_secs IPERF_SECS=$iperf_secs UDP_SECS=$udp_secs THREADS=$threads bench/dataplane.sh --record $rounds\`"
+    echo "Command: \`WRK_SECS=$wrk_secs IPERF_SECS=$iperf_secs UDP_SECS=$udp_secs UDP_GEN=$udp_gen THREADS=$threads ONLY=\"$only\" bench/dataplane.sh --record $rounds\`"
     echo "(load average at start: $(cut -d' ' -f1-3 /proc/loadavg)). Every run:"
     echo
     echo '```'

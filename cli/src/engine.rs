@@ -77,6 +77,14 @@ pub trait EngineLink {
         &mut self,
         id: u64,
     ) -> impl Future<Output = Result<pb::ConfigReloadReply, EngineError>>;
+    /// `config import FILE`: converts the YAML and updates cluster.pb through the engine. The
+    /// conversion lives with the ECU (which serves the same import over HTTPS), so this runs
+    /// `seesaw_ecu --import FILE` against the same engine socket. (text to print, applied).
+    fn import_yaml(
+        &mut self,
+        path: &str,
+        json: bool,
+    ) -> impl Future<Output = Result<(String, bool), EngineError>>;
 }
 
 // === impl GrpcEngine ===
@@ -234,6 +242,43 @@ impl EngineLink for GrpcEngine {
         }
     }
 
+    async fn import_yaml(&mut self, path: &str, json: bool) -> Result<(String, bool), EngineError> {
+        // The socket is <run>/engine/engine.sock.
+        let run_dir = self
+            .path
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."));
+        let mut cmd = tokio::process::Command::new(ecu_binary());
+        cmd.arg("--run-dir").arg(run_dir).arg("--import").arg(path);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = match tokio::time::timeout(CALL_TIMEOUT * 2, cmd.kill_on_drop(true).output()).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => {
+                return Err(EngineError::Rpc(format!(
+                    "cannot run {}: {e}",
+                    ecu_binary().display()
+                )));
+            }
+            Err(_) => return Err(EngineError::Rpc("the import did not finish in time".into())),
+        };
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        match out.status.code() {
+            Some(0) => Ok((text, true)),
+            Some(69) => Err(EngineError::Unreachable {
+                path: self.path.clone(),
+                cause: text.trim().to_owned(),
+            }),
+            _ => Ok((text, false)),
+        }
+    }
+
     async fn rollback(&mut self, id: u64) -> Result<pb::ConfigReloadReply, EngineError> {
         let req = pb::ConfigRollbackRequest {
             id,
@@ -244,6 +289,23 @@ impl EngineLink for GrpcEngine {
             Err(s) => Err(self.error(s)),
         }
     }
+}
+
+/// `seesaw_ecu` next to this binary (installed together, and so in the build tree), else the
+/// installed one, else whatever `PATH` finds.
+fn ecu_binary() -> PathBuf {
+    let sibling = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("seesaw_ecu")));
+    for candidate in sibling
+        .into_iter()
+        .chain([PathBuf::from("/usr/local/seesaw/seesaw_ecu")])
+    {
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    PathBuf::from("seesaw_ecu")
 }
 
 /// The deepest error in the status's source chain (the OS error when connecting fails), or the
@@ -284,6 +346,10 @@ pub struct FakeEngine {
     pub text: String,
     /// Saved versions (id, what, text), oldest first.
     pub versions: Vec<(u64, String, String)>,
+    /// Files imported.
+    pub imports: Vec<String>,
+    /// When set, the next import is refused with this text.
+    pub import_refusal: Option<String>,
     /// What `BgpNeighbors` answers.
     pub bgp: pb::BgpNeighbors,
 }
@@ -430,6 +496,18 @@ impl EngineLink for FakeEngine {
                 size: text.len() as u64,
             })
             .collect())
+    }
+
+    async fn import_yaml(&mut self, path: &str, _json: bool) -> Result<(String, bool), EngineError> {
+        self.up()?;
+        self.imports.push(path.to_owned());
+        if let Some(refusal) = self.import_refusal.take() {
+            return Ok((refusal, false));
+        }
+        let reply = self
+            .update_cluster(self.text.clone(), format!("import from {path}"))
+            .await?;
+        Ok((format!("{}\n", reply.message), reply.applied))
     }
 
     async fn rollback(&mut self, id: u64) -> Result<pb::ConfigReloadReply, EngineError> {

@@ -566,6 +566,16 @@ impl From<pb::ConfigVersion> for VersionRow {
     }
 }
 
+/// Parses cluster.pb text (as `GetCluster` returns it).
+pub fn parse_cluster(text: &str) -> Result<seesaw_proto::config::Cluster, String> {
+    use prost_reflect::{DynamicMessage, ReflectMessage};
+    let desc = seesaw_proto::config::Cluster::default().descriptor();
+    DynamicMessage::parse_text_format(desc, text)
+        .map_err(|e| format!("the running cluster.pb does not parse: {e}"))?
+        .transcode_to::<seesaw_proto::config::Cluster>()
+        .map_err(|e| format!("the running cluster.pb does not convert: {e}"))
+}
+
 /// VLANs of a cluster.pb; `filter` is an id or an address inside the VLAN's subnet.
 pub fn vlan_rows(cluster: &seesaw_proto::config::Cluster, filter: Option<&str>) -> Vec<VlanRow> {
     let ip: Option<std::net::IpAddr> = filter.and_then(|f| f.parse().ok());

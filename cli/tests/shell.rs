@@ -371,6 +371,7 @@ impl Drop for Tmux {
 /// The interactive shell in a real terminal (tmux): Tab completion, `?` answered on the key,
 /// abbreviations, and a one-line error for a bad command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr, reason = "a skipped test says why")]
 async fn interactive_shell_in_a_terminal() {
     if std::process::Command::new("tmux")
         .arg("-V")

@@ -77,7 +77,7 @@ pub fn router<V: EngineView>(state: Arc<ApiState<V>>) -> Router {
     Router::new()
         .route("/", get(dashboard::index))
         .route("/assets/{file}", get(dashboard::asset))
-        .route("/v1/whoami", get(whoami::<V>))
+        .route("/v1/whoami", get(whoami))
         .route("/v1/vservers", get(vservers::<V>))
         .route("/v1/vservers/{name}", get(vserver::<V>))
         .route(
@@ -465,7 +465,7 @@ impl<V: EngineView> ApiState<V> {
     }
 }
 
-async fn whoami<V: EngineView>(who: Who) -> Response {
+async fn whoami(who: Who) -> Response {
     match who.require(Role::Reader) {
         Ok(id) => Json(id.clone()).into_response(),
         Err(e) => e.into_response(),

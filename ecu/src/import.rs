@@ -443,3 +443,49 @@ subsets:
         assert_eq!(errs[0].field, "documents[0].spec.loadBalancerIP");
     }
 }
+
+/// Why a one-shot import (`seesaw_ecu --import`, the shell's `config import`) did not apply.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML is invalid: every problem.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<FieldError>),
+    /// The engine could not be asked.
+    #[error(transparent)]
+    Engine(#[from] crate::engine_view::ViewError),
+    /// The running cluster.pb does not parse.
+    #[error(transparent)]
+    Edit(#[from] crate::cluster_edit::EditError),
+}
+
+/// Imports the YAML file at `path` into the running cluster.pb through `view`: the engine
+/// validates, records (as its caller, describing the import) and applies it.
+pub async fn import_file<V: crate::engine_view::EngineView>(
+    view: &V,
+    path: &str,
+) -> Result<crate::model::Outcome, ImportError> {
+    let yaml = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut cluster = crate::cluster_edit::parse(&view.cluster_text().await?)?;
+    let vservers =
+        import(&yaml, crate::api::cluster_vip(&cluster)).map_err(ImportError::Invalid)?;
+    let names: Vec<String> = vservers.iter().map(|v| v.name.clone()).collect();
+    for v in vservers {
+        crate::cluster_edit::upsert_pool(&mut cluster, v);
+    }
+    let what = format!("import {} from {path}", names.join(", "));
+    Ok(view
+        .update_cluster(crate::cluster_edit::render(&cluster), what, String::new())
+        .await?)
+}

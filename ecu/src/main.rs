@@ -33,6 +33,13 @@ struct Args {
     /// Read a token from stdin, print its token_sha256 line for ecu.cfg, and exit
     #[arg(long)]
     hash_token: bool,
+    /// Import a YAML file (Parasaus Service + Endpoints, or kind: Pool) into the running
+    /// cluster.pb through the engine, print the outcome, and exit (the shell's `config import`)
+    #[arg(long, value_name = "FILE")]
+    import: Option<String>,
+    /// With --import: print the outcome as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 /// Per-call deadline for engine reads, so an HTTP request never hangs on a stuck engine.
@@ -62,6 +69,9 @@ fn main() -> ExitCode {
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         println!("token_sha256 = {hex}");
         return ExitCode::from(OK);
+    }
+    if let Some(file) = &args.import {
+        return import_once(&args.common.run_dir, file, args.json);
     }
     let _log = match seesaw_common::logging::init("seesaw_ecu", args.common.log_dir.as_deref()) {
         Ok(g) => g,
@@ -139,6 +149,58 @@ fn main() -> ExitCode {
             Err(e) => fail("ecu stopped", &e, exit::SOFTWARE),
         }
     })
+}
+
+/// `--import FILE`: 0 applied; 1 refused (invalid YAML or the engine's errors, each on a line of
+/// stderr); 69 engine unreachable.
+#[allow(clippy::print_stdout, clippy::print_stderr, reason = "a one-shot command's answer")]
+fn import_once(run_dir: &std::path::Path, file: &str, json: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start tokio: {e}");
+            return ExitCode::from(exit::OSERR);
+        }
+    };
+    let result = runtime.block_on(async {
+        let view = GrpcEngineView::new(run_dir, Duration::from_secs(10));
+        seesaw_ecu::import::import_file(&view, file).await
+    });
+    let (outcome, code) = match result {
+        Ok(o) if o.applied => (o, OK),
+        Ok(o) => (o, 1),
+        Err(seesaw_ecu::import::ImportError::Engine(
+            e @ seesaw_ecu::engine_view::ViewError::Unavailable(_),
+        )) => {
+            eprintln!("{e}");
+            return ExitCode::from(exit::UNAVAILABLE);
+        }
+        Err(e) => (
+            seesaw_ecu::model::Outcome {
+                applied: false,
+                message: "import refused".to_owned(),
+                errors: e.to_string().lines().map(|l| format!("{file}: {l}")).collect(),
+            },
+            1,
+        ),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome).unwrap_or_else(|_| "{}".to_owned())
+        );
+    } else if outcome.applied {
+        println!("{}", outcome.message);
+    } else {
+        eprintln!("{}", outcome.message);
+        for e in &outcome.errors {
+            eprintln!("  {e}");
+        }
+    }
+    ExitCode::from(code)
 }
 
 /// Logs `e` with its causes (stderr is always a log target) and returns `code`.

@@ -63,7 +63,8 @@ pub struct DesiredState {
     /// Services.
     pub services: Vec<ServiceSpec>,
     /// The VIPs that should be up on this node, sorted: unicast and dedicated VIPs while their
-    /// vserver is enabled, anycast VIPs only while active (every service on them healthy).
+    /// vserver is enabled (on the node that serves unicast: the HA master, or any node without
+    /// HA), anycast VIPs only while active (every service on them healthy).
     pub vips: Vec<crate::model::Vip>,
 }
 

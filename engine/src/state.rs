@@ -546,9 +546,12 @@ impl EngineState {
                     }
                 };
                 vip_active.insert(vip.ip, active);
+                // Unicast and dedicated VIPs are up while the vserver is enabled on the node
+                // that serves unicast (the HA master, or a node without HA: a backup holding
+                // them would answer ARP for them); anycast VIPs only while active.
                 let up = match vip.kind {
                     VipKind::Anycast => active,
-                    VipKind::Unicast | VipKind::Dedicated => vt.enabled,
+                    VipKind::Unicast | VipKind::Dedicated => vt.enabled && self.serves_unicast(),
                 };
                 if up {
                     vips_up.push(*vip);

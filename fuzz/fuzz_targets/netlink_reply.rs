@@ -6,10 +6,12 @@
 
 use libfuzzer_sys::fuzz_target;
 use seesaw_ncc::dataplane::ipvs::codec;
+use seesaw_ncc::kernel::rtnl;
 
 fuzz_target!(|data: &[u8]| {
     let Some((first, rest)) = data.split_first() else {
         return;
     };
     let _ = codec::decode(rest, 0x10 + u16::from(*first % 4) * 0xc);
+    let _ = rtnl::decode(rest);
 });

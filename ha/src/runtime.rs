@@ -85,7 +85,14 @@ where
             },
             () = sleep_until(deadline) => Event::Tick,
         };
-        let mut queue = VecDeque::from(node.handle(event, Instant::now()));
+        // An advert is timed from its arrival in the kernel, so a process that was not scheduled
+        // for a while does not stretch the master-down interval by that delay.
+        let now = Instant::now();
+        let at = match (&event, transport.as_ref()) {
+            (Event::Advert(_), Some(t)) => now.checked_sub(t.last_age()).unwrap_or(now),
+            _ => now,
+        };
+        let mut queue = VecDeque::from(node.handle(event, at));
         while let Some(action) = queue.pop_front() {
             if let Some(ev) = execute(
                 action,

@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::net::UdpSocket;
@@ -43,6 +45,12 @@ pub trait Transport: Send {
     fn send(&mut self, advert: &Advert) -> Result<(), TransportError>;
     /// The next advert that passes every receive check. Cancel-safe.
     fn recv(&mut self) -> impl Future<Output = Result<Received, TransportError>> + Send;
+    /// How long before [`Transport::recv`] returned the kernel had the last advert: the node
+    /// times the master-down interval from the advert's arrival, not from when a loaded process
+    /// got round to reading it. Zero when unknown.
+    fn last_age(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// Opens transports for a peering.
@@ -74,6 +82,8 @@ pub struct RawTransport {
     dst_addr: SocketAddr,
     expect: Expect,
     drops: HashMap<AdvertError, u64>,
+    /// Age of the last advert at the moment it was read (from its kernel receive timestamp).
+    age: Duration,
 }
 
 impl RawTransport {
@@ -101,6 +111,15 @@ impl RawTransport {
             Ok(())
         };
         setup().map_err(TransportError::Open)?;
+        // Kernel receive timestamps (SO_TIMESTAMPNS) on every datagram; without them adverts are
+        // timed when read, which still works.
+        if let Err(e) = nix::sys::socket::setsockopt(
+            &sock,
+            nix::sys::socket::sockopt::ReceiveTimestampns,
+            &true,
+        ) {
+            tracing::warn!(error = %e, "no kernel receive timestamps; adverts are timed when read");
+        }
         let sock =
             UdpSocket::from_std(std::net::UdpSocket::from(sock)).map_err(TransportError::Open)?;
         Ok(Self {
@@ -114,6 +133,7 @@ impl RawTransport {
                 vrid: p.vrid,
             },
             drops: HashMap::new(),
+            age: Duration::ZERO,
         })
     }
 
@@ -124,6 +144,39 @@ impl RawTransport {
 }
 
 /// Errors a raw socket reports for ICMP errors about earlier sends (the peer's ha is down).
+/// One datagram and its kernel receive time (`SO_TIMESTAMPNS`), if the kernel attached one.
+fn recv_stamped(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<SystemTime>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let msg = recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT)
+        .map_err(io::Error::from)?;
+    let mut stamp = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                let secs = u64::try_from(ts.tv_sec()).unwrap_or(0);
+                let nanos = u32::try_from(ts.tv_nsec()).unwrap_or(0);
+                stamp = Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos));
+            }
+        }
+    }
+    Ok((msg.bytes, stamp))
+}
+
+/// How old a datagram received at `stamp` is now; zero when the wall clock disagrees (a step, or
+/// an age beyond any plausible scheduling delay).
+fn age_of(stamp: SystemTime) -> Duration {
+    SystemTime::now()
+        .duration_since(stamp)
+        .ok()
+        .filter(|a| *a <= MAX_AGE)
+        .unwrap_or(Duration::ZERO)
+}
+
+/// Ages above this are treated as clock steps, not delays.
+const MAX_AGE: Duration = Duration::from_secs(1);
+
 fn is_icmp_echo(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -164,16 +217,29 @@ impl Transport for RawTransport {
         }
     }
 
+    fn last_age(&self) -> Duration {
+        self.age
+    }
+
     async fn recv(&mut self) -> Result<Received, TransportError> {
         let mut buf = [0u8; 1500];
         loop {
-            let n = match self.sock.recv(&mut buf).await {
-                Ok(n) => n,
+            let (n, stamp) = match self
+                .sock
+                .async_io(tokio::io::Interest::READABLE, || {
+                    recv_stamped(self.sock.as_raw_fd(), &mut buf)
+                })
+                .await
+            {
+                Ok(r) => r,
                 Err(e) if is_icmp_echo(&e) => continue,
                 Err(e) => return Err(TransportError::Recv(e)),
             };
             match advert::parse_ipv4(&buf[..n], &self.expect) {
-                Ok(r) => return Ok(r),
+                Ok(r) => {
+                    self.age = stamp.map_or(Duration::ZERO, age_of);
+                    return Ok(r);
+                }
                 Err(why) => {
                     let count = self.drops.entry(why).or_insert(0);
                     *count += 1;

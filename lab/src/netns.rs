@@ -3,8 +3,8 @@
 //!
 //! Names carry a random per-lab id (`sslab-<id>-lb1`), so labs of parallel test runs never meet.
 //! Addresses are restricted to the documentation ranges the design reserves for the lab
-//! (192.0.2.0/24 nodes, 198.51.100.0/24 VIPs, 203.0.113.0/24 backends) and loopback: traffic a
-//! test makes can only reach hosts the test made.
+//! (192.0.2.0/24 nodes, 198.51.100.0/24 VIPs, 203.0.113.0/24 backends), Seesaw's anycast range
+//! (192.168.255.0/24) and loopback: traffic a test makes can only reach hosts the test made.
 
 use std::collections::hash_map::RandomState;
 use std::ffi::OsStr;
@@ -24,12 +24,14 @@ use crate::error::LabError;
 use crate::procs::{ProcId, Supervisor};
 use crate::wait::wait_tcp_here;
 
-/// The ranges a lab may use.
-const ALLOWED: [(Ipv4Addr, u8); 4] = [
+/// The ranges a lab may use. 192.168.255.0/24 is Seesaw's anycast range: anycast VIPs must lie
+/// in it, and they only ever exist inside the lab's namespaces.
+const ALLOWED: [(Ipv4Addr, u8); 5] = [
     (Ipv4Addr::new(192, 0, 2, 0), 24),
     (Ipv4Addr::new(198, 51, 100, 0), 24),
     (Ipv4Addr::new(203, 0, 113, 0), 24),
     (Ipv4Addr::new(127, 0, 0, 0), 8),
+    (Ipv4Addr::new(192, 168, 255, 0), 24),
 ];
 
 /// The interface name of every node's link to the bridge.

@@ -5,12 +5,15 @@
 //! engine programs the proxy plane for it, so a request through a node succeeds exactly while
 //! that node serves as master. Both clients probe every 10 ms.
 //!
-//! Measured, 5 runs each by default (`HA_LAB_RUNS=20` for the numbers in bench/RESULTS.md): `kill -9` of the master's
-//! `seesaw_ha`, SIGSTOP of every process on the master, and the shell's `failover`. The outage of
-//! a run is the time from the fault to the first request the new master answers (for `failover`:
-//! from the last request the old master answered). A run in which both nodes answered requests
-//! after the new master's first answer (`failover`: at all at the same time) counts as two
-//! masters. Then a partition (nftables drops protocol 112 in `lb1`) and its healing. Results are
+//! Measured, 5 runs each by default (`HA_LAB_RUNS=20` for the numbers in bench/RESULTS.md):
+//! `kill -9` of the master's `seesaw_ha`, SIGSTOP of every process on the master, and the shell's
+//! `failover` (run on the master in even runs, on the backup in odd ones: the backup's engine
+//! relays it to the master's over peer sync). The daemons run with the shipped watchdog.cfg nice
+//! values (ha −15, engine and ncc −10). The outage of a run is the time from the fault (the
+//! signal) to the first request the new master answers (for `failover`: from the last request the
+//! old master answered). A run in which the old master answered a request that started after the
+//! new master had completed one counts as two masters. Then a partition (nftables drops protocol
+//! 112 in `lb1`) and its healing. Results are
 //! printed as one `HA-LAB` line per scenario for bench/RESULTS.md.
 
 use std::net::SocketAddr;
@@ -62,10 +65,19 @@ fn cluster_pb() -> String {
     s
 }
 
+/// One request: when it started and ended, and whether it was answered. The node served it at
+/// some instant between `start` and `end`.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    start: Instant,
+    end: Instant,
+    ok: bool,
+}
+
 /// Probes through both clients every 10 ms on two threads until `stop`; bounded by `max`.
 struct Prober {
     stop: Arc<AtomicBool>,
-    handles: Vec<std::thread::JoinHandle<Vec<(Instant, bool)>>>,
+    handles: Vec<std::thread::JoinHandle<Vec<Probe>>>,
 }
 
 impl Prober {
@@ -87,7 +99,7 @@ impl Prober {
                         }
                         let t = Instant::now();
                         let ok = matches!(http::get(vip, "/", Duration::from_millis(100)), Ok(r) if r.status == 200);
-                        out.push((t, ok));
+                        out.push(Probe { start: t, end: Instant::now(), ok });
                         std::thread::sleep(PROBE_EVERY.saturating_sub(t.elapsed()));
                     }
                     out
@@ -98,7 +110,7 @@ impl Prober {
         Self { stop, handles }
     }
 
-    fn finish(self) -> [Vec<(Instant, bool)>; 2] {
+    fn finish(self) -> [Vec<Probe>; 2] {
         self.stop.store(true, Ordering::Relaxed);
         let mut it = self.handles.into_iter().map(|h| h.join().expect("prober"));
         [it.next().expect("two"), it.next().expect("two")]
@@ -146,38 +158,39 @@ enum Fault {
 }
 
 /// Outage and "two masters" of one run from the samples of both paths.
+///
+/// Outage: fault (`failover`: the old master's last answer) → the start of the new master's first
+/// answered request. Two masters: the old master answered a request that *started after* the new
+/// master had *completed* one — only then were both certainly serving at the same time (a request
+/// is served somewhere between its start and its end, so comparing start times alone would count
+/// a clean handover inside one request's duration as an overlap).
 fn analyse(
     fault: Fault,
     master: usize,
     t_fault: Instant,
-    s: &[Vec<(Instant, bool)>; 2],
+    s: &[Vec<Probe>; 2],
 ) -> (Duration, bool, Duration) {
     let new = 1 - master;
-    let first_new = s[new]
-        .iter()
-        .find(|(t, ok)| *t >= t_fault && *ok)
-        .map(|(t, _)| *t);
-    let Some(first_new) = first_new else {
+    let Some(first_new) = s[new].iter().find(|p| p.start >= t_fault && p.ok).copied() else {
         return (Duration::MAX, false, Duration::ZERO);
     };
-    let last_old = s[master]
-        .iter()
-        .filter(|(_, ok)| *ok)
-        .map(|(t, _)| *t)
-        .next_back();
+    let last_old = s[master].iter().rfind(|p| p.ok).copied();
     let start = match fault {
-        Fault::Failover => last_old
-            .filter(|t| *t < first_new)
-            .unwrap_or(t_fault)
+        // The old master's last answer that started before the new one's first: a later one
+        // (both inside one request's duration) means no gap at all.
+        Fault::Failover => s[master]
+            .iter()
+            .rfind(|p| p.ok && p.start < first_new.start)
+            .map_or(t_fault, |p| p.start)
             .max(t_fault),
         Fault::KillHa | Fault::StopAll => t_fault,
     };
-    let outage = first_new.saturating_duration_since(start);
-    // Both serving: the old master answered after the new one had started to.
+    let outage = first_new.start.saturating_duration_since(start);
+    // Both serving: the old master answered after the new one had certainly started to.
     let overlap = last_old
-        .map(|t| t.saturating_duration_since(first_new))
+        .map(|p| p.start.saturating_duration_since(first_new.end))
         .unwrap_or_default();
-    let two = last_old.is_some_and(|t| t > first_new);
+    let two = last_old.is_some_and(|p| p.start > first_new.end);
     (outage, two, overlap)
 }
 
@@ -189,6 +202,7 @@ fn unix_secs(t: std::time::SystemTime) -> f64 {
 
 /// Copies both nodes' logs to `$HA_LAB_KEEP_LOGS/<node>/` for timing analysis (the lab's own
 /// directory is removed when the test ends).
+#[allow(clippy::print_stdout, reason = "tells where the logs went")]
 fn keep_logs(lab: &Lab) {
     let Some(dest) = std::env::var_os("HA_LAB_KEEP_LOGS") else {
         return;
@@ -270,8 +284,12 @@ fn failover_outages_and_partition() {
         let log = lab.log_dir(name).expect("lb");
         write_atomic(&config, "seesaw.cfg", &seesaw_cfg(ip, LBS[1 - i].1)).expect("seesaw.cfg");
         write_atomic(&config, "cluster.pb", &cluster_pb()).expect("cluster.pb");
-        write_atomic(&config, "watchdog.cfg", &watchdog_cfg_shipped_priorities().expect("binaries"))
-            .expect("watchdog.cfg");
+        write_atomic(
+            &config,
+            "watchdog.cfg",
+            &watchdog_cfg_shipped_priorities().expect("binaries"),
+        )
+        .expect("watchdog.cfg");
         let (r, c, l) = (
             run.to_string_lossy().into_owned(),
             config.to_string_lossy().into_owned(),
@@ -336,32 +354,38 @@ fn failover_outages_and_partition() {
                 .unwrap_or_else(|| panic!("{fault:?} run {run}: no single master to start from"));
             let prober = Prober::start(&lab, Duration::from_secs(8));
             std::thread::sleep(Duration::from_millis(300));
+            // The processes are looked up first (a /proc scan takes a while on a loaded machine):
+            // the fault's time is when the signal goes out.
+            let ha_pids = procs::find_daemon(
+                "seesaw_ha",
+                "SEESAW_RUN_DIR",
+                &run_dirs[master].to_string_lossy(),
+            );
+            let all_pids = env_pids(&run_dirs[master]);
             let t_fault = Instant::now();
             let fault_wall = std::time::SystemTime::now();
             let mut stopped = Vec::new();
             match fault {
                 Fault::KillHa => {
-                    let pids = procs::find_daemon(
-                        "seesaw_ha",
-                        "SEESAW_RUN_DIR",
-                        &run_dirs[master].to_string_lossy(),
-                    );
-                    assert!(!pids.is_empty(), "no seesaw_ha on the master");
-                    for p in pids {
+                    assert!(!ha_pids.is_empty(), "no seesaw_ha on the master");
+                    for &p in &ha_pids {
                         let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
                     }
                 }
                 Fault::StopAll => {
-                    stopped = env_pids(&run_dirs[master]);
+                    stopped = all_pids;
                     for &p in &stopped {
                         let _ = kill(Pid::from_raw(p), Signal::SIGSTOP);
                     }
                 }
                 Fault::Failover => {
-                    let r = run_dirs[master].to_string_lossy().into_owned();
+                    // Odd runs ask the backup, which relays the request to the master over
+                    // engine-to-engine peer sync; even runs ask the master itself.
+                    let on = if run % 2 == 1 { 1 - master } else { master };
+                    let r = run_dirs[on].to_string_lossy().into_owned();
                     let out = lab
                         .exec(
-                            LBS[master].0,
+                            LBS[on].0,
                             &seesaw,
                             &["--run-dir", &r, "-c", "failover"],
                             &[],

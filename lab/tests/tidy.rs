@@ -130,6 +130,104 @@ fn dependency_graph_keeps_its_shape() {
     }
 }
 
+/// Each package of Cargo.lock with the names of its dependencies (normal, dev and build: the
+/// lock file does not tell them apart, which makes the check below stricter, not weaker).
+fn lock_graph() -> std::collections::BTreeMap<String, Vec<String>> {
+    let text = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
+    let mut graph = std::collections::BTreeMap::new();
+    for pkg in text.split("[[package]]").skip(1) {
+        let mut name = None;
+        let mut deps = Vec::new();
+        let mut in_deps = false;
+        for line in pkg.lines().map(str::trim) {
+            if let Some(n) = line.strip_prefix("name = ") {
+                name = Some(n.trim_matches('"').to_owned());
+            } else if line.starts_with("dependencies = [") {
+                in_deps = true;
+            } else if in_deps && line.starts_with(']') {
+                in_deps = false;
+            } else if in_deps {
+                // `"name"` or `"name version"` (when two versions are locked).
+                let d = line.trim_matches([',', '"']).split(' ').next().unwrap_or("");
+                deps.push(d.to_owned());
+            }
+        }
+        if let Some(n) = name {
+            graph.entry(n).or_insert_with(Vec::new).extend(deps);
+        }
+    }
+    graph
+}
+
+fn closure(graph: &std::collections::BTreeMap<String, Vec<String>>, from: &str) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec![from.to_owned()];
+    while let Some(p) = todo.pop() {
+        // The lab is a test harness (a dev-dependency of components): the lock file lists its
+        // own dev-dependencies (ncc among them), which are never built for its dependents.
+        if seen.insert(p.clone()) && (p == from || p != "seesaw-lab") {
+            todo.extend(graph.get(&p).into_iter().flatten().cloned());
+        }
+    }
+    seen.into_iter().collect()
+}
+
+/// Kernel networking code: netlink, nftables, packet-building crates.
+fn is_kernel_net_crate(name: &str) -> bool {
+    name == "rtnetlink"
+        || name == "genetlink"
+        || name.starts_with("netlink-")
+        || name.starts_with("nftnl")
+        || name.starts_with("nftables")
+        || name == "rustables"
+        || name == "mnl"
+        || name == "neli"
+        || name.starts_with("pnet")
+}
+
+/// ncc is the only process that changes the network (DESIGN §2, §6): no other component
+/// links netlink or nftables code, directly or through a dependency (ncc itself included),
+/// and no other component's source opens a netlink socket or runs `nft`. The lab, the bench
+/// and the fuzzers drive ncc in-process and are not components.
+#[test]
+fn only_ncc_links_netlink_or_nftables_code() {
+    let graph = lock_graph();
+    assert!(graph.contains_key("seesaw-ncc"), "Cargo.lock lists ncc");
+    for c in [
+        "seesaw-proto",
+        "seesaw-common",
+        "seesaw-engine",
+        "seesaw-ha",
+        "seesaw-healthcheck",
+        "seesaw-ecu",
+        "seesaw-watchdog",
+        "seesaw-cli",
+    ] {
+        let reach = closure(&graph, c);
+        let bad: Vec<&String> = reach
+            .iter()
+            .filter(|d| is_kernel_net_crate(d) || *d == "seesaw-ncc")
+            .collect();
+        assert!(bad.is_empty(), "{c} links {bad:?}; only ncc changes the network");
+    }
+    for c in ["proto", "common", "engine", "ha", "healthcheck", "ecu", "watchdog", "cli"] {
+        let mut files = Vec::new();
+        rust_files(&root().join(c).join("src"), &mut files);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for needle in ["AF_NETLINK", "NETLINK_ROUTE", "NETLINK_GENERIC", "new(\"nft\")"] {
+                assert!(
+                    !text.contains(needle),
+                    "{} uses {needle}; only ncc changes the network",
+                    f.display()
+                );
+            }
+        }
+    }
+    // The check is not vacuous: the names it looks for are the ones netlink crates use.
+    assert!(is_kernel_net_crate("netlink-packet-route") && is_kernel_net_crate("rtnetlink"));
+}
+
 #[test]
 fn only_ncc_and_the_watchdog_spawner_may_use_unsafe() {
     for c in [

@@ -17,13 +17,14 @@ use crate::policy;
 pub const DEFAULT_TERM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The keys a service section may carry.
-const KNOWN_KEYS: [&str; 6] = [
+const KNOWN_KEYS: [&str; 7] = [
     "binary",
     "args",
     "dependency",
     "priority",
     "term_timeout",
     "user",
+    "capabilities",
 ];
 
 /// The section whose keys are defaults for every service.
@@ -53,6 +54,9 @@ pub struct ServiceConfig {
     pub term_timeout: Duration,
     /// Whom to run the child as (only honoured when the watchdog is root).
     pub user: Option<RunAs>,
+    /// `capabilities =`: the only capabilities the child keeps (`none` for none); unset keeps
+    /// the old behaviour (a `user` drop loses all, root keeps all). Only honoured as root.
+    pub capabilities: Option<Vec<crate::caps::Cap>>,
 }
 
 /// A resolved `user =` value.
@@ -191,6 +195,7 @@ struct Fields {
     priority: Option<i32>,
     term_timeout: Option<Duration>,
     user: Option<RunAs>,
+    capabilities: Option<Vec<crate::caps::Cap>>,
     /// Every known key the section sets, valid or not.
     present: HashSet<String>,
 }
@@ -256,6 +261,7 @@ impl Validator<'_> {
                     .or(defaults.term_timeout)
                     .unwrap_or(DEFAULT_TERM_TIMEOUT),
                 user: own.user.or_else(|| defaults.user.clone()),
+                capabilities: own.capabilities.or_else(|| defaults.capabilities.clone()),
             });
         }
 
@@ -332,6 +338,9 @@ impl Validator<'_> {
                 "priority" => parse_priority(value).map(|p| fields.priority = Some(p)),
                 "term_timeout" => parse_go_duration(value).map(|d| fields.term_timeout = Some(d)),
                 "user" => resolve_user(value, self.identity).map(|u| fields.user = Some(u)),
+                "capabilities" => {
+                    crate::caps::parse_list(value).map(|c| fields.capabilities = Some(c))
+                }
                 _ => unreachable!("key was checked against KNOWN_KEYS"),
             };
             if let Err(reason) = parsed {

@@ -6,9 +6,11 @@
 //! - [`config`]: `watchdog.cfg` parsing and validation (no side effects);
 //! - [`policy`]: pure decisions: restart backoff and start order;
 //! - [`spawn`]: the one audited spawner, and the crate's only `unsafe` (a `pre_exec` hook);
+//! - [`caps`]: `capabilities =` parsing and the syscalls the spawner's hook makes for it;
 //! - `supervisor`: the async orchestration behind [`run`].
 #![deny(unsafe_code)]
 
+pub mod caps;
 pub mod config;
 pub mod policy;
 pub mod spawn;

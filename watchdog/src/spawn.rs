@@ -28,6 +28,9 @@ pub struct SpawnSpec<'a> {
     pub output: File,
     /// `(uid, gid)` to switch to; only meaningful when the watchdog is root.
     pub run_as: Option<(u32, u32)>,
+    /// The only capabilities the child keeps (`capabilities =`); `None` leaves them alone.
+    /// With a plan the uid switch happens in the plan (after `PR_SET_KEEPCAPS`), not in std.
+    pub caps: Option<crate::caps::Plan>,
 }
 
 /// Starts the child. It is killed (SIGKILL) if the returned handle is dropped, and gets SIGTERM
@@ -51,11 +54,12 @@ pub fn spawn(spec: SpawnSpec<'_>) -> io::Result<Child> {
     for (key, value) in spec.env {
         cmd.env(key, value);
     }
-    if let Some((uid, gid)) = spec.run_as {
+    // With a capability plan the plan switches uid itself, keeping the listed capabilities.
+    if let (None, Some((uid, gid))) = (&spec.caps, spec.run_as) {
         // std drops supplementary groups (setgroups(0)) before setuid when running as root.
         cmd.uid(uid).gid(gid);
     }
-    set_parent_death_signal(&mut cmd);
+    set_parent_death_signal(&mut cmd, spec.caps);
     cmd.spawn()
 }
 
@@ -65,12 +69,14 @@ pub fn spawn(spec: SpawnSpec<'_>) -> io::Result<Child> {
     unsafe_code,
     reason = "pre_exec is unsafe; the closure is audited below"
 )]
-fn set_parent_death_signal(cmd: &mut Command) {
+fn set_parent_death_signal(cmd: &mut Command, caps: Option<crate::caps::Plan>) {
     let parent = rustix::process::getpid();
     // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // operations are allowed. It only issues two raw syscalls through rustix
-    // (prctl(PR_SET_PDEATHSIG) and getppid), captures a plain `Pid` by copy, does not allocate
-    // (a `std::io::Error` built from an errno is not boxed) and takes no locks.
+    // operations are allowed. It only issues raw syscalls through rustix
+    // (prctl(PR_SET_PDEATHSIG), getppid, and for a capability plan prctl/setgroups/setresgid/
+    // setresuid/capset on values computed before the fork; see `caps::Plan::apply_in_child`),
+    // captures plain `Copy` values, does not allocate (a `std::io::Error` built from an errno is
+    // not boxed) and takes no locks.
     unsafe {
         cmd.pre_exec(move || {
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
@@ -78,6 +84,9 @@ fn set_parent_death_signal(cmd: &mut Command) {
             // has been re-parented already, so give up instead of running unsupervised.
             if rustix::process::getppid() != Some(parent) {
                 return Err(io::Error::from(rustix::io::Errno::SRCH));
+            }
+            if let Some(plan) = &caps {
+                plan.apply_in_child()?;
             }
             Ok(())
         });

@@ -155,6 +155,15 @@ pub(crate) async fn supervise(
 
     let mut ready_rxs: Vec<_> = statuses.iter().map(|(_, rx)| rx.clone()).collect();
     let mut announced = false;
+    // systemd's WatchdogSec=: keep-alives from this loop, so a wedged supervisor gets restarted.
+    let ping_every = seesaw_common::ready::watchdog_ping_interval();
+    let mut ping = tokio::time::interval(ping_every.unwrap_or(Duration::from_secs(3600)));
+    if let Some(every) = ping_every {
+        info!(
+            every_ms = every.as_millis(),
+            "sending systemd watchdog keep-alives"
+        );
+    }
     let mut failure = None;
     loop {
         tokio::select! {
@@ -173,6 +182,7 @@ pub(crate) async fn supervise(
                 seesaw_common::ready::notify_ready();
             }
             () = ctx.dump.notified() => dump_state(&statuses),
+            _ = ping.tick(), if ping_every.is_some() => seesaw_common::ready::notify_watchdog(),
         }
     }
     info!("all services stopped");
@@ -192,9 +202,15 @@ async fn all_ever_ready(rxs: &mut [watch::Receiver<ServiceStatus>]) {
     }
 }
 
+/// Logs every service's state and passes SIGUSR1 on, so each daemon logs its own state too.
 fn dump_state(statuses: &[(String, watch::Receiver<ServiceStatus>)]) {
     for (name, rx) in statuses {
         let s = rx.borrow();
+        if let Some(pid) = s.pid.and_then(|p| rustix::process::Pid::from_raw(p as i32))
+            && let Err(e) = rustix::process::kill_process(pid, rustix::process::Signal::USR1)
+        {
+            warn!(service = %name, error = %e, "cannot pass SIGUSR1 on");
+        }
         info!(
             service = %name,
             pid = ?s.pid,
@@ -360,7 +376,8 @@ impl Runner {
         ];
         // Children's stderr already lands in their per-service file; a SEESAW_LOG_DIR inherited
         // from our own environment would make them write a second copy of every line.
-        let env_remove = vec!["SEESAW_LOG_DIR"];
+        // systemd's keep-alive request is for the watchdog, not its children.
+        let env_remove = vec!["SEESAW_LOG_DIR", "WATCHDOG_USEC", "WATCHDOG_PID"];
         let arg0 = format!("seesaw_{name}");
         let child = spawn::spawn(SpawnSpec {
             binary: &self.svc.binary,
@@ -370,6 +387,15 @@ impl Runner {
             env_remove,
             output,
             run_as: self.svc.user.as_ref().map(|u| (u.uid, u.gid)),
+            // Capabilities can only be chosen by a root watchdog; otherwise the child has none.
+            caps: self
+                .svc
+                .capabilities
+                .as_deref()
+                .filter(|_| rustix::process::geteuid().is_root())
+                .map(|caps| {
+                    crate::caps::Plan::new(caps, self.svc.user.as_ref().map(|u| (u.uid, u.gid)))
+                }),
         })
         .map_err(|source| {
             // Leave no stale socket behind, and say in the service's own log why it is empty.

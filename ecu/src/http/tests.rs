@@ -270,7 +270,7 @@ async fn metrics_text() {
         format!("seesaw_destination_connections_total{{{dst}}} 40"),
         format!(r#"seesaw_destination_bytes_total{{{dst},direction="in"}} 500"#),
         format!(r#"seesaw_destination_bytes_total{{{dst},direction="out"}} 6000"#),
-        format!(r#"seesaw_check_healthy{{vserver="web",destination="be1",check="HTTP/80"}} 1"#),
+        r#"seesaw_check_healthy{vserver="web",destination="be1",check="HTTP/80"} 1"#.to_owned(),
         r#"seesaw_vserver_enabled{vserver="web"} 1"#.to_owned(),
         "seesaw_ha_transitions_total 1".to_owned(),
     ];

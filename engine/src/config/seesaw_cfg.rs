@@ -140,7 +140,10 @@ const SECTIONS: &[(&str, &[&str])] = &[
         "engine",
         &["churn_limit", "config_interval_sec", "sync_port"],
     ),
-    ("interface", &["node", "lb"]),
+    (
+        "interface",
+        &["node", "lb", "vip", "garp_count", "garp_interval_ms"],
+    ),
     ("extra_service_anycast", &[]),
     ("dataplane", &["kind"]),
     ("ha", &["advert_interval_ms", "preempt"]),

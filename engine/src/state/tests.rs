@@ -400,3 +400,30 @@ fn vserver_override_applies_to_vservers_created_later_and_needs_a_grant() {
     .unwrap();
     assert!(e.evaluate().0[0].enabled);
 }
+
+#[test]
+fn desired_vips_follow_enablement_and_anycast_activity() {
+    use crate::model::{Vip, VipKind};
+    // Unicast: up while the vserver is enabled, even with every backend down.
+    let mut e = EngineState::new(loaded(&vserver("", HC, "10.1.0.1/32")), t0());
+    set(&mut e, [false, false, false]);
+    let d = e.evaluate().1;
+    assert!(d.services.is_empty());
+    assert_eq!(
+        d.vips,
+        [Vip {
+            ip: "10.1.0.1".parse().unwrap(),
+            kind: VipKind::Unicast
+        }]
+    );
+    // Anycast: only while every service on it is healthy.
+    let cfg = vserver("", HC, "192.168.255.7/32");
+    let mut e = EngineState::new(loaded(&cfg), t0());
+    set(&mut e, [true, true, false]);
+    let d = e.evaluate().1;
+    assert_eq!(d.services.len(), 1);
+    assert_eq!(d.vips.len(), 1);
+    assert_eq!(d.vips[0].kind, VipKind::Anycast);
+    set(&mut e, [false, false, false]);
+    assert!(e.evaluate().1.vips.is_empty(), "anycast VIP down with its service");
+}

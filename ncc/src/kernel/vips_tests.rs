@@ -9,7 +9,10 @@ use super::*;
 
 /// Interfaces by name, addresses, link state; shared by clones (one kernel, many ncc runs).
 #[derive(Debug, Clone, Default)]
-struct FakeAddrs(Arc<Mutex<(BTreeMap<String, u32>, Vec<HeldAddr>, BTreeMap<u32, bool>)>>);
+struct FakeAddrs(Arc<Mutex<FakeState>>);
+
+/// Interface indexes by name, addresses, link up/down by index.
+type FakeState = (BTreeMap<String, u32>, Vec<HeldAddr>, BTreeMap<u32, bool>);
 
 impl FakeAddrs {
     fn with(ifaces: &[(&str, u32)]) -> Self {

@@ -6,7 +6,8 @@
 //! `name=N events=FILE [ready_after_ms=MS] [exit_after_ms=MS] [exit_code=C] [ignore_term]`.
 //! It appends one line per event (`<unix ms> <name> <event> ...`) to `events`: `start` (with
 //! pid, argv0, SEESAW_LOG_DIR and SEESAW_RUN_DIR), `ready` after sending READY=1, `term` (then exits 0) or
-//! `term-ignored` on SIGTERM, and `exit` before exiting with `exit_code`.
+//! `term-ignored` on SIGTERM, `usr1` on SIGUSR1 (a state dump request), and `exit` before
+//! exiting with `exit_code`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -75,6 +76,9 @@ fn main() -> ExitCode {
         let Ok(mut term) = signal(SignalKind::terminate()) else {
             return 70;
         };
+        let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+            return 70;
+        };
         let exit_at = ms("exit_after_ms").map(|d| tokio::time::Instant::now() + d);
         tokio::time::sleep(ms("ready_after_ms").unwrap_or_default()).await;
         seesaw_common::ready::notify_ready();
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         tokio::pin!(exit_timer);
         loop {
             tokio::select! {
+                _ = usr1.recv() => log("usr1"),
                 _ = term.recv() => {
                     if opts.contains_key("ignore_term") {
                         log("term-ignored");

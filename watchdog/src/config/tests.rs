@@ -125,7 +125,7 @@ fn every_error_is_collected_with_its_path() {
         [
             "watchdog.cfg [engine] term_timeout: \"soon\" is not a duration (e.g. 500ms, 10s, 1m)",
             "watchdog.cfg [engine] priority: -21 is outside the nice range -20..19",
-            "watchdog.cfg [engine] colour: unknown key (known: binary, args, dependency, priority, term_timeout, user)",
+            "watchdog.cfg [engine] colour: unknown key (known: binary, args, dependency, priority, term_timeout, user, capabilities)",
             "watchdog.cfg [ha] binary: required",
             "watchdog.cfg [ecu] dependency: unknown service \"nope\"",
         ]

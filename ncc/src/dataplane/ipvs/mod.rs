@@ -151,7 +151,8 @@ fn ipvs_dest(d: &Dest, mode: ForwardMode) -> IpvsDest {
 /// The IPVS plane over a kernel.
 #[derive(Debug)]
 pub struct IpvsPlane<K> {
-    kernel: K,
+    /// Behind a lock so `stats(&self)` can read fresh counters.
+    kernel: std::sync::Mutex<K>,
     held: Held,
     /// The mode ncc last gave each service (IPVS stores it per destination only).
     modes: BTreeMap<ServiceKey, ForwardMode>,
@@ -161,12 +162,19 @@ impl<K: IpvsKernel> IpvsPlane<K> {
     /// A plane over `kernel`; reads it immediately (what it holds is adopted).
     pub fn new(kernel: K) -> Result<Self, NccError> {
         let mut p = Self {
-            kernel,
+            kernel: std::sync::Mutex::new(kernel),
             held: Vec::new(),
             modes: BTreeMap::new(),
         };
-        p.held = p.kernel.dump()?;
+        let held = p.kernel()?.dump()?;
+        p.held = held;
         Ok(p)
+    }
+
+    fn kernel(&self) -> Result<std::sync::MutexGuard<'_, K>, NccError> {
+        self.kernel
+            .lock()
+            .map_err(|_| NccError::Plane("ipvs: the kernel handle panicked".into()))
     }
 
     fn to_model(&self, s: &IpvsService, dests: &[IpvsDest]) -> Option<Service> {
@@ -336,7 +344,8 @@ impl<K: IpvsKernel> Dataplane for IpvsPlane<K> {
     }
 
     fn refresh(&mut self) -> Result<(), NccError> {
-        self.held = self.kernel.dump()?;
+        let held = self.kernel()?.dump()?;
+        self.held = held;
         Ok(())
     }
 
@@ -360,13 +369,23 @@ impl<K: IpvsKernel> Dataplane for IpvsPlane<K> {
                 _ => {}
             }
         }
-        let r = ops.iter().try_for_each(|op| self.kernel.exec(op));
+        let r = {
+            let mut k = self.kernel()?;
+            ops.iter().try_for_each(|op| k.exec(op))
+        };
         self.refresh()?;
         r
     }
 
     fn stats(&self) -> Vec<ServiceStats> {
-        self.held
+        let fresh = match self.kernel().and_then(|mut k| k.dump()) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!("cannot read IPVS counters ({e}); reporting the last state");
+                self.held.clone()
+            }
+        };
+        fresh
             .iter()
             .filter_map(|(s, ds)| {
                 let service = self.to_model(s, ds)?;

@@ -1,7 +1,8 @@
 //! The few Linux syscalls the proxy needs that std and tokio do not wrap: `pipe2` + `splice` for
-//! the zero-copy TCP relay, `recvmmsg`/`sendmmsg` and UDP GSO (`UDP_SEGMENT`) for batched UDP,
-//! and `epoll` for the UDP workers. Every `unsafe` block of the proxy is here, each with its
-//! `SAFETY:` argument; callers see safe functions over borrowed or owned file descriptors.
+//! the zero-copy TCP relay, `recvmmsg`/`sendmmsg`, UDP GSO (`UDP_SEGMENT`) and GRO (`UDP_GRO`)
+//! for batched UDP, and `epoll` for the UDP workers. Every `unsafe` block of the proxy is here,
+//! each with its `SAFETY:` argument; callers see safe functions over borrowed or owned file
+//! descriptors.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -157,6 +158,11 @@ pub(crate) struct Batch {
     addr_lens: Vec<libc::socklen_t>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
+    /// Per slot, room for the `UDP_GRO` control message of a receive (8-byte aligned).
+    controls: Vec<[u64; 4]>,
+    /// Per slot after a receive: the size of the datagrams coalesced into it by GRO (the last
+    /// may be shorter), or its length when it holds one datagram.
+    segs: Vec<usize>,
     /// Slots in use (send side).
     pub(crate) len: usize,
 }
@@ -177,6 +183,8 @@ impl Batch {
             addr_lens: vec![0; n],
             iovs: Vec::with_capacity(n),
             hdrs: Vec::with_capacity(n),
+            controls: vec![[0; 4]; n],
+            segs: vec![0; n],
             len: 0,
         }
     }
@@ -233,6 +241,10 @@ impl Batch {
             let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
             h.msg_iov = &raw mut self.iovs[i];
             h.msg_iovlen = 1;
+            if recv {
+                h.msg_control = self.controls[i].as_mut_ptr().cast();
+                h.msg_controllen = size_of::<[u64; 4]>();
+            }
             if recv || self.addr_lens[i] > 0 {
                 h.msg_name = (&raw mut self.addrs[i]).cast();
                 h.msg_namelen = if recv {
@@ -266,9 +278,18 @@ impl Batch {
             )
         })? as usize;
         for i in 0..n {
-            self.lens[i] = (self.hdrs[i].msg_len as usize).min(self.size);
+            let len = (self.hdrs[i].msg_len as usize).min(self.size);
+            self.lens[i] = len;
+            self.segs[i] =
+                gro_segment(&self.hdrs[i].msg_hdr).map_or(len, |g| g.clamp(1, len.max(1)));
         }
         Ok(n)
+    }
+
+    /// The datagram size of slot `i` after a receive: smaller than its length when the kernel
+    /// coalesced several datagrams of one sender into it (GRO).
+    pub(crate) fn segment(&self, i: usize) -> usize {
+        self.segs[i]
     }
 
     /// Sends slots `from..to` as ONE UDP GSO message (`UDP_SEGMENT`): the kernel cuts the
@@ -351,6 +372,43 @@ impl Batch {
         })?;
         Ok(sent as usize)
     }
+}
+
+/// The `UDP_GRO` segment size a receive reported in its control messages, if any.
+fn gro_segment(h: &libc::msghdr) -> Option<usize> {
+    if h.msg_controllen == 0 || h.msg_control.is_null() {
+        return None;
+    }
+    // SAFETY: after recvmmsg, msg_control/msg_controllen describe the control messages the
+    // kernel wrote into this slot's buffer; CMSG_FIRSTHDR/CMSG_NXTHDR stay within them.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == libc::UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                return usize::try_from(v).ok().filter(|&v| v > 0);
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    None
+}
+
+/// Asks the kernel to coalesce datagrams of one sender arriving together into one receive
+/// (`UDP_GRO`); their size comes back per receive. Fails on kernels without it.
+pub(crate) fn enable_gro(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a valid int for the option; the fd is borrowed and so open.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
 }
 
 /// An epoll instance.

@@ -1,7 +1,8 @@
 //! UDP forwarding: one worker thread per core, each with its own `SO_REUSEPORT` socket on the
 //! VIP:port (the kernel keeps a client's datagrams on one worker), an epoll set, and a flow table
 //! owned by that thread alone (no locks on the packet path). Datagrams are received and sent in
-//! batches with `recvmmsg`; a batch's datagrams of one flow leave as one UDP GSO message
+//! batches with `recvmmsg` (the VIP socket asks for GRO, so a receive may hold several datagrams
+//! of one client, split again here); a batch's datagrams of one flow leave as one UDP GSO message
 //! (`UDP_SEGMENT`: the kernel splits it into the original datagrams) when they have the same
 //! size, else with `sendmmsg` — also for good once the kernel refuses GSO.
 //!
@@ -52,6 +53,10 @@ pub(super) fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = sock.set_recv_buffer_size(4 << 20);
     let _ = sock.set_send_buffer_size(4 << 20);
     sock.bind(&addr.into())?;
+    // Best effort: datagrams of one client arriving together come up in one receive.
+    if let Err(e) = super::sys::enable_gro(sock.as_fd()) {
+        tracing::debug!(error = %e, "UDP GRO not available");
+    }
     Ok(sock.into())
 }
 
@@ -162,18 +167,31 @@ impl Worker {
                 let Some(client) = self.rx.addr(i) else {
                     continue;
                 };
-                let Some(slot) = self.flow_for(&table, i, client) else {
-                    continue;
-                };
-                let payload = self.rx.payload(i);
-                if self.tx.push(payload, None) {
-                    self.tx_flow.push(slot);
-                    if let Some(f) = self.flows[slot].as_mut() {
-                        f.last = self.now;
-                        f.dest
-                            .counters
-                            .bytes_in
-                            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                // A slot holds one datagram, or several of one client coalesced by GRO: each
+                // is routed (and may go to another flow) on its own.
+                let (len, seg) = (self.rx.payload(i).len(), self.rx.segment(i));
+                let mut at = 0;
+                loop {
+                    let end = (at + seg).min(len);
+                    if let Some(slot) = self.flow_for(&table, i, at..end, client) {
+                        if self.tx.len >= self.tx.capacity() {
+                            self.flush_to_backends();
+                        }
+                        let payload = &self.rx.payload(i)[at..end];
+                        if self.tx.push(payload, None) {
+                            self.tx_flow.push(slot);
+                            if let Some(f) = self.flows[slot].as_mut() {
+                                f.last = self.now;
+                                f.dest
+                                    .counters
+                                    .bytes_in
+                                    .fetch_add((end - at) as u64, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    at = end;
+                    if at >= len {
+                        break;
                     }
                 }
             }
@@ -184,7 +202,8 @@ impl Worker {
         }
     }
 
-    /// Sends the queued datagrams, one `sendmmsg` per run of datagrams of the same flow.
+    /// Sends the queued datagrams, each run of datagrams of one flow together (GSO or
+    /// `sendmmsg`), and empties the queue.
     fn flush_to_backends(&mut self) {
         let mut start = 0;
         let total = self.tx.len;
@@ -209,14 +228,24 @@ impl Worker {
             }
             start = end;
         }
+        self.tx.len = 0;
+        self.tx_flow.clear();
     }
 
     /// The flow slot for datagram `i` of the receive batch, creating the flow if needed; `None`
     /// when the datagram is denied or cannot be forwarded (counted).
-    fn flow_for(&mut self, table: &Table, i: usize, client: SocketAddr) -> Option<usize> {
+    fn flow_for(
+        &mut self,
+        table: &Table,
+        i: usize,
+        range: std::ops::Range<usize>,
+        client: SocketAddr,
+    ) -> Option<usize> {
         let opts = &table.spec.opts;
         let rules = &table.rules;
-        let disc = rules.hash_key(self.rx.payload(i)).map_or(0, hash_bytes);
+        let disc = rules
+            .hash_key(&self.rx.payload(i)[range.clone()])
+            .map_or(0, hash_bytes);
         let per_packet = opts.udp_mode == UdpMode::PerPacket;
         if !per_packet && let Some(&slot) = self.by_key.get(&(client, disc)) {
             let live = self.flows[slot]
@@ -227,7 +256,7 @@ impl Worker {
             }
             self.remove(slot);
         }
-        let payload = self.rx.payload(i);
+        let payload = &self.rx.payload(i)[range];
         let group = match rules.route(payload, None) {
             Verdict::Deny => {
                 self.counters.denied.fetch_add(1, Ordering::Relaxed);
@@ -304,17 +333,36 @@ impl Worker {
                 }
             };
             let client = f.client;
+            let dest = f.dest.clone();
             self.tx.len = 0;
             let mut bytes = 0u64;
             for i in 0..n {
                 let p = self.rx.payload(i);
                 bytes += p.len() as u64;
-                self.tx.push(p, Some(client));
+                // One datagram, or several coalesced by GRO: relayed one by one.
+                let seg = self.rx.segment(i);
+                let mut chunks = p.chunks(seg);
+                let first = chunks.next().unwrap_or_default();
+                for d in std::iter::once(first).chain(chunks) {
+                    if self.tx.len >= self.tx.capacity() {
+                        let total = self.tx.len;
+                        let dropped = send_run(
+                            &mut self.tx,
+                            self.vip.as_fd(),
+                            0,
+                            total,
+                            Some(client),
+                            &mut self.gso,
+                        );
+                        self.counters
+                            .send_errors
+                            .fetch_add(dropped, Ordering::Relaxed);
+                        self.tx.len = 0;
+                    }
+                    self.tx.push(d, Some(client));
+                }
             }
-            f.dest
-                .counters
-                .bytes_out
-                .fetch_add(bytes, Ordering::Relaxed);
+            dest.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
             if let Some(f) = self.flows[slot].as_mut() {
                 f.last = self.now;
             }

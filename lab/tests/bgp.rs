@@ -1,0 +1,574 @@
+//! Anycast over BGP in the namespace lab (root only; skips when gobgpd or bird is missing):
+//! `client` → `router` (bird2, importing BGP with ECMP into its kernel table) → `lb1`/`lb2` (the
+//! whole suite under its watchdog, GoBGP's `gobgpd` supervised with it) → `be1..be3`.
+//!
+//! Asserted, in order:
+//! 1. before any backend is up, neither node announces the anycast VIP (GoBGP's RIB, sampled);
+//! 2. with both nodes healthy the router holds an ECMP route for the VIP with both next hops, and
+//!    client requests (a new connection each, L4 multipath hash) are carried by both nodes;
+//! 3. when every service on `lb1` fails its health checks (an nft rule rejects lb1 → backends),
+//!    lb1 withdraws within detection time + 1 s, no client request fails for longer than that, and
+//!    lb1's RIB never holds the VIP while its services are unhealthy;
+//! 4. after healing, both paths return; when lb1's whole suite is killed (SIGKILL, gobgpd with it)
+//!    the session drop removes lb1's path.
+//!
+//! The `BGP-LAB` lines are the numbers for bench/RESULTS.md.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use seesaw_lab::config::{watchdog_cfg_shipped_priorities, write_atomic};
+use seesaw_lab::{Lab, bins, http, procs};
+
+const VIP: &str = "192.168.255.1";
+const ROUTER: &str = "192.0.2.254";
+const LBS: [(&str, &str, &str); 2] = [
+    ("lb1", "192.0.2.10", "203.0.113.1"),
+    ("lb2", "192.0.2.11", "203.0.113.2"),
+];
+const BACKENDS: [(&str, &str); 3] = [
+    ("be1", "203.0.113.11"),
+    ("be2", "203.0.113.12"),
+    ("be3", "203.0.113.13"),
+];
+/// Health check: every second, unhealthy after the first failure (`retries: 0`).
+const DETECTION: Duration = Duration::from_secs(1);
+const GOBGPD: &str = "/usr/bin/gobgpd";
+const GOBGP: &str = "/usr/bin/gobgp";
+const BIRD: &str = "/usr/sbin/bird";
+
+fn seesaw_cfg(node: &str) -> String {
+    format!(
+        "[cluster]\nname = lab\nnode_ipv4 = {node}\nanycast_enabled = true\n\n\
+         [interface]\nnode = eth0\nlb = eth0\n\n[dataplane]\nkind = proxy\n\n\
+         [bgp]\ngobgp_api = 127.0.0.1:50051\n\n[ecu]\nlisten = 127.0.0.1:10257\n"
+    )
+}
+
+fn cluster_pb() -> String {
+    let mut s = String::from(
+        "seesaw_vip: < fqdn: \"seesaw-vip.lab.\" ipv4: \"192.0.2.1/24\" status: PRODUCTION >\n",
+    );
+    for (name, ip, _) in LBS {
+        s.push_str(&format!(
+            "node: < fqdn: \"{name}.lab.\" ipv4: \"{ip}/24\" status: PRODUCTION >\n"
+        ));
+    }
+    s.push_str(&format!(
+        "bgp_local_asn: 64513\nbgp_remote_asn: 64512\n\
+         bgp_peer: < fqdn: \"router.lab.\" ipv4: \"{ROUTER}/24\" status: PRODUCTION >\n"
+    ));
+    s.push_str(&format!(
+        "vserver: <\n  name: \"anycast-web@lab\"\n  entry_address: < fqdn: \"web.lab.\" ipv4: \"{VIP}/32\" status: PRODUCTION >\n  rp: \"lab@example.com\"\n  \
+         vserver_entry: < protocol: TCP port: 80 scheduler: RR mode: NAT healthcheck: < type: HTTP interval: 1 timeout: 1 retries: 0 send: \"/\" code: 200 > >\n"
+    ));
+    for (name, ip) in BACKENDS {
+        s.push_str(&format!(
+            "  backend: < host: < fqdn: \"{name}.lab.\" ipv4: \"{ip}/24\" status: PRODUCTION > weight: 1 >\n"
+        ));
+    }
+    s.push_str(">\n");
+    s
+}
+
+/// bird2 on the router: eBGP from both LBs (AS 64513), everything imported, merged into ECMP
+/// routes in the kernel table; fast timers so a lost session is noticed quickly.
+fn bird_conf() -> String {
+    let mut s = format!(
+        "router id {ROUTER};\nlog stderr all;\n\
+         protocol device {{ scan time 1; }}\n\
+         protocol kernel {{ ipv4 {{ import none; export all; }}; merge paths on; learn off; }}\n"
+    );
+    for (name, ip, _) in LBS {
+        s.push_str(&format!(
+            "protocol bgp {name} {{\n  local {ROUTER} as 64512;\n  neighbor {ip} as 64513;\n  \
+             hold time 3; keepalive time 1; connect retry time 1; error wait time 1, 2;\n  \
+             ipv4 {{ import all; export none; }};\n}}\n"
+        ));
+    }
+    s
+}
+
+/// The router's next hops for the VIP (empty: no route).
+fn next_hops(lab: &Lab) -> Vec<String> {
+    let out = lab
+        .exec(
+            "router",
+            "ip",
+            &["-4", "route", "show", VIP],
+            &[],
+            Duration::from_secs(5),
+        )
+        .expect("ip route");
+    let mut hops: Vec<String> = out
+        .stdout
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "via")
+        .map(|w| w[1].to_owned())
+        .collect();
+    hops.sort();
+    hops
+}
+
+/// Waits (bounded) until the router's next hops for the VIP are `want`; returns when.
+fn wait_hops(lab: &Lab, want: &[&str], within: Duration) -> Option<Instant> {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if next_hops(lab) == want {
+            return Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Whether `node`'s GoBGP RIB holds the VIP (read with the `gobgp` client).
+fn rib_has_vip(lab: &Lab, node: &str) -> Option<bool> {
+    let out = lab
+        .exec(
+            node,
+            GOBGP,
+            &[
+                "-u",
+                "127.0.0.1",
+                "-p",
+                "50051",
+                "global",
+                "rib",
+                "-a",
+                "ipv4",
+            ],
+            &[],
+            Duration::from_secs(5),
+        )
+        .ok()?;
+    out.status
+        .success()
+        .then(|| out.stdout.contains(&format!("{VIP}/32")))
+}
+
+/// Samples both nodes' RIBs every 100 ms until stopped.
+struct RibSampler {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<(Instant, usize, bool)>>>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl RibSampler {
+    fn start(lab: &Arc<Lab>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (l, s, out) = (Arc::clone(lab), Arc::clone(&stop), Arc::clone(&samples));
+        let handle = std::thread::spawn(move || {
+            // Bounded: at most 10 minutes of samples.
+            for _ in 0..6000 {
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                for (i, (name, _, _)) in LBS.iter().enumerate() {
+                    if let Some(has) = rib_has_vip(&l, name) {
+                        out.lock().expect("samples").push((Instant::now(), i, has));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Self {
+            stop,
+            samples,
+            handle,
+        }
+    }
+
+    /// Samples of node `i` taken inside `[from, to]` that hold the VIP.
+    fn announced_between(&self, i: usize, from: Instant, to: Instant) -> Vec<Instant> {
+        self.samples
+            .lock()
+            .expect("samples")
+            .iter()
+            .filter(|(t, n, has)| *n == i && *has && *t >= from && *t <= to)
+            .map(|(t, _, _)| *t)
+            .collect()
+    }
+
+    fn count(&self, i: usize) -> usize {
+        self.samples
+            .lock()
+            .expect("samples")
+            .iter()
+            .filter(|(_, n, _)| *n == i)
+            .count()
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.handle.join();
+    }
+}
+
+/// Total connections the node's data plane carried, summed from `show vservers -o json`.
+fn total_conns(lab: &Lab, run: &Path) -> u64 {
+    fn sum(v: &serde_json::Value) -> u64 {
+        match v {
+            serde_json::Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("total_conns", serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
+                    _ => sum(v),
+                })
+                .sum(),
+            serde_json::Value::Array(a) => a.iter().map(sum).sum(),
+            _ => 0,
+        }
+    }
+    let seesaw = bins::binary("seesaw").expect("checked");
+    let r = run.to_string_lossy().into_owned();
+    let node = if run.starts_with(lab.run_dir("lb1").expect("lb1")) {
+        "lb1"
+    } else {
+        "lb2"
+    };
+    let out = lab
+        .exec(
+            node,
+            &seesaw,
+            &[
+                "--run-dir",
+                &r,
+                "-o",
+                "json",
+                "-c",
+                "show vservers anycast-web@lab",
+            ],
+            &[],
+            Duration::from_secs(10),
+        )
+        .expect("shell");
+    serde_json::from_str(&out.stdout).map_or(0, |v| sum(&v))
+}
+
+fn missing_tools() -> Option<String> {
+    [GOBGPD, GOBGP, BIRD]
+        .iter()
+        .find(|p| !Path::new(p).exists())
+        .map(|p| (*p).to_owned())
+}
+
+#[test]
+#[allow(
+    clippy::print_stdout,
+    clippy::too_many_lines,
+    reason = "the measurements are the output"
+)]
+fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
+    if !seesaw_lab::require_root() {
+        return;
+    }
+    if let Some(tool) = missing_tools() {
+        println!("SKIP bgp lab: {tool} is missing (apt-get install gobgpd bird2)");
+        return;
+    }
+    bins::require_all().unwrap_or_else(|e| panic!("{e}"));
+    let t_lab = Instant::now();
+    let mut b = Lab::builder()
+        .node("client", &["192.0.2.100/24"])
+        .route("client", "192.168.255.0/24", ROUTER)
+        .node("router", &[&format!("{ROUTER}/24")]);
+    for (name, ip, be_side) in LBS {
+        b = b
+            .node(name, &[&format!("{ip}/24"), &format!("{be_side}/24")])
+            .loopback(name, &format!("{VIP}/32"));
+    }
+    for (name, ip) in BACKENDS {
+        b = b.node(name, &[&format!("{ip}/24")]);
+    }
+    let mut lab = b
+        .build()
+        .unwrap_or_else(|e| panic!("building the lab: {e}"));
+    let sysctl = |lab: &Lab, node: &str, kv: &str| {
+        let out = lab
+            .exec(node, "sysctl", &["-qw", kv], &[], Duration::from_secs(5))
+            .expect("sysctl");
+        assert!(
+            out.status.success(),
+            "sysctl {kv} in {node}: {}",
+            out.combined()
+        );
+    };
+    // The router forwards with an L4 hash (flows, not hosts, spread over the next hops) and sends
+    // no redirects (the client must keep going through it, not straight to one LB).
+    for kv in [
+        "net.ipv4.ip_forward=1",
+        "net.ipv4.fib_multipath_hash_policy=1",
+        "net.ipv4.conf.all.send_redirects=0",
+        "net.ipv4.conf.eth0.send_redirects=0",
+    ] {
+        sysctl(&lab, "router", kv);
+    }
+    sysctl(&lab, "client", "net.ipv4.conf.all.accept_redirects=0");
+
+    let seesaw = bins::binary("seesaw").expect("checked");
+    let dir: PathBuf = lab.dir().to_owned();
+    write_atomic(&dir, "bird.conf", &bird_conf()).expect("bird.conf");
+    let (conf, ctl) = (dir.join("bird.conf"), dir.join("bird.ctl"));
+    lab.spawn(
+        "router",
+        BIRD,
+        &[
+            "-f",
+            "-c",
+            &conf.to_string_lossy(),
+            "-s",
+            &ctl.to_string_lossy(),
+        ],
+        &[],
+    )
+    .expect("starting bird");
+
+    // Backends run from the start, but each LB is cut off from them (rejected) until phase 2, so
+    // every check fails first.
+    for (name, ip) in BACKENDS {
+        let listen = format!("{ip}:80");
+        lab.spawn(
+            name,
+            &seesaw,
+            &["demo-backend", "--listen", &listen, "--name", name],
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+    }
+    for (name, _, _) in LBS {
+        nft(&lab, name, BLOCK);
+    }
+    let mut run_dirs = Vec::new();
+    for (name, ip, _) in LBS {
+        let config = lab.config_dir(name).expect("lb");
+        let run = lab.run_dir(name).expect("lb");
+        let log = lab.log_dir(name).expect("lb");
+        write_atomic(&config, "seesaw.cfg", &seesaw_cfg(ip)).expect("seesaw.cfg");
+        write_atomic(&config, "cluster.pb", &cluster_pb()).expect("cluster.pb");
+        // GoBGP is part of the suite: supervised by the same watchdog, so it dies with it.
+        let watchdog = format!(
+            "{}[gobgpd]\nbinary = {GOBGPD}\nargs = --api-hosts=127.0.0.1:50051 --pprof-disable --log-plain --sdnotify\nterm_timeout = 2s\n",
+            watchdog_cfg_shipped_priorities().expect("binaries")
+        );
+        write_atomic(&config, "watchdog.cfg", &watchdog).expect("watchdog.cfg");
+        let (r, c, l) = (
+            run.to_string_lossy().into_owned(),
+            config.to_string_lossy().into_owned(),
+            log.to_string_lossy().into_owned(),
+        );
+        lab.spawn(
+            name,
+            bins::binary("seesaw_watchdog").expect("checked above"),
+            &["--run-dir", &r, "--config-dir", &c, "--log-dir", &l],
+            &[
+                ("SEESAW_RUN_DIR", &r),
+                ("SEESAW_CONFIG_DIR", &c),
+                ("SEESAW_LOG_DIR", &l),
+                ("RUST_LOG", "info"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("starting the watchdog on {name}: {e}"));
+        run_dirs.push(run);
+    }
+    let lab = Arc::new(lab);
+    let sampler = RibSampler::start(&lab);
+
+    // 1. Sessions come up; no backend reachable yet, so nothing may be announced.
+    let t_start = Instant::now();
+    let established = (0..300).find_map(|_| {
+        let up = LBS.iter().zip(&run_dirs).all(|((name, _, _), run)| {
+            let r = run.to_string_lossy().into_owned();
+            lab.exec(
+                name,
+                &seesaw,
+                &["--run-dir", &r, "-c", "show bgp neighbors"],
+                &[],
+                Duration::from_secs(5),
+            )
+            .is_ok_and(|o| {
+                o.stdout
+                    .contains(&format!("BGP neighbor is {ROUTER}, remote AS 64512"))
+                    && o.stdout.contains("ESTABLISHED")
+            })
+        });
+        if up {
+            Some(Instant::now())
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+            None
+        }
+    });
+    let established =
+        established.expect("both BGP sessions established within 30 s (show bgp neighbors)");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        next_hops(&lab).is_empty(),
+        "VIP routed before any backend is healthy"
+    );
+    let unhealthy_start = sampler.announced_between(0, t_start, Instant::now()).len()
+        + sampler.announced_between(1, t_start, Instant::now()).len();
+    assert_eq!(
+        unhealthy_start, 0,
+        "a node announced the VIP with no healthy backend"
+    );
+    println!(
+        "BGP-LAB sessions established {:?} after start; RIB samples while unhealthy: lb1 {} lb2 {}, none announced",
+        established - t_start,
+        sampler.count(0),
+        sampler.count(1)
+    );
+
+    // 2. Backends reachable: ECMP over both LBs, flows through both.
+    for (name, _, _) in LBS {
+        nft(&lab, name, UNBLOCK);
+    }
+    let both = [LBS[0].1, LBS[1].1];
+    let t_backends = Instant::now();
+    let ecmp = wait_hops(&lab, &both, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no ECMP route with both next hops: {:?}", next_hops(&lab)));
+    println!(
+        "BGP-LAB ECMP route via both LBs {:?} after the backends became reachable",
+        ecmp - t_backends
+    );
+    let before = [
+        total_conns(&lab, &run_dirs[0]),
+        total_conns(&lab, &run_dirs[1]),
+    ];
+    let vip: SocketAddr = format!("{VIP}:80").parse().expect("literal");
+    let ok = lab
+        .run_in("client", || {
+            (0..200)
+                .filter(|_| matches!(http::get(vip, "/", Duration::from_secs(2)), Ok(r) if r.status == 200))
+                .count()
+        })
+        .expect("client ns");
+    assert_eq!(ok, 200, "requests through the ECMP route failed");
+    // The engine refreshes the plane's counters every 2 s.
+    std::thread::sleep(Duration::from_millis(2500));
+    let carried = [
+        total_conns(&lab, &run_dirs[0]) - before[0],
+        total_conns(&lab, &run_dirs[1]) - before[1],
+    ];
+    println!(
+        "BGP-LAB 200 requests: lb1 carried {} connections, lb2 {}",
+        carried[0], carried[1]
+    );
+    assert!(
+        carried[0] > 0 && carried[1] > 0,
+        "flows did not use both LBs: {carried:?}"
+    );
+
+    // 3. Every service on lb1 fails its checks: lb1 withdraws; requests recover within the bound.
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let (lab, stop) = (Arc::clone(&lab), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            lab.run_in("client", || {
+                let mut out = Vec::new();
+                for _ in 0..3000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let t = Instant::now();
+                    let ok = matches!(http::get(vip, "/", Duration::from_millis(500)), Ok(r) if r.status == 200);
+                    out.push((t, Instant::now(), ok));
+                    std::thread::sleep(Duration::from_millis(10).saturating_sub(t.elapsed()));
+                }
+                out
+            })
+            .expect("client ns")
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    nft(&lab, "lb1", BLOCK);
+    let t_fail = Instant::now();
+    let withdrawn = wait_hops(&lab, &[LBS[1].1], DETECTION + Duration::from_secs(5))
+        .expect("lb1's path withdrawn");
+    let withdraw_after = withdrawn - t_fail;
+    std::thread::sleep(Duration::from_millis(1500));
+    let t_unhealthy_end = Instant::now();
+    stop.store(true, Ordering::Relaxed);
+    let probes = prober.join().expect("prober");
+    let failed: Vec<&(Instant, Instant, bool)> =
+        probes.iter().filter(|p| !p.2 && p.0 >= t_fail).collect();
+    let fail_span = match (failed.first(), failed.last()) {
+        (Some(a), Some(z)) => z.1 - a.0,
+        _ => Duration::ZERO,
+    };
+    // lb1 is certainly unhealthy from detection time after the rule on; its RIB must not hold
+    // the VIP from then until the rule goes (allowing one sample in flight at the withdrawal).
+    let late =
+        sampler.announced_between(0, withdrawn + Duration::from_millis(200), t_unhealthy_end);
+    println!(
+        "BGP-LAB lb1 unhealthy: withdrawn after {withdraw_after:?} (bound {:?}); {} of {} requests failed, failures spanned {fail_span:?}; lb1 RIB samples holding the VIP after the withdrawal: {}",
+        DETECTION + Duration::from_secs(1),
+        failed.len(),
+        probes.iter().filter(|p| p.0 >= t_fail).count(),
+        late.len()
+    );
+    assert!(
+        withdraw_after <= DETECTION + Duration::from_secs(1),
+        "withdrawal took {withdraw_after:?}"
+    );
+    assert!(
+        fail_span <= DETECTION + Duration::from_secs(1),
+        "requests failed for {fail_span:?}"
+    );
+    assert!(
+        late.is_empty(),
+        "lb1 announced the VIP while its services were unhealthy"
+    );
+
+    // 4. Heal, then kill lb1's whole suite: the session drop removes its path.
+    nft(&lab, "lb1", UNBLOCK);
+    wait_hops(&lab, &both, Duration::from_secs(15)).expect("lb1's path back after healing");
+    let suite = procs::pids_with_env("SEESAW_RUN_DIR", &run_dirs[0].to_string_lossy());
+    assert!(suite.len() >= 6, "lb1's suite: {suite:?}");
+    let t_kill = Instant::now();
+    for p in &suite {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+    let dropped = wait_hops(&lab, &[LBS[1].1], Duration::from_secs(10))
+        .expect("lb1's path removed after its suite was killed");
+    println!(
+        "BGP-LAB lb1 suite killed ({} processes): path removed after {:?}; lab total {:?}",
+        suite.len(),
+        dropped - t_kill,
+        t_lab.elapsed()
+    );
+    let ok = lab
+        .run_in("client", || {
+            (0..50)
+                .filter(|_| matches!(http::get(vip, "/", Duration::from_secs(2)), Ok(r) if r.status == 200))
+                .count()
+        })
+        .expect("client ns");
+    assert_eq!(ok, 50, "requests through lb2 alone failed");
+    sampler.stop();
+}
+
+/// Cuts an LB off from every backend (health checks and proxied connections get a reset).
+const BLOCK: &str = "add table inet bgplab; add chain inet bgplab out { type filter hook output priority 0; }; \
+     add rule inet bgplab out ip daddr 203.0.113.0/24 tcp dport 80 reject with tcp reset";
+/// Undoes [`BLOCK`].
+const UNBLOCK: &str = "delete table inet bgplab";
+
+fn nft(lab: &Lab, node: &str, script: &str) {
+    let out = lab
+        .exec(node, "nft", &[script], &[], Duration::from_secs(5))
+        .expect("nft");
+    assert!(
+        out.status.success(),
+        "nft in {node}: {script}: {}",
+        out.combined()
+    );
+}
