@@ -5,7 +5,8 @@
 #   wrk -t1 -c64 (keep-alive) for WRK_SECS, iperf3 single stream for IPERF_SECS,
 #   udpgen 64-byte datagrams for UDP_SECS (counted at the receiver; not through HAProxy).
 # Paths: direct (no proxy), ours (seesaw_ncc, [dataplane] kind = proxy, services applied over its
-# gRPC socket with nccctl), HAProxy (mode tcp, nbthread = ours, maxconn 4000, splice-auto) and
+# gRPC socket with nccctl; for UDP also ours_nooffload: a second instance with
+# SEESAW_UDP_OFFLOAD=off, i.e. without UDP GSO/GRO), HAProxy (mode tcp, nbthread = ours, maxconn 4000, splice-auto) and
 # nginx stream (worker_processes = ours, reuseport). The order of the paths alternates between
 # rounds (rotated, and reversed every other round). Prints every run and a markdown table of
 # medians and same-round ratios (the median of the per-round ratios); with --record the table is
@@ -59,7 +60,7 @@ trap cleanup EXIT
 BE_HTTP=18080 BE_IPERF=15201 BE_UDP=19000
 declare -A HTTP=([direct]=18080 [ours]=18081 [haproxy]=18082 [nginx]=18083)
 declare -A IPERF=([direct]=15201 [ours]=15202 [haproxy]=15203 [nginx]=15204)
-declare -A UDP=([direct]=19000 [ours]=19001 [nginx]=19003)
+declare -A UDP=([direct]=19000 [ours]=19001 [ours_nooffload]=19002 [nginx]=19003)
 
 # --- backends ---
 mkdir -p "$tmp/be/logs" "$tmp/ngx/logs"
@@ -96,6 +97,15 @@ $rel/nccctl "$sock" apply \
   tcp 127.0.0.1:${HTTP[ours]} 127.0.0.1:$BE_HTTP \
   tcp 127.0.0.1:${IPERF[ours]} 127.0.0.1:$BE_IPERF \
   udp 127.0.0.1:${UDP[ours]} 127.0.0.1:$BE_UDP >/dev/null
+
+# A second instance of ours with UDP GSO/GRO off, to measure what they bring (UDP only).
+mkdir -p "$tmp/ncc2-run"
+SEESAW_UDP_OFFLOAD=off $rel/seesaw_ncc --config-dir "$tmp/ncc-cfg" --run-dir "$tmp/ncc2-run" \
+  2>"$tmp/ncc2.log" &
+pids+=($!)
+sock2="$tmp/ncc2-run/ncc/ncc.sock"
+for _ in $(seq 1 100); do [ -S "$sock2" ] && break; sleep 0.1; done
+$rel/nccctl "$sock2" apply udp 127.0.0.1:${UDP[ours_nooffload]} 127.0.0.1:$BE_UDP >/dev/null
 
 # --- HAProxy ---
 cat >"$tmp/haproxy.cfg" <<EOF
@@ -168,7 +178,7 @@ import sys
 n = int('$out'.split()[1]); print(round(n / $udp_secs), 'received', n, 'sent', $sent)"
 }
 
-paths_for() { case $1 in udp) echo "direct ours nginx";; *) echo "direct ours haproxy nginx";; esac; }
+paths_for() { case $1 in udp) echo "direct ours ours_nooffload nginx";; *) echo "direct ours haproxy nginx";; esac; }
 
 # Warm-up (not recorded).
 for p in direct ours haproxy nginx; do wrk -t1 -c64 -d1s "http://127.0.0.1:${HTTP[$p]}/" >/dev/null; done
@@ -229,7 +239,7 @@ if any(k[0] == "udp" for k in by):
     out.append("")
     out.append("| udpgen 64 B | delivered/s (median) | ÷ direct | ours ÷ this |")
     out.append("|---|---|---|---|")
-    for p in ["direct", "ours", "nginx"]:
+    for p in ["direct", "ours", "ours_nooffload", "nginx"]:
         if ("udp", p) in by:
             out.append(f"| {p} | {med('udp', p):.0f} | {ratio('udp', p, 'direct')} | {ratio('udp', 'ours', p)} |")
 print("\n".join(out))

@@ -195,6 +195,8 @@ pub enum CheckKind {
     TcpTls,
     /// RADIUS Access-Request.
     Radius,
+    /// MySQL/MariaDB server greeting.
+    Mysql,
 }
 
 impl CheckKind {
@@ -207,6 +209,7 @@ impl CheckKind {
             Self::Http | Self::Https => "HTTP",
             Self::Dns => "DNS",
             Self::Radius => "RADIUS",
+            Self::Mysql => "MYSQL",
         }
     }
 }

@@ -466,6 +466,7 @@ impl pb::engine_server::Engine for EngineService {
                     CheckKind::Dns => pb::CheckKind::Dns,
                     CheckKind::TcpTls => pb::CheckKind::TcpTls,
                     CheckKind::Radius => pb::CheckKind::Radius,
+                    CheckKind::Mysql => pb::CheckKind::Mysql,
                 } as i32,
                 target: c.target.to_string(),
                 port: u32::from(c.port),

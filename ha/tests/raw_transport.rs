@@ -61,3 +61,38 @@ async fn adverts_cross_loopback_and_strangers_are_dropped() {
         .expect("recv");
     assert_eq!(got.advert.priority, 0);
 }
+
+#[tokio::test]
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
+async fn an_advert_read_late_reports_its_kernel_arrival() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: raw sockets need root (CAP_NET_RAW)");
+        return;
+    }
+    let mut a = RawTransport::open(&peering([127, 0, 0, 4], [127, 0, 0, 5])).expect("open a");
+    let mut b = RawTransport::open(&peering([127, 0, 0, 5], [127, 0, 0, 4])).expect("open b");
+    a.send(&Advert::new(77, 100, Duration::from_millis(100)))
+        .expect("send");
+    // The reader is "descheduled" for 150 ms: the advert waited in the socket that long.
+    std::thread::sleep(Duration::from_millis(150));
+    tokio::time::timeout(Duration::from_secs(2), b.recv())
+        .await
+        .expect("an advert within 2 s")
+        .expect("recv");
+    let age = b.last_age();
+    assert!(
+        age >= Duration::from_millis(140) && age < Duration::from_secs(1),
+        "age {age:?}"
+    );
+    // Read at once: (almost) no age.
+    a.send(&Advert::new(77, 100, Duration::from_millis(100)))
+        .expect("send");
+    tokio::time::timeout(Duration::from_secs(2), b.recv())
+        .await
+        .expect("an advert within 2 s")
+        .expect("recv");
+    assert!(b.last_age() < Duration::from_millis(100), "{:?}", b.last_age());
+}

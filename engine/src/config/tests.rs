@@ -461,3 +461,20 @@ fn shipped_etc_files_load() {
     assert_eq!(loaded.settings.dataplane, DataplaneKind::Proxy);
     assert!(loaded.local_node().is_some());
 }
+
+#[test]
+fn mysql_checks_are_our_extension() {
+    let text = br#"
+        seesaw_vip < fqdn: "v." >
+        vserver < name: "db" rp: "x" entry_address < fqdn: "d." ipv4: "10.0.0.5/32" >
+          vserver_entry < protocol: TCP port: 3306 mode: NAT healthcheck < type: MYSQL interval: 2 > >
+        >
+    "#;
+    let c = load_cluster(text, None).unwrap();
+    let e = &c.vservers["db"].entries[&EntryKey {
+        proto: Protocol::Tcp,
+        port: 3306,
+    }];
+    let hc = &e.healthchecks["MYSQL/3306_0"];
+    assert_eq!((hc.kind, hc.port), (CheckKind::Mysql, 3306));
+}

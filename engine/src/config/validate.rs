@@ -782,6 +782,7 @@ pub fn healthcheck(
         Ok(T::Dns) => CheckKind::Dns,
         Ok(T::TcpTls) => CheckKind::TcpTls,
         Ok(T::Radius) => CheckKind::Radius,
+        Ok(T::Mysql) => CheckKind::Mysql,
         Err(_) => {
             r.errors
                 .push(format!("{path}.type: unknown type {}", h.r#type));

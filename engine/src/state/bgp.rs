@@ -183,10 +183,7 @@ mod tests {
 
     fn set_all(e: &mut EngineState, healthy: bool) {
         let ids: Vec<u64> = e.checks().map(|c| c.id).collect();
-        e.health(
-            ids.into_iter()
-                .map(|id| (id, result(healthy))),
-        );
+        e.health(ids.into_iter().map(|id| (id, result(healthy))));
     }
 
     #[test]

@@ -34,7 +34,10 @@ impl FakeSpeaker {
         call: &'static str,
         f: impl FnOnce(&mut FakeDaemon) -> T,
     ) -> Result<T, BgpError> {
-        let mut d = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut d = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if d.down {
             return Err(BgpError::Daemon {
                 call,

@@ -95,7 +95,10 @@ pub fn host_path(route: IpAddr, next_hop: IpAddr) -> api::Path {
     };
     api::Path {
         nlri: Some(any("IPAddressPrefix", &prefix)),
-        pattrs: vec![any("OriginAttribute", &api::OriginAttribute { origin: 0 }), hop],
+        pattrs: vec![
+            any("OriginAttribute", &api::OriginAttribute { origin: 0 }),
+            hop,
+        ],
         family: Some(family(route)),
         ..api::Path::default()
     }
@@ -371,11 +374,17 @@ mod tests {
 
     #[test]
     fn host_paths_carry_the_prefix_origin_and_next_hop() {
-        let p = host_path("198.51.100.1".parse().unwrap(), "192.0.2.10".parse().unwrap());
+        let p = host_path(
+            "198.51.100.1".parse().unwrap(),
+            "192.0.2.10".parse().unwrap(),
+        );
         let nlri = p.nlri.expect("nlri");
         assert_eq!(nlri.type_url, "type.googleapis.com/apipb.IPAddressPrefix");
         let prefix = api::IpAddressPrefix::decode(nlri.value.as_slice()).expect("decodes");
-        assert_eq!((prefix.prefix_len, prefix.prefix.as_str()), (32, "198.51.100.1"));
+        assert_eq!(
+            (prefix.prefix_len, prefix.prefix.as_str()),
+            (32, "198.51.100.1")
+        );
         let urls: Vec<&str> = p.pattrs.iter().map(|a| a.type_url.as_str()).collect();
         assert_eq!(
             urls,
@@ -388,7 +397,10 @@ mod tests {
         assert_eq!(hop.next_hop, "192.0.2.10");
         assert_eq!(p.family.expect("family").afi, api::family::Afi::Ip as i32);
 
-        let p = host_path("2001:db8::1".parse().unwrap(), "2001:db8::10".parse().unwrap());
+        let p = host_path(
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::10".parse().unwrap(),
+        );
         assert_eq!(
             p.pattrs[1].type_url,
             "type.googleapis.com/apipb.MpReachNLRIAttribute"
@@ -396,8 +408,8 @@ mod tests {
         let mp = api::MpReachNlriAttribute::decode(p.pattrs[1].value.as_slice()).expect("mp");
         assert_eq!(mp.next_hops, ["2001:db8::10"]);
         assert_eq!(mp.nlris.len(), 1);
-        let prefix = api::IpAddressPrefix::decode(p.nlri.expect("nlri").value.as_slice())
-            .expect("decodes");
+        let prefix =
+            api::IpAddressPrefix::decode(p.nlri.expect("nlri").value.as_slice()).expect("decodes");
         assert_eq!(prefix.prefix_len, 128);
     }
 
@@ -405,7 +417,14 @@ mod tests {
     fn only_host_routes_are_read_back() {
         assert_eq!(host_of("198.51.100.1/32"), "198.51.100.1".parse().ok());
         assert_eq!(host_of("2001:db8::1/128"), "2001:db8::1".parse().ok());
-        for bad in ["198.51.100.0/24", "2001:db8::/64", "x/32", "198.51.100.1", "", "1.2.3.4/128"] {
+        for bad in [
+            "198.51.100.0/24",
+            "2001:db8::/64",
+            "x/32",
+            "198.51.100.1",
+            "",
+            "1.2.3.4/128",
+        ] {
             assert_eq!(host_of(bad), None, "{bad}");
         }
     }
@@ -424,14 +443,25 @@ mod tests {
                 router_id: "192.0.2.254".into(),
                 peer_asn: 64513,
                 messages: Some(api::Messages {
-                    received: Some(api::Message { total: 7, update: 2, ..Default::default() }),
-                    sent: Some(api::Message { total: 9, update: 3, ..Default::default() }),
+                    received: Some(api::Message {
+                        total: 7,
+                        update: 2,
+                        ..Default::default()
+                    }),
+                    sent: Some(api::Message {
+                        total: 9,
+                        update: 3,
+                        ..Default::default()
+                    }),
                 }),
                 ..Default::default()
             }),
             timers: Some(api::Timers {
                 state: Some(api::TimersState {
-                    uptime: Some(prost_types::Timestamp { seconds: 900, nanos: 0 }),
+                    uptime: Some(prost_types::Timestamp {
+                        seconds: 900,
+                        nanos: 0,
+                    }),
                     downtime: None,
                 }),
             }),
@@ -440,7 +470,10 @@ mod tests {
         let n = neighbor_from(&p, now).expect("neighbour");
         assert_eq!(n.state, SessionState::Established);
         assert_eq!(n.uptime, Duration::from_secs(100));
-        assert_eq!((n.received, n.sent, n.updates_received, n.updates_sent), (7, 9, 2, 3));
+        assert_eq!(
+            (n.received, n.sent, n.updates_received, n.updates_sent),
+            (7, 9, 2, 3)
+        );
         assert_eq!(n.peer_asn, 64513);
         if let Some(s) = p.state.as_mut() {
             s.session_state = api::peer_state::SessionState::Active as i32;
@@ -451,7 +484,10 @@ mod tests {
         if let Some(s) = p.state.as_mut() {
             s.session_state = 99;
         }
-        assert_eq!(neighbor_from(&p, now).expect("n").state, SessionState::Unknown);
+        assert_eq!(
+            neighbor_from(&p, now).expect("n").state,
+            SessionState::Unknown
+        );
         p.conf = None;
         if let Some(s) = p.state.as_mut() {
             s.neighbor_address = "not an address".into();

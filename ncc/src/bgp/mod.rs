@@ -204,7 +204,11 @@ impl<S: Speaker> Bgp<S> {
         for r in &routes {
             next_hop(&settings, *r)?;
         }
-        if self.speaker.as_ref().is_none_or(|(a, _)| *a != settings.api) {
+        if self
+            .speaker
+            .as_ref()
+            .is_none_or(|(a, _)| *a != settings.api)
+        {
             let s = (self.connect)(&settings.api)?;
             self.speaker = Some((settings.api.clone(), s));
             self.clean = false;
@@ -227,9 +231,12 @@ impl<S: Speaker> Bgp<S> {
             self.clean = true;
             changes.push("withdrew every route (first contact with the speaker)".to_owned());
         }
-        // New next hops (or any other setting): everything announced goes out again.
+        // New next hops: everything announced goes out again (a peer change needs nothing: the
+        // daemon sends its RIB to a new neighbour by itself).
         let old = self.settings.replace(settings.clone());
-        let resend = old.as_ref().is_some_and(|o| *o != settings);
+        let resend = old.as_ref().is_some_and(|o| {
+            o.next_hop_v4 != settings.next_hop_v4 || o.next_hop_v6 != settings.next_hop_v6
+        });
         let withdraw: Vec<IpAddr> = if resend {
             self.announced.iter().copied().collect()
         } else {
@@ -244,10 +251,18 @@ impl<S: Speaker> Bgp<S> {
             self.announced.remove(&r);
             changes.push(format!("withdraw {}", host_route(r)));
         }
-        for r in routes.difference(&self.announced).copied().collect::<Vec<_>>() {
+        for r in routes
+            .difference(&self.announced)
+            .copied()
+            .collect::<Vec<_>>()
+        {
             speaker.announce(r, next_hop(&settings, r)?).await?;
             self.announced.insert(r);
-            changes.push(format!("announce {} via {}", host_route(r), next_hop(&settings, r)?));
+            changes.push(format!(
+                "announce {} via {}",
+                host_route(r),
+                next_hop(&settings, r)?
+            ));
         }
         Ok(changes)
     }

@@ -33,7 +33,10 @@ async fn first_contact_withdraws_everything_then_announces_the_set() {
     let (mut bgp, d) = manager();
     // Left over from an earlier ncc: must go.
     d.0.lock().unwrap().asn = 64513;
-    d.0.lock().unwrap().rib.insert("192.168.255.9".parse().unwrap(), "192.0.2.10".parse().unwrap());
+    d.0.lock().unwrap().rib.insert(
+        "192.168.255.9".parse().unwrap(),
+        "192.0.2.10".parse().unwrap(),
+    );
     let changes = bgp
         .set(settings(), ips(&["192.168.255.1", "2015:cafe:ffff::1"]))
         .await
@@ -49,7 +52,12 @@ async fn first_contact_withdraws_everything_then_announces_the_set() {
     assert_eq!(rib(&d), ips(&["192.168.255.1", "2015:cafe:ffff::1"]));
     assert_eq!(d.0.lock().unwrap().peers.len(), 1);
     // Idempotent.
-    assert!(bgp.set(settings(), ips(&["192.168.255.1", "2015:cafe:ffff::1"])).await.unwrap().is_empty());
+    assert!(
+        bgp.set(settings(), ips(&["192.168.255.1", "2015:cafe:ffff::1"]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -59,10 +67,16 @@ async fn withdrawals_go_out_before_announcements() {
     let changes = bgp.set(settings(), ips(&["192.168.255.2"])).await.unwrap();
     assert_eq!(
         changes,
-        ["withdraw 192.168.255.1/32", "announce 192.168.255.2/32 via 192.0.2.10"]
+        [
+            "withdraw 192.168.255.1/32",
+            "announce 192.168.255.2/32 via 192.0.2.10"
+        ]
     );
     let log = d.0.lock().unwrap().log.clone();
-    assert_eq!(log, ["-*", "+192.168.255.1", "-192.168.255.1", "+192.168.255.2"]);
+    assert_eq!(
+        log,
+        ["-*", "+192.168.255.1", "-192.168.255.1", "+192.168.255.2"]
+    );
 }
 
 #[tokio::test]
@@ -108,10 +122,18 @@ async fn changed_settings_reannounce_with_the_new_next_hop() {
     let changes = bgp.set(s, ips(&["192.168.255.1"])).await.unwrap();
     assert_eq!(
         changes,
-        ["withdraw 192.168.255.1/32", "announce 192.168.255.1/32 via 192.0.2.11"]
+        [
+            "withdraw 192.168.255.1/32",
+            "announce 192.168.255.1/32 via 192.0.2.11"
+        ]
     );
     assert_eq!(
-        d.0.lock().unwrap().rib.values().copied().collect::<Vec<_>>(),
+        d.0.lock()
+            .unwrap()
+            .rib
+            .values()
+            .copied()
+            .collect::<Vec<_>>(),
         ["192.0.2.11".parse::<IpAddr>().unwrap()]
     );
 }
@@ -121,9 +143,14 @@ async fn routes_without_a_next_hop_of_their_family_are_refused_whole() {
     let (mut bgp, d) = manager();
     let mut s = settings();
     s.next_hop_v6 = None;
-    let r = bgp.set(s, ips(&["192.168.255.1", "2015:cafe:ffff::1"])).await;
+    let r = bgp
+        .set(s, ips(&["192.168.255.1", "2015:cafe:ffff::1"]))
+        .await;
     assert!(matches!(r, Err(BgpError::Invalid(m)) if m.contains("IPv6 next hop")));
-    assert!(rib(&d).is_empty(), "nothing announced from a refused request");
+    assert!(
+        rib(&d).is_empty(),
+        "nothing announced from a refused request"
+    );
 }
 
 #[tokio::test]
@@ -145,4 +172,20 @@ async fn neighbours_need_a_configured_speaker() {
     assert_eq!(n.len(), 1);
     assert_eq!(n[0].peer_asn, 64512);
     assert_eq!(a, ["192.168.255.1".parse::<IpAddr>().unwrap()]);
+}
+
+#[tokio::test]
+async fn a_new_peer_is_added_without_flapping_the_routes() {
+    let (mut bgp, d) = manager();
+    bgp.set(settings(), ips(&["192.168.255.1"])).await.unwrap();
+    let mut s = settings();
+    s.peers.push("192.0.2.253".parse().unwrap());
+    assert!(
+        bgp.set(s, ips(&["192.168.255.1"]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(d.0.lock().unwrap().peers.len(), 2);
+    assert_eq!(d.0.lock().unwrap().log, ["-*", "+192.168.255.1"]);
 }

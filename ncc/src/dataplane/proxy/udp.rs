@@ -54,10 +54,19 @@ pub(super) fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = sock.set_send_buffer_size(4 << 20);
     sock.bind(&addr.into())?;
     // Best effort: datagrams of one client arriving together come up in one receive.
-    if let Err(e) = super::sys::enable_gro(sock.as_fd()) {
+    if offload()
+        && let Err(e) = super::sys::enable_gro(sock.as_fd())
+    {
         tracing::debug!(error = %e, "UDP GRO not available");
     }
     Ok(sock.into())
+}
+
+/// Whether UDP GSO/GRO are used: yes unless `SEESAW_UDP_OFFLOAD=off` is set in the
+/// environment (for measuring what they bring, or for a kernel or NIC that mishandles them).
+fn offload() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("SEESAW_UDP_OFFLOAD").map_or(true, |v| v != "off"))
 }
 
 struct Flow {
@@ -118,7 +127,7 @@ pub(super) fn run(
         rx: Batch::new(BATCH, MAX_DATAGRAM),
         tx: Batch::new(BATCH, MAX_DATAGRAM),
         tx_flow: Vec::with_capacity(BATCH),
-        gso: true,
+        gso: offload(),
         now: Instant::now(),
     };
     let mut ready = Vec::new();
