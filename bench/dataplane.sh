@@ -250,7 +250,7 @@ echo "$table"
 if [ "$record" = 1 ]; then
   {
     echo
-    echo "### bench/dataplane.sh $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "## Userspace proxy vs HAProxy and nginx stream: bench/dataplane.sh $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
     echo "Command: \`WRK_SECS=$wrk_secs IPERF_SECS=$iperf_secs UDP_SECS=$udp_secs UDP_GEN=$udp_gen THREADS=$threads ONLY=\"$only\" bench/dataplane.sh --record $rounds\`"
     echo "(load average at start: $(cut -d' ' -f1-3 /proc/loadavg)). Every run:"

@@ -191,14 +191,15 @@ async fn run_in(
     let layout = Layout::create(root)?;
     let (port, ecu_port) = pick_ports()?;
     write_configs(&layout, port, ecu_port, bin_dir)?;
+    let dashboard = write_api_config(&layout)?;
 
     let mut children = Children::default();
     let result = supervise(
         &layout,
         exe,
         bin_dir,
-        port,
-        ecu_port,
+        (port, ecu_port),
+        &dashboard,
         &mut children,
         signals,
     )
@@ -220,8 +221,8 @@ async fn supervise(
     layout: &Layout,
     exe: &Path,
     bin_dir: &Path,
-    port: u16,
-    ecu_port: u16,
+    (port, ecu_port): (u16, u16),
+    dashboard: &str,
     children: &mut Children,
     signals: &mut Signals,
 ) -> Result<(), DemoError> {
@@ -247,6 +248,7 @@ async fn supervise(
     let mut out = io::stdout().lock();
     // A closed stdout (e.g. piped into `head -2`) must not stop the demo.
     let _ = out.write_all(instructions(layout, exe, port, ecu_port).as_bytes());
+    let _ = out.write_all(dashboard.as_bytes());
     let _ = out.flush();
     drop(out);
 
@@ -412,6 +414,51 @@ fn write_configs(
         fs::write(&path, text).map_err(io_err(format!("cannot write {}", path.display())))?;
     }
     Ok(())
+}
+
+/// The ECU's HTTPS API for the demo: a self-signed certificate for 127.0.0.1, one admin user with
+/// a random token, on a free loopback port (`ecu.cfg`, mode 0600). Returns the lines that tell
+/// the user where the dashboard is.
+fn write_api_config(layout: &Layout) -> Result<String, DemoError> {
+    use std::os::unix::fs::PermissionsExt;
+    let port = TcpListener::bind(SocketAddr::new(IpAddr::V4(VIP), 0))
+        .and_then(|l| l.local_addr())
+        .map_err(io_err("cannot find a port for the ECU API"))?
+        .port();
+    let mut random = [0u8; 16];
+    File::open("/dev/urandom")
+        .and_then(|mut f| io::Read::read_exact(&mut f, &mut random))
+        .map_err(io_err("cannot read /dev/urandom"))?;
+    let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec![VIP.to_string()]).map_err(|e| DemoError::Io {
+            what: "cannot make the ECU certificate".into(),
+            source: io::Error::other(e.to_string()),
+        })?;
+    let cert_path = layout.config.join("ecu-cert.pem");
+    for (path, text) in [
+        (cert_path.clone(), cert.pem()),
+        (
+            layout.config.join("ecu-key.pem"),
+            signing_key.serialize_pem(),
+        ),
+        (
+            layout.config.join("ecu.cfg"),
+            format!(
+                "[api]\nlisten = {VIP}:{port}\ncert = ecu-cert.pem\nkey = ecu-key.pem\n\n\
+                 [user demo]\nrole = admin\ntoken = {token}\n"
+            ),
+        ),
+    ] {
+        fs::write(&path, text).map_err(io_err(format!("cannot write {}", path.display())))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+            .map_err(io_err(format!("cannot chmod {}", path.display())))?;
+    }
+    Ok(format!(
+        "Dashboard:     https://{VIP}:{port}/#token={token}\n\
+         API:           curl --cacert {} -H 'Authorization: Bearer {token}' https://{VIP}:{port}/v1/vservers\n",
+        cert_path.display()
+    ))
 }
 
 /// A port P free on 127.0.0.1, .2 and .3 (VIP and backends share it), and another port for the

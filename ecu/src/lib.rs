@@ -72,6 +72,13 @@ pub async fn run<V: EngineView + Clone>(
 ) -> Result<(), EcuError> {
     let addr = listener.local_addr().map_err(EcuError::Serve)?;
     tracing::info!("ecu monitor listening on http://{addr}");
+    let api_addr = api
+        .as_ref()
+        .and_then(|a| axum::serve::Listener::local_addr(&a.listener).ok())
+        .map_or_else(|| "off".to_owned(), |p| format!("https://{}", p.remote));
+    seesaw_common::signal::on_dump("ecu", move || {
+        format!("monitor http://{addr}, api {api_addr}")
+    });
     let monitor = axum::serve(listener, http::router(view.clone()))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let api_server = async {

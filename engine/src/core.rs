@@ -864,3 +864,68 @@ impl BgpSync {
         }
     }
 }
+
+#[cfg(test)]
+mod bgp_sync_tests {
+    use std::collections::BTreeSet;
+    use std::net::IpAddr;
+
+    use super::BgpSync;
+    use crate::ncc_port::FakeNcc;
+    use crate::state::{BgpDesired, BgpSettings};
+
+    fn want(routes: &[&str]) -> BgpDesired {
+        BgpDesired {
+            settings: BgpSettings {
+                gobgp_api: "127.0.0.1:50051".parse().expect("literal"),
+                local_asn: 64513,
+                remote_asn: 64512,
+                peers: vec!["192.0.2.254".parse().expect("literal")],
+                router_id: "192.0.2.10".parse().expect("literal"),
+                next_hop_v4: Some("192.0.2.10".parse().expect("literal")),
+                next_hop_v6: None,
+            },
+            routes: routes
+                .iter()
+                .map(|r| r.parse().expect("literal"))
+                .collect::<BTreeSet<IpAddr>>(),
+        }
+    }
+
+    #[tokio::test]
+    async fn withdrawals_keep_the_rest_and_announcements_are_not_repeated() {
+        let ncc = FakeNcc::default();
+        let mut b = BgpSync::default();
+        b.announce(&ncc, Some(want(&["192.168.255.1", "192.168.255.2"])))
+            .await;
+        // Nothing to withdraw when the wanted set still holds everything.
+        b.withdraw_first(&ncc, Some(&want(&["192.168.255.1", "192.168.255.2", "192.168.255.3"])))
+            .await;
+        assert_eq!(ncc.bgp_log(), ["+192.168.255.1", "+192.168.255.2"]);
+        // .2 goes before the plane changes; .1 stays announced throughout.
+        b.withdraw_first(&ncc, Some(&want(&["192.168.255.1"]))).await;
+        assert_eq!(ncc.bgp_log().last().map(String::as_str), Some("-192.168.255.2"));
+        assert_eq!(ncc.bgp_announced().len(), 1);
+        // The same set again within the resync interval: no call.
+        let calls = ncc.bgp_log().len();
+        b.announce(&ncc, Some(want(&["192.168.255.1"]))).await;
+        assert_eq!(ncc.bgp_log().len(), calls);
+    }
+
+    #[tokio::test]
+    async fn routes_of_a_failed_call_are_withdrawn_once_ncc_answers() {
+        let ncc = FakeNcc::default();
+        let mut b = BgpSync::default();
+        b.announce(&ncc, Some(want(&["192.168.255.1"]))).await;
+        ncc.set_failing(Some("restarting"));
+        // Unknown outcome: .2 may or may not be out there now.
+        b.announce(&ncc, Some(want(&["192.168.255.1", "192.168.255.2"])))
+            .await;
+        b.withdraw_first(&ncc, None).await;
+        ncc.set_failing(None);
+        // BGP switched off by the config: everything that may be announced is withdrawn.
+        b.withdraw_first(&ncc, None).await;
+        assert!(ncc.bgp_announced().is_empty());
+        assert_eq!(ncc.bgp_log(), ["+192.168.255.1", "-192.168.255.1"]);
+    }
+}

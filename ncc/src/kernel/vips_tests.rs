@@ -278,3 +278,39 @@ fn rtnetlink_in_a_private_netns() {
     .join()
     .expect("netns thread");
 }
+
+#[test]
+fn vips_from_the_wire_are_checked() {
+    use seesaw_proto::ncc as pb;
+    let v = |a: &str, k: pb::VipKind| pb::Vip {
+        address: a.into(),
+        kind: k as i32,
+    };
+    let got = crate::server::vips_from_pb(&[
+        v("2001:db8::1", pb::VipKind::Anycast),
+        v("192.0.2.1", pb::VipKind::Unicast),
+        v("192.0.2.1", pb::VipKind::Unicast),
+    ])
+    .unwrap();
+    assert_eq!(
+        got,
+        [
+            vip("192.0.2.1", VipKind::Unicast),
+            vip("2001:db8::1", VipKind::Anycast)
+        ],
+        "sorted, duplicates merged"
+    );
+    match crate::server::vips_from_pb(&[
+        v("0.0.0.0", pb::VipKind::Unicast),
+        v("ff02::1", pb::VipKind::Anycast),
+        v("nonsense", pb::VipKind::Dedicated),
+        v("192.0.2.9", pb::VipKind::Unspecified),
+        pb::Vip {
+            address: "192.0.2.8".into(),
+            kind: 77,
+        },
+    ]) {
+        Err(NccError::Invalid(why)) => assert_eq!(why.len(), 5, "{why:?}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}

@@ -776,17 +776,19 @@ struct RangeTest {
     pos: u32,
 }
 
-/// Up to [`CHUNK`] consecutive rules of a block, their first tests split by kind; `neg[i]` is
-/// 1 when rule `base + i`'s first test is negated.
+/// Up to [`CHUNK`] consecutive rules of a block, their first tests split by kind.
 #[derive(Debug, Clone)]
 struct Chunk {
     base: u32,
-    len: u32,
     groups: Box<[PointGroup]>,
     vals: Box<[u64]>,
+    /// Rule position (within the chunk) and negation of each point test.
     pos: Box<[u8]>,
+    pneg: Box<[u8]>,
     ranges: Box<[RangeTest]>,
-    neg: Box<[u8; CHUNK]>,
+    /// Rule position and negation of each range test.
+    rpos: Box<[u8]>,
+    rneg: Box<[u8]>,
 }
 
 /// Every block's rules: each rule's first test (also in its chunk's fast form) and the rest.
@@ -874,22 +876,23 @@ impl FlatRules {
             }
             self.chunks.push(Chunk {
                 base: base as u32,
-                len: (top - base) as u32,
                 groups: groups.into(),
                 vals: points.iter().map(|t| t.val).collect(),
                 pos: points.iter().map(|t| t.pos as u8).collect(),
+                pneg: points.iter().map(|t| neg[t.pos as usize]).collect(),
+                rpos: ranges.iter().map(|t| t.pos as u8).collect(),
+                rneg: ranges.iter().map(|t| neg[t.pos as usize]).collect(),
                 ranges: ranges.into(),
-                neg,
             });
             base = top;
         }
     }
 
     /// Chunks `c0 .. c0 + n` against a payload of at least their block's fast length (≤ PAD):
-    /// each chunk's first tests write their verdicts to a byte array (no branches, no bounds
-    /// checks: offsets are below PAD and the buffer is PAD + 8 bytes; positions below CHUNK),
-    /// negations are applied to all at once, then candidates are visited in order, eight bytes
-    /// at a time, checking their remaining tests.
+    /// each chunk's first tests write their verdicts to byte arrays in test order (no branches,
+    /// no bounds checks on the payload: offsets are below PAD and the buffer is PAD + 8 bytes),
+    /// negations are applied to whole arrays, the few tests that held mark their rules in a
+    /// bit set, and the marked rules are visited in order, checking their remaining tests.
     #[inline]
     fn run_fast(&self, c0: usize, n: usize, p: &[u8]) -> Option<Verdict> {
         let mut buf = [0u8; PAD + 8];
@@ -902,31 +905,53 @@ impl FlatRules {
             b
         };
         for c in self.chunks.get(c0..c0 + n).unwrap_or_default() {
-            let mut ok = [0u8; CHUNK];
+            // Verdicts land in point and range order (contiguous stores), negations are
+            // applied to whole arrays, and only then mapped to rule positions.
+            let mut okp = [0u8; CHUNK];
+            let mut okr = [0u8; CHUNK];
             for g in c.groups.iter() {
                 let v = u64::from_le_bytes(load(g.off)) & g.mask;
                 let (a, b) = (g.start as usize, g.end as usize);
-                let (Some(vals), Some(pos)) = (c.vals.get(a..b), c.pos.get(a..b)) else {
+                let (Some(out), Some(vals)) = (okp.get_mut(a..b), c.vals.get(a..b)) else {
                     continue;
                 };
-                for (&x, &at) in vals.iter().zip(pos) {
-                    ok[usize::from(at) & (CHUNK - 1)] = u8::from(v == x);
+                for (o, &x) in out.iter_mut().zip(vals) {
+                    *o = u8::from(v == x);
                 }
             }
-            for t in c.ranges.iter() {
+            for (o, t) in okr.iter_mut().zip(c.ranges.iter()) {
                 let v = u64::from_be_bytes(load(t.off)) & t.mask;
-                ok[t.pos as usize & (CHUNK - 1)] = u8::from(v.wrapping_sub(t.lo) <= t.span);
+                *o = u8::from(v.wrapping_sub(t.lo) <= t.span);
             }
-            for (o, g) in ok.iter_mut().zip(c.neg.iter()) {
+            for (o, g) in okp.iter_mut().zip(c.pneg.iter()) {
                 *o ^= g;
             }
-            let used = c.len as usize;
-            for (w, word) in ok[..used.next_multiple_of(8)].chunks_exact(8).enumerate() {
-                let mut bits = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default());
+            for (o, g) in okr.iter_mut().zip(c.rneg.iter()) {
+                *o ^= g;
+            }
+            // Candidate rules (first test held), as bits by position within the chunk.
+            let mut cand = [0u64; CHUNK / 64];
+            let mut mark = |ok: &[u8; CHUNK], used: usize, pos: &[u8]| {
+                for (w, word) in ok[..used.next_multiple_of(8)].chunks_exact(8).enumerate() {
+                    let mut bits =
+                        u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default());
+                    while bits != 0 {
+                        let byte = (bits.trailing_zeros() / 8) as usize;
+                        bits &= !(0xff << (byte * 8));
+                        if let Some(&r) = pos.get(w * 8 + byte) {
+                            let r = usize::from(r) & (CHUNK - 1);
+                            cand[r / 64] |= 1 << (r % 64);
+                        }
+                    }
+                }
+            };
+            mark(&okp, c.vals.len(), &c.pos);
+            mark(&okr, c.ranges.len(), &c.rpos);
+            for (w, &word) in cand.iter().enumerate() {
+                let mut bits = word;
                 while bits != 0 {
-                    let byte = (bits.trailing_zeros() / 8) as usize;
-                    bits &= !(0xff << (byte * 8));
-                    let r = c.base as usize + w * 8 + byte;
+                    let r = c.base as usize + w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
                     let rule = &self.rules[r];
                     let rest = &self.rest[rule.rest_start as usize..rule.rest_end as usize];
                     if rest.iter().all(|t| t.eval(p)) {

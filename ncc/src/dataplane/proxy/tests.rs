@@ -789,7 +789,7 @@ fn udp_gso_client_datagrams_coalesced_by_gro_are_routed_one_by_one() {
 
     let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     client.connect(vip).unwrap();
-    let mut batch = super::sys::Batch::new(32, 64);
+    let mut batch = sys::Batch::new(32, 64);
     for i in 0..30u8 {
         let kind = match i % 3 {
             0 => 0,
