@@ -24,6 +24,8 @@ use tokio_rustls::server::TlsStream;
 const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
 /// Handshaken connections waiting for axum.
 const QUEUE: usize = 64;
+/// Handshakes in progress at once; more connections wait in the kernel's accept queue.
+const MAX_HANDSHAKES: usize = 256;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -116,8 +118,12 @@ impl TlsListener {
         let local = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let acceptor = TlsAcceptor::from(config);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         let accept = tokio::spawn(async move {
             loop {
+                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                    return;
+                };
                 let (stream, remote) = match tcp.accept().await {
                     Ok(s) => s,
                     Err(e) => {
@@ -130,6 +136,7 @@ impl TlsListener {
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let tls = match tokio::time::timeout(HANDSHAKE_WITHIN, acceptor.accept(stream))
                         .await
                     {

@@ -94,5 +94,9 @@ async fn an_advert_read_late_reports_its_kernel_arrival() {
         .await
         .expect("an advert within 2 s")
         .expect("recv");
-    assert!(b.last_age() < Duration::from_millis(100), "{:?}", b.last_age());
+    assert!(
+        b.last_age() < Duration::from_millis(100),
+        "{:?}",
+        b.last_age()
+    );
 }
