@@ -218,19 +218,4 @@ pub fn self_signed(names: &[&str]) -> Result<(String, String), rcgen::Error> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn self_signed_material_loads_and_bad_files_are_named() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (cert, key) = self_signed(&["127.0.0.1", "localhost"]).expect("generated");
-        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-        std::fs::write(&c, cert).expect("write");
-        std::fs::write(&k, key).expect("write");
-        server_config(&c, &k, None).expect("loads");
-        server_config(&c, &k, Some(&c)).expect("own cert as client CA");
-        let err = server_config(&k, &k, None).expect_err("a key is no certificate");
-        assert!(err.to_string().contains("k.pem"), "{err}");
-    }
-}
+mod tests;

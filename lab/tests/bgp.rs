@@ -292,9 +292,19 @@ fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
     let mut lab = b
         .build()
         .unwrap_or_else(|e| panic!("building the lab: {e}"));
+    // Written through /proc (no procps needed); the shell runs inside the node's namespace, so
+    // /proc/sys/net is that namespace's.
     let sysctl = |lab: &Lab, node: &str, kv: &str| {
+        let (key, value) = kv.split_once('=').expect("key=value");
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
         let out = lab
-            .exec(node, "sysctl", &["-qw", kv], &[], Duration::from_secs(5))
+            .exec(
+                node,
+                "sh",
+                &["-c", &format!("echo {value} > {path}")],
+                &[],
+                Duration::from_secs(5),
+            )
             .expect("sysctl");
         assert!(
             out.status.success(),

@@ -1,0 +1,176 @@
+//! The HTTPS API over a real TLS socket: a client certificate signed by the configured CA
+//! authenticates its mapped user; no credentials get 401; a certificate from another CA is
+//! refused in the handshake; a bearer token works without a certificate.
+
+use std::sync::Arc;
+
+use super::{Peer, TlsListener, self_signed, server_config};
+use crate::api::{ApiState, router};
+use crate::audit::AuditLog;
+use crate::auth::{Role, User, Users, token_digest};
+use crate::engine_view::fake::FakeEngine;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+fn ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let key = KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("ca cert");
+    Ca {
+        issuer: Issuer::new(params, key),
+        pem: cert.pem(),
+    }
+}
+
+/// A leaf for `names`, with common name `cn`, signed by `ca`: (cert PEM, key PEM, cert DER,
+/// key DER).
+fn leaf(
+    ca: &Ca,
+    cn: &str,
+    names: &[&str],
+) -> (
+    String,
+    String,
+    CertificateDer<'static>,
+    PrivateKeyDer<'static>,
+) {
+    let mut params =
+        CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+            .expect("params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &ca.issuer).expect("signed");
+    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    (cert.pem(), key.serialize_pem(), cert.der().clone(), key_der)
+}
+
+async fn request(
+    addr: std::net::SocketAddr,
+    server_ca: &Ca,
+    client: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>,
+    token: Option<&str>,
+) -> std::io::Result<String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_der = rustls::pki_types::pem::PemObject::from_pem_slice(server_ca.pem.as_bytes())
+        .expect("ca pem");
+    roots.add(ca_der).expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(vec![cert], key)
+            .expect("client cert"),
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("127.0.0.1").expect("name");
+    let mut tls = connector.connect(name, tcp).await?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    tls.write_all(
+        format!("GET /v1/whoami HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut out = String::new();
+    tls.read_to_string(&mut out).await?;
+    Ok(out)
+}
+
+#[tokio::test]
+async fn client_certificates_and_tokens_over_tls() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server_ca = ca("server ca");
+    let client_ca = ca("client ca");
+    let (server_pem, key_pem, _, _) = leaf(&server_ca, "lb", &["127.0.0.1"]);
+    for (name, text) in [
+        ("cert.pem", server_pem.as_str()),
+        ("key.pem", key_pem.as_str()),
+        ("clients.pem", client_ca.pem.as_str()),
+    ] {
+        std::fs::write(dir.path().join(name), text).expect("write");
+    }
+    let tls = server_config(
+        &dir.path().join("cert.pem"),
+        &dir.path().join("key.pem"),
+        Some(&dir.path().join("clients.pem")),
+    )
+    .expect("tls config");
+    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = tcp.local_addr().expect("addr");
+    let listener = TlsListener::new(tcp, tls).expect("listener");
+    let users = Users::new(vec![
+        User {
+            name: "carol".into(),
+            role: Role::Operator,
+            token_sha256: None,
+            cert_cn: Some("carol.example.com".into()),
+        },
+        User {
+            name: "tom".into(),
+            role: Role::Reader,
+            token_sha256: Some(token_digest("tom-token-0123456789")),
+            cert_cn: None,
+        },
+    ]);
+    let audit = AuditLog::open(&dir.path().join("audit.log")).expect("audit");
+    let state = Arc::new(ApiState::new(FakeEngine::new(), users, audit));
+    let app = router(state).into_make_service_with_connect_info::<Peer>();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (_, _, carol_cert, carol_key) =
+        leaf(&client_ca, "carol.example.com", &["carol.example.com"]);
+    let answer = request(addr, &server_ca, Some((carol_cert, carol_key)), None)
+        .await
+        .expect("carol's request");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains(r#""user":"carol""#) && answer.contains(r#""via":"certificate""#),
+        "{answer}"
+    );
+
+    let answer = request(addr, &server_ca, None, None)
+        .await
+        .expect("anonymous");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+
+    let answer = request(addr, &server_ca, None, Some("tom-token-0123456789"))
+        .await
+        .expect("token");
+    assert!(answer.contains(r#""user":"tom""#), "{answer}");
+
+    // A certificate from a CA the server does not trust: the handshake fails.
+    let rogue_ca = ca("rogue ca");
+    let (_, _, rogue_cert, rogue_key) =
+        leaf(&rogue_ca, "carol.example.com", &["carol.example.com"]);
+    let refused = request(addr, &server_ca, Some((rogue_cert, rogue_key)), None).await;
+    assert!(
+        refused.is_err() || refused.as_deref().is_ok_and(|a| !a.contains("200")),
+        "{refused:?}"
+    );
+    server.abort();
+}
+
+#[test]
+fn self_signed_material_loads_and_bad_files_are_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = self_signed(&["127.0.0.1", "localhost"]).expect("generated");
+    let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&c, cert).expect("write");
+    std::fs::write(&k, key).expect("write");
+    server_config(&c, &k, None).expect("loads");
+    server_config(&c, &k, Some(&c)).expect("own cert as client CA");
+    let err = server_config(&k, &k, None).expect_err("a key is no certificate");
+    assert!(err.to_string().contains("k.pem"), "{err}");
+}
