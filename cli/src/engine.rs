@@ -254,16 +254,17 @@ impl EngineLink for GrpcEngine {
         if json {
             cmd.arg("--json");
         }
-        let out = match tokio::time::timeout(CALL_TIMEOUT * 2, cmd.kill_on_drop(true).output()).await {
-            Ok(Ok(out)) => out,
-            Ok(Err(e)) => {
-                return Err(EngineError::Rpc(format!(
-                    "cannot run {}: {e}",
-                    ecu_binary().display()
-                )));
-            }
-            Err(_) => return Err(EngineError::Rpc("the import did not finish in time".into())),
-        };
+        let out =
+            match tokio::time::timeout(CALL_TIMEOUT * 2, cmd.kill_on_drop(true).output()).await {
+                Ok(Ok(out)) => out,
+                Ok(Err(e)) => {
+                    return Err(EngineError::Rpc(format!(
+                        "cannot run {}: {e}",
+                        ecu_binary().display()
+                    )));
+                }
+                Err(_) => return Err(EngineError::Rpc("the import did not finish in time".into())),
+            };
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -498,7 +499,11 @@ impl EngineLink for FakeEngine {
             .collect())
     }
 
-    async fn import_yaml(&mut self, path: &str, _json: bool) -> Result<(String, bool), EngineError> {
+    async fn import_yaml(
+        &mut self,
+        path: &str,
+        _json: bool,
+    ) -> Result<(String, bool), EngineError> {
         self.up()?;
         self.imports.push(path.to_owned());
         if let Some(refusal) = self.import_refusal.take() {

@@ -107,7 +107,10 @@ pub async fn execute<E: EngineLink>(
             Err(e) => return Err(e),
         },
         Action::ShowNodes => {
-            let cluster = ClusterView::from(engine.cluster_status().await?);
+            let mut cluster = ClusterView::from(engine.cluster_status().await?);
+            if let Some(host) = arg {
+                cluster.nodes.retain(|n| n.hostname.starts_with(host));
+            }
             let text = if json {
                 to_json(&cluster)
             } else {
@@ -867,7 +870,8 @@ vlan: < vlan_id: 20 host: < fqdn: "v20.demo." ipv4: "10.0.20.1/24" > >
             }
             other => panic!("{other:?}"),
         }
-        e.import_refusal = Some("import refused\n  pool.yaml: documents[0].vip: is required\n".into());
+        e.import_refusal =
+            Some("import refused\n  pool.yaml: documents[0].vip: is required\n".into());
         match text(&mut e, &line).await {
             Ok(Step::Print { text, ok: false }) => {
                 assert!(text.contains("documents[0].vip: is required"), "{text}");

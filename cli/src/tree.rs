@@ -11,7 +11,7 @@ pub enum Action {
     ShowHa,
     /// `show bgp neighbors`.
     ShowBgpNeighbors,
-    /// `show nodes`.
+    /// `show nodes [host]`.
     ShowNodes,
     /// `show warnings`.
     ShowWarnings,
@@ -277,7 +277,13 @@ pub static COMMANDS: &[Node] = &[
                 "prefix",
                 "Only checks of destinations whose name starts with it",
             ),
-            command("nodes", "Show the cluster's nodes", Action::ShowNodes),
+            with_arg(
+                "nodes",
+                "Show the cluster's nodes",
+                Action::ShowNodes,
+                "host",
+                "Only nodes whose hostname starts with it",
+            ),
             command(
                 "version",
                 "Show the shell's and the engine's version",
@@ -560,6 +566,10 @@ mod tests {
             Ok((Action::ShowBackends, Some("be1".to_owned())))
         );
         assert_eq!(run("sh d"), Ok((Action::ShowDestinations, None)));
+        assert_eq!(
+            run("sh n lb1"),
+            Ok((Action::ShowNodes, Some("lb1".to_owned())))
+        );
         assert_eq!(run("sh he"), Ok((Action::ShowHealthchecks, None)));
         assert_eq!(run("sh ver"), Ok((Action::ShowVersion, None)));
         assert_eq!(

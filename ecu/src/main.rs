@@ -153,7 +153,11 @@ fn main() -> ExitCode {
 
 /// `--import FILE`: 0 applied; 1 refused (invalid YAML or the engine's errors, each on a line of
 /// stderr); 69 engine unreachable.
-#[allow(clippy::print_stdout, clippy::print_stderr, reason = "a one-shot command's answer")]
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a one-shot command's answer"
+)]
 fn import_once(run_dir: &std::path::Path, file: &str, json: bool) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -182,7 +186,11 @@ fn import_once(run_dir: &std::path::Path, file: &str, json: bool) -> ExitCode {
             seesaw_ecu::model::Outcome {
                 applied: false,
                 message: "import refused".to_owned(),
-                errors: e.to_string().lines().map(|l| format!("{file}: {l}")).collect(),
+                errors: e
+                    .to_string()
+                    .lines()
+                    .map(|l| format!("{file}: {l}"))
+                    .collect(),
             },
             1,
         ),

@@ -176,6 +176,9 @@ pub struct EngineState {
     ha_gate: ha::HaGate,
 }
 
+/// How long the result of a removed check is remembered (see `EngineState::prune_results`).
+pub const RESULT_MEMORY: Duration = Duration::from_secs(60);
+
 /// Why an override was not set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OverrideError {
@@ -261,8 +264,7 @@ impl EngineState {
         };
         self.topology = expand_with(&loaded, &self.overrides);
         self.loaded = Arc::new(loaded);
-        self.results
-            .retain(|id, _| self.topology.checks.contains_key(id));
+        self.prune_results(now);
         self.generation += 1;
         self.loaded_at = now;
         self.last_reload_errors.clear();
@@ -321,8 +323,7 @@ impl EngineState {
         };
         let previous = self.overrides.set(kind, target, state, &caller.user, now);
         self.topology = expand_with(&self.loaded, &self.overrides);
-        self.results
-            .retain(|id, _| self.topology.checks.contains_key(id));
+        self.prune_results(now);
         let mut msg = format!(
             "{} {target}: {} (was {})",
             kind.as_str(),
@@ -364,8 +365,7 @@ impl EngineState {
         }
         self.overrides = mirrored;
         self.topology = expand_with(&self.loaded, &self.overrides);
-        self.results
-            .retain(|id, _| self.topology.checks.contains_key(id));
+        self.prune_results(now);
         true
     }
 
@@ -393,6 +393,18 @@ impl EngineState {
             }
             None => false,
         }
+    }
+
+    /// Forgets results of checks that no longer exist, but only after [`RESULT_MEMORY`]: a check
+    /// removed and restored within that time (a rollback, an override toggled back) keeps its
+    /// result, because the healthcheck process, which only reports changes, may never have
+    /// noticed it was gone and will not report it again.
+    fn prune_results(&mut self, now: SystemTime) {
+        let topology = &self.topology;
+        self.results.retain(|id, r| {
+            topology.checks.contains_key(id)
+                || now.duration_since(r.at).unwrap_or_default() < RESULT_MEMORY
+        });
     }
 
     /// Records a refused reload.

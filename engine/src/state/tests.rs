@@ -425,5 +425,32 @@ fn desired_vips_follow_enablement_and_anycast_activity() {
     assert_eq!(d.vips.len(), 1);
     assert_eq!(d.vips[0].kind, VipKind::Anycast);
     set(&mut e, [false, false, false]);
-    assert!(e.evaluate().1.vips.is_empty(), "anycast VIP down with its service");
+    assert!(
+        e.evaluate().1.vips.is_empty(),
+        "anycast VIP down with its service"
+    );
+}
+
+#[test]
+fn a_check_removed_and_restored_soon_keeps_its_result() {
+    let with = vserver("", HC, "10.1.0.1/32");
+    let without = vserver("", "", "10.1.0.1/32");
+    let mut e = EngineState::new(loaded(&with), t0());
+    set(&mut e, [true, true, true]);
+    e.reload(loaded(&without), t0() + Duration::from_secs(1));
+    // Restored a second later: the healthcheck process never noticed, so no new result comes.
+    e.reload(loaded(&with), t0() + Duration::from_secs(2));
+    let (views, d) = e.evaluate();
+    assert_eq!(views[0].services[0].dests[0].checks[0].state, "healthy");
+    assert_eq!(d.services[0].dests.len(), 3);
+    // A check still gone when its result is older than RESULT_MEMORY is forgotten.
+    e.reload(
+        loaded(&without),
+        t0() + RESULT_MEMORY + Duration::from_secs(3),
+    );
+    e.reload(loaded(&with), t0() + RESULT_MEMORY + Duration::from_secs(4));
+    assert_eq!(
+        e.evaluate().0[0].services[0].dests[0].checks[0].state,
+        "unknown"
+    );
 }
