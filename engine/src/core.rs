@@ -195,7 +195,8 @@ pub async fn run<N: Ncc + NccBgp>(
     let mut fetch_in_flight = false;
     let ncc = Arc::new(ncc);
     let mut bgp = BgpSync::default();
-    let (stats_tx, mut stats_rx) = mpsc::channel::<Result<crate::ncc_port::PlaneStats, crate::ncc_port::NccError>>(1);
+    let (stats_tx, mut stats_rx) =
+        mpsc::channel::<Result<crate::ncc_port::PlaneStats, crate::ncc_port::NccError>>(1);
     let mut stats_in_flight = false;
     let mut last_poll = tokio::time::Instant::now();
     let mut last_converge = tokio::time::Instant::now();
@@ -388,9 +389,7 @@ pub async fn run<N: Ncc + NccBgp>(
             bgp.withdraw_first(&*ncc, bgp_wanted.as_ref()).await;
         }
         let mut plane_holds = last_applied.as_ref() == Some(&desired);
-        if may_apply
-            && (last_applied.as_ref() != Some(&desired) || due || forced)
-        {
+        if may_apply && (last_applied.as_ref() != Some(&desired) || due || forced) {
             match ncc.apply(&desired).await {
                 Ok(c) => {
                     tracing::info!(
@@ -823,9 +822,7 @@ impl BgpSync {
     /// Announces `wanted` when it differs from what ncc holds, or every [`BGP_RESYNC_EVERY`].
     async fn announce<N: NccBgp>(&mut self, ncc: &N, wanted: Option<crate::state::BgpDesired>) {
         let Some(w) = wanted else { return };
-        let due = self
-            .last_ok
-            .is_none_or(|t| t.elapsed() >= BGP_RESYNC_EVERY);
+        let due = self.last_ok.is_none_or(|t| t.elapsed() >= BGP_RESYNC_EVERY);
         if self.sent.as_ref() == Some(&w) && !due {
             return;
         }
@@ -899,12 +896,19 @@ mod bgp_sync_tests {
         b.announce(&ncc, Some(want(&["192.168.255.1", "192.168.255.2"])))
             .await;
         // Nothing to withdraw when the wanted set still holds everything.
-        b.withdraw_first(&ncc, Some(&want(&["192.168.255.1", "192.168.255.2", "192.168.255.3"])))
-            .await;
+        b.withdraw_first(
+            &ncc,
+            Some(&want(&["192.168.255.1", "192.168.255.2", "192.168.255.3"])),
+        )
+        .await;
         assert_eq!(ncc.bgp_log(), ["+192.168.255.1", "+192.168.255.2"]);
         // .2 goes before the plane changes; .1 stays announced throughout.
-        b.withdraw_first(&ncc, Some(&want(&["192.168.255.1"]))).await;
-        assert_eq!(ncc.bgp_log().last().map(String::as_str), Some("-192.168.255.2"));
+        b.withdraw_first(&ncc, Some(&want(&["192.168.255.1"])))
+            .await;
+        assert_eq!(
+            ncc.bgp_log().last().map(String::as_str),
+            Some("-192.168.255.2")
+        );
         assert_eq!(ncc.bgp_announced().len(), 1);
         // The same set again within the resync interval: no call.
         let calls = ncc.bgp_log().len();

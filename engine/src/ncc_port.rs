@@ -437,12 +437,22 @@ impl NccBgp for FakeNcc {
         }
         let mut b = self.bgp.lock().expect("fake bgp lock");
         let mut changes = Vec::new();
-        for r in b.announced.difference(&desired.routes).copied().collect::<Vec<_>>() {
+        for r in b
+            .announced
+            .difference(&desired.routes)
+            .copied()
+            .collect::<Vec<_>>()
+        {
             b.announced.remove(&r);
             b.log.push(format!("-{r}"));
             changes.push(format!("withdraw {r}"));
         }
-        for r in desired.routes.difference(&b.announced).copied().collect::<Vec<_>>() {
+        for r in desired
+            .routes
+            .difference(&b.announced)
+            .copied()
+            .collect::<Vec<_>>()
+        {
             b.announced.insert(r);
             b.log.push(format!("+{r}"));
             changes.push(format!("announce {r}"));
@@ -467,6 +477,9 @@ impl NccBgp for FakeNcc {
                 })
             })
             .collect();
-        Ok((neighbors, b.announced.iter().map(ToString::to_string).collect()))
+        Ok((
+            neighbors,
+            b.announced.iter().map(ToString::to_string).collect(),
+        ))
     }
 }

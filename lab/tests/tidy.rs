@@ -148,7 +148,11 @@ fn lock_graph() -> std::collections::BTreeMap<String, Vec<String>> {
                 in_deps = false;
             } else if in_deps {
                 // `"name"` or `"name version"` (when two versions are locked).
-                let d = line.trim_matches([',', '"']).split(' ').next().unwrap_or("");
+                let d = line
+                    .trim_matches([',', '"'])
+                    .split(' ')
+                    .next()
+                    .unwrap_or("");
                 deps.push(d.to_owned());
             }
         }
@@ -208,14 +212,31 @@ fn only_ncc_links_netlink_or_nftables_code() {
             .iter()
             .filter(|d| is_kernel_net_crate(d) || *d == "seesaw-ncc")
             .collect();
-        assert!(bad.is_empty(), "{c} links {bad:?}; only ncc changes the network");
+        assert!(
+            bad.is_empty(),
+            "{c} links {bad:?}; only ncc changes the network"
+        );
     }
-    for c in ["proto", "common", "engine", "ha", "healthcheck", "ecu", "watchdog", "cli"] {
+    for c in [
+        "proto",
+        "common",
+        "engine",
+        "ha",
+        "healthcheck",
+        "ecu",
+        "watchdog",
+        "cli",
+    ] {
         let mut files = Vec::new();
         rust_files(&root().join(c).join("src"), &mut files);
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
-            for needle in ["AF_NETLINK", "NETLINK_ROUTE", "NETLINK_GENERIC", "new(\"nft\")"] {
+            for needle in [
+                "AF_NETLINK",
+                "NETLINK_ROUTE",
+                "NETLINK_GENERIC",
+                "new(\"nft\")",
+            ] {
                 assert!(
                     !text.contains(needle),
                     "{} uses {needle}; only ncc changes the network",

@@ -46,15 +46,14 @@ fn main() -> ExitCode {
                 return ExitCode::from(exit::CONFIG);
             }
         };
-    let vip_settings = match seesaw_ncc::kernel::vips::settings(
-        &args.common.config_dir.join("seesaw.cfg"),
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("seesaw_ncc: {e}");
-            return ExitCode::from(exit::CONFIG);
-        }
-    };
+    let vip_settings =
+        match seesaw_ncc::kernel::vips::settings(&args.common.config_dir.join("seesaw.cfg")) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("seesaw_ncc: {e}");
+                return ExitCode::from(exit::CONFIG);
+            }
+        };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,7 +91,9 @@ fn main() -> ExitCode {
             );
             // Adopts what IPVS holds: never a flush at start.
             match Netlink::open().and_then(IpvsPlane::new) {
-                Ok(plane) => seesaw_ncc::server::run_with_vips(plane, vips, listener, shutdown).await,
+                Ok(plane) => {
+                    seesaw_ncc::server::run_with_vips(plane, vips, listener, shutdown).await
+                }
                 Err(e) => {
                     tracing::error!("cannot read the IPVS state: {e}");
                     return ExitCode::from(exit::UNAVAILABLE);
@@ -106,7 +107,9 @@ fn main() -> ExitCode {
             );
             // Adopts what the kernel holds: never a flush at start.
             match NftPlane::new(NftCli::default(), choice.lb_interface.clone()) {
-                Ok(plane) => seesaw_ncc::server::run_with_vips(plane, vips, listener, shutdown).await,
+                Ok(plane) => {
+                    seesaw_ncc::server::run_with_vips(plane, vips, listener, shutdown).await
+                }
                 Err(e) => {
                     tracing::error!("cannot read the nftables state: {e}");
                     return ExitCode::from(exit::UNAVAILABLE);
@@ -127,7 +130,9 @@ fn main() -> ExitCode {
 
 /// The VIP manager, when ncc may change the network and seesaw.cfg asks for VIPs. Adopts the
 /// addresses a previous ncc added; never flushes.
-fn vip_manager(s: &seesaw_ncc::kernel::vips::VipSettings) -> Option<seesaw_ncc::kernel::vips::Vips> {
+fn vip_manager(
+    s: &seesaw_ncc::kernel::vips::VipSettings,
+) -> Option<seesaw_ncc::kernel::vips::Vips> {
     use seesaw_ncc::kernel::{garp::Garp, vips};
     if !s.managed {
         tracing::info!("not managing VIPs: seesaw.cfg names no [interface] lb or vip");

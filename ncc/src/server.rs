@@ -108,7 +108,10 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
     ) -> Result<Response<pb::ApplyReply>, Status> {
         seesaw_common::peer::require_trusted(&req)?;
         let req = req.into_inner();
-        let vips = req.vips_managed.then(|| vips_from_pb(&req.vips)).transpose()?;
+        let vips = req
+            .vips_managed
+            .then(|| vips_from_pb(&req.vips))
+            .transpose()?;
         let desired = services_from_pb(req)?;
         let mut plane = self.plane.lock().await;
         let mut changes = Vec::new();
@@ -154,7 +157,13 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
         &self,
         _: Request<pb::Empty>,
     ) -> Result<Response<pb::BgpNeighborList>, Status> {
-        let (neighbors, announced) = self.bgp.lock().await.neighbors().await.map_err(bgp_status)?;
+        let (neighbors, announced) = self
+            .bgp
+            .lock()
+            .await
+            .neighbors()
+            .await
+            .map_err(bgp_status)?;
         Ok(Response::new(pb::BgpNeighborList {
             neighbors: neighbors
                 .into_iter()
@@ -495,7 +504,11 @@ fn opts_from_pb(
     if p.udp_max_flows > 0 {
         o.udp_max_flows = p.udp_max_flows;
     }
-    if errors.is_empty() { Ok(o) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(o)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The proto form of a service's proxy options (`None` for the defaults).
@@ -524,7 +537,9 @@ pub fn opts_to_pb(s: &Service) -> Option<pb::ProxyOptions> {
                         .iter()
                         .map(|c| {
                             let (key, offset, length) = match c.field {
-                                Field::Bytes { offset, len } => (pb::PayloadKey::Bytes, offset, len),
+                                Field::Bytes { offset, len } => {
+                                    (pb::PayloadKey::Bytes, offset, len)
+                                }
                                 Field::Bits { offset, len } => (pb::PayloadKey::Bits, offset, len),
                                 Field::Sni => (pb::PayloadKey::TlsSni, 0, 0),
                             };

@@ -30,9 +30,7 @@ fn a_missing_data_plane_is_a_config_error_not_a_fallback() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(78));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("[dataplane] kind = ipvs")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[dataplane] kind = ipvs"));
 }
 
 #[test]
