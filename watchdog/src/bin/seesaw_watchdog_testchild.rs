@@ -5,7 +5,7 @@
 //! Arguments are `key=value` words (the watchdog splits `args` on whitespace):
 //! `name=N events=FILE [ready_after_ms=MS] [exit_after_ms=MS] [exit_code=C] [ignore_term]`.
 //! It appends one line per event (`<unix ms> <name> <event> ...`) to `events`: `start` (with
-//! pid, argv0, SEESAW_LOG_DIR and SEESAW_RUN_DIR), `ready` after sending READY=1, `term` (then exits 0) or
+//! pid, argv0, SEESAW_LOG_DIR and SEESAW_RUN_DIR), `ready` just before sending READY=1, `term` (then exits 0) or
 //! `term-ignored` on SIGTERM, `usr1` on SIGUSR1 (a state dump request), and `exit` before
 //! exiting with `exit_code`.
 
@@ -81,8 +81,9 @@ fn main() -> ExitCode {
         };
         let exit_at = ms("exit_after_ms").map(|d| tokio::time::Instant::now() + d);
         tokio::time::sleep(ms("ready_after_ms").unwrap_or_default()).await;
-        seesaw_common::ready::notify_ready();
+        // Record first: once READY=1 is out, a dependent may start and log before us.
         log("ready");
+        seesaw_common::ready::notify_ready();
         let exit_timer = async {
             match exit_at {
                 Some(at) => tokio::time::sleep_until(at).await,
