@@ -1,0 +1,280 @@
+//! Where the engine's cluster config comes from: the `ConfigSource` (disk, config servers, the
+//! peer, none), background fetches, applying fetched or edited configs (with history and archive),
+//! and starting peer sync. Split out of the event loop in `core`, which calls these.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::{Event, ReloadReply, Snapshot};
+use crate::config::{self, Loaded};
+use crate::state::{EngineState, ReloadOutcome};
+
+/// Where the engine takes its cluster config from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `<config-dir>/cluster.pb` (the default).
+    Disk,
+    /// The `[config_server]` servers over HTTPS, polled every `config_interval_sec`; a fetched
+    /// config is saved to `<config-dir>/cluster.pb` with the previous one archived.
+    Server,
+    /// The peer engine's cluster.pb, over peer sync (each node keeps its own copy on disk).
+    Peer,
+    /// Nothing: reloads keep the running config.
+    None,
+}
+
+impl ConfigSource {
+    /// Whether configs come over the network (fetched in the background).
+    pub fn is_remote(self) -> bool {
+        matches!(self, Self::Server | Self::Peer)
+    }
+
+    /// Parses `disk`, `server`, `peer` or `none`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "disk" => Ok(Self::Disk),
+            "server" => Ok(Self::Server),
+            "peer" => Ok(Self::Peer),
+            "none" => Ok(Self::None),
+            other => Err(format!(
+                "unknown config source {other:?} (want disk, server, peer or none)"
+            )),
+        }
+    }
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disk => "disk",
+            Self::Server => "server",
+            Self::Peer => "peer",
+            Self::None => "none",
+        }
+    }
+}
+
+/// How often a churn-limited config takes its next step.
+pub(super) const CONVERGE_EVERY: Duration = Duration::from_secs(5);
+/// Archive bounds for configs replaced by fetched ones (Seesaw: 1500 files, 60 days).
+pub(super) const ARCHIVE_KEEP: usize = 1500;
+pub(super) const ARCHIVE_MAX_AGE: Duration = Duration::from_secs(60 * 86_400);
+
+pub(super) type FetchReply = (
+    Result<Vec<u8>, String>,
+    Option<oneshot::Sender<ReloadReply>>,
+);
+
+/// Starts a config-server fetch in the background; the result comes back on `tx`.
+pub(super) fn spawn_fetch(
+    state: &EngineState,
+    dir: &std::path::Path,
+    tx: mpsc::Sender<FetchReply>,
+    reply: Option<oneshot::Sender<ReloadReply>>,
+    source: ConfigSource,
+    peer: Option<crate::sync::PeerClient>,
+) {
+    let s = &state.loaded().settings;
+    let src = crate::source::ServerSource {
+        servers: s.config_servers.clone(),
+        port: s.config_server_port,
+        cluster: s.cluster_name.clone(),
+        ca_file: s
+            .config_server_ca
+            .clone()
+            .unwrap_or_else(|| dir.join("ssl").join("ca.crt")),
+        timeout: Duration::from_secs(20),
+    };
+    tokio::spawn(async move {
+        let r = match (source, peer) {
+            (ConfigSource::Peer, Some(peer)) => peer.config().await,
+            (ConfigSource::Peer, None) => {
+                Err("config source peer: no peer is configured in seesaw.cfg".to_owned())
+            }
+            _ => src.fetch().await.map_err(|e| e.to_string()),
+        };
+        let _ = tx.send((r, reply)).await;
+    });
+}
+
+/// Starts peer sync when `[cluster] peer_ipv4/6` is set: serves this node's sync API on its node
+/// address and returns a client for the peer's. A bind failure is logged and sync stays off: the
+/// node still load-balances, it only cannot mirror overrides.
+pub(super) async fn start_sync(
+    state: &EngineState,
+    config_dir: &std::path::Path,
+    snapshot: &watch::Receiver<Arc<Snapshot>>,
+    events: &mpsc::Sender<Event>,
+    shutdown: &CancellationToken,
+) -> Option<crate::sync::PeerClient> {
+    let s = &state.loaded().settings;
+    let (node, peer) = match (s.node_ipv4, s.peer_ipv4, s.node_ipv6, s.peer_ipv6) {
+        (Some(n), Some(p), _, _) => (std::net::IpAddr::V4(n), std::net::IpAddr::V4(p)),
+        (_, _, Some(n), Some(p)) => (std::net::IpAddr::V6(n), std::net::IpAddr::V6(p)),
+        _ => return None,
+    };
+    let allowed: Vec<std::net::IpAddr> = [
+        s.peer_ipv4.map(Into::into),
+        s.peer_ipv6.map(Into::into),
+        s.node_ipv4.map(Into::into),
+        s.node_ipv6.map(Into::into),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let bind = std::net::SocketAddr::new(node, s.sync_port);
+    match tokio::net::TcpListener::bind(bind).await {
+        Ok(listener) => {
+            tracing::info!(%bind, %peer, "peer sync listening");
+            tokio::spawn(crate::sync::serve(
+                listener,
+                allowed,
+                config_dir.to_owned(),
+                snapshot.clone(),
+                events.clone(),
+                shutdown.child_token(),
+            ));
+        }
+        Err(e) => {
+            tracing::error!(%bind, error = %e, "peer sync cannot listen; overrides will not be mirrored")
+        }
+    }
+    match crate::sync::PeerClient::new(std::net::SocketAddr::new(peer, s.sync_port)) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(error = %e, "peer sync client");
+            None
+        }
+    }
+}
+
+/// Validates `bytes` as cluster.pb against the current seesaw.cfg (all errors, nothing changed on
+/// error), then writes it as `<dir>/cluster.pb`, records a history version, and reloads.
+pub(super) fn apply_text(
+    state: &mut EngineState,
+    dir: &std::path::Path,
+    bytes: &[u8],
+    who: &str,
+    what: &str,
+) -> ReloadOutcome {
+    let checked = std::fs::read_to_string(dir.join("seesaw.cfg"))
+        .map_err(|e| vec![format!("seesaw.cfg: {e}")])
+        .and_then(|t| config::seesaw_cfg::parse(&t))
+        .and_then(|settings| {
+            let cluster = config::load_cluster(bytes, Some(settings.dataplane))?;
+            Ok(Loaded { settings, cluster })
+        });
+    let loaded = match checked {
+        Ok(l) => l,
+        Err(errors) => {
+            tracing::warn!(by = %who, errors = ?errors, "config update refused; nothing changed");
+            return ReloadOutcome::Refused(errors);
+        }
+    };
+    if let Err(e) = crate::history::write_atomic(&dir.join("cluster.pb"), bytes) {
+        return ReloadOutcome::Refused(vec![format!("cannot write cluster.pb: {e}")]);
+    }
+    match crate::history::History::new(dir).record(bytes, who, what, SystemTime::now()) {
+        Ok(v) => tracing::info!(version = v.id, by = %who, "{what}"),
+        Err(e) => {
+            tracing::warn!(error = %e, "config applied but its history version was not saved")
+        }
+    }
+    let generation = state.reload(loaded, SystemTime::now());
+    ReloadOutcome::Applied(generation)
+}
+
+/// Applies a fetched config: validates it, ignores it if older or identical, saves it (text, with
+/// the previous file archived) and reloads.
+pub(super) fn apply_fetched(
+    state: &mut EngineState,
+    dir: &std::path::Path,
+    fetched: Result<Vec<u8>, String>,
+) -> ReloadOutcome {
+    let refused = |state: &mut EngineState, errors: Vec<String>| {
+        tracing::warn!(errors = ?errors, "fetched configuration refused; the running config stays");
+        state.reload_refused(errors.clone());
+        ReloadOutcome::Refused(errors)
+    };
+    let bytes = match fetched {
+        Ok(b) => b,
+        Err(e) => return refused(state, vec![e]),
+    };
+    let settings = match std::fs::read_to_string(dir.join("seesaw.cfg"))
+        .map_err(|e| vec![format!("seesaw.cfg: {e}")])
+        .and_then(|t| config::seesaw_cfg::parse(&t))
+    {
+        Ok(s) => s,
+        Err(e) => return refused(state, e),
+    };
+    let pb = match config::cluster::parse(&bytes) {
+        Ok(pb) => pb,
+        Err(e) => return refused(state, e),
+    };
+    let cluster = match config::validate::validate(&pb) {
+        Ok((c, _)) => c,
+        Err(e) => return refused(state, e),
+    };
+    let plane = config::validate::check_plane(&cluster, settings.dataplane);
+    if !plane.is_empty() {
+        return refused(state, plane);
+    }
+    let current = &state.full_config().cluster;
+    if cluster.metadata.last_updated < current.metadata.last_updated {
+        let why = format!(
+            "fetched config is older (last_updated {} < {}), ignored",
+            cluster.metadata.last_updated, current.metadata.last_updated
+        );
+        tracing::info!("{why}");
+        return ReloadOutcome::Unchanged(why);
+    }
+    if *current == cluster && state.full_config().settings == settings {
+        return ReloadOutcome::Unchanged(
+            "fetched config is identical to the running one".to_owned(),
+        );
+    }
+    if let Err(e) = crate::source::save_with_archive(
+        dir,
+        config::cluster::to_text(&pb).as_bytes(),
+        SystemTime::now(),
+        ARCHIVE_KEEP,
+        ARCHIVE_MAX_AGE,
+    ) {
+        // The new config still runs; only the copy on disk is stale.
+        tracing::warn!(error = %e, "could not save the fetched config to disk");
+    }
+    let generation = state.reload(Loaded { settings, cluster }, SystemTime::now());
+    tracing::info!(generation, "fetched configuration applied");
+    ReloadOutcome::Applied(generation)
+}
+
+pub(super) fn reload(
+    state: &mut EngineState,
+    dir: &std::path::Path,
+    source: ConfigSource,
+) -> ReloadOutcome {
+    if source == ConfigSource::None {
+        tracing::info!("config source is none: reload keeps the running config");
+        return ReloadOutcome::Refused(vec!["config source is none: nothing to load".to_owned()]);
+    }
+    match config::load_dir(dir) {
+        Ok(loaded) => {
+            let generation = state.reload(loaded, SystemTime::now());
+            tracing::info!(generation, "configuration reloaded");
+            ReloadOutcome::Applied(generation)
+        }
+        Err(errors) => {
+            tracing::warn!(
+                errors = errors.len(),
+                "configuration reload refused; the running config stays"
+            );
+            for e in &errors {
+                tracing::warn!("  {e}");
+            }
+            state.reload_refused(errors.clone());
+            ReloadOutcome::Refused(errors)
+        }
+    }
+}
