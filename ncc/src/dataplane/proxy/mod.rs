@@ -4,7 +4,9 @@
 //!
 //! Threads: TCP services share one pool of worker threads (one per core, each a single-threaded
 //! tokio runtime); every TCP service binds one `SO_REUSEPORT` listener per worker, so the kernel
-//! spreads connections and a connection lives on one core. Every UDP service runs one worker
+//! spreads connections, and a worker that accepted more open connections than the least loaded
+//! one (by two or more) hands the new connection over to it, so the kernel's hash cannot leave one
+//! core with most of the work; a connection then lives on one core. Every UDP service runs one worker
 //! thread per core with its own `SO_REUSEPORT` socket, epoll set and flow table ([`udp`]).
 //!
 //! Hot reconfiguration: every change builds a new [`Table`] off the packet path and publishes it
@@ -62,7 +64,7 @@ pub struct DropStats {
 /// The TCP worker pool: one thread per core, each running a single-threaded tokio runtime.
 #[derive(Debug)]
 struct Workers {
-    handles: Vec<tokio::runtime::Handle>,
+    pool: Arc<tcp::Pool>,
     stop: CancellationToken,
 }
 
@@ -95,7 +97,10 @@ impl Workers {
                 Err(_) => return Err(std::io::Error::other("proxy worker did not start")),
             }
         }
-        Ok(Self { handles, stop })
+        Ok(Self {
+            pool: Arc::new(tcp::Pool::new(handles)),
+            stop,
+        })
     }
 }
 
@@ -203,16 +208,22 @@ impl ProxyPlane {
                         .map_err(|e| NccError::Plane(format!("cannot start proxy workers: {e}")))?;
                     self.workers = Some(w);
                 }
-                let workers = self.workers.as_ref().map_or(&[][..], |w| &w.handles[..]);
-                for (i, l) in listeners.into_iter().enumerate() {
-                    let h = &workers[i % workers.len()];
-                    h.spawn(tcp::accept_loop(
-                        l,
-                        s.key,
-                        table.clone(),
-                        counters.clone(),
-                        stop.clone(),
-                    ));
+                if let Some(w) = &self.workers {
+                    let n = w.pool.len();
+                    for (i, l) in listeners.into_iter().enumerate() {
+                        w.pool.spawn(
+                            i % n,
+                            tcp::accept_loop(
+                                l,
+                                s.key,
+                                table.clone(),
+                                counters.clone(),
+                                stop.clone(),
+                                w.pool.clone(),
+                                i % n,
+                            ),
+                        );
+                    }
                 }
             }
             Bound::Udp(socks) => {
@@ -246,6 +257,13 @@ impl Dataplane for ProxyPlane {
     }
 
     fn unsupported(&self, s: &Service) -> Option<String> {
+        if s.key.is_fwmark() {
+            return Some(
+                "firewall-mark services need a kernel plane (nftables or ipvs): a userspace \
+                 proxy accepts connections on VIP:port sockets and never sees packet marks"
+                    .into(),
+            );
+        }
         if s.mode != ForwardMode::Nat {
             return Some(format!(
                 "mode {:?} is not possible in a userspace proxy (use NAT)",

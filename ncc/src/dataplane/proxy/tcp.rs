@@ -8,17 +8,20 @@
 //! switches to splice: small request/response messages cost fewest syscalls copied, bulk
 //! streams least CPU spliced. A removed destination's connections end when its drain timeout passes.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::ServiceCounters;
 use super::rules::Verdict;
@@ -53,13 +56,65 @@ pub(super) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(sock.into())
 }
 
+/// The TCP worker threads as the accept loops see them: each worker's runtime and its number of
+/// open connections.
+#[derive(Debug)]
+pub(super) struct Pool {
+    handles: Vec<tokio::runtime::Handle>,
+    open: Box<[AtomicUsize]>,
+}
+
+impl Pool {
+    pub(super) fn new(handles: Vec<tokio::runtime::Handle>) -> Self {
+        let open = handles.iter().map(|_| AtomicUsize::new(0)).collect();
+        Self { handles, open }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    pub(super) fn spawn(&self, worker: usize, f: impl Future<Output = ()> + Send + 'static) {
+        self.handles[worker].spawn(f);
+    }
+
+    /// The worker a connection accepted by worker `me` should run on, counted as open there:
+    /// `me` unless another worker has at least two fewer open connections (ties stay put, so a
+    /// balanced pool hands nothing over).
+    fn place(&self, me: usize) -> usize {
+        let mine = self.open[me].load(Ordering::Relaxed);
+        let (best, least) = self
+            .open
+            .iter()
+            .map(|o| o.load(Ordering::Relaxed))
+            .enumerate()
+            .min_by_key(|&(_, n)| n)
+            .unwrap_or((me, mine));
+        let to = if least + 2 <= mine { best } else { me };
+        self.open[to].fetch_add(1, Ordering::Relaxed);
+        to
+    }
+}
+
+/// One open connection on a worker, counted in [`Pool::place`]; uncounted when it ends.
+struct Placed(Arc<Pool>, usize);
+
+impl Drop for Placed {
+    fn drop(&mut self) {
+        self.0.open[self.1].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Accepts connections until `stop` is cancelled; connections already relaying are not affected.
+/// A connection runs on the worker [`Pool::place`] chooses.
 pub(super) async fn accept_loop(
     listener: std::net::TcpListener,
     key: ServiceKey,
     table: Arc<ArcSwap<Table>>,
     counters: Arc<ServiceCounters>,
     stop: CancellationToken,
+    pool: Arc<Pool>,
+    me: usize,
 ) {
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -81,11 +136,28 @@ pub(super) async fn accept_loop(
             Ok((client, peer)) => {
                 let table = table.load_full();
                 let counters = counters.clone();
-                tokio::spawn(async move {
+                let to = pool.place(me);
+                let placed = Placed(pool.clone(), to);
+                let serve = async move |client: TcpStream| {
+                    let _placed = placed;
                     if let Err(e) = handle(client, peer, &table, &counters).await {
                         tracing::debug!(service = %key, client = %peer, error = %e, "connection ended with an error");
                     }
-                });
+                };
+                if to == me {
+                    tokio::spawn(serve(client));
+                    continue;
+                }
+                // Another worker: move the socket to its runtime (its epoll set).
+                match client.into_std() {
+                    Ok(std) => pool.spawn(to, async move {
+                        match TcpStream::from_std(std) {
+                            Ok(client) => serve(client).await,
+                            Err(e) => tracing::warn!(service = %key, client = %peer, error = %e, "cannot hand a connection to another worker"),
+                        }
+                    }),
+                    Err(e) => tracing::warn!(service = %key, client = %peer, error = %e, "cannot hand a connection to another worker"),
+                }
             }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
@@ -218,7 +290,51 @@ async fn handle(
     }
     tokio::select! {
         r = relay(&client, &backend, &c.bytes_in, &c.bytes_out) => r,
-        () = dest.evict.cancelled() => Ok(()),
+        () = Evicted::new(&dest.evict) => Ok(()),
+    }
+}
+
+/// Resolves when a destination is evicted. Unlike polling `cancelled()` directly, it registers
+/// with the token once per waker and otherwise only reads the token's flag: the token is shared
+/// by every connection of the destination on every worker, and each poll of a registered
+/// `cancelled()` takes the token's lock — a lock every core would take on every message.
+struct Evicted<'a> {
+    token: &'a CancellationToken,
+    wait: Pin<Box<WaitForCancellationFuture<'a>>>,
+    registered: Option<Waker>,
+}
+
+impl<'a> Evicted<'a> {
+    fn new(token: &'a CancellationToken) -> Self {
+        Self {
+            token,
+            wait: Box::pin(token.cancelled()),
+            registered: None,
+        }
+    }
+}
+
+impl Future for Evicted<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.token.is_cancelled() {
+            return Poll::Ready(());
+        }
+        // Registered with this task's waker already: a cancellation wakes it.
+        if this
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
+        let r = this.wait.as_mut().poll(cx);
+        if r.is_pending() {
+            this.registered = Some(cx.waker().clone());
+        }
+        r
     }
 }
 
@@ -384,4 +500,57 @@ pub fn proxy_v2(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     h.extend_from_slice(&src.port().to_be_bytes());
     h.extend_from_slice(&dst.port().to_be_bytes());
     h
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    fn pool(n: usize) -> (Vec<tokio::runtime::Runtime>, Arc<Pool>) {
+        let rts: Vec<_> = (0..n)
+            .map(|_| {
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("runtime")
+            })
+            .collect();
+        let pool = Arc::new(Pool::new(rts.iter().map(|r| r.handle().clone()).collect()));
+        (rts, pool)
+    }
+
+    fn open(p: &Pool) -> Vec<usize> {
+        p.open.iter().map(|o| o.load(Ordering::Relaxed)).collect()
+    }
+
+    #[test]
+    fn a_worker_that_accepts_everything_keeps_the_pool_within_two_connections() {
+        let (_rts, p) = pool(3);
+        let mut placed = Vec::new();
+        for _ in 0..300 {
+            let to = p.place(0);
+            placed.push(Placed(p.clone(), to));
+        }
+        let o = open(&p);
+        assert_eq!(o.iter().sum::<usize>(), 300);
+        let (min, max) = (o.iter().min().copied(), o.iter().max().copied());
+        assert!(max.zip(min).is_some_and(|(a, b)| a - b <= 2), "{o:?}");
+        // Ending connections uncounts them where they ran.
+        placed.truncate(10);
+        assert_eq!(open(&p).iter().sum::<usize>(), 10);
+        drop(placed);
+        assert_eq!(open(&p), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn a_balanced_pool_hands_nothing_over() {
+        let (_rts, p) = pool(2);
+        let mut placed = Vec::new();
+        for i in 0..100 {
+            let me = i % 2;
+            let to = p.place(me);
+            assert_eq!(to, me, "connection {i} moved");
+            placed.push(Placed(p.clone(), to));
+        }
+        assert_eq!(open(&p), vec![50, 50]);
+    }
 }
