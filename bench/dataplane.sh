@@ -178,6 +178,10 @@ import sys
 n = int('$out'.split()[1]); print(round(n / $udp_secs), 'received', n, 'sent', $sent)"
 }
 
+# Busy and idle jiffies of all cores: each run also records how busy the machine was (cpu:),
+# which shows whether a path was CPU-bound and what it costs per request or per byte.
+cpu_now() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat; }
+
 paths_for() { case $1 in udp) echo "direct ours ours_nooffload nginx";; *) echo "direct ours haproxy nginx";; esac; }
 
 # Warm-up (not recorded).
@@ -196,18 +200,21 @@ for r in $(seq 1 "$rounds"); do
       rev=(); for ((i = n - 1; i >= 0; i--)); do rev+=("${order[$i]}"); done; order=("${rev[@]}")
     fi
     for p in "${order[@]}"; do
+      c0=$(cpu_now)
       case $m in
         wrk) v=$(run_wrk "${HTTP[$p]}");;
         iperf) v=$(run_iperf "${IPERF[$p]}");;
         udp) v=$(run_udp "${UDP[$p]}");;
       esac
-      echo "round $r $m $p $v" | tee -a "$res"
+      c1=$(cpu_now)
+      busy=$(python3 -c "b0,i0,b1,i1=map(int,'$c0 $c1'.split()); print(f'{(b1-b0)/max(1,(b1-b0)+(i1-i0)):.3f}')")
+      echo "round $r $m $p $v cpu:$busy" | tee -a "$res"
     done
   done
 done
 
 # --- medians and same-round ratios ---
-table=$(python3 - "$res" <<'EOF'
+table=$(python3 - "$res" "$(nproc)" <<'EOF'
 import statistics as st, sys
 rows = [l.split() for l in open(sys.argv[1])]
 by = {}
@@ -217,24 +224,32 @@ for r in rows:
 def med(m, p, i=0):
     xs = [float(v[i]) for v in by.get((m, p), {}).values()]
     return st.median(xs) if xs else None
+ncpu = int(sys.argv[2])
+def busy(m, p):
+    xs = [float(x[4:]) for v in by.get((m, p), {}).values() for x in v if x.startswith("cpu:")]
+    return st.median(xs) if xs else None
 def ratio(m, a, b, i=0):
     A, B = by.get((m, a), {}), by.get((m, b), {})
     xs = [float(A[k][i]) / float(B[k][i]) for k in A if k in B and float(B[k][i]) > 0]
     return f"{st.median(xs):.2f}" if xs else "-"
 out = []
 if any(k[0] == "wrk" for k in by):
-    out.append("| wrk -t1 -c64, 512 B | req/s (median) | p99 µs (median) | ÷ direct | ours ÷ this |")
-    out.append("|---|---|---|---|---|")
+    out.append("| wrk -t1 -c64, 512 B | req/s (median) | p99 µs (median) | ÷ direct | ours ÷ this | CPU busy | CPU µs per request |")
+    out.append("|---|---|---|---|---|---|---|")
     for p in ["direct", "ours", "haproxy", "nginx"]:
         if (("wrk", p)) in by:
-            out.append(f"| {p} | {med('wrk', p):.0f} | {med('wrk', p, 1):.0f} | {ratio('wrk', p, 'direct')} | {ratio('wrk', 'ours', p)} |")
+            b = busy('wrk', p)
+            per = f"{b * ncpu * 1e6 / med('wrk', p):.1f}" if b is not None else "-"
+            out.append(f"| {p} | {med('wrk', p):.0f} | {med('wrk', p, 1):.0f} | {ratio('wrk', p, 'direct')} | {ratio('wrk', 'ours', p)} | {b if b is not None else '-'} | {per} |")
 if any(k[0] == "iperf" for k in by):
     out.append("")
-    out.append("| iperf3 1 stream | Gbit/s (median) | ÷ direct | ours ÷ this |")
-    out.append("|---|---|---|---|")
+    out.append("| iperf3 1 stream | Gbit/s (median) | ÷ direct | ours ÷ this | CPU busy | core-seconds per GB |")
+    out.append("|---|---|---|---|---|---|")
     for p in ["direct", "ours", "haproxy", "nginx"]:
         if ("iperf", p) in by:
-            out.append(f"| {p} | {med('iperf', p):.2f} | {ratio('iperf', p, 'direct')} | {ratio('iperf', 'ours', p)} |")
+            b = busy('iperf', p)
+            per = f"{b * ncpu * 8 / med('iperf', p):.3f}" if b is not None else "-"
+            out.append(f"| {p} | {med('iperf', p):.2f} | {ratio('iperf', p, 'direct')} | {ratio('iperf', 'ours', p)} | {b if b is not None else '-'} | {per} |")
 if any(k[0] == "udp" for k in by):
     out.append("")
     out.append("| udpgen 64 B | delivered/s (median) | ÷ direct | ours ÷ this |")

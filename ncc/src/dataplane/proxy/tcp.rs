@@ -416,35 +416,69 @@ async fn pump(from: &TcpStream, to: &TcpStream, count: &AtomicU64) -> io::Result
 }
 
 /// Moves `from` → `to` through a pipe with splice until EOF, then shuts `to` down for writing.
-/// The pipe is emptied before the next read. A short splice does not prove the socket drained
-/// (a pipe fills by pages as well as by bytes), so readiness is only cleared on `EAGAIN` here.
+/// Both ends move at once: the pipe is refilled while it still holds bytes, so the peer's socket
+/// never waits for the pipe to be emptied and the client's never waits for the peer's.
+///
+/// Readiness is edge-triggered, so it may only be cleared when the kernel has nothing more: a
+/// splice into a pipe that still holds bytes can fail with `EAGAIN` because the *pipe* is full
+/// (it fills by pages as well as by bytes), so then the read side waits for the write side to make
+/// progress instead, and only an `EAGAIN` into an empty pipe proves the socket drained.
 async fn pump_splice(
     from: &TcpStream,
     to: &TcpStream,
     (pr, pw): (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
     count: &AtomicU64,
 ) -> io::Result<()> {
-    let len = sys::set_pipe_size(pw.as_fd(), PIPE_SIZE).unwrap_or(SPLICE_LEN);
+    let cap = sys::set_pipe_size(pw.as_fd(), PIPE_SIZE).unwrap_or(SPLICE_LEN);
+    let mut held = 0usize;
+    let mut eof = false;
+    // The last splice in failed with bytes in the pipe: retry once the write side moved some.
+    let mut in_blocked = false;
     loop {
-        let n = transfer(from, Interest::READABLE, 0, || {
-            sys::splice(from.as_fd(), pw.as_fd(), len)
-        })
-        .await?;
-        if n == 0 {
+        if eof && held == 0 {
             shutdown_write(to);
             return Ok(());
         }
-        let mut left = n;
-        while left > 0 {
-            let m = transfer(to, Interest::WRITABLE, 0, || {
-                sys::splice(pr.as_fd(), to.as_fd(), left)
-            })
-            .await?;
-            if m == 0 {
-                return Err(io::Error::other("splice to the peer made no progress"));
+        let want_in = !eof && !in_blocked && held < cap;
+        let want_out = held > 0;
+        tokio::select! {
+            biased;
+            r = to.ready(Interest::WRITABLE), if want_out => { r?; }
+            r = from.ready(Interest::READABLE), if want_in => { r?; }
+        }
+        if want_out {
+            match to.try_io(Interest::WRITABLE, || {
+                sys::splice(pr.as_fd(), to.as_fd(), held)
+            }) {
+                Ok(0) => return Err(io::Error::other("splice to the peer made no progress")),
+                Ok(m) => {
+                    held -= m;
+                    in_blocked = false;
+                    count.fetch_add(m as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
             }
-            left -= m;
-            count.fetch_add(m as u64, Ordering::Relaxed);
+        }
+        if !eof && !in_blocked && held < cap {
+            let mut pipe_maybe_full = false;
+            let r = from.try_io(Interest::READABLE, || {
+                match sys::splice(from.as_fd(), pw.as_fd(), cap - held) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && held > 0 => {
+                        // Keep the readiness: the socket may still hold bytes.
+                        pipe_maybe_full = true;
+                        Ok(0)
+                    }
+                    r => r,
+                }
+            });
+            match r {
+                Ok(_) if pipe_maybe_full => in_blocked = true,
+                Ok(0) => eof = true,
+                Ok(n) => held += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 }
