@@ -906,6 +906,7 @@ vlan: < vlan_id: 20 host: < fqdn: "v20.demo." ipv4: "10.0.20.1/24" > >
                             id: 255,
                             state: "healthy".into(),
                             message: "200 OK".into(),
+                            stats: None,
                         }],
                         ..Default::default()
                     }],

@@ -10,8 +10,8 @@ use seesaw_proto::engine::{self as pb};
 use tonic::transport::Channel;
 
 use crate::model::{
-    Attribute, Check, Cluster, ConfigStatus, Destination, HaStatus, Node, Outcome, Override,
-    OverrideKind, OverrideState, Service, Version, Vserver,
+    Attribute, Check, CheckStats, Cluster, ConfigStatus, Destination, HaStatus, Node, Outcome,
+    Override, OverrideKind, OverrideState, Service, Version, Vserver,
 };
 
 #[cfg(any(test, feature = "testing"))]
@@ -377,6 +377,23 @@ fn destination_from_proto(d: pb::DestinationStatus) -> Destination {
                 id: c.id,
                 state: c.state,
                 message: c.message,
+                stats: c.stats.and_then(|s| {
+                    let stats = CheckStats {
+                        successes: s.successes,
+                        failures: s.failures,
+                        last_latency_us: s.last_latency_us,
+                        latency_sum_us: s.latency_sum_us,
+                        latency_bounds_us: s.latency_bounds_us,
+                        latency_counts: s.latency_counts,
+                    };
+                    match stats.validate() {
+                        Ok(()) => Some(stats),
+                        Err(e) => {
+                            tracing::debug!(check = c.id, "probe statistics ignored: {e}");
+                            None
+                        }
+                    }
+                }),
             })
             .collect(),
         active_conns: d.active_conns,

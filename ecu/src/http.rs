@@ -8,11 +8,13 @@
 //! | `GET /v1/vservers/{name}` | `Vserver`, 404 if there is none by that exact name |
 //! | `GET /v1/ha` | `HaStatus` |
 //! | `GET /v1/config` | `ConfigStatus` |
+//! | `GET /v1/processes` | `Processes` from the watchdog's status file; 404 without a watchdog |
 //! | `GET /metrics` | OpenMetrics when asked for (`Accept: application/openmetrics-text`), else Prometheus text 0.0.4; 200 even when the engine is down (`seesaw_engine_up 0`) |
 //!
 //! Errors are JSON `{"error": "..."}`: 404 unknown vserver or route, 503 engine unavailable,
 //! 502 engine answered with an error.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -24,17 +26,51 @@ use serde::Serialize;
 
 use crate::engine_view::{EngineView, ViewError};
 use crate::metrics::{self, EngineSnapshot};
+use crate::processes::{self, ProcessStatusError, Processes};
 
-/// Builds the router over `view`.
+/// Builds the router over `view`, without process status.
 pub fn router<V: EngineView>(view: V) -> Router {
+    router_with(view, None)
+}
+
+/// Builds the router over `view`; `process_status` is the watchdog's status file, if any.
+pub fn router_with<V: EngineView>(view: V, process_status: Option<PathBuf>) -> Router {
     Router::new()
         .route("/v1/vservers", get(list_vservers::<V>))
         .route("/v1/vservers/{name}", get(get_vserver::<V>))
         .route("/v1/ha", get(ha::<V>))
         .route("/v1/config", get(config::<V>))
+        .route("/v1/processes", get(list_processes::<V>))
         .route("/metrics", get(scrape::<V>))
         .fallback(not_found)
-        .with_state(Arc::new(view))
+        .with_state(Arc::new(Monitor {
+            view,
+            process_status,
+        }))
+}
+
+/// What the handlers share.
+struct Monitor<V> {
+    view: V,
+    process_status: Option<PathBuf>,
+}
+
+impl<V> Monitor<V> {
+    /// The watchdog's status, read now; `None` (logged at debug) when there is none to use.
+    async fn processes(&self) -> Result<Processes, ProcessStatusError> {
+        let Some(path) = self.process_status.clone() else {
+            return Err(ProcessStatusError::Missing(PathBuf::new()));
+        };
+        // A small file, but still a blocking read: keep it off the async workers.
+        tokio::task::spawn_blocking(move || processes::read(&path))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ProcessStatusError::Invalid {
+                    path: PathBuf::new(),
+                    why: format!("reader task failed: {e}"),
+                })
+            })
+    }
 }
 
 /// An API error, rendered as `{"error": "..."}` with its status code.
@@ -68,18 +104,26 @@ impl From<ViewError> for ApiError {
     }
 }
 
-type Shared<V> = State<Arc<V>>;
+type Shared<V> = State<Arc<Monitor<V>>>;
 
-async fn list_vservers<V: EngineView>(State(view): Shared<V>) -> Result<Response, ApiError> {
-    Ok(Json(view.vservers(String::new()).await?).into_response())
+async fn list_vservers<V: EngineView>(State(m): Shared<V>) -> Result<Response, ApiError> {
+    Ok(Json(m.view.vservers(String::new()).await?).into_response())
+}
+
+async fn list_processes<V: EngineView>(State(m): Shared<V>) -> Result<Response, ApiError> {
+    match m.processes().await {
+        Ok(p) => Ok(Json(p).into_response()),
+        Err(e) => Err(ApiError::NotFound(e.to_string())),
+    }
 }
 
 async fn get_vserver<V: EngineView>(
-    State(view): Shared<V>,
+    State(m): Shared<V>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     // The engine matches prefixes too; the API promises exactly one name.
-    let found = view
+    let found = m
+        .view
         .vservers(name.clone())
         .await?
         .into_iter()
@@ -90,26 +134,36 @@ async fn get_vserver<V: EngineView>(
     }
 }
 
-async fn ha<V: EngineView>(State(view): Shared<V>) -> Result<Response, ApiError> {
-    Ok(Json(view.ha_status().await?).into_response())
+async fn ha<V: EngineView>(State(m): Shared<V>) -> Result<Response, ApiError> {
+    Ok(Json(m.view.ha_status().await?).into_response())
 }
 
-async fn config<V: EngineView>(State(view): Shared<V>) -> Result<Response, ApiError> {
-    Ok(Json(view.config_status().await?).into_response())
+async fn config<V: EngineView>(State(m): Shared<V>) -> Result<Response, ApiError> {
+    Ok(Json(m.view.config_status().await?).into_response())
 }
 
-async fn scrape<V: EngineView>(State(view): Shared<V>, headers: HeaderMap) -> Response {
+async fn scrape<V: EngineView>(State(m): Shared<V>, headers: HeaderMap) -> Response {
+    let view = &m.view;
     // Prometheus asks for OpenMetrics; anything else gets the classic text format.
     let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
-    let (vservers, ha, config) = tokio::join!(
+    let (vservers, ha, config, procs) = tokio::join!(
         view.vservers(String::new()),
         view.ha_status(),
-        view.config_status()
+        view.config_status(),
+        m.processes()
     );
+    let procs = match procs {
+        Ok(p) => Some(p),
+        Err(ProcessStatusError::Missing(_)) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "metrics scrape without process status");
+            None
+        }
+    };
     let snapshot = match (vservers, ha, config) {
         (Ok(vservers), Ok(ha), Ok(config)) => Ok(EngineSnapshot {
             vservers,
@@ -124,13 +178,13 @@ async fn scrape<V: EngineView>(State(view): Shared<V>, headers: HeaderMap) -> Re
     if openmetrics {
         (
             [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-            metrics::encode(&snapshot),
+            metrics::encode(&snapshot, procs.as_ref()),
         )
             .into_response()
     } else {
         (
             [(header::CONTENT_TYPE, metrics::TEXT_CONTENT_TYPE)],
-            metrics::encode_text(&snapshot),
+            metrics::encode_text(&snapshot, procs.as_ref()),
         )
             .into_response()
     }

@@ -14,7 +14,8 @@
 //! - [`http`]: the monitor router; [`api`]: the API router; [`dashboard`]: the embedded page;
 //! - [`auth`], [`audit`], [`tls`]: users and roles, the audit log, TLS and client certificates;
 //! - [`spec`], [`cluster_edit`], [`import`]: the pool form, structural cluster.pb edits, YAML;
-//! - [`metrics`]: the OpenMetrics rendering, one fresh registry per scrape.
+//! - [`metrics`]: the OpenMetrics rendering, one fresh registry per scrape;
+//! - [`processes`]: the watchdog's status file (supervised processes, restarts).
 #![forbid(unsafe_code)]
 
 // The fakes are test hooks; a release binary must not be able to contain them.
@@ -33,6 +34,7 @@ pub mod http;
 pub mod import;
 pub mod metrics;
 pub mod model;
+pub mod processes;
 pub mod spec;
 pub mod tls;
 
@@ -63,11 +65,13 @@ pub struct Api {
 }
 
 /// Serves the monitor on `listener` (already bound by the caller) and, if given, the API, until
-/// `shutdown` is cancelled, then lets in-flight requests finish.
+/// `shutdown` is cancelled, then lets in-flight requests finish. `process_status` is the
+/// watchdog's status file (`<run-dir>/watchdog/status.json`), read on every scrape.
 pub async fn run<V: EngineView + Clone>(
     listener: TcpListener,
     view: V,
     api: Option<Api>,
+    process_status: Option<std::path::PathBuf>,
     shutdown: CancellationToken,
 ) -> Result<(), EcuError> {
     let addr = listener.local_addr().map_err(EcuError::Serve)?;
@@ -79,7 +83,7 @@ pub async fn run<V: EngineView + Clone>(
     seesaw_common::signal::on_dump("ecu", move || {
         format!("monitor http://{addr}, api {api_addr}")
     });
-    let monitor = axum::serve(listener, http::router(view.clone()))
+    let monitor = axum::serve(listener, http::router_with(view.clone(), process_status))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let api_server = async {
         let Some(api) = api else {

@@ -144,7 +144,8 @@ fn main() -> ExitCode {
             return fail("cannot install signal handlers", &e, exit::OSERR);
         }
         let view = GrpcEngineView::new(&args.common.run_dir, ENGINE_TIMEOUT);
-        match seesaw_ecu::run(listener, view, api, shutdown).await {
+        let status = args.common.run_dir.join(seesaw_ecu::processes::STATUS_FILE);
+        match seesaw_ecu::run(listener, view, api, Some(status), shutdown).await {
             Ok(()) => ExitCode::from(OK),
             Err(e) => fail("ecu stopped", &e, exit::SOFTWARE),
         }

@@ -2,14 +2,19 @@
 //! vservers and backends that disappear from the config disappear from the metrics too, and the
 //! ECU keeps no counters of its own that could drift from the engine's.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::engine_view::ViewError;
-use crate::model::{ConfigStatus, HaStatus, Vserver};
+use crate::model::{CheckStats, ConfigStatus, HaStatus, Vserver};
+use crate::processes::Processes;
 
 /// The content type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -64,6 +69,19 @@ struct CheckLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckResultLabels {
+    vserver: String,
+    destination: String,
+    check: String,
+    result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProcessLabels {
+    process: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BytesLabels {
     vserver: String,
     service: String,
@@ -71,9 +89,13 @@ struct BytesLabels {
     direction: String,
 }
 
-/// Renders a scrape in the OpenMetrics text format; an engine error leaves only the `up` gauges.
-pub fn encode(snapshot: &Result<EngineSnapshot, ViewError>) -> String {
-    let registry = build(snapshot);
+/// Renders a scrape in the OpenMetrics text format; an engine error leaves only the `up` gauges
+/// and the processes (from the watchdog's status file, when there is one).
+pub fn encode(
+    snapshot: &Result<EngineSnapshot, ViewError>,
+    processes: Option<&Processes>,
+) -> String {
+    let registry = build(snapshot, processes);
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)
         .expect("writing to a String cannot fail");
@@ -83,9 +105,12 @@ pub fn encode(snapshot: &Result<EngineSnapshot, ViewError>) -> String {
 /// Renders a scrape in the Prometheus text format 0.0.4, for clients that do not ask for
 /// OpenMetrics (`promtool check metrics`, `curl`): the same samples, with counter families named
 /// by their `_total` sample name and no `# EOF`.
-pub fn encode_text(snapshot: &Result<EngineSnapshot, ViewError>) -> String {
-    let open = encode(snapshot);
-    let counters: std::collections::HashSet<&str> = open
+pub fn encode_text(
+    snapshot: &Result<EngineSnapshot, ViewError>,
+    processes: Option<&Processes>,
+) -> String {
+    let open = encode(snapshot, processes);
+    let counters: HashSet<&str> = open
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.strip_suffix(" counter"))
@@ -111,8 +136,11 @@ pub fn encode_text(snapshot: &Result<EngineSnapshot, ViewError>) -> String {
     out
 }
 
-fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
+fn build(snapshot: &Result<EngineSnapshot, ViewError>, processes: Option<&Processes>) -> Registry {
     let mut r = Registry::default();
+    if let Some(p) = processes {
+        register_processes(&mut r, p);
+    }
     let (up, engine_up) = match snapshot {
         Ok(_) => (1, 1),
         // The engine answered, but with an error: it is up, Seesaw's state is still unknown.
@@ -218,6 +246,7 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
 
     let vserver_enabled = Family::<VserverLabels, Gauge>::default();
     let check_healthy = Family::<CheckLabels, Gauge>::default();
+    let mut probes = CheckProbes::default();
     let service_healthy = Family::<ServiceLabels, Gauge>::default();
     let dest_healthy = Family::<DestinationLabels, Gauge>::default();
     let dest_weight = Family::<DestinationLabels, Gauge>::default();
@@ -256,6 +285,16 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
                             check: c.name.clone(),
                         })
                         .set(i64::from(c.state.eq_ignore_ascii_case("healthy")));
+                    if let Some(stats) = &c.stats {
+                        probes.add(
+                            CheckLabels {
+                                vserver: v.name.clone(),
+                                destination: d.name.clone(),
+                                check: c.name.clone(),
+                            },
+                            stats,
+                        );
+                    }
                 }
                 dest_weight.get_or_create(&labels).set(i64::from(d.weight));
                 dest_active
@@ -284,6 +323,7 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
         "Whether the health check's last result was healthy",
         check_healthy,
     );
+    probes.register(&mut r);
     r.register(
         "seesaw_service_healthy",
         "Whether the service has enough healthy destinations",
@@ -316,6 +356,139 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>) -> Registry {
         dest_bytes,
     );
     r
+}
+
+/// `seesaw_process_*`: one series per service the watchdog supervises.
+fn register_processes(r: &mut Registry, p: &Processes) {
+    let up = Family::<ProcessLabels, Gauge>::default();
+    let restarts = Family::<ProcessLabels, Counter>::default();
+    let started = Family::<ProcessLabels, Gauge>::default();
+    for s in &p.services {
+        let labels = ProcessLabels {
+            process: s.name.clone(),
+        };
+        up.get_or_create(&labels).set(i64::from(s.up));
+        restarts.get_or_create(&labels).inc_by(s.restarts);
+        if let Some(ms) = s.since_ms {
+            started.get_or_create(&labels).set(ms / 1000);
+        }
+    }
+    r.register(
+        "seesaw_process_up",
+        "Whether the watchdog's process runs and has reported ready",
+        up,
+    );
+    r.register(
+        "seesaw_process_restarts",
+        "Times the watchdog started the process again since the watchdog started",
+        restarts,
+    );
+    r.register(
+        "seesaw_process_start_time_seconds",
+        "When the process's current run started (UNIX seconds; absent while it is down)",
+        started,
+    );
+}
+
+/// The probe series of every check: result counters, the latency histogram and the last
+/// latency. A check shared by several services of a destination is counted once.
+#[derive(Default)]
+struct CheckProbes {
+    seen: HashSet<CheckLabels>,
+    results: Family<CheckResultLabels, Counter>,
+    last: Family<CheckLabels, Gauge<f64, AtomicU64>>,
+    histograms: Vec<(CheckLabels, ConstHistogram)>,
+}
+
+impl CheckProbes {
+    fn add(&mut self, labels: CheckLabels, stats: &CheckStats) {
+        // The engine view validated the shape; a bad one is skipped rather than half-rendered.
+        if stats.validate().is_err() || !self.seen.insert(labels.clone()) {
+            return;
+        }
+        for (result, n) in [("success", stats.successes), ("failure", stats.failures)] {
+            self.results
+                .get_or_create(&CheckResultLabels {
+                    vserver: labels.vserver.clone(),
+                    destination: labels.destination.clone(),
+                    check: labels.check.clone(),
+                    result: result.into(),
+                })
+                .inc_by(n);
+        }
+        self.last
+            .get_or_create(&labels)
+            .set(seconds(stats.last_latency_us));
+        let buckets = stats
+            .latency_bounds_us
+            .iter()
+            .map(|&b| seconds(b))
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(stats.latency_counts.iter().copied())
+            .collect();
+        self.histograms.push((
+            labels,
+            ConstHistogram {
+                sum: seconds(stats.latency_sum_us),
+                count: stats
+                    .latency_counts
+                    .iter()
+                    .fold(0u64, |a, &c| a.saturating_add(c)),
+                buckets,
+            },
+        ));
+    }
+
+    fn register(self, r: &mut Registry) {
+        r.register(
+            "seesaw_check_probes",
+            "Probes of the health check by result (before rise/retries thresholds)",
+            self.results,
+        );
+        r.register(
+            "seesaw_check_duration_seconds",
+            "Duration of the health check's probes (a timed-out probe counts its timeout)",
+            ConstHistogramFamily(self.histograms),
+        );
+        r.register(
+            "seesaw_check_last_duration_seconds",
+            "Duration of the health check's latest probe",
+            self.last,
+        );
+    }
+}
+
+/// A histogram whose buckets are already counted (by the healthcheck process): per-bucket
+/// counts, not cumulative, the last bound being +Inf.
+#[derive(Debug)]
+struct ConstHistogram {
+    sum: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+/// One [`ConstHistogram`] per label set, encoded like a `Family` of histograms.
+#[derive(Debug)]
+struct ConstHistogramFamily(Vec<(CheckLabels, ConstHistogram)>);
+
+impl EncodeMetric for ConstHistogramFamily {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, h) in &self.0 {
+            encoder
+                .encode_family(labels)?
+                .encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+fn seconds(us: u64) -> f64 {
+    // Microseconds to seconds; exact for any latency a probe can have (< 2^53 µs).
+    us as f64 / 1e6
 }
 
 fn register_gauge(r: &mut Registry, name: &str, help: &str, value: i64) {
@@ -352,11 +525,14 @@ mod tests {
             last_reload_errors: Vec::new(),
             reload_failures: 2,
         };
-        let text = encode_text(&Ok(EngineSnapshot {
-            vservers: Vec::new(),
-            ha,
-            config,
-        }));
+        let text = encode_text(
+            &Ok(EngineSnapshot {
+                vservers: Vec::new(),
+                ha,
+                config,
+            }),
+            None,
+        );
         assert!(
             text.contains(
                 "# TYPE seesaw_ha_transitions_total counter\nseesaw_ha_transitions_total 3\n"
@@ -373,15 +549,18 @@ mod tests {
 
     #[test]
     fn unreachable_engine_reports_only_up_gauges() {
-        let text = encode(&Err(ViewError::Unavailable("down".into())));
+        let text = encode(&Err(ViewError::Unavailable("down".into())), None);
         assert!(text.contains("\nseesaw_up 0\n"), "{text}");
         assert!(text.contains("\nseesaw_engine_up 0\n"), "{text}");
         assert!(!text.contains("seesaw_ha_state"), "{text}");
-        let text = encode(&Err(ViewError::Rpc {
-            call: "Vservers",
-            code: tonic::Code::Internal,
-            message: "bug".into(),
-        }));
+        let text = encode(
+            &Err(ViewError::Rpc {
+                call: "Vservers",
+                code: tonic::Code::Internal,
+                message: "bug".into(),
+            }),
+            None,
+        );
         assert!(text.contains("\nseesaw_up 0\n") && text.contains("\nseesaw_engine_up 1\n"));
     }
 
@@ -405,11 +584,14 @@ mod tests {
             last_reload_errors: Vec::new(),
             reload_failures: 0,
         };
-        let text = encode(&Ok(EngineSnapshot {
-            vservers: Vec::new(),
-            ha,
-            config,
-        }));
+        let text = encode(
+            &Ok(EngineSnapshot {
+                vservers: Vec::new(),
+                ha,
+                config,
+            }),
+            None,
+        );
         assert!(
             text.contains("seesaw_ha_state{state=\"FUTURE\"} 1"),
             "{text}"

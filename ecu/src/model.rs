@@ -134,6 +134,51 @@ pub struct Check {
     pub state: String,
     /// The last probe's message.
     pub message: String,
+    /// Probe statistics since the healthcheck process started the check (absent until reported).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<CheckStats>,
+}
+
+/// Cumulative probe statistics of a check, as the healthcheck process last reported them (at
+/// most one full resync, 15 s, old).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckStats {
+    /// Probes that passed.
+    pub successes: u64,
+    /// Probes that failed.
+    pub failures: u64,
+    /// Duration of the latest probe, microseconds.
+    pub last_latency_us: u64,
+    /// Sum of every probe's duration, microseconds.
+    pub latency_sum_us: u64,
+    /// Histogram upper bounds, microseconds, strictly increasing.
+    pub latency_bounds_us: Vec<u64>,
+    /// Probes per bucket (not cumulative); the extra last entry counts the slower rest.
+    pub latency_counts: Vec<u64>,
+}
+
+/// At most this many latency buckets are accepted from the engine.
+pub const MAX_LATENCY_BUCKETS: usize = 64;
+
+impl CheckStats {
+    /// Checks the shape: one more count than bounds, bounds strictly increasing, at most
+    /// [`MAX_LATENCY_BUCKETS`]. The engine validates too; the ECU does not trust a newer one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.latency_bounds_us.len() > MAX_LATENCY_BUCKETS {
+            return Err(format!("{} latency buckets", self.latency_bounds_us.len()));
+        }
+        if self.latency_counts.len() != self.latency_bounds_us.len() + 1 {
+            return Err(format!(
+                "{} latency counts for {} bounds",
+                self.latency_counts.len(),
+                self.latency_bounds_us.len()
+            ));
+        }
+        if self.latency_bounds_us.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("latency bounds not strictly increasing".to_owned());
+        }
+        Ok(())
+    }
 }
 
 /// The cluster and its nodes (`GET /v1/nodes`).

@@ -209,7 +209,13 @@ async fn serves_engine_state_over_http() {
     let addr = listener.local_addr().expect("local addr");
     let view = GrpcEngineView::new(dir.path(), Duration::from_secs(1));
     let shutdown = CancellationToken::new();
-    let ecu = tokio::spawn(seesaw_ecu::run(listener, view, None, shutdown.clone()));
+    let ecu = tokio::spawn(seesaw_ecu::run(
+        listener,
+        view,
+        None,
+        None,
+        shutdown.clone(),
+    ));
 
     // No engine yet: JSON says 503, metrics say the engine is down.
     let (status, body) = http_get(addr, "/v1/ha").await;

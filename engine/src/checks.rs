@@ -22,6 +22,12 @@ pub struct CheckSpec {
     pub target: IpAddr,
     /// Port probed.
     pub port: u16,
+    /// DSR/TUN probes: the VIP the probe is sent to (with `mark`), reaching `target` through
+    /// the data plane.
+    pub vip: Option<IpAddr>,
+    /// DSR/TUN probes: the firewall mark of the target's probe service (set by the engine
+    /// state from its mark pool; 0 until assigned).
+    pub mark: u32,
     /// Human-readable owner, for logs and `show` output.
     pub description: String,
 }
@@ -102,11 +108,7 @@ pub fn expand_with(loaded: &Loaded, overrides: &Overrides) -> Topology {
         for af in Af::ALL {
             let Some(vip) = v.host.addr(af) else { continue };
             for entry in v.entries.values() {
-                let key = ServiceKey {
-                    vip,
-                    proto: entry.key.proto,
-                    port: entry.key.port,
-                };
+                let key = ServiceKey::new(vip, entry.key.proto, entry.key.port);
                 let mut dests = Vec::new();
                 for b in v.backends.values() {
                     let Some(ip) = b.host.addr(af) else { continue };
@@ -198,6 +200,8 @@ fn check_spec(v: &Vserver, key: &ServiceKey, hc: &Healthcheck, target: IpAddr) -
         check: hc.clone(),
         target,
         port: hc.port,
+        vip: (hc.mode != CheckMode::Plain).then_some(key.vip),
+        mark: 0,
         description: format!("{} {} {target}:{}", v.name, hc.name, hc.port),
     }
 }

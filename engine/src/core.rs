@@ -16,9 +16,12 @@ use crate::desired::DesiredState;
 use crate::model::Node;
 use crate::ncc_port::{Ncc, NccBgp};
 use crate::overrides::{Caller, OverrideKind, OverrideState};
-use crate::state::{CheckResult, EngineState, HaView, OverrideError, ReloadOutcome, VserverView};
+use crate::state::{
+    CheckResult, EngineState, HaView, OverrideError, ProbeStats, ReloadOutcome, VserverView,
+};
 
 mod config_source;
+mod dump;
 
 pub use config_source::ConfigSource;
 use config_source::{
@@ -30,8 +33,8 @@ use config_source::{
 pub enum Event {
     /// Re-read the config files; the reply says whether they were applied.
     Reload(oneshot::Sender<ReloadReply>),
-    /// Check results from the healthcheck process.
-    Health(Vec<(u64, CheckResult)>),
+    /// Check results from the healthcheck process, and the probe statistics that came with them.
+    Health(Vec<(u64, CheckResult)>, Vec<(u64, ProbeStats)>),
     /// A status report from the ha process; answered, once the data plane reflects it, with
     /// whether the operator asked for a failover.
     Ha(HaView, oneshot::Sender<bool>),
@@ -175,6 +178,8 @@ pub async fn run<N: Ncc + NccBgp>(
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     let (views, _) = state.evaluate();
     let (snap_tx, snap_rx) = watch::channel(Arc::new(snapshot(&state, "unknown", views)));
+    let applies = dump::ApplyLog::default();
+    dump::register(snap_rx.clone(), Arc::clone(&applies));
 
     // Peer sync runs only when a peer is configured: it serves the master's overrides to the backup
     // and carries a backup's `failover` to the master.
@@ -214,6 +219,7 @@ pub async fn run<N: Ncc + NccBgp>(
             Ok(s) => {
                 tracing::info!(plane = %s.kind, destinations = s.dests.len(), "adopting the data plane's current state");
                 state.presume(s.dests.keys().copied());
+                state.adopt_fwmarks(&s.fwmarks);
                 plane_kind = s.kind;
                 break;
             }
@@ -245,7 +251,10 @@ pub async fn run<N: Ncc + NccBgp>(
                     let outcome = reload(&mut state, &config_dir, source);
                     pending = Some((Some(reply), outcome));
                 }
-                Some(Event::Health(results)) => state.health(results),
+                Some(Event::Health(results, stats)) => {
+                    state.health(results);
+                    state.probe_stats(stats);
+                }
                 Some(Event::BgpNeighbors(reply)) => {
                     let ncc = Arc::clone(&ncc);
                     tokio::spawn(async move {
@@ -409,12 +418,14 @@ pub async fn run<N: Ncc + NccBgp>(
                     }
                     changes = Some(c.len());
                     plane_holds = true;
+                    dump::record(&applies, desired.services.len(), Ok(c.len()));
                     last_applied = Some(desired);
                     state.apply_result(None);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "applying desired state failed; retrying");
                     plane_holds = false;
+                    dump::record(&applies, desired.services.len(), Err(e.to_string()));
                     state.apply_result(Some(e.to_string()));
                 }
             }
@@ -440,7 +451,15 @@ pub async fn run<N: Ncc + NccBgp>(
     tracing::info!("engine stopping: tearing down the data plane");
     // Withdraw every announcement before the services go.
     let _ = tokio::time::timeout(TEARDOWN_DEADLINE, bgp.withdraw_first(&*ncc, None)).await;
-    match tokio::time::timeout(TEARDOWN_DEADLINE, ncc.apply(&DesiredState::default())).await {
+    // The LB interface goes down with it (this node no longer serves; the peer takes over).
+    let teardown = DesiredState {
+        lb: Some(crate::desired::LbDesired {
+            up: false,
+            ..state.lb_desired()
+        }),
+        ..DesiredState::default()
+    };
+    match tokio::time::timeout(TEARDOWN_DEADLINE, ncc.apply(&teardown)).await {
         Ok(Ok(c)) => tracing::info!(changes = c.len(), "teardown done"),
         Ok(Err(e)) => tracing::warn!(error = %e, "teardown failed"),
         Err(_) => tracing::warn!("teardown timed out"),

@@ -20,19 +20,51 @@ pub struct DestSpec {
     pub backup: bool,
 }
 
-/// The identity of a service in the data plane: VIP, protocol and port.
+/// The identity of a service in the data plane: VIP, protocol and port, or a firewall mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceKey {
-    /// The VIP.
+    /// The VIP (for a firewall-mark service the family's unspecified address).
     pub vip: IpAddr,
-    /// Protocol.
+    /// Protocol (`Tcp` for a firewall-mark service, which takes every protocol).
     pub proto: Protocol,
-    /// VIP port.
+    /// VIP port (0 for a firewall-mark service).
     pub port: u16,
+    /// Firewall mark; non-zero makes this a firewall-mark service.
+    pub fwmark: u32,
+}
+
+impl ServiceKey {
+    /// A VIP:port service.
+    pub fn new(vip: IpAddr, proto: Protocol, port: u16) -> Self {
+        Self {
+            vip,
+            proto,
+            port,
+            fwmark: 0,
+        }
+    }
+
+    /// A firewall-mark service of family `af`.
+    pub fn fwmark(af: crate::model::Af, mark: u32) -> Self {
+        let vip = match af {
+            crate::model::Af::V4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            crate::model::Af::V6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        };
+        Self {
+            vip,
+            proto: Protocol::Tcp,
+            port: 0,
+            fwmark: mark,
+        }
+    }
 }
 
 impl std::fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.fwmark != 0 {
+            let af = if self.vip.is_ipv4() { "IPv4" } else { "IPv6" };
+            return write!(f, "fwmark {}/{af}", self.fwmark);
+        }
         match self.vip {
             IpAddr::V4(ip) => write!(f, "{ip}:{}/{}", self.port, self.proto),
             IpAddr::V6(ip) => write!(f, "[{ip}]:{}/{}", self.port, self.proto),
@@ -55,6 +87,8 @@ pub struct ServiceSpec {
     pub dests: Vec<DestSpec>,
     /// Userspace proxy options.
     pub proxy: crate::model::ProxyOpts,
+    /// Firewall-mark services: the VIP:port tuples marked into this service, sorted.
+    pub marks: Vec<ServiceKey>,
 }
 
 /// The whole desired data-plane state, services sorted by key.
@@ -66,6 +100,41 @@ pub struct DesiredState {
     /// vserver is enabled (on the node that serves unicast: the HA master, or any node without
     /// HA), anycast VIPs only while active (every service on them healthy).
     pub vips: Vec<crate::model::Vip>,
+    /// The LB interface's role and settings (`None`: ncc leaves the interface as it is).
+    pub lb: Option<LbDesired>,
+}
+
+/// The LB interface as the engine wants it (Seesaw's `LBInterfaceInit`/`Up`/`Down`, reference
+/// §5.2–5.5): derived from seesaw.cfg, cluster.pb's VLANs and the HA state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbDesired {
+    /// Master (or no HA): interface up, policy routes in the table, periodic GARP.
+    pub up: bool,
+    /// The cluster VIP (`[cluster] vip_ipv4`, else cluster.pb `seesaw_vip`).
+    pub cluster_vip_v4: Option<std::net::Ipv4Addr>,
+    /// The IPv6 cluster VIP.
+    pub cluster_vip_v6: Option<std::net::Ipv6Addr>,
+    /// `[interface] routing_table_id` (1..=250).
+    pub routing_table: u8,
+    /// `[cluster] use_vmac`.
+    pub use_vmac: bool,
+    /// `[cluster] vrid`.
+    pub vrid: u8,
+    /// `[cluster] garp_interval_sec` (zero: no periodic GARP).
+    pub garp_interval: std::time::Duration,
+    /// cluster.pb VLANs: id and the LB's host addresses with prefix lengths.
+    pub vlans: Vec<VlanSpec>,
+}
+
+/// One VLAN sub-interface.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct VlanSpec {
+    /// 802.1q id.
+    pub id: u16,
+    /// IPv4 host address and prefix length.
+    pub ipv4: Option<(std::net::Ipv4Addr, u8)>,
+    /// IPv6 host address and prefix length.
+    pub ipv6: Option<(std::net::Ipv6Addr, u8)>,
 }
 
 /// Counters of one destination as the data plane reports them.

@@ -41,6 +41,8 @@ pub struct PlaneStats {
     pub kind: String,
     /// Counters.
     pub dests: HashMap<(ServiceKey, DestSpecKey), DestStats>,
+    /// The firewall-mark services the plane holds (their marks are adopted at engine start).
+    pub fwmarks: Vec<crate::state::HeldFwmark>,
 }
 
 /// What the engine needs from ncc.
@@ -90,7 +92,43 @@ impl Ncc for GrpcNcc {
             .map_err(|s| NccError::from_status(&s))?
             .into_inner();
         let mut dests = HashMap::new();
+        let mut fwmarks = Vec::new();
         for s in state.services {
+            if s.fwmark != 0
+                && let Ok(vip) = s.address.parse::<IpAddr>()
+            {
+                fwmarks.push(crate::state::HeldFwmark {
+                    key: ServiceKey::fwmark(
+                        if vip.is_ipv4() {
+                            crate::model::Af::V4
+                        } else {
+                            crate::model::Af::V6
+                        },
+                        s.fwmark,
+                    ),
+                    mode: match pb::ForwardMode::try_from(s.mode) {
+                        Ok(pb::ForwardMode::Tun) => ForwardMode::Tun,
+                        Ok(pb::ForwardMode::Dsr) => ForwardMode::Dsr,
+                        _ => ForwardMode::Nat,
+                    },
+                    marks: s
+                        .marked
+                        .iter()
+                        .filter_map(|m| {
+                            Some(ServiceKey::new(
+                                m.address.parse().ok()?,
+                                proto_from_pb(m.protocol)?,
+                                u16::try_from(m.port).ok()?,
+                            ))
+                        })
+                        .collect(),
+                    dests: s
+                        .destinations
+                        .iter()
+                        .filter_map(|d| d.address.parse().ok())
+                        .collect(),
+                });
+            }
             let (Ok(vip), Some(proto), Ok(port)) = (
                 s.address.parse::<IpAddr>(),
                 proto_from_pb(s.protocol),
@@ -98,7 +136,12 @@ impl Ncc for GrpcNcc {
             ) else {
                 continue;
             };
-            let key = ServiceKey { vip, proto, port };
+            let key = ServiceKey {
+                vip,
+                proto,
+                port,
+                fwmark: s.fwmark,
+            };
             for d in s.destinations {
                 let (Ok(ip), Ok(dport)) = (d.address.parse::<IpAddr>(), u16::try_from(d.port))
                 else {
@@ -118,6 +161,7 @@ impl Ncc for GrpcNcc {
         Ok(PlaneStats {
             kind: state.kind,
             dests,
+            fwmarks,
         })
     }
 }
@@ -139,6 +183,29 @@ pub fn desired_to_pb(desired: &DesiredState) -> pb::DesiredState {
             })
             .collect(),
         vips_managed: true,
+        lb_interface: desired.lb.as_ref().map(lb_to_pb),
+    }
+}
+
+fn lb_to_pb(lb: &crate::desired::LbDesired) -> pb::LbInterface {
+    let opt = |a: Option<String>| a.unwrap_or_default();
+    pb::LbInterface {
+        up: lb.up,
+        cluster_vip_ipv4: opt(lb.cluster_vip_v4.map(|a| a.to_string())),
+        cluster_vip_ipv6: opt(lb.cluster_vip_v6.map(|a| a.to_string())),
+        routing_table_id: u32::from(lb.routing_table),
+        use_vmac: lb.use_vmac,
+        vrid: u32::from(lb.vrid),
+        garp_interval_ms: u32::try_from(lb.garp_interval.as_millis()).unwrap_or(u32::MAX),
+        vlans: lb
+            .vlans
+            .iter()
+            .map(|v| pb::Vlan {
+                id: u32::from(v.id),
+                host_ipv4: opt(v.ipv4.map(|(a, l)| format!("{a}/{l}"))),
+                host_ipv6: opt(v.ipv6.map(|(a, l)| format!("{a}/{l}"))),
+            })
+            .collect(),
     }
 }
 
@@ -179,6 +246,19 @@ fn service_to_pb(s: &ServiceSpec) -> pb::Service {
             })
             .collect(),
         proxy: proxy_to_pb(&s.proxy),
+        fwmark: s.key.fwmark,
+        marked: s
+            .marks
+            .iter()
+            .map(|m| pb::MarkedPort {
+                address: m.vip.to_string(),
+                protocol: match m.proto {
+                    Protocol::Tcp => pb::Protocol::Tcp,
+                    Protocol::Udp => pb::Protocol::Udp,
+                } as i32,
+                port: u32::from(m.port),
+            })
+            .collect(),
     }
 }
 
@@ -268,6 +348,8 @@ struct FakeInner {
     services: HashMap<ServiceKey, ServiceSpec>,
     fail: Option<String>,
     applies: usize,
+    /// The LB interface as last applied (`None`: never managed).
+    lb: Option<crate::desired::LbDesired>,
 }
 
 impl FakeNcc {
@@ -282,6 +364,11 @@ impl FakeNcc {
     /// Makes every following call fail as unavailable (`None` heals it).
     pub fn set_failing(&self, reason: Option<&str>) {
         self.inner.lock().expect("fake ncc lock").fail = reason.map(str::to_owned);
+    }
+
+    /// The LB interface as the fake ncc holds it (`None` until a request manages it).
+    pub fn lb(&self) -> Option<crate::desired::LbDesired> {
+        self.inner.lock().expect("fake ncc lock").lb.clone()
     }
 
     /// Number of successful applies.
@@ -314,6 +401,15 @@ impl Ncc for FakeNcc {
             }
             inner.services.insert(k, s.clone());
         }
+        if let Some(lb) = &desired.lb {
+            if inner.lb.as_ref().map(|l| l.up) != Some(lb.up) {
+                changes.push(format!(
+                    "LB interface {}",
+                    if lb.up { "up" } else { "down" }
+                ));
+            }
+            inner.lb = Some(lb.clone());
+        }
         inner.applies += 1;
         changes.sort();
         Ok(changes)
@@ -331,9 +427,21 @@ impl Ncc for FakeNcc {
                 dests.insert((s.key, (*ip, *port)), DestStats::default());
             }
         }
+        let fwmarks = inner
+            .services
+            .values()
+            .filter(|s| s.key.fwmark != 0)
+            .map(|s| crate::state::HeldFwmark {
+                key: s.key,
+                mode: s.mode,
+                marks: s.marks.clone(),
+                dests: s.dests.iter().map(|d| d.ip).collect(),
+            })
+            .collect();
         Ok(PlaneStats {
             kind: "fake".to_owned(),
             dests,
+            fwmarks,
         })
     }
 }

@@ -17,7 +17,7 @@ use crate::core::{Event, Snapshot};
 use crate::model::CheckKind;
 use crate::overrides::{Caller, OverrideKind, OverrideState};
 use crate::state::OverrideError;
-use crate::state::{CheckResult, HaView, ReloadOutcome};
+use crate::state::{CheckResult, HaView, ProbeStats, ReloadOutcome};
 
 /// Serves the API until `shutdown` is cancelled.
 pub async fn serve(
@@ -67,6 +67,61 @@ fn ms(t: SystemTime) -> i64 {
 
 fn from_ms(ms: i64) -> Option<SystemTime> {
     (ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+}
+
+/// At most this many histogram buckets are accepted per check.
+const MAX_LATENCY_BUCKETS: usize = 64;
+
+/// Validates reported probe statistics; `shared` holds the bounds of the previous result so a
+/// batch keeps one copy of them.
+fn stats_from_proto(
+    s: pb::ProbeStats,
+    shared: &mut Option<Arc<[u64]>>,
+) -> Result<ProbeStats, String> {
+    if s.latency_bounds_us.len() > MAX_LATENCY_BUCKETS {
+        return Err(format!(
+            "{} buckets (at most {MAX_LATENCY_BUCKETS})",
+            s.latency_bounds_us.len()
+        ));
+    }
+    if s.latency_counts.len() != s.latency_bounds_us.len() + 1 {
+        return Err(format!(
+            "{} counts for {} bounds (want one more count than bounds)",
+            s.latency_counts.len(),
+            s.latency_bounds_us.len()
+        ));
+    }
+    if s.latency_bounds_us.windows(2).any(|w| w[0] >= w[1]) {
+        return Err("bounds not strictly increasing".to_owned());
+    }
+    let bounds = match shared {
+        Some(b) if **b == *s.latency_bounds_us => Arc::clone(b),
+        _ => {
+            let b: Arc<[u64]> = s.latency_bounds_us.into();
+            *shared = Some(Arc::clone(&b));
+            b
+        }
+    };
+    Ok(ProbeStats {
+        successes: s.successes,
+        failures: s.failures,
+        last_latency: Duration::from_micros(s.last_latency_us),
+        latency_sum: Duration::from_micros(s.latency_sum_us),
+        bounds_us: bounds,
+        counts: s.latency_counts,
+    })
+}
+
+fn stats_to_proto(s: &ProbeStats) -> pb::ProbeStats {
+    let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    pb::ProbeStats {
+        successes: s.successes,
+        failures: s.failures,
+        last_latency_us: us(s.last_latency),
+        latency_sum_us: us(s.latency_sum),
+        latency_bounds_us: s.bounds_us.to_vec(),
+        latency_counts: s.counts.clone(),
+    }
 }
 
 #[tonic::async_trait]
@@ -187,6 +242,7 @@ impl pb::engine_server::Engine for EngineService {
                                         id: c.id,
                                         state: c.state.to_owned(),
                                         message: c.message.clone(),
+                                        stats: c.stats.as_deref().map(stats_to_proto),
                                     })
                                     .collect(),
                                 override_state: d
@@ -481,6 +537,8 @@ impl pb::engine_server::Engine for EngineService {
                 proxy: c.check.proxy,
                 tls_verify: c.check.tls_verify,
                 mode: format!("{:?}", c.check.mode).to_uppercase(),
+                vip: c.vip.map(|v| v.to_string()).unwrap_or_default(),
+                mark: c.mark,
                 description: c.description.clone(),
             })
             .collect();
@@ -493,10 +551,19 @@ impl pb::engine_server::Engine for EngineService {
     ) -> Result<Response<pb::Empty>, Status> {
         require_trusted(&req)?;
         let batch = req.into_inner();
+        let mut stats = Vec::new();
+        // Every result of a batch carries the same bounds: keep one shared copy.
+        let mut bounds: Option<Arc<[u64]>> = None;
         let results = batch
             .results
             .into_iter()
             .map(|r| {
+                if let Some(s) = r.stats {
+                    match stats_from_proto(s, &mut bounds) {
+                        Ok(s) => stats.push((r.id, s)),
+                        Err(why) => tracing::debug!(id = r.id, "probe statistics ignored: {why}"),
+                    }
+                }
                 (
                     r.id,
                     CheckResult {
@@ -507,7 +574,7 @@ impl pb::engine_server::Engine for EngineService {
                 )
             })
             .collect();
-        self.send(Event::Health(results)).await?;
+        self.send(Event::Health(results, stats)).await?;
         Ok(Response::new(pb::Empty {}))
     }
 }
@@ -655,5 +722,53 @@ fn reload_reply(reply: crate::core::ReloadReply) -> pb::ConfigReloadReply {
             message: format!("configuration unchanged: {why}"),
             errors: Vec::new(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(bounds: Vec<u64>, counts: Vec<u64>) -> pb::ProbeStats {
+        pb::ProbeStats {
+            successes: 4,
+            failures: 1,
+            last_latency_us: 1_500,
+            latency_sum_us: 9_000,
+            latency_bounds_us: bounds,
+            latency_counts: counts,
+        }
+    }
+
+    #[test]
+    fn probe_stats_round_trip_and_share_their_bounds() {
+        let mut shared = None;
+        let a =
+            stats_from_proto(stats(vec![1_000, 5_000], vec![2, 2, 1]), &mut shared).expect("valid");
+        let b =
+            stats_from_proto(stats(vec![1_000, 5_000], vec![0, 0, 5]), &mut shared).expect("valid");
+        assert!(
+            Arc::ptr_eq(&a.bounds_us, &b.bounds_us),
+            "one copy per batch"
+        );
+        assert_eq!(a.last_latency, Duration::from_micros(1_500));
+        assert_eq!(stats_to_proto(&a), stats(vec![1_000, 5_000], vec![2, 2, 1]));
+        let c = stats_from_proto(stats(vec![10], vec![1, 4]), &mut shared).expect("valid");
+        assert_eq!(&*c.bounds_us, [10]);
+    }
+
+    #[test]
+    fn malformed_probe_stats_are_refused() {
+        let mut shared = None;
+        for (bounds, counts, want) in [
+            (vec![1_000, 5_000], vec![1, 1], "2 counts for 2 bounds"),
+            (vec![5_000, 1_000], vec![1, 1, 1], "not strictly increasing"),
+            (vec![1_000, 1_000], vec![1, 1, 1], "not strictly increasing"),
+            ((1..=65).collect(), vec![0; 66], "65 buckets (at most 64)"),
+        ] {
+            let err = stats_from_proto(stats(bounds, counts), &mut shared).expect_err(want);
+            assert!(err.contains(want), "{err}");
+        }
+        assert!(shared.is_none());
     }
 }

@@ -10,13 +10,16 @@
 //! their healthy destinations.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::checks::{CheckSpec, Topology, expand_with};
 use crate::config::{Loaded, churn};
 use crate::desired::{DesiredState, DestSpec, DestStats, ServiceKey, ServiceSpec};
-use crate::model::VipKind;
+use crate::model::{Af, CheckMode, ForwardMode, Scheduler, VipKind};
+
+use self::fwmark::{MarkPool, PROBE_MARKS, VSERVER_MARKS};
 use crate::overrides::{Caller, OverrideKind, OverrideState, Overrides, may_override};
 
 /// The last result of one check.
@@ -28,6 +31,24 @@ pub struct CheckResult {
     pub message: String,
     /// When it ran.
     pub at: SystemTime,
+}
+
+/// Cumulative probe statistics of one check, as the healthcheck process last reported them
+/// (carried with its results; zero again after that process restarts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeStats {
+    /// Probes that passed.
+    pub successes: u64,
+    /// Probes that failed.
+    pub failures: u64,
+    /// Duration of the latest probe.
+    pub last_latency: Duration,
+    /// Sum of every probe's duration.
+    pub latency_sum: Duration,
+    /// Histogram upper bounds, microseconds, strictly increasing (shared between checks).
+    pub bounds_us: Arc<[u64]>,
+    /// Probes per bucket, not cumulative; one more entry than `bounds_us` (+Inf).
+    pub counts: Vec<u64>,
 }
 
 /// HA status as reported by the ha process.
@@ -71,6 +92,8 @@ pub struct CheckView {
     pub state: &'static str,
     /// Last message.
     pub message: String,
+    /// Probe statistics, once the healthcheck process reported them.
+    pub stats: Option<Arc<ProbeStats>>,
 }
 
 /// A destination as shown to operators.
@@ -155,6 +178,8 @@ pub struct EngineState {
     generation: u64,
     loaded_at: SystemTime,
     results: HashMap<u64, CheckResult>,
+    /// Probe statistics per check id, pruned with `results`.
+    probe_stats: HashMap<u64, Arc<ProbeStats>>,
     /// The full config still being converged to when churn limiting held part of it back.
     target: Option<Loaded>,
     /// Operator overrides; they survive reloads.
@@ -174,6 +199,23 @@ pub struct EngineState {
     presumed: std::collections::HashSet<(ServiceKey, DestSpecKey)>,
     /// Unicast VIPs follow the HA state; the failover request.
     ha_gate: ha::HaGate,
+    /// Marks of `use_fwm` vservers, per (vserver, family).
+    vserver_marks: MarkPool<(String, Af)>,
+    /// Marks of DSR/TUN probe services, per (backend address, check mode).
+    probe_marks: MarkPool<(IpAddr, CheckMode)>,
+}
+
+/// A firewall-mark service the data plane holds (adopted at engine start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldFwmark {
+    /// The service.
+    pub key: ServiceKey,
+    /// Its forwarding mode.
+    pub mode: ForwardMode,
+    /// The VIP:port tuples it marks.
+    pub marks: Vec<ServiceKey>,
+    /// Its destinations' addresses.
+    pub dests: Vec<IpAddr>,
 }
 
 /// How long the result of a removed check is remembered (see `EngineState::prune_results`).
@@ -191,7 +233,7 @@ pub enum OverrideError {
 }
 
 /// Identifies a destination within a service for stats (weight excluded: it may change).
-pub type DestSpecKey = (std::net::IpAddr, u16);
+pub type DestSpecKey = (IpAddr, u16);
 
 impl EngineState {
     /// A new engine running `loaded`, started at `now`.
@@ -215,6 +257,7 @@ impl EngineState {
             generation: 1,
             loaded_at: now,
             results: HashMap::new(),
+            probe_stats: HashMap::new(),
             target,
             overrides,
             service_healthy: HashMap::new(),
@@ -228,7 +271,85 @@ impl EngineState {
             gate_open: false,
             presumed: std::collections::HashSet::new(),
             ha_gate: ha::HaGate::default(),
+            vserver_marks: MarkPool::new(VSERVER_MARKS),
+            probe_marks: MarkPool::new(PROBE_MARKS),
         }
+        .with_marks()
+    }
+
+    fn with_marks(mut self) -> Self {
+        self.assign_marks();
+        self
+    }
+
+    /// Gives every `use_fwm` vserver (per family) and every DSR/TUN probe target its mark, and
+    /// writes the probe marks into the checks. Holders keep their marks (see [`fwmark`]).
+    fn assign_marks(&mut self) {
+        let vservers: std::collections::BTreeSet<(String, Af)> = self
+            .topology
+            .vservers
+            .values()
+            .filter(|v| v.config.use_fwm)
+            .flat_map(|v| {
+                Af::ALL
+                    .into_iter()
+                    .filter(|af| v.config.host.addr(*af).is_some())
+                    .map(|af| (v.config.name.clone(), af))
+            })
+            .collect();
+        if let Err(e) = self
+            .vserver_marks
+            .assign(&vservers, |(n, af)| format!("{n}/{af}"))
+        {
+            tracing::warn!(error = %e, "use_fwm vservers get no marks");
+        }
+        let probes: std::collections::BTreeSet<(IpAddr, CheckMode)> = self
+            .topology
+            .checks
+            .values()
+            .filter(|c| c.check.mode != CheckMode::Plain)
+            .map(|c| (c.target, c.check.mode))
+            .collect();
+        if let Err(e) = self
+            .probe_marks
+            .assign(&probes, |(ip, mode)| format!("{ip}/{mode:?}"))
+        {
+            tracing::warn!(error = %e, "DSR/TUN probes get no marks");
+        }
+        for c in self.topology.checks.values_mut() {
+            if c.check.mode != CheckMode::Plain {
+                c.mark = self.probe_marks.get(&(c.target, c.check.mode)).unwrap_or(0);
+            }
+        }
+    }
+
+    /// Adopts the marks of the firewall-mark services the data plane holds at start, so a
+    /// restarted engine keeps every running vserver's and probe's mark. Call before the first
+    /// apply.
+    pub fn adopt_fwmarks(&mut self, held: &[HeldFwmark]) {
+        self.vserver_marks = MarkPool::new(VSERVER_MARKS);
+        self.probe_marks = MarkPool::new(PROBE_MARKS);
+        for h in held {
+            let af = if h.key.vip.is_ipv4() { Af::V4 } else { Af::V6 };
+            if let Some(first) = h.marks.first() {
+                let owner = self
+                    .topology
+                    .vservers
+                    .values()
+                    .find(|v| v.config.use_fwm && v.config.host.addr(af) == Some(first.vip));
+                if let Some(v) = owner {
+                    self.vserver_marks
+                        .adopt((v.config.name.clone(), af), h.key.fwmark);
+                }
+            } else if let [ip] = h.dests.as_slice() {
+                let mode = match h.mode {
+                    ForwardMode::Tun => CheckMode::Tun,
+                    _ => CheckMode::Dsr,
+                };
+                self.probe_marks.adopt((*ip, mode), h.key.fwmark);
+            }
+        }
+        self.assign_marks();
     }
 
     /// Adopts what the data plane holds at start: those destinations count as healthy while their
@@ -264,6 +385,7 @@ impl EngineState {
         };
         self.topology = expand_with(&loaded, &self.overrides);
         self.loaded = Arc::new(loaded);
+        self.assign_marks();
         self.prune_results(now);
         self.generation += 1;
         self.loaded_at = now;
@@ -323,6 +445,7 @@ impl EngineState {
         };
         let previous = self.overrides.set(kind, target, state, &caller.user, now);
         self.topology = expand_with(&self.loaded, &self.overrides);
+        self.assign_marks();
         self.prune_results(now);
         let mut msg = format!(
             "{} {target}: {} (was {})",
@@ -365,6 +488,7 @@ impl EngineState {
         }
         self.overrides = mirrored;
         self.topology = expand_with(&self.loaded, &self.overrides);
+        self.assign_marks();
         self.prune_results(now);
         true
     }
@@ -405,6 +529,8 @@ impl EngineState {
             topology.checks.contains_key(id)
                 || now.duration_since(r.at).unwrap_or_default() < RESULT_MEMORY
         });
+        let results = &self.results;
+        self.probe_stats.retain(|id, _| results.contains_key(id));
     }
 
     /// Records a refused reload.
@@ -418,6 +544,15 @@ impl EngineState {
         for (id, r) in results {
             if self.topology.checks.contains_key(&id) {
                 self.results.insert(id, r);
+            }
+        }
+    }
+
+    /// Records probe statistics; ids the engine does not know are ignored.
+    pub fn probe_stats(&mut self, stats: impl IntoIterator<Item = (u64, ProbeStats)>) {
+        for (id, s) in stats {
+            if self.topology.checks.contains_key(&id) {
+                self.probe_stats.insert(id, Arc::new(s));
             }
         }
     }
@@ -486,6 +621,7 @@ impl EngineState {
                                         Some(_) => "unhealthy",
                                     },
                                     message: r.map(|r| r.message.clone()).unwrap_or_default(),
+                                    stats: self.probe_stats.get(id).cloned(),
                                 }
                             })
                             .collect();
@@ -547,7 +683,7 @@ impl EngineState {
                 });
             }
             // VIP activity: anycast needs every service on the address healthy, others any.
-            let mut vip_active: BTreeMap<std::net::IpAddr, bool> = BTreeMap::new();
+            let mut vip_active: BTreeMap<IpAddr, bool> = BTreeMap::new();
             for vip in &vt.config.vips {
                 let on_vip: Vec<&ServiceView> =
                     services.iter().filter(|s| s.key.vip == vip.ip).collect();
@@ -582,6 +718,9 @@ impl EngineState {
                     }
                 }
                 dests.sort();
+                if vt.config.use_fwm {
+                    continue;
+                }
                 desired.push(ServiceSpec {
                     key: s.key,
                     scheduler: s.entry.scheduler,
@@ -589,7 +728,11 @@ impl EngineState {
                     persistence: s.entry.persistence,
                     dests,
                     proxy: s.entry.proxy.clone(),
+                    marks: Vec::new(),
                 });
+            }
+            if vt.config.use_fwm {
+                desired.extend(self.fwmark_services(&vt.config.name, &services));
             }
             views.push(VserverView {
                 name: vt.config.name.clone(),
@@ -602,6 +745,7 @@ impl EngineState {
                 override_state: vt.override_state,
             });
         }
+        desired.extend(self.probe_services());
         desired.sort_by_key(|s| s.key);
         vips_up.sort();
         vips_up.dedup_by_key(|v| v.ip);
@@ -610,8 +754,86 @@ impl EngineState {
             DesiredState {
                 services: desired,
                 vips: vips_up,
+                lb: Some(self.lb_desired()),
             },
         )
+    }
+
+    /// The firewall-mark services of a `use_fwm` vserver: one per family, present while any of
+    /// the family's entries is active, marking every entry's VIP:port, with the destinations
+    /// that are healthy in every entry (Seesaw hangs all checks off the one service) at port 0
+    /// (the packet keeps its port). Scheduler, mode and persistence are the entries' (validation
+    /// makes them agree).
+    fn fwmark_services(&self, name: &str, services: &[ServiceView]) -> Vec<ServiceSpec> {
+        let mut out = Vec::new();
+        for af in Af::ALL {
+            let fam: Vec<&ServiceView> = services
+                .iter()
+                .filter(|s| s.key.vip.is_ipv4() == (af == Af::V4))
+                .collect();
+            let (Some(first), Some(mark)) =
+                (fam.first(), self.vserver_marks.get(&(name.to_owned(), af)))
+            else {
+                continue;
+            };
+            if !fam.iter().any(|s| s.active) {
+                continue;
+            }
+            let mut dests: Vec<DestSpec> = first
+                .dests
+                .iter()
+                .filter(|d| {
+                    fam.iter()
+                        .all(|s| s.dests.iter().any(|x| x.dest.ip == d.dest.ip && x.healthy))
+                })
+                .map(|d| DestSpec {
+                    port: 0,
+                    ..d.dest.clone()
+                })
+                .collect();
+            dests.sort();
+            dests.dedup_by_key(|d| d.ip);
+            let mut marks: Vec<ServiceKey> = fam.iter().map(|s| s.key).collect();
+            marks.sort();
+            out.push(ServiceSpec {
+                key: ServiceKey::fwmark(af, mark),
+                scheduler: first.entry.scheduler,
+                mode: first.entry.mode,
+                persistence: first.entry.persistence,
+                dests,
+                proxy: crate::model::ProxyOpts::default(),
+                marks,
+            });
+        }
+        out
+    }
+
+    /// One single-destination firewall-mark service per DSR/TUN probe target: a probe sent to
+    /// the VIP with the target's mark reaches exactly that backend, forwarded as client traffic
+    /// would be. `sh` with one destination keeps no per-flow state in any plane.
+    fn probe_services(&self) -> Vec<ServiceSpec> {
+        self.probe_marks
+            .held()
+            .iter()
+            .map(|((ip, mode), mark)| ServiceSpec {
+                key: ServiceKey::fwmark(if ip.is_ipv4() { Af::V4 } else { Af::V6 }, *mark),
+                scheduler: Scheduler::Sh,
+                mode: match mode {
+                    CheckMode::Tun => ForwardMode::Tun,
+                    _ => ForwardMode::Dsr,
+                },
+                persistence: 0,
+                dests: vec![DestSpec {
+                    ip: *ip,
+                    port: 0,
+                    weight: 1,
+                    group: String::new(),
+                    backup: false,
+                }],
+                proxy: crate::model::ProxyOpts::default(),
+                marks: Vec::new(),
+            })
+            .collect()
     }
 
     /// Cluster warnings: config warnings, an unknown local node, a failing apply, a refused reload.
@@ -667,6 +889,7 @@ fn grace(t: &Topology) -> Duration {
 }
 
 mod bgp;
+pub mod fwmark;
 pub use bgp::{BgpDesired, BgpNeighborView, BgpSettings};
 mod ha;
 pub use ha::{FailoverError, HA_STARTUP_WAIT, HA_TIMEOUT};

@@ -16,7 +16,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::link::{EngineLink, HaReport};
-use crate::node::{Action, Event, Node, Status, Timers};
+use crate::node::{Action, Event, Node, Peering, Status, Timers};
 use crate::transport::{Opener, Transport};
 
 /// Runtime settings. The defaults are what `seesaw_ha` uses.
@@ -67,6 +67,17 @@ where
     ));
     let mut transport: Option<O::Transport> = None;
     let mut send_failing = false;
+    // What SIGUSR1 reports: refreshed after every event (a lock and a copy), read by the signal
+    // task. The reporter holds it weakly, so it says "stopped" once this run ends.
+    let dump = Arc::new(std::sync::Mutex::new(DumpView::of(&node, &clock, false)));
+    let weak = Arc::downgrade(&dump);
+    seesaw_common::signal::on_dump("ha", move || match weak.upgrade() {
+        Some(d) => d
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .report(SystemTime::now()),
+        None => "stopped".to_owned(),
+    });
     seesaw_common::ready::notify_ready();
     tracing::info!("ha running");
 
@@ -105,6 +116,8 @@ where
                 queue.extend(node.handle(ev, Instant::now()));
             }
         }
+        *dump.lock().unwrap_or_else(|e| e.into_inner()) =
+            DumpView::of(&node, &clock, transport.is_some());
     }
 
     // Stop the worker (it may be stuck in a call) and make the last report ourselves.
@@ -271,6 +284,68 @@ async fn engine_worker<L: EngineLink>(
                 return;
             }
         }
+    }
+}
+
+/// The node as SIGUSR1 reports it.
+#[derive(Debug, Clone)]
+struct DumpView {
+    report: HaReport,
+    peering: Option<Peering>,
+    engine_reachable: bool,
+    transport_open: bool,
+}
+
+impl DumpView {
+    fn of(node: &Node, clock: &Clock, transport_open: bool) -> Self {
+        Self {
+            report: clock.report(&node.status()),
+            peering: node.peering(),
+            engine_reachable: node.engine_reachable(),
+            transport_open,
+        }
+    }
+
+    /// One line: state and since, counters, the peer (or single-node mode), engine and socket.
+    fn report(&self, now: SystemTime) -> String {
+        let r = &self.report;
+        let now_ms = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let ago = now_ms.saturating_sub(r.since_ms).max(0);
+        let peer = match &self.peering {
+            Some(p) => format!(
+                "peer {} from {} (vrid {}, priority {}, advert interval {} ms, preempt {}), \
+                 advert socket {}",
+                p.peer,
+                p.local,
+                p.vrid,
+                p.priority,
+                p.interval.as_millis(),
+                p.preempt,
+                if self.transport_open {
+                    "open"
+                } else {
+                    "closed"
+                }
+            ),
+            None => "no peer (single node)".to_owned(),
+        };
+        format!(
+            "state {} since {}.{} s ago; transitions {}; adverts sent {}, received {}; {peer}; \
+             engine {}",
+            r.state,
+            ago / 1000,
+            (ago % 1000) / 100,
+            r.transitions,
+            r.adverts_sent,
+            r.adverts_received,
+            if self.engine_reachable {
+                "reachable"
+            } else {
+                "unreachable"
+            }
+        )
     }
 }
 

@@ -234,6 +234,56 @@ pub struct CheckResult {
     pub message: String,
     /// When that probe finished, UNIX milliseconds.
     pub checked_at_ms: i64,
+    /// The check's cumulative probe statistics when the result was taken.
+    pub stats: ProbeStats,
+}
+
+/// Upper bounds of the probe latency histogram, microseconds (0.5 ms .. 5 s); a last, implicit
+/// bucket counts slower probes. Fixed, so every check's histogram has the same shape and the
+/// statistics stay a few words per check.
+pub const LATENCY_BOUNDS_US: [u64; 13] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000,
+];
+
+/// Cumulative statistics of one check's probes since this process started running it. They are
+/// cheap to keep (a fixed array) and travel to the engine with every reported result, so the
+/// engine's view is at most one full-resync interval old.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProbeStats {
+    /// Probes that passed.
+    pub successes: u64,
+    /// Probes that failed (timeouts included).
+    pub failures: u64,
+    /// Duration of the latest probe, microseconds.
+    pub last_latency_us: u64,
+    /// Sum of every probe's duration, microseconds.
+    pub latency_sum_us: u64,
+    /// Probes per latency bucket (see [`LATENCY_BOUNDS_US`]; the last entry is +Inf).
+    pub latency_counts: [u64; LATENCY_BOUNDS_US.len() + 1],
+}
+
+// === impl ProbeStats ===
+
+impl ProbeStats {
+    /// Counts one probe that took `latency`.
+    pub fn observe(&mut self, success: bool, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        if success {
+            self.successes = self.successes.saturating_add(1);
+        } else {
+            self.failures = self.failures.saturating_add(1);
+        }
+        self.last_latency_us = us;
+        self.latency_sum_us = self.latency_sum_us.saturating_add(us);
+        let bucket = LATENCY_BOUNDS_US.partition_point(|&bound| bound < us);
+        self.latency_counts[bucket] = self.latency_counts[bucket].saturating_add(1);
+    }
+
+    /// Probes counted.
+    pub fn probes(&self) -> u64 {
+        self.successes.saturating_add(self.failures)
+    }
 }
 
 /// One report to the engine.
@@ -280,5 +330,43 @@ impl fmt::Display for Dial {
             Some(m) => write!(f, "{} (mark {m:#x})", self.addr),
             None => self.addr.fmt(f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_stats_bucket_by_upper_bound_inclusive() {
+        let mut s = ProbeStats::default();
+        s.observe(true, Duration::from_micros(500));
+        s.observe(true, Duration::from_micros(501));
+        s.observe(false, Duration::from_secs(5));
+        s.observe(false, Duration::from_secs(6));
+        s.observe(true, Duration::ZERO);
+        assert_eq!((s.successes, s.failures, s.probes()), (3, 2, 5));
+        assert_eq!(s.last_latency_us, 0);
+        assert_eq!(s.latency_sum_us, 500 + 501 + 5_000_000 + 6_000_000);
+        let mut want = [0u64; LATENCY_BOUNDS_US.len() + 1];
+        want[0] = 2; // 0 and 500 µs (le 0.5 ms)
+        want[1] = 1; // 501 µs (le 1 ms)
+        want[12] = 1; // 5 s (le 5 s)
+        want[13] = 1; // 6 s (+Inf)
+        assert_eq!(s.latency_counts, want);
+    }
+
+    #[test]
+    fn probe_stats_saturate_instead_of_wrapping() {
+        let mut s = ProbeStats {
+            successes: u64::MAX,
+            latency_sum_us: u64::MAX - 1,
+            ..ProbeStats::default()
+        };
+        s.observe(true, Duration::MAX);
+        assert_eq!(s.successes, u64::MAX);
+        assert_eq!(s.latency_sum_us, u64::MAX);
+        assert_eq!(s.last_latency_us, u64::MAX);
+        assert_eq!(s.latency_counts[LATENCY_BOUNDS_US.len()], 1);
     }
 }

@@ -15,7 +15,8 @@ use tonic::transport::Channel;
 
 use crate::check::{
     Batch, CheckId, CheckSpec, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Dial, DnsProbe, HttpProbe,
-    IcmpProbe, MysqlProbe, ProbeSpec, RadiusExpect, RadiusProbe, TcpProbe, TlsSpec, UdpProbe,
+    IcmpProbe, LATENCY_BOUNDS_US, MysqlProbe, ProbeSpec, ProbeStats, RadiusExpect, RadiusProbe,
+    TcpProbe, TlsSpec, UdpProbe,
 };
 use crate::codec::dns;
 use crate::state::Thresholds;
@@ -332,9 +333,23 @@ pub fn batch_to_proto(b: &Batch) -> pb::HealthBatch {
                 healthy: r.healthy,
                 message: r.message.clone(),
                 checked_at_ms: r.checked_at_ms,
+                stats: Some(stats_to_proto(&r.stats)),
             })
             .collect(),
         full: b.full,
+    }
+}
+
+/// Converts a check's probe statistics (bounds included, so the engine and the ECU need no copy
+/// of [`LATENCY_BOUNDS_US`]).
+pub fn stats_to_proto(s: &ProbeStats) -> pb::ProbeStats {
+    pb::ProbeStats {
+        successes: s.successes,
+        failures: s.failures,
+        last_latency_us: s.last_latency_us,
+        latency_sum_us: s.latency_sum_us,
+        latency_bounds_us: LATENCY_BOUNDS_US.to_vec(),
+        latency_counts: s.latency_counts.to_vec(),
     }
 }
 

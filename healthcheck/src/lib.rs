@@ -29,7 +29,8 @@ pub mod state;
 mod test_support;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
@@ -102,9 +103,16 @@ pub async fn run_with_prober<L: EngineLink, P: Prober>(
     let mut report_task: Option<JoinHandle<(Batch, Result<(), EngineLinkError>)>> = None;
     let mut next_fetch = Instant::now();
     let mut engine = EngineState::NeverReached;
+    let status = Arc::new(LoopStatus::default());
+    let weak = Arc::downgrade(&status);
+    seesaw_common::signal::on_dump("healthcheck", move || match weak.upgrade() {
+        Some(s) => s.report(),
+        None => "stopped".to_owned(),
+    });
 
     tracing::info!(dry_run = opts.dry_run, "healthcheck running");
     loop {
+        status.publish(&scheduler, &outbox, engine);
         let now = Instant::now();
         if fetch_task.is_none() && next_fetch <= now {
             let link = link.clone();
@@ -186,7 +194,10 @@ pub async fn run_with_prober<L: EngineLink, P: Prober>(
                 report_task = None;
                 let now = Instant::now();
                 match reported {
-                    Ok((_, Ok(()))) => outbox.sent(),
+                    Ok((batch, Ok(()))) => {
+                        status.delivered(&batch);
+                        outbox.sent();
+                    }
                     Ok((batch, Err(e))) => {
                         if engine == EngineState::Up {
                             tracing::warn!(error = %e, "cannot report results; retrying");
@@ -221,6 +232,96 @@ enum EngineState {
     NeverReached,
     Up,
     Down,
+}
+
+/// The loop's state for SIGUSR1 dumps: plain atomics the loop stores once per turn (a few
+/// relaxed stores; the counts are kept incrementally by the scheduler), read by the signal task.
+#[derive(Debug, Default)]
+struct LoopStatus {
+    checks: AtomicU64,
+    unknown: AtomicU64,
+    healthy: AtomicU64,
+    unhealthy: AtomicU64,
+    in_flight: AtomicU64,
+    pending: AtomicU64,
+    /// 0 never reached, 1 up, 2 down.
+    engine: AtomicU64,
+    batches: AtomicU64,
+    /// UNIX ms of the last delivered full resync / batch (0: none yet).
+    last_full_ms: AtomicU64,
+    last_batch_ms: AtomicU64,
+}
+
+impl LoopStatus {
+    fn publish<P: Prober>(&self, scheduler: &Scheduler<P>, outbox: &Outbox, engine: EngineState) {
+        let counts = scheduler.counts();
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        self.checks.store(n(scheduler.len()), Ordering::Relaxed);
+        self.unknown.store(n(counts.unknown), Ordering::Relaxed);
+        self.healthy.store(n(counts.healthy), Ordering::Relaxed);
+        self.unhealthy.store(n(counts.unhealthy), Ordering::Relaxed);
+        self.in_flight
+            .store(n(scheduler.in_flight()), Ordering::Relaxed);
+        self.pending
+            .store(n(outbox.pending_len()), Ordering::Relaxed);
+        let engine = match engine {
+            EngineState::NeverReached => 0,
+            EngineState::Up => 1,
+            EngineState::Down => 2,
+        };
+        self.engine.store(engine, Ordering::Relaxed);
+    }
+
+    fn delivered(&self, batch: &Batch) {
+        let now = u64::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(u64::MAX);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.last_batch_ms.store(now, Ordering::Relaxed);
+        if batch.full {
+            self.last_full_ms.store(now, Ordering::Relaxed);
+        }
+    }
+
+    fn report(&self) -> String {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let engine = match get(&self.engine) {
+            0 => "never reached",
+            1 => "up",
+            _ => "down",
+        };
+        format!(
+            "checks scheduled {}: healthy {}, unhealthy {}, unknown {}; probes in flight {}; \
+             results queued {}; engine {engine}; batches delivered {}; last batch {}; \
+             last full resync {}",
+            get(&self.checks),
+            get(&self.healthy),
+            get(&self.unhealthy),
+            get(&self.unknown),
+            get(&self.in_flight),
+            get(&self.pending),
+            get(&self.batches),
+            ago(get(&self.last_batch_ms)),
+            ago(get(&self.last_full_ms)),
+        )
+    }
+}
+
+/// `"never"` or how long ago a UNIX-ms time was, e.g. `"3.2 s ago"`.
+fn ago(unix_ms: u64) -> String {
+    if unix_ms == 0 {
+        return "never".to_owned();
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let ms = now.saturating_sub(u128::from(unix_ms));
+    format!("{}.{} s ago", ms / 1000, (ms % 1000) / 100)
 }
 
 /// Awaits the task if there is one; pending forever otherwise (a disabled `select!` branch).

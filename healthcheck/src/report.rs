@@ -156,6 +156,7 @@ mod tests {
             healthy,
             message: format!("m{id}"),
             checked_at_ms: 0,
+            stats: Default::default(),
         }
     }
 

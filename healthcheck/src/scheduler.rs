@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::{Id as TaskId, JoinError, JoinSet};
 use tokio::time::Instant;
 
-use crate::check::{CheckId, CheckResult, CheckSpec, ProbeOutcome, ProbeSpec};
+use crate::check::{CheckId, CheckResult, CheckSpec, ProbeOutcome, ProbeSpec, ProbeStats};
 use crate::probe::Prober;
 use crate::state::{CheckState, Health};
 
@@ -33,6 +33,8 @@ pub struct Finished {
     incarnation: u64,
     outcome: ProbeOutcome,
     checked_at_ms: i64,
+    /// How long the probe took (its timeout when it timed out).
+    latency: Duration,
 }
 
 /// What `apply` changed, for logs and tests.
@@ -44,6 +46,27 @@ pub struct ApplySummary {
     pub removed: usize,
     /// Ids whose configuration changed (state kept).
     pub changed: usize,
+}
+
+/// How many running checks are in each state.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCounts {
+    /// No verdict yet.
+    pub unknown: usize,
+    /// Healthy.
+    pub healthy: usize,
+    /// Unhealthy.
+    pub unhealthy: usize,
+}
+
+impl HealthCounts {
+    fn slot(&mut self, h: Health) -> &mut usize {
+        match h {
+            Health::Unknown => &mut self.unknown,
+            Health::Healthy => &mut self.healthy,
+            Health::Unhealthy => &mut self.unhealthy,
+        }
+    }
 }
 
 /// Every running check and its timer.
@@ -59,6 +82,8 @@ pub struct Scheduler<P> {
     next_token: u64,
     /// Start time given to the most recently added check (staggering cursor).
     last_start: Option<Instant>,
+    /// Checks per state, kept up to date on every change (read by the SIGUSR1 dump).
+    counts: HealthCounts,
 }
 
 struct Entry {
@@ -70,6 +95,8 @@ struct Entry {
     token: u64,
     incarnation: u64,
     in_flight: bool,
+    /// Cumulative probe statistics, reported with every result.
+    stats: ProbeStats,
 }
 
 // === impl Scheduler ===
@@ -85,7 +112,18 @@ impl<P: Prober> Scheduler<P> {
             running: HashMap::new(),
             next_token: 0,
             last_start: None,
+            counts: HealthCounts::default(),
         }
+    }
+
+    /// How many running checks are in each state.
+    pub fn counts(&self) -> HealthCounts {
+        self.counts
+    }
+
+    /// Probes running now.
+    pub fn in_flight(&self) -> usize {
+        self.probes.len()
     }
 
     /// Number of running checks.
@@ -116,10 +154,12 @@ impl<P: Prober> Scheduler<P> {
         let mut summary = ApplySummary::default();
 
         let before = self.checks.len();
+        let counts = &mut self.counts;
         self.checks.retain(|id, e| {
             let keep = wanted.contains_key(id);
             if !keep {
                 tracing::debug!(id = %id, check = %e.spec.description, "check removed");
+                *counts.slot(e.state.health()) -= 1;
             }
             keep
         });
@@ -177,8 +217,10 @@ impl<P: Prober> Scheduler<P> {
                     token,
                     incarnation: token,
                     in_flight: false,
+                    stats: ProbeStats::default(),
                 },
             );
+            self.counts.unknown += 1;
             summary.added += 1;
         }
         summary
@@ -222,6 +264,7 @@ impl<P: Prober> Scheduler<P> {
             let incarnation = entry.incarnation;
             let prober = self.prober.clone();
             let handle = self.probes.spawn(async move {
+                let started = Instant::now();
                 let outcome =
                     match tokio::time::timeout(spec.timeout, prober.probe(&spec.probe)).await {
                         Ok(o) => o,
@@ -236,6 +279,7 @@ impl<P: Prober> Scheduler<P> {
                     incarnation,
                     outcome,
                     checked_at_ms: unix_ms(),
+                    latency: started.elapsed(),
                 }
             });
             self.running.insert(handle.id(), id);
@@ -285,6 +329,8 @@ impl<P: Prober> Scheduler<P> {
                     incarnation: entry.incarnation,
                     outcome: ProbeOutcome::fail("probe failed unexpectedly"),
                     checked_at_ms: unix_ms(),
+                    // Unknown: the task died; count the probe, not a made-up duration.
+                    latency: Duration::ZERO,
                 })
             }
         }
@@ -298,9 +344,13 @@ impl<P: Prober> Scheduler<P> {
         }
         entry.in_flight = false;
         entry.last = Some((f.outcome.message.clone(), f.checked_at_ms));
+        entry.stats.observe(f.outcome.success, f.latency);
+        let before = entry.state.health();
         let health = entry
             .state
             .observe(f.outcome.success, entry.spec.thresholds)?;
+        *self.counts.slot(before) -= 1;
+        *self.counts.slot(health) += 1;
         let healthy = health == Health::Healthy;
         tracing::info!(
             id = %f.id,
@@ -314,6 +364,7 @@ impl<P: Prober> Scheduler<P> {
             healthy,
             message: f.outcome.message,
             checked_at_ms: f.checked_at_ms,
+            stats: entry.stats,
         })
     }
 
@@ -333,6 +384,7 @@ impl<P: Prober> Scheduler<P> {
                     healthy,
                     message,
                     checked_at_ms,
+                    stats: e.stats,
                 })
             })
             .collect();

@@ -5,6 +5,7 @@
 //! - [`loopback`]: the unprivileged suite on 127.0.0.0/8 ([`LoopbackSuite`]);
 //! - [`procs`]: spawned processes, teardown (SIGTERM, then SIGKILL), `/proc` lookups, log dumps;
 //! - [`cmd`]: running `ip` and one-shot tools to completion;
+//! - [`capture`]: gratuitous ARP / unsolicited NA capture inside a node;
 //! - [`config`]: writers for `seesaw.cfg`, `cluster.pb` and `watchdog.cfg`;
 //! - [`shell_view`]: parsing the shell's destination table;
 //! - [`http`]: a hand-written HTTP/1.0 and keep-alive client over std sockets;
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bins;
+pub mod capture;
 pub mod cmd;
 pub mod config;
 pub mod error;

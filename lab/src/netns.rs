@@ -54,6 +54,8 @@ struct NodeSpec {
     addrs: Vec<Ipv4Net>,
     loopback: Vec<Ipv4Net>,
     routes: Vec<(Ipv4Net, Ipv4Addr)>,
+    /// Further links to the bridge: (interface name, addresses).
+    links: Vec<(String, Vec<Ipv4Net>)>,
 }
 
 /// A built lab. Dropping it stops every process it started and deletes every namespace it made.
@@ -90,6 +92,7 @@ impl LabBuilder {
             addrs: Vec::new(),
             loopback: Vec::new(),
             routes: Vec::new(),
+            links: Vec::new(),
         };
         for a in addrs {
             match parse_net(a) {
@@ -110,6 +113,37 @@ impl LabBuilder {
             (Ok(net), Some(node)) => node.loopback.push(net),
             (Err(e), _) => self.fail(e),
             (_, None) => self.fail(LabError::UnknownNode(name.to_owned())),
+        }
+        self
+    }
+
+    /// Adds a second (third, ...) link from node `name` to the bridge, named `iface` inside the
+    /// node (e.g. an LB interface next to the node interface `eth0`), up, with `addrs`.
+    pub fn link(mut self, name: &str, iface: &str, addrs: &[&str]) -> Self {
+        let valid_iface = !iface.is_empty()
+            && iface.len() <= 15
+            && iface != NODE_IFACE
+            && iface != "lo"
+            && iface
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
+        if !valid_iface {
+            self.fail(LabError::BadNodeName(format!("{name}:{iface}")));
+            return self;
+        }
+        let mut nets = Vec::new();
+        for a in addrs {
+            match parse_net(a) {
+                Ok(net) => nets.push(net),
+                Err(e) => self.fail(e),
+            }
+        }
+        match self.nodes.iter_mut().find(|n| n.name == name) {
+            Some(node) if !node.links.iter().any(|(i, _)| i == iface) => {
+                node.links.push((iface.to_owned(), nets));
+            }
+            Some(_) => self.fail(LabError::BadNodeName(format!("{name}:{iface}"))),
+            None => self.fail(LabError::UnknownNode(name.to_owned())),
         }
         self
     }
@@ -179,6 +213,22 @@ impl LabBuilder {
                 ip(&["-n", &ns, "addr", "add", &a.to_string(), "dev", NODE_IFACE])?;
             }
             ip(&["-n", &ns, "link", "set", NODE_IFACE, "up"])?;
+            for (j, (iface, nets)) in node.links.iter().enumerate() {
+                let port: String = format!("v{i}{}-{}", j + 1, node.name)
+                    .chars()
+                    .take(15)
+                    .collect();
+                ip(&[
+                    "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", iface,
+                    "netns", &ns,
+                ])?;
+                ip(&["-n", &sw, "link", "set", &port, "master", "br0"])?;
+                ip(&["-n", &sw, "link", "set", &port, "up"])?;
+                for a in nets {
+                    ip(&["-n", &ns, "addr", "add", &a.to_string(), "dev", iface])?;
+                }
+                ip(&["-n", &ns, "link", "set", iface, "up"])?;
+            }
             for a in &node.loopback {
                 ip(&["-n", &ns, "addr", "add", &a.to_string(), "dev", "lo"])?;
             }

@@ -1,9 +1,17 @@
 //! The HA pair in the namespace lab (root only; skips otherwise): `lb1` and `lb2` each run the
 //! whole suite under its watchdog, with 100 ms adverts between them, two backends behind one
 //! unicast VIP, and two clients: `client1` routes the VIP through `lb1`, `client2` through `lb2`.
-//! The VIP is on `lo` of both nodes (ncc does not move VIPs in this build); only the master's
-//! engine programs the proxy plane for it, so a request through a node succeeds exactly while
-//! that node serves as master. Both clients probe every 10 ms.
+//! Each LB node has a node interface (`eth0`: node address, HA adverts) and a separate LB
+//! interface (`eth1`, no address of its own), both on the lab bridge, as Seesaw wants. The VIP
+//! is also on `lo` of both nodes so the proxy can bind it at any time; only the master's engine
+//! programs the proxy plane for it, so a request through a node succeeds exactly while that
+//! node serves as master. Both clients probe every 10 ms.
+//!
+//! The LB interface follows mastership (`use_vmac = false`, `garp_interval_sec = 1`): on the
+//! master `eth1` is up, holds the cluster VIP and the VIP, and the policy rules and table 2
+//! routes are in place; on the backup it is down and the table is empty; after a `failover`
+//! the two swap; and `client1` hears periodic gratuitous ARPs for the cluster VIP and the VIP
+//! from the master's `eth1` only, one per second (counted over 5 s: 5 ± 1).
 //!
 //! Measured, 5 runs each by default (`HA_LAB_RUNS=20` for the numbers in bench/RESULTS.md):
 //! `kill -9` of the master's `seesaw_ha`, SIGSTOP of every process on the master, and the shell's
@@ -38,7 +46,8 @@ const PROBE_EVERY: Duration = Duration::from_millis(10);
 fn seesaw_cfg(node: &str, peer: &str) -> String {
     format!(
         "[cluster]\nname = lab\nnode_ipv4 = {node}\npeer_ipv4 = {peer}\nanycast_enabled = false\n\n\
-         [interface]\nnode = eth0\nlb = eth0\n\n[dataplane]\nkind = proxy\n\n\
+         use_vmac = false\ngarp_interval_sec = 1\n\n\
+         [interface]\nnode = eth0\nlb = eth1\n\n[dataplane]\nkind = proxy\n\n\
          [ha]\nadvert_interval_ms = 100\npreempt = false\n\n[ecu]\nlisten = 127.0.0.1:10257\n"
     )
 }
@@ -144,6 +153,118 @@ fn one_master(lab: &Lab, within: Duration) -> Option<usize> {
         }
     }
     None
+}
+
+/// `ip args` in `node`; its output.
+fn ip_in(lab: &Lab, node: &str, args: &[&str]) -> String {
+    let out = lab
+        .exec(node, "ip", args, &[], Duration::from_secs(5))
+        .expect("ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?} in {node}: {}",
+        out.combined()
+    );
+    out.stdout
+}
+
+fn link_up(lab: &Lab, node: &str) -> bool {
+    let l = ip_in(lab, node, &["-o", "link", "show", "eth1"]);
+    l.split(['<', '>'])
+        .nth(1)
+        .unwrap_or_default()
+        .split(',')
+        .any(|f| f == "UP")
+}
+
+fn lb_mac(lab: &Lab, node: &str) -> [u8; 6] {
+    let l = ip_in(lab, node, &["-o", "link", "show", "eth1"]);
+    let hex = l
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC in {l}"));
+    let mut mac = [0u8; 6];
+    for (m, h) in mac.iter_mut().zip(hex.split(':')) {
+        *m = u8::from_str_radix(h, 16).expect("hex MAC");
+    }
+    mac
+}
+
+/// On the master: `eth1` up with the cluster VIP and the VIP, the policy rules, the table-2
+/// routes. On the backup: `eth1` down, no VIP rule, an empty table (bounded wait: the engine
+/// applies within a second of the HA report).
+fn lb_interfaces_follow(lab: &Lab, master: usize) {
+    let (m, b) = (LBS[master].0, LBS[1 - master].0);
+    let settled = (0..100).any(|_| {
+        let ok = link_up(lab, m) && !link_up(lab, b);
+        if !ok {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ok
+    });
+    assert!(settled, "{m}'s eth1 should be up and {b}'s down");
+    let addrs = ip_in(lab, m, &["-o", "addr", "show", "dev", "eth1"]);
+    assert!(
+        addrs.contains("192.0.2.1/24"),
+        "cluster VIP on {m}: {addrs}"
+    );
+    assert!(addrs.contains("198.51.100.1/32"), "VIP on {m}: {addrs}");
+    let rules = ip_in(lab, m, &["rule", "show"]);
+    for r in [
+        "to 192.0.2.1 lookup 2",
+        "from 192.0.2.1 lookup 2",
+        "from 198.51.100.1 lookup 2",
+    ] {
+        assert!(rules.contains(r), "{m}: rule {r:?} missing: {rules}");
+    }
+    let table = ip_in(lab, m, &["route", "show", "table", "2"]);
+    assert!(
+        table.contains("192.0.2.0/24 dev eth1"),
+        "{m} table 2: {table}"
+    );
+    let rules = ip_in(lab, b, &["rule", "show"]);
+    assert!(
+        !rules.contains("198.51.100.1"),
+        "{b} keeps the VIP's rule: {rules}"
+    );
+    assert!(
+        rules.contains("from 192.0.2.1 lookup 2"),
+        "the cluster VIP's rules stay on {b}: {rules}"
+    );
+    let table = ip_in(lab, b, &["route", "show", "table", "2"]);
+    assert!(table.trim().is_empty(), "{b} table 2: {table}");
+}
+
+/// `client1` hears the periodic GARPs (1 s) for the cluster VIP and the VIP from the master's
+/// `eth1` only: 5 ± 1 each over 5 s, none from the backup. Starts 2 s after the transition's
+/// bursts.
+#[allow(clippy::print_stdout, reason = "the counts are the output")]
+fn garp_from_master_only(lab: &Lab, master: usize) {
+    let (mm, bm) = (lb_mac(lab, LBS[master].0), lb_mac(lab, LBS[1 - master].0));
+    std::thread::sleep(Duration::from_secs(2));
+    let sock = seesaw_lab::capture::open(lab, "client1").expect("capture socket");
+    let window = Duration::from_secs(5);
+    let heard = seesaw_lab::capture::listen(&sock, window).expect("capture");
+    for ip in ["192.0.2.1", "198.51.100.1"] {
+        let ip: std::net::IpAddr = ip.parse().expect("literal");
+        let from_master = heard
+            .iter()
+            .filter(|h| h.ip == ip && h.eth_src == mm && h.mac == mm)
+            .count();
+        println!(
+            "HA-LAB GARP {ip} from {} over {window:?}: {from_master}",
+            LBS[master].0
+        );
+        assert!(
+            (4..=6).contains(&from_master),
+            "{ip}: {from_master} GARPs from the master in {window:?} (1 s interval): {heard:?}"
+        );
+    }
+    assert!(
+        !heard.iter().any(|h| h.eth_src == bm || h.mac == bm),
+        "the backup announced: {heard:?}"
+    );
 }
 
 fn env_pids(run_dir: &Path) -> Vec<i32> {
@@ -252,8 +373,10 @@ fn failover_outages_and_partition() {
         .node("client2", &["192.0.2.102/24"])
         .route("client2", "198.51.100.0/24", LBS[1].1)
         .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"])
+        .link("lb1", "eth1", &[])
         .loopback("lb1", "198.51.100.1/32")
         .node("lb2", &["192.0.2.11/24", "203.0.113.2/24"])
+        .link("lb2", "eth1", &[])
         .loopback("lb2", "198.51.100.1/32")
         .node("be1", &["203.0.113.11/24"])
         .node("be2", &["203.0.113.12/24"])
@@ -433,6 +556,34 @@ fn failover_outages_and_partition() {
         println!("{line}");
         summary.push((fault, outages, two_masters));
     }
+
+    // The LB interface follows mastership, also across a failover, and only the master sends
+    // the periodic gratuitous ARPs.
+    let master =
+        one_master(&lab, Duration::from_secs(30)).expect("one master before the LB checks");
+    lb_interfaces_follow(&lab, master);
+    garp_from_master_only(&lab, master);
+    let r = run_dirs[master].to_string_lossy().into_owned();
+    let out = lab
+        .exec(
+            LBS[master].0,
+            &seesaw,
+            &["--run-dir", &r, "-c", "failover"],
+            &[],
+            Duration::from_secs(10),
+        )
+        .expect("running failover");
+    assert!(out.status.success(), "failover failed: {}", out.combined());
+    let end = Instant::now() + Duration::from_secs(15);
+    let new = loop {
+        match one_master(&lab, Duration::from_secs(1)) {
+            Some(m) if m != master => break m,
+            _ if Instant::now() > end => panic!("no new master after failover"),
+            _ => {}
+        }
+    };
+    lb_interfaces_follow(&lab, new);
+    garp_from_master_only(&lab, new);
 
     // Partition: drop protocol 112 both ways in lb1, then heal.
     let master =

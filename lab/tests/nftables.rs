@@ -44,12 +44,14 @@ fn service(vip: &str, port: u16, sched: Scheduler, mode: ForwardMode, w: &[u32])
             vip: vip.parse().expect("literal"),
             proto: Protocol::Tcp,
             port,
+            fwmark: 0,
         },
         scheduler: sched,
         mode,
         persistence: 0,
         dests,
         opts: ServiceOpts::default(),
+        marks: Vec::new(),
     }
 }
 

@@ -320,3 +320,199 @@ fn node_disablement_tears_everything_down() {
     assert_eq!(r.step().len(), 3);
     assert!(r.plane.current().is_empty());
 }
+
+/// The mark of the only firewall-mark service of `family` (`true`: IPv4) in the desired state.
+fn fwmark_of(e: &mut EngineState, v4: bool, probe: bool) -> u32 {
+    let (_, desired) = e.evaluate();
+    let marks: Vec<u32> = desired
+        .services
+        .iter()
+        .filter(|s| s.key.fwmark != 0 && s.key.vip.is_ipv4() == v4 && s.marks.is_empty() == probe)
+        .map(|s| s.key.fwmark)
+        .collect();
+    assert_eq!(marks.len(), 1, "{desired:?}");
+    marks[0]
+}
+
+#[test]
+fn fwmark_vserver_is_one_service_with_a_stable_mark() {
+    let fwm = format!("use_fwm: true {TWO_ENTRIES}");
+    let cfg = config(
+        "10.1.0.1/32",
+        &fwm,
+        &backends(&[(1, 1), (2, 1)]),
+        "PRODUCTION",
+    );
+    let mut r = Rig::new(&cfg);
+    r.health(&[]);
+    let m = fwmark_of(&mut r.engine, true, false);
+    assert!((256..=8255).contains(&m), "Seesaw's vserver pool: {m}");
+    // 83: one firewall-mark service for both entries, destinations at port 0.
+    assert_eq!(
+        r.step(),
+        [
+            format!("add service fwmark {m}/IPv4 (Wrr, Nat)"),
+            format!("add destination 10.2.0.1:0 to fwmark {m}/IPv4 (weight 1)"),
+            format!("add destination 10.2.0.2:0 to fwmark {m}/IPv4 (weight 1)"),
+        ]
+    );
+    let held = r.plane.current();
+    assert_eq!(held.len(), 1);
+    let marked: Vec<String> = held[0].marks.iter().map(ToString::to_string).collect();
+    assert_eq!(marked, ["10.1.0.1:80/TCP", "10.1.0.1:443/TCP"]);
+    // A destination unhealthy in one entry leaves the one service.
+    r.health(&[2]);
+    assert_eq!(
+        r.step(),
+        [format!(
+            "delete destination 10.2.0.2:0 from fwmark {m}/IPv4"
+        )]
+    );
+    r.health(&[]);
+    r.step();
+    // A reload that adds an entry and a second fwmark vserver: the running mark never moves.
+    let three = format!(
+        r#"use_fwm: true {TWO_ENTRIES}
+           vserver_entry < protocol: UDP port: 53 mode: NAT scheduler: WRR healthcheck < type: TCP > >"#
+    );
+    let cfg2 = format!(
+        r#"{}
+           vserver < name: "dns" rp: "x" use_fwm: true entry_address < fqdn: "d." ipv4: "10.1.0.2/32" >
+             {TCP80} {} >"#,
+        config(
+            "10.1.0.1/32",
+            &three,
+            &backends(&[(1, 1), (2, 1)]),
+            "PRODUCTION"
+        ),
+        backends(&[(3, 1)])
+    );
+    r.reload(&cfg2);
+    r.health(&[]);
+    let (_, desired) = r.engine.evaluate();
+    let web = desired
+        .services
+        .iter()
+        .find(|s| s.marks.iter().any(|k| k.vip.to_string() == "10.1.0.1"))
+        .expect("web's service");
+    assert_eq!(web.key.fwmark, m, "web keeps its mark");
+    let dns = desired
+        .services
+        .iter()
+        .find(|s| s.marks.iter().any(|k| k.vip.to_string() == "10.1.0.2"))
+        .expect("dns's service")
+        .key
+        .fwmark;
+    assert_ne!(dns, m);
+    let mut ops = r.step();
+    ops.sort();
+    let mut want = vec![
+        format!("update service fwmark {m}/IPv4 (Wrr, Nat, persistence 0s)"),
+        format!("add service fwmark {dns}/IPv4 (Wrr, Nat)"),
+        format!("add destination 10.2.0.3:0 to fwmark {dns}/IPv4 (weight 1)"),
+    ];
+    want.sort();
+    assert_eq!(ops, want);
+
+    // An engine restart adopts the marks the plane holds: nothing changes.
+    let mut restarted = EngineState::new(loaded(&cfg2), t0());
+    let held: Vec<seesaw_engine::state::HeldFwmark> = r
+        .plane
+        .current()
+        .iter()
+        .map(|s| seesaw_engine::state::HeldFwmark {
+            key: seesaw_engine::desired::ServiceKey::fwmark(
+                if s.key.vip.is_ipv4() {
+                    seesaw_engine::model::Af::V4
+                } else {
+                    seesaw_engine::model::Af::V6
+                },
+                s.key.fwmark,
+            ),
+            mode: seesaw_engine::model::ForwardMode::Nat,
+            marks: s
+                .marks
+                .iter()
+                .map(|k| {
+                    seesaw_engine::desired::ServiceKey::new(
+                        k.vip,
+                        seesaw_engine::model::Protocol::Tcp,
+                        k.port,
+                    )
+                })
+                .collect(),
+            dests: s.dests.iter().map(|d| d.addr.ip()).collect(),
+        })
+        .collect();
+    restarted.adopt_fwmarks(&held);
+    r.engine = restarted;
+    r.health(&[]);
+    assert_eq!(
+        r.step(),
+        Vec::<String>::new(),
+        "the restarted engine keeps both marks"
+    );
+
+    // The vserver goes away: its service leaves (destinations first), its mark is free again.
+    r.reload(&cfg);
+    r.health(&[]);
+    let mut ops = r.step();
+    for _ in 0..3 {
+        r.engine.converge(t0());
+        r.health(&[]);
+        ops.extend(r.step());
+    }
+    assert_eq!(
+        ops,
+        [
+            format!("delete destination 10.2.0.3:0 from fwmark {dns}/IPv4"),
+            format!("delete service fwmark {dns}/IPv4"),
+            format!("update service fwmark {m}/IPv4 (Wrr, Nat, persistence 0s)"),
+        ]
+    );
+}
+
+#[test]
+fn dsr_probe_gets_a_single_destination_fwmark_service() {
+    let entry = r#"vserver_entry < protocol: TCP port: 80 mode: DSR scheduler: WRR
+                     healthcheck < type: TCP mode: DSR > >"#;
+    let cfg = config(
+        "10.1.0.1/32",
+        entry,
+        &backends(&[(1, 1), (2, 1)]),
+        "PRODUCTION",
+    );
+    let mut r = Rig::new(&cfg);
+    let checks: Vec<_> = r.engine.checks().cloned().collect();
+    assert_eq!(checks.len(), 2, "one probe per backend");
+    for c in &checks {
+        assert_eq!(
+            c.vip,
+            Some("10.1.0.1".parse().unwrap()),
+            "probes go to the VIP"
+        );
+        assert!(
+            (65_536..=81_535).contains(&c.mark),
+            "Seesaw's probe pool: {}",
+            c.mark
+        );
+    }
+    assert_ne!(checks[0].mark, checks[1].mark);
+    // Before any check reports, only the probe services exist (sh, one destination at port 0).
+    let mut ops = r.step();
+    ops.sort();
+    let mut want = Vec::new();
+    for c in &checks {
+        want.push(format!("add service fwmark {}/IPv4 (Sh, Dsr)", c.mark));
+        want.push(format!(
+            "add destination {}:0 to fwmark {}/IPv4 (weight 1)",
+            c.target, c.mark
+        ));
+    }
+    want.sort();
+    assert_eq!(ops, want);
+    // A reload keeps the probe marks.
+    r.reload(&cfg.replace("weight: 1", "weight: 2"));
+    let again: Vec<u32> = r.engine.checks().map(|c| c.mark).collect();
+    assert_eq!(again, checks.iter().map(|c| c.mark).collect::<Vec<_>>());
+}

@@ -77,12 +77,22 @@ fn main() -> ExitCode {
             }
         };
         let shutdown = tokio_util::sync::CancellationToken::new();
-        if let Err(e) = seesaw_common::signal::install(shutdown.clone()) {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            return ExitCode::from(exit::OSERR);
-        }
+        let usr1 = match seesaw_common::signal::install(shutdown.clone()) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot install signal handlers");
+                return ExitCode::from(exit::OSERR);
+            }
+        };
+        tokio::spawn(dump_on_signal(
+            usr1,
+            paths::ncc_socket(&args.common.run_dir),
+            vip_settings.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(configured = %choice.configured, "data plane: {}", choice.kind);
         let vips = vip_manager(&vip_settings);
+        let lb = vips.as_ref().and_then(|_| lb_manager(&vip_settings));
         let served = if choice.kind == "ipvs" {
             let ifaces: Vec<&str> = choice.lb_interface.iter().map(String::as_str).collect();
             seesaw_ncc::kernel::sysctl::apply(
@@ -92,7 +102,8 @@ fn main() -> ExitCode {
             // Adopts what IPVS holds: never a flush at start.
             match Netlink::open().and_then(IpvsPlane::new) {
                 Ok(plane) => {
-                    seesaw_ncc::server::run_with_vips(plane, vips, listener, shutdown).await
+                    seesaw_ncc::server::run_with_interfaces(plane, vips, lb, listener, shutdown)
+                        .await
                 }
                 Err(e) => {
                     tracing::error!("cannot read the IPVS state: {e}");
@@ -108,7 +119,8 @@ fn main() -> ExitCode {
             // Adopts what the kernel holds: never a flush at start.
             match NftPlane::new(NftCli::default(), choice.lb_interface.clone()) {
                 Ok(plane) => {
-                    seesaw_ncc::server::run_with_vips(plane, vips, listener, shutdown).await
+                    seesaw_ncc::server::run_with_interfaces(plane, vips, lb, listener, shutdown)
+                        .await
                 }
                 Err(e) => {
                     tracing::error!("cannot read the nftables state: {e}");
@@ -116,7 +128,8 @@ fn main() -> ExitCode {
                 }
             }
         } else {
-            seesaw_ncc::server::run_with_vips(ProxyPlane::new(), vips, listener, shutdown).await
+            seesaw_ncc::server::run_with_interfaces(ProxyPlane::new(), vips, lb, listener, shutdown)
+                .await
         };
         match served {
             Ok(()) => ExitCode::from(exit::OK),
@@ -126,6 +139,35 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// The LB interface manager, next to the VIP manager, when seesaw.cfg names `[interface] lb`:
+/// the burst on becoming master uses the VIP burst settings, the GARP loop its own thread.
+fn lb_manager(s: &seesaw_ncc::kernel::vips::VipSettings) -> Option<seesaw_ncc::kernel::lb::Lb> {
+    use seesaw_ncc::kernel::{garp, lb};
+    let name = s.lb.clone()?;
+    let kernel = match lb::KernelLb::open() {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!("not managing the LB interface: {e}");
+            return None;
+        }
+    };
+    let periodic = match garp::GarpTicker::spawn(garp::RawSender) {
+        Ok(t) => Some(Box::new(t) as Box<dyn garp::Periodic>),
+        Err(e) => {
+            tracing::error!("no periodic gratuitous ARP: {e}");
+            None
+        }
+    };
+    Some(lb::Lb::new(
+        Box::new(kernel),
+        name,
+        s.node.clone(),
+        Some(Box::new(garp::Garp(s.garp))),
+        periodic,
+        Some(std::path::PathBuf::from("/proc/sys")),
+    ))
 }
 
 /// The VIP manager, when ncc may change the network and seesaw.cfg asks for VIPs. Adopts the
@@ -154,4 +196,99 @@ fn vip_manager(
             None
         }
     }
+}
+
+/// Entries listed per dump line before "... and N more".
+const DUMP_MAX_LISTED: usize = 50;
+
+/// SIGUSR1: logs ncc's state — data plane kind, services and destinations, the VIPs held, the
+/// BGP announcements. The state lives behind the API's lock, so it is read through ncc's own
+/// socket like any client (consistent with what the engine sees, and never from the signal
+/// task); the VIPs are read from the kernel with a separate rtnetlink socket.
+async fn dump_on_signal(
+    usr1: std::sync::Arc<tokio::sync::Notify>,
+    socket: std::path::PathBuf,
+    vips: seesaw_ncc::kernel::vips::VipSettings,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use seesaw_proto::ncc as pb;
+    loop {
+        tokio::select! {
+            () = usr1.notified() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let channel = uds::channel(&socket, std::time::Duration::from_secs(2));
+        let mut client = pb::ncc_client::NccClient::new(channel);
+        let plane = match client.get_state(pb::Empty {}).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                let dests: usize = r.services.iter().map(|s| s.destinations.len()).sum();
+                let mut served: Vec<&str> = r.services.iter().map(|s| s.address.as_str()).collect();
+                served.sort_unstable();
+                served.dedup();
+                format!(
+                    "data plane {}: {} services, {dests} destinations, VIPs served {}",
+                    r.kind,
+                    r.services.len(),
+                    bounded(served.iter())
+                )
+            }
+            Err(e) => format!("data plane unavailable: {}", e.message()),
+        };
+        tracing::info!(actor = "ncc", state = %plane, "state");
+        let held = held_vips(&vips).await;
+        tracing::info!(actor = "ncc vips", state = %held, "state");
+        let bgp = match client.bgp_neighbors(pb::Empty {}).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                let up = r
+                    .neighbors
+                    .iter()
+                    .filter(|n| n.state == "ESTABLISHED")
+                    .count();
+                format!(
+                    "neighbours {} ({up} established); announced {}",
+                    r.neighbors.len(),
+                    bounded(r.announced.iter())
+                )
+            }
+            Err(e) => format!("no BGP: {}", e.message()),
+        };
+        tracing::info!(actor = "ncc bgp", state = %bgp, "state");
+    }
+}
+
+/// The VIPs ncc holds on its interfaces now, or why they are not known.
+async fn held_vips(s: &seesaw_ncc::kernel::vips::VipSettings) -> String {
+    use seesaw_ncc::kernel::vips;
+    if !s.managed || !seesaw_ncc::kernel::privileged() {
+        return "VIPs not managed by this ncc".to_owned();
+    }
+    let (lb, vip_iface) = (s.lb.clone(), s.vip_iface.clone());
+    let read = tokio::task::spawn_blocking(move || {
+        let kernel = vips::KernelAddrs::open()?;
+        vips::Vips::new(Box::new(kernel), lb, vip_iface, None).current()
+    })
+    .await;
+    match read {
+        Ok(Ok(held)) => {
+            let list: Vec<String> = held.iter().map(|(i, a)| format!("{a} on {i}")).collect();
+            format!("VIPs held: {}", bounded(list.iter()))
+        }
+        Ok(Err(e)) => format!("VIPs unknown: {e}"),
+        Err(e) => format!("VIPs unknown: {e}"),
+    }
+}
+
+/// `"3: a, b, c"`, at most [`DUMP_MAX_LISTED`] items then `"... and N more"`; `"none"` if empty.
+fn bounded<T: std::fmt::Display>(items: impl ExactSizeIterator<Item = T>) -> String {
+    let n = items.len();
+    if n == 0 {
+        return "none".to_owned();
+    }
+    let mut out: Vec<String> = items.take(DUMP_MAX_LISTED).map(|i| i.to_string()).collect();
+    if n > DUMP_MAX_LISTED {
+        out.push(format!("... and {} more", n - DUMP_MAX_LISTED));
+    }
+    format!("{n}: {}", out.join(", "))
 }

@@ -47,18 +47,51 @@ pub enum ForwardMode {
     Tun,
 }
 
-/// A service's identity.
+/// A service's identity: a VIP, protocol and port, or a firewall mark (IPVS's two kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceKey {
-    /// VIP.
+    /// VIP; for a firewall-mark service the family's unspecified address (`0.0.0.0` or `::`).
     pub vip: IpAddr,
-    /// Protocol.
+    /// Protocol (a firewall-mark service matches every protocol and says `Tcp` here).
     pub proto: Protocol,
-    /// VIP port.
+    /// VIP port (0 for a firewall-mark service).
     pub port: u16,
+    /// Firewall mark: non-zero makes this a firewall-mark service, which takes every packet of
+    /// its family carrying the mark (and the VIP:port tuples in [`Service::marks`]).
+    pub fwmark: u32,
 }
 
 impl ServiceKey {
+    /// A VIP:port service's key.
+    pub fn new(vip: IpAddr, proto: Protocol, port: u16) -> Self {
+        Self {
+            vip,
+            proto,
+            port,
+            fwmark: 0,
+        }
+    }
+
+    /// A firewall-mark service's key (`ipv6` picks the family).
+    pub fn fwmark(ipv6: bool, mark: u32) -> Self {
+        let vip = if ipv6 {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        };
+        Self {
+            vip,
+            proto: Protocol::Tcp,
+            port: 0,
+            fwmark: mark,
+        }
+    }
+
+    /// Whether this is a firewall-mark service.
+    pub fn is_fwmark(&self) -> bool {
+        self.fwmark != 0
+    }
+
     /// The VIP socket address.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::new(self.vip, self.port)
@@ -67,6 +100,10 @@ impl ServiceKey {
 
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_fwmark() {
+            let af = if self.vip.is_ipv4() { "IPv4" } else { "IPv6" };
+            return write!(f, "fwmark {}/{af}", self.fwmark);
+        }
         let p = match self.proto {
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
@@ -263,12 +300,58 @@ pub struct Service {
     pub dests: Vec<Dest>,
     /// Userspace-proxy options (payload rules, groups, UDP flow handling, drain).
     pub opts: ServiceOpts,
+    /// Firewall-mark services only: the VIP:protocol:port tuples the plane marks into this
+    /// service (Seesaw's mangle `MARK` rules), sorted; each tuple's own `fwmark` is 0. Empty
+    /// for a service reached only by packets marked elsewhere (a probe's `SO_MARK`).
+    pub marks: Vec<ServiceKey>,
 }
 
 impl Service {
     /// The service's settings without its destinations, for comparing.
-    pub fn settings(&self) -> (Scheduler, ForwardMode, u32, &ServiceOpts) {
-        (self.scheduler, self.mode, self.persistence, &self.opts)
+    pub fn settings(&self) -> (Scheduler, ForwardMode, u32, &ServiceOpts, &[ServiceKey]) {
+        (
+            self.scheduler,
+            self.mode,
+            self.persistence,
+            &self.opts,
+            &self.marks,
+        )
+    }
+
+    /// What is wrong with the service's firewall-mark fields, if anything: destinations of a
+    /// firewall-mark service keep the packet's port (port 0), its marked tuples are VIP:port
+    /// services of its family, and only firewall-mark services mark.
+    pub fn fwmark_problem(&self) -> Option<String> {
+        if !self.key.is_fwmark() {
+            return (!self.marks.is_empty())
+                .then(|| "only a firewall-mark service can mark traffic".to_owned());
+        }
+        if let Some(d) = self.dests.iter().find(|d| d.addr.port() != 0) {
+            return Some(format!(
+                "destination {} of a firewall-mark service must use port 0 (the packet keeps its port)",
+                d.addr
+            ));
+        }
+        if let Some(d) = self
+            .dests
+            .iter()
+            .find(|d| d.addr.is_ipv4() != self.key.vip.is_ipv4())
+        {
+            return Some(format!(
+                "destination {} is not in the service's address family",
+                d.addr
+            ));
+        }
+        if let Some(m) = self
+            .marks
+            .iter()
+            .find(|m| m.is_fwmark() || m.port == 0 || m.vip.is_ipv4() != self.key.vip.is_ipv4())
+        {
+            return Some(format!(
+                "marked tuple {m} must be a VIP:port of the service's address family"
+            ));
+        }
+        None
     }
 }
 

@@ -41,10 +41,30 @@ pub async fn run_with_vips<P: Dataplane>(
     listener: UnixListener,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    tracing::info!(plane = plane.kind(), vips = vips.is_some(), "ncc serving");
+    run_with_interfaces(plane, vips, None, listener, shutdown).await
+}
+
+/// [`run_with_vips`], also driving the LB interface with `lb` (HA role, policy routing, VMAC,
+/// VLANs, GARP loop).
+pub async fn run_with_interfaces<P: Dataplane>(
+    plane: P,
+    vips: Option<crate::kernel::vips::Vips>,
+    lb: Option<crate::kernel::lb::Lb>,
+    listener: UnixListener,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    tracing::info!(
+        plane = plane.kind(),
+        vips = vips.is_some(),
+        lb = lb.as_ref().map(crate::kernel::lb::Lb::interface),
+        "ncc serving"
+    );
     let mut svc = NccService::new(plane);
     if let Some(v) = vips {
         svc = svc.with_vips(v);
+    }
+    if let Some(l) = lb {
+        svc = svc.with_lb(l);
     }
     seesaw_common::ready::notify_ready();
     let server = tonic::transport::Server::builder()
@@ -78,6 +98,9 @@ pub struct NccService<P> {
     bgp: Arc<Mutex<Bgp<GobgpSpeaker>>>,
     /// VIPs on interfaces (only when ncc may change the network); used under the plane lock.
     vips: Arc<std::sync::Mutex<Option<crate::kernel::vips::Vips>>>,
+    /// The LB interface (only when ncc manages VIPs and seesaw.cfg names `[interface] lb`);
+    /// locked before `vips`, under the plane lock.
+    lb: Arc<std::sync::Mutex<Option<crate::kernel::lb::Lb>>>,
 }
 
 impl<P> NccService<P> {
@@ -87,6 +110,16 @@ impl<P> NccService<P> {
             plane: Arc::new(Mutex::new(plane)),
             bgp: Arc::new(Mutex::new(Bgp::new(Box::new(GobgpSpeaker::connect)))),
             vips: Arc::new(std::sync::Mutex::new(None)),
+            lb: Arc::new(std::sync::Mutex::new(None)),
+        }
+    }
+
+    /// Also drives the LB interface.
+    #[must_use]
+    pub fn with_lb(self, lb: crate::kernel::lb::Lb) -> Self {
+        Self {
+            lb: Arc::new(std::sync::Mutex::new(Some(lb))),
+            ..self
         }
     }
 
@@ -112,20 +145,42 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
             .vips_managed
             .then(|| vips_from_pb(&req.vips))
             .transpose()?;
+        let lb_want = req.lb_interface.as_ref().map(lb_from_pb).transpose()?;
         let desired = services_from_pb(req)?;
         let mut plane = self.plane.lock().await;
         let mut changes = Vec::new();
-        if let Some(want) = vips {
-            let mut mgr = self
-                .vips
+        {
+            // The LB interface first (up before VIPs are announced on it), then the VIPs,
+            // which leave the LB manager's own addresses alone.
+            let mut lb = self
+                .lb
                 .lock()
-                .map_err(|_| NccError::Plane("the VIP manager panicked".into()))?;
-            match mgr.as_mut() {
-                Some(m) => changes.extend(m.apply(&want)?),
-                None if !want.is_empty() => {
-                    tracing::warn!("not managing VIPs: ncc may not change the network");
+                .map_err(|_| NccError::Plane("the LB manager panicked".into()))?;
+            let mut keep = Vec::new();
+            let mut vlan_nets = None;
+            if let (Some(l), Some(w)) = (lb.as_mut(), lb_want.as_ref()) {
+                let plan = l.apply(w, vips.as_deref().unwrap_or_default())?;
+                changes.extend(plan.changes);
+                keep = plan.keep;
+                vlan_nets = Some(plan.vlan_nets);
+            }
+            if let Some(want) = vips {
+                let mut mgr = self
+                    .vips
+                    .lock()
+                    .map_err(|_| NccError::Plane("the VIP manager panicked".into()))?;
+                match mgr.as_mut() {
+                    Some(m) => {
+                        if let Some(n) = vlan_nets {
+                            m.set_vlans(n);
+                        }
+                        changes.extend(m.apply_keeping(&want, &keep)?);
+                    }
+                    None if !want.is_empty() => {
+                        tracing::warn!("not managing VIPs: ncc may not change the network");
+                    }
+                    None => {}
                 }
-                None => {}
             }
         }
         changes.extend(
@@ -198,6 +253,8 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
                 scheduler: sched_to_pb(s.service.scheduler) as i32,
                 mode: mode_to_pb(s.service.mode) as i32,
                 persistence_s: s.service.persistence,
+                fwmark: s.service.key.fwmark,
+                marked: s.service.marks.iter().map(marked_to_pb).collect(),
                 destinations: s
                     .dests
                     .iter()
@@ -254,6 +311,121 @@ pub fn vips_from_pb(vips: &[pb::Vip]) -> Result<Vec<crate::kernel::vips::Vip>, N
     }
 }
 
+/// The LB interface of a request, collecting every problem.
+pub fn lb_from_pb(l: &pb::LbInterface) -> Result<crate::kernel::lb::LbWant, NccError> {
+    use crate::kernel::lb::{LbWant, VlanWant, vmac};
+    let mut errors = Vec::new();
+    let opt = |what: &str, v: &str, errors: &mut Vec<String>| -> Option<IpAddr> {
+        if v.trim().is_empty() {
+            return None;
+        }
+        match v.trim().parse::<IpAddr>() {
+            Ok(a) if !a.is_unspecified() && !a.is_multicast() && !a.is_loopback() => Some(a),
+            _ => {
+                errors.push(format!(
+                    "lb_interface.{what}: {v:?} is not a unicast address"
+                ));
+                None
+            }
+        }
+    };
+    let cluster_v4 = match opt("cluster_vip_ipv4", &l.cluster_vip_ipv4, &mut errors) {
+        Some(IpAddr::V4(a)) => Some(a),
+        Some(IpAddr::V6(a)) => {
+            errors.push(format!("lb_interface.cluster_vip_ipv4: {a} is IPv6"));
+            None
+        }
+        None => None,
+    };
+    let cluster_v6 = match opt("cluster_vip_ipv6", &l.cluster_vip_ipv6, &mut errors) {
+        Some(IpAddr::V6(a)) => Some(a),
+        Some(IpAddr::V4(a)) => {
+            errors.push(format!("lb_interface.cluster_vip_ipv6: {a} is IPv4"));
+            None
+        }
+        None => None,
+    };
+    if !(1..=250).contains(&l.routing_table_id) {
+        errors.push(format!(
+            "lb_interface.routing_table_id: {} is outside 1..250",
+            l.routing_table_id
+        ));
+    }
+    let vrid = u8::try_from(l.vrid).ok().filter(|v| *v > 0);
+    if l.use_vmac && vrid.is_none() {
+        errors.push(format!("lb_interface.vrid: {} is outside 1..255", l.vrid));
+    }
+    let host = |what: String, v: &str, errors: &mut Vec<String>| -> Option<(IpAddr, u8)> {
+        if v.trim().is_empty() {
+            return None;
+        }
+        let parsed = v.trim().split_once('/').and_then(|(a, p)| {
+            let a = a.parse::<IpAddr>().ok()?;
+            let p = p.parse::<u8>().ok()?;
+            (p <= if a.is_ipv4() { 32 } else { 128 } && !a.is_unspecified()).then_some((a, p))
+        });
+        if parsed.is_none() {
+            errors.push(format!("{what}: {v:?} is not an address/prefix"));
+        }
+        parsed
+    };
+    let mut vlans = Vec::new();
+    for (i, v) in l.vlans.iter().enumerate() {
+        let id = u16::try_from(v.id)
+            .ok()
+            .filter(|id| (1..=4094).contains(id));
+        if id.is_none() {
+            errors.push(format!(
+                "lb_interface.vlans[{i}].id: {} is outside 1..4094",
+                v.id
+            ));
+        }
+        let v4 = match host(
+            format!("lb_interface.vlans[{i}].host_ipv4"),
+            &v.host_ipv4,
+            &mut errors,
+        ) {
+            Some((IpAddr::V4(a), p)) => Some((a, p)),
+            Some(_) => {
+                errors.push(format!("lb_interface.vlans[{i}].host_ipv4: not IPv4"));
+                None
+            }
+            None => None,
+        };
+        let v6 = match host(
+            format!("lb_interface.vlans[{i}].host_ipv6"),
+            &v.host_ipv6,
+            &mut errors,
+        ) {
+            Some((IpAddr::V6(a), p)) => Some((a, p)),
+            Some(_) => {
+                errors.push(format!("lb_interface.vlans[{i}].host_ipv6: not IPv6"));
+                None
+            }
+            None => None,
+        };
+        if let Some(id) = id {
+            if vlans.iter().any(|w: &VlanWant| w.id == id) {
+                errors.push(format!("lb_interface.vlans[{i}]: duplicate VLAN {id}"));
+            }
+            vlans.push(VlanWant { id, v4, v6 });
+        }
+    }
+    vlans.sort();
+    if !errors.is_empty() {
+        return Err(NccError::Invalid(errors));
+    }
+    Ok(LbWant {
+        up: l.up,
+        cluster_v4,
+        cluster_v6,
+        table: l.routing_table_id,
+        vmac: if l.use_vmac { vrid.map(vmac) } else { None },
+        garp_interval: Duration::from_millis(u64::from(l.garp_interval_ms)),
+        vlans,
+    })
+}
+
 /// Converts the request, collecting every problem.
 pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
     let mut errors = Vec::new();
@@ -264,15 +436,29 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
             .address
             .parse::<IpAddr>()
             .map_err(|_| format!("{path}.address: {:?} is not an IP address", s.address));
+        let fwmark = s.fwmark != 0;
         let port = u16::try_from(s.port)
             .ok()
-            .filter(|p| *p > 0)
+            .filter(|p| (*p > 0) != fwmark)
             .ok_or_else(|| format!("{path}.port: {} is not a port", s.port));
         let proto = match pb::Protocol::try_from(s.protocol) {
+            _ if fwmark => Ok(Protocol::Tcp),
             Ok(pb::Protocol::Tcp) => Ok(Protocol::Tcp),
             Ok(pb::Protocol::Udp) => Ok(Protocol::Udp),
             _ => Err(format!("{path}.protocol: unspecified")),
         };
+        let mut marks = Vec::new();
+        for (j, m) in s.marked.iter().enumerate() {
+            match marked_from_pb(m) {
+                Some(k) => marks.push(k),
+                None => errors.push(format!(
+                    "{path}.marked[{j}]: {:?} port {} is not a VIP:port tuple",
+                    m.address, m.port
+                )),
+            }
+        }
+        marks.sort();
+        marks.dedup();
         let scheduler = match pb::Scheduler::try_from(s.scheduler) {
             Ok(pb::Scheduler::Rr) => Ok(Scheduler::Rr),
             Ok(pb::Scheduler::Wrr) => Ok(Scheduler::Wrr),
@@ -304,7 +490,7 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
         let mut dests = Vec::new();
         for (j, d) in s.destinations.iter().enumerate() {
             let ip = d.address.parse::<IpAddr>();
-            let p = u16::try_from(d.port).ok().filter(|p| *p > 0);
+            let p = u16::try_from(d.port).ok().filter(|p| (*p > 0) != fwmark);
             match (ip, p) {
                 (Ok(ip), Some(p)) => dests.push(Dest {
                     addr: SocketAddr::new(ip, p),
@@ -324,7 +510,17 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
         }
         match (vip, port, proto, scheduler, mode, opts) {
             (Ok(vip), Ok(port), Ok(proto), Ok(scheduler), Ok(mode), Ok(opts)) => {
-                let key = ServiceKey { vip, proto, port };
+                let key = ServiceKey {
+                    vip,
+                    proto,
+                    port,
+                    fwmark: s.fwmark,
+                };
+                if fwmark && !vip.is_unspecified() {
+                    errors.push(format!(
+                        "{path}.address: a firewall-mark service's address is 0.0.0.0 or ::"
+                    ));
+                }
                 if out.iter().any(|o| o.key == key) {
                     errors.push(format!("{path}: duplicate service {key}"));
                 }
@@ -335,6 +531,7 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
                     persistence: s.persistence_s,
                     dests,
                     opts,
+                    marks,
                 });
             }
             (a, b, c, e, f, g) => {
@@ -352,6 +549,25 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
     } else {
         Err(NccError::Invalid(errors))
     }
+}
+
+fn marked_to_pb(k: &ServiceKey) -> pb::MarkedPort {
+    pb::MarkedPort {
+        address: k.vip.to_string(),
+        protocol: proto_to_pb(k.proto) as i32,
+        port: u32::from(k.port),
+    }
+}
+
+fn marked_from_pb(m: &pb::MarkedPort) -> Option<ServiceKey> {
+    let vip = m.address.parse::<IpAddr>().ok()?;
+    let proto = match pb::Protocol::try_from(m.protocol) {
+        Ok(pb::Protocol::Tcp) => Protocol::Tcp,
+        Ok(pb::Protocol::Udp) => Protocol::Udp,
+        _ => return None,
+    };
+    let port = u16::try_from(m.port).ok().filter(|p| *p > 0)?;
+    Some(ServiceKey::new(vip, proto, port))
 }
 
 fn proto_to_pb(p: Protocol) -> pb::Protocol {

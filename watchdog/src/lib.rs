@@ -7,6 +7,7 @@
 //! - [`policy`]: pure decisions: restart backoff and start order;
 //! - [`spawn`]: the one audited spawner, and the crate's only `unsafe` (a `pre_exec` hook);
 //! - [`caps`]: `capabilities =` parsing and the syscalls the spawner's hook makes for it;
+//! - [`status`]: the status file (`<run-dir>/watchdog/status.json`) the ECU's metrics read;
 //! - `supervisor`: the async orchestration behind [`run`].
 #![deny(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod caps;
 pub mod config;
 pub mod policy;
 pub mod spawn;
+pub mod status;
 mod supervisor;
 
 pub use config::{ConfigError, ConfigErrors, Identity, ServiceConfig, WatchdogConfig};

@@ -31,6 +31,7 @@ use tracing::{error, info, warn};
 use crate::config::{ServiceConfig, WatchdogConfig};
 use crate::policy::RestartPolicy;
 use crate::spawn::{self, SpawnSpec};
+use crate::status::StatusWriter;
 
 /// How often a service blocked on its dependency says so.
 const WAIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -90,6 +91,8 @@ pub struct ServiceStatus {
     pub ready: bool,
     /// Some run has sent READY=1 since the watchdog started.
     pub ever_ready: bool,
+    /// Starts after the first one since the watchdog started.
+    pub restarts: u64,
 }
 
 /// Supervises every service until `shutdown` is cancelled and all children are reaped.
@@ -123,6 +126,10 @@ pub(crate) async fn supervise(
             .position(|(n, _)| n == name)
             .expect("the config validator checked every dependency exists")
     };
+    // Every runner pokes this after changing its status; the loop below then rewrites the status
+    // file (several changes in a row coalesce into one write).
+    let changed = Arc::new(Notify::new());
+    let mut status_file = StatusWriter::new(&env.notify_dir);
     let mut runners = JoinSet::new();
     for (svc, (status, (_, stopped))) in config
         .services
@@ -147,6 +154,7 @@ pub(crate) async fn supervise(
             dependents,
             stopped,
             shutdown: shutdown.clone(),
+            changed: changed.clone(),
         };
         runners.spawn(runner.run());
     }
@@ -165,6 +173,7 @@ pub(crate) async fn supervise(
         );
     }
     let mut failure = None;
+    write_status(&mut status_file, &statuses);
     loop {
         tokio::select! {
             joined = runners.join_next() => match joined {
@@ -182,10 +191,12 @@ pub(crate) async fn supervise(
                 seesaw_common::ready::notify_ready();
             }
             () = ctx.dump.notified() => dump_state(&statuses),
+            () = changed.notified() => write_status(&mut status_file, &statuses),
             _ = ping.tick(), if ping_every.is_some() => seesaw_common::ready::notify_watchdog(),
         }
     }
     info!("all services stopped");
+    status_file.remove();
     match failure {
         Some(f) => Err(WatchdogError::TaskFailed(f)),
         None => Ok(()),
@@ -202,6 +213,18 @@ async fn all_ever_ready(rxs: &mut [watch::Receiver<ServiceStatus>]) {
     }
 }
 
+/// Rewrites the status file from every service's current status.
+fn write_status(w: &mut StatusWriter, statuses: &[(String, watch::Receiver<ServiceStatus>)]) {
+    let now: Vec<(&str, ServiceStatus)> = statuses
+        .iter()
+        .map(|(name, rx)| (name.as_str(), rx.borrow().clone()))
+        .collect();
+    w.write(&crate::status::render(
+        &now,
+        Local::now().timestamp_millis(),
+    ));
+}
+
 /// Logs every service's state and passes SIGUSR1 on, so each daemon logs its own state too.
 fn dump_state(statuses: &[(String, watch::Receiver<ServiceStatus>)]) {
     for (name, rx) in statuses {
@@ -216,6 +239,7 @@ fn dump_state(statuses: &[(String, watch::Receiver<ServiceStatus>)]) {
             pid = ?s.pid,
             since = ?s.since.map(|t| t.to_rfc3339()),
             failures = s.failures,
+            restarts = s.restarts,
             ready = s.ready,
             "state"
         );
@@ -264,6 +288,8 @@ struct Runner {
     /// Ours: cancelled (also on panic, via a drop guard) once this service will not run again.
     stopped: CancellationToken,
     shutdown: CancellationToken,
+    /// Poked after every status change, for the status file.
+    changed: Arc<Notify>,
 }
 
 /// A started child and its readiness socket.
@@ -289,10 +315,15 @@ impl Runner {
     async fn run(mut self) {
         let _stopped = self.stopped.clone().drop_guard();
         let mut policy = RestartPolicy::default();
+        let mut first = true;
         loop {
             if !self.wait_for_dependency().await {
                 break;
             }
+            if !first {
+                self.publish(|s| s.restarts += 1);
+            }
+            first = false;
             policy.started(Instant::now());
             let (success, outcome) = match self.start() {
                 Err(e) => (false, e.to_string()),
@@ -303,7 +334,7 @@ impl Runner {
                 },
             };
             let delay = policy.ended(Instant::now(), success);
-            self.status.send_modify(|s| {
+            self.publish(|s| {
                 s.pid = None;
                 s.since = None;
                 s.ready = false;
@@ -322,6 +353,12 @@ impl Runner {
             }
         }
         info!(service = %self.svc.name, "stopped");
+    }
+
+    /// Changes the published status and says so to the status file writer.
+    fn publish(&self, f: impl FnOnce(&mut ServiceStatus)) {
+        self.status.send_modify(f);
+        self.changed.notify_one();
     }
 
     /// Waits until the dependency (if any) is ready. Returns false on shutdown.
@@ -419,7 +456,7 @@ impl Runner {
         if let Some(priority) = self.svc.priority {
             set_priority(name, pid, priority);
         }
-        self.status.send_modify(|s| {
+        self.publish(|s| {
             s.pid = Some(pid);
             s.since = Some(Local::now());
             s.ready = false;
@@ -463,7 +500,7 @@ impl Runner {
         let text = String::from_utf8_lossy(datagram);
         if text.lines().any(|l| l.trim() == "READY=1") && !self.status.borrow().ready {
             info!(service = %self.svc.name, "ready");
-            self.status.send_modify(|s| {
+            self.publish(|s| {
                 s.ready = true;
                 s.ever_ready = true;
             });

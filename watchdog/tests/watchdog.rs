@@ -255,3 +255,97 @@ fn validate_prints_ok_or_every_error() {
         assert!(stderr.contains(&want), "missing {want:?} in {stderr}");
     }
 }
+
+/// The status file, parsed, once `pred` holds for it.
+fn status_when(
+    path: &Path,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    wait_until(Duration::from_secs(10), what, || {
+        let text = fs::read_to_string(path).ok()?;
+        // Replaced by rename: a read never sees a partial file.
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("partial status file: {e}\n{text}"));
+        pred(&v).then_some(v)
+    })
+}
+
+fn service<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["services"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no service {name} in {v}"))
+}
+
+#[test]
+fn status_file_counts_a_restart_after_a_kill_and_goes_away_on_stop() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let ev = dir.join("events");
+    let cfg = dir.join("watchdog.cfg");
+    fs::write(
+        &cfg,
+        format!(
+            "[a]\nbinary = {CHILD}\nargs = name=a events={ev}\n\n\
+             [b]\nbinary = {CHILD}\nargs = name=b events={ev} ready_after_ms=100\ndependency = a\n",
+            ev = ev.display()
+        ),
+    )
+    .expect("write config");
+    let mut wd = watchdog(dir, &cfg, &[]);
+    let path = dir.join("run/watchdog/status.json");
+
+    let v = status_when(&path, "both services up", |v| {
+        v["services"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2 && a.iter().all(|s| s["ready"] == true))
+    });
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["watchdog_pid"], wd.child.id());
+    // Start order, and no restart yet.
+    assert_eq!(v["services"][0]["name"], "a");
+    let b = service(&v, "b");
+    assert_eq!(
+        (b["restarts"].as_u64(), b["running"].as_bool()),
+        (Some(0), Some(true))
+    );
+    let first_pid = b["pid"].as_i64().expect("b's pid");
+    assert!(
+        b["since_ms"]
+            .as_i64()
+            .is_some_and(|ms| ms > 1_600_000_000_000),
+        "{b}"
+    );
+
+    // SIGKILL b: the file says it is down, then up again with one restart and a new pid.
+    kill(
+        Pid::from_raw(i32::try_from(first_pid).expect("pid fits")),
+        Signal::SIGKILL,
+    )
+    .expect("kill b");
+    let v = status_when(&path, "b down", |v| service(v, "b")["running"] == false);
+    let b = service(&v, "b");
+    assert_eq!(
+        (b["pid"].is_null(), b["ready"].as_bool()),
+        (true, Some(false)),
+        "{b}"
+    );
+    assert_eq!(b["failures"], 1, "{b}");
+    let v = status_when(&path, "b restarted and ready", |v| {
+        let b = service(v, "b");
+        b["ready"] == true && b["restarts"] == 1
+    });
+    let b = service(&v, "b");
+    assert_ne!(b["pid"].as_i64(), Some(first_pid), "{b}");
+    assert_eq!(service(&v, "a")["restarts"], 0);
+
+    // A clean stop removes the file: nothing is supervised any more.
+    let pid = Pid::from_raw(i32::try_from(wd.child.id()).expect("pid fits"));
+    kill(pid, Signal::SIGTERM).expect("signal watchdog");
+    let status = wait_until(Duration::from_secs(8), "watchdog to exit", || {
+        wd.child.try_wait().expect("try_wait")
+    });
+    assert!(status.success(), "watchdog exit status {status}");
+    assert!(!path.exists(), "status file left behind");
+}

@@ -25,6 +25,7 @@ fn services(n: u16, m: u8, bump: Option<u16>) -> Vec<Service> {
                 vip: "198.51.100.1".parse().expect("literal"),
                 proto: Protocol::Tcp,
                 port: 80 + i,
+                fwmark: 0,
             },
             scheduler: Scheduler::Wrr,
             mode: ForwardMode::Nat,
@@ -39,6 +40,7 @@ fn services(n: u16, m: u8, bump: Option<u16>) -> Vec<Service> {
                 })
                 .collect(),
             opts: ServiceOpts::default(),
+            marks: Vec::new(),
         })
         .collect()
 }

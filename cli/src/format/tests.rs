@@ -39,6 +39,7 @@ fn check(name: &str, state: &str, message: &str) -> pb::CheckStatus {
         id: 1,
         state: state.into(),
         message: message.into(),
+        stats: None,
     }
 }
 

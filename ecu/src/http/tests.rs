@@ -41,6 +41,7 @@ fn vserver(name: &str, port: u32) -> Vserver {
                     id: 7,
                     state: "healthy".into(),
                     message: "200 OK".into(),
+                    stats: None,
                 }],
                 active_conns: 3,
                 total_conns: 40,
@@ -288,4 +289,203 @@ async fn metrics_text() {
         .count();
     assert_eq!(hot, 1);
     assert_eq!(lines.last(), Some(&"# EOF"));
+}
+
+/// A check with probe statistics: 7 passed, 2 failed; latencies 0.4 ms ×5, 3 ms ×3, 7 s ×1.
+fn stats() -> crate::model::CheckStats {
+    crate::model::CheckStats {
+        successes: 7,
+        failures: 2,
+        last_latency_us: 2_900,
+        latency_sum_us: 5 * 400 + 3 * 3_000 + 7_000_000,
+        latency_bounds_us: vec![1_000, 5_000, 5_000_000],
+        latency_counts: vec![5, 3, 0, 1],
+    }
+}
+
+/// The engine of `engine()` whose check reports `stats()`, served with a watchdog status file.
+fn engine_with_stats() -> FakeEngine {
+    let fake = engine();
+    let mut v = vserver("web", 8080);
+    v.services[0].destinations[0].checks[0].stats = Some(stats());
+    // The same check under a second service of the vserver: reported once per destination.
+    let mut second = v.services[0].clone();
+    second.port = 8443;
+    v.services.push(second);
+    fake.set_vservers(vec![v]);
+    fake
+}
+
+fn status_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("status.json");
+    let me = std::process::id();
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"version":1,"watchdog_pid":{me},"written_at_ms":1700000000000,"services":[
+              {{"name":"ncc","pid":{me},"running":true,"ready":true,"restarts":0,"failures":0,"since_ms":1700000000000}},
+              {{"name":"engine","pid":null,"running":false,"ready":false,"restarts":3,"failures":2,"since_ms":null}}]}}"#
+        ),
+    )
+    .expect("write status");
+    path
+}
+
+async fn scrape_with(
+    fake: &FakeEngine,
+    status: Option<std::path::PathBuf>,
+    accept: &str,
+) -> String {
+    let request = Request::get("/metrics")
+        .header(header::ACCEPT, accept)
+        .body(Body::empty())
+        .expect("valid request");
+    let response = super::router_with(fake.clone(), status)
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test]
+async fn check_latency_results_and_processes_are_exported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = status_file(dir.path());
+    let fake = engine_with_stats();
+    let text = scrape_with(&fake, Some(status.clone()), "text/plain").await;
+    let chk = r#"vserver="web",destination="be1",check="HTTP/80""#;
+    let expected = [
+        format!(r#"seesaw_check_probes_total{{{chk},result="success"}} 7"#),
+        format!(r#"seesaw_check_probes_total{{{chk},result="failure"}} 2"#),
+        format!("seesaw_check_last_duration_seconds{{{chk}}} 0.0029"),
+        format!("seesaw_check_duration_seconds_sum{{{chk}}} 7.011"),
+        format!("seesaw_check_duration_seconds_count{{{chk}}} 9"),
+        // Cumulative buckets.
+        format!(r#"seesaw_check_duration_seconds_bucket{{le="0.001",{chk}}} 5"#),
+        format!(r#"seesaw_check_duration_seconds_bucket{{le="0.005",{chk}}} 8"#),
+        format!(r#"seesaw_check_duration_seconds_bucket{{le="5.0",{chk}}} 8"#),
+        format!(r#"seesaw_check_duration_seconds_bucket{{le="+Inf",{chk}}} 9"#),
+        "# TYPE seesaw_check_duration_seconds histogram".to_owned(),
+        "# TYPE seesaw_process_restarts_total counter".to_owned(),
+        r#"seesaw_process_up{process="ncc"} 1"#.to_owned(),
+        r#"seesaw_process_up{process="engine"} 0"#.to_owned(),
+        r#"seesaw_process_restarts_total{process="engine"} 3"#.to_owned(),
+        r#"seesaw_process_restarts_total{process="ncc"} 0"#.to_owned(),
+        r#"seesaw_process_start_time_seconds{process="ncc"} 1700000000"#.to_owned(),
+    ];
+    let lines: Vec<&str> = text.lines().collect();
+    for line in &expected {
+        assert!(
+            lines.contains(&line.as_str()),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    // Shared by two services of one destination: one series, not a doubled count.
+    let counts = lines
+        .iter()
+        .filter(|l| l.starts_with("seesaw_check_duration_seconds_count{"))
+        .count();
+    assert_eq!(counts, 1, "{text}");
+    assert!(
+        !text.contains(r#"seesaw_process_start_time_seconds{process="engine"}"#),
+        "a process that is down has no start time:\n{text}"
+    );
+    promtool_accepts(&text);
+
+    // OpenMetrics renders the same samples.
+    let open = scrape_with(&fake, Some(status.clone()), "application/openmetrics-text").await;
+    assert!(
+        open.contains(r#"seesaw_process_restarts_total{process="engine"} 3"#),
+        "{open}"
+    );
+    assert!(
+        open.contains(&format!(
+            r#"seesaw_check_duration_seconds_bucket{{le="+Inf",{chk}}} 9"#
+        )),
+        "{open}"
+    );
+
+    // With the engine down the processes are still there: that is when they matter.
+    fake.set_unreachable(true);
+    let down = scrape_with(&fake, Some(status.clone()), "text/plain").await;
+    assert!(down.contains("\nseesaw_engine_up 0\n"), "{down}");
+    assert!(
+        down.contains(r#"seesaw_process_up{process="engine"} 0"#),
+        "{down}"
+    );
+    assert!(!down.contains("seesaw_check_"), "{down}");
+
+    // No watchdog (no file, or a stale one): no process series, nothing else changes.
+    std::fs::remove_file(&status).expect("remove");
+    let none = scrape_with(&fake, Some(status), "text/plain").await;
+    assert!(!none.contains("seesaw_process_"), "{none}");
+}
+
+#[tokio::test]
+async fn processes_json_and_404_without_a_watchdog() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = status_file(dir.path());
+    let fake = engine();
+    let request = Request::get("/v1/processes")
+        .body(Body::empty())
+        .expect("valid request");
+    let response = super::router_with(fake.clone(), Some(status))
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let body: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(body["services"][1]["name"], "engine");
+    assert_eq!(body["services"][1]["restarts"], 3);
+    assert_eq!(body["services"][1]["up"], false);
+    assert_eq!(body["services"][0]["up"], true);
+    let (status, body) = get_json(&fake, "/v1/processes").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+#[tokio::test]
+async fn check_stats_appear_in_the_vserver_json() {
+    let fake = engine_with_stats();
+    let (status, body) = get_json(&fake, "/v1/vservers/web").await;
+    assert_eq!(status, StatusCode::OK);
+    let check = &body["services"][0]["destinations"][0]["checks"][0];
+    assert_eq!(check["stats"]["successes"], 7);
+    assert_eq!(check["stats"]["last_latency_us"], 2_900);
+    assert_eq!(check["stats"]["latency_counts"], json!([5, 3, 0, 1]));
+}
+
+/// `promtool check metrics` when it is installed (Debian `prometheus`); says so when not.
+#[allow(clippy::print_stderr, reason = "a skipped check says why")]
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("SKIP promtool check: promtool not installed (apt-get install prometheus)");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write metrics");
+    let out = child.wait_with_output().expect("promtool output");
+    assert!(
+        out.status.success(),
+        "promtool check metrics refused:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -74,6 +74,9 @@ pub struct Settings {
     pub node_interface: String,
     /// `[interface] lb` (default eth1).
     pub lb_interface: String,
+    /// `[interface] routing_table_id` (1..=250, default 2, Seesaw's `RoutingTableID`): the
+    /// policy-routing table of the cluster VIP and the unicast VIPs on the LB interface.
+    pub routing_table_id: u8,
     /// `[extra_service_anycast]` values: always-announced anycast addresses.
     pub extra_service_anycast: Vec<IpAddr>,
     /// `[dataplane] kind` (default auto).
@@ -142,7 +145,14 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ),
     (
         "interface",
-        &["node", "lb", "vip", "garp_count", "garp_interval_ms"],
+        &[
+            "node",
+            "lb",
+            "vip",
+            "garp_count",
+            "garp_interval_ms",
+            "routing_table_id",
+        ],
     ),
     ("extra_service_anycast", &[]),
     ("dataplane", &["kind"]),
@@ -241,6 +251,16 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
     }
     let node_interface = r.string("interface", "node", "eth0");
     let lb_interface = r.string("interface", "lb", "eth1");
+    let routing_table_id = match r.parsed::<u32>("interface", "routing_table_id", "a table id") {
+        None => 2,
+        Some(v @ 1..=250) => u8::try_from(v).expect("range checked"),
+        Some(v) => {
+            r.errors.push(format!(
+                "seesaw.cfg [interface] routing_table_id: {v} is outside 1..250"
+            ));
+            2
+        }
+    };
     let mut extra_service_anycast = Vec::new();
     if let Some(props) = ini.section(Some("extra_service_anycast")) {
         for (k, v) in props.iter() {
@@ -300,6 +320,7 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
         config_servers,
         node_interface,
         lb_interface,
+        routing_table_id,
         extra_service_anycast,
         dataplane,
         ha_advert_interval: Duration::from_millis(advert_ms),
@@ -391,12 +412,14 @@ mod tests {
         assert_eq!(s.dataplane, DataplaneKind::Auto);
         assert_eq!(s.ha_advert_interval, Duration::from_millis(500));
         assert_eq!(s.ecu_listen, "127.0.0.1:10257".parse().unwrap());
+        assert_eq!(s.routing_table_id, 2);
     }
 
     #[test]
     fn every_error_is_reported_with_its_path() {
         let text = "[cluster]\nvrid = 300\nnode_ipv4 = 1.2.3\nanycast_enabled = maybe\nbogus = 1\n\
-                    [extra_service_anycast]\na = 10.0.0.1\n[dataplane]\nkind = xdp\n[nope]\nx = 1\n";
+                    [extra_service_anycast]\na = 10.0.0.1\n[dataplane]\nkind = xdp\n[nope]\nx = 1\n\
+                    [interface]\nrouting_table_id = 251\n";
         let errs = parse(text).unwrap_err();
         let want = [
             "[cluster] name: required",
@@ -407,6 +430,7 @@ mod tests {
             "[extra_service_anycast] a: 10.0.0.1 is not in the anycast ranges",
             "[dataplane] kind: \"xdp\" is not one of",
             "[nope]: unknown section",
+            "[interface] routing_table_id: 251 is outside 1..250",
         ];
         for w in want {
             assert!(

@@ -120,6 +120,7 @@ pub fn validate(c: &pb::Cluster) -> Result<(Cluster, Vec<String>), Vec<String>> 
                 .collect(),
         })
         .unwrap_or_default();
+    fwmark_rules(&vservers, &mut r);
 
     if !r.errors.is_empty() {
         return Err(r.errors);
@@ -856,10 +857,113 @@ pub fn healthcheck(
     })
 }
 
+/// Firewall marks: a `use_fwm` vserver's entries become one service per family, so they must
+/// agree on scheduler, mode and persistence (Seesaw takes "the first" entry's, in random map
+/// order) and keep their port (the service's destinations have port 0); the vserver pool
+/// (256..=8255, one mark per vserver and family) and the probe pool (65536..=81535, one mark
+/// per DSR/TUN backend address and mode) must be large enough.
+fn fwmark_rules(vservers: &BTreeMap<String, Vserver>, r: &mut Report) {
+    use crate::state::fwmark::{PROBE_MARKS, VSERVER_MARKS};
+    let mut fwm_services = 0usize;
+    let mut probes = std::collections::BTreeSet::new();
+    for v in vservers.values() {
+        let path = format!("vserver[{:?}]", v.name);
+        for e in v.entries.values() {
+            for hc in v.healthchecks.values().chain(e.healthchecks.values()) {
+                if hc.mode != CheckMode::Plain {
+                    for b in v.backends.values() {
+                        for af in Af::ALL {
+                            if let Some(ip) = b.host.addr(af) {
+                                probes.insert((ip, hc.mode));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !v.use_fwm {
+            continue;
+        }
+        fwm_services += Af::ALL
+            .iter()
+            .filter(|af| v.host.addr(**af).is_some())
+            .count();
+        let mut entries = v.entries.values();
+        if let Some(first) = entries.next() {
+            for e in entries {
+                if (e.scheduler, e.mode, e.persistence)
+                    != (first.scheduler, first.mode, first.persistence)
+                {
+                    r.errors.push(format!(
+                        "{path}.vserver_entry[{}]: with use_fwm every entry is one firewall-mark service, so scheduler, mode and persistence must equal those of vserver_entry[{}]",
+                        e.key, first.key
+                    ));
+                }
+            }
+        }
+        for e in v.entries.values() {
+            if e.backend_port != e.key.port {
+                r.errors.push(format!(
+                    "{path}.vserver_entry[{}].backend_port: a firewall-mark service keeps the packet's port, so backend_port must be unset or {}",
+                    e.key, e.key.port
+                ));
+            }
+        }
+    }
+    let size = |p: &std::ops::RangeInclusive<u32>| (p.end() - p.start() + 1) as usize;
+    if fwm_services > size(&VSERVER_MARKS) {
+        r.errors.push(format!(
+            "vserver: use_fwm: the firewall mark pool {}..={} is exhausted: {fwm_services} marks needed (one per vserver and address family), {} exist",
+            VSERVER_MARKS.start(),
+            VSERVER_MARKS.end(),
+            size(&VSERVER_MARKS)
+        ));
+    }
+    if probes.len() > size(&PROBE_MARKS) {
+        r.errors.push(format!(
+            "vserver: healthcheck mode DSR/TUN: the probe mark pool {}..={} is exhausted: {} marks needed (one per backend address and mode), {} exist",
+            PROBE_MARKS.start(),
+            PROBE_MARKS.end(),
+            probes.len(),
+            size(&PROBE_MARKS)
+        ));
+    }
+}
+
 /// Checks what the chosen data plane can do; each unsupported feature is an error with its path.
 pub fn check_plane(c: &Cluster, plane: super::seesaw_cfg::DataplaneKind) -> Vec<String> {
     use super::seesaw_cfg::DataplaneKind;
     let mut errors = Vec::new();
+    for v in c.vservers.values() {
+        let path = format!("vserver[{:?}]", v.name);
+        if v.use_fwm && plane == DataplaneKind::Ipvs {
+            errors.push(format!(
+                "{path}.use_fwm: the ipvs data plane does not mark packets itself; firewall-mark vservers need the nftables data plane"
+            ));
+        }
+        let mut checks: Vec<(String, &Healthcheck)> =
+            v.healthchecks.values().map(|h| (path.clone(), h)).collect();
+        for e in v.entries.values() {
+            for h in e.healthchecks.values() {
+                checks.push((format!("{path}.vserver_entry[{}]", e.key), h));
+            }
+        }
+        for (at, hc) in checks {
+            let why = match (plane, hc.mode) {
+                (_, CheckMode::Plain) | (DataplaneKind::Ipvs | DataplaneKind::Auto, _) => None,
+                (DataplaneKind::Proxy, _) => Some(
+                    "probes through the VIP need a kernel data plane (nftables or ipvs): the proxy plane cannot forward a marked probe to one backend",
+                ),
+                (DataplaneKind::Nftables, CheckMode::Tun) => Some(
+                    "TUN probes need the ipvs data plane; the nftables data plane has no tunnels (use DSR or PLAIN)",
+                ),
+                (DataplaneKind::Nftables, CheckMode::Dsr) => None,
+            };
+            if let Some(why) = why {
+                errors.push(format!("{at}.healthcheck[{:?}].mode: {why}", hc.name));
+            }
+        }
+    }
     if plane != DataplaneKind::Proxy {
         for v in c.vservers.values() {
             for e in v.entries.values() {

@@ -79,6 +79,33 @@ impl EngineState {
             || now.duration_since(self.started).unwrap_or_default() >= HA_STARTUP_WAIT
     }
 
+    /// The LB interface as this node should hold it: up while it serves unicast VIPs (the HA
+    /// master, or any node without HA gating), down otherwise (Seesaw's `becomeMaster` /
+    /// `becomeBackup` → `LBInterfaceUp` / `LBInterfaceDown`), with seesaw.cfg's cluster VIP,
+    /// routing table, VMAC and GARP period and cluster.pb's VLANs.
+    pub fn lb_desired(&self) -> crate::desired::LbDesired {
+        let s = &self.loaded.settings;
+        let c = &self.loaded.cluster;
+        crate::desired::LbDesired {
+            up: self.serves_unicast(),
+            cluster_vip_v4: s.vip_ipv4.or(c.seesaw_vip.ipv4.map(|(a, _)| a)),
+            cluster_vip_v6: s.vip_ipv6.or(c.seesaw_vip.ipv6.map(|(a, _)| a)),
+            routing_table: s.routing_table_id,
+            use_vmac: s.use_vmac,
+            vrid: s.vrid,
+            garp_interval: s.garp_interval,
+            vlans: c
+                .vlans
+                .values()
+                .map(|v| crate::desired::VlanSpec {
+                    id: v.id,
+                    ipv4: v.host.ipv4,
+                    ipv6: v.host.ipv6,
+                })
+                .collect(),
+        }
+    }
+
     /// The operator asks for a failover: accepted on a peered LEADER, handed to the ha process
     /// with its next report.
     pub fn request_failover(&mut self) -> Result<String, FailoverError> {
@@ -168,6 +195,32 @@ mod tests {
             e.ha(report(s, t0()));
             assert_eq!(served(&mut e), ["192.168.255.7"], "{s}");
         }
+    }
+
+    #[test]
+    fn the_lb_interface_follows_leadership() {
+        let mut e = state(true);
+        let lb = |e: &mut EngineState| e.evaluate().1.lb.expect("the engine manages the LB");
+        assert!(!lb(&mut e).up, "no report yet: down");
+        e.ha(report("LEADER", t0()));
+        let up = lb(&mut e);
+        assert!(up.up);
+        // seesaw.cfg names no vip_ipv4: cluster.pb's seesaw_vip; Seesaw's defaults otherwise.
+        assert_eq!(up.cluster_vip_v4, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            (up.routing_table, up.use_vmac, up.vrid, up.garp_interval),
+            (2, true, 60, Duration::from_secs(10))
+        );
+        for s in ["BACKUP", "UNKNOWN", "SHUTDOWN"] {
+            e.ha(report(s, t0()));
+            assert!(!lb(&mut e).up, "{s}");
+        }
+        e.ha(report("LEADER", t0()));
+        assert!(e.ha_expire(t0() + HA_TIMEOUT * 2));
+        assert!(
+            !lb(&mut e).up,
+            "a silent ha process takes the LB interface down"
+        );
     }
 
     #[test]

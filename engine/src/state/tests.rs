@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::{load_cluster, seesaw_cfg};
+use crate::model::Protocol;
 use crate::overrides::{Caller, OverrideKind, OverrideState};
 
 fn loaded(cluster: &str) -> Loaded {
@@ -189,11 +190,7 @@ fn startup_gate_opens_after_grace_without_results() {
 #[test]
 fn restarted_engine_adopts_the_plane_until_checks_report() {
     let mut e = EngineState::new(loaded(&vserver("", HC, "10.1.0.1/32")), t0());
-    let key = ServiceKey {
-        vip: "10.1.0.1".parse().unwrap(),
-        proto: crate::model::Protocol::Tcp,
-        port: 80,
-    };
+    let key = ServiceKey::new("10.1.0.1".parse().unwrap(), Protocol::Tcp, 80);
     // The plane holds b1 and b3 (b2 was down before the restart).
     e.presume([
         (key, ("10.2.0.1".parse().unwrap(), 80)),
@@ -328,7 +325,7 @@ fn vserver_override_applies_to_vservers_created_later_and_needs_a_grant() {
     assert!(
         d.services
             .iter()
-            .all(|s| s.key.vip != "10.1.0.3".parse::<std::net::IpAddr>().unwrap())
+            .all(|s| s.key.vip != "10.1.0.3".parse::<IpAddr>().unwrap())
     );
 
     let alice = Caller {

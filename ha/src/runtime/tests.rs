@@ -168,3 +168,48 @@ async fn shutdown_is_reported_once() {
     tokio::time::sleep(secs(5.0)).await;
     assert_eq!(fake.reports().len(), n);
 }
+
+#[test]
+fn dump_names_state_counters_peer_and_engine() {
+    use std::net::Ipv4Addr;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use super::DumpView;
+    use crate::link::HaReport;
+    use crate::node::Peering;
+
+    let since_ms = 1_700_000_000_000;
+    let mut view = DumpView {
+        report: HaReport {
+            state: State::Leader,
+            since_ms,
+            transitions: 3,
+            adverts_sent: 120,
+            adverts_received: 7,
+        },
+        peering: Some(Peering {
+            local: Ipv4Addr::new(192, 0, 2, 1),
+            peer: Ipv4Addr::new(192, 0, 2, 2),
+            vrid: 60,
+            priority: 100,
+            interval: Duration::from_millis(500),
+            preempt: false,
+        }),
+        engine_reachable: true,
+        transport_open: true,
+    };
+    let now = UNIX_EPOCH + Duration::from_millis(12_345 + 1_700_000_000_000);
+    assert_eq!(
+        view.report(now),
+        "state LEADER since 12.3 s ago; transitions 3; adverts sent 120, received 7; \
+         peer 192.0.2.2 from 192.0.2.1 (vrid 60, priority 100, advert interval 500 ms, \
+         preempt false), advert socket open; engine reachable"
+    );
+    view.peering = None;
+    view.engine_reachable = false;
+    let text = view.report(SystemTime::now());
+    assert!(
+        text.ends_with("no peer (single node); engine unreachable"),
+        "{text}"
+    );
+}

@@ -226,3 +226,53 @@ async fn unknown_checks_are_not_in_the_snapshot() {
     assert_eq!(summary(&snap), [(2, false)]);
     assert_eq!(snap[0].message, format!("down {}", addr(2)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn probe_latency_and_results_are_counted_per_check() {
+    let p = ScriptedProber::default();
+    p.set(addr(1), Behaviour::Up);
+    p.set(addr(2), Behaviour::Hang);
+    let mut s = Scheduler::new(p.clone());
+    // Interval 1 s, timeout 500 ms; check 2 hangs until its timeout.
+    s.apply(
+        specs(&[tcp_check(1, 1, 1000, 1, 0), tcp_check(2, 2, 1000, 1, 0)]),
+        Instant::now(),
+    );
+    assert_eq!(
+        s.counts(),
+        HealthCounts {
+            unknown: 2,
+            healthy: 0,
+            unhealthy: 0
+        }
+    );
+    run_for(&mut s, Duration::from_millis(3200)).await;
+    let snap = s.snapshot();
+    let up = snap[0].stats;
+    let hung = snap[1].stats;
+    assert_eq!((up.successes, up.failures), (4, 0), "{up:?}");
+    // The scripted prober answers at once (paused time): every probe in the first bucket.
+    assert_eq!(up.latency_counts[0], 4);
+    assert_eq!(up.latency_sum_us, 0);
+    // Check 2 started 500 ms later (staggered): probes at 0.5, 1.5, 2.5 s, each timing out.
+    assert_eq!((hung.successes, hung.failures), (0, 3), "{hung:?}");
+    assert!(
+        (500_000..=501_000).contains(&hung.last_latency_us),
+        "{hung:?}"
+    );
+    assert_eq!(hung.latency_counts.iter().sum::<u64>(), 3);
+    let slow = hung.latency_counts[9] + hung.latency_counts[10];
+    assert_eq!(slow, 3, "le 0.5 s or le 1 s: {hung:?}");
+    assert_eq!(
+        s.counts(),
+        HealthCounts {
+            unknown: 0,
+            healthy: 1,
+            unhealthy: 1
+        }
+    );
+    // A removed check leaves the counts.
+    s.apply(specs(&[tcp_check(1, 1, 1000, 1, 0)]), Instant::now());
+    assert_eq!(s.counts().unhealthy, 0);
+    assert_eq!(s.counts().healthy, 1);
+}

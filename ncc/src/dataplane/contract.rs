@@ -74,12 +74,14 @@ fn svc(
             vip: vip.parse().expect("literal"),
             proto: Protocol::Tcp,
             port,
+            fwmark: 0,
         },
         scheduler: sched,
         mode,
         persistence: 0,
         dests,
         opts: ServiceOpts::default(),
+        marks: Vec::new(),
     }
 }
 
@@ -207,6 +209,7 @@ pub(super) fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
         vip: "198.51.100.99".parse().expect("literal"),
         proto: Protocol::Udp,
         port: 53,
+        fwmark: 0,
     };
     assert!(
         p.commit(&[Change::DeleteService(ghost)]).is_err(),
@@ -234,6 +237,210 @@ pub(super) fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
         p.current().is_empty(),
         "{kind}: still empty for a new plane"
     );
+    drop(p);
+    fwmark_battery(make);
+}
+
+fn tuple(vip: &str, proto: Protocol, port: u16) -> ServiceKey {
+    ServiceKey::new(vip.parse().expect("literal"), proto, port)
+}
+
+/// A firewall-mark service: `marks` are the VIP:port tuples it takes.
+fn fwm(
+    mark: u32,
+    ipv6: bool,
+    sched: Scheduler,
+    mode: ForwardMode,
+    dests: &[(&str, u32)],
+    marks: &[ServiceKey],
+) -> Service {
+    let mut s = svc("0.0.0.0", 0, sched, mode, dests);
+    s.key = ServiceKey::fwmark(ipv6, mark);
+    s.marks = marks.to_vec();
+    s.marks.sort();
+    s
+}
+
+/// The firewall-mark part of the battery: a vserver-style service marking two ports of one VIP
+/// (NAT; DSR too where the plane has it), a probe-style single-destination service reached only
+/// by marks set elsewhere, edits of the marked tuples and destinations, adopt-at-start, refusal
+/// of conflicting marks, and deletion. Planes that cannot mark (ipvs) run the probe part only.
+fn fwmark_battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
+    let mut p = make();
+    let kind = p.kind();
+    p.refresh().expect("refresh");
+    let web = [
+        tuple("198.51.100.5", Protocol::Tcp, 80),
+        tuple("198.51.100.5", Protocol::Tcp, 443),
+    ];
+    let mut desired = Vec::new();
+    let nat = fwm(
+        300,
+        false,
+        Scheduler::Rr,
+        ForwardMode::Nat,
+        &[("10.0.0.1:0", 1), ("10.0.0.2:0", 1)],
+        &web,
+    );
+    let marking = p.unsupported(&nat).is_none();
+    if marking {
+        desired.push(nat);
+        let dsr = fwm(
+            301,
+            false,
+            Scheduler::Wrr,
+            ForwardMode::Dsr,
+            &[("10.0.0.3:0", 2), ("10.0.0.4:0", 1)],
+            &[tuple("198.51.100.6", Protocol::Udp, 53)],
+        );
+        if p.unsupported(&dsr).is_none() {
+            desired.push(dsr);
+        }
+        let v6 = fwm(
+            302,
+            true,
+            Scheduler::Sh,
+            ForwardMode::Nat,
+            &[("[2001:db8:1::1]:0", 1)],
+            &[tuple("2001:db8::5", Protocol::Tcp, 80)],
+        );
+        desired.push(v6);
+    }
+    let probe = fwm(
+        65_536,
+        false,
+        Scheduler::Sh,
+        ForwardMode::Dsr,
+        &[("10.0.0.1:0", 1)],
+        &[],
+    );
+    assert_eq!(p.unsupported(&probe), None, "{kind}: a probe service");
+    desired.push(probe);
+    let changes = apply(&mut *p, &desired).expect("add fwmark services");
+    assert_eq!(
+        changes.len(),
+        desired.iter().map(|s| 1 + s.dests.len()).sum::<usize>(),
+        "{kind}: {changes:?}"
+    );
+    assert_eq!(
+        sorted(p.current()),
+        sorted(desired.clone()),
+        "{kind}: fwmark get"
+    );
+    assert_eq!(
+        apply(&mut *p, &desired).expect("again"),
+        [],
+        "{kind}: fwmark idempotent"
+    );
+
+    // Edits: a marked tuple replaced, a destination re-weighted and one added.
+    if marking {
+        desired[0].marks = vec![
+            tuple("198.51.100.5", Protocol::Tcp, 80),
+            tuple("198.51.100.5", Protocol::Udp, 8080),
+        ];
+        desired[0].dests = vec![
+            Dest::new("10.0.0.1:0".parse().expect("literal"), 3),
+            Dest::new("10.0.0.2:0".parse().expect("literal"), 1),
+            Dest::new("10.0.0.9:0".parse().expect("literal"), 1),
+        ];
+        desired[0].scheduler = Scheduler::Wrr;
+        let shown: Vec<String> = apply(&mut *p, &desired)
+            .expect("edit")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "update service fwmark 300/IPv4 (Wrr, Nat, persistence 0s)",
+                "set weight of 10.0.0.1:0 in fwmark 300/IPv4 to 3",
+                "add destination 10.0.0.9:0 to fwmark 300/IPv4 (weight 1)",
+            ],
+            "{kind}"
+        );
+        assert_eq!(
+            sorted(p.current()),
+            sorted(desired.clone()),
+            "{kind}: after edit"
+        );
+    }
+
+    // Adopt at start.
+    drop(p);
+    let mut p = make();
+    p.refresh().expect("refresh");
+    assert_eq!(
+        sorted(p.current()),
+        sorted(desired.clone()),
+        "{kind}: fwmark adopted"
+    );
+    assert_eq!(
+        apply(&mut *p, &desired).expect("adopt"),
+        [],
+        "{kind}: 0 changes"
+    );
+
+    // Conflicts are refused as a whole and change nothing.
+    if marking {
+        let mut twice = desired.clone();
+        twice.push(fwm(
+            303,
+            false,
+            Scheduler::Rr,
+            ForwardMode::Nat,
+            &[("10.0.0.7:0", 1)],
+            &[tuple("198.51.100.5", Protocol::Tcp, 80)],
+        ));
+        match apply(&mut *p, &twice) {
+            Err(NccError::Invalid(why)) => {
+                assert!(
+                    why[0].contains("already served by fwmark 300/IPv4"),
+                    "{kind}: {why:?}"
+                );
+            }
+            other => panic!("{kind}: expected Invalid, got {other:?}"),
+        }
+        let mut both = desired.clone();
+        both.push(svc(
+            "198.51.100.5",
+            80,
+            Scheduler::Rr,
+            ForwardMode::Nat,
+            &[("10.0.0.7:80", 1)],
+        ));
+        assert!(
+            matches!(apply(&mut *p, &both), Err(NccError::Invalid(_))),
+            "{kind}: a tuple both marked and a service of its own"
+        );
+    }
+    let mut port = desired.clone();
+    port.push(fwm(
+        304,
+        false,
+        Scheduler::Rr,
+        ForwardMode::Dsr,
+        &[("10.0.0.7:80", 1)],
+        &[],
+    ));
+    match apply(&mut *p, &port) {
+        Err(NccError::Invalid(why)) => assert!(why[0].contains("port 0"), "{kind}: {why:?}"),
+        other => panic!("{kind}: expected Invalid, got {other:?}"),
+    }
+    p.refresh().expect("refresh");
+    assert_eq!(
+        sorted(p.current()),
+        sorted(desired.clone()),
+        "{kind}: unchanged"
+    );
+
+    // Delete.
+    apply(&mut *p, &[]).expect("delete all");
+    assert!(p.current().is_empty(), "{kind}: empty after fwmark delete");
+    drop(p);
+    let mut p = make();
+    p.refresh().expect("refresh");
+    assert!(p.current().is_empty(), "{kind}: still empty");
 }
 
 #[test]

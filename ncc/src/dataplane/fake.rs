@@ -42,6 +42,8 @@ impl Dataplane for FakeDataplane {
                         .ok_or_else(|| missing(&s.key))?;
                     (cur.scheduler, cur.mode, cur.persistence) =
                         (s.scheduler, s.mode, s.persistence);
+                    cur.marks.clone_from(&s.marks);
+                    cur.opts.clone_from(&s.opts);
                 }
                 Change::DeleteService(k) => {
                     self.services.remove(k).ok_or_else(|| missing(k))?;

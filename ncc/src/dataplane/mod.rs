@@ -139,6 +139,10 @@ pub fn apply<P: Dataplane + ?Sized>(
     plane: &mut P,
     desired: &[Service],
 ) -> Result<Vec<Change>, NccError> {
+    let invalid = fwmark_problems(desired);
+    if !invalid.is_empty() {
+        return Err(NccError::Invalid(invalid));
+    }
     let refused: Vec<String> = desired
         .iter()
         .filter_map(|s| plane.unsupported(s).map(|why| format!("{}: {why}", s.key)))
@@ -152,6 +156,29 @@ pub fn apply<P: Dataplane + ?Sized>(
         plane.commit(&changes)?;
     }
     Ok(changes)
+}
+
+/// Every problem with the request's firewall-mark services: each service's own fields
+/// ([`Service::fwmark_problem`]), and a VIP:port tuple marked into two services or marked while
+/// it is also a VIP:port service of its own (the plane could not tell where its packets go).
+pub fn fwmark_problems(desired: &[Service]) -> Vec<String> {
+    let mut out: Vec<String> = desired
+        .iter()
+        .filter_map(|s| s.fwmark_problem().map(|why| format!("{}: {why}", s.key)))
+        .collect();
+    let mut owner: BTreeMap<ServiceKey, ServiceKey> = desired
+        .iter()
+        .filter(|s| !s.key.is_fwmark())
+        .map(|s| (s.key, s.key))
+        .collect();
+    for s in desired.iter().filter(|s| s.key.is_fwmark()) {
+        for m in &s.marks {
+            if let Some(other) = owner.insert(*m, s.key) {
+                out.push(format!("{}: {m} is already served by {other}", s.key));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

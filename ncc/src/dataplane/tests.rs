@@ -12,6 +12,7 @@ fn svc(port: u16, dests: &[(u8, u32)]) -> Service {
             vip: "10.1.0.1".parse().unwrap(),
             proto: Protocol::Tcp,
             port,
+            fwmark: 0,
         },
         scheduler: Scheduler::Wrr,
         mode: ForwardMode::Nat,
@@ -21,6 +22,7 @@ fn svc(port: u16, dests: &[(u8, u32)]) -> Service {
             .map(|(last, w)| Dest::new(format!("10.2.0.{last}:80").parse().unwrap(), *w))
             .collect(),
         opts: crate::model::ServiceOpts::default(),
+        marks: Vec::new(),
     }
 }
 

@@ -5,6 +5,11 @@
 //! [`unsolicited_na_frame`]); sending failures are logged, never fatal, and the burst runs
 //! on its own thread so an apply never waits for it.
 //!
+//! While this node is the HA master, [`GarpTicker`] also announces a set of addresses every
+//! `garp_interval_sec` (Seesaw's GARP loop: the cluster VIP, and without VMAC every
+//! non-anycast IPv4 VIP on the LB or VLAN interface that holds it); its timing is the pure
+//! [`Schedule`], its thread ends when the ticker is dropped.
+//!
 //! Frame layouts: Ethernet (dst, src, ethertype). ARP (RFC 826/5227 announcement): htype 1,
 //! ptype 0x0800, hlen 6, plen 4, oper 1 (request), sender = our MAC and the VIP, target MAC
 //! zero, target IP = the VIP, to the broadcast MAC. NA (RFC 4861 §4.4, §7.2.6): IPv6 from the
@@ -247,9 +252,209 @@ impl super::vips::Announce for Garp {
     }
 }
 
+/// When the periodic announcement is due (sans-io: the caller passes the time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Schedule {
+    interval: Duration,
+    next: Option<std::time::Instant>,
+}
+
+impl Schedule {
+    /// Turns the schedule on (first round one `interval` from `now`) or off (`interval` zero
+    /// or not `active`). Re-setting the same interval keeps the rhythm.
+    pub fn set(&mut self, interval: Duration, active: bool, now: std::time::Instant) {
+        if !active || interval.is_zero() {
+            self.next = None;
+        } else if self.next.is_none() || interval != self.interval {
+            self.next = Some(now + interval);
+        }
+        self.interval = interval;
+    }
+
+    /// How long until the next round (`None`: off).
+    pub fn wait(&self, now: std::time::Instant) -> Option<Duration> {
+        self.next.map(|n| n.saturating_duration_since(now))
+    }
+
+    /// Whether a round is due at `now`; if so the next one is scheduled (one interval later, or
+    /// one interval from `now` after a stall, never a catch-up burst).
+    pub fn fire(&mut self, now: std::time::Instant) -> bool {
+        match self.next {
+            Some(n) if n <= now => {
+                let next = n + self.interval;
+                self.next = Some(if next <= now {
+                    now + self.interval
+                } else {
+                    next
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Sends one announcement of `ip` on `iface`; returns whether a frame went out.
+pub trait SendOne: Send + 'static {
+    /// Sends it (failures are logged by the implementation).
+    fn send_one(&self, iface: &str, ip: IpAddr) -> bool;
+}
+
+/// The real sender: one frame over `AF_PACKET`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawSender;
+
+impl SendOne for RawSender {
+    fn send_one(&self, iface: &str, ip: IpAddr) -> bool {
+        Garp(GarpConfig {
+            count: 1,
+            interval: Duration::ZERO,
+        })
+        .burst(iface, ip)
+            == 1
+    }
+}
+
+/// The periodic announcements as the LB manager sees them.
+pub trait Periodic: Send + 'static {
+    /// Announces `targets` (interface, address) every `interval` from now on; an empty set or
+    /// a zero interval stops.
+    fn set(&self, targets: Vec<(String, IpAddr)>, interval: Duration);
+}
+
+type TickerUpdate = (Vec<(String, IpAddr)>, Duration);
+
+/// Periodic gratuitous ARP on its own thread; dropping the ticker stops the thread.
+#[derive(Debug)]
+pub struct GarpTicker {
+    tx: std::sync::Mutex<std::sync::mpsc::Sender<TickerUpdate>>,
+}
+
+impl GarpTicker {
+    /// Starts the thread (idle until [`Periodic::set`]).
+    pub fn spawn(sender: impl SendOne) -> Result<Self, NccError> {
+        let (tx, rx) = std::sync::mpsc::channel::<TickerUpdate>();
+        std::thread::Builder::new()
+            .name("garp-periodic".into())
+            .spawn(move || ticker_loop(&rx, &sender))
+            .map_err(|e| NccError::Plane(format!("cannot start the periodic GARP thread: {e}")))?;
+        Ok(Self {
+            tx: std::sync::Mutex::new(tx),
+        })
+    }
+}
+
+fn ticker_loop(rx: &std::sync::mpsc::Receiver<TickerUpdate>, sender: &impl SendOne) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut schedule = Schedule::default();
+    let mut targets: Vec<(String, IpAddr)> = Vec::new();
+    loop {
+        let now = std::time::Instant::now();
+        let update = match schedule.wait(now) {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(w) => rx.recv_timeout(w),
+        };
+        match update {
+            Ok((t, interval)) => {
+                schedule.set(interval, !t.is_empty(), std::time::Instant::now());
+                targets = t;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if schedule.fire(std::time::Instant::now()) {
+                    let sent = targets
+                        .iter()
+                        .filter(|(i, ip)| sender.send_one(i, *ip))
+                        .count();
+                    tracing::debug!(sent, of = targets.len(), "periodic gratuitous ARP");
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+impl Periodic for GarpTicker {
+    fn set(&self, targets: Vec<(String, IpAddr)>, interval: Duration) {
+        let sent = self
+            .tx
+            .lock()
+            .map_err(|_| ())
+            .and_then(|tx| tx.send((targets, interval)).map_err(|_| ()));
+        if sent.is_err() {
+            tracing::warn!("the periodic GARP thread is gone");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schedule_keeps_its_rhythm_and_never_bursts_to_catch_up() {
+        let t0 = std::time::Instant::now();
+        let s10 = Duration::from_secs(10);
+        let mut s = Schedule::default();
+        assert_eq!(s.wait(t0), None, "off until set");
+        s.set(s10, true, t0);
+        assert_eq!(s.wait(t0), Some(s10));
+        assert!(!s.fire(t0 + Duration::from_secs(9)));
+        assert!(s.fire(t0 + s10));
+        assert!(!s.fire(t0 + s10), "once per round");
+        // Re-set with the same interval (every apply does): the rhythm stays.
+        s.set(s10, true, t0 + Duration::from_secs(15));
+        assert_eq!(
+            s.wait(t0 + Duration::from_secs(15)),
+            Some(Duration::from_secs(5))
+        );
+        // A stall of three rounds gives one round, then the next a full interval later.
+        assert!(s.fire(t0 + Duration::from_secs(55)));
+        assert!(!s.fire(t0 + Duration::from_secs(56)));
+        assert_eq!(s.wait(t0 + Duration::from_secs(55)), Some(s10));
+        // A new interval restarts from now; off stops.
+        s.set(Duration::from_secs(1), true, t0 + Duration::from_secs(60));
+        assert_eq!(
+            s.wait(t0 + Duration::from_secs(60)),
+            Some(Duration::from_secs(1))
+        );
+        s.set(Duration::from_secs(1), false, t0 + Duration::from_secs(60));
+        assert_eq!(s.wait(t0), None);
+        s.set(Duration::ZERO, true, t0);
+        assert_eq!(s.wait(t0), None, "zero interval is off");
+    }
+
+    #[derive(Clone, Default)]
+    struct Count(std::sync::Arc<std::sync::Mutex<Vec<(String, IpAddr)>>>);
+
+    impl SendOne for Count {
+        fn send_one(&self, iface: &str, ip: IpAddr) -> bool {
+            self.0.lock().unwrap().push((iface.to_owned(), ip));
+            true
+        }
+    }
+
+    #[test]
+    fn the_ticker_announces_every_interval_until_stopped() {
+        let heard = Count::default();
+        let t = GarpTicker::spawn(heard.clone()).unwrap();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        t.set(vec![("eth1".into(), ip)], Duration::from_millis(40));
+        std::thread::sleep(Duration::from_millis(430));
+        t.set(Vec::new(), Duration::from_millis(40));
+        let n = heard.0.lock().unwrap().len();
+        // ≈ 430 / 40 = 10 rounds; a loaded machine may lose some, never gain.
+        assert!((5..=11).contains(&n), "{n} rounds");
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(heard.0.lock().unwrap().len(), n, "stopped");
+        assert!(
+            heard
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|(i, a)| i == "eth1" && *a == ip)
+        );
+    }
 
     const MAC: Mac = [0x02, 0x5e, 0, 0, 0, 1];
 

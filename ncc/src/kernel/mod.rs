@@ -1,9 +1,11 @@
 //! Everything ncc does to the kernel outside the data-plane tables: privilege detection,
-//! Seesaw's sysctls ([`sysctl`]), VIPs and interfaces over rtnetlink ([`rtnl`], [`vips`]) and
-//! neighbour announcements ([`garp`]). Each piece has a pure core and a narrow side-effecting
+//! Seesaw's sysctls ([`sysctl`]), VIPs and interfaces over rtnetlink ([`rtnl`], [`vips`]), the
+//! LB interface with its HA role, policy routing, VMAC and VLANs ([`lb`]) and neighbour
+//! announcements ([`garp`]). Each piece has a pure core and a narrow side-effecting
 //! edge.
 
 pub mod garp;
+pub mod lb;
 pub mod rtnl;
 pub mod sysctl;
 pub mod vips;

@@ -16,6 +16,20 @@
 //!
 //! Adding an address makes the kernel add its local route (table `local`), which is what
 //! makes the VIP's traffic delivered here.
+//!
+//! Links (for the LB interface, its VMAC and VLAN sub-interfaces): `RTM_GETLINK` 18 dumps,
+//! `RTM_NEWLINK` sets flags or `IFLA_ADDRESS` 1 (the MAC) on an index, or creates a VLAN
+//! (`IFLA_IFNAME` 3, `IFLA_LINK` 5 = parent index, `IFLA_LINKINFO` 18 { `IFLA_INFO_KIND` 1
+//! = "vlan", `IFLA_INFO_DATA` 2 { `IFLA_VLAN_ID` 1 (u16) } }), `RTM_DELLINK` 17 deletes; dumps
+//! also carry `IFLA_PERM_ADDRESS` 54. Routes (`linux/rtnetlink.h`): `RTM_NEWROUTE` 24,
+//! `RTM_DELROUTE` 25, `RTM_GETROUTE` 26 with `struct rtmsg { u8 family, dst_len, src_len, tos,
+//! table, protocol, scope, type; u32 flags; }` and `RTA_DST` 1, `RTA_OIF` 4, `RTA_GATEWAY` 5,
+//! `RTA_PRIORITY` 6, `RTA_TABLE` 15 (u32); ncc's routes carry `rtm_protocol` = [`SEESAW_PROTO`].
+//! Rules (`linux/fib_rules.h`): `RTM_NEWRULE` 32, `RTM_DELRULE` 33, `RTM_GETRULE` 34 with
+//! `struct fib_rule_hdr { u8 family, dst_len, src_len, tos, table, res1, res2, action; u32
+//! flags; }`, action `FR_ACT_TO_TBL` 1, and `FRA_DST` 1, `FRA_SRC` 2, `FRA_PRIORITY` 6,
+//! `FRA_TABLE` 15 (u32), `FRA_PROTOCOL` 21 (u8, kernel ≥ 4.17): ncc's rules carry
+//! [`SEESAW_PROTO`] there, so a restart adopts them and foreign rules are never touched.
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -29,9 +43,45 @@ use crate::NccError;
 pub const SEESAW_PROTO: u8 = 0x5e;
 
 const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+const RTM_GETROUTE: u16 = 26;
+const RTM_NEWRULE: u16 = 32;
+const RTM_DELRULE: u16 = 33;
+const RTM_GETRULE: u16 = 34;
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_LINK: u16 = 5;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_PERM_ADDRESS: u16 = 54;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_VLAN_ID: u16 = 1;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_TABLE: u16 = 15;
+const FRA_DST: u16 = 1;
+const FRA_SRC: u16 = 2;
+const FRA_PRIORITY: u16 = 6;
+const FRA_TABLE: u16 = 15;
+const FRA_PROTOCOL: u16 = 21;
+/// `FR_ACT_TO_TBL`: a rule that looks a table up.
+pub const FR_ACT_TO_TBL: u8 = 1;
+/// `RTN_UNICAST`.
+pub const RTN_UNICAST: u8 = 1;
+/// `RT_SCOPE_UNIVERSE`.
+pub const RT_SCOPE_UNIVERSE: u8 = 0;
+/// `RT_SCOPE_LINK`.
+pub const RT_SCOPE_LINK: u8 = 253;
+/// `RT_TABLE_MAIN`.
+pub const RT_TABLE_MAIN: u32 = 254;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
@@ -61,11 +111,78 @@ pub struct HeldAddr {
     pub proto: u8,
 }
 
+/// One interface as the kernel holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Interface index.
+    pub index: u32,
+    /// Name (`IFLA_IFNAME`).
+    pub name: String,
+    /// `IFF_UP` is set.
+    pub up: bool,
+    /// The MAC (`IFLA_ADDRESS`, Ethernet-sized only).
+    pub mac: Option<[u8; 6]>,
+    /// The permanent MAC (`IFLA_PERM_ADDRESS`), where the driver has one.
+    pub perm_mac: Option<[u8; 6]>,
+    /// The parent link (`IFLA_LINK`; a VLAN's parent).
+    pub parent: Option<u32>,
+    /// `IFLA_INFO_KIND` ("vlan", "veth", ...).
+    pub kind: Option<String>,
+    /// `IFLA_VLAN_ID` of a VLAN.
+    pub vlan_id: Option<u16>,
+}
+
+/// One route (the fields ncc reads and writes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RouteInfo {
+    /// Table (`RTA_TABLE`, else `rtm_table`).
+    pub table: u32,
+    /// Destination network (the unspecified address with length 0 for a default route).
+    pub dst: (IpAddr, u8),
+    /// Gateway.
+    pub gateway: Option<IpAddr>,
+    /// Output interface.
+    pub oif: Option<u32>,
+    /// `rtm_protocol` ([`SEESAW_PROTO`] for ncc's).
+    pub protocol: u8,
+    /// `rtm_scope`.
+    pub scope: u8,
+    /// `rtm_type`.
+    pub kind: u8,
+    /// `RTA_PRIORITY` (metric).
+    pub metric: Option<u32>,
+}
+
+/// One policy-routing rule (the fields ncc reads and writes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RuleInfo {
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u8,
+    /// `from` selector.
+    pub src: Option<(IpAddr, u8)>,
+    /// `to` selector.
+    pub dst: Option<(IpAddr, u8)>,
+    /// Table looked up.
+    pub table: u32,
+    /// Action (`FR_ACT_TO_TBL` for a lookup).
+    pub action: u8,
+    /// Priority (the kernel picks one when absent on add).
+    pub priority: Option<u32>,
+    /// `FRA_PROTOCOL` ([`SEESAW_PROTO`] for ncc's).
+    pub protocol: u8,
+}
+
 /// One decoded reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RtReply {
     /// An address (from a dump).
     Addr(HeldAddr),
+    /// A link (from a dump).
+    Link(LinkInfo),
+    /// A route (from a dump).
+    Route(RouteInfo),
+    /// A rule (from a dump).
+    Rule(RuleInfo),
     /// `NLMSG_ERROR`: 0 acknowledges, else a negative errno.
     Ack(i32),
     /// End of a dump.
@@ -108,6 +225,19 @@ fn message(ty: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
 /// `RTM_NEWADDR` (`add`; create, exclusive) or `RTM_DELADDR` of `addr/prefix` on interface
 /// `index`, marked as ours.
 pub fn encode_addr(add: bool, seq: u32, index: u32, addr: IpAddr, prefix: u8) -> Vec<u8> {
+    encode_addr_proto(add, seq, index, addr, prefix, SEESAW_PROTO)
+}
+
+/// [`encode_addr`] with the originator `proto` (0: no `IFA_PROTO`), to put back an address
+/// exactly as it was (the LB interface's IPv6 addresses across a link down).
+pub fn encode_addr_proto(
+    add: bool,
+    seq: u32,
+    index: u32,
+    addr: IpAddr,
+    prefix: u8,
+    proto: u8,
+) -> Vec<u8> {
     let (family, bytes, flags): (u8, Vec<u8>, u8) = match addr {
         IpAddr::V4(a) => (AF_INET, a.octets().to_vec(), 0),
         IpAddr::V6(a) => (AF_INET6, a.octets().to_vec(), IFA_F_NODAD),
@@ -120,7 +250,9 @@ pub fn encode_addr(add: bool, seq: u32, index: u32, addr: IpAddr, prefix: u8) ->
     push_attr(&mut body, IFA_ADDRESS, &bytes);
     if add {
         push_attr(&mut body, IFA_FLAGS, &u32::from(flags).to_ne_bytes());
-        push_attr(&mut body, IFA_PROTO, &[SEESAW_PROTO]);
+        if proto != 0 {
+            push_attr(&mut body, IFA_PROTO, &[proto]);
+        }
     }
     let (ty, f) = if add {
         (
@@ -145,6 +277,158 @@ pub fn encode_link_up(seq: u32, index: u32, up: bool) -> Vec<u8> {
     body.extend_from_slice(&(if up { IFF_UP } else { 0 }).to_ne_bytes());
     body.extend_from_slice(&IFF_UP.to_ne_bytes());
     message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, &body)
+}
+
+/// `RTM_GETLINK` dump of every interface.
+pub fn encode_link_dump(seq: u32) -> Vec<u8> {
+    message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, &[0u8; 16])
+}
+
+fn ifinfomsg(index: u32) -> Vec<u8> {
+    let mut body = vec![0u8; 4];
+    body.extend_from_slice(&index.to_ne_bytes());
+    body.extend_from_slice(&0u32.to_ne_bytes());
+    body.extend_from_slice(&0u32.to_ne_bytes());
+    body
+}
+
+/// `RTM_NEWLINK` setting interface `index`'s MAC (`ip link set dev X address M`).
+pub fn encode_link_mac(seq: u32, index: u32, mac: [u8; 6]) -> Vec<u8> {
+    let mut body = ifinfomsg(index);
+    push_attr(&mut body, IFLA_ADDRESS, &mac);
+    message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, &body)
+}
+
+/// `RTM_NEWLINK` creating VLAN `name` with `id` on `parent` (`ip link add link P name N type
+/// vlan id I`), down.
+pub fn encode_vlan_add(seq: u32, parent: u32, name: &str, id: u16) -> Vec<u8> {
+    let mut body = ifinfomsg(0);
+    push_attr(&mut body, IFLA_LINK, &parent.to_ne_bytes());
+    let mut n = name.as_bytes().to_vec();
+    n.push(0);
+    push_attr(&mut body, IFLA_IFNAME, &n);
+    let mut data = Vec::new();
+    push_attr(&mut data, IFLA_VLAN_ID, &id.to_ne_bytes());
+    let mut info = Vec::new();
+    push_attr(&mut info, IFLA_INFO_KIND, b"vlan");
+    push_attr(&mut info, IFLA_INFO_DATA, &data);
+    push_attr(&mut body, IFLA_LINKINFO, &info);
+    message(
+        RTM_NEWLINK,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        seq,
+        &body,
+    )
+}
+
+/// `RTM_DELLINK` of interface `index`.
+pub fn encode_link_del(seq: u32, index: u32) -> Vec<u8> {
+    message(
+        RTM_DELLINK,
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq,
+        &ifinfomsg(index),
+    )
+}
+
+fn ip_bytes(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+fn family_of(a: IpAddr) -> u8 {
+    if a.is_ipv4() { AF_INET } else { AF_INET6 }
+}
+
+/// `RTM_GETROUTE` dump of every route of `family` (`AF_INET` 2, `AF_INET6` 10), every table.
+pub fn encode_route_dump(seq: u32, family: u8) -> Vec<u8> {
+    let mut body = vec![0u8; 12];
+    body[0] = family;
+    message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, &body)
+}
+
+/// `RTM_NEWROUTE` (create, exclusive) or `RTM_DELROUTE` of `r`.
+pub fn encode_route(add: bool, seq: u32, r: &RouteInfo) -> Vec<u8> {
+    let (dst, dst_len) = r.dst;
+    let table_byte = u8::try_from(r.table).unwrap_or(252); // RT_TABLE_COMPAT: see RTA_TABLE
+    let mut body = vec![
+        family_of(dst),
+        dst_len,
+        0,
+        0,
+        table_byte,
+        r.protocol,
+        r.scope,
+        r.kind,
+    ];
+    body.extend_from_slice(&0u32.to_ne_bytes());
+    if dst_len > 0 {
+        push_attr(&mut body, RTA_DST, &ip_bytes(dst));
+    }
+    if let Some(g) = r.gateway {
+        push_attr(&mut body, RTA_GATEWAY, &ip_bytes(g));
+    }
+    if let Some(o) = r.oif {
+        push_attr(&mut body, RTA_OIF, &o.to_ne_bytes());
+    }
+    if let Some(m) = r.metric {
+        push_attr(&mut body, RTA_PRIORITY, &m.to_ne_bytes());
+    }
+    push_attr(&mut body, RTA_TABLE, &r.table.to_ne_bytes());
+    let (ty, f) = if add {
+        (
+            RTM_NEWROUTE,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+    } else {
+        (RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK)
+    };
+    message(ty, f, seq, &body)
+}
+
+/// `RTM_GETRULE` dump of every rule of `family`.
+pub fn encode_rule_dump(seq: u32, family: u8) -> Vec<u8> {
+    let mut body = vec![0u8; 12];
+    body[0] = family;
+    message(RTM_GETRULE, NLM_F_REQUEST | NLM_F_DUMP, seq, &body)
+}
+
+/// `RTM_NEWRULE` (create, exclusive) or `RTM_DELRULE` of `r`.
+pub fn encode_rule(add: bool, seq: u32, r: &RuleInfo) -> Vec<u8> {
+    let table_byte = u8::try_from(r.table).unwrap_or(252);
+    let mut body = vec![
+        r.family,
+        r.dst.map_or(0, |d| d.1),
+        r.src.map_or(0, |s| s.1),
+        0,
+        table_byte,
+        0,
+        0,
+        r.action,
+    ];
+    body.extend_from_slice(&0u32.to_ne_bytes());
+    if let Some((a, _)) = r.dst {
+        push_attr(&mut body, FRA_DST, &ip_bytes(a));
+    }
+    if let Some((a, _)) = r.src {
+        push_attr(&mut body, FRA_SRC, &ip_bytes(a));
+    }
+    if let Some(p) = r.priority {
+        push_attr(&mut body, FRA_PRIORITY, &p.to_ne_bytes());
+    }
+    push_attr(&mut body, FRA_TABLE, &r.table.to_ne_bytes());
+    push_attr(&mut body, FRA_PROTOCOL, &[r.protocol]);
+    let (ty, f) = if add {
+        (
+            RTM_NEWRULE,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+    } else {
+        (RTM_DELRULE, NLM_F_REQUEST | NLM_F_ACK)
+    };
+    message(ty, f, seq, &body)
 }
 
 fn attrs(b: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), RtnlDecodeError>> {
@@ -212,6 +496,162 @@ fn decode_addr(msg: &[u8]) -> Result<Option<HeldAddr>, RtnlDecodeError> {
     }))
 }
 
+fn ip_of(family: u8, raw: &[u8], what: &'static str) -> Result<Option<IpAddr>, RtnlDecodeError> {
+    Ok(match family {
+        AF_INET => Some(IpAddr::V4(Ipv4Addr::from(
+            <[u8; 4]>::try_from(raw).map_err(|_| RtnlDecodeError::Bad(what))?,
+        ))),
+        AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(raw).map_err(|_| RtnlDecodeError::Bad(what))?,
+        ))),
+        _ => None,
+    })
+}
+
+fn u32_of(v: &[u8], what: &'static str) -> Result<u32, RtnlDecodeError> {
+    let b: [u8; 4] = v
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(RtnlDecodeError::Bad(what))?;
+    Ok(u32::from_ne_bytes(b))
+}
+
+fn max_prefix(family: u8) -> u8 {
+    if family == AF_INET { 32 } else { 128 }
+}
+
+fn decode_link(msg: &[u8]) -> Result<LinkInfo, RtnlDecodeError> {
+    let hdr = msg.get(..16).ok_or(RtnlDecodeError::Bad("ifinfomsg"))?;
+    let index = u32::from_ne_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
+    let flags = u32::from_ne_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]);
+    let mut l = LinkInfo {
+        index,
+        name: String::new(),
+        up: flags & IFF_UP != 0,
+        mac: None,
+        perm_mac: None,
+        parent: None,
+        kind: None,
+        vlan_id: None,
+    };
+    for a in attrs(&msg[16..]) {
+        let (k, v) = a?;
+        match k {
+            IFLA_IFNAME => {
+                let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
+                l.name = std::str::from_utf8(&v[..end])
+                    .map_err(|_| RtnlDecodeError::Bad("IFLA_IFNAME"))?
+                    .to_owned();
+            }
+            IFLA_ADDRESS => l.mac = v.try_into().ok(),
+            IFLA_PERM_ADDRESS => l.perm_mac = v.try_into().ok(),
+            IFLA_LINK => l.parent = Some(u32_of(v, "IFLA_LINK")?),
+            IFLA_LINKINFO => {
+                for i in attrs(v) {
+                    let (ik, iv) = i?;
+                    match ik {
+                        IFLA_INFO_KIND => {
+                            let end = iv.iter().position(|&b| b == 0).unwrap_or(iv.len());
+                            l.kind = Some(String::from_utf8_lossy(&iv[..end]).into_owned());
+                        }
+                        IFLA_INFO_DATA if l.kind.as_deref() == Some("vlan") => {
+                            for d in attrs(iv) {
+                                let (dk, dv) = d?;
+                                if dk == IFLA_VLAN_ID {
+                                    let b: [u8; 2] = dv
+                                        .get(..2)
+                                        .and_then(|b| b.try_into().ok())
+                                        .ok_or(RtnlDecodeError::Bad("IFLA_VLAN_ID"))?;
+                                    l.vlan_id = Some(u16::from_ne_bytes(b));
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(l)
+}
+
+fn decode_route(msg: &[u8]) -> Result<Option<RouteInfo>, RtnlDecodeError> {
+    let hdr = msg.get(..12).ok_or(RtnlDecodeError::Bad("rtmsg"))?;
+    let family = hdr[0];
+    if family != AF_INET && family != AF_INET6 {
+        return Ok(None);
+    }
+    let dst_len = hdr[1];
+    if dst_len > max_prefix(family) {
+        return Err(RtnlDecodeError::Bad("route prefix length"));
+    }
+    let unspecified = if family == AF_INET {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    };
+    let mut r = RouteInfo {
+        table: u32::from(hdr[4]),
+        dst: (unspecified, dst_len),
+        gateway: None,
+        oif: None,
+        protocol: hdr[5],
+        scope: hdr[6],
+        kind: hdr[7],
+        metric: None,
+    };
+    for a in attrs(&msg[12..]) {
+        let (k, v) = a?;
+        match k {
+            RTA_DST => {
+                if let Some(ip) = ip_of(family, v, "RTA_DST")? {
+                    r.dst.0 = ip;
+                }
+            }
+            RTA_GATEWAY => r.gateway = ip_of(family, v, "RTA_GATEWAY")?,
+            RTA_OIF => r.oif = Some(u32_of(v, "RTA_OIF")?),
+            RTA_PRIORITY => r.metric = Some(u32_of(v, "RTA_PRIORITY")?),
+            RTA_TABLE => r.table = u32_of(v, "RTA_TABLE")?,
+            _ => {}
+        }
+    }
+    Ok(Some(r))
+}
+
+fn decode_rule(msg: &[u8]) -> Result<Option<RuleInfo>, RtnlDecodeError> {
+    let hdr = msg.get(..12).ok_or(RtnlDecodeError::Bad("fib_rule_hdr"))?;
+    let family = hdr[0];
+    if family != AF_INET && family != AF_INET6 {
+        return Ok(None);
+    }
+    let (dst_len, src_len) = (hdr[1], hdr[2]);
+    if dst_len > max_prefix(family) || src_len > max_prefix(family) {
+        return Err(RtnlDecodeError::Bad("rule prefix length"));
+    }
+    let mut r = RuleInfo {
+        family,
+        src: None,
+        dst: None,
+        table: u32::from(hdr[4]),
+        action: hdr[7],
+        priority: None,
+        protocol: 0,
+    };
+    for a in attrs(&msg[12..]) {
+        let (k, v) = a?;
+        match k {
+            FRA_DST => r.dst = ip_of(family, v, "FRA_DST")?.map(|ip| (ip, dst_len)),
+            FRA_SRC => r.src = ip_of(family, v, "FRA_SRC")?.map(|ip| (ip, src_len)),
+            FRA_PRIORITY => r.priority = Some(u32_of(v, "FRA_PRIORITY")?),
+            FRA_TABLE => r.table = u32_of(v, "FRA_TABLE")?,
+            FRA_PROTOCOL => r.protocol = *v.first().ok_or(RtnlDecodeError::Bad("FRA_PROTOCOL"))?,
+            _ => {}
+        }
+    }
+    Ok(Some(r))
+}
+
 /// Decodes every message of one datagram. Hostile input gives an error, never a panic (the
 /// `netlink_reply` fuzz target).
 pub fn decode(b: &[u8]) -> Result<Vec<RtReply>, RtnlDecodeError> {
@@ -236,10 +676,38 @@ pub fn decode(b: &[u8]) -> Result<Vec<RtReply>, RtnlDecodeError> {
                     out.push(RtReply::Addr(a));
                 }
             }
+            RTM_NEWLINK => out.push(RtReply::Link(decode_link(msg)?)),
+            RTM_NEWROUTE => {
+                if let Some(r) = decode_route(msg)? {
+                    out.push(RtReply::Route(r));
+                }
+            }
+            RTM_NEWRULE => {
+                if let Some(r) = decode_rule(msg)? {
+                    out.push(RtReply::Rule(r));
+                }
+            }
             _ => return Err(RtnlDecodeError::Bad("message type")),
         }
     }
     Ok(out)
+}
+
+/// Why an rtnetlink request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RtnlError {
+    /// The kernel refused it with this errno.
+    #[error("rtnetlink: {}", std::io::Error::from_raw_os_error(*.0))]
+    Kernel(i32),
+    /// The socket failed.
+    #[error("rtnetlink socket: {0}")]
+    Io(std::io::Error),
+    /// A reply could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] RtnlDecodeError),
+    /// The kernel never ended the reply.
+    #[error("rtnetlink: reply without end")]
+    Endless,
 }
 
 /// How long one request may wait for the kernel.
@@ -276,31 +744,28 @@ impl Rtnl {
 
     /// Sends `msg` and collects replies until the acknowledgement (or `NLMSG_DONE` for a dump).
     pub fn request(&mut self, msg: &[u8], dump: bool) -> Result<Vec<RtReply>, NccError> {
-        self.sock
-            .send(msg)
-            .map_err(|e| NccError::Plane(format!("rtnetlink send: {e}")))?;
+        self.exchange(msg, dump)
+            .map_err(|e| NccError::Plane(e.to_string()))
+    }
+
+    /// [`Rtnl::request`] keeping the kernel's errno apart, for callers that act on it.
+    pub fn exchange(&mut self, msg: &[u8], dump: bool) -> Result<Vec<RtReply>, RtnlError> {
+        self.sock.send(msg).map_err(RtnlError::Io)?;
         let mut buf = vec![0u8; 1 << 16];
         let mut out = Vec::new();
         for _ in 0..MAX_DATAGRAMS {
-            let n = (&self.sock)
-                .read(&mut buf)
-                .map_err(|e| NccError::Plane(format!("rtnetlink recv: {e}")))?;
-            for r in decode(&buf[..n]).map_err(|e| NccError::Plane(e.to_string()))? {
+            let n = (&self.sock).read(&mut buf).map_err(RtnlError::Io)?;
+            for r in decode(&buf[..n])? {
                 match r {
                     RtReply::Ack(0) if !dump => return Ok(out),
                     RtReply::Ack(0) => {}
-                    RtReply::Ack(e) => {
-                        return Err(NccError::Plane(format!(
-                            "rtnetlink: {}",
-                            std::io::Error::from_raw_os_error(e.saturating_neg())
-                        )));
-                    }
+                    RtReply::Ack(e) => return Err(RtnlError::Kernel(e.saturating_neg())),
                     RtReply::Done => return Ok(out),
-                    a @ RtReply::Addr(_) => out.push(a),
+                    other => out.push(other),
                 }
             }
         }
-        Err(NccError::Plane("rtnetlink: reply without end".into()))
+        Err(RtnlError::Endless)
     }
 }
 

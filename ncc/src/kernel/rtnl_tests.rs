@@ -123,3 +123,218 @@ fn hostile_dumps_are_errors_never_panics() {
         .is_err()
     );
 }
+
+// --- Links, routes and rules (layouts in the module doc; linux/rtnetlink.h, linux/fib_rules.h,
+// linux/if_link.h) ---
+
+#[test]
+fn link_messages() {
+    assert_eq!(
+        encode_link_dump(1),
+        hex("20000000 | 1200 | 0103 | 01000000 | 00000000 | 00000000 00000000 00000000 00000000")
+    );
+    // ifinfomsg for index 3, IFLA_ADDRESS (6 bytes + 2 padding).
+    assert_eq!(
+        encode_link_mac(9, 3, [0, 0, 0x5e, 0, 1, 0x3c]),
+        hex("2c000000 | 1000 | 0500 | 09000000 | 00000000 |
+             00 00 0000 | 03000000 | 00000000 | 00000000 |
+             0a00 0100 00005e00013c 0000")
+    );
+    // IFLA_LINK 3, IFLA_IFNAME "eth1.10\0", IFLA_LINKINFO { KIND "vlan", DATA { VLAN_ID 10 } }.
+    assert_eq!(
+        encode_vlan_add(10, 3, "eth1.10", 10),
+        hex("4c000000 | 1000 | 0506 | 0a000000 | 00000000 |
+             00 00 0000 | 00000000 | 00000000 | 00000000 |
+             0800 0500 03000000 |
+             0c00 0300 657468312e313000 |
+             1800 1200 | 0800 0100 766c616e | 0c00 0200 | 0600 0100 0a00 0000")
+    );
+    assert_eq!(
+        encode_link_del(11, 7),
+        hex(
+            "20000000 | 1100 | 0500 | 0b000000 | 00000000 | 00 00 0000 | 07000000 | 00000000 | 00000000"
+        )
+    );
+}
+
+fn table2_net() -> RouteInfo {
+    RouteInfo {
+        table: 2,
+        dst: ("192.0.2.0".parse().unwrap(), 24),
+        gateway: None,
+        oif: Some(3),
+        protocol: SEESAW_PROTO,
+        scope: RT_SCOPE_LINK,
+        kind: RTN_UNICAST,
+        metric: None,
+    }
+}
+
+fn table2_default() -> RouteInfo {
+    RouteInfo {
+        dst: ("0.0.0.0".parse().unwrap(), 0),
+        gateway: Some("192.0.2.254".parse().unwrap()),
+        scope: RT_SCOPE_UNIVERSE,
+        ..table2_net()
+    }
+}
+
+#[test]
+fn route_messages() {
+    assert_eq!(
+        encode_route_dump(2, 2),
+        hex("1c000000 | 1a00 | 0103 | 02000000 | 00000000 | 02000000 00000000 00000000")
+    );
+    // rtmsg: AF_INET, /24, table 2, protocol 0x5e, scope link, unicast; DST, OIF, TABLE.
+    assert_eq!(
+        encode_route(true, 12, &table2_net()),
+        hex("34000000 | 1800 | 0506 | 0c000000 | 00000000 |
+             02 18 00 00 02 5e fd 01 | 00000000 |
+             0800 0100 c0000200 | 0800 0400 03000000 | 0800 0f00 02000000")
+    );
+    // Default route: no RTA_DST, a gateway, scope universe; delete is plain.
+    assert_eq!(
+        encode_route(false, 13, &table2_default()),
+        hex("34000000 | 1900 | 0500 | 0d000000 | 00000000 |
+             02 00 00 00 02 5e 00 01 | 00000000 |
+             0800 0500 c00002fe | 0800 0400 03000000 | 0800 0f00 02000000")
+    );
+    // Table ids above 255 go in RTA_TABLE only (rtm_table RT_TABLE_COMPAT).
+    let big = RouteInfo {
+        table: 1000,
+        ..table2_net()
+    };
+    let m = encode_route(true, 1, &big);
+    assert_eq!(m[16 + 4], 252);
+    assert_eq!(&m[m.len() - 4..], &1000u32.to_ne_bytes());
+}
+
+fn from_rule() -> RuleInfo {
+    RuleInfo {
+        family: 2,
+        src: Some(("192.0.2.1".parse().unwrap(), 32)),
+        dst: None,
+        table: 2,
+        action: FR_ACT_TO_TBL,
+        priority: None,
+        protocol: SEESAW_PROTO,
+    }
+}
+
+#[test]
+fn rule_messages() {
+    assert_eq!(
+        encode_rule_dump(3, 2),
+        hex("1c000000 | 2200 | 0103 | 03000000 | 00000000 | 02000000 00000000 00000000")
+    );
+    // fib_rule_hdr: AF_INET, dst_len 0, src_len 32, table 2, action FR_ACT_TO_TBL; SRC, TABLE,
+    // PROTOCOL.
+    assert_eq!(
+        encode_rule(true, 13, &from_rule()),
+        hex("34000000 | 2000 | 0506 | 0d000000 | 00000000 |
+             02 00 20 00 02 00 00 01 | 00000000 |
+             0800 0200 c0000201 | 0800 0f00 02000000 | 0500 1500 5e 000000")
+    );
+    let to = RuleInfo {
+        src: None,
+        dst: Some(("192.0.2.1".parse().unwrap(), 32)),
+        priority: Some(32765),
+        ..from_rule()
+    };
+    assert_eq!(
+        encode_rule(false, 14, &to),
+        hex("3c000000 | 2100 | 0500 | 0e000000 | 00000000 |
+             02 20 00 00 02 00 00 01 | 00000000 |
+             0800 0100 c0000201 | 0800 0600 fd7f0000 | 0800 0f00 02000000 | 0500 1500 5e 000000")
+    );
+}
+
+#[test]
+fn dumps_decode_links_routes_and_rules() {
+    // What the kernel sends is the RTM_NEW* layout the encoders write: round trips.
+    let r = decode(&encode_route(true, 1, &table2_default())).unwrap();
+    assert_eq!(r, [RtReply::Route(table2_default())]);
+    let to = RuleInfo {
+        src: None,
+        dst: Some(("192.0.2.1".parse().unwrap(), 32)),
+        priority: Some(32765),
+        ..from_rule()
+    };
+    let both = [
+        encode_rule(true, 1, &from_rule()),
+        encode_rule(true, 2, &to),
+    ]
+    .concat();
+    assert_eq!(
+        decode(&both).unwrap(),
+        [RtReply::Rule(from_rule()), RtReply::Rule(to)]
+    );
+    // A kernel-shaped VLAN link: flags UP|BROADCAST|LOWER_UP, name, MAC, parent, linkinfo
+    // with a NUL-terminated kind and VLAN data (id, then flags we skip).
+    let vlan = hex("74000000 1000 0200 01000000 00000000
+         00 00 0100 | 05000000 | 43100100 | 00000000 |
+         0c00 0300 657468312e313000 |
+         0a00 0100 00005e00013c 0000 |
+         0a00 3600 020000000001 0000 |
+         0800 0500 03000000 |
+         2800 1200 | 0900 0100 766c616e00 000000 | 1800 0200 | 0600 0100 0a00 0000 | 0c00 0200 01000000 ffffffff");
+    assert_eq!(
+        decode(&vlan).unwrap(),
+        [RtReply::Link(LinkInfo {
+            index: 5,
+            name: "eth1.10".into(),
+            up: true,
+            mac: Some([0, 0, 0x5e, 0, 1, 0x3c]),
+            perm_mac: Some([2, 0, 0, 0, 0, 1]),
+            parent: Some(3),
+            kind: Some("vlan".into()),
+            vlan_id: Some(10),
+        })]
+    );
+    // Our VLAN request decodes to the link it asks for.
+    match &decode(&encode_vlan_add(1, 3, "eth1.7", 7)).unwrap()[..] {
+        [RtReply::Link(l)] => {
+            assert_eq!(
+                (l.name.as_str(), l.parent, l.kind.as_deref(), l.vlan_id),
+                ("eth1.7", Some(3), Some("vlan"), Some(7))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn hostile_link_route_and_rule_replies_are_errors_never_panics() {
+    let samples = [
+        encode_route(true, 1, &table2_default()),
+        encode_rule(true, 1, &from_rule()),
+        encode_vlan_add(1, 3, "eth1.10", 10),
+        encode_link_mac(1, 3, [1, 2, 3, 4, 5, 6]),
+    ];
+    for good in &samples {
+        assert!(decode(good).is_ok());
+        for cut in 0..good.len() {
+            let _ = decode(&good[..cut]);
+        }
+        for i in 0..good.len() {
+            for v in [0u8, 0xff, 0x80, 0x21, 0x03] {
+                let mut b = good.clone();
+                b[i] = v;
+                let _ = decode(&b);
+            }
+        }
+    }
+    // Prefix lengths beyond the family's width.
+    let mut r = encode_route(true, 1, &table2_net());
+    r[17] = 33;
+    assert!(decode(&r).is_err());
+    let mut r = encode_rule(true, 1, &from_rule());
+    r[18] = 129;
+    assert!(decode(&r).is_err());
+    // A 3-byte RTA_OIF.
+    let short = hex(
+        "24000000 1800 0200 00000000 00000000 02 00 00 00 02 5e 00 01 00000000
+                     0700 0400 030000 00",
+    );
+    assert!(decode(&short).is_err());
+}

@@ -48,6 +48,20 @@ pub fn wanted(interfaces: &[&str]) -> Vec<(String, &'static str)> {
     out
 }
 
+/// The per-interface settings only, for interfaces created later (VLAN sub-interfaces).
+pub fn per_interface(interfaces: &[&str]) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    for i in interfaces {
+        for (k, v) in PER_IF_V4 {
+            out.push((format!("net/ipv4/conf/{i}/{k}"), *v));
+        }
+        for (k, v) in PER_IF_V6 {
+            out.push((format!("net/ipv6/conf/{i}/{k}"), *v));
+        }
+    }
+    out
+}
+
 /// What happened to one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -116,5 +130,8 @@ mod tests {
         assert!(w.contains(&("net/ipv4/conf/eth1/arp_ignore".to_owned(), "1")));
         assert!(w.contains(&("net/ipv6/conf/default/accept_dad".to_owned(), "0")));
         assert!(w.contains(&("net/ipv4/ip_forward".to_owned(), "1")));
+        let p = per_interface(&["eth1.10"]);
+        assert_eq!(p.len(), PER_IF_V4.len() + PER_IF_V6.len());
+        assert!(p.contains(&("net/ipv4/conf/eth1.10/arp_notify".to_owned(), "1")));
     }
 }

@@ -8,7 +8,8 @@
 //! VIPs on the VIP interface (`[interface] vip`; default `dummy0` where the kernel has it,
 //! else `lo`), each as a host address (/32, /128) whose local route the kernel adds. A newly
 //! added VIP on a real interface is announced ([`Announce`]: gratuitous ARP / unsolicited NA).
-//! The LB interface can be brought up or down for HA ([`Vips::set_lb_up`]). ncc manages VIPs
+//! A unicast VIP inside a VLAN's subnet goes on that VLAN sub-interface ([`Vips::set_vlans`]);
+//! the LB manager's own addresses are left to it ([`Vips::apply_keeping`]). ncc manages VIPs
 //! only when it may change the network and seesaw.cfg names `[interface] lb` or `vip`; a
 //! unicast VIP without an LB interface is skipped with a warning.
 
@@ -101,6 +102,9 @@ pub fn default_vip_interface() -> String {
 pub struct VipSettings {
     /// The LB interface.
     pub lb: Option<String>,
+    /// The node interface (`[interface] node`, default `eth0`): the cluster VIP's network is
+    /// looked up there, and the LB interface is never taken down when it is the same.
+    pub node: String,
     /// The interface of anycast and dedicated VIPs.
     pub vip_iface: String,
     /// Whether ncc manages VIPs at all: seesaw.cfg names `[interface] lb` or `vip`.
@@ -139,6 +143,7 @@ pub fn settings(seesaw_cfg: &std::path::Path) -> Result<VipSettings, String> {
     Ok(VipSettings {
         managed: get("lb").is_some() || get("vip").is_some(),
         lb: get("lb").map(str::to_owned),
+        node: get("node").unwrap_or("eth0").to_owned(),
         vip_iface: get("vip").map_or_else(default_vip_interface, str::to_owned),
         garp,
     })
@@ -200,6 +205,9 @@ pub struct Vips {
     lb: Option<String>,
     vip_iface: String,
     announce: Option<Box<dyn Announce>>,
+    /// VLAN sub-interfaces of the LB interface with their networks: a unicast VIP inside one
+    /// goes there (Seesaw §5.3).
+    vlans: Vec<(String, IpAddr, u8)>,
 }
 
 impl std::fmt::Debug for Vips {
@@ -228,7 +236,20 @@ impl Vips {
             lb,
             vip_iface,
             announce,
+            vlans: Vec::new(),
         }
+    }
+
+    /// The VLAN sub-interfaces (name, network, prefix) unicast VIPs may be placed on.
+    pub fn set_vlans(&mut self, vlans: Vec<(String, IpAddr, u8)>) {
+        self.vlans = vlans;
+    }
+
+    fn managed_ifaces(&self) -> impl Iterator<Item = &String> {
+        self.lb
+            .iter()
+            .chain(std::iter::once(&self.vip_iface))
+            .chain(self.vlans.iter().map(|(n, _, _)| n))
     }
 
     /// The interface of a VIP; `None` (logged) for a unicast VIP without an LB interface.
@@ -241,7 +262,10 @@ impl Vips {
                 );
                 None
             }
-            VipKind::Unicast => self.lb.as_deref(),
+            VipKind::Unicast => self
+                .lb
+                .as_deref()
+                .map(|lb| super::lb::place(v.addr, lb, &self.vlans)),
             VipKind::Dedicated | VipKind::Anycast => Some(&self.vip_iface),
         }
     }
@@ -249,7 +273,7 @@ impl Vips {
     /// The VIPs ncc holds now (its own addresses on the LB and VIP interfaces).
     pub fn current(&mut self) -> Result<Vec<(String, IpAddr)>, NccError> {
         let mut ifaces: Vec<(String, u32)> = Vec::new();
-        for name in self.lb.iter().chain(std::iter::once(&self.vip_iface)) {
+        for name in self.managed_ifaces() {
             if let Ok(i) = self.kernel.index(name) {
                 ifaces.push((name.clone(), i));
             }
@@ -268,6 +292,16 @@ impl Vips {
 
     /// Makes the kernel hold exactly `desired` of ncc's VIPs; returns the changes made.
     pub fn apply(&mut self, desired: &[Vip]) -> Result<Vec<String>, NccError> {
+        self.apply_keeping(desired, &[])
+    }
+
+    /// [`Vips::apply`], leaving alone ncc's own addresses in `keep` (interface index,
+    /// address): the LB manager's cluster VIP and VLAN host addresses.
+    pub fn apply_keeping(
+        &mut self,
+        desired: &[Vip],
+        keep: &[(u32, IpAddr)],
+    ) -> Result<Vec<String>, NccError> {
         let mut want: BTreeSet<(String, u32, IpAddr)> = BTreeSet::new();
         for v in desired {
             let Some(name) = self.iface_of(v).map(str::to_owned) else {
@@ -280,13 +314,15 @@ impl Vips {
         let mut changes = Vec::new();
         // Removals first: ours that are no longer wanted (on any interface).
         let names = |k: &Self, index: u32| {
-            k.lb.iter()
-                .chain(std::iter::once(&k.vip_iface))
+            k.managed_ifaces()
                 .find(|n| k.kernel.index(n).ok() == Some(index))
                 .cloned()
                 .unwrap_or_else(|| format!("interface {index}"))
         };
         for h in held.iter().filter(|h| h.proto == rtnl::SEESAW_PROTO) {
+            if keep.contains(&(h.index, h.addr)) {
+                continue;
+            }
             if !want.iter().any(|(_, i, a)| *i == h.index && *a == h.addr) {
                 self.kernel.set_addr(false, h.index, h.addr, h.prefix)?;
                 changes.push(format!(

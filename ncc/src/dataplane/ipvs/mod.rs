@@ -109,6 +109,16 @@ fn mode_of(f: Fwd) -> ForwardMode {
 
 /// The IPVS name of a service key.
 pub fn svc_id(k: &ServiceKey) -> SvcId {
+    if k.is_fwmark() {
+        return SvcId::Fwmark {
+            af: if k.vip.is_ipv4() {
+                codec::AF_INET
+            } else {
+                codec::AF_INET6
+            },
+            mark: k.fwmark,
+        };
+    }
     SvcId::Addr {
         protocol: match k.proto {
             Protocol::Tcp => IPPROTO_TCP,
@@ -178,23 +188,23 @@ impl<K: IpvsKernel> IpvsPlane<K> {
     }
 
     fn to_model(&self, s: &IpvsService, dests: &[IpvsDest]) -> Option<Service> {
-        let SvcId::Addr {
-            protocol,
-            addr,
-            port,
-        } = s.id
-        else {
-            return None;
-        };
-        let proto = match protocol {
-            IPPROTO_TCP => Protocol::Tcp,
-            IPPROTO_UDP => Protocol::Udp,
-            _ => return None,
-        };
-        let key = ServiceKey {
-            vip: addr,
-            proto,
-            port,
+        let key = match s.id {
+            SvcId::Addr {
+                protocol,
+                addr,
+                port,
+            } => {
+                let proto = match protocol {
+                    IPPROTO_TCP => Protocol::Tcp,
+                    IPPROTO_UDP => Protocol::Udp,
+                    _ => return None,
+                };
+                ServiceKey::new(addr, proto, port)
+            }
+            SvcId::Fwmark { af, mark } if mark != 0 => {
+                ServiceKey::fwmark(af == codec::AF_INET6, mark)
+            }
+            SvcId::Fwmark { .. } => return None,
         };
         let mode = dests
             .first()
@@ -216,6 +226,7 @@ impl<K: IpvsKernel> IpvsPlane<K> {
             },
             dests: ds,
             opts: ServiceOpts::default(),
+            marks: Vec::new(),
         })
     }
 
@@ -331,7 +342,16 @@ impl<K: IpvsKernel> Dataplane for IpvsPlane<K> {
                 d.addr
             ));
         }
+        if !s.marks.is_empty() {
+            return Some(
+                "the ipvs plane does not mark packets itself: a firewall-mark service with \
+                 marked VIP ports (use_fwm) needs the nftables plane; ipvs serves firewall-mark \
+                 services reached by marks set elsewhere, such as health-check probes"
+                    .into(),
+            );
+        }
         if s.mode != ForwardMode::Nat
+            && !s.key.is_fwmark()
             && let Some(d) = s.dests.iter().find(|d| d.addr.port() != s.key.port)
         {
             return Some(format!(

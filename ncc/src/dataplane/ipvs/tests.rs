@@ -29,6 +29,7 @@ fn svc(sched: Scheduler, mode: ForwardMode, dests: &[(&str, u32)]) -> Service {
             vip: "198.51.100.1".parse().unwrap(),
             proto: Protocol::Tcp,
             port: 80,
+            fwmark: 0,
         },
         scheduler: sched,
         mode,
@@ -38,6 +39,7 @@ fn svc(sched: Scheduler, mode: ForwardMode, dests: &[(&str, u32)]) -> Service {
             .map(|(a, w)| Dest::new(a.parse().unwrap(), *w))
             .collect(),
         opts: ServiceOpts::default(),
+        marks: Vec::new(),
     }
 }
 

@@ -144,6 +144,17 @@ impl<R: NftRunner> NftPlane<R> {
                     .map(|(id, d)| Dest::new(d.addr, st.weights.get(id).copied().unwrap_or(0)))
                     .collect();
                 dests.sort();
+                let marks: Vec<ServiceKey> = if key.is_fwmark() {
+                    st.marked
+                        .iter()
+                        .filter(|(m, mark)| {
+                            **mark == key.fwmark && m.vip.is_ipv4() == key.vip.is_ipv4()
+                        })
+                        .map(|(m, _)| *m)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 out.insert(
                     *key,
                     Service {
@@ -156,6 +167,7 @@ impl<R: NftRunner> NftPlane<R> {
                         persistence: meta.persist,
                         dests,
                         opts: ServiceOpts::default(),
+                        marks,
                     },
                 );
             }
@@ -181,6 +193,8 @@ pub struct Held<'a> {
     meta: SvcMeta,
     /// Destination address → id.
     dids: BTreeMap<SocketAddr, u32>,
+    /// A firewall-mark service's marked tuples.
+    marks: Vec<ServiceKey>,
     weights: BTreeMap<u32, u32>,
     st: &'a TableState,
 }
@@ -191,6 +205,13 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
     }
 
     fn unsupported(&self, s: &Service) -> Option<String> {
+        if s.key.fwmark & SLOT_MASK != 0 {
+            return Some(format!(
+                "firewall mark {:#x} is outside 1..{SLOT_MASK:#x}: the plane's dispatch uses the \
+                 top four bits of the mark",
+                s.key.fwmark
+            ));
+        }
         match s.scheduler {
             Scheduler::Lc | Scheduler::Wlc | Scheduler::P2c => {
                 return Some(format!(
@@ -297,6 +318,7 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
                     let cur = want.get_mut(&s.key).ok_or_else(|| missing(&s.key))?;
                     (cur.scheduler, cur.mode, cur.persistence) =
                         (s.scheduler, s.mode, s.persistence);
+                    cur.marks.clone_from(&s.marks);
                     touched.push(s.key);
                 }
                 Change::DeleteService(k) => {
@@ -416,11 +438,20 @@ impl<R: NftRunner> NftPlane<R> {
                 .values()
                 .map(|id| (*id, st.weights.get(id).copied().unwrap_or(0)))
                 .collect();
+            let marks = st
+                .marked
+                .iter()
+                .filter(|(m, mark)| {
+                    key.is_fwmark() && **mark == key.fwmark && m.vip.is_ipv4() == key.vip.is_ipv4()
+                })
+                .map(|(m, _)| *m)
+                .collect();
             Some(Held {
                 key: *key,
                 table: t,
                 meta,
                 dids,
+                marks,
                 weights,
                 st,
             })

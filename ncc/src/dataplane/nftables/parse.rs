@@ -58,8 +58,12 @@ pub struct TableState {
     pub sets: BTreeSet<String>,
     /// Rules per chain.
     pub rules: BTreeMap<String, usize>,
-    /// The service registry.
+    /// The service registry (VIP:port services from `svc4`/`svc6`, firewall-mark services
+    /// from `fwm4`/`fwm6`).
     pub services: BTreeMap<ServiceKey, SvcMeta>,
+    /// Marked tuples: `svc4`/`svc6` elements commented `fwm=<mark>`, which send a VIP:port
+    /// into that firewall-mark service's chain.
+    pub marked: BTreeMap<ServiceKey, u32>,
     /// Destinations by id.
     pub dests: BTreeMap<u32, DstRec>,
     /// Weights by destination id.
@@ -215,6 +219,12 @@ fn as_u32(v: &Value) -> Option<u32> {
     v.as_u64().and_then(|x| u32::try_from(x).ok())
 }
 
+fn jump_target(d: &Value) -> Option<&str> {
+    d.get("jump")
+        .and_then(|j| j.get("target"))
+        .and_then(Value::as_str)
+}
+
 fn decode_elem(st: &mut TableState, map: &str, e: &Value) {
     let pair = e.as_array().filter(|a| a.len() == 2);
     let (k, data) = match pair {
@@ -240,21 +250,38 @@ fn decode_elem(st: &mut TableState, map: &str, e: &Value) {
                     _ => return None,
                 };
                 let port = u16::try_from(port.as_u64()?).ok()?;
-                Some(ServiceKey { vip, proto, port })
+                Some(ServiceKey::new(vip, proto, port))
             });
             let meta = k.comment.and_then(parse_svc_comment);
-            let target = d
-                .get("jump")
-                .and_then(|j| j.get("target"))
-                .and_then(Value::as_str);
-            match (key, meta, target) {
-                (Some(key), Some(meta), Some(t)) if t == format!("s{}", meta.sid) => {
+            let fwm = k.comment.and_then(|c| {
+                comment_fields(c)
+                    .get("fwm")
+                    .and_then(|m| m.parse::<u32>().ok())
+                    .filter(|m| *m != 0)
+            });
+            let target = jump_target(d);
+            match (key, meta, fwm, target) {
+                (Some(key), Some(meta), None, Some(t)) if t == format!("s{}", meta.sid) => {
                     st.services.insert(key, meta);
+                }
+                (Some(key), None, Some(mark), Some(t)) if t.starts_with('s') => {
+                    st.marked.insert(key, mark);
                 }
                 _ => bad(st),
             }
         }
-        ("dst4" | "dst6", Some(d)) => {
+        ("fwm4" | "fwm6", Some(d)) => {
+            let mark = as_u32(k.val).filter(|m| *m != 0);
+            let meta = k.comment.and_then(parse_svc_comment);
+            match (mark, meta, jump_target(d)) {
+                (Some(mark), Some(meta), Some(t)) if t == format!("s{}", meta.sid) => {
+                    st.services
+                        .insert(ServiceKey::fwmark(map == "fwm6", mark), meta);
+                }
+                _ => bad(st),
+            }
+        }
+        ("dst4" | "dst6" | "dnp4" | "dnp6", Some(d)) => {
             let id = as_u32(k.val);
             let sid = k
                 .comment
@@ -337,6 +364,7 @@ mod tests {
             vip: "198.51.100.1".parse().unwrap(),
             proto: Protocol::Tcp,
             port: 80,
+            fwmark: 0,
         };
         assert_eq!(
             st.services.get(&key),

@@ -125,14 +125,46 @@ fn slot_key(slot: u32) -> String {
     format!("{:#x}", SLOT_BASE.wrapping_add(slot))
 }
 
-/// Whether a map is a registry (`svc*`, `aft*`): its elements make a service reachable, so
-/// they are deleted first and added last.
+/// Whether a map is a registry (`svc*`, `fwm*`, `aft*`): its elements make a service
+/// reachable, so they are deleted first and added last.
 fn is_registry(m: &str) -> bool {
-    m.starts_with("svc") || m.starts_with("aft")
+    m.starts_with("svc") || m.starts_with("fwm") || m.starts_with("aft")
 }
 
 fn svc_key(k: &ServiceKey) -> String {
     format!("{} . {} . {}", k.vip, proto(k.proto), k.port)
+}
+
+/// A service's registry element: (map, key). VIP:port services live in `svc4`/`svc6`,
+/// firewall-mark services in `fwm4`/`fwm6` keyed by the mark.
+fn registry(k: &ServiceKey) -> (&'static str, String) {
+    match (k.is_fwmark(), k.vip.is_ipv4()) {
+        (false, _) => (fam(k.vip).0, svc_key(k)),
+        (true, true) => ("fwm4", format!("{:#x}", k.fwmark)),
+        (true, false) => ("fwm6", format!("{:#x}", k.fwmark)),
+    }
+}
+
+/// The keys under which a service's after-chain is found in `aft4`/`aft6`: the dispatch chain
+/// looks it up by the packet's VIP:port, so a firewall-mark service registers every tuple it
+/// marks (packets marked elsewhere keep no client state).
+fn aft_keys(k: &ServiceKey, marks: &[ServiceKey]) -> Vec<String> {
+    if k.is_fwmark() {
+        marks.iter().map(svc_key).collect()
+    } else {
+        vec![svc_key(k)]
+    }
+}
+
+/// The destination map of an address: NAT destinations with port 0 (a firewall-mark service's,
+/// which keep the packet's port) live in `dnp4`/`dnp6`, the others in `dst4`/`dst6`.
+fn dst_map(t: Table, addr: std::net::SocketAddr) -> &'static str {
+    match (t, addr.port() == 0, addr.is_ipv4()) {
+        (Table::Nat, true, true) => "dnp4",
+        (Table::Nat, true, false) => "dnp6",
+        (_, _, true) => "dst4",
+        (_, _, false) => "dst6",
+    }
 }
 
 fn layout_of(s: Scheduler) -> Option<Layout> {
@@ -196,8 +228,10 @@ fn reg(t: Table) -> &'static str {
 /// in the service's own sticky map that returns its destination id (skipped on the dispatch
 /// chain's second pass, marked [`RESCHEDULE`]). The chain binds no shared map, so adding it
 /// costs the same with 1 or 10,000 services; the dispatch chain resolves slot → destination
-/// once for all services.
-pub fn rules(t: Table, vip: IpAddr, m: &SvcMeta) -> Vec<String> {
+/// once for all services. A NAT firewall-mark service's chain first sets the packet mark to
+/// its `fwmark`, so packets it takes by VIP:port carry the mark as Seesaw's mangle rules made
+/// them (the DSR table cannot: there the packet mark is the dispatch register).
+pub fn rules(t: Table, vip: IpAddr, fwmark: u32, m: &SvcMeta) -> Vec<String> {
     if m.n == 0 {
         return Vec::new();
     }
@@ -218,6 +252,9 @@ pub fn rules(t: Table, vip: IpAddr, m: &SvcMeta) -> Vec<String> {
     };
     let r = reg(t);
     let mut out = Vec::new();
+    if t == Table::Nat && fwmark != 0 {
+        out.push(format!("meta mark set {fwmark:#x}"));
+    }
     if let Some((name, key, _, _)) = sticky(t, vip, m) {
         out.push(format!(
             "{r} != {RESCHEDULE:#x} {r} set {key} map @{name} return"
@@ -253,6 +290,12 @@ pub fn dispatch_rules(t: Table, lb: Option<&str>) -> Vec<String> {
     let fams = [("ip", "4"), ("ip6", "6")];
     let svc = |ip: &str| format!("{ip} daddr . meta l4proto . th dport");
     let pass = |out: &mut Vec<String>| {
+        if t == Table::Nat {
+            // Firewall-mark services first, as IPVS looks them up first.
+            for (nf, v) in [("ipv4", "4"), ("ipv6", "6")] {
+                out.push(format!("meta nfproto {nf} meta mark vmap @fwm{v}"));
+            }
+        }
         for (ip, v) in fams {
             out.push(format!("{} vmap @svc{v}", svc(ip)));
         }
@@ -272,10 +315,47 @@ pub fn dispatch_rules(t: Table, lb: Option<&str>) -> Vec<String> {
             });
         }
     };
+    let dnat_keep_port = |out: &mut Vec<String>| {
+        if t == Table::Nat {
+            // A firewall-mark service's destinations keep the packet's port (and protocol).
+            for (ip, v) in fams {
+                out.push(format!("{did} dnat {ip} to ct mark map @dnp{v}"));
+            }
+        }
+    };
     let mut out = Vec::new();
     pass(&mut out);
+    dnat_keep_port(&mut out);
     out.push(format!("{did} {r} set {RESCHEDULE:#x}"));
     pass(&mut out);
+    dnat_keep_port(&mut out);
+    out
+}
+
+/// The rules of the DSR table's `eg` chain (netdev egress of `lo`): locally generated packets
+/// that carry a firewall-mark service's mark (a health-check probe's `SO_MARK`, connected to a
+/// VIP that is local on this node and therefore routed through `lo`) are scheduled by that
+/// service and forwarded, unchanged, to the chosen destination's MAC on the LB interface: the
+/// probe reaches exactly the backend that client traffic for the VIP would, the way IPVS
+/// catches marked local packets. A packet the service took but could not forward (a sticky
+/// entry naming a destination that is gone) is dropped rather than delivered to the local VIP,
+/// which would answer for the backend.
+pub fn egress_rules(lb: &str) -> Vec<String> {
+    let r = reg(Table::Dsr);
+    let slot = format!("{r} and {SLOT_MASK:#x} == {SLOT_BASE:#x}");
+    let did = format!("{r} and {DID_MASK:#x} == {DID_BASE:#x}");
+    let mut out = Vec::new();
+    for (p, v) in [("ip", "4"), ("ip6", "6")] {
+        out.push(format!("meta protocol {p} meta mark vmap @fwm{v}"));
+    }
+    out.push(format!("{slot} {r} set {r} map @slot"));
+    for (ip, v) in [("ip", "4"), ("ip6", "6")] {
+        out.push(format!(
+            "{did} meta protocol {ip} fwd {ip} to meta mark map @dst{v} device \"{lb}\""
+        ));
+    }
+    out.push(format!("{slot} drop"));
+    out.push(format!("{did} drop"));
     out
 }
 
@@ -313,15 +393,21 @@ impl Script {
     fn remove(&mut self, h: &Held<'_>) {
         let key = h.key;
         let t = h.table;
-        let (svc, dst, aft) = fam(key.vip);
-        self.del(t, svc, svc_key(&key));
+        let (svc, _, aft) = fam(key.vip);
+        let (map, elem) = registry(&key);
+        self.del(t, map, elem);
+        for m in &h.marks {
+            self.del(t, svc, svc_key(m));
+        }
         let chain = format!("s{}", h.meta.sid);
         if h.st.chains.contains(&chain) {
             self.drop_chains.push((t, chain));
         }
         let after = format!("a{}", h.meta.sid);
         if h.st.chains.contains(&after) {
-            self.del(t, aft, svc_key(&key));
+            for k in aft_keys(&key, &h.marks) {
+                self.del(t, aft, k);
+            }
             self.drop_chains.push((t, after));
         }
         let prefix = format!("k{}t", h.meta.sid);
@@ -329,7 +415,7 @@ impl Script {
             self.drop_sets.push((t, s.clone()));
         }
         for id in h.dids.values() {
-            self.drop_dest(t, dst, *id, h);
+            self.drop_dest(t, *id, h);
         }
         for slot in
             h.st.slots
@@ -339,8 +425,10 @@ impl Script {
         }
     }
 
-    fn drop_dest(&mut self, t: Table, dst: &'static str, id: u32, h: &Held<'_>) {
-        self.del(t, dst, format!("{id:#x}"));
+    fn drop_dest(&mut self, t: Table, id: u32, h: &Held<'_>) {
+        if let Some(rec) = h.st.dests.get(&id) {
+            self.del(t, dst_map(t, rec.addr), format!("{id:#x}"));
+        }
         if h.st.weights.contains_key(&id) {
             self.del(t, "weights", format!("{id:#x}"));
         }
@@ -355,8 +443,17 @@ impl Script {
     }
 
     fn add_dest(&mut self, t: Table, sid: u32, id: u32, addr: std::net::SocketAddr, weight: u32) {
-        let (_, dst, _) = fam(addr.ip());
+        let dst = dst_map(t, addr);
         match t {
+            Table::Nat if addr.port() == 0 => {
+                self.add(
+                    t,
+                    dst,
+                    format!("{id:#x} comment \"sid={sid} port=0\" : {}", addr.ip()),
+                );
+                self.add(t, "cin", format!("{id:#x}"));
+                self.add(t, "cout", format!("{id:#x}"));
+            }
             Table::Nat => {
                 self.add(
                     t,
@@ -397,21 +494,46 @@ impl Script {
         }
     }
 
-    fn after_chain(&mut self, t: Table, key: &ServiceKey, sid: u32, held: bool, want: Vec<String>) {
-        let (_, _, aft) = fam(key.vip);
+    /// Writes the after-chain `a<sid>` of a service so that it runs `want`, reachable under
+    /// `new_keys` in `aft4`/`aft6`. `held`: the chain exists, under `old_keys`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site per case, all named"
+    )]
+    fn after_chain(
+        &mut self,
+        t: Table,
+        vip: IpAddr,
+        sid: u32,
+        held: bool,
+        old_keys: &[String],
+        new_keys: &[String],
+        want: Vec<String>,
+    ) {
+        let (_, _, aft) = fam(vip);
         let chain = format!("a{sid}");
         if want.is_empty() {
             if held {
-                self.del(t, aft, svc_key(key));
+                for k in old_keys {
+                    self.del(t, aft, k.clone());
+                }
                 self.drop_chains.push((t, chain));
             }
             return;
         }
         if held {
             self.flush_chains.push((t, chain.clone()));
+            for k in old_keys.iter().filter(|k| !new_keys.contains(k)) {
+                self.del(t, aft, k.clone());
+            }
+            for k in new_keys.iter().filter(|k| !old_keys.contains(k)) {
+                self.add(t, aft, format!("{k} : jump {chain}"));
+            }
         } else {
             self.add_chains.push((t, chain.clone()));
-            self.add(t, aft, format!("{} : jump {chain}", svc_key(key)));
+            for k in new_keys {
+                self.add(t, aft, format!("{k} : jump {chain}"));
+            }
         }
         for r in want {
             self.rules.push((t, chain.clone(), r));
@@ -453,21 +575,54 @@ impl Script {
         self.sticky_map(t, s.key.vip, &meta);
         let chain = format!("s{sid}");
         self.add_chains.push((t, chain.clone()));
-        for r in rules(t, s.key.vip, &meta) {
+        for r in rules(t, s.key.vip, s.key.fwmark, &meta) {
             self.rules.push((t, chain.clone(), r));
         }
-        self.after_chain(t, &s.key, sid, false, after_rules(t, s.key.vip, &meta));
-        let (svc, _, _) = fam(s.key.vip);
+        let keys = aft_keys(&s.key, &s.marks);
+        self.after_chain(
+            t,
+            s.key.vip,
+            sid,
+            false,
+            &[],
+            &keys,
+            after_rules(t, s.key.vip, &meta),
+        );
+        self.marked(t, &s.key, sid, &[], &s.marks);
+        let (map, elem) = registry(&s.key);
         self.add(
             t,
-            svc,
-            format!(
-                "{} comment \"{}\" : jump {chain}",
-                svc_key(&s.key),
-                svc_comment(&meta)
-            ),
+            map,
+            format!("{elem} comment \"{}\" : jump {chain}", svc_comment(&meta)),
         );
         Ok(())
+    }
+
+    /// Turns the marked tuples `old` of a firewall-mark service into `new`: each is a `svc4`/
+    /// `svc6` element commented `fwm=<mark>` that jumps into the service's chain.
+    fn marked(
+        &mut self,
+        t: Table,
+        key: &ServiceKey,
+        sid: u32,
+        old: &[ServiceKey],
+        new: &[ServiceKey],
+    ) {
+        let (svc, _, _) = fam(key.vip);
+        for m in old.iter().filter(|m| !new.contains(m)) {
+            self.del(t, svc, svc_key(m));
+        }
+        for m in new.iter().filter(|m| !old.contains(m)) {
+            self.add(
+                t,
+                svc,
+                format!(
+                    "{} comment \"fwm={}\" : jump s{sid}",
+                    svc_key(m),
+                    key.fwmark
+                ),
+            );
+        }
     }
 
     fn update(&mut self, alloc: &mut Alloc, h: &Held<'_>, s: &Service) -> Result<(), NccError> {
@@ -478,13 +633,12 @@ impl Script {
                 s.key, s.scheduler
             )])
         })?;
-        let (svc, dst, _) = fam(s.key.vip);
         let old = h.meta;
         // Destinations: remove, add, re-weight.
         let mut ids = BTreeMap::new();
         for (addr, id) in &h.dids {
             if !s.dests.iter().any(|d| d.addr == *addr) {
-                self.drop_dest(t, dst, *id, h);
+                self.drop_dest(t, *id, h);
             }
         }
         let mut members = Vec::new();
@@ -547,6 +701,14 @@ impl Script {
             cap,
             n,
         };
+        self.marked(t, &s.key, old.sid, &h.marks, &s.marks);
+        let old_keys = aft_keys(&s.key, &h.marks);
+        let new_keys = aft_keys(&s.key, &s.marks);
+        if meta == old && old_keys != new_keys && h.st.chains.contains(&format!("a{}", old.sid)) {
+            // Only the marked tuples changed: re-register the after-chain under the new ones.
+            let now = after_rules(t, s.key.vip, &meta);
+            self.after_chain(t, s.key.vip, old.sid, true, &old_keys, &new_keys, now);
+        }
         if meta != old {
             let chain = format!("s{}", old.sid);
             if h.st.chains.contains(&chain) {
@@ -562,24 +724,21 @@ impl Script {
                 }
                 self.sticky_map(t, s.key.vip, &meta);
             }
-            for r in rules(t, s.key.vip, &meta) {
+            for r in rules(t, s.key.vip, s.key.fwmark, &meta) {
                 self.rules.push((t, chain.clone(), r));
             }
             let was = after_rules(t, s.key.vip, &old);
             let now = after_rules(t, s.key.vip, &meta);
             let held = h.st.chains.contains(&format!("a{}", old.sid));
-            if was != now || held == now.is_empty() {
-                self.after_chain(t, &s.key, old.sid, held, now);
+            if was != now || held == now.is_empty() || old_keys != new_keys {
+                self.after_chain(t, s.key.vip, old.sid, held, &old_keys, &new_keys, now);
             }
-            self.del(t, svc, svc_key(&s.key));
+            let (map, elem) = registry(&s.key);
+            self.del(t, map, elem.clone());
             self.add(
                 t,
-                svc,
-                format!(
-                    "{} comment \"{}\" : jump {chain}",
-                    svc_key(&s.key),
-                    svc_comment(&meta)
-                ),
+                map,
+                format!("{elem} comment \"{}\" : jump {chain}", svc_comment(&meta)),
             );
         }
         Ok(())
@@ -661,6 +820,9 @@ fn base_maps(out: &mut String, t: &str) {
         let _ = writeln!(out, "add map {t} svc{v} {{ type {} : verdict; }}", svc(a));
         let _ = writeln!(out, "add map {t} aft{v} {{ type {} : verdict; }}", svc(a));
     }
+    for v in ["4", "6"] {
+        let _ = writeln!(out, "add map {t} fwm{v} {{ type mark : verdict; }}");
+    }
     let _ = writeln!(out, "add map {t} slot {{ type mark : mark; }}");
     let _ = writeln!(out, "add map {t} weights {{ type mark : mark; }}");
 }
@@ -673,6 +835,8 @@ fn base_nat(out: &mut String, st: &TableState) {
         out,
         "add map {t} dst4 {{ type mark : ipv4_addr . inet_service; counter; }}\n\
          add map {t} dst6 {{ type mark : ipv6_addr . inet_service; counter; }}\n\
+         add map {t} dnp4 {{ type mark : ipv4_addr; counter; }}\n\
+         add map {t} dnp6 {{ type mark : ipv6_addr; counter; }}\n\
          add set {t} cin {{ type mark; counter; }}\n\
          add set {t} cout {{ type mark; counter; }}\n\
          add chain {t} pre {{ type nat hook prerouting priority -100; policy accept; }}\n\
@@ -704,9 +868,18 @@ fn base_dsr(out: &mut String, st: &TableState, lb: &str) {
         out,
         "add map {t} dst4 {{ type mark : ipv4_addr; counter; }}\n\
          add map {t} dst6 {{ type mark : ipv6_addr; counter; }}\n\
-         add chain {t} in {{ type filter hook ingress device \"{lb}\" priority 0; policy accept; }}\n"
+         add chain {t} in {{ type filter hook ingress device \"{lb}\" priority 0; policy accept; }}\n\
+         add chain {t} eg {{ type filter hook egress device \"lo\" priority 0; policy accept; }}\n"
     );
-    base_rules(out, t, st, &[("in", dispatch_rules(Table::Dsr, Some(lb)))]);
+    base_rules(
+        out,
+        t,
+        st,
+        &[
+            ("in", dispatch_rules(Table::Dsr, Some(lb))),
+            ("eg", egress_rules(lb)),
+        ],
+    );
 }
 
 /// Base chains are (re)filled only when their rule count is not what we put there, so a

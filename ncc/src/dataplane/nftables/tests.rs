@@ -35,6 +35,7 @@ fn service(port: u16, sched: Scheduler, dests: &[(&str, u32)]) -> Service {
             vip: "198.51.100.1".parse().unwrap(),
             proto: Protocol::Tcp,
             port,
+            fwmark: 0,
         },
         scheduler: sched,
         mode: ForwardMode::Nat,
@@ -44,6 +45,7 @@ fn service(port: u16, sched: Scheduler, dests: &[(&str, u32)]) -> Service {
             .map(|(a, w)| Dest::new(a.parse().unwrap(), *w))
             .collect(),
         opts: ServiceOpts::default(),
+        marks: Vec::new(),
     }
 }
 

@@ -58,12 +58,14 @@ fn service(port: u16, scheduler: Scheduler, dests: &[(SocketAddr, u32)]) -> Serv
             vip: "127.0.0.1".parse().unwrap(),
             proto: Protocol::Tcp,
             port,
+            fwmark: 0,
         },
         scheduler,
         mode: ForwardMode::Nat,
         persistence: 0,
         dests,
         opts: ServiceOpts::default(),
+        marks: Vec::new(),
     }
 }
 
@@ -419,6 +421,7 @@ fn udp_protocol_version_routing_with_default_deny() {
         vip: vip.ip(),
         proto: Protocol::Udp,
         port,
+        fwmark: 0,
     };
     assert_eq!(plane.drops(&key).unwrap().denied, 2);
 }
@@ -429,12 +432,14 @@ fn routed_service(port: u16, dests: Vec<Dest>, opts: ServiceOpts) -> Service {
             vip: "127.0.0.1".parse().unwrap(),
             proto: Protocol::Tcp,
             port,
+            fwmark: 0,
         },
         scheduler: Scheduler::Rr,
         mode: ForwardMode::Nat,
         persistence: 0,
         dests,
         opts,
+        marks: Vec::new(),
     }
 }
 
@@ -550,6 +555,7 @@ async fn tcp_sni_routing() {
         vip: vip.ip(),
         proto: Protocol::Tcp,
         port,
+        fwmark: 0,
     };
     assert_eq!(plane.drops(&key).unwrap().denied, 1);
 }
