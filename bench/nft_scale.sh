@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The nftables plane at scale (root): 10,000 NAT vservers x 10 backends applied in one
 # transaction, the change report when one vserver changes, and the request latency through the
-# first vserver with 1 and with 10,000 vservers configured (same run, alternating).
+# first vserver with 1 and with 10,000 vservers configured (same run, alternating), and what
+# adopting the state at start and reading all counters (the engine's 2-second stats call) cost.
 # Usage: bench/nft_scale.sh [runs=3] [requests=2000] [vservers=10000]
 # Traffic stays inside the namespaces this script creates (client, lb, be).
 set -euo pipefail
@@ -36,6 +37,7 @@ for r in $(seq 1 "$runs"); do
   a=$(ip netns exec $l $bin apply "$nvs" 10)
   l2=$(ip netns exec $c $bin latency 198.51.100.1:80 "$reqs")
   t=$(ip netns exec $l $bin touch $((nvs / 2)) | tr '\n' '|')
-  echo "run $r: apply_${nvs}x10 [ms changes script_bytes] = $a; latency_1 [p50 p99 us] = $l1; latency_${nvs} = $l2; touch = $t"
+  st=$(ip netns exec $l $bin stats)
+  echo "run $r: apply_${nvs}x10 [ms changes script_bytes] = $a; latency_1 [p50 p99 us] = $l1; latency_${nvs} = $l2; touch = $t; adopt+stats [adopt_ms stats_ms services dests] = $st"
   ip netns exec $l $bin apply 0 0 >/dev/null
 done

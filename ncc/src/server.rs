@@ -242,9 +242,16 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
         &self,
         _: Request<pb::Empty>,
     ) -> Result<Response<pb::DataplaneState>, Status> {
-        let plane = self.plane.lock().await;
-        let services = plane
-            .stats()
+        // The plane's lock is held only to take a reader: the counters are read without it
+        // (and off the async workers), so a slow read never delays an apply.
+        let (kind, reader) = {
+            let plane = self.plane.lock().await;
+            (plane.kind().to_owned(), plane.stats_reader())
+        };
+        let stats = tokio::task::spawn_blocking(reader)
+            .await
+            .map_err(|e| Status::internal(format!("reading counters failed: {e}")))?;
+        let services = stats
             .into_iter()
             .map(|s| pb::ServiceState {
                 address: s.service.key.vip.to_string(),
@@ -273,10 +280,7 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
                     .collect(),
             })
             .collect();
-        Ok(Response::new(pb::DataplaneState {
-            kind: plane.kind().to_owned(),
-            services,
-        }))
+        Ok(Response::new(pb::DataplaneState { kind, services }))
     }
 }
 
@@ -421,7 +425,11 @@ pub fn lb_from_pb(l: &pb::LbInterface) -> Result<crate::kernel::lb::LbWant, NccE
         cluster_v6,
         table: l.routing_table_id,
         vmac: if l.use_vmac { vrid.map(vmac) } else { None },
-        garp_interval: Duration::from_millis(u64::from(l.garp_interval_ms)),
+        // Zero is off; anything else at least every 100 ms (no flood from a bad request).
+        garp_interval: match l.garp_interval_ms {
+            0 => Duration::ZERO,
+            ms => Duration::from_millis(u64::from(ms.max(100))),
+        },
         vlans,
     })
 }

@@ -96,6 +96,23 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e.to_string()),
             }
         }
+        Some("stats") => {
+            // What the engine pays every 2 s and at every start: adopting the plane's state
+            // (`current`) and reading its counters (`stats`), in milliseconds.
+            let t = Instant::now();
+            let mut plane = match NftPlane::new(NftCli::default(), None) {
+                Ok(p) => p,
+                Err(e) => return fail(&e.to_string()),
+            };
+            let n = plane.current().len();
+            let adopt = t.elapsed().as_millis();
+            let t = Instant::now();
+            let stats = plane.stats();
+            let read = t.elapsed().as_millis();
+            let dests: usize = stats.iter().map(|s| s.dests.len()).sum();
+            println!("{adopt} {read} {n} {dests}");
+            ExitCode::SUCCESS
+        }
         Some("latency") => {
             let (Some(addr), Some(k)) = (
                 args.get(1).and_then(|a| a.parse::<SocketAddr>().ok()),
@@ -141,6 +158,6 @@ fn fail(msg: &str) -> ExitCode {
 
 #[allow(clippy::print_stderr, reason = "a measuring tool")]
 fn usage() -> ExitCode {
-    eprintln!("usage: nftscale apply N M | touch I | latency VIP:PORT K");
+    eprintln!("usage: nftscale apply N M | touch I | stats | latency VIP:PORT K");
     ExitCode::from(64)
 }

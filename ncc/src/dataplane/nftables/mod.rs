@@ -40,12 +40,12 @@ pub mod parse;
 mod runner;
 pub mod script;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 pub use runner::{NftCli, NftRunner};
 
-use self::parse::{Counter, SvcMeta, TableState};
+use self::parse::{Counter, DstRec, SvcMeta, TableState};
 use super::{Change, Dataplane, ServiceStats};
 use crate::NccError;
 use crate::model::{Dest, DestStats, ForwardMode, Scheduler, Service, ServiceKey, ServiceOpts};
@@ -367,60 +367,83 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
     }
 
     fn stats(&self) -> Vec<ServiceStats> {
-        let fresh = |t: Table| {
-            self.runner
-                .list(t.spec())
-                .ok()
-                .and_then(|j| parse::parse_table(&j).ok())
-        };
-        let (nat, dsr) = match (fresh(Table::Nat), fresh(Table::Dsr)) {
-            (Some(n), Some(d)) => (n, d),
-            _ => {
-                tracing::warn!("cannot read nftables counters; reporting the last state");
-                (self.nat.clone(), self.dsr.clone())
-            }
-        };
-        self.services
+        (self.stats_reader())()
+    }
+
+    fn stats_reader(&self) -> super::StatsReader {
+        let (runner, services) = (self.runner.clone(), self.services.clone());
+        let (nat, dsr) = (self.nat.clone(), self.dsr.clone());
+        Box::new(move || read_stats(&runner, &services, nat, dsr))
+    }
+}
+
+/// Reads the counters of `services` from the kernel (`nat`/`dsr`: the last state read, reported
+/// when the kernel cannot be read).
+fn read_stats<R: NftRunner>(
+    runner: &R,
+    services: &[Service],
+    nat: TableState,
+    dsr: TableState,
+) -> Vec<ServiceStats> {
+    let fresh = |t: Table| {
+        runner
+            .list(t.spec())
+            .ok()
+            .and_then(|j| parse::parse_table(&j).ok())
+    };
+    let (nat, dsr) = match (fresh(Table::Nat), fresh(Table::Dsr)) {
+        (Some(n), Some(d)) => (n, d),
+        _ => {
+            tracing::warn!("cannot read nftables counters; reporting the last state");
+            (nat, dsr)
+        }
+    };
+    // Destination records by (service id, address): one pass per table, so reading the
+    // counters of 10,000 services × 10 destinations stays linear.
+    fn index(st: &TableState) -> HashMap<(u32, SocketAddr), (&u32, &DstRec)> {
+        st.dests
             .iter()
-            .map(|s| {
-                let (st, t) = match s.mode {
-                    ForwardMode::Dsr => (&dsr, Table::Dsr),
-                    _ => (&nat, Table::Nat),
-                };
-                let sid = st.services.get(&s.key).map(|m| m.sid);
-                let dests = s
-                    .dests
-                    .iter()
-                    .map(|d| {
-                        let rec = st
-                            .dests
-                            .iter()
-                            .find(|(_, r)| Some(r.sid) == sid && r.addr == d.addr);
-                        let (conns, cin, cout) = match rec {
-                            Some((id, r)) if t == Table::Nat => (
-                                r.counter.packets,
-                                st.cin.get(id).copied().unwrap_or_default(),
-                                st.cout.get(id).copied().unwrap_or_default(),
-                            ),
-                            Some((_, r)) => (0, r.counter, Counter::default()),
-                            None => (0, Counter::default(), Counter::default()),
-                        };
-                        DestStats {
-                            dest: Some(*d),
-                            active_conns: 0,
-                            total_conns: conns,
-                            bytes_in: cin.bytes,
-                            bytes_out: cout.bytes,
-                        }
-                    })
-                    .collect();
-                ServiceStats {
-                    service: s.clone(),
-                    dests,
-                }
-            })
+            .map(|(id, r)| ((r.sid, r.addr), (id, r)))
             .collect()
     }
+    let (nat_ix, dsr_ix) = (index(&nat), index(&dsr));
+    services
+        .iter()
+        .map(|s| {
+            let (st, ix, t) = match s.mode {
+                ForwardMode::Dsr => (&dsr, &dsr_ix, Table::Dsr),
+                _ => (&nat, &nat_ix, Table::Nat),
+            };
+            let sid = st.services.get(&s.key).map(|m| m.sid);
+            let dests = s
+                .dests
+                .iter()
+                .map(|d| {
+                    let rec = sid.and_then(|sid| ix.get(&(sid, d.addr)).copied());
+                    let (conns, cin, cout) = match rec {
+                        Some((id, r)) if t == Table::Nat => (
+                            r.counter.packets,
+                            st.cin.get(id).copied().unwrap_or_default(),
+                            st.cout.get(id).copied().unwrap_or_default(),
+                        ),
+                        Some((_, r)) => (0, r.counter, Counter::default()),
+                        None => (0, Counter::default(), Counter::default()),
+                    };
+                    DestStats {
+                        dest: Some(*d),
+                        active_conns: 0,
+                        total_conns: conns,
+                        bytes_in: cin.bytes,
+                        bytes_out: cout.bytes,
+                    }
+                })
+                .collect();
+            ServiceStats {
+                service: s.clone(),
+                dests,
+            }
+        })
+        .collect()
 }
 
 impl<R: NftRunner> NftPlane<R> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::NccError;
 
 /// Reads and writes our nftables tables.
-pub trait NftRunner: Send + 'static {
+pub trait NftRunner: Clone + Send + 'static {
     /// The JSON listing of `table` (`"inet seesaw"`), or an empty string when it does not exist.
     fn list(&self, table: &str) -> Result<String, NccError>;
     /// Applies `script` as one transaction.
