@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,9 +50,25 @@ pub struct DestState {
     /// Counters.
     pub counters: Counters,
     /// Cancelled when a removed destination's drain timeout passes: its flows end then.
+    /// Wait on it; test [`DestState::is_evicted`] (the token's own test takes a lock).
     pub evict: CancellationToken,
+    /// Set just before `evict` is cancelled: the lock-free test read on every packet.
+    evicted: AtomicBool,
     /// Bumped on every removal and re-add, so a stale drain timer does nothing.
     generation: AtomicU64,
+}
+
+impl DestState {
+    /// Ends every flow of this destination (its drain is over).
+    pub fn end_flows(&self) {
+        self.evicted.store(true, Ordering::Release);
+        self.evict.cancel();
+    }
+
+    /// Whether [`DestState::end_flows`] ran: one atomic load, no lock.
+    pub fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Acquire)
+    }
 }
 
 /// Destination states by address, shared by every table of one service; removed destinations
@@ -69,15 +85,17 @@ impl DestMap {
                 addr,
                 counters: Counters::default(),
                 evict: CancellationToken::new(),
+                evicted: AtomicBool::new(false),
                 generation: AtomicU64::new(0),
             })
         });
-        if e.evict.is_cancelled() {
+        if e.is_evicted() {
             // Drained out completely earlier: start afresh (counters restart, as in IPVS).
             *e = Arc::new(DestState {
                 addr,
                 counters: Counters::default(),
                 evict: CancellationToken::new(),
+                evicted: AtomicBool::new(false),
                 generation: AtomicU64::new(0),
             });
         }
@@ -109,7 +127,7 @@ impl DestMap {
             rt.spawn(async move {
                 tokio::time::sleep(timeout).await;
                 if d.generation.load(Ordering::Relaxed) == generation {
-                    d.evict.cancel();
+                    d.end_flows();
                     map.forget(addr, generation);
                 }
             });
@@ -138,7 +156,7 @@ impl DestMap {
     /// Ends every flow of every destination (the service is gone and drains no longer).
     pub fn evict_all(&self) {
         for d in self.0.lock().unwrap_or_else(|e| e.into_inner()).values() {
-            d.evict.cancel();
+            d.end_flows();
         }
     }
 }

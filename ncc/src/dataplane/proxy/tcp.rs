@@ -290,25 +290,26 @@ async fn handle(
     }
     tokio::select! {
         r = relay(&client, &backend, &c.bytes_in, &c.bytes_out) => r,
-        () = Evicted::new(&dest.evict) => Ok(()),
+        () = Evicted::new(dest) => Ok(()),
     }
 }
 
 /// Resolves when a destination is evicted. Unlike polling `cancelled()` directly, it registers
-/// with the token once per waker and otherwise only reads the token's flag: the token is shared
-/// by every connection of the destination on every worker, and each poll of a registered
-/// `cancelled()` takes the token's lock — a lock every core would take on every message.
+/// with the token once per waker and otherwise only reads the destination's flag: the token is
+/// shared by every connection of the destination on every worker, and each poll of a registered
+/// `cancelled()` (like the token's own `is_cancelled`) takes the token's lock — a lock every core
+/// would take on every message.
 struct Evicted<'a> {
-    token: &'a CancellationToken,
+    dest: &'a DestState,
     wait: Pin<Box<WaitForCancellationFuture<'a>>>,
     registered: Option<Waker>,
 }
 
 impl<'a> Evicted<'a> {
-    fn new(token: &'a CancellationToken) -> Self {
+    fn new(dest: &'a DestState) -> Self {
         Self {
-            token,
-            wait: Box::pin(token.cancelled()),
+            dest,
+            wait: Box::pin(dest.evict.cancelled()),
             registered: None,
         }
     }
@@ -319,7 +320,7 @@ impl Future for Evicted<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if this.token.is_cancelled() {
+        if this.dest.is_evicted() {
             return Poll::Ready(());
         }
         // Registered with this task's waker already: a cancellation wakes it.

@@ -259,7 +259,7 @@ impl Worker {
         if !per_packet && let Some(&slot) = self.by_key.get(&(client, disc)) {
             let live = self.flows[slot]
                 .as_ref()
-                .is_some_and(|f| !f.dest.evict.is_cancelled());
+                .is_some_and(|f| !f.dest.is_evicted());
             if live {
                 return Some(slot);
             }
@@ -414,7 +414,7 @@ impl Worker {
             .enumerate()
             .filter_map(|(i, f)| {
                 let f = f.as_ref()?;
-                (now.duration_since(f.last) >= idle || f.dest.evict.is_cancelled()).then_some(i)
+                (now.duration_since(f.last) >= idle || f.dest.is_evicted()).then_some(i)
             })
             .collect();
         for i in dead {
