@@ -3,6 +3,7 @@
 #
 #   bench/healthcheck.sh rate [CHECKS] [SECS] [RUNS]  sustained TCP checks/s on one core
 #   bench/healthcheck.sh detect [RUNS]                detection latency on the loopback suite
+#   bench/healthcheck.sh wire [CHECKS] [RUNS]         wire cost of the probe statistics (one resync)
 #
 # rate: `hc_bench responder` (16 TCP listeners) pinned to CPU 1, `hc_bench run` pinned to CPU 0 with
 # CHECKS checks at a 1 s interval (so CHECKS probes/s are asked for) through the real scheduler,
@@ -47,8 +48,28 @@ detect)
     cargo build -q -p seesaw-healthcheck --example hc_detect
     target/debug/examples/hc_detect "$runs"
     ;;
+wire)
+    checks=${2:-20000}
+    runs=${3:-3}
+    cargo build --release -q -p seesaw-healthcheck --example hc_wire
+    out=$(mktemp)
+    for _ in $(seq "$runs"); do
+        target/release/examples/hc_wire --checks "$checks" --reps 7 | tee -a "$out"
+    done
+    python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+keys = ["bytes_with_stats", "bytes_without_stats", "bytes_per_check_added", "encode_ms_with_stats", "encode_ms_without_stats"]
+med = {k: statistics.median(r[k] for r in rows) for k in keys}
+print("median of %d runs: " % len(rows) + ", ".join("%s=%s" % (k, med[k]) for k in keys))
+print("same-run ratios (with/without): bytes %.2f, encode time %.2f" % (
+    statistics.median(r["bytes_with_stats"] / r["bytes_without_stats"] for r in rows),
+    statistics.median(r["encode_ms_with_stats"] / r["encode_ms_without_stats"] for r in rows)))
+PY
+    rm -f "$out"
+    ;;
 *)
-    echo "usage: $0 rate [CHECKS] [SECS] [RUNS] | detect [RUNS]" >&2
+    echo "usage: $0 rate [CHECKS] [SECS] [RUNS] | detect [RUNS] | wire [CHECKS] [RUNS]" >&2
     exit 64
     ;;
 esac

@@ -59,7 +59,9 @@ impl<V> Monitor<V> {
     /// The watchdog's status, read now; `None` (logged at debug) when there is none to use.
     async fn processes(&self) -> Result<Processes, ProcessStatusError> {
         let Some(path) = self.process_status.clone() else {
-            return Err(ProcessStatusError::Missing(PathBuf::new()));
+            return Err(ProcessStatusError::Missing(PathBuf::from(
+                "(no run directory)",
+            )));
         };
         // A small file, but still a blocking read: keep it off the async workers.
         tokio::task::spawn_blocking(move || processes::read(&path))

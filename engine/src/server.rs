@@ -72,32 +72,35 @@ fn from_ms(ms: i64) -> Option<SystemTime> {
 /// At most this many histogram buckets are accepted per check.
 const MAX_LATENCY_BUCKETS: usize = 64;
 
-/// Validates reported probe statistics; `shared` holds the bounds of the previous result so a
-/// batch keeps one copy of them.
+/// Validates reported probe statistics. Their bounds are their own, or `batch_bounds` when they
+/// carry none; `shared` holds the bounds of the previous result so a batch keeps one copy.
 fn stats_from_proto(
     s: pb::ProbeStats,
+    batch_bounds: &[u64],
     shared: &mut Option<Arc<[u64]>>,
 ) -> Result<ProbeStats, String> {
-    if s.latency_bounds_us.len() > MAX_LATENCY_BUCKETS {
+    let own = &s.latency_bounds_us;
+    let bounds_us: &[u64] = if own.is_empty() { batch_bounds } else { own };
+    if bounds_us.len() > MAX_LATENCY_BUCKETS {
         return Err(format!(
             "{} buckets (at most {MAX_LATENCY_BUCKETS})",
-            s.latency_bounds_us.len()
+            bounds_us.len()
         ));
     }
-    if s.latency_counts.len() != s.latency_bounds_us.len() + 1 {
+    if s.latency_counts.len() != bounds_us.len() + 1 {
         return Err(format!(
             "{} counts for {} bounds (want one more count than bounds)",
             s.latency_counts.len(),
-            s.latency_bounds_us.len()
+            bounds_us.len()
         ));
     }
-    if s.latency_bounds_us.windows(2).any(|w| w[0] >= w[1]) {
+    if bounds_us.windows(2).any(|w| w[0] >= w[1]) {
         return Err("bounds not strictly increasing".to_owned());
     }
     let bounds = match shared {
-        Some(b) if **b == *s.latency_bounds_us => Arc::clone(b),
+        Some(b) if **b == *bounds_us => Arc::clone(b),
         _ => {
-            let b: Arc<[u64]> = s.latency_bounds_us.into();
+            let b: Arc<[u64]> = bounds_us.into();
             *shared = Some(Arc::clone(&b));
             b
         }
@@ -552,14 +555,15 @@ impl pb::engine_server::Engine for EngineService {
         require_trusted(&req)?;
         let batch = req.into_inner();
         let mut stats = Vec::new();
-        // Every result of a batch carries the same bounds: keep one shared copy.
+        // The batch's bounds serve every result that has none of its own: one shared copy.
         let mut bounds: Option<Arc<[u64]>> = None;
+        let batch_bounds = batch.latency_bounds_us;
         let results = batch
             .results
             .into_iter()
             .map(|r| {
                 if let Some(s) = r.stats {
-                    match stats_from_proto(s, &mut bounds) {
+                    match stats_from_proto(s, &batch_bounds, &mut bounds) {
                         Ok(s) => stats.push((r.id, s)),
                         Err(why) => tracing::debug!(id = r.id, "probe statistics ignored: {why}"),
                     }
@@ -743,17 +747,18 @@ mod tests {
     #[test]
     fn probe_stats_round_trip_and_share_their_bounds() {
         let mut shared = None;
-        let a =
-            stats_from_proto(stats(vec![1_000, 5_000], vec![2, 2, 1]), &mut shared).expect("valid");
-        let b =
-            stats_from_proto(stats(vec![1_000, 5_000], vec![0, 0, 5]), &mut shared).expect("valid");
+        let a = stats_from_proto(stats(vec![1_000, 5_000], vec![2, 2, 1]), &[], &mut shared)
+            .expect("valid");
+        // No bounds of its own: the batch's.
+        let b = stats_from_proto(stats(vec![], vec![0, 0, 5]), &[1_000, 5_000], &mut shared)
+            .expect("valid");
         assert!(
             Arc::ptr_eq(&a.bounds_us, &b.bounds_us),
             "one copy per batch"
         );
         assert_eq!(a.last_latency, Duration::from_micros(1_500));
         assert_eq!(stats_to_proto(&a), stats(vec![1_000, 5_000], vec![2, 2, 1]));
-        let c = stats_from_proto(stats(vec![10], vec![1, 4]), &mut shared).expect("valid");
+        let c = stats_from_proto(stats(vec![10], vec![1, 4]), &[1, 2], &mut shared).expect("valid");
         assert_eq!(&*c.bounds_us, [10]);
     }
 
@@ -766,9 +771,13 @@ mod tests {
             (vec![1_000, 1_000], vec![1, 1, 1], "not strictly increasing"),
             ((1..=65).collect(), vec![0; 66], "65 buckets (at most 64)"),
         ] {
-            let err = stats_from_proto(stats(bounds, counts), &mut shared).expect_err(want);
+            let err = stats_from_proto(stats(bounds, counts), &[], &mut shared).expect_err(want);
             assert!(err.contains(want), "{err}");
         }
+        // Neither own nor batch bounds: only the +Inf bucket is valid.
+        let err =
+            stats_from_proto(stats(vec![], vec![1, 2]), &[], &mut shared).expect_err("no bounds");
+        assert!(err.contains("2 counts for 0 bounds"), "{err}");
         assert!(shared.is_none());
     }
 }

@@ -1,5 +1,5 @@
 //! Fuzzes ncc's decoders of kernel netlink replies (the IPVS generic-netlink family; the
-//! rtnetlink address/link dumps): any datagram must decode to replies or an error, never a
+//! rtnetlink address, link, route and rule dumps): any datagram must decode to replies or an error, never a
 //! panic. The first byte picks the family id the IPVS decoder expects, so both the IPVS and
 //! the controller/error/done paths are reached.
 #![no_main]

@@ -72,10 +72,22 @@ pub enum ProbeSpec {
 /// (Seesaw's per-backend fwmark service), proving the backend answers traffic for the VIP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dial {
-    /// Destination of the connection or datagrams.
+    /// Destination of the connection or datagrams: the backend, or the VIP.
     pub addr: SocketAddr,
-    /// `SO_MARK` set on the socket before connecting (needs CAP_NET_ADMIN).
-    pub mark: Option<u32>,
+    /// DSR/TUN: how the probe to the VIP reaches its backend.
+    pub through_vip: Option<ThroughVip>,
+}
+
+/// A DSR/TUN probe's socket setup: `SO_MARK` = `mark` (needs CAP_NET_ADMIN), and the source
+/// address bound to the one the kernel would use to reach `backend`. Without that binding the
+/// source of a connection to a local VIP would be the VIP itself, and the backend, which holds
+/// the VIP too, would drop the probe as coming from its own address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThroughVip {
+    /// The firewall mark of the backend's probe service.
+    pub mark: u32,
+    /// The backend the data plane forwards the marked probe to.
+    pub backend: IpAddr,
 }
 
 /// TLS on top of a TCP probe.
@@ -320,14 +332,25 @@ impl ProbeSpec {
 impl Dial {
     /// Straight to `addr`, no mark.
     pub fn plain(addr: SocketAddr) -> Self {
-        Self { addr, mark: None }
+        Self {
+            addr,
+            through_vip: None,
+        }
+    }
+
+    /// To `vip` with `mark`, forwarded by the data plane to `backend`.
+    pub fn through_vip(vip: SocketAddr, mark: u32, backend: IpAddr) -> Self {
+        Self {
+            addr: vip,
+            through_vip: Some(ThroughVip { mark, backend }),
+        }
     }
 }
 
 impl fmt::Display for Dial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.mark {
-            Some(m) => write!(f, "{} (mark {m:#x})", self.addr),
+        match self.through_vip {
+            Some(t) => write!(f, "{} (mark {:#x} to {})", self.addr, t.mark, t.backend),
             None => self.addr.fmt(f),
         }
     }

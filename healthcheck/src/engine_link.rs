@@ -147,6 +147,12 @@ fn probe_from_proto(c: &pb::Check) -> Result<ProbeSpec, String> {
         other => return Err(format!("unknown check mode {other:?}")),
     };
     let ip = target_ip(&c.target)?;
+    let through = match mode {
+        Mode::Plain => None,
+        Mode::ThroughVip if kind == K::Icmp => None,
+        Mode::ThroughVip => Some(through_vip(c, ip)?),
+    };
+    let dial_at = |default_port| dial(ip, c.port, default_port, through);
     match kind {
         K::Unspecified => Err("check kind not set".to_owned()),
         K::Icmp => {
@@ -161,20 +167,21 @@ fn probe_from_proto(c: &pb::Check) -> Result<ProbeSpec, String> {
             Ok(ProbeSpec::Icmp(IcmpProbe { ip }))
         }
         K::Tcp | K::TcpTls => Ok(ProbeSpec::Tcp(TcpProbe {
-            dial: dial(ip, c.port, None)?,
+            dial: dial_at(None)?,
+            // Through the VIP the backend answers as the VIP: its certificate names the VIP.
             tls: (kind == K::TcpTls).then_some(TlsSpec {
                 verify: c.tls_verify,
-                server: ip,
+                server: through.map_or(ip, |(vip, _)| vip),
             }),
             send: c.send.as_bytes().to_vec(),
             receive: c.receive.as_bytes().to_vec(),
         })),
         K::Udp => Ok(ProbeSpec::Udp(UdpProbe {
-            dial: dial(ip, c.port, None)?,
+            dial: dial_at(None)?,
             send: c.send.as_bytes().to_vec(),
             receive: c.receive.as_bytes().to_vec(),
         })),
-        K::Http | K::Https => http_from_proto(c, kind == K::Https, dial(ip, c.port, None)?),
+        K::Http | K::Https => http_from_proto(c, kind == K::Https, dial_at(None)?),
         K::Dns => {
             let qtype = if c.method.is_empty() {
                 RecordType::A
@@ -192,7 +199,7 @@ fn probe_from_proto(c: &pb::Check) -> Result<ProbeSpec, String> {
             let name = dns::fqdn(&c.send)?;
             let expect = dns::parse_expect(qtype, &c.receive)?;
             Ok(ProbeSpec::Dns(DnsProbe {
-                dial: dial(ip, c.port, Some(53))?,
+                dial: dial_at(Some(53))?,
                 name,
                 qtype,
                 expect,
@@ -220,7 +227,7 @@ fn probe_from_proto(c: &pb::Check) -> Result<ProbeSpec, String> {
                 }
             };
             Ok(ProbeSpec::Radius(RadiusProbe {
-                dial: dial(ip, c.port, Some(1812))?,
+                dial: dial_at(Some(1812))?,
                 user: user.to_owned(),
                 password: password.to_owned(),
                 secret: secret.to_owned(),
@@ -228,7 +235,7 @@ fn probe_from_proto(c: &pb::Check) -> Result<ProbeSpec, String> {
             }))
         }
         K::Mysql => Ok(ProbeSpec::Mysql(MysqlProbe {
-            dial: dial(ip, c.port, Some(3306))?,
+            dial: dial_at(Some(3306))?,
         })),
     }
 }
@@ -299,10 +306,15 @@ fn http_from_proto(c: &pb::Check, secure: bool, dial: Dial) -> Result<ProbeSpec,
     }))
 }
 
-/// Where the probe connects. DSR and TUN checks would connect to the VIP with the data plane's
-/// per-backend mark; the engine does not send those yet (the `Check` message has no VIP or mark),
-/// so every mode probes the backend directly.
-fn dial(ip: IpAddr, port: u32, default_port: Option<u16>) -> Result<Dial, String> {
+/// Where the probe connects: the backend `ip`, or for a DSR/TUN check (`through` = the VIP and
+/// the backend's probe mark) the VIP, marked so the data plane forwards it to `ip`. The port is
+/// the check's port either way (a default for DNS, RADIUS and MySQL when 0).
+fn dial(
+    ip: IpAddr,
+    port: u32,
+    default_port: Option<u16>,
+    through: Option<(IpAddr, u32)>,
+) -> Result<Dial, String> {
     let port = match (port, default_port) {
         (0, Some(d)) => d,
         (p, _) => u16::try_from(p)
@@ -310,7 +322,31 @@ fn dial(ip: IpAddr, port: u32, default_port: Option<u16>) -> Result<Dial, String
             .filter(|&p| p != 0)
             .ok_or_else(|| format!("invalid target port {port}"))?,
     };
-    Ok(Dial::plain(SocketAddr::new(ip, port)))
+    Ok(match through {
+        None => Dial::plain(SocketAddr::new(ip, port)),
+        Some((vip, mark)) => Dial::through_vip(SocketAddr::new(vip, port), mark, ip),
+    })
+}
+
+/// The VIP and mark of a DSR/TUN check. Without them the probe could only go to the backend
+/// directly, which would not test what the mode promises, so the check is refused instead.
+fn through_vip(c: &pb::Check, target: IpAddr) -> Result<(IpAddr, u32), String> {
+    let mode = c.mode.to_ascii_uppercase();
+    if c.vip.is_empty() {
+        return Err(format!("{mode} check without a VIP from the engine"));
+    }
+    let vip = target_ip(&c.vip).map_err(|_| format!("invalid {mode} check VIP {:?}", c.vip))?;
+    if vip.is_ipv4() != target.is_ipv4() {
+        return Err(format!(
+            "{mode} check VIP {vip} and backend {target} are of different address families"
+        ));
+    }
+    if c.mark == 0 {
+        return Err(format!(
+            "{mode} check without a firewall mark from the engine"
+        ));
+    }
+    Ok((vip, c.mark))
 }
 
 fn target_ip(target: &str) -> Result<IpAddr, String> {
@@ -337,18 +373,20 @@ pub fn batch_to_proto(b: &Batch) -> pb::HealthBatch {
             })
             .collect(),
         full: b.full,
+        // Once per batch rather than per result: a third of the statistics' bytes.
+        latency_bounds_us: LATENCY_BOUNDS_US.to_vec(),
     }
 }
 
-/// Converts a check's probe statistics (bounds included, so the engine and the ECU need no copy
-/// of [`LATENCY_BOUNDS_US`]).
+/// Converts a check's probe statistics; the histogram bounds travel once per batch
+/// ([`batch_to_proto`]), so the engine and the ECU need no copy of [`LATENCY_BOUNDS_US`].
 pub fn stats_to_proto(s: &ProbeStats) -> pb::ProbeStats {
     pb::ProbeStats {
         successes: s.successes,
         failures: s.failures,
         last_latency_us: s.last_latency_us,
         latency_sum_us: s.latency_sum_us,
-        latency_bounds_us: LATENCY_BOUNDS_US.to_vec(),
+        latency_bounds_us: Vec::new(),
         latency_counts: s.latency_counts.to_vec(),
     }
 }

@@ -8,7 +8,10 @@
 //! - mh: removing one of three backends moves only the flows that were on it (per client
 //!   address, 48 of them);
 //! - DSR (netdev ingress, MAC rewrite and forward; backends hold the VIP on `lo`) serves HTTP,
-//!   with rr flows kept on their backend by the flow map.
+//!   with rr flows kept on their backend by the flow map;
+//! - the whole suite: a `use_fwm` vserver (two ports, one firewall-mark service, one rr
+//!   rotation across both ports) and DSR health checks through the VIP (each probe mark reaches
+//!   its own backend; a stopped backend leaves the plane, the others stay).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -68,6 +71,11 @@ fn apply_in_lb(lab: &Lab, desired: &[Service]) -> Vec<Change> {
 
 /// One HTTP/1.0 request from `src`; returns the backend's name.
 fn get_from(src: Ipv4Addr, vip: SocketAddr) -> Result<String, String> {
+    marked_get_from(src, vip, 0)
+}
+
+/// [`get_from`] with `SO_MARK` = `mark` (0: unmarked), as a DSR health-check probe sends it.
+fn marked_get_from(src: Ipv4Addr, vip: SocketAddr, mark: u32) -> Result<String, String> {
     use nix::sys::socket::{
         AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, setsockopt, socket, sockopt,
     };
@@ -84,6 +92,9 @@ fn get_from(src: Ipv4Addr, vip: SocketAddr) -> Result<String, String> {
     let tv = nix::sys::time::TimeVal::new(3, 0);
     setsockopt(&fd, sockopt::SendTimeout, &tv).map_err(|e| e.to_string())?;
     setsockopt(&fd, sockopt::ReceiveTimeout, &tv).map_err(|e| e.to_string())?;
+    if mark != 0 {
+        setsockopt(&fd, sockopt::Mark, &mark).map_err(|e| format!("SO_MARK: {e}"))?;
+    }
     bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(src, 0)))
         .map_err(|e| e.to_string())?;
     connect(fd.as_raw_fd(), &SockaddrIn::from(v4)).map_err(|e| format!("connect: {e}"))?;
@@ -505,4 +516,321 @@ fn kill_nine_ncc_and_engine_under_load_loses_nothing() {
         adds_before,
         "the restarted ncc changed the kernel"
     );
+}
+
+/// A ready-to-start suite in `lb1` on the nftables plane: seesaw.cfg, `cluster` and watchdog.cfg
+/// written; returns (run, config, log) dirs as strings.
+fn write_suite(lab: &Lab, cluster: &str) -> (String, String, String) {
+    use seesaw_lab::config::{watchdog_cfg, write_atomic};
+    let config = lab.config_dir("lb1").expect("lb1");
+    let run = lab.run_dir("lb1").expect("lb1");
+    let log = lab.log_dir("lb1").expect("lb1");
+    let cfg = "[cluster]\nname = lab\nnode_ipv4 = 192.0.2.10\nanycast_enabled = false\n\n\
+               [interface]\nnode = eth0\nlb = eth0\n\n[dataplane]\nkind = nftables\n\n\
+               [ecu]\nlisten = 127.0.0.1:10257\n";
+    write_atomic(&config, "seesaw.cfg", cfg).expect("seesaw.cfg");
+    write_atomic(&config, "cluster.pb", cluster).expect("cluster.pb");
+    write_atomic(&config, "watchdog.cfg", &watchdog_cfg().expect("bins")).expect("watchdog.cfg");
+    (
+        run.to_string_lossy().into_owned(),
+        config.to_string_lossy().into_owned(),
+        log.to_string_lossy().into_owned(),
+    )
+}
+
+/// The services in lb1's nftables plane, with their destinations' addresses.
+fn plane_in_lb(lab: &Lab) -> Vec<Service> {
+    lab.run_in("lb1", || {
+        NftPlane::new(NftCli::default(), Some("eth0".to_owned()))
+            .expect("read nftables")
+            .current()
+    })
+    .expect("entering lb1")
+}
+
+/// The DSR vserver's port in the suite test: the backends serve it on the VIP only.
+const DSR_PORT: u16 = 81;
+
+/// The backends (by name) that are destinations of the DSR VIP's `DSR_PORT` service.
+fn dsr_dests(plane: &[Service]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = plane
+        .iter()
+        .filter(|s| s.key.fwmark == 0 && s.key.vip.to_string() == DSR_VIP && s.key.port == DSR_PORT)
+        .flat_map(|s| s.dests.iter())
+        .filter_map(|d| {
+            BACKENDS
+                .iter()
+                .find(|(_, ip)| d.addr.ip().to_string() == *ip)
+                .map(|(n, _)| *n)
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The whole suite on the nftables plane with two vservers:
+///
+/// - `fwm@lab`, `use_fwm`, NAT rr on ports 80 and 8080 of one VIP: one firewall-mark service
+///   (destinations at port 0) serves both ports, so requests alternating between the ports
+///   share one rr rotation;
+/// - `dsr@lab`, DSR rr on port 81 with an HTTP health check in DSR mode. The backends serve
+///   HTTP only on the VIP (held on their `lo`), not on their own address: a check passes only
+///   if its probe went through the VIP, marked with the backend's probe mark, and the plane's
+///   lo-egress chain forwarded it to that backend. Stopping be2's server makes exactly be2's
+///   destination leave the DSR service; the other two stay, and be2 returns when its server
+///   does.
+#[test]
+fn fwmark_vserver_and_dsr_checks_through_the_vip() {
+    use seesaw_lab::wait_for;
+
+    if !seesaw_lab::require_root() {
+        return;
+    }
+    if std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        #[allow(clippy::print_stderr, reason = "skip notice")]
+        {
+            eprintln!("skipping: the nftables lab test needs nft (apt-get install nftables)");
+        }
+        return;
+    }
+    bins::require_all().unwrap_or_else(|e| panic!("{e}"));
+    let mut builder = Lab::builder()
+        .node("client", &["192.0.2.100/24"])
+        .route("client", "198.51.100.0/24", "192.0.2.10")
+        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"]);
+    for (name, ip) in BACKENDS {
+        builder = builder
+            .node(name, &[&format!("{ip}/24")])
+            .loopback(name, &format!("{DSR_VIP}/32"))
+            .route(name, "192.0.2.0/24", "203.0.113.1");
+    }
+    let mut lab = builder
+        .build()
+        .unwrap_or_else(|e| panic!("building the lab: {e}"));
+
+    let host =
+        |fqdn: &str, ip: &str| format!("< fqdn: \"{fqdn}\" ipv4: \"{ip}\" status: PRODUCTION >");
+    let backends: String = BACKENDS
+        .iter()
+        .map(|(name, ip)| {
+            format!(
+                "  backend: < host: {} weight: 1 >\n",
+                host(&format!("{name}.lab."), &format!("{ip}/24"))
+            )
+        })
+        .collect();
+    let cluster = format!(
+        "seesaw_vip: {}\nnode: {}\n\
+         vserver: <\n  name: \"fwm@lab\"\n  entry_address: {}\n  rp: \"lab@example.com\"\n  use_fwm: true\n  \
+         vserver_entry: < protocol: TCP port: 80 scheduler: RR mode: NAT\n    \
+         healthcheck: < type: TCP interval: 1 timeout: 1 > >\n  \
+         vserver_entry: < protocol: TCP port: 8080 scheduler: RR mode: NAT\n    \
+         healthcheck: < type: TCP interval: 1 timeout: 1 > >\n{backends}>\n\
+         vserver: <\n  name: \"dsr@lab\"\n  entry_address: {}\n  rp: \"lab@example.com\"\n  \
+         vserver_entry: < protocol: TCP port: {DSR_PORT} scheduler: RR mode: DSR\n    \
+         healthcheck: < type: HTTP mode: DSR interval: 1 timeout: 1 retries: 0 send: \"/\" code: 200 > >\n{backends}>\n",
+        host("seesaw-vip.lab.", "192.0.2.1/24"),
+        host("lb1.lab.", "192.0.2.10/24"),
+        host("fwm.lab.", &format!("{NAT_VIP}/32")),
+        host("dsr.lab.", &format!("{DSR_VIP}/32")),
+    );
+    let (run, config, log) = write_suite(&lab, &cluster);
+
+    // Per backend: HTTP on its own address, ports 80 and 8080 (the NAT vserver), and on the DSR
+    // VIP only, port 81 (the DSR vserver and its checks).
+    let seesaw = bins::binary("seesaw").expect("checked above");
+    let mut dsr_servers = BTreeMap::new();
+    for (name, ip) in BACKENDS {
+        for listen in [
+            format!("{ip}:80"),
+            format!("{ip}:8080"),
+            format!("{DSR_VIP}:{DSR_PORT}"),
+        ] {
+            let id = lab
+                .spawn(
+                    name,
+                    &seesaw,
+                    &["demo-backend", "--listen", &listen, "--name", name],
+                    &[],
+                )
+                .unwrap_or_else(|e| panic!("starting {name} on {listen}: {e}"));
+            lab.wait_tcp(
+                name,
+                listen.parse().expect("literal"),
+                Duration::from_secs(10),
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            if listen.starts_with(DSR_VIP) {
+                dsr_servers.insert(name, id);
+            }
+        }
+    }
+    lab.spawn(
+        "lb1",
+        bins::binary("seesaw_watchdog").expect("checked"),
+        &[
+            "--run-dir",
+            &run,
+            "--config-dir",
+            &config,
+            "--log-dir",
+            &log,
+        ],
+        &[
+            ("SEESAW_RUN_DIR", &run),
+            ("SEESAW_CONFIG_DIR", &config),
+            ("SEESAW_LOG_DIR", &log),
+            ("RUST_LOG", "info"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("starting the watchdog: {e}"));
+
+    // Every DSR destination up: each check passed through the VIP.
+    wait_for(
+        "the DSR checks of all three backends pass through the VIP",
+        Duration::from_secs(60),
+        || (dsr_dests(&plane_in_lb(&lab)) == ["be1", "be2", "be3"]).then_some(()),
+    )
+    .unwrap_or_else(|e| panic!("{e}; plane: {:#?}", plane_in_lb(&lab)));
+
+    // --- use_fwm: one firewall-mark service for both ports, destinations at port 0.
+    let nat80: SocketAddr = format!("{NAT_VIP}:80").parse().expect("literal");
+    let nat8080: SocketAddr = format!("{NAT_VIP}:8080").parse().expect("literal");
+    wait_for(
+        "the fwmark service has all three backends",
+        Duration::from_secs(60),
+        || {
+            plane_in_lb(&lab)
+                .into_iter()
+                .find(|s| (256..=8255).contains(&s.key.fwmark) && s.dests.len() == 3)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}; plane: {:#?}", plane_in_lb(&lab)));
+    let plane = plane_in_lb(&lab);
+    let fwm: Vec<&Service> = plane
+        .iter()
+        .filter(|s| (256..=8255).contains(&s.key.fwmark))
+        .collect();
+    assert_eq!(fwm.len(), 1, "one fwmark service: {plane:#?}");
+    let marked: Vec<String> = fwm[0].marks.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        marked,
+        [format!("{NAT_VIP}:80/TCP"), format!("{NAT_VIP}:8080/TCP")],
+        "{plane:#?}"
+    );
+    assert!(
+        fwm[0].dests.iter().all(|d| d.addr.port() == 0),
+        "{plane:#?}"
+    );
+    assert!(
+        !plane
+            .iter()
+            .any(|s| s.key.fwmark == 0 && s.key.vip.to_string() == NAT_VIP),
+        "no per-port services for the fwm vserver: {plane:#?}"
+    );
+    // Requests alternate between the ports; one rr rotation covers them all.
+    let seq = lab
+        .run_in("client", move || {
+            (0..30)
+                .map(|i| {
+                    let vip = if i % 2 == 0 { nat80 } else { nat8080 };
+                    match http::get(vip, "/", Duration::from_secs(3)) {
+                        Ok(r) if r.status == 200 => r.text().trim().to_owned(),
+                        other => panic!("request {i} to {vip} failed: {other:?}"),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .expect("entering client");
+    for w in seq.windows(4) {
+        assert_ne!(w[0], w[1], "rr repeated a backend across ports: {seq:?}");
+        assert_eq!(
+            w[0], w[3],
+            "rr is not one rotation across both ports: {seq:?}"
+        );
+    }
+
+    // --- DSR checks: one single-destination probe service per backend, in the probe pool.
+    let probes: Vec<&Service> = plane
+        .iter()
+        .filter(|s| (65_536..=81_535).contains(&s.key.fwmark))
+        .collect();
+    assert_eq!(probes.len(), 3, "{plane:#?}");
+    let dsr: SocketAddr = format!("{DSR_VIP}:{DSR_PORT}").parse().expect("literal");
+    for p in &probes {
+        assert_eq!(p.mode, ForwardMode::Dsr, "{p:?}");
+        assert_eq!(p.dests.len(), 1, "{p:?}");
+        // A request sent as the prober sends it (from lb1's address towards the backends,
+        // marked with the backend's probe mark, to the VIP) is answered by that backend.
+        let backend = p.dests[0].addr.ip().to_string();
+        let want = BACKENDS
+            .iter()
+            .find(|(_, ip)| *ip == backend)
+            .map(|(n, _)| *n)
+            .unwrap_or_else(|| panic!("probe service for an unknown backend: {p:?}"));
+        let mark = p.key.fwmark;
+        let got = lab
+            .run_in("lb1", move || {
+                marked_get_from(Ipv4Addr::new(203, 0, 113, 1), dsr, mark)
+            })
+            .expect("entering lb1");
+        assert_eq!(
+            got.as_deref(),
+            Ok(want),
+            "mark {mark} should reach {backend}"
+        );
+    }
+    // Client traffic reaches all three through the DSR VIP.
+    let seen: std::collections::BTreeSet<String> = names(&lab, dsr, 9).into_iter().collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+
+    // Stop be2's server on the VIP: its check fails, its destination leaves, the others stay.
+    lab.kill(dsr_servers["be2"]).expect("stopping be2's server");
+    wait_for(
+        "be2 leaves the DSR service",
+        Duration::from_secs(30),
+        || (dsr_dests(&plane_in_lb(&lab)) == ["be1", "be3"]).then_some(()),
+    )
+    .unwrap_or_else(|e| panic!("{e}; plane: {:#?}", plane_in_lb(&lab)));
+    let seq = names(&lab, dsr, 8);
+    assert!(
+        seq.iter().all(|n| n == "be1" || n == "be3"),
+        "be2 still served: {seq:?}"
+    );
+    let plane = plane_in_lb(&lab);
+    let fwm_dests = plane
+        .iter()
+        .find(|s| (256..=8255).contains(&s.key.fwmark))
+        .map_or(0, |s| s.dests.len());
+    assert_eq!(
+        fwm_dests, 3,
+        "the NAT vserver kept every backend: {plane:#?}"
+    );
+
+    // be2's server returns: so does its destination.
+    let id = lab
+        .spawn(
+            "be2",
+            &seesaw,
+            &[
+                "demo-backend",
+                "--listen",
+                &format!("{DSR_VIP}:{DSR_PORT}"),
+                "--name",
+                "be2",
+            ],
+            &[],
+        )
+        .expect("restarting be2's server");
+    dsr_servers.insert("be2", id);
+    wait_for(
+        "be2 returns to the DSR service",
+        Duration::from_secs(30),
+        || (dsr_dests(&plane_in_lb(&lab)) == ["be1", "be2", "be3"]).then_some(()),
+    )
+    .unwrap_or_else(|e| panic!("{e}; plane: {:#?}", plane_in_lb(&lab)));
 }

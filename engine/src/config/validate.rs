@@ -799,6 +799,14 @@ pub fn healthcheck(
             CheckMode::Plain
         }
     };
+    if kind == CheckKind::Icmp && mode != CheckMode::Plain {
+        // Seesaw rejects these too (reference checklist 66): an echo sent to the VIP is not
+        // tied to a port, so it cannot show that one backend answers traffic for the VIP.
+        r.errors.push(format!(
+            "{path}.mode: ICMP_PING checks cannot run in {} mode (an echo to the VIP cannot prove that one backend serves it); use PLAIN, or a TCP/UDP/HTTP check in this mode",
+            if mode == CheckMode::Dsr { "DSR" } else { "TUN" }
+        ));
+    }
     let port = match (h.port, default_port) {
         (Some(p), _) => port(p, &format!("{path}.port"), r).unwrap_or(0),
         (None, Some(p)) => p,
@@ -1039,5 +1047,45 @@ pub fn same_family(h: &Host, ip: IpAddr) -> Option<IpAddr> {
     match ip {
         IpAddr::V4(_) => h.addr(Af::V4),
         IpAddr::V6(_) => h.addr(Af::V6),
+    }
+}
+
+#[cfg(test)]
+mod check_mode_tests {
+    use super::super::load_cluster;
+
+    fn cluster(check: &str) -> String {
+        format!(
+            r#"seesaw_vip < fqdn: "v." ipv4: "10.0.0.1/24" status: PRODUCTION >
+               node < fqdn: "n." ipv4: "10.0.0.2/24" status: PRODUCTION >
+               vserver < name: "web" rp: "x" entry_address < fqdn: "w." ipv4: "10.1.0.1/32" >
+                 vserver_entry < protocol: TCP port: 80 mode: DSR scheduler: RR {check} >
+                 backend < host < fqdn: "b." ipv4: "10.2.0.1/24" > weight: 1 > >"#
+        )
+    }
+
+    #[test]
+    fn icmp_checks_are_refused_in_dsr_and_tun_mode() {
+        for (mode, word) in [("DSR", "DSR"), ("TUN", "TUN")] {
+            let errs = load_cluster(
+                cluster(&format!("healthcheck < type: ICMP_PING mode: {mode} >")).as_bytes(),
+                None,
+            )
+            .expect_err("refused");
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(
+                errs[0].contains(&format!(
+                    ".mode: ICMP_PING checks cannot run in {word} mode"
+                )),
+                "{errs:?}"
+            );
+        }
+        for ok in [
+            "healthcheck < type: ICMP_PING mode: PLAIN >",
+            "healthcheck < type: ICMP_PING >",
+            "healthcheck < type: TCP mode: DSR >",
+        ] {
+            load_cluster(cluster(ok).as_bytes(), None).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
+        }
     }
 }

@@ -204,3 +204,104 @@ fn unusable_checks_become_explicit() {
     c.receive = "maybe".into();
     invalid(&c);
 }
+
+#[test]
+fn dsr_and_tun_checks_dial_the_vip_with_the_mark() {
+    let through = |kind, mode: &str| {
+        let mut c = check(kind);
+        c.mode = mode.into();
+        c.vip = "192.0.2.1".into();
+        c.mark = 65_537;
+        c.send = match kind {
+            pb::CheckKind::Dns => "www.example.com".into(),
+            pb::CheckKind::Radius => "u:p:s".into(),
+            _ => String::new(),
+        };
+        check_from_proto(&c).probe
+    };
+    let want = Dial::through_vip(
+        "192.0.2.1:8080".parse().unwrap(),
+        65_537,
+        "127.0.0.2".parse().unwrap(),
+    );
+    assert_eq!(
+        want.to_string(),
+        "192.0.2.1:8080 (mark 0x10001 to 127.0.0.2)"
+    );
+    for mode in ["DSR", "TUN", "dsr"] {
+        for kind in [
+            pb::CheckKind::Tcp,
+            pb::CheckKind::TcpTls,
+            pb::CheckKind::Udp,
+            pb::CheckKind::Http,
+            pb::CheckKind::Https,
+            pb::CheckKind::Dns,
+            pb::CheckKind::Radius,
+            pb::CheckKind::Mysql,
+        ] {
+            let dial = match through(kind, mode) {
+                ProbeSpec::Tcp(p) => {
+                    if let Some(t) = p.tls {
+                        // The backend answers as the VIP.
+                        assert_eq!(t.server, "192.0.2.1".parse::<IpAddr>().unwrap());
+                    }
+                    p.dial
+                }
+                ProbeSpec::Udp(p) => p.dial,
+                ProbeSpec::Http(p) => {
+                    assert_eq!(p.host, "192.0.2.1:8080");
+                    if let Some(t) = p.tls {
+                        assert_eq!(t.server, "192.0.2.1".parse::<IpAddr>().unwrap());
+                    }
+                    p.dial
+                }
+                ProbeSpec::Dns(p) => p.dial,
+                ProbeSpec::Radius(p) => p.dial,
+                ProbeSpec::Mysql(p) => p.dial,
+                other => panic!("{kind:?} {mode}: {other:?}"),
+            };
+            assert_eq!(dial, want, "{kind:?} {mode}");
+        }
+    }
+    // The mode's VIP and mark are ignored for PLAIN checks.
+    let mut c = check(pb::CheckKind::Tcp);
+    c.vip = "192.0.2.1".into();
+    c.mark = 65_537;
+    let ProbeSpec::Tcp(p) = check_from_proto(&c).probe else {
+        panic!("tcp");
+    };
+    assert_eq!(p.dial, Dial::plain("127.0.0.2:8080".parse().unwrap()));
+}
+
+#[test]
+fn dsr_checks_without_vip_or_mark_are_refused_not_probed_directly() {
+    let mut c = check(pb::CheckKind::Tcp);
+    c.mode = "DSR".into();
+    c.mark = 65_536;
+    assert_eq!(invalid(&c), "DSR check without a VIP from the engine");
+    c.vip = "vip.example".into();
+    assert_eq!(invalid(&c), "invalid DSR check VIP \"vip.example\"");
+    c.vip = "2001:db8::1".into();
+    assert_eq!(
+        invalid(&c),
+        "DSR check VIP 2001:db8::1 and backend 127.0.0.2 are of different address families"
+    );
+    c.vip = "[2001:db8::1]".into();
+    c.target = "2001:db8::2".into();
+    c.mark = 0;
+    c.mode = "TUN".into();
+    assert_eq!(
+        invalid(&c),
+        "TUN check without a firewall mark from the engine"
+    );
+    c.mark = 65_536;
+    let ProbeSpec::Tcp(p) = check_from_proto(&c).probe else {
+        panic!("tcp");
+    };
+    assert_eq!(p.dial.addr, "[2001:db8::1]:8080".parse().unwrap());
+    let mut c = check(pb::CheckKind::Icmp);
+    c.mode = "TUN".into();
+    c.vip = "192.0.2.1".into();
+    c.mark = 65_536;
+    assert_eq!(invalid(&c), "icmp checks cannot run in TUN mode");
+}

@@ -241,9 +241,12 @@ impl Announce for Heard {
     }
 }
 
+/// The GARP loop's targets and interval.
+type LoopState = (Vec<(String, IpAddr)>, Duration);
+
 /// The GARP loop's current set and interval.
 #[derive(Debug, Clone, Default)]
-struct Loop(Arc<Mutex<(Vec<(String, IpAddr)>, Duration)>>);
+struct Loop(Arc<Mutex<LoopState>>);
 
 impl Periodic for Loop {
     fn set(&self, targets: Vec<(String, IpAddr)>, interval: Duration) {
@@ -863,4 +866,76 @@ fn rtnetlink_lb_in_a_private_netns() {
     })
     .join()
     .expect("netns thread");
+}
+
+#[test]
+fn the_lb_interface_from_the_wire_is_checked() {
+    use seesaw_proto::ncc as pb;
+    let good = pb::LbInterface {
+        up: true,
+        cluster_vip_ipv4: "192.0.2.1".into(),
+        cluster_vip_ipv6: String::new(),
+        routing_table_id: 2,
+        use_vmac: true,
+        vrid: 60,
+        garp_interval_ms: 10_000,
+        vlans: vec![
+            pb::Vlan {
+                id: 20,
+                host_ipv4: String::new(),
+                host_ipv6: "2001:db8:20::2/64".into(),
+            },
+            pb::Vlan {
+                id: 10,
+                host_ipv4: "203.0.113.2/24".into(),
+                host_ipv6: String::new(),
+            },
+        ],
+    };
+    let w = crate::server::lb_from_pb(&good).unwrap();
+    assert_eq!(w.vmac, Some(vmac(60)));
+    assert_eq!(w.garp_interval, Duration::from_secs(10));
+    assert_eq!(
+        w.vlans.iter().map(|v| v.id).collect::<Vec<_>>(),
+        [10, 20],
+        "sorted"
+    );
+    let fast = crate::server::lb_from_pb(&pb::LbInterface {
+        garp_interval_ms: 1,
+        use_vmac: false,
+        vrid: 0,
+        ..good.clone()
+    })
+    .unwrap();
+    assert_eq!(fast.garp_interval, Duration::from_millis(100), "clamped");
+    assert_eq!(fast.vmac, None);
+    let bad = pb::LbInterface {
+        cluster_vip_ipv4: "2001:db8::1".into(),
+        cluster_vip_ipv6: "224.0.0.1".into(),
+        routing_table_id: 251,
+        use_vmac: true,
+        vrid: 256,
+        vlans: vec![
+            pb::Vlan {
+                id: 0,
+                host_ipv4: "203.0.113.2/33".into(),
+                host_ipv6: "203.0.113.2/24".into(),
+            },
+            pb::Vlan {
+                id: 5,
+                host_ipv4: "nonsense".into(),
+                host_ipv6: String::new(),
+            },
+            pb::Vlan {
+                id: 5,
+                host_ipv4: String::new(),
+                host_ipv6: String::new(),
+            },
+        ],
+        ..good
+    };
+    match crate::server::lb_from_pb(&bad) {
+        Err(NccError::Invalid(why)) => assert_eq!(why.len(), 9, "{why:#?}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
 }

@@ -262,3 +262,69 @@ fn hostile_replies_are_errors_never_panics() {
     ));
     assert!(decode(&long, FAM).is_err());
 }
+
+/// A firewall-mark service's destination has port 0: IPVS then keeps each packet's own
+/// destination port (a `use_fwm` vserver's many ports, or a DSR/TUN probe's check port).
+///
+/// Derivation (`include/uapi/linux/ip_vs.h`, attribute layout in the codec's module doc):
+/// - service, nested `IPVS_CMD_ATTR_SERVICE` (1 | `NLA_F_NESTED` 0x8000): `IPVS_SVC_ATTR_AF`
+///   (1, u16 AF_INET 2, 2 bytes padding: 8 bytes) + `IPVS_SVC_ATTR_FWMARK` (5, u32 native
+///   65536 = `00000100`: 8 bytes) + the nest header 4 = 20 (0x14); no PROTOCOL, ADDR or PORT;
+/// - destination, nested `IPVS_CMD_ATTR_DEST` (2 | 0x8000): `ADDR` (1, 16 bytes: 20),
+///   `PORT` (2, u16 network order **0**, padded: 8), `FWD_METHOD` (3, `IP_VS_CONN_F_DROUTE`
+///   3: 8), `WEIGHT` (4, 1: 8), `U_THRESH` (5, 0: 8), `L_THRESH` (6, 0: 8), `ADDR_FAMILY` (11,
+///   u16 2, padded: 8) + 4 = 72 (0x48);
+/// - whole message: nlmsghdr 16 + genlmsghdr 4 + 20 + 72 = 112 (0x70); `NEW_DEST` is cmd 5,
+///   version 1; flags `NLM_F_REQUEST | NLM_F_ACK` = 0x0005.
+#[test]
+fn fwmark_service_destination_with_port_zero() {
+    let probe = SvcId::Fwmark {
+        af: AF_INET,
+        mark: 65_536,
+    };
+    let d = IpvsDest {
+        addr: "10.0.0.1".parse().unwrap(),
+        port: 0,
+        fwd: Fwd::Route,
+        weight: 1,
+        u_thresh: 0,
+        l_thresh: 0,
+        active_conns: 0,
+        inact_conns: 0,
+        stats: Stats::default(),
+    };
+    const SVC: &str = "1400 0180 | 0600 0100 0200 0000 | 0800 0500 00000100";
+    let want = hex(&format!(
+        "70000000 | 1c00 | 0500 | 0a000000 | 00000000 | 05 01 0000 | {SVC} |
+         4800 0280 | 1400 0100 0a000001 00000000 00000000 00000000 | 0600 0200 0000 0000 |
+         0800 0300 03000000 | 0800 0400 01000000 | 0800 0500 00000000 | 0800 0600 00000000 |
+         0600 0b00 0200 0000"
+    ));
+    assert_eq!(put_dest(FAM, 10, false, &probe, &d), want);
+    // DEL_DEST (7): the service, then ADDR, PORT 0 and ADDR_FAMILY: 20 + 20 + (4 + 20 + 8 +
+    // 8 = 40) + 16 = 80 (0x50).
+    let want = hex(&format!(
+        "50000000 | 1c00 | 0500 | 0b000000 | 00000000 | 07 01 0000 | {SVC} |
+         2800 0280 | 1400 0100 0a000001 00000000 00000000 00000000 | 0600 0200 0000 0000 |
+         0600 0b00 0200 0000"
+    ));
+    assert_eq!(del_dest(FAM, 11, &probe, &d), want);
+
+    // IPv6, a TUN probe (`IP_VS_CONN_F_TUNNEL` 2) to 2001:db8::1, mark 8255 (0x203f): AF_INET6
+    // is 10 in both AF attributes; the sizes are those of IPv4 (ADDR is always 16 bytes).
+    let v6 = SvcId::Fwmark {
+        af: AF_INET6,
+        mark: 8255,
+    };
+    let d6 = IpvsDest {
+        addr: "2001:db8::1".parse().unwrap(),
+        fwd: Fwd::Tunnel,
+        ..d
+    };
+    let want = hex("70000000 | 1c00 | 0500 | 0c000000 | 00000000 | 05 01 0000 |
+         1400 0180 | 0600 0100 0a00 0000 | 0800 0500 3f200000 |
+         4800 0280 | 1400 0100 20010db8 00000000 00000000 00000001 | 0600 0200 0000 0000 |
+         0800 0300 02000000 | 0800 0400 01000000 | 0800 0500 00000000 | 0800 0600 00000000 |
+         0600 0b00 0a00 0000");
+    assert_eq!(put_dest(FAM, 12, false, &v6, &d6), want);
+}
