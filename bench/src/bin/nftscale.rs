@@ -100,7 +100,7 @@ fn main() -> ExitCode {
             // What the engine pays every 2 s and at every start: adopting the plane's state
             // (`current`) and reading its counters (`stats`), in milliseconds.
             let t = Instant::now();
-            let mut plane = match NftPlane::new(NftCli::default(), None) {
+            let plane = match NftPlane::new(NftCli::default(), None) {
                 Ok(p) => p,
                 Err(e) => return fail(&e.to_string()),
             };
