@@ -11,7 +11,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let text = metrics::encode_text(
-        &Err(seesaw_ecu::engine_view::ViewError::Unavailable("fuzz".into())),
+        &Err(seesaw_ecu::engine_view::ViewError::Unavailable(
+            "fuzz".into(),
+        )),
         Some(&p),
     );
     let ups = text

@@ -518,7 +518,10 @@ fn failover_outages_and_partition() {
                     assert!(out.status.success(), "failover failed: {}", out.combined());
                 }
             }
-            std::thread::sleep(Duration::from_millis(1500));
+            // The window covers the hand-over delay (`failover` takes effect with the master's
+            // next status report, ≤ 1 s) plus the outage bound; the outage itself is measured
+            // from the old master's last answer.
+            std::thread::sleep(Duration::from_millis(2500));
             let samples = prober.finish();
             for &p in &stopped {
                 let _ = kill(Pid::from_raw(p), Signal::SIGCONT);

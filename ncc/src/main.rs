@@ -146,6 +146,11 @@ fn main() -> ExitCode {
 fn lb_manager(s: &seesaw_ncc::kernel::vips::VipSettings) -> Option<seesaw_ncc::kernel::lb::Lb> {
     use seesaw_ncc::kernel::{garp, lb};
     let name = s.lb.clone()?;
+    if name == "lo" {
+        // The loopback interface (the demo, single-host set-ups) has no link to hand over.
+        tracing::info!("not managing the LB interface: it is lo");
+        return None;
+    }
     let kernel = match lb::KernelLb::open() {
         Ok(k) => k,
         Err(e) => {

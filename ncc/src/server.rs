@@ -145,7 +145,13 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
             .vips_managed
             .then(|| vips_from_pb(&req.vips))
             .transpose()?;
-        let lb_want = req.lb_interface.as_ref().map(lb_from_pb).transpose()?;
+        // The LB interface part matters only where ncc manages that interface (privileged, and
+        // `[interface] lb` a real link); elsewhere it is not ncc's business, valid or not.
+        let manages_lb = self.lb.lock().map(|l| l.is_some()).unwrap_or(false);
+        let lb_want = match &req.lb_interface {
+            Some(l) if manages_lb => Some(lb_from_pb(l)?),
+            _ => None,
+        };
         let desired = services_from_pb(req)?;
         let mut plane = self.plane.lock().await;
         let mut changes = Vec::new();
