@@ -86,6 +86,14 @@ pub struct RawTransport {
     age: Duration,
 }
 
+/// The interface that holds `local`, if one does.
+fn node_interface(local: std::net::Ipv4Addr) -> Option<String> {
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+        let a = ifa.address.as_ref()?.as_sockaddr_in()?;
+        (a.ip() == local).then_some(ifa.interface_name)
+    })
+}
+
 impl RawTransport {
     /// Opens the socket for `p`. Must be called inside a tokio runtime.
     pub fn open(p: &Peering) -> Result<Self, TransportError> {
@@ -111,6 +119,19 @@ impl RawTransport {
             Ok(())
         };
         setup().map_err(TransportError::Open)?;
+        // Adverts leave, and are read, only on the interface that holds the node address: an LB
+        // interface holding the cluster VIP in the node's subnet (Seesaw's layout) could
+        // otherwise win the route to the peer, and it is down on the backup, which would then
+        // hear nothing and take over.
+        match node_interface(p.local) {
+            Some(name) => sock
+                .bind_device(Some(name.as_bytes()))
+                .map_err(TransportError::Open)?,
+            None => tracing::warn!(
+                local = %p.local,
+                "no interface holds the node address; adverts follow the routing table"
+            ),
+        }
         // Kernel receive timestamps (SO_TIMESTAMPNS) on every datagram; without them adverts are
         // timed when read, which still works.
         if let Err(e) = nix::sys::socket::setsockopt(

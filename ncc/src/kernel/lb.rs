@@ -75,6 +75,9 @@ pub fn vmac(vrid: u8) -> Mac {
     [0, 0, 0x5e, 0, 1, vrid]
 }
 
+/// How long a link brought up may take to become operational before ncc goes on regardless.
+const RUNNING_WAIT: Duration = Duration::from_millis(300);
+
 /// The kernel side: rtnetlink in production, a stateful fake in tests.
 pub trait LbKernel: Send + 'static {
     /// Every interface.
@@ -87,6 +90,11 @@ pub trait LbKernel: Send + 'static {
     fn rules(&mut self) -> Result<Vec<RuleInfo>, NccError>;
     /// Link up or down.
     fn set_up(&mut self, index: u32, up: bool) -> Result<(), NccError>;
+    /// Whether link `name` is operational (`IFF_RUNNING`: carrier, and the kernel has attached
+    /// its transmit queue; until then what is sent on it is dropped). Fakes are at once.
+    fn running(&mut self, _name: &str) -> bool {
+        true
+    }
     /// Sets a link's MAC.
     fn set_mac(&mut self, index: u32, mac: Mac) -> Result<(), NccError>;
     /// Creates VLAN `name` with `id` on `parent` (`NccError::Unsupported` without 802.1q).
@@ -220,6 +228,21 @@ impl Lb {
 
     /// Takes `links` down in order, putting back the global IPv6 addresses the kernel drops
     /// on link down (Seesaw's `LBInterfaceDown`), each with its original originator.
+    /// Waits (at most [`RUNNING_WAIT`]) for a link just brought up to become operational, so
+    /// the routes, VIPs and announcements that follow are usable at once: a SYN-ACK sent on a
+    /// link whose queue the kernel has not attached yet is dropped, and costs that client a
+    /// one-second retransmission.
+    fn await_running(&mut self, name: &str) {
+        let deadline = std::time::Instant::now() + RUNNING_WAIT;
+        while !self.kernel.running(name) {
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(link = name, wait = ?RUNNING_WAIT, "link up but not yet operational; going on");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     fn down_keeping_ipv6(
         &mut self,
         links: &[(u32, String)],
@@ -447,6 +470,7 @@ impl Lb {
                 if !up {
                     self.kernel.set_up(*index, true)?;
                     plan.changes.push(format!("{name} up"));
+                    self.await_running(name);
                 }
             }
         } else {
@@ -698,6 +722,17 @@ impl LbKernel for KernelLb {
         let seq = self.0.seq();
         self.call(&rtnl::encode_link_up(seq, index, up))
             .map_err(plane)
+    }
+
+    fn running(&mut self, name: &str) -> bool {
+        nix::ifaddrs::getifaddrs().is_ok_and(|mut all| {
+            all.any(|ifa| {
+                ifa.interface_name == name
+                    && ifa
+                        .flags
+                        .contains(nix::net::if_::InterfaceFlags::IFF_RUNNING)
+            })
+        })
     }
 
     fn set_mac(&mut self, index: u32, mac: Mac) -> Result<(), NccError> {

@@ -157,9 +157,17 @@ impl ProxyPlane {
         }
     }
 
+    /// Worker threads per protocol: `with_threads`, else `SEESAW_PROXY_THREADS` (1..=256), else
+    /// one per core.
     fn nthreads(&self) -> usize {
         self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            std::env::var("SEESAW_PROXY_THREADS")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .filter(|n| (1..=256).contains(n))
+                .unwrap_or_else(|| {
+                    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+                })
         })
     }
 
