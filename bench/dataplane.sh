@@ -13,7 +13,8 @@
 # appended to bench/RESULTS.md with the command.
 #
 # Usage: bench/dataplane.sh [--record] [ROUNDS=3]
-#   env: WRK_SECS (5) IPERF_SECS (5) UDP_SECS (3) THREADS (nproc: HAProxy threads and nginx workers; ours runs one worker per core)
+#   env: WRK_SECS (5) IPERF_SECS (5) UDP_SECS (3) THREADS (nproc: HAProxy threads, nginx workers and
+#        ours' worker threads per protocol, SEESAW_PROXY_THREADS)
 #        ONLY (e.g. "wrk iperf udp": which measurements to run)
 #        NO_BUILD=1 (use the binaries already in target/release)
 #        UDP_GEN (gso: the generator sends 64 datagrams per sendmsg as one UDP GSO message, which
@@ -88,7 +89,7 @@ pids+=($!)
 # --- our proxy ---
 mkdir -p "$tmp/ncc-cfg" "$tmp/ncc-run"
 printf '[cluster]\nname = bench\n[dataplane]\nkind = proxy\n' >"$tmp/ncc-cfg/seesaw.cfg"
-$rel/seesaw_ncc --config-dir "$tmp/ncc-cfg" --run-dir "$tmp/ncc-run" \
+SEESAW_PROXY_THREADS=$threads $rel/seesaw_ncc --config-dir "$tmp/ncc-cfg" --run-dir "$tmp/ncc-run" \
   2>"$tmp/ncc.log" &
 pids+=($!)
 sock="$tmp/ncc-run/ncc/ncc.sock"
@@ -100,7 +101,7 @@ $rel/nccctl "$sock" apply \
 
 # A second instance of ours with UDP GSO/GRO off, to measure what they bring (UDP only).
 mkdir -p "$tmp/ncc2-run"
-SEESAW_UDP_OFFLOAD=off $rel/seesaw_ncc --config-dir "$tmp/ncc-cfg" --run-dir "$tmp/ncc2-run" \
+SEESAW_UDP_OFFLOAD=off SEESAW_PROXY_THREADS=$threads $rel/seesaw_ncc --config-dir "$tmp/ncc-cfg" --run-dir "$tmp/ncc2-run" \
   2>"$tmp/ncc2.log" &
 pids+=($!)
 sock2="$tmp/ncc2-run/ncc/ncc.sock"
