@@ -214,15 +214,34 @@ pub fn healthchecks(rows: &[CheckRow]) -> String {
                 c.destination.clone(),
                 c.name.clone(),
                 c.state.clone(),
+                c.last_latency_us.map_or_else(|| "-".to_owned(), latency),
+                format!("{}/{}", c.successes, c.failures),
                 c.message.clone(),
             ]
         })
         .collect();
     table(
-        Some(&["Id", "Destination", "Check", "State", "Message"]),
+        Some(&[
+            "Id",
+            "Destination",
+            "Check",
+            "State",
+            "Last probe",
+            "Passed/failed",
+            "Message",
+        ]),
         &cells,
         "",
     )
+}
+
+/// A probe's duration for people: µs below 1 ms, ms with one decimal below 10 s.
+fn latency(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us} µs"),
+        1_000..10_000_000 => format!("{:.1} ms", us as f64 / 1000.0),
+        _ => format!("{} s", us / 1_000_000),
+    }
 }
 
 /// `config history`: newest first.

@@ -906,7 +906,12 @@ vlan: < vlan_id: 20 host: < fqdn: "v20.demo." ipv4: "10.0.20.1/24" > >
                             id: 255,
                             state: "healthy".into(),
                             message: "200 OK".into(),
-                            stats: None,
+                            stats: Some(pb::ProbeStats {
+                                successes: 3,
+                                failures: 1,
+                                last_latency_us: 1234,
+                                ..Default::default()
+                            }),
                         }],
                         ..Default::default()
                     }],
@@ -934,7 +939,9 @@ vlan: < vlan_id: 20 host: < fqdn: "v20.demo." ipv4: "10.0.20.1/24" > >
         );
         let c = printed(text(&mut e, "sh he").await);
         assert!(
-            c.contains("00000000000000ff  web/127.0.0.2:80/TCP  HTTP/80  healthy  200 OK"),
+            c.contains(
+                "00000000000000ff  web/127.0.0.2:80/TCP  HTTP/80  healthy  1.2 ms      3/1            200 OK"
+            ),
             "{c}"
         );
     }

@@ -196,6 +196,12 @@ pub struct CheckView {
     pub state: String,
     /// Last result message.
     pub message: String,
+    /// How long the latest probe took, microseconds (`None` until the healthcheck reports it).
+    pub last_latency_us: Option<u64>,
+    /// Probes that passed so far (before rise/retries).
+    pub successes: u64,
+    /// Probes that failed so far.
+    pub failures: u64,
 }
 
 // === conversions from the protos ===
@@ -349,6 +355,13 @@ impl From<pb::CheckStatus> for CheckView {
             id: c.id,
             state: c.state,
             message: c.message,
+            last_latency_us: c
+                .stats
+                .as_ref()
+                .filter(|s| s.successes + s.failures > 0)
+                .map(|s| s.last_latency_us),
+            successes: c.stats.as_ref().map_or(0, |s| s.successes),
+            failures: c.stats.as_ref().map_or(0, |s| s.failures),
         }
     }
 }
@@ -414,6 +427,12 @@ pub struct CheckRow {
     pub state: String,
     /// The last probe's message.
     pub message: String,
+    /// How long the latest probe took, microseconds (`None` before the first report of it).
+    pub last_latency_us: Option<u64>,
+    /// Probes that passed and failed so far (before rise/retries).
+    pub successes: u64,
+    /// See `successes`.
+    pub failures: u64,
 }
 
 /// A saved cluster.pb version (`config history`).
@@ -548,6 +567,9 @@ pub fn check_rows(vservers: &[VserverView], prefix: &str) -> Vec<CheckRow> {
                 id: c.id,
                 state: c.state.clone(),
                 message: c.message.clone(),
+                last_latency_us: c.last_latency_us,
+                successes: c.successes,
+                failures: c.failures,
             })
         })
         .collect()
