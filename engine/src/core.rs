@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::net::UnixListener;
@@ -37,7 +38,10 @@ pub enum Event {
     Health(Vec<(u64, CheckResult)>, Vec<(u64, ProbeStats)>),
     /// A status report from the ha process; answered, once the data plane reflects it, with
     /// whether the operator asked for a failover.
-    Ha(HaView, oneshot::Sender<bool>),
+    Ha(HaView, Option<i32>, oneshot::Sender<bool>),
+    /// The ha process that reported with this pid exited (seen through a pidfd): HA is UNKNOWN
+    /// at once, instead of after [`crate::state::ha::HA_TIMEOUT`] without reports.
+    HaGone(i32),
     /// The operator asks the master to hand over; the reply is the message or why not.
     Failover(oneshot::Sender<Result<String, String>>),
     /// `show bgp neighbors`: the speaker's neighbours and announced routes, or why not.
@@ -212,6 +216,8 @@ pub async fn run<N: Ncc + NccBgp>(
     let (stats_tx, mut stats_rx) =
         mpsc::channel::<Result<crate::ncc_port::PlaneStats, crate::ncc_port::NccError>>(1);
     let mut stats_in_flight = false;
+    // The reporting ha process, watched through a pidfd: its exit makes HA UNKNOWN at once.
+    let mut ha_watch: Option<(i32, Arc<AtomicBool>)> = None;
     // Counters are read every STATS_EVERY, or less often when a read is slow (nftables at
     // 10,000 services takes seconds): at most a fifth of ncc's time goes to counters.
     let mut stats_started = tokio::time::Instant::now();
@@ -267,12 +273,24 @@ pub async fn run<N: Ncc + NccBgp>(
                         let _ = reply.send(ncc.bgp_neighbors().await.map_err(|e| e.to_string()));
                     });
                 }
-                Some(Event::Ha(ha, reply)) => {
+                Some(Event::Ha(ha, pid, reply)) => {
                     if ha.state != state.ha_view().state {
                         tracing::info!(from = %state.ha_view().state, to = %ha.state, "ha state");
                     }
                     state.ha(ha);
                     ha_reply = Some(reply);
+                    if let Some(pid) = pid.filter(|p| ha_watch.as_ref().is_none_or(|(w, _)| w != p)) {
+                        if let Some((_, old)) = ha_watch.take() {
+                            old.store(true, Ordering::Relaxed);
+                        }
+                        ha_watch = Some((pid, watch_exit(pid, events.clone())));
+                    }
+                }
+                Some(Event::HaGone(pid)) => {
+                    if ha_watch.as_ref().is_some_and(|(w, _)| *w == pid) {
+                        ha_watch = None;
+                        state.ha_gone(SystemTime::now());
+                    }
                 }
                 Some(Event::Failover(reply)) if state.ha_view().state == "BACKUP" && peer.is_some() => {
                     // An operator on the backup: the master must hand over, so ask it.
@@ -631,6 +649,55 @@ impl BgpSync {
             }
         }
     }
+}
+
+/// Watches process `pid` (the ha process) on a small thread until it exits, then reports it; a
+/// process already gone is reported at once, one that cannot be watched (no pidfd) is left to
+/// the report timeout. Setting the returned flag ends the watch within a second.
+fn watch_exit(pid: i32, events: mpsc::Sender<Event>) -> Arc<AtomicBool> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    use rustix::process::{Pid, PidfdFlags, pidfd_open};
+    let stop = Arc::new(AtomicBool::new(false));
+    let fd = match Pid::from_raw(pid).map(|p| pidfd_open(p, PidfdFlags::empty())) {
+        Some(Ok(fd)) => fd,
+        Some(Err(rustix::io::Errno::SRCH)) => {
+            let _ = events.try_send(Event::HaGone(pid));
+            return stop;
+        }
+        Some(Err(e)) => {
+            tracing::debug!(pid, error = %e, "cannot watch the ha process; relying on its reports");
+            return stop;
+        }
+        None => return stop,
+    };
+    let flag = Arc::clone(&stop);
+    let spawned = std::thread::Builder::new()
+        .name("ha-watch".into())
+        .spawn(move || {
+            let second = Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            };
+            while !flag.load(Ordering::Relaxed) {
+                let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+                // A pidfd becomes readable when its process exits.
+                match poll(&mut fds, Some(&second)) {
+                    Ok(n) if n > 0 => {
+                        let _ = events.blocking_send(Event::HaGone(pid));
+                        return;
+                    }
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => {
+                        tracing::debug!(pid, error = %e, "watching the ha process failed");
+                        return;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::debug!(pid, error = %e, "cannot watch the ha process; relying on its reports");
+    }
+    stop
 }
 
 #[cfg(test)]

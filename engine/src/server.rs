@@ -443,6 +443,12 @@ impl pb::engine_server::Engine for EngineService {
         req: Request<pb::HaStatus>,
     ) -> Result<Response<pb::HaUpdateReply>, Status> {
         require_trusted(&req)?;
+        // The reporting process, from the kernel (SO_PEERCRED): the engine watches it exit.
+        let pid = req
+            .extensions()
+            .get::<tonic::transport::server::UdsConnectInfo>()
+            .and_then(|i| i.peer_cred)
+            .and_then(|c| c.pid());
         let s = req.into_inner();
         let (tx, rx) = oneshot::channel();
         self.send(Event::Ha(
@@ -454,6 +460,7 @@ impl pb::engine_server::Engine for EngineService {
                 adverts_received: s.adverts_received,
                 last_update: Some(SystemTime::now()),
             },
+            pid,
             tx,
         ))
         .await?;

@@ -71,6 +71,18 @@ impl EngineState {
         false
     }
 
+    /// The ha process exited: HA is UNKNOWN now (this node stops serving unicast VIPs before
+    /// the peer, hearing no adverts, takes over). Returns whether the state changed.
+    pub fn ha_gone(&mut self, now: SystemTime) -> bool {
+        if matches!(self.ha.state.as_str(), "UNKNOWN" | "DISABLED") {
+            return false;
+        }
+        tracing::warn!(state = %self.ha.state, "the ha process exited: HA state is UNKNOWN");
+        self.ha.state = "UNKNOWN".to_owned();
+        self.ha.since = Some(now);
+        true
+    }
+
     /// Whether the HA state is known well enough to program the data plane: a report came, or
     /// the start-up wait is over.
     pub(crate) fn ha_settled(&self, now: SystemTime) -> bool {
@@ -221,6 +233,21 @@ mod tests {
             !lb(&mut e).up,
             "a silent ha process takes the LB interface down"
         );
+    }
+
+    #[test]
+    fn an_exited_ha_process_stops_counting_as_leader_at_once() {
+        let mut e = state(true);
+        e.ha(report("LEADER", t0()));
+        assert!(e.serves_unicast());
+        // Well inside the report timeout: the exit alone decides.
+        assert!(e.ha_gone(t0() + Duration::from_millis(10)));
+        assert_eq!(e.ha_view().state, "UNKNOWN");
+        assert!(!e.serves_unicast());
+        let lb = e.evaluate().1.lb.expect("the engine manages the LB");
+        assert!(!lb.up, "the LB interface goes down with it");
+        // Already UNKNOWN: nothing changes.
+        assert!(!e.ha_gone(t0() + Duration::from_millis(20)));
     }
 
     #[test]
