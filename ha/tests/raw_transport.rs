@@ -74,6 +74,16 @@ async fn an_advert_read_late_reports_its_kernel_arrival() {
     }
     let mut a = RawTransport::open(&peering([127, 0, 0, 4], [127, 0, 0, 5])).expect("open a");
     let mut b = RawTransport::open(&peering([127, 0, 0, 5], [127, 0, 0, 4])).expect("open b");
+    // The first socket asking for receive timestamps turns the kernel's timestamping on through
+    // deferred work; a datagram received before that runs carries no kernel time and is stamped
+    // when read. One exchange and a moment's wait let it run.
+    a.send(&Advert::new(77, 100, Duration::from_millis(100)))
+        .expect("send");
+    tokio::time::timeout(Duration::from_secs(2), b.recv())
+        .await
+        .expect("an advert within 2 s")
+        .expect("recv");
+    tokio::time::sleep(Duration::from_millis(50)).await;
     a.send(&Advert::new(77, 100, Duration::from_millis(100)))
         .expect("send");
     // The reader is "descheduled" for 150 ms: the advert waited in the socket that long.
