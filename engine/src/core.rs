@@ -367,7 +367,7 @@ pub async fn run<N: Ncc + NccBgp>(
             },
             Some(stats) = stats_rx.recv() => {
                 stats_in_flight = false;
-                stats_due = tokio::time::Instant::now() + STATS_EVERY.max(stats_started.elapsed() * 4);
+                stats_due = stats_started + STATS_EVERY.max(stats_started.elapsed() * 5);
                 match stats {
                     Ok(s) => { plane_kind = s.kind; state.stats(s.dests); }
                     Err(e) => tracing::debug!(error = %e, "stats unavailable"),

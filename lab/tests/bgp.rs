@@ -462,12 +462,19 @@ fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
         })
         .expect("client ns");
     assert_eq!(ok, 200, "requests through the ECMP route failed");
-    // The engine refreshes the plane's counters every 2 s.
-    std::thread::sleep(Duration::from_millis(2500));
-    let carried = [
-        total_conns(&lab, &run_dirs[0]) - before[0],
-        total_conns(&lab, &run_dirs[1]) - before[1],
-    ];
+    // The engine refreshes the plane's counters every 2 s: wait (bounded) until both nodes'
+    // counters account for the 200 connections.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let carried = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let c = [
+            total_conns(&lab, &run_dirs[0]) - before[0],
+            total_conns(&lab, &run_dirs[1]) - before[1],
+        ];
+        if c[0] + c[1] >= 200 || Instant::now() > deadline {
+            break c;
+        }
+    };
     println!(
         "BGP-LAB 200 requests: lb1 carried {} connections, lb2 {}",
         carried[0], carried[1]
