@@ -121,10 +121,11 @@ fn names(lab: &Lab, vip: SocketAddr, n: usize) -> Vec<String> {
     .expect("entering client")
 }
 
-#[test]
-fn nat_and_dsr_schedulers_on_the_nftables_plane() {
+/// Whether this lab can run here: root and `nft` (each missing one prints why the test skips);
+/// the suite's binaries must be built.
+fn can_run() -> bool {
     if !seesaw_lab::require_root() {
-        return;
+        return false;
     }
     if std::process::Command::new("nft")
         .arg("--version")
@@ -135,9 +136,17 @@ fn nat_and_dsr_schedulers_on_the_nftables_plane() {
         {
             eprintln!("skipping: the nftables lab test needs nft (apt-get install nftables)");
         }
-        return;
+        return false;
     }
     bins::require_all().unwrap_or_else(|e| panic!("{e}"));
+    true
+}
+
+#[test]
+fn nat_and_dsr_schedulers_on_the_nftables_plane() {
+    if !can_run() {
+        return;
+    }
     let client_addrs: Vec<String> = std::iter::once("192.0.2.100/24".to_owned())
         .chain((0..CLIENTS).map(|i| format!("192.0.2.{}/24", 150 + i)))
         .collect();
@@ -323,21 +332,9 @@ fn kill_nine_ncc_and_engine_under_load_loses_nothing() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    if !seesaw_lab::require_root() {
+    if !can_run() {
         return;
     }
-    if std::process::Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        #[allow(clippy::print_stderr, reason = "skip notice")]
-        {
-            eprintln!("skipping: the nftables lab test needs nft (apt-get install nftables)");
-        }
-        return;
-    }
-    bins::require_all().unwrap_or_else(|e| panic!("{e}"));
     let mut builder = Lab::builder()
         .node("client", &["192.0.2.100/24"])
         .route("client", "198.51.100.0/24", "192.0.2.10")
@@ -583,21 +580,9 @@ fn dsr_dests(plane: &[Service]) -> Vec<&'static str> {
 fn fwmark_vserver_and_dsr_checks_through_the_vip() {
     use seesaw_lab::wait_for;
 
-    if !seesaw_lab::require_root() {
+    if !can_run() {
         return;
     }
-    if std::process::Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        #[allow(clippy::print_stderr, reason = "skip notice")]
-        {
-            eprintln!("skipping: the nftables lab test needs nft (apt-get install nftables)");
-        }
-        return;
-    }
-    bins::require_all().unwrap_or_else(|e| panic!("{e}"));
     let mut builder = Lab::builder()
         .node("client", &["192.0.2.100/24"])
         .route("client", "198.51.100.0/24", "192.0.2.10")
