@@ -655,8 +655,19 @@ impl KernelLb {
         self.0.exchange(msg, false).map(drop)
     }
 
-    fn dump(&mut self, msg: &[u8]) -> Result<Vec<rtnl::RtReply>, NccError> {
-        self.0.request(msg, true)
+    /// Dumps with the request `encode(seq)` and keeps the replies `pick` accepts.
+    fn dump<T>(
+        &mut self,
+        encode: impl FnOnce(u32) -> Vec<u8>,
+        pick: fn(rtnl::RtReply) -> Option<T>,
+    ) -> Result<Vec<T>, NccError> {
+        let seq = self.0.seq();
+        Ok(self
+            .0
+            .request(&encode(seq), true)?
+            .into_iter()
+            .filter_map(pick)
+            .collect())
     }
 }
 
@@ -671,51 +682,37 @@ fn gone(e: &RtnlError) -> bool {
 
 impl LbKernel for KernelLb {
     fn links(&mut self) -> Result<Vec<LinkInfo>, NccError> {
-        let seq = self.0.seq();
-        Ok(self
-            .dump(&rtnl::encode_link_dump(seq))?
-            .into_iter()
-            .filter_map(|r| match r {
-                rtnl::RtReply::Link(l) => Some(l),
-                _ => None,
-            })
-            .collect())
+        self.dump(rtnl::encode_link_dump, |r| match r {
+            rtnl::RtReply::Link(x) => Some(x),
+            _ => None,
+        })
     }
 
     fn addrs(&mut self) -> Result<Vec<HeldAddr>, NccError> {
-        let seq = self.0.seq();
-        Ok(self
-            .dump(&rtnl::encode_addr_dump(seq))?
-            .into_iter()
-            .filter_map(|r| match r {
-                rtnl::RtReply::Addr(a) => Some(a),
-                _ => None,
-            })
-            .collect())
+        self.dump(rtnl::encode_addr_dump, |r| match r {
+            rtnl::RtReply::Addr(x) => Some(x),
+            _ => None,
+        })
     }
 
     fn routes(&mut self) -> Result<Vec<RouteInfo>, NccError> {
-        let seq = self.0.seq();
-        Ok(self
-            .dump(&rtnl::encode_route_dump(seq, 2))?
-            .into_iter()
-            .filter_map(|r| match r {
-                rtnl::RtReply::Route(r) => Some(r),
+        self.dump(
+            |seq| rtnl::encode_route_dump(seq, 2),
+            |r| match r {
+                rtnl::RtReply::Route(x) => Some(x),
                 _ => None,
-            })
-            .collect())
+            },
+        )
     }
 
     fn rules(&mut self) -> Result<Vec<RuleInfo>, NccError> {
-        let seq = self.0.seq();
-        Ok(self
-            .dump(&rtnl::encode_rule_dump(seq, 2))?
-            .into_iter()
-            .filter_map(|r| match r {
-                rtnl::RtReply::Rule(r) => Some(r),
+        self.dump(
+            |seq| rtnl::encode_rule_dump(seq, 2),
+            |r| match r {
+                rtnl::RtReply::Rule(x) => Some(x),
                 _ => None,
-            })
-            .collect())
+            },
+        )
     }
 
     fn set_up(&mut self, index: u32, up: bool) -> Result<(), NccError> {
