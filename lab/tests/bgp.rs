@@ -158,7 +158,7 @@ fn rib_has_vip(lab: &Lab, node: &str) -> Option<bool> {
 struct RibSampler {
     stop: Arc<AtomicBool>,
     samples: Arc<Mutex<Vec<(Instant, usize, bool)>>>,
-    handle: std::thread::JoinHandle<()>,
+    handle: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RibSampler {
@@ -183,7 +183,7 @@ impl RibSampler {
         Self {
             stop,
             samples,
-            handle,
+            handle: Some(handle),
         }
     }
 
@@ -207,9 +207,58 @@ impl RibSampler {
             .count()
     }
 
-    fn stop(self) {
+    fn stop(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.handle.join();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A thread that holds the lab, stopped (its flag set) and joined when dropped — also when the
+/// test fails, so the lab's own Drop (stop every process, remove the namespaces) still runs.
+struct JoinOnDrop<T> {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<T>>,
+}
+
+impl<T> JoinOnDrop<T> {
+    fn new(stop: Arc<AtomicBool>, handle: std::thread::JoinHandle<T>) -> Self {
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the thread and returns what it returned.
+    fn join(&mut self) -> T {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .expect("joined once")
+            .join()
+            .expect("the thread panicked")
+    }
+}
+
+impl<T> Drop for JoinOnDrop<T> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Also when the test fails: the sampling thread holds the lab, and the lab stops its processes
+/// and removes its namespaces only when the last holder lets go.
+impl Drop for RibSampler {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -486,7 +535,7 @@ fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
 
     // 3. Every service on lb1 fails its checks: lb1 withdraws; requests recover within the bound.
     let stop = Arc::new(AtomicBool::new(false));
-    let prober = {
+    let mut prober = JoinOnDrop::new(Arc::clone(&stop), {
         let (lab, stop) = (Arc::clone(&lab), Arc::clone(&stop));
         std::thread::spawn(move || {
             lab.run_in("client", || {
@@ -504,7 +553,7 @@ fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
             })
             .expect("client ns")
         })
-    };
+    });
     std::thread::sleep(Duration::from_millis(500));
     nft(&lab, "lb1", BLOCK);
     let t_fail = Instant::now();
@@ -513,8 +562,7 @@ fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
     let withdraw_after = withdrawn - t_fail;
     std::thread::sleep(Duration::from_millis(1500));
     let t_unhealthy_end = Instant::now();
-    stop.store(true, Ordering::Relaxed);
-    let probes = prober.join().expect("prober");
+    let probes = prober.join();
     let failed: Vec<&(Instant, Instant, bool)> =
         probes.iter().filter(|p| !p.2 && p.0 >= t_fail).collect();
     let fail_span = match (failed.first(), failed.last()) {

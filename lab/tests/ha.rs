@@ -119,10 +119,23 @@ impl Prober {
         Self { stop, handles }
     }
 
-    fn finish(self) -> [Vec<Probe>; 2] {
+    fn finish(mut self) -> [Vec<Probe>; 2] {
         self.stop.store(true, Ordering::Relaxed);
-        let mut it = self.handles.into_iter().map(|h| h.join().expect("prober"));
+        let mut it = std::mem::take(&mut self.handles)
+            .into_iter()
+            .map(|h| h.join().expect("prober"));
         [it.next().expect("two"), it.next().expect("two")]
+    }
+}
+
+/// Also when the test fails: the probing threads hold the lab, and the lab stops its processes
+/// and removes its namespaces only when the last holder lets go.
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
     }
 }
 
