@@ -92,6 +92,28 @@ fn sorted(mut v: Vec<Service>) -> Vec<Service> {
 
 /// Runs the whole battery. `make` returns a new plane over the same kernel each call; the
 /// kernel starts empty.
+/// A new plane over the same kernel (a restarted ncc): it must hold `desired` as adopted and
+/// re-applying it must change nothing.
+fn restarted(
+    make: &mut dyn FnMut() -> Box<dyn Dataplane>,
+    desired: &[Service],
+    what: &str,
+) -> Box<dyn Dataplane> {
+    let mut p = make();
+    p.refresh().expect("refresh");
+    assert_eq!(
+        sorted(p.current()),
+        sorted(desired.to_vec()),
+        "{what}: adopted"
+    );
+    assert_eq!(
+        apply(&mut *p, desired).expect("adopt"),
+        [],
+        "{what}: 0 changes after restart"
+    );
+    p
+}
+
 pub(super) fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
     let mut p = make();
     let kind = p.kind();
@@ -173,18 +195,7 @@ pub(super) fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
 
     // Adopt at start: a new plane over the same kernel holds it all and changes nothing.
     drop(p);
-    let mut p = make();
-    p.refresh().expect("refresh");
-    assert_eq!(
-        sorted(p.current()),
-        sorted(desired.clone()),
-        "{kind}: adopted"
-    );
-    assert_eq!(
-        apply(&mut *p, &desired).expect("adopt"),
-        [],
-        "{kind}: 0 changes after restart"
-    );
+    let mut p = restarted(make, &desired, &format!("{kind}: restart"));
     let stats = p.stats();
     assert_eq!(stats.len(), desired.len(), "{kind}: stats per service");
 
@@ -368,18 +379,7 @@ fn fwmark_battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
 
     // Adopt at start.
     drop(p);
-    let mut p = make();
-    p.refresh().expect("refresh");
-    assert_eq!(
-        sorted(p.current()),
-        sorted(desired.clone()),
-        "{kind}: fwmark adopted"
-    );
-    assert_eq!(
-        apply(&mut *p, &desired).expect("adopt"),
-        [],
-        "{kind}: 0 changes"
-    );
+    let mut p = restarted(make, &desired, &format!("{kind}: fwmark restart"));
 
     // Conflicts are refused as a whole and change nothing.
     if marking {
