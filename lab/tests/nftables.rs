@@ -19,7 +19,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use seesaw_lab::{Lab, bins, http};
+use seesaw_lab::{Lab, ProcId, bins, http};
 use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
 use seesaw_ncc::dataplane::{Change, Dataplane, apply};
 use seesaw_ncc::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey, ServiceOpts};
@@ -119,6 +119,25 @@ fn names(lab: &Lab, vip: SocketAddr, n: usize) -> Vec<String> {
             .collect::<Vec<_>>()
     })
     .expect("entering client")
+}
+
+/// Starts a demo backend named `name` in node `name` on `listen` and waits until it accepts.
+fn start_backend(lab: &mut Lab, seesaw: &std::path::Path, name: &str, listen: &str) -> ProcId {
+    let id = lab
+        .spawn(
+            name,
+            seesaw,
+            &["demo-backend", "--listen", listen, "--name", name],
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("starting {name} on {listen}: {e}"));
+    lab.wait_tcp(
+        name,
+        listen.parse().expect("an address"),
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    id
 }
 
 /// Whether this lab can run here: root and `nft` (each missing one prints why the test skips);
@@ -375,20 +394,7 @@ fn kill_nine_ncc_and_engine_under_load_loses_nothing() {
     write_atomic(&config, "watchdog.cfg", &watchdog_cfg().expect("bins")).expect("watchdog.cfg");
     let seesaw = bins::binary("seesaw").expect("checked");
     for (name, ip) in &BACKENDS[..2] {
-        let listen = format!("{ip}:80");
-        lab.spawn(
-            name,
-            &seesaw,
-            &["demo-backend", "--listen", &listen, "--name", name],
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        lab.wait_tcp(
-            name,
-            listen.parse().expect("literal"),
-            Duration::from_secs(10),
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        start_backend(&mut lab, &seesaw, name, &format!("{ip}:80"));
     }
     let (run_s, config_s, log_s) = (
         run.to_string_lossy().into_owned(),
@@ -635,20 +641,7 @@ fn fwmark_vserver_and_dsr_checks_through_the_vip() {
             format!("{ip}:8080"),
             format!("{DSR_VIP}:{DSR_PORT}"),
         ] {
-            let id = lab
-                .spawn(
-                    name,
-                    &seesaw,
-                    &["demo-backend", "--listen", &listen, "--name", name],
-                    &[],
-                )
-                .unwrap_or_else(|e| panic!("starting {name} on {listen}: {e}"));
-            lab.wait_tcp(
-                name,
-                listen.parse().expect("literal"),
-                Duration::from_secs(10),
-            )
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let id = start_backend(&mut lab, &seesaw, name, &listen);
             if listen.starts_with(DSR_VIP) {
                 dsr_servers.insert(name, id);
             }
@@ -797,20 +790,7 @@ fn fwmark_vserver_and_dsr_checks_through_the_vip() {
     );
 
     // be2's server returns: so does its destination.
-    let id = lab
-        .spawn(
-            "be2",
-            &seesaw,
-            &[
-                "demo-backend",
-                "--listen",
-                &format!("{DSR_VIP}:{DSR_PORT}"),
-                "--name",
-                "be2",
-            ],
-            &[],
-        )
-        .expect("restarting be2's server");
+    let id = start_backend(&mut lab, &seesaw, "be2", &format!("{DSR_VIP}:{DSR_PORT}"));
     dsr_servers.insert("be2", id);
     wait_for(
         "be2 returns to the DSR service",
