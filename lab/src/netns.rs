@@ -303,6 +303,29 @@ impl Lab {
         self.node_sub(node, "log")
     }
 
+    /// Starts the whole suite in `node` under its watchdog, with the node's run, config and log
+    /// dirs (the config dir must already hold `seesaw.cfg`, `cluster.pb` and `watchdog.cfg`).
+    pub fn spawn_suite(&mut self, node: &str) -> Result<ProcId, LabError> {
+        let [r, c, l] = [
+            self.run_dir(node)?,
+            self.config_dir(node)?,
+            self.log_dir(node)?,
+        ]
+        .map(|p| p.to_string_lossy().into_owned());
+        let watchdog = crate::bins::binary("seesaw_watchdog")?;
+        self.spawn(
+            node,
+            watchdog,
+            &["--run-dir", &r, "--config-dir", &c, "--log-dir", &l],
+            &[
+                ("SEESAW_RUN_DIR", &r),
+                ("SEESAW_CONFIG_DIR", &c),
+                ("SEESAW_LOG_DIR", &l),
+                ("RUST_LOG", "info"),
+            ],
+        )
+    }
+
     /// Starts `cmd args` in `node` (`ip netns exec`), with `env` added, output captured.
     pub fn spawn(
         &mut self,

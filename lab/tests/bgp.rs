@@ -410,7 +410,6 @@ fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
     for (name, ip, _) in LBS {
         let config = lab.config_dir(name).expect("lb");
         let run = lab.run_dir(name).expect("lb");
-        let log = lab.log_dir(name).expect("lb");
         write_atomic(&config, "seesaw.cfg", &seesaw_cfg(ip)).expect("seesaw.cfg");
         write_atomic(&config, "cluster.pb", &cluster_pb()).expect("cluster.pb");
         // GoBGP is part of the suite: supervised by the same watchdog, so it dies with it.
@@ -419,23 +418,8 @@ fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
             watchdog_cfg_shipped_priorities().expect("binaries")
         );
         write_atomic(&config, "watchdog.cfg", &watchdog).expect("watchdog.cfg");
-        let (r, c, l) = (
-            run.to_string_lossy().into_owned(),
-            config.to_string_lossy().into_owned(),
-            log.to_string_lossy().into_owned(),
-        );
-        lab.spawn(
-            name,
-            bins::binary("seesaw_watchdog").expect("checked above"),
-            &["--run-dir", &r, "--config-dir", &c, "--log-dir", &l],
-            &[
-                ("SEESAW_RUN_DIR", &r),
-                ("SEESAW_CONFIG_DIR", &c),
-                ("SEESAW_LOG_DIR", &l),
-                ("RUST_LOG", "info"),
-            ],
-        )
-        .unwrap_or_else(|e| panic!("starting the watchdog on {name}: {e}"));
+        lab.spawn_suite(name)
+            .unwrap_or_else(|e| panic!("starting the watchdog on {name}: {e}"));
         run_dirs.push(run);
     }
     let lab = Arc::new(lab);

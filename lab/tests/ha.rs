@@ -417,7 +417,6 @@ fn failover_outages_and_partition() {
     for (i, (name, ip, _)) in LBS.iter().enumerate() {
         let config = lab.config_dir(name).expect("lb");
         let run = lab.run_dir(name).expect("lb");
-        let log = lab.log_dir(name).expect("lb");
         write_atomic(&config, "seesaw.cfg", &seesaw_cfg(ip, LBS[1 - i].1)).expect("seesaw.cfg");
         write_atomic(&config, "cluster.pb", &cluster_pb()).expect("cluster.pb");
         write_atomic(
@@ -426,23 +425,8 @@ fn failover_outages_and_partition() {
             &watchdog_cfg_shipped_priorities().expect("binaries"),
         )
         .expect("watchdog.cfg");
-        let (r, c, l) = (
-            run.to_string_lossy().into_owned(),
-            config.to_string_lossy().into_owned(),
-            log.to_string_lossy().into_owned(),
-        );
-        lab.spawn(
-            name,
-            bins::binary("seesaw_watchdog").expect("checked above"),
-            &["--run-dir", &r, "--config-dir", &c, "--log-dir", &l],
-            &[
-                ("SEESAW_RUN_DIR", &r),
-                ("SEESAW_CONFIG_DIR", &c),
-                ("SEESAW_LOG_DIR", &l),
-                ("RUST_LOG", "info"),
-            ],
-        )
-        .unwrap_or_else(|e| panic!("starting the watchdog on {name}: {e}"));
+        lab.spawn_suite(name)
+            .unwrap_or_else(|e| panic!("starting the watchdog on {name}: {e}"));
         run_dirs.push(run);
     }
     let lab = Arc::new(lab);

@@ -365,7 +365,6 @@ fn kill_nine_ncc_and_engine_under_load_loses_nothing() {
         .build()
         .unwrap_or_else(|e| panic!("building the lab: {e}"));
     let config = lab.config_dir("lb1").expect("lb1");
-    let run = lab.run_dir("lb1").expect("lb1");
     let log = lab.log_dir("lb1").expect("lb1");
     let cfg = "[cluster]\nname = lab\nnode_ipv4 = 192.0.2.10\nanycast_enabled = false\n\n\
                [interface]\nnode = eth0\nlb = eth0\n\n[dataplane]\nkind = nftables\n\n\
@@ -396,30 +395,8 @@ fn kill_nine_ncc_and_engine_under_load_loses_nothing() {
     for (name, ip) in &BACKENDS[..2] {
         start_backend(&mut lab, &seesaw, name, &format!("{ip}:80"));
     }
-    let (run_s, config_s, log_s) = (
-        run.to_string_lossy().into_owned(),
-        config.to_string_lossy().into_owned(),
-        log.to_string_lossy().into_owned(),
-    );
-    lab.spawn(
-        "lb1",
-        bins::binary("seesaw_watchdog").expect("checked"),
-        &[
-            "--run-dir",
-            &run_s,
-            "--config-dir",
-            &config_s,
-            "--log-dir",
-            &log_s,
-        ],
-        &[
-            ("SEESAW_RUN_DIR", &run_s),
-            ("SEESAW_CONFIG_DIR", &config_s),
-            ("SEESAW_LOG_DIR", &log_s),
-            ("RUST_LOG", "info"),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("starting the watchdog: {e}"));
+    lab.spawn_suite("lb1")
+        .unwrap_or_else(|e| panic!("starting the watchdog: {e}"));
 
     let vip: SocketAddr = format!("{NAT_VIP}:80").parse().expect("literal");
     lab.run_in("client", || {
@@ -523,22 +500,15 @@ fn kill_nine_ncc_and_engine_under_load_loses_nothing() {
 
 /// A ready-to-start suite in `lb1` on the nftables plane: seesaw.cfg, `cluster` and watchdog.cfg
 /// written; returns (run, config, log) dirs as strings.
-fn write_suite(lab: &Lab, cluster: &str) -> (String, String, String) {
+fn write_suite(lab: &Lab, cluster: &str) {
     use seesaw_lab::config::{watchdog_cfg, write_atomic};
     let config = lab.config_dir("lb1").expect("lb1");
-    let run = lab.run_dir("lb1").expect("lb1");
-    let log = lab.log_dir("lb1").expect("lb1");
     let cfg = "[cluster]\nname = lab\nnode_ipv4 = 192.0.2.10\nanycast_enabled = false\n\n\
                [interface]\nnode = eth0\nlb = eth0\n\n[dataplane]\nkind = nftables\n\n\
                [ecu]\nlisten = 127.0.0.1:10257\n";
     write_atomic(&config, "seesaw.cfg", cfg).expect("seesaw.cfg");
     write_atomic(&config, "cluster.pb", cluster).expect("cluster.pb");
     write_atomic(&config, "watchdog.cfg", &watchdog_cfg().expect("bins")).expect("watchdog.cfg");
-    (
-        run.to_string_lossy().into_owned(),
-        config.to_string_lossy().into_owned(),
-        log.to_string_lossy().into_owned(),
-    )
 }
 
 /// The services in lb1's nftables plane, with their destinations' addresses.
@@ -629,7 +599,7 @@ fn fwmark_vserver_and_dsr_checks_through_the_vip() {
         host("fwm.lab.", &format!("{NAT_VIP}/32")),
         host("dsr.lab.", &format!("{DSR_VIP}/32")),
     );
-    let (run, config, log) = write_suite(&lab, &cluster);
+    write_suite(&lab, &cluster);
 
     // Per backend: HTTP on its own address, ports 80 and 8080 (the NAT vserver), and on the DSR
     // VIP only, port 81 (the DSR vserver and its checks).
@@ -647,25 +617,8 @@ fn fwmark_vserver_and_dsr_checks_through_the_vip() {
             }
         }
     }
-    lab.spawn(
-        "lb1",
-        bins::binary("seesaw_watchdog").expect("checked"),
-        &[
-            "--run-dir",
-            &run,
-            "--config-dir",
-            &config,
-            "--log-dir",
-            &log,
-        ],
-        &[
-            ("SEESAW_RUN_DIR", &run),
-            ("SEESAW_CONFIG_DIR", &config),
-            ("SEESAW_LOG_DIR", &log),
-            ("RUST_LOG", "info"),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("starting the watchdog: {e}"));
+    lab.spawn_suite("lb1")
+        .unwrap_or_else(|e| panic!("starting the watchdog: {e}"));
 
     // Every DSR destination up: each check passed through the VIP.
     wait_for(

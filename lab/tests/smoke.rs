@@ -58,7 +58,6 @@ fn client_reaches_both_backends_through_the_vip() {
 
     let config = lab.config_dir("lb1").expect("lb1 exists");
     let run = lab.run_dir("lb1").expect("lb1 exists");
-    let log = lab.log_dir("lb1").expect("lb1 exists");
     let seesaw_cfg = SeesawCfg {
         cluster: "lab".to_owned(),
         node_ipv4: "192.0.2.10".parse().expect("literal"),
@@ -85,30 +84,8 @@ fn client_reaches_both_backends_through_the_vip() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 
-    let (run_s, config_s, log_s) = (
-        run.to_string_lossy(),
-        config.to_string_lossy(),
-        log.to_string_lossy(),
-    );
-    lab.spawn(
-        "lb1",
-        bins::binary("seesaw_watchdog").expect("checked above"),
-        &[
-            "--run-dir",
-            &run_s,
-            "--config-dir",
-            &config_s,
-            "--log-dir",
-            &log_s,
-        ],
-        &[
-            ("SEESAW_RUN_DIR", &run_s),
-            ("SEESAW_CONFIG_DIR", &config_s),
-            ("SEESAW_LOG_DIR", &log_s),
-            ("RUST_LOG", "info"),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("starting the watchdog: {e}"));
+    lab.spawn_suite("lb1")
+        .unwrap_or_else(|e| panic!("starting the watchdog: {e}"));
 
     let vip: SocketAddr = VIP.parse().expect("literal");
     let answered = lab
@@ -139,7 +116,12 @@ fn client_reaches_both_backends_through_the_vip() {
         .exec(
             "lb1",
             &seesaw,
-            &["--run-dir", &run_s, "-c", "show vservers web@lab"],
+            &[
+                "--run-dir",
+                &run.to_string_lossy(),
+                "-c",
+                "show vservers web@lab",
+            ],
             &[],
             Duration::from_secs(15),
         )
