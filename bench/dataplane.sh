@@ -7,7 +7,9 @@
 # Paths: direct (no proxy), ours (seesaw_ncc, [dataplane] kind = proxy, services applied over its
 # gRPC socket with nccctl; for UDP also ours_nooffload: a second instance with
 # SEESAW_UDP_OFFLOAD=off, i.e. without UDP GSO/GRO), HAProxy (mode tcp, nbthread = ours, maxconn 4000, splice-auto) and
-# nginx stream (worker_processes = ours, reuseport). The order of the paths alternates between
+# nginx stream (worker_processes = ours, reuseport); for iperf3 also floor (bench/src/bin/
+# splicerelay.rs: the simplest splice relay, the most any relaying proxy can get here). Every
+# process runs in a session of its own (see below). The order of the paths alternates between
 # rounds (rotated, and reversed every other round). Prints every run and a markdown table of
 # medians and same-round ratios (the median of the per-round ratios); with --record the table is
 # appended to bench/RESULTS.md with the command.
@@ -16,6 +18,7 @@
 #   env: WRK_SECS (5) IPERF_SECS (5) UDP_SECS (3) THREADS (nproc: HAProxy threads, nginx workers and
 #        ours' worker threads per protocol, SEESAW_PROXY_THREADS)
 #        ONLY (e.g. "wrk iperf udp": which measurements to run)
+#        PATHS (e.g. "ours haproxy": which paths to run; default all)
 #        NO_BUILD=1 (use the binaries already in target/release)
 #        UDP_GEN (gso: the generator sends 64 datagrams per sendmsg as one UDP GSO message, which
 #                 the kernel splits into 64-byte datagrams before any receiver sees them; plain:
@@ -32,6 +35,7 @@ udp_secs=${UDP_SECS:-3}
 threads=${THREADS:-$(nproc)}
 udp_gen=${UDP_GEN:-gso}
 only=${ONLY:-wrk iperf udp}
+paths=${PATHS:-}
 [ "$rounds" -ge 1 ] && [ "$rounds" -le 20 ] || { echo "ROUNDS must be 1..20" >&2; exit 64; }
 for t in haproxy nginx wrk iperf3 python3; do
   command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || { echo "missing $t (apt-get install -y haproxy nginx-light libnginx-mod-stream wrk iperf3)" >&2; exit 69; }
@@ -42,7 +46,7 @@ STREAM_MOD=/usr/lib/nginx/modules/ngx_stream_module.so
 [ -f $STREAM_MOD ] || { echo "missing $STREAM_MOD (apt-get install -y libnginx-mod-stream)" >&2; exit 69; }
 
 if [ "${NO_BUILD:-0}" != 1 ]; then
-  cargo build --release -q -p seesaw-ncc --bin seesaw_ncc -p seesaw-bench --bin udpgen --bin nccctl
+  cargo build --release -q -p seesaw-ncc --bin seesaw_ncc -p seesaw-bench --bin udpgen --bin nccctl --bin splicerelay
 fi
 rel=target/release
 
@@ -60,8 +64,13 @@ trap cleanup EXIT
 # Ports: backends, then one block per proxy (http, iperf, udp).
 BE_HTTP=18080 BE_IPERF=15201 BE_UDP=19000
 declare -A HTTP=([direct]=18080 [ours]=18081 [haproxy]=18082 [nginx]=18083)
-declare -A IPERF=([direct]=15201 [ours]=15202 [haproxy]=15203 [nginx]=15204)
+declare -A IPERF=([direct]=15201 [ours]=15202 [haproxy]=15203 [nginx]=15204 [floor]=15205)
 declare -A UDP=([direct]=19000 [ours]=19001 [ours_nooffload]=19002 [nginx]=19003)
+
+# Every daemon and load generator runs in a session of its own (setsid), as a service manager
+# would start them: with autogroup scheduling (kernel.sched_autogroup_enabled = 1) processes of
+# one session share one CPU share, so a proxy started from this shell would otherwise compete
+# with wrk inside one group while nginx, which daemonizes, got a group of its own.
 
 # --- backends ---
 mkdir -p "$tmp/be/logs" "$tmp/ngx/logs"
@@ -83,13 +92,13 @@ http {
 }
 EOF
 "$NGINX" -p "$tmp/be" -c "$tmp/be/nginx.conf" -e "$tmp/be/error.log"
-iperf3 -s -B 127.0.0.1 -p $BE_IPERF >/dev/null 2>&1 &
+setsid iperf3 -s -B 127.0.0.1 -p $BE_IPERF >/dev/null 2>&1 &
 pids+=($!)
 
 # --- our proxy ---
 mkdir -p "$tmp/ncc-cfg" "$tmp/ncc-run"
 printf '[cluster]\nname = bench\n[dataplane]\nkind = proxy\n' >"$tmp/ncc-cfg/seesaw.cfg"
-SEESAW_PROXY_THREADS=$threads $rel/seesaw_ncc --config-dir "$tmp/ncc-cfg" --run-dir "$tmp/ncc-run" \
+SEESAW_PROXY_THREADS=$threads setsid $rel/seesaw_ncc --config-dir "$tmp/ncc-cfg" --run-dir "$tmp/ncc-run" \
   2>"$tmp/ncc.log" &
 pids+=($!)
 sock="$tmp/ncc-run/ncc/ncc.sock"
@@ -101,12 +110,17 @@ $rel/nccctl "$sock" apply \
 
 # A second instance of ours with UDP GSO/GRO off, to measure what they bring (UDP only).
 mkdir -p "$tmp/ncc2-run"
-SEESAW_UDP_OFFLOAD=off SEESAW_PROXY_THREADS=$threads $rel/seesaw_ncc --config-dir "$tmp/ncc-cfg" --run-dir "$tmp/ncc2-run" \
+SEESAW_UDP_OFFLOAD=off SEESAW_PROXY_THREADS=$threads setsid $rel/seesaw_ncc --config-dir "$tmp/ncc-cfg" --run-dir "$tmp/ncc2-run" \
   2>"$tmp/ncc2.log" &
 pids+=($!)
 sock2="$tmp/ncc2-run/ncc/ncc.sock"
 for _ in $(seq 1 100); do [ -S "$sock2" ] && break; sleep 0.1; done
 $rel/nccctl "$sock2" apply udp 127.0.0.1:${UDP[ours_nooffload]} 127.0.0.1:$BE_UDP >/dev/null
+
+# --- the floor of a relay (bulk only): bench/src/bin/splicerelay.rs, blocking splice, a thread per
+# direction; what it loses against direct is the second TCP connection itself ---
+setsid $rel/splicerelay 127.0.0.1:${IPERF[floor]} 127.0.0.1:$BE_IPERF 2>"$tmp/splicerelay.log" &
+pids+=($!)
 
 # --- HAProxy ---
 cat >"$tmp/haproxy.cfg" <<EOF
@@ -126,7 +140,7 @@ listen iperf
   bind 127.0.0.1:${IPERF[haproxy]}
   server be 127.0.0.1:$BE_IPERF
 EOF
-"$HAPROXY" -f "$tmp/haproxy.cfg" -db >"$tmp/haproxy.log" 2>&1 &
+setsid "$HAPROXY" -f "$tmp/haproxy.cfg" -db >"$tmp/haproxy.log" 2>&1 &
 pids+=($!)
 
 # --- nginx stream ---
@@ -149,7 +163,7 @@ for p in "${HTTP[@]}" "${IPERF[@]}"; do wait_port "$p"; done
 
 # --- measurements: each prints one line of numbers ---
 run_wrk() { # -> req/s p99_us
-  wrk -t1 -c64 -d"${wrk_secs}s" --latency "http://127.0.0.1:$1/" | python3 -c '
+  setsid -w wrk -t1 -c64 -d"${wrk_secs}s" --latency "http://127.0.0.1:$1/" | python3 -c '
 import re, sys
 t = sys.stdin.read()
 rps = re.search(r"Requests/sec:\s+([\d.]+)", t).group(1)
@@ -160,18 +174,18 @@ non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 print(rps, round(v), "errors:" + (errs.group(1).replace(" ", "") if errs else "0") + ("/non2xx:" + non2xx.group(1) if non2xx else ""))'
 }
 run_iperf() { # -> Gbit/s received
-  iperf3 -c 127.0.0.1 -p "$1" -t "$iperf_secs" -J | python3 -c '
+  setsid -w iperf3 -c 127.0.0.1 -p "$1" -t "$iperf_secs" -J | python3 -c '
 import json, sys
 j = json.load(sys.stdin)
 print(round(j["end"]["sum_received"]["bits_per_second"] / 1e9, 2))'
 }
 run_udp() { # -> datagrams/s delivered (counted at the sink) and received count
   local out
-  $rel/udpgen sink 127.0.0.1:$BE_UDP $((udp_secs + 2)) >"$tmp/sink.out" &
+  setsid $rel/udpgen sink 127.0.0.1:$BE_UDP $((udp_secs + 2)) >"$tmp/sink.out" &
   local sp=$!
   sleep 0.3
   local sent
-  sent=$($rel/udpgen send "127.0.0.1:$1" "$udp_secs" 64 $udp_gen | awk '{print $2}')
+  sent=$(setsid -w $rel/udpgen send "127.0.0.1:$1" "$udp_secs" 64 $udp_gen | awk '{print $2}')
   wait $sp
   out=$(cat "$tmp/sink.out")
   python3 -c "
@@ -183,7 +197,18 @@ n = int('$out'.split()[1]); print(round(n / $udp_secs), 'received', n, 'sent', $
 # which shows whether a path was CPU-bound and what it costs per request or per byte.
 cpu_now() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat; }
 
-paths_for() { case $1 in udp) echo "direct ours ours_nooffload nginx";; *) echo "direct ours haproxy nginx";; esac; }
+paths_for() {
+  local all
+  case $1 in
+    udp) all="direct ours ours_nooffload nginx";;
+    iperf) all="direct ours haproxy nginx floor";;
+    *) all="direct ours haproxy nginx";;
+  esac
+  if [ -z "$paths" ]; then echo "$all"; return; fi
+  local out="" p
+  for p in $all; do case " $paths " in *" $p "*) out="$out $p";; esac; done
+  echo "$out"
+}
 
 # Warm-up (not recorded).
 for p in direct ours haproxy nginx; do wrk -t1 -c64 -d1s "http://127.0.0.1:${HTTP[$p]}/" >/dev/null; done
@@ -246,7 +271,7 @@ if any(k[0] == "iperf" for k in by):
     out.append("")
     out.append("| iperf3 1 stream | Gbit/s (median) | ÷ direct | ours ÷ this | CPU busy | core-seconds per GB |")
     out.append("|---|---|---|---|---|---|")
-    for p in ["direct", "ours", "haproxy", "nginx"]:
+    for p in ["direct", "ours", "haproxy", "nginx", "floor"]:
         if ("iperf", p) in by:
             b = busy('iperf', p)
             per = f"{b * ncpu * 8 / med('iperf', p):.3f}" if b is not None else "-"
@@ -268,7 +293,7 @@ if [ "$record" = 1 ]; then
     echo
     echo "## Userspace proxy vs HAProxy and nginx stream: bench/dataplane.sh $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Command: \`WRK_SECS=$wrk_secs IPERF_SECS=$iperf_secs UDP_SECS=$udp_secs UDP_GEN=$udp_gen THREADS=$threads ONLY=\"$only\" bench/dataplane.sh --record $rounds\`"
+    echo "Command: \`WRK_SECS=$wrk_secs IPERF_SECS=$iperf_secs UDP_SECS=$udp_secs UDP_GEN=$udp_gen THREADS=$threads ONLY=\"$only\"${paths:+ PATHS=\"$paths\"} bench/dataplane.sh --record $rounds\`"
     echo "(load average at start: $(cut -d' ' -f1-3 /proc/loadavg)). Every run:"
     echo
     echo '```'
