@@ -560,6 +560,10 @@ pub type BgpNeighborsReply = Result<(Vec<crate::state::BgpNeighborView>, Vec<Str
 const BGP_RESYNC_EVERY: Duration = Duration::from_secs(5);
 /// Deadline of one BGP update through ncc.
 const BGP_CALL_DEADLINE: Duration = Duration::from_secs(1);
+/// After a failed BGP update the next one waits 1 s, then twice as long after every further
+/// failure, up to this: the loop waits for each attempt (up to [`BGP_CALL_DEADLINE`]), so a
+/// speaker that does not answer must not cost that on every event the loop handles.
+const BGP_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// What ncc last confirmed announcing, and when.
 #[derive(Debug, Default)]
@@ -570,6 +574,9 @@ struct BgpSync {
     maybe: std::collections::BTreeSet<std::net::IpAddr>,
     last_ok: Option<tokio::time::Instant>,
     settings: Option<crate::state::BgpSettings>,
+    /// Failed updates in a row, and when the next may be tried.
+    failures: u32,
+    retry_at: Option<tokio::time::Instant>,
 }
 
 impl BgpSync {
@@ -619,6 +626,14 @@ impl BgpSync {
     }
 
     async fn call<N: NccBgp>(&mut self, ncc: &N, req: crate::state::BgpDesired) {
+        // Backing off after failures: what was not done stays in `maybe`/unsent and is done by
+        // the first call that gets through.
+        if self
+            .retry_at
+            .is_some_and(|t| tokio::time::Instant::now() < t)
+        {
+            return;
+        }
         // Bounded: the loop waits for BGP (a withdrawal must precede the plane change), and an
         // HA report must never wait long behind an unreachable speaker.
         let r = tokio::time::timeout(BGP_CALL_DEADLINE, ncc.bgp_set(&req))
@@ -637,6 +652,7 @@ impl BgpSync {
                 self.maybe.clear();
                 self.sent = Some(req);
                 self.last_ok = Some(tokio::time::Instant::now());
+                (self.failures, self.retry_at) = (0, None);
             }
             Err(e) => {
                 // Unknown now: remember what may still be announced so it is withdrawn later.
@@ -645,7 +661,12 @@ impl BgpSync {
                 }
                 self.maybe.extend(req.routes.iter().copied());
                 self.settings = Some(req.settings);
-                tracing::warn!(error = %e, "bgp update failed; retrying");
+                let wait = Duration::from_secs(1)
+                    .saturating_mul(1 << self.failures.min(8))
+                    .min(BGP_RETRY_MAX);
+                self.failures = self.failures.saturating_add(1);
+                self.retry_at = Some(tokio::time::Instant::now() + wait);
+                tracing::warn!(error = %e, retry_in = ?wait, "bgp update failed");
             }
         }
     }
@@ -704,6 +725,7 @@ fn watch_exit(pid: i32, events: mpsc::Sender<Event>) -> Arc<AtomicBool> {
 mod bgp_sync_tests {
     use std::collections::BTreeSet;
     use std::net::IpAddr;
+    use std::time::Duration;
 
     use super::BgpSync;
     use crate::ncc_port::FakeNcc;
@@ -754,7 +776,7 @@ mod bgp_sync_tests {
         assert_eq!(ncc.bgp_log().len(), calls);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn routes_of_a_failed_call_are_withdrawn_once_ncc_answers() {
         let ncc = FakeNcc::default();
         let mut b = BgpSync::default();
@@ -763,11 +785,51 @@ mod bgp_sync_tests {
         // Unknown outcome: .2 may or may not be out there now.
         b.announce(&ncc, Some(want(&["192.168.255.1", "192.168.255.2"])))
             .await;
+        tokio::time::advance(Duration::from_secs(1)).await;
         b.withdraw_first(&ncc, None).await;
         ncc.set_failing(None);
+        tokio::time::advance(Duration::from_secs(2)).await;
         // BGP switched off by the config: everything that may be announced is withdrawn.
         b.withdraw_first(&ncc, None).await;
         assert!(ncc.bgp_announced().is_empty());
         assert_eq!(ncc.bgp_log(), ["+192.168.255.1", "-192.168.255.1"]);
+    }
+
+    /// A speaker that keeps failing is tried after 1, 2, 4, 5, 5 s, not on every loop turn (the
+    /// loop waits for each try); the first try that gets through announces and resets the wait.
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_speaker_is_retried_with_backoff() {
+        let ncc = FakeNcc::default();
+        let mut b = BgpSync::default();
+        ncc.set_failing(Some("gobgpd down"));
+        let w = || Some(want(&["192.168.255.1"]));
+        let mut tries_at = Vec::new();
+        // The engine loop turns every 100 ms for 20 s.
+        for tick in 0..200u64 {
+            let before = ncc.bgp_calls();
+            b.withdraw_first(&ncc, w().as_ref()).await;
+            b.announce(&ncc, w()).await;
+            if ncc.bgp_calls() > before {
+                tries_at.push(tick * 100);
+            }
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        assert_eq!(tries_at, [0, 1000, 3000, 7000, 12000, 17000]);
+        assert!(ncc.bgp_announced().is_empty());
+        ncc.set_failing(None);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        b.announce(&ncc, w()).await;
+        assert_eq!(ncc.bgp_log(), ["+192.168.255.1"]);
+        // Reset: the next failure waits 1 s again.
+        ncc.set_failing(Some("gobgpd down"));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        b.announce(&ncc, w()).await;
+        let calls = ncc.bgp_calls();
+        tokio::time::advance(Duration::from_millis(900)).await;
+        b.announce(&ncc, w()).await;
+        assert_eq!(ncc.bgp_calls(), calls);
+        tokio::time::advance(Duration::from_millis(100)).await;
+        b.announce(&ncc, w()).await;
+        assert_eq!(ncc.bgp_calls(), calls + 1);
     }
 }

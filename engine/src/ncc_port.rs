@@ -519,6 +519,8 @@ impl NccBgp for GrpcNcc {
 
 #[derive(Debug, Default)]
 struct FakeBgp {
+    /// Every `bgp_set` call, failed ones included.
+    calls: usize,
     announced: std::collections::BTreeSet<IpAddr>,
     /// Every announcement change in order: `+ip` / `-ip`.
     log: Vec<String>,
@@ -536,10 +538,16 @@ impl FakeNcc {
     pub fn bgp_log(&self) -> Vec<String> {
         self.bgp.lock().expect("fake bgp lock").log.clone()
     }
+
+    /// How many BGP updates were asked for, failed ones included.
+    pub fn bgp_calls(&self) -> usize {
+        self.bgp.lock().expect("fake bgp lock").calls
+    }
 }
 
 impl NccBgp for FakeNcc {
     async fn bgp_set(&self, desired: &crate::state::BgpDesired) -> Result<Vec<String>, NccError> {
+        self.bgp.lock().expect("fake bgp lock").calls += 1;
         if let Some(reason) = &self.inner.lock().expect("fake ncc lock").fail {
             return Err(NccError::Unavailable(reason.clone()));
         }
