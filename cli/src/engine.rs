@@ -173,6 +173,7 @@ impl EngineLink for GrpcEngine {
                 OverrideSet::Enabled => pb::OverrideState::OverrideEnabled,
             } as i32,
             acting_user: String::new(),
+            on_behalf_of: String::new(),
         };
         let r = match kind {
             OverrideKind::Vserver => self.client.override_vserver(req).await,

@@ -616,9 +616,12 @@ async fn set_override<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) ->
         Err(_) => "override (invalid body)".into(),
     };
     let st2 = Arc::clone(&st);
-    write(&st2, &who, Role::Operator, action, |_| async {
+    write(&st2, &who, Role::Operator, action, |user| async move {
         let b = parsed?;
-        let message = st.view.set_override(b.kind, b.target, b.state).await?;
+        let message = st
+            .view
+            .set_override(b.kind, b.target, b.state, user)
+            .await?;
         Ok(json!({"message": message}))
     })
     .await

@@ -50,12 +50,13 @@ pub trait EngineView: Send + Sync + 'static {
     fn cluster(&self) -> impl Future<Output = Result<Cluster, ViewError>> + Send;
     /// The overrides in force.
     fn overrides(&self) -> impl Future<Output = Result<Vec<Override>, ViewError>> + Send;
-    /// Sets an override; the engine's message.
+    /// Sets an override for the API user `who` (the ECU authorised them); the engine's message.
     fn set_override(
         &self,
         kind: OverrideKind,
         target: String,
         state: OverrideState,
+        who: String,
     ) -> impl Future<Output = Result<String, ViewError>> + Send;
     /// Re-reads cluster.pb from the config source.
     fn config_reload(&self) -> impl Future<Output = Result<Outcome, ViewError>> + Send;
@@ -195,6 +196,7 @@ impl EngineView for GrpcEngineView {
         kind: OverrideKind,
         target: String,
         state: OverrideState,
+        who: String,
     ) -> Result<String, ViewError> {
         let req = pb::OverrideRequest {
             target,
@@ -204,8 +206,9 @@ impl EngineView for GrpcEngineView {
                 OverrideState::Disabled => pb::OverrideState::OverrideDisabled,
             } as i32,
             // The ECU authorised the caller by its own role; it calls as itself (trusted) and
-            // attributes the change in its audit log.
+            // the engine records the override as the API user's.
             acting_user: String::new(),
+            on_behalf_of: who,
         };
         let mut c = self.c();
         let r = match kind {

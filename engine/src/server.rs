@@ -596,6 +596,12 @@ impl EngineService {
         kind: OverrideKind,
         req: Request<pb::OverrideRequest>,
     ) -> Result<Response<pb::OverrideReply>, Status> {
+        let on_behalf_of = &req.get_ref().on_behalf_of;
+        if on_behalf_of.len() > 128 || on_behalf_of.chars().any(char::is_control) {
+            return Err(Status::invalid_argument(
+                "on_behalf_of must be at most 128 printable characters",
+            ));
+        }
         let caller = caller_of(&req);
         let r = req.into_inner();
         let state = match pb::OverrideState::try_from(r.state) {
@@ -638,7 +644,9 @@ fn state_to_pb(s: OverrideState) -> pb::OverrideState {
 }
 
 /// Who is calling: trust and user from `SO_PEERCRED`; a trusted proxy (the ECU) may name the end
-/// user it authenticated in `acting_user`, and is then judged as that user.
+/// user it authenticated in `acting_user`, and is then judged as that user, or name the user it
+/// authorised itself in `on_behalf_of`, and is then judged as itself but the override is recorded
+/// as that user's.
 fn caller_of(req: &Request<pb::OverrideRequest>) -> Caller {
     use seesaw_common::peer::{Trust, trust_of};
     let trusted = trust_of(req) == Trust::Trusted;
@@ -665,9 +673,16 @@ fn caller_of(req: &Request<pb::OverrideRequest>) -> Caller {
             || uid.map_or_else(|| "unknown".to_owned(), |u| format!("uid {u}")),
             |u| u.name,
         );
+    let groups = unix_groups(&user);
+    let on_behalf_of = &req.get_ref().on_behalf_of;
+    let user = if trusted && !on_behalf_of.is_empty() {
+        format!("{on_behalf_of} (via {user})")
+    } else {
+        user
+    };
     Caller {
         trusted,
-        groups: unix_groups(&user),
+        groups,
         user,
     }
 }

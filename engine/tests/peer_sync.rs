@@ -130,14 +130,40 @@ async fn backup_mirrors_overrides_and_relays_failover() {
         }
     });
 
-    // An override on the master appears on the backup.
+    // An override on the master appears on the backup. Set as a trusted proxy (the ECU does this)
+    // on behalf of an end user it authorised: recorded as that user's.
     c1.override_vserver(pb::OverrideRequest {
         target: "web".into(),
         state: pb::OverrideState::OverrideDisabled as i32,
         acting_user: String::new(),
+        on_behalf_of: "alice".into(),
     })
     .await
     .unwrap();
+    let set_by = c1
+        .overrides(pb::Empty {})
+        .await
+        .unwrap()
+        .into_inner()
+        .overrides
+        .into_iter()
+        .map(|o| o.set_by)
+        .collect::<Vec<_>>();
+    assert!(
+        set_by.len() == 1 && set_by[0].starts_with("alice (via "),
+        "{set_by:?}"
+    );
+    // A name that would forge log lines is refused, and nothing changes.
+    let bad = c1
+        .override_vserver(pb::OverrideRequest {
+            target: "web".into(),
+            state: pb::OverrideState::OverrideEnabled as i32,
+            acting_user: String::new(),
+            on_behalf_of: "alice\nroot".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     let mut c2b = c2.clone();
     wait_for(
         "the backup to mirror the override",
@@ -173,6 +199,7 @@ async fn backup_mirrors_overrides_and_relays_failover() {
         target: "web".into(),
         state: pb::OverrideState::OverrideDefault as i32,
         acting_user: String::new(),
+        on_behalf_of: String::new(),
     })
     .await
     .unwrap();

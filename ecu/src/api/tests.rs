@@ -161,6 +161,8 @@ async fn operator_overrides_and_reload_are_attributed() {
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["message"], "backend be1.demo.: disabled");
     assert_eq!(h.fake.overrides_now()[0].state, "disabled");
+    // The engine is told who the API user is (the fake records it as the engine would).
+    assert_eq!(h.fake.overrides_now()[0].set_by, "olga (via ecu)");
     let (s, _) = h
         .call("POST", "/v1/config/reload", Some(OPERATOR), "")
         .await;

@@ -173,6 +173,7 @@ impl EngineView for FakeEngine {
         kind: OverrideKind,
         target: String,
         state: OverrideState,
+        who: String,
     ) -> Result<String, ViewError> {
         let mut s = self.reachable()?;
         let name = |k: OverrideKind| format!("{k:?}").to_lowercase();
@@ -183,7 +184,7 @@ impl EngineView for FakeEngine {
             kind: name(kind),
             target: target.clone(),
             state: st.clone(),
-            set_by: "ecu".into(),
+            set_by: format!("{who} (via ecu)"),
             set_at_ms: 0,
         });
         Ok(format!("{} {target}: {st}", name(kind)))
