@@ -128,6 +128,14 @@ fn main() -> ExitCode {
                 }
             }
         } else {
+            // The proxy forwards nothing in the kernel, so only the LB interface's own settings
+            // apply (ARP for the VIPs it holds), and only when ncc manages that interface.
+            if let (Some(_), Some(name)) = (&lb, &choice.lb_interface) {
+                seesaw_ncc::kernel::sysctl::apply(
+                    std::path::Path::new("/proc/sys"),
+                    &seesaw_ncc::kernel::sysctl::per_interface(&[name.as_str()]),
+                );
+            }
             seesaw_ncc::server::run_with_interfaces(ProxyPlane::new(), vips, lb, listener, shutdown)
                 .await
         };
