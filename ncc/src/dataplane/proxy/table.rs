@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +16,30 @@ use super::rules::{Compiled, RuleError, Verdict};
 use crate::model::{Dest, DestStats, Scheduler, Service};
 use crate::sched::{Algo, FlowHash, Member, Picker, hash_addr};
 
+/// Byte counters are split in this many shards, one cache line each: a worker thread adds to its
+/// own shard on every message, so workers never pass one counter's cache line back and forth
+/// (nor the line of the `evicted` flag every wake reads); a snapshot sums the shards.
+const SHARDS: usize = 8;
+
+/// The byte counters one thread adds to.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct ByteShard {
+    /// Bytes client → backend.
+    pub bytes_in: AtomicU64,
+    /// Bytes backend → client.
+    pub bytes_out: AtomicU64,
+}
+
+/// This thread's shard index: threads take the next index when they first count.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    INDEX.with(|i| *i)
+}
+
 /// Live counters of one destination.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -23,21 +47,32 @@ pub struct Counters {
     pub active: AtomicU64,
     /// Connections or flows ever.
     pub total: AtomicU64,
-    /// Bytes client → backend, counted as they pass.
-    pub bytes_in: AtomicU64,
-    /// Bytes backend → client, counted as they pass.
-    pub bytes_out: AtomicU64,
+    /// Bytes, counted as they pass, per shard.
+    bytes: [ByteShard; SHARDS],
 }
 
 impl Counters {
+    /// The calling thread's byte counters (a TCP connection resolves it once: it never leaves
+    /// its worker thread).
+    #[inline]
+    pub fn shard(&self) -> &ByteShard {
+        &self.bytes[shard_index()]
+    }
+
     /// A point-in-time copy.
     pub fn snapshot(&self, dest: Dest) -> DestStats {
+        let sum = |f: fn(&ByteShard) -> &AtomicU64| {
+            self.bytes
+                .iter()
+                .map(|s| f(s).load(Ordering::Relaxed))
+                .fold(0u64, u64::wrapping_add)
+        };
         DestStats {
             dest: Some(dest),
             active_conns: self.active.load(Ordering::Relaxed),
             total_conns: self.total.load(Ordering::Relaxed),
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            bytes_in: sum(|s| &s.bytes_in),
+            bytes_out: sum(|s| &s.bytes_out),
         }
     }
 }
@@ -260,5 +295,38 @@ impl Table {
         self.groups
             .get(usize::from(group))
             .map_or(0, |g| g.dests.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::Counters;
+    use crate::model::Dest;
+
+    /// Threads add to their own shards; a snapshot sums every shard.
+    #[test]
+    fn sharded_byte_counters_sum_across_threads() {
+        let c = Arc::new(Counters::default());
+        let threads: Vec<_> = (0..12u64)
+            .map(|t| {
+                let c = Arc::clone(&c);
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        let s = c.shard();
+                        s.bytes_in.fetch_add(t, Ordering::Relaxed);
+                        s.bytes_out.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("counting thread");
+        }
+        let d = c.snapshot(Dest::new("127.0.0.1:80".parse().expect("literal"), 1));
+        assert_eq!(d.bytes_in, 1000 * (0..12).sum::<u64>());
+        assert_eq!(d.bytes_out, 12_000);
     }
 }

@@ -284,12 +284,15 @@ async fn handle(
     if !pre.is_empty() {
         backend.write_all(&pre).await?;
     }
+    let bytes = c.shard();
     if !head.is_empty() {
         backend.write_all(&head).await?;
-        c.bytes_in.fetch_add(head.len() as u64, Ordering::Relaxed);
+        bytes
+            .bytes_in
+            .fetch_add(head.len() as u64, Ordering::Relaxed);
     }
     tokio::select! {
-        r = relay(&client, &backend, &c.bytes_in, &c.bytes_out) => r,
+        r = relay(&client, &backend, &bytes.bytes_in, &bytes.bytes_out) => r,
         () = Evicted::new(dest) => Ok(()),
     }
 }

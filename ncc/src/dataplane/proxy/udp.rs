@@ -193,6 +193,7 @@ impl Worker {
                                 f.last = self.now;
                                 f.dest
                                     .counters
+                                    .shard()
                                     .bytes_in
                                     .fetch_add((end - at) as u64, Ordering::Relaxed);
                             }
@@ -371,7 +372,10 @@ impl Worker {
                     self.tx.push(d, Some(client));
                 }
             }
-            dest.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+            dest.counters
+                .shard()
+                .bytes_out
+                .fetch_add(bytes, Ordering::Relaxed);
             if let Some(f) = self.flows[slot].as_mut() {
                 f.last = self.now;
             }
