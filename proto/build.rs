@@ -38,5 +38,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     builder.compile_fds(compiler.file_descriptor_set())?;
+
+    // A second copy of the services' server traits in which every RPC answers `unimplemented`
+    // unless overridden, for test fakes only (feature `test-stubs`, module `engine_stubs`): a
+    // fake implements the RPCs its test uses, while production servers keep implementing the
+    // strict traits above. Messages are not generated again: they are the crate's own.
+    let stubs = out.join("stubs");
+    std::fs::create_dir_all(&stubs)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .generate_default_stubs(true)
+        .extern_path(".seesaw.config", "crate::config")
+        .extern_path(".seesaw.engine", "crate::engine")
+        .extern_path(".seesaw.ncc", "crate::ncc")
+        .extern_path(".seesaw.sync", "crate::sync")
+        .out_dir(&stubs)
+        .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::process::Output;
 use std::sync::Mutex;
 
 use seesaw_proto::engine as pb;
-use seesaw_proto::engine::engine_server::{Engine, EngineServer};
+use seesaw_proto::engine_stubs::engine_server::{Engine, EngineServer};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -20,61 +20,6 @@ type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl Engine for ScriptedEngine {
-    async fn get_cluster(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::ClusterText>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn update_cluster(
-        &self,
-        _: Request<pb::UpdateClusterRequest>,
-    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn config_history(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::ConfigHistoryReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn config_rollback(
-        &self,
-        _: Request<pb::ConfigRollbackRequest>,
-    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    // Not used by this test; present because the trait requires every RPC.
-    async fn override_vserver(
-        &self,
-        _: Request<pb::OverrideRequest>,
-    ) -> Result<Response<pb::OverrideReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn override_backend(
-        &self,
-        _: Request<pb::OverrideRequest>,
-    ) -> Result<Response<pb::OverrideReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn override_destination(
-        &self,
-        _: Request<pb::OverrideRequest>,
-    ) -> Result<Response<pb::OverrideReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn overrides(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::OverridesReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn config_source(
-        &self,
-        _: Request<pb::ConfigSourceRequest>,
-    ) -> Result<Response<pb::ConfigSourceReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
     async fn cluster_status(&self, _: Request<pb::Empty>) -> Reply<pb::ClusterStatus> {
         Ok(Response::new(pb::ClusterStatus {
             version: 2,
@@ -137,14 +82,6 @@ impl Engine for ScriptedEngine {
         }))
     }
 
-    async fn ha_config(&self, _: Request<pb::Empty>) -> Reply<pb::HaConfig> {
-        Err(Status::unimplemented("not used by the shell"))
-    }
-
-    async fn ha_update(&self, _: Request<pb::HaStatus>) -> Reply<pb::HaUpdateReply> {
-        Err(Status::unimplemented("not used by the shell"))
-    }
-
     async fn failover(&self, _: Request<pb::Empty>) -> Reply<pb::FailoverReply> {
         Err(Status::failed_precondition(
             "this node is BACKUP, not the master",
@@ -166,14 +103,6 @@ impl Engine for ScriptedEngine {
             }],
             announced: vec!["192.168.255.1/32".into()],
         }))
-    }
-
-    async fn healthchecks(&self, _: Request<pb::Empty>) -> Reply<pb::Checks> {
-        Err(Status::unimplemented("not used by the shell"))
-    }
-
-    async fn health_state(&self, _: Request<pb::HealthBatch>) -> Reply<pb::Empty> {
-        Err(Status::unimplemented("not used by the shell"))
     }
 }
 

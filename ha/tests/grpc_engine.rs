@@ -8,8 +8,8 @@ use std::time::Duration;
 use seesaw_common::{paths, uds};
 use seesaw_ha::link::{EngineLink, GrpcEngineLink, HaReport};
 use seesaw_ha::node::State;
-use seesaw_proto::engine::engine_server::{Engine, EngineServer};
 use seesaw_proto::engine::{self as pb};
+use seesaw_proto::engine_stubs::engine_server::{Engine, EngineServer};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -22,61 +22,6 @@ struct ScriptedEngine {
 
 #[tonic::async_trait]
 impl Engine for ScriptedEngine {
-    async fn get_cluster(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::ClusterText>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn update_cluster(
-        &self,
-        _: Request<pb::UpdateClusterRequest>,
-    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn config_history(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::ConfigHistoryReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn config_rollback(
-        &self,
-        _: Request<pb::ConfigRollbackRequest>,
-    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    // Not used by this test; present because the trait requires every RPC.
-    async fn override_vserver(
-        &self,
-        _: Request<pb::OverrideRequest>,
-    ) -> Result<Response<pb::OverrideReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn override_backend(
-        &self,
-        _: Request<pb::OverrideRequest>,
-    ) -> Result<Response<pb::OverrideReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn override_destination(
-        &self,
-        _: Request<pb::OverrideRequest>,
-    ) -> Result<Response<pb::OverrideReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn overrides(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::OverridesReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn config_source(
-        &self,
-        _: Request<pb::ConfigSourceRequest>,
-    ) -> Result<Response<pb::ConfigSourceReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
     async fn ha_config(&self, _: Request<pb::Empty>) -> Result<Response<pb::HaConfig>, Status> {
         Ok(Response::new(self.config.clone()))
     }
@@ -90,51 +35,6 @@ impl Engine for ScriptedEngine {
         Ok(Response::new(pb::HaUpdateReply {
             failover: updates.len() == 2,
         }))
-    }
-    async fn failover(&self, _: Request<pb::Empty>) -> Result<Response<pb::FailoverReply>, Status> {
-        Err(Status::unimplemented("not scripted"))
-    }
-    async fn bgp_neighbors(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::BgpNeighbors>, Status> {
-        Err(Status::unimplemented("not scripted"))
-    }
-    async fn cluster_status(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::ClusterStatus>, Status> {
-        Err(Status::unimplemented("not scripted"))
-    }
-    async fn config_status(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::ConfigStatus>, Status> {
-        Err(Status::unimplemented("not scripted"))
-    }
-    async fn vservers(
-        &self,
-        _: Request<pb::VserversRequest>,
-    ) -> Result<Response<pb::VserversReply>, Status> {
-        Err(Status::unimplemented("not scripted"))
-    }
-    async fn ha_status(&self, _: Request<pb::Empty>) -> Result<Response<pb::HaStatus>, Status> {
-        Err(Status::unimplemented("not scripted"))
-    }
-    async fn config_reload(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
-        Err(Status::unimplemented("not scripted"))
-    }
-    async fn healthchecks(&self, _: Request<pb::Empty>) -> Result<Response<pb::Checks>, Status> {
-        Err(Status::unimplemented("not scripted"))
-    }
-    async fn health_state(
-        &self,
-        _: Request<pb::HealthBatch>,
-    ) -> Result<Response<pb::Empty>, Status> {
-        Err(Status::unimplemented("not scripted"))
     }
 }
 

@@ -13,7 +13,7 @@ use seesaw_common::uds;
 use seesaw_healthcheck::Options;
 use seesaw_healthcheck::engine_link::GrpcEngineLink;
 use seesaw_proto::engine as pb;
-use seesaw_proto::engine::engine_server::{Engine, EngineServer};
+use seesaw_proto::engine_stubs::engine_server::{Engine, EngineServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -44,106 +44,6 @@ impl Shared {
 
 #[tonic::async_trait]
 impl Engine for Shared {
-    async fn get_cluster(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::ClusterText>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn update_cluster(
-        &self,
-        _: Request<pb::UpdateClusterRequest>,
-    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn config_history(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::ConfigHistoryReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn config_rollback(
-        &self,
-        _: Request<pb::ConfigRollbackRequest>,
-    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    // Not used by this test; present because the trait requires every RPC.
-    async fn override_vserver(
-        &self,
-        _: Request<pb::OverrideRequest>,
-    ) -> Result<Response<pb::OverrideReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn override_backend(
-        &self,
-        _: Request<pb::OverrideRequest>,
-    ) -> Result<Response<pb::OverrideReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn override_destination(
-        &self,
-        _: Request<pb::OverrideRequest>,
-    ) -> Result<Response<pb::OverrideReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn overrides(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::OverridesReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn config_source(
-        &self,
-        _: Request<pb::ConfigSourceRequest>,
-    ) -> Result<Response<pb::ConfigSourceReply>, Status> {
-        Err(Status::unimplemented("not used by this test"))
-    }
-    async fn cluster_status(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::ClusterStatus>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-    async fn config_status(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::ConfigStatus>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-    async fn vservers(
-        &self,
-        _: Request<pb::VserversRequest>,
-    ) -> Result<Response<pb::VserversReply>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-    async fn ha_status(&self, _: Request<pb::Empty>) -> Result<Response<pb::HaStatus>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-    async fn config_reload(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-    async fn ha_config(&self, _: Request<pb::Empty>) -> Result<Response<pb::HaConfig>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-    async fn ha_update(
-        &self,
-        _: Request<pb::HaStatus>,
-    ) -> Result<Response<pb::HaUpdateReply>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-    async fn failover(&self, _: Request<pb::Empty>) -> Result<Response<pb::FailoverReply>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-    async fn bgp_neighbors(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::BgpNeighbors>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
     async fn healthchecks(&self, _: Request<pb::Empty>) -> Result<Response<pb::Checks>, Status> {
         let checks = self.0.lock().unwrap().checks.clone();
         Ok(Response::new(pb::Checks { checks }))

@@ -39,3 +39,10 @@ pub mod ncc {
 pub mod sync {
     include!(concat!(env!("OUT_DIR"), "/seesaw.sync.rs"));
 }
+
+/// The engine's local API as a server trait whose RPCs all default to `unimplemented`: for test
+/// fakes that serve only what their test uses. Production implements [`engine::engine_server`].
+#[cfg(feature = "test-stubs")]
+pub mod engine_stubs {
+    include!(concat!(env!("OUT_DIR"), "/stubs/seesaw.engine.rs"));
+}
