@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use seesaw_ha::advert::Advert;
+use seesaw_ha::advert::{Advert, Received};
 use seesaw_ha::node::Peering;
 use seesaw_ha::transport::{RawTransport, Transport};
 
@@ -18,6 +18,14 @@ fn peering(local: [u8; 4], peer: [u8; 4]) -> Peering {
         interval: Duration::from_millis(100),
         preempt: false,
     }
+}
+
+/// The next advert `t` accepts, failing the test after 2 s.
+async fn recv_within_2s(t: &mut RawTransport) -> Received {
+    tokio::time::timeout(Duration::from_secs(2), t.recv())
+        .await
+        .expect("an advert within 2 s")
+        .expect("recv")
 }
 
 #[tokio::test]
@@ -39,10 +47,7 @@ async fn adverts_cross_loopback_and_strangers_are_dropped() {
         .expect("send c");
     let sent = Advert::new(77, 100, Duration::from_millis(100));
     a.send(&sent).expect("send a");
-    let got = tokio::time::timeout(Duration::from_secs(2), b.recv())
-        .await
-        .expect("an advert within 2 s")
-        .expect("recv");
+    let got = recv_within_2s(&mut b).await;
     assert_eq!(got.src, Ipv4Addr::new(127, 0, 0, 1));
     assert_eq!(got.advert, sent);
     assert_eq!(
@@ -55,10 +60,7 @@ async fn adverts_cross_loopback_and_strangers_are_dropped() {
     );
     let back = Advert::new(77, 0, Duration::from_millis(100));
     b.send(&back).expect("send b");
-    let got = tokio::time::timeout(Duration::from_secs(2), a.recv())
-        .await
-        .expect("an advert within 2 s")
-        .expect("recv");
+    let got = recv_within_2s(&mut a).await;
     assert_eq!(got.advert.priority, 0);
 }
 
@@ -79,19 +81,13 @@ async fn an_advert_read_late_reports_its_kernel_arrival() {
     // when read. One exchange and a moment's wait let it run.
     a.send(&Advert::new(77, 100, Duration::from_millis(100)))
         .expect("send");
-    tokio::time::timeout(Duration::from_secs(2), b.recv())
-        .await
-        .expect("an advert within 2 s")
-        .expect("recv");
+    recv_within_2s(&mut b).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     a.send(&Advert::new(77, 100, Duration::from_millis(100)))
         .expect("send");
     // The reader is "descheduled" for 150 ms: the advert waited in the socket that long.
     std::thread::sleep(Duration::from_millis(150));
-    tokio::time::timeout(Duration::from_secs(2), b.recv())
-        .await
-        .expect("an advert within 2 s")
-        .expect("recv");
+    recv_within_2s(&mut b).await;
     let age = b.last_age();
     assert!(
         age >= Duration::from_millis(140) && age < Duration::from_secs(1),
@@ -100,10 +96,7 @@ async fn an_advert_read_late_reports_its_kernel_arrival() {
     // Read at once: (almost) no age.
     a.send(&Advert::new(77, 100, Duration::from_millis(100)))
         .expect("send");
-    tokio::time::timeout(Duration::from_secs(2), b.recv())
-        .await
-        .expect("an advert within 2 s")
-        .expect("recv");
+    recv_within_2s(&mut b).await;
     assert!(
         b.last_age() < Duration::from_millis(100),
         "{:?}",
