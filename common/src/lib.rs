@@ -8,7 +8,8 @@
 //! - [`signal`]: SIGTERM/SIGINT/SIGQUIT → a `CancellationToken`, SIGUSR1 → a state-dump request;
 //! - [`logging`]: tracing initialisation;
 //! - [`ready`]: readiness notification (the sd_notify protocol, also used by our watchdog);
-//! - [`exit`]: process exit codes.
+//! - [`exit`]: process exit codes;
+//! - [`goconf`]: INI files read as Go's goconf reads them (`seesaw.cfg`).
 //!
 //! Admission rule: nothing here knows what a load balancer is.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@
 
 pub mod args;
 pub mod exit;
+pub mod goconf;
 pub mod logging;
 pub mod paths;
 pub mod peer;

@@ -17,6 +17,10 @@ struct Args {
     /// (0: valid, 78: invalid).
     #[arg(long)]
     validate: bool,
+    /// With --validate: treat every warning (what Seesaw would skip and carry on with) as an
+    /// error, for people who write new configs.
+    #[arg(long, requires = "validate")]
+    strict: bool,
 }
 
 #[allow(
@@ -56,7 +60,30 @@ fn main() -> ExitCode {
         }
     };
     if args.validate {
-        println!("config OK");
+        let warnings: Vec<&String> = loaded
+            .settings
+            .warnings
+            .iter()
+            .chain(&loaded.cluster.warnings)
+            .collect();
+        if args.strict && !warnings.is_empty() {
+            eprintln!(
+                "config invalid with --strict ({} warnings are errors):",
+                warnings.len()
+            );
+            for w in &warnings {
+                eprintln!("  {w}");
+            }
+            return ExitCode::from(exit::CONFIG);
+        }
+        if warnings.is_empty() {
+            println!("config OK");
+        } else {
+            println!("config OK, with {} warnings:", warnings.len());
+            for w in &warnings {
+                println!("  {w}");
+            }
+        }
         return ExitCode::from(exit::OK);
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -212,6 +212,37 @@ impl CheckKind {
             Self::Mysql => "MYSQL",
         }
     }
+
+    /// The config spelling of the type (`HTTPS`, `TCP_TLS`, ...).
+    pub fn proto_name(self) -> &'static str {
+        match self {
+            Self::Icmp => "ICMP_PING",
+            Self::Udp => "UDP",
+            Self::Tcp => "TCP",
+            Self::Http => "HTTP",
+            Self::Https => "HTTPS",
+            Self::Dns => "DNS",
+            Self::TcpTls => "TCP_TLS",
+            Self::Radius => "RADIUS",
+            Self::Mysql => "MYSQL",
+        }
+    }
+
+    /// Seesaw's sort rank of the check type (its `HealthcheckType` order: DNS, HTTP, HTTPS,
+    /// ICMP, RADIUS, TCP, TCP_TLS, UDP; our MySQL last), which decides check names.
+    pub fn seesaw_rank(self) -> u8 {
+        match self {
+            Self::Dns => 1,
+            Self::Http => 2,
+            Self::Https => 3,
+            Self::Icmp => 4,
+            Self::Radius => 5,
+            Self::Tcp => 6,
+            Self::TcpTls => 7,
+            Self::Udp => 8,
+            Self::Mysql => 9,
+        }
+    }
 }
 
 /// How a probe reaches the backend.

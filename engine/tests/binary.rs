@@ -63,6 +63,63 @@ fn validate_lists_every_error_and_exits_78() {
 }
 
 #[test]
+fn validate_lists_warnings_and_strict_makes_them_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = std::fs::read_to_string(etc("demo/seesaw.cfg")).unwrap();
+    std::fs::write(
+        dir.path().join("seesaw.cfg"),
+        cfg.replacen("[cluster]", "[Cluster]\nanycast_enable = true ; typo", 1),
+    )
+    .unwrap();
+    let cluster = std::fs::read_to_string(etc("demo/cluster.pb")).unwrap();
+    std::fs::write(
+        dir.path().join("cluster.pb"),
+        format!(
+            "{cluster}\nvserver < name: \"bare\" rp: \"x\" entry_address < fqdn: \"b.\" ipv4: \"127.0.0.9\" > >\n"
+        ),
+    )
+    .unwrap();
+    let want = [
+        "seesaw.cfg [cluster] anycast_enable: unknown key, ignored (did you mean \"anycast_enabled\"?)",
+        "vserver[\"bare\"].entry_address.ipv4: \"127.0.0.9\" has no prefix length",
+        "vserver[\"bare\"].entry_address: vserver has no usable ipv4 or ipv6 address, skipped",
+    ];
+    let out = engine()
+        .arg("--validate")
+        .arg("--config-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("config OK, with 3 warnings:\n"),
+        "{stdout}"
+    );
+    for w in want {
+        assert!(stdout.contains(w), "missing {w:?} in:\n{stdout}");
+    }
+    let out = engine()
+        .args(["--validate", "--strict", "--config-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config invalid with --strict (3 warnings are errors):\n"),
+        "{stderr}"
+    );
+    for w in want {
+        assert!(stderr.contains(w), "missing {w:?} in:\n{stderr}");
+    }
+}
+
+#[test]
 fn a_second_instance_refuses_while_the_first_serves() {
     let run = tempfile::tempdir().unwrap();
     let mut first = engine()

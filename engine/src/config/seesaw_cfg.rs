@@ -1,11 +1,16 @@
 //! `seesaw.cfg`: Seesaw's INI keys with their defaults (reference §2.1), plus this project's
-//! `[dataplane]`, `[ha]`, `[bgp]` and `[ecu]` sections. Unknown sections and keys are errors, and
-//! every error is collected with its `[section] key` path.
+//! `[engine]`, `[dataplane]`, `[ha]`, `[bgp]` and `[ecu]` sections, read the way Seesaw's goconf
+//! reads them: section and key names in any case, goconf's booleans (true/false, yes/no, y/n,
+//! on/off, t/f, 1/0, any case), `=` or `:` between key and value, and `;` or `#` comments, whole
+//! line or after a value. An unknown key in one of Seesaw's own sections is a warning (Seesaw
+//! ignores it), with a did-you-mean; unknown sections and unknown keys in our sections are errors.
+//! Every error and warning carries its `[section] key` path.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::IpNet;
+use seesaw_common::goconf::Goconf;
 
 /// Which data plane ncc drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +106,11 @@ pub struct Settings {
     /// `[engine] sync_port` (default 10258): the peer-sync port, served on the node address when a
     /// peer is configured.
     pub sync_port: u16,
+    /// Whether `[config_server]` names a server (then the default config source is `server`, as
+    /// in Seesaw; without one it is `disk`).
+    pub config_server_configured: bool,
+    /// What Seesaw would ignore and we report: unknown keys in Seesaw's sections.
+    pub warnings: Vec<String>,
 }
 
 /// Seesaw's hard-coded anycast ranges; a VIP inside one is an anycast VIP.
@@ -116,6 +126,14 @@ pub fn is_anycast(ip: IpAddr) -> bool {
             .contains(&ip)
     })
 }
+
+/// Seesaw's own sections: an unknown key there is a warning, as Seesaw ignores it.
+const SEESAW_SECTIONS: &[&str] = &[
+    "cluster",
+    "config_server",
+    "interface",
+    "extra_service_anycast",
+];
 
 /// The keys each section accepts. `extra_service_anycast` accepts any key.
 const SECTIONS: &[(&str, &[&str])] = &[
@@ -163,24 +181,36 @@ const SECTIONS: &[(&str, &[&str])] = &[
 
 /// Parses `seesaw.cfg` text. On failure returns every error found.
 pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
-    let ini = match ini::Ini::load_from_str(text) {
+    let ini = match Goconf::parse(text) {
         Ok(ini) => ini,
-        Err(e) => return Err(vec![format!("seesaw.cfg: {e}")]),
+        Err(e) => return Err(vec![format!("seesaw.cfg {e}")]),
     };
     let mut errors = Vec::new();
-    for (section, props) in ini.iter() {
+    let mut warnings = Vec::new();
+    for (section, props) in &ini.sections {
         let Some(section) = section else {
-            for (k, _) in props.iter() {
+            for (k, _) in props {
                 errors.push(format!("seesaw.cfg {k}: key outside any section"));
             }
             continue;
         };
-        match SECTIONS.iter().find(|(s, _)| *s == section) {
-            None => errors.push(format!("seesaw.cfg [{section}]: unknown section")),
+        match SECTIONS.iter().find(|(s, _)| s == section) {
+            None => errors.push(format!(
+                "seesaw.cfg [{section}]: unknown section{}",
+                did_you_mean(section, SECTIONS.iter().map(|(s, _)| *s))
+            )),
             Some((_, keys)) if section != "extra_service_anycast" => {
-                for (k, _) in props.iter() {
-                    if !keys.contains(&k) {
-                        errors.push(format!("seesaw.cfg [{section}] {k}: unknown key"));
+                for (k, _) in props {
+                    if keys.contains(&k.as_str()) {
+                        continue;
+                    }
+                    let hint = did_you_mean(k, keys.iter().copied());
+                    if SEESAW_SECTIONS.contains(&section.as_str()) {
+                        warnings.push(format!(
+                            "seesaw.cfg [{section}] {k}: unknown key, ignored{hint}"
+                        ));
+                    } else {
+                        errors.push(format!("seesaw.cfg [{section}] {k}: unknown key{hint}"));
                     }
                 }
             }
@@ -246,6 +276,7 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
+    let config_server_configured = !config_servers.is_empty();
     if config_servers.is_empty() {
         config_servers.push("seesaw-config.example.com".to_owned());
     }
@@ -262,8 +293,8 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
         }
     };
     let mut extra_service_anycast = Vec::new();
-    if let Some(props) = ini.section(Some("extra_service_anycast")) {
-        for (k, v) in props.iter() {
+    if let Some(props) = ini.section("extra_service_anycast") {
+        for (k, v) in props {
             match v.parse::<IpAddr>() {
                 Ok(ip) if is_anycast(ip) => extra_service_anycast.push(ip),
                 Ok(ip) => r.errors.push(format!(
@@ -332,11 +363,22 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
         config_interval: Duration::from_secs(config_interval),
         churn_limit,
         sync_port,
+        config_server_configured,
+        warnings,
     })
 }
 
+/// ` (did you mean "x"?)` for the closest known name within a small edit distance, else "".
+fn did_you_mean<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
+    known
+        .map(|k| (strsim::damerau_levenshtein(name, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map_or_else(String::new, |(_, k)| format!(" (did you mean {k:?}?)"))
+}
+
 struct Reader<'a> {
-    ini: &'a ini::Ini,
+    ini: &'a Goconf,
     errors: &'a mut Vec<String>,
 }
 
@@ -351,14 +393,16 @@ impl Reader<'_> {
     fn boolean(&mut self, section: &str, key: &str, default: bool) -> bool {
         match self.ini.get_from(Some(section), key) {
             None => default,
-            Some("true" | "True" | "TRUE" | "1" | "yes" | "on") => true,
-            Some("false" | "False" | "FALSE" | "0" | "no" | "off") => false,
-            Some(v) => {
-                self.errors.push(format!(
-                    "seesaw.cfg [{section}] {key}: {v:?} is not a boolean (true or false)"
-                ));
-                default
-            }
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "t" | "true" | "y" | "yes" | "on" | "1" => true,
+                "f" | "false" | "n" | "no" | "off" | "0" => false,
+                _ => {
+                    self.errors.push(format!(
+                        "seesaw.cfg [{section}] {key}: {v:?} is not a boolean (true or false)"
+                    ));
+                    default
+                }
+            },
         }
     }
 
@@ -417,8 +461,8 @@ mod tests {
 
     #[test]
     fn every_error_is_reported_with_its_path() {
-        let text = "[cluster]\nvrid = 300\nnode_ipv4 = 1.2.3\nanycast_enabled = maybe\nbogus = 1\n\
-                    [extra_service_anycast]\na = 10.0.0.1\n[dataplane]\nkind = xdp\n[nope]\nx = 1\n\
+        let text = "[cluster]\nvrid = 300\nnode_ipv4 = 1.2.3\nanycast_enabled = maybe\n\
+                    [extra_service_anycast]\na = 10.0.0.1\n[dataplane]\nkind = xdp\nbogus = 1\n[nope]\nx = 1\n\
                     [interface]\nrouting_table_id = 251\n";
         let errs = parse(text).unwrap_err();
         let want = [
@@ -426,7 +470,7 @@ mod tests {
             "[cluster] vrid: 300 is outside 1..255",
             "[cluster] node_ipv4: \"1.2.3\" is not an IPv4 address",
             "[cluster] anycast_enabled: \"maybe\" is not a boolean",
-            "[cluster] bogus: unknown key",
+            "[dataplane] bogus: unknown key",
             "[extra_service_anycast] a: 10.0.0.1 is not in the anycast ranges",
             "[dataplane] kind: \"xdp\" is not one of",
             "[nope]: unknown section",
@@ -448,6 +492,67 @@ mod tests {
         assert_eq!(
             s.extra_service_anycast,
             ["192.168.255.53".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn goconf_forms_read_as_seesaw_reads_them() {
+        let s = parse(
+            "[Cluster]\nName = au-syd ; the site\nANYCAST_ENABLED = Off # no BGP\nuse_vmac = F\n\
+             node_ipv4: 192.168.10.2\n[HA]\npreempt = YES\n[Config_Server]\nprimary = cfg.example.com\n",
+        )
+        .unwrap();
+        assert_eq!(s.cluster_name, "au-syd");
+        assert!(!s.anycast_enabled && !s.use_vmac && s.ha_preempt);
+        assert_eq!(s.node_ipv4, Some(Ipv4Addr::new(192, 168, 10, 2)));
+        assert!(s.config_server_configured);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        for (v, want) in [
+            ("t", true),
+            ("TRUE", true),
+            ("y", true),
+            ("Yes", true),
+            ("on", true),
+            ("1", true),
+            ("f", false),
+            ("False", false),
+            ("N", false),
+            ("no", false),
+            ("OFF", false),
+            ("0", false),
+        ] {
+            let s = parse(&format!("[cluster]\nname = x\nanycast_enabled = {v}\n")).unwrap();
+            assert_eq!(s.anycast_enabled, want, "{v}");
+        }
+        let s = parse("[cluster]\nname = x\n").unwrap();
+        assert!(
+            !s.config_server_configured,
+            "the built-in default server is not configured"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_warn_in_seesaws_sections_and_fail_in_ours() {
+        let s = parse(
+            "[cluster]\nname = x\nanycast_enable = true\nfrobnicate = 1\n[interface]\nlbb = eth2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.warnings,
+            [
+                "seesaw.cfg [cluster] anycast_enable: unknown key, ignored (did you mean \"anycast_enabled\"?)",
+                "seesaw.cfg [cluster] frobnicate: unknown key, ignored",
+                "seesaw.cfg [interface] lbb: unknown key, ignored (did you mean \"lb\"?)",
+            ]
+        );
+        let errs = parse("[cluster]\nname = x\n[ha]\npremept = true\n[dataplan]\nkind = proxy\n")
+            .unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "seesaw.cfg [ha] premept: unknown key (did you mean \"preempt\"?)",
+                "seesaw.cfg [dataplan]: unknown section (did you mean \"dataplane\"?)",
+            ]
         );
     }
 }

@@ -421,7 +421,7 @@ fn validation_collects_every_error_with_its_path() {
     let text = br#"
         seesaw_vip < fqdn: "v." ipv4: "10.0.0.1/33" >
         vserver <
-          name: "web" rp: "x" entry_address < fqdn: "w." >
+          name: "web" rp: "x" entry_address < fqdn: "w." ipv4: "10.1.1.1/32" >
           vserver_entry < protocol: TCP port: 0 server_low_watermark: 1.5
             healthcheck < type: HTTP interval: 0 code: 42 > >
           backend < host < fqdn: "b." ipv4: "10.2.2.1/24" > weight: -1 >
@@ -433,7 +433,6 @@ fn validation_collects_every_error_with_its_path() {
     let want = [
         "seesaw_vip.ipv4: \"10.0.0.1/33\" is not an IPv4 address",
         "dedicated_vip_subnet[0]: \"10.9.0.0/99\" is not a CIDR subnet",
-        "vserver[\"web\"].entry_address: needs an ipv4 or ipv6 address",
         "vserver[\"web\"].vserver_entry[0].port: 0 is not a valid port",
         "vserver[\"web\"].vserver_entry[0].server_low_watermark: 1.5 is outside 0.0..1.0",
         "vserver[\"web\"].backend[0].weight: -1 is negative",
@@ -477,4 +476,134 @@ fn mysql_checks_are_our_extension() {
     }];
     let hc = &e.healthchecks["MYSQL/3306_0"];
     assert_eq!((hc.kind, hc.port), (CheckKind::Mysql, 3306));
+}
+
+/// Seesaw's own parser tests (engine/config/config_test.go) load every cluster file here and
+/// expect only `vipsubnets2.pb` to fail; the `healthcheck*.pb` files are single `Healthcheck`
+/// messages (`healthcheck_fixtures_apply_proto2_defaults`). None of them warns in Seesaw, and
+/// none may warn here.
+#[test]
+fn every_compat_cluster_file_has_seesaws_outcome_and_warnings() {
+    let Some(_) = compat_file("README.md") else {
+        return;
+    };
+    let mut names: Vec<String> = std::fs::read_dir(compat_dir().join("config-testdata"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with("healthcheck"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 15);
+    for n in &names {
+        let got = cluster(n).unwrap();
+        if n == "vipsubnets2.pb" {
+            assert!(got.is_err(), "{n}: Seesaw refuses it");
+        } else {
+            let (_, warnings) = got.unwrap_or_else(|e| panic!("{n}: Seesaw accepts it: {e:#?}"));
+            assert!(warnings.is_empty(), "{n}: {warnings:#?}");
+        }
+    }
+    let text = compat_file("cluster.pb.example").unwrap();
+    let (_, warnings) = validate::validate(&cluster::parse(text.as_bytes()).unwrap()).unwrap();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
+
+/// Where Seesaw's loader skips something and carries on, ours does too, with a warning that
+/// names the field.
+#[test]
+fn seesaw_skip_cases_warn_and_load() {
+    let text = br#"
+        seesaw_vip < fqdn: "v." ipv4: "10.0.0.1/24" status: PRODUCTION >
+        vserver <
+          name: "web" rp: "x" entry_address < fqdn: "w." ipv4: "10.1.1.1/32" ipv6: "2001:db8::1" >
+          vserver_entry < protocol: TCP port: 80 scheduler: RR
+            healthcheck < type: HTTPS port: 8443 send: "/b" >
+            healthcheck < type: HTTP port: 8443 send: "/a" >
+            healthcheck < type: TCP_TLS port: 22 >
+            healthcheck < type: TCP port: 22 >
+            healthcheck < type: ICMP_PING mode: DSR > >
+          backend < host < fqdn: "b1." ipv4: "10.2.2.1/24" > >
+          backend < host < fqdn: "b2." ipv4: "10.2.2.2" > >
+          backend < host < fqdn: "" ipv4: "10.2.2.3/24" > >
+          backend < host < fqdn: "b4." ipv4: "10.2.2.300/24" > >
+        >
+        vserver < name: "web" rp: "x" entry_address < fqdn: "w2." ipv4: "10.1.1.2/32" > >
+        vserver < name: "noaddr" rp: "x" entry_address < fqdn: "n." > >
+        vserver < name: "bare" rp: "x" entry_address < fqdn: "n." ipv4: "10.1.1.3" > >
+        vserver < name: "nofqdn" rp: "x" entry_address < fqdn: "" ipv4: "10.1.1.4/32" > >
+        vserver < name: "junk" rp: "x" entry_address < fqdn: "j." ipv4: "ten/8" > >
+    "#;
+    let (c, warnings) = validate::validate(&cluster::parse(text).unwrap()).unwrap();
+    assert_eq!(
+        warnings,
+        [
+            "vserver[\"web\"].entry_address.ipv6: \"2001:db8::1\" has no prefix length (write it like 2001:db8::1/64), dropped as Seesaw drops it",
+            "vserver[\"web\"].vserver_entry[0].healthcheck[4].mode: ICMP_PING checks cannot run in DSR mode (an echo to the VIP cannot prove that one backend serves it); check dropped as Seesaw drops it — use PLAIN, or a TCP/UDP/HTTP check in this mode",
+            "vserver[\"web\"].vserver_entry[0].healthcheck[0]: HTTPS check on port 8443 is named \"HTTP/8443_0\" like the HTTP check before it; Seesaw keeps the first, skipped",
+            "vserver[\"web\"].vserver_entry[0].healthcheck[2]: TCP_TLS check on port 22 is named \"TCP/22_0\" like the TCP check before it; Seesaw keeps the first, skipped",
+            "vserver[\"web\"].backend[1].host.ipv4: \"10.2.2.2\" has no prefix length (write it like 10.0.0.1/24), dropped as Seesaw drops it",
+            "vserver[\"web\"].backend[1].host: backend has no usable ipv4 or ipv6 address, skipped",
+            "vserver[\"web\"].backend[2].host: backend has no fqdn, skipped",
+            "vserver[\"web\"].backend[3].host.ipv4: \"10.2.2.300/24\" is not an address with prefix length (like 10.0.0.1/24), dropped",
+            "vserver[\"web\"].backend[3].host: backend has no usable ipv4 or ipv6 address, skipped",
+            "vserver[1]: duplicate vserver \"web\", skipped (the first is kept)",
+            "vserver[\"noaddr\"].entry_address: vserver has no usable ipv4 or ipv6 address, skipped",
+            "vserver[\"bare\"].entry_address.ipv4: \"10.1.1.3\" has no prefix length (write it like 10.0.0.1/24), dropped as Seesaw drops it",
+            "vserver[\"bare\"].entry_address: vserver has no usable ipv4 or ipv6 address, skipped",
+            "vserver[\"nofqdn\"].entry_address: vserver has no fqdn, skipped",
+            "vserver[\"junk\"].entry_address.ipv4: \"ten/8\" is not an address with prefix length (like 10.0.0.1/24), dropped",
+            "vserver[\"junk\"].entry_address: vserver has no usable ipv4 or ipv6 address, skipped",
+        ]
+    );
+    assert_eq!(c.vservers.keys().collect::<Vec<_>>(), ["web"]);
+    let web = &c.vservers["web"];
+    assert_eq!(web.host.addr(Af::V4), Some("10.1.1.1".parse().unwrap()));
+    assert_eq!(web.host.ipv6, None, "the bare IPv6 address is dropped");
+    assert_eq!(web.backends.keys().collect::<Vec<_>>(), ["b1."]);
+    let checks = &web.entries.values().next().unwrap().healthchecks;
+    let kept: Vec<_> = checks
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.kind, c.send.as_str()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("HTTP/8443_0", CheckKind::Http, "/a"),
+            ("TCP/22_0", CheckKind::Tcp, "")
+        ]
+    );
+}
+
+/// Seesaw's check names: sorted by its type order, the counter restarting on a new type or
+/// port, so two HTTPS checks beside one HTTP check keep the second HTTPS one as `_1`.
+#[test]
+fn check_names_follow_seesaws_counter() {
+    let text = br#"
+        seesaw_vip < fqdn: "v." ipv4: "10.0.0.1/24" >
+        vserver <
+          name: "web" rp: "x" entry_address < fqdn: "w." ipv4: "10.1.1.1/32" >
+          healthcheck < type: HTTPS port: 443 send: "/x" >
+          healthcheck < type: HTTPS port: 443 send: "/y" >
+          healthcheck < type: HTTP port: 443 >
+          healthcheck < type: DNS port: 53 send: "a." >
+          healthcheck < type: DNS port: 53 send: "b." >
+        >
+    "#;
+    let (c, warnings) = validate::validate(&cluster::parse(text).unwrap()).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("vserver[\"web\"].healthcheck[0]: HTTPS check"));
+    let names: Vec<_> = c.vservers["web"]
+        .healthchecks
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.kind, c.send.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("DNS/53_0", CheckKind::Dns, "a."),
+            ("DNS/53_1", CheckKind::Dns, "b."),
+            ("HTTP/443_0", CheckKind::Http, ""),
+            ("HTTP/443_1", CheckKind::Https, "/y"),
+        ]
+    );
 }

@@ -1,6 +1,9 @@
 //! The generated `Cluster` message → validated domain types (`model::Cluster`). Every error is
-//! collected with its field path (`vserver["web"].vserver_entry[0].port: ...`); Seesaw's
-//! skip-and-warn cases (duplicate entries, backends and grants) become warnings, as in Seesaw.
+//! collected with its field path (`vserver["web"].vserver_entry[0].port: ...`). Where Seesaw
+//! skips something and carries on, so do we, with a warning carrying the field path: duplicate
+//! vservers, entries, backends, grants and same-named checks (the first is kept); a vserver or
+//! backend without an fqdn or without a usable address; an address without a prefix length
+//! (dropped, as Seesaw's CIDR parser drops it); an ICMP check in DSR or TUN mode (dropped).
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -70,10 +73,15 @@ pub fn validate(c: &pb::Cluster) -> Result<(Cluster, Vec<String>), Vec<String>> 
             r.errors.push(format!("{path}.name: must not be empty"));
             continue;
         }
-        let vs = vserver(v, &path, &dedicated_vip_subnets, &mut r);
-        if vservers.insert(v.name.clone(), vs).is_some() {
-            r.errors
-                .push(format!("{path}.name: duplicate vserver name {:?}", v.name));
+        if vservers.contains_key(&v.name) {
+            r.warnings.push(format!(
+                "vserver[{i}]: duplicate vserver {:?}, skipped (the first is kept)",
+                v.name
+            ));
+            continue;
+        }
+        if let Some(vs) = vserver(v, &path, &dedicated_vip_subnets, &mut r) {
+            vservers.insert(v.name.clone(), vs);
         }
     }
 
@@ -204,6 +212,70 @@ fn host(h: &pb::Host, path: &str, r: &mut Report) -> Host {
     }
 }
 
+/// A vserver's or backend's host as Seesaw reads it: an address must be `addr/len`; one without
+/// a prefix length or that does not parse is dropped with a warning (Seesaw's `net.ParseCIDR`
+/// yields no address for it). The caller skips the host when no address or no fqdn is left.
+fn seesaw_host(h: &pb::Host, path: &str, r: &mut Report) -> Host {
+    let ipv4 = seesaw_addr(
+        &format!("{path}.ipv4"),
+        h.ipv4.as_deref(),
+        32,
+        "10.0.0.1/24",
+        r,
+    );
+    let ipv6 = seesaw_addr(
+        &format!("{path}.ipv6"),
+        h.ipv6.as_deref(),
+        128,
+        "2001:db8::1/64",
+        r,
+    );
+    Host {
+        hostname: h.fqdn.clone(),
+        ipv4,
+        ipv6,
+        status: status(h.status, path, r),
+    }
+}
+
+/// One address of [`seesaw_host`].
+fn seesaw_addr<A: std::str::FromStr + Copy>(
+    path: &str,
+    s: Option<&str>,
+    max: u8,
+    example: &str,
+    r: &mut Report,
+) -> Option<(A, u8)> {
+    let s = s.filter(|s| !s.is_empty())?;
+    if !s.contains('/') {
+        r.warnings.push(format!(
+            "{path}: {s:?} has no prefix length (write it like {example}), dropped as Seesaw drops it"
+        ));
+        return None;
+    }
+    let v = cidr(s, max);
+    if v.is_none() {
+        r.warnings.push(format!(
+            "{path}: {s:?} is not an address with prefix length (like {example}), dropped"
+        ));
+    }
+    v
+}
+
+/// Whether a vserver or backend host can be used; if not, says why in a warning (`what` is
+/// "vserver" or "backend"), as Seesaw skips it.
+fn usable(h: &Host, path: &str, what: &str, r: &mut Report) -> bool {
+    let why = if h.hostname.is_empty() {
+        "has no fqdn"
+    } else if h.ipv4.is_none() && h.ipv6.is_none() {
+        "has no usable ipv4 or ipv6 address"
+    } else {
+        return true;
+    };
+    r.warnings.push(format!("{path}: {what} {why}, skipped"));
+    false
+}
+
 fn nodes(c: &pb::Cluster, vip: &Host, r: &mut Report) -> Vec<Node> {
     let ha_possible = matches!(
         vip.status,
@@ -244,12 +316,11 @@ fn nodes(c: &pb::Cluster, vip: &Host, r: &mut Report) -> Vec<Node> {
         .collect()
 }
 
-fn vserver(v: &pb::Vserver, path: &str, subnets: &[IpNet], r: &mut Report) -> Vserver {
-    let entry_host = host(&v.entry_address, &format!("{path}.entry_address"), r);
-    if entry_host.ipv4.is_none() && entry_host.ipv6.is_none() {
-        r.errors.push(format!(
-            "{path}.entry_address: needs an ipv4 or ipv6 address"
-        ));
+fn vserver(v: &pb::Vserver, path: &str, subnets: &[IpNet], r: &mut Report) -> Option<Vserver> {
+    let entry_path = format!("{path}.entry_address");
+    let entry_host = seesaw_host(&v.entry_address, &entry_path, r);
+    if !usable(&entry_host, &entry_path, "vserver", r) {
+        return None;
     }
     let vips = Af::ALL
         .iter()
@@ -285,10 +356,10 @@ fn vserver(v: &pb::Vserver, path: &str, subnets: &[IpNet], r: &mut Report) -> Vs
     let mut backends = BTreeMap::new();
     for (i, b) in v.backend.iter().enumerate() {
         let bpath = format!("{path}.backend[{i}]");
-        let h = host(&b.host, &format!("{bpath}.host"), r);
-        if h.ipv4.is_none() && h.ipv6.is_none() {
-            r.errors
-                .push(format!("{bpath}.host: needs an ipv4 or ipv6 address"));
+        let hpath = format!("{bpath}.host");
+        let h = seesaw_host(&b.host, &hpath, r);
+        if !usable(&h, &hpath, "backend", r) {
+            continue;
         }
         let weight = b.weight();
         if weight < 0 {
@@ -340,7 +411,7 @@ fn vserver(v: &pb::Vserver, path: &str, subnets: &[IpNet], r: &mut Report) -> Vs
         access_grants.push(grant);
     }
 
-    Vserver {
+    Some(Vserver {
         name: v.name.clone(),
         enabled: entry_host.status.is_serving(),
         host: entry_host,
@@ -351,7 +422,7 @@ fn vserver(v: &pb::Vserver, path: &str, subnets: &[IpNet], r: &mut Report) -> Vs
         vips,
         access_grants,
         warnings: v.warning.clone(),
-    }
+    })
 }
 
 fn port(v: i32, path: &str, r: &mut Report) -> Option<u16> {
@@ -715,51 +786,59 @@ fn proxy_opts(p: &pb::ProxyOptions, path: &str, r: &mut Report) -> ProxyOpts {
     }
 }
 
-/// Converts a list of checks and names them `<TYPE>/<port>_<n>` in Seesaw's sort order.
-/// `default_port` is the entry's port for entry-level checks, `None` for vserver-level ones.
+/// Converts a list of checks and names them `<TYPE>/<port>_<n>` as Seesaw does: sorted by
+/// Seesaw's type order, port and the other fields, the counter restarting whenever type or port
+/// changes. HTTPS is named HTTP and TCP_TLS TCP, so an HTTPS check on the port of an HTTP check
+/// (or TCP_TLS beside TCP) can get a name already taken; Seesaw keeps the first and skips it,
+/// and so do we, with a warning. `default_port` is the entry's port for entry-level checks,
+/// `None` for vserver-level ones.
 pub fn healthchecks(
     list: &[pb::Healthcheck],
     default_port: Option<u16>,
     path: &str,
     r: &mut Report,
 ) -> BTreeMap<String, Healthcheck> {
-    let mut checks: Vec<Healthcheck> = list
+    let mut checks: Vec<(usize, Healthcheck)> = list
         .iter()
         .enumerate()
-        .filter_map(|(i, h)| healthcheck(h, default_port, &format!("{path}[{i}]"), r))
+        .filter_map(|(i, h)| Some((i, healthcheck(h, default_port, &format!("{path}[{i}]"), r)?)))
         .collect();
-    checks.sort_by(|a, b| {
+    let key = |c: &Healthcheck| {
         (
-            a.kind,
-            a.port,
-            &a.send,
-            &a.receive,
-            &a.method,
-            a.code,
-            a.proxy,
-            a.tls_verify,
-            a.interval,
-            a.timeout,
+            c.kind.seesaw_rank(),
+            c.port,
+            c.send.clone(),
+            c.receive.clone(),
+            c.method.clone(),
+            c.code,
+            c.proxy,
+            c.tls_verify,
+            c.interval,
+            c.timeout,
         )
-            .cmp(&(
-                b.kind,
-                b.port,
-                &b.send,
-                &b.receive,
-                &b.method,
-                b.code,
-                b.proxy,
-                b.tls_verify,
-                b.interval,
-                b.timeout,
-            ))
-    });
-    let mut counts: BTreeMap<(&'static str, u16), usize> = BTreeMap::new();
-    let mut out = BTreeMap::new();
-    for mut c in checks {
-        let n = counts.entry((c.kind.seesaw_name(), c.port)).or_default();
-        c.name = format!("{}/{}_{}", c.kind.seesaw_name(), c.port, n);
-        *n += 1;
+    };
+    checks.sort_by_cached_key(|(_, c)| key(c));
+    let mut last: Option<(CheckKind, u16)> = None;
+    let mut counter = 0usize;
+    let mut out: BTreeMap<String, Healthcheck> = BTreeMap::new();
+    for (i, mut c) in checks {
+        if last == Some((c.kind, c.port)) {
+            counter += 1;
+        } else {
+            counter = 0;
+            last = Some((c.kind, c.port));
+        }
+        c.name = format!("{}/{}_{}", c.kind.seesaw_name(), c.port, counter);
+        if let Some(kept) = out.get(&c.name) {
+            r.warnings.push(format!(
+                "{path}[{i}]: {} check on port {} is named {:?} like the {} check before it; Seesaw keeps the first, skipped",
+                c.kind.proto_name(),
+                c.port,
+                c.name,
+                kept.kind.proto_name()
+            ));
+            continue;
+        }
         out.insert(c.name.clone(), c);
     }
     out
@@ -800,12 +879,13 @@ pub fn healthcheck(
         }
     };
     if kind == CheckKind::Icmp && mode != CheckMode::Plain {
-        // Seesaw rejects these too (reference checklist 66): an echo sent to the VIP is not
-        // tied to a port, so it cannot show that one backend answers traffic for the VIP.
-        r.errors.push(format!(
-            "{path}.mode: ICMP_PING checks cannot run in {} mode (an echo to the VIP cannot prove that one backend serves it); use PLAIN, or a TCP/UDP/HTTP check in this mode",
+        // Seesaw drops these too (its engine cannot build the checker and skips it): an echo
+        // sent to the VIP is not tied to a port, so it cannot show that one backend serves it.
+        r.warnings.push(format!(
+            "{path}.mode: ICMP_PING checks cannot run in {} mode (an echo to the VIP cannot prove that one backend serves it); check dropped as Seesaw drops it — use PLAIN, or a TCP/UDP/HTTP check in this mode",
             if mode == CheckMode::Dsr { "DSR" } else { "TUN" }
         ));
+        return None;
     }
     let port = match (h.port, default_port) {
         (Some(p), _) => port(p, &format!("{path}.port"), r).unwrap_or(0),
@@ -1065,19 +1145,24 @@ mod check_mode_tests {
     }
 
     #[test]
-    fn icmp_checks_are_refused_in_dsr_and_tun_mode() {
-        for (mode, word) in [("DSR", "DSR"), ("TUN", "TUN")] {
-            let errs = load_cluster(
-                cluster(&format!("healthcheck < type: ICMP_PING mode: {mode} >")).as_bytes(),
-                None,
-            )
-            .expect_err("refused");
-            assert_eq!(errs.len(), 1, "{errs:?}");
-            assert!(
-                errs[0].contains(&format!(
-                    ".mode: ICMP_PING checks cannot run in {word} mode"
-                )),
-                "{errs:?}"
+    fn icmp_checks_are_dropped_in_dsr_and_tun_mode() {
+        for mode in ["DSR", "TUN"] {
+            let text = cluster(&format!(
+                "healthcheck < type: ICMP_PING mode: {mode} > healthcheck < type: TCP mode: {mode} >"
+            ));
+            let pb = super::super::cluster::parse(text.as_bytes()).unwrap();
+            let (c, warnings) = super::validate(&pb).expect("loads, as in Seesaw");
+            assert_eq!(
+                warnings,
+                [format!(
+                    "vserver[\"web\"].vserver_entry[0].healthcheck[0].mode: ICMP_PING checks cannot run in {mode} mode (an echo to the VIP cannot prove that one backend serves it); check dropped as Seesaw drops it — use PLAIN, or a TCP/UDP/HTTP check in this mode"
+                )]
+            );
+            let entry = c.vservers["web"].entries.values().next().unwrap();
+            assert_eq!(
+                entry.healthchecks.keys().collect::<Vec<_>>(),
+                ["TCP/80_0"],
+                "only the ICMP check is dropped"
             );
         }
         for ok in [

@@ -117,7 +117,8 @@ pub struct VipSettings {
 pub fn settings(seesaw_cfg: &std::path::Path) -> Result<VipSettings, String> {
     let ini = match std::fs::read_to_string(seesaw_cfg) {
         Ok(text) => Some(
-            ini::Ini::load_from_str(&text).map_err(|e| format!("{}: {e}", seesaw_cfg.display()))?,
+            seesaw_common::goconf::Goconf::parse(&text)
+                .map_err(|e| format!("{}: {e}", seesaw_cfg.display()))?,
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(format!("{}: {e}", seesaw_cfg.display())),
