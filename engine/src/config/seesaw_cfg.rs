@@ -92,6 +92,10 @@ pub struct Settings {
     pub ha_preempt: bool,
     /// `[bgp] gobgp_api` (default 127.0.0.1:50051): the GoBGP daemon's gRPC address.
     pub bgp_gobgp_api: SocketAddr,
+    /// `[bgp] service_anycast` (default true): while anycast is enabled, hold and announce
+    /// Seesaw's service anycast VIPs 192.168.255.254 and 2015:cafe:ffff::254 (each while a
+    /// cluster VIP of its family is set), as Seesaw does.
+    pub service_anycast: bool,
     /// `[ecu] listen` (default 127.0.0.1:10257): the ECU's HTTP address.
     pub ecu_listen: SocketAddr,
     /// `[config_server] port` (default 10255, Seesaw's).
@@ -175,7 +179,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("extra_service_anycast", &[]),
     ("dataplane", &["kind"]),
     ("ha", &["advert_interval_ms", "preempt"]),
-    ("bgp", &["gobgp_api"]),
+    ("bgp", &["gobgp_api", "service_anycast"]),
     ("ecu", &["listen"]),
 ];
 
@@ -329,6 +333,7 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
     let bgp_gobgp_api = r
         .parsed::<SocketAddr>("bgp", "gobgp_api", "an address like 127.0.0.1:50051")
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
+    let service_anycast = r.boolean("bgp", "service_anycast", true);
     let ecu_listen = r
         .parsed::<SocketAddr>("ecu", "listen", "an address like 127.0.0.1:10257")
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 10257)));
@@ -357,6 +362,7 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
         ha_advert_interval: Duration::from_millis(advert_ms),
         ha_preempt,
         bgp_gobgp_api,
+        service_anycast,
         ecu_listen,
         config_server_port,
         config_server_ca,

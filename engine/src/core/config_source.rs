@@ -15,10 +15,11 @@ use crate::state::{EngineState, ReloadOutcome};
 /// Where the engine takes its cluster config from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
-    /// `<config-dir>/cluster.pb` (the default).
+    /// `<config-dir>/cluster.pb` (the default without `[config_server]` servers).
     Disk,
     /// The `[config_server]` servers over HTTPS, polled every `config_interval_sec`; a fetched
-    /// config is saved to `<config-dir>/cluster.pb` with the previous one archived.
+    /// config is saved to `<config-dir>/cluster.pb` with the previous one archived. The default
+    /// when seesaw.cfg names a config server, as in Seesaw.
     Server,
     /// The peer engine's cluster.pb, over peer sync (each node keeps its own copy on disk).
     Peer,
@@ -43,6 +44,31 @@ impl ConfigSource {
                 "unknown config source {other:?} (want disk, server, peer or none)"
             )),
         }
+    }
+
+    /// Seesaw's default source: `server` when seesaw.cfg's `[config_server]` names a server,
+    /// else `disk` (a node without config servers has nothing else to read).
+    pub fn default_for(settings: &config::Settings) -> Self {
+        if settings.config_server_configured {
+            Self::Server
+        } else {
+            Self::Disk
+        }
+    }
+
+    /// The source after the HA state changed from `from` to `to`: Seesaw resets a source an
+    /// operator chose by hand back to the default whenever the node becomes master or backup
+    /// (`becomeMaster`/`becomeBackup`), so both nodes of a pair follow the same source. `None`
+    /// when nothing changes.
+    pub fn after_ha_change(
+        self,
+        from: &str,
+        to: &str,
+        settings: &config::Settings,
+    ) -> Option<Self> {
+        let transition = from != to && matches!(to, "LEADER" | "BACKUP");
+        let default = Self::default_for(settings);
+        (transition && self != default).then_some(default)
     }
 
     /// The config spelling.
@@ -276,5 +302,43 @@ pub(super) fn reload(
             state.reload_refused(errors.clone());
             ReloadOutcome::Refused(errors)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConfigSource;
+    use crate::config::seesaw_cfg;
+
+    #[test]
+    fn the_default_is_server_with_config_servers_and_ha_transitions_reset_to_it() {
+        let plain = seesaw_cfg::parse("[cluster]\nname = t\n").unwrap();
+        let served =
+            seesaw_cfg::parse("[cluster]\nname = t\n[config_server]\nprimary = cfg.example.com\n")
+                .unwrap();
+        assert_eq!(ConfigSource::default_for(&plain), ConfigSource::Disk);
+        assert_eq!(ConfigSource::default_for(&served), ConfigSource::Server);
+        // An operator chose `disk` by hand; becoming master or backup resets it, as in Seesaw.
+        let hand = ConfigSource::Disk;
+        assert_eq!(
+            hand.after_ha_change("BACKUP", "LEADER", &served),
+            Some(ConfigSource::Server)
+        );
+        assert_eq!(
+            hand.after_ha_change("UNKNOWN", "BACKUP", &served),
+            Some(ConfigSource::Server)
+        );
+        // No transition, a transition to neither role, or already the default: nothing changes.
+        assert_eq!(hand.after_ha_change("LEADER", "LEADER", &served), None);
+        assert_eq!(hand.after_ha_change("LEADER", "SHUTDOWN", &served), None);
+        assert_eq!(
+            ConfigSource::Server.after_ha_change("BACKUP", "LEADER", &served),
+            None
+        );
+        // Without config servers `disk` is the default, and a hand-chosen `none` goes back to it.
+        assert_eq!(
+            ConfigSource::None.after_ha_change("BACKUP", "LEADER", &plain),
+            Some(ConfigSource::Disk)
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! What this node announces over BGP, sans-io (reference §3.6, checklist 55): an anycast VIP is
 //! announced while every service behind it is healthy — exactly while its services are in the
 //! desired data-plane state, because the health rules put an anycast VIP's services there only
-//! when all of them are healthy — plus seesaw.cfg's `[extra_service_anycast]` addresses, always.
+//! when all of them are healthy — plus seesaw.cfg's `[extra_service_anycast]` addresses, always,
+//! and Seesaw's service anycast VIPs (`service_anycast`), which the node also holds.
 //!
 //! BGP runs only when the config asks for it: cluster.pb has `bgp_peer`s and both ASNs, this node
 //! is `bgp_enabled` (serving or building) and anycast is on (`[cluster] anycast_enabled` and the
@@ -66,7 +67,33 @@ pub struct BgpNeighborView {
     pub updates_sent: u64,
 }
 
+/// Seesaw's service anycast VIPs (`ServiceAnycastIPv4/IPv6` in its engine defaults).
+pub(crate) const SERVICE_ANYCAST_V4: Ipv4Addr = Ipv4Addr::new(192, 168, 255, 254);
+/// See [`SERVICE_ANYCAST_V4`].
+pub(crate) const SERVICE_ANYCAST_V6: Ipv6Addr =
+    Ipv6Addr::new(0x2015, 0xcafe, 0xffff, 0, 0, 0, 0, 0x254);
+
 impl EngineState {
+    /// Seesaw's service anycast VIPs this node holds and announces: while anycast is enabled
+    /// (`[cluster] anycast_enabled` and the node's status) and `[bgp] service_anycast` is on,
+    /// each address whose family has a cluster VIP — as Seesaw's `initAnycast` does.
+    pub fn service_anycast(&self) -> Vec<IpAddr> {
+        let loaded = self.loaded();
+        let s = &loaded.settings;
+        let node_anycast = loaded.local_node().is_some_and(|n| n.anycast_enabled);
+        if !(s.anycast_enabled && s.service_anycast && node_anycast) {
+            return Vec::new();
+        }
+        let lb = self.lb_desired();
+        [
+            lb.cluster_vip_v4.map(|_| IpAddr::V4(SERVICE_ANYCAST_V4)),
+            lb.cluster_vip_v6.map(|_| IpAddr::V6(SERVICE_ANYCAST_V6)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     /// How BGP runs under the current config, or `None` when it does not.
     pub fn bgp_settings(&self) -> Option<BgpSettings> {
         let loaded = self.loaded();
@@ -115,6 +142,7 @@ impl EngineState {
             .map(|s| s.key.vip)
             .filter(|ip| serving && is_anycast(*ip))
             .chain(self.loaded().settings.extra_service_anycast.iter().copied())
+            .chain(self.service_anycast())
             .filter(|ip| match ip {
                 IpAddr::V4(_) => settings.next_hop_v4.is_some(),
                 IpAddr::V6(_) => settings.next_hop_v6.is_some(),
@@ -139,6 +167,11 @@ mod tests {
     /// Two anycast vservers on one VIP (192.168.255.7, ports 80 and 443, each with one checked
     /// backend), one unicast vserver, and BGP peering unless `peers` is false.
     fn state(peers: bool, extra: &str) -> EngineState {
+        state_cfg(peers, &format!("service_anycast = false\n{extra}"))
+    }
+
+    /// [`state`] with `extra` appended to the `[bgp]` section (Seesaw's service anycast VIPs on).
+    fn state_cfg(peers: bool, extra: &str) -> EngineState {
         let cfg = format!(
             "[cluster]\nname = t\nnode_ipv4 = 10.0.0.2\n\n[bgp]\ngobgp_api = 127.0.0.1:50051\n{extra}"
         );
@@ -226,5 +259,43 @@ mod tests {
         };
         e.reload(loaded, t0());
         assert_eq!(routes(&mut e), None);
+    }
+
+    #[test]
+    fn seesaws_service_anycast_vips_are_held_and_announced_while_anycast_is_on() {
+        // The cluster VIP is IPv4 only (seesaw_vip 10.0.0.1): only 192.168.255.254.
+        let mut e = state_cfg(true, "");
+        assert_eq!(routes(&mut e), Some(vec!["192.168.255.254".to_owned()]));
+        let held = |e: &mut EngineState| -> Vec<String> {
+            e.evaluate().1.vips.iter().map(|v| v.to_string()).collect()
+        };
+        // Held beside the unicast vserver's VIP (its anycast vserver is not healthy yet).
+        assert_eq!(
+            held(&mut e),
+            ["10.1.0.1 (Unicast)", "192.168.255.254 (Anycast)"]
+        );
+        // With an IPv6 cluster VIP and node address, 2015:cafe:ffff::254 too.
+        let mut e = state_cfg(true, "");
+        let mut loaded = (**e.loaded()).clone();
+        loaded.settings.vip_ipv6 = Some("2001:db8::1".parse().unwrap());
+        loaded.settings.node_ipv6 = Some("2001:db8::2".parse().unwrap());
+        e.reload(loaded, t0());
+        assert_eq!(
+            routes(&mut e),
+            Some(vec![
+                "192.168.255.254".to_owned(),
+                "2015:cafe:ffff::254".to_owned()
+            ])
+        );
+        // The key turns them off; so does anycast_enabled = false.
+        let mut e = state_cfg(true, "service_anycast = off\n");
+        assert_eq!(routes(&mut e), Some(vec![]));
+        assert_eq!(held(&mut e), ["10.1.0.1 (Unicast)"]);
+        let mut e = state_cfg(true, "");
+        let mut loaded = (**e.loaded()).clone();
+        loaded.settings.anycast_enabled = false;
+        e.reload(loaded, t0());
+        assert!(e.service_anycast().is_empty());
+        assert_eq!(held(&mut e), ["10.1.0.1 (Unicast)"]);
     }
 }
