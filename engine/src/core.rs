@@ -151,6 +151,8 @@ pub struct Snapshot {
     pub warnings: Vec<String>,
     /// Overrides in force: kind, target, state, who, when.
     pub overrides: Vec<(OverrideKind, String, OverrideState, String, SystemTime)>,
+    /// VLANs with their backend and VIP counts (of the whole config, churn limit or not).
+    pub vlans: Vec<crate::state::VlanView>,
 }
 
 /// Why the engine stopped with an error.
@@ -549,6 +551,7 @@ fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Sna
             .iter()
             .map(|(k, t, o)| (k, t.to_owned(), o.state, o.set_by.clone(), o.set_at))
             .collect(),
+        vlans: crate::state::vlan_views(&state.full_config().cluster),
     }
 }
 

@@ -515,6 +515,11 @@ impl pb::engine_server::Engine for EngineService {
         }))
     }
 
+    async fn vlans(&self, _: Request<pb::Empty>) -> Result<Response<pb::VlansReply>, Status> {
+        let vlans = self.snap().vlans.iter().map(vlan_to_proto).collect();
+        Ok(Response::new(pb::VlansReply { vlans }))
+    }
+
     async fn healthchecks(&self, req: Request<pb::Empty>) -> Result<Response<pb::Checks>, Status> {
         require_trusted(&req)?;
         let s = self.snap();
@@ -629,9 +634,38 @@ impl EngineService {
             .map_err(|_| Status::unavailable("engine stopped"))?
         {
             Ok(message) => Ok(Response::new(pb::OverrideReply { message })),
-            Err(e @ OverrideError::Denied(_)) => Err(Status::permission_denied(e.to_string())),
-            Err(e @ OverrideError::Invalid(_)) => Err(Status::invalid_argument(e.to_string())),
+            Err(e) => Err(override_status(&e)),
         }
+    }
+}
+
+/// The gRPC code of a refused override: the shell tells an unknown name (`NotFound`) from the
+/// other refusals by it.
+fn override_status(e: &OverrideError) -> Status {
+    match e {
+        OverrideError::Denied(_) => Status::permission_denied(e.to_string()),
+        OverrideError::Invalid(_) => Status::invalid_argument(e.to_string()),
+        OverrideError::NotFound { .. } => Status::not_found(e.to_string()),
+    }
+}
+
+fn vlan_to_proto(v: &crate::state::VlanView) -> pb::Vlan {
+    let host = &v.vlan.host;
+    pb::Vlan {
+        id: u32::from(v.vlan.id),
+        hostname: host.hostname.clone(),
+        ipv4: host
+            .ipv4
+            .map(|(a, len)| format!("{a}/{len}"))
+            .unwrap_or_default(),
+        ipv6: host
+            .ipv6
+            .map(|(a, len)| format!("{a}/{len}"))
+            .unwrap_or_default(),
+        ipv4_backends: v.backends.ipv4,
+        ipv6_backends: v.backends.ipv6,
+        ipv4_vips: v.vips.ipv4,
+        ipv6_vips: v.vips.ipv6,
     }
 }
 
@@ -782,6 +816,49 @@ mod tests {
         assert_eq!(stats_to_proto(&a), stats(vec![1_000, 5_000], vec![2, 2, 1]));
         let c = stats_from_proto(stats(vec![10], vec![1, 4]), &[1, 2], &mut shared).expect("valid");
         assert_eq!(&*c.bounds_us, [10]);
+    }
+
+    #[test]
+    fn vlans_carry_cidrs_and_counts_and_unknown_override_names_are_not_found() {
+        use crate::model::{Host, Status as HostStatus, Vlan};
+        use crate::overrides::OverrideKind;
+        use crate::state::{AfCounts, VlanView};
+        let v = VlanView {
+            vlan: Vlan {
+                id: 10,
+                host: Host {
+                    hostname: "v10.".into(),
+                    ipv4: Some(("10.0.10.1".parse().unwrap(), 24)),
+                    ipv6: None,
+                    status: HostStatus::Production,
+                },
+            },
+            backends: AfCounts { ipv4: 3, ipv6: 0 },
+            vips: AfCounts { ipv4: 1, ipv6: 2 },
+        };
+        assert_eq!(
+            vlan_to_proto(&v),
+            pb::Vlan {
+                id: 10,
+                hostname: "v10.".into(),
+                ipv4: "10.0.10.1/24".into(),
+                ipv6: String::new(),
+                ipv4_backends: 3,
+                ipv6_backends: 0,
+                ipv4_vips: 1,
+                ipv6_vips: 2,
+            }
+        );
+        let s = override_status(&OverrideError::NotFound {
+            kind: OverrideKind::Backend,
+            target: "b9.".into(),
+        });
+        assert_eq!(s.code(), tonic::Code::NotFound);
+        assert_eq!(s.message(), "no such backend \"b9.\"");
+        assert_eq!(
+            override_status(&OverrideError::Denied("x".into())).code(),
+            tonic::Code::PermissionDenied
+        );
     }
 
     #[test]

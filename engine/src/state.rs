@@ -230,6 +230,15 @@ pub enum OverrideError {
     /// The request is malformed.
     #[error("invalid override: {0}")]
     Invalid(String),
+    /// The name is neither in the configuration nor already overridden (Seesaw's shell refuses
+    /// such a name too, so a typo cannot leave an override that waits for a vserver).
+    #[error("no such {} {target:?}", kind.as_str())]
+    NotFound {
+        /// What was named.
+        kind: OverrideKind,
+        /// The name.
+        target: String,
+    },
 }
 
 /// Identifies a destination within a service for stats (weight excluded: it may change).
@@ -394,7 +403,9 @@ impl EngineState {
     }
 
     /// Sets an override after checking that `caller` may. Returns a message for the operator.
-    /// Overrides on names that do not exist yet are kept and apply when the name appears.
+    /// A name must exist in the configuration, unless it is already overridden: an override kept
+    /// for a vserver that left the config can still be changed or cleared, and still applies if
+    /// the name comes back.
     pub fn set_override(
         &mut self,
         kind: OverrideKind,
@@ -410,6 +421,28 @@ impl EngineState {
             )));
         }
         let cluster = &self.loaded.cluster;
+        let exists = match kind {
+            OverrideKind::Vserver => [cluster, &self.full_config().cluster]
+                .iter()
+                .any(|c| c.vservers.contains_key(target)),
+            OverrideKind::Backend => [cluster, &self.full_config().cluster]
+                .iter()
+                .flat_map(|c| c.vservers.values())
+                .any(|v| v.backends.contains_key(target)),
+            OverrideKind::Destination => self
+                .topology
+                .vservers
+                .values()
+                .flat_map(|v| &v.services)
+                .flat_map(|s| &s.dests)
+                .any(|d| d.name == target),
+        };
+        if !exists && self.overrides.get(kind, target).is_none() {
+            return Err(OverrideError::NotFound {
+                kind,
+                target: target.to_owned(),
+            });
+        }
         // Vserver and destination overrides may be granted per vserver; backend overrides span
         // every vserver, so they need a trusted caller.
         let vserver_name = match kind {
@@ -429,20 +462,6 @@ impl EngineState {
                 kind.as_str()
             )));
         }
-        let exists = match kind {
-            OverrideKind::Vserver => cluster.vservers.contains_key(target),
-            OverrideKind::Backend => cluster
-                .vservers
-                .values()
-                .any(|v| v.backends.contains_key(target)),
-            OverrideKind::Destination => self
-                .topology
-                .vservers
-                .values()
-                .flat_map(|v| &v.services)
-                .flat_map(|s| &s.dests)
-                .any(|d| d.name == target),
-        };
         let previous = self.overrides.set(kind, target, state, &caller.user, now);
         self.topology = expand_with(&self.loaded, &self.overrides);
         self.assign_marks();
@@ -453,7 +472,7 @@ impl EngineState {
             state.as_str(),
             previous.as_str()
         );
-        if !exists {
+        if !exists && state != OverrideState::Default {
             msg.push_str(&format!(
                 "; no such {} now, the override applies when it appears",
                 kind.as_str()
@@ -893,6 +912,8 @@ pub mod fwmark;
 pub use bgp::{BgpDesired, BgpNeighborView, BgpSettings};
 mod ha;
 pub use ha::{FailoverError, HA_STARTUP_WAIT, HA_TIMEOUT};
+mod vlans;
+pub use vlans::{AfCounts, VlanView, vlan_views};
 
 #[cfg(test)]
 mod tests;

@@ -303,29 +303,62 @@ fn backend_override_spans_vservers_destination_override_one_and_both_survive_rel
 }
 
 #[test]
-fn vserver_override_applies_to_vservers_created_later_and_needs_a_grant() {
+fn override_of_an_unknown_name_is_refused_a_kept_one_outlives_its_vserver_and_grants_count() {
     let mut e = EngineState::new(loaded(TWO_VSERVERS_SHARING_A_BACKEND), t0());
+    for (kind, target) in [
+        (OverrideKind::Vserver, "c"),
+        (OverrideKind::Backend, "b9."),
+        (OverrideKind::Destination, "a/10.2.0.9:80/TCP"),
+    ] {
+        assert_eq!(
+            e.set_override(kind, target, OverrideState::Disabled, &root(), t0()),
+            Err(OverrideError::NotFound {
+                kind,
+                target: target.to_owned()
+            })
+        );
+    }
+    assert_eq!(
+        OverrideError::NotFound {
+            kind: OverrideKind::Vserver,
+            target: "c".into()
+        }
+        .to_string(),
+        "no such vserver \"c\""
+    );
+    assert_eq!(e.overrides().iter().count(), 0, "nothing was stored");
+
+    // An override set while "b" existed is kept when "b" leaves the config and applies again
+    // when it comes back; meanwhile it can still be changed.
+    e.set_override(
+        OverrideKind::Vserver,
+        "b",
+        OverrideState::Disabled,
+        &root(),
+        t0(),
+    )
+    .unwrap();
+    let without_b = &TWO_VSERVERS_SHARING_A_BACKEND[..TWO_VSERVERS_SHARING_A_BACKEND
+        .find(r#"vserver < name: "b""#)
+        .unwrap()];
+    e.reload(loaded(without_b), t0());
     let msg = e
         .set_override(
             OverrideKind::Vserver,
-            "c",
+            "b",
             OverrideState::Disabled,
             &root(),
             t0(),
         )
         .unwrap();
     assert!(msg.contains("applies when it appears"), "{msg}");
-    let with_c = TWO_VSERVERS_SHARING_A_BACKEND.to_owned()
-        + r#"vserver < name: "c" rp: "x" entry_address < fqdn: "c." ipv4: "10.1.0.3/32" >
-               vserver_entry < protocol: TCP port: 80 mode: NAT >
-               backend < host < fqdn: "b3." ipv4: "10.2.0.3/24" > > >"#;
-    e.reload(loaded(&with_c), t0());
+    e.reload(loaded(TWO_VSERVERS_SHARING_A_BACKEND), t0());
     let (views, d) = e.evaluate();
-    assert!(!views.iter().find(|v| v.name == "c").unwrap().enabled);
+    assert!(!views.iter().find(|v| v.name == "b").unwrap().enabled);
     assert!(
         d.services
             .iter()
-            .all(|s| s.key.vip != "10.1.0.3".parse::<IpAddr>().unwrap())
+            .all(|s| s.key.vip != "10.1.0.2".parse::<IpAddr>().unwrap())
     );
 
     let alice = Caller {
