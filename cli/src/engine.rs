@@ -28,6 +28,9 @@ pub enum EngineError {
     /// The engine answered with an error.
     #[error("engine error: {0}")]
     Rpc(String),
+    /// The engine knows no such name (e.g. the vserver an override names).
+    #[error("engine error: {0}")]
+    NotFound(String),
 }
 
 /// The engine calls the shell makes.
@@ -62,8 +65,8 @@ pub trait EngineLink {
     fn failover(&mut self) -> impl Future<Output = Result<String, EngineError>>;
     /// `BgpNeighbors`: the speaker's neighbours and announced routes.
     fn bgp_neighbors(&mut self) -> impl Future<Output = Result<pb::BgpNeighbors, EngineError>>;
-    /// `GetCluster`: the running cluster.pb text.
-    fn cluster_text(&mut self) -> impl Future<Output = Result<String, EngineError>>;
+    /// `Vlans`: the VLANs with the engine's backend and VIP counts.
+    fn vlans(&mut self) -> impl Future<Output = Result<Vec<pb::Vlan>, EngineError>>;
     /// `UpdateCluster`: validate, record (`what`) and apply a new cluster.pb.
     fn update_cluster(
         &mut self,
@@ -115,6 +118,7 @@ impl GrpcEngine {
                     cause: innermost_cause(&status),
                 }
             }
+            Code::NotFound => EngineError::NotFound(status.message().to_owned()),
             _ => EngineError::Rpc(status.message().to_owned()),
         }
     }
@@ -213,9 +217,9 @@ impl EngineLink for GrpcEngine {
         }
     }
 
-    async fn cluster_text(&mut self) -> Result<String, EngineError> {
-        match self.client.get_cluster(pb::Empty {}).await {
-            Ok(r) => Ok(r.into_inner().text),
+    async fn vlans(&mut self) -> Result<Vec<pb::Vlan>, EngineError> {
+        match self.client.vlans(pb::Empty {}).await {
+            Ok(r) => Ok(r.into_inner().vlans),
             Err(s) => Err(self.error(s)),
         }
     }
@@ -244,12 +248,20 @@ impl EngineLink for GrpcEngine {
     }
 
     async fn import_yaml(&mut self, path: &str, json: bool) -> Result<(String, bool), EngineError> {
-        // The socket is <run>/engine/engine.sock.
+        // The ECU finds the engine at <run>/engine/engine.sock: a socket elsewhere (`-engine`)
+        // cannot be handed to it.
         let run_dir = self
             .path
             .parent()
             .and_then(Path::parent)
             .unwrap_or(Path::new("."));
+        if seesaw_common::paths::engine_socket(run_dir) != self.path {
+            return Err(EngineError::Rpc(format!(
+                "config import reaches the engine through the ECU, which needs the socket at \
+                 <run-dir>/engine/engine.sock, not {}",
+                self.path.display()
+            )));
+        }
         let mut cmd = tokio::process::Command::new(ecu_binary());
         cmd.arg("--run-dir").arg(run_dir).arg("--import").arg(path);
         if json {
@@ -354,6 +366,8 @@ pub struct FakeEngine {
     pub import_refusal: Option<String>,
     /// What `BgpNeighbors` answers.
     pub bgp: pb::BgpNeighbors,
+    /// What `Vlans` answers.
+    pub vlan_list: Vec<pb::Vlan>,
 }
 
 #[cfg(test)]
@@ -428,6 +442,24 @@ impl EngineLink for FakeEngine {
         state: OverrideSet,
     ) -> Result<String, EngineError> {
         self.up()?;
+        // Like the engine: a name the vservers do not hold is refused.
+        let dests = || {
+            self.vservers
+                .iter()
+                .flat_map(|v| &v.services)
+                .flat_map(|s| &s.destinations)
+        };
+        let exists = match kind {
+            OverrideKind::Vserver => self.vservers.iter().any(|v| v.name == target),
+            OverrideKind::Backend => dests().any(|d| d.backend == target),
+            OverrideKind::Destination => dests().any(|d| d.name == target),
+        };
+        if !exists {
+            return Err(EngineError::NotFound(format!(
+                "no such {} {target:?}",
+                format!("{kind:?}").to_lowercase()
+            )));
+        }
         self.overrides.push((kind, target.to_owned(), state));
         Ok(format!("{kind:?} {target}: {state:?}").to_lowercase())
     }
@@ -462,9 +494,9 @@ impl EngineLink for FakeEngine {
         Ok(self.bgp.clone())
     }
 
-    async fn cluster_text(&mut self) -> Result<String, EngineError> {
+    async fn vlans(&mut self) -> Result<Vec<pb::Vlan>, EngineError> {
         self.up()?;
-        Ok(self.text.clone())
+        Ok(self.vlan_list.clone())
     }
 
     async fn update_cluster(

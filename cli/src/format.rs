@@ -1,14 +1,21 @@
 //! Text rendering of the shell's views, close to Seesaw's shell output, with aligned columns.
 //! Every function is pure: it takes a view (and `now` where it prints relative times) and returns
 //! the text, ending in a newline.
+//!
+//! `show ha`, `show nodes`, `show backends`, `show destinations`, `show vlans` and `show bgp
+//! neighbors <ip>` print what Seesaw's shell prints (its `cli/show.go`): a heading, then either
+//! `[n] summary` lines or a detail block of `  Label:` lines with the values from column 23.
+//! Where we know more than Seesaw shows, the extra columns follow Seesaw's line and the extra
+//! labels follow Seesaw's block, so Seesaw's text is always a prefix of ours.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::tree::HelpLine;
 use crate::view::{
-    BackendRow, CheckRow, ClusterView, ConfigStatusView, DestinationRow, DestinationView, HaView,
-    ReloadView, ServiceView, VersionRow, VersionView, VlanRow, VserverView, WarningsView,
+    BackendRow, BgpNeighborView, CheckRow, ClusterView, ConfigStatusView, DestinationRow,
+    DestinationView, HaView, NodeView, ReloadView, ServiceView, VersionRow, VersionView, VlanRow,
+    VserverView, WarningsView,
 };
 
 /// `show vservers` with no argument or several matches: `[n] name`, plus ` (disabled)`.
@@ -70,35 +77,43 @@ pub fn vserver_detail(v: &VserverView) -> String {
     out
 }
 
-/// `show ha`.
+/// `show ha`: Seesaw's block. Times are UTC, in Seesaw's `Jan 2 15:04:05 MST` layout; a time
+/// the ha process never reported reads `N/A`.
 pub fn ha(h: &HaView, now_ms: i64) -> String {
-    fields(
-        "HA Status:\n",
+    let duration = if h.since_ms > 0 {
+        let secs = now_ms.saturating_sub(h.since_ms) / 1000;
+        let sign = if secs < 0 { "-" } else { "" };
+        format!(
+            "{sign}{} (since {})",
+            go_duration(secs.unsigned_abs()),
+            seesaw_time(h.since_ms)
+        )
+    } else {
+        "N/A".to_owned()
+    };
+    block(
+        "HA Status",
         &[
-            ("State", h.state.clone()),
-            ("Since", timestamp(h.since_ms, now_ms)),
-            ("Transitions", h.transitions.to_string()),
-            ("Adverts sent", h.adverts_sent.to_string()),
-            ("Adverts received", h.adverts_received.to_string()),
-            ("Last update", timestamp(h.last_update_ms, now_ms)),
+            ("State:", h.state.clone()),
+            ("Duration:", duration),
+            ("Transitions:", h.transitions.to_string()),
+            ("Advertisements Sent:", h.adverts_sent.to_string()),
+            ("Advertisements Rcvd:", h.adverts_received.to_string()),
+            ("Last Update:", seesaw_time(h.last_update_ms)),
         ],
     )
 }
 
-/// `show nodes`: `[n] hostname enabled|disabled`, addresses, priority and `(this node)`.
+/// `show nodes`: Seesaw's `[n] hostname enabled|disabled` (HA enabled or not), then our columns:
+/// addresses, priority and `(this node)`.
 pub fn nodes(c: &ClusterView) -> String {
-    if c.nodes.is_empty() {
-        return "No nodes.\n".to_owned();
-    }
     let rows: Vec<Vec<String>> = c
         .nodes
         .iter()
         .enumerate()
         .map(|(i, n)| {
             vec![
-                format!("[{}]", i + 1),
-                n.hostname.clone(),
-                enabled(n.vservers_enabled).to_owned(),
+                format!("[{}] {} {}", i + 1, n.hostname, enabled(n.ha_enabled)),
                 format!("IPv4 {}", or_dash(&n.ipv4)),
                 format!("IPv6 {}", or_dash(&n.ipv6)),
                 format!("priority {}", n.priority),
@@ -106,7 +121,27 @@ pub fn nodes(c: &ClusterView) -> String {
             ]
         })
         .collect();
-    table(None, &rows, "")
+    format!("Nodes\n{}", table(None, &rows, ""))
+}
+
+/// `show nodes <host>` with one match: Seesaw's block, then the priority and whether it is the
+/// node the shell talks to.
+pub fn node_detail(site: &str, n: &NodeView) -> String {
+    block(
+        "Node",
+        &[
+            ("Hostname:", n.hostname.clone()),
+            ("Site:", site.to_owned()),
+            ("IPv4 Address:", or_not_configured(&n.ipv4)),
+            ("IPv6 Address:", or_not_configured(&n.ipv6)),
+            ("HA Enabled:", n.ha_enabled.to_string()),
+            ("Anycast Enabled:", n.anycast_enabled.to_string()),
+            ("BGP Enabled:", n.bgp_enabled.to_string()),
+            ("Vservers Enabled:", n.vservers_enabled.to_string()),
+            ("Priority:", n.priority.to_string()),
+            ("This Node:", n.is_local.to_string()),
+        ],
+    )
 }
 
 /// `show warnings`.
@@ -136,68 +171,97 @@ pub fn reload(r: &ReloadView) -> String {
     out
 }
 
-/// `show backends`: one aligned row per backend host.
+/// `show backends` with several matches: Seesaw's `[   n] hostname (status)`, then our columns:
+/// address, destinations, healthy and active shares, and the override.
 pub fn backends(rows: &[BackendRow]) -> String {
-    if rows.is_empty() {
-        return "No backends.\n".to_owned();
-    }
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|b| {
+        .enumerate()
+        .map(|(i, b)| {
+            let status = if b.status == "enabled" {
+                String::new()
+            } else {
+                format!(" ({})", b.status)
+            };
             vec![
-                b.hostname.clone(),
+                format!("[{:4}] {}{status}", i + 1, b.hostname),
                 b.address.clone(),
-                b.destinations.to_string(),
-                format!("{}/{}", b.healthy, b.destinations),
-                format!("{}/{}", b.active, b.destinations),
-                or_dash(&b.override_state).to_owned(),
+                format!("dests {}", b.destinations),
+                format!("healthy {}/{}", b.healthy, b.destinations),
+                format!("active {}/{}", b.active, b.destinations),
+                if b.override_state.is_empty() {
+                    String::new()
+                } else {
+                    format!("override {}", b.override_state)
+                },
             ]
         })
         .collect();
-    table(
-        Some(&[
-            "Backend", "Address", "Dests", "Healthy", "Active", "Override",
-        ]),
-        &cells,
-        "",
-    )
+    format!("Backends\n{}", table(None, &cells, ""))
 }
 
-/// `show destinations`.
-pub fn destinations(rows: &[DestinationRow]) -> String {
-    if rows.is_empty() {
-        return "No destinations.\n".to_owned();
+/// `show backends <prefix>` with one match: Seesaw's block, its destinations as `[  n] name
+/// (status)`; then the address and override.
+pub fn backend_detail(b: &BackendRow, dests: &[DestinationRow]) -> String {
+    let mut out = format!("Backend\n  Hostname: {}\n  Destinations:\n", b.hostname);
+    for (i, d) in dests.iter().enumerate() {
+        let _ = writeln!(out, "  [{:3}] {}", i + 1, destination_summary(d));
     }
+    let _ = writeln!(out, "  Address: {}", b.address);
+    if !b.override_state.is_empty() {
+        let _ = writeln!(out, "  Override: {}", b.override_state);
+    }
+    out
+}
+
+/// `show destinations` with several matches: Seesaw's `[   n] name (status)`, then our columns:
+/// address, weight, override and connections (open/total).
+pub fn destinations(rows: &[DestinationRow]) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|d| {
+        .enumerate()
+        .map(|(i, d)| {
             vec![
-                d.name.clone(),
-                d.backend.clone(),
+                format!("[{:4}] {}", i + 1, destination_summary(d)),
                 d.address.clone(),
-                d.weight.to_string(),
-                enabled(d.enabled).to_owned(),
-                if d.healthy { "healthy" } else { "unhealthy" }.to_owned(),
-                yes_no(d.active),
-                or_dash(&d.override_state).to_owned(),
-                format!("{}/{}", d.active_conns, d.total_conns),
+                format!("weight {}", d.weight),
+                format!("conns {}/{}", d.active_conns, d.total_conns),
+                if d.override_state.is_empty() {
+                    String::new()
+                } else {
+                    format!("override {}", d.override_state)
+                },
             ]
         })
         .collect();
-    table(
-        Some(&[
-            "Destination",
-            "Backend",
-            "Address",
-            "Weight",
-            "Enabled",
-            "Health",
-            "Active",
-            "Override",
-            "Conns",
-        ]),
-        &cells,
-        "",
+    format!("Destinations\n{}", table(None, &cells, ""))
+}
+
+/// `show destinations <prefix>` with one match: Seesaw's block, then ours.
+pub fn destination_detail(d: &DestinationRow) -> String {
+    let vserver = if d.vserver_enabled {
+        d.vserver.clone()
+    } else {
+        format!("{} (disabled)", d.vserver)
+    };
+    block(
+        "Destination",
+        &[
+            ("Name:", d.name.clone()),
+            ("Vserver:", vserver),
+            ("Backend:", d.backend.clone()),
+            ("Enabled:", d.enabled.to_string()),
+            ("Healthy:", d.healthy.to_string()),
+            ("Active:", d.active.to_string()),
+            ("Service:", d.service.clone()),
+            ("Address:", d.address.clone()),
+            ("Weight:", d.weight.to_string()),
+            ("Override:", or_dash(&d.override_state).to_owned()),
+            (
+                "Connections:",
+                format!("{} active, {} total", d.active_conns, d.total_conns),
+            ),
+        ],
     )
 }
 
@@ -264,23 +328,66 @@ pub fn history(rows: &[VersionRow], now_ms: i64) -> String {
     table(Some(&["Id", "When", "Who", "SHA-256", "What"]), &cells, "")
 }
 
-/// `show vlans`.
+/// `show vlans`: Seesaw's `[  n] VLAN ID id - hostname`, then our columns: the subnets and the
+/// engine's backend and VIP counts per address family.
 pub fn vlans(rows: &[VlanRow]) -> String {
-    if rows.is_empty() {
-        return "No VLANs.\n".to_owned();
-    }
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|v| {
+        .enumerate()
+        .map(|(i, v)| {
             vec![
-                v.id.to_string(),
-                v.host.clone(),
+                format!("[{:3}] VLAN ID {} - {}", i + 1, v.id, v.host),
                 or_dash(&v.ipv4).to_owned(),
                 or_dash(&v.ipv6).to_owned(),
+                format!(
+                    "backends {} IPv4, {} IPv6",
+                    v.ipv4_backends, v.ipv6_backends
+                ),
+                format!("VIPs {} IPv4, {} IPv6", v.ipv4_vips, v.ipv6_vips),
             ]
         })
         .collect();
-    table(Some(&["VLAN", "Host", "IPv4", "IPv6"]), &cells, "")
+    format!("VLANs\n{}", table(None, &cells, ""))
+}
+
+/// `show vlans <id|ip>`: Seesaw's block.
+pub fn vlan_detail(v: &VlanRow) -> String {
+    block(
+        "VLAN",
+        &[
+            ("ID:", v.id.to_string()),
+            ("Hostname:", v.host.clone()),
+            ("IPv4 Address:", or_not_configured(&v.ipv4)),
+            ("IPv6 Address:", or_not_configured(&v.ipv6)),
+            ("IPv4 Backend Count:", v.ipv4_backends.to_string()),
+            ("IPv6 Backend Count:", v.ipv6_backends.to_string()),
+            ("IPv4 VIP Count:", v.ipv4_vips.to_string()),
+            ("IPv6 VIP Count:", v.ipv6_vips.to_string()),
+        ],
+    )
+}
+
+/// `show bgp neighbors <ip>`: Seesaw's block (the description is empty: GoBGP's neighbours carry
+/// none here), then the message counters.
+pub fn bgp_neighbor(n: &BgpNeighborView) -> String {
+    block(
+        "BGP Neighbor",
+        &[
+            ("IP Address:", n.address.clone()),
+            ("Router ID:", n.router_id.clone()),
+            ("ASN:", n.peer_asn.to_string()),
+            ("Description:", String::new()),
+            ("BGP State:", n.state.clone()),
+            ("Duration:", go_duration(n.uptime_s)),
+            (
+                "Messages:",
+                format!(
+                    "{} received ({} updates), {} sent ({} updates)",
+                    n.messages_received, n.updates_received, n.messages_sent, n.updates_sent
+                ),
+            ),
+        ],
+    )
 }
 
 /// `show version`.
@@ -383,6 +490,65 @@ pub fn duration(secs: u64) -> String {
 }
 
 // === private helpers ===
+
+/// Seesaw's detail block: the heading, then each label indented by two and padded to 20
+/// characters, a space and the value (so values start in column 23). Lines never end in blanks.
+fn block(heading: &str, pairs: &[(&str, String)]) -> String {
+    let mut out = format!("{heading}\n");
+    for (label, value) in pairs {
+        let line = format!("  {label:<20} {value}");
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Seesaw's destination summary: `name (enabled, healthy, active)`, `name (disabled)`, or
+/// `name (vserver disabled)` when its vserver is.
+fn destination_summary(d: &DestinationRow) -> String {
+    let status = if !d.vserver_enabled {
+        "vserver disabled".to_owned()
+    } else if d.enabled {
+        format!(
+            "enabled, {}, {}",
+            if d.healthy { "healthy" } else { "unhealthy" },
+            if d.active { "active" } else { "inactive" }
+        )
+    } else {
+        "disabled".to_owned()
+    };
+    format!("{} ({status})", d.name)
+}
+
+/// A duration of whole seconds as Go prints a `time.Duration`: `45s`, `2m5s`, `1h0m7s`, `0s`.
+fn go_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+/// A time in Seesaw's `Jan 2 15:04:05 MST` layout, in UTC; `N/A` for 0 (never).
+fn seesaw_time(ms: i64) -> String {
+    if ms <= 0 {
+        return "N/A".to_owned();
+    }
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || format!("{ms} ms"),
+        |t| t.format("%b %-d %H:%M:%S UTC").to_string(),
+    )
+}
+
+/// Seesaw's `IPv4Printable`: the address, or `<not configured>`.
+fn or_not_configured(address: &str) -> String {
+    if address.is_empty() {
+        "<not configured>".to_owned()
+    } else {
+        address.to_owned()
+    }
+}
 
 fn service(s: &ServiceView) -> String {
     let mut flags = vec![

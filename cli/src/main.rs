@@ -1,5 +1,5 @@
-//! The `seesaw` binary: the shell (`seesaw [-c "command"]`), `seesaw demo`, and the demo's hidden
-//! backend (`seesaw demo-backend`).
+//! The `seesaw` binary: the shell (`seesaw [-engine socket] [-c "command"]`), `seesaw demo`, and
+//! the demo's hidden backend (`seesaw demo-backend`).
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -19,6 +19,9 @@ struct Flags {
     /// Directory holding the engine's socket.
     #[arg(long, env = "SEESAW_RUN_DIR", default_value = DEFAULT_RUN_DIR)]
     run_dir: PathBuf,
+    /// The engine's socket, as Seesaw's `-engine` (default: <run-dir>/engine/engine.sock).
+    #[arg(long, value_name = "SOCKET")]
+    engine: Option<PathBuf>,
     /// Run one command and exit, e.g. -c "show vservers".
     #[arg(short = 'c', value_name = "COMMAND")]
     command: Option<String>,
@@ -69,12 +72,15 @@ fn main() -> ExitCode {
                 });
             }
         };
+    let socket = flags
+        .engine
+        .unwrap_or_else(|| seesaw_common::paths::engine_socket(&flags.run_dir));
     let code = match (flags.sub, flags.command) {
         (Some(Sub::Demo { keep }), _) => demo::run(keep),
         (Some(Sub::DemoGuard { command }), _) => demo::guard(&command),
         (Some(Sub::DemoBackend { listen, name }), _) => demo_backend::run(listen, &name),
-        (None, Some(command)) => shell::one_shot(&flags.run_dir, &command, flags.output),
-        (None, None) => shell::interactive(&flags.run_dir, flags.output),
+        (None, Some(command)) => shell::one_shot(&socket, &command, flags.output),
+        (None, None) => shell::interactive(&socket, flags.output),
     };
     ExitCode::from(code)
 }

@@ -25,10 +25,10 @@ use serde::Serialize;
 
 use crate::engine::{EngineError, EngineLink, GrpcEngine};
 use crate::format;
-use crate::tree::{self, Action, COMMANDS, Parsed};
+use crate::tree::{self, Action, COMMANDS, OverrideKind, Parsed};
 use crate::view::{
-    self, ClusterView, ConfigStatusView, HaView, ReloadView, VersionRow, VersionView, VserverView,
-    WarningsView,
+    self, BgpNeighborView, ClusterView, ConfigStatusView, HaView, ReloadView, VersionRow,
+    VersionView, VlanRow, VserverView, WarningsView,
 };
 
 /// How replies are printed.
@@ -94,8 +94,8 @@ pub async fn execute<E: EngineLink>(
             };
             (text, true)
         }
-        Action::ShowBgpNeighbors => match engine.bgp_neighbors().await {
-            Ok(n) => (
+        Action::ShowBgpNeighbors => match (engine.bgp_neighbors().await, arg) {
+            (Ok(n), None) => (
                 if json {
                     to_json(&bgp_json(&n))
                 } else {
@@ -103,18 +103,38 @@ pub async fn execute<E: EngineLink>(
                 },
                 true,
             ),
-            Err(EngineError::Rpc(why)) => (format!("BGP unavailable: {why}\n"), false),
-            Err(e) => return Err(e),
+            (Ok(n), Some(ip)) => {
+                let all = n.neighbors.into_iter().map(BgpNeighborView::from).collect();
+                match view::select_neighbor(all, ip) {
+                    Ok(one) if json => (to_json(&one), true),
+                    Ok(one) => (format::bgp_neighbor(&one), true),
+                    Err(why) => (format!("{why}\n"), false),
+                }
+            }
+            (Err(EngineError::Rpc(why)), _) => (format!("BGP unavailable: {why}\n"), false),
+            (Err(e), _) => return Err(e),
         },
         Action::ShowNodes => {
             let mut cluster = ClusterView::from(engine.cluster_status().await?);
+            // Seesaw shows the node with exactly this hostname; a unique prefix does too here,
+            // and several matching nodes are listed.
             if let Some(host) = arg {
-                cluster.nodes.retain(|n| n.hostname.starts_with(host));
+                match cluster.nodes.iter().position(|n| n.hostname == host) {
+                    Some(i) => cluster.nodes = vec![cluster.nodes.swap_remove(i)],
+                    None => cluster.nodes.retain(|n| n.hostname.starts_with(host)),
+                }
             }
-            let text = if json {
-                to_json(&cluster)
-            } else {
-                format::nodes(&cluster)
+            let text = match (arg, cluster.nodes.as_slice()) {
+                _ if json => to_json(&cluster),
+                (None, _) => format::nodes(&cluster),
+                (Some(host), []) => {
+                    return Ok(Step::Print {
+                        text: format!("node {host:?} not found\n"),
+                        ok: false,
+                    });
+                }
+                (Some(_), [one]) => format::node_detail(&cluster.site, one),
+                (Some(_), _) => format::nodes(&cluster),
             };
             (text, true)
         }
@@ -163,6 +183,18 @@ pub async fn execute<E: EngineLink>(
                     },
                     true,
                 ),
+                // Seesaw's shell checks the name itself and says so in these words.
+                Err(EngineError::NotFound(_)) => (
+                    format!(
+                        "No such {} - {target}\n",
+                        match kind {
+                            OverrideKind::Vserver => "vserver",
+                            OverrideKind::Backend => "backend",
+                            OverrideKind::Destination => "destination",
+                        }
+                    ),
+                    false,
+                ),
                 Err(EngineError::Rpc(why)) => (format!("Override refused: {why}\n"), false),
                 Err(e) => return Err(e),
             }
@@ -189,47 +221,60 @@ pub async fn execute<E: EngineLink>(
                 .map(VserverView::from)
                 .collect();
             let prefix = arg.unwrap_or_default();
-            let text = match action {
+            // Seesaw's answers: nothing found is an error; one match in detail; else a list.
+            let not_found = |what: &str| match arg {
+                Some(p) => format!("{what} '{p}...' not found\n"),
+                None => format!("no {what}s found\n"),
+            };
+            match action {
                 Action::ShowBackends => {
                     let rows = view::backend_rows(&all, prefix);
-                    if json {
-                        to_json(&serde_json::json!({ "backends": rows }))
-                    } else {
-                        format::backends(&rows)
+                    match rows.as_slice() {
+                        _ if json => (to_json(&serde_json::json!({ "backends": rows })), true),
+                        [] => (not_found("backend"), false),
+                        [one] => {
+                            let mut dests = view::destination_rows(&all, "");
+                            dests.retain(|d| d.backend == one.hostname);
+                            (format::backend_detail(one, &dests), true)
+                        }
+                        _ => (format::backends(&rows), true),
                     }
                 }
                 Action::ShowDestinations => {
                     let rows = view::destination_rows(&all, prefix);
-                    if json {
-                        to_json(&serde_json::json!({ "destinations": rows }))
-                    } else {
-                        format::destinations(&rows)
+                    match rows.as_slice() {
+                        _ if json => (to_json(&serde_json::json!({ "destinations": rows })), true),
+                        [] => (not_found("destination"), false),
+                        [one] => (format::destination_detail(one), true),
+                        _ => (format::destinations(&rows), true),
                     }
                 }
                 _ => {
                     let rows = view::check_rows(&all, prefix);
-                    if json {
+                    let text = if json {
                         to_json(&serde_json::json!({ "healthchecks": rows }))
                     } else {
                         format::healthchecks(&rows)
-                    }
-                }
-            };
-            (text, true)
-        }
-        Action::ShowVlans => {
-            let text = engine.cluster_text().await?;
-            match view::parse_cluster(&text) {
-                Ok(cluster) => {
-                    let rows = view::vlan_rows(&cluster, arg);
-                    let text = if json {
-                        to_json(&serde_json::json!({ "vlans": rows }))
-                    } else {
-                        format::vlans(&rows)
                     };
                     (text, true)
                 }
-                Err(e) => (format!("{e}\n"), false),
+            }
+        }
+        Action::ShowVlans => {
+            let rows: Vec<VlanRow> = engine
+                .vlans()
+                .await?
+                .into_iter()
+                .map(VlanRow::from)
+                .collect();
+            match arg {
+                None if json => (to_json(&serde_json::json!({ "vlans": rows })), true),
+                None => (format::vlans(&rows), true),
+                Some(filter) => match view::select_vlan(rows, filter) {
+                    Ok(one) if json => (to_json(&serde_json::json!({ "vlans": [one] })), true),
+                    Ok(one) => (format::vlan_detail(&one), true),
+                    Err(why) => (format!("{why}\n"), false),
+                },
             }
         }
         Action::ShowVersion => {
@@ -307,9 +352,10 @@ pub async fn execute<E: EngineLink>(
     Ok(Step::Print { text, ok })
 }
 
-/// `seesaw -c "command"`: runs one command and returns the exit code: 0, 64 for a bad command,
-/// 69 when the engine cannot be reached, 1 when the engine refused or failed.
-pub fn one_shot(run_dir: &Path, line: &str, output: OutputFormat) -> u8 {
+/// `seesaw -c "command"` against the engine at `socket`: runs one command and returns the exit
+/// code: 0, 64 for a bad command, 69 when the engine cannot be reached, 1 when the engine
+/// refused or failed (as Seesaw's shell exits 1 on any error).
+pub fn one_shot(socket: &Path, line: &str, output: OutputFormat) -> u8 {
     let (action, arg) = match tree::parse(COMMANDS, line) {
         Ok(Parsed::Run { action, arg }) => (action, arg),
         Ok(Parsed::Help { options, .. }) => {
@@ -330,7 +376,7 @@ pub fn one_shot(run_dir: &Path, line: &str, output: OutputFormat) -> u8 {
         Err(code) => return code,
     };
     let result = runtime.block_on(async {
-        let mut engine = GrpcEngine::new(&seesaw_common::paths::engine_socket(run_dir));
+        let mut engine = GrpcEngine::new(socket);
         execute(&mut engine, action, arg.as_deref(), output, now_ms()).await
     });
     match result {
@@ -355,8 +401,8 @@ pub fn one_shot(run_dir: &Path, line: &str, output: OutputFormat) -> u8 {
     }
 }
 
-/// The interactive shell. Returns the exit code.
-pub fn interactive(run_dir: &Path, output: OutputFormat) -> u8 {
+/// The interactive shell against the engine at `socket`. Returns the exit code.
+pub fn interactive(socket: &Path, output: OutputFormat) -> u8 {
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -364,7 +410,7 @@ pub fn interactive(run_dir: &Path, output: OutputFormat) -> u8 {
     let mut engine = {
         // The lazy channel spawns its worker on the current runtime.
         let _guard = runtime.enter();
-        GrpcEngine::new(&seesaw_common::paths::engine_socket(run_dir))
+        GrpcEngine::new(socket)
     };
     let greeting = runtime.block_on(async {
         let cluster = engine.cluster_status().await?;
@@ -597,7 +643,7 @@ fn to_json<T: Serialize>(value: &T) -> String {
 fn error_code(e: &EngineError) -> u8 {
     match e {
         EngineError::Unreachable { .. } => exit::UNAVAILABLE,
-        EngineError::Rpc(_) => 1,
+        EngineError::Rpc(_) | EngineError::NotFound(_) => 1,
     }
 }
 
@@ -637,7 +683,7 @@ mod tests {
 
     use super::*;
     use crate::engine::FakeEngine;
-    use crate::tree::{OverrideKind, OverrideSet};
+    use crate::tree::OverrideSet;
 
     fn vserver(name: &str, enabled: bool) -> pb::VserverStatus {
         pb::VserverStatus {
@@ -663,6 +709,14 @@ mod tests {
     #[tokio::test]
     async fn overrides_and_config_source_reach_the_engine() {
         let mut e = fake();
+        e.vservers[0].services = vec![pb::ServiceStatus {
+            destinations: vec![pb::DestinationStatus {
+                name: "web/192.0.2.1:80/TCP".into(),
+                backend: "b1.example.com.".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
         assert_eq!(
             printed(text(&mut e, "ov ba st dis b1.example.com.").await),
             "backend b1.example.com.: disabled\n"
@@ -690,6 +744,27 @@ mod tests {
             Ok(Step::Print { text, ok: false }) => assert_eq!(text, "Incomplete command.\n"),
             other => panic!("{other:?}"),
         }
+        // Names the engine does not know: Seesaw's words, and not ok (a `-c` run exits 1).
+        for (line, want) in [
+            (
+                "override vserver state disabled nosuch",
+                "No such vserver - nosuch\n",
+            ),
+            (
+                "ov ba st en b9.example.com.",
+                "No such backend - b9.example.com.\n",
+            ),
+            (
+                "ov de st def web/192.0.2.9:80/TCP",
+                "No such destination - web/192.0.2.9:80/TCP\n",
+            ),
+        ] {
+            match text(&mut e, line).await {
+                Ok(Step::Print { text, ok: false }) => assert_eq!(text, want, "{line}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        assert_eq!(e.overrides.len(), 2, "refused overrides reach nothing");
         e.source = "disk".into();
         assert_eq!(
             printed(text(&mut e, "config source none").await),
@@ -756,6 +831,37 @@ mod tests {
              Remote router ID 192.0.2.254\n  Messages: 12 received (0 updates), 14 sent (3 updates)\n\
              Announced: 192.168.255.1/32\n"
         );
+        // One neighbour by address: Seesaw's block (cli/show.go showBGPNeighbors).
+        assert_eq!(
+            printed(text(&mut e, "show bgp neighbors 192.0.2.254").await),
+            "BGP Neighbor\n\
+             \x20 IP Address:          192.0.2.254\n\
+             \x20 Router ID:           192.0.2.254\n\
+             \x20 ASN:                 64512\n\
+             \x20 Description:\n\
+             \x20 BGP State:           ESTABLISHED\n\
+             \x20 Duration:            1h2m5s\n\
+             \x20 Messages:            12 received (0 updates), 14 sent (3 updates)\n"
+        );
+        for (line, want) in [
+            ("sh bgp n 192.0.2.9", "No such neighbor\n"),
+            ("sh bgp n peer1", "\"peer1\" is not a valid IP address\n"),
+        ] {
+            match text(&mut e, line).await {
+                Ok(Step::Print { text, ok: false }) => assert_eq!(text, want, "{line}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        let json = execute(
+            &mut e,
+            Action::ShowBgpNeighbors,
+            Some("192.0.2.254"),
+            OutputFormat::Json,
+            0,
+        )
+        .await;
+        let v: serde_json::Value = serde_json::from_str(&printed(json)).expect("JSON");
+        assert_eq!(v["peer_asn"], 64512);
     }
 
     fn printed(step: Result<Step, EngineError>) -> String {
@@ -881,62 +987,211 @@ vlan: < vlan_id: 20 host: < fqdn: "v20.demo." ipv4: "10.0.20.1/24" > >
         assert_eq!(e.versions.len(), 2, "a refused import saves nothing");
     }
 
+    fn dest(vserver: &str, ip: &str, backend: &str, healthy: bool) -> pb::DestinationStatus {
+        pb::DestinationStatus {
+            name: format!("{vserver}/{ip}:80/TCP"),
+            backend: backend.into(),
+            address: ip.into(),
+            port: 80,
+            weight: 1,
+            enabled: true,
+            healthy,
+            active: healthy,
+            ..Default::default()
+        }
+    }
+
     #[tokio::test]
-    async fn vlans_backends_destinations_and_checks() {
+    async fn vlans_come_from_the_engine_with_its_counts() {
         let mut e = FakeEngine {
-            text: CLUSTER.into(),
+            vlan_list: vec![
+                pb::Vlan {
+                    id: 10,
+                    hostname: "v10.demo.".into(),
+                    ipv4: "10.0.10.1/24".into(),
+                    ipv4_backends: 3,
+                    ipv4_vips: 1,
+                    ..Default::default()
+                },
+                pb::Vlan {
+                    id: 20,
+                    hostname: "v20.demo.".into(),
+                    ipv4: "10.0.20.1/24".into(),
+                    ipv6: "2001:db8:20::1/64".into(),
+                    ipv6_backends: 2,
+                    ipv6_vips: 4,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            printed(text(&mut e, "sh vl").await),
+            "VLANs\n\
+             [  1] VLAN ID 10 - v10.demo.  10.0.10.1/24  -                  backends 3 IPv4, 0 IPv6  VIPs 1 IPv4, 0 IPv6\n\
+             [  2] VLAN ID 20 - v20.demo.  10.0.20.1/24  2001:db8:20::1/64  backends 0 IPv4, 2 IPv6  VIPs 0 IPv4, 4 IPv6\n"
+        );
+        // By an address inside the subnet (here IPv6) or by id: Seesaw's detail block.
+        let detail = "VLAN\n\
+             \x20 ID:                  20\n\
+             \x20 Hostname:            v20.demo.\n\
+             \x20 IPv4 Address:        10.0.20.1/24\n\
+             \x20 IPv6 Address:        2001:db8:20::1/64\n\
+             \x20 IPv4 Backend Count:  0\n\
+             \x20 IPv6 Backend Count:  2\n\
+             \x20 IPv4 VIP Count:      0\n\
+             \x20 IPv6 VIP Count:      4\n";
+        assert_eq!(printed(text(&mut e, "sh vl 2001:db8:20::99").await), detail);
+        assert_eq!(printed(text(&mut e, "sh vl 20").await), detail);
+        for (line, want) in [
+            ("sh vl 30", "VLAN ID 30 not found\n"),
+            (
+                "sh vl 10.0.30.1",
+                "VLAN not found for IP address 10.0.30.1\n",
+            ),
+            (
+                "sh vl x",
+                "unknown value \"x\" - must be a VLAN ID or IP address\n",
+            ),
+        ] {
+            match text(&mut e, line).await {
+                Ok(Step::Print { text, ok: false }) => assert_eq!(text, want, "{line}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        let json = execute(&mut e, Action::ShowVlans, None, OutputFormat::Json, 0).await;
+        let v: serde_json::Value = serde_json::from_str(&printed(json)).expect("JSON");
+        assert_eq!(v["vlans"][0]["ipv4_backends"], 3);
+        assert_eq!(v["vlans"][1]["ipv6_vips"], 4);
+        assert_eq!(v["vlans"][1]["ipv6"], "2001:db8:20::1/64");
+    }
+
+    #[tokio::test]
+    async fn backends_and_destinations_list_detail_and_not_found() {
+        let mut e = FakeEngine {
+            vservers: vec![
+                pb::VserverStatus {
+                    name: "web".into(),
+                    enabled: true,
+                    services: vec![pb::ServiceStatus {
+                        address: "192.0.2.1".into(),
+                        protocol: "TCP".into(),
+                        port: 80,
+                        destinations: vec![
+                            dest("web", "10.0.0.2", "be2.demo.", false),
+                            dest("web", "10.0.0.1", "be1.demo.", true),
+                        ],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+                pb::VserverStatus {
+                    name: "dns".into(),
+                    enabled: false,
+                    services: vec![pb::ServiceStatus {
+                        address: "192.0.2.53".into(),
+                        protocol: "UDP".into(),
+                        port: 53,
+                        destinations: vec![dest("dns", "10.0.0.1", "be1.demo.", true)],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        e.vservers[0].services[0].destinations[1].override_state = "enabled".into();
+        assert_eq!(
+            printed(text(&mut e, "sh ba").await),
+            "Backends\n\
+             [   1] be1.demo. (partially disabled)  10.0.0.1  dests 2  healthy 2/2  active 2/2  override enabled\n\
+             [   2] be2.demo.                       10.0.0.2  dests 1  healthy 0/1  active 0/1\n"
+        );
+        assert_eq!(
+            printed(text(&mut e, "sh ba be1").await),
+            "Backend\n  Hostname: be1.demo.\n  Destinations:\n\
+             \x20 [  1] dns/10.0.0.1:80/TCP (vserver disabled)\n\
+             \x20 [  2] web/10.0.0.1:80/TCP (enabled, healthy, active)\n\
+             \x20 Address: 10.0.0.1\n  Override: enabled\n"
+        );
+        assert_eq!(
+            printed(text(&mut e, "sh de").await),
+            "Destinations\n\
+             [   1] dns/10.0.0.1:80/TCP (vserver disabled)              10.0.0.1:80  weight 1  conns 0/0\n\
+             [   2] web/10.0.0.1:80/TCP (enabled, healthy, active)      10.0.0.1:80  weight 1  conns 0/0  override enabled\n\
+             [   3] web/10.0.0.2:80/TCP (enabled, unhealthy, inactive)  10.0.0.2:80  weight 1  conns 0/0\n"
+        );
+        assert_eq!(
+            printed(text(&mut e, "sh de dns").await),
+            "Destination\n\
+             \x20 Name:                dns/10.0.0.1:80/TCP\n\
+             \x20 Vserver:             dns (disabled)\n\
+             \x20 Backend:             be1.demo.\n\
+             \x20 Enabled:             true\n\
+             \x20 Healthy:             true\n\
+             \x20 Active:              true\n\
+             \x20 Service:             192.0.2.53:53/UDP\n\
+             \x20 Address:             10.0.0.1:80\n\
+             \x20 Weight:              1\n\
+             \x20 Override:            -\n\
+             \x20 Connections:         0 active, 0 total\n"
+        );
+        for (line, want) in [
+            ("sh ba zz", "backend 'zz...' not found\n"),
+            ("sh de zz", "destination 'zz...' not found\n"),
+        ] {
+            match text(&mut e, line).await {
+                Ok(Step::Print { text, ok: false }) => assert_eq!(text, want, "{line}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        // JSON keeps its shape: the rows, also for one match or none.
+        let json = execute(
+            &mut e,
+            Action::ShowBackends,
+            Some("zz"),
+            OutputFormat::Json,
+            0,
+        )
+        .await;
+        assert_eq!(printed(json), "{\n  \"backends\": []\n}\n");
+        let json = execute(&mut e, Action::ShowBackends, None, OutputFormat::Json, 0).await;
+        let v: serde_json::Value = serde_json::from_str(&printed(json)).expect("JSON");
+        assert_eq!(v["backends"][0]["status"], "partially disabled");
+        assert_eq!(v["backends"][1]["healthy"], 0);
+        e.vservers.clear();
+        match text(&mut e, "sh ba").await {
+            Ok(Step::Print { text, ok: false }) => assert_eq!(text, "no backends found\n"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn healthchecks_list_every_check() {
+        let mut d = dest("web", "127.0.0.2", "be1.demo.", true);
+        d.checks = vec![pb::CheckStatus {
+            name: "HTTP/80".into(),
+            id: 255,
+            state: "healthy".into(),
+            message: "200 OK".into(),
+            stats: Some(pb::ProbeStats {
+                successes: 3,
+                failures: 1,
+                last_latency_us: 1234,
+                ..Default::default()
+            }),
+        }];
+        let mut e = FakeEngine {
             vservers: vec![pb::VserverStatus {
                 name: "web".into(),
                 services: vec![pb::ServiceStatus {
-                    address: "127.0.0.1".into(),
-                    protocol: "tcp".into(),
-                    port: 80,
-                    destinations: vec![pb::DestinationStatus {
-                        name: "web/127.0.0.2:80/TCP".into(),
-                        backend: "be1.demo.".into(),
-                        address: "127.0.0.2".into(),
-                        port: 80,
-                        weight: 1,
-                        enabled: true,
-                        healthy: true,
-                        active: true,
-                        override_state: "disabled".into(),
-                        checks: vec![pb::CheckStatus {
-                            name: "HTTP/80".into(),
-                            id: 255,
-                            state: "healthy".into(),
-                            message: "200 OK".into(),
-                            stats: Some(pb::ProbeStats {
-                                successes: 3,
-                                failures: 1,
-                                last_latency_us: 1234,
-                                ..Default::default()
-                            }),
-                        }],
-                        ..Default::default()
-                    }],
+                    destinations: vec![d],
                     ..Default::default()
                 }],
                 ..Default::default()
             }],
             ..Default::default()
         };
-        assert_eq!(
-            printed(text(&mut e, "sh vl 10.0.20.9").await),
-            "VLAN  Host       IPv4          IPv6\n20    v20.demo.  10.0.20.1/24  -\n"
-        );
-        assert!(printed(text(&mut e, "sh vl").await).contains("\n10    v10.demo."));
-        assert_eq!(
-            printed(text(&mut e, "sh ba").await),
-            "Backend    Address    Dests  Healthy  Active  Override\n\
-             be1.demo.  127.0.0.2  1      1/1      1/1     disabled\n"
-        );
-        assert_eq!(printed(text(&mut e, "sh ba zz").await), "No backends.\n");
-        let d = printed(text(&mut e, "sh de web/").await);
-        assert!(
-            d.contains("web/127.0.0.2:80/TCP  be1.demo.  127.0.0.2:80  1"),
-            "{d}"
-        );
         let c = printed(text(&mut e, "sh he").await);
         assert!(
             c.contains(
@@ -944,6 +1199,59 @@ vlan: < vlan_id: 20 host: < fqdn: "v20.demo." ipv4: "10.0.20.1/24" > >
             ),
             "{c}"
         );
+    }
+
+    #[tokio::test]
+    async fn nodes_list_and_one_node_in_detail() {
+        let node = |host: &str, ipv4: &str, ha: bool, local: bool| pb::Node {
+            hostname: host.into(),
+            ipv4: ipv4.into(),
+            priority: if local { 255 } else { 1 },
+            ha_enabled: ha,
+            vservers_enabled: true,
+            is_local: local,
+            ..Default::default()
+        };
+        let mut e = FakeEngine {
+            cluster: pb::ClusterStatus {
+                site: "demo".into(),
+                nodes: vec![
+                    node("lb1.demo.", "192.0.2.1", true, true),
+                    node("lb2.demo.", "192.0.2.2", false, false),
+                ],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            printed(text(&mut e, "sh n").await),
+            "Nodes\n\
+             [1] lb1.demo. enabled   IPv4 192.0.2.1  IPv6 -  priority 255  (this node)\n\
+             [2] lb2.demo. disabled  IPv4 192.0.2.2  IPv6 -  priority 1\n"
+        );
+        assert_eq!(
+            printed(text(&mut e, "sh n lb2.demo.").await),
+            "Node\n\
+             \x20 Hostname:            lb2.demo.\n\
+             \x20 Site:                demo\n\
+             \x20 IPv4 Address:        192.0.2.2\n\
+             \x20 IPv6 Address:        <not configured>\n\
+             \x20 HA Enabled:          false\n\
+             \x20 Anycast Enabled:     false\n\
+             \x20 BGP Enabled:         false\n\
+             \x20 Vservers Enabled:    true\n\
+             \x20 Priority:            1\n\
+             \x20 This Node:           false\n"
+        );
+        assert!(
+            printed(text(&mut e, "sh n lb1").await)
+                .starts_with("Node\n  Hostname:            lb1.demo.\n")
+        );
+        assert!(printed(text(&mut e, "sh n lb").await).starts_with("Nodes\n[1] lb1.demo. enabled"));
+        match text(&mut e, "sh n lb9").await {
+            Ok(Step::Print { text, ok: false }) => assert_eq!(text, "node \"lb9\" not found\n"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -958,10 +1266,11 @@ vlan: < vlan_id: 20 host: < fqdn: "v20.demo." ipv4: "10.0.20.1/24" > >
     #[test]
     fn one_shot_against_a_missing_socket_exits_69() {
         let dir = tempfile::tempdir().expect("temp dir");
-        assert_eq!(one_shot(dir.path(), "show ha", OutputFormat::Text), 69);
-        assert_eq!(one_shot(dir.path(), "show bogus", OutputFormat::Text), 64);
-        assert_eq!(one_shot(dir.path(), "show", OutputFormat::Text), 64);
-        assert_eq!(one_shot(dir.path(), "show ?", OutputFormat::Text), 0);
+        let socket = dir.path().join("engine.sock");
+        assert_eq!(one_shot(&socket, "show ha", OutputFormat::Text), 69);
+        assert_eq!(one_shot(&socket, "show bogus", OutputFormat::Text), 64);
+        assert_eq!(one_shot(&socket, "show", OutputFormat::Text), 64);
+        assert_eq!(one_shot(&socket, "show ?", OutputFormat::Text), 0);
     }
 
     #[tokio::test]

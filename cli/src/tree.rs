@@ -9,7 +9,7 @@ pub enum Action {
     ShowVservers,
     /// `show ha`.
     ShowHa,
-    /// `show bgp neighbors`.
+    /// `show bgp neighbors [ip]`.
     ShowBgpNeighbors,
     /// `show nodes [host]`.
     ShowNodes,
@@ -251,15 +251,17 @@ pub static COMMANDS: &[Node] = &[
                 "Show backends",
                 Action::ShowBackends,
                 "prefix",
-                "Only backends whose hostname starts with it",
+                "Backends whose hostname starts with it; one match is shown in detail",
             ),
             group(
                 "bgp",
                 "Show BGP state",
-                &[command(
+                &[with_arg(
                     "neighbors",
                     "Show the BGP neighbours and the routes this node announces",
                     Action::ShowBgpNeighbors,
+                    "ip",
+                    "Only this neighbour, in detail",
                 )],
             ),
             with_arg(
@@ -267,7 +269,7 @@ pub static COMMANDS: &[Node] = &[
                 "Show destinations",
                 Action::ShowDestinations,
                 "prefix",
-                "Only destinations whose name starts with it",
+                "Destinations whose name starts with it; one match is shown in detail",
             ),
             command("ha", "Show the HA status", Action::ShowHa),
             with_arg(
@@ -282,7 +284,7 @@ pub static COMMANDS: &[Node] = &[
                 "Show the cluster's nodes",
                 Action::ShowNodes,
                 "host",
-                "Only nodes whose hostname starts with it",
+                "The node with this hostname, in detail (a prefix lists the matches)",
             ),
             command(
                 "version",
@@ -294,7 +296,7 @@ pub static COMMANDS: &[Node] = &[
                 "Show VLANs",
                 Action::ShowVlans,
                 "id|ip",
-                "Only the VLAN with this id or whose subnet holds this address",
+                "The VLAN with this id or whose subnet holds this address, in detail",
             ),
             Node {
                 word: "vservers",
@@ -558,6 +560,10 @@ mod tests {
         );
         assert_eq!(run("show ha"), Ok((Action::ShowHa, None)));
         assert_eq!(run("sh bgp n"), Ok((Action::ShowBgpNeighbors, None)));
+        assert_eq!(
+            run("sh bgp n 192.0.2.254"),
+            Ok((Action::ShowBgpNeighbors, Some("192.0.2.254".to_owned())))
+        );
         assert_eq!(run("fail"), Ok((Action::Failover, None)));
         assert_eq!(run("sh n"), Ok((Action::ShowNodes, None)));
         assert_eq!(run("sh w"), Ok((Action::ShowWarnings, None)));

@@ -383,6 +383,9 @@ pub struct BackendRow {
     pub active: usize,
     /// `enabled`/`disabled` when an override applies, else empty.
     pub override_state: String,
+    /// Seesaw's summary: `disabled` when every destination or every vserver of the backend is
+    /// disabled, `partially disabled` when some are, else `enabled`.
+    pub status: String,
 }
 
 /// One destination with its vserver and service (`show destinations`).
@@ -392,6 +395,8 @@ pub struct DestinationRow {
     pub name: String,
     /// Its vserver.
     pub vserver: String,
+    /// Whether its vserver is enabled.
+    pub vserver_enabled: bool,
     /// Its service, `127.0.0.1:80/TCP`.
     pub service: String,
     /// The backend's hostname.
@@ -452,17 +457,48 @@ pub struct VersionRow {
     pub size: u64,
 }
 
-/// A VLAN from cluster.pb (`show vlans`).
+/// A VLAN with the engine's counts (`show vlans`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VlanRow {
     /// The 802.1Q id.
-    pub id: i32,
+    pub id: u32,
     /// The host's fqdn.
     pub host: String,
-    /// IPv4 with prefix length.
+    /// IPv4 with prefix length, empty if none.
     pub ipv4: String,
-    /// IPv6 with prefix length.
+    /// IPv6 with prefix length, empty if none.
     pub ipv6: String,
+    /// Distinct backend addresses of the cluster inside the IPv4 subnet.
+    pub ipv4_backends: u32,
+    /// ... inside the IPv6 subnet.
+    pub ipv6_backends: u32,
+    /// Distinct vserver entry addresses inside the IPv4 subnet.
+    pub ipv4_vips: u32,
+    /// ... inside the IPv6 subnet.
+    pub ipv6_vips: u32,
+}
+
+/// One BGP neighbour (`show bgp neighbors`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BgpNeighborView {
+    /// The neighbour's address.
+    pub address: String,
+    /// Its AS number.
+    pub peer_asn: u32,
+    /// Its router id.
+    pub router_id: String,
+    /// Session state (ESTABLISHED, ACTIVE, ...).
+    pub state: String,
+    /// Seconds the session has been in that state.
+    pub uptime_s: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// UPDATEs received.
+    pub updates_received: u64,
+    /// UPDATEs sent.
+    pub updates_sent: u64,
 }
 
 /// `show version`.
@@ -498,32 +534,58 @@ fn service_key(s: &ServiceView) -> String {
 
 /// Backends whose hostname starts with `prefix`, sorted by hostname.
 pub fn backend_rows(vservers: &[VserverView], prefix: &str) -> Vec<BackendRow> {
-    let mut by: std::collections::BTreeMap<String, BackendRow> = std::collections::BTreeMap::new();
-    for d in vservers
-        .iter()
-        .flat_map(|v| &v.services)
-        .flat_map(|s| &s.destinations)
-        .filter(|d| d.backend.starts_with(prefix))
-    {
-        let row = by.entry(d.backend.clone()).or_insert_with(|| BackendRow {
-            hostname: d.backend.clone(),
-            address: d.address.clone(),
-            destinations: 0,
-            healthy: 0,
-            active: 0,
-            override_state: String::new(),
-        });
-        row.destinations += 1;
-        row.healthy += usize::from(d.healthy);
-        row.active += usize::from(d.active);
-        if !d.override_state.is_empty() {
-            row.override_state.clone_from(&d.override_state);
+    use std::collections::{BTreeMap, BTreeSet};
+    /// Per backend: its row, disabled destinations, and (all, disabled) vserver names.
+    type Tally<'a> = (BackendRow, usize, BTreeSet<&'a str>, BTreeSet<&'a str>);
+    let mut by: BTreeMap<String, Tally<'_>> = BTreeMap::new();
+    for v in vservers {
+        for d in v
+            .services
+            .iter()
+            .flat_map(|s| &s.destinations)
+            .filter(|d| d.backend.starts_with(prefix))
+        {
+            let (row, disabled, all, off) = by.entry(d.backend.clone()).or_insert_with(|| {
+                let row = BackendRow {
+                    hostname: d.backend.clone(),
+                    address: d.address.clone(),
+                    destinations: 0,
+                    healthy: 0,
+                    active: 0,
+                    override_state: String::new(),
+                    status: String::new(),
+                };
+                (row, 0, BTreeSet::new(), BTreeSet::new())
+            });
+            row.destinations += 1;
+            row.healthy += usize::from(d.healthy);
+            row.active += usize::from(d.active);
+            *disabled += usize::from(!d.enabled);
+            all.insert(&v.name);
+            if !v.enabled {
+                off.insert(&v.name);
+            }
+            if !d.override_state.is_empty() {
+                row.override_state.clone_from(&d.override_state);
+            }
         }
     }
-    by.into_values().collect()
+    by.into_values()
+        .map(|(mut row, disabled, all, off)| {
+            row.status = if off.len() == all.len() || disabled == row.destinations {
+                "disabled"
+            } else if !off.is_empty() || disabled > 0 {
+                "partially disabled"
+            } else {
+                "enabled"
+            }
+            .to_owned();
+            row
+        })
+        .collect()
 }
 
-/// Destinations whose name starts with `prefix`, in vserver order.
+/// Destinations whose name starts with `prefix`, sorted by name (as Seesaw sorts them).
 pub fn destination_rows(vservers: &[VserverView], prefix: &str) -> Vec<DestinationRow> {
     let mut out = Vec::new();
     for v in vservers {
@@ -532,6 +594,7 @@ pub fn destination_rows(vservers: &[VserverView], prefix: &str) -> Vec<Destinati
                 out.push(DestinationRow {
                     name: d.name.clone(),
                     vserver: v.name.clone(),
+                    vserver_enabled: v.enabled,
                     service: service_key(s),
                     backend: d.backend.clone(),
                     address: if d.address.contains(':') {
@@ -550,6 +613,7 @@ pub fn destination_rows(vservers: &[VserverView], prefix: &str) -> Vec<Destinati
             }
         }
     }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
 
@@ -588,36 +652,71 @@ impl From<pb::ConfigVersion> for VersionRow {
     }
 }
 
-/// Parses cluster.pb text (as `GetCluster` returns it).
-pub fn parse_cluster(text: &str) -> Result<seesaw_proto::config::Cluster, String> {
-    use prost_reflect::{DynamicMessage, ReflectMessage};
-    let desc = seesaw_proto::config::Cluster::default().descriptor();
-    DynamicMessage::parse_text_format(desc, text)
-        .map_err(|e| format!("the running cluster.pb does not parse: {e}"))?
-        .transcode_to::<seesaw_proto::config::Cluster>()
-        .map_err(|e| format!("the running cluster.pb does not convert: {e}"))
+impl From<pb::Vlan> for VlanRow {
+    fn from(v: pb::Vlan) -> Self {
+        Self {
+            id: v.id,
+            host: v.hostname,
+            ipv4: v.ipv4,
+            ipv6: v.ipv6,
+            ipv4_backends: v.ipv4_backends,
+            ipv6_backends: v.ipv6_backends,
+            ipv4_vips: v.ipv4_vips,
+            ipv6_vips: v.ipv6_vips,
+        }
+    }
 }
 
-/// VLANs of a cluster.pb; `filter` is an id or an address inside the VLAN's subnet.
-pub fn vlan_rows(cluster: &seesaw_proto::config::Cluster, filter: Option<&str>) -> Vec<VlanRow> {
-    let ip: Option<std::net::IpAddr> = filter.and_then(|f| f.parse().ok());
-    cluster
-        .vlan
-        .iter()
-        .filter(|v| match (filter, ip) {
-            (None, _) => true,
-            (Some(_), Some(ip)) => [&v.host.ipv4, &v.host.ipv6]
+impl From<pb::BgpNeighbor> for BgpNeighborView {
+    fn from(n: pb::BgpNeighbor) -> Self {
+        Self {
+            address: n.address,
+            peer_asn: n.peer_asn,
+            router_id: n.router_id,
+            state: n.state,
+            uptime_s: n.uptime_s,
+            messages_received: n.messages_received,
+            messages_sent: n.messages_sent,
+            updates_received: n.updates_received,
+            updates_sent: n.updates_sent,
+        }
+    }
+}
+
+/// `show vlans <id|ip>`: the VLAN with this id, else the first whose subnet holds this address;
+/// the error is Seesaw's text.
+pub fn select_vlan(rows: Vec<VlanRow>, filter: &str) -> Result<VlanRow, String> {
+    if let Ok(id) = filter.parse::<u16>() {
+        return rows
+            .into_iter()
+            .find(|v| v.id == u32::from(id))
+            .ok_or_else(|| format!("VLAN ID {id} not found"));
+    }
+    let Ok(ip) = filter.parse::<std::net::IpAddr>() else {
+        return Err(format!(
+            "unknown value {filter:?} - must be a VLAN ID or IP address"
+        ));
+    };
+    rows.into_iter()
+        .find(|v| {
+            [&v.ipv4, &v.ipv6]
                 .into_iter()
-                .flatten()
                 .filter_map(|cidr| cidr.parse::<ipnet::IpNet>().ok())
-                .any(|net| net.contains(&ip)),
-            (Some(f), None) => f.parse::<i32>().is_ok_and(|id| id == v.vlan_id),
+                .any(|net| net.contains(&ip))
         })
-        .map(|v| VlanRow {
-            id: v.vlan_id,
-            host: v.host.fqdn.clone(),
-            ipv4: v.host.ipv4.clone().unwrap_or_default(),
-            ipv6: v.host.ipv6.clone().unwrap_or_default(),
-        })
-        .collect()
+        .ok_or_else(|| format!("VLAN not found for IP address {ip}"))
+}
+
+/// `show bgp neighbors <ip>`: the neighbour with this address; the error is Seesaw's text.
+pub fn select_neighbor(
+    neighbors: Vec<BgpNeighborView>,
+    ip: &str,
+) -> Result<BgpNeighborView, String> {
+    let Ok(want) = ip.parse::<std::net::IpAddr>() else {
+        return Err(format!("{ip:?} is not a valid IP address"));
+    };
+    neighbors
+        .into_iter()
+        .find(|n| n.address.parse::<std::net::IpAddr>() == Ok(want))
+        .ok_or_else(|| "No such neighbor".to_owned())
 }

@@ -1,5 +1,5 @@
 //! The `seesaw` binary against a scripted engine served over a real Unix socket: `-c` output and
-//! exit codes, JSON, and the interactive shell fed from a pipe.
+//! exit codes, JSON, Seesaw's `-engine` flag, and the interactive shell fed from a pipe.
 
 use std::path::Path;
 use std::process::Output;
@@ -88,6 +88,35 @@ impl Engine for ScriptedEngine {
         ))
     }
 
+    async fn override_vserver(
+        &self,
+        request: Request<pb::OverrideRequest>,
+    ) -> Reply<pb::OverrideReply> {
+        // As the engine does: a name that is not configured is not found.
+        let target = request.into_inner().target;
+        if target != "web@demo" {
+            return Err(Status::not_found(format!("no such vserver {target:?}")));
+        }
+        Ok(Response::new(pb::OverrideReply {
+            message: format!("vserver {target}: disabled (was default)"),
+        }))
+    }
+
+    async fn vlans(&self, _: Request<pb::Empty>) -> Reply<pb::VlansReply> {
+        Ok(Response::new(pb::VlansReply {
+            vlans: vec![pb::Vlan {
+                id: 10,
+                hostname: "v10.demo.".into(),
+                ipv4: "10.0.10.1/24".into(),
+                ipv6: String::new(),
+                ipv4_backends: 3,
+                ipv6_backends: 0,
+                ipv4_vips: 1,
+                ipv6_vips: 0,
+            }],
+        }))
+    }
+
     async fn bgp_neighbors(&self, _: Request<pb::Empty>) -> Reply<pb::BgpNeighbors> {
         Ok(Response::new(pb::BgpNeighbors {
             neighbors: vec![pb::BgpNeighbor {
@@ -108,9 +137,12 @@ impl Engine for ScriptedEngine {
 
 /// Serves `engine` on `<run_dir>/engine/engine.sock` until the token is cancelled.
 fn serve(run_dir: &Path, engine: ScriptedEngine) -> CancellationToken {
-    let listener =
-        seesaw_common::uds::bind_exclusive(&seesaw_common::paths::engine_socket(run_dir))
-            .expect("bind the engine socket");
+    serve_at(&seesaw_common::paths::engine_socket(run_dir), engine)
+}
+
+/// Serves `engine` on the socket `path` until the token is cancelled.
+fn serve_at(path: &Path, engine: ScriptedEngine) -> CancellationToken {
+    let listener = seesaw_common::uds::bind_exclusive(path).expect("bind the engine socket");
     let token = CancellationToken::new();
     let stop = token.clone();
     tokio::spawn(async move {
@@ -221,7 +253,10 @@ async fn interactive_shell_from_a_pipe() {
         ),
         "{stdout}"
     );
-    assert!(stdout.contains("  State:            BACKUP\n"), "{stdout}");
+    assert!(
+        stdout.contains("  State:               BACKUP\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Unknown command \"bogus\".\n"), "{stdout}");
     assert!(
         stdout.contains("  vservers      Show vservers\n"),
@@ -229,7 +264,109 @@ async fn interactive_shell_from_a_pipe() {
     );
     assert!(stdout.contains("  Generation:      4\n"), "{stdout}");
     // `quit` ended the session: the second `show ha` never ran.
-    assert_eq!(stdout.matches("HA Status:").count(), 1, "{stdout}");
+    assert_eq!(stdout.matches("HA Status\n").count(), 1, "{stdout}");
+}
+
+#[tokio::test]
+async fn override_of_an_unknown_name_says_no_such_and_exits_1() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let _server = serve(dir.path(), ScriptedEngine::default());
+    let out = seesaw(
+        dir.path(),
+        &["-c", "override vserver state disabled nosuch@demo"],
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    // Seesaw's cli/state.go wording, on stderr as Seesaw's fatalf prints it.
+    assert_eq!(text(&out.stderr), "No such vserver - nosuch@demo\n");
+    assert_eq!(text(&out.stdout), "");
+    let out = seesaw(dir.path(), &["-c", "ov vs st dis web@demo"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "vserver web@demo: disabled (was default)\n"
+    );
+}
+
+#[tokio::test]
+async fn seesaw_blocks_over_the_socket() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let _server = serve(dir.path(), ScriptedEngine::default());
+
+    let out = seesaw(dir.path(), &["-c", "show vlans 10.0.10.77"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "VLAN\n  ID:                  10\n  Hostname:            v10.demo.\n  \
+         IPv4 Address:        10.0.10.1/24\n  IPv6 Address:        <not configured>\n  \
+         IPv4 Backend Count:  3\n  IPv6 Backend Count:  0\n  IPv4 VIP Count:      1\n  \
+         IPv6 VIP Count:      0\n"
+    );
+    let out = seesaw(dir.path(), &["-c", "show vlans", "-o", "json"], "").await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["vlans"][0]["ipv4_backends"], 3);
+    assert_eq!(json["vlans"][0]["ipv4_vips"], 1);
+    let out = seesaw(dir.path(), &["-c", "show vlans 11"], "").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "VLAN ID 11 not found\n");
+
+    let out = seesaw(dir.path(), &["-c", "show bgp neighbors 192.0.2.254"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(
+            "BGP Neighbor\n  IP Address:          192.0.2.254\n  Router ID:           192.0.2.254\n  \
+             ASN:                 64512\n  Description:\n  BGP State:           ESTABLISHED\n  \
+             Duration:            1h2m5s\n"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = seesaw(dir.path(), &["-c", "show bgp neighbors 192.0.2.1"], "").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "No such neighbor\n");
+
+    let out = seesaw(dir.path(), &["-c", "show nodes node1.demo."], "").await;
+    assert!(
+        text(&out.stdout).starts_with(
+            "Node\n  Hostname:            node1.demo.\n  Site:                testsite\n"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = seesaw(dir.path(), &["-c", "show ha"], "").await;
+    assert!(
+        text(&out.stdout)
+            .starts_with("HA Status\n  State:               BACKUP\n  Duration:            N/A\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// Seesaw's `-engine <socket>` (Go-style single dash) names the socket; `--run-dir` is then not
+/// where the shell looks.
+#[tokio::test]
+async fn engine_flag_names_the_socket() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("elsewhere.sock");
+    let _server = serve_at(&socket, ScriptedEngine::default());
+    let engine = socket.to_str().expect("UTF-8 temp path");
+    let joined = format!("-engine={engine}");
+    for flag in [vec!["-engine", engine], vec![joined.as_str()]] {
+        let mut args = flag.clone();
+        args.extend(["-c", "sh vs"]);
+        let out = seesaw(dir.path(), &args, "").await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flag:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), "[1] web@demo\n[2] web2@demo\n");
+    }
+    // Without it the shell looks under the run dir, where nothing answers.
+    let out = seesaw(dir.path(), &["-c", "sh vs"], "").await;
+    assert_eq!(out.status.code(), Some(69));
 }
 
 #[tokio::test]

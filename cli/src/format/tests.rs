@@ -4,7 +4,9 @@ use seesaw_proto::engine as pb;
 
 use super::*;
 use crate::tree::{COMMANDS, Parsed, parse};
-use crate::view::{ClusterView, ConfigStatusView, HaView, ReloadView, VserverView, WarningsView};
+use crate::view::{
+    ClusterView, ConfigStatusView, HaView, ReloadView, VlanRow, VserverView, WarningsView,
+};
 
 /// 2023-11-14 22:13:20 UTC.
 const NOW_MS: i64 = 1_700_000_000_000;
@@ -159,29 +161,53 @@ fn vserver_list_numbers_and_marks_disabled() {
 }
 
 #[test]
-fn ha_shows_relative_and_absolute_times() {
+fn ha_is_seesaws_block() {
     let h = HaView::from(pb::HaStatus {
         state: "LEADER".into(),
         since_ms: NOW_MS - 3_723_000,
         transitions: 2,
         adverts_sent: 1234,
         adverts_received: 5,
-        last_update_ms: 0,
+        last_update_ms: NOW_MS - 400,
     });
+    // Seesaw's cli/show.go showHAStatus: labels padded to column 23, Go durations, and times in
+    // its "Jan 2 15:04:05 MST" layout.
     let expected = "\
-HA Status:
-  State:            LEADER
-  Since:            1h 2m ago (2023-11-14 21:11:17 UTC)
-  Transitions:      2
-  Adverts sent:     1234
-  Adverts received: 5
-  Last update:      never
+HA Status
+  State:               LEADER
+  Duration:            1h2m3s (since Nov 14 21:11:17 UTC)
+  Transitions:         2
+  Advertisements Sent: 1234
+  Advertisements Rcvd: 5
+  Last Update:         Nov 14 22:13:19 UTC
 ";
     assert_eq!(ha(&h, NOW_MS), expected);
+    let never = HaView::from(pb::HaStatus {
+        state: "UNKNOWN".into(),
+        ..Default::default()
+    });
+    let text = ha(&never, NOW_MS);
+    assert!(text.contains("\n  Duration:            N/A\n"), "{text}");
+    assert!(text.ends_with("\n  Last Update:         N/A\n"), "{text}");
 }
 
 #[test]
-fn nodes_are_aligned_and_mark_this_node() {
+fn go_durations_match_time_duration_string() {
+    for (secs, want) in [
+        (0, "0s"),
+        (45, "45s"),
+        (60, "1m0s"),
+        (125, "2m5s"),
+        (3_600, "1h0m0s"),
+        (3_725, "1h2m5s"),
+        (90_061, "25h1m1s"),
+    ] {
+        assert_eq!(go_duration(secs), want);
+    }
+}
+
+#[test]
+fn nodes_are_seesaws_lines_with_our_columns_after() {
     let c = ClusterView::from(pb::ClusterStatus {
         version: 2,
         site: "demo".into(),
@@ -191,6 +217,7 @@ fn nodes_are_aligned_and_mark_this_node() {
                 hostname: "node1.demo.".into(),
                 ipv4: "127.0.0.1".into(),
                 priority: 100,
+                ha_enabled: true,
                 vservers_enabled: true,
                 is_local: true,
                 ..Default::default()
@@ -200,15 +227,52 @@ fn nodes_are_aligned_and_mark_this_node() {
                 ipv4: "192.0.2.2".into(),
                 ipv6: "2001:db8::2".into(),
                 priority: 50,
+                vservers_enabled: true,
                 ..Default::default()
             },
         ],
     });
+    // Seesaw's `[n] hostname enabled|disabled`: enabled means HA is not disabled.
     let expected = "\
-[1]  node1.demo.  enabled   IPv4 127.0.0.1  IPv6 -            priority 100  (this node)
-[2]  n2.demo.     disabled  IPv4 192.0.2.2  IPv6 2001:db8::2  priority 50
+Nodes
+[1] node1.demo. enabled  IPv4 127.0.0.1  IPv6 -            priority 100  (this node)
+[2] n2.demo. disabled    IPv4 192.0.2.2  IPv6 2001:db8::2  priority 50
 ";
     assert_eq!(nodes(&c), expected);
+    let detail = node_detail(&c.site, &c.nodes[1]);
+    assert!(
+        detail.starts_with(
+            "Node\n  Hostname:            n2.demo.\n  Site:                demo\n  \
+             IPv4 Address:        192.0.2.2\n  IPv6 Address:        2001:db8::2\n  \
+             HA Enabled:          false\n"
+        ),
+        "{detail}"
+    );
+}
+
+#[test]
+fn vlan_detail_prints_not_configured_for_a_missing_family() {
+    let v = VlanRow::from(pb::Vlan {
+        id: 10,
+        hostname: "v10.".into(),
+        ipv4: "10.0.10.1/24".into(),
+        ipv4_backends: 7,
+        ipv4_vips: 2,
+        ..Default::default()
+    });
+    assert_eq!(
+        vlan_detail(&v),
+        "VLAN
+  ID:                  10
+  Hostname:            v10.
+  IPv4 Address:        10.0.10.1/24
+  IPv6 Address:        <not configured>
+  IPv4 Backend Count:  7
+  IPv6 Backend Count:  0
+  IPv4 VIP Count:      2
+  IPv6 VIP Count:      0
+"
+    );
 }
 
 #[test]
