@@ -91,12 +91,13 @@ pub struct ThroughVip {
 }
 
 /// TLS on top of a TCP probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSpec {
     /// Verify the server's chain against the trusted roots and its name against `server`.
     pub verify: bool,
-    /// The name the certificate must carry (the backend's address; IP literals send no SNI).
-    pub server: IpAddr,
+    /// The name sent as SNI and that the certificate must carry: the host of an HTTPS check's
+    /// URL, else the address dialled (an IP literal, which sends no SNI).
+    pub server: String,
 }
 
 /// An ICMP echo check.
@@ -139,8 +140,11 @@ pub struct HttpProbe {
     pub tls: Option<TlsSpec>,
     /// Request method.
     pub method: Method,
-    /// Request target: origin form (`/path`), or absolute form in proxy mode.
+    /// Request target: origin form (`/path`), or absolute form for HTTP in proxy mode.
     pub uri: Uri,
+    /// HTTPS in proxy mode, as Seesaw's Go transport does it: after the TLS handshake with the
+    /// proxy (the backend), `CONNECT` to this authority, then TLS again inside the tunnel.
+    pub tunnel: Option<String>,
     /// `Host` header.
     pub host: String,
     /// Expected status code (redirects are not followed: a 3xx is judged against it).

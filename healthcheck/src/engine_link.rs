@@ -171,7 +171,7 @@ fn probe_from_proto(c: &pb::Check) -> Result<ProbeSpec, String> {
             // Through the VIP the backend answers as the VIP: its certificate names the VIP.
             tls: (kind == K::TcpTls).then_some(TlsSpec {
                 verify: c.tls_verify,
-                server: through.map_or(ip, |(vip, _)| vip),
+                server: through.map_or(ip, |(vip, _)| vip).to_string(),
             }),
             send: c.send.as_bytes().to_vec(),
             receive: c.receive.as_bytes().to_vec(),
@@ -240,10 +240,13 @@ fn probe_from_proto(c: &pb::Check) -> Result<ProbeSpec, String> {
     }
 }
 
-/// The HTTP(S) request: `send` is a path (default `/`) or an absolute URL. Without `proxy`, the
-/// request target is the path and `Host` is the URL's authority, or `ip:port` for a bare path.
-/// With `proxy`, the backend is an HTTP proxy: the request target is the absolute URL (built from
-/// `ip:port` for a bare path) and `Host` its authority.
+/// The HTTP(S) request, as Seesaw's HTTP checker builds it: `send` is a path (default `/`) or
+/// an absolute URL whose scheme is replaced by the check's (`http` for HTTP, `https` for HTTPS).
+/// The URL's host is the `Host` header and, for HTTPS, the TLS server name (SNI and certificate
+/// verification); a bare path uses `ip:port` and the dialled address. With `proxy`, the backend
+/// is an HTTP proxy, reached the way Go's transport reaches one: HTTP sends the absolute URL as
+/// the request target; HTTPS does TLS with the proxy, `CONNECT`s to the URL's host (port 443 by
+/// default), then TLS again inside the tunnel and an origin-form request.
 fn http_from_proto(c: &pb::Check, secure: bool, dial: Dial) -> Result<ProbeSpec, String> {
     let method = if c.method.is_empty() {
         Method::GET
@@ -255,34 +258,55 @@ fn http_from_proto(c: &pb::Check, secure: bool, dial: Dial) -> Result<ProbeSpec,
     let parsed: Uri = send
         .parse()
         .map_err(|_| format!("invalid http request {send:?}"))?;
-    let scheme = if secure { "https" } else { "http" };
     // Only a URL with a scheme is absolute; `host:port` alone would parse as an authority.
-    let authority = parsed.scheme().and(parsed.authority());
-    let (uri, host) = match (authority, c.proxy) {
-        (Some(auth), true) => (parsed.clone(), auth.to_string()),
-        (Some(auth), false) => {
-            let path = parsed.path_and_query().map_or("/", |p| p.as_str());
-            let uri: Uri = path
-                .parse()
-                .map_err(|_| format!("invalid http request {send:?}"))?;
-            (uri, auth.to_string())
-        }
-        (None, proxy) => {
+    let (authority, path) = match parsed.scheme().and(parsed.authority()) {
+        Some(auth) => (
+            auth.clone(),
+            parsed
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+        ),
+        None => {
             if !send.starts_with('/') {
                 return Err(format!(
                     "invalid http request {send:?} (want /path or a URL)"
                 ));
             }
-            let host = dial.addr.to_string();
-            if proxy {
-                let uri: Uri = format!("{scheme}://{host}{send}")
-                    .parse()
-                    .map_err(|_| format!("invalid http request {send:?}"))?;
-                (uri, host)
-            } else {
-                (parsed, host)
-            }
+            let auth = dial
+                .addr
+                .to_string()
+                .parse()
+                .map_err(|_| format!("invalid http request {send:?}"))?;
+            (auth, send.to_owned())
         }
+    };
+    let from_url = parsed.scheme().is_some();
+    let host = authority.to_string();
+    let origin: Uri = path
+        .parse()
+        .map_err(|_| format!("invalid http request {send:?}"))?;
+    let (uri, tunnel) = match (c.proxy, secure) {
+        (false, _) => (origin, None),
+        (true, false) => (
+            format!("http://{authority}{path}")
+                .parse()
+                .map_err(|_| format!("invalid http request {send:?}"))?,
+            None,
+        ),
+        (true, true) => (
+            origin,
+            Some(format!(
+                "{}:{}",
+                authority.host(),
+                authority.port_u16().unwrap_or(443)
+            )),
+        ),
+    };
+    let server = if from_url {
+        authority.host().to_owned()
+    } else {
+        dial.addr.ip().to_string()
     };
     let code = if c.code == 0 {
         200
@@ -296,10 +320,11 @@ fn http_from_proto(c: &pb::Check, secure: bool, dial: Dial) -> Result<ProbeSpec,
         dial,
         tls: secure.then_some(TlsSpec {
             verify: c.tls_verify,
-            server: dial.addr.ip(),
+            server,
         }),
         method,
         uri,
+        tunnel,
         host,
         code,
         receive: c.receive.as_bytes().to_vec(),

@@ -107,11 +107,11 @@ pub async fn tcp(p: &TcpProbe, tls: &TlsClients) -> ProbeOutcome {
     if p.send.is_empty() || !p.receive.is_empty() {
         let _ = stream.set_zero_linger();
     }
-    let result = match p.tls {
+    let result = match &p.tls {
         None => exchange(stream, &p.send, &p.receive).await,
         Some(t) => {
             Box::pin(async {
-                match tls.connect(stream, t.server, t.verify).await {
+                match tls.connect(stream, &t.server, t.verify).await {
                     Ok(s) => exchange(s, &p.send, &p.receive).await,
                     Err(e) => Err(format!("tls handshake: {}", io_msg(&e))),
                 }
@@ -385,3 +385,5 @@ pub(crate) fn escape(b: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod url_tests;

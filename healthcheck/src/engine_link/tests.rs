@@ -64,11 +64,14 @@ fn tcp_tls_and_ipv6_targets() {
         t.tls,
         Some(TlsSpec {
             verify: false,
-            server: "::1".parse().unwrap()
+            server: "::1".into()
         })
     );
 }
 
+/// Seesaw's HTTP checker: a URL in `send` gives the Host header and, for HTTPS, the TLS server
+/// name; its scheme is replaced by the check's; `proxy` sends the absolute URL (HTTP) or tunnels
+/// with CONNECT after a TLS handshake with the proxy (HTTPS), as Go's transport does.
 #[test]
 fn https_proxy_and_absolute_urls() {
     let mut c = check(pb::CheckKind::Https);
@@ -83,23 +86,53 @@ fn https_proxy_and_absolute_urls() {
     assert_eq!(h.host, "www.example.test");
     assert_eq!(h.method, Method::HEAD);
     assert_eq!(h.code, 204);
-    assert!(h.tls.unwrap().verify);
+    assert_eq!(h.tunnel, None);
+    assert_eq!(
+        h.tls,
+        Some(TlsSpec {
+            verify: true,
+            server: "www.example.test".into()
+        }),
+        "the URL's host is the SNI and the name verified"
+    );
+    assert_eq!(h.dial, Dial::plain("127.0.0.2:8080".parse().unwrap()));
 
     c.proxy = true;
     let ProbeSpec::Http(h) = check_from_proto(&c).probe else {
         panic!("expected http");
     };
-    assert_eq!(h.uri, "http://www.example.test/status?x=1");
-    assert_eq!(h.host, "www.example.test");
+    assert_eq!(h.uri, "/status?x=1");
+    assert_eq!(h.tunnel.as_deref(), Some("www.example.test:443"));
+    assert_eq!(h.tls.unwrap().server, "www.example.test");
+    assert_eq!(h.dial, Dial::plain("127.0.0.2:8080".parse().unwrap()));
 
     let mut c = check(pb::CheckKind::Http);
     c.proxy = true;
+    c.send = "https://www.example.test:8443/s".into();
+    let ProbeSpec::Http(h) = check_from_proto(&c).probe else {
+        panic!("expected http");
+    };
+    assert_eq!(
+        h.uri, "http://www.example.test:8443/s",
+        "the check's scheme wins"
+    );
+    assert_eq!(h.host, "www.example.test:8443");
+    assert_eq!((h.tls, h.tunnel), (None, None));
+
     c.send = "/healthz".into();
     let ProbeSpec::Http(h) = check_from_proto(&c).probe else {
         panic!("expected http");
     };
     assert_eq!(h.uri, "http://127.0.0.2:8080/healthz");
     assert_eq!(h.host, "127.0.0.2:8080");
+
+    // A bare path over HTTPS: the address dialled is the TLS name.
+    let mut c = check(pb::CheckKind::Https);
+    c.send = "/healthz".into();
+    let ProbeSpec::Http(h) = check_from_proto(&c).probe else {
+        panic!("expected http");
+    };
+    assert_eq!(h.tls.unwrap().server, "127.0.0.2");
 }
 
 #[test]
@@ -243,7 +276,7 @@ fn dsr_and_tun_checks_dial_the_vip_with_the_mark() {
                 ProbeSpec::Tcp(p) => {
                     if let Some(t) = p.tls {
                         // The backend answers as the VIP.
-                        assert_eq!(t.server, "192.0.2.1".parse::<IpAddr>().unwrap());
+                        assert_eq!(t.server, "192.0.2.1");
                     }
                     p.dial
                 }
@@ -251,7 +284,7 @@ fn dsr_and_tun_checks_dial_the_vip_with_the_mark() {
                 ProbeSpec::Http(p) => {
                     assert_eq!(p.host, "192.0.2.1:8080");
                     if let Some(t) = p.tls {
-                        assert_eq!(t.server, "192.0.2.1".parse::<IpAddr>().unwrap());
+                        assert_eq!(t.server, "192.0.2.1");
                     }
                     p.dial
                 }

@@ -28,11 +28,23 @@ pub async fn http(p: &HttpProbe, tls: &TlsClients) -> ProbeOutcome {
             return ProbeOutcome::fail(format!("{scheme} connect {}: {}", p.dial, io_msg(&e)));
         }
     };
-    let result = match p.tls {
+    let result = match &p.tls {
         None => exchange(TokioIo::new(stream), p).await,
-        Some(t) => match tls.connect(stream, t.server, t.verify).await {
-            Ok(s) => exchange(TokioIo::new(s), p).await,
+        Some(t) => match tls.connect(stream, &t.server, t.verify).await {
             Err(e) => Err(format!("tls handshake: {}", io_msg(&e))),
+            Ok(s) => match &p.tunnel {
+                None => exchange(TokioIo::new(s), p).await,
+                Some(authority) => {
+                    Box::pin(async {
+                        let s = connect_tunnel(s, authority).await?;
+                        match tls.connect(s, &t.server, t.verify).await {
+                            Ok(inner) => exchange(TokioIo::new(inner), p).await,
+                            Err(e) => Err(format!("tls handshake in the tunnel: {}", io_msg(&e))),
+                        }
+                    })
+                    .await
+                }
+            },
         },
     };
     let (status, body) = match result {
@@ -94,10 +106,61 @@ where
         r = &mut exchange => r,
         c = &mut conn => match c {
             Ok(()) => exchange.await,
-            Err(e) => Err(e),
+            // The connection may fail only while closing (a peer that already closed, as a
+            // tunnelling proxy does), after the whole answer arrived: judge the answer then.
+            Err(e) => match tokio::time::timeout(std::time::Duration::ZERO, &mut exchange).await {
+                Ok(r) => r,
+                Err(_) => Err(e),
+            },
         },
     };
     result.map_err(|e| e.to_string())
+}
+
+/// The most a proxy's answer to `CONNECT` may hold before its blank line.
+const MAX_CONNECT_HEAD: usize = 8 * 1024;
+
+/// Asks the proxy on `io` for a tunnel to `authority` (`CONNECT host:port`) and returns the
+/// stream once it answered 2xx. The answer's head is read byte by byte so nothing of the tunnel
+/// is consumed.
+async fn connect_tunnel<IO>(mut io: IO, authority: &str) -> Result<IO, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!(
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: seesaw-healthcheck\r\n\r\n"
+    );
+    io.write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("proxy connect: {}", io_msg(&e)))?;
+    let mut head = Vec::with_capacity(256);
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= MAX_CONNECT_HEAD {
+            return Err(format!(
+                "proxy connect: no end of the answer in {MAX_CONNECT_HEAD} bytes"
+            ));
+        }
+        let b = io
+            .read_u8()
+            .await
+            .map_err(|e| format!("proxy connect: {}", io_msg(&e)))?;
+        head.push(b);
+    }
+    let status_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let status_line = String::from_utf8_lossy(status_line);
+    let status_line = status_line.trim_end();
+    let code = status_line
+        .strip_prefix("HTTP/1.")
+        .and_then(|r| r.get(2..5))
+        .and_then(|c| c.parse::<u16>().ok());
+    match code {
+        Some(200..=299) => Ok(io),
+        _ => Err(format!(
+            "proxy connect to {authority}: \"{}\"",
+            escape(status_line.as_bytes())
+        )),
+    }
 }
 
 /// Reads the body until `limit` bytes arrived or it ends.

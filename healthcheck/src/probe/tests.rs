@@ -81,6 +81,7 @@ fn http_probe(addr: SocketAddr, code: u16, receive: &str) -> HttpProbe {
         tls: None,
         method: Method::GET,
         uri: Uri::from_static("/healthz"),
+        tunnel: None,
         host: addr.to_string(),
         code,
         receive: receive.as_bytes().to_vec(),

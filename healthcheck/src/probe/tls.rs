@@ -4,14 +4,13 @@
 //! key of the certificate it sent. Both use the ring provider explicitly (no process default).
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -67,20 +66,31 @@ impl TlsClients {
         }
     }
 
-    /// Runs the handshake on `tcp`. The server name is the backend's address: rustls then sends no
-    /// SNI (RFC 6066 forbids IP literals) and, when verifying, requires an IP SAN for it.
-    pub async fn connect(
+    /// Runs the handshake on `io` (a TCP stream, or a tunnel inside TLS) for `server`: a DNS
+    /// name is sent as SNI and, when verifying, must be in the certificate; an IP literal sends
+    /// no SNI (RFC 6066 forbids it) and, when verifying, needs an IP SAN.
+    pub async fn connect<IO>(
         &self,
-        tcp: TcpStream,
-        server: IpAddr,
+        io: IO,
+        server: &str,
         verify: bool,
-    ) -> std::io::Result<TlsStream<TcpStream>> {
+    ) -> std::io::Result<TlsStream<IO>>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
         let c = if verify {
             &self.verify
         } else {
             &self.no_verify
         };
-        c.connect(ServerName::IpAddress(server.into()), tcp).await
+        let name = server.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(name.to_owned()).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{server:?} is not a valid tls server name"),
+            )
+        })?;
+        c.connect(name, io).await
     }
 }
 
