@@ -8,8 +8,11 @@
 #[derive(Debug, Default)]
 pub struct Goconf {
     /// Sections in file order (`None`: keys before the first header), keys in file order.
-    pub sections: Vec<(Option<String>, Vec<(String, String)>)>,
+    pub sections: Vec<(Option<String>, Section)>,
 }
+
+/// A section's `(key, value)` pairs in file order.
+pub type Section = Vec<(String, String)>;
 
 impl Goconf {
     /// Parses the text; the error names the line.

@@ -122,8 +122,10 @@ pub fn expand_with(loaded: &Loaded, overrides: &Overrides) -> Topology {
                     let mut checks = Vec::new();
                     // A disabled vserver or destination exports no checks (Seesaw does the same).
                     if enabled && dest_enabled {
-                        for hc in v.healthchecks.values().chain(entry.healthchecks.values()) {
-                            let spec = check_spec(v, &key, hc, ip);
+                        let vserver_level = v.healthchecks.values().map(|hc| (hc, true));
+                        let entry_level = entry.healthchecks.values().map(|hc| (hc, false));
+                        for (hc, vserver_wide) in vserver_level.chain(entry_level) {
+                            let spec = check_spec(v, &key, hc, ip, vserver_wide);
                             checks.push((hc.name.clone(), spec.id));
                             topo.checks.entry(spec.id).or_insert(spec);
                         }
@@ -169,12 +171,21 @@ fn dest_label(ip: IpAddr, port: u16, key: &ServiceKey) -> String {
     }
 }
 
-fn check_spec(v: &Vserver, key: &ServiceKey, hc: &Healthcheck, target: IpAddr) -> CheckSpec {
+fn check_spec(
+    v: &Vserver,
+    key: &ServiceKey,
+    hc: &Healthcheck,
+    target: IpAddr,
+    vserver_wide: bool,
+) -> CheckSpec {
     // Plain probes go straight to the backend, so the same probe serves every vserver and entry
-    // that uses it; DSR/TUN probes go through the VIP and stay per service.
-    let via = match hc.mode {
-        CheckMode::Plain => String::new(),
-        CheckMode::Dsr | CheckMode::Tun => key.to_string(),
+    // that uses it. DSR/TUN probes go through the VIP: a vserver-level one runs once per (VIP,
+    // backend) whatever the entry, as Seesaw keys it (port and protocol 0); an entry-level one
+    // stays per service.
+    let via = match (hc.mode, vserver_wide) {
+        (CheckMode::Plain, _) => String::new(),
+        (CheckMode::Dsr | CheckMode::Tun, true) => key.vip.to_string(),
+        (CheckMode::Dsr | CheckMode::Tun, false) => key.to_string(),
     };
     let canonical = format!(
         "{target}|{}|{:?}|{:?}|{}|{}|{}|{:?}|{:?}|{}|{:?}|{}|{}|{}|{via}",
@@ -253,6 +264,57 @@ mod tests {
                 .collect::<Vec<_>>(),
             t.checks.keys().collect::<Vec<_>>()
         );
+    }
+
+    /// Seesaw keys a vserver-level check by (VIP, backend) with port and protocol 0, so a DSR
+    /// vserver-level check runs once per VIP and backend however many entries share it; an
+    /// entry-level DSR check stays per service.
+    #[test]
+    fn vserver_level_dsr_checks_run_once_per_vip_and_backend() {
+        let text = r#"
+            seesaw_vip < fqdn: "v." ipv4: "10.0.0.1/24" >
+            node < fqdn: "n." ipv4: "10.0.0.2/24" >
+            vserver < name: "dsr" rp: "x"
+              entry_address < fqdn: "d." ipv4: "10.1.0.9/32" ipv6: "2001:db8::9/128" >
+              vserver_entry < protocol: TCP port: 80 mode: DSR >
+              vserver_entry < protocol: TCP port: 443 mode: DSR
+                healthcheck < type: TCP port: 443 mode: DSR > >
+              vserver_entry < protocol: UDP port: 53 mode: DSR >
+              backend < host < fqdn: "b1." ipv4: "10.2.0.1/24" ipv6: "2001:db8:2::1/64" > >
+              backend < host < fqdn: "b2." ipv4: "10.2.0.2/24" > >
+              healthcheck < type: HTTP port: 8080 mode: DSR send: "/h" >
+            >
+        "#;
+        let t = expand(&loaded(text));
+        let vserver_level: Vec<&CheckSpec> = t.checks.values().filter(|c| c.port == 8080).collect();
+        // (10.1.0.9, b1), (10.1.0.9, b2), (2001:db8::9, b1): three probes, not nine.
+        assert_eq!(vserver_level.len(), 3, "{vserver_level:#?}");
+        let mut pairs: Vec<String> = vserver_level
+            .iter()
+            .map(|c| format!("{} -> {}", c.vip.unwrap(), c.target))
+            .collect();
+        pairs.sort();
+        assert_eq!(
+            pairs,
+            [
+                "10.1.0.9 -> 10.2.0.1",
+                "10.1.0.9 -> 10.2.0.2",
+                "2001:db8::9 -> 2001:db8:2::1"
+            ]
+        );
+        // Every entry's destination on b1 over IPv4 hangs off the same vserver-level probe.
+        let v = &t.vservers["dsr"];
+        let ids: Vec<u64> = v
+            .services
+            .iter()
+            .filter(|s| s.key.vip.is_ipv4())
+            .flat_map(|s| s.dests.iter().filter(|d| d.backend == "b1."))
+            .map(|d| d.checks[0].1)
+            .collect();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.iter().all(|id| *id == ids[0]));
+        // The entry-level DSR check: one per (service, backend): 2 families' backends on 443.
+        assert_eq!(t.checks.values().filter(|c| c.port == 443).count(), 3);
     }
 
     #[test]

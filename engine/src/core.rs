@@ -210,7 +210,7 @@ pub async fn run<N: Ncc + NccBgp>(
     let mut last_apply_at = tokio::time::Instant::now();
     let mut plane_kind = String::from("unknown");
     let mut ticks: u64 = 0;
-    let mut source = ConfigSource::Disk;
+    let mut source = ConfigSource::default_for(&state.loaded().settings);
     let (fetch_tx, mut fetch_rx) = mpsc::channel::<FetchReply>(4);
     let mut fetch_in_flight = false;
     let ncc = Arc::new(ncc);
@@ -278,6 +278,20 @@ pub async fn run<N: Ncc + NccBgp>(
                 Some(Event::Ha(ha, pid, reply)) => {
                     if ha.state != state.ha_view().state {
                         tracing::info!(from = %state.ha_view().state, to = %ha.state, "ha state");
+                    }
+                    if let Some(reset) = source.after_ha_change(&state.ha_view().state, &ha.state, &state.loaded().settings) {
+                        tracing::info!(from = %source.as_str(), to = %reset.as_str(), "ha transition: config source reset to the default, as in Seesaw");
+                        source = reset;
+                        if source.is_remote() {
+                            if !fetch_in_flight {
+                                fetch_in_flight = true;
+                                last_poll = tokio::time::Instant::now();
+                                spawn_fetch(&state, &config_dir, fetch_tx.clone(), None, source, peer.clone());
+                            }
+                        } else {
+                            let outcome = reload(&mut state, &config_dir, source);
+                            pending = Some((None, outcome));
+                        }
                     }
                     state.ha(ha);
                     ha_reply = Some(reply);

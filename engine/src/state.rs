@@ -766,6 +766,14 @@ impl EngineState {
         }
         desired.extend(self.probe_services());
         desired.sort_by_key(|s| s.key);
+        vips_up.extend(
+            self.service_anycast()
+                .into_iter()
+                .map(|ip| crate::model::Vip {
+                    ip,
+                    kind: VipKind::Anycast,
+                }),
+        );
         vips_up.sort();
         vips_up.dedup_by_key(|v| v.ip);
         (
@@ -857,7 +865,8 @@ impl EngineState {
 
     /// Cluster warnings: config warnings, an unknown local node, a failing apply, a refused reload.
     pub fn warnings(&self) -> Vec<String> {
-        let mut w = self.loaded.cluster.warnings.clone();
+        let mut w = self.loaded.settings.warnings.clone();
+        w.extend(self.loaded.cluster.warnings.iter().cloned());
         if self.loaded.local_node().is_none() {
             w.push(format!(
                 "node {} is not configured in cluster.pb: no vservers run on this node",

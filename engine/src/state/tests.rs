@@ -7,7 +7,12 @@ use crate::overrides::{Caller, OverrideKind, OverrideState};
 
 fn loaded(cluster: &str) -> Loaded {
     Loaded {
-        settings: seesaw_cfg::parse("[cluster]\nname = t\nnode_ipv4 = 10.0.0.2\n").unwrap(),
+        // Seesaw's service anycast VIPs off: these tests are about the vservers' VIPs
+        // (state::bgp tests the service anycast VIPs).
+        settings: seesaw_cfg::parse(
+            "[cluster]\nname = t\nnode_ipv4 = 10.0.0.2\n[bgp]\nservice_anycast = false\n",
+        )
+        .unwrap(),
         cluster: load_cluster(cluster.as_bytes(), None).unwrap(),
     }
 }
