@@ -208,3 +208,83 @@ async fn server_source_end_to_end() {
     );
     assert_eq!(vserver_count(&mut c).await, 25);
 }
+
+/// Seesaw's defaults, from outside the engine: with a `[config_server]` server the source starts
+/// as `server` (without one, `disk`), and an HA transition to master or backup resets a source an
+/// operator chose by hand back to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_source_follows_config_servers_and_ha_transitions_reset_it() {
+    async fn source(
+        c: &mut pb::engine_client::EngineClient<tonic::transport::Channel>,
+        set: &str,
+    ) -> (String, String) {
+        let r = c
+            .config_source(pb::ConfigSourceRequest { source: set.into() })
+            .await
+            .unwrap()
+            .into_inner();
+        (r.source, r.previous)
+    }
+    async fn ha(c: &mut pb::engine_client::EngineClient<tonic::transport::Channel>, state: &str) {
+        c.ha_update(pb::HaStatus {
+            state: state.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    for (servers, default) in [(true, "server"), (false, "disk")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, run) = (dir.path().join("config"), dir.path().join("run"));
+        std::fs::create_dir_all(&config).unwrap();
+        // The server's port is closed: a fetch fails and the running config stays.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server_section = if servers {
+            format!("[config_server]\nprimary = localhost\nport = {port}\n")
+        } else {
+            String::new()
+        };
+        std::fs::write(
+            config.join("seesaw.cfg"),
+            format!(
+                "[cluster]\nname = lab\nnode_ipv4 = 127.0.0.1\n{server_section}[dataplane]\nkind = proxy\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(config.join("cluster.pb"), cluster_text(100, 1)).unwrap();
+        let _engine = start_engine(&config, &run);
+        let mut c = pb::engine_client::EngineClient::new(seesaw_common::uds::channel(
+            &run.join("engine/engine.sock"),
+            Duration::from_secs(30),
+        ));
+        assert_eq!(source(&mut c, "").await.0, default, "servers: {servers}");
+        assert_eq!(
+            source(&mut c, "none").await,
+            ("none".into(), default.into())
+        );
+        ha(&mut c, "BACKUP").await;
+        assert_eq!(
+            source(&mut c, "").await.0,
+            default,
+            "reset on becoming backup"
+        );
+        assert_eq!(source(&mut c, "none").await.0, "none");
+        ha(&mut c, "BACKUP").await;
+        assert_eq!(
+            source(&mut c, "").await.0,
+            "none",
+            "no transition, no reset"
+        );
+        ha(&mut c, "LEADER").await;
+        assert_eq!(
+            source(&mut c, "").await.0,
+            default,
+            "reset on becoming master"
+        );
+        assert_eq!(vserver_count(&mut c).await, 1, "the running config stays");
+    }
+}

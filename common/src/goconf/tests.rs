@@ -1,3 +1,5 @@
+//! The goconf reader against the forms Seesaw's files use, and against hostile input.
+
 use super::*;
 
 #[test]

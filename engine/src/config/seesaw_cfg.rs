@@ -438,6 +438,15 @@ mod tests {
             return;
         };
         let s = parse(&text).unwrap();
+        assert!(
+            s.warnings.is_empty(),
+            "Seesaw's own example: {:?}",
+            s.warnings
+        );
+        assert!(
+            s.config_server_configured,
+            "its config servers make `server` the default"
+        );
         assert_eq!(s.cluster_name, "au-syd");
         assert!(!s.anycast_enabled);
         assert_eq!(s.node_ipv4, Some(Ipv4Addr::new(192, 168, 10, 2)));
