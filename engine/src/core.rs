@@ -281,17 +281,9 @@ pub async fn run<N: Ncc + NccBgp>(
                     }
                     if let Some(reset) = source.after_ha_change(&state.ha_view().state, &ha.state, &state.loaded().settings) {
                         tracing::info!(from = %source.as_str(), to = %reset.as_str(), "ha transition: config source reset to the default, as in Seesaw");
-                        source = reset;
-                        if source.is_remote() {
-                            if !fetch_in_flight {
-                                fetch_in_flight = true;
-                                last_poll = tokio::time::Instant::now();
-                                spawn_fetch(&state, &config_dir, fetch_tx.clone(), None, source, peer.clone());
-                            }
-                        } else {
-                            let outcome = reload(&mut state, &config_dir, source);
-                            pending = Some((None, outcome));
-                        }
+                        // The path of an operator's `config source`: switch, then reload or fetch.
+                        let (reply, _) = oneshot::channel();
+                        let _ = events.try_send(Event::ConfigSource { source: reset.as_str().to_owned(), reply });
                     }
                     state.ha(ha);
                     ha_reply = Some(reply);

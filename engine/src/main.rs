@@ -68,8 +68,13 @@ fn main() -> ExitCode {
             .collect();
         if args.strict && !warnings.is_empty() {
             eprintln!(
-                "config invalid with --strict ({} warnings are errors):",
-                warnings.len()
+                "config invalid with --strict ({} {} errors):",
+                warnings.len(),
+                if warnings.len() == 1 {
+                    "warning is"
+                } else {
+                    "warnings are"
+                }
             );
             for w in &warnings {
                 eprintln!("  {w}");
@@ -79,7 +84,8 @@ fn main() -> ExitCode {
         if warnings.is_empty() {
             println!("config OK");
         } else {
-            println!("config OK, with {} warnings:", warnings.len());
+            let plural = if warnings.len() == 1 { "" } else { "s" };
+            println!("config OK, with {} warning{plural}:", warnings.len());
             for w in &warnings {
                 println!("  {w}");
             }
