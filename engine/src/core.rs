@@ -272,7 +272,7 @@ pub async fn run<N: Ncc + NccBgp>(
                 Some(Event::BgpNeighbors(reply)) => {
                     let ncc = Arc::clone(&ncc);
                     tokio::spawn(async move {
-                        let _ = reply.send(ncc.bgp_neighbors().await.map_err(|e| e.to_string()));
+                        let _ = reply.send(ncc.bgp_neighbors().await);
                     });
                 }
                 Some(Event::Ha(ha, pid, reply)) => {
@@ -562,7 +562,8 @@ fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Sna
 }
 
 /// The answer to `show bgp neighbors`: neighbours and announced routes, or why not.
-pub type BgpNeighborsReply = Result<(Vec<crate::state::BgpNeighborView>, Vec<String>), String>;
+pub type BgpNeighborsReply =
+    Result<(Vec<crate::state::BgpNeighborView>, Vec<String>), crate::ncc_port::NccError>;
 
 /// Resend the BGP announcements this often even when nothing changed: a restarted ncc or GoBGP
 /// daemon gets them back within this time.

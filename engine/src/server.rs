@@ -495,7 +495,7 @@ impl pb::engine_server::Engine for EngineService {
         let (neighbors, announced) = rx
             .await
             .map_err(|_| Status::unavailable("engine stopped during the request"))?
-            .map_err(Status::unavailable)?;
+            .map_err(bgp_status)?;
         Ok(Response::new(pb::BgpNeighbors {
             neighbors: neighbors
                 .into_iter()
@@ -785,9 +785,30 @@ fn reload_reply(reply: crate::core::ReloadReply) -> pb::ConfigReloadReply {
     }
 }
 
+/// A failed BGP query as the caller sees it: BGP not configured (or refused by the speaker) is
+/// an answer, not an outage of the engine.
+fn bgp_status(e: crate::ncc_port::NccError) -> Status {
+    match e {
+        crate::ncc_port::NccError::Refused(m) => Status::failed_precondition(m),
+        e @ crate::ncc_port::NccError::Unavailable(_) => Status::unavailable(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bgp_not_configured_is_an_answer_and_ncc_down_is_an_outage() {
+        use crate::ncc_port::NccError;
+        let s = bgp_status(NccError::Refused("bgp is not configured".into()));
+        assert_eq!(
+            (s.code(), s.message()),
+            (tonic::Code::FailedPrecondition, "bgp is not configured")
+        );
+        let s = bgp_status(NccError::Unavailable("connection refused".into()));
+        assert_eq!(s.code(), tonic::Code::Unavailable);
+    }
 
     fn stats(bounds: Vec<u64>, counts: Vec<u64>) -> pb::ProbeStats {
         pb::ProbeStats {
