@@ -607,3 +607,28 @@ fn check_names_follow_seesaws_counter() {
         ]
     );
 }
+
+/// Every plane refuses two services with one key and two destinations with one key, so
+/// validation does: a config that validates must be applied.
+#[test]
+fn a_vip_port_belongs_to_one_vserver_and_an_address_to_one_backend() {
+    let text = br#"
+        seesaw_vip < fqdn: "v." ipv4: "10.0.0.1/24" >
+        vserver < name: "a" rp: "x" entry_address < fqdn: "a." ipv4: "10.1.1.1/32" >
+          vserver_entry < protocol: TCP port: 80 >
+          vserver_entry < protocol: UDP port: 53 >
+          backend < host < fqdn: "b1." ipv4: "10.2.2.1/24" > >
+          backend < host < fqdn: "b1-alias." ipv4: "10.2.2.1/24" > > >
+        vserver < name: "b" rp: "x" entry_address < fqdn: "b." ipv4: "10.1.1.1/32" >
+          vserver_entry < protocol: TCP port: 80 >
+          vserver_entry < protocol: TCP port: 53 > >
+    "#;
+    let errs = validate::validate(&cluster::parse(text).unwrap()).unwrap_err();
+    assert_eq!(
+        errs,
+        [
+            "vserver[\"a\"].backend[\"b1.\"]: address 10.2.2.1 is also backend \"b1-alias.\"'s; one address can be one destination of a service only",
+            "vserver[\"b\"].vserver_entry[80/TCP]: 10.1.1.1 port 80/TCP is also served by vserver \"a\"; a VIP, port and protocol belong to one vserver",
+        ]
+    );
+}

@@ -129,6 +129,7 @@ pub fn validate(c: &pb::Cluster) -> Result<(Cluster, Vec<String>), Vec<String>> 
         })
         .unwrap_or_default();
     fwmark_rules(&vservers, &mut r);
+    one_owner_per_service(&vservers, &mut r);
 
     if !r.errors.is_empty() {
         return Err(r.errors);
@@ -943,6 +944,41 @@ pub fn healthcheck(
         retries,
         rise,
     })
+}
+
+/// What every data plane refuses, refused here so that a config that validates is applied: a
+/// VIP:port:protocol served by two vservers (ncc would hold two services with one key), and one
+/// address twice among a vserver's backends (two destinations with one key). Seesaw accepts such
+/// a file and then dies when IPVS answers "exists".
+fn one_owner_per_service(vservers: &BTreeMap<String, Vserver>, r: &mut Report) {
+    let mut owner: BTreeMap<(IpAddr, Protocol, u16), &str> = BTreeMap::new();
+    for v in vservers.values() {
+        for vip in &v.vips {
+            for e in v.entries.values() {
+                let key = (vip.ip, e.key.proto, e.key.port);
+                if let Some(other) = owner.insert(key, &v.name) {
+                    r.errors.push(format!(
+                        "vserver[{:?}].vserver_entry[{}]: {} port {} is also served by vserver {other:?}; a VIP, port and protocol belong to one vserver",
+                        v.name, e.key, vip.ip, e.key
+                    ));
+                    owner.insert(key, other);
+                }
+            }
+        }
+        let mut addrs: BTreeMap<IpAddr, &str> = BTreeMap::new();
+        for b in v.backends.values() {
+            for af in Af::ALL {
+                let Some(ip) = b.host.addr(af) else { continue };
+                if let Some(other) = addrs.insert(ip, &b.host.hostname) {
+                    r.errors.push(format!(
+                        "vserver[{:?}].backend[{:?}]: address {ip} is also backend {other:?}'s; one address can be one destination of a service only",
+                        v.name, b.host.hostname
+                    ));
+                    addrs.insert(ip, other);
+                }
+            }
+        }
+    }
 }
 
 /// Firewall marks: a `use_fwm` vserver's entries become one service per family, so they must
