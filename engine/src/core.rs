@@ -26,7 +26,8 @@ mod dump;
 
 pub use config_source::ConfigSource;
 use config_source::{
-    CONVERGE_EVERY, FetchReply, apply_fetched, apply_text, reload, spawn_fetch, start_sync,
+    CONVERGE_EVERY, FetchReply, LoadReply, apply_fetched, apply_loaded, apply_text, spawn_fetch,
+    start_reload, start_sync,
 };
 
 /// Everything that can happen to the engine.
@@ -213,6 +214,8 @@ pub async fn run<N: Ncc + NccBgp>(
     let mut source = ConfigSource::default_for(&state.loaded().settings);
     let (fetch_tx, mut fetch_rx) = mpsc::channel::<FetchReply>(4);
     let mut fetch_in_flight = false;
+    let (load_tx, mut load_rx) = mpsc::channel::<LoadReply>(4);
+    let mut load_in_flight = false;
     let ncc = Arc::new(ncc);
     let mut bgp = BgpSync::default();
     let (stats_tx, mut stats_rx) =
@@ -262,8 +265,7 @@ pub async fn run<N: Ncc + NccBgp>(
                     }
                 }
                 Some(Event::Reload(reply)) => {
-                    let outcome = reload(&mut state, &config_dir, source);
-                    pending = Some((Some(reply), outcome));
+                    pending = start_reload(&config_dir, source, &load_tx, Some(reply), &mut load_in_flight);
                 }
                 Some(Event::Health(results, stats)) => {
                     state.health(results);
@@ -361,8 +363,7 @@ pub async fn run<N: Ncc + NccBgp>(
                                         spawn_fetch(&state, &config_dir, fetch_tx.clone(), None, source, peer.clone());
                                     }
                                 } else {
-                                    let outcome = reload(&mut state, &config_dir, source);
-                                    pending = Some((None, outcome));
+                                    pending = start_reload(&config_dir, source, &load_tx, None, &mut load_in_flight);
                                 }
                             }
                             Err(e) => {
@@ -380,6 +381,11 @@ pub async fn run<N: Ncc + NccBgp>(
                     Ok(s) => { plane_kind = s.kind; state.stats(s.dests); }
                     Err(e) => tracing::debug!(error = %e, "stats unavailable"),
                 }
+            }
+            Some((loaded, reply)) = load_rx.recv() => {
+                load_in_flight = false;
+                let outcome = apply_loaded(&mut state, loaded);
+                pending = Some((reply, outcome));
             }
             Some((fetched, reply)) = fetch_rx.recv() => {
                 fetch_in_flight = false;

@@ -53,7 +53,8 @@ fn main() -> ExitCode {
         Ok(l) => l,
         Err(errors) => {
             eprintln!("config invalid ({} errors):", errors.len());
-            for e in &errors {
+            let shown = seesaw_engine::config::summarize(errors, 200);
+            for e in &shown {
                 eprintln!("  {e}");
             }
             return ExitCode::from(exit::CONFIG);

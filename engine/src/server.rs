@@ -775,7 +775,7 @@ fn reload_reply(reply: crate::core::ReloadReply) -> pb::ConfigReloadReply {
                 "configuration refused ({} errors); the running configuration is unchanged",
                 errors.len()
             ),
-            errors,
+            errors: crate::config::summarize(errors, crate::config::SHOWN_ERRORS),
         },
         ReloadOutcome::Unchanged(why) => pb::ConfigReloadReply {
             applied: true,

@@ -188,6 +188,7 @@ pub struct EngineState {
     service_healthy: HashMap<ServiceKey, bool>,
     ha: HaView,
     last_reload_errors: Vec<String>,
+    last_reload_error_count: usize,
     reload_failures: u64,
     stats: HashMap<(ServiceKey, DestSpecKey), DestStats>,
     apply_error: Option<String>,
@@ -272,6 +273,7 @@ impl EngineState {
             service_healthy: HashMap::new(),
             ha: HaView::default(),
             last_reload_errors: Vec::new(),
+            last_reload_error_count: 0,
             reload_failures: 0,
             stats: HashMap::new(),
             apply_error: None,
@@ -399,6 +401,7 @@ impl EngineState {
         self.generation += 1;
         self.loaded_at = now;
         self.last_reload_errors.clear();
+        self.last_reload_error_count = 0;
         self.generation
     }
 
@@ -552,10 +555,12 @@ impl EngineState {
         self.probe_stats.retain(|id, _| results.contains_key(id));
     }
 
-    /// Records a refused reload.
+    /// Records a refused reload: the first [`crate::config::SHOWN_ERRORS`] errors and the count
+    /// of all of them.
     pub fn reload_refused(&mut self, errors: Vec<String>) {
         self.reload_failures += 1;
-        self.last_reload_errors = errors;
+        self.last_reload_error_count = errors.len();
+        self.last_reload_errors = crate::config::summarize(errors, crate::config::SHOWN_ERRORS);
     }
 
     /// Records check results; ids the engine does not know are ignored.
@@ -882,7 +887,7 @@ impl EngineState {
         if !self.last_reload_errors.is_empty() {
             w.push(format!(
                 "last config reload refused ({} errors; the previous config keeps running): {}",
-                self.last_reload_errors.len(),
+                self.last_reload_error_count,
                 self.last_reload_errors.join("; ")
             ));
         }

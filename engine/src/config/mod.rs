@@ -64,6 +64,20 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, Vec<String>> {
     }
 }
 
+/// At most `max` errors, then one line that counts the rest: a hostile or broken file with
+/// thousands of errors is shown (shell, `show warnings`, logs) by its first ones.
+pub fn summarize(mut errors: Vec<String>, max: usize) -> Vec<String> {
+    if errors.len() > max {
+        let rest = errors.len() - max;
+        errors.truncate(max);
+        errors.push(format!("... and {rest} more errors"));
+    }
+    errors
+}
+
+/// How many errors a refused config shows.
+pub const SHOWN_ERRORS: usize = 50;
+
 /// Parses and validates cluster.pb bytes; with `plane`, also checks that data plane's limits.
 pub fn load_cluster(bytes: &[u8], plane: Option<DataplaneKind>) -> Result<Cluster, Vec<String>> {
     let pb = cluster::parse(bytes)?;

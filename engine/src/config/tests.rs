@@ -632,3 +632,35 @@ fn a_vip_port_belongs_to_one_vserver_and_an_address_to_one_backend() {
         ]
     );
 }
+
+/// A file full of unknown names is read in one pass, not one parse per name, and a refusal is
+/// shown by its first errors and a count of the rest.
+#[test]
+fn many_unknown_names_are_all_reported_in_one_pass() {
+    let mut text = String::from("seesaw_vip < fqdn: \"v.\" ipv4: \"10.0.0.1/24\" >\n");
+    for i in 0..300 {
+        text.push_str(&format!(
+            "vserver < name: \"v{i}\" rp: \"x\" bogus_{i}: 1 entry_address < fqdn: \"w.\" ipv4: \"10.1.{}.{}/32\" >\n  vserver_entry < protocol: TCP port: 80 scheduler: NOPE_{i} > >\n",
+            i / 250,
+            i % 250
+        ));
+    }
+    let errs = cluster::parse(text.as_bytes()).unwrap_err();
+    assert_eq!(
+        errs.len(),
+        600,
+        "every unknown field and enum value: {:?}",
+        &errs[..3]
+    );
+    assert_eq!(
+        errs[0],
+        "cluster.pb:2:30: field 'bogus_0' not found for message 'seesaw.config.Vserver'"
+    );
+    assert_eq!(
+        errs[1],
+        "cluster.pb:3:53: value 'NOPE_0' was not found for enum 'seesaw.config.VserverEntry.Scheduler'"
+    );
+    let shown = summarize(errs, SHOWN_ERRORS);
+    assert_eq!(shown.len(), SHOWN_ERRORS + 1);
+    assert_eq!(shown[SHOWN_ERRORS], "... and 550 more errors");
+}

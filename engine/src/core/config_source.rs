@@ -276,16 +276,52 @@ pub(super) fn apply_fetched(
     ReloadOutcome::Applied(generation)
 }
 
-pub(super) fn reload(
-    state: &mut EngineState,
+/// A config directory read and validated off the loop, with the reply waiting for it.
+pub(super) type LoadReply = (
+    Result<Loaded, Vec<String>>,
+    Option<oneshot::Sender<ReloadReply>>,
+);
+
+/// A reload waiting for its outcome: the operator's reply (if any) and the outcome.
+pub(super) type Pending = (Option<oneshot::Sender<ReloadReply>>, ReloadOutcome);
+
+/// Starts a reload of `<dir>` (seesaw.cfg and cluster.pb): reading, parsing and validating run
+/// on a blocking thread, so a large or hostile cluster.pb never stalls the event loop (`show`
+/// commands and HA reports keep being answered); the result comes back on `tx` for
+/// [`apply_loaded`]. Returns the outcome at once when there is nothing to start: source `none`,
+/// or a reload already in flight.
+pub(super) fn start_reload(
     dir: &std::path::Path,
     source: ConfigSource,
-) -> ReloadOutcome {
+    tx: &mpsc::Sender<LoadReply>,
+    reply: Option<oneshot::Sender<ReloadReply>>,
+    in_flight: &mut bool,
+) -> Option<Pending> {
     if source == ConfigSource::None {
         tracing::info!("config source is none: reload keeps the running config");
-        return ReloadOutcome::Refused(vec!["config source is none: nothing to load".to_owned()]);
+        let why = vec!["config source is none: nothing to load".to_owned()];
+        return Some((reply, ReloadOutcome::Refused(why)));
     }
-    match config::load_dir(dir) {
+    if *in_flight {
+        let why = vec!["a reload is already in progress".to_owned()];
+        return Some((reply, ReloadOutcome::Refused(why)));
+    }
+    *in_flight = true;
+    let (dir, tx) = (dir.to_owned(), tx.clone());
+    tokio::task::spawn_blocking(move || {
+        let loaded = config::load_dir(&dir);
+        let _ = tx.blocking_send((loaded, reply));
+    });
+    None
+}
+
+/// Applies a config read by [`start_reload`], or records why it was refused (the running config
+/// stays).
+pub(super) fn apply_loaded(
+    state: &mut EngineState,
+    loaded: Result<Loaded, Vec<String>>,
+) -> ReloadOutcome {
+    match loaded {
         Ok(loaded) => {
             let generation = state.reload(loaded, SystemTime::now());
             tracing::info!(generation, "configuration reloaded");
@@ -296,7 +332,7 @@ pub(super) fn reload(
                 errors = errors.len(),
                 "configuration reload refused; the running config stays"
             );
-            for e in &errors {
+            for e in errors.iter().take(config::SHOWN_ERRORS) {
                 tracing::warn!("  {e}");
             }
             state.reload_refused(errors.clone());
