@@ -42,6 +42,43 @@ fn requests(suite: &LoopbackSuite, n: usize) -> BTreeMap<String, usize> {
     answered
 }
 
+/// A client sending a request through the VIP every 20 ms until stopped: what it saw is the
+/// judgement of a fault (failed requests, from outside), not the daemons' view of themselves.
+struct Client {
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl Client {
+    fn start(suite: &LoopbackSuite) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let vip = suite.vip();
+        let flag = Arc::clone(&stop);
+        let thread = thread::spawn(move || {
+            let mut ok = 0usize;
+            let mut failures = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match http::get(vip, "/", Duration::from_secs(2)) {
+                    Ok(r) if r.status == 200 => ok += 1,
+                    Ok(r) => failures.push(format!("status {}", r.status)),
+                    Err(e) => failures.push(e.to_string()),
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            (ok, failures)
+        });
+        // Let the client establish a baseline before the fault.
+        thread::sleep(Duration::from_millis(200));
+        Self { stop, thread }
+    }
+
+    /// Stops the client: (requests answered 200, every failure).
+    fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("client thread")
+    }
+}
+
 /// Whether `word` occurs in `text` as a whole identifier (so `port` does not match `report`).
 fn mentions_word(text: &str, word: &str) -> bool {
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
@@ -127,6 +164,55 @@ fn a_dead_backend_is_marked_unhealthy_and_traffic_moves_to_the_other() {
     );
 }
 
+/// A node without a peer has nothing to fail over to: its ha process dying (kill -9, restarted
+/// by the watchdog) or the engine stalling past the HA report timeout (SIGSTOP 5 s) must not
+/// withdraw the VIP or its service. Judged by a client sending requests all along.
+#[test]
+fn ha_death_and_an_engine_stall_on_a_node_without_peer_do_not_disturb_traffic() {
+    let suite = start();
+    let has = suite.daemon_pids("ha");
+    assert_eq!(
+        has.len(),
+        1,
+        "expected one seesaw_ha with our run dir: {has:?}"
+    );
+    let engine = suite.daemon_pids("engine");
+    assert_eq!(engine.len(), 1, "expected one seesaw_engine: {engine:?}");
+    let ncc_log_before = suite.service_log("ncc");
+    let client = Client::start(&suite);
+
+    kill(Pid::from_raw(has[0]), Signal::SIGKILL).expect("kill -9 the ha process");
+    let killed_at = Instant::now();
+    wait_for("a new seesaw_ha", Duration::from_secs(10), || {
+        suite.daemon_pids("ha").into_iter().find(|&p| p != has[0])
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ha_back = killed_at.elapsed();
+    // Past the engine's HA report timeout (3 s) with the ha process's reports stalled.
+    kill(Pid::from_raw(engine[0]), Signal::SIGSTOP).expect("SIGSTOP the engine");
+    thread::sleep(Duration::from_secs(5));
+    kill(Pid::from_raw(engine[0]), Signal::SIGCONT).expect("SIGCONT the engine");
+    thread::sleep(Duration::from_secs(2));
+    let (ok, failures) = client.finish();
+
+    eprintln!("ha restarted after {ha_back:?}; engine stalled 5 s; {ok} requests ok");
+    assert!(ok > 0, "the client sent no successful request");
+    assert!(
+        failures.is_empty(),
+        "{} requests failed: {failures:?}",
+        failures.len()
+    );
+    let ncc_log = suite.service_log("ncc");
+    let fresh = ncc_log
+        .strip_prefix(ncc_log_before.as_str())
+        .unwrap_or(&ncc_log);
+    let removals: Vec<&str> = fresh
+        .lines()
+        .filter(|l| l.contains("DeleteService") || l.contains("vip down") || l.contains("removed"))
+        .collect();
+    assert!(removals.is_empty(), "ncc withdrew state: {removals:#?}");
+}
+
 #[test]
 fn engine_restart_does_not_disturb_traffic() {
     let suite = start();
@@ -137,27 +223,7 @@ fn engine_restart_does_not_disturb_traffic() {
         "expected one seesaw_engine with our run dir: {engines:?}"
     );
     let old = engines[0];
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let client = {
-        let stop = Arc::clone(&stop);
-        let vip = suite.vip();
-        thread::spawn(move || {
-            let mut ok = 0usize;
-            let mut failures = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                match http::get(vip, "/", Duration::from_secs(2)) {
-                    Ok(r) if r.status == 200 => ok += 1,
-                    Ok(r) => failures.push(format!("status {}", r.status)),
-                    Err(e) => failures.push(e.to_string()),
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-            (ok, failures)
-        })
-    };
-    // Let the client establish a baseline before the kill.
-    thread::sleep(Duration::from_millis(200));
+    let client = Client::start(&suite);
 
     let log_before = suite.service_log("engine");
     kill(Pid::from_raw(old), Signal::SIGKILL).expect("kill -9 the engine");
@@ -181,8 +247,7 @@ fn engine_restart_does_not_disturb_traffic() {
     );
     // Keep the client going a little past the new engine's first apply.
     thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    let (ok, failures) = client.join().expect("client thread");
+    let (ok, failures) = client.finish();
 
     let new = new.unwrap_or_else(|e| panic!("{e}"));
     eprintln!(

@@ -48,9 +48,18 @@ impl EngineState {
         self.ha_gate.enabled = true;
     }
 
-    /// Whether unicast and dedicated VIPs are served: this node is the HA LEADER.
+    /// Whether unicast and dedicated VIPs are served: this node is the HA LEADER, or it has no
+    /// peer (`[cluster] peer_ipv4/6` unset). A node without a peer has nothing to fail over to,
+    /// so its ha process dying, restarting or stalling (and the engine stalling past
+    /// [`HA_TIMEOUT`]) never withdraws a VIP or a service there.
     pub fn serves_unicast(&self) -> bool {
-        !self.ha_gate.enabled || self.ha.state == "LEADER"
+        !self.ha_gate.enabled || self.ha.state == "LEADER" || !self.has_peer()
+    }
+
+    /// Whether seesaw.cfg names an HA peer.
+    pub fn has_peer(&self) -> bool {
+        let s = &self.loaded.settings;
+        s.peer_ipv4.is_some() || s.peer_ipv6.is_some()
     }
 
     /// Treats a stale report as UNKNOWN; returns whether the state changed.
@@ -233,6 +242,30 @@ mod tests {
             !lb(&mut e).up,
             "a silent ha process takes the LB interface down"
         );
+    }
+
+    /// Without a peer there is nothing to fail over to: whatever the ha process reports, or
+    /// fails to report, the node keeps its unicast VIPs and the LB interface.
+    #[test]
+    fn a_node_without_peer_serves_whatever_its_ha_process_does() {
+        let mut e = state(false);
+        let lb = |e: &mut EngineState| e.evaluate().1.lb.expect("the engine manages the LB").up;
+        assert_eq!(
+            served(&mut e),
+            ["10.1.0.1", "192.168.255.7"],
+            "before any report"
+        );
+        e.ha(report("LEADER", t0()));
+        assert!(e.ha_gone(t0() + Duration::from_millis(10)), "killed");
+        assert_eq!(served(&mut e), ["10.1.0.1", "192.168.255.7"]);
+        assert!(lb(&mut e));
+        e.ha(report("LEADER", t0()));
+        assert!(e.ha_expire(t0() + HA_TIMEOUT * 2), "stalled");
+        assert_eq!(served(&mut e), ["10.1.0.1", "192.168.255.7"]);
+        for s in ["SHUTDOWN", "BACKUP", "ERROR"] {
+            e.ha(report(s, t0()));
+            assert_eq!(served(&mut e), ["10.1.0.1", "192.168.255.7"], "{s}");
+        }
     }
 
     #[test]
