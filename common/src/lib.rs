@@ -9,7 +9,8 @@
 //! - [`logging`]: tracing initialisation;
 //! - [`ready`]: readiness notification (the sd_notify protocol, also used by our watchdog);
 //! - [`exit`]: process exit codes;
-//! - [`goconf`]: INI files read as Go's goconf reads them (`seesaw.cfg`).
+//! - [`goconf`]: INI files read as Go's goconf reads them (`seesaw.cfg`);
+//! - [`text`]: control characters that must not reach a log line or a file name.
 //!
 //! Admission rule: nothing here knows what a load balancer is.
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod paths;
 pub mod peer;
 pub mod ready;
 pub mod signal;
+pub mod text;
 pub mod uds;
 
 /// The version of this build, as `seesaw <version> (<profile>)`.

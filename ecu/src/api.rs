@@ -769,9 +769,10 @@ async fn edit_pool<V: EngineView>(
 ) -> Response {
     let parsed =
         json_body(&body).and_then(|v| spec::pool_from_value(&v).map_err(ApiError::Invalid));
-    let action = format!("edit pool {name}");
+    let action = format!("edit pool {}", one_line(&name));
     let st2 = Arc::clone(&st);
     write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+        path_names(&name, None)?;
         let (v, members) = parsed?;
         edit_cluster(&st, user, action, |c| {
             Ok(cluster_edit::edit_pool(c, &name, v, members.as_deref())?)
@@ -786,15 +787,49 @@ async fn delete_pool<V: EngineView>(
     who: Who,
     Path(name): Path<String>,
 ) -> Response {
-    let action = format!("delete pool {name}");
+    let action = format!("delete pool {}", one_line(&name));
     let st2 = Arc::clone(&st);
     write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+        path_names(&name, None)?;
         edit_cluster(&st, user, action, |c| {
             Ok(cluster_edit::delete_pool(c, &name)?)
         })
         .await
     })
     .await
+}
+
+/// A name from a URL path as the audit log and history record it: as is, or escaped (`"a\nb"`)
+/// when it holds a control character, so one event stays one line.
+fn one_line(s: &str) -> String {
+    if seesaw_common::text::first_control(s).is_some() {
+        format!("{s:?}")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The pool name (and member host) of a write's URL path, checked before anything else: a name
+/// outside the pool-name character set never reaches the config, the history or a log line.
+fn path_names(pool: &str, host: Option<&str>) -> Result<(), ApiError> {
+    let mut errs = Vec::new();
+    if let Err(why) = spec::check_pool_name(pool) {
+        errs.push(FieldError {
+            field: "name".into(),
+            message: why,
+        });
+    }
+    if let Some(Err(why)) = host.map(spec::check_member_host) {
+        errs.push(FieldError {
+            field: "host".into(),
+            message: why,
+        });
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(errs))
+    }
 }
 
 async fn add_member<V: EngineView>(
@@ -806,11 +841,12 @@ async fn add_member<V: EngineView>(
     let parsed =
         json_body(&body).and_then(|v| spec::member_from_value(&v).map_err(ApiError::Invalid));
     let action = match &parsed {
-        Ok(m) => format!("add member {} ({}) to {name}", m.host, m.ip),
-        Err(_) => format!("add member to {name} (invalid body)"),
+        Ok(m) => format!("add member {} ({}) to {}", m.host, m.ip, one_line(&name)),
+        Err(_) => format!("add member to {} (invalid body)", one_line(&name)),
     };
     let st2 = Arc::clone(&st);
     write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+        path_names(&name, None)?;
         let m = parsed?;
         edit_cluster(&st, user, action, |c| {
             Ok(cluster_edit::put_member(c, &name, &m, false)?)
@@ -840,9 +876,10 @@ async fn edit_member<V: EngineView>(
         }
         spec::member_from_value(&v).map_err(ApiError::Invalid)
     });
-    let action = format!("edit member {host} of {name}");
+    let action = format!("edit member {} of {}", one_line(&host), one_line(&name));
     let st2 = Arc::clone(&st);
     write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+        path_names(&name, Some(&host))?;
         let m = parsed?;
         edit_cluster(&st, user, action, |c| {
             Ok(cluster_edit::put_member(c, &name, &m, true)?)
@@ -857,9 +894,10 @@ async fn delete_member<V: EngineView>(
     who: Who,
     Path((name, host)): Path<(String, String)>,
 ) -> Response {
-    let action = format!("delete member {host} from {name}");
+    let action = format!("delete member {} from {}", one_line(&host), one_line(&name));
     let st2 = Arc::clone(&st);
     write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+        path_names(&name, Some(&host))?;
         edit_cluster(&st, user, action, |c| {
             Ok(cluster_edit::delete_member(c, &name, &host)?)
         })

@@ -217,6 +217,34 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
     addr.trim().parse().ok()
 }
 
+/// A pool (vserver) name as Seesaw's configs spell them (`dns.resolver@au-syd`): 1 to 255 of
+/// letters, digits and `. _ - @ : +`, starting with a letter or digit, without `..`. So a name
+/// can never carry a path (`../x`), a control character or a space into a log line or a file.
+pub fn check_pool_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 255
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ':' | '+'))
+        && !s.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a pool name: 1 to 255 letters, digits and . _ - @ : + (like web@demo), starting with a letter or digit"
+        ))
+    }
+}
+
+/// A member's host name (from a URL path) as [`member_from_value`] accepts it.
+pub fn check_member_host(s: &str) -> Result<(), String> {
+    if is_hostname(s) {
+        Ok(())
+    } else {
+        Err(format!("{s:?} is not a host name"))
+    }
+}
+
 /// Whether `s` is a plausible DNS name (letters, digits, `-`, `_`, dots; no spaces).
 fn is_hostname(s: &str) -> bool {
     !s.is_empty()
@@ -288,12 +316,9 @@ fn pool(v: &Value, path: &str, errs: &mut Errors) -> Option<(pb::Vserver, Option
     let o = Obj::new(v, path, POOL_KEYS, errs)?;
     let name = o.required_string("name", errs);
     if let Some(n) = &name
-        && (n.len() > 255 || n.chars().any(|c| c.is_whitespace() || c.is_control()))
+        && let Err(why) = check_pool_name(n)
     {
-        errs.push(
-            &o.path("name"),
-            "must be at most 255 characters without spaces",
-        );
+        errs.push(&o.path("name"), why);
     }
     let vip = o.required_string("vip", errs).and_then(|s| {
         let ip = parse_ip(&s);

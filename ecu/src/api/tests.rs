@@ -333,3 +333,43 @@ async fn dashboard_is_served_without_credentials_with_a_strict_policy() {
     let (s, _) = h.call("GET", "/assets/../../etc/passwd", None, "").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// Pool and member names follow the pool-name character set wherever they come from (body or
+/// URL path): a path, a forged log line or NUL is refused with 400, nothing is stored, and the
+/// audit log still records each attempt on one line.
+#[tokio::test]
+async fn hostile_pool_and_member_names_are_refused_and_audited_on_one_line() {
+    let h = harness();
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/pools",
+            r#"{"name": "../../x", "vip": "127.0.0.1", "services": [{"port": 81}]}"#,
+        ),
+        (
+            "POST",
+            "/v1/pools",
+            r#"{"name": "a\r\nINFO forged", "vip": "127.0.0.1", "services": [{"port": 81}]}"#,
+        ),
+        ("DELETE", "/v1/pools/a%0d%0aINFO%20forged", ""),
+        ("DELETE", "/v1/pools/..%2f..%2fx", ""),
+        ("DELETE", "/v1/pools/web@demo/members/be1%00.demo.", ""),
+        (
+            "POST",
+            "/v1/pools/a%0aforged/members",
+            r#"{"host": "be2.demo", "ip": "127.0.0.3"}"#,
+        ),
+    ] {
+        let (s, reply) = h.call(method, path, Some(ADMIN), body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{method} {path}: {reply}");
+    }
+    let (_, hist) = h.call("GET", "/v1/config/history", Some(READER), "").await;
+    assert_eq!(
+        hist.as_array().map(Vec::len),
+        Some(0),
+        "nothing stored: {hist}"
+    );
+    let raw = std::fs::read_to_string(h.dir.path().join("audit.log")).expect("audit log");
+    assert_eq!(raw.lines().count(), 6, "one line per attempt:\n{raw}");
+    assert!(!raw.contains("\nINFO forged"), "{raw}");
+}

@@ -664,3 +664,36 @@ fn many_unknown_names_are_all_reported_in_one_pass() {
     assert_eq!(shown.len(), SHOWN_ERRORS + 1);
     assert_eq!(shown[SHOWN_ERRORS], "... and 550 more errors");
 }
+
+/// Names and comments reach logs and the shell: a forged log line, a terminal escape or NUL in
+/// any of them is refused; check payloads may hold control bytes (Seesaw's own `"ADMIN\r\n"`).
+#[test]
+fn control_characters_in_names_and_comments_are_refused() {
+    let text = br#"
+        seesaw_vip < fqdn: "v.\n2026-12-04 INFO forged" ipv4: "10.0.0.1/24" >
+        vserver <
+          name: "web\r\nINFO forged" rp: "x\x1b[31m" entry_address < fqdn: "w." ipv4: "10.1.1.1/32" >
+          vserver_entry < protocol: TCP port: 80
+            healthcheck < type: TCP send: "PING\r\n" receive: "+PONG\r\n" > >
+          backend < host < fqdn: "b\000." ipv4: "10.2.2.1/24" > >
+          access_grant < grantee: "ops\u2028" role: OPS type: GROUP >
+        >
+    "#;
+    let errs = validate::validate(&cluster::parse(text).unwrap()).unwrap_err();
+    let paths: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            "seesaw_vip.fqdn",
+            "vserver[0].name",
+            "vserver[0].rp",
+            "vserver[0].backend[0].host.fqdn",
+            "vserver[0].access_grant[0].grantee"
+        ],
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter().all(|e| !e.contains('\n') && !e.contains('\r')),
+        "the errors themselves are one line each: {errs:#?}"
+    );
+}

@@ -130,6 +130,7 @@ pub fn validate(c: &pb::Cluster) -> Result<(Cluster, Vec<String>), Vec<String>> 
         .unwrap_or_default();
     fwmark_rules(&vservers, &mut r);
     one_owner_per_service(&vservers, &mut r);
+    clean_names(c, &mut r);
 
     if !r.errors.is_empty() {
         return Err(r.errors);
@@ -944,6 +945,65 @@ pub fn healthcheck(
         retries,
         rise,
     })
+}
+
+/// Names, addresses' fqdns, comments and grants reach logs, the shell and files: a control
+/// character (a newline forging a log line, an escape sequence for the terminal, NUL) or a line
+/// separator is refused wherever it appears. Check payloads (`send`, `receive`) and payload-rule
+/// values are bytes on the wire and may hold them. Paths use indexes, not the names themselves.
+fn clean_names(c: &pb::Cluster, r: &mut Report) {
+    let mut check = |path: String, s: &str| {
+        if let Some(ch) = seesaw_common::text::first_control(s) {
+            r.errors.push(format!(
+                "{path}: {s:?} holds the control character {ch:?}; names and comments must be printable"
+            ));
+        }
+    };
+    check("seesaw_vip.fqdn".into(), &c.seesaw_vip.fqdn);
+    for (i, n) in c.node.iter().enumerate() {
+        check(format!("node[{i}].fqdn"), &n.fqdn);
+    }
+    for (i, v) in c.vlan.iter().enumerate() {
+        check(format!("vlan[{i}].host.fqdn"), &v.host.fqdn);
+    }
+    for (i, p) in c.bgp_peer.iter().enumerate() {
+        check(format!("bgp_peer[{i}].fqdn"), &p.fqdn);
+    }
+    for (i, v) in c.vserver.iter().enumerate() {
+        let at = format!("vserver[{i}]");
+        check(format!("{at}.name"), &v.name);
+        check(format!("{at}.rp"), &v.rp);
+        check(format!("{at}.entry_address.fqdn"), &v.entry_address.fqdn);
+        for (j, w) in v.warning.iter().enumerate() {
+            check(format!("{at}.warning[{j}]"), w);
+        }
+        for (j, b) in v.backend.iter().enumerate() {
+            check(format!("{at}.backend[{j}].host.fqdn"), &b.host.fqdn);
+            check(format!("{at}.backend[{j}].group"), b.group());
+        }
+        for (j, g) in v.access_grant.iter().enumerate() {
+            check(format!("{at}.access_grant[{j}].grantee"), &g.grantee);
+        }
+    }
+    for (i, g) in c.access_groups.iter().enumerate() {
+        check(format!("access_groups[{i}].name"), &g.name);
+        for (j, m) in g.member.iter().enumerate() {
+            check(format!("access_groups[{i}].member[{j}]"), m);
+        }
+    }
+    for (i, m) in c.misconfigured_vserver.iter().enumerate() {
+        check(format!("misconfigured_vserver[{i}].name"), &m.name);
+        check(
+            format!("misconfigured_vserver[{i}].error_message"),
+            m.error_message(),
+        );
+    }
+    if let Some(m) = &c.metadata {
+        for (i, a) in m.attribute.iter().enumerate() {
+            check(format!("metadata.attribute[{i}].name"), &a.name);
+            check(format!("metadata.attribute[{i}].value"), &a.value);
+        }
+    }
 }
 
 /// What every data plane refuses, refused here so that a config that validates is applied: a
