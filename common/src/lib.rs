@@ -9,6 +9,8 @@
 //! - [`logging`]: tracing initialisation;
 //! - [`ready`]: readiness notification (the sd_notify protocol, also used by our watchdog);
 //! - [`exit`]: process exit codes;
+//! - [`files`]: private modes (umask 027, 0640 files), atomic writes keeping a file's group, and a
+//!   socket's owner, group and mode kept across restarts;
 //! - [`goconf`]: INI files read as Go's goconf reads them (`seesaw.cfg`);
 //! - [`text`]: control characters that must not reach a log line or a file name.
 //!
@@ -18,6 +20,7 @@
 
 pub mod args;
 pub mod exit;
+pub mod files;
 pub mod goconf;
 pub mod logging;
 pub mod paths;

@@ -30,7 +30,7 @@ pub enum BindError {
 
 /// Binds `path`, creating its directory with mode 0770. If the file exists and a process accepts
 /// connections on it, fails with [`BindError::AlreadyRunning`]; if nobody answers, the stale file is
-/// removed first. Must be called inside a tokio runtime.
+/// removed first and the new socket gets its owner, group and mode. Must be called inside a tokio runtime.
 pub fn bind_exclusive(path: &Path) -> Result<UnixListener, BindError> {
     let io_err = |source| BindError::Io {
         path: path.to_owned(),
@@ -40,17 +40,25 @@ pub fn bind_exclusive(path: &Path) -> Result<UnixListener, BindError> {
         std::fs::create_dir_all(dir).map_err(io_err)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770)).map_err(io_err)?;
     }
+    let mut before = None;
     if path.exists() {
         match std::os::unix::net::UnixStream::connect(path) {
             Ok(_) => return Err(BindError::AlreadyRunning(path.to_owned())),
             Err(e) => {
                 tracing::info!(path = %path.display(), error = %e, "removing stale socket");
+                before = crate::files::Ownership::of(path);
                 std::fs::remove_file(path).map_err(io_err)?;
             }
         }
     }
     let listener = UnixListener::bind(path).map_err(io_err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io_err)?;
+    // A restarted daemon keeps the owner, group and mode its socket had (a group an operator
+    // gave access keeps it); a first start makes it 0660.
+    match before {
+        Some(o) => o.apply(path).map_err(io_err)?,
+        None => std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+            .map_err(io_err)?,
+    }
     Ok(listener)
 }
 
@@ -95,5 +103,31 @@ mod tests {
         // The file is left behind but nobody listens: it is stale and gets replaced.
         assert!(path.exists());
         let _second = bind_exclusive(&path).unwrap();
+    }
+
+    /// A restarted daemon recreates its socket with the owner, group and mode an operator gave
+    /// the old one (a group granted access keeps it).
+    #[tokio::test]
+    #[allow(clippy::print_stderr, reason = "a skipped part must say why")]
+    async fn a_replaced_socket_keeps_its_group_and_mode() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.sock");
+        let first = bind_exclusive(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o660);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o620)).unwrap();
+        let root = nix::unistd::geteuid().is_root();
+        if root {
+            std::os::unix::fs::chown(&path, None, Some(4242)).unwrap();
+        } else {
+            eprintln!("SKIPPED (group part): needs root to chgrp");
+        }
+        drop(first);
+        let _second = bind_exclusive(&path).unwrap();
+        let m = std::fs::metadata(&path).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o620);
+        if root {
+            assert_eq!(m.gid(), 4242);
+        }
     }
 }

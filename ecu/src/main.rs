@@ -51,6 +51,7 @@ const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
     reason = "only before logging is up, and --hash-token's answer"
 )]
 fn main() -> ExitCode {
+    seesaw_common::files::private_umask();
     let argv = seesaw_common::args::normalize_go_flags(std::env::args());
     let args = match Args::try_parse_from(argv) {
         Ok(a) => a,

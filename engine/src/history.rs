@@ -5,6 +5,7 @@
 //! crash never leaves an index entry without its bytes.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -85,6 +86,7 @@ impl History {
         let mut index = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(seesaw_common::files::FILE_MODE)
             .open(self.dir.join("index.jsonl"))?;
         let line = serde_json::to_string(&version).map_err(std::io::Error::other)?;
         writeln!(index, "{line}")?;
@@ -93,13 +95,10 @@ impl History {
     }
 }
 
-/// Writes `bytes` to `path` through a temp file and a rename, so readers see old or new, never half.
+/// Writes `bytes` to `path` through a temp file and a rename, so readers see old or new, never
+/// half; mode 0640, keeping the replaced file's group (`seesaw_common::files::write_atomic`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    seesaw_common::files::write_atomic(path, bytes)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -200,7 +200,8 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Writes `text` as `<dir>/cluster.pb` atomically (temp file + rename). The previous file, if any
+/// Writes `text` as `<dir>/cluster.pb` atomically (temp file + rename; mode 0640, keeping the
+/// file's group). The previous file, if any
 /// and different, is first copied to `<dir>/archive/cluster.pb.<unix seconds>`; the archive is
 /// then pruned to `keep` files and `max_age`.
 pub fn save_with_archive(
@@ -218,12 +219,10 @@ pub fn save_with_archive(
         let archive = dir.join("archive");
         std::fs::create_dir_all(&archive)?;
         let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        std::fs::write(archive.join(format!("cluster.pb.{secs}")), &old)?;
+        seesaw_common::files::write_atomic(&archive.join(format!("cluster.pb.{secs}")), &old)?;
         prune_archive(&archive, keep, max_age, now)?;
     }
-    let tmp = dir.join(format!("cluster.pb.{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, &path)
+    seesaw_common::files::write_atomic(&path, text)
 }
 
 /// Keeps the newest `keep` archived configs that are younger than `max_age`.

@@ -22,6 +22,7 @@ struct Args {
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
+    seesaw_common::files::private_umask();
     let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args()))
     {
         Ok(a) => a,

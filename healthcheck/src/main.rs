@@ -27,6 +27,7 @@ struct Args {
     reason = "before logging is up, stderr is all there is"
 )]
 fn main() -> ExitCode {
+    seesaw_common::files::private_umask();
     let argv = seesaw_common::args::normalize_go_flags(std::env::args());
     let args = match Args::try_parse_from(argv) {
         Ok(a) => a,

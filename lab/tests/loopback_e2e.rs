@@ -334,3 +334,46 @@ fn reload_changes_weight_keeps_connections_and_refuses_a_broken_file() {
     let answered = requests(&suite, 20);
     assert_eq!(answered.values().sum::<usize>(), 20);
 }
+
+/// What the suite writes is not world-readable (logs can hold secrets from configs), and a
+/// daemon restarted by the watchdog recreates its socket with the group and mode an operator
+/// gave the old one. Group changes need root (skipped with a message otherwise).
+#[test]
+fn files_are_private_and_a_restarted_daemon_keeps_its_socket_group_and_mode() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let suite = start();
+    let logs: Vec<_> = std::fs::read_dir(suite.log_dir())
+        .expect("log dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(!logs.is_empty());
+    for p in &logs {
+        let mode = std::fs::metadata(p).expect("stat").mode() & 0o777;
+        assert_eq!(mode & 0o007, 0, "{} is {mode:o}", p.display());
+    }
+    let sock = suite.run_dir().join("engine/engine.sock");
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o660)).expect("chmod");
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        std::os::unix::fs::chown(&sock, None, Some(4242)).expect("chgrp");
+    } else {
+        eprintln!("SKIPPED (group part): needs root to chgrp the socket");
+    }
+    let old = suite.daemon_pids("engine")[0];
+    kill(Pid::from_raw(old), Signal::SIGKILL).expect("kill -9 the engine");
+    wait_until(
+        "a restarted engine serving its socket",
+        Duration::from_secs(10),
+        || {
+            suite.daemon_pids("engine").iter().any(|&p| p != old)
+                && std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let m = std::fs::metadata(&sock).expect("stat socket");
+    assert_eq!(m.mode() & 0o777, 0o660);
+    if root {
+        assert_eq!(m.gid(), 4242, "the socket's group survives the restart");
+    }
+}

@@ -18,6 +18,7 @@ struct Args {
 
 #[allow(clippy::print_stderr, reason = "startup errors go to the terminal")]
 fn main() -> ExitCode {
+    seesaw_common::files::private_umask();
     let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args()))
     {
         Ok(a) => a,

@@ -24,6 +24,7 @@ struct Flags {
 
 #[allow(clippy::print_stdout, reason = "--validate reports on stdout")]
 fn main() -> ExitCode {
+    seesaw_common::files::private_umask();
     let flags = match Flags::try_parse_from(normalize_go_flags(std::env::args())) {
         Ok(f) => f,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
