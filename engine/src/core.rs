@@ -218,6 +218,14 @@ pub async fn run<N: Ncc + NccBgp>(
     let mut load_in_flight = false;
     let ncc = Arc::new(ncc);
     let mut bgp = BgpSync::default();
+    // ncc's boot id, watched over a stream that ends the moment ncc dies: a new id means a
+    // restarted ncc, which gets the desired state at once instead of at the next reconcile.
+    let (boot_tx, mut boot_rx) = mpsc::channel::<u64>(4);
+    {
+        let ncc = Arc::clone(&ncc);
+        tokio::spawn(async move { ncc.watch(boot_tx).await });
+    }
+    let mut ncc_boot: Option<u64> = None;
     let (stats_tx, mut stats_rx) =
         mpsc::channel::<Result<crate::ncc_port::PlaneStats, crate::ncc_port::NccError>>(1);
     let mut stats_in_flight = false;
@@ -381,6 +389,14 @@ pub async fn run<N: Ncc + NccBgp>(
                     Ok(s) => { plane_kind = s.kind; state.stats(s.dests); }
                     Err(e) => tracing::debug!(error = %e, "stats unavailable"),
                 }
+            }
+            Some(boot) = boot_rx.recv() => {
+                if ncc_boot.is_some_and(|b| b != boot) {
+                    tracing::warn!("ncc restarted: sending it the desired state now");
+                    last_applied = None;
+                    bgp.ncc_restarted();
+                }
+                ncc_boot = Some(boot);
             }
             Some((loaded, reply)) = load_rx.recv() => {
                 load_in_flight = false;
@@ -596,6 +612,14 @@ struct BgpSync {
 }
 
 impl BgpSync {
+    /// ncc restarted (it withdraws everything at its first BGP call): the next update sends the
+    /// whole wanted set at once, without waiting out a failure backoff.
+    fn ncc_restarted(&mut self) {
+        self.sent = None;
+        self.failures = 0;
+        self.retry_at = None;
+    }
+
     /// Withdraws every announced route `wanted` does not keep (all of them when BGP is off),
     /// keeping the others; called before the plane is changed.
     async fn withdraw_first<N: NccBgp>(

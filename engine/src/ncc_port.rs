@@ -54,7 +54,14 @@ pub trait Ncc: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<String>, NccError>> + Send;
     /// Reads the plane's counters.
     fn stats(&self) -> impl Future<Output = Result<PlaneStats, NccError>> + Send;
+    /// Sends ncc's boot id on `tx` whenever a connection to ncc is made (so a new value means
+    /// ncc restarted), reconnecting every [`WATCH_RETRY`] while ncc is away; returns when `tx`
+    /// closes.
+    fn watch(&self, tx: tokio::sync::mpsc::Sender<u64>) -> impl Future<Output = ()> + Send;
 }
+
+/// How often the engine tries to reach a restarting ncc's watch stream.
+pub const WATCH_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
 
 // === impl GrpcNcc ===
 
@@ -74,6 +81,21 @@ impl GrpcNcc {
 }
 
 impl Ncc for GrpcNcc {
+    async fn watch(&self, tx: tokio::sync::mpsc::Sender<u64>) {
+        while !tx.is_closed() {
+            let mut client = self.client.clone();
+            if let Ok(reply) = client.watch(pb::Empty {}).await {
+                let mut stream = reply.into_inner();
+                while let Ok(Some(boot)) = stream.message().await {
+                    if tx.send(boot.boot_id).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(WATCH_RETRY).await;
+        }
+    }
+
     async fn apply(&self, desired: &DesiredState) -> Result<Vec<String>, NccError> {
         let req = desired_to_pb(desired);
         let mut client = self.client.clone();
@@ -378,6 +400,13 @@ impl FakeNcc {
 }
 
 impl Ncc for FakeNcc {
+    /// The fake never restarts: one boot id, then the stream stays open.
+    async fn watch(&self, tx: tokio::sync::mpsc::Sender<u64>) {
+        if tx.send(1).await.is_ok() {
+            tx.closed().await;
+        }
+    }
+
     async fn apply(&self, desired: &DesiredState) -> Result<Vec<String>, NccError> {
         let mut inner = self.inner.lock().expect("fake ncc lock");
         if let Some(reason) = &inner.fail {

@@ -377,3 +377,43 @@ fn files_are_private_and_a_restarted_daemon_keeps_its_socket_group_and_mode() {
         assert_eq!(m.gid(), 4242, "the socket's group survives the restart");
     }
 }
+
+/// The engine learns at once that ncc restarted (ncc's watch stream ends when it dies, and the
+/// next one brings a new boot id) and sends it the desired state: on the proxy plane, whose
+/// listeners die with ncc, new requests work again as soon as the watchdog has restarted ncc,
+/// not at the engine's next 30 s reconcile.
+#[test]
+fn a_restarted_ncc_gets_the_desired_state_at_once() {
+    let suite = start();
+    let old = suite.daemon_pids("ncc");
+    assert_eq!(old.len(), 1, "expected one seesaw_ncc: {old:?}");
+    requests(&suite, 3);
+    let engine_log_before = suite.service_log("engine");
+    kill(Pid::from_raw(old[0]), Signal::SIGKILL).expect("kill -9 ncc");
+    let killed_at = Instant::now();
+    let new = wait_for("a new seesaw_ncc", Duration::from_secs(15), || {
+        suite.daemon_pids("ncc").into_iter().find(|&p| p != old[0])
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ncc_back = killed_at.elapsed();
+    wait_until("a request answered again", Duration::from_secs(20), || {
+        matches!(http::get(suite.vip(), "/", Duration::from_millis(500)), Ok(r) if r.status == 200)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let served_again = killed_at.elapsed();
+    eprintln!(
+        "ncc {} killed; new ncc {new} seen after {ncc_back:?}; requests answered again after {served_again:?}",
+        old[0]
+    );
+    let log = suite.service_log("engine");
+    let fresh = log.strip_prefix(engine_log_before.as_str()).unwrap_or(&log);
+    assert!(
+        fresh.contains("ncc restarted: sending it the desired state now"),
+        "the engine did not notice the restart:\n{fresh}"
+    );
+    assert!(
+        served_again < ncc_back + Duration::from_secs(2),
+        "traffic came back {:?} after ncc did",
+        served_again - ncc_back
+    );
+}

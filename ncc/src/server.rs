@@ -133,8 +133,42 @@ impl<P> NccService<P> {
     }
 }
 
+/// This process's boot id: its pid and start time mixed, different for every start.
+fn boot_id() -> u64 {
+    static BOOT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let mut h = twox_hash::XxHash64::with_seed(u64::from(std::process::id()));
+        std::hash::Hasher::write(&mut h, &nanos.to_le_bytes());
+        std::hash::Hasher::finish(&h)
+    })
+}
+
 #[tonic::async_trait]
 impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
+    type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::NccBoot, Status>>;
+
+    async fn watch(&self, req: Request<pb::Empty>) -> Result<Response<Self::WatchStream>, Status> {
+        seesaw_common::peer::require_trusted(&req)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            if tx
+                .send(Ok(pb::NccBoot { boot_id: boot_id() }))
+                .await
+                .is_ok()
+            {
+                // Held until the engine hangs up; ncc's exit closes the stream for it.
+                tx.closed().await;
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+
     async fn apply(
         &self,
         req: Request<pb::DesiredState>,
