@@ -1,8 +1,8 @@
 //! What this node announces over BGP, sans-io (reference §3.6, checklist 55): an anycast VIP is
 //! announced while every service behind it is healthy — exactly while its services are in the
 //! desired data-plane state, because the health rules put an anycast VIP's services there only
-//! when all of them are healthy — plus seesaw.cfg's `[extra_service_anycast]` addresses, always,
-//! and Seesaw's service anycast VIPs (`service_anycast`), which the node also holds.
+//! when all of them are healthy — plus the service anycast VIPs (`service_anycast`: Seesaw's
+//! default pair and seesaw.cfg's `[extra_service_anycast]`), which the node also holds.
 //!
 //! BGP runs only when the config asks for it: cluster.pb has `bgp_peer`s and both ASNs, this node
 //! is `bgp_enabled` (serving or building) and anycast is on (`[cluster] anycast_enabled` and the
@@ -74,24 +74,34 @@ pub(crate) const SERVICE_ANYCAST_V6: Ipv6Addr =
     Ipv6Addr::new(0x2015, 0xcafe, 0xffff, 0, 0, 0, 0, 0x254);
 
 impl EngineState {
-    /// Seesaw's service anycast VIPs this node holds and announces: while anycast is enabled
-    /// (`[cluster] anycast_enabled` and the node's status) and `[bgp] service_anycast` is on,
-    /// each address whose family has a cluster VIP — as Seesaw's `initAnycast` does.
+    /// The service anycast VIPs this node holds and announces, as Seesaw's `initAnycast` does:
+    /// while anycast is enabled (`[cluster] anycast_enabled` and the node's status), Seesaw's
+    /// 192.168.255.254 and 2015:cafe:ffff::254 (unless `[bgp] service_anycast` is off) and the
+    /// `[extra_service_anycast]` addresses, each while a cluster VIP of its family is set.
     pub fn service_anycast(&self) -> Vec<IpAddr> {
         let loaded = self.loaded();
         let s = &loaded.settings;
         let node_anycast = loaded.local_node().is_some_and(|n| n.anycast_enabled);
-        if !(s.anycast_enabled && s.service_anycast && node_anycast) {
+        if !(s.anycast_enabled && node_anycast) {
             return Vec::new();
         }
         let lb = self.lb_desired();
-        [
-            lb.cluster_vip_v4.map(|_| IpAddr::V4(SERVICE_ANYCAST_V4)),
-            lb.cluster_vip_v6.map(|_| IpAddr::V6(SERVICE_ANYCAST_V6)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect()
+        let defaults = [
+            IpAddr::V4(SERVICE_ANYCAST_V4),
+            IpAddr::V6(SERVICE_ANYCAST_V6),
+        ];
+        let mut out: Vec<IpAddr> = defaults
+            .into_iter()
+            .filter(|_| s.service_anycast)
+            .chain(s.extra_service_anycast.iter().copied())
+            .filter(|ip| match ip {
+                IpAddr::V4(_) => lb.cluster_vip_v4.is_some(),
+                IpAddr::V6(_) => lb.cluster_vip_v6.is_some(),
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// How BGP runs under the current config, or `None` when it does not.
@@ -141,7 +151,6 @@ impl EngineState {
             .iter()
             .map(|s| s.key.vip)
             .filter(|ip| serving && is_anycast(*ip))
-            .chain(self.loaded().settings.extra_service_anycast.iter().copied())
             .chain(self.service_anycast())
             .filter(|ip| match ip {
                 IpAddr::V4(_) => settings.next_hop_v4.is_some(),
@@ -244,9 +253,26 @@ mod tests {
     }
 
     #[test]
-    fn extra_service_anycast_addresses_are_always_announced() {
+    fn extra_service_anycast_addresses_are_held_and_announced_like_seesaws() {
         let mut e = state(true, "\n[extra_service_anycast]\ndns = 192.168.255.53\n");
         assert_eq!(routes(&mut e), Some(vec!["192.168.255.53".to_owned()]));
+        let held: Vec<String> = e
+            .evaluate()
+            .1
+            .vips
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            held.contains(&"192.168.255.53 (Anycast)".to_owned()),
+            "{held:?}"
+        );
+        // An IPv6 one waits for an IPv6 cluster VIP, as in Seesaw.
+        let mut e = state(
+            true,
+            "\n[extra_service_anycast]\ndns6 = 2015:cafe:ffff::53\n",
+        );
+        assert_eq!(routes(&mut e), Some(vec![]));
     }
 
     #[test]
