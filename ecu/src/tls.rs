@@ -1,12 +1,20 @@
 //! TLS for the API: the rustls server configuration (ring; optional client certificates from a
-//! CA), an axum [`Listener`] that completes handshakes off the accept path (a slow client cannot
-//! stall others; each handshake has 10 s), and the peer information handlers see ([`Peer`]:
-//! address and the verified client certificate's common name). Also a self-signed certificate
-//! maker for the demo and tests.
+//! CA), an axum [`Listener`] that completes handshakes off the accept path, and the peer
+//! information handlers see ([`Peer`]: address and the verified client certificate's common
+//! name). Also a self-signed certificate maker for the demo and tests.
+//!
+//! The transport holds against slow and greedy clients ([`Limits`]): accepting never waits; a
+//! client address may hold at most `per_addr` connections (handshaking or open) and the listener
+//! `max_conns` in all — beyond that a new connection is closed at once; a handshake has
+//! `handshake_within`; a connection must have had a response written within `header_within` of
+//! its start (slow request headers), and is closed after `idle_within` without a byte either way.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::connect_info::Connected;
@@ -15,17 +23,206 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-/// How long a client may take to finish the handshake.
-const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
 /// Handshaken connections waiting for axum.
 const QUEUE: usize = 64;
-/// Handshakes in progress at once; more connections wait in the kernel's accept queue.
-const MAX_HANDSHAKES: usize = 256;
+
+/// The transport's bounds (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections one client address may hold, handshaking or open.
+    pub per_addr: usize,
+    /// Connections in all.
+    pub max_conns: usize,
+    /// Time for the TLS handshake.
+    pub handshake_within: Duration,
+    /// Time from the connection's start to the first byte of a response (the first request's
+    /// headers must have arrived by then).
+    pub header_within: Duration,
+    /// Time without a byte read or written before the connection is closed.
+    pub idle_within: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_addr: 32,
+            max_conns: 1024,
+            handshake_within: Duration::from_secs(5),
+            header_within: Duration::from_secs(10),
+            idle_within: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Connections held, per client address and in all.
+#[derive(Debug, Default)]
+struct Held {
+    per_addr: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+/// One admitted connection's place in [`Held`]; given back when dropped.
+#[derive(Debug)]
+struct Ticket {
+    held: Arc<Mutex<Held>>,
+    addr: IpAddr,
+}
+
+impl Ticket {
+    fn admit(held: &Arc<Mutex<Held>>, addr: IpAddr, limits: &Limits) -> Option<Self> {
+        let mut h = held.lock().ok()?;
+        let n = h.per_addr.get(&addr).copied().unwrap_or(0);
+        if n >= limits.per_addr || h.total >= limits.max_conns {
+            return None;
+        }
+        h.per_addr.insert(addr, n + 1);
+        h.total += 1;
+        Some(Self {
+            held: Arc::clone(held),
+            addr,
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Ok(mut h) = self.held.lock() {
+            h.total = h.total.saturating_sub(1);
+            if let Some(n) = h.per_addr.get_mut(&self.addr) {
+                *n -= 1;
+                if *n == 0 {
+                    h.per_addr.remove(&self.addr);
+                }
+            }
+        }
+    }
+}
+
+/// A connection handed to axum: its [`Ticket`] and the header and idle deadlines.
+#[derive(Debug)]
+pub struct Guarded {
+    inner: TlsStream<TcpStream>,
+    _ticket: Ticket,
+    started: Instant,
+    answered: bool,
+    last: Instant,
+    limits: Limits,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Guarded {
+    fn new(inner: TlsStream<TcpStream>, ticket: Ticket, started: Instant, limits: Limits) -> Self {
+        Self {
+            inner,
+            _ticket: ticket,
+            started,
+            answered: false,
+            last: Instant::now(),
+            limits,
+            timer: Box::pin(tokio::time::sleep_until(started + limits.header_within)),
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        if self.answered {
+            self.last + self.limits.idle_within
+        } else {
+            (self.started + self.limits.header_within).min(self.last + self.limits.idle_within)
+        }
+    }
+
+    /// `Pending` while the deadline is ahead (the timer then wakes the task), else the error.
+    fn expired(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        let deadline = self.deadline();
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                if self.answered {
+                    "connection idle too long"
+                } else {
+                    "request headers too slow"
+                },
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    self.last = Instant::now();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => match self.expired(cx) {
+                Poll::Ready(e) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r
+            && *n > 0
+        {
+            self.answered = true;
+            self.last = Instant::now();
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &r
+            && *n > 0
+        {
+            self.answered = true;
+            self.last = Instant::now();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -108,22 +305,28 @@ pub struct Peer {
 #[derive(Debug)]
 pub struct TlsListener {
     local: SocketAddr,
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, Peer)>,
+    rx: mpsc::Receiver<(Guarded, Peer)>,
     _accept: tokio::task::JoinHandle<()>,
 }
 
 impl TlsListener {
-    /// Accepts on `tcp` and handshakes with `config`.
+    /// Accepts on `tcp` and handshakes with `config`, within the default [`Limits`].
     pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Self> {
+        Self::with_limits(tcp, config, Limits::default())
+    }
+
+    /// Accepts on `tcp` and handshakes with `config`, within `limits`.
+    pub fn with_limits(
+        tcp: TcpListener,
+        config: Arc<ServerConfig>,
+        limits: Limits,
+    ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let acceptor = TlsAcceptor::from(config);
-        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let held = Arc::new(Mutex::new(Held::default()));
         let accept = tokio::spawn(async move {
             loop {
-                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-                    return;
-                };
                 let (stream, remote) = match tcp.accept().await {
                     Ok(s) => s,
                     Err(e) => {
@@ -133,12 +336,19 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let started = Instant::now();
+                let Some(ticket) = Ticket::admit(&held, remote.ip(), &limits) else {
+                    tracing::debug!(%remote, "connection limit reached: closed");
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let _slot = slot;
-                    let tls = match tokio::time::timeout(HANDSHAKE_WITHIN, acceptor.accept(stream))
-                        .await
+                    let tls = match tokio::time::timeout(
+                        limits.handshake_within,
+                        acceptor.accept(stream),
+                    )
+                    .await
                     {
                         Ok(Ok(tls)) => tls,
                         Ok(Err(e)) => {
@@ -156,7 +366,8 @@ impl TlsListener {
                         .peer_certificates()
                         .and_then(|c| c.first())
                         .and_then(|c| common_name(c.as_ref()));
-                    let _ = tx.send((tls, Peer { remote, cert_cn })).await;
+                    let io = Guarded::new(tls, ticket, started, limits);
+                    let _ = tx.send((io, Peer { remote, cert_cn })).await;
                 });
             }
         });
@@ -175,7 +386,7 @@ impl Drop for TlsListener {
 }
 
 impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = Guarded;
     type Addr = Peer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

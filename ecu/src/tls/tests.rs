@@ -174,3 +174,124 @@ fn self_signed_material_loads_and_bad_files_are_named() {
     let err = server_config(&k, &k, None).expect_err("a key is no certificate");
     assert!(err.to_string().contains("k.pem"), "{err}");
 }
+
+/// A TCP connection to `addr` from the loopback address `from` (so tests can play several
+/// clients on one machine).
+async fn connect_from(from: [u8; 4], addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+    let s = tokio::net::TcpSocket::new_v4()?;
+    s.bind(std::net::SocketAddr::from((from, 0)))?;
+    s.connect(addr).await
+}
+
+/// 300 clients that never finish their TLS handshake (from 127.0.0.2) and 50 that send their
+/// request headers a byte at a time (from 127.0.0.3) do not slow a reader down (from 127.0.0.1):
+/// its p99 stays under 100 ms; the slow-header connections are closed once their deadline
+/// passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr, reason = "the measured latencies are reported")]
+async fn slow_handshakes_and_slow_headers_do_not_starve_a_reader() {
+    use super::Limits;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server_ca = ca("server ca");
+    let (server_pem, key_pem, _, _) = leaf(&server_ca, "lb", &["127.0.0.1"]);
+    std::fs::write(dir.path().join("cert.pem"), &server_pem).expect("write");
+    std::fs::write(dir.path().join("key.pem"), &key_pem).expect("write");
+    let tls = server_config(
+        &dir.path().join("cert.pem"),
+        &dir.path().join("key.pem"),
+        None,
+    )
+    .expect("tls config");
+    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = tcp.local_addr().expect("addr");
+    let limits = Limits {
+        header_within: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let listener = TlsListener::with_limits(tcp, tls, limits).expect("listener");
+    let users = Users::new(vec![User {
+        name: "tom".into(),
+        role: Role::Reader,
+        token_sha256: Some(token_digest("tom-token-0123456789")),
+        cert_cn: None,
+    }]);
+    let audit = AuditLog::open(&dir.path().join("audit.log")).expect("audit");
+    let state = Arc::new(ApiState::new(FakeEngine::new(), users, audit));
+    let app = router(state).into_make_service_with_connect_info::<Peer>();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // 300 connections that say nothing: they would hold handshake slots.
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        if let Ok(s) = connect_from([127, 0, 0, 2], addr).await {
+            silent.push(s);
+        }
+    }
+    // 50 that handshake, then trickle a request line and never finish the headers.
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(
+                rustls::pki_types::pem::PemObject::from_pem_slice(server_ca.pem.as_bytes())
+                    .expect("ca pem"),
+            )
+            .expect("root");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let Ok(tcp) = connect_from([127, 0, 0, 3], addr).await else {
+            continue;
+        };
+        let name = ServerName::try_from("127.0.0.1").expect("name");
+        if let Ok(Ok(mut s)) =
+            tokio::time::timeout(Duration::from_secs(1), connector.connect(name, tcp)).await
+        {
+            let _ = s.write_all(b"GET /v1/whoami HTTP/1.1\r\nHo").await;
+            slow.push(s);
+        }
+    }
+    assert!(
+        !slow.is_empty(),
+        "no slow-header client got through its handshake"
+    );
+    let started = Instant::now();
+    let mut took = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        let answer = request(addr, &server_ca, None, Some("tom-token-0123456789"))
+            .await
+            .expect("the reader's request");
+        took.push(t.elapsed());
+        assert!(answer.contains(r#""user":"tom""#), "{answer}");
+    }
+    took.sort();
+    let p99 = took[took.len() - 1];
+    eprintln!(
+        "reader: median {:?}, p99 {p99:?} with {} silent and {} slow-header clients held",
+        took[took.len() / 2],
+        silent.len(),
+        slow.len()
+    );
+    assert!(p99 <= Duration::from_millis(100), "reader p99 {p99:?}");
+    // Past the header deadline every slow-header connection has been closed by the server.
+    tokio::time::sleep(
+        (limits.header_within + Duration::from_millis(500)).saturating_sub(started.elapsed()),
+    )
+    .await;
+    for s in &mut slow {
+        let mut buf = [0u8; 64];
+        let r = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
+        assert!(
+            matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+            "a slow-header connection is still open: {r:?}"
+        );
+    }
+    server.abort();
+}
