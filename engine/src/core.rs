@@ -208,6 +208,9 @@ pub async fn run<N: Ncc + NccBgp>(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_applied: Option<DesiredState> = None;
+    // A refused apply is retried with backoff while the desired state stays the same (a new
+    // desired state is tried at once): (next try, failures in a row, the state refused).
+    let mut apply_failed: Option<(tokio::time::Instant, u32, DesiredState)> = None;
     let mut last_apply_at = tokio::time::Instant::now();
     let mut plane_kind = String::from("unknown");
     let mut ticks: u64 = 0;
@@ -461,7 +464,10 @@ pub async fn run<N: Ncc + NccBgp>(
             bgp.withdraw_first(&*ncc, bgp_wanted.as_ref()).await;
         }
         let mut plane_holds = last_applied.as_ref() == Some(&desired);
-        if may_apply && (last_applied.as_ref() != Some(&desired) || due || forced) {
+        let backing_off = apply_failed.as_ref().is_some_and(|(at, _, refused)| {
+            tokio::time::Instant::now() < *at && *refused == desired
+        });
+        if may_apply && !backing_off && (last_applied.as_ref() != Some(&desired) || due || forced) {
             match ncc.apply(&desired).await {
                 Ok(c) => {
                     tracing::info!(
@@ -476,13 +482,17 @@ pub async fn run<N: Ncc + NccBgp>(
                     plane_holds = true;
                     dump::record(&applies, desired.services.len(), Ok(c.len()));
                     last_applied = Some(desired);
+                    apply_failed = None;
                     state.apply_result(None);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "applying desired state failed; retrying");
+                    let failures = apply_failed.as_ref().map_or(0, |f| f.1) + 1;
+                    let wait = apply_backoff(failures);
+                    tracing::warn!(error = %e, retry_in = ?wait, "applying desired state failed; the plane keeps what it holds");
                     plane_holds = false;
                     dump::record(&applies, desired.services.len(), Err(e.to_string()));
                     state.apply_result(Some(e.to_string()));
+                    apply_failed = Some((tokio::time::Instant::now() + wait, failures, desired));
                 }
             }
             last_apply_at = tokio::time::Instant::now();
@@ -759,6 +769,58 @@ fn watch_exit(pid: i32, events: mpsc::Sender<Event>) -> Arc<AtomicBool> {
         tracing::debug!(pid, error = %e, "cannot watch the ha process; relying on its reports");
     }
     stop
+}
+
+/// How long after `failures` refused applies in a row (of one desired state) the next try waits:
+/// 1, 2, 4, 8, 16, then every 30 s.
+fn apply_backoff(failures: u32) -> Duration {
+    Duration::from_secs((1u64 << failures.saturating_sub(1).min(5)).min(30))
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+    use crate::ncc_port::FakeNcc;
+
+    #[test]
+    fn apply_backoff_doubles_to_30_s() {
+        let secs: Vec<u64> = (1..=8).map(|n| apply_backoff(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+
+    /// The real loop with the fake ncc: while ncc refuses, the same desired state is retried
+    /// with backoff (not on every loop turn), and the first apply after ncc heals gets through.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_apply_is_retried_with_backoff() {
+        let etc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/demo");
+        let dir = tempfile::tempdir().expect("temp dir");
+        for f in ["seesaw.cfg", "cluster.pb"] {
+            std::fs::copy(etc.join(f), dir.path().join(f)).expect("copy");
+        }
+        let loaded = crate::config::load_dir(dir.path()).expect("the demo config loads");
+        let listener =
+            seesaw_common::uds::bind_exclusive(&dir.path().join("engine.sock")).expect("bind");
+        let ncc = FakeNcc::default();
+        ncc.set_failing(Some("refused for the test"));
+        let shutdown = CancellationToken::new();
+        let engine = tokio::spawn(run(
+            loaded,
+            listener,
+            ncc.clone(),
+            dir.path().to_owned(),
+            shutdown.clone(),
+        ));
+        // Past the start-up gate (3 s without an HA report), then 7 s of refusals: tries at
+        // about 3, 4, 6 and 10 s — not one per loop turn (every tick, every second at least).
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let tries = ncc.attempts();
+        assert!((2..=5).contains(&tries), "{tries} apply attempts in 10 s");
+        ncc.set_failing(None);
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(ncc.applies() >= 1, "healed ncc never got the state");
+        shutdown.cancel();
+        let _ = engine.await;
+    }
 }
 
 #[cfg(test)]

@@ -370,6 +370,8 @@ struct FakeInner {
     services: HashMap<ServiceKey, ServiceSpec>,
     fail: Option<String>,
     applies: usize,
+    /// Every apply call, failed ones included.
+    attempts: usize,
     /// The LB interface as last applied (`None`: never managed).
     lb: Option<crate::desired::LbDesired>,
 }
@@ -397,6 +399,11 @@ impl FakeNcc {
     pub fn applies(&self) -> usize {
         self.inner.lock().expect("fake ncc lock").applies
     }
+
+    /// Number of apply calls, failed ones included.
+    pub fn attempts(&self) -> usize {
+        self.inner.lock().expect("fake ncc lock").attempts
+    }
 }
 
 impl Ncc for FakeNcc {
@@ -409,6 +416,7 @@ impl Ncc for FakeNcc {
 
     async fn apply(&self, desired: &DesiredState) -> Result<Vec<String>, NccError> {
         let mut inner = self.inner.lock().expect("fake ncc lock");
+        inner.attempts += 1;
         if let Some(reason) = &inner.fail {
             return Err(NccError::Unavailable(reason.clone()));
         }
