@@ -15,6 +15,17 @@ pub fn private_umask() {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o027));
 }
 
+/// Raises this process's open-file limit (`RLIMIT_NOFILE`) to its hard limit; returns the limit
+/// now in force. A data plane that holds one socket per service and worker needs it.
+pub fn raise_nofile_limit() -> std::io::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(std::io::Error::from)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(std::io::Error::from)?;
+    }
+    Ok(hard)
+}
+
 /// Writes `bytes` to `path` through a temp file and a rename, so readers see the old or the new
 /// content, never half. The new file is [`FILE_MODE`]; if `path` existed, it keeps that file's
 /// group (an operator's `chgrp seesaw cluster.pb` survives every save).

@@ -39,6 +39,11 @@ fn main() -> ExitCode {
         }
     };
     tracing::info!("{}", seesaw_common::build_info());
+    // The proxy plane holds a socket per service and worker: take every descriptor allowed.
+    match seesaw_common::files::raise_nofile_limit() {
+        Ok(n) => tracing::info!(open_files = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let choice =
         match seesaw_ncc::dataplane::choose_plane(&args.common.config_dir.join("seesaw.cfg")) {
             Ok(c) => c,

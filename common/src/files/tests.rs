@@ -44,3 +44,13 @@ fn ownership_is_read_and_restored() {
     o.apply(&other).unwrap();
     assert_eq!(Ownership::of(&other), Some(o));
 }
+
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let low = hard.min(256);
+    setrlimit(Resource::RLIMIT_NOFILE, low, hard).unwrap();
+    assert_eq!(raise_nofile_limit().unwrap(), hard);
+    assert_eq!(getrlimit(Resource::RLIMIT_NOFILE).unwrap(), (hard, hard));
+}
