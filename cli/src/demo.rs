@@ -20,7 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -62,7 +62,7 @@ const VIP: Ipv4Addr = Ipv4Addr::LOCALHOST;
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     /// Daemon binaries are missing and cannot be built from here.
-    #[error("missing or outdated binaries in {}: {names}; build them with `{command}`", dir.display())]
+    #[error("missing binaries in {}: {names}; build them with `{command}`", dir.display())]
     Binaries {
         /// Where they were looked for.
         dir: PathBuf,
@@ -489,17 +489,13 @@ pub fn pick_ports() -> Result<(u16, u16), DemoError> {
 
 // === binaries ===
 
-/// The daemons that are missing from `dir`, or older than `exe_time` (the `seesaw` binary's
-/// modification time) and so probably built from older sources.
-pub fn stale_binaries(dir: &Path, exe_time: Option<SystemTime>) -> Vec<&'static str> {
+/// The daemons that are missing from `dir`. (Their age says nothing: `cargo build --workspace
+/// --bins` leaves an unchanged daemon older than a rebuilt `seesaw`; when the demo runs under
+/// `cargo run`, cargo itself decides what is out of date.)
+pub fn missing_binaries(dir: &Path) -> Vec<&'static str> {
     DAEMONS
         .into_iter()
-        .filter(
-            |name| match fs::metadata(dir.join(name)).and_then(|m| m.modified()) {
-                Err(_) => true,
-                Ok(t) => exe_time.is_some_and(|exe| t < exe),
-            },
-        )
+        .filter(|name| !dir.join(name).is_file())
         .collect()
 }
 
@@ -512,27 +508,24 @@ pub fn build_args(exe: &Path) -> Vec<&'static str> {
     args
 }
 
-/// Makes sure every daemon exists next to `exe`, running cargo when the demo was started by
-/// `cargo run` (which builds only this binary).
+/// Makes sure every daemon exists next to `exe`. Under `cargo run` (which builds only this
+/// binary) cargo builds the daemons, doing nothing when they are up to date; run directly, the
+/// daemons the README's build command made are used as they are.
 async fn ensure_binaries(exe: &Path, bin_dir: &Path) -> Result<(), DemoError> {
-    let exe_time = fs::metadata(exe).and_then(|m| m.modified()).ok();
-    let stale = stale_binaries(bin_dir, exe_time);
-    if stale.is_empty() {
-        return Ok(());
-    }
+    let missing = missing_binaries(bin_dir);
     let args = build_args(exe);
     let command = format!("cargo {}", args.join(" "));
     let Some(cargo) = std::env::var_os("CARGO") else {
+        if missing.is_empty() {
+            return Ok(());
+        }
         return Err(DemoError::Binaries {
             dir: bin_dir.to_owned(),
-            names: stale.join(", "),
+            names: missing.join(", "),
             command,
         });
     };
-    eprintln!(
-        "building the daemons ({} missing or outdated): {command}",
-        stale.join(", ")
-    );
+    eprintln!("building the daemons if needed: {command}");
     let mut cmd = Command::new(cargo);
     cmd.args(&args)
         .stdin(Stdio::null())
