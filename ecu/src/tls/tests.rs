@@ -88,6 +88,28 @@ async fn request(
     Ok(out)
 }
 
+/// Serves the API with `users` on `listener` (the fake engine, an audit log in `dir`).
+fn serve(
+    listener: TlsListener,
+    users: Users,
+    dir: &std::path::Path,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    let audit = AuditLog::open(&dir.join("audit.log")).expect("audit");
+    let state = Arc::new(ApiState::new(FakeEngine::new(), users, audit));
+    let app = router(state).into_make_service_with_connect_info::<Peer>();
+    tokio::spawn(async move { axum::serve(listener, app).await })
+}
+
+/// Tom, a reader with a token.
+fn tom() -> User {
+    User {
+        name: "tom".into(),
+        role: Role::Reader,
+        token_sha256: Some(token_digest("tom-token-0123456789")),
+        cert_cn: None,
+    }
+}
+
 #[tokio::test]
 async fn client_certificates_and_tokens_over_tls() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -117,17 +139,9 @@ async fn client_certificates_and_tokens_over_tls() {
             token_sha256: None,
             cert_cn: Some("carol.example.com".into()),
         },
-        User {
-            name: "tom".into(),
-            role: Role::Reader,
-            token_sha256: Some(token_digest("tom-token-0123456789")),
-            cert_cn: None,
-        },
+        tom(),
     ]);
-    let audit = AuditLog::open(&dir.path().join("audit.log")).expect("audit");
-    let state = Arc::new(ApiState::new(FakeEngine::new(), users, audit));
-    let app = router(state).into_make_service_with_connect_info::<Peer>();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = serve(listener, users, dir.path());
 
     let (_, _, carol_cert, carol_key) =
         leaf(&client_ca, "carol.example.com", &["carol.example.com"]);
@@ -210,16 +224,7 @@ async fn slow_handshakes_and_slow_headers_do_not_starve_a_reader() {
         ..Limits::default()
     };
     let listener = TlsListener::with_limits(tcp, tls, limits).expect("listener");
-    let users = Users::new(vec![User {
-        name: "tom".into(),
-        role: Role::Reader,
-        token_sha256: Some(token_digest("tom-token-0123456789")),
-        cert_cn: None,
-    }]);
-    let audit = AuditLog::open(&dir.path().join("audit.log")).expect("audit");
-    let state = Arc::new(ApiState::new(FakeEngine::new(), users, audit));
-    let app = router(state).into_make_service_with_connect_info::<Peer>();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = serve(listener, Users::new(vec![tom()]), dir.path());
 
     // 300 connections that say nothing: they would hold handshake slots.
     let mut silent = Vec::new();
