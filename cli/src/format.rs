@@ -573,7 +573,13 @@ fn service(s: &ServiceView) -> String {
         "  State: {}, {}, {}",
         enabled(s.enabled),
         if s.healthy { "healthy" } else { "unhealthy" },
-        if s.active { "active" } else { "inactive" }
+        if !s.not_applied.is_empty() {
+            format!("NOT APPLIED ({})", s.not_applied)
+        } else if s.active {
+            "active".to_owned()
+        } else {
+            "inactive".to_owned()
+        }
     );
     let _ = writeln!(
         out,

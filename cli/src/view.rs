@@ -142,6 +142,9 @@ pub struct ServiceView {
     pub healthy: bool,
     /// Active (programmed in the data plane).
     pub active: bool,
+    /// Why the data plane does not hold it although it should (empty: it does).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub not_applied: String,
     /// Low watermark.
     pub low_watermark: f32,
     /// High watermark.
@@ -315,6 +318,7 @@ impl From<pb::ServiceStatus> for ServiceView {
             enabled: s.enabled,
             healthy: s.healthy,
             active: s.active,
+            not_applied: s.not_applied,
             low_watermark: s.low_watermark,
             high_watermark: s.high_watermark,
             current_watermark: s.current_watermark,

@@ -353,6 +353,7 @@ fn service_from_proto(s: pb::ServiceStatus) -> Service {
         mode: s.mode,
         healthy: s.healthy,
         active: s.active,
+        not_applied: s.not_applied,
         destinations: s
             .destinations
             .into_iter()

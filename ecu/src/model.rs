@@ -39,6 +39,9 @@ pub struct Service {
     pub healthy: bool,
     /// Whether the service is programmed in the data plane.
     pub active: bool,
+    /// Why the data plane does not hold it although it should (empty: it does).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub not_applied: String,
     /// Its backends.
     pub destinations: Vec<Destination>,
 }
@@ -301,6 +304,7 @@ mod tests {
             mode: "NAT".into(),
             healthy: true,
             active: true,
+            not_applied: String::new(),
             destinations: Vec::new(),
         }
     }

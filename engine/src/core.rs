@@ -509,6 +509,14 @@ pub async fn run<N: Ncc + NccBgp>(
         if let Some((Some(reply), outcome)) = pending {
             let _ = reply.send(ReloadReply { outcome, changes });
         }
+        let mut views = views;
+        if !plane_holds {
+            let why = state
+                .apply_error()
+                .unwrap_or("the data plane has not been programmed yet")
+                .to_owned();
+            mark_unapplied(&mut views, last_applied.as_ref(), &why);
+        }
         snap_tx.send_replace(Arc::new(snapshot(&state, &plane_kind, views)));
     }
 
@@ -771,6 +779,23 @@ fn watch_exit(pid: i32, events: mpsc::Sender<Event>) -> Arc<AtomicBool> {
     stop
 }
 
+/// Marks every active service the data plane does not hold as `applied` says (the last desired
+/// state ncc confirmed, if any) as not applied, with `why`: `show vservers` must never call a
+/// service active that the plane refused.
+fn mark_unapplied(views: &mut [VserverView], applied: Option<&DesiredState>, why: &str) {
+    let held_keys: std::collections::HashSet<crate::desired::ServiceKey> = applied
+        .map(|d| d.services.iter().map(|s| s.key).collect())
+        .unwrap_or_default();
+    for v in views {
+        for s in &mut v.services {
+            if s.active && !held_keys.contains(&s.key) {
+                s.active = false;
+                s.not_applied = Some(why.to_owned());
+            }
+        }
+    }
+}
+
 /// How long after `failures` refused applies in a row (of one desired state) the next try waits:
 /// 1, 2, 4, 8, 16, then every 30 s.
 fn apply_backoff(failures: u32) -> Duration {
@@ -781,6 +806,65 @@ fn apply_backoff(failures: u32) -> Duration {
 mod run_tests {
     use super::*;
     use crate::ncc_port::FakeNcc;
+
+    /// A service the plane refused is shown as not applied, with the reason, never active;
+    /// one the plane holds keeps its state.
+    #[test]
+    fn services_the_plane_does_not_hold_are_not_applied_never_active() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc");
+        let loaded = crate::config::load_dir(&dir).expect("the shipped config loads");
+        let mut state = EngineState::new(loaded, SystemTime::now());
+        let (mut views, _) = state.evaluate();
+        for s in views.iter_mut().flat_map(|v| v.services.iter_mut()) {
+            s.active = true;
+        }
+        let all: Vec<&crate::state::ServiceView> =
+            views.iter().flat_map(|v| v.services.iter()).collect();
+        assert!(all.len() >= 2, "the shipped config has several services");
+        // The plane confirmed the first service only.
+        let first = all[0];
+        let applied = DesiredState {
+            services: vec![crate::desired::ServiceSpec {
+                key: first.key,
+                scheduler: first.entry.scheduler,
+                mode: first.entry.mode,
+                persistence: first.entry.persistence,
+                dests: Vec::new(),
+                proxy: first.entry.proxy.clone(),
+                marks: Vec::new(),
+            }],
+            ..DesiredState::default()
+        };
+        let held = first.key;
+        mark_unapplied(
+            &mut views,
+            Some(&applied),
+            "cannot listen: Too many open files",
+        );
+        for s in views.iter().flat_map(|v| v.services.iter()) {
+            if s.key == held {
+                assert!(s.active && s.not_applied.is_none(), "{}", s.key);
+            } else {
+                assert!(!s.active, "{}", s.key);
+                assert_eq!(
+                    s.not_applied.as_deref(),
+                    Some("cannot listen: Too many open files")
+                );
+            }
+        }
+        // Nothing confirmed yet: every active service is not applied.
+        let (mut views, _) = state.evaluate();
+        for s in views.iter_mut().flat_map(|v| v.services.iter_mut()) {
+            s.active = true;
+        }
+        mark_unapplied(&mut views, None, "not yet");
+        assert!(
+            views
+                .iter()
+                .flat_map(|v| v.services.iter())
+                .all(|s| !s.active && s.not_applied.as_deref() == Some("not yet"))
+        );
+    }
 
     #[test]
     fn apply_backoff_doubles_to_30_s() {

@@ -222,6 +222,7 @@ impl pb::engine_server::Engine for EngineService {
                         enabled: sv.enabled,
                         healthy: sv.healthy,
                         active: sv.active,
+                        not_applied: sv.not_applied.clone().unwrap_or_default(),
                         low_watermark: sv.entry.low_watermark,
                         high_watermark: sv.entry.high_watermark,
                         current_watermark: sv.current_watermark,

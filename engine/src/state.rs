@@ -132,6 +132,9 @@ pub struct ServiceView {
     pub healthy: bool,
     /// In the data plane.
     pub active: bool,
+    /// Why the data plane does not hold this service although it should (its last apply was
+    /// refused); `None` when it does. Set by the loop, which knows what ncc confirmed.
+    pub not_applied: Option<String>,
     /// Healthy share of in-service destinations.
     pub current_watermark: f32,
     /// Destinations.
@@ -591,6 +594,11 @@ impl EngineState {
         self.stats = stats;
     }
 
+    /// Why the last apply failed, while it does.
+    pub fn apply_error(&self) -> Option<&str> {
+        self.apply_error.as_deref()
+    }
+
     /// Records the outcome of the last apply (shown in warnings while it fails).
     pub fn apply_result(&mut self, error: Option<String>) {
         self.apply_error = error;
@@ -702,6 +710,7 @@ impl EngineState {
                     enabled: vt.enabled,
                     healthy,
                     active: false,
+                    not_applied: None,
                     current_watermark: ratio,
                     dests,
                 });

@@ -64,6 +64,7 @@ fn web() -> pb::VserverStatus {
             enabled: true,
             healthy: true,
             active: true,
+            not_applied: String::new(),
             low_watermark: 0.0,
             high_watermark: 0.0,
             current_watermark: 0.5,
@@ -131,6 +132,21 @@ Warnings:
   - be2.demo. is unhealthy
 ";
     assert_eq!(text, expected, "got:\n{text}");
+}
+
+/// A service the data plane refused is shown as not applied, with the engine's reason.
+#[test]
+fn vserver_detail_shows_a_service_the_plane_refused() {
+    let mut v = web();
+    v.services[0].active = false;
+    v.services[0].not_applied = "cannot listen on 127.0.0.1:8080/TCP: Too many open files".into();
+    let text = vserver_detail(&VserverView::from(v));
+    assert!(
+        text.contains(
+            "  State: enabled, healthy, NOT APPLIED (cannot listen on 127.0.0.1:8080/TCP: Too many open files)\n"
+        ),
+        "{text}"
+    );
 }
 
 #[test]

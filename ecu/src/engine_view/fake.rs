@@ -323,6 +323,7 @@ fn vservers_of(c: &seesaw_proto::config::Cluster) -> Vec<Vserver> {
                     mode: "NAT".into(),
                     healthy: true,
                     active: true,
+                    not_applied: String::new(),
                     destinations: v
                         .backend
                         .iter()

@@ -26,6 +26,7 @@ fn vserver(name: &str, port: u32) -> Vserver {
             mode: "NAT".into(),
             healthy: true,
             active: true,
+            not_applied: String::new(),
             destinations: vec![Destination {
                 name: "be1".into(),
                 backend: "be1.demo.".into(),
