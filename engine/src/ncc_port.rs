@@ -26,9 +26,9 @@ pub enum NccError {
 impl NccError {
     fn from_status(s: &tonic::Status) -> Self {
         match s.code() {
-            tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => {
-                Self::Refused(s.message().to_owned())
-            }
+            tonic::Code::InvalidArgument
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::Aborted => Self::Refused(s.message().to_owned()),
             _ => Self::Unavailable(format!("{}: {}", s.code(), s.message())),
         }
     }
@@ -634,5 +634,25 @@ impl NccBgp for FakeNcc {
             neighbors,
             b.announced.iter().map(ToString::to_string).collect(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NccError;
+
+    /// A request the plane failed (ncc answers Aborted, e.g. "Too many open files") is reported as
+    /// refused, not as ncc being unreachable; transport failures stay "unavailable".
+    #[test]
+    fn plane_failures_are_refusals_and_transport_failures_unavailability() {
+        let e = NccError::from_status(&tonic::Status::aborted(
+            "data plane error: cannot listen on 127.0.0.1:80/TCP: Too many open files",
+        ));
+        assert_eq!(
+            e.to_string(),
+            "ncc refused the request: data plane error: cannot listen on 127.0.0.1:80/TCP: Too many open files"
+        );
+        let e = NccError::from_status(&tonic::Status::unavailable("connection refused"));
+        assert!(matches!(e, NccError::Unavailable(_)), "{e}");
     }
 }

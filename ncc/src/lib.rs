@@ -40,7 +40,9 @@ impl From<NccError> for tonic::Status {
             NccError::Invalid(_) => Self::invalid_argument(e.to_string()),
             NccError::Unsupported(_) => Self::failed_precondition(e.to_string()),
             NccError::Inconsistent(_) => Self::internal(e.to_string()),
-            NccError::Plane(_) => Self::unavailable(e.to_string()),
+            // The plane failed the request (a bind, a netlink or nft error): ncc itself is up,
+            // so this is not "unavailable" to the caller.
+            NccError::Plane(_) => Self::aborted(e.to_string()),
         }
     }
 }
