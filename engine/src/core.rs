@@ -26,8 +26,8 @@ mod dump;
 
 pub use config_source::ConfigSource;
 use config_source::{
-    CONVERGE_EVERY, FetchReply, LoadReply, apply_fetched, apply_loaded, apply_text, spawn_fetch,
-    start_reload, start_sync,
+    CONVERGE_EVERY, FetchReply, LoadReply, apply_edit, apply_fetched, apply_loaded, spawn_fetch,
+    start_edit, start_reload, start_sync,
 };
 
 /// Everything that can happen to the engine.
@@ -218,6 +218,9 @@ pub async fn run<N: Ncc + NccBgp>(
     let (fetch_tx, mut fetch_rx) = mpsc::channel::<FetchReply>(4);
     let mut fetch_in_flight = false;
     let (load_tx, mut load_rx) = mpsc::channel::<LoadReply>(4);
+    // Edits (UpdateCluster, rollback) are checked and saved off the loop too; one config change
+    // (reload or edit) is in flight at a time.
+    let (edit_tx, mut edit_rx) = mpsc::channel::<LoadReply>(4);
     let mut load_in_flight = false;
     let ncc = Arc::new(ncc);
     let mut bgp = BgpSync::default();
@@ -326,15 +329,20 @@ pub async fn run<N: Ncc + NccBgp>(
                     });
                 }
                 Some(Event::UpdateCluster { text, who, what, reply }) => {
-                    let outcome = apply_text(&mut state, &config_dir, &text, &who, &what);
-                    pending = Some((Some(reply), outcome));
+                    pending = start_edit(&config_dir, text, who, what, &edit_tx, reply, &mut load_in_flight);
                 }
                 Some(Event::Rollback { id, who, reply }) => {
-                    let outcome = match crate::history::History::new(&config_dir).get(id) {
-                        Ok(bytes) => apply_text(&mut state, &config_dir, &bytes, &who, &format!("rollback to version {id}")),
-                        Err(e) => ReloadOutcome::Refused(vec![format!("config history has no version {id}: {e}")]),
-                    };
-                    pending = Some((Some(reply), outcome));
+                    // Reading one history file is small; parsing and saving it run off the loop.
+                    match crate::history::History::new(&config_dir).get(id) {
+                        Ok(bytes) => {
+                            let what = format!("rollback to version {id}");
+                            pending = start_edit(&config_dir, bytes, who, what, &edit_tx, reply, &mut load_in_flight);
+                        }
+                        Err(e) => {
+                            let why = vec![format!("config history has no version {id}: {e}")];
+                            pending = Some((Some(reply), ReloadOutcome::Refused(why)));
+                        }
+                    }
                 }
                 Some(Event::PeerOverrides(list)) => {
                     if state.ha_view().state == "BACKUP" && state.mirror_overrides(&list, SystemTime::now()) {
@@ -400,6 +408,11 @@ pub async fn run<N: Ncc + NccBgp>(
                     bgp.ncc_restarted();
                 }
                 ncc_boot = Some(boot);
+            }
+            Some((checked, reply)) = edit_rx.recv() => {
+                load_in_flight = false;
+                let outcome = apply_edit(&mut state, checked);
+                pending = Some((reply, outcome));
             }
             Some((loaded, reply)) = load_rx.recv() => {
                 load_in_flight = false;

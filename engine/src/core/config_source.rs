@@ -178,13 +178,52 @@ pub(super) async fn start_sync(
 
 /// Validates `bytes` as cluster.pb against the current seesaw.cfg (all errors, nothing changed on
 /// error), then writes it as `<dir>/cluster.pb`, records a history version, and reloads.
-pub(super) fn apply_text(
+/// Starts a config edit (`UpdateCluster`, rollback) off the loop: [`check_and_save`] runs on a
+/// blocking thread — parse, validate, write cluster.pb (fsync) and its history version — and the
+/// result comes back on `tx` for [`apply_edit`]. Refused at once while another config change is
+/// in flight, so edits land on disk in the order they are applied.
+pub(super) fn start_edit(
+    dir: &std::path::Path,
+    bytes: Vec<u8>,
+    who: String,
+    what: String,
+    tx: &mpsc::Sender<LoadReply>,
+    reply: oneshot::Sender<ReloadReply>,
+    in_flight: &mut bool,
+) -> Option<Pending> {
+    if *in_flight {
+        let why = vec!["another configuration change is in progress; try again".to_owned()];
+        return Some((Some(reply), ReloadOutcome::Refused(why)));
+    }
+    *in_flight = true;
+    let (dir, tx) = (dir.to_owned(), tx.clone());
+    tokio::task::spawn_blocking(move || {
+        let checked = check_and_save(&dir, &bytes, &who, &what);
+        let _ = tx.blocking_send((checked, Some(reply)));
+    });
+    None
+}
+
+/// Applies an edit checked and saved by [`start_edit`]; a refused edit changes nothing (and is
+/// not a refused reload: the running config was never in question).
+pub(super) fn apply_edit(
     state: &mut EngineState,
+    checked: Result<Loaded, Vec<String>>,
+) -> ReloadOutcome {
+    match checked {
+        Ok(loaded) => ReloadOutcome::Applied(state.reload(loaded, SystemTime::now())),
+        Err(errors) => ReloadOutcome::Refused(errors),
+    }
+}
+
+/// Validates `bytes` as the new cluster.pb with this node's seesaw.cfg, then saves it and records
+/// a history version. Blocking (file I/O with fsync): never call it on the event loop.
+fn check_and_save(
     dir: &std::path::Path,
     bytes: &[u8],
     who: &str,
     what: &str,
-) -> ReloadOutcome {
+) -> Result<Loaded, Vec<String>> {
     let checked = std::fs::read_to_string(dir.join("seesaw.cfg"))
         .map_err(|e| vec![format!("seesaw.cfg: {e}")])
         .and_then(|t| config::seesaw_cfg::parse(&t))
@@ -195,12 +234,12 @@ pub(super) fn apply_text(
     let loaded = match checked {
         Ok(l) => l,
         Err(errors) => {
-            tracing::warn!(by = %who, errors = ?errors, "config update refused; nothing changed");
-            return ReloadOutcome::Refused(errors);
+            tracing::warn!(by = %who, errors = errors.len(), "config update refused; nothing changed");
+            return Err(config::summarize(errors, config::SHOWN_ERRORS));
         }
     };
     if let Err(e) = crate::history::write_atomic(&dir.join("cluster.pb"), bytes) {
-        return ReloadOutcome::Refused(vec![format!("cannot write cluster.pb: {e}")]);
+        return Err(vec![format!("cannot write cluster.pb: {e}")]);
     }
     match crate::history::History::new(dir).record(bytes, who, what, SystemTime::now()) {
         Ok(v) => tracing::info!(version = v.id, by = %who, "{what}"),
@@ -208,8 +247,7 @@ pub(super) fn apply_text(
             tracing::warn!(error = %e, "config applied but its history version was not saved")
         }
     }
-    let generation = state.reload(loaded, SystemTime::now());
-    ReloadOutcome::Applied(generation)
+    Ok(loaded)
 }
 
 /// Applies a fetched config: validates it, ignores it if older or identical, saves it (text, with
