@@ -30,10 +30,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::demo_backend;
 
 /// The daemons the demo runs, all expected next to the `seesaw` binary.
-pub const DAEMONS: [&str; 6] = [
+pub const DAEMONS: [&str; 7] = [
     "seesaw_watchdog",
     "seesaw_engine",
     "seesaw_ncc",
+    "seesaw_proxy",
     "seesaw_ha",
     "seesaw_healthcheck",
     "seesaw_ecu",
@@ -364,13 +365,16 @@ vserver: <
     )
 }
 
-/// `watchdog.cfg`: every daemon from `bin_dir`, ncc first, engine after it, the rest after the
+/// `watchdog.cfg`: every daemon from `bin_dir`, the proxy relay and ncc first, engine after it, the rest after the
 /// engine. No args: the watchdog hands the directories to its children in their environment.
 pub fn watchdog_cfg(bin_dir: &Path) -> String {
     let bin = |name: &str| bin_dir.join(format!("seesaw_{name}")).display().to_string();
     format!(
         "\
 # Written by `seesaw demo`.
+[proxy]
+binary = {}
+
 [ncc]
 binary = {}
 
@@ -391,6 +395,7 @@ dependency = engine
 binary = {}
 dependency = engine
 ",
+        bin("proxy"),
         bin("ncc"),
         bin("engine"),
         bin("ha"),

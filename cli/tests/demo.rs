@@ -12,10 +12,11 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
-const DAEMONS: [&str; 6] = [
+const DAEMONS: [&str; 7] = [
     "seesaw_watchdog",
     "seesaw_engine",
     "seesaw_ncc",
+    "seesaw_proxy",
     "seesaw_ha",
     "seesaw_healthcheck",
     "seesaw_ecu",

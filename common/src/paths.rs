@@ -11,3 +11,8 @@ pub fn engine_socket(run_dir: &Path) -> PathBuf {
 pub fn ncc_socket(run_dir: &Path) -> PathBuf {
     run_dir.join("ncc").join("ncc.sock")
 }
+
+/// The proxy relay's socket (`seesaw_proxy`, the userspace data plane ncc programs).
+pub fn proxy_socket(run_dir: &Path) -> PathBuf {
+    run_dir.join("proxy").join("proxy.sock")
+}

@@ -12,6 +12,7 @@ use crate::error::LabError;
 pub const ALL: &[&str] = &[
     "seesaw_watchdog",
     "seesaw_ncc",
+    "seesaw_proxy",
     "seesaw_engine",
     "seesaw_ha",
     "seesaw_healthcheck",

@@ -130,7 +130,7 @@ impl ClusterPb {
 }
 
 /// `watchdog.cfg` starting every daemon from the workspace's debug build, in Seesaw's order
-/// (ncc → engine → {ha, healthcheck, ecu}). `term_timeout` is short so teardown finishes inside
+/// (the proxy relay and ncc → engine → {ha, healthcheck, ecu}). `term_timeout` is short so teardown finishes inside
 /// the harness's own grace period; priority 0 so it works unprivileged.
 pub fn watchdog_cfg() -> Result<String, LabError> {
     watchdog_cfg_with(false)
@@ -146,6 +146,7 @@ pub fn watchdog_cfg_shipped_priorities() -> Result<String, LabError> {
 fn watchdog_cfg_with(shipped_priorities: bool) -> Result<String, LabError> {
     let mut s = String::new();
     for (service, dependency, nice) in [
+        ("proxy", None, -10),
         ("ncc", None, -10),
         ("engine", Some("ncc"), -10),
         ("ha", Some("engine"), -15),

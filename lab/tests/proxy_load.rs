@@ -1,4 +1,5 @@
-//! Hot reconfiguration under load, end to end: `seesaw_ncc` (proxy plane, unprivileged) driven
+//! Hot reconfiguration under load, end to end: `seesaw_ncc` (proxy plane, unprivileged, relaying
+//! through `seesaw_proxy`) driven
 //! directly over its gRPC socket takes 1,000 applies — weight changes and a spare backend added
 //! and removed on a TCP and a UDP service, and scheduler changes on a TCP service whose backends
 //! never change — while keep-alive TCP connections, fresh TCP connections and UDP flows run
@@ -35,7 +36,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The ncc process; killed on drop, its log printed if the test is failing.
 struct Ncc {
     child: Child,
+    relay: Child,
     log: PathBuf,
+    relay_log: PathBuf,
     sock: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -53,6 +56,19 @@ impl Ncc {
             "[cluster]\nname = load\n[dataplane]\nkind = proxy\n",
         )
         .expect("seesaw.cfg");
+        let relay_log = dir.path().join("proxy.log");
+        let relay = Command::new(
+            seesaw_lab::bins::binary("seesaw_proxy")
+                .unwrap_or_else(|e| panic!("{e} (run `cargo build --workspace --bins`)")),
+        )
+        .arg("--config-dir")
+        .arg(&cfg)
+        .arg("--run-dir")
+        .arg(&run)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&relay_log).expect("log file"))
+        .spawn()
+        .expect("spawn seesaw_proxy");
         let log = dir.path().join("ncc.log");
         let child = Command::new(bin)
             .arg("--config-dir")
@@ -66,7 +82,9 @@ impl Ncc {
         let sock = run.join("ncc/ncc.sock");
         let ncc = Self {
             child,
+            relay,
             log,
+            relay_log,
             sock,
             _dir: dir,
         };
@@ -85,12 +103,15 @@ impl Ncc {
 
 impl Drop for Ncc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for c in [&mut self.child, &mut self.relay] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         if thread::panicking() {
             eprintln!(
-                "--- seesaw_ncc log ---\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
+                "--- seesaw_ncc log ---\n{}\n--- seesaw_proxy log ---\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default(),
+                std::fs::read_to_string(&self.relay_log).unwrap_or_default()
             );
         }
     }

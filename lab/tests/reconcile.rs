@@ -103,7 +103,7 @@ impl Rig {
 }
 
 fn apply(plane: &mut FakeDataplane, desired: &DesiredState) -> Vec<String> {
-    let services = seesaw_ncc::server::services_from_pb(desired_to_pb(desired)).unwrap();
+    let services = seesaw_ncc::convert::services_from_pb(desired_to_pb(desired)).unwrap();
     dataplane::apply(plane, &services)
         .unwrap()
         .iter()

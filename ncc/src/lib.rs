@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 pub mod bgp;
+pub mod convert;
 pub mod dataplane;
 pub mod kernel;
 pub mod model;

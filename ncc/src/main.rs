@@ -6,7 +6,7 @@ use clap::Parser;
 use seesaw_common::{args::CommonArgs, exit, paths, uds};
 use seesaw_ncc::dataplane::ipvs::{IpvsPlane, sys::Netlink};
 use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
-use seesaw_ncc::dataplane::proxy::ProxyPlane;
+use seesaw_ncc::dataplane::relay::RelayPlane;
 
 /// The Seesaw network control centre.
 #[derive(Debug, Parser)]
@@ -39,11 +39,6 @@ fn main() -> ExitCode {
         }
     };
     tracing::info!("{}", seesaw_common::build_info());
-    // The proxy plane holds a socket per service and worker: take every descriptor allowed.
-    match seesaw_common::files::raise_nofile_limit() {
-        Ok(n) => tracing::info!(open_files = n, "open-file limit"),
-        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
-    }
     let choice =
         match seesaw_ncc::dataplane::choose_plane(&args.common.config_dir.join("seesaw.cfg")) {
             Ok(c) => c,
@@ -142,8 +137,12 @@ fn main() -> ExitCode {
                     &seesaw_ncc::kernel::sysctl::per_interface(&[name.as_str()]),
                 );
             }
-            seesaw_ncc::server::run_with_interfaces(ProxyPlane::new(), vips, lb, listener, shutdown)
-                .await
+            // The relay runs in its own process (`seesaw_proxy`, started by the watchdog), so the
+            // connections it carries outlive ncc.
+            let relay = paths::proxy_socket(&args.common.run_dir);
+            tracing::info!(relay = %relay.display(), "the proxy relay is seesaw_proxy");
+            let plane = RelayPlane::connect(&relay, tokio::runtime::Handle::current());
+            seesaw_ncc::server::run_with_interfaces(plane, vips, lb, listener, shutdown).await
         };
         match served {
             Ok(()) => ExitCode::from(exit::OK),

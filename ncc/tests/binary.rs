@@ -1,6 +1,8 @@
 //! The `seesaw_ncc` binary as the watchdog runs it: it refuses a data plane this build lacks, and
 //! it serves its API on the run dir's socket, applies a desired state (real traffic flows through
-//! the proxy plane), reports zero changes when re-sent the same state, and stops on SIGTERM.
+//! the proxy relay, `seesaw_proxy`), reports zero changes when re-sent the same state, and stops
+//! on SIGTERM. Relayed connections outlive kill -9 of ncc, and a restarted relay is announced on
+//! ncc's `Watch` stream at once.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,6 +13,60 @@ use seesaw_proto::ncc as pb;
 
 fn ncc() -> Command {
     Command::new(env!("CARGO_BIN_EXE_seesaw_ncc"))
+}
+
+/// `seesaw_proxy` (the relay) for `cfg` and `run`; killed on drop.
+fn relay(cfg: &std::path::Path, run: &std::path::Path) -> Killed {
+    let child = Command::new(env!("CARGO_BIN_EXE_seesaw_proxy"))
+        .arg("--config-dir")
+        .arg(cfg)
+        .arg("--run-dir")
+        .arg(run)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Killed(child)
+}
+
+/// `seesaw_ncc` for `cfg` and `run`; killed on drop.
+fn start_ncc(cfg: &std::path::Path, run: &std::path::Path) -> Killed {
+    let child = ncc()
+        .arg("--config-dir")
+        .arg(cfg)
+        .arg("--run-dir")
+        .arg(run)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Killed(child)
+}
+
+/// A child killed (SIGKILL) and reaped on drop.
+struct Killed(std::process::Child);
+
+impl Killed {
+    fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn wait_for_socket(sock: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            sock.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -42,6 +98,7 @@ fn serves_applies_and_stops_on_sigterm() {
     )
     .unwrap();
     let run = tempfile::tempdir().unwrap();
+    let _relay = relay(cfg.path(), run.path());
     let mut child = ncc()
         .arg("--config-dir")
         .arg(cfg.path())
@@ -131,4 +188,149 @@ fn serves_applies_and_stops_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A backend that answers every line with "ok\n" on connections it keeps open.
+fn line_backend() -> u16 {
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = backend.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in backend.incoming().take(64) {
+            let Ok(s) = s else { return };
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let mut r = std::io::BufReader::new(s);
+                let mut line = String::new();
+                while std::io::BufRead::read_line(&mut r, &mut line).is_ok_and(|n| n > 0) {
+                    line.clear();
+                    if w.write_all(b"ok\n").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn ask(s: &mut std::io::BufReader<TcpStream>) -> String {
+    s.get_mut().write_all(b"ping\n").unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(s, &mut line).unwrap();
+    line
+}
+
+fn connect(port: u16) -> std::io::BufReader<TcpStream> {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::io::BufReader::new(s)
+}
+
+#[test]
+#[allow(
+    clippy::print_stderr,
+    reason = "the restart time is reported to the person running the test"
+)]
+fn relayed_connections_outlive_ncc_and_a_relay_restart_is_announced_at_once() {
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("seesaw.cfg"),
+        "[cluster]\nname = x\n[dataplane]\nkind = proxy\n",
+    )
+    .unwrap();
+    let run = tempfile::tempdir().unwrap();
+    let sock = run.path().join("ncc/ncc.sock");
+    let mut relay_proc = relay(cfg.path(), run.path());
+    let mut ncc_proc = start_ncc(cfg.path(), run.path());
+    wait_for_socket(&sock);
+    let backend = line_backend();
+    let vip_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let desired = pb::DesiredState {
+        services: vec![pb::Service {
+            address: "127.0.0.1".into(),
+            protocol: pb::Protocol::Tcp as i32,
+            port: u32::from(vip_port),
+            scheduler: pb::Scheduler::Wlc as i32,
+            mode: pb::ForwardMode::Nat as i32,
+            destinations: vec![pb::Destination {
+                address: "127.0.0.1".into(),
+                port: u32::from(backend),
+                weight: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = || {
+        pb::ncc_client::NccClient::new(seesaw_common::uds::channel(&sock, Duration::from_secs(5)))
+    };
+    let apply = |d: &pb::DesiredState| {
+        rt.block_on(async {
+            // A restarted ncc may take a moment to bind its socket.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match client().apply(d.clone()).await {
+                    Ok(r) => return r.into_inner().changes,
+                    Err(e) if Instant::now() < deadline => {
+                        let _ = e;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(e) => panic!("apply failed: {e}"),
+                }
+            }
+        })
+    };
+    assert_eq!(apply(&desired).len(), 2);
+    let mut kept = connect(vip_port);
+    assert_eq!(ask(&mut kept), "ok\n");
+
+    // kill -9 of ncc: the established connection and new ones keep working.
+    ncc_proc.kill9();
+    assert_eq!(ask(&mut kept), "ok\n", "the established connection broke");
+    assert_eq!(ask(&mut connect(vip_port)), "ok\n");
+    // A restarted ncc adopts what the relay holds: the same state changes nothing.
+    let _ = std::fs::remove_file(&sock);
+    ncc_proc = start_ncc(cfg.path(), run.path());
+    wait_for_socket(&sock);
+    assert_eq!(
+        apply(&desired),
+        Vec::<String>::new(),
+        "a restarted ncc re-did the relay's work"
+    );
+    assert_eq!(ask(&mut kept), "ok\n");
+
+    // kill -9 of the relay: ncc's Watch stream sends a new id at once (the engine re-sends on it).
+    let (first, second, took) = rt.block_on(async {
+        let mut stream = client().watch(pb::Empty {}).await.unwrap().into_inner();
+        let first = stream.message().await.unwrap().unwrap().boot_id;
+        relay_proc.kill9();
+        let killed = Instant::now();
+        relay_proc = relay(cfg.path(), run.path());
+        let second = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("no new id within 10 s of the relay's restart")
+            .unwrap()
+            .unwrap()
+            .boot_id;
+        (first, second, killed.elapsed())
+    });
+    assert_ne!(first, second);
+    eprintln!(
+        "relay restart announced {} ms after kill -9",
+        took.as_millis()
+    );
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // The restarted relay is empty; the re-sent state fills it.
+    assert_eq!(apply(&desired).len(), 2);
+    assert_eq!(ask(&mut connect(vip_port)), "ok\n");
+    drop(ncc_proc);
 }

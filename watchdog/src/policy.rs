@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The pause after every exit, before any failure penalty.
-pub const RESTART_DELAY: Duration = Duration::from_secs(2);
+/// The pause after every exit, before any failure penalty. Short, because a single crash of a
+/// data-plane process (the proxy relay above all) is an outage until it is back; a crash loop
+/// still backs off by [`FAILURE_PENALTY`] per failure. (Seesaw waits 2 s.)
+pub const RESTART_DELAY: Duration = Duration::from_millis(200);
 /// Extra pause per consecutive failed run before the one that just ended.
 pub const FAILURE_PENALTY: Duration = Duration::from_secs(5);
 /// The longest pause between two runs.
@@ -140,6 +142,11 @@ mod tests {
         Duration::from_secs(s)
     }
 
+    /// The delay after a failed run that followed `n` consecutive failures.
+    fn after(n: u32) -> Duration {
+        RESTART_DELAY + FAILURE_PENALTY * n
+    }
+
     #[test]
     fn crash_loop_backs_off_and_caps() {
         let t0 = Instant::now();
@@ -151,10 +158,9 @@ mod tests {
             now += secs(1);
             delays.push(p.ended(now, false));
         }
-        let want: Vec<Duration> = [2, 7, 12, 17, 22, 27, 32, 37, 42, 47, 52, 57, 60, 60, 60]
-            .into_iter()
-            .map(secs)
-            .collect();
+        let want: Vec<Duration> = (0..15).map(|n| after(n).min(secs(60))).collect();
+        assert_eq!(want[11], Duration::from_millis(55_200));
+        assert_eq!(want[12], secs(60));
         assert_eq!(delays, want);
         assert_eq!(p.failures(), 15);
     }
@@ -164,15 +170,15 @@ mod tests {
         let t0 = Instant::now();
         let mut p = RestartPolicy::default();
         p.started(t0);
-        assert_eq!(p.ended(t0 + secs(1), false), secs(2));
+        assert_eq!(p.ended(t0 + secs(1), false), after(0));
         p.started(t0 + secs(3));
-        assert_eq!(p.ended(t0 + secs(4), false), secs(7));
+        assert_eq!(p.ended(t0 + secs(4), false), after(1));
         // The penalty counts the failures before this run, even though this one succeeded.
         p.started(t0 + secs(11));
-        assert_eq!(p.ended(t0 + secs(12), true), secs(12));
+        assert_eq!(p.ended(t0 + secs(12), true), after(2));
         assert_eq!(p.failures(), 0);
         p.started(t0 + secs(30));
-        assert_eq!(p.ended(t0 + secs(31), false), secs(2));
+        assert_eq!(p.ended(t0 + secs(31), false), after(0));
     }
 
     #[test]
@@ -185,19 +191,19 @@ mod tests {
         }
         assert_eq!(p.failures(), 4);
         p.started(t0 + secs(100));
-        // Exactly HEALTHY_RUN counts as healthy: the first crash after it restarts after 2s.
-        assert_eq!(p.ended(t0 + secs(130), false), secs(2));
+        // Exactly HEALTHY_RUN counts as healthy: the first crash after it restarts after RESTART_DELAY.
+        assert_eq!(p.ended(t0 + secs(130), false), after(0));
         assert_eq!(p.failures(), 1);
         p.started(t0 + secs(200));
-        assert_eq!(p.ended(t0 + secs(229), false), secs(7));
+        assert_eq!(p.ended(t0 + secs(229), false), after(1));
     }
 
     #[test]
     fn spawn_failure_counts_as_failed_run() {
         let mut p = RestartPolicy::default();
         let now = Instant::now();
-        assert_eq!(p.ended(now, false), secs(2));
-        assert_eq!(p.ended(now, false), secs(7));
+        assert_eq!(p.ended(now, false), after(0));
+        assert_eq!(p.ended(now, false), after(1));
         assert_eq!(p.failures(), 2);
     }
 

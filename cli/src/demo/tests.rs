@@ -25,7 +25,10 @@ fn watchdog_cfg_is_ini_with_absolute_binaries_and_order() {
     let dir = Path::new("/opt/seesaw bin");
     let ini = ini::Ini::load_from_str(&watchdog_cfg(dir)).expect("valid INI");
     let sections: Vec<&str> = ini.sections().flatten().collect();
-    assert_eq!(sections, ["ncc", "engine", "ha", "healthcheck", "ecu"]);
+    assert_eq!(
+        sections,
+        ["proxy", "ncc", "engine", "ha", "healthcheck", "ecu"]
+    );
     for name in sections {
         let props = ini.section(Some(name)).expect("section");
         assert_eq!(
@@ -34,7 +37,7 @@ fn watchdog_cfg_is_ini_with_absolute_binaries_and_order() {
         );
         assert_eq!(props.get("args"), None);
         let dependency = match name {
-            "ncc" => None,
+            "proxy" | "ncc" => None,
             "engine" => Some("ncc"),
             _ => Some("engine"),
         };

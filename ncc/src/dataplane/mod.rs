@@ -9,6 +9,7 @@ pub mod fake;
 pub mod ipvs;
 pub mod nftables;
 pub mod proxy;
+pub mod relay;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -87,6 +88,23 @@ pub trait Dataplane: Send + 'static {
         let s = self.stats();
         Box::new(move || s)
     }
+    /// Makes the plane hold `desired` and returns the changes made, as text. The default is
+    /// [`apply`] (check the request, diff against [`Dataplane::current`], commit); a plane in
+    /// another process ([`relay::RelayPlane`]) checks the request, sends the whole state, and
+    /// that process diffs it against what it holds.
+    fn apply_desired(&mut self, desired: &[Service]) -> Result<Vec<String>, NccError> {
+        Ok(apply(self, desired)?
+            .iter()
+            .map(ToString::to_string)
+            .collect())
+    }
+    /// A value that changes whenever the plane lost its state outside ncc's control (the proxy
+    /// relay restarted): ncc's `Watch` stream then sends the engine a new id, and the engine
+    /// re-sends the desired state at once. `None`: the plane's state lives and dies with ncc's
+    /// view of it.
+    fn epoch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// See [`Dataplane::stats_reader`].
@@ -149,6 +167,17 @@ pub fn apply<P: Dataplane + ?Sized>(
     plane: &mut P,
     desired: &[Service],
 ) -> Result<Vec<Change>, NccError> {
+    check(&*plane, desired)?;
+    plane.refresh()?;
+    let changes = diff(&plane.current(), desired);
+    if !changes.is_empty() {
+        plane.commit(&changes)?;
+    }
+    Ok(changes)
+}
+
+/// Refuses the whole request if any service of it is malformed or `plane` cannot hold it.
+pub fn check<P: Dataplane + ?Sized>(plane: &P, desired: &[Service]) -> Result<(), NccError> {
     let invalid = fwmark_problems(desired);
     if !invalid.is_empty() {
         return Err(NccError::Invalid(invalid));
@@ -160,12 +189,44 @@ pub fn apply<P: Dataplane + ?Sized>(
     if !refused.is_empty() {
         return Err(NccError::Unsupported(refused));
     }
-    plane.refresh()?;
-    let changes = diff(&plane.current(), desired);
-    if !changes.is_empty() {
-        plane.commit(&changes)?;
+    Ok(())
+}
+
+/// `current` with `changes` applied, in order: what a plane holding `current` holds after a
+/// commit of `changes`. `fold(c, &diff(c, d))` is `d` (up to order).
+pub fn fold(current: &[Service], changes: &[Change]) -> Vec<Service> {
+    let mut m: BTreeMap<ServiceKey, Service> = current.iter().map(|s| (s.key, s.clone())).collect();
+    for c in changes {
+        match c {
+            Change::AddService(s) => {
+                m.insert(s.key, s.clone());
+            }
+            Change::DeleteService(k) => {
+                m.remove(k);
+            }
+            Change::UpdateService(s) => {
+                if let Some(x) = m.get_mut(&s.key) {
+                    *x = Service {
+                        dests: std::mem::take(&mut x.dests),
+                        ..s.clone()
+                    };
+                }
+            }
+            Change::AddDest(k, d) | Change::UpdateDest(k, d) => {
+                if let Some(x) = m.get_mut(k) {
+                    x.dests.retain(|y| y.addr != d.addr);
+                    x.dests.push(*d);
+                    x.dests.sort();
+                }
+            }
+            Change::DeleteDest(k, d) => {
+                if let Some(x) = m.get_mut(k) {
+                    x.dests.retain(|y| y.addr != d.addr);
+                }
+            }
+        }
     }
-    Ok(changes)
+    m.into_values().collect()
 }
 
 /// Every problem with the request's firewall-mark services: each service's own fields

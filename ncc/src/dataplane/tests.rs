@@ -81,3 +81,37 @@ fn unsupported_service_refuses_the_whole_request() {
     }
     assert!(plane.current().is_empty());
 }
+
+/// What the relay plane keeps as "held" after a commit is the fold of the changes: folding the
+/// diff of any two states onto the first gives the second.
+#[test]
+fn folding_a_diff_gives_the_desired_state() {
+    let mut rr = svc(80, &[(1, 1), (2, 1)]);
+    rr.scheduler = Scheduler::Rr;
+    let states = [
+        vec![],
+        vec![svc(80, &[(1, 1), (2, 1)])],
+        vec![rr, svc(81, &[(3, 2)])],
+        vec![svc(80, &[(2, 5), (4, 1)]), svc(82, &[])],
+        vec![svc(81, &[(1, 0), (3, 2)])],
+    ];
+    for a in &states {
+        for b in &states {
+            assert_eq!(&fold(a, &diff(a, b)), b, "from {a:?}");
+        }
+    }
+}
+
+/// Services round-trip through the proto form ncc sends the relay, proxy options and groups
+/// included.
+#[test]
+fn services_survive_the_trip_to_the_relay() {
+    let mut s = svc(80, &[(1, 1), (2, 1)]);
+    s.opts.groups = vec![String::new(), "canary".into()];
+    s.opts.drain_timeout_ms = 1500;
+    s.dests[1].group = 1;
+    s.dests[0].backup = true;
+    let want = vec![s, svc(81, &[(3, 7)])];
+    let back = crate::convert::services_from_pb(crate::convert::services_to_pb(&want)).unwrap();
+    assert_eq!(back, want);
+}

@@ -892,7 +892,7 @@ fn the_lb_interface_from_the_wire_is_checked() {
             },
         ],
     };
-    let w = crate::server::lb_from_pb(&good).unwrap();
+    let w = crate::convert::lb_from_pb(&good).unwrap();
     assert_eq!(w.vmac, Some(vmac(60)));
     assert_eq!(w.garp_interval, Duration::from_secs(10));
     assert_eq!(
@@ -900,7 +900,7 @@ fn the_lb_interface_from_the_wire_is_checked() {
         [10, 20],
         "sorted"
     );
-    let fast = crate::server::lb_from_pb(&pb::LbInterface {
+    let fast = crate::convert::lb_from_pb(&pb::LbInterface {
         garp_interval_ms: 1,
         use_vmac: false,
         vrid: 0,
@@ -934,7 +934,7 @@ fn the_lb_interface_from_the_wire_is_checked() {
         ],
         ..good
     };
-    match crate::server::lb_from_pb(&bad) {
+    match crate::convert::lb_from_pb(&bad) {
         Err(NccError::Invalid(why)) => assert_eq!(why.len(), 9, "{why:#?}"),
         other => panic!("expected Invalid, got {other:?}"),
     }

@@ -286,7 +286,7 @@ fn vips_from_the_wire_are_checked() {
         address: a.into(),
         kind: k as i32,
     };
-    let got = crate::server::vips_from_pb(&[
+    let got = crate::convert::vips_from_pb(&[
         v("2001:db8::1", pb::VipKind::Anycast),
         v("192.0.2.1", pb::VipKind::Unicast),
         v("192.0.2.1", pb::VipKind::Unicast),
@@ -300,7 +300,7 @@ fn vips_from_the_wire_are_checked() {
         ],
         "sorted, duplicates merged"
     );
-    match crate::server::vips_from_pb(&[
+    match crate::convert::vips_from_pb(&[
         v("0.0.0.0", pb::VipKind::Unicast),
         v("ff02::1", pb::VipKind::Anycast),
         v("nonsense", pb::VipKind::Dedicated),

@@ -265,37 +265,7 @@ impl Dataplane for ProxyPlane {
     }
 
     fn unsupported(&self, s: &Service) -> Option<String> {
-        if s.key.is_fwmark() {
-            return Some(
-                "firewall-mark services need a kernel plane (nftables or ipvs): a userspace \
-                 proxy accepts connections on VIP:port sockets and never sees packet marks"
-                    .into(),
-            );
-        }
-        if s.mode != ForwardMode::Nat {
-            return Some(format!(
-                "mode {:?} is not possible in a userspace proxy (use NAT)",
-                s.mode
-            ));
-        }
-        if s.persistence > 0 {
-            return Some(
-                "persistence is not available in the proxy data plane (use sh or mh for affinity)"
-                    .into(),
-            );
-        }
-        if s.key.proto == Protocol::Udp
-            && s.opts
-                .rules
-                .iter()
-                .any(|r| r.conds.iter().any(|c| c.field == Field::Sni))
-        {
-            return Some("the TLS server name is a TCP routing key; this service is UDP".into());
-        }
-        if let Err(e) = rules::Compiled::compile(&s.opts) {
-            return Some(e.to_string());
-        }
-        None
+        unsupported(s)
     }
 
     fn current(&self) -> Vec<Service> {
@@ -381,6 +351,42 @@ impl Dataplane for ProxyPlane {
             })
             .collect()
     }
+}
+
+/// Why the proxy plane cannot hold `s`, if it cannot (also asked by ncc of the relay's
+/// services before they are sent).
+pub fn unsupported(s: &Service) -> Option<String> {
+    if s.key.is_fwmark() {
+        return Some(
+            "firewall-mark services need a kernel plane (nftables or ipvs): a userspace \
+             proxy accepts connections on VIP:port sockets and never sees packet marks"
+                .into(),
+        );
+    }
+    if s.mode != ForwardMode::Nat {
+        return Some(format!(
+            "mode {:?} is not possible in a userspace proxy (use NAT)",
+            s.mode
+        ));
+    }
+    if s.persistence > 0 {
+        return Some(
+            "persistence is not available in the proxy data plane (use sh or mh for affinity)"
+                .into(),
+        );
+    }
+    if s.key.proto == Protocol::Udp
+        && s.opts
+            .rules
+            .iter()
+            .any(|r| r.conds.iter().any(|c| c.field == Field::Sni))
+    {
+        return Some("the TLS server name is a TCP routing key; this service is UDP".into());
+    }
+    if let Err(e) = rules::Compiled::compile(&s.opts) {
+        return Some(e.to_string());
+    }
+    None
 }
 
 fn running<'a>(

@@ -282,7 +282,7 @@ fn pb_cond(offset: u32, length: u32, op: pb::PayloadOp, value: &[u8]) -> pb::Pay
 
 /// Converts through ncc's API conversion, as a request from the engine would be.
 fn from_pb(s: pb::Service) -> Service {
-    crate::server::services_from_pb(pb::DesiredState {
+    crate::convert::services_from_pb(pb::DesiredState {
         services: vec![s],
         ..Default::default()
     })

@@ -1,0 +1,87 @@
+//! `seesaw_proxy`: the proxy relay, the userspace data plane in a process of its own. It holds
+//! the listening sockets and every relayed connection, and serves ncc's `Ncc` API (`Apply`,
+//! `GetState`, `Watch`) on `<run>/proxy/proxy.sock` for ncc alone; so kill -9 of ncc (or of the
+//! engine, or of anything else) never breaks a relayed connection. It changes nothing in the
+//! kernel: its only privilege is binding VIP ports below 1024 (CAP_NET_BIND_SERVICE).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use seesaw_common::{args::CommonArgs, exit, paths, uds};
+use seesaw_ncc::dataplane::proxy::ProxyPlane;
+
+/// The Seesaw proxy relay.
+#[derive(Debug, Parser)]
+#[command(name = "seesaw_proxy", version)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[allow(clippy::print_stderr, reason = "startup errors go to the terminal")]
+fn main() -> ExitCode {
+    seesaw_common::files::private_umask();
+    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args()))
+    {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let _log = match seesaw_common::logging::init("seesaw_proxy", args.common.log_dir.as_deref()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("seesaw_proxy: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    tracing::info!("{}", seesaw_common::build_info());
+    // A socket per service and worker: take every descriptor allowed.
+    match seesaw_common::files::raise_nofile_limit() {
+        Ok(n) => tracing::info!(open_files = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("seesaw_proxy: cannot start runtime: {e}");
+            return ExitCode::from(exit::OSERR);
+        }
+    };
+    rt.block_on(async move {
+        let socket = paths::proxy_socket(&args.common.run_dir);
+        let listener = match uds::bind_exclusive(&socket) {
+            Ok(l) => l,
+            Err(e @ uds::BindError::AlreadyRunning(_)) => {
+                tracing::error!("{e}");
+                return ExitCode::from(exit::UNAVAILABLE);
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "cannot bind the proxy relay socket");
+                return ExitCode::from(exit::OSERR);
+            }
+        };
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        if let Err(e) = seesaw_common::signal::install(shutdown.clone()) {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::from(exit::OSERR);
+        }
+        tracing::info!(socket = %socket.display(), "proxy relay serving");
+        match seesaw_ncc::server::run(ProxyPlane::new(), listener, shutdown).await {
+            Ok(()) => ExitCode::from(exit::OK),
+            Err(e) => {
+                tracing::error!(error = ?e, "proxy relay failed");
+                ExitCode::from(exit::SOFTWARE)
+            }
+        }
+    })
+}

@@ -1,0 +1,190 @@
+//! The proxy plane as ncc sees it when the relay runs in its own process (`seesaw_proxy`): the
+//! listening sockets and every relayed connection live there, so they outlive ncc — kill -9 of
+//! ncc breaks no connection, and a restarted ncc adopts what the relay holds (the relay diffs
+//! each desired state against its own truth).
+//!
+//! ncc talks to the relay with the same `Ncc` gRPC API the engine uses on ncc (`Apply` with the
+//! services only, `GetState`, `Watch`), over the relay's Unix socket. Calls are blocking: ncc
+//! makes them from the blocking thread its applies run on. The relay's `Watch` stream gives its
+//! boot id; a new one (the relay restarted, empty) becomes this plane's [`Dataplane::epoch`], so
+//! the engine re-sends the desired state at once and the relay is refilled within milliseconds
+//! of its restart.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use seesaw_proto::ncc as pb;
+use tokio::runtime::Handle;
+use tonic::transport::Channel;
+
+use super::{Change, Dataplane, ServiceStats, StatsReader, check, fold};
+use crate::NccError;
+use crate::model::Service;
+
+/// Deadline of one call to the relay (an apply binds sockets: at 10,000 services, seconds).
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the watcher retries a relay that is away.
+const WATCH_RETRY: Duration = Duration::from_millis(20);
+
+/// The proxy relay, driven from ncc.
+#[derive(Debug)]
+pub struct RelayPlane {
+    socket: PathBuf,
+    client: pb::ncc_client::NccClient<Channel>,
+    handle: Handle,
+    /// What the relay accepted last (its truth is its own; this serves [`Dataplane::current`]).
+    held: Vec<Service>,
+    epoch: tokio::sync::watch::Receiver<u64>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RelayPlane {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+impl RelayPlane {
+    /// A plane driving the relay at `socket`, with calls and the watcher on `handle`. Connects
+    /// lazily: the relay may start after ncc (or restart at any time).
+    pub fn connect(socket: &Path, handle: Handle) -> Self {
+        let _guard = handle.enter();
+        let channel = seesaw_common::uds::channel(socket, CALL_TIMEOUT);
+        let client = pb::ncc_client::NccClient::new(channel);
+        let (tx, epoch) = tokio::sync::watch::channel(0);
+        let watcher = handle.spawn(watch_relay(client.clone(), socket.to_owned(), tx));
+        Self {
+            socket: socket.to_owned(),
+            client,
+            handle: handle.clone(),
+            held: Vec::new(),
+            epoch,
+            watcher,
+        }
+    }
+
+    fn unreachable(&self, s: &tonic::Status) -> NccError {
+        NccError::Plane(format!(
+            "the proxy relay seesaw_proxy at {} is not answering ({}: {}); the watchdog \
+             restarts it, and ncc re-sends the services the moment it is back",
+            self.socket.display(),
+            s.code(),
+            s.message()
+        ))
+    }
+
+    /// Sends `desired` to the relay; returns the changes it made.
+    fn send(&mut self, desired: &[Service]) -> Result<Vec<String>, NccError> {
+        let mut client = self.client.clone();
+        let req = crate::convert::services_to_pb(desired);
+        let reply = self.handle.block_on(client.apply(req));
+        match reply {
+            Ok(r) => {
+                self.held = desired.to_vec();
+                Ok(r.into_inner().changes)
+            }
+            Err(s) => Err(match s.code() {
+                tonic::Code::InvalidArgument => NccError::Invalid(vec![relayed(&s)]),
+                tonic::Code::FailedPrecondition => NccError::Unsupported(vec![relayed(&s)]),
+                tonic::Code::Aborted | tonic::Code::Internal => NccError::Plane(relayed(&s)),
+                _ => self.unreachable(&s),
+            }),
+        }
+    }
+}
+
+/// The relay's own message, without the "data plane error: " its status repeats.
+fn relayed(s: &tonic::Status) -> String {
+    let m = s.message();
+    for prefix in [
+        "data plane error: ",
+        "invalid request: ",
+        "not supported by this data plane: ",
+    ] {
+        if let Some(rest) = m.strip_prefix(prefix) {
+            return format!("proxy relay: {rest}");
+        }
+    }
+    format!("proxy relay: {m}")
+}
+
+/// Follows the relay's `Watch` stream for as long as the plane lives, publishing each boot id
+/// it announces (a new one: the relay restarted).
+async fn watch_relay(
+    client: pb::ncc_client::NccClient<Channel>,
+    socket: PathBuf,
+    tx: tokio::sync::watch::Sender<u64>,
+) {
+    let mut away_logged = false;
+    loop {
+        let mut c = client.clone();
+        match c.watch(pb::Empty {}).await {
+            Ok(reply) => {
+                let mut stream = reply.into_inner();
+                while let Ok(Some(boot)) = stream.message().await {
+                    let old = tx.send_replace(boot.boot_id);
+                    if old != boot.boot_id {
+                        tracing::info!(
+                            relay = %socket.display(),
+                            restarted = old != 0,
+                            "proxy relay connected"
+                        );
+                    }
+                    away_logged = false;
+                }
+                tracing::warn!(relay = %socket.display(), "proxy relay went away");
+            }
+            Err(e) if !away_logged => {
+                tracing::warn!(relay = %socket.display(), error = %e.message(), "proxy relay not reachable yet");
+                away_logged = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(WATCH_RETRY).await;
+    }
+}
+
+impl Dataplane for RelayPlane {
+    fn kind(&self) -> &'static str {
+        "proxy"
+    }
+
+    fn unsupported(&self, s: &Service) -> Option<String> {
+        super::proxy::unsupported(s)
+    }
+
+    fn current(&self) -> Vec<Service> {
+        self.held.clone()
+    }
+
+    fn commit(&mut self, changes: &[Change]) -> Result<(), NccError> {
+        let desired = fold(&self.held, changes);
+        self.send(&desired).map(|_| ())
+    }
+
+    fn stats(&self) -> Vec<ServiceStats> {
+        (self.stats_reader())()
+    }
+
+    fn stats_reader(&self) -> StatsReader {
+        let (mut client, handle) = (self.client.clone(), self.handle.clone());
+        Box::new(
+            move || match handle.block_on(client.get_state(pb::Empty {})) {
+                Ok(r) => crate::convert::stats_from_pb(&r.into_inner()),
+                Err(e) => {
+                    tracing::warn!(error = %e.message(), "cannot read the proxy relay's counters");
+                    Vec::new()
+                }
+            },
+        )
+    }
+
+    fn apply_desired(&mut self, desired: &[Service]) -> Result<Vec<String>, NccError> {
+        check(&*self, desired)?;
+        self.send(desired)
+    }
+
+    fn epoch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.epoch.clone())
+    }
+}
