@@ -573,6 +573,9 @@ struct Children {
     watchdog_pgid: Option<Pid>,
     /// The backends; each in its own process group for the same reason.
     backends: Vec<Child>,
+    /// The watchdog's pid files (`<run>/watchdog`): daemons outlive a killed watchdog, so the
+    /// demo stops the ones still running after its watchdog is gone.
+    pid_dir: Option<PathBuf>,
 }
 
 impl Children {
@@ -608,6 +611,7 @@ impl Children {
             .map_err(io_err(format!("cannot start {}", binary.display())))?;
         self.watchdog_pgid = child.id().and_then(pid);
         self.watchdog = Some(child);
+        self.pid_dir = Some(layout.run.join("watchdog"));
         Ok(())
     }
 
@@ -656,6 +660,20 @@ impl Children {
             }
             let _ = wd.wait().await;
         }
+        // A watchdog that died (kill -9) left its daemons running: stop them too.
+        let strays = self.strays();
+        for &p in &strays {
+            let _ = kill(p, Signal::SIGTERM);
+        }
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        while strays.iter().any(|&p| kill(p, None).is_ok())
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for &p in &self.strays() {
+            let _ = kill(p, Signal::SIGKILL);
+        }
         for mut backend in self.backends.drain(..) {
             let _ = backend.start_kill();
             let _ = backend.wait().await;
@@ -663,8 +681,30 @@ impl Children {
     }
 }
 
+impl Children {
+    /// Daemons the watchdog's pid files name that are still running.
+    fn strays(&self) -> Vec<Pid> {
+        let Some(dir) = &self.pid_dir else {
+            return Vec::new();
+        };
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pid"))
+            .filter_map(|p| seesaw_common::pidfile::read_live(&p))
+            .filter_map(|p| pid(p))
+            .collect()
+    }
+}
+
 impl Drop for Children {
     fn drop(&mut self) {
+        for p in self.strays() {
+            let _ = kill(p, Signal::SIGKILL);
+        }
         // Only reached with processes still recorded if `stop` did not run: kill_on_drop covers
         // the direct children, this covers the watchdog's group.
         if self.watchdog.is_some()
@@ -705,8 +745,8 @@ fn spawn_backend(
 
 /// `seesaw demo-guard -- PROGRAM ARGS...` (hidden): runs PROGRAM (the watchdog) as its child and
 /// stops it with SIGTERM when asked to (SIGTERM/SIGINT) or when the demo that started the guard
-/// dies, so even a SIGKILLed demo leaves nothing behind. (The watchdog's own children follow it
-/// through their parent-death signal.) Polling `getppid` stands in for `PR_SET_PDEATHSIG`, which
+/// dies, so even a SIGKILLed demo leaves nothing behind (the watchdog then stops its children in
+/// order). Polling `getppid` stands in for `PR_SET_PDEATHSIG`, which
 /// needs `unsafe` `pre_exec`. Exits with PROGRAM's exit code (128 + signal if it was killed).
 pub fn guard(command: &[OsString]) -> u8 {
     let Some((program, args)) = command.split_first() else {

@@ -25,6 +25,7 @@ pub mod goconf;
 pub mod logging;
 pub mod paths;
 pub mod peer;
+pub mod pidfile;
 pub mod ready;
 pub mod signal;
 pub mod text;

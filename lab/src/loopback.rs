@@ -162,16 +162,7 @@ impl LoopbackSuite {
         for b in &suite.backends {
             wait_tcp_here(b.addr, Duration::from_secs(10))?;
         }
-        let mut cmd = Command::new(watchdog);
-        for (var, flag, path) in [
-            ("SEESAW_RUN_DIR", "--run-dir", suite.run_dir()),
-            ("SEESAW_CONFIG_DIR", "--config-dir", suite.config_dir()),
-            ("SEESAW_LOG_DIR", "--log-dir", suite.log_dir()),
-        ] {
-            cmd.env(var, &path).arg(flag).arg(&path);
-        }
-        cmd.env("RUST_LOG", "info").env_remove("NOTIFY_SOCKET");
-        suite.watchdog = Some(suite.sup.spawn("watchdog", cmd)?);
+        suite.watchdog = Some(suite.spawn_watchdog(&watchdog)?);
         // Serving means every backend has answered through the VIP at least once: before that
         // the first health checks may not have passed yet, which is start-up, not behaviour.
         let mut seen = BTreeSet::new();
@@ -257,6 +248,40 @@ impl LoopbackSuite {
             "SEESAW_RUN_DIR",
             &run.to_string_lossy(),
         )
+    }
+
+    fn spawn_watchdog(&mut self, binary: &Path) -> Result<ProcId, LabError> {
+        let mut cmd = Command::new(binary);
+        for (var, flag, path) in [
+            ("SEESAW_RUN_DIR", "--run-dir", self.run_dir()),
+            ("SEESAW_CONFIG_DIR", "--config-dir", self.config_dir()),
+            ("SEESAW_LOG_DIR", "--log-dir", self.log_dir()),
+        ] {
+            cmd.env(var, &path).arg(flag).arg(&path);
+        }
+        cmd.env("RUST_LOG", "info").env_remove("NOTIFY_SOCKET");
+        self.sup.spawn("watchdog", cmd)
+    }
+
+    /// The watchdog's pid.
+    pub fn watchdog_pid(&self) -> Option<u32> {
+        self.watchdog.map(|w| self.sup.pid(w))
+    }
+
+    /// kill -9 of the watchdog (its children keep running).
+    pub fn kill_watchdog(&mut self) -> Result<(), LabError> {
+        match self.watchdog {
+            Some(w) => self.sup.kill(w),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts a watchdog again, as systemd does after the first one died: it adopts the
+    /// children still running.
+    pub fn restart_watchdog(&mut self) -> Result<(), LabError> {
+        let binary = bins::binary("seesaw_watchdog")?;
+        self.watchdog = Some(self.spawn_watchdog(&binary)?);
+        Ok(())
     }
 
     /// Whether the watchdog still runs.

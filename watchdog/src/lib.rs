@@ -27,9 +27,8 @@ use tokio_util::sync::CancellationToken;
 /// first) and returns once every child is reaped. Announces its own readiness once every
 /// service has been ready.
 ///
-/// Children get SIGTERM if the thread that spawned them exits (`PR_SET_PDEATHSIG` is per
-/// thread), so run this on a thread that lives as long as the watchdog, e.g. a current-thread
-/// runtime on the main thread.
+/// Children outlive a killed watchdog; a watchdog started on the same run directory adopts the
+/// ones still running instead of starting duplicates.
 pub async fn run(
     config: WatchdogConfig,
     ctx: RunContext,

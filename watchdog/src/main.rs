@@ -55,8 +55,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(common: CommonArgs, cfg: WatchdogConfig) -> Result<(), Box<dyn std::error::Error>> {
-    // Current-thread on purpose: PR_SET_PDEATHSIG follows the forking thread, and the main
-    // thread lives exactly as long as the watchdog.
+    // Current-thread: supervision is a handful of timers and child waits.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

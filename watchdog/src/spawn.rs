@@ -1,6 +1,7 @@
 //! The one audited spawner: every child process of the watchdog starts here, with the same
-//! hygiene (own process group, stdin from /dev/null, output into a file, parent-death signal,
-//! optional privilege drop). It also holds the only `unsafe` code in this crate.
+//! hygiene (own process group, stdin from /dev/null, output into a file, optional privilege
+//! drop). No parent-death signal: a child outlives a killed watchdog and is adopted by the next
+//! one (see `supervisor`). It also holds the only `unsafe` code in this crate.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -33,12 +34,8 @@ pub struct SpawnSpec<'a> {
     pub caps: Option<crate::caps::Plan>,
 }
 
-/// Starts the child. It is killed (SIGKILL) if the returned handle is dropped, and gets SIGTERM
+/// Starts the child. It is killed (SIGKILL) if the returned handle is dropped; it keeps running
 /// if the watchdog dies.
-///
-/// Linux delivers the parent-death signal when the *thread* that forked exits, so callers must
-/// spawn from a thread that lives as long as the watchdog (the binary runs a current-thread
-/// runtime on the main thread for this reason).
 pub fn spawn(spec: SpawnSpec<'_>) -> io::Result<Child> {
     let mut cmd = Command::new(spec.binary);
     cmd.arg0(spec.arg0)
@@ -59,36 +56,24 @@ pub fn spawn(spec: SpawnSpec<'_>) -> io::Result<Child> {
         // std drops supplementary groups (setgroups(0)) before setuid when running as root.
         cmd.uid(uid).gid(gid);
     }
-    set_parent_death_signal(&mut cmd, spec.caps);
+    if let Some(plan) = spec.caps {
+        drop_privileges(&mut cmd, plan);
+    }
     cmd.spawn()
 }
 
-/// Arranges for the child to get SIGTERM when the watchdog dies, so a crashed or SIGKILLed
-/// watchdog does not leave orphans that a restarted watchdog would then duplicate.
+/// Applies the capability plan in the child, before exec.
 #[allow(
     unsafe_code,
     reason = "pre_exec is unsafe; the closure is audited below"
 )]
-fn set_parent_death_signal(cmd: &mut Command, caps: Option<crate::caps::Plan>) {
-    let parent = rustix::process::getpid();
+fn drop_privileges(cmd: &mut Command, plan: crate::caps::Plan) {
     // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // operations are allowed. It only issues raw syscalls through rustix
-    // (prctl(PR_SET_PDEATHSIG), getppid, and for a capability plan prctl/setgroups/setresgid/
-    // setresuid/capset on values computed before the fork; see `caps::Plan::apply_in_child`),
-    // captures plain `Copy` values, does not allocate (a `std::io::Error` built from an errno is
-    // not boxed) and takes no locks.
+    // operations are allowed. It only issues raw syscalls through rustix (prctl, setgroups,
+    // setresgid, setresuid, capset on values computed before the fork; see
+    // `caps::Plan::apply_in_child`), captures plain values, does not allocate (a
+    // `std::io::Error` built from an errno is not boxed) and takes no locks.
     unsafe {
-        cmd.pre_exec(move || {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
-            // If the watchdog died between fork and prctl the signal was never armed: the child
-            // has been re-parented already, so give up instead of running unsupervised.
-            if rustix::process::getppid() != Some(parent) {
-                return Err(io::Error::from(rustix::io::Errno::SRCH));
-            }
-            if let Some(plan) = &caps {
-                plan.apply_in_child()?;
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || plan.apply_in_child());
     }
 }

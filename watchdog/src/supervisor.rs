@@ -8,6 +8,12 @@
 //!
 //! A service waits for its dependency to be ready before *every* start, including restarts; a
 //! dependency's restart does not restart its running dependents (Seesaw does not either).
+//!
+//! Children outlive the watchdog: a kill -9 of the watchdog leaves them serving, and a restarted
+//! watchdog **adopts** them instead of starting duplicates. Each start writes
+//! `<run>/watchdog/<name>.pid` (pid and the kernel's start time of the process, so a reused pid
+//! is never mistaken for the child); at start the watchdog opens a pidfd for every live child
+//! named there, watches it for exit like a child of its own, and stops it in order at shutdown.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -292,12 +298,34 @@ struct Runner {
     changed: Arc<Notify>,
 }
 
-/// A started child and its readiness socket.
+/// A started or adopted child and its readiness socket.
 struct Running {
-    child: Child,
+    child: Proc,
     pid: u32,
     notify: UnixDatagram,
     notify_path: PathBuf,
+}
+
+/// A process we supervise: our own child, or one a previous watchdog started (adopted), which
+/// we can watch through a pidfd but not reap.
+enum Proc {
+    Child(Child),
+    Adopted(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>),
+}
+
+impl Proc {
+    /// Waits for the process to exit: its status for our own child, `None` for an adopted one
+    /// (its new parent reaps it).
+    async fn wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        match self {
+            Self::Child(c) => c.wait().await.map(Some),
+            Self::Adopted(fd) => {
+                // A pidfd becomes readable when its process exits.
+                let _ = fd.readable().await?;
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// Why a start failed, with the path involved.
@@ -316,8 +344,10 @@ impl Runner {
         let _stopped = self.stopped.clone().drop_guard();
         let mut policy = RestartPolicy::default();
         let mut first = true;
+        // A child a previous watchdog left running is adopted, not duplicated.
+        let mut adopted = self.adopt();
         loop {
-            if !self.wait_for_dependency().await {
+            if adopted.is_none() && !self.wait_for_dependency().await {
                 break;
             }
             if !first {
@@ -325,11 +355,16 @@ impl Runner {
             }
             first = false;
             policy.started(Instant::now());
-            let (success, outcome) = match self.start() {
+            let started = match adopted.take() {
+                Some(running) => Ok(running),
+                None => self.start(),
+            };
+            let (success, outcome) = match started {
                 Err(e) => (false, e.to_string()),
                 Ok(running) => match self.watch(running).await {
                     None => break,
-                    Some(Ok(status)) => (status.success(), status.to_string()),
+                    Some(Ok(Some(status))) => (status.success(), status.to_string()),
+                    Some(Ok(None)) => (false, "exited (adopted: status unknown)".to_owned()),
                     Some(Err(e)) => (false, format!("wait failed: {e}")),
                 },
             };
@@ -462,16 +497,72 @@ impl Runner {
             s.ready = false;
         });
         info!(service = %name, pid, log = %log_path.display(), "started");
+        if let Err(e) = seesaw_common::pidfile::write(&self.pid_path(), pid) {
+            warn!(service = %name, error = %e, "cannot write the pid file: a restarted watchdog could not adopt this child");
+        }
         Ok(Running {
-            child,
+            child: Proc::Child(child),
             pid,
             notify,
             notify_path,
         })
     }
 
-    /// Runs until the child exits (`Some`) or shutdown stopped it (`None`).
-    async fn watch(&self, mut run: Running) -> Option<io::Result<ExitStatus>> {
+    fn pid_path(&self) -> PathBuf {
+        self.env.notify_dir.join(format!("{}.pid", self.svc.name))
+    }
+
+    /// The child a previous watchdog started for this service, if its pid file names a process
+    /// that is still that child (same kernel start time): watched through a pidfd from now on.
+    fn adopt(&self) -> Option<Running> {
+        let name = &self.svc.name;
+        let path = self.pid_path();
+        let Some(pid) = seesaw_common::pidfile::read_live(&path) else {
+            let _ = fs::remove_file(&path);
+            return None;
+        };
+        let fd = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)
+            .ok_or_else(|| io::Error::other("pid 0"))
+            .and_then(|p| {
+                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+                    .map_err(io::Error::from)
+            })
+            .and_then(watch_pidfd);
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(e) => {
+                warn!(service = %name, pid, error = %e, "cannot adopt the running child; starting a new one");
+                return None;
+            }
+        };
+        let notify_path = self.env.notify_dir.join(format!("{name}.notify"));
+        let owner = self.svc.user.as_ref().map(|u| u.uid);
+        let notify = match bind_notify(&notify_path, owner) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(service = %name, error = %e, "cannot bind the notify socket of an adopted child");
+                return None;
+            }
+        };
+        // It was serving when its old watchdog died: it is ready.
+        self.publish(|s| {
+            s.pid = Some(pid);
+            s.since = Some(Local::now());
+            s.ready = true;
+            s.ever_ready = true;
+        });
+        info!(service = %name, pid, "adopted the running child");
+        Some(Running {
+            child: Proc::Adopted(fd),
+            pid,
+            notify,
+            notify_path,
+        })
+    }
+
+    /// Runs until the child exits (`Some`; the status is `None` for an adopted child) or
+    /// shutdown stopped it (`None`).
+    async fn watch(&self, mut run: Running) -> Option<io::Result<Option<ExitStatus>>> {
         let mut buf = vec![0u8; 4096];
         let mut notify_ok = true;
         let result = loop {
@@ -493,6 +584,7 @@ impl Runner {
         }
         drop(run.notify);
         let _ = fs::remove_file(&run.notify_path);
+        let _ = fs::remove_file(self.pid_path());
         result
     }
 
@@ -509,7 +601,7 @@ impl Runner {
 
     /// Shutdown: waits for every dependent to be down, then SIGTERM to the child's process
     /// group, and SIGKILL after `term_timeout`.
-    async fn stop(&self, child: &mut Child, pid: u32) {
+    async fn stop(&self, child: &mut Proc, pid: u32) {
         let name = &self.svc.name;
         let dependents_down = async {
             for (dependent, token) in &self.dependents {
@@ -543,13 +635,28 @@ impl Runner {
             }
         };
         match status {
-            Ok(status) => info!(service = %name, %status, "stopped child"),
+            Ok(Some(status)) => info!(service = %name, %status, "stopped child"),
+            Ok(None) => info!(service = %name, "stopped adopted child"),
             Err(e) => warn!(service = %name, error = %e, "cannot reap child"),
         }
     }
 }
 
 // === helpers ===
+
+/// Registers a pidfd with the runtime, for readiness (= the process exited).
+#[allow(
+    unsafe_code,
+    reason = "AsyncFd::register is unsafe; the invariant holds by construction (below)"
+)]
+fn watch_pidfd(
+    fd: std::os::fd::OwnedFd,
+) -> io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    // SAFETY: an `OwnedFd` is a valid open descriptor that stays open, and refers to the same
+    // file description, until it is dropped — which happens only with the `AsyncFd` that owns it.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+}
 
 /// Binds a fresh readiness socket, replacing whatever a previous run left behind. The child
 /// must be able to write to it, so it is handed to the child's uid when that differs.

@@ -189,6 +189,16 @@ fn systemd_analyze_verifies_the_unit() {
         text.contains("Type=notify") && text.contains("WatchdogSec="),
         "{text}"
     );
+    // The watchdog's death stops no child, the run dir survives the restart, and the restart
+    // comes within 1 s (the new watchdog adopts the children).
+    for want in [
+        "\nKillMode=process\n",
+        "\nRuntimeDirectoryPreserve=restart\n",
+        "\nRestart=always\n",
+        "\nRestartSec=500ms\n",
+    ] {
+        assert!(text.contains(want), "the unit lacks {want:?}");
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let unit = dir.path().join("seesaw_watchdog.service");
     fs::write(

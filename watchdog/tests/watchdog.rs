@@ -1,7 +1,8 @@
 //! Runs the real `seesaw_watchdog` binary over a temp directory whose services are the
-//! `seesaw_watchdog_testchild` helper: start order follows READY, a crash restarts after ~2 s,
+//! `seesaw_watchdog_testchild` helper: start order follows READY, a crash restarts after ~0.2 s,
 //! output lands in the log file behind the symlink, and SIGTERM stops services dependents first
-//! with SIGKILL for a child that ignores SIGTERM.
+//! with SIGKILL for a child that ignores SIGTERM. A kill -9 of the watchdog leaves its children
+//! running, and the next watchdog adopts them.
 
 use std::fs;
 use std::os::unix::net::UnixDatagram;
@@ -164,7 +165,7 @@ fn starts_in_readiness_order_restarts_crashes_and_stops_in_reverse() {
     );
     assert!(run_dir.join("watchdog/a.notify").exists());
 
-    // The crashing service comes back after the 2 s base delay.
+    // The crashing service comes back after the 0.2 s base delay.
     let events = wait_until(Duration::from_secs(8), "crash to restart", || {
         let events = read_events(&events_path);
         find(&events, "crash", "start", 1).map(|_| events)
@@ -173,7 +174,7 @@ fn starts_in_readiness_order_restarts_crashes_and_stops_in_reverse() {
     assert_eq!(exit.details, "code=3");
     let restart = &events[find(&events, "crash", "start", 1).expect("crash restarted")];
     let gap = restart.ms - exit.ms;
-    assert!((1900..4000).contains(&gap), "restart gap {gap} ms");
+    assert!((150..2000).contains(&gap), "restart gap {gap} ms");
 
     // Output goes to the timestamped file behind seesaw_<name>.log.
     let link = dir.join("log/seesaw_a.log");
@@ -348,4 +349,105 @@ fn status_file_counts_a_restart_after_a_kill_and_goes_away_on_stop() {
     });
     assert!(status.success(), "watchdog exit status {status}");
     assert!(!path.exists(), "status file left behind");
+}
+
+/// The pids of every service once all of `names` are ready.
+fn ready_pids(path: &Path, names: &[&str]) -> Vec<i64> {
+    let v = status_when(path, "every service ready", |v| {
+        names.iter().all(|n| {
+            v["services"]
+                .as_array()
+                .and_then(|a| a.iter().find(|s| s["name"] == *n))
+                .is_some_and(|s| s["ready"] == true)
+        })
+    });
+    names
+        .iter()
+        .map(|n| service(&v, n)["pid"].as_i64().expect("pid"))
+        .collect()
+}
+
+fn alive(pid: i64) -> bool {
+    let pid = i32::try_from(pid).expect("pid fits");
+    // A zombie is not alive: read its state.
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
+}
+
+#[test]
+fn a_killed_watchdog_leaves_children_serving_and_the_next_one_adopts_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let ev = dir.join("events");
+    let cfg = dir.join("watchdog.cfg");
+    fs::write(
+        &cfg,
+        format!(
+            "[a]\nbinary = {CHILD}\nargs = name=a events={ev}\n\n\
+             [b]\nbinary = {CHILD}\nargs = name=b events={ev} ready_after_ms=100\ndependency = a\n",
+            ev = ev.display()
+        ),
+    )
+    .expect("write config");
+    let status = dir.join("run/watchdog/status.json");
+    let mut first = watchdog(dir, &cfg, &[]);
+    let pids = ready_pids(&status, &["a", "b"]);
+
+    // kill -9 of the watchdog: the children keep running, nobody stops them.
+    first.child.kill().expect("kill -9 the watchdog");
+    first.child.wait().expect("reap it");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        pids.iter().all(|&p| alive(p)),
+        "a child died with its watchdog"
+    );
+    let events = read_events(&ev);
+    assert!(
+        !events.iter().any(|e| e.what.starts_with("term")),
+        "a child was stopped: {events:?}"
+    );
+
+    // The next watchdog adopts both (same pids, no new start), ready at once.
+    let _ = fs::remove_file(&status);
+    let mut second = watchdog(dir, &cfg, &[]);
+    assert_eq!(ready_pids(&status, &["a", "b"]), pids);
+    let starts = |events: &[Event]| events.iter().filter(|e| e.what == "start").count();
+    assert_eq!(starts(&read_events(&ev)), 2, "a duplicate was started");
+
+    // An adopted child that dies is restarted like any other.
+    kill(
+        Pid::from_raw(i32::try_from(pids[0]).expect("pid fits")),
+        Signal::SIGKILL,
+    )
+    .expect("kill a");
+    let v = status_when(&status, "a restarted", |v| {
+        let a = service(v, "a");
+        a["ready"] == true && a["pid"].as_i64() != Some(pids[0])
+    });
+    assert_eq!(service(&v, "a")["restarts"], 1);
+    assert_eq!(service(&v, "b")["pid"].as_i64(), Some(pids[1]));
+
+    // An orderly stop still stops everything, the adopted b before a.
+    kill(
+        Pid::from_raw(i32::try_from(second.child.id()).expect("pid fits")),
+        Signal::SIGTERM,
+    )
+    .expect("SIGTERM the watchdog");
+    let exit = wait_until(Duration::from_secs(10), "the watchdog to stop", || {
+        second.child.try_wait().expect("try_wait")
+    });
+    assert!(exit.success(), "{exit}");
+    let events = read_events(&ev);
+    let term_b = idx_of(&events, "b", "term");
+    let term_a = idx_of(&events, "a", "term");
+    assert!(term_b < term_a, "{events:?}");
+    wait_until(Duration::from_secs(5), "the adopted b to be gone", || {
+        (!alive(pids[1])).then_some(())
+    });
 }

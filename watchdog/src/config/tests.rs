@@ -78,6 +78,7 @@ fn our_shipped_file_parses() {
     assert_eq!(
         order,
         [
+            ("proxy", None),
             ("ncc", None),
             ("engine", Some("ncc")),
             ("ha", Some("engine")),
