@@ -87,6 +87,10 @@ fn looks_binary(bytes: &[u8]) -> bool {
         .any(|b| *b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
 }
 
+/// A file with unknown names larger than this is refused on them alone, without the full
+/// parse and validation that would list every other problem too (seconds at 20 MB).
+const FULL_CHECK_MAX: usize = 1 << 20;
+
 /// Parses text format; every unknown field or enum value is recorded and blanked out (offsets
 /// kept, so later positions stay right) before the real parse, found by one linear pre-pass
 /// ([`unknown_names`]), so a file with many unknown names costs one parse, not one per name.
@@ -102,6 +106,14 @@ fn parse_text_recovering(
     for u in unknown_names(desc, &text) {
         errors.push(format!("cluster.pb:{}: {}", lines.at(u.at), u.message));
         blank(&mut text, u.start, u.end);
+    }
+    if !errors.is_empty() && text.len() > FULL_CHECK_MAX {
+        // A big file that is refused already: answer now (the full parse of 20 MB costs
+        // seconds) rather than look for more. What else is wrong shows once these are fixed.
+        errors.push(
+            "the rest of cluster.pb was not checked: remove the unknown names first".to_owned(),
+        );
+        return (None, errors);
     }
     // Each round removes one field, so the number of rounds is bounded by the input's size.
     for _ in 0..200 {

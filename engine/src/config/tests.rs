@@ -666,6 +666,40 @@ fn many_unknown_names_are_all_reported_in_one_pass() {
     assert_eq!(shown[SHOWN_ERRORS], "... and 550 more errors");
 }
 
+/// A big file (over 1 MB) with unknown names is refused on them alone, without the full parse
+/// (which costs seconds at 20 MB; `bench/config_refusal.sh` times it): the unknown names, then a
+/// line saying the rest was not checked. A small file still gets every error at once (above).
+#[test]
+fn a_big_file_with_unknown_names_is_refused_on_them_alone() {
+    let mut text = String::from("seesaw_vip < fqdn: \"v.\" ipv4: \"10.0.0.1/24\" >\n");
+    let mut i = 0;
+    while text.len() <= 1 << 20 {
+        let bogus = if i < 250 {
+            format!("bogus_{i}: 1 ")
+        } else {
+            String::new()
+        };
+        text.push_str(&format!(
+            "vserver < name: \"v{i}\" rp: \"x\" {bogus}entry_address < fqdn: \"w.\" ipv4: \"10.1.{}.{}/32\" > >\n",
+            i / 250,
+            i % 250
+        ));
+        i += 1;
+    }
+    // A syntax error further on is not reached.
+    text.push_str("vserver < name: \"broken\"\n");
+    let errs = cluster::parse(text.as_bytes()).unwrap_err();
+    assert_eq!(errs.len(), 251, "{:?}", &errs[errs.len() - 2..]);
+    assert_eq!(
+        errs[0],
+        "cluster.pb:2:30: field 'bogus_0' not found for message 'seesaw.config.Vserver'"
+    );
+    assert_eq!(
+        errs[250],
+        "the rest of cluster.pb was not checked: remove the unknown names first"
+    );
+}
+
 /// Names and comments reach logs and the shell: a forged log line, a terminal escape or NUL in
 /// any of them is refused; check payloads may hold control bytes (Seesaw's own `"ADMIN\r\n"`).
 #[test]
