@@ -334,3 +334,72 @@ fn relayed_connections_outlive_ncc_and_a_relay_restart_is_announced_at_once() {
     assert_eq!(ask(&mut connect(vip_port)), "ok\n");
     drop(ncc_proc);
 }
+
+/// 10,000 TCP vservers apply on the proxy relay within its descriptors (here: the hard limit
+/// of the test's environment, 20,000 on the development machine, which one listener per worker
+/// per service would exceed with two workers), and a vserver at the start, middle and end
+/// serves. 10,001 UDP services are refused before anything is bound, with the reason.
+#[test]
+fn ten_thousand_vservers_fit_in_the_relay() {
+    let cfg = tempfile::tempdir().unwrap();
+    let run = tempfile::tempdir().unwrap();
+    let _relay = relay(cfg.path(), run.path());
+    let sock = run.path().join("proxy/proxy.sock");
+    wait_for_socket(&sock);
+    let backend = line_backend();
+    let port = TcpListener::bind("127.10.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let vip = |i: usize| format!("127.10.{}.{}", i / 250, i % 250 + 1);
+    let service = |i: usize, proto: pb::Protocol| pb::Service {
+        address: vip(i),
+        protocol: proto as i32,
+        port: u32::from(port),
+        scheduler: pb::Scheduler::Rr as i32,
+        mode: pb::ForwardMode::Nat as i32,
+        destinations: vec![pb::Destination {
+            address: "127.0.0.1".into(),
+            port: u32::from(backend),
+            weight: 1,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let tcp = pb::DesiredState {
+        services: (0..10_000).map(|i| service(i, pb::Protocol::Tcp)).collect(),
+        ..Default::default()
+    };
+    let udp = pb::DesiredState {
+        services: (0..10_001).map(|i| service(i, pb::Protocol::Udp)).collect(),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (added, refused) = rt.block_on(async {
+        let mut c = pb::ncc_client::NccClient::new(seesaw_common::uds::channel(
+            &sock,
+            Duration::from_secs(300),
+        ));
+        let added = c.apply(tcp).await.unwrap().into_inner().changes.len();
+        let refused = c.apply(udp).await.unwrap_err();
+        (added, refused)
+    });
+    assert_eq!(added, 20_000, "10,000 services and their destinations");
+    assert_eq!(refused.code(), tonic::Code::Aborted, "{refused:?}");
+    assert!(
+        refused.message().contains("UDP services need")
+            || refused.message().contains("listening sockets"),
+        "{}",
+        refused.message()
+    );
+    for i in [0, 5_000, 9_999] {
+        let s = TcpStream::connect((vip(i).as_str(), port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut s = std::io::BufReader::new(s);
+        assert_eq!(ask(&mut s), "ok\n", "vserver {i}");
+    }
+}

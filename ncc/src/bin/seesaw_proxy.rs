@@ -75,8 +75,9 @@ fn main() -> ExitCode {
             tracing::error!(error = %e, "cannot install signal handlers");
             return ExitCode::from(exit::OSERR);
         }
-        tracing::info!(socket = %socket.display(), "proxy relay serving");
-        match seesaw_ncc::server::run(ProxyPlane::new(), listener, shutdown).await {
+        let plane = ProxyPlane::new();
+        tracing::info!(socket = %socket.display(), capacity = %plane.capacity(), "proxy relay serving");
+        match seesaw_ncc::server::run(plane, listener, shutdown).await {
             Ok(()) => ExitCode::from(exit::OK),
             Err(e) => {
                 tracing::error!(error = ?e, "proxy relay failed");

@@ -3,8 +3,9 @@
 //! PROXY protocol. It needs no privilege, so it is what the demo and the unprivileged tests run.
 //!
 //! Threads: TCP services share one pool of worker threads (one per core, each a single-threaded
-//! tokio runtime); every TCP service binds one `SO_REUSEPORT` listener per worker, so the kernel
-//! spreads connections, and a worker that accepted more open connections than the least loaded
+//! tokio runtime); a TCP service binds one `SO_REUSEPORT` listener per worker, so the kernel
+//! spreads connections (while listeners use at most a quarter of the open-file limit; past that,
+//! one listener per service, so 10,000 services fit in 20,000 descriptors), and a worker that accepted more open connections than the least loaded
 //! one (by two or more) hands the new connection over to it, so the kernel's hash cannot leave one
 //! core with most of the work; a connection then lives on one core. Every UDP service runs one worker
 //! thread per core with its own `SO_REUSEPORT` socket, epoll set and flow table ([`udp`]).
@@ -121,6 +122,8 @@ pub struct ProxyPlane {
 #[derive(Debug)]
 struct Running {
     spec: Service,
+    /// Sockets this service holds (listeners, or UDP sockets).
+    sockets: usize,
     table: Arc<ArcSwap<Table>>,
     dests: DestMap,
     counters: Arc<ServiceCounters>,
@@ -141,6 +144,29 @@ impl Drop for Running {
 enum Bound {
     Tcp(Vec<std::net::TcpListener>),
     Udp(Vec<std::net::UdpSocket>),
+}
+
+impl Bound {
+    fn len(&self) -> usize {
+        match self {
+            Self::Tcp(v) => v.len(),
+            Self::Udp(v) => v.len(),
+        }
+    }
+}
+
+/// Descriptors kept free for relayed connections (two each, plus a splice pipe) and the rest
+/// of the process, beyond which a change is refused before anything is bound.
+const RESERVED_FDS: usize = 1024;
+/// UDP worker threads (one per worker per UDP service) the plane starts at most.
+const MAX_UDP_THREADS: usize = 4096;
+
+/// The open-file limit (soft) of this process.
+fn nofile_limit() -> usize {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| {
+            usize::try_from(soft).unwrap_or(usize::MAX)
+        })
 }
 
 impl ProxyPlane {
@@ -181,10 +207,91 @@ impl ProxyPlane {
         })
     }
 
-    fn bind(&self, s: &Service) -> std::io::Result<Bound> {
+    /// What the plane can hold, for the log: the open-file limit and how listeners use it.
+    pub fn capacity(&self) -> String {
+        let limit = nofile_limit();
+        let n = self.nthreads();
+        format!(
+            "open-file limit {limit}: a TCP service gets {n} listeners (one per worker) while \
+             listeners fill at most a quarter of it, then 1; {} descriptors are kept for \
+             connections; at most {MAX_UDP_THREADS} UDP worker threads ({n} per UDP service)",
+            RESERVED_FDS.max(limit / 4)
+        )
+    }
+
+    /// Listeners for the next TCP service, with `held` sockets already held or bound.
+    fn tcp_listeners(&self, held: usize) -> usize {
+        let n = self.nthreads();
+        if (held + n) * 4 <= nofile_limit() {
+            n
+        } else {
+            1
+        }
+    }
+
+    /// Refuses `changes` before anything is bound if they would take more descriptors or
+    /// threads than the plane has (a bind failing halfway is all-or-nothing too; this says why).
+    fn check_capacity(&self, changes: &[Change]) -> Result<(), NccError> {
+        let n = self.nthreads();
+        let removed: std::collections::BTreeSet<&ServiceKey> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::DeleteService(k) => Some(k),
+                _ => None,
+            })
+            .collect();
+        let kept = |k: &&ServiceKey| !removed.contains(k);
+        let mut held: usize = self
+            .services
+            .iter()
+            .filter(|(k, _)| kept(k))
+            .map(|(_, r)| r.sockets)
+            .sum();
+        let mut udp = self
+            .services
+            .iter()
+            .filter(|(k, r)| kept(k) && r.spec.key.proto == Protocol::Udp)
+            .count();
+        for c in changes {
+            if let Change::AddService(s) = c {
+                match s.key.proto {
+                    Protocol::Tcp => held += self.tcp_listeners(held),
+                    Protocol::Udp => {
+                        held += n;
+                        udp += 1;
+                    }
+                }
+            }
+        }
+        let limit = nofile_limit();
+        let room = limit.saturating_sub(RESERVED_FDS.max(limit / 4));
+        let mut why = Vec::new();
+        if held > room {
+            why.push(format!(
+                "the services need {held} listening sockets and the proxy plane has room for \
+                 {room} (open-file limit {limit}, {} kept for connections): raise LimitNOFILE \
+                 or use a kernel plane",
+                limit - room
+            ));
+        }
+        if udp * n > MAX_UDP_THREADS {
+            why.push(format!(
+                "{udp} UDP services need {} worker threads ({n} each); the proxy plane starts \
+                 at most {MAX_UDP_THREADS}",
+                udp * n
+            ));
+        }
+        if why.is_empty() {
+            Ok(())
+        } else {
+            Err(NccError::Plane(why.join("; ")))
+        }
+    }
+
+    fn bind(&self, s: &Service, held: usize) -> std::io::Result<Bound> {
         let n = self.nthreads();
         match s.key.proto {
-            Protocol::Tcp => (0..n)
+            Protocol::Tcp => (0..self.tcp_listeners(held))
                 .map(|_| tcp::bind(s.key.addr()))
                 .collect::<Result<_, _>>()
                 .map(Bound::Tcp),
@@ -202,6 +309,9 @@ impl ProxyPlane {
     }
 
     fn start(&mut self, s: &Service, bound: Bound) -> Result<Running, NccError> {
+        let sockets = bound.len();
+        // A service with one listener starts on the next worker in turn, so accepts spread.
+        let first = self.services.len();
         let dests = DestMap::default();
         let table = Table::build(s, &dests)
             .map_err(|e| NccError::Invalid(vec![format!("{}: {e}", s.key)]))?;
@@ -220,7 +330,7 @@ impl ProxyPlane {
                     let n = w.pool.len();
                     for (i, l) in listeners.into_iter().enumerate() {
                         w.pool.spawn(
-                            i % n,
+                            (first + i) % n,
                             tcp::accept_loop(
                                 l,
                                 s.key,
@@ -228,7 +338,7 @@ impl ProxyPlane {
                                 counters.clone(),
                                 stop.clone(),
                                 w.pool.clone(),
-                                i % n,
+                                (first + i) % n,
                             ),
                         );
                     }
@@ -250,6 +360,7 @@ impl ProxyPlane {
         }
         Ok(Running {
             spec: s.clone(),
+            sockets,
             table,
             dests,
             counters,
@@ -273,13 +384,16 @@ impl Dataplane for ProxyPlane {
     }
 
     fn commit(&mut self, changes: &[Change]) -> Result<(), NccError> {
+        self.check_capacity(changes)?;
         // Bind every new socket first, so a bind failure leaves the plane unchanged.
         let mut bound = BTreeMap::new();
+        let mut held: usize = self.services.values().map(|r| r.sockets).sum();
         for c in changes {
             if let Change::AddService(s) = c {
                 let b = self
-                    .bind(s)
+                    .bind(s, held)
                     .map_err(|e| NccError::Plane(format!("cannot listen on {}: {e}", s.key)))?;
+                held += b.len();
                 bound.insert(s.key, b);
             }
         }
