@@ -752,3 +752,24 @@ fn fwmark_vserver_and_dsr_checks_through_the_vip() {
     )
     .unwrap_or_else(|e| panic!("{e}; plane: {:#?}", plane_in_lb(&lab)));
 }
+
+/// A DSR rr/wrr service keeps a flow map and a persistent service a client map; with equal
+/// timeouts (300 s) they once had the same name, so switching a service from one to the other
+/// reused a map of the wrong key type and nft refused the commit (found by `property.rs`).
+#[test]
+fn switching_between_a_flow_map_and_persistence_gets_a_new_map() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::builder()
+        .node("lb1", &["192.0.2.10/24"])
+        .build()
+        .unwrap_or_else(|e| panic!("building the lab: {e}"));
+    let flow = service(DSR_VIP, 80, Scheduler::Wrr, ForwardMode::Dsr, &[2, 3]);
+    let mut sticky = service(DSR_VIP, 80, Scheduler::Sh, ForwardMode::Dsr, &[2, 3]);
+    sticky.persistence = 300;
+    assert!(!apply_in_lb(&lab, std::slice::from_ref(&flow)).is_empty());
+    assert!(!apply_in_lb(&lab, std::slice::from_ref(&sticky)).is_empty());
+    assert!(!apply_in_lb(&lab, std::slice::from_ref(&flow)).is_empty());
+    assert!(apply_in_lb(&lab, std::slice::from_ref(&flow)).is_empty());
+}

@@ -1120,6 +1120,16 @@ pub fn check_plane(c: &Cluster, plane: super::seesaw_cfg::DataplaneKind) -> Vec<
     let mut errors = Vec::new();
     for v in c.vservers.values() {
         let path = format!("vserver[{:?}]", v.name);
+        if plane == DataplaneKind::Ipvs {
+            for e in v.entries.values() {
+                if matches!(e.scheduler, Scheduler::Random | Scheduler::P2c) {
+                    errors.push(format!(
+                        "{path}.vserver_entry[{}].scheduler: {} has no IPVS module; use rr, wrr, lc, wlc, sh, dh or mh (or the proxy data plane)",
+                        e.key, e.scheduler
+                    ));
+                }
+            }
+        }
         if v.use_fwm && plane == DataplaneKind::Ipvs {
             errors.push(format!(
                 "{path}.use_fwm: the ipvs data plane does not mark packets itself; firewall-mark vservers need the nftables data plane"

@@ -22,7 +22,7 @@
 //!   then DNAT (`dst4`/`dst6`) or `fwd`; a second pass reschedules when a sticky entry names a
 //!   destination that is gone.
 //! - `k<sid>t<secs>`: a service's client state (persistence: client address → destination id;
-//!   DSR rr/wrr/random: client address . port, [`DSR_FLOW_TIMEOUT_S`]), looked up first in
+//!   DSR rr/wrr/random: `k<sid>t<secs>f`, client address . port, [`DSR_FLOW_TIMEOUT_S`]), looked up first in
 //!   `s<sid>`; `aft4`/`aft6` → `a<sid>` updates it once the destination is known.
 //! - `slot`: slot → destination id, all services in disjoint ranges. Weights become slot counts
 //!   ([`layout`]); mh is a Maglev table; a change rewrites only the slots that differ.

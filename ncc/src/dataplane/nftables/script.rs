@@ -199,8 +199,10 @@ fn sticky(t: Table, vip: IpAddr, m: &SvcMeta) -> Option<(String, String, String,
         ));
     }
     if t == Table::Dsr && matches!(m.sched, Scheduler::Rr | Scheduler::Wrr | Scheduler::Random) {
+        // `f`: a flow map, never the name of a persistence map of the same timeout (their key
+        // types differ, and a service switching between the two must get a new map).
         return Some((
-            format!("k{}t{}", m.sid, DSR_FLOW_TIMEOUT_S),
+            format!("k{}t{}f", m.sid, DSR_FLOW_TIMEOUT_S),
             format!("{ip} saddr . th sport"),
             format!("{at} . inet_service"),
             DSR_FLOW_TIMEOUT_S,
