@@ -57,9 +57,9 @@ fn generate(rng: &mut Rng) -> String {
     );
     for v in 0..=rng.below(3) {
         let vip = 1 + rng.below(6);
-        let _ = write!(
+        let _ = writeln!(
             t,
-            "vserver < name: \"vs{v}\" rp: \"x\" entry_address < fqdn: \"vs{v}.\" ipv4: \"127.20.0.{vip}/32\" >\n"
+            "vserver < name: \"vs{v}\" rp: \"x\" entry_address < fqdn: \"vs{v}.\" ipv4: \"127.20.0.{vip}/32\" >"
         );
         if rng.chance(8) {
             t.push_str("  use_fwm: true\n");
@@ -162,7 +162,7 @@ fn configs() -> (usize, u64) {
     let seed = std::env::var("PROPERTY_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5ee5_a11);
+        .unwrap_or(0x05ee_5a11);
     (n, seed)
 }
 
