@@ -4,8 +4,8 @@
 # server and a UDP sink on 127.0.0.1, then runs ROUNDS rounds; in every round each path gets:
 #   wrk -t1 -c64 (keep-alive) for WRK_SECS, iperf3 single stream for IPERF_SECS,
 #   udpgen 64-byte datagrams for UDP_SECS (counted at the receiver; not through HAProxy).
-# Paths: direct (no proxy), ours (seesaw_ncc, [dataplane] kind = proxy, services applied over its
-# gRPC socket with nccctl; for UDP also ours_nooffload: a second instance with
+# Paths: direct (no proxy), ours (seesaw_proxy, the proxy relay ncc programs; services applied over
+# its gRPC socket with nccctl; for UDP also ours_nooffload: a second instance with
 # SEESAW_UDP_OFFLOAD=off, i.e. without UDP GSO/GRO), HAProxy (mode tcp, nbthread = ours, maxconn 4000, splice-auto) and
 # nginx stream (worker_processes = ours, reuseport); for iperf3 also floor (bench/src/bin/
 # splicerelay.rs: the simplest splice relay, the most any relaying proxy can get here). Every
@@ -46,7 +46,7 @@ STREAM_MOD=/usr/lib/nginx/modules/ngx_stream_module.so
 [ -f $STREAM_MOD ] || { echo "missing $STREAM_MOD (apt-get install -y libnginx-mod-stream)" >&2; exit 69; }
 
 if [ "${NO_BUILD:-0}" != 1 ]; then
-  cargo build --release -q -p seesaw-ncc --bin seesaw_ncc -p seesaw-bench --bin udpgen --bin nccctl --bin splicerelay
+  cargo build --release -q -p seesaw-ncc --bin seesaw_proxy -p seesaw-bench --bin udpgen --bin nccctl --bin splicerelay
 fi
 rel=target/release
 
@@ -98,10 +98,10 @@ pids+=($!)
 # --- our proxy ---
 mkdir -p "$tmp/ncc-cfg" "$tmp/ncc-run"
 printf '[cluster]\nname = bench\n[dataplane]\nkind = proxy\n' >"$tmp/ncc-cfg/seesaw.cfg"
-SEESAW_PROXY_THREADS=$threads setsid $rel/seesaw_ncc --config-dir "$tmp/ncc-cfg" --run-dir "$tmp/ncc-run" \
+SEESAW_PROXY_THREADS=$threads setsid $rel/seesaw_proxy --config-dir "$tmp/ncc-cfg" --run-dir "$tmp/ncc-run" \
   2>"$tmp/ncc.log" &
 pids+=($!)
-sock="$tmp/ncc-run/ncc/ncc.sock"
+sock="$tmp/ncc-run/proxy/proxy.sock"
 for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
 $rel/nccctl "$sock" apply \
   tcp 127.0.0.1:${HTTP[ours]} 127.0.0.1:$BE_HTTP \
@@ -110,10 +110,10 @@ $rel/nccctl "$sock" apply \
 
 # A second instance of ours with UDP GSO/GRO off, to measure what they bring (UDP only).
 mkdir -p "$tmp/ncc2-run"
-SEESAW_UDP_OFFLOAD=off SEESAW_PROXY_THREADS=$threads setsid $rel/seesaw_ncc --config-dir "$tmp/ncc-cfg" --run-dir "$tmp/ncc2-run" \
+SEESAW_UDP_OFFLOAD=off SEESAW_PROXY_THREADS=$threads setsid $rel/seesaw_proxy --config-dir "$tmp/ncc-cfg" --run-dir "$tmp/ncc2-run" \
   2>"$tmp/ncc2.log" &
 pids+=($!)
-sock2="$tmp/ncc2-run/ncc/ncc.sock"
+sock2="$tmp/ncc2-run/proxy/proxy.sock"
 for _ in $(seq 1 100); do [ -S "$sock2" ] && break; sleep 0.1; done
 $rel/nccctl "$sock2" apply udp 127.0.0.1:${UDP[ours_nooffload]} 127.0.0.1:$BE_UDP >/dev/null
 

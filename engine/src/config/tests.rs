@@ -732,3 +732,36 @@ fn control_characters_in_names_and_comments_are_refused() {
         "the errors themselves are one line each: {errs:#?}"
     );
 }
+
+/// The proxy plane's descriptor capacity is checked at validation, by the relay's own rule
+/// (ncc's `ten_thousand_vservers_fit_in_the_relay` holds the relay to it).
+#[test]
+fn the_proxy_planes_descriptor_capacity_is_validated() {
+    let cluster = |tcp: usize, udp: usize| {
+        let mut text = String::from(
+            "seesaw_vip < fqdn: \"v.\" ipv4: \"10.0.0.1/24\" >\nnode < fqdn: \"n.\" ipv4: \"10.0.0.2/24\" >\n",
+        );
+        for i in 0..tcp + udp {
+            let proto = if i < tcp { "TCP" } else { "UDP" };
+            text.push_str(&format!(
+                "vserver < name: \"v{i}\" rp: \"x\" entry_address < fqdn: \"v{i}.\" ipv4: \"10.1.{}.{}/32\" > vserver_entry < protocol: {proto} port: 80 mode: NAT scheduler: RR > >\n",
+                i / 250,
+                i % 250
+            ));
+        }
+        load_cluster(text.as_bytes(), None).unwrap_or_else(|e| panic!("{e:#?}"))
+    };
+    // Limit 2,048, two workers: 256 services get two listeners (512), then one each; 1,024 are
+    // kept for connections.
+    assert_eq!(validate::proxy_capacity(&cluster(600, 0), 2048, 2), None);
+    let refused = validate::proxy_capacity(&cluster(900, 0), 2048, 2).expect("refused");
+    assert!(
+        refused.starts_with("900 services need 1156 listening sockets in the proxy data plane, which has room for 1024 (open-file limit 2048)"),
+        "{refused}"
+    );
+    let threads = validate::proxy_capacity(&cluster(0, 2049), 1 << 20, 2).expect("refused");
+    assert!(
+        threads.contains("2049 UDP services need 4098 proxy worker threads"),
+        "{threads}"
+    );
+}

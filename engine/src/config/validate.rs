@@ -1225,7 +1225,61 @@ pub fn check_plane(c: &Cluster, plane: super::seesaw_cfg::DataplaneKind) -> Vec<
             }
         }
     }
+    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(_, hard)| {
+            usize::try_from(hard).unwrap_or(usize::MAX)
+        });
+    let workers = std::env::var("SEESAW_PROXY_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| (1..=256).contains(n))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    errors.extend(proxy_capacity(c, limit, workers));
     errors
+}
+
+/// Whether the proxy relay can hold every service of `c` in `limit` open files with `workers`
+/// workers: the relay's own rule (ncc `dataplane/proxy`), so a config it would refuse is refused
+/// here first. A TCP service takes a listener per worker while listeners fill at most a quarter
+/// of the limit, then one; a UDP service a socket and a thread per worker (4,096 threads at
+/// most); a quarter of the limit (at least 1,024) is kept for connections. The limit is this
+/// host's hard limit, which every Seesaw process (the relay included) raises itself to.
+pub fn proxy_capacity(c: &Cluster, limit: usize, workers: usize) -> Option<String> {
+    let (mut held, mut udp, mut services) = (0usize, 0usize, 0usize);
+    for v in c.vservers.values().filter(|v| !v.use_fwm) {
+        for e in v.entries.values() {
+            for _ in &v.vips {
+                services += 1;
+                match e.key.proto {
+                    Protocol::Tcp => {
+                        held += if (held + workers) * 4 <= limit {
+                            workers
+                        } else {
+                            1
+                        };
+                    }
+                    Protocol::Udp => {
+                        held += workers;
+                        udp += 1;
+                    }
+                }
+            }
+        }
+    }
+    let room = limit.saturating_sub(1024.max(limit / 4));
+    let mut why = Vec::new();
+    if held > room {
+        why.push(format!(
+            "{services} services need {held} listening sockets in the proxy data plane, which has room for {room} (open-file limit {limit}): raise LimitNOFILE or use a kernel data plane"
+        ));
+    }
+    if udp * workers > 4096 {
+        why.push(format!(
+            "{udp} UDP services need {} proxy worker threads ({workers} each); the proxy data plane starts at most 4096",
+            udp * workers
+        ));
+    }
+    (!why.is_empty()).then(|| why.join("; "))
 }
 
 /// The IP of a host in the family of `ip` (helper for tests and the engine).
