@@ -695,7 +695,7 @@ impl Children {
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "pid"))
             .filter_map(|p| seesaw_common::pidfile::read_live(&p))
-            .filter_map(|p| pid(p))
+            .filter_map(pid)
             .collect()
     }
 }

@@ -49,6 +49,20 @@ pub fn normalize_go_flags<I: IntoIterator<Item = String>>(args: I) -> Vec<String
         .collect()
 }
 
+/// A daemon's arguments (Go-style `-flag` accepted): `A` parsed from the process's command
+/// line, or, on a usage error or `--help`/`--version`, clap's message printed and the exit code
+/// to leave with ([`crate::exit::USAGE`] or [`crate::exit::OK`]).
+pub fn parse<A: clap::Parser>() -> Result<A, std::process::ExitCode> {
+    A::try_parse_from(normalize_go_flags(std::env::args())).map_err(|e| {
+        let _ = e.print();
+        std::process::ExitCode::from(if e.use_stderr() {
+            crate::exit::USAGE
+        } else {
+            crate::exit::OK
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,22 @@ pub struct LogGuard(
     Option<tracing_appender::non_blocking::WorkerGuard>,
 );
 
+/// [`init`], or, if logging cannot start, why on stderr (there is nowhere else yet) and the
+/// usage exit code to leave with.
+#[allow(
+    clippy::print_stderr,
+    reason = "logging is not up; stderr is all there is"
+)]
+pub fn init_or_exit(
+    name: &str,
+    log_dir: Option<&Path>,
+) -> Result<LogGuard, std::process::ExitCode> {
+    init(name, log_dir).map_err(|e| {
+        eprintln!("{name}: {e}");
+        std::process::ExitCode::from(crate::exit::USAGE)
+    })
+}
+
 /// Starts tracing for process `name`.
 pub fn init(name: &str, log_dir: Option<&Path>) -> Result<LogGuard, LoggingError> {
     let filter = match std::env::var("RUST_LOG") {

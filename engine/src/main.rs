@@ -30,25 +30,16 @@ struct Args {
 )]
 fn main() -> ExitCode {
     seesaw_common::files::private_umask();
-    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args()))
-    {
+    let args: Args = match seesaw_common::args::parse() {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
-    let _log = match seesaw_common::logging::init("seesaw_engine", args.common.log_dir.as_deref()) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("seesaw_engine: {e}");
-            return ExitCode::from(exit::USAGE);
-        }
-    };
+    let _log =
+        match seesaw_common::logging::init_or_exit("seesaw_engine", args.common.log_dir.as_deref())
+        {
+            Ok(g) => g,
+            Err(code) => return code,
+        };
     tracing::info!("{}", seesaw_common::build_info());
     let loaded = match seesaw_engine::config::load_dir(&args.common.config_dir) {
         Ok(l) => l,

@@ -23,31 +23,15 @@ const ENGINE_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     seesaw_common::files::private_umask();
-    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args()))
-    {
+    let args: Args = match seesaw_common::args::parse() {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
-    let _log = match seesaw_common::logging::init("seesaw_ha", args.common.log_dir.as_deref()) {
-        Ok(g) => g,
-        Err(e) => {
-            #[allow(
-                clippy::print_stderr,
-                reason = "logging is not up; stderr is all there is"
-            )]
-            {
-                eprintln!("seesaw_ha: {e}");
-            }
-            return ExitCode::from(exit::USAGE);
-        }
-    };
+    let _log =
+        match seesaw_common::logging::init_or_exit("seesaw_ha", args.common.log_dir.as_deref()) {
+            Ok(g) => g,
+            Err(code) => return code,
+        };
     tracing::info!(build = %seesaw_common::build_info(), "seesaw_ha starting");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -3,6 +3,7 @@
 //!
 //! - [`netns`]: the root-only lab of network namespaces on a private bridge ([`Lab`]);
 //! - [`loopback`]: the unprivileged suite on 127.0.0.0/8 ([`LoopbackSuite`]);
+//! - [`nat_lab`]: the namespace scene of whole-suite kernel-plane tests ([`nat_lab::NatLab`]);
 //! - [`procs`]: spawned processes, teardown (SIGTERM, then SIGKILL), `/proc` lookups, log dumps;
 //! - [`cmd`]: running `ip` and one-shot tools to completion;
 //! - [`capture`]: gratuitous ARP / unsolicited NA capture inside a node;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod loopback;
+pub mod nat_lab;
 pub mod netns;
 pub mod procs;
 pub mod shell_view;

@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use seesaw_lab::config::{ClusterPb, Host, HttpCheck, watchdog_cfg, write_atomic};
 use seesaw_lab::http::{self, KeepAlive};
-use seesaw_lab::{Lab, LoopbackSuite, ProcId, bins, procs, wait_for};
+use seesaw_lab::nat_lab::NatLab;
+use seesaw_lab::{Lab, LoopbackSuite, ProcId, procs, wait_for};
 use seesaw_proto::ncc as pb;
 
 /// Every process, in the order the campaign hits them.
@@ -288,15 +288,12 @@ struct Netns {
     watchdog: ProcId,
 }
 
-const NAT_VIP: &str = "198.51.100.1";
-const BACKENDS: [(&str, &str); 2] = [("be1", "203.0.113.11"), ("be2", "203.0.113.12")];
-
 impl Target for Netns {
     fn plane(&self) -> &'static str {
         "nftables"
     }
     fn vip(&self) -> SocketAddr {
-        format!("{NAT_VIP}:80").parse().expect("literal")
+        seesaw_lab::nat_lab::vip()
     }
     fn netns(&self) -> Option<String> {
         Some(self.lab.ns("client").expect("client").to_owned())
@@ -604,75 +601,11 @@ fn every_process_killed_or_stalled_on_the_nftables_plane() {
     if !can_run_nftables() {
         return;
     }
-    let mut builder = Lab::builder()
-        .node("client", &["192.0.2.100/24"])
-        .route("client", "198.51.100.0/24", "192.0.2.10")
-        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"]);
-    for (name, ip) in &BACKENDS {
-        builder = builder.node(name, &[&format!("{ip}/24")]);
-    }
-    let mut lab = builder
-        .build()
-        .unwrap_or_else(|e| panic!("building the lab: {e}"));
-    let config = lab.config_dir("lb1").expect("lb1");
-    let cfg = "[cluster]\nname = lab\nnode_ipv4 = 192.0.2.10\nanycast_enabled = false\n\n\
-               [interface]\nnode = eth0\nlb = eth0\n\n[dataplane]\nkind = nftables\n\n\
-               [ecu]\nlisten = 127.0.0.1:10257\n";
-    write_atomic(&config, "seesaw.cfg", cfg).expect("seesaw.cfg");
-    let pb = ClusterPb {
-        seesaw_vip: Host::new("seesaw-vip.lab.", "192.0.2.1/24"),
-        node: Host::new("lb1.lab.", "192.0.2.10/24"),
-        vserver: "web@lab".to_owned(),
-        entry: Host::new("web.lab.", &format!("{NAT_VIP}/32")),
-        port: 80,
-        scheduler: "RR".to_owned(),
-        check: HttpCheck {
-            interval: 1,
-            timeout: 1,
-            retries: None,
-            send: "/".to_owned(),
-            code: 200,
-        },
-        backends: BACKENDS
-            .iter()
-            .map(|(name, ip)| (Host::new(&format!("{name}.lab."), &format!("{ip}/24")), 1))
-            .collect(),
+    let nat = NatLab::start("nftables").unwrap_or_else(|e| panic!("starting the lab: {e}"));
+    let mut t = Netns {
+        lab: nat.lab,
+        watchdog: nat.watchdog,
     };
-    write_atomic(&config, "cluster.pb", &pb.render()).expect("cluster.pb");
-    write_atomic(&config, "watchdog.cfg", &watchdog_cfg().expect("bins")).expect("watchdog.cfg");
-    let seesaw = bins::binary("seesaw").expect("the seesaw binary");
-    for (name, ip) in &BACKENDS {
-        let listen = format!("{ip}:80");
-        lab.spawn(
-            name,
-            &seesaw,
-            &["demo-backend", "--listen", &listen, "--name", name],
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        lab.wait_tcp(name, listen.parse().expect("addr"), Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
-    let watchdog = lab
-        .spawn_suite("lb1")
-        .unwrap_or_else(|e| panic!("starting the watchdog: {e}"));
-    let vip: SocketAddr = format!("{NAT_VIP}:80").parse().expect("literal");
-    lab.run_in("client", || {
-        wait_for(
-            "both backends answer through the VIP",
-            Duration::from_secs(60),
-            || {
-                let seen: std::collections::BTreeSet<String> = (0..10)
-                    .filter_map(|_| http::get(vip, "/", Duration::from_secs(1)).ok())
-                    .map(|r| r.text())
-                    .collect();
-                (seen.len() == 2).then_some(())
-            },
-        )
-    })
-    .expect("client")
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut t = Netns { lab, watchdog };
     let rows = campaign(&mut t);
     judge(&rows);
 }

@@ -346,7 +346,6 @@ fn nat_and_dsr_schedulers_on_the_nftables_plane() {
 /// unchanged desired state makes 0 changes (no second "add service" in ncc's log).
 #[test]
 fn kill_nine_ncc_and_engine_under_load_loses_nothing() {
-    use seesaw_lab::config::{ClusterPb, Host, HttpCheck, watchdog_cfg, write_atomic};
     use seesaw_lab::{procs, wait_for};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -354,66 +353,11 @@ fn kill_nine_ncc_and_engine_under_load_loses_nothing() {
     if !can_run() {
         return;
     }
-    let mut builder = Lab::builder()
-        .node("client", &["192.0.2.100/24"])
-        .route("client", "198.51.100.0/24", "192.0.2.10")
-        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"]);
-    for (name, ip) in &BACKENDS[..2] {
-        builder = builder.node(name, &[&format!("{ip}/24")]);
-    }
-    let mut lab = builder
-        .build()
-        .unwrap_or_else(|e| panic!("building the lab: {e}"));
-    let config = lab.config_dir("lb1").expect("lb1");
+    let nat = seesaw_lab::nat_lab::NatLab::start("nftables")
+        .unwrap_or_else(|e| panic!("starting the lab: {e}"));
+    let lab = nat.lab;
     let log = lab.log_dir("lb1").expect("lb1");
-    let cfg = "[cluster]\nname = lab\nnode_ipv4 = 192.0.2.10\nanycast_enabled = false\n\n\
-               [interface]\nnode = eth0\nlb = eth0\n\n[dataplane]\nkind = nftables\n\n\
-               [ecu]\nlisten = 127.0.0.1:10257\n";
-    write_atomic(&config, "seesaw.cfg", cfg).expect("seesaw.cfg");
-    let pb = ClusterPb {
-        seesaw_vip: Host::new("seesaw-vip.lab.", "192.0.2.1/24"),
-        node: Host::new("lb1.lab.", "192.0.2.10/24"),
-        vserver: "web@lab".to_owned(),
-        entry: Host::new("web.lab.", &format!("{NAT_VIP}/32")),
-        port: 80,
-        scheduler: "RR".to_owned(),
-        check: HttpCheck {
-            interval: 1,
-            timeout: 1,
-            retries: None,
-            send: "/".to_owned(),
-            code: 200,
-        },
-        backends: BACKENDS[..2]
-            .iter()
-            .map(|(name, ip)| (Host::new(&format!("{name}.lab."), &format!("{ip}/24")), 1))
-            .collect(),
-    };
-    write_atomic(&config, "cluster.pb", &pb.render()).expect("cluster.pb");
-    write_atomic(&config, "watchdog.cfg", &watchdog_cfg().expect("bins")).expect("watchdog.cfg");
-    let seesaw = bins::binary("seesaw").expect("checked");
-    for (name, ip) in &BACKENDS[..2] {
-        start_backend(&mut lab, &seesaw, name, &format!("{ip}:80"));
-    }
-    lab.spawn_suite("lb1")
-        .unwrap_or_else(|e| panic!("starting the watchdog: {e}"));
-
-    let vip: SocketAddr = format!("{NAT_VIP}:80").parse().expect("literal");
-    lab.run_in("client", || {
-        wait_for(
-            "both backends answer through the VIP",
-            Duration::from_secs(60),
-            || {
-                let seen: std::collections::BTreeSet<String> = (0..10)
-                    .filter_map(|_| http::get(vip, "/", Duration::from_secs(1)).ok())
-                    .map(|r| r.text())
-                    .collect();
-                (seen.len() == 2).then_some(())
-            },
-        )
-    })
-    .expect("client")
-    .unwrap_or_else(|e| panic!("{e}"));
+    let vip = seesaw_lab::nat_lab::vip();
 
     let ncc_log_adds = |log: &std::path::Path| -> usize {
         std::fs::read_dir(log)

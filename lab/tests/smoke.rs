@@ -10,33 +10,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use seesaw_lab::cmd::run;
-use seesaw_lab::config::{ClusterPb, Host, HttpCheck, SeesawCfg, watchdog_cfg, write_atomic};
+use seesaw_lab::config::{SeesawCfg, watchdog_cfg, write_atomic};
+use seesaw_lab::nat_lab::{BACKENDS, cluster_pb};
 use seesaw_lab::{Lab, bins, http, procs, wait_for, wait_until};
 
 const VIP: &str = "198.51.100.1:80";
-const BACKENDS: [(&str, &str); 2] = [("be1", "203.0.113.11"), ("be2", "203.0.113.12")];
-
-fn cluster_pb() -> ClusterPb {
-    ClusterPb {
-        seesaw_vip: Host::new("seesaw-vip.lab.", "192.0.2.1/24"),
-        node: Host::new("lb1.lab.", "192.0.2.10/24"),
-        vserver: "web@lab".to_owned(),
-        entry: Host::new("web.lab.", "198.51.100.1/32"),
-        port: 80,
-        scheduler: "RR".to_owned(),
-        check: HttpCheck {
-            interval: 1,
-            timeout: 1,
-            retries: None,
-            send: "/".to_owned(),
-            code: 200,
-        },
-        backends: BACKENDS
-            .iter()
-            .map(|(name, ip)| (Host::new(&format!("{name}.lab."), &format!("{ip}/24")), 1))
-            .collect(),
-    }
-}
 
 #[test]
 fn client_reaches_both_backends_through_the_vip() {

@@ -19,25 +19,15 @@ struct Args {
 #[allow(clippy::print_stderr, reason = "startup errors go to the terminal")]
 fn main() -> ExitCode {
     seesaw_common::files::private_umask();
-    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args()))
-    {
+    let args: Args = match seesaw_common::args::parse() {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
-    let _log = match seesaw_common::logging::init("seesaw_ncc", args.common.log_dir.as_deref()) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("seesaw_ncc: {e}");
-            return ExitCode::from(exit::USAGE);
-        }
-    };
+    let _log =
+        match seesaw_common::logging::init_or_exit("seesaw_ncc", args.common.log_dir.as_deref()) {
+            Ok(g) => g,
+            Err(code) => return code,
+        };
     tracing::info!("{}", seesaw_common::build_info());
     let choice =
         match seesaw_ncc::dataplane::choose_plane(&args.common.config_dir.join("seesaw.cfg")) {

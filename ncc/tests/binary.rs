@@ -41,6 +41,39 @@ fn start_ncc(cfg: &std::path::Path, run: &std::path::Path) -> Killed {
     Killed(child)
 }
 
+/// One NAT service on `address:port` (`proto`, `sched`) forwarding to 127.0.0.1:`backend`.
+fn nat_service(
+    address: &str,
+    port: u16,
+    proto: pb::Protocol,
+    sched: pb::Scheduler,
+    backend: u16,
+) -> pb::Service {
+    pb::Service {
+        address: address.into(),
+        protocol: proto as i32,
+        port: u32::from(port),
+        scheduler: sched as i32,
+        mode: pb::ForwardMode::Nat as i32,
+        destinations: vec![pb::Destination {
+            address: "127.0.0.1".into(),
+            port: u32::from(backend),
+            weight: 1,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// A free port on 127.0.0.1 (right now).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A child killed (SIGKILL) and reaped on drop.
 struct Killed(std::process::Child);
 
@@ -122,27 +155,15 @@ fn serves_applies_and_stops_on_sigterm() {
             let _ = s.unwrap().write_all(b"hi");
         }
     });
-    let vip_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let vip_port = free_port();
     let desired = pb::DesiredState {
-        services: vec![pb::Service {
-            address: "127.0.0.1".into(),
-            protocol: pb::Protocol::Tcp as i32,
-            port: u32::from(vip_port),
-            scheduler: pb::Scheduler::Rr as i32,
-            mode: pb::ForwardMode::Nat as i32,
-            persistence_s: 0,
-            destinations: vec![pb::Destination {
-                address: "127.0.0.1".into(),
-                port: u32::from(backend_port),
-                weight: 1,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
+        services: vec![nat_service(
+            "127.0.0.1",
+            vip_port,
+            pb::Protocol::Tcp,
+            pb::Scheduler::Rr,
+            backend_port,
+        )],
         ..Default::default()
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -244,26 +265,15 @@ fn relayed_connections_outlive_ncc_and_a_relay_restart_is_announced_at_once() {
     let mut ncc_proc = start_ncc(cfg.path(), run.path());
     wait_for_socket(&sock);
     let backend = line_backend();
-    let vip_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let vip_port = free_port();
     let desired = pb::DesiredState {
-        services: vec![pb::Service {
-            address: "127.0.0.1".into(),
-            protocol: pb::Protocol::Tcp as i32,
-            port: u32::from(vip_port),
-            scheduler: pb::Scheduler::Wlc as i32,
-            mode: pb::ForwardMode::Nat as i32,
-            destinations: vec![pb::Destination {
-                address: "127.0.0.1".into(),
-                port: u32::from(backend),
-                weight: 1,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
+        services: vec![nat_service(
+            "127.0.0.1",
+            vip_port,
+            pb::Protocol::Tcp,
+            pb::Scheduler::Wlc,
+            backend,
+        )],
         ..Default::default()
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -353,19 +363,8 @@ fn ten_thousand_vservers_fit_in_the_relay() {
         .unwrap()
         .port();
     let vip = |i: usize| format!("127.10.{}.{}", i / 250, i % 250 + 1);
-    let service = |i: usize, proto: pb::Protocol| pb::Service {
-        address: vip(i),
-        protocol: proto as i32,
-        port: u32::from(port),
-        scheduler: pb::Scheduler::Rr as i32,
-        mode: pb::ForwardMode::Nat as i32,
-        destinations: vec![pb::Destination {
-            address: "127.0.0.1".into(),
-            port: u32::from(backend),
-            weight: 1,
-            ..Default::default()
-        }],
-        ..Default::default()
+    let service = |i: usize, proto: pb::Protocol| {
+        nat_service(&vip(i), port, proto, pb::Scheduler::Rr, backend)
     };
     let tcp = pb::DesiredState {
         services: (0..10_000).map(|i| service(i, pb::Protocol::Tcp)).collect(),

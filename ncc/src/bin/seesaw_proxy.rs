@@ -21,24 +21,16 @@ struct Args {
 #[allow(clippy::print_stderr, reason = "startup errors go to the terminal")]
 fn main() -> ExitCode {
     seesaw_common::files::private_umask();
-    let args = match Args::try_parse_from(seesaw_common::args::normalize_go_flags(std::env::args()))
-    {
+    let args: Args = match seesaw_common::args::parse() {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
-    let _log = match seesaw_common::logging::init("seesaw_proxy", args.common.log_dir.as_deref()) {
+    let _log = match seesaw_common::logging::init_or_exit(
+        "seesaw_proxy",
+        args.common.log_dir.as_deref(),
+    ) {
         Ok(g) => g,
-        Err(e) => {
-            eprintln!("seesaw_proxy: {e}");
-            return ExitCode::from(exit::USAGE);
-        }
+        Err(code) => return code,
     };
     tracing::info!("{}", seesaw_common::build_info());
     // A socket per service and worker: take every descriptor allowed.

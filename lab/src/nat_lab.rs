@@ -1,0 +1,111 @@
+//! The namespace scene every whole-suite kernel-plane test starts from: `client`
+//! (192.0.2.100) → `lb1` (192.0.2.10, the whole suite under its watchdog) → two backends
+//! (`be1`, `be2` on 203.0.113.0/24, `seesaw demo-backend` on port 80) behind the NAT VIP
+//! 198.51.100.1:80 (vserver `web@lab`, round robin, HTTP checks every second).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::config::{ClusterPb, Host, HttpCheck, watchdog_cfg, write_atomic};
+use crate::error::LabError;
+use crate::netns::Lab;
+use crate::procs::ProcId;
+use crate::{bins, http, wait_for};
+
+/// The NAT VIP.
+pub const NAT_VIP: &str = "198.51.100.1";
+/// The backends: name and address.
+pub const BACKENDS: [(&str, &str); 2] = [("be1", "203.0.113.11"), ("be2", "203.0.113.12")];
+
+/// The scene, running.
+#[derive(Debug)]
+pub struct NatLab {
+    /// The namespaces and every process in them.
+    pub lab: Lab,
+    /// The watchdog in `lb1`.
+    pub watchdog: ProcId,
+}
+
+/// `web@lab` as cluster.pb.
+pub fn cluster_pb() -> ClusterPb {
+    ClusterPb {
+        seesaw_vip: Host::new("seesaw-vip.lab.", "192.0.2.1/24"),
+        node: Host::new("lb1.lab.", "192.0.2.10/24"),
+        vserver: "web@lab".to_owned(),
+        entry: Host::new("web.lab.", &format!("{NAT_VIP}/32")),
+        port: 80,
+        scheduler: "RR".to_owned(),
+        check: HttpCheck {
+            interval: 1,
+            timeout: 1,
+            retries: None,
+            send: "/".to_owned(),
+            code: 200,
+        },
+        backends: BACKENDS
+            .iter()
+            .map(|(name, ip)| (Host::new(&format!("{name}.lab."), &format!("{ip}/24")), 1))
+            .collect(),
+    }
+}
+
+/// The VIP as a socket address.
+pub fn vip() -> SocketAddr {
+    SocketAddr::from(([198, 51, 100, 1], 80))
+}
+
+impl NatLab {
+    /// Builds the namespaces, starts the backends and the suite with `[dataplane] kind = plane`,
+    /// and waits (at most 60 s) until both backends answer through the VIP from the client.
+    pub fn start(plane: &str) -> Result<Self, LabError> {
+        let mut builder = Lab::builder()
+            .node("client", &["192.0.2.100/24"])
+            .route("client", "198.51.100.0/24", "192.0.2.10")
+            .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"]);
+        for (name, ip) in &BACKENDS {
+            builder = builder.node(name, &[&format!("{ip}/24")]);
+        }
+        let mut lab = builder.build()?;
+        let config = lab.config_dir("lb1")?;
+        let cfg = format!(
+            "[cluster]\nname = lab\nnode_ipv4 = 192.0.2.10\nanycast_enabled = false\n\n\
+             [interface]\nnode = eth0\nlb = eth0\n\n[dataplane]\nkind = {plane}\n\n\
+             [ecu]\nlisten = 127.0.0.1:10257\n"
+        );
+        write_atomic(&config, "seesaw.cfg", &cfg)?;
+        write_atomic(&config, "cluster.pb", &cluster_pb().render())?;
+        write_atomic(&config, "watchdog.cfg", &watchdog_cfg()?)?;
+        let seesaw = bins::binary("seesaw")?;
+        for (name, ip) in &BACKENDS {
+            let listen = format!("{ip}:80");
+            lab.spawn(
+                name,
+                &seesaw,
+                &["demo-backend", "--listen", &listen, "--name", name],
+                &[],
+            )?;
+            let addr = listen.parse().map_err(|_| LabError::BadAddress {
+                addr: listen.clone(),
+                reason: "not an address:port".to_owned(),
+            })?;
+            lab.wait_tcp(name, addr, Duration::from_secs(10))?;
+        }
+        let watchdog = lab.spawn_suite("lb1")?;
+        let vip = vip();
+        lab.run_in("client", || {
+            wait_for(
+                "both backends answer through the VIP",
+                Duration::from_secs(60),
+                || {
+                    let seen: BTreeSet<String> = (0..10)
+                        .filter_map(|_| http::get(vip, "/", Duration::from_secs(1)).ok())
+                        .map(|r| r.text())
+                        .collect();
+                    (seen.len() == 2).then_some(())
+                },
+            )
+        })??;
+        Ok(Self { lab, watchdog })
+    }
+}
