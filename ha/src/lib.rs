@@ -9,7 +9,8 @@
 //! - [`link`]: the port to the engine (`EngineLink`), its gRPC adapter and, for tests, a fake;
 //! - [`transport`]: the port to the network (`Opener`/`Transport`), the raw-socket adapter and,
 //!   for tests, an in-memory network;
-//! - [`run`]: the runtime loop that drives a `Node` with tokio time.
+//! - [`run`]: the runtime loop that drives a `Node` with tokio time;
+//! - [`sentinel`]: the child process that resigns for a master whose ha process died.
 #![forbid(unsafe_code)]
 
 // The fakes are test hooks; a release binary must not be able to contain them.
@@ -20,6 +21,7 @@ pub mod advert;
 pub mod link;
 pub mod node;
 mod runtime;
+pub mod sentinel;
 pub mod transport;
 
-pub use runtime::{RunConfig, run};
+pub use runtime::{RunConfig, run, run_with_sentinel};

@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    /// Internal: run as the resign sentinel of the seesaw_ha that started this process.
+    #[arg(long = "resign-sentinel", hide = true)]
+    resign_sentinel: bool,
 }
 
 /// Per-call deadline for engine RPCs: local calls, so anything slower means the engine is stuck.
@@ -32,6 +35,9 @@ fn main() -> ExitCode {
             Ok(g) => g,
             Err(code) => return code,
         };
+    if args.resign_sentinel {
+        return sentinel();
+    }
     tracing::info!(build = %seesaw_common::build_info(), "seesaw_ha starting");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -50,14 +56,44 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::OSERR);
         }
         let link = GrpcEngineLink::new(&args.common.run_dir, ENGINE_TIMEOUT);
-        seesaw_ha::run(
+        // The sentinel resigns for this master if this process dies (kill -9, a crash).
+        let sentinel = match std::env::current_exe()
+            .and_then(|exe| seesaw_ha::sentinel::Sentinel::spawn(&exe))
+        {
+            Ok(s) => {
+                tracing::info!(pid = s.pid(), "resign sentinel started");
+                Some(s)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no resign sentinel: a kill -9 of ha costs the master-down interval");
+                None
+            }
+        };
+        seesaw_ha::run_with_sentinel(
             seesaw_ha::RunConfig::default(),
             link,
             seesaw_ha::transport::RawOpener,
+            sentinel,
             shutdown,
         )
         .await;
         tracing::info!("seesaw_ha stopped");
         ExitCode::from(exit::OK)
     })
+}
+
+/// `seesaw_ha --resign-sentinel`: see `seesaw_ha::sentinel`.
+fn sentinel() -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "resign sentinel: cannot start a runtime");
+            return ExitCode::from(exit::OSERR);
+        }
+    };
+    seesaw_ha::sentinel::serve(&rt);
+    ExitCode::from(exit::OK)
 }

@@ -49,8 +49,23 @@ enum Call {
 
 /// Runs the HA node until `shutdown` is cancelled. Engine and transport failures are retried
 /// forever (the watchdog may be restarting the engine), so this never fails.
-pub async fn run<L, O>(config: RunConfig, link: L, mut opener: O, shutdown: CancellationToken)
+pub async fn run<L, O>(config: RunConfig, link: L, opener: O, shutdown: CancellationToken)
 where
+    L: EngineLink + 'static,
+    O: Opener,
+{
+    run_with_sentinel(config, link, opener, None, shutdown).await;
+}
+
+/// [`run`], keeping `sentinel` armed while this node leads a peering, so it resigns for us if
+/// this process dies.
+pub async fn run_with_sentinel<L, O>(
+    config: RunConfig,
+    link: L,
+    mut opener: O,
+    mut sentinel: Option<crate::sentinel::Sentinel>,
+    shutdown: CancellationToken,
+) where
     L: EngineLink + 'static,
     O: Opener,
 {
@@ -118,6 +133,14 @@ where
         }
         *dump.lock().unwrap_or_else(|e| e.into_inner()) =
             DumpView::of(&node, &clock, transport.is_some());
+        if let Some(s) = sentinel.as_mut() {
+            let leads = node.state() == crate::node::State::Leader && transport.is_some();
+            s.set(node.peering().filter(|_| leads));
+        }
+    }
+    // An orderly stop resigns below, from here: the sentinel must not do it again.
+    if let Some(s) = sentinel.as_mut() {
+        s.set(None);
     }
 
     // Stop the worker (it may be stuck in a call) and make the last report ourselves.

@@ -405,11 +405,27 @@ fn a_restarted_ncc_gets_the_desired_state_at_once() {
         "ncc {} killed; new ncc {new} seen after {ncc_back:?}; requests answered again after {served_again:?}",
         old[0]
     );
-    let log = suite.service_log("engine");
-    let fresh = log.strip_prefix(engine_log_before.as_str()).unwrap_or(&log);
+    // The proxy relay kept serving through ncc's restart; the engine must still notice the new
+    // ncc at once (its Watch stream) and re-send the desired state.
+    let noticed = wait_until(
+        "the engine to notice the restart",
+        Duration::from_secs(5),
+        || {
+            let log = suite.service_log("engine");
+            let fresh = log.strip_prefix(engine_log_before.as_str()).unwrap_or(&log);
+            fresh.contains("ncc restarted: sending it the desired state now")
+        },
+    );
+    let noticed_after = killed_at.elapsed();
     assert!(
-        fresh.contains("ncc restarted: sending it the desired state now"),
-        "the engine did not notice the restart:\n{fresh}"
+        noticed.is_ok(),
+        "the engine did not notice the restart:\n{}",
+        suite.service_log("engine")
+    );
+    assert!(
+        noticed_after < ncc_back + Duration::from_secs(1),
+        "the engine noticed the new ncc {:?} after it started",
+        noticed_after - ncc_back
     );
     assert!(
         served_again < ncc_back + Duration::from_secs(2),
