@@ -44,10 +44,12 @@ vserver: <
       code: 200
     >
   >
+  # WLC and LC (Seesaw's default scheduler is WLC) need IPVS or the proxy plane: the nftables
+  # plane cannot keep per-destination connection counts and refuses them.
   vserver_entry: <
     protocol: TCP
     port: 443
-    scheduler: WLC
+    scheduler: WRR
     mode: DSR
   >
   backend: <

@@ -26,6 +26,7 @@ pub mod logging;
 pub mod paths;
 pub mod peer;
 pub mod pidfile;
+pub mod plane;
 pub mod ready;
 pub mod signal;
 pub mod text;

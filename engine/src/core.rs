@@ -251,6 +251,7 @@ pub async fn run<N: Ncc + NccBgp>(
                 tracing::info!(plane = %s.kind, destinations = s.dests.len(), "adopting the data plane's current state");
                 state.presume(s.dests.keys().copied());
                 state.adopt_fwmarks(&s.fwmarks);
+                crate::config::seesaw_cfg::set_running_plane(&s.kind);
                 plane_kind = s.kind;
                 break;
             }
@@ -397,7 +398,11 @@ pub async fn run<N: Ncc + NccBgp>(
                 stats_in_flight = false;
                 stats_due = stats_started + STATS_EVERY.max(stats_started.elapsed() * 5);
                 match stats {
-                    Ok(s) => { plane_kind = s.kind; state.stats(s.dests); }
+                    Ok(s) => {
+                        crate::config::seesaw_cfg::set_running_plane(&s.kind);
+                        plane_kind = s.kind;
+                        state.stats(s.dests);
+                    }
                     Err(e) => tracing::debug!(error = %e, "stats unavailable"),
                 }
             }

@@ -21,6 +21,16 @@ struct Args {
     /// error, for people who write new configs.
     #[arg(long, requires = "validate")]
     strict: bool,
+    /// With --validate: check against this data plane (auto, ipvs, nftables, proxy) instead of
+    /// seesaw.cfg's `[dataplane] kind`, e.g. for another host; auto means what this host's ncc
+    /// would pick.
+    #[arg(long, requires = "validate", value_parser = parse_plane)]
+    plane: Option<seesaw_engine::config::DataplaneKind>,
+}
+
+fn parse_plane(s: &str) -> Result<seesaw_engine::config::DataplaneKind, String> {
+    seesaw_engine::config::DataplaneKind::parse(s)
+        .ok_or_else(|| format!("{s:?} is not one of auto, ipvs, nftables, proxy"))
 }
 
 #[allow(
@@ -41,7 +51,7 @@ fn main() -> ExitCode {
             Err(code) => return code,
         };
     tracing::info!("{}", seesaw_common::build_info());
-    let loaded = match seesaw_engine::config::load_dir(&args.common.config_dir) {
+    let loaded = match seesaw_engine::config::load_dir_for(&args.common.config_dir, args.plane) {
         Ok(l) => l,
         Err(errors) => {
             eprintln!("config invalid ({} errors):", errors.len());
@@ -74,11 +84,21 @@ fn main() -> ExitCode {
             }
             return ExitCode::from(exit::CONFIG);
         }
+        let asked = args.plane.unwrap_or(loaded.settings.dataplane);
+        let plane = match (asked, asked.effective()) {
+            (seesaw_engine::config::DataplaneKind::Auto, k) => {
+                format!("the {} data plane (auto on this host)", k.as_str())
+            }
+            (_, k) => format!("the {} data plane", k.as_str()),
+        };
         if warnings.is_empty() {
-            println!("config OK");
+            println!("config OK for {plane}");
         } else {
             let plural = if warnings.len() == 1 { "" } else { "s" };
-            println!("config OK, with {} warning{plural}:", warnings.len());
+            println!(
+                "config OK for {plane}, with {} warning{plural}:",
+                warnings.len()
+            );
             for w in &warnings {
                 println!("  {w}");
             }

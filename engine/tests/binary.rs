@@ -30,8 +30,72 @@ fn validate_accepts_the_shipped_configs() {
             dir.display(),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "config OK\n");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // etc/ says `kind = auto`: the answer names the plane this host's ncc would pick.
+        let want_end = if dir == etc("demo") {
+            "the proxy data plane\n"
+        } else {
+            " data plane (auto on this host)\n"
+        };
+        assert!(
+            stdout.starts_with("config OK for the ") && stdout.ends_with(want_end),
+            "{}: {stdout}",
+            dir.display()
+        );
     }
+}
+
+/// Seesaw's defaults (WLC, DSR) are checked against the plane that will hold them: refused on
+/// nftables (no connection counts) and on the proxy (no DSR), with the reason; fine on IPVS.
+#[test]
+fn validate_checks_against_the_plane_named_or_resolved() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("seesaw.cfg"),
+        "[cluster]\nname = t\nnode_ipv4 = 10.0.0.2\n[dataplane]\nkind = auto\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("cluster.pb"),
+        "seesaw_vip < fqdn: \"v.\" ipv4: \"10.0.0.1/24\" >\nnode < fqdn: \"n.\" ipv4: \"10.0.0.2/24\" >\n\
+         vserver < name: \"w\" rp: \"x\" entry_address < fqdn: \"w.\" ipv4: \"10.1.0.1/32\" >\n\
+         vserver_entry < protocol: TCP port: 80 > backend < host < fqdn: \"b.\" ipv4: \"10.2.0.1/32\" > > >\n",
+    )
+    .unwrap();
+    let run = |plane: &str| {
+        engine()
+            .args(["--validate", "--plane", plane, "--config-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let ipvs = run("ipvs");
+    assert!(
+        ipvs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ipvs.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ipvs.stdout),
+        "config OK for the ipvs data plane\n"
+    );
+    for (plane, why) in [
+        (
+            "nftables",
+            "scheduler: wlc needs per-destination connection counts",
+        ),
+        (
+            "proxy",
+            "mode: DSR is not supported by the proxy data plane",
+        ),
+    ] {
+        let out = run(plane);
+        assert_eq!(out.status.code(), Some(78), "{plane}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{plane}: {err}");
+    }
+    let bad = run("xdp");
+    assert_eq!(bad.status.code(), Some(64));
 }
 
 #[test]
@@ -97,7 +161,7 @@ fn validate_lists_warnings_and_strict_makes_them_errors() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.starts_with("config OK, with 3 warnings:\n"),
+        stdout.starts_with("config OK for the proxy data plane, with 3 warnings:\n"),
         "{stdout}"
     );
     for w in want {

@@ -520,6 +520,9 @@ fn hit(t: &mut dyn Target, load: &Load, process: &'static str, fault: &'static s
     row
 }
 
+/// The two campaigns take turns: each one's load and timing must not share the machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 fn campaign(t: &mut dyn Target) -> Vec<Row> {
     let load = Load::start(t.vip(), t.netns());
     let mut rows = Vec::new();
@@ -574,6 +577,9 @@ fn judge(rows: &[Row]) {
 
 #[test]
 fn every_process_killed_or_stalled_on_the_proxy_plane() {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let suite =
         LoopbackSuite::start().unwrap_or_else(|e| panic!("the loopback suite did not start: {e}"));
     let mut t = Loopback(suite);
@@ -601,6 +607,9 @@ fn every_process_killed_or_stalled_on_the_nftables_plane() {
     if !can_run_nftables() {
         return;
     }
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let nat = NatLab::start("nftables").unwrap_or_else(|e| panic!("starting the lab: {e}"));
     let mut t = Netns {
         lab: nat.lab,

@@ -38,6 +38,13 @@ impl Loaded {
 
 /// Reads and validates `seesaw.cfg` and `cluster.pb` from `dir`.
 pub fn load_dir(dir: &Path) -> Result<Loaded, Vec<String>> {
+    load_dir_for(dir, None)
+}
+
+/// [`load_dir`], checking the cluster against `plane` instead of seesaw.cfg's `[dataplane]
+/// kind` (`seesaw_engine --validate --plane`); `auto` means the plane it resolves to here
+/// ([`DataplaneKind::effective`]).
+pub fn load_dir_for(dir: &Path, plane: Option<DataplaneKind>) -> Result<Loaded, Vec<String>> {
     let read = |name: &str| {
         std::fs::read(dir.join(name))
             .map_err(|e| vec![format!("{}: {e}", dir.join(name).display())])
@@ -48,7 +55,8 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, Vec<String>> {
     let cluster = read("cluster.pb").and_then(|b| load_cluster(&b, None));
     match (settings, cluster) {
         (Ok(settings), Ok(cluster)) => {
-            let plane = validate::check_plane(&cluster, settings.dataplane);
+            let kind = plane.unwrap_or(settings.dataplane).effective();
+            let plane = validate::check_plane(&cluster, kind);
             if plane.is_empty() {
                 Ok(Loaded { settings, cluster })
             } else {
@@ -83,7 +91,7 @@ pub fn load_cluster(bytes: &[u8], plane: Option<DataplaneKind>) -> Result<Cluste
     let pb = cluster::parse(bytes)?;
     let (cluster, _warnings) = validate::validate(&pb)?;
     if let Some(plane) = plane {
-        let errs = validate::check_plane(&cluster, plane);
+        let errs = validate::check_plane(&cluster, plane.effective());
         if !errs.is_empty() {
             return Err(errs);
         }

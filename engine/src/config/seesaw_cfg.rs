@@ -46,6 +46,35 @@ impl DataplaneKind {
             Self::Proxy => "proxy",
         }
     }
+
+    /// The plane this kind means here: `auto` becomes the plane the running ncc reported
+    /// ([`set_running_plane`]), or, before that (and in `--validate`), the one an installed ncc
+    /// would pick on this host (`seesaw_common::plane::auto_for_installed_ncc`, asked once). So a
+    /// config is validated against the plane that will hold it, never against "any plane".
+    pub fn effective(self) -> Self {
+        if self != Self::Auto {
+            return self;
+        }
+        if let Some(k) = RUNNING_PLANE.get() {
+            return *k;
+        }
+        static HOST: std::sync::OnceLock<DataplaneKind> = std::sync::OnceLock::new();
+        *HOST.get_or_init(|| {
+            Self::parse(seesaw_common::plane::auto_for_installed_ncc()).unwrap_or(Self::Proxy)
+        })
+    }
+}
+
+/// The plane the running ncc reported, once known.
+static RUNNING_PLANE: std::sync::OnceLock<DataplaneKind> = std::sync::OnceLock::new();
+
+/// Records the plane ncc reported (`proxy`, `nftables`, `ipvs`): what `auto` means from now
+/// on for this process. The first report wins (ncc resolves `auto` once, at its start; a
+/// changed seesaw.cfg needs a restart either way).
+pub fn set_running_plane(kind: &str) {
+    if let Some(k) = DataplaneKind::parse(kind).filter(|k| *k != DataplaneKind::Auto) {
+        let _ = RUNNING_PLANE.set(k);
+    }
 }
 
 /// Every setting of `seesaw.cfg`, defaults applied.

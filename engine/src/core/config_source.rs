@@ -281,7 +281,7 @@ pub(super) fn apply_fetched(
         Ok((c, _)) => c,
         Err(e) => return refused(state, e),
     };
-    let plane = config::validate::check_plane(&cluster, settings.dataplane);
+    let plane = config::validate::check_plane(&cluster, settings.dataplane.effective());
     if !plane.is_empty() {
         return refused(state, plane);
     }

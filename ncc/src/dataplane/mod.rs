@@ -292,9 +292,9 @@ pub fn choose_plane(seesaw_cfg: &std::path::Path) -> Result<PlaneChoice, String>
     let ipvs_ok = || ipvs::available() && crate::kernel::privileged();
     let kind = match configured.as_str() {
         "proxy" => "proxy",
-        "auto" if ipvs_ok() => "ipvs",
-        "auto" if nft_ok() => "nftables",
-        "auto" => "proxy",
+        "auto" => {
+            seesaw_common::plane::auto(crate::kernel::privileged(), ipvs::available(), nft_ok())
+        }
         "nftables" if nft_ok() => "nftables",
         "nftables" => {
             return Err(
