@@ -7,7 +7,9 @@
 //!   proxy, unprivileged), `nftables` and `ipvs` (kernel planes) and `fake` (in-memory, for tests);
 //! - [`kernel`]: privilege detection, sysctls, and the rest of what ncc changes in the kernel;
 //! - [`bgp`]: BGP announcements through GoBGP's gRPC API (the `Speaker` port and the announced set);
-//! - [`server`]: the gRPC API; converts proto ↔ domain and serialises every operation.
+//! - [`relay`]: the proxy plane in its own process (`seesaw_proxy`), as ncc drives it;
+//! - [`convert`]: proto ↔ domain conversion, in one place;
+//! - [`server`]: the gRPC API; serialises every operation.
 #![deny(unsafe_code)]
 
 pub mod bgp;
@@ -15,6 +17,7 @@ pub mod convert;
 pub mod dataplane;
 pub mod kernel;
 pub mod model;
+pub mod relay;
 pub mod sched;
 pub mod server;
 

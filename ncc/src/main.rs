@@ -6,7 +6,7 @@ use clap::Parser;
 use seesaw_common::{args::CommonArgs, exit, paths, uds};
 use seesaw_ncc::dataplane::ipvs::{IpvsPlane, sys::Netlink};
 use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
-use seesaw_ncc::dataplane::relay::RelayPlane;
+use seesaw_ncc::relay::RelayPlane;
 
 /// The Seesaw network control centre.
 #[derive(Debug, Parser)]

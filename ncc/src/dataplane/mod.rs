@@ -9,7 +9,6 @@ pub mod fake;
 pub mod ipvs;
 pub mod nftables;
 pub mod proxy;
-pub mod relay;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -90,7 +89,7 @@ pub trait Dataplane: Send + 'static {
     }
     /// Makes the plane hold `desired` and returns the changes made, as text. The default is
     /// [`apply`] (check the request, diff against [`Dataplane::current`], commit); a plane in
-    /// another process ([`relay::RelayPlane`]) checks the request, sends the whole state, and
+    /// another process (ncc's `relay` module) checks the request, sends the whole state, and
     /// that process diffs it against what it holds.
     fn apply_desired(&mut self, desired: &[Service]) -> Result<Vec<String>, NccError> {
         Ok(apply(self, desired)?

@@ -17,8 +17,8 @@ use seesaw_proto::ncc as pb;
 use tokio::runtime::Handle;
 use tonic::transport::Channel;
 
-use super::{Change, Dataplane, ServiceStats, StatsReader, check, fold};
 use crate::NccError;
+use crate::dataplane::{Change, Dataplane, ServiceStats, StatsReader, check, fold};
 use crate::model::Service;
 
 /// Deadline of one call to the relay (an apply binds sockets: at 10,000 services, seconds).
@@ -150,7 +150,7 @@ impl Dataplane for RelayPlane {
     }
 
     fn unsupported(&self, s: &Service) -> Option<String> {
-        super::proxy::unsupported(s)
+        crate::dataplane::proxy::unsupported(s)
     }
 
     fn current(&self) -> Vec<Service> {
