@@ -1,5 +1,5 @@
 //! The shell's own view of engine replies: plain structs converted from the protos at the edge,
-//! rendered as text by [`crate::format`] and as JSON by serde (`-o json`), so the JSON shape is
+//! rendered as text by the `format` module and as JSON by serde (`-o json`), so the JSON shape is
 //! ours and does not change when a proto gains a field.
 
 use seesaw_proto::engine as pb;

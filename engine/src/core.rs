@@ -11,150 +11,21 @@ use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::checks::CheckSpec;
 use crate::config::Loaded;
 use crate::desired::DesiredState;
-use crate::model::Node;
 use crate::ncc_port::{Ncc, NccBgp};
-use crate::overrides::{Caller, OverrideKind, OverrideState};
-use crate::state::{
-    CheckResult, EngineState, HaView, OverrideError, ProbeStats, ReloadOutcome, VserverView,
-};
+use crate::state::{EngineState, ReloadOutcome, VserverView};
 
 mod config_source;
 mod dump;
+
+pub use crate::events::{BgpNeighborsReply, Event, HaConfigView, ReloadReply, Snapshot};
 
 pub use config_source::ConfigSource;
 use config_source::{
     CONVERGE_EVERY, FetchReply, LoadReply, apply_edit, apply_fetched, apply_loaded, spawn_fetch,
     start_edit, start_reload, start_sync,
 };
-
-/// Everything that can happen to the engine.
-#[derive(Debug)]
-pub enum Event {
-    /// Re-read the config files; the reply says whether they were applied.
-    Reload(oneshot::Sender<ReloadReply>),
-    /// Check results from the healthcheck process, and the probe statistics that came with them.
-    Health(Vec<(u64, CheckResult)>, Vec<(u64, ProbeStats)>),
-    /// A status report from the ha process; answered, once the data plane reflects it, with
-    /// whether the operator asked for a failover.
-    Ha(HaView, Option<i32>, oneshot::Sender<bool>),
-    /// The ha process that reported with this pid exited (seen through a pidfd): HA is UNKNOWN
-    /// at once, instead of after [`crate::state::ha::HA_TIMEOUT`] without reports.
-    HaGone(i32),
-    /// The operator asks the master to hand over; the reply is the message or why not.
-    Failover(oneshot::Sender<Result<String, String>>),
-    /// `show bgp neighbors`: the speaker's neighbours and announced routes, or why not.
-    BgpNeighbors(oneshot::Sender<BgpNeighborsReply>),
-    /// Replace cluster.pb with new text (validated first), record a history version, apply.
-    UpdateCluster {
-        /// The new cluster.pb.
-        text: Vec<u8>,
-        /// Author, for the history.
-        who: String,
-        /// What changed, for the history.
-        what: String,
-        /// The outcome.
-        reply: oneshot::Sender<ReloadReply>,
-    },
-    /// Restore history version `id` byte for byte (as a new version) and apply it.
-    Rollback {
-        /// The version.
-        id: u64,
-        /// Author.
-        who: String,
-        /// The outcome.
-        reply: oneshot::Sender<ReloadReply>,
-    },
-    /// The master's overrides, fetched by peer sync (mirrored while this node is the backup).
-    PeerOverrides(Vec<crate::sync::PeerOverride>),
-    /// Set an override; the reply is the operator message or why it was refused.
-    Override {
-        /// Vserver, backend or destination.
-        kind: OverrideKind,
-        /// Its name.
-        target: String,
-        /// The new state.
-        state: OverrideState,
-        /// Who asks.
-        caller: Caller,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Result<String, OverrideError>>,
-    },
-    /// Read (empty) or set the config source; setting it triggers a reload.
-    ConfigSource {
-        /// `disk`, `server`, `peer`, `none`, or empty to read.
-        source: String,
-        /// (current, previous) or why the source was refused.
-        reply: oneshot::Sender<Result<(String, String), String>>,
-    },
-}
-
-/// The answer to a reload request.
-#[derive(Debug, Clone)]
-pub struct ReloadReply {
-    /// Applied or refused.
-    pub outcome: ReloadOutcome,
-    /// Data-plane changes the new config caused (when the plane could be reached).
-    pub changes: Option<usize>,
-}
-
-/// What the HA process is told.
-#[derive(Debug, Clone, Default)]
-pub struct HaConfigView {
-    /// HA possible for this node.
-    pub enabled: bool,
-    /// This node's address.
-    pub local_addr: String,
-    /// The peer's address; empty when no peer is configured (single-node mode).
-    pub remote_addr: String,
-    /// VRRP priority.
-    pub priority: u32,
-    /// VRID.
-    pub vrid: u32,
-    /// `[ha] advert_interval_ms`.
-    pub advert_interval_ms: u32,
-    /// `[ha] preempt`.
-    pub preempt: bool,
-}
-
-/// A consistent view of the engine, published after every event; the API reads only this.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// Site name.
-    pub site: String,
-    /// Nodes, with whether each is this one.
-    pub nodes: Vec<(Node, bool)>,
-    /// Data-plane kind reported by ncc (or configured).
-    pub dataplane: String,
-    /// Vservers.
-    pub vservers: Vec<VserverView>,
-    /// Checks for the healthcheck process.
-    pub checks: Vec<CheckSpec>,
-    /// HA status.
-    pub ha: HaView,
-    /// HA config.
-    pub ha_config: HaConfigView,
-    /// `metadata.last_updated`.
-    pub last_updated: i64,
-    /// Metadata attributes.
-    pub attributes: Vec<(String, String)>,
-    /// When the running config was loaded.
-    pub loaded_at: SystemTime,
-    /// Config generation.
-    pub generation: u64,
-    /// Refused reloads so far.
-    pub reload_failures: u64,
-    /// Errors of the last refused reload.
-    pub last_reload_errors: Vec<String>,
-    /// Cluster warnings.
-    pub warnings: Vec<String>,
-    /// Overrides in force: kind, target, state, who, when.
-    pub overrides: Vec<(OverrideKind, String, OverrideState, String, SystemTime)>,
-    /// VLANs with their backend and VIP counts (of the whole config, churn limit or not).
-    pub vlans: Vec<crate::state::VlanView>,
-}
 
 /// Why the engine stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -618,10 +489,6 @@ fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Sna
         vlans: crate::state::vlan_views(&state.full_config().cluster),
     }
 }
-
-/// The answer to `show bgp neighbors`: neighbours and announced routes, or why not.
-pub type BgpNeighborsReply =
-    Result<(Vec<crate::state::BgpNeighborView>, Vec<String>), crate::ncc_port::NccError>;
 
 /// Resend the BGP announcements this often even when nothing changed: a restarted ncc or GoBGP
 /// daemon gets them back within this time.

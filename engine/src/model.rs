@@ -576,3 +576,8 @@ pub struct Cluster {
     /// Cluster warnings: misconfigured vservers and skipped duplicates.
     pub warnings: Vec<String>,
 }
+
+/// Seesaw's pool of firewall marks for `use_fwm` vservers.
+pub const VSERVER_MARKS: std::ops::RangeInclusive<u32> = 256..=8255;
+/// Seesaw's pool of firewall marks for DSR/TUN probe services.
+pub const PROBE_MARKS: std::ops::RangeInclusive<u32> = 65_536..=81_535;

@@ -265,3 +265,16 @@ mod tests {
         ));
     }
 }
+
+/// One override as the master reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerOverride {
+    /// What it targets.
+    pub kind: OverrideKind,
+    /// The name.
+    pub target: String,
+    /// Enabled or disabled.
+    pub state: OverrideState,
+    /// Who set it on the master.
+    pub set_by: String,
+}

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::core::{Event, Snapshot};
+use crate::events::{Event, Snapshot};
 use crate::model::CheckKind;
 use crate::overrides::{Caller, OverrideKind, OverrideState};
 use crate::state::OverrideError;
@@ -756,7 +756,7 @@ fn author<T>(req: &Request<T>, acting_user: &str) -> String {
 }
 
 /// The reply of a reload, config update or rollback.
-fn reload_reply(reply: crate::core::ReloadReply) -> pb::ConfigReloadReply {
+fn reload_reply(reply: crate::events::ReloadReply) -> pb::ConfigReloadReply {
     match reply.outcome {
         ReloadOutcome::Applied(generation) => pb::ConfigReloadReply {
             applied: true,

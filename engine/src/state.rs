@@ -491,7 +491,7 @@ impl EngineState {
     /// exactly the master's. Returns whether anything changed.
     pub fn mirror_overrides(
         &mut self,
-        from_peer: &[crate::sync::PeerOverride],
+        from_peer: &[crate::overrides::PeerOverride],
         now: SystemTime,
     ) -> bool {
         let mut mirrored = Overrides::default();

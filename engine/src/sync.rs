@@ -15,26 +15,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::core::{Event, Snapshot};
+use crate::events::{Event, Snapshot};
+pub use crate::overrides::PeerOverride;
 use crate::overrides::{OverrideKind, OverrideState};
 
 /// How often the backup mirrors the master's overrides.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
 /// Deadline of every sync call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One override as the master reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerOverride {
-    /// What it targets.
-    pub kind: OverrideKind,
-    /// The name.
-    pub target: String,
-    /// Enabled or disabled.
-    pub state: OverrideState,
-    /// Who set it on the master.
-    pub set_by: String,
-}
 
 /// Serves the sync API on `listener` until `shutdown`; `allowed` are the peer's addresses.
 pub async fn serve(

@@ -21,9 +21,25 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Local};
 use serde::Serialize;
 
-use crate::supervisor::ServiceStatus;
+/// What the watchdog knows about one service right now.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceStatus {
+    /// The child's pid while it runs.
+    pub pid: Option<u32>,
+    /// When the current run started.
+    pub since: Option<DateTime<Local>>,
+    /// Consecutive failed runs.
+    pub failures: u32,
+    /// The current run has sent READY=1.
+    pub ready: bool,
+    /// Some run has sent READY=1 since the watchdog started.
+    pub ever_ready: bool,
+    /// Starts after the first one since the watchdog started.
+    pub restarts: u64,
+}
 
 /// The file name inside `<run-dir>/watchdog/`.
 pub const FILE_NAME: &str = "status.json";
@@ -149,8 +165,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let up = ServiceStatus {
             pid: Some(42),
-            since: chrono::DateTime::from_timestamp_millis(1_700_000_000_123)
-                .map(|t| t.with_timezone(&chrono::Local)),
+            since: DateTime::from_timestamp_millis(1_700_000_000_123)
+                .map(|t| t.with_timezone(&Local)),
             failures: 0,
             ready: true,
             ever_ready: true,

@@ -23,7 +23,7 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Local};
+use chrono::Local;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::net::UnixDatagram;
@@ -37,6 +37,7 @@ use tracing::{error, info, warn};
 use crate::config::{ServiceConfig, WatchdogConfig};
 use crate::policy::RestartPolicy;
 use crate::spawn::{self, SpawnSpec};
+pub use crate::status::ServiceStatus;
 use crate::status::StatusWriter;
 
 /// How often a service blocked on its dependency says so.
@@ -82,23 +83,6 @@ pub enum WatchdogError {
     /// A per-service task panicked; the watchdog stopped everything rather than run half-blind.
     #[error("a service supervisor task failed: {0}")]
     TaskFailed(String),
-}
-
-/// What the watchdog knows about one service right now.
-#[derive(Debug, Clone, Default)]
-pub struct ServiceStatus {
-    /// The child's pid while it runs.
-    pub pid: Option<u32>,
-    /// When the current run started.
-    pub since: Option<DateTime<Local>>,
-    /// Consecutive failed runs.
-    pub failures: u32,
-    /// The current run has sent READY=1.
-    pub ready: bool,
-    /// Some run has sent READY=1 since the watchdog started.
-    pub ever_ready: bool,
-    /// Starts after the first one since the watchdog started.
-    pub restarts: u64,
 }
 
 /// Supervises every service until `shutdown` is cancelled and all children are reaped.

@@ -1047,7 +1047,7 @@ fn one_owner_per_service(vservers: &BTreeMap<String, Vserver>, r: &mut Report) {
 /// (256..=8255, one mark per vserver and family) and the probe pool (65536..=81535, one mark
 /// per DSR/TUN backend address and mode) must be large enough.
 fn fwmark_rules(vservers: &BTreeMap<String, Vserver>, r: &mut Report) {
-    use crate::state::fwmark::{PROBE_MARKS, VSERVER_MARKS};
+    use crate::model::{PROBE_MARKS, VSERVER_MARKS};
     let mut fwm_services = 0usize;
     let mut probes = std::collections::BTreeSet::new();
     for v in vservers.values() {

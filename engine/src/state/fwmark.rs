@@ -13,10 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::Hasher;
 use std::ops::RangeInclusive;
 
-/// Seesaw's pool for `use_fwm` vservers.
-pub const VSERVER_MARKS: RangeInclusive<u32> = 256..=8255;
-/// Seesaw's pool for DSR/TUN probe services.
-pub const PROBE_MARKS: RangeInclusive<u32> = 65_536..=81_535;
+pub use crate::model::{PROBE_MARKS, VSERVER_MARKS};
 
 /// More holders than marks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
