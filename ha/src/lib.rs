@@ -6,6 +6,7 @@
 //! - [`node`]: the sans-io state machine (`Node::handle(event, now) -> Vec<Action>`): single-node
 //!   mode without a peer, Seesaw's master/backup protocol with one; it also owns the fetch/push
 //!   schedule of the engine conversation;
+//! - [`fence`]: the port to ncc's fence (the lease a LEADER holds on its master-only state);
 //! - [`link`]: the port to the engine (`EngineLink`), its gRPC adapter and, for tests, a fake;
 //! - [`transport`]: the port to the network (`Opener`/`Transport`), the raw-socket adapter and,
 //!   for tests, an in-memory network;
@@ -18,6 +19,7 @@
 compile_error!("the `testing` feature is for debug builds (tests) only");
 
 pub mod advert;
+pub mod fence;
 pub mod link;
 pub mod node;
 mod runtime;

@@ -182,6 +182,13 @@ impl Peering {
     }
 }
 
+/// The lease a LEADER holds on ncc's master-only state, renewed with every advert: three
+/// intervals, so it runs out when the peer's master-down interval ends (3 intervals and its
+/// skew after the last advert) and survives two late renewals.
+pub fn lease_ttl(p: &Peering) -> Duration {
+    p.interval * 3
+}
+
 /// What can happen to the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -202,6 +209,9 @@ pub enum Event {
     TransportFailed,
     /// A valid advert from the peer (the transport applies every receive check).
     Advert(Received),
+    /// ncc confirmed that the lease was given up: the master-only state is withdrawn, so a
+    /// pending handover may tell the peer to take over.
+    Fenced,
     /// The process is stopping.
     Shutdown,
 }
@@ -220,6 +230,9 @@ pub enum Action {
     CloseTransport,
     /// Send this advert to the peer now.
     SendAdvert(Advert),
+    /// Hold ncc's lease on the master-only state for this long from now; zero gives it up at
+    /// once (report a confirmed zero lease as `Fenced`). Best effort, never awaited by adverts.
+    Lease(Duration),
 }
 
 /// A snapshot of the node, for the engine.
@@ -280,6 +293,8 @@ struct Proto {
     handover_deadline: Option<Instant>,
     /// After a failover this node does not preempt until it has been LEADER again.
     preempt_suppressed: bool,
+    /// A lease was taken with ncc and not given up yet.
+    leased: bool,
 }
 
 /// The HA state machine.
@@ -327,7 +342,8 @@ impl Node {
             // Terminal: a late fetch result, advert or tick after shutdown changes nothing.
             return Vec::new();
         }
-        match event {
+        let mut actions = self.after_stall(now);
+        actions.extend(match event {
             Event::ConfigReceived(config) => self.on_config(config, now),
             Event::Tick => self.on_tick(now),
             Event::EngineUnreachable => self.on_engine_failure(now),
@@ -335,7 +351,48 @@ impl Node {
             Event::TransportReady => self.on_transport(true, now),
             Event::TransportFailed => self.on_transport(false, now),
             Event::Advert(r) => self.on_advert(r, now),
+            Event::Fenced => self.complete_handover(),
             Event::Shutdown => self.on_shutdown(now),
+        });
+        actions
+    }
+
+    /// A LEADER that finds its next advert long overdue was not running (SIGSTOP, a frozen VM):
+    /// the peer heard nothing for its master-down interval and has most likely taken over. It
+    /// steps down rather than take mastership back (its lease ran out meanwhile; giving it up
+    /// makes that explicit), tells the peer in case it has not taken over yet, and does not
+    /// preempt until it has been LEADER again.
+    fn after_stall(&mut self, now: Instant) -> Vec<Action> {
+        let Some(p) = &self.proto else {
+            return Vec::new();
+        };
+        let overdue = p
+            .next_advert
+            .is_some_and(|at| now.saturating_duration_since(at) > p.peering.interval * 2);
+        if self.state != State::Leader || !overdue {
+            return Vec::new();
+        }
+        let late = p
+            .next_advert
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        tracing::warn!(
+            late_ms = late.as_millis(),
+            "this node did not run for longer than two advert intervals: stepping down (the \
+             peer has taken over or is about to)"
+        );
+        self.step_down_with_handover(now, true)
+    }
+
+    /// A pending handover goes out: the BACKUP report reached the engine, or ncc withdrew the
+    /// master-only state.
+    fn complete_handover(&mut self) -> Vec<Action> {
+        match &mut self.proto {
+            Some(p) if p.handover_deadline.is_some() => {
+                p.handover_deadline = None;
+                let advert = p.peering.advert(0);
+                vec![self.advert(advert)]
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -432,6 +489,7 @@ impl Node {
                     next_advert: None,
                     handover_deadline: None,
                     preempt_suppressed: false,
+                    leased: false,
                 });
                 actions.push(Action::OpenTransport(p));
             }
@@ -453,16 +511,20 @@ impl Node {
         actions
     }
 
-    /// Ends peer mode: a LEADER sends its priority-0 advert first, then the transport closes.
+    /// Ends peer mode: a LEADER gives its lease up and sends its priority-0 advert first, then
+    /// the transport closes.
     fn leave_peering(&mut self, now: Instant) -> Vec<Action> {
-        let Some(p) = self.proto.take() else {
+        let Some(p) = self.proto else {
             return Vec::new();
         };
         let mut actions = Vec::new();
         if self.state == State::Leader && p.transport_ready {
             actions.extend(self.transition(State::Backup, now));
             actions.push(self.advert(p.peering.advert(0)));
+        } else if p.leased {
+            actions.push(Action::Lease(Duration::ZERO));
         }
+        self.proto = None;
         actions.push(Action::CloseTransport);
         actions
     }
@@ -514,14 +576,8 @@ impl Node {
 
     fn on_push_delivered(&mut self, failover: bool, now: Instant) -> Vec<Action> {
         self.engine_answered(now);
-        let mut actions = Vec::new();
         // A delivered push completes a pending handover: the engine knows we are BACKUP.
-        if let Some(p) = &mut self.proto
-            && p.handover_deadline.take().is_some()
-        {
-            let advert = p.peering.advert(0);
-            actions.push(self.advert(advert));
-        }
+        let mut actions = self.complete_handover();
         if failover {
             match (self.state, self.proto.is_some()) {
                 (State::Leader, true) => {
@@ -623,8 +679,10 @@ impl Node {
             p.master_down_at = None;
             p.preempt_suppressed = false;
             p.next_advert = Some(now + p.peering.interval);
-            let advert = p.peering.advert(p.peering.priority);
+            p.leased = true;
+            let (advert, ttl) = (p.peering.advert(p.peering.priority), lease_ttl(&p.peering));
             actions.push(self.advert(advert));
+            actions.push(Action::Lease(ttl));
         }
         actions
     }
@@ -636,6 +694,7 @@ impl Node {
 
     fn on_shutdown(&mut self, now: Instant) -> Vec<Action> {
         let leader = self.state == State::Leader;
+        // The lease is given up (inside the transition) before the priority-0 advert.
         let mut actions = self.transition(State::Shutdown, now);
         if let Some(p) = self.proto.take()
             && leader
@@ -677,8 +736,10 @@ impl Node {
             } else {
                 now + p.peering.interval
             });
-            let advert = p.peering.advert(p.peering.priority);
+            p.leased = true;
+            let (advert, ttl) = (p.peering.advert(p.peering.priority), lease_ttl(&p.peering));
             actions.push(self.advert(advert));
+            actions.push(Action::Lease(ttl));
         }
         let eligible = self.eligible();
         if let Some(p) = &mut self.proto
@@ -711,12 +772,21 @@ impl Node {
             return Vec::new();
         }
         tracing::info!(from = %self.state, to = %to, "ha state transition");
+        let mut actions = Vec::new();
+        // Leaving LEADER gives the lease up first: ncc withdraws the master-only state at once,
+        // whatever the engine is doing.
+        if let Some(p) = &mut self.proto
+            && std::mem::take(&mut p.leased)
+        {
+            actions.push(Action::Lease(Duration::ZERO));
+        }
         self.state = to;
         self.since = now;
         self.transitions += 1;
         // The transition push replaces the next periodic one.
         self.next_push = now + self.timers.push_interval;
-        vec![Action::PushStatus(self.status())]
+        actions.push(Action::PushStatus(self.status()));
+        actions
     }
 }
 

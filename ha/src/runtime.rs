@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
+use crate::fence::Fence;
 use crate::link::{EngineLink, HaReport};
 use crate::node::{Action, Event, Node, Peering, Status, Timers};
 use crate::transport::{Opener, Transport};
@@ -54,20 +55,22 @@ where
     L: EngineLink + 'static,
     O: Opener,
 {
-    run_with_sentinel(config, link, opener, None, shutdown).await;
+    run_with_sentinel(config, link, opener, crate::fence::NoFence, None, shutdown).await;
 }
 
-/// [`run`], keeping `sentinel` armed while this node leads a peering, so it resigns for us if
-/// this process dies.
-pub async fn run_with_sentinel<L, O>(
+/// [`run`], holding ncc's lease through `fence` while this node leads a peering, and keeping
+/// `sentinel` armed meanwhile, so it resigns for us if this process dies.
+pub async fn run_with_sentinel<L, O, F>(
     config: RunConfig,
     link: L,
     mut opener: O,
+    fence: F,
     mut sentinel: Option<crate::sentinel::Sentinel>,
     shutdown: CancellationToken,
 ) where
     L: EngineLink + 'static,
     O: Opener,
+    F: Fence,
 {
     let clock = Clock::start();
     let mut node = Node::new(config.timers, Instant::now());
@@ -77,7 +80,15 @@ pub async fn run_with_sentinel<L, O>(
     let worker = tokio::spawn(engine_worker(
         Arc::clone(&link),
         call_rx,
-        event_tx,
+        event_tx.clone(),
+        config.call_timeout,
+    ));
+    let fence = Arc::new(Mutex::new(fence));
+    let (lease_tx, lease_rx) = mpsc::unbounded_channel::<Duration>();
+    let fence_worker = tokio::spawn(fence_worker(
+        Arc::clone(&fence),
+        lease_rx,
+        event_tx.clone(),
         config.call_timeout,
     ));
     let mut transport: Option<O::Transport> = None;
@@ -124,7 +135,7 @@ pub async fn run_with_sentinel<L, O>(
                 action,
                 &mut transport,
                 &mut opener,
-                &call_tx,
+                (&call_tx, &lease_tx),
                 &clock,
                 &mut send_failing,
             ) {
@@ -143,11 +154,21 @@ pub async fn run_with_sentinel<L, O>(
         s.set(None);
     }
 
-    // Stop the worker (it may be stuck in a call) and make the last report ourselves.
+    // Stop the workers (they may be stuck in a call) and make the last report ourselves.
     worker.abort();
     let _ = worker.await;
+    fence_worker.abort();
+    let _ = fence_worker.await;
     for action in node.handle(Event::Shutdown, Instant::now()) {
         match action {
+            Action::Lease(ttl) => {
+                let mut fence = fence.lock().await;
+                match timeout(config.shutdown_deadline, fence.lease(ttl)).await {
+                    Ok(Ok(_)) => tracing::info!("gave up the lease"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "could not give up the lease"),
+                    Err(_) => tracing::warn!("giving up the lease timed out"),
+                }
+            }
             Action::SendAdvert(a) => {
                 if let Some(t) = transport.as_mut() {
                     match t.send(&a) {
@@ -193,11 +214,18 @@ fn execute<O: Opener>(
     action: Action,
     transport: &mut Option<O::Transport>,
     opener: &mut O,
-    calls: &mpsc::UnboundedSender<Call>,
+    (calls, leases): (
+        &mpsc::UnboundedSender<Call>,
+        &mpsc::UnboundedSender<Duration>,
+    ),
     clock: &Clock,
     send_failing: &mut bool,
 ) -> Option<Event> {
     match action {
+        Action::Lease(ttl) => {
+            let _ = leases.send(ttl);
+            None
+        }
         Action::FetchConfig => {
             let _ = calls.send(Call::Fetch);
             None
@@ -245,6 +273,43 @@ fn execute<O: Opener>(
                 }
             }
             None
+        }
+    }
+}
+
+/// Makes lease calls to ncc one at a time, each with a deadline; what queued behind a slow call
+/// collapses to the latest. A zero lease that ncc confirms is reported as `Fenced`.
+async fn fence_worker<F: Fence>(
+    fence: Arc<Mutex<F>>,
+    mut leases: mpsc::UnboundedReceiver<Duration>,
+    events: mpsc::UnboundedSender<Event>,
+    call_timeout: Duration,
+) {
+    let mut failing = false;
+    while let Some(mut ttl) = leases.recv().await {
+        while let Ok(t) = leases.try_recv() {
+            ttl = t;
+        }
+        let mut f = fence.lock().await;
+        match timeout(call_timeout, f.lease(ttl)).await {
+            Ok(Ok(fenced)) => {
+                if failing {
+                    tracing::info!("ncc takes the lease again");
+                    failing = false;
+                }
+                if ttl.is_zero() && fenced && events.send(Event::Fenced).is_err() {
+                    return;
+                }
+            }
+            Ok(Err(e)) if !failing => {
+                tracing::warn!(error = %e, "lease call failed; the lease runs out unless a renewal gets through");
+                failing = true;
+            }
+            Err(_) if !failing => {
+                tracing::warn!("lease call timed out (ncc stalled?)");
+                failing = true;
+            }
+            Ok(Err(_)) | Err(_) => {}
         }
     }
 }

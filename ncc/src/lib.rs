@@ -9,6 +9,7 @@
 //! - [`bgp`]: BGP announcements through GoBGP's gRPC API (the `Speaker` port and the announced set);
 //! - [`relay`]: the proxy plane in its own process (`seesaw_proxy`), as ncc drives it;
 //! - [`convert`]: proto ↔ domain conversion, in one place;
+//! - [`lease`]: the fence: the master-only state held under a lease ha renews (sans-io);
 //! - [`server`]: the gRPC API; serialises every operation.
 #![deny(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod bgp;
 pub mod convert;
 pub mod dataplane;
 pub mod kernel;
+pub mod lease;
 pub mod model;
 pub mod relay;
 pub mod sched;

@@ -23,6 +23,9 @@ use crate::dataplane::Dataplane;
 /// Deadline of every call.
 const CALL_DEADLINE: Duration = Duration::from_secs(20);
 
+/// The longest lease ha may ask for (3 × the longest advert interval).
+const MAX_LEASE: Duration = Duration::from_secs(123);
+
 /// Serves the ncc API for `plane` on `listener` until `shutdown` is cancelled.
 pub async fn run<P: Dataplane>(
     plane: P,
@@ -64,6 +67,7 @@ pub async fn run_with_interfaces<P: Dataplane>(
     if let Some(l) = lb {
         svc = svc.with_lb(l);
     }
+    tokio::spawn(svc.fence_timer(shutdown.clone()));
     seesaw_common::ready::notify_ready();
     let server = tonic::transport::Server::builder()
         .timeout(CALL_DEADLINE)
@@ -101,6 +105,25 @@ pub struct NccService<P> {
     lb: Arc<std::sync::Mutex<Option<crate::kernel::lb::Lb>>>,
     /// The plane's epoch ([`Dataplane::epoch`]), mixed into the boot id `Watch` sends.
     epoch: Option<tokio::sync::watch::Receiver<u64>>,
+    /// The fence: the lease ha renews and the last request, kept as sent.
+    fence: Arc<Fence>,
+}
+
+/// The lease on the master-only state, the engine's last request as it was sent, and the
+/// timer's wake-up.
+#[derive(Default)]
+struct Fence {
+    lease: std::sync::Mutex<crate::lease::Lease>,
+    last: std::sync::Mutex<Option<LastRequest>>,
+    renewed: tokio::sync::Notify,
+}
+
+/// One apply request, converted.
+#[derive(Clone)]
+struct LastRequest {
+    vips: Option<Vec<crate::kernel::vips::Vip>>,
+    lb: Option<crate::kernel::lb::LbWant>,
+    services: Vec<crate::model::Service>,
 }
 
 impl<P: Dataplane> NccService<P> {
@@ -112,6 +135,123 @@ impl<P: Dataplane> NccService<P> {
             bgp: Arc::new(Mutex::new(Bgp::new(Box::new(GobgpSpeaker::connect)))),
             vips: Arc::new(std::sync::Mutex::new(None)),
             lb: Arc::new(std::sync::Mutex::new(None)),
+            fence: Arc::new(Fence::default()),
+        }
+    }
+
+    /// Applies the last request as the lease allows (whole, or fenced), under the plane's lock,
+    /// on a blocking thread; `request` replaces the last request first.
+    async fn apply_as_leased(&self, request: Option<LastRequest>) -> Result<Vec<String>, Status> {
+        let (plane, lb, vips_mgr, fence) = (
+            self.plane.clone(),
+            self.lb.clone(),
+            self.vips.clone(),
+            self.fence.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut plane = plane.blocking_lock();
+            let mut last = fence.last.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(r) = request {
+                *last = Some(r);
+            }
+            let Some(r) = last.as_ref() else {
+                return Ok(Vec::new());
+            };
+            let fenced = fence
+                .lease
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .fenced();
+            if fenced {
+                let (vips, lb_want, services) =
+                    crate::lease::fenced(r.vips.as_deref(), r.lb.as_ref(), &r.services);
+                apply_blocking(
+                    &mut *plane,
+                    &lb,
+                    &vips_mgr,
+                    vips,
+                    lb_want.as_ref(),
+                    &services,
+                )
+            } else {
+                apply_blocking(
+                    &mut *plane,
+                    &lb,
+                    &vips_mgr,
+                    r.vips.clone(),
+                    r.lb.as_ref(),
+                    &r.services,
+                )
+            }
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the apply task failed: {e}")))?
+        .map_err(Status::from)
+    }
+
+    /// Fences when the lease runs out; runs until `shutdown`.
+    fn fence_timer(&self, shutdown: CancellationToken) -> impl Future<Output = ()> + use<P> {
+        let me = Self {
+            plane: self.plane.clone(),
+            bgp: self.bgp.clone(),
+            vips: self.vips.clone(),
+            lb: self.lb.clone(),
+            epoch: None,
+            fence: self.fence.clone(),
+        };
+        async move {
+            loop {
+                let deadline = me
+                    .fence
+                    .lease
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .deadline();
+                let woke = match deadline {
+                    Some(due) => tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = me.fence.renewed.notified() => None,
+                        () = tokio::time::sleep_until(due) => Some(due),
+                    },
+                    None => tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = me.fence.renewed.notified() => None,
+                    },
+                };
+                let Some(due) = woke else { continue };
+                let change = me
+                    .fence
+                    .lease
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .wake(tokio::time::Instant::now(), due);
+                me.act_on(change).await;
+            }
+        }
+    }
+
+    /// Makes the plane follow a lease change.
+    async fn act_on(&self, change: crate::lease::Change) {
+        let what = match change {
+            crate::lease::Change::None => return,
+            crate::lease::Change::Fence => {
+                "fence: the HA lease ran out or was given up; unicast VIPs, their services and \
+                 the LB interface withdrawn"
+            }
+            crate::lease::Change::Unfence => "fence lifted: the HA lease was renewed",
+        };
+        match self.apply_as_leased(None).await {
+            Ok(changes) => {
+                if change == crate::lease::Change::Fence {
+                    tracing::warn!(changes = changes.len(), "{what}");
+                } else {
+                    tracing::info!(changes = changes.len(), "{what}");
+                }
+                for c in &changes {
+                    tracing::info!("{c}");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "{what}, but applying it failed"),
         }
     }
 
@@ -216,27 +356,49 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
             Some(l) if manages_lb => Some(lb_from_pb(l)?),
             _ => None,
         };
-        let desired = services_from_pb(req)?;
+        let services = services_from_pb(req)?;
         // Kernel work (netlink, `nft`, the relay's socket) blocks: it runs on a blocking thread,
-        // never on the runtime's workers. The plane's lock serialises applies.
-        let (plane, lb, vips_mgr) = (self.plane.clone(), self.lb.clone(), self.vips.clone());
-        let changes = tokio::task::spawn_blocking(move || {
-            let mut plane = plane.blocking_lock();
-            apply_blocking(
-                &mut *plane,
-                &lb,
-                &vips_mgr,
+        // never on the runtime's workers. The plane's lock serialises applies. A fenced node
+        // keeps the request and applies its fenced form.
+        let changes = self
+            .apply_as_leased(Some(LastRequest {
                 vips,
-                lb_want.as_ref(),
-                &desired,
-            )
-        })
-        .await
-        .map_err(|e| Status::internal(format!("the apply task failed: {e}")))??;
+                lb: lb_want,
+                services,
+            }))
+            .await?;
         for c in &changes {
             tracing::info!("{c}");
         }
         Ok(Response::new(pb::ApplyReply { changes }))
+    }
+
+    async fn lease(
+        &self,
+        req: Request<pb::LeaseRequest>,
+    ) -> Result<Response<pb::LeaseReply>, Status> {
+        seesaw_common::peer::require_trusted(&req)?;
+        let ttl = Duration::from_millis(u64::from(req.into_inner().ttl_ms));
+        if ttl > MAX_LEASE {
+            return Err(Status::invalid_argument(format!(
+                "lease of {ttl:?} is longer than {MAX_LEASE:?}"
+            )));
+        }
+        let change = self
+            .fence
+            .lease
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .renew(ttl, tokio::time::Instant::now());
+        self.fence.renewed.notify_one();
+        self.act_on(change).await;
+        let fenced = self
+            .fence
+            .lease
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fenced();
+        Ok(Response::new(pb::LeaseReply { fenced }))
     }
 
     async fn bgp_set(

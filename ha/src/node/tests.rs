@@ -437,8 +437,10 @@ fn shutdown_as_leader_sends_priority_zero() {
     let mut node = peered(100, false, t0);
     node.handle(from_peer(0), t0);
     let actions = node.handle(Event::Shutdown, t0);
+    // The lease goes first, then the report, then the advert.
+    assert_eq!(actions[0], Action::Lease(Duration::ZERO));
     assert!(matches!(
-        actions[0],
+        actions[1],
         Action::PushStatus(Status {
             state: State::Shutdown,
             ..
@@ -457,15 +459,19 @@ fn failover_reports_backup_first_then_hands_over_with_priority_zero() {
     node.handle(from_peer(0), t0);
     assert_eq!(node.state(), State::Leader);
     let t1 = t0 + Duration::from_millis(500);
+    run_ticks(&mut node, t0, t1, Duration::from_millis(10));
     let actions = node.handle(Event::PushDelivered { failover: true }, t1);
     assert_eq!(node.state(), State::Backup);
-    // BACKUP goes to the engine first; no advert yet.
+    // The lease is given up and BACKUP goes to the engine first; no advert yet.
     assert!(matches!(
         actions.as_slice(),
-        [Action::PushStatus(Status {
-            state: State::Backup,
-            ..
-        })]
+        [
+            Action::Lease(Duration::ZERO),
+            Action::PushStatus(Status {
+                state: State::Backup,
+                ..
+            })
+        ]
     ));
     // The engine confirms: now the priority-0 advert.
     let actions = node.handle(
@@ -531,14 +537,26 @@ fn a_dead_engine_makes_the_leader_step_down_and_keeps_a_backup_from_taking_over(
     let mut node = peered(255, false, t0);
     node.handle(from_peer(0), t0);
     assert_eq!(node.state(), State::Leader);
-    for i in 1..timers.engine_fail_limit {
-        node.handle(
-            Event::EngineUnreachable,
-            t0 + Duration::from_secs(u64::from(i)),
+    // Failures a second apart, the node advertising meanwhile.
+    let mut t = t0;
+    for _ in 1..timers.engine_fail_limit {
+        run_ticks(
+            &mut node,
+            t,
+            t + Duration::from_secs(1),
+            Duration::from_millis(50),
         );
+        t += Duration::from_secs(1);
+        node.handle(Event::EngineUnreachable, t);
         assert_eq!(node.state(), State::Leader);
     }
-    let t1 = t0 + Duration::from_secs(10);
+    run_ticks(
+        &mut node,
+        t,
+        t + Duration::from_secs(1),
+        Duration::from_millis(50),
+    );
+    let t1 = t + Duration::from_secs(1);
     let actions = node.handle(Event::EngineUnreachable, t1);
     assert_eq!(node.state(), State::Backup);
     // The handover advert cannot wait for the engine; it goes after one interval.
@@ -760,4 +778,124 @@ fn two_nodes_converge_and_a_healed_partition_leaves_one_master() {
         both_total > Duration::from_millis(1500) && both_total <= Duration::from_secs(2),
         "{both_total:?}"
     );
+}
+
+fn leases(actions: &[Action]) -> Vec<Duration> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Lease(d) => Some(*d),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A LEADER holds ncc's lease for three intervals and renews it with every advert; leaving
+/// LEADER gives it up (zero) before anything else. A single node never takes a lease.
+#[test]
+fn the_leader_renews_its_lease_with_every_advert_and_gives_it_up_first() {
+    let t0 = Instant::now();
+    let mut node = peered(100, false, t0);
+    let actions = node.handle(from_peer(0), t0);
+    assert_eq!(node.state(), State::Leader);
+    assert_eq!(leases(&actions), [MS100 * 3]);
+    let ticks = run_ticks(
+        &mut node,
+        t0,
+        t0 + Duration::from_secs(1),
+        Duration::from_millis(10),
+    );
+    let renewals: Vec<Instant> = ticks
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::Lease(d) if *d == MS100 * 3))
+        .map(|(t, _)| *t)
+        .collect();
+    let sent: Vec<Instant> = ticks
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::SendAdvert(_)))
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(renewals, sent, "one renewal with every advert");
+    assert_eq!(renewals.len(), 10);
+    // A higher-priority master: the lease goes before the BACKUP report.
+    let actions = node.handle(from_peer(200), t0 + Duration::from_secs(1));
+    assert_eq!(node.state(), State::Backup);
+    assert_eq!(actions.first(), Some(&Action::Lease(Duration::ZERO)));
+    // Given up once; a BACKUP takes none.
+    let later = run_ticks(
+        &mut node,
+        t0 + Duration::from_secs(1),
+        t0 + Duration::from_millis(1200),
+        Duration::from_millis(10),
+    );
+    assert!(later.iter().all(|(_, a)| !matches!(a, Action::Lease(_))));
+
+    let mut single_node = Node::new(Timers::default(), t0);
+    let mut all = single_node.handle(Event::ConfigReceived(single(true)), t0);
+    all.extend(single_node.handle(Event::Shutdown, t0));
+    assert!(leases(&all).is_empty(), "{all:?}");
+}
+
+/// ncc confirming the given-up lease completes a handover at once: the master-only state is
+/// down, whatever the engine is doing.
+#[test]
+fn a_confirmed_fence_completes_the_handover() {
+    let t0 = Instant::now();
+    let mut node = peered(255, false, t0);
+    node.handle(from_peer(0), t0);
+    let actions = node.handle(Event::PushDelivered { failover: true }, t0);
+    assert!(adverts(&actions).is_empty());
+    assert_eq!(
+        adverts(&node.handle(Event::Fenced, t0 + Duration::from_millis(1))),
+        [0]
+    );
+    // Exactly once.
+    assert!(adverts(&node.handle(Event::PushDelivered { failover: false }, t0)).is_empty());
+    assert!(adverts(&node.handle(Event::Fenced, t0)).is_empty());
+}
+
+/// A LEADER that was not running for longer than two intervals (SIGSTOP) steps down when it
+/// runs again, gives its lease up, hands over, and does not take mastership back from the peer
+/// that took over meanwhile — even with the higher address, which would win an equal-priority
+/// tie between two masters.
+#[test]
+fn a_leader_back_from_a_stall_steps_down_and_does_not_take_mastership_back() {
+    let t0 = Instant::now();
+    let mut node = Node::new(Timers::default(), t0);
+    // Our address is higher than the peer's: an equal-priority tie would be ours.
+    node.handle(
+        Event::ConfigReceived(HaConfig {
+            local_addr: "192.0.2.3".into(),
+            ..peer_cfg(100, false)
+        }),
+        t0,
+    );
+    node.handle(Event::TransportReady, t0);
+    node.handle(from_peer(0), t0);
+    assert_eq!(node.state(), State::Leader);
+    run_ticks(
+        &mut node,
+        t0,
+        t0 + Duration::from_millis(500),
+        Duration::from_millis(10),
+    );
+    // Stopped for 10 s; the first thing it sees is the new master's queued advert.
+    let back = t0 + Duration::from_millis(10_500);
+    let actions = node.handle(from_peer(100), back);
+    assert_eq!(node.state(), State::Backup);
+    assert_eq!(actions.first(), Some(&Action::Lease(Duration::ZERO)));
+    assert_eq!(adverts(&node.handle(Event::Fenced, back)), [0]);
+    // The peer keeps advertising: this node stays BACKUP.
+    let mut t = back;
+    for _ in 0..20 {
+        t += MS100;
+        node.handle(from_peer(100), t);
+        node.handle(Event::Tick, t);
+    }
+    assert_eq!(node.state(), State::Backup);
+    // A short delay (under two intervals) is not a stall.
+    let mut node = peered(100, false, t0);
+    node.handle(from_peer(0), t0);
+    node.handle(Event::Tick, t0 + MS100 * 2);
+    assert_eq!(node.state(), State::Leader);
 }
