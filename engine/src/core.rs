@@ -65,10 +65,12 @@ pub async fn run<N: Ncc + NccBgp>(
     // and carries a backup's `failover` to the master.
     let peer = start_sync(&state, &config_dir, &snap_rx, &tx, &shutdown).await;
     let events = tx.clone();
+    let pulse = Arc::new(crate::events::HaPulse::default());
     let server = crate::server::serve(
         listener,
         snap_rx,
         tx,
+        Arc::clone(&pulse),
         config_dir.clone(),
         shutdown.child_token(),
     );
@@ -316,6 +318,10 @@ pub async fn run<N: Ncc + NccBgp>(
                         }
                     });
                 }
+                // Liveness comes from the API handler: reports queued behind a busy loop count.
+                if let Some(at) = pulse.last() {
+                    state.ha_heard(at);
+                }
                 state.ha_expire(SystemTime::now());
                 if source.is_remote()
                     && !fetch_in_flight
@@ -473,6 +479,7 @@ fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Sna
         vservers,
         checks: state.checks().cloned().collect(),
         ha: state.ha_view().clone(),
+        failover_pending: state.failover_pending(),
         ha_config,
         last_updated: loaded.cluster.metadata.last_updated,
         attributes: loaded.cluster.metadata.attributes.clone(),

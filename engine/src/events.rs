@@ -115,6 +115,8 @@ pub struct Snapshot {
     pub checks: Vec<CheckSpec>,
     /// HA status.
     pub ha: HaView,
+    /// An operator's `failover` waits for the ha process's next report.
+    pub failover_pending: bool,
     /// HA config.
     pub ha_config: HaConfigView,
     /// `metadata.last_updated`.
@@ -135,6 +137,36 @@ pub struct Snapshot {
     pub overrides: Vec<(OverrideKind, String, OverrideState, String, SystemTime)>,
     /// VLANs with their backend and VIP counts (of the whole config, churn limit or not).
     pub vlans: Vec<crate::state::VlanView>,
+}
+
+/// When the ha process last reported, written by the API handler itself: a report that only
+/// repeats what the loop knows is answered without the loop (which may be waiting on ncc), and
+/// the loop reads its liveness from here, so a busy loop never mistakes a live ha for a silent
+/// one.
+#[derive(Debug, Default)]
+pub struct HaPulse {
+    /// UNIX milliseconds of the last report; 0: none yet.
+    heard_ms: std::sync::atomic::AtomicI64,
+}
+
+impl HaPulse {
+    /// A report arrived at `at`.
+    pub fn heard(&self, at: SystemTime) {
+        let ms = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.heard_ms
+            .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the last report arrived.
+    pub fn last(&self) -> Option<SystemTime> {
+        let ms = self.heard_ms.load(std::sync::atomic::Ordering::Relaxed);
+        (ms > 0).then(|| {
+            SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+        })
+    }
 }
 
 /// The answer to `show bgp neighbors`: neighbours and announced routes, or why not.

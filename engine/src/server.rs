@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::events::{Event, Snapshot};
+use crate::events::{Event, HaPulse, Snapshot};
 use crate::model::CheckKind;
 use crate::overrides::{Caller, OverrideKind, OverrideState};
 use crate::state::OverrideError;
@@ -24,12 +24,14 @@ pub async fn serve(
     listener: UnixListener,
     snapshot: watch::Receiver<Arc<Snapshot>>,
     events: mpsc::Sender<Event>,
+    pulse: Arc<HaPulse>,
     config_dir: std::path::PathBuf,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let svc = EngineService {
         snapshot,
         events,
+        pulse,
         config_dir,
     };
     tonic::transport::Server::builder()
@@ -44,6 +46,8 @@ pub async fn serve(
 struct EngineService {
     snapshot: watch::Receiver<Arc<Snapshot>>,
     events: mpsc::Sender<Event>,
+    /// The ha process's liveness, written here, read by the loop.
+    pulse: Arc<HaPulse>,
     /// For the config history and the cluster.pb text (read-only here; writes go through events).
     config_dir: std::path::PathBuf,
 }
@@ -451,20 +455,31 @@ impl pb::engine_server::Engine for EngineService {
             .and_then(|i| i.peer_cred)
             .and_then(|c| c.pid());
         let s = req.into_inner();
+        let now = SystemTime::now();
+        self.pulse.heard(now);
+        let view = HaView {
+            state: s.state,
+            since: from_ms(s.since_ms),
+            transitions: s.transitions,
+            adverts_sent: s.adverts_sent,
+            adverts_received: s.adverts_received,
+            last_update: Some(now),
+        };
+        // A report that repeats the state the loop has acted on, with no failover waiting, is
+        // liveness: answered here, the counters handed to the loop without waiting for it. A
+        // loop busy with a slow ncc must never make the ha process think its engine is dead
+        // (it would give mastership up while ncc, stalled, keeps the VIPs).
+        let snap = self.snap();
+        if snap.ha.state == view.state
+            && snap.ha.transitions == view.transitions
+            && !snap.failover_pending
+        {
+            let (tx, _) = oneshot::channel();
+            let _ = self.events.try_send(Event::Ha(view, pid, tx));
+            return Ok(Response::new(pb::HaUpdateReply { failover: false }));
+        }
         let (tx, rx) = oneshot::channel();
-        self.send(Event::Ha(
-            HaView {
-                state: s.state,
-                since: from_ms(s.since_ms),
-                transitions: s.transitions,
-                adverts_sent: s.adverts_sent,
-                adverts_received: s.adverts_received,
-                last_update: Some(SystemTime::now()),
-            },
-            pid,
-            tx,
-        ))
-        .await?;
+        self.send(Event::Ha(view, pid, tx)).await?;
         let failover = rx
             .await
             .map_err(|_| Status::unavailable("engine stopped before acting on the report"))?;

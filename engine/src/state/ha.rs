@@ -62,6 +62,19 @@ impl EngineState {
         s.peer_ipv4.is_some() || s.peer_ipv6.is_some()
     }
 
+    /// The ha process was heard at `at` (a report the loop has not processed yet counts for
+    /// liveness; its content arrives with it).
+    pub fn ha_heard(&mut self, at: SystemTime) {
+        if self.ha.last_update.is_some_and(|l| l < at) {
+            self.ha.last_update = Some(at);
+        }
+    }
+
+    /// Whether an operator's `failover` waits for the ha process's next report.
+    pub fn failover_pending(&self) -> bool {
+        self.ha_gate.failover_pending
+    }
+
     /// Treats a stale report as UNKNOWN; returns whether the state changed.
     pub fn ha_expire(&mut self, now: SystemTime) -> bool {
         let stale = self
@@ -294,6 +307,22 @@ mod tests {
         assert!(!e.serves_unicast());
         // Once UNKNOWN, nothing more to expire.
         assert!(!e.ha_expire(t0() + HA_TIMEOUT * 10));
+    }
+
+    /// Reports answered by the API handler while the loop was busy (waiting on a stalled ncc)
+    /// keep the ha process alive in the loop's eyes: the loop must not expire a LEADER whose
+    /// reports are merely queued.
+    #[test]
+    fn reports_heard_by_the_handler_keep_the_leader_alive() {
+        let mut e = state(true);
+        e.ha(report("LEADER", t0()));
+        e.ha_heard(t0() + HA_TIMEOUT);
+        assert!(!e.ha_expire(t0() + HA_TIMEOUT + Duration::from_millis(500)));
+        assert!(e.serves_unicast());
+        // An older pulse never moves the report back.
+        e.ha_heard(t0());
+        assert!(!e.ha_expire(t0() + HA_TIMEOUT * 2));
+        assert!(e.ha_expire(t0() + HA_TIMEOUT * 2 + Duration::from_millis(1)));
     }
 
     #[test]
