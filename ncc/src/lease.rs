@@ -36,6 +36,8 @@ pub struct Lease {
     /// When the lease runs out; `None` until the first renewal.
     until: Option<Instant>,
     fenced: bool,
+    /// How many times the lease was fenced.
+    fences: u64,
     /// A late wake already granted one extra period since the last renewal.
     graced: bool,
 }
@@ -44,6 +46,11 @@ impl Lease {
     /// Whether the master-only state is withdrawn now.
     pub fn fenced(&self) -> bool {
         self.fenced
+    }
+
+    /// How many times the master-only state was withdrawn.
+    pub fn fences(&self) -> u64 {
+        self.fences
     }
 
     /// When the timer should next wake: the end of a running lease; `None` when unarmed or
@@ -60,6 +67,7 @@ impl Lease {
         match (ttl.is_zero(), self.fenced) {
             (true, false) => {
                 self.fenced = true;
+                self.fences += 1;
                 Change::Fence
             }
             (false, true) => {
@@ -86,6 +94,7 @@ impl Lease {
             return Change::None;
         }
         self.fenced = true;
+        self.fences += 1;
         Change::Fence
     }
 }

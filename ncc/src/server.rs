@@ -392,13 +392,11 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
             .renew(ttl, tokio::time::Instant::now());
         self.fence.renewed.notify_one();
         self.act_on(change).await;
-        let fenced = self
-            .fence
-            .lease
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .fenced();
-        Ok(Response::new(pb::LeaseReply { fenced }))
+        let (fenced, fences) = {
+            let l = self.fence.lease.lock().unwrap_or_else(|e| e.into_inner());
+            (l.fenced(), l.fences())
+        };
+        Ok(Response::new(pb::LeaseReply { fenced, fences }))
     }
 
     async fn bgp_set(

@@ -402,3 +402,150 @@ fn ten_thousand_vservers_fit_in_the_relay() {
         assert_eq!(ask(&mut s), "ok\n", "vserver {i}");
     }
 }
+
+/// The fence, seen by a client: a unicast VIP's service answers while the lease is renewed,
+/// refuses new connections once a lease is not renewed for its length, comes back on the next
+/// renewal, and goes at once on a zero lease. An anycast VIP's service is never touched. ncc
+/// stopped (SIGSTOP) for longer than the lease does not fence on SIGCONT when renewals were
+/// queued meanwhile.
+#[test]
+fn the_fence_withdraws_unicast_services_when_the_lease_runs_out() {
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("seesaw.cfg"),
+        "[cluster]\nname = x\n[dataplane]\nkind = proxy\n",
+    )
+    .unwrap();
+    let run = tempfile::tempdir().unwrap();
+    let _relay = relay(cfg.path(), run.path());
+    let ncc_proc = start_ncc(cfg.path(), run.path());
+    let sock = run.path().join("ncc/ncc.sock");
+    wait_for_socket(&sock);
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_port = backend.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in backend.incoming().take(1000) {
+            let _ = s.unwrap().write_all(b"hi");
+        }
+    });
+    let (unicast, anycast) = (free_port(), free_port());
+    let desired = pb::DesiredState {
+        services: vec![
+            nat_service(
+                "127.0.0.1",
+                unicast,
+                pb::Protocol::Tcp,
+                pb::Scheduler::Rr,
+                backend_port,
+            ),
+            nat_service(
+                "127.0.0.2",
+                anycast,
+                pb::Protocol::Tcp,
+                pb::Scheduler::Rr,
+                backend_port,
+            ),
+        ],
+        vips: vec![
+            pb::Vip {
+                address: "127.0.0.1".into(),
+                kind: pb::VipKind::Unicast as i32,
+            },
+            pb::Vip {
+                address: "127.0.0.2".into(),
+                kind: pb::VipKind::Anycast as i32,
+            },
+        ],
+        vips_managed: true,
+        ..Default::default()
+    };
+    let answers = |ip: &str, port: u16| {
+        TcpStream::connect((ip, port)).is_ok_and(|mut s| {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut got = String::new();
+            s.read_to_string(&mut got).is_ok() && got == "hi"
+        })
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let guard = rt.enter();
+    let mut client =
+        pb::ncc_client::NccClient::new(seesaw_common::uds::channel(&sock, Duration::from_secs(5)));
+    drop(guard);
+    let lease = |client: &mut pb::ncc_client::NccClient<_>, ms: u32| {
+        rt.block_on(client.lease(pb::LeaseRequest { ttl_ms: ms }))
+            .unwrap()
+            .into_inner()
+            .fenced
+    };
+    rt.block_on(client.apply(desired.clone())).unwrap();
+    assert!(answers("127.0.0.1", unicast) && answers("127.0.0.2", anycast));
+    // Renewed every 30 ms for 90 ms: serving throughout.
+    assert!(!lease(&mut client, 90));
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!lease(&mut client, 90));
+    }
+    assert!(answers("127.0.0.1", unicast));
+    // Not renewed: fenced within the lease (bounded wait), anycast untouched.
+    let end = Instant::now() + Duration::from_secs(2);
+    while answers("127.0.0.1", unicast) {
+        assert!(
+            Instant::now() < end,
+            "still serving 2 s after a 90 ms lease ran out"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        answers("127.0.0.2", anycast),
+        "the anycast service went too"
+    );
+    // The engine's applies while fenced keep it fenced.
+    rt.block_on(client.apply(desired.clone())).unwrap();
+    assert!(!answers("127.0.0.1", unicast));
+    // A renewal puts it back in one apply.
+    assert!(!lease(&mut client, 90_000));
+    assert!(answers("127.0.0.1", unicast));
+    // A zero lease withdraws at once.
+    assert!(lease(&mut client, 0));
+    assert!(!answers("127.0.0.1", unicast));
+    assert!(!lease(&mut client, 300));
+    let fences_before = rt
+        .block_on(client.lease(pb::LeaseRequest { ttl_ms: 300 }))
+        .unwrap()
+        .into_inner()
+        .fences;
+    assert_eq!(fences_before, 2, "one run-out and one zero lease");
+
+    // ncc stopped for 1 s with renewals queued: no fence on SIGCONT.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(ncc_proc.0.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let renewer = {
+        let sock = sock.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut c = pb::ncc_client::NccClient::new(seesaw_common::uds::channel(
+                    &sock,
+                    Duration::from_secs(5),
+                ));
+                c.lease(pb::LeaseRequest { ttl_ms: 300 })
+                    .await
+                    .map(|r| r.into_inner().fences)
+            })
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1000));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert_eq!(
+        renewer.join().unwrap().ok(),
+        Some(fences_before),
+        "ncc fenced when it ran again, though a renewal was queued"
+    );
+    assert!(answers("127.0.0.1", unicast));
+}
