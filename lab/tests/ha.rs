@@ -48,8 +48,19 @@ fn seesaw_cfg(node: &str, peer: &str) -> String {
         "[cluster]\nname = lab\nnode_ipv4 = {node}\npeer_ipv4 = {peer}\nanycast_enabled = false\n\n\
          use_vmac = false\ngarp_interval_sec = 1\n\n\
          [interface]\nnode = eth0\nlb = eth1\n\n[dataplane]\nkind = proxy\n\n\
-         [ha]\nadvert_interval_ms = 100\npreempt = false\n\n[ecu]\nlisten = 127.0.0.1:10257\n"
+         [ha]\nadvert_interval_ms = {}\npreempt = false\n\n[ecu]\nlisten = 127.0.0.1:10257\n",
+        interval().as_millis()
     )
+}
+
+/// The advert interval: `HA_LAB_INTERVAL_MS`, 30 ms by default (the acceptance setting).
+fn interval() -> Duration {
+    let ms = std::env::var("HA_LAB_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30u64)
+        .clamp(10, 10_000);
+    Duration::from_millis(ms)
 }
 
 fn cluster_pb() -> String {
@@ -83,48 +94,69 @@ struct Probe {
     ok: bool,
 }
 
-/// Probes through both clients every 10 ms on two threads until `stop`; bounded by `max`.
+/// Probes through both clients until `stop`; bounded by `max`. A new probe starts every 10 ms
+/// on each client whatever the earlier ones do: a probe that meets a node which drops SYNs
+/// takes its full 100 ms timeout, and a single probing thread would then sample that path only
+/// every 110 ms — the resolution of every outage measured on it. So each client has
+/// [`PROBE_THREADS`] threads, each starting a probe every `PROBE_THREADS × 10 ms`, staggered by
+/// 10 ms.
 struct Prober {
     stop: Arc<AtomicBool>,
-    handles: Vec<std::thread::JoinHandle<Vec<Probe>>>,
+    handles: Vec<(usize, std::thread::JoinHandle<Vec<Probe>>)>,
 }
+
+/// Probing threads per client: their cycle (12 × 10 ms) exceeds the probe timeout (100 ms).
+const PROBE_THREADS: u32 = 12;
 
 impl Prober {
     fn start(lab: &Arc<Lab>, max: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::new();
-        for client in ["client1", "client2"] {
-            let lab = Arc::clone(lab);
-            let stop = Arc::clone(&stop);
-            handles.push(std::thread::spawn(move || {
-                let vip: SocketAddr = VIP.parse().expect("literal");
-                lab.run_in(client, || {
-                    let mut out = Vec::new();
-                    let end = Instant::now() + max;
-                    let bound = usize::try_from(max.as_millis() / 5).unwrap_or(usize::MAX);
-                    for _ in 0..bound {
-                        if stop.load(Ordering::Relaxed) || Instant::now() >= end {
-                            break;
+        let t0 = Instant::now();
+        for (which, client) in ["client1", "client2"].into_iter().enumerate() {
+            for k in 0..PROBE_THREADS {
+                let lab = Arc::clone(lab);
+                let stop = Arc::clone(&stop);
+                let handle = std::thread::spawn(move || {
+                    let vip: SocketAddr = VIP.parse().expect("literal");
+                    let cycle = PROBE_EVERY * PROBE_THREADS;
+                    lab.run_in(client, || {
+                        let mut out = Vec::new();
+                        let end = t0 + max;
+                        let mut next = t0 + PROBE_EVERY * k;
+                        let bound = max.as_millis() / cycle.as_millis() + 2;
+                        for _ in 0..bound {
+                            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                                std::thread::sleep(wait);
+                            }
+                            if stop.load(Ordering::Relaxed) || Instant::now() >= end {
+                                break;
+                            }
+                            let t = Instant::now();
+                            let ok = matches!(http::get(vip, "/", Duration::from_millis(100)), Ok(r) if r.status == 200);
+                            out.push(Probe { start: t, end: Instant::now(), ok });
+                            next += cycle;
                         }
-                        let t = Instant::now();
-                        let ok = matches!(http::get(vip, "/", Duration::from_millis(100)), Ok(r) if r.status == 200);
-                        out.push(Probe { start: t, end: Instant::now(), ok });
-                        std::thread::sleep(PROBE_EVERY.saturating_sub(t.elapsed()));
-                    }
-                    out
-                })
-                .expect("entering the client namespace")
-            }));
+                        out
+                    })
+                    .expect("entering the client namespace")
+                });
+                handles.push((which, handle));
+            }
         }
         Self { stop, handles }
     }
 
     fn finish(mut self) -> [Vec<Probe>; 2] {
         self.stop.store(true, Ordering::Relaxed);
-        let mut it = std::mem::take(&mut self.handles)
-            .into_iter()
-            .map(|h| h.join().expect("prober"));
-        [it.next().expect("two"), it.next().expect("two")]
+        let mut out = [Vec::new(), Vec::new()];
+        for (which, h) in std::mem::take(&mut self.handles) {
+            out[which].extend(h.join().expect("prober"));
+        }
+        for list in &mut out {
+            list.sort_by_key(|p| p.start);
+        }
+        out
     }
 }
 
@@ -133,7 +165,7 @@ impl Prober {
 impl Drop for Prober {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        for h in self.handles.drain(..) {
+        for (_, h) in self.handles.drain(..) {
             let _ = h.join();
         }
     }
@@ -524,6 +556,22 @@ fn failover_outages_and_partition() {
                 let _ = kill(Pid::from_raw(p), Signal::SIGCONT);
             }
             let (outage, two, overlap) = analyse(fault, master, t_fault, &samples);
+            if std::env::var_os("HA_LAB_DEBUG").is_some() {
+                for (who, list) in samples.iter().enumerate() {
+                    for p in list.iter().filter(|p| {
+                        p.end >= t_fault && p.start <= t_fault + Duration::from_millis(300)
+                    }) {
+                        println!(
+                            "  probe via {} start={:+.1}ms took={:.1}ms ok={}",
+                            LBS[who].0,
+                            p.start.saturating_duration_since(t_fault).as_secs_f64() * 1e3
+                                - t_fault.saturating_duration_since(p.start).as_secs_f64() * 1e3,
+                            (p.end - p.start).as_secs_f64() * 1e3,
+                            p.ok
+                        );
+                    }
+                }
+            }
             println!(
                 "HA-RUN {fault:?} run={run} master={} fault_at={:.3} outage={outage:?} two={two}",
                 LBS[master].0,
@@ -610,8 +658,8 @@ fn failover_outages_and_partition() {
     nft("delete table inet halab");
     let healed = one_master(&lab, Duration::from_secs(5)).expect("one master after healing");
     let converged = t_heal.elapsed();
-    // Master-down interval of the lower priority (1) with 100 ms adverts: 3 × 100 + 99.6 ms.
-    let master_down = Duration::from_micros(399_610);
+    // Master-down interval of the lower priority (1).
+    let master_down = interval() * 3 + interval() * 255 / 256;
     println!(
         "HA-LAB Partition: both master after {:?}; partition held {:?}; after healing one master ({}) within {:?} (master-down {:?}; measurement resolution ~3 probes)",
         both_at - t_part,
