@@ -209,6 +209,8 @@ pub enum Event {
     TransportFailed,
     /// A valid advert from the peer (the transport applies every receive check).
     Advert(Received),
+    /// An advert could not be sent (the node's link is down, a firewall rule, no route).
+    AdvertNotSent,
     /// ncc confirmed that the lease was given up: the master-only state is withdrawn, so a
     /// pending handover may tell the peer to take over.
     Fenced,
@@ -295,6 +297,8 @@ struct Proto {
     preempt_suppressed: bool,
     /// A lease was taken with ncc and not given up yet.
     leased: bool,
+    /// When an advert last failed to go out.
+    send_failed_at: Option<Instant>,
 }
 
 /// The HA state machine.
@@ -352,6 +356,12 @@ impl Node {
             Event::TransportFailed => self.on_transport(false, now),
             Event::Advert(r) => self.on_advert(r, now),
             Event::Fenced => self.complete_handover(),
+            Event::AdvertNotSent => {
+                if let Some(p) = &mut self.proto {
+                    p.send_failed_at = Some(now);
+                }
+                Vec::new()
+            }
             Event::Shutdown => self.on_shutdown(now),
         });
         actions
@@ -490,6 +500,7 @@ impl Node {
                     handover_deadline: None,
                     preempt_suppressed: false,
                     leased: false,
+                    send_failed_at: None,
                 });
                 actions.push(Action::OpenTransport(p));
             }
@@ -636,7 +647,16 @@ impl Node {
         let theirs = r.advert.priority;
         match self.state {
             State::Leader => {
-                let yields = theirs > ours || (theirs == ours && r.src > p.peering.local);
+                // Two masters: the RFC's tiebreak (priority, then address) — unless this node's
+                // own adverts failed within the peer's master-down interval (its link was down):
+                // the peer took over because it heard nothing, and this node hands back to it
+                // rather than take mastership back.
+                let cut_off = r.advert.interval() * 4;
+                let was_silent = p
+                    .send_failed_at
+                    .is_some_and(|at| now.saturating_duration_since(at) <= cut_off);
+                let yields =
+                    theirs > ours || (theirs == ours && r.src > p.peering.local) || was_silent;
                 if theirs != 0 && yields {
                     tracing::info!(peer = %r.src, priority = theirs, "higher-priority master seen");
                     p.next_advert = None;

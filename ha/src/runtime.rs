@@ -258,21 +258,25 @@ fn execute<O: Opener>(
             // A failed send is not a broken socket: a firewall rule (EPERM), a missing route or a
             // full queue make adverts fail while they last, and the peer sees silence — which is
             // what the protocol is built to handle. The socket stays open; the next advert retries.
-            if let Some(t) = transport.as_mut() {
-                match t.send(&a) {
-                    Ok(()) if *send_failing => {
-                        tracing::info!("adverts are being sent again");
-                        *send_failing = false;
-                    }
-                    Ok(()) => {}
-                    Err(e) if *send_failing => tracing::debug!(error = %e, "advert not sent"),
-                    Err(e) => {
+            // The node hears of it: a master that was silent yields when the link returns.
+            let t = transport.as_mut()?;
+            match t.send(&a) {
+                Ok(()) if *send_failing => {
+                    tracing::info!("adverts are being sent again");
+                    *send_failing = false;
+                    None
+                }
+                Ok(()) => None,
+                Err(e) => {
+                    if *send_failing {
+                        tracing::debug!(error = %e, "advert not sent");
+                    } else {
                         tracing::warn!(error = %e, "advert not sent; retrying with every advert");
                         *send_failing = true;
                     }
+                    Some(Event::AdvertNotSent)
                 }
             }
-            None
         }
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`netns`]: the root-only lab of network namespaces on a private bridge ([`Lab`]);
 //! - [`loopback`]: the unprivileged suite on 127.0.0.0/8 ([`LoopbackSuite`]);
+//! - [`ha_pair`]: the HA pair scene of `tests/ha.rs` (config, prober, who serves);
 //! - [`nat_lab`]: the namespace scene of whole-suite kernel-plane tests ([`nat_lab::NatLab`]);
 //! - [`procs`]: spawned processes, teardown (SIGTERM, then SIGKILL), `/proc` lookups, log dumps;
 //! - [`cmd`]: running `ip` and one-shot tools to completion;
@@ -22,6 +23,7 @@ pub mod capture;
 pub mod cmd;
 pub mod config;
 pub mod error;
+pub mod ha_pair;
 pub mod http;
 pub mod loopback;
 pub mod nat_lab;

@@ -899,3 +899,47 @@ fn a_leader_back_from_a_stall_steps_down_and_does_not_take_mastership_back() {
     node.handle(Event::Tick, t0 + MS100 * 2);
     assert_eq!(node.state(), State::Leader);
 }
+
+/// A master whose adverts could not go out (its link was down) finds the peer master when the
+/// link returns: it hands back, whatever the tiebreak says, instead of taking mastership back.
+#[test]
+fn a_master_whose_adverts_failed_yields_to_the_peer_that_took_over() {
+    let t0 = Instant::now();
+    let mut node = Node::new(Timers::default(), t0);
+    // The higher address: the RFC tiebreak between equal masters would keep this one.
+    node.handle(
+        Event::ConfigReceived(HaConfig {
+            local_addr: "192.0.2.3".into(),
+            ..peer_cfg(100, false)
+        }),
+        t0,
+    );
+    node.handle(Event::TransportReady, t0);
+    node.handle(from_peer(0), t0);
+    assert_eq!(node.state(), State::Leader);
+    let mut t = t0;
+    for _ in 0..20 {
+        t += MS100;
+        node.handle(Event::Tick, t);
+        node.handle(Event::AdvertNotSent, t);
+    }
+    t += MS100;
+    node.handle(Event::Tick, t);
+    let actions = node.handle(from_peer(100), t);
+    assert_eq!(node.state(), State::Backup);
+    assert_eq!(actions.first(), Some(&Action::Lease(Duration::ZERO)));
+    // Without failed sends the tiebreak keeps it.
+    let mut node = Node::new(Timers::default(), t0);
+    node.handle(
+        Event::ConfigReceived(HaConfig {
+            local_addr: "192.0.2.3".into(),
+            ..peer_cfg(100, false)
+        }),
+        t0,
+    );
+    node.handle(Event::TransportReady, t0);
+    node.handle(from_peer(0), t0);
+    node.handle(Event::Tick, t0 + MS100);
+    node.handle(from_peer(100), t0 + MS100);
+    assert_eq!(node.state(), State::Leader);
+}

@@ -1,0 +1,193 @@
+//! The HA pair scene of `tests/ha.rs` (root only): two LB nodes running the whole suite under
+//! their watchdogs with adverts between them, two backends behind one unicast VIP, and two
+//! clients, `client1` routing the VIP through `lb1` and `client2` through `lb2`, so a request
+//! through a client is answered exactly while that client's LB node serves as master. The
+//! prober samples both paths every 10 ms.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::{Lab, http};
+
+pub const VIP: &str = "198.51.100.1:80";
+pub const LBS: [(&str, &str, &str); 2] = [
+    ("lb1", "192.0.2.10", "203.0.113.1"),
+    ("lb2", "192.0.2.11", "203.0.113.2"),
+];
+pub const BACKENDS: [(&str, &str); 2] = [("be1", "203.0.113.11"), ("be2", "203.0.113.12")];
+pub const PROBE_EVERY: Duration = Duration::from_millis(10);
+
+pub fn seesaw_cfg(node: &str, peer: &str) -> String {
+    format!(
+        "[cluster]\nname = lab\nnode_ipv4 = {node}\npeer_ipv4 = {peer}\nanycast_enabled = false\n\n\
+         use_vmac = false\ngarp_interval_sec = 1\n\n\
+         [interface]\nnode = eth0\nlb = eth1\n\n[dataplane]\nkind = proxy\n\n\
+         [ha]\nadvert_interval_ms = {}\npreempt = false\n\n[ecu]\nlisten = 127.0.0.1:10257\n",
+        interval().as_millis()
+    )
+}
+
+/// The advert interval: `HA_LAB_INTERVAL_MS`, 30 ms by default (the acceptance setting).
+pub fn interval() -> Duration {
+    let ms = std::env::var("HA_LAB_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30u64)
+        .clamp(10, 10_000);
+    Duration::from_millis(ms)
+}
+
+pub fn cluster_pb() -> String {
+    let mut s = String::from(
+        "seesaw_vip: < fqdn: \"seesaw-vip.lab.\" ipv4: \"192.0.2.1/24\" status: PRODUCTION >\n",
+    );
+    for (name, ip, _) in LBS {
+        s.push_str(&format!(
+            "node: < fqdn: \"{name}.lab.\" ipv4: \"{ip}/24\" status: PRODUCTION >\n"
+        ));
+    }
+    s.push_str(
+        "vserver: <\n  name: \"web@lab\"\n  entry_address: < fqdn: \"web.lab.\" ipv4: \"198.51.100.1/32\" status: PRODUCTION >\n  rp: \"lab@example.com\"\n  \
+         vserver_entry: < protocol: TCP port: 80 scheduler: RR mode: NAT healthcheck: < type: HTTP interval: 1 timeout: 1 send: \"/\" code: 200 > >\n",
+    );
+    for (name, ip) in BACKENDS {
+        s.push_str(&format!(
+            "  backend: < host: < fqdn: \"{name}.lab.\" ipv4: \"{ip}/24\" status: PRODUCTION > weight: 1 >\n"
+        ));
+    }
+    s.push_str(">\n");
+    s
+}
+
+/// One request: when it started and ended, and whether it was answered. The node served it at
+/// some instant between `start` and `end`.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    pub start: Instant,
+    /// When it ended.
+    pub end: Instant,
+    /// Whether it was answered with 200.
+    pub ok: bool,
+}
+
+/// Probes through both clients until `stop`; bounded by `max`. A new probe starts every 10 ms
+/// on each client whatever the earlier ones do: a probe that meets a node which drops SYNs
+/// takes its full 100 ms timeout, and a single probing thread would then sample that path only
+/// every 110 ms — the resolution of every outage measured on it. So each client has
+/// [`PROBE_THREADS`] threads, each starting a probe every `PROBE_THREADS × 10 ms`, staggered by
+/// 10 ms.
+pub struct Prober {
+    stop: Arc<AtomicBool>,
+    handles: Vec<(usize, std::thread::JoinHandle<Vec<Probe>>)>,
+}
+
+/// Probing threads per client: their cycle (12 × 10 ms) exceeds the probe timeout (100 ms).
+pub const PROBE_THREADS: u32 = 12;
+
+impl Prober {
+    /// Starts probing; `max` bounds the run.
+    pub fn start(lab: &Arc<Lab>, max: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::new();
+        let t0 = Instant::now();
+        for (which, client) in ["client1", "client2"].into_iter().enumerate() {
+            for k in 0..PROBE_THREADS {
+                let lab = Arc::clone(lab);
+                let stop = Arc::clone(&stop);
+                let handle = std::thread::spawn(move || {
+                    let vip: SocketAddr = VIP.parse().expect("literal");
+                    let cycle = PROBE_EVERY * PROBE_THREADS;
+                    lab.run_in(client, || {
+                        let mut out = Vec::new();
+                        let end = t0 + max;
+                        let mut next = t0 + PROBE_EVERY * k;
+                        let bound = max.as_millis() / cycle.as_millis() + 2;
+                        for _ in 0..bound {
+                            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                                std::thread::sleep(wait);
+                            }
+                            if stop.load(Ordering::Relaxed) || Instant::now() >= end {
+                                break;
+                            }
+                            let t = Instant::now();
+                            let ok = matches!(http::get(vip, "/", Duration::from_millis(100)), Ok(r) if r.status == 200);
+                            out.push(Probe { start: t, end: Instant::now(), ok });
+                            next += cycle;
+                        }
+                        out
+                    })
+                    .expect("entering the client namespace")
+                });
+                handles.push((which, handle));
+            }
+        }
+        Self { stop, handles }
+    }
+
+    /// Stops probing; every probe per client, by start time.
+    pub fn finish(mut self) -> [Vec<Probe>; 2] {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut out = [Vec::new(), Vec::new()];
+        for (which, h) in std::mem::take(&mut self.handles) {
+            out[which].extend(h.join().expect("prober"));
+        }
+        for list in &mut out {
+            list.sort_by_key(|p| p.start);
+        }
+        out
+    }
+}
+
+/// Also when the test fails: the probing threads hold the lab, and the lab stops its processes
+/// and removes its namespaces only when the last holder lets go.
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for (_, h) in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Which path answers right now (one probe each, a few tries).
+pub fn serving(lab: &Lab) -> [bool; 2] {
+    let vip: SocketAddr = VIP.parse().expect("literal");
+    let mut r = [false; 2];
+    for (i, client) in ["client1", "client2"].iter().enumerate() {
+        r[i] = lab
+            .run_in(client, || {
+                (0..3).any(|_| {
+                    matches!(http::get(vip, "/", Duration::from_millis(200)), Ok(x) if x.status == 200)
+                })
+            })
+            .expect("client ns");
+    }
+    r
+}
+
+/// Waits (bounded) until exactly one node serves; returns its index.
+pub fn one_master(lab: &Lab, within: Duration) -> Option<usize> {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        match serving(lab) {
+            [true, false] => return Some(0),
+            [false, true] => return Some(1),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    None
+}
+
+/// The `p` quantile of sorted durations (nearest rank).
+pub fn pct(sorted: &[Duration], p: f64) -> Duration {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "small counts"
+    )]
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
