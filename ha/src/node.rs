@@ -301,6 +301,18 @@ struct Proto {
     send_failed_at: Option<Instant>,
 }
 
+impl Proto {
+    /// The priority a LEADER advertises: its own, or 1 (the lowest) while its adverts failed
+    /// within the last four intervals — a master coming back from a dead link must not make
+    /// the peer that took over meanwhile yield to it (the peer asserts; this node then yields).
+    fn advertised(&self, now: Instant) -> u8 {
+        let silent = self
+            .send_failed_at
+            .is_some_and(|at| now.saturating_duration_since(at) <= self.peering.interval * 4);
+        if silent { 1 } else { self.peering.priority }
+    }
+}
+
 /// The HA state machine.
 #[derive(Debug)]
 pub struct Node {
@@ -664,7 +676,7 @@ impl Node {
                     self.transition(State::Backup, now)
                 } else {
                     // A peer giving up, or a lower master: assert mastership at once.
-                    let advert = p.peering.advert(ours);
+                    let advert = p.peering.advert(p.advertised(now));
                     p.next_advert = Some(now + p.peering.interval);
                     vec![self.advert(advert)]
                 }
@@ -757,7 +769,7 @@ impl Node {
                 now + p.peering.interval
             });
             p.leased = true;
-            let (advert, ttl) = (p.peering.advert(p.peering.priority), lease_ttl(&p.peering));
+            let (advert, ttl) = (p.peering.advert(p.advertised(now)), lease_ttl(&p.peering));
             actions.push(self.advert(advert));
             actions.push(Action::Lease(ttl));
         }

@@ -943,3 +943,32 @@ fn a_master_whose_adverts_failed_yields_to_the_peer_that_took_over() {
     node.handle(from_peer(100), t0 + MS100);
     assert_eq!(node.state(), State::Leader);
 }
+
+/// A master coming back from a dead link advertises the lowest priority for a while, so the
+/// peer that took over keeps mastership even with a lower priority of its own.
+#[test]
+fn a_master_back_from_a_dead_link_advertises_the_lowest_priority() {
+    let t0 = Instant::now();
+    let mut node = peered(200, false, t0);
+    node.handle(from_peer(0), t0);
+    let mut t = t0;
+    for _ in 0..5 {
+        t += MS100;
+        node.handle(Event::Tick, t);
+        node.handle(Event::AdvertNotSent, t);
+    }
+    t += MS100;
+    assert_eq!(adverts(&node.handle(Event::Tick, t)), [1]);
+    // Long after the link came back: its own priority again.
+    let later = run_ticks(
+        &mut node,
+        t,
+        t + Duration::from_secs(1),
+        Duration::from_millis(10),
+    );
+    let (_, last) = later
+        .iter()
+        .rfind(|(_, a)| matches!(a, Action::SendAdvert(_)))
+        .expect("adverts");
+    assert!(matches!(last, Action::SendAdvert(a) if a.priority == 200));
+}
