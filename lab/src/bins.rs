@@ -2,7 +2,9 @@
 //!
 //! Integration tests of this crate cannot use `CARGO_BIN_EXE_*` for other packages' binaries, so
 //! they are looked up in the workspace target dir: `$CARGO_TARGET_DIR` (relative paths are taken
-//! from the workspace root, as cargo does) or `<workspace>/target`, profile `debug`.
+//! from the workspace root, as cargo does) or `<workspace>/target`, profile `debug`, or the
+//! profile `SEESAW_LAB_PROFILE` names (`release` for measurements: `cargo build --release
+//! --workspace --bins` first).
 
 use std::path::PathBuf;
 
@@ -29,7 +31,7 @@ pub fn workspace_dir() -> PathBuf {
         .expect("the lab crate sits one level below the workspace root")
 }
 
-/// The directory holding debug builds of the workspace's binaries.
+/// The directory holding the builds of the workspace's binaries the lab runs.
 pub fn profile_dir() -> PathBuf {
     let target = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => {
@@ -42,7 +44,11 @@ pub fn profile_dir() -> PathBuf {
         }
         _ => workspace_dir().join("target"),
     };
-    target.join("debug")
+    let profile = std::env::var("SEESAW_LAB_PROFILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "debug".to_owned());
+    target.join(profile)
 }
 
 /// The path of binary `name`, or an error naming it and the command that builds it.

@@ -268,6 +268,40 @@ fn analyse(
     (outage, two, overlap)
 }
 
+/// The CPU cost of HA on each node in steady state over `window`, as a share of one core: the
+/// ha process (adverts, receive checks, lease renewals) and ncc (answering the renewals; it also
+/// serves the engine's periodic reads). Printed as `HA-LAB CPU` lines; returns ha's share per
+/// node.
+#[allow(clippy::print_stdout, reason = "the measurement is the output")]
+fn advert_cpu(run_dirs: &[std::path::PathBuf], window: Duration) -> Vec<f64> {
+    let pid = |d: &std::path::PathBuf, name: &str| {
+        procs::find_daemon(name, "SEESAW_RUN_DIR", &d.to_string_lossy())
+            .first()
+            .copied()
+    };
+    let watched: Vec<(Option<i32>, Option<i32>)> = run_dirs
+        .iter()
+        .map(|d| (pid(d, "seesaw_ha"), pid(d, "seesaw_ncc")))
+        .collect();
+    let read = |p: Option<i32>| p.and_then(procs::cpu_time).unwrap_or_default();
+    let before: Vec<_> = watched.iter().map(|(h, n)| (read(*h), read(*n))).collect();
+    let t = Instant::now();
+    std::thread::sleep(window);
+    let elapsed = t.elapsed().as_secs_f64();
+    let mut shares = Vec::new();
+    for (i, ((h, n), (h0, n0))) in watched.iter().zip(before).enumerate() {
+        let ha = (read(*h).saturating_sub(h0)).as_secs_f64() / elapsed * 100.0;
+        let ncc = (read(*n).saturating_sub(n0)).as_secs_f64() / elapsed * 100.0;
+        println!(
+            "HA-LAB CPU {} at {} ms adverts over {window:?}: ha {ha:.2}% of a core, ncc {ncc:.2}%",
+            LBS[i].0,
+            interval().as_millis()
+        );
+        shares.push(ha);
+    }
+    shares
+}
+
 fn unix_secs(t: std::time::SystemTime) -> f64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -361,6 +395,8 @@ fn failover_outages_and_partition() {
     let lab = Arc::new(lab);
     let first = one_master(&lab, Duration::from_secs(60)).expect("one master within 60 s");
     println!("initial master: {}", LBS[first].0);
+
+    let cpu = advert_cpu(&run_dirs, Duration::from_secs(10));
 
     let mut summary = Vec::new();
     // `HA_LAB_FAULTS=failover` (comma-separated: kill, stop, failover) narrows a diagnostic run;
@@ -608,6 +644,9 @@ fn failover_outages_and_partition() {
     let _ = master;
     keep_logs(&lab);
 
+    for (i, share) in cpu.iter().enumerate() {
+        assert!(*share <= 1.0, "{}: ha used {share:.2}% of a core", LBS[i].0);
+    }
     // The targets of bench/RESULTS.md: ha death and `failover` ≤ 50 ms p99, a master crash and
     // a link down ≤ 150 ms; stalls of one daemon ≤ 150 ms with the two nodes serving at once for
     // at most one advert interval.
