@@ -443,6 +443,11 @@ pub async fn run<N: Ncc + NccBgp>(
     }
 }
 
+/// A configured path as the HA config carries it ("" = not configured).
+fn path_string(p: Option<&std::path::Path>) -> String {
+    p.map(|p| p.display().to_string()).unwrap_or_default()
+}
+
 fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Snapshot {
     let loaded = state.loaded().clone();
     let local = loaded.local_node().cloned();
@@ -455,6 +460,8 @@ fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Sna
         vrid: u32::from(s.vrid),
         advert_interval_ms: u32::try_from(s.ha_advert_interval.as_millis()).unwrap_or(u32::MAX),
         preempt: s.ha_preempt,
+        auth_key_file: path_string(s.ha_auth_key_file.as_deref()),
+        auth_accept_key_file: path_string(s.ha_auth_accept_key_file.as_deref()),
     };
     let (generation, loaded_at, reload_failures, last_errors) = state.config_meta();
     Snapshot {

@@ -346,8 +346,11 @@ pub fn checksum(src: IpAddr, dst: IpAddr, payload: &[u8]) -> u16 {
 ///
 /// `auth` is the verifier when this node has a key: then only signed adverts that a configured
 /// key verifies and whose counter is above the last accepted pass (and the verifier remembers
-/// the counter); without one, only unsigned adverts pass. The MAC is checked before any field
-/// is believed; the replay window moves only for an advert that passed every check.
+/// the counter); without one, only unsigned adverts pass. The peer's signed adverts are verified
+/// before any payload field is read; a signing mismatch (unsigned with a key, signed without)
+/// is reported only for adverts from the peer on our VRID, so other VRRP routers on the segment
+/// count as `vrid`/`not_peer`, not as authentication failures. The replay window moves only for
+/// an advert that passed every check.
 pub fn parse_ipv4(
     datagram: &[u8],
     expect: &Expect,
@@ -387,11 +390,11 @@ pub fn parse_ipv4(
     if checksum(IpAddr::V4(src), IpAddr::V4(dst), payload) != 0 {
         return Err(AdvertError::Checksum);
     }
+    // A signed advert from the peer is verified before any of its fields is read, so a
+    // tampered byte anywhere is a bad MAC.
     let counter = match (&auth, payload.len()) {
-        (Some(v), SIGNED_LEN) => Some(v.check_mac(src, dst, payload)?),
-        (Some(_), _) => return Err(AdvertError::Unauthenticated),
-        (None, SIGNED_LEN) => return Err(AdvertError::UnexpectedAuth),
-        (None, _) => None,
+        (Some(v), SIGNED_LEN) if src == expect.peer => Some(v.check_mac(src, dst, payload)?),
+        _ => None,
     };
     if payload[0] != VERSION_TYPE {
         return Err(AdvertError::VersionType(payload[0]));
@@ -401,6 +404,13 @@ pub fn parse_ipv4(
     }
     if src != expect.peer {
         return Err(AdvertError::NotPeer(IpAddr::V4(src)));
+    }
+    // Only now, for the peer's adverts on our VRID, is a signing mismatch an authentication
+    // failure: other VRRP routers on the segment (unsigned, another VRID) are not alarms.
+    match (&auth, payload.len()) {
+        (Some(_), LEN) => return Err(AdvertError::Unauthenticated),
+        (None, SIGNED_LEN) => return Err(AdvertError::UnexpectedAuth),
+        _ => {}
     }
     if payload[3] != 0 {
         return Err(AdvertError::Count(payload[3]));

@@ -308,3 +308,43 @@ fn keys_hex_round_trip_and_never_show_in_debug() {
         Key::derive(b"secret secret secret secret 32b!\n")
     );
 }
+
+#[test]
+fn strangers_and_other_vrids_are_not_authentication_alarms() {
+    let stranger = Ipv4Addr::new(192, 0, 2, 99);
+    let mut v = Verifier::new(keys(1, None));
+    // Another VRRP router on the segment (unsigned, its own VRID): a vrid drop.
+    let other = Advert::new(7, 100, Duration::from_millis(1000));
+    let d = ipv4_datagram(
+        stranger,
+        LOCAL,
+        &other.encode(IpAddr::V4(stranger), IpAddr::V4(LOCAL)),
+    );
+    assert_eq!(
+        parse_ipv4(&d, &expect(), Some(&mut v)),
+        Err(AdvertError::Vrid(7))
+    );
+    // Someone signing on our VRID from another address: not our peer, whatever its MAC.
+    let d = ipv4_datagram(
+        stranger,
+        LOCAL,
+        &advert(0).encode_signed(stranger, LOCAL, &key(1), NOW_US),
+    );
+    assert_eq!(
+        parse_ipv4(&d, &expect(), Some(&mut v)),
+        Err(AdvertError::NotPeer(IpAddr::V4(stranger)))
+    );
+    let unsigned = ipv4_datagram(
+        stranger,
+        LOCAL,
+        &advert(0).encode(IpAddr::V4(stranger), IpAddr::V4(LOCAL)),
+    );
+    assert_eq!(
+        parse_ipv4(&unsigned, &expect(), Some(&mut v)),
+        Err(AdvertError::NotPeer(IpAddr::V4(stranger)))
+    );
+    assert_eq!(
+        parse_ipv4(&d, &expect(), None),
+        Err(AdvertError::NotPeer(IpAddr::V4(stranger)))
+    );
+}
