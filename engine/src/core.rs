@@ -699,6 +699,25 @@ mod run_tests {
     use super::*;
     use crate::ncc_port::FakeNcc;
 
+    /// ha is told the key files seesaw.cfg names (it reads them itself), "" when there are none.
+    #[test]
+    fn the_ha_config_names_the_advert_key_files() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc");
+        let mut loaded = crate::config::load_dir(&dir).expect("the shipped config loads");
+        let state = EngineState::new(loaded.clone(), SystemTime::now());
+        let c = snapshot(&state, "proxy", Vec::new()).ha_config;
+        assert_eq!(
+            (c.auth_key_file.as_str(), c.auth_accept_key_file.as_str()),
+            ("", "")
+        );
+        loaded.settings.ha_auth_key_file = Some("/etc/seesaw/ha.key".into());
+        loaded.settings.ha_auth_accept_key_file = Some("/etc/seesaw/ha.key.new".into());
+        let state = EngineState::new(loaded, SystemTime::now());
+        let c = snapshot(&state, "proxy", Vec::new()).ha_config;
+        assert_eq!(c.auth_key_file, "/etc/seesaw/ha.key");
+        assert_eq!(c.auth_accept_key_file, "/etc/seesaw/ha.key.new");
+    }
+
     /// A service the plane refused is shown as not applied, with the reason, never active;
     /// one the plane holds keeps its state.
     #[test]

@@ -19,7 +19,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use crate::auth::{self, Key, Verifier};
+use crate::auth::{self, AuthError, Key, Verifier};
 
 /// IP protocol number of VRRP.
 pub const PROTOCOL: u8 = 112;
@@ -29,6 +29,7 @@ pub const MULTICAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 pub const TTL: u8 = 255;
 /// Length of an advert payload.
 pub const LEN: usize = 8;
+const _: () = assert!(LEN == auth::ADVERT_LEN);
 /// Length of a signed advert payload: the advert, the counter and the truncated MAC.
 pub const SIGNED_LEN: usize = LEN + auth::COUNTER_LEN + auth::MAC_LEN;
 /// Version 3, type 1 (advertisement).
@@ -226,6 +227,15 @@ impl Rejections {
             .zip(self.0)
             .filter(|(_, n)| *n > 0)
             .map(|(r, n)| (*r, n))
+    }
+}
+
+impl From<AuthError> for AdvertError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::BadMac => Self::BadMac,
+            AuthError::Replay => Self::Replay,
+        }
     }
 }
 

@@ -29,8 +29,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::advert::AdvertError;
-
+/// Length of the VRRP part of a signed advert (`advert::LEN`; this module sits below `advert`).
+pub const ADVERT_LEN: usize = 8;
 /// Length of a derived key.
 pub const KEY_LEN: usize = 32;
 /// The fewest bytes a key file may hold.
@@ -39,6 +39,17 @@ pub const MIN_KEY_FILE_LEN: usize = 32;
 pub const COUNTER_LEN: usize = 8;
 /// Length of the truncated MAC.
 pub const MAC_LEN: usize = 16;
+
+/// Why a signed advert is refused (the parser reports them as its own reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No configured key verifies the MAC (or the payload is not a signed one).
+    #[error("advert signature does not verify with our keys")]
+    BadMac,
+    /// The counter is not above the last accepted one.
+    #[error("advert counter not above the last accepted (replay)")]
+    Replay,
+}
 
 /// A derived advert key. Its `Debug` output never shows the bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -119,7 +130,7 @@ impl fmt::Debug for Key {
 
 /// The MAC input: source, destination, the VRRP bytes (checksum zero) and the counter.
 fn mac_over(mac: &mut Hmac<Sha256>, src: Ipv4Addr, dst: Ipv4Addr, vrrp: &[u8], counter: u64) {
-    let mut zeroed = [0u8; crate::advert::LEN];
+    let mut zeroed = [0u8; ADVERT_LEN];
     zeroed.copy_from_slice(vrrp);
     zeroed[6] = 0;
     zeroed[7] = 0;
@@ -197,31 +208,31 @@ impl Verifier {
         src: Ipv4Addr,
         dst: Ipv4Addr,
         payload: &[u8],
-    ) -> Result<u64, AdvertError> {
+    ) -> Result<u64, AuthError> {
         let (vrrp, rest) = payload
-            .split_at_checked(crate::advert::LEN)
-            .ok_or(AdvertError::BadMac)?;
+            .split_at_checked(ADVERT_LEN)
+            .ok_or(AuthError::BadMac)?;
         let (counter, mac) = rest
             .split_at_checked(COUNTER_LEN)
-            .ok_or(AdvertError::BadMac)?;
+            .ok_or(AuthError::BadMac)?;
         if mac.len() != MAC_LEN {
-            return Err(AdvertError::BadMac);
+            return Err(AuthError::BadMac);
         }
-        let counter = u64::from_be_bytes(counter.try_into().map_err(|_| AdvertError::BadMac)?);
+        let counter = u64::from_be_bytes(counter.try_into().map_err(|_| AuthError::BadMac)?);
         let ok = std::iter::once(&self.keys.send)
             .chain(self.keys.accept.as_ref())
             .any(|k| verifies(k, src, dst, vrrp, counter, mac));
         if ok {
             Ok(counter)
         } else {
-            Err(AdvertError::BadMac)
+            Err(AuthError::BadMac)
         }
     }
 
     /// Accepts `counter` if it is above every counter accepted so far, and remembers it.
-    pub fn accept(&mut self, counter: u64) -> Result<(), AdvertError> {
+    pub fn accept(&mut self, counter: u64) -> Result<(), AuthError> {
         if counter <= self.last_counter {
-            return Err(AdvertError::Replay);
+            return Err(AuthError::Replay);
         }
         self.last_counter = counter;
         Ok(())

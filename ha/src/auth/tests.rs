@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::*;
-use crate::advert::{Advert, Expect, SIGNED_LEN, checksum, ipv4_datagram, parse_ipv4};
+use crate::advert::{Advert, AdvertError, Expect, SIGNED_LEN, checksum, ipv4_datagram, parse_ipv4};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
