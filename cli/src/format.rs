@@ -78,7 +78,9 @@ pub fn vserver_detail(v: &VserverView) -> String {
 }
 
 /// `show ha`: Seesaw's block. Times are UTC, in Seesaw's `Jan 2 15:04:05 MST` layout; a time
-/// the ha process never reported reads `N/A`.
+/// the ha process never reported reads `N/A`. Rejected adverts, when there are any, follow by
+/// reason, with a warning when the peer's adverts fail authentication (the usual cause: the
+/// two nodes' `[ha]` keys differ, or only one node has one).
 pub fn ha(h: &HaView, now_ms: i64) -> String {
     let duration = if h.since_ms > 0 {
         let secs = now_ms.saturating_sub(h.since_ms) / 1000;
@@ -91,7 +93,7 @@ pub fn ha(h: &HaView, now_ms: i64) -> String {
     } else {
         "N/A".to_owned()
     };
-    block(
+    let mut out = block(
         "HA Status",
         &[
             ("State:", h.state.clone()),
@@ -101,7 +103,24 @@ pub fn ha(h: &HaView, now_ms: i64) -> String {
             ("Advertisements Rcvd:", h.adverts_received.to_string()),
             ("Last Update:", seesaw_time(h.last_update_ms)),
         ],
-    )
+    );
+    if !h.adverts_rejected.is_empty() {
+        let counts: Vec<String> = h
+            .adverts_rejected
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        out.push_str(&format!("  adverts rejected: {}\n", counts.join(", ")));
+        let auth_failed = ["bad_mac", "unauthenticated", "unexpected_auth"]
+            .iter()
+            .any(|r| h.adverts_rejected.get(*r).is_some_and(|n| *n > 0));
+        if auth_failed {
+            out.push_str(
+                "  Warning: the peer's adverts do not verify: the two nodes' [ha] auth keys differ?\n",
+            );
+        }
+    }
+    out
 }
 
 /// `show nodes`: Seesaw's `[n] hostname enabled|disabled` (HA enabled or not), then our columns:

@@ -83,6 +83,8 @@ pub struct HaView {
     pub adverts_sent: u64,
     /// Advertisements received.
     pub adverts_received: u64,
+    /// Datagrams the ha process dropped, by reason (`bad_mac`, `replay`, ...).
+    pub adverts_rejected: std::collections::BTreeMap<String, u64>,
     /// UNIX milliseconds of the ha process's last report (0 if never).
     pub last_update_ms: i64,
 }
@@ -275,6 +277,11 @@ impl From<pb::HaStatus> for HaView {
             transitions: h.transitions,
             adverts_sent: h.adverts_sent,
             adverts_received: h.adverts_received,
+            adverts_rejected: h
+                .adverts_rejected
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect(),
             last_update_ms: h.last_update_ms,
         }
     }

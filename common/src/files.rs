@@ -87,5 +87,73 @@ impl Ownership {
     }
 }
 
+/// Why a secret file (a key) cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// It cannot be opened or read (missing, no permission, ...).
+    #[error("{path}: cannot read: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The io error.
+        reason: String,
+    },
+    /// Not a regular file.
+    #[error("{path}: not a regular file")]
+    NotAFile {
+        /// The file.
+        path: String,
+    },
+    /// Group or others may read or write it.
+    #[error("{path}: must be mode 0600 (it is {mode:04o}: group or others have access)")]
+    Mode {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Fewer bytes than the caller needs.
+    #[error("{path}: holds {len} bytes, needs at least {min}")]
+    TooShort {
+        /// The file.
+        path: String,
+        /// Its length.
+        len: usize,
+        /// The minimum.
+        min: usize,
+    },
+}
+
+/// Reads a secret: `path` must be a regular file that neither group nor others may read or write
+/// (mode & 0o077 == 0) and that holds at least `min_len` bytes; its whole content is returned.
+/// The checks run on the opened file, so a file swapped between check and read is not missed.
+pub fn read_secret(path: &Path, min_len: usize) -> Result<Vec<u8>, SecretError> {
+    use std::io::Read;
+    let shown = path.display().to_string();
+    let read_err = |e: std::io::Error| SecretError::Read {
+        path: shown.clone(),
+        reason: e.to_string(),
+    };
+    let mut f = std::fs::File::open(path).map_err(read_err)?;
+    let meta = f.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(SecretError::NotAFile { path: shown });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(SecretError::Mode { path: shown, mode });
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(read_err)?;
+    if bytes.len() < min_len {
+        return Err(SecretError::TooShort {
+            path: shown,
+            len: bytes.len(),
+            min: min_len,
+        });
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests;

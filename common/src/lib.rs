@@ -10,7 +10,7 @@
 //! - [`ready`]: readiness notification (the sd_notify protocol, also used by our watchdog);
 //! - [`exit`]: process exit codes;
 //! - [`files`]: private modes (umask 027, 0640 files), atomic writes keeping a file's group, and a
-//!   socket's owner, group and mode kept across restarts;
+//!   socket's owner, group and mode kept across restarts, and secret files (owner-only keys);
 //! - [`goconf`]: INI files read as Go's goconf reads them (`seesaw.cfg`);
 //! - [`text`]: control characters that must not reach a log line or a file name.
 //!

@@ -414,6 +414,11 @@ fn ha_from_proto(h: pb::HaStatus) -> HaStatus {
         transitions: h.transitions,
         adverts_sent: h.adverts_sent,
         adverts_received: h.adverts_received,
+        adverts_rejected: h
+            .adverts_rejected
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect(),
         last_update_ms: h.last_update_ms,
     }
 }

@@ -44,6 +44,11 @@ struct StateLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabels {
     vserver: String,
     service: String,
@@ -211,6 +216,22 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>, processes: Option<&Proces
         c.inc_by(value);
         r.register(name, help, c);
     }
+    // By reason; a bad_mac, unauthenticated or unexpected_auth count that grows means the two
+    // nodes' [ha] auth keys differ (or someone forges adverts).
+    let rejected = Family::<ReasonLabels, Counter>::default();
+    for (reason, n) in &ha.adverts_rejected {
+        rejected
+            .get_or_create(&ReasonLabels {
+                reason: reason.clone(),
+            })
+            .inc_by(*n);
+    }
+    r.register(
+        "seesaw_ha_adverts_rejected",
+        "Advertisements the ha process dropped, by reason (bad_mac, replay, unauthenticated, \
+         unexpected_auth, checksum, not_peer, ...)",
+        rejected,
+    );
     register_gauge(
         &mut r,
         "seesaw_ha_last_update_timestamp_seconds",
@@ -513,6 +534,7 @@ mod tests {
             transitions: 3,
             adverts_sent: 0,
             adverts_received: 0,
+            adverts_rejected: Default::default(),
             last_update_ms: 0,
         };
         let config = ConfigStatus {
@@ -572,6 +594,7 @@ mod tests {
             transitions: 0,
             adverts_sent: 0,
             adverts_received: 0,
+            adverts_rejected: Default::default(),
             last_update_ms: 0,
         };
         let config = ConfigStatus {

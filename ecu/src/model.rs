@@ -92,6 +92,8 @@ pub struct HaStatus {
     pub adverts_sent: u64,
     /// Advertisements received.
     pub adverts_received: u64,
+    /// Datagrams the ha process dropped, by reason (`bad_mac`, `replay`, ...); non-zero only.
+    pub adverts_rejected: std::collections::BTreeMap<String, u64>,
     /// UNIX milliseconds of the last report from the ha process (0: never).
     pub last_update_ms: i64,
 }

@@ -449,6 +449,11 @@ pub async fn run<N: Ncc + NccBgp>(
     }
 }
 
+/// A configured path as the HA config carries it ("" = not configured).
+fn path_string(p: Option<&std::path::Path>) -> String {
+    p.map(|p| p.display().to_string()).unwrap_or_default()
+}
+
 fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Snapshot {
     let loaded = state.loaded().clone();
     let local = loaded.local_node().cloned();
@@ -461,6 +466,8 @@ fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Sna
         vrid: u32::from(s.vrid),
         advert_interval_ms: u32::try_from(s.ha_advert_interval.as_millis()).unwrap_or(u32::MAX),
         preempt: s.ha_preempt,
+        auth_key_file: path_string(s.ha_auth_key_file.as_deref()),
+        auth_accept_key_file: path_string(s.ha_auth_accept_key_file.as_deref()),
     };
     let (generation, loaded_at, reload_failures, last_errors) = state.config_meta();
     Snapshot {
@@ -698,6 +705,25 @@ fn apply_backoff(failures: u32) -> Duration {
 mod run_tests {
     use super::*;
     use crate::ncc_port::FakeNcc;
+
+    /// ha is told the key files seesaw.cfg names (it reads them itself), "" when there are none.
+    #[test]
+    fn the_ha_config_names_the_advert_key_files() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc");
+        let mut loaded = crate::config::load_dir(&dir).expect("the shipped config loads");
+        let state = EngineState::new(loaded.clone(), SystemTime::now());
+        let c = snapshot(&state, "proxy", Vec::new()).ha_config;
+        assert_eq!(
+            (c.auth_key_file.as_str(), c.auth_accept_key_file.as_str()),
+            ("", "")
+        );
+        loaded.settings.ha_auth_key_file = Some("/etc/seesaw/ha.key".into());
+        loaded.settings.ha_auth_accept_key_file = Some("/etc/seesaw/ha.key.new".into());
+        let state = EngineState::new(loaded, SystemTime::now());
+        let c = snapshot(&state, "proxy", Vec::new()).ha_config;
+        assert_eq!(c.auth_key_file, "/etc/seesaw/ha.key");
+        assert_eq!(c.auth_accept_key_file, "/etc/seesaw/ha.key.new");
+    }
 
     /// A service the plane refused is shown as not applied, with the reason, never active;
     /// one the plane holds keeps its state.

@@ -98,6 +98,10 @@ pub struct HaConfigView {
     pub advert_interval_ms: u32,
     /// `[ha] preempt`.
     pub preempt: bool,
+    /// `[ha] auth_key_file`; empty when adverts are not signed. ha reads the file itself.
+    pub auth_key_file: String,
+    /// `[ha] auth_accept_key_file`; empty when there is no second key.
+    pub auth_accept_key_file: String,
 }
 
 /// A consistent view of the engine, published after every event; the API reads only this.

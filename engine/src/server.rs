@@ -278,6 +278,7 @@ impl pb::engine_server::Engine for EngineService {
             transitions: ha.transitions,
             adverts_sent: ha.adverts_sent,
             adverts_received: ha.adverts_received,
+            adverts_rejected: ha.adverts_rejected.into_iter().collect(),
             last_update_ms: ha.last_update.map_or(0, ms),
         }))
     }
@@ -440,6 +441,8 @@ impl pb::engine_server::Engine for EngineService {
             vrid: c.vrid,
             advert_interval_ms: c.advert_interval_ms,
             preempt: c.preempt,
+            auth_key_file: c.auth_key_file,
+            auth_accept_key_file: c.auth_accept_key_file,
         }))
     }
 
@@ -463,6 +466,13 @@ impl pb::engine_server::Engine for EngineService {
             transitions: s.transitions,
             adverts_sent: s.adverts_sent,
             adverts_received: s.adverts_received,
+            // Bounded: ha names a handful of reasons; a larger map is not from ours.
+            adverts_rejected: s
+                .adverts_rejected
+                .into_iter()
+                .filter(|(reason, _)| reason.len() <= 32)
+                .take(32)
+                .collect(),
             last_update: Some(now),
         };
         // A report that repeats the state the loop has acted on, with no failover waiting, is

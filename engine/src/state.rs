@@ -64,6 +64,8 @@ pub struct HaView {
     pub adverts_sent: u64,
     /// Adverts received.
     pub adverts_received: u64,
+    /// Datagrams the ha process dropped, by reason (`bad_mac`, `replay`, ...); non-zero only.
+    pub adverts_rejected: BTreeMap<String, u64>,
     /// When the ha process last reported.
     pub last_update: Option<SystemTime>,
 }
@@ -76,6 +78,7 @@ impl Default for HaView {
             transitions: 0,
             adverts_sent: 0,
             adverts_received: 0,
+            adverts_rejected: BTreeMap::new(),
             last_update: None,
         }
     }

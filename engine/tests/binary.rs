@@ -217,3 +217,41 @@ fn a_second_instance_refuses_while_the_first_serves() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("another instance is already serving"));
 }
+
+#[test]
+fn validate_checks_the_ha_key_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("ha.key");
+    std::fs::write(&key, [0x5a; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cfg = std::fs::read_to_string(etc("demo/seesaw.cfg")).unwrap();
+    std::fs::write(
+        dir.path().join("seesaw.cfg"),
+        format!("{cfg}\n[ha]\nauth_key_file = {}\n", key.display()),
+    )
+    .unwrap();
+    std::fs::copy(etc("demo/cluster.pb"), dir.path().join("cluster.pb")).unwrap();
+    let validate = || {
+        engine()
+            .arg("--validate")
+            .arg("--config-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = validate();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("seesaw.cfg [ha] auth_key_file: ") && err.contains("must be mode 0600"),
+        "{err}"
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = validate();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -3,6 +3,8 @@
 //!
 //! Layout:
 //! - [`advert`]: the VRRPv3-layout advertisement, its checksum and the receive checks (pure);
+//! - [`auth`]: authenticated adverts (`[ha] auth_key_file`): keys, signer, verifier (pure, but
+//!   for reading the key files);
 //! - [`node`]: the sans-io state machine (`Node::handle(event, now) -> Vec<Action>`): single-node
 //!   mode without a peer, Seesaw's master/backup protocol with one; it also owns the fetch/push
 //!   schedule of the engine conversation;
@@ -19,6 +21,7 @@
 compile_error!("the `testing` feature is for debug builds (tests) only");
 
 pub mod advert;
+pub mod auth;
 pub mod fence;
 pub mod link;
 pub mod node;

@@ -1,5 +1,8 @@
 //! The ha process's port to the engine: the two calls it needs, in domain types, with the gRPC
 //! adapter over the engine's Unix socket. Proto messages are converted here and go no further.
+//! The advert key files the engine names are read here too (the node does no io): a key that
+//! cannot be used arrives at the node as [`crate::auth::AuthSetting::Unusable`], and is read
+//! again at every config fetch.
 
 use std::future::Future;
 use std::path::Path;
@@ -9,6 +12,7 @@ use seesaw_proto::engine::engine_client::EngineClient;
 use seesaw_proto::engine::{self as pb};
 use tonic::transport::Channel;
 
+use crate::advert::Rejections;
 use crate::node::{HaConfig, State};
 
 #[cfg(any(test, feature = "testing"))]
@@ -27,6 +31,8 @@ pub struct HaReport {
     pub adverts_sent: u64,
     /// Advertisements received.
     pub adverts_received: u64,
+    /// Datagrams dropped, by reason (bad MACs, replays, ...), since the process started.
+    pub adverts_rejected: Rejections,
 }
 
 /// Why a call to the engine failed.
@@ -118,6 +124,7 @@ fn config_from_proto(c: pb::HaConfig) -> HaConfig {
             Duration::from_millis(u64::from(c.advert_interval_ms))
         },
         preempt: c.preempt,
+        auth: crate::auth::load_keys(&c.auth_key_file, &c.auth_accept_key_file),
     }
 }
 
@@ -128,6 +135,11 @@ fn report_to_proto(r: HaReport) -> pb::HaStatus {
         transitions: r.transitions,
         adverts_sent: r.adverts_sent,
         adverts_received: r.adverts_received,
+        adverts_rejected: r
+            .adverts_rejected
+            .nonzero()
+            .map(|(reason, n)| (reason.to_owned(), n))
+            .collect(),
         // Set by the engine when it receives the update.
         last_update_ms: 0,
     }
@@ -147,6 +159,7 @@ mod tests {
             vrid: 60,
             advert_interval_ms: 100,
             preempt: true,
+            ..Default::default()
         });
         assert_eq!(c.remote_addr, None);
         assert_eq!(c.advert_interval, Duration::from_millis(100));
@@ -157,6 +170,56 @@ mod tests {
         });
         assert_eq!(c.remote_addr.as_deref(), Some("192.0.2.2"));
         assert_eq!(c.advert_interval, crate::node::DEFAULT_ADVERT_INTERVAL);
+        assert_eq!(c.auth, crate::auth::AuthSetting::Off);
+    }
+
+    #[test]
+    fn key_files_are_read_at_the_edge_and_bad_ones_are_unusable() {
+        use std::os::unix::fs::PermissionsExt;
+
+        use crate::auth::{AuthSetting, Key};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, bytes: &[u8], mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("write");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            path.display().to_string()
+        };
+        let good = write("ha.key", &[1u8; 33], 0o600);
+        let next = write("next.key", &[2u8; 32], 0o600);
+        let open = write("open.key", &[1u8; 33], 0o644);
+        let short = write("short.key", &[1u8; 31], 0o600);
+        let with = |send: &str, accept: &str| {
+            config_from_proto(pb::HaConfig {
+                auth_key_file: send.into(),
+                auth_accept_key_file: accept.into(),
+                ..Default::default()
+            })
+            .auth
+        };
+        match with(&good, &next) {
+            AuthSetting::Keys(k) => {
+                assert_eq!(k.send, Key::derive(&[1u8; 33]));
+                assert_eq!(k.accept, Some(Key::derive(&[2u8; 32])));
+            }
+            other => panic!("expected keys, got {other:?}"),
+        }
+        for (send, accept, says) in [
+            (open.as_str(), "", "must be mode 0600"),
+            (short.as_str(), "", "holds 31 bytes"),
+            (good.as_str(), short.as_str(), "short.key"),
+            (
+                "/nonexistent/ha.key",
+                "",
+                "/nonexistent/ha.key: cannot read",
+            ),
+            ("", good.as_str(), "without auth_key_file"),
+        ] {
+            match with(send, accept) {
+                AuthSetting::Unusable(why) => assert!(why.contains(says), "{why}"),
+                other => panic!("{send} {accept}: expected unusable, got {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -167,8 +230,18 @@ mod tests {
             transitions: 2,
             adverts_sent: 0,
             adverts_received: 0,
+            adverts_rejected: {
+                let mut r = Rejections::default();
+                r.add(&crate::advert::AdvertError::BadMac);
+                r.add(&crate::advert::AdvertError::BadMac);
+                r
+            },
         });
         assert_eq!(p.state, "LEADER");
+        assert_eq!(
+            p.adverts_rejected.into_iter().collect::<Vec<_>>(),
+            [("bad_mac".to_owned(), 2)]
+        );
         assert_eq!(p.since_ms, 1_700_000_000_000);
         assert_eq!(p.transitions, 2);
     }

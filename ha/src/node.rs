@@ -29,6 +29,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::advert::{Advert, Received};
+use crate::auth::{AuthKeys, AuthSetting};
 
 /// The HA state, as the engine API spells it (`HaStatus.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,6 +95,9 @@ pub struct HaConfig {
     pub advert_interval: Duration,
     /// Whether a backup takes over from a lower-priority master.
     pub preempt: bool,
+    /// Advert authentication (`[ha] auth_key_file`), with the key files already read by the
+    /// link adapter: the node does no io.
+    pub auth: AuthSetting,
 }
 
 impl Default for HaConfig {
@@ -106,6 +110,7 @@ impl Default for HaConfig {
             vrid: 0,
             advert_interval: DEFAULT_ADVERT_INTERVAL,
             preempt: false,
+            auth: AuthSetting::Off,
         }
     }
 }
@@ -129,6 +134,9 @@ pub struct Peering {
     pub interval: Duration,
     /// Preemption.
     pub preempt: bool,
+    /// The advert keys; `None` sends and accepts only unsigned adverts. Part of the peering, so
+    /// a key change re-opens the transport (and resets the replay window).
+    pub auth: Option<AuthKeys>,
 }
 
 impl Peering {
@@ -136,6 +144,11 @@ impl Peering {
     pub fn from_config(c: &HaConfig) -> Result<Option<Self>, String> {
         let Some(remote) = &c.remote_addr else {
             return Ok(None);
+        };
+        let auth = match &c.auth {
+            AuthSetting::Off => None,
+            AuthSetting::Keys(k) => Some(*k),
+            AuthSetting::Unusable(why) => return Err(why.clone()),
         };
         let local: Ipv4Addr = c
             .local_addr
@@ -163,6 +176,7 @@ impl Peering {
             priority,
             interval,
             preempt: c.preempt,
+            auth,
         }))
     }
 
@@ -487,6 +501,12 @@ impl Node {
             vrid = config.vrid,
             interval_ms = config.advert_interval.as_millis(),
             preempt = config.preempt,
+            auth = match &config.auth {
+                AuthSetting::Off => "off",
+                AuthSetting::Keys(k) if k.accept.is_some() => "signed (second key accepted)",
+                AuthSetting::Keys(_) => "signed",
+                AuthSetting::Unusable(_) => "unusable key",
+            },
             "ha config"
         );
         let peering = if config.enabled {

@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
+use crate::advert::Rejections;
 use crate::fence::Fence;
 use crate::link::{EngineLink, HaReport};
 use crate::node::{Action, Event, Node, Peering, Status, Timers};
@@ -92,10 +93,17 @@ pub async fn run_with_sentinel<L, O, F>(
         config.call_timeout,
     ));
     let mut transport: Option<O::Transport> = None;
+    // Rejections counted by transports already closed: the reported counts only grow.
+    let mut retired = Rejections::default();
     let mut send_failing = false;
     // What SIGUSR1 reports: refreshed after every event (a lock and a copy), read by the signal
     // task. The reporter holds it weakly, so it says "stopped" once this run ends.
-    let dump = Arc::new(std::sync::Mutex::new(DumpView::of(&node, &clock, false)));
+    let dump = Arc::new(std::sync::Mutex::new(DumpView::of(
+        &node,
+        &clock,
+        None::<&O::Transport>,
+        &retired,
+    )));
     let weak = Arc::downgrade(&dump);
     seesaw_common::signal::on_dump("ha", move || match weak.upgrade() {
         Some(d) => d
@@ -116,7 +124,7 @@ pub async fn run_with_sentinel<L, O, F>(
                 Ok(rcv) => Event::Advert(rcv),
                 Err(e) => {
                     tracing::warn!(error = %e, "advert transport failed");
-                    transport = None;
+                    retire(&mut transport, &mut retired);
                     Event::TransportFailed
                 }
             },
@@ -134,6 +142,7 @@ pub async fn run_with_sentinel<L, O, F>(
             if let Some(ev) = execute(
                 action,
                 &mut transport,
+                &mut retired,
                 &mut opener,
                 (&call_tx, &lease_tx),
                 &clock,
@@ -143,7 +152,7 @@ pub async fn run_with_sentinel<L, O, F>(
             }
         }
         *dump.lock().unwrap_or_else(|e| e.into_inner()) =
-            DumpView::of(&node, &clock, transport.is_some());
+            DumpView::of(&node, &clock, transport.as_ref(), &retired);
         if let Some(s) = sentinel.as_mut() {
             let leads = node.state() == crate::node::State::Leader && transport.is_some();
             s.set(node.peering().filter(|_| leads));
@@ -183,7 +192,7 @@ pub async fn run_with_sentinel<L, O, F>(
                 let mut link = link.lock().await;
                 match timeout(
                     config.shutdown_deadline,
-                    link.ha_update(clock.report(&status)),
+                    link.ha_update(clock.report(&status, rejected(transport.as_ref(), &retired))),
                 )
                 .await
                 {
@@ -208,11 +217,28 @@ async fn recv<T: Transport>(
     }
 }
 
+/// Every rejection so far: the open transport's and the closed ones'.
+fn rejected<T: Transport>(transport: Option<&T>, retired: &Rejections) -> Rejections {
+    let mut all = *retired;
+    if let Some(t) = transport {
+        all.absorb(&t.rejected());
+    }
+    all
+}
+
+/// Closes the transport, keeping its rejection counts.
+fn retire<T: Transport>(transport: &mut Option<T>, retired: &mut Rejections) {
+    if let Some(t) = transport.take() {
+        retired.absorb(&t.rejected());
+    }
+}
+
 /// Executes one action; returns the event that reports its outcome at once, if any (engine
 /// outcomes come back later through the worker).
 fn execute<O: Opener>(
     action: Action,
     transport: &mut Option<O::Transport>,
+    retired: &mut Rejections,
     opener: &mut O,
     (calls, leases): (
         &mpsc::UnboundedSender<Call>,
@@ -231,16 +257,17 @@ fn execute<O: Opener>(
             None
         }
         Action::PushStatus(status) => {
-            let _ = calls.send(Call::Push(clock.report(&status)));
+            let report = clock.report(&status, rejected(transport.as_ref(), retired));
+            let _ = calls.send(Call::Push(report));
             None
         }
         Action::OpenTransport(p) => {
-            *transport = None;
+            retire(transport, retired);
             match opener.open(&p) {
                 Ok(t) => {
                     tracing::info!(local = %p.local, peer = %p.peer, vrid = p.vrid,
                         priority = p.priority, interval_ms = p.interval.as_millis(),
-                        preempt = p.preempt, "advert transport open");
+                        preempt = p.preempt, signed = p.auth.is_some(), "advert transport open");
                     *transport = Some(t);
                     Some(Event::TransportReady)
                 }
@@ -251,7 +278,7 @@ fn execute<O: Opener>(
             }
         }
         Action::CloseTransport => {
-            *transport = None;
+            retire(transport, retired);
             None
         }
         Action::SendAdvert(a) => {
@@ -389,12 +416,17 @@ struct DumpView {
 }
 
 impl DumpView {
-    fn of(node: &Node, clock: &Clock, transport_open: bool) -> Self {
+    fn of<T: Transport>(
+        node: &Node,
+        clock: &Clock,
+        transport: Option<&T>,
+        retired: &Rejections,
+    ) -> Self {
         Self {
-            report: clock.report(&node.status()),
+            report: clock.report(&node.status(), rejected(transport, retired)),
             peering: node.peering(),
             engine_reachable: node.engine_reachable(),
-            transport_open,
+            transport_open: transport.is_some(),
         }
     }
 
@@ -407,7 +439,7 @@ impl DumpView {
         let ago = now_ms.saturating_sub(r.since_ms).max(0);
         let peer = match &self.peering {
             Some(p) => format!(
-                "peer {} from {} (vrid {}, priority {}, advert interval {} ms, preempt {}), \
+                "peer {} from {} (vrid {}, priority {}, advert interval {} ms, preempt {}{}), \
                  advert socket {}",
                 p.peer,
                 p.local,
@@ -415,6 +447,7 @@ impl DumpView {
                 p.priority,
                 p.interval.as_millis(),
                 p.preempt,
+                if p.auth.is_some() { ", signed" } else { "" },
                 if self.transport_open {
                     "open"
                 } else {
@@ -423,9 +456,19 @@ impl DumpView {
             ),
             None => "no peer (single node)".to_owned(),
         };
+        let rejected: Vec<String> = r
+            .adverts_rejected
+            .nonzero()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        let rejected = if rejected.is_empty() {
+            String::new()
+        } else {
+            format!(" (rejected: {})", rejected.join(", "))
+        };
         format!(
-            "state {} since {}.{} s ago; transitions {}; adverts sent {}, received {}; {peer}; \
-             engine {}",
+            "state {} since {}.{} s ago; transitions {}; adverts sent {}, received {}{rejected}; \
+             {peer}; engine {}",
             r.state,
             ago / 1000,
             (ago % 1000) / 100,
@@ -469,13 +512,14 @@ impl Clock {
         }
     }
 
-    fn report(&self, s: &Status) -> HaReport {
+    fn report(&self, s: &Status, adverts_rejected: Rejections) -> HaReport {
         HaReport {
             state: s.state,
             since_ms: self.unix_ms(s.since),
             transitions: s.transitions,
             adverts_sent: s.adverts_sent,
             adverts_received: s.adverts_received,
+            adverts_rejected,
         }
     }
 }

@@ -6,13 +6,17 @@
 //! the priority-0 advert from ha itself and disarms the sentinel first.
 //!
 //! The line protocol (ha → sentinel; ours on both ends, still parsed strictly):
-//! `arm <local> <peer> <vrid> <interval ms>` and `disarm`.
+//! `arm <local> <peer> <vrid> <interval ms> [<key hex> [<accept key hex>]]` and `disarm`. With
+//! `[ha] auth_key_file` the derived keys travel in hex over the pipe (private to the two
+//! processes), and the sentinel signs its priority-0 advert; its counter is the wall clock at
+//! sending, which is above every counter ha sent before it died.
 
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
+use crate::auth::{AuthKeys, Key};
 use crate::node::Peering;
 
 /// The flag that makes `seesaw_ha` the sentinel.
@@ -31,13 +35,23 @@ impl Order {
     /// The line that carries it (with its newline).
     pub fn line(&self) -> String {
         match self {
-            Self::Arm(p) => format!(
-                "arm {} {} {} {}\n",
-                p.local,
-                p.peer,
-                p.vrid,
-                p.interval.as_millis()
-            ),
+            Self::Arm(p) => {
+                let keys = match p.auth {
+                    None => String::new(),
+                    Some(AuthKeys { send, accept: None }) => format!(" {}", send.to_hex()),
+                    Some(AuthKeys {
+                        send,
+                        accept: Some(accept),
+                    }) => format!(" {} {}", send.to_hex(), accept.to_hex()),
+                };
+                format!(
+                    "arm {} {} {} {}{keys}\n",
+                    p.local,
+                    p.peer,
+                    p.vrid,
+                    p.interval.as_millis()
+                )
+            }
             Self::Disarm => "disarm\n".to_owned(),
         }
     }
@@ -65,6 +79,14 @@ impl Order {
                     .ok()
                     .filter(|v| (10..=40_950).contains(v))
                     .ok_or_else(|| "bad interval".to_owned())?;
+                let key = |hex: &str| Key::from_hex(hex).ok_or_else(|| "bad key".to_owned());
+                let auth = match w.next() {
+                    None => None,
+                    Some(send) => Some(AuthKeys {
+                        send: key(send)?,
+                        accept: w.next().map(key).transpose()?,
+                    }),
+                };
                 Self::Arm(Peering {
                     local,
                     peer,
@@ -72,12 +94,14 @@ impl Order {
                     priority: 0,
                     interval: Duration::from_millis(ms),
                     preempt: false,
+                    auth,
                 })
             }
-            _ => return Err(format!("unknown order {line:?}")),
+            // Never the whole line in an error: an arm line carries key material.
+            first => return Err(format!("unknown order {:?}", first.unwrap_or(""))),
         };
         if w.next().is_some() {
-            return Err(format!("trailing words in {line:?}"));
+            return Err("trailing words after the order".to_owned());
         }
         Ok(order)
     }
@@ -181,8 +205,28 @@ mod tests {
             priority: 0,
             interval: Duration::from_millis(30),
             preempt: false,
+            auth: None,
         };
-        for o in [Order::Arm(p), Order::Disarm] {
+        let signed = Peering {
+            auth: Some(AuthKeys {
+                send: Key::derive(b"one key of at least thirty-two bytes"),
+                accept: None,
+            }),
+            ..p
+        };
+        let rotating = Peering {
+            auth: Some(AuthKeys {
+                send: Key::derive(b"one key of at least thirty-two bytes"),
+                accept: Some(Key::derive(b"another key of at least 32 bytes")),
+            }),
+            ..p
+        };
+        for o in [
+            Order::Arm(p),
+            Order::Arm(signed),
+            Order::Arm(rotating),
+            Order::Disarm,
+        ] {
             let line = o.line();
             assert_eq!(Order::parse(line.trim_end()), Ok(o));
         }
@@ -194,6 +238,8 @@ mod tests {
             "arm 1.2.3.4 5.6.7.8 1 30 extra",
             "arm x 5.6.7.8 1 30",
             "arm 1.2.3.4 5.6.7.8 256 30",
+            "arm 1.2.3.4 5.6.7.8 1 30 abcd",
+            "arm 1.2.3.4 5.6.7.8 1 30 zz00000000000000000000000000000000000000000000000000000000000000",
             "disarm now",
             "resign",
         ] {

@@ -8,18 +8,25 @@
 //! since tokio 1.54). Every datagram read goes through [`crate::advert::parse_ipv4`]; what fails a
 //! check is counted per reason and dropped. ICMP "protocol unreachable" errors that a raw socket
 //! may surface while the peer's ha is down are ignored, as in Seesaw. Needs CAP_NET_RAW.
+//!
+//! Both adapters share [`Wire`]: signing (with `[ha] auth_key_file`), parsing, verification,
+//! the rejection counts, and the loud-but-bounded log of authentication failures (an error line
+//! for the first of each kind, then a warning summary at most every [`AUTH_SUMMARY_EVERY`]; a
+//! flood of forged adverts never floods the log).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::net::UdpSocket;
+use tokio::time::Instant;
 
-use crate::advert::{self, Advert, AdvertError, Expect, Received};
+use crate::advert::{self, Advert, AdvertError, Expect, Received, Rejections};
+use crate::auth::{Signer, Verifier};
 use crate::node::Peering;
 
 #[cfg(any(test, feature = "testing"))]
@@ -51,6 +58,10 @@ pub trait Transport: Send {
     fn last_age(&self) -> Duration {
         Duration::ZERO
     }
+    /// Datagrams dropped so far, by reason.
+    fn rejected(&self) -> Rejections {
+        Rejections::default()
+    }
 }
 
 /// Opens transports for a peering.
@@ -77,17 +88,184 @@ impl Opener for RawOpener {
 #[derive(Debug)]
 pub struct RawTransport {
     sock: UdpSocket,
-    src: IpAddr,
-    dst: IpAddr,
     dst_addr: SocketAddr,
-    expect: Expect,
-    drops: HashMap<AdvertError, u64>,
+    wire: Wire,
     /// Age of the last advert at the moment it was read (from its kernel receive timestamp).
     age: Duration,
 }
 
+/// How often at most the warning that sums up continuing authentication failures is logged.
+pub const AUTH_SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+/// One peering's advert codec, shared by the raw and the fake transport: encodes (and signs)
+/// what we send, parses (and verifies) what arrives, counts and logs what is dropped.
+#[derive(Debug)]
+struct Wire {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    expect: Expect,
+    /// Signs our adverts when the peering has a key.
+    signer: Option<Signer>,
+    /// Checks the peer's adverts (and holds the replay window) when the peering has a key.
+    verifier: Option<Verifier>,
+    drops: HashMap<AdvertError, u64>,
+    rejected: Rejections,
+    alarm: AuthAlarm,
+}
+
+/// What to log about an authentication failure: decides, the caller logs.
+#[derive(Debug, Default)]
+struct AuthAlarm {
+    /// Reasons already announced at error level.
+    announced: Vec<&'static str>,
+    /// When the last line about authentication failures was logged.
+    last_line: Option<Instant>,
+    /// Failures since that line.
+    since_line: Rejections,
+}
+
+/// The line [`AuthAlarm::note`] asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Loud {
+    /// The first failure of its kind: an error line with the likely cause.
+    First,
+    /// Failures continue: a warning with the counts since the last line.
+    Summary(Rejections),
+    /// Counted only.
+    Quiet,
+}
+
+// === impl Wire ===
+
+impl Wire {
+    fn new(p: &Peering) -> Self {
+        Self {
+            src: p.local,
+            dst: p.peer,
+            expect: Expect {
+                local: p.local,
+                peer: p.peer,
+                vrid: p.vrid,
+            },
+            signer: p.auth.map(|k| Signer::new(k.send)),
+            verifier: p.auth.map(Verifier::new),
+            drops: HashMap::new(),
+            rejected: Rejections::default(),
+            alarm: AuthAlarm::default(),
+        }
+    }
+
+    /// The payload of `advert`: 8 bytes, or signed with the wall clock as the counter's floor.
+    fn encode(&mut self, advert: &Advert) -> Vec<u8> {
+        match self.signer.as_mut() {
+            Some(s) => {
+                let counter = s.next_counter(crate::auth::now_us());
+                advert
+                    .encode_signed(self.src, self.dst, s.key(), counter)
+                    .to_vec()
+            }
+            None => advert
+                .encode(IpAddr::V4(self.src), IpAddr::V4(self.dst))
+                .to_vec(),
+        }
+    }
+
+    /// The advert in a raw IPv4 datagram, or `None` (counted, and logged within bounds).
+    fn decode(&mut self, datagram: &[u8]) -> Option<Received> {
+        match advert::parse_ipv4(datagram, &self.expect, self.verifier.as_mut()) {
+            Ok(r) => Some(r),
+            Err(why) => {
+                self.reject(why, Instant::now());
+                None
+            }
+        }
+    }
+
+    fn reject(&mut self, why: AdvertError, now: Instant) {
+        self.rejected.add(&why);
+        let count = self.drops.entry(why).or_insert(0);
+        *count += 1;
+        if !why.is_auth() {
+            // The first drop of each kind is worth a line; the rest are counted.
+            if *count == 1 {
+                tracing::warn!(reason = %why, "dropping an invalid advert");
+            } else {
+                tracing::debug!(reason = %why, count = *count, "dropping an invalid advert");
+            }
+            return;
+        }
+        match self.alarm.note(&why, now) {
+            Loud::First => tracing::error!(
+                reason = why.reason(),
+                peer = %self.dst,
+                "dropping an advert that fails authentication: {}",
+                likely_cause(&why)
+            ),
+            Loud::Summary(since) => tracing::warn!(
+                peer = %self.dst,
+                "adverts failing authentication continue: {} since the last report; totals: {}",
+                list(&since),
+                list(&self.rejected.auth_failures())
+            ),
+            Loud::Quiet => {}
+        }
+    }
+}
+
+/// What an authentication failure most likely means, for the operator reading the log.
+fn likely_cause(why: &AdvertError) -> &'static str {
+    match why {
+        AdvertError::BadMac => {
+            "the peer's advert does not verify with our keys: the two nodes' [ha] auth keys differ \
+             (or someone on the segment forges adverts)"
+        }
+        AdvertError::Unauthenticated => {
+            "the peer sends unsigned adverts: it has no [ha] auth_key_file \
+             (or someone on the segment forges adverts)"
+        }
+        AdvertError::UnexpectedAuth => {
+            "the peer signs its adverts but this node has no [ha] auth_key_file"
+        }
+        AdvertError::Replay => {
+            "an advert's counter is not above the last one accepted: a replayed advert \
+             (or the peer's clock was set back while its ha restarted)"
+        }
+        _ => "not an authentication failure",
+    }
+}
+
+/// `bad_mac 12, replay 3`.
+fn list(r: &Rejections) -> String {
+    r.nonzero()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// === impl AuthAlarm ===
+
+impl AuthAlarm {
+    /// Notes one authentication failure at `now` and says what to log.
+    fn note(&mut self, why: &AdvertError, now: Instant) -> Loud {
+        let reason = why.reason();
+        if !self.announced.contains(&reason) {
+            self.announced.push(reason);
+            self.last_line = Some(now);
+            return Loud::First;
+        }
+        self.since_line.add(why);
+        match self.last_line {
+            Some(at) if now.saturating_duration_since(at) < AUTH_SUMMARY_EVERY => Loud::Quiet,
+            _ => {
+                self.last_line = Some(now);
+                Loud::Summary(std::mem::take(&mut self.since_line))
+            }
+        }
+    }
+}
+
 /// The interface that holds `local`, if one does.
-fn node_interface(local: std::net::Ipv4Addr) -> Option<String> {
+fn node_interface(local: Ipv4Addr) -> Option<String> {
     nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
         let a = ifa.address.as_ref()?.as_sockaddr_in()?;
         (a.ip() == local).then_some(ifa.interface_name)
@@ -145,22 +323,15 @@ impl RawTransport {
             UdpSocket::from_std(std::net::UdpSocket::from(sock)).map_err(TransportError::Open)?;
         Ok(Self {
             sock,
-            src: IpAddr::V4(p.local),
-            dst: IpAddr::V4(p.peer),
             dst_addr: SocketAddr::V4(SocketAddrV4::new(p.peer, 0)),
-            expect: Expect {
-                local: p.local,
-                peer: p.peer,
-                vrid: p.vrid,
-            },
-            drops: HashMap::new(),
+            wire: Wire::new(p),
             age: Duration::ZERO,
         })
     }
 
     /// Dropped datagrams so far, per reason.
     pub fn drops(&self) -> &HashMap<AdvertError, u64> {
-        &self.drops
+        &self.wire.drops
     }
 }
 
@@ -220,7 +391,7 @@ mod libc_errno {
 
 impl Transport for RawTransport {
     fn send(&mut self, advert: &Advert) -> Result<(), TransportError> {
-        let bytes = advert.encode(self.src, self.dst);
+        let bytes = self.wire.encode(advert);
         // Straight to the socket: tokio's `try_send_to` reports WouldBlock until the reactor has
         // seen the socket writable once, and an advert must not wait for that.
         match socket2::SockRef::from(&self.sock).send_to(&bytes, &SockAddr::from(self.dst_addr)) {
@@ -242,6 +413,10 @@ impl Transport for RawTransport {
         self.age
     }
 
+    fn rejected(&self) -> Rejections {
+        self.wire.rejected
+    }
+
     async fn recv(&mut self) -> Result<Received, TransportError> {
         let mut buf = [0u8; 1500];
         loop {
@@ -256,22 +431,13 @@ impl Transport for RawTransport {
                 Err(e) if is_icmp_echo(&e) => continue,
                 Err(e) => return Err(TransportError::Recv(e)),
             };
-            match advert::parse_ipv4(&buf[..n], &self.expect) {
-                Ok(r) => {
-                    self.age = stamp.map_or(Duration::ZERO, age_of);
-                    return Ok(r);
-                }
-                Err(why) => {
-                    let count = self.drops.entry(why).or_insert(0);
-                    *count += 1;
-                    // The first drop of each kind is worth a line; the rest are counted.
-                    if *count == 1 {
-                        tracing::warn!(reason = %why, "dropping an invalid advert");
-                    } else {
-                        tracing::debug!(reason = %why, count = *count, "dropping an invalid advert");
-                    }
-                }
+            if let Some(r) = self.wire.decode(&buf[..n]) {
+                self.age = stamp.map_or(Duration::ZERO, age_of);
+                return Ok(r);
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -57,6 +57,7 @@ fn engine(remote: &str) -> ScriptedEngine {
             vrid: 60,
             advert_interval_ms: 100,
             preempt: false,
+            ..Default::default()
         },
         updates: Arc::default(),
     }
@@ -74,12 +75,16 @@ async fn link_round_trips_config_and_status() {
     assert_eq!(config.remote_addr.as_deref(), Some("192.0.2.2"));
     assert_eq!((config.priority, config.vrid), (100, 60));
     assert_eq!(config.advert_interval, Duration::from_millis(100));
+    assert_eq!(config.auth, seesaw_ha::auth::AuthSetting::Off);
+    let mut adverts_rejected = seesaw_ha::advert::Rejections::default();
+    adverts_rejected.add(&seesaw_ha::advert::AdvertError::BadMac);
     let report = HaReport {
         state: State::Backup,
         since_ms: 1_700_000_000_000,
         transitions: 1,
         adverts_sent: 0,
         adverts_received: 0,
+        adverts_rejected,
     };
     assert!(!link.ha_update(report).await.expect("update"));
     assert!(
@@ -92,6 +97,28 @@ async fn link_round_trips_config_and_status() {
         (got[0].state.as_str(), got[0].since_ms, got[0].transitions),
         ("BACKUP", 1_700_000_000_000, 1)
     );
+    assert_eq!(got[0].adverts_rejected.get("bad_mac"), Some(&1));
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn link_reads_the_key_files_the_engine_names() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("ha.key");
+    std::fs::write(&key, [9u8; 32]).expect("write key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let mut engine = engine("192.0.2.2");
+    engine.config.auth_key_file = key.display().to_string();
+    let stop = CancellationToken::new();
+    serve(dir.path(), engine.clone(), stop.clone());
+    let mut link = GrpcEngineLink::new(dir.path(), Duration::from_secs(1));
+    let config = link.ha_config().await.expect("config");
+    let want = seesaw_ha::auth::AuthKeys {
+        send: seesaw_ha::auth::Key::derive(&[9u8; 32]),
+        accept: None,
+    };
+    assert_eq!(config.auth, seesaw_ha::auth::AuthSetting::Keys(want));
     stop.cancel();
 }
 

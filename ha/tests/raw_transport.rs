@@ -17,6 +17,17 @@ fn peering(local: [u8; 4], peer: [u8; 4]) -> Peering {
         priority: 100,
         interval: Duration::from_millis(100),
         preempt: false,
+        auth: None,
+    }
+}
+
+fn signed(local: [u8; 4], peer: [u8; 4], key: &[u8]) -> Peering {
+    Peering {
+        auth: Some(seesaw_ha::auth::AuthKeys {
+            send: seesaw_ha::auth::Key::derive(key),
+            accept: None,
+        }),
+        ..peering(local, peer)
     }
 }
 
@@ -102,4 +113,40 @@ async fn an_advert_read_late_reports_its_kernel_arrival() {
         "{:?}",
         b.last_age()
     );
+}
+
+#[tokio::test]
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
+async fn signed_adverts_cross_loopback_and_a_wrong_key_is_counted() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: raw sockets need root (CAP_NET_RAW)");
+        return;
+    }
+    const KEY: &[u8] = b"a key of thirty-two bytes or more";
+    let mut a = RawTransport::open(&signed([127, 0, 0, 7], [127, 0, 0, 8], KEY)).expect("open a");
+    let mut b = RawTransport::open(&signed([127, 0, 0, 8], [127, 0, 0, 7], KEY)).expect("open b");
+    let sent = Advert::new(77, 100, Duration::from_millis(100));
+    a.send(&sent).expect("send a");
+    assert_eq!(recv_within_2s(&mut b).await.advert, sent);
+    // The same address with another key (a peer whose key differs): dropped and counted.
+    drop(a);
+    let mut wrong = RawTransport::open(&signed(
+        [127, 0, 0, 7],
+        [127, 0, 0, 8],
+        b"another key of at least 32 bytes",
+    ))
+    .expect("open wrong");
+    wrong.send(&sent).expect("send wrong");
+    let mut unsigned =
+        RawTransport::open(&peering([127, 0, 0, 9], [127, 0, 0, 8])).expect("open c");
+    drop(unsigned.send(&sent));
+    let quiet = tokio::time::timeout(Duration::from_millis(300), b.recv()).await;
+    assert!(quiet.is_err(), "nothing verifies: {quiet:?}");
+    assert_eq!(b.rejected().get("bad_mac"), 1);
+    // The stranger at .9 is not the peer: not an authentication alarm.
+    assert_eq!(b.rejected().get("not_peer"), 1);
+    assert_eq!(b.rejected().get("unauthenticated"), 0);
 }

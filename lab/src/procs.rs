@@ -306,6 +306,20 @@ fn tail(s: &str) -> &str {
     &s[start..]
 }
 
+/// CPU time `pid` has used so far (user + system, all threads), from `/proc/<pid>/stat`;
+/// `None` when the process is gone or the line cannot be read.
+pub fn cpu_time(pid: i32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3, utime 14 and stime 15 (1-based), i.e. 11 and 12 here.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let hz = u64::try_from(nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??).ok()?;
+    Some(Duration::from_millis((utime + stime) * 1000 / hz.max(1)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,18 +353,4 @@ mod tests {
         assert!(!sup.is_running(id));
         assert!(!alive(pid));
     }
-}
-
-/// CPU time `pid` has used so far (user + system, all threads), from `/proc/<pid>/stat`;
-/// `None` when the process is gone or the line cannot be read.
-pub fn cpu_time(pid: i32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields count from the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state is field 3, utime 14 and stime 15 (1-based), i.e. 11 and 12 here.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    let hz = u64::try_from(nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??).ok()?;
-    Some(Duration::from_millis((utime + stime) * 1000 / hz.max(1)))
 }

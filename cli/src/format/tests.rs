@@ -185,6 +185,7 @@ fn ha_is_seesaws_block() {
         adverts_sent: 1234,
         adverts_received: 5,
         last_update_ms: NOW_MS - 400,
+        ..Default::default()
     });
     // Seesaw's cli/show.go showHAStatus: labels padded to column 23, Go durations, and times in
     // its "Jan 2 15:04:05 MST" layout.
@@ -205,6 +206,42 @@ HA Status
     let text = ha(&never, NOW_MS);
     assert!(text.contains("\n  Duration:            N/A\n"), "{text}");
     assert!(text.ends_with("\n  Last Update:         N/A\n"), "{text}");
+}
+
+#[test]
+fn ha_shows_rejected_adverts_and_warns_when_the_keys_differ() {
+    let with = |rejected: &[(&str, u64)]| {
+        let h = HaView::from(pb::HaStatus {
+            state: "LEADER".into(),
+            adverts_rejected: rejected
+                .iter()
+                .map(|(r, n)| ((*r).to_owned(), *n))
+                .collect(),
+            ..Default::default()
+        });
+        ha(&h, NOW_MS)
+    };
+    let warning =
+        "  Warning: the peer's adverts do not verify: the two nodes' [ha] auth keys differ?\n";
+    let text = with(&[("replay", 3), ("bad_mac", 12)]);
+    assert!(
+        text.ends_with(&format!(
+            "  adverts rejected: bad_mac 12, replay 3\n{warning}"
+        )),
+        "{text}"
+    );
+    for reason in ["unauthenticated", "unexpected_auth"] {
+        assert!(with(&[(reason, 1)]).ends_with(warning), "{reason}");
+    }
+    // Replays alone, or line noise, are shown without the key warning.
+    let text = with(&[("replay", 2), ("checksum", 1)]);
+    assert!(
+        text.ends_with("  adverts rejected: checksum 1, replay 2\n"),
+        "{text}"
+    );
+    // Nothing rejected: Seesaw's block exactly, no extra line.
+    assert!(with(&[]).ends_with("  Last Update:         N/A\n"));
+    assert!(!with(&[("bad_mac", 0)]).contains("rejected"));
 }
 
 #[test]

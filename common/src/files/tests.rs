@@ -54,3 +54,36 @@ fn the_open_file_limit_is_raised_to_the_hard_limit() {
     assert_eq!(raise_nofile_limit().unwrap(), hard);
     assert_eq!(getrlimit(Resource::RLIMIT_NOFILE).unwrap(), (hard, hard));
 }
+
+#[test]
+fn secrets_must_be_private_regular_and_long_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("ha.key");
+    std::fs::write(&key, [7u8; 33]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(read_secret(&key, 32).unwrap(), vec![7u8; 33]);
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let e = read_secret(&key, 32).unwrap_err();
+    assert!(matches!(e, SecretError::Mode { mode: 0o640, .. }), "{e}");
+    assert!(e.to_string().contains("must be mode 0600"), "{e}");
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
+    assert!(read_secret(&key, 32).is_ok());
+    assert!(matches!(
+        read_secret(&key, 34),
+        Err(SecretError::TooShort {
+            len: 33,
+            min: 34,
+            ..
+        })
+    ));
+    assert!(matches!(
+        read_secret(&dir.path().join("missing"), 32),
+        Err(SecretError::Read { .. })
+    ));
+    assert!(matches!(
+        read_secret(dir.path(), 32),
+        Err(SecretError::NotAFile { .. }) | Err(SecretError::Mode { .. })
+    ));
+}

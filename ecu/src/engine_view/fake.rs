@@ -48,6 +48,7 @@ impl FakeEngine {
                     transitions: 0,
                     adverts_sent: 0,
                     adverts_received: 0,
+                    adverts_rejected: Default::default(),
                     last_update_ms: 0,
                 },
                 config: ConfigStatus {

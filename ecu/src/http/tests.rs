@@ -62,6 +62,7 @@ fn engine() -> FakeEngine {
         transitions: 1,
         adverts_sent: 0,
         adverts_received: 0,
+        adverts_rejected: [("bad_mac".to_owned(), 12), ("replay".to_owned(), 3)].into(),
         last_update_ms: 1_700_000_001_000,
     });
     fake.set_config(ConfigStatus {
@@ -182,6 +183,7 @@ async fn ha_and_config_json() {
             "transitions": 1,
             "adverts_sent": 0,
             "adverts_received": 0,
+            "adverts_rejected": { "bad_mac": 12, "replay": 3 },
             "last_update_ms": 1_700_000_001_000_i64
         })
     );
@@ -275,6 +277,9 @@ async fn metrics_text() {
         r#"seesaw_check_healthy{vserver="web",destination="be1",check="HTTP/80"} 1"#.to_owned(),
         r#"seesaw_vserver_enabled{vserver="web"} 1"#.to_owned(),
         "seesaw_ha_transitions_total 1".to_owned(),
+        r#"seesaw_ha_adverts_rejected_total{reason="bad_mac"} 12"#.to_owned(),
+        r#"seesaw_ha_adverts_rejected_total{reason="replay"} 3"#.to_owned(),
+        "# TYPE seesaw_ha_adverts_rejected counter".to_owned(),
     ];
     let lines: Vec<&str> = text.lines().collect();
     for line in &expected {

@@ -51,7 +51,7 @@ pub fn load_dir_for(dir: &Path, plane: Option<DataplaneKind>) -> Result<Loaded, 
     };
     let cfg = read("seesaw.cfg")?;
     let cfg = String::from_utf8(cfg).map_err(|_| vec!["seesaw.cfg: not UTF-8 text".to_owned()])?;
-    let settings = seesaw_cfg::parse(&cfg);
+    let settings = seesaw_cfg::parse_checked(&cfg);
     let cluster = read("cluster.pb").and_then(|b| load_cluster(&b, None));
     match (settings, cluster) {
         (Ok(settings), Ok(cluster)) => {

@@ -119,6 +119,11 @@ pub struct Settings {
     pub ha_advert_interval: Duration,
     /// `[ha] preempt` (default false).
     pub ha_preempt: bool,
+    /// `[ha] auth_key_file` (default none): the key adverts are signed and accepted with.
+    pub ha_auth_key_file: Option<std::path::PathBuf>,
+    /// `[ha] auth_accept_key_file` (default none; needs `auth_key_file`): a second key adverts
+    /// are also accepted with, for key rotation.
+    pub ha_auth_accept_key_file: Option<std::path::PathBuf>,
     /// `[bgp] gobgp_api` (default 127.0.0.1:50051): the GoBGP daemon's gRPC address.
     pub bgp_gobgp_api: SocketAddr,
     /// `[bgp] service_anycast` (default true): while anycast is enabled, hold and announce
@@ -207,7 +212,15 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("extra_service_anycast", &[]),
     ("dataplane", &["kind"]),
-    ("ha", &["advert_interval_ms", "preempt"]),
+    (
+        "ha",
+        &[
+            "advert_interval_ms",
+            "preempt",
+            "auth_key_file",
+            "auth_accept_key_file",
+        ],
+    ),
     ("bgp", &["gobgp_api", "service_anycast"]),
     ("ecu", &["listen"]),
 ];
@@ -359,6 +372,19 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
         }
     };
     let ha_preempt = r.boolean("ha", "preempt", false);
+    let key_file = |r: &mut Reader<'_>, key: &str| {
+        let v = r.string("ha", key, "");
+        (!v.is_empty()).then(|| std::path::PathBuf::from(v))
+    };
+    let ha_auth_key_file = key_file(&mut r, "auth_key_file");
+    let ha_auth_accept_key_file = key_file(&mut r, "auth_accept_key_file");
+    if ha_auth_accept_key_file.is_some() && ha_auth_key_file.is_none() {
+        r.errors.push(
+            "seesaw.cfg [ha] auth_accept_key_file: set without auth_key_file (the accept key is \
+             the second key of a rotation; set auth_key_file to the key adverts are signed with)"
+                .to_owned(),
+        );
+    }
     let bgp_gobgp_api = r
         .parsed::<SocketAddr>("bgp", "gobgp_api", "an address like 127.0.0.1:50051")
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
@@ -390,6 +416,8 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
         dataplane,
         ha_advert_interval: Duration::from_millis(advert_ms),
         ha_preempt,
+        ha_auth_key_file,
+        ha_auth_accept_key_file,
         bgp_gobgp_api,
         service_anycast,
         ecu_listen,
@@ -401,6 +429,39 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
         config_server_configured,
         warnings,
     })
+}
+
+/// The fewest bytes an `[ha]` key file may hold.
+pub const MIN_HA_KEY_LEN: usize = 32;
+
+/// [`parse`], then the checks that read other files: each `[ha]` key file exists, is a regular
+/// file of mode 0600 (nothing for group or others) and holds at least [`MIN_HA_KEY_LEN`] bytes.
+/// The ha process reads the keys itself with the same checks; these make `seesaw_engine
+/// --validate` and a reload report a bad key before ha runs into it.
+pub fn parse_checked(text: &str) -> Result<Settings, Vec<String>> {
+    let settings = parse(text)?;
+    let errors = check_files(&settings);
+    if errors.is_empty() {
+        Ok(settings)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The file checks of [`parse_checked`]: one error per bad key file.
+pub fn check_files(s: &Settings) -> Vec<String> {
+    [
+        ("auth_key_file", &s.ha_auth_key_file),
+        ("auth_accept_key_file", &s.ha_auth_accept_key_file),
+    ]
+    .into_iter()
+    .filter_map(|(key, path)| {
+        let path = path.as_ref()?;
+        seesaw_common::files::read_secret(path, MIN_HA_KEY_LEN)
+            .err()
+            .map(|e| format!("seesaw.cfg [ha] {key}: {e}"))
+    })
+    .collect()
 }
 
 /// ` (did you mean "x"?)` for the closest known name within a small edit distance, else "".
@@ -527,6 +588,78 @@ mod tests {
             );
         }
         assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn ha_key_files_are_checked_at_load() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8], mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path.display().to_string()
+        };
+        // 32 random bytes; a text key with its trailing newline is fine too.
+        let good = write("ha.key", &[0xa5; 32], 0o600);
+        let text = write("text.key", b"0123456789abcdef0123456789abcdef\n", 0o400);
+        let open = write("open.key", &[0xa5; 32], 0o640);
+        let short = write("short.key", &[0xa5; 31], 0o600);
+        let cfg = |keys: &str| format!("[cluster]\nname = x\n[ha]\n{keys}");
+
+        let s = parse_checked(&cfg(&format!(
+            "auth_key_file = {good}\nauth_accept_key_file = {text}\n"
+        )))
+        .unwrap();
+        assert_eq!(
+            s.ha_auth_key_file.as_deref(),
+            Some(std::path::Path::new(&good))
+        );
+        assert_eq!(
+            s.ha_auth_accept_key_file.as_deref(),
+            Some(std::path::Path::new(&text))
+        );
+        let s = parse_checked(&cfg("")).unwrap();
+        assert_eq!(
+            (s.ha_auth_key_file, s.ha_auth_accept_key_file),
+            (None, None)
+        );
+
+        for (keys, want) in [
+            (
+                format!("auth_key_file = {open}\n"),
+                "[ha] auth_key_file: ".to_owned() + &open + ": must be mode 0600",
+            ),
+            (
+                format!("auth_key_file = {short}\n"),
+                "holds 31 bytes, needs at least 32".to_owned(),
+            ),
+            (
+                "auth_key_file = /nonexistent/ha.key\n".to_owned(),
+                "[ha] auth_key_file: /nonexistent/ha.key: cannot read".to_owned(),
+            ),
+            (
+                format!("auth_key_file = {good}\nauth_accept_key_file = {open}\n"),
+                "[ha] auth_accept_key_file: ".to_owned() + &open + ": must be mode 0600",
+            ),
+            (
+                format!("auth_accept_key_file = {good}\n"),
+                "[ha] auth_accept_key_file: set without auth_key_file".to_owned(),
+            ),
+            (
+                format!("auth_key_file = {}\n", dir.path().display()),
+                "not a regular file".to_owned(),
+            ),
+        ] {
+            let errs = parse_checked(&cfg(&keys)).unwrap_err();
+            assert!(
+                errs.iter().any(|e| e.contains(&want)),
+                "want {want:?} in {errs:#?}"
+            );
+            assert_eq!(errs.len(), 1, "{errs:#?}");
+        }
+        // Plain parse reads no files: the mode and length are load-time checks.
+        assert!(parse(&cfg(&format!("auth_key_file = {open}\n"))).is_ok());
     }
 
     #[test]

@@ -226,7 +226,7 @@ fn check_and_save(
 ) -> Result<Loaded, Vec<String>> {
     let checked = std::fs::read_to_string(dir.join("seesaw.cfg"))
         .map_err(|e| vec![format!("seesaw.cfg: {e}")])
-        .and_then(|t| config::seesaw_cfg::parse(&t))
+        .and_then(|t| config::seesaw_cfg::parse_checked(&t))
         .and_then(|settings| {
             let cluster = config::load_cluster(bytes, Some(settings.dataplane))?;
             Ok(Loaded { settings, cluster })
@@ -268,7 +268,7 @@ pub(super) fn apply_fetched(
     };
     let settings = match std::fs::read_to_string(dir.join("seesaw.cfg"))
         .map_err(|e| vec![format!("seesaw.cfg: {e}")])
-        .and_then(|t| config::seesaw_cfg::parse(&t))
+        .and_then(|t| config::seesaw_cfg::parse_checked(&t))
     {
         Ok(s) => s,
         Err(e) => return refused(state, e),

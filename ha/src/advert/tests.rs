@@ -92,7 +92,7 @@ fn interval_rounds_and_clamps_to_the_field() {
 
 #[test]
 fn parses_a_good_advert() {
-    let r = parse_ipv4(&good(), &expect()).expect("good advert");
+    let r = parse_ipv4(&good(), &expect(), None).expect("good advert");
     assert_eq!(r.src, PEER);
     assert_eq!(
         r.advert,
@@ -118,33 +118,37 @@ fn every_receive_check_drops_what_it_should() {
     let mut long = enc(base, PEER).to_vec();
     long.push(0);
     assert_eq!(
-        parse_ipv4(&datagram(PEER, LOCAL, 255, &long), &e),
+        parse_ipv4(&datagram(PEER, LOCAL, 255, &long), &e, None),
         Err(AdvertError::Length(9))
     );
     assert_eq!(
-        parse_ipv4(&datagram(PEER, LOCAL, 255, &enc(base, PEER)[..7]), &e),
+        parse_ipv4(&datagram(PEER, LOCAL, 255, &enc(base, PEER)[..7]), &e, None),
         Err(AdvertError::Length(7))
     );
     // Own source.
     assert_eq!(
-        parse_ipv4(&datagram(LOCAL, LOCAL, 255, &enc(base, LOCAL)), &e),
+        parse_ipv4(&datagram(LOCAL, LOCAL, 255, &enc(base, LOCAL)), &e, None),
         Err(AdvertError::OwnAddress)
     );
     // TTL 254: forwarded by a router.
     assert_eq!(
-        parse_ipv4(&datagram(PEER, LOCAL, 254, &enc(base, PEER)), &e),
+        parse_ipv4(&datagram(PEER, LOCAL, 254, &enc(base, PEER)), &e, None),
         Err(AdvertError::Ttl(254))
     );
     // Checksum: any flipped bit.
     let mut bad = enc(base, PEER);
     bad[2] ^= 0x01;
     assert_eq!(
-        parse_ipv4(&datagram(PEER, LOCAL, 255, &bad), &e),
+        parse_ipv4(&datagram(PEER, LOCAL, 255, &bad), &e, None),
         Err(AdvertError::Checksum)
     );
     // The checksum covers the pseudo-header: the same bytes to another destination fail.
     assert_eq!(
-        parse_ipv4(&datagram(PEER, MULTICAST_V4, 255, &enc(base, PEER)), &e),
+        parse_ipv4(
+            &datagram(PEER, MULTICAST_V4, 255, &enc(base, PEER)),
+            &e,
+            None
+        ),
         Err(AdvertError::Checksum)
     );
     // Version/type (re-checksummed so only that check can fail).
@@ -155,19 +159,23 @@ fn every_receive_check_drops_what_it_should() {
     let s = checksum(IpAddr::V4(PEER), IpAddr::V4(LOCAL), &v2);
     v2[6..8].copy_from_slice(&s.to_be_bytes());
     assert_eq!(
-        parse_ipv4(&datagram(PEER, LOCAL, 255, &v2), &e),
+        parse_ipv4(&datagram(PEER, LOCAL, 255, &v2), &e, None),
         Err(AdvertError::VersionType(0x21))
     );
     // VRID.
     let other = Advert { vrid: 61, ..base };
     assert_eq!(
-        parse_ipv4(&datagram(PEER, LOCAL, 255, &enc(other, PEER)), &e),
+        parse_ipv4(&datagram(PEER, LOCAL, 255, &enc(other, PEER)), &e, None),
         Err(AdvertError::Vrid(61))
     );
     // A third node.
     let stranger = Ipv4Addr::new(192, 0, 2, 99);
     assert_eq!(
-        parse_ipv4(&datagram(stranger, LOCAL, 255, &enc(base, stranger)), &e),
+        parse_ipv4(
+            &datagram(stranger, LOCAL, 255, &enc(base, stranger)),
+            &e,
+            None
+        ),
         Err(AdvertError::NotPeer(IpAddr::V4(stranger)))
     );
     // Interval 0.
@@ -176,7 +184,7 @@ fn every_receive_check_drops_what_it_should() {
         ..base
     };
     assert_eq!(
-        parse_ipv4(&datagram(PEER, LOCAL, 255, &enc(zero, PEER)), &e),
+        parse_ipv4(&datagram(PEER, LOCAL, 255, &enc(zero, PEER)), &e, None),
         Err(AdvertError::ZeroInterval)
     );
 }
@@ -187,41 +195,41 @@ fn hostile_ip_headers() {
     let g = good();
     // Empty, truncated headers, every prefix of a good datagram.
     for n in 0..g.len() {
-        assert!(parse_ipv4(&g[..n], &e).is_err(), "prefix {n} parsed");
+        assert!(parse_ipv4(&g[..n], &e, None).is_err(), "prefix {n} parsed");
     }
     // IPv6 version nibble.
     let mut v6 = g.clone();
     v6[0] = 0x65;
-    assert_eq!(parse_ipv4(&v6, &e), Err(AdvertError::MalformedIp));
+    assert_eq!(parse_ipv4(&v6, &e, None), Err(AdvertError::MalformedIp));
     // IHL below 5, and IHL pointing past the end.
     let mut short = g.clone();
     short[0] = 0x44;
-    assert_eq!(parse_ipv4(&short, &e), Err(AdvertError::MalformedIp));
+    assert_eq!(parse_ipv4(&short, &e, None), Err(AdvertError::MalformedIp));
     let mut far = g.clone();
     far[0] = 0x4f;
-    assert_eq!(parse_ipv4(&far, &e), Err(AdvertError::MalformedIp));
+    assert_eq!(parse_ipv4(&far, &e, None), Err(AdvertError::MalformedIp));
     // Total length larger than the datagram, and smaller than the header.
     let mut big = g.clone();
     big[2..4].copy_from_slice(&1000u16.to_be_bytes());
-    assert_eq!(parse_ipv4(&big, &e), Err(AdvertError::MalformedIp));
+    assert_eq!(parse_ipv4(&big, &e, None), Err(AdvertError::MalformedIp));
     let mut tiny = g.clone();
     tiny[2..4].copy_from_slice(&10u16.to_be_bytes());
-    assert_eq!(parse_ipv4(&tiny, &e), Err(AdvertError::MalformedIp));
+    assert_eq!(parse_ipv4(&tiny, &e, None), Err(AdvertError::MalformedIp));
     // Total length shorter than the datagram: trailing junk is not part of the advert.
     let mut padded = g.clone();
     padded.extend_from_slice(&[0xde, 0xad]);
-    assert!(parse_ipv4(&padded, &e).is_ok());
+    assert!(parse_ipv4(&padded, &e, None).is_ok());
     // Fragments.
     let mut mf = g.clone();
     mf[6] = 0x20;
-    assert_eq!(parse_ipv4(&mf, &e), Err(AdvertError::Fragment));
+    assert_eq!(parse_ipv4(&mf, &e, None), Err(AdvertError::Fragment));
     let mut off = g.clone();
     off[7] = 0x01;
-    assert_eq!(parse_ipv4(&off, &e), Err(AdvertError::Fragment));
+    assert_eq!(parse_ipv4(&off, &e, None), Err(AdvertError::Fragment));
     // Another protocol.
     let mut udp = g.clone();
     udp[9] = 17;
-    assert_eq!(parse_ipv4(&udp, &e), Err(AdvertError::Protocol(17)));
+    assert_eq!(parse_ipv4(&udp, &e, None), Err(AdvertError::Protocol(17)));
     // IP options (IHL 6) are skipped correctly.
     let mut opts = g[..20].to_vec();
     opts[0] = 0x46;
@@ -229,7 +237,7 @@ fn hostile_ip_headers() {
     opts.extend_from_slice(&g[20..]);
     let total = u16::try_from(opts.len()).expect("small");
     opts[2..4].copy_from_slice(&total.to_be_bytes());
-    assert!(parse_ipv4(&opts, &e).is_ok());
+    assert!(parse_ipv4(&opts, &e, None).is_ok());
 }
 
 #[test]
@@ -254,7 +262,7 @@ fn random_mutations_never_panic_and_rarely_pass() {
         }
         let cut = usize::try_from(next() % (d.len() as u64 + 1)).expect("len");
         d.truncate(cut.max(d.len() - 2));
-        if let Ok(r) = parse_ipv4(&d, &e) {
+        if let Ok(r) = parse_ipv4(&d, &e, None) {
             // Anything accepted is still from the peer, for our VRID, with a sane interval.
             assert_eq!(r.src, PEER);
             assert_eq!(r.advert.vrid, 60);
@@ -274,7 +282,7 @@ fn reserved_interval_bits_are_ignored_on_receipt() {
         0x45, 0, 0, 0x1c, 0, 0, 0x40, 0, 0xff, 0x70, 0, 0, 192, 0, 2, 2, 192, 0, 2, 1, 0x31, 0x3c,
         0, 0, 0x49, 0x01, 0x01, 0x46,
     ];
-    let r = parse_ipv4(&d, &expect()).expect("valid apart from reserved bits");
+    let r = parse_ipv4(&d, &expect(), None).expect("valid apart from reserved bits");
     assert_eq!(r.advert.interval_cs, 0x901);
     assert_eq!(r.advert.priority, 0);
 }

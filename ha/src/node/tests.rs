@@ -200,6 +200,7 @@ fn peer_cfg(priority: u32, preempt: bool) -> HaConfig {
         vrid: 60,
         advert_interval: MS100,
         preempt,
+        ..HaConfig::default()
     }
 }
 
@@ -302,6 +303,10 @@ fn bad_peer_configs_are_errors_not_panics() {
         },
         HaConfig {
             vrid: 256,
+            ..peer_cfg(1, false)
+        },
+        HaConfig {
+            auth: AuthSetting::Unusable("advert key file /k: must be mode 0600".into()),
             ..peer_cfg(1, false)
         },
     ] {
@@ -650,6 +655,59 @@ fn reconfiguring_a_leader_hands_over_and_reopens() {
     assert_eq!(adverts(&actions), [0]);
     assert!(actions.contains(&Action::CloseTransport));
     assert_eq!(node.state(), State::Disabled);
+}
+
+#[test]
+fn a_key_change_reopens_the_transport_and_an_unreadable_key_is_error() {
+    let t0 = Instant::now();
+    let mut node = peered(255, false, t0);
+    let key = |b: u8| crate::auth::Key::derive(&[b; 32]);
+    let keyed = |send: u8, accept: Option<u8>| HaConfig {
+        auth: AuthSetting::Keys(AuthKeys {
+            send: key(send),
+            accept: accept.map(key),
+        }),
+        ..peer_cfg(255, false)
+    };
+    let opened = |actions: &[Action]| {
+        actions.iter().find_map(|a| match a {
+            Action::OpenTransport(p) => Some(p.auth),
+            _ => None,
+        })
+    };
+    let a = node.handle(Event::ConfigReceived(keyed(1, None)), t0);
+    assert_eq!(
+        opened(&a),
+        Some(Some(AuthKeys {
+            send: key(1),
+            accept: None
+        }))
+    );
+    node.handle(Event::TransportReady, t0);
+    // Rotation step 1: a second accepted key is a new peering too.
+    let a = node.handle(Event::ConfigReceived(keyed(1, Some(2))), t0);
+    assert_eq!(
+        opened(&a),
+        Some(Some(AuthKeys {
+            send: key(1),
+            accept: Some(key(2))
+        }))
+    );
+    node.handle(Event::TransportReady, t0);
+    // The same config again changes nothing.
+    let a = node.handle(Event::ConfigReceived(keyed(1, Some(2))), t0);
+    assert_eq!(opened(&a), None);
+    // A key file that cannot be read: ERROR, transport closed, retried with the next fetch.
+    let bad = HaConfig {
+        auth: AuthSetting::Unusable("advert key file /etc/seesaw/ha.key: cannot read".into()),
+        ..peer_cfg(255, false)
+    };
+    let a = node.handle(Event::ConfigReceived(bad), t0);
+    assert!(a.contains(&Action::CloseTransport));
+    assert_eq!(node.state(), State::Error);
+    let a = node.handle(Event::ConfigReceived(keyed(1, None)), t0);
+    assert!(opened(&a).is_some());
+    assert_eq!(node.state(), State::Backup);
 }
 
 #[test]

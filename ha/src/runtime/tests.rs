@@ -186,6 +186,7 @@ fn dump_names_state_counters_peer_and_engine() {
             transitions: 3,
             adverts_sent: 120,
             adverts_received: 7,
+            adverts_rejected: Default::default(),
         },
         peering: Some(Peering {
             local: Ipv4Addr::new(192, 0, 2, 1),
@@ -194,6 +195,7 @@ fn dump_names_state_counters_peer_and_engine() {
             priority: 100,
             interval: Duration::from_millis(500),
             preempt: false,
+            auth: None,
         }),
         engine_reachable: true,
         transport_open: true,
@@ -212,4 +214,148 @@ fn dump_names_state_counters_peer_and_engine() {
         text.ends_with("no peer (single node); engine unreachable"),
         "{text}"
     );
+}
+
+/// One node of a pair on `net`: its own fake engine, serving a peer config with `auth`.
+fn pair_node(
+    net: &FakeNet,
+    local: &str,
+    peer: &str,
+    priority: u32,
+    auth: crate::auth::AuthSetting,
+) -> (FakeEngine, CancellationToken, JoinHandle<()>) {
+    let fake = FakeEngine::new(HaConfig {
+        enabled: true,
+        local_addr: local.into(),
+        remote_addr: Some(peer.into()),
+        priority,
+        vrid: 60,
+        advert_interval: Duration::from_millis(100),
+        auth,
+        ..HaConfig::default()
+    });
+    let token = CancellationToken::new();
+    let task = tokio::spawn(run(
+        RunConfig::default(),
+        fake.clone(),
+        net.opener(),
+        token.clone(),
+    ));
+    (fake, token, task)
+}
+
+fn keyed(send: &[u8]) -> crate::auth::AuthSetting {
+    crate::auth::AuthSetting::Keys(crate::auth::AuthKeys {
+        send: crate::auth::Key::derive(send),
+        accept: None,
+    })
+}
+
+fn last_report(fake: &FakeEngine) -> crate::link::HaReport {
+    fake.reports().last().expect("reports were pushed").1
+}
+
+#[tokio::test(start_paused = true)]
+async fn signed_pair_elects_one_master_and_a_wrong_key_counts_bad_mac() {
+    const KEY: &[u8] = b"the same 32-byte key on both nodes";
+    let net = FakeNet::new();
+    let (a, ta, ja) = pair_node(&net, "192.0.2.1", "192.0.2.2", 200, keyed(KEY));
+    let (b, tb, jb) = pair_node(&net, "192.0.2.2", "192.0.2.1", 100, keyed(KEY));
+    tokio::time::sleep(secs(5.0)).await;
+    let (ra, rb) = (last_report(&a), last_report(&b));
+    assert_eq!((ra.state, rb.state), (State::Leader, State::Backup));
+    assert!(rb.adverts_received > 10, "{rb:?}");
+    assert_eq!(ra.adverts_rejected.nonzero().count(), 0, "{ra:?}");
+    assert_eq!(rb.adverts_rejected.nonzero().count(), 0, "{rb:?}");
+
+    // An attacker on the segment forges an unsigned priority-0 advert from the master's
+    // address: the backup drops it (and counts it) instead of taking over at once.
+    for _ in 0..5 {
+        let forged = crate::advert::Advert::new(60, 0, Duration::from_millis(100));
+        let (src, dst) = (
+            std::net::Ipv4Addr::new(192, 0, 2, 1),
+            std::net::Ipv4Addr::new(192, 0, 2, 2),
+        );
+        net.inject(crate::advert::ipv4_datagram(
+            src,
+            dst,
+            &forged.encode(src.into(), dst.into()),
+        ));
+    }
+    tokio::time::sleep(secs(1.5)).await;
+    let rb = last_report(&b);
+    assert_eq!(rb.state, State::Backup);
+    assert_eq!(rb.adverts_rejected.get("unauthenticated"), 5, "{rb:?}");
+    assert_eq!(last_report(&a).state, State::Leader);
+    for (t, j) in [(ta, ja), (tb, jb)] {
+        t.cancel();
+        j.await.expect("run does not panic");
+    }
+
+    // Different keys: neither node believes the other, both count bad_mac (and, with nobody
+    // to hear, both lead: what the CLI's warning is for).
+    let net = FakeNet::new();
+    let (a, ta, ja) = pair_node(&net, "192.0.2.1", "192.0.2.2", 200, keyed(KEY));
+    let (b, tb, jb) = pair_node(
+        &net,
+        "192.0.2.2",
+        "192.0.2.1",
+        100,
+        keyed(b"a different key, also 32 bytes ok"),
+    );
+    tokio::time::sleep(secs(5.0)).await;
+    let (ra, rb) = (last_report(&a), last_report(&b));
+    assert!(ra.adverts_rejected.get("bad_mac") > 0, "{ra:?}");
+    assert!(rb.adverts_rejected.get("bad_mac") > 0, "{rb:?}");
+    assert_eq!(rb.adverts_received, 0);
+    assert_eq!((ra.state, rb.state), (State::Leader, State::Leader));
+
+    // One node without a key: it counts unexpected_auth, the signing one unauthenticated.
+    let net = FakeNet::new();
+    let (c, tc, jc) = pair_node(&net, "192.0.2.1", "192.0.2.2", 200, keyed(KEY));
+    let (d, td, jd) = pair_node(
+        &net,
+        "192.0.2.2",
+        "192.0.2.1",
+        100,
+        crate::auth::AuthSetting::Off,
+    );
+    tokio::time::sleep(secs(5.0)).await;
+    assert!(last_report(&c).adverts_rejected.get("unauthenticated") > 0);
+    assert!(last_report(&d).adverts_rejected.get("unexpected_auth") > 0);
+    for (t, j) in [(ta, ja), (tb, jb), (tc, jc), (td, jd)] {
+        t.cancel();
+        j.await.expect("run does not panic");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_key_is_error_until_the_config_is_fixed() {
+    const KEY: &[u8] = b"the same 32-byte key on both nodes";
+    let net = FakeNet::new();
+    let (a, ta, ja) = pair_node(
+        &net,
+        "192.0.2.1",
+        "192.0.2.2",
+        200,
+        crate::auth::AuthSetting::Unusable("advert key file /k: must be mode 0600".into()),
+    );
+    tokio::time::sleep(secs(2.0)).await;
+    assert_eq!(last_report(&a).state, State::Error);
+    assert!(net.sent().is_empty());
+    a.set_config(HaConfig {
+        enabled: true,
+        local_addr: "192.0.2.1".into(),
+        remote_addr: Some("192.0.2.2".into()),
+        priority: 200,
+        vrid: 60,
+        advert_interval: Duration::from_millis(100),
+        auth: keyed(KEY),
+        ..HaConfig::default()
+    });
+    // The next fetch (every 15 s) reads the fixed key.
+    tokio::time::sleep(secs(15.0)).await;
+    assert_eq!(last_report(&a).state, State::Leader);
+    ta.cancel();
+    ja.await.expect("run does not panic");
 }

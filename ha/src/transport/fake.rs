@@ -1,7 +1,8 @@
 //! An in-memory advert network for tests: transports opened on one [`FakeNet`] reach each other
 //! by address, and the test can partition the network or make opening fail. Delivery is
-//! immediate and in order; the receive checks are the parser's business and tested there, so the
-//! fake only applies the address and VRID filters.
+//! immediate and in order. The fake carries the encoded bytes in raw IPv4 datagrams and reads
+//! them through the same codec as the raw socket (so signed adverts, a key mismatch and the
+//! rejection counts work end to end); the parser's own checks are tested in `advert`.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -9,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
-use super::{Opener, Transport, TransportError};
-use crate::advert::{Advert, Received};
+use super::{Opener, Transport, TransportError, Wire};
+use crate::advert::{Advert, Received, Rejections};
 use crate::node::Peering;
 
 /// The shared network. Clones share state.
@@ -21,7 +22,8 @@ pub struct FakeNet {
 
 #[derive(Debug, Default)]
 struct NetState {
-    endpoints: HashMap<Ipv4Addr, mpsc::UnboundedSender<Received>>,
+    /// Where datagrams to an address go.
+    endpoints: HashMap<Ipv4Addr, mpsc::UnboundedSender<Vec<u8>>>,
     partitioned: bool,
     refuse_open: bool,
     sent: Vec<(Ipv4Addr, Advert)>,
@@ -46,6 +48,20 @@ impl FakeNet {
     /// Every advert sent so far, with its sender.
     pub fn sent(&self) -> Vec<(Ipv4Addr, Advert)> {
         self.lock().sent.clone()
+    }
+
+    /// Delivers a raw IPv4 datagram to whoever holds its destination address (an attacker on
+    /// the segment: forged or replayed adverts).
+    pub fn inject(&self, datagram: Vec<u8>) {
+        let Some(dst) = datagram
+            .get(16..20)
+            .map(|d| Ipv4Addr::new(d[0], d[1], d[2], d[3]))
+        else {
+            return;
+        };
+        if let Some(tx) = self.lock().endpoints.get(&dst) {
+            let _ = tx.send(datagram);
+        }
     }
 
     /// An opener for one node on this network.
@@ -79,6 +95,7 @@ impl Opener for FakeOpener {
         Ok(FakeTransport {
             net: self.net.clone(),
             peering: *p,
+            wire: Wire::new(p),
             rx,
         })
     }
@@ -89,11 +106,13 @@ impl Opener for FakeOpener {
 pub struct FakeTransport {
     net: FakeNet,
     peering: Peering,
-    rx: mpsc::UnboundedReceiver<Received>,
+    wire: Wire,
+    rx: mpsc::UnboundedReceiver<Vec<u8>>,
 }
 
 impl Transport for FakeTransport {
     fn send(&mut self, advert: &Advert) -> Result<(), TransportError> {
+        let payload = self.wire.encode(advert);
         let mut s = self.net.lock();
         s.sent.push((self.peering.local, *advert));
         if s.partitioned {
@@ -101,10 +120,11 @@ impl Transport for FakeTransport {
         }
         if let Some(tx) = s.endpoints.get(&self.peering.peer) {
             // A closed receiver is a peer whose transport is gone: the advert is lost.
-            let _ = tx.send(Received {
-                src: self.peering.local,
-                advert: *advert,
-            });
+            let _ = tx.send(crate::advert::ipv4_datagram(
+                self.peering.local,
+                self.peering.peer,
+                &payload,
+            ));
         }
         Ok(())
     }
@@ -112,12 +132,17 @@ impl Transport for FakeTransport {
     async fn recv(&mut self) -> Result<Received, TransportError> {
         loop {
             match self.rx.recv().await {
-                Some(r) if r.src == self.peering.peer && r.advert.vrid == self.peering.vrid => {
-                    return Ok(r);
+                Some(d) => {
+                    if let Some(r) = self.wire.decode(&d) {
+                        return Ok(r);
+                    }
                 }
-                Some(_) => {}
                 None => std::future::pending::<()>().await,
             }
         }
+    }
+
+    fn rejected(&self) -> Rejections {
+        self.wire.rejected
     }
 }
