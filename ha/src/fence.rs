@@ -30,10 +30,16 @@ impl Fence for NoFence {
     }
 }
 
-/// [`Fence`] over ncc's gRPC API.
-#[derive(Debug, Clone)]
+/// [`Fence`] over ncc's gRPC API: one `Lease` stream, opened on first use and re-opened after
+/// an error, one request and its reply per call (a message on an open stream costs a fraction of
+/// a call, and renewals come every advert interval).
+#[derive(Debug)]
 pub struct GrpcFence {
     client: NccClient<Channel>,
+    stream: Option<(
+        tokio::sync::mpsc::Sender<pb::LeaseRequest>,
+        tonic::Streaming<pb::LeaseReply>,
+    )>,
 }
 
 impl GrpcFence {
@@ -43,6 +49,7 @@ impl GrpcFence {
         let path = seesaw_common::paths::ncc_socket(run_dir);
         Self {
             client: NccClient::new(seesaw_common::uds::channel(&path, timeout)),
+            stream: None,
         }
     }
 }
@@ -50,11 +57,32 @@ impl GrpcFence {
 impl Fence for GrpcFence {
     async fn lease(&mut self, ttl: Duration) -> Result<bool, String> {
         let ttl_ms = u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX);
-        self.client
-            .lease(pb::LeaseRequest { ttl_ms })
+        if self.stream.is_none() {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let replies = self
+                .client
+                .lease(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .map_err(|s| format!("ncc Lease: {:?}: {}", s.code(), s.message()))?
+                .into_inner();
+            self.stream = Some((tx, replies));
+        }
+        // Taken out while in use: if this future is dropped half-way (the caller's timeout), the
+        // next call opens a new stream rather than read a stale reply.
+        let Some((tx, mut replies)) = self.stream.take() else {
+            return Err("ncc Lease: no stream".to_owned());
+        };
+        tx.send(pb::LeaseRequest { ttl_ms })
             .await
-            .map(|r| r.into_inner().fenced)
-            .map_err(|s| format!("ncc Lease: {:?}: {}", s.code(), s.message()))
+            .map_err(|_| "ncc Lease: the stream closed".to_owned())?;
+        match replies.message().await {
+            Ok(Some(r)) => {
+                self.stream = Some((tx, replies));
+                Ok(r.fenced)
+            }
+            Ok(None) => Err("ncc Lease: the stream ended".to_owned()),
+            Err(s) => Err(format!("ncc Lease: {:?}: {}", s.code(), s.message())),
+        }
     }
 }
 

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         return sentinel();
     }
     tracing::info!(build = %seesaw_common::build_info(), "seesaw_ha starting");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -189,16 +189,44 @@ impl<P: Dataplane> NccService<P> {
         .map_err(Status::from)
     }
 
-    /// Fences when the lease runs out; runs until `shutdown`.
-    fn fence_timer(&self, shutdown: CancellationToken) -> impl Future<Output = ()> + use<P> {
-        let me = Self {
+    /// A handle on the same service (every part shared), for tasks.
+    fn shared(&self) -> Self {
+        Self {
             plane: self.plane.clone(),
             bgp: self.bgp.clone(),
             vips: self.vips.clone(),
             lb: self.lb.clone(),
-            epoch: None,
+            epoch: self.epoch.clone(),
             fence: self.fence.clone(),
-        };
+        }
+    }
+
+    /// One lease request: renew (zero gives up), make the plane follow, say where it stands.
+    async fn renew(&self, ttl_ms: u32) -> Result<pb::LeaseReply, Status> {
+        let ttl = Duration::from_millis(u64::from(ttl_ms));
+        if ttl > MAX_LEASE {
+            return Err(Status::invalid_argument(format!(
+                "lease of {ttl:?} is longer than {MAX_LEASE:?}"
+            )));
+        }
+        let change = self
+            .fence
+            .lease
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .renew(ttl, tokio::time::Instant::now());
+        self.fence.renewed.notify_one();
+        self.act_on(change).await;
+        let l = self.fence.lease.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(pb::LeaseReply {
+            fenced: l.fenced(),
+            fences: l.fences(),
+        })
+    }
+
+    /// Fences when the lease runs out; runs until `shutdown`.
+    fn fence_timer(&self, shutdown: CancellationToken) -> impl Future<Output = ()> + use<P> {
+        let me = self.shared();
         async move {
             loop {
                 let deadline = me
@@ -303,6 +331,7 @@ fn boot_id() -> u64 {
 #[tonic::async_trait]
 impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
     type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::NccBoot, Status>>;
+    type LeaseStream = tokio_stream::wrappers::ReceiverStream<Result<pb::LeaseReply, Status>>;
 
     async fn watch(&self, req: Request<pb::Empty>) -> Result<Response<Self::WatchStream>, Status> {
         seesaw_common::peer::require_trusted(&req)?;
@@ -375,28 +404,22 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
 
     async fn lease(
         &self,
-        req: Request<pb::LeaseRequest>,
-    ) -> Result<Response<pb::LeaseReply>, Status> {
+        req: Request<tonic::Streaming<pb::LeaseRequest>>,
+    ) -> Result<Response<Self::LeaseStream>, Status> {
         seesaw_common::peer::require_trusted(&req)?;
-        let ttl = Duration::from_millis(u64::from(req.into_inner().ttl_ms));
-        if ttl > MAX_LEASE {
-            return Err(Status::invalid_argument(format!(
-                "lease of {ttl:?} is longer than {MAX_LEASE:?}"
-            )));
-        }
-        let change = self
-            .fence
-            .lease
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .renew(ttl, tokio::time::Instant::now());
-        self.fence.renewed.notify_one();
-        self.act_on(change).await;
-        let (fenced, fences) = {
-            let l = self.fence.lease.lock().unwrap_or_else(|e| e.into_inner());
-            (l.fenced(), l.fences())
-        };
-        Ok(Response::new(pb::LeaseReply { fenced, fences }))
+        let mut inbound = req.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let me = self.shared();
+        tokio::spawn(async move {
+            while let Ok(Some(r)) = inbound.message().await {
+                if tx.send(me.renew(r.ttl_ms).await).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 
     async fn bgp_set(

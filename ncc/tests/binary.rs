@@ -475,10 +475,7 @@ fn the_fence_withdraws_unicast_services_when_the_lease_runs_out() {
         pb::ncc_client::NccClient::new(seesaw_common::uds::channel(&sock, Duration::from_secs(5)));
     drop(guard);
     let lease = |client: &mut pb::ncc_client::NccClient<_>, ms: u32| {
-        rt.block_on(client.lease(pb::LeaseRequest { ttl_ms: ms }))
-            .unwrap()
-            .into_inner()
-            .fenced
+        rt.block_on(lease_once(client, ms)).unwrap().fenced
     };
     rt.block_on(client.apply(desired.clone())).unwrap();
     assert!(answers("127.0.0.1", unicast) && answers("127.0.0.2", anycast));
@@ -512,11 +509,7 @@ fn the_fence_withdraws_unicast_services_when_the_lease_runs_out() {
     assert!(lease(&mut client, 0));
     assert!(!answers("127.0.0.1", unicast));
     assert!(!lease(&mut client, 300));
-    let fences_before = rt
-        .block_on(client.lease(pb::LeaseRequest { ttl_ms: 300 }))
-        .unwrap()
-        .into_inner()
-        .fences;
+    let fences_before = rt.block_on(lease_once(&mut client, 300)).unwrap().fences;
     assert_eq!(fences_before, 2, "one run-out and one zero lease");
 
     // ncc stopped for 1 s with renewals queued: no fence on SIGCONT.
@@ -534,9 +527,7 @@ fn the_fence_withdraws_unicast_services_when_the_lease_runs_out() {
                     &sock,
                     Duration::from_secs(5),
                 ));
-                c.lease(pb::LeaseRequest { ttl_ms: 300 })
-                    .await
-                    .map(|r| r.into_inner().fences)
+                lease_once(&mut c, 300).await.map(|r| r.fences)
             })
         })
     };
@@ -548,4 +539,19 @@ fn the_fence_withdraws_unicast_services_when_the_lease_runs_out() {
         "ncc fenced when it ran again, though a renewal was queued"
     );
     assert!(answers("127.0.0.1", unicast));
+}
+
+/// One lease request on a stream of its own, and its reply.
+async fn lease_once(
+    client: &mut pb::ncc_client::NccClient<tonic::transport::Channel>,
+    ttl_ms: u32,
+) -> Result<pb::LeaseReply, tonic::Status> {
+    let mut replies = client
+        .lease(tokio_stream::once(pb::LeaseRequest { ttl_ms }))
+        .await?
+        .into_inner();
+    replies
+        .message()
+        .await?
+        .ok_or_else(|| tonic::Status::unavailable("the lease stream ended"))
 }
