@@ -11,6 +11,7 @@
 //! - [`exit`]: process exit codes;
 //! - [`files`]: private modes (umask 027, 0640 files), atomic writes keeping a file's group, and a
 //!   socket's owner, group and mode kept across restarts, and secret files (owner-only keys);
+//! - [`lease`]: the 12-byte lease datagram one process renews a lease with on another's socket;
 //! - [`goconf`]: INI files read as Go's goconf reads them (`seesaw.cfg`);
 //! - [`text`]: control characters that must not reach a log line or a file name.
 //!
@@ -22,6 +23,7 @@ pub mod args;
 pub mod exit;
 pub mod files;
 pub mod goconf;
+pub mod lease;
 pub mod logging;
 pub mod paths;
 pub mod peer;

@@ -12,6 +12,11 @@ pub fn ncc_socket(run_dir: &Path) -> PathBuf {
     run_dir.join("ncc").join("ncc.sock")
 }
 
+/// ncc's lease socket (Unix datagrams from ha: the fence's renewals, `crate::lease`).
+pub fn ncc_lease_socket(run_dir: &Path) -> PathBuf {
+    run_dir.join("ncc").join("lease.sock")
+}
+
 /// The proxy relay's socket (`seesaw_proxy`, the userspace data plane ncc programs).
 pub fn proxy_socket(run_dir: &Path) -> PathBuf {
     run_dir.join("proxy").join("proxy.sock")

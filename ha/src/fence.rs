@@ -1,87 +1,75 @@
 //! The ha process's port to ncc's fence: while this node leads a peering it renews a lease on
-//! the master-only state (unicast VIPs, their services, the LB interface) every advert interval,
-//! for three intervals; when it steps down it gives the lease up (a zero lease), so ncc withdraws
+//! the master-only state (unicast VIPs, their services, the LB interface) with every advert, for
+//! three intervals; when it steps down it gives the lease up (a zero lease), so ncc withdraws
 //! that state before the peer is told to take over. If this process stalls or dies, the lease
 //! runs out on its own about when the peer's master-down interval ends, so the two nodes never
 //! serve a VIP at once for longer than an apply. See ncc's `lease` module for the other side.
+//!
+//! A renewal is one datagram on ncc's lease socket (`seesaw_common::lease`): sent inline with
+//! the advert, it never waits for ncc, and costs one `sendto`.
 
-use std::future::Future;
-use std::path::Path;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use seesaw_proto::ncc::ncc_client::NccClient;
-use seesaw_proto::ncc::{self as pb};
-use tonic::transport::Channel;
+use seesaw_common::lease::LeaseMsg;
 
-/// What the ha process needs from ncc.
+/// What the ha process needs from ncc. Never blocks.
 pub trait Fence: Send + 'static {
-    /// Holds the master-only state for `ttl` from now; zero gives it up at once. `Ok(true)`:
-    /// ncc has withdrawn it (fenced).
-    fn lease(&mut self, ttl: Duration) -> impl Future<Output = Result<bool, String>> + Send;
+    /// Holds the master-only state for `ttl` from now; zero gives it up at once.
+    fn lease(&mut self, ttl: Duration) -> Result<(), String>;
 }
 
-/// No fence (tests of the protocol alone, and nodes whose ncc predates the call).
+/// No fence (tests of the protocol alone).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoFence;
 
 impl Fence for NoFence {
-    async fn lease(&mut self, ttl: Duration) -> Result<bool, String> {
-        Ok(ttl.is_zero())
+    fn lease(&mut self, _: Duration) -> Result<(), String> {
+        Ok(())
     }
 }
 
-/// [`Fence`] over ncc's gRPC API: one `Lease` stream, opened on first use and re-opened after
-/// an error, one request and its reply per call (a message on an open stream costs a fraction of
-/// a call, and renewals come every advert interval).
+/// [`Fence`] over ncc's lease socket; connects on first use and again after an error.
 #[derive(Debug)]
-pub struct GrpcFence {
-    client: NccClient<Channel>,
-    stream: Option<(
-        tokio::sync::mpsc::Sender<pb::LeaseRequest>,
-        tonic::Streaming<pb::LeaseReply>,
-    )>,
+pub struct NccFence {
+    path: PathBuf,
+    sock: Option<UnixDatagram>,
 }
 
-impl GrpcFence {
-    /// A lazily connecting fence on the ncc socket under `run_dir`; every call gets `timeout`.
-    /// Must be called inside a tokio runtime.
-    pub fn new(run_dir: &Path, timeout: Duration) -> Self {
-        let path = seesaw_common::paths::ncc_socket(run_dir);
+impl NccFence {
+    /// A fence on the lease socket under `run_dir`.
+    pub fn new(run_dir: &Path) -> Self {
         Self {
-            client: NccClient::new(seesaw_common::uds::channel(&path, timeout)),
-            stream: None,
+            path: seesaw_common::paths::ncc_lease_socket(run_dir),
+            sock: None,
         }
+    }
+
+    fn connected(&mut self) -> std::io::Result<&UnixDatagram> {
+        if self.sock.is_none() {
+            let s = UnixDatagram::unbound()?;
+            s.set_nonblocking(true)?;
+            s.connect(&self.path)?;
+            self.sock = Some(s);
+        }
+        self.sock
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no lease socket"))
     }
 }
 
-impl Fence for GrpcFence {
-    async fn lease(&mut self, ttl: Duration) -> Result<bool, String> {
-        let ttl_ms = u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX);
-        if self.stream.is_none() {
-            let (tx, rx) = tokio::sync::mpsc::channel(4);
-            let replies = self
-                .client
-                .lease(tokio_stream::wrappers::ReceiverStream::new(rx))
-                .await
-                .map_err(|s| format!("ncc Lease: {:?}: {}", s.code(), s.message()))?
-                .into_inner();
-            self.stream = Some((tx, replies));
-        }
-        // Taken out while in use: if this future is dropped half-way (the caller's timeout), the
-        // next call opens a new stream rather than read a stale reply.
-        let Some((tx, mut replies)) = self.stream.take() else {
-            return Err("ncc Lease: no stream".to_owned());
-        };
-        tx.send(pb::LeaseRequest { ttl_ms })
-            .await
-            .map_err(|_| "ncc Lease: the stream closed".to_owned())?;
-        match replies.message().await {
-            Ok(Some(r)) => {
-                self.stream = Some((tx, replies));
-                Ok(r.fenced)
+impl Fence for NccFence {
+    fn lease(&mut self, ttl: Duration) -> Result<(), String> {
+        let msg = LeaseMsg::now(ttl).encode();
+        match self.connected().and_then(|s| s.send(&msg)) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // ncc restarted (a new socket), or it is stopped and its queue is full: connect
+                // again next time.
+                self.sock = None;
+                Err(format!("lease datagram to {}: {e}", self.path.display()))
             }
-            Ok(None) => Err("ncc Lease: the stream ended".to_owned()),
-            Err(s) => Err(format!("ncc Lease: {:?}: {}", s.code(), s.message())),
         }
     }
 }
@@ -94,32 +82,54 @@ pub mod fake {
 
     use tokio::time::Instant;
 
-    /// Records every lease call with the (tokio) time it came. Clones share the record.
+    /// Records every lease with the (tokio) time it came. Clones share the record.
     #[derive(Debug, Clone, Default)]
     pub struct FakeFence {
         calls: Arc<Mutex<Vec<(Instant, Duration)>>>,
     }
 
     impl FakeFence {
-        /// Every call so far: when, and for how long.
+        /// Every lease so far: when, and for how long.
         pub fn calls(&self) -> Vec<(Instant, Duration)> {
             self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
-        }
-
-        /// When the lease held by the calls so far runs out (`None`: never leased); a zero
-        /// lease ends it at its call.
-        pub fn held_until(&self) -> Option<Instant> {
-            self.calls().last().map(|(at, ttl)| *at + *ttl)
         }
     }
 
     impl super::Fence for FakeFence {
-        async fn lease(&mut self, ttl: Duration) -> Result<bool, String> {
+        fn lease(&mut self, ttl: Duration) -> Result<(), String> {
             self.calls
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push((Instant::now(), ttl));
-            Ok(ttl.is_zero())
+            Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewals_reach_the_socket_and_a_missing_ncc_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut fence = NccFence::new(dir.path());
+        assert!(
+            fence.lease(Duration::from_millis(90)).is_err(),
+            "no ncc yet"
+        );
+        std::fs::create_dir_all(dir.path().join("ncc")).expect("dir");
+        let ncc =
+            UnixDatagram::bind(seesaw_common::paths::ncc_lease_socket(dir.path())).expect("bind");
+        fence.lease(Duration::from_millis(90)).expect("sent");
+        fence.lease(Duration::ZERO).expect("sent");
+        let mut buf = [0u8; 64];
+        let n = ncc.recv(&mut buf).expect("first");
+        let first = LeaseMsg::decode(&buf[..n]).expect("a lease message");
+        assert_eq!(first.ttl_ms, 90);
+        let n = ncc.recv(&mut buf).expect("second");
+        let second = LeaseMsg::decode(&buf[..n]).expect("a lease message");
+        assert_eq!(second.ttl_ms, 0);
+        assert!(second.sent_at_us >= first.sent_at_us);
     }
 }

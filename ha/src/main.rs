@@ -23,8 +23,6 @@ struct Args {
 
 /// Per-call deadline for engine RPCs: local calls, so anything slower means the engine is stuck.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Per-call deadline for ncc's lease calls (the runtime bounds them too).
-const FENCE_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     seesaw_common::files::private_umask();
@@ -75,7 +73,7 @@ fn main() -> ExitCode {
             seesaw_ha::RunConfig::default(),
             link,
             seesaw_ha::transport::RawOpener,
-            seesaw_ha::fence::GrpcFence::new(&args.common.run_dir, FENCE_TIMEOUT),
+            seesaw_ha::fence::NccFence::new(&args.common.run_dir),
             sentinel,
             shutdown,
         )

@@ -225,9 +225,6 @@ pub enum Event {
     Advert(Received),
     /// An advert could not be sent (the node's link is down, a firewall rule, no route).
     AdvertNotSent,
-    /// ncc confirmed that the lease was given up: the master-only state is withdrawn, so a
-    /// pending handover may tell the peer to take over.
-    Fenced,
     /// The process is stopping.
     Shutdown,
 }
@@ -247,7 +244,7 @@ pub enum Action {
     /// Send this advert to the peer now.
     SendAdvert(Advert),
     /// Hold ncc's lease on the master-only state for this long from now; zero gives it up at
-    /// once (report a confirmed zero lease as `Fenced`). Best effort, never awaited by adverts.
+    /// once. Best effort (one datagram), never awaited.
     Lease(Duration),
 }
 
@@ -381,7 +378,6 @@ impl Node {
             Event::TransportReady => self.on_transport(true, now),
             Event::TransportFailed => self.on_transport(false, now),
             Event::Advert(r) => self.on_advert(r, now),
-            Event::Fenced => self.complete_handover(),
             Event::AdvertNotSent => {
                 if let Some(p) = &mut self.proto {
                     p.send_failed_at = Some(now);
@@ -419,8 +415,7 @@ impl Node {
         self.step_down_with_handover(now, true)
     }
 
-    /// A pending handover goes out: the BACKUP report reached the engine, or ncc withdrew the
-    /// master-only state.
+    /// A pending handover goes out: the BACKUP report reached the engine.
     fn complete_handover(&mut self) -> Vec<Action> {
         match &mut self.proto {
             Some(p) if p.handover_deadline.is_some() => {

@@ -84,14 +84,8 @@ pub async fn run_with_sentinel<L, O, F>(
         event_tx.clone(),
         config.call_timeout,
     ));
-    let fence = Arc::new(Mutex::new(fence));
-    let (lease_tx, lease_rx) = mpsc::unbounded_channel::<Duration>();
-    let fence_worker = tokio::spawn(fence_worker(
-        Arc::clone(&fence),
-        lease_rx,
-        event_tx.clone(),
-        config.call_timeout,
-    ));
+    let mut fence = fence;
+    let mut lease_failing = false;
     let mut transport: Option<O::Transport> = None;
     // Rejections counted by transports already closed: the reported counts only grow.
     let mut retired = Rejections::default();
@@ -144,7 +138,7 @@ pub async fn run_with_sentinel<L, O, F>(
                 &mut transport,
                 &mut retired,
                 &mut opener,
-                (&call_tx, &lease_tx),
+                (&call_tx, (&mut fence, &mut lease_failing)),
                 &clock,
                 &mut send_failing,
             ) {
@@ -166,18 +160,12 @@ pub async fn run_with_sentinel<L, O, F>(
     // Stop the workers (they may be stuck in a call) and make the last report ourselves.
     worker.abort();
     let _ = worker.await;
-    fence_worker.abort();
-    let _ = fence_worker.await;
     for action in node.handle(Event::Shutdown, Instant::now()) {
         match action {
-            Action::Lease(ttl) => {
-                let mut fence = fence.lock().await;
-                match timeout(config.shutdown_deadline, fence.lease(ttl)).await {
-                    Ok(Ok(_)) => tracing::info!("gave up the lease"),
-                    Ok(Err(e)) => tracing::warn!(error = %e, "could not give up the lease"),
-                    Err(_) => tracing::warn!("giving up the lease timed out"),
-                }
-            }
+            Action::Lease(ttl) => match fence.lease(ttl) {
+                Ok(()) => tracing::info!("gave up the lease"),
+                Err(e) => tracing::warn!(error = %e, "could not give up the lease"),
+            },
             Action::SendAdvert(a) => {
                 if let Some(t) = transport.as_mut() {
                     match t.send(&a) {
@@ -235,21 +223,30 @@ fn retire<T: Transport>(transport: &mut Option<T>, retired: &mut Rejections) {
 
 /// Executes one action; returns the event that reports its outcome at once, if any (engine
 /// outcomes come back later through the worker).
-fn execute<O: Opener>(
+fn execute<O: Opener, F: Fence>(
     action: Action,
     transport: &mut Option<O::Transport>,
     retired: &mut Rejections,
     opener: &mut O,
-    (calls, leases): (
-        &mpsc::UnboundedSender<Call>,
-        &mpsc::UnboundedSender<Duration>,
-    ),
+    (calls, (fence, lease_failing)): (&mpsc::UnboundedSender<Call>, (&mut F, &mut bool)),
     clock: &Clock,
     send_failing: &mut bool,
 ) -> Option<Event> {
     match action {
         Action::Lease(ttl) => {
-            let _ = leases.send(ttl);
+            // One datagram, inline: it never waits for ncc.
+            match fence.lease(ttl) {
+                Ok(()) if *lease_failing => {
+                    tracing::info!("ncc takes the lease again");
+                    *lease_failing = false;
+                }
+                Ok(()) => {}
+                Err(e) if !*lease_failing => {
+                    tracing::warn!(error = %e, "lease not sent; it runs out unless a renewal gets through");
+                    *lease_failing = true;
+                }
+                Err(_) => {}
+            }
             None
         }
         Action::FetchConfig => {
@@ -304,43 +301,6 @@ fn execute<O: Opener>(
                     Some(Event::AdvertNotSent)
                 }
             }
-        }
-    }
-}
-
-/// Makes lease calls to ncc one at a time, each with a deadline; what queued behind a slow call
-/// collapses to the latest. A zero lease that ncc confirms is reported as `Fenced`.
-async fn fence_worker<F: Fence>(
-    fence: Arc<Mutex<F>>,
-    mut leases: mpsc::UnboundedReceiver<Duration>,
-    events: mpsc::UnboundedSender<Event>,
-    call_timeout: Duration,
-) {
-    let mut failing = false;
-    while let Some(mut ttl) = leases.recv().await {
-        while let Ok(t) = leases.try_recv() {
-            ttl = t;
-        }
-        let mut f = fence.lock().await;
-        match timeout(call_timeout, f.lease(ttl)).await {
-            Ok(Ok(fenced)) => {
-                if failing {
-                    tracing::info!("ncc takes the lease again");
-                    failing = false;
-                }
-                if ttl.is_zero() && fenced && events.send(Event::Fenced).is_err() {
-                    return;
-                }
-            }
-            Ok(Err(e)) if !failing => {
-                tracing::warn!(error = %e, "lease call failed; the lease runs out unless a renewal gets through");
-                failing = true;
-            }
-            Err(_) if !failing => {
-                tracing::warn!("lease call timed out (ncc stalled?)");
-                failing = true;
-            }
-            Ok(Err(_)) | Err(_) => {}
         }
     }
 }

@@ -68,6 +68,22 @@ pub async fn run_with_interfaces<P: Dataplane>(
         svc = svc.with_lb(l);
     }
     tokio::spawn(svc.fence_timer(shutdown.clone()));
+    // ha's renewals arrive as datagrams on a socket beside the API's.
+    if let Some(path) = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(|p| p.with_file_name("lease.sock")))
+    {
+        let _ = std::fs::remove_file(&path);
+        match tokio::net::UnixDatagram::bind(&path) {
+            Ok(sock) => {
+                tokio::spawn(svc.shared().serve_lease_datagrams(sock, shutdown.clone()));
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot bind the lease socket: the fence takes leases over the API only")
+            }
+        }
+    }
     seesaw_common::ready::notify_ready();
     let server = tonic::transport::Server::builder()
         .timeout(CALL_DEADLINE)
@@ -204,6 +220,55 @@ impl<P: Dataplane> NccService<P> {
     /// One lease request: renew (zero gives up), make the plane follow, say where it stands.
     async fn renew(&self, ttl_ms: u32) -> Result<pb::LeaseReply, Status> {
         let ttl = Duration::from_millis(u64::from(ttl_ms));
+        self.renew_for(ttl).await
+    }
+
+    /// Serves the lease datagrams on `sock` (see `seesaw_common::lease`) until `shutdown`:
+    /// messages older than one already applied, and renewals already over (they waited in the
+    /// socket while ncc was stopped), are ignored.
+    async fn serve_lease_datagrams(
+        self,
+        sock: tokio::net::UnixDatagram,
+        shutdown: CancellationToken,
+    ) {
+        use seesaw_common::lease::LeaseMsg;
+        let mut buf = [0u8; 64];
+        let mut last = 0u64;
+        let mut malformed = 0u64;
+        loop {
+            let n = tokio::select! {
+                () = shutdown.cancelled() => return,
+                r = sock.recv(&mut buf) => match r {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::error!(error = %e, "lease socket failed; leases only over the API now");
+                        return;
+                    }
+                },
+            };
+            let Some(msg) = LeaseMsg::decode(&buf[..n]) else {
+                malformed += 1;
+                if malformed == 1 || malformed.is_power_of_two() {
+                    tracing::warn!(bytes = n, malformed, "ignoring a malformed lease datagram");
+                }
+                continue;
+            };
+            if msg.sent_at_us <= last {
+                continue;
+            }
+            last = msg.sent_at_us;
+            let left = msg.remaining(seesaw_common::lease::now_us());
+            if msg.ttl_ms > 0 && left.is_zero() {
+                continue;
+            }
+            if let Err(e) = self.renew_for(left).await {
+                tracing::warn!(error = %e, "lease datagram refused");
+            }
+        }
+    }
+
+    /// Renews for `ttl` from now (zero gives up); the plane follows.
+    async fn renew_for(&self, ttl: Duration) -> Result<pb::LeaseReply, Status> {
         if ttl > MAX_LEASE {
             return Err(Status::invalid_argument(format!(
                 "lease of {ttl:?} is longer than {MAX_LEASE:?}"

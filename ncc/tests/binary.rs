@@ -511,6 +511,50 @@ fn the_fence_withdraws_unicast_services_when_the_lease_runs_out() {
     assert!(!lease(&mut client, 300));
     let fences_before = rt.block_on(lease_once(&mut client, 300)).unwrap().fences;
     assert_eq!(fences_before, 2, "one run-out and one zero lease");
+    let fences_before = fences_before + 1; // the datagrams' zero lease below
+
+    // ha's path: datagrams on the lease socket. A renewal holds, a stale one (it waited in the
+    // socket past its end) or an older one than the last is ignored, a zero one gives up.
+    {
+        use seesaw_common::lease::{LeaseMsg, now_us};
+        let dgram = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        let lease_sock = seesaw_common::paths::ncc_lease_socket(run.path());
+        let send = |m: LeaseMsg| {
+            dgram.send_to(&m.encode(), &lease_sock).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        send(LeaseMsg {
+            sent_at_us: now_us(),
+            ttl_ms: 0,
+        });
+        assert!(!answers("127.0.0.1", unicast), "a zero datagram gives up");
+        send(LeaseMsg {
+            sent_at_us: now_us() - 10_000_000,
+            ttl_ms: 300,
+        });
+        assert!(
+            !answers("127.0.0.1", unicast),
+            "a renewal over before it arrived"
+        );
+        send(LeaseMsg {
+            sent_at_us: now_us(),
+            ttl_ms: 60_000,
+        });
+        assert!(answers("127.0.0.1", unicast), "a fresh renewal");
+        let fresh = now_us();
+        send(LeaseMsg {
+            sent_at_us: fresh,
+            ttl_ms: 60_000,
+        });
+        send(LeaseMsg {
+            sent_at_us: fresh - 1,
+            ttl_ms: 0,
+        });
+        assert!(
+            answers("127.0.0.1", unicast),
+            "a give-up older than the last renewal"
+        );
+    }
 
     // ncc stopped for 1 s with renewals queued: no fence on SIGCONT.
     let pid = nix::unistd::Pid::from_raw(i32::try_from(ncc_proc.0.id()).unwrap());

@@ -894,24 +894,6 @@ fn the_leader_renews_its_lease_with_every_advert_and_gives_it_up_first() {
     assert!(leases(&all).is_empty(), "{all:?}");
 }
 
-/// ncc confirming the given-up lease completes a handover at once: the master-only state is
-/// down, whatever the engine is doing.
-#[test]
-fn a_confirmed_fence_completes_the_handover() {
-    let t0 = Instant::now();
-    let mut node = peered(255, false, t0);
-    node.handle(from_peer(0), t0);
-    let actions = node.handle(Event::PushDelivered { failover: true }, t0);
-    assert!(adverts(&actions).is_empty());
-    assert_eq!(
-        adverts(&node.handle(Event::Fenced, t0 + Duration::from_millis(1))),
-        [0]
-    );
-    // Exactly once.
-    assert!(adverts(&node.handle(Event::PushDelivered { failover: false }, t0)).is_empty());
-    assert!(adverts(&node.handle(Event::Fenced, t0)).is_empty());
-}
-
 /// A LEADER that was not running for longer than two intervals (SIGSTOP) steps down when it
 /// runs again, gives its lease up, hands over, and does not take mastership back from the peer
 /// that took over meanwhile — even with the higher address, which would win an equal-priority
@@ -942,7 +924,10 @@ fn a_leader_back_from_a_stall_steps_down_and_does_not_take_mastership_back() {
     let actions = node.handle(from_peer(100), back);
     assert_eq!(node.state(), State::Backup);
     assert_eq!(actions.first(), Some(&Action::Lease(Duration::ZERO)));
-    assert_eq!(adverts(&node.handle(Event::Fenced, back)), [0]);
+    assert_eq!(
+        adverts(&node.handle(Event::PushDelivered { failover: false }, back)),
+        [0]
+    );
     // The peer keeps advertising: this node stays BACKUP.
     let mut t = back;
     for _ in 0..20 {
