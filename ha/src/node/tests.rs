@@ -1,6 +1,9 @@
 //! Unit tests of the node: single-node mode, the engine schedule, and the peer protocol.
 
+use std::net::Ipv4Addr;
+
 use super::*;
+use crate::auth::AuthKeys;
 use crate::advert::{Advert, Received};
 
 fn single(enabled: bool) -> HaConfig {
