@@ -268,6 +268,51 @@ fn analyse(
     (outage, two, overlap)
 }
 
+/// False takeovers on a loaded machine: two threads per core spin at normal priority (the
+/// daemons keep the shipped nice values) for `window` while both clients probe; returns how
+/// often the answering node changed (0 expected). Prints an `HA-LAB` line.
+#[allow(clippy::print_stdout, reason = "the measurement is the output")]
+fn takeovers_under_load(lab: &Arc<Lab>, window: Duration) -> usize {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let hogs: Vec<_> = (0..cores * 2)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(
+                        x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1),
+                    );
+                }
+            })
+        })
+        .collect();
+    let prober = Prober::start(lab, window + Duration::from_secs(1));
+    std::thread::sleep(window);
+    let samples = prober.finish();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in hogs {
+        let _ = h.join();
+    }
+    // The answering node over time: merge both paths' answers by start time.
+    let mut answers: Vec<(Instant, usize)> = samples
+        .iter()
+        .enumerate()
+        .flat_map(|(i, list)| list.iter().filter(|p| p.ok).map(move |p| (p.start, i)))
+        .collect();
+    answers.sort();
+    let switches = answers.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    let failed = samples.iter().flatten().filter(|p| !p.ok).count();
+    println!(
+        "HA-LAB Load: {} spinning threads for {window:?} at {} ms adverts: the answering node changed {switches} times; {} answers, {failed} probes unanswered (the backup's path)",
+        cores * 2,
+        interval().as_millis(),
+        answers.len()
+    );
+    switches
+}
+
 /// The CPU cost of HA on each node in steady state over `window`, as a share of one core: the
 /// ha process (adverts, receive checks, lease renewals) and ncc (answering the renewals; it also
 /// serves the engine's periodic reads). Printed as `HA-LAB CPU` lines; returns ha's share per
@@ -480,6 +525,11 @@ fn failover_outages_and_partition() {
     println!("initial master: {}", LBS[first].0);
 
     let cpu = advert_cpu(&run_dirs, Duration::from_secs(10));
+    let switches = takeovers_under_load(&lab, Duration::from_secs(10));
+    assert_eq!(
+        switches, 0,
+        "mastership moved on a loaded machine with no fault"
+    );
 
     let mut summary = Vec::new();
     // `HA_LAB_FAULTS=failover` (comma-separated: kill, stop, failover) narrows a diagnostic run;

@@ -1,5 +1,6 @@
 //! The fence: the HA master's unicast VIPs are held under a lease that its ha process renews
-//! every advert interval (the `Lease` call). When the lease runs out — the ha process stalled or
+//! every advert interval (a datagram on the lease socket, `seesaw_common::lease`, or the `Lease`
+//! stream). When the lease runs out — the ha process stalled or
 //! died and can no longer advertise, so the peer is about to take over — ncc withdraws what
 //! only the master may serve (unicast and dedicated VIPs, the services on them, the LB
 //! interface) before the peer starts, and puts it back on the next renewal. The engine's desired

@@ -3,8 +3,8 @@
 use std::net::Ipv4Addr;
 
 use super::*;
-use crate::auth::AuthKeys;
 use crate::advert::{Advert, Received};
+use crate::auth::AuthKeys;
 
 fn single(enabled: bool) -> HaConfig {
     HaConfig {
