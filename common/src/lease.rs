@@ -1,6 +1,6 @@
 //! The lease datagram between ha and ncc (the fence, `ncc/src/lease.rs`): while this node is the
 //! HA master, ha sends one every advert interval on ncc's lease socket
-//! (`<run>/ncc/lease.sock`, [`crate::paths::ncc_lease_socket`]): "hold the master-only state for
+//! (`<run>/ncc/lease.sock`, `paths::ncc_lease_socket`): "hold the master-only state for
 //! `ttl_ms` from `sent_at_us`"; a zero `ttl_ms` gives it up. One `sendto` per renewal, no reply:
 //! renewals come every 30 ms, and a call each would cost more than the adverts themselves.
 //!

@@ -12,7 +12,7 @@ pub fn ncc_socket(run_dir: &Path) -> PathBuf {
     run_dir.join("ncc").join("ncc.sock")
 }
 
-/// ncc's lease socket (Unix datagrams from ha: the fence's renewals, `crate::lease`).
+/// ncc's lease socket (Unix datagrams from ha: the fence's renewals).
 pub fn ncc_lease_socket(run_dir: &Path) -> PathBuf {
     run_dir.join("ncc").join("lease.sock")
 }

@@ -1,3 +1,5 @@
+//! The lease (renewals, run-outs, the grace for ncc's own stalls) and the fenced transform.
+
 use std::time::Duration;
 
 use tokio::time::Instant;
