@@ -897,15 +897,10 @@ fn the_leader_renews_its_lease_with_every_advert_and_gives_it_up_first() {
     assert!(leases(&all).is_empty(), "{all:?}");
 }
 
-/// A LEADER that was not running for longer than two intervals (SIGSTOP) steps down when it
-/// runs again, gives its lease up, hands over, and does not take mastership back from the peer
-/// that took over meanwhile — even with the higher address, which would win an equal-priority
-/// tie between two masters.
-#[test]
-fn a_leader_back_from_a_stall_steps_down_and_does_not_take_mastership_back() {
-    let t0 = Instant::now();
+/// A LEADER at `t0` whose address is higher than the peer's: an equal-priority tie between two
+/// masters would be its.
+fn leader_with_the_higher_address(t0: Instant) -> Node {
     let mut node = Node::new(Timers::default(), t0);
-    // Our address is higher than the peer's: an equal-priority tie would be ours.
     node.handle(
         Event::ConfigReceived(HaConfig {
             local_addr: "192.0.2.3".into(),
@@ -916,6 +911,17 @@ fn a_leader_back_from_a_stall_steps_down_and_does_not_take_mastership_back() {
     node.handle(Event::TransportReady, t0);
     node.handle(from_peer(0), t0);
     assert_eq!(node.state(), State::Leader);
+    node
+}
+
+/// A LEADER that was not running for longer than two intervals (SIGSTOP) steps down when it
+/// runs again, gives its lease up, hands over, and does not take mastership back from the peer
+/// that took over meanwhile — even with the higher address, which would win an equal-priority
+/// tie between two masters.
+#[test]
+fn a_leader_back_from_a_stall_steps_down_and_does_not_take_mastership_back() {
+    let t0 = Instant::now();
+    let mut node = leader_with_the_higher_address(t0);
     run_ticks(
         &mut node,
         t0,
@@ -951,18 +957,7 @@ fn a_leader_back_from_a_stall_steps_down_and_does_not_take_mastership_back() {
 #[test]
 fn a_master_whose_adverts_failed_yields_to_the_peer_that_took_over() {
     let t0 = Instant::now();
-    let mut node = Node::new(Timers::default(), t0);
-    // The higher address: the RFC tiebreak between equal masters would keep this one.
-    node.handle(
-        Event::ConfigReceived(HaConfig {
-            local_addr: "192.0.2.3".into(),
-            ..peer_cfg(100, false)
-        }),
-        t0,
-    );
-    node.handle(Event::TransportReady, t0);
-    node.handle(from_peer(0), t0);
-    assert_eq!(node.state(), State::Leader);
+    let mut node = leader_with_the_higher_address(t0);
     let mut t = t0;
     for _ in 0..20 {
         t += MS100;
@@ -975,16 +970,7 @@ fn a_master_whose_adverts_failed_yields_to_the_peer_that_took_over() {
     assert_eq!(node.state(), State::Backup);
     assert_eq!(actions.first(), Some(&Action::Lease(Duration::ZERO)));
     // Without failed sends the tiebreak keeps it.
-    let mut node = Node::new(Timers::default(), t0);
-    node.handle(
-        Event::ConfigReceived(HaConfig {
-            local_addr: "192.0.2.3".into(),
-            ..peer_cfg(100, false)
-        }),
-        t0,
-    );
-    node.handle(Event::TransportReady, t0);
-    node.handle(from_peer(0), t0);
+    let mut node = leader_with_the_higher_address(t0);
     node.handle(Event::Tick, t0 + MS100);
     node.handle(from_peer(100), t0 + MS100);
     assert_eq!(node.state(), State::Leader);
