@@ -65,6 +65,17 @@ fn nat_service(
     }
 }
 
+/// A config dir whose seesaw.cfg picks the proxy plane, and an empty run dir.
+fn proxy_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("seesaw.cfg"),
+        "[cluster]\nname = x\n[dataplane]\nkind = proxy\n",
+    )
+    .unwrap();
+    (cfg, tempfile::tempdir().unwrap())
+}
+
 /// A free port on 127.0.0.1 (right now).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -124,13 +135,7 @@ fn a_missing_data_plane_is_a_config_error_not_a_fallback() {
 
 #[test]
 fn serves_applies_and_stops_on_sigterm() {
-    let cfg = tempfile::tempdir().unwrap();
-    std::fs::write(
-        cfg.path().join("seesaw.cfg"),
-        "[cluster]\nname = x\n[dataplane]\nkind = proxy\n",
-    )
-    .unwrap();
-    let run = tempfile::tempdir().unwrap();
+    let (cfg, run) = proxy_dirs();
     let _relay = relay(cfg.path(), run.path());
     let mut child = ncc()
         .arg("--config-dir")
@@ -253,13 +258,7 @@ fn connect(port: u16) -> std::io::BufReader<TcpStream> {
     reason = "the restart time is reported to the person running the test"
 )]
 fn relayed_connections_outlive_ncc_and_a_relay_restart_is_announced_at_once() {
-    let cfg = tempfile::tempdir().unwrap();
-    std::fs::write(
-        cfg.path().join("seesaw.cfg"),
-        "[cluster]\nname = x\n[dataplane]\nkind = proxy\n",
-    )
-    .unwrap();
-    let run = tempfile::tempdir().unwrap();
+    let (cfg, run) = proxy_dirs();
     let sock = run.path().join("ncc/ncc.sock");
     let mut relay_proc = relay(cfg.path(), run.path());
     let mut ncc_proc = start_ncc(cfg.path(), run.path());
@@ -410,13 +409,7 @@ fn ten_thousand_vservers_fit_in_the_relay() {
 /// queued meanwhile.
 #[test]
 fn the_fence_withdraws_unicast_services_when_the_lease_runs_out() {
-    let cfg = tempfile::tempdir().unwrap();
-    std::fs::write(
-        cfg.path().join("seesaw.cfg"),
-        "[cluster]\nname = x\n[dataplane]\nkind = proxy\n",
-    )
-    .unwrap();
-    let run = tempfile::tempdir().unwrap();
+    let (cfg, run) = proxy_dirs();
     let _relay = relay(cfg.path(), run.path());
     let ncc_proc = start_ncc(cfg.path(), run.path());
     let sock = run.path().join("ncc/ncc.sock");
