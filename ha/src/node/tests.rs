@@ -424,16 +424,7 @@ fn leader_yields_to_higher_priority_and_to_equal_priority_from_a_higher_address(
     assert_eq!(node.state(), State::Backup);
 
     // Equal priority from a lower address: the local node wins and re-asserts.
-    let mut node = Node::new(Timers::default(), t0);
-    node.handle(
-        Event::ConfigReceived(HaConfig {
-            local_addr: "192.0.2.3".into(),
-            ..peer_cfg(100, false)
-        }),
-        t0,
-    );
-    node.handle(Event::TransportReady, t0);
-    node.handle(from_peer(0), t0);
+    let mut node = leader_with_the_higher_address(t0);
     let actions = node.handle(from_peer(100), t0);
     assert_eq!(node.state(), State::Leader);
     assert_eq!(adverts(&actions), [100]);
