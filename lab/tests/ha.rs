@@ -846,13 +846,21 @@ fn failover_outages_and_partition() {
     }
     // The targets of bench/RESULTS.md: ha death and `failover` ≤ 50 ms p99, a master crash and
     // a link down ≤ 150 ms; stalls of one daemon ≤ 150 ms with the two nodes serving at once for
-    // at most one advert interval.
+    // at most one advert interval. The acceptance run (20 runs or more) holds them exactly; the
+    // shorter default run (CI, a machine not measured here) gets 50 ms of slack on the outage,
+    // and none on two masters or on both serving.
+    let slack = if runs >= 20 {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(50)
+    };
     for (fault, outages, two, overlap) in &summary {
         let p99 = pct(outages, 0.99);
-        let bound = match fault {
-            Fault::KillHa | Fault::Failover => Duration::from_millis(50),
-            _ => Duration::from_millis(150),
-        };
+        let bound = slack
+            + match fault {
+                Fault::KillHa | Fault::Failover => Duration::from_millis(50),
+                _ => Duration::from_millis(150),
+            };
         assert!(p99 <= bound, "{fault:?}: outage p99 {p99:?} > {bound:?}");
         match fault {
             Fault::StopEngine | Fault::StopNcc | Fault::StopHa => assert!(
