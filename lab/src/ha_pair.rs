@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{Lab, http};
+use crate::{Lab, http, procs};
 
 pub const VIP: &str = "198.51.100.1:80";
 pub const LBS: [(&str, &str, &str); 2] = [
@@ -190,4 +190,83 @@ pub fn pct(sorted: &[Duration], p: f64) -> Duration {
     )]
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// False takeovers on a loaded machine: two threads per core spin at normal priority (the
+/// daemons keep the shipped nice values) for `window` while both clients probe; returns how
+/// often the answering node changed (0 expected). Prints an `HA-LAB` line.
+#[allow(clippy::print_stdout, reason = "the measurement is the output")]
+pub fn takeovers_under_load(lab: &Arc<Lab>, window: Duration) -> usize {
+    let stop = Arc::new(AtomicBool::new(false));
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let hogs: Vec<_> = (0..cores * 2)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(
+                        x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1),
+                    );
+                }
+            })
+        })
+        .collect();
+    let prober = Prober::start(lab, window + Duration::from_secs(1));
+    std::thread::sleep(window);
+    let samples = prober.finish();
+    stop.store(true, Ordering::Relaxed);
+    for h in hogs {
+        let _ = h.join();
+    }
+    // The answering node over time: merge both paths' answers by start time.
+    let mut answers: Vec<(Instant, usize)> = samples
+        .iter()
+        .enumerate()
+        .flat_map(|(i, list)| list.iter().filter(|p| p.ok).map(move |p| (p.start, i)))
+        .collect();
+    answers.sort();
+    let switches = answers.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    let failed = samples.iter().flatten().filter(|p| !p.ok).count();
+    println!(
+        "HA-LAB Load: {} spinning threads for {window:?} at {} ms adverts: the answering node changed {switches} times; {} answers, {failed} probes unanswered (the backup's path)",
+        cores * 2,
+        interval().as_millis(),
+        answers.len()
+    );
+    switches
+}
+
+/// The CPU cost of HA on each node in steady state over `window`, as a share of one core: the
+/// ha process (adverts, receive checks, lease renewals) and ncc (answering the renewals; it also
+/// serves the engine's periodic reads). Printed as `HA-LAB CPU` lines; returns ha's share per
+/// node.
+#[allow(clippy::print_stdout, reason = "the measurement is the output")]
+pub fn advert_cpu(run_dirs: &[std::path::PathBuf], window: Duration) -> Vec<f64> {
+    let pid = |d: &std::path::PathBuf, name: &str| {
+        procs::find_daemon(name, "SEESAW_RUN_DIR", &d.to_string_lossy())
+            .first()
+            .copied()
+    };
+    let watched: Vec<(Option<i32>, Option<i32>)> = run_dirs
+        .iter()
+        .map(|d| (pid(d, "seesaw_ha"), pid(d, "seesaw_ncc")))
+        .collect();
+    let read = |p: Option<i32>| p.and_then(procs::cpu_time).unwrap_or_default();
+    let before: Vec<_> = watched.iter().map(|(h, n)| (read(*h), read(*n))).collect();
+    let t = Instant::now();
+    std::thread::sleep(window);
+    let elapsed = t.elapsed().as_secs_f64();
+    let mut shares = Vec::new();
+    for (i, ((h, n), (h0, n0))) in watched.iter().zip(before).enumerate() {
+        let ha = (read(*h).saturating_sub(h0)).as_secs_f64() / elapsed * 100.0;
+        let ncc = (read(*n).saturating_sub(n0)).as_secs_f64() / elapsed * 100.0;
+        println!(
+            "HA-LAB CPU {} at {} ms adverts over {window:?}: ha {ha:.2}% of a core, ncc {ncc:.2}%",
+            LBS[i].0,
+            interval().as_millis()
+        );
+        shares.push(ha);
+    }
+    shares
 }

@@ -32,7 +32,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use seesaw_lab::config::{watchdog_cfg_shipped_priorities, write_atomic};
 use seesaw_lab::ha_pair::{
-    BACKENDS, LBS, Probe, Prober, cluster_pb, interval, one_master, pct, seesaw_cfg, serving,
+    BACKENDS, LBS, Probe, Prober, advert_cpu, cluster_pb, interval, one_master, pct, seesaw_cfg,
+    serving, takeovers_under_load,
 };
 use seesaw_lab::{Lab, bins, procs};
 
@@ -268,85 +269,6 @@ fn analyse(
     (outage, two, overlap)
 }
 
-/// False takeovers on a loaded machine: two threads per core spin at normal priority (the
-/// daemons keep the shipped nice values) for `window` while both clients probe; returns how
-/// often the answering node changed (0 expected). Prints an `HA-LAB` line.
-#[allow(clippy::print_stdout, reason = "the measurement is the output")]
-fn takeovers_under_load(lab: &Arc<Lab>, window: Duration) -> usize {
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-    let hogs: Vec<_> = (0..cores * 2)
-        .map(|_| {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let mut x = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    x = std::hint::black_box(
-                        x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1),
-                    );
-                }
-            })
-        })
-        .collect();
-    let prober = Prober::start(lab, window + Duration::from_secs(1));
-    std::thread::sleep(window);
-    let samples = prober.finish();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for h in hogs {
-        let _ = h.join();
-    }
-    // The answering node over time: merge both paths' answers by start time.
-    let mut answers: Vec<(Instant, usize)> = samples
-        .iter()
-        .enumerate()
-        .flat_map(|(i, list)| list.iter().filter(|p| p.ok).map(move |p| (p.start, i)))
-        .collect();
-    answers.sort();
-    let switches = answers.windows(2).filter(|w| w[0].1 != w[1].1).count();
-    let failed = samples.iter().flatten().filter(|p| !p.ok).count();
-    println!(
-        "HA-LAB Load: {} spinning threads for {window:?} at {} ms adverts: the answering node changed {switches} times; {} answers, {failed} probes unanswered (the backup's path)",
-        cores * 2,
-        interval().as_millis(),
-        answers.len()
-    );
-    switches
-}
-
-/// The CPU cost of HA on each node in steady state over `window`, as a share of one core: the
-/// ha process (adverts, receive checks, lease renewals) and ncc (answering the renewals; it also
-/// serves the engine's periodic reads). Printed as `HA-LAB CPU` lines; returns ha's share per
-/// node.
-#[allow(clippy::print_stdout, reason = "the measurement is the output")]
-fn advert_cpu(run_dirs: &[std::path::PathBuf], window: Duration) -> Vec<f64> {
-    let pid = |d: &std::path::PathBuf, name: &str| {
-        procs::find_daemon(name, "SEESAW_RUN_DIR", &d.to_string_lossy())
-            .first()
-            .copied()
-    };
-    let watched: Vec<(Option<i32>, Option<i32>)> = run_dirs
-        .iter()
-        .map(|d| (pid(d, "seesaw_ha"), pid(d, "seesaw_ncc")))
-        .collect();
-    let read = |p: Option<i32>| p.and_then(procs::cpu_time).unwrap_or_default();
-    let before: Vec<_> = watched.iter().map(|(h, n)| (read(*h), read(*n))).collect();
-    let t = Instant::now();
-    std::thread::sleep(window);
-    let elapsed = t.elapsed().as_secs_f64();
-    let mut shares = Vec::new();
-    for (i, ((h, n), (h0, n0))) in watched.iter().zip(before).enumerate() {
-        let ha = (read(*h).saturating_sub(h0)).as_secs_f64() / elapsed * 100.0;
-        let ncc = (read(*n).saturating_sub(n0)).as_secs_f64() / elapsed * 100.0;
-        println!(
-            "HA-LAB CPU {} at {} ms adverts over {window:?}: ha {ha:.2}% of a core, ncc {ncc:.2}%",
-            LBS[i].0,
-            interval().as_millis()
-        );
-        shares.push(ha);
-    }
-    shares
-}
-
 /// 100 forged adverts a second to each node for 10 s from `attacker`, each spoofing the node's
 /// peer at priority 255 (a master yields to it, a backup takes it for a live master: with both
 /// fooled nobody serves). Returns how many probes failed meanwhile; prints an `HA-LAB` line.
@@ -405,28 +327,16 @@ fn forged_flood(lab: &Arc<Lab>, label: &str) -> usize {
     let all: Vec<Instant> = samples[0].iter().map(|p| p.start).collect();
     let failed = all
         .iter()
-        .filter(|t| !ok.iter().any(|o| o.abs_diff_ms(**t) <= 10))
+        .filter(|t| {
+            !ok.iter()
+                .any(|o| o.max(*t).duration_since(*o.min(*t)) <= Duration::from_millis(10))
+        })
         .count();
     println!(
         "HA-LAB Forged adverts ({label}): {sent} sent over 10 s (priority 255, spoofing each node's peer, from a third host); {failed} of {} probe slots without an answer",
         all.len()
     );
     failed
-}
-
-/// Milliseconds between two instants, either order.
-trait AbsDiff {
-    fn abs_diff_ms(self, other: Instant) -> u128;
-}
-
-impl AbsDiff for Instant {
-    fn abs_diff_ms(self, other: Instant) -> u128 {
-        if self > other {
-            (self - other).as_millis()
-        } else {
-            (other - self).as_millis()
-        }
-    }
 }
 
 fn unix_secs(t: std::time::SystemTime) -> f64 {
