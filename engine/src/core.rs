@@ -750,6 +750,7 @@ mod run_tests {
                 dests: Vec::new(),
                 proxy: first.entry.proxy.clone(),
                 marks: Vec::new(),
+                kernel: crate::desired::KernelOpts::of(&first.entry),
             }],
             ..DesiredState::default()
         };

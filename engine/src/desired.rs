@@ -89,6 +89,30 @@ pub struct ServiceSpec {
     pub proxy: crate::model::ProxyOpts,
     /// Firewall-mark services: the VIP:port tuples marked into this service, sorted.
     pub marks: Vec<ServiceKey>,
+    /// Seesaw's `one_packet` and connection thresholds (the kernel planes' options).
+    pub kernel: KernelOpts,
+}
+
+/// An entry's `one_packet`, `lthreshold` and `uthreshold`, as ncc gets them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KernelOpts {
+    /// Schedule every UDP datagram on its own.
+    pub one_packet: bool,
+    /// Lower connection threshold per destination (0: none).
+    pub lthreshold: u32,
+    /// Upper connection threshold per destination (0: none).
+    pub uthreshold: u32,
+}
+
+impl KernelOpts {
+    /// The options of a config entry.
+    pub fn of(e: &crate::model::Entry) -> Self {
+        Self {
+            one_packet: e.one_packet,
+            lthreshold: e.lthreshold,
+            uthreshold: e.uthreshold,
+        }
+    }
 }
 
 /// The whole desired data-plane state, services sorted by key.

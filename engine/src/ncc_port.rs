@@ -268,6 +268,9 @@ fn service_to_pb(s: &ServiceSpec) -> pb::Service {
             })
             .collect(),
         proxy: proxy_to_pb(&s.proxy),
+        one_packet: s.kernel.one_packet,
+        lthreshold: s.kernel.lthreshold,
+        uthreshold: s.kernel.uthreshold,
         fwmark: s.key.fwmark,
         marked: s
             .marks

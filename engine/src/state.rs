@@ -765,6 +765,7 @@ impl EngineState {
                     dests,
                     proxy: s.entry.proxy.clone(),
                     marks: Vec::new(),
+                    kernel: crate::desired::KernelOpts::of(&s.entry),
                 });
             }
             if vt.config.use_fwm {
@@ -847,6 +848,7 @@ impl EngineState {
                 dests,
                 proxy: crate::model::ProxyOpts::default(),
                 marks,
+                kernel: crate::desired::KernelOpts::of(&first.entry),
             });
         }
         out
@@ -876,6 +878,7 @@ impl EngineState {
                 }],
                 proxy: crate::model::ProxyOpts::default(),
                 marks: Vec::new(),
+                kernel: crate::desired::KernelOpts::default(),
             })
             .collect()
     }

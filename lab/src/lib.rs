@@ -12,7 +12,8 @@
 //! - [`shell_view`]: parsing the shell's destination table;
 //! - [`http`]: a hand-written HTTP/1.0 and keep-alive client over std sockets;
 //! - [`wait`]: bounded waits;
-//! - [`bins`]: locating the workspace's debug binaries.
+//! - [`bins`]: locating the workspace's debug binaries;
+//! - [`vm`]: the kernel lab, Debian's kernel (IPVS) under QEMU running a script.
 //!
 //! The tests themselves live in `tests/`: `smoke.rs` (the lab, root only) and `loopback_e2e.rs`
 //! (runs everywhere).
@@ -30,6 +31,7 @@ pub mod nat_lab;
 pub mod netns;
 pub mod procs;
 pub mod shell_view;
+pub mod vm;
 pub mod wait;
 
 pub use error::LabError;

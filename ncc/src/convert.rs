@@ -12,8 +12,8 @@ use crate::NccError;
 use crate::bgp::BgpError;
 use crate::dataplane::proxy::rules;
 use crate::model::{
-    Cond, Dest, Field, ForwardMode, Op, Protocol, ProxyProtocol, Rule, RuleTarget, Scheduler,
-    Service, ServiceKey, ServiceOpts, UdpMode,
+    Cond, Dest, Field, ForwardMode, KernelOpts, Op, Protocol, ProxyProtocol, Rule, RuleTarget,
+    Scheduler, Service, ServiceKey, ServiceOpts, UdpMode,
 };
 
 /// The VIPs of a request, collecting every problem.
@@ -207,7 +207,14 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
             Ok(pb::ForwardMode::Tun) => Ok(ForwardMode::Tun),
             _ => Err(format!("{path}.mode: unspecified")),
         };
-        let opts = opts_from_pb(&path, s.proxy.as_ref(), &s.destinations);
+        let opts = opts_from_pb(&path, s.proxy.as_ref(), &s.destinations).map(|mut o| {
+            o.kernel = KernelOpts {
+                one_packet: s.one_packet,
+                lthreshold: s.lthreshold,
+                uthreshold: s.uthreshold,
+            };
+            o
+        });
         let group_of = |name: &str| match &opts {
             Ok(o) => o
                 .groups
@@ -460,7 +467,11 @@ fn opts_from_pb(
 /// The proto form of a service's proxy options (`None` for the defaults).
 pub fn opts_to_pb(s: &Service) -> Option<pb::ProxyOptions> {
     let o = &s.opts;
-    if *o == ServiceOpts::default() {
+    let defaults = ServiceOpts {
+        kernel: o.kernel,
+        ..ServiceOpts::default()
+    };
+    if *o == defaults {
         return None;
     }
     let name = |g: u16| o.groups.get(usize::from(g)).cloned().unwrap_or_default();
@@ -660,6 +671,9 @@ pub fn services_to_pb(services: &[Service]) -> pb::DesiredState {
                         .collect(),
                     fwmark: s.key.fwmark,
                     marked: s.marks.iter().map(marked_to_pb).collect(),
+                    one_packet: s.opts.kernel.one_packet,
+                    lthreshold: s.opts.kernel.lthreshold,
+                    uthreshold: s.opts.kernel.uthreshold,
                     proxy: opts_to_pb(s),
                 }
             })

@@ -265,6 +265,19 @@ pub struct ServiceOpts {
     pub udp_idle_timeout_ms: u32,
     /// UDP: at most this many flows per worker.
     pub udp_max_flows: u32,
+    /// Seesaw's kernel-scheduling options (IPVS).
+    pub kernel: KernelOpts,
+}
+
+/// Seesaw's per-entry options for the kernel scheduler: what IPVS gets besides the scheduler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct KernelOpts {
+    /// Schedule every UDP datagram on its own (`IP_VS_SVC_F_ONEPACKET`).
+    pub one_packet: bool,
+    /// Lower connection threshold of every destination (0: none).
+    pub lthreshold: u32,
+    /// Upper connection threshold of every destination (0: none).
+    pub uthreshold: u32,
 }
 
 impl Default for ServiceOpts {
@@ -281,6 +294,7 @@ impl Default for ServiceOpts {
             udp_mode: UdpMode::PerFlow,
             udp_idle_timeout_ms: 60_000,
             udp_max_flows: 65_536,
+            kernel: KernelOpts::default(),
         }
     }
 }
@@ -368,4 +382,16 @@ pub struct DestStats {
     pub bytes_in: u64,
     /// Bytes backend → client.
     pub bytes_out: u64,
+}
+
+/// Why a plane other than IPVS refuses the service's connection thresholds, if it has any:
+/// only IPVS counts connections per destination exactly enough to stop at a threshold.
+pub fn thresholds_need_ipvs(s: &Service) -> Option<String> {
+    let k = &s.opts.kernel;
+    (k.lthreshold > 0 || k.uthreshold > 0).then(|| {
+        format!(
+            "connection thresholds (lthreshold {}, uthreshold {}) need the ipvs data plane",
+            k.lthreshold, k.uthreshold
+        )
+    })
 }

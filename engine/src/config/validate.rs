@@ -1175,6 +1175,9 @@ pub fn check_plane(c: &Cluster, plane: super::seesaw_cfg::DataplaneKind) -> Vec<
                         ));
                     }
                 }
+                if plane == DataplaneKind::Nftables {
+                    errors.extend(thresholds_need_ipvs(&v.name, e));
+                }
                 if e.proxy != ProxyOpts::default() {
                     errors.push(format!(
                         "vserver[{:?}].vserver_entry[{}].proxy: proxy options (payload rules, UDP flows, drain, PROXY protocol) need the proxy data plane",
@@ -1218,6 +1221,7 @@ pub fn check_plane(c: &Cluster, plane: super::seesaw_cfg::DataplaneKind) -> Vec<
                     e.mode
                 ));
             }
+            errors.extend(thresholds_need_ipvs(&v.name, e));
             if e.persistence > 0 {
                 errors.push(format!(
                     "{epath}.persistence: the proxy data plane has no persistence table; use scheduler sh or mh (optionally with proxy.hash_offset/hash_length) for affinity"
@@ -1333,4 +1337,14 @@ mod check_mode_tests {
             load_cluster(cluster(ok).as_bytes(), None).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
         }
     }
+}
+
+/// The refusal of an entry's connection thresholds on a plane other than IPVS, if it has any.
+fn thresholds_need_ipvs(vserver: &str, e: &Entry) -> Option<String> {
+    (e.lthreshold > 0 || e.uthreshold > 0).then(|| {
+        format!(
+            "vserver[{vserver:?}].vserver_entry[{}]: connection thresholds (lthreshold {}, uthreshold {}) need the ipvs data plane",
+            e.key, e.lthreshold, e.uthreshold
+        )
+    })
 }

@@ -128,6 +128,10 @@ pub const IPPROTO_UDP: u16 = 17;
 pub const F_PERSISTENT: u32 = 0x1;
 /// `IP_VS_SVC_F_ONEPACKET`.
 pub const F_ONEPACKET: u32 = 0x4;
+/// `IP_VS_SVC_F_SCHED1`: sh-fallback / mh-fallback (skip an overloaded or weight-0 server).
+pub const F_SCHED_FALLBACK: u32 = 0x8;
+/// `IP_VS_SVC_F_SCHED2`: sh-port / mh-port (the source port joins the hash).
+pub const F_SCHED_PORT: u32 = 0x10;
 /// The flags we own (everything but `HASHED`, which the kernel sets).
 pub const F_MASK: u32 = !0x2;
 

@@ -10,7 +10,9 @@
 //!
 //! Model mapping: NAT → `MASQ`, DSR → `DROUTE`, tunnel → `TUNNEL` (stored per destination;
 //! a service without destinations reads back as the mode ncc last gave it, else NAT);
-//! persistence → `IP_VS_SVC_F_PERSISTENT` with the timeout and a full netmask.
+//! persistence → `IP_VS_SVC_F_PERSISTENT` with the timeout and a full netmask; `one_packet` →
+//! `IP_VS_SVC_F_ONEPACKET`; sh and mh get Seesaw's fallback and port flags (`SCHED1|SCHED2`);
+//! `lthreshold`/`uthreshold` go on every destination of the service.
 
 pub mod codec;
 pub mod sys;
@@ -18,11 +20,14 @@ pub mod sys;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use self::codec::{F_PERSISTENT, Fwd, IPPROTO_TCP, IPPROTO_UDP, IpvsDest, IpvsService, SvcId};
+use self::codec::{
+    F_ONEPACKET, F_PERSISTENT, F_SCHED_FALLBACK, F_SCHED_PORT, Fwd, IPPROTO_TCP, IPPROTO_UDP,
+    IpvsDest, IpvsService, SvcId,
+};
 use super::{Change, Dataplane, ServiceStats};
 use crate::NccError;
 use crate::model::{
-    Dest, DestStats, ForwardMode, Protocol, Scheduler, Service, ServiceKey, ServiceOpts,
+    Dest, DestStats, ForwardMode, KernelOpts, Protocol, Scheduler, Service, ServiceKey, ServiceOpts,
 };
 
 /// One IPVS operation.
@@ -137,21 +142,37 @@ pub fn ipvs_service(s: &Service) -> Result<IpvsService, NccError> {
     Ok(IpvsService {
         id: svc_id(&s.key),
         sched: sched.to_owned(),
-        flags: if s.persistence > 0 { F_PERSISTENT } else { 0 },
+        flags: service_flags(s),
         timeout: s.persistence,
         netmask: if s.key.vip.is_ipv4() { u32::MAX } else { 128 },
         stats: codec::Stats::default(),
     })
 }
 
-fn ipvs_dest(d: &Dest, mode: ForwardMode) -> IpvsDest {
+/// The `IP_VS_SVC_F_*` flags of a service, as Seesaw sets them.
+pub fn service_flags(s: &Service) -> u32 {
+    let mut f = 0;
+    if s.persistence > 0 {
+        f |= F_PERSISTENT;
+    }
+    if s.opts.kernel.one_packet {
+        f |= F_ONEPACKET;
+    }
+    if matches!(s.scheduler, Scheduler::Sh | Scheduler::Mh) {
+        f |= F_SCHED_FALLBACK | F_SCHED_PORT;
+    }
+    f
+}
+
+/// The IPVS entry of destination `d` of service `s` (its mode and thresholds are the service's).
+fn ipvs_dest(d: &Dest, s: &Service) -> IpvsDest {
     IpvsDest {
         addr: d.addr.ip(),
         port: d.addr.port(),
-        fwd: fwd_of(mode),
+        fwd: fwd_of(s.mode),
         weight: d.weight,
-        u_thresh: 0,
-        l_thresh: 0,
+        u_thresh: s.opts.kernel.uthreshold,
+        l_thresh: s.opts.kernel.lthreshold,
         active_conns: 0,
         inact_conns: 0,
         stats: codec::Stats::default(),
@@ -164,8 +185,9 @@ pub struct IpvsPlane<K> {
     /// Behind a lock so `stats(&self)` can read fresh counters.
     kernel: std::sync::Mutex<K>,
     held: Held,
-    /// The mode ncc last gave each service (IPVS stores it per destination only).
-    modes: BTreeMap<ServiceKey, ForwardMode>,
+    /// The mode and thresholds ncc last gave each service (IPVS stores them per destination
+    /// only, so a service without destinations reads back as these).
+    modes: BTreeMap<ServiceKey, (ForwardMode, KernelOpts)>,
 }
 
 impl<K: IpvsKernel> IpvsPlane<K> {
@@ -206,10 +228,22 @@ impl<K: IpvsKernel> IpvsPlane<K> {
             }
             SvcId::Fwmark { .. } => return None,
         };
-        let mode = dests
-            .first()
-            .map(|d| mode_of(d.fwd))
-            .unwrap_or_else(|| self.modes.get(&key).copied().unwrap_or(ForwardMode::Nat));
+        let (mode, mut kernel) = match dests.first() {
+            Some(d) => (
+                mode_of(d.fwd),
+                KernelOpts {
+                    one_packet: false,
+                    lthreshold: d.l_thresh,
+                    uthreshold: d.u_thresh,
+                },
+            ),
+            None => self
+                .modes
+                .get(&key)
+                .copied()
+                .unwrap_or((ForwardMode::Nat, KernelOpts::default())),
+        };
+        kernel.one_packet = s.flags & F_ONEPACKET != 0;
         let mut ds: Vec<Dest> = dests
             .iter()
             .map(|d| Dest::new(SocketAddr::new(d.addr, d.port), d.weight))
@@ -225,7 +259,10 @@ impl<K: IpvsKernel> IpvsPlane<K> {
                 0
             },
             dests: ds,
-            opts: ServiceOpts::default(),
+            opts: ServiceOpts {
+                kernel,
+                ..ServiceOpts::default()
+            },
             marks: Vec::new(),
         })
     }
@@ -261,17 +298,20 @@ impl<K: IpvsKernel> IpvsPlane<K> {
                         edit: true,
                         svc: ipvs_service(s)?,
                     });
-                    if cur.mode != s.mode {
+                    let per_dest = |k: &KernelOpts| (k.lthreshold, k.uthreshold);
+                    if cur.mode != s.mode || per_dest(&cur.opts.kernel) != per_dest(&s.opts.kernel)
+                    {
                         for d in &cur.dests {
                             ops.push(Op::PutDest {
                                 edit: true,
                                 svc: svc_id(&s.key),
-                                dest: ipvs_dest(d, s.mode),
+                                dest: ipvs_dest(d, s),
                             });
                         }
                     }
                     (cur.scheduler, cur.mode, cur.persistence) =
                         (s.scheduler, s.mode, s.persistence);
+                    cur.opts.kernel = s.opts.kernel;
                 }
                 Change::DeleteService(k) => {
                     want.remove(k).ok_or_else(|| missing(k))?;
@@ -290,7 +330,7 @@ impl<K: IpvsKernel> IpvsPlane<K> {
                     ops.push(Op::PutDest {
                         edit: exists,
                         svc: svc_id(k),
-                        dest: ipvs_dest(d, s.mode),
+                        dest: ipvs_dest(d, s),
                     });
                     s.dests.retain(|x| x.addr != d.addr);
                     s.dests.push(*d);
@@ -303,7 +343,7 @@ impl<K: IpvsKernel> IpvsPlane<K> {
                             d.addr
                         )));
                     }
-                    ops.push(Op::DelDest(svc_id(k), ipvs_dest(d, s.mode)));
+                    ops.push(Op::DelDest(svc_id(k), ipvs_dest(d, s)));
                     s.dests.retain(|x| x.addr != d.addr);
                 }
             }
@@ -325,7 +365,11 @@ impl<K: IpvsKernel> Dataplane for IpvsPlane<K> {
                 s.scheduler
             ));
         }
-        if s.opts != ServiceOpts::default() || s.dests.iter().any(|d| d.group != 0 || d.backup) {
+        let plain = ServiceOpts {
+            kernel: s.opts.kernel,
+            ..ServiceOpts::default()
+        };
+        if s.opts != plain || s.dests.iter().any(|d| d.group != 0 || d.backup) {
             return Some(
                 "payload rules, backend groups, backups and proxy options are features of the \
                  userspace proxy plane"
@@ -381,7 +425,7 @@ impl<K: IpvsKernel> Dataplane for IpvsPlane<K> {
         for c in changes {
             match c {
                 Change::AddService(s) | Change::UpdateService(s) => {
-                    self.modes.insert(s.key, s.mode);
+                    self.modes.insert(s.key, (s.mode, s.opts.kernel));
                 }
                 Change::DeleteService(k) => {
                     self.modes.remove(k);

@@ -73,7 +73,9 @@ fn weight_and_scheduler_changes_are_edits_in_place() {
     let ops = std::mem::take(&mut *rec.ops.lock().unwrap());
     assert_eq!(ops.len(), 2, "{ops:?}");
     assert!(matches!(&ops[0],
-        Op::PutService { edit: true, svc } if svc.sched == "mh" && svc.flags == F_PERSISTENT && svc.timeout == 60));
+        Op::PutService { edit: true, svc } if svc.sched == "mh"
+            && svc.flags == F_PERSISTENT | F_SCHED_FALLBACK | F_SCHED_PORT
+            && svc.timeout == 60));
     assert!(matches!(&ops[1], Op::PutDest { edit: true, dest, .. } if dest.weight == 5));
     assert!(
         !ops.iter()
@@ -128,4 +130,43 @@ fn refusals_name_the_reason() {
     s.mode = ForwardMode::Dsr;
     s.dests = vec![Dest::new("10.0.0.1:8080".parse().unwrap(), 1)];
     assert!(p.unsupported(&s).unwrap().contains("port"));
+}
+
+/// Seesaw's `one_packet` becomes `IP_VS_SVC_F_ONEPACKET`, its thresholds go on every
+/// destination, sh/mh get the fallback and port flags; a threshold change re-puts the
+/// destinations in place; a new plane reads it all back (0 changes).
+#[test]
+fn one_packet_thresholds_and_sh_flags_reach_the_kernel_and_read_back() {
+    let rec = Recording::default();
+    let mut p = IpvsPlane::new(rec.clone()).unwrap();
+    let mut a = svc(
+        Scheduler::Sh,
+        ForwardMode::Dsr,
+        &[("10.0.0.1:80", 1), ("10.0.0.2:80", 1)],
+    );
+    a.key.proto = Protocol::Udp;
+    a.opts.kernel = KernelOpts {
+        one_packet: true,
+        lthreshold: 10,
+        uthreshold: 100,
+    };
+    apply(&mut p, std::slice::from_ref(&a)).unwrap();
+    let ops = std::mem::take(&mut *rec.ops.lock().unwrap());
+    assert!(matches!(&ops[0], Op::PutService { edit: false, svc }
+        if svc.flags == F_ONEPACKET | F_SCHED_FALLBACK | F_SCHED_PORT));
+    assert!(ops[1..].iter().all(|o| matches!(o,
+        Op::PutDest { edit: false, dest, .. } if dest.l_thresh == 10 && dest.u_thresh == 100)));
+
+    let mut again = IpvsPlane::new(rec.clone()).unwrap();
+    assert_eq!(again.current(), vec![a.clone()], "read back whole");
+    assert_eq!(apply(&mut again, std::slice::from_ref(&a)).unwrap(), []);
+
+    a.opts.kernel.uthreshold = 50;
+    a.scheduler = Scheduler::Wlc;
+    apply(&mut again, std::slice::from_ref(&a)).unwrap();
+    let ops = std::mem::take(&mut *rec.ops.lock().unwrap());
+    assert_eq!(ops.len(), 3, "{ops:?}");
+    assert!(matches!(&ops[0], Op::PutService { edit: true, svc } if svc.flags == F_ONEPACKET));
+    assert!(ops[1..].iter().all(|o| matches!(o,
+        Op::PutDest { edit: true, dest, .. } if dest.u_thresh == 50)));
 }

@@ -489,6 +489,9 @@ pub fn unsupported(s: &Service) -> Option<String> {
                 .into(),
         );
     }
+    if let Some(why) = crate::model::thresholds_need_ipvs(s) {
+        return Some(why);
+    }
     if s.key.proto == Protocol::Udp
         && s.opts
             .rules

@@ -256,7 +256,7 @@ impl Worker {
         let disc = rules
             .hash_key(&self.rx.payload(i)[range.clone()])
             .map_or(0, hash_bytes);
-        let per_packet = opts.udp_mode == UdpMode::PerPacket;
+        let per_packet = opts.udp_mode == UdpMode::PerPacket || opts.kernel.one_packet;
         if !per_packet && let Some(&slot) = self.by_key.get(&(client, disc)) {
             let live = self.flows[slot]
                 .as_ref()
