@@ -14,12 +14,12 @@
     reason = "the run's figures are reported to the person running the tests"
 )]
 
-use std::fmt::Write as _;
-use std::time::{Duration, SystemTime};
+#[path = "support/desired.rs"]
+mod support;
 
-use seesaw_engine::config::{DataplaneKind, Loaded, load_cluster, seesaw_cfg};
-use seesaw_engine::ncc_port::desired_to_pb;
-use seesaw_engine::state::{CheckResult, EngineState};
+use std::fmt::Write as _;
+
+use seesaw_engine::config::DataplaneKind;
 use seesaw_ncc::dataplane::ipvs::{FakeIpvs, IpvsPlane};
 use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
 use seesaw_ncc::dataplane::proxy::ProxyPlane;
@@ -119,39 +119,10 @@ fn generate(rng: &mut Rng) -> String {
     t
 }
 
-fn t0() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-}
-
 /// The engine's desired state for `text` on `plane` with every backend healthy, in ncc's terms;
 /// `None` if validation refused it for that plane.
 fn desired(text: &str, plane: DataplaneKind) -> Option<Vec<Service>> {
-    let cluster = load_cluster(text.as_bytes(), Some(plane)).ok()?;
-    let settings = seesaw_cfg::parse("[cluster]\nname = t\nnode_ipv4 = 10.0.0.2\n")
-        .expect("seesaw.cfg literal");
-    let mut engine = EngineState::new(Loaded { settings, cluster }, t0());
-    let (views, _) = engine.evaluate();
-    let results: Vec<(u64, CheckResult)> = views
-        .iter()
-        .flat_map(|v| &v.services)
-        .flat_map(|s| &s.dests)
-        .flat_map(|d| &d.checks)
-        .map(|c| {
-            (
-                c.id,
-                CheckResult {
-                    healthy: true,
-                    message: String::new(),
-                    at: t0(),
-                },
-            )
-        })
-        .collect();
-    engine.health(results);
-    let (_, desired) = engine.evaluate();
-    let services = seesaw_ncc::convert::services_from_pb(desired_to_pb(&desired))
-        .unwrap_or_else(|e| panic!("ncc refused the engine's request: {e}\n{text}"));
-    Some(services)
+    support::desired(text, plane).ok()
 }
 
 fn configs() -> (usize, u64) {

@@ -1,0 +1,434 @@
+//! Seesaw's own data plane on a real IPVS kernel: the kernel lab ([`seesaw_lab::vm`]) boots
+//! Debian's kernel under QEMU once and runs this file's guest tests inside it, in one boot.
+//! Debian's `ipvsadm -Ln` is the independent reader in every assertion; the client's view
+//! (which backend answered, failed requests) is the other.
+//!
+//! - `ipvs_suite_in_the_kernel_lab` (host): skips with the reason when root, QEMU, busybox,
+//!   kmod, cpio or ipvsadm is missing; otherwise boots the VM, runs the guest tests (the
+//!   `#[ignore]`d ones below, `--ignored` inside the VM) and fails if any fails.
+//! - `guest_ipvs_plane_*`: ncc's `IpvsPlane` driven in-process inside `lb1`: NAT round robin
+//!   over three backends, wrr, every IPVS scheduler with WLC as the default, persistence, DSR
+//!   (backends hold the VIP on `lo`), TUN (IPIP, the VIP on `tunl0`), IPv6, `one_packet`,
+//!   thresholds and Seesaw's sh/mh flags, adoption by a new plane (0 changes).
+//! - `guest_suite_*`: the whole suite under its watchdog with `[dataplane] kind = ipvs`: kill -9
+//!   of ncc and of the engine under load (0 failed requests, `ipvsadm -Ln` unchanged).
+//! - `guest_seesaw_configs_apply_on_ipvs`: every Seesaw config file Seesaw accepts applies.
+#![allow(
+    clippy::print_stderr,
+    clippy::print_stdout,
+    reason = "the guest's output and figures are for the person running the tests"
+)]
+
+#[path = "support/desired.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use seesaw_engine::config::DataplaneKind;
+use seesaw_lab::vm::{self, Vm};
+use seesaw_lab::{Lab, bins, http};
+use seesaw_ncc::dataplane::ipvs::IpvsPlane;
+use seesaw_ncc::dataplane::ipvs::sys::Netlink;
+use seesaw_ncc::dataplane::{Change, apply};
+use seesaw_ncc::model::{
+    Dest, ForwardMode, KernelOpts, Protocol, Scheduler, Service, ServiceKey, ServiceOpts,
+};
+
+const IN_VM: &str = "SEESAW_IN_VM";
+const NAT_VIP: &str = "198.51.100.1";
+const DSR_VIP: &str = "198.51.100.2";
+const TUN_VIP: &str = "198.51.100.3";
+const NAT_VIP6: &str = "2001:db8:51::1";
+const BACKENDS: [(&str, &str, &str); 3] = [
+    ("be1", "203.0.113.11", "2001:db8:113::11"),
+    ("be2", "203.0.113.12", "2001:db8:113::12"),
+    ("be3", "203.0.113.13", "2001:db8:113::13"),
+];
+
+/// The host side: boots the kernel lab once and runs every guest test inside it.
+#[test]
+fn ipvs_suite_in_the_kernel_lab() {
+    if std::env::var_os(IN_VM).is_some() {
+        return;
+    }
+    if let Some(why) = vm::missing() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    bins::require_all().unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let vm = Vm::prepare().unwrap_or_else(|e| panic!("preparing the kernel lab: {e}"));
+    let exe = std::env::current_exe().expect("the test binary");
+    let script = format!(
+        "cd {}\nexport {IN_VM}=1 RUST_BACKTRACE=1 SEESAW_LAB_PROFILE={}\n\
+         {} --ignored --test-threads 1 --nocapture 2>&1\n",
+        bins::workspace_dir().display(),
+        std::env::var("SEESAW_LAB_PROFILE").unwrap_or_else(|_| "debug".into()),
+        exe.display(),
+    );
+    let run = vm
+        .run(&script, Duration::from_secs(1200))
+        .unwrap_or_else(|e| panic!("the kernel lab: {e}"));
+    let guest = run
+        .console
+        .lines()
+        .skip_while(|l| !l.starts_with("running "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    println!("--- kernel lab ({}), guest output:\n{guest}", vm.version);
+    println!(
+        "kernel lab: boot + guest tests {:.1} s (prepare included: {:.1} s)",
+        run.wall.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        run.status,
+        Some(0),
+        "guest tests failed (console above; last lines:\n{})",
+        run.console
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        guest.contains("test result: ok"),
+        "no guest test ran: {guest}"
+    );
+}
+
+/// Whether this process is a guest test inside the kernel lab; prints why not otherwise.
+fn in_vm() -> bool {
+    let ok = std::env::var_os(IN_VM).is_some() && ipvs_here();
+    if !ok {
+        eprintln!(
+            "skipping: guest tests run inside the kernel lab (ipvs_suite_in_the_kernel_lab boots it)"
+        );
+    }
+    ok
+}
+
+fn ipvs_here() -> bool {
+    std::path::Path::new("/proc/net/ip_vs").exists()
+}
+
+/// Runs `sh -c script` in `node`; panics with its output unless it succeeds.
+fn sh(lab: &Lab, node: &str, script: &str) -> String {
+    let out = lab
+        .exec(node, "sh", &["-c", script], &[], Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{node}: {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{node}: `{script}` failed: {}",
+        out.combined()
+    );
+    out.stdout
+}
+
+/// `ipvsadm -Ln` (plus `extra` flags) in `lb1`.
+fn ipvsadm(lab: &Lab, extra: &str) -> String {
+    sh(lab, "lb1", &format!("ipvsadm -Ln {extra}"))
+}
+
+/// The lines of `ipvsadm -Ln` that describe `vip` and its destinations.
+fn block(text: &str, vip: &str) -> String {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for l in text.lines() {
+        if !l.starts_with("  ->") {
+            inside = l.contains(vip);
+        }
+        if inside {
+            out.push(l.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+    }
+    out.join("\n")
+}
+
+fn service(vip: &str, port: u16, sched: Scheduler, mode: ForwardMode, w: &[u32]) -> Service {
+    let v6 = vip.contains(':');
+    let mut dests: Vec<Dest> = BACKENDS
+        .iter()
+        .zip(w)
+        .filter(|(_, w)| **w > 0)
+        .map(|((_, ip4, ip6), w)| {
+            let addr = if v6 {
+                format!("[{ip6}]:{port}")
+            } else {
+                format!("{ip4}:{port}")
+            };
+            Dest::new(addr.parse().expect("literal"), *w)
+        })
+        .collect();
+    dests.sort();
+    Service {
+        key: ServiceKey::new(vip.parse().expect("literal"), Protocol::Tcp, port),
+        scheduler: sched,
+        mode,
+        persistence: 0,
+        dests,
+        opts: ServiceOpts::default(),
+        marks: Vec::new(),
+    }
+}
+
+/// Applies `desired` with a fresh plane inside lb1 (each call proves adopt-at-start too).
+fn apply_in_lb(lab: &Lab, desired: &[Service]) -> Vec<Change> {
+    let desired = desired.to_vec();
+    lab.run_in("lb1", move || {
+        let mut plane = IpvsPlane::new(Netlink::open().expect("IPVS netlink")).expect("read IPVS");
+        apply(&mut plane, &desired).expect("apply")
+    })
+    .expect("entering lb1")
+}
+
+/// `n` HTTP requests from the client to `vip`; the backends' names in order.
+fn names(lab: &Lab, vip: SocketAddr, n: usize) -> Vec<String> {
+    lab.run_in("client", move || {
+        (0..n)
+            .map(|i| match http::get(vip, "/", Duration::from_secs(5)) {
+                Ok(r) if r.status == 200 => r.text().trim().to_owned(),
+                other => panic!("request {i} to {vip} failed: {other:?}"),
+            })
+            .collect::<Vec<_>>()
+    })
+    .expect("entering client")
+}
+
+fn counts(seq: &[String]) -> BTreeMap<String, usize> {
+    let mut c = BTreeMap::new();
+    for n in seq {
+        *c.entry(n.clone()).or_default() += 1;
+    }
+    c
+}
+
+/// client → lb1 (the VIPs on `dummy0`, as ncc puts dedicated VIPs) → be1..be3, each holding
+/// the DSR VIP on `lo` and the TUN VIP on `tunl0`, replying through lb1; IPv6 alongside.
+fn scene() -> Lab {
+    let mut builder = Lab::builder()
+        .node("client", &["192.0.2.100/24"])
+        .route("client", "198.51.100.0/24", "192.0.2.10")
+        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"]);
+    for (name, ip, _) in BACKENDS {
+        builder = builder
+            .node(name, &[&format!("{ip}/24")])
+            .loopback(name, &format!("{DSR_VIP}/32"))
+            .route(name, "192.0.2.0/24", "203.0.113.1");
+    }
+    let mut lab = builder
+        .build()
+        .unwrap_or_else(|e| panic!("building the lab: {e}"));
+    sh(
+        &lab,
+        "lb1",
+        "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+         net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0 \
+         net.ipv4.conf.all.accept_local=1 net.ipv4.conf.eth0.accept_local=1 \
+         net.ipv4.vs.conntrack=1 net.ipv4.vs.expire_nodest_conn=1 && \
+         ip link add dummy0 type dummy && ip link set dummy0 up && \
+         ip addr add 198.51.100.1/32 dev dummy0 && ip addr add 198.51.100.2/32 dev dummy0 && \
+         ip addr add 198.51.100.3/32 dev dummy0 && ip addr add 2001:db8:51::1/128 dev dummy0 && \
+         ip addr add 2001:db8:2::10/64 dev eth0 nodad && ip addr add 2001:db8:113::1/64 dev eth0 nodad",
+    );
+    sh(
+        &lab,
+        "client",
+        "ip addr add 2001:db8:2::100/64 dev eth0 nodad && \
+         ip -6 route add 2001:db8:51::/64 via 2001:db8:2::10",
+    );
+    for (name, _, ip6) in BACKENDS {
+        sh(
+            &lab,
+            name,
+            &format!(
+                "sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+                 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+                 net.ipv6.conf.all.accept_redirects=0 net.ipv6.conf.eth0.accept_redirects=0 && \
+                 ip link set tunl0 up && ip addr add {TUN_VIP}/32 dev tunl0 && \
+                 sysctl -qw net.ipv4.conf.tunl0.rp_filter=0 && \
+                 ip addr add {ip6}/64 dev eth0 nodad && \
+                 ip -6 route add 2001:db8:2::/64 via 2001:db8:113::1"
+            ),
+        );
+    }
+    let seesaw = bins::binary("seesaw").expect("built");
+    for (name, ..) in BACKENDS {
+        lab.spawn(
+            name,
+            &seesaw,
+            &["demo-backend", "--listen", "[::]:80", "--name", name],
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+    }
+    for (name, ip, _) in BACKENDS {
+        lab.wait_tcp(
+            name,
+            format!("{ip}:80").parse().expect("literal"),
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    lab
+}
+
+#[test]
+#[ignore = "runs inside the kernel lab (ipvs_suite_in_the_kernel_lab boots it)"]
+fn guest_ipvs_plane_nat_schedulers_persistence_and_ipv6() {
+    if !in_vm() {
+        return;
+    }
+    let lab = scene();
+    let nat: SocketAddr = format!("{NAT_VIP}:80").parse().expect("literal");
+
+    // NAT rr over three backends: a strict rotation, three Masq destinations in the kernel.
+    let rr = service(NAT_VIP, 80, Scheduler::Rr, ForwardMode::Nat, &[1, 1, 1]);
+    assert_eq!(apply_in_lb(&lab, std::slice::from_ref(&rr)).len(), 4);
+    let shown = block(&ipvsadm(&lab, ""), NAT_VIP);
+    assert!(shown.starts_with("TCP 198.51.100.1:80 rr"), "{shown}");
+    for (_, ip, _) in BACKENDS {
+        assert!(shown.contains(&format!("-> {ip}:80 Masq 1")), "{shown}");
+    }
+    let seq = names(&lab, nat, 30);
+    for w in seq.windows(4) {
+        assert_ne!(w[0], w[1], "rr repeated a backend: {seq:?}");
+        assert_eq!(w[0], w[3], "rr is not a strict rotation: {seq:?}");
+    }
+    assert_eq!(apply_in_lb(&lab, std::slice::from_ref(&rr)), [], "adopted");
+
+    // wrr 3:2:1: IPVS is exact per cycle.
+    let wrr = service(NAT_VIP, 80, Scheduler::Wrr, ForwardMode::Nat, &[3, 2, 1]);
+    apply_in_lb(&lab, std::slice::from_ref(&wrr));
+    let c = counts(&names(&lab, nat, 300));
+    assert_eq!(
+        (c.get("be1"), c.get("be2"), c.get("be3")),
+        (Some(&150), Some(&100), Some(&50)),
+        "{c:?}"
+    );
+
+    // Every IPVS scheduler serves, with the name (and Seesaw's sh/mh flags) in the kernel.
+    for (sched, name, flags) in [
+        (Scheduler::Wlc, "wlc", ""),
+        (Scheduler::Lc, "lc", ""),
+        (Scheduler::Sh, "sh", "(sh-fallback,sh-port)"),
+        (Scheduler::Mh, "mh", "(mh-fallback,mh-port)"),
+        (Scheduler::Dh, "dh", ""),
+    ] {
+        let s = service(NAT_VIP, 80, sched, ForwardMode::Nat, &[1, 1, 1]);
+        apply_in_lb(&lab, std::slice::from_ref(&s));
+        let shown = block(&ipvsadm(&lab, ""), NAT_VIP);
+        let head = shown.lines().next().unwrap_or_default().to_owned();
+        assert_eq!(
+            head,
+            format!("TCP 198.51.100.1:80 {name} {flags}").trim(),
+            "{shown}"
+        );
+        let c = counts(&names(&lab, nat, 30));
+        // dh hashes the VIP: one backend. sh and mh hash the source address and, with
+        // Seesaw's port flag, its port, so one client's connections spread.
+        // lc and wlc: every request served (their balance under load is the WLC bench's).
+        match sched {
+            Scheduler::Dh => assert_eq!(c.len(), 1, "{name}: {c:?}"),
+            Scheduler::Sh | Scheduler::Mh => assert!(c.len() > 1, "{name}: {c:?}"),
+            _ => assert_eq!(c.values().sum::<usize>(), 30, "{name}: {c:?}"),
+        }
+    }
+
+    // Persistence: one client sticks to one backend under rr.
+    let mut p = service(NAT_VIP, 80, Scheduler::Rr, ForwardMode::Nat, &[1, 1, 1]);
+    p.persistence = 300;
+    apply_in_lb(&lab, std::slice::from_ref(&p));
+    let shown = block(&ipvsadm(&lab, ""), NAT_VIP);
+    assert!(
+        shown.starts_with("TCP 198.51.100.1:80 rr persistent 300"),
+        "{shown}"
+    );
+    assert_eq!(counts(&names(&lab, nat, 20)).len(), 1, "persistence");
+
+    // IPv6 NAT rr.
+    let v6 = service(NAT_VIP6, 80, Scheduler::Rr, ForwardMode::Nat, &[1, 1, 1]);
+    apply_in_lb(&lab, &[p.clone(), v6.clone()]);
+    let shown = block(&ipvsadm(&lab, ""), "[2001:db8:51::1]:80");
+    assert!(shown.starts_with("TCP [2001:db8:51::1]:80 rr"), "{shown}");
+    assert_eq!(shown.lines().count(), 4, "{shown}");
+    let c = counts(&names(
+        &lab,
+        format!("[{NAT_VIP6}]:80").parse().expect("v6"),
+        30,
+    ));
+    assert_eq!(
+        c.values().copied().collect::<Vec<_>>(),
+        [10, 10, 10],
+        "{c:?}"
+    );
+
+    // Everything leaves on an empty desired state.
+    apply_in_lb(&lab, &[]);
+    assert_eq!(block(&ipvsadm(&lab, ""), "198.51.100"), "");
+}
+
+#[test]
+#[ignore = "runs inside the kernel lab (ipvs_suite_in_the_kernel_lab boots it)"]
+fn guest_ipvs_plane_dsr_tun_one_packet_and_thresholds() {
+    if !in_vm() {
+        return;
+    }
+    let lab = scene();
+
+    // DSR (Seesaw's default mode) with WLC (its default scheduler): backends answer from the VIP.
+    let dsr = service(DSR_VIP, 80, Scheduler::Wlc, ForwardMode::Dsr, &[1, 1, 1]);
+    // TUN: IPIP to each backend, which holds the VIP on tunl0.
+    let tun = service(TUN_VIP, 80, Scheduler::Rr, ForwardMode::Tun, &[1, 1, 1]);
+    // A UDP service with Seesaw's one_packet and thresholds.
+    let mut udp = service(DSR_VIP, 53, Scheduler::Sh, ForwardMode::Dsr, &[1, 1, 1]);
+    udp.key.proto = Protocol::Udp;
+    udp.opts.kernel = KernelOpts {
+        one_packet: true,
+        lthreshold: 10,
+        uthreshold: 100,
+    };
+    let all = [dsr.clone(), tun.clone(), udp.clone()];
+    assert_eq!(apply_in_lb(&lab, &all).len(), 12);
+    let text = ipvsadm(&lab, "");
+    let shown = block(&text, &format!("{DSR_VIP}:80"));
+    assert!(shown.starts_with("TCP 198.51.100.2:80 wlc"), "{shown}");
+    for (_, ip, _) in BACKENDS {
+        assert!(shown.contains(&format!("-> {ip}:80 Route 1")), "{shown}");
+    }
+    let shown = block(&text, &format!("{TUN_VIP}:80"));
+    for (_, ip, _) in BACKENDS {
+        assert!(shown.contains(&format!("-> {ip}:80 Tunnel 1")), "{shown}");
+    }
+    let shown = block(&text, &format!("{DSR_VIP}:53"));
+    assert!(
+        shown.starts_with("UDP 198.51.100.2:53 sh (sh-fallback,sh-port) ops"),
+        "one_packet is `ops`: {shown}"
+    );
+    let thresholds = block(&ipvsadm(&lab, "--thresholds"), &format!("{DSR_VIP}:53"));
+    for (_, ip, _) in BACKENDS {
+        assert!(
+            thresholds.contains(&format!("-> {ip}:53 100 10")),
+            "{thresholds}"
+        );
+    }
+
+    let seq = names(&lab, format!("{DSR_VIP}:80").parse().expect("v4"), 30);
+    assert_eq!(counts(&seq).len(), 3, "DSR wlc spreads: {seq:?}");
+    let seq = names(&lab, format!("{TUN_VIP}:80").parse().expect("v4"), 30);
+    for w in seq.windows(4) {
+        assert_eq!(w[0], w[3], "TUN rr is not a strict rotation: {seq:?}");
+    }
+    assert_eq!(
+        apply_in_lb(&lab, &all),
+        [],
+        "adopted, flags and thresholds included"
+    );
+}
