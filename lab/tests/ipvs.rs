@@ -12,22 +12,16 @@
 //!   thresholds and Seesaw's sh/mh flags, adoption by a new plane (0 changes).
 //! - `guest_suite_*`: the whole suite under its watchdog with `[dataplane] kind = ipvs`: kill -9
 //!   of ncc and of the engine under load (0 failed requests, `ipvsadm -Ln` unchanged).
-//! - `guest_seesaw_configs_apply_on_ipvs`: every Seesaw config file Seesaw accepts applies.
 #![allow(
     clippy::print_stderr,
     clippy::print_stdout,
     reason = "the guest's output and figures are for the person running the tests"
 )]
 
-#[path = "support/desired.rs"]
-mod support;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use seesaw_engine::config::DataplaneKind;
 use seesaw_lab::vm::{self, Vm};
 use seesaw_lab::{Lab, bins, http};
 use seesaw_ncc::dataplane::ipvs::IpvsPlane;

@@ -91,7 +91,14 @@ fn main() -> ExitCode {
                 &seesaw_ncc::kernel::sysctl::wanted(&ifaces),
             );
             // Adopts what IPVS holds: never a flush at start.
-            match Netlink::open().and_then(IpvsPlane::new) {
+            let nft = NftCli::default();
+            let firewall: seesaw_ncc::dataplane::ipvs::FirewallRunner = Box::new(move |script| {
+                seesaw_ncc::dataplane::nftables::NftRunner::run(&nft, script)
+            });
+            match Netlink::open()
+                .and_then(IpvsPlane::new)
+                .map(|p| p.with_firewall(firewall))
+            {
                 Ok(plane) => {
                     seesaw_ncc::server::run_with_interfaces(plane, vips, lb, listener, shutdown)
                         .await

@@ -1130,11 +1130,6 @@ pub fn check_plane(c: &Cluster, plane: super::seesaw_cfg::DataplaneKind) -> Vec<
                 }
             }
         }
-        if v.use_fwm && plane == DataplaneKind::Ipvs {
-            errors.push(format!(
-                "{path}.use_fwm: the ipvs data plane does not mark packets itself; firewall-mark vservers need the nftables data plane"
-            ));
-        }
         let mut checks: Vec<(String, &Healthcheck)> =
             v.healthchecks.values().map(|h| (path.clone(), h)).collect();
         for e in v.entries.values() {

@@ -15,6 +15,7 @@
 //! `lthreshold`/`uthreshold` go on every destination of the service.
 
 pub mod codec;
+pub mod firewall;
 pub mod sys;
 
 use std::collections::BTreeMap;
@@ -179,15 +180,48 @@ fn ipvs_dest(d: &Dest, s: &Service) -> IpvsDest {
     }
 }
 
+/// Runs one `nft -f` script ([`firewall::script`]) as one transaction.
+pub type FirewallRunner = Box<dyn FnMut(&str) -> Result<(), NccError> + Send>;
+
+/// What ncc gave a service that IPVS does not store per service: the mode and thresholds (IPVS
+/// keeps them per destination, so a service without destinations reads back as these) and the
+/// tuples marked into a firewall-mark service (they live in the firewall table).
+#[derive(Debug, Clone)]
+struct Given {
+    mode: ForwardMode,
+    kernel: KernelOpts,
+    marks: Vec<ServiceKey>,
+}
+
+impl Default for Given {
+    fn default() -> Self {
+        Self {
+            mode: ForwardMode::Nat,
+            kernel: KernelOpts::default(),
+            marks: Vec::new(),
+        }
+    }
+}
+
 /// The IPVS plane over a kernel.
-#[derive(Debug)]
 pub struct IpvsPlane<K> {
     /// Behind a lock so `stats(&self)` can read fresh counters.
     kernel: std::sync::Mutex<K>,
     held: Held,
-    /// The mode and thresholds ncc last gave each service (IPVS stores them per destination
-    /// only, so a service without destinations reads back as these).
-    modes: BTreeMap<ServiceKey, (ForwardMode, KernelOpts)>,
+    given: BTreeMap<ServiceKey, Given>,
+    /// The per-VIP filter, marks and NAT source rules ([`firewall`]); `None`: not managed.
+    firewall: Option<FirewallRunner>,
+    /// The firewall script last committed.
+    firewall_text: Option<String>,
+}
+
+impl<K> std::fmt::Debug for IpvsPlane<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpvsPlane")
+            .field("services", &self.held.len())
+            .field("firewall", &self.firewall.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<K: IpvsKernel> IpvsPlane<K> {
@@ -196,11 +230,37 @@ impl<K: IpvsKernel> IpvsPlane<K> {
         let mut p = Self {
             kernel: std::sync::Mutex::new(kernel),
             held: Vec::new(),
-            modes: BTreeMap::new(),
+            given: BTreeMap::new(),
+            firewall: None,
+            firewall_text: None,
         };
         let held = p.kernel()?.dump()?;
         p.held = held;
         Ok(p)
+    }
+
+    /// Manages the per-VIP filter, firewall marks (`use_fwm`) and NAT source rules through
+    /// `run` (production: `nft -f -`), as [`firewall`] describes.
+    #[must_use]
+    pub fn with_firewall(mut self, run: FirewallRunner) -> Self {
+        self.firewall = Some(run);
+        self
+    }
+
+    /// Rewrites the firewall table if the services' rules changed.
+    fn sync_firewall(&mut self) -> Result<(), NccError> {
+        if self.firewall.is_none() {
+            return Ok(());
+        }
+        let text = firewall::script(&self.current());
+        if self.firewall_text.as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
+        if let Some(run) = self.firewall.as_mut() {
+            run(&text)?;
+        }
+        self.firewall_text = Some(text);
+        Ok(())
     }
 
     fn kernel(&self) -> Result<std::sync::MutexGuard<'_, K>, NccError> {
@@ -228,6 +288,7 @@ impl<K: IpvsKernel> IpvsPlane<K> {
             }
             SvcId::Fwmark { .. } => return None,
         };
+        let given = self.given.get(&key).cloned().unwrap_or_default();
         let (mode, mut kernel) = match dests.first() {
             Some(d) => (
                 mode_of(d.fwd),
@@ -237,11 +298,7 @@ impl<K: IpvsKernel> IpvsPlane<K> {
                     uthreshold: d.u_thresh,
                 },
             ),
-            None => self
-                .modes
-                .get(&key)
-                .copied()
-                .unwrap_or((ForwardMode::Nat, KernelOpts::default())),
+            None => (given.mode, given.kernel),
         };
         kernel.one_packet = s.flags & F_ONEPACKET != 0;
         let mut ds: Vec<Dest> = dests
@@ -263,7 +320,11 @@ impl<K: IpvsKernel> IpvsPlane<K> {
                 kernel,
                 ..ServiceOpts::default()
             },
-            marks: Vec::new(),
+            marks: if self.firewall.is_some() {
+                given.marks
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -386,7 +447,7 @@ impl<K: IpvsKernel> Dataplane for IpvsPlane<K> {
                 d.addr
             ));
         }
-        if !s.marks.is_empty() {
+        if !s.marks.is_empty() && self.firewall.is_none() {
             return Some(
                 "the ipvs plane does not mark packets itself: a firewall-mark service with \
                  marked VIP ports (use_fwm) needs the nftables plane; ipvs serves firewall-mark \
@@ -425,10 +486,17 @@ impl<K: IpvsKernel> Dataplane for IpvsPlane<K> {
         for c in changes {
             match c {
                 Change::AddService(s) | Change::UpdateService(s) => {
-                    self.modes.insert(s.key, (s.mode, s.opts.kernel));
+                    self.given.insert(
+                        s.key,
+                        Given {
+                            mode: s.mode,
+                            kernel: s.opts.kernel,
+                            marks: s.marks.clone(),
+                        },
+                    );
                 }
                 Change::DeleteService(k) => {
-                    self.modes.remove(k);
+                    self.given.remove(k);
                 }
                 _ => {}
             }
@@ -438,7 +506,8 @@ impl<K: IpvsKernel> Dataplane for IpvsPlane<K> {
             ops.iter().try_for_each(|op| k.exec(op))
         };
         self.refresh()?;
-        r
+        r?;
+        self.sync_firewall()
     }
 
     fn stats(&self) -> Vec<ServiceStats> {
