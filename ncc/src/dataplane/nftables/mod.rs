@@ -17,7 +17,7 @@
 //! - `s<sid>`: the service chain: the sticky lookup (if any), then the flow's slot (`numgen inc` for rr/wrr, `jhash` of
 //!   the source for sh/mh, of the destination for dh, `numgen random`), `mod sn offset
 //!   SLOT_BASE+so`, into the mark (conntrack mark for NAT, packet mark for DSR).
-//! - the dispatch chains (`pre`/`out` NAT, `in` DSR; [`script::dispatch_rules`]): service
+//! - the dispatch chains (`pre`/`out` NAT, `in` DSR; [`rules::dispatch_rules`]): service
 //!   lookup, sticky override, slot → destination id through `slot`, the service's after-chain,
 //!   then DNAT (`dst4`/`dst6`) or `fwd`; a second pass reschedules when a sticky entry names a
 //!   destination that is gone.
@@ -36,7 +36,9 @@
 //! need no route back through us).
 
 pub mod layout;
+pub mod least;
 pub mod parse;
+pub mod rules;
 mod runner;
 pub mod script;
 
@@ -213,15 +215,17 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             ));
         }
         match s.scheduler {
-            Scheduler::Lc | Scheduler::Wlc | Scheduler::P2c => {
-                return Some(format!(
-                    "scheduler {} needs per-destination connection counts, which the nftables \
-                     plane cannot keep; use rr, wrr, sh, dh, mh or random (or the ipvs/proxy plane)",
-                    parse::sched_name(s.scheduler)
-                ));
+            Scheduler::P2c => {
+                return Some(
+                    "scheduler p2c (power of two choices) is a feature of the userspace proxy \
+                     plane; use wlc, lc, rr, wrr, sh, dh, mh or random"
+                        .into(),
+                );
             }
             Scheduler::Rr
             | Scheduler::Wrr
+            | Scheduler::Lc
+            | Scheduler::Wlc
             | Scheduler::Sh
             | Scheduler::Dh
             | Scheduler::Mh
@@ -275,11 +279,11 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             cap: 0,
             n: 1,
         };
-        if s.mode == ForwardMode::Dsr && !script::sticky_key_fits(Table::Dsr, s.key.vip, &meta) {
+        if s.mode == ForwardMode::Dsr && !rules::sticky_key_fits(Table::Dsr, s.key.vip, &meta) {
             return Some(
                 "IPv6 DSR with rr, wrr or random keeps each flow (client address and port, 20 \
-                 bytes) in a dynamic map, which nft 1.0.6 cannot update; use sh, mh or dh, or \
-                 set persistence"
+                 bytes) in a dynamic map, which nft 1.0.6 cannot update; use wlc, lc, sh, mh or \
+                 dh, or set persistence"
                     .into(),
             );
         }
