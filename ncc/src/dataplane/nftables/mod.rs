@@ -37,6 +37,7 @@
 
 pub mod layout;
 pub mod least;
+pub mod nfnl;
 pub mod parse;
 pub mod rules;
 mod runner;
