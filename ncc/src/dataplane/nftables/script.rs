@@ -98,6 +98,26 @@ pub struct Script {
     add_chains: Vec<(Table, String)>,
     add: BTreeMap<(Table, &'static str), Vec<String>>,
     rules: Vec<(Table, String, String)>,
+    /// What each created or updated service holds once the script ran.
+    pub laid: Vec<Laid>,
+    /// The services the script removes.
+    pub gone: Vec<ServiceKey>,
+}
+
+/// A service as a script lays it out: the lc/wlc re-weighting keeps its own copy of these
+/// (`rebalance::Mirror`), so it can rewrite slots between applies without reading the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Laid {
+    /// The service.
+    pub key: ServiceKey,
+    /// Its table.
+    pub table: Table,
+    /// Its registry settings.
+    pub meta: SvcMeta,
+    /// (destination id, weight) of every destination.
+    pub members: Vec<(u32, u32)>,
+    /// The contents of slots `meta.off ..  meta.off + meta.n`.
+    pub slots: Vec<u32>,
 }
 
 fn proto(p: Protocol) -> &'static str {
@@ -117,7 +137,7 @@ fn fam(ip: IpAddr) -> (&'static str, &'static str, &'static str) {
 }
 
 /// A slot's key in the `slot` map.
-fn slot_key(slot: u32) -> String {
+pub(super) fn slot_key(slot: u32) -> String {
     format!("{:#x}", SLOT_BASE.wrapping_add(slot))
 }
 
@@ -208,6 +228,7 @@ impl Script {
     }
 
     fn remove(&mut self, h: &Held<'_>) {
+        self.gone.push(h.key);
         let key = h.key;
         let t = h.table;
         let (svc, _, aft) = fam(key.vip);
@@ -389,6 +410,13 @@ impl Script {
             cap,
             n,
         };
+        self.laid.push(Laid {
+            key: s.key,
+            table: t,
+            meta,
+            members: members.iter().map(|m| (m.id, m.weight)).collect(),
+            slots: slots.clone(),
+        });
         self.sticky_map(t, s.key.vip, &meta);
         let chain = format!("s{sid}");
         self.add_chains.push((t, chain.clone()));
@@ -518,6 +546,13 @@ impl Script {
             cap,
             n,
         };
+        self.laid.push(Laid {
+            key: s.key,
+            table: t,
+            meta,
+            members: members.iter().map(|m| (m.id, m.weight)).collect(),
+            slots: slots.clone(),
+        });
         self.marked(t, &s.key, old.sid, &h.marks, &s.marks);
         let old_keys = aft_keys(&s.key, &h.marks);
         let new_keys = aft_keys(&s.key, &s.marks);
@@ -619,7 +654,7 @@ fn member(id: u32, addr: std::net::SocketAddr, weight: u32) -> Member {
     }
 }
 
-fn elements(out: &mut String, verb: &str, t: Table, map: &str, elems: &[String]) {
+pub(super) fn elements(out: &mut String, verb: &str, t: Table, map: &str, elems: &[String]) {
     for chunk in elems.chunks(CHUNK) {
         let _ = writeln!(
             out,
