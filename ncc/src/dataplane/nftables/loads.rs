@@ -149,3 +149,82 @@ impl LoadSource for NfnlLoads {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nft(script: &str) {
+        use std::io::Write;
+        let mut child = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("nft");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("write");
+        assert!(child.wait().expect("wait").success(), "nft -f: {script}");
+    }
+
+    /// The real kernel, in a private network namespace: a marked loopback connection is one
+    /// active NAT load of its destination id, and a DSR map's elements count per value.
+    #[test]
+    #[allow(
+        clippy::print_stderr,
+        reason = "the skip notice is for the person running the tests"
+    )]
+    fn counts_conntrack_and_map_elements_in_a_private_netns() {
+        if !nix::unistd::geteuid().is_root()
+            || std::process::Command::new("nft")
+                .arg("--version")
+                .output()
+                .is_err()
+        {
+            eprintln!("skipping: counting from the kernel needs root and nft");
+            return;
+        }
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            std::process::Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status()
+                .expect("ip link");
+            nft("add table inet t\n\
+                 add chain inet t o { type filter hook output priority 0; policy accept; }\n\
+                 add rule inet t o tcp dport 4711 ct mark set 0x5ee00007\n\
+                 add table netdev seesaw\n\
+                 add map netdev seesaw k1t300f { type ipv4_addr . inet_service : mark; \
+                 flags dynamic,timeout; timeout 300s; }\n\
+                 add element netdev seesaw k1t300f { 192.0.2.1 . 1000 : 0x5ee00001, \
+                 192.0.2.1 . 1001 : 0x5ee00001, 192.0.2.2 . 1000 : 0x5ee00002 }\n");
+            let listener = std::net::TcpListener::bind("127.0.0.1:4711").expect("listen");
+            let _client = std::net::TcpStream::connect("127.0.0.1:4711").expect("connect");
+            let _server = listener.accept().expect("accept");
+            let mut src = NfnlLoads::default();
+            let mut nat = HashMap::new();
+            src.nat(&mut nat).expect("conntrack dump");
+            assert_eq!(
+                nat.get(&0x5ee0_0007),
+                Some(&Load {
+                    active: 1,
+                    inactive: 0
+                }),
+                "{nat:?}"
+            );
+            assert_eq!(nat.len(), 1, "only our marks: {nat:?}");
+            let mut dsr = HashMap::new();
+            assert!(src.dsr_map("k1t300f", &mut dsr).expect("set dump"));
+            assert_eq!(dsr[&0x5ee0_0001].active, 2);
+            assert_eq!(dsr[&0x5ee0_0002].active, 1);
+            assert!(!src.dsr_map("k9t300f", &mut dsr).expect("absent map"));
+            // The socket survives an absent map.
+            assert!(src.dsr_map("k1t300f", &mut dsr).expect("set dump again"));
+        })
+        .join()
+        .expect("netns thread");
+    }
+}
