@@ -24,6 +24,7 @@ use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
 use seesaw_ncc::dataplane::{Change, Dataplane, apply};
 use seesaw_ncc::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey, ServiceOpts};
 
+#[path = "nftables/wlc.rs"]
 mod wlc;
 
 const NAT_VIP: &str = "198.51.100.1";

@@ -87,7 +87,10 @@ fn ask(s: &mut BufReader<TcpStream>, vip: SocketAddr) -> Result<String, String> 
             return Err("closed".into());
         }
         if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().map_err(|_| format!("bad length {line:?}"))?;
+            len = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad length {line:?}"))?;
         }
         if line == "\r\n" {
             break;
@@ -105,7 +108,8 @@ fn hold(lab: &Lab, vip: SocketAddr, n: usize) -> Vec<(BufReader<TcpStream>, Stri
             .map(|i| {
                 let s = TcpStream::connect_timeout(&vip, Duration::from_secs(3))
                     .unwrap_or_else(|e| panic!("held connection {i}: {e}"));
-                s.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+                s.set_read_timeout(Some(Duration::from_secs(3)))
+                    .expect("timeout");
                 let mut r = BufReader::new(s);
                 let name = ask(&mut r, vip).unwrap_or_else(|e| panic!("held {i}: {e}"));
                 (r, name)
@@ -134,6 +138,13 @@ fn one_backend_busy(lab: &Lab, plane: &LivePlane, vip: &str, mode: ForwardMode, 
     std::thread::sleep(SETTLE);
 
     let busy = tally(&names(lab, addr, NEW));
+    #[allow(
+        clippy::print_stderr,
+        reason = "the measured shares, for the person running the lab"
+    )]
+    {
+        eprintln!("{mode:?} wlc, be1 holding {HELD}: {NEW} new connections went {busy:?}");
+    }
     let on_be1 = busy.get("be1").copied().unwrap_or(0);
     assert!(
         on_be1 * 10 <= NEW,
@@ -153,6 +164,10 @@ fn one_backend_busy(lab: &Lab, plane: &LivePlane, vip: &str, mode: ForwardMode, 
         drop(held);
         std::thread::sleep(SETTLE);
         let after = tally(&names(lab, addr, NEW));
+        #[allow(clippy::print_stderr, reason = "as above")]
+        {
+            eprintln!("{mode:?} wlc, be1's connections closed: {after:?}");
+        }
         assert!(
             after.get("be1").copied().unwrap_or(0) * 100 >= NEW * 15,
             "{mode:?} wlc: be1, idle again, gets its share: {after:?}"
