@@ -294,3 +294,44 @@ fn dsr_wlc_keeps_flows_ipv4_by_flow_ipv6_by_client() {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
 }
+
+/// The kernel accepts what lc/wlc render: NAT and DSR, IPv4 (flow map) and IPv6 (client map),
+/// and a re-apply finds nothing to change (root and nft; skips otherwise).
+#[test]
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
+fn lc_and_wlc_apply_in_a_private_netns() {
+    if !nix::unistd::geteuid().is_root()
+        || std::process::Command::new("nft")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipping: applying lc/wlc to the kernel needs root and nft");
+        return;
+    }
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+        let nat = service(
+            80,
+            Scheduler::Wlc,
+            &[("10.0.0.1:80", 2), ("10.0.0.2:80", 1)],
+        );
+        let mut dsr4 = service(81, Scheduler::Lc, &[("10.0.0.1:81", 1), ("10.0.0.2:81", 1)]);
+        dsr4.mode = ForwardMode::Dsr;
+        let mut dsr6 = dsr4.clone();
+        dsr6.scheduler = Scheduler::Wlc;
+        dsr6.key.vip = "2001:db8::1".parse().unwrap();
+        dsr6.dests = vec![Dest::new("[2001:db8::10]:81".parse().unwrap(), 1)];
+        let all = [nat, dsr4, dsr6];
+        let mut p = NftPlane::new(NftCli::default(), Some("lo".to_owned())).expect("plane");
+        assert_eq!(apply(&mut p, &all).expect("apply").len(), 8);
+        let mut again = NftPlane::new(NftCli::default(), Some("lo".to_owned())).expect("plane");
+        assert_eq!(apply(&mut again, &all).expect("re-apply"), []);
+        assert_eq!(apply(&mut again, &[]).expect("remove").len(), 8);
+    })
+    .join()
+    .expect("netns thread");
+}
