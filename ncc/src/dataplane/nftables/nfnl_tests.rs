@@ -22,7 +22,7 @@ fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&u16::try_from(4 + payload.len()).unwrap().to_le_bytes());
     out.extend_from_slice(&kind.to_le_bytes());
     out.extend_from_slice(payload);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
     out
