@@ -14,7 +14,7 @@
 //!   per-packet lookup over services, so the cost per packet does not grow with their number.
 //!   Its element comments are the registry: `sid=… sch=… p=… so=… sc=… sn=…` (id, scheduler,
 //!   persistence, slot offset, slot capacity, slots in use).
-//! - `s<sid>`: the service chain: the sticky lookup (if any), then the flow's slot (`numgen inc` for rr/wrr, `jhash` of
+//! - `s<sid>`: the service chain: the sticky lookup (if any), then the flow's slot (`numgen inc` for rr/wrr/lc/wlc, `jhash` of
 //!   the source for sh/mh, of the destination for dh, `numgen random`), `mod sn offset
 //!   SLOT_BASE+so`, into the mark (conntrack mark for NAT, packet mark for DSR).
 //! - the dispatch chains (`pre`/`out` NAT, `in` DSR; [`rules::dispatch_rules`]): service
@@ -22,10 +22,12 @@
 //!   then DNAT (`dst4`/`dst6`) or `fwd`; a second pass reschedules when a sticky entry names a
 //!   destination that is gone.
 //! - `k<sid>t<secs>`: a service's client state (persistence: client address → destination id;
-//!   DSR rr/wrr/random: `k<sid>t<secs>f`, client address . port, [`DSR_FLOW_TIMEOUT_S`]), looked up first in
+//!   DSR rr/wrr/random/lc/wlc: `k<sid>t<secs>f`, client address . port, [`DSR_FLOW_TIMEOUT_S`];
+//!   IPv6 DSR lc/wlc: `k<sid>t<secs>c`, client address), looked up first in
 //!   `s<sid>`; `aft4`/`aft6` → `a<sid>` updates it once the destination is known.
 //! - `slot`: slot → destination id, all services in disjoint ranges. Weights become slot counts
-//!   ([`layout`]); mh is a Maglev table; a change rewrites only the slots that differ.
+//!   ([`layout`]); mh is a Maglev table; a change rewrites only the slots that differ. lc/wlc
+//!   tables are re-cut between applies from sampled connection counts ([`rebalance`]).
 //! - `dst4`/`dst6`: destination id → address . port (NAT) or address (DSR), with a per-element
 //!   counter (NAT: new connections; DSR: packets and bytes). Comments name the owning service.
 //! - `weights`: destination id → weight; `cin`/`cout`: per-destination packet/byte counters of
