@@ -44,12 +44,11 @@ vserver: <
       code: 200
     >
   >
-  # WLC and LC (Seesaw's default scheduler is WLC) need IPVS or the proxy plane: the nftables
-  # plane cannot keep per-destination connection counts and refuses them.
+  # No scheduler named: Seesaw's default, WLC. Every data plane holds it; on nftables it is
+  # approximate (slots re-weighted from connection counts sampled every 250 ms).
   vserver_entry: <
     protocol: TCP
     port: 443
-    scheduler: WRR
     mode: DSR
   >
   backend: <

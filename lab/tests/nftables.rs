@@ -24,6 +24,9 @@ use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
 use seesaw_ncc::dataplane::{Change, Dataplane, apply};
 use seesaw_ncc::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey, ServiceOpts};
 
+#[path = "nftables/wlc.rs"]
+mod wlc;
+
 const NAT_VIP: &str = "198.51.100.1";
 const DSR_VIP: &str = "198.51.100.2";
 const BACKENDS: [(&str, &str); 3] = [
@@ -161,11 +164,10 @@ fn can_run() -> bool {
     true
 }
 
-#[test]
-fn nat_and_dsr_schedulers_on_the_nftables_plane() {
-    if !can_run() {
-        return;
-    }
+/// The scheduler lab: `client` (192.0.2.100 and [`CLIENTS`] more addresses) → `lb1`
+/// (forwarding, 192.0.2.10 / 203.0.113.1, no plane yet) → the three [`BACKENDS`], each serving
+/// HTTP on port 80 (its name as the body) and holding the DSR VIP on `lo`.
+fn scheduler_lab() -> Lab {
     let client_addrs: Vec<String> = std::iter::once("192.0.2.100/24".to_owned())
         .chain((0..CLIENTS).map(|i| format!("192.0.2.{}/24", 150 + i)))
         .collect();
@@ -215,6 +217,15 @@ fn nat_and_dsr_schedulers_on_the_nftables_plane() {
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 
+    lab
+}
+
+#[test]
+fn nat_and_dsr_schedulers_on_the_nftables_plane() {
+    if !can_run() {
+        return;
+    }
+    let lab = scheduler_lab();
     let nat: SocketAddr = format!("{NAT_VIP}:80").parse().expect("literal");
     let dsr: SocketAddr = format!("{DSR_VIP}:80").parse().expect("literal");
 

@@ -117,6 +117,11 @@ fn main() -> ExitCode {
             // Adopts what the kernel holds: never a flush at start.
             match NftPlane::new(NftCli::default(), choice.lb_interface.clone()) {
                 Ok(plane) => {
+                    // lc/wlc: connection counts re-cut the slot tables, off the API's lock.
+                    let plane = plane.with_rebalancer(
+                        Box::new(seesaw_ncc::dataplane::nftables::NfnlLoads::default()),
+                        seesaw_ncc::dataplane::nftables::SAMPLE_PERIOD,
+                    );
                     seesaw_ncc::server::run_with_interfaces(plane, vips, lb, listener, shutdown)
                         .await
                 }

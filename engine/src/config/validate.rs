@@ -1157,9 +1157,10 @@ pub fn check_plane(c: &Cluster, plane: super::seesaw_cfg::DataplaneKind) -> Vec<
         for v in c.vservers.values() {
             for e in v.entries.values() {
                 if plane == DataplaneKind::Nftables {
-                    if matches!(e.scheduler, Scheduler::Lc | Scheduler::Wlc | Scheduler::P2c) {
+                    // lc and wlc are re-weighted from sampled connection counts there.
+                    if e.scheduler == Scheduler::P2c {
                         errors.push(format!(
-                            "vserver[{:?}].vserver_entry[{}].scheduler: {} needs per-destination connection counts, which the nftables data plane cannot keep; use rr, wrr, sh, dh, mh or random",
+                            "vserver[{:?}].vserver_entry[{}].scheduler: {} (power of two choices) needs the proxy data plane; use wlc, lc, rr, wrr, sh, dh, mh or random",
                             v.name, e.key, e.scheduler
                         ));
                     }

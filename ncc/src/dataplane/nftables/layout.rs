@@ -9,8 +9,13 @@
 //!   values spread over the destinations;
 //! - mh: a Maglev table from [`crate::sched::maglev`]. When destinations only left, survivors
 //!   keep every slot they held and only the leavers' slots are re-filled from the fresh table, so
-//!   removing a backend moves only the flows that were on it.
+//!   removing a backend moves only the flows that were on it;
+//! - lc, wlc: a fixed-size table ([`least::slot_total`]) that ncc re-cuts from sampled
+//!   connection counts between applies ([`least`]); an apply lays it out as if every
+//!   destination were idle (weight-proportional for wlc, equal for lc), moving as few slots as
+//!   it can, and the next sample corrects it.
 
+use super::least;
 use crate::sched::maglev;
 
 /// Upper bound on the slots of a weighted scheduler.
@@ -25,6 +30,11 @@ pub enum Layout {
     Weighted,
     /// Maglev.
     Maglev,
+    /// Least connections, re-cut from connection counts (`weighted`: wlc).
+    Least {
+        /// wlc (ratios over weights) rather than lc.
+        weighted: bool,
+    },
 }
 
 /// One destination as the layout sees it: an id (the plane's destination id), its weight and a
@@ -43,8 +53,9 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// The slot contents for `members`. `old` is the current table (Maglev only: survivors keep
-/// their slots when destinations only left). Empty when no member has a weight.
+/// The slot contents for `members`. `old` is the current table (Maglev: survivors keep their
+/// slots when destinations only left; least connections: as few slots move as possible).
+/// Empty when no member has a weight.
 pub fn slots(layout: Layout, members: &[Member], old: &[u32]) -> Vec<u32> {
     let live: Vec<&Member> = members.iter().filter(|m| m.weight > 0).collect();
     if live.is_empty() {
@@ -53,6 +64,17 @@ pub fn slots(layout: Layout, members: &[Member], old: &[u32]) -> Vec<u32> {
     match layout {
         Layout::Plain => live.iter().map(|m| m.id).collect(),
         Layout::Weighted => weighted(&live),
+        Layout::Least { weighted } => {
+            let dests: Vec<least::Dest> = live
+                .iter()
+                .map(|m| least::Dest {
+                    id: m.id,
+                    weight: m.weight,
+                    load: 0,
+                })
+                .collect();
+            least::layout(&dests, weighted, 1, old)
+        }
         Layout::Maglev => {
             let backends: Vec<(u64, u32)> = live.iter().map(|m| (m.key, m.weight)).collect();
             let fresh: Vec<u32> = maglev::build(&backends, maglev::table_size(live.len()))
@@ -177,6 +199,19 @@ mod tests {
             three,
             slots(Layout::Maglev, &[m(1, 1), m(2, 1), m(3, 1)], &[])
         );
+    }
+
+    #[test]
+    fn least_connection_tables_start_idle_and_keep_their_slots() {
+        let wlc = Layout::Least { weighted: true };
+        let s = slots(wlc, &[m(1, 3), m(2, 1), m(3, 0)], &[]);
+        assert_eq!(s.len(), 16, "8 slots per live destination");
+        assert_eq!(s.iter().filter(|x| **x == 1).count(), 12);
+        let lc = slots(Layout::Least { weighted: false }, &[m(1, 3), m(2, 1)], &[]);
+        assert_eq!(lc.iter().filter(|x| **x == 1).count(), 8);
+        // A re-laid table keeps every slot it can.
+        let again = slots(wlc, &[m(1, 3), m(2, 1)], &s);
+        assert_eq!(again, s);
     }
 
     #[test]

@@ -14,18 +14,20 @@
 //!   per-packet lookup over services, so the cost per packet does not grow with their number.
 //!   Its element comments are the registry: `sid=… sch=… p=… so=… sc=… sn=…` (id, scheduler,
 //!   persistence, slot offset, slot capacity, slots in use).
-//! - `s<sid>`: the service chain: the sticky lookup (if any), then the flow's slot (`numgen inc` for rr/wrr, `jhash` of
+//! - `s<sid>`: the service chain: the sticky lookup (if any), then the flow's slot (`numgen inc` for rr/wrr/lc/wlc, `jhash` of
 //!   the source for sh/mh, of the destination for dh, `numgen random`), `mod sn offset
 //!   SLOT_BASE+so`, into the mark (conntrack mark for NAT, packet mark for DSR).
-//! - the dispatch chains (`pre`/`out` NAT, `in` DSR; [`script::dispatch_rules`]): service
+//! - the dispatch chains (`pre`/`out` NAT, `in` DSR; [`rules::dispatch_rules`]): service
 //!   lookup, sticky override, slot → destination id through `slot`, the service's after-chain,
 //!   then DNAT (`dst4`/`dst6`) or `fwd`; a second pass reschedules when a sticky entry names a
 //!   destination that is gone.
 //! - `k<sid>t<secs>`: a service's client state (persistence: client address → destination id;
-//!   DSR rr/wrr/random: `k<sid>t<secs>f`, client address . port, [`DSR_FLOW_TIMEOUT_S`]), looked up first in
+//!   DSR rr/wrr/random/lc/wlc: `k<sid>t<secs>f`, client address . port, [`DSR_FLOW_TIMEOUT_S`];
+//!   IPv6 DSR lc/wlc: `k<sid>t<secs>c`, client address), looked up first in
 //!   `s<sid>`; `aft4`/`aft6` → `a<sid>` updates it once the destination is known.
 //! - `slot`: slot → destination id, all services in disjoint ranges. Weights become slot counts
-//!   ([`layout`]); mh is a Maglev table; a change rewrites only the slots that differ.
+//!   ([`layout`]); mh is a Maglev table; a change rewrites only the slots that differ. lc/wlc
+//!   tables are re-cut between applies from sampled connection counts ([`rebalance`]).
 //! - `dst4`/`dst6`: destination id → address . port (NAT) or address (DSR), with a per-element
 //!   counter (NAT: new connections; DSR: packets and bytes). Comments name the owning service.
 //! - `weights`: destination id → weight; `cin`/`cout`: per-destination packet/byte counters of
@@ -36,13 +38,22 @@
 //! need no route back through us).
 
 pub mod layout;
+pub mod least;
+pub mod loads;
+pub mod nfnl;
 pub mod parse;
+pub mod rebalance;
+pub mod rules;
 mod runner;
 pub mod script;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+pub use loads::{LoadSource, NfnlLoads};
+pub use rebalance::SAMPLE_PERIOD;
 pub use runner::{NftCli, NftRunner};
 
 use self::parse::{Counter, DstRec, SvcMeta, TableState};
@@ -104,6 +115,11 @@ pub struct NftPlane<R = NftCli> {
     stale: bool,
     /// The last transaction's script size in bytes and line count (for the change report).
     pub last_script: (usize, usize),
+    /// ncc's copy of the lc/wlc services, shared with the re-weighting thread; every writer
+    /// of the tables holds its lock (see [`rebalance`]).
+    least: Arc<Mutex<rebalance::Mirror>>,
+    /// The mirror's generation when the tables were last read.
+    read_gen: u64,
 }
 
 impl<R: NftRunner> NftPlane<R> {
@@ -119,12 +135,37 @@ impl<R: NftRunner> NftPlane<R> {
             just_read: false,
             stale: false,
             last_script: (0, 0),
+            least: Arc::default(),
+            read_gen: 0,
         };
         p.read()?;
         Ok(p)
     }
 
+    /// Starts re-weighting lc and wlc services from the connection counts `source` reads,
+    /// every `period` ([`SAMPLE_PERIOD`] in production), on a thread of its own that ends
+    /// with the plane. Without it, lc/wlc services keep the layout of their last apply
+    /// (weight-proportional for wlc, equal for lc).
+    #[must_use]
+    pub fn with_rebalancer(self, source: Box<dyn LoadSource>, period: Duration) -> Self {
+        if let Err(e) = rebalance::spawn(&self.least, self.runner.clone(), source, period) {
+            tracing::error!(
+                "cannot start the lc/wlc re-weighting thread ({e}): lc/wlc services keep the \
+                 layout of their last apply"
+            );
+        }
+        self
+    }
+
+    fn mirror(&self) -> std::sync::MutexGuard<'_, rebalance::Mirror> {
+        self.least.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads both tables. Holds the mirror's lock throughout, so no slot rewrite runs between
+    /// the listing and the mirror's rebuild from it.
     fn read(&mut self) -> Result<(), NccError> {
+        let least = self.least.clone();
+        let mut mirror = least.lock().unwrap_or_else(|e| e.into_inner());
         let parse = |json: String| {
             parse::parse_table(&json)
                 .map_err(|e| NccError::Plane(format!("reading nftables state: {e}")))
@@ -173,6 +214,8 @@ impl<R: NftRunner> NftPlane<R> {
             }
         }
         self.services = out.into_values().collect();
+        mirror.rebuild(&self.nat, &self.dsr);
+        self.read_gen = mirror.generation();
         self.just_read = true;
         self.stale = false;
         Ok(())
@@ -213,15 +256,17 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             ));
         }
         match s.scheduler {
-            Scheduler::Lc | Scheduler::Wlc | Scheduler::P2c => {
-                return Some(format!(
-                    "scheduler {} needs per-destination connection counts, which the nftables \
-                     plane cannot keep; use rr, wrr, sh, dh, mh or random (or the ipvs/proxy plane)",
-                    parse::sched_name(s.scheduler)
-                ));
+            Scheduler::P2c => {
+                return Some(
+                    "scheduler p2c (power of two choices) is a feature of the userspace proxy \
+                     plane; use wlc, lc, rr, wrr, sh, dh, mh or random"
+                        .into(),
+                );
             }
             Scheduler::Rr
             | Scheduler::Wrr
+            | Scheduler::Lc
+            | Scheduler::Wlc
             | Scheduler::Sh
             | Scheduler::Dh
             | Scheduler::Mh
@@ -275,11 +320,11 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             cap: 0,
             n: 1,
         };
-        if s.mode == ForwardMode::Dsr && !script::sticky_key_fits(Table::Dsr, s.key.vip, &meta) {
+        if s.mode == ForwardMode::Dsr && !rules::sticky_key_fits(Table::Dsr, s.key.vip, &meta) {
             return Some(
                 "IPv6 DSR with rr, wrr or random keeps each flow (client address and port, 20 \
-                 bytes) in a dynamic map, which nft 1.0.6 cannot update; use sh, mh or dh, or \
-                 set persistence"
+                 bytes) in a dynamic map, which nft 1.0.6 cannot update; use wlc, lc, sh, mh or \
+                 dh, or set persistence"
                     .into(),
             );
         }
@@ -289,7 +334,7 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
     /// Reads the kernel, except right after [`NftPlane::new`] read it: listing a table of
     /// 10,000 services takes seconds, and a start-up apply would otherwise list it twice.
     fn refresh(&mut self) -> Result<(), NccError> {
-        if std::mem::take(&mut self.just_read) {
+        if std::mem::take(&mut self.just_read) && self.mirror().generation() == self.read_gen {
             return Ok(());
         }
         self.read()
@@ -342,6 +387,11 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
         touched.sort();
         touched.dedup();
 
+        // The tables as read, with the slots the re-weighting rewrote since laid over them; the
+        // lock stays held until the transaction ran and the mirror recorded it.
+        let least = self.least.clone();
+        let mut mirror = least.lock().unwrap_or_else(|e| e.into_inner());
+        mirror.patch(&mut self.nat, &mut self.dsr);
         let mut alloc = script::Alloc::from_states(&self.nat, &self.dsr);
         let mut sc = script::Script::default();
         let mut dsr_used = !self.dsr.chains.is_empty();
@@ -361,6 +411,7 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             return Err(e);
         }
         // The kernel now holds `want`: no read-back (the next refresh reads the truth).
+        mirror.committed(&sc.gone, &sc.laid);
         self.services = want.into_values().collect();
         self.stale = true;
         Ok(())
@@ -373,17 +424,20 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
     fn stats_reader(&self) -> super::StatsReader {
         let (runner, services) = (self.runner.clone(), self.services.clone());
         let (nat, dsr) = (self.nat.clone(), self.dsr.clone());
-        Box::new(move || read_stats(&runner, &services, nat, dsr))
+        let loads = self.mirror().loads();
+        Box::new(move || read_stats(&runner, &services, nat, dsr, &loads))
     }
 }
 
 /// Reads the counters of `services` from the kernel (`nat`/`dsr`: the last state read, reported
-/// when the kernel cannot be read).
+/// when the kernel cannot be read). `loads`: the lc/wlc re-weighting's last sample, by
+/// destination id (the active connections it saw).
 fn read_stats<R: NftRunner>(
     runner: &R,
     services: &[Service],
     nat: TableState,
     dsr: TableState,
+    loads: &HashMap<u32, least::Load>,
 ) -> Vec<ServiceStats> {
     let fresh = |t: Table| {
         runner
@@ -420,6 +474,9 @@ fn read_stats<R: NftRunner>(
                 .iter()
                 .map(|d| {
                     let rec = sid.and_then(|sid| ix.get(&(sid, d.addr)).copied());
+                    let active = rec
+                        .and_then(|(id, _)| loads.get(id))
+                        .map_or(0, |l| l.active);
                     let (conns, cin, cout) = match rec {
                         Some((id, r)) if t == Table::Nat => (
                             r.counter.packets,
@@ -431,7 +488,7 @@ fn read_stats<R: NftRunner>(
                     };
                     DestStats {
                         dest: Some(*d),
-                        active_conns: 0,
+                        active_conns: active,
                         total_conns: conns,
                         bytes_in: cin.bytes,
                         bytes_out: cout.bytes,

@@ -14,15 +14,11 @@ use std::net::IpAddr;
 
 use super::layout::{self, Layout, Member};
 use super::parse::{SvcMeta, TableState, svc_comment};
-use super::{
-    DID_BASE, DID_MASK, DSR_FLOW_TIMEOUT_S, Held, RESCHEDULE, SLOT_BASE, SLOT_MASK, Table, ipf,
-};
+use super::rules::{after_rules, base_dsr, base_nat, rules, sticky};
+use super::{DID_BASE, DID_MASK, Held, SLOT_BASE, Table};
 use crate::NccError;
 use crate::model::{Protocol, Scheduler, Service, ServiceKey};
 use crate::sched::maglev;
-
-/// The fixed `jhash` seed (the same on every node and after every restart).
-pub const HASH_SEED: u32 = 0x5ee5_a11e;
 
 /// Elements per `add element` statement.
 const CHUNK: usize = 4000;
@@ -102,6 +98,26 @@ pub struct Script {
     add_chains: Vec<(Table, String)>,
     add: BTreeMap<(Table, &'static str), Vec<String>>,
     rules: Vec<(Table, String, String)>,
+    /// What each created or updated service holds once the script ran.
+    pub laid: Vec<Laid>,
+    /// The services the script removes.
+    pub gone: Vec<ServiceKey>,
+}
+
+/// A service as a script lays it out: the lc/wlc re-weighting keeps its own copy of these
+/// (`rebalance::Mirror`), so it can rewrite slots between applies without reading the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Laid {
+    /// The service.
+    pub key: ServiceKey,
+    /// Its table.
+    pub table: Table,
+    /// Its registry settings.
+    pub meta: SvcMeta,
+    /// (destination id, weight) of every destination.
+    pub members: Vec<(u32, u32)>,
+    /// The contents of slots `meta.off ..  meta.off + meta.n`.
+    pub slots: Vec<u32>,
 }
 
 fn proto(p: Protocol) -> &'static str {
@@ -121,7 +137,7 @@ fn fam(ip: IpAddr) -> (&'static str, &'static str, &'static str) {
 }
 
 /// A slot's key in the `slot` map.
-fn slot_key(slot: u32) -> String {
+pub(super) fn slot_key(slot: u32) -> String {
     format!("{:#x}", SLOT_BASE.wrapping_add(slot))
 }
 
@@ -174,191 +190,10 @@ fn layout_of(s: Scheduler) -> Option<Layout> {
             Some(Layout::Weighted)
         }
         Scheduler::Mh => Some(Layout::Maglev),
-        Scheduler::Lc | Scheduler::Wlc | Scheduler::P2c => None,
+        Scheduler::Lc => Some(Layout::Least { weighted: false }),
+        Scheduler::Wlc => Some(Layout::Least { weighted: true }),
+        Scheduler::P2c => None,
     }
-}
-
-/// The sticky map of a service, if it keeps client state: (name, key expression, key type,
-/// timeout). Persistence keys on the client address; DSR rr/wrr/random keep each flow (client
-/// address and port) on its backend, since the netdev hook has no conntrack. The map is the
-/// service's own (`k<sid>t<secs>`) and bound only by its own chains: nft 1.0.6 cannot update a
-/// map whose key is longer than 16 bytes, which rules out one shared map keyed by the service.
-fn sticky(t: Table, vip: IpAddr, m: &SvcMeta) -> Option<(String, String, String, u32)> {
-    let ip = ipf(vip);
-    let at = if vip.is_ipv4() {
-        "ipv4_addr"
-    } else {
-        "ipv6_addr"
-    };
-    if m.persist > 0 {
-        return Some((
-            format!("k{}t{}", m.sid, m.persist),
-            format!("{ip} saddr"),
-            at.to_owned(),
-            m.persist,
-        ));
-    }
-    if t == Table::Dsr && matches!(m.sched, Scheduler::Rr | Scheduler::Wrr | Scheduler::Random) {
-        // `f`: a flow map, never the name of a persistence map of the same timeout (their key
-        // types differ, and a service switching between the two must get a new map).
-        return Some((
-            format!("k{}t{}f", m.sid, DSR_FLOW_TIMEOUT_S),
-            format!("{ip} saddr . th sport"),
-            format!("{at} . inet_service"),
-            DSR_FLOW_TIMEOUT_S,
-        ));
-    }
-    None
-}
-
-/// Whether a service's flow state fits a dynamic map nft can update (see [`sticky`]).
-pub fn sticky_key_fits(t: Table, vip: IpAddr, m: &SvcMeta) -> bool {
-    sticky(t, vip, m).is_none_or(|(_, key, _, _)| !(vip.is_ipv6() && key.contains("sport")))
-}
-
-/// The conntrack (NAT) or packet (DSR) mark that carries a flow's slot and then its
-/// destination id through the dispatch chain.
-fn reg(t: Table) -> &'static str {
-    match t {
-        Table::Nat => "ct mark",
-        Table::Dsr => "meta mark",
-    }
-}
-
-/// The rules of a service chain `s<sid>`: a rule computing the flow's slot (tagged with
-/// [`SLOT_BASE`]) into the mark, after (for services with client state) a lookup of the client
-/// in the service's own sticky map that returns its destination id (skipped on the dispatch
-/// chain's second pass, marked [`RESCHEDULE`]). The chain binds no shared map, so adding it
-/// costs the same with 1 or 10,000 services; the dispatch chain resolves slot → destination
-/// once for all services. A NAT firewall-mark service's chain first sets the packet mark to
-/// its `fwmark`, so packets it takes by VIP:port carry the mark as Seesaw's mangle rules made
-/// them (the DSR table cannot: there the packet mark is the dispatch register).
-pub fn rules(t: Table, vip: IpAddr, fwmark: u32, m: &SvcMeta) -> Vec<String> {
-    if m.n == 0 {
-        return Vec::new();
-    }
-    let ip = ipf(vip);
-    let off = SLOT_BASE.wrapping_add(m.off);
-    let sched = match m.sched {
-        Scheduler::Rr | Scheduler::Wrr => format!("numgen inc mod {} offset {off:#x}", m.n),
-        Scheduler::Sh | Scheduler::Mh => format!(
-            "jhash {ip} saddr mod {} seed {HASH_SEED:#x} offset {off:#x}",
-            m.n
-        ),
-        Scheduler::Random => format!("numgen random mod {} offset {off:#x}", m.n),
-        Scheduler::Dh => format!(
-            "jhash {ip} daddr mod {} seed {HASH_SEED:#x} offset {off:#x}",
-            m.n
-        ),
-        Scheduler::Lc | Scheduler::Wlc | Scheduler::P2c => return Vec::new(),
-    };
-    let r = reg(t);
-    let mut out = Vec::new();
-    if t == Table::Nat && fwmark != 0 {
-        out.push(format!("meta mark set {fwmark:#x}"));
-    }
-    if let Some((name, key, _, _)) = sticky(t, vip, m) {
-        out.push(format!(
-            "{r} != {RESCHEDULE:#x} {r} set {key} map @{name} return"
-        ));
-    }
-    out.push(format!("{r} set {sched}"));
-    out
-}
-
-/// The rules of a service's after-chain `a<sid>` (run once the destination is known): the
-/// update of its sticky map with the service's own timeout. Empty when it keeps no state.
-pub fn after_rules(t: Table, vip: IpAddr, m: &SvcMeta) -> Vec<String> {
-    match sticky(t, vip, m) {
-        Some((map, key, _, _)) if m.n > 0 => {
-            vec![format!("update @{map} {{ {key} : {} }}", reg(t))]
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// The rules of a dispatch chain (`pre`/`out` for NAT, `in` for DSR). One pass: look the
-/// service up (verdict map → `s<sid>` puts a slot, or a sticky destination id, in the mark),
-/// resolve slot → destination id, run the service's after-chain, then DNAT/forward to the
-/// destination. DNAT and `fwd` end evaluation, so the rules after the first pass run only when
-/// its destination is gone (a sticky entry naming a deleted destination): the mark becomes
-/// [`RESCHEDULE`] and a second pass, in which service chains skip their sticky lookup,
-/// schedules afresh (and the after-chain repairs the entry). Every shared map is bound by
-/// these few rules only.
-pub fn dispatch_rules(t: Table, lb: Option<&str>) -> Vec<String> {
-    let r = reg(t);
-    let slot = format!("{r} and {SLOT_MASK:#x} == {SLOT_BASE:#x}");
-    let did = format!("{r} and {DID_MASK:#x} == {DID_BASE:#x}");
-    let fams = [("ip", "4"), ("ip6", "6")];
-    let svc = |ip: &str| format!("{ip} daddr . meta l4proto . th dport");
-    let pass = |out: &mut Vec<String>| {
-        if t == Table::Nat {
-            // Firewall-mark services first, as IPVS looks them up first.
-            for (nf, v) in [("ipv4", "4"), ("ipv6", "6")] {
-                out.push(format!("meta nfproto {nf} meta mark vmap @fwm{v}"));
-            }
-        }
-        for (ip, v) in fams {
-            out.push(format!("{} vmap @svc{v}", svc(ip)));
-        }
-        out.push(format!("{slot} {r} set {r} map @slot"));
-        for (ip, v) in fams {
-            out.push(format!("{did} {} vmap @aft{v}", svc(ip)));
-        }
-        for (ip, v) in fams {
-            out.push(match t {
-                Table::Nat => {
-                    format!("{did} meta l4proto {{ tcp, udp }} dnat {ip} to ct mark map @dst{v}")
-                }
-                Table::Dsr => format!(
-                    "{did} fwd {ip} to meta mark map @dst{v} device \"{}\"",
-                    lb.unwrap_or("lo")
-                ),
-            });
-        }
-    };
-    let dnat_keep_port = |out: &mut Vec<String>| {
-        if t == Table::Nat {
-            // A firewall-mark service's destinations keep the packet's port (and protocol).
-            for (ip, v) in fams {
-                out.push(format!("{did} dnat {ip} to ct mark map @dnp{v}"));
-            }
-        }
-    };
-    let mut out = Vec::new();
-    pass(&mut out);
-    dnat_keep_port(&mut out);
-    out.push(format!("{did} {r} set {RESCHEDULE:#x}"));
-    pass(&mut out);
-    dnat_keep_port(&mut out);
-    out
-}
-
-/// The rules of the DSR table's `eg` chain (netdev egress of `lo`): locally generated packets
-/// that carry a firewall-mark service's mark (a health-check probe's `SO_MARK`, connected to a
-/// VIP that is local on this node and therefore routed through `lo`) are scheduled by that
-/// service and forwarded, unchanged, to the chosen destination's MAC on the LB interface: the
-/// probe reaches exactly the backend that client traffic for the VIP would, the way IPVS
-/// catches marked local packets. A packet the service took but could not forward (a sticky
-/// entry naming a destination that is gone) is dropped rather than delivered to the local VIP,
-/// which would answer for the backend.
-pub fn egress_rules(lb: &str) -> Vec<String> {
-    let r = reg(Table::Dsr);
-    let slot = format!("{r} and {SLOT_MASK:#x} == {SLOT_BASE:#x}");
-    let did = format!("{r} and {DID_MASK:#x} == {DID_BASE:#x}");
-    let mut out = Vec::new();
-    for (p, v) in [("ip", "4"), ("ip6", "6")] {
-        out.push(format!("meta protocol {p} meta mark vmap @fwm{v}"));
-    }
-    out.push(format!("{slot} {r} set {r} map @slot"));
-    for (ip, v) in [("ip", "4"), ("ip6", "6")] {
-        out.push(format!(
-            "{did} meta protocol {ip} fwd {ip} to meta mark map @dst{v} device \"{lb}\""
-        ));
-    }
-    out.push(format!("{slot} drop"));
-    out.push(format!("{did} drop"));
-    out
 }
 
 impl Script {
@@ -393,6 +228,7 @@ impl Script {
     }
 
     fn remove(&mut self, h: &Held<'_>) {
+        self.gone.push(h.key);
         let key = h.key;
         let t = h.table;
         let (svc, _, aft) = fam(key.vip);
@@ -574,6 +410,13 @@ impl Script {
             cap,
             n,
         };
+        self.laid.push(Laid {
+            key: s.key,
+            table: t,
+            meta,
+            members: members.iter().map(|m| (m.id, m.weight)).collect(),
+            slots: slots.clone(),
+        });
         self.sticky_map(t, s.key.vip, &meta);
         let chain = format!("s{sid}");
         self.add_chains.push((t, chain.clone()));
@@ -703,6 +546,13 @@ impl Script {
             cap,
             n,
         };
+        self.laid.push(Laid {
+            key: s.key,
+            table: t,
+            meta,
+            members: members.iter().map(|m| (m.id, m.weight)).collect(),
+            slots: slots.clone(),
+        });
         self.marked(t, &s.key, old.sid, &h.marks, &s.marks);
         let old_keys = aft_keys(&s.key, &h.marks);
         let new_keys = aft_keys(&s.key, &s.marks);
@@ -804,7 +654,7 @@ fn member(id: u32, addr: std::net::SocketAddr, weight: u32) -> Member {
     }
 }
 
-fn elements(out: &mut String, verb: &str, t: Table, map: &str, elems: &[String]) {
+pub(super) fn elements(out: &mut String, verb: &str, t: Table, map: &str, elems: &[String]) {
     for chunk in elems.chunks(CHUNK) {
         let _ = writeln!(
             out,
@@ -812,88 +662,5 @@ fn elements(out: &mut String, verb: &str, t: Table, map: &str, elems: &[String])
             t.spec(),
             chunk.join(", ")
         );
-    }
-}
-
-/// The maps both tables hold: the registries, slots and weights.
-fn base_maps(out: &mut String, t: &str) {
-    let svc = |a: &str| format!("{a} . inet_proto . inet_service");
-    for (v, a) in [("4", "ipv4_addr"), ("6", "ipv6_addr")] {
-        let _ = writeln!(out, "add map {t} svc{v} {{ type {} : verdict; }}", svc(a));
-        let _ = writeln!(out, "add map {t} aft{v} {{ type {} : verdict; }}", svc(a));
-    }
-    for v in ["4", "6"] {
-        let _ = writeln!(out, "add map {t} fwm{v} {{ type mark : verdict; }}");
-    }
-    let _ = writeln!(out, "add map {t} slot {{ type mark : mark; }}");
-    let _ = writeln!(out, "add map {t} weights {{ type mark : mark; }}");
-}
-
-fn base_nat(out: &mut String, st: &TableState) {
-    let t = Table::Nat.spec();
-    let _ = writeln!(out, "add table {t}");
-    base_maps(out, t);
-    let _ = write!(
-        out,
-        "add map {t} dst4 {{ type mark : ipv4_addr . inet_service; counter; }}\n\
-         add map {t} dst6 {{ type mark : ipv6_addr . inet_service; counter; }}\n\
-         add map {t} dnp4 {{ type mark : ipv4_addr; counter; }}\n\
-         add map {t} dnp6 {{ type mark : ipv6_addr; counter; }}\n\
-         add set {t} cin {{ type mark; counter; }}\n\
-         add set {t} cout {{ type mark; counter; }}\n\
-         add chain {t} pre {{ type nat hook prerouting priority -100; policy accept; }}\n\
-         add chain {t} out {{ type nat hook output priority -100; policy accept; }}\n\
-         add chain {t} post {{ type nat hook postrouting priority 100; policy accept; }}\n\
-         add chain {t} forward {{ type filter hook forward priority 0; policy accept; }}\n"
-    );
-    let ours = format!("ct mark and {DID_MASK:#x} == {DID_BASE:#x}");
-    let want: [(&str, Vec<String>); 4] = [
-        ("pre", dispatch_rules(Table::Nat, None)),
-        ("out", dispatch_rules(Table::Nat, None)),
-        ("post", vec![format!("ct status dnat {ours} masquerade")]),
-        (
-            "forward",
-            vec![
-                format!("{ours} ct direction original ct mark @cin"),
-                format!("{ours} ct direction reply ct mark @cout"),
-            ],
-        ),
-    ];
-    base_rules(out, t, st, &want);
-}
-
-fn base_dsr(out: &mut String, st: &TableState, lb: &str) {
-    let t = Table::Dsr.spec();
-    let _ = writeln!(out, "add table {t}");
-    base_maps(out, t);
-    let _ = write!(
-        out,
-        "add map {t} dst4 {{ type mark : ipv4_addr; counter; }}\n\
-         add map {t} dst6 {{ type mark : ipv6_addr; counter; }}\n\
-         add chain {t} in {{ type filter hook ingress device \"{lb}\" priority 0; policy accept; }}\n\
-         add chain {t} eg {{ type filter hook egress device \"lo\" priority 0; policy accept; }}\n"
-    );
-    base_rules(
-        out,
-        t,
-        st,
-        &[
-            ("in", dispatch_rules(Table::Dsr, Some(lb))),
-            ("eg", egress_rules(lb)),
-        ],
-    );
-}
-
-/// Base chains are (re)filled only when their rule count is not what we put there, so a
-/// healthy table is never touched.
-fn base_rules(out: &mut String, t: &str, st: &TableState, want: &[(&str, Vec<String>)]) {
-    for (chain, rules) in want {
-        if st.rules.get(*chain).copied().unwrap_or(0) == rules.len() {
-            continue;
-        }
-        let _ = writeln!(out, "flush chain {t} {chain}");
-        for r in rules {
-            let _ = writeln!(out, "add rule {t} {chain} {r}");
-        }
     }
 }

@@ -111,7 +111,7 @@ fn a_weight_change_touches_only_that_services_weight_and_slots() {
       {"set": {"name": "cin", "elem": [1591738368, 1591738369, 1591738370, 1591738371]}},
       {"set": {"name": "cout", "elem": [1591738368, 1591738369, 1591738370, 1591738371]}}
     ]}"#;
-    let n = script::dispatch_rules(Table::Nat, None).len();
+    let n = rules::dispatch_rules(Table::Nat, None).len();
     let listing = listing
         .replace("PRE", &"{\"rule\": {\"chain\": \"pre\"}},".repeat(n))
         .replace("OUT", &"{\"rule\": {\"chain\": \"out\"}},".repeat(n));
@@ -171,10 +171,14 @@ fn a_weight_change_touches_only_that_services_weight_and_slots() {
 }
 
 #[test]
-fn lc_and_tun_are_refused_with_a_reason() {
+fn p2c_and_tun_are_refused_with_a_reason() {
     let p = NftPlane::new(Recorder::default(), None).unwrap();
-    let mut s = service(80, Scheduler::Lc, &[("10.0.0.1:80", 1)]);
-    assert!(p.unsupported(&s).unwrap().contains("connection counts"));
+    let mut s = service(80, Scheduler::P2c, &[("10.0.0.1:80", 1)]);
+    assert!(p.unsupported(&s).unwrap().contains("proxy plane"));
+    for sched in [Scheduler::Lc, Scheduler::Wlc] {
+        s.scheduler = sched;
+        assert_eq!(p.unsupported(&s), None, "{sched:?}");
+    }
     s.scheduler = Scheduler::Rr;
     s.mode = ForwardMode::Dsr;
     assert!(p.unsupported(&s).unwrap().contains("LB interface"));
@@ -229,4 +233,105 @@ fn persistence_gets_an_after_chain_that_goes_away_with_it() {
     let del_elem = text.find("delete element inet seesaw aft4").unwrap();
     let del_chain = text.find("delete chain inet seesaw a1").unwrap();
     assert!(del_elem < del_chain, "the jump goes before its chain");
+}
+
+#[test]
+fn wlc_is_a_fixed_slot_table_with_a_numgen_rule() {
+    let rec = Recorder::default();
+    let mut p = NftPlane::new(rec.clone(), None).unwrap();
+    let s = service(
+        80,
+        Scheduler::Wlc,
+        &[("10.0.0.1:80", 3), ("10.0.0.2:80", 1)],
+    );
+    apply(&mut p, &[s]).unwrap();
+    let text = rec.scripts.lock().unwrap()[0].clone();
+    for want in [
+        "add rule inet seesaw s1 ct mark set numgen inc mod 16 offset 0x30000000\n",
+        "comment \"sid=1 sch=wlc p=0 so=0 sc=16 sn=16\" : jump s1",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    let slots = text
+        .lines()
+        .find(|l| l.starts_with("add element inet seesaw slot"))
+        .unwrap();
+    assert_eq!(slots.matches(": 0x5ee00000").count(), 12, "{slots}");
+    assert_eq!(slots.matches(": 0x5ee00001").count(), 4, "{slots}");
+    assert!(
+        !text.contains("a1"),
+        "NAT wlc keeps no client state: {text}"
+    );
+}
+
+#[test]
+fn dsr_wlc_keeps_flows_ipv4_by_flow_ipv6_by_client() {
+    let rec = Recorder::default();
+    let mut p = NftPlane::new(rec.clone(), Some("eth1".to_owned())).unwrap();
+    let mut v4 = service(
+        80,
+        Scheduler::Wlc,
+        &[("10.0.0.1:80", 1), ("10.0.0.2:80", 1)],
+    );
+    v4.mode = ForwardMode::Dsr;
+    let mut v6 = v4.clone();
+    v6.key.vip = "2001:db8::1".parse().unwrap();
+    v6.scheduler = Scheduler::Lc;
+    v6.dests = vec![Dest::new("[2001:db8::10]:80".parse().unwrap(), 1)];
+    assert_eq!(p.unsupported(&v6), None, "IPv6 DSR lc is kept per client");
+    let mut v6rr = v6.clone();
+    v6rr.scheduler = Scheduler::Rr;
+    assert!(p.unsupported(&v6rr).unwrap().contains("nft 1.0.6"));
+    apply(&mut p, &[v4, v6]).unwrap();
+    let text = rec.scripts.lock().unwrap()[0].clone();
+    for want in [
+        "add map netdev seesaw k1t300f { type ipv4_addr . inet_service : mark;",
+        "add rule netdev seesaw s1 meta mark != 0x20000000 meta mark set ip saddr . th sport map @k1t300f return\n",
+        "add rule netdev seesaw s1 meta mark set numgen inc mod 16 offset 0x30000000\n",
+        "add map netdev seesaw k2t300c { type ipv6_addr : mark;",
+        "add rule netdev seesaw a2 update @k2t300c { ip6 saddr : meta mark }",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+}
+
+/// The kernel accepts what lc/wlc render: NAT and DSR, IPv4 (flow map) and IPv6 (client map),
+/// and a re-apply finds nothing to change (root and nft; skips otherwise).
+#[test]
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
+fn lc_and_wlc_apply_in_a_private_netns() {
+    if !nix::unistd::geteuid().is_root()
+        || std::process::Command::new("nft")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipping: applying lc/wlc to the kernel needs root and nft");
+        return;
+    }
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+        let nat = service(
+            80,
+            Scheduler::Wlc,
+            &[("10.0.0.1:80", 2), ("10.0.0.2:80", 1)],
+        );
+        let mut dsr4 = service(81, Scheduler::Lc, &[("10.0.0.1:81", 1), ("10.0.0.2:81", 1)]);
+        dsr4.mode = ForwardMode::Dsr;
+        let mut dsr6 = dsr4.clone();
+        dsr6.scheduler = Scheduler::Wlc;
+        dsr6.key.vip = "2001:db8::1".parse().unwrap();
+        dsr6.dests = vec![Dest::new("[2001:db8::10]:81".parse().unwrap(), 1)];
+        let all = [nat, dsr4, dsr6];
+        let mut p = NftPlane::new(NftCli::default(), Some("lo".to_owned())).expect("plane");
+        assert_eq!(apply(&mut p, &all).expect("apply").len(), 8);
+        let mut again = NftPlane::new(NftCli::default(), Some("lo".to_owned())).expect("plane");
+        assert_eq!(apply(&mut again, &all).expect("re-apply"), []);
+        assert_eq!(apply(&mut again, &[]).expect("remove").len(), 8);
+    })
+    .join()
+    .expect("netns thread");
 }

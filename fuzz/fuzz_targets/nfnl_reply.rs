@@ -1,0 +1,21 @@
+//! Fuzzes ncc's counters of netfilter netlink dumps (ctnetlink conntrack entries and nf_tables
+//! set elements, read for the nftables plane's lc/wlc re-weighting): any datagram must count or
+//! fail with an error, never panic. The first byte picks the decoder.
+#![no_main]
+
+use std::collections::HashMap;
+
+use libfuzzer_sys::fuzz_target;
+use seesaw_ncc::dataplane::nftables::nfnl;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((first, rest)) = data.split_first() else {
+        return;
+    };
+    let mut out = HashMap::new();
+    if first % 2 == 0 {
+        let _ = nfnl::count_conntrack(rest, 0x5ee0_0000, 0xfff0_0000, &mut out);
+    } else {
+        let _ = nfnl::count_setelems(rest, &mut out);
+    }
+});

@@ -1,0 +1,304 @@
+//! The two `NETLINK_NETFILTER` dumps the lc/wlc re-weighting reads, encoded and decoded by pure
+//! functions (the socket is in `loads`): ctnetlink's conntrack table, filtered by our mark, for
+//! NAT; nf_tables' elements of one set (a DSR service's flow map) for DSR. The replies come
+//! from the kernel and are decoded as hostile input: every length is checked, nothing panics,
+//! and a malformed message is an error (fuzz target `nfnl_reply`). Nothing is allocated per
+//! entry: a dump of a million flows is counted, not stored. Hand-written rather than taken
+//! from `netlink-packet-netfilter` for that reason (its decoder builds every tuple of every
+//! entry) and because only five attributes matter here.
+//!
+//! Derivation from the kernel UAPI (`linux/netlink.h`, `linux/netfilter/nfnetlink.h`,
+//! `nfnetlink_conntrack.h`, `nf_conntrack_tcp.h`, `nf_tables.h`); the golden-bytes tests pin
+//! every number:
+//!
+//! - A message is `nlmsghdr` (16 bytes, native endian: `u32 len`, `u16 type`, `u16 flags`,
+//!   `u32 seq`, `u32 pid`), then `nfgenmsg` (`u8 family`, `u8 version` = `NFNETLINK_V0` 0,
+//!   `__be16 res_id`), then attributes (`u16 len` = 4 + payload, `u16 type`, bit 15
+//!   `NLA_F_NESTED` and bit 14 `NLA_F_NET_BYTEORDER` as flags; payload padded to 4 bytes).
+//!   Messages in one datagram are padded to 4 bytes. The type is `subsystem << 8 | message`.
+//!   A dump ends with `NLMSG_DONE` (3); `NLMSG_ERROR` (2) carries `i32 -errno`.
+//! - Conntrack (`NFNL_SUBSYS_CTNETLINK` 1): request `IPCTNL_MSG_CT_GET` 1 with `NLM_F_REQUEST |
+//!   NLM_F_DUMP` (0x301), family `AF_UNSPEC` (both IP versions), and the dump filter
+//!   `CTA_MARK` 8 + `CTA_MARK_MASK` 21 (both `__be32`): only entries whose
+//!   `mark & mask == mark` come back. Each entry is an `IPCTNL_MSG_CT_NEW` 0 message with
+//!   `CTA_TUPLE_ORIG` 1 { `CTA_TUPLE_PROTO` 2 { `CTA_PROTO_NUM` 1: `u8` } },
+//!   `CTA_PROTOINFO` 4 { `CTA_PROTOINFO_TCP` 1 { `CTA_PROTOINFO_TCP_STATE` 1: `u8` } } and
+//!   `CTA_MARK` 8 (`__be32`). TCP states: `ESTABLISHED` 3 is active, every other one inactive
+//!   (as IPVS counts); other protocols are active while tracked.
+//! - nf_tables (`NFNL_SUBSYS_NFTABLES` 10): request `NFT_MSG_GETSETELEM` 13, dump flags,
+//!   family `NFPROTO_NETDEV` 5, `NFTA_SET_ELEM_LIST_TABLE` 1 and `NFTA_SET_ELEM_LIST_SET` 2
+//!   (NUL-terminated strings). Replies are `NFT_MSG_NEWSETELEM` 12 messages with
+//!   `NFTA_SET_ELEM_LIST_ELEMENTS` 3 { `NFTA_LIST_ELEM` 1 { `NFTA_SET_ELEM_DATA` 2 {
+//!   `NFTA_DATA_VALUE` 1: the mapped value } } }; a `mark` value is 4 bytes in host order (a
+//!   register's bytes, as `meta mark` loads it). Expired elements are not dumped.
+
+use std::collections::HashMap;
+
+use super::least::Load;
+
+/// `NETLINK_NETFILTER`.
+pub const NETLINK_NETFILTER: i32 = 12;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const NLMSG_NOOP: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLA_TYPE_MASK: u16 = 0x3fff;
+const NLMSG_HDRLEN: usize = 16;
+const NFGENMSG_LEN: usize = 4;
+
+const SUBSYS_CTNETLINK: u16 = 1;
+const SUBSYS_NFTABLES: u16 = 10;
+const IPCTNL_MSG_CT_NEW: u16 = 0;
+const IPCTNL_MSG_CT_GET: u16 = 1;
+const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_GETSETELEM: u16 = 13;
+
+/// `NFPROTO_NETDEV`: the family of the DSR table.
+pub const NFPROTO_NETDEV: u8 = 5;
+
+const CTA_TUPLE_ORIG: u16 = 1;
+const CTA_TUPLE_PROTO: u16 = 2;
+const CTA_PROTO_NUM: u16 = 1;
+const CTA_PROTOINFO: u16 = 4;
+const CTA_PROTOINFO_TCP: u16 = 1;
+const CTA_PROTOINFO_TCP_STATE: u16 = 1;
+const CTA_MARK: u16 = 8;
+const CTA_MARK_MASK: u16 = 21;
+const TCP_CONNTRACK_ESTABLISHED: u8 = 3;
+const IPPROTO_TCP: u8 = 6;
+
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_SET_ELEM_DATA: u16 = 2;
+const NFTA_DATA_VALUE: u16 = 1;
+
+/// Why a reply could not be counted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NfnlDecodeError {
+    /// A length field disagrees with the bytes there are.
+    #[error("netfilter netlink reply: malformed {0}")]
+    Malformed(&'static str),
+    /// The kernel refused the request (`-errno`).
+    #[error("netfilter netlink: {}", std::io::Error::from_raw_os_error(*.0))]
+    Errno(i32),
+}
+
+/// Whether a dump goes on after this datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// More datagrams follow.
+    More,
+    /// `NLMSG_DONE` seen.
+    Done,
+}
+
+fn push_attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
+    let len = u16::try_from(4 + payload.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(payload);
+    while !out.len().is_multiple_of(4) {
+        out.push(0);
+    }
+}
+
+fn request(ty: u16, seq: u32, family: u8, attrs: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(NLMSG_HDRLEN + NFGENMSG_LEN + attrs.len()).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&len.to_ne_bytes());
+    out.extend_from_slice(&ty.to_ne_bytes());
+    out.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.extend_from_slice(&[family, 0, 0, 0]);
+    out.extend_from_slice(attrs);
+    out
+}
+
+/// A dump of the conntrack entries whose mark, masked by `mask`, is `mark`.
+pub fn conntrack_dump(seq: u32, mark: u32, mask: u32) -> Vec<u8> {
+    let mut attrs = Vec::new();
+    push_attr(&mut attrs, CTA_MARK, &mark.to_be_bytes());
+    push_attr(&mut attrs, CTA_MARK_MASK, &mask.to_be_bytes());
+    request(SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET, seq, 0, &attrs)
+}
+
+/// A dump of the elements of set `set` in table `table` of `family`.
+pub fn setelem_dump(seq: u32, family: u8, table: &str, set: &str) -> Vec<u8> {
+    let cstr = |s: &str| {
+        let mut b = s.as_bytes().to_vec();
+        b.push(0);
+        b
+    };
+    let mut attrs = Vec::new();
+    push_attr(&mut attrs, NFTA_SET_ELEM_LIST_TABLE, &cstr(table));
+    push_attr(&mut attrs, NFTA_SET_ELEM_LIST_SET, &cstr(set));
+    request(
+        SUBSYS_NFTABLES << 8 | NFT_MSG_GETSETELEM,
+        seq,
+        family,
+        &attrs,
+    )
+}
+
+/// The attributes in `b`: (type without flags, payload).
+fn attrs(b: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), NfnlDecodeError>> {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        let rest = b.get(at..).filter(|r| r.len() >= 4)?;
+        let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
+        let kind = u16::from_ne_bytes([rest[2], rest[3]]) & NLA_TYPE_MASK;
+        if len < 4 || len > rest.len() {
+            at = b.len();
+            return Some(Err(NfnlDecodeError::Malformed("attribute length")));
+        }
+        at += len.next_multiple_of(4);
+        Some(Ok((kind, &rest[4..len])))
+    })
+}
+
+/// The payload of the first attribute of type `kind` in `b`.
+fn find(b: &[u8], kind: u16) -> Result<Option<&[u8]>, NfnlDecodeError> {
+    for a in attrs(b) {
+        let (k, p) = a?;
+        if k == kind {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
+/// Walks the messages of one datagram, handing each payload of type `want` (after `nfgenmsg`)
+/// to `each`.
+fn messages(
+    b: &[u8],
+    want: u16,
+    mut each: impl FnMut(&[u8]) -> Result<(), NfnlDecodeError>,
+) -> Result<Step, NfnlDecodeError> {
+    let mut at = 0usize;
+    while let Some(rest) = b.get(at..).filter(|r| !r.is_empty()) {
+        if rest.len() < NLMSG_HDRLEN {
+            return Err(NfnlDecodeError::Malformed("message header"));
+        }
+        let len = usize::try_from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]))
+            .unwrap_or(usize::MAX);
+        let ty = u16::from_ne_bytes([rest[4], rest[5]]);
+        if len < NLMSG_HDRLEN || len > rest.len() {
+            return Err(NfnlDecodeError::Malformed("message length"));
+        }
+        let body = &rest[NLMSG_HDRLEN..len];
+        match ty {
+            NLMSG_DONE => return Ok(Step::Done),
+            NLMSG_ERROR => {
+                let code = body
+                    .get(..4)
+                    .map(|e| i32::from_ne_bytes([e[0], e[1], e[2], e[3]]))
+                    .ok_or(NfnlDecodeError::Malformed("error message"))?;
+                return if code == 0 {
+                    Ok(Step::Done)
+                } else {
+                    Err(NfnlDecodeError::Errno(code.saturating_neg()))
+                };
+            }
+            NLMSG_NOOP => {}
+            t if t == want => {
+                let payload = body
+                    .get(NFGENMSG_LEN..)
+                    .ok_or(NfnlDecodeError::Malformed("nfgenmsg"))?;
+                each(payload)?;
+            }
+            // Anything else (an overrun notice, another subsystem) is not ours to count.
+            _ => {}
+        }
+        at = at.saturating_add(len.next_multiple_of(4));
+    }
+    Ok(Step::More)
+}
+
+fn u8_of(p: &[u8]) -> Option<u8> {
+    (p.len() == 1).then(|| p[0])
+}
+
+/// Counts the conntrack entries of one reply datagram into `out` by mark: each entry whose
+/// mark, masked by `mask`, is `mark` (the kernel filters already; an older kernel that ignores
+/// the filter is filtered here) counts as one active or inactive connection.
+pub fn count_conntrack(
+    b: &[u8],
+    mark: u32,
+    mask: u32,
+    out: &mut HashMap<u32, Load>,
+) -> Result<Step, NfnlDecodeError> {
+    messages(b, SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW, |p| {
+        let Some(m) = find(p, CTA_MARK)? else {
+            return Ok(());
+        };
+        let m: [u8; 4] = m
+            .try_into()
+            .map_err(|_| NfnlDecodeError::Malformed("CTA_MARK"))?;
+        let m = u32::from_be_bytes(m);
+        if m & mask != mark {
+            return Ok(());
+        }
+        let proto = match find(p, CTA_TUPLE_ORIG)? {
+            Some(t) => match find(t, CTA_TUPLE_PROTO)? {
+                Some(pr) => find(pr, CTA_PROTO_NUM)?.and_then(u8_of),
+                None => None,
+            },
+            None => None,
+        };
+        let active = if proto == Some(IPPROTO_TCP) {
+            let state = match find(p, CTA_PROTOINFO)? {
+                Some(pi) => match find(pi, CTA_PROTOINFO_TCP)? {
+                    Some(tcp) => find(tcp, CTA_PROTOINFO_TCP_STATE)?.and_then(u8_of),
+                    None => None,
+                },
+                None => None,
+            };
+            state == Some(TCP_CONNTRACK_ESTABLISHED)
+        } else {
+            true
+        };
+        let e = out.entry(m).or_default();
+        if active {
+            e.active = e.active.saturating_add(1);
+        } else {
+            e.inactive = e.inactive.saturating_add(1);
+        }
+        Ok(())
+    })
+}
+
+/// Counts the elements of one set-element reply datagram into `out` by their 4-byte value (a
+/// destination id): each is one active connection (a DSR flow, or a client).
+pub fn count_setelems(b: &[u8], out: &mut HashMap<u32, Load>) -> Result<Step, NfnlDecodeError> {
+    messages(b, SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSETELEM, |p| {
+        let Some(list) = find(p, NFTA_SET_ELEM_LIST_ELEMENTS)? else {
+            return Ok(());
+        };
+        for a in attrs(list) {
+            let (kind, elem) = a?;
+            if kind != NFTA_LIST_ELEM {
+                continue;
+            }
+            let Some(data) = find(elem, NFTA_SET_ELEM_DATA)? else {
+                continue;
+            };
+            let Some(value) = find(data, NFTA_DATA_VALUE)? else {
+                continue;
+            };
+            let v: [u8; 4] = value
+                .try_into()
+                .map_err(|_| NfnlDecodeError::Malformed("element value"))?;
+            let e = out.entry(u32::from_ne_bytes(v)).or_default();
+            e.active = e.active.saturating_add(1);
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+#[path = "nfnl_tests.rs"]
+mod tests;

@@ -1,0 +1,459 @@
+//! lc and wlc between applies: a dedicated thread samples per-destination connection counts
+//! ([`LoadSource`]) every [`SAMPLE_PERIOD`] and re-cuts each least-connection service's slot
+//! table ([`super::least`]), rewriting only the slots whose destination changes, all services
+//! in one `nft -f -` transaction. Established flows never move: NAT flows keep their DNAT in
+//! conntrack and DSR flows their pick in the flow map; only new flows read the slots.
+//!
+//! The thread works from [`Mirror`], ncc's copy of what every lc/wlc service holds (ids,
+//! weights, slot contents), never from `nft list` (seconds at 10,000 services). Every writer of
+//! the tables holds the mirror's lock while it renders and runs its transaction: the plane's
+//! `commit` (which lays its script over the mirror's slots first, [`Mirror::patch`], and records
+//! what it wrote, [`Mirror::committed`]), its `read` (which rebuilds the mirror from the
+//! kernel), and this thread. So a rewrite is always computed against what the kernel holds.
+//! The counts are read *without* the lock, and the lock is held only for a small transaction,
+//! so an apply waits at most that long. A failed rewrite invalidates the mirror until the
+//! next read (every apply reads; the engine re-applies every 30 s).
+//!
+//! Bounds: one conntrack dump for all NAT services plus one set dump per DSR lc/wlc service
+//! per sample; at most [`MAX_REWRITES`] slot rewrites per transaction (services take turns);
+//! and the thread sleeps at least four times as long as its last sample took, so at 10,000
+//! services it costs at most a fifth of one core, sampling less often rather than falling
+//! behind.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use super::least::{self, Estimator, Load};
+use super::loads::LoadSource;
+use super::parse::{SvcMeta, TableState};
+use super::rules::sticky;
+use super::script::{Laid, elements, slot_key};
+use super::{NftRunner, Table};
+use crate::model::{Scheduler, ServiceKey};
+
+/// How often connection counts are sampled (a slow sample stretches it, see the module doc).
+pub const SAMPLE_PERIOD: Duration = Duration::from_millis(250);
+/// The longest pause between samples, however slow the last one was.
+const MAX_PERIOD: Duration = Duration::from_secs(5);
+/// Slot rewrites per transaction at most.
+pub const MAX_REWRITES: usize = 16_384;
+
+/// One lc/wlc service as the kernel holds it.
+#[derive(Debug, Clone)]
+struct LeastSvc {
+    table: Table,
+    meta: SvcMeta,
+    /// (destination id, weight).
+    members: Vec<(u32, u32)>,
+    /// Slot `meta.off + i` holds `slots[i]` (`None`: the kernel has no element there).
+    slots: Vec<Option<u32>>,
+    /// DSR: the map whose elements are counted (the flow, client or persistence map).
+    count_map: Option<String>,
+    est: Estimator,
+    /// The last sampled load of each member.
+    loads: Vec<Load>,
+}
+
+/// ncc's copy of the lc/wlc services in the kernel; see the module doc.
+#[derive(Debug, Default)]
+pub struct Mirror {
+    services: BTreeMap<ServiceKey, LeastSvc>,
+    /// The copy matches the kernel (false after a failed rewrite, until the next read).
+    valid: bool,
+    /// Bumped by every read, commit and rewrite.
+    generation: u64,
+    /// Where the next rewrite starts when the last one ran out of budget.
+    cursor: Option<ServiceKey>,
+    /// Slots rewritten so far (for the logs).
+    rewritten: u64,
+}
+
+/// What one sample reads.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Conntrack (some NAT service is lc/wlc).
+    pub nat: bool,
+    /// The DSR maps to count.
+    pub dsr_maps: Vec<String>,
+}
+
+/// Sampled loads, and which sources could be read.
+#[derive(Debug, Default)]
+pub struct Sample {
+    /// Load by destination id.
+    pub loads: HashMap<u32, Load>,
+    /// Conntrack was read.
+    pub nat_ok: bool,
+    /// These DSR maps were read.
+    pub dsr_ok: HashSet<String>,
+}
+
+/// One rewrite transaction: the script and the slots it sets.
+#[derive(Debug, Default)]
+pub struct Rewrite {
+    /// The `nft -f -` script (empty: nothing to change).
+    pub script: String,
+    /// New slot contents by service.
+    slots: Vec<(ServiceKey, Vec<u32>)>,
+    /// Slots rewritten.
+    pub count: usize,
+}
+
+fn is_least(s: Scheduler) -> bool {
+    matches!(s, Scheduler::Lc | Scheduler::Wlc)
+}
+
+fn count_map(t: Table, key: &ServiceKey, meta: &SvcMeta) -> Option<String> {
+    (t == Table::Dsr)
+        .then(|| sticky(t, key.vip, meta).map(|s| s.0))
+        .flatten()
+}
+
+impl Mirror {
+    /// Whether the copy matches the kernel.
+    pub fn valid(&self) -> bool {
+        self.valid
+    }
+
+    /// The generation (see [`Mirror::bump`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Marks a change of the tables.
+    pub fn bump(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Rebuilds the copy from tables just read; sampling state survives for services that
+    /// kept their id.
+    pub fn rebuild(&mut self, nat: &TableState, dsr: &TableState) {
+        let mut old = std::mem::take(&mut self.services);
+        for (t, st) in [(Table::Nat, nat), (Table::Dsr, dsr)] {
+            for (key, meta) in st.services.iter().filter(|(_, m)| is_least(m.sched)) {
+                let members: Vec<(u32, u32)> = st
+                    .dests
+                    .iter()
+                    .filter(|(_, d)| d.sid == meta.sid)
+                    .map(|(id, _)| (*id, st.weights.get(id).copied().unwrap_or(0)))
+                    .collect();
+                let slots = (0..meta.n)
+                    .map(|i| st.slots.get(&meta.off.wrapping_add(i)).copied())
+                    .collect();
+                let (est, loads) = old
+                    .remove(key)
+                    .filter(|o| o.meta.sid == meta.sid)
+                    .map(|o| (o.est, o.loads))
+                    .unwrap_or_default();
+                self.services.insert(
+                    *key,
+                    LeastSvc {
+                        table: t,
+                        meta: *meta,
+                        count_map: count_map(t, key, meta),
+                        members,
+                        slots,
+                        est,
+                        loads,
+                    },
+                );
+            }
+        }
+        self.valid = true;
+        self.bump();
+    }
+
+    /// Lays the copy's slot contents over `nat`/`dsr` (decoded earlier, perhaps before a
+    /// rewrite), so a script rendered from them starts from what the kernel holds.
+    pub fn patch(&self, nat: &mut TableState, dsr: &mut TableState) {
+        if !self.valid {
+            return;
+        }
+        for (key, s) in &self.services {
+            let st = match s.table {
+                Table::Nat => &mut *nat,
+                Table::Dsr => &mut *dsr,
+            };
+            if st.services.get(key).is_none_or(|m| m.sid != s.meta.sid) {
+                continue;
+            }
+            for (i, slot) in (0u32..).zip(&s.slots) {
+                let at = s.meta.off.wrapping_add(i);
+                match slot {
+                    Some(id) => st.slots.insert(at, *id),
+                    None => st.slots.remove(&at),
+                };
+            }
+        }
+    }
+
+    /// Records what a transaction that ran wrote: `gone` services left, `laid` ones hold
+    /// these layouts.
+    pub fn committed(&mut self, gone: &[ServiceKey], laid: &[Laid]) {
+        for k in gone {
+            self.services.remove(k);
+        }
+        for l in laid {
+            if !is_least(l.meta.sched) {
+                self.services.remove(&l.key);
+                continue;
+            }
+            let (est, loads) = self
+                .services
+                .remove(&l.key)
+                .filter(|o| o.meta.sid == l.meta.sid)
+                .map(|o| (o.est, o.loads))
+                .unwrap_or_default();
+            self.services.insert(
+                l.key,
+                LeastSvc {
+                    table: l.table,
+                    meta: l.meta,
+                    members: l.members.clone(),
+                    slots: l.slots.iter().copied().map(Some).collect(),
+                    count_map: count_map(l.table, &l.key, &l.meta),
+                    est,
+                    loads,
+                },
+            );
+        }
+        self.bump();
+    }
+
+    /// What the next sample must read (nothing while the copy is invalid).
+    pub fn plan(&self) -> Plan {
+        let mut p = Plan::default();
+        if !self.valid {
+            return p;
+        }
+        for s in self.services.values().filter(|s| s.meta.n > 0) {
+            match (&s.table, &s.count_map) {
+                (Table::Nat, _) => p.nat = true,
+                (Table::Dsr, Some(m)) => p.dsr_maps.push(m.clone()),
+                (Table::Dsr, None) => {}
+            }
+        }
+        p
+    }
+
+    /// The rewrite that re-cuts every sampled service from `sample`, at most `budget` slots,
+    /// starting after the service where the last one stopped.
+    pub fn rewrite(&mut self, sample: &Sample, budget: usize) -> Rewrite {
+        let mut rw = Rewrite::default();
+        if !self.valid {
+            return rw;
+        }
+        let start = self.cursor.take();
+        let keys: Vec<ServiceKey> = match start {
+            Some(c) => self
+                .services
+                .range((Bound::Excluded(c), Bound::Unbounded))
+                .chain(self.services.range(..=c))
+                .map(|(k, _)| *k)
+                .collect(),
+            None => self.services.keys().copied().collect(),
+        };
+        let mut del: BTreeMap<Table, Vec<String>> = BTreeMap::new();
+        let mut add: BTreeMap<Table, Vec<String>> = BTreeMap::new();
+        for key in keys {
+            let Some(s) = self.services.get_mut(&key) else {
+                continue;
+            };
+            let read = match (&s.table, &s.count_map) {
+                (Table::Nat, _) => sample.nat_ok,
+                (Table::Dsr, Some(m)) => sample.dsr_ok.contains(m),
+                (Table::Dsr, None) => false,
+            };
+            if !read || s.meta.n == 0 {
+                continue;
+            }
+            let dests: Vec<least::Dest> = s
+                .members
+                .iter()
+                .map(|(id, w)| least::Dest {
+                    id: *id,
+                    weight: *w,
+                    load: sample.loads.get(id).copied().unwrap_or_default().overhead(),
+                })
+                .collect();
+            s.loads = s
+                .members
+                .iter()
+                .map(|(id, _)| sample.loads.get(id).copied().unwrap_or_default())
+                .collect();
+            let arrivals = s.est.observe(&dests);
+            let old: Vec<u32> = s.slots.iter().map(|x| x.unwrap_or(0)).collect();
+            let new = least::layout(&dests, s.meta.sched == Scheduler::Wlc, arrivals, &old);
+            if new.len() != s.slots.len() {
+                // The table's size is the apply's to change; the next read reconciles.
+                continue;
+            }
+            let moves: Vec<usize> = (0..new.len())
+                .filter(|i| s.slots[*i] != Some(new[*i]))
+                .collect();
+            if moves.is_empty() {
+                continue;
+            }
+            if rw.count + moves.len() > budget && rw.count > 0 {
+                self.cursor = rw.slots.last().map(|(k, _)| *k);
+                break;
+            }
+            for i in &moves {
+                let at = s
+                    .meta
+                    .off
+                    .wrapping_add(u32::try_from(*i).unwrap_or(u32::MAX));
+                if s.slots[*i].is_some() {
+                    del.entry(s.table).or_default().push(slot_key(at));
+                }
+                add.entry(s.table)
+                    .or_default()
+                    .push(format!("{} : {:#x}", slot_key(at), new[*i]));
+            }
+            rw.count += moves.len();
+            rw.slots.push((key, new));
+        }
+        for (t, elems) in &del {
+            elements(&mut rw.script, "delete", *t, "slot", elems);
+        }
+        for (t, elems) in &add {
+            elements(&mut rw.script, "add", *t, "slot", elems);
+        }
+        rw
+    }
+
+    /// Records a rewrite that ran.
+    pub fn applied(&mut self, rw: Rewrite) {
+        for (k, slots) in rw.slots {
+            if let Some(s) = self.services.get_mut(&k) {
+                s.slots = slots.into_iter().map(Some).collect();
+            }
+        }
+        self.rewritten = self.rewritten.saturating_add(rw.count as u64);
+        self.bump();
+    }
+
+    /// Gives up the copy until the next read.
+    pub fn invalidate(&mut self) {
+        self.valid = false;
+    }
+
+    /// The last sampled load of every lc/wlc destination, by id.
+    pub fn loads(&self) -> HashMap<u32, Load> {
+        self.services
+            .values()
+            .flat_map(|s| s.members.iter().map(|m| m.0).zip(s.loads.iter().copied()))
+            .collect()
+    }
+}
+
+/// Reads one sample for `plan` from `source`. Sources that fail are left out of the sample
+/// (their services keep their slots) and logged, at most once a minute per kind.
+pub fn sample(plan: &Plan, source: &mut dyn LoadSource, quiet: &mut Quiet) -> Sample {
+    let mut s = Sample::default();
+    if plan.nat {
+        match source.nat(&mut s.loads) {
+            Ok(()) => s.nat_ok = true,
+            Err(e) => quiet.warn("conntrack", &e),
+        }
+    }
+    for m in &plan.dsr_maps {
+        match source.dsr_map(m, &mut s.loads) {
+            Ok(true) => {
+                s.dsr_ok.insert(m.clone());
+            }
+            // A map deleted since the plan (its service went away) is no news.
+            Ok(false) => {}
+            Err(e) => quiet.warn("DSR flow map", &e),
+        }
+    }
+    s
+}
+
+/// Rate limit of the sampler's warnings.
+#[derive(Debug, Default)]
+pub struct Quiet {
+    last: HashMap<&'static str, Instant>,
+}
+
+impl Quiet {
+    fn warn(&mut self, what: &'static str, e: &dyn std::fmt::Display) {
+        let now = Instant::now();
+        if self
+            .last
+            .get(what)
+            .is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.last.insert(what, now);
+            tracing::warn!(
+                "lc/wlc: cannot read the {what} counts ({e}); those services keep their slots"
+            );
+        }
+    }
+}
+
+/// One round: plan, sample without the lock, rewrite under it. Returns the slots rewritten.
+pub fn round<R: NftRunner>(
+    mirror: &Mutex<Mirror>,
+    runner: &R,
+    source: &mut dyn LoadSource,
+    quiet: &mut Quiet,
+) -> usize {
+    let plan = mirror.lock().unwrap_or_else(|e| e.into_inner()).plan();
+    if plan == Plan::default() {
+        return 0;
+    }
+    let got = sample(&plan, source, quiet);
+    let mut m = mirror.lock().unwrap_or_else(|e| e.into_inner());
+    let rw = m.rewrite(&got, MAX_REWRITES);
+    if rw.script.is_empty() {
+        return 0;
+    }
+    match runner.run(&rw.script) {
+        Ok(()) => {
+            let n = rw.count;
+            tracing::debug!(slots = n, "lc/wlc: slots re-cut from connection counts");
+            m.applied(rw);
+            n
+        }
+        Err(e) => {
+            m.invalidate();
+            quiet.warn("slot rewrite", &e);
+            0
+        }
+    }
+}
+
+/// Starts the sampling thread over `mirror`; it ends once the plane that owns the mirror is
+/// dropped. `period`: [`SAMPLE_PERIOD`] in production.
+pub fn spawn<R: NftRunner>(
+    mirror: &Arc<Mutex<Mirror>>,
+    runner: R,
+    mut source: Box<dyn LoadSource>,
+    period: Duration,
+) -> std::io::Result<()> {
+    let weak: Weak<Mutex<Mirror>> = Arc::downgrade(mirror);
+    std::thread::Builder::new()
+        .name("ncc-lc-wlc".into())
+        .spawn(move || {
+            let mut quiet = Quiet::default();
+            let mut pause = period;
+            loop {
+                std::thread::sleep(pause);
+                let Some(m) = weak.upgrade() else {
+                    return;
+                };
+                let start = Instant::now();
+                round(&m, &runner, source.as_mut(), &mut quiet);
+                drop(m);
+                pause = period.max(start.elapsed() * 4).min(MAX_PERIOD.max(period));
+            }
+        })
+        .map(drop)
+}
+
+#[cfg(test)]
+#[path = "rebalance_tests.rs"]
+mod tests;
