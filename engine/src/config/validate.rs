@@ -1290,6 +1290,16 @@ pub fn same_family(h: &Host, ip: IpAddr) -> Option<IpAddr> {
     }
 }
 
+/// The refusal of an entry's connection thresholds on a plane other than IPVS, if it has any.
+fn thresholds_need_ipvs(vserver: &str, e: &Entry) -> Option<String> {
+    (e.lthreshold > 0 || e.uthreshold > 0).then(|| {
+        format!(
+            "vserver[{vserver:?}].vserver_entry[{}]: connection thresholds (lthreshold {}, uthreshold {}) need the ipvs data plane",
+            e.key, e.lthreshold, e.uthreshold
+        )
+    })
+}
+
 #[cfg(test)]
 mod check_mode_tests {
     use super::super::load_cluster;
@@ -1333,14 +1343,4 @@ mod check_mode_tests {
             load_cluster(cluster(ok).as_bytes(), None).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
         }
     }
-}
-
-/// The refusal of an entry's connection thresholds on a plane other than IPVS, if it has any.
-fn thresholds_need_ipvs(vserver: &str, e: &Entry) -> Option<String> {
-    (e.lthreshold > 0 || e.uthreshold > 0).then(|| {
-        format!(
-            "vserver[{vserver:?}].vserver_entry[{}]: connection thresholds (lthreshold {}, uthreshold {}) need the ipvs data plane",
-            e.key, e.lthreshold, e.uthreshold
-        )
-    })
 }

@@ -248,6 +248,9 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
     }
 
     fn unsupported(&self, s: &Service) -> Option<String> {
+        if let Some(why) = crate::model::thresholds_need_ipvs(s) {
+            return Some(why);
+        }
         if s.key.fwmark & SLOT_MASK != 0 {
             return Some(format!(
                 "firewall mark {:#x} is outside 1..{SLOT_MASK:#x}: the plane's dispatch uses the \
