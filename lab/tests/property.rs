@@ -152,7 +152,9 @@ fn every_config_that_validates_is_applied_by_the_proxy_and_ipvs_planes() {
     let (n, seed) = configs();
     let mut rng = Rng(seed);
     let mut proxy = ProxyPlane::with_threads(1);
-    let mut ipvs = IpvsPlane::new(FakeIpvs::default()).expect("the fake IPVS kernel");
+    let mut ipvs = IpvsPlane::new(FakeIpvs::default())
+        .expect("the fake IPVS kernel")
+        .with_firewall(Box::new(|_| Ok(())));
     let (mut on_proxy, mut on_ipvs) = (0usize, 0usize);
     for i in 0..n {
         let text = generate(&mut rng);

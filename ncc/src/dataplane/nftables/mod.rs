@@ -275,7 +275,11 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             | Scheduler::Mh
             | Scheduler::Random => {}
         }
-        if s.opts != ServiceOpts::default() || s.dests.iter().any(|d| d.group != 0 || d.backup) {
+        let plain = ServiceOpts {
+            kernel: s.opts.kernel,
+            ..ServiceOpts::default()
+        };
+        if s.opts != plain || s.dests.iter().any(|d| d.group != 0 || d.backup) {
             return Some(
                 "payload rules, backend groups, backups and proxy options are features of the \
                  userspace proxy plane"
