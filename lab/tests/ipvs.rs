@@ -5,7 +5,8 @@
 //!
 //! - `ipvs_suite_in_the_kernel_lab` (host): skips with the reason when root, QEMU, busybox,
 //!   kmod, cpio or ipvsadm is missing; otherwise boots the VM, runs the guest tests (the
-//!   `#[ignore]`d ones below, `--ignored` inside the VM) and fails if any fails.
+//!   guest tests below, each ignored with its reason on the host and run with `--ignored`
+//!   inside the VM) and fails if any fails.
 //! - `guest_ipvs_plane_*`: ncc's `IpvsPlane` driven in-process inside `lb1`: NAT round robin
 //!   over three backends, wrr, every IPVS scheduler with WLC as the default, persistence, DSR
 //!   (backends hold the VIP on `lo`), TUN (IPIP, the VIP on `tunl0`), IPv6, `one_packet`,
