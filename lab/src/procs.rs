@@ -345,6 +345,12 @@ mod tests {
         cmd.arg("30");
         let id = sup.spawn("sleeper", cmd).expect("spawn sleep");
         let pid = pid_of(sup.pid(id));
+        // Between fork and exec the child still shows this process's environment, so the marker
+        // appears only once `sleep` runs: wait for it, bounded.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pids_with_env(&marker.0, &marker.1).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert_eq!(pids_with_env(&marker.0, &marker.1), vec![pid]);
         assert_eq!(find_daemon("sleep", &marker.0, &marker.1), vec![pid]);
         assert!(find_daemon("seesaw_engine", &marker.0, &marker.1).is_empty());
