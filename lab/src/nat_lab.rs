@@ -57,7 +57,12 @@ pub fn vip() -> SocketAddr {
 
 impl NatLab {
     /// Builds the namespaces, starts the backends and the suite with `[dataplane] kind = plane`,
-    /// and waits (at most 60 s) until both backends answer through the VIP from the client.
+    /// and waits (at most 60 s) until both backends answer through the VIP from the client;
+    /// when they do not, prints lb1's addresses, routes and data plane and every daemon's log.
+    #[allow(
+        clippy::print_stderr,
+        reason = "the diagnosis of a lab that did not come up is for the person running the test"
+    )]
     pub fn start(plane: &str) -> Result<Self, LabError> {
         let mut builder = Lab::builder()
             .node("client", &["192.0.2.100/24"])
@@ -93,7 +98,7 @@ impl NatLab {
         }
         let watchdog = lab.spawn_suite("lb1")?;
         let vip = vip();
-        lab.run_in("client", || {
+        let up = lab.run_in("client", || {
             wait_for(
                 "both backends answer through the VIP",
                 Duration::from_secs(60),
@@ -105,7 +110,26 @@ impl NatLab {
                     (seen.len() == 2).then_some(())
                 },
             )
-        })??;
+        })?;
+        if let Err(e) = up {
+            // What lb1 looks like, then every daemon's log: why the VIP does not answer.
+            let state = lab.exec(
+                "lb1",
+                "sh",
+                &[
+                    "-c",
+                    "ip addr; ip route; (ipvsadm -Ln || true); nft list ruleset",
+                ],
+                &[],
+                Duration::from_secs(20),
+            );
+            eprintln!(
+                "--- lb1 ---\n{}",
+                state.map_or_else(|e| e.to_string(), |o| o.combined())
+            );
+            lab.dump_logs();
+            return Err(e);
+        }
         Ok(Self { lab, watchdog })
     }
 }

@@ -405,6 +405,11 @@ impl Lab {
     }
 
     /// SIGKILLs a started process and reaps it.
+    /// Prints every captured log now (as a failing test's teardown does).
+    pub fn dump_logs(&self) {
+        self.sup.dump_logs();
+    }
+
     pub fn kill(&mut self, id: ProcId) -> Result<(), LabError> {
         self.sup.kill(id)
     }

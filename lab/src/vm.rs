@@ -424,3 +424,64 @@ fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// The environment variable that tells a test binary it runs inside the kernel lab.
+pub const IN_VM: &str = "SEESAW_IN_VM";
+
+/// Whether this process runs inside the kernel lab (a guest test).
+pub fn in_guest() -> bool {
+    std::env::var_os(IN_VM).is_some()
+}
+
+/// Whether this kernel has IPVS (`/proc/net/ip_vs`).
+pub fn ipvs_here() -> bool {
+    Path::new("/proc/net/ip_vs").exists()
+}
+
+/// Boots the kernel lab once and runs this test binary's ignored tests matching `filter`
+/// inside it (`--ignored --test-threads 1 --nocapture`), as the guest side of a host test.
+/// Prints the guest's output and the wall time; panics with the console's tail unless every
+/// guest test passed. Returns the guest's output.
+#[allow(
+    clippy::print_stdout,
+    reason = "the guest's output is for the person running the tests"
+)]
+pub fn run_guest_tests(filter: &str, within: Duration) -> String {
+    bins::require_all().unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let vm = Vm::prepare().unwrap_or_else(|e| panic!("preparing the kernel lab: {e}"));
+    let exe = std::env::current_exe().expect("the test binary");
+    let script = format!(
+        "cd {}\nexport {IN_VM}=1 RUST_BACKTRACE=1 SEESAW_LAB_PROFILE={}\n\
+         {} --ignored --test-threads 1 --nocapture {filter} 2>&1\n",
+        bins::workspace_dir().display(),
+        std::env::var("SEESAW_LAB_PROFILE").unwrap_or_else(|_| "debug".into()),
+        exe.display(),
+    );
+    let run = vm
+        .run(&script, within)
+        .unwrap_or_else(|e| panic!("the kernel lab: {e}"));
+    let guest = run
+        .console
+        .lines()
+        .skip_while(|l| !l.starts_with("running "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    println!("--- kernel lab ({}), guest output:\n{guest}", vm.version);
+    println!(
+        "kernel lab: boot + guest tests {:.1} s (prepare included: {:.1} s)",
+        run.wall.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        run.status,
+        Some(0),
+        "guest tests failed (console above; last lines:\n{})",
+        tail_lines(&run.console, 30)
+    );
+    assert!(
+        guest.contains("test result: ok") && !guest.contains("running 0 tests"),
+        "no guest test ran: {guest}"
+    );
+    guest
+}

@@ -21,9 +21,9 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use seesaw_lab::vm::{self, Vm};
+use seesaw_lab::vm;
 use seesaw_lab::{Lab, bins, http};
 use seesaw_ncc::dataplane::ipvs::IpvsPlane;
 use seesaw_ncc::dataplane::ipvs::sys::Netlink;
@@ -32,7 +32,6 @@ use seesaw_ncc::model::{
     Dest, ForwardMode, KernelOpts, Protocol, Scheduler, Service, ServiceKey, ServiceOpts,
 };
 
-const IN_VM: &str = "SEESAW_IN_VM";
 const NAT_VIP: &str = "198.51.100.1";
 const DSR_VIP: &str = "198.51.100.2";
 const TUN_VIP: &str = "198.51.100.3";
@@ -46,72 +45,25 @@ const BACKENDS: [(&str, &str, &str); 3] = [
 /// The host side: boots the kernel lab once and runs every guest test inside it.
 #[test]
 fn ipvs_suite_in_the_kernel_lab() {
-    if std::env::var_os(IN_VM).is_some() {
+    if vm::in_guest() {
         return;
     }
     if let Some(why) = vm::missing() {
         eprintln!("skipping: {why}");
         return;
     }
-    bins::require_all().unwrap_or_else(|e| panic!("{e}"));
-    let started = Instant::now();
-    let vm = Vm::prepare().unwrap_or_else(|e| panic!("preparing the kernel lab: {e}"));
-    let exe = std::env::current_exe().expect("the test binary");
-    let script = format!(
-        "cd {}\nexport {IN_VM}=1 RUST_BACKTRACE=1 SEESAW_LAB_PROFILE={}\n\
-         {} --ignored --test-threads 1 --nocapture 2>&1\n",
-        bins::workspace_dir().display(),
-        std::env::var("SEESAW_LAB_PROFILE").unwrap_or_else(|_| "debug".into()),
-        exe.display(),
-    );
-    let run = vm
-        .run(&script, Duration::from_secs(1200))
-        .unwrap_or_else(|e| panic!("the kernel lab: {e}"));
-    let guest = run
-        .console
-        .lines()
-        .skip_while(|l| !l.starts_with("running "))
-        .collect::<Vec<_>>()
-        .join("\n");
-    println!("--- kernel lab ({}), guest output:\n{guest}", vm.version);
-    println!(
-        "kernel lab: boot + guest tests {:.1} s (prepare included: {:.1} s)",
-        run.wall.as_secs_f64(),
-        started.elapsed().as_secs_f64()
-    );
-    assert_eq!(
-        run.status,
-        Some(0),
-        "guest tests failed (console above; last lines:\n{})",
-        run.console
-            .lines()
-            .rev()
-            .take(30)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    assert!(
-        guest.contains("test result: ok"),
-        "no guest test ran: {guest}"
-    );
+    vm::run_guest_tests("guest_", Duration::from_secs(1200));
 }
 
 /// Whether this process is a guest test inside the kernel lab; prints why not otherwise.
 fn in_vm() -> bool {
-    let ok = std::env::var_os(IN_VM).is_some() && ipvs_here();
+    let ok = vm::in_guest() && vm::ipvs_here();
     if !ok {
         eprintln!(
             "skipping: guest tests run inside the kernel lab (ipvs_suite_in_the_kernel_lab boots it)"
         );
     }
     ok
-}
-
-fn ipvs_here() -> bool {
-    std::path::Path::new("/proc/net/ip_vs").exists()
 }
 
 /// Runs `sh -c script` in `node`; panics with its output unless it succeeds.

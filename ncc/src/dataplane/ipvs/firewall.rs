@@ -91,11 +91,11 @@ pub fn script(services: &[Service]) -> String {
     for k in &nat {
         let _ = writeln!(
             t,
-            "    ct direction original ct original {} daddr {} ct original proto-dst {} meta l4proto {} masquerade",
+            "    meta l4proto {} ct direction original ct original {} daddr {} ct original proto-dst {} masquerade",
+            proto(k.proto),
             fam(k.vip),
             k.vip,
             k.port,
-            proto(k.proto)
         );
     }
     t.push_str("  }\n}\n");
@@ -149,7 +149,8 @@ mod tests {
             "ip daddr 198.51.100.1 reject",
             "ip daddr 198.51.100.2 tcp dport 443 accept",
             "ip daddr 198.51.100.2 tcp dport 443 meta mark set 0x100",
-            "ct original ip daddr 198.51.100.1 ct original proto-dst 80 meta l4proto tcp masquerade",
+            // nft types `proto-dst` from the protocol matched before it.
+            "meta l4proto tcp ct direction original ct original ip daddr 198.51.100.1 ct original proto-dst 80 masquerade",
         ] {
             assert!(t.contains(line), "missing {line:?} in\n{t}");
         }
@@ -164,5 +165,44 @@ mod tests {
         let empty = script(&[]);
         assert!(empty.starts_with("table inet seesaw_ipvs {}\ndelete table inet seesaw_ipvs\n"));
         assert!(!empty.contains("reject"));
+    }
+
+    /// `nft` itself checks the script (`nft -c`: parsed and validated by the kernel, nothing
+    /// committed), for IPv4 and IPv6, NAT, DSR and firewall marks.
+    #[test]
+    fn nft_accepts_the_script() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: nft -c needs root");
+            return;
+        }
+        let Ok(mut child) = std::process::Command::new("nft")
+            .args(["-c", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        else {
+            eprintln!("skipping: nft is not installed");
+            return;
+        };
+        let v4: IpAddr = "198.51.100.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let t = script(&[
+            svc(ServiceKey::new(v4, Protocol::Tcp, 80), ForwardMode::Nat, vec![]),
+            svc(ServiceKey::new(v6, Protocol::Udp, 53), ForwardMode::Nat, vec![]),
+            svc(ServiceKey::new(v4, Protocol::Udp, 53), ForwardMode::Dsr, vec![]),
+            svc(
+                ServiceKey::fwmark(false, 7),
+                ForwardMode::Nat,
+                vec![ServiceKey::new(v4, Protocol::Tcp, 443)],
+            ),
+        ]);
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), t.as_bytes()).unwrap();
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "nft -c refused:\n{}\n{t}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

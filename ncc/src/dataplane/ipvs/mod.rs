@@ -510,6 +510,18 @@ impl<K: IpvsKernel> Dataplane for IpvsPlane<K> {
         self.sync_firewall()
     }
 
+    /// [`apply`], then the firewall table even when IPVS needed no change: a table an earlier
+    /// apply could not write (or one this ncc has not written since it started) is retried
+    /// rather than left behind IPVS services that are already in place.
+    fn apply_desired(&mut self, desired: &[Service]) -> Result<Vec<String>, NccError> {
+        let changes: Vec<String> = super::apply(self, desired)?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        self.sync_firewall()?;
+        Ok(changes)
+    }
+
     fn stats(&self) -> Vec<ServiceStats> {
         let fresh = match self.kernel().and_then(|mut k| k.dump()) {
             Ok(h) => h,
