@@ -20,13 +20,56 @@ pub const BACKENDS: [(&str, &str); 2] = [("be1", "203.0.113.11"), ("be2", "203.0
 pub const PROBE_EVERY: Duration = Duration::from_millis(10);
 
 pub fn seesaw_cfg(node: &str, peer: &str) -> String {
+    seesaw_cfg_on(node, peer, "proxy", interval())
+}
+
+/// seesaw.cfg for one node with `[dataplane] kind = plane` and adverts every `advert`.
+pub fn seesaw_cfg_on(node: &str, peer: &str, plane: &str, advert: Duration) -> String {
     format!(
         "[cluster]\nname = lab\nnode_ipv4 = {node}\npeer_ipv4 = {peer}\nanycast_enabled = false\n\n\
          use_vmac = false\ngarp_interval_sec = 1\n\n\
-         [interface]\nnode = eth0\nlb = eth1\n\n[dataplane]\nkind = proxy\n\n\
+         [interface]\nnode = eth0\nlb = eth1\n\n[dataplane]\nkind = {plane}\n\n\
          [ha]\nadvert_interval_ms = {}\npreempt = false\n\n[ecu]\nlisten = 127.0.0.1:10257\n",
-        interval().as_millis()
+        advert.as_millis()
     )
+}
+
+/// Outage, "two masters" and how long both served, of one fault from the samples of both paths.
+///
+/// Outage: fault (`failover`, a requested hand-over: the old master's last answer) → the start of the new master's first
+/// answered request. Two masters: the old master answered a request that *started after* the new
+/// master had *completed* one — only then were both certainly serving at the same time (a request
+/// is served somewhere between its start and its end, so comparing start times alone would count
+/// a clean handover inside one request's duration as an overlap).
+pub fn handover(
+    master: usize,
+    t_fault: Instant,
+    s: &[Vec<Probe>; 2],
+    failover: bool,
+) -> (Duration, bool, Duration) {
+    let new = 1 - master;
+    let Some(first_new) = s[new].iter().find(|p| p.start >= t_fault && p.ok).copied() else {
+        return (Duration::MAX, false, Duration::ZERO);
+    };
+    let last_old = s[master].iter().rfind(|p| p.ok).copied();
+    let start = if failover {
+        // The old master's last answer that started before the new one's first: a later one
+        // (both inside one request's duration) means no gap at all.
+        s[master]
+            .iter()
+            .rfind(|p| p.ok && p.start < first_new.start)
+            .map_or(t_fault, |p| p.start)
+            .max(t_fault)
+    } else {
+        t_fault
+    };
+    let outage = first_new.start.saturating_duration_since(start);
+    // Both serving: the old master answered after the new one had certainly started to.
+    let overlap = last_old
+        .map(|p| p.start.saturating_duration_since(first_new.end))
+        .unwrap_or_default();
+    let two = last_old.is_some_and(|p| p.start > first_new.end);
+    (outage, two, overlap)
 }
 
 /// The advert interval: `HA_LAB_INTERVAL_MS`, 30 ms by default (the acceptance setting).

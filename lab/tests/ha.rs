@@ -32,8 +32,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use seesaw_lab::config::{watchdog_cfg_shipped_priorities, write_atomic};
 use seesaw_lab::ha_pair::{
-    BACKENDS, LBS, Probe, Prober, advert_cpu, cluster_pb, interval, one_master, pct, seesaw_cfg,
-    serving, takeovers_under_load,
+    BACKENDS, LBS, Probe, Prober, advert_cpu, cluster_pb, handover, interval, one_master, pct,
+    seesaw_cfg, serving, takeovers_under_load,
 };
 use seesaw_lab::{Lab, bins, procs};
 
@@ -230,43 +230,6 @@ fn analyse_window(
         .map(|p| p.start.saturating_duration_since(first_new.end))
         .unwrap_or_default();
     (outage, overlap > Duration::ZERO, overlap)
-}
-
-/// Outage and "two masters" of one run from the samples of both paths.
-///
-/// Outage: fault (`failover`: the old master's last answer) → the start of the new master's first
-/// answered request. Two masters: the old master answered a request that *started after* the new
-/// master had *completed* one — only then were both certainly serving at the same time (a request
-/// is served somewhere between its start and its end, so comparing start times alone would count
-/// a clean handover inside one request's duration as an overlap).
-fn analyse(
-    fault: Fault,
-    master: usize,
-    t_fault: Instant,
-    s: &[Vec<Probe>; 2],
-) -> (Duration, bool, Duration) {
-    let new = 1 - master;
-    let Some(first_new) = s[new].iter().find(|p| p.start >= t_fault && p.ok).copied() else {
-        return (Duration::MAX, false, Duration::ZERO);
-    };
-    let last_old = s[master].iter().rfind(|p| p.ok).copied();
-    let start = match fault {
-        // The old master's last answer that started before the new one's first: a later one
-        // (both inside one request's duration) means no gap at all.
-        Fault::Failover => s[master]
-            .iter()
-            .rfind(|p| p.ok && p.start < first_new.start)
-            .map_or(t_fault, |p| p.start)
-            .max(t_fault),
-        _ => t_fault,
-    };
-    let outage = first_new.start.saturating_duration_since(start);
-    // Both serving: the old master answered after the new one had certainly started to.
-    let overlap = last_old
-        .map(|p| p.start.saturating_duration_since(first_new.end))
-        .unwrap_or_default();
-    let two = last_old.is_some_and(|p| p.start > first_new.end);
-    (outage, two, overlap)
 }
 
 /// 100 forged adverts a second to each node for 10 s from `attacker`, each spoofing the node's
@@ -569,7 +532,7 @@ fn failover_outages_and_partition() {
             let (outage, two, overlap) = if fault.stalled().is_some() {
                 analyse_window(master, t_fault, &samples)
             } else {
-                analyse(fault, master, t_fault, &samples)
+                handover(master, t_fault, &samples, fault == Fault::Failover)
             };
             if std::env::var_os("HA_LAB_DEBUG").is_some() {
                 for (who, list) in samples.iter().enumerate() {
