@@ -30,8 +30,10 @@ use nix::unistd::Pid;
 use seesaw_lab::vm;
 use seesaw_lab::{Lab, bins, config, ha_pair, http, procs};
 use seesaw_ncc::dataplane::ipvs::IpvsPlane;
+use seesaw_ncc::dataplane::ipvs::firewall::TABLE;
 use seesaw_ncc::dataplane::ipvs::sys::Netlink;
-use seesaw_ncc::dataplane::{Change, apply};
+use seesaw_ncc::dataplane::nftables::{NftCli, NftRunner};
+use seesaw_ncc::dataplane::{Change, Dataplane, apply};
 use seesaw_ncc::model::{
     Dest, ForwardMode, KernelOpts, Protocol, Scheduler, Service, ServiceKey, ServiceOpts,
 };
@@ -440,7 +442,10 @@ fn guest_ha_pair_fails_over_on_ipvs() {
         let config = lab.config_dir(name).expect("lb");
         let peer = ha_pair::LBS[1 - i].1;
         let files = [
-            ("seesaw.cfg", ha_pair::seesaw_cfg_on(ip, peer, "ipvs", advert)),
+            (
+                "seesaw.cfg",
+                ha_pair::seesaw_cfg_on(ip, peer, "ipvs", advert),
+            ),
             ("cluster.pb", ha_pair::cluster_pb()),
             (
                 "watchdog.cfg",
@@ -462,8 +467,7 @@ fn guest_ha_pair_fails_over_on_ipvs() {
     ] {
         let both_ha = (0..600).any(|_| {
             let up = run_dirs.iter().all(|d| {
-                !procs::find_daemon("seesaw_ha", "SEESAW_RUN_DIR", &d.to_string_lossy())
-                    .is_empty()
+                !procs::find_daemon("seesaw_ha", "SEESAW_RUN_DIR", &d.to_string_lossy()).is_empty()
             });
             if !up {
                 std::thread::sleep(Duration::from_millis(100));
@@ -511,7 +515,10 @@ fn guest_ha_pair_fails_over_on_ipvs() {
             "IPVS-HA {label}: master {lb}, outage {outage:?}, both serving {overlap:?} ({} probes)",
             samples[0].len() + samples[1].len()
         );
-        assert!(outage < Duration::from_secs(3), "{label}: outage {outage:?}");
+        assert!(
+            outage < Duration::from_secs(3),
+            "{label}: outage {outage:?}"
+        );
         assert!(!two, "{label}: both nodes served for {overlap:?}");
         let (new, _, _) = ha_pair::LBS[1 - master];
         let shown = ipvsadm_in(&lab, new);
@@ -534,4 +541,116 @@ fn signal_all(pids: &[i32], sig: Signal) {
     for &p in pids {
         let _ = kill(Pid::from_raw(p), sig);
     }
+}
+
+/// Applies `desired` with a fresh plane in lb1 that manages Seesaw's firewall table through
+/// `nft` and adopts its marks (as ncc runs it).
+fn apply_with_firewall(lab: &Lab, desired: &[Service]) -> Vec<String> {
+    let desired = desired.to_vec();
+    lab.run_in("lb1", move || {
+        let nft = NftCli::default();
+        let listing = nft.list_text(TABLE).expect("nft list table");
+        let mut plane = IpvsPlane::new(Netlink::open().expect("IPVS netlink"))
+            .expect("read IPVS")
+            .with_firewall(Box::new(move |script| nft.run(script)))
+            .adopt_marks(&listing);
+        plane.apply_desired(&desired).expect("apply")
+    })
+    .expect("entering lb1")
+}
+
+/// Whether the client's TCP connection to `addr` is answered.
+fn connects(lab: &Lab, addr: &str) -> bool {
+    let addr: SocketAddr = addr.parse().expect("literal");
+    lab.run_in("client", move || {
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok()
+    })
+    .expect("entering client")
+}
+
+#[test]
+#[ignore = "runs inside the kernel lab (ipvs_suite_in_the_kernel_lab boots it)"]
+fn guest_ipvs_firewall_use_fwm_filter_and_nat_source() {
+    if !in_vm() {
+        return;
+    }
+    let mut lab = scene();
+    // The backends lose their route back to the clients: only the NAT source rule (masquerade
+    // to lb1's address) gets the replies home.
+    for (name, ..) in BACKENDS {
+        sh(&lab, name, "ip route del 192.0.2.0/24");
+    }
+    // Something on lb1 itself listens on every address, port 2222: the per-VIP filter must
+    // keep it off the VIP (Seesaw: a VIP accepts its service ports and ICMP only).
+    let seesaw = bins::binary("seesaw").expect("built");
+    lab.spawn(
+        "lb1",
+        &seesaw,
+        &["demo-backend", "--listen", "0.0.0.0:2222", "--name", "lb1"],
+        &[],
+    )
+    .expect("a listener on lb1");
+    lab.wait_tcp(
+        "lb1",
+        "192.0.2.10:2222".parse().expect("literal"),
+        Duration::from_secs(30),
+    )
+    .expect("lb1:2222");
+    assert!(connects(&lab, &format!("{NAT_VIP}:2222")), "no filter yet");
+
+    // use_fwm: VIP tcp/80 is marked 0x10 and served by IPVS's firewall-mark service 16 (NAT,
+    // rr, port-0 destinations: the packet's port is kept).
+    let mut fwm = service(NAT_VIP, 0, Scheduler::Rr, ForwardMode::Nat, &[1, 1, 1]);
+    fwm.key = ServiceKey::fwmark(false, 0x10);
+    fwm.marks = vec![ServiceKey::new(
+        NAT_VIP.parse().expect("literal"),
+        Protocol::Tcp,
+        80,
+    )];
+    let changes = apply_with_firewall(&lab, std::slice::from_ref(&fwm));
+    assert_eq!(changes.len(), 4, "{changes:?}");
+    let shown = ipvsadm(&lab, "");
+    let fwm_block = shown
+        .split("FWM  16 rr")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no FWM 16 rr service: {shown}"));
+    for (_, ip, _) in BACKENDS {
+        assert!(fwm_block.contains(&format!("-> {ip}:0")), "{shown}");
+    }
+    let table = sh(&lab, "lb1", "nft list table inet seesaw_ipvs");
+    for rule in [
+        "ip daddr 198.51.100.1 tcp dport 80 meta mark set 0x00000010",
+        "ip daddr 198.51.100.1 tcp dport 80 accept",
+        "ip daddr 198.51.100.1 meta l4proto icmp accept",
+        "ip daddr 198.51.100.1 reject",
+        "ct original ip daddr 198.51.100.1 ct original proto-dst 80 masquerade",
+    ] {
+        assert!(table.contains(rule), "missing {rule:?} in\n{table}");
+    }
+    // Marked traffic is balanced (strict rotation) and comes home through masquerade.
+    let seq = names(&lab, format!("{NAT_VIP}:80").parse().expect("v4"), 12);
+    for w in seq.windows(4) {
+        assert_ne!(w[0], w[1], "rr repeated a backend: {seq:?}");
+        assert_eq!(w[0], w[3], "rr is not a strict rotation: {seq:?}");
+    }
+    // The filter: the VIP refuses lb1's own port 2222, answers ICMP; lb1's node address is
+    // not a VIP and still reaches the listener.
+    assert!(
+        !connects(&lab, &format!("{NAT_VIP}:2222")),
+        "the VIP filter"
+    );
+    assert!(connects(&lab, "192.0.2.10:2222"), "the node address");
+    sh(&lab, "client", &format!("busybox ping -c 1 -W 3 {NAT_VIP}"));
+    // A new plane adopts IPVS and the table: no change.
+    assert_eq!(
+        apply_with_firewall(&lab, std::slice::from_ref(&fwm)),
+        Vec::<String>::new()
+    );
+
+    // Nothing desired: IPVS empty, the table without rules, the VIP's port 2222 open again.
+    apply_with_firewall(&lab, &[]);
+    assert_eq!(block(&ipvsadm(&lab, ""), "FWM"), "");
+    let table = sh(&lab, "lb1", "nft list table inet seesaw_ipvs");
+    assert!(!table.contains("198.51.100.1"), "{table}");
+    assert!(connects(&lab, &format!("{NAT_VIP}:2222")));
 }

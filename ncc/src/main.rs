@@ -92,12 +92,19 @@ fn main() -> ExitCode {
             );
             // Adopts what IPVS holds: never a flush at start.
             let nft = NftCli::default();
+            // The marks an earlier ncc put in the firewall table are adopted with IPVS.
+            let listing = nft
+                .list_text(seesaw_ncc::dataplane::ipvs::firewall::TABLE)
+                .unwrap_or_else(|e| {
+                    tracing::warn!("cannot read the firewall table ({e}); it is rewritten");
+                    String::new()
+                });
             let firewall: seesaw_ncc::dataplane::ipvs::FirewallRunner = Box::new(move |script| {
                 seesaw_ncc::dataplane::nftables::NftRunner::run(&nft, script)
             });
             match Netlink::open()
                 .and_then(IpvsPlane::new)
-                .map(|p| p.with_firewall(firewall))
+                .map(|p| p.with_firewall(firewall).adopt_marks(&listing))
             {
                 Ok(plane) => {
                     seesaw_ncc::server::run_with_interfaces(plane, vips, lb, listener, shutdown)

@@ -102,6 +102,54 @@ pub fn script(services: &[Service]) -> String {
     t
 }
 
+/// The marks a listing of the table (`nft list table inet seesaw_ipvs`) sets: each marked
+/// VIP . protocol . port tuple with its mark, read back when a new ncc adopts the table (IPVS
+/// holds the firewall-mark services, not which tuples feed them). Lines other than the mark
+/// rules [`script`] writes are ignored; a malformed one is skipped, never a panic.
+pub fn marks_in_listing(listing: &str) -> Vec<(ServiceKey, u32)> {
+    let mut out = Vec::new();
+    for line in listing.lines() {
+        let t: Vec<&str> = line.split_whitespace().collect();
+        // `ip daddr 198.51.100.1 tcp dport 80 meta mark set 0x00000010`
+        let [
+            fam,
+            "daddr",
+            vip,
+            proto,
+            "dport",
+            port,
+            "meta",
+            "mark",
+            "set",
+            mark,
+        ] = t[..]
+        else {
+            continue;
+        };
+        let Ok(vip) = vip.parse::<IpAddr>() else {
+            continue;
+        };
+        if fam != self::fam(vip) {
+            continue;
+        }
+        let proto = match proto {
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            _ => continue,
+        };
+        let (Ok(port), Some(Ok(mark))) = (
+            port.parse::<u16>(),
+            mark.strip_prefix("0x").map(|m| u32::from_str_radix(m, 16)),
+        ) else {
+            continue;
+        };
+        if mark != 0 {
+            out.push((ServiceKey::new(vip, proto, port), mark));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +215,68 @@ mod tests {
         assert!(!empty.contains("reject"));
     }
 
+    #[test]
+    fn marks_are_read_back_from_a_listing() {
+        let listing = "table inet seesaw_ipvs {
+\tchain pre {
+\t\ttype filter hook prerouting priority mangle; policy accept;
+\t\tip daddr 198.51.100.2 tcp dport 443 meta mark set 0x00000100
+\t\tip6 daddr 2001:db8::1 udp dport 53 meta mark set 0x00000007
+\t}
+\tchain in {
+\t\tip daddr 198.51.100.2 tcp dport 443 accept
+\t}
+}";
+        assert_eq!(
+            marks_in_listing(listing),
+            [
+                (
+                    ServiceKey::new("198.51.100.2".parse().unwrap(), Protocol::Tcp, 443),
+                    0x100
+                ),
+                (
+                    ServiceKey::new("2001:db8::1".parse().unwrap(), Protocol::Udp, 53),
+                    7
+                ),
+            ]
+        );
+        // What script() writes reads back as it was given.
+        let fwm = svc(
+            ServiceKey::fwmark(false, 0x10),
+            ForwardMode::Nat,
+            vec![ServiceKey::new(
+                "198.51.100.1".parse().unwrap(),
+                Protocol::Tcp,
+                80,
+            )],
+        );
+        assert_eq!(
+            marks_in_listing(&script(&[fwm])),
+            [(
+                ServiceKey::new("198.51.100.1".parse().unwrap(), Protocol::Tcp, 80),
+                0x10
+            )]
+        );
+    }
+
+    #[test]
+    fn hostile_listings_are_skipped() {
+        for bad in [
+            "",
+            "ip daddr 198.51.100.1 tcp dport 80 meta mark set",
+            "ip daddr 198.51.100.1 tcp dport 99999 meta mark set 0x10",
+            "ip daddr 198.51.100.1 sctp dport 80 meta mark set 0x10",
+            "ip6 daddr 198.51.100.1 tcp dport 80 meta mark set 0x10",
+            "ip daddr not-an-ip tcp dport 80 meta mark set 0x10",
+            "ip daddr 198.51.100.1 tcp dport 80 meta mark set 0xfffffffffff",
+            "ip daddr 198.51.100.1 tcp dport 80 meta mark set 16",
+            "ip daddr 198.51.100.1 tcp dport 80 meta mark set 0x0",
+            "\u{0}\u{ffff} daddr",
+        ] {
+            assert_eq!(marks_in_listing(bad), [], "{bad:?}");
+        }
+    }
+
     /// `nft` itself checks the script (`nft -c`: parsed and validated by the kernel, nothing
     /// committed), for IPv4 and IPv6, NAT, DSR and firewall marks.
     #[test]
@@ -187,9 +297,21 @@ mod tests {
         let v4: IpAddr = "198.51.100.1".parse().unwrap();
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         let t = script(&[
-            svc(ServiceKey::new(v4, Protocol::Tcp, 80), ForwardMode::Nat, vec![]),
-            svc(ServiceKey::new(v6, Protocol::Udp, 53), ForwardMode::Nat, vec![]),
-            svc(ServiceKey::new(v4, Protocol::Udp, 53), ForwardMode::Dsr, vec![]),
+            svc(
+                ServiceKey::new(v4, Protocol::Tcp, 80),
+                ForwardMode::Nat,
+                vec![],
+            ),
+            svc(
+                ServiceKey::new(v6, Protocol::Udp, 53),
+                ForwardMode::Nat,
+                vec![],
+            ),
+            svc(
+                ServiceKey::new(v4, Protocol::Udp, 53),
+                ForwardMode::Dsr,
+                vec![],
+            ),
             svc(
                 ServiceKey::fwmark(false, 7),
                 ForwardMode::Nat,

@@ -247,6 +247,34 @@ impl<K: IpvsKernel> IpvsPlane<K> {
         self
     }
 
+    /// Adopts the marks of a firewall table an earlier ncc wrote (`listing`: `nft list table
+    /// inet seesaw_ipvs`; empty when there is none): IPVS holds the firewall-mark services but
+    /// not which VIP . protocol . port tuples feed them, so without this a new ncc would see
+    /// every `use_fwm` service as changed. Marks of no firewall-mark service IPVS holds are
+    /// ignored (the next apply rewrites the table anyway).
+    #[must_use]
+    pub fn adopt_marks(mut self, listing: &str) -> Self {
+        let mut marks: BTreeMap<ServiceKey, Vec<ServiceKey>> = BTreeMap::new();
+        for (tuple, mark) in firewall::marks_in_listing(listing) {
+            let key = ServiceKey::fwmark(tuple.vip.is_ipv6(), mark);
+            if self.held.iter().any(|(s, _)| s.id == svc_id(&key)) {
+                marks.entry(key).or_default().push(tuple);
+            }
+        }
+        for (key, mut tuples) in marks {
+            tuples.sort();
+            tuples.dedup();
+            let cur = self.current().into_iter().find(|s| s.key == key);
+            let given = self.given.entry(key).or_default();
+            if let Some(cur) = cur {
+                given.mode = cur.mode;
+                given.kernel = cur.opts.kernel;
+            }
+            given.marks = tuples;
+        }
+        self
+    }
+
     /// Rewrites the firewall table if the services' rules changed.
     fn sync_firewall(&mut self) -> Result<(), NccError> {
         if self.firewall.is_none() {

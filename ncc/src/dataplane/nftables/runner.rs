@@ -111,6 +111,26 @@ impl NftCli {
     }
 }
 
+impl NftCli {
+    /// The text listing of `table` (`nft list table …`, as an operator reads it), or an empty
+    /// string when it does not exist.
+    pub fn list_text(&self, table: &str) -> Result<String, NccError> {
+        let mut args = vec!["list", "table"];
+        args.extend(table.split_whitespace());
+        let out = self.exec(&args, None)?;
+        if out.ok {
+            Ok(out.stdout)
+        } else if out.stderr.contains("No such file or directory") {
+            Ok(String::new())
+        } else {
+            Err(NccError::Plane(format!(
+                "nft list table {table}: {}",
+                out.stderr.trim()
+            )))
+        }
+    }
+}
+
 impl NftRunner for NftCli {
     fn list(&self, table: &str) -> Result<String, NccError> {
         let mut args = vec!["-j", "list", "table"];
