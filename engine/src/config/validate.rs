@@ -1173,6 +1173,12 @@ pub fn check_plane(c: &Cluster, plane: super::seesaw_cfg::DataplaneKind) -> Vec<
                 }
                 if plane == DataplaneKind::Nftables {
                     errors.extend(thresholds_need_ipvs(&v.name, e));
+                    if e.one_packet && e.mode == ForwardMode::Nat {
+                        errors.push(format!(
+                            "vserver[{:?}].vserver_entry[{}].one_packet: in NAT mode it needs the ipvs data plane (nftables NAT schedules once per conntrack flow); use DSR, where each datagram is scheduled on its own",
+                            v.name, e.key
+                        ));
+                    }
                 }
                 if e.proxy != ProxyOpts::default() {
                     errors.push(format!(

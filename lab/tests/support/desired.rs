@@ -1,6 +1,6 @@
 //! The engine's desired state for a cluster.pb with every backend healthy, in ncc's terms: what
 //! a plane must hold once every check passes. Shared by `property.rs` (generated configs) and
-//! `ipvs.rs` (Seesaw's own configs on a real IPVS kernel).
+//! `compat.rs` (Seesaw's own configs on every plane).
 
 use std::time::{Duration, SystemTime};
 
@@ -14,9 +14,19 @@ fn t0() -> SystemTime {
 }
 
 /// The desired services for `text` on `plane`, or validation's refusal.
+#[allow(dead_code, reason = "each test binary uses its share of this module")]
 pub(crate) fn desired(text: &str, plane: DataplaneKind) -> Result<Vec<Service>, String> {
+    desired_on(text, plane, "10.0.0.2")
+}
+
+/// As [`desired`], on the node whose address is `node_ipv4` (a single node: no HA peer).
+pub(crate) fn desired_on(
+    text: &str,
+    plane: DataplaneKind,
+    node_ipv4: &str,
+) -> Result<Vec<Service>, String> {
     let cluster = load_cluster(text.as_bytes(), Some(plane)).map_err(|e| e.join("; "))?;
-    let settings = seesaw_cfg::parse("[cluster]\nname = t\nnode_ipv4 = 10.0.0.2\n")
+    let settings = seesaw_cfg::parse(&format!("[cluster]\nname = t\nnode_ipv4 = {node_ipv4}\n"))
         .expect("seesaw.cfg literal");
     let mut engine = EngineState::new(Loaded { settings, cluster }, t0());
     let (views, _) = engine.evaluate();

@@ -59,7 +59,9 @@ pub use runner::{NftCli, NftRunner};
 use self::parse::{Counter, DstRec, SvcMeta, TableState};
 use super::{Change, Dataplane, ServiceStats};
 use crate::NccError;
-use crate::model::{Dest, DestStats, ForwardMode, Scheduler, Service, ServiceKey, ServiceOpts};
+use crate::model::{
+    Dest, DestStats, ForwardMode, KernelOpts, Scheduler, Service, ServiceKey, ServiceOpts,
+};
 
 /// First destination id (also the conntrack-mark tag of our NAT flows).
 pub const DID_BASE: u32 = 0x5ee0_0000;
@@ -207,7 +209,13 @@ impl<R: NftRunner> NftPlane<R> {
                         },
                         persistence: meta.persist,
                         dests,
-                        opts: ServiceOpts::default(),
+                        opts: ServiceOpts {
+                            kernel: KernelOpts {
+                                one_packet: meta.ops,
+                                ..KernelOpts::default()
+                            },
+                            ..ServiceOpts::default()
+                        },
                         marks,
                     },
                 );
@@ -286,6 +294,9 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
                     .into(),
             );
         }
+        if let Some(why) = one_packet_needs_dsr(s) {
+            return Some(why);
+        }
         match s.mode {
             ForwardMode::Tun => {
                 return Some(
@@ -326,6 +337,7 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             off: 0,
             cap: 0,
             n: 1,
+            ops: s.opts.kernel.one_packet,
         };
         if s.mode == ForwardMode::Dsr && !rules::sticky_key_fits(Table::Dsr, s.key.vip, &meta) {
             return Some(
@@ -553,3 +565,14 @@ fn ipf(ip: IpAddr) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+/// The refusal of `one_packet` in NAT mode on this plane: its NAT schedules once per conntrack
+/// flow, so every datagram of a flow would go to one backend — not what Seesaw asks for. DSR
+/// keeps no connection state and honours it (no flow map: each datagram is scheduled alone).
+pub fn one_packet_needs_dsr(s: &Service) -> Option<String> {
+    (s.opts.kernel.one_packet && s.mode == ForwardMode::Nat).then(|| {
+        "one_packet in NAT mode needs the ipvs data plane (nftables NAT schedules once per \
+         conntrack flow); use DSR, where each datagram is scheduled on its own"
+            .to_owned()
+    })
+}

@@ -36,6 +36,8 @@ pub struct SvcMeta {
     pub cap: u32,
     /// Slots in use (the `mod` of the scheduler rule).
     pub n: u32,
+    /// Seesaw's `one_packet` (DSR only): every datagram is scheduled on its own, no flow map.
+    pub ops: bool,
 }
 
 /// One destination record.
@@ -122,13 +124,14 @@ fn sched_from(s: &str) -> Option<Scheduler> {
 /// The registry comment of a service.
 pub fn svc_comment(m: &SvcMeta) -> String {
     format!(
-        "sid={} sch={} p={} so={} sc={} sn={}",
+        "sid={} sch={} p={} so={} sc={} sn={}{}",
         m.sid,
         sched_name(m.sched),
         m.persist,
         m.off,
         m.cap,
-        m.n
+        m.n,
+        if m.ops { " o=1" } else { "" }
     )
 }
 
@@ -143,6 +146,8 @@ pub fn parse_svc_comment(c: &str) -> Option<SvcMeta> {
         off: num("so")?,
         cap: num("sc")?,
         n: num("sn")?,
+        // Absent in tables written before one_packet was kept: off.
+        ops: kv.get("o") == Some(&"1"),
     })
 }
 
@@ -374,7 +379,8 @@ mod tests {
                 persist: 0,
                 off: 8,
                 cap: 8,
-                n: 3
+                n: 3,
+                ops: false,
             })
         );
         assert_eq!(

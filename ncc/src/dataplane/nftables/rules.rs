@@ -16,7 +16,8 @@ pub const HASH_SEED: u32 = 0x5ee5_a11e;
 
 /// The sticky map of a service, if it keeps client state: (name, key expression, key type,
 /// timeout). Persistence keys on the client address; DSR rr/wrr/random/lc/wlc keep each flow
-/// (client address and port) on its backend, since the netdev hook has no conntrack (and lc/wlc
+/// (client address and port) on its backend — except with `one_packet`, which schedules every
+/// datagram on its own — since the netdev hook has no conntrack (and lc/wlc
 /// re-cut their slots several times a second: without the map a flow's next packet could land
 /// elsewhere). The map is the service's own (`k<sid>t<secs>`) and bound only by its own
 /// chains: nft 1.0.6 cannot update a map whose key is longer than 16 bytes, which rules out
@@ -37,6 +38,10 @@ pub(super) fn sticky(t: Table, vip: IpAddr, m: &SvcMeta) -> Option<(String, Stri
             at.to_owned(),
             m.persist,
         ));
+    }
+    if t == Table::Dsr && m.ops {
+        // Seesaw's one_packet: every datagram is scheduled on its own.
+        return None;
     }
     let least = matches!(m.sched, Scheduler::Lc | Scheduler::Wlc);
     if t == Table::Dsr && least && vip.is_ipv6() {

@@ -409,6 +409,7 @@ impl Script {
             off,
             cap,
             n,
+            ops: s.opts.kernel.one_packet,
         };
         self.laid.push(Laid {
             key: s.key,
@@ -545,6 +546,7 @@ impl Script {
             off,
             cap,
             n,
+            ops: s.opts.kernel.one_packet,
         };
         self.laid.push(Laid {
             key: s.key,

@@ -335,3 +335,37 @@ fn lc_and_wlc_apply_in_a_private_netns() {
     .join()
     .expect("netns thread");
 }
+
+#[test]
+fn one_packet_dsr_keeps_no_flow_map_and_nat_refuses_it() {
+    let rec = Recorder::default();
+    let mut p = NftPlane::new(rec.clone(), Some("eth1".to_owned())).unwrap();
+    let mut s = service(
+        53,
+        Scheduler::Wlc,
+        &[("10.0.0.1:53", 1), ("10.0.0.2:53", 1)],
+    );
+    s.key.proto = Protocol::Udp;
+    s.opts.kernel.one_packet = true;
+    // NAT: scheduled once per conntrack flow here, so refused with the reason.
+    let why = p.unsupported(&s).expect("NAT one_packet is refused");
+    assert!(
+        why.contains("one_packet in NAT mode needs the ipvs"),
+        "{why}"
+    );
+    // DSR: the registry records it; no flow map (`…f`), so every datagram is scheduled alone.
+    s.mode = ForwardMode::Dsr;
+    assert_eq!(p.unsupported(&s), None);
+    apply(&mut p, std::slice::from_ref(&s)).unwrap();
+    let script = rec.scripts.lock().unwrap().concat();
+    assert!(script.contains(" o=1\""), "{script}");
+    assert!(!script.contains("t300f"), "a flow map: {script}");
+    // The same DSR service without one_packet keeps its flows on their backends.
+    let rec2 = Recorder::default();
+    let mut p2 = NftPlane::new(rec2.clone(), Some("eth1".to_owned())).unwrap();
+    s.opts.kernel.one_packet = false;
+    apply(&mut p2, std::slice::from_ref(&s)).unwrap();
+    let script = rec2.scripts.lock().unwrap().concat();
+    assert!(script.contains("t300f"), "{script}");
+    assert!(!script.contains(" o=1"), "{script}");
+}

@@ -1,0 +1,299 @@
+//! Seesaw's own configuration files on every data plane: the shipped `cluster.pb.example` and
+//! every cluster config of Seesaw's parser tests that Seesaw itself accepts (all but
+//! `vipsubnets2.pb`, `engine/src/config/tests.rs` says why), from `../shared/compat/seesaw/`.
+//!
+//! - `seesaw_configs_apply_on_ipvs_in_the_kernel_lab` (root, QEMU): inside the kernel lab, each
+//!   file's desired state (every backend healthy) is applied by ncc's IPVS plane with its
+//!   firewall table; `ipvsadm -Ln` shows every service, and a new plane adopts them with no
+//!   change.
+//! - `seesaw_configs_apply_on_nftables` (root, nft): the same through the nftables plane, WLC
+//!   (Seesaw's default scheduler) included. `vservers2.pb` has TUN entries, which only IPVS can
+//!   carry: refused, with the reason.
+//! - `validate_for_the_proxy_plane_refuses_dsr_and_tun`: `seesaw_engine --validate --plane
+//!   proxy` refuses, with the reason, the files with DSR or TUN (entries or probes), and accepts
+//!   the rest.
+//!
+//! A file that lists no node gets one (`10.0.0.2`): Seesaw's engine runs only on a node its
+//! cluster lists.
+#![allow(
+    clippy::print_stderr,
+    clippy::print_stdout,
+    reason = "the per-file figures are for the person running the tests"
+)]
+
+#[path = "support/desired.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use seesaw_engine::config::DataplaneKind;
+use seesaw_lab::{Lab, bins, vm};
+use seesaw_ncc::dataplane::ipvs::IpvsPlane;
+use seesaw_ncc::dataplane::ipvs::firewall::TABLE;
+use seesaw_ncc::dataplane::ipvs::sys::Netlink;
+use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane, NftRunner};
+use seesaw_ncc::dataplane::{Dataplane, apply};
+use seesaw_ncc::model::Service;
+
+/// A Seesaw cluster config: its name, text (with a node added when it lists none) and this
+/// node's address.
+struct File {
+    name: String,
+    text: String,
+    node: String,
+}
+
+fn compat_dir() -> PathBuf {
+    bins::workspace_dir().join("../shared/compat/seesaw")
+}
+
+/// Every cluster config Seesaw accepts, or `None` (said loudly) without `../shared`.
+fn files() -> Option<Vec<File>> {
+    let dir = compat_dir();
+    let Ok(entries) = std::fs::read_dir(dir.join("config-testdata")) else {
+        eprintln!(
+            "SKIPPED: {} not readable; clone the project with ../shared beside it",
+            dir.display()
+        );
+        return None;
+    };
+    let mut names: Vec<String> = entries
+        .map(|e| {
+            let name = e.expect("dir entry").file_name();
+            format!("config-testdata/{}", name.to_string_lossy())
+        })
+        // Single Healthcheck messages, and the one file Seesaw refuses.
+        .filter(|n| !n.contains("/healthcheck") && !n.ends_with("/vipsubnets2.pb"))
+        .collect();
+    names.sort();
+    names.insert(0, "cluster.pb.example".to_owned());
+    let out: Vec<File> = names
+        .into_iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(dir.join(&name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let first_node = text
+                .split_once("\nnode")
+                .and_then(|(_, t)| t.split_once("ipv4: \""))
+                .and_then(|(_, t)| t.split_once('/'))
+                .map(|(ip, _)| ip.to_owned());
+            let (text, node) = match first_node {
+                Some(ip) => (text, ip),
+                None => (
+                    format!(
+                        "{text}\nnode < fqdn: \"lb.test.\" ipv4: \"10.0.0.2/24\" status: PRODUCTION >\n"
+                    ),
+                    "10.0.0.2".to_owned(),
+                ),
+            };
+            File { name, text, node }
+        })
+        .collect();
+    assert_eq!(out.len(), 15, "Seesaw's accepted cluster configs");
+    Some(out)
+}
+
+fn desired(f: &File, plane: DataplaneKind) -> Result<Vec<Service>, String> {
+    support::desired_on(&f.text, plane, &f.node)
+}
+
+/// The files' desired states for `plane`; the files with services must be most of the
+/// services (a run where every file gave nothing would prove nothing).
+fn desired_all(
+    files: &[File],
+    plane: DataplaneKind,
+) -> Vec<(String, Result<Vec<Service>, String>)> {
+    let out: Vec<_> = files
+        .iter()
+        .map(|f| (f.name.clone(), desired(f, plane)))
+        .collect();
+    let services: usize = out
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .map(Vec::len)
+        .sum();
+    assert!(services >= 28, "{plane:?}: only {services} services in all");
+    out
+}
+
+#[test]
+fn seesaw_configs_apply_on_ipvs_in_the_kernel_lab() {
+    if vm::in_guest() {
+        return;
+    }
+    if let Some(why) = vm::missing() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    if files().is_none() {
+        return;
+    }
+    vm::run_guest_tests(
+        "guest_seesaw_configs_apply_on_ipvs",
+        Duration::from_secs(900),
+    );
+}
+
+#[test]
+#[ignore = "runs inside the kernel lab (seesaw_configs_apply_on_ipvs_in_the_kernel_lab boots it)"]
+fn guest_seesaw_configs_apply_on_ipvs() {
+    if !(vm::in_guest() && vm::ipvs_here()) {
+        eprintln!("skipping: runs inside the kernel lab only");
+        return;
+    }
+    let files = files().expect("../shared in the kernel lab");
+    for (name, wanted) in desired_all(&files, DataplaneKind::Ipvs) {
+        let wanted = wanted.unwrap_or_else(|e| panic!("{name}: refused for IPVS: {e}"));
+        // A namespace of its own per file: nothing carries over.
+        let lab = Lab::builder()
+            .node("lb1", &["192.0.2.10/24"])
+            .build()
+            .unwrap_or_else(|e| panic!("building the lab: {e}"));
+        let n = wanted.len();
+        let (first, again, shown, table) = lab
+            .run_in("lb1", move || {
+                let plane = || {
+                    let nft = NftCli::default();
+                    let listing = nft.list_text(TABLE).expect("nft list table");
+                    IpvsPlane::new(Netlink::open().expect("IPVS netlink"))
+                        .expect("read IPVS")
+                        .with_firewall(Box::new(move |s| nft.run(s)))
+                        .adopt_marks(&listing)
+                };
+                let first = plane().apply_desired(&wanted).expect("apply");
+                let again = plane().apply_desired(&wanted).expect("apply again");
+                let shown = std::process::Command::new("ipvsadm")
+                    .arg("-Ln")
+                    .output()
+                    .expect("ipvsadm");
+                let table = NftCli::default().list_text(TABLE).expect("nft list");
+                (
+                    first,
+                    again,
+                    String::from_utf8_lossy(&shown.stdout).into_owned(),
+                    table,
+                )
+            })
+            .expect("entering lb1");
+        let in_kernel = shown
+            .lines()
+            .filter(|l| l.starts_with("TCP") || l.starts_with("UDP") || l.starts_with("FWM"))
+            .count();
+        println!(
+            "{name}: {n} services, {} changes; ipvsadm shows {in_kernel}; a new plane: {} changes",
+            first.len(),
+            again.len()
+        );
+        assert_eq!(in_kernel, n, "{name}: ipvsadm -Ln:\n{shown}");
+        assert!(again.is_empty(), "{name}: not adopted: {again:?}");
+        if n > 0 {
+            assert!(table.contains("reject"), "{name}: the VIP filter:\n{table}");
+        }
+    }
+}
+
+#[test]
+fn seesaw_configs_apply_on_nftables() {
+    if !seesaw_lab::require_root() {
+        return;
+    }
+    if std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: needs nft (apt-get install nftables)");
+        return;
+    }
+    let Some(files) = files() else { return };
+    let mut wlc = 0;
+    for (name, wanted) in desired_all(&files, DataplaneKind::Nftables) {
+        let wanted = match wanted {
+            Ok(w) => w,
+            Err(e) if name.ends_with("vservers2.pb") => {
+                assert!(e.contains("TUN needs the ipvs data plane"), "{name}: {e}");
+                println!("{name}: refused on nftables (TUN entries): {e}");
+                continue;
+            }
+            Err(e) => panic!("{name}: refused for nftables: {e}"),
+        };
+        wlc += wanted
+            .iter()
+            .filter(|s| s.scheduler == seesaw_ncc::model::Scheduler::Wlc)
+            .count();
+        let lab = Lab::builder()
+            .node("lb1", &["192.0.2.10/24"])
+            .build()
+            .unwrap_or_else(|e| panic!("building the lab: {e}"));
+        let n = wanted.len();
+        let (first, again, held) = lab
+            .run_in("lb1", move || {
+                let plane = || {
+                    NftPlane::new(NftCli::default(), Some("eth0".to_owned()))
+                        .expect("read nftables")
+                };
+                let first = apply(&mut plane(), &wanted).expect("apply");
+                let fresh = plane();
+                let held = fresh.current().len();
+                let again = apply(&mut { fresh }, &wanted).expect("apply again");
+                (first, again, held)
+            })
+            .expect("entering lb1");
+        println!(
+            "{name}: {n} services, {} changes; read back {held}; a new plane: {} changes",
+            first.len(),
+            again.len()
+        );
+        assert_eq!(held, n, "{name}: read back from nftables");
+        assert!(again.is_empty(), "{name}: not adopted: {again:?}");
+    }
+    assert!(wlc >= 5, "Seesaw's default WLC: only {wlc} services");
+}
+
+#[test]
+fn validate_for_the_proxy_plane_refuses_dsr_and_tun() {
+    let Some(files) = files() else { return };
+    let engine = bins::binary("seesaw_engine").unwrap_or_else(|e| panic!("{e}"));
+    for f in &files {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("cluster.pb"), &f.text).expect("cluster.pb");
+        std::fs::write(
+            dir.path().join("seesaw.cfg"),
+            format!("[cluster]\nname = t\nnode_ipv4 = {}\n", f.node),
+        )
+        .expect("seesaw.cfg");
+        let out = std::process::Command::new(&engine)
+            .arg("--config-dir")
+            .arg(dir.path())
+            .args(["--validate", "--plane", "proxy"])
+            .output()
+            .expect("seesaw_engine --validate");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let kernel_only = f.text.contains("DSR") || f.text.contains("TUN");
+        println!(
+            "{}: exit {:?}: {}",
+            f.name,
+            out.status.code(),
+            text.lines().take(2).collect::<Vec<_>>().join(" | ")
+        );
+        if kernel_only {
+            assert_eq!(out.status.code(), Some(78), "{}: {text}", f.name);
+            assert!(
+                text.contains("kernel data plane") || text.contains("needs the ipvs"),
+                "{}: the reason: {text}",
+                f.name
+            );
+        } else {
+            assert!(out.status.success(), "{}: {text}", f.name);
+            assert!(
+                text.contains("config OK for the proxy data plane"),
+                "{text}"
+            );
+        }
+    }
+}
