@@ -52,7 +52,8 @@ pub struct Answer {
 
 /// Entry point of the hidden subcommand. Serves until SIGTERM/SIGINT or until the parent (the
 /// demo) goes away, so a crashed demo does not leave backends behind. Returns the exit code.
-pub fn run(listen: SocketAddr, name: &str) -> u8 {
+/// `delay`: how long each answer takes (the WLC bench's backends of unequal service times).
+pub fn run(listen: SocketAddr, name: &str, delay: Duration) -> u8 {
     let Ok(header) = HeaderValue::from_str(name) else {
         eprintln!("backend name {name:?} is not a valid header value");
         return exit::USAGE;
@@ -81,16 +82,18 @@ pub fn run(listen: SocketAddr, name: &str) -> u8 {
             return exit::OSERR;
         }
         tokio::spawn(exit_with_parent(shutdown.clone()));
-        serve(listener, name.to_owned(), header, shutdown).await;
+        serve(listener, name.to_owned(), header, delay, shutdown).await;
         exit::OK
     })
 }
 
-/// Serves `listener` until `shutdown`, answering every request with the backend's name.
+/// Serves `listener` until `shutdown`, answering every request with the backend's name after
+/// `delay`.
 pub async fn serve(
     listener: TcpListener,
     name: String,
     header: HeaderValue,
+    delay: Duration,
     shutdown: CancellationToken,
 ) {
     let body = Bytes::from(format!("{name}\n"));
@@ -117,7 +120,12 @@ pub async fn serve(
                     .header("Content-Type", "text/plain")
                     .body(Full::new(body.clone()))
                     .expect("a response of valid static parts and a checked header value");
-                async move { Ok::<_, Infallible>(response) }
+                async move {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    Ok::<_, Infallible>(response)
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
@@ -196,7 +204,13 @@ mod tests {
         let addr = listener.local_addr().expect("local addr");
         let token = CancellationToken::new();
         let header = HeaderValue::from_str(name).expect("valid name");
-        let task = tokio::spawn(serve(listener, name.to_owned(), header, token.clone()));
+        let task = tokio::spawn(serve(
+            listener,
+            name.to_owned(),
+            header,
+            Duration::ZERO,
+            token.clone(),
+        ));
         (addr, token, task)
     }
 

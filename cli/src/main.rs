@@ -56,6 +56,9 @@ enum Sub {
         /// The name it answers with.
         #[arg(long)]
         name: String,
+        /// How long each answer takes, in milliseconds (backends of unequal service times).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
 }
 
@@ -78,7 +81,14 @@ fn main() -> ExitCode {
     let code = match (flags.sub, flags.command) {
         (Some(Sub::Demo { keep }), _) => demo::run(keep),
         (Some(Sub::DemoGuard { command }), _) => demo::guard(&command),
-        (Some(Sub::DemoBackend { listen, name }), _) => demo_backend::run(listen, &name),
+        (
+            Some(Sub::DemoBackend {
+                listen,
+                name,
+                delay_ms,
+            }),
+            _,
+        ) => demo_backend::run(listen, &name, std::time::Duration::from_millis(delay_ms)),
         (None, Some(command)) => shell::one_shot(&socket, &command, flags.output),
         (None, None) => shell::interactive(&socket, flags.output),
     };

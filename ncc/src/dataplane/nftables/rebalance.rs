@@ -25,7 +25,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::least::{self, Estimator, Load};
+use super::least::{self, Load, Steering};
 use super::loads::LoadSource;
 use super::parse::{SvcMeta, TableState};
 use super::rules::sticky;
@@ -51,7 +51,8 @@ struct LeastSvc {
     slots: Vec<Option<u32>>,
     /// DSR: the map whose elements are counted (the flow, client or persistence map).
     count_map: Option<String>,
-    est: Estimator,
+    /// The steady-state controller of its shares ([`Steering`]).
+    steer: Steering,
     /// The last sampled load of each member.
     loads: Vec<Load>,
 }
@@ -142,10 +143,10 @@ impl Mirror {
                 let slots = (0..meta.n)
                     .map(|i| st.slots.get(&meta.off.wrapping_add(i)).copied())
                     .collect();
-                let (est, loads) = old
+                let (steer, loads) = old
                     .remove(key)
                     .filter(|o| o.meta.sid == meta.sid)
-                    .map(|o| (o.est, o.loads))
+                    .map(|o| (o.steer, o.loads))
                     .unwrap_or_default();
                 self.services.insert(
                     *key,
@@ -155,7 +156,7 @@ impl Mirror {
                         count_map: count_map(t, key, meta),
                         members,
                         slots,
-                        est,
+                        steer,
                         loads,
                     },
                 );
@@ -200,11 +201,11 @@ impl Mirror {
                 self.services.remove(&l.key);
                 continue;
             }
-            let (est, loads) = self
+            let (steer, loads) = self
                 .services
                 .remove(&l.key)
                 .filter(|o| o.meta.sid == l.meta.sid)
-                .map(|o| (o.est, o.loads))
+                .map(|o| (o.steer, o.loads))
                 .unwrap_or_default();
             self.services.insert(
                 l.key,
@@ -214,7 +215,7 @@ impl Mirror {
                     members: l.members.clone(),
                     slots: l.slots.iter().copied().map(Some).collect(),
                     count_map: count_map(l.table, &l.key, &l.meta),
-                    est,
+                    steer,
                     loads,
                 },
             );
@@ -283,9 +284,11 @@ impl Mirror {
                 .iter()
                 .map(|(id, _)| sample.loads.get(id).copied().unwrap_or_default())
                 .collect();
-            let arrivals = s.est.observe(&dests);
             let old: Vec<u32> = s.slots.iter().map(|x| x.unwrap_or(0)).collect();
-            let new = least::layout(&dests, s.meta.sched == Scheduler::Wlc, arrivals, &old);
+            // The controller's step is kept only if this rewrite goes out (a service left for
+            // the next round steps once, then).
+            let mut steer = s.steer.clone();
+            let new = least::steer(&mut steer, &dests, s.meta.sched == Scheduler::Wlc, &old);
             if new.len() != s.slots.len() {
                 // The table's size is the apply's to change; the next read reconciles.
                 continue;
@@ -293,12 +296,13 @@ impl Mirror {
             let moves: Vec<usize> = (0..new.len())
                 .filter(|i| s.slots[*i] != Some(new[*i]))
                 .collect();
-            if moves.is_empty() {
-                continue;
-            }
-            if rw.count + moves.len() > budget && rw.count > 0 {
+            if !moves.is_empty() && rw.count + moves.len() > budget && rw.count > 0 {
                 self.cursor = rw.slots.last().map(|(k, _)| *k);
                 break;
+            }
+            s.steer = steer;
+            if moves.is_empty() {
+                continue;
             }
             for i in &moves {
                 let at = s
