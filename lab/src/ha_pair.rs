@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{Lab, http, procs};
+use crate::config::{watchdog_cfg_shipped_priorities, write_atomic};
+use crate::error::LabError;
+use crate::{Lab, bins, http, procs};
 
 pub const VIP: &str = "198.51.100.1:80";
 pub const LBS: [(&str, &str, &str); 2] = [
@@ -70,6 +72,62 @@ pub fn handover(
         .unwrap_or_default();
     let two = last_old.is_some_and(|p| p.start > first_new.end);
     (outage, two, overlap)
+}
+
+/// Builds the pair's namespaces (two clients, the two LB nodes with a separate LB interface
+/// `eth1`, an `attacker`, two backends running `seesaw demo-backend`) and starts each LB node's
+/// suite with `[dataplane] kind = plane` and adverts every `advert`; returns the lab (not yet
+/// waited on: see [`one_master`]) and each node's run directory. With the proxy plane the VIP is
+/// on both nodes' `lo` (the relay binds it there); a kernel plane's VIP is the master's alone,
+/// on its LB interface.
+pub fn start(plane: &str, advert: Duration) -> Result<(Lab, Vec<std::path::PathBuf>), LabError> {
+    let mut b = Lab::builder()
+        .node("client1", &["192.0.2.101/24"])
+        .route("client1", "198.51.100.0/24", LBS[0].1)
+        .node("client2", &["192.0.2.102/24"])
+        .route("client2", "198.51.100.0/24", LBS[1].1);
+    for (name, node_ip, lb_ip) in LBS {
+        b = b
+            .node(name, &[&format!("{node_ip}/24"), &format!("{lb_ip}/24")])
+            .link(name, "eth1", &[]);
+        if plane == "proxy" {
+            b = b.loopback(name, "198.51.100.1/32");
+        }
+    }
+    b = b.node("attacker", &["192.0.2.66/24"]);
+    for (name, ip) in BACKENDS {
+        b = b.node(name, &[&format!("{ip}/24")]);
+    }
+    let mut lab = b.build()?;
+    let seesaw = bins::binary("seesaw")?;
+    for (name, ip) in BACKENDS {
+        let listen = format!("{ip}:80");
+        lab.spawn(
+            name,
+            &seesaw,
+            &["demo-backend", "--listen", &listen, "--name", name],
+            &[],
+        )?;
+        let addr = listen.parse().map_err(|_| LabError::BadAddress {
+            addr: listen.clone(),
+            reason: "not an address:port".to_owned(),
+        })?;
+        lab.wait_tcp(name, addr, Duration::from_secs(30))?;
+    }
+    let mut run_dirs = Vec::new();
+    for (i, (name, ip, _)) in LBS.iter().enumerate() {
+        let config = lab.config_dir(name)?;
+        write_atomic(
+            &config,
+            "seesaw.cfg",
+            &seesaw_cfg_on(ip, LBS[1 - i].1, plane, advert),
+        )?;
+        write_atomic(&config, "cluster.pb", &cluster_pb())?;
+        write_atomic(&config, "watchdog.cfg", &watchdog_cfg_shipped_priorities()?)?;
+        lab.spawn_suite(name)?;
+        run_dirs.push(lab.run_dir(name)?);
+    }
+    Ok((lab, run_dirs))
 }
 
 /// The advert interval: `HA_LAB_INTERVAL_MS`, 30 ms by default (the acceptance setting).

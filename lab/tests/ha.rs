@@ -30,12 +30,12 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use seesaw_lab::config::{watchdog_cfg_shipped_priorities, write_atomic};
+use seesaw_lab::config::write_atomic;
 use seesaw_lab::ha_pair::{
-    BACKENDS, LBS, Probe, Prober, advert_cpu, cluster_pb, handover, interval, one_master, pct,
-    seesaw_cfg, serving, takeovers_under_load,
+    LBS, Probe, Prober, advert_cpu, handover, interval, one_master, pct, seesaw_cfg, serving,
+    takeovers_under_load,
 };
-use seesaw_lab::{Lab, bins, procs};
+use seesaw_lab::{Lab, bins, ha_pair, procs};
 
 /// `ip args` in `node`; its output.
 fn ip_in(lab: &Lab, node: &str, args: &[&str]) -> String {
@@ -343,56 +343,9 @@ fn failover_outages_and_partition() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5)
         .clamp(1, 100);
-    let mut lab = Lab::builder()
-        .node("client1", &["192.0.2.101/24"])
-        .route("client1", "198.51.100.0/24", LBS[0].1)
-        .node("client2", &["192.0.2.102/24"])
-        .route("client2", "198.51.100.0/24", LBS[1].1)
-        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"])
-        .link("lb1", "eth1", &[])
-        .loopback("lb1", "198.51.100.1/32")
-        .node("lb2", &["192.0.2.11/24", "203.0.113.2/24"])
-        .link("lb2", "eth1", &[])
-        .loopback("lb2", "198.51.100.1/32")
-        .node("attacker", &["192.0.2.66/24"])
-        .node("be1", &["203.0.113.11/24"])
-        .node("be2", &["203.0.113.12/24"])
-        .build()
-        .unwrap_or_else(|e| panic!("building the lab: {e}"));
-
+    let (lab, run_dirs) = ha_pair::start("proxy", interval())
+        .unwrap_or_else(|e| panic!("starting the HA pair: {e}"));
     let seesaw = bins::binary("seesaw").expect("checked above");
-    for (name, ip) in BACKENDS {
-        let listen = format!("{ip}:80");
-        lab.spawn(
-            name,
-            &seesaw,
-            &["demo-backend", "--listen", &listen, "--name", name],
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        lab.wait_tcp(
-            name,
-            listen.parse().expect("literal"),
-            Duration::from_secs(10),
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
-    let mut run_dirs = Vec::new();
-    for (i, (name, ip, _)) in LBS.iter().enumerate() {
-        let config = lab.config_dir(name).expect("lb");
-        let run = lab.run_dir(name).expect("lb");
-        write_atomic(&config, "seesaw.cfg", &seesaw_cfg(ip, LBS[1 - i].1)).expect("seesaw.cfg");
-        write_atomic(&config, "cluster.pb", &cluster_pb()).expect("cluster.pb");
-        write_atomic(
-            &config,
-            "watchdog.cfg",
-            &watchdog_cfg_shipped_priorities().expect("binaries"),
-        )
-        .expect("watchdog.cfg");
-        lab.spawn_suite(name)
-            .unwrap_or_else(|e| panic!("starting the watchdog on {name}: {e}"));
-        run_dirs.push(run);
-    }
     let lab = Arc::new(lab);
     let first = one_master(&lab, Duration::from_secs(60)).expect("one master within 60 s");
     println!("initial master: {}", LBS[first].0);

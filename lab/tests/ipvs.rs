@@ -28,7 +28,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use seesaw_lab::vm;
-use seesaw_lab::{Lab, bins, config, ha_pair, http, procs};
+use seesaw_lab::{Lab, bins, ha_pair, http, procs};
 use seesaw_ncc::dataplane::ipvs::IpvsPlane;
 use seesaw_ncc::dataplane::ipvs::firewall::TABLE;
 use seesaw_ncc::dataplane::ipvs::sys::Netlink;
@@ -406,59 +406,9 @@ fn guest_ha_pair_fails_over_on_ipvs() {
     if !in_vm() {
         return;
     }
-    let advert = Duration::from_millis(100);
-    let mut lab = Lab::builder()
-        .node("client1", &["192.0.2.101/24"])
-        .route("client1", "198.51.100.0/24", ha_pair::LBS[0].1)
-        .node("client2", &["192.0.2.102/24"])
-        .route("client2", "198.51.100.0/24", ha_pair::LBS[1].1)
-        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"])
-        .link("lb1", "eth1", &[])
-        .node("lb2", &["192.0.2.11/24", "203.0.113.2/24"])
-        .link("lb2", "eth1", &[])
-        .node("be1", &["203.0.113.11/24"])
-        .node("be2", &["203.0.113.12/24"])
-        .build()
-        .unwrap_or_else(|e| panic!("building the lab: {e}"));
+    let (lab, run_dirs) = ha_pair::start("ipvs", Duration::from_millis(100))
+        .unwrap_or_else(|e| panic!("starting the HA pair: {e}"));
     let seesaw = bins::binary("seesaw").expect("built");
-    for (name, ip) in ha_pair::BACKENDS {
-        let listen = format!("{ip}:80");
-        lab.spawn(
-            name,
-            &seesaw,
-            &["demo-backend", "--listen", &listen, "--name", name],
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        lab.wait_tcp(
-            name,
-            listen.parse().expect("literal"),
-            Duration::from_secs(30),
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
-    let mut run_dirs = Vec::new();
-    for (i, (name, ip, _)) in ha_pair::LBS.iter().enumerate() {
-        let config = lab.config_dir(name).expect("lb");
-        let peer = ha_pair::LBS[1 - i].1;
-        let files = [
-            (
-                "seesaw.cfg",
-                ha_pair::seesaw_cfg_on(ip, peer, "ipvs", advert),
-            ),
-            ("cluster.pb", ha_pair::cluster_pb()),
-            (
-                "watchdog.cfg",
-                config::watchdog_cfg_shipped_priorities().expect("binaries"),
-            ),
-        ];
-        for (file, text) in files {
-            config::write_atomic(&config, file, &text).expect("config");
-        }
-        lab.spawn_suite(name)
-            .unwrap_or_else(|e| panic!("starting the watchdog on {name}: {e}"));
-        run_dirs.push(lab.run_dir(name).expect("lb"));
-    }
     let lab = Arc::new(lab);
     for (fault, label) in [
         (0, "kill -9 ha"),

@@ -194,7 +194,7 @@ fn load(lab: &Lab, n: usize, clients: usize) -> (BTreeMap<String, usize>, usize,
                 let left = Arc::clone(&left);
                 std::thread::spawn(move || {
                     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-                    let mut failed = 0;
+                    let mut failed = Vec::new();
                     while left
                         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
                         .is_ok()
@@ -203,7 +203,7 @@ fn load(lab: &Lab, n: usize, clients: usize) -> (BTreeMap<String, usize>, usize,
                             Ok(r) if r.status == 200 => {
                                 *seen.entry(r.text().trim().to_owned()).or_default() += 1;
                             }
-                            _ => failed += 1,
+                            other => failed.push(format!("{:?} {other:?}", t0.elapsed())),
                         }
                     }
                     (seen, failed)
@@ -214,7 +214,10 @@ fn load(lab: &Lab, n: usize, clients: usize) -> (BTreeMap<String, usize>, usize,
         let mut failed = 0;
         for t in threads {
             let (seen, f) = t.join().expect("client thread");
-            failed += f;
+            failed += f.len();
+            for why in f.iter().take(3) {
+                println!("wlcbench failure: {why}");
+            }
             for (k, v) in seen {
                 *all.entry(k).or_default() += v;
             }
@@ -227,6 +230,12 @@ fn load(lab: &Lab, n: usize, clients: usize) -> (BTreeMap<String, usize>, usize,
 fn guest(o: &Opts) {
     assert!(vm::ipvs_here(), "wlcbench guest: no IPVS in this kernel");
     let lab = scene();
+    // Every node learns its neighbours first (lb1 the backends, the backends lb1), so no
+    // round's first connections wait for address resolution.
+    for (name, ip, _) in BACKENDS {
+        sh(&lab, "lb1", &format!("busybox ping -c 1 -W 2 {ip} >/dev/null"));
+        sh(&lab, name, "busybox ping -c 1 -W 2 203.0.113.1 >/dev/null");
+    }
     let per_round = o.conns / o.rounds;
     println!(
         "wlcbench: WLC, NAT, 3 backends answering after {} ms, equal weights; {} clients; \

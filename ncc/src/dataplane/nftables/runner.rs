@@ -115,7 +115,13 @@ impl NftCli {
     /// The text listing of `table` (`nft list table …`, as an operator reads it), or an empty
     /// string when it does not exist.
     pub fn list_text(&self, table: &str) -> Result<String, NccError> {
-        let mut args = vec!["list", "table"];
+        self.list_as(&[], table)
+    }
+
+    /// `nft <flags> list table <table>`; an empty string when the table does not exist.
+    fn list_as(&self, flags: &[&str], table: &str) -> Result<String, NccError> {
+        let mut args = flags.to_vec();
+        args.extend(["list", "table"]);
         args.extend(table.split_whitespace());
         let out = self.exec(&args, None)?;
         if out.ok {
@@ -133,19 +139,7 @@ impl NftCli {
 
 impl NftRunner for NftCli {
     fn list(&self, table: &str) -> Result<String, NccError> {
-        let mut args = vec!["-j", "list", "table"];
-        args.extend(table.split_whitespace());
-        let out = self.exec(&args, None)?;
-        if out.ok {
-            Ok(out.stdout)
-        } else if out.stderr.contains("No such file or directory") {
-            Ok(String::new())
-        } else {
-            Err(NccError::Plane(format!(
-                "nft list table {table}: {}",
-                out.stderr.trim()
-            )))
-        }
+        self.list_as(&["-j"], table)
     }
 
     fn run(&self, script: &str) -> Result<(), NccError> {
