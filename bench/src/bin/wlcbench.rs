@@ -133,8 +133,12 @@ fn scene() -> Lab {
     sh(
         &lab,
         "lb1",
+        // As ncc sets them (Seesaw's sysctls), send_redirects off included: lb1 forwards out
+        // the interface it received on, and a redirect would send the backends' replies
+        // straight to the client, past the NAT.
         "sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
-         net.ipv4.conf.eth0.rp_filter=0 net.ipv4.vs.conntrack=1 && \
+         net.ipv4.conf.eth0.rp_filter=0 net.ipv4.vs.conntrack=1 \
+         net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0 && \
          ip link add dummy0 type dummy && ip link set dummy0 up && \
          ip addr add 198.51.100.1/32 dev dummy0",
     );
@@ -230,12 +234,6 @@ fn load(lab: &Lab, n: usize, clients: usize) -> (BTreeMap<String, usize>, usize,
 fn guest(o: &Opts) {
     assert!(vm::ipvs_here(), "wlcbench guest: no IPVS in this kernel");
     let lab = scene();
-    // Every node learns its neighbours first (lb1 the backends, the backends lb1), so no
-    // round's first connections wait for address resolution.
-    for (name, ip, _) in BACKENDS {
-        sh(&lab, "lb1", &format!("busybox ping -c 1 -W 2 {ip} >/dev/null"));
-        sh(&lab, name, "busybox ping -c 1 -W 2 203.0.113.1 >/dev/null");
-    }
     let per_round = o.conns / o.rounds;
     println!(
         "wlcbench: WLC, NAT, 3 backends answering after {} ms, equal weights; {} clients; \
