@@ -185,7 +185,8 @@ fn scene() -> Lab {
         "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
          net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0 \
          net.ipv4.conf.all.accept_local=1 net.ipv4.conf.eth0.accept_local=1 \
-         net.ipv4.vs.conntrack=1 net.ipv4.vs.expire_nodest_conn=1 && \
+         net.ipv4.vs.conntrack=1 net.ipv4.vs.expire_nodest_conn=1 \
+         net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0 && \
          ip link add dummy0 type dummy && ip link set dummy0 up && \
          ip addr add 198.51.100.1/32 dev dummy0 && ip addr add 198.51.100.2/32 dev dummy0 && \
          ip addr add 198.51.100.3/32 dev dummy0 && ip addr add 2001:db8:51::1/128 dev dummy0 && \
