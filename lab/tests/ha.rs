@@ -343,8 +343,8 @@ fn failover_outages_and_partition() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5)
         .clamp(1, 100);
-    let (lab, run_dirs) = ha_pair::start("proxy", interval())
-        .unwrap_or_else(|e| panic!("starting the HA pair: {e}"));
+    let (lab, run_dirs) =
+        ha_pair::start("proxy", interval()).unwrap_or_else(|e| panic!("starting the HA pair: {e}"));
     let seesaw = bins::binary("seesaw").expect("checked above");
     let lab = Arc::new(lab);
     let first = one_master(&lab, Duration::from_secs(60)).expect("one master within 60 s");

@@ -280,6 +280,7 @@ mod tests {
     /// `nft` itself checks the script (`nft -c`: parsed and validated by the kernel, nothing
     /// committed), for IPv4 and IPv6, NAT, DSR and firewall marks.
     #[test]
+    #[allow(clippy::print_stderr, reason = "a skipped test says why")]
     fn nft_accepts_the_script() {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("skipping: nft -c needs root");
