@@ -1,9 +1,11 @@
-//! The fault campaign: every Seesaw process, on the proxy plane (loopback suite) and on the
-//! nftables plane (namespace lab, root), is killed with -9 and, separately, stopped for 10 s with
-//! SIGSTOP, under load: two threads of new connections (≥ 200 per second together) and eight
-//! keep-alive connections. Judged from the client's side: failed requests, broken established
-//! connections, and the data plane's state (nftables: `nft list ruleset` without counters; proxy:
-//! the relay's services and destinations) before and after.
+//! The fault campaign: every Seesaw process, on the proxy plane (loopback suite), on the
+//! nftables plane (namespace lab, root) and on the IPVS plane (the same namespace lab inside the
+//! kernel lab, `seesaw_lab::vm`: this host's kernel has no IPVS), is killed with -9 and,
+//! separately, stopped for 10 s with SIGSTOP, under load: two threads of new connections (≥ 200
+//! per second together; ≥ 80 in the emulated VM) and eight keep-alive connections. Judged from
+//! the client's side: failed requests, broken established connections, and the data plane's
+//! state (nftables: `nft list ruleset` without counters; IPVS: `ipvsadm -Ln` without connection
+//! counts, plus the ruleset; proxy: the relay's services and destinations) before and after.
 //!
 //! Targets: 0 failed, 0 broken, state unchanged, for every process but the proxy relay
 //! (`seesaw_proxy`), which *is* the proxy plane's data path: its own death or stall may break its
@@ -12,7 +14,8 @@
 //!
 //! Prints the table that `bench/RESULTS.md` records. Run it with
 //! `cargo test -p seesaw-lab --test faults -- --nocapture`; the nftables half needs root and
-//! `nft` and says why it skips otherwise.
+//! `nft`, the IPVS half root, QEMU and the kernel lab's packages, and each says why it skips
+//! otherwise.
 #![allow(
     clippy::print_stderr,
     reason = "the campaign's table is reported to the person running the tests"
