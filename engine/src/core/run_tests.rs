@@ -1,0 +1,123 @@
+//! The engine's event loop run against fake ncc and ha ports.
+
+use super::*;
+use crate::ncc_port::FakeNcc;
+
+/// ha is told the key files seesaw.cfg names (it reads them itself), "" when there are none.
+#[test]
+fn the_ha_config_names_the_advert_key_files() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc");
+    let mut loaded = crate::config::load_dir(&dir).expect("the shipped config loads");
+    let state = EngineState::new(loaded.clone(), SystemTime::now());
+    let c = snapshot(&state, "proxy", Vec::new()).ha_config;
+    assert_eq!(
+        (c.auth_key_file.as_str(), c.auth_accept_key_file.as_str()),
+        ("", "")
+    );
+    loaded.settings.ha_auth_key_file = Some("/etc/seesaw/ha.key".into());
+    loaded.settings.ha_auth_accept_key_file = Some("/etc/seesaw/ha.key.new".into());
+    let state = EngineState::new(loaded, SystemTime::now());
+    let c = snapshot(&state, "proxy", Vec::new()).ha_config;
+    assert_eq!(c.auth_key_file, "/etc/seesaw/ha.key");
+    assert_eq!(c.auth_accept_key_file, "/etc/seesaw/ha.key.new");
+}
+
+/// A service the plane refused is shown as not applied, with the reason, never active;
+/// one the plane holds keeps its state.
+#[test]
+fn services_the_plane_does_not_hold_are_not_applied_never_active() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc");
+    let loaded = crate::config::load_dir(&dir).expect("the shipped config loads");
+    let mut state = EngineState::new(loaded, SystemTime::now());
+    let (mut views, _) = state.evaluate();
+    for s in views.iter_mut().flat_map(|v| v.services.iter_mut()) {
+        s.active = true;
+    }
+    let all: Vec<&crate::state::ServiceView> =
+        views.iter().flat_map(|v| v.services.iter()).collect();
+    assert!(all.len() >= 2, "the shipped config has several services");
+    // The plane confirmed the first service only.
+    let first = all[0];
+    let applied = DesiredState {
+        services: vec![crate::desired::ServiceSpec {
+            key: first.key,
+            scheduler: first.entry.scheduler,
+            mode: first.entry.mode,
+            persistence: first.entry.persistence,
+            dests: Vec::new(),
+            proxy: first.entry.proxy.clone(),
+            marks: Vec::new(),
+            kernel: crate::desired::KernelOpts::of(&first.entry),
+        }],
+        ..DesiredState::default()
+    };
+    let held = first.key;
+    mark_unapplied(
+        &mut views,
+        Some(&applied),
+        "cannot listen: Too many open files",
+    );
+    for s in views.iter().flat_map(|v| v.services.iter()) {
+        if s.key == held {
+            assert!(s.active && s.not_applied.is_none(), "{}", s.key);
+        } else {
+            assert!(!s.active, "{}", s.key);
+            assert_eq!(
+                s.not_applied.as_deref(),
+                Some("cannot listen: Too many open files")
+            );
+        }
+    }
+    // Nothing confirmed yet: every active service is not applied.
+    let (mut views, _) = state.evaluate();
+    for s in views.iter_mut().flat_map(|v| v.services.iter_mut()) {
+        s.active = true;
+    }
+    mark_unapplied(&mut views, None, "not yet");
+    assert!(
+        views
+            .iter()
+            .flat_map(|v| v.services.iter())
+            .all(|s| !s.active && s.not_applied.as_deref() == Some("not yet"))
+    );
+}
+
+#[test]
+fn apply_backoff_doubles_to_30_s() {
+    let secs: Vec<u64> = (1..=8).map(|n| apply_backoff(n).as_secs()).collect();
+    assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
+}
+
+/// The real loop with the fake ncc: while ncc refuses, the same desired state is retried
+/// with backoff (not on every loop turn), and the first apply after ncc heals gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_apply_is_retried_with_backoff() {
+    let etc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/demo");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for f in ["seesaw.cfg", "cluster.pb"] {
+        std::fs::copy(etc.join(f), dir.path().join(f)).expect("copy");
+    }
+    let loaded = crate::config::load_dir(dir.path()).expect("the demo config loads");
+    let listener =
+        seesaw_common::uds::bind_exclusive(&dir.path().join("engine.sock")).expect("bind");
+    let ncc = FakeNcc::default();
+    ncc.set_failing(Some("refused for the test"));
+    let shutdown = CancellationToken::new();
+    let engine = tokio::spawn(run(
+        loaded,
+        listener,
+        ncc.clone(),
+        dir.path().to_owned(),
+        shutdown.clone(),
+    ));
+    // Past the start-up gate (3 s without an HA report), then 7 s of refusals: tries at
+    // about 3, 4, 6 and 10 s — not one per loop turn (every tick, every second at least).
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let tries = ncc.attempts();
+    assert!((2..=5).contains(&tries), "{tries} apply attempts in 10 s");
+    ncc.set_failing(None);
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert!(ncc.applies() >= 1, "healed ncc never got the state");
+    shutdown.cancel();
+    let _ = engine.await;
+}
