@@ -31,10 +31,6 @@ use crate::demo_backend;
 
 mod process;
 
-#[allow(
-    unused_imports,
-    reason = "the items moved to `process` keep their paths here"
-)]
 pub use process::*;
 
 /// The daemons the demo runs, all expected next to the `seesaw` binary.

@@ -50,10 +50,6 @@ use crate::{dashboard, import};
 
 mod handlers;
 
-#[allow(
-    unused_imports,
-    reason = "the items moved to `handlers` keep their paths here"
-)]
 pub use handlers::*;
 
 /// What the API's handlers share.
