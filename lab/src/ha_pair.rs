@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{watchdog_cfg_shipped_priorities, write_atomic};
 use crate::error::LabError;
-use crate::{Lab, bins, http, procs};
+use crate::{Lab, http, procs};
 
 pub const VIP: &str = "198.51.100.1:80";
 pub const LBS: [(&str, &str, &str); 2] = [
@@ -99,20 +99,12 @@ pub fn start(plane: &str, advert: Duration) -> Result<(Lab, Vec<std::path::PathB
         b = b.node(name, &[&format!("{ip}/24")]);
     }
     let mut lab = b.build()?;
-    let seesaw = bins::binary("seesaw")?;
     for (name, ip) in BACKENDS {
-        let listen = format!("{ip}:80");
-        lab.spawn(
-            name,
-            &seesaw,
-            &["demo-backend", "--listen", &listen, "--name", name],
-            &[],
-        )?;
-        let addr = listen.parse().map_err(|_| LabError::BadAddress {
-            addr: listen.clone(),
-            reason: "not an address:port".to_owned(),
+        let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| LabError::BadAddress {
+            addr: ip.to_owned(),
+            reason: "not an IPv4 address".to_owned(),
         })?;
-        lab.wait_tcp(name, addr, Duration::from_secs(30))?;
+        lab.start_demo_backend(name, SocketAddr::from((ip, 80)), name)?;
     }
     let mut run_dirs = Vec::new();
     for (i, (name, ip, _)) in LBS.iter().enumerate() {

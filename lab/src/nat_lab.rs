@@ -11,7 +11,7 @@ use crate::config::{ClusterPb, Host, HttpCheck, watchdog_cfg, write_atomic};
 use crate::error::LabError;
 use crate::netns::Lab;
 use crate::procs::ProcId;
-use crate::{bins, http, wait_for};
+use crate::{http, wait_for};
 
 /// The NAT VIP.
 pub const NAT_VIP: &str = "198.51.100.1";
@@ -81,20 +81,12 @@ impl NatLab {
         write_atomic(&config, "seesaw.cfg", &cfg)?;
         write_atomic(&config, "cluster.pb", &cluster_pb().render())?;
         write_atomic(&config, "watchdog.cfg", &watchdog_cfg()?)?;
-        let seesaw = bins::binary("seesaw")?;
         for (name, ip) in &BACKENDS {
-            let listen = format!("{ip}:80");
-            lab.spawn(
-                name,
-                &seesaw,
-                &["demo-backend", "--listen", &listen, "--name", name],
-                &[],
-            )?;
-            let addr = listen.parse().map_err(|_| LabError::BadAddress {
-                addr: listen.clone(),
-                reason: "not an address:port".to_owned(),
+            let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| LabError::BadAddress {
+                addr: (*ip).to_owned(),
+                reason: "not an IPv4 address".to_owned(),
             })?;
-            lab.wait_tcp(name, addr, Duration::from_secs(10))?;
+            lab.start_demo_backend(name, SocketAddr::from((ip, 80)), name)?;
         }
         let watchdog = lab.spawn_suite("lb1")?;
         let vip = vip();

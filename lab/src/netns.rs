@@ -389,6 +389,26 @@ impl Lab {
         self.run_in(node, || wait_tcp_here(addr, within))?
     }
 
+    /// Starts `seesaw demo-backend` (an HTTP server answering with `name`) in `node` on
+    /// `listen` and waits (at most 30 s) until it accepts connections.
+    pub fn start_demo_backend(
+        &mut self,
+        node: &str,
+        listen: SocketAddr,
+        name: &str,
+    ) -> Result<ProcId, LabError> {
+        let seesaw = crate::bins::binary("seesaw")?;
+        let addr = listen.to_string();
+        let id = self.spawn(
+            node,
+            &seesaw,
+            &["demo-backend", "--listen", &addr, "--name", name],
+            &[],
+        )?;
+        self.wait_tcp(node, listen, Duration::from_secs(30))?;
+        Ok(id)
+    }
+
     /// The pid of a started process (of `ip netns exec`, which execs the command in place).
     pub fn pid(&self, id: ProcId) -> u32 {
         self.sup.pid(id)

@@ -47,23 +47,15 @@ fn client_reaches_both_backends_through_the_vip() {
     write_atomic(&config, "watchdog.cfg", &watchdog_cfg().expect("binaries"))
         .expect("write watchdog.cfg");
 
-    let seesaw = bins::binary("seesaw").expect("checked above");
     for (name, ip) in BACKENDS {
-        let listen = format!("{ip}:80");
-        lab.spawn(
-            name,
-            &seesaw,
-            &["demo-backend", "--listen", &listen, "--name", name],
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        let addr: SocketAddr = listen.parse().expect("literal");
-        lab.wait_tcp(name, addr, Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let addr: SocketAddr = format!("{ip}:80").parse().expect("literal");
+        lab.start_demo_backend(name, addr, name)
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
     }
 
     lab.spawn_suite("lb1")
         .unwrap_or_else(|e| panic!("starting the watchdog: {e}"));
+    let seesaw = bins::binary("seesaw").expect("checked above");
 
     let vip: SocketAddr = VIP.parse().expect("literal");
     let answered = lab
