@@ -11,6 +11,8 @@
 //!   over three backends, wrr, every IPVS scheduler with WLC as the default, persistence, DSR
 //!   (backends hold the VIP on `lo`), TUN (IPIP, the VIP on `tunl0`), IPv6, `one_packet`,
 //!   thresholds and Seesaw's sh/mh flags, adoption by a new plane (0 changes).
+//! - `guest_nftables_plane_tunnel_mode_through_ipip_devices`: the nftables plane's tunnel mode
+//!   (one IPIP device per destination), which this host's kernel cannot carry.
 //! - `guest_suite_*`: the whole suite under its watchdog with `[dataplane] kind = ipvs`: kill -9
 //!   of ncc and of the engine under load (0 failed requests, `ipvsadm -Ln` unchanged).
 #![allow(
@@ -32,7 +34,7 @@ use seesaw_lab::{Lab, bins, ha_pair, http, procs};
 use seesaw_ncc::dataplane::ipvs::IpvsPlane;
 use seesaw_ncc::dataplane::ipvs::firewall::TABLE;
 use seesaw_ncc::dataplane::ipvs::sys::Netlink;
-use seesaw_ncc::dataplane::nftables::{NftCli, NftRunner};
+use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane, NftRunner};
 use seesaw_ncc::dataplane::{Change, Dataplane, apply};
 use seesaw_ncc::model::{
     Dest, ForwardMode, KernelOpts, Protocol, Scheduler, Service, ServiceKey, ServiceOpts,
@@ -42,6 +44,7 @@ const NAT_VIP: &str = "198.51.100.1";
 const DSR_VIP: &str = "198.51.100.2";
 const TUN_VIP: &str = "198.51.100.3";
 const NAT_VIP6: &str = "2001:db8:51::1";
+const TUN_VIP6: &str = "2001:db8:51::3";
 const BACKENDS: [(&str, &str, &str); 3] = [
     ("be1", "203.0.113.11", "2001:db8:113::11"),
     ("be2", "203.0.113.12", "2001:db8:113::12"),
@@ -517,6 +520,70 @@ fn connects(lab: &Lab, addr: &str) -> bool {
         std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok()
     })
     .expect("entering client")
+}
+
+/// The nftables plane's tunnel mode on a kernel with IPIP: ncc's `NftPlane` in `lb1` makes
+/// one `ipip` (`ip6tnl` for IPv6) device per destination and forwards each flow, unchanged,
+/// through its destination's device; the backends decapsulate on `tunl0`/`ip6tnl0`, which hold
+/// the VIP. The client sees a strict rr rotation over the three backends; a new plane adopts
+/// the services with no change; removing them removes the devices.
+#[test]
+#[ignore = "runs inside the kernel lab (ipvs_suite_in_the_kernel_lab boots it)"]
+fn guest_nftables_plane_tunnel_mode_through_ipip_devices() {
+    if !in_vm() {
+        return;
+    }
+    let lab = scene();
+    for (name, ..) in BACKENDS {
+        sh(
+            &lab,
+            name,
+            &format!(
+                "ip link set ip6tnl0 up && ip addr add {TUN_VIP6}/128 dev ip6tnl0 nodad && \
+                 sysctl -qw net.ipv6.conf.ip6tnl0.accept_ra=0"
+            ),
+        );
+    }
+    let rr = service(TUN_VIP, 80, Scheduler::Rr, ForwardMode::Tun, &[1, 1, 1]);
+    let mh6 = service(TUN_VIP6, 80, Scheduler::Mh, ForwardMode::Tun, &[1, 1, 1]);
+    let all = vec![rr, mh6];
+    let nft_apply = |want: Vec<Service>| {
+        lab.run_in("lb1", move || {
+            let mut plane =
+                NftPlane::new(NftCli::default(), Some("eth0".to_owned())).expect("read nftables");
+            apply(&mut plane, &want).expect("apply")
+        })
+        .expect("entering lb1")
+    };
+    assert_eq!(
+        nft_apply(all.clone()).len(),
+        8,
+        "2 services, 6 destinations"
+    );
+    let links = sh(&lab, "lb1", "ip -d link show");
+    for (_, ip4, ip6) in BACKENDS {
+        assert!(links.contains(&format!("remote {ip4}")), "{links}");
+        assert!(links.contains(&format!("remote {ip6}")), "{links}");
+    }
+    let seq = names(&lab, format!("{TUN_VIP}:80").parse().expect("v4"), 30);
+    assert_eq!(counts(&seq).len(), 3, "rr over three backends: {seq:?}");
+    for w in seq.windows(4) {
+        assert_eq!(w[0], w[3], "tunnel rr is not a strict rotation: {seq:?}");
+    }
+    let seq = names(&lab, format!("[{TUN_VIP6}]:80").parse().expect("v6"), 10);
+    assert_eq!(
+        counts(&seq).len(),
+        1,
+        "mh keeps one client on one backend: {seq:?}"
+    );
+    assert_eq!(nft_apply(all), [], "adopted by a new plane");
+    assert_eq!(
+        nft_apply(Vec::new()).len(),
+        8,
+        "2 services, 6 destinations removed"
+    );
+    let links = sh(&lab, "lb1", "ip link show");
+    assert!(!links.contains("sst"), "devices left behind:\n{links}");
 }
 
 #[test]

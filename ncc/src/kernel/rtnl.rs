@@ -21,7 +21,9 @@
 //! `RTM_NEWLINK` sets flags or `IFLA_ADDRESS` 1 (the MAC) on an index, or creates a VLAN
 //! (`IFLA_IFNAME` 3, `IFLA_LINK` 5 = parent index, `IFLA_LINKINFO` 18 { `IFLA_INFO_KIND` 1
 //! = "vlan", `IFLA_INFO_DATA` 2 { `IFLA_VLAN_ID` 1 (u16) } }), `RTM_DELLINK` 17 deletes; dumps
-//! also carry `IFLA_PERM_ADDRESS` 54. Routes (`linux/rtnetlink.h`): `RTM_NEWROUTE` 24,
+//! also carry `IFLA_PERM_ADDRESS` 54. Tunnel devices ([`encode_tunnel_add`]): kind "ipip" or
+//! "ip6tnl" with `IFLA_INFO_DATA` { `IFLA_IPTUN_LOCAL` 2, `IFLA_IPTUN_REMOTE` 3, `IFLA_IPTUN_PROTO` 9 (u8, 41 =
+//! IPv6 in IPv6) }. Routes (`linux/rtnetlink.h`): `RTM_NEWROUTE` 24,
 //! `RTM_DELROUTE` 25, `RTM_GETROUTE` 26 with `struct rtmsg { u8 family, dst_len, src_len, tos,
 //! table, protocol, scope, type; u32 flags; }` and `RTA_DST` 1, `RTA_OIF` 4, `RTA_GATEWAY` 5,
 //! `RTA_PRIORITY` 6, `RTA_TABLE` 15 (u32); ncc's routes carry `rtm_protocol` = [`SEESAW_PROTO`].
@@ -62,6 +64,11 @@ const IFLA_PERM_ADDRESS: u16 = 54;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const IFLA_VLAN_ID: u16 = 1;
+/// `linux/if_tunnel.h`: the local and remote addresses and (ip6tnl) the inner protocol.
+const IFLA_IPTUN_LOCAL: u16 = 2;
+const IFLA_IPTUN_REMOTE: u16 = 3;
+const IFLA_IPTUN_PROTO: u16 = 9;
+const IPPROTO_IPV6: u8 = 41;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
@@ -311,6 +318,45 @@ pub fn encode_vlan_add(seq: u32, parent: u32, name: &str, id: u16) -> Vec<u8> {
     push_attr(&mut data, IFLA_VLAN_ID, &id.to_ne_bytes());
     let mut info = Vec::new();
     push_attr(&mut info, IFLA_INFO_KIND, b"vlan");
+    push_attr(&mut info, IFLA_INFO_DATA, &data);
+    push_attr(&mut body, IFLA_LINKINFO, &info);
+    message(
+        RTM_NEWLINK,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        seq,
+        &body,
+    )
+}
+
+/// `RTM_NEWLINK` creating tunnel device `name` to `remote`, up: `ipip` for an IPv4 remote
+/// (`ip link add N type ipip remote R [local L]`), `ip6tnl` carrying IPv6 in IPv6 for an IPv6
+/// one (`ip link add N type ip6tnl mode ip6ip6 remote R local L`: an ip6tnl device without a
+/// local address cannot transmit). TTL and PMTU discovery are the kernel's defaults.
+pub fn encode_tunnel_add(seq: u32, name: &str, remote: IpAddr, local: Option<IpAddr>) -> Vec<u8> {
+    let mut body = vec![0u8; 4];
+    body.extend_from_slice(&0u32.to_ne_bytes());
+    body.extend_from_slice(&IFF_UP.to_ne_bytes());
+    body.extend_from_slice(&IFF_UP.to_ne_bytes());
+    let mut n = name.as_bytes().to_vec();
+    n.push(0);
+    push_attr(&mut body, IFLA_IFNAME, &n);
+    let mut data = Vec::new();
+    if let Some(l) = local {
+        push_attr(&mut data, IFLA_IPTUN_LOCAL, &ip_bytes(l));
+    }
+    let kind: &[u8] = match remote {
+        IpAddr::V4(a) => {
+            push_attr(&mut data, IFLA_IPTUN_REMOTE, &a.octets());
+            b"ipip"
+        }
+        IpAddr::V6(a) => {
+            push_attr(&mut data, IFLA_IPTUN_REMOTE, &a.octets());
+            push_attr(&mut data, IFLA_IPTUN_PROTO, &[IPPROTO_IPV6]);
+            b"ip6tnl"
+        }
+    };
+    let mut info = Vec::new();
+    push_attr(&mut info, IFLA_INFO_KIND, kind);
     push_attr(&mut info, IFLA_INFO_DATA, &data);
     push_attr(&mut body, IFLA_LINKINFO, &info);
     message(

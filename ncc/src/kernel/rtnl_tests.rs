@@ -149,6 +149,28 @@ fn link_messages() {
              0c00 0300 657468312e313000 |
              1800 1200 | 0800 0100 766c616e | 0c00 0200 | 0600 0100 0a00 0000")
     );
+    // Up (flags and change IFF_UP), IFLA_IFNAME "sstc0000202\0", IFLA_LINKINFO { KIND
+    // "ipip", DATA { IPTUN_REMOTE 192.0.2.2 } }.
+    assert_eq!(
+        encode_tunnel_add(4, "sstc0000202", "192.0.2.2".parse().unwrap(), None),
+        hex("48000000 | 1000 | 0506 | 04000000 | 00000000 |
+             00 00 0000 | 00000000 | 01000000 | 01000000 |
+             1000 0300 737374633030303032303200 |
+             1800 1200 | 0800 0100 69706970 | 0c00 0200 | 0800 0300 c0000202")
+    );
+    // IPv6: "ip6tnl" with a 16-byte local and remote and IPTUN_PROTO 41 (IPv6 in IPv6).
+    let v6 = encode_tunnel_add(
+        5,
+        "sst6",
+        "2001:db8::2".parse().unwrap(),
+        Some("2001:db8::1".parse().unwrap()),
+    );
+    assert_eq!(
+        v6[44..],
+        hex("4400 1200 | 0a00 0100 697036746e6c 0000 | 3400 0200 |
+             1400 0200 20010db8000000000000000000000001 |
+             1400 0300 20010db8000000000000000000000002 | 0500 0900 29 000000")
+    );
     assert_eq!(
         encode_link_del(11, 7),
         hex(
@@ -310,6 +332,7 @@ fn hostile_link_route_and_rule_replies_are_errors_never_panics() {
         encode_rule(true, 1, &from_rule()),
         encode_vlan_add(1, 3, "eth1.10", 10),
         encode_link_mac(1, 3, [1, 2, 3, 4, 5, 6]),
+        encode_tunnel_add(1, "sst6", "2001:db8::2".parse().unwrap(), None),
     ];
     for good in &samples {
         assert!(decode(good).is_ok());

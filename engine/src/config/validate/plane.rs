@@ -32,10 +32,8 @@ pub fn check_plane(c: &Cluster, plane: crate::config::seesaw_cfg::DataplaneKind)
                 (DataplaneKind::Proxy, _) => Some(
                     "probes through the VIP need a kernel data plane (nftables or ipvs): the proxy plane cannot forward a marked probe to one backend",
                 ),
-                (DataplaneKind::Nftables, CheckMode::Tun) => Some(
-                    "TUN probes need the ipvs data plane; the nftables data plane has no tunnels (use DSR or PLAIN)",
-                ),
-                (DataplaneKind::Nftables, CheckMode::Dsr) => None,
+                // TUN probes go through the tunnel device of their target, like client traffic.
+                (DataplaneKind::Nftables, CheckMode::Dsr | CheckMode::Tun) => None,
             };
             if let Some(why) = why {
                 errors.push(format!("{at}.healthcheck[{:?}].mode: {why}", hc.name));
@@ -51,12 +49,6 @@ pub fn check_plane(c: &Cluster, plane: crate::config::seesaw_cfg::DataplaneKind)
                         errors.push(format!(
                             "vserver[{:?}].vserver_entry[{}].scheduler: {} (power of two choices) needs the proxy data plane; use wlc, lc, rr, wrr, sh, dh, mh or random",
                             v.name, e.key, e.scheduler
-                        ));
-                    }
-                    if e.mode == ForwardMode::Tun {
-                        errors.push(format!(
-                            "vserver[{:?}].vserver_entry[{}].mode: TUN needs the ipvs data plane; the nftables data plane forwards in NAT or DSR mode",
-                            v.name, e.key
                         ));
                     }
                 }

@@ -46,6 +46,7 @@ pub mod rebalance;
 pub mod rules;
 mod runner;
 pub mod script;
+pub mod tunnels;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -55,6 +56,7 @@ use std::time::Duration;
 pub use loads::{LoadSource, NfnlLoads};
 pub use rebalance::SAMPLE_PERIOD;
 pub use runner::{NftCli, NftRunner};
+pub use tunnels::{FakeTunnels, KernelTunnels, Tunnels};
 
 use self::parse::{Counter, DstRec, SvcMeta, TableState};
 use super::{Change, Dataplane, ServiceStats};
@@ -94,11 +96,11 @@ impl Table {
         }
     }
 
-    fn of(mode: ForwardMode) -> Option<Self> {
+    fn of(mode: ForwardMode) -> Self {
         match mode {
-            ForwardMode::Nat => Some(Self::Nat),
-            ForwardMode::Dsr => Some(Self::Dsr),
-            ForwardMode::Tun => None,
+            ForwardMode::Nat => Self::Nat,
+            // Tunnel mode forwards like DSR, through an IPIP device per destination.
+            ForwardMode::Dsr | ForwardMode::Tun => Self::Dsr,
         }
     }
 }
@@ -122,6 +124,10 @@ pub struct NftPlane<R = NftCli> {
     least: Arc<Mutex<rebalance::Mirror>>,
     /// The mirror's generation when the tables were last read.
     read_gen: u64,
+    /// Tunnel-mode destinations' devices ([`tunnels`]).
+    tunnels: Mutex<Box<dyn Tunnels>>,
+    /// The tunnel devices that exist, once listed (at the first commit).
+    tun_devs: Option<std::collections::BTreeSet<String>>,
 }
 
 impl<R: NftRunner> NftPlane<R> {
@@ -139,6 +145,8 @@ impl<R: NftRunner> NftPlane<R> {
             last_script: (0, 0),
             least: Arc::default(),
             read_gen: 0,
+            tunnels: Mutex::new(Box::new(KernelTunnels::default())),
+            tun_devs: None,
         };
         p.read()?;
         Ok(p)
@@ -157,6 +165,77 @@ impl<R: NftRunner> NftPlane<R> {
             );
         }
         self
+    }
+
+    /// Uses `t` for tunnel-mode destinations' devices (rtnetlink by default).
+    #[must_use]
+    pub fn with_tunnels(mut self, t: Box<dyn Tunnels>) -> Self {
+        self.tunnels = Mutex::new(t);
+        self.tun_devs = None;
+        self
+    }
+
+    fn tunnels(&self) -> std::sync::MutexGuard<'_, Box<dyn Tunnels>> {
+        self.tunnels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates the devices `want`'s tunnel-mode destinations need (before the transaction that
+    /// names them); returns the devices no service needs any more, for [`Self::drop_tunnels`].
+    fn make_tunnels(
+        &mut self,
+        want: &BTreeMap<ServiceKey, Service>,
+    ) -> Result<Vec<String>, NccError> {
+        let needed: BTreeMap<String, IpAddr> = want
+            .values()
+            .filter(|s| s.mode == ForwardMode::Tun)
+            .flat_map(|s| &s.dests)
+            .map(|d| (tunnels::dev_name(d.addr.ip()), d.addr.ip()))
+            .collect();
+        if needed.is_empty() && self.tun_devs.as_ref().is_some_and(|h| h.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let mut t = self.tunnels.lock().unwrap_or_else(|e| e.into_inner());
+        let held = match self.tun_devs.take() {
+            Some(h) => h,
+            None => t.held()?,
+        };
+        let mut now = held.clone();
+        let mut result = Ok(());
+        for (name, ip) in &needed {
+            if !held.contains(name) {
+                match t.add(name, *ip) {
+                    Ok(()) => {
+                        now.insert(name.clone());
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+        let unused = now
+            .iter()
+            .filter(|n| !needed.contains_key(*n))
+            .cloned()
+            .collect();
+        self.tun_devs = Some(now);
+        result.map(|()| unused)
+    }
+
+    /// Deletes tunnel devices no service names any more (after the transaction).
+    fn drop_tunnels(&mut self, unused: &[String]) {
+        let mut t = self.tunnels.lock().unwrap_or_else(|e| e.into_inner());
+        for name in unused {
+            match t.del(name) {
+                Ok(()) => {
+                    if let Some(h) = &mut self.tun_devs {
+                        h.remove(name);
+                    }
+                }
+                Err(e) => tracing::warn!("deleting tunnel device {name}: {e}"),
+            }
+        }
     }
 
     fn mirror(&self) -> std::sync::MutexGuard<'_, rebalance::Mirror> {
@@ -205,6 +284,7 @@ impl<R: NftRunner> NftPlane<R> {
                         scheduler: meta.sched,
                         mode: match t {
                             Table::Nat => ForwardMode::Nat,
+                            Table::Dsr if meta.tun => ForwardMode::Tun,
                             Table::Dsr => ForwardMode::Dsr,
                         },
                         persistence: meta.persist,
@@ -298,19 +378,19 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             return Some(why);
         }
         match s.mode {
-            ForwardMode::Tun => {
+            ForwardMode::Dsr | ForwardMode::Tun if self.lb.is_none() => {
                 return Some(
-                    "tunnel mode needs IPVS; the nftables plane forwards in NAT or DSR mode".into(),
-                );
-            }
-            ForwardMode::Dsr if self.lb.is_none() => {
-                return Some(
-                    "DSR needs the LB interface (seesaw.cfg [interface] lb) for the netdev \
-                     ingress hook"
+                    "DSR and tunnel mode need the LB interface (seesaw.cfg [interface] lb) for \
+                     the netdev ingress hook"
                         .into(),
                 );
             }
             _ => {}
+        }
+        if s.mode == ForwardMode::Tun
+            && let Err(why) = self.tunnels().probe(s.key.vip.is_ipv6())
+        {
+            return Some(why);
         }
         if let Some(d) = s
             .dests
@@ -322,11 +402,11 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
                 d.addr
             ));
         }
-        if s.mode == ForwardMode::Dsr
+        if s.mode != ForwardMode::Nat
             && let Some(d) = s.dests.iter().find(|d| d.addr.port() != s.key.port)
         {
             return Some(format!(
-                "DSR cannot change the port: destination {} must use port {}",
+                "DSR and tunnel mode cannot change the port: destination {} must use port {}",
                 d.addr, s.key.port
             ));
         }
@@ -338,8 +418,9 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             cap: 0,
             n: 1,
             ops: s.opts.kernel.one_packet,
+            tun: s.mode == ForwardMode::Tun,
         };
-        if s.mode == ForwardMode::Dsr && !rules::sticky_key_fits(Table::Dsr, s.key.vip, &meta) {
+        if s.mode != ForwardMode::Nat && !rules::sticky_key_fits(Table::Dsr, s.key.vip, &meta) {
             return Some(
                 "IPv6 DSR with rr, wrr or random keeps each flow (client address and port, 20 \
                  bytes) in a dynamic map, which nft 1.0.6 cannot update; use wlc, lc, sh, mh or \
@@ -418,17 +499,19 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             let held = self.held(key);
             let new = want.get(key);
             if let Some(n) = new {
-                dsr_used |= n.mode == ForwardMode::Dsr;
+                dsr_used |= n.mode != ForwardMode::Nat;
             }
             sc.service(&mut alloc, held.as_ref(), new)?;
         }
         let text = sc.render(&self.nat, dsr_used.then_some(&self.dsr), self.lb.as_deref());
         self.last_script = (text.len(), text.lines().count());
+        let unused = self.make_tunnels(&want)?;
         if let Err(e) = self.runner.run(&text) {
             // Nothing changed (one transaction), but re-read before the next diff anyway.
             self.stale = true;
             return Err(e);
         }
+        self.drop_tunnels(&unused);
         // The kernel now holds `want`: no read-back (the next refresh reads the truth).
         mirror.committed(&sc.gone, &sc.laid);
         self.services = want.into_values().collect();
@@ -484,7 +567,7 @@ fn read_stats<R: NftRunner>(
         .iter()
         .map(|s| {
             let (st, ix, t) = match s.mode {
-                ForwardMode::Dsr => (&dsr, &dsr_ix, Table::Dsr),
+                ForwardMode::Dsr | ForwardMode::Tun => (&dsr, &dsr_ix, Table::Dsr),
                 _ => (&nat, &nat_ix, Table::Nat),
             };
             let sid = st.services.get(&s.key).map(|m| m.sid);

@@ -38,6 +38,8 @@ pub struct SvcMeta {
     pub n: u32,
     /// Seesaw's `one_packet` (DSR only): every datagram is scheduled on its own, no flow map.
     pub ops: bool,
+    /// Tunnel mode (in the DSR table): destinations are reached through IPIP devices.
+    pub tun: bool,
 }
 
 /// One destination record.
@@ -49,6 +51,8 @@ pub struct DstRec {
     pub addr: SocketAddr,
     /// The map element's counter (NAT: new connections; DSR: packets and bytes).
     pub counter: Counter,
+    /// A tunnel-mode destination: `tdev` holds its device under the same id.
+    pub tun: bool,
 }
 
 /// What one of our tables holds.
@@ -124,14 +128,15 @@ fn sched_from(s: &str) -> Option<Scheduler> {
 /// The registry comment of a service.
 pub fn svc_comment(m: &SvcMeta) -> String {
     format!(
-        "sid={} sch={} p={} so={} sc={} sn={}{}",
+        "sid={} sch={} p={} so={} sc={} sn={}{}{}",
         m.sid,
         sched_name(m.sched),
         m.persist,
         m.off,
         m.cap,
         m.n,
-        if m.ops { " o=1" } else { "" }
+        if m.ops { " o=1" } else { "" },
+        if m.tun { " m=tun" } else { "" }
     )
 }
 
@@ -148,6 +153,7 @@ pub fn parse_svc_comment(c: &str) -> Option<SvcMeta> {
         n: num("sn")?,
         // Absent in tables written before one_packet was kept: off.
         ops: kv.get("o") == Some(&"1"),
+        tun: kv.get("m") == Some(&"tun"),
     })
 }
 
@@ -294,6 +300,9 @@ fn decode_elem(st: &mut TableState, map: &str, e: &Value) {
             let port_c = k
                 .comment
                 .and_then(|c| comment_fields(c).get("port").and_then(|s| s.parse().ok()));
+            let tun = k
+                .comment
+                .is_some_and(|c| comment_fields(c).get("t") == Some(&"1"));
             let addr = match d {
                 Value::Object(_) => d.get("concat").and_then(Value::as_array).and_then(|c| {
                     let [a, p] = c.as_slice() else {
@@ -317,6 +326,7 @@ fn decode_elem(st: &mut TableState, map: &str, e: &Value) {
                             sid,
                             addr,
                             counter: k.counter,
+                            tun,
                         },
                     );
                 }
@@ -341,7 +351,8 @@ fn decode_elem(st: &mut TableState, map: &str, e: &Value) {
             }
             None => bad(st),
         },
-        // Sticky maps (`k<sid>`) hold client state we never need to read back.
+        // Sticky maps (`k<sid>`) hold client state we never need to read back; `tdev` follows
+        // the the `t=1` destinations destinations (written and deleted with them).
         _ => {}
     }
 }
@@ -381,6 +392,7 @@ mod tests {
                 cap: 8,
                 n: 3,
                 ops: false,
+                tun: false,
             })
         );
         assert_eq!(

@@ -165,15 +165,22 @@ pub fn dispatch_rules(t: Table, lb: Option<&str>) -> Vec<String> {
             out.push(format!("{did} {} vmap @aft{v}", svc(ip)));
         }
         for (ip, v) in fams {
-            out.push(match t {
-                Table::Nat => {
-                    format!("{did} meta l4proto {{ tcp, udp }} dnat {ip} to ct mark map @dst{v}")
+            match t {
+                Table::Nat => out.push(format!(
+                    "{did} meta l4proto {{ tcp, udp }} dnat {ip} to ct mark map @dst{v}"
+                )),
+                Table::Dsr => {
+                    // Tunnel-mode destinations first: their device comes from `tdev` (a
+                    // miss ends the rule, and the packet goes on to the DSR rule).
+                    out.push(format!(
+                        "{did} fwd {ip} to meta mark map @dst{v} device meta mark map @tdev"
+                    ));
+                    out.push(format!(
+                        "{did} fwd {ip} to meta mark map @dst{v} device \"{}\"",
+                        lb.unwrap_or("lo")
+                    ));
                 }
-                Table::Dsr => format!(
-                    "{did} fwd {ip} to meta mark map @dst{v} device \"{}\"",
-                    lb.unwrap_or("lo")
-                ),
-            });
+            }
         }
     };
     let dnat_keep_port = |out: &mut Vec<String>| {
@@ -211,6 +218,9 @@ pub fn egress_rules(lb: &str) -> Vec<String> {
     }
     out.push(format!("{slot} {r} set {r} map @slot"));
     for (ip, v) in [("ip", "4"), ("ip6", "6")] {
+        out.push(format!(
+            "{did} meta protocol {ip} fwd {ip} to meta mark map @dst{v} device meta mark map @tdev"
+        ));
         out.push(format!(
             "{did} meta protocol {ip} fwd {ip} to meta mark map @dst{v} device \"{lb}\""
         ));
@@ -275,6 +285,7 @@ pub(super) fn base_dsr(out: &mut String, st: &TableState, lb: &str) {
         out,
         "add map {t} dst4 {{ type mark : ipv4_addr; counter; }}\n\
          add map {t} dst6 {{ type mark : ipv6_addr; counter; }}\n\
+         add map {t} tdev {{ type mark : iface_index; }}\n\
          add chain {t} in {{ type filter hook ingress device \"{lb}\" priority 0; policy accept; }}\n\
          add chain {t} eg {{ type filter hook egress device \"lo\" priority 0; policy accept; }}\n"
     );

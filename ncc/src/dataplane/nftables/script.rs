@@ -17,7 +17,7 @@ use super::parse::{SvcMeta, TableState, svc_comment};
 use super::rules::{after_rules, base_dsr, base_nat, rules, sticky};
 use super::{DID_BASE, DID_MASK, Held, SLOT_BASE, Table};
 use crate::NccError;
-use crate::model::{Protocol, Scheduler, Service, ServiceKey};
+use crate::model::{ForwardMode, Protocol, Scheduler, Service, ServiceKey};
 use crate::sched::maglev;
 
 /// Elements per `add element` statement.
@@ -219,7 +219,9 @@ impl Script {
                 Ok(())
             }
             (None, Some(n)) => self.create(alloc, n),
-            (Some(h), Some(n)) if Table::of(n.mode) != Some(h.table) => {
+            (Some(h), Some(n))
+                if Table::of(n.mode) != h.table || h.meta.tun != (n.mode == ForwardMode::Tun) =>
+            {
                 self.remove(h);
                 self.create(alloc, n)
             }
@@ -270,6 +272,9 @@ impl Script {
         if h.st.weights.contains_key(&id) {
             self.del(t, "weights", format!("{id:#x}"));
         }
+        if h.st.dests.get(&id).is_some_and(|r| r.tun) {
+            self.del(t, "tdev", format!("{id:#x}"));
+        }
         if t == Table::Nat {
             if h.st.cin.contains_key(&id) {
                 self.del(t, "cin", format!("{id:#x}"));
@@ -280,7 +285,9 @@ impl Script {
         }
     }
 
-    fn add_dest(&mut self, t: Table, sid: u32, id: u32, addr: std::net::SocketAddr, weight: u32) {
+    /// Adds a destination's elements; `tun`: reached through its tunnel device (DSR table).
+    fn add_dest(&mut self, t: Table, sid: u32, id: u32, d: (std::net::SocketAddr, u32), tun: bool) {
+        let (addr, weight) = d;
         let dst = dst_map(t, addr);
         match t {
             Table::Nat if addr.port() == 0 => {
@@ -305,15 +312,22 @@ impl Script {
                 self.add(t, "cin", format!("{id:#x}"));
                 self.add(t, "cout", format!("{id:#x}"));
             }
-            Table::Dsr => self.add(
-                t,
-                dst,
-                format!(
-                    "{id:#x} comment \"sid={sid} port={}\" : {}",
-                    addr.port(),
-                    addr.ip()
-                ),
-            ),
+            Table::Dsr => {
+                self.add(
+                    t,
+                    dst,
+                    format!(
+                        "{id:#x} comment \"sid={sid} port={}{}\" : {}",
+                        addr.port(),
+                        if tun { " t=1" } else { "" },
+                        addr.ip()
+                    ),
+                );
+                if tun {
+                    let dev = super::tunnels::dev_name(addr.ip());
+                    self.add(t, "tdev", format!("{id:#x} : \"{dev}\""));
+                }
+            }
         }
         self.add(t, "weights", format!("{id:#x} : {weight}"));
     }
@@ -379,9 +393,7 @@ impl Script {
     }
 
     fn create(&mut self, alloc: &mut Alloc, s: &Service) -> Result<(), NccError> {
-        let t = Table::of(s.mode).ok_or_else(|| {
-            NccError::Unsupported(vec![format!("{}: tunnel mode needs IPVS", s.key)])
-        })?;
+        let t = Table::of(s.mode);
         let lay = layout_of(s.scheduler).ok_or_else(|| {
             NccError::Unsupported(vec![format!(
                 "{}: scheduler {:?} is not available in nftables",
@@ -392,7 +404,7 @@ impl Script {
         let mut members = Vec::new();
         for d in &s.dests {
             let id = alloc.did()?;
-            self.add_dest(t, sid, id, d.addr, d.weight);
+            self.add_dest(t, sid, id, (d.addr, d.weight), s.mode == ForwardMode::Tun);
             members.push(member(id, d.addr, d.weight));
         }
         let slots = layout::slots(lay, &members, &[]);
@@ -410,6 +422,7 @@ impl Script {
             cap,
             n,
             ops: s.opts.kernel.one_packet,
+            tun: s.mode == ForwardMode::Tun,
         };
         self.laid.push(Laid {
             key: s.key,
@@ -501,7 +514,7 @@ impl Script {
                 }
                 None => {
                     let id = alloc.did()?;
-                    self.add_dest(t, old.sid, id, d.addr, d.weight);
+                    self.add_dest(t, old.sid, id, (d.addr, d.weight), old.tun);
                     id
                 }
             };
@@ -547,6 +560,7 @@ impl Script {
             cap,
             n,
             ops: s.opts.kernel.one_packet,
+            tun: s.mode == ForwardMode::Tun,
         };
         self.laid.push(Laid {
             key: s.key,
