@@ -1,7 +1,11 @@
 //! Runs a shell script inside the kernel lab (Debian's kernel under QEMU, this host's file
 //! system shared read-only): `cargo run -p seesaw-lab --example vm -- script.sh`. For trying
 //! IPVS, IPIP and the other modules this host's kernel lacks before writing a test.
-#![allow(clippy::print_stdout, reason = "the guest's console is the output")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool: the guest's console and errors are its output"
+)]
 
 use std::time::Duration;
 

@@ -240,6 +240,10 @@ fn tunnel_mode_writes_tdev_elements_and_marks_the_service() {
 /// devices are veths with the tunnel devices' names (this host's kernel may have no `ipip`;
 /// `lab/tests/ipvs.rs` carries traffic through real IPIP devices in the kernel lab).
 #[test]
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
 fn tunnel_mode_applies_adopts_and_cleans_up_in_a_private_netns() {
     if !nix::unistd::geteuid().is_root()
         || std::process::Command::new("nft")
