@@ -252,8 +252,7 @@ async fn supervise(
 
     let mut out = io::stdout().lock();
     // A closed stdout (e.g. piped into `head -2`) must not stop the demo.
-    let _ = out.write_all(instructions(layout, exe, port, ecu_port).as_bytes());
-    let _ = out.write_all(dashboard.as_bytes());
+    let _ = out.write_all(instructions(layout, exe, (port, ecu_port), dashboard).as_bytes());
     let _ = out.flush();
     drop(out);
 
@@ -289,12 +288,16 @@ async fn wait_ready(
     Err(DemoError::NotReady { vip })
 }
 
-/// What to print once the demo is up. The first two lines are a stable interface.
-pub fn instructions(layout: &Layout, exe: &Path, port: u16, ecu_port: u16) -> String {
+/// What to print once the demo is up. The first two lines are a stable interface; the first
+/// thing to try is the dashboard (`dashboard`: its line, then the API's).
+pub fn instructions(layout: &Layout, exe: &Path, ports: (u16, u16), dashboard: &str) -> String {
+    let (port, ecu_port) = ports;
     let mut s = String::new();
     let _ = writeln!(s, "demo vip: {VIP}:{port}");
     let _ = writeln!(s, "demo run dir: {}", layout.run.display());
     let _ = writeln!(s);
+    let (dash, api) = dashboard.split_once('\n').unwrap_or((dashboard, ""));
+    let _ = writeln!(s, "{dash}");
     let _ = writeln!(s, "Try it:        curl -i http://{VIP}:{port}/");
     let _ = writeln!(
         s,
@@ -316,6 +319,9 @@ pub fn instructions(layout: &Layout, exe: &Path, port: u16, ecu_port: u16) -> St
         s,
         "ECU:           http://{VIP}:{ecu_port}/v1/vservers and http://{VIP}:{ecu_port}/metrics"
     );
+    if !api.trim().is_empty() {
+        let _ = writeln!(s, "{}", api.trim_end());
+    }
     let _ = writeln!(s, "Logs:          {}", layout.log.display());
     let _ = writeln!(s, "Press Ctrl-C to stop.");
     s
@@ -517,6 +523,30 @@ pub fn build_args(exe: &Path) -> Vec<&'static str> {
     args
 }
 
+/// The variables `cargo run` set for this process about the `seesaw` package
+/// (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`, ...). The nested `cargo build` must not see them:
+/// build scripts such as ring's re-run when they change, so the nested build would recompile
+/// ring, rustls and everything above them for nothing. Cargo's own settings (`CARGO_HOME`,
+/// `CARGO_TARGET_DIR`, `CARGO_BUILD_*`, `CARGO_PROFILE_*`, ...) stay.
+pub fn cargo_run_env(names: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    const PACKAGE: [&str; 8] = [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_CFG_",
+        "CARGO_TARGET_TMPDIR",
+        "OUT_DIR",
+    ];
+    names
+        .filter(|n| {
+            n.to_str()
+                .is_some_and(|n| PACKAGE.iter().any(|p| n.starts_with(p)))
+        })
+        .collect()
+}
+
 /// Makes sure every daemon exists next to `exe`. Under `cargo run` (which builds only this
 /// binary) cargo builds the daemons, doing nothing when they are up to date; run directly, the
 /// daemons the README's build command made are used as they are.
@@ -542,6 +572,9 @@ async fn ensure_binaries(exe: &Path, bin_dir: &Path) -> Result<(), DemoError> {
         .stdout(stderr_stdio()?);
     if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
         cmd.current_dir(dir);
+    }
+    for name in cargo_run_env(std::env::vars_os().map(|(k, _)| k)) {
+        cmd.env_remove(name);
     }
     let status = cmd
         .status()

@@ -111,12 +111,20 @@ fn build_uses_the_profile_of_the_running_binary() {
 }
 
 #[test]
-fn instructions_start_with_the_two_stable_lines() {
+fn instructions_start_with_the_two_stable_lines_then_the_dashboard() {
     let layout = Layout::create(&tempfile::tempdir().expect("temp dir").keep()).expect("layout");
-    let text = instructions(&layout, Path::new("/x/seesaw"), 18080, 18081);
+    let dashboard = "Dashboard:     https://127.0.0.1:18082/#token=t\nAPI:           curl x\n";
+    let text = instructions(&layout, Path::new("/x/seesaw"), (18080, 18081), dashboard);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "demo vip: 127.0.0.1:18080");
     assert_eq!(lines[1], format!("demo run dir: {}", layout.run.display()));
+    assert_eq!(lines[2], "");
+    assert_eq!(
+        lines[3], "Dashboard:     https://127.0.0.1:18082/#token=t",
+        "the dashboard is the first thing to try"
+    );
+    assert!(lines[4].starts_with("Try it:"));
+    assert!(text.contains("API:           curl x\n"));
     assert!(text.contains(&format!("/x/seesaw --run-dir {}", layout.run.display())));
     assert!(text.contains(&format!("kill $(cat {}/be1.pid)", layout.demo.display())));
     assert!(text.contains("http://127.0.0.1:18081/v1/vservers"));
@@ -131,4 +139,29 @@ fn errors_read_as_one_line() {
         source: io::ErrorKind::PermissionDenied.into(),
     };
     assert_eq!(error_chain(&e), "cannot write x: permission denied");
+}
+
+#[test]
+fn the_nested_build_drops_what_cargo_run_says_about_the_package_and_keeps_cargo_settings() {
+    let names = [
+        "CARGO_PKG_NAME",
+        "CARGO_PKG_VERSION_MAJOR",
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "OUT_DIR",
+        "CARGO",
+        "CARGO_HOME",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_JOBS",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+        "PATH",
+    ];
+    let dropped = cargo_run_env(names.iter().map(OsString::from));
+    assert_eq!(
+        dropped,
+        names[..8].iter().map(OsString::from).collect::<Vec<_>>()
+    );
 }
