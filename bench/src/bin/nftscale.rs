@@ -5,6 +5,9 @@
 //!   (vserver i is 198.51.100.1:(80+i), backends 203.0.113.11.. port 80) in one transaction and
 //!   prints `apply_ms changes script_bytes`;
 //! - `touch I`: changes vserver I's first weight and prints the change report, one per line;
+//! - `flips K`: K health flips (one destination of a vserver removed, then restored, through
+//!   one plane as ncc holds it) and prints the median and p99 apply time in ms and how often
+//!   the plane re-listed its tables;
 //! - `latency VIP:PORT K`: K sequential HTTP/1.0 requests (a new connection each) and prints the
 //!   median and p99 latency in microseconds. Only addresses inside the bench's namespaces.
 #![allow(clippy::print_stdout, reason = "a measuring tool prints its results")]
@@ -96,6 +99,41 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e.to_string()),
             }
         }
+        Some("flips") => {
+            // A backend's health flip as ncc meets it: the plane (one for the whole run, as in
+            // ncc) gets the whole desired state with one destination of vserver i gone, then
+            // back. Prints the median and p99 apply time in ms over the 2K applies, and how
+            // often the plane listed its tables after its start.
+            let Some(k) = num(1) else {
+                return usage();
+            };
+            let mut plane = match NftPlane::new(NftCli::default(), None) {
+                Ok(p) => p,
+                Err(e) => return fail(&e.to_string()),
+            };
+            let reads = plane.reads;
+            let full = plane.current();
+            if full.is_empty() {
+                return fail("the plane holds nothing: run `apply N M` first");
+            }
+            let mut ms = Vec::new();
+            for j in 0..k {
+                let i = (j as usize * 7919) % full.len();
+                let mut down = full.clone();
+                down[i].dests.remove(0);
+                for want in [&down, &full] {
+                    let t = Instant::now();
+                    if let Err(e) = apply(&mut plane, want) {
+                        return fail(&e.to_string());
+                    }
+                    ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            ms.sort_by(f64::total_cmp);
+            let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q) as usize];
+            println!("{:.1} {:.1} {}", at(0.5), at(0.99), plane.reads - reads);
+            ExitCode::SUCCESS
+        }
         Some("stats") => {
             // What the engine pays every 2 s and at every start: adopting the plane's state
             // (`current`) and reading its counters (`stats`), in milliseconds.
@@ -158,6 +196,6 @@ fn fail(msg: &str) -> ExitCode {
 
 #[allow(clippy::print_stderr, reason = "a measuring tool")]
 fn usage() -> ExitCode {
-    eprintln!("usage: nftscale apply N M | touch I | stats | latency VIP:PORT K");
+    eprintln!("usage: nftscale apply N M | touch I | flips K | stats | latency VIP:PORT K");
     ExitCode::from(64)
 }

@@ -3,6 +3,42 @@
 
 use super::*;
 
+/// Why this host's kernel cannot carry the nftables plane's tunnel mode (one `ipip` device
+/// per backend; `ip6_tunnel` too when `v6`), or `None` when it can: the module is loaded or
+/// built in (`/sys/module/<name>`), or the kernel's module list names it (modprobe would load
+/// it). Tunnel mode is validated on the host that runs it, like `auto`: a TUN config that
+/// validates here is one ncc here applies.
+pub(super) fn tunnels_missing(v6: bool) -> Option<String> {
+    static CACHE: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
+    let (v4ok, v6ok) = *CACHE.get_or_init(|| (kernel_has("ipip"), kernel_has("ip6_tunnel")));
+    let missing: Vec<&str> = [("ipip", v4ok), ("ip6_tunnel", !v6 || v6ok)]
+        .into_iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(m, _)| m)
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "TUN on the nftables data plane needs the kernel module {} (one tunnel device per backend), which this host's kernel does not have",
+            missing.join(" and ")
+        )
+    })
+}
+
+fn kernel_has(module: &str) -> bool {
+    if std::path::Path::new("/sys/module").join(module).exists() {
+        return true;
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let dir = std::path::Path::new("/lib/modules").join(release.trim());
+    let file = format!("/{module}.ko");
+    ["modules.dep", "modules.builtin"].iter().any(|f| {
+        std::fs::read_to_string(dir.join(f)).is_ok_and(|t| {
+            t.lines()
+                .any(|l| l.split(':').next().is_some_and(|p| p.contains(&file)))
+        })
+    })
+}
+
 /// Checks what the chosen data plane can do; each unsupported feature is an error with its path.
 pub fn check_plane(c: &Cluster, plane: crate::config::seesaw_cfg::DataplaneKind) -> Vec<String> {
     use crate::config::seesaw_cfg::DataplaneKind;
@@ -26,14 +62,20 @@ pub fn check_plane(c: &Cluster, plane: crate::config::seesaw_cfg::DataplaneKind)
                 checks.push((format!("{path}.vserver_entry[{}]", e.key), h));
             }
         }
+        let v6 = v.host.ipv6.is_some();
         for (at, hc) in checks {
+            let tun_why;
             let why = match (plane, hc.mode) {
                 (_, CheckMode::Plain) | (DataplaneKind::Ipvs | DataplaneKind::Auto, _) => None,
                 (DataplaneKind::Proxy, _) => Some(
                     "probes through the VIP need a kernel data plane (nftables or ipvs): the proxy plane cannot forward a marked probe to one backend",
                 ),
+                (DataplaneKind::Nftables, CheckMode::Dsr) => None,
                 // TUN probes go through the tunnel device of their target, like client traffic.
-                (DataplaneKind::Nftables, CheckMode::Dsr | CheckMode::Tun) => None,
+                (DataplaneKind::Nftables, CheckMode::Tun) => {
+                    tun_why = tunnels_missing(v6);
+                    tun_why.as_deref()
+                }
             };
             if let Some(why) = why {
                 errors.push(format!("{at}.healthcheck[{:?}].mode: {why}", hc.name));
@@ -45,6 +87,14 @@ pub fn check_plane(c: &Cluster, plane: crate::config::seesaw_cfg::DataplaneKind)
             for e in v.entries.values() {
                 if plane == DataplaneKind::Nftables {
                     // lc and wlc are re-weighted from sampled connection counts there.
+                    if e.mode == ForwardMode::Tun
+                        && let Some(why) = tunnels_missing(v.host.ipv6.is_some())
+                    {
+                        errors.push(format!(
+                            "vserver[{:?}].vserver_entry[{}].mode: {why}",
+                            v.name, e.key
+                        ));
+                    }
                     if e.scheduler == Scheduler::P2c {
                         errors.push(format!(
                             "vserver[{:?}].vserver_entry[{}].scheduler: {} (power of two choices) needs the proxy data plane; use wlc, lc, rr, wrr, sh, dh, mh or random",

@@ -128,6 +128,15 @@ impl NfnlLoads {
         out
     }
 
+    /// The nf_tables ruleset generation of this network namespace.
+    pub fn generation(&mut self) -> Result<u32, NccError> {
+        let req = nfnl::getgen(self.next_seq());
+        let mut generation = None;
+        self.dump(&req, |b| nfnl::read_gen(b, &mut generation))?;
+        generation
+            .ok_or_else(|| NccError::Plane("netfilter netlink: no generation in the reply".into()))
+    }
+
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1);
         self.seq

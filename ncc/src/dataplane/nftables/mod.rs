@@ -119,6 +119,9 @@ pub struct NftPlane<R = NftCli> {
     stale: bool,
     /// The last transaction's script size in bytes and line count (for the change report).
     pub last_script: (usize, usize),
+    /// How many times the tables were listed (tests and benches watch it: a plane that knows
+    /// the kernel holds its last commit diffs without listing).
+    pub reads: u64,
     /// ncc's copy of the lc/wlc services, shared with the re-weighting thread; every writer
     /// of the tables holds its lock (see [`rebalance`]).
     least: Arc<Mutex<rebalance::Mirror>>,
@@ -143,6 +146,7 @@ impl<R: NftRunner> NftPlane<R> {
             just_read: false,
             stale: false,
             last_script: (0, 0),
+            reads: 0,
             least: Arc::default(),
             read_gen: 0,
             tunnels: Mutex::new(Box::new(KernelTunnels::default())),
@@ -251,8 +255,11 @@ impl<R: NftRunner> NftPlane<R> {
             parse::parse_table(&json)
                 .map_err(|e| NccError::Plane(format!("reading nftables state: {e}")))
         };
+        self.reads = self.reads.wrapping_add(1);
+        let gen_before = self.runner.generation();
         self.nat = parse(self.runner.list(Table::Nat.spec())?)?;
         self.dsr = parse(self.runner.list(Table::Dsr.spec())?)?;
+        let gen_after = self.runner.generation();
         for p in self.nat.problems.iter().chain(&self.dsr.problems) {
             tracing::warn!("nftables state: {p}");
         }
@@ -303,6 +310,8 @@ impl<R: NftRunner> NftPlane<R> {
         }
         self.services = out.into_values().collect();
         mirror.rebuild(&self.nat, &self.dsr);
+        // The listing is the kernel's state only if no transaction ran while it was taken.
+        mirror.kernel_gen = gen_before.filter(|g| Some(*g) == gen_after);
         self.read_gen = mirror.generation();
         self.just_read = true;
         self.stale = false;
@@ -433,8 +442,22 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
 
     /// Reads the kernel, except right after [`NftPlane::new`] read it: listing a table of
     /// 10,000 services takes seconds, and a start-up apply would otherwise list it twice.
+    ///
+    /// Nor after its own transactions: `commit` records what each one wrote
+    /// ([`script::Script::record`]), so while the kernel's ruleset generation is the one the
+    /// plane last accounted for (its own commits and the lc/wlc rewrites, each checked to be
+    /// the only transaction in between; [`rebalance::run_tracked`]), the decoded tables are
+    /// the kernel's and a diff costs what it changes. Any other transaction — another program,
+    /// or anyone's change to our tables — makes the next refresh list them again.
     fn refresh(&mut self) -> Result<(), NccError> {
         if std::mem::take(&mut self.just_read) && self.mirror().generation() == self.read_gen {
+            return Ok(());
+        }
+        let known = {
+            let m = self.mirror();
+            (!self.stale && m.valid()).then_some(m.kernel_gen).flatten()
+        };
+        if known.is_some() && self.runner.generation() == known {
             return Ok(());
         }
         self.read()
@@ -495,27 +518,34 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
         let mut alloc = script::Alloc::from_states(&self.nat, &self.dsr);
         let mut sc = script::Script::default();
         let mut dsr_used = !self.dsr.chains.is_empty();
+        let mut was = Vec::new();
         for key in &touched {
             let held = self.held(key);
             let new = want.get(key);
             if let Some(n) = new {
                 dsr_used |= n.mode != ForwardMode::Nat;
             }
+            if let Some(h) = &held {
+                was.push(script::Was::of(h));
+            }
             sc.service(&mut alloc, held.as_ref(), new)?;
         }
         let text = sc.render(&self.nat, dsr_used.then_some(&self.dsr), self.lb.as_deref());
         self.last_script = (text.len(), text.lines().count());
         let unused = self.make_tunnels(&want)?;
-        if let Err(e) = self.runner.run(&text) {
+        if let Err(e) = rebalance::run_tracked(&self.runner, &mut mirror, &text) {
             // Nothing changed (one transaction), but re-read before the next diff anyway.
             self.stale = true;
             return Err(e);
         }
         self.drop_tunnels(&unused);
-        // The kernel now holds `want`: no read-back (the next refresh reads the truth).
+        // The kernel now holds `want`: no read-back. The decoded tables are brought to what
+        // the script wrote; they are trusted while the ruleset generation says nobody else
+        // committed (else the next refresh lists the tables).
+        sc.record(&was, &mut self.nat, &mut self.dsr, dsr_used);
         mirror.committed(&sc.gone, &sc.laid);
         self.services = want.into_values().collect();
-        self.stale = true;
+        self.stale = mirror.kernel_gen.is_none();
         Ok(())
     }
 

@@ -31,6 +31,8 @@
 //!   `NFTA_SET_ELEM_LIST_ELEMENTS` 3 { `NFTA_LIST_ELEM` 1 { `NFTA_SET_ELEM_DATA` 2 {
 //!   `NFTA_DATA_VALUE` 1: the mapped value } } }; a `mark` value is 4 bytes in host order (a
 //!   register's bytes, as `meta mark` loads it). Expired elements are not dumped.
+//! - The ruleset generation: `NFT_MSG_GETGEN` 16 with `NLM_F_REQUEST | NLM_F_ACK` (0x5); the
+//!   reply is one `NFT_MSG_NEWGEN` 15 with `NFTA_GEN_ID` 1 (`__be32`), then the ack.
 
 use std::collections::HashMap;
 
@@ -53,6 +55,10 @@ const IPCTNL_MSG_CT_NEW: u16 = 0;
 const IPCTNL_MSG_CT_GET: u16 = 1;
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_GETSETELEM: u16 = 13;
+const NFT_MSG_NEWGEN: u16 = 15;
+const NFT_MSG_GETGEN: u16 = 16;
+const NFTA_GEN_ID: u16 = 1;
+const NLM_F_ACK: u16 = 0x4;
 
 /// `NFPROTO_NETDEV`: the family of the DSR table.
 pub const NFPROTO_NETDEV: u8 = 5;
@@ -142,6 +148,27 @@ pub fn setelem_dump(seq: u32, family: u8, table: &str, set: &str) -> Vec<u8> {
         family,
         &attrs,
     )
+}
+
+/// `NFT_MSG_GETGEN` with `NLM_F_ACK`: the ruleset's generation, which every committed
+/// nf_tables transaction (anyone's) increments.
+pub fn getgen(seq: u32) -> Vec<u8> {
+    let mut m = request(SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN, seq, 0, &[]);
+    m[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    m
+}
+
+/// Reads the generation (`NFTA_GEN_ID`, `__be32`) of a `NFT_MSG_NEWGEN` message in `b` into
+/// `out`.
+pub fn read_gen(b: &[u8], out: &mut Option<u32>) -> Result<Step, NfnlDecodeError> {
+    messages(b, SUBSYS_NFTABLES << 8 | NFT_MSG_NEWGEN, |p| {
+        let id = find(p, NFTA_GEN_ID)?.ok_or(NfnlDecodeError::Malformed("NFTA_GEN_ID"))?;
+        let v: [u8; 4] = id
+            .try_into()
+            .map_err(|_| NfnlDecodeError::Malformed("NFTA_GEN_ID"))?;
+        *out = Some(u32::from_be_bytes(v));
+        Ok(())
+    })
 }
 
 /// The attributes in `b`: (type without flags, payload).

@@ -69,6 +69,30 @@ pub struct Mirror {
     cursor: Option<ServiceKey>,
     /// Slots rewritten so far (for the logs).
     rewritten: u64,
+    /// The kernel's ruleset generation when the plane's decoded tables (with this copy's slots
+    /// laid over them) last matched the kernel: set by a read, advanced by each of our own
+    /// transactions when nobody else committed in between, `None` when unknown. While the
+    /// kernel is still at this generation, the plane diffs against its own state without
+    /// listing the tables (see [`run_tracked`]).
+    pub kernel_gen: Option<u32>,
+}
+
+/// Runs `script` as one transaction and keeps `mirror.kernel_gen` true: it advances only when
+/// the kernel was at the known generation before and exactly one transaction (this one) ran.
+/// Callers hold the mirror's lock (every writer of the tables does).
+pub fn run_tracked<R: NftRunner>(
+    runner: &R,
+    mirror: &mut Mirror,
+    script: &str,
+) -> Result<(), crate::NccError> {
+    let before = runner.generation();
+    let r = runner.run(script);
+    let after = runner.generation();
+    mirror.kernel_gen = match (mirror.kernel_gen, before, after) {
+        (Some(k), Some(b), Some(a)) if r.is_ok() && b == k && a == b.wrapping_add(1) => Some(a),
+        _ => None,
+    };
+    r
 }
 
 /// What one sample reads.
@@ -415,7 +439,7 @@ pub fn round<R: NftRunner>(
     if rw.script.is_empty() {
         return 0;
     }
-    match runner.run(&rw.script) {
+    match run_tracked(runner, &mut m, &rw.script) {
         Ok(()) => {
             let n = rw.count;
             tracing::debug!(slots = n, "lc/wlc: slots re-cut from connection counts");

@@ -244,6 +244,55 @@ pub(super) fn base_maps(out: &mut String, t: &str) {
     let _ = writeln!(out, "add map {t} weights {{ type mark : mark; }}");
 }
 
+/// The maps and sets [`base_maps`] and [`base_nat`]/[`base_dsr`] declare in table `t`.
+pub(super) fn base_sets(t: Table) -> Vec<&'static str> {
+    let mut v = vec![
+        "svc4", "aft4", "svc6", "aft6", "fwm4", "fwm6", "slot", "weights", "dst4", "dst6",
+    ];
+    match t {
+        Table::Nat => v.extend(["dnp4", "dnp6", "cin", "cout"]),
+        Table::Dsr => v.push("tdev"),
+    }
+    v
+}
+
+/// The base chains of table `t` and their rules.
+fn base_chains(t: Table, lb: &str) -> Vec<(&'static str, Vec<String>)> {
+    match t {
+        Table::Nat => {
+            let ours = format!("ct mark and {DID_MASK:#x} == {DID_BASE:#x}");
+            vec![
+                ("pre", dispatch_rules(Table::Nat, None)),
+                ("out", dispatch_rules(Table::Nat, None)),
+                ("post", vec![format!("ct status dnat {ours} masquerade")]),
+                (
+                    "forward",
+                    vec![
+                        format!("{ours} ct direction original ct mark @cin"),
+                        format!("{ours} ct direction reply ct mark @cout"),
+                    ],
+                ),
+            ]
+        }
+        Table::Dsr => vec![
+            ("in", dispatch_rules(Table::Dsr, Some(lb))),
+            ("eg", egress_rules(lb)),
+        ],
+    }
+}
+
+/// Records in `st` the base objects a script declares in table `t` (what the kernel holds
+/// after it ran).
+pub(super) fn base_record(st: &mut TableState, t: Table) {
+    for s in base_sets(t) {
+        st.sets.insert(s.to_owned());
+    }
+    for (c, rules) in base_chains(t, "lo") {
+        st.chains.insert(c.to_owned());
+        st.rules.insert(c.to_owned(), rules.len());
+    }
+}
+
 pub(super) fn base_nat(out: &mut String, st: &TableState) {
     let t = Table::Nat.spec();
     let _ = writeln!(out, "add table {t}");
@@ -261,20 +310,7 @@ pub(super) fn base_nat(out: &mut String, st: &TableState) {
          add chain {t} post {{ type nat hook postrouting priority 100; policy accept; }}\n\
          add chain {t} forward {{ type filter hook forward priority 0; policy accept; }}\n"
     );
-    let ours = format!("ct mark and {DID_MASK:#x} == {DID_BASE:#x}");
-    let want: [(&str, Vec<String>); 4] = [
-        ("pre", dispatch_rules(Table::Nat, None)),
-        ("out", dispatch_rules(Table::Nat, None)),
-        ("post", vec![format!("ct status dnat {ours} masquerade")]),
-        (
-            "forward",
-            vec![
-                format!("{ours} ct direction original ct mark @cin"),
-                format!("{ours} ct direction reply ct mark @cout"),
-            ],
-        ),
-    ];
-    base_rules(out, t, st, &want);
+    base_rules(out, t, st, &base_chains(Table::Nat, "lo"));
 }
 
 pub(super) fn base_dsr(out: &mut String, st: &TableState, lb: &str) {
@@ -289,15 +325,7 @@ pub(super) fn base_dsr(out: &mut String, st: &TableState, lb: &str) {
          add chain {t} in {{ type filter hook ingress device \"{lb}\" priority 0; policy accept; }}\n\
          add chain {t} eg {{ type filter hook egress device \"lo\" priority 0; policy accept; }}\n"
     );
-    base_rules(
-        out,
-        t,
-        st,
-        &[
-            ("in", dispatch_rules(Table::Dsr, Some(lb))),
-            ("eg", egress_rules(lb)),
-        ],
-    );
+    base_rules(out, t, st, &base_chains(Table::Dsr, lb));
 }
 
 /// Base chains are (re)filled only when their rule count is not what we put there, so a

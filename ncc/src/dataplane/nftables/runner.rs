@@ -14,6 +14,11 @@ pub trait NftRunner: Clone + Send + 'static {
     fn list(&self, table: &str) -> Result<String, NccError>;
     /// Applies `script` as one transaction.
     fn run(&self, script: &str) -> Result<(), NccError>;
+    /// The kernel's ruleset generation (bumped by every committed transaction, anyone's), or
+    /// `None` when it cannot be read: then the plane re-reads its tables before every diff.
+    fn generation(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// The `nft` command-line tool.
@@ -150,5 +155,9 @@ impl NftRunner for NftCli {
             let msg: String = out.stderr.lines().take(12).collect::<Vec<_>>().join("\n");
             Err(NccError::Plane(format!("nft transaction failed: {msg}")))
         }
+    }
+
+    fn generation(&self) -> Option<u32> {
+        super::NfnlLoads::default().generation().ok()
     }
 }

@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::layout::{self, Layout, Member};
-use super::parse::{SvcMeta, TableState, svc_comment};
-use super::rules::{after_rules, base_dsr, base_nat, rules, sticky};
+use super::parse::{Counter, DstRec, SvcMeta, TableState, svc_comment};
+use super::rules::{after_rules, base_dsr, base_nat, base_record, rules, sticky};
 use super::{DID_BASE, DID_MASK, Held, SLOT_BASE, Table};
 use crate::NccError;
 use crate::model::{ForwardMode, Protocol, Scheduler, Service, ServiceKey};
@@ -118,6 +118,39 @@ pub struct Laid {
     pub members: Vec<(u32, u32)>,
     /// The contents of slots `meta.off ..  meta.off + meta.n`.
     pub slots: Vec<u32>,
+    /// (destination id, address) of every destination.
+    pub addrs: Vec<(u32, std::net::SocketAddr)>,
+    /// A firewall-mark service's marked tuples.
+    pub marks: Vec<ServiceKey>,
+}
+
+/// What a touched service held before the script ran: everything [`Script::record`] erases
+/// before it writes what the service holds now.
+#[derive(Debug, Clone)]
+pub struct Was {
+    /// The service.
+    pub key: ServiceKey,
+    /// Its table.
+    pub table: Table,
+    /// Its registry settings.
+    pub meta: SvcMeta,
+    /// Its destination ids.
+    pub dids: Vec<u32>,
+    /// Its marked tuples.
+    pub marks: Vec<ServiceKey>,
+}
+
+impl Was {
+    /// The record of `h`.
+    pub fn of(h: &Held<'_>) -> Self {
+        Self {
+            key: h.key,
+            table: h.table,
+            meta: h.meta,
+            dids: h.dids.values().copied().collect(),
+            marks: h.marks.clone(),
+        }
+    }
 }
 
 fn proto(p: Protocol) -> &'static str {
@@ -430,6 +463,12 @@ impl Script {
             meta,
             members: members.iter().map(|m| (m.id, m.weight)).collect(),
             slots: slots.clone(),
+            addrs: members
+                .iter()
+                .zip(&s.dests)
+                .map(|(m, d)| (m.id, d.addr))
+                .collect(),
+            marks: s.marks.clone(),
         });
         self.sticky_map(t, s.key.vip, &meta);
         let chain = format!("s{sid}");
@@ -568,6 +607,12 @@ impl Script {
             meta,
             members: members.iter().map(|m| (m.id, m.weight)).collect(),
             slots: slots.clone(),
+            addrs: s
+                .dests
+                .iter()
+                .filter_map(|d| Some((*ids.get(&d.addr)?, d.addr)))
+                .collect(),
+            marks: s.marks.clone(),
         });
         self.marked(t, &s.key, old.sid, &h.marks, &s.marks);
         let old_keys = aft_keys(&s.key, &h.marks);
@@ -612,6 +657,33 @@ impl Script {
         Ok(())
     }
 
+    /// Brings `nat`/`dsr` (what the tables held before this script) to what they hold once it
+    /// ran: every touched service's old objects (`was`) are erased, its new ones (`laid`)
+    /// written, and the base objects of the tables the script declared are recorded. So the
+    /// plane needs no read-back after its own transaction (a 10,000-service listing takes
+    /// seconds); `tunnel_mode_applies_adopts_and_cleans_up_in_a_private_netns` and
+    /// `recorded_state_equals_the_kernel_listing_after_every_change` check it against the kernel.
+    pub fn record(&self, was: &[Was], nat: &mut TableState, dsr: &mut TableState, dsr_used: bool) {
+        for w in was {
+            let st = match w.table {
+                Table::Nat => &mut *nat,
+                Table::Dsr => &mut *dsr,
+            };
+            erase(st, w);
+        }
+        for l in &self.laid {
+            let st = match l.table {
+                Table::Nat => &mut *nat,
+                Table::Dsr => &mut *dsr,
+            };
+            write(st, l);
+        }
+        base_record(nat, Table::Nat);
+        if dsr_used {
+            base_record(dsr, Table::Dsr);
+        }
+    }
+
     /// The script text. `dsr` is the DSR table's state when that table is in use.
     pub fn render(&self, nat: &TableState, dsr: Option<&TableState>, lb: Option<&str>) -> String {
         let mut out = String::new();
@@ -653,6 +725,78 @@ impl Script {
             elements(&mut out, "add", *t, m, elems);
         }
         out
+    }
+}
+
+/// Removes everything service `w` owned from `st`.
+fn erase(st: &mut TableState, w: &Was) {
+    st.services.remove(&w.key);
+    for m in &w.marks {
+        st.marked.remove(m);
+    }
+    for id in &w.dids {
+        st.dests.remove(id);
+        st.weights.remove(id);
+        st.cin.remove(id);
+        st.cout.remove(id);
+    }
+    let end = w.meta.off.saturating_add(w.meta.cap);
+    let slots: Vec<u32> = st.slots.range(w.meta.off..end).map(|(k, _)| *k).collect();
+    for k in slots {
+        st.slots.remove(&k);
+    }
+    for c in [format!("s{}", w.meta.sid), format!("a{}", w.meta.sid)] {
+        st.chains.remove(&c);
+        st.rules.remove(&c);
+    }
+    let prefix = format!("k{}t", w.meta.sid);
+    st.sets.retain(|s| !s.starts_with(&prefix));
+}
+
+/// Writes what service `l` holds into `st`.
+fn write(st: &mut TableState, l: &Laid) {
+    let (t, m) = (l.table, l.meta);
+    st.services.insert(l.key, m);
+    for k in &l.marks {
+        st.marked.insert(*k, l.key.fwmark);
+    }
+    for (id, addr) in &l.addrs {
+        st.dests.insert(
+            *id,
+            DstRec {
+                sid: m.sid,
+                addr: *addr,
+                counter: Counter::default(),
+                tun: m.tun,
+            },
+        );
+        if t == Table::Nat {
+            st.cin.insert(*id, Counter::default());
+            st.cout.insert(*id, Counter::default());
+        }
+    }
+    for (id, w) in &l.members {
+        st.weights.insert(*id, *w);
+    }
+    for (i, id) in (0u32..).zip(&l.slots) {
+        st.slots.insert(m.off.wrapping_add(i), *id);
+    }
+    let chain = format!("s{}", m.sid);
+    // A listing counts rules per chain; an empty chain (a service with no destination) has
+    // no count.
+    let n = rules(t, l.key.vip, l.key.fwmark, &m).len();
+    if n > 0 {
+        st.rules.insert(chain.clone(), n);
+    }
+    st.chains.insert(chain);
+    let after = after_rules(t, l.key.vip, &m);
+    if !after.is_empty() {
+        let chain = format!("a{}", m.sid);
+        st.rules.insert(chain.clone(), after.len());
+        st.chains.insert(chain);
+    }
+    if let Some((name, ..)) = sticky(t, l.key.vip, &m) {
+        st.sets.insert(name);
     }
 }
 

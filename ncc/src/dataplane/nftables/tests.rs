@@ -509,3 +509,157 @@ fn one_packet_dsr_keeps_no_flow_map_and_nat_refuses_it() {
     assert!(script.contains("t300f"), "{script}");
     assert!(!script.contains(" o=1"), "{script}");
 }
+
+/// `st` without what the kernel counts (counters) or what the decoder could not read.
+fn comparable(st: &TableState) -> TableState {
+    let mut s = st.clone();
+    for d in s.dests.values_mut() {
+        d.counter = Counter::default();
+    }
+    for c in s.cin.values_mut().chain(s.cout.values_mut()) {
+        *c = Counter::default();
+    }
+    s.problems.clear();
+    s
+}
+
+/// The plane's own record of its tables after each transaction equals what `nft -j list`
+/// reads back, over 80 random changes of every kind (add, remove, weights, destinations,
+/// scheduler, persistence, NAT ↔ DSR), and the plane
+/// lists the tables only once, at its start: a change costs what it changes.
+#[test]
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
+fn recorded_state_equals_the_kernel_listing_after_every_change() {
+    if !nix::unistd::geteuid().is_root()
+        || std::process::Command::new("nft")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipping: applying to the kernel needs root and nft");
+        return;
+    }
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+        let mut seed: u64 = 0x5eed_5ee5_a11e_0001;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let scheds = [
+            Scheduler::Rr,
+            Scheduler::Wrr,
+            Scheduler::Sh,
+            Scheduler::Mh,
+            Scheduler::Dh,
+            Scheduler::Wlc,
+            Scheduler::Lc,
+            Scheduler::Random,
+        ];
+        let mut want: Vec<Service> = Vec::new();
+        let mut p = NftPlane::new(NftCli::default(), Some("lo".to_owned())).expect("plane");
+        let reads_at_start = p.reads;
+        for step in 0..80 {
+            let op = if want.len() < 3 { 0 } else { rnd(7) };
+            match op {
+                0 => {
+                    let port = 1000 + u16::try_from(rnd(50)).unwrap();
+                    if want.iter().any(|s| s.key.port == port) {
+                        continue;
+                    }
+                    let n = 1 + rnd(4);
+                    let dests: Vec<(String, u32)> = (0..n)
+                        .map(|j| {
+                            (
+                                format!("10.0.{}.{}:{port}", rnd(3), 10 + j),
+                                1 + rnd(3) as u32,
+                            )
+                        })
+                        .collect();
+                    let refs: Vec<(&str, u32)> =
+                        dests.iter().map(|(a, w)| (a.as_str(), *w)).collect();
+                    let mut s = service(port, scheds[rnd(8) as usize], &refs);
+                    s.dests.sort();
+                    if rnd(2) == 0 {
+                        s.mode = ForwardMode::Dsr;
+                    }
+                    if rnd(4) == 0 {
+                        s.persistence = 60;
+                    }
+                    want.push(s);
+                }
+                1 => {
+                    let i = rnd(want.len() as u64) as usize;
+                    want.remove(i);
+                }
+                2 => {
+                    let i = rnd(want.len() as u64) as usize;
+                    if let Some(d) = want[i].dests.first_mut() {
+                        d.weight = 1 + rnd(5) as u32;
+                    }
+                }
+                3 => {
+                    let i = rnd(want.len() as u64) as usize;
+                    let port = want[i].key.port;
+                    let addr = format!("10.1.0.{}:{port}", 1 + rnd(200)).parse().unwrap();
+                    if !want[i].dests.iter().any(|d| d.addr == addr) {
+                        want[i].dests.push(Dest::new(addr, 1));
+                        want[i].dests.sort();
+                    }
+                }
+                4 => {
+                    let i = rnd(want.len() as u64) as usize;
+                    if !want[i].dests.is_empty() {
+                        let j = rnd(want[i].dests.len() as u64) as usize;
+                        want[i].dests.remove(j);
+                    }
+                }
+                5 => {
+                    let i = rnd(want.len() as u64) as usize;
+                    want[i].scheduler = scheds[rnd(8) as usize];
+                    want[i].persistence = if rnd(3) == 0 { 30 } else { 0 };
+                }
+                _ => {
+                    let i = rnd(want.len() as u64) as usize;
+                    want[i].mode = match want[i].mode {
+                        ForwardMode::Nat => ForwardMode::Dsr,
+                        _ => ForwardMode::Nat,
+                    };
+                }
+            }
+            apply(&mut p, &want).unwrap_or_else(|e| panic!("step {step}: {e}"));
+            let listed = |t: Table| {
+                parse::parse_table(&NftCli::default().list(t.spec()).expect("list")).expect("parse")
+            };
+            assert_eq!(
+                comparable(&p.nat),
+                comparable(&listed(Table::Nat)),
+                "step {step}: the NAT table"
+            );
+            if !p.dsr.chains.is_empty() {
+                assert_eq!(
+                    comparable(&p.dsr),
+                    comparable(&listed(Table::Dsr)),
+                    "step {step}: the DSR table"
+                );
+            }
+        }
+        assert_eq!(
+            p.reads, reads_at_start,
+            "the plane listed its tables after its start"
+        );
+        let mut again = NftPlane::new(NftCli::default(), Some("lo".to_owned())).expect("plane");
+        assert_eq!(
+            apply(&mut again, &want).expect("adopt"),
+            [],
+            "a new plane adopts"
+        );
+    })
+    .join()
+    .expect("netns thread");
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# A backend's health flip at scale on the nftables plane (root; issue 16): one namespace whose
+# plane holds N NAT vservers x 10 backends; then K flips, each two applies through one plane
+# (as ncc holds it): one destination of a vserver removed, then restored. Prints per run the
+# median and p99 apply time in ms over the 2K applies, and how often the plane re-listed its
+# tables after its start (0: every flip cost what it changed). No traffic.
+# Usage: bench/nft_flips.sh [runs=3] [flips=100] [vservers=10000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3}; flips=${2:-100}; nvs=${3:-10000}
+cargo build --release -q -p seesaw-bench --bin nftscale
+bin=target/release/nftscale
+ns=nf$$
+cleanup() { ip netns del $ns 2>/dev/null || true; }
+trap cleanup EXIT
+ip netns add $ns
+echo "# nft_flips: runs=$runs flips=$flips vservers=$nvs x 10"
+for r in $(seq 1 "$runs"); do
+  a=$(ip netns exec $ns $bin apply "$nvs" 10)
+  f=$(ip netns exec $ns $bin flips "$flips")
+  echo "run $r: apply [ms changes bytes] = $a; flips [p50_ms p99_ms re-lists] = $f"
+  ip netns exec $ns $bin apply 0 0 >/dev/null
+done
