@@ -117,11 +117,17 @@ fn main() -> ExitCode {
                 return fail("the plane holds nothing: run `apply N M` first");
             }
             let mut ms = Vec::new();
+            let mut local = Vec::new();
             for j in 0..k {
                 let i = (j as usize * 7919) % full.len();
                 let mut down = full.clone();
                 down[i].dests.remove(0);
                 for want in [&down, &full] {
+                    // The in-process part alone (check, current state, diff), for the breakdown.
+                    let t = Instant::now();
+                    let _ = seesaw_ncc::dataplane::check(&plane, want);
+                    let _ = seesaw_ncc::dataplane::diff(&plane.current(), want);
+                    local.push(t.elapsed().as_secs_f64() * 1000.0);
                     let t = Instant::now();
                     if let Err(e) = apply(&mut plane, want) {
                         return fail(&e.to_string());
@@ -130,8 +136,15 @@ fn main() -> ExitCode {
                 }
             }
             ms.sort_by(f64::total_cmp);
-            let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q) as usize];
-            println!("{:.1} {:.1} {}", at(0.5), at(0.99), plane.reads - reads);
+            local.sort_by(f64::total_cmp);
+            let at = |v: &[f64], q: f64| v[((v.len() as f64 - 1.0) * q) as usize];
+            println!(
+                "{:.1} {:.1} {} {:.1}",
+                at(&ms, 0.5),
+                at(&ms, 0.99),
+                plane.reads - reads,
+                at(&local, 0.5)
+            );
             ExitCode::SUCCESS
         }
         Some("stats") => {
