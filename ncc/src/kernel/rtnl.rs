@@ -316,16 +316,7 @@ pub fn encode_vlan_add(seq: u32, parent: u32, name: &str, id: u16) -> Vec<u8> {
     push_attr(&mut body, IFLA_IFNAME, &n);
     let mut data = Vec::new();
     push_attr(&mut data, IFLA_VLAN_ID, &id.to_ne_bytes());
-    let mut info = Vec::new();
-    push_attr(&mut info, IFLA_INFO_KIND, b"vlan");
-    push_attr(&mut info, IFLA_INFO_DATA, &data);
-    push_attr(&mut body, IFLA_LINKINFO, &info);
-    message(
-        RTM_NEWLINK,
-        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-        seq,
-        &body,
-    )
+    new_link(seq, body, b"vlan", &data)
 }
 
 /// `RTM_NEWLINK` creating tunnel device `name` to `remote`, up: `ipip` for an IPv4 remote
@@ -355,9 +346,15 @@ pub fn encode_tunnel_add(seq: u32, name: &str, remote: IpAddr, local: Option<IpA
             b"ip6tnl"
         }
     };
+    new_link(seq, body, kind, &data)
+}
+
+/// `RTM_NEWLINK` (create, exclusive) of `body` (`ifinfomsg` and attributes) with
+/// `IFLA_LINKINFO` { `IFLA_INFO_KIND` `kind`, `IFLA_INFO_DATA` `data` }.
+fn new_link(seq: u32, mut body: Vec<u8>, kind: &[u8], data: &[u8]) -> Vec<u8> {
     let mut info = Vec::new();
     push_attr(&mut info, IFLA_INFO_KIND, kind);
-    push_attr(&mut info, IFLA_INFO_DATA, &data);
+    push_attr(&mut info, IFLA_INFO_DATA, data);
     push_attr(&mut body, IFLA_LINKINFO, &info);
     message(
         RTM_NEWLINK,

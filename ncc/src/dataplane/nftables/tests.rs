@@ -240,22 +240,8 @@ fn tunnel_mode_writes_tdev_elements_and_marks_the_service() {
 /// devices are veths with the tunnel devices' names (this host's kernel may have no `ipip`;
 /// `lab/tests/ipvs.rs` carries traffic through real IPIP devices in the kernel lab).
 #[test]
-#[allow(
-    clippy::print_stderr,
-    reason = "the skip notice is for the person running the tests"
-)]
 fn tunnel_mode_applies_adopts_and_cleans_up_in_a_private_netns() {
-    if !nix::unistd::geteuid().is_root()
-        || std::process::Command::new("nft")
-            .arg("--version")
-            .output()
-            .is_err()
-    {
-        eprintln!("skipping: applying to the kernel needs root and nft");
-        return;
-    }
-    std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+    in_private_netns(|| {
         let tun = FakeTunnels::default();
         for (i, ip) in ["10.0.0.1", "10.0.0.2"].into_iter().enumerate() {
             let name = tunnels::dev_name(ip.parse().unwrap());
@@ -307,9 +293,7 @@ fn tunnel_mode_applies_adopts_and_cleans_up_in_a_private_netns() {
         apply(&mut plane(), std::slice::from_ref(&s)).expect("to DSR");
         assert!(tun.devs.lock().unwrap().is_empty());
         assert_eq!(plane().current(), [s]);
-    })
-    .join()
-    .expect("netns thread");
+    });
 }
 
 #[test]
@@ -438,22 +422,8 @@ fn dsr_wlc_keeps_flows_ipv4_by_flow_ipv6_by_client() {
 /// The kernel accepts what lc/wlc render: NAT and DSR, IPv4 (flow map) and IPv6 (client map),
 /// and a re-apply finds nothing to change (root and nft; skips otherwise).
 #[test]
-#[allow(
-    clippy::print_stderr,
-    reason = "the skip notice is for the person running the tests"
-)]
 fn lc_and_wlc_apply_in_a_private_netns() {
-    if !nix::unistd::geteuid().is_root()
-        || std::process::Command::new("nft")
-            .arg("--version")
-            .output()
-            .is_err()
-    {
-        eprintln!("skipping: applying lc/wlc to the kernel needs root and nft");
-        return;
-    }
-    std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+    in_private_netns(|| {
         let nat = service(
             80,
             Scheduler::Wlc,
@@ -471,9 +441,7 @@ fn lc_and_wlc_apply_in_a_private_netns() {
         let mut again = NftPlane::new(NftCli::default(), Some("lo".to_owned())).expect("plane");
         assert_eq!(apply(&mut again, &all).expect("re-apply"), []);
         assert_eq!(apply(&mut again, &[]).expect("remove").len(), 8);
-    })
-    .join()
-    .expect("netns thread");
+    });
 }
 
 #[test]
@@ -528,22 +496,8 @@ fn comparable(st: &TableState) -> TableState {
 /// scheduler, persistence, NAT ↔ DSR), and the plane
 /// lists the tables only once, at its start: a change costs what it changes.
 #[test]
-#[allow(
-    clippy::print_stderr,
-    reason = "the skip notice is for the person running the tests"
-)]
 fn recorded_state_equals_the_kernel_listing_after_every_change() {
-    if !nix::unistd::geteuid().is_root()
-        || std::process::Command::new("nft")
-            .arg("--version")
-            .output()
-            .is_err()
-    {
-        eprintln!("skipping: applying to the kernel needs root and nft");
-        return;
-    }
-    std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+    in_private_netns(|| {
         let mut seed: u64 = 0x5eed_5ee5_a11e_0001;
         let mut rnd = |n: u64| {
             seed ^= seed << 13;
@@ -659,6 +613,28 @@ fn recorded_state_equals_the_kernel_listing_after_every_change() {
             [],
             "a new plane adopts"
         );
+    });
+}
+
+/// Runs `f` on a thread in a network namespace of its own, with the real `nft`; skips, saying
+/// why, without root or `nft`.
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
+fn in_private_netns(f: impl FnOnce() + Send + 'static) {
+    if !nix::unistd::geteuid().is_root()
+        || std::process::Command::new("nft")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipping: applying to the kernel needs root and nft");
+        return;
+    }
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+        f();
     })
     .join()
     .expect("netns thread");
