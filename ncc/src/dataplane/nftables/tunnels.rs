@@ -9,8 +9,8 @@
 //!
 //! The devices are created before the transaction that names them and deleted after the one that
 //! stops naming them; at the first commit the plane lists what exists (a previous ncc's devices
-//! are adopted, stale ones removed). Devices are ours by name: the prefix [`PREFIX`] is
-//! reserved. A kernel without the `ipip`/`ip6_tunnel` modules refuses tunnel-mode services with
+//! are adopted, stale ones removed). Devices are ours by name and kind: `ipip`/`ip6tnl`
+//! links named with the prefix [`PREFIX`]. A kernel without the `ipip`/`ip6_tunnel` modules refuses tunnel-mode services with
 //! that reason ([`Tunnels::probe`]); everything else still applies.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -128,7 +128,10 @@ impl Tunnels for KernelTunnels {
         Ok(self
             .links()?
             .into_iter()
-            .filter(|l| l.name.starts_with(PREFIX))
+            // Only tunnel devices: a foreign link that happens to share the prefix is left alone.
+            .filter(|l| {
+                l.name.starts_with(PREFIX) && matches!(l.kind.as_deref(), Some("ipip" | "ip6tnl"))
+            })
             .map(|l| l.name)
             .collect())
     }
