@@ -233,6 +233,8 @@ impl EngineLink for GrpcEngine {
             text,
             what,
             acting_user: String::new(),
+            // The engine checks against the config it runs now.
+            base_revision: 0,
         };
         match self.client.update_cluster(req).await {
             Ok(r) => Ok(r.into_inner()),

@@ -501,13 +501,16 @@ async fn vserver<V: EngineView>(
 
 async fn cluster_text<V: EngineView>(State(st): St<V>, who: Who) -> Result<Response, ApiError> {
     who.require(Role::Reader)?;
-    let text = st.view.cluster_text().await?;
+    let (text, _) = st.view.cluster_text().await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 fn outcome(o: crate::model::Outcome) -> Result<Value, ApiError> {
     if o.applied {
         Ok(json!({"message": o.message, "applied": true}))
+    } else if o.errors.iter().any(|e| e.starts_with("conflict:")) {
+        // Another writer changed the config since it was read: 409, nothing was written.
+        Err(ApiError::Conflict(o.errors.join("; ")))
     } else {
         Err(ApiError::Refused(o.message, o.errors))
     }
@@ -521,10 +524,11 @@ async fn edit_cluster<V: EngineView>(
     edit: impl FnOnce(&mut seesaw_proto::config::Cluster) -> Result<(), ApiError>,
 ) -> Result<Value, ApiError> {
     let _edit = st.edits.lock().await;
-    let mut cluster = cluster_edit::parse(&st.view.cluster_text().await?)?;
+    let (text, base) = st.view.cluster_text().await?;
+    let mut cluster = cluster_edit::parse(&text)?;
     edit(&mut cluster)?;
     let text = cluster_edit::render(&cluster);
-    let o = st.view.update_cluster(text, what.clone(), user).await?;
+    let o = st.view.update_cluster(text, what.clone(), user, base).await?;
     let mut v = outcome(o)?;
     v["what"] = json!(what);
     Ok(v)
@@ -540,7 +544,7 @@ async fn import_yaml<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> 
         |user| async move {
             let text = std::str::from_utf8(&body).map_err(|_| field("", "body is not UTF-8"))?;
             // The running cluster's seesaw_vip is the default VIP of a NodePort service.
-            let cluster_text = st.view.cluster_text().await?;
+            let (cluster_text, _) = st.view.cluster_text().await?;
             let cluster = cluster_edit::parse(&cluster_text)?;
             let vip = cluster_vip(&cluster);
             let vservers = import::import(text, vip).map_err(ApiError::Invalid)?;

@@ -67,14 +67,16 @@ pub trait EngineView: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(String, String), ViewError>> + Send;
     /// Asks the master to hand over; the engine's message.
     fn failover(&self) -> impl Future<Output = Result<String, ViewError>> + Send;
-    /// The running cluster.pb text.
-    fn cluster_text(&self) -> impl Future<Output = Result<String, ViewError>> + Send;
-    /// Validates, records (as `who`, describing it as `what`) and applies a new cluster.pb.
+    /// The cluster.pb text and its revision (pass it back to `update_cluster`).
+    fn cluster_text(&self) -> impl Future<Output = Result<(String, u64), ViewError>> + Send;
+    /// Validates, records (as `who`, describing it as `what`) and applies a new cluster.pb,
+    /// refused with a conflict when the config is no longer at revision `base` (0: no check).
     fn update_cluster(
         &self,
         text: String,
         what: String,
         who: String,
+        base: u64,
     ) -> impl Future<Output = Result<Outcome, ViewError>> + Send;
     /// The saved versions, newest first.
     fn history(&self) -> impl Future<Output = Result<Vec<Version>, ViewError>> + Send;
@@ -249,13 +251,14 @@ impl EngineView for GrpcEngineView {
         Ok(r.into_inner().message)
     }
 
-    async fn cluster_text(&self) -> Result<String, ViewError> {
+    async fn cluster_text(&self) -> Result<(String, u64), ViewError> {
         let r = self
             .c()
             .get_cluster(pb::Empty {})
             .await
-            .map_err(|s| view_error("GetCluster", &s))?;
-        Ok(r.into_inner().text)
+            .map_err(|s| view_error("GetCluster", &s))?
+            .into_inner();
+        Ok((r.text, r.revision))
     }
 
     async fn update_cluster(
@@ -263,6 +266,7 @@ impl EngineView for GrpcEngineView {
         text: String,
         what: String,
         who: String,
+        base: u64,
     ) -> Result<Outcome, ViewError> {
         let r = self
             .c()
@@ -270,6 +274,7 @@ impl EngineView for GrpcEngineView {
                 text,
                 what,
                 acting_user: who,
+                base_revision: base,
             })
             .await
             .map_err(|s| view_error("UpdateCluster", &s))?;

@@ -477,7 +477,8 @@ pub async fn import_file<V: crate::engine_view::EngineView>(
         path: path.to_owned(),
         source,
     })?;
-    let mut cluster = crate::cluster_edit::parse(&view.cluster_text().await?)?;
+    let (text, base) = view.cluster_text().await?;
+    let mut cluster = crate::cluster_edit::parse(&text)?;
     let vservers =
         import(&yaml, crate::api::cluster_vip(&cluster)).map_err(ImportError::Invalid)?;
     let names: Vec<String> = vservers.iter().map(|v| v.name.clone()).collect();
@@ -486,6 +487,6 @@ pub async fn import_file<V: crate::engine_view::EngineView>(
     }
     let what = format!("import {} from {path}", names.join(", "));
     Ok(view
-        .update_cluster(crate::cluster_edit::render(&cluster), what, String::new())
+        .update_cluster(crate::cluster_edit::render(&cluster), what, String::new(), base)
         .await?)
 }

@@ -18,10 +18,12 @@ use crate::state::{EngineState, ReloadOutcome, VserverView};
 
 mod config_source;
 mod dump;
+mod etcd_source;
 
 pub use crate::events::{BgpNeighborsReply, Event, HaConfigView, ReloadReply, Snapshot};
 
 pub use config_source::ConfigSource;
+pub use etcd_source::{EtcdShared, EtcdView};
 use config_source::{
     CONVERGE_EVERY, FetchReply, LoadReply, apply_edit, apply_fetched, apply_loaded, spawn_fetch,
     start_edit, start_reload, start_sync,
@@ -57,7 +59,16 @@ pub async fn run<N: Ncc + NccBgp>(
     state.require_ha();
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     let (views, _) = state.evaluate();
-    let (snap_tx, snap_rx) = watch::channel(Arc::new(snapshot(&state, "unknown", views)));
+    let mut source = ConfigSource::default_for(&state.loaded().settings);
+    let (mut etcd, mut etcd_rx, etcd_shared) =
+        etcd_source::EtcdSource::new(state.loaded().settings.etcd.clone(), &config_dir);
+    if source == ConfigSource::Etcd
+        && let Err(e) = etcd.start()
+    {
+        tracing::error!("{e}");
+    }
+    let first = snapshot(&state, "unknown", views, (source, etcd.view()));
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(first));
     let applies = dump::ApplyLog::default();
     dump::register(snap_rx.clone(), Arc::clone(&applies));
 
@@ -72,6 +83,7 @@ pub async fn run<N: Ncc + NccBgp>(
         tx,
         Arc::clone(&pulse),
         config_dir.clone(),
+        etcd_shared,
         shutdown.child_token(),
     );
     let server = tokio::spawn(server);
@@ -87,7 +99,6 @@ pub async fn run<N: Ncc + NccBgp>(
     let mut last_apply_at = tokio::time::Instant::now();
     let mut plane_kind = String::from("unknown");
     let mut ticks: u64 = 0;
-    let mut source = ConfigSource::default_for(&state.loaded().settings);
     let (fetch_tx, mut fetch_rx) = mpsc::channel::<FetchReply>(4);
     let mut fetch_in_flight = false;
     let (load_tx, mut load_rx) = mpsc::channel::<LoadReply>(4);
@@ -137,6 +148,9 @@ pub async fn run<N: Ncc + NccBgp>(
     loop {
         let mut pending: Option<(Option<oneshot::Sender<ReloadReply>>, ReloadOutcome)> = None;
         let mut ha_reply: Option<oneshot::Sender<bool>> = None;
+        // An override is answered only after the snapshot shows it: an operator's next `show`
+        // reads what they just set (read-your-writes).
+        let mut override_reply = None;
         tokio::select! {
             () = shutdown.cancelled() => break,
             ev = rx.recv() => match ev {
@@ -151,6 +165,13 @@ pub async fn run<N: Ncc + NccBgp>(
                         last_poll = tokio::time::Instant::now();
                         spawn_fetch(&state, &config_dir, fetch_tx.clone(), Some(reply), source, peer.clone());
                     }
+                }
+                Some(Event::Reload(reply)) if source == ConfigSource::Etcd => {
+                    // The watch delivers every revision; a reload re-reads the key from scratch.
+                    etcd.stop();
+                    let started = etcd.start();
+                    let why = started.map_or_else(|e| e, |()| "config source etcd: re-reading the key".to_owned());
+                    pending = Some((Some(reply), ReloadOutcome::Unchanged(why)));
                 }
                 Some(Event::Reload(reply)) => {
                     pending = start_reload(&config_dir, source, &load_tx, Some(reply), &mut load_in_flight);
@@ -202,15 +223,22 @@ pub async fn run<N: Ncc + NccBgp>(
                         let _ = reply.send(r);
                     });
                 }
-                Some(Event::UpdateCluster { text, who, what, reply }) => {
-                    pending = start_edit(&config_dir, text, who, what, &edit_tx, reply, &mut load_in_flight);
+                Some(Event::UpdateCluster { text, who, what, base, reply }) if source == ConfigSource::Etcd => {
+                    let base = i64::try_from(base).unwrap_or(i64::MAX);
+                    pending = etcd.update(text, crate::etcd::Meta::now(&who, &what), base, reply);
+                }
+                Some(Event::UpdateCluster { text, who, what, base, reply }) => {
+                    pending = start_edit(&config_dir, (text, base), who, what, &edit_tx, reply, &mut load_in_flight);
+                }
+                Some(Event::Rollback { id, who, reply }) if source == ConfigSource::Etcd => {
+                    pending = etcd.rollback(id, who, reply);
                 }
                 Some(Event::Rollback { id, who, reply }) => {
                     // Reading one history file is small; parsing and saving it run off the loop.
                     match crate::history::History::new(&config_dir).get(id) {
                         Ok(bytes) => {
                             let what = format!("rollback to version {id}");
-                            pending = start_edit(&config_dir, bytes, who, what, &edit_tx, reply, &mut load_in_flight);
+                            pending = start_edit(&config_dir, (bytes, 0), who, what, &edit_tx, reply, &mut load_in_flight);
                         }
                         Err(e) => {
                             let why = vec![format!("config history has no version {id}: {e}")];
@@ -237,7 +265,7 @@ pub async fn run<N: Ncc + NccBgp>(
                         Ok(msg) => tracing::info!(by = %caller.user, "override: {msg}"),
                         Err(e) => tracing::warn!(by = %caller.user, "override refused: {e}"),
                     }
-                    let _ = reply.send(r);
+                    override_reply = Some((reply, r));
                 }
                 Some(Event::ConfigSource { source: wanted, reply }) => {
                     let previous = source.as_str().to_owned();
@@ -245,7 +273,15 @@ pub async fn run<N: Ncc + NccBgp>(
                         let _ = reply.send(Ok((previous.clone(), previous)));
                     } else {
                         match ConfigSource::parse(&wanted) {
+                            Ok(ConfigSource::Etcd) if !etcd.configured() => {
+                                let _ = reply.send(Err("config source etcd: seesaw.cfg has no [etcd] endpoints".to_owned()));
+                            }
                             Ok(s) => {
+                                if s == ConfigSource::Etcd {
+                                    let _ = etcd.start();
+                                } else {
+                                    etcd.stop();
+                                }
                                 source = s;
                                 tracing::info!(from = %previous, to = %source.as_str(), "config source changed");
                                 let _ = reply.send(Ok((source.as_str().to_owned(), previous)));
@@ -255,7 +291,7 @@ pub async fn run<N: Ncc + NccBgp>(
                                         last_poll = tokio::time::Instant::now();
                                         spawn_fetch(&state, &config_dir, fetch_tx.clone(), None, source, peer.clone());
                                     }
-                                } else {
+                                } else if source != ConfigSource::Etcd {
                                     pending = start_reload(&config_dir, source, &load_tx, None, &mut load_in_flight);
                                 }
                             }
@@ -296,6 +332,9 @@ pub async fn run<N: Ncc + NccBgp>(
                 load_in_flight = false;
                 let outcome = apply_loaded(&mut state, loaded);
                 pending = Some((reply, outcome));
+            }
+            Some(msg) = etcd_rx.recv() => {
+                pending = etcd.on_msg(&mut state, msg);
             }
             Some((fetched, reply)) = fetch_rx.recv() => {
                 fetch_in_flight = false;
@@ -396,14 +435,6 @@ pub async fn run<N: Ncc + NccBgp>(
         if may_apply && plane_holds {
             bgp.announce(&*ncc, bgp_wanted).await;
         }
-        // The ha process hears back only once the plane reflects its report: a LEADER handing
-        // over sends its priority-0 advert after its VIPs are down.
-        if let Some(reply) = ha_reply {
-            let _ = reply.send(state.take_failover());
-        }
-        if let Some((Some(reply), outcome)) = pending {
-            let _ = reply.send(ReloadReply { outcome, changes });
-        }
         let mut views = views;
         if !plane_holds {
             let why = state
@@ -412,7 +443,20 @@ pub async fn run<N: Ncc + NccBgp>(
                 .to_owned();
             mark_unapplied(&mut views, last_applied.as_ref(), &why);
         }
-        snap_tx.send_replace(Arc::new(snapshot(&state, &plane_kind, views)));
+        // Callers hear back after the snapshot reflects what they asked for.
+        let snap = snapshot(&state, &plane_kind, views, (source, etcd.view()));
+        snap_tx.send_replace(Arc::new(snap));
+        // The ha process hears back only once the plane reflects its report: a LEADER handing
+        // over sends its priority-0 advert after its VIPs are down.
+        if let Some(reply) = ha_reply {
+            let _ = reply.send(state.take_failover());
+        }
+        if let Some((Some(reply), outcome)) = pending {
+            let _ = reply.send(ReloadReply { outcome, changes });
+        }
+        if let Some((reply, r)) = override_reply {
+            let _ = reply.send(r);
+        }
     }
 
     // Graceful stop: take everything this engine put in the data plane down (Seesaw does the same).
@@ -454,7 +498,18 @@ fn path_string(p: Option<&std::path::Path>) -> String {
     p.map(|p| p.display().to_string()).unwrap_or_default()
 }
 
-fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Snapshot {
+fn snapshot(
+    state: &EngineState,
+    plane: &str,
+    vservers: Vec<VserverView>,
+    (source, etcd): (ConfigSource, Option<EtcdView>),
+) -> Snapshot {
+    let mut warnings = state.warnings();
+    if let Some(EtcdView { key, revision, trouble: Some(why) }) = &etcd {
+        warnings.push(format!(
+            "config source etcd ({key}): {why}; serving revision {revision}, saved on disk"
+        ));
+    }
     let loaded = state.loaded().clone();
     let local = loaded.local_node().cloned();
     let s = &loaded.settings;
@@ -494,7 +549,9 @@ fn snapshot(state: &EngineState, plane: &str, vservers: Vec<VserverView>) -> Sna
         generation,
         reload_failures,
         last_reload_errors: last_errors.to_vec(),
-        warnings: state.warnings(),
+        warnings,
+        source: source.as_str().to_owned(),
+        etcd,
         overrides: state
             .overrides()
             .iter()

@@ -36,6 +36,8 @@ pub enum Event {
         who: String,
         /// What changed, for the history.
         what: String,
+        /// The version the edit started from (`ClusterText.revision`); 0: what runs now.
+        base: u64,
         /// The outcome.
         reply: oneshot::Sender<ReloadReply>,
     },
@@ -137,6 +139,10 @@ pub struct Snapshot {
     pub last_reload_errors: Vec<String>,
     /// Cluster warnings.
     pub warnings: Vec<String>,
+    /// The config source (`disk`, `server`, `peer`, `etcd`, `none`).
+    pub source: String,
+    /// With config source etcd: the key, the revision running, trouble.
+    pub etcd: Option<crate::core::EtcdView>,
     /// Overrides in force: kind, target, state, who, when.
     pub overrides: Vec<(OverrideKind, String, OverrideState, String, SystemTime)>,
     /// VLANs with their backend and VIP counts (of the whole config, churn limit or not).

@@ -95,6 +95,13 @@ impl History {
     }
 }
 
+/// The version tag of a cluster.pb on disk: the first 8 bytes of its SHA-256, as a number. An
+/// edit names the tag it started from, and is refused when cluster.pb changed since.
+pub fn content_tag(bytes: &[u8]) -> u64 {
+    let d = Sha256::digest(bytes);
+    u64::from_be_bytes(d[..8].try_into().expect("SHA-256 has 32 bytes"))
+}
+
 /// Writes `bytes` to `path` through a temp file and a rename, so readers see old or new, never
 /// half; mode 0640, keeping the replaced file's group (`seesaw_common::files::write_atomic`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

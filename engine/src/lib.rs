@@ -16,6 +16,7 @@ pub mod checks;
 pub mod config;
 pub mod core;
 pub mod desired;
+pub mod etcd;
 pub mod events;
 pub mod history;
 pub mod model;

@@ -13,7 +13,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::core::EtcdShared;
 use crate::events::{Event, HaPulse, Snapshot};
+
+/// Versions `config history` shows from etcd (each is two reads).
+const HISTORY_SHOWN: usize = 100;
 use crate::model::CheckKind;
 use crate::overrides::{Caller, OverrideKind, OverrideState};
 use crate::state::OverrideError;
@@ -30,6 +34,7 @@ pub async fn serve(
     events: mpsc::Sender<Event>,
     pulse: Arc<HaPulse>,
     config_dir: std::path::PathBuf,
+    etcd: Arc<EtcdShared>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let svc = EngineService {
@@ -37,6 +42,7 @@ pub async fn serve(
         events,
         pulse,
         config_dir,
+        etcd,
     };
     tonic::transport::Server::builder()
         .add_service(pb::engine_server::EngineServer::new(svc))
@@ -54,6 +60,8 @@ struct EngineService {
     pulse: Arc<HaPulse>,
     /// For the config history and the cluster.pb text (read-only here; writes go through events).
     config_dir: std::path::PathBuf,
+    /// With config source etcd: the text and history come from etcd.
+    etcd: Arc<EtcdShared>,
 }
 
 impl EngineService {
@@ -106,7 +114,7 @@ impl pb::engine_server::Engine for EngineService {
         Ok(Response::new(pb::ConfigStatus {
             last_updated: s.last_updated,
             loaded_at_ms: ms(s.loaded_at),
-            source: "disk".to_owned(),
+            source: s.source.clone(),
             generation: s.generation,
             attributes: s
                 .attributes
@@ -119,6 +127,13 @@ impl pb::engine_server::Engine for EngineService {
             warnings: s.warnings.clone(),
             last_reload_errors: s.last_reload_errors.clone(),
             reload_failures: s.reload_failures,
+            etcd_key: s.etcd.as_ref().map(|e| e.key.clone()).unwrap_or_default(),
+            etcd_revision: s.etcd.as_ref().map_or(0, |e| e.revision.unsigned_abs()),
+            etcd_trouble: s
+                .etcd
+                .as_ref()
+                .and_then(|e| e.trouble.clone())
+                .unwrap_or_default(),
         }))
     }
 
@@ -238,10 +253,21 @@ impl pb::engine_server::Engine for EngineService {
         &self,
         _: Request<pb::Empty>,
     ) -> Result<Response<pb::ClusterText>, Status> {
+        if let Some(store) = self.etcd.store() {
+            return match store.read(None).await {
+                Ok(Some((bytes, revision))) => Ok(Response::new(pb::ClusterText {
+                    text: String::from_utf8_lossy(&bytes).into_owned(),
+                    revision: revision.unsigned_abs(),
+                })),
+                Ok(None) => Err(Status::not_found(format!("{} is not in etcd", store.key()))),
+                Err(e) => Err(Status::unavailable(e.to_string())),
+            };
+        }
         let text = tokio::fs::read_to_string(self.config_dir.join("cluster.pb"))
             .await
             .map_err(|e| Status::unavailable(format!("cluster.pb: {e}")))?;
-        Ok(Response::new(pb::ClusterText { text }))
+        let revision = crate::history::content_tag(text.as_bytes());
+        Ok(Response::new(pb::ClusterText { text, revision }))
     }
 
     async fn update_cluster(
@@ -256,6 +282,7 @@ impl pb::engine_server::Engine for EngineService {
             text: r.text.into_bytes(),
             who,
             what: r.what,
+            base: r.base_revision,
             reply: tx,
         })
         .await?;
@@ -269,6 +296,25 @@ impl pb::engine_server::Engine for EngineService {
         &self,
         _: Request<pb::Empty>,
     ) -> Result<Response<pb::ConfigHistoryReply>, Status> {
+        if let Some(store) = self.etcd.store() {
+            let versions = store
+                .history(HISTORY_SHOWN)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            return Ok(Response::new(pb::ConfigHistoryReply {
+                versions: versions
+                    .into_iter()
+                    .map(|v| pb::ConfigVersion {
+                        id: v.revision.unsigned_abs(),
+                        at_ms: v.meta.at_ms,
+                        who: v.meta.who,
+                        what: v.meta.what,
+                        sha256: v.sha256,
+                        size: v.size,
+                    })
+                    .collect(),
+            }));
+        }
         let mut versions: Vec<pb::ConfigVersion> = crate::history::History::new(&self.config_dir)
             .list()
             .into_iter()

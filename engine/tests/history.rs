@@ -54,6 +54,7 @@ async fn three_edits_three_versions_and_a_byte_identical_rollback() {
                 text: text.clone(),
                 what: format!("edit {i}"),
                 acting_user: "alice".into(),
+                base_revision: 0,
             })
             .await
             .unwrap()
@@ -66,6 +67,7 @@ async fn three_edits_three_versions_and_a_byte_identical_rollback() {
             text: base.replace("port: 8080", "port: 0"),
             what: "bad".into(),
             acting_user: "alice".into(),
+            base_revision: 0,
         })
         .await
         .unwrap()
@@ -136,6 +138,40 @@ async fn three_edits_three_versions_and_a_byte_identical_rollback() {
     assert_eq!(versions[0].what, format!("rollback to version {first}"));
     assert_eq!(versions[0].who, "bob");
     assert_eq!(versions[0].sha256, versions.last().unwrap().sha256);
+
+    // Compare-and-swap on disk: two writers read the same revision; the first edit lands, the
+    // second is refused with a conflict and changes nothing.
+    let read = c.get_cluster(pb::Empty {}).await.unwrap().into_inner();
+    assert_ne!(read.revision, 0);
+    let edit = |text: String, what: &str| pb::UpdateClusterRequest {
+        text,
+        what: what.into(),
+        acting_user: "carol".into(),
+        base_revision: read.revision,
+    };
+    let first_text = read.text.clone() + "\n# carol was first\n";
+    let r = c
+        .update_cluster(edit(first_text.clone(), "first"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.applied, "{r:?}");
+    let r = c
+        .update_cluster(edit(read.text.clone() + "\n# dave was second\n", "second"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.applied, "{r:?}");
+    assert!(
+        r.errors.iter().any(|e| e.starts_with("conflict:")),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(
+        std::fs::read_to_string(config.join("cluster.pb")).unwrap(),
+        first_text,
+        "the refused edit wrote nothing"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -228,8 +228,9 @@ impl EngineView for FakeEngine {
         Ok("failover requested".into())
     }
 
-    async fn cluster_text(&self) -> Result<String, ViewError> {
-        Ok(self.reachable()?.text.clone())
+    async fn cluster_text(&self) -> Result<(String, u64), ViewError> {
+        let s = self.reachable()?;
+        Ok((s.text.clone(), s.config.generation))
     }
 
     async fn update_cluster(
@@ -237,8 +238,20 @@ impl EngineView for FakeEngine {
         text: String,
         what: String,
         who: String,
+        base: u64,
     ) -> Result<Outcome, ViewError> {
         let mut s = self.reachable()?;
+        // The engine's compare-and-swap: an edit based on an older config is refused.
+        if base != 0 && base != s.config.generation {
+            return Ok(Outcome {
+                applied: false,
+                message: "configuration refused".into(),
+                errors: vec![format!(
+                    "conflict: the config is at revision {}, not {base}",
+                    s.config.generation
+                )],
+            });
+        }
         let c = match cluster_edit::parse(&text) {
             Ok(c) => c,
             Err(e) => {

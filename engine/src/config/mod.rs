@@ -4,6 +4,7 @@
 
 pub mod churn;
 pub mod cluster;
+pub mod etcd_cfg;
 pub mod seesaw_cfg;
 pub mod validate;
 

@@ -147,6 +147,9 @@ pub struct Settings {
     /// Whether `[config_server]` names a server (then the default config source is `server`, as
     /// in Seesaw; without one it is `disk`).
     pub config_server_configured: bool,
+    /// `[etcd]`: the shared config store of many nodes (then the default config source is
+    /// `etcd`).
+    pub etcd: Option<super::etcd_cfg::EtcdSettings>,
     /// What Seesaw would ignore and we report: unknown keys in Seesaw's sections.
     pub warnings: Vec<String>,
 }
@@ -223,6 +226,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("bgp", &["gobgp_api", "service_anycast"]),
     ("ecu", &["listen"]),
+    ("etcd", super::etcd_cfg::KEYS),
 ];
 
 /// Parses `seesaw.cfg` text. On failure returns every error found.
@@ -326,6 +330,11 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
     if config_servers.is_empty() {
         config_servers.push("seesaw-config.example.com".to_owned());
     }
+    let etcd = super::etcd_cfg::parse(
+        |k| ini.get_from(Some("etcd"), k),
+        &cluster_name,
+        r.errors,
+    );
     let node_interface = r.string("interface", "node", "eth0");
     let lb_interface = r.string("interface", "lb", "eth1");
     let routing_table_id = match r.parsed::<u32>("interface", "routing_table_id", "a table id") {
@@ -427,6 +436,7 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
         churn_limit,
         sync_port,
         config_server_configured,
+        etcd,
         warnings,
     })
 }

@@ -23,6 +23,9 @@ pub enum ConfigSource {
     Server,
     /// The peer engine's cluster.pb, over peer sync (each node keeps its own copy on disk).
     Peer,
+    /// The `[etcd]` key, watched: every node of a scale-out cluster runs the same config, and
+    /// edits are compare-and-swap writes to etcd (`etcd_source`). The default with `[etcd]`.
+    Etcd,
     /// Nothing: reloads keep the running config.
     None,
 }
@@ -39,9 +42,10 @@ impl ConfigSource {
             "disk" => Ok(Self::Disk),
             "server" => Ok(Self::Server),
             "peer" => Ok(Self::Peer),
+            "etcd" => Ok(Self::Etcd),
             "none" => Ok(Self::None),
             other => Err(format!(
-                "unknown config source {other:?} (want disk, server, peer or none)"
+                "unknown config source {other:?} (want disk, server, peer, etcd or none)"
             )),
         }
     }
@@ -49,7 +53,9 @@ impl ConfigSource {
     /// Seesaw's default source: `server` when seesaw.cfg's `[config_server]` names a server,
     /// else `disk` (a node without config servers has nothing else to read).
     pub fn default_for(settings: &config::Settings) -> Self {
-        if settings.config_server_configured {
+        if settings.etcd.is_some() {
+            Self::Etcd
+        } else if settings.config_server_configured {
             Self::Server
         } else {
             Self::Disk
@@ -77,6 +83,7 @@ impl ConfigSource {
             Self::Disk => "disk",
             Self::Server => "server",
             Self::Peer => "peer",
+            Self::Etcd => "etcd",
             Self::None => "none",
         }
     }
@@ -184,7 +191,7 @@ pub(super) async fn start_sync(
 /// in flight, so edits land on disk in the order they are applied.
 pub(super) fn start_edit(
     dir: &std::path::Path,
-    bytes: Vec<u8>,
+    (bytes, base): (Vec<u8>, u64),
     who: String,
     what: String,
     tx: &mpsc::Sender<LoadReply>,
@@ -198,7 +205,7 @@ pub(super) fn start_edit(
     *in_flight = true;
     let (dir, tx) = (dir.to_owned(), tx.clone());
     tokio::task::spawn_blocking(move || {
-        let checked = check_and_save(&dir, &bytes, &who, &what);
+        let checked = check_and_save(&dir, &bytes, base, &who, &what);
         let _ = tx.blocking_send((checked, Some(reply)));
     });
     None
@@ -217,13 +224,26 @@ pub(super) fn apply_edit(
 }
 
 /// Validates `bytes` as the new cluster.pb with this node's seesaw.cfg, then saves it and records
-/// a history version. Blocking (file I/O with fsync): never call it on the event loop.
+/// a history version. `base` (non-zero) is the content tag of the cluster.pb the edit started
+/// from: a cluster.pb changed since (by another edit or by hand) refuses it. Blocking (file I/O
+/// with fsync): never call it on the event loop.
 fn check_and_save(
     dir: &std::path::Path,
     bytes: &[u8],
+    base: u64,
     who: &str,
     what: &str,
 ) -> Result<Loaded, Vec<String>> {
+    if base != 0 {
+        let now = std::fs::read(dir.join("cluster.pb"))
+            .map(|b| crate::history::content_tag(&b))
+            .unwrap_or(0);
+        if now != base {
+            return Err(vec![format!(
+                "conflict: cluster.pb changed since this edit read it (revision {now}, not {base}); read it again and retry"
+            )]);
+        }
+    }
     let checked = std::fs::read_to_string(dir.join("seesaw.cfg"))
         .map_err(|e| vec![format!("seesaw.cfg: {e}")])
         .and_then(|t| config::seesaw_cfg::parse_checked(&t))

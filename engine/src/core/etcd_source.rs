@@ -1,0 +1,342 @@
+//! Config source `etcd` in the event loop: follows the config key ([`crate::etcd::follow`]),
+//! applies each revision once (validated and saved to `<config-dir>/cluster.pb` off the loop, so a
+//! node restarted while etcd is down serves its last applied config), and sends edits and
+//! rollbacks to etcd as compare-and-swap writes on the revision the writer read.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::ReloadReply;
+use super::config_source::{ARCHIVE_KEEP, ARCHIVE_MAX_AGE, Pending};
+use crate::config::{self, Loaded, etcd_cfg::EtcdSettings};
+use crate::etcd::{Meta, Report, Store, StoreError};
+use crate::state::{EngineState, ReloadOutcome};
+
+/// What the API server reads without the loop: the store while etcd is the source, and the
+/// revision running.
+#[derive(Debug, Default)]
+pub struct EtcdShared {
+    active: AtomicBool,
+    revision: AtomicI64,
+    store: Mutex<Option<Store>>,
+}
+
+impl EtcdShared {
+    /// The store, while etcd is the config source and connected.
+    pub fn store(&self) -> Option<Store> {
+        if !self.active.load(Ordering::Acquire) {
+            return None;
+        }
+        self.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether etcd is the config source.
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// The revision of the running config (0: none yet).
+    pub fn revision(&self) -> i64 {
+        self.revision.load(Ordering::Acquire)
+    }
+}
+
+/// Messages to the loop.
+#[derive(Debug)]
+pub(super) enum EtcdMsg {
+    /// From the follower.
+    Report(Report),
+    /// A revision validated and saved off the loop (or why it was refused).
+    Checked {
+        revision: i64,
+        checked: Result<Loaded, Vec<String>>,
+        reply: Option<oneshot::Sender<ReloadReply>>,
+    },
+}
+
+/// The loop's side of the etcd source.
+pub(super) struct EtcdSource {
+    settings: Option<EtcdSettings>,
+    dir: PathBuf,
+    shared: Arc<EtcdShared>,
+    tx: mpsc::Sender<EtcdMsg>,
+    follower: Option<CancellationToken>,
+    applied: i64,
+    trouble: Option<String>,
+}
+
+/// The etcd source's state for `config status` and `show warnings`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdView {
+    /// The config key.
+    pub key: String,
+    /// The revision running (0: none from etcd yet).
+    pub revision: i64,
+    /// Why etcd is not followed right now (unreachable, key deleted), if so.
+    pub trouble: Option<String>,
+}
+
+impl EtcdSource {
+    pub(super) fn new(
+        settings: Option<EtcdSettings>,
+        dir: &Path,
+    ) -> (Self, mpsc::Receiver<EtcdMsg>, Arc<EtcdShared>) {
+        let (tx, rx) = mpsc::channel(16);
+        let shared = Arc::new(EtcdShared::default());
+        let me = Self {
+            settings,
+            dir: dir.to_owned(),
+            shared: Arc::clone(&shared),
+            tx,
+            follower: None,
+            applied: 0,
+            trouble: None,
+        };
+        (me, rx, shared)
+    }
+
+    /// Whether seesaw.cfg has an `[etcd]` section.
+    pub(super) fn configured(&self) -> bool {
+        self.settings.is_some()
+    }
+
+    /// Starts following (etcd became the source); seeds an empty prefix with the on-disk config.
+    pub(super) fn start(&mut self) -> Result<(), String> {
+        let Some(cfg) = self.settings.clone() else {
+            return Err("config source etcd: seesaw.cfg has no [etcd] endpoints".to_owned());
+        };
+        if self.follower.is_some() {
+            return Ok(());
+        }
+        let seed = std::fs::read(self.dir.join("cluster.pb")).unwrap_or_default();
+        let stop = CancellationToken::new();
+        let (reports_tx, mut reports) = mpsc::channel(16);
+        tokio::spawn(crate::etcd::follow(cfg, seed, reports_tx, stop.clone()));
+        // Revisions are validated and saved one after another, in order, so cluster.pb on disk
+        // is always the newest revision this node saw.
+        let (tx, dir) = (self.tx.clone(), self.dir.clone());
+        tokio::spawn(async move {
+            while let Some(r) = reports.recv().await {
+                let msg = match r {
+                    Report::Config { revision, bytes } => {
+                        let dir = dir.clone();
+                        let checked = tokio::task::spawn_blocking(move || {
+                            check(&dir, &bytes).inspect(|_| save(&dir, &bytes))
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(vec![format!("validation failed: {e}")]));
+                        EtcdMsg::Checked {
+                            revision,
+                            checked,
+                            reply: None,
+                        }
+                    }
+                    other => EtcdMsg::Report(other),
+                };
+                if tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.follower = Some(stop);
+        self.shared.active.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Stops following (another source was chosen); the running config stays.
+    pub(super) fn stop(&mut self) {
+        if let Some(stop) = self.follower.take() {
+            stop.cancel();
+        }
+        self.shared.active.store(false, Ordering::Release);
+        *self.shared.store.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.trouble = None;
+    }
+
+    /// For the snapshot; `None` unless etcd is the source.
+    pub(super) fn view(&self) -> Option<EtcdView> {
+        let cfg = self.settings.as_ref()?;
+        self.follower.as_ref()?;
+        Some(EtcdView {
+            key: cfg.config_key(),
+            revision: self.applied,
+            trouble: self.trouble.clone(),
+        })
+    }
+
+    /// Handles a message; returns a reply to send once the snapshot shows the outcome.
+    pub(super) fn on_msg(&mut self, state: &mut EngineState, msg: EtcdMsg) -> Option<Pending> {
+        match msg {
+            EtcdMsg::Report(Report::Connected(store)) => {
+                *self.shared.store.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);
+                self.trouble = None;
+                None
+            }
+            EtcdMsg::Report(Report::Trouble(why)) => {
+                if self.trouble.as_ref() != Some(&why) {
+                    tracing::warn!(revision = self.applied, "etcd: {why}; serving the last applied config");
+                }
+                self.trouble = Some(why);
+                None
+            }
+            // Checked on the way in (see `start`).
+            EtcdMsg::Report(Report::Config { .. }) => None,
+            EtcdMsg::Checked { revision, checked, reply } => {
+                if reply.is_none() {
+                    self.trouble = None;
+                }
+                let outcome = if revision <= self.applied {
+                    ReloadOutcome::Unchanged(format!("revision {revision} already applied"))
+                } else {
+                    match checked {
+                        Ok(loaded) => {
+                            self.applied = revision;
+                            self.shared.revision.store(revision, Ordering::Release);
+                            let generation = state.reload(loaded, SystemTime::now());
+                            tracing::info!(revision, generation, "etcd config applied");
+                            ReloadOutcome::Applied(generation)
+                        }
+                        Err(errors) => {
+                            tracing::warn!(revision, errors = ?errors, "etcd config refused; the running config stays");
+                            state.reload_refused(errors.clone());
+                            ReloadOutcome::Refused(errors)
+                        }
+                    }
+                };
+                Some((reply, outcome))
+            }
+        }
+    }
+
+    /// Why an edit cannot go to etcd now, if it cannot.
+    fn unreachable(&self) -> Result<Store, Pending> {
+        self.shared.store().ok_or_else(|| {
+            let why = format!(
+                "etcd is not reachable ({}): edits need etcd; the running config stays",
+                self.trouble.as_deref().unwrap_or("not connected yet")
+            );
+            (None, ReloadOutcome::Refused(vec![why]))
+        })
+    }
+
+    /// An edit: validated, then written to etcd if the key is still at `base` (0: the revision
+    /// running on this node), then applied. Refused at once when etcd is not connected.
+    pub(super) fn update(
+        &self,
+        bytes: Vec<u8>,
+        meta: Meta,
+        base: i64,
+        reply: oneshot::Sender<ReloadReply>,
+    ) -> Option<Pending> {
+        let store = match self.unreachable() {
+            Ok(s) => s,
+            Err((_, outcome)) => return Some((Some(reply), outcome)),
+        };
+        let base = if base == 0 { self.applied } else { base };
+        let (dir, tx) = (self.dir.clone(), self.tx.clone());
+        tokio::spawn(write(store, dir, tx, bytes, meta, base, reply));
+        None
+    }
+
+    /// Restores the config etcd revision `id` wrote, byte for byte, as a new revision.
+    pub(super) fn rollback(
+        &self,
+        id: u64,
+        who: String,
+        reply: oneshot::Sender<ReloadReply>,
+    ) -> Option<Pending> {
+        let store = match self.unreachable() {
+            Ok(s) => s,
+            Err((_, outcome)) => return Some((Some(reply), outcome)),
+        };
+        let (dir, tx, base) = (self.dir.clone(), self.tx.clone(), self.applied);
+        tokio::spawn(async move {
+            let rev = i64::try_from(id).unwrap_or(i64::MAX);
+            let found = match store.read(Some(rev)).await {
+                Ok(Some((bytes, at))) if at == rev => Ok(bytes),
+                Ok(_) => Err(format!(
+                    "etcd revision {id} did not write the cluster config (`config history` lists the versions)"
+                )),
+                Err(StoreError::Other(e)) => Err(format!("etcd revision {id}: {e}")),
+                Err(e) => Err(e.to_string()),
+            };
+            match found {
+                Ok(bytes) => {
+                    let meta = Meta::now(&who, &format!("rollback to revision {id}"));
+                    write(store, dir, tx, bytes, meta, base, reply).await;
+                }
+                Err(why) => refuse(reply, vec![why]),
+            }
+        });
+        None
+    }
+}
+
+fn refuse(reply: oneshot::Sender<ReloadReply>, why: Vec<String>) {
+    let _ = reply.send(ReloadReply {
+        outcome: ReloadOutcome::Refused(why),
+        changes: None,
+    });
+}
+
+/// Validates `bytes` off the loop, writes them to etcd if the key is at `base` and hands the
+/// result to the loop, which answers `reply` once applied.
+async fn write(
+    store: Store,
+    dir: PathBuf,
+    tx: mpsc::Sender<EtcdMsg>,
+    bytes: Vec<u8>,
+    meta: Meta,
+    base: i64,
+    reply: oneshot::Sender<ReloadReply>,
+) {
+    let (d, b) = (dir.clone(), bytes.clone());
+    let loaded = match tokio::task::spawn_blocking(move || check(&d, &b)).await {
+        Ok(Ok(l)) => l,
+        Ok(Err(errors)) => return refuse(reply, errors),
+        Err(e) => return refuse(reply, vec![format!("validation failed: {e}")]),
+    };
+    match store.write(&bytes, &meta, base).await {
+        Ok(revision) => {
+            // Saved to disk when the watch delivers it, in order with other nodes' edits.
+            tracing::info!(revision, by = %meta.who, "{}", meta.what);
+            let msg = EtcdMsg::Checked {
+                revision,
+                checked: Ok(loaded),
+                reply: Some(reply),
+            };
+            let _ = tx.send(msg).await;
+        }
+        Err(e) => {
+            tracing::warn!(by = %meta.who, "config edit refused: {e}");
+            refuse(reply, vec![e.to_string()]);
+        }
+    }
+}
+
+/// Validates `bytes` as cluster.pb with this node's seesaw.cfg. Blocking.
+fn check(dir: &Path, bytes: &[u8]) -> Result<Loaded, Vec<String>> {
+    std::fs::read_to_string(dir.join("seesaw.cfg"))
+        .map_err(|e| vec![format!("seesaw.cfg: {e}")])
+        .and_then(|t| config::seesaw_cfg::parse_checked(&t))
+        .and_then(|settings| {
+            let cluster = config::load_cluster(bytes, Some(settings.dataplane))?;
+            Ok(Loaded { settings, cluster })
+        })
+        .map_err(|e| config::summarize(e, config::SHOWN_ERRORS))
+}
+
+/// Saves an applied revision as `<dir>/cluster.pb` (the previous one archived): a restart while
+/// etcd is down serves it. Blocking.
+fn save(dir: &Path, bytes: &[u8]) {
+    if let Err(e) =
+        crate::source::save_with_archive(dir, bytes, SystemTime::now(), ARCHIVE_KEEP, ARCHIVE_MAX_AGE)
+    {
+        tracing::warn!(error = %e, "could not save the etcd config to disk");
+    }
+}
