@@ -528,7 +528,10 @@ async fn edit_cluster<V: EngineView>(
     let mut cluster = cluster_edit::parse(&text)?;
     edit(&mut cluster)?;
     let text = cluster_edit::render(&cluster);
-    let o = st.view.update_cluster(text, what.clone(), user, base).await?;
+    let o = st
+        .view
+        .update_cluster(text, what.clone(), user, base)
+        .await?;
     let mut v = outcome(o)?;
     v["what"] = json!(what);
     Ok(v)

@@ -487,6 +487,11 @@ pub async fn import_file<V: crate::engine_view::EngineView>(
     }
     let what = format!("import {} from {path}", names.join(", "));
     Ok(view
-        .update_cluster(crate::cluster_edit::render(&cluster), what, String::new(), base)
+        .update_cluster(
+            crate::cluster_edit::render(&cluster),
+            what,
+            String::new(),
+            base,
+        )
         .await?)
 }

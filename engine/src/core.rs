@@ -23,11 +23,11 @@ mod etcd_source;
 pub use crate::events::{BgpNeighborsReply, Event, HaConfigView, ReloadReply, Snapshot};
 
 pub use config_source::ConfigSource;
-pub use etcd_source::{EtcdShared, EtcdView};
 use config_source::{
     CONVERGE_EVERY, FetchReply, LoadReply, apply_edit, apply_fetched, apply_loaded, spawn_fetch,
     start_edit, start_reload, start_sync,
 };
+pub use etcd_source::{EtcdShared, EtcdView};
 
 /// Why the engine stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -505,7 +505,12 @@ fn snapshot(
     (source, etcd): (ConfigSource, Option<EtcdView>),
 ) -> Snapshot {
     let mut warnings = state.warnings();
-    if let Some(EtcdView { key, revision, trouble: Some(why) }) = &etcd {
+    if let Some(EtcdView {
+        key,
+        revision,
+        trouble: Some(why),
+    }) = &etcd
+    {
         warnings.push(format!(
             "config source etcd ({key}): {why}; serving revision {revision}, saved on disk"
         ));

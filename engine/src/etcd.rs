@@ -29,7 +29,7 @@ use crate::config::etcd_cfg::EtcdSettings;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// etcd did not answer (down, partitioned, TLS refused, deadline passed).
-    #[error("etcd unreachable: {0}")]
+    #[error("etcd is not reachable: {0}")]
     Unreachable(String),
     /// Another writer changed the config since it was read.
     #[error(
@@ -136,8 +136,7 @@ impl Store {
                 self.deadline
             ))),
             Ok(Err(etcd_client::Error::GRpcStatus(s)))
-                if s.code() == tonic::Code::OutOfRange
-                    || s.message().contains("compacted") =>
+                if s.code() == tonic::Code::OutOfRange || s.message().contains("compacted") =>
             {
                 Err(StoreError::Other(s.message().to_owned()))
             }
@@ -271,7 +270,7 @@ fn hex(b: &[u8]) -> String {
 #[derive(Debug)]
 pub enum Report {
     /// A store is connected (the request side uses it).
-    Connected(Store),
+    Connected(Box<Store>),
     /// The config at a revision (never an older revision than one already reported).
     Config {
         /// The revision that wrote it.
@@ -329,13 +328,21 @@ async fn follow_once(
         Err(e) => return e.to_string(),
     };
     if *last == 0 {
-        match store.seed(seed, &Meta::now("seesaw", "seeded from a node's cluster.pb")).await {
-            Ok(true) => tracing::info!(key = %store.key, "etcd had no cluster config: seeded it with this node's"),
+        match store
+            .seed(
+                seed,
+                &Meta::now("seesaw", "seeded from a node's cluster.pb"),
+            )
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(key = %store.key, "etcd had no cluster config: seeded it with this node's")
+            }
             Ok(false) => {}
             Err(e) => return e.to_string(),
         }
     }
-    let _ = tx.send(Report::Connected(store.clone())).await;
+    let _ = tx.send(Report::Connected(Box::new(store.clone()))).await;
     let mut from = *last + 1;
     loop {
         if *last == 0 || from == 0 {
@@ -356,7 +363,11 @@ async fn follow_once(
         }
         match watch(&store, from, tx, last).await {
             Watched::Compacted(at) => {
-                tracing::warn!(from, compacted = at, "etcd compacted the revisions this node had not seen: reading the config afresh");
+                tracing::warn!(
+                    from,
+                    compacted = at,
+                    "etcd compacted the revisions this node had not seen: reading the config afresh"
+                );
                 from = 0;
             }
             Watched::Ended(why) => return why,

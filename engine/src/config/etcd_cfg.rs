@@ -71,7 +71,10 @@ pub fn parse<'a>(
             Err(why) => errors.push(format!("seesaw.cfg [etcd] endpoints: {e:?} {why}")),
         }
     }
-    let https = endpoints.iter().filter(|e| e.starts_with("https://")).count();
+    let https = endpoints
+        .iter()
+        .filter(|e| e.starts_with("https://"))
+        .count();
     if https != 0 && https != endpoints.len() {
         errors.push("seesaw.cfg [etcd] endpoints: mixes http:// and https://".to_owned());
     }
@@ -89,7 +92,12 @@ pub fn parse<'a>(
         }
         Some(p) => p.trim_end_matches('/').to_owned(),
     };
-    let path = |k: &str| get(k).map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from);
+    let path = |k: &str| {
+        get(k)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    };
     let ca_file = path("ca_file");
     let client_cert = match (path("cert_file"), path("key_file")) {
         (Some(c), Some(k)) => Some((c, k)),
@@ -202,9 +210,18 @@ mod tests {
                 ],
                 "without key_file",
             ),
-            (vec![("endpoints", "http://a:1"), ("prefix", "seesaw")], "absolute"),
-            (vec![("endpoints", "http://a:1"), ("prefix", "/")], "whole keyspace"),
-            (vec![("endpoints", "http://a:1"), ("prefix", "/a\nb")], "absolute"),
+            (
+                vec![("endpoints", "http://a:1"), ("prefix", "seesaw")],
+                "absolute",
+            ),
+            (
+                vec![("endpoints", "http://a:1"), ("prefix", "/")],
+                "whole keyspace",
+            ),
+            (
+                vec![("endpoints", "http://a:1"), ("prefix", "/a\nb")],
+                "absolute",
+            ),
             (
                 vec![("endpoints", "http://a:1"), ("dial_timeout_ms", "5")],
                 "dial_timeout_ms",

@@ -330,11 +330,7 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
     if config_servers.is_empty() {
         config_servers.push("seesaw-config.example.com".to_owned());
     }
-    let etcd = super::etcd_cfg::parse(
-        |k| ini.get_from(Some("etcd"), k),
-        &cluster_name,
-        r.errors,
-    );
+    let etcd = super::etcd_cfg::parse(|k| ini.get_from(Some("etcd"), k), &cluster_name, r.errors);
     let node_interface = r.string("interface", "node", "eth0");
     let lb_interface = r.string("interface", "lb", "eth1");
     let routing_table_id = match r.parsed::<u32>("interface", "routing_table_id", "a table id") {

@@ -54,7 +54,7 @@ pub(super) enum EtcdMsg {
     /// A revision validated and saved off the loop (or why it was refused).
     Checked {
         revision: i64,
-        checked: Result<Loaded, Vec<String>>,
+        checked: Box<Result<Loaded, Vec<String>>>,
         reply: Option<oneshot::Sender<ReloadReply>>,
     },
 }
@@ -132,7 +132,7 @@ impl EtcdSource {
                         .unwrap_or_else(|e| Err(vec![format!("validation failed: {e}")]));
                         EtcdMsg::Checked {
                             revision,
-                            checked,
+                            checked: Box::new(checked),
                             reply: None,
                         }
                     }
@@ -173,27 +173,40 @@ impl EtcdSource {
     pub(super) fn on_msg(&mut self, state: &mut EngineState, msg: EtcdMsg) -> Option<Pending> {
         match msg {
             EtcdMsg::Report(Report::Connected(store)) => {
-                *self.shared.store.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);
+                *self.shared.store.lock().unwrap_or_else(|e| e.into_inner()) = Some(*store);
                 self.trouble = None;
                 None
             }
             EtcdMsg::Report(Report::Trouble(why)) => {
                 if self.trouble.as_ref() != Some(&why) {
-                    tracing::warn!(revision = self.applied, "etcd: {why}; serving the last applied config");
+                    tracing::warn!(
+                        revision = self.applied,
+                        "etcd: {why}; serving the last applied config"
+                    );
                 }
                 self.trouble = Some(why);
                 None
             }
             // Checked on the way in (see `start`).
             EtcdMsg::Report(Report::Config { .. }) => None,
-            EtcdMsg::Checked { revision, checked, reply } => {
+            EtcdMsg::Checked {
+                revision,
+                checked,
+                reply,
+            } => {
                 if reply.is_none() {
                     self.trouble = None;
                 }
                 let outcome = if revision <= self.applied {
-                    ReloadOutcome::Unchanged(format!("revision {revision} already applied"))
+                    if reply.is_some() {
+                        // A writer's own revision the watch delivered first: written and running
+                        // (or already followed by a newer one).
+                        ReloadOutcome::Applied(state.config_meta().0)
+                    } else {
+                        ReloadOutcome::Unchanged(format!("revision {revision} already applied"))
+                    }
                 } else {
-                    match checked {
+                    match *checked {
                         Ok(loaded) => {
                             self.applied = revision;
                             self.shared.revision.store(revision, Ordering::Release);
@@ -307,7 +320,7 @@ async fn write(
             tracing::info!(revision, by = %meta.who, "{}", meta.what);
             let msg = EtcdMsg::Checked {
                 revision,
-                checked: Ok(loaded),
+                checked: Box::new(Ok(loaded)),
                 reply: Some(reply),
             };
             let _ = tx.send(msg).await;
@@ -334,9 +347,13 @@ fn check(dir: &Path, bytes: &[u8]) -> Result<Loaded, Vec<String>> {
 /// Saves an applied revision as `<dir>/cluster.pb` (the previous one archived): a restart while
 /// etcd is down serves it. Blocking.
 fn save(dir: &Path, bytes: &[u8]) {
-    if let Err(e) =
-        crate::source::save_with_archive(dir, bytes, SystemTime::now(), ARCHIVE_KEEP, ARCHIVE_MAX_AGE)
-    {
+    if let Err(e) = crate::source::save_with_archive(
+        dir,
+        bytes,
+        SystemTime::now(),
+        ARCHIVE_KEEP,
+        ARCHIVE_MAX_AGE,
+    ) {
         tracing::warn!(error = %e, "could not save the etcd config to disk");
     }
 }
