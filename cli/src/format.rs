@@ -424,27 +424,37 @@ pub fn version(v: &VersionView) -> String {
 
 /// `config status`.
 pub fn config_status(c: &ConfigStatusView, now_ms: i64) -> String {
-    let mut out = fields(
-        "Config Status:\n",
-        &[
-            (
-                "Last update",
-                timestamp(c.last_updated.saturating_mul(1000), now_ms),
-            ),
-            ("Loaded at", timestamp(c.loaded_at_ms, now_ms)),
-            ("Source", or_dash(&c.source).to_owned()),
-            ("Generation", c.generation.to_string()),
-            ("Reload failures", c.reload_failures.to_string()),
-            (
-                "Attributes",
-                if c.attributes.is_empty() {
-                    "none".to_owned()
-                } else {
-                    String::new()
-                },
-            ),
-        ],
-    );
+    let mut rows = vec![
+        (
+            "Last update",
+            timestamp(c.last_updated.saturating_mul(1000), now_ms),
+        ),
+        ("Loaded at", timestamp(c.loaded_at_ms, now_ms)),
+        ("Source", or_dash(&c.source).to_owned()),
+    ];
+    if let Some((key, revision, trouble)) = &c.etcd {
+        rows.push(("Etcd key", key.clone()));
+        rows.push(("Etcd revision", revision.to_string()));
+        let state = if trouble.is_empty() {
+            "following".to_owned()
+        } else {
+            format!("NOT FOLLOWED: {trouble} (serving the last applied config)")
+        };
+        rows.push(("Etcd", state));
+    }
+    rows.extend([
+        ("Generation", c.generation.to_string()),
+        ("Reload failures", c.reload_failures.to_string()),
+        (
+            "Attributes",
+            if c.attributes.is_empty() {
+                "none".to_owned()
+            } else {
+                String::new()
+            },
+        ),
+    ]);
+    let mut out = fields("Config Status:\n", &rows);
     let rows: Vec<Vec<String>> = c
         .attributes
         .iter()

@@ -25,7 +25,7 @@ pub enum Action {
     Exit,
     /// `override vserver|backend|destination state default|disabled|enabled <name>`.
     Override(OverrideKind, OverrideSet),
-    /// `config source [disk|none]`.
+    /// `config source [disk|server|peer|etcd|none]`.
     ConfigSource,
     /// `failover`: the master hands over to its peer.
     Failover,
@@ -199,7 +199,7 @@ pub static COMMANDS: &[Node] = &[
                 "source",
                 "Show or set the configuration source",
                 Action::ConfigSource,
-                "disk|none",
+                "disk|server|peer|etcd|none",
                 "The new source (omit to show the current one)",
             ),
             command(

@@ -60,6 +60,9 @@ pub struct ConfigStatusView {
     pub warnings: Vec<String>,
     /// Errors of the last refused reload.
     pub last_reload_errors: Vec<String>,
+    /// Config source etcd: the key, the revision running, and why etcd is not followed ("" while
+    /// it is).
+    pub etcd: Option<(String, u64, String)>,
 }
 
 /// What `show warnings` lists: cluster warnings, then errors of the last refused reload that are
@@ -253,6 +256,7 @@ impl From<pb::ConfigStatus> for ConfigStatusView {
                 .collect(),
             warnings: c.warnings,
             last_reload_errors: c.last_reload_errors,
+            etcd: (!c.etcd_key.is_empty()).then_some((c.etcd_key, c.etcd_revision, c.etcd_trouble)),
         }
     }
 }

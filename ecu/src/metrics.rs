@@ -264,6 +264,22 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>, processes: Option<&Proces
         "Config reloads refused since the engine started",
         failures,
     );
+    if let Some(e) = &config.etcd {
+        let up = Gauge::<i64>::default();
+        up.set(i64::from(e.trouble.is_empty()));
+        r.register(
+            "seesaw_config_etcd_up",
+            "1 while the config source etcd is followed, 0 while it cannot be (the node serves its last config)",
+            up,
+        );
+        let revision = Gauge::<i64>::default();
+        revision.set(saturating_i64(e.revision));
+        r.register(
+            "seesaw_config_etcd_revision",
+            "The etcd revision of the running config",
+            revision,
+        );
+    }
 
     let vserver_enabled = Family::<VserverLabels, Gauge>::default();
     let check_healthy = Family::<CheckLabels, Gauge>::default();
@@ -546,6 +562,11 @@ mod tests {
             warnings: Vec::new(),
             last_reload_errors: Vec::new(),
             reload_failures: 2,
+            etcd: Some(crate::model::EtcdStatus {
+                key: "/seesaw/t/cluster.pb".into(),
+                revision: 42,
+                trouble: "etcd is not reachable: refused".into(),
+            }),
         };
         let text = encode_text(
             &Ok(EngineSnapshot {
@@ -563,6 +584,11 @@ mod tests {
         );
         assert!(
             text.contains("# HELP seesaw_config_reload_failures_total "),
+            "{text}"
+        );
+        assert!(text.contains("\nseesaw_config_etcd_up 0\n"), "{text}");
+        assert!(
+            text.contains("\nseesaw_config_etcd_revision 42\n"),
             "{text}"
         );
         assert!(text.contains("# TYPE seesaw_up gauge\n"), "{text}");
@@ -606,6 +632,7 @@ mod tests {
             warnings: Vec::new(),
             last_reload_errors: Vec::new(),
             reload_failures: 0,
+            etcd: None,
         };
         let text = encode(
             &Ok(EngineSnapshot {

@@ -117,6 +117,20 @@ pub struct ConfigStatus {
     pub last_reload_errors: Vec<String>,
     /// Refused reloads since the engine started.
     pub reload_failures: u64,
+    /// With config source etcd: the key, the revision running, and trouble.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdStatus>,
+}
+
+/// Config source etcd as `GET /v1/config` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EtcdStatus {
+    /// The config key.
+    pub key: String,
+    /// The etcd revision running.
+    pub revision: u64,
+    /// Why etcd is not followed now (empty while it is); the node serves its last config.
+    pub trouble: String,
 }
 
 /// A config metadata attribute.

@@ -405,6 +405,31 @@ Config Status:
 }
 
 #[test]
+fn config_status_shows_the_etcd_source_and_its_trouble() {
+    let mut pb = pb::ConfigStatus {
+        source: "etcd".into(),
+        etcd_key: "/seesaw/site1/cluster.pb".into(),
+        etcd_revision: 17,
+        ..Default::default()
+    };
+    let out = config_status(&ConfigStatusView::from(pb.clone()), NOW_MS);
+    assert!(
+        out.contains("  Etcd key:        /seesaw/site1/cluster.pb\n"),
+        "{out}"
+    );
+    assert!(out.contains("  Etcd revision:   17\n"), "{out}");
+    assert!(out.contains("  Etcd:            following\n"), "{out}");
+    pb.etcd_trouble = "etcd is not reachable: refused".into();
+    let out = config_status(&ConfigStatusView::from(pb), NOW_MS);
+    assert!(
+        out.contains("  Etcd:            NOT FOLLOWED: etcd is not reachable: refused (serving the last applied config)\n"),
+        "{out}"
+    );
+    let disk = config_status(&ConfigStatusView::from(pb::ConfigStatus::default()), NOW_MS);
+    assert!(!disk.contains("Etcd"), "{disk}");
+}
+
+#[test]
 fn help_options_are_aligned() {
     let Ok(Parsed::Help { options, .. }) = parse(COMMANDS, "config ?") else {
         panic!("expected help");

@@ -159,8 +159,11 @@ pub(super) async fn config_source<V: EngineView>(
     body: Bytes,
 ) -> Response {
     let source = json_body(&body).and_then(|v| match v.get("source").and_then(Value::as_str) {
-        Some(s @ ("disk" | "server" | "peer" | "none")) => Ok(s.to_owned()),
-        _ => Err(field("source", "must be one of disk, server, peer, none")),
+        Some(s @ ("disk" | "server" | "peer" | "etcd" | "none")) => Ok(s.to_owned()),
+        _ => Err(field(
+            "source",
+            "must be one of disk, server, peer, etcd, none",
+        )),
     });
     let action = format!(
         "config source {}",

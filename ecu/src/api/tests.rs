@@ -373,3 +373,23 @@ async fn hostile_pool_and_member_names_are_refused_and_audited_on_one_line() {
     assert_eq!(raw.lines().count(), 6, "one line per attempt:\n{raw}");
     assert!(!raw.contains("\nINFO forged"), "{raw}");
 }
+
+#[test]
+fn a_conflicting_edit_is_409_and_other_refusals_are_400() {
+    let conflict = super::outcome(crate::model::Outcome {
+        applied: false,
+        message: "configuration refused".into(),
+        errors: vec![
+            "conflict: the cluster config in etcd is at revision 9, not revision 7".into(),
+        ],
+    })
+    .unwrap_err();
+    assert_eq!(conflict.status(), StatusCode::CONFLICT);
+    let invalid = super::outcome(crate::model::Outcome {
+        applied: false,
+        message: "configuration refused".into(),
+        errors: vec!["vserver[0].port: 0 is not a valid port".into()],
+    })
+    .unwrap_err();
+    assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+}

@@ -60,6 +60,7 @@ impl FakeEngine {
                     warnings: Vec::new(),
                     last_reload_errors: Vec::new(),
                     reload_failures: 0,
+                    etcd: None,
                 },
                 unreachable: false,
                 overrides: Vec::new(),
@@ -203,7 +204,7 @@ impl EngineView for FakeEngine {
         let before = s.source.clone();
         match source.as_str() {
             "" => Ok((before.clone(), before)),
-            "disk" | "none" | "server" | "peer" => {
+            "disk" | "none" | "server" | "peer" | "etcd" => {
                 s.source = source;
                 Ok((s.source.clone(), before))
             }

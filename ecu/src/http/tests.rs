@@ -77,6 +77,7 @@ fn engine() -> FakeEngine {
         warnings: vec!["vserver \"old\": no healthchecks".into()],
         last_reload_errors: Vec::new(),
         reload_failures: 2,
+        etcd: None,
     });
     fake
 }
