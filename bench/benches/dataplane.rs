@@ -53,3 +53,17 @@ fn maglev_build_65537x1000(b: Bencher) {
         .collect();
     b.bench(|| black_box(maglev::build(black_box(&backends), 65_537)));
 }
+
+/// Maglev derive: 1,000 equal backends (131,071 slots), one removed, from the previous table.
+#[divan::bench(sample_count = 30)]
+fn maglev_derive_one_of_1000_removed(b: Bencher) {
+    let backends: Vec<(u64, u32)> = (0..1000u32)
+        .map(|i| (maglev::key_hash(&i.to_be_bytes()), 1))
+        .collect();
+    let prev: Vec<u64> = maglev::build(&backends, maglev::table_size(backends.len()))
+        .into_iter()
+        .map(|i| backends[i as usize].0)
+        .collect();
+    let less = &backends[1..];
+    b.bench(|| black_box(maglev::derive(black_box(&prev), black_box(less))));
+}

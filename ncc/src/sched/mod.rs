@@ -98,12 +98,14 @@ struct Tier {
     cum: Vec<u64>,
     /// Maglev table over `idx` (mh only).
     maglev: Vec<u32>,
+    /// The Maglev keys of `idx`, for deriving the next table from this one.
+    keys: Vec<u64>,
     cursor: AtomicUsize,
     credits: Mutex<Vec<i64>>,
 }
 
 impl Tier {
-    fn new(algo: Algo, members: &[Member], backup: bool) -> Self {
+    fn new(algo: Algo, members: &[Member], backup: bool, prev: Option<&Self>) -> Self {
         let idx: Vec<usize> = (0..members.len())
             .filter(|&i| members[i].backup == backup && members[i].weight > 0)
             .collect();
@@ -121,16 +123,22 @@ impl Tier {
                 .iter()
                 .map(|&i| (members[i].key, members[i].weight))
                 .collect();
-            maglev::build(&b, maglev::table_size(b.len()))
+            // Derived from the previous table: only the flows that must move do.
+            let before: Vec<u64> = prev.map_or_else(Vec::new, |p| {
+                p.maglev.iter().map(|&i| p.keys[i as usize]).collect()
+            });
+            maglev::derive(&before, &b)
         } else {
             Vec::new()
         };
+        let keys = idx.iter().map(|&i| members[i].key).collect();
         let n = idx.len();
         Self {
             idx,
             weights,
             cum,
             maglev,
+            keys,
             cursor: AtomicUsize::new(0),
             credits: Mutex::new(vec![0; n]),
         }
@@ -264,10 +272,16 @@ pub struct Picker {
 impl Picker {
     /// A picker over `members` (indexes returned by [`Picker::pick`] refer to this slice).
     pub fn new(algo: Algo, members: &[Member]) -> Self {
+        Self::after(algo, members, None)
+    }
+
+    /// A picker over `members` that replaces `prev`: a Maglev table is derived from `prev`'s
+    /// ([`maglev::derive`]), so removing a backend moves only its flows.
+    pub fn after(algo: Algo, members: &[Member], prev: Option<&Self>) -> Self {
         Self {
             algo,
-            primary: Tier::new(algo, members, false),
-            backup: Tier::new(algo, members, true),
+            primary: Tier::new(algo, members, false, prev.map(|p| &p.primary)),
+            backup: Tier::new(algo, members, true, prev.map(|p| &p.backup)),
             rng: AtomicU64::new(hash_bytes(&(members.len() as u64).to_le_bytes())),
         }
     }

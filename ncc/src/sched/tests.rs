@@ -151,6 +151,28 @@ fn mh_is_sticky_weighted_and_consistent() {
         }
     }
     assert!(moved < 200, "{moved} flows of kept members moved");
+    // Derived from the previous picker: not one flow of a kept member moves, and the one that
+    // comes back takes only its share.
+    let r = Picker::after(Algo::Mh, &less, Some(&p));
+    let back = Picker::after(Algo::Mh, &m, Some(&r));
+    let (mut moved, mut to_newcomer) = (0, 0);
+    for i in 0..20_000 {
+        let a = p.pick(flow(i), &no_load, &[]).unwrap();
+        let b = r.pick(flow(i), &no_load, &[]).unwrap();
+        if a != 0 && a != b {
+            moved += 1;
+        }
+        let c = back.pick(flow(i), &no_load, &[]).unwrap();
+        if c != b {
+            assert_eq!(c, 0, "a flow moved between two kept members");
+            to_newcomer += 1;
+        }
+    }
+    assert_eq!(moved, 0, "derived: flows of kept members moved");
+    assert!(
+        (2_800..3_900).contains(&to_newcomer),
+        "{to_newcomer} of 20,000 to a 1/6 member"
+    );
 }
 
 #[test]

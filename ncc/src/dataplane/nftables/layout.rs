@@ -7,9 +7,9 @@
 //! - wrr, random, sh, dh: weight-proportional slots (weights divided by their gcd, scaled down
 //!   to at most [`MAX_WEIGHTED_SLOTS`]), interleaved in smooth-wrr order so consecutive `numgen`
 //!   values spread over the destinations;
-//! - mh: a Maglev table from [`crate::sched::maglev`]. When destinations only left, survivors
-//!   keep every slot they held and only the leavers' slots are re-filled from the fresh table, so
-//!   removing a backend moves only the flows that were on it;
+//! - mh: a Maglev table derived from the previous one ([`maglev::derive`]): survivors keep their
+//!   slots up to their new share, so removing a backend moves only the flows that were on it and
+//!   adding one moves about 1/n of them;
 //! - lc, wlc: a fixed-size table ([`least::slot_total`]) that ncc re-cuts from sampled
 //!   connection counts between applies ([`least`]); an apply lays it out as if every
 //!   destination were idle (weight-proportional for wlc, equal for lc), moving as few slots as
@@ -77,22 +77,16 @@ pub fn slots(layout: Layout, members: &[Member], old: &[u32]) -> Vec<u32> {
         }
         Layout::Maglev => {
             let backends: Vec<(u64, u32)> = live.iter().map(|m| (m.key, m.weight)).collect();
-            let fresh: Vec<u32> = maglev::build(&backends, maglev::table_size(live.len()))
+            let keys: std::collections::HashMap<u32, u64> =
+                live.iter().map(|m| (m.id, m.key)).collect();
+            let prev: Vec<u64> = old
+                .iter()
+                .map(|id| keys.get(id).copied().unwrap_or(maglev::GONE))
+                .collect();
+            maglev::derive(&prev, &backends)
                 .into_iter()
                 .map(|i| live[i as usize].id)
-                .collect();
-            let live_ids: Vec<u32> = live.iter().map(|m| m.id).collect();
-            let only_left = old.len() == fresh.len()
-                && !old.is_empty()
-                && live_ids.iter().all(|id| old.contains(id));
-            if only_left {
-                old.iter()
-                    .zip(&fresh)
-                    .map(|(o, f)| if live_ids.contains(o) { *o } else { *f })
-                    .collect()
-            } else {
-                fresh
-            }
+                .collect()
         }
     }
 }
@@ -192,13 +186,14 @@ mod tests {
     }
 
     #[test]
-    fn maglev_addition_uses_the_fresh_table() {
+    fn maglev_addition_moves_only_the_newcomers_share() {
         let two = slots(Layout::Maglev, &[m(1, 1), m(3, 1)], &[]);
         let three = slots(Layout::Maglev, &[m(1, 1), m(2, 1), m(3, 1)], &two);
-        assert_eq!(
-            three,
-            slots(Layout::Maglev, &[m(1, 1), m(2, 1), m(3, 1)], &[])
-        );
+        assert_eq!(two.len(), three.len());
+        // Every slot that changed went to the newcomer, and it holds a third of them.
+        assert!(two.iter().zip(&three).all(|(a, b)| a == b || *b == 2));
+        let share = three.iter().filter(|x| **x == 2).count() as f64 / three.len() as f64;
+        assert!((share - 1.0 / 3.0).abs() < 0.001, "newcomer share {share}");
     }
 
     #[test]

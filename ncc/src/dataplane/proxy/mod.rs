@@ -313,7 +313,7 @@ impl ProxyPlane {
         // A service with one listener starts on the next worker in turn, so accepts spread.
         let first = self.services.len();
         let dests = DestMap::default();
-        let table = Table::build(s, &dests)
+        let table = Table::build(s, &dests, None)
             .map_err(|e| NccError::Invalid(vec![format!("{}: {e}", s.key)]))?;
         let table = Arc::new(ArcSwap::from_pointee(table));
         let counters = Arc::new(ServiceCounters::default());
@@ -440,7 +440,7 @@ impl Dataplane for ProxyPlane {
         touched.dedup();
         for k in touched {
             if let Some(r) = self.services.get(&k) {
-                let t = Table::build(&r.spec, &r.dests)
+                let t = Table::build(&r.spec, &r.dests, Some(&r.table.load()))
                     .map_err(|e| NccError::Plane(format!("{k}: {e}")))?;
                 r.table.store(Arc::new(t));
             }

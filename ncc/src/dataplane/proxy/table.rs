@@ -231,8 +231,9 @@ pub fn algo(s: Scheduler) -> Algo {
 }
 
 impl Table {
-    /// Builds the table for `s`, reusing destination state from `dests`.
-    pub fn build(s: &Service, dests: &DestMap) -> Result<Self, RuleError> {
+    /// Builds the table for `s`, reusing destination state from `dests`; `prev` (the table it
+    /// replaces) lets Maglev move only the flows that must move.
+    pub fn build(s: &Service, dests: &DestMap, prev: Option<&Self>) -> Result<Self, RuleError> {
         let rules = Compiled::compile(&s.opts)?;
         let a = algo(s.scheduler);
         let groups = (0..s.opts.groups.len().max(1))
@@ -242,8 +243,12 @@ impl Table {
                     .iter()
                     .filter(|d| usize::from(d.group) == g)
                     .collect();
+                let before = prev
+                    .filter(|p| p.spec.scheduler == s.scheduler)
+                    .and_then(|p| p.groups.get(g))
+                    .map(|g| &g.picker);
                 Group {
-                    picker: Picker::new(
+                    picker: Picker::after(
                         a,
                         &members
                             .iter()
@@ -253,6 +258,7 @@ impl Table {
                                 backup: d.backup,
                             })
                             .collect::<Vec<_>>(),
+                        before,
                     ),
                     dests: members.iter().map(|d| dests.get(d.addr)).collect(),
                 }
