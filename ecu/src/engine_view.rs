@@ -445,7 +445,7 @@ fn config_from_proto(c: pb::ConfigStatus) -> ConfigStatus {
         warnings: c.warnings,
         last_reload_errors: c.last_reload_errors,
         reload_failures: c.reload_failures,
-        etcd: (!c.etcd_key.is_empty()).then(|| crate::model::EtcdStatus {
+        etcd: (!c.etcd_key.is_empty()).then_some(crate::model::EtcdStatus {
             key: c.etcd_key,
             revision: c.etcd_revision,
             trouble: c.etcd_trouble,
