@@ -19,6 +19,7 @@
 //! | `POST /v1/import` (YAML) | admin | Parasaus `Service`+`Endpoints` or `kind: Pool` |
 //! | `POST /v1/pools`, `PUT`/`DELETE /v1/pools/{name}` | admin | the pool form of [`crate::spec`] |
 //! | `POST /v1/pools/{name}/members`, `PUT`/`DELETE .../members/{host}` | admin | |
+//! | `PUT .../members/{host}` with `ttl_s` | admin | config source etcd: registers the member with a lease, renewed by repeating the call (`{lease_id, renewed}`) |
 //!
 //! Pool, member, import and rollback writes edit cluster.pb through the engine
 //! (`GetCluster` → structural edit → `UpdateCluster`, recorded with the user and what changed);
@@ -690,7 +691,20 @@ async fn edit_member<V: EngineView>(
     Path((name, host)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    let mut ttl_s = None;
     let parsed = json_body(&body).and_then(|mut v| {
+        // A TTL registers the member with a lease instead (config source etcd): renewed by the
+        // same call, removed and drained when it stops.
+        if let Value::Object(m) = &mut v
+            && let Some(t) = m.remove("ttl_s")
+        {
+            ttl_s = Some(
+                t.as_u64()
+                    .filter(|t| (1..=3600).contains(t))
+                    .and_then(|t| u32::try_from(t).ok())
+                    .ok_or_else(|| field("ttl_s", "must be a number of seconds in 1..3600"))?,
+            );
+        }
         // The host comes from the path; a body may repeat it but not contradict it.
         if let Value::Object(m) = &mut v {
             match m.get("host").and_then(Value::as_str) {
@@ -704,11 +718,22 @@ async fn edit_member<V: EngineView>(
         }
         spec::member_from_value(&v).map_err(ApiError::Invalid)
     });
-    let action = format!("edit member {} of {}", one_line(&host), one_line(&name));
+    let action = match ttl_s {
+        Some(t) => format!(
+            "register member {} of {} for {t} s",
+            one_line(&host),
+            one_line(&name)
+        ),
+        None => format!("edit member {} of {}", one_line(&host), one_line(&name)),
+    };
     let st2 = Arc::clone(&st);
     write(&st2, &who, Role::Admin, action.clone(), |user| async move {
         path_names(&name, Some(&host))?;
         let m = parsed?;
+        if let Some(ttl_s) = ttl_s {
+            let (lease_id, renewed) = st.view.register_member(name, m, ttl_s).await?;
+            return Ok(json!({"lease_id": lease_id, "renewed": renewed, "ttl_s": ttl_s}));
+        }
         edit_cluster(&st, user, action, |c| {
             Ok(cluster_edit::put_member(c, &name, &m, true)?)
         })

@@ -86,6 +86,14 @@ pub trait EngineView: Send + Sync + 'static {
         id: u64,
         who: String,
     ) -> impl Future<Output = Result<Outcome, ViewError>> + Send;
+    /// Config source etcd: registers (or renews) `m` in `pool` for `ttl_s` seconds; (lease id,
+    /// whether it was a renewal).
+    fn register_member(
+        &self,
+        pool: String,
+        m: crate::spec::Member,
+        ttl_s: u32,
+    ) -> impl Future<Output = Result<(i64, bool), ViewError>> + Send;
 }
 
 /// [`EngineView`] over the engine's gRPC API.
@@ -311,6 +319,38 @@ impl EngineView for GrpcEngineView {
             .await
             .map_err(|s| view_error("ConfigRollback", &s))?;
         Ok(outcome(r.into_inner()))
+    }
+
+    async fn register_member(
+        &self,
+        pool: String,
+        m: crate::spec::Member,
+        ttl_s: u32,
+    ) -> Result<(i64, bool), ViewError> {
+        self.register(pool, m, ttl_s).await
+    }
+}
+
+impl GrpcEngineView {
+    async fn register(
+        &self,
+        pool: String,
+        m: crate::spec::Member,
+        ttl_s: u32,
+    ) -> Result<(i64, bool), ViewError> {
+        let r = self
+            .c()
+            .register_member(pb::MemberLease {
+                pool,
+                host: m.host,
+                ip: m.ip.to_string(),
+                weight: m.weight,
+                ttl_s,
+            })
+            .await
+            .map_err(|s| view_error("RegisterMember", &s))?
+            .into_inner();
+        Ok((r.lease_id, r.renewed))
     }
 }
 

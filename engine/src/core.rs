@@ -27,7 +27,7 @@ use config_source::{
     CONVERGE_EVERY, FetchReply, LoadReply, apply_edit, apply_fetched, apply_loaded, spawn_fetch,
     start_edit, start_reload, start_sync,
 };
-pub use etcd_source::{EtcdShared, EtcdView};
+pub use etcd_source::{EtcdShared, EtcdView, merge as merge_members};
 
 /// Why the engine stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,7 @@
 //! watch side: it reads the key, watches it from the revision after the one it delivered, resumes
 //! from that revision after a disconnect, and reads afresh when that revision was compacted.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use etcd_client::{
@@ -90,8 +91,12 @@ pub struct Version {
 #[derive(Clone)]
 pub struct Store {
     client: Client,
+    /// `<prefix>/`: everything this cluster keeps.
+    prefix: String,
     key: String,
     meta_key: String,
+    /// `<prefix>/members/`: registered members.
+    members: String,
     deadline: Duration,
 }
 
@@ -115,8 +120,10 @@ impl Store {
         .map_err(|e| StoreError::Unreachable(e.to_string()))?;
         Ok(Self {
             client,
+            prefix: format!("{}/", cfg.prefix),
             key: cfg.config_key(),
             meta_key: cfg.meta_key(),
+            members: format!("{}/members/", cfg.prefix),
             deadline: cfg.dial_timeout.max(Duration::from_secs(1)) * 2,
         })
     }
@@ -206,6 +213,58 @@ impl Store {
         ]
     }
 
+    /// The config (with the revision that wrote it) and every registered member, read at one
+    /// revision (returned too).
+    #[allow(clippy::type_complexity, reason = "one atomic read, three parts")]
+    pub async fn read_all(
+        &self,
+    ) -> Result<(Option<(Vec<u8>, i64)>, BTreeMap<String, Vec<u8>>, i64), StoreError> {
+        let mut c = self.client.kv_client();
+        let r = self
+            .call(c.get(self.prefix.clone(), Some(GetOptions::new().with_prefix())))
+            .await?;
+        let mut config = None;
+        let mut members = BTreeMap::new();
+        for kv in r.kvs() {
+            let key = String::from_utf8_lossy(kv.key());
+            if key == self.key {
+                config = Some((kv.value().to_vec(), kv.mod_revision()));
+            } else if key.starts_with(&self.members) {
+                members.insert(key.into_owned(), kv.value().to_vec());
+            }
+        }
+        let revision = r.header().map_or(0, etcd_client::ResponseHeader::revision);
+        Ok((config, members, revision))
+    }
+
+    /// Registers `m` for `ttl_s` seconds under `<prefix>/members/<pool>/<host>`, or renews it:
+    /// when the key already holds the same member, renewing is one lease keep-alive (no write,
+    /// no watch event on any node). Returns the lease and whether it was a renewal.
+    pub async fn register(&self, m: &Member, ttl_s: i64) -> Result<(i64, bool), StoreError> {
+        let key = format!("{}{}/{}", self.members, m.pool, m.host);
+        let value = serde_json::to_vec(m).map_err(|e| StoreError::Other(e.to_string()))?;
+        let mut kv = self.client.kv_client();
+        let current = self.call(kv.get(key.clone(), None)).await?;
+        if let Some(old) = current.kvs().first()
+            && old.value() == value.as_slice()
+            && old.lease() != 0
+        {
+            let mut lease = self.client.lease_client();
+            let (mut keeper, mut stream) = self.call(lease.keep_alive(old.lease())).await?;
+            self.call(keeper.keep_alive()).await?;
+            if let Some(r) = self.call(stream.message()).await?
+                && r.ttl() > 0
+            {
+                return Ok((old.lease(), true));
+            }
+        }
+        let mut lease = self.client.lease_client();
+        let granted = self.call(lease.grant(ttl_s, None)).await?;
+        let opts = etcd_client::PutOptions::new().with_lease(granted.id());
+        self.call(kv.put(key, value, Some(opts))).await?;
+        Ok((granted.id(), false))
+    }
+
     /// Up to `max` versions, newest first, walking the key's revisions back until it did not exist
     /// or etcd compacted them away.
     pub async fn history(&self, max: usize) -> Result<Vec<Version>, StoreError> {
@@ -278,6 +337,13 @@ pub enum Report {
         /// The bytes.
         bytes: Vec<u8>,
     },
+    /// Every registered member (key → value) as of a revision, after any of them changed.
+    Members {
+        /// The revision of the change.
+        revision: i64,
+        /// Key → value under `<prefix>/members/`.
+        members: BTreeMap<String, Vec<u8>>,
+    },
     /// etcd cannot be reached, or the key was deleted; the node keeps its last config.
     Trouble(String),
 }
@@ -288,21 +354,21 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Follows the config key until `stop`: connects (retrying with a backoff up to 5 s), seeds the
-/// key with `seed` if it does not exist, reports the config, then watches from the revision after
-/// the last one reported. A disconnect resumes the watch from that revision; a compacted revision
-/// reads the key afresh.
+/// Follows the prefix until `stop`: connects (retrying with a backoff up to 5 s), seeds the
+/// config key with `seed` if it does not exist, reports the config and the registered members,
+/// then watches the prefix from the revision after the last one reported. A disconnect resumes
+/// the watch from that revision; a compacted revision reads the prefix afresh.
 pub async fn follow(
     cfg: EtcdSettings,
     seed: Vec<u8>,
     tx: mpsc::Sender<Report>,
     stop: CancellationToken,
 ) {
-    let mut last: i64 = 0;
+    let mut at = Followed::default();
     let mut backoff = Duration::from_millis(250);
     while !stop.is_cancelled() {
         let why = tokio::select! {
-            why = follow_once(&cfg, &seed, &tx, &mut last) => why,
+            why = follow_once(&cfg, &seed, &tx, &mut at) => why,
             () = stop.cancelled() => return,
         };
         if tx.send(Report::Trouble(why)).await.is_err() {
@@ -316,18 +382,25 @@ pub async fn follow(
     }
 }
 
+/// What the follower has delivered: the last revision, and the members as of it.
+#[derive(Debug, Default)]
+struct Followed {
+    last: i64,
+    members: BTreeMap<String, Vec<u8>>,
+}
+
 /// One connection's worth of [`follow`]; returns why it ended.
 async fn follow_once(
     cfg: &EtcdSettings,
     seed: &[u8],
     tx: &mpsc::Sender<Report>,
-    last: &mut i64,
+    at: &mut Followed,
 ) -> String {
     let store = match Store::connect(cfg).await {
         Ok(s) => s,
         Err(e) => return e.to_string(),
     };
-    if *last == 0 {
+    if at.last == 0 {
         match store
             .seed(
                 seed,
@@ -343,29 +416,47 @@ async fn follow_once(
         }
     }
     let _ = tx.send(Report::Connected(Box::new(store.clone()))).await;
-    let mut from = *last + 1;
+    let mut from = at.last + 1;
     loop {
-        if *last == 0 || from == 0 {
+        if at.last == 0 || from == 0 {
             // Read afresh: at start, or after the revision to resume from was compacted.
-            match store.read(None).await {
-                Ok(Some((bytes, revision))) => {
-                    if revision > *last {
-                        *last = revision;
-                        if tx.send(Report::Config { revision, bytes }).await.is_err() {
+            match store.read_all().await {
+                Ok((config, members, revision)) => {
+                    let Some((bytes, written)) = config else {
+                        return format!("{} does not exist", store.key);
+                    };
+                    if written > at.last
+                        && tx
+                            .send(Report::Config {
+                                revision: written,
+                                bytes,
+                            })
+                            .await
+                            .is_err()
+                    {
+                        return "engine stopped".to_owned();
+                    }
+                    if members != at.members || at.last == 0 {
+                        at.members = members;
+                        let report = Report::Members {
+                            revision,
+                            members: at.members.clone(),
+                        };
+                        if tx.send(report).await.is_err() {
                             return "engine stopped".to_owned();
                         }
                     }
+                    at.last = at.last.max(revision);
                     from = revision + 1;
                 }
-                Ok(None) => return format!("{} does not exist", store.key),
                 Err(e) => return e.to_string(),
             }
         }
-        match watch(&store, from, tx, last).await {
-            Watched::Compacted(at) => {
+        match watch(&store, from, tx, at).await {
+            Watched::Compacted(rev) => {
                 tracing::warn!(
                     from,
-                    compacted = at,
+                    compacted = rev,
                     "etcd compacted the revisions this node had not seen: reading the config afresh"
                 );
                 from = 0;
@@ -380,13 +471,14 @@ enum Watched {
     Ended(String),
 }
 
-async fn watch(store: &Store, from: i64, tx: &mpsc::Sender<Report>, last: &mut i64) -> Watched {
+async fn watch(store: &Store, from: i64, tx: &mpsc::Sender<Report>, at: &mut Followed) -> Watched {
     let mut w = store.client.watch_client();
-    let opts = WatchOptions::new().with_start_revision(from);
-    let mut stream = match w.watch(store.key.clone(), Some(opts)).await {
+    let opts = WatchOptions::new().with_start_revision(from).with_prefix();
+    let mut stream = match w.watch(store.prefix.clone(), Some(opts)).await {
         Ok(s) => s,
         Err(e) => return Watched::Ended(e.to_string()),
     };
+    let ended = |_| Watched::Ended("engine stopped".to_owned());
     loop {
         let resp = match stream.message().await {
             Ok(Some(r)) => r,
@@ -399,31 +491,130 @@ async fn watch(store: &Store, from: i64, tx: &mpsc::Sender<Report>, last: &mut i
         if resp.canceled() {
             return Watched::Ended(format!("watch canceled: {}", resp.cancel_reason()));
         }
+        let mut members_at = None;
         for ev in resp.events() {
             let Some(kv) = ev.kv() else { continue };
-            match ev.event_type() {
-                EventType::Put if kv.mod_revision() > *last => {
-                    *last = kv.mod_revision();
-                    let report = Report::Config {
-                        revision: kv.mod_revision(),
-                        bytes: kv.value().to_vec(),
-                    };
-                    if tx.send(report).await.is_err() {
-                        return Watched::Ended("engine stopped".to_owned());
-                    }
-                }
-                EventType::Put => {}
-                EventType::Delete => {
-                    let why = format!(
-                        "{} was deleted in etcd at revision {}; this node keeps its last config",
-                        store.key,
-                        kv.mod_revision()
-                    );
-                    if tx.send(Report::Trouble(why)).await.is_err() {
-                        return Watched::Ended("engine stopped".to_owned());
-                    }
-                }
+            let revision = kv.mod_revision();
+            // (Several events of one transaction share a revision.)
+            if revision < at.last {
+                continue;
             }
+            // Only events advance the revision: a response header (the watch's creation among
+            // them) carries the store's revision, ahead of events still to come.
+            at.last = revision;
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            if key == store.key {
+                match ev.event_type() {
+                    EventType::Put => {
+                        let report = Report::Config {
+                            revision,
+                            bytes: kv.value().to_vec(),
+                        };
+                        if let Err(e) = tx.send(report).await {
+                            return ended(e);
+                        }
+                    }
+                    EventType::Delete => {
+                        let why = format!(
+                            "{} was deleted in etcd at revision {revision}; this node keeps its last config",
+                            store.key
+                        );
+                        if let Err(e) = tx.send(Report::Trouble(why)).await {
+                            return ended(e);
+                        }
+                    }
+                }
+            } else if key.starts_with(&store.members) {
+                match ev.event_type() {
+                    EventType::Put => at.members.insert(key, kv.value().to_vec()),
+                    EventType::Delete => at.members.remove(&key),
+                };
+                members_at = Some(revision);
+            }
+        }
+        if let Some(revision) = members_at {
+            let report = Report::Members {
+                revision,
+                members: at.members.clone(),
+            };
+            if let Err(e) = tx.send(report).await {
+                return ended(e);
+            }
+        }
+    }
+}
+
+/// A member registered through [`Store::register`]: the value of `<prefix>/members/<pool>/<host>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// The pool (vserver) it joins.
+    pub pool: String,
+    /// Its fqdn.
+    pub host: String,
+    /// Its address.
+    pub ip: std::net::IpAddr,
+    /// Its weight.
+    pub weight: i32,
+}
+
+/// The most bytes a member value may have; etcd values are untrusted input.
+pub const MAX_MEMBER_BYTES: usize = 1024;
+
+/// Parses a member value read from etcd (untrusted: size-bounded, strict JSON, checked names).
+pub fn parse_member(bytes: &[u8]) -> Result<Member, String> {
+    if bytes.len() > MAX_MEMBER_BYTES {
+        return Err(format!(
+            "{} bytes (at most {MAX_MEMBER_BYTES})",
+            bytes.len()
+        ));
+    }
+    let m: Member = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    check_name("pool", &m.pool)?;
+    check_name("host", &m.host)?;
+    if !(0..=1_000_000).contains(&m.weight) {
+        return Err(format!("weight {} is outside 0..1000000", m.weight));
+    }
+    Ok(m)
+}
+
+fn check_name(what: &str, s: &str) -> Result<(), String> {
+    if s.is_empty()
+        || s.len() > 253
+        || s.chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '/')
+    {
+        return Err(format!("{what} {s:?} is not a valid name"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_member_values_are_refused() {
+        let ok = br#"{"pool":"web@demo","host":"b1.demo.","ip":"10.0.0.3","weight":2}"#;
+        assert_eq!(parse_member(ok).unwrap().weight, 2);
+        for bad in [
+            &b""[..],
+            b"null",
+            b"{}",
+            br#"{"pool":"web","host":"b1.","ip":"10.0.0.3","weight":1,"extra":1}"#,
+            br#"{"pool":"","host":"b1.","ip":"10.0.0.3","weight":1}"#,
+            br#"{"pool":"web","host":"b 1","ip":"10.0.0.3","weight":1}"#,
+            br#"{"pool":"web","host":"a/b","ip":"10.0.0.3","weight":1}"#,
+            br#"{"pool":"web","host":"b1.","ip":"10.0.0.300","weight":1}"#,
+            br#"{"pool":"web","host":"b1.","ip":"10.0.0.3","weight":-1}"#,
+            br#"{"pool":"web\n","host":"b1.","ip":"10.0.0.3","weight":1}"#,
+            &[b'{'; 100_000][..],
+        ] {
+            assert!(
+                parse_member(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(&bad[..bad.len().min(80)])
+            );
         }
     }
 }

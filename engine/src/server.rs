@@ -331,6 +331,49 @@ impl pb::engine_server::Engine for EngineService {
         Ok(Response::new(pb::ConfigHistoryReply { versions }))
     }
 
+    async fn register_member(
+        &self,
+        req: Request<pb::MemberLease>,
+    ) -> Result<Response<pb::MemberLeaseReply>, Status> {
+        require_trusted(&req)?;
+        let r = req.into_inner();
+        let Some(store) = self.etcd.store() else {
+            return Err(Status::failed_precondition(
+                "registering members needs config source etcd, connected",
+            ));
+        };
+        let ip = r
+            .ip
+            .parse()
+            .map_err(|_| Status::invalid_argument(format!("ip {:?} is not an address", r.ip)))?;
+        if !(1..=3600).contains(&r.ttl_s) {
+            return Err(Status::invalid_argument(format!(
+                "ttl_s {} is outside 1..3600",
+                r.ttl_s
+            )));
+        }
+        if !self.snap().vservers.iter().any(|v| v.name == r.pool) {
+            return Err(Status::not_found(format!(
+                "no pool (vserver) named {:?}",
+                r.pool
+            )));
+        }
+        let m = crate::etcd::Member {
+            pool: r.pool,
+            host: r.host,
+            ip,
+            weight: r.weight,
+        };
+        // The checks a value read back from etcd gets.
+        let bytes = serde_json::to_vec(&m).map_err(|e| Status::internal(e.to_string()))?;
+        crate::etcd::parse_member(&bytes).map_err(Status::invalid_argument)?;
+        let (lease_id, renewed) = store
+            .register(&m, i64::from(r.ttl_s))
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(pb::MemberLeaseReply { lease_id, renewed }))
+    }
+
     async fn config_rollback(
         &self,
         req: Request<pb::ConfigRollbackRequest>,

@@ -393,3 +393,42 @@ fn a_conflicting_edit_is_409_and_other_refusals_are_400() {
     .unwrap_err();
     assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_member_with_a_ttl_is_registered_with_a_lease_and_renewed() {
+    let h = harness();
+    let uri = "/v1/pools/web@demo/members/be7.demo.";
+    let body = r#"{"ip": "127.0.0.7", "weight": 2, "ttl_s": 5}"#;
+    // Leases need config source etcd: refused (409) on disk, nothing registered.
+    let (s, v) = h.call("PUT", uri, Some(ADMIN), body).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, _) = h
+        .call(
+            "PUT",
+            "/v1/config/source",
+            Some(ADMIN),
+            r#"{"source": "etcd"}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = h.call("PUT", uri, Some(ADMIN), body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["renewed"], json!(false));
+    assert_eq!(v["ttl_s"], json!(5));
+    let (s, v) = h.call("PUT", uri, Some(ADMIN), body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["renewed"], json!(true), "the same call renews");
+    // A bad TTL is a 400 naming the field; readers may not register.
+    for bad in [
+        r#"{"ip": "127.0.0.7", "ttl_s": 0}"#,
+        r#"{"ip": "127.0.0.7", "ttl_s": "5"}"#,
+    ] {
+        let (s, v) = h.call("PUT", uri, Some(ADMIN), bad).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v.to_string().contains("ttl_s"), "{v}");
+    }
+    let (s, _) = h.call("PUT", uri, Some(READER), body).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Registering is not a cluster.pb edit: no new version.
+    assert!(!h.fake.cluster_text_now().contains("be7.demo."));
+}

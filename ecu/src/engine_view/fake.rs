@@ -32,6 +32,8 @@ struct FakeState {
     /// Every saved version with its text, oldest first.
     versions: Vec<(Version, String)>,
     text: String,
+    /// Registered members: (pool, host, ttl_s).
+    leases: Vec<(String, String, u32)>,
 }
 
 // === impl FakeEngine ===
@@ -69,6 +71,7 @@ impl FakeEngine {
                 source: "disk".into(),
                 versions: Vec::new(),
                 text: String::new(),
+                leases: Vec::new(),
             })),
         }
     }
@@ -271,6 +274,27 @@ impl EngineView for FakeEngine {
     async fn history(&self) -> Result<Vec<Version>, ViewError> {
         let s = self.reachable()?;
         Ok(s.versions.iter().rev().map(|(v, _)| v.clone()).collect())
+    }
+
+    async fn register_member(
+        &self,
+        pool: String,
+        m: crate::spec::Member,
+        ttl_s: u32,
+    ) -> Result<(i64, bool), ViewError> {
+        let mut s = self.reachable()?;
+        if s.source != "etcd" {
+            return Err(ViewError::Rpc {
+                call: "RegisterMember",
+                code: tonic::Code::FailedPrecondition,
+                message: "registering members needs config source etcd, connected".into(),
+            });
+        }
+        let renewed = s.leases.iter().any(|(p, h, _)| *p == pool && *h == m.host);
+        if !renewed {
+            s.leases.push((pool, m.host, ttl_s));
+        }
+        Ok((s.leases.len() as i64, renewed))
     }
 
     async fn rollback(&self, id: u64, who: String) -> Result<Outcome, ViewError> {

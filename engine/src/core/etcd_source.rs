@@ -66,6 +66,8 @@ pub(super) struct EtcdSource {
     shared: Arc<EtcdShared>,
     tx: mpsc::Sender<EtcdMsg>,
     follower: Option<CancellationToken>,
+    /// This node's own writes, to the forwarder (see [`forward`]).
+    written: Option<mpsc::Sender<Written>>,
     applied: i64,
     trouble: Option<String>,
 }
@@ -94,6 +96,7 @@ impl EtcdSource {
             shared: Arc::clone(&shared),
             tx,
             follower: None,
+            written: None,
             applied: 0,
             trouble: None,
         };
@@ -115,34 +118,11 @@ impl EtcdSource {
         }
         let seed = std::fs::read(self.dir.join("cluster.pb")).unwrap_or_default();
         let stop = CancellationToken::new();
-        let (reports_tx, mut reports) = mpsc::channel(16);
+        let (reports_tx, reports) = mpsc::channel(16);
         tokio::spawn(crate::etcd::follow(cfg, seed, reports_tx, stop.clone()));
-        // Revisions are validated and saved one after another, in order, so cluster.pb on disk
-        // is always the newest revision this node saw.
-        let (tx, dir) = (self.tx.clone(), self.dir.clone());
-        tokio::spawn(async move {
-            while let Some(r) = reports.recv().await {
-                let msg = match r {
-                    Report::Config { revision, bytes } => {
-                        let dir = dir.clone();
-                        let checked = tokio::task::spawn_blocking(move || {
-                            check(&dir, &bytes).inspect(|_| save(&dir, &bytes))
-                        })
-                        .await
-                        .unwrap_or_else(|e| Err(vec![format!("validation failed: {e}")]));
-                        EtcdMsg::Checked {
-                            revision,
-                            checked: Box::new(checked),
-                            reply: None,
-                        }
-                    }
-                    other => EtcdMsg::Report(other),
-                };
-                if tx.send(msg).await.is_err() {
-                    return;
-                }
-            }
-        });
+        let (written_tx, written) = mpsc::channel(16);
+        tokio::spawn(forward(self.dir.clone(), reports, written, self.tx.clone()));
+        self.written = Some(written_tx);
         self.follower = Some(stop);
         self.shared.active.store(true, Ordering::Release);
         Ok(())
@@ -153,6 +133,7 @@ impl EtcdSource {
         if let Some(stop) = self.follower.take() {
             stop.cancel();
         }
+        self.written = None;
         self.shared.active.store(false, Ordering::Release);
         *self.shared.store.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.trouble = None;
@@ -187,8 +168,8 @@ impl EtcdSource {
                 self.trouble = Some(why);
                 None
             }
-            // Checked on the way in (see `start`).
-            EtcdMsg::Report(Report::Config { .. }) => None,
+            // Checked on the way in (see `forward`).
+            EtcdMsg::Report(Report::Config { .. } | Report::Members { .. }) => None,
             EtcdMsg::Checked {
                 revision,
                 checked,
@@ -227,14 +208,17 @@ impl EtcdSource {
     }
 
     /// Why an edit cannot go to etcd now, if it cannot.
-    fn unreachable(&self) -> Result<Store, Pending> {
-        self.shared.store().ok_or_else(|| {
-            let why = format!(
-                "etcd is not reachable ({}): edits need etcd; the running config stays",
-                self.trouble.as_deref().unwrap_or("not connected yet")
-            );
-            (None, ReloadOutcome::Refused(vec![why]))
-        })
+    fn unreachable(&self) -> Result<(Store, mpsc::Sender<Written>), Pending> {
+        self.shared
+            .store()
+            .zip(self.written.clone())
+            .ok_or_else(|| {
+                let why = format!(
+                    "etcd is not reachable ({}): edits need etcd; the running config stays",
+                    self.trouble.as_deref().unwrap_or("not connected yet")
+                );
+                (None, ReloadOutcome::Refused(vec![why]))
+            })
     }
 
     /// An edit: validated, then written to etcd if the key is still at `base` (0: the revision
@@ -246,12 +230,12 @@ impl EtcdSource {
         base: i64,
         reply: oneshot::Sender<ReloadReply>,
     ) -> Option<Pending> {
-        let store = match self.unreachable() {
+        let (store, tx) = match self.unreachable() {
             Ok(s) => s,
             Err((_, outcome)) => return Some((Some(reply), outcome)),
         };
         let base = if base == 0 { self.applied } else { base };
-        let (dir, tx) = (self.dir.clone(), self.tx.clone());
+        let dir = self.dir.clone();
         tokio::spawn(write(store, dir, tx, bytes, meta, base, reply));
         None
     }
@@ -263,11 +247,11 @@ impl EtcdSource {
         who: String,
         reply: oneshot::Sender<ReloadReply>,
     ) -> Option<Pending> {
-        let store = match self.unreachable() {
+        let (store, tx) = match self.unreachable() {
             Ok(s) => s,
             Err((_, outcome)) => return Some((Some(reply), outcome)),
         };
-        let (dir, tx, base) = (self.dir.clone(), self.tx.clone(), self.applied);
+        let (dir, base) = (self.dir.clone(), self.applied);
         tokio::spawn(async move {
             let rev = i64::try_from(id).unwrap_or(i64::MAX);
             let found = match store.read(Some(rev)).await {
@@ -297,39 +281,159 @@ fn refuse(reply: oneshot::Sender<ReloadReply>, why: Vec<String>) {
     });
 }
 
-/// Validates `bytes` off the loop, writes them to etcd if the key is at `base` and hands the
-/// result to the loop, which answers `reply` once applied.
+/// Validates `bytes` off the loop, writes them to etcd if the key is at `base` and hands them to
+/// the forwarder, which merges the registered members in; the loop answers `reply` once applied.
 async fn write(
     store: Store,
     dir: PathBuf,
-    tx: mpsc::Sender<EtcdMsg>,
+    tx: mpsc::Sender<Written>,
     bytes: Vec<u8>,
     meta: Meta,
     base: i64,
     reply: oneshot::Sender<ReloadReply>,
 ) {
     let (d, b) = (dir.clone(), bytes.clone());
-    let loaded = match tokio::task::spawn_blocking(move || check(&d, &b)).await {
-        Ok(Ok(l)) => l,
+    match tokio::task::spawn_blocking(move || check(&d, &b)).await {
+        Ok(Ok(_)) => {}
         Ok(Err(errors)) => return refuse(reply, errors),
         Err(e) => return refuse(reply, vec![format!("validation failed: {e}")]),
     };
     match store.write(&bytes, &meta, base).await {
         Ok(revision) => {
-            // Saved to disk when the watch delivers it, in order with other nodes' edits.
             tracing::info!(revision, by = %meta.who, "{}", meta.what);
-            let msg = EtcdMsg::Checked {
-                revision,
-                checked: Box::new(Ok(loaded)),
-                reply: Some(reply),
-            };
-            let _ = tx.send(msg).await;
+            let _ = tx.send((revision, bytes, reply)).await;
         }
         Err(e) => {
             tracing::warn!(by = %meta.who, "config edit refused: {e}");
             refuse(reply, vec![e.to_string()]);
         }
     }
+}
+
+/// A write of this node's, for the forwarder: its revision, bytes and the caller's reply.
+type Written = (i64, Vec<u8>, oneshot::Sender<ReloadReply>);
+
+/// Turns what the follower reports (and this node's own writes) into checked configs for the
+/// loop, one after another and in order: the config bytes merged with the registered members,
+/// validated, and saved to `<dir>/cluster.pb`, so cluster.pb on disk is always the newest
+/// revision this node applied.
+async fn forward(
+    dir: PathBuf,
+    mut reports: mpsc::Receiver<Report>,
+    mut written: mpsc::Receiver<Written>,
+    tx: mpsc::Sender<EtcdMsg>,
+) {
+    let mut config: Option<(i64, Vec<u8>)> = None;
+    let mut members = std::collections::BTreeMap::new();
+    loop {
+        let (revision, reply) = tokio::select! {
+            r = reports.recv() => match r {
+                None => return,
+                Some(Report::Config { revision, bytes }) => {
+                    if config.as_ref().is_some_and(|(r, _)| *r >= revision) {
+                        continue;
+                    }
+                    config = Some((revision, bytes));
+                    (revision, None)
+                }
+                Some(Report::Members { revision, members: m }) => {
+                    members = m;
+                    (revision, None)
+                }
+                Some(other) => {
+                    if tx.send(EtcdMsg::Report(other)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            },
+            w = written.recv() => match w {
+                None => return,
+                Some((revision, bytes, reply)) => {
+                    if config.as_ref().is_none_or(|(r, _)| *r < revision) {
+                        config = Some((revision, bytes));
+                    }
+                    (revision, Some(reply))
+                }
+            },
+        };
+        let Some((_, bytes)) = &config else { continue };
+        let (dir2, bytes, m) = (dir.clone(), bytes.clone(), members.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            let (merged, warnings) = merge(&bytes, &m)?;
+            let mut loaded = check(&dir2, &merged)?;
+            loaded.cluster.warnings.extend(warnings);
+            save(&dir2, &merged);
+            Ok(loaded)
+        })
+        .await
+        .unwrap_or_else(|e| Err(vec![format!("validation failed: {e}")]));
+        let msg = EtcdMsg::Checked {
+            revision,
+            checked: Box::new(checked),
+            reply,
+        };
+        if tx.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// cluster.pb `bytes` with the registered `members` (values of `<prefix>/members/…`) added as
+/// backends of their pools; unchanged bytes when there are none. A member that does not parse,
+/// names a pool the config lacks, or repeats a static backend is left out with a warning.
+pub fn merge(
+    bytes: &[u8],
+    members: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Result<(Vec<u8>, Vec<String>), Vec<String>> {
+    if members.is_empty() {
+        return Ok((bytes.to_vec(), Vec::new()));
+    }
+    let mut pb = config::cluster::parse(bytes)?;
+    let mut warnings = Vec::new();
+    for (key, value) in members {
+        let m = match crate::etcd::parse_member(value) {
+            Ok(m) => m,
+            Err(e) => {
+                warnings.push(format!("etcd member {key}: {e}; ignored"));
+                continue;
+            }
+        };
+        let Some(v) = pb.vserver.iter_mut().find(|v| v.name == m.pool) else {
+            warnings.push(format!(
+                "registered member {} of unknown pool {:?}; ignored",
+                m.host, m.pool
+            ));
+            continue;
+        };
+        let fqdn = format!("{}.", m.host.trim_end_matches('.'));
+        if v.backend
+            .iter()
+            .any(|b| b.host.fqdn.trim_end_matches('.') == fqdn.trim_end_matches('.'))
+        {
+            warnings.push(format!(
+                "registered member {} is a static backend of {}; registration ignored",
+                m.host, m.pool
+            ));
+            continue;
+        }
+        let (ipv4, ipv6) = match m.ip {
+            std::net::IpAddr::V4(a) => (Some(format!("{a}/32")), None),
+            std::net::IpAddr::V6(a) => (None, Some(format!("{a}/128"))),
+        };
+        v.backend.push(seesaw_proto::config::Backend {
+            host: seesaw_proto::config::Host {
+                fqdn,
+                ipv4,
+                ipv6,
+                status: None,
+            },
+            weight: Some(m.weight),
+            group: None,
+            backup: None,
+        });
+    }
+    Ok((config::cluster::to_text(&pb).into_bytes(), warnings))
 }
 
 /// Validates `bytes` as cluster.pb with this node's seesaw.cfg. Blocking.
