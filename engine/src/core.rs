@@ -557,6 +557,7 @@ fn snapshot(
         warnings,
         source: source.as_str().to_owned(),
         etcd,
+        vip_pools: state.full_config().cluster.vip_pools.clone(),
         overrides: state
             .overrides()
             .iter()

@@ -265,6 +265,166 @@ impl Store {
         Ok((granted.id(), false))
     }
 
+    /// Allocates an address (and port) of `pool` to `owner` (a service name), atomically: the
+    /// address:port key and the owner's key are created in one transaction, so two nodes
+    /// allocating at once never get the same address:port, and an owner holds at most one
+    /// allocation per pool (asking again returns it). `port`: the service's port; `None` takes
+    /// one from the pool's port range. Probes from a hash of the owner (one transaction each; a
+    /// sparse pool answers on the first), and after 32 taken candidates reads which are taken.
+    pub async fn allocate(
+        &self,
+        pool: &crate::model::VipPool,
+        owner: &str,
+        port: Option<u16>,
+    ) -> Result<(std::net::IpAddr, u16), StoreError> {
+        let ports: (u16, u16) = match (port, pool.ports) {
+            (Some(p), _) => (p, p),
+            (None, Some(r)) => r,
+            (None, None) => {
+                return Err(StoreError::Other(format!(
+                    "pool {:?} has no port range: name the service's port",
+                    pool.name
+                )));
+            }
+        };
+        let nports = u128::from(ports.1 - ports.0) + 1;
+        let total = pool.addresses().saturating_mul(nports);
+        if total == 0 {
+            return Err(StoreError::Other(format!("pool {:?} is empty", pool.name)));
+        }
+        let candidate = |c: u128| -> Option<(std::net::IpAddr, u16)> {
+            let ip = pool.address(c / nports)?;
+            let port = ports.0 + u16::try_from(c % nports).ok()?;
+            Some((ip, port))
+        };
+        let start = u128::from(key_hash_str(owner)) % total;
+        let mut taken = std::collections::HashSet::new();
+        let mut probe = 0u128;
+        for round in 0..4 {
+            if round > 0 {
+                // Dense pool or a race: learn what is taken, then try the first free ones.
+                taken = self.taken(&pool.name).await?;
+                if taken.len() as u128 >= total {
+                    return Err(StoreError::Other(format!(
+                        "pool {:?} is full ({total} taken)",
+                        pool.name
+                    )));
+                }
+            }
+            let mut tries = 0;
+            while tries < 32 && probe < total {
+                let Some((ip, port)) = candidate((start + probe) % total) else {
+                    break;
+                };
+                probe += 1;
+                if taken.contains(&(ip, port)) {
+                    continue;
+                }
+                tries += 1;
+                match self.claim(&pool.name, owner, ip, port).await? {
+                    Claim::Won => return Ok((ip, port)),
+                    Claim::Held(ip, port) => return Ok((ip, port)),
+                    Claim::Taken => {
+                        taken.insert((ip, port));
+                    }
+                }
+            }
+            if probe >= total {
+                probe = 0;
+            }
+        }
+        Err(StoreError::Other(format!(
+            "pool {:?}: no free address after 4 rounds (contention); retry",
+            pool.name
+        )))
+    }
+
+    fn vip_key(&self, pool: &str, ip: std::net::IpAddr, port: u16) -> String {
+        format!("{}vips/{pool}/{ip}/{port}", self.prefix)
+    }
+
+    fn owner_key(&self, pool: &str, owner: &str) -> String {
+        format!("{}vip-owners/{pool}/{owner}", self.prefix)
+    }
+
+    async fn claim(
+        &self,
+        pool: &str,
+        owner: &str,
+        ip: std::net::IpAddr,
+        port: u16,
+    ) -> Result<Claim, StoreError> {
+        let (vk, ok) = (self.vip_key(pool, ip, port), self.owner_key(pool, owner));
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(vk.clone(), CompareOp::Equal, 0),
+                Compare::create_revision(ok.clone(), CompareOp::Equal, 0),
+            ])
+            .and_then([
+                TxnOp::put(vk, owner, None),
+                TxnOp::put(ok.clone(), format!("{ip}/{port}"), None),
+            ])
+            .or_else([TxnOp::get(ok, None)]);
+        let mut c = self.client.kv_client();
+        let r = self.call(c.txn(txn)).await?;
+        if r.succeeded() {
+            return Ok(Claim::Won);
+        }
+        let held = r.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+            _ => None,
+        });
+        Ok(match held.as_deref().and_then(parse_held) {
+            Some((ip, port)) => Claim::Held(ip, port),
+            None => Claim::Taken,
+        })
+    }
+
+    async fn taken(
+        &self,
+        pool: &str,
+    ) -> Result<std::collections::HashSet<(std::net::IpAddr, u16)>, StoreError> {
+        let prefix = format!("{}vips/{pool}/", self.prefix);
+        let mut c = self.client.kv_client();
+        let r = self
+            .call(c.get(
+                prefix.clone(),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            ))
+            .await?;
+        Ok(r.kvs()
+            .iter()
+            .filter_map(|kv| {
+                let key = String::from_utf8_lossy(kv.key());
+                parse_held(key.strip_prefix(&prefix)?.as_bytes())
+            })
+            .collect())
+    }
+
+    /// Frees what `owner` holds in `pool` (nothing held: `false`).
+    pub async fn free(&self, pool: &str, owner: &str) -> Result<bool, StoreError> {
+        let ok = self.owner_key(pool, owner);
+        let mut c = self.client.kv_client();
+        let r = self.call(c.get(ok.clone(), None)).await?;
+        let Some(kv) = r.kvs().first() else {
+            return Ok(false);
+        };
+        let Some((ip, port)) = parse_held(kv.value()) else {
+            return Err(StoreError::Other(format!("{ok} holds no address/port")));
+        };
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                ok.clone(),
+                CompareOp::Equal,
+                kv.mod_revision(),
+            )])
+            .and_then([
+                TxnOp::delete(self.vip_key(pool, ip, port), None),
+                TxnOp::delete(ok, None),
+            ]);
+        Ok(self.call(c.txn(txn)).await?.succeeded())
+    }
+
     /// Up to `max` versions, newest first, walking the key's revisions back until it did not exist
     /// or etcd compacted them away.
     pub async fn history(&self, max: usize) -> Result<Vec<Version>, StoreError> {
@@ -304,6 +464,28 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The outcome of one allocation transaction.
+enum Claim {
+    /// The address:port is the owner's now.
+    Won,
+    /// The owner already held this one.
+    Held(std::net::IpAddr, u16),
+    /// Someone else has the address:port.
+    Taken,
+}
+
+/// `<ip>/<port>` (an allocation's value, or the tail of its key).
+fn parse_held(b: &[u8]) -> Option<(std::net::IpAddr, u16)> {
+    let s = std::str::from_utf8(b).ok()?;
+    let (ip, port) = s.rsplit_once('/')?;
+    Some((ip.parse().ok()?, port.parse().ok()?))
+}
+
+fn key_hash_str(s: &str) -> u64 {
+    let d = Sha256::digest(s.as_bytes());
+    u64::from_be_bytes(d[..8].try_into().unwrap_or_default())
 }
 
 /// The TLS options of an `https://` cluster: the pinned CA, and the client certificate if any.

@@ -143,6 +143,8 @@ pub struct Snapshot {
     pub source: String,
     /// With config source etcd: the key, the revision running, trouble.
     pub etcd: Option<crate::core::EtcdView>,
+    /// The config's address pools.
+    pub vip_pools: Vec<crate::model::VipPool>,
     /// Overrides in force: kind, target, state, who, when.
     pub overrides: Vec<(OverrideKind, String, OverrideState, String, SystemTime)>,
     /// VLANs with their backend and VIP counts (of the whole config, churn limit or not).

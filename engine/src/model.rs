@@ -573,8 +573,61 @@ pub struct Cluster {
     pub access_groups: BTreeMap<String, Vec<String>>,
     /// Metadata.
     pub metadata: Metadata,
+    /// Address pools for services created without a VIP.
+    pub vip_pools: Vec<VipPool>,
     /// Cluster warnings: misconfigured vservers and skipped duplicates.
     pub warnings: Vec<String>,
+}
+
+/// A `vip_pool`: addresses (and optionally ports) that services created without a VIP draw from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipPool {
+    /// Its name.
+    pub name: String,
+    /// Its address ranges.
+    pub nets: Vec<IpNet>,
+    /// Ports for services created without one.
+    pub ports: Option<(u16, u16)>,
+}
+
+impl VipPool {
+    /// How many addresses the pool holds (saturating).
+    pub fn addresses(&self) -> u128 {
+        self.nets.iter().fold(0u128, |n, net| {
+            let bits = u32::from(net.max_prefix_len() - net.prefix_len());
+            let all = 1u128.checked_shl(bits).unwrap_or(u128::MAX);
+            let usable = match net {
+                IpNet::V4(_) if bits >= 2 => all - 2,
+                _ => all,
+            };
+            n.saturating_add(usable)
+        })
+    }
+
+    /// Address number `i` of the pool (ranges in order; IPv4 ranges skip network and broadcast).
+    pub fn address(&self, mut i: u128) -> Option<IpAddr> {
+        for net in &self.nets {
+            let bits = u32::from(net.max_prefix_len() - net.prefix_len());
+            let (first, count) = match net {
+                IpNet::V4(_) if bits >= 2 => (1u128, (1u128 << bits) - 2),
+                _ => (0, 1u128.checked_shl(bits).unwrap_or(u128::MAX)),
+            };
+            if i < count {
+                return Some(match net {
+                    IpNet::V4(n) => {
+                        let base = u32::from(n.network());
+                        IpAddr::V4(Ipv4Addr::from(base + u32::try_from(first + i).ok()?))
+                    }
+                    IpNet::V6(n) => {
+                        let base = u128::from(n.network());
+                        IpAddr::V6(Ipv6Addr::from(base + first + i))
+                    }
+                });
+            }
+            i -= count;
+        }
+        None
+    }
 }
 
 /// Seesaw's pool of firewall marks for `use_fwm` vservers.

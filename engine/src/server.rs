@@ -69,6 +69,39 @@ impl EngineService {
         self.snapshot.borrow().clone()
     }
 
+    /// The store, the named pool of the running config, and the request, or why not.
+    #[allow(
+        clippy::result_large_err,
+        reason = "tonic's Status is the error type of every RPC"
+    )]
+    fn vip_pool(
+        &self,
+        req: Request<pb::VipRequest>,
+    ) -> Result<(crate::etcd::Store, crate::model::VipPool, pb::VipRequest), Status> {
+        let r = req.into_inner();
+        let Some(store) = self.etcd.store() else {
+            return Err(Status::failed_precondition(
+                "address pools need config source etcd, connected",
+            ));
+        };
+        if r.owner.is_empty() || r.owner.chars().any(|c| c.is_control() || c == '/') {
+            return Err(Status::invalid_argument(format!(
+                "owner {:?} is not a valid name",
+                r.owner
+            )));
+        }
+        let pool = self
+            .snap()
+            .vip_pools
+            .iter()
+            .find(|p| p.name == r.pool)
+            .cloned()
+            .ok_or_else(|| {
+                Status::not_found(format!("no vip_pool named {:?} in the config", r.pool))
+            })?;
+        Ok((store, pool, r))
+    }
+
     async fn send(&self, ev: Event) -> Result<(), Status> {
         self.events
             .send(ev)
@@ -372,6 +405,44 @@ impl pb::engine_server::Engine for EngineService {
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(pb::MemberLeaseReply { lease_id, renewed }))
+    }
+
+    async fn allocate_vip(
+        &self,
+        req: Request<pb::VipRequest>,
+    ) -> Result<Response<pb::VipReply>, Status> {
+        require_trusted(&req)?;
+        let (store, pool, r) = self.vip_pool(req)?;
+        let port = u16::try_from(r.port)
+            .map_err(|_| Status::invalid_argument(format!("port {} is not a port", r.port)))?;
+        let (ip, port) = store
+            .allocate(&pool, &r.owner, (port != 0).then_some(port))
+            .await
+            .map_err(|e| match e {
+                crate::etcd::StoreError::Unreachable(_) => Status::unavailable(e.to_string()),
+                _ => Status::failed_precondition(e.to_string()),
+            })?;
+        Ok(Response::new(pb::VipReply {
+            ip: ip.to_string(),
+            port: u32::from(port),
+            freed: false,
+        }))
+    }
+
+    async fn free_vip(
+        &self,
+        req: Request<pb::VipRequest>,
+    ) -> Result<Response<pb::VipReply>, Status> {
+        require_trusted(&req)?;
+        let (store, pool, r) = self.vip_pool(req)?;
+        let freed = store
+            .free(&pool.name, &r.owner)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(pb::VipReply {
+            freed,
+            ..Default::default()
+        }))
     }
 
     async fn config_rollback(

@@ -18,6 +18,7 @@ use crate::model::*;
 mod checks;
 mod plane;
 mod proxy;
+mod vip_pools;
 
 pub use checks::{healthcheck, healthchecks};
 pub use plane::{check_plane, proxy_capacity, same_family};
@@ -136,6 +137,7 @@ pub fn validate(c: &pb::Cluster) -> Result<(Cluster, Vec<String>), Vec<String>> 
                 .collect(),
         })
         .unwrap_or_default();
+    let vip_pools = vip_pools::vip_pools(c, &mut r);
     fwmark_rules(&vservers, &mut r);
     one_owner_per_service(&vservers, &mut r);
     clean_names(c, &mut r);
@@ -154,6 +156,7 @@ pub fn validate(c: &pb::Cluster) -> Result<(Cluster, Vec<String>), Vec<String>> 
             bgp,
             access_groups,
             metadata,
+            vip_pools,
             warnings: r.warnings,
         },
         warnings,
