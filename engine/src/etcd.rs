@@ -270,7 +270,7 @@ impl Store {
     /// allocating at once never get the same address:port, and an owner holds at most one
     /// allocation per pool (asking again returns it). `port`: the service's port; `None` takes
     /// one from the pool's port range. Probes from a hash of the owner (one transaction each; a
-    /// sparse pool answers on the first), and after 32 taken candidates reads which are taken.
+    /// sparse pool answers on the first), and after 8 taken candidates reads which are taken.
     pub async fn allocate(
         &self,
         pool: &crate::model::VipPool,
@@ -312,7 +312,7 @@ impl Store {
                 }
             }
             let mut tries = 0;
-            while tries < 32 && probe < total {
+            while tries < 8 && probe < total {
                 let Some((ip, port)) = candidate((start + probe) % total) else {
                     break;
                 };
