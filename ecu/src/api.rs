@@ -17,7 +17,7 @@
 //! | `PUT /v1/config/source` `{source}` | admin | |
 //! | `POST /v1/config/rollback` `{id}` | admin | |
 //! | `POST /v1/import` (YAML) | admin | Parasaus `Service`+`Endpoints` or `kind: Pool` |
-//! | `POST /v1/pools`, `PUT`/`DELETE /v1/pools/{name}` | admin | the pool form of [`crate::spec`] |
+//! | `POST /v1/pools`, `PUT`/`DELETE /v1/pools/{name}` | admin | the pool form of [`crate::spec`]; `"vip_pool": "<name>"` instead of `"vip"` allocates the address from the config's vip_pool (config source etcd), and deleting the pool frees it |
 //! | `POST /v1/pools/{name}/members`, `PUT`/`DELETE .../members/{host}` | admin | |
 //! | `PUT .../members/{host}` with `ttl_s` | admin | config source etcd: registers the member with a lease, renewed by repeating the call (`{lease_id, renewed}`) |
 //!
@@ -576,16 +576,86 @@ pub fn cluster_vip(c: &seesaw_proto::config::Cluster) -> Option<IpAddr> {
 }
 
 async fn create_pool<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> Response {
-    let parsed =
-        json_body(&body).and_then(|v| spec::pool_from_value(&v).map_err(ApiError::Invalid));
-    let action = match &parsed {
-        Ok((v, _)) => format!("create pool {}", v.name),
+    // `"vip_pool": "<name>"` instead of `"vip"`: the address comes from the config's vip_pool,
+    // allocated in etcd (config source etcd) and freed again if the pool is not created.
+    let body = json_body(&body).and_then(|mut v| {
+        let from = match &mut v {
+            Value::Object(m) => m.remove("vip_pool"),
+            _ => None,
+        };
+        let from = match from {
+            None => None,
+            Some(Value::String(p)) if !p.is_empty() => Some(p),
+            Some(_) => return Err(field("vip_pool", "must be the name of a vip_pool")),
+        };
+        if from.is_some() && v.get("vip").is_some() {
+            return Err(field("vip_pool", "give either vip or vip_pool, not both"));
+        }
+        Ok((v, from))
+    });
+    let action = match &body {
+        Ok((v, _)) => format!(
+            "create pool {}",
+            one_line(v.get("name").and_then(Value::as_str).unwrap_or("?"))
+        ),
         Err(_) => "create pool (invalid body)".into(),
     };
     let st2 = Arc::clone(&st);
     write(&st2, &who, Role::Admin, action.clone(), |user| async move {
-        let (v, _) = parsed?;
-        edit_cluster(&st, user, action, |c| Ok(cluster_edit::create_pool(c, v)?)).await
+        let (mut v, from) = body?;
+        let Some(vip_pool) = from else {
+            let (pool, _) = spec::pool_from_value(&v).map_err(ApiError::Invalid)?;
+            return edit_cluster(&st, user, action, |c| {
+                Ok(cluster_edit::create_pool(c, pool)?)
+            })
+            .await;
+        };
+        let name = v
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        path_names(&name, None)?;
+        // An existing pool of this name owns its allocation: refuse before asking for one, so
+        // the clean-up below never frees an address a running pool uses.
+        let (text, _) = st.view.cluster_text().await?;
+        if cluster_edit::parse(&text)?
+            .vserver
+            .iter()
+            .any(|x| x.name == name)
+        {
+            return Err(EditError::PoolExists(name).into());
+        }
+        let port = v
+            .pointer("/services/0/port")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0);
+        let (ip, _) = st
+            .view
+            .allocate_vip(vip_pool.clone(), name.clone(), port)
+            .await?;
+        v["vip"] = json!(ip);
+        let created = match spec::pool_from_value(&v).map_err(ApiError::Invalid) {
+            Ok((pool, _)) => {
+                edit_cluster(&st, user, action, |c| {
+                    Ok(cluster_edit::create_pool(c, pool)?)
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match created {
+            Ok(mut out) => {
+                out["vip"] = json!(ip);
+                Ok(out)
+            }
+            Err(e) => {
+                // Nothing was created: give the address back.
+                let _ = st.view.free_vip(vip_pool, name).await;
+                Err(e)
+            }
+        }
     })
     .await
 }
@@ -620,10 +690,23 @@ async fn delete_pool<V: EngineView>(
     let st2 = Arc::clone(&st);
     write(&st2, &who, Role::Admin, action.clone(), |user| async move {
         path_names(&name, None)?;
-        edit_cluster(&st, user, action, |c| {
+        let (text, _) = st.view.cluster_text().await?;
+        let vip_pools: Vec<String> = cluster_edit::parse(&text)?
+            .vip_pool
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        let mut out = edit_cluster(&st, user, action, |c| {
             Ok(cluster_edit::delete_pool(c, &name)?)
         })
-        .await
+        .await?;
+        // An address the pool drew from a vip_pool goes back to it.
+        for p in vip_pools {
+            if let Ok(true) = st.view.free_vip(p.clone(), name.clone()).await {
+                out["freed_vip_from"] = json!(p);
+            }
+        }
+        Ok(out)
     })
     .await
 }

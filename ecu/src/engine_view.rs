@@ -94,6 +94,20 @@ pub trait EngineView: Send + Sync + 'static {
         m: crate::spec::Member,
         ttl_s: u32,
     ) -> impl Future<Output = Result<(i64, bool), ViewError>> + Send;
+    /// Config source etcd: allocates an address (and a port when `port` is 0) of `vip_pool` to
+    /// `owner`; (address, port).
+    fn allocate_vip(
+        &self,
+        vip_pool: String,
+        owner: String,
+        port: u16,
+    ) -> impl Future<Output = Result<(String, u16), ViewError>> + Send;
+    /// Frees what `owner` holds in `vip_pool`; whether it held anything.
+    fn free_vip(
+        &self,
+        vip_pool: String,
+        owner: String,
+    ) -> impl Future<Output = Result<bool, ViewError>> + Send;
 }
 
 /// [`EngineView`] over the engine's gRPC API.
@@ -328,6 +342,39 @@ impl EngineView for GrpcEngineView {
         ttl_s: u32,
     ) -> Result<(i64, bool), ViewError> {
         self.register(pool, m, ttl_s).await
+    }
+
+    async fn allocate_vip(
+        &self,
+        vip_pool: String,
+        owner: String,
+        port: u16,
+    ) -> Result<(String, u16), ViewError> {
+        let r = self
+            .c()
+            .allocate_vip(pb::VipRequest {
+                pool: vip_pool,
+                owner,
+                port: u32::from(port),
+            })
+            .await
+            .map_err(|s| view_error("AllocateVip", &s))?
+            .into_inner();
+        Ok((r.ip, u16::try_from(r.port).unwrap_or(0)))
+    }
+
+    async fn free_vip(&self, vip_pool: String, owner: String) -> Result<bool, ViewError> {
+        let r = self
+            .c()
+            .free_vip(pb::VipRequest {
+                pool: vip_pool,
+                owner,
+                port: 0,
+            })
+            .await
+            .map_err(|s| view_error("FreeVip", &s))?
+            .into_inner();
+        Ok(r.freed)
     }
 }
 

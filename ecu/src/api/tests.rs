@@ -432,3 +432,50 @@ async fn a_member_with_a_ttl_is_registered_with_a_lease_and_renewed() {
     // Registering is not a cluster.pb edit: no new version.
     assert!(!h.fake.cluster_text_now().contains("be7.demo."));
 }
+
+#[tokio::test]
+async fn a_pool_without_a_vip_draws_one_from_a_vip_pool_and_gives_it_back() {
+    let h = harness();
+    h.fake.set_cluster_text(&format!(
+        "{CLUSTER}vip_pool: < name: \"pub\" cidr: \"10.99.0.0/16\" >\n"
+    ));
+    let body = r#"{"name": "api@demo", "vip_pool": "pub", "services": [{"port": 443}]}"#;
+    // Address pools need config source etcd: 409, nothing created.
+    let (s, v) = h.call("POST", "/v1/pools", Some(ADMIN), body).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(!h.fake.cluster_text_now().contains("api@demo"));
+    let (s, _) = h
+        .call(
+            "PUT",
+            "/v1/config/source",
+            Some(ADMIN),
+            r#"{"source": "etcd"}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = h.call("POST", "/v1/pools", Some(ADMIN), body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["vip"], json!("10.99.0.1"));
+    assert!(h.fake.cluster_text_now().contains("10.99.0.1/32"));
+    // The same name again: refused before any allocation, so the running pool keeps its address.
+    let (s, _) = h.call("POST", "/v1/pools", Some(ADMIN), body).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    // Both vip and vip_pool, or a vip_pool that is not a name: 400.
+    for bad in [
+        r#"{"name": "x@demo", "vip": "127.0.0.1", "vip_pool": "pub", "services": [{"port": 1}]}"#,
+        r#"{"name": "x@demo", "vip_pool": 7, "services": [{"port": 1}]}"#,
+    ] {
+        let (s, v) = h.call("POST", "/v1/pools", Some(ADMIN), bad).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    }
+    // Deleting the pool frees the address; the next pool gets it again.
+    let (s, v) = h
+        .call("DELETE", "/v1/pools/api@demo", Some(ADMIN), "")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["freed_vip_from"], json!("pub"));
+    let next = body.replace("api@demo", "api2@demo");
+    let (s, v) = h.call("POST", "/v1/pools", Some(ADMIN), &next).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["vip"], json!("10.99.0.1"));
+}

@@ -34,6 +34,8 @@ struct FakeState {
     text: String,
     /// Registered members: (pool, host, ttl_s).
     leases: Vec<(String, String, u32)>,
+    /// Allocated addresses: (vip pool, owner, address).
+    vips: Vec<(String, String, String)>,
 }
 
 // === impl FakeEngine ===
@@ -72,6 +74,7 @@ impl FakeEngine {
                 versions: Vec::new(),
                 text: String::new(),
                 leases: Vec::new(),
+                vips: Vec::new(),
             })),
         }
     }
@@ -295,6 +298,35 @@ impl EngineView for FakeEngine {
             s.leases.push((pool, m.host, ttl_s));
         }
         Ok((s.leases.len() as i64, renewed))
+    }
+
+    async fn allocate_vip(
+        &self,
+        vip_pool: String,
+        owner: String,
+        port: u16,
+    ) -> Result<(String, u16), ViewError> {
+        let mut s = self.reachable()?;
+        if s.source != "etcd" {
+            return Err(ViewError::Rpc {
+                call: "AllocateVip",
+                code: tonic::Code::FailedPrecondition,
+                message: "address pools need config source etcd, connected".into(),
+            });
+        }
+        if let Some((_, _, ip)) = s.vips.iter().find(|v| v.0 == vip_pool && v.1 == owner) {
+            return Ok((ip.clone(), port));
+        }
+        let ip = format!("10.99.0.{}", s.vips.len() + 1);
+        s.vips.push((vip_pool, owner, ip.clone()));
+        Ok((ip, port))
+    }
+
+    async fn free_vip(&self, vip_pool: String, owner: String) -> Result<bool, ViewError> {
+        let mut s = self.reachable()?;
+        let before = s.vips.len();
+        s.vips.retain(|v| !(v.0 == vip_pool && v.1 == owner));
+        Ok(s.vips.len() != before)
     }
 
     async fn rollback(&self, id: u64, who: String) -> Result<Outcome, ViewError> {
