@@ -626,17 +626,23 @@ async fn create_pool<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> 
         {
             return Err(EditError::PoolExists(name).into());
         }
-        let port = v
-            .pointer("/services/0/port")
-            .and_then(Value::as_u64)
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or(0);
-        let (ip, _) = st
+        // Every service port is reserved on the address (none: one from the pool's range).
+        let ports: Vec<u16> = v
+            .get("services")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.get("port")?.as_u64())
+                    .filter_map(|p| u16::try_from(p).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (ip, created) = st
             .view
-            .allocate_vip(vip_pool.clone(), name.clone(), port)
+            .allocate_vip(vip_pool.clone(), name.clone(), ports)
             .await?;
         v["vip"] = json!(ip);
-        let created = match spec::pool_from_value(&v).map_err(ApiError::Invalid) {
+        let outcome = match spec::pool_from_value(&v).map_err(ApiError::Invalid) {
             Ok((pool, _)) => {
                 edit_cluster(&st, user, action, |c| {
                     Ok(cluster_edit::create_pool(c, pool)?)
@@ -645,14 +651,17 @@ async fn create_pool<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> 
             }
             Err(e) => Err(e),
         };
-        match created {
+        match outcome {
             Ok(mut out) => {
                 out["vip"] = json!(ip);
                 Ok(out)
             }
             Err(e) => {
-                // Nothing was created: give the address back.
-                let _ = st.view.free_vip(vip_pool, name).await;
+                // Nothing was created: give back an address this call won (one the owner held
+                // already may belong to a pool of that name created meanwhile).
+                if created {
+                    let _ = st.view.free_vip(vip_pool, name).await;
+                }
                 Err(e)
             }
         }

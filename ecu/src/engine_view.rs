@@ -94,14 +94,14 @@ pub trait EngineView: Send + Sync + 'static {
         m: crate::spec::Member,
         ttl_s: u32,
     ) -> impl Future<Output = Result<(i64, bool), ViewError>> + Send;
-    /// Config source etcd: allocates an address (and a port when `port` is 0) of `vip_pool` to
-    /// `owner`; (address, port).
+    /// Config source etcd: allocates an address of `vip_pool` to `owner`, reserving `ports` on
+    /// it; (address, whether this call won it rather than finding the owner's own).
     fn allocate_vip(
         &self,
         vip_pool: String,
         owner: String,
-        port: u16,
-    ) -> impl Future<Output = Result<(String, u16), ViewError>> + Send;
+        ports: Vec<u16>,
+    ) -> impl Future<Output = Result<(String, bool), ViewError>> + Send;
     /// Frees what `owner` holds in `vip_pool`; whether it held anything.
     fn free_vip(
         &self,
@@ -348,19 +348,21 @@ impl EngineView for GrpcEngineView {
         &self,
         vip_pool: String,
         owner: String,
-        port: u16,
-    ) -> Result<(String, u16), ViewError> {
+        ports: Vec<u16>,
+    ) -> Result<(String, bool), ViewError> {
+        let mut ports = ports.into_iter().map(u32::from);
         let r = self
             .c()
             .allocate_vip(pb::VipRequest {
                 pool: vip_pool,
                 owner,
-                port: u32::from(port),
+                port: ports.next().unwrap_or(0),
+                more_ports: ports.collect(),
             })
             .await
             .map_err(|s| view_error("AllocateVip", &s))?
             .into_inner();
-        Ok((r.ip, u16::try_from(r.port).unwrap_or(0)))
+        Ok((r.ip, r.created))
     }
 
     async fn free_vip(&self, vip_pool: String, owner: String) -> Result<bool, ViewError> {
@@ -369,7 +371,7 @@ impl EngineView for GrpcEngineView {
             .free_vip(pb::VipRequest {
                 pool: vip_pool,
                 owner,
-                port: 0,
+                ..Default::default()
             })
             .await
             .map_err(|s| view_error("FreeVip", &s))?

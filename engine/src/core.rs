@@ -22,12 +22,13 @@ mod etcd_source;
 
 pub use crate::events::{BgpNeighborsReply, Event, HaConfigView, ReloadReply, Snapshot};
 
+pub use crate::etcd::{EtcdShared, EtcdView};
 pub use config_source::ConfigSource;
 use config_source::{
     CONVERGE_EVERY, FetchReply, LoadReply, apply_edit, apply_fetched, apply_loaded, spawn_fetch,
     start_edit, start_reload, start_sync,
 };
-pub use etcd_source::{EtcdShared, EtcdView, merge as merge_members};
+pub use etcd_source::merge as merge_members;
 
 /// Why the engine stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -26,6 +26,46 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::etcd_cfg::EtcdSettings;
 
+/// What the API server reads without the loop: the store while etcd is the source, and the
+/// revision running.
+#[derive(Debug, Default)]
+pub struct EtcdShared {
+    pub(crate) active: std::sync::atomic::AtomicBool,
+    pub(crate) revision: std::sync::atomic::AtomicI64,
+    pub(crate) store: std::sync::Mutex<Option<Store>>,
+}
+
+impl EtcdShared {
+    /// The store, while etcd is the config source and connected.
+    pub fn store(&self) -> Option<Store> {
+        if !self.active.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        self.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether etcd is the config source.
+    pub fn active(&self) -> bool {
+        self.active.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The revision of the running config (0: none yet).
+    pub fn revision(&self) -> i64 {
+        self.revision.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// The etcd source's state for `config status` and `show warnings`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdView {
+    /// The config key.
+    pub key: String,
+    /// The revision running (0: none from etcd yet).
+    pub revision: i64,
+    /// Why etcd is not followed right now (unreachable, key deleted), if so.
+    pub trouble: Option<String>,
+}
+
 /// Why a store call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -214,27 +254,64 @@ impl Store {
     }
 
     /// The config (with the revision that wrote it) and every registered member, read at one
-    /// revision (returned too).
-    #[allow(clippy::type_complexity, reason = "one atomic read, three parts")]
+    /// revision (returned too). Only the config key and `members/` are read (never the address
+    /// allocations), page by page, so a big cluster stays under gRPC's message limit.
+    #[allow(clippy::type_complexity, reason = "one consistent read, three parts")]
     pub async fn read_all(
         &self,
     ) -> Result<(Option<(Vec<u8>, i64)>, BTreeMap<String, Vec<u8>>, i64), StoreError> {
         let mut c = self.client.kv_client();
-        let r = self
-            .call(c.get(self.prefix.clone(), Some(GetOptions::new().with_prefix())))
-            .await?;
-        let mut config = None;
-        let mut members = BTreeMap::new();
-        for kv in r.kvs() {
-            let key = String::from_utf8_lossy(kv.key());
-            if key == self.key {
-                config = Some((kv.value().to_vec(), kv.mod_revision()));
-            } else if key.starts_with(&self.members) {
-                members.insert(key.into_owned(), kv.value().to_vec());
+        let r = self.call(c.get(self.key.clone(), None)).await?;
+        let revision = r.header().map_or(0, etcd_client::ResponseHeader::revision);
+        let config = r
+            .kvs()
+            .first()
+            .map(|kv| (kv.value().to_vec(), kv.mod_revision()));
+        let members = self
+            .range(&self.members, false, Some(revision))
+            .await?
+            .into_iter()
+            .collect();
+        Ok((config, members, revision))
+    }
+
+    /// Every key (and value, unless `keys_only`) under `prefix` as of `at` (now when `None`),
+    /// read in pages of [`PAGE`] keys at one revision.
+    async fn range(
+        &self,
+        prefix: &str,
+        keys_only: bool,
+        at: Option<i64>,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let end = prefix_end(prefix);
+        let mut from = prefix.as_bytes().to_vec();
+        let mut at = at;
+        let mut out = Vec::new();
+        let mut c = self.client.kv_client();
+        loop {
+            let mut o = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if keys_only {
+                o = o.with_keys_only();
+            }
+            if let Some(r) = at {
+                o = o.with_revision(r);
+            }
+            let r = self.call(c.get(from.clone(), Some(o))).await?;
+            at = at.or_else(|| r.header().map(etcd_client::ResponseHeader::revision));
+            for kv in r.kvs() {
+                out.push((
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    kv.value().to_vec(),
+                ));
+            }
+            match r.kvs().last() {
+                Some(last) if r.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok(out),
             }
         }
-        let revision = r.header().map_or(0, etcd_client::ResponseHeader::revision);
-        Ok((config, members, revision))
     }
 
     /// Registers `m` for `ttl_s` seconds under `<prefix>/members/<pool>/<host>`, or renews it:
@@ -265,37 +342,39 @@ impl Store {
         Ok((granted.id(), false))
     }
 
-    /// Allocates an address (and port) of `pool` to `owner` (a service name), atomically: the
-    /// address:port key and the owner's key are created in one transaction, so two nodes
-    /// allocating at once never get the same address:port, and an owner holds at most one
-    /// allocation per pool (asking again returns it). `port`: the service's port; `None` takes
-    /// one from the pool's port range. Probes from a hash of the owner (one transaction each; a
-    /// sparse pool answers on the first), and after 8 taken candidates reads which are taken.
+    /// Allocates an address of `pool` to `owner` (a service name) for every one of its `ports`
+    /// (none: one port from the pool's range), atomically: each address:port key and the owner's
+    /// key are created in one transaction, so two nodes allocating at once never get the same
+    /// address:port, and an owner holds at most one allocation per pool (asking again returns it,
+    /// with `created` false). Probes from a hash of the owner (one transaction each; a sparse
+    /// pool answers on the first), and after 8 taken candidates reads which are taken.
     pub async fn allocate(
         &self,
         pool: &crate::model::VipPool,
         owner: &str,
-        port: Option<u16>,
-    ) -> Result<(std::net::IpAddr, u16), StoreError> {
-        let ports: (u16, u16) = match (port, pool.ports) {
-            (Some(p), _) => (p, p),
-            (None, Some(r)) => r,
-            (None, None) => {
+        ports: &[u16],
+    ) -> Result<Allocation, StoreError> {
+        let (lo, nports) = match (ports, pool.ports) {
+            ([], Some((lo, hi))) => (lo, u128::from(hi - lo) + 1),
+            ([], None) => {
                 return Err(StoreError::Other(format!(
                     "pool {:?} has no port range: name the service's port",
                     pool.name
                 )));
             }
+            (_, _) => (0, 1),
         };
-        let nports = u128::from(ports.1 - ports.0) + 1;
         let total = pool.addresses().saturating_mul(nports);
         if total == 0 {
             return Err(StoreError::Other(format!("pool {:?} is empty", pool.name)));
         }
-        let candidate = |c: u128| -> Option<(std::net::IpAddr, u16)> {
+        let candidate = |c: u128| -> Option<(std::net::IpAddr, Vec<u16>)> {
             let ip = pool.address(c / nports)?;
-            let port = ports.0 + u16::try_from(c % nports).ok()?;
-            Some((ip, port))
+            if ports.is_empty() {
+                Some((ip, vec![lo + u16::try_from(c % nports).ok()?]))
+            } else {
+                Some((ip, ports.to_vec()))
+            }
         };
         let start = u128::from(key_hash_str(owner)) % total;
         let mut taken = std::collections::HashSet::new();
@@ -304,28 +383,41 @@ impl Store {
             if round > 0 {
                 // Dense pool or a race: learn what is taken, then try the first free ones.
                 taken = self.taken(&pool.name).await?;
-                if taken.len() as u128 >= total {
+                if taken.len() as u128 >= total.saturating_mul(ports.len().max(1) as u128) {
                     return Err(StoreError::Other(format!(
-                        "pool {:?} is full ({total} taken)",
-                        pool.name
+                        "pool {:?} is full ({} taken)",
+                        pool.name,
+                        taken.len()
                     )));
                 }
             }
             let mut tries = 0;
             while tries < 8 && probe < total {
-                let Some((ip, port)) = candidate((start + probe) % total) else {
+                let Some((ip, want)) = candidate((start + probe) % total) else {
                     break;
                 };
                 probe += 1;
-                if taken.contains(&(ip, port)) {
+                if want.iter().any(|p| taken.contains(&(ip, *p))) {
                     continue;
                 }
                 tries += 1;
-                match self.claim(&pool.name, owner, ip, port).await? {
-                    Claim::Won => return Ok((ip, port)),
-                    Claim::Held(ip, port) => return Ok((ip, port)),
+                match self.claim(&pool.name, owner, ip, &want).await? {
+                    Claim::Won => {
+                        return Ok(Allocation {
+                            ip,
+                            ports: want,
+                            created: true,
+                        });
+                    }
+                    Claim::Held(ip, ports) => {
+                        return Ok(Allocation {
+                            ip,
+                            ports,
+                            created: false,
+                        });
+                    }
                     Claim::Taken => {
-                        taken.insert((ip, port));
+                        taken.extend(want.iter().map(|p| (ip, *p)));
                     }
                 }
             }
@@ -352,18 +444,25 @@ impl Store {
         pool: &str,
         owner: &str,
         ip: std::net::IpAddr,
-        port: u16,
+        ports: &[u16],
     ) -> Result<Claim, StoreError> {
-        let (vk, ok) = (self.vip_key(pool, ip, port), self.owner_key(pool, owner));
+        let ok = self.owner_key(pool, owner);
+        let mut when = vec![Compare::create_revision(ok.clone(), CompareOp::Equal, 0)];
+        let mut then = Vec::new();
+        for p in ports {
+            let vk = self.vip_key(pool, ip, *p);
+            when.push(Compare::create_revision(vk.clone(), CompareOp::Equal, 0));
+            then.push(TxnOp::put(vk, owner, None));
+        }
+        let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+        then.push(TxnOp::put(
+            ok.clone(),
+            format!("{ip}/{}", list.join(",")),
+            None,
+        ));
         let txn = Txn::new()
-            .when([
-                Compare::create_revision(vk.clone(), CompareOp::Equal, 0),
-                Compare::create_revision(ok.clone(), CompareOp::Equal, 0),
-            ])
-            .and_then([
-                TxnOp::put(vk, owner, None),
-                TxnOp::put(ok.clone(), format!("{ip}/{port}"), None),
-            ])
+            .when(when)
+            .and_then(then)
             .or_else([TxnOp::get(ok, None)]);
         let mut c = self.client.kv_client();
         let r = self.call(c.txn(txn)).await?;
@@ -374,8 +473,8 @@ impl Store {
             TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
             _ => None,
         });
-        Ok(match held.as_deref().and_then(parse_held) {
-            Some((ip, port)) => Claim::Held(ip, port),
+        Ok(match held.as_deref().and_then(parse_owner) {
+            Some((ip, ports)) => Claim::Held(ip, ports),
             None => Claim::Taken,
         })
     }
@@ -385,19 +484,11 @@ impl Store {
         pool: &str,
     ) -> Result<std::collections::HashSet<(std::net::IpAddr, u16)>, StoreError> {
         let prefix = format!("{}vips/{pool}/", self.prefix);
-        let mut c = self.client.kv_client();
-        let r = self
-            .call(c.get(
-                prefix.clone(),
-                Some(GetOptions::new().with_prefix().with_keys_only()),
-            ))
-            .await?;
-        Ok(r.kvs()
-            .iter()
-            .filter_map(|kv| {
-                let key = String::from_utf8_lossy(kv.key());
-                parse_held(key.strip_prefix(&prefix)?.as_bytes())
-            })
+        Ok(self
+            .range(&prefix, true, None)
+            .await?
+            .into_iter()
+            .filter_map(|(key, _)| parse_held(key.strip_prefix(&prefix)?.as_bytes()))
             .collect())
     }
 
@@ -409,19 +500,21 @@ impl Store {
         let Some(kv) = r.kvs().first() else {
             return Ok(false);
         };
-        let Some((ip, port)) = parse_held(kv.value()) else {
-            return Err(StoreError::Other(format!("{ok} holds no address/port")));
+        let Some((ip, ports)) = parse_owner(kv.value()) else {
+            return Err(StoreError::Other(format!("{ok} holds no address/ports")));
         };
+        let mut ops: Vec<TxnOp> = ports
+            .iter()
+            .map(|p| TxnOp::delete(self.vip_key(pool, ip, *p), None))
+            .collect();
+        ops.push(TxnOp::delete(ok.clone(), None));
         let txn = Txn::new()
             .when([Compare::mod_revision(
-                ok.clone(),
+                ok,
                 CompareOp::Equal,
                 kv.mod_revision(),
             )])
-            .and_then([
-                TxnOp::delete(self.vip_key(pool, ip, port), None),
-                TxnOp::delete(ok, None),
-            ]);
+            .and_then(ops);
         Ok(self.call(c.txn(txn)).await?.succeeded())
     }
 
@@ -466,12 +559,23 @@ impl Store {
     }
 }
 
+/// An address (and its ports) allocated to an owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    /// The address.
+    pub ip: std::net::IpAddr,
+    /// The ports reserved on it.
+    pub ports: Vec<u16>,
+    /// Whether this call won it (false: the owner held it already).
+    pub created: bool,
+}
+
 /// The outcome of one allocation transaction.
 enum Claim {
-    /// The address:port is the owner's now.
+    /// The address:ports are the owner's now.
     Won,
     /// The owner already held this one.
-    Held(std::net::IpAddr, u16),
+    Held(std::net::IpAddr, Vec<u16>),
     /// Someone else has the address:port.
     Taken,
 }
@@ -483,9 +587,32 @@ fn parse_held(b: &[u8]) -> Option<(std::net::IpAddr, u16)> {
     Some((ip.parse().ok()?, port.parse().ok()?))
 }
 
+/// `<ip>/<port>,<port>…` (an owner key's value).
+fn parse_owner(b: &[u8]) -> Option<(std::net::IpAddr, Vec<u16>)> {
+    let s = std::str::from_utf8(b).ok()?;
+    let (ip, ports) = s.rsplit_once('/')?;
+    let ports: Option<Vec<u16>> = ports.split(',').map(|p| p.parse().ok()).collect();
+    Some((ip.parse().ok()?, ports?))
+}
+
 fn key_hash_str(s: &str) -> u64 {
     let d = Sha256::digest(s.as_bytes());
     u64::from_be_bytes(d[..8].try_into().unwrap_or_default())
+}
+
+/// Keys per page of a range read (well under gRPC's 4 MiB message limit).
+const PAGE: i64 = 5000;
+
+/// The first key after every key that starts with `prefix`.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
 }
 
 /// The TLS options of an `https://` cluster: the pinned CA, and the client certificate if any.
@@ -549,10 +676,15 @@ pub async fn follow(
     let mut at = Followed::default();
     let mut backoff = Duration::from_millis(250);
     while !stop.is_cancelled() {
+        let connected_before = at.connected;
         let why = tokio::select! {
             why = follow_once(&cfg, &seed, &tx, &mut at) => why,
             () = stop.cancelled() => return,
         };
+        if at.connected != connected_before {
+            // This round got through: the next outage starts its backoff afresh.
+            backoff = Duration::from_millis(250);
+        }
         if tx.send(Report::Trouble(why)).await.is_err() {
             return;
         }
@@ -569,6 +701,8 @@ pub async fn follow(
 struct Followed {
     last: i64,
     members: BTreeMap<String, Vec<u8>>,
+    /// Counts connections, so `follow` can tell a round that got through.
+    connected: u64,
 }
 
 /// One connection's worth of [`follow`]; returns why it ended.
@@ -582,7 +716,8 @@ async fn follow_once(
         Ok(s) => s,
         Err(e) => return e.to_string(),
     };
-    if at.last == 0 {
+    at.connected += 1;
+    if at.last == 0 && !seed.is_empty() {
         match store
             .seed(
                 seed,

@@ -142,7 +142,7 @@ pub struct Snapshot {
     /// The config source (`disk`, `server`, `peer`, `etcd`, `none`).
     pub source: String,
     /// With config source etcd: the key, the revision running, trouble.
-    pub etcd: Option<crate::core::EtcdView>,
+    pub etcd: Option<crate::etcd::EtcdView>,
     /// The config's address pools.
     pub vip_pools: Vec<crate::model::VipPool>,
     /// Overrides in force: kind, target, state, who, when.

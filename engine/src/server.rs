@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::core::EtcdShared;
+use crate::etcd::EtcdShared;
 use crate::events::{Event, HaPulse, Snapshot};
 
 /// Versions `config history` shows from etcd (each is two reads).
@@ -413,19 +413,25 @@ impl pb::engine_server::Engine for EngineService {
     ) -> Result<Response<pb::VipReply>, Status> {
         require_trusted(&req)?;
         let (store, pool, r) = self.vip_pool(req)?;
-        let port = u16::try_from(r.port)
-            .map_err(|_| Status::invalid_argument(format!("port {} is not a port", r.port)))?;
-        let (ip, port) = store
-            .allocate(&pool, &r.owner, (port != 0).then_some(port))
+        let ports: Vec<u16> = std::iter::once(r.port)
+            .chain(r.more_ports.iter().copied())
+            .filter(|p| *p != 0)
+            .map(u16::try_from)
+            .collect::<Result<_, _>>()
+            .map_err(|_| Status::invalid_argument("a port is outside 1..65535"))?;
+        let a = store
+            .allocate(&pool, &r.owner, &ports)
             .await
             .map_err(|e| match e {
                 crate::etcd::StoreError::Unreachable(_) => Status::unavailable(e.to_string()),
                 _ => Status::failed_precondition(e.to_string()),
             })?;
         Ok(Response::new(pb::VipReply {
-            ip: ip.to_string(),
-            port: u32::from(port),
+            ip: a.ip.to_string(),
+            port: u32::from(a.ports.first().copied().unwrap_or(0)),
             freed: false,
+            created: a.created,
+            ports: a.ports.iter().map(|p| u32::from(*p)).collect(),
         }))
     }
 

@@ -760,6 +760,45 @@ async fn members_register_renew_and_expire_on_every_node() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    // A member with a static backend's address is left out with a warning; the config keeps
+    // running, and an edit on the revision this node runs (base 0) still lands.
+    c1.register_member(lease("b1dup.", "127.0.0.21", 60))
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    while !status(&mut c1)
+        .await
+        .warnings
+        .iter()
+        .any(|w| w.contains("b1dup.") && w.contains("ignored"))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            status(&mut c1).await.warnings
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(backends_of(&mut c1).await, want);
+    let r = update(
+        &mut c1,
+        format!("{CLUSTER}# edited\n"),
+        "edit with members",
+        0,
+    )
+    .await;
+    assert!(r.applied, "{r:?}");
+    for c in &mut clients {
+        let t0 = Instant::now();
+        while backends_of(c).await != want {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                backends_of(c).await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     // Renewed through node 2 for twice its TTL: it stays, and renewing changes no revision.
     let rev = status(&mut clients[1]).await.etcd_revision;
     let mut c2 = clients[1].clone();
@@ -843,6 +882,7 @@ fn vip(owner: &str, port: u32) -> pb::VipRequest {
         pool: "pub".into(),
         owner: owner.into(),
         port,
+        ..Default::default()
     }
 }
 
@@ -913,7 +953,15 @@ async fn vip_pool_allocations_are_unique_across_nodes_and_fast_when_full() {
         .await
         .unwrap()
         .into_inner();
+    assert!(!again.created);
     assert_eq!((again.ip, again.port), all[0]);
+    // A service with two ports reserves both on one address.
+    let mut two = vip("multi", 80);
+    two.more_ports = vec![443];
+    let two = c.allocate_vip(two).await.unwrap().into_inner();
+    assert!(two.created);
+    assert_eq!(two.ports, [80, 443]);
+    assert!(!distinct.contains(&(two.ip.clone(), 80)));
     // A port from the pool's range when the service names none.
     let ranged = c.allocate_vip(vip("ranged", 0)).await.unwrap().into_inner();
     assert!((8000..=8009).contains(&ranged.port), "{ranged:?}");

@@ -304,8 +304,8 @@ impl EngineView for FakeEngine {
         &self,
         vip_pool: String,
         owner: String,
-        port: u16,
-    ) -> Result<(String, u16), ViewError> {
+        _ports: Vec<u16>,
+    ) -> Result<(String, bool), ViewError> {
         let mut s = self.reachable()?;
         if s.source != "etcd" {
             return Err(ViewError::Rpc {
@@ -315,11 +315,11 @@ impl EngineView for FakeEngine {
             });
         }
         if let Some((_, _, ip)) = s.vips.iter().find(|v| v.0 == vip_pool && v.1 == owner) {
-            return Ok((ip.clone(), port));
+            return Ok((ip.clone(), false));
         }
         let ip = format!("10.99.0.{}", s.vips.len() + 1);
         s.vips.push((vip_pool, owner, ip.clone()));
-        Ok((ip, port))
+        Ok((ip, true))
     }
 
     async fn free_vip(&self, vip_pool: String, owner: String) -> Result<bool, ViewError> {

@@ -4,8 +4,8 @@
 //! rollbacks to etcd as compare-and-swap writes on the revision the writer read.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot};
@@ -14,37 +14,8 @@ use tokio_util::sync::CancellationToken;
 use super::ReloadReply;
 use super::config_source::{ARCHIVE_KEEP, ARCHIVE_MAX_AGE, Pending};
 use crate::config::{self, Loaded, etcd_cfg::EtcdSettings};
-use crate::etcd::{Meta, Report, Store, StoreError};
+use crate::etcd::{EtcdShared, EtcdView, Meta, Report, Store, StoreError};
 use crate::state::{EngineState, ReloadOutcome};
-
-/// What the API server reads without the loop: the store while etcd is the source, and the
-/// revision running.
-#[derive(Debug, Default)]
-pub struct EtcdShared {
-    active: AtomicBool,
-    revision: AtomicI64,
-    store: Mutex<Option<Store>>,
-}
-
-impl EtcdShared {
-    /// The store, while etcd is the config source and connected.
-    pub fn store(&self) -> Option<Store> {
-        if !self.active.load(Ordering::Acquire) {
-            return None;
-        }
-        self.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Whether etcd is the config source.
-    pub fn active(&self) -> bool {
-        self.active.load(Ordering::Acquire)
-    }
-
-    /// The revision of the running config (0: none yet).
-    pub fn revision(&self) -> i64 {
-        self.revision.load(Ordering::Acquire)
-    }
-}
 
 /// Messages to the loop.
 #[derive(Debug)]
@@ -70,17 +41,6 @@ pub(super) struct EtcdSource {
     written: Option<mpsc::Sender<Written>>,
     applied: i64,
     trouble: Option<String>,
-}
-
-/// The etcd source's state for `config status` and `show warnings`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EtcdView {
-    /// The config key.
-    pub key: String,
-    /// The revision running (0: none from etcd yet).
-    pub revision: i64,
-    /// Why etcd is not followed right now (unreachable, key deleted), if so.
-    pub trouble: Option<String>,
 }
 
 impl EtcdSource {
@@ -116,7 +76,10 @@ impl EtcdSource {
         if self.follower.is_some() {
             return Ok(());
         }
+        // An unreadable or empty cluster.pb seeds nothing (never an empty config for all).
         let seed = std::fs::read(self.dir.join("cluster.pb")).unwrap_or_default();
+        self.applied = 0;
+        self.shared.revision.store(0, Ordering::Release);
         let stop = CancellationToken::new();
         let (reports_tx, reports) = mpsc::channel(16);
         tokio::spawn(crate::etcd::follow(cfg, seed, reports_tx, stop.clone()));
@@ -170,6 +133,8 @@ impl EtcdSource {
             }
             // Checked on the way in (see `forward`).
             EtcdMsg::Report(Report::Config { .. } | Report::Members { .. }) => None,
+            // Every checked state the forwarder sends is newer than the one before (it works
+            // in order), so each is applied; `revision` is the config key's.
             EtcdMsg::Checked {
                 revision,
                 checked,
@@ -178,28 +143,18 @@ impl EtcdSource {
                 if reply.is_none() {
                     self.trouble = None;
                 }
-                let outcome = if revision <= self.applied {
-                    if reply.is_some() {
-                        // A writer's own revision the watch delivered first: written and running
-                        // (or already followed by a newer one).
-                        ReloadOutcome::Applied(state.config_meta().0)
-                    } else {
-                        ReloadOutcome::Unchanged(format!("revision {revision} already applied"))
+                let outcome = match *checked {
+                    Ok(loaded) => {
+                        self.applied = revision;
+                        self.shared.revision.store(revision, Ordering::Release);
+                        let generation = state.reload(loaded, SystemTime::now());
+                        tracing::info!(revision, generation, "etcd config applied");
+                        ReloadOutcome::Applied(generation)
                     }
-                } else {
-                    match *checked {
-                        Ok(loaded) => {
-                            self.applied = revision;
-                            self.shared.revision.store(revision, Ordering::Release);
-                            let generation = state.reload(loaded, SystemTime::now());
-                            tracing::info!(revision, generation, "etcd config applied");
-                            ReloadOutcome::Applied(generation)
-                        }
-                        Err(errors) => {
-                            tracing::warn!(revision, errors = ?errors, "etcd config refused; the running config stays");
-                            state.reload_refused(errors.clone());
-                            ReloadOutcome::Refused(errors)
-                        }
+                    Err(errors) => {
+                        tracing::warn!(revision, errors = ?errors, "etcd config refused; the running config stays");
+                        state.reload_refused(errors.clone());
+                        ReloadOutcome::Refused(errors)
                     }
                 };
                 Some((reply, outcome))
@@ -301,7 +256,17 @@ async fn write(
     match store.write(&bytes, &meta, base).await {
         Ok(revision) => {
             tracing::info!(revision, by = %meta.who, "{}", meta.what);
-            let _ = tx.send((revision, bytes, reply)).await;
+            if let Err(e) = tx.send((revision, bytes, reply)).await {
+                // The follower restarted meanwhile (a reload, a source change): the write stands
+                // and the new follower reads it.
+                let (_, _, reply) = e.0;
+                let _ = reply.send(ReloadReply {
+                    outcome: ReloadOutcome::Unchanged(format!(
+                        "written to etcd at revision {revision}; this node is re-reading etcd"
+                    )),
+                    changes: None,
+                });
+            }
         }
         Err(e) => {
             tracing::warn!(by = %meta.who, "config edit refused: {e}");
@@ -326,7 +291,7 @@ async fn forward(
     let mut config: Option<(i64, Vec<u8>)> = None;
     let mut members = std::collections::BTreeMap::new();
     loop {
-        let (revision, reply) = tokio::select! {
+        let (_changed_at, reply) = tokio::select! {
             r = reports.recv() => match r {
                 None => return,
                 Some(Report::Config { revision, bytes }) => {
@@ -357,13 +322,28 @@ async fn forward(
                 }
             },
         };
-        let Some((_, bytes)) = &config else { continue };
+        let Some((config_rev, bytes)) = &config else {
+            continue;
+        };
+        let revision = *config_rev;
         let (dir2, bytes, m) = (dir.clone(), bytes.clone(), members.clone());
         let checked = tokio::task::spawn_blocking(move || {
-            let (merged, warnings) = merge(&bytes, &m)?;
-            let mut loaded = check(&dir2, &merged)?;
+            let (merged, mut warnings) = merge(&bytes, &m)?;
+            let loaded = match check(&dir2, &merged) {
+                Ok(l) => Ok((l, merged)),
+                // The members break a config that holds on its own: serve it without them.
+                Err(errors) if !m.is_empty() => check(&dir2, &bytes).map(|l| {
+                    warnings.push(format!(
+                        "registered members left out: with them the config is refused: {}",
+                        errors.join("; ")
+                    ));
+                    (l, bytes.clone())
+                }),
+                Err(errors) => Err(errors),
+            };
+            let (mut loaded, saved) = loaded?;
             loaded.cluster.warnings.extend(warnings);
-            save(&dir2, &merged);
+            save(&dir2, &saved);
             Ok(loaded)
         })
         .await
@@ -407,6 +387,20 @@ pub fn merge(
             continue;
         };
         let fqdn = format!("{}.", m.host.trim_end_matches('.'));
+        let same_ip = |h: &seesaw_proto::config::Host| {
+            [h.ipv4.as_deref(), h.ipv6.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.split('/').next()?.parse::<std::net::IpAddr>().ok())
+                .any(|a| a == m.ip)
+        };
+        if let Some(b) = v.backend.iter().find(|b| same_ip(&b.host)) {
+            warnings.push(format!(
+                "registered member {} has the address {} of backend {} in {}; ignored",
+                m.host, m.ip, b.host.fqdn, m.pool
+            ));
+            continue;
+        }
         if v.backend
             .iter()
             .any(|b| b.host.fqdn.trim_end_matches('.') == fqdn.trim_end_matches('.'))

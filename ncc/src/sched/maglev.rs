@@ -151,12 +151,18 @@ pub fn derive(prev: &[u64], backends: &[(u64, u32)]) -> Vec<u32> {
     }
     // Backends above quota give up the slots that rank last by a per-(slot, key) hash, so the
     // released slots are spread, not bunched at one end.
-    for n in 0..order.len() {
-        if held[n] <= quota[n] {
+    // One pass buckets the slots of every backend above its quota (never a scan per backend).
+    let mut over: Vec<Vec<usize>> = vec![Vec::new(); order.len()];
+    for (s, &o) in owner.iter().enumerate() {
+        if o != FREE && held[o as usize] > quota[o as usize] {
+            over[o as usize].push(s);
+        }
+    }
+    for (n, mut mine) in over.into_iter().enumerate() {
+        if mine.is_empty() {
             continue;
         }
         let key = backends[order[n]].0;
-        let mut mine: Vec<usize> = (0..size).filter(|&s| owner[s] == n as u32).collect();
         mine.sort_by_key(|&s| std::cmp::Reverse(hash_u64(key ^ s as u64, SEED_SKIP)));
         for &s in mine.iter().take(held[n] - quota[n]) {
             owner[s] = FREE;
