@@ -449,7 +449,11 @@ pub async fn run<N: Ncc + NccBgp>(
         snap_tx.send_replace(Arc::new(snap));
         // The ha process hears back only once the plane reflects its report: a LEADER handing
         // over sends its priority-0 advert after its VIPs are down.
-        if let Some(reply) = ha_reply {
+        // A report answered on the API's fast path has no listener: it must never consume a
+        // pending failover, or the hand-over an operator asked for is lost.
+        if let Some(reply) = ha_reply
+            && !reply.is_closed()
+        {
             let _ = reply.send(state.take_failover());
         }
         if let Some((Some(reply), outcome)) = pending {

@@ -210,6 +210,20 @@ async fn converge(
     start.elapsed()
 }
 
+/// Waits (at most 10 s) until every node runs a config from etcd.
+async fn following(clients: &mut [EngineClient<Channel>]) {
+    let t0 = Instant::now();
+    for c in clients {
+        while status(c).await.etcd_revision == 0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "a node never applied a revision"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 async fn update(
     c: &mut EngineClient<Channel>,
     text: String,
@@ -448,13 +462,7 @@ async fn racing_writers_on_three_nodes_lose_nothing() {
         .map(|i| Engine::start(dir.path(), &format!("n{i}"), &etcd.url(), prefix, CLUSTER))
         .collect();
     let mut clients: Vec<_> = nodes.iter().map(Engine::client).collect();
-    let t0 = Instant::now();
-    for c in &mut clients {
-        while status(c).await.etcd_revision == 0 {
-            assert!(t0.elapsed() < Duration::from_secs(10));
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    following(&mut clients).await;
     const WRITERS: usize = 8;
     const EDITS: usize = 1000;
     let mut tasks = Vec::new();
@@ -710,13 +718,7 @@ async fn members_register_renew_and_expire_on_every_node() {
     let n1 = Engine::start(dir.path(), "n1", &etcd.url(), prefix, CLUSTER);
     let n2 = Engine::start(dir.path(), "n2", &etcd.url(), prefix, CLUSTER);
     let mut clients = [n1.client(), n2.client()];
-    let t0 = Instant::now();
-    for c in &mut clients {
-        while status(c).await.etcd_revision == 0 {
-            assert!(t0.elapsed() < Duration::from_secs(10));
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    following(&mut clients).await;
     // Refusals: an unknown pool, a bad address, a TTL out of range.
     let mut c1 = clients[0].clone();
     let mut bad = lease("b9.", "127.0.0.29", 2);
@@ -902,13 +904,7 @@ async fn vip_pool_allocations_are_unique_across_nodes_and_fast_when_full() {
         .map(|i| Engine::start(dir.path(), &format!("n{i}"), &etcd.url(), prefix, &cluster))
         .collect();
     let mut clients: Vec<_> = nodes.iter().map(Engine::client).collect();
-    let t0 = Instant::now();
-    for c in &mut clients {
-        while status(c).await.etcd_revision == 0 {
-            assert!(t0.elapsed() < Duration::from_secs(10));
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    following(&mut clients).await;
     // Refusals: an unknown pool, no port where the pool has a range... and a bad owner.
     let mut c = clients[0].clone();
     let mut bad = vip("a", 80);

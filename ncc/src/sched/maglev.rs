@@ -65,17 +65,7 @@ pub fn build(backends: &[(u64, u32)], size: usize) -> Vec<u32> {
     let mut order: Vec<usize> = (0..backends.len()).filter(|&i| backends[i].1 > 0).collect();
     order.sort_by_key(|&i| (backends[i].0, i));
     let m = size as u64;
-    let mut pos: Vec<u64> = Vec::with_capacity(order.len());
-    let mut skip: Vec<u64> = Vec::with_capacity(order.len());
-    for &i in &order {
-        let k = backends[i].0;
-        pos.push(hash_u64(k, SEED_OFFSET) % m);
-        skip.push(if m > 1 {
-            hash_u64(k, SEED_SKIP) % (m - 1) + 1
-        } else {
-            1
-        });
-    }
+    let (mut pos, skip) = permutations(order.iter().map(|&i| backends[i].0), m);
     const EMPTY: u32 = u32::MAX;
     let mut table = vec![EMPTY; size];
     let mut filled = 0usize;
@@ -88,13 +78,7 @@ pub fn build(backends: &[(u64, u32)], size: usize) -> Vec<u32> {
                 continue;
             }
             // Next free slot in this backend's permutation.
-            let mut p = pos[n];
-            while table[p as usize] != EMPTY {
-                p += skip[n];
-                if p >= m {
-                    p -= m;
-                }
-            }
+            let mut p = next_free(&table, pos[n], skip[n], EMPTY);
             table[p as usize] = i as u32;
             p += skip[n];
             if p >= m {
@@ -170,15 +154,7 @@ pub fn derive(prev: &[u64], backends: &[(u64, u32)]) -> Vec<u32> {
         held[n] = quota[n];
     }
     // Fill: backends below quota take turns, each the next free slot of its permutation.
-    let m = size as u64;
-    let mut pos: Vec<u64> = order
-        .iter()
-        .map(|&i| hash_u64(backends[i].0, SEED_OFFSET) % m)
-        .collect();
-    let skip: Vec<u64> = order
-        .iter()
-        .map(|&i| hash_u64(backends[i].0, SEED_SKIP) % (m - 1) + 1)
-        .collect();
+    let (mut pos, skip) = permutations(order.iter().map(|&i| backends[i].0), size as u64);
     let mut free = owner.iter().filter(|&&o| o == FREE).count();
     while free > 0 {
         let before = free;
@@ -186,13 +162,7 @@ pub fn derive(prev: &[u64], backends: &[(u64, u32)]) -> Vec<u32> {
             if held[n] >= quota[n] || free == 0 {
                 continue;
             }
-            let mut p = pos[n];
-            while owner[p as usize] != FREE {
-                p += skip[n];
-                if p >= m {
-                    p -= m;
-                }
-            }
+            let p = next_free(&owner, pos[n], skip[n], FREE);
             owner[p as usize] = n as u32;
             pos[n] = p;
             held[n] += 1;
@@ -233,6 +203,32 @@ fn quotas(order: &[usize], backends: &[(u64, u32)], size: usize) -> Vec<usize> {
         q[n] += 1;
     }
     q
+}
+
+/// Each key's Maglev permutation over `m` slots: its first slot (offset) and its step (skip).
+fn permutations(keys: impl Iterator<Item = u64>, m: u64) -> (Vec<u64>, Vec<u64>) {
+    keys.map(|k| {
+        let skip = if m > 1 {
+            hash_u64(k, SEED_SKIP) % (m - 1) + 1
+        } else {
+            1
+        };
+        (hash_u64(k, SEED_OFFSET) % m, skip)
+    })
+    .unzip()
+}
+
+/// The first slot from `p` on, stepping by `skip` (wrapping), that holds `empty`. The table is
+/// prime-sized, so every permutation visits every slot; callers only ask while one is empty.
+fn next_free(table: &[u32], mut p: u64, skip: u64, empty: u32) -> u64 {
+    let m = table.len() as u64;
+    while table[p as usize] != empty {
+        p += skip;
+        if p >= m {
+            p -= m;
+        }
+    }
+    p
 }
 
 /// The slot of `flow_hash` in a table of `len` slots.
