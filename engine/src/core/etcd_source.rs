@@ -30,13 +30,19 @@ pub(super) enum EtcdMsg {
     },
 }
 
+/// A message with the epoch of the follower that sent it.
+pub(super) type Stamped = (u64, EtcdMsg);
+
 /// The loop's side of the etcd source.
 pub(super) struct EtcdSource {
     settings: Option<EtcdSettings>,
     dir: PathBuf,
     shared: Arc<EtcdShared>,
-    tx: mpsc::Sender<EtcdMsg>,
+    tx: mpsc::Sender<Stamped>,
     follower: Option<CancellationToken>,
+    /// Counts `start`s: messages of an earlier follower (still in flight when it was stopped)
+    /// are told apart and never applied.
+    epoch: u64,
     /// This node's own writes, to the forwarder (see [`forward`]).
     written: Option<mpsc::Sender<Written>>,
     applied: i64,
@@ -47,7 +53,7 @@ impl EtcdSource {
     pub(super) fn new(
         settings: Option<EtcdSettings>,
         dir: &Path,
-    ) -> (Self, mpsc::Receiver<EtcdMsg>, Arc<EtcdShared>) {
+    ) -> (Self, mpsc::Receiver<Stamped>, Arc<EtcdShared>) {
         let (tx, rx) = mpsc::channel(16);
         let shared = Arc::new(EtcdShared::default());
         let me = Self {
@@ -56,6 +62,7 @@ impl EtcdSource {
             shared: Arc::clone(&shared),
             tx,
             follower: None,
+            epoch: 0,
             written: None,
             applied: 0,
             trouble: None,
@@ -84,7 +91,14 @@ impl EtcdSource {
         let (reports_tx, reports) = mpsc::channel(16);
         tokio::spawn(crate::etcd::follow(cfg, seed, reports_tx, stop.clone()));
         let (written_tx, written) = mpsc::channel(16);
-        tokio::spawn(forward(self.dir.clone(), reports, written, self.tx.clone()));
+        self.epoch += 1;
+        let tx = self.tx.clone();
+        tokio::spawn(forward(
+            self.dir.clone(),
+            reports,
+            written,
+            (self.epoch, tx),
+        ));
         self.written = Some(written_tx);
         self.follower = Some(stop);
         self.shared.active.store(true, Ordering::Release);
@@ -114,7 +128,26 @@ impl EtcdSource {
     }
 
     /// Handles a message; returns a reply to send once the snapshot shows the outcome.
-    pub(super) fn on_msg(&mut self, state: &mut EngineState, msg: EtcdMsg) -> Option<Pending> {
+    pub(super) fn on_msg(
+        &mut self,
+        state: &mut EngineState,
+        (epoch, msg): Stamped,
+    ) -> Option<Pending> {
+        if epoch != self.epoch || self.follower.is_none() {
+            // From a follower stopped since (a reload, another source): never applied. A write
+            // it carried stands in etcd; its caller hears so.
+            if let EtcdMsg::Checked {
+                reply: Some(reply),
+                revision,
+                ..
+            } = msg
+            {
+                let why =
+                    format!("written to etcd at revision {revision}; this node is re-reading etcd");
+                return Some((Some(reply), ReloadOutcome::Unchanged(why)));
+            }
+            return None;
+        }
         match msg {
             EtcdMsg::Report(Report::Connected(store)) => {
                 *self.shared.store.lock().unwrap_or_else(|e| e.into_inner()) = Some(*store);
@@ -286,7 +319,7 @@ async fn forward(
     dir: PathBuf,
     mut reports: mpsc::Receiver<Report>,
     mut written: mpsc::Receiver<Written>,
-    tx: mpsc::Sender<EtcdMsg>,
+    (epoch, tx): (u64, mpsc::Sender<Stamped>),
 ) {
     let mut config: Option<(i64, Vec<u8>)> = None;
     let mut members = std::collections::BTreeMap::new();
@@ -306,7 +339,7 @@ async fn forward(
                     (revision, None)
                 }
                 Some(other) => {
-                    if tx.send(EtcdMsg::Report(other)).await.is_err() {
+                    if tx.send((epoch, EtcdMsg::Report(other))).await.is_err() {
                         return;
                     }
                     continue;
@@ -353,7 +386,7 @@ async fn forward(
             checked: Box::new(checked),
             reply,
         };
-        if tx.send(msg).await.is_err() {
+        if tx.send((epoch, msg)).await.is_err() {
             return;
         }
     }
