@@ -695,6 +695,21 @@ async fn backends_of(c: &mut EngineClient<Channel>) -> Vec<String> {
     b
 }
 
+/// Waits (at most 5 s) until every node's `web` has exactly the backends `want`.
+async fn serving_backends(clients: &mut [EngineClient<Channel>], want: &[&str]) {
+    for c in clients {
+        let t0 = Instant::now();
+        while backends_of(c).await != want {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                backends_of(c).await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 fn lease(host: &str, ip: &str, ttl_s: u32) -> pb::MemberLease {
     pb::MemberLease {
         pool: "web".into(),
@@ -751,17 +766,7 @@ async fn members_register_renew_and_expire_on_every_node() {
         .into_inner();
     assert!(!r.renewed);
     let want = ["b1.", "b9."];
-    for c in &mut clients {
-        let t0 = Instant::now();
-        while backends_of(c).await != want {
-            assert!(
-                t0.elapsed() < Duration::from_secs(5),
-                "{:?}",
-                backends_of(c).await
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    serving_backends(&mut clients, &want).await;
     // A member with a static backend's address is left out with a warning; the config keeps
     // running, and an edit on the revision this node runs (base 0) still lands.
     c1.register_member(lease("b1dup.", "127.0.0.21", 60))
@@ -790,17 +795,7 @@ async fn members_register_renew_and_expire_on_every_node() {
     )
     .await;
     assert!(r.applied, "{r:?}");
-    for c in &mut clients {
-        let t0 = Instant::now();
-        while backends_of(c).await != want {
-            assert!(
-                t0.elapsed() < Duration::from_secs(5),
-                "{:?}",
-                backends_of(c).await
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    serving_backends(&mut clients, &want).await;
     // Renewed through node 2 for twice its TTL: it stays, and renewing changes no revision.
     let rev = status(&mut clients[1]).await.etcd_revision;
     let mut c2 = clients[1].clone();
