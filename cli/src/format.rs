@@ -615,6 +615,9 @@ fn service(s: &ServiceView) -> String {
         "  Watermarks: Low {:.2}, High {:.2}, Currently {:.2}",
         s.low_watermark, s.high_watermark, s.current_watermark
     );
+    if !s.table_hash.is_empty() {
+        let _ = writeln!(out, "  Maglev table: {}", s.table_hash);
+    }
     if s.destinations.is_empty() {
         out.push_str("  Destinations: none\n");
         return out;

@@ -150,6 +150,10 @@ pub struct ServiceView {
     /// Why the data plane does not hold it although it should (empty: it does).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub not_applied: String,
+    /// The data plane's Maglev table fingerprint (mh on the proxy and nftables planes): equal on
+    /// nodes that send every flow to the same backend.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub table_hash: String,
     /// Low watermark.
     pub low_watermark: f32,
     /// High watermark.
@@ -330,6 +334,7 @@ impl From<pb::ServiceStatus> for ServiceView {
             healthy: s.healthy,
             active: s.active,
             not_applied: s.not_applied,
+            table_hash: s.table_hash,
             low_watermark: s.low_watermark,
             high_watermark: s.high_watermark,
             current_watermark: s.current_watermark,

@@ -448,6 +448,7 @@ fn service_from_proto(s: pb::ServiceStatus) -> Service {
         healthy: s.healthy,
         active: s.active,
         not_applied: s.not_applied,
+        table_hash: s.table_hash,
         destinations: s
             .destinations
             .into_iter()

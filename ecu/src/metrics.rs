@@ -55,6 +55,13 @@ struct ServiceLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    vserver: String,
+    service: String,
+    hash: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DestinationLabels {
     vserver: String,
     service: String,
@@ -285,6 +292,7 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>, processes: Option<&Proces
     let check_healthy = Family::<CheckLabels, Gauge>::default();
     let mut probes = CheckProbes::default();
     let service_healthy = Family::<ServiceLabels, Gauge>::default();
+    let service_table = Family::<TableLabels, Gauge>::default();
     let dest_healthy = Family::<DestinationLabels, Gauge>::default();
     let dest_weight = Family::<DestinationLabels, Gauge>::default();
     let dest_active = Family::<DestinationLabels, Gauge>::default();
@@ -304,6 +312,15 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>, processes: Option<&Proces
                     service: service.clone(),
                 })
                 .set(i64::from(s.healthy));
+            if !s.table_hash.is_empty() {
+                service_table
+                    .get_or_create(&TableLabels {
+                        vserver: v.name.clone(),
+                        service: service.clone(),
+                        hash: s.table_hash.clone(),
+                    })
+                    .set(1);
+            }
             for d in &s.destinations {
                 let labels = DestinationLabels {
                     vserver: v.name.clone(),
@@ -365,6 +382,12 @@ fn build(snapshot: &Result<EngineSnapshot, ViewError>, processes: Option<&Proces
         "seesaw_service_healthy",
         "Whether the service has enough healthy destinations",
         service_healthy,
+    );
+    r.register(
+        "seesaw_service_table",
+        "The data plane's Maglev table fingerprint as the `hash` label (always 1; mh services on \
+         the proxy and nftables planes): equal on nodes that send every flow to the same backend",
+        service_table,
     );
     r.register(
         "seesaw_destination_healthy",

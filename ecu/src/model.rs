@@ -42,6 +42,9 @@ pub struct Service {
     /// Why the data plane does not hold it although it should (empty: it does).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub not_applied: String,
+    /// The data plane's Maglev table fingerprint (mh on the proxy and nftables planes).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub table_hash: String,
     /// Its backends.
     pub destinations: Vec<Destination>,
 }
@@ -321,6 +324,7 @@ mod tests {
             healthy: true,
             active: true,
             not_applied: String::new(),
+            table_hash: String::new(),
             destinations: Vec::new(),
         }
     }

@@ -311,7 +311,7 @@ pub async fn run<N: Ncc + NccBgp>(
                     Ok(s) => {
                         crate::config::seesaw_cfg::set_running_plane(&s.kind);
                         plane_kind = s.kind;
-                        state.stats(s.dests);
+                        state.stats(s.dests, s.tables);
                     }
                     Err(e) => tracing::debug!(error = %e, "stats unavailable"),
                 }

@@ -43,6 +43,8 @@ pub struct PlaneStats {
     pub dests: HashMap<(ServiceKey, DestSpecKey), DestStats>,
     /// The firewall-mark services the plane holds (their marks are adopted at engine start).
     pub fwmarks: Vec<crate::state::HeldFwmark>,
+    /// Maglev table fingerprints by service (mh on the proxy and nftables planes).
+    pub tables: HashMap<ServiceKey, u64>,
 }
 
 /// What the engine needs from ncc.
@@ -115,6 +117,7 @@ impl Ncc for GrpcNcc {
             .into_inner();
         let mut dests = HashMap::new();
         let mut fwmarks = Vec::new();
+        let mut tables = HashMap::new();
         for s in state.services {
             if s.fwmark != 0
                 && let Ok(vip) = s.address.parse::<IpAddr>()
@@ -164,6 +167,9 @@ impl Ncc for GrpcNcc {
                 port,
                 fwmark: s.fwmark,
             };
+            if let Ok(h) = u64::from_str_radix(&s.table_hash, 16) {
+                tables.insert(key, h);
+            }
             for d in s.destinations {
                 let (Ok(ip), Ok(dport)) = (d.address.parse::<IpAddr>(), u16::try_from(d.port))
                 else {
@@ -184,6 +190,7 @@ impl Ncc for GrpcNcc {
             kind: state.kind,
             dests,
             fwmarks,
+            tables,
         })
     }
 }
@@ -482,6 +489,7 @@ impl Ncc for FakeNcc {
             kind: "fake".to_owned(),
             dests,
             fwmarks,
+            tables: HashMap::new(),
         })
     }
 }

@@ -213,6 +213,10 @@ impl pb::engine_server::Engine for EngineService {
                         healthy: sv.healthy,
                         active: sv.active,
                         not_applied: sv.not_applied.clone().unwrap_or_default(),
+                        table_hash: sv
+                            .table_hash
+                            .map(|h| format!("{h:016x}"))
+                            .unwrap_or_default(),
                         low_watermark: sv.entry.low_watermark,
                         high_watermark: sv.entry.high_watermark,
                         current_watermark: sv.current_watermark,

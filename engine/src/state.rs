@@ -43,6 +43,8 @@ pub struct EngineState {
     last_reload_error_count: usize,
     reload_failures: u64,
     stats: HashMap<(ServiceKey, DestSpecKey), DestStats>,
+    /// Maglev table fingerprints the plane reported, by service.
+    tables: HashMap<ServiceKey, u64>,
     apply_error: Option<String>,
     started: SystemTime,
     startup_grace: Duration,
@@ -128,6 +130,7 @@ impl EngineState {
             last_reload_error_count: 0,
             reload_failures: 0,
             stats: HashMap::new(),
+            tables: HashMap::new(),
             apply_error: None,
             started: now,
             startup_grace,
@@ -438,9 +441,13 @@ impl EngineState {
         self.ha = ha;
     }
 
-    /// Records the data plane's counters.
-    pub fn stats(&mut self, stats: HashMap<(ServiceKey, DestSpecKey), DestStats>) {
-        self.stats = stats;
+    /// Records the data plane's counters and table fingerprints.
+    pub fn stats(
+        &mut self,
+        stats: HashMap<(ServiceKey, DestSpecKey), DestStats>,
+        tables: HashMap<ServiceKey, u64>,
+    ) {
+        (self.stats, self.tables) = (stats, tables);
     }
 
     /// Why the last apply failed, while it does.
@@ -554,6 +561,7 @@ impl EngineState {
                     && (threshold <= 0.0 || ratio >= threshold);
                 self.service_healthy.insert(st.key, healthy);
                 services.push(ServiceView {
+                    table_hash: self.tables.get(&st.key).copied(),
                     key: st.key,
                     entry: st.entry.clone(),
                     enabled: vt.enabled,

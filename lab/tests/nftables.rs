@@ -23,6 +23,7 @@ use seesaw_lab::{Lab, ProcId, bins, http};
 use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
 use seesaw_ncc::dataplane::{Change, Dataplane, apply};
 use seesaw_ncc::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey, ServiceOpts};
+use seesaw_ncc::sched::{Algo, Member, Picker, hash_addr};
 
 #[path = "nftables/wlc.rs"]
 mod wlc;
@@ -344,6 +345,34 @@ fn nat_and_dsr_schedulers_on_the_nftables_plane() {
         .flat_map(|s| s.dests.iter().map(|d| d.bytes_in + d.bytes_out))
         .sum();
     assert!(nat_bytes > 0, "NAT counters: {stats:?}");
+    // The kernel's Maglev tables fingerprint as the proxy plane's picker builds them from the
+    // same backends and the same history, so `table_hash` compares across nodes and planes.
+    let members = |s: &Service| {
+        s.dests
+            .iter()
+            .map(|d| Member {
+                key: hash_addr(d.addr),
+                weight: d.weight,
+                backup: false,
+            })
+            .collect::<Vec<_>>()
+    };
+    let kernel_hash = |s: &Service| {
+        stats
+            .iter()
+            .find(|x| x.service.key == s.key)
+            .and_then(|x| x.table_hash)
+    };
+    let derived = Picker::after(
+        Algo::Mh,
+        &members(&mh2),
+        Some(&Picker::new(Algo::Mh, &members(&mh3))),
+    );
+    assert!(derived.table_hash().is_some());
+    assert_eq!(kernel_hash(&mh2), derived.table_hash(), "NAT mh table");
+    let fresh = Picker::new(Algo::Mh, &members(&dsr_mh));
+    assert_eq!(kernel_hash(&dsr_mh), fresh.table_hash(), "DSR mh table");
+    assert_ne!(derived.table_hash(), fresh.table_hash());
 
     // Everything goes away on an empty desired state.
     let changes = apply_in_lb(&lab, &[]);

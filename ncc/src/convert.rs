@@ -735,7 +735,11 @@ pub fn stats_from_pb(state: &pb::DataplaneState) -> Vec<crate::dataplane::Servic
                 opts: ServiceOpts::default(),
                 marks: s.marked.iter().filter_map(marked_from_pb).collect(),
             };
-            Some(crate::dataplane::ServiceStats { service, dests })
+            Some(crate::dataplane::ServiceStats {
+                service,
+                dests,
+                table_hash: u64::from_str_radix(&s.table_hash, 16).ok(),
+            })
         })
         .collect()
 }

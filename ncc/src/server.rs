@@ -555,6 +555,10 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
                 persistence_s: s.service.persistence,
                 fwmark: s.service.key.fwmark,
                 marked: s.service.marks.iter().map(marked_to_pb).collect(),
+                table_hash: s
+                    .table_hash
+                    .map(|h| format!("{h:016x}"))
+                    .unwrap_or_default(),
                 destinations: s
                     .dests
                     .iter()

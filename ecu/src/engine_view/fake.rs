@@ -395,6 +395,7 @@ fn vservers_of(c: &seesaw_proto::config::Cluster) -> Vec<Vserver> {
                     healthy: true,
                     active: true,
                     not_applied: String::new(),
+                    table_hash: String::new(),
                     destinations: v
                         .backend
                         .iter()

@@ -27,6 +27,7 @@ fn vserver(name: &str, port: u32) -> Vserver {
             healthy: true,
             active: true,
             not_applied: String::new(),
+            table_hash: String::new(),
             destinations: vec![Destination {
                 name: "be1".into(),
                 backend: "be1.demo.".into(),

@@ -122,6 +122,8 @@ pub struct ServiceView {
     pub current_watermark: f32,
     /// Destinations.
     pub dests: Vec<DestView>,
+    /// The plane's Maglev table fingerprint (mh on the proxy and nftables planes).
+    pub table_hash: Option<u64>,
 }
 
 /// A vserver as shown to operators.

@@ -77,6 +77,7 @@ impl Dataplane for FakeDataplane {
                         ..DestStats::default()
                     })
                     .collect(),
+                table_hash: None,
             })
             .collect()
     }

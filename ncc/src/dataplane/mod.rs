@@ -61,6 +61,9 @@ pub struct ServiceStats {
     pub service: Service,
     /// Per destination.
     pub dests: Vec<DestStats>,
+    /// The Maglev table's fingerprint ([`crate::sched::maglev::table_hash`]) for `mh` services
+    /// on the planes that build the table themselves (proxy, nftables); `None` otherwise.
+    pub table_hash: Option<u64>,
 }
 
 /// A data plane: userspace proxy, nftables or IPVS.

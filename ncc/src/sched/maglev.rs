@@ -95,6 +95,17 @@ pub fn build(backends: &[(u64, u32)], size: usize) -> Vec<u32> {
     table
 }
 
+/// A short, node-independent fingerprint of a table given as its slots' member keys in slot
+/// order: equal on two nodes exactly when every slot sends a flow to the same backend (shown as
+/// a service's `table_hash`, so operators can check that N nodes agree on every flow).
+pub fn table_hash(slot_keys: impl Iterator<Item = u64>) -> u64 {
+    let mut h = twox_hash::XxHash64::with_seed(SEED_KEY);
+    for k in slot_keys {
+        h.write(&k.to_le_bytes());
+    }
+    h.finish()
+}
+
 /// A slot [`derive`] treats as free: its owner left (no live backend has this key).
 pub const GONE: u64 = u64::MAX;
 

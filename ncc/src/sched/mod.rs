@@ -286,6 +286,14 @@ impl Picker {
         }
     }
 
+    /// The fingerprint of the primaries' Maglev table ([`maglev::table_hash`]); `None` unless
+    /// the algorithm is `mh` and a primary takes flows.
+    pub fn table_hash(&self) -> Option<u64> {
+        let t = &self.primary;
+        (self.algo == Algo::Mh && !t.maglev.is_empty())
+            .then(|| maglev::table_hash(t.maglev.iter().map(|&i| t.keys[i as usize])))
+    }
+
     /// The algorithm.
     pub fn algo(&self) -> Algo {
         self.algo

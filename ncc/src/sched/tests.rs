@@ -238,3 +238,28 @@ fn retries_skip_tried_members_and_empty_is_none() {
     assert!(p.is_empty());
     assert!(p.pick(flow(0), &no_load, &[]).is_none());
 }
+
+#[test]
+fn table_hash_names_the_table_not_the_node() {
+    let m = members(&[1, 1, 2, 1]);
+    let mut shuffled = m.clone();
+    shuffled.reverse();
+    let a = Picker::new(Algo::Mh, &m).table_hash();
+    assert!(a.is_some());
+    // Another node listing the same backends in another order builds the same table.
+    assert_eq!(a, Picker::new(Algo::Mh, &shuffled).table_hash());
+    // A different weight is a different table; so is a different history.
+    assert_ne!(
+        a,
+        Picker::new(Algo::Mh, &members(&[1, 1, 1, 1])).table_hash()
+    );
+    let fewer = members(&[1, 1, 2]);
+    let derived = Picker::after(Algo::Mh, &fewer, Some(&Picker::new(Algo::Mh, &m)));
+    assert_ne!(
+        derived.table_hash(),
+        Picker::new(Algo::Mh, &fewer).table_hash()
+    );
+    // Only mh has a table; an empty primary tier has none.
+    assert_eq!(Picker::new(Algo::Rr, &m).table_hash(), None);
+    assert_eq!(Picker::new(Algo::Mh, &members(&[0, 0])).table_hash(), None);
+}

@@ -572,7 +572,11 @@ impl<K: IpvsKernel> Dataplane for IpvsPlane<K> {
                         bytes_out: d.stats.outbytes,
                     })
                     .collect();
-                Some(ServiceStats { service, dests })
+                Some(ServiceStats {
+                    service,
+                    dests,
+                    table_hash: None,
+                })
             })
             .collect()
     }

@@ -630,9 +630,27 @@ fn read_stats<R: NftRunner>(
             ServiceStats {
                 service: s.clone(),
                 dests,
+                table_hash: table_hash(st, s),
             }
         })
         .collect()
+}
+
+/// The fingerprint of `s`'s Maglev table as the kernel holds it (`mh` only): each slot's
+/// destination address, keyed as the proxy plane keys its members, so both planes and every
+/// node give the same hash for the same table.
+fn table_hash(st: &TableState, s: &Service) -> Option<u64> {
+    let meta = st.services.get(&s.key)?;
+    if meta.sched != Scheduler::Mh || meta.n == 0 {
+        return None;
+    }
+    let keys = (meta.off..meta.off + meta.n).map(|i| {
+        st.slots
+            .get(&i)
+            .and_then(|id| st.dests.get(id))
+            .map_or(0, |d| crate::sched::hash_addr(d.addr))
+    });
+    Some(crate::sched::maglev::table_hash(keys))
 }
 
 impl<R: NftRunner> NftPlane<R> {

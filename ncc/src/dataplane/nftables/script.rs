@@ -18,7 +18,6 @@ use super::rules::{after_rules, base_dsr, base_nat, base_record, rules, sticky};
 use super::{DID_BASE, DID_MASK, Held, SLOT_BASE, Table};
 use crate::NccError;
 use crate::model::{ForwardMode, Protocol, Scheduler, Service, ServiceKey};
-use crate::sched::maglev;
 
 /// Elements per `add element` statement.
 const CHUNK: usize = 4000;
@@ -800,17 +799,13 @@ fn write(st: &mut TableState, l: &Laid) {
     }
 }
 
+/// A layout member keyed as the proxy plane keys its destinations ([`crate::sched::hash_addr`]),
+/// so both planes build the same Maglev table from the same backends.
 fn member(id: u32, addr: std::net::SocketAddr, weight: u32) -> Member {
-    let mut b = [0u8; 18];
-    match addr.ip() {
-        IpAddr::V4(ip) => b[..4].copy_from_slice(&ip.octets()),
-        IpAddr::V6(ip) => b[..16].copy_from_slice(&ip.octets()),
-    }
-    b[16..].copy_from_slice(&addr.port().to_be_bytes());
     Member {
         id,
         weight,
-        key: maglev::key_hash(&b),
+        key: crate::sched::hash_addr(addr),
     }
 }
 

@@ -462,6 +462,7 @@ impl Dataplane for ProxyPlane {
                         None => Counters::default().snapshot(*d),
                     })
                     .collect(),
+                table_hash: r.table.load().table_hash(),
             })
             .collect()
     }

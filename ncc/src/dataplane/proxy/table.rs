@@ -272,6 +272,19 @@ impl Table {
         })
     }
 
+    /// The Maglev table's fingerprint: the one group's, or (payload groups) a hash over every
+    /// group's in order; `None` unless the service is `mh` with a live destination.
+    pub fn table_hash(&self) -> Option<u64> {
+        let hashes: Vec<Option<u64>> = self.groups.iter().map(|g| g.picker.table_hash()).collect();
+        match hashes.as_slice() {
+            [one] => *one,
+            _ if hashes.iter().all(Option::is_none) => None,
+            _ => Some(crate::sched::maglev::table_hash(
+                hashes.iter().map(|h| h.unwrap_or(0)),
+            )),
+        }
+    }
+
     /// Picks a destination of `group` for a new flow whose source hashes to `src`, skipping
     /// `tried` (destinations whose connect failed).
     pub fn pick(&self, group: u16, src: u64, tried: &[SocketAddr]) -> Option<&Arc<DestState>> {
