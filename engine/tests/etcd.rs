@@ -695,6 +695,23 @@ async fn backends_of(c: &mut EngineClient<Channel>) -> Vec<String> {
     b
 }
 
+/// The weight `web` gives backend `host` on a node (None: not there).
+async fn weight_of(c: &mut EngineClient<Channel>, host: &str) -> Option<i32> {
+    let v = c
+        .vservers(pb::VserversRequest { name: "web".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    v.vservers
+        .first()?
+        .services
+        .first()?
+        .destinations
+        .iter()
+        .find(|d| d.backend == host)
+        .map(|d| d.weight)
+}
+
 /// Waits (at most 5 s) until every node's `web` has exactly the backends `want`.
 async fn serving_backends(clients: &mut [EngineClient<Channel>], want: &[&str]) {
     for c in clients {
@@ -730,8 +747,13 @@ async fn members_register_renew_and_expire_on_every_node() {
         return;
     };
     let prefix = "/seesaw/lease";
-    let n1 = Engine::start(dir.path(), "n1", &etcd.url(), prefix, CLUSTER);
-    let n2 = Engine::start(dir.path(), "n2", &etcd.url(), prefix, CLUSTER);
+    // A member that left drains for the pool's drain time (2 s here) before it goes.
+    let cluster = CLUSTER.replace(
+        "scheduler: RR >",
+        "scheduler: RR proxy < drain_timeout_s: 2 > >",
+    );
+    let n1 = Engine::start(dir.path(), "n1", &etcd.url(), prefix, &cluster);
+    let n2 = Engine::start(dir.path(), "n2", &etcd.url(), prefix, &cluster);
     let mut clients = [n1.client(), n2.client()];
     following(&mut clients).await;
     // Refusals: an unknown pool, a bad address, a TTL out of range.
@@ -789,7 +811,7 @@ async fn members_register_renew_and_expire_on_every_node() {
     assert_eq!(backends_of(&mut c1).await, want);
     let r = update(
         &mut c1,
-        format!("{CLUSTER}# edited\n"),
+        format!("{cluster}# edited\n"),
         "edit with members",
         0,
     )
@@ -817,26 +839,43 @@ async fn members_register_renew_and_expire_on_every_node() {
         "renewals are not config changes"
     );
 
-    // b9 stops renewing: gone from both nodes once its 2 s lease expires.
+    // b9 stops renewing: once its 2 s lease expires it drains on both nodes (weight 0: no new
+    // flows, open ones go on), and leaves when the pool's 2 s drain time has passed.
     let stopped = Instant::now();
+    let mut drained = Vec::new();
+    for c in &mut clients {
+        while weight_of(c, "b9.").await != Some(0) {
+            assert!(
+                stopped.elapsed() < Duration::from_secs(10),
+                "the expired member never drained: {:?}",
+                weight_of(c, "b9.").await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drained.push(stopped.elapsed());
+    }
+    assert!(
+        drained[0] >= Duration::from_millis(1000),
+        "it drained before its lease could expire"
+    );
     for c in &mut clients {
         while backends_of(c).await.contains(&"b9.".to_owned()) {
             assert!(
-                stopped.elapsed() < Duration::from_secs(10),
-                "the expired member stayed"
+                stopped.elapsed() < Duration::from_secs(15),
+                "the drained member stayed"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    let left = stopped.elapsed();
     assert!(
-        stopped.elapsed() >= Duration::from_millis(1000),
-        "it left before its lease could expire"
+        left >= drained[0] + Duration::from_millis(1500),
+        "it left before its drain time: drained {drained:?}, left {left:?}"
     );
     #[allow(clippy::print_stderr, reason = "the figure")]
     {
         eprintln!(
-            "etcd leases: a member that stopped renewing (2 s TTL) left both nodes after {:?}",
-            stopped.elapsed()
+            "etcd leases: a member that stopped renewing (2 s TTL) drained on both nodes after {drained:?}, left after {left:?} (2 s drain time)"
         );
     }
 

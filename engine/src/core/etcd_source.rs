@@ -3,10 +3,11 @@
 //! node restarted while etcd is down serves its last applied config), and sends edits and
 //! rollbacks to etcd as compare-and-swap writes on the revision the writer read.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -322,8 +323,10 @@ async fn forward(
     (epoch, tx): (u64, mpsc::Sender<Stamped>),
 ) {
     let mut config: Option<(i64, Vec<u8>)> = None;
-    let mut members = std::collections::BTreeMap::new();
+    let mut members = BTreeMap::new();
+    let mut draining = Draining::default();
     loop {
+        let deadline = draining.next_deadline();
         let (_changed_at, reply) = tokio::select! {
             r = reports.recv() => match r {
                 None => return,
@@ -335,6 +338,7 @@ async fn forward(
                     (revision, None)
                 }
                 Some(Report::Members { revision, members: m }) => {
+                    draining.update(&members, &m);
                     members = m;
                     (revision, None)
                 }
@@ -354,14 +358,28 @@ async fn forward(
                     (revision, Some(reply))
                 }
             },
+            () = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                draining.expire(std::time::Instant::now());
+                (0, None)
+            }
         };
         let Some((config_rev, bytes)) = &config else {
             continue;
         };
         let revision = *config_rev;
-        let (dir2, bytes, m) = (dir.clone(), bytes.clone(), members.clone());
+        let (dir2, bytes, m, d) = (
+            dir.clone(),
+            bytes.clone(),
+            members.clone(),
+            draining.values(),
+        );
         let checked = tokio::task::spawn_blocking(move || {
-            let (merged, mut warnings) = merge(&bytes, &m)?;
+            let (merged, mut warnings, periods) = merge_draining(&bytes, &m, &d)?;
             let loaded = match check(&dir2, &merged) {
                 Ok(l) => Ok((l, merged)),
                 // The members break a config that holds on its own: serve it without them.
@@ -377,10 +395,14 @@ async fn forward(
             let (mut loaded, saved) = loaded?;
             loaded.cluster.warnings.extend(warnings);
             save(&dir2, &saved);
-            Ok(loaded)
+            Ok((loaded, periods))
         })
         .await
-        .unwrap_or_else(|e| Err(vec![format!("validation failed: {e}")]));
+        .unwrap_or_else(|e| Err(vec![format!("validation failed: {e}")]))
+        .map(|(loaded, periods)| {
+            draining.started(&periods, std::time::Instant::now());
+            loaded
+        });
         let msg = EtcdMsg::Checked {
             revision,
             checked: Box::new(checked),
@@ -392,20 +414,91 @@ async fn forward(
     }
 }
 
+/// How long a registered member that left is kept at weight 0 when its pool sets no
+/// `proxy.drain_timeout_s`.
+pub(super) const DEFAULT_MEMBER_DRAIN: Duration = Duration::from_secs(30);
+
+/// Registered members that left etcd (their lease expired, or they were deleted), kept in their
+/// pool at weight 0 — no new flows, open ones go on — until the pool's drain time has passed.
+#[derive(Debug, Default)]
+struct Draining {
+    /// Key → (the member's last value, when it leaves: unknown until a merge told its pool's
+    /// drain time).
+    left: BTreeMap<String, (Vec<u8>, Option<std::time::Instant>)>,
+}
+
+impl Draining {
+    /// A new member set: those that left start draining, those back stop.
+    fn update(&mut self, old: &BTreeMap<String, Vec<u8>>, new: &BTreeMap<String, Vec<u8>>) {
+        for (k, v) in old {
+            if !new.contains_key(k) {
+                self.left.insert(k.clone(), (v.clone(), None));
+            }
+        }
+        self.left.retain(|k, _| !new.contains_key(k));
+    }
+
+    /// The draining members' values, for [`merge_draining`].
+    fn values(&self) -> BTreeMap<String, Vec<u8>> {
+        self.left
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Starts the clocks of members whose drain time a merge reported.
+    fn started(&mut self, periods: &BTreeMap<String, Duration>, now: std::time::Instant) {
+        for (k, (_, until)) in &mut self.left {
+            if until.is_none() {
+                *until = Some(now + periods.get(k).copied().unwrap_or(DEFAULT_MEMBER_DRAIN));
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.left.values().filter_map(|(_, t)| *t).min()
+    }
+
+    /// Drops the members whose drain time has passed.
+    fn expire(&mut self, now: std::time::Instant) {
+        self.left.retain(|_, (_, t)| t.is_none_or(|t| t > now));
+    }
+}
+
 /// cluster.pb `bytes` with the registered `members` (values of `<prefix>/members/…`) added as
 /// backends of their pools; unchanged bytes when there are none. A member that does not parse,
 /// names a pool the config lacks, or repeats a static backend is left out with a warning.
 pub fn merge(
     bytes: &[u8],
-    members: &std::collections::BTreeMap<String, Vec<u8>>,
+    members: &BTreeMap<String, Vec<u8>>,
 ) -> Result<(Vec<u8>, Vec<String>), Vec<String>> {
-    if members.is_empty() {
-        return Ok((bytes.to_vec(), Vec::new()));
+    merge_draining(bytes, members, &BTreeMap::new()).map(|(b, w, _)| (b, w))
+}
+
+/// What [`merge_draining`] gives: the merged bytes, warnings, and each draining member's drain
+/// time.
+type Merged = (Vec<u8>, Vec<String>, BTreeMap<String, Duration>);
+
+/// [`merge`], plus `draining` members at weight 0; also returns each draining member's drain
+/// time: the longest `proxy.drain_timeout_s` of its pool's entries, else
+/// [`DEFAULT_MEMBER_DRAIN`].
+pub(super) fn merge_draining(
+    bytes: &[u8],
+    members: &BTreeMap<String, Vec<u8>>,
+    draining: &BTreeMap<String, Vec<u8>>,
+) -> Result<Merged, Vec<String>> {
+    let mut periods = BTreeMap::new();
+    if members.is_empty() && draining.is_empty() {
+        return Ok((bytes.to_vec(), Vec::new(), periods));
     }
     let mut pb = config::cluster::parse(bytes)?;
     let mut warnings = Vec::new();
-    for (key, value) in members {
-        let m = match crate::etcd::parse_member(value) {
+    let all = members
+        .iter()
+        .map(|(k, v)| (k, v, false))
+        .chain(draining.iter().map(|(k, v)| (k, v, true)));
+    for (key, value, leaving) in all {
+        let mut m = match crate::etcd::parse_member(value) {
             Ok(m) => m,
             Err(e) => {
                 warnings.push(format!("etcd member {key}: {e}; ignored"));
@@ -419,6 +512,20 @@ pub fn merge(
             ));
             continue;
         };
+        if leaving {
+            m.weight = 0;
+            let longest = v
+                .vserver_entry
+                .iter()
+                .filter_map(|e| e.proxy.as_ref()?.drain_timeout_s)
+                .max()
+                .unwrap_or(0);
+            let period = match longest {
+                0 => DEFAULT_MEMBER_DRAIN,
+                s => Duration::from_secs(u64::from(s)),
+            };
+            periods.insert(key.clone(), period);
+        }
         let fqdn = format!("{}.", m.host.trim_end_matches('.'));
         let same_ip = |h: &seesaw_proto::config::Host| {
             [h.ipv4.as_deref(), h.ipv6.as_deref()]
@@ -460,7 +567,11 @@ pub fn merge(
             backup: None,
         });
     }
-    Ok((config::cluster::to_text(&pb).into_bytes(), warnings))
+    Ok((
+        config::cluster::to_text(&pb).into_bytes(),
+        warnings,
+        periods,
+    ))
 }
 
 /// Validates `bytes` as cluster.pb with this node's seesaw.cfg. Blocking.
@@ -486,5 +597,85 @@ fn save(dir: &Path, bytes: &[u8]) {
         ARCHIVE_MAX_AGE,
     ) {
         tracing::warn!(error = %e, "could not save the etcd config to disk");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLUSTER: &[u8] = br#"
+seesaw_vip < fqdn: "v." ipv4: "127.0.0.10/8" status: PRODUCTION >
+node < fqdn: "n1." ipv4: "127.0.0.1/8" status: PRODUCTION >
+vserver < name: "web" rp: "x" entry_address < fqdn: "w." ipv4: "127.0.0.20/32" >
+  vserver_entry < protocol: TCP port: 80 mode: NAT scheduler: RR proxy < drain_timeout_s: 7 > >
+  vserver_entry < protocol: TCP port: 81 mode: NAT scheduler: RR >
+  backend < host < fqdn: "b1." ipv4: "127.0.0.21/32" > >
+>
+vserver < name: "api" rp: "x" entry_address < fqdn: "a." ipv4: "127.0.0.30/32" >
+  vserver_entry < protocol: TCP port: 80 mode: NAT scheduler: RR >
+>
+"#;
+
+    fn member(pool: &str, host: &str, ip: &str) -> (String, Vec<u8>) {
+        (
+            format!("/p/members/{pool}/{host}"),
+            format!(r#"{{"pool":"{pool}","host":"{host}","ip":"{ip}","weight":3}}"#).into_bytes(),
+        )
+    }
+
+    fn weight_of(bytes: &[u8], pool: &str, host: &str) -> Option<i32> {
+        let pb = config::cluster::parse(bytes).unwrap();
+        let v = pb.vserver.iter().find(|v| v.name == pool)?;
+        let b = v
+            .backend
+            .iter()
+            .find(|b| b.host.fqdn == format!("{host}."))?;
+        Some(b.weight.unwrap_or(1))
+    }
+
+    #[test]
+    fn a_member_that_left_drains_at_weight_zero_for_its_pools_drain_time() {
+        let t0 = std::time::Instant::now();
+        let (m1, m2) = (
+            member("web", "r1", "127.0.0.41"),
+            member("api", "r2", "127.0.0.42"),
+        );
+        let both: BTreeMap<_, _> = [m1.clone(), m2.clone()].into();
+        let mut d = Draining::default();
+        d.update(&BTreeMap::new(), &both);
+        assert!(d.values().is_empty(), "nothing left yet");
+        // Both leases run out.
+        d.update(&both, &BTreeMap::new());
+        let (merged, warnings, periods) =
+            merge_draining(CLUSTER, &BTreeMap::new(), &d.values()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            weight_of(&merged, "web", "r1"),
+            Some(0),
+            "kept, no new flows"
+        );
+        assert_eq!(weight_of(&merged, "api", "r2"), Some(0));
+        // web's longest drain_timeout_s is 7; api sets none.
+        assert_eq!(periods[&m1.0], Duration::from_secs(7));
+        assert_eq!(periods[&m2.0], DEFAULT_MEMBER_DRAIN);
+        d.started(&periods, t0);
+        assert_eq!(d.next_deadline(), Some(t0 + Duration::from_secs(7)));
+        // A second merge does not restart the clock.
+        d.started(&BTreeMap::new(), t0 + Duration::from_secs(5));
+        assert_eq!(d.next_deadline(), Some(t0 + Duration::from_secs(7)));
+        // After 7 s r1 is gone; r2 drains on.
+        d.expire(t0 + Duration::from_secs(7));
+        let (merged, _, _) = merge_draining(CLUSTER, &BTreeMap::new(), &d.values()).unwrap();
+        assert_eq!(weight_of(&merged, "web", "r1"), None);
+        assert_eq!(weight_of(&merged, "api", "r2"), Some(0));
+        // r2 registers again: it stops draining and serves at its weight.
+        let back: BTreeMap<_, _> = [m2.clone()].into();
+        d.update(&BTreeMap::new(), &back);
+        assert!(d.values().is_empty());
+        let (merged, _, _) = merge_draining(CLUSTER, &back, &d.values()).unwrap();
+        assert_eq!(weight_of(&merged, "api", "r2"), Some(3));
+        d.expire(t0 + Duration::from_secs(3600));
+        assert_eq!(d.next_deadline(), None);
     }
 }

@@ -192,6 +192,12 @@ pub fn dispatch_rules(t: Table, lb: Option<&str>) -> Vec<String> {
         }
     };
     let mut out = Vec::new();
+    if t == Table::Dsr {
+        // Only frames addressed to this node: a switch floods unknown unicast (e.g. frames for
+        // a node whose link just went down) to every port, and every node forwarding its copy
+        // would hand the backends duplicates (`scale_out` lab).
+        out.push("meta pkttype != host accept".to_owned());
+    }
     pass(&mut out);
     dnat_keep_port(&mut out);
     out.push(format!("{did} {r} set {RESCHEDULE:#x}"));
