@@ -25,6 +25,7 @@ pub mod files;
 pub mod goconf;
 pub mod lease;
 pub mod logging;
+pub mod maglev;
 pub mod paths;
 pub mod peer;
 pub mod pidfile;

@@ -261,7 +261,18 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
                 if out.iter().any(|o| o.key == key) {
                     errors.push(format!("{path}: duplicate service {key}"));
                 }
+                let anchor = match &s.maglev_anchor {
+                    None => None,
+                    Some(a) => match seesaw_common::maglev::Anchor::decode(&a.keys, &a.slots) {
+                        Ok(a) => Some(std::sync::Arc::new(a)),
+                        Err(e) => {
+                            errors.push(format!("{path}.maglev_anchor: {e}"));
+                            None
+                        }
+                    },
+                };
                 out.push(Service {
+                    anchor,
                     key,
                     scheduler,
                     mode,
@@ -675,6 +686,10 @@ pub fn services_to_pb(services: &[Service]) -> pb::DesiredState {
                     lthreshold: s.opts.kernel.lthreshold,
                     uthreshold: s.opts.kernel.uthreshold,
                     proxy: opts_to_pb(s),
+                    maglev_anchor: s.anchor.as_deref().map(|a| {
+                        let (keys, slots) = a.encode();
+                        pb::MaglevAnchor { keys, slots }
+                    }),
                 }
             })
             .collect(),
@@ -723,6 +738,7 @@ pub fn stats_from_pb(state: &pb::DataplaneState) -> Vec<crate::dataplane::Servic
                 })
                 .collect();
             let service = Service {
+            anchor: None,
                 key,
                 scheduler: sched_from_pb(s.scheduler).unwrap_or(Scheduler::Rr),
                 mode: match pb::ForwardMode::try_from(s.mode) {

@@ -3,6 +3,9 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use seesaw_common::maglev::Anchor;
 
 /// Transport protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -318,17 +321,33 @@ pub struct Service {
     /// service (Seesaw's mangle `MARK` rules), sorted; each tuple's own `fwmark` is 0. Empty
     /// for a service reached only by packets marked elsewhere (a probe's `SO_MARK`).
     pub marks: Vec<ServiceKey>,
+    /// `mh` on the planes that build the table (proxy, nftables): the table every node derives
+    /// the live one from ([`seesaw_common::maglev::Anchor`]); `None`: derive from the table
+    /// held before.
+    pub anchor: Option<Arc<Anchor>>,
 }
 
+/// What [`Service::settings`] compares.
+pub type Settings<'a> = (
+    Scheduler,
+    ForwardMode,
+    u32,
+    &'a ServiceOpts,
+    &'a [ServiceKey],
+    Option<u64>,
+);
+
 impl Service {
-    /// The service's settings without its destinations, for comparing.
-    pub fn settings(&self) -> (Scheduler, ForwardMode, u32, &ServiceOpts, &[ServiceKey]) {
+    /// The service's settings without its destinations, for comparing (the anchor by its
+    /// fingerprint).
+    pub fn settings(&self) -> Settings<'_> {
         (
             self.scheduler,
             self.mode,
             self.persistence,
             &self.opts,
             &self.marks,
+            self.anchor.as_ref().map(|a| a.hash()),
         )
     }
 

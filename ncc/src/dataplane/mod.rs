@@ -72,6 +72,11 @@ pub trait Dataplane: Send + 'static {
     fn kind(&self) -> &'static str;
     /// Why the plane cannot hold `service`, if it cannot.
     fn unsupported(&self, service: &Service) -> Option<String>;
+    /// Whether the plane builds its own Maglev tables (proxy, nftables), so a service's
+    /// [`Service::anchor`] applies; otherwise anchors are dropped before the diff.
+    fn builds_tables(&self) -> bool {
+        false
+    }
     /// Re-reads the plane's state from where it lives (kernel planes: the kernel), so the next
     /// diff is against the truth. Called before every apply; the default does nothing.
     fn refresh(&mut self) -> Result<(), NccError> {
@@ -171,6 +176,20 @@ pub fn apply<P: Dataplane + ?Sized>(
 ) -> Result<Vec<Change>, NccError> {
     check(&*plane, desired)?;
     plane.refresh()?;
+    // Maglev anchors matter only to the planes that build their tables.
+    let stripped: Vec<Service>;
+    let desired = if plane.builds_tables() || desired.iter().all(|s| s.anchor.is_none()) {
+        desired
+    } else {
+        stripped = desired
+            .iter()
+            .map(|s| Service {
+                anchor: None,
+                ..s.clone()
+            })
+            .collect();
+        &stripped
+    };
     let changes = diff(&plane.current(), desired);
     if !changes.is_empty() {
         plane.commit(&changes)?;

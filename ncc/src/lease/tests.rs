@@ -106,6 +106,7 @@ mod transform {
     fn svc(a: &str) -> Service {
         let ip: IpAddr = a.parse().expect("literal");
         Service {
+            anchor: None,
             key: ServiceKey::new(ip, Protocol::Tcp, 80),
             scheduler: Scheduler::Rr,
             mode: ForwardMode::Nat,

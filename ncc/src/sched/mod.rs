@@ -7,7 +7,7 @@
 //! (its only mutable state is the rr cursor, the wrr credits and the random state), so a swap of
 //! pickers never disturbs flows that are already established.
 
-pub mod maglev;
+pub use seesaw_common::maglev;
 
 use std::hash::Hasher;
 use std::sync::Mutex;
@@ -78,13 +78,7 @@ pub fn hash_ip(ip: std::net::IpAddr) -> u64 {
 /// The stable hash of a socket address (the destination key of `dh`, the member key of a
 /// destination).
 pub fn hash_addr(a: std::net::SocketAddr) -> u64 {
-    let mut b = [0u8; 18];
-    match a.ip() {
-        std::net::IpAddr::V4(ip) => b[..4].copy_from_slice(&ip.octets()),
-        std::net::IpAddr::V6(ip) => b[..16].copy_from_slice(&ip.octets()),
-    }
-    b[16..].copy_from_slice(&a.port().to_be_bytes());
-    maglev::key_hash(&b)
+    maglev::addr_key(a)
 }
 
 /// One tier (primaries or backups) of a picker: indexes into the member list.
@@ -105,7 +99,13 @@ struct Tier {
 }
 
 impl Tier {
-    fn new(algo: Algo, members: &[Member], backup: bool, prev: Option<&Self>) -> Self {
+    fn new(
+        algo: Algo,
+        members: &[Member],
+        backup: bool,
+        prev: Option<&Self>,
+        anchor: Option<&maglev::Anchor>,
+    ) -> Self {
         let idx: Vec<usize> = (0..members.len())
             .filter(|&i| members[i].backup == backup && members[i].weight > 0)
             .collect();
@@ -123,10 +123,14 @@ impl Tier {
                 .iter()
                 .map(|&i| (members[i].key, members[i].weight))
                 .collect();
-            // Derived from the previous table: only the flows that must move do.
-            let before: Vec<u64> = prev.map_or_else(Vec::new, |p| {
-                p.maglev.iter().map(|&i| p.keys[i as usize]).collect()
-            });
+            // Derived from the anchor every node shares, else from the previous table: only
+            // the flows that must move do.
+            let before: Vec<u64> = match anchor {
+                Some(a) => a.slots.clone(),
+                None => prev.map_or_else(Vec::new, |p| {
+                    p.maglev.iter().map(|&i| p.keys[i as usize]).collect()
+                }),
+            };
             maglev::derive(&before, &b)
         } else {
             Vec::new()
@@ -278,10 +282,21 @@ impl Picker {
     /// A picker over `members` that replaces `prev`: a Maglev table is derived from `prev`'s
     /// ([`maglev::derive`]), so removing a backend moves only its flows.
     pub fn after(algo: Algo, members: &[Member], prev: Option<&Self>) -> Self {
+        Self::anchored(algo, members, prev, None)
+    }
+
+    /// [`Picker::after`], with the primaries' Maglev table derived from `anchor` when given
+    /// (so every node with the same anchor and members picks alike, whatever it held before).
+    pub fn anchored(
+        algo: Algo,
+        members: &[Member],
+        prev: Option<&Self>,
+        anchor: Option<&maglev::Anchor>,
+    ) -> Self {
         Self {
             algo,
-            primary: Tier::new(algo, members, false, prev.map(|p| &p.primary)),
-            backup: Tier::new(algo, members, true, prev.map(|p| &p.backup)),
+            primary: Tier::new(algo, members, false, prev.map(|p| &p.primary), anchor),
+            backup: Tier::new(algo, members, true, prev.map(|p| &p.backup), None),
             rng: AtomicU64::new(hash_bytes(&(members.len() as u64).to_le_bytes())),
         }
     }

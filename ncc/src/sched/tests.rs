@@ -263,3 +263,22 @@ fn table_hash_names_the_table_not_the_node() {
     assert_eq!(Picker::new(Algo::Rr, &m).table_hash(), None);
     assert_eq!(Picker::new(Algo::Mh, &members(&[0, 0])).table_hash(), None);
 }
+
+#[test]
+fn an_anchor_makes_the_table_independent_of_history() {
+    let all = members(&[1; 10]);
+    let set: Vec<(u64, u32)> = all.iter().map(|m| (m.key, m.weight)).collect();
+    let anchor = maglev::Anchor::derive(None, &set);
+    let mut live = all.clone();
+    live[3].weight = 0;
+    // A node that ran since long ago (its last table had other members) and one that just
+    // started agree once both derive from the anchor.
+    let old = Picker::new(Algo::Mh, &members(&[1, 2, 1, 1, 1, 1, 1]));
+    let started = Picker::anchored(Algo::Mh, &live, None, Some(&anchor));
+    let long_running = Picker::anchored(Algo::Mh, &live, Some(&old), Some(&anchor));
+    assert_eq!(started.table_hash(), long_running.table_hash());
+    // The table is the anchor with member 3's slots handed on, as the engine would derive it.
+    let live_set: Vec<(u64, u32)> = live.iter().map(|m| (m.key, m.weight)).collect();
+    let want = maglev::Anchor::derive(Some(&anchor), &live_set);
+    assert_eq!(started.table_hash(), Some(want.hash()));
+}

@@ -157,6 +157,7 @@ mod tests {
 
     fn svc(key: ServiceKey, mode: ForwardMode, marks: Vec<ServiceKey>) -> Service {
         Service {
+            anchor: None,
             key,
             scheduler: Scheduler::Wlc,
             mode,

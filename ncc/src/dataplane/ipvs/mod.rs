@@ -335,6 +335,7 @@ impl<K: IpvsKernel> IpvsPlane<K> {
             .collect();
         ds.sort();
         Some(Service {
+            anchor: None,
             key,
             scheduler: sched_from(&s.sched)?,
             mode,

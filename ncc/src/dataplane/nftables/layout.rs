@@ -54,9 +54,10 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 /// The slot contents for `members`. `old` is the current table (Maglev: survivors keep their
-/// slots when destinations only left; least connections: as few slots move as possible).
-/// Empty when no member has a weight.
-pub fn slots(layout: Layout, members: &[Member], old: &[u32]) -> Vec<u32> {
+/// slots when destinations only left; least connections: as few slots move as possible);
+/// `anchor`, when given, replaces `old` as what a Maglev table is derived from, so every node
+/// with the same anchor and members lays out the same table. Empty when no member has a weight.
+pub fn slots(layout: Layout, members: &[Member], old: &[u32], anchor: Option<&maglev::Anchor>) -> Vec<u32> {
     let live: Vec<&Member> = members.iter().filter(|m| m.weight > 0).collect();
     if live.is_empty() {
         return Vec::new();
@@ -79,10 +80,13 @@ pub fn slots(layout: Layout, members: &[Member], old: &[u32]) -> Vec<u32> {
             let backends: Vec<(u64, u32)> = live.iter().map(|m| (m.key, m.weight)).collect();
             let keys: std::collections::HashMap<u32, u64> =
                 live.iter().map(|m| (m.id, m.key)).collect();
-            let prev: Vec<u64> = old
-                .iter()
-                .map(|id| keys.get(id).copied().unwrap_or(maglev::GONE))
-                .collect();
+            let prev: Vec<u64> = match anchor {
+                Some(a) => a.slots.clone(),
+                None => old
+                    .iter()
+                    .map(|id| keys.get(id).copied().unwrap_or(maglev::GONE))
+                    .collect(),
+            };
             maglev::derive(&prev, &backends)
                 .into_iter()
                 .map(|i| live[i as usize].id)
@@ -148,14 +152,14 @@ mod tests {
     #[test]
     fn plain_skips_weight_zero() {
         assert_eq!(
-            slots(Layout::Plain, &[m(1, 5), m(2, 0), m(3, 1)], &[]),
+            slots(Layout::Plain, &[m(1, 5), m(2, 0), m(3, 1)], &[], None),
             [1, 3]
         );
     }
 
     #[test]
     fn weighted_is_proportional_and_interleaved() {
-        let s = slots(Layout::Weighted, &[m(1, 6), m(2, 4), m(3, 2)], &[]);
+        let s = slots(Layout::Weighted, &[m(1, 6), m(2, 4), m(3, 2)], &[], None);
         assert_eq!(s.len(), 6, "weights divided by their gcd");
         assert_eq!(s.iter().filter(|x| **x == 1).count(), 3);
         assert_eq!(s.iter().filter(|x| **x == 2).count(), 2);
@@ -164,15 +168,15 @@ mod tests {
 
     #[test]
     fn weighted_scales_huge_weights() {
-        let s = slots(Layout::Weighted, &[m(1, 1_000_000), m(2, 1)], &[]);
+        let s = slots(Layout::Weighted, &[m(1, 1_000_000), m(2, 1)], &[], None);
         assert!(s.len() as u64 <= MAX_WEIGHTED_SLOTS + 1);
         assert!(s.contains(&2), "a small weight keeps at least one slot");
     }
 
     #[test]
     fn maglev_removal_keeps_survivors_slots() {
-        let three = slots(Layout::Maglev, &[m(1, 1), m(2, 1), m(3, 1)], &[]);
-        let two = slots(Layout::Maglev, &[m(1, 1), m(3, 1)], &three);
+        let three = slots(Layout::Maglev, &[m(1, 1), m(2, 1), m(3, 1)], &[], None);
+        let two = slots(Layout::Maglev, &[m(1, 1), m(3, 1)], &three, None);
         assert_eq!(three.len(), two.len());
         for (a, b) in three.iter().zip(&two) {
             if *a != 2 {
@@ -187,8 +191,8 @@ mod tests {
 
     #[test]
     fn maglev_addition_moves_only_the_newcomers_share() {
-        let two = slots(Layout::Maglev, &[m(1, 1), m(3, 1)], &[]);
-        let three = slots(Layout::Maglev, &[m(1, 1), m(2, 1), m(3, 1)], &two);
+        let two = slots(Layout::Maglev, &[m(1, 1), m(3, 1)], &[], None);
+        let three = slots(Layout::Maglev, &[m(1, 1), m(2, 1), m(3, 1)], &two, None);
         assert_eq!(two.len(), three.len());
         // Every slot that changed went to the newcomer, and it holds a third of them.
         assert!(two.iter().zip(&three).all(|(a, b)| a == b || *b == 2));
@@ -199,13 +203,13 @@ mod tests {
     #[test]
     fn least_connection_tables_start_idle_and_keep_their_slots() {
         let wlc = Layout::Least { weighted: true };
-        let s = slots(wlc, &[m(1, 3), m(2, 1), m(3, 0)], &[]);
+        let s = slots(wlc, &[m(1, 3), m(2, 1), m(3, 0)], &[], None);
         assert_eq!(s.len(), 16, "8 slots per live destination");
         assert_eq!(s.iter().filter(|x| **x == 1).count(), 12);
-        let lc = slots(Layout::Least { weighted: false }, &[m(1, 3), m(2, 1)], &[]);
+        let lc = slots(Layout::Least { weighted: false }, &[m(1, 3), m(2, 1)], &[], None);
         assert_eq!(lc.iter().filter(|x| **x == 1).count(), 8);
         // A re-laid table keeps every slot it can.
-        let again = slots(wlc, &[m(1, 3), m(2, 1)], &s);
+        let again = slots(wlc, &[m(1, 3), m(2, 1)], &s, None);
         assert_eq!(again, s);
     }
 
@@ -215,4 +219,24 @@ mod tests {
         assert_eq!(capacity(9), 16);
         assert_eq!(capacity(65_537), 131_072);
     }
+
+    #[test]
+    fn an_anchor_replaces_what_the_node_held() {
+        let all = [m(1, 1), m(2, 1), m(3, 1), m(4, 1)];
+        let set: Vec<(u64, u32)> = all.iter().map(|x| (x.key, x.weight)).collect();
+        let anchor = maglev::Anchor::derive(None, &set);
+        let live = [m(1, 1), m(2, 1), m(4, 1)];
+        let garbage = vec![2u32; 65_537];
+        let a = slots(Layout::Maglev, &live, &garbage, Some(&anchor));
+        let b = slots(Layout::Maglev, &live, &[], Some(&anchor));
+        assert_eq!(a, b, "what the node held does not matter");
+        let keys = |t: &[u32]| -> Vec<u64> {
+            t.iter()
+                .map(|id| live.iter().find(|x| x.id == *id).unwrap().key)
+                .collect()
+        };
+        let live_set: Vec<(u64, u32)> = live.iter().map(|x| (x.key, x.weight)).collect();
+        assert_eq!(keys(&a), maglev::Anchor::derive(Some(&anchor), &live_set).slots);
+    }
+
 }

@@ -287,6 +287,7 @@ impl<R: NftRunner> NftPlane<R> {
                 out.insert(
                     *key,
                     Service {
+            anchor: None,
                         key: *key,
                         scheduler: meta.sched,
                         mode: match t {
@@ -340,6 +341,10 @@ pub struct Held<'a> {
 }
 
 impl<R: NftRunner> Dataplane for NftPlane<R> {
+    fn builds_tables(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> &'static str {
         "nftables"
     }
@@ -487,6 +492,7 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
                     (cur.scheduler, cur.mode, cur.persistence) =
                         (s.scheduler, s.mode, s.persistence);
                     cur.marks.clone_from(&s.marks);
+                    cur.anchor.clone_from(&s.anchor);
                     touched.push(s.key);
                 }
                 Change::DeleteService(k) => {

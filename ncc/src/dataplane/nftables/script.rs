@@ -439,7 +439,7 @@ impl Script {
             self.add_dest(t, sid, id, (d.addr, d.weight), s.mode == ForwardMode::Tun);
             members.push(member(id, d.addr, d.weight));
         }
-        let slots = layout::slots(lay, &members, &[]);
+        let slots = layout::slots(lay, &members, &[], s.anchor.as_deref());
         let n = u32::try_from(slots.len()).unwrap_or(u32::MAX);
         let cap = layout::capacity(slots.len());
         let off = alloc.slots(cap)?;
@@ -568,7 +568,7 @@ impl Script {
         } else {
             &[]
         };
-        let slots = layout::slots(lay, &members, keep_old);
+        let slots = layout::slots(lay, &members, keep_old, s.anchor.as_deref());
         let n = u32::try_from(slots.len()).unwrap_or(u32::MAX);
         let (off, cap) = if n <= old.cap {
             (old.off, old.cap)

@@ -371,6 +371,10 @@ impl ProxyPlane {
 }
 
 impl Dataplane for ProxyPlane {
+    fn builds_tables(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> &'static str {
         "proxy"
     }

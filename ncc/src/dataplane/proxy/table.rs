@@ -248,7 +248,7 @@ impl Table {
                     .and_then(|p| p.groups.get(g))
                     .map(|g| &g.picker);
                 Group {
-                    picker: Picker::after(
+                    picker: Picker::anchored(
                         a,
                         &members
                             .iter()
@@ -259,6 +259,7 @@ impl Table {
                             })
                             .collect::<Vec<_>>(),
                         before,
+                        s.anchor.as_deref(),
                     ),
                     dests: members.iter().map(|d| dests.get(d.addr)).collect(),
                 }

@@ -248,6 +248,83 @@ pub fn slot(flow_hash: u64, len: usize) -> usize {
     (flow_hash % len as u64) as usize
 }
 
+/// The stable key of a backend address (its IP octets and port): the Maglev key every node
+/// and both table-building planes (proxy, nftables) use for a destination.
+pub fn addr_key(a: std::net::SocketAddr) -> u64 {
+    let mut b = [0u8; 18];
+    match a.ip() {
+        std::net::IpAddr::V4(ip) => b[..4].copy_from_slice(&ip.octets()),
+        std::net::IpAddr::V6(ip) => b[..16].copy_from_slice(&ip.octets()),
+    }
+    b[16..].copy_from_slice(&a.port().to_be_bytes());
+    key_hash(&b)
+}
+
+/// A Maglev table shared by every node that a live table is derived from: each slot's owner as
+/// a key ([`addr_key`]). The engine computes one per `mh` service from the configured backends
+/// (the same config gives the same anchor on every node); ncc derives the live table from it
+/// with [`derive`] over the destinations that are up, so the live table depends only on the
+/// anchor and the live set — never on what a node happened to hold before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Anchor {
+    /// Slot → owner key.
+    pub slots: Vec<u64>,
+}
+
+/// The largest anchor accepted from the wire (the largest table size).
+pub const MAX_ANCHOR_SLOTS: usize = 4_194_301;
+
+impl Anchor {
+    /// The anchor for `backends` (key, weight): derived from `prev` (so a change moves as few
+    /// slots as it must), or built afresh without one. Empty when no backend has a weight.
+    pub fn derive(prev: Option<&Self>, backends: &[(u64, u32)]) -> Self {
+        let before = prev.map_or(&[][..], |p| &p.slots[..]);
+        let table = derive(before, backends);
+        Self {
+            slots: table.into_iter().map(|i| backends[i as usize].0).collect(),
+        }
+    }
+
+    /// Its fingerprint ([`table_hash`]).
+    pub fn hash(&self) -> u64 {
+        table_hash(self.slots.iter().copied())
+    }
+
+    /// Compact form: the distinct keys, and per slot the index of its key (u32 little-endian).
+    pub fn encode(&self) -> (Vec<u64>, Vec<u8>) {
+        let mut keys: Vec<u64> = self.slots.clone();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut idx = Vec::with_capacity(self.slots.len() * 4);
+        for k in &self.slots {
+            let i = keys.binary_search(k).unwrap_or(0);
+            idx.extend_from_slice(&u32::try_from(i).unwrap_or(u32::MAX).to_le_bytes());
+        }
+        (keys, idx)
+    }
+
+    /// The inverse of [`Anchor::encode`]; refuses malformed input (an index out of range, a
+    /// length that is not whole slots, too many slots).
+    pub fn decode(keys: &[u64], idx: &[u8]) -> Result<Self, String> {
+        if idx.len() % 4 != 0 {
+            return Err(format!("{} index bytes are not whole slots", idx.len()));
+        }
+        if idx.len() / 4 > MAX_ANCHOR_SLOTS {
+            return Err(format!("{} slots (at most {MAX_ANCHOR_SLOTS})", idx.len() / 4));
+        }
+        let slots = idx
+            .chunks_exact(4)
+            .map(|c| {
+                let i = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize;
+                keys.get(i)
+                    .copied()
+                    .ok_or_else(|| format!("slot names key {i} of {}", keys.len()))
+            })
+            .collect::<Result<Vec<u64>, String>>()?;
+        Ok(Self { slots })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,4 +519,49 @@ mod tests {
         assert_eq!(table_size(1000), 131_071);
         assert_eq!(table_size(usize::MAX), 4_194_301);
     }
+
+    fn keyed(n: u64) -> Vec<(u64, u32)> {
+        (1..=n).map(|i| (key_hash(&i.to_le_bytes()), 1)).collect()
+    }
+
+    #[test]
+    fn anchors_round_trip_and_refuse_malformed_input() {
+        let a = Anchor::derive(None, &keyed(7));
+        assert_eq!(a.slots.len(), DEFAULT_SIZE);
+        let (keys, idx) = a.encode();
+        assert_eq!(keys.len(), 7);
+        assert_eq!(Anchor::decode(&keys, &idx).unwrap(), a);
+        assert!(Anchor::decode(&keys, &idx[..5]).is_err(), "partial slot");
+        assert!(Anchor::decode(&keys[..3], &idx).is_err(), "index out of range");
+        assert!(Anchor::decode(&[], &[]).unwrap().slots.is_empty());
+        let huge = vec![0u8; (MAX_ANCHOR_SLOTS + 1) * 4];
+        assert!(Anchor::decode(&keys, &huge).is_err(), "too many slots");
+    }
+
+    #[test]
+    fn a_live_table_depends_on_the_anchor_and_the_live_set_only() {
+        let all = keyed(100);
+        let anchor = Anchor::derive(None, &all);
+        // Deriving the full set from its own anchor changes nothing.
+        assert_eq!(Anchor::derive(Some(&anchor), &all), anchor);
+        // Node A saw backend 5 fail, then 9; node B started after both failed. Their live
+        // tables — each derived from the anchor, not from what the node held — are equal.
+        let without = |skip: &[usize]| -> Vec<(u64, u32)> {
+            all.iter()
+                .enumerate()
+                .filter(|(i, _)| !skip.contains(i))
+                .map(|(_, b)| *b)
+                .collect()
+        };
+        let a = Anchor::derive(Some(&anchor), &without(&[5, 9]));
+        let b = Anchor::derive(Some(&anchor), &without(&[5, 9]));
+        assert_eq!(a, b);
+        let moved = |x: &Anchor, y: &Anchor| x.slots.iter().zip(&y.slots).filter(|(p, q)| p != q).count();
+        assert!(moved(&a, &anchor) <= DEFAULT_SIZE * 2 / 100 + 2, "two of 100 gone");
+        // A backend back up: its old slots again (the anchor's), not a reshuffle.
+        assert_eq!(Anchor::derive(Some(&anchor), &all), anchor);
+        assert_eq!(a.hash(), b.hash());
+        assert_ne!(a.hash(), anchor.hash());
+    }
+
 }
