@@ -306,11 +306,14 @@ impl Anchor {
     /// The inverse of [`Anchor::encode`]; refuses malformed input (an index out of range, a
     /// length that is not whole slots, too many slots).
     pub fn decode(keys: &[u64], idx: &[u8]) -> Result<Self, String> {
-        if idx.len() % 4 != 0 {
+        if !idx.len().is_multiple_of(4) {
             return Err(format!("{} index bytes are not whole slots", idx.len()));
         }
         if idx.len() / 4 > MAX_ANCHOR_SLOTS {
-            return Err(format!("{} slots (at most {MAX_ANCHOR_SLOTS})", idx.len() / 4));
+            return Err(format!(
+                "{} slots (at most {MAX_ANCHOR_SLOTS})",
+                idx.len() / 4
+            ));
         }
         let slots = idx
             .chunks_exact(4)
@@ -532,7 +535,10 @@ mod tests {
         assert_eq!(keys.len(), 7);
         assert_eq!(Anchor::decode(&keys, &idx).unwrap(), a);
         assert!(Anchor::decode(&keys, &idx[..5]).is_err(), "partial slot");
-        assert!(Anchor::decode(&keys[..3], &idx).is_err(), "index out of range");
+        assert!(
+            Anchor::decode(&keys[..3], &idx).is_err(),
+            "index out of range"
+        );
         assert!(Anchor::decode(&[], &[]).unwrap().slots.is_empty());
         let huge = vec![0u8; (MAX_ANCHOR_SLOTS + 1) * 4];
         assert!(Anchor::decode(&keys, &huge).is_err(), "too many slots");
@@ -556,12 +562,15 @@ mod tests {
         let a = Anchor::derive(Some(&anchor), &without(&[5, 9]));
         let b = Anchor::derive(Some(&anchor), &without(&[5, 9]));
         assert_eq!(a, b);
-        let moved = |x: &Anchor, y: &Anchor| x.slots.iter().zip(&y.slots).filter(|(p, q)| p != q).count();
-        assert!(moved(&a, &anchor) <= DEFAULT_SIZE * 2 / 100 + 2, "two of 100 gone");
+        let moved =
+            |x: &Anchor, y: &Anchor| x.slots.iter().zip(&y.slots).filter(|(p, q)| p != q).count();
+        assert!(
+            moved(&a, &anchor) <= DEFAULT_SIZE * 2 / 100 + 2,
+            "two of 100 gone"
+        );
         // A backend back up: its old slots again (the anchor's), not a reshuffle.
         assert_eq!(Anchor::derive(Some(&anchor), &all), anchor);
         assert_eq!(a.hash(), b.hash());
         assert_ne!(a.hash(), anchor.hash());
     }
-
 }

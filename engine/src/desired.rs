@@ -91,6 +91,8 @@ pub struct ServiceSpec {
     pub marks: Vec<ServiceKey>,
     /// Seesaw's `one_packet` and connection thresholds (the kernel planes' options).
     pub kernel: KernelOpts,
+    /// `mh`: the Maglev table every node derives the live one from (see `state::anchors`).
+    pub anchor: Option<std::sync::Arc<seesaw_common::maglev::Anchor>>,
 }
 
 /// An entry's `one_packet`, `lthreshold` and `uthreshold`, as ncc gets them.

@@ -577,6 +577,20 @@ pub struct Cluster {
     pub vip_pools: Vec<VipPool>,
     /// Cluster warnings: misconfigured vservers and skipped duplicates.
     pub warnings: Vec<String>,
+    /// What the etcd source adds to a config it read (`None` for other sources).
+    pub etcd: Option<EtcdFacts>,
+}
+
+/// What the etcd source knows about a config beyond its text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdFacts {
+    /// The members it merged in from `<prefix>/members/`, as (vserver, backend fqdn): live
+    /// backends, never part of a Maglev anchor.
+    pub registered: std::collections::BTreeSet<(String, String)>,
+    /// Maglev anchors stored with the config, by service (`ServiceKey` as text). A `mh`
+    /// service without one builds its anchor afresh from the config — never from this node's
+    /// history, so every node agrees.
+    pub anchors: BTreeMap<String, std::sync::Arc<seesaw_common::maglev::Anchor>>,
 }
 
 /// A `vip_pool`: addresses (and optionally ports) that services created without a VIP draw from.

@@ -291,6 +291,10 @@ fn service_to_pb(s: &ServiceSpec) -> pb::Service {
                 port: u32::from(m.port),
             })
             .collect(),
+        maglev_anchor: s.anchor.as_deref().map(|a| {
+            let (keys, slots) = a.encode();
+            pb::MaglevAnchor { keys, slots }
+        }),
     }
 }
 

@@ -45,6 +45,8 @@ pub struct EngineState {
     stats: HashMap<(ServiceKey, DestSpecKey), DestStats>,
     /// Maglev table fingerprints the plane reported, by service.
     tables: HashMap<ServiceKey, u64>,
+    /// Maglev anchors of the `mh` services ([`anchors`]).
+    anchors: BTreeMap<ServiceKey, Arc<seesaw_common::maglev::Anchor>>,
     apply_error: Option<String>,
     started: SystemTime,
     startup_grace: Duration,
@@ -131,6 +133,7 @@ impl EngineState {
             reload_failures: 0,
             stats: HashMap::new(),
             tables: HashMap::new(),
+            anchors: BTreeMap::new(),
             apply_error: None,
             started: now,
             startup_grace,
@@ -250,6 +253,8 @@ impl EngineState {
             cluster: step,
         };
         self.topology = expand_with(&loaded, &self.overrides);
+        let etcd = loaded.cluster.etcd.as_ref();
+        self.anchors = anchors::anchors(&self.topology, etcd, &self.anchors);
         self.loaded = Arc::new(loaded);
         self.assign_marks();
         self.prune_results(now);
@@ -620,6 +625,7 @@ impl EngineState {
                     proxy: s.entry.proxy.clone(),
                     marks: Vec::new(),
                     kernel: crate::desired::KernelOpts::of(&s.entry),
+                    anchor: self.anchors.get(&s.key).cloned(),
                 });
             }
             if vt.config.use_fwm {
@@ -703,6 +709,7 @@ impl EngineState {
                 proxy: crate::model::ProxyOpts::default(),
                 marks,
                 kernel: crate::desired::KernelOpts::of(&first.entry),
+                anchor: None,
             });
         }
         out
@@ -732,6 +739,7 @@ impl EngineState {
                 }],
                 proxy: crate::model::ProxyOpts::default(),
                 marks: Vec::new(),
+                anchor: None,
                 kernel: crate::desired::KernelOpts::default(),
             })
             .collect()
@@ -790,6 +798,7 @@ fn grace(t: &Topology) -> Duration {
         .min(Duration::from_secs(10))
 }
 
+pub mod anchors;
 mod bgp;
 pub mod fwmark;
 pub use bgp::{BgpDesired, BgpNeighborView, BgpSettings};

@@ -125,6 +125,7 @@ fn service(vip: &str, port: u16, sched: Scheduler, mode: ForwardMode, w: &[u32])
         .collect();
     dests.sort();
     Service {
+        anchor: None,
         key: ServiceKey::new(vip.parse().expect("literal"), Protocol::Tcp, port),
         scheduler: sched,
         mode,

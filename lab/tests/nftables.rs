@@ -47,6 +47,7 @@ fn service(vip: &str, port: u16, sched: Scheduler, mode: ForwardMode, w: &[u32])
         .collect();
     dests.sort();
     Service {
+        anchor: None,
         key: ServiceKey {
             vip: vip.parse().expect("literal"),
             proto: Protocol::Tcp,

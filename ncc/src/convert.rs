@@ -738,7 +738,7 @@ pub fn stats_from_pb(state: &pb::DataplaneState) -> Vec<crate::dataplane::Servic
                 })
                 .collect();
             let service = Service {
-            anchor: None,
+                anchor: None,
                 key,
                 scheduler: sched_from_pb(s.scheduler).unwrap_or(Scheduler::Rr),
                 mode: match pb::ForwardMode::try_from(s.mode) {

@@ -24,6 +24,7 @@ use seesaw_ncc::model::{Dest, ForwardMode, Protocol, Scheduler, Service, Service
 fn services(n: u16, m: u8, bump: Option<u16>) -> Vec<Service> {
     (0..n)
         .map(|i| Service {
+            anchor: None,
             key: ServiceKey {
                 vip: "198.51.100.1".parse().expect("literal"),
                 proto: Protocol::Tcp,

@@ -177,6 +177,7 @@ fn service() -> Service {
         .collect();
     dests.sort();
     Service {
+        anchor: None,
         key: ServiceKey::new(VIP.parse().expect("literal"), Protocol::Tcp, 80),
         scheduler: Scheduler::Wlc,
         mode: ForwardMode::Nat,

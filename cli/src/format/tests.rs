@@ -65,6 +65,7 @@ fn web() -> pb::VserverStatus {
             healthy: true,
             active: true,
             not_applied: String::new(),
+            table_hash: String::new(),
             low_watermark: 0.0,
             high_watermark: 0.0,
             current_watermark: 0.5,

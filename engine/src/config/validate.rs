@@ -158,6 +158,7 @@ pub fn validate(c: &pb::Cluster) -> Result<(Cluster, Vec<String>), Vec<String>> 
             metadata,
             vip_pools,
             warnings: r.warnings,
+            etcd: None,
         },
         warnings,
     ))

@@ -48,6 +48,7 @@ fn services_the_plane_does_not_hold_are_not_applied_never_active() {
             proxy: first.entry.proxy.clone(),
             marks: Vec::new(),
             kernel: crate::desired::KernelOpts::of(&first.entry),
+            anchor: None,
         }],
         ..DesiredState::default()
     };

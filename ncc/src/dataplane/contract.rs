@@ -70,7 +70,7 @@ fn svc(
         .collect();
     dests.sort();
     Service {
-            anchor: None,
+        anchor: None,
         key: ServiceKey {
             vip: vip.parse().expect("literal"),
             proto: Protocol::Tcp,

@@ -8,7 +8,7 @@ use crate::model::{ForwardMode, Protocol, Scheduler};
 
 fn svc(port: u16, dests: &[(u8, u32)]) -> Service {
     Service {
-            anchor: None,
+        anchor: None,
         key: ServiceKey {
             vip: "10.1.0.1".parse().unwrap(),
             proto: Protocol::Tcp,

@@ -25,7 +25,7 @@ impl IpvsKernel for Recording {
 
 fn svc(sched: Scheduler, mode: ForwardMode, dests: &[(&str, u32)]) -> Service {
     Service {
-            anchor: None,
+        anchor: None,
         key: ServiceKey {
             vip: "198.51.100.1".parse().unwrap(),
             proto: Protocol::Tcp,

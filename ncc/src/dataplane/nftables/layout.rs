@@ -57,7 +57,12 @@ fn gcd(a: u64, b: u64) -> u64 {
 /// slots when destinations only left; least connections: as few slots move as possible);
 /// `anchor`, when given, replaces `old` as what a Maglev table is derived from, so every node
 /// with the same anchor and members lays out the same table. Empty when no member has a weight.
-pub fn slots(layout: Layout, members: &[Member], old: &[u32], anchor: Option<&maglev::Anchor>) -> Vec<u32> {
+pub fn slots(
+    layout: Layout,
+    members: &[Member],
+    old: &[u32],
+    anchor: Option<&maglev::Anchor>,
+) -> Vec<u32> {
     let live: Vec<&Member> = members.iter().filter(|m| m.weight > 0).collect();
     if live.is_empty() {
         return Vec::new();
@@ -206,7 +211,12 @@ mod tests {
         let s = slots(wlc, &[m(1, 3), m(2, 1), m(3, 0)], &[], None);
         assert_eq!(s.len(), 16, "8 slots per live destination");
         assert_eq!(s.iter().filter(|x| **x == 1).count(), 12);
-        let lc = slots(Layout::Least { weighted: false }, &[m(1, 3), m(2, 1)], &[], None);
+        let lc = slots(
+            Layout::Least { weighted: false },
+            &[m(1, 3), m(2, 1)],
+            &[],
+            None,
+        );
         assert_eq!(lc.iter().filter(|x| **x == 1).count(), 8);
         // A re-laid table keeps every slot it can.
         let again = slots(wlc, &[m(1, 3), m(2, 1)], &s, None);
@@ -236,7 +246,9 @@ mod tests {
                 .collect()
         };
         let live_set: Vec<(u64, u32)> = live.iter().map(|x| (x.key, x.weight)).collect();
-        assert_eq!(keys(&a), maglev::Anchor::derive(Some(&anchor), &live_set).slots);
+        assert_eq!(
+            keys(&a),
+            maglev::Anchor::derive(Some(&anchor), &live_set).slots
+        );
     }
-
 }

@@ -287,7 +287,7 @@ impl<R: NftRunner> NftPlane<R> {
                 out.insert(
                     *key,
                     Service {
-            anchor: None,
+                        anchor: None,
                         key: *key,
                         scheduler: meta.sched,
                         mode: match t {

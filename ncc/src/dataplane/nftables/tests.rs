@@ -31,7 +31,7 @@ impl NftRunner for Recorder {
 
 fn service(port: u16, sched: Scheduler, dests: &[(&str, u32)]) -> Service {
     Service {
-            anchor: None,
+        anchor: None,
         key: ServiceKey {
             vip: "198.51.100.1".parse().unwrap(),
             proto: Protocol::Tcp,

@@ -54,7 +54,7 @@ fn service(port: u16, scheduler: Scheduler, dests: &[(SocketAddr, u32)]) -> Serv
     let mut dests: Vec<Dest> = dests.iter().map(|(a, w)| Dest::new(*a, *w)).collect();
     dests.sort();
     Service {
-            anchor: None,
+        anchor: None,
         key: ServiceKey {
             vip: "127.0.0.1".parse().unwrap(),
             proto: Protocol::Tcp,
@@ -434,7 +434,7 @@ fn udp_protocol_version_routing_with_default_deny() {
 
 fn routed_service(port: u16, dests: Vec<Dest>, opts: ServiceOpts) -> Service {
     Service {
-            anchor: None,
+        anchor: None,
         key: ServiceKey {
             vip: "127.0.0.1".parse().unwrap(),
             proto: Protocol::Tcp,
