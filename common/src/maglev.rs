@@ -303,6 +303,63 @@ impl Anchor {
         (keys, idx)
     }
 
+    /// Storage form (etcd): version 1, index width in bytes (2 when there are at most 65,536
+    /// keys, else 4), key count (u32), keys (u64), then per slot its key's index; all
+    /// little-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let (keys, idx) = self.encode();
+        let narrow = keys.len() <= 1 << 16;
+        let mut out = Vec::with_capacity(6 + keys.len() * 8 + self.slots.len() * 4);
+        out.push(1);
+        out.push(if narrow { 2 } else { 4 });
+        out.extend_from_slice(&u32::try_from(keys.len()).unwrap_or(u32::MAX).to_le_bytes());
+        for k in &keys {
+            out.extend_from_slice(&k.to_le_bytes());
+        }
+        for c in idx.chunks_exact(4) {
+            out.extend_from_slice(if narrow { &c[..2] } else { c });
+        }
+        out
+    }
+
+    /// The inverse of [`Anchor::to_bytes`]; refuses malformed input (untrusted: read from etcd).
+    pub fn from_bytes(b: &[u8]) -> Result<Self, String> {
+        let Some((&[version, width], rest)) = b.split_first_chunk::<2>() else {
+            return Err("too short".into());
+        };
+        if version != 1 {
+            return Err(format!("unknown anchor version {version}"));
+        }
+        if width != 2 && width != 4 {
+            return Err(format!("index width {width}"));
+        }
+        let Some((n, rest)) = rest.split_first_chunk::<4>() else {
+            return Err("no key count".into());
+        };
+        let n = u32::from_le_bytes(*n) as usize;
+        if n > MAX_ANCHOR_SLOTS || rest.len() < n * 8 {
+            return Err(format!("{n} keys do not fit in {} bytes", rest.len()));
+        }
+        let (k, idx) = rest.split_at(n * 8);
+        let keys: Vec<u64> = k
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect();
+        let w = usize::from(width);
+        if !idx.len().is_multiple_of(w) {
+            return Err(format!("{} index bytes are not whole slots", idx.len()));
+        }
+        let wide: Vec<u8> = idx
+            .chunks_exact(w)
+            .flat_map(|c| {
+                let mut x = [0u8; 4];
+                x[..w].copy_from_slice(c);
+                x
+            })
+            .collect();
+        Self::decode(&keys, &wide)
+    }
+
     /// The inverse of [`Anchor::encode`]; refuses malformed input (an index out of range, a
     /// length that is not whole slots, too many slots).
     pub fn decode(keys: &[u64], idx: &[u8]) -> Result<Self, String> {
@@ -542,6 +599,33 @@ mod tests {
         assert!(Anchor::decode(&[], &[]).unwrap().slots.is_empty());
         let huge = vec![0u8; (MAX_ANCHOR_SLOTS + 1) * 4];
         assert!(Anchor::decode(&keys, &huge).is_err(), "too many slots");
+    }
+
+    #[test]
+    fn stored_anchors_round_trip_and_refuse_hostile_bytes() {
+        let a = Anchor::derive(None, &keyed(9));
+        let b = a.to_bytes();
+        assert_eq!(b.len(), 6 + 9 * 8 + DEFAULT_SIZE * 2, "two bytes a slot");
+        assert_eq!(Anchor::from_bytes(&b).unwrap(), a);
+        for bad in [
+            &b""[..],
+            &b"\x01"[..],
+            &b"\x02\x02\0\0\0\0"[..],
+            &b"\x01\x03\0\0\0\0"[..],
+            &b"\x01\x02\xff\xff\xff\xff"[..],
+            &b[..b.len() - 1],
+            &b[..20],
+        ] {
+            assert!(
+                Anchor::from_bytes(bad).is_err(),
+                "{:?}",
+                &bad[..bad.len().min(8)]
+            );
+        }
+        let mut out_of_range = b.clone();
+        let last = out_of_range.len() - 2;
+        out_of_range[last] = 200;
+        assert!(Anchor::from_bytes(&out_of_range).is_err());
     }
 
     #[test]

@@ -226,13 +226,13 @@ pub async fn run<N: Ncc + NccBgp>(
                 }
                 Some(Event::UpdateCluster { text, who, what, base, reply }) if source == ConfigSource::Etcd => {
                     let base = i64::try_from(base).unwrap_or(i64::MAX);
-                    pending = etcd.update(text, crate::etcd::Meta::now(&who, &what), base, reply);
+                    pending = etcd.update(text, crate::etcd::Meta::now(&who, &what), base, (reply, state.anchors().clone()));
                 }
                 Some(Event::UpdateCluster { text, who, what, base, reply }) => {
                     pending = start_edit(&config_dir, (text, base), who, what, &edit_tx, reply, &mut load_in_flight);
                 }
                 Some(Event::Rollback { id, who, reply }) if source == ConfigSource::Etcd => {
-                    pending = etcd.rollback(id, who, reply);
+                    pending = etcd.rollback(id, who, (reply, state.anchors().clone()));
                 }
                 Some(Event::Rollback { id, who, reply }) => {
                     // Reading one history file is small; parsing and saving it run off the loop.

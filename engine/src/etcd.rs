@@ -127,6 +127,23 @@ pub struct Version {
     pub size: u64,
 }
 
+/// One Maglev anchor change of a write: the service (`ServiceKey` as text) and its new stored
+/// anchor ([`seesaw_common::maglev::Anchor::to_bytes`]), or `None` to delete it.
+pub type AnchorOp = (String, Option<Vec<u8>>);
+
+/// What [`Store::read_all`] reads at one revision.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The config and the revision that wrote it (`None`: no config key).
+    pub config: Option<(Vec<u8>, i64)>,
+    /// Registered members, key → value.
+    pub members: BTreeMap<String, Vec<u8>>,
+    /// Maglev anchors, service → stored bytes.
+    pub anchors: BTreeMap<String, Vec<u8>>,
+    /// The revision of the read.
+    pub revision: i64,
+}
+
 /// A connection to etcd for one prefix; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -137,6 +154,8 @@ pub struct Store {
     meta_key: String,
     /// `<prefix>/members/`: registered members.
     members: String,
+    /// `<prefix>/maglev/`: the Maglev anchors, one key per `mh` service (see [`Store::write`]).
+    anchors: String,
     deadline: Duration,
 }
 
@@ -164,6 +183,7 @@ impl Store {
             key: cfg.config_key(),
             meta_key: cfg.meta_key(),
             members: format!("{}/members/", cfg.prefix),
+            anchors: format!("{}/maglev/", cfg.prefix),
             deadline: cfg.dial_timeout.max(Duration::from_secs(1)) * 2,
         })
     }
@@ -219,15 +239,34 @@ impl Store {
 
     /// Writes `bytes` if the key is still at revision `base` (what the writer read): of two racing
     /// writers one succeeds and the other gets [`StoreError::Conflict`] naming the revision now.
+    /// `anchors` (service → new Maglev anchor, `None`: delete) go in the same transaction,
+    /// before the config, so a watcher sees them when it sees the config they belong to.
     /// Returns the revision of the write.
-    pub async fn write(&self, bytes: &[u8], meta: &Meta, base: i64) -> Result<i64, StoreError> {
+    pub async fn write(
+        &self,
+        bytes: &[u8],
+        meta: &Meta,
+        base: i64,
+        anchors: &[AnchorOp],
+    ) -> Result<i64, StoreError> {
+        let mut ops: Vec<TxnOp> = anchors
+            .iter()
+            .map(|(service, value)| {
+                let key = format!("{}{service}", self.anchors);
+                match value {
+                    Some(v) => TxnOp::put(key, v.clone(), None),
+                    None => TxnOp::delete(key, None),
+                }
+            })
+            .collect();
+        ops.extend(self.puts(bytes, meta));
         let txn = Txn::new()
             .when([Compare::mod_revision(
                 self.key.clone(),
                 CompareOp::Equal,
                 base,
             )])
-            .and_then(self.puts(bytes, meta))
+            .and_then(ops)
             .or_else([TxnOp::get(self.key.clone(), None)]);
         let mut c = self.client.kv_client();
         let r = self.call(c.txn(txn)).await?;
@@ -253,13 +292,11 @@ impl Store {
         ]
     }
 
-    /// The config (with the revision that wrote it) and every registered member, read at one
-    /// revision (returned too). Only the config key and `members/` are read (never the address
-    /// allocations), page by page, so a big cluster stays under gRPC's message limit.
-    #[allow(clippy::type_complexity, reason = "one consistent read, three parts")]
-    pub async fn read_all(
-        &self,
-    ) -> Result<(Option<(Vec<u8>, i64)>, BTreeMap<String, Vec<u8>>, i64), StoreError> {
+    /// The config (with the revision that wrote it), every registered member and every Maglev
+    /// anchor (by service), read at one revision (returned too). Only the config key,
+    /// `members/` and `maglev/` are read (never the address allocations), page by page, so a
+    /// big cluster stays under gRPC's message limit.
+    pub async fn read_all(&self) -> Result<Snapshot, StoreError> {
         let mut c = self.client.kv_client();
         let r = self.call(c.get(self.key.clone(), None)).await?;
         let revision = r.header().map_or(0, etcd_client::ResponseHeader::revision);
@@ -272,7 +309,18 @@ impl Store {
             .await?
             .into_iter()
             .collect();
-        Ok((config, members, revision))
+        let anchors = self
+            .range(&self.anchors, false, Some(revision))
+            .await?
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&self.anchors)?.to_owned(), v)))
+            .collect();
+        Ok(Snapshot {
+            config,
+            members,
+            anchors,
+            revision,
+        })
     }
 
     /// Every key (and value, unless `keys_only`) under `prefix` as of `at` (now when `None`),
@@ -645,6 +693,8 @@ pub enum Report {
         revision: i64,
         /// The bytes.
         bytes: Vec<u8>,
+        /// The Maglev anchors as of that revision, service → stored bytes.
+        anchors: BTreeMap<String, Vec<u8>>,
     },
     /// Every registered member (key → value) as of a revision, after any of them changed.
     Members {
@@ -701,6 +751,8 @@ pub async fn follow(
 struct Followed {
     last: i64,
     members: BTreeMap<String, Vec<u8>>,
+    /// Maglev anchors, service → stored bytes.
+    anchors: BTreeMap<String, Vec<u8>>,
     /// Counts connections, so `follow` can tell a round that got through.
     connected: u64,
 }
@@ -738,15 +790,22 @@ async fn follow_once(
         if at.last == 0 || from == 0 {
             // Read afresh: at start, or after the revision to resume from was compacted.
             match store.read_all().await {
-                Ok((config, members, revision)) => {
+                Ok(Snapshot {
+                    config,
+                    members,
+                    anchors,
+                    revision,
+                }) => {
                     let Some((bytes, written)) = config else {
                         return format!("{} does not exist", store.key);
                     };
+                    at.anchors = anchors;
                     if written > at.last
                         && tx
                             .send(Report::Config {
                                 revision: written,
                                 bytes,
+                                anchors: at.anchors.clone(),
                             })
                             .await
                             .is_err()
@@ -823,9 +882,11 @@ async fn watch(store: &Store, from: i64, tx: &mpsc::Sender<Report>, at: &mut Fol
             if key == store.key {
                 match ev.event_type() {
                     EventType::Put => {
+                        // A transaction writes the anchors before the config: they are in.
                         let report = Report::Config {
                             revision,
                             bytes: kv.value().to_vec(),
+                            anchors: at.anchors.clone(),
                         };
                         if let Err(e) = tx.send(report).await {
                             return ended(e);
@@ -841,6 +902,11 @@ async fn watch(store: &Store, from: i64, tx: &mpsc::Sender<Report>, at: &mut Fol
                         }
                     }
                 }
+            } else if let Some(service) = key.strip_prefix(&store.anchors) {
+                match ev.event_type() {
+                    EventType::Put => at.anchors.insert(service.to_owned(), kv.value().to_vec()),
+                    EventType::Delete => at.anchors.remove(service),
+                };
             } else if key.starts_with(&store.members) {
                 match ev.event_type() {
                     EventType::Put => at.members.insert(key, kv.value().to_vec()),

@@ -455,6 +455,11 @@ impl EngineState {
         (self.stats, self.tables) = (stats, tables);
     }
 
+    /// The Maglev anchors of the `mh` services.
+    pub fn anchors(&self) -> &BTreeMap<ServiceKey, Arc<seesaw_common::maglev::Anchor>> {
+        &self.anchors
+    }
+
     /// Why the last apply failed, while it does.
     pub fn apply_error(&self) -> Option<&str> {
         self.apply_error.as_deref()

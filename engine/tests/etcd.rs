@@ -635,7 +635,9 @@ async fn the_watch_resumes_from_its_revision_and_rereads_after_compaction() {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, rx.recv()).await {
-                Ok(Some(Report::Config { revision, bytes })) => {
+                Ok(Some(Report::Config {
+                    revision, bytes, ..
+                })) => {
                     assert!(revision > last, "revision {revision} after {last}");
                     last = revision;
                     let v = String::from_utf8(bytes).unwrap();

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use seesaw_common::maglev;
 use seesaw_lab::config::{watchdog_cfg_shipped_priorities, write_atomic};
 use seesaw_lab::{Lab, ProcId, bins, procs};
 use socket2::{Domain, Socket, Type};
@@ -337,6 +338,28 @@ fn table_hashes(v: &serde_json::Value, out: &mut Vec<String>) {
         serde_json::Value::Array(a) => a.iter().for_each(|v| table_hashes(v, out)),
         _ => {}
     }
+}
+
+/// Waits (at most 30 s) until every node shows `want` as the long-lived service's table hash;
+/// the hashes seen.
+fn wait_hashes(lab: &Lab, want: &str) -> Vec<String> {
+    let mut hashes = Vec::new();
+    wait_until(Duration::from_secs(30), || {
+        hashes = LBS
+            .iter()
+            .map(|(n, _)| {
+                let mut h = Vec::new();
+                table_hashes(
+                    &shell_json(lab, n, &format!("show vservers {LONG_NAME}")),
+                    &mut h,
+                );
+                h.into_iter().next().unwrap_or_default()
+            })
+            .collect();
+        hashes.iter().all(|h| h == want)
+    })
+    .unwrap_or_else(|| panic!("the nodes' Maglev tables are {hashes:?}, not all {want}"));
+    hashes
 }
 
 /// A node's `seesaw_config_etcd_up` from its ECU's metrics (None: not readable).
@@ -665,7 +688,6 @@ fn many_nodes_share_etcd_and_survive_node_and_etcd_faults() {
             .unwrap_or_else(|e| panic!("starting the watchdog on {name}: {e}"));
         run_dirs.push(lab.run_dir(name).expect("lb"));
     }
-    let lab = Arc::new(lab);
     let all_hops: Vec<String> = LBS.iter().map(|(_, ip)| (*ip).to_owned()).collect();
     let t_start = Instant::now();
     let ecmp = wait_until(Duration::from_secs(60), || {
@@ -682,28 +704,56 @@ fn many_nodes_share_etcd_and_survive_node_and_etcd_faults() {
         ecmp - t_start
     );
 
-    // 1. One Maglev table on every node.
-    let mut hashes = Vec::new();
-    wait_until(Duration::from_secs(15), || {
-        hashes = LBS
-            .iter()
-            .map(|(n, _)| {
-                let mut h = Vec::new();
-                table_hashes(
-                    &shell_json(&lab, n, &format!("show vservers {LONG_NAME}")),
-                    &mut h,
-                );
-                h.into_iter().next().unwrap_or_default()
-            })
-            .collect();
-        hashes.iter().all(|h| !h.is_empty())
-    })
-    .unwrap_or_else(|| panic!("table hashes not shown on every node: {hashes:?}"));
-    println!("SCALE-OUT Maglev table of {LONG_NAME}: {hashes:?}");
-    assert!(
-        hashes.iter().all(|h| *h == hashes[0]),
-        "the nodes' Maglev tables differ: {hashes:?}"
+    // 1. One Maglev table on every node: the one built from the three backends; after an edit
+    // through the API removes be3, the one derived from it (stored in etcd with the edit) —
+    // also on a node rebuilt afterwards (its nftables flushed, its suite restarted), which
+    // a table derived from what each node held before would not give.
+    let key_of = |ip: &str| maglev::addr_key(SocketAddr::new(ip.parse().expect("literal"), 80));
+    let three: Vec<(u64, u32)> = BACKENDS[..3]
+        .iter()
+        .map(|(_, ip)| (key_of(ip), 1))
+        .collect();
+    let built = maglev::Anchor::derive(None, &three);
+    let hashes = wait_hashes(&lab, &format!("{:016x}", built.hash()));
+    println!("SCALE-OUT Maglev table of {LONG_NAME} on the three nodes: {hashes:?}");
+    let (code, reply) = api(
+        &lab,
+        &cacert,
+        "DELETE",
+        &format!("/v1/pools/{LONG_NAME}/members/be3.lab."),
+        "",
     );
+    assert_eq!(code, 200, "remove be3: {reply}");
+    let derived = maglev::Anchor::derive(Some(&built), &three[..2]);
+    let fresh = maglev::Anchor::derive(None, &three[..2]);
+    assert_ne!(
+        derived.hash(),
+        fresh.hash(),
+        "the test needs tables that differ"
+    );
+    let want = format!("{:016x}", derived.hash());
+    wait_hashes(&lab, &want);
+    let lb3_suite = procs::pids_with_env(
+        "SEESAW_RUN_DIR",
+        &lab.run_dir("lb3").expect("lb3").to_string_lossy(),
+    );
+    for p in &lb3_suite {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+    run(&lab, "lb3", "nft", &["flush", "ruleset"]);
+    let t_rebuilt = Instant::now();
+    lab.spawn_suite("lb3").expect("restarting lb3's suite");
+    let hashes = wait_hashes(&lab, &want);
+    println!(
+        "SCALE-OUT after removing be3 through the API: every node holds the derived table {hashes:?} \
+         (a fresh build would be {:016x}), lb3 too after being rebuilt from nothing ({:?})",
+        fresh.hash(),
+        t_rebuilt.elapsed()
+    );
+    wait_until(Duration::from_secs(60), || {
+        next_hops(&lab, LONG_VIP) == all_hops
+    })
+    .expect("lb3's path back on the router");
 
     // 2. Pools created through node 1's API serve through every node.
     let members: String = BACKENDS[..3]
@@ -988,6 +1038,8 @@ fn many_nodes_share_etcd_and_survive_node_and_etcd_faults() {
         "only {kept} of {} long-lived connections on the surviving nodes continued",
         on_survivors.len()
     );
+
+    let lab = Arc::new(lab);
 
     // 5. The etcd leader dies: writes resume after the election; traffic never stops.
     let stop = Arc::new(AtomicBool::new(false));

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::ReloadReply;
 use super::config_source::{ARCHIVE_KEEP, ARCHIVE_MAX_AGE, Pending};
 use crate::config::{self, Loaded, etcd_cfg::EtcdSettings};
-use crate::etcd::{EtcdShared, EtcdView, Meta, Report, Store, StoreError};
+use crate::etcd::{AnchorOp, EtcdShared, EtcdView, Meta, Report, Store, StoreError};
 use crate::state::{EngineState, ReloadOutcome};
 
 /// Messages to the loop.
@@ -217,7 +217,7 @@ impl EtcdSource {
         bytes: Vec<u8>,
         meta: Meta,
         base: i64,
-        reply: oneshot::Sender<ReloadReply>,
+        (reply, anchors): (oneshot::Sender<ReloadReply>, Anchors),
     ) -> Option<Pending> {
         let (store, tx) = match self.unreachable() {
             Ok(s) => s,
@@ -225,7 +225,7 @@ impl EtcdSource {
         };
         let base = if base == 0 { self.applied } else { base };
         let dir = self.dir.clone();
-        tokio::spawn(write(store, dir, tx, bytes, meta, base, reply));
+        tokio::spawn(write(store, dir, tx, (bytes, anchors), meta, base, reply));
         None
     }
 
@@ -234,7 +234,7 @@ impl EtcdSource {
         &self,
         id: u64,
         who: String,
-        reply: oneshot::Sender<ReloadReply>,
+        (reply, anchors): (oneshot::Sender<ReloadReply>, Anchors),
     ) -> Option<Pending> {
         let (store, tx) = match self.unreachable() {
             Ok(s) => s,
@@ -254,7 +254,7 @@ impl EtcdSource {
             match found {
                 Ok(bytes) => {
                     let meta = Meta::now(&who, &format!("rollback to revision {id}"));
-                    write(store, dir, tx, bytes, meta, base, reply).await;
+                    write(store, dir, tx, (bytes, anchors), meta, base, reply).await;
                 }
                 Err(why) => refuse(reply, vec![why]),
             }
@@ -276,24 +276,27 @@ async fn write(
     store: Store,
     dir: PathBuf,
     tx: mpsc::Sender<Written>,
-    bytes: Vec<u8>,
+    (bytes, anchors): (Vec<u8>, Anchors),
     meta: Meta,
     base: i64,
     reply: oneshot::Sender<ReloadReply>,
 ) {
     let (d, b) = (dir.clone(), bytes.clone());
-    match tokio::task::spawn_blocking(move || check(&d, &b)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(errors)) => return refuse(reply, errors),
-        Err(e) => return refuse(reply, vec![format!("validation failed: {e}")]),
-    };
-    match store.write(&bytes, &meta, base).await {
+    let ops =
+        match tokio::task::spawn_blocking(move || check(&d, &b).map(|l| anchor_ops(&l, &anchors)))
+            .await
+        {
+            Ok(Ok(ops)) => ops,
+            Ok(Err(errors)) => return refuse(reply, errors),
+            Err(e) => return refuse(reply, vec![format!("validation failed: {e}")]),
+        };
+    match store.write(&bytes, &meta, base, &ops).await {
         Ok(revision) => {
-            tracing::info!(revision, by = %meta.who, "{}", meta.what);
-            if let Err(e) = tx.send((revision, bytes, reply)).await {
+            tracing::info!(revision, by = %meta.who, anchors = ops.len(), "{}", meta.what);
+            if let Err(e) = tx.send((revision, bytes, ops, reply)).await {
                 // The follower restarted meanwhile (a reload, a source change): the write stands
                 // and the new follower reads it.
-                let (_, _, reply) = e.0;
+                let (_, _, _, reply) = e.0;
                 let _ = reply.send(ReloadReply {
                     outcome: ReloadOutcome::Unchanged(format!(
                         "written to etcd at revision {revision}; this node is re-reading etcd"
@@ -309,8 +312,40 @@ async fn write(
     }
 }
 
-/// A write of this node's, for the forwarder: its revision, bytes and the caller's reply.
-type Written = (i64, Vec<u8>, oneshot::Sender<ReloadReply>);
+/// The Maglev anchors an edit stores with its config (in the same transaction): each `mh`
+/// service whose configured backends changed gets its anchor derived from the running one
+/// (`anchors`: what this node runs), so the edit moves only the flows it must and every node —
+/// also one that starts later — derives from the same table; a service that left loses its.
+fn anchor_ops(new: &Loaded, anchors: &Anchors) -> Vec<AnchorOp> {
+    let topology = crate::checks::expand(new);
+    let mut ops = Vec::new();
+    let mut kept = std::collections::BTreeSet::new();
+    for (name, vt) in &topology.vservers {
+        for st in &vt.services {
+            if st.entry.scheduler != crate::model::Scheduler::Mh {
+                continue;
+            }
+            kept.insert(st.key);
+            let set = crate::state::anchors::configured(name, st, None);
+            let prev = anchors.get(&st.key);
+            let next = seesaw_common::maglev::Anchor::derive(prev.map(|a| &**a), &set);
+            if prev.is_none_or(|p| **p != next) {
+                ops.push((st.key.to_string(), Some(next.to_bytes())));
+            }
+        }
+    }
+    for k in anchors.keys().filter(|k| !kept.contains(k)) {
+        ops.push((k.to_string(), None));
+    }
+    ops
+}
+
+/// Anchors by service, as the engine runs them.
+pub(super) type Anchors = BTreeMap<crate::desired::ServiceKey, Arc<seesaw_common::maglev::Anchor>>;
+
+/// A write of this node's, for the forwarder: its revision, bytes, the anchors it changed and
+/// the caller's reply.
+type Written = (i64, Vec<u8>, Vec<AnchorOp>, oneshot::Sender<ReloadReply>);
 
 /// Turns what the follower reports (and this node's own writes) into checked configs for the
 /// loop, one after another and in order: the config bytes merged with the registered members,
@@ -323,6 +358,7 @@ async fn forward(
     (epoch, tx): (u64, mpsc::Sender<Stamped>),
 ) {
     let mut config: Option<(i64, Vec<u8>)> = None;
+    let mut anchors: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut members = BTreeMap::new();
     let mut draining = Draining::default();
     loop {
@@ -330,11 +366,12 @@ async fn forward(
         let (_changed_at, reply) = tokio::select! {
             r = reports.recv() => match r {
                 None => return,
-                Some(Report::Config { revision, bytes }) => {
+                Some(Report::Config { revision, bytes, anchors: a }) => {
                     if config.as_ref().is_some_and(|(r, _)| *r >= revision) {
                         continue;
                     }
                     config = Some((revision, bytes));
+                    anchors = a;
                     (revision, None)
                 }
                 Some(Report::Members { revision, members: m }) => {
@@ -351,9 +388,15 @@ async fn forward(
             },
             w = written.recv() => match w {
                 None => return,
-                Some((revision, bytes, reply)) => {
+                Some((revision, bytes, ops, reply)) => {
                     if config.as_ref().is_none_or(|(r, _)| *r < revision) {
                         config = Some((revision, bytes));
+                        for (service, value) in ops {
+                            match value {
+                                Some(v) => anchors.insert(service, v),
+                                None => anchors.remove(&service),
+                            };
+                        }
                     }
                     (revision, Some(reply))
                 }
@@ -372,14 +415,15 @@ async fn forward(
             continue;
         };
         let revision = *config_rev;
-        let (dir2, bytes, m, d) = (
+        let (dir2, bytes, m, d, a) = (
             dir.clone(),
             bytes.clone(),
             members.clone(),
             draining.values(),
+            anchors.clone(),
         );
         let checked = tokio::task::spawn_blocking(move || {
-            let (merged, mut warnings, periods) = merge_draining(&bytes, &m, &d)?;
+            let (merged, mut warnings, periods, mut registered) = merge_draining(&bytes, &m, &d)?;
             let loaded = match check(&dir2, &merged) {
                 Ok(l) => Ok((l, merged)),
                 // The members break a config that holds on its own: serve it without them.
@@ -388,11 +432,27 @@ async fn forward(
                         "registered members left out: with them the config is refused: {}",
                         errors.join("; ")
                     ));
+                    registered.clear();
                     (l, bytes.clone())
                 }),
                 Err(errors) => Err(errors),
             };
             let (mut loaded, saved) = loaded?;
+            let mut facts = crate::model::EtcdFacts {
+                registered,
+                anchors: BTreeMap::new(),
+            };
+            for (service, stored) in &a {
+                match seesaw_common::maglev::Anchor::from_bytes(stored) {
+                    Ok(anchor) => {
+                        facts.anchors.insert(service.clone(), Arc::new(anchor));
+                    }
+                    Err(e) => warnings.push(format!(
+                        "etcd Maglev anchor of {service}: {e}; that service's table is built afresh"
+                    )),
+                }
+            }
+            loaded.cluster.etcd = Some(facts);
             loaded.cluster.warnings.extend(warnings);
             save(&dir2, &saved);
             Ok((loaded, periods))
@@ -472,12 +532,17 @@ pub fn merge(
     bytes: &[u8],
     members: &BTreeMap<String, Vec<u8>>,
 ) -> Result<(Vec<u8>, Vec<String>), Vec<String>> {
-    merge_draining(bytes, members, &BTreeMap::new()).map(|(b, w, _)| (b, w))
+    merge_draining(bytes, members, &BTreeMap::new()).map(|(b, w, _, _)| (b, w))
 }
 
-/// What [`merge_draining`] gives: the merged bytes, warnings, and each draining member's drain
-/// time.
-type Merged = (Vec<u8>, Vec<String>, BTreeMap<String, Duration>);
+/// What [`merge_draining`] gives: the merged bytes, warnings, each draining member's drain
+/// time, and the members merged in as (vserver, backend fqdn).
+type Merged = (
+    Vec<u8>,
+    Vec<String>,
+    BTreeMap<String, Duration>,
+    std::collections::BTreeSet<(String, String)>,
+);
 
 /// [`merge`], plus `draining` members at weight 0; also returns each draining member's drain
 /// time: the longest `proxy.drain_timeout_s` of its pool's entries, else
@@ -488,8 +553,9 @@ pub(super) fn merge_draining(
     draining: &BTreeMap<String, Vec<u8>>,
 ) -> Result<Merged, Vec<String>> {
     let mut periods = BTreeMap::new();
+    let mut registered = std::collections::BTreeSet::new();
     if members.is_empty() && draining.is_empty() {
-        return Ok((bytes.to_vec(), Vec::new(), periods));
+        return Ok((bytes.to_vec(), Vec::new(), periods, registered));
     }
     let mut pb = config::cluster::parse(bytes)?;
     let mut warnings = Vec::new();
@@ -555,6 +621,7 @@ pub(super) fn merge_draining(
             std::net::IpAddr::V4(a) => (Some(format!("{a}/32")), None),
             std::net::IpAddr::V6(a) => (None, Some(format!("{a}/128"))),
         };
+        registered.insert((v.name.clone(), fqdn.clone()));
         v.backend.push(seesaw_proto::config::Backend {
             host: seesaw_proto::config::Host {
                 fqdn,
@@ -571,6 +638,7 @@ pub(super) fn merge_draining(
         config::cluster::to_text(&pb).into_bytes(),
         warnings,
         periods,
+        registered,
     ))
 }
 
@@ -647,8 +715,13 @@ vserver < name: "api" rp: "x" entry_address < fqdn: "a." ipv4: "127.0.0.30/32" >
         assert!(d.values().is_empty(), "nothing left yet");
         // Both leases run out.
         d.update(&both, &BTreeMap::new());
-        let (merged, warnings, periods) =
+        let (merged, warnings, periods, registered) =
             merge_draining(CLUSTER, &BTreeMap::new(), &d.values()).unwrap();
+        // Members merged in are live backends, never part of a Maglev anchor.
+        assert!(
+            registered.contains(&("web".to_owned(), "r1.".to_owned())),
+            "{registered:?}"
+        );
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(
             weight_of(&merged, "web", "r1"),
@@ -666,14 +739,14 @@ vserver < name: "api" rp: "x" entry_address < fqdn: "a." ipv4: "127.0.0.30/32" >
         assert_eq!(d.next_deadline(), Some(t0 + Duration::from_secs(7)));
         // After 7 s r1 is gone; r2 drains on.
         d.expire(t0 + Duration::from_secs(7));
-        let (merged, _, _) = merge_draining(CLUSTER, &BTreeMap::new(), &d.values()).unwrap();
+        let (merged, _, _, _) = merge_draining(CLUSTER, &BTreeMap::new(), &d.values()).unwrap();
         assert_eq!(weight_of(&merged, "web", "r1"), None);
         assert_eq!(weight_of(&merged, "api", "r2"), Some(0));
         // r2 registers again: it stops draining and serves at its weight.
         let back: BTreeMap<_, _> = [m2.clone()].into();
         d.update(&BTreeMap::new(), &back);
         assert!(d.values().is_empty());
-        let (merged, _, _) = merge_draining(CLUSTER, &back, &d.values()).unwrap();
+        let (merged, _, _, _) = merge_draining(CLUSTER, &back, &d.values()).unwrap();
         assert_eq!(weight_of(&merged, "api", "r2"), Some(3));
         d.expire(t0 + Duration::from_secs(3600));
         assert_eq!(d.next_deadline(), None);
