@@ -551,15 +551,22 @@ async fn import_yaml<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> 
             let (cluster_text, _) = st.view.cluster_text().await?;
             let cluster = cluster_edit::parse(&cluster_text)?;
             let vip = cluster_vip(&cluster);
-            let vservers = import::import(text, vip).map_err(ApiError::Invalid)?;
+            let (mut vservers, from_pools) =
+                import::import_with_pools(text, vip).map_err(ApiError::Invalid)?;
+            // `vip_pool` documents: their addresses, allocated in etcd (given back on failure).
+            let won = import::allocate(&st.view, &mut vservers, &from_pools).await?;
             let names: Vec<String> = vservers.iter().map(|v| v.name.clone()).collect();
-            edit_cluster(&st, user, format!("import {}", names.join(", ")), |c| {
+            let out = edit_cluster(&st, user, format!("import {}", names.join(", ")), |c| {
                 for v in vservers {
                     cluster_edit::upsert_pool(c, v);
                 }
                 Ok(())
             })
-            .await
+            .await;
+            if out.is_err() {
+                import::free(&st.view, &won).await;
+            }
+            out
         },
     )
     .await

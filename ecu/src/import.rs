@@ -28,12 +28,87 @@ use crate::spec::{self, FieldError};
 /// At most this many YAML documents in one import.
 const MAX_DOCUMENTS: usize = 1000;
 
-/// Converts a YAML file to vservers. `cluster_vip` is the cluster's `seesaw_vip` address, the
-/// default VIP of a Parasaus service without one.
+/// A `kind: Pool` document that names a `vip_pool` instead of a `vip`: its vserver (at `index`
+/// of the import) gets an address allocated from `pool` for every one of its `ports`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromPool {
+    /// The vserver's index in the imported list.
+    pub index: usize,
+    /// The `vip_pool` to draw from.
+    pub pool: String,
+    /// Its service ports.
+    pub ports: Vec<u16>,
+}
+
+/// Converts a YAML file to vservers; every `kind: Pool` document must give its `vip`.
 pub fn import(
     yaml: &str,
     cluster_vip: Option<IpAddr>,
 ) -> Result<Vec<pb::Vserver>, Vec<FieldError>> {
+    let (vservers, from_pools) = import_with_pools(yaml, cluster_vip)?;
+    match from_pools.first() {
+        None => Ok(vservers),
+        Some(f) => Err(vec![err(
+            &format!("vserver {}", vservers[f.index].name),
+            "vip_pool needs an address from the engine (config source etcd): import through \
+             `config import` or POST /v1/import",
+        )]),
+    }
+}
+
+/// Allocates the address of every [`FromPool`] vserver (each an etcd transaction, see
+/// `AllocateVip`) and sets it. On an error every address this call won is given back.
+/// Returns what it won, as (pool, vserver), to give back if the import then fails.
+pub async fn allocate<V: crate::engine_view::EngineView>(
+    view: &V,
+    vservers: &mut [pb::Vserver],
+    from_pools: &[FromPool],
+) -> Result<Vec<(String, String)>, crate::engine_view::ViewError> {
+    let mut won = Vec::new();
+    for f in from_pools {
+        let name = vservers[f.index].name.clone();
+        match view
+            .allocate_vip(f.pool.clone(), name.clone(), f.ports.clone())
+            .await
+        {
+            Ok((ip, created)) => {
+                if created {
+                    won.push((f.pool.clone(), name));
+                }
+                let Ok(addr) = ip.split('/').next().unwrap_or("").parse::<IpAddr>() else {
+                    free(view, &won).await;
+                    return Err(crate::engine_view::ViewError::Rpc {
+                        call: "AllocateVip",
+                        code: tonic::Code::Internal,
+                        message: format!("vip_pool {} gave {ip:?}, not an address", f.pool),
+                    });
+                };
+                let fqdn = vservers[f.index].entry_address.fqdn.clone();
+                vservers[f.index].entry_address = spec::host(&fqdn, addr);
+            }
+            Err(e) => {
+                free(view, &won).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(won)
+}
+
+/// Gives back addresses [`allocate`] won.
+pub async fn free<V: crate::engine_view::EngineView>(view: &V, won: &[(String, String)]) {
+    for (pool, name) in won {
+        let _ = view.free_vip(pool.clone(), name.clone()).await;
+    }
+}
+
+/// Converts a YAML file to vservers, and lists the ones whose address comes from a
+/// `vip_pool` (set to `0.0.0.0` until [`allocate`]). `cluster_vip` is the cluster's
+/// `seesaw_vip` address, the default VIP of a Parasaus service without one.
+pub fn import_with_pools(
+    yaml: &str,
+    cluster_vip: Option<IpAddr>,
+) -> Result<(Vec<pb::Vserver>, Vec<FromPool>), Vec<FieldError>> {
     let mut errs: Vec<FieldError> = Vec::new();
     let mut docs = Vec::new();
     for (i, de) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
@@ -58,6 +133,7 @@ pub fn import(
         errs.push(err("", "no documents"));
     }
     let mut out = Vec::new();
+    let mut from_pools = Vec::new();
     let mut services = BTreeMap::new();
     let mut endpoints = BTreeMap::new();
     for (i, doc) in &docs {
@@ -65,11 +141,48 @@ pub fn import(
         match doc.get("kind").and_then(Value::as_str) {
             Some("Pool") | Some("Vserver") => {
                 let mut body = doc.clone();
+                let mut pool = None;
                 if let Value::Object(m) = &mut body {
                     m.remove("kind");
+                    match m.remove("vip_pool") {
+                        None => {}
+                        Some(Value::String(p)) if !p.is_empty() && !m.contains_key("vip") => {
+                            // Validated with a stand-in address; the real one comes later.
+                            m.insert("vip".into(), json!("0.0.0.0"));
+                            pool = Some(p);
+                        }
+                        Some(Value::String(_)) if m.contains_key("vip") => {
+                            errs.push(err(
+                                &format!("{path}.vip_pool"),
+                                "give either vip or vip_pool, not both",
+                            ));
+                            continue;
+                        }
+                        Some(_) => {
+                            errs.push(err(
+                                &format!("{path}.vip_pool"),
+                                "must be the name of a vip_pool",
+                            ));
+                            continue;
+                        }
+                    }
                 }
                 match spec::pool_from_value(&body) {
-                    Ok((v, _)) => out.push(v),
+                    Ok((v, _)) => {
+                        if let Some(pool) = pool {
+                            let ports = v
+                                .vserver_entry
+                                .iter()
+                                .filter_map(|e| u16::try_from(e.port).ok())
+                                .collect();
+                            from_pools.push(FromPool {
+                                index: out.len(),
+                                pool,
+                                ports,
+                            });
+                        }
+                        out.push(v);
+                    }
                     Err(es) => errs.extend(es.into_iter().map(|e| prefix(&path, e))),
                 }
             }
@@ -132,7 +245,11 @@ pub fn import(
             }
         }
     }
-    if errs.is_empty() { Ok(out) } else { Err(errs) }
+    if errs.is_empty() {
+        Ok((out, from_pools))
+    } else {
+        Err(errs)
+    }
 }
 
 fn err(field: &str, message: impl Into<String>) -> FieldError {
@@ -479,19 +596,24 @@ pub async fn import_file<V: crate::engine_view::EngineView>(
     })?;
     let (text, base) = view.cluster_text().await?;
     let mut cluster = crate::cluster_edit::parse(&text)?;
-    let vservers =
-        import(&yaml, crate::api::cluster_vip(&cluster)).map_err(ImportError::Invalid)?;
+    let (mut vservers, from_pools) = import_with_pools(&yaml, crate::api::cluster_vip(&cluster))
+        .map_err(ImportError::Invalid)?;
+    let won = allocate(view, &mut vservers, &from_pools).await?;
     let names: Vec<String> = vservers.iter().map(|v| v.name.clone()).collect();
     for v in vservers {
         crate::cluster_edit::upsert_pool(&mut cluster, v);
     }
     let what = format!("import {} from {path}", names.join(", "));
-    Ok(view
+    let outcome = view
         .update_cluster(
             crate::cluster_edit::render(&cluster),
             what,
             String::new(),
             base,
         )
-        .await?)
+        .await;
+    if !outcome.as_ref().is_ok_and(|o| o.applied) {
+        free(view, &won).await;
+    }
+    Ok(outcome?)
 }

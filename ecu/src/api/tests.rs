@@ -479,3 +479,60 @@ async fn a_pool_without_a_vip_draws_one_from_a_vip_pool_and_gives_it_back() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["vip"], json!("10.99.0.1"));
 }
+
+#[tokio::test]
+async fn a_yaml_pool_with_a_vip_pool_gets_its_address_on_import() {
+    let h = harness();
+    h.fake.set_cluster_text(&format!(
+        "{CLUSTER}vip_pool: < name: \"pub\" cidr: \"10.99.0.0/16\" >\n"
+    ));
+    let (s, _) = h
+        .call(
+            "PUT",
+            "/v1/config/source",
+            Some(ADMIN),
+            r#"{"source": "etcd"}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let yaml = "kind: Pool\nname: a@demo\nvip_pool: pub\nservices:\n  - port: 80\n---\n\
+                kind: Pool\nname: b@demo\nvip_pool: pub\nservices:\n  - port: 80\n";
+    let (s, v) = h.call("POST", "/v1/import", Some(ADMIN), yaml).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let text = h.fake.cluster_text_now();
+    assert!(
+        text.contains("10.99.0.1/32") && text.contains("10.99.0.2/32"),
+        "two pools, two addresses: {text}"
+    );
+    // Bad vip_pool documents: refused with their field, nothing allocated or written.
+    for (bad, field) in [
+        (
+            "kind: Pool\nname: c@demo\nvip: 10.0.0.1\nvip_pool: pub\nservices:\n  - port: 1\n",
+            "documents[0].vip_pool",
+        ),
+        (
+            "kind: Pool\nname: c@demo\nvip_pool: [1]\nservices:\n  - port: 1\n",
+            "documents[0].vip_pool",
+        ),
+        (
+            "kind: Pool\nname: c@demo\nvip_pool: pub\nservices:\n  - port: 0\n",
+            "documents[0].services[0].port",
+        ),
+    ] {
+        let (s, v) = h.call("POST", "/v1/import", Some(ADMIN), bad).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v.to_string().contains(field), "{field}: {v}");
+    }
+    assert!(!h.fake.cluster_text_now().contains("c@demo"));
+    // A vip_pool the config lacks: the engine refuses the allocation, nothing is written.
+    let (s, v) = h
+        .call(
+            "POST",
+            "/v1/import",
+            Some(ADMIN),
+            "kind: Pool\nname: d@demo\nvip_pool: nope\nservices:\n  - port: 80\n",
+        )
+        .await;
+    assert_ne!(s, StatusCode::OK, "{v}");
+    assert!(!h.fake.cluster_text_now().contains("d@demo"));
+}

@@ -314,6 +314,16 @@ impl EngineView for FakeEngine {
                 message: "address pools need config source etcd, connected".into(),
             });
         }
+        // As the engine: only a vip_pool of the running config.
+        let known = cluster_edit::parse(&s.text)
+            .is_ok_and(|c| c.vip_pool.iter().any(|p| p.name == vip_pool));
+        if !known {
+            return Err(ViewError::Rpc {
+                call: "AllocateVip",
+                code: tonic::Code::NotFound,
+                message: format!("no vip_pool {vip_pool:?} in the running config"),
+            });
+        }
         if let Some((_, _, ip)) = s.vips.iter().find(|v| v.0 == vip_pool && v.1 == owner) {
             return Ok((ip.clone(), false));
         }
