@@ -265,11 +265,21 @@ pub fn addr_key(a: std::net::SocketAddr) -> u64 {
 /// (the same config gives the same anchor on every node); ncc derives the live table from it
 /// with [`derive`] over the destinations that are up, so the live table depends only on the
 /// anchor and the live set — never on what a node happened to hold before.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Anchor {
     /// Slot → owner key.
     pub slots: Vec<u64>,
+    /// [`Anchor::hash`], computed once (planes compare anchors by it on every apply).
+    hash: std::sync::OnceLock<u64>,
 }
+
+impl PartialEq for Anchor {
+    fn eq(&self, other: &Self) -> bool {
+        self.slots == other.slots
+    }
+}
+
+impl Eq for Anchor {}
 
 /// The largest anchor accepted from the wire (the largest table size).
 pub const MAX_ANCHOR_SLOTS: usize = 4_194_301;
@@ -280,14 +290,22 @@ impl Anchor {
     pub fn derive(prev: Option<&Self>, backends: &[(u64, u32)]) -> Self {
         let before = prev.map_or(&[][..], |p| &p.slots[..]);
         let table = derive(before, backends);
+        Self::new(table.into_iter().map(|i| backends[i as usize].0).collect())
+    }
+
+    /// An anchor of these slots.
+    pub fn new(slots: Vec<u64>) -> Self {
         Self {
-            slots: table.into_iter().map(|i| backends[i as usize].0).collect(),
+            slots,
+            hash: std::sync::OnceLock::new(),
         }
     }
 
     /// Its fingerprint ([`table_hash`]).
     pub fn hash(&self) -> u64 {
-        table_hash(self.slots.iter().copied())
+        *self
+            .hash
+            .get_or_init(|| table_hash(self.slots.iter().copied()))
     }
 
     /// Compact form: the distinct keys, and per slot the index of its key (u32 little-endian).
@@ -381,7 +399,7 @@ impl Anchor {
                     .ok_or_else(|| format!("slot names key {i} of {}", keys.len()))
             })
             .collect::<Result<Vec<u64>, String>>()?;
-        Ok(Self { slots })
+        Ok(Self::new(slots))
     }
 }
 
