@@ -13,12 +13,14 @@
 //! - [`http`]: a hand-written HTTP/1.0 and keep-alive client over std sockets;
 //! - [`wait`]: bounded waits;
 //! - [`bins`]: locating the workspace's debug binaries;
+//! - [`anycast`]: the anycast labs' bird2 router (ECMP), its routes, sysctls in a node;
 //! - [`vm`]: the kernel lab, Debian's kernel (IPVS) under QEMU running a script.
 //!
 //! The tests themselves live in `tests/`: `smoke.rs` (the lab, root only) and `loopback_e2e.rs`
 //! (runs everywhere).
 #![forbid(unsafe_code)]
 
+pub mod anycast;
 pub mod bins;
 pub mod capture;
 pub mod cmd;

@@ -76,45 +76,9 @@ fn cluster_pb() -> String {
     s
 }
 
-/// bird2 on the router: eBGP from both LBs (AS 64513), everything imported, merged into ECMP
-/// routes in the kernel table; fast timers so a lost session is noticed quickly.
-fn bird_conf() -> String {
-    let mut s = format!(
-        "router id {ROUTER};\nlog stderr all;\n\
-         protocol device {{ scan time 1; }}\n\
-         protocol kernel {{ ipv4 {{ import none; export all; }}; merge paths on; learn off; }}\n"
-    );
-    for (name, ip, _) in LBS {
-        s.push_str(&format!(
-            "protocol bgp {name} {{\n  local {ROUTER} as 64512;\n  neighbor {ip} as 64513;\n  \
-             hold time 3; keepalive time 1; connect retry time 1; error wait time 1, 2;\n  \
-             ipv4 {{ import all; export none; }};\n}}\n"
-        ));
-    }
-    s
-}
-
 /// The router's next hops for the VIP (empty: no route).
 fn next_hops(lab: &Lab) -> Vec<String> {
-    let out = lab
-        .exec(
-            "router",
-            "ip",
-            &["-4", "route", "show", VIP],
-            &[],
-            Duration::from_secs(5),
-        )
-        .expect("ip route");
-    let mut hops: Vec<String> = out
-        .stdout
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .windows(2)
-        .filter(|w| w[0] == "via")
-        .map(|w| w[1].to_owned())
-        .collect();
-    hops.sort();
-    hops
+    seesaw_lab::anycast::next_hops(lab, "router", VIP)
 }
 
 /// Waits (bounded) until the router's next hops for the VIP are `want`; returns when.
@@ -341,26 +305,6 @@ fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
     let mut lab = b
         .build()
         .unwrap_or_else(|e| panic!("building the lab: {e}"));
-    // Written through /proc (no procps needed); the shell runs inside the node's namespace, so
-    // /proc/sys/net is that namespace's.
-    let sysctl = |lab: &Lab, node: &str, kv: &str| {
-        let (key, value) = kv.split_once('=').expect("key=value");
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        let out = lab
-            .exec(
-                node,
-                "sh",
-                &["-c", &format!("echo {value} > {path}")],
-                &[],
-                Duration::from_secs(5),
-            )
-            .expect("sysctl");
-        assert!(
-            out.status.success(),
-            "sysctl {kv} in {node}: {}",
-            out.combined()
-        );
-    };
     // The router forwards with an L4 hash (flows, not hosts, spread over the next hops) and sends
     // no redirects (the client must keep going through it, not straight to one LB).
     for kv in [
@@ -369,13 +313,20 @@ fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
         "net.ipv4.conf.all.send_redirects=0",
         "net.ipv4.conf.eth0.send_redirects=0",
     ] {
-        sysctl(&lab, "router", kv);
+        lab.sysctl("router", kv).expect("sysctl");
     }
-    sysctl(&lab, "client", "net.ipv4.conf.all.accept_redirects=0");
+    lab.sysctl("client", "net.ipv4.conf.all.accept_redirects=0")
+        .expect("sysctl");
 
     let seesaw = bins::binary("seesaw").expect("checked");
     let dir: PathBuf = lab.dir().to_owned();
-    write_atomic(&dir, "bird.conf", &bird_conf()).expect("bird.conf");
+    let peers: Vec<(&str, &str)> = LBS.iter().map(|(n, ip, _)| (*n, *ip)).collect();
+    write_atomic(
+        &dir,
+        "bird.conf",
+        &seesaw_lab::anycast::bird_ecmp_conf(ROUTER, &peers),
+    )
+    .expect("bird.conf");
     let (conf, ctl) = (dir.join("bird.conf"), dir.join("bird.ctl"));
     lab.spawn(
         "router",

@@ -36,7 +36,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use seesaw_common::maglev;
 use seesaw_lab::config::{watchdog_cfg_shipped_priorities, write_atomic};
-use seesaw_lab::{Lab, ProcId, bins, procs};
+use seesaw_lab::{Lab, ProcId, anycast, bins, procs};
 use socket2::{Domain, Socket, Type};
 
 const ROUTER: &str = "192.0.2.254";
@@ -119,42 +119,6 @@ fn cluster_pb() -> String {
     s
 }
 
-/// bird2 on the router: eBGP from every node, merged into one ECMP route per VIP.
-fn bird_conf() -> String {
-    let mut s = format!(
-        "router id {ROUTER};\nlog stderr all;\n\
-         protocol device {{ scan time 1; }}\n\
-         protocol kernel {{ ipv4 {{ import none; export all; }}; merge paths on; learn off; }}\n"
-    );
-    for (name, ip) in LBS {
-        s.push_str(&format!(
-            "protocol bgp {name} {{\n  local {ROUTER} as 64512;\n  neighbor {ip} as 64513;\n  \
-             hold time 3; keepalive time 1; connect retry time 1; error wait time 1, 2;\n  \
-             ipv4 {{ import all; export none; }};\n}}\n"
-        ));
-    }
-    s
-}
-
-fn sysctl(lab: &Lab, node: &str, kv: &str) {
-    let (key, value) = kv.split_once('=').expect("key=value");
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    let out = lab
-        .exec(
-            node,
-            "sh",
-            &["-c", &format!("echo {value} > {path}")],
-            &[],
-            Duration::from_secs(5),
-        )
-        .expect("sysctl");
-    assert!(
-        out.status.success(),
-        "sysctl {kv} in {node}: {}",
-        out.combined()
-    );
-}
-
 fn run(lab: &Lab, node: &str, cmd: &str, args: &[&str]) -> String {
     let out = lab
         .exec(node, cmd, args, &[], Duration::from_secs(15))
@@ -169,25 +133,7 @@ fn run(lab: &Lab, node: &str, cmd: &str, args: &[&str]) -> String {
 
 /// The router's next hops for `vip` (empty: no route).
 fn next_hops(lab: &Lab, vip: &str) -> Vec<String> {
-    let out = lab
-        .exec(
-            "router",
-            "ip",
-            &["-4", "route", "show", vip],
-            &[],
-            Duration::from_secs(5),
-        )
-        .map(|o| o.stdout)
-        .unwrap_or_default();
-    let mut hops: Vec<String> = out
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .windows(2)
-        .filter(|w| w[0] == "via")
-        .map(|w| w[1].to_owned())
-        .collect();
-    hops.sort();
-    hops
+    anycast::next_hops(lab, "router", vip)
 }
 
 /// The node the router's ECMP hash sends this TCP flow to.
@@ -542,16 +488,17 @@ fn many_nodes_share_etcd_and_survive_node_and_etcd_faults() {
         "net.ipv4.conf.all.send_redirects=0",
         "net.ipv4.conf.eth0.send_redirects=0",
     ] {
-        sysctl(&lab, "router", kv);
+        lab.sysctl("router", kv).expect("sysctl");
     }
-    sysctl(&lab, "client", "net.ipv4.conf.all.accept_redirects=0");
+    lab.sysctl("client", "net.ipv4.conf.all.accept_redirects=0")
+        .expect("sysctl");
     // DSR backends: the anycast range is local on lo but never answered for on the wire.
     for (name, _) in BACKENDS {
         for kv in [
             "net.ipv4.conf.all.arp_ignore=1",
             "net.ipv4.conf.all.arp_announce=2",
         ] {
-            sysctl(&lab, name, kv);
+            lab.sysctl(name, kv).expect("sysctl");
         }
     }
     // The probe reaches node i from PROBES[i].
@@ -621,7 +568,7 @@ fn many_nodes_share_etcd_and_survive_node_and_etcd_faults() {
     wait_until(Duration::from_secs(30), || etcd_leader(&lab).is_some())
         .expect("the etcd cluster elected a leader within 30 s");
 
-    write_atomic(&dir, "bird.conf", &bird_conf()).expect("bird.conf");
+    write_atomic(&dir, "bird.conf", &anycast::bird_ecmp_conf(ROUTER, &LBS)).expect("bird.conf");
     let (conf, ctl) = (dir.join("bird.conf"), dir.join("bird.ctl"));
     lab.spawn(
         "router",
