@@ -271,6 +271,8 @@ pub struct Anchor {
     pub slots: Vec<u64>,
     /// [`Anchor::hash`], computed once (planes compare anchors by it on every apply).
     hash: std::sync::OnceLock<u64>,
+    /// [`Anchor::encode`], computed once (the engine ships it with every apply).
+    encoded: std::sync::OnceLock<(Vec<u64>, Vec<u8>)>,
 }
 
 impl PartialEq for Anchor {
@@ -298,6 +300,7 @@ impl Anchor {
         Self {
             slots,
             hash: std::sync::OnceLock::new(),
+            encoded: std::sync::OnceLock::new(),
         }
     }
 
@@ -308,17 +311,25 @@ impl Anchor {
             .get_or_init(|| table_hash(self.slots.iter().copied()))
     }
 
-    /// Compact form: the distinct keys, and per slot the index of its key (u32 little-endian).
+    /// Compact form: the distinct keys (in order of first appearance), and per slot the index
+    /// of its key (u32 little-endian). One pass; computed once per anchor.
     pub fn encode(&self) -> (Vec<u64>, Vec<u8>) {
-        let mut keys: Vec<u64> = self.slots.clone();
-        keys.sort_unstable();
-        keys.dedup();
-        let mut idx = Vec::with_capacity(self.slots.len() * 4);
-        for k in &self.slots {
-            let i = keys.binary_search(k).unwrap_or(0);
-            idx.extend_from_slice(&u32::try_from(i).unwrap_or(u32::MAX).to_le_bytes());
-        }
-        (keys, idx)
+        self.encoded
+            .get_or_init(|| {
+                let mut keys: Vec<u64> = Vec::new();
+                let mut index: std::collections::HashMap<u64, u32> =
+                    std::collections::HashMap::new();
+                let mut idx = Vec::with_capacity(self.slots.len() * 4);
+                for k in &self.slots {
+                    let i = *index.entry(*k).or_insert_with(|| {
+                        keys.push(*k);
+                        u32::try_from(keys.len() - 1).unwrap_or(u32::MAX)
+                    });
+                    idx.extend_from_slice(&i.to_le_bytes());
+                }
+                (keys, idx)
+            })
+            .clone()
     }
 
     /// Storage form (etcd): version 1, index width in bytes (2 when there are at most 65,536

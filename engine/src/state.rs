@@ -46,7 +46,7 @@ pub struct EngineState {
     /// Maglev table fingerprints the plane reported, by service.
     tables: HashMap<ServiceKey, u64>,
     /// Maglev anchors of the `mh` services ([`anchors`]).
-    anchors: BTreeMap<ServiceKey, Arc<seesaw_common::maglev::Anchor>>,
+    anchors: anchors::Anchors,
     apply_error: Option<String>,
     started: SystemTime,
     startup_grace: Duration,
@@ -456,7 +456,7 @@ impl EngineState {
     }
 
     /// The Maglev anchors of the `mh` services.
-    pub fn anchors(&self) -> &BTreeMap<ServiceKey, Arc<seesaw_common::maglev::Anchor>> {
+    pub fn anchors(&self) -> &anchors::Anchors {
         &self.anchors
     }
 
@@ -630,7 +630,7 @@ impl EngineState {
                     proxy: s.entry.proxy.clone(),
                     marks: Vec::new(),
                     kernel: crate::desired::KernelOpts::of(&s.entry),
-                    anchor: self.anchors.get(&s.key).cloned(),
+                    anchor: self.anchors.get(&s.key).map(|a| Arc::clone(&a.anchor)),
                 });
             }
             if vt.config.use_fwm {

@@ -16,6 +16,7 @@ use super::ReloadReply;
 use super::config_source::{ARCHIVE_KEEP, ARCHIVE_MAX_AGE, Pending};
 use crate::config::{self, Loaded, etcd_cfg::EtcdSettings};
 use crate::etcd::{AnchorOp, EtcdShared, EtcdView, Meta, Report, Store, StoreError};
+use crate::state::anchors::Anchors;
 use crate::state::{EngineState, ReloadOutcome};
 
 /// Messages to the loop.
@@ -328,10 +329,12 @@ fn anchor_ops(new: &Loaded, anchors: &Anchors) -> Vec<AnchorOp> {
             kept.insert(st.key);
             let set = crate::state::anchors::configured(name, st, None);
             let prev = anchors.get(&st.key);
-            let next = seesaw_common::maglev::Anchor::derive(prev.map(|a| &**a), &set);
-            if prev.is_none_or(|p| **p != next) {
-                ops.push((st.key.to_string(), Some(next.to_bytes())));
+            if prev.is_some_and(|p| p.set == set) {
+                // The same backends: the stored (or built) anchor stands.
+                continue;
             }
+            let next = seesaw_common::maglev::Anchor::derive(prev.map(|a| &*a.anchor), &set);
+            ops.push((st.key.to_string(), Some(next.to_bytes())));
         }
     }
     for k in anchors.keys().filter(|k| !kept.contains(k)) {
@@ -339,9 +342,6 @@ fn anchor_ops(new: &Loaded, anchors: &Anchors) -> Vec<AnchorOp> {
     }
     ops
 }
-
-/// Anchors by service, as the engine runs them.
-pub(super) type Anchors = BTreeMap<crate::desired::ServiceKey, Arc<seesaw_common::maglev::Anchor>>;
 
 /// A write of this node's, for the forwarder: its revision, bytes, the anchors it changed and
 /// the caller's reply.

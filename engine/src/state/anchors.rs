@@ -20,12 +20,20 @@ use crate::checks::Topology;
 use crate::desired::ServiceKey;
 use crate::model::{EtcdFacts, Scheduler};
 
+/// A service's anchor and the configured backends it was made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchored {
+    /// The configured backends as (key, weight), sorted.
+    pub set: Vec<(u64, u32)>,
+    /// The anchor.
+    pub anchor: Arc<Anchor>,
+}
+
+/// Anchors by service.
+pub type Anchors = BTreeMap<ServiceKey, Anchored>;
+
 /// The anchors of every `mh` service in `topology`; `prev` are the ones before this config.
-pub fn anchors(
-    topology: &Topology,
-    etcd: Option<&EtcdFacts>,
-    prev: &BTreeMap<ServiceKey, Arc<Anchor>>,
-) -> BTreeMap<ServiceKey, Arc<Anchor>> {
+pub fn anchors(topology: &Topology, etcd: Option<&EtcdFacts>, prev: &Anchors) -> Anchors {
     let mut out = BTreeMap::new();
     for (name, vt) in &topology.vservers {
         for st in &vt.services {
@@ -33,22 +41,18 @@ pub fn anchors(
                 continue;
             }
             let set = configured(name, st, etcd);
-            let anchor = match etcd {
-                Some(f) => f
-                    .anchors
-                    .get(&st.key.to_string())
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(Anchor::derive(None, &set))),
-                None => {
-                    let p = prev.get(&st.key);
-                    let next = Anchor::derive(p.map(|a| &**a), &set);
-                    match p {
-                        Some(p) if **p == next => Arc::clone(p),
-                        _ => Arc::new(next),
-                    }
+            let p = prev.get(&st.key);
+            let anchor = match (etcd, p) {
+                (Some(f), _) if f.anchors.contains_key(&st.key.to_string()) => {
+                    Arc::clone(&f.anchors[&st.key.to_string()])
                 }
+                // The same backends as before: the same anchor.
+                (_, Some(p)) if p.set == set => Arc::clone(&p.anchor),
+                // etcd without a stored anchor: built afresh, as on every other node.
+                (Some(_), _) => Arc::new(Anchor::derive(None, &set)),
+                (None, p) => Arc::new(Anchor::derive(p.map(|a| &*a.anchor), &set)),
             };
-            out.insert(st.key, anchor);
+            out.insert(st.key, Anchored { set, anchor });
         }
     }
     out
@@ -70,5 +74,85 @@ pub fn configured(
         })
         .filter(|d| d.weight > 0)
         .map(|d| (addr_key(SocketAddr::new(d.ip, d.port)), d.weight))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::expand;
+    use crate::config::{Loaded, load_cluster, seesaw_cfg};
+
+    fn topology(backends: &[&str]) -> Topology {
+        let mut text = String::from(
+            r#"seesaw_vip < fqdn: "v." ipv4: "10.0.0.1/24" >
+               node < fqdn: "n." ipv4: "10.0.0.2/24" >
+               vserver < name: "m" rp: "x" entry_address < fqdn: "m." ipv4: "10.1.0.1/32" >
+                 vserver_entry < protocol: TCP port: 80 scheduler: MH mode: NAT >
+                 vserver_entry < protocol: TCP port: 81 scheduler: RR mode: NAT >"#,
+        );
+        for b in backends {
+            text.push_str(&format!(
+                r#" backend < host < fqdn: "{b}." ipv4: "10.2.0.{}/24" > >"#,
+                b.trim_start_matches('b')
+            ));
+        }
+        text.push_str(" >");
+        expand(&Loaded {
+            settings: seesaw_cfg::parse("[cluster]\nname = t\nnode_ipv4 = 10.0.0.2\n").unwrap(),
+            cluster: load_cluster(text.as_bytes(), None).unwrap(),
+        })
+    }
+
+    fn key() -> ServiceKey {
+        ServiceKey::new("10.1.0.1".parse().unwrap(), crate::model::Protocol::Tcp, 80)
+    }
+
+    #[test]
+    fn disk_anchors_follow_the_config_and_etcd_anchors_never_follow_history() {
+        let three = topology(&["b1", "b2", "b3"]);
+        let a = anchors(&three, None, &Anchors::new());
+        assert_eq!(a.len(), 1, "only the mh service has an anchor");
+        let first = &a[&key()];
+        // The same config again: the very same anchor.
+        let again = anchors(&three, None, &a);
+        assert!(Arc::ptr_eq(&again[&key()].anchor, &first.anchor));
+        // Disk: b3 removed, the anchor is derived from the previous one (b3's slots only move).
+        let two = topology(&["b1", "b2"]);
+        let derived = anchors(&two, None, &a);
+        let fresh = Anchor::derive(None, &derived[&key()].set);
+        assert_ne!(*derived[&key()].anchor, fresh);
+        let kept = first
+            .anchor
+            .slots
+            .iter()
+            .zip(&derived[&key()].anchor.slots)
+            .filter(|(x, y)| x == y)
+            .count();
+        assert!(
+            kept * 3 >= first.anchor.slots.len() * 2 - 10,
+            "b1's and b2's slots stay"
+        );
+        // etcd without a stored anchor: built afresh whatever came before, as on a new node.
+        let facts = EtcdFacts::default();
+        assert_eq!(*anchors(&two, Some(&facts), &a)[&key()].anchor, fresh);
+        // etcd with one: that one.
+        let mut facts = EtcdFacts::default();
+        facts
+            .anchors
+            .insert(key().to_string(), Arc::clone(&derived[&key()].anchor));
+        let stored = anchors(&two, Some(&facts), &Anchors::new());
+        assert!(Arc::ptr_eq(&stored[&key()].anchor, &derived[&key()].anchor));
+        // A registered member is a live backend, not part of the anchor.
+        let mut facts = EtcdFacts::default();
+        facts.registered.insert(("m".into(), "b3.".into()));
+        assert_eq!(
+            anchors(&three, Some(&facts), &Anchors::new())[&key()]
+                .set
+                .len(),
+            2
+        );
+    }
 }
