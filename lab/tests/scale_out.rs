@@ -709,6 +709,7 @@ fn many_nodes_share_etcd_and_survive_node_and_etcd_faults() {
         .collect::<Vec<_>>()
         .join(",");
     let mut lat = Vec::new();
+    let mut per_node: Vec<Vec<Duration>> = Vec::new();
     let mut pool_vips: Vec<SocketAddr> = Vec::new();
     for i in 0..EDITS {
         let body = format!(
@@ -739,6 +740,7 @@ fn many_nodes_share_etcd_and_survive_node_and_etcd_faults() {
             })
             .expect("probe ns")
             .unwrap_or_else(|| panic!("pool{i} ({vip}) not served through every node in 10 s"));
+        per_node.push(served.clone());
         lat.extend(served);
     }
     let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
@@ -746,6 +748,12 @@ fn many_nodes_share_etcd_and_survive_node_and_etcd_faults() {
         "SCALE-OUT {EDITS} pools created through lb1's API (VIP drawn from the pool in etcd): serving through each of 3 nodes after p50 {p50:?}, p99 {p99:?}, max {:?}",
         lat.last().copied().unwrap_or_default()
     );
+    let mut node_p50 = Vec::new();
+    for n in 0..LBS.len() {
+        let mut v: Vec<Duration> = per_node.iter().map(|x| x[n]).collect();
+        node_p50.push(percentile(&mut v, 0.5));
+    }
+    println!("SCALE-OUT   p50 by node (probed in order lb1, lb2, lb3): {node_p50:?}");
     assert!(p99 <= Duration::from_secs(1), "p99 {p99:?} over 1 s");
     let mut uniq = pool_vips.clone();
     uniq.sort();

@@ -359,6 +359,9 @@ async fn forward(
 ) {
     let mut config: Option<(i64, Vec<u8>)> = None;
     let mut anchors: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // Stored anchors as decoded, with the bytes they came from.
+    type Decoded = BTreeMap<String, (Vec<u8>, Arc<seesaw_common::maglev::Anchor>)>;
+    let decoded: Arc<std::sync::Mutex<Decoded>> = Arc::default();
     let mut members = BTreeMap::new();
     let mut draining = Draining::default();
     loop {
@@ -415,12 +418,13 @@ async fn forward(
             continue;
         };
         let revision = *config_rev;
-        let (dir2, bytes, m, d, a) = (
+        let (dir2, bytes, m, d, a, cache) = (
             dir.clone(),
             bytes.clone(),
             members.clone(),
             draining.values(),
             anchors.clone(),
+            Arc::clone(&decoded),
         );
         let checked = tokio::task::spawn_blocking(move || {
             let (merged, mut warnings, periods, mut registered) = merge_draining(&bytes, &m, &d)?;
@@ -442,16 +446,26 @@ async fn forward(
                 registered,
                 anchors: BTreeMap::new(),
             };
+            // Decoded once per stored value (most revisions leave the anchors alone).
+            let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.retain(|service, (bytes, _)| a.get(service) == Some(bytes));
             for (service, stored) in &a {
+                if let Some((_, anchor)) = cache.get(service) {
+                    facts.anchors.insert(service.clone(), Arc::clone(anchor));
+                    continue;
+                }
                 match seesaw_common::maglev::Anchor::from_bytes(stored) {
                     Ok(anchor) => {
-                        facts.anchors.insert(service.clone(), Arc::new(anchor));
+                        let anchor = Arc::new(anchor);
+                        cache.insert(service.clone(), (stored.clone(), Arc::clone(&anchor)));
+                        facts.anchors.insert(service.clone(), anchor);
                     }
                     Err(e) => warnings.push(format!(
                         "etcd Maglev anchor of {service}: {e}; that service's table is built afresh"
                     )),
                 }
             }
+            drop(cache);
             loaded.cluster.etcd = Some(facts);
             loaded.cluster.warnings.extend(warnings);
             save(&dir2, &saved);

@@ -44,7 +44,12 @@ pub fn anchors(topology: &Topology, etcd: Option<&EtcdFacts>, prev: &Anchors) ->
             let p = prev.get(&st.key);
             let anchor = match (etcd, p) {
                 (Some(f), _) if f.anchors.contains_key(&st.key.to_string()) => {
-                    Arc::clone(&f.anchors[&st.key.to_string()])
+                    let stored = &f.anchors[&st.key.to_string()];
+                    // Unchanged: keep the running one (its encoding and hash are cached).
+                    match p {
+                        Some(p) if p.anchor == *stored => Arc::clone(&p.anchor),
+                        _ => Arc::clone(stored),
+                    }
                 }
                 // The same backends as before: the same anchor.
                 (_, Some(p)) if p.set == set => Arc::clone(&p.anchor),
