@@ -1,6 +1,7 @@
-//! Fuzzes what the engine reads from etcd: a registered member's value (`etcd::parse_member`)
-//! and merging members into a cluster.pb (`core::merge_members`). Values in etcd are written
-//! by any node or by hand; any panic is a bug.
+//! Fuzzes what the engine reads from etcd: a registered member's value (`etcd::parse_member`),
+//! merging members into a cluster.pb (`core::merge_members`) and a stored Maglev anchor
+//! (`Anchor::from_bytes`, which must round-trip what it accepts). Values in etcd are written by
+//! any node or by hand; any panic is a bug.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,4 +14,8 @@ fuzz_target!(|data: &[u8]| {
         br#"vserver < name: "web" entry_address < fqdn: "w." ipv4: "10.0.0.1/32" > >"#,
         &members,
     );
+    if let Ok(a) = seesaw_ncc::sched::maglev::Anchor::from_bytes(data) {
+        let again = seesaw_ncc::sched::maglev::Anchor::from_bytes(&a.to_bytes()).expect("own bytes");
+        assert_eq!(again, a);
+    }
 });
