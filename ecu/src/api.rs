@@ -12,6 +12,7 @@
 //! | `GET /v1/vservers[/{name}]`, `/v1/ha`, `/v1/config`, `/v1/nodes`, `/v1/warnings` | reader | as the shell shows them |
 //! | `GET /v1/backends`, `/v1/destinations`, `/v1/healthchecks`, `/v1/overrides` | reader | |
 //! | `GET /v1/config/source`, `/v1/config/history`, `/v1/cluster` (text) | reader | |
+//! | `GET /v1/series` | reader | the dashboard's 15-minute history ([`series`], merged in by `run`) |
 //! | `POST /v1/overrides` `{kind, target, state}` | operator | the engine's message |
 //! | `POST /v1/config/reload`, `POST /v1/failover` | operator | |
 //! | `PUT /v1/config/source` `{source}` | admin | |
@@ -50,6 +51,7 @@ use crate::tls::Peer;
 use crate::{dashboard, import};
 
 mod handlers;
+pub mod series;
 
 pub use handlers::*;
 

@@ -15,6 +15,8 @@
 //! - [`auth`], [`audit`], [`tls`]: users and roles, the audit log, TLS and client certificates;
 //! - [`spec`], [`cluster_edit`], [`import`]: the pool form, structural cluster.pb edits, YAML;
 //! - [`metrics`]: the OpenMetrics rendering, one fresh registry per scrape;
+//! - [`series`]: the dashboard's 15-minute history (sans-io; sampled and served by
+//!   [`api::series`]);
 //! - [`processes`]: the watchdog's status file (supervised processes, restarts).
 #![forbid(unsafe_code)]
 
@@ -35,6 +37,7 @@ pub mod import;
 pub mod metrics;
 pub mod model;
 pub mod processes;
+pub mod series;
 pub mod spec;
 pub mod tls;
 
@@ -62,6 +65,8 @@ pub struct Api {
     pub users: auth::Users,
     /// The audit log.
     pub audit: audit::AuditLog,
+    /// How often the dashboard's history samples the engine ([`series::DEFAULT_INTERVAL`]).
+    pub series_interval: std::time::Duration,
 }
 
 /// Serves the monitor on `listener` (already bound by the caller) and, if given, the API, until
@@ -101,12 +106,23 @@ pub async fn run<V: EngineView + Clone>(
             },
             api.audit.path().display()
         );
+        let series = Arc::new(std::sync::Mutex::new(series::Series::new(
+            api.series_interval,
+            series::WINDOW,
+        )));
+        let sampler = api::series::sample_engine(
+            view.clone(),
+            Arc::clone(&series),
+            api.series_interval,
+            shutdown.clone(),
+        );
         let state = Arc::new(api::ApiState::new(view, api.users, api.audit));
-        let app = api::router(state).into_make_service_with_connect_info::<tls::Peer>();
-        axum::serve(api.listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .map_err(EcuError::Serve)
+        let app = api::router(Arc::clone(&state))
+            .merge(api::series::series_routes(state, series))
+            .into_make_service_with_connect_info::<tls::Peer>();
+        let serve = axum::serve(api.listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        tokio::join!(serve, sampler).0.map_err(EcuError::Serve)
     };
     seesaw_common::ready::notify_ready();
     let (m, a) = tokio::join!(async { monitor.await.map_err(EcuError::Serve) }, api_server);

@@ -40,6 +40,10 @@ struct Args {
     /// With --import: print the outcome as JSON
     #[arg(long)]
     json: bool,
+    /// How often the dashboard's 15-minute history samples the engine, milliseconds
+    #[arg(long, env = "SEESAW_ECU_SERIES_INTERVAL_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    series_interval_ms: u64,
 }
 
 /// Per-call deadline for engine reads, so an HTTP request never hangs on a stuck engine.
@@ -137,6 +141,7 @@ fn main() -> ExitCode {
                     listener,
                     users: c.users,
                     audit,
+                    series_interval: Duration::from_millis(args.series_interval_ms),
                 })
             }
         };
