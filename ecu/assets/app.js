@@ -1,10 +1,20 @@
 // Seesaw dashboard: reads /v1/* every 2 s and writes through the same API. All text from the
-// server goes into the page with textContent (never as HTML).
+// server goes into the page with textContent (never as HTML). charts.js draws /v1/series and
+// pool.js is the pool form; both use the helpers here.
 'use strict';
 
 const REFRESH_MS = 2000;
+const TOKEN_KEY = 'seesaw-token';
 
-function token() { return sessionStorage.getItem('seesaw-token') || ''; }
+// The vservers of the last refresh (the pool form's preview picks POST or PUT by them).
+let lastVservers = [];
+
+function token() { return sessionStorage.getItem(TOKEN_KEY) || ''; }
+
+// The token box shows only while no token is known.
+function showLogin() {
+  document.getElementById('login').hidden = Boolean(token());
+}
 
 function setStatus(text, ok) {
   const s = document.getElementById('status');
@@ -12,6 +22,7 @@ function setStatus(text, ok) {
   s.className = ok ? 'ok' : 'error';
 }
 
+// An API call. A refusal throws an Error whose `data` is the JSON answer ({error, errors}).
 async function api(method, path, body, contentType) {
   const headers = { 'Authorization': 'Bearer ' + token() };
   let payload;
@@ -24,10 +35,17 @@ async function api(method, path, body, contentType) {
   const data = type.includes('json') ? await r.json() : await r.text();
   if (!r.ok) {
     let msg = (data && data.error) || ('HTTP ' + r.status);
-    if (data && data.errors) {
+    if (data && Array.isArray(data.errors) && data.errors.length) {
       msg += ': ' + data.errors.map(e => (e.field ? e.field + ': ' : '') + e.message).join('; ');
     }
-    throw new Error(msg);
+    const err = new Error(msg);
+    err.status = r.status;
+    err.data = data;
+    if (r.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      showLogin();
+    }
+    throw err;
   }
   return data;
 }
@@ -40,23 +58,25 @@ function cell(tr, text, cls) {
   return td;
 }
 
-function button(td, label, onclick) {
+function button(parent, label, onclick) {
   const b = document.createElement('button');
   b.type = 'button';
   b.textContent = label;
   b.addEventListener('click', onclick);
-  td.appendChild(b);
+  parent.appendChild(b);
   return b;
 }
 
-async function write(method, path, body, contentType) {
+// A write; the answer, or null after showing the refusal (`onError` gets the Error first).
+async function write(method, path, body, contentType, onError) {
   try {
     const r = await api(method, path, body, contentType);
-    setStatus(r.message || 'done', true);
+    setStatus((r && r.message) || 'done', true);
     await refresh();
     return r;
   } catch (e) {
     setStatus(e.message, false);
+    if (onError) onError(e);
     return null;
   }
 }
@@ -69,15 +89,11 @@ function renderVservers(vservers) {
     tr.className = 'vserver';
     cell(tr, v.name);
     cell(tr, v.vips.join(', '));
-    cell(tr, '');
-    cell(tr, '');
-    cell(tr, '');
+    for (let i = 0; i < 3; i++) cell(tr, '');
     cell(tr, v.enabled ? 'enabled' : 'disabled', v.enabled ? 'up' : 'down');
     cell(tr, '');
     cell(tr, v.override_state);
-    cell(tr, '');
-    cell(tr, '');
-    cell(tr, '');
+    for (let i = 0; i < 3; i++) cell(tr, '');
     rows.push(tr);
     for (const s of v.services) {
       for (const d of s.destinations) {
@@ -95,12 +111,10 @@ function renderVservers(vservers) {
         cell(r, `${d.active_conns}/${d.total_conns}`);
         cell(r, `${d.bytes_in}/${d.bytes_out}`);
         const actions = cell(r, '');
-        button(actions, 'Disable', () => write('POST', '/v1/overrides',
-          { kind: 'backend', target: d.backend, state: 'disabled' }));
-        button(actions, 'Enable', () => write('POST', '/v1/overrides',
-          { kind: 'backend', target: d.backend, state: 'enabled' }));
-        button(actions, 'Default', () => write('POST', '/v1/overrides',
-          { kind: 'backend', target: d.backend, state: 'default' }));
+        for (const [label, state] of [['Disable', 'disabled'], ['Enable', 'enabled'], ['Default', 'default']]) {
+          button(actions, label, () => write('POST', '/v1/overrides',
+            { kind: 'backend', target: d.backend, state }));
+        }
         rows.push(r);
       }
     }
@@ -126,17 +140,21 @@ function renderHistory(versions) {
 }
 
 async function refresh() {
+  showLogin();
   if (!token()) {
     setStatus('Enter an API token to continue.', false);
     return;
   }
   try {
-    const [vservers, ha, config, nodes, history] = await Promise.all([
+    const [vservers, ha, config, nodes, history, series] = await Promise.all([
       api('GET', '/v1/vservers'), api('GET', '/v1/ha'), api('GET', '/v1/config'),
       api('GET', '/v1/nodes'), api('GET', '/v1/config/history'),
+      api('GET', '/v1/series').catch(() => null),
     ]);
+    lastVservers = vservers;
     renderVservers(vservers);
     renderHistory(history);
+    if (series && typeof renderCharts === 'function') renderCharts(series);
     const badge = document.getElementById('ha');
     badge.textContent = 'HA: ' + ha.state;
     badge.className = 'badge ' + ha.state;
@@ -150,15 +168,6 @@ async function refresh() {
     document.body.dataset.loaded = String(Date.now());
   } catch (e) {
     setStatus(e.message, false);
-  }
-}
-
-function poolBody() {
-  try {
-    return JSON.parse(document.getElementById('pool-json').value);
-  } catch (e) {
-    setStatus('pool: not JSON: ' + e.message, false);
-    return null;
   }
 }
 
@@ -177,14 +186,18 @@ function memberPath() {
 }
 
 function init() {
+  // A `#token=...` fragment: kept for this tab, and taken out of the address bar and history.
   const m = location.hash.match(/token=([^&]+)/);
   if (m) {
-    sessionStorage.setItem('seesaw-token', decodeURIComponent(m[1]));
-    history.replaceState(null, '', location.pathname);
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    history.replaceState(null, '', location.pathname + location.search);
   }
+  showLogin();
   document.getElementById('login').addEventListener('submit', ev => {
     ev.preventDefault();
-    sessionStorage.setItem('seesaw-token', document.getElementById('token').value);
+    const t = document.getElementById('token');
+    sessionStorage.setItem(TOKEN_KEY, t.value);
+    t.value = '';
     refresh();
   });
   document.getElementById('override').addEventListener('submit', ev => {
@@ -195,20 +208,6 @@ function init() {
       state: document.getElementById('override-state').value,
     });
   });
-  document.getElementById('pool-create').addEventListener('click', () => {
-    const b = poolBody();
-    if (b) write('POST', '/v1/pools', b);
-  });
-  document.getElementById('pool-edit').addEventListener('click', () => {
-    const b = poolBody();
-    if (b) write('PUT', '/v1/pools/' + encodeURIComponent(b.name || ''), b);
-  });
-  document.getElementById('pool-delete').addEventListener('click', () => {
-    const b = poolBody();
-    if (b && confirm(`Delete pool ${b.name}?`)) {
-      write('DELETE', '/v1/pools/' + encodeURIComponent(b.name || ''));
-    }
-  });
   document.getElementById('member-add').addEventListener('click',
     () => write('POST', memberPath(), memberBody()));
   document.getElementById('member-save').addEventListener('click', () => write('PUT',
@@ -216,6 +215,7 @@ function init() {
     memberBody()));
   document.getElementById('member-delete').addEventListener('click', () => write('DELETE',
     memberPath() + '/' + encodeURIComponent(document.getElementById('member-host').value)));
+  if (typeof initPoolForm === 'function') initPoolForm();
   refresh();
   setInterval(refresh, REFRESH_MS);
 }
