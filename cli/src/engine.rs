@@ -75,6 +75,11 @@ pub trait EngineLink {
     ) -> impl Future<Output = Result<pb::ConfigReloadReply, EngineError>>;
     /// `ConfigHistory`: saved versions, newest first.
     fn history(&mut self) -> impl Future<Output = Result<Vec<pb::ConfigVersion>, EngineError>>;
+    /// `PreviewCluster`: what a reload or a rollback would change; nothing applied.
+    fn preview(
+        &mut self,
+        change: pb::preview_request::Change,
+    ) -> impl Future<Output = Result<pb::Preview, EngineError>>;
     /// `ConfigRollback`: restore version `id` and apply it.
     fn rollback(
         &mut self,
@@ -292,6 +297,19 @@ impl EngineLink for GrpcEngine {
                 cause: text.trim().to_owned(),
             }),
             _ => Ok((text, false)),
+        }
+    }
+
+    async fn preview(
+        &mut self,
+        change: pb::preview_request::Change,
+    ) -> Result<pb::Preview, EngineError> {
+        let req = pb::PreviewRequest {
+            change: Some(change),
+        };
+        match self.client.preview_cluster(req).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.error(s)),
         }
     }
 
@@ -548,6 +566,24 @@ impl EngineLink for FakeEngine {
             .update_cluster(self.text.clone(), format!("import from {path}"))
             .await?;
         Ok((format!("{}\n", reply.message), reply.applied))
+    }
+
+    async fn preview(
+        &mut self,
+        change: pb::preview_request::Change,
+    ) -> Result<pb::Preview, EngineError> {
+        self.up()?;
+        // The fake has no data plane: a rollback previews its version's vserver count only.
+        if let pb::preview_request::Change::RollbackId(id) = change
+            && !self.versions.iter().any(|v| v.0 == id)
+        {
+            return Err(EngineError::Rpc(format!("no config version {id}")));
+        }
+        Ok(pb::Preview {
+            valid: self.refuse_reload.is_empty(),
+            errors: self.refuse_reload.clone(),
+            ..Default::default()
+        })
     }
 
     async fn rollback(&mut self, id: u64) -> Result<pb::ConfigReloadReply, EngineError> {

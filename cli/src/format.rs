@@ -190,6 +190,46 @@ pub fn reload(r: &ReloadView) -> String {
     out
 }
 
+/// A change preview: counts, then each name (`+` added, `-` removed, `~` changed), then the
+/// share of flows each consistent-hash service would move.
+pub fn preview(p: &crate::view::PreviewView) -> String {
+    let mut out = String::new();
+    if !p.valid {
+        let _ = writeln!(
+            out,
+            "The change would be refused ({} errors):",
+            p.errors.len()
+        );
+        for e in &p.errors {
+            let _ = writeln!(out, "  {e}");
+        }
+        return out;
+    }
+    out.push_str("Preview (nothing applied):\n");
+    for c in &p.changes {
+        let _ = writeln!(
+            out,
+            "  {:<13} {} added, {} removed, {} changed",
+            format!("{}:", c.what),
+            c.added.len(),
+            c.removed.len(),
+            c.changed.len()
+        );
+        for (sign, names) in [("+", &c.added), ("-", &c.removed), ("~", &c.changed)] {
+            for n in names {
+                let _ = writeln!(out, "    {sign} {n}");
+            }
+        }
+    }
+    if !p.flows_moved.is_empty() {
+        out.push_str("  flows that would move (Maglev):\n");
+        for (service, share) in &p.flows_moved {
+            let _ = writeln!(out, "    {service:<28} {:>6.2} %", share * 100.0);
+        }
+    }
+    out
+}
+
 /// `show backends` with several matches: Seesaw's `[   n] hostname (status)`, then our columns:
 /// address, destinations, healthy and active shares, and the override.
 pub fn backends(rows: &[BackendRow]) -> String {

@@ -306,6 +306,32 @@ pub async fn execute<E: EngineLink>(
             };
             (text, true)
         }
+        Action::ConfigPreview(kind) => {
+            use seesaw_proto::engine::preview_request::Change;
+            let change = match (kind, arg.map(str::parse::<u64>)) {
+                (tree::PreviewKind::Reload, _) => Change::Reload(true),
+                (tree::PreviewKind::Rollback, Some(Ok(id))) => Change::RollbackId(id),
+                (tree::PreviewKind::Rollback, _) => {
+                    return Ok(Step::Print {
+                        text: "config rollback needs a version id (see `config history`)\n".into(),
+                        ok: false,
+                    });
+                }
+            };
+            match engine.preview(change).await {
+                Ok(p) => {
+                    let p = view::PreviewView::from(p);
+                    let text = if json {
+                        to_json(&p)
+                    } else {
+                        format::preview(&p)
+                    };
+                    (text, p.valid)
+                }
+                Err(EngineError::Rpc(why)) => (format!("Preview refused: {why}\n"), false),
+                Err(e) => return Err(e),
+            }
+        }
         Action::ConfigRollback => {
             let Some(id) = arg.and_then(|a| a.parse::<u64>().ok()) else {
                 return Ok(Step::Print {

@@ -43,8 +43,20 @@ pub enum Action {
     ConfigHistory,
     /// `config rollback <id>`.
     ConfigRollback,
+    /// `config reload --dry-run` and `config rollback <id> --dry-run`: what the change would do,
+    /// nothing applied.
+    ConfigPreview(PreviewKind),
     /// `config import <file>`: YAML (Parasaus Service + Endpoints, or `kind: Pool`).
     ConfigImport,
+}
+
+/// What `--dry-run` previews.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreviewKind {
+    /// `config reload --dry-run`.
+    Reload,
+    /// `config rollback <id> --dry-run`.
+    Rollback,
 }
 
 /// What an override names.
@@ -368,11 +380,16 @@ pub enum ParseError {
     /// A quote is not closed.
     #[error("Unbalanced quotes.")]
     Quotes,
+    /// `--dry-run` after a command that has no preview.
+    #[error("--dry-run applies to `config reload` and `config rollback <id>` only.")]
+    NoDryRun,
 }
 
 /// Parses `line` against `tree`.
 pub fn parse(tree: &'static [Node], line: &str) -> Result<Parsed, ParseError> {
-    let words = shlex::split(line).ok_or(ParseError::Quotes)?;
+    let mut words = shlex::split(line).ok_or(ParseError::Quotes)?;
+    let dry_run = words.iter().any(|w| w == "--dry-run");
+    words.retain(|w| w != "--dry-run");
     if let Some(i) = words.iter().position(|w| w.contains('?')) {
         let partial = words[i].split('?').next().unwrap_or_default();
         let options = help_at(tree, &words[..i], partial)?;
@@ -388,13 +405,17 @@ pub fn parse(tree: &'static [Node], line: &str) -> Result<Parsed, ParseError> {
         return Ok(Parsed::Empty);
     }
     let walk = walk(tree, &words)?;
-    match walk.node.and_then(|n| n.action) {
-        Some(action) => Ok(Parsed::Run {
-            action,
-            arg: walk.arg,
-        }),
-        None => Err(ParseError::Incomplete),
-    }
+    let action = match (walk.node.and_then(|n| n.action), dry_run) {
+        (None, _) => return Err(ParseError::Incomplete),
+        (Some(a), false) => a,
+        (Some(Action::ConfigReload), true) => Action::ConfigPreview(PreviewKind::Reload),
+        (Some(Action::ConfigRollback), true) => Action::ConfigPreview(PreviewKind::Rollback),
+        (Some(_), true) => return Err(ParseError::NoDryRun),
+    };
+    Ok(Parsed::Run {
+        action,
+        arg: walk.arg,
+    })
 }
 
 /// Tab completion: for the text before the cursor, the byte offset where the word being typed
@@ -599,6 +620,24 @@ mod tests {
             Ok((Action::ShowVservers, Some("a b".to_owned())))
         );
         assert_eq!(parse(COMMANDS, "   "), Ok(Parsed::Empty));
+        assert_eq!(
+            parse(COMMANDS, "conf rel --dry-run"),
+            Ok(Parsed::Run {
+                action: Action::ConfigPreview(PreviewKind::Reload),
+                arg: None
+            })
+        );
+        assert_eq!(
+            parse(COMMANDS, "config rollback --dry-run 3"),
+            Ok(Parsed::Run {
+                action: Action::ConfigPreview(PreviewKind::Rollback),
+                arg: Some("3".to_owned())
+            })
+        );
+        assert_eq!(
+            parse(COMMANDS, "show ha --dry-run"),
+            Err(ParseError::NoDryRun)
+        );
     }
 
     #[test]

@@ -103,6 +103,60 @@ pub struct ReloadView {
     pub errors: Vec<String>,
 }
 
+/// A change preview (`config reload --dry-run`): nothing was applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreviewView {
+    /// Whether the change would be applied.
+    pub valid: bool,
+    /// Why it would be refused.
+    pub errors: Vec<String>,
+    /// (what, added, removed, changed) for vservers, services and destinations.
+    pub changes: Vec<ChangesView>,
+    /// Consistent-hash services and the share of their flows that would move, 0..1.
+    pub flows_moved: Vec<(String, f64)>,
+}
+
+/// Names added, removed and changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangesView {
+    /// `vservers`, `services` or `destinations`.
+    pub what: &'static str,
+    /// New.
+    pub added: Vec<String>,
+    /// Gone.
+    pub removed: Vec<String>,
+    /// Changed.
+    pub changed: Vec<String>,
+}
+
+impl From<pb::Preview> for PreviewView {
+    fn from(p: pb::Preview) -> Self {
+        let c = |what, c: Option<pb::Changes>| {
+            let c = c.unwrap_or_default();
+            ChangesView {
+                what,
+                added: c.added,
+                removed: c.removed,
+                changed: c.changed,
+            }
+        };
+        Self {
+            valid: p.valid,
+            errors: p.errors,
+            changes: vec![
+                c("vservers", p.vservers),
+                c("services", p.services),
+                c("destinations", p.destinations),
+            ],
+            flows_moved: p
+                .flows_moved
+                .into_iter()
+                .map(|f| (f.service, f.share))
+                .collect(),
+        }
+    }
+}
+
 /// One vserver with its services and destinations.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VserverView {

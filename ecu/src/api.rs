@@ -296,6 +296,36 @@ pub struct Who {
     remote: String,
     method: String,
     path: String,
+    /// `?dry_run=true`: preview the write, apply nothing (an unreadable value is an error).
+    dry_run: Result<bool, String>,
+}
+
+/// The `dry_run` query parameter: absent or false, true, or why it is not understood.
+fn dry_run(query: Option<&str>) -> Result<bool, String> {
+    let mut out = Ok(false);
+    for (k, v) in query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|p| p.split_once('=').or(Some((p, ""))))
+    {
+        if k == "dry_run" {
+            out = match v {
+                "true" | "1" | "" => Ok(true),
+                "false" | "0" => Ok(false),
+                other => Err(format!("must be true or false, not {other:?}")),
+            };
+        }
+    }
+    out
+}
+
+/// The user a write runs for, and whether it is a preview (see [`write_preview`]).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The authenticated user.
+    pub user: String,
+    /// Preview only: nothing may be saved or applied.
+    pub dry_run: bool,
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -327,6 +357,7 @@ impl<V: EngineView> FromRequestParts<Arc<ApiState<V>>> for Who {
             remote: peer.map_or_else(|| "-".to_owned(), |p| p.remote.to_string()),
             method: parts.method.to_string(),
             path: parts.uri.path().to_owned(),
+            dry_run: dry_run(parts.uri.query()),
         })
     }
 }
@@ -344,16 +375,53 @@ impl Who {
     }
 }
 
-/// Runs a write: checks the role, runs `f` with the user's name, records the outcome.
+/// Runs a write that has no preview: `?dry_run=true` is refused (never silently applied).
 async fn write<V, F, Fut>(st: &ApiState<V>, who: &Who, need: Role, action: String, f: F) -> Response
 where
     V: EngineView,
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<Value, ApiError>>,
 {
-    let result = match who.require(need) {
-        Ok(id) => f(id.user.clone()).await,
-        Err(e) => Err(e),
+    write_preview(st, who, need, action, |a: Actor| async move {
+        if a.dry_run {
+            return Err(field(
+                "dry_run",
+                "this write has no preview (only config changes have one); nothing was done",
+            ));
+        }
+        f(a.user).await
+    })
+    .await
+}
+
+/// Runs a write: checks the role, runs `f` for the caller (with `?dry_run=true` a preview, which
+/// `f` must honour: [`edit_cluster`] does), records the outcome.
+async fn write_preview<V, F, Fut>(
+    st: &ApiState<V>,
+    who: &Who,
+    need: Role,
+    action: String,
+    f: F,
+) -> Response
+where
+    V: EngineView,
+    F: FnOnce(Actor) -> Fut,
+    Fut: Future<Output = Result<Value, ApiError>>,
+{
+    let action = match who.dry_run {
+        Ok(true) => format!("dry run: {action}"),
+        _ => action,
+    };
+    let result = match (who.require(need), &who.dry_run) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(why)) => Err(field("dry_run", why.clone())),
+        (Ok(id), Ok(dry_run)) => {
+            f(Actor {
+                user: id.user.clone(),
+                dry_run: *dry_run,
+            })
+            .await
+        }
     };
     let (response, status, detail) = match result {
         Ok(body) => {
@@ -519,10 +587,11 @@ fn outcome(o: crate::model::Outcome) -> Result<Value, ApiError> {
     }
 }
 
-/// Reads cluster.pb, applies `edit`, and asks the engine to take the result.
+/// Reads cluster.pb, applies `edit`, and asks the engine to take the result (a dry run: to
+/// preview it).
 async fn edit_cluster<V: EngineView>(
     st: &ApiState<V>,
-    user: String,
+    actor: Actor,
     what: String,
     edit: impl FnOnce(&mut seesaw_proto::config::Cluster) -> Result<(), ApiError>,
 ) -> Result<Value, ApiError> {
@@ -531,18 +600,48 @@ async fn edit_cluster<V: EngineView>(
     let mut cluster = cluster_edit::parse(&text)?;
     edit(&mut cluster)?;
     let text = cluster_edit::render(&cluster);
+    if actor.dry_run {
+        return preview_reply(
+            st.view.preview(crate::model::PreviewOf::Text(text)).await?,
+            &what,
+        );
+    }
     let o = st
         .view
-        .update_cluster(text, what.clone(), user, base)
+        .update_cluster(text, what.clone(), actor.user, base)
         .await?;
     let mut v = outcome(o)?;
     v["what"] = json!(what);
     Ok(v)
 }
 
+/// A preview as the API answers it: 200 with `dry_run` and `preview`, or the refusal the real
+/// write would get.
+fn preview_reply(p: crate::model::Preview, what: &str) -> Result<Value, ApiError> {
+    if !p.errors.is_empty() {
+        return Err(ApiError::Refused(
+            format!(
+                "the change would be refused ({} errors); nothing was done",
+                p.errors.len()
+            ),
+            p.errors,
+        ));
+    }
+    let n = |c: &crate::model::Changes| c.added.len() + c.removed.len() + c.changed.len();
+    Ok(json!({
+        "dry_run": true,
+        "message": format!(
+            "preview, nothing applied: {} vserver, {} service and {} destination changes",
+            n(&p.vservers), n(&p.services), n(&p.destinations)
+        ),
+        "what": what,
+        "preview": to_json(&p),
+    }))
+}
+
 async fn import_yaml<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> Response {
     let st2 = Arc::clone(&st);
-    write(
+    write_preview(
         &st2,
         &who,
         Role::Admin,
@@ -555,6 +654,12 @@ async fn import_yaml<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> 
             let vip = cluster_vip(&cluster);
             let (mut vservers, from_pools) =
                 import::import_with_pools(text, vip).map_err(ApiError::Invalid)?;
+            if user.dry_run && !from_pools.is_empty() {
+                return Err(field(
+                    "vip_pool",
+                    "a preview cannot allocate an address from a vip_pool; nothing was done",
+                ));
+            }
             // `vip_pool` documents: their addresses, allocated in etcd (given back on failure).
             let won = import::allocate(&st.view, &mut vservers, &from_pools).await?;
             let names: Vec<String> = vservers.iter().map(|v| v.name.clone()).collect();
@@ -610,7 +715,7 @@ async fn create_pool<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> 
         Err(_) => "create pool (invalid body)".into(),
     };
     let st2 = Arc::clone(&st);
-    write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+    write_preview(&st2, &who, Role::Admin, action.clone(), |user| async move {
         let (mut v, from) = body?;
         let Some(vip_pool) = from else {
             let (pool, _) = spec::pool_from_value(&v).map_err(ApiError::Invalid)?;
@@ -619,6 +724,12 @@ async fn create_pool<V: EngineView>(State(st): St<V>, who: Who, body: Bytes) -> 
             })
             .await;
         };
+        if user.dry_run {
+            return Err(field(
+                "vip_pool",
+                "a preview cannot allocate an address from a vip_pool; nothing was done",
+            ));
+        }
         let name = v
             .get("name")
             .and_then(Value::as_str)
@@ -688,7 +799,7 @@ async fn edit_pool<V: EngineView>(
         json_body(&body).and_then(|v| spec::pool_from_value(&v).map_err(ApiError::Invalid));
     let action = format!("edit pool {}", one_line(&name));
     let st2 = Arc::clone(&st);
-    write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+    write_preview(&st2, &who, Role::Admin, action.clone(), |user| async move {
         path_names(&name, None)?;
         let (v, members) = parsed?;
         edit_cluster(&st, user, action, |c| {
@@ -706,7 +817,7 @@ async fn delete_pool<V: EngineView>(
 ) -> Response {
     let action = format!("delete pool {}", one_line(&name));
     let st2 = Arc::clone(&st);
-    write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+    write_preview(&st2, &who, Role::Admin, action.clone(), |user| async move {
         path_names(&name, None)?;
         let (text, _) = st.view.cluster_text().await?;
         let vip_pools: Vec<String> = cluster_edit::parse(&text)?
@@ -714,12 +825,13 @@ async fn delete_pool<V: EngineView>(
             .into_iter()
             .map(|p| p.name)
             .collect();
+        let dry_run = user.dry_run;
         let mut out = edit_cluster(&st, user, action, |c| {
             Ok(cluster_edit::delete_pool(c, &name)?)
         })
         .await?;
-        // An address the pool drew from a vip_pool goes back to it.
-        for p in vip_pools {
+        // An address the pool drew from a vip_pool goes back to it (not in a preview).
+        for p in vip_pools.into_iter().filter(|_| !dry_run) {
             if let Ok(true) = st.view.free_vip(p.clone(), name.clone()).await {
                 out["freed_vip_from"] = json!(p);
             }
@@ -775,7 +887,7 @@ async fn add_member<V: EngineView>(
         Err(_) => format!("add member to {} (invalid body)", one_line(&name)),
     };
     let st2 = Arc::clone(&st);
-    write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+    write_preview(&st2, &who, Role::Admin, action.clone(), |user| async move {
         path_names(&name, None)?;
         let m = parsed?;
         edit_cluster(&st, user, action, |c| {
@@ -828,10 +940,16 @@ async fn edit_member<V: EngineView>(
         None => format!("edit member {} of {}", one_line(&host), one_line(&name)),
     };
     let st2 = Arc::clone(&st);
-    write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+    write_preview(&st2, &who, Role::Admin, action.clone(), |user| async move {
         path_names(&name, Some(&host))?;
         let m = parsed?;
         if let Some(ttl_s) = ttl_s {
+            if user.dry_run {
+                return Err(field(
+                    "ttl_s",
+                    "a lease registration has no preview; nothing was done",
+                ));
+            }
             let (lease_id, renewed) = st.view.register_member(name, m, ttl_s).await?;
             return Ok(json!({"lease_id": lease_id, "renewed": renewed, "ttl_s": ttl_s}));
         }
@@ -850,7 +968,7 @@ async fn delete_member<V: EngineView>(
 ) -> Response {
     let action = format!("delete member {} from {}", one_line(&host), one_line(&name));
     let st2 = Arc::clone(&st);
-    write(&st2, &who, Role::Admin, action.clone(), |user| async move {
+    write_preview(&st2, &who, Role::Admin, action.clone(), |user| async move {
         path_names(&name, Some(&host))?;
         edit_cluster(&st, user, action, |c| {
             Ok(cluster_edit::delete_member(c, &name, &host)?)

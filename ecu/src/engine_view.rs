@@ -86,6 +86,11 @@ pub trait EngineView: Send + Sync + 'static {
         id: u64,
         who: String,
     ) -> impl Future<Output = Result<Outcome, ViewError>> + Send;
+    /// What a change would do; nothing is saved or applied.
+    fn preview(
+        &self,
+        of: crate::model::PreviewOf,
+    ) -> impl Future<Output = Result<crate::model::Preview, ViewError>> + Send;
     /// Config source etcd: registers (or renews) `m` in `pool` for `ttl_s` seconds; (lease id,
     /// whether it was a renewal).
     fn register_member(
@@ -335,6 +340,28 @@ impl EngineView for GrpcEngineView {
         Ok(outcome(r.into_inner()))
     }
 
+    async fn preview(
+        &self,
+        of: crate::model::PreviewOf,
+    ) -> Result<crate::model::Preview, ViewError> {
+        use crate::model::PreviewOf;
+        use pb::preview_request::Change;
+        let change = match of {
+            PreviewOf::Text(t) => Change::Text(t),
+            PreviewOf::Reload => Change::Reload(true),
+            PreviewOf::Rollback(id) => Change::RollbackId(id),
+        };
+        let r = self
+            .c()
+            .preview_cluster(pb::PreviewRequest {
+                change: Some(change),
+            })
+            .await
+            .map_err(|s| view_error("PreviewCluster", &s))?
+            .into_inner();
+        Ok(preview(r))
+    }
+
     async fn register_member(
         &self,
         pool: String,
@@ -400,6 +427,37 @@ impl GrpcEngineView {
             .map_err(|s| view_error("RegisterMember", &s))?
             .into_inner();
         Ok((r.lease_id, r.renewed))
+    }
+}
+
+fn preview(r: pb::Preview) -> crate::model::Preview {
+    let changes = |c: Option<pb::Changes>| {
+        let c = c.unwrap_or_default();
+        crate::model::Changes {
+            added: c.added,
+            removed: c.removed,
+            changed: c.changed,
+        }
+    };
+    crate::model::Preview {
+        vservers: changes(r.vservers),
+        services: changes(r.services),
+        destinations: changes(r.destinations),
+        flows_moved: r
+            .flows_moved
+            .into_iter()
+            .map(|f| crate::model::FlowsMoved {
+                service: f.service,
+                share: f.share,
+            })
+            .collect(),
+        errors: if r.valid && r.errors.is_empty() {
+            Vec::new()
+        } else if r.errors.is_empty() {
+            vec!["refused".to_owned()]
+        } else {
+            r.errors
+        },
     }
 }
 

@@ -272,6 +272,53 @@ pub struct Outcome {
     pub errors: Vec<String>,
 }
 
+/// What a change preview is of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreviewOf {
+    /// A complete new cluster.pb text.
+    Text(String),
+    /// Re-reading cluster.pb from disk.
+    Reload,
+    /// Restoring a history version.
+    Rollback(u64),
+}
+
+/// Names added, removed and changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Changes {
+    /// New.
+    pub added: Vec<String>,
+    /// Gone.
+    pub removed: Vec<String>,
+    /// Changed.
+    pub changed: Vec<String>,
+}
+
+/// A consistent-hash service and the share of its flows a change would move.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowsMoved {
+    /// The service.
+    pub service: String,
+    /// 0..1.
+    pub share: f64,
+}
+
+/// What a change would do (nothing applied), or why it would be refused.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Preview {
+    /// Vservers by name.
+    pub vservers: Changes,
+    /// Data-plane services.
+    pub services: Changes,
+    /// Destinations (`<service> <ip:port>`).
+    pub destinations: Changes,
+    /// `mh` services present before and after.
+    pub flows_moved: Vec<FlowsMoved>,
+    /// Why the change would be refused (empty: it would be applied).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
 /// What an override names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]

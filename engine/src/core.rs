@@ -224,6 +224,10 @@ pub async fn run<N: Ncc + NccBgp>(
                         let _ = reply.send(r);
                     });
                 }
+                Some(Event::Preview { candidate, reply }) => {
+                    let builds = crate::preview::builds_tables(&plane_kind, &candidate.settings);
+                    let _ = reply.send(crate::preview::preview(&state, *candidate, SystemTime::now(), builds));
+                }
                 Some(Event::UpdateCluster { text, who, what, base, reply }) if source == ConfigSource::Etcd => {
                     let base = i64::try_from(base).unwrap_or(i64::MAX);
                     pending = etcd.update(text, crate::etcd::Meta::now(&who, &what), base, (reply, state.anchors().clone()));

@@ -65,6 +65,13 @@ pub enum Event {
         /// Where the answer goes.
         reply: oneshot::Sender<Result<String, OverrideError>>,
     },
+    /// What a validated candidate config would change (nothing is applied).
+    Preview {
+        /// The candidate.
+        candidate: Box<crate::config::Loaded>,
+        /// The preview.
+        reply: oneshot::Sender<crate::preview::Preview>,
+    },
     /// Read (empty) or set the config source; setting it triggers a reload.
     ConfigSource {
         /// `disk`, `server`, `peer`, `none`, or empty to read.

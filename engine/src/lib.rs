@@ -22,6 +22,7 @@ pub mod history;
 pub mod model;
 pub mod ncc_port;
 pub mod overrides;
+pub mod preview;
 pub mod server;
 pub mod source;
 pub mod state;

@@ -24,6 +24,7 @@ use crate::state::OverrideError;
 use crate::state::{CheckResult, HaView, ProbeStats, ReloadOutcome};
 
 mod convert;
+mod preview;
 
 use convert::*;
 
@@ -472,6 +473,14 @@ impl pb::engine_server::Engine for EngineService {
             .await
             .map_err(|_| Status::unavailable("engine stopped"))?;
         Ok(Response::new(reload_reply(reply)))
+    }
+
+    async fn preview_cluster(
+        &self,
+        req: Request<pb::PreviewRequest>,
+    ) -> Result<Response<pb::Preview>, Status> {
+        require_trusted(&req)?;
+        Ok(Response::new(self.preview_of(req.into_inner()).await?))
     }
 
     async fn override_vserver(

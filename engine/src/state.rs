@@ -22,8 +22,8 @@ use crate::model::{Af, CheckMode, ForwardMode, Scheduler, VipKind};
 use self::fwmark::{MarkPool, PROBE_MARKS, VSERVER_MARKS};
 use crate::overrides::{Caller, OverrideKind, OverrideState, Overrides, may_override};
 
-/// The engine's state.
-#[derive(Debug)]
+/// The engine's state. Cloned only for a change preview (`crate::preview`).
+#[derive(Debug, Clone)]
 pub struct EngineState {
     loaded: Arc<Loaded>,
     topology: Topology,
@@ -421,6 +421,11 @@ impl EngineState {
         self.reload_failures += 1;
         self.last_reload_error_count = errors.len();
         self.last_reload_errors = crate::config::summarize(errors, crate::config::SHOWN_ERRORS);
+    }
+
+    /// Whether check `id` has reported.
+    pub fn has_result(&self, id: u64) -> bool {
+        self.results.contains_key(&id)
     }
 
     /// Records check results; ids the engine does not know are ignored.

@@ -2,6 +2,7 @@
 //! write handlers: overrides, reload, failover, config source and rollback.
 
 use super::*;
+use crate::model::PreviewOf;
 
 /// Every backend host with its destinations' health (`show backends`).
 pub fn backends(vs: &[Vserver]) -> Value {
@@ -135,12 +136,17 @@ pub(super) async fn set_override<V: EngineView>(
 
 pub(super) async fn reload<V: EngineView>(State(st): St<V>, who: Who) -> Response {
     let st2 = Arc::clone(&st);
-    write(
+    write_preview(
         &st2,
         &who,
         Role::Operator,
         "config reload".into(),
-        |_| async { outcome(st.view.config_reload().await?) },
+        |a| async move {
+            if a.dry_run {
+                return preview_reply(st.view.preview(PreviewOf::Reload).await?, "config reload");
+            }
+            outcome(st.view.config_reload().await?)
+        },
     )
     .await
 }
@@ -189,10 +195,14 @@ pub(super) async fn rollback<V: EngineView>(State(st): St<V>, who: Who, body: By
         Err(_) => "config rollback (invalid body)".into(),
     };
     let st2 = Arc::clone(&st);
-    write(&st2, &who, Role::Admin, action, |user| async move {
+    write_preview(&st2, &who, Role::Admin, action, |a| async move {
         let id = id?;
+        if a.dry_run {
+            let what = format!("rollback to version {id}");
+            return preview_reply(st.view.preview(PreviewOf::Rollback(id)).await?, &what);
+        }
         let _edit = st.edits.lock().await;
-        outcome(st.view.rollback(id, user).await?)
+        outcome(st.view.rollback(id, a.user).await?)
     })
     .await
 }

@@ -536,3 +536,78 @@ async fn a_yaml_pool_with_a_vip_pool_gets_its_address_on_import() {
     assert_ne!(s, StatusCode::OK, "{v}");
     assert!(!h.fake.cluster_text_now().contains("d@demo"));
 }
+
+#[tokio::test]
+async fn a_dry_run_previews_config_writes_changes_nothing_and_other_writes_refuse_it() {
+    let h = harness();
+    let (_, text_before) = h.call("GET", "/v1/cluster", Some(READER), "").await;
+    let pool = r#"{"name": "api@demo", "vip": "127.0.0.1", "services": [{"port": 81}]}"#;
+    let (s, body) = h
+        .call("POST", "/v1/pools?dry_run=true", Some(ADMIN), pool)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["dry_run"], true);
+    assert_eq!(body["preview"]["vservers"]["added"], json!(["api@demo"]));
+    let (s, body) = h
+        .call(
+            "POST",
+            "/v1/pools/web@demo/members?dry_run=1",
+            Some(ADMIN),
+            r#"{"host": "be2.demo", "ip": "127.0.0.3"}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["preview"]["vservers"]["changed"], json!(["web@demo"]));
+    let (s, body) = h
+        .call("DELETE", "/v1/pools/web@demo?dry_run=true", Some(ADMIN), "")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["preview"]["vservers"]["removed"], json!(["web@demo"]));
+    // A preview validates as the write would: a bad body is the same 400.
+    let (s, _) = h
+        .call(
+            "POST",
+            "/v1/pools?dry_run=true",
+            Some(ADMIN),
+            r#"{"name": "x", "vip": "127.0.0.1", "services": [{"port": 70000}]}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // A dry run still needs the write's role.
+    let (s, _) = h
+        .call("POST", "/v1/pools?dry_run=true", Some(READER), pool)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Writes without a preview refuse the flag rather than apply; an unreadable value is an error.
+    let (s, body) = h
+        .call(
+            "POST",
+            "/v1/overrides?dry_run=true",
+            Some(OPERATOR),
+            r#"{"kind": "backend", "target": "be1.demo.", "state": "disabled"}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let (s, _) = h
+        .call("POST", "/v1/pools?dry_run=maybe", Some(ADMIN), pool)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, body) = h
+        .call("POST", "/v1/config/reload?dry_run=true", Some(OPERATOR), "")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // Nothing changed: the same cluster.pb, no version, no reload, no override.
+    let (_, text_after) = h.call("GET", "/v1/cluster", Some(READER), "").await;
+    assert_eq!(text_before, text_after);
+    let (_, hist) = h.call("GET", "/v1/config/history", Some(READER), "").await;
+    assert_eq!(hist.as_array().map(Vec::len), Some(0), "{hist}");
+    assert!(h.fake.overrides_now().is_empty());
+    // The audit log records the dry runs as such.
+    assert!(
+        h.audit()
+            .iter()
+            .any(|r| r["action"] == "dry run: create pool api@demo"),
+        "{:?}",
+        h.audit()
+    );
+}

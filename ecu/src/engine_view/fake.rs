@@ -339,6 +339,30 @@ impl EngineView for FakeEngine {
         Ok(s.vips.len() != before)
     }
 
+    async fn preview(
+        &self,
+        of: crate::model::PreviewOf,
+    ) -> Result<crate::model::Preview, ViewError> {
+        let s = self.reachable()?;
+        let text = match of {
+            crate::model::PreviewOf::Text(t) => t,
+            crate::model::PreviewOf::Reload => s.text.clone(),
+            crate::model::PreviewOf::Rollback(id) => {
+                match s.versions.iter().find(|(v, _)| v.id == id) {
+                    Some((_, t)) => t.clone(),
+                    None => {
+                        return Err(ViewError::Rpc {
+                            call: "PreviewCluster",
+                            code: tonic::Code::NotFound,
+                            message: format!("no config version {id}"),
+                        });
+                    }
+                }
+            }
+        };
+        Ok(preview_of(&s.vservers, &text))
+    }
+
     async fn rollback(&self, id: u64, who: String) -> Result<Outcome, ViewError> {
         let mut s = self.reachable()?;
         let Some((_, text)) = s.versions.iter().find(|(v, _)| v.id == id).cloned() else {
@@ -353,6 +377,37 @@ impl EngineView for FakeEngine {
         }
         save(&mut s, text, format!("rollback to version {id}"), who);
         Ok(applied(s.config.generation))
+    }
+}
+
+/// The fake's preview: vservers compared by name and content; no data plane, so no services,
+/// destinations or tables.
+fn preview_of(before: &[Vserver], text: &str) -> crate::model::Preview {
+    let after = match cluster_edit::parse(text) {
+        Ok(c) => vservers_of(&c),
+        Err(e) => {
+            return crate::model::Preview {
+                errors: vec![e.to_string()],
+                ..Default::default()
+            };
+        }
+    };
+    let mut c = crate::model::Changes::default();
+    for v in &after {
+        match before.iter().find(|b| b.name == v.name) {
+            None => c.added.push(v.name.clone()),
+            Some(b) if b != v => c.changed.push(v.name.clone()),
+            Some(_) => {}
+        }
+    }
+    c.removed = before
+        .iter()
+        .filter(|b| !after.iter().any(|v| v.name == b.name))
+        .map(|b| b.name.clone())
+        .collect();
+    crate::model::Preview {
+        vservers: c,
+        ..Default::default()
     }
 }
 

@@ -73,6 +73,16 @@ pub fn load_dir_for(dir: &Path, plane: Option<DataplaneKind>) -> Result<Loaded, 
     }
 }
 
+/// Validates `bytes` as a new cluster.pb against the seesaw.cfg in `dir` (and its data plane), as
+/// an edit, a rollback or a preview of one does. Blocking (reads a file).
+pub fn load_candidate(dir: &Path, bytes: &[u8]) -> Result<Loaded, Vec<String>> {
+    let settings = std::fs::read_to_string(dir.join("seesaw.cfg"))
+        .map_err(|e| vec![format!("seesaw.cfg: {e}")])
+        .and_then(|t| seesaw_cfg::parse_checked(&t))?;
+    let cluster = load_cluster(bytes, Some(settings.dataplane))?;
+    Ok(Loaded { settings, cluster })
+}
+
 /// At most `max` errors, then one line that counts the rest: a hostile or broken file with
 /// thousands of errors is shown (shell, `show warnings`, logs) by its first ones.
 pub fn summarize(mut errors: Vec<String>, max: usize) -> Vec<String> {

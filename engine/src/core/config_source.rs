@@ -244,14 +244,7 @@ fn check_and_save(
             )]);
         }
     }
-    let checked = std::fs::read_to_string(dir.join("seesaw.cfg"))
-        .map_err(|e| vec![format!("seesaw.cfg: {e}")])
-        .and_then(|t| config::seesaw_cfg::parse_checked(&t))
-        .and_then(|settings| {
-            let cluster = config::load_cluster(bytes, Some(settings.dataplane))?;
-            Ok(Loaded { settings, cluster })
-        });
-    let loaded = match checked {
+    let loaded = match config::load_candidate(dir, bytes) {
         Ok(l) => l,
         Err(errors) => {
             tracing::warn!(by = %who, errors = errors.len(), "config update refused; nothing changed");

@@ -20,7 +20,7 @@ pub const HA_TIMEOUT: Duration = Duration::from_secs(3);
 pub const HA_STARTUP_WAIT: Duration = Duration::from_secs(3);
 
 /// The engine's HA gate.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct HaGate {
     /// Whether unicast VIPs follow the HA state (the running engine); off in unit tests of the
     /// health rules, which then see every VIP served.
