@@ -4,8 +4,11 @@
 //!
 //! In-process: the engine's core state takes the config, ncc's stateful fake plane applies the
 //! desired states through the real gRPC conversion and diff, and the moved share is measured on
-//! the tables ncc's nftables layout builds (`layout::slots`) from what ncc received. The
-//! end-to-end path (shell and ECU against running daemons) is in `lab/tests/operator.rs`.
+//! the tables ncc's nftables layout builds (`layout::slots`) from what ncc received.
+//!
+//! `the_shell_previews_a_reload_and_the_daemons_apply_nothing`: the same through real processes
+//! (the loopback suite, proxy plane): `config reload --dry-run` lists the destination a cluster.pb
+//! edit removes, `show vservers` still shows it, and only the real `config reload` removes it.
 
 #![allow(
     clippy::print_stdout,
@@ -19,6 +22,7 @@ use seesaw_engine::config::{Loaded, load_cluster, seesaw_cfg};
 use seesaw_engine::ncc_port::desired_to_pb;
 use seesaw_engine::preview::{Preview, preview};
 use seesaw_engine::state::{CheckResult, EngineState};
+use seesaw_lab::{LoopbackSuite, wait_until};
 use seesaw_ncc::dataplane::nftables::layout::{self, Layout, Member};
 use seesaw_ncc::dataplane::{self, Change, fake::FakeDataplane};
 use seesaw_ncc::model::Service;
@@ -230,4 +234,65 @@ fn a_preview_lists_what_the_apply_then_does_and_the_flows_that_move() {
         "preview {share} vs table {moved}"
     );
     assert!(moved > 0.02, "the case moves flows: {moved}");
+}
+
+#[test]
+fn the_shell_previews_a_reload_and_the_daemons_apply_nothing() {
+    let mut suite = LoopbackSuite::start().unwrap_or_else(|e| panic!("suite: {e}"));
+    let healthy = |suite: &LoopbackSuite| {
+        suite
+            .destinations()
+            .map(|(_, rows)| rows.iter().filter(|r| r.healthy).count())
+            .unwrap_or(0)
+    };
+    let n = suite.backends().len();
+    wait_until("every backend healthy", Duration::from_secs(30), || {
+        healthy(&suite) == n
+    })
+    .expect("healthy");
+    let (_, rows) = suite.destinations().expect("show vservers");
+    let mut cluster = suite.cluster().clone();
+    let (gone, _) = cluster.backends.pop().expect("a backend");
+    let gone_row = rows
+        .iter()
+        .find(|r| {
+            let ip = gone.ipv4.split('/').next().unwrap_or_default();
+            r.address.split(':').next() == Some(ip)
+        })
+        .unwrap_or_else(|| panic!("{} in {rows:?}", gone.ipv4))
+        .clone();
+    suite.write_cluster(cluster).expect("write cluster.pb");
+
+    let out = suite.shell("config reload --dry-run").expect("shell");
+    assert!(out.status.success(), "{out:?}");
+    let text = &out.stdout;
+    assert!(
+        text.contains("destinations: 0 added, 1 removed, 0 changed"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("- ") && l.ends_with(&gone_row.address)),
+        "{text} lists {}",
+        gone_row.address
+    );
+    assert!(
+        text.contains("vservers:     0 added, 0 removed, 1 changed"),
+        "{text}"
+    );
+    // Nothing applied: the backend is still there, and still serves.
+    let (_, after) = suite.destinations().expect("show vservers");
+    assert!(
+        after.iter().any(|r| r.address == gone_row.address),
+        "a preview removed {}: {after:?}",
+        gone_row.address
+    );
+    let out = suite.shell("config reload").expect("shell");
+    assert!(out.status.success(), "{out:?}");
+    wait_until("the reload removes it", Duration::from_secs(10), || {
+        suite
+            .destinations()
+            .is_ok_and(|(_, rows)| !rows.iter().any(|r| r.address == gone_row.address))
+    })
+    .expect("applied");
 }

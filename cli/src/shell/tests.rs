@@ -606,3 +606,55 @@ async fn grpc_unreachable_names_the_socket_and_cause() {
         other => panic!("expected unreachable, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn dry_run_previews_and_reloads_nothing() {
+    let mut e = FakeEngine::default();
+    assert_eq!(
+        printed(text(&mut e, "config reload --dry-run").await),
+        "Preview (nothing applied):\n  vservers:     0 added, 0 removed, 0 changed\n  \
+         services:     0 added, 0 removed, 0 changed\n  destinations: 0 added, 0 removed, 0 changed\n"
+    );
+    assert_eq!(e.reloads, 0, "a preview is not a reload");
+    e.refuse_reload = vec!["cluster.pb:3: bad port".into()];
+    match text(&mut e, "config reload --dry-run").await {
+        Ok(Step::Print { text, ok: false }) => assert_eq!(
+            text,
+            "The change would be refused (1 errors):\n  cluster.pb:3: bad port\n"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    match text(&mut e, "config rollback 99 --dry-run").await {
+        Ok(Step::Print { text, ok: false }) => {
+            assert_eq!(text, "Preview refused: no config version 99\n");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(e.reloads, 0);
+}
+
+#[test]
+fn a_preview_lists_each_change_and_the_flows_that_move() {
+    let p = crate::view::PreviewView::from(seesaw_proto::engine::Preview {
+        valid: true,
+        vservers: Some(seesaw_proto::engine::Changes {
+            added: vec!["new".into()],
+            removed: vec![],
+            changed: vec!["web".into()],
+        }),
+        flows_moved: vec![seesaw_proto::engine::FlowsMoved {
+            service: "10.1.0.1:80/TCP".into(),
+            share: 0.0845,
+        }],
+        ..Default::default()
+    });
+    let text = crate::format::preview(&p);
+    assert!(
+        text.contains("  vservers:     1 added, 0 removed, 1 changed\n    + new\n    ~ web\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    10.1.0.1:80/TCP                8.45 %\n"),
+        "{text}"
+    );
+}
