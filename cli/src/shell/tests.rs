@@ -635,20 +635,20 @@ async fn dry_run_previews_and_reloads_nothing() {
 
 #[test]
 fn a_preview_lists_each_change_and_the_flows_that_move() {
-    let p = crate::view::PreviewView::from(seesaw_proto::engine::Preview {
+    let p = view::PreviewView::from(pb::Preview {
         valid: true,
-        vservers: Some(seesaw_proto::engine::Changes {
+        vservers: Some(pb::Changes {
             added: vec!["new".into()],
             removed: vec![],
             changed: vec!["web".into()],
         }),
-        flows_moved: vec![seesaw_proto::engine::FlowsMoved {
+        flows_moved: vec![pb::FlowsMoved {
             service: "10.1.0.1:80/TCP".into(),
             share: 0.0845,
         }],
         ..Default::default()
     });
-    let text = crate::format::preview(&p);
+    let text = format::preview(&p);
     assert!(
         text.contains("  vservers:     1 added, 0 removed, 1 changed\n    + new\n    ~ web\n"),
         "{text}"
