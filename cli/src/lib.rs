@@ -12,6 +12,7 @@ pub mod demo;
 pub mod demo_backend;
 pub mod engine;
 pub mod format;
+pub mod progress;
 pub mod shell;
 pub mod tree;
 pub mod view;

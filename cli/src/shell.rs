@@ -401,9 +401,11 @@ pub fn one_shot(socket: &Path, line: &str, output: OutputFormat) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    let label = crate::progress::label(action, arg.as_deref());
     let result = runtime.block_on(async {
         let mut engine = GrpcEngine::new(socket);
-        execute(&mut engine, action, arg.as_deref(), output, now_ms()).await
+        let work = execute(&mut engine, action, arg.as_deref(), output, now_ms());
+        crate::progress::on_terminal(&label, work).await
     });
     match result {
         Ok(Step::Exit) => exit::OK,
@@ -510,13 +512,9 @@ pub fn interactive(socket: &Path, output: OutputFormat) -> u8 {
                 initial = prefix;
             }
             Ok(Parsed::Run { action, arg }) => {
-                let step = runtime.block_on(execute(
-                    &mut engine,
-                    action,
-                    arg.as_deref(),
-                    output,
-                    now_ms(),
-                ));
+                let label = crate::progress::label(action, arg.as_deref());
+                let work = execute(&mut engine, action, arg.as_deref(), output, now_ms());
+                let step = runtime.block_on(crate::progress::on_terminal(&label, work));
                 match step {
                     Ok(Step::Exit) => return exit::OK,
                     Ok(Step::Print { text, .. }) => print!("{text}"),
