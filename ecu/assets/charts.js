@@ -144,9 +144,10 @@ function percent(values) { return values.map(v => (v === null || v === undefined
 
 function renderCharts(data) {
   const d = timeDomain(data);
-  const minutes = Math.max(1, Math.round((d.end - d.start) / 60000));
+  const secs = Math.round((d.end - d.start) / 1000);
+  const span = secs < 120 ? `${secs} s` : `${Math.round(secs / 60)} min`;
   document.getElementById('charts-span').textContent =
-    `${clock(d.start)} – ${clock(d.end)} (${minutes} min, a sample every ${(data.interval_ms || 2000) / 1000} s)`;
+    `${clock(d.start)} – ${clock(d.end)} (${span}, a sample every ${(data.interval_ms || 2000) / 1000} s)`;
   const ha = document.getElementById('ha-timeline');
   ha.replaceChildren(timeline(data.ha, d, 'ha'),
     el('span', 'timeline-now', data.ha && data.ha.length ? data.ha[data.ha.length - 1].state : 'no data'));

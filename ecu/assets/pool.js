@@ -259,6 +259,17 @@ function renderPreview(r) {
     box.replaceChildren(...out);
     return;
   }
+  if (Array.isArray(p.errors) && p.errors.length) {
+    note('The engine would refuse this change:', 'warn');
+    const ul = document.createElement('ul');
+    ul.className = 'errors';
+    for (const e of p.errors) {
+      const li = document.createElement('li');
+      li.textContent = describe(e);
+      ul.appendChild(li);
+    }
+    out.push(ul);
+  }
   const marks = { added: '+ ', removed: '− ', changed: '~ ' };
   for (const group of ['vservers', 'services', 'destinations']) {
     const g = p[group];

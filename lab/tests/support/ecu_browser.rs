@@ -295,7 +295,7 @@ impl Browser {
         session
     }
 
-    /// Evaluates `expr` until it gives something other than null, false or 0 (at most
+    /// Evaluates `expr` until it gives something other than null, false, 0 or "" (at most
     /// `within`); that value.
     pub(crate) fn wait_eval(
         &mut self,
@@ -307,7 +307,7 @@ impl Browser {
         let started = Instant::now();
         loop {
             let v = self.eval(session, expr);
-            if !(v.is_null() || v == json!(false) || v == json!(0)) {
+            if !(v.is_null() || v == json!(false) || v == json!(0) || v == json!("")) {
                 return v;
             }
             assert!(
