@@ -11,9 +11,14 @@
 //! are tracked (by name order; the rest are counted in `dropped_series`). A vserver or backend
 //! missing from a sample is forgotten at once.
 //!
-//! Rates come from the difference of cumulative counters between consecutive samples. A counter
-//! that went down was reset (the engine or data plane restarted): the new value is taken as the
-//! count since the reset, never as a negative rate. The first sample of a series has no rate.
+//! Rates come from the difference of cumulative counters between samples. A counter that went
+//! down was reset (the engine or data plane restarted): the new value is taken as the count since
+//! the reset, never as a negative rate. The first sample of a series has no rate. The engine
+//! reads the plane's counters every 2 s or more ([`COUNTER_STALENESS`] at most), so a faster
+//! sampler sees them move in steps: a change is divided by the time since the counters last
+//! moved (but no further back than the staleness before the previous sample, the idle time it
+//! has seen), and samples that find the counters unchanged repeat the last rate until the
+//! staleness has passed, then say 0. A spike-and-zero saw would misstate steady traffic.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -34,6 +39,9 @@ pub const MAX_VSERVERS: usize = 64;
 pub const MAX_BACKENDS: usize = 32;
 /// At most this many transitions are kept per timeline.
 pub const MAX_TRANSITIONS: usize = 128;
+/// How old the engine's copy of the plane counters may be (it reads them every 2 s, less often
+/// when reads are slow).
+pub const COUNTER_STALENESS: Duration = Duration::from_secs(5);
 
 /// One reading of a vserver (summed over its services) or of a backend (summed over its
 /// destinations).
@@ -83,9 +91,21 @@ struct VserverTrack {
 #[derive(Debug, Default)]
 struct Track {
     points: VecDeque<Point>,
-    /// (time, total_conns, bytes) of the previous sample: the base of the next rates.
-    last: Option<(i64, u64, u64)>,
+    /// The previous sample's counters: the base of the next rates.
+    last: Option<Counters>,
     health: Timeline<&'static str>,
+}
+
+/// Cumulative counters as last sampled, and the rates last computed from them.
+#[derive(Debug, Clone, Copy)]
+struct Counters {
+    t_ms: i64,
+    total_conns: u64,
+    bytes: u64,
+    /// When they last moved.
+    moved_ms: i64,
+    /// (new connections/s, bytes/s) when they last moved; `None` before a second sample.
+    rates: Option<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -289,18 +309,53 @@ impl Series {
 
 impl Track {
     fn push(&mut self, r: Reading, now_ms: i64, oldest: i64, capacity: usize) {
-        let (new_per_s, bytes_per_s) = match self.last {
-            Some((t0, conns0, bytes0)) if now_ms > t0 => {
-                #[allow(clippy::cast_precision_loss, reason = "milliseconds to seconds")]
-                let dt = (now_ms - t0) as f64 / 1000.0;
-                (
-                    Some(increase(conns0, r.total_conns) / dt),
-                    Some(increase(bytes0, r.bytes) / dt),
-                )
+        let stale_ms = i64::try_from(COUNTER_STALENESS.as_millis()).unwrap_or(i64::MAX);
+        let next = match self.last {
+            Some(l) if now_ms > l.t_ms => {
+                if (l.total_conns, l.bytes) != (r.total_conns, r.bytes) {
+                    // They moved since the previous sample, at most `stale_ms` before it.
+                    let since = l.moved_ms.max(l.t_ms.saturating_sub(stale_ms));
+                    #[allow(clippy::cast_precision_loss, reason = "milliseconds to seconds")]
+                    let dt = (now_ms - since) as f64 / 1000.0;
+                    Counters {
+                        moved_ms: now_ms,
+                        rates: Some((
+                            increase(l.total_conns, r.total_conns) / dt,
+                            increase(l.bytes, r.bytes) / dt,
+                        )),
+                        ..l
+                    }
+                } else if now_ms - l.moved_ms <= stale_ms {
+                    // The engine may not have read them again yet: as before.
+                    l
+                } else {
+                    // Unchanged for longer than the engine's copy can be stale: idle.
+                    Counters {
+                        rates: Some((0.0, 0.0)),
+                        ..l
+                    }
+                }
             }
+            Some(l) => l,
+            None => Counters {
+                t_ms: now_ms,
+                total_conns: 0,
+                bytes: 0,
+                moved_ms: now_ms,
+                rates: None,
+            },
+        };
+        let next = Counters {
+            t_ms: now_ms.max(next.t_ms),
+            total_conns: r.total_conns,
+            bytes: r.bytes,
+            ..next
+        };
+        let (new_per_s, bytes_per_s) = match (self.last, next.rates) {
+            (Some(l), Some((c, b))) if now_ms > l.t_ms => (Some(c), Some(b)),
             _ => (None, None),
         };
-        self.last = Some((now_ms, r.total_conns, r.bytes));
+        self.last = Some(next);
         let health = (r.destinations > 0).then(|| f64::from(r.healthy) / f64::from(r.destinations));
         while self.points.len() >= capacity || self.points.front().is_some_and(|p| p.t_ms < oldest)
         {

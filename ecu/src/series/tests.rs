@@ -50,16 +50,44 @@ fn rates_are_counter_differences_over_time() {
     let mut s = series();
     s.push(&one(reading(3, 100, 1000, 1, 1)), T0);
     s.push(&one(reading(4, 120, 5000, 1, 1)), T0 + STEP);
-    s.push(&one(reading(2, 120, 5000, 1, 1)), T0 + 3 * STEP);
+    s.push(&one(reading(2, 150, 5000, 1, 1)), T0 + 3 * STEP);
+    // Unchanged for longer than the engine's counters can be stale: idle.
+    s.push(&one(reading(2, 150, 5000, 1, 1)), T0 + 6 * STEP);
     let v = s.view();
     let p = &v.vservers[0].points;
-    assert_eq!(p.t, [T0, T0 + STEP, T0 + 3 * STEP]);
-    assert_eq!(p.conns, [3, 4, 2]);
-    assert_eq!(p.new_per_s, [None, Some(10.0), Some(0.0)]);
-    assert_eq!(p.bytes_per_s, [None, Some(2000.0), Some(0.0)]);
-    assert_eq!(p.health, [Some(1.0); 3]);
-    assert_eq!(v.now_ms, T0 + 3 * STEP);
+    assert_eq!(p.t, [T0, T0 + STEP, T0 + 3 * STEP, T0 + 6 * STEP]);
+    assert_eq!(p.conns, [3, 4, 2, 2]);
+    assert_eq!(p.new_per_s, [None, Some(10.0), Some(7.5), Some(0.0)]);
+    assert_eq!(p.bytes_per_s, [None, Some(2000.0), Some(0.0), Some(0.0)]);
+    assert_eq!(p.health, [Some(1.0); 4]);
+    assert_eq!(v.now_ms, T0 + 6 * STEP);
     assert_eq!(v.interval_ms, 2000);
+}
+
+/// The engine refreshes counters every 2 s; sampled every 500 ms they move on every fourth
+/// sample. The rate stays level instead of a spike and three zeros.
+#[test]
+fn counters_that_move_in_steps_give_a_level_rate() {
+    let mut s = Series::new(Duration::from_millis(500), WINDOW);
+    for i in 0..16_i64 {
+        let total = u64::try_from(i / 4).unwrap() * 200;
+        s.push(&one(reading(0, total, total * 10, 1, 1)), T0 + i * 500);
+    }
+    let p = &s.view().vservers[0].points;
+    assert_eq!(p.new_per_s[..4], [None; 4]);
+    assert_eq!(p.new_per_s[4..], [Some(100.0); 12]);
+    assert_eq!(p.bytes_per_s[4..], [Some(1000.0); 12]);
+    // After a long idle spell, a change counts from the last sample's staleness, not from the
+    // last change minutes ago.
+    let mut s = series();
+    s.push(&one(reading(0, 0, 0, 1, 1)), T0);
+    for i in 1..=60 {
+        s.push(&one(reading(0, 0, 0, 1, 1)), T0 + i * STEP);
+    }
+    s.push(&one(reading(0, 14, 0, 1, 1)), T0 + 61 * STEP);
+    let p = &s.view().vservers[0].points;
+    assert_eq!(p.new_per_s[3..61], [Some(0.0); 58]);
+    assert_eq!(p.new_per_s.last(), Some(&Some(2.0)));
 }
 
 #[test]
@@ -102,6 +130,7 @@ fn rings_hold_at_most_their_capacity_and_the_window() {
     s.push(&one(reading(0, 40, 40, 1, 1)), T0 + 40_000);
     let p = &s.view().vservers[0].points;
     assert_eq!(p.t, [T0 + 40_000]);
+    // No sample in between: the 16 connections spread over the 16 s.
     assert_eq!(p.new_per_s, [Some(1.0)]);
 }
 
