@@ -75,6 +75,11 @@ pub trait EngineLink {
     ) -> impl Future<Output = Result<pb::ConfigReloadReply, EngineError>>;
     /// `ConfigHistory`: saved versions, newest first.
     fn history(&mut self) -> impl Future<Output = Result<Vec<pb::ConfigVersion>, EngineError>>;
+    /// `Trace`: which vserver, service and destination a flow gets.
+    fn trace(
+        &mut self,
+        req: pb::TraceRequest,
+    ) -> impl Future<Output = Result<pb::FlowTrace, EngineError>>;
     /// `PreviewCluster`: what a reload or a rollback would change; nothing applied.
     fn preview(
         &mut self,
@@ -297,6 +302,13 @@ impl EngineLink for GrpcEngine {
                 cause: text.trim().to_owned(),
             }),
             _ => Ok((text, false)),
+        }
+    }
+
+    async fn trace(&mut self, req: pb::TraceRequest) -> Result<pb::FlowTrace, EngineError> {
+        match self.client.trace(req).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.error(s)),
         }
     }
 
@@ -566,6 +578,15 @@ impl EngineLink for FakeEngine {
             .update_cluster(self.text.clone(), format!("import from {path}"))
             .await?;
         Ok((format!("{}\n", reply.message), reply.applied))
+    }
+
+    async fn trace(&mut self, req: pb::TraceRequest) -> Result<pb::FlowTrace, EngineError> {
+        self.up()?;
+        // The fake matches no service: it has no data plane.
+        Ok(pb::FlowTrace {
+            notes: vec![format!("no configured service on {}", req.vip)],
+            ..Default::default()
+        })
     }
 
     async fn preview(

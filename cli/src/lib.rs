@@ -14,5 +14,6 @@ pub mod engine;
 pub mod format;
 pub mod progress;
 pub mod shell;
+pub mod trace;
 pub mod tree;
 pub mod view;

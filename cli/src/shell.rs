@@ -306,6 +306,33 @@ pub async fn execute<E: EngineLink>(
             };
             (text, true)
         }
+        Action::Trace(proto) => {
+            let words: Vec<&str> = arg.unwrap_or_default().split_whitespace().collect();
+            let [client, vip] = words.as_slice() else {
+                return Ok(Step::Print {
+                    text: "trace needs the client's ip:port and the VIP's ip:port\n".into(),
+                    ok: false,
+                });
+            };
+            let req = seesaw_proto::engine::TraceRequest {
+                protocol: proto.as_str().to_owned(),
+                client: (*client).to_owned(),
+                vip: (*vip).to_owned(),
+            };
+            match engine.trace(req).await {
+                Ok(t) => {
+                    let t = crate::trace::TraceView::from(t);
+                    let text = if json {
+                        to_json(&t)
+                    } else {
+                        crate::trace::render(&t)
+                    };
+                    (text, t.matched)
+                }
+                Err(EngineError::Rpc(why)) => (format!("Trace refused: {why}\n"), false),
+                Err(e) => return Err(e),
+            }
+        }
         Action::ConfigPreview(kind) => {
             use seesaw_proto::engine::preview_request::Change;
             let change = match (kind, arg.map(str::parse::<u64>)) {

@@ -43,11 +43,33 @@ pub enum Action {
     ConfigHistory,
     /// `config rollback <id>`.
     ConfigRollback,
+    /// `trace tcp|udp <client-ip:port> <vip:port>`: which vserver, service and backend the flow
+    /// gets, and why others do not.
+    Trace(TraceProto),
     /// `config reload --dry-run` and `config rollback <id> --dry-run`: what the change would do,
     /// nothing applied.
     ConfigPreview(PreviewKind),
     /// `config import <file>`: YAML (Parasaus Service + Endpoints, or `kind: Pool`).
     ConfigImport,
+}
+
+/// The protocol of `trace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceProto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl TraceProto {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        }
+    }
 }
 
 /// What `--dry-run` previews.
@@ -327,6 +349,26 @@ pub static COMMANDS: &[Node] = &[
             ),
         ],
     ),
+    group(
+        "trace",
+        "Show which vserver, service and backend a flow gets, and why",
+        &[
+            with_arg(
+                "tcp",
+                "A TCP flow",
+                Action::Trace(TraceProto::Tcp),
+                "client-ip:port vip:port",
+                "The client's address and port, then the VIP's",
+            ),
+            with_arg(
+                "udp",
+                "A UDP flow",
+                Action::Trace(TraceProto::Udp),
+                "client-ip:port vip:port",
+                "The client's address and port, then the VIP's",
+            ),
+        ],
+    ),
 ];
 
 /// A line the shell understood.
@@ -457,6 +499,20 @@ fn walk(tree: &'static [Node], words: &[String]) -> Result<Walk, ParseError> {
         arg: None,
     };
     for word in words {
+        // `trace` takes two words: the client, then the VIP.
+        if let (
+            Some(arg),
+            Some(Node {
+                action: Some(Action::Trace(_)),
+                ..
+            }),
+        ) = (at.arg.as_mut(), at.node)
+            && !arg.contains(' ')
+        {
+            arg.push(' ');
+            arg.push_str(word);
+            continue;
+        }
         if at.arg.is_some() {
             return Err(ParseError::Unknown(word.clone()));
         }
@@ -638,6 +694,17 @@ mod tests {
             parse(COMMANDS, "show ha --dry-run"),
             Err(ParseError::NoDryRun)
         );
+        assert_eq!(
+            parse(COMMANDS, "tr t 10.9.0.1:4000 10.0.0.1:80"),
+            Ok(Parsed::Run {
+                action: Action::Trace(TraceProto::Tcp),
+                arg: Some("10.9.0.1:4000 10.0.0.1:80".to_owned())
+            })
+        );
+        assert_eq!(
+            parse(COMMANDS, "trace udp a b c"),
+            Err(ParseError::Unknown("c".to_owned()))
+        );
     }
 
     #[test]
@@ -707,7 +774,7 @@ mod tests {
         assert_eq!(
             help_words(COMMANDS, "?"),
             [
-                "config", "exit", "failover", "help", "override", "quit", "show"
+                "config", "exit", "failover", "help", "override", "quit", "show", "trace"
             ]
         );
         assert_eq!(
@@ -761,7 +828,7 @@ mod tests {
             (
                 0,
                 vec![
-                    "config", "exit", "failover", "help", "override", "quit", "show"
+                    "config", "exit", "failover", "help", "override", "quit", "show", "trace"
                 ]
             )
         );

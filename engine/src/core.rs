@@ -181,6 +181,12 @@ pub async fn run<N: Ncc + NccBgp>(
                     state.health(results);
                     state.probe_stats(stats);
                 }
+                Some(Event::Trace(q, reply)) => {
+                    let ncc = Arc::clone(&ncc);
+                    tokio::spawn(async move {
+                        let _ = reply.send(ncc.trace(q).await.map_err(|e| e.to_string()));
+                    });
+                }
                 Some(Event::BgpNeighbors(reply)) => {
                     let ncc = Arc::clone(&ncc);
                     tokio::spawn(async move {

@@ -65,6 +65,11 @@ pub enum Event {
         /// Where the answer goes.
         reply: oneshot::Sender<Result<String, OverrideError>>,
     },
+    /// `seesaw trace`: ask the data plane about a flow.
+    Trace(
+        crate::trace::FlowQuery,
+        oneshot::Sender<Result<crate::trace::PlaneTrace, String>>,
+    ),
     /// What a validated candidate config would change (nothing is applied).
     Preview {
         /// The candidate.

@@ -27,5 +27,6 @@ pub mod server;
 pub mod source;
 pub mod state;
 pub mod sync;
+pub mod trace;
 
 pub use crate::core::run;

@@ -60,6 +60,14 @@ pub trait Ncc: Send + Sync + 'static {
     /// ncc restarted), reconnecting every [`WATCH_RETRY`] while ncc is away; returns when `tx`
     /// closes.
     fn watch(&self, tx: tokio::sync::mpsc::Sender<u64>) -> impl Future<Output = ()> + Send;
+    /// What the plane would do with a flow (`seesaw trace`); read-only. By default: refused.
+    fn trace(
+        &self,
+        q: crate::trace::FlowQuery,
+    ) -> impl Future<Output = Result<crate::trace::PlaneTrace, NccError>> + Send {
+        let _ = q;
+        async { Err(NccError::Refused("this ncc cannot trace flows".to_owned())) }
+    }
 }
 
 /// How often the engine tries to reach a restarting ncc's watch stream.
@@ -96,6 +104,35 @@ impl Ncc for GrpcNcc {
             }
             tokio::time::sleep(WATCH_RETRY).await;
         }
+    }
+
+    async fn trace(
+        &self,
+        q: crate::trace::FlowQuery,
+    ) -> Result<crate::trace::PlaneTrace, NccError> {
+        let mut client = self.client.clone();
+        let protocol = match q.proto {
+            Protocol::Tcp => pb::Protocol::Tcp,
+            Protocol::Udp => pb::Protocol::Udp,
+        };
+        let r = client
+            .trace(pb::TraceRequest {
+                protocol: protocol.into(),
+                client: q.client.to_string(),
+                vip: q.vip.to_string(),
+            })
+            .await
+            .map_err(|s| NccError::from_status(&s))?
+            .into_inner();
+        Ok(crate::trace::PlaneTrace {
+            found: r.service_found,
+            plane: r.plane,
+            predicted: r.predicted.parse().ok(),
+            how: r.how,
+            flow: r.flow.parse().ok(),
+            flow_state: r.flow_state,
+            notes: r.notes,
+        })
     }
 
     async fn apply(&self, desired: &DesiredState) -> Result<Vec<String>, NccError> {

@@ -25,6 +25,7 @@ use crate::state::{CheckResult, HaView, ProbeStats, ReloadOutcome};
 
 mod convert;
 mod preview;
+mod trace;
 
 use convert::*;
 
@@ -473,6 +474,13 @@ impl pb::engine_server::Engine for EngineService {
             .await
             .map_err(|_| Status::unavailable("engine stopped"))?;
         Ok(Response::new(reload_reply(reply)))
+    }
+
+    async fn trace(
+        &self,
+        req: Request<pb::TraceRequest>,
+    ) -> Result<Response<pb::FlowTrace>, Status> {
+        Ok(Response::new(self.trace_of(req.into_inner()).await?))
     }
 
     async fn preview_cluster(

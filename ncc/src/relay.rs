@@ -187,4 +187,29 @@ impl Dataplane for RelayPlane {
     fn epoch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         Some(self.epoch.clone())
     }
+
+    fn trace(
+        &mut self,
+        flow: &crate::dataplane::trace::TraceFlow,
+    ) -> crate::dataplane::trace::PlaneTrace {
+        use crate::dataplane::trace;
+        let mut client = self.client.clone();
+        let protocol = match flow.proto {
+            crate::model::Protocol::Tcp => pb::Protocol::Tcp,
+            crate::model::Protocol::Udp => pb::Protocol::Udp,
+        };
+        let req = pb::TraceRequest {
+            protocol: protocol.into(),
+            client: flow.client.to_string(),
+            vip: flow.vip.to_string(),
+        };
+        match self.handle.block_on(client.trace(req)) {
+            Ok(r) => trace::from_pb(r.into_inner()),
+            Err(s) => trace::PlaneTrace {
+                plane: "proxy".to_owned(),
+                notes: vec![self.unreachable(&s).to_string()],
+                ..Default::default()
+            },
+        }
+    }
 }

@@ -501,6 +501,20 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
         Ok(Response::new(pb::ApplyReply { changes }))
     }
 
+    async fn trace(
+        &self,
+        req: Request<pb::TraceRequest>,
+    ) -> Result<Response<pb::TraceReply>, Status> {
+        let flow = crate::dataplane::trace::flow_from_pb(req.get_ref())
+            .map_err(Status::invalid_argument)?;
+        // A kernel plane may re-read its tables and conntrack: blocking, so off the runtime.
+        let plane = self.plane.clone();
+        let t = tokio::task::spawn_blocking(move || plane.blocking_lock().trace(&flow))
+            .await
+            .map_err(|e| Status::internal(format!("trace: {e}")))?;
+        Ok(Response::new(crate::dataplane::trace::to_pb(t)))
+    }
+
     async fn bgp_neighbors(
         &self,
         _: Request<pb::Empty>,

@@ -9,6 +9,7 @@ pub mod fake;
 pub mod ipvs;
 pub mod nftables;
 pub mod proxy;
+pub mod trace;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -104,6 +105,12 @@ pub trait Dataplane: Send + 'static {
             .iter()
             .map(ToString::to_string)
             .collect())
+    }
+    /// What the plane would do with `flow` (`seesaw trace`): read-only. The default says the
+    /// plane cannot tell.
+    fn trace(&mut self, flow: &trace::TraceFlow) -> trace::PlaneTrace {
+        let _ = flow;
+        trace::PlaneTrace::unsupported(self.kind())
     }
     /// A value that changes whenever the plane lost its state outside ncc's control (the proxy
     /// relay restarted): ncc's `Watch` stream then sends the engine a new id, and the engine

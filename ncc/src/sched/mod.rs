@@ -319,6 +319,33 @@ impl Picker {
         self.primary.idx.is_empty() && self.backup.idx.is_empty()
     }
 
+    /// The member a new flow would get and, for `mh`, its Maglev slot (and the table's length),
+    /// without touching any state; `None` for the schedulers whose pick depends on state (rr,
+    /// wrr, lc, wlc, random, p2c) or when no member can take a flow. The same choice as
+    /// [`Picker::pick`] when nothing is excluded.
+    pub fn predict(&self, flow: FlowHash) -> Option<(usize, Option<(usize, usize)>)> {
+        let tier = if self.primary.idx.is_empty() {
+            &self.backup
+        } else {
+            &self.primary
+        };
+        if tier.idx.is_empty() {
+            return None;
+        }
+        let n = tier.idx.len();
+        let at = |p: usize| tier.idx[p.min(n - 1)];
+        match self.algo {
+            Algo::Sh => Some((at(tier.by_weight(mix(flow.src) % tier.total())), None)),
+            Algo::Dh => Some((at(tier.by_weight(mix(flow.dst) % tier.total())), None)),
+            Algo::Mh if !tier.maglev.is_empty() => {
+                let len = tier.maglev.len();
+                let slot = maglev::slot(flow.src, len);
+                Some((at(tier.maglev[slot] as usize), Some((slot, len))))
+            }
+            _ => None,
+        }
+    }
+
     /// Picks a member for a new flow: a primary if any can take it, else a backup. `load(i)` is
     /// member `i`'s active flow count (lc, wlc, p2c); `exclude` lists members already tried.
     pub fn pick(

@@ -137,6 +137,14 @@ impl NfnlLoads {
             .ok_or_else(|| NccError::Plane("netfilter netlink: no generation in the reply".into()))
     }
 
+    /// The conntrack entry of one connection through our NAT table (`seesaw trace`), if any.
+    pub fn find_flow(&mut self, t: &nfnl::Tuple) -> Result<Option<nfnl::FoundFlow>, NccError> {
+        let req = nfnl::conntrack_dump(self.next_seq(), DID_BASE, DID_MASK);
+        let mut found = None;
+        self.dump(&req, |b| nfnl::find_flow(b, t, &mut found))?;
+        Ok(found)
+    }
+
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1);
         self.seq

@@ -46,6 +46,7 @@ pub mod rebalance;
 pub mod rules;
 mod runner;
 pub mod script;
+mod trace;
 pub mod tunnels;
 
 use std::collections::{BTreeMap, HashMap};
@@ -343,6 +344,13 @@ pub struct Held<'a> {
 impl<R: NftRunner> Dataplane for NftPlane<R> {
     fn builds_tables(&self) -> bool {
         true
+    }
+
+    fn trace(
+        &mut self,
+        flow: &crate::dataplane::trace::TraceFlow,
+    ) -> crate::dataplane::trace::PlaneTrace {
+        self.trace_flow(flow)
     }
 
     fn kind(&self) -> &'static str {

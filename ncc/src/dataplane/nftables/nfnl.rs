@@ -64,8 +64,16 @@ const NLM_F_ACK: u16 = 0x4;
 pub const NFPROTO_NETDEV: u8 = 5;
 
 const CTA_TUPLE_ORIG: u16 = 1;
+const CTA_TUPLE_REPLY: u16 = 2;
+const CTA_TUPLE_IP: u16 = 1;
+const CTA_IP_V4_SRC: u16 = 1;
+const CTA_IP_V4_DST: u16 = 2;
+const CTA_IP_V6_SRC: u16 = 3;
+const CTA_IP_V6_DST: u16 = 4;
 const CTA_TUPLE_PROTO: u16 = 2;
 const CTA_PROTO_NUM: u16 = 1;
+const CTA_PROTO_SRC_PORT: u16 = 2;
+const CTA_PROTO_DST_PORT: u16 = 3;
 const CTA_PROTOINFO: u16 = 4;
 const CTA_PROTOINFO_TCP: u16 = 1;
 const CTA_PROTOINFO_TCP_STATE: u16 = 1;
@@ -294,6 +302,140 @@ pub fn count_conntrack(
         } else {
             e.inactive = e.inactive.saturating_add(1);
         }
+        Ok(())
+    })
+}
+
+/// A connection as conntrack keys it: protocol number and the two ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuple {
+    /// `IPPROTO_TCP` 6 or `IPPROTO_UDP` 17.
+    pub proto: u8,
+    /// Source address and port.
+    pub src: std::net::SocketAddr,
+    /// Destination address and port.
+    pub dst: std::net::SocketAddr,
+}
+
+/// A conntrack entry found for a [`Tuple`]: where it went and its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundFlow {
+    /// The reply tuple's source: the backend after DNAT.
+    pub dest: std::net::SocketAddr,
+    /// The entry's mark (the destination id).
+    pub mark: u32,
+    /// TCP: conntrack's state number (`ESTABLISHED` 3, ...).
+    pub tcp_state: Option<u8>,
+}
+
+/// conntrack's name of a TCP state number.
+pub fn tcp_state_name(s: u8) -> &'static str {
+    match s {
+        0 => "NONE",
+        1 => "SYN_SENT",
+        2 => "SYN_RECV",
+        3 => "ESTABLISHED",
+        4 => "FIN_WAIT",
+        5 => "CLOSE_WAIT",
+        6 => "LAST_ACK",
+        7 => "TIME_WAIT",
+        8 => "CLOSE",
+        9 => "SYN_SENT2",
+        _ => "UNKNOWN",
+    }
+}
+
+/// A tuple attribute's protocol, source and destination; `None` when a part is missing.
+fn tuple_of(t: &[u8]) -> Result<Option<Tuple>, NfnlDecodeError> {
+    let (Some(ip), Some(pr)) = (find(t, CTA_TUPLE_IP)?, find(t, CTA_TUPLE_PROTO)?) else {
+        return Ok(None);
+    };
+    let addr = |kind4: u16, kind6: u16| -> Result<Option<std::net::IpAddr>, NfnlDecodeError> {
+        if let Some(v) = find(ip, kind4)? {
+            let b: [u8; 4] = v
+                .try_into()
+                .map_err(|_| NfnlDecodeError::Malformed("CTA_IP_V4"))?;
+            return Ok(Some(std::net::IpAddr::from(b)));
+        }
+        if let Some(v) = find(ip, kind6)? {
+            let b: [u8; 16] = v
+                .try_into()
+                .map_err(|_| NfnlDecodeError::Malformed("CTA_IP_V6"))?;
+            return Ok(Some(std::net::IpAddr::from(b)));
+        }
+        Ok(None)
+    };
+    let port = |kind: u16| -> Result<Option<u16>, NfnlDecodeError> {
+        match find(pr, kind)? {
+            Some(v) => {
+                let b: [u8; 2] = v
+                    .try_into()
+                    .map_err(|_| NfnlDecodeError::Malformed("CTA_PROTO_PORT"))?;
+                Ok(Some(u16::from_be_bytes(b)))
+            }
+            None => Ok(None),
+        }
+    };
+    let (src, dst) = (
+        addr(CTA_IP_V4_SRC, CTA_IP_V6_SRC)?,
+        addr(CTA_IP_V4_DST, CTA_IP_V6_DST)?,
+    );
+    let (sport, dport) = (port(CTA_PROTO_SRC_PORT)?, port(CTA_PROTO_DST_PORT)?);
+    let proto = find(pr, CTA_PROTO_NUM)?.and_then(u8_of);
+    Ok(match (proto, src, dst, sport, dport) {
+        (Some(proto), Some(s), Some(d), Some(sp), Some(dp)) => Some(Tuple {
+            proto,
+            src: std::net::SocketAddr::new(s, sp),
+            dst: std::net::SocketAddr::new(d, dp),
+        }),
+        _ => None,
+    })
+}
+
+/// Looks in one conntrack dump datagram for the entry whose original tuple is `want`, into
+/// `out` (hostile input, like every reply: lengths checked, nothing panics).
+pub fn find_flow(
+    b: &[u8],
+    want: &Tuple,
+    out: &mut Option<FoundFlow>,
+) -> Result<Step, NfnlDecodeError> {
+    messages(b, SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW, |p| {
+        if out.is_some() {
+            return Ok(());
+        }
+        let orig = match find(p, CTA_TUPLE_ORIG)? {
+            Some(t) => tuple_of(t)?,
+            None => None,
+        };
+        if orig.as_ref() != Some(want) {
+            return Ok(());
+        }
+        let Some(reply) = find(p, CTA_TUPLE_REPLY)?
+            .map(tuple_of)
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(());
+        };
+        let mark = match find(p, CTA_MARK)? {
+            Some(m) => u32::from_be_bytes(
+                m.try_into()
+                    .map_err(|_| NfnlDecodeError::Malformed("CTA_MARK"))?,
+            ),
+            None => 0,
+        };
+        let tcp_state = match find(p, CTA_PROTOINFO)? {
+            Some(pi) => match find(pi, CTA_PROTOINFO_TCP)? {
+                Some(tcp) => find(tcp, CTA_PROTOINFO_TCP_STATE)?.and_then(u8_of),
+                None => None,
+            },
+            None => None,
+        };
+        *out = Some(FoundFlow {
+            dest: reply.src,
+            mark,
+            tcp_state,
+        });
         Ok(())
     })
 }

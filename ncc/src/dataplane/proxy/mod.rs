@@ -15,11 +15,13 @@
 //! touches an established flow on an unchanged destination. A removed destination drains: its
 //! flows continue until they end, or until the service's drain timeout passes.
 
+pub mod flows;
 pub mod rules;
 mod sys;
 pub mod table;
 mod tcp;
 pub mod tls;
+mod trace;
 mod udp;
 
 use std::collections::BTreeMap;
@@ -47,6 +49,8 @@ pub struct ServiceCounters {
     pub table_full: AtomicU64,
     /// UDP: datagrams the kernel refused to send.
     pub send_errors: AtomicU64,
+    /// Open TCP connections by client (`seesaw trace`).
+    pub flows: flows::Flows,
 }
 
 /// A snapshot of [`ServiceCounters`].
@@ -469,6 +473,13 @@ impl Dataplane for ProxyPlane {
                 table_hash: r.table.load().table_hash(),
             })
             .collect()
+    }
+
+    fn trace(
+        &mut self,
+        flow: &crate::dataplane::trace::TraceFlow,
+    ) -> crate::dataplane::trace::PlaneTrace {
+        self.trace_flow(flow)
     }
 }
 

@@ -305,6 +305,19 @@ impl Table {
         g.picker.pick(flow, &load, &exclude).map(|i| &g.dests[i])
     }
 
+    /// The destination a new flow of `group` whose source hashes to `src` would get, and its
+    /// Maglev (slot, table length) for mh, without moving any scheduler state; `None` when the
+    /// scheduler's choice depends on its state or nothing can take the flow.
+    pub fn predict(&self, group: u16, src: u64) -> Option<(SocketAddr, Option<(usize, usize)>)> {
+        let g = self.groups.get(usize::from(group))?;
+        let flow = FlowHash {
+            src,
+            dst: self.dst_hash,
+        };
+        let (i, slot) = g.picker.predict(flow)?;
+        Some((g.dests.get(i)?.addr, slot))
+    }
+
     /// Routes a payload to a group (or deny) by the service's rules.
     pub fn route(&self, payload: &[u8], sni: Option<&[u8]>) -> Verdict {
         self.rules.route(payload, sni)

@@ -275,6 +275,7 @@ async fn handle(
     c.active.fetch_add(1, Ordering::Relaxed);
     c.total.fetch_add(1, Ordering::Relaxed);
     let _active = Active(&c.active);
+    let _flow = counters.flows.open(peer, dest.addr);
     let mut pre = Vec::new();
     match opts.proxy_protocol {
         ProxyProtocol::Off => {}

@@ -1,0 +1,126 @@
+//! `seesaw trace`, sans-io: which vserver and service a flow matches and why each destination
+//! that will not get it is left out (override, health, weight 0, not active), from the status
+//! views; the data plane adds which destination its scheduler would pick and the live flow
+//! ([`PlaneTrace`], asked of ncc through [`crate::ncc_port::Ncc::trace`]).
+
+use std::net::SocketAddr;
+
+use crate::model::Protocol;
+use crate::overrides::OverrideState;
+use crate::state::{ServiceView, VserverView};
+
+/// The flow asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowQuery {
+    /// TCP or UDP.
+    pub proto: Protocol,
+    /// Client address and port.
+    pub client: SocketAddr,
+    /// VIP and port.
+    pub vip: SocketAddr,
+}
+
+/// What the data plane said about the flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlaneTrace {
+    /// The plane holds a service for it.
+    pub found: bool,
+    /// The plane's kind.
+    pub plane: String,
+    /// The destination its scheduler would give a new flow, when that is a function of the flow.
+    pub predicted: Option<SocketAddr>,
+    /// How it decides (e.g. the Maglev slot).
+    pub how: String,
+    /// The live flow's destination.
+    pub flow: Option<SocketAddr>,
+    /// The live flow's state.
+    pub flow_state: String,
+    /// Anything else that decides.
+    pub notes: Vec<String>,
+}
+
+/// A destination that will not get new flows, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Excluded {
+    /// The destination's name (`vserver/ip:port/proto`).
+    pub destination: String,
+    /// Its backend host.
+    pub backend: String,
+    /// Why.
+    pub why: String,
+}
+
+/// What the engine knows about a flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Matched {
+    /// The vserver.
+    pub vserver: String,
+    /// The service (`vip:port/proto`).
+    pub service: String,
+    /// Its scheduler.
+    pub scheduler: String,
+    /// Destinations that take new flows: (name, backend).
+    pub eligible: Vec<(String, String)>,
+    /// Destinations that do not.
+    pub excluded: Vec<Excluded>,
+}
+
+/// The vserver and service `q` reaches: the service on the VIP, port and protocol, or a
+/// firewall-mark service whose vserver has the VIP and an entry on the port and protocol.
+pub fn match_flow(views: &[VserverView], q: &FlowQuery) -> Option<Matched> {
+    let hit = |s: &ServiceView| s.entry.key.proto == q.proto && s.entry.key.port == q.vip.port();
+    let (v, s) = views
+        .iter()
+        .flat_map(|v| v.services.iter().map(move |s| (v, s)))
+        .find(|(_, s)| s.key.fwmark == 0 && s.key.vip == q.vip.ip() && hit(s))
+        .or_else(|| {
+            views
+                .iter()
+                .filter(|v| v.vips.iter().any(|x| x.ip == q.vip.ip()))
+                .flat_map(|v| v.services.iter().map(move |s| (v, s)))
+                .find(|(_, s)| s.key.fwmark != 0 && hit(s))
+        })?;
+    let mut m = Matched {
+        vserver: v.name.clone(),
+        service: s.key.to_string(),
+        scheduler: format!("{:?}", s.entry.scheduler).to_lowercase(),
+        ..Matched::default()
+    };
+    for d in &s.dests {
+        match why_excluded(d) {
+            None => m.eligible.push((d.name.clone(), d.backend.clone())),
+            Some(why) => m.excluded.push(Excluded {
+                destination: d.name.clone(),
+                backend: d.backend.clone(),
+                why,
+            }),
+        }
+    }
+    Some(m)
+}
+
+/// Why `d` takes no new flows, if it does not.
+fn why_excluded(d: &crate::state::DestView) -> Option<String> {
+    if d.override_state == Some(OverrideState::Disabled) {
+        return Some("override: disabled".to_owned());
+    }
+    if !d.enabled {
+        return Some("disabled in the configuration".to_owned());
+    }
+    if !d.healthy {
+        let why: Vec<String> = d
+            .checks
+            .iter()
+            .filter(|c| c.state != "healthy")
+            .map(|c| format!("{}: {}", c.name, c.message))
+            .collect();
+        return Some(format!("unhealthy ({})", why.join("; ")));
+    }
+    if d.dest.weight == 0 {
+        return Some("weight 0 (draining: established flows continue, no new ones)".to_owned());
+    }
+    if !d.active {
+        return Some("not active (the service is below its watermark or not applied)".to_owned());
+    }
+    None
+}
