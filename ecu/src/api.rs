@@ -12,6 +12,7 @@
 //! | `GET /v1/vservers[/{name}]`, `/v1/ha`, `/v1/config`, `/v1/nodes`, `/v1/warnings` | reader | as the shell shows them |
 //! | `GET /v1/backends`, `/v1/destinations`, `/v1/healthchecks`, `/v1/overrides` | reader | |
 //! | `GET /v1/config/source`, `/v1/config/history`, `/v1/cluster` (text) | reader | |
+//! | `GET /v1/trace?proto=&client=&vip=` | reader | the shell's `trace` ([`trace`]) |
 //! | `GET /v1/series` | reader | the dashboard's 15-minute history ([`series`], merged in by `run`) |
 //! | `POST /v1/overrides` `{kind, target, state}` | operator | the engine's message |
 //! | `POST /v1/config/reload`, `POST /v1/failover` | operator | |
@@ -52,6 +53,7 @@ use crate::{dashboard, import};
 
 mod handlers;
 pub mod series;
+mod trace;
 
 pub use handlers::*;
 
@@ -154,6 +156,7 @@ pub fn router<V: EngineView>(state: Arc<ApiState<V>>) -> Router {
             .put(config_source::<V>),
         )
         .route("/v1/cluster", get(cluster_text::<V>))
+        .route("/v1/trace", get(trace::trace::<V>))
         .route("/v1/config/reload", post(reload::<V>))
         .route("/v1/failover", post(failover::<V>))
         .route("/v1/config/rollback", post(rollback::<V>))

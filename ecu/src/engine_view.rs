@@ -86,6 +86,13 @@ pub trait EngineView: Send + Sync + 'static {
         id: u64,
         who: String,
     ) -> impl Future<Output = Result<Outcome, ViewError>> + Send;
+    /// `seesaw trace`: the flow of `proto` (`tcp`, `udp`) from `client` to `vip` (`ip:port`).
+    fn trace(
+        &self,
+        proto: String,
+        client: String,
+        vip: String,
+    ) -> impl Future<Output = Result<crate::model::FlowTrace, ViewError>> + Send;
     /// What a change would do; nothing is saved or applied.
     fn preview(
         &self,
@@ -338,6 +345,47 @@ impl EngineView for GrpcEngineView {
             .await
             .map_err(|s| view_error("ConfigRollback", &s))?;
         Ok(outcome(r.into_inner()))
+    }
+
+    async fn trace(
+        &self,
+        proto: String,
+        client: String,
+        vip: String,
+    ) -> Result<crate::model::FlowTrace, ViewError> {
+        let t = self
+            .c()
+            .trace(pb::TraceRequest {
+                protocol: proto,
+                client,
+                vip,
+            })
+            .await
+            .map_err(|s| view_error("Trace", &s))?
+            .into_inner();
+        Ok(crate::model::FlowTrace {
+            matched: t.matched,
+            vserver: t.vserver,
+            service: t.service,
+            scheduler: t.scheduler,
+            predicted: t.predicted,
+            predicted_backend: t.predicted_backend,
+            how: t.how,
+            flow: t.flow,
+            flow_state: t.flow_state,
+            eligible: t.eligible,
+            excluded: t
+                .excluded
+                .into_iter()
+                .map(|e| crate::model::ExcludedDestination {
+                    destination: e.destination,
+                    backend: e.backend,
+                    why: e.why,
+                })
+                .collect(),
+            plane: t.plane,
+            notes: t.notes,
+        })
     }
 
     async fn preview(

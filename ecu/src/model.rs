@@ -272,6 +272,48 @@ pub struct Outcome {
     pub errors: Vec<String>,
 }
 
+/// `GET /v1/trace`: which vserver, service and destination a flow gets (see `seesaw trace`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FlowTrace {
+    /// A configured service matches.
+    pub matched: bool,
+    /// The vserver.
+    pub vserver: String,
+    /// The service.
+    pub service: String,
+    /// Its scheduler.
+    pub scheduler: String,
+    /// The destination a new flow would get (empty: not predictable).
+    pub predicted: String,
+    /// Its backend host.
+    pub predicted_backend: String,
+    /// How the plane decides.
+    pub how: String,
+    /// The live flow's destination (empty: none).
+    pub flow: String,
+    /// Its state.
+    pub flow_state: String,
+    /// Destinations that take new flows.
+    pub eligible: Vec<String>,
+    /// Those that do not, and why.
+    pub excluded: Vec<ExcludedDestination>,
+    /// The plane's kind.
+    pub plane: String,
+    /// Anything else.
+    pub notes: Vec<String>,
+}
+
+/// A destination that takes no new flows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExcludedDestination {
+    /// Its name.
+    pub destination: String,
+    /// Its backend host.
+    pub backend: String,
+    /// Why.
+    pub why: String,
+}
+
 /// What a change preview is of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PreviewOf {

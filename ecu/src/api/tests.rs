@@ -611,3 +611,44 @@ async fn a_dry_run_previews_config_writes_changes_nothing_and_other_writes_refus
         h.audit()
     );
 }
+
+#[tokio::test]
+async fn trace_answers_readers_and_names_bad_fields() {
+    let h = harness();
+    let (s, body) = h
+        .call(
+            "GET",
+            "/v1/trace?proto=tcp&client=127.0.0.9:4000&vip=127.0.0.1:80",
+            Some(READER),
+            "",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["matched"], true, "{body}");
+    assert_eq!(body["vserver"], "web@demo");
+    let (s, body) = h
+        .call(
+            "GET",
+            "/v1/trace?proto=sctp&client=x&vip=127.0.0.1:80",
+            Some(READER),
+            "",
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["proto", "client"], "{body}");
+    let (s, _) = h
+        .call(
+            "GET",
+            "/v1/trace?client=127.0.0.9:4000&vip=127.0.0.1:80",
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}

@@ -339,6 +339,24 @@ impl EngineView for FakeEngine {
         Ok(s.vips.len() != before)
     }
 
+    async fn trace(
+        &self,
+        _proto: String,
+        _client: String,
+        vip: String,
+    ) -> Result<crate::model::FlowTrace, ViewError> {
+        // The fake has no data plane: it matches a vserver by VIP only.
+        let s = self.reachable()?;
+        let ip = vip.rsplit_once(':').map_or(vip.as_str(), |(ip, _)| ip);
+        let hit = s.vservers.iter().find(|v| v.vips.iter().any(|x| x == ip));
+        Ok(crate::model::FlowTrace {
+            matched: hit.is_some(),
+            vserver: hit.map(|v| v.name.clone()).unwrap_or_default(),
+            plane: "fake".to_owned(),
+            ..Default::default()
+        })
+    }
+
     async fn preview(
         &self,
         of: crate::model::PreviewOf,
