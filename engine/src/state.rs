@@ -22,7 +22,7 @@ use crate::model::{Af, CheckMode, ForwardMode, Scheduler, VipKind};
 use self::fwmark::{MarkPool, PROBE_MARKS, VSERVER_MARKS};
 use crate::overrides::{Caller, OverrideKind, OverrideState, Overrides, may_override};
 
-/// The engine's state. Cloned only for a change preview (`crate::preview`).
+/// The engine's state. Cloned only to preview a config change.
 #[derive(Debug, Clone)]
 pub struct EngineState {
     loaded: Arc<Loaded>,

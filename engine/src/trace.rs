@@ -1,7 +1,7 @@
 //! `seesaw trace`, sans-io: which vserver and service a flow matches and why each destination
 //! that will not get it is left out (override, health, weight 0, not active), from the status
 //! views; the data plane adds which destination its scheduler would pick and the live flow
-//! ([`PlaneTrace`], asked of ncc through [`crate::ncc_port::Ncc::trace`]).
+//! ([`PlaneTrace`], asked of ncc through the `Ncc` port's `trace`).
 
 use std::net::SocketAddr;
 

@@ -1,5 +1,6 @@
 //! The engine's gRPC server: answers, outages and refusals.
 
+use super::overrides::override_status;
 use super::*;
 
 #[test]

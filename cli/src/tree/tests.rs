@@ -1,0 +1,287 @@
+//! Parsing, `?` help and completion of the command tree.
+
+use super::*;
+
+/// A tree with words sharing prefixes, which the real tree happens not to have.
+static TEST_TREE: &[Node] = &[
+    group(
+        "show",
+        "Show",
+        &[
+            command("stats", "Stats", Action::ShowHa),
+            command("status", "Status", Action::ShowNodes),
+            command("stat", "Stat", Action::ShowWarnings),
+        ],
+    ),
+    command("shutdown", "Shutdown", Action::Exit),
+];
+
+fn run(line: &str) -> Result<(Action, Option<String>), ParseError> {
+    match parse(COMMANDS, line)? {
+        Parsed::Run { action, arg } => Ok((action, arg)),
+        other => panic!("expected a command for {line:?}, got {other:?}"),
+    }
+}
+
+fn help_words(tree: &'static [Node], line: &str) -> Vec<String> {
+    match parse(tree, line) {
+        Ok(Parsed::Help { options, .. }) => options.into_iter().map(|o| o.word).collect(),
+        other => panic!("expected help for {line:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn full_words_and_unique_prefixes_dispatch() {
+    assert_eq!(run("show vservers"), Ok((Action::ShowVservers, None)));
+    assert_eq!(run("sh vs"), Ok((Action::ShowVservers, None)));
+    assert_eq!(
+        run("  s vs web@demo "),
+        Ok((Action::ShowVservers, Some("web@demo".to_owned())))
+    );
+    assert_eq!(run("conf rel"), Ok((Action::ConfigReload, None)));
+    assert_eq!(run("c st"), Ok((Action::ConfigStatus, None)));
+    assert_eq!(
+        run("c so disk"),
+        Ok((Action::ConfigSource, Some("disk".to_owned())))
+    );
+    assert_eq!(
+        run("ov dest st en web@demo/127.0.0.2:80/TCP"),
+        Ok((
+            Action::Override(OverrideKind::Destination, OverrideSet::Enabled),
+            Some("web@demo/127.0.0.2:80/TCP".to_owned())
+        ))
+    );
+    assert_eq!(run("show ha"), Ok((Action::ShowHa, None)));
+    assert_eq!(run("sh bgp n"), Ok((Action::ShowBgpNeighbors, None)));
+    assert_eq!(
+        run("sh bgp n 192.0.2.254"),
+        Ok((Action::ShowBgpNeighbors, Some("192.0.2.254".to_owned())))
+    );
+    assert_eq!(run("fail"), Ok((Action::Failover, None)));
+    assert_eq!(run("sh n"), Ok((Action::ShowNodes, None)));
+    assert_eq!(run("sh w"), Ok((Action::ShowWarnings, None)));
+    assert_eq!(
+        run("sh ba be1"),
+        Ok((Action::ShowBackends, Some("be1".to_owned())))
+    );
+    assert_eq!(run("sh d"), Ok((Action::ShowDestinations, None)));
+    assert_eq!(
+        run("sh n lb1"),
+        Ok((Action::ShowNodes, Some("lb1".to_owned())))
+    );
+    assert_eq!(run("sh he"), Ok((Action::ShowHealthchecks, None)));
+    assert_eq!(run("sh ver"), Ok((Action::ShowVersion, None)));
+    assert_eq!(
+        run("sh vl 10"),
+        Ok((Action::ShowVlans, Some("10".to_owned())))
+    );
+    assert_eq!(run("c hi"), Ok((Action::ConfigHistory, None)));
+    assert_eq!(
+        run("c ro 3"),
+        Ok((Action::ConfigRollback, Some("3".to_owned())))
+    );
+    assert_eq!(
+        run("c im /tmp/a.yaml"),
+        Ok((Action::ConfigImport, Some("/tmp/a.yaml".to_owned())))
+    );
+    assert_eq!(run("q"), Ok((Action::Exit, None)));
+    assert_eq!(run("exit"), Ok((Action::Exit, None)));
+    assert_eq!(run("he"), Ok((Action::Help, None)));
+    assert_eq!(
+        run("show vservers 'a b'"),
+        Ok((Action::ShowVservers, Some("a b".to_owned())))
+    );
+    assert_eq!(parse(COMMANDS, "   "), Ok(Parsed::Empty));
+    assert_eq!(
+        parse(COMMANDS, "conf rel --dry-run"),
+        Ok(Parsed::Run {
+            action: Action::ConfigPreview(PreviewKind::Reload),
+            arg: None
+        })
+    );
+    assert_eq!(
+        parse(COMMANDS, "config rollback --dry-run 3"),
+        Ok(Parsed::Run {
+            action: Action::ConfigPreview(PreviewKind::Rollback),
+            arg: Some("3".to_owned())
+        })
+    );
+    assert_eq!(
+        parse(COMMANDS, "show ha --dry-run"),
+        Err(ParseError::NoDryRun)
+    );
+    assert_eq!(
+        parse(COMMANDS, "tr t 10.9.0.1:4000 10.0.0.1:80"),
+        Ok(Parsed::Run {
+            action: Action::Trace(TraceProto::Tcp),
+            arg: Some("10.9.0.1:4000 10.0.0.1:80".to_owned())
+        })
+    );
+    assert_eq!(
+        parse(COMMANDS, "trace udp a b c"),
+        Err(ParseError::Unknown("c".to_owned()))
+    );
+}
+
+#[test]
+fn unknown_incomplete_and_extra_words_are_errors() {
+    assert_eq!(
+        parse(COMMANDS, "shw ha"),
+        Err(ParseError::Unknown("shw".into()))
+    );
+    assert_eq!(
+        parse(COMMANDS, "show bogus"),
+        Err(ParseError::Unknown("bogus".into()))
+    );
+    assert_eq!(parse(COMMANDS, "show"), Err(ParseError::Incomplete));
+    assert_eq!(parse(COMMANDS, "config"), Err(ParseError::Incomplete));
+    assert_eq!(
+        parse(COMMANDS, "show ha now"),
+        Err(ParseError::Unknown("now".into()))
+    );
+    assert_eq!(
+        parse(COMMANDS, "show vservers a b"),
+        Err(ParseError::Unknown("b".into()))
+    );
+    assert_eq!(parse(COMMANDS, "show 'ha"), Err(ParseError::Quotes));
+    assert_eq!(
+        ParseError::Unknown("x".into()).to_string(),
+        "Unknown command \"x\"."
+    );
+    assert_eq!(ParseError::Incomplete.to_string(), "Incomplete command.");
+}
+
+#[test]
+fn ambiguity_lists_candidates_and_exact_words_win() {
+    let err = parse(TEST_TREE, "sh").unwrap_err();
+    assert_eq!(
+        err,
+        ParseError::Ambiguous {
+            word: "sh".into(),
+            candidates: vec!["show", "shutdown"]
+        }
+    );
+    assert_eq!(err.to_string(), "Ambiguous command \"sh\": show, shutdown.");
+    assert!(matches!(
+        parse(TEST_TREE, "sho stat"),
+        Ok(Parsed::Run {
+            action: Action::ShowWarnings,
+            ..
+        })
+    ));
+    assert!(matches!(
+        parse(TEST_TREE, "sho statu"),
+        Ok(Parsed::Run {
+            action: Action::ShowNodes,
+            ..
+        })
+    ));
+    assert_eq!(
+        parse(TEST_TREE, "sho sta").unwrap_err(),
+        ParseError::Ambiguous {
+            word: "sta".into(),
+            candidates: vec!["stats", "status", "stat"]
+        }
+    );
+}
+
+#[test]
+fn question_mark_lists_next_words_anywhere() {
+    assert_eq!(
+        help_words(COMMANDS, "?"),
+        [
+            "config", "exit", "failover", "help", "override", "quit", "show", "trace"
+        ]
+    );
+    assert_eq!(
+        help_words(COMMANDS, "show ?"),
+        [
+            "backends",
+            "bgp",
+            "destinations",
+            "ha",
+            "healthchecks",
+            "nodes",
+            "version",
+            "vlans",
+            "vservers",
+            "warnings"
+        ]
+    );
+    assert_eq!(help_words(COMMANDS, "sh w?"), ["warnings"]);
+    assert_eq!(help_words(COMMANDS, "c?"), ["config"]);
+    assert_eq!(help_words(COMMANDS, "sh vs ?"), ["<name|prefix>", "<cr>"]);
+    assert_eq!(help_words(COMMANDS, "sh vs web ?"), ["<cr>"]);
+    assert_eq!(help_words(COMMANDS, "show ha ?"), ["<cr>"]);
+    assert_eq!(
+        help_words(TEST_TREE, "show stat?"),
+        ["stats", "status", "stat"]
+    );
+    // Words after the `?` are ignored; a bad word before it is still an error.
+    assert_eq!(
+        help_words(COMMANDS, "config ? junk"),
+        [
+            "history", "import", "reload", "rollback", "source", "status"
+        ]
+    );
+    assert_eq!(
+        parse(COMMANDS, "bogus ?"),
+        Err(ParseError::Unknown("bogus".into()))
+    );
+    match parse(COMMANDS, "sh  vs?") {
+        Ok(Parsed::Help { prefix, options }) => {
+            assert_eq!(prefix, "sh vs");
+            assert_eq!(options[0].help, "Show vservers");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn completion_walks_the_same_tree() {
+    assert_eq!(
+        complete(COMMANDS, ""),
+        (
+            0,
+            vec![
+                "config", "exit", "failover", "help", "override", "quit", "show", "trace"
+            ]
+        )
+    );
+    assert_eq!(complete(COMMANDS, "s"), (0, vec!["show"]));
+    assert_eq!(
+        complete(COMMANDS, "sh "),
+        (
+            3,
+            vec![
+                "backends",
+                "bgp",
+                "destinations",
+                "ha",
+                "healthchecks",
+                "nodes",
+                "version",
+                "vlans",
+                "vservers",
+                "warnings"
+            ]
+        )
+    );
+    assert_eq!(
+        complete(COMMANDS, "sh v"),
+        (3, vec!["version", "vlans", "vservers"])
+    );
+    assert_eq!(complete(COMMANDS, "sh vs"), (3, vec!["vservers"]));
+    assert_eq!(complete(COMMANDS, "config re"), (7, vec!["reload"]));
+    assert_eq!(
+        complete(COMMANDS, "config r"),
+        (7, vec!["reload", "rollback"])
+    );
+    assert_eq!(complete(COMMANDS, "config x"), (7, vec![]));
+    assert_eq!(complete(COMMANDS, "bogus s"), (6, vec![]));
+    assert_eq!(complete(COMMANDS, "show vservers web "), (18, vec![]));
+    assert_eq!(
+        complete(TEST_TREE, "show sta"),
+        (5, vec!["stats", "status", "stat"])
+    );
+}
