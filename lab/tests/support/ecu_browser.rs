@@ -322,11 +322,12 @@ impl Browser {
     pub(crate) fn screenshot(&mut self, session: &str, full_page: bool) -> Vec<u8> {
         let mut params = json!({"format": "png"});
         if full_page {
+            // The whole page is laid out again without a scrollbar: the window's width.
             let m = self.call("Page.getLayoutMetrics", json!({}), Some(session));
-            let size = &m["cssContentSize"];
+            let width = self.eval(session, "window.innerWidth");
             params["captureBeyondViewport"] = json!(true);
-            params["clip"] = json!({"x": 0, "y": 0, "width": size["width"],
-                                    "height": size["height"], "scale": 1});
+            params["clip"] = json!({"x": 0, "y": 0, "width": width,
+                                    "height": m["cssContentSize"]["height"], "scale": 1});
         }
         let shot = self.call("Page.captureScreenshot", params, Some(session));
         let png = base64_decode(shot["data"].as_str().expect("screenshot data"));
