@@ -1,6 +1,7 @@
 //! Fuzzes ncc's counters of netfilter netlink dumps (ctnetlink conntrack entries and nf_tables
-//! set elements, read for the nftables plane's lc/wlc re-weighting): any datagram must count or
-//! fail with an error, never panic. The first byte picks the decoder.
+//! set elements, read for the nftables plane's lc/wlc re-weighting; the conntrack lookup of
+//! `seesaw trace`): any datagram must count, find or fail with an error, never panic. The first
+//! byte picks the decoder.
 #![no_main]
 
 use std::collections::HashMap;
@@ -13,9 +14,20 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut out = HashMap::new();
-    if first % 2 == 0 {
-        let _ = nfnl::count_conntrack(rest, 0x5ee0_0000, 0xfff0_0000, &mut out);
-    } else {
-        let _ = nfnl::count_setelems(rest, &mut out);
+    match first % 3 {
+        0 => {
+            let _ = nfnl::count_conntrack(rest, 0x5ee0_0000, 0xfff0_0000, &mut out);
+        }
+        1 => {
+            let _ = nfnl::count_setelems(rest, &mut out);
+        }
+        _ => {
+            let want = nfnl::Tuple {
+                proto: 6,
+                src: std::net::SocketAddr::from(([192, 0, 2, 101], 40000)),
+                dst: std::net::SocketAddr::from(([198, 51, 100, 1], 80)),
+            };
+            let _ = nfnl::find_flow(rest, &want, &mut None);
+        }
     }
 });

@@ -237,3 +237,96 @@ fn hostile_replies_are_errors_never_panics() {
     let zero = msg(0x0100, &hex("0000 0800 0000 0000"));
     assert!(count_conntrack(&zero, OURS, MASK, &mut out).is_err());
 }
+
+/// A conntrack entry of a TCP flow `src → dst` NATed to `to`, in state `state`, marked `mark`.
+fn ct_flow(src: [u8; 4], sport: u16, dst: [u8; 4], to: [u8; 4], state: u8, mark: u32) -> Vec<u8> {
+    let tuple = |a: [u8; 4], ap: u16, b: [u8; 4], bp: u16| {
+        vec![
+            nest(1, &[attr(1, &a), attr(2, &b)]),
+            nest(
+                2,
+                &[
+                    attr(1, &[6]),
+                    attr(2, &ap.to_be_bytes()),
+                    attr(3, &bp.to_be_bytes()),
+                ],
+            ),
+        ]
+    };
+    let body = [
+        nest(1, &tuple(src, sport, dst, 80)),
+        nest(2, &tuple(to, 80, src, sport)),
+        nest(4, &[nest(1, &[attr(1, &[state])])]),
+        attr(8, &mark.to_be_bytes()),
+    ]
+    .concat();
+    msg(0x0100, &body)
+}
+
+#[test]
+fn a_flow_is_found_by_its_original_tuple_and_hostile_entries_never_panic() {
+    let want = Tuple {
+        proto: 6,
+        src: "192.0.2.101:40000".parse().unwrap(),
+        dst: "198.51.100.1:80".parse().unwrap(),
+    };
+    let other = ct_flow(
+        [192, 0, 2, 102],
+        40000,
+        [198, 51, 100, 1],
+        [203, 0, 113, 11],
+        3,
+        OURS,
+    );
+    let ours = ct_flow(
+        [192, 0, 2, 101],
+        40000,
+        [198, 51, 100, 1],
+        [203, 0, 113, 12],
+        3,
+        OURS,
+    );
+    let good = [other, ours].concat();
+    let mut out = None;
+    assert_eq!(find_flow(&good, &want, &mut out), Ok(Step::More));
+    assert_eq!(
+        out,
+        Some(FoundFlow {
+            dest: "203.0.113.12:80".parse().unwrap(),
+            mark: OURS,
+            tcp_state: Some(3),
+        })
+    );
+    assert_eq!(tcp_state_name(3), "ESTABLISHED");
+    // Another port of the same client is another flow.
+    let mut out = None;
+    let elsewhere = Tuple {
+        src: "192.0.2.101:40001".parse().unwrap(),
+        ..want
+    };
+    assert_eq!(find_flow(&good, &elsewhere, &mut out), Ok(Step::More));
+    assert_eq!(out, None);
+    // Every truncation and single-byte corruption: an answer or an error, never a panic.
+    for cut in 0..good.len() {
+        let _ = find_flow(&good[..cut], &want, &mut None);
+    }
+    for i in 0..good.len() {
+        for v in [0x00, 0x01, 0x03, 0x7f, 0x80, 0xff] {
+            let mut bad = good.clone();
+            bad[i] = v;
+            let _ = find_flow(&bad, &want, &mut None);
+        }
+    }
+    // An address of 3 bytes is malformed.
+    let short = msg(
+        0x0100,
+        &nest(
+            1,
+            &[nest(1, &[attr(1, &[192, 0, 2])]), nest(2, &[attr(1, &[6])])],
+        ),
+    );
+    assert!(matches!(
+        find_flow(&short, &want, &mut None),
+        Err(NfnlDecodeError::Malformed(_))
+    ));
+}
