@@ -1,5 +1,6 @@
-//! The ECU's port to the engine: the reads it serves and the writes it asks for, in the ECU's own types, with the gRPC
-//! adapter over the engine's Unix socket. Proto messages are converted here and go no further.
+//! The ECU's port to the engine: the reads it serves and the writes it asks for, in the ECU's own
+//! types (the engine's status model, `seesaw_status`, which converts the replies), with the gRPC
+//! adapter over the engine's Unix socket. Proto messages go no further than this file.
 
 use std::future::Future;
 use std::path::Path;
@@ -10,8 +11,8 @@ use seesaw_proto::engine::{self as pb};
 use tonic::transport::Channel;
 
 use crate::model::{
-    Attribute, Check, CheckStats, Cluster, ConfigStatus, Destination, HaStatus, Node, Outcome,
-    Override, OverrideKind, OverrideState, Service, Version, Vserver,
+    Cluster, ConfigStatus, FlowTrace, HaStatus, Outcome, Override, OverrideKind, OverrideState,
+    Preview, PreviewOf, Version, Vserver,
 };
 
 #[cfg(any(test, feature = "testing"))]
@@ -92,12 +93,9 @@ pub trait EngineView: Send + Sync + 'static {
         proto: String,
         client: String,
         vip: String,
-    ) -> impl Future<Output = Result<crate::model::FlowTrace, ViewError>> + Send;
+    ) -> impl Future<Output = Result<FlowTrace, ViewError>> + Send;
     /// What a change would do; nothing is saved or applied.
-    fn preview(
-        &self,
-        of: crate::model::PreviewOf,
-    ) -> impl Future<Output = Result<crate::model::Preview, ViewError>> + Send;
+    fn preview(&self, of: PreviewOf) -> impl Future<Output = Result<Preview, ViewError>> + Send;
     /// Config source etcd: registers (or renews) `m` in `pool` for `ttl_s` seconds; (lease id,
     /// whether it was a renewal).
     fn register_member(
@@ -157,7 +155,7 @@ impl EngineView for GrpcEngineView {
             .into_inner()
             .vservers
             .into_iter()
-            .map(vserver_from_proto)
+            .map(Vserver::from)
             .collect())
     }
 
@@ -167,7 +165,7 @@ impl EngineView for GrpcEngineView {
             .ha_status(pb::Empty {})
             .await
             .map_err(|s| view_error("HaStatus", &s))?;
-        Ok(ha_from_proto(reply.into_inner()))
+        Ok(reply.into_inner().into())
     }
 
     async fn config_status(&self) -> Result<ConfigStatus, ViewError> {
@@ -176,7 +174,7 @@ impl EngineView for GrpcEngineView {
             .config_status(pb::Empty {})
             .await
             .map_err(|s| view_error("ConfigStatus", &s))?;
-        Ok(config_from_proto(reply.into_inner()))
+        Ok(reply.into_inner().into())
     }
 
     async fn cluster(&self) -> Result<Cluster, ViewError> {
@@ -184,23 +182,8 @@ impl EngineView for GrpcEngineView {
             .c()
             .cluster_status(pb::Empty {})
             .await
-            .map_err(|s| view_error("ClusterStatus", &s))?
-            .into_inner();
-        Ok(Cluster {
-            site: c.site,
-            version: c.version,
-            dataplane: c.dataplane,
-            nodes: c
-                .nodes
-                .into_iter()
-                .map(|n| Node {
-                    hostname: n.hostname,
-                    ipv4: n.ipv4,
-                    ipv6: n.ipv6,
-                    is_local: n.is_local,
-                })
-                .collect(),
-        })
+            .map_err(|s| view_error("ClusterStatus", &s))?;
+        Ok(c.into_inner().into())
     }
 
     async fn overrides(&self) -> Result<Vec<Override>, ViewError> {
@@ -210,21 +193,7 @@ impl EngineView for GrpcEngineView {
             .await
             .map_err(|s| view_error("Overrides", &s))?
             .into_inner();
-        Ok(r.overrides
-            .into_iter()
-            .map(|o| Override {
-                state: match pb::OverrideState::try_from(o.state) {
-                    Ok(pb::OverrideState::OverrideEnabled) => "enabled",
-                    Ok(pb::OverrideState::OverrideDisabled) => "disabled",
-                    _ => "default",
-                }
-                .to_owned(),
-                kind: o.kind,
-                target: o.target,
-                set_by: o.set_by,
-                set_at_ms: o.set_at_ms,
-            })
-            .collect())
+        Ok(r.overrides.into_iter().map(Override::from).collect())
     }
 
     async fn set_override(
@@ -263,7 +232,7 @@ impl EngineView for GrpcEngineView {
             .config_reload(pb::Empty {})
             .await
             .map_err(|s| view_error("ConfigReload", &s))?;
-        Ok(outcome(r.into_inner()))
+        Ok(r.into_inner().into())
     }
 
     async fn config_source(&self, source: String) -> Result<(String, String), ViewError> {
@@ -312,7 +281,7 @@ impl EngineView for GrpcEngineView {
             })
             .await
             .map_err(|s| view_error("UpdateCluster", &s))?;
-        Ok(outcome(r.into_inner()))
+        Ok(r.into_inner().into())
     }
 
     async fn history(&self) -> Result<Vec<Version>, ViewError> {
@@ -324,14 +293,7 @@ impl EngineView for GrpcEngineView {
         Ok(r.into_inner()
             .versions
             .into_iter()
-            .map(|v| Version {
-                id: v.id,
-                at_ms: v.at_ms,
-                who: v.who,
-                what: v.what,
-                sha256: v.sha256,
-                size: v.size,
-            })
+            .map(Version::from)
             .collect())
     }
 
@@ -344,7 +306,7 @@ impl EngineView for GrpcEngineView {
             })
             .await
             .map_err(|s| view_error("ConfigRollback", &s))?;
-        Ok(outcome(r.into_inner()))
+        Ok(r.into_inner().into())
     }
 
     async fn trace(
@@ -352,7 +314,7 @@ impl EngineView for GrpcEngineView {
         proto: String,
         client: String,
         vip: String,
-    ) -> Result<crate::model::FlowTrace, ViewError> {
+    ) -> Result<FlowTrace, ViewError> {
         let t = self
             .c()
             .trace(pb::TraceRequest {
@@ -363,36 +325,10 @@ impl EngineView for GrpcEngineView {
             .await
             .map_err(|s| view_error("Trace", &s))?
             .into_inner();
-        Ok(crate::model::FlowTrace {
-            matched: t.matched,
-            vserver: t.vserver,
-            service: t.service,
-            scheduler: t.scheduler,
-            predicted: t.predicted,
-            predicted_backend: t.predicted_backend,
-            how: t.how,
-            flow: t.flow,
-            flow_state: t.flow_state,
-            eligible: t.eligible,
-            excluded: t
-                .excluded
-                .into_iter()
-                .map(|e| crate::model::ExcludedDestination {
-                    destination: e.destination,
-                    backend: e.backend,
-                    why: e.why,
-                })
-                .collect(),
-            plane: t.plane,
-            notes: t.notes,
-        })
+        Ok(t.into())
     }
 
-    async fn preview(
-        &self,
-        of: crate::model::PreviewOf,
-    ) -> Result<crate::model::Preview, ViewError> {
-        use crate::model::PreviewOf;
+    async fn preview(&self, of: PreviewOf) -> Result<Preview, ViewError> {
         use pb::preview_request::Change;
         let change = match of {
             PreviewOf::Text(t) => Change::Text(t),
@@ -407,7 +343,7 @@ impl EngineView for GrpcEngineView {
             .await
             .map_err(|s| view_error("PreviewCluster", &s))?
             .into_inner();
-        Ok(preview(r))
+        Ok(r.into())
     }
 
     async fn register_member(
@@ -478,45 +414,6 @@ impl GrpcEngineView {
     }
 }
 
-fn preview(r: pb::Preview) -> crate::model::Preview {
-    let changes = |c: Option<pb::Changes>| {
-        let c = c.unwrap_or_default();
-        crate::model::Changes {
-            added: c.added,
-            removed: c.removed,
-            changed: c.changed,
-        }
-    };
-    crate::model::Preview {
-        vservers: changes(r.vservers),
-        services: changes(r.services),
-        destinations: changes(r.destinations),
-        flows_moved: r
-            .flows_moved
-            .into_iter()
-            .map(|f| crate::model::FlowsMoved {
-                service: f.service,
-                share: f.share,
-            })
-            .collect(),
-        errors: if r.valid && r.errors.is_empty() {
-            Vec::new()
-        } else if r.errors.is_empty() {
-            vec!["refused".to_owned()]
-        } else {
-            r.errors
-        },
-    }
-}
-
-fn outcome(r: pb::ConfigReloadReply) -> Outcome {
-    Outcome {
-        applied: r.applied,
-        message: r.message,
-        errors: r.errors,
-    }
-}
-
 /// Connection failures and timeouts are "unavailable"; anything else the engine said is an error.
 fn view_error(call: &'static str, status: &tonic::Status) -> ViewError {
     match status.code() {
@@ -531,176 +428,9 @@ fn view_error(call: &'static str, status: &tonic::Status) -> ViewError {
     }
 }
 
-fn vserver_from_proto(v: pb::VserverStatus) -> Vserver {
-    Vserver {
-        name: v.name,
-        hostname: v.hostname,
-        enabled: v.enabled,
-        override_state: v.override_state,
-        vips: v.vips,
-        services: v.services.into_iter().map(service_from_proto).collect(),
-        warnings: v.warnings,
-    }
-}
-
-fn service_from_proto(s: pb::ServiceStatus) -> Service {
-    Service {
-        address: s.address,
-        // Upper case, so the `service` metric label is stable whatever the engine's spelling.
-        protocol: s.protocol.to_ascii_uppercase(),
-        port: s.port,
-        scheduler: s.scheduler,
-        mode: s.mode,
-        healthy: s.healthy,
-        active: s.active,
-        not_applied: s.not_applied,
-        table_hash: s.table_hash,
-        destinations: s
-            .destinations
-            .into_iter()
-            .map(destination_from_proto)
-            .collect(),
-    }
-}
-
-fn destination_from_proto(d: pb::DestinationStatus) -> Destination {
-    Destination {
-        name: d.name,
-        backend: d.backend,
-        address: d.address,
-        port: d.port,
-        weight: d.weight,
-        enabled: d.enabled,
-        override_state: d.override_state,
-        healthy: d.healthy,
-        active: d.active,
-        checks: d
-            .checks
-            .into_iter()
-            .map(|c| Check {
-                name: c.name,
-                id: c.id,
-                state: c.state,
-                message: c.message,
-                stats: c.stats.and_then(|s| {
-                    let stats = CheckStats {
-                        successes: s.successes,
-                        failures: s.failures,
-                        last_latency_us: s.last_latency_us,
-                        latency_sum_us: s.latency_sum_us,
-                        latency_bounds_us: s.latency_bounds_us,
-                        latency_counts: s.latency_counts,
-                    };
-                    match stats.validate() {
-                        Ok(()) => Some(stats),
-                        Err(e) => {
-                            tracing::debug!(check = c.id, "probe statistics ignored: {e}");
-                            None
-                        }
-                    }
-                }),
-            })
-            .collect(),
-        active_conns: d.active_conns,
-        total_conns: d.total_conns,
-        bytes_in: d.bytes_in,
-        bytes_out: d.bytes_out,
-    }
-}
-
-fn ha_from_proto(h: pb::HaStatus) -> HaStatus {
-    HaStatus {
-        state: h.state,
-        since_ms: h.since_ms,
-        transitions: h.transitions,
-        adverts_sent: h.adverts_sent,
-        adverts_received: h.adverts_received,
-        adverts_rejected: h
-            .adverts_rejected
-            .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .collect(),
-        last_update_ms: h.last_update_ms,
-    }
-}
-
-fn config_from_proto(c: pb::ConfigStatus) -> ConfigStatus {
-    ConfigStatus {
-        generation: c.generation,
-        last_updated: c.last_updated,
-        loaded_at_ms: c.loaded_at_ms,
-        source: c.source,
-        attributes: c
-            .attributes
-            .into_iter()
-            .map(|a| Attribute {
-                name: a.name,
-                value: a.value,
-            })
-            .collect(),
-        warnings: c.warnings,
-        last_reload_errors: c.last_reload_errors,
-        reload_failures: c.reload_failures,
-        etcd: (!c.etcd_key.is_empty()).then_some(crate::model::EtcdStatus {
-            key: c.etcd_key,
-            revision: c.etcd_revision,
-            trouble: c.etcd_trouble,
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vserver_conversion_keeps_every_api_field() {
-        let v = vserver_from_proto(pb::VserverStatus {
-            name: "web".into(),
-            enabled: true,
-            vips: vec!["127.0.0.1".into()],
-            services: vec![pb::ServiceStatus {
-                address: "127.0.0.1".into(),
-                protocol: "tcp".into(),
-                port: 8080,
-                scheduler: "wrr".into(),
-                mode: "NAT".into(),
-                healthy: true,
-                active: true,
-                destinations: vec![pb::DestinationStatus {
-                    name: "be1".into(),
-                    address: "127.0.0.2".into(),
-                    port: 80,
-                    weight: 3,
-                    healthy: true,
-                    active: true,
-                    active_conns: 4,
-                    total_conns: 5,
-                    bytes_in: 6,
-                    bytes_out: 7,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
-        let s = &v.services[0];
-        assert_eq!(
-            (s.key(), s.scheduler.as_str()),
-            ("127.0.0.1:8080/TCP".into(), "wrr")
-        );
-        let d = &s.destinations[0];
-        assert_eq!(
-            (
-                d.weight,
-                d.active_conns,
-                d.total_conns,
-                d.bytes_in,
-                d.bytes_out
-            ),
-            (3, 4, 5, 6, 7)
-        );
-    }
 
     #[test]
     fn connection_failures_are_unavailable() {

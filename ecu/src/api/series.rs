@@ -108,8 +108,9 @@ mod tests {
                     bytes_in: 10,
                     bytes_out: 10,
                 }],
+                ..Default::default()
             }],
-            warnings: Vec::new(),
+            ..Default::default()
         }
     }
 

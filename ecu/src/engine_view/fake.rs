@@ -475,10 +475,9 @@ fn vservers_of(c: &seesaw_proto::config::Cluster) -> Vec<Vserver> {
                     port: u32::try_from(e.port).unwrap_or_default(),
                     scheduler: "rr".into(),
                     mode: "NAT".into(),
+                    enabled: true,
                     healthy: true,
                     active: true,
-                    not_applied: String::new(),
-                    table_hash: String::new(),
                     destinations: v
                         .backend
                         .iter()
@@ -504,16 +503,17 @@ fn vservers_of(c: &seesaw_proto::config::Cluster) -> Vec<Vserver> {
                             }
                         })
                         .collect(),
+                    ..Default::default()
                 })
                 .collect();
             Vserver {
                 name: v.name.clone(),
                 hostname: v.entry_address.fqdn.clone(),
                 enabled: true,
-                override_state: String::new(),
+                config_enabled: true,
                 vips: vec![vip],
                 services,
-                warnings: Vec::new(),
+                ..Default::default()
             }
         })
         .collect()

@@ -50,7 +50,9 @@ fn vserver(name: &str, port: u32) -> Vserver {
                 bytes_in: 500,
                 bytes_out: 6000,
             }],
+            ..Default::default()
         }],
+        ..Default::default()
     }
 }
 

@@ -267,6 +267,7 @@ fn a_sample_sums_services_and_destinations() {
         not_applied: String::new(),
         table_hash: String::new(),
         destinations,
+        ..Default::default()
     };
     let v = Vserver {
         name: "web".into(),
@@ -279,6 +280,7 @@ fn a_sample_sums_services_and_destinations() {
             service(443, vec![dest("be1", true, 3)]),
         ],
         warnings: Vec::new(),
+        ..Default::default()
     };
     let sample = Sample::from_model(&[v], None);
     let (own, backends) = &sample.vservers["web"];
