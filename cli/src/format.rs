@@ -12,14 +12,14 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::tree::HelpLine;
-use crate::view::{
-    BackendRow, BgpNeighborView, CheckRow, ClusterView, ConfigStatusView, DestinationRow,
-    DestinationView, HaView, NodeView, ReloadView, ServiceView, VersionRow, VersionView, VlanRow,
-    VserverView, WarningsView,
+use crate::view::{BackendRow, CheckRow, DestinationRow, VersionView, WarningsView};
+use seesaw_status::{
+    BgpNeighbor, Cluster, ConfigStatus, Destination, HaStatus, Node, Outcome, Preview, Service,
+    Version, Vlan, Vserver,
 };
 
 /// `show vservers` with no argument or several matches: `[n] name`, plus ` (disabled)`.
-pub fn vserver_list(vservers: &[VserverView], filter: Option<&str>) -> String {
+pub fn vserver_list(vservers: &[Vserver], filter: Option<&str>) -> String {
     if vservers.is_empty() {
         return match filter {
             Some(f) => format!("No vserver matches \"{f}\".\n"),
@@ -35,7 +35,7 @@ pub fn vserver_list(vservers: &[VserverView], filter: Option<&str>) -> String {
 }
 
 /// `show vservers NAME` with one match: the vserver, each service and its destinations.
-pub fn vserver_detail(v: &VserverView) -> String {
+pub fn vserver_detail(v: &Vserver) -> String {
     let mut status = enabled(v.enabled).to_owned();
     if !v.override_state.is_empty() {
         // Seesaw's wording: the override and the config each named.
@@ -62,7 +62,7 @@ pub fn vserver_detail(v: &VserverView) -> String {
             ("VIPs", vips),
         ],
     );
-    let mut services: Vec<&ServiceView> = v.services.iter().collect();
+    let mut services: Vec<&Service> = v.services.iter().collect();
     services.sort_by_key(|s| (family(&s.address) == "IPv6", s.protocol.clone(), s.port));
     for s in services {
         out.push('\n');
@@ -81,7 +81,7 @@ pub fn vserver_detail(v: &VserverView) -> String {
 /// the ha process never reported reads `N/A`. Rejected adverts, when there are any, follow by
 /// reason, with a warning when the peer's adverts fail authentication (the usual cause: the
 /// two nodes' `[ha]` keys differ, or only one node has one).
-pub fn ha(h: &HaView, now_ms: i64) -> String {
+pub fn ha(h: &HaStatus, now_ms: i64) -> String {
     let duration = if h.since_ms > 0 {
         let secs = now_ms.saturating_sub(h.since_ms) / 1000;
         let sign = if secs < 0 { "-" } else { "" };
@@ -125,7 +125,7 @@ pub fn ha(h: &HaView, now_ms: i64) -> String {
 
 /// `show nodes`: Seesaw's `[n] hostname enabled|disabled` (HA enabled or not), then our columns:
 /// addresses, priority and `(this node)`.
-pub fn nodes(c: &ClusterView) -> String {
+pub fn nodes(c: &Cluster) -> String {
     let rows: Vec<Vec<String>> = c
         .nodes
         .iter()
@@ -145,7 +145,7 @@ pub fn nodes(c: &ClusterView) -> String {
 
 /// `show nodes <host>` with one match: Seesaw's block, then the priority and whether it is the
 /// node the shell talks to.
-pub fn node_detail(site: &str, n: &NodeView) -> String {
+pub fn node_detail(site: &str, n: &Node) -> String {
     block(
         "Node",
         &[
@@ -176,7 +176,7 @@ pub fn warnings(w: &WarningsView) -> String {
 }
 
 /// `config reload`: the engine's message, and if refused every error.
-pub fn reload(r: &ReloadView) -> String {
+pub fn reload(r: &Outcome) -> String {
     let mut out = String::new();
     if !r.message.is_empty() {
         let _ = writeln!(out, "{}", r.message);
@@ -192,9 +192,9 @@ pub fn reload(r: &ReloadView) -> String {
 
 /// A change preview: counts, then each name (`+` added, `-` removed, `~` changed), then the
 /// share of flows each consistent-hash service would move.
-pub fn preview(p: &crate::view::PreviewView) -> String {
+pub fn preview(p: &Preview) -> String {
     let mut out = String::new();
-    if !p.valid {
+    if !p.valid() {
         let _ = writeln!(
             out,
             "The change would be refused ({} errors):",
@@ -206,11 +206,11 @@ pub fn preview(p: &crate::view::PreviewView) -> String {
         return out;
     }
     out.push_str("Preview (nothing applied):\n");
-    for c in &p.changes {
+    for (what, c) in p.groups() {
         let _ = writeln!(
             out,
             "  {:<13} {} added, {} removed, {} changed",
-            format!("{}:", c.what),
+            format!("{what}:"),
             c.added.len(),
             c.removed.len(),
             c.changed.len()
@@ -223,8 +223,8 @@ pub fn preview(p: &crate::view::PreviewView) -> String {
     }
     if !p.flows_moved.is_empty() {
         out.push_str("  flows that would move (Maglev):\n");
-        for (service, share) in &p.flows_moved {
-            let _ = writeln!(out, "    {service:<28} {:>6.2} %", share * 100.0);
+        for f in &p.flows_moved {
+            let _ = writeln!(out, "    {:<28} {:>6.2} %", f.service, f.share * 100.0);
         }
     }
     out
@@ -368,7 +368,7 @@ fn latency(us: u64) -> String {
 }
 
 /// `config history`: newest first.
-pub fn history(rows: &[VersionRow], now_ms: i64) -> String {
+pub fn history(rows: &[Version], now_ms: i64) -> String {
     if rows.is_empty() {
         return "No saved versions.\n".to_owned();
     }
@@ -389,7 +389,7 @@ pub fn history(rows: &[VersionRow], now_ms: i64) -> String {
 
 /// `show vlans`: Seesaw's `[  n] VLAN ID id - hostname`, then our columns: the subnets and the
 /// engine's backend and VIP counts per address family.
-pub fn vlans(rows: &[VlanRow]) -> String {
+pub fn vlans(rows: &[Vlan]) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .enumerate()
@@ -410,7 +410,7 @@ pub fn vlans(rows: &[VlanRow]) -> String {
 }
 
 /// `show vlans <id|ip>`: Seesaw's block.
-pub fn vlan_detail(v: &VlanRow) -> String {
+pub fn vlan_detail(v: &Vlan) -> String {
     block(
         "VLAN",
         &[
@@ -428,7 +428,7 @@ pub fn vlan_detail(v: &VlanRow) -> String {
 
 /// `show bgp neighbors <ip>`: Seesaw's block (the description is empty: GoBGP's neighbours carry
 /// none here), then the message counters.
-pub fn bgp_neighbor(n: &BgpNeighborView) -> String {
+pub fn bgp_neighbor(n: &BgpNeighbor) -> String {
     block(
         "BGP Neighbor",
         &[
@@ -463,7 +463,7 @@ pub fn version(v: &VersionView) -> String {
 }
 
 /// `config status`.
-pub fn config_status(c: &ConfigStatusView, now_ms: i64) -> String {
+pub fn config_status(c: &ConfigStatus, now_ms: i64) -> String {
     let mut rows = vec![
         (
             "Last update",
@@ -472,13 +472,16 @@ pub fn config_status(c: &ConfigStatusView, now_ms: i64) -> String {
         ("Loaded at", timestamp(c.loaded_at_ms, now_ms)),
         ("Source", or_dash(&c.source).to_owned()),
     ];
-    if let Some((key, revision, trouble)) = &c.etcd {
-        rows.push(("Etcd key", key.clone()));
-        rows.push(("Etcd revision", revision.to_string()));
-        let state = if trouble.is_empty() {
+    if let Some(etcd) = &c.etcd {
+        rows.push(("Etcd key", etcd.key.clone()));
+        rows.push(("Etcd revision", etcd.revision.to_string()));
+        let state = if etcd.trouble.is_empty() {
             "following".to_owned()
         } else {
-            format!("NOT FOLLOWED: {trouble} (serving the last applied config)")
+            format!(
+                "NOT FOLLOWED: {} (serving the last applied config)",
+                etcd.trouble
+            )
         };
         rows.push(("Etcd", state));
     }
@@ -498,7 +501,7 @@ pub fn config_status(c: &ConfigStatusView, now_ms: i64) -> String {
     let rows: Vec<Vec<String>> = c
         .attributes
         .iter()
-        .map(|(k, v)| vec![format!("{k}:"), v.clone()])
+        .map(|a| vec![format!("{}:", a.name), a.value.clone()])
         .collect();
     out.push_str(&table(None, &rows, "    "));
     out
@@ -619,7 +622,7 @@ fn or_not_configured(address: &str) -> String {
     }
 }
 
-fn service(s: &ServiceView) -> String {
+fn service(s: &Service) -> String {
     let mut flags = vec![
         s.mode.to_uppercase(),
         format!("{} scheduler", s.scheduler.to_lowercase()),
@@ -678,7 +681,7 @@ fn service(s: &ServiceView) -> String {
 }
 
 /// A destination's row, plus one more row per extra check so each check gets its own line.
-fn destination_rows(d: &DestinationView) -> Vec<Vec<String>> {
+fn destination_rows(d: &Destination) -> Vec<Vec<String>> {
     let checks: Vec<String> = d
         .checks
         .iter()

@@ -2,7 +2,7 @@
 //!
 //! - [`tree`]: the command table, unique-prefix parsing, `?` help and Tab completion;
 //! - [`engine`]: what the shell needs from the engine ([`engine::EngineLink`]) over gRPC;
-//! - [`view`]: the shell's own structs, converted from the engine's protos at the edge;
+//! - [`view`]: the rows the shell derives from the engine's status model (`seesaw_status`);
 //! - [`format`]: text rendering of the views (JSON comes from serde);
 //! - [`shell`]: running commands, `-c` one-shot mode and the interactive loop;
 //! - [`demo`] and [`demo_backend`]: `seesaw demo`, the whole system on loopback without root.

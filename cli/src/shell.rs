@@ -26,9 +26,10 @@ use serde::Serialize;
 use crate::engine::{EngineError, EngineLink, GrpcEngine};
 use crate::format;
 use crate::tree::{self, Action, COMMANDS, OverrideKind, Parsed};
-use crate::view::{
-    self, BgpNeighborView, ClusterView, ConfigStatusView, HaView, ReloadView, VersionRow,
-    VersionView, VlanRow, VserverView, WarningsView,
+use crate::view::{self, VersionView, WarningsView};
+use seesaw_status::{
+    BgpNeighbor, Cluster, ConfigStatus, FlowTrace, HaStatus, Outcome, Preview, Version, Vlan,
+    Vserver,
 };
 
 /// How replies are printed.
@@ -67,11 +68,11 @@ pub async fn execute<E: EngineLink>(
         Action::Exit => return Ok(Step::Exit),
         Action::Help => (format::help(), true),
         Action::ShowVservers => {
-            let all: Vec<VserverView> = engine
+            let all: Vec<Vserver> = engine
                 .vservers(arg.unwrap_or_default())
                 .await?
                 .into_iter()
-                .map(VserverView::from)
+                .map(Vserver::from)
                 .collect();
             let chosen = select_vservers(all, arg);
             let text = if json {
@@ -86,7 +87,7 @@ pub async fn execute<E: EngineLink>(
             (text, true)
         }
         Action::ShowHa => {
-            let ha = HaView::from(engine.ha_status().await?);
+            let ha = HaStatus::from(engine.ha_status().await?);
             let text = if json {
                 to_json(&ha)
             } else {
@@ -104,7 +105,7 @@ pub async fn execute<E: EngineLink>(
                 true,
             ),
             (Ok(n), Some(ip)) => {
-                let all = n.neighbors.into_iter().map(BgpNeighborView::from).collect();
+                let all = n.neighbors.into_iter().map(BgpNeighbor::from).collect();
                 match view::select_neighbor(all, ip) {
                     Ok(one) if json => (to_json(&one), true),
                     Ok(one) => (format::bgp_neighbor(&one), true),
@@ -115,7 +116,7 @@ pub async fn execute<E: EngineLink>(
             (Err(e), _) => return Err(e),
         },
         Action::ShowNodes => {
-            let mut cluster = ClusterView::from(engine.cluster_status().await?);
+            let mut cluster = Cluster::from(engine.cluster_status().await?);
             // Seesaw shows the node with exactly this hostname; a unique prefix does too here,
             // and several matching nodes are listed.
             if let Some(host) = arg {
@@ -139,8 +140,7 @@ pub async fn execute<E: EngineLink>(
             (text, true)
         }
         Action::ShowWarnings => {
-            let warnings =
-                WarningsView::from(ConfigStatusView::from(engine.config_status().await?));
+            let warnings = WarningsView::from(ConfigStatus::from(engine.config_status().await?));
             let text = if json {
                 to_json(&warnings)
             } else {
@@ -149,7 +149,7 @@ pub async fn execute<E: EngineLink>(
             (text, true)
         }
         Action::ConfigStatus => {
-            let status = ConfigStatusView::from(engine.config_status().await?);
+            let status = ConfigStatus::from(engine.config_status().await?);
             let text = if json {
                 to_json(&status)
             } else {
@@ -158,7 +158,7 @@ pub async fn execute<E: EngineLink>(
             (text, true)
         }
         Action::ConfigReload => {
-            let reply = ReloadView::from(engine.config_reload().await?);
+            let reply = Outcome::from(engine.config_reload().await?);
             let text = if json {
                 to_json(&reply)
             } else {
@@ -214,11 +214,11 @@ pub async fn execute<E: EngineLink>(
             Err(e) => return Err(e),
         },
         Action::ShowBackends | Action::ShowDestinations | Action::ShowHealthchecks => {
-            let all: Vec<VserverView> = engine
+            let all: Vec<Vserver> = engine
                 .vservers("")
                 .await?
                 .into_iter()
-                .map(VserverView::from)
+                .map(Vserver::from)
                 .collect();
             let prefix = arg.unwrap_or_default();
             // Seesaw's answers: nothing found is an error; one match in detail; else a list.
@@ -261,12 +261,7 @@ pub async fn execute<E: EngineLink>(
             }
         }
         Action::ShowVlans => {
-            let rows: Vec<VlanRow> = engine
-                .vlans()
-                .await?
-                .into_iter()
-                .map(VlanRow::from)
-                .collect();
+            let rows: Vec<Vlan> = engine.vlans().await?.into_iter().map(Vlan::from).collect();
             match arg {
                 None if json => (to_json(&serde_json::json!({ "vlans": rows })), true),
                 None => (format::vlans(&rows), true),
@@ -293,11 +288,11 @@ pub async fn execute<E: EngineLink>(
             (text, true)
         }
         Action::ConfigHistory => {
-            let rows: Vec<VersionRow> = engine
+            let rows: Vec<Version> = engine
                 .history()
                 .await?
                 .into_iter()
-                .map(VersionRow::from)
+                .map(Version::from)
                 .collect();
             let text = if json {
                 to_json(&serde_json::json!({ "versions": rows }))
@@ -321,7 +316,7 @@ pub async fn execute<E: EngineLink>(
             };
             match engine.trace(req).await {
                 Ok(t) => {
-                    let t = crate::trace::TraceView::from(t);
+                    let t = FlowTrace::from(t);
                     let text = if json {
                         to_json(&t)
                     } else {
@@ -347,13 +342,13 @@ pub async fn execute<E: EngineLink>(
             };
             match engine.preview(change).await {
                 Ok(p) => {
-                    let p = view::PreviewView::from(p);
+                    let p = Preview::from(p);
                     let text = if json {
                         to_json(&p)
                     } else {
                         format::preview(&p)
                     };
-                    (text, p.valid)
+                    (text, p.valid())
                 }
                 Err(EngineError::Rpc(why)) => (format!("Preview refused: {why}\n"), false),
                 Err(e) => return Err(e),
@@ -368,7 +363,7 @@ pub async fn execute<E: EngineLink>(
             };
             match engine.rollback(id).await {
                 Ok(reply) => {
-                    let reply = ReloadView::from(reply);
+                    let reply = Outcome::from(reply);
                     let text = if json {
                         to_json(&reply)
                     } else {
@@ -609,7 +604,7 @@ impl Completer for ShellHelper {
 
 /// `show vservers` selection: an exact name wins; otherwise every name with the prefix. The
 /// engine filters too, but this keeps the exact-match rule whatever it returns.
-fn select_vservers(mut all: Vec<VserverView>, filter: Option<&str>) -> Vec<VserverView> {
+fn select_vservers(mut all: Vec<Vserver>, filter: Option<&str>) -> Vec<Vserver> {
     let Some(f) = filter else {
         return all;
     };
@@ -622,7 +617,7 @@ fn select_vservers(mut all: Vec<VserverView>, filter: Option<&str>) -> Vec<Vserv
 
 #[derive(Serialize)]
 struct VserversJson<'a> {
-    vservers: &'a [VserverView],
+    vservers: &'a [Vserver],
 }
 
 /// `show bgp neighbors`: one block per neighbour, then the announced routes.

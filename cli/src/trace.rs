@@ -1,68 +1,12 @@
-//! `trace tcp|udp <client-ip:port> <vip:port>`: the engine's answer as the shell shows it (text
-//! and `-o json`).
+//! `trace tcp|udp <client-ip:port> <vip:port>`: the engine's answer (`seesaw_status::FlowTrace`,
+//! also the ECU's `GET /v1/trace`) as the shell's text; `-o json` is its serde form.
 
 use std::fmt::Write as _;
 
-use seesaw_proto::engine as pb;
-use serde::Serialize;
-
-/// The trace of one flow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TraceView {
-    /// A configured service matches.
-    pub matched: bool,
-    /// The vserver.
-    pub vserver: String,
-    /// The service.
-    pub service: String,
-    /// Its scheduler.
-    pub scheduler: String,
-    /// The destination a new flow would get (empty: not predictable).
-    pub predicted: String,
-    /// Its backend host.
-    pub predicted_backend: String,
-    /// How the plane decides.
-    pub how: String,
-    /// The live flow's destination (empty: none).
-    pub flow: String,
-    /// Its state.
-    pub flow_state: String,
-    /// Destinations that take new flows.
-    pub eligible: Vec<String>,
-    /// (destination, backend, why) of those that do not.
-    pub excluded: Vec<(String, String, String)>,
-    /// The plane.
-    pub plane: String,
-    /// Anything else.
-    pub notes: Vec<String>,
-}
-
-impl From<pb::FlowTrace> for TraceView {
-    fn from(t: pb::FlowTrace) -> Self {
-        Self {
-            matched: t.matched,
-            vserver: t.vserver,
-            service: t.service,
-            scheduler: t.scheduler,
-            predicted: t.predicted,
-            predicted_backend: t.predicted_backend,
-            how: t.how,
-            flow: t.flow,
-            flow_state: t.flow_state,
-            eligible: t.eligible,
-            excluded: t
-                .excluded
-                .into_iter()
-                .map(|e| (e.destination, e.backend, e.why))
-                .collect(),
-            plane: t.plane,
-            notes: t.notes,
-        }
-    }
-}
+use seesaw_status::FlowTrace;
 
 /// The text form.
-pub fn render(t: &TraceView) -> String {
+pub fn render(t: &FlowTrace) -> String {
     let mut out = String::new();
     if !t.matched {
         out.push_str("No service matches this flow.\n");
@@ -89,8 +33,8 @@ pub fn render(t: &TraceView) -> String {
     let _ = writeln!(out, "Eligible:    {} destinations", t.eligible.len());
     if !t.excluded.is_empty() {
         let _ = writeln!(out, "Excluded:");
-        for (d, b, why) in &t.excluded {
-            let _ = writeln!(out, "  {d} ({b}): {why}");
+        for e in &t.excluded {
+            let _ = writeln!(out, "  {} ({}): {}", e.destination, e.backend, e.why);
         }
     }
     for n in &t.notes {
@@ -102,10 +46,11 @@ pub fn render(t: &TraceView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use seesaw_proto::engine as pb;
 
     #[test]
     fn a_trace_shows_the_pick_the_flow_and_every_exclusion() {
-        let t = TraceView::from(pb::FlowTrace {
+        let t = FlowTrace::from(pb::FlowTrace {
             matched: true,
             vserver: "web@demo".into(),
             service: "127.0.0.1:80/TCP".into(),

@@ -4,9 +4,6 @@ use seesaw_proto::engine as pb;
 
 use super::*;
 use crate::tree::{COMMANDS, Parsed, parse};
-use crate::view::{
-    ClusterView, ConfigStatusView, HaView, ReloadView, VlanRow, VserverView, WarningsView,
-};
 
 /// 2023-11-14 22:13:20 UTC.
 const NOW_MS: i64 = 1_700_000_000_000;
@@ -108,7 +105,7 @@ fn vserver_detail_shows_services_destinations_and_checks() {
             ..Default::default()
         },
     );
-    let text = vserver_detail(&VserverView::from(v));
+    let text = vserver_detail(&Vserver::from(v));
     let expected = "\
 Name:     web@demo
 Hostname: web.demo.
@@ -141,7 +138,7 @@ fn vserver_detail_shows_a_service_the_plane_refused() {
     let mut v = web();
     v.services[0].active = false;
     v.services[0].not_applied = "cannot listen on 127.0.0.1:8080/TCP: Too many open files".into();
-    let text = vserver_detail(&VserverView::from(v));
+    let text = vserver_detail(&Vserver::from(v));
     assert!(
         text.contains(
             "  State: enabled, healthy, NOT APPLIED (cannot listen on 127.0.0.1:8080/TCP: Too many open files)\n"
@@ -155,7 +152,7 @@ fn vserver_detail_shows_an_override() {
     let mut v = web();
     v.enabled = false;
     v.vips.clear();
-    let text = vserver_detail(&VserverView::from(v));
+    let text = vserver_detail(&Vserver::from(v));
     assert!(
         text.contains("Status:   disabled (config state enabled)\n"),
         "{text}"
@@ -168,7 +165,7 @@ fn vserver_list_numbers_and_marks_disabled() {
     let mut dns = web();
     dns.name = "dns@demo".into();
     dns.enabled = false;
-    let list = vec![VserverView::from(web()), VserverView::from(dns)];
+    let list = vec![Vserver::from(web()), Vserver::from(dns)];
     assert_eq!(
         vserver_list(&list, None),
         "[1] web@demo\n[2] dns@demo (disabled)\n"
@@ -179,7 +176,7 @@ fn vserver_list_numbers_and_marks_disabled() {
 
 #[test]
 fn ha_is_seesaws_block() {
-    let h = HaView::from(pb::HaStatus {
+    let h = HaStatus::from(pb::HaStatus {
         state: "LEADER".into(),
         since_ms: NOW_MS - 3_723_000,
         transitions: 2,
@@ -200,7 +197,7 @@ HA Status
   Last Update:         Nov 14 22:13:19 UTC
 ";
     assert_eq!(ha(&h, NOW_MS), expected);
-    let never = HaView::from(pb::HaStatus {
+    let never = HaStatus::from(pb::HaStatus {
         state: "UNKNOWN".into(),
         ..Default::default()
     });
@@ -212,7 +209,7 @@ HA Status
 #[test]
 fn ha_shows_rejected_adverts_and_warns_when_the_keys_differ() {
     let with = |rejected: &[(&str, u64)]| {
-        let h = HaView::from(pb::HaStatus {
+        let h = HaStatus::from(pb::HaStatus {
             state: "LEADER".into(),
             adverts_rejected: rejected
                 .iter()
@@ -262,7 +259,7 @@ fn go_durations_match_time_duration_string() {
 
 #[test]
 fn nodes_are_seesaws_lines_with_our_columns_after() {
-    let c = ClusterView::from(pb::ClusterStatus {
+    let c = Cluster::from(pb::ClusterStatus {
         version: 2,
         site: "demo".into(),
         dataplane: "proxy".into(),
@@ -306,7 +303,7 @@ Nodes
 
 #[test]
 fn vlan_detail_prints_not_configured_for_a_missing_family() {
-    let v = VlanRow::from(pb::Vlan {
+    let v = Vlan::from(pb::Vlan {
         id: 10,
         hostname: "v10.".into(),
         ipv4: "10.0.10.1/24".into(),
@@ -331,7 +328,7 @@ fn vlan_detail_prints_not_configured_for_a_missing_family() {
 
 #[test]
 fn warnings_merge_reload_errors_once() {
-    let status = ConfigStatusView::from(pb::ConfigStatus {
+    let status = ConfigStatus::from(pb::ConfigStatus {
         warnings: vec!["a".into(), "reload: bad port".into()],
         last_reload_errors: vec!["reload: bad port".into(), "b".into()],
         ..Default::default()
@@ -349,13 +346,13 @@ fn warnings_merge_reload_errors_once() {
 
 #[test]
 fn reload_prints_message_and_every_error() {
-    let ok = ReloadView::from(pb::ConfigReloadReply {
+    let ok = Outcome::from(pb::ConfigReloadReply {
         applied: true,
         message: "configuration applied (generation 3)".into(),
         errors: vec![],
     });
     assert_eq!(reload(&ok), "configuration applied (generation 3)\n");
-    let refused = ReloadView::from(pb::ConfigReloadReply {
+    let refused = Outcome::from(pb::ConfigReloadReply {
         applied: false,
         message: "configuration refused".into(),
         errors: vec![
@@ -371,7 +368,7 @@ fn reload_prints_message_and_every_error() {
 
 #[test]
 fn config_status_lists_attributes() {
-    let c = ConfigStatusView::from(pb::ConfigStatus {
+    let c = ConfigStatus::from(pb::ConfigStatus {
         last_updated: NOW_MS / 1000 - 90,
         loaded_at_ms: NOW_MS - 5_000,
         source: "disk".into(),
@@ -401,7 +398,7 @@ Config Status:
     ticket:  42
 ";
     assert_eq!(config_status(&c, NOW_MS), expected);
-    let empty = ConfigStatusView::from(pb::ConfigStatus::default());
+    let empty = ConfigStatus::from(pb::ConfigStatus::default());
     assert!(config_status(&empty, NOW_MS).contains("  Attributes:      none\n"));
 }
 
@@ -413,7 +410,7 @@ fn config_status_shows_the_etcd_source_and_its_trouble() {
         etcd_revision: 17,
         ..Default::default()
     };
-    let out = config_status(&ConfigStatusView::from(pb.clone()), NOW_MS);
+    let out = config_status(&ConfigStatus::from(pb.clone()), NOW_MS);
     assert!(
         out.contains("  Etcd key:        /seesaw/site1/cluster.pb\n"),
         "{out}"
@@ -421,12 +418,12 @@ fn config_status_shows_the_etcd_source_and_its_trouble() {
     assert!(out.contains("  Etcd revision:   17\n"), "{out}");
     assert!(out.contains("  Etcd:            following\n"), "{out}");
     pb.etcd_trouble = "etcd is not reachable: refused".into();
-    let out = config_status(&ConfigStatusView::from(pb), NOW_MS);
+    let out = config_status(&ConfigStatus::from(pb), NOW_MS);
     assert!(
         out.contains("  Etcd:            NOT FOLLOWED: etcd is not reachable: refused (serving the last applied config)\n"),
         "{out}"
     );
-    let disk = config_status(&ConfigStatusView::from(pb::ConfigStatus::default()), NOW_MS);
+    let disk = config_status(&ConfigStatus::from(pb::ConfigStatus::default()), NOW_MS);
     assert!(!disk.contains("Etcd"), "{disk}");
 }
 
@@ -458,7 +455,7 @@ fn durations_keep_two_units() {
 
 #[test]
 fn json_uses_the_view_shape() {
-    let v = VserverView::from(web());
+    let v = Vserver::from(web());
     let json: serde_json::Value = serde_json::to_value(&v).expect("views serialise");
     assert_eq!(json["name"], "web@demo");
     assert_eq!(

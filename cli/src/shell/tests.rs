@@ -635,7 +635,7 @@ async fn dry_run_previews_and_reloads_nothing() {
 
 #[test]
 fn a_preview_lists_each_change_and_the_flows_that_move() {
-    let p = view::PreviewView::from(pb::Preview {
+    let p = Preview::from(pb::Preview {
         valid: true,
         vservers: Some(pb::Changes {
             added: vec!["new".into()],
