@@ -133,6 +133,10 @@ pub struct Snapshot {
     pub checks: Vec<CheckSpec>,
     /// HA status.
     pub ha: HaView,
+    /// The last HA report (state, transitions) the data plane reflects, answered to the ha
+    /// process: a repeat of it is answered on the API's fast path, anything else waits for the
+    /// core (which answers once the plane reflects it).
+    pub ha_reflected: Option<(crate::state::HaRole, u64)>,
     /// An operator's `failover` waits for the ha process's next report.
     pub failover_pending: bool,
     /// HA config.

@@ -19,6 +19,7 @@ pub mod desired;
 pub mod etcd;
 pub mod events;
 pub mod history;
+pub mod machine;
 pub mod model;
 pub mod ncc_port;
 pub mod overrides;

@@ -266,7 +266,7 @@ impl pb::engine_server::Engine for EngineService {
     async fn ha_status(&self, _: Request<pb::Empty>) -> Result<Response<pb::HaStatus>, Status> {
         let ha = self.snap().ha.clone();
         Ok(Response::new(pb::HaStatus {
-            state: ha.state,
+            state: ha.state.as_str().to_owned(),
             since_ms: ha.since.map_or(0, ms),
             transitions: ha.transitions,
             adverts_sent: ha.adverts_sent,
@@ -584,10 +584,18 @@ impl pb::engine_server::Engine for EngineService {
             .and_then(|i| i.peer_cred)
             .and_then(|c| c.pid());
         let s = req.into_inner();
+        // The state is parsed here, at the boundary: one the engine does not know is refused,
+        // never taken for "not leader" inside.
+        let state = crate::state::HaRole::parse(&s.state).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "unknown HA state {:?}",
+                s.state.chars().take(32).collect::<String>()
+            ))
+        })?;
         let now = SystemTime::now();
         self.pulse.heard(now);
         let view = HaView {
-            state: s.state,
+            state,
             since: from_ms(s.since_ms),
             transitions: s.transitions,
             adverts_sent: s.adverts_sent,
@@ -601,15 +609,12 @@ impl pb::engine_server::Engine for EngineService {
                 .collect(),
             last_update: Some(now),
         };
-        // A report that repeats the state the loop has acted on, with no failover waiting, is
-        // liveness: answered here, the counters handed to the loop without waiting for it. A
+        // A report that repeats the state the data plane already reflects (the core's
+        // `ha_reflected`), with no failover waiting, is liveness: answered here, the counters handed to the loop without waiting for it. A
         // loop busy with a slow ncc must never make the ha process think its engine is dead
         // (it would give mastership up while ncc, stalled, keeps the VIPs).
         let snap = self.snap();
-        if snap.ha.state == view.state
-            && snap.ha.transitions == view.transitions
-            && !snap.failover_pending
-        {
+        if snap.ha_reflected == Some((view.state, view.transitions)) && !snap.failover_pending {
             let (tx, _) = oneshot::channel();
             let _ = self.events.try_send(Event::Ha(view, pid, tx));
             return Ok(Response::new(pb::HaUpdateReply { failover: false }));

@@ -87,7 +87,7 @@ impl pb::engine_sync_server::EngineSync for SyncService {
                     set_by: by.clone(),
                 })
                 .collect(),
-            ha_state: s.ha.state.clone(),
+            ha_state: s.ha.state.as_str().to_owned(),
         }))
     }
 

@@ -2,6 +2,9 @@
 //! on loopback that has its own CA; refuses a wrong content type; ignores an older config; saves
 //! fetched configs with an archive; and converges a churn of 25 new vservers in 3 updates.
 
+#[path = "support/fake_ncc.rs"]
+mod fake_ncc;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -95,6 +98,8 @@ impl Drop for Engine {
 }
 
 fn start_engine(config: &Path, run: &Path) -> Engine {
+    // The engine answers ha only once ncc holds the plane: it needs an ncc.
+    fake_ncc::serve(run);
     let child = Command::new(env!("CARGO_BIN_EXE_seesaw_engine"))
         .arg("--config-dir")
         .arg(config)

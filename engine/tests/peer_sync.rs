@@ -2,6 +2,9 @@
 //! master's overrides, a `failover` asked on the backup reaches the master, the backup can take its
 //! config from the peer, and a host that is not the peer is refused by the sync API.
 
+#[path = "support/fake_ncc.rs"]
+mod fake_ncc;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -46,6 +49,8 @@ fn start(dir: &Path, name: &str, node: &str, peer: &str, sync_port: u16, cluster
     )
     .unwrap();
     std::fs::write(config.join("cluster.pb"), cluster).unwrap();
+    // The engine answers ha only once ncc holds the plane: it needs an ncc.
+    fake_ncc::serve(&run);
     let child = Command::new(env!("CARGO_BIN_EXE_seesaw_engine"))
         .arg("--config-dir")
         .arg(&config)

@@ -166,11 +166,12 @@ mod tests {
         let loaded = crate::config::load_dir(&dir).expect("the demo config loads");
         let mut state = EngineState::new(loaded, SystemTime::now());
         let (views, _) = state.evaluate();
-        super::super::snapshot(
+        crate::machine::snapshot(
             &state,
             "proxy",
             views,
-            (crate::core::ConfigSource::Disk, None),
+            crate::machine::ConfigSource::Disk,
+            None,
         )
     }
 

@@ -12,12 +12,13 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::ReloadReply;
-use super::config_source::{ARCHIVE_KEEP, ARCHIVE_MAX_AGE, Pending};
+use super::config_source::{ARCHIVE_KEEP, ARCHIVE_MAX_AGE};
 use crate::config::{self, Loaded, etcd_cfg::EtcdSettings};
 use crate::etcd::{AnchorOp, EtcdShared, EtcdView, Meta, Report, Store, StoreError};
+use crate::events::ReloadReply;
+use crate::machine::{EtcdOutcome, Pending};
+use crate::state::ReloadOutcome;
 use crate::state::anchors::Anchors;
-use crate::state::{EngineState, ReloadOutcome};
 
 /// Messages to the loop.
 #[derive(Debug)]
@@ -72,11 +73,6 @@ impl EtcdSource {
         (me, rx, shared)
     }
 
-    /// Whether seesaw.cfg has an `[etcd]` section.
-    pub(super) fn configured(&self) -> bool {
-        self.settings.is_some()
-    }
-
     /// Starts following (etcd became the source); seeds an empty prefix with the on-disk config.
     pub(super) fn start(&mut self) -> Result<(), String> {
         let Some(cfg) = self.settings.clone() else {
@@ -129,12 +125,9 @@ impl EtcdSource {
         })
     }
 
-    /// Handles a message; returns a reply to send once the snapshot shows the outcome.
-    pub(super) fn on_msg(
-        &mut self,
-        state: &mut EngineState,
-        (epoch, msg): Stamped,
-    ) -> Option<Pending> {
+    /// Handles a message: the follower's own bookkeeping here, and what the core must apply or
+    /// answer returned.
+    pub(super) fn on_msg(&mut self, (epoch, msg): Stamped) -> Option<EtcdOutcome> {
         if epoch != self.epoch || self.follower.is_none() {
             // From a follower stopped since (a reload, another source): never applied. A write
             // it carried stands in etcd; its caller hears so.
@@ -146,7 +139,10 @@ impl EtcdSource {
             {
                 let why =
                     format!("written to etcd at revision {revision}; this node is re-reading etcd");
-                return Some((Some(reply), ReloadOutcome::Unchanged(why)));
+                return Some(EtcdOutcome::Reply((
+                    Some(reply),
+                    ReloadOutcome::Unchanged(why),
+                )));
             }
             return None;
         }
@@ -178,21 +174,15 @@ impl EtcdSource {
                 if reply.is_none() {
                     self.trouble = None;
                 }
-                let outcome = match *checked {
-                    Ok(loaded) => {
-                        self.applied = revision;
-                        self.shared.revision.store(revision, Ordering::Release);
-                        let generation = state.reload(loaded, SystemTime::now());
-                        tracing::info!(revision, generation, "etcd config applied");
-                        ReloadOutcome::Applied(generation)
-                    }
-                    Err(errors) => {
-                        tracing::warn!(revision, errors = ?errors, "etcd config refused; the running config stays");
-                        state.reload_refused(errors.clone());
-                        ReloadOutcome::Refused(errors)
-                    }
-                };
-                Some((reply, outcome))
+                if checked.is_ok() {
+                    self.applied = revision;
+                    self.shared.revision.store(revision, Ordering::Release);
+                }
+                Some(EtcdOutcome::Checked {
+                    revision,
+                    checked,
+                    reply,
+                })
             }
         }
     }

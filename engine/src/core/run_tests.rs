@@ -1,7 +1,10 @@
 //! The engine's event loop run against fake ncc and ha ports.
 
 use super::*;
+use crate::desired::DesiredState;
+use crate::machine::{apply_backoff, mark_unapplied, snapshot};
 use crate::ncc_port::FakeNcc;
+use crate::state::EngineState;
 
 /// ha is told the key files seesaw.cfg names (it reads them itself), "" when there are none.
 #[test]
@@ -9,7 +12,7 @@ fn the_ha_config_names_the_advert_key_files() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc");
     let mut loaded = crate::config::load_dir(&dir).expect("the shipped config loads");
     let state = EngineState::new(loaded.clone(), SystemTime::now());
-    let c = snapshot(&state, "proxy", Vec::new(), (ConfigSource::Disk, None)).ha_config;
+    let c = snapshot(&state, "proxy", Vec::new(), ConfigSource::Disk, None).ha_config;
     assert_eq!(
         (c.auth_key_file.as_str(), c.auth_accept_key_file.as_str()),
         ("", "")
@@ -17,7 +20,7 @@ fn the_ha_config_names_the_advert_key_files() {
     loaded.settings.ha_auth_key_file = Some("/etc/seesaw/ha.key".into());
     loaded.settings.ha_auth_accept_key_file = Some("/etc/seesaw/ha.key.new".into());
     let state = EngineState::new(loaded, SystemTime::now());
-    let c = snapshot(&state, "proxy", Vec::new(), (ConfigSource::Disk, None)).ha_config;
+    let c = snapshot(&state, "proxy", Vec::new(), ConfigSource::Disk, None).ha_config;
     assert_eq!(c.auth_key_file, "/etc/seesaw/ha.key");
     assert_eq!(c.auth_accept_key_file, "/etc/seesaw/ha.key.new");
 }
@@ -119,6 +122,62 @@ async fn a_refused_apply_is_retried_with_backoff() {
     ncc.set_failing(None);
     tokio::time::sleep(Duration::from_secs(9)).await;
     assert!(ncc.applies() >= 1, "healed ncc never got the state");
+    shutdown.cancel();
+    let _ = engine.await;
+}
+
+/// The real driver behind the real API, with the fake ncc: an HA report is not answered while
+/// ncc refuses the plane it implies — neither by the core nor on the API's fast path — and is
+/// answered once ncc holds it; then a repeat is answered at once. An unknown state is refused
+/// at the boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_an_ha_report_only_once_ncc_holds_the_plane() {
+    use seesaw_proto::engine as pb;
+    let etc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/demo");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for f in ["seesaw.cfg", "cluster.pb"] {
+        std::fs::copy(etc.join(f), dir.path().join(f)).expect("copy");
+    }
+    let loaded = crate::config::load_dir(dir.path()).expect("the demo config loads");
+    let sock = dir.path().join("engine.sock");
+    let listener = seesaw_common::uds::bind_exclusive(&sock).expect("bind");
+    let ncc = FakeNcc::default();
+    ncc.set_failing(Some("refused for the test"));
+    let shutdown = CancellationToken::new();
+    let engine = tokio::spawn(run(
+        loaded,
+        listener,
+        ncc.clone(),
+        dir.path().to_owned(),
+        shutdown.clone(),
+    ));
+    let mut c = pb::engine_client::EngineClient::new(seesaw_common::uds::channel(
+        &sock,
+        Duration::from_secs(60),
+    ));
+    let report = |state: &str| pb::HaStatus {
+        state: state.to_owned(),
+        transitions: 1,
+        ..pb::HaStatus::default()
+    };
+    let bad = c.ha_update(report("MASTERISH")).await.expect_err("refused");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    // Past the start-up gate, so the engine programs the plane (and ncc refuses).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for _ in 0..2 {
+        let r = tokio::time::timeout(Duration::from_secs(2), c.ha_update(report("LEADER"))).await;
+        assert!(r.is_err(), "answered while ncc refuses the plane: {r:?}");
+    }
+    ncc.set_failing(None);
+    let r = tokio::time::timeout(Duration::from_secs(40), c.ha_update(report("LEADER")))
+        .await
+        .expect("answered once ncc holds the plane")
+        .expect("the report is taken");
+    assert!(!r.into_inner().failover);
+    assert!(ncc.applies() >= 1);
+    // The plane reflects it now: a repeat is answered on the fast path.
+    let r = tokio::time::timeout(Duration::from_secs(2), c.ha_update(report("LEADER"))).await;
+    assert!(r.is_ok(), "a repeat of a reflected report waited");
     shutdown.cancel();
     let _ = engine.await;
 }

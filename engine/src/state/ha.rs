@@ -12,7 +12,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::EngineState;
+use super::{EngineState, HaRole};
 
 /// A report older than this no longer counts.
 pub const HA_TIMEOUT: Duration = Duration::from_secs(3);
@@ -53,7 +53,7 @@ impl EngineState {
     /// so its ha process dying, restarting or stalling (and the engine stalling past
     /// [`HA_TIMEOUT`]) never withdraws a VIP or a service there.
     pub fn serves_unicast(&self) -> bool {
-        !self.ha_gate.enabled || self.ha.state == "LEADER" || !self.has_peer()
+        !self.ha_gate.enabled || self.ha.state == HaRole::Leader || !self.has_peer()
     }
 
     /// Whether seesaw.cfg names an HA peer.
@@ -81,12 +81,12 @@ impl EngineState {
             .ha
             .last_update
             .is_some_and(|at| now.duration_since(at).unwrap_or_default() > HA_TIMEOUT);
-        if stale && !matches!(self.ha.state.as_str(), "UNKNOWN" | "DISABLED") {
+        if stale && !matches!(self.ha.state, HaRole::Unknown | HaRole::Disabled) {
             tracing::warn!(
                 state = %self.ha.state,
                 "no report from the ha process for {HA_TIMEOUT:?}: HA state is UNKNOWN"
             );
-            self.ha.state = "UNKNOWN".to_owned();
+            self.ha.state = HaRole::Unknown;
             self.ha.since = Some(now);
             return true;
         }
@@ -96,11 +96,11 @@ impl EngineState {
     /// The ha process exited: HA is UNKNOWN now (this node stops serving unicast VIPs before
     /// the peer, hearing no adverts, takes over). Returns whether the state changed.
     pub fn ha_gone(&mut self, now: SystemTime) -> bool {
-        if matches!(self.ha.state.as_str(), "UNKNOWN" | "DISABLED") {
+        if matches!(self.ha.state, HaRole::Unknown | HaRole::Disabled) {
             return false;
         }
         tracing::warn!(state = %self.ha.state, "the ha process exited: HA state is UNKNOWN");
-        self.ha.state = "UNKNOWN".to_owned();
+        self.ha.state = HaRole::Unknown;
         self.ha.since = Some(now);
         true
     }
@@ -146,8 +146,8 @@ impl EngineState {
         if self.loaded.settings.peer_ipv4.is_none() {
             return Err(FailoverError::NoPeer);
         }
-        if self.ha.state != "LEADER" {
-            return Err(FailoverError::NotMaster(self.ha.state.clone()));
+        if self.ha.state != HaRole::Leader {
+            return Err(FailoverError::NotMaster(self.ha.state.as_str().to_owned()));
         }
         self.ha_gate.failover_pending = true;
         Ok(
@@ -159,7 +159,7 @@ impl EngineState {
     /// Whether the report just received should be answered with "fail over"; clears the request.
     /// A request only reaches a LEADER; any other report drops it.
     pub fn take_failover(&mut self) -> bool {
-        std::mem::take(&mut self.ha_gate.failover_pending) && self.ha.state == "LEADER"
+        std::mem::take(&mut self.ha_gate.failover_pending) && self.ha.state == HaRole::Leader
     }
 }
 
@@ -199,7 +199,7 @@ mod tests {
 
     fn report(state: &str, at: SystemTime) -> HaView {
         HaView {
-            state: state.to_owned(),
+            state: HaRole::parse(state).expect("a known HA state"),
             since: Some(at),
             last_update: Some(at),
             ..HaView::default()

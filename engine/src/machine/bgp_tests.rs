@@ -1,12 +1,37 @@
-//! BGP announcement syncing to ncc: what is sent, withdrawn first, and retried.
+//! BGP announcement syncing to ncc: what is sent, withdrawn first, and retried — the plan
+//! driven against the fake ncc as the engine's driver carries it (with the tokio clock).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::BgpSync;
-use crate::ncc_port::FakeNcc;
+use super::BgpPlan as BgpSync;
+use crate::ncc_port::{FakeNcc, NccBgp};
 use crate::state::{BgpDesired, BgpSettings};
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Carries one planned request to the fake ncc and hands the outcome back.
+async fn carry(b: &mut BgpSync, ncc: &FakeNcc, req: Option<BgpDesired>) {
+    if let Some(req) = req {
+        let r = ncc.bgp_set(&req).await.map_err(|e| e.to_string());
+        b.done(r, now());
+    }
+}
+
+impl BgpSync {
+    async fn withdraw_first(&mut self, ncc: &FakeNcc, wanted: Option<&BgpDesired>) {
+        let req = self.withdrawal(wanted, now());
+        carry(self, ncc, req).await;
+    }
+
+    async fn announce(&mut self, ncc: &FakeNcc, wanted: Option<BgpDesired>) {
+        let req = self.announcement(wanted, now());
+        carry(self, ncc, req).await;
+    }
+}
 
 fn want(routes: &[&str]) -> BgpDesired {
     BgpDesired {

@@ -1,0 +1,86 @@
+//! A stand-in ncc for engine binaries under test: serves ncc's API on `<run>/ncc/ncc.sock`,
+//! takes every apply and BGP update as done (changing nothing), and reports an empty plane. The
+//! engine answers ha only once ncc holds the plane, so an engine under test needs one.
+
+use std::path::Path;
+use std::pin::Pin;
+
+use seesaw_proto::ncc as pb;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+struct FakeNcc;
+
+#[tonic::async_trait]
+impl pb::ncc_server::Ncc for FakeNcc {
+    async fn apply(
+        &self,
+        _: Request<pb::DesiredState>,
+    ) -> Result<Response<pb::ApplyReply>, Status> {
+        Ok(Response::new(pb::ApplyReply::default()))
+    }
+
+    async fn get_state(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::DataplaneState>, Status> {
+        Ok(Response::new(pb::DataplaneState {
+            kind: "fake".to_owned(),
+            ..pb::DataplaneState::default()
+        }))
+    }
+
+    async fn bgp_set(
+        &self,
+        _: Request<pb::BgpRequest>,
+    ) -> Result<Response<pb::ApplyReply>, Status> {
+        Ok(Response::new(pb::ApplyReply::default()))
+    }
+
+    async fn bgp_neighbors(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::BgpNeighborList>, Status> {
+        Ok(Response::new(pb::BgpNeighborList::default()))
+    }
+
+    type WatchStream = Boxed<pb::NccBoot>;
+
+    async fn watch(&self, _: Request<pb::Empty>) -> Result<Response<Self::WatchStream>, Status> {
+        let first = tokio_stream::once(Ok(pb::NccBoot { boot_id: 1 }));
+        let open = tokio_stream::pending();
+        Ok(Response::new(Box::pin(tokio_stream::StreamExt::chain(
+            first, open,
+        ))))
+    }
+
+    type LeaseStream = Boxed<pb::LeaseReply>;
+
+    async fn lease(
+        &self,
+        _: Request<tonic::Streaming<pb::LeaseRequest>>,
+    ) -> Result<Response<Self::LeaseStream>, Status> {
+        Ok(Response::new(Box::pin(tokio_stream::empty())))
+    }
+
+    async fn trace(
+        &self,
+        _: Request<pb::TraceRequest>,
+    ) -> Result<Response<pb::TraceReply>, Status> {
+        Err(Status::unimplemented("the test's ncc does not trace"))
+    }
+}
+
+/// Serves the stand-in on `<run>/ncc/ncc.sock` until the test's runtime ends.
+pub(crate) fn serve(run: &Path) {
+    let sock = seesaw_common::paths::ncc_socket(run);
+    std::fs::create_dir_all(sock.parent().expect("a parent")).expect("ncc run dir");
+    let listener = seesaw_common::uds::bind_exclusive(&sock).expect("bind the ncc socket");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(pb::ncc_server::NccServer::new(FakeNcc))
+            .serve_with_incoming(seesaw_common::uds::incoming(listener)),
+    );
+}
