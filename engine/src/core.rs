@@ -156,7 +156,7 @@ pub async fn run<N: Ncc + NccBgp>(
     for _ in 0..10 {
         match ncc.stats().await {
             Ok(s) => {
-                crate::config::seesaw_cfg::set_running_plane(&s.kind);
+                crate::config::seesaw_cfg::set_running_plane(s.kind.as_str());
                 d.step(&mut engine, Input::Adopt(s)).await;
                 break;
             }
@@ -177,7 +177,7 @@ pub async fn run<N: Ncc + NccBgp>(
             },
             Some(stats) = stats_rx.recv() => {
                 if let Ok(s) = &stats {
-                    crate::config::seesaw_cfg::set_running_plane(&s.kind);
+                    crate::config::seesaw_cfg::set_running_plane(s.kind.as_str());
                 }
                 Input::Stats(stats.map_err(|e| e.to_string()))
             }

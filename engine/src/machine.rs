@@ -22,15 +22,17 @@ use tokio::sync::oneshot;
 
 use crate::config::Loaded;
 use crate::desired::DesiredState;
-use crate::events::{BgpNeighborsReply, Event, ReloadReply, Snapshot};
-use crate::ncc_port::PlaneStats;
-use crate::state::{BgpDesired, EngineState, HaRole, OverrideError, ReloadOutcome, VserverView};
+use crate::events::{Event, ReloadReply, Snapshot};
+use crate::ncc_port::PlaneKind;
+use crate::state::{BgpDesired, EngineState, HaRole, ReloadOutcome, VserverView};
 
 mod bgp;
+mod io;
 mod snapshot;
 mod source;
 
 pub use bgp::BgpPlan;
+pub use io::{Effect, EtcdCmd, EtcdOutcome, FetchFrom, Input, Reply};
 pub use snapshot::{mark_unapplied, snapshot, with_etcd};
 pub use source::{
     CONVERGE_EVERY, ConfigSource, FetchReply, Fetched, LoadReply, Pending, apply_edit,
@@ -49,186 +51,6 @@ pub struct Now {
     pub mono: Instant,
     /// For reports, overrides and config times.
     pub wall: SystemTime,
-}
-
-/// Everything the core is told.
-#[derive(Debug)]
-pub enum Input {
-    /// A request or report from the API, peer sync or the ha watch.
-    Event(Event),
-    /// The driver's tick (every second); `ha_heard` is when the API last heard the ha process.
-    Tick {
-        /// From the API's `HaPulse`.
-        ha_heard: Option<SystemTime>,
-    },
-    /// At start: what the plane already holds (adopted, never flushed).
-    Adopt(PlaneStats),
-    /// The plane's counters ([`Effect::ReadStats`]).
-    Stats(Result<PlaneStats, String>),
-    /// ncc's boot id, seen on its watch stream: a new one means ncc restarted.
-    NccBoot(u64),
-    /// The outcome of [`Effect::Apply`].
-    Applied(Result<Vec<String>, String>),
-    /// The outcome of [`Effect::Bgp`].
-    BgpDone(Result<Vec<String>, String>),
-    /// A config directory read off the loop ([`Effect::Load`]).
-    Loaded(LoadReply),
-    /// An edit checked and saved off the loop ([`Effect::Edit`]).
-    Edited(LoadReply),
-    /// A config fetched and checked off the loop ([`Effect::Fetch`]).
-    Fetched(FetchReply),
-    /// A revision of the etcd key, checked and saved off the loop, or an outcome to reply.
-    Etcd(EtcdOutcome),
-}
-
-/// What the etcd follower hands the core.
-#[derive(Debug)]
-pub enum EtcdOutcome {
-    /// A revision to apply (or why it was refused), with the reply of the write that made it.
-    Checked {
-        /// The config key's revision.
-        revision: i64,
-        /// The config, or why it was refused.
-        checked: Box<Result<Loaded, Vec<String>>>,
-        /// The writer on this node waiting for it.
-        reply: Option<oneshot::Sender<ReloadReply>>,
-    },
-    /// A reply that changes nothing (a write of a stopped follower).
-    Reply(Pending),
-}
-
-/// A command to the etcd follower the driver owns.
-#[derive(Debug)]
-pub enum EtcdCmd {
-    /// Start following (etcd became the source).
-    Start,
-    /// Stop following (another source was chosen).
-    Stop,
-    /// `config reload` with source etcd: re-read the key from scratch; the reply says so.
-    Restart(oneshot::Sender<ReloadReply>),
-    /// A compare-and-swap edit of the key.
-    Update {
-        /// The new cluster.pb.
-        text: Vec<u8>,
-        /// Author and what changed.
-        who: String,
-        /// What changed.
-        what: String,
-        /// The revision the edit read (0: what runs).
-        base: i64,
-        /// The outcome.
-        reply: oneshot::Sender<ReloadReply>,
-        /// The Maglev anchors to write with it.
-        anchors: crate::state::anchors::Anchors,
-    },
-    /// Restore the config an etcd revision wrote.
-    Rollback {
-        /// The revision.
-        id: u64,
-        /// Author.
-        who: String,
-        /// The outcome.
-        reply: oneshot::Sender<ReloadReply>,
-        /// The Maglev anchors to write with it.
-        anchors: crate::state::anchors::Anchors,
-    },
-}
-
-/// Where a fetch goes.
-#[derive(Debug, Clone)]
-pub enum FetchFrom {
-    /// The config servers.
-    Server(crate::source::ServerSource),
-    /// The peer's engine, over peer sync.
-    Peer,
-}
-
-/// A reply, sent by the driver once the effects before it are done.
-#[derive(Debug)]
-pub enum Reply {
-    /// A reload, edit or rollback.
-    Reload(oneshot::Sender<ReloadReply>, ReloadReply),
-    /// An HA report: whether the operator asked for a failover.
-    Ha(oneshot::Sender<bool>, bool),
-    /// An override.
-    Override(
-        oneshot::Sender<Result<String, OverrideError>>,
-        Result<String, OverrideError>,
-    ),
-    /// A failover request.
-    Failover(
-        oneshot::Sender<Result<String, String>>,
-        Result<String, String>,
-    ),
-    /// A preview.
-    Preview(
-        oneshot::Sender<crate::preview::Preview>,
-        Box<crate::preview::Preview>,
-    ),
-    /// Reading or setting the config source: (current, previous).
-    Source(
-        oneshot::Sender<Result<(String, String), String>>,
-        Result<(String, String), String>,
-    ),
-}
-
-/// What the driver must do; effects are carried out in order.
-#[derive(Debug)]
-pub enum Effect {
-    /// Make ncc hold this desired state; answer with [`Input::Applied`] before anything else.
-    Apply(Arc<DesiredState>),
-    /// Send this BGP request to ncc (with a deadline); answer with [`Input::BgpDone`] before
-    /// anything else.
-    Bgp(BgpDesired),
-    /// Publish this snapshot for the API.
-    Publish(Box<Snapshot>),
-    /// Send a reply.
-    Reply(Reply),
-    /// Read the config directory off the loop; answer with [`Input::Loaded`].
-    Load(Option<oneshot::Sender<ReloadReply>>),
-    /// Check and save an edit off the loop (fsync, history); answer with [`Input::Edited`].
-    Edit {
-        /// The new cluster.pb.
-        text: Vec<u8>,
-        /// The content tag the edit read (0: any).
-        base: u64,
-        /// Author.
-        who: String,
-        /// What changed.
-        what: String,
-        /// The outcome.
-        reply: oneshot::Sender<ReloadReply>,
-    },
-    /// Read history version `id` and hand it back as an `UpdateCluster` event (or refuse).
-    Rollback {
-        /// The version.
-        id: u64,
-        /// Author.
-        who: String,
-        /// The outcome.
-        reply: oneshot::Sender<ReloadReply>,
-    },
-    /// Fetch a config off the loop; answer with [`Input::Fetched`].
-    Fetch(FetchFrom, Option<oneshot::Sender<ReloadReply>>),
-    /// Save a fetched config (the previous one archived), off the loop.
-    SaveFetched(Vec<u8>),
-    /// A command to the etcd follower.
-    Etcd(EtcdCmd),
-    /// Read the plane's counters off the loop; answer with [`Input::Stats`].
-    ReadStats,
-    /// Fetch the master's overrides over peer sync; answer with `Event::PeerOverrides`.
-    PollPeerOverrides,
-    /// Relay an operator's failover to the master's engine and answer with its reply.
-    RelayFailover(oneshot::Sender<Result<String, String>>),
-    /// Ask the plane about a flow and answer.
-    Trace(
-        crate::trace::FlowQuery,
-        oneshot::Sender<Result<crate::trace::PlaneTrace, String>>,
-    ),
-    /// Ask the BGP speaker for its neighbours and answer.
-    BgpNeighbors(oneshot::Sender<BgpNeighborsReply>),
-    /// Watch this ha process exit (ending any earlier watch); answer with `Event::HaGone`.
-    WatchHa(i32),
 }
 
 /// Which step of a pass waits for an outcome.
@@ -271,8 +93,8 @@ pub struct Engine {
     /// seesaw.cfg has `[etcd]` (as the driver's follower was built).
     etcd_configured: bool,
     config_dir: PathBuf,
-    /// The kind ncc reports (`proxy`, `nftables`, `ipvs`, `fake`), or `unknown`.
-    plane_kind: String,
+    /// The kind ncc reports; `None` until it answered.
+    plane_kind: Option<PlaneKind>,
     last_applied: Option<Arc<DesiredState>>,
     /// A refused apply is retried with backoff while the desired state stays the same (a new
     /// desired state is tried at once): (next try, failures in a row, the state refused).
@@ -322,7 +144,7 @@ impl Engine {
             has_peer,
             etcd_configured,
             config_dir,
-            plane_kind: "unknown".to_owned(),
+            plane_kind: None,
             last_applied: None,
             apply_failed: None,
             last_apply_at: now.mono,
@@ -359,7 +181,7 @@ impl Engine {
         let (views, _) = self.state.evaluate();
         snapshot(
             &self.state,
-            &self.plane_kind,
+            self.plane_kind,
             views,
             self.source,
             self.ha_reflected,
@@ -407,7 +229,7 @@ impl Engine {
                 tracing::info!(plane = %s.kind, destinations = s.dests.len(), "adopting the data plane's current state");
                 self.state.presume(s.dests.keys().copied());
                 self.state.adopt_fwmarks(&s.fwmarks);
-                self.plane_kind = s.kind;
+                self.plane_kind = Some(s.kind);
             }
             Input::Stats(r) => {
                 self.stats_in_flight = false;
@@ -417,7 +239,7 @@ impl Engine {
                 self.stats_due = self.stats_started + STATS_EVERY.max(took * 5);
                 match r {
                     Ok(s) => {
-                        self.plane_kind = s.kind;
+                        self.plane_kind = Some(s.kind);
                         self.state.stats(s.dests, s.tables);
                     }
                     Err(e) => tracing::debug!(error = %e, "stats unavailable"),
@@ -631,7 +453,7 @@ impl Engine {
                 w.other.push(Reply::Failover(reply, r));
             }
             Event::Preview { candidate, reply } => {
-                let builds = crate::preview::builds_tables(&self.plane_kind, &candidate.settings);
+                let builds = crate::preview::builds_tables(self.plane_kind, &candidate.settings);
                 let p = crate::preview::preview(&self.state, *candidate, now.wall, builds);
                 fx.push(Effect::Reply(Reply::Preview(reply, Box::new(p))));
             }
@@ -863,7 +685,7 @@ impl Engine {
         }
         let snap = snapshot(
             &self.state,
-            &self.plane_kind,
+            self.plane_kind,
             pass.views,
             self.source,
             self.ha_reflected,

@@ -35,16 +35,55 @@ impl NccError {
 }
 
 /// Counters per (service, destination) and the plane's kind.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PlaneStats {
-    /// `proxy`, `nftables`, `ipvs` or `fake`.
-    pub kind: String,
+    /// The plane's kind.
+    pub kind: PlaneKind,
     /// Counters.
     pub dests: HashMap<(ServiceKey, DestSpecKey), DestStats>,
     /// The firewall-mark services the plane holds (their marks are adopted at engine start).
     pub fwmarks: Vec<crate::state::HeldFwmark>,
     /// Maglev table fingerprints by service (mh on the proxy and nftables planes).
     pub tables: HashMap<ServiceKey, u64>,
+}
+
+/// The kind of data plane ncc runs, parsed where ncc's reply arrives: a kind the engine does not
+/// know is an error there, never a silent default inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaneKind {
+    /// Kernel IPVS.
+    Ipvs,
+    /// nftables.
+    Nftables,
+    /// The userspace proxy relay.
+    Proxy,
+    /// ncc's test plane.
+    Fake,
+}
+
+impl PlaneKind {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ipvs => "ipvs",
+            Self::Nftables => "nftables",
+            Self::Proxy => "proxy",
+            Self::Fake => "fake",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Ipvs, Self::Nftables, Self::Proxy, Self::Fake]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for PlaneKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What the engine needs from ncc.
@@ -223,8 +262,14 @@ impl Ncc for GrpcNcc {
                 );
             }
         }
+        let kind = PlaneKind::parse(&state.kind).ok_or_else(|| {
+            NccError::Refused(format!(
+                "ncc reports an unknown data plane kind {:?}",
+                state.kind.chars().take(32).collect::<String>()
+            ))
+        })?;
         Ok(PlaneStats {
-            kind: state.kind,
+            kind,
             dests,
             fwmarks,
             tables,
@@ -527,7 +572,7 @@ impl Ncc for FakeNcc {
             })
             .collect();
         Ok(PlaneStats {
-            kind: "fake".to_owned(),
+            kind: PlaneKind::Fake,
             dests,
             fwmarks,
             tables: HashMap::new(),

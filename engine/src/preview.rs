@@ -75,11 +75,14 @@ pub struct Preview {
 
 /// Whether the plane ncc runs (`plane_kind` as ncc reports it; `unknown` before it did: the one
 /// `settings` names) builds its own Maglev tables, so an anchor change is a service change.
-pub fn builds_tables(plane_kind: &str, settings: &crate::config::Settings) -> bool {
+pub fn builds_tables(
+    plane_kind: Option<crate::ncc_port::PlaneKind>,
+    settings: &crate::config::Settings,
+) -> bool {
     match plane_kind {
-        "ipvs" => false,
-        "unknown" => settings.dataplane.effective() != DataplaneKind::Ipvs,
-        _ => true,
+        Some(crate::ncc_port::PlaneKind::Ipvs) => false,
+        None => settings.dataplane.effective() != DataplaneKind::Ipvs,
+        Some(_) => true,
     }
 }
 

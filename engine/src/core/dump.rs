@@ -168,7 +168,7 @@ mod tests {
         let (views, _) = state.evaluate();
         crate::machine::snapshot(
             &state,
-            "proxy",
+            Some(crate::ncc_port::PlaneKind::Proxy),
             views,
             crate::machine::ConfigSource::Disk,
             None,

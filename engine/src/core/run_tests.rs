@@ -12,7 +12,14 @@ fn the_ha_config_names_the_advert_key_files() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc");
     let mut loaded = crate::config::load_dir(&dir).expect("the shipped config loads");
     let state = EngineState::new(loaded.clone(), SystemTime::now());
-    let c = snapshot(&state, "proxy", Vec::new(), ConfigSource::Disk, None).ha_config;
+    let c = snapshot(
+        &state,
+        Some(crate::ncc_port::PlaneKind::Proxy),
+        Vec::new(),
+        ConfigSource::Disk,
+        None,
+    )
+    .ha_config;
     assert_eq!(
         (c.auth_key_file.as_str(), c.auth_accept_key_file.as_str()),
         ("", "")
@@ -20,7 +27,14 @@ fn the_ha_config_names_the_advert_key_files() {
     loaded.settings.ha_auth_key_file = Some("/etc/seesaw/ha.key".into());
     loaded.settings.ha_auth_accept_key_file = Some("/etc/seesaw/ha.key.new".into());
     let state = EngineState::new(loaded, SystemTime::now());
-    let c = snapshot(&state, "proxy", Vec::new(), ConfigSource::Disk, None).ha_config;
+    let c = snapshot(
+        &state,
+        Some(crate::ncc_port::PlaneKind::Proxy),
+        Vec::new(),
+        ConfigSource::Disk,
+        None,
+    )
+    .ha_config;
     assert_eq!(c.auth_key_file, "/etc/seesaw/ha.key");
     assert_eq!(c.auth_accept_key_file, "/etc/seesaw/ha.key.new");
 }

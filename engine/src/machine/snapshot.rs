@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use crate::desired::{DesiredState, ServiceKey};
 use crate::etcd::EtcdView;
 use crate::events::{HaConfigView, Snapshot};
+use crate::ncc_port::PlaneKind;
 use crate::state::{EngineState, HaRole, VserverView};
 
 use super::ConfigSource;
@@ -19,7 +20,7 @@ fn path_string(p: Option<&std::path::Path>) -> String {
 /// driver, which owns the etcd follower ([`with_etcd`]).
 pub fn snapshot(
     state: &EngineState,
-    plane: &str,
+    plane: Option<PlaneKind>,
     vservers: Vec<VserverView>,
     source: ConfigSource,
     ha_reflected: Option<(HaRole, u64)>,
@@ -47,11 +48,9 @@ pub fn snapshot(
             .iter()
             .map(|n| (n.clone(), local.as_ref().is_some_and(|l| l.host == n.host)))
             .collect(),
-        dataplane: if plane == "unknown" {
-            s.dataplane.as_str().to_owned()
-        } else {
-            plane.to_owned()
-        },
+        dataplane: plane
+            .map_or(s.dataplane.as_str(), PlaneKind::as_str)
+            .to_owned(),
         vservers,
         checks: state.checks().cloned().collect(),
         ha: state.ha_view().clone(),
