@@ -19,6 +19,7 @@ pub mod dataplane;
 pub mod kernel;
 pub mod lease;
 pub mod model;
+pub mod reconciler;
 pub mod relay;
 pub mod sched;
 pub mod server;

@@ -1,6 +1,8 @@
-//! ncc's gRPC API on its Unix socket. Every call is serialised through one mutex around the plane
-//! and bounded by a deadline; only trusted callers (root or the socket owner, from `SO_PEERCRED`)
-//! may change anything. Proto messages are converted to domain types here and nowhere else.
+//! ncc's gRPC API on its Unix socket: the adapter in front of the reconciler thread
+//! ([`crate::reconciler`]), which owns the plane, the LB interface, the VIPs and the fence. Every
+//! call is bounded by a deadline; only trusted callers (root or the socket owner, from
+//! `SO_PEERCRED`) may change anything. Proto messages are converted to domain types here (with
+//! `convert.rs`) and nowhere else; BGP, which talks to GoBGP over the network, has its own lock.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +10,11 @@ use std::time::Duration;
 use seesaw_proto::ncc as pb;
 use tokio::net::UnixListener;
 use tokio::sync::Mutex;
+
+use crate::reconciler::{Handle, Job, Reconciler, Request as LastRequest};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::NccError;
 use crate::bgp::Bgp;
 use crate::bgp::gobgp::GobgpSpeaker;
 use crate::convert::{
@@ -60,14 +63,13 @@ pub async fn run_with_interfaces<P: Dataplane>(
         lb = lb.as_ref().map(crate::kernel::lb::Lb::interface),
         "ncc serving"
     );
-    let mut svc = NccService::new(plane);
-    if let Some(v) = vips {
-        svc = svc.with_vips(v);
-    }
-    if let Some(l) = lb {
-        svc = svc.with_lb(l);
-    }
-    tokio::spawn(svc.fence_timer(shutdown.clone()));
+    let svc = match NccService::start(plane, vips, lb) {
+        Ok(svc) => svc,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the reconciler thread");
+            return Ok(());
+        }
+    };
     // ha's renewals arrive as datagrams on a socket beside the API's.
     if let Some(path) = listener
         .local_addr()
@@ -109,111 +111,37 @@ pub async fn run_with_interfaces<P: Dataplane>(
 /// How long open API connections may linger after shutdown starts.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
-/// The ncc service over one plane.
-pub struct NccService<P> {
-    plane: Arc<Mutex<P>>,
+/// The ncc service: the adapter's handle on the reconciler, and BGP.
+pub struct NccService {
+    reconciler: Handle,
     /// BGP through GoBGP; its own lock, so a slow daemon never delays the data plane.
     bgp: Arc<Mutex<Bgp<GobgpSpeaker>>>,
-    /// VIPs on interfaces (only when ncc may change the network); used under the plane lock.
-    vips: Arc<std::sync::Mutex<Option<crate::kernel::vips::Vips>>>,
-    /// The LB interface (only when ncc manages VIPs and seesaw.cfg names `[interface] lb`);
-    /// locked before `vips`, under the plane lock.
-    lb: Arc<std::sync::Mutex<Option<crate::kernel::lb::Lb>>>,
     /// The plane's epoch ([`Dataplane::epoch`]), mixed into the boot id `Watch` sends.
     epoch: Option<tokio::sync::watch::Receiver<u64>>,
-    /// The fence: the lease ha renews and the last request, kept as sent.
-    fence: Arc<Fence>,
 }
 
-/// The lease on the master-only state, the engine's last request as it was sent, and the
-/// timer's wake-up.
-#[derive(Default)]
-struct Fence {
-    lease: std::sync::Mutex<crate::lease::Lease>,
-    last: std::sync::Mutex<Option<LastRequest>>,
-    renewed: tokio::sync::Notify,
-}
-
-/// One apply request, converted.
-#[derive(Clone)]
-struct LastRequest {
-    vips: Option<Vec<crate::kernel::vips::Vip>>,
-    lb: Option<crate::kernel::lb::LbWant>,
-    services: Vec<crate::model::Service>,
-}
-
-impl<P: Dataplane> NccService<P> {
-    /// Wraps a plane (for in-process tests).
-    pub fn new(plane: P) -> Self {
-        Self {
-            epoch: plane.epoch(),
-            plane: Arc::new(Mutex::new(plane)),
+impl NccService {
+    /// Starts the reconciler thread over `plane`, with the VIPs and the LB interface where ncc
+    /// manages them.
+    pub fn start<P: Dataplane>(
+        plane: P,
+        vips: Option<crate::kernel::vips::Vips>,
+        lb: Option<crate::kernel::lb::Lb>,
+    ) -> std::io::Result<Self> {
+        let epoch = plane.epoch();
+        Ok(Self {
+            reconciler: Reconciler::new(plane, vips, lb).spawn()?,
             bgp: Arc::new(Mutex::new(Bgp::new(Box::new(GobgpSpeaker::connect)))),
-            vips: Arc::new(std::sync::Mutex::new(None)),
-            lb: Arc::new(std::sync::Mutex::new(None)),
-            fence: Arc::new(Fence::default()),
-        }
-    }
-
-    /// Applies the last request as the lease allows (whole, or fenced), under the plane's lock,
-    /// on a blocking thread; `request` replaces the last request first.
-    async fn apply_as_leased(&self, request: Option<LastRequest>) -> Result<Vec<String>, Status> {
-        let (plane, lb, vips_mgr, fence) = (
-            self.plane.clone(),
-            self.lb.clone(),
-            self.vips.clone(),
-            self.fence.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            let mut plane = plane.blocking_lock();
-            let mut last = fence.last.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(r) = request {
-                *last = Some(r);
-            }
-            let Some(r) = last.as_ref() else {
-                return Ok(Vec::new());
-            };
-            let fenced = fence
-                .lease
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .fenced();
-            if fenced {
-                let (vips, lb_want, services) =
-                    crate::lease::fenced(r.vips.as_deref(), r.lb.as_ref(), &r.services);
-                apply_blocking(
-                    &mut *plane,
-                    &lb,
-                    &vips_mgr,
-                    vips,
-                    lb_want.as_ref(),
-                    &services,
-                )
-            } else {
-                apply_blocking(
-                    &mut *plane,
-                    &lb,
-                    &vips_mgr,
-                    r.vips.clone(),
-                    r.lb.as_ref(),
-                    &r.services,
-                )
-            }
+            epoch,
         })
-        .await
-        .map_err(|e| Status::internal(format!("the apply task failed: {e}")))?
-        .map_err(Status::from)
     }
 
     /// A handle on the same service (every part shared), for tasks.
     fn shared(&self) -> Self {
         Self {
-            plane: self.plane.clone(),
+            reconciler: self.reconciler.clone(),
             bgp: self.bgp.clone(),
-            vips: self.vips.clone(),
-            lb: self.lb.clone(),
             epoch: self.epoch.clone(),
-            fence: self.fence.clone(),
         }
     }
 
@@ -274,96 +202,15 @@ impl<P: Dataplane> NccService<P> {
                 "lease of {ttl:?} is longer than {MAX_LEASE:?}"
             )));
         }
-        let change = self
-            .fence
-            .lease
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .renew(ttl, tokio::time::Instant::now());
-        self.fence.renewed.notify_one();
-        self.act_on(change).await;
-        let l = self.fence.lease.lock().unwrap_or_else(|e| e.into_inner());
+        let l = self
+            .reconciler
+            .call(|tx| Job::Renew(ttl, tx))
+            .await
+            .map_err(Status::from)?;
         Ok(pb::LeaseReply {
-            fenced: l.fenced(),
-            fences: l.fences(),
+            fenced: l.fenced,
+            fences: l.fences,
         })
-    }
-
-    /// Fences when the lease runs out; runs until `shutdown`.
-    fn fence_timer(&self, shutdown: CancellationToken) -> impl Future<Output = ()> + use<P> {
-        let me = self.shared();
-        async move {
-            loop {
-                let deadline = me
-                    .fence
-                    .lease
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .deadline();
-                let woke = match deadline {
-                    Some(due) => tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = me.fence.renewed.notified() => None,
-                        () = tokio::time::sleep_until(due) => Some(due),
-                    },
-                    None => tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = me.fence.renewed.notified() => None,
-                    },
-                };
-                let Some(due) = woke else { continue };
-                let change = me
-                    .fence
-                    .lease
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .wake(tokio::time::Instant::now(), due);
-                me.act_on(change).await;
-            }
-        }
-    }
-
-    /// Makes the plane follow a lease change.
-    async fn act_on(&self, change: crate::lease::Change) {
-        let what = match change {
-            crate::lease::Change::None => return,
-            crate::lease::Change::Fence => {
-                "fence: the HA lease ran out or was given up; unicast VIPs, their services and \
-                 the LB interface withdrawn"
-            }
-            crate::lease::Change::Unfence => "fence lifted: the HA lease was renewed",
-        };
-        match self.apply_as_leased(None).await {
-            Ok(changes) => {
-                if change == crate::lease::Change::Fence {
-                    tracing::warn!(changes = changes.len(), "{what}");
-                } else {
-                    tracing::info!(changes = changes.len(), "{what}");
-                }
-                for c in &changes {
-                    tracing::info!("{c}");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "{what}, but applying it failed"),
-        }
-    }
-
-    /// Also drives the LB interface.
-    #[must_use]
-    pub fn with_lb(self, lb: crate::kernel::lb::Lb) -> Self {
-        Self {
-            lb: Arc::new(std::sync::Mutex::new(Some(lb))),
-            ..self
-        }
-    }
-
-    /// Also manages VIPs.
-    #[must_use]
-    pub fn with_vips(self, vips: crate::kernel::vips::Vips) -> Self {
-        Self {
-            vips: Arc::new(std::sync::Mutex::new(Some(vips))),
-            ..self
-        }
     }
 }
 
@@ -394,7 +241,7 @@ fn boot_id() -> u64 {
 }
 
 #[tonic::async_trait]
-impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
+impl pb::ncc_server::Ncc for NccService {
     type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::NccBoot, Status>>;
     type LeaseStream = tokio_stream::wrappers::ReceiverStream<Result<pb::LeaseReply, Status>>;
 
@@ -445,22 +292,25 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
             .transpose()?;
         // The LB interface part matters only where ncc manages that interface (privileged, and
         // `[interface] lb` a real link); elsewhere it is not ncc's business, valid or not.
-        let manages_lb = self.lb.lock().map(|l| l.is_some()).unwrap_or(false);
+        let manages_lb = self.reconciler.manages_lb();
         let lb_want = match &req.lb_interface {
             Some(l) if manages_lb => Some(lb_from_pb(l)?),
             _ => None,
         };
         let services = services_from_pb(req)?;
-        // Kernel work (netlink, `nft`, the relay's socket) blocks: it runs on a blocking thread,
-        // never on the runtime's workers. The plane's lock serialises applies. A fenced node
-        // keeps the request and applies its fenced form.
+        // Kernel work (netlink, `nft`, the relay's socket) blocks: the reconciler thread does it,
+        // one job at a time. A fenced node keeps the request and applies its fenced form.
+        let request = LastRequest {
+            vips,
+            lb: lb_want,
+            services,
+        };
         let changes = self
-            .apply_as_leased(Some(LastRequest {
-                vips,
-                lb: lb_want,
-                services,
-            }))
-            .await?;
+            .reconciler
+            .call(|tx| Job::Apply(request, tx))
+            .await
+            .map_err(Status::from)?
+            .map_err(Status::from)?;
         for c in &changes {
             tracing::info!("{c}");
         }
@@ -507,11 +357,12 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
     ) -> Result<Response<pb::TraceReply>, Status> {
         let flow = crate::dataplane::trace::flow_from_pb(req.get_ref())
             .map_err(Status::invalid_argument)?;
-        // A kernel plane may re-read its tables and conntrack: blocking, so off the runtime.
-        let plane = self.plane.clone();
-        let t = tokio::task::spawn_blocking(move || plane.blocking_lock().trace(&flow))
+        // A kernel plane may re-read its tables and conntrack: the reconciler thread does it.
+        let t = self
+            .reconciler
+            .call(|tx| Job::Trace(flow, tx))
             .await
-            .map_err(|e| Status::internal(format!("trace: {e}")))?;
+            .map_err(Status::from)?;
         Ok(Response::new(crate::dataplane::trace::to_pb(t)))
     }
 
@@ -549,12 +400,14 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
         &self,
         _: Request<pb::Empty>,
     ) -> Result<Response<pb::DataplaneState>, Status> {
-        // The plane's lock is held only to take a reader: the counters are read without it
-        // (and off the async workers), so a slow read never delays an apply.
-        let (kind, reader) = {
-            let plane = self.plane.lock().await;
-            (plane.kind().to_owned(), plane.stats_reader())
-        };
+        // The reconciler only hands out a reader: the counters are read on a blocking thread,
+        // so a slow read never delays an apply.
+        let kind = self.reconciler.kind().to_owned();
+        let reader = self
+            .reconciler
+            .call(Job::Counters)
+            .await
+            .map_err(Status::from)?;
         let stats = tokio::task::spawn_blocking(reader)
             .await
             .map_err(|e| Status::internal(format!("reading counters failed: {e}")))?;
@@ -593,50 +446,4 @@ impl<P: Dataplane> pb::ncc_server::Ncc for NccService<P> {
             .collect();
         Ok(Response::new(pb::DataplaneState { kind, services }))
     }
-}
-
-/// One apply, under the plane's lock, on a blocking thread: the LB interface first (up before
-/// VIPs are announced on it), then the VIPs (which leave the LB manager's own addresses alone),
-/// then the data plane.
-fn apply_blocking<P: Dataplane>(
-    plane: &mut P,
-    lb: &std::sync::Mutex<Option<crate::kernel::lb::Lb>>,
-    vip_mgr: &std::sync::Mutex<Option<crate::kernel::vips::Vips>>,
-    vips: Option<Vec<crate::kernel::vips::Vip>>,
-    lb_want: Option<&crate::kernel::lb::LbWant>,
-    desired: &[crate::model::Service],
-) -> Result<Vec<String>, NccError> {
-    let mut changes = Vec::new();
-    {
-        let mut lb = lb
-            .lock()
-            .map_err(|_| NccError::Plane("the LB manager panicked".into()))?;
-        let mut keep = Vec::new();
-        let mut vlan_nets = None;
-        if let (Some(l), Some(w)) = (lb.as_mut(), lb_want) {
-            let plan = l.apply(w, vips.as_deref().unwrap_or_default())?;
-            changes.extend(plan.changes);
-            keep = plan.keep;
-            vlan_nets = Some(plan.vlan_nets);
-        }
-        if let Some(want) = vips {
-            let mut mgr = vip_mgr
-                .lock()
-                .map_err(|_| NccError::Plane("the VIP manager panicked".into()))?;
-            match mgr.as_mut() {
-                Some(m) => {
-                    if let Some(n) = vlan_nets {
-                        m.set_vlans(n);
-                    }
-                    changes.extend(m.apply_keeping(&want, &keep)?);
-                }
-                None if !want.is_empty() => {
-                    tracing::warn!("not managing VIPs: ncc may not change the network");
-                }
-                None => {}
-            }
-        }
-    }
-    changes.extend(plane.apply_desired(desired)?);
-    Ok(changes)
 }

@@ -89,8 +89,8 @@ pub trait Dataplane: Send + 'static {
     fn commit(&mut self, changes: &[Change]) -> Result<(), NccError>;
     /// Counters.
     fn stats(&self) -> Vec<ServiceStats>;
-    /// A reader of the counters that runs without the plane: the caller releases its lock on
-    /// the plane first, so a slow read (nftables lists every counter through `nft`: seconds at
+    /// A reader of the counters that runs without the plane: the reconciler hands it to a
+    /// blocking thread, so a slow read (nftables lists every counter through `nft`: seconds at
     /// 10,000 services) never delays an apply. The default reads now.
     fn stats_reader(&self) -> StatsReader {
         let s = self.stats();

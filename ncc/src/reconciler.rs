@@ -1,0 +1,343 @@
+//! ncc's reconciler: one thread owns everything ncc changes in the kernel — the data plane, the
+//! LB interface, the VIPs — and the fence ([`crate::lease::Lease`]) with the engine's last
+//! request as it was sent. The gRPC adapter (`server.rs`) converts each call and hands it over as
+//! a [`Job`]; the thread applies jobs one at a time, so no lock guards the plane, and no kernel
+//! work (`nft`, netlink, the relay's socket, waiting for a link) ever runs on the async runtime.
+//! The lease timer is the thread's own receive timeout.
+//!
+//! The only work done elsewhere is reading counters: the thread hands out a reader
+//! ([`crate::dataplane::Dataplane::stats_reader`]) that runs on a blocking thread, so a slow read
+//! never delays an apply.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::NccError;
+use crate::dataplane::trace::{PlaneTrace, TraceFlow};
+use crate::dataplane::{Dataplane, StatsReader};
+use crate::kernel::lb::{Lb, LbWant};
+use crate::kernel::vips::{Vip, Vips};
+use crate::lease::{Change, Lease};
+use crate::model::Service;
+
+/// The engine's apply request, converted.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The VIPs to hold (`None`: the engine does not manage VIPs).
+    pub vips: Option<Vec<Vip>>,
+    /// The LB interface as wanted (only where ncc manages it).
+    pub lb: Option<LbWant>,
+    /// The services.
+    pub services: Vec<Service>,
+}
+
+/// Where the fence stands after a renewal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseState {
+    /// The master-only state is withdrawn.
+    pub fenced: bool,
+    /// How often it was withdrawn.
+    pub fences: u64,
+}
+
+/// A unit of work for the reconciler thread, with where its answer goes.
+pub enum Job {
+    /// Make the kernel hold this request (as the lease allows); it becomes the last request.
+    Apply(Request, oneshot::Sender<Result<Vec<String>, NccError>>),
+    /// A lease renewal for this long from now (zero gives the lease up).
+    Renew(Duration, oneshot::Sender<LeaseState>),
+    /// What the plane would do with a flow.
+    Trace(TraceFlow, oneshot::Sender<PlaneTrace>),
+    /// A reader of the plane's counters, to run elsewhere.
+    Counters(oneshot::Sender<StatsReader>),
+}
+
+/// The adapter's handle on the thread.
+#[derive(Clone)]
+pub struct Handle {
+    jobs: mpsc::Sender<Job>,
+    kind: &'static str,
+    manages_lb: bool,
+}
+
+impl Handle {
+    /// The plane's kind.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Whether ncc drives the LB interface here.
+    pub fn manages_lb(&self) -> bool {
+        self.manages_lb
+    }
+
+    /// Hands a job over and waits for its answer without blocking the runtime; an error when
+    /// the thread is gone.
+    pub async fn call<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<T>) -> Job,
+    ) -> Result<T, NccError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(job(tx))
+            .map_err(|_| NccError::Plane("the reconciler thread is gone".into()))?;
+        rx.await
+            .map_err(|_| NccError::Plane("the reconciler thread dropped the request".into()))
+    }
+}
+
+/// What the thread owns.
+pub struct Reconciler<P> {
+    plane: P,
+    lb: Option<Lb>,
+    vips: Option<Vips>,
+    lease: Lease,
+    last: Option<Request>,
+}
+
+impl<P: Dataplane> Reconciler<P> {
+    /// A reconciler for `plane`, with the LB interface and the VIPs where ncc manages them.
+    pub fn new(plane: P, vips: Option<Vips>, lb: Option<Lb>) -> Self {
+        Self {
+            plane,
+            lb,
+            vips,
+            lease: Lease::default(),
+            last: None,
+        }
+    }
+
+    /// Starts the thread; it ends when every handle is dropped.
+    pub fn spawn(self) -> std::io::Result<Handle> {
+        let (jobs, rx) = mpsc::channel();
+        let handle = Handle {
+            jobs,
+            kind: self.plane.kind(),
+            manages_lb: self.lb.is_some(),
+        };
+        std::thread::Builder::new()
+            .name("ncc-reconciler".into())
+            .spawn(move || self.run(&rx))?;
+        Ok(handle)
+    }
+
+    fn run(mut self, jobs: &mpsc::Receiver<Job>) {
+        loop {
+            let job = match self.lease.deadline() {
+                Some(due) => {
+                    let wait = due.saturating_duration_since(Instant::now());
+                    match jobs.recv_timeout(wait) {
+                        Ok(job) => job,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            let change = self.lease.wake(Instant::now(), due);
+                            self.follow(change);
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                None => match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
+            };
+            self.handle(job);
+        }
+    }
+
+    /// Carries out one job; answers that nobody waits for any more are dropped.
+    pub fn handle(&mut self, job: Job) {
+        match job {
+            Job::Apply(request, reply) => {
+                self.last = Some(request);
+                let _ = reply.send(self.apply_as_leased());
+            }
+            Job::Renew(ttl, reply) => {
+                let change = self.lease.renew(ttl, Instant::now());
+                self.follow(change);
+                let _ = reply.send(LeaseState {
+                    fenced: self.lease.fenced(),
+                    fences: self.lease.fences(),
+                });
+            }
+            Job::Trace(flow, reply) => {
+                let _ = reply.send(self.plane.trace(&flow));
+            }
+            Job::Counters(reply) => {
+                let _ = reply.send(self.plane.stats_reader());
+            }
+        }
+    }
+
+    /// Makes the kernel follow a lease change.
+    fn follow(&mut self, change: Change) {
+        let what = match change {
+            Change::None => return,
+            Change::Fence => {
+                "fence: the HA lease ran out or was given up; unicast VIPs, their services and \
+                 the LB interface withdrawn"
+            }
+            Change::Unfence => "fence lifted: the HA lease was renewed",
+        };
+        match self.apply_as_leased() {
+            Ok(changes) => {
+                if change == Change::Fence {
+                    tracing::warn!(changes = changes.len(), "{what}");
+                } else {
+                    tracing::info!(changes = changes.len(), "{what}");
+                }
+                for c in &changes {
+                    tracing::info!("{c}");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "{what}, but applying it failed"),
+        }
+    }
+
+    /// Applies the last request whole, or its fenced form while the lease is out.
+    fn apply_as_leased(&mut self) -> Result<Vec<String>, NccError> {
+        let Some(r) = self.last.clone() else {
+            return Ok(Vec::new());
+        };
+        if self.lease.fenced() {
+            let (vips, lb, services) =
+                crate::lease::fenced(r.vips.as_deref(), r.lb.as_ref(), &r.services);
+            self.apply(vips, lb.as_ref(), &services)
+        } else {
+            self.apply(r.vips, r.lb.as_ref(), &r.services)
+        }
+    }
+
+    /// One apply: the LB interface first (up before VIPs are announced on it), then the VIPs
+    /// (which leave the LB manager's own addresses alone), then the data plane.
+    fn apply(
+        &mut self,
+        vips: Option<Vec<Vip>>,
+        lb_want: Option<&LbWant>,
+        services: &[Service],
+    ) -> Result<Vec<String>, NccError> {
+        let mut changes = Vec::new();
+        let mut keep = Vec::new();
+        let mut vlan_nets = None;
+        if let (Some(l), Some(w)) = (self.lb.as_mut(), lb_want) {
+            let plan = l.apply(w, vips.as_deref().unwrap_or_default())?;
+            changes.extend(plan.changes);
+            keep = plan.keep;
+            vlan_nets = Some(plan.vlan_nets);
+        }
+        if let Some(want) = vips {
+            match self.vips.as_mut() {
+                Some(m) => {
+                    if let Some(n) = vlan_nets {
+                        m.set_vlans(n);
+                    }
+                    changes.extend(m.apply_keeping(&want, &keep)?);
+                }
+                None if !want.is_empty() => {
+                    tracing::warn!("not managing VIPs: ncc may not change the network");
+                }
+                None => {}
+            }
+        }
+        changes.extend(self.plane.apply_desired(services)?);
+        Ok(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use super::{Job, Reconciler, Request};
+    use crate::dataplane::fake::FakeDataplane;
+    use crate::kernel::vips::{Vip, VipKind};
+    use crate::model::{ForwardMode, Protocol, Scheduler, Service, ServiceKey};
+
+    fn svc(a: &str) -> Service {
+        let ip: IpAddr = a.parse().expect("literal");
+        Service {
+            anchor: None,
+            key: ServiceKey::new(ip, Protocol::Tcp, 80),
+            scheduler: Scheduler::Rr,
+            mode: ForwardMode::Nat,
+            persistence: 0,
+            dests: Vec::new(),
+            opts: crate::model::ServiceOpts::default(),
+            marks: Vec::new(),
+        }
+    }
+
+    /// The services the plane holds, read as the API reads counters.
+    async fn held(h: &super::Handle) -> Vec<String> {
+        let reader = h.call(Job::Counters).await.expect("the thread runs");
+        let mut v: Vec<String> = reader()
+            .into_iter()
+            .map(|s| s.service.key.vip.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The thread applies requests in order, fences on its own when the lease runs out (its
+    /// receive timeout is the lease timer: no other task wakes it), and puts the master-only
+    /// part back on the next renewal; a lease given up fences at once.
+    #[tokio::test]
+    async fn the_thread_applies_in_order_and_fences_when_the_lease_runs_out() {
+        let h = Reconciler::new(FakeDataplane::default(), None, None)
+            .spawn()
+            .expect("thread");
+        let vips = vec![
+            Vip {
+                addr: "10.1.0.1".parse().expect("literal"),
+                kind: VipKind::Unicast,
+            },
+            Vip {
+                addr: "192.168.255.7".parse().expect("literal"),
+                kind: VipKind::Anycast,
+            },
+        ];
+        let request = Request {
+            vips: Some(vips),
+            lb: None,
+            services: vec![svc("10.1.0.1"), svc("192.168.255.7")],
+        };
+        let changes = h
+            .call(|tx| Job::Apply(request, tx))
+            .await
+            .expect("the thread runs")
+            .expect("applied");
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert_eq!(held(&h).await, ["10.1.0.1", "192.168.255.7"]);
+        let l = h
+            .call(|tx| Job::Renew(Duration::from_millis(300), tx))
+            .await
+            .expect("renewed");
+        assert!(!l.fenced);
+        // Nobody renews: the thread fences by itself (bounded wait).
+        let mut fenced = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if held(&h).await == ["192.168.255.7"] {
+                fenced = true;
+                break;
+            }
+        }
+        assert!(fenced, "the lease ran out but the unicast service stayed");
+        let l = h
+            .call(|tx| Job::Renew(Duration::from_secs(30), tx))
+            .await
+            .expect("renewed");
+        assert_eq!((l.fenced, l.fences), (false, 1));
+        assert_eq!(held(&h).await, ["10.1.0.1", "192.168.255.7"]);
+        let l = h
+            .call(|tx| Job::Renew(Duration::ZERO, tx))
+            .await
+            .expect("given up");
+        assert_eq!((l.fenced, l.fences), (true, 2));
+        assert_eq!(held(&h).await, ["192.168.255.7"]);
+    }
+}
