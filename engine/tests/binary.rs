@@ -1,13 +1,12 @@
 //! The `seesaw_engine` binary as operators run it: `--validate` on good and broken config dirs, and
 //! a second instance refusing to start while the first serves the socket.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-fn engine() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_seesaw_engine"))
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use support::engine_command as engine;
 
 fn etc(sub: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,15 +14,21 @@ fn etc(sub: &str) -> PathBuf {
         .join(sub)
 }
 
+/// `seesaw_engine --validate <flags> --config-dir <dir>`.
+fn validate(dir: &Path, flags: &[&str]) -> Output {
+    engine()
+        .arg("--validate")
+        .args(flags)
+        .arg("--config-dir")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn validate_accepts_the_shipped_configs() {
     for dir in [etc(""), etc("demo")] {
-        let out = engine()
-            .arg("--validate")
-            .arg("--config-dir")
-            .arg(&dir)
-            .output()
-            .unwrap();
+        let out = validate(&dir, &[]);
         assert!(
             out.status.success(),
             "{}: {}",
@@ -63,13 +68,7 @@ fn validate_checks_against_the_plane_named_or_resolved() {
          vserver_entry < protocol: TCP port: 80 > backend < host < fqdn: \"b.\" ipv4: \"10.2.0.1/32\" > > >\n",
     )
     .unwrap();
-    let run = |plane: &str| {
-        engine()
-            .args(["--validate", "--plane", plane, "--config-dir"])
-            .arg(dir.path())
-            .output()
-            .unwrap()
-    };
+    let run = |plane: &str| validate(dir.path(), &["--plane", plane]);
     for plane in ["ipvs", "nftables"] {
         let out = run(plane);
         assert!(
@@ -102,12 +101,7 @@ fn validate_lists_every_error_and_exits_78() {
         .replace("port: 8080", "port: 0")
         .replace("weight: 1 >\n>", "weight: -2 >\n  colour: \"red\"\n>");
     std::fs::write(dir.path().join("cluster.pb"), broken).unwrap();
-    let out = engine()
-        .arg("--validate")
-        .arg("--config-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = validate(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
     for want in [
@@ -143,58 +137,48 @@ fn validate_lists_warnings_and_strict_makes_them_errors() {
         "vserver[\"bare\"].entry_address.ipv4: \"127.0.0.9\" has no prefix length",
         "vserver[\"bare\"].entry_address: vserver has no usable ipv4 or ipv6 address, skipped",
     ];
-    let out = engine()
-        .arg("--validate")
-        .arg("--config-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = validate(dir.path(), &[]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.starts_with("config OK for the proxy data plane, with 3 warnings:\n"),
-        "{stdout}"
+    assert_lists(
+        &String::from_utf8_lossy(&out.stdout),
+        Heading::First("config OK for the proxy data plane, with 3 warnings:\n"),
+        &want,
     );
-    for w in want {
-        assert!(stdout.contains(w), "missing {w:?} in:\n{stdout}");
-    }
-    let out = engine()
-        .args(["--validate", "--strict", "--config-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = validate(dir.path(), &["--strict"]);
     assert_eq!(out.status.code(), Some(78));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("config invalid with --strict (3 warnings are errors):\n"),
-        "{stderr}"
+    assert_lists(
+        &String::from_utf8_lossy(&out.stderr),
+        Heading::Anywhere("config invalid with --strict (3 warnings are errors):\n"),
+        &want,
     );
+}
+
+/// Where a listing's heading stands in the output.
+enum Heading<'a> {
+    First(&'a str),
+    Anywhere(&'a str),
+}
+
+/// `text` has `heading` where it says and every line of `want`.
+fn assert_lists(text: &str, heading: Heading<'_>, want: &[&str]) {
+    let (found, heading) = match heading {
+        Heading::First(h) => (text.starts_with(h), h),
+        Heading::Anywhere(h) => (text.contains(h), h),
+    };
+    assert!(found, "missing {heading:?} in:\n{text}");
     for w in want {
-        assert!(stderr.contains(w), "missing {w:?} in:\n{stderr}");
+        assert!(text.contains(w), "missing {w:?} in:\n{text}");
     }
 }
 
 #[test]
 fn a_second_instance_refuses_while_the_first_serves() {
     let run = tempfile::tempdir().unwrap();
-    let mut first = engine()
-        .args(["--config-dir"])
-        .arg(etc("demo"))
-        .arg("--run-dir")
-        .arg(run.path())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let sock = run.path().join("engine/engine.sock");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(Instant::now() < deadline, "engine socket never appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut first = support::spawn_engine(&etc("demo"), run.path());
     let out = engine()
         .arg("--config-dir")
         .arg(etc("demo"))
@@ -227,15 +211,7 @@ fn validate_checks_the_ha_key_files() {
     )
     .unwrap();
     std::fs::copy(etc("demo/cluster.pb"), dir.path().join("cluster.pb")).unwrap();
-    let validate = || {
-        engine()
-            .arg("--validate")
-            .arg("--config-dir")
-            .arg(dir.path())
-            .output()
-            .unwrap()
-    };
-    let out = validate();
+    let out = validate(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -243,7 +219,7 @@ fn validate_checks_the_ha_key_files() {
         "{err}"
     );
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = validate();
+    let out = validate(dir.path(), &[]);
     assert!(
         out.status.success(),
         "{}",

@@ -2,17 +2,16 @@
 //! on loopback that has its own CA; refuses a wrong content type; ignores an older config; saves
 //! fetched configs with an archive; and converges a churn of 25 new vservers in 3 updates.
 
-#[path = "support/fake_ncc.rs"]
-mod fake_ncc;
+mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use seesaw_proto::engine as pb;
+use support::{Engine, free_port, report_ha};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What the test server answers: (content type, body).
@@ -88,46 +87,10 @@ fn cluster_text(last_updated: i64, vservers: usize) -> String {
     t
 }
 
-struct Engine(Child);
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_engine(config: &Path, run: &Path) -> Engine {
-    // The engine answers ha only once ncc holds the plane: it needs an ncc.
-    fake_ncc::serve(run);
-    let child = Command::new(env!("CARGO_BIN_EXE_seesaw_engine"))
-        .arg("--config-dir")
-        .arg(config)
-        .arg("--run-dir")
-        .arg(run)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let sock = run.join("engine/engine.sock");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(Instant::now() < deadline, "engine socket never appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Engine(child)
-}
-
 async fn vserver_count(
     c: &mut pb::engine_client::EngineClient<tonic::transport::Channel>,
 ) -> usize {
-    c.vservers(pb::VserversRequest {
-        name: String::new(),
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .vservers
-    .len()
+    support::vservers(c, "").await.len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,11 +112,8 @@ async fn server_source_end_to_end() {
     )
     .unwrap();
     std::fs::write(config.join("cluster.pb"), cluster_text(100, 0)).unwrap();
-    let _engine = start_engine(&config, &run);
-    let mut c = pb::engine_client::EngineClient::new(seesaw_common::uds::channel(
-        &run.join("engine/engine.sock"),
-        Duration::from_secs(30),
-    ));
+    let engine = Engine::with_fake_ncc(&config, &run);
+    let mut c = engine.client();
 
     // The server sends 25 new vservers (binary, as Seesaw's servers do).
     let pb_cluster =
@@ -230,24 +190,12 @@ async fn the_default_source_follows_config_servers_and_ha_transitions_reset_it()
             .into_inner();
         (r.source, r.previous)
     }
-    async fn ha(c: &mut pb::engine_client::EngineClient<tonic::transport::Channel>, state: &str) {
-        c.ha_update(pb::HaStatus {
-            state: state.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    }
     for (servers, default) in [(true, "server"), (false, "disk")] {
         let dir = tempfile::tempdir().unwrap();
         let (config, run) = (dir.path().join("config"), dir.path().join("run"));
         std::fs::create_dir_all(&config).unwrap();
         // The server's port is closed: a fetch fails and the running config stays.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let server_section = if servers {
             format!("[config_server]\nprimary = localhost\nport = {port}\n")
         } else {
@@ -261,30 +209,27 @@ async fn the_default_source_follows_config_servers_and_ha_transitions_reset_it()
         )
         .unwrap();
         std::fs::write(config.join("cluster.pb"), cluster_text(100, 1)).unwrap();
-        let _engine = start_engine(&config, &run);
-        let mut c = pb::engine_client::EngineClient::new(seesaw_common::uds::channel(
-            &run.join("engine/engine.sock"),
-            Duration::from_secs(30),
-        ));
+        let engine = Engine::with_fake_ncc(&config, &run);
+        let mut c = engine.client();
         assert_eq!(source(&mut c, "").await.0, default, "servers: {servers}");
         assert_eq!(
             source(&mut c, "none").await,
             ("none".into(), default.into())
         );
-        ha(&mut c, "BACKUP").await;
+        report_ha(&mut c, "BACKUP").await;
         assert_eq!(
             source(&mut c, "").await.0,
             default,
             "reset on becoming backup"
         );
         assert_eq!(source(&mut c, "none").await.0, "none");
-        ha(&mut c, "BACKUP").await;
+        report_ha(&mut c, "BACKUP").await;
         assert_eq!(
             source(&mut c, "").await.0,
             "none",
             "no transition, no reset"
         );
-        ha(&mut c, "LEADER").await;
+        report_ha(&mut c, "LEADER").await;
         assert_eq!(
             source(&mut c, "").await.0,
             default,

@@ -7,31 +7,20 @@
 //! its revision after a disconnect and reads afresh when that revision was compacted. Skips with a
 //! message when `etcd` is not installed (`.ci/run` installs it).
 
-use std::net::TcpListener;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use seesaw_proto::engine as pb;
 use seesaw_proto::engine::engine_client::EngineClient;
+use support::free_port;
 use tonic::transport::Channel;
 
-const CLUSTER: &str = r#"
-seesaw_vip < fqdn: "v." ipv4: "127.0.0.10/8" status: PRODUCTION >
-node < fqdn: "n1." ipv4: "127.0.0.1/8" status: PRODUCTION >
-vserver < name: "web" rp: "x" entry_address < fqdn: "w." ipv4: "127.0.0.20/32" >
-  vserver_entry < protocol: TCP port: 80 mode: NAT scheduler: RR >
-  backend < host < fqdn: "b1." ipv4: "127.0.0.21/32" > >
->
-"#;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// One vserver on the nodes of this test.
+static CLUSTER: LazyLock<String> = LazyLock::new(|| support::cluster(&["127.0.0.1"]));
 
 /// A single-member etcd on loopback, killed on drop.
 struct Etcd {
@@ -114,17 +103,10 @@ impl Drop for Etcd {
     }
 }
 
+/// An engine following etcd, restartable on the same directories.
 struct Engine {
-    child: Child,
+    proc: support::Engine,
     config: PathBuf,
-    run: PathBuf,
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Engine {
@@ -141,40 +123,25 @@ impl Engine {
         )
         .unwrap();
         std::fs::write(config.join("cluster.pb"), cluster).unwrap();
-        let mut e = Self {
-            child: Command::new("true").spawn().unwrap(),
-            run: dir.join(name).join("run"),
+        let run = dir.join(name).join("run");
+        Self {
+            proc: support::Engine {
+                child: support::spawn_engine(&config, &run),
+                run,
+            },
             config,
-        };
-        e.restart();
-        e
-    }
-
-    fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(self.run.join("engine/engine.sock"));
-        self.child = Command::new(env!("CARGO_BIN_EXE_seesaw_engine"))
-            .arg("--config-dir")
-            .arg(&self.config)
-            .arg("--run-dir")
-            .arg(&self.run)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sock = self.run.join("engine/engine.sock");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !sock.exists() {
-            assert!(Instant::now() < deadline, "engine socket never appeared");
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
+    fn restart(&mut self) {
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+        let _ = std::fs::remove_file(support::socket(&self.proc.run));
+        self.proc.child = support::spawn_engine(&self.config, &self.proc.run);
+    }
+
     fn client(&self) -> EngineClient<Channel> {
-        EngineClient::new(seesaw_common::uds::channel(
-            &self.run.join("engine/engine.sock"),
-            Duration::from_secs(10),
-        ))
+        self.proc.client()
     }
 }
 
@@ -256,7 +223,7 @@ async fn three_nodes_share_one_config_through_etcd() {
     let prefix = "/seesaw/scale";
     // Node 1 seeds the empty prefix with its cluster.pb; nodes 2 and 3 (port 81 on their disks)
     // adopt it.
-    let n1 = Engine::start(dir.path(), "n1", &etcd.url(), prefix, CLUSTER);
+    let n1 = Engine::start(dir.path(), "n1", &etcd.url(), prefix, &CLUSTER);
     let mut c1 = n1.client();
     let t0 = Instant::now();
     while status(&mut c1).await.etcd_revision == 0 {
@@ -284,7 +251,7 @@ async fn three_nodes_share_one_config_through_etcd() {
     }
     assert_eq!(
         std::fs::read_to_string(n2.config.join("cluster.pb")).unwrap(),
-        CLUSTER,
+        *CLUSTER,
         "node 2 saved the adopted config to disk"
     );
 
@@ -374,7 +341,7 @@ async fn three_nodes_share_one_config_through_etcd() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(now.text, CLUSTER, "byte-identical rollback");
+    assert_eq!(now.text, *CLUSTER, "byte-identical rollback");
     converge(&mut clients, now.revision, Duration::from_secs(5)).await;
     for c in &mut clients {
         assert_eq!(port_of(c).await, Some(80));
@@ -459,7 +426,7 @@ async fn racing_writers_on_three_nodes_lose_nothing() {
     };
     let prefix = "/seesaw/race";
     let nodes: Vec<Engine> = (0..3)
-        .map(|i| Engine::start(dir.path(), &format!("n{i}"), &etcd.url(), prefix, CLUSTER))
+        .map(|i| Engine::start(dir.path(), &format!("n{i}"), &etcd.url(), prefix, &CLUSTER))
         .collect();
     let mut clients: Vec<_> = nodes.iter().map(Engine::client).collect();
     following(&mut clients).await;
@@ -682,13 +649,8 @@ async fn the_watch_resumes_from_its_revision_and_rereads_after_compaction() {
 }
 
 async fn backends_of(c: &mut EngineClient<Channel>) -> Vec<String> {
-    let v = c
-        .vservers(pb::VserversRequest { name: "web".into() })
+    let mut b: Vec<String> = support::vservers(c, "web")
         .await
-        .unwrap()
-        .into_inner();
-    let mut b: Vec<String> = v
-        .vservers
         .first()
         .and_then(|v| v.services.first())
         .map(|s| s.destinations.iter().map(|d| d.backend.clone()).collect())
@@ -699,12 +661,8 @@ async fn backends_of(c: &mut EngineClient<Channel>) -> Vec<String> {
 
 /// The weight `web` gives backend `host` on a node (None: not there).
 async fn weight_of(c: &mut EngineClient<Channel>, host: &str) -> Option<i32> {
-    let v = c
-        .vservers(pb::VserversRequest { name: "web".into() })
+    support::vservers(c, "web")
         .await
-        .unwrap()
-        .into_inner();
-    v.vservers
         .first()?
         .services
         .first()?
@@ -933,7 +891,7 @@ async fn vip_pool_allocations_are_unique_across_nodes_and_fast_when_full() {
         return;
     };
     let prefix = "/seesaw/vips";
-    let cluster = format!("{CLUSTER}{POOLED}\n");
+    let cluster = format!("{}{POOLED}\n", *CLUSTER);
     let nodes: Vec<Engine> = (0..3)
         .map(|i| Engine::start(dir.path(), &format!("n{i}"), &etcd.url(), prefix, &cluster))
         .collect();

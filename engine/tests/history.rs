@@ -1,9 +1,9 @@
 //! Config edits through the engine API: each accepted edit is saved as a history version; a
 //! refused edit changes nothing; a rollback restores a version byte for byte and applies it.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use seesaw_proto::engine as pb;
 
@@ -16,24 +16,8 @@ async fn three_edits_three_versions_and_a_byte_identical_rollback() {
     std::fs::copy(etc.join("seesaw.cfg"), config.join("seesaw.cfg")).unwrap();
     let base = std::fs::read_to_string(etc.join("cluster.pb")).unwrap();
     std::fs::write(config.join("cluster.pb"), &base).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seesaw_engine"))
-        .arg("--config-dir")
-        .arg(&config)
-        .arg("--run-dir")
-        .arg(&run)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let sock = run.join("engine/engine.sock");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(Instant::now() < deadline, "engine socket never appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut c = pb::engine_client::EngineClient::new(seesaw_common::uds::channel(
-        &sock,
-        Duration::from_secs(10),
-    ));
+    let mut child = support::spawn_engine(&config, &run);
+    let mut c = support::client(&run);
     let weight_of_be2 = |text: &str| -> String {
         text.replace(
             r#"fqdn: "be2.demo." ipv4: "127.0.0.3/32" status: PRODUCTION > weight: 1"#,
@@ -85,12 +69,7 @@ async fn three_edits_three_versions_and_a_byte_identical_rollback() {
         edits[2]
     );
 
-    let versions = c
-        .config_history(pb::Empty {})
-        .await
-        .unwrap()
-        .into_inner()
-        .versions;
+    let versions = history(&mut c).await;
     assert_eq!(
         versions.iter().map(|v| v.what.as_str()).collect::<Vec<_>>(),
         ["edit 2", "edit 1", "edit 0"]
@@ -112,14 +91,8 @@ async fn three_edits_three_versions_and_a_byte_identical_rollback() {
         edits[0],
         "byte-identical"
     );
-    let v = c
-        .vservers(pb::VserversRequest {
-            name: "web@demo".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let weights: Vec<i32> = v.vservers[0].services[0]
+    let v = support::vservers(&mut c, "web@demo").await;
+    let weights: Vec<i32> = v[0].services[0]
         .destinations
         .iter()
         .map(|d| d.weight)
@@ -129,12 +102,7 @@ async fn three_edits_three_versions_and_a_byte_identical_rollback() {
         [1, 1],
         "the rolled-back weights are running: {weights:?}"
     );
-    let versions = c
-        .config_history(pb::Empty {})
-        .await
-        .unwrap()
-        .into_inner()
-        .versions;
+    let versions = history(&mut c).await;
     assert_eq!(versions[0].what, format!("rollback to version {first}"));
     assert_eq!(versions[0].who, "bob");
     assert_eq!(versions[0].sha256, versions.last().unwrap().sha256);
@@ -174,4 +142,15 @@ async fn three_edits_three_versions_and_a_byte_identical_rollback() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The saved versions, newest first.
+async fn history(
+    c: &mut pb::engine_client::EngineClient<tonic::transport::Channel>,
+) -> Vec<pb::ConfigVersion> {
+    c.config_history(pb::Empty {})
+        .await
+        .unwrap()
+        .into_inner()
+        .versions
 }

@@ -2,43 +2,21 @@
 //! master's overrides, a `failover` asked on the backup reaches the master, the backup can take its
 //! config from the peer, and a host that is not the peer is refused by the sync API.
 
-#[path = "support/fake_ncc.rs"]
-mod fake_ncc;
+mod support;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use seesaw_proto::engine as pb;
-use seesaw_proto::engine::engine_client::EngineClient;
-use tonic::transport::Channel;
+use support::{Engine, free_port, report_ha};
 
-const CLUSTER: &str = r#"
-seesaw_vip < fqdn: "v." ipv4: "127.0.0.10/8" status: PRODUCTION >
-node < fqdn: "n1." ipv4: "127.0.0.1/8" status: PRODUCTION >
-node < fqdn: "n2." ipv4: "127.0.0.2/8" status: PRODUCTION >
-vserver < name: "web" rp: "x" entry_address < fqdn: "w." ipv4: "127.0.0.20/32" >
-  vserver_entry < protocol: TCP port: 80 mode: NAT scheduler: RR >
-  backend < host < fqdn: "b1." ipv4: "127.0.0.21/32" > >
->
-"#;
-
-struct Engine {
-    child: Child,
-    run: PathBuf,
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// One vserver on the nodes of this test.
+static CLUSTER: LazyLock<String> = LazyLock::new(|| support::cluster(&["127.0.0.1", "127.0.0.2"]));
 
 fn start(dir: &Path, name: &str, node: &str, peer: &str, sync_port: u16, cluster: &str) -> Engine {
     let config = dir.join(name).join("config");
-    let run = dir.join(name).join("run");
     std::fs::create_dir_all(&config).unwrap();
     std::fs::write(
         config.join("seesaw.cfg"),
@@ -49,44 +27,7 @@ fn start(dir: &Path, name: &str, node: &str, peer: &str, sync_port: u16, cluster
     )
     .unwrap();
     std::fs::write(config.join("cluster.pb"), cluster).unwrap();
-    // The engine answers ha only once ncc holds the plane: it needs an ncc.
-    fake_ncc::serve(&run);
-    let child = Command::new(env!("CARGO_BIN_EXE_seesaw_engine"))
-        .arg("--config-dir")
-        .arg(&config)
-        .arg("--run-dir")
-        .arg(&run)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let sock = run.join("engine/engine.sock");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{name}: engine socket never appeared"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Engine { child, run }
-}
-
-fn client(e: &Engine) -> EngineClient<Channel> {
-    EngineClient::new(seesaw_common::uds::channel(
-        &e.run.join("engine/engine.sock"),
-        Duration::from_secs(10),
-    ))
-}
-
-async fn report(c: &mut EngineClient<Channel>, state: &str) -> bool {
-    c.ha_update(pb::HaStatus {
-        state: state.into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .failover
+    Engine::with_fake_ncc(&config, &dir.join(name).join("run"))
 }
 
 async fn wait_for<F, Fut>(what: &str, within: Duration, mut f: F)
@@ -104,12 +45,8 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_mirrors_overrides_and_relays_failover() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let e1 = start(dir.path(), "n1", "127.0.0.1", "127.0.0.2", port, CLUSTER);
+    let port = free_port();
+    let e1 = start(dir.path(), "n1", "127.0.0.1", "127.0.0.2", port, &CLUSTER);
     let e2 = start(
         dir.path(),
         "n2",
@@ -118,19 +55,19 @@ async fn backup_mirrors_overrides_and_relays_failover() {
         port,
         &CLUSTER.replace("port: 80", "port: 81"),
     );
-    let (mut c1, mut c2) = (client(&e1), client(&e2));
-    assert!(!report(&mut c1, "LEADER").await);
-    assert!(!report(&mut c2, "BACKUP").await);
+    let (mut c1, mut c2) = (e1.client(), e2.client());
+    assert!(!report_ha(&mut c1, "LEADER").await);
+    assert!(!report_ha(&mut c2, "BACKUP").await);
     // Stand in for both ha processes, which report every second (a report older than 3 s no
     // longer counts); remember whether the master was ever told to hand over.
     let told = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (mut ha1, mut ha2, told1) = (c1.clone(), c2.clone(), told.clone());
     let reporter = tokio::spawn(async move {
         loop {
-            if report(&mut ha1, "LEADER").await {
+            if report_ha(&mut ha1, "LEADER").await {
                 told1.store(true, std::sync::atomic::Ordering::SeqCst);
             }
-            report(&mut ha2, "BACKUP").await;
+            report_ha(&mut ha2, "BACKUP").await;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
@@ -189,13 +126,9 @@ async fn backup_mirrors_overrides_and_relays_failover() {
         },
     )
     .await;
-    let v = c2b
-        .vservers(pb::VserversRequest { name: "web".into() })
-        .await
-        .unwrap()
-        .into_inner();
+    let v = support::vservers(&mut c2b, "web").await;
     assert!(
-        !v.vservers[0].enabled,
+        !v[0].enabled,
         "the mirrored override takes effect on the backup"
     );
 
@@ -250,12 +183,8 @@ async fn backup_mirrors_overrides_and_relays_failover() {
         || {
             let mut c = c2b.clone();
             async move {
-                let v = c
-                    .vservers(pb::VserversRequest { name: "web".into() })
+                support::vservers(&mut c, "web")
                     .await
-                    .unwrap()
-                    .into_inner();
-                v.vservers
                     .first()
                     .is_some_and(|v| v.services.first().is_some_and(|s| s.port == 80))
             }
@@ -268,11 +197,7 @@ async fn backup_mirrors_overrides_and_relays_failover() {
 #[tokio::test]
 async fn a_host_that_is_not_the_peer_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     // The node listens on 127.0.0.3 with peer 127.0.0.4; we connect from 127.0.0.5.
     let _e = start(
         dir.path(),
