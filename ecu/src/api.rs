@@ -564,13 +564,7 @@ async fn vserver<V: EngineView>(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     who.require(Role::Reader)?;
-    let found = st
-        .view
-        .vservers(name.clone())
-        .await?
-        .into_iter()
-        .find(|v| v.name == name);
-    match found {
+    match st.view.vserver_named(name.clone()).await? {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(ApiError::NotFound(format!("no vserver named {name:?}"))),
     }

@@ -43,6 +43,16 @@ pub trait EngineView: Send + Sync + 'static {
         &self,
         name: String,
     ) -> impl Future<Output = Result<Vec<Vserver>, ViewError>> + Send;
+    /// The vserver named exactly `name`, if any (`vservers` matches prefixes too).
+    fn vserver_named(
+        &self,
+        name: String,
+    ) -> impl Future<Output = Result<Option<Vserver>, ViewError>> + Send {
+        async move {
+            let all = self.vservers(name.clone()).await?;
+            Ok(all.into_iter().find(|v| v.name == name))
+        }
+    }
     /// The HA status the engine holds.
     fn ha_status(&self) -> impl Future<Output = Result<HaStatus, ViewError>> + Send;
     /// The running config's status.

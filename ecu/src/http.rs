@@ -124,13 +124,7 @@ async fn get_vserver<V: EngineView>(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     // The engine matches prefixes too; the API promises exactly one name.
-    let found = m
-        .view
-        .vservers(name.clone())
-        .await?
-        .into_iter()
-        .find(|v| v.name == name);
-    match found {
+    match m.view.vserver_named(name.clone()).await? {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(ApiError::NotFound(format!("no vserver named {name:?}"))),
     }

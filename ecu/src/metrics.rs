@@ -565,40 +565,33 @@ fn saturating_i64(v: u64) -> i64 {
 mod tests {
     use super::*;
 
+    /// A snapshot of an engine with no vservers.
+    fn no_vservers(ha: HaStatus, config: ConfigStatus) -> EngineSnapshot {
+        EngineSnapshot {
+            vservers: Vec::new(),
+            ha,
+            config,
+        }
+    }
+
     #[test]
     fn text_format_names_counters_by_their_samples() {
         let ha = HaStatus {
             state: "LEADER".into(),
-            since_ms: 0,
             transitions: 3,
-            adverts_sent: 0,
-            adverts_received: 0,
-            adverts_rejected: Default::default(),
-            last_update_ms: 0,
+            ..HaStatus::default()
         };
         let config = ConfigStatus {
             generation: 1,
-            last_updated: 0,
-            loaded_at_ms: 0,
-            source: String::new(),
-            attributes: Vec::new(),
-            warnings: Vec::new(),
-            last_reload_errors: Vec::new(),
             reload_failures: 2,
             etcd: Some(crate::model::EtcdStatus {
                 key: "/seesaw/t/cluster.pb".into(),
                 revision: 42,
                 trouble: "etcd is not reachable: refused".into(),
             }),
+            ..ConfigStatus::default()
         };
-        let text = encode_text(
-            &Ok(EngineSnapshot {
-                vservers: Vec::new(),
-                ha,
-                config,
-            }),
-            None,
-        );
+        let text = encode_text(&Ok(no_vservers(ha, config)), None);
         assert!(
             text.contains(
                 "# TYPE seesaw_ha_transitions_total counter\nseesaw_ha_transitions_total 3\n"
@@ -639,32 +632,13 @@ mod tests {
     fn unexpected_ha_state_is_still_exported() {
         let ha = HaStatus {
             state: "FUTURE".into(),
-            since_ms: 0,
-            transitions: 0,
-            adverts_sent: 0,
-            adverts_received: 0,
-            adverts_rejected: Default::default(),
-            last_update_ms: 0,
+            ..HaStatus::default()
         };
         let config = ConfigStatus {
             generation: u64::MAX,
-            last_updated: 0,
-            loaded_at_ms: 0,
-            source: String::new(),
-            attributes: Vec::new(),
-            warnings: Vec::new(),
-            last_reload_errors: Vec::new(),
-            reload_failures: 0,
-            etcd: None,
+            ..ConfigStatus::default()
         };
-        let text = encode(
-            &Ok(EngineSnapshot {
-                vservers: Vec::new(),
-                ha,
-                config,
-            }),
-            None,
-        );
+        let text = encode(&Ok(no_vservers(ha, config)), None);
         assert!(
             text.contains("seesaw_ha_state{state=\"FUTURE\"} 1"),
             "{text}"

@@ -65,68 +65,31 @@ pub async fn sample_engine<V: EngineView>(
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
-    use axum::http::Request;
-    use tower::ServiceExt;
 
     use super::*;
+    use crate::api::tests::send;
     use crate::auth::{User, token_digest};
-    use crate::engine_view::fake::FakeEngine;
-    use crate::model::{Destination, Service};
+    use crate::engine_view::fake::{self, FakeEngine};
+    use crate::model::Destination;
 
     const READER: &str = "reader-token-0123456789";
 
     fn vserver(total_conns: u64) -> Vserver {
+        let be1 = Destination {
+            active_conns: 1,
+            total_conns,
+            bytes_in: 10,
+            bytes_out: 10,
+            ..fake::destination("be1.demo.", 1)
+        };
         Vserver {
             name: "web@demo".into(),
-            hostname: "web.demo.".into(),
-            enabled: true,
-            override_state: String::new(),
-            vips: vec!["127.0.0.1".into()],
-            services: vec![Service {
-                address: "127.0.0.1".into(),
-                protocol: "TCP".into(),
-                port: 80,
-                scheduler: "rr".into(),
-                mode: "NAT".into(),
-                healthy: true,
-                active: true,
-                not_applied: String::new(),
-                table_hash: String::new(),
-                destinations: vec![Destination {
-                    name: "be1".into(),
-                    backend: "be1.demo.".into(),
-                    address: "127.0.0.2".into(),
-                    port: 80,
-                    weight: 1,
-                    enabled: true,
-                    override_state: String::new(),
-                    healthy: true,
-                    active: true,
-                    checks: Vec::new(),
-                    active_conns: 1,
-                    total_conns,
-                    bytes_in: 10,
-                    bytes_out: 10,
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
+            ..fake::vserver("web", vec![fake::service(80, "rr", vec![be1])])
         }
     }
 
     async fn get_series(app: Router, token: Option<&str>) -> (StatusCode, Value) {
-        let mut req = Request::builder().uri("/v1/series");
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let resp = app
-            .oneshot(req.body(Body::empty()).expect("request"))
-            .await
-            .expect("infallible");
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .expect("body");
+        let (status, bytes) = send(app, "GET", "/v1/series", token, Body::empty()).await;
         (status, serde_json::from_slice(&bytes).expect("json"))
     }
 

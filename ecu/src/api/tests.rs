@@ -61,6 +61,30 @@ fn harness() -> Harness {
     Harness { fake, state, dir }
 }
 
+/// Sends `method uri` with `body` to `app`, with `token` as the bearer if any: the status and
+/// the body.
+pub(super) async fn send(
+    app: axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Body,
+) -> (StatusCode, axum::body::Bytes) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let resp = app
+        .oneshot(req.body(body).expect("request"))
+        .await
+        .expect("infallible");
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (status, bytes)
+}
+
 impl Harness {
     async fn call(
         &self,
@@ -69,18 +93,14 @@ impl Harness {
         token: Option<&str>,
         body: &str,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let resp = router(Arc::clone(&self.state))
-            .oneshot(req.body(Body::from(body.to_owned())).expect("request"))
-            .await
-            .expect("infallible");
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .expect("body");
+        let (status, bytes) = send(
+            router(Arc::clone(&self.state)),
+            method,
+            uri,
+            token,
+            Body::from(body.to_owned()),
+        )
+        .await;
         let v = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, v)

@@ -48,24 +48,9 @@ impl FakeEngine {
                 vservers: Vec::new(),
                 ha: HaStatus {
                     state: "UNKNOWN".into(),
-                    since_ms: 0,
-                    transitions: 0,
-                    adverts_sent: 0,
-                    adverts_received: 0,
-                    adverts_rejected: Default::default(),
-                    last_update_ms: 0,
+                    ..HaStatus::default()
                 },
-                config: ConfigStatus {
-                    generation: 0,
-                    last_updated: 0,
-                    loaded_at_ms: 0,
-                    source: String::new(),
-                    attributes: Vec::new(),
-                    warnings: Vec::new(),
-                    last_reload_errors: Vec::new(),
-                    reload_failures: 0,
-                    etcd: None,
-                },
+                config: ConfigStatus::default(),
                 unreachable: false,
                 overrides: Vec::new(),
                 reloads: 0,
@@ -469,16 +454,8 @@ fn vservers_of(c: &seesaw_proto::config::Cluster) -> Vec<Vserver> {
             let services = v
                 .vserver_entry
                 .iter()
-                .map(|e| Service {
-                    address: vip.clone(),
-                    protocol: if e.protocol == 2 { "UDP" } else { "TCP" }.into(),
-                    port: u32::try_from(e.port).unwrap_or_default(),
-                    scheduler: "rr".into(),
-                    mode: "NAT".into(),
-                    enabled: true,
-                    healthy: true,
-                    active: true,
-                    destinations: v
+                .map(|e| {
+                    let destinations = v
                         .backend
                         .iter()
                         .map(|b| {
@@ -486,35 +463,75 @@ fn vservers_of(c: &seesaw_proto::config::Cluster) -> Vec<Vserver> {
                             let ip = ip.split('/').next().unwrap_or_default().to_owned();
                             Destination {
                                 name: format!("{}/{ip}:{}/TCP", v.name, e.port),
-                                backend: b.host.fqdn.clone(),
                                 address: ip,
                                 port: u32::try_from(e.backend_port.unwrap_or(e.port))
                                     .unwrap_or_default(),
-                                weight: b.weight.unwrap_or(1),
-                                enabled: true,
-                                override_state: String::new(),
-                                healthy: true,
-                                active: true,
-                                checks: Vec::new(),
-                                active_conns: 0,
-                                total_conns: 0,
-                                bytes_in: 0,
-                                bytes_out: 0,
+                                ..destination(&b.host.fqdn, b.weight.unwrap_or(1))
                             }
                         })
-                        .collect(),
-                    ..Default::default()
+                        .collect();
+                    Service {
+                        address: vip.clone(),
+                        protocol: if e.protocol == 2 { "UDP" } else { "TCP" }.into(),
+                        enabled: true,
+                        ..service(
+                            u32::try_from(e.port).unwrap_or_default(),
+                            "rr",
+                            destinations,
+                        )
+                    }
                 })
                 .collect();
             Vserver {
                 name: v.name.clone(),
                 hostname: v.entry_address.fqdn.clone(),
-                enabled: true,
                 config_enabled: true,
                 vips: vec![vip],
-                services,
-                ..Default::default()
+                ..vserver("", services)
             }
         })
         .collect()
+}
+
+/// A test vserver: `name` (hostname `<name>.demo.`), enabled, on VIP 127.0.0.1, with `services`.
+pub fn vserver(name: &str, services: Vec<Service>) -> Vserver {
+    Vserver {
+        name: name.into(),
+        hostname: format!("{name}.demo."),
+        enabled: true,
+        vips: vec!["127.0.0.1".into()],
+        services,
+        ..Vserver::default()
+    }
+}
+
+/// A test service: TCP on 127.0.0.1:`port`, NAT, healthy and active, with `destinations`.
+pub fn service(port: u32, scheduler: &str, destinations: Vec<Destination>) -> Service {
+    Service {
+        address: "127.0.0.1".into(),
+        protocol: "TCP".into(),
+        port,
+        scheduler: scheduler.into(),
+        mode: "NAT".into(),
+        healthy: true,
+        active: true,
+        destinations,
+        ..Service::default()
+    }
+}
+
+/// A test destination: `backend` at 127.0.0.2:80 (named after it), enabled, healthy and active,
+/// with weight `weight` and no checks or traffic.
+pub fn destination(backend: &str, weight: i32) -> Destination {
+    Destination {
+        name: backend.split('.').next().unwrap_or_default().into(),
+        backend: backend.into(),
+        address: "127.0.0.2".into(),
+        port: 80,
+        weight,
+        enabled: true,
+        healthy: true,
+        active: true,
+        ..Destination::default()
+    }
 }

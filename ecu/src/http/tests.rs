@@ -7,53 +7,25 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::router;
-use crate::engine_view::fake::FakeEngine;
-use crate::model::{Attribute, Check, ConfigStatus, Destination, HaStatus, Service, Vserver};
+use crate::engine_view::fake::{self, FakeEngine};
+use crate::model::{Attribute, Check, ConfigStatus, Destination, HaStatus, Vserver};
 
 fn vserver(name: &str, port: u32) -> Vserver {
-    Vserver {
-        name: name.into(),
-        hostname: format!("{name}.demo."),
-        enabled: true,
-        override_state: String::new(),
-        vips: vec!["127.0.0.1".into()],
-        warnings: Vec::new(),
-        services: vec![Service {
-            address: "127.0.0.1".into(),
-            protocol: "TCP".into(),
-            port,
-            scheduler: "wrr".into(),
-            mode: "NAT".into(),
-            healthy: true,
-            active: true,
-            not_applied: String::new(),
-            table_hash: String::new(),
-            destinations: vec![Destination {
-                name: "be1".into(),
-                backend: "be1.demo.".into(),
-                address: "127.0.0.2".into(),
-                port: 80,
-                weight: 2,
-                enabled: true,
-                override_state: String::new(),
-                healthy: true,
-                active: true,
-                checks: vec![Check {
-                    name: "HTTP/80".into(),
-                    id: 7,
-                    state: "healthy".into(),
-                    message: "200 OK".into(),
-                    stats: None,
-                }],
-                active_conns: 3,
-                total_conns: 40,
-                bytes_in: 500,
-                bytes_out: 6000,
-            }],
-            ..Default::default()
+    let be1 = Destination {
+        checks: vec![Check {
+            name: "HTTP/80".into(),
+            id: 7,
+            state: "healthy".into(),
+            message: "200 OK".into(),
+            stats: None,
         }],
-        ..Default::default()
-    }
+        active_conns: 3,
+        total_conns: 40,
+        bytes_in: 500,
+        bytes_out: 6000,
+        ..fake::destination("be1.demo.", 2)
+    };
+    fake::vserver(name, vec![fake::service(port, "wrr", vec![be1])])
 }
 
 fn engine() -> FakeEngine {
@@ -63,10 +35,9 @@ fn engine() -> FakeEngine {
         state: "LEADER".into(),
         since_ms: 1_700_000_000_000,
         transitions: 1,
-        adverts_sent: 0,
-        adverts_received: 0,
         adverts_rejected: [("bad_mac".to_owned(), 12), ("replay".to_owned(), 3)].into(),
         last_update_ms: 1_700_000_001_000,
+        ..HaStatus::default()
     });
     fake.set_config(ConfigStatus {
         generation: 3,
@@ -78,9 +49,8 @@ fn engine() -> FakeEngine {
             value: "netops".into(),
         }],
         warnings: vec!["vserver \"old\": no healthchecks".into()],
-        last_reload_errors: Vec::new(),
         reload_failures: 2,
-        etcd: None,
+        ..ConfigStatus::default()
     });
     fake
 }
@@ -285,13 +255,7 @@ async fn metrics_text() {
         r#"seesaw_ha_adverts_rejected_total{reason="replay"} 3"#.to_owned(),
         "# TYPE seesaw_ha_adverts_rejected counter".to_owned(),
     ];
-    let lines: Vec<&str> = text.lines().collect();
-    for line in &expected {
-        assert!(
-            lines.contains(&line.as_str()),
-            "missing {line:?} in\n{text}"
-        );
-    }
+    let lines = lines_with(&text, &expected);
     // One-hot: exactly one HA state is 1.
     let hot = lines
         .iter()
@@ -386,13 +350,7 @@ async fn check_latency_results_and_processes_are_exported() {
         r#"seesaw_process_restarts_total{process="ncc"} 0"#.to_owned(),
         r#"seesaw_process_start_time_seconds{process="ncc"} 1700000000"#.to_owned(),
     ];
-    let lines: Vec<&str> = text.lines().collect();
-    for line in &expected {
-        assert!(
-            lines.contains(&line.as_str()),
-            "missing {line:?} in\n{text}"
-        );
-    }
+    let lines = lines_with(&text, &expected);
     // Shared by two services of one destination: one series, not a doubled count.
     let counts = lines
         .iter()
@@ -498,4 +456,16 @@ fn promtool_accepts(text: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The lines of `text`, which holds every line of `expected`.
+fn lines_with<'t>(text: &'t str, expected: &[String]) -> Vec<&'t str> {
+    let lines: Vec<&str> = text.lines().collect();
+    for line in expected {
+        assert!(
+            lines.contains(&line.as_str()),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    lines
 }

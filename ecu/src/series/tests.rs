@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
-use crate::model::{Destination, Service};
+use crate::engine_view::fake;
+use crate::model::Destination;
 
 const T0: i64 = 1_700_000_000_000;
 const STEP: i64 = 2000;
@@ -242,46 +243,21 @@ fn the_number_of_series_is_bounded() {
 fn a_sample_sums_services_and_destinations() {
     let dest = |backend: &str, healthy: bool, conns: u64| Destination {
         name: format!("{backend}:80"),
-        backend: backend.into(),
-        address: "127.0.0.2".into(),
-        port: 80,
-        weight: 1,
-        enabled: true,
-        override_state: String::new(),
         healthy,
         active: healthy,
-        checks: Vec::new(),
         active_conns: conns,
         total_conns: 10 * conns,
         bytes_in: 100,
         bytes_out: 1,
+        ..fake::destination(backend, 1)
     };
-    let service = |port: u32, destinations: Vec<Destination>| Service {
-        address: "127.0.0.1".into(),
-        protocol: "TCP".into(),
-        port,
-        scheduler: "rr".into(),
-        mode: "NAT".into(),
-        healthy: true,
-        active: true,
-        not_applied: String::new(),
-        table_hash: String::new(),
-        destinations,
-        ..Default::default()
-    };
-    let v = Vserver {
-        name: "web".into(),
-        hostname: "web.demo.".into(),
-        enabled: true,
-        override_state: String::new(),
-        vips: vec!["127.0.0.1".into()],
-        services: vec![
-            service(80, vec![dest("be1", true, 1), dest("be2", false, 2)]),
-            service(443, vec![dest("be1", true, 3)]),
+    let v = fake::vserver(
+        "web",
+        vec![
+            fake::service(80, "rr", vec![dest("be1", true, 1), dest("be2", false, 2)]),
+            fake::service(443, "rr", vec![dest("be1", true, 3)]),
         ],
-        warnings: Vec::new(),
-        ..Default::default()
-    };
+    );
     let sample = Sample::from_model(&[v], None);
     let (own, backends) = &sample.vservers["web"];
     assert_eq!(*own, reading(6, 60, 303, 2, 3));
