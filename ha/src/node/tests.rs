@@ -6,7 +6,8 @@ use super::*;
 use crate::advert::{Advert, Received};
 use crate::auth::AuthKeys;
 
-fn single(enabled: bool) -> HaConfig {
+/// A single-node config (192.0.2.1, VRID 60, priority 100), enabled or not.
+pub(crate) fn single(enabled: bool) -> HaConfig {
     HaConfig {
         enabled,
         local_addr: "192.0.2.1".into(),
@@ -742,63 +743,11 @@ fn two_nodes_converge_and_a_healed_partition_leaves_one_master() {
     while t < end {
         let elapsed = t - t0;
         partitioned = (Duration::from_secs(2)..Duration::from_secs(4)).contains(&elapsed);
-        let from_a: Vec<Advert> = a
-            .handle(Event::Tick, t)
-            .into_iter()
-            .filter_map(|x| match x {
-                Action::SendAdvert(v) => Some(v),
-                _ => None,
-            })
-            .collect();
-        let from_b: Vec<Advert> = b
-            .handle(Event::Tick, t)
-            .into_iter()
-            .filter_map(|x| match x {
-                Action::SendAdvert(v) => Some(v),
-                _ => None,
-            })
-            .collect();
+        let from_a = sent_adverts(a.handle(Event::Tick, t));
+        let from_b = sent_adverts(b.handle(Event::Tick, t));
         if !partitioned {
-            for adv in from_a {
-                let replies = b.handle(
-                    Event::Advert(Received {
-                        src: LOCAL,
-                        advert: adv,
-                    }),
-                    t,
-                );
-                for r in replies {
-                    if let Action::SendAdvert(v) = r {
-                        a.handle(
-                            Event::Advert(Received {
-                                src: PEER,
-                                advert: v,
-                            }),
-                            t,
-                        );
-                    }
-                }
-            }
-            for adv in from_b {
-                let replies = a.handle(
-                    Event::Advert(Received {
-                        src: PEER,
-                        advert: adv,
-                    }),
-                    t,
-                );
-                for r in replies {
-                    if let Action::SendAdvert(v) = r {
-                        b.handle(
-                            Event::Advert(Received {
-                                src: LOCAL,
-                                advert: v,
-                            }),
-                            t,
-                        );
-                    }
-                }
-            }
+            exchange(from_a, (&mut a, LOCAL), (&mut b, PEER), t);
+            exchange(from_b, (&mut b, PEER), (&mut a, LOCAL), t);
         }
         let both = a.state() == State::Leader && b.state() == State::Leader;
         match (both, both_since) {
@@ -830,6 +779,44 @@ fn two_nodes_converge_and_a_healed_partition_leaves_one_master() {
         both_total > Duration::from_millis(1500) && both_total <= Duration::from_secs(2),
         "{both_total:?}"
     );
+}
+
+/// The adverts `actions` send.
+fn sent_adverts(actions: Vec<Action>) -> Vec<Advert> {
+    actions
+        .into_iter()
+        .filter_map(|x| match x {
+            Action::SendAdvert(v) => Some(v),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Delivers `adverts` from one node to the other, and the other's replies back.
+fn exchange(
+    adverts: Vec<Advert>,
+    (from, from_addr): (&mut Node, Ipv4Addr),
+    (to, to_addr): (&mut Node, Ipv4Addr),
+    t: Instant,
+) {
+    for advert in adverts {
+        let replies = to.handle(
+            Event::Advert(Received {
+                src: from_addr,
+                advert,
+            }),
+            t,
+        );
+        for advert in sent_adverts(replies) {
+            from.handle(
+                Event::Advert(Received {
+                    src: to_addr,
+                    advert,
+                }),
+                t,
+            );
+        }
+    }
 }
 
 fn leases(actions: &[Action]) -> Vec<Duration> {

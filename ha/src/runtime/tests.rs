@@ -9,19 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{RunConfig, run};
 use crate::link::fake::FakeEngine;
+use crate::node::tests::single;
 use crate::node::{HaConfig, State};
 use crate::transport::fake::FakeNet;
-
-fn single(enabled: bool) -> HaConfig {
-    HaConfig {
-        enabled,
-        local_addr: "192.0.2.1".into(),
-        remote_addr: None,
-        priority: 100,
-        vrid: 60,
-        ..HaConfig::default()
-    }
-}
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
