@@ -625,7 +625,8 @@ impl Children {
     ) -> Result<(), DemoError> {
         let binary = bin_dir.join("seesaw_watchdog");
         let output = log_file(&layout.log, "demo-watchdog.stderr")?;
-        let child = Command::new(exe)
+        let mut command = Command::new(exe);
+        let command = command
             .arg("demo-guard")
             .arg("--")
             .arg(&binary)
@@ -634,18 +635,12 @@ impl Children {
             .arg("--config-dir")
             .arg(&layout.config)
             .arg("--log-dir")
-            .arg(&layout.log)
-            .stdin(Stdio::null())
-            .stdout(
-                output
-                    .try_clone()
-                    .map_err(io_err("cannot duplicate a log file"))?,
-            )
-            .stderr(output)
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(io_err(format!("cannot start {}", binary.display())))?;
+            .arg(&layout.log);
+        let child = spawn_logged(
+            command,
+            output,
+            format!("cannot start {}", binary.display()),
+        )?;
         self.watchdog_pgid = child.id().and_then(pid);
         self.watchdog = Some(child);
         self.pid_dir = Some(layout.run.join("watchdog"));
@@ -759,23 +754,30 @@ fn spawn_backend(
     layout: &Layout,
 ) -> Result<Child, DemoError> {
     let output = log_file(&layout.log, &format!("demo-{name}.log"))?;
-    Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg("demo-backend")
         .arg("--listen")
         .arg(listen.to_string())
         .arg("--name")
-        .arg(name)
+        .arg(name);
+    spawn_logged(&mut command, output, format!("cannot start backend {name}"))
+}
+
+/// Starts `command` in a process group of its own, killed on drop, with no stdin and its
+/// stdout and stderr in `log`; `what` names it in the error.
+fn spawn_logged(command: &mut Command, log: File, what: String) -> Result<Child, DemoError> {
+    command
         .stdin(Stdio::null())
         .stdout(
-            output
-                .try_clone()
+            log.try_clone()
                 .map_err(io_err("cannot duplicate a log file"))?,
         )
-        .stderr(output)
+        .stderr(log)
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(io_err(format!("cannot start backend {name}")))
+        .map_err(io_err(what))
 }
 
 #[cfg(test)]

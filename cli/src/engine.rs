@@ -136,41 +136,46 @@ impl GrpcEngine {
 
 impl EngineLink for GrpcEngine {
     async fn cluster_status(&mut self) -> Result<pb::ClusterStatus, EngineError> {
-        match self.client.cluster_status(pb::Empty {}).await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(s) => Err(self.error(s)),
-        }
+        self.client
+            .cluster_status(pb::Empty {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error(s))
     }
 
     async fn config_status(&mut self) -> Result<pb::ConfigStatus, EngineError> {
-        match self.client.config_status(pb::Empty {}).await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(s) => Err(self.error(s)),
-        }
+        self.client
+            .config_status(pb::Empty {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error(s))
     }
 
     async fn vservers(&mut self, name: &str) -> Result<Vec<pb::VserverStatus>, EngineError> {
         let request = pb::VserversRequest {
             name: name.to_owned(),
         };
-        match self.client.vservers(request).await {
-            Ok(r) => Ok(r.into_inner().vservers),
-            Err(s) => Err(self.error(s)),
-        }
+        self.client
+            .vservers(request)
+            .await
+            .map(|r| r.into_inner().vservers)
+            .map_err(|s| self.error(s))
     }
 
     async fn ha_status(&mut self) -> Result<pb::HaStatus, EngineError> {
-        match self.client.ha_status(pb::Empty {}).await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(s) => Err(self.error(s)),
-        }
+        self.client
+            .ha_status(pb::Empty {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error(s))
     }
 
     async fn config_reload(&mut self) -> Result<pb::ConfigReloadReply, EngineError> {
-        match self.client.config_reload(pb::Empty {}).await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(s) => Err(self.error(s)),
-        }
+        self.client
+            .config_reload(pb::Empty {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error(s))
     }
 
     async fn set_override(
@@ -194,10 +199,7 @@ impl EngineLink for GrpcEngine {
             OverrideKind::Backend => self.client.override_backend(req).await,
             OverrideKind::Destination => self.client.override_destination(req).await,
         };
-        match r {
-            Ok(r) => Ok(r.into_inner().message),
-            Err(s) => Err(self.error(s)),
-        }
+        r.map(|r| r.into_inner().message).map_err(|s| self.error(s))
     }
 
     async fn config_source(&mut self, source: &str) -> Result<(String, String), EngineError> {
@@ -214,24 +216,27 @@ impl EngineLink for GrpcEngine {
     }
 
     async fn failover(&mut self) -> Result<String, EngineError> {
-        match self.client.failover(pb::Empty {}).await {
-            Ok(r) => Ok(r.into_inner().message),
-            Err(s) => Err(self.error(s)),
-        }
+        self.client
+            .failover(pb::Empty {})
+            .await
+            .map(|r| r.into_inner().message)
+            .map_err(|s| self.error(s))
     }
 
     async fn bgp_neighbors(&mut self) -> Result<pb::BgpNeighbors, EngineError> {
-        match self.client.bgp_neighbors(pb::Empty {}).await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(s) => Err(self.error(s)),
-        }
+        self.client
+            .bgp_neighbors(pb::Empty {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error(s))
     }
 
     async fn vlans(&mut self) -> Result<Vec<pb::Vlan>, EngineError> {
-        match self.client.vlans(pb::Empty {}).await {
-            Ok(r) => Ok(r.into_inner().vlans),
-            Err(s) => Err(self.error(s)),
-        }
+        self.client
+            .vlans(pb::Empty {})
+            .await
+            .map(|r| r.into_inner().vlans)
+            .map_err(|s| self.error(s))
     }
 
     async fn update_cluster(
@@ -246,17 +251,19 @@ impl EngineLink for GrpcEngine {
             // The engine checks against the config it runs now.
             base_revision: 0,
         };
-        match self.client.update_cluster(req).await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(s) => Err(self.error(s)),
-        }
+        self.client
+            .update_cluster(req)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error(s))
     }
 
     async fn history(&mut self) -> Result<Vec<pb::ConfigVersion>, EngineError> {
-        match self.client.config_history(pb::Empty {}).await {
-            Ok(r) => Ok(r.into_inner().versions),
-            Err(s) => Err(self.error(s)),
-        }
+        self.client
+            .config_history(pb::Empty {})
+            .await
+            .map(|r| r.into_inner().versions)
+            .map_err(|s| self.error(s))
     }
 
     async fn import_yaml(&mut self, path: &str, json: bool) -> Result<(String, bool), EngineError> {
@@ -306,10 +313,11 @@ impl EngineLink for GrpcEngine {
     }
 
     async fn trace(&mut self, req: pb::TraceRequest) -> Result<pb::FlowTrace, EngineError> {
-        match self.client.trace(req).await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(s) => Err(self.error(s)),
-        }
+        self.client
+            .trace(req)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error(s))
     }
 
     async fn preview(
@@ -319,10 +327,11 @@ impl EngineLink for GrpcEngine {
         let req = pb::PreviewRequest {
             change: Some(change),
         };
-        match self.client.preview_cluster(req).await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(s) => Err(self.error(s)),
-        }
+        self.client
+            .preview_cluster(req)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error(s))
     }
 
     async fn rollback(&mut self, id: u64) -> Result<pb::ConfigReloadReply, EngineError> {
@@ -330,10 +339,11 @@ impl EngineLink for GrpcEngine {
             id,
             acting_user: String::new(),
         };
-        match self.client.config_rollback(req).await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(s) => Err(self.error(s)),
-        }
+        self.client
+            .config_rollback(req)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error(s))
     }
 }
 

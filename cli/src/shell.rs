@@ -88,11 +88,7 @@ pub async fn execute<E: EngineLink>(
         }
         Action::ShowHa => {
             let ha = HaStatus::from(engine.ha_status().await?);
-            let text = if json {
-                to_json(&ha)
-            } else {
-                format::ha(&ha, now_ms)
-            };
+            let text = json_or_text(json, &ha, |v| format::ha(v, now_ms));
             (text, true)
         }
         Action::ShowBgpNeighbors => match (engine.bgp_neighbors().await, arg) {
@@ -141,29 +137,17 @@ pub async fn execute<E: EngineLink>(
         }
         Action::ShowWarnings => {
             let warnings = WarningsView::from(ConfigStatus::from(engine.config_status().await?));
-            let text = if json {
-                to_json(&warnings)
-            } else {
-                format::warnings(&warnings)
-            };
+            let text = json_or_text(json, &warnings, format::warnings);
             (text, true)
         }
         Action::ConfigStatus => {
             let status = ConfigStatus::from(engine.config_status().await?);
-            let text = if json {
-                to_json(&status)
-            } else {
-                format::config_status(&status, now_ms)
-            };
+            let text = json_or_text(json, &status, |v| format::config_status(v, now_ms));
             (text, true)
         }
         Action::ConfigReload => {
             let reply = Outcome::from(engine.config_reload().await?);
-            let text = if json {
-                to_json(&reply)
-            } else {
-                format::reload(&reply)
-            };
+            let text = json_or_text(json, &reply, format::reload);
             (text, reply.applied)
         }
         Action::Override(kind, state) => {
@@ -175,14 +159,7 @@ pub async fn execute<E: EngineLink>(
                 });
             };
             match engine.set_override(kind, target, state).await {
-                Ok(message) => (
-                    if json {
-                        to_json(&serde_json::json!({ "message": message }))
-                    } else {
-                        format!("{message}\n")
-                    },
-                    true,
-                ),
+                Ok(message) => (message_text(json, &message), true),
                 // Seesaw's shell checks the name itself and says so in these words.
                 Err(EngineError::NotFound(_)) => (
                     format!(
@@ -280,11 +257,7 @@ pub async fn execute<E: EngineLink>(
                 site: c.site,
                 dataplane: c.dataplane,
             };
-            let text = if json {
-                to_json(&v)
-            } else {
-                format::version(&v)
-            };
+            let text = json_or_text(json, &v, format::version);
             (text, true)
         }
         Action::ConfigHistory => {
@@ -314,19 +287,8 @@ pub async fn execute<E: EngineLink>(
                 client: (*client).to_owned(),
                 vip: (*vip).to_owned(),
             };
-            match engine.trace(req).await {
-                Ok(t) => {
-                    let t = FlowTrace::from(t);
-                    let text = if json {
-                        to_json(&t)
-                    } else {
-                        crate::trace::render(&t)
-                    };
-                    (text, t.matched)
-                }
-                Err(EngineError::Rpc(why)) => (format!("Trace refused: {why}\n"), false),
-                Err(e) => return Err(e),
-            }
+            let answer = engine.trace(req).await.map(FlowTrace::from);
+            shown(answer, "Trace", json, crate::trace::render, |t| t.matched)?
         }
         Action::ConfigPreview(kind) => {
             use seesaw_proto::engine::preview_request::Change;
@@ -340,19 +302,8 @@ pub async fn execute<E: EngineLink>(
                     });
                 }
             };
-            match engine.preview(change).await {
-                Ok(p) => {
-                    let p = Preview::from(p);
-                    let text = if json {
-                        to_json(&p)
-                    } else {
-                        format::preview(&p)
-                    };
-                    (text, p.valid())
-                }
-                Err(EngineError::Rpc(why)) => (format!("Preview refused: {why}\n"), false),
-                Err(e) => return Err(e),
-            }
+            let answer = engine.preview(change).await.map(Preview::from);
+            shown(answer, "Preview", json, format::preview, Preview::valid)?
         }
         Action::ConfigRollback => {
             let Some(id) = arg.and_then(|a| a.parse::<u64>().ok()) else {
@@ -361,19 +312,8 @@ pub async fn execute<E: EngineLink>(
                     ok: false,
                 });
             };
-            match engine.rollback(id).await {
-                Ok(reply) => {
-                    let reply = Outcome::from(reply);
-                    let text = if json {
-                        to_json(&reply)
-                    } else {
-                        format::reload(&reply)
-                    };
-                    (text, reply.applied)
-                }
-                Err(EngineError::Rpc(why)) => (format!("Rollback refused: {why}\n"), false),
-                Err(e) => return Err(e),
-            }
+            let answer = engine.rollback(id).await.map(Outcome::from);
+            shown(answer, "Rollback", json, format::reload, |r| r.applied)?
         }
         Action::ConfigImport => {
             let Some(path) = arg else {
@@ -385,14 +325,7 @@ pub async fn execute<E: EngineLink>(
             engine.import_yaml(path, json).await?
         }
         Action::Failover => match engine.failover().await {
-            Ok(message) => (
-                if json {
-                    to_json(&serde_json::json!({ "message": message }))
-                } else {
-                    format!("{message}\n")
-                },
-                true,
-            ),
+            Ok(message) => (message_text(json, &message), true),
             Err(EngineError::Rpc(why)) => (format!("Failover refused: {why}\n"), false),
             Err(e) => return Err(e),
         },
@@ -677,6 +610,36 @@ fn bgp_json(n: &seesaw_proto::engine::BgpNeighbors) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "announced": n.announced,
     })
+}
+
+/// What an engine's answer prints: JSON or the shell's `text`, and whether it went through
+/// (`ok`); a refusal prints "<what> refused: <why>", other errors end the command.
+fn shown<T: Serialize>(
+    answer: Result<T, EngineError>,
+    what: &str,
+    json: bool,
+    text: impl FnOnce(&T) -> String,
+    ok: impl FnOnce(&T) -> bool,
+) -> Result<(String, bool), EngineError> {
+    match answer {
+        Ok(v) => Ok((json_or_text(json, &v, text), ok(&v))),
+        Err(EngineError::Rpc(why)) => Ok((format!("{what} refused: {why}\n"), false)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The engine's message, as JSON (`{"message": …}`) or as a line.
+fn message_text(json: bool, message: &str) -> String {
+    if json {
+        to_json(&serde_json::json!({ "message": message }))
+    } else {
+        format!("{message}\n")
+    }
+}
+
+/// `value` as JSON, or as the shell's `text` shows it.
+fn json_or_text<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> String) -> String {
+    if json { to_json(value) } else { text(value) }
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {

@@ -9,18 +9,9 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use seesaw_cli::demo::DAEMONS;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
-
-const DAEMONS: [&str; 7] = [
-    "seesaw_watchdog",
-    "seesaw_engine",
-    "seesaw_ncc",
-    "seesaw_proxy",
-    "seesaw_ha",
-    "seesaw_healthcheck",
-    "seesaw_ecu",
-];
 
 /// Held while writing executables and spawning: a fork in another test thread while a file is
 /// open for writing would make exec'ing it fail with ETXTBSY.

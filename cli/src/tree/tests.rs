@@ -16,6 +16,25 @@ static TEST_TREE: &[Node] = &[
     command("shutdown", "Shutdown", Action::Exit),
 ];
 
+/// The top-level words, in order.
+const TOP: [&str; 8] = [
+    "config", "exit", "failover", "help", "override", "quit", "show", "trace",
+];
+
+/// The words after `show`, in order.
+const SHOW: [&str; 10] = [
+    "backends",
+    "bgp",
+    "destinations",
+    "ha",
+    "healthchecks",
+    "nodes",
+    "version",
+    "vlans",
+    "vservers",
+    "warnings",
+];
+
 fn run(line: &str) -> Result<(Action, Option<String>), ParseError> {
     match parse(COMMANDS, line)? {
         Parsed::Run { action, arg } => Ok((action, arg)),
@@ -32,65 +51,49 @@ fn help_words(tree: &'static [Node], line: &str) -> Vec<String> {
 
 #[test]
 fn full_words_and_unique_prefixes_dispatch() {
-    assert_eq!(run("show vservers"), Ok((Action::ShowVservers, None)));
-    assert_eq!(run("sh vs"), Ok((Action::ShowVservers, None)));
-    assert_eq!(
-        run("  s vs web@demo "),
-        Ok((Action::ShowVservers, Some("web@demo".to_owned())))
-    );
-    assert_eq!(run("conf rel"), Ok((Action::ConfigReload, None)));
-    assert_eq!(run("c st"), Ok((Action::ConfigStatus, None)));
-    assert_eq!(
-        run("c so disk"),
-        Ok((Action::ConfigSource, Some("disk".to_owned())))
-    );
-    assert_eq!(
-        run("ov dest st en web@demo/127.0.0.2:80/TCP"),
-        Ok((
+    let runs: &[(&str, Action, Option<&str>)] = &[
+        ("show vservers", Action::ShowVservers, None),
+        ("sh vs", Action::ShowVservers, None),
+        ("  s vs web@demo ", Action::ShowVservers, Some("web@demo")),
+        ("conf rel", Action::ConfigReload, None),
+        ("c st", Action::ConfigStatus, None),
+        ("c so disk", Action::ConfigSource, Some("disk")),
+        (
+            "ov dest st en web@demo/127.0.0.2:80/TCP",
             Action::Override(OverrideKind::Destination, OverrideSet::Enabled),
-            Some("web@demo/127.0.0.2:80/TCP".to_owned())
-        ))
-    );
-    assert_eq!(run("show ha"), Ok((Action::ShowHa, None)));
-    assert_eq!(run("sh bgp n"), Ok((Action::ShowBgpNeighbors, None)));
-    assert_eq!(
-        run("sh bgp n 192.0.2.254"),
-        Ok((Action::ShowBgpNeighbors, Some("192.0.2.254".to_owned())))
-    );
-    assert_eq!(run("fail"), Ok((Action::Failover, None)));
-    assert_eq!(run("sh n"), Ok((Action::ShowNodes, None)));
-    assert_eq!(run("sh w"), Ok((Action::ShowWarnings, None)));
-    assert_eq!(
-        run("sh ba be1"),
-        Ok((Action::ShowBackends, Some("be1".to_owned())))
-    );
-    assert_eq!(run("sh d"), Ok((Action::ShowDestinations, None)));
-    assert_eq!(
-        run("sh n lb1"),
-        Ok((Action::ShowNodes, Some("lb1".to_owned())))
-    );
-    assert_eq!(run("sh he"), Ok((Action::ShowHealthchecks, None)));
-    assert_eq!(run("sh ver"), Ok((Action::ShowVersion, None)));
-    assert_eq!(
-        run("sh vl 10"),
-        Ok((Action::ShowVlans, Some("10".to_owned())))
-    );
-    assert_eq!(run("c hi"), Ok((Action::ConfigHistory, None)));
-    assert_eq!(
-        run("c ro 3"),
-        Ok((Action::ConfigRollback, Some("3".to_owned())))
-    );
-    assert_eq!(
-        run("c im /tmp/a.yaml"),
-        Ok((Action::ConfigImport, Some("/tmp/a.yaml".to_owned())))
-    );
-    assert_eq!(run("q"), Ok((Action::Exit, None)));
-    assert_eq!(run("exit"), Ok((Action::Exit, None)));
-    assert_eq!(run("he"), Ok((Action::Help, None)));
-    assert_eq!(
-        run("show vservers 'a b'"),
-        Ok((Action::ShowVservers, Some("a b".to_owned())))
-    );
+            Some("web@demo/127.0.0.2:80/TCP"),
+        ),
+        ("show ha", Action::ShowHa, None),
+        ("sh bgp n", Action::ShowBgpNeighbors, None),
+        (
+            "sh bgp n 192.0.2.254",
+            Action::ShowBgpNeighbors,
+            Some("192.0.2.254"),
+        ),
+        ("fail", Action::Failover, None),
+        ("sh n", Action::ShowNodes, None),
+        ("sh w", Action::ShowWarnings, None),
+        ("sh ba be1", Action::ShowBackends, Some("be1")),
+        ("sh d", Action::ShowDestinations, None),
+        ("sh n lb1", Action::ShowNodes, Some("lb1")),
+        ("sh he", Action::ShowHealthchecks, None),
+        ("sh ver", Action::ShowVersion, None),
+        ("sh vl 10", Action::ShowVlans, Some("10")),
+        ("c hi", Action::ConfigHistory, None),
+        ("c ro 3", Action::ConfigRollback, Some("3")),
+        (
+            "c im /tmp/a.yaml",
+            Action::ConfigImport,
+            Some("/tmp/a.yaml"),
+        ),
+        ("q", Action::Exit, None),
+        ("exit", Action::Exit, None),
+        ("he", Action::Help, None),
+        ("show vservers 'a b'", Action::ShowVservers, Some("a b")),
+    ];
+    for (line, action, arg) in runs {
+        assert_eq!(run(line), Ok((*action, arg.map(str::to_owned))), "{line:?}");
+    }
     assert_eq!(parse(COMMANDS, "   "), Ok(Parsed::Empty));
     assert_eq!(
         parse(COMMANDS, "conf rel --dry-run"),
@@ -187,27 +190,8 @@ fn ambiguity_lists_candidates_and_exact_words_win() {
 
 #[test]
 fn question_mark_lists_next_words_anywhere() {
-    assert_eq!(
-        help_words(COMMANDS, "?"),
-        [
-            "config", "exit", "failover", "help", "override", "quit", "show", "trace"
-        ]
-    );
-    assert_eq!(
-        help_words(COMMANDS, "show ?"),
-        [
-            "backends",
-            "bgp",
-            "destinations",
-            "ha",
-            "healthchecks",
-            "nodes",
-            "version",
-            "vlans",
-            "vservers",
-            "warnings"
-        ]
-    );
+    assert_eq!(help_words(COMMANDS, "?"), TOP);
+    assert_eq!(help_words(COMMANDS, "show ?"), SHOW);
     assert_eq!(help_words(COMMANDS, "sh w?"), ["warnings"]);
     assert_eq!(help_words(COMMANDS, "c?"), ["config"]);
     assert_eq!(help_words(COMMANDS, "sh vs ?"), ["<name|prefix>", "<cr>"]);
@@ -239,34 +223,9 @@ fn question_mark_lists_next_words_anywhere() {
 
 #[test]
 fn completion_walks_the_same_tree() {
-    assert_eq!(
-        complete(COMMANDS, ""),
-        (
-            0,
-            vec![
-                "config", "exit", "failover", "help", "override", "quit", "show", "trace"
-            ]
-        )
-    );
+    assert_eq!(complete(COMMANDS, ""), (0, TOP.to_vec()));
     assert_eq!(complete(COMMANDS, "s"), (0, vec!["show"]));
-    assert_eq!(
-        complete(COMMANDS, "sh "),
-        (
-            3,
-            vec![
-                "backends",
-                "bgp",
-                "destinations",
-                "ha",
-                "healthchecks",
-                "nodes",
-                "version",
-                "vlans",
-                "vservers",
-                "warnings"
-            ]
-        )
-    );
+    assert_eq!(complete(COMMANDS, "sh "), (3, SHOW.to_vec()));
     assert_eq!(
         complete(COMMANDS, "sh v"),
         (3, vec!["version", "vlans", "vservers"])
