@@ -5,59 +5,25 @@
 //! unit where systemd is installed.
 #![allow(clippy::print_stderr, reason = "skipped tests say why")]
 
+mod support;
+
 use std::fs;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const WATCHDOG: &str = env!("CARGO_BIN_EXE_seesaw_watchdog");
-const CHILD: &str = env!("CARGO_BIN_EXE_seesaw_watchdog_testchild");
+use support::{CHILD, WATCHDOG, Watchdog, wait_until, watchdog};
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &Path, cfg: &str, env: &[(&str, &str)]) -> Killed {
+fn start(dir: &Path, cfg: &str, env: &[(&str, &str)]) -> Watchdog {
     let path = dir.join("watchdog.cfg");
     fs::write(&path, cfg).expect("write watchdog.cfg");
-    let mut cmd = Command::new(WATCHDOG);
-    cmd.arg("--run-dir")
-        .arg(dir.join("run"))
-        .arg("--config-dir")
-        .arg(dir)
-        .arg("--config")
-        .arg(&path)
-        .arg("--log-dir")
-        .arg(dir.join("log"))
-        .env("SEESAW_WATCHDOG_TESTCHILD", "1")
-        .env("RUST_LOG", "info")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(dir.join("watchdog.stderr")).expect("stderr file"));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Killed(cmd.spawn().expect("spawn seesaw_watchdog"))
-}
-
-fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
+    watchdog(dir, &path, |cmd| {
+        cmd.env_remove("WATCHDOG_USEC").env_remove("WATCHDOG_PID");
+        for (k, v) in env {
+            cmd.env(k, v);
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
 }
 
 #[test]
@@ -112,17 +78,17 @@ fn ready_and_keep_alives_reach_the_service_manager_and_usr1_reaches_children() {
 
     // SIGUSR1 on the watchdog: it logs its services and passes the signal on.
     rustix::process::kill_process(
-        rustix::process::Pid::from_raw(i32::try_from(wd.0.id()).expect("pid")).expect("pid"),
+        rustix::process::Pid::from_raw(i32::try_from(wd.child.id()).expect("pid")).expect("pid"),
         rustix::process::Signal::USR1,
     )
     .expect("signal the watchdog");
     let stderr = dir.path().join("watchdog.stderr");
-    wait_for("the watchdog's state dump", Duration::from_secs(5), || {
+    wait_until(Duration::from_secs(5), "the watchdog's state dump", || {
         let log = fs::read_to_string(&stderr).unwrap_or_default();
         (log.contains("SIGUSR1: state dump") && log.contains("service=a")).then_some(())
     });
     // The child got it too.
-    wait_for("the child's usr1 event", Duration::from_secs(5), || {
+    wait_until(Duration::from_secs(5), "the child's usr1 event", || {
         fs::read_to_string(&events)
             .ok()
             .filter(|t| t.contains(" a usr1"))
@@ -144,7 +110,7 @@ fn capabilities_are_exactly_what_the_config_lists() {
                capabilities = none\n";
     let _wd = start(dir.path(), cfg, &[]);
     let read = |name: &str| {
-        wait_for(&format!("{name}'s output"), Duration::from_secs(10), || {
+        wait_until(Duration::from_secs(10), &format!("{name}'s output"), || {
             let text =
                 fs::read_to_string(dir.path().join(format!("log/seesaw_{name}.log"))).ok()?;
             text.contains("CapBnd").then_some(text)

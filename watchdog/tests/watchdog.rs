@@ -4,17 +4,17 @@
 //! with SIGKILL for a child that ignores SIGTERM. A kill -9 of the watchdog leaves its children
 //! running, and the next watchdog adopts them.
 
+mod support;
+
 use std::fs;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-
-const WATCHDOG: &str = env!("CARGO_BIN_EXE_seesaw_watchdog");
-const CHILD: &str = env!("CARGO_BIN_EXE_seesaw_watchdog_testchild");
+use support::{CHILD, WATCHDOG, wait_until, watchdog};
 
 /// One line the test child appended: `<unix ms> <name> <what> [details]`.
 #[derive(Debug)]
@@ -50,66 +50,6 @@ fn find(events: &[Event], name: &str, what: &str, nth: usize) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The watchdog process; killed on drop, and its log shown if the test failed.
-struct Watchdog {
-    child: Child,
-    stderr: PathBuf,
-}
-
-impl Drop for Watchdog {
-    #[allow(
-        clippy::print_stderr,
-        reason = "show the watchdog's log when a test fails"
-    )]
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- watchdog stderr ---\n{}",
-                fs::read_to_string(&self.stderr).unwrap_or_default()
-            );
-        }
-    }
-}
-
-fn watchdog(dir: &Path, cfg: &Path, extra_env: &[(&str, &Path)]) -> Watchdog {
-    let stderr = dir.join("watchdog.stderr");
-    let mut cmd = Command::new(WATCHDOG);
-    cmd.arg("--run-dir")
-        .arg(dir.join("run"))
-        .arg("--config-dir")
-        .arg(dir)
-        .arg("--config")
-        .arg(cfg)
-        .arg("--log-dir")
-        .arg(dir.join("log"))
-        .env("SEESAW_WATCHDOG_TESTCHILD", "1")
-        .env("RUST_LOG", "info")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&stderr).expect("create stderr file"));
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    Watchdog {
-        child: cmd.spawn().expect("spawn seesaw_watchdog"),
-        stderr,
-    }
-}
-
 #[test]
 fn starts_in_readiness_order_restarts_crashes_and_stops_in_reverse() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -132,7 +72,9 @@ fn starts_in_readiness_order_restarts_crashes_and_stops_in_reverse() {
     notify
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("set timeout");
-    let mut wd = watchdog(dir, &cfg, &[("NOTIFY_SOCKET", &notify_path)]);
+    let mut wd = watchdog(dir, &cfg, |c| {
+        c.env("NOTIFY_SOCKET", &notify_path);
+    });
     let events_path = dir.join("events");
 
     // The watchdog announces READY once every service has been ready.
@@ -279,10 +221,9 @@ fn service<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no service {name} in {v}"))
 }
 
-#[test]
-fn status_file_counts_a_restart_after_a_kill_and_goes_away_on_stop() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path();
+/// A config of two test children, `b` depending on `a` and ready 100 ms after start, both
+/// logging to one events file: (config path, events path).
+fn a_then_b(dir: &Path) -> (PathBuf, PathBuf) {
     let ev = dir.join("events");
     let cfg = dir.join("watchdog.cfg");
     fs::write(
@@ -294,7 +235,15 @@ fn status_file_counts_a_restart_after_a_kill_and_goes_away_on_stop() {
         ),
     )
     .expect("write config");
-    let mut wd = watchdog(dir, &cfg, &[]);
+    (cfg, ev)
+}
+
+#[test]
+fn status_file_counts_a_restart_after_a_kill_and_goes_away_on_stop() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (cfg, _) = a_then_b(dir);
+    let mut wd = watchdog(dir, &cfg, |_| {});
     let path = dir.join("run/watchdog/status.json");
 
     let v = status_when(&path, "both services up", |v| {
@@ -384,19 +333,9 @@ fn alive(pid: i64) -> bool {
 fn a_killed_watchdog_leaves_children_serving_and_the_next_one_adopts_them() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let ev = dir.join("events");
-    let cfg = dir.join("watchdog.cfg");
-    fs::write(
-        &cfg,
-        format!(
-            "[a]\nbinary = {CHILD}\nargs = name=a events={ev}\n\n\
-             [b]\nbinary = {CHILD}\nargs = name=b events={ev} ready_after_ms=100\ndependency = a\n",
-            ev = ev.display()
-        ),
-    )
-    .expect("write config");
+    let (cfg, ev) = a_then_b(dir);
     let status = dir.join("run/watchdog/status.json");
-    let mut first = watchdog(dir, &cfg, &[]);
+    let mut first = watchdog(dir, &cfg, |_| {});
     let pids = ready_pids(&status, &["a", "b"]);
 
     // kill -9 of the watchdog: the children keep running, nobody stops them.
@@ -415,7 +354,7 @@ fn a_killed_watchdog_leaves_children_serving_and_the_next_one_adopts_them() {
 
     // The next watchdog adopts both (same pids, no new start), ready at once.
     let _ = fs::remove_file(&status);
-    let mut second = watchdog(dir, &cfg, &[]);
+    let mut second = watchdog(dir, &cfg, |_| {});
     assert_eq!(ready_pids(&status, &["a", "b"]), pids);
     let starts = |events: &[Event]| events.iter().filter(|e| e.what == "start").count();
     assert_eq!(starts(&read_events(&ev)), 2, "a duplicate was started");
