@@ -15,6 +15,18 @@ pub struct Goconf {
 pub type Section = Vec<(String, String)>;
 
 impl Goconf {
+    /// Reads and parses the file at `path`; `None` when there is no such file. The error names
+    /// the file.
+    pub fn read(path: &std::path::Path) -> Result<Option<Self>, String> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text)
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
     /// Parses the text; the error names the line.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut ini = Self::default();

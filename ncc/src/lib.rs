@@ -23,6 +23,8 @@ pub mod reconciler;
 pub mod relay;
 pub mod sched;
 pub mod server;
+#[cfg(test)]
+mod test_support;
 
 /// Why ncc could not do what it was asked.
 #[derive(Debug, thiserror::Error)]

@@ -44,3 +44,16 @@ fn keys_before_any_section_are_kept_apart() {
     assert_eq!(ini.sections[0].0, None);
     assert_eq!(ini.get_from(Some("s"), "k"), Some("w"));
 }
+
+#[test]
+fn read_names_the_file_and_a_missing_file_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seesaw.cfg");
+    assert_eq!(Goconf::read(&path).map(|i| i.is_none()), Ok(true));
+    std::fs::write(&path, "[dataplane]\nkind = proxy\n").unwrap();
+    let ini = Goconf::read(&path).unwrap().unwrap();
+    assert_eq!(ini.get_from(Some("dataplane"), "kind"), Some("proxy"));
+    std::fs::write(&path, "[dataplane\n").unwrap();
+    let e = Goconf::read(&path).unwrap_err();
+    assert!(e.starts_with(&format!("{}: line 1", path.display())), "{e}");
+}

@@ -14,6 +14,7 @@ use super::fake::FakeDataplane;
 use super::{Change, Dataplane, ServiceStats, apply};
 use crate::NccError;
 use crate::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey, ServiceOpts};
+use crate::test_support::in_private_netns;
 
 /// A kernel that outlives the planes over it: each [`FakeKernel::plane`] is a new "process"
 /// that must adopt what the previous one left.
@@ -456,10 +457,6 @@ fn contract_fake_kernel() {
     reason = "the skip notice is for the person running the tests"
 )]
 fn contract_nftables_in_a_private_netns() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: the nftables contract battery needs root (private network namespace)");
-        return;
-    }
     if std::process::Command::new("nft")
         .arg("--version")
         .output()
@@ -470,8 +467,7 @@ fn contract_nftables_in_a_private_netns() {
         );
         return;
     }
-    std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+    in_private_netns("the nftables contract battery", || {
         battery(&mut || {
             Box::new(
                 super::nftables::NftPlane::new(
@@ -481,9 +477,7 @@ fn contract_nftables_in_a_private_netns() {
                 .expect("nftables plane"),
             )
         });
-    })
-    .join()
-    .expect("battery thread");
+    });
 }
 
 #[test]
@@ -504,12 +498,7 @@ fn contract_ipvs_in_a_private_netns() {
         );
         return;
     }
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: the IPVS contract battery needs root (private network namespace)");
-        return;
-    }
-    std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+    in_private_netns("the IPVS contract battery", || {
         battery(&mut || {
             Box::new(
                 super::ipvs::IpvsPlane::new(
@@ -518,7 +507,5 @@ fn contract_ipvs_in_a_private_netns() {
                 .expect("ipvs plane"),
             )
         });
-    })
-    .join()
-    .expect("battery thread");
+    });
 }

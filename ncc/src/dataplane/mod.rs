@@ -299,14 +299,7 @@ pub struct PlaneChoice {
 /// drive it, else nftables when we are privileged and `nft` runs, else the userspace proxy.
 /// Asking for a plane that cannot run here is an error rather than a silent fallback.
 pub fn choose_plane(seesaw_cfg: &std::path::Path) -> Result<PlaneChoice, String> {
-    let ini = match std::fs::read_to_string(seesaw_cfg) {
-        Ok(text) => Some(
-            seesaw_common::goconf::Goconf::parse(&text)
-                .map_err(|e| format!("{}: {e}", seesaw_cfg.display()))?,
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(format!("{}: {e}", seesaw_cfg.display())),
-    };
+    let ini = seesaw_common::goconf::Goconf::read(seesaw_cfg)?;
     let get = |sec: &str, key: &str| ini.as_ref().and_then(|i| i.get_from(Some(sec), key));
     let configured = get("dataplane", "kind").unwrap_or("auto").to_owned();
     let lb_interface = get("interface", "lb").map(str::to_owned);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::*;
+use crate::test_support::in_private_netns;
 
 #[derive(Debug, Default)]
 struct K {
@@ -753,12 +754,7 @@ fn sh(args: &[&str]) -> String {
     reason = "the skip notices are for the person running the tests"
 )]
 fn rtnetlink_lb_in_a_private_netns() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: the rtnetlink LB test needs root (private network namespace)");
-        return;
-    }
-    std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+    in_private_netns("the rtnetlink LB test", || {
         sh(&["link", "add", "sn0", "type", "veth", "peer", "name", "sp0"]);
         sh(&["link", "add", "sl0", "type", "veth", "peer", "name", "sq0"]);
         for l in ["lo", "sn0", "sp0", "sl0", "sq0"] {
@@ -863,9 +859,7 @@ fn rtnetlink_lb_in_a_private_netns() {
                 plan.changes
             );
         }
-    })
-    .join()
-    .expect("netns thread");
+    });
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 pub mod garp;
 pub mod lb;
+pub mod netlink;
 pub mod rtnl;
 pub mod sysctl;
 pub mod vips;

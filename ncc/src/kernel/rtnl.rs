@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::netlink::{self, message, push_attr};
 use crate::NccError;
 
 /// `IFA_PROTO` value of the addresses ncc owns.
@@ -205,28 +206,6 @@ pub enum RtnlDecodeError {
     /// A field holds a value the UAPI does not allow.
     #[error("rtnetlink reply has a bad {0}")]
     Bad(&'static str),
-}
-
-fn push_attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
-    let len = u16::try_from(4 + payload.len()).unwrap_or(u16::MAX);
-    out.extend_from_slice(&len.to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(payload);
-    while !out.len().is_multiple_of(4) {
-        out.push(0);
-    }
-}
-
-fn message(ty: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(16 + body.len()).unwrap_or(u32::MAX);
-    let mut out = Vec::with_capacity(16 + body.len());
-    out.extend_from_slice(&len.to_ne_bytes());
-    out.extend_from_slice(&ty.to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(body);
-    out
 }
 
 /// `RTM_NEWADDR` (`add`; create, exclusive) or `RTM_DELADDR` of `addr/prefix` on interface
@@ -475,22 +454,7 @@ pub fn encode_rule(add: bool, seq: u32, r: &RuleInfo) -> Vec<u8> {
 }
 
 fn attrs(b: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), RtnlDecodeError>> {
-    let mut at = 0usize;
-    std::iter::from_fn(move || {
-        if b.len().saturating_sub(at) < 4 {
-            return None;
-        }
-        let len = usize::from(u16::from_ne_bytes([b[at], b[at + 1]]));
-        let kind = u16::from_ne_bytes([b[at + 2], b[at + 3]]) & 0x3fff;
-        if len < 4 || at + len > b.len() {
-            let e = RtnlDecodeError::Truncated(at);
-            at = b.len();
-            return Some(Err(e));
-        }
-        let payload = &b[at + 4..at + len];
-        at += (len + 3) & !3;
-        Some(Ok((kind, payload)))
-    })
+    netlink::attrs(b).map(|a| a.map_err(RtnlDecodeError::Truncated))
 }
 
 fn decode_addr(msg: &[u8]) -> Result<Option<HeldAddr>, RtnlDecodeError> {

@@ -3,14 +3,7 @@
 #![cfg(target_endian = "little")]
 
 use super::*;
-
-fn hex(s: &str) -> Vec<u8> {
-    let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-    digits
-        .chunks(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-        .collect()
-}
+use crate::test_support::hex;
 
 #[test]
 fn new_ipv4_address_is_marked_ours() {

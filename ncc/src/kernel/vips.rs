@@ -115,14 +115,7 @@ pub struct VipSettings {
 
 /// Reads [`VipSettings`] from seesaw.cfg (a missing file gives the defaults).
 pub fn settings(seesaw_cfg: &std::path::Path) -> Result<VipSettings, String> {
-    let ini = match std::fs::read_to_string(seesaw_cfg) {
-        Ok(text) => Some(
-            seesaw_common::goconf::Goconf::parse(&text)
-                .map_err(|e| format!("{}: {e}", seesaw_cfg.display()))?,
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(format!("{}: {e}", seesaw_cfg.display())),
-    };
+    let ini = seesaw_common::goconf::Goconf::read(seesaw_cfg)?;
     let get = |key: &str| {
         ini.as_ref()
             .and_then(|i| i.get_from(Some("interface"), key))

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::*;
+use crate::test_support::in_private_netns;
 
 /// Interfaces by name, addresses, link state; shared by clones (one kernel, many ncc runs).
 #[derive(Debug, Clone, Default)]
@@ -200,17 +201,8 @@ fn interface_names_are_checked_before_sysfs() {
 /// The real kernel: a private network namespace with `lo`, VIPs on `lo` (the VIP interface
 /// where there is no dummy0), adoption by a second manager, and the local route.
 #[test]
-#[allow(
-    clippy::print_stderr,
-    reason = "the skip notice is for the person running the tests"
-)]
 fn rtnetlink_in_a_private_netns() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: the rtnetlink VIP test needs root (private network namespace)");
-        return;
-    }
-    std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+    in_private_netns("the rtnetlink VIP test", || {
         let mut v = Vips::new(
             Box::new(KernelAddrs::open().unwrap()),
             Some("lo".into()),
@@ -274,9 +266,7 @@ fn rtnetlink_in_a_private_netns() {
         let link = String::from_utf8_lossy(&link.stdout).into_owned();
         let flags = link.split(['<', '>']).nth(1).unwrap_or_default().to_owned();
         assert!(!flags.split(',').any(|f| f == "UP"), "lo is down: {link}");
-    })
-    .join()
-    .expect("netns thread");
+    });
 }
 
 #[test]

@@ -38,6 +38,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::kernel::netlink::{self, push_attr};
+
 /// Generic netlink controller family id.
 pub const GENL_ID_CTRL: u16 = 0x10;
 /// `CTRL_CMD_GETFAMILY`.
@@ -54,7 +56,6 @@ pub const NLM_F_DUMP: u16 = 0x300;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLA_F_NESTED: u16 = 0x8000;
-const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// `IPVS_GENL_VERSION`.
 pub const IPVS_GENL_VERSION: u8 = 1;
@@ -283,16 +284,6 @@ fn af_of(ip: IpAddr) -> u16 {
     if ip.is_ipv4() { AF_INET } else { AF_INET6 }
 }
 
-fn push_attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
-    let len = u16::try_from(4 + payload.len()).unwrap_or(u16::MAX);
-    out.extend_from_slice(&len.to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(payload);
-    while !out.len().is_multiple_of(4) {
-        out.push(0);
-    }
-}
-
 fn push_nested(out: &mut Vec<u8>, kind: u16, f: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&[0, 0]);
@@ -311,17 +302,12 @@ fn inet_addr(ip: IpAddr) -> [u8; 16] {
     b
 }
 
+/// A generic-netlink message of `family`: the header, `cmd` with IPVS's version, then `body`.
 fn message(family: u16, flags: u16, seq: u32, cmd: u8, body: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(16 + 4 + body.len()).unwrap_or(u32::MAX);
-    let mut out = Vec::with_capacity(20 + body.len());
-    out.extend_from_slice(&len.to_ne_bytes());
-    out.extend_from_slice(&family.to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&[cmd, IPVS_GENL_VERSION, 0, 0]);
-    out.extend_from_slice(body);
-    out
+    let mut genl = Vec::with_capacity(4 + body.len());
+    genl.extend_from_slice(&[cmd, IPVS_GENL_VERSION, 0, 0]);
+    genl.extend_from_slice(body);
+    netlink::message(family, flags, seq, &genl)
 }
 
 /// `CTRL_CMD_GETFAMILY` for `name` (resolves the IPVS family id).
@@ -459,22 +445,7 @@ pub fn dump_dests(family: u16, seq: u32, svc: &SvcId) -> Vec<u8> {
 /// Iterates the attributes in `b`: (type without flags, payload). Errors on a length that
 /// overruns.
 fn attrs(b: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), IpvsDecodeError>> {
-    let mut at = 0usize;
-    std::iter::from_fn(move || {
-        if b.len().saturating_sub(at) < 4 {
-            return None;
-        }
-        let len = usize::from(u16::from_ne_bytes([b[at], b[at + 1]]));
-        let kind = u16::from_ne_bytes([b[at + 2], b[at + 3]]) & NLA_TYPE_MASK;
-        if len < 4 || at + len > b.len() {
-            let e = IpvsDecodeError::Truncated(at);
-            at = b.len();
-            return Some(Err(e));
-        }
-        let payload = &b[at + 4..at + len];
-        at += (len + 3) & !3;
-        Some(Ok((kind, payload)))
-    })
+    netlink::attrs(b).map(|a| a.map_err(IpvsDecodeError::Truncated))
 }
 
 fn u16_of(p: &[u8]) -> Result<u16, IpvsDecodeError> {

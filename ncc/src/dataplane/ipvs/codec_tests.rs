@@ -5,15 +5,7 @@
 #![cfg(target_endian = "little")]
 
 use super::*;
-
-/// Bytes from hex with any whitespace and `|` separators (one group per field).
-fn hex(s: &str) -> Vec<u8> {
-    let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-    digits
-        .chunks(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-        .collect()
-}
+use crate::test_support::hex;
 
 const FAM: u16 = 0x1c;
 
