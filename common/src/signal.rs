@@ -45,6 +45,20 @@ pub fn dump_state() {
     }
 }
 
+/// A shutdown token the signals cancel ([`install`]), or, when the handlers cannot be installed,
+/// the error logged and [`crate::exit::OSERR`] to leave with. Must be called inside a tokio
+/// runtime.
+pub fn shutdown_or_exit() -> Result<CancellationToken, std::process::ExitCode> {
+    let shutdown = CancellationToken::new();
+    match install(shutdown.clone()) {
+        Ok(_) => Ok(shutdown),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            Err(std::process::ExitCode::from(crate::exit::OSERR))
+        }
+    }
+}
+
 /// Spawns the signal listener. Returns the notifier that fires on SIGUSR1.
 /// Must be called inside a tokio runtime.
 pub fn install(shutdown: CancellationToken) -> std::io::Result<Arc<Notify>> {

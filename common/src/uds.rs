@@ -28,6 +28,25 @@ pub enum BindError {
     },
 }
 
+/// [`bind_exclusive`] for a daemon's own socket, or the failure logged and the exit code to
+/// leave with: [`crate::exit::UNAVAILABLE`] while another instance serves it, else
+/// [`crate::exit::OSERR`]. `what` names the socket in the log.
+pub fn bind_or_exit(path: &Path, what: &str) -> Result<UnixListener, std::process::ExitCode> {
+    bind_exclusive(path).map_err(|e| {
+        let code = match e {
+            BindError::AlreadyRunning(_) => {
+                tracing::error!("{e}");
+                crate::exit::UNAVAILABLE
+            }
+            _ => {
+                tracing::error!(error = ?e, "cannot bind the {what}");
+                crate::exit::OSERR
+            }
+        };
+        std::process::ExitCode::from(code)
+    })
+}
+
 /// Binds `path`, creating its directory with mode 0770. If the file exists and a process accepts
 /// connections on it, fails with [`BindError::AlreadyRunning`]; if nobody answers, the stale file is
 /// removed first and the new socket gets its owner, group and mode. Must be called inside a tokio runtime.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use seesaw_common::args::CommonArgs;
-use seesaw_common::exit::{self, OK, USAGE};
+use seesaw_common::exit::{self, OK};
 use seesaw_ecu::api_config::ApiConfig;
 use seesaw_ecu::audit::AuditLog;
 use seesaw_ecu::config::{EcuConfig, parse_listen};
@@ -56,13 +56,9 @@ const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
 )]
 fn main() -> ExitCode {
     seesaw_common::files::private_umask();
-    let argv = seesaw_common::args::normalize_go_flags(std::env::args());
-    let args = match Args::try_parse_from(argv) {
+    let args: Args = match seesaw_common::args::parse() {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { USAGE } else { OK });
-        }
+        Err(code) => return code,
     };
     if args.hash_token {
         let mut token = String::new();
@@ -78,13 +74,11 @@ fn main() -> ExitCode {
     if let Some(file) = &args.import {
         return import_once(&args.common.run_dir, file, args.json);
     }
-    let _log = match seesaw_common::logging::init("seesaw_ecu", args.common.log_dir.as_deref()) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("seesaw_ecu: {e}");
-            return ExitCode::from(USAGE);
-        }
-    };
+    let _log =
+        match seesaw_common::logging::init_or_exit("seesaw_ecu", args.common.log_dir.as_deref()) {
+            Ok(g) => g,
+            Err(code) => return code,
+        };
     tracing::info!(build = %seesaw_common::build_info(), "seesaw_ecu starting");
     let config = match EcuConfig::load(args.listen, &args.common.config_dir) {
         Ok(c) => c,

@@ -117,22 +117,15 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let listener = match uds::bind_exclusive(&paths::engine_socket(&args.common.run_dir)) {
+        let socket = paths::engine_socket(&args.common.run_dir);
+        let listener = match uds::bind_or_exit(&socket, "engine socket") {
             Ok(l) => l,
-            Err(e @ uds::BindError::AlreadyRunning(_)) => {
-                tracing::error!("{e}");
-                return ExitCode::from(exit::UNAVAILABLE);
-            }
-            Err(e) => {
-                tracing::error!(error = ?e, "cannot bind the engine socket");
-                return ExitCode::from(exit::OSERR);
-            }
+            Err(code) => return code,
         };
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        if let Err(e) = seesaw_common::signal::install(shutdown.clone()) {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            return ExitCode::from(exit::OSERR);
-        }
+        let shutdown = match seesaw_common::signal::shutdown_or_exit() {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
         let ncc = GrpcNcc::new(uds::channel(
             &paths::ncc_socket(&args.common.run_dir),
             Duration::from_secs(20),

@@ -8,7 +8,6 @@ use clap::Parser;
 use seesaw_common::args::CommonArgs;
 use seesaw_common::exit;
 use seesaw_ha::link::GrpcEngineLink;
-use tokio_util::sync::CancellationToken;
 
 /// Seesaw HA: decides leadership and reports it to the engine.
 #[derive(Debug, Parser)]
@@ -50,11 +49,10 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        if let Err(e) = seesaw_common::signal::install(shutdown.clone()) {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            return ExitCode::from(exit::OSERR);
-        }
+        let shutdown = match seesaw_common::signal::shutdown_or_exit() {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
         let link = GrpcEngineLink::new(&args.common.run_dir, ENGINE_TIMEOUT);
         // The sentinel resigns for this master if this process dies (kill -9, a crash).
         let sentinel = match std::env::current_exe()

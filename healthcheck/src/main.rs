@@ -9,7 +9,6 @@ use seesaw_common::args::CommonArgs;
 use seesaw_common::exit;
 use seesaw_healthcheck::Options;
 use seesaw_healthcheck::engine_link::GrpcEngineLink;
-use tokio_util::sync::CancellationToken;
 
 /// Runs the health checks the engine asks for and reports their state back.
 #[derive(Debug, Parser)]
@@ -22,32 +21,16 @@ struct Args {
     dry_run: bool,
 }
 
-#[allow(
-    clippy::print_stderr,
-    reason = "before logging is up, stderr is all there is"
-)]
 fn main() -> ExitCode {
     seesaw_common::files::private_umask();
-    let argv = seesaw_common::args::normalize_go_flags(std::env::args());
-    let args = match Args::try_parse_from(argv) {
+    let args: Args = match seesaw_common::args::parse() {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     let log_dir = args.common.log_dir.as_deref();
-    let _log_guard = match seesaw_common::logging::init("seesaw_healthcheck", log_dir) {
+    let _log_guard = match seesaw_common::logging::init_or_exit("seesaw_healthcheck", log_dir) {
         Ok(g) => g,
-        Err(e) => {
-            eprintln!("seesaw_healthcheck: {e}");
-            return ExitCode::from(exit::USAGE);
-        }
+        Err(code) => return code,
     };
     tracing::info!("{}", seesaw_common::build_info());
 
@@ -62,11 +45,10 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        if let Err(e) = seesaw_common::signal::install(shutdown.clone()) {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            return ExitCode::from(exit::OSERR);
-        }
+        let shutdown = match seesaw_common::signal::shutdown_or_exit() {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
         let opts = Options {
             dry_run: args.dry_run,
             ..Options::default()

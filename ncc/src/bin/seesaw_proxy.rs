@@ -51,22 +51,14 @@ fn main() -> ExitCode {
     };
     rt.block_on(async move {
         let socket = paths::proxy_socket(&args.common.run_dir);
-        let listener = match uds::bind_exclusive(&socket) {
+        let listener = match uds::bind_or_exit(&socket, "proxy relay socket") {
             Ok(l) => l,
-            Err(e @ uds::BindError::AlreadyRunning(_)) => {
-                tracing::error!("{e}");
-                return ExitCode::from(exit::UNAVAILABLE);
-            }
-            Err(e) => {
-                tracing::error!(error = ?e, "cannot bind the proxy relay socket");
-                return ExitCode::from(exit::OSERR);
-            }
+            Err(code) => return code,
         };
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        if let Err(e) = seesaw_common::signal::install(shutdown.clone()) {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            return ExitCode::from(exit::OSERR);
-        }
+        let shutdown = match seesaw_common::signal::shutdown_or_exit() {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
         let plane = ProxyPlane::new();
         tracing::info!(socket = %socket.display(), capacity = %plane.capacity(), "proxy relay serving");
         match seesaw_ncc::server::run(plane, listener, shutdown).await {
