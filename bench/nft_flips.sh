@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # A backend's health flip at scale on the nftables plane (root; issue 16): one namespace whose
 # plane holds N NAT vservers x 10 backends; then K flips, each two applies through one plane
-# (as ncc holds it): one destination of a vserver removed, then restored. Prints per run the
+# (as ncc holds it): one destination of a vserver removed, then restored; once through
+# libnftables (one kept context, as ncc runs it) and once through the `nft` binary. Prints per run the
 # median and p99 apply time in ms over the 2K applies, and how often the plane re-listed its
 # tables after its start (0: every flip cost what it changed), and the median of the in-process
-# part alone (check + current state + diff, the rest is the nft transaction). No traffic.
+# part alone (check + current state + diff, the rest is the nft transaction); then the median
+# wall and CPU time of re-applying the unchanged state (the periodic re-converge). No traffic.
 # Usage: bench/nft_flips.sh [runs=3] [flips=100] [vservers=10000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,10 @@ ip netns add $ns
 echo "# nft_flips: runs=$runs flips=$flips vservers=$nvs x 10"
 for r in $(seq 1 "$runs"); do
   a=$(ip netns exec $ns $bin apply "$nvs" 10)
-  f=$(ip netns exec $ns $bin flips "$flips")
-  echo "run $r: apply [ms changes bytes] = $a; flips [p50_ms p99_ms re-lists in-process_p50_ms] = $f"
+  f=$(ip netns exec $ns $bin flips "$flips" lib)
+  c=$(ip netns exec $ns $bin flips "$flips" cli)
+  echo "run $r: apply [ms changes bytes] = $a; flips [p50_ms p99_ms re-lists in-process_p50_ms] = $f (libnftables, as ncc) / $c (nft binary)"
+  v=$(ip netns exec $ns $bin converge 20)
+  echo "run $r: re-converge of the unchanged state [wall_ms cpu_ms] = $v"
   ip netns exec $ns $bin apply 0 0 >/dev/null
 done

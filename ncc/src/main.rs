@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use seesaw_common::{args::CommonArgs, exit, paths, uds};
 use seesaw_ncc::dataplane::ipvs::{IpvsPlane, sys::Netlink};
-use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
+use seesaw_ncc::dataplane::nftables::{NftCli, NftLib, NftPlane};
 use seesaw_ncc::relay::RelayPlane;
 
 /// The Seesaw network control centre.
@@ -122,7 +122,7 @@ fn main() -> ExitCode {
                 &seesaw_ncc::kernel::sysctl::wanted(&ifaces),
             );
             // Adopts what the kernel holds: never a flush at start.
-            match NftPlane::new(NftCli::default(), choice.lb_interface.clone()) {
+            match NftLib::open().and_then(|nft| NftPlane::new(nft, choice.lb_interface.clone())) {
                 Ok(plane) => {
                     // lc/wlc: connection counts re-cut the slot tables, off the API's lock.
                     let plane = plane.with_rebalancer(

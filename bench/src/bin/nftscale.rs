@@ -5,9 +5,11 @@
 //!   (vserver i is 198.51.100.1:(80+i), backends 203.0.113.11.. port 80) in one transaction and
 //!   prints `apply_ms changes script_bytes`;
 //! - `touch I`: changes vserver I's first weight and prints the change report, one per line;
-//! - `flips K`: K health flips (one destination of a vserver removed, then restored, through
-//!   one plane as ncc holds it) and prints the median and p99 apply time in ms and how often
+//! - `flips K [lib|cli]`: K health flips (one destination of a vserver removed, then restored,
+//!   through one plane as ncc holds it, over libnftables as ncc runs it or the `nft` binary) and prints the median and p99 apply time in ms and how often
 //!   the plane re-listed its tables;
+//! - `converge K`: K applies of the whole unchanged desired state (the engine's periodic
+//!   re-converge as ncc meets it) and prints the median wall time and CPU time in ms;
 //! - `latency VIP:PORT K`: K sequential HTTP/1.0 requests (a new connection each) and prints the
 //!   median and p99 latency in microseconds. Only addresses inside the bench's namespaces.
 #![allow(clippy::print_stdout, reason = "a measuring tool prints its results")]
@@ -17,7 +19,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
+use seesaw_ncc::dataplane::nftables::{NftCli, NftLib, NftPlane, NftRunner};
 use seesaw_ncc::dataplane::{Dataplane, apply};
 use seesaw_ncc::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey, ServiceOpts};
 
@@ -101,52 +103,26 @@ fn main() -> ExitCode {
             }
         }
         Some("flips") => {
-            // A backend's health flip as ncc meets it: the plane (one for the whole run, as in
-            // ncc) gets the whole desired state with one destination of vserver i gone, then
-            // back. Prints the median and p99 apply time in ms over the 2K applies, and how
-            // often the plane listed its tables after its start.
             let Some(k) = num(1) else {
                 return usage();
             };
-            let mut plane = match NftPlane::new(NftCli::default(), None) {
-                Ok(p) => p,
-                Err(e) => return fail(&e.to_string()),
+            match args.get(2).map(String::as_str) {
+                None | Some("lib") => match NftLib::open() {
+                    Ok(nft) => flips(nft, k),
+                    Err(e) => fail(&e.to_string()),
+                },
+                Some("cli") => flips(NftCli::default(), k),
+                Some(_) => usage(),
+            }
+        }
+        Some("converge") => {
+            let Some(k) = num(1) else {
+                return usage();
             };
-            let reads = plane.reads;
-            let full = plane.current();
-            if full.is_empty() {
-                return fail("the plane holds nothing: run `apply N M` first");
+            match NftLib::open() {
+                Ok(nft) => converge(nft, k),
+                Err(e) => fail(&e.to_string()),
             }
-            let mut ms = Vec::new();
-            let mut local = Vec::new();
-            for j in 0..k {
-                let i = (j as usize * 7919) % full.len();
-                let mut down = full.clone();
-                down[i].dests.remove(0);
-                for want in [&down, &full] {
-                    // The in-process part alone (check, current state, diff), for the breakdown.
-                    let t = Instant::now();
-                    let _ = seesaw_ncc::dataplane::check(&plane, want);
-                    let _ = seesaw_ncc::dataplane::diff(&plane.current(), want);
-                    local.push(t.elapsed().as_secs_f64() * 1000.0);
-                    let t = Instant::now();
-                    if let Err(e) = apply(&mut plane, want) {
-                        return fail(&e.to_string());
-                    }
-                    ms.push(t.elapsed().as_secs_f64() * 1000.0);
-                }
-            }
-            ms.sort_by(f64::total_cmp);
-            local.sort_by(f64::total_cmp);
-            let at = |v: &[f64], q: f64| v[((v.len() as f64 - 1.0) * q) as usize];
-            println!(
-                "{:.1} {:.1} {} {:.1}",
-                at(&ms, 0.5),
-                at(&ms, 0.99),
-                plane.reads - reads,
-                at(&local, 0.5)
-            );
-            ExitCode::SUCCESS
         }
         Some("stats") => {
             // What the engine pays every 2 s and at every start: adopting the plane's state
@@ -210,6 +186,92 @@ fn fail(msg: &str) -> ExitCode {
 
 #[allow(clippy::print_stderr, reason = "a measuring tool")]
 fn usage() -> ExitCode {
-    eprintln!("usage: nftscale apply N M | touch I | flips K | stats | latency VIP:PORT K");
+    eprintln!(
+        "usage: nftscale apply N M | touch I | flips K [lib|cli] | converge K | stats | latency VIP:PORT K"
+    );
     ExitCode::from(64)
+}
+
+/// A backend's health flip as ncc meets it: the plane (one for the whole run, as in ncc) gets
+/// the whole desired state with one destination of vserver i gone, then back. Prints the median
+/// and p99 apply time in ms over the 2K applies, how often the plane listed its tables after its
+/// start, and the median of the in-process part alone.
+fn flips<R: NftRunner>(runner: R, k: u32) -> ExitCode {
+    let mut plane = match NftPlane::new(runner, None) {
+        Ok(p) => p,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let reads = plane.reads;
+    let full = plane.current();
+    if full.is_empty() {
+        return fail("the plane holds nothing: run `apply N M` first");
+    }
+    let mut ms = Vec::new();
+    let mut local = Vec::new();
+    for j in 0..k {
+        let i = (j as usize * 7919) % full.len();
+        let mut down = full.clone();
+        down[i].dests.remove(0);
+        for want in [&down, &full] {
+            // The in-process part alone (check, current state, diff), for the breakdown.
+            let t = Instant::now();
+            let _ = seesaw_ncc::dataplane::check(&plane, want);
+            let _ = seesaw_ncc::dataplane::diff(&plane.current(), want);
+            local.push(t.elapsed().as_secs_f64() * 1000.0);
+            let t = Instant::now();
+            if let Err(e) = apply(&mut plane, want) {
+                return fail(&e.to_string());
+            }
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    ms.sort_by(f64::total_cmp);
+    local.sort_by(f64::total_cmp);
+    let at = |v: &[f64], q: f64| v[((v.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "{:.1} {:.1} {} {:.1}",
+        at(&ms, 0.5),
+        at(&ms, 0.99),
+        plane.reads - reads,
+        at(&local, 0.5)
+    );
+    ExitCode::SUCCESS
+}
+
+/// The periodic re-converge as ncc meets it: the whole desired state, unchanged, applied K
+/// times through one plane. Prints the median wall and CPU (user + system of this thread) ms.
+fn converge<R: NftRunner>(runner: R, k: u32) -> ExitCode {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let mut plane = match NftPlane::new(runner, None) {
+        Ok(p) => p,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let full = plane.current();
+    if full.is_empty() {
+        return fail("the plane holds nothing: run `apply N M` first");
+    }
+    let cpu = || {
+        getrusage(UsageWho::RUSAGE_THREAD).map_or(Duration::ZERO, |u| {
+            let t = |v: nix::sys::time::TimeVal| {
+                Duration::from_secs(v.tv_sec().unsigned_abs())
+                    + Duration::from_micros(v.tv_usec().unsigned_abs())
+            };
+            t(u.user_time()) + t(u.system_time())
+        })
+    };
+    let (mut wall, mut used) = (Vec::new(), Vec::new());
+    for _ in 0..k {
+        let (t, c) = (Instant::now(), cpu());
+        match apply(&mut plane, &full) {
+            Ok(changes) if changes.is_empty() => {}
+            Ok(changes) => return fail(&format!("an unchanged state changed {}", changes.len())),
+            Err(e) => return fail(&e.to_string()),
+        }
+        wall.push(t.elapsed().as_secs_f64() * 1000.0);
+        used.push((cpu() - c).as_secs_f64() * 1000.0);
+    }
+    wall.sort_by(f64::total_cmp);
+    used.sort_by(f64::total_cmp);
+    println!("{:.1} {:.1}", wall[wall.len() / 2], used[used.len() / 2]);
+    ExitCode::SUCCESS
 }

@@ -1,9 +1,11 @@
 //! The nftables data plane: the kernel plane this machine can run. ncc owns two tables named
 //! `seesaw` — `inet seesaw` (NAT: conntrack DNAT plus masquerade, counters) and `netdev seesaw`
 //! (DSR: rewrite the MAC and forward at the LB interface's ingress) — and changes them only in
-//! whole transactions: every `commit` is one `nft -f -` script, which the kernel applies
-//! atomically or not at all. State is read back with `nft -j list table`, so whatever the
-//! kernel holds at start (a previous ncc's work) is adopted, never flushed.
+//! whole transactions: every `commit` is one nft script, which the kernel applies atomically or
+//! not at all. ncc runs the scripts through libnftables in process ([`NftLib`], one kept
+//! context); tests and tools can use the `nft` binary ([`NftCli`]) instead. State is read back
+//! as `nft -j list table` prints it, so whatever the kernel holds at start (a previous ncc's
+//! work) is adopted, never flushed.
 //!
 //! Layout of a table (both families use the same names). Per-service objects bind no map, and
 //! every shared map is bound only by the few rules of the dispatch chains, so adding a service
@@ -39,6 +41,7 @@
 
 pub mod layout;
 pub mod least;
+mod libnft;
 pub mod loads;
 pub mod nfnl;
 pub mod parse;
@@ -54,6 +57,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use libnft::NftLib;
 pub use loads::{LoadSource, NfnlLoads};
 pub use rebalance::SAMPLE_PERIOD;
 pub use runner::{NftCli, NftRunner};
@@ -106,7 +110,7 @@ impl Table {
     }
 }
 
-/// The nftables plane over an [`NftRunner`] (the `nft` binary in production).
+/// The nftables plane over an [`NftRunner`] ([`NftLib`] in ncc).
 #[derive(Debug)]
 pub struct NftPlane<R = NftCli> {
     runner: R,

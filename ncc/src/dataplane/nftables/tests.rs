@@ -517,7 +517,10 @@ fn recorded_state_equals_the_kernel_listing_after_every_change() {
             Scheduler::Random,
         ];
         let mut want: Vec<Service> = Vec::new();
-        let mut p = NftPlane::new(NftCli::default(), Some("lo".to_owned())).expect("plane");
+        // The plane runs as in ncc (libnftables, one kept context); the listings it is checked
+        // against come from the `nft` binary.
+        let nft = NftLib::open().expect("libnftables");
+        let mut p = NftPlane::new(nft, Some("lo".to_owned())).expect("plane");
         let reads_at_start = p.reads;
         for step in 0..80 {
             let op = if want.len() < 3 { 0 } else { rnd(7) };
@@ -614,6 +617,37 @@ fn recorded_state_equals_the_kernel_listing_after_every_change() {
             [],
             "a new plane adopts"
         );
+    });
+}
+
+/// The in-process runner behaves as the binary: a missing table lists as empty, a bad script
+/// is refused with nft's own message and changes nothing, and what it commits lists the same
+/// through either.
+#[test]
+fn the_library_runner_lists_commits_and_refuses_as_the_binary_does() {
+    in_private_netns(|| {
+        let lib = NftLib::open().expect("libnftables");
+        let cli = NftCli::default();
+        assert_eq!(lib.list("inet seesaw").expect("list"), "");
+        lib.run("add table inet seesaw\nadd chain inet seesaw c\n")
+            .expect("commit");
+        let listed = lib.list("inet seesaw").expect("list");
+        assert!(listed.contains("\"name\": \"c\""), "{listed}");
+        assert_eq!(listed, cli.list("inet seesaw").expect("list"));
+        let e = lib
+            .run("add chain inet seesaw d\nadd rule inet seesaw nosuch accept\n")
+            .expect_err("a rule in a missing chain");
+        assert!(
+            e.to_string().contains("nft transaction failed: Error:"),
+            "nft's own message: {e}"
+        );
+        assert!(
+            !lib.list("inet seesaw")
+                .expect("list")
+                .contains("\"name\": \"d\""),
+            "a refused script changed nothing"
+        );
+        assert!(lib.run("add table inet t\0").is_err(), "a NUL byte");
     });
 }
 
