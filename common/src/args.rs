@@ -63,6 +63,19 @@ pub fn parse<A: clap::Parser>() -> Result<A, std::process::ExitCode> {
     })
 }
 
+/// The first steps of a daemon's `main`: the private umask ([`crate::files::private_umask`]),
+/// the flags ([`parse`]) and logging for process `name` ([`crate::logging::init_or_exit`], in the
+/// log directory `common` picks from the flags). On failure, the exit code to leave with.
+pub fn start_daemon<A: clap::Parser>(
+    name: &str,
+    common: impl FnOnce(&A) -> &CommonArgs,
+) -> Result<(A, crate::logging::LogGuard), std::process::ExitCode> {
+    crate::files::private_umask();
+    let args: A = parse()?;
+    let log = crate::logging::init_or_exit(name, common(&args).log_dir.as_deref())?;
+    Ok((args, log))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,15 +39,9 @@ fn parse_plane(s: &str) -> Result<seesaw_engine::config::DataplaneKind, String> 
     reason = "startup errors and --validate output go to the terminal"
 )]
 fn main() -> ExitCode {
-    seesaw_common::files::private_umask();
-    let args: Args = match seesaw_common::args::parse() {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    let _log =
-        match seesaw_common::logging::init_or_exit("seesaw_engine", args.common.log_dir.as_deref())
-        {
-            Ok(g) => g,
+    let (args, _log) =
+        match seesaw_common::args::start_daemon::<Args>("seesaw_engine", |a| &a.common) {
+            Ok(started) => started,
             Err(code) => return code,
         };
     tracing::info!("{}", seesaw_common::build_info());

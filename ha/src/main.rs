@@ -24,16 +24,10 @@ struct Args {
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
-    seesaw_common::files::private_umask();
-    let args: Args = match seesaw_common::args::parse() {
-        Ok(a) => a,
+    let (args, _log) = match seesaw_common::args::start_daemon::<Args>("seesaw_ha", |a| &a.common) {
+        Ok(started) => started,
         Err(code) => return code,
     };
-    let _log =
-        match seesaw_common::logging::init_or_exit("seesaw_ha", args.common.log_dir.as_deref()) {
-            Ok(g) => g,
-            Err(code) => return code,
-        };
     if args.resign_sentinel {
         return sentinel();
     }

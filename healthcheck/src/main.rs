@@ -22,16 +22,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    seesaw_common::files::private_umask();
-    let args: Args = match seesaw_common::args::parse() {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    let log_dir = args.common.log_dir.as_deref();
-    let _log_guard = match seesaw_common::logging::init_or_exit("seesaw_healthcheck", log_dir) {
-        Ok(g) => g,
-        Err(code) => return code,
-    };
+    let (args, _log_guard) =
+        match seesaw_common::args::start_daemon::<Args>("seesaw_healthcheck", |a| &a.common) {
+            Ok(started) => started,
+            Err(code) => return code,
+        };
     tracing::info!("{}", seesaw_common::build_info());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -20,18 +20,11 @@ struct Args {
 
 #[allow(clippy::print_stderr, reason = "startup errors go to the terminal")]
 fn main() -> ExitCode {
-    seesaw_common::files::private_umask();
-    let args: Args = match seesaw_common::args::parse() {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    let _log = match seesaw_common::logging::init_or_exit(
-        "seesaw_proxy",
-        args.common.log_dir.as_deref(),
-    ) {
-        Ok(g) => g,
-        Err(code) => return code,
-    };
+    let (args, _log) =
+        match seesaw_common::args::start_daemon::<Args>("seesaw_proxy", |a| &a.common) {
+            Ok(started) => started,
+            Err(code) => return code,
+        };
     tracing::info!("{}", seesaw_common::build_info());
     // A socket per service and worker: take every descriptor allowed.
     match seesaw_common::files::raise_nofile_limit() {
