@@ -241,7 +241,7 @@ impl pb::engine_server::Engine for EngineService {
                                     .map(|c| pb::CheckStatus {
                                         name: c.name.clone(),
                                         id: c.id,
-                                        state: c.state.to_owned(),
+                                        state: c.state.as_str().to_owned(),
                                         message: c.message.clone(),
                                         stats: c.stats.as_deref().map(stats_to_proto),
                                     })

@@ -444,9 +444,9 @@ impl EngineState {
                                     name: name.clone(),
                                     id: *id,
                                     state: match r {
-                                        None => "unknown",
-                                        Some(r) if r.healthy => "healthy",
-                                        Some(_) => "unhealthy",
+                                        None => CheckState::Unknown,
+                                        Some(r) if r.healthy => CheckState::Healthy,
+                                        Some(_) => CheckState::Unhealthy,
                                     },
                                     message: r.map(|r| r.message.clone()).unwrap_or_default(),
                                     stats: self.probe_stats.get(id).cloned(),
@@ -463,7 +463,11 @@ impl EngineState {
                         let presumed = self.presumed.contains(&(st.key, (d.ip, d.port)));
                         let checks_pass = checks
                             .iter()
-                            .all(|c| c.state == "healthy" || (presumed && c.state == "unknown"));
+                            .all(|c| match c.state {
+                                CheckState::Healthy => true,
+                                CheckState::Unknown => presumed,
+                                CheckState::Unhealthy => false,
+                            });
                         DestView {
                             name: d.name.clone(),
                             backend: d.backend.clone(),

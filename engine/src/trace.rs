@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use crate::model::Protocol;
 use crate::overrides::OverrideState;
-use crate::state::{ServiceView, VserverView};
+use crate::state::{CheckState, ServiceView, VserverView};
 
 /// The flow asked about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +111,7 @@ fn why_excluded(d: &crate::state::DestView) -> Option<String> {
         let why: Vec<String> = d
             .checks
             .iter()
-            .filter(|c| c.state != "healthy")
+            .filter(|c| c.state != CheckState::Healthy)
             .map(|c| format!("{}: {}", c.name, c.message))
             .collect();
         return Some(format!("unhealthy ({})", why.join("; ")));

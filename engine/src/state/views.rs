@@ -124,6 +124,34 @@ impl Default for HaView {
     }
 }
 
+/// What the engine knows of a check's result (strings only on the wire and in views).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckState {
+    /// No result reported yet.
+    Unknown,
+    /// The last result passed.
+    Healthy,
+    /// The last result failed.
+    Unhealthy,
+}
+
+impl CheckState {
+    /// The wire spelling (`healthy`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Healthy => "healthy",
+            Self::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+impl PartialEq<&str> for CheckState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A check as shown to operators.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckView {
@@ -131,8 +159,8 @@ pub struct CheckView {
     pub name: String,
     /// Id.
     pub id: u64,
-    /// `healthy`, `unhealthy` or `unknown`.
-    pub state: &'static str,
+    /// What its last result says.
+    pub state: CheckState,
     /// Last message.
     pub message: String,
     /// Probe statistics, once the healthcheck process reported them.
