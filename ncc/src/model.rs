@@ -338,6 +338,21 @@ pub type Settings<'a> = (
 );
 
 impl Service {
+    /// A service with `dests` (kept in the order given) and nothing else: no persistence, the
+    /// default proxy options, no marked tuples, no anchor.
+    pub fn new(key: ServiceKey, scheduler: Scheduler, mode: ForwardMode, dests: Vec<Dest>) -> Self {
+        Self {
+            key,
+            scheduler,
+            mode,
+            persistence: 0,
+            dests,
+            opts: ServiceOpts::default(),
+            marks: Vec::new(),
+            anchor: None,
+        }
+    }
+
     /// The service's settings without its destinations, for comparing (the anchor by its
     /// fingerprint).
     pub fn settings(&self) -> Settings<'_> {

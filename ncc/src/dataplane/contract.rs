@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use super::fake::FakeDataplane;
 use super::{Change, Dataplane, ServiceStats, apply};
 use crate::NccError;
-use crate::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey, ServiceOpts};
+use crate::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey};
 use crate::test_support::in_private_netns;
 
 /// A kernel that outlives the planes over it: each [`FakeKernel::plane`] is a new "process"
@@ -70,21 +70,8 @@ fn svc(
         .map(|(a, w)| Dest::new(a.parse().expect("literal"), *w))
         .collect();
     dests.sort();
-    Service {
-        anchor: None,
-        key: ServiceKey {
-            vip: vip.parse().expect("literal"),
-            proto: Protocol::Tcp,
-            port,
-            fwmark: 0,
-        },
-        scheduler: sched,
-        mode,
-        persistence: 0,
-        dests,
-        opts: ServiceOpts::default(),
-        marks: Vec::new(),
-    }
+    let key = ServiceKey::new(vip.parse().expect("literal"), Protocol::Tcp, port);
+    Service::new(key, sched, mode, dests)
 }
 
 fn sorted(mut v: Vec<Service>) -> Vec<Service> {

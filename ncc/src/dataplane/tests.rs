@@ -7,24 +7,12 @@ use crate::NccError;
 use crate::model::{ForwardMode, Protocol, Scheduler};
 
 fn svc(port: u16, dests: &[(u8, u32)]) -> Service {
-    Service {
-        anchor: None,
-        key: ServiceKey {
-            vip: "10.1.0.1".parse().unwrap(),
-            proto: Protocol::Tcp,
-            port,
-            fwmark: 0,
-        },
-        scheduler: Scheduler::Wrr,
-        mode: ForwardMode::Nat,
-        persistence: 0,
-        dests: dests
-            .iter()
-            .map(|(last, w)| Dest::new(format!("10.2.0.{last}:80").parse().unwrap(), *w))
-            .collect(),
-        opts: crate::model::ServiceOpts::default(),
-        marks: Vec::new(),
-    }
+    let key = ServiceKey::new("10.1.0.1".parse().unwrap(), Protocol::Tcp, port);
+    let dests = dests
+        .iter()
+        .map(|(last, w)| Dest::new(format!("10.2.0.{last}:80").parse().unwrap(), *w))
+        .collect();
+    Service::new(key, Scheduler::Wrr, ForwardMode::Nat, dests)
 }
 
 fn show(changes: &[Change]) -> Vec<String> {

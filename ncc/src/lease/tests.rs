@@ -105,16 +105,8 @@ mod transform {
 
     fn svc(a: &str) -> Service {
         let ip: IpAddr = a.parse().expect("literal");
-        Service {
-            anchor: None,
-            key: ServiceKey::new(ip, Protocol::Tcp, 80),
-            scheduler: Scheduler::Rr,
-            mode: ForwardMode::Nat,
-            persistence: 0,
-            dests: Vec::new(),
-            opts: Default::default(),
-            marks: Vec::new(),
-        }
+        let key = ServiceKey::new(ip, Protocol::Tcp, 80);
+        Service::new(key, Scheduler::Rr, ForwardMode::Nat, Vec::new())
     }
 
     #[test]

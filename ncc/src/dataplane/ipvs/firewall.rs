@@ -153,18 +153,13 @@ pub fn marks_in_listing(listing: &str) -> Vec<(ServiceKey, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Dest, Scheduler, ServiceOpts};
+    use crate::model::{Dest, Scheduler};
 
     fn svc(key: ServiceKey, mode: ForwardMode, marks: Vec<ServiceKey>) -> Service {
+        let dests = vec![Dest::new("203.0.113.11:0".parse().unwrap(), 1)];
         Service {
-            anchor: None,
-            key,
-            scheduler: Scheduler::Wlc,
-            mode,
-            persistence: 0,
-            dests: vec![Dest::new("203.0.113.11:0".parse().unwrap(), 1)],
-            opts: ServiceOpts::default(),
             marks,
+            ..Service::new(key, Scheduler::Wlc, mode, dests)
         }
     }
 

@@ -24,24 +24,12 @@ impl IpvsKernel for Recording {
 }
 
 fn svc(sched: Scheduler, mode: ForwardMode, dests: &[(&str, u32)]) -> Service {
-    Service {
-        anchor: None,
-        key: ServiceKey {
-            vip: "198.51.100.1".parse().unwrap(),
-            proto: Protocol::Tcp,
-            port: 80,
-            fwmark: 0,
-        },
-        scheduler: sched,
-        mode,
-        persistence: 0,
-        dests: dests
-            .iter()
-            .map(|(a, w)| Dest::new(a.parse().unwrap(), *w))
-            .collect(),
-        opts: ServiceOpts::default(),
-        marks: Vec::new(),
-    }
+    let key = ServiceKey::new("198.51.100.1".parse().unwrap(), Protocol::Tcp, 80);
+    let dests = dests
+        .iter()
+        .map(|(a, w)| Dest::new(a.parse().unwrap(), *w))
+        .collect();
+    Service::new(key, sched, mode, dests)
 }
 
 #[test]

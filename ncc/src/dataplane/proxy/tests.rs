@@ -53,21 +53,8 @@ fn free_port() -> u16 {
 fn service(port: u16, scheduler: Scheduler, dests: &[(SocketAddr, u32)]) -> Service {
     let mut dests: Vec<Dest> = dests.iter().map(|(a, w)| Dest::new(*a, *w)).collect();
     dests.sort();
-    Service {
-        anchor: None,
-        key: ServiceKey {
-            vip: "127.0.0.1".parse().unwrap(),
-            proto: Protocol::Tcp,
-            port,
-            fwmark: 0,
-        },
-        scheduler,
-        mode: ForwardMode::Nat,
-        persistence: 0,
-        dests,
-        opts: ServiceOpts::default(),
-        marks: Vec::new(),
-    }
+    let key = ServiceKey::new("127.0.0.1".parse().unwrap(), Protocol::Tcp, port);
+    Service::new(key, scheduler, ForwardMode::Nat, dests)
 }
 
 async fn ask(vip: SocketAddr, msg: &str) -> String {
@@ -433,20 +420,10 @@ fn udp_protocol_version_routing_with_default_deny() {
 }
 
 fn routed_service(port: u16, dests: Vec<Dest>, opts: ServiceOpts) -> Service {
+    let key = ServiceKey::new("127.0.0.1".parse().unwrap(), Protocol::Tcp, port);
     Service {
-        anchor: None,
-        key: ServiceKey {
-            vip: "127.0.0.1".parse().unwrap(),
-            proto: Protocol::Tcp,
-            port,
-            fwmark: 0,
-        },
-        scheduler: Scheduler::Rr,
-        mode: ForwardMode::Nat,
-        persistence: 0,
-        dests,
         opts,
-        marks: Vec::new(),
+        ..Service::new(key, Scheduler::Rr, ForwardMode::Nat, dests)
     }
 }
 
