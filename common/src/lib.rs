@@ -44,3 +44,14 @@ pub fn build_info() -> String {
     };
     format!("seesaw {} ({profile})", env!("CARGO_PKG_VERSION"))
 }
+
+/// The runtime `builder` builds (with every driver enabled), or, when it cannot start, the error
+/// logged and [`exit::OSERR`] to leave with.
+pub fn runtime_or_exit(
+    builder: &mut tokio::runtime::Builder,
+) -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    builder.enable_all().build().map_err(|e| {
+        tracing::error!(error = %e, "cannot start the tokio runtime");
+        std::process::ExitCode::from(exit::OSERR)
+    })
+}

@@ -32,16 +32,11 @@ fn main() -> ExitCode {
         return sentinel();
     }
     tracing::info!(build = %seesaw_common::build_info(), "seesaw_ha starting");
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the tokio runtime");
-            return ExitCode::from(exit::OSERR);
-        }
-    };
+    let runtime =
+        match seesaw_common::runtime_or_exit(&mut tokio::runtime::Builder::new_current_thread()) {
+            Ok(rt) => rt,
+            Err(code) => return code,
+        };
     runtime.block_on(async {
         let shutdown = match seesaw_common::signal::shutdown_or_exit() {
             Ok(s) => s,

@@ -29,16 +29,11 @@ fn main() -> ExitCode {
         };
     tracing::info!("{}", seesaw_common::build_info());
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build();
-    let runtime = match runtime {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the tokio runtime");
-            return ExitCode::from(exit::OSERR);
-        }
-    };
+    let runtime =
+        match seesaw_common::runtime_or_exit(&mut tokio::runtime::Builder::new_multi_thread()) {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
     runtime.block_on(async {
         let shutdown = match seesaw_common::signal::shutdown_or_exit() {
             Ok(s) => s,

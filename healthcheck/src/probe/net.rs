@@ -141,14 +141,7 @@ mod tests {
     use super::*;
 
     fn is_root() -> bool {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Uid:"))
-                    .map(|l| l.split_whitespace().nth(1) == Some("0"))
-            })
-            .unwrap_or(false)
+        nix::unistd::getuid().is_root()
     }
 
     /// DSR/TUN probes: the mark is on the socket when it connects, and the source is the one

@@ -81,7 +81,8 @@ fn acceptor(pki: &Pki) -> (TlsAcceptor, mpsc::UnboundedReceiver<Option<String>>)
     (TlsAcceptor::from(Arc::new(cfg)), rx)
 }
 
-async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> String {
+/// The request head (up to the blank line) read byte by byte.
+pub(super) async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {

@@ -67,14 +67,7 @@ pub fn find(bin: &str, package: &str, test: &str) -> Option<PathBuf> {
 
 /// Whether the tests run as root.
 pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
+    nix::unistd::getuid().is_root()
 }
 
 /// A free TCP port on 127.0.0.1 (ephemeral range, so high).
