@@ -6,12 +6,14 @@
 # median and p99 apply time in ms over the 2K applies, and how often the plane re-listed its
 # tables after its start (0: every flip cost what it changed), and the median of the in-process
 # part alone (check + current state + diff, the rest is the nft transaction); then the median
-# wall and CPU time of re-applying the unchanged state (the periodic re-converge). No traffic.
+# wall and CPU time of re-applying the unchanged state (the periodic re-converge), and the
+# engine's share of a flip before ncc's apply starts (engineflip: the real core at the same
+# size, the request encoded, decoded and converted as ncc does). No traffic.
 # Usage: bench/nft_flips.sh [runs=3] [flips=100] [vservers=10000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}; flips=${2:-100}; nvs=${3:-10000}
-cargo build --release -q -p seesaw-bench --bin nftscale
+cargo build --release -q -p seesaw-bench --bin nftscale --bin engineflip
 bin=target/release/nftscale
 ns=nf$$
 cleanup() { ip netns del $ns 2>/dev/null || true; }
@@ -23,6 +25,8 @@ for r in $(seq 1 "$runs"); do
   f=$(ip netns exec $ns $bin flips "$flips" lib)
   c=$(ip netns exec $ns $bin flips "$flips" cli)
   echo "run $r: apply [ms changes bytes] = $a; flips [p50_ms p99_ms re-lists in-process_p50_ms] = $f (libnftables, as ncc) / $c (nft binary)"
+  e=$(target/release/engineflip "$nvs" 10 "$flips" 2>/dev/null)
+  echo "run $r: the engine's share [core p50 p99, send p50 p99, recv p50 p99, total p50 p99 ms, bytes] = $e"
   v=$(ip netns exec $ns $bin converge 20)
   echo "run $r: re-converge of the unchanged state [wall_ms cpu_ms] = $v"
   ip netns exec $ns $bin apply 0 0 >/dev/null

@@ -169,7 +169,8 @@ pub fn lb_from_pb(l: &pb::LbInterface) -> Result<crate::kernel::lb::LbWant, NccE
 /// Converts the request, collecting every problem.
 pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
     let mut errors = Vec::new();
-    let mut out: Vec<Service> = Vec::new();
+    let mut out: Vec<Service> = Vec::with_capacity(d.services.len());
+    let mut seen = std::collections::HashSet::with_capacity(d.services.len());
     for (i, s) in d.services.into_iter().enumerate() {
         let path = format!("services[{i}]");
         let vip = s
@@ -258,7 +259,7 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
                         "{path}.address: a firewall-mark service's address is 0.0.0.0 or ::"
                     ));
                 }
-                if out.iter().any(|o| o.key == key) {
+                if !seen.insert(key) {
                     errors.push(format!("{path}: duplicate service {key}"));
                 }
                 let anchor = match &s.maglev_anchor {

@@ -1,0 +1,196 @@
+//! `engineflip`: the engine's share of a backend's health flip at scale, for
+//! `bench/nft_flips.sh` (issue 16 item 4). The real core ([`seesaw_engine::machine::Engine`])
+//! holds N vservers × M backends, each backend with one TCP check, past its start-up gate as the
+//! only node; then K flips, each one check's result turned bad, then good again. Per flip it
+//! times the three steps between the engine learning the result and ncc holding the request
+//! (ncc's own apply is `nftscale flips`):
+//!
+//! - `core`: `Engine::handle` of the health report until it asks for the apply (health
+//!   aggregation, the desired state);
+//! - `send`: the desired state as ncc's protobuf message, encoded (what goes on the socket);
+//! - `recv`: decoded and converted to ncc's services (`seesaw_ncc::convert::services_from_pb`).
+//!
+//! Prints `core_p50 core_p99 send_p50 send_p99 recv_p50 recv_p99 total_p50 total_p99 bytes` (ms,
+//! and the message size), over the 2K applies.
+//! Usage: `engineflip N M K`.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a measuring tool prints its results and why it stopped"
+)]
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+use prost::Message as _;
+use seesaw_engine::config::{Loaded, load_cluster, seesaw_cfg};
+use seesaw_engine::events::Event;
+use seesaw_engine::machine::{Effect, Engine, Input, Now, Reply};
+use seesaw_engine::state::{CheckResult, HaRole, HaView};
+
+/// N vservers (10.8.x.y:80, one VIP each) × M backends (10.9.a.b), one TCP check each.
+fn loaded(n: usize, m: usize) -> Loaded {
+    let mut c = String::from(
+        r#"seesaw_vip < fqdn: "v." ipv4: "10.0.0.1/24" >
+        node < fqdn: "n." ipv4: "10.0.0.2/24" >"#,
+    );
+    for i in 0..n {
+        let _ = write!(
+            c,
+            r#"
+        vserver < name: "v{i}" rp: "x" entry_address < fqdn: "e{i}." ipv4: "10.8.{}.{}/32" >
+          vserver_entry < protocol: TCP port: 80 scheduler: WRR mode: NAT
+            healthcheck < type: TCP interval: 5 timeout: 1 > >"#,
+            i / 250,
+            i % 250 + 1
+        );
+        for j in 0..m {
+            let b = i * m + j;
+            let _ = write!(
+                c,
+                r#"
+          backend < host < fqdn: "b{b}." ipv4: "10.9.{}.{}/16" > weight: 1 >"#,
+                b / 250 % 250,
+                b % 250 + 1
+            );
+        }
+        c.push_str(" >");
+    }
+    Loaded {
+        settings: seesaw_cfg::parse(
+            "[cluster]\nname = bench\nnode_ipv4 = 10.0.0.2\n[engine]\nchurn_limit = 0\n",
+        )
+        .expect("seesaw.cfg"),
+        cluster: load_cluster(c.as_bytes(), None).expect("cluster.pb"),
+    }
+}
+
+/// Hands `input` to the core and carries its effects as the driver does (applies succeed at
+/// once); returns the desired state of the first apply it asked for, with the time it took.
+fn run(
+    e: &mut Engine,
+    input: Input,
+    now: Now,
+) -> Option<(
+    std::sync::Arc<seesaw_engine::desired::DesiredState>,
+    Duration,
+)> {
+    let t = Instant::now();
+    let mut first = None;
+    let mut inputs = VecDeque::from([input]);
+    while let Some(input) = inputs.pop_front() {
+        for effect in e.handle(input, now) {
+            match effect {
+                Effect::Apply(d) => {
+                    if first.is_none() {
+                        first = Some((d, t.elapsed()));
+                    }
+                    inputs.push_front(Input::Applied(Ok(Vec::new())));
+                }
+                Effect::Bgp(_) => inputs.push_front(Input::BgpDone(Ok(Vec::new()))),
+                Effect::Reply(Reply::Ha(tx, f)) => {
+                    let _ = tx.send(f);
+                }
+                _ => {}
+            }
+        }
+    }
+    first
+}
+
+fn health(ids: &[u64], healthy: bool, now: Now) -> Input {
+    let results = ids
+        .iter()
+        .map(|id| {
+            let r = CheckResult {
+                healthy,
+                message: String::new(),
+                at: now.wall,
+            };
+            (*id, r)
+        })
+        .collect();
+    Input::Event(Event::Health(results, Vec::new()))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let [n, m, k] = args[..] else {
+        eprintln!("usage: engineflip N M K");
+        return ExitCode::from(64);
+    };
+    let start = Instant::now();
+    let at = |secs: f64| Now {
+        mono: start + Duration::from_secs_f64(secs),
+        wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs as u64),
+    };
+    let mut e = Engine::new(loaded(n, m), "/nonexistent".into(), (false, false), at(0.0));
+    let ids: Vec<u64> = e.state().checks().map(|c| c.id).collect();
+    run(&mut e, health(&ids, true, at(0.1)), at(0.1));
+    let (tx, _rx) = tokio::sync::oneshot::channel();
+    let view = HaView {
+        state: HaRole::Leader,
+        since: Some(at(0.2).wall),
+        transitions: 1,
+        last_update: Some(at(0.2).wall),
+        ..HaView::default()
+    };
+    let Some((d, _)) = run(&mut e, Input::Event(Event::Ha(view, None, tx)), at(0.2)) else {
+        eprintln!("the core asked for no apply once leader");
+        return ExitCode::FAILURE;
+    };
+    let live: usize = d.services.iter().map(|s| s.dests.len()).sum();
+    eprintln!(
+        "checks {} services {} destinations {live}",
+        ids.len(),
+        d.services.len()
+    );
+    let (mut core, mut send, mut recv, mut total) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut bytes = 0;
+    for j in 0..k {
+        let id = ids[(j * 7919) % ids.len()];
+        for healthy in [false, true] {
+            let now = at(1.0 + j as f64);
+            let Some((desired, c)) = run(&mut e, health(&[id], healthy, now), now) else {
+                eprintln!("flip {j}: the core asked for no apply");
+                return ExitCode::FAILURE;
+            };
+            let t = Instant::now();
+            let wire = seesaw_engine::ncc_port::desired_to_pb(&desired).encode_to_vec();
+            let s = t.elapsed();
+            let t = Instant::now();
+            let msg = match seesaw_proto::ncc::DesiredState::decode(wire.as_slice()) {
+                Ok(msg) => msg,
+                Err(err) => {
+                    eprintln!("decode: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Err(err) = seesaw_ncc::convert::services_from_pb(msg) {
+                eprintln!("ncc refuses the request: {err}");
+                return ExitCode::FAILURE;
+            }
+            let r = t.elapsed();
+            bytes = wire.len();
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            core.push(ms(c));
+            send.push(ms(s));
+            recv.push(ms(r));
+            total.push(ms(c + s + r));
+        }
+    }
+    let mut line = String::new();
+    for v in [&mut core, &mut send, &mut recv, &mut total] {
+        v.sort_by(f64::total_cmp);
+        let q = |p: f64| v[((v.len() as f64 - 1.0) * p) as usize];
+        let _ = write!(line, "{:.1} {:.1} ", q(0.5), q(0.99));
+    }
+    println!("{line}{bytes}");
+    ExitCode::SUCCESS
+}
