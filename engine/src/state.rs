@@ -461,13 +461,11 @@ impl EngineState {
                             backup: d.backup,
                         };
                         let presumed = self.presumed.contains(&(st.key, (d.ip, d.port)));
-                        let checks_pass = checks
-                            .iter()
-                            .all(|c| match c.state {
-                                CheckState::Healthy => true,
-                                CheckState::Unknown => presumed,
-                                CheckState::Unhealthy => false,
-                            });
+                        let checks_pass = checks.iter().all(|c| match c.state {
+                            CheckState::Healthy => true,
+                            CheckState::Unknown => presumed,
+                            CheckState::Unhealthy => false,
+                        });
                         DestView {
                             name: d.name.clone(),
                             backend: d.backend.clone(),
