@@ -59,3 +59,24 @@ pub fn require_root() -> bool {
     }
     true
 }
+
+/// Whether an nftables lab test can run here: [`require_root`], and `nft` runs. Otherwise prints
+/// why `what` is skipped and returns false.
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
+pub fn require_nft(what: &str) -> bool {
+    if !require_root() {
+        return false;
+    }
+    if std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: {what} needs nft (apt-get install nftables)");
+        return false;
+    }
+    true
+}

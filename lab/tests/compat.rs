@@ -194,15 +194,7 @@ fn guest_seesaw_configs_apply_on_ipvs() {
 
 #[test]
 fn seesaw_configs_apply_on_nftables() {
-    if !seesaw_lab::require_root() {
-        return;
-    }
-    if std::process::Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipping: needs nft (apt-get install nftables)");
+    if !seesaw_lab::require_nft("applying Seesaw's configs on nftables") {
         return;
     }
     let Some(files) = files() else { return };

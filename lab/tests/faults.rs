@@ -628,18 +628,7 @@ fn every_process_killed_or_stalled_on_the_proxy_plane() {
 }
 
 fn can_run_nftables() -> bool {
-    if !seesaw_lab::require_root() {
-        return false;
-    }
-    if std::process::Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipping: the nftables fault campaign needs nft (apt-get install nftables)");
-        return false;
-    }
-    true
+    seesaw_lab::require_nft("the nftables fault campaign")
 }
 
 #[test]

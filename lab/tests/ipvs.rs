@@ -36,9 +36,7 @@ use seesaw_ncc::dataplane::ipvs::firewall::TABLE;
 use seesaw_ncc::dataplane::ipvs::sys::Netlink;
 use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane, NftRunner};
 use seesaw_ncc::dataplane::{Change, Dataplane, apply};
-use seesaw_ncc::model::{
-    Dest, ForwardMode, KernelOpts, Protocol, Scheduler, Service, ServiceKey, ServiceOpts,
-};
+use seesaw_ncc::model::{Dest, ForwardMode, KernelOpts, Protocol, Scheduler, Service, ServiceKey};
 
 const NAT_VIP: &str = "198.51.100.1";
 const DSR_VIP: &str = "198.51.100.2";
@@ -124,16 +122,8 @@ fn service(vip: &str, port: u16, sched: Scheduler, mode: ForwardMode, w: &[u32])
         })
         .collect();
     dests.sort();
-    Service {
-        anchor: None,
-        key: ServiceKey::new(vip.parse().expect("literal"), Protocol::Tcp, port),
-        scheduler: sched,
-        mode,
-        persistence: 0,
-        dests,
-        opts: ServiceOpts::default(),
-        marks: Vec::new(),
-    }
+    let key = ServiceKey::new(vip.parse().expect("literal"), Protocol::Tcp, port);
+    Service::new(key, sched, mode, dests)
 }
 
 /// Applies `desired` with a fresh plane inside lb1 (each call proves adopt-at-start too).

@@ -22,7 +22,7 @@ use std::time::Duration;
 use seesaw_lab::{Lab, ProcId, bins, http};
 use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
 use seesaw_ncc::dataplane::{Change, Dataplane, apply};
-use seesaw_ncc::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey, ServiceOpts};
+use seesaw_ncc::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey};
 use seesaw_ncc::sched::{Algo, Member, Picker, hash_addr};
 
 #[path = "nftables/wlc.rs"]
@@ -46,21 +46,8 @@ fn service(vip: &str, port: u16, sched: Scheduler, mode: ForwardMode, w: &[u32])
         .map(|((_, ip), w)| Dest::new(format!("{ip}:{port}").parse().expect("literal"), *w))
         .collect();
     dests.sort();
-    Service {
-        anchor: None,
-        key: ServiceKey {
-            vip: vip.parse().expect("literal"),
-            proto: Protocol::Tcp,
-            port,
-            fwmark: 0,
-        },
-        scheduler: sched,
-        mode,
-        persistence: 0,
-        dests,
-        opts: ServiceOpts::default(),
-        marks: Vec::new(),
-    }
+    let key = ServiceKey::new(vip.parse().expect("literal"), Protocol::Tcp, port);
+    Service::new(key, sched, mode, dests)
 }
 
 /// Applies `desired` with a fresh plane inside lb1 and returns the change list.
@@ -148,18 +135,7 @@ fn start_backend(lab: &mut Lab, seesaw: &std::path::Path, name: &str, listen: &s
 /// Whether this lab can run here: root and `nft` (each missing one prints why the test skips);
 /// the suite's binaries must be built.
 fn can_run() -> bool {
-    if !seesaw_lab::require_root() {
-        return false;
-    }
-    if std::process::Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        #[allow(clippy::print_stderr, reason = "skip notice")]
-        {
-            eprintln!("skipping: the nftables lab test needs nft (apt-get install nftables)");
-        }
+    if !seesaw_lab::require_nft("the nftables lab test") {
         return false;
     }
     bins::require_all().unwrap_or_else(|e| panic!("{e}"));

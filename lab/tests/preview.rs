@@ -15,10 +15,13 @@
     reason = "the moved shares are for the person running the test"
 )]
 
-use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime};
+#[path = "support/desired.rs"]
+mod desired;
 
-use seesaw_engine::config::{Loaded, load_cluster, seesaw_cfg};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use desired::{loaded, t0};
 use seesaw_engine::ncc_port::desired_to_pb;
 use seesaw_engine::preview::{Preview, preview};
 use seesaw_engine::state::{CheckResult, EngineState};
@@ -26,17 +29,6 @@ use seesaw_lab::{LoopbackSuite, wait_until};
 use seesaw_ncc::dataplane::nftables::layout::{self, Layout, Member};
 use seesaw_ncc::dataplane::{self, Change, fake::FakeDataplane};
 use seesaw_ncc::model::Service;
-
-fn t0() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-}
-
-fn loaded(cluster: &str) -> Loaded {
-    Loaded {
-        settings: seesaw_cfg::parse("[cluster]\nname = t\nnode_ipv4 = 10.0.0.2\n").unwrap(),
-        cluster: load_cluster(cluster.as_bytes(), None).unwrap_or_else(|e| panic!("{e:#?}")),
-    }
-}
 
 /// Vservers as (name, vip, scheduler, port, backends as (last octets, weight)).
 type Spec<'a> = [(&'a str, &'a str, &'a str, u16, Vec<(u16, u32)>)];

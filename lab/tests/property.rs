@@ -181,15 +181,7 @@ fn every_config_that_validates_is_applied_by_the_proxy_and_ipvs_planes() {
 
 #[test]
 fn every_config_that_validates_is_applied_by_the_nftables_plane() {
-    if !seesaw_lab::require_root() {
-        return;
-    }
-    if std::process::Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipping: the nftables property test needs nft (apt-get install nftables)");
+    if !seesaw_lab::require_nft("the nftables property test") {
         return;
     }
     let (n, seed) = configs();

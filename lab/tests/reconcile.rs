@@ -3,24 +3,14 @@
 //! (reference §12, items 69–84) is one config/health step with the exact operations expected,
 //! run in-process through the real gRPC conversion and the stateful fake data plane.
 
-use std::time::{Duration, SystemTime};
+#[path = "support/desired.rs"]
+mod desired;
 
-use seesaw_engine::config::{Loaded, load_cluster, seesaw_cfg};
+use desired::{loaded, t0};
 use seesaw_engine::desired::DesiredState;
 use seesaw_engine::ncc_port::desired_to_pb;
 use seesaw_engine::state::{CheckResult, EngineState};
 use seesaw_ncc::dataplane::{self, Dataplane, fake::FakeDataplane};
-
-fn t0() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-}
-
-fn loaded(cluster: &str) -> Loaded {
-    Loaded {
-        settings: seesaw_cfg::parse("[cluster]\nname = t\nnode_ipv4 = 10.0.0.2\n").unwrap(),
-        cluster: load_cluster(cluster.as_bytes(), None).unwrap_or_else(|e| panic!("{e:#?}")),
-    }
-}
 
 /// One vserver `web` on `vip`, entries and backends as given (text-format fragments).
 fn config(vip: &str, entries: &str, backends: &str, node_status: &str) -> String {

@@ -1,6 +1,9 @@
 //! The engine's desired state for a cluster.pb with every backend healthy, in ncc's terms: what
 //! a plane must hold once every check passes. Shared by `property.rs` (generated configs) and
-//! `compat.rs` (Seesaw's own configs on every plane).
+//! `compat.rs` (Seesaw's own configs on every plane); and the engine's input these and
+//! `preview.rs` and `reconcile.rs` start from (the time, a loaded cluster.pb).
+
+#![allow(dead_code, reason = "each test binary uses its share of this module")]
 
 use std::time::{Duration, SystemTime};
 
@@ -9,12 +12,20 @@ use seesaw_engine::ncc_port::desired_to_pb;
 use seesaw_engine::state::{CheckResult, EngineState};
 use seesaw_ncc::model::Service;
 
-fn t0() -> SystemTime {
+/// The time every engine in these tests starts at.
+pub(crate) fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
 }
 
+/// `cluster` loaded for the automatic plane, on a single node at 10.0.0.2.
+pub(crate) fn loaded(cluster: &str) -> Loaded {
+    Loaded {
+        settings: seesaw_cfg::parse("[cluster]\nname = t\nnode_ipv4 = 10.0.0.2\n").unwrap(),
+        cluster: load_cluster(cluster.as_bytes(), None).unwrap_or_else(|e| panic!("{e:#?}")),
+    }
+}
+
 /// The desired services for `text` on `plane`, or validation's refusal.
-#[allow(dead_code, reason = "each test binary uses its share of this module")]
 pub(crate) fn desired(text: &str, plane: DataplaneKind) -> Result<Vec<Service>, String> {
     desired_on(text, plane, "10.0.0.2")
 }
