@@ -202,7 +202,7 @@ pub async fn run<N: Ncc + NccBgp>(
     if let Some(req) = withdraw {
         let _ = tokio::time::timeout(TEARDOWN_DEADLINE, ncc.bgp_set(&req)).await;
     }
-    match tokio::time::timeout(TEARDOWN_DEADLINE, ncc.apply(&empty)).await {
+    match tokio::time::timeout(TEARDOWN_DEADLINE, ncc.apply(&Arc::new(empty))).await {
         Ok(Ok(c)) => tracing::info!(changes = c.len(), "teardown done"),
         Ok(Err(e)) => tracing::warn!(error = %e, "teardown failed"),
         Err(_) => tracing::warn!("teardown timed out"),

@@ -91,7 +91,7 @@ pub trait Ncc: Send + Sync + 'static {
     /// Makes the data plane hold exactly `desired`; returns the changes made.
     fn apply(
         &self,
-        desired: &DesiredState,
+        desired: &Arc<DesiredState>,
     ) -> impl Future<Output = Result<Vec<String>, NccError>> + Send;
     /// Reads the plane's counters.
     fn stats(&self) -> impl Future<Output = Result<PlaneStats, NccError>> + Send;
@@ -118,14 +118,161 @@ pub const WATCH_RETRY: std::time::Duration = std::time::Duration::from_millis(20
 #[derive(Debug, Clone)]
 pub struct GrpcNcc {
     client: pb::ncc_client::NccClient<tonic::transport::Channel>,
+    sent: Arc<Mutex<Sent>>,
+}
+
+/// What the next apply can build on.
+#[derive(Debug)]
+struct Sent {
+    /// The last request ncc confirmed, by its epoch (`None` until one was).
+    base: Option<(u64, Arc<DesiredState>)>,
+    /// The next request's epoch (started from the clock, so a restarted engine never names a
+    /// request as its predecessor did).
+    next: u64,
+    /// ncc has `ApplyDelta` (until it answers UNIMPLEMENTED).
+    deltas: bool,
+    /// Requests ncc took: deltas, whole states.
+    taken: (u64, u64),
 }
 
 impl GrpcNcc {
     /// A client on `channel` (see `seesaw_common::uds::channel`).
     pub fn new(channel: tonic::transport::Channel) -> Self {
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 2));
         Self {
             client: pb::ncc_client::NccClient::new(channel),
+            sent: Arc::new(Mutex::new(Sent {
+                base: None,
+                next: start.max(1),
+                deltas: true,
+                taken: (0, 0),
+            })),
         }
+    }
+
+    /// The base for the next request and the next request's epoch. A failed call keeps the
+    /// base: whether or not ncc took the request, it refuses a delta on a request it does not
+    /// hold, and the whole state follows.
+    fn next_request(&self) -> (Option<(u64, Arc<DesiredState>)>, u64) {
+        let mut s = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        let epoch = s.next;
+        s.next = s.next.wrapping_add(1).max(1);
+        (s.base.clone().filter(|_| s.deltas), epoch)
+    }
+
+    fn confirmed(&self, epoch: u64, desired: &Arc<DesiredState>, delta: bool) {
+        let mut s = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        s.base = Some((epoch, Arc::clone(desired)));
+        if delta {
+            s.taken.0 += 1;
+        } else {
+            s.taken.1 += 1;
+        }
+    }
+
+    /// How many requests ncc took as deltas and as whole states.
+    pub fn taken(&self) -> (u64, u64) {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).taken
+    }
+
+    /// Sends what changed since `base`: `Ok(None)` when ncc cannot take it (no `ApplyDelta`, or
+    /// it holds another request) and the whole state must go.
+    async fn apply_delta(
+        &self,
+        (base, old): (u64, Arc<DesiredState>),
+        desired: &Arc<DesiredState>,
+        epoch: u64,
+    ) -> Result<Option<Vec<String>>, NccError> {
+        let mut client = self.client.clone();
+        match client
+            .apply_delta(delta_to_pb(&old, desired, base, epoch))
+            .await
+        {
+            Ok(r) => Ok(Some(r.into_inner().changes)),
+            Err(s) if s.code() == tonic::Code::Unimplemented => {
+                tracing::info!("ncc has no ApplyDelta: sending whole states");
+                self.sent.lock().unwrap_or_else(|e| e.into_inner()).deltas = false;
+                Ok(None)
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => {
+                tracing::info!("{}; sending the whole state", s.message());
+                Ok(None)
+            }
+            Err(s) => Err(NccError::from_status(&s)),
+        }
+    }
+}
+
+/// What changed from `old` to `new`, as ncc's `DesiredDelta` on the request named `base`:
+/// services added or changed (whole), the keys of services gone, and the VIPs and the LB
+/// interface (whole) only when they changed.
+pub fn delta_to_pb(
+    old: &DesiredState,
+    new: &DesiredState,
+    base: u64,
+    epoch: u64,
+) -> pb::DesiredDelta {
+    // Both lists come from the same walk over the config, so a service usually sits where it
+    // sat: compare in step, and look keys up only when the lists' keys differ.
+    let mut services = Vec::new();
+    let mut removed = Vec::new();
+    let same_keys = old.services.len() == new.services.len()
+        && old
+            .services
+            .iter()
+            .zip(&new.services)
+            .all(|(o, n)| o.key == n.key);
+    if same_keys {
+        for (o, n) in old.services.iter().zip(&new.services) {
+            if o != n {
+                services.push(service_to_pb(n));
+            }
+        }
+    } else {
+        let held: HashMap<ServiceKey, &ServiceSpec> =
+            old.services.iter().map(|s| (s.key, s)).collect();
+        let kept: std::collections::HashSet<ServiceKey> =
+            new.services.iter().map(|s| s.key).collect();
+        for s in &new.services {
+            if held.get(&s.key).is_none_or(|o| *o != s) {
+                services.push(service_to_pb(s));
+            }
+        }
+        removed = old
+            .services
+            .iter()
+            .filter(|s| !kept.contains(&s.key))
+            .map(|s| {
+                let p = service_to_pb(s);
+                pb::ServiceRef {
+                    address: p.address,
+                    protocol: p.protocol,
+                    port: p.port,
+                    fwmark: p.fwmark,
+                }
+            })
+            .collect();
+    }
+    // The VIPs and the LB interface only when they changed (unset: the base's stand).
+    let whole = desired_to_pb(&DesiredState {
+        services: Vec::new(),
+        vips: if new.vips == old.vips {
+            Vec::new()
+        } else {
+            new.vips.clone()
+        },
+        lb: new.lb.clone().filter(|l| old.lb.as_ref() != Some(l)),
+    });
+    pb::DesiredDelta {
+        base_epoch: base,
+        epoch,
+        services,
+        removed,
+        vips_managed: new.vips != old.vips,
+        vips: whole.vips,
+        lb_interface: whole.lb_interface,
     }
 }
 
@@ -174,13 +321,23 @@ impl Ncc for GrpcNcc {
         })
     }
 
-    async fn apply(&self, desired: &DesiredState) -> Result<Vec<String>, NccError> {
-        let req = desired_to_pb(desired);
+    /// A delta on the last request ncc confirmed when there is one, else the whole state.
+    async fn apply(&self, desired: &Arc<DesiredState>) -> Result<Vec<String>, NccError> {
+        let (base, epoch) = self.next_request();
+        if let Some(base) = base
+            && let Some(changes) = self.apply_delta(base, desired, epoch).await?
+        {
+            self.confirmed(epoch, desired, true);
+            return Ok(changes);
+        }
+        let mut req = desired_to_pb(desired);
+        req.epoch = epoch;
         let mut client = self.client.clone();
         let reply = client
             .apply(req)
             .await
             .map_err(|s| NccError::from_status(&s))?;
+        self.confirmed(epoch, desired, false);
         Ok(reply.into_inner().changes)
     }
 
@@ -295,6 +452,7 @@ pub fn desired_to_pb(desired: &DesiredState) -> pb::DesiredState {
             .collect(),
         vips_managed: true,
         lb_interface: desired.lb.as_ref().map(lb_to_pb),
+        epoch: 0,
     }
 }
 
@@ -510,7 +668,7 @@ impl Ncc for FakeNcc {
         }
     }
 
-    async fn apply(&self, desired: &DesiredState) -> Result<Vec<String>, NccError> {
+    async fn apply(&self, desired: &Arc<DesiredState>) -> Result<Vec<String>, NccError> {
         let mut inner = self.inner.lock().expect("fake ncc lock");
         inner.attempts += 1;
         if let Some(reason) = &inner.fail {

@@ -300,6 +300,66 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
     }
 }
 
+/// A delta request's services converted: those to add or replace, and the keys to delete. Every
+/// problem is collected, as for a whole request; a key both changed and deleted is one.
+pub fn delta_from_pb(
+    services: Vec<pb::Service>,
+    removed: &[pb::ServiceRef],
+) -> Result<(Vec<Service>, Vec<ServiceKey>), NccError> {
+    let mut errors = Vec::new();
+    let mut keys = Vec::with_capacity(removed.len());
+    for (i, r) in removed.iter().enumerate() {
+        match service_ref_from_pb(r) {
+            Some(k) => keys.push(k),
+            None => errors.push(format!(
+                "removed[{i}]: {:?} protocol {} port {} mark {} is not a service key",
+                r.address, r.protocol, r.port, r.fwmark
+            )),
+        }
+    }
+    let upserts = match services_from_pb(pb::DesiredState {
+        services,
+        ..pb::DesiredState::default()
+    }) {
+        Ok(u) => u,
+        Err(NccError::Invalid(mut e)) => {
+            e.append(&mut errors);
+            return Err(NccError::Invalid(e));
+        }
+        Err(e) => return Err(e),
+    };
+    let changed: std::collections::HashSet<ServiceKey> = upserts.iter().map(|s| s.key).collect();
+    errors.extend(
+        keys.iter()
+            .filter(|k| changed.contains(k))
+            .map(|k| format!("removed: {k} is also among the changed services")),
+    );
+    if errors.is_empty() {
+        Ok((upserts, keys))
+    } else {
+        Err(NccError::Invalid(errors))
+    }
+}
+
+/// A service key from its reference: address, protocol and port, or the family's unspecified
+/// address and a firewall mark (protocol and port unset).
+fn service_ref_from_pb(r: &pb::ServiceRef) -> Option<ServiceKey> {
+    let vip = r.address.parse::<IpAddr>().ok()?;
+    if r.fwmark != 0 {
+        return (vip.is_unspecified() && r.port == 0).then_some(ServiceKey {
+            vip,
+            proto: Protocol::Tcp,
+            port: 0,
+            fwmark: r.fwmark,
+        });
+    }
+    marked_from_pb(&pb::MarkedPort {
+        address: r.address.clone(),
+        protocol: r.protocol,
+        port: r.port,
+    })
+}
+
 pub(crate) fn marked_to_pb(k: &ServiceKey) -> pb::MarkedPort {
     pb::MarkedPort {
         address: k.vip.to_string(),

@@ -41,6 +41,9 @@ pub enum NccError {
     /// The plane failed to apply a change (bind failed, kernel error).
     #[error("data plane error: {0}")]
     Plane(String),
+    /// A delta whose base is not the request ncc holds (the sender sends the whole state).
+    #[error("unknown base: {0}")]
+    UnknownBase(String),
 }
 
 impl From<NccError> for tonic::Status {
@@ -52,6 +55,7 @@ impl From<NccError> for tonic::Status {
             // The plane failed the request (a bind, a netlink or nft error): ncc itself is up,
             // so this is not "unavailable" to the caller.
             NccError::Plane(_) => Self::aborted(e.to_string()),
+            NccError::UnknownBase(_) => Self::not_found(e.to_string()),
         }
     }
 }

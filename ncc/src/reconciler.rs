@@ -21,7 +21,7 @@ use crate::dataplane::{Dataplane, StatsReader};
 use crate::kernel::lb::{Lb, LbWant};
 use crate::kernel::vips::{Vip, Vips};
 use crate::lease::{Change, Lease};
-use crate::model::Service;
+use crate::model::{Service, ServiceKey};
 
 /// The engine's apply request, converted.
 #[derive(Debug, Clone)]
@@ -32,6 +32,25 @@ pub struct Request {
     pub lb: Option<LbWant>,
     /// The services.
     pub services: Vec<Service>,
+    /// The sender's name for this request (0: none; no delta can build on it).
+    pub epoch: u64,
+}
+
+/// What changed since the request named `base` (the engine's `DesiredDelta`, converted).
+#[derive(Debug, Clone)]
+pub struct Delta {
+    /// The request this builds on: the last one the thread holds, or the delta is refused.
+    pub base: u64,
+    /// This request's name.
+    pub epoch: u64,
+    /// Services added or replacing the one with their key.
+    pub services: Vec<Service>,
+    /// Services deleted.
+    pub removed: Vec<ServiceKey>,
+    /// The VIPs, whole (`None`: the base request's stand).
+    pub vips: Option<Vec<Vip>>,
+    /// The LB interface, whole (`None`: the base request's stands).
+    pub lb: Option<LbWant>,
 }
 
 /// Where the fence stands after a renewal.
@@ -47,6 +66,9 @@ pub struct LeaseState {
 pub enum Job {
     /// Make the kernel hold this request (as the lease allows); it becomes the last request.
     Apply(Request, oneshot::Sender<Result<Vec<String>, NccError>>),
+    /// Patch the last request with this delta (refused, changing nothing, unless it builds on
+    /// that request), then apply it as [`Job::Apply`] does.
+    ApplyDelta(Delta, oneshot::Sender<Result<Vec<String>, NccError>>),
     /// A lease renewal for this long from now (zero gives the lease up).
     Renew(Duration, oneshot::Sender<LeaseState>),
     /// What the plane would do with a flow.
@@ -155,6 +177,10 @@ impl<P: Dataplane> Reconciler<P> {
                 self.last = Some(request);
                 let _ = reply.send(self.apply_as_leased());
             }
+            Job::ApplyDelta(delta, reply) => {
+                let r = self.patch(delta).and_then(|()| self.apply_as_leased());
+                let _ = reply.send(r);
+            }
             Job::Renew(ttl, reply) => {
                 let change = self.lease.renew(ttl, Instant::now());
                 self.follow(change);
@@ -170,6 +196,65 @@ impl<P: Dataplane> Reconciler<P> {
                 let _ = reply.send(self.plane.stats_reader());
             }
         }
+    }
+
+    /// The last request with `d` laid over it, or an error (and no change) when `d` builds on
+    /// another request or deletes a service the request does not hold.
+    fn patch(&mut self, d: Delta) -> Result<(), NccError> {
+        let last = match self.last.as_mut() {
+            Some(l) if l.epoch != 0 && l.epoch == d.base => l,
+            Some(l) => {
+                return Err(NccError::UnknownBase(format!(
+                    "the delta builds on request {}, ncc holds request {}",
+                    d.base, l.epoch
+                )));
+            }
+            None => {
+                return Err(NccError::UnknownBase(format!(
+                    "the delta builds on request {}, ncc holds none",
+                    d.base
+                )));
+            }
+        };
+        let mut at: std::collections::HashMap<ServiceKey, usize> = last
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.key, i))
+            .collect();
+        if let Some(k) = d.removed.iter().find(|k| !at.contains_key(k)) {
+            return Err(NccError::UnknownBase(format!(
+                "the delta deletes {k}, which request {} does not hold",
+                d.base
+            )));
+        }
+        let mut gone = vec![false; last.services.len()];
+        for k in &d.removed {
+            gone[at[k]] = true;
+        }
+        for s in d.services {
+            match at.get(&s.key) {
+                Some(&i) => last.services[i] = s,
+                None => {
+                    at.insert(s.key, last.services.len());
+                    last.services.push(s);
+                    gone.push(false);
+                }
+            }
+        }
+        let mut i = 0;
+        last.services.retain(|_| {
+            i += 1;
+            !gone[i - 1]
+        });
+        if d.vips.is_some() {
+            last.vips = d.vips;
+        }
+        if d.lb.is_some() {
+            last.lb = d.lb;
+        }
+        last.epoch = d.epoch;
+        Ok(())
     }
 
     /// Makes the kernel follow a lease change.
@@ -252,7 +337,8 @@ mod tests {
     use std::net::IpAddr;
     use std::time::Duration;
 
-    use super::{Job, Reconciler, Request};
+    use super::{Delta, Job, Reconciler, Request};
+    use crate::NccError;
     use crate::dataplane::fake::FakeDataplane;
     use crate::kernel::vips::{Vip, VipKind};
     use crate::model::{ForwardMode, Protocol, Scheduler, Service, ServiceKey};
@@ -304,6 +390,7 @@ mod tests {
             vips: Some(vips),
             lb: None,
             services: vec![svc("10.1.0.1"), svc("192.168.255.7")],
+            epoch: 0,
         };
         let changes = h
             .call(|tx| Job::Apply(request, tx))
@@ -339,5 +426,75 @@ mod tests {
             .expect("given up");
         assert_eq!((l.fenced, l.fences), (true, 2));
         assert_eq!(held(&h).await, ["192.168.255.7"]);
+    }
+
+    fn delta(base: u64, epoch: u64, services: &[&str], removed: &[&str]) -> Delta {
+        Delta {
+            base,
+            epoch,
+            services: services.iter().map(|a| svc(a)).collect(),
+            removed: removed.iter().map(|a| svc(a).key).collect(),
+            vips: None,
+            lb: None,
+        }
+    }
+
+    /// A delta is laid over the request it names and applied; one that names another request,
+    /// or deletes a service that request does not hold, is refused and changes nothing (the
+    /// engine then sends the whole state); an unnamed request takes no delta.
+    #[tokio::test]
+    async fn deltas_build_only_on_the_request_held() {
+        let h = Reconciler::new(FakeDataplane::default(), None, None)
+            .spawn()
+            .expect("thread");
+        let whole = |epoch: u64, services: &[&str]| Request {
+            vips: None,
+            lb: None,
+            services: services.iter().map(|a| svc(a)).collect(),
+            epoch,
+        };
+        let r = whole(0, &["10.1.0.1"]);
+        h.call(|tx| Job::Apply(r, tx))
+            .await
+            .expect("runs")
+            .expect("applied");
+        let d = delta(0, 1, &["10.1.0.2"], &[]);
+        let e = h.call(|tx| Job::ApplyDelta(d, tx)).await.expect("runs");
+        assert!(matches!(e, Err(NccError::UnknownBase(_))), "{e:?}");
+        assert_eq!(held(&h).await, ["10.1.0.1"]);
+
+        let r = whole(7, &["10.1.0.1", "10.1.0.2"]);
+        h.call(|tx| Job::Apply(r, tx))
+            .await
+            .expect("runs")
+            .expect("applied");
+        // Added, changed and removed in one delta.
+        let mut d = delta(7, 8, &["10.1.0.3"], &["10.1.0.1"]);
+        let mut changed = svc("10.1.0.2");
+        changed.persistence = 30;
+        d.services.push(changed);
+        let changes = h
+            .call(|tx| Job::ApplyDelta(d, tx))
+            .await
+            .expect("runs")
+            .expect("applied");
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert_eq!(held(&h).await, ["10.1.0.2", "10.1.0.3"]);
+        // The same base again: the thread holds request 8 now.
+        let d = delta(7, 9, &["10.1.0.4"], &[]);
+        let e = h.call(|tx| Job::ApplyDelta(d, tx)).await.expect("runs");
+        assert!(matches!(e, Err(NccError::UnknownBase(_))), "{e:?}");
+        // Deleting what request 8 does not hold.
+        let d = delta(8, 9, &["10.1.0.4"], &["10.1.0.9"]);
+        let e = h.call(|tx| Job::ApplyDelta(d, tx)).await.expect("runs");
+        assert!(matches!(e, Err(NccError::UnknownBase(_))), "{e:?}");
+        assert_eq!(held(&h).await, ["10.1.0.2", "10.1.0.3"]);
+        // And on from 8.
+        let d = delta(8, 9, &[], &["10.1.0.3"]);
+        h.call(|tx| Job::ApplyDelta(d, tx))
+            .await
+            .expect("runs")
+            .expect("applied");
+        assert_eq!(held(&h).await, ["10.1.0.2"]);
     }
 }

@@ -9,19 +9,21 @@ use std::time::Duration;
 
 use seesaw_proto::ncc as pb;
 use tokio::net::UnixListener;
-use tokio::sync::Mutex;
-
-use crate::reconciler::{Handle, Job, Reconciler, Request as LastRequest};
+use tokio::sync::{Mutex, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::NccError;
 use crate::bgp::Bgp;
 use crate::bgp::gobgp::GobgpSpeaker;
 use crate::convert::{
-    bgp_request_from_pb, bgp_status, lb_from_pb, marked_to_pb, mode_to_pb, proto_to_pb,
-    sched_to_pb, services_from_pb, vips_from_pb,
+    bgp_request_from_pb, bgp_status, delta_from_pb, lb_from_pb, marked_to_pb, mode_to_pb,
+    proto_to_pb, sched_to_pb, services_from_pb, vips_from_pb,
 };
 use crate::dataplane::Dataplane;
+use crate::kernel::lb::LbWant;
+use crate::kernel::vips::Vip;
+use crate::reconciler::{Delta, Handle, Job, Reconciler, Request as LastRequest};
 
 /// Deadline of every call.
 const CALL_DEADLINE: Duration = Duration::from_secs(20);
@@ -240,6 +242,42 @@ fn boot_id() -> u64 {
     })
 }
 
+impl NccService {
+    /// The VIPs (when the sender manages them) and the LB interface part of a request. The LB
+    /// interface matters only where ncc manages that interface (privileged, and `[interface]
+    /// lb` a real link); elsewhere it is not ncc's business, valid or not.
+    fn interfaces(
+        &self,
+        vips_managed: bool,
+        vips: &[pb::Vip],
+        lb: Option<&pb::LbInterface>,
+    ) -> Result<(Option<Vec<Vip>>, Option<LbWant>), Status> {
+        let vips = vips_managed.then(|| vips_from_pb(vips)).transpose()?;
+        let lb = match lb {
+            Some(l) if self.reconciler.manages_lb() => Some(lb_from_pb(l)?),
+            _ => None,
+        };
+        Ok((vips, lb))
+    }
+
+    /// Hands an apply to the reconciler thread and reports its changes.
+    async fn run_apply(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<Vec<String>, NccError>>) -> Job,
+    ) -> Result<Response<pb::ApplyReply>, Status> {
+        let changes = self
+            .reconciler
+            .call(job)
+            .await
+            .map_err(Status::from)?
+            .map_err(Status::from)?;
+        for c in &changes {
+            tracing::info!("{c}");
+        }
+        Ok(Response::new(pb::ApplyReply { changes }))
+    }
+}
+
 #[tonic::async_trait]
 impl pb::ncc_server::Ncc for NccService {
     type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::NccBoot, Status>>;
@@ -286,35 +324,37 @@ impl pb::ncc_server::Ncc for NccService {
     ) -> Result<Response<pb::ApplyReply>, Status> {
         seesaw_common::peer::require_trusted(&req)?;
         let req = req.into_inner();
-        let vips = req
-            .vips_managed
-            .then(|| vips_from_pb(&req.vips))
-            .transpose()?;
-        // The LB interface part matters only where ncc manages that interface (privileged, and
-        // `[interface] lb` a real link); elsewhere it is not ncc's business, valid or not.
-        let manages_lb = self.reconciler.manages_lb();
-        let lb_want = match &req.lb_interface {
-            Some(l) if manages_lb => Some(lb_from_pb(l)?),
-            _ => None,
-        };
+        let (vips, lb) = self.interfaces(req.vips_managed, &req.vips, req.lb_interface.as_ref())?;
+        let epoch = req.epoch;
         let services = services_from_pb(req)?;
         // Kernel work (netlink, `nft`, the relay's socket) blocks: the reconciler thread does it,
         // one job at a time. A fenced node keeps the request and applies its fenced form.
         let request = LastRequest {
             vips,
-            lb: lb_want,
+            lb,
             services,
+            epoch,
         };
-        let changes = self
-            .reconciler
-            .call(|tx| Job::Apply(request, tx))
-            .await
-            .map_err(Status::from)?
-            .map_err(Status::from)?;
-        for c in &changes {
-            tracing::info!("{c}");
-        }
-        Ok(Response::new(pb::ApplyReply { changes }))
+        self.run_apply(|tx| Job::Apply(request, tx)).await
+    }
+
+    async fn apply_delta(
+        &self,
+        req: Request<pb::DesiredDelta>,
+    ) -> Result<Response<pb::ApplyReply>, Status> {
+        seesaw_common::peer::require_trusted(&req)?;
+        let req = req.into_inner();
+        let (vips, lb) = self.interfaces(req.vips_managed, &req.vips, req.lb_interface.as_ref())?;
+        let (services, removed) = delta_from_pb(req.services, &req.removed)?;
+        let delta = Delta {
+            base: req.base_epoch,
+            epoch: req.epoch,
+            services,
+            removed,
+            vips,
+            lb,
+        };
+        self.run_apply(|tx| Job::ApplyDelta(delta, tx)).await
     }
 
     async fn lease(

@@ -7,12 +7,13 @@
 //!
 //! - `core`: `Engine::handle` of the health report until it asks for the apply (health
 //!   aggregation, the desired state);
-//! - `send`: the desired state as ncc's protobuf message, encoded (what goes on the socket);
-//! - `recv`: decoded and converted to ncc's services (`seesaw_ncc::convert::services_from_pb`).
+//! - `send`: what changed since the last request as ncc's `DesiredDelta`, encoded (what goes on
+//!   the socket; with `whole`, the whole state as a `DesiredState`, as before deltas);
+//! - `recv`: decoded and converted to ncc's services (`seesaw_ncc::convert`).
 //!
 //! Prints `core_p50 core_p99 send_p50 send_p99 recv_p50 recv_p99 total_p50 total_p99 bytes` (ms,
-//! and the message size), over the 2K applies.
-//! Usage: `engineflip N M K`.
+//! and the last message's size), over the 2K applies.
+//! Usage: `engineflip N M K [whole]`.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -115,15 +116,31 @@ fn health(ids: &[u64], healthy: bool, now: Now) -> Input {
     Input::Event(Event::Health(results, Vec::new()))
 }
 
+/// ncc's side: the message decoded and converted.
+fn receive(wire: &[u8], whole: bool) -> Result<(), String> {
+    if whole {
+        let msg =
+            seesaw_proto::ncc::DesiredState::decode(wire).map_err(|e| format!("decode: {e}"))?;
+        seesaw_ncc::convert::services_from_pb(msg).map_err(|e| format!("ncc refuses: {e}"))?;
+    } else {
+        let msg =
+            seesaw_proto::ncc::DesiredDelta::decode(wire).map_err(|e| format!("decode: {e}"))?;
+        seesaw_ncc::convert::delta_from_pb(msg.services, &msg.removed)
+            .map_err(|e| format!("ncc refuses: {e}"))?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
     let [n, m, k] = args[..] else {
-        eprintln!("usage: engineflip N M K");
+        eprintln!("usage: engineflip N M K [whole]");
         return ExitCode::from(64);
     };
+    let whole = std::env::args().nth(4).as_deref() == Some("whole");
     let start = Instant::now();
     let at = |secs: f64| Now {
         mono: start + Duration::from_secs_f64(secs),
@@ -140,15 +157,15 @@ fn main() -> ExitCode {
         last_update: Some(at(0.2).wall),
         ..HaView::default()
     };
-    let Some((d, _)) = run(&mut e, Input::Event(Event::Ha(view, None, tx)), at(0.2)) else {
+    let Some((mut prev, _)) = run(&mut e, Input::Event(Event::Ha(view, None, tx)), at(0.2)) else {
         eprintln!("the core asked for no apply once leader");
         return ExitCode::FAILURE;
     };
-    let live: usize = d.services.iter().map(|s| s.dests.len()).sum();
+    let live: usize = prev.services.iter().map(|s| s.dests.len()).sum();
     eprintln!(
         "checks {} services {} destinations {live}",
         ids.len(),
-        d.services.len()
+        prev.services.len()
     );
     let (mut core, mut send, mut recv, mut total) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -162,21 +179,19 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             };
             let t = Instant::now();
-            let wire = seesaw_engine::ncc_port::desired_to_pb(&desired).encode_to_vec();
+            let wire = if whole {
+                seesaw_engine::ncc_port::desired_to_pb(&desired).encode_to_vec()
+            } else {
+                seesaw_engine::ncc_port::delta_to_pb(&prev, &desired, 1, 2).encode_to_vec()
+            };
             let s = t.elapsed();
             let t = Instant::now();
-            let msg = match seesaw_proto::ncc::DesiredState::decode(wire.as_slice()) {
-                Ok(msg) => msg,
-                Err(err) => {
-                    eprintln!("decode: {err}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            if let Err(err) = seesaw_ncc::convert::services_from_pb(msg) {
-                eprintln!("ncc refuses the request: {err}");
+            if let Err(err) = receive(&wire, whole) {
+                eprintln!("{err}");
                 return ExitCode::FAILURE;
             }
             let r = t.elapsed();
+            prev = desired;
             bytes = wire.len();
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
             core.push(ms(c));

@@ -22,6 +22,14 @@ impl pb::ncc_server::Ncc for FakeNcc {
         Ok(Response::new(pb::ApplyReply::default()))
     }
 
+    /// As an ncc that predates deltas: the engine then sends whole states.
+    async fn apply_delta(
+        &self,
+        _: Request<pb::DesiredDelta>,
+    ) -> Result<Response<pb::ApplyReply>, Status> {
+        Err(Status::unimplemented("the test's ncc takes whole states"))
+    }
+
     async fn get_state(
         &self,
         _: Request<pb::Empty>,
