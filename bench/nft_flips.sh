@@ -2,9 +2,11 @@
 # A backend's health flip at scale on the nftables plane (root; issue 16): one namespace whose
 # plane holds N NAT vservers x 10 backends; then K flips, each two applies through one plane
 # (as ncc holds it): one destination of a vserver removed, then restored; once through
-# libnftables (one kept context, as ncc runs it) and once through the `nft` binary. Prints per run the
-# median and p99 apply time in ms over the 2K applies, and how often the plane re-listed its
-# tables after its start (0: every flip cost what it changed), and the median of the in-process
+# libnftables (one kept context, as ncc runs it) and once through the `nft` binary, back to
+# back; then through libnftables with the applies 100 ms apart (an isolated flip: the kernel has
+# released the previous transaction's objects, which back to back the next one waits for).
+# Prints per run the median and p99 apply time in ms over the 2K applies, how often the plane
+# re-listed its tables after its start (0: every flip cost what it changed), the median of the in-process
 # part alone (check + current state + diff, the rest is the nft transaction); then the median
 # wall and CPU time of re-applying the unchanged state (the periodic re-converge), and the
 # engine's share of a flip before ncc's apply starts (engineflip: the real core at the same
@@ -24,7 +26,8 @@ for r in $(seq 1 "$runs"); do
   a=$(ip netns exec $ns $bin apply "$nvs" 10)
   f=$(ip netns exec $ns $bin flips "$flips" lib)
   c=$(ip netns exec $ns $bin flips "$flips" cli)
-  echo "run $r: apply [ms changes bytes] = $a; flips [p50_ms p99_ms re-lists in-process_p50_ms] = $f (libnftables, as ncc) / $c (nft binary)"
+  g=$(ip netns exec $ns $bin flips "$flips" lib 100)
+  echo "run $r: apply [ms changes bytes] = $a; flips [p50_ms p99_ms re-lists in-process_p50_ms] = $f (libnftables, as ncc) / $c (nft binary) / $g (libnftables, flips 100 ms apart)"
   e=$(target/release/engineflip "$nvs" 10 "$flips" 2>/dev/null)
   echo "run $r: the engine's share [core p50 p99, send p50 p99, recv p50 p99, total p50 p99 ms, bytes] = $e"
   v=$(ip netns exec $ns $bin converge 20)

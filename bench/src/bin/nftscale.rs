@@ -5,8 +5,9 @@
 //!   (vserver i is 198.51.100.1:(80+i), backends 203.0.113.11.. port 80) in one transaction and
 //!   prints `apply_ms changes script_bytes`;
 //! - `touch I`: changes vserver I's first weight and prints the change report, one per line;
-//! - `flips K [lib|cli]`: K health flips (one destination of a vserver removed, then restored,
-//!   through one plane as ncc holds it, over libnftables as ncc runs it or the `nft` binary) and prints the median and p99 apply time in ms and how often
+//! - `flips K [lib|cli] [GAP_MS]`: K health flips (one destination of a vserver removed, then
+//!   restored, through one plane as ncc holds it, over libnftables as ncc runs it or the `nft`
+//!   binary; GAP_MS apart, 0 back to back) and prints the median and p99 apply time in ms and how often
 //!   the plane re-listed its tables;
 //! - `converge K`: K applies of the whole unchanged desired state (the engine's periodic
 //!   re-converge as ncc meets it) and prints the median wall time and CPU time in ms;
@@ -106,12 +107,13 @@ fn main() -> ExitCode {
             let Some(k) = num(1) else {
                 return usage();
             };
+            let gap = Duration::from_millis(num(3).map_or(0, u64::from));
             match args.get(2).map(String::as_str) {
                 None | Some("lib") => match NftLib::open() {
-                    Ok(nft) => flips(nft, k),
+                    Ok(nft) => flips(nft, k, gap),
                     Err(e) => fail(&e.to_string()),
                 },
-                Some("cli") => flips(NftCli::default(), k),
+                Some("cli") => flips(NftCli::default(), k, gap),
                 Some(_) => usage(),
             }
         }
@@ -187,7 +189,7 @@ fn fail(msg: &str) -> ExitCode {
 #[allow(clippy::print_stderr, reason = "a measuring tool")]
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: nftscale apply N M | touch I | flips K [lib|cli] | converge K | stats | latency VIP:PORT K"
+        "usage: nftscale apply N M | touch I | flips K [lib|cli] [GAP_MS] | converge K | stats | latency VIP:PORT K"
     );
     ExitCode::from(64)
 }
@@ -196,7 +198,7 @@ fn usage() -> ExitCode {
 /// the whole desired state with one destination of vserver i gone, then back. Prints the median
 /// and p99 apply time in ms over the 2K applies, how often the plane listed its tables after its
 /// start, and the median of the in-process part alone.
-fn flips<R: NftRunner>(runner: R, k: u32) -> ExitCode {
+fn flips<R: NftRunner>(runner: R, k: u32, gap: Duration) -> ExitCode {
     let mut plane = match NftPlane::new(runner, None) {
         Ok(p) => p,
         Err(e) => return fail(&e.to_string()),
@@ -213,6 +215,7 @@ fn flips<R: NftRunner>(runner: R, k: u32) -> ExitCode {
         let mut down = full.clone();
         down[i].dests.remove(0);
         for want in [&down, &full] {
+            std::thread::sleep(gap);
             // The in-process part alone (check, current state, diff), for the breakdown.
             let t = Instant::now();
             let _ = seesaw_ncc::dataplane::check(&plane, want);
