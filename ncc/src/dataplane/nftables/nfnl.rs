@@ -37,6 +37,7 @@
 use std::collections::HashMap;
 
 use super::least::Load;
+use crate::kernel::netlink::{self, message, push_attr};
 
 /// `NETLINK_NETFILTER`.
 pub const NETLINK_NETFILTER: i32 = 12;
@@ -45,7 +46,6 @@ const NLM_F_DUMP: u16 = 0x300;
 const NLMSG_NOOP: u16 = 1;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
-const NLA_TYPE_MASK: u16 = 0x3fff;
 const NLMSG_HDRLEN: usize = 16;
 const NFGENMSG_LEN: usize = 4;
 
@@ -109,27 +109,12 @@ pub enum Step {
     Done,
 }
 
-fn push_attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
-    let len = u16::try_from(4 + payload.len()).unwrap_or(u16::MAX);
-    out.extend_from_slice(&len.to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(payload);
-    while !out.len().is_multiple_of(4) {
-        out.push(0);
-    }
-}
-
-fn request(ty: u16, seq: u32, family: u8, attrs: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(NLMSG_HDRLEN + NFGENMSG_LEN + attrs.len()).unwrap_or(u32::MAX);
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&len.to_ne_bytes());
-    out.extend_from_slice(&ty.to_ne_bytes());
-    out.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&[family, 0, 0, 0]);
-    out.extend_from_slice(attrs);
-    out
+/// A request: the netlink header, `nfgenmsg` (family, version 0, resource id 0), attributes.
+fn request(ty: u16, flags: u16, seq: u32, family: u8, attrs: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(NFGENMSG_LEN + attrs.len());
+    body.extend_from_slice(&[family, 0, 0, 0]);
+    body.extend_from_slice(attrs);
+    message(ty, flags, seq, &body)
 }
 
 /// A dump of the conntrack entries whose mark, masked by `mask`, is `mark`.
@@ -137,7 +122,13 @@ pub fn conntrack_dump(seq: u32, mark: u32, mask: u32) -> Vec<u8> {
     let mut attrs = Vec::new();
     push_attr(&mut attrs, CTA_MARK, &mark.to_be_bytes());
     push_attr(&mut attrs, CTA_MARK_MASK, &mask.to_be_bytes());
-    request(SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET, seq, 0, &attrs)
+    request(
+        SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET,
+        NLM_F_REQUEST | NLM_F_DUMP,
+        seq,
+        0,
+        &attrs,
+    )
 }
 
 /// A dump of the elements of set `set` in table `table` of `family`.
@@ -152,6 +143,7 @@ pub fn setelem_dump(seq: u32, family: u8, table: &str, set: &str) -> Vec<u8> {
     push_attr(&mut attrs, NFTA_SET_ELEM_LIST_SET, &cstr(set));
     request(
         SUBSYS_NFTABLES << 8 | NFT_MSG_GETSETELEM,
+        NLM_F_REQUEST | NLM_F_DUMP,
         seq,
         family,
         &attrs,
@@ -161,9 +153,13 @@ pub fn setelem_dump(seq: u32, family: u8, table: &str, set: &str) -> Vec<u8> {
 /// `NFT_MSG_GETGEN` with `NLM_F_ACK`: the ruleset's generation, which every committed
 /// nf_tables transaction (anyone's) increments.
 pub fn getgen(seq: u32) -> Vec<u8> {
-    let mut m = request(SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN, seq, 0, &[]);
-    m[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
-    m
+    request(
+        SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN,
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq,
+        0,
+        &[],
+    )
 }
 
 /// Reads the generation (`NFTA_GEN_ID`, `__be32`) of a `NFT_MSG_NEWGEN` message in `b` into
@@ -181,18 +177,7 @@ pub fn read_gen(b: &[u8], out: &mut Option<u32>) -> Result<Step, NfnlDecodeError
 
 /// The attributes in `b`: (type without flags, payload).
 fn attrs(b: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), NfnlDecodeError>> {
-    let mut at = 0usize;
-    std::iter::from_fn(move || {
-        let rest = b.get(at..).filter(|r| r.len() >= 4)?;
-        let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
-        let kind = u16::from_ne_bytes([rest[2], rest[3]]) & NLA_TYPE_MASK;
-        if len < 4 || len > rest.len() {
-            at = b.len();
-            return Some(Err(NfnlDecodeError::Malformed("attribute length")));
-        }
-        at += len.next_multiple_of(4);
-        Some(Ok((kind, &rest[4..len])))
-    })
+    netlink::attrs(b).map(|a| a.map_err(|_| NfnlDecodeError::Malformed("attribute length")))
 }
 
 /// The payload of the first attribute of type `kind` in `b`.

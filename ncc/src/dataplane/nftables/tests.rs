@@ -658,19 +658,13 @@ fn the_library_runner_lists_commits_and_refuses_as_the_binary_does() {
     reason = "the skip notice is for the person running the tests"
 )]
 fn in_private_netns(f: impl FnOnce() + Send + 'static) {
-    if !nix::unistd::geteuid().is_root()
-        || std::process::Command::new("nft")
-            .arg("--version")
-            .output()
-            .is_err()
+    if std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_err()
     {
-        eprintln!("skipping: applying to the kernel needs root and nft");
+        eprintln!("skipping: applying to the kernel needs nft");
         return;
     }
-    std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
-        f();
-    })
-    .join()
-    .expect("netns thread");
+    crate::test_support::in_private_netns("applying to the kernel", f);
 }
