@@ -18,16 +18,10 @@ struct Args {
 
 #[allow(clippy::print_stderr, reason = "startup errors go to the terminal")]
 fn main() -> ExitCode {
-    seesaw_common::files::private_umask();
-    let args: Args = match seesaw_common::args::parse() {
-        Ok(a) => a,
+    let (args, _log) = match seesaw_common::args::start_daemon("seesaw_ncc", |a: &Args| &a.common) {
+        Ok(started) => started,
         Err(code) => return code,
     };
-    let _log =
-        match seesaw_common::logging::init_or_exit("seesaw_ncc", args.common.log_dir.as_deref()) {
-            Ok(g) => g,
-            Err(code) => return code,
-        };
     tracing::info!("{}", seesaw_common::build_info());
     let choice =
         match seesaw_ncc::dataplane::choose_plane(&args.common.config_dir.join("seesaw.cfg")) {
@@ -45,28 +39,17 @@ fn main() -> ExitCode {
                 return ExitCode::from(exit::CONFIG);
             }
         };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let rt = match seesaw_common::runtime_or_exit(&mut tokio::runtime::Builder::new_multi_thread())
     {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("seesaw_ncc: cannot start runtime: {e}");
-            return ExitCode::from(exit::OSERR);
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
-        let listener = match uds::bind_exclusive(&paths::ncc_socket(&args.common.run_dir)) {
-            Ok(l) => l,
-            Err(e @ uds::BindError::AlreadyRunning(_)) => {
-                tracing::error!("{e}");
-                return ExitCode::from(exit::UNAVAILABLE);
-            }
-            Err(e) => {
-                tracing::error!(error = ?e, "cannot bind the ncc socket");
-                return ExitCode::from(exit::OSERR);
-            }
-        };
+        let listener =
+            match uds::bind_or_exit(&paths::ncc_socket(&args.common.run_dir), "ncc socket") {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
         let shutdown = tokio_util::sync::CancellationToken::new();
         let usr1 = match seesaw_common::signal::install(shutdown.clone()) {
             Ok(n) => n,
