@@ -64,8 +64,8 @@ pub struct DestTopo {
 pub struct ServiceTopo {
     /// Identity.
     pub key: ServiceKey,
-    /// The entry config.
-    pub entry: Entry,
+    /// The entry config (shared with every view of the service).
+    pub entry: std::sync::Arc<Entry>,
     /// Destinations.
     pub dests: Vec<DestTopo>,
 }
@@ -146,7 +146,7 @@ pub fn expand_with(loaded: &Loaded, overrides: &Overrides) -> Topology {
                 }
                 services.push(ServiceTopo {
                     key,
-                    entry: entry.clone(),
+                    entry: std::sync::Arc::new(entry.clone()),
                     dests,
                 });
             }

@@ -195,8 +195,8 @@ pub struct DestView {
 pub struct ServiceView {
     /// Identity.
     pub key: ServiceKey,
-    /// The entry config.
-    pub entry: crate::model::Entry,
+    /// The entry config (shared with the topology).
+    pub entry: Arc<crate::model::Entry>,
     /// Enabled (its vserver runs).
     pub enabled: bool,
     /// Healthy per the watermarks.
