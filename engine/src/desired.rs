@@ -121,7 +121,7 @@ impl KernelOpts {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DesiredState {
     /// Services.
-    pub services: Vec<ServiceSpec>,
+    pub services: Vec<std::sync::Arc<ServiceSpec>>,
     /// The VIPs that should be up on this node, sorted: unicast and dedicated VIPs while their
     /// vserver is enabled (on the node that serves unicast: the HA master, or any node without
     /// HA), anycast VIPs only while active (every service on them healthy).

@@ -128,7 +128,7 @@ pub struct Snapshot {
     /// Data-plane kind reported by ncc (or configured).
     pub dataplane: String,
     /// Vservers.
-    pub vservers: Vec<VserverView>,
+    pub vservers: Vec<std::sync::Arc<VserverView>>,
     /// Checks for the healthcheck process.
     pub checks: Vec<CheckSpec>,
     /// HA status.

@@ -72,7 +72,7 @@ struct Waiting {
 /// One pass: the desired state evaluated after an input, on its way to the plane.
 #[derive(Debug)]
 struct Pass {
-    views: Vec<VserverView>,
+    views: Vec<Arc<VserverView>>,
     desired: Arc<DesiredState>,
     bgp_wanted: Option<BgpDesired>,
     may_apply: bool,

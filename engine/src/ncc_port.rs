@@ -231,11 +231,12 @@ pub fn delta_to_pb(
             }
         }
     } else {
-        let held: HashMap<ServiceKey, &ServiceSpec> =
+        let held: HashMap<ServiceKey, &Arc<ServiceSpec>> =
             old.services.iter().map(|s| (s.key, s)).collect();
         let kept: std::collections::HashSet<ServiceKey> =
             new.services.iter().map(|s| s.key).collect();
         for s in &new.services {
+            // Equal `Arc`s (a service the core did not evaluate again) compare by address.
             if held.get(&s.key).is_none_or(|o| *o != s) {
                 services.push(service_to_pb(s));
             }
@@ -437,7 +438,7 @@ impl Ncc for GrpcNcc {
 /// The desired state as ncc's gRPC message (also used by the reconcile snapshot tests).
 pub fn desired_to_pb(desired: &DesiredState) -> pb::DesiredState {
     pb::DesiredState {
-        services: desired.services.iter().map(service_to_pb).collect(),
+        services: desired.services.iter().map(|s| service_to_pb(s)).collect(),
         vips: desired
             .vips
             .iter()
@@ -676,7 +677,7 @@ impl Ncc for FakeNcc {
         }
         let mut changes = Vec::new();
         let wanted: HashMap<ServiceKey, &ServiceSpec> =
-            desired.services.iter().map(|s| (s.key, s)).collect();
+            desired.services.iter().map(|s| (s.key, &**s)).collect();
         inner.services.retain(|k, _| {
             let keep = wanted.contains_key(k);
             if !keep {

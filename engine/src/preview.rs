@@ -134,7 +134,7 @@ fn compare(
     builds_tables: bool,
 ) -> Preview {
     let by_key = |d: &DesiredState| -> BTreeMap<ServiceKey, ServiceSpec> {
-        d.services.iter().map(|s| (s.key, s.clone())).collect()
+        d.services.iter().map(|s| (s.key, (**s).clone())).collect()
     };
     let (old, new) = (by_key(before), by_key(after));
     let services = Changes::of(&old, &new, |a, b| same_settings(a, b, builds_tables));

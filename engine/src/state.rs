@@ -60,6 +60,8 @@ pub struct EngineState {
     vserver_marks: MarkPool<(String, Af)>,
     /// Marks of DSR/TUN probe services, per (backend address, check mode).
     probe_marks: MarkPool<(IpAddr, CheckMode)>,
+    /// Each vserver's last evaluation and what makes it stale ([`reuse`]).
+    reuse: reuse::Reuse,
 }
 
 /// A firewall-mark service the data plane holds (adopted at engine start).
@@ -142,6 +144,7 @@ impl EngineState {
             ha_gate: ha::HaGate::default(),
             vserver_marks: MarkPool::new(VSERVER_MARKS),
             probe_marks: MarkPool::new(PROBE_MARKS),
+            reuse: reuse::Reuse::default(),
         }
         .with_marks()
     }
@@ -150,6 +153,12 @@ impl EngineState {
     /// checks have not reported yet.
     pub fn presume(&mut self, in_plane: impl IntoIterator<Item = (ServiceKey, DestSpecKey)>) {
         self.presumed.extend(in_plane);
+        self.touch();
+    }
+
+    /// Every vserver is evaluated afresh next time (something they all read changed).
+    fn touch(&mut self) {
+        self.reuse.stale = None;
     }
 
     /// The running configuration.
@@ -338,6 +347,7 @@ impl EngineState {
         });
         let results = &self.results;
         self.probe_stats.retain(|id, _| results.contains_key(id));
+        self.touch();
     }
 
     /// Records a refused reload: the first [`crate::config::SHOWN_ERRORS`] errors and the count
@@ -358,6 +368,7 @@ impl EngineState {
         for (id, r) in results {
             if self.topology.checks.contains_key(&id) {
                 self.results.insert(id, r);
+                self.reuse.check(id);
             }
         }
     }
@@ -366,6 +377,7 @@ impl EngineState {
     pub fn probe_stats(&mut self, stats: impl IntoIterator<Item = (u64, ProbeStats)>) {
         for (id, s) in stats {
             if self.topology.checks.contains_key(&id) {
+                self.reuse.check(id);
                 self.probe_stats.insert(id, Arc::new(s));
             }
         }
@@ -373,6 +385,9 @@ impl EngineState {
 
     /// Records the ha process's report.
     pub fn ha(&mut self, ha: HaView) {
+        if ha.state != self.ha.state {
+            self.touch();
+        }
         self.ha = ha;
     }
 
@@ -383,6 +398,7 @@ impl EngineState {
         tables: HashMap<ServiceKey, u64>,
     ) {
         (self.stats, self.tables) = (stats, tables);
+        self.touch();
     }
 
     /// The Maglev anchors of the `mh` services.
@@ -424,11 +440,22 @@ impl EngineState {
     }
 
     /// Evaluates health and returns the status views and the desired data-plane state.
-    pub fn evaluate(&mut self) -> (Vec<VserverView>, DesiredState) {
-        let mut views = Vec::new();
+    pub fn evaluate(&mut self) -> (Vec<Arc<VserverView>>, DesiredState) {
+        let mut views = Vec::with_capacity(self.topology.vservers.len());
         let mut desired = Vec::new();
         let mut vips_up: Vec<crate::model::Vip> = Vec::new();
         for vt in self.topology.vservers.values() {
+            // A vserver nothing it reads changed for is not evaluated again ([`reuse`]).
+            if !self.reuse.is_stale(&vt.config.name)
+                && let Some(e) = self.reuse.kept.get(&vt.config.name)
+            {
+                views.push(Arc::clone(&e.view));
+                desired.extend(e.services.iter().cloned());
+                vips_up.extend(e.vips_up.iter().copied());
+                continue;
+            }
+            let mut vs_desired = Vec::new();
+            let mut vs_vips = Vec::new();
             let mut services = Vec::new();
             for st in &vt.services {
                 let dests: Vec<DestView> = st
@@ -534,7 +561,7 @@ impl EngineState {
                     VipKind::Unicast | VipKind::Dedicated => vt.enabled && self.serves_unicast(),
                 };
                 if up {
-                    vips_up.push(*vip);
+                    vs_vips.push(*vip);
                 }
             }
             for s in &mut services {
@@ -553,7 +580,7 @@ impl EngineState {
                 if vt.config.use_fwm {
                     continue;
                 }
-                desired.push(ServiceSpec {
+                vs_desired.push(Arc::new(ServiceSpec {
                     key: s.key,
                     scheduler: s.entry.scheduler,
                     mode: s.entry.mode,
@@ -563,12 +590,16 @@ impl EngineState {
                     marks: Vec::new(),
                     kernel: crate::desired::KernelOpts::of(&s.entry),
                     anchor: self.anchors.get(&s.key).map(|a| Arc::clone(&a.anchor)),
-                });
+                }));
             }
             if vt.config.use_fwm {
-                desired.extend(self.fwmark_services(&vt.config.name, &services));
+                vs_desired.extend(
+                    self.fwmark_services(&vt.config.name, &services)
+                        .into_iter()
+                        .map(Arc::new),
+                );
             }
-            views.push(VserverView {
+            let view = Arc::new(VserverView {
                 name: vt.config.name.clone(),
                 hostname: vt.config.host.hostname.clone(),
                 enabled: vt.enabled,
@@ -578,8 +609,26 @@ impl EngineState {
                 warnings: vt.config.warnings.clone(),
                 override_state: vt.override_state,
             });
+            views.push(Arc::clone(&view));
+            desired.extend(vs_desired.iter().cloned());
+            vips_up.extend(vs_vips.iter().copied());
+            self.reuse.kept.insert(
+                vt.config.name.clone(),
+                reuse::Evaluated {
+                    view,
+                    services: vs_desired,
+                    vips_up: vs_vips,
+                },
+            );
         }
-        desired.extend(self.probe_services());
+        if self.reuse.stale.is_none() {
+            let topology = &self.topology;
+            self.reuse
+                .kept
+                .retain(|name, _| topology.vservers.contains_key(name));
+        }
+        self.reuse.stale = Some(std::collections::HashSet::new());
+        desired.extend(self.probe_services().into_iter().map(Arc::new));
         desired.sort_by_key(|s| s.key);
         vips_up.extend(
             self.service_anycast()
@@ -658,6 +707,7 @@ pub mod anchors;
 mod bgp;
 pub mod fwmark;
 mod marks;
+mod reuse;
 pub use bgp::{BgpDesired, BgpNeighborView, BgpSettings};
 mod ha;
 pub use ha::{FailoverError, HA_STARTUP_WAIT, HA_TIMEOUT};

@@ -67,7 +67,7 @@ pub struct Matched {
 
 /// The vserver and service `q` reaches: the service on the VIP, port and protocol, or a
 /// firewall-mark service whose vserver has the VIP and an entry on the port and protocol.
-pub fn match_flow(views: &[VserverView], q: &FlowQuery) -> Option<Matched> {
+pub fn match_flow(views: &[std::sync::Arc<VserverView>], q: &FlowQuery) -> Option<Matched> {
     let hit = |s: &ServiceView| s.entry.key.proto == q.proto && s.entry.key.port == q.vip.port();
     let (v, s) = views
         .iter()

@@ -225,7 +225,7 @@ mod tests {
         s.vservers = (0..MAX_LISTED + 7)
             .map(|i| {
                 let mut v = one.clone();
-                v.name = format!("v{i}");
+                Arc::make_mut(&mut v).name = format!("v{i}");
                 v
             })
             .collect();

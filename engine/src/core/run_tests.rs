@@ -47,7 +47,10 @@ fn services_the_plane_does_not_hold_are_not_applied_never_active() {
     let loaded = crate::config::load_dir(&dir).expect("the shipped config loads");
     let mut state = EngineState::new(loaded, SystemTime::now());
     let (mut views, _) = state.evaluate();
-    for s in views.iter_mut().flat_map(|v| v.services.iter_mut()) {
+    for s in views
+        .iter_mut()
+        .flat_map(|v| Arc::make_mut(v).services.iter_mut())
+    {
         s.active = true;
     }
     let all: Vec<&crate::state::ServiceView> =
@@ -56,7 +59,7 @@ fn services_the_plane_does_not_hold_are_not_applied_never_active() {
     // The plane confirmed the first service only.
     let first = all[0];
     let applied = DesiredState {
-        services: vec![crate::desired::ServiceSpec {
+        services: vec![Arc::new(crate::desired::ServiceSpec {
             key: first.key,
             scheduler: first.entry.scheduler,
             mode: first.entry.mode,
@@ -66,7 +69,7 @@ fn services_the_plane_does_not_hold_are_not_applied_never_active() {
             marks: Vec::new(),
             kernel: crate::desired::KernelOpts::of(&first.entry),
             anchor: None,
-        }],
+        })],
         ..DesiredState::default()
     };
     let held = first.key;
@@ -88,7 +91,10 @@ fn services_the_plane_does_not_hold_are_not_applied_never_active() {
     }
     // Nothing confirmed yet: every active service is not applied.
     let (mut views, _) = state.evaluate();
-    for s in views.iter_mut().flat_map(|v| v.services.iter_mut()) {
+    for s in views
+        .iter_mut()
+        .flat_map(|v| Arc::make_mut(v).services.iter_mut())
+    {
         s.active = true;
     }
     mark_unapplied(&mut views, None, "not yet");

@@ -2,6 +2,7 @@
 //! and the views' "not applied" marks for services the plane does not hold.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use crate::desired::{DesiredState, ServiceKey};
 use crate::etcd::EtcdView;
@@ -21,7 +22,7 @@ fn path_string(p: Option<&std::path::Path>) -> String {
 pub fn snapshot(
     state: &EngineState,
     plane: Option<PlaneKind>,
-    vservers: Vec<VserverView>,
+    vservers: Vec<Arc<VserverView>>,
     source: ConfigSource,
     ha_reflected: Option<(HaRole, u64)>,
 ) -> Snapshot {
@@ -94,12 +95,20 @@ pub fn with_etcd(snap: &mut Snapshot, etcd: Option<EtcdView>) {
 /// Marks every active service the data plane does not hold as `applied` says (the last desired
 /// state ncc confirmed, if any) as not applied, with `why`: `show vservers` must never call a
 /// service active that the plane refused.
-pub fn mark_unapplied(views: &mut [VserverView], applied: Option<&DesiredState>, why: &str) {
+pub fn mark_unapplied(views: &mut [Arc<VserverView>], applied: Option<&DesiredState>, why: &str) {
     let held_keys: HashSet<ServiceKey> = applied
         .map(|d| d.services.iter().map(|s| s.key).collect())
         .unwrap_or_default();
     for v in views {
-        for s in &mut v.services {
+        // Only the views that change are copied (the others stay shared with the core).
+        if !v
+            .services
+            .iter()
+            .any(|s| s.active && !held_keys.contains(&s.key))
+        {
+            continue;
+        }
+        for s in &mut Arc::make_mut(v).services {
             if s.active && !held_keys.contains(&s.key) {
                 s.active = false;
                 s.not_applied = Some(why.to_owned());

@@ -46,6 +46,7 @@ impl EngineState {
     /// Makes unicast and dedicated VIPs follow the HA state (the engine binary always does).
     pub fn require_ha(&mut self) {
         self.ha_gate.enabled = true;
+        self.touch();
     }
 
     /// Whether unicast and dedicated VIPs are served: this node is the HA LEADER, or it has no
@@ -88,6 +89,7 @@ impl EngineState {
             );
             self.ha.state = HaRole::Unknown;
             self.ha.since = Some(now);
+            self.touch();
             return true;
         }
         false
@@ -102,6 +104,7 @@ impl EngineState {
         tracing::warn!(state = %self.ha.state, "the ha process exited: HA state is UNKNOWN");
         self.ha.state = HaRole::Unknown;
         self.ha.since = Some(now);
+        self.touch();
         true
     }
 

@@ -13,6 +13,8 @@ impl EngineState {
     /// Gives every `use_fwm` vserver (per family) and every DSR/TUN probe target its mark, and
     /// writes the probe marks into the checks. Holders keep their marks (see [`fwmark`]).
     pub(super) fn assign_marks(&mut self) {
+        // Called whenever the topology changes: every evaluation is stale, the readers anew.
+        self.reuse.all(&self.topology);
         let vservers: std::collections::BTreeSet<(String, Af)> = self
             .topology
             .vservers

@@ -489,3 +489,120 @@ fn a_check_removed_and_restored_soon_keeps_its_result() {
         "unknown"
     );
 }
+
+/// Four vservers over three backends with checks shared between them (one with watermarks, one
+/// on an anycast VIP, a unicast pair on a peered node), driven by a seeded sequence of check
+/// results, HA reports, overrides, counters and reloads: after every step the evaluation that
+/// reuses what did not change equals one done from scratch (a copy with every vserver stale).
+#[test]
+fn reused_evaluations_equal_fresh_ones() {
+    let vs = |name: &str, vip: &str, extra: &str, backends: &[&str]| {
+        let mut v = format!(
+            r#"vserver < name: "{name}" rp: "x" entry_address < fqdn: "{name}." ipv4: "{vip}" >
+              vserver_entry < protocol: TCP port: 80 scheduler: WRR mode: NAT {extra} {HC} >"#
+        );
+        for b in backends {
+            v.push_str(&format!(
+                r#" backend < host < fqdn: "{b}." ipv4: "10.2.0.{}/24" > weight: 1 >"#,
+                &b[1..]
+            ));
+        }
+        v.push_str(" >");
+        v
+    };
+    let cluster = |with_d: bool| {
+        let mut c = String::from(
+            r#"seesaw_vip < fqdn: "v." ipv4: "10.0.0.1/24" >
+            node < fqdn: "n." ipv4: "10.0.0.2/24" >
+            node < fqdn: "m." ipv4: "10.0.0.3/24" >"#,
+        );
+        c.push_str(&vs("a", "10.1.0.1/32", "", &["b1", "b2"]));
+        c.push_str(&vs(
+            "b",
+            "10.1.0.2/32",
+            "server_low_watermark: 0.3 server_high_watermark: 0.6",
+            &["b1", "b2", "b3"],
+        ));
+        c.push_str(&vs("c", "192.168.255.7/32", "", &["b3"]));
+        if with_d {
+            c.push_str(&vs("d", "10.1.0.4/32", "", &["b2", "b3"]));
+        }
+        c
+    };
+    let with_peer = |c: &str| {
+        Loaded {
+        settings: seesaw_cfg::parse(
+            "[cluster]\nname = t\nnode_ipv4 = 10.0.0.2\npeer_ipv4 = 10.0.0.3\n[bgp]\nservice_anycast = false\n",
+        )
+        .unwrap(),
+        cluster: load_cluster(c.as_bytes(), None).unwrap(),
+    }
+    };
+    let mut e = EngineState::new(with_peer(&cluster(true)), t0());
+    e.require_ha();
+    assert_eq!(e.topology.vservers.len(), 4, "{}", cluster(true));
+    assert!(e.checks().count() > 0, "{:?}", e.evaluate().0);
+    let mut seed: u64 = 0x5ee5_a11e_0000_0016;
+    let mut rnd = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut reused = 0;
+    for step in 0..400 {
+        let ids: Vec<u64> = e.checks().map(|c| c.id).collect();
+        let now = t0() + Duration::from_secs(step);
+        match rnd(20) {
+            0..=13 if !ids.is_empty() => {
+                let id = ids[usize::try_from(rnd(ids.len() as u64)).unwrap()];
+                let r = if rnd(2) == 0 { ok("up") } else { bad() };
+                e.health([(id, r)]);
+            }
+            14 => {
+                let state = [HaRole::Leader, HaRole::Backup, HaRole::Unknown][rnd(3) as usize];
+                e.ha(HaView {
+                    state,
+                    ..HaView::default()
+                });
+            }
+            15 => {
+                let target = ["b1.", "b2.", "b3."][rnd(3) as usize];
+                let state = [OverrideState::Disabled, OverrideState::Default][rnd(2) as usize];
+                e.set_override(OverrideKind::Backend, target, state, &root(), now)
+                    .unwrap();
+            }
+            16 => {
+                let key = e.evaluate().1.services.first().map(|s| s.key);
+                let mut stats = HashMap::new();
+                if let Some(k) = key {
+                    let d = DestStats {
+                        active_conns: rnd(100),
+                        ..DestStats::default()
+                    };
+                    stats.insert((k, ("10.2.0.1".parse().unwrap(), 80)), d);
+                }
+                e.stats(stats, HashMap::new());
+            }
+            17 => {
+                e.reload(with_peer(&cluster(rnd(2) == 0)), now);
+            }
+            _ => {
+                // Nothing happens: the next evaluation reuses everything.
+            }
+        }
+        let mut fresh = e.clone();
+        fresh.touch();
+        let want = fresh.evaluate();
+        reused += e.topology.vservers.len()
+            - e.topology
+                .vservers
+                .keys()
+                .filter(|n| e.reuse.is_stale(n))
+                .count();
+        let got = e.evaluate();
+        assert_eq!(got.0, want.0, "step {step}: views");
+        assert_eq!(got.1, want.1, "step {step}: desired state");
+    }
+    assert!(reused > 400, "the sequence reused evaluations ({reused})");
+}
