@@ -1,5 +1,8 @@
-//! Shared pieces of the data-plane benchmarks: the rule sets the divan benches evaluate.
+//! Shared pieces of the data-plane benchmarks: the rule sets the divan benches evaluate, and the
+//! loopback-only address argument of the load tools.
 #![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
 
 use seesaw_ncc::model::{Cond, Field, Op, Rule, RuleTarget, ServiceOpts};
 
@@ -73,4 +76,16 @@ pub fn mixed_rules() -> ServiceOpts {
         default_target: RuleTarget::Group(0),
         ..ServiceOpts::default()
     }
+}
+
+/// The socket address in the argument `s`, which must be a loopback one: otherwise `usage()` on a
+/// malformed one, and exit 64 naming `tool` on another host's.
+#[allow(clippy::print_stderr, reason = "a command-line tool's argument error")]
+pub fn loopback_addr(tool: &str, s: &str, usage: fn() -> !) -> SocketAddr {
+    let a: SocketAddr = s.parse().unwrap_or_else(|_| usage());
+    if !a.ip().is_loopback() {
+        eprintln!("{tool}: {a} is not a loopback address");
+        std::process::exit(64);
+    }
+    a
 }

@@ -10,7 +10,7 @@
     reason = "a command-line tool reporting its errors"
 )]
 
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
 
@@ -41,14 +41,7 @@ fn pump(src: &TcpStream, dst: &TcpStream) -> nix::Result<()> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let addr = |s: &str| -> SocketAddr {
-        let a: SocketAddr = s.parse().unwrap_or_else(|_| usage());
-        if !a.ip().is_loopback() {
-            eprintln!("splicerelay: {a} is not a loopback address");
-            std::process::exit(64);
-        }
-        a
-    };
+    let addr = |s: &str| seesaw_bench::loopback_addr("splicerelay", s, usage);
     if args.len() != 3 {
         usage();
     }

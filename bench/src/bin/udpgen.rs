@@ -24,14 +24,7 @@ fn usage() -> ! {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let addr = |s: &str| -> SocketAddr {
-        let a: SocketAddr = s.parse().unwrap_or_else(|_| usage());
-        if !a.ip().is_loopback() {
-            eprintln!("udpgen: {a} is not a loopback address");
-            std::process::exit(64);
-        }
-        a
-    };
+    let addr = |s: &str| seesaw_bench::loopback_addr("udpgen", s, usage);
     match args.get(1).map(String::as_str) {
         Some("send") if args.len() >= 4 => {
             let to = addr(&args[2]);
@@ -60,38 +53,14 @@ fn main() {
 }
 
 fn send(to: SocketAddr, dur: Duration, size: usize) -> u64 {
-    let sock = UdpSocket::bind(if to.is_ipv4() {
-        "127.0.0.1:0"
-    } else {
-        "[::1]:0"
-    })
-    .unwrap_or_else(|e| panic!("bind: {e}"));
-    sock.connect(to).unwrap_or_else(|e| panic!("connect: {e}"));
+    let sock = connected(to);
     const N: usize = 64;
     let mut bufs = vec![vec![0u8; size]; N];
     for (i, b) in bufs.iter_mut().enumerate() {
         b[0] = i as u8;
     }
-    let mut iovs: Vec<libc::iovec> = bufs
-        .iter_mut()
-        .map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr().cast(),
-            iov_len: b.len(),
-        })
-        .collect();
-    let mut hdrs: Vec<libc::mmsghdr> = iovs
-        .iter_mut()
-        .map(|iov| {
-            // SAFETY: an all-zero msghdr is valid; the iovec is set below.
-            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-            h.msg_iov = iov;
-            h.msg_iovlen = 1;
-            libc::mmsghdr {
-                msg_hdr: h,
-                msg_len: 0,
-            }
-        })
-        .collect();
+    let mut iovs = iovecs(&mut bufs);
+    let mut hdrs = mmsghdrs(&mut iovs);
     let end = Instant::now() + dur;
     let mut sent = 0u64;
     while Instant::now() < end {
@@ -109,13 +78,7 @@ fn send(to: SocketAddr, dur: Duration, size: usize) -> u64 {
 /// datagram and the path under test, not the generator, is what limits the rate. Falls back to
 /// `send` when the kernel refuses GSO.
 fn send_gso(to: SocketAddr, dur: Duration, size: usize) -> u64 {
-    let sock = UdpSocket::bind(if to.is_ipv4() {
-        "127.0.0.1:0"
-    } else {
-        "[::1]:0"
-    })
-    .unwrap_or_else(|e| panic!("bind: {e}"));
-    sock.connect(to).unwrap_or_else(|e| panic!("connect: {e}"));
+    let sock = connected(to);
     const N: usize = 64;
     let mut buf = vec![0u8; size * N];
     for i in 0..N {
@@ -159,6 +122,48 @@ fn send_gso(to: SocketAddr, dur: Duration, size: usize) -> u64 {
     sent
 }
 
+/// A loopback UDP socket on an ephemeral port, connected to `to`.
+fn connected(to: SocketAddr) -> UdpSocket {
+    let sock = UdpSocket::bind(if to.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    })
+    .unwrap_or_else(|e| panic!("bind: {e}"));
+    sock.connect(to).unwrap_or_else(|e| panic!("connect: {e}"));
+    sock
+}
+
+/// One iovec per buffer, pointing at it.
+fn iovecs<B: AsMut<[u8]>>(bufs: &mut [B]) -> Vec<libc::iovec> {
+    bufs.iter_mut()
+        .map(|b| {
+            let b = b.as_mut();
+            libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            }
+        })
+        .collect()
+}
+
+/// One `sendmmsg`/`recvmmsg` header per iovec, each pointing at its one iovec; `iovs` must
+/// outlive the headers.
+fn mmsghdrs(iovs: &mut [libc::iovec]) -> Vec<libc::mmsghdr> {
+    iovs.iter_mut()
+        .map(|iov| {
+            // SAFETY: an all-zero msghdr is valid; the iovec is set below.
+            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+            h.msg_iov = iov;
+            h.msg_iovlen = 1;
+            libc::mmsghdr {
+                msg_hdr: h,
+                msg_len: 0,
+            }
+        })
+        .collect()
+}
+
 fn sink(at: SocketAddr, dur: Duration) -> (u64, f64) {
     let sock = socket2::Socket::new(socket2::Domain::for_address(at), socket2::Type::DGRAM, None)
         .unwrap_or_else(|e| panic!("socket: {e}"));
@@ -171,26 +176,8 @@ fn sink(at: SocketAddr, dur: Duration) -> (u64, f64) {
     // Counts with recvmmsg, 64 datagrams per call, so the sink is not the bottleneck.
     const N: usize = 64;
     let mut bufs = vec![[0u8; 2048]; N];
-    let mut iovs: Vec<libc::iovec> = bufs
-        .iter_mut()
-        .map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr().cast(),
-            iov_len: b.len(),
-        })
-        .collect();
-    let mut hdrs: Vec<libc::mmsghdr> = iovs
-        .iter_mut()
-        .map(|iov| {
-            // SAFETY: an all-zero msghdr is valid; the iovec is set below.
-            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-            h.msg_iov = iov;
-            h.msg_iovlen = 1;
-            libc::mmsghdr {
-                msg_hdr: h,
-                msg_len: 0,
-            }
-        })
-        .collect();
+    let mut iovs = iovecs(&mut bufs);
+    let mut hdrs = mmsghdrs(&mut iovs);
     let end = Instant::now() + dur;
     let (mut n, mut first, mut last) = (0u64, None, Instant::now());
     while Instant::now() < end {
