@@ -60,6 +60,21 @@ fn drive_traffic(suite: &LoopbackSuite) -> usize {
     answered
 }
 
+/// Keeps two screenshots of `session`: the viewport as `dashboard-{viewport}.png` and the whole
+/// page as `dashboard-{full}.png`.
+fn keep_screenshots(
+    browser: &mut Browser,
+    session: &str,
+    suite: &LoopbackSuite,
+    viewport: &str,
+    full: &str,
+) {
+    let png = browser.screenshot(session, false);
+    keep_screenshot(suite, &format!("dashboard-{viewport}.png"), &png);
+    let png = browser.screenshot(session, true);
+    keep_screenshot(suite, &format!("dashboard-{full}.png"), &png);
+}
+
 /// Saves `png` as `name` in the suite's dir and copies it to `target/` for a person to look at.
 fn keep_screenshot(suite: &LoopbackSuite, name: &str, png: &[u8]) {
     let path = suite.dir().join(name);
@@ -199,10 +214,7 @@ fn dashboard_charts_and_pool_form_in_headless_chromium() {
         assert!(b["timeline"].as_u64() >= Some(1), "no health band: {b}");
     }
     assert!(stats["ha"].as_u64() >= Some(1), "no HA band: {stats}");
-    let png = browser.screenshot(&session, false);
-    keep_screenshot(&suite, "dashboard-1400x1000.png", &png);
-    let png = browser.screenshot(&session, true);
-    keep_screenshot(&suite, "dashboard-1400-full.png", &png);
+    keep_screenshots(&mut browser, &session, &suite, "1400x1000", "1400-full");
 
     // A phone: nothing wider than the screen; the table scrolls inside its section and the
     // form's inputs take the width.
@@ -229,10 +241,7 @@ fn dashboard_charts_and_pool_form_in_headless_chromium() {
         phone["input"].as_f64() > Some(250.0),
         "the form does not stack: {phone}"
     );
-    let png = browser.screenshot(&session, false);
-    keep_screenshot(&suite, "dashboard-390x844.png", &png);
-    let png = browser.screenshot(&session, true);
-    keep_screenshot(&suite, "dashboard-390-full.png", &png);
+    keep_screenshots(&mut browser, &session, &suite, "390x844", "390-full");
     browser.call(
         "Emulation.setDeviceMetricsOverride",
         desktop,

@@ -149,6 +149,21 @@ fn garp_from_master_only(lab: &Lab, master: usize) {
     );
 }
 
+/// Runs `seesaw -c failover` on node `on` against its run directory; the command must succeed.
+fn ask_failover(lab: &Lab, seesaw: &Path, run_dir: &Path, on: usize) {
+    let r = run_dir.to_string_lossy().into_owned();
+    let out = lab
+        .exec(
+            LBS[on].0,
+            seesaw,
+            &["--run-dir", &r, "-c", "failover"],
+            &[],
+            Duration::from_secs(10),
+        )
+        .expect("running failover");
+    assert!(out.status.success(), "failover failed: {}", out.combined());
+}
+
 fn env_pids(run_dir: &Path) -> Vec<i32> {
     procs::pids_with_env("SEESAW_RUN_DIR", &run_dir.to_string_lossy())
 }
@@ -461,17 +476,7 @@ fn failover_outages_and_partition() {
                     // Odd runs ask the backup, which relays the request to the master over
                     // engine-to-engine peer sync; even runs ask the master itself.
                     let on = if run % 2 == 1 { 1 - master } else { master };
-                    let r = run_dirs[on].to_string_lossy().into_owned();
-                    let out = lab
-                        .exec(
-                            LBS[on].0,
-                            &seesaw,
-                            &["--run-dir", &r, "-c", "failover"],
-                            &[],
-                            Duration::from_secs(10),
-                        )
-                        .expect("running failover");
-                    assert!(out.status.success(), "failover failed: {}", out.combined());
+                    ask_failover(&lab, &seesaw, &run_dirs[on], on);
                 }
             }
             // The window covers the hand-over delay (`failover` takes effect with the master's
@@ -543,17 +548,7 @@ fn failover_outages_and_partition() {
         one_master(&lab, Duration::from_secs(30)).expect("one master before the LB checks");
     lb_interfaces_follow(&lab, master);
     garp_from_master_only(&lab, master);
-    let r = run_dirs[master].to_string_lossy().into_owned();
-    let out = lab
-        .exec(
-            LBS[master].0,
-            &seesaw,
-            &["--run-dir", &r, "-c", "failover"],
-            &[],
-            Duration::from_secs(10),
-        )
-        .expect("running failover");
-    assert!(out.status.success(), "failover failed: {}", out.combined());
+    ask_failover(&lab, &seesaw, &run_dirs[master], master);
     let end = Instant::now() + Duration::from_secs(15);
     let new = loop {
         match one_master(&lab, Duration::from_secs(1)) {

@@ -167,31 +167,36 @@ fn a_dead_backend_is_marked_unhealthy_and_traffic_moves_to_the_other() {
 /// A node without a peer has nothing to fail over to: its ha process dying (kill -9, restarted
 /// by the watchdog) or the engine stalling past the HA report timeout (SIGSTOP 10 s) must not
 /// withdraw the VIP or its service. Judged by a client sending requests all along.
+/// The pid of the one `seesaw_<service>` with the suite's run dir; there must be exactly one.
+fn only_daemon(suite: &LoopbackSuite, service: &str) -> i32 {
+    let pids = suite.daemon_pids(service);
+    assert_eq!(
+        pids.len(),
+        1,
+        "expected one seesaw_{service} with our run dir: {pids:?}"
+    );
+    pids[0]
+}
+
 #[test]
 fn ha_death_and_an_engine_stall_on_a_node_without_peer_do_not_disturb_traffic() {
     let suite = start();
-    let has = suite.daemon_pids("ha");
-    assert_eq!(
-        has.len(),
-        1,
-        "expected one seesaw_ha with our run dir: {has:?}"
-    );
-    let engine = suite.daemon_pids("engine");
-    assert_eq!(engine.len(), 1, "expected one seesaw_engine: {engine:?}");
+    let ha = only_daemon(&suite, "ha");
+    let engine = only_daemon(&suite, "engine");
     let ncc_log_before = suite.service_log("ncc");
     let client = Client::start(&suite);
 
-    kill(Pid::from_raw(has[0]), Signal::SIGKILL).expect("kill -9 the ha process");
+    kill(Pid::from_raw(ha), Signal::SIGKILL).expect("kill -9 the ha process");
     let killed_at = Instant::now();
     wait_for("a new seesaw_ha", Duration::from_secs(10), || {
-        suite.daemon_pids("ha").into_iter().find(|&p| p != has[0])
+        suite.daemon_pids("ha").into_iter().find(|&p| p != ha)
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let ha_back = killed_at.elapsed();
     // Well past the engine's HA report timeout (3 s) with the ha process's reports stalled.
-    kill(Pid::from_raw(engine[0]), Signal::SIGSTOP).expect("SIGSTOP the engine");
+    kill(Pid::from_raw(engine), Signal::SIGSTOP).expect("SIGSTOP the engine");
     thread::sleep(Duration::from_secs(10));
-    kill(Pid::from_raw(engine[0]), Signal::SIGCONT).expect("SIGCONT the engine");
+    kill(Pid::from_raw(engine), Signal::SIGCONT).expect("SIGCONT the engine");
     thread::sleep(Duration::from_secs(2));
     let (ok, failures) = client.finish();
 
@@ -216,13 +221,7 @@ fn ha_death_and_an_engine_stall_on_a_node_without_peer_do_not_disturb_traffic() 
 #[test]
 fn engine_restart_does_not_disturb_traffic() {
     let suite = start();
-    let engines = suite.daemon_pids("engine");
-    assert_eq!(
-        engines.len(),
-        1,
-        "expected one seesaw_engine with our run dir: {engines:?}"
-    );
-    let old = engines[0];
+    let old = only_daemon(&suite, "engine");
     let client = Client::start(&suite);
 
     let log_before = suite.service_log("engine");
@@ -385,14 +384,13 @@ fn files_are_private_and_a_restarted_daemon_keeps_its_socket_group_and_mode() {
 #[test]
 fn a_restarted_ncc_gets_the_desired_state_at_once() {
     let suite = start();
-    let old = suite.daemon_pids("ncc");
-    assert_eq!(old.len(), 1, "expected one seesaw_ncc: {old:?}");
+    let old = only_daemon(&suite, "ncc");
     requests(&suite, 3);
     let engine_log_before = suite.service_log("engine");
-    kill(Pid::from_raw(old[0]), Signal::SIGKILL).expect("kill -9 ncc");
+    kill(Pid::from_raw(old), Signal::SIGKILL).expect("kill -9 ncc");
     let killed_at = Instant::now();
     let new = wait_for("a new seesaw_ncc", Duration::from_secs(15), || {
-        suite.daemon_pids("ncc").into_iter().find(|&p| p != old[0])
+        suite.daemon_pids("ncc").into_iter().find(|&p| p != old)
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let ncc_back = killed_at.elapsed();
@@ -403,7 +401,7 @@ fn a_restarted_ncc_gets_the_desired_state_at_once() {
     let served_again = killed_at.elapsed();
     eprintln!(
         "ncc {} killed; new ncc {new} seen after {ncc_back:?}; requests answered again after {served_again:?}",
-        old[0]
+        old
     );
     // The proxy relay kept serving through ncc's restart; the engine must still notice the new
     // ncc at once (its Watch stream) and re-send the desired state.

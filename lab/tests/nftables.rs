@@ -142,16 +142,11 @@ fn can_run() -> bool {
     true
 }
 
-/// The scheduler lab: `client` (192.0.2.100 and [`CLIENTS`] more addresses) → `lb1`
-/// (forwarding, 192.0.2.10 / 203.0.113.1, no plane yet) → the three [`BACKENDS`], each serving
-/// HTTP on port 80 (its name as the body) and holding the DSR VIP on `lo`.
-fn scheduler_lab() -> Lab {
-    let client_addrs: Vec<String> = std::iter::once("192.0.2.100/24".to_owned())
-        .chain((0..CLIENTS).map(|i| format!("192.0.2.{}/24", 150 + i)))
-        .collect();
-    let client_refs: Vec<&str> = client_addrs.iter().map(String::as_str).collect();
+/// `client` (with `client_addrs`) → `lb1` (192.0.2.10 / 203.0.113.1, nothing running) → the
+/// three [`BACKENDS`], each holding the DSR VIP on `lo` and routing the client net back via lb1.
+fn backends_behind_lb1(client_addrs: &[&str]) -> Lab {
     let mut builder = Lab::builder()
-        .node("client", &client_refs)
+        .node("client", client_addrs)
         .route("client", "198.51.100.0/24", "192.0.2.10")
         .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"]);
     for (name, ip) in BACKENDS {
@@ -160,9 +155,20 @@ fn scheduler_lab() -> Lab {
             .loopback(name, &format!("{DSR_VIP}/32"))
             .route(name, "192.0.2.0/24", "203.0.113.1");
     }
-    let mut lab = builder
+    builder
         .build()
-        .unwrap_or_else(|e| panic!("building the lab: {e}"));
+        .unwrap_or_else(|e| panic!("building the lab: {e}"))
+}
+
+/// The scheduler lab: `client` (192.0.2.100 and [`CLIENTS`] more addresses) → `lb1`
+/// (forwarding, 192.0.2.10 / 203.0.113.1, no plane yet) → the three [`BACKENDS`], each serving
+/// HTTP on port 80 (its name as the body) and holding the DSR VIP on `lo`.
+fn scheduler_lab() -> Lab {
+    let client_addrs: Vec<String> = std::iter::once("192.0.2.100/24".to_owned())
+        .chain((0..CLIENTS).map(|i| format!("192.0.2.{}/24", 150 + i)))
+        .collect();
+    let client_refs: Vec<&str> = client_addrs.iter().map(String::as_str).collect();
+    let mut lab = backends_behind_lb1(&client_refs);
 
     // lb1 forwards; DSR replies (source: the VIP, which lb1 has no route for) pass through it.
     lab.run_in("lb1", || {
@@ -520,19 +526,7 @@ fn fwmark_vserver_and_dsr_checks_through_the_vip() {
     if !can_run() {
         return;
     }
-    let mut builder = Lab::builder()
-        .node("client", &["192.0.2.100/24"])
-        .route("client", "198.51.100.0/24", "192.0.2.10")
-        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"]);
-    for (name, ip) in BACKENDS {
-        builder = builder
-            .node(name, &[&format!("{ip}/24")])
-            .loopback(name, &format!("{DSR_VIP}/32"))
-            .route(name, "192.0.2.0/24", "203.0.113.1");
-    }
-    let mut lab = builder
-        .build()
-        .unwrap_or_else(|e| panic!("building the lab: {e}"));
+    let mut lab = backends_behind_lb1(&["192.0.2.100/24"]);
 
     let host =
         |fqdn: &str, ip: &str| format!("< fqdn: \"{fqdn}\" ipv4: \"{ip}\" status: PRODUCTION >");

@@ -33,6 +33,21 @@ const APPLY_WITHIN: Duration = Duration::from_secs(40);
 /// Every client socket read or write gives up after this.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Starts the built binary `name` on config dir `cfg` and run dir `run`, its stderr to `log`.
+fn spawn_daemon(name: &str, cfg: &Path, run: &Path, log: &Path) -> Child {
+    let bin = seesaw_lab::bins::binary(name)
+        .unwrap_or_else(|e| panic!("{e} (run `cargo build --workspace --bins`)"));
+    Command::new(bin)
+        .arg("--config-dir")
+        .arg(cfg)
+        .arg("--run-dir")
+        .arg(run)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"))
+}
+
 /// The ncc process; killed on drop, its log printed if the test is failing.
 struct Ncc {
     child: Child,
@@ -45,8 +60,6 @@ struct Ncc {
 
 impl Ncc {
     fn start() -> Self {
-        let bin = seesaw_lab::bins::binary("seesaw_ncc")
-            .unwrap_or_else(|e| panic!("{e} (run `cargo build --workspace --bins`)"));
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = dir.path().join("cfg");
         let run = dir.path().join("run");
@@ -57,28 +70,9 @@ impl Ncc {
         )
         .expect("seesaw.cfg");
         let relay_log = dir.path().join("proxy.log");
-        let relay = Command::new(
-            seesaw_lab::bins::binary("seesaw_proxy")
-                .unwrap_or_else(|e| panic!("{e} (run `cargo build --workspace --bins`)")),
-        )
-        .arg("--config-dir")
-        .arg(&cfg)
-        .arg("--run-dir")
-        .arg(&run)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&relay_log).expect("log file"))
-        .spawn()
-        .expect("spawn seesaw_proxy");
+        let relay = spawn_daemon("seesaw_proxy", &cfg, &run, &relay_log);
         let log = dir.path().join("ncc.log");
-        let child = Command::new(bin)
-            .arg("--config-dir")
-            .arg(&cfg)
-            .arg("--run-dir")
-            .arg(&run)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn seesaw_ncc");
+        let child = spawn_daemon("seesaw_ncc", &cfg, &run, &log);
         let sock = run.join("ncc/ncc.sock");
         let ncc = Self {
             child,

@@ -26,6 +26,11 @@ const TCP80: &str = r#"vserver_entry < protocol: TCP port: 80 mode: NAT schedule
 const TWO_ENTRIES: &str = r#"vserver_entry < protocol: TCP port: 80 mode: NAT scheduler: WRR healthcheck < type: TCP > >
                              vserver_entry < protocol: TCP port: 443 mode: NAT scheduler: WRR healthcheck < type: TCP > >"#;
 
+/// `web` on 10.1.0.1 with the one entry TCP80 and backends of these weights.
+fn web_tcp80(weights: &[(u8, u32)], node_status: &str) -> String {
+    config("10.1.0.1/32", TCP80, &backends(weights), node_status)
+}
+
 fn backends(weights: &[(u8, u32)]) -> String {
     weights
         .iter()
@@ -103,12 +108,7 @@ fn apply(plane: &mut FakeDataplane, desired: &DesiredState) -> Vec<String> {
 
 #[test]
 fn bring_up_then_health_changes_then_teardown() {
-    let cfg = config(
-        "10.1.0.1/32",
-        TCP80,
-        &backends(&[(1, 1), (2, 1)]),
-        "PRODUCTION",
-    );
+    let cfg = web_tcp80(&[(1, 1), (2, 1)], "PRODUCTION");
     let mut r = Rig::new(&cfg);
     r.health(&[]);
     // 74: the service first, then its healthy destinations.
@@ -173,21 +173,11 @@ fn watermarks_gate_the_service() {
 
 #[test]
 fn in_place_changes_weights_backends_and_modes() {
-    let mut r = Rig::new(&config(
-        "10.1.0.1/32",
-        TCP80,
-        &backends(&[(1, 1), (2, 1)]),
-        "PRODUCTION",
-    ));
+    let mut r = Rig::new(&web_tcp80(&[(1, 1), (2, 1)], "PRODUCTION"));
     r.health(&[]);
     r.step();
     // 77: a weight change is an edit in place; a removed backend is drained and deleted.
-    r.reload(&config(
-        "10.1.0.1/32",
-        TCP80,
-        &backends(&[(1, 5)]),
-        "PRODUCTION",
-    ));
+    r.reload(&web_tcp80(&[(1, 5)], "PRODUCTION"));
     assert_eq!(
         r.step(),
         [
@@ -292,21 +282,11 @@ fn re_ip_round_trip_leaves_nothing_behind() {
 
 #[test]
 fn node_disablement_tears_everything_down() {
-    let mut r = Rig::new(&config(
-        "10.1.0.1/32",
-        TCP80,
-        &backends(&[(1, 1), (2, 1)]),
-        "PRODUCTION",
-    ));
+    let mut r = Rig::new(&web_tcp80(&[(1, 1), (2, 1)], "PRODUCTION"));
     r.health(&[]);
     r.step();
     // 82: a node that must not run vservers holds nothing.
-    r.reload(&config(
-        "10.1.0.1/32",
-        TCP80,
-        &backends(&[(1, 1), (2, 1)]),
-        "DISABLED",
-    ));
+    r.reload(&web_tcp80(&[(1, 1), (2, 1)], "DISABLED"));
     assert_eq!(r.step().len(), 3);
     assert!(r.plane.current().is_empty());
 }

@@ -12,9 +12,20 @@ use std::time::Duration;
 use seesaw_lab::cmd::run;
 use seesaw_lab::config::{SeesawCfg, watchdog_cfg, write_atomic};
 use seesaw_lab::nat_lab::{BACKENDS, cluster_pb};
-use seesaw_lab::{Lab, bins, http, procs, wait_for, wait_until};
+use seesaw_lab::{Lab, LabBuilder, bins, http, procs, wait_for, wait_until};
 
 const VIP: &str = "198.51.100.1:80";
+
+/// A client routed to the VIP's subnet through lb1, which holds the VIP on its loopback, and
+/// one backend be1 behind lb1.
+fn client_lb_be1() -> LabBuilder {
+    Lab::builder()
+        .node("client", &["192.0.2.100/24"])
+        .route("client", "198.51.100.0/24", "192.0.2.10")
+        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"])
+        .loopback("lb1", "198.51.100.1/32")
+        .node("be1", &["203.0.113.11/24"])
+}
 
 #[test]
 fn client_reaches_both_backends_through_the_vip() {
@@ -22,14 +33,9 @@ fn client_reaches_both_backends_through_the_vip() {
         return;
     }
     bins::require_all().unwrap_or_else(|e| panic!("{e}"));
-    let mut lab = Lab::builder()
-        .node("client", &["192.0.2.100/24"])
-        .route("client", "198.51.100.0/24", "192.0.2.10")
-        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"])
-        // ncc in this build does not add VIPs, and the proxy plane binds VIP:port, so the VIP
-        // must already be local in lb1.
-        .loopback("lb1", "198.51.100.1/32")
-        .node("be1", &["203.0.113.11/24"])
+    // ncc in this build does not add VIPs, and the proxy plane binds VIP:port, so the VIP must
+    // already be local in lb1.
+    let mut lab = client_lb_be1()
         .node("be2", &["203.0.113.12/24"])
         .build()
         .unwrap_or_else(|e| panic!("building the lab: {e}"));
@@ -117,12 +123,7 @@ fn lab_wires_namespaces_and_cleans_up() {
     if !seesaw_lab::require_root() {
         return;
     }
-    let mut lab = Lab::builder()
-        .node("client", &["192.0.2.100/24"])
-        .route("client", "198.51.100.0/24", "192.0.2.10")
-        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"])
-        .loopback("lb1", "198.51.100.1/32")
-        .node("be1", &["203.0.113.11/24"])
+    let mut lab = client_lb_be1()
         .build()
         .unwrap_or_else(|e| panic!("building the lab: {e}"));
     let id = lab.id().to_owned();
