@@ -463,25 +463,18 @@ impl Engine {
                 what,
                 base,
                 reply,
-            } if self.source == ConfigSource::Etcd => {
-                fx.push(Effect::Etcd(EtcdCmd::Update {
-                    text,
-                    who,
-                    what,
-                    base: i64::try_from(base).unwrap_or(i64::MAX),
-                    reply,
-                    anchors: self.state.anchors().clone(),
-                }));
-            }
-            Event::UpdateCluster {
-                text,
-                who,
-                what,
-                base,
-                reply,
             } => {
-                // Edits land on disk in the order they are applied: one at a time.
-                if self.load_in_flight {
+                if self.source == ConfigSource::Etcd {
+                    fx.push(Effect::Etcd(EtcdCmd::Update {
+                        text,
+                        who,
+                        what,
+                        base: i64::try_from(base).unwrap_or(i64::MAX),
+                        reply,
+                        anchors: self.state.anchors().clone(),
+                    }));
+                } else if self.load_in_flight {
+                    // Edits land on disk in the order they are applied: one at a time.
                     let why =
                         vec!["another configuration change is in progress; try again".to_owned()];
                     w.reload = Some((Some(reply), ReloadOutcome::Refused(why)));

@@ -112,28 +112,54 @@ fn apply_backoff_doubles_to_30_s() {
     assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
 }
 
+/// The real loop on a copy of the demo config in a temp dir, serving its API on `engine.sock`
+/// there, with a fake ncc that refuses every apply until told otherwise.
+struct Refusing {
+    dir: tempfile::TempDir,
+    ncc: FakeNcc,
+    shutdown: CancellationToken,
+    engine: tokio::task::JoinHandle<Result<(), EngineError>>,
+}
+
+impl Refusing {
+    fn start() -> Self {
+        let etc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/demo");
+        let dir = tempfile::tempdir().expect("temp dir");
+        for f in ["seesaw.cfg", "cluster.pb"] {
+            std::fs::copy(etc.join(f), dir.path().join(f)).expect("copy");
+        }
+        let loaded = crate::config::load_dir(dir.path()).expect("the demo config loads");
+        let listener =
+            seesaw_common::uds::bind_exclusive(&dir.path().join("engine.sock")).expect("bind");
+        let ncc = FakeNcc::default();
+        ncc.set_failing(Some("refused for the test"));
+        let shutdown = CancellationToken::new();
+        let engine = tokio::spawn(run(
+            loaded,
+            listener,
+            ncc.clone(),
+            dir.path().to_owned(),
+            shutdown.clone(),
+        ));
+        Self {
+            dir,
+            ncc,
+            shutdown,
+            engine,
+        }
+    }
+}
+
 /// The real loop with the fake ncc: while ncc refuses, the same desired state is retried
 /// with backoff (not on every loop turn), and the first apply after ncc heals gets through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_apply_is_retried_with_backoff() {
-    let etc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/demo");
-    let dir = tempfile::tempdir().expect("temp dir");
-    for f in ["seesaw.cfg", "cluster.pb"] {
-        std::fs::copy(etc.join(f), dir.path().join(f)).expect("copy");
-    }
-    let loaded = crate::config::load_dir(dir.path()).expect("the demo config loads");
-    let listener =
-        seesaw_common::uds::bind_exclusive(&dir.path().join("engine.sock")).expect("bind");
-    let ncc = FakeNcc::default();
-    ncc.set_failing(Some("refused for the test"));
-    let shutdown = CancellationToken::new();
-    let engine = tokio::spawn(run(
-        loaded,
-        listener,
-        ncc.clone(),
-        dir.path().to_owned(),
-        shutdown.clone(),
-    ));
+    let Refusing {
+        dir: _dir,
+        ncc,
+        shutdown,
+        engine,
+    } = Refusing::start();
     // Past the start-up gate (3 s without an HA report), then 7 s of refusals: tries at
     // about 3, 4, 6 and 10 s — not one per loop turn (every tick, every second at least).
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -153,24 +179,13 @@ async fn a_refused_apply_is_retried_with_backoff() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_answers_an_ha_report_only_once_ncc_holds_the_plane() {
     use seesaw_proto::engine as pb;
-    let etc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/demo");
-    let dir = tempfile::tempdir().expect("temp dir");
-    for f in ["seesaw.cfg", "cluster.pb"] {
-        std::fs::copy(etc.join(f), dir.path().join(f)).expect("copy");
-    }
-    let loaded = crate::config::load_dir(dir.path()).expect("the demo config loads");
+    let Refusing {
+        dir,
+        ncc,
+        shutdown,
+        engine,
+    } = Refusing::start();
     let sock = dir.path().join("engine.sock");
-    let listener = seesaw_common::uds::bind_exclusive(&sock).expect("bind");
-    let ncc = FakeNcc::default();
-    ncc.set_failing(Some("refused for the test"));
-    let shutdown = CancellationToken::new();
-    let engine = tokio::spawn(run(
-        loaded,
-        listener,
-        ncc.clone(),
-        dir.path().to_owned(),
-        shutdown.clone(),
-    ));
     let mut c = pb::engine_client::EngineClient::new(seesaw_common::uds::channel(
         &sock,
         Duration::from_secs(60),

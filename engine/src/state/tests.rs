@@ -49,14 +49,19 @@ fn bad() -> CheckResult {
     }
 }
 
-/// Sets each backend's single check: true = healthy.
-fn set(e: &mut EngineState, health: [bool; 3]) {
+/// The first check of each destination of the first vserver's `service`-th service.
+fn first_checks(e: &mut EngineState, service: usize) -> Vec<u64> {
     let (views, _) = e.evaluate();
-    let ids: Vec<u64> = views[0].services[0]
+    views[0].services[service]
         .dests
         .iter()
         .map(|d| d.checks[0].id)
-        .collect();
+        .collect()
+}
+
+/// Sets each backend's single check: true = healthy.
+fn set(e: &mut EngineState, health: [bool; 3]) {
+    let ids = first_checks(e, 0);
     e.health(
         ids.into_iter()
             .zip(health)
@@ -141,17 +146,8 @@ fn anycast_vip_needs_every_service_healthy() {
         "vserver_entry < protocol: TCP port: 81 healthcheck < type: HTTP > > backend < host < fqdn: \"b1.\"",
     );
     let mut e = EngineState::new(loaded(&cfg), t0());
-    let (views, _) = e.evaluate();
-    let tcp: Vec<u64> = views[0].services[0]
-        .dests
-        .iter()
-        .map(|d| d.checks[0].id)
-        .collect();
-    let http: Vec<u64> = views[0].services[1]
-        .dests
-        .iter()
-        .map(|d| d.checks[0].id)
-        .collect();
+    let tcp = first_checks(&mut e, 0);
+    let http = first_checks(&mut e, 1);
     e.health(tcp.iter().map(|id| (*id, ok(""))));
     e.health(http.iter().map(|id| (*id, bad())));
     let (views, d) = e.evaluate();
@@ -335,27 +331,21 @@ fn override_of_an_unknown_name_is_refused_a_kept_one_outlives_its_vserver_and_gr
 
     // An override set while "b" existed is kept when "b" leaves the config and applies again
     // when it comes back; meanwhile it can still be changed.
-    e.set_override(
-        OverrideKind::Vserver,
-        "b",
-        OverrideState::Disabled,
-        &root(),
-        t0(),
-    )
-    .unwrap();
-    let without_b = &TWO_VSERVERS_SHARING_A_BACKEND[..TWO_VSERVERS_SHARING_A_BACKEND
-        .find(r#"vserver < name: "b""#)
-        .unwrap()];
-    e.reload(loaded(without_b), t0());
-    let msg = e
-        .set_override(
+    let disable_b = |e: &mut EngineState| {
+        e.set_override(
             OverrideKind::Vserver,
             "b",
             OverrideState::Disabled,
             &root(),
             t0(),
         )
-        .unwrap();
+    };
+    disable_b(&mut e).unwrap();
+    let without_b = &TWO_VSERVERS_SHARING_A_BACKEND[..TWO_VSERVERS_SHARING_A_BACKEND
+        .find(r#"vserver < name: "b""#)
+        .unwrap()];
+    e.reload(loaded(without_b), t0());
+    let msg = disable_b(&mut e).unwrap();
     assert!(msg.contains("applies when it appears"), "{msg}");
     e.reload(loaded(TWO_VSERVERS_SHARING_A_BACKEND), t0());
     let (views, d) = e.evaluate();
