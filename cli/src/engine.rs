@@ -119,6 +119,13 @@ impl GrpcEngine {
         }
     }
 
+    /// The reply's message, or the call's error as an [`EngineError`].
+    fn inner<T>(&self, reply: Result<tonic::Response<T>, tonic::Status>) -> Result<T, EngineError> {
+        reply
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error(s))
+    }
+
     fn error(&self, status: tonic::Status) -> EngineError {
         use tonic::Code;
         match status.code() {
@@ -136,46 +143,31 @@ impl GrpcEngine {
 
 impl EngineLink for GrpcEngine {
     async fn cluster_status(&mut self) -> Result<pb::ClusterStatus, EngineError> {
-        self.client
-            .cluster_status(pb::Empty {})
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.error(s))
+        let r = self.client.cluster_status(pb::Empty {}).await;
+        self.inner(r)
     }
 
     async fn config_status(&mut self) -> Result<pb::ConfigStatus, EngineError> {
-        self.client
-            .config_status(pb::Empty {})
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.error(s))
+        let r = self.client.config_status(pb::Empty {}).await;
+        self.inner(r)
     }
 
     async fn vservers(&mut self, name: &str) -> Result<Vec<pb::VserverStatus>, EngineError> {
         let request = pb::VserversRequest {
             name: name.to_owned(),
         };
-        self.client
-            .vservers(request)
-            .await
-            .map(|r| r.into_inner().vservers)
-            .map_err(|s| self.error(s))
+        let r = self.client.vservers(request).await;
+        self.inner(r).map(|r| r.vservers)
     }
 
     async fn ha_status(&mut self) -> Result<pb::HaStatus, EngineError> {
-        self.client
-            .ha_status(pb::Empty {})
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.error(s))
+        let r = self.client.ha_status(pb::Empty {}).await;
+        self.inner(r)
     }
 
     async fn config_reload(&mut self) -> Result<pb::ConfigReloadReply, EngineError> {
-        self.client
-            .config_reload(pb::Empty {})
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.error(s))
+        let r = self.client.config_reload(pb::Empty {}).await;
+        self.inner(r)
     }
 
     async fn set_override(
@@ -199,44 +191,30 @@ impl EngineLink for GrpcEngine {
             OverrideKind::Backend => self.client.override_backend(req).await,
             OverrideKind::Destination => self.client.override_destination(req).await,
         };
-        r.map(|r| r.into_inner().message).map_err(|s| self.error(s))
+        self.inner(r).map(|r| r.message)
     }
 
     async fn config_source(&mut self, source: &str) -> Result<(String, String), EngineError> {
         let req = pb::ConfigSourceRequest {
             source: source.to_owned(),
         };
-        match self.client.config_source(req).await {
-            Ok(r) => {
-                let r = r.into_inner();
-                Ok((r.source, r.previous))
-            }
-            Err(s) => Err(self.error(s)),
-        }
+        let r = self.client.config_source(req).await;
+        self.inner(r).map(|r| (r.source, r.previous))
     }
 
     async fn failover(&mut self) -> Result<String, EngineError> {
-        self.client
-            .failover(pb::Empty {})
-            .await
-            .map(|r| r.into_inner().message)
-            .map_err(|s| self.error(s))
+        let r = self.client.failover(pb::Empty {}).await;
+        self.inner(r).map(|r| r.message)
     }
 
     async fn bgp_neighbors(&mut self) -> Result<pb::BgpNeighbors, EngineError> {
-        self.client
-            .bgp_neighbors(pb::Empty {})
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.error(s))
+        let r = self.client.bgp_neighbors(pb::Empty {}).await;
+        self.inner(r)
     }
 
     async fn vlans(&mut self) -> Result<Vec<pb::Vlan>, EngineError> {
-        self.client
-            .vlans(pb::Empty {})
-            .await
-            .map(|r| r.into_inner().vlans)
-            .map_err(|s| self.error(s))
+        let r = self.client.vlans(pb::Empty {}).await;
+        self.inner(r).map(|r| r.vlans)
     }
 
     async fn update_cluster(
@@ -251,19 +229,13 @@ impl EngineLink for GrpcEngine {
             // The engine checks against the config it runs now.
             base_revision: 0,
         };
-        self.client
-            .update_cluster(req)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.error(s))
+        let r = self.client.update_cluster(req).await;
+        self.inner(r)
     }
 
     async fn history(&mut self) -> Result<Vec<pb::ConfigVersion>, EngineError> {
-        self.client
-            .config_history(pb::Empty {})
-            .await
-            .map(|r| r.into_inner().versions)
-            .map_err(|s| self.error(s))
+        let r = self.client.config_history(pb::Empty {}).await;
+        self.inner(r).map(|r| r.versions)
     }
 
     async fn import_yaml(&mut self, path: &str, json: bool) -> Result<(String, bool), EngineError> {
@@ -313,11 +285,8 @@ impl EngineLink for GrpcEngine {
     }
 
     async fn trace(&mut self, req: pb::TraceRequest) -> Result<pb::FlowTrace, EngineError> {
-        self.client
-            .trace(req)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.error(s))
+        let r = self.client.trace(req).await;
+        self.inner(r)
     }
 
     async fn preview(
@@ -327,11 +296,8 @@ impl EngineLink for GrpcEngine {
         let req = pb::PreviewRequest {
             change: Some(change),
         };
-        self.client
-            .preview_cluster(req)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.error(s))
+        let r = self.client.preview_cluster(req).await;
+        self.inner(r)
     }
 
     async fn rollback(&mut self, id: u64) -> Result<pb::ConfigReloadReply, EngineError> {
@@ -339,11 +305,8 @@ impl EngineLink for GrpcEngine {
             id,
             acting_user: String::new(),
         };
-        self.client
-            .config_rollback(req)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| self.error(s))
+        let r = self.client.config_rollback(req).await;
+        self.inner(r)
     }
 }
 

@@ -156,53 +156,30 @@ impl GrpcEngineView {
 
 impl EngineView for GrpcEngineView {
     async fn vservers(&self, name: String) -> Result<Vec<Vserver>, ViewError> {
-        let reply = self
-            .c()
-            .vservers(pb::VserversRequest { name })
-            .await
-            .map_err(|s| view_error("Vservers", &s))?;
-        Ok(reply
-            .into_inner()
-            .vservers
-            .into_iter()
-            .map(Vserver::from)
-            .collect())
+        let reply = answer(
+            "Vservers",
+            self.c().vservers(pb::VserversRequest { name }).await,
+        )?;
+        Ok(reply.vservers.into_iter().map(Vserver::from).collect())
     }
 
     async fn ha_status(&self) -> Result<HaStatus, ViewError> {
-        let reply = self
-            .c()
-            .ha_status(pb::Empty {})
-            .await
-            .map_err(|s| view_error("HaStatus", &s))?;
-        Ok(reply.into_inner().into())
+        let reply = answer("HaStatus", self.c().ha_status(pb::Empty {}).await)?;
+        Ok(reply.into())
     }
 
     async fn config_status(&self) -> Result<ConfigStatus, ViewError> {
-        let reply = self
-            .c()
-            .config_status(pb::Empty {})
-            .await
-            .map_err(|s| view_error("ConfigStatus", &s))?;
-        Ok(reply.into_inner().into())
+        let reply = answer("ConfigStatus", self.c().config_status(pb::Empty {}).await)?;
+        Ok(reply.into())
     }
 
     async fn cluster(&self) -> Result<Cluster, ViewError> {
-        let c = self
-            .c()
-            .cluster_status(pb::Empty {})
-            .await
-            .map_err(|s| view_error("ClusterStatus", &s))?;
-        Ok(c.into_inner().into())
+        let c = answer("ClusterStatus", self.c().cluster_status(pb::Empty {}).await)?;
+        Ok(c.into())
     }
 
     async fn overrides(&self) -> Result<Vec<Override>, ViewError> {
-        let r = self
-            .c()
-            .overrides(pb::Empty {})
-            .await
-            .map_err(|s| view_error("Overrides", &s))?
-            .into_inner();
+        let r = answer("Overrides", self.c().overrides(pb::Empty {}).await)?;
         Ok(r.overrides.into_iter().map(Override::from).collect())
     }
 
@@ -231,46 +208,31 @@ impl EngineView for GrpcEngineView {
             OverrideKind::Backend => c.override_backend(req).await,
             OverrideKind::Destination => c.override_destination(req).await,
         };
-        Ok(r.map_err(|s| view_error("Override", &s))?
-            .into_inner()
-            .message)
+        Ok(answer("Override", r)?.message)
     }
 
     async fn config_reload(&self) -> Result<Outcome, ViewError> {
-        let r = self
-            .c()
-            .config_reload(pb::Empty {})
-            .await
-            .map_err(|s| view_error("ConfigReload", &s))?;
-        Ok(r.into_inner().into())
+        let r = answer("ConfigReload", self.c().config_reload(pb::Empty {}).await)?;
+        Ok(r.into())
     }
 
     async fn config_source(&self, source: String) -> Result<(String, String), ViewError> {
-        let r = self
-            .c()
-            .config_source(pb::ConfigSourceRequest { source })
-            .await
-            .map_err(|s| view_error("ConfigSource", &s))?
-            .into_inner();
+        let r = answer(
+            "ConfigSource",
+            self.c()
+                .config_source(pb::ConfigSourceRequest { source })
+                .await,
+        )?;
         Ok((r.source, r.previous))
     }
 
     async fn failover(&self) -> Result<String, ViewError> {
-        let r = self
-            .c()
-            .failover(pb::Empty {})
-            .await
-            .map_err(|s| view_error("Failover", &s))?;
-        Ok(r.into_inner().message)
+        let r = answer("Failover", self.c().failover(pb::Empty {}).await)?;
+        Ok(r.message)
     }
 
     async fn cluster_text(&self) -> Result<(String, u64), ViewError> {
-        let r = self
-            .c()
-            .get_cluster(pb::Empty {})
-            .await
-            .map_err(|s| view_error("GetCluster", &s))?
-            .into_inner();
+        let r = answer("GetCluster", self.c().get_cluster(pb::Empty {}).await)?;
         Ok((r.text, r.revision))
     }
 
@@ -281,42 +243,36 @@ impl EngineView for GrpcEngineView {
         who: String,
         base: u64,
     ) -> Result<Outcome, ViewError> {
-        let r = self
-            .c()
-            .update_cluster(pb::UpdateClusterRequest {
-                text,
-                what,
-                acting_user: who,
-                base_revision: base,
-            })
-            .await
-            .map_err(|s| view_error("UpdateCluster", &s))?;
-        Ok(r.into_inner().into())
+        let r = answer(
+            "UpdateCluster",
+            self.c()
+                .update_cluster(pb::UpdateClusterRequest {
+                    text,
+                    what,
+                    acting_user: who,
+                    base_revision: base,
+                })
+                .await,
+        )?;
+        Ok(r.into())
     }
 
     async fn history(&self) -> Result<Vec<Version>, ViewError> {
-        let r = self
-            .c()
-            .config_history(pb::Empty {})
-            .await
-            .map_err(|s| view_error("ConfigHistory", &s))?;
-        Ok(r.into_inner()
-            .versions
-            .into_iter()
-            .map(Version::from)
-            .collect())
+        let r = answer("ConfigHistory", self.c().config_history(pb::Empty {}).await)?;
+        Ok(r.versions.into_iter().map(Version::from).collect())
     }
 
     async fn rollback(&self, id: u64, who: String) -> Result<Outcome, ViewError> {
-        let r = self
-            .c()
-            .config_rollback(pb::ConfigRollbackRequest {
-                id,
-                acting_user: who,
-            })
-            .await
-            .map_err(|s| view_error("ConfigRollback", &s))?;
-        Ok(r.into_inner().into())
+        let r = answer(
+            "ConfigRollback",
+            self.c()
+                .config_rollback(pb::ConfigRollbackRequest {
+                    id,
+                    acting_user: who,
+                })
+                .await,
+        )?;
+        Ok(r.into())
     }
 
     async fn trace(
@@ -325,16 +281,16 @@ impl EngineView for GrpcEngineView {
         client: String,
         vip: String,
     ) -> Result<FlowTrace, ViewError> {
-        let t = self
-            .c()
-            .trace(pb::TraceRequest {
-                protocol: proto,
-                client,
-                vip,
-            })
-            .await
-            .map_err(|s| view_error("Trace", &s))?
-            .into_inner();
+        let t = answer(
+            "Trace",
+            self.c()
+                .trace(pb::TraceRequest {
+                    protocol: proto,
+                    client,
+                    vip,
+                })
+                .await,
+        )?;
         Ok(t.into())
     }
 
@@ -345,14 +301,14 @@ impl EngineView for GrpcEngineView {
             PreviewOf::Reload => Change::Reload(true),
             PreviewOf::Rollback(id) => Change::RollbackId(id),
         };
-        let r = self
-            .c()
-            .preview_cluster(pb::PreviewRequest {
-                change: Some(change),
-            })
-            .await
-            .map_err(|s| view_error("PreviewCluster", &s))?
-            .into_inner();
+        let r = answer(
+            "PreviewCluster",
+            self.c()
+                .preview_cluster(pb::PreviewRequest {
+                    change: Some(change),
+                })
+                .await,
+        )?;
         Ok(r.into())
     }
 
@@ -372,31 +328,31 @@ impl EngineView for GrpcEngineView {
         ports: Vec<u16>,
     ) -> Result<(String, bool), ViewError> {
         let mut ports = ports.into_iter().map(u32::from);
-        let r = self
-            .c()
-            .allocate_vip(pb::VipRequest {
-                pool: vip_pool,
-                owner,
-                port: ports.next().unwrap_or(0),
-                more_ports: ports.collect(),
-            })
-            .await
-            .map_err(|s| view_error("AllocateVip", &s))?
-            .into_inner();
+        let r = answer(
+            "AllocateVip",
+            self.c()
+                .allocate_vip(pb::VipRequest {
+                    pool: vip_pool,
+                    owner,
+                    port: ports.next().unwrap_or(0),
+                    more_ports: ports.collect(),
+                })
+                .await,
+        )?;
         Ok((r.ip, r.created))
     }
 
     async fn free_vip(&self, vip_pool: String, owner: String) -> Result<bool, ViewError> {
-        let r = self
-            .c()
-            .free_vip(pb::VipRequest {
-                pool: vip_pool,
-                owner,
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| view_error("FreeVip", &s))?
-            .into_inner();
+        let r = answer(
+            "FreeVip",
+            self.c()
+                .free_vip(pb::VipRequest {
+                    pool: vip_pool,
+                    owner,
+                    ..Default::default()
+                })
+                .await,
+        )?;
         Ok(r.freed)
     }
 }
@@ -408,23 +364,33 @@ impl GrpcEngineView {
         m: crate::spec::Member,
         ttl_s: u32,
     ) -> Result<(i64, bool), ViewError> {
-        let r = self
-            .c()
-            .register_member(pb::MemberLease {
-                pool,
-                host: m.host,
-                ip: m.ip.to_string(),
-                weight: m.weight,
-                ttl_s,
-            })
-            .await
-            .map_err(|s| view_error("RegisterMember", &s))?
-            .into_inner();
+        let r = answer(
+            "RegisterMember",
+            self.c()
+                .register_member(pb::MemberLease {
+                    pool,
+                    host: m.host,
+                    ip: m.ip.to_string(),
+                    weight: m.weight,
+                    ttl_s,
+                })
+                .await,
+        )?;
         Ok((r.lease_id, r.renewed))
     }
 }
 
 /// Connection failures and timeouts are "unavailable"; anything else the engine said is an error.
+/// The reply of the engine's `call`, or its failure as a [`ViewError`].
+fn answer<T>(
+    call: &'static str,
+    reply: Result<tonic::Response<T>, tonic::Status>,
+) -> Result<T, ViewError> {
+    reply
+        .map(tonic::Response::into_inner)
+        .map_err(|s| view_error(call, &s))
+}
+
 fn view_error(call: &'static str, status: &tonic::Status) -> ViewError {
     match status.code() {
         tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
