@@ -31,6 +31,13 @@ vserver: <
 >
 "#;
 
+/// An operator's override: backend be1 disabled.
+const DISABLE_BE1: &str = r#"{"kind": "backend", "target": "be1.demo.", "state": "disabled"}"#;
+/// A new pool api@demo on 127.0.0.1 (web@demo's VIP too), port 81.
+const API_POOL: &str = r#"{"name": "api@demo", "vip": "127.0.0.1", "services": [{"port": 81}]}"#;
+/// A member be2 for web@demo.
+const BE2: &str = r#"{"host": "be2.demo", "ip": "127.0.0.3"}"#;
+
 struct Harness {
     fake: FakeEngine,
     state: Arc<ApiState<FakeEngine>>,
@@ -106,6 +113,19 @@ impl Harness {
         (status, v)
     }
 
+    /// Switches the config source to etcd as the admin (leases and address pools need it).
+    async fn switch_to_etcd(&self) {
+        let (s, body) = self
+            .call(
+                "PUT",
+                "/v1/config/source",
+                Some(ADMIN),
+                r#"{"source": "etcd"}"#,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+
     fn audit(&self) -> Vec<Value> {
         std::fs::read_to_string(self.dir.path().join("audit.log"))
             .unwrap_or_default()
@@ -113,6 +133,21 @@ impl Harness {
             .map(|l| serde_json::from_str(l).expect("json line"))
             .collect()
     }
+}
+
+/// The `field` of each entry of a 400's `errors`.
+fn error_fields(body: &Value) -> Vec<&str> {
+    body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect()
+}
+
+/// [`CLUSTER`] with the address pool `pub`, 10.99.0.0/16.
+fn with_vip_pool_pub() -> String {
+    format!("{CLUSTER}vip_pool: < name: \"pub\" cidr: \"10.99.0.0/16\" >\n")
 }
 
 #[tokio::test]
@@ -141,9 +176,8 @@ async fn unauthenticated_and_reader_writes_are_refused_and_change_nothing() {
         .call("POST", "/v1/pools/web@demo/members", Some(OPERATOR), member)
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let override_body = r#"{"kind": "backend", "target": "be1.demo.", "state": "disabled"}"#;
     let (s, _) = h
-        .call("POST", "/v1/overrides", Some(READER), override_body)
+        .call("POST", "/v1/overrides", Some(READER), DISABLE_BE1)
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = h.call("POST", "/v1/config/reload", None, "").await;
@@ -171,12 +205,7 @@ async fn unauthenticated_and_reader_writes_are_refused_and_change_nothing() {
 async fn operator_overrides_and_reload_are_attributed() {
     let h = harness();
     let (s, body) = h
-        .call(
-            "POST",
-            "/v1/overrides",
-            Some(OPERATOR),
-            r#"{"kind": "backend", "target": "be1.demo.", "state": "disabled"}"#,
-        )
+        .call("POST", "/v1/overrides", Some(OPERATOR), DISABLE_BE1)
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["message"], "backend be1.demo.: disabled");
@@ -208,12 +237,7 @@ async fn malformed_bodies_get_400_with_every_field_and_change_nothing() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .filter_map(|e| e["field"].as_str())
-        .collect();
+    let fields = error_fields(&body);
     assert_eq!(fields, ["extra", "vip", "services[0].port"]);
     let (s, body) = h.call("POST", "/v1/pools", Some(ADMIN), "{not json").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -262,23 +286,9 @@ async fn pools_and_members_edit_cluster_pb_as_versions_and_roll_back() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(vs["services"][0]["destinations"][1]["backend"], "be2.demo.");
-    let (s, _) = h
-        .call(
-            "POST",
-            "/v1/pools",
-            Some(ADMIN),
-            r#"{"name": "api@demo", "vip": "127.0.0.1", "services": [{"port": 81}]}"#,
-        )
-        .await;
+    let (s, _) = h.call("POST", "/v1/pools", Some(ADMIN), API_POOL).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, body) = h
-        .call(
-            "POST",
-            "/v1/pools",
-            Some(ADMIN),
-            r#"{"name": "api@demo", "vip": "127.0.0.1", "services": [{"port": 81}]}"#,
-        )
-        .await;
+    let (s, body) = h.call("POST", "/v1/pools", Some(ADMIN), API_POOL).await;
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
     let (s, _) = h
         .call(
@@ -374,11 +384,7 @@ async fn hostile_pool_and_member_names_are_refused_and_audited_on_one_line() {
         ("DELETE", "/v1/pools/a%0d%0aINFO%20forged", ""),
         ("DELETE", "/v1/pools/..%2f..%2fx", ""),
         ("DELETE", "/v1/pools/web@demo/members/be1%00.demo.", ""),
-        (
-            "POST",
-            "/v1/pools/a%0aforged/members",
-            r#"{"host": "be2.demo", "ip": "127.0.0.3"}"#,
-        ),
+        ("POST", "/v1/pools/a%0aforged/members", BE2),
     ] {
         let (s, reply) = h.call(method, path, Some(ADMIN), body).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{method} {path}: {reply}");
@@ -422,15 +428,7 @@ async fn a_member_with_a_ttl_is_registered_with_a_lease_and_renewed() {
     // Leases need config source etcd: refused (409) on disk, nothing registered.
     let (s, v) = h.call("PUT", uri, Some(ADMIN), body).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
-    let (s, _) = h
-        .call(
-            "PUT",
-            "/v1/config/source",
-            Some(ADMIN),
-            r#"{"source": "etcd"}"#,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    h.switch_to_etcd().await;
     let (s, v) = h.call("PUT", uri, Some(ADMIN), body).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["renewed"], json!(false));
@@ -456,23 +454,13 @@ async fn a_member_with_a_ttl_is_registered_with_a_lease_and_renewed() {
 #[tokio::test]
 async fn a_pool_without_a_vip_draws_one_from_a_vip_pool_and_gives_it_back() {
     let h = harness();
-    h.fake.set_cluster_text(&format!(
-        "{CLUSTER}vip_pool: < name: \"pub\" cidr: \"10.99.0.0/16\" >\n"
-    ));
+    h.fake.set_cluster_text(&with_vip_pool_pub());
     let body = r#"{"name": "api@demo", "vip_pool": "pub", "services": [{"port": 443}]}"#;
     // Address pools need config source etcd: 409, nothing created.
     let (s, v) = h.call("POST", "/v1/pools", Some(ADMIN), body).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert!(!h.fake.cluster_text_now().contains("api@demo"));
-    let (s, _) = h
-        .call(
-            "PUT",
-            "/v1/config/source",
-            Some(ADMIN),
-            r#"{"source": "etcd"}"#,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    h.switch_to_etcd().await;
     let (s, v) = h.call("POST", "/v1/pools", Some(ADMIN), body).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["vip"], json!("10.99.0.1"));
@@ -503,18 +491,8 @@ async fn a_pool_without_a_vip_draws_one_from_a_vip_pool_and_gives_it_back() {
 #[tokio::test]
 async fn a_yaml_pool_with_a_vip_pool_gets_its_address_on_import() {
     let h = harness();
-    h.fake.set_cluster_text(&format!(
-        "{CLUSTER}vip_pool: < name: \"pub\" cidr: \"10.99.0.0/16\" >\n"
-    ));
-    let (s, _) = h
-        .call(
-            "PUT",
-            "/v1/config/source",
-            Some(ADMIN),
-            r#"{"source": "etcd"}"#,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    h.fake.set_cluster_text(&with_vip_pool_pub());
+    h.switch_to_etcd().await;
     let yaml = "kind: Pool\nname: a@demo\nvip_pool: pub\nservices:\n  - port: 80\n---\n\
                 kind: Pool\nname: b@demo\nvip_pool: pub\nservices:\n  - port: 80\n";
     let (s, v) = h.call("POST", "/v1/import", Some(ADMIN), yaml).await;
@@ -561,9 +539,8 @@ async fn a_yaml_pool_with_a_vip_pool_gets_its_address_on_import() {
 async fn a_dry_run_previews_config_writes_changes_nothing_and_other_writes_refuse_it() {
     let h = harness();
     let (_, text_before) = h.call("GET", "/v1/cluster", Some(READER), "").await;
-    let pool = r#"{"name": "api@demo", "vip": "127.0.0.1", "services": [{"port": 81}]}"#;
     let (s, body) = h
-        .call("POST", "/v1/pools?dry_run=true", Some(ADMIN), pool)
+        .call("POST", "/v1/pools?dry_run=true", Some(ADMIN), API_POOL)
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["dry_run"], true);
@@ -573,7 +550,7 @@ async fn a_dry_run_previews_config_writes_changes_nothing_and_other_writes_refus
             "POST",
             "/v1/pools/web@demo/members?dry_run=1",
             Some(ADMIN),
-            r#"{"host": "be2.demo", "ip": "127.0.0.3"}"#,
+            BE2,
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
@@ -595,7 +572,7 @@ async fn a_dry_run_previews_config_writes_changes_nothing_and_other_writes_refus
     assert_eq!(s, StatusCode::BAD_REQUEST);
     // A dry run still needs the write's role.
     let (s, _) = h
-        .call("POST", "/v1/pools?dry_run=true", Some(READER), pool)
+        .call("POST", "/v1/pools?dry_run=true", Some(READER), API_POOL)
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     // Writes without a preview refuse the flag rather than apply; an unreadable value is an error.
@@ -604,12 +581,12 @@ async fn a_dry_run_previews_config_writes_changes_nothing_and_other_writes_refus
             "POST",
             "/v1/overrides?dry_run=true",
             Some(OPERATOR),
-            r#"{"kind": "backend", "target": "be1.demo.", "state": "disabled"}"#,
+            DISABLE_BE1,
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     let (s, _) = h
-        .call("POST", "/v1/pools?dry_run=maybe", Some(ADMIN), pool)
+        .call("POST", "/v1/pools?dry_run=maybe", Some(ADMIN), API_POOL)
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, body) = h
@@ -655,12 +632,7 @@ async fn trace_answers_readers_and_names_bad_fields() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .filter_map(|e| e["field"].as_str())
-        .collect();
+    let fields = error_fields(&body);
     assert_eq!(fields, ["proto", "client"], "{body}");
     let (s, _) = h
         .call(

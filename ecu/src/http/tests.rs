@@ -6,7 +6,7 @@ use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::router;
+use super::router_with;
 use crate::engine_view::fake::{self, FakeEngine};
 use crate::model::{Attribute, Check, ConfigStatus, Destination, HaStatus, Vserver};
 
@@ -56,10 +56,23 @@ fn engine() -> FakeEngine {
 }
 
 async fn get(fake: &FakeEngine, uri: &str) -> (StatusCode, Option<String>, String) {
-    let request = Request::get(uri)
-        .body(Body::empty())
-        .expect("valid request");
-    let response = router(fake.clone())
+    get_with(fake, None, uri, None).await
+}
+
+/// GET `uri` (with `accept` as its `Accept` header, if any) from the router over `fake` and the
+/// watchdog status file `status`: the response's status, content type and body.
+async fn get_with(
+    fake: &FakeEngine,
+    status: Option<std::path::PathBuf>,
+    uri: &str,
+    accept: Option<&str>,
+) -> (StatusCode, Option<String>, String) {
+    let mut request = Request::get(uri);
+    if let Some(accept) = accept {
+        request = request.header(header::ACCEPT, accept);
+    }
+    let request = request.body(Body::empty()).expect("valid request");
+    let response = router_with(fake.clone(), status)
         .oneshot(request)
         .await
         .expect("infallible");
@@ -210,28 +223,14 @@ async fn metrics_text() {
         Some(crate::metrics::TEXT_CONTENT_TYPE)
     );
     assert!(!text.contains("# EOF"));
-    let request = Request::get("/metrics")
-        .header(
-            header::ACCEPT,
-            "application/openmetrics-text;version=1.0.0,*/*;q=0.1",
-        )
-        .body(Body::empty())
-        .expect("valid request");
-    let response = router(fake.clone())
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    assert_eq!(
-        response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-        Some(crate::metrics::CONTENT_TYPE)
-    );
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (_, content_type, text) = get_with(
+        &fake,
+        None,
+        "/metrics",
+        Some("application/openmetrics-text;version=1.0.0,*/*;q=0.1"),
+    )
+    .await;
+    assert_eq!(content_type.as_deref(), Some(crate::metrics::CONTENT_TYPE));
     let svc = r#"vserver="web",service="127.0.0.1:8080/TCP""#;
     let dst = format!(r#"{svc},destination="be1""#);
     let expected = [
@@ -310,18 +309,7 @@ async fn scrape_with(
     status: Option<std::path::PathBuf>,
     accept: &str,
 ) -> String {
-    let request = Request::get("/metrics")
-        .header(header::ACCEPT, accept)
-        .body(Body::empty())
-        .expect("valid request");
-    let response = super::router_with(fake.clone(), status)
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    String::from_utf8_lossy(&bytes).into_owned()
+    get_with(fake, status, "/metrics", Some(accept)).await.2
 }
 
 #[tokio::test]
@@ -397,18 +385,9 @@ async fn processes_json_and_404_without_a_watchdog() {
     let dir = tempfile::tempdir().expect("tempdir");
     let status = status_file(dir.path());
     let fake = engine();
-    let request = Request::get("/v1/processes")
-        .body(Body::empty())
-        .expect("valid request");
-    let response = super::router_with(fake.clone(), Some(status))
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    assert_eq!(response.status(), StatusCode::OK);
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    let body: Value = serde_json::from_slice(&bytes).expect("json");
+    let (code, _, body) = get_with(&fake, Some(status), "/v1/processes", None).await;
+    assert_eq!(code, StatusCode::OK);
+    let body: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(body["services"][1]["name"], "engine");
     assert_eq!(body["services"][1]["restarts"], 3);
     assert_eq!(body["services"][1]["up"], false);
