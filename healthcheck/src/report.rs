@@ -150,6 +150,15 @@ mod tests {
         full_every: Duration::from_secs(15),
     };
 
+    /// A new outbox with these results (id, healthy) pushed at `t0`.
+    fn pushed(results: &[(u64, bool)], t0: Instant) -> Outbox {
+        let mut o = Outbox::new(POLICY, t0);
+        for &(id, healthy) in results {
+            o.push(r(id, healthy), t0);
+        }
+        o
+    }
+
     fn r(id: u64, healthy: bool) -> CheckResult {
         CheckResult {
             id: CheckId(id),
@@ -189,10 +198,7 @@ mod tests {
     #[test]
     fn flushes_at_max_and_coalesces_by_id() {
         let t0 = Instant::now();
-        let mut o = Outbox::new(POLICY, t0);
-        o.push(r(1, true), t0);
-        o.push(r(1, false), t0);
-        o.push(r(2, true), t0);
+        let mut o = pushed(&[(1, true), (1, false), (2, true)], t0);
         assert!(o.take(t0, no_snapshot).is_none(), "two ids only");
         o.push(r(3, true), t0);
         let b = o.take(t0, no_snapshot).unwrap();
@@ -202,9 +208,7 @@ mod tests {
     #[test]
     fn failed_batch_is_retried_and_newer_results_win() {
         let t0 = Instant::now();
-        let mut o = Outbox::new(POLICY, t0);
-        o.push(r(1, true), t0);
-        o.push(r(2, true), t0);
+        let mut o = pushed(&[(1, true), (2, true)], t0);
         let t1 = t0 + POLICY.delay;
         let b = o.take(t1, no_snapshot).unwrap();
         // While in flight, check 2 flips again.

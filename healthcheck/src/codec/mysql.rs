@@ -127,25 +127,27 @@ mod tests {
 
     #[test]
     fn err_packet_carries_the_server_message() {
-        let mut e = vec![ERR];
-        e.extend_from_slice(&1040u16.to_le_bytes());
-        e.extend_from_slice(b"Too many connections");
-        assert_eq!(
-            parse_greeting(&packet(0, &e)),
-            Err(MysqlGreetingError::Refused {
-                code: 1040,
-                message: "Too many connections".into()
-            })
-        );
-        let mut e = vec![ERR, 0x15, 0x04];
-        e.extend_from_slice(b"#28000Access denied");
-        assert_eq!(
-            parse_greeting(&packet(0, &e)),
-            Err(MysqlGreetingError::Refused {
-                code: 1045,
-                message: "Access denied".into()
-            })
-        );
+        // Without and with the SQL state marker (`#` and five characters) before the message.
+        for (body, code, message) in [
+            (
+                [&[ERR][..], &1040u16.to_le_bytes(), b"Too many connections"].concat(),
+                1040,
+                "Too many connections",
+            ),
+            (
+                [&[ERR, 0x15, 0x04][..], b"#28000Access denied"].concat(),
+                1045,
+                "Access denied",
+            ),
+        ] {
+            assert_eq!(
+                parse_greeting(&packet(0, &body)),
+                Err(MysqlGreetingError::Refused {
+                    code,
+                    message: message.into()
+                })
+            );
+        }
     }
 
     #[test]
