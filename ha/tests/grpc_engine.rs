@@ -47,6 +47,16 @@ fn serve(run_dir: &Path, engine: ScriptedEngine, stop: CancellationToken) {
     );
 }
 
+/// A scripted engine whose HA config names peer `remote`, served in a new temp run dir: the
+/// dir, the engine and the token that stops serving.
+fn serve_in_temp_dir(remote: &str) -> (tempfile::TempDir, ScriptedEngine, CancellationToken) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = engine(remote);
+    let stop = CancellationToken::new();
+    serve(dir.path(), engine.clone(), stop.clone());
+    (dir, engine, stop)
+}
+
 fn engine(remote: &str) -> ScriptedEngine {
     ScriptedEngine {
         config: pb::HaConfig {
@@ -65,10 +75,7 @@ fn engine(remote: &str) -> ScriptedEngine {
 
 #[tokio::test]
 async fn link_round_trips_config_and_status() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = engine("192.0.2.2");
-    let stop = CancellationToken::new();
-    serve(dir.path(), engine.clone(), stop.clone());
+    let (dir, engine, stop) = serve_in_temp_dir("192.0.2.2");
 
     let mut link = GrpcEngineLink::new(dir.path(), Duration::from_secs(1));
     let config = link.ha_config().await.expect("config");
@@ -124,10 +131,7 @@ async fn link_reads_the_key_files_the_engine_names() {
 
 #[tokio::test]
 async fn single_node_run_reports_leader_then_shutdown() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = engine("");
-    let stop_engine = CancellationToken::new();
-    serve(dir.path(), engine.clone(), stop_engine.clone());
+    let (dir, engine, stop_engine) = serve_in_temp_dir("");
 
     let shutdown = CancellationToken::new();
     let link = GrpcEngineLink::new(dir.path(), Duration::from_secs(1));

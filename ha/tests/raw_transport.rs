@@ -31,6 +31,28 @@ fn signed(local: [u8; 4], peer: [u8; 4], key: &[u8]) -> Peering {
     }
 }
 
+/// Whether this process may open raw sockets (root); says why the test skips otherwise.
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
+fn raw_sockets_allowed() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("skipping: raw sockets need root (CAP_NET_RAW)");
+    }
+    root
+}
+
+/// Transports at 127.0.0.`a` and 127.0.0.`b`, each the other's peer, unsigned.
+fn peers(a: u8, b: u8) -> (RawTransport, RawTransport) {
+    let (ia, ib) = ([127, 0, 0, a], [127, 0, 0, b]);
+    (
+        RawTransport::open(&peering(ia, ib)).expect("open a"),
+        RawTransport::open(&peering(ib, ia)).expect("open b"),
+    )
+}
+
 /// The next advert `t` accepts, failing the test after 2 s.
 async fn recv_within_2s(t: &mut RawTransport) -> Received {
     tokio::time::timeout(Duration::from_secs(2), t.recv())
@@ -40,17 +62,11 @@ async fn recv_within_2s(t: &mut RawTransport) -> Received {
 }
 
 #[tokio::test]
-#[allow(
-    clippy::print_stderr,
-    reason = "the skip notice is for the person running the tests"
-)]
 async fn adverts_cross_loopback_and_strangers_are_dropped() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: raw sockets need root (CAP_NET_RAW)");
+    if !raw_sockets_allowed() {
         return;
     }
-    let mut a = RawTransport::open(&peering([127, 0, 0, 1], [127, 0, 0, 2])).expect("open a");
-    let mut b = RawTransport::open(&peering([127, 0, 0, 2], [127, 0, 0, 1])).expect("open b");
+    let (mut a, mut b) = peers(1, 2);
     // A stranger at 127.0.0.3 that believes 127.0.0.2 is its peer.
     let mut c = RawTransport::open(&peering([127, 0, 0, 3], [127, 0, 0, 2])).expect("open c");
 
@@ -76,17 +92,11 @@ async fn adverts_cross_loopback_and_strangers_are_dropped() {
 }
 
 #[tokio::test]
-#[allow(
-    clippy::print_stderr,
-    reason = "the skip notice is for the person running the tests"
-)]
 async fn an_advert_read_late_reports_its_kernel_arrival() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: raw sockets need root (CAP_NET_RAW)");
+    if !raw_sockets_allowed() {
         return;
     }
-    let mut a = RawTransport::open(&peering([127, 0, 0, 4], [127, 0, 0, 5])).expect("open a");
-    let mut b = RawTransport::open(&peering([127, 0, 0, 5], [127, 0, 0, 4])).expect("open b");
+    let (mut a, mut b) = peers(4, 5);
     // The first socket asking for receive timestamps turns the kernel's timestamping on through
     // deferred work; a datagram received before that runs carries no kernel time and is stamped
     // when read. One exchange and a moment's wait let it run.
@@ -116,13 +126,8 @@ async fn an_advert_read_late_reports_its_kernel_arrival() {
 }
 
 #[tokio::test]
-#[allow(
-    clippy::print_stderr,
-    reason = "the skip notice is for the person running the tests"
-)]
 async fn signed_adverts_cross_loopback_and_a_wrong_key_is_counted() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: raw sockets need root (CAP_NET_RAW)");
+    if !raw_sockets_allowed() {
         return;
     }
     const KEY: &[u8] = b"a key of thirty-two bytes or more";

@@ -197,39 +197,48 @@ fn hostile_ip_headers() {
     for n in 0..g.len() {
         assert!(parse_ipv4(&g[..n], &e, None).is_err(), "prefix {n} parsed");
     }
-    // IPv6 version nibble.
-    let mut v6 = g.clone();
-    v6[0] = 0x65;
-    assert_eq!(parse_ipv4(&v6, &e, None), Err(AdvertError::MalformedIp));
-    // IHL below 5, and IHL pointing past the end.
-    let mut short = g.clone();
-    short[0] = 0x44;
-    assert_eq!(parse_ipv4(&short, &e, None), Err(AdvertError::MalformedIp));
-    let mut far = g.clone();
-    far[0] = 0x4f;
-    assert_eq!(parse_ipv4(&far, &e, None), Err(AdvertError::MalformedIp));
-    // Total length larger than the datagram, and smaller than the header.
-    let mut big = g.clone();
-    big[2..4].copy_from_slice(&1000u16.to_be_bytes());
-    assert_eq!(parse_ipv4(&big, &e, None), Err(AdvertError::MalformedIp));
-    let mut tiny = g.clone();
-    tiny[2..4].copy_from_slice(&10u16.to_be_bytes());
-    assert_eq!(parse_ipv4(&tiny, &e, None), Err(AdvertError::MalformedIp));
+    // The good datagram with `bytes` written at offset `at`.
+    let with = |at: usize, bytes: &[u8]| {
+        let mut d = g.clone();
+        d[at..at + bytes.len()].copy_from_slice(bytes);
+        d
+    };
+    for (what, d, want) in [
+        (
+            "IPv6 version nibble",
+            with(0, &[0x65]),
+            AdvertError::MalformedIp,
+        ),
+        ("IHL below 5", with(0, &[0x44]), AdvertError::MalformedIp),
+        (
+            "IHL past the end",
+            with(0, &[0x4f]),
+            AdvertError::MalformedIp,
+        ),
+        (
+            "total length larger than the datagram",
+            with(2, &1000u16.to_be_bytes()),
+            AdvertError::MalformedIp,
+        ),
+        (
+            "total length smaller than the header",
+            with(2, &10u16.to_be_bytes()),
+            AdvertError::MalformedIp,
+        ),
+        ("more fragments", with(6, &[0x20]), AdvertError::Fragment),
+        ("a fragment offset", with(7, &[0x01]), AdvertError::Fragment),
+        (
+            "another protocol",
+            with(9, &[17]),
+            AdvertError::Protocol(17),
+        ),
+    ] {
+        assert_eq!(parse_ipv4(&d, &e, None), Err(want), "{what}");
+    }
     // Total length shorter than the datagram: trailing junk is not part of the advert.
     let mut padded = g.clone();
     padded.extend_from_slice(&[0xde, 0xad]);
     assert!(parse_ipv4(&padded, &e, None).is_ok());
-    // Fragments.
-    let mut mf = g.clone();
-    mf[6] = 0x20;
-    assert_eq!(parse_ipv4(&mf, &e, None), Err(AdvertError::Fragment));
-    let mut off = g.clone();
-    off[7] = 0x01;
-    assert_eq!(parse_ipv4(&off, &e, None), Err(AdvertError::Fragment));
-    // Another protocol.
-    let mut udp = g.clone();
-    udp[9] = 17;
-    assert_eq!(parse_ipv4(&udp, &e, None), Err(AdvertError::Protocol(17)));
     // IP options (IHL 6) are skipped correctly.
     let mut opts = g[..20].to_vec();
     opts[0] = 0x46;

@@ -28,6 +28,15 @@ fn start(fake: &FakeEngine) -> (CancellationToken, JoinHandle<()>) {
     (token, task)
 }
 
+/// A single enabled node's runtime started now against a fresh fake engine: the fake, the start
+/// time, and the runtime's cancel token and task.
+fn start_single() -> (FakeEngine, Instant, CancellationToken, JoinHandle<()>) {
+    let fake = FakeEngine::new(single(true));
+    let t0 = Instant::now();
+    let (token, task) = start(&fake);
+    (fake, t0, token, task)
+}
+
 /// The offsets from `t0` (in ms) and states of every report the fake received.
 fn reports(fake: &FakeEngine, t0: Instant) -> Vec<(u128, State)> {
     fake.reports()
@@ -38,9 +47,7 @@ fn reports(fake: &FakeEngine, t0: Instant) -> Vec<(u128, State)> {
 
 #[tokio::test(start_paused = true)]
 async fn pushes_at_once_on_transition_then_every_second_and_refetches() {
-    let fake = FakeEngine::new(single(true));
-    let t0 = Instant::now();
-    let (token, task) = start(&fake);
+    let (fake, t0, token, task) = start_single();
 
     sleep_until(t0 + secs(0.01)).await;
     assert_eq!(fake.fetches(), [t0]);
@@ -125,9 +132,7 @@ async fn retries_an_unreachable_engine_every_second_and_rides_out_a_restart() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_report_gives_up_after_the_deadline() {
-    let fake = FakeEngine::new(single(true));
-    let t0 = Instant::now();
-    let (token, task) = start(&fake);
+    let (fake, t0, token, task) = start_single();
     sleep_until(t0 + secs(2.5)).await;
     // The engine stops answering; the node stays in its loop with a call in flight.
     fake.set_hanging(true);
@@ -142,8 +147,7 @@ async fn shutdown_report_gives_up_after_the_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_is_reported_once() {
-    let fake = FakeEngine::new(single(true));
-    let (token, task) = start(&fake);
+    let (fake, _, token, task) = start_single();
     tokio::time::sleep(secs(1.5)).await;
     token.cancel();
     task.await.expect("run does not panic");
