@@ -147,6 +147,17 @@ mod tests {
         RESTART_DELAY + FAILURE_PENALTY * n
     }
 
+    /// Runs from `t0 + start` to `t0 + end` seconds, each ending cleanly or not: the restart
+    /// delay `p` gives after each.
+    fn runs(p: &mut RestartPolicy, t0: Instant, runs: &[(u64, u64, bool)]) -> Vec<Duration> {
+        runs.iter()
+            .map(|&(start, end, clean)| {
+                p.started(t0 + secs(start));
+                p.ended(t0 + secs(end), clean)
+            })
+            .collect()
+    }
+
     #[test]
     fn crash_loop_backs_off_and_caps() {
         let t0 = Instant::now();
@@ -169,16 +180,13 @@ mod tests {
     fn clean_exit_waits_for_earlier_failures_then_resets() {
         let t0 = Instant::now();
         let mut p = RestartPolicy::default();
-        p.started(t0);
-        assert_eq!(p.ended(t0 + secs(1), false), after(0));
-        p.started(t0 + secs(3));
-        assert_eq!(p.ended(t0 + secs(4), false), after(1));
-        // The penalty counts the failures before this run, even though this one succeeded.
-        p.started(t0 + secs(11));
-        assert_eq!(p.ended(t0 + secs(12), true), after(2));
+        // The third run's penalty counts the failures before it, even though it succeeded.
+        assert_eq!(
+            runs(&mut p, t0, &[(0, 1, false), (3, 4, false), (11, 12, true)]),
+            [after(0), after(1), after(2)]
+        );
         assert_eq!(p.failures(), 0);
-        p.started(t0 + secs(30));
-        assert_eq!(p.ended(t0 + secs(31), false), after(0));
+        assert_eq!(runs(&mut p, t0, &[(30, 31, false)]), [after(0)]);
     }
 
     #[test]
@@ -190,12 +198,10 @@ mod tests {
             p.ended(t0 + secs(i), false);
         }
         assert_eq!(p.failures(), 4);
-        p.started(t0 + secs(100));
         // Exactly HEALTHY_RUN counts as healthy: the first crash after it restarts after RESTART_DELAY.
-        assert_eq!(p.ended(t0 + secs(130), false), after(0));
+        assert_eq!(runs(&mut p, t0, &[(100, 130, false)]), [after(0)]);
         assert_eq!(p.failures(), 1);
-        p.started(t0 + secs(200));
-        assert_eq!(p.ended(t0 + secs(229), false), after(1));
+        assert_eq!(runs(&mut p, t0, &[(200, 229, false)]), [after(1)]);
     }
 
     #[test]

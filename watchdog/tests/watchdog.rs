@@ -133,11 +133,7 @@ fn starts_in_readiness_order_restarts_crashes_and_stops_in_reverse() {
     assert!(dir.join("log/seesaw_crash.log").exists());
 
     // SIGTERM: c first, then b (ignores SIGTERM, so SIGKILL after 700 ms), then a; exit 0.
-    let pid = Pid::from_raw(i32::try_from(wd.child.id()).expect("pid fits"));
-    kill(pid, Signal::SIGTERM).expect("signal watchdog");
-    let status = wait_until(Duration::from_secs(8), "watchdog to exit", || {
-        wd.child.try_wait().expect("try_wait")
-    });
+    let status = wd.stop(Duration::from_secs(8));
     assert!(status.success(), "watchdog exit status {status}");
     let events = read_events(&events_path);
     let term_c = idx_of(&events, "c", "term");
@@ -291,11 +287,7 @@ fn status_file_counts_a_restart_after_a_kill_and_goes_away_on_stop() {
     assert_eq!(service(&v, "a")["restarts"], 0);
 
     // A clean stop removes the file: nothing is supervised any more.
-    let pid = Pid::from_raw(i32::try_from(wd.child.id()).expect("pid fits"));
-    kill(pid, Signal::SIGTERM).expect("signal watchdog");
-    let status = wait_until(Duration::from_secs(8), "watchdog to exit", || {
-        wd.child.try_wait().expect("try_wait")
-    });
+    let status = wd.stop(Duration::from_secs(8));
     assert!(status.success(), "watchdog exit status {status}");
     assert!(!path.exists(), "status file left behind");
 }
@@ -373,14 +365,7 @@ fn a_killed_watchdog_leaves_children_serving_and_the_next_one_adopts_them() {
     assert_eq!(service(&v, "b")["pid"].as_i64(), Some(pids[1]));
 
     // An orderly stop still stops everything, the adopted b before a.
-    kill(
-        Pid::from_raw(i32::try_from(second.child.id()).expect("pid fits")),
-        Signal::SIGTERM,
-    )
-    .expect("SIGTERM the watchdog");
-    let exit = wait_until(Duration::from_secs(10), "the watchdog to stop", || {
-        second.child.try_wait().expect("try_wait")
-    });
+    let exit = second.stop(Duration::from_secs(10));
     assert!(exit.success(), "{exit}");
     let events = read_events(&ev);
     let term_b = idx_of(&events, "b", "term");

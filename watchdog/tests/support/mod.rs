@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub(crate) const WATCHDOG: &str = env!("CARGO_BIN_EXE_seesaw_watchdog");
@@ -18,6 +18,21 @@ pub(crate) const CHILD: &str = env!("CARGO_BIN_EXE_seesaw_watchdog_testchild");
 pub(crate) struct Watchdog {
     pub(crate) child: Child,
     stderr: PathBuf,
+}
+
+impl Watchdog {
+    /// Sends the watchdog SIGTERM and waits up to `within` for it to exit; its exit status.
+    pub(crate) fn stop(&mut self, within: Duration) -> ExitStatus {
+        let pid = i32::try_from(self.child.id()).expect("pid fits");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM the watchdog");
+        wait_until(within, "the watchdog to exit", || {
+            self.child.try_wait().expect("try_wait")
+        })
+    }
 }
 
 impl Drop for Watchdog {
