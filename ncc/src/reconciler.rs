@@ -118,6 +118,10 @@ pub struct Reconciler<P> {
     vips: Option<Vips>,
     lease: Lease,
     last: Option<Request>,
+    /// The epoch of the last request when its whole apply (or a scoped one on it) succeeded
+    /// unfenced: the kernel then holds exactly that request, so a delta on it that changes
+    /// only services touches only those ([`Dataplane::apply_changed`]).
+    in_sync: Option<u64>,
 }
 
 impl<P: Dataplane> Reconciler<P> {
@@ -129,6 +133,7 @@ impl<P: Dataplane> Reconciler<P> {
             vips,
             lease: Lease::default(),
             last: None,
+            in_sync: None,
         }
     }
 
@@ -178,8 +183,7 @@ impl<P: Dataplane> Reconciler<P> {
                 let _ = reply.send(self.apply_as_leased());
             }
             Job::ApplyDelta(delta, reply) => {
-                let r = self.patch(delta).and_then(|()| self.apply_as_leased());
-                let _ = reply.send(r);
+                let _ = reply.send(self.apply_delta(delta));
             }
             Job::Renew(ttl, reply) => {
                 let change = self.lease.renew(ttl, Instant::now());
@@ -196,6 +200,35 @@ impl<P: Dataplane> Reconciler<P> {
                 let _ = reply.send(self.plane.stats_reader());
             }
         }
+    }
+
+    /// Patches the last request with `d` and applies it: only the services `d` changes when the
+    /// kernel holds the base request unfenced and `d` leaves the VIPs and the LB interface
+    /// alone, else the whole request (an empty delta, the engine's periodic re-send, is a
+    /// whole re-converge).
+    fn apply_delta(&mut self, d: Delta) -> Result<Vec<String>, NccError> {
+        let scoped = self.in_sync.is_some_and(|e| e == d.base)
+            && !self.lease.fenced()
+            && d.vips.is_none()
+            && d.lb.is_none()
+            && !(d.services.is_empty() && d.removed.is_empty());
+        let (changed, removed) = if scoped {
+            (d.services.clone(), d.removed.clone())
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        self.patch(d)?;
+        if !scoped {
+            return self.apply_as_leased();
+        }
+        let last = self.last.as_ref().expect("patched");
+        let epoch = last.epoch;
+        self.in_sync = None;
+        let changes = self
+            .plane
+            .apply_changed(&last.services, &changed, &removed)?;
+        self.in_sync = Some(epoch);
+        Ok(changes)
     }
 
     /// The last request with `d` laid over it, or an error (and no change) when `d` builds on
@@ -284,6 +317,7 @@ impl<P: Dataplane> Reconciler<P> {
 
     /// Applies the last request whole, or its fenced form while the lease is out.
     fn apply_as_leased(&mut self) -> Result<Vec<String>, NccError> {
+        self.in_sync = None;
         let Some(r) = self.last.clone() else {
             return Ok(Vec::new());
         };
@@ -292,7 +326,9 @@ impl<P: Dataplane> Reconciler<P> {
                 crate::lease::fenced(r.vips.as_deref(), r.lb.as_ref(), &r.services);
             self.apply(vips, lb.as_ref(), &services)
         } else {
-            self.apply(r.vips, r.lb.as_ref(), &r.services)
+            let changes = self.apply(r.vips, r.lb.as_ref(), &r.services)?;
+            self.in_sync = Some(r.epoch).filter(|e| *e != 0);
+            Ok(changes)
         }
     }
 
@@ -496,5 +532,136 @@ mod tests {
             .expect("runs")
             .expect("applied");
         assert_eq!(held(&h).await, ["10.1.0.2"]);
+    }
+
+    /// A fake plane that counts whole and scoped applies and can be made to fail its next
+    /// commit.
+    #[derive(Default)]
+    struct Counting {
+        inner: FakeDataplane,
+        /// (whole applies, scoped applies, fail the next commit)
+        seen: std::sync::Arc<std::sync::Mutex<(u32, u32, bool)>>,
+    }
+
+    impl crate::dataplane::Dataplane for Counting {
+        fn kind(&self) -> &'static str {
+            "fake"
+        }
+        fn unsupported(&self, _: &Service) -> Option<String> {
+            None
+        }
+        fn current(&self) -> Vec<Service> {
+            self.inner.current()
+        }
+        fn commit(&mut self, changes: &[crate::dataplane::Change]) -> Result<(), NccError> {
+            if std::mem::take(&mut self.seen.lock().expect("lock").2) {
+                return Err(NccError::Plane("injected".into()));
+            }
+            self.inner.commit(changes)
+        }
+        fn stats(&self) -> Vec<crate::dataplane::ServiceStats> {
+            self.inner.stats()
+        }
+        fn apply_desired(&mut self, desired: &[Service]) -> Result<Vec<String>, NccError> {
+            self.seen.lock().expect("lock").0 += 1;
+            Ok(crate::dataplane::apply(self, desired)?
+                .iter()
+                .map(ToString::to_string)
+                .collect())
+        }
+        fn apply_changed(
+            &mut self,
+            whole: &[Service],
+            changed: &[Service],
+            removed: &[ServiceKey],
+        ) -> Result<Vec<String>, NccError> {
+            self.seen.lock().expect("lock").1 += 1;
+            Ok(
+                crate::dataplane::apply_scoped(self, whole, changed, removed)?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            )
+        }
+    }
+
+    /// A delta that changes only services, on the request the kernel holds, touches only those
+    /// services; everything else is a whole apply: the first request, an empty delta (the
+    /// engine's periodic re-send), new VIPs, the apply after a failed one, and while fenced.
+    #[tokio::test]
+    async fn only_a_services_delta_on_the_request_applied_is_scoped() {
+        let plane = Counting::default();
+        let seen = std::sync::Arc::clone(&plane.seen);
+        let count = || {
+            let s = seen.lock().expect("lock");
+            (s.0, s.1)
+        };
+        let h = Reconciler::new(plane, None, None).spawn().expect("thread");
+        let r = Request {
+            vips: None,
+            lb: None,
+            services: vec![svc("10.1.0.1"), svc("10.1.0.2")],
+            epoch: 1,
+        };
+        h.call(|tx| Job::Apply(r, tx))
+            .await
+            .expect("runs")
+            .expect("applied");
+        assert_eq!(count(), (1, 0), "the first request is whole");
+        let mut d = delta(1, 2, &["10.1.0.3"], &["10.1.0.1"]);
+        let changes = h
+            .call(|tx| Job::ApplyDelta(d, tx))
+            .await
+            .expect("runs")
+            .expect("applied");
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert_eq!(count(), (1, 1), "a services delta is scoped");
+        assert_eq!(held(&h).await, ["10.1.0.2", "10.1.0.3"]);
+        d = delta(2, 3, &[], &[]);
+        h.call(|tx| Job::ApplyDelta(d, tx))
+            .await
+            .expect("runs")
+            .expect("applied");
+        assert_eq!(count(), (2, 1), "an empty delta re-converges whole");
+        d = delta(3, 4, &[], &[]);
+        d.vips = Some(Vec::new());
+        h.call(|tx| Job::ApplyDelta(d, tx))
+            .await
+            .expect("runs")
+            .expect("applied");
+        assert_eq!(count(), (3, 1), "new VIPs: whole");
+        // A failed apply: the next delta is whole, and the one after scoped again.
+        seen.lock().expect("lock").2 = true;
+        d = delta(4, 5, &["10.1.0.4"], &[]);
+        let e = h.call(|tx| Job::ApplyDelta(d, tx)).await.expect("runs");
+        assert!(e.is_err(), "{e:?}");
+        assert_eq!(count(), (3, 2));
+        d = delta(5, 6, &["10.1.0.5"], &[]);
+        h.call(|tx| Job::ApplyDelta(d, tx))
+            .await
+            .expect("runs")
+            .expect("applied");
+        assert_eq!(count(), (4, 2), "after a failure: whole");
+        assert_eq!(
+            held(&h).await,
+            ["10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.5"]
+        );
+        d = delta(6, 7, &["10.1.0.6"], &[]);
+        h.call(|tx| Job::ApplyDelta(d, tx))
+            .await
+            .expect("runs")
+            .expect("applied");
+        assert_eq!(count(), (4, 3), "in sync again: scoped");
+        // Fenced (a lease given up): whole.
+        h.call(|tx| Job::Renew(Duration::ZERO, tx))
+            .await
+            .expect("given up");
+        let fenced = count();
+        d = delta(7, 8, &["10.1.0.7"], &[]);
+        h.call(|tx| Job::ApplyDelta(d, tx))
+            .await
+            .expect("runs")
+            .expect("applied");
+        assert_eq!(count(), (fenced.0 + 1, fenced.1), "fenced: whole");
     }
 }

@@ -5,10 +5,12 @@
 //!   (vserver i is 198.51.100.1:(80+i), backends 203.0.113.11.. port 80) in one transaction and
 //!   prints `apply_ms changes script_bytes`;
 //! - `touch I`: changes vserver I's first weight and prints the change report, one per line;
-//! - `flips K [lib|cli] [GAP_MS]`: K health flips (one destination of a vserver removed, then
-//!   restored, through one plane as ncc holds it, over libnftables as ncc runs it or the `nft`
-//!   binary; GAP_MS apart, 0 back to back) and prints the median and p99 apply time in ms and how often
-//!   the plane re-listed its tables;
+//! - `flips K [lib|cli] [GAP_MS] [whole]`: K health flips (one destination of a vserver
+//!   removed, then restored, through one plane as ncc holds it, over libnftables as ncc runs it
+//!   or the `nft` binary; GAP_MS apart, 0 back to back), each applied as ncc's reconciler
+//!   applies a delta (`Dataplane::apply_changed`: the changed service alone), or with `whole`
+//!   as a whole state (the diff of every service); prints the median and p99 apply time in ms,
+//!   how often the plane re-listed its tables, and the median of the in-process part;
 //! - `converge K`: K applies of the whole unchanged desired state (the engine's periodic
 //!   re-converge as ncc meets it) and prints the median wall time and CPU time in ms;
 //! - `latency VIP:PORT K`: K sequential HTTP/1.0 requests (a new connection each) and prints the
@@ -108,14 +110,43 @@ fn main() -> ExitCode {
                 return usage();
             };
             let gap = Duration::from_millis(num(3).map_or(0, u64::from));
+            let whole = args.get(4).map(String::as_str) == Some("whole");
             match args.get(2).map(String::as_str) {
                 None | Some("lib") => match NftLib::open() {
-                    Ok(nft) => flips(nft, k, gap),
+                    Ok(nft) => flips(nft, k, gap, whole),
                     Err(e) => fail(&e.to_string()),
                 },
-                Some("cli") => flips(NftCli::default(), k, gap),
+                Some("cli") => flips(NftCli::default(), k, gap, whole),
                 Some(_) => usage(),
             }
+        }
+        Some("scripts") => {
+            // Scripts A and B (files) alternately through libnftables, K times each: prints the
+            // median ms of each (to see what a transaction's parts cost).
+            let (Some(k), Some(a), Some(b)) = (num(1), args.get(2), args.get(3)) else {
+                return usage();
+            };
+            let (Ok(a), Ok(b)) = (std::fs::read_to_string(a), std::fs::read_to_string(b)) else {
+                return fail("cannot read the scripts");
+            };
+            let nft = match NftLib::open() {
+                Ok(n) => n,
+                Err(e) => return fail(&e.to_string()),
+            };
+            let (mut ta, mut tb) = (Vec::new(), Vec::new());
+            for _ in 0..k {
+                for (s, v) in [(&a, &mut ta), (&b, &mut tb)] {
+                    let t = Instant::now();
+                    if let Err(e) = nft.run(s) {
+                        return fail(&e.to_string());
+                    }
+                    v.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            ta.sort_by(f64::total_cmp);
+            tb.sort_by(f64::total_cmp);
+            println!("{:.1} {:.1}", ta[ta.len() / 2], tb[tb.len() / 2]);
+            ExitCode::SUCCESS
         }
         Some("converge") => {
             let Some(k) = num(1) else {
@@ -189,16 +220,17 @@ fn fail(msg: &str) -> ExitCode {
 #[allow(clippy::print_stderr, reason = "a measuring tool")]
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: nftscale apply N M | touch I | flips K [lib|cli] [GAP_MS] | converge K | stats | latency VIP:PORT K"
+        "usage: nftscale apply N M | touch I | flips K [lib|cli] [GAP_MS] [whole] | converge K | stats | latency VIP:PORT K"
     );
     ExitCode::from(64)
 }
 
 /// A backend's health flip as ncc meets it: the plane (one for the whole run, as in ncc) gets
-/// the whole desired state with one destination of vserver i gone, then back. Prints the median
-/// and p99 apply time in ms over the 2K applies, how often the plane listed its tables after its
-/// start, and the median of the in-process part alone.
-fn flips<R: NftRunner>(runner: R, k: u32, gap: Duration) -> ExitCode {
+/// the desired state with one destination of vserver i gone, then back, as a delta (the changed
+/// service alone, as the reconciler applies it) or, with `whole`, the whole state. Prints the
+/// median and p99 apply time in ms over the 2K applies, how often the plane listed its tables
+/// after its start, and the median of the in-process part alone (check, current state, diff).
+fn flips<R: NftRunner>(runner: R, k: u32, gap: Duration, whole: bool) -> ExitCode {
     let mut plane = match NftPlane::new(runner, None) {
         Ok(p) => p,
         Err(e) => return fail(&e.to_string()),
@@ -216,13 +248,25 @@ fn flips<R: NftRunner>(runner: R, k: u32, gap: Duration) -> ExitCode {
         down[i].dests.remove(0);
         for want in [&down, &full] {
             std::thread::sleep(gap);
+            let changed = std::slice::from_ref(&want[i]);
             // The in-process part alone (check, current state, diff), for the breakdown.
             let t = Instant::now();
-            let _ = seesaw_ncc::dataplane::check(&plane, want);
-            let _ = seesaw_ncc::dataplane::diff(&plane.current(), want);
+            if whole {
+                let _ = seesaw_ncc::dataplane::check(&plane, want);
+                let _ = seesaw_ncc::dataplane::diff(&plane.current(), want);
+            } else {
+                let _ = seesaw_ncc::dataplane::check(&plane, changed);
+                let keys = std::collections::BTreeSet::from([want[i].key]);
+                let _ = seesaw_ncc::dataplane::diff(&plane.current_of(&keys), changed);
+            }
             local.push(t.elapsed().as_secs_f64() * 1000.0);
             let t = Instant::now();
-            if let Err(e) = apply(&mut plane, want) {
+            let r = if whole {
+                apply(&mut plane, want).map(|_| ())
+            } else {
+                plane.apply_changed(want, changed, &[]).map(|_| ())
+            };
+            if let Err(e) = r {
                 return fail(&e.to_string());
             }
             ms.push(t.elapsed().as_secs_f64() * 1000.0);

@@ -11,7 +11,7 @@ pub mod nftables;
 pub mod proxy;
 pub mod trace;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::NccError;
@@ -106,6 +106,28 @@ pub trait Dataplane: Send + 'static {
             .map(ToString::to_string)
             .collect())
     }
+    /// Makes the plane hold `whole`, given that it holds the request `whole` replaced except
+    /// for the services `changed` (their new form) and `removed`: the reconciler calls it for a
+    /// delta on the request it last applied without error. The default applies `whole`
+    /// ([`Dataplane::apply_desired`]); planes whose [`Dataplane::current_of`] is cheap use
+    /// [`apply_scoped`], which touches only those services, so a health flip costs what it
+    /// changes.
+    fn apply_changed(
+        &mut self,
+        whole: &[Service],
+        changed: &[Service],
+        removed: &[ServiceKey],
+    ) -> Result<Vec<String>, NccError> {
+        let _ = (changed, removed);
+        self.apply_desired(whole)
+    }
+    /// What the plane holds of the services `keys`. The default filters
+    /// [`Dataplane::current`].
+    fn current_of(&self, keys: &BTreeSet<ServiceKey>) -> Vec<Service> {
+        let mut v = self.current();
+        v.retain(|s| keys.contains(&s.key));
+        v
+    }
     /// What the plane would do with `flow` (`seesaw trace`): read-only. The default says the
     /// plane cannot tell.
     fn trace(&mut self, flow: &trace::TraceFlow) -> trace::PlaneTrace {
@@ -198,6 +220,47 @@ pub fn apply<P: Dataplane + ?Sized>(
         &stripped
     };
     let changes = diff(&plane.current(), desired);
+    if !changes.is_empty() {
+        plane.commit(&changes)?;
+    }
+    Ok(changes)
+}
+
+/// [`apply`] for a plane known to hold the request `whole` replaced except for the services
+/// `changed` and `removed` (see [`Dataplane::apply_changed`]): the same refusals, then the diff
+/// of those services alone. The cross-service firewall-mark check reads the whole request only
+/// when it holds a firewall-mark service (no other service can conflict).
+pub fn apply_scoped<P: Dataplane + ?Sized>(
+    plane: &mut P,
+    whole: &[Service],
+    changed: &[Service],
+    removed: &[ServiceKey],
+) -> Result<Vec<Change>, NccError> {
+    if whole.iter().any(|s| s.key.is_fwmark()) {
+        check(&*plane, whole)?;
+    } else {
+        check(&*plane, changed)?;
+    }
+    plane.refresh()?;
+    let stripped: Vec<Service>;
+    let changed = if plane.builds_tables() || changed.iter().all(|s| s.anchor.is_none()) {
+        changed
+    } else {
+        stripped = changed
+            .iter()
+            .map(|s| Service {
+                anchor: None,
+                ..s.clone()
+            })
+            .collect();
+        &stripped
+    };
+    let keys: BTreeSet<ServiceKey> = changed
+        .iter()
+        .map(|s| s.key)
+        .chain(removed.iter().copied())
+        .collect();
+    let changes = diff(&plane.current_of(&keys), changed);
     if !changes.is_empty() {
         plane.commit(&changes)?;
     }

@@ -104,3 +104,61 @@ fn services_survive_the_trip_to_the_relay() {
     let back = crate::convert::services_from_pb(crate::convert::services_to_pb(&want)).unwrap();
     assert_eq!(back, want);
 }
+
+/// A plane told only what changed ends where one told the whole request does: 200 seeded
+/// random deltas (destinations added, removed and re-weighted, services added and deleted),
+/// each applied scoped to one fake plane and whole to another; and a scoped apply refuses what
+/// the whole one would.
+#[test]
+fn a_scoped_apply_ends_where_the_whole_apply_does() {
+    let mut seed: u64 = 0x5c0_9ed;
+    let mut rnd = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let (mut scoped, mut whole) = (FakeDataplane::default(), FakeDataplane::default());
+    let mut want: Vec<Service> = (0..5).map(|p| svc(80 + p, &[(1, 1), (2, 1)])).collect();
+    apply(&mut scoped, &want).unwrap();
+    apply(&mut whole, &want).unwrap();
+    for step in 0..200 {
+        let (mut changed, mut removed) = (Vec::new(), Vec::new());
+        let i = rnd(want.len() as u64) as usize;
+        match rnd(5) {
+            0 => {
+                let port = 80 + u16::try_from(rnd(12)).unwrap();
+                if want.iter().all(|s| s.key.port != port) {
+                    want.push(svc(port, &[(3, 2)]));
+                    changed.push(want.len() - 1);
+                }
+            }
+            1 if want.len() > 1 => removed.push(want.remove(i).key),
+            2 => {
+                let d = u8::try_from(1 + rnd(6)).unwrap();
+                let addr = format!("10.2.0.{d}:80").parse().unwrap();
+                want[i].dests.retain(|x| x.addr != addr);
+                changed.push(i);
+            }
+            _ => {
+                let d = u8::try_from(1 + rnd(6)).unwrap();
+                let addr = format!("10.2.0.{d}:80").parse().unwrap();
+                want[i].dests.retain(|x| x.addr != addr);
+                want[i].dests.push(Dest::new(addr, 1 + rnd(4) as u32));
+                want[i].dests.sort();
+                changed.push(i);
+            }
+        }
+        let changed: Vec<Service> = changed.iter().map(|&j| want[j].clone()).collect();
+        apply_scoped(&mut scoped, &want, &changed, &removed)
+            .unwrap_or_else(|e| panic!("step {step}: {e}"));
+        apply(&mut whole, &want).unwrap();
+        assert_eq!(scoped.current(), whole.current(), "step {step}");
+    }
+    // Refusals are the whole apply's: a service the plane cannot hold.
+    let mut proxy = proxy::ProxyPlane::new();
+    let mut dsr = svc(90, &[(1, 1)]);
+    dsr.mode = ForwardMode::Dsr;
+    let e = apply_scoped(&mut proxy, &[dsr.clone()], &[dsr], &[]).expect_err("refused");
+    assert!(matches!(e, NccError::Unsupported(_)), "{e}");
+}

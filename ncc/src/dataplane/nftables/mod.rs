@@ -52,7 +52,7 @@ pub mod script;
 mod trace;
 pub mod tunnels;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -117,7 +117,7 @@ pub struct NftPlane<R = NftCli> {
     lb: Option<String>,
     nat: TableState,
     dsr: TableState,
-    services: Vec<Service>,
+    services: BTreeMap<ServiceKey, Service>,
     /// The tables were read and nothing was committed since (the next refresh may skip).
     just_read: bool,
     /// A transaction ran since the last read: `nat`/`dsr` are out of date (`services` is not).
@@ -135,7 +135,7 @@ pub struct NftPlane<R = NftCli> {
     /// Tunnel-mode destinations' devices ([`tunnels`]).
     tunnels: Mutex<Box<dyn Tunnels>>,
     /// The tunnel devices that exist, once listed (at the first commit).
-    tun_devs: Option<std::collections::BTreeSet<String>>,
+    tun_devs: Option<BTreeSet<String>>,
 }
 
 impl<R: NftRunner> NftPlane<R> {
@@ -147,7 +147,7 @@ impl<R: NftRunner> NftPlane<R> {
             lb: lb_interface,
             nat: TableState::default(),
             dsr: TableState::default(),
-            services: Vec::new(),
+            services: BTreeMap::new(),
             just_read: false,
             stale: false,
             last_script: (0, 0),
@@ -190,16 +190,7 @@ impl<R: NftRunner> NftPlane<R> {
 
     /// Creates the devices `want`'s tunnel-mode destinations need (before the transaction that
     /// names them); returns the devices no service needs any more, for [`Self::drop_tunnels`].
-    fn make_tunnels(
-        &mut self,
-        want: &BTreeMap<ServiceKey, Service>,
-    ) -> Result<Vec<String>, NccError> {
-        let needed: BTreeMap<String, IpAddr> = want
-            .values()
-            .filter(|s| s.mode == ForwardMode::Tun)
-            .flat_map(|s| &s.dests)
-            .map(|d| (tunnels::dev_name(d.addr.ip()), d.addr.ip()))
-            .collect();
+    fn make_tunnels(&mut self, needed: &BTreeMap<String, IpAddr>) -> Result<Vec<String>, NccError> {
         if needed.is_empty() && self.tun_devs.as_ref().is_some_and(|h| h.is_empty()) {
             return Ok(Vec::new());
         }
@@ -210,7 +201,7 @@ impl<R: NftRunner> NftPlane<R> {
         };
         let mut now = held.clone();
         let mut result = Ok(());
-        for (name, ip) in &needed {
+        for (name, ip) in needed {
             if !held.contains(name) {
                 match t.add(name, *ip) {
                     Ok(()) => {
@@ -270,13 +261,14 @@ impl<R: NftRunner> NftPlane<R> {
         }
         let mut out: BTreeMap<ServiceKey, Service> = BTreeMap::new();
         for (t, st) in [(Table::Dsr, &self.dsr), (Table::Nat, &self.nat)] {
+            // Destinations by service id: one pass, not one per service.
+            let mut by_sid: HashMap<u32, Vec<Dest>> = HashMap::new();
+            for (id, d) in &st.dests {
+                let w = st.weights.get(id).copied().unwrap_or(0);
+                by_sid.entry(d.sid).or_default().push(Dest::new(d.addr, w));
+            }
             for (key, meta) in &st.services {
-                let mut dests: Vec<Dest> = st
-                    .dests
-                    .iter()
-                    .filter(|(_, d)| d.sid == meta.sid)
-                    .map(|(id, d)| Dest::new(d.addr, st.weights.get(id).copied().unwrap_or(0)))
-                    .collect();
+                let mut dests = by_sid.remove(&meta.sid).unwrap_or_default();
                 dests.sort();
                 let marks: Vec<ServiceKey> = if key.is_fwmark() {
                     st.marked
@@ -314,7 +306,7 @@ impl<R: NftRunner> NftPlane<R> {
                 );
             }
         }
-        self.services = out.into_values().collect();
+        self.services = out;
         mirror.rebuild(&self.nat, &self.dsr);
         // The listing is the kernel's state only if no transaction ran while it was taken.
         mirror.kernel_gen = gen_before.filter(|g| Some(*g) == gen_after);
@@ -481,7 +473,27 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
     }
 
     fn current(&self) -> Vec<Service> {
-        self.services.clone()
+        self.services.values().cloned().collect()
+    }
+
+    fn current_of(&self, keys: &BTreeSet<ServiceKey>) -> Vec<Service> {
+        keys.iter()
+            .filter_map(|k| self.services.get(k).cloned())
+            .collect()
+    }
+
+    fn apply_changed(
+        &mut self,
+        whole: &[Service],
+        changed: &[Service],
+        removed: &[ServiceKey],
+    ) -> Result<Vec<String>, NccError> {
+        Ok(
+            crate::dataplane::apply_scoped(self, whole, changed, removed)?
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        )
     }
 
     fn commit(&mut self, changes: &[Change]) -> Result<(), NccError> {
@@ -489,44 +501,45 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             self.read()?;
         }
         self.just_read = false;
-        let mut want: BTreeMap<ServiceKey, Service> =
-            self.services.iter().map(|s| (s.key, s.clone())).collect();
-        let mut touched = Vec::new();
+        // The touched services as they will be (`None`: deleted); the others stay as they are.
+        let mut want: BTreeMap<ServiceKey, Option<Service>> = BTreeMap::new();
         for c in changes {
-            let missing = |k: &ServiceKey| NccError::Inconsistent(format!("no service {k}"));
+            let key = match c {
+                Change::AddService(s) | Change::UpdateService(s) => s.key,
+                Change::DeleteService(k)
+                | Change::AddDest(k, _)
+                | Change::UpdateDest(k, _)
+                | Change::DeleteDest(k, _) => *k,
+            };
+            let slot = want
+                .entry(key)
+                .or_insert_with(|| self.services.get(&key).cloned());
+            let missing = || NccError::Inconsistent(format!("no service {key}"));
             match c {
-                Change::AddService(s) => {
-                    want.insert(s.key, s.clone());
-                    touched.push(s.key);
-                }
+                Change::AddService(s) => *slot = Some(s.clone()),
                 Change::UpdateService(s) => {
-                    let cur = want.get_mut(&s.key).ok_or_else(|| missing(&s.key))?;
+                    let cur = slot.as_mut().ok_or_else(missing)?;
                     (cur.scheduler, cur.mode, cur.persistence) =
                         (s.scheduler, s.mode, s.persistence);
                     cur.marks.clone_from(&s.marks);
                     cur.anchor.clone_from(&s.anchor);
-                    touched.push(s.key);
                 }
-                Change::DeleteService(k) => {
-                    want.remove(k).ok_or_else(|| missing(k))?;
-                    touched.push(*k);
+                Change::DeleteService(_) => {
+                    slot.take().ok_or_else(missing)?;
                 }
-                Change::AddDest(k, d) | Change::UpdateDest(k, d) => {
-                    let s = want.get_mut(k).ok_or_else(|| missing(k))?;
+                Change::AddDest(_, d) | Change::UpdateDest(_, d) => {
+                    let s = slot.as_mut().ok_or_else(missing)?;
                     s.dests.retain(|x| x.addr != d.addr);
                     s.dests.push(*d);
                     s.dests.sort();
-                    touched.push(*k);
                 }
-                Change::DeleteDest(k, d) => {
-                    let s = want.get_mut(k).ok_or_else(|| missing(k))?;
+                Change::DeleteDest(_, d) => {
+                    let s = slot.as_mut().ok_or_else(missing)?;
                     s.dests.retain(|x| x.addr != d.addr);
-                    touched.push(*k);
                 }
             }
         }
-        touched.sort();
-        touched.dedup();
+        let touched: Vec<ServiceKey> = want.keys().copied().collect();
 
         // The tables as read, with the slots the re-weighting rewrote since laid over them; the
         // lock stays held until the transaction ran and the mirror recorded it.
@@ -539,7 +552,7 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
         let mut was = Vec::new();
         for key in &touched {
             let held = self.held(key);
-            let new = want.get(key);
+            let new = want.get(key).and_then(Option::as_ref);
             if let Some(n) = new {
                 dsr_used |= n.mode != ForwardMode::Nat;
             }
@@ -550,7 +563,29 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
         }
         let text = sc.render(&self.nat, dsr_used.then_some(&self.dsr), self.lb.as_deref());
         self.last_script = (text.len(), text.lines().count());
-        let unused = self.make_tunnels(&want)?;
+        // Tunnel devices follow every tunnel-mode destination; unless a touched service is in
+        // tunnel mode (before or after), the devices needed stay as they are.
+        let tun = |s: &Service| s.mode == ForwardMode::Tun;
+        let unused = if self.tun_devs.is_none()
+            || want
+                .iter()
+                .any(|(k, n)| n.as_ref().is_some_and(tun) || self.services.get(k).is_some_and(tun))
+        {
+            let after = self
+                .services
+                .iter()
+                .filter(|(k, _)| !want.contains_key(*k))
+                .map(|(_, s)| s)
+                .chain(want.values().flatten());
+            let needed = after
+                .filter(|s| tun(s))
+                .flat_map(|s| &s.dests)
+                .map(|d| (tunnels::dev_name(d.addr.ip()), d.addr.ip()))
+                .collect();
+            self.make_tunnels(&needed)?
+        } else {
+            Vec::new()
+        };
         if let Err(e) = rebalance::run_tracked(&self.runner, &mut mirror, &text) {
             // Nothing changed (one transaction), but re-read before the next diff anyway.
             self.stale = true;
@@ -562,7 +597,12 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
         // committed (else the next refresh lists the tables).
         sc.record(&was, &mut self.nat, &mut self.dsr, dsr_used);
         mirror.committed(&sc.gone, &sc.laid);
-        self.services = want.into_values().collect();
+        for (k, v) in want {
+            match v {
+                Some(s) => self.services.insert(k, s),
+                None => self.services.remove(&k),
+            };
+        }
         self.stale = mirror.kernel_gen.is_none();
         Ok(())
     }
@@ -572,7 +612,7 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
     }
 
     fn stats_reader(&self) -> super::StatsReader {
-        let (runner, services) = (self.runner.clone(), self.services.clone());
+        let (runner, services) = (self.runner.clone(), self.current());
         let (nat, dsr) = (self.nat.clone(), self.dsr.clone());
         let loads = self.mirror().loads();
         Box::new(move || read_stats(&runner, &services, nat, dsr, &loads))

@@ -24,34 +24,40 @@ mod record;
 /// Elements per `add element` statement.
 const CHUNK: usize = 4000;
 
-/// Id allocation over both tables.
+/// Id allocation over both tables. Looks ids up in the tables rather than copying them, so
+/// building one costs the number of services, not of destinations.
 #[derive(Debug)]
-pub struct Alloc {
+pub struct Alloc<'a> {
+    tables: [&'a TableState; 2],
     next_sid: u32,
-    used_dids: BTreeSet<u32>,
+    taken: BTreeSet<u32>,
     cursor: u32,
     next_slot: u32,
 }
 
-impl Alloc {
+impl<'a> Alloc<'a> {
     /// Continues after what the kernel holds.
-    pub fn from_states(nat: &TableState, dsr: &TableState) -> Self {
+    pub fn from_states(nat: &'a TableState, dsr: &'a TableState) -> Self {
         let both = [nat, dsr];
         let next_sid = both
             .iter()
             .flat_map(|s| s.services.values().map(|m| m.sid))
             .max()
             .map_or(1, |m| m.saturating_add(1));
-        let used_dids: BTreeSet<u32> = both.iter().flat_map(|s| s.dests.keys().copied()).collect();
-        let cursor = used_dids.last().map_or(DID_BASE, |m| m.wrapping_add(1));
+        let cursor = both
+            .iter()
+            .filter_map(|s| s.dests.last_key_value().map(|(id, _)| *id))
+            .max()
+            .map_or(DID_BASE, |m| m.wrapping_add(1));
         let next_slot = both
             .iter()
             .flat_map(|s| s.services.values().map(|m| m.off.saturating_add(m.cap)))
             .max()
             .unwrap_or(0);
         Self {
+            tables: both,
             next_sid,
-            used_dids,
+            taken: BTreeSet::new(),
             cursor,
             next_slot,
         }
@@ -70,7 +76,7 @@ impl Alloc {
             }
             let c = self.cursor;
             self.cursor = self.cursor.wrapping_add(1);
-            if self.used_dids.insert(c) {
+            if !self.tables.iter().any(|t| t.dests.contains_key(&c)) && self.taken.insert(c) {
                 return Ok(c);
             }
         }
@@ -242,7 +248,7 @@ impl Script {
     /// Adds what turns `held` into `new` (either may be absent).
     pub fn service(
         &mut self,
-        alloc: &mut Alloc,
+        alloc: &mut Alloc<'_>,
         held: Option<&Held<'_>>,
         new: Option<&Service>,
     ) -> Result<(), NccError> {
@@ -426,7 +432,7 @@ impl Script {
         }
     }
 
-    fn create(&mut self, alloc: &mut Alloc, s: &Service) -> Result<(), NccError> {
+    fn create(&mut self, alloc: &mut Alloc<'_>, s: &Service) -> Result<(), NccError> {
         let t = Table::of(s.mode);
         let lay = layout_of(s.scheduler).ok_or_else(|| {
             NccError::Unsupported(vec![format!(
@@ -524,7 +530,7 @@ impl Script {
         }
     }
 
-    fn update(&mut self, alloc: &mut Alloc, h: &Held<'_>, s: &Service) -> Result<(), NccError> {
+    fn update(&mut self, alloc: &mut Alloc<'_>, h: &Held<'_>, s: &Service) -> Result<(), NccError> {
         let t = h.table;
         let lay = layout_of(s.scheduler).ok_or_else(|| {
             NccError::Unsupported(vec![format!(

@@ -494,8 +494,9 @@ fn comparable(st: &TableState) -> TableState {
 
 /// The plane's own record of its tables after each transaction equals what `nft -j list`
 /// reads back, over 80 random changes of every kind (add, remove, weights, destinations,
-/// scheduler, persistence, NAT ↔ DSR), and the plane
-/// lists the tables only once, at its start: a change costs what it changes.
+/// scheduler, persistence, NAT ↔ DSR), every other one applied as the reconciler applies a delta
+/// (`apply_changed`: the changed service alone, after which a whole apply finds nothing to do);
+/// and the plane lists the tables only once, at its start: a change costs what it changes.
 #[test]
 fn recorded_state_equals_the_kernel_listing_after_every_change() {
     in_private_netns(|| {
@@ -524,6 +525,14 @@ fn recorded_state_equals_the_kernel_listing_after_every_change() {
         let reads_at_start = p.reads;
         for step in 0..80 {
             let op = if want.len() < 3 { 0 } else { rnd(7) };
+            // The service this step changes (`None`: none) and the one it deletes.
+            let mut gone = None;
+            let at = if want.is_empty() {
+                0
+            } else {
+                rnd(want.len() as u64) as usize
+            };
+            let touched = if op == 0 { None } else { Some(want[at].key) };
             match op {
                 0 => {
                     let port = 1000 + u16::try_from(rnd(50)).unwrap();
@@ -552,17 +561,16 @@ fn recorded_state_equals_the_kernel_listing_after_every_change() {
                     want.push(s);
                 }
                 1 => {
-                    let i = rnd(want.len() as u64) as usize;
-                    want.remove(i);
+                    gone = Some(want.remove(at).key);
                 }
                 2 => {
-                    let i = rnd(want.len() as u64) as usize;
+                    let i = at;
                     if let Some(d) = want[i].dests.first_mut() {
                         d.weight = 1 + rnd(5) as u32;
                     }
                 }
                 3 => {
-                    let i = rnd(want.len() as u64) as usize;
+                    let i = at;
                     let port = want[i].key.port;
                     let addr = format!("10.1.0.{}:{port}", 1 + rnd(200)).parse().unwrap();
                     if !want[i].dests.iter().any(|d| d.addr == addr) {
@@ -571,26 +579,46 @@ fn recorded_state_equals_the_kernel_listing_after_every_change() {
                     }
                 }
                 4 => {
-                    let i = rnd(want.len() as u64) as usize;
+                    let i = at;
                     if !want[i].dests.is_empty() {
                         let j = rnd(want[i].dests.len() as u64) as usize;
                         want[i].dests.remove(j);
                     }
                 }
                 5 => {
-                    let i = rnd(want.len() as u64) as usize;
+                    let i = at;
                     want[i].scheduler = scheds[rnd(8) as usize];
                     want[i].persistence = if rnd(3) == 0 { 30 } else { 0 };
                 }
                 _ => {
-                    let i = rnd(want.len() as u64) as usize;
+                    let i = at;
                     want[i].mode = match want[i].mode {
                         ForwardMode::Nat => ForwardMode::Dsr,
                         _ => ForwardMode::Nat,
                     };
                 }
             }
-            apply(&mut p, &want).unwrap_or_else(|e| panic!("step {step}: {e}"));
+            // Every other step as the reconciler applies a delta: the changed service alone.
+            let touched = touched
+                .or_else(|| want.last().map(|s| s.key))
+                .filter(|_| gone.is_none());
+            if step % 2 == 1 {
+                let changed: Vec<Service> = want
+                    .iter()
+                    .filter(|s| Some(s.key) == touched)
+                    .cloned()
+                    .collect();
+                let removed: Vec<ServiceKey> = gone.into_iter().collect();
+                p.apply_changed(&want, &changed, &removed)
+                    .unwrap_or_else(|e| panic!("step {step}: {e}"));
+                assert_eq!(
+                    apply(&mut p, &want).expect("whole"),
+                    [],
+                    "step {step}: the scoped apply left the plane where the whole one would"
+                );
+            } else {
+                apply(&mut p, &want).unwrap_or_else(|e| panic!("step {step}: {e}"));
+            }
             let listed = |t: Table| {
                 parse::parse_table(&NftCli::default().list(t.spec()).expect("list")).expect("parse")
             };
