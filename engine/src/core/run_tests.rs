@@ -6,35 +6,32 @@ use crate::machine::{apply_backoff, mark_unapplied, snapshot};
 use crate::ncc_port::FakeNcc;
 use crate::state::EngineState;
 
-/// ha is told the key files seesaw.cfg names (it reads them itself), "" when there are none.
-#[test]
-fn the_ha_config_names_the_advert_key_files() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc");
-    let mut loaded = crate::config::load_dir(&dir).expect("the shipped config loads");
-    let state = EngineState::new(loaded.clone(), SystemTime::now());
-    let c = snapshot(
+/// The HA config the engine's snapshot gives ha for `loaded` (proxy plane, config from disk).
+fn ha_config_of(loaded: Loaded) -> HaConfigView {
+    let state = EngineState::new(loaded, SystemTime::now());
+    snapshot(
         &state,
         Some(crate::ncc_port::PlaneKind::Proxy),
         Vec::new(),
         ConfigSource::Disk,
         None,
     )
-    .ha_config;
+    .ha_config
+}
+
+/// ha is told the key files seesaw.cfg names (it reads them itself), "" when there are none.
+#[test]
+fn the_ha_config_names_the_advert_key_files() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc");
+    let mut loaded = crate::config::load_dir(&dir).expect("the shipped config loads");
+    let c = ha_config_of(loaded.clone());
     assert_eq!(
         (c.auth_key_file.as_str(), c.auth_accept_key_file.as_str()),
         ("", "")
     );
     loaded.settings.ha_auth_key_file = Some("/etc/seesaw/ha.key".into());
     loaded.settings.ha_auth_accept_key_file = Some("/etc/seesaw/ha.key.new".into());
-    let state = EngineState::new(loaded, SystemTime::now());
-    let c = snapshot(
-        &state,
-        Some(crate::ncc_port::PlaneKind::Proxy),
-        Vec::new(),
-        ConfigSource::Disk,
-        None,
-    )
-    .ha_config;
+    let c = ha_config_of(loaded);
     assert_eq!(c.auth_key_file, "/etc/seesaw/ha.key");
     assert_eq!(c.auth_accept_key_file, "/etc/seesaw/ha.key.new");
 }
