@@ -238,6 +238,22 @@ fn pair_node(
     (fake, token, task)
 }
 
+/// The pair's first node, 192.0.2.1 at priority 200, on `net`.
+fn node_1(
+    net: &FakeNet,
+    auth: crate::auth::AuthSetting,
+) -> (FakeEngine, CancellationToken, JoinHandle<()>) {
+    pair_node(net, "192.0.2.1", "192.0.2.2", 200, auth)
+}
+
+/// The pair's second node, 192.0.2.2 at priority 100, on `net`.
+fn node_2(
+    net: &FakeNet,
+    auth: crate::auth::AuthSetting,
+) -> (FakeEngine, CancellationToken, JoinHandle<()>) {
+    pair_node(net, "192.0.2.2", "192.0.2.1", 100, auth)
+}
+
 fn keyed(send: &[u8]) -> crate::auth::AuthSetting {
     crate::auth::AuthSetting::Keys(crate::auth::AuthKeys {
         send: crate::auth::Key::derive(send),
@@ -253,8 +269,8 @@ fn last_report(fake: &FakeEngine) -> crate::link::HaReport {
 async fn signed_pair_elects_one_master_and_a_wrong_key_counts_bad_mac() {
     const KEY: &[u8] = b"the same 32-byte key on both nodes";
     let net = FakeNet::new();
-    let (a, ta, ja) = pair_node(&net, "192.0.2.1", "192.0.2.2", 200, keyed(KEY));
-    let (b, tb, jb) = pair_node(&net, "192.0.2.2", "192.0.2.1", 100, keyed(KEY));
+    let (a, ta, ja) = node_1(&net, keyed(KEY));
+    let (b, tb, jb) = node_2(&net, keyed(KEY));
     tokio::time::sleep(secs(5.0)).await;
     let (ra, rb) = (last_report(&a), last_report(&b));
     assert_eq!((ra.state, rb.state), (State::Leader, State::Backup));
@@ -289,14 +305,8 @@ async fn signed_pair_elects_one_master_and_a_wrong_key_counts_bad_mac() {
     // Different keys: neither node believes the other, both count bad_mac (and, with nobody
     // to hear, both lead: what the CLI's warning is for).
     let net = FakeNet::new();
-    let (a, ta, ja) = pair_node(&net, "192.0.2.1", "192.0.2.2", 200, keyed(KEY));
-    let (b, tb, jb) = pair_node(
-        &net,
-        "192.0.2.2",
-        "192.0.2.1",
-        100,
-        keyed(b"a different key, also 32 bytes ok"),
-    );
+    let (a, ta, ja) = node_1(&net, keyed(KEY));
+    let (b, tb, jb) = node_2(&net, keyed(b"a different key, also 32 bytes ok"));
     tokio::time::sleep(secs(5.0)).await;
     let (ra, rb) = (last_report(&a), last_report(&b));
     assert!(ra.adverts_rejected.get("bad_mac") > 0, "{ra:?}");
@@ -306,14 +316,8 @@ async fn signed_pair_elects_one_master_and_a_wrong_key_counts_bad_mac() {
 
     // One node without a key: it counts unexpected_auth, the signing one unauthenticated.
     let net = FakeNet::new();
-    let (c, tc, jc) = pair_node(&net, "192.0.2.1", "192.0.2.2", 200, keyed(KEY));
-    let (d, td, jd) = pair_node(
-        &net,
-        "192.0.2.2",
-        "192.0.2.1",
-        100,
-        crate::auth::AuthSetting::Off,
-    );
+    let (c, tc, jc) = node_1(&net, keyed(KEY));
+    let (d, td, jd) = node_2(&net, crate::auth::AuthSetting::Off);
     tokio::time::sleep(secs(5.0)).await;
     assert!(last_report(&c).adverts_rejected.get("unauthenticated") > 0);
     assert!(last_report(&d).adverts_rejected.get("unexpected_auth") > 0);
@@ -327,11 +331,8 @@ async fn signed_pair_elects_one_master_and_a_wrong_key_counts_bad_mac() {
 async fn an_unreadable_key_is_error_until_the_config_is_fixed() {
     const KEY: &[u8] = b"the same 32-byte key on both nodes";
     let net = FakeNet::new();
-    let (a, ta, ja) = pair_node(
+    let (a, ta, ja) = node_1(
         &net,
-        "192.0.2.1",
-        "192.0.2.2",
-        200,
         crate::auth::AuthSetting::Unusable("advert key file /k: must be mode 0600".into()),
     );
     tokio::time::sleep(secs(2.0)).await;
