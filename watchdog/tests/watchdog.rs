@@ -159,16 +159,21 @@ fn idx_of(events: &[Event], name: &str, what: &str) -> usize {
     find(events, name, what, 0).unwrap_or_else(|| panic!("no {name} {what} in {events:?}"))
 }
 
+/// `seesaw_watchdog <validate> <config> path`, with the two flags spelt as given.
+fn validate(flags: [&str; 2], path: &Path) -> std::process::Output {
+    Command::new(WATCHDOG)
+        .args(flags)
+        .arg(path)
+        .output()
+        .expect("run")
+}
+
 #[test]
 fn validate_prints_ok_or_every_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let good = tmp.path().join("good.cfg");
     fs::write(&good, "[a]\nbinary = /bin/true\n").expect("write");
-    let out = Command::new(WATCHDOG)
-        .args(["--validate", "--config"])
-        .arg(&good)
-        .output()
-        .expect("run");
+    let out = validate(["--validate", "--config"], &good);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "config OK\n");
 
@@ -178,11 +183,8 @@ fn validate_prints_ok_or_every_error() {
         "[a]\npriority = 50\n[b]\nbinary = /b\ndependency = zz\n",
     )
     .expect("write");
-    let out = Command::new(WATCHDOG)
-        .args(["-validate", "-config"])
-        .arg(&bad)
-        .output()
-        .expect("run");
+    // Go's single-dash flags too.
+    let out = validate(["-validate", "-config"], &bad);
     assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let file = bad.display();
