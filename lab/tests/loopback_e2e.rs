@@ -167,6 +167,15 @@ fn a_dead_backend_is_marked_unhealthy_and_traffic_moves_to_the_other() {
 /// A node without a peer has nothing to fail over to: its ha process dying (kill -9, restarted
 /// by the watchdog) or the engine stalling past the HA report timeout (SIGSTOP 10 s) must not
 /// withdraw the VIP or its service. Judged by a client sending requests all along.
+/// What `service` logged since its log read `before`. The watchdog appends to the same file, or
+/// (Seesaw style) points the name at a new file per start; either way only what the new instance
+/// wrote counts.
+fn log_since(suite: &LoopbackSuite, service: &str, before: &str) -> String {
+    let now = suite.service_log(service);
+    now.strip_prefix(before)
+        .map_or_else(|| now.clone(), str::to_owned)
+}
+
 /// The pid of the one `seesaw_<service>` with the suite's run dir; there must be exactly one.
 fn only_daemon(suite: &LoopbackSuite, service: &str) -> i32 {
     let pids = suite.daemon_pids(service);
@@ -207,10 +216,7 @@ fn ha_death_and_an_engine_stall_on_a_node_without_peer_do_not_disturb_traffic() 
         "{} requests failed: {failures:?}",
         failures.len()
     );
-    let ncc_log = suite.service_log("ncc");
-    let fresh = ncc_log
-        .strip_prefix(ncc_log_before.as_str())
-        .unwrap_or(&ncc_log);
+    let fresh = log_since(&suite, "ncc", &ncc_log_before);
     let removals: Vec<&str> = fresh
         .lines()
         .filter(|l| l.contains("DeleteService") || l.contains("vip down") || l.contains("removed"))
@@ -237,11 +243,9 @@ fn engine_restart_does_not_disturb_traffic() {
         "the new engine to log changes=0",
         Duration::from_secs(10),
         || {
-            let now = suite.service_log("engine");
-            // The watchdog appends to the same file, or (Seesaw style) points the name at a new
-            // file per start; either way only what the new instance wrote counts.
-            let fresh = now.strip_prefix(log_before.as_str()).unwrap_or(&now);
-            fresh.lines().any(|l| l.contains("changes=0"))
+            log_since(&suite, "engine", &log_before)
+                .lines()
+                .any(|l| l.contains("changes=0"))
         },
     );
     // Keep the client going a little past the new engine's first apply.
@@ -409,9 +413,8 @@ fn a_restarted_ncc_gets_the_desired_state_at_once() {
         "the engine to notice the restart",
         Duration::from_secs(5),
         || {
-            let log = suite.service_log("engine");
-            let fresh = log.strip_prefix(engine_log_before.as_str()).unwrap_or(&log);
-            fresh.contains("ncc restarted: sending it the desired state now")
+            log_since(&suite, "engine", &engine_log_before)
+                .contains("ncc restarted: sending it the desired state now")
         },
     );
     let noticed_after = killed_at.elapsed();

@@ -382,18 +382,7 @@ fn kill_nine_ncc_and_engine_under_load_loses_nothing() {
     let log = lab.log_dir("lb1").expect("lb1");
     let vip = seesaw_lab::nat_lab::vip();
 
-    let ncc_log_adds = |log: &std::path::Path| -> usize {
-        std::fs::read_dir(log)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().contains("ncc"))
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .map(|t| t.matches("add service").count())
-            .sum()
-    };
-    let adds_before = ncc_log_adds(&log);
+    let adds_before = in_ncc_logs(&log, "add service");
     assert_eq!(adds_before, 1, "one add service before the kills");
 
     // The steady loop: bounded in count and time.
@@ -445,24 +434,29 @@ fn kill_nine_ncc_and_engine_under_load_loses_nothing() {
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     assert!(ok > 100, "too few requests: {ok}");
     assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
-    let serving = std::fs::read_dir(&log)
+    let serving = in_ncc_logs(&log, "ncc serving");
+    assert!(
+        serving >= 2,
+        "ncc did not restart ({serving} starts logged)"
+    );
+    assert_eq!(
+        in_ncc_logs(&log, "add service"),
+        adds_before,
+        "the restarted ncc changed the kernel"
+    );
+}
+
+/// How often `what` stands in ncc's log files (every file in `log` naming ncc).
+fn in_ncc_logs(log: &std::path::Path, what: &str) -> usize {
+    std::fs::read_dir(log)
         .into_iter()
         .flatten()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().contains("ncc"))
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .map(|t| t.matches("ncc serving").count())
-        .sum::<usize>();
-    assert!(
-        serving >= 2,
-        "ncc did not restart ({serving} starts logged)"
-    );
-    assert_eq!(
-        ncc_log_adds(&log),
-        adds_before,
-        "the restarted ncc changed the kernel"
-    );
+        .map(|t| t.matches(what).count())
+        .sum()
 }
 
 /// A ready-to-start suite in `lb1` on the nftables plane: seesaw.cfg, `cluster` and watchdog.cfg

@@ -86,6 +86,14 @@ impl Rig {
         self.engine.health(results);
     }
 
+    /// A rig on `cfg` with every check healthy and the first step applied.
+    fn up(cfg: &str) -> Self {
+        let mut r = Self::new(cfg);
+        r.health(&[]);
+        r.step();
+        r
+    }
+
     fn reload(&mut self, cfg: &str) {
         self.engine.reload(loaded(cfg), t0());
     }
@@ -173,9 +181,7 @@ fn watermarks_gate_the_service() {
 
 #[test]
 fn in_place_changes_weights_backends_and_modes() {
-    let mut r = Rig::new(&web_tcp80(&[(1, 1), (2, 1)], "PRODUCTION"));
-    r.health(&[]);
-    r.step();
+    let mut r = Rig::up(&web_tcp80(&[(1, 1), (2, 1)], "PRODUCTION"));
     // 77: a weight change is an edit in place; a removed backend is drained and deleted.
     r.reload(&web_tcp80(&[(1, 5)], "PRODUCTION"));
     assert_eq!(
@@ -254,9 +260,7 @@ fn re_ip_round_trip_leaves_nothing_behind() {
         &backends(&[(1, 1)]),
         "PRODUCTION",
     );
-    let mut r = Rig::new(&unicast);
-    r.health(&[]);
-    r.step();
+    let mut r = Rig::up(&unicast);
     let start = r.plane.current();
     // 76: the services on the old IP go before the new IP comes up.
     r.reload(&anycast);
@@ -282,9 +286,7 @@ fn re_ip_round_trip_leaves_nothing_behind() {
 
 #[test]
 fn node_disablement_tears_everything_down() {
-    let mut r = Rig::new(&web_tcp80(&[(1, 1), (2, 1)], "PRODUCTION"));
-    r.health(&[]);
-    r.step();
+    let mut r = Rig::up(&web_tcp80(&[(1, 1), (2, 1)], "PRODUCTION"));
     // 82: a node that must not run vservers holds nothing.
     r.reload(&web_tcp80(&[(1, 1), (2, 1)], "DISABLED"));
     assert_eq!(r.step().len(), 3);
