@@ -1,5 +1,10 @@
-//! What ncc's unit tests share: golden bytes written as hex, and running a test in a private
-//! network namespace (root only).
+//! What ncc's unit tests share: golden bytes written as hex, running a test in a private
+//! network namespace (root only), and a recording neighbour announcer.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use crate::kernel::vips::Announce;
 
 /// Bytes from hex with any whitespace and `|` separators (one group per field).
 pub(crate) fn hex(s: &str) -> Vec<u8> {
@@ -27,4 +32,14 @@ pub(crate) fn in_private_netns(what: &str, f: impl FnOnce() + Send + 'static) {
     })
     .join()
     .expect("netns thread");
+}
+
+/// An [`Announce`] that records each (interface, address) it is asked to announce.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Heard(pub(crate) Arc<Mutex<Vec<(String, IpAddr)>>>);
+
+impl Announce for Heard {
+    fn announce(&self, iface: &str, addr: IpAddr) {
+        self.0.lock().unwrap().push((iface.to_owned(), addr));
+    }
 }

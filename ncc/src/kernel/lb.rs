@@ -682,37 +682,19 @@ fn gone(e: &RtnlError) -> bool {
 
 impl LbKernel for KernelLb {
     fn links(&mut self) -> Result<Vec<LinkInfo>, NccError> {
-        self.dump(rtnl::encode_link_dump, |r| match r {
-            rtnl::RtReply::Link(x) => Some(x),
-            _ => None,
-        })
+        self.dump(rtnl::encode_link_dump, rtnl::RtReply::link)
     }
 
     fn addrs(&mut self) -> Result<Vec<HeldAddr>, NccError> {
-        self.dump(rtnl::encode_addr_dump, |r| match r {
-            rtnl::RtReply::Addr(x) => Some(x),
-            _ => None,
-        })
+        self.dump(rtnl::encode_addr_dump, rtnl::RtReply::addr)
     }
 
     fn routes(&mut self) -> Result<Vec<RouteInfo>, NccError> {
-        self.dump(
-            |seq| rtnl::encode_route_dump(seq, 2),
-            |r| match r {
-                rtnl::RtReply::Route(x) => Some(x),
-                _ => None,
-            },
-        )
+        self.dump(|seq| rtnl::encode_route_dump(seq, 2), rtnl::RtReply::route)
     }
 
     fn rules(&mut self) -> Result<Vec<RuleInfo>, NccError> {
-        self.dump(
-            |seq| rtnl::encode_rule_dump(seq, 2),
-            |r| match r {
-                rtnl::RtReply::Rule(x) => Some(x),
-                _ => None,
-            },
-        )
+        self.dump(|seq| rtnl::encode_rule_dump(seq, 2), rtnl::RtReply::rule)
     }
 
     fn set_up(&mut self, index: u32, up: bool) -> Result<(), NccError> {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::test_support::in_private_netns;
+use crate::test_support::{Heard, in_private_netns};
 
 #[derive(Debug, Default)]
 struct K {
@@ -230,15 +230,6 @@ impl LbKernel for Fake {
         k.log
             .push(format!("{} rule", if add { "add" } else { "del" }));
         Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-struct Heard(Arc<Mutex<Vec<(String, IpAddr)>>>);
-
-impl Announce for Heard {
-    fn announce(&self, iface: &str, addr: IpAddr) {
-        self.0.lock().unwrap().push((iface.to_owned(), addr));
     }
 }
 

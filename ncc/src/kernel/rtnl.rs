@@ -197,6 +197,40 @@ pub enum RtReply {
     Done,
 }
 
+impl RtReply {
+    /// The address, if this is one.
+    pub fn addr(self) -> Option<HeldAddr> {
+        match self {
+            Self::Addr(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    /// The link, if this is one.
+    pub fn link(self) -> Option<LinkInfo> {
+        match self {
+            Self::Link(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    /// The route, if this is one.
+    pub fn route(self) -> Option<RouteInfo> {
+        match self {
+            Self::Route(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    /// The rule, if this is one.
+    pub fn rule(self) -> Option<RuleInfo> {
+        match self {
+            Self::Rule(x) => Some(x),
+            _ => None,
+        }
+    }
+}
+
 /// Why a reply could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RtnlDecodeError {

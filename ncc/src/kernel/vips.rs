@@ -165,10 +165,7 @@ impl AddrKernel for KernelAddrs {
             .0
             .request(&rtnl::encode_addr_dump(seq), true)?
             .into_iter()
-            .filter_map(|r| match r {
-                rtnl::RtReply::Addr(a) => Some(a),
-                _ => None,
-            })
+            .filter_map(rtnl::RtReply::addr)
             .collect())
     }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::test_support::in_private_netns;
+use crate::test_support::{Heard, in_private_netns};
 
 /// Interfaces by name, addresses, link state; shared by clones (one kernel, many ncc runs).
 #[derive(Debug, Clone, Default)]
@@ -65,15 +65,6 @@ impl AddrKernel for FakeAddrs {
     fn set_up(&mut self, index: u32, up: bool) -> Result<(), NccError> {
         self.0.lock().unwrap().2.insert(index, up);
         Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-struct Heard(Arc<Mutex<Vec<(String, IpAddr)>>>);
-
-impl Announce for Heard {
-    fn announce(&self, iface: &str, addr: IpAddr) {
-        self.0.lock().unwrap().push((iface.to_owned(), addr));
     }
 }
 
