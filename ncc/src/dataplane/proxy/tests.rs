@@ -181,10 +181,7 @@ async fn lc_prefers_the_idle_backend() {
 
 #[test]
 fn bind_failure_leaves_the_plane_unchanged() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = current_thread_runtime();
     rt.block_on(async {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = taken.local_addr().unwrap().port();
@@ -268,6 +265,51 @@ fn pb_cond(offset: u32, length: u32, op: pb::PayloadOp, value: &[u8]) -> pb::Pay
     }
 }
 
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A free UDP port and the VIP 127.0.0.1 on it.
+fn udp_vip() -> (u16, SocketAddr) {
+    let port = free_udp_port();
+    (port, format!("127.0.0.1:{port}").parse().unwrap())
+}
+
+/// A UDP NAT service on 127.0.0.1:`port` as the engine would send it, converted by ncc.
+fn udp_nat_from_pb(
+    port: u16,
+    scheduler: pb::Scheduler,
+    destinations: Vec<pb::Destination>,
+    proxy: pb::ProxyOptions,
+) -> Service {
+    from_pb(pb::Service {
+        address: "127.0.0.1".into(),
+        protocol: pb::Protocol::Udp as i32,
+        port: u32::from(port),
+        scheduler: scheduler as i32,
+        mode: pb::ForwardMode::Nat as i32,
+        destinations,
+        proxy: Some(proxy),
+        ..Default::default()
+    })
+}
+
+/// A rule: payload byte 1 equal to `v` goes to `target`.
+fn byte_1_is(v: u8, target: RuleTarget) -> Rule {
+    Rule {
+        conds: vec![Cond {
+            field: Field::Bytes { offset: 1, len: 1 },
+            op: Op::Eq,
+            mask: vec![],
+            values: vec![vec![v]],
+        }],
+        target,
+    }
+}
+
 /// Converts through ncc's API conversion, as a request from the engine would be.
 fn from_pb(s: pb::Service) -> Service {
     crate::convert::services_from_pb(pb::DesiredState {
@@ -281,35 +323,27 @@ fn from_pb(s: pb::Service) -> Service {
 #[test]
 fn udp_kcp_conv_affinity_with_port_reuse() {
     // stevedore's first example: chash on data[0:4] (KCP conv), one backup peer.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = current_thread_runtime();
     let _g = rt.enter();
     let (b1, _) = udp_backend("b1");
     let (b2, _) = udp_backend("b2");
     let (b3, _) = udp_backend("b3");
-    let port = free_udp_port();
-    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let svc = from_pb(pb::Service {
-        address: "127.0.0.1".into(),
-        protocol: pb::Protocol::Udp as i32,
-        port: u32::from(port),
-        scheduler: pb::Scheduler::Mh as i32,
-        mode: pb::ForwardMode::Nat as i32,
-        destinations: vec![
+    let (port, vip) = udp_vip();
+    let svc = udp_nat_from_pb(
+        port,
+        pb::Scheduler::Mh,
+        vec![
             pb_dest(b1, "kcp", true),
             pb_dest(b2, "kcp", false),
             pb_dest(b3, "kcp", false),
         ],
-        proxy: Some(pb::ProxyOptions {
+        pb::ProxyOptions {
             default_group: "kcp".into(),
             hash_offset: 0,
             hash_length: 4,
             ..Default::default()
-        }),
-        ..Default::default()
-    });
+        },
+    );
     let mut plane = ProxyPlane::with_threads(2);
     apply(&mut plane, std::slice::from_ref(&svc)).unwrap();
     // One client socket (one port) carries many KCP sessions: each conv sticks to one backend,
@@ -357,23 +391,16 @@ fn udp_kcp_conv_affinity_with_port_reuse() {
 #[test]
 fn udp_protocol_version_routing_with_default_deny() {
     // stevedore's second example: data[4:6] == 1 → ver1, == 2 → ver2, anything else dropped.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = current_thread_runtime();
     let _g = rt.enter();
     let (v1, n1) = udp_backend("ver1");
     let (v2, n2) = udp_backend("ver2");
-    let port = free_udp_port();
-    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let svc = from_pb(pb::Service {
-        address: "127.0.0.1".into(),
-        protocol: pb::Protocol::Udp as i32,
-        port: u32::from(port),
-        scheduler: pb::Scheduler::Rr as i32,
-        mode: pb::ForwardMode::Nat as i32,
-        destinations: vec![pb_dest(v1, "ver1", false), pb_dest(v2, "ver2", false)],
-        proxy: Some(pb::ProxyOptions {
+    let (port, vip) = udp_vip();
+    let svc = udp_nat_from_pb(
+        port,
+        pb::Scheduler::Rr,
+        vec![pb_dest(v1, "ver1", false), pb_dest(v2, "ver2", false)],
+        pb::ProxyOptions {
             rule: vec![
                 pb::PayloadRule {
                     cond: vec![pb_cond(4, 2, pb::PayloadOp::Eq, &[0, 1])],
@@ -389,9 +416,8 @@ fn udp_protocol_version_routing_with_default_deny() {
             default_deny: true,
             udp_mode: pb::UdpMode::PerPacket as i32,
             ..Default::default()
-        }),
-        ..Default::default()
-    });
+        },
+    );
     let mut plane = ProxyPlane::with_threads(2);
     apply(&mut plane, &[svc]).unwrap();
     let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -689,8 +715,7 @@ fn udp_bursts_of_equal_datagrams_arrive_complete_and_in_order() {
     let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sink.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let be = sink.local_addr().unwrap();
-    let port = free_udp_port();
-    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (port, vip) = udp_vip();
     let mut svc = service(port, Scheduler::Rr, &[(be, 1)]);
     svc.key.proto = Protocol::Udp;
     let mut plane = ProxyPlane::with_threads(1);
@@ -738,28 +763,11 @@ fn udp_gso_client_datagrams_coalesced_by_gro_are_routed_one_by_one() {
         s.set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
     }
-    let port = free_udp_port();
-    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (port, vip) = udp_vip();
     let opts = ServiceOpts {
         rules: vec![
-            Rule {
-                conds: vec![Cond {
-                    field: Field::Bytes { offset: 1, len: 1 },
-                    op: Op::Eq,
-                    mask: vec![],
-                    values: vec![vec![1]],
-                }],
-                target: RuleTarget::Group(1),
-            },
-            Rule {
-                conds: vec![Cond {
-                    field: Field::Bytes { offset: 1, len: 1 },
-                    op: Op::Eq,
-                    mask: vec![],
-                    values: vec![vec![0xff]],
-                }],
-                target: RuleTarget::Deny,
-            },
+            byte_1_is(1, RuleTarget::Group(1)),
+            byte_1_is(0xff, RuleTarget::Deny),
         ],
         groups: vec![String::new(), "b".into()],
         ..ServiceOpts::default()

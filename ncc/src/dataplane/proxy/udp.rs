@@ -19,7 +19,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -344,6 +344,7 @@ impl Worker {
             };
             let client = f.client;
             let dest = f.dest.clone();
+            let (vip, errors) = (self.vip.as_fd(), &self.counters.send_errors);
             self.tx.len = 0;
             let mut bytes = 0u64;
             for i in 0..n {
@@ -355,19 +356,7 @@ impl Worker {
                 let first = chunks.next().unwrap_or_default();
                 for d in std::iter::once(first).chain(chunks) {
                     if self.tx.len >= self.tx.capacity() {
-                        let total = self.tx.len;
-                        let dropped = send_run(
-                            &mut self.tx,
-                            self.vip.as_fd(),
-                            0,
-                            total,
-                            Some(client),
-                            &mut self.gso,
-                        );
-                        self.counters
-                            .send_errors
-                            .fetch_add(dropped, Ordering::Relaxed);
-                        self.tx.len = 0;
+                        send_replies(&mut self.tx, vip, client, &mut self.gso, errors);
                     }
                     self.tx.push(d, Some(client));
                 }
@@ -379,18 +368,7 @@ impl Worker {
             if let Some(f) = self.flows[slot].as_mut() {
                 f.last = self.now;
             }
-            let total = self.tx.len;
-            let dropped = send_run(
-                &mut self.tx,
-                self.vip.as_fd(),
-                0,
-                total,
-                Some(client),
-                &mut self.gso,
-            );
-            self.counters
-                .send_errors
-                .fetch_add(dropped, Ordering::Relaxed);
+            send_replies(&mut self.tx, vip, client, &mut self.gso, errors);
             if n < BATCH {
                 return;
             }
@@ -431,6 +409,21 @@ impl Worker {
 const GSO_MAX_SEGS: usize = 64;
 /// Most payload bytes in one GSO send (an IP packet's 64 KB less headers).
 const GSO_MAX_BYTES: usize = 65_000;
+
+/// Sends every queued datagram of `tx` to `client` on the VIP socket `vip` (see [`send_run`]),
+/// counts the dropped ones in `errors`, and empties the queue.
+fn send_replies(
+    tx: &mut Batch,
+    vip: BorrowedFd<'_>,
+    client: SocketAddr,
+    gso: &mut bool,
+    errors: &AtomicU64,
+) {
+    let total = tx.len;
+    let dropped = send_run(tx, vip, 0, total, Some(client), gso);
+    errors.fetch_add(dropped, Ordering::Relaxed);
+    tx.len = 0;
+}
 
 /// Sends the queued datagrams `from..end` of `tx` on `fd` (to `dest`, or the connected peer):
 /// with `gso`, each run of equal-sized datagrams (the last of a run may be shorter) as one UDP
