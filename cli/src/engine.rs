@@ -114,7 +114,9 @@ impl GrpcEngine {
     /// Must be called inside a tokio runtime.
     pub fn new(path: &Path) -> Self {
         Self {
-            client: EngineClient::new(seesaw_common::uds::channel(path, CALL_TIMEOUT)),
+            client: EngineClient::new(seesaw_common::uds::channel(path, CALL_TIMEOUT))
+                .max_decoding_message_size(seesaw_common::uds::MAX_MESSAGE)
+                .max_encoding_message_size(seesaw_common::uds::MAX_MESSAGE),
             path: path.to_owned(),
         }
     }

@@ -28,6 +28,12 @@ pub enum BindError {
     },
 }
 
+/// The largest gRPC message any Seesaw process sends or takes, in bytes (tonic's default is
+/// 4 MiB to decode). At 10,000 vservers × 10 backends the engine's whole desired state is about
+/// 7 MB and its check list and status larger still, so every server and client of ours sets
+/// this on both directions: a cluster that validates must never be refused by a size limit.
+pub const MAX_MESSAGE: usize = 512 << 20;
+
 /// [`bind_exclusive`] for a daemon's own socket, or the failure logged and the exit code to
 /// leave with: [`crate::exit::UNAVAILABLE`] while another instance serves it, else
 /// [`crate::exit::OSERR`]. `what` names the socket in the log.

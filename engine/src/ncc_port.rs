@@ -142,7 +142,9 @@ impl GrpcNcc {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 2));
         Self {
-            client: pb::ncc_client::NccClient::new(channel),
+            client: pb::ncc_client::NccClient::new(channel)
+                .max_decoding_message_size(seesaw_common::uds::MAX_MESSAGE)
+                .max_encoding_message_size(seesaw_common::uds::MAX_MESSAGE),
             sent: Arc::new(Mutex::new(Sent {
                 base: None,
                 next: start.max(1),

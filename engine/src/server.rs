@@ -48,7 +48,11 @@ pub async fn serve(
         etcd,
     };
     tonic::transport::Server::builder()
-        .add_service(pb::engine_server::EngineServer::new(svc))
+        .add_service(
+            pb::engine_server::EngineServer::new(svc)
+                .max_decoding_message_size(seesaw_common::uds::MAX_MESSAGE)
+                .max_encoding_message_size(seesaw_common::uds::MAX_MESSAGE),
+        )
         .serve_with_incoming_shutdown(
             seesaw_common::uds::incoming(listener),
             shutdown.cancelled_owned(),

@@ -42,7 +42,11 @@ pub async fn serve(
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .timeout(CALL_TIMEOUT)
-        .add_service(pb::engine_sync_server::EngineSyncServer::new(svc))
+        .add_service(
+            pb::engine_sync_server::EngineSyncServer::new(svc)
+                .max_decoding_message_size(seesaw_common::uds::MAX_MESSAGE)
+                .max_encoding_message_size(seesaw_common::uds::MAX_MESSAGE),
+        )
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
 }
@@ -134,7 +138,9 @@ impl PeerClient {
             .timeout(CALL_TIMEOUT)
             .connect_timeout(Duration::from_secs(2));
         Ok(Self {
-            client: pb::engine_sync_client::EngineSyncClient::new(endpoint.connect_lazy()),
+            client: pb::engine_sync_client::EngineSyncClient::new(endpoint.connect_lazy())
+                .max_decoding_message_size(seesaw_common::uds::MAX_MESSAGE)
+                .max_encoding_message_size(seesaw_common::uds::MAX_MESSAGE),
             addr,
         })
     }

@@ -75,7 +75,9 @@ impl GrpcEngineLink {
     pub fn new(run_dir: &Path, timeout: Duration) -> Self {
         let path = seesaw_common::paths::engine_socket(run_dir);
         Self {
-            client: EngineClient::new(seesaw_common::uds::channel(&path, timeout)),
+            client: EngineClient::new(seesaw_common::uds::channel(&path, timeout))
+                .max_decoding_message_size(seesaw_common::uds::MAX_MESSAGE)
+                .max_encoding_message_size(seesaw_common::uds::MAX_MESSAGE),
         }
     }
 }

@@ -65,7 +65,9 @@ impl GrpcEngineLink {
     /// A link over an existing channel.
     pub fn from_channel(channel: Channel) -> Self {
         Self {
-            client: EngineClient::new(channel),
+            client: EngineClient::new(channel)
+                .max_decoding_message_size(seesaw_common::uds::MAX_MESSAGE)
+                .max_encoding_message_size(seesaw_common::uds::MAX_MESSAGE),
         }
     }
 }

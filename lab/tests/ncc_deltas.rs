@@ -79,6 +79,7 @@ fn start_ncc(sock: &Path) -> CancellationToken {
 async fn held(sock: &Path) -> BTreeMap<String, Vec<String>> {
     let channel = seesaw_common::uds::channel(sock, Duration::from_secs(5));
     let state = pb::ncc_client::NccClient::new(channel)
+        .max_decoding_message_size(seesaw_common::uds::MAX_MESSAGE)
         .get_state(pb::Empty {})
         .await
         .expect("GetState")
@@ -177,5 +178,66 @@ async fn deltas_and_a_restarted_ncc_leave_the_plane_holding_the_engines_state() 
     ncc.apply(&health(&mut e, None)).await.expect("apply");
     assert_eq!(held(&sock).await, two);
     assert_eq!(ncc.taken(), (5, 2));
+    stop.cancel();
+}
+
+/// The whole state of a large cluster crosses the socket both ways: 20,000 services × 10
+/// destinations (about 8 MB, twice tonic's default 4 MiB limit) go whole from the engine's port
+/// to ncc's server, and come back in `GetState`. Before `MAX_MESSAGE`, ncc refused the request
+/// ("decoded message length too large") and the plane stayed empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_state_larger_than_four_mebibytes_crosses_both_ways() {
+    use prost::Message as _;
+    use seesaw_engine::desired::{DestSpec, KernelOpts, ServiceKey, ServiceSpec};
+    use seesaw_engine::model::{ForwardMode, Protocol, Scheduler};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sock = dir.path().join("ncc.sock");
+    let stop = start_ncc(&sock);
+    let services: Vec<Arc<ServiceSpec>> = (0..20_000u32)
+        .map(|i| {
+            let vip = std::net::Ipv4Addr::from(0x0a08_0000 + i);
+            Arc::new(ServiceSpec {
+                key: ServiceKey::new(vip.into(), Protocol::Tcp, 80),
+                scheduler: Scheduler::Wrr,
+                mode: ForwardMode::Nat,
+                persistence: 0,
+                dests: (0..10u32)
+                    .map(|j| DestSpec {
+                        ip: std::net::Ipv4Addr::from(0x0a09_0000 + i * 10 + j).into(),
+                        port: 80,
+                        weight: 1,
+                        group: String::new(),
+                        backup: false,
+                    })
+                    .collect(),
+                proxy: seesaw_engine::model::ProxyOpts::default(),
+                marks: Vec::new(),
+                kernel: KernelOpts::default(),
+                anchor: None,
+            })
+        })
+        .collect();
+    let desired = Arc::new(DesiredState {
+        services,
+        ..DesiredState::default()
+    });
+    let size = seesaw_engine::ncc_port::desired_to_pb(&desired).encoded_len();
+    assert!(
+        size > 4 << 20,
+        "the request is {size} bytes: too small to test the limit"
+    );
+    let ncc = GrpcNcc::new(seesaw_common::uds::channel(&sock, Duration::from_secs(60)));
+    let changes = ncc
+        .apply(&desired)
+        .await
+        .expect("a large whole state is taken");
+    assert_eq!(
+        changes.len(),
+        220_000,
+        "every service and destination added"
+    );
+    let held = held(&sock).await;
+    assert_eq!(held.len(), 20_000, "GetState answers with every service");
+    assert!(held.values().all(|d| d.len() == 10));
     stop.cancel();
 }

@@ -228,7 +228,9 @@ async fn dump_on_signal(
             () = shutdown.cancelled() => return,
         }
         let channel = uds::channel(&socket, std::time::Duration::from_secs(2));
-        let mut client = pb::ncc_client::NccClient::new(channel);
+        let mut client = pb::ncc_client::NccClient::new(channel)
+            .max_decoding_message_size(uds::MAX_MESSAGE)
+            .max_encoding_message_size(uds::MAX_MESSAGE);
         let plane = match client.get_state(pb::Empty {}).await {
             Ok(r) => {
                 let r = r.into_inner();

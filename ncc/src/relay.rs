@@ -50,7 +50,9 @@ impl RelayPlane {
     pub fn connect(socket: &Path, handle: Handle) -> Self {
         let _guard = handle.enter();
         let channel = seesaw_common::uds::channel(socket, CALL_TIMEOUT);
-        let client = pb::ncc_client::NccClient::new(channel);
+        let client = pb::ncc_client::NccClient::new(channel)
+            .max_decoding_message_size(seesaw_common::uds::MAX_MESSAGE)
+            .max_encoding_message_size(seesaw_common::uds::MAX_MESSAGE);
         let (tx, epoch) = tokio::sync::watch::channel(0);
         let watcher = handle.spawn(watch_relay(client.clone(), socket.to_owned(), tx));
         Self {

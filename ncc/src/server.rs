@@ -91,7 +91,11 @@ pub async fn run_with_interfaces<P: Dataplane>(
     seesaw_common::ready::notify_ready();
     let server = tonic::transport::Server::builder()
         .timeout(CALL_DEADLINE)
-        .add_service(pb::ncc_server::NccServer::new(svc))
+        .add_service(
+            pb::ncc_server::NccServer::new(svc)
+                .max_decoding_message_size(seesaw_common::uds::MAX_MESSAGE)
+                .max_encoding_message_size(seesaw_common::uds::MAX_MESSAGE),
+        )
         .serve_with_incoming_shutdown(
             seesaw_common::uds::incoming(listener),
             shutdown.clone().cancelled_owned(),
