@@ -17,7 +17,17 @@ fn ncc() -> Command {
 
 /// `seesaw_proxy` (the relay) for `cfg` and `run`; killed on drop.
 fn relay(cfg: &std::path::Path, run: &std::path::Path) -> Killed {
-    let child = Command::new(env!("CARGO_BIN_EXE_seesaw_proxy"))
+    daemon(Command::new(env!("CARGO_BIN_EXE_seesaw_proxy")), cfg, run)
+}
+
+/// `seesaw_ncc` for `cfg` and `run`; killed on drop.
+fn start_ncc(cfg: &std::path::Path, run: &std::path::Path) -> Killed {
+    daemon(ncc(), cfg, run)
+}
+
+/// `cmd` started with config dir `cfg` and run dir `run`, its stderr dropped; killed on drop.
+fn daemon(mut cmd: Command, cfg: &std::path::Path, run: &std::path::Path) -> Killed {
+    let child = cmd
         .arg("--config-dir")
         .arg(cfg)
         .arg("--run-dir")
@@ -28,17 +38,11 @@ fn relay(cfg: &std::path::Path, run: &std::path::Path) -> Killed {
     Killed(child)
 }
 
-/// `seesaw_ncc` for `cfg` and `run`; killed on drop.
-fn start_ncc(cfg: &std::path::Path, run: &std::path::Path) -> Killed {
-    let child = ncc()
-        .arg("--config-dir")
-        .arg(cfg)
-        .arg("--run-dir")
-        .arg(run)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Killed(child)
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// One NAT service on `address:port` (`proto`, `sched`) forwarding to 127.0.0.1:`backend`.
@@ -74,6 +78,23 @@ fn proxy_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
     )
     .unwrap();
     (cfg, tempfile::tempdir().unwrap())
+}
+
+/// The relay and ncc on the proxy plane in fresh dirs, once ncc's API socket is up: the config
+/// and run dirs, the relay, ncc and ncc's socket.
+fn proxy_ncc() -> (
+    tempfile::TempDir,
+    tempfile::TempDir,
+    Killed,
+    Killed,
+    std::path::PathBuf,
+) {
+    let (cfg, run) = proxy_dirs();
+    let relay = relay(cfg.path(), run.path());
+    let ncc = start_ncc(cfg.path(), run.path());
+    let sock = run.path().join("ncc/ncc.sock");
+    wait_for_socket(&sock);
+    (cfg, run, relay, ncc, sock)
 }
 
 /// A free port on 127.0.0.1 (right now).
@@ -135,51 +156,13 @@ fn a_missing_data_plane_is_a_config_error_not_a_fallback() {
 
 #[test]
 fn serves_applies_and_stops_on_sigterm() {
-    let (cfg, run) = proxy_dirs();
-    let _relay = relay(cfg.path(), run.path());
-    let mut child = ncc()
-        .arg("--config-dir")
-        .arg(cfg.path())
-        .arg("--run-dir")
-        .arg(run.path())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let sock = run.path().join("ncc/ncc.sock");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(Instant::now() < deadline, "ncc socket never appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
-    // A backend that answers "hi" and closes.
-    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
-    let backend_port = backend.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in backend.incoming().take(3) {
-            let _ = s.unwrap().write_all(b"hi");
-        }
-    });
+    let (_cfg, _run, _relay, mut ncc_proc, sock) = proxy_ncc();
+    let backend_port = hi_backend(3);
     let vip_port = free_port();
-    let desired = pb::DesiredState {
-        services: vec![nat_service(
-            "127.0.0.1",
-            vip_port,
-            pb::Protocol::Tcp,
-            pb::Scheduler::Rr,
-            backend_port,
-        )],
-        ..Default::default()
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let desired = local_tcp(vip_port, pb::Scheduler::Rr, backend_port);
+    let rt = current_thread_runtime();
     let (first, second) = rt.block_on(async {
-        let mut client = pb::ncc_client::NccClient::new(seesaw_common::uds::channel(
-            &sock,
-            Duration::from_secs(5),
-        ));
+        let mut client = ncc_client(&sock, Duration::from_secs(5));
         let first = client
             .apply(desired.clone())
             .await
@@ -198,13 +181,13 @@ fn serves_applies_and_stops_on_sigterm() {
     assert_eq!(got, "hi");
 
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::unistd::Pid::from_raw(i32::try_from(ncc_proc.0.id()).unwrap()),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = ncc_proc.0.try_wait().unwrap() {
             assert!(status.success(), "{status}");
             break;
         }
@@ -213,6 +196,45 @@ fn serves_applies_and_stops_on_sigterm() {
             "ncc did not stop within 5 s of SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A backend on 127.0.0.1 that answers each of its first `connections` with "hi" and closes it.
+fn hi_backend(connections: usize) -> u16 {
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = backend.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in backend.incoming().take(connections) {
+            let _ = s.unwrap().write_all(b"hi");
+        }
+    });
+    port
+}
+
+/// A client of ncc's API on `sock`.
+fn ncc_client(
+    sock: &std::path::Path,
+    timeout: Duration,
+) -> pb::ncc_client::NccClient<tonic::transport::Channel> {
+    pb::ncc_client::NccClient::new(seesaw_common::uds::channel(sock, timeout))
+}
+
+/// A desired state of one TCP NAT service on 127.0.0.1:`port` to 127.0.0.1:`backend`.
+fn local_tcp(port: u16, sched: pb::Scheduler, backend: u16) -> pb::DesiredState {
+    only(nat_service(
+        "127.0.0.1",
+        port,
+        pb::Protocol::Tcp,
+        sched,
+        backend,
+    ))
+}
+
+/// A desired state of just `service`.
+fn only(service: pb::Service) -> pb::DesiredState {
+    pb::DesiredState {
+        services: vec![service],
+        ..Default::default()
     }
 }
 
@@ -247,7 +269,12 @@ fn ask(s: &mut std::io::BufReader<TcpStream>) -> String {
 }
 
 fn connect(port: u16) -> std::io::BufReader<TcpStream> {
-    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    connect_to("127.0.0.1", port)
+}
+
+/// A connection to `host:port` whose reads give up after 5 s.
+fn connect_to(host: &str, port: u16) -> std::io::BufReader<TcpStream> {
+    let s = TcpStream::connect((host, port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     std::io::BufReader::new(s)
 }
@@ -258,30 +285,12 @@ fn connect(port: u16) -> std::io::BufReader<TcpStream> {
     reason = "the restart time is reported to the person running the test"
 )]
 fn relayed_connections_outlive_ncc_and_a_relay_restart_is_announced_at_once() {
-    let (cfg, run) = proxy_dirs();
-    let sock = run.path().join("ncc/ncc.sock");
-    let mut relay_proc = relay(cfg.path(), run.path());
-    let mut ncc_proc = start_ncc(cfg.path(), run.path());
-    wait_for_socket(&sock);
+    let (cfg, run, mut relay_proc, mut ncc_proc, sock) = proxy_ncc();
     let backend = line_backend();
     let vip_port = free_port();
-    let desired = pb::DesiredState {
-        services: vec![nat_service(
-            "127.0.0.1",
-            vip_port,
-            pb::Protocol::Tcp,
-            pb::Scheduler::Wlc,
-            backend,
-        )],
-        ..Default::default()
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = || {
-        pb::ncc_client::NccClient::new(seesaw_common::uds::channel(&sock, Duration::from_secs(5)))
-    };
+    let desired = local_tcp(vip_port, pb::Scheduler::Wlc, backend);
+    let rt = current_thread_runtime();
+    let client = || ncc_client(&sock, Duration::from_secs(5));
     let apply = |d: &pb::DesiredState| {
         rt.block_on(async {
             // A restarted ncc may take a moment to bind its socket.
@@ -373,15 +382,9 @@ fn ten_thousand_vservers_fit_in_the_relay() {
         services: (0..10_001).map(|i| service(i, pb::Protocol::Udp)).collect(),
         ..Default::default()
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = current_thread_runtime();
     let (added, refused) = rt.block_on(async {
-        let mut c = pb::ncc_client::NccClient::new(seesaw_common::uds::channel(
-            &sock,
-            Duration::from_secs(300),
-        ));
+        let mut c = ncc_client(&sock, Duration::from_secs(300));
         let added = c.apply(tcp).await.unwrap().into_inner().changes.len();
         let refused = c.apply(udp).await.unwrap_err();
         (added, refused)
@@ -395,10 +398,7 @@ fn ten_thousand_vservers_fit_in_the_relay() {
         refused.message()
     );
     for i in [0, 5_000, 9_999] {
-        let s = TcpStream::connect((vip(i).as_str(), port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut s = std::io::BufReader::new(s);
-        assert_eq!(ask(&mut s), "ok\n", "vserver {i}");
+        assert_eq!(ask(&mut connect_to(&vip(i), port)), "ok\n", "vserver {i}");
     }
 }
 
@@ -409,35 +409,22 @@ fn ten_thousand_vservers_fit_in_the_relay() {
 /// queued meanwhile.
 #[test]
 fn the_fence_withdraws_unicast_services_when_the_lease_runs_out() {
-    let (cfg, run) = proxy_dirs();
-    let _relay = relay(cfg.path(), run.path());
-    let ncc_proc = start_ncc(cfg.path(), run.path());
-    let sock = run.path().join("ncc/ncc.sock");
-    wait_for_socket(&sock);
-    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
-    let backend_port = backend.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in backend.incoming().take(1000) {
-            let _ = s.unwrap().write_all(b"hi");
-        }
-    });
+    let (_cfg, run, _relay, ncc_proc, sock) = proxy_ncc();
+    let backend_port = hi_backend(1000);
     let (unicast, anycast) = (free_port(), free_port());
+    let to_backend = |address: &str, port: u16| {
+        nat_service(
+            address,
+            port,
+            pb::Protocol::Tcp,
+            pb::Scheduler::Rr,
+            backend_port,
+        )
+    };
     let desired = pb::DesiredState {
         services: vec![
-            nat_service(
-                "127.0.0.1",
-                unicast,
-                pb::Protocol::Tcp,
-                pb::Scheduler::Rr,
-                backend_port,
-            ),
-            nat_service(
-                "127.0.0.2",
-                anycast,
-                pb::Protocol::Tcp,
-                pb::Scheduler::Rr,
-                backend_port,
-            ),
+            to_backend("127.0.0.1", unicast),
+            to_backend("127.0.0.2", anycast),
         ],
         vips: vec![
             pb::Vip {
@@ -459,13 +446,9 @@ fn the_fence_withdraws_unicast_services_when_the_lease_runs_out() {
             s.read_to_string(&mut got).is_ok() && got == "hi"
         })
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = current_thread_runtime();
     let guard = rt.enter();
-    let mut client =
-        pb::ncc_client::NccClient::new(seesaw_common::uds::channel(&sock, Duration::from_secs(5)));
+    let mut client = ncc_client(&sock, Duration::from_secs(5));
     drop(guard);
     let lease = |client: &mut pb::ncc_client::NccClient<_>, ms: u32| {
         rt.block_on(lease_once(client, ms)).unwrap().fenced
@@ -560,10 +543,7 @@ fn the_fence_withdraws_unicast_services_when_the_lease_runs_out() {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                let mut c = pb::ncc_client::NccClient::new(seesaw_common::uds::channel(
-                    &sock,
-                    Duration::from_secs(5),
-                ));
+                let mut c = ncc_client(&sock, Duration::from_secs(5));
                 lease_once(&mut c, 300).await.map(|r| r.fences)
             })
         })
