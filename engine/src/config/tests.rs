@@ -125,14 +125,9 @@ fn healthcheck_fixtures_apply_proto2_defaults() {
     );
 }
 
-#[test]
-fn nodes_get_seesaw_priorities_and_flags() {
-    let Some(c) = ok("nodes0.pb") else { return };
-    assert!(c.nodes.is_empty());
-
-    let c = ok("nodes1.pb").unwrap();
-    let summary: Vec<_> = c
-        .nodes
+/// Each node's hostname, priority, and whether HA and vservers are enabled.
+fn node_summary(c: &Cluster) -> Vec<(&str, u8, bool, bool)> {
+    c.nodes
         .iter()
         .map(|n| {
             (
@@ -142,9 +137,17 @@ fn nodes_get_seesaw_priorities_and_flags() {
                 n.vservers_enabled,
             )
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn nodes_get_seesaw_priorities_and_flags() {
+    let Some(c) = ok("nodes0.pb") else { return };
+    assert!(c.nodes.is_empty());
+
+    let c = ok("nodes1.pb").unwrap();
     assert_eq!(
-        summary,
+        node_summary(&c),
         [
             ("seesaw1-1.example.com.", 255, true, true),
             ("seesaw1-2.example.com.", 1, true, true)
@@ -152,50 +155,31 @@ fn nodes_get_seesaw_priorities_and_flags() {
     );
     assert_eq!(c.nodes[0].host.ipv4, Some(("1.2.3.5".parse().unwrap(), 26)));
 
-    // Disabled cluster VIP: HA off, but a production node still runs vservers.
-    let c = ok("nodes2.pb").unwrap();
-    let n = &c.nodes[0];
-    assert_eq!(
-        (
-            n.priority,
-            n.ha_enabled,
-            n.anycast_enabled,
-            n.bgp_enabled,
-            n.vservers_enabled
-        ),
-        (255, false, true, true, true)
-    );
-
-    // Disabled node: nothing enabled.
-    let c = ok("nodes3.pb").unwrap();
-    let n = &c.nodes[0];
-    assert_eq!(
-        (
-            n.priority,
-            n.ha_enabled,
-            n.anycast_enabled,
-            n.bgp_enabled,
-            n.vservers_enabled
-        ),
-        (255, false, false, false, false)
-    );
+    for (file, want) in [
+        // Disabled cluster VIP: HA off, but a production node still runs vservers.
+        ("nodes2.pb", (255, false, true, true, true)),
+        // Disabled node: nothing enabled.
+        ("nodes3.pb", (255, false, false, false, false)),
+    ] {
+        let c = ok(file).unwrap();
+        let n = &c.nodes[0];
+        assert_eq!(
+            (
+                n.priority,
+                n.ha_enabled,
+                n.anycast_enabled,
+                n.bgp_enabled,
+                n.vservers_enabled
+            ),
+            want,
+            "{file}"
+        );
+    }
 
     // Sorted by IPv4 whatever the file order.
     let c = ok("nodes4.pb").unwrap();
-    let n: Vec<_> = c
-        .nodes
-        .iter()
-        .map(|n| {
-            (
-                n.host.hostname.as_str(),
-                n.priority,
-                n.ha_enabled,
-                n.vservers_enabled,
-            )
-        })
-        .collect();
     assert_eq!(
-        n,
+        node_summary(&c),
         [
             ("seesaw1-1.example.com.", 255, false, false),
             ("seesaw1-2.example.com.", 1, true, true)
