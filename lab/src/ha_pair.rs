@@ -95,10 +95,7 @@ pub fn start(plane: &str, advert: Duration) -> Result<(Lab, Vec<std::path::PathB
         }
     }
     b = b.node("attacker", &["192.0.2.66/24"]);
-    for (name, ip) in BACKENDS {
-        b = b.node(name, &[&format!("{ip}/24")]);
-    }
-    let mut lab = b.build()?;
+    let mut lab = b.hosts(&BACKENDS).build()?;
     for (name, ip) in BACKENDS {
         let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| LabError::BadAddress {
             addr: ip.to_owned(),

@@ -71,9 +71,32 @@ pub struct Lab {
     dir: tempfile::TempDir,
 }
 
+/// Plugs namespace `ns` into the bridge `br0` of namespace `sw`: a veth pair, `port` on the
+/// bridge and `iface` in `ns` holding `addrs`, both ends up.
+fn plug(sw: &str, ns: &str, port: &str, iface: &str, addrs: &[Ipv4Net]) -> Result<(), LabError> {
+    ip(&[
+        "-n", sw, "link", "add", port, "type", "veth", "peer", "name", iface, "netns", ns,
+    ])?;
+    ip(&["-n", sw, "link", "set", port, "master", "br0"])?;
+    ip(&["-n", sw, "link", "set", port, "up"])?;
+    for a in addrs {
+        ip(&["-n", ns, "addr", "add", &a.to_string(), "dev", iface])?;
+    }
+    ip(&["-n", ns, "link", "set", iface, "up"])?;
+    Ok(())
+}
+
 // === impl LabBuilder ===
 
 impl LabBuilder {
+    /// Adds a node per (name, address) in `hosts`, each with its address in a /24.
+    pub fn hosts(mut self, hosts: &[(&str, &str)]) -> Self {
+        for (name, ip) in hosts {
+            self = self.node(name, &[&format!("{ip}/24")]);
+        }
+        self
+    }
+
     /// Adds node `name` with `addrs` (CIDR) on its link to the bridge.
     pub fn node(mut self, name: &str, addrs: &[&str]) -> Self {
         let valid = !name.is_empty()
@@ -203,31 +226,13 @@ impl LabBuilder {
             lab.add_ns(&ns)?;
             lab.nodes.push((node.name.clone(), ns.clone()));
             let port: String = format!("v{i}-{}", node.name).chars().take(15).collect();
-            ip(&[
-                "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", NODE_IFACE,
-                "netns", &ns,
-            ])?;
-            ip(&["-n", &sw, "link", "set", &port, "master", "br0"])?;
-            ip(&["-n", &sw, "link", "set", &port, "up"])?;
-            for a in &node.addrs {
-                ip(&["-n", &ns, "addr", "add", &a.to_string(), "dev", NODE_IFACE])?;
-            }
-            ip(&["-n", &ns, "link", "set", NODE_IFACE, "up"])?;
+            plug(&sw, &ns, &port, NODE_IFACE, &node.addrs)?;
             for (j, (iface, nets)) in node.links.iter().enumerate() {
                 let port: String = format!("v{i}{}-{}", j + 1, node.name)
                     .chars()
                     .take(15)
                     .collect();
-                ip(&[
-                    "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", iface,
-                    "netns", &ns,
-                ])?;
-                ip(&["-n", &sw, "link", "set", &port, "master", "br0"])?;
-                ip(&["-n", &sw, "link", "set", &port, "up"])?;
-                for a in nets {
-                    ip(&["-n", &ns, "addr", "add", &a.to_string(), "dev", iface])?;
-                }
-                ip(&["-n", &ns, "link", "set", iface, "up"])?;
+                plug(&sw, &ns, &port, iface, nets)?;
             }
             for a in &node.loopback {
                 ip(&["-n", &ns, "addr", "add", &a.to_string(), "dev", "lo"])?;

@@ -15,15 +15,14 @@
 //! The `BGP-LAB` lines are the numbers for bench/RESULTS.md.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use seesaw_lab::config::{watchdog_cfg_shipped_priorities, write_atomic};
-use seesaw_lab::{Lab, bins, http, procs};
+use seesaw_lab::{Lab, anycast, bins, http, procs};
 
 const VIP: &str = "192.168.255.1";
 const ROUTER: &str = "192.0.2.254";
@@ -38,9 +37,7 @@ const BACKENDS: [(&str, &str); 3] = [
 ];
 /// Health check: every second, unhealthy after the first failure (`retries: 0`).
 const DETECTION: Duration = Duration::from_secs(1);
-const GOBGPD: &str = "/usr/bin/gobgpd";
 const GOBGP: &str = "/usr/bin/gobgp";
-const BIRD: &str = "/usr/sbin/bird";
 
 fn seesaw_cfg(node: &str) -> String {
     format!(
@@ -78,7 +75,7 @@ fn cluster_pb() -> String {
 
 /// The router's next hops for the VIP (empty: no route).
 fn next_hops(lab: &Lab) -> Vec<String> {
-    seesaw_lab::anycast::next_hops(lab, "router", VIP)
+    anycast::next_hops(lab, "router", VIP)
 }
 
 /// Waits (bounded) until the router's next hops for the VIP are `want`; returns when.
@@ -268,10 +265,22 @@ fn total_conns(lab: &Lab, run: &Path) -> u64 {
 }
 
 fn missing_tools() -> Option<String> {
-    [GOBGPD, GOBGP, BIRD]
+    [anycast::GOBGPD, GOBGP, anycast::BIRD]
         .iter()
         .find(|p| !Path::new(p).exists())
         .map(|p| (*p).to_owned())
+}
+
+/// How many of `n` HTTP requests from the client to `vip` were answered with 200.
+fn answered(lab: &Lab, vip: SocketAddr, n: usize) -> usize {
+    lab.run_in("client", move || {
+        (0..n)
+            .filter(
+                |_| matches!(http::get(vip, "/", Duration::from_secs(2)), Ok(r) if r.status == 200),
+            )
+            .count()
+    })
+    .expect("client ns")
 }
 
 #[test]
@@ -299,48 +308,16 @@ fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
             .node(name, &[&format!("{ip}/24"), &format!("{be_side}/24")])
             .loopback(name, &format!("{VIP}/32"));
     }
-    for (name, ip) in BACKENDS {
-        b = b.node(name, &[&format!("{ip}/24")]);
-    }
     let mut lab = b
+        .hosts(&BACKENDS)
         .build()
         .unwrap_or_else(|e| panic!("building the lab: {e}"));
-    // The router forwards with an L4 hash (flows, not hosts, spread over the next hops) and sends
-    // no redirects (the client must keep going through it, not straight to one LB).
-    for kv in [
-        "net.ipv4.ip_forward=1",
-        "net.ipv4.fib_multipath_hash_policy=1",
-        "net.ipv4.conf.all.send_redirects=0",
-        "net.ipv4.conf.eth0.send_redirects=0",
-    ] {
-        lab.sysctl("router", kv).expect("sysctl");
-    }
-    lab.sysctl("client", "net.ipv4.conf.all.accept_redirects=0")
-        .expect("sysctl");
+    // The router forwards with an L4 hash.
+    anycast::ecmp_router(&lab, &["net.ipv4.fib_multipath_hash_policy=1"]).expect("sysctl");
 
     let seesaw = bins::binary("seesaw").expect("checked");
-    let dir: PathBuf = lab.dir().to_owned();
     let peers: Vec<(&str, &str)> = LBS.iter().map(|(n, ip, _)| (*n, *ip)).collect();
-    write_atomic(
-        &dir,
-        "bird.conf",
-        &seesaw_lab::anycast::bird_ecmp_conf(ROUTER, &peers),
-    )
-    .expect("bird.conf");
-    let (conf, ctl) = (dir.join("bird.conf"), dir.join("bird.ctl"));
-    lab.spawn(
-        "router",
-        BIRD,
-        &[
-            "-f",
-            "-c",
-            &conf.to_string_lossy(),
-            "-s",
-            &ctl.to_string_lossy(),
-        ],
-        &[],
-    )
-    .expect("starting bird");
+    anycast::start_bird(&mut lab, "router", ROUTER, &peers).expect("starting bird");
 
     // Backends run from the start, but each LB is cut off from them (rejected) until phase 2, so
     // every check fails first.
@@ -359,19 +336,9 @@ fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
     }
     let mut run_dirs = Vec::new();
     for (name, ip, _) in LBS {
-        let config = lab.config_dir(name).expect("lb");
-        let run = lab.run_dir(name).expect("lb");
-        write_atomic(&config, "seesaw.cfg", &seesaw_cfg(ip)).expect("seesaw.cfg");
-        write_atomic(&config, "cluster.pb", &cluster_pb()).expect("cluster.pb");
-        // GoBGP is part of the suite: supervised by the same watchdog, so it dies with it.
-        let watchdog = format!(
-            "{}[gobgpd]\nbinary = {GOBGPD}\nargs = --api-hosts=127.0.0.1:50051 --pprof-disable --log-plain --sdnotify\nterm_timeout = 2s\n",
-            watchdog_cfg_shipped_priorities().expect("binaries")
-        );
-        write_atomic(&config, "watchdog.cfg", &watchdog).expect("watchdog.cfg");
-        lab.spawn_suite(name)
-            .unwrap_or_else(|e| panic!("starting the watchdog on {name}: {e}"));
-        run_dirs.push(run);
+        anycast::start_bgp_suite(&mut lab, name, &seesaw_cfg(ip), &cluster_pb())
+            .unwrap_or_else(|e| panic!("starting the suite on {name}: {e}"));
+        run_dirs.push(lab.run_dir(name).expect("lb"));
     }
     let lab = Arc::new(lab);
     let sampler = RibSampler::start(&lab);
@@ -438,13 +405,7 @@ fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
         total_conns(&lab, &run_dirs[1]),
     ];
     let vip: SocketAddr = format!("{VIP}:80").parse().expect("literal");
-    let ok = lab
-        .run_in("client", || {
-            (0..200)
-                .filter(|_| matches!(http::get(vip, "/", Duration::from_secs(2)), Ok(r) if r.status == 200))
-                .count()
-        })
-        .expect("client ns");
+    let ok = answered(&lab, vip, 200);
     assert_eq!(ok, 200, "requests through the ECMP route failed");
     // The engine refreshes the plane's counters every 2 s: wait (bounded) until both nodes'
     // counters account for the 200 connections.
@@ -545,13 +506,7 @@ fn anycast_ecmp_withdraw_on_failure_and_session_drop() {
         dropped - t_kill,
         t_lab.elapsed()
     );
-    let ok = lab
-        .run_in("client", || {
-            (0..50)
-                .filter(|_| matches!(http::get(vip, "/", Duration::from_secs(2)), Ok(r) if r.status == 200))
-                .count()
-        })
-        .expect("client ns");
+    let ok = answered(&lab, vip, 50);
     assert_eq!(ok, 50, "requests through lb2 alone failed");
     sampler.stop();
 }

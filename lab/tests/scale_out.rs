@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use seesaw_common::maglev;
-use seesaw_lab::config::{watchdog_cfg_shipped_priorities, write_atomic};
 use seesaw_lab::{Lab, ProcId, anycast, bins, procs};
 use socket2::{Domain, Socket, Type};
 
@@ -68,8 +67,6 @@ const LONG_VIP: &str = "192.168.255.200";
 const LONG_NAME: &str = "longlived@lab";
 const ADMIN: &str = "admin-token-for-the-scale-lab";
 const API_PORT: u16 = 8443;
-const GOBGPD: &str = "/usr/bin/gobgpd";
-const BIRD: &str = "/usr/sbin/bird";
 const ETCD: &str = "/usr/bin/etcd";
 const ETCDCTL: &str = "/usr/bin/etcdctl";
 const EDITS: usize = 20;
@@ -340,14 +337,7 @@ fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> Option<Instant> 
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "an index into a short list"
-    )]
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i.min(v.len() - 1)]
+    seesaw_lab::ha_pair::pct(v, p)
 }
 
 /// SIGKILLs a process the lab started (the lab reaps it when it is dropped).
@@ -357,10 +347,16 @@ fn sigkill(lab: &Lab, id: ProcId) {
 }
 
 fn missing_tools() -> Option<String> {
-    [GOBGPD, BIRD, ETCD, ETCDCTL, "/usr/bin/curl"]
-        .iter()
-        .find(|p| !Path::new(p).exists())
-        .map(|p| (*p).to_owned())
+    [
+        anycast::GOBGPD,
+        anycast::BIRD,
+        ETCD,
+        ETCDCTL,
+        "/usr/bin/curl",
+    ]
+    .iter()
+    .find(|p| !Path::new(p).exists())
+    .map(|p| (*p).to_owned())
 }
 
 /// The etcd member that leads, as its index in [`ETCDS`].
@@ -466,32 +462,25 @@ fn many_nodes_share_etcd_and_survive_node_and_etcd_faults() {
         .route("client", ANYCAST, ROUTER)
         .node("probe", &probe_refs)
         .node("router", &[&format!("{ROUTER}/24")]);
-    for (name, ip) in LBS {
-        b = b.node(name, &[&format!("{ip}/24")]);
-    }
+    b = b.hosts(&LBS);
     for (name, ip) in BACKENDS {
         b = b.node(name, &[&format!("{ip}/24")]).loopback(name, ANYCAST);
     }
-    for (name, ip) in ETCDS {
-        b = b.node(name, &[&format!("{ip}/24")]);
-    }
     let mut lab = b
+        .hosts(&ETCDS)
         .build()
         .unwrap_or_else(|e| panic!("building the lab: {e}"));
-    for kv in [
-        "net.ipv4.ip_forward=1",
-        // L4 hash from the headers (policy 3, fields: addresses, protocol, ports). Policy 1
-        // reuses a hash the skb already carries — over veth the client socket's random
-        // txhash, which `ip route get` cannot know and a retransmission re-rolls.
-        "net.ipv4.fib_multipath_hash_policy=3",
-        "net.ipv4.fib_multipath_hash_fields=0x0037",
-        "net.ipv4.conf.all.send_redirects=0",
-        "net.ipv4.conf.eth0.send_redirects=0",
-    ] {
-        lab.sysctl("router", kv).expect("sysctl");
-    }
-    lab.sysctl("client", "net.ipv4.conf.all.accept_redirects=0")
-        .expect("sysctl");
+    anycast::ecmp_router(
+        &lab,
+        &[
+            // L4 hash from the headers (policy 3, fields: addresses, protocol, ports). Policy 1
+            // reuses a hash the skb already carries — over veth the client socket's random
+            // txhash, which `ip route get` cannot know and a retransmission re-rolls.
+            "net.ipv4.fib_multipath_hash_policy=3",
+            "net.ipv4.fib_multipath_hash_fields=0x0037",
+        ],
+    )
+    .expect("sysctl");
     // DSR backends: the anycast range is local on lo but never answered for on the wire.
     for (name, _) in BACKENDS {
         for kv in [
@@ -568,21 +557,7 @@ fn many_nodes_share_etcd_and_survive_node_and_etcd_faults() {
     wait_until(Duration::from_secs(30), || etcd_leader(&lab).is_some())
         .expect("the etcd cluster elected a leader within 30 s");
 
-    write_atomic(&dir, "bird.conf", &anycast::bird_ecmp_conf(ROUTER, &LBS)).expect("bird.conf");
-    let (conf, ctl) = (dir.join("bird.conf"), dir.join("bird.ctl"));
-    lab.spawn(
-        "router",
-        BIRD,
-        &[
-            "-f",
-            "-c",
-            &conf.to_string_lossy(),
-            "-s",
-            &ctl.to_string_lossy(),
-        ],
-        &[],
-    )
-    .expect("starting bird");
+    anycast::start_bird(&mut lab, "router", ROUTER, &LBS).expect("starting bird");
     let seesaw = bins::binary("seesaw").expect("checked");
     for (name, ip) in BACKENDS {
         let listen = "0.0.0.0:80";
@@ -623,16 +598,8 @@ fn many_nodes_share_etcd_and_survive_node_and_etcd_faults() {
     let cacert = lb1_config.join("cert.pem");
     let mut run_dirs = Vec::new();
     for (name, ip) in LBS {
-        let config = lab.config_dir(name).expect("lb");
-        write_atomic(&config, "seesaw.cfg", &seesaw_cfg(ip)).expect("seesaw.cfg");
-        write_atomic(&config, "cluster.pb", &cluster_pb()).expect("cluster.pb");
-        let watchdog = format!(
-            "{}[gobgpd]\nbinary = {GOBGPD}\nargs = --api-hosts=127.0.0.1:50051 --pprof-disable --log-plain --sdnotify\nterm_timeout = 2s\n",
-            watchdog_cfg_shipped_priorities().expect("binaries")
-        );
-        write_atomic(&config, "watchdog.cfg", &watchdog).expect("watchdog.cfg");
-        lab.spawn_suite(name)
-            .unwrap_or_else(|e| panic!("starting the watchdog on {name}: {e}"));
+        anycast::start_bgp_suite(&mut lab, name, &seesaw_cfg(ip), &cluster_pb())
+            .unwrap_or_else(|e| panic!("starting the suite on {name}: {e}"));
         run_dirs.push(lab.run_dir(name).expect("lb"));
     }
     let all_hops: Vec<String> = LBS.iter().map(|(_, ip)| (*ip).to_owned()).collect();
