@@ -13,7 +13,15 @@
 //!
 //! Prints `core_p50 core_p99 send_p50 send_p99 recv_p50 recv_p99 total_p50 total_p99 bytes` (ms,
 //! and the last message's size), over the 2K applies.
-//! Usage: `engineflip N M K [whole]`.
+//!
+//! With `ncc SOCKET [GAP_MS]` the flip goes all the way instead: the core's request is sent by
+//! the engine's own ncc port ([`seesaw_engine::ncc_port::GrpcNcc`], a delta on the request ncc
+//! holds) to a running `seesaw_ncc` on SOCKET, which answers once its plane committed it. Per
+//! flip the time from the health report reaching the core to ncc's answer (`e2e`), and ncc's
+//! part alone (`ncc`: the call's round trip); the flips are GAP_MS apart (default 0). Prints
+//! `e2e_p50 e2e_p99 ncc_p50 ncc_p99 whole deltas` (ms, and how many requests ncc took whole and
+//! as deltas).
+//! Usage: `engineflip N M K [whole | ncc SOCKET [GAP_MS]]`.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -68,14 +76,18 @@ fn loaded(n: usize, m: usize) -> Loaded {
     }
 }
 
-/// Hands `input` to the core and carries its effects as the driver does (applies succeed at
-/// once); returns the desired state of the first apply it asked for, with the time it took.
+/// Hands `input` to the core and carries its effects in order as the driver does: each apply
+/// through `apply` (its answer is fed back before anything else); returns the desired state of
+/// the first apply the core asked for, the time until it asked, and the time until `apply`
+/// answered it.
 fn run(
     e: &mut Engine,
     input: Input,
     now: Now,
+    apply: &mut dyn FnMut(&std::sync::Arc<seesaw_engine::desired::DesiredState>) -> Input,
 ) -> Option<(
     std::sync::Arc<seesaw_engine::desired::DesiredState>,
+    Duration,
     Duration,
 )> {
     let t = Instant::now();
@@ -85,10 +97,12 @@ fn run(
         for effect in e.handle(input, now) {
             match effect {
                 Effect::Apply(d) => {
+                    let asked = t.elapsed();
+                    let answer = apply(&d);
                     if first.is_none() {
-                        first = Some((d, t.elapsed()));
+                        first = Some((d, asked, t.elapsed()));
                     }
-                    inputs.push_front(Input::Applied(Ok(Vec::new())));
+                    inputs.push_front(answer);
                 }
                 Effect::Bgp(_) => inputs.push_front(Input::BgpDone(Ok(Vec::new()))),
                 Effect::Reply(Reply::Ha(tx, f)) => {
@@ -99,6 +113,11 @@ fn run(
         }
     }
     first
+}
+
+/// An apply that succeeds at once (the in-process modes).
+fn applied(_: &std::sync::Arc<seesaw_engine::desired::DesiredState>) -> Input {
+    Input::Applied(Ok(Vec::new()))
 }
 
 fn health(ids: &[u64], healthy: bool, now: Now) -> Input {
@@ -132,15 +151,20 @@ fn receive(wire: &[u8], whole: bool) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let [n, m, k] = args[..] else {
-        eprintln!("usage: engineflip N M K [whole]");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let nums: Vec<usize> = args.iter().take(3).filter_map(|a| a.parse().ok()).collect();
+    let [n, m, k] = nums[..] else {
+        eprintln!("usage: engineflip N M K [whole | ncc SOCKET [GAP_MS]]");
         return ExitCode::from(64);
     };
-    let whole = std::env::args().nth(4).as_deref() == Some("whole");
+    let whole = args.get(3).map(String::as_str) == Some("whole");
+    let through = match (args.get(3).map(String::as_str), args.get(4)) {
+        (Some("ncc"), Some(sock)) => {
+            let gap = args.get(5).and_then(|g| g.parse().ok()).unwrap_or(0);
+            Some((std::path::PathBuf::from(sock), Duration::from_millis(gap)))
+        }
+        _ => None,
+    };
     let start = Instant::now();
     let at = |secs: f64| Now {
         mono: start + Duration::from_secs_f64(secs),
@@ -148,7 +172,7 @@ fn main() -> ExitCode {
     };
     let mut e = Engine::new(loaded(n, m), "/nonexistent".into(), (false, false), at(0.0));
     let ids: Vec<u64> = e.state().checks().map(|c| c.id).collect();
-    run(&mut e, health(&ids, true, at(0.1)), at(0.1));
+    run(&mut e, health(&ids, true, at(0.1)), at(0.1), &mut applied);
     let (tx, _rx) = tokio::sync::oneshot::channel();
     let view = HaView {
         state: HaRole::Leader,
@@ -157,7 +181,15 @@ fn main() -> ExitCode {
         last_update: Some(at(0.2).wall),
         ..HaView::default()
     };
-    let Some((mut prev, _)) = run(&mut e, Input::Event(Event::Ha(view, None, tx)), at(0.2)) else {
+    if let Some((sock, gap)) = through {
+        return through_ncc(&mut e, &ids, view, k, &sock, gap, at);
+    }
+    let Some((mut prev, _, _)) = run(
+        &mut e,
+        Input::Event(Event::Ha(view, None, tx)),
+        at(0.2),
+        &mut applied,
+    ) else {
         eprintln!("the core asked for no apply once leader");
         return ExitCode::FAILURE;
     };
@@ -174,7 +206,8 @@ fn main() -> ExitCode {
         let id = ids[(j * 7919) % ids.len()];
         for healthy in [false, true] {
             let now = at(1.0 + j as f64);
-            let Some((desired, c)) = run(&mut e, health(&[id], healthy, now), now) else {
+            let Some((desired, c, _)) = run(&mut e, health(&[id], healthy, now), now, &mut applied)
+            else {
                 eprintln!("flip {j}: the core asked for no apply");
                 return ExitCode::FAILURE;
             };
@@ -207,5 +240,84 @@ fn main() -> ExitCode {
         let _ = write!(line, "{:.1} {:.1} ", q(0.5), q(0.99));
     }
     println!("{line}{bytes}");
+    ExitCode::SUCCESS
+}
+
+/// The flips all the way to a running ncc (see the module doc): the core becomes leader with
+/// every check healthy and its whole state goes to ncc; then the flips.
+fn through_ncc(
+    e: &mut Engine,
+    ids: &[u64],
+    view: HaView,
+    k: usize,
+    sock: &std::path::Path,
+    gap: Duration,
+    at: impl Fn(f64) -> Now,
+) -> ExitCode {
+    use seesaw_engine::ncc_port::{GrpcNcc, Ncc as _};
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ncc = {
+        let _in = rt.enter();
+        GrpcNcc::new(seesaw_common::uds::channel(sock, Duration::from_secs(600)))
+    };
+    let mut failed = None;
+    let mut apply = |d: &std::sync::Arc<seesaw_engine::desired::DesiredState>| {
+        let r = rt.block_on(ncc.apply(d)).map_err(|err| err.to_string());
+        if let Err(err) = &r {
+            failed = Some(err.clone());
+        }
+        Input::Applied(r)
+    };
+    let (tx, _rx) = tokio::sync::oneshot::channel();
+    let t = Instant::now();
+    if run(
+        e,
+        Input::Event(Event::Ha(view, None, tx)),
+        at(0.2),
+        &mut apply,
+    )
+    .is_none()
+    {
+        eprintln!("the core asked for no apply once leader");
+        return ExitCode::FAILURE;
+    }
+    eprintln!("whole state applied in {:.1} s", t.elapsed().as_secs_f64());
+    let (mut e2e, mut part) = (Vec::new(), Vec::new());
+    for j in 0..k {
+        let id = ids[(j * 7919) % ids.len()];
+        for healthy in [false, true] {
+            std::thread::sleep(gap);
+            let now = at(1.0 + j as f64);
+            let Some((_, asked, answered)) = run(e, health(&[id], healthy, now), now, &mut apply)
+            else {
+                eprintln!("flip {j}: the core asked for no apply");
+                return ExitCode::FAILURE;
+            };
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            e2e.push(ms(answered));
+            part.push(ms(answered - asked));
+        }
+    }
+    if let Some(err) = failed {
+        eprintln!("an apply failed: {err}");
+        return ExitCode::FAILURE;
+    }
+    let (deltas, wholes) = ncc.taken();
+    let mut line = String::new();
+    for v in [&mut e2e, &mut part] {
+        v.sort_by(f64::total_cmp);
+        let q = |p: f64| v[((v.len() as f64 - 1.0) * p) as usize];
+        let _ = write!(line, "{:.1} {:.1} ", q(0.5), q(0.99));
+    }
+    println!("{line}{wholes} {deltas}");
     ExitCode::SUCCESS
 }
