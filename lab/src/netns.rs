@@ -362,6 +362,45 @@ impl Lab {
         run(self.netns_command(node, cmd.as_ref(), args, env)?, within)
     }
 
+    /// Runs `cmd args` in `node` like [`Lab::exec`] and returns its stdout; a non-zero exit is
+    /// an error carrying the command's output.
+    pub fn stdout_of(
+        &self,
+        node: &str,
+        cmd: impl AsRef<OsStr>,
+        args: &[&str],
+        within: Duration,
+    ) -> Result<String, LabError> {
+        let cmd = cmd.as_ref();
+        let out = self.exec(node, cmd, args, &[], within)?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(LabError::Command {
+                cmd: format!("{} {args:?} in {node}", cmd.to_string_lossy()),
+                detail: out.combined(),
+            })
+        }
+    }
+
+    /// Runs the built `seesaw` CLI in `node` against the suite whose run dir is `run_dir`, with
+    /// `args` (e.g. `["-c", "failover"]`); its stdout, a non-zero exit being an error.
+    pub fn seesaw(
+        &self,
+        node: &str,
+        run_dir: &Path,
+        args: &[&str],
+        within: Duration,
+    ) -> Result<String, LabError> {
+        let seesaw = crate::bins::binary("seesaw")?;
+        let run = run_dir.to_string_lossy();
+        let args: Vec<&str> = ["--run-dir", &run]
+            .into_iter()
+            .chain(args.iter().copied())
+            .collect();
+        self.stdout_of(node, seesaw, &args, within)
+    }
+
     /// Runs `f` on a thread that has entered `node`'s network namespace, so plain std sockets
     /// opened inside `f` live there. A panic in `f` is re-raised on the calling thread.
     pub fn run_in<T: Send>(&self, node: &str, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {

@@ -433,6 +433,23 @@ pub fn in_guest() -> bool {
     std::env::var_os(IN_VM).is_some()
 }
 
+/// Whether a host test may boot the kernel lab here: not inside the guest (where the guest side
+/// runs instead) and nothing [`missing`] (said on stderr as why the test skips).
+#[allow(
+    clippy::print_stderr,
+    reason = "the skip notice is for the person running the tests"
+)]
+pub fn host_can_boot() -> bool {
+    if in_guest() {
+        return false;
+    }
+    if let Some(why) = missing() {
+        eprintln!("skipping: {why}");
+        return false;
+    }
+    true
+}
+
 /// Whether this kernel has IPVS (`/proc/net/ip_vs`).
 pub fn ipvs_here() -> bool {
     Path::new("/proc/net/ip_vs").exists()

@@ -119,13 +119,19 @@ fn desired_all(
     out
 }
 
+/// Inside the kernel lab (IPVS there): the compat files, which must be there too; elsewhere
+/// `None`, said on stderr.
+fn guest_files() -> Option<Vec<File>> {
+    if !(vm::in_guest() && vm::ipvs_here()) {
+        eprintln!("skipping: runs inside the kernel lab only");
+        return None;
+    }
+    Some(files().expect("../shared in the kernel lab"))
+}
+
 #[test]
 fn seesaw_configs_apply_on_ipvs_in_the_kernel_lab() {
-    if vm::in_guest() {
-        return;
-    }
-    if let Some(why) = vm::missing() {
-        eprintln!("skipping: {why}");
+    if !vm::host_can_boot() {
         return;
     }
     if files().is_none() {
@@ -137,11 +143,7 @@ fn seesaw_configs_apply_on_ipvs_in_the_kernel_lab() {
 #[test]
 #[ignore = "runs inside the kernel lab (seesaw_configs_apply_on_ipvs_in_the_kernel_lab boots it)"]
 fn guest_seesaw_configs_apply_on_ipvs() {
-    if !(vm::in_guest() && vm::ipvs_here()) {
-        eprintln!("skipping: runs inside the kernel lab only");
-        return;
-    }
-    let files = files().expect("../shared in the kernel lab");
+    let Some(files) = guest_files() else { return };
     for (name, wanted) in desired_all(&files, DataplaneKind::Ipvs) {
         let wanted = wanted.unwrap_or_else(|e| panic!("{name}: refused for IPVS: {e}"));
         // A namespace of its own per file: nothing carries over.
@@ -206,11 +208,7 @@ fn seesaw_configs_apply_on_nftables() {
 #[test]
 #[ignore = "runs inside the kernel lab (seesaw_configs_apply_on_ipvs_in_the_kernel_lab boots it)"]
 fn guest_seesaw_configs_apply_on_nftables_with_tunnels() {
-    if !(vm::in_guest() && vm::ipvs_here()) {
-        eprintln!("skipping: runs inside the kernel lab only");
-        return;
-    }
-    let files = files().expect("../shared in the kernel lab");
+    let Some(files) = guest_files() else { return };
     assert_eq!(
         apply_all_on_nftables(&files),
         files.len(),

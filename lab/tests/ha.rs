@@ -39,15 +39,8 @@ use seesaw_lab::{Lab, bins, ha_pair, procs};
 
 /// `ip args` in `node`; its output.
 fn ip_in(lab: &Lab, node: &str, args: &[&str]) -> String {
-    let out = lab
-        .exec(node, "ip", args, &[], Duration::from_secs(5))
-        .expect("ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?} in {node}: {}",
-        out.combined()
-    );
-    out.stdout
+    lab.stdout_of(node, "ip", args, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn link_up(lab: &Lab, node: &str) -> bool {
@@ -150,18 +143,14 @@ fn garp_from_master_only(lab: &Lab, master: usize) {
 }
 
 /// Runs `seesaw -c failover` on node `on` against its run directory; the command must succeed.
-fn ask_failover(lab: &Lab, seesaw: &Path, run_dir: &Path, on: usize) {
-    let r = run_dir.to_string_lossy().into_owned();
-    let out = lab
-        .exec(
-            LBS[on].0,
-            seesaw,
-            &["--run-dir", &r, "-c", "failover"],
-            &[],
-            Duration::from_secs(10),
-        )
-        .expect("running failover");
-    assert!(out.status.success(), "failover failed: {}", out.combined());
+fn ask_failover(lab: &Lab, run_dir: &Path, on: usize) {
+    lab.seesaw(
+        LBS[on].0,
+        run_dir,
+        &["-c", "failover"],
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("failover failed: {e}"));
 }
 
 fn env_pids(run_dir: &Path) -> Vec<i32> {
@@ -360,7 +349,6 @@ fn failover_outages_and_partition() {
         .clamp(1, 100);
     let (lab, run_dirs) =
         ha_pair::start("proxy", interval()).unwrap_or_else(|e| panic!("starting the HA pair: {e}"));
-    let seesaw = bins::binary("seesaw").expect("checked above");
     let lab = Arc::new(lab);
     let first = one_master(&lab, Duration::from_secs(60)).expect("one master within 60 s");
     println!("initial master: {}", LBS[first].0);
@@ -476,7 +464,7 @@ fn failover_outages_and_partition() {
                     // Odd runs ask the backup, which relays the request to the master over
                     // engine-to-engine peer sync; even runs ask the master itself.
                     let on = if run % 2 == 1 { 1 - master } else { master };
-                    ask_failover(&lab, &seesaw, &run_dirs[on], on);
+                    ask_failover(&lab, &run_dirs[on], on);
                 }
             }
             // The window covers the hand-over delay (`failover` takes effect with the master's
@@ -548,7 +536,7 @@ fn failover_outages_and_partition() {
         one_master(&lab, Duration::from_secs(30)).expect("one master before the LB checks");
     lb_interfaces_follow(&lab, master);
     garp_from_master_only(&lab, master);
-    ask_failover(&lab, &seesaw, &run_dirs[master], master);
+    ask_failover(&lab, &run_dirs[master], master);
     let end = Instant::now() + Duration::from_secs(15);
     let new = loop {
         match one_master(&lab, Duration::from_secs(1)) {
@@ -580,21 +568,13 @@ fn failover_outages_and_partition() {
         write_atomic(&config, "seesaw.cfg", &cfg).expect("seesaw.cfg");
     }
     for (i, (name, _, _)) in LBS.iter().enumerate() {
-        let r = run_dirs[i].to_string_lossy().into_owned();
-        let out = lab
-            .exec(
-                name,
-                &seesaw,
-                &["--run-dir", &r, "-c", "config reload"],
-                &[],
-                Duration::from_secs(10),
-            )
-            .expect("config reload");
-        assert!(
-            out.status.success(),
-            "config reload on {name}: {}",
-            out.combined()
-        );
+        lab.seesaw(
+            name,
+            &run_dirs[i],
+            &["-c", "config reload"],
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|e| panic!("config reload on {name}: {e}"));
     }
     // ha re-reads the config within its fetch interval (15 s); restarted, at once.
     for d in &run_dirs {

@@ -52,11 +52,7 @@ const BACKENDS: [(&str, &str, &str); 3] = [
 /// The host side: boots the kernel lab once and runs every guest test inside it.
 #[test]
 fn ipvs_suite_in_the_kernel_lab() {
-    if vm::in_guest() {
-        return;
-    }
-    if let Some(why) = vm::missing() {
-        eprintln!("skipping: {why}");
+    if !vm::host_can_boot() {
         return;
     }
     vm::run_guest_tests("guest_", Duration::from_secs(1200));
@@ -75,15 +71,8 @@ fn in_vm() -> bool {
 
 /// Runs `sh -c script` in `node`; panics with its output unless it succeeds.
 fn sh(lab: &Lab, node: &str, script: &str) -> String {
-    let out = lab
-        .exec(node, "sh", &["-c", script], &[], Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("{node}: {script}: {e}"));
-    assert!(
-        out.status.success(),
-        "{node}: `{script}` failed: {}",
-        out.combined()
-    );
-    out.stdout
+    lab.stdout_of(node, "sh", &["-c", script], Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `ipvsadm -Ln` (plus `extra` flags) in `lb1`.
@@ -403,7 +392,6 @@ fn guest_ha_pair_fails_over_on_ipvs() {
     }
     let (lab, run_dirs) = ha_pair::start("ipvs", Duration::from_millis(100))
         .unwrap_or_else(|e| panic!("starting the HA pair: {e}"));
-    let seesaw = bins::binary("seesaw").expect("built");
     let lab = Arc::new(lab);
     for (fault, label) in [
         (0, "kill -9 ha"),
@@ -438,16 +426,13 @@ fn guest_ha_pair_fails_over_on_ipvs() {
             0 => signal_all(&ha_pid, Signal::SIGKILL),
             1 => signal_all(&ha_pid, Signal::SIGSTOP),
             _ => {
-                let out = lab
-                    .exec(
-                        lb,
-                        &seesaw,
-                        &["--run-dir", &run, "-c", "failover"],
-                        &[],
-                        Duration::from_secs(20),
-                    )
-                    .expect("running failover");
-                assert!(out.status.success(), "failover: {}", out.combined());
+                lab.seesaw(
+                    lb,
+                    &run_dirs[master],
+                    &["-c", "failover"],
+                    Duration::from_secs(20),
+                )
+                .unwrap_or_else(|e| panic!("failover: {e}"));
             }
         }
         std::thread::sleep(Duration::from_secs(5));

@@ -117,15 +117,8 @@ fn cluster_pb() -> String {
 }
 
 fn run(lab: &Lab, node: &str, cmd: &str, args: &[&str]) -> String {
-    let out = lab
-        .exec(node, cmd, args, &[], Duration::from_secs(15))
-        .unwrap_or_else(|e| panic!("{cmd} in {node}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} in {node}: {}",
-        out.combined()
-    );
-    out.stdout
+    lab.stdout_of(node, cmd, args, Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The router's next hops for `vip` (empty: no route).

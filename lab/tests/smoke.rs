@@ -61,7 +61,6 @@ fn client_reaches_both_backends_through_the_vip() {
 
     lab.spawn_suite("lb1")
         .unwrap_or_else(|e| panic!("starting the watchdog: {e}"));
-    let seesaw = bins::binary("seesaw").expect("checked above");
 
     let vip: SocketAddr = VIP.parse().expect("literal");
     let answered = lab
@@ -89,29 +88,17 @@ fn client_reaches_both_backends_through_the_vip() {
     assert_eq!(answered.len(), 2, "unexpected answers: {answered:?}");
 
     let out = lab
-        .exec(
+        .seesaw(
             "lb1",
-            &seesaw,
-            &[
-                "--run-dir",
-                &run.to_string_lossy(),
-                "-c",
-                "show vservers web@lab",
-            ],
-            &[],
+            &run,
+            &["-c", "show vservers web@lab"],
             Duration::from_secs(15),
         )
-        .unwrap_or_else(|e| panic!("running the shell: {e}"));
-    assert!(
-        out.status.success(),
-        "show vservers failed:\n{}",
-        out.combined()
-    );
+        .unwrap_or_else(|e| panic!("show vservers failed: {e}"));
     for (name, ip) in BACKENDS {
         assert!(
-            out.stdout.contains(&format!("{name}.lab.")) || out.stdout.contains(ip),
-            "{name} missing from show vservers:\n{}",
-            out.stdout
+            out.contains(&format!("{name}.lab.")) || out.contains(ip),
+            "{name} missing from show vservers:\n{out}"
         );
     }
 }
