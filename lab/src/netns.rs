@@ -384,21 +384,16 @@ impl Lab {
     }
 
     /// Runs the built `seesaw` CLI in `node` against the suite whose run dir is `run_dir`, with
-    /// `args` (e.g. `["-c", "failover"]`); its stdout, a non-zero exit being an error.
-    pub fn seesaw(
-        &self,
-        node: &str,
-        run_dir: &Path,
-        args: &[&str],
-        within: Duration,
-    ) -> Result<String, LabError> {
+    /// `args` (e.g. `["-c", "failover"]`), for 20 s at most (the engine answers from memory);
+    /// its stdout, a non-zero exit being an error.
+    pub fn seesaw(&self, node: &str, run_dir: &Path, args: &[&str]) -> Result<String, LabError> {
         let seesaw = crate::bins::binary("seesaw")?;
         let run = run_dir.to_string_lossy();
         let args: Vec<&str> = ["--run-dir", &run]
             .into_iter()
             .chain(args.iter().copied())
             .collect();
-        self.stdout_of(node, seesaw, &args, within)
+        self.stdout_of(node, seesaw, &args, Duration::from_secs(20))
     }
 
     /// Runs `f` on a thread that has entered `node`'s network namespace, so plain std sockets

@@ -144,13 +144,8 @@ fn garp_from_master_only(lab: &Lab, master: usize) {
 
 /// Runs `seesaw -c failover` on node `on` against its run directory; the command must succeed.
 fn ask_failover(lab: &Lab, run_dir: &Path, on: usize) {
-    lab.seesaw(
-        LBS[on].0,
-        run_dir,
-        &["-c", "failover"],
-        Duration::from_secs(10),
-    )
-    .unwrap_or_else(|e| panic!("failover failed: {e}"));
+    lab.seesaw(LBS[on].0, run_dir, &["-c", "failover"])
+        .unwrap_or_else(|e| panic!("failover failed: {e}"));
 }
 
 fn env_pids(run_dir: &Path) -> Vec<i32> {
@@ -568,13 +563,8 @@ fn failover_outages_and_partition() {
         write_atomic(&config, "seesaw.cfg", &cfg).expect("seesaw.cfg");
     }
     for (i, (name, _, _)) in LBS.iter().enumerate() {
-        lab.seesaw(
-            name,
-            &run_dirs[i],
-            &["-c", "config reload"],
-            Duration::from_secs(10),
-        )
-        .unwrap_or_else(|e| panic!("config reload on {name}: {e}"));
+        lab.seesaw(name, &run_dirs[i], &["-c", "config reload"])
+            .unwrap_or_else(|e| panic!("config reload on {name}: {e}"));
     }
     // ha re-reads the config within its fetch interval (15 s); restarted, at once.
     for d in &run_dirs {

@@ -29,14 +29,17 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+#[path = "support/plane.rs"]
+mod plane;
+
 use seesaw_lab::vm;
-use seesaw_lab::{Lab, bins, ha_pair, http, procs};
+use seesaw_lab::{Lab, bins, ha_pair, procs};
 use seesaw_ncc::dataplane::ipvs::IpvsPlane;
 use seesaw_ncc::dataplane::ipvs::firewall::TABLE;
 use seesaw_ncc::dataplane::ipvs::sys::Netlink;
 use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane, NftRunner};
 use seesaw_ncc::dataplane::{Change, Dataplane, apply};
-use seesaw_ncc::model::{Dest, ForwardMode, KernelOpts, Protocol, Scheduler, Service, ServiceKey};
+use seesaw_ncc::model::{ForwardMode, KernelOpts, Protocol, Scheduler, Service, ServiceKey};
 
 const NAT_VIP: &str = "198.51.100.1";
 const DSR_VIP: &str = "198.51.100.2";
@@ -97,22 +100,14 @@ fn block(text: &str, vip: &str) -> String {
 
 fn service(vip: &str, port: u16, sched: Scheduler, mode: ForwardMode, w: &[u32]) -> Service {
     let v6 = vip.contains(':');
-    let mut dests: Vec<Dest> = BACKENDS
-        .iter()
-        .zip(w)
-        .filter(|(_, w)| **w > 0)
-        .map(|((_, ip4, ip6), w)| {
-            let addr = if v6 {
-                format!("[{ip6}]:{port}")
-            } else {
-                format!("{ip4}:{port}")
-            };
-            Dest::new(addr.parse().expect("literal"), *w)
-        })
-        .collect();
-    dests.sort();
-    let key = ServiceKey::new(vip.parse().expect("literal"), Protocol::Tcp, port);
-    Service::new(key, sched, mode, dests)
+    let addrs = BACKENDS.iter().map(|(_, ip4, ip6)| {
+        if v6 {
+            format!("[{ip6}]:{port}")
+        } else {
+            format!("{ip4}:{port}")
+        }
+    });
+    plane::tcp_service(vip, port, sched, mode, addrs.zip(w.iter().copied()))
 }
 
 /// Applies `desired` with a fresh plane inside lb1 (each call proves adopt-at-start too).
@@ -127,15 +122,7 @@ fn apply_in_lb(lab: &Lab, desired: &[Service]) -> Vec<Change> {
 
 /// `n` HTTP requests from the client to `vip`; the backends' names in order.
 fn names(lab: &Lab, vip: SocketAddr, n: usize) -> Vec<String> {
-    lab.run_in("client", move || {
-        (0..n)
-            .map(|i| match http::get(vip, "/", Duration::from_secs(5)) {
-                Ok(r) if r.status == 200 => r.text().trim().to_owned(),
-                other => panic!("request {i} to {vip} failed: {other:?}"),
-            })
-            .collect::<Vec<_>>()
-    })
-    .expect("entering client")
+    plane::names(lab, vip, n, Duration::from_secs(5))
 }
 
 fn counts(seq: &[String]) -> BTreeMap<String, usize> {
@@ -196,23 +183,9 @@ fn scene() -> Lab {
             ),
         );
     }
-    let seesaw = bins::binary("seesaw").expect("built");
     for (name, ..) in BACKENDS {
-        lab.spawn(
-            name,
-            &seesaw,
-            &["demo-backend", "--listen", "[::]:80", "--name", name],
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-    }
-    for (name, ip, _) in BACKENDS {
-        lab.wait_tcp(
-            name,
-            format!("{ip}:80").parse().expect("literal"),
-            Duration::from_secs(30),
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        lab.start_demo_backend(name, "[::]:80".parse().expect("literal"), name)
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
     }
     lab
 }
@@ -426,13 +399,8 @@ fn guest_ha_pair_fails_over_on_ipvs() {
             0 => signal_all(&ha_pid, Signal::SIGKILL),
             1 => signal_all(&ha_pid, Signal::SIGSTOP),
             _ => {
-                lab.seesaw(
-                    lb,
-                    &run_dirs[master],
-                    &["-c", "failover"],
-                    Duration::from_secs(20),
-                )
-                .unwrap_or_else(|e| panic!("failover: {e}"));
+                lab.seesaw(lb, &run_dirs[master], &["-c", "failover"])
+                    .unwrap_or_else(|e| panic!("failover: {e}"));
             }
         }
         std::thread::sleep(Duration::from_secs(5));

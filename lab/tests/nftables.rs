@@ -22,9 +22,11 @@ use std::time::Duration;
 use seesaw_lab::{Lab, ProcId, bins, http};
 use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
 use seesaw_ncc::dataplane::{Change, Dataplane, apply};
-use seesaw_ncc::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey};
+use seesaw_ncc::model::{ForwardMode, Scheduler, Service};
 use seesaw_ncc::sched::{Algo, Member, Picker, hash_addr};
 
+#[path = "support/plane.rs"]
+mod plane;
 #[path = "nftables/wlc.rs"]
 mod wlc;
 
@@ -39,15 +41,8 @@ const BACKENDS: [(&str, &str); 3] = [
 const CLIENTS: u8 = 48;
 
 fn service(vip: &str, port: u16, sched: Scheduler, mode: ForwardMode, w: &[u32]) -> Service {
-    let mut dests: Vec<Dest> = BACKENDS
-        .iter()
-        .zip(w)
-        .filter(|(_, w)| **w > 0)
-        .map(|((_, ip), w)| Dest::new(format!("{ip}:{port}").parse().expect("literal"), *w))
-        .collect();
-    dests.sort();
-    let key = ServiceKey::new(vip.parse().expect("literal"), Protocol::Tcp, port);
-    Service::new(key, sched, mode, dests)
+    let addrs = BACKENDS.iter().map(|(_, ip)| format!("{ip}:{port}"));
+    plane::tcp_service(vip, port, sched, mode, addrs.zip(w.iter().copied()))
 }
 
 /// Applies `desired` with a fresh plane inside lb1 and returns the change list.
@@ -102,34 +97,13 @@ fn marked_get_from(src: Ipv4Addr, vip: SocketAddr, mark: u32) -> Result<String, 
 }
 
 fn names(lab: &Lab, vip: SocketAddr, n: usize) -> Vec<String> {
-    lab.run_in("client", move || {
-        (0..n)
-            .map(|i| match http::get(vip, "/", Duration::from_secs(3)) {
-                Ok(r) if r.status == 200 => r.text().trim().to_owned(),
-                other => panic!("request {i} to {vip} failed: {other:?}"),
-            })
-            .collect::<Vec<_>>()
-    })
-    .expect("entering client")
+    plane::names(lab, vip, n, Duration::from_secs(3))
 }
 
 /// Starts a demo backend named `name` in node `name` on `listen` and waits until it accepts.
-fn start_backend(lab: &mut Lab, seesaw: &std::path::Path, name: &str, listen: &str) -> ProcId {
-    let id = lab
-        .spawn(
-            name,
-            seesaw,
-            &["demo-backend", "--listen", listen, "--name", name],
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("starting {name} on {listen}: {e}"));
-    lab.wait_tcp(
-        name,
-        listen.parse().expect("an address"),
-        Duration::from_secs(10),
-    )
-    .unwrap_or_else(|e| panic!("{name}: {e}"));
-    id
+fn start_backend(lab: &mut Lab, name: &str, listen: &str) -> ProcId {
+    lab.start_demo_backend(name, listen.parse().expect("an address"), name)
+        .unwrap_or_else(|e| panic!("starting {name} on {listen}: {e}"))
 }
 
 /// Whether this lab can run here: root and `nft` (each missing one prints why the test skips);
@@ -182,23 +156,9 @@ fn scheduler_lab() -> Lab {
     })
     .expect("entering lb1");
 
-    let seesaw = bins::binary("seesaw").expect("checked above");
     for (name, _) in BACKENDS {
-        lab.spawn(
-            name,
-            &seesaw,
-            &["demo-backend", "--listen", "0.0.0.0:80", "--name", name],
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-    }
-    for (name, ip) in BACKENDS {
-        lab.wait_tcp(
-            name,
-            format!("{ip}:80").parse().expect("literal"),
-            Duration::from_secs(10),
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        lab.start_demo_backend(name, "0.0.0.0:80".parse().expect("literal"), name)
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
     }
 
     lab
@@ -552,7 +512,6 @@ fn fwmark_vserver_and_dsr_checks_through_the_vip() {
 
     // Per backend: HTTP on its own address, ports 80 and 8080 (the NAT vserver), and on the DSR
     // VIP only, port 81 (the DSR vserver and its checks).
-    let seesaw = bins::binary("seesaw").expect("checked above");
     let mut dsr_servers = BTreeMap::new();
     for (name, ip) in BACKENDS {
         for listen in [
@@ -560,7 +519,7 @@ fn fwmark_vserver_and_dsr_checks_through_the_vip() {
             format!("{ip}:8080"),
             format!("{DSR_VIP}:{DSR_PORT}"),
         ] {
-            let id = start_backend(&mut lab, &seesaw, name, &listen);
+            let id = start_backend(&mut lab, name, &listen);
             if listen.starts_with(DSR_VIP) {
                 dsr_servers.insert(name, id);
             }
@@ -692,7 +651,7 @@ fn fwmark_vserver_and_dsr_checks_through_the_vip() {
     );
 
     // be2's server returns: so does its destination.
-    let id = start_backend(&mut lab, &seesaw, "be2", &format!("{DSR_VIP}:{DSR_PORT}"));
+    let id = start_backend(&mut lab, "be2", &format!("{DSR_VIP}:{DSR_PORT}"));
     dsr_servers.insert("be2", id);
     wait_for(
         "be2 returns to the DSR service",

@@ -88,12 +88,7 @@ fn client_reaches_both_backends_through_the_vip() {
     assert_eq!(answered.len(), 2, "unexpected answers: {answered:?}");
 
     let out = lab
-        .seesaw(
-            "lb1",
-            &run,
-            &["-c", "show vservers web@lab"],
-            Duration::from_secs(15),
-        )
+        .seesaw("lb1", &run, &["-c", "show vservers web@lab"])
         .unwrap_or_else(|e| panic!("show vservers failed: {e}"));
     for (name, ip) in BACKENDS {
         assert!(
