@@ -72,6 +72,11 @@ fn in_vm() -> bool {
     ok
 }
 
+/// Inside the kernel lab, the [`scene`]; elsewhere `None` (the test skips, saying why).
+fn guest_scene() -> Option<Lab> {
+    in_vm().then(scene)
+}
+
 /// Runs `sh -c script` in `node`; panics with its output unless it succeeds.
 fn sh(lab: &Lab, node: &str, script: &str) -> String {
     lab.stdout_of(node, "sh", &["-c", script], Duration::from_secs(30))
@@ -193,10 +198,7 @@ fn scene() -> Lab {
 #[test]
 #[ignore = "runs inside the kernel lab (ipvs_suite_in_the_kernel_lab boots it)"]
 fn guest_ipvs_plane_nat_schedulers_persistence_and_ipv6() {
-    if !in_vm() {
-        return;
-    }
-    let lab = scene();
+    let Some(lab) = guest_scene() else { return };
     let nat: SocketAddr = format!("{NAT_VIP}:80").parse().expect("literal");
 
     // NAT rr over three backends: a strict rotation, three Masq destinations in the kernel.
@@ -288,10 +290,7 @@ fn guest_ipvs_plane_nat_schedulers_persistence_and_ipv6() {
 #[test]
 #[ignore = "runs inside the kernel lab (ipvs_suite_in_the_kernel_lab boots it)"]
 fn guest_ipvs_plane_dsr_tun_one_packet_and_thresholds() {
-    if !in_vm() {
-        return;
-    }
-    let lab = scene();
+    let Some(lab) = guest_scene() else { return };
 
     // DSR (Seesaw's default mode) with WLC (its default scheduler): backends answer from the VIP.
     let dsr = service(DSR_VIP, 80, Scheduler::Wlc, ForwardMode::Dsr, &[1, 1, 1]);
@@ -474,10 +473,7 @@ fn connects(lab: &Lab, addr: &str) -> bool {
 #[test]
 #[ignore = "runs inside the kernel lab (ipvs_suite_in_the_kernel_lab boots it)"]
 fn guest_nftables_plane_tunnel_mode_through_ipip_devices() {
-    if !in_vm() {
-        return;
-    }
-    let lab = scene();
+    let Some(lab) = guest_scene() else { return };
     for (name, ..) in BACKENDS {
         sh(
             &lab,
