@@ -21,7 +21,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ecu_browser::{ADMIN, Browser, READER, curl, free_port, json_of, start_ecu_with};
+use ecu_browser::{ADMIN, Browser, READER, chromium, curl, free_port, json_of, start_ecu_with};
 use seesaw_lab::{LoopbackSuite, bins, wait_for};
 use serde_json::{Value, json};
 
@@ -140,13 +140,9 @@ fn error_at(browser: &mut Browser, session: &str, field: &str) -> String {
 
 #[test]
 fn dashboard_charts_and_pool_form_in_headless_chromium() {
-    let chromium = Path::new("/usr/bin/chromium");
-    if !chromium.exists() {
-        eprintln!(
-            "SKIP dashboard_charts_and_pool_form_in_headless_chromium: /usr/bin/chromium not installed (apt-get install chromium)"
-        );
+    let Some(chromium) = chromium("dashboard_charts_and_pool_form_in_headless_chromium") else {
         return;
-    }
+    };
     let suite =
         LoopbackSuite::start().unwrap_or_else(|e| panic!("the loopback suite did not start: {e}"));
     let ecu = start_ecu_with(&suite, &["--series-interval-ms", &INTERVAL_MS.to_string()]);

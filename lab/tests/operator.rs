@@ -13,7 +13,6 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,7 @@ use serde_json::{Value, json};
 mod ecu_browser;
 
 use ecu_browser::{
-    ADMIN, Browser, OPERATOR, READER, base64_decode, curl, free_port, json_of, start_ecu,
+    ADMIN, Browser, OPERATOR, READER, base64_decode, chromium, curl, free_port, json_of, start_ecu,
 };
 
 const WEB: &str = "web@demo";
@@ -297,31 +296,14 @@ fn promtool_accepts_the_metrics() {
 
 #[test]
 fn dashboard_in_headless_chromium() {
-    let chromium = Path::new("/usr/bin/chromium");
-    if !chromium.exists() {
-        eprintln!(
-            "SKIP dashboard_in_headless_chromium: /usr/bin/chromium not installed (apt-get install chromium)"
-        );
+    let Some(chromium) = chromium("dashboard_in_headless_chromium") else {
         return;
-    }
+    };
     let suite = start();
     let ecu = start_ecu(&suite);
     let profile = suite.dir().join("chromium-profile");
     let mut browser = Browser::launch(chromium, &profile);
-    let target = browser.call("Target.createTarget", json!({"url": "about:blank"}), None);
-    let target_id = target["targetId"].as_str().expect("target id").to_owned();
-    let attached = browser.call(
-        "Target.attachToTarget",
-        json!({"targetId": target_id, "flatten": true}),
-        None,
-    );
-    let session = attached["sessionId"].as_str().expect("session").to_owned();
-    browser.call("Page.enable", json!({}), Some(&session));
-    browser.call(
-        "Page.navigate",
-        json!({"url": format!("{}/#token={ADMIN}", ecu.base)}),
-        Some(&session),
-    );
+    let session = browser.open(&format!("{}/#token={ADMIN}", ecu.base));
     // The table fills from the API: the vserver row and both destinations.
     let started = Instant::now();
     loop {

@@ -279,6 +279,16 @@ pub(crate) fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// Chromium's path, or `None` (saying that `test` skips) where it is not installed.
+pub(crate) fn chromium(test: &str) -> Option<&'static Path> {
+    let chromium = Path::new("/usr/bin/chromium");
+    if !chromium.exists() {
+        eprintln!("SKIP {test}: /usr/bin/chromium not installed (apt-get install chromium)");
+        return None;
+    }
+    Some(chromium)
+}
+
 impl Browser {
     /// A new tab at `url`, with `Page` events on; its session id.
     pub(crate) fn open(&mut self, url: &str) -> String {
