@@ -121,12 +121,17 @@ pub fn start(plane: &str, advert: Duration) -> Result<(Lab, Vec<std::path::PathB
 
 /// The advert interval: `HA_LAB_INTERVAL_MS`, 30 ms by default (the acceptance setting).
 pub fn interval() -> Duration {
-    let ms = std::env::var("HA_LAB_INTERVAL_MS")
+    Duration::from_millis(setting("HA_LAB_INTERVAL_MS", 30, 10..=10_000))
+}
+
+/// The number in environment variable `name` (a lab setting), `default` when it is unset or
+/// not a number, kept within `range`.
+pub fn setting(name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(30u64)
-        .clamp(10, 10_000);
-    Duration::from_millis(ms)
+        .unwrap_or(default)
+        .clamp(*range.start(), *range.end())
 }
 
 pub fn cluster_pb() -> String {

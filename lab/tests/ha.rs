@@ -181,12 +181,7 @@ impl Fault {
 
 /// How long the stall faults stop their daemon: `HA_LAB_STALL_SECS`, 10 s by default.
 fn stall() -> Duration {
-    let secs = std::env::var("HA_LAB_STALL_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10u64)
-        .clamp(1, 60);
-    Duration::from_secs(secs)
+    Duration::from_secs(ha_pair::setting("HA_LAB_STALL_SECS", 10, 1..=60))
 }
 
 /// A stall seen from the clients, over the whole window (the stall, and 2 s after it ends):
@@ -337,11 +332,7 @@ fn failover_outages_and_partition() {
         return;
     }
     bins::require_all().unwrap_or_else(|e| panic!("{e}"));
-    let runs: usize = std::env::var("HA_LAB_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
-        .clamp(1, 100);
+    let runs = ha_pair::setting("HA_LAB_RUNS", 5, 1..=100);
     let (lab, run_dirs) =
         ha_pair::start("proxy", interval()).unwrap_or_else(|e| panic!("starting the HA pair: {e}"));
     let lab = Arc::new(lab);
