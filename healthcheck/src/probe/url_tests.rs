@@ -103,24 +103,20 @@ async fn answer<S: AsyncWrite + Unpin>(s: &mut S) {
 
 /// An HTTPS server: reports each request head.
 async fn https_server(acceptor: TlsAcceptor) -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = l.accept().await {
-            let Ok(mut tls) = acceptor.accept(tcp).await else {
-                continue;
-            };
-            let _ = tx.send(read_head(&mut tls).await);
-            answer(&mut tls).await;
-        }
-    });
-    (addr, rx)
+    https_endpoint(acceptor, false).await
 }
 
 /// An HTTPS proxy: TLS, then `CONNECT` (reported), 200, then TLS again inside the tunnel and one
 /// request (reported).
 async fn https_proxy(acceptor: TlsAcceptor) -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
+    https_endpoint(acceptor, true).await
+}
+
+/// An HTTPS server, or with `proxy` an HTTPS proxy, reporting each head it reads.
+async fn https_endpoint(
+    acceptor: TlsAcceptor,
+    proxy: bool,
+) -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -130,6 +126,10 @@ async fn https_proxy(acceptor: TlsAcceptor) -> (SocketAddr, mpsc::UnboundedRecei
                 continue;
             };
             let _ = tx.send(read_head(&mut outer).await);
+            if !proxy {
+                answer(&mut outer).await;
+                continue;
+            }
             let _ = outer
                 .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 .await;
