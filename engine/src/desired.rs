@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::model::{ForwardMode, Protocol, Scheduler};
+use crate::model::{ForwardMode, Scheduler};
 
 /// One destination of a service.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -20,57 +20,7 @@ pub struct DestSpec {
     pub backup: bool,
 }
 
-/// The identity of a service in the data plane: VIP, protocol and port, or a firewall mark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ServiceKey {
-    /// The VIP (for a firewall-mark service the family's unspecified address).
-    pub vip: IpAddr,
-    /// Protocol (`Tcp` for a firewall-mark service, which takes every protocol).
-    pub proto: Protocol,
-    /// VIP port (0 for a firewall-mark service).
-    pub port: u16,
-    /// Firewall mark; non-zero makes this a firewall-mark service.
-    pub fwmark: u32,
-}
-
-impl ServiceKey {
-    /// A VIP:port service.
-    pub fn new(vip: IpAddr, proto: Protocol, port: u16) -> Self {
-        Self {
-            vip,
-            proto,
-            port,
-            fwmark: 0,
-        }
-    }
-
-    /// A firewall-mark service of family `af`.
-    pub fn fwmark(af: crate::model::Af, mark: u32) -> Self {
-        let vip = match af {
-            crate::model::Af::V4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            crate::model::Af::V6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-        };
-        Self {
-            vip,
-            proto: Protocol::Tcp,
-            port: 0,
-            fwmark: mark,
-        }
-    }
-}
-
-impl std::fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.fwmark != 0 {
-            let af = if self.vip.is_ipv4() { "IPv4" } else { "IPv6" };
-            return write!(f, "fwmark {}/{af}", self.fwmark);
-        }
-        match self.vip {
-            IpAddr::V4(ip) => write!(f, "{ip}:{}/{}", self.port, self.proto),
-            IpAddr::V6(ip) => write!(f, "[{ip}]:{}/{}", self.port, self.proto),
-        }
-    }
-}
+pub use seesaw_proto::domain::ServiceKey;
 
 /// One service with the destinations that should receive traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -98,83 +98,7 @@ pub struct Node {
     pub vservers_enabled: bool,
 }
 
-/// Transport protocol of a vserver entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Protocol {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Tcp => "TCP",
-            Self::Udp => "UDP",
-        })
-    }
-}
-
-/// Backend selection algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheduler {
-    /// Round robin.
-    Rr,
-    /// Weighted round robin.
-    Wrr,
-    /// Least connections.
-    Lc,
-    /// Weighted least connections.
-    Wlc,
-    /// Source hashing.
-    Sh,
-    /// Maglev hashing.
-    Mh,
-    /// Destination hashing (userspace proxy).
-    Dh,
-    /// Weighted random (userspace proxy).
-    Random,
-    /// Power of two choices (userspace proxy).
-    P2c,
-}
-
-impl fmt::Display for Scheduler {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Rr => "rr",
-            Self::Wrr => "wrr",
-            Self::Lc => "lc",
-            Self::Wlc => "wlc",
-            Self::Sh => "sh",
-            Self::Mh => "mh",
-            Self::Dh => "dh",
-            Self::Random => "random",
-            Self::P2c => "p2c",
-        })
-    }
-}
-
-/// How packets reach a backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ForwardMode {
-    /// Direct server return (IPVS gatewaying).
-    Dsr,
-    /// NAT (IPVS masquerading; the userspace proxy behaves as NAT).
-    Nat,
-    /// IP-in-IP tunnel.
-    Tun,
-}
-
-impl fmt::Display for ForwardMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Dsr => "DSR",
-            Self::Nat => "NAT",
-            Self::Tun => "TUN",
-        })
-    }
-}
+pub use seesaw_proto::domain::{ForwardMode, PayloadOp, Protocol, Scheduler};
 
 /// Health check kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -342,29 +266,6 @@ pub enum PayloadKey {
     Bits,
     /// The TLS ClientHello server name.
     TlsSni,
-}
-
-/// A payload comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PayloadOp {
-    /// `==`
-    Eq,
-    /// `!=`
-    Ne,
-    /// `<`
-    Lt,
-    /// `<=`
-    Le,
-    /// `>`
-    Gt,
-    /// `>=`
-    Ge,
-    /// Starts with.
-    Prefix,
-    /// Ends with (server names).
-    Suffix,
-    /// One of.
-    In,
 }
 
 /// A validated payload condition; values are big-endian bytes of the field's width (shorter for

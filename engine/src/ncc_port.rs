@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use seesaw_proto::ncc as pb;
 
 use crate::desired::{DesiredState, DestSpec, DestStats, ServiceKey, ServiceSpec};
-use crate::model::{ForwardMode, PayloadKey, PayloadOp, Protocol, ProxyOpts, Scheduler};
+use crate::model::{ForwardMode, PayloadKey, PayloadOp, Protocol, ProxyOpts};
 use crate::state::DestSpecKey;
 
 /// Why a call to ncc failed.
@@ -300,10 +300,7 @@ impl Ncc for GrpcNcc {
         q: crate::trace::FlowQuery,
     ) -> Result<crate::trace::PlaneTrace, NccError> {
         let mut client = self.client.clone();
-        let protocol = match q.proto {
-            Protocol::Tcp => pb::Protocol::Tcp,
-            Protocol::Udp => pb::Protocol::Udp,
-        };
+        let protocol = pb::Protocol::from(q.proto);
         let r = client
             .trace(pb::TraceRequest {
                 protocol: protocol.into(),
@@ -359,26 +356,15 @@ impl Ncc for GrpcNcc {
                 && let Ok(vip) = s.address.parse::<IpAddr>()
             {
                 fwmarks.push(crate::state::HeldFwmark {
-                    key: ServiceKey::fwmark(
-                        if vip.is_ipv4() {
-                            crate::model::Af::V4
-                        } else {
-                            crate::model::Af::V6
-                        },
-                        s.fwmark,
-                    ),
-                    mode: match pb::ForwardMode::try_from(s.mode) {
-                        Ok(pb::ForwardMode::Tun) => ForwardMode::Tun,
-                        Ok(pb::ForwardMode::Dsr) => ForwardMode::Dsr,
-                        _ => ForwardMode::Nat,
-                    },
+                    key: ServiceKey::fwmark(vip.is_ipv6(), s.fwmark),
+                    mode: ForwardMode::from_pb(s.mode).unwrap_or(ForwardMode::Nat),
                     marks: s
                         .marked
                         .iter()
                         .filter_map(|m| {
                             Some(ServiceKey::new(
                                 m.address.parse().ok()?,
-                                proto_from_pb(m.protocol)?,
+                                Protocol::from_pb(m.protocol)?,
                                 u16::try_from(m.port).ok()?,
                             ))
                         })
@@ -392,7 +378,7 @@ impl Ncc for GrpcNcc {
             }
             let (Ok(vip), Some(proto), Ok(port)) = (
                 s.address.parse::<IpAddr>(),
-                proto_from_pb(s.protocol),
+                Protocol::from_pb(s.protocol),
                 u16::try_from(s.port),
             ) else {
                 continue;
@@ -484,27 +470,10 @@ fn lb_to_pb(lb: &crate::desired::LbDesired) -> pb::LbInterface {
 fn service_to_pb(s: &ServiceSpec) -> pb::Service {
     pb::Service {
         address: s.key.vip.to_string(),
-        protocol: match s.key.proto {
-            Protocol::Tcp => pb::Protocol::Tcp,
-            Protocol::Udp => pb::Protocol::Udp,
-        } as i32,
+        protocol: pb::Protocol::from(s.key.proto) as i32,
         port: u32::from(s.key.port),
-        scheduler: match s.scheduler {
-            Scheduler::Rr => pb::Scheduler::Rr,
-            Scheduler::Wrr => pb::Scheduler::Wrr,
-            Scheduler::Lc => pb::Scheduler::Lc,
-            Scheduler::Wlc => pb::Scheduler::Wlc,
-            Scheduler::Sh => pb::Scheduler::Sh,
-            Scheduler::Mh => pb::Scheduler::Mh,
-            Scheduler::Dh => pb::Scheduler::Dh,
-            Scheduler::Random => pb::Scheduler::Random,
-            Scheduler::P2c => pb::Scheduler::P2c,
-        } as i32,
-        mode: match s.mode {
-            ForwardMode::Dsr => pb::ForwardMode::Dsr,
-            ForwardMode::Nat => pb::ForwardMode::Nat,
-            ForwardMode::Tun => pb::ForwardMode::Tun,
-        } as i32,
+        scheduler: pb::Scheduler::from(s.scheduler) as i32,
+        mode: pb::ForwardMode::from(s.mode) as i32,
         persistence_s: s.persistence,
         destinations: s
             .dests
@@ -527,10 +496,7 @@ fn service_to_pb(s: &ServiceSpec) -> pb::Service {
             .iter()
             .map(|m| pb::MarkedPort {
                 address: m.vip.to_string(),
-                protocol: match m.proto {
-                    Protocol::Tcp => pb::Protocol::Tcp,
-                    Protocol::Udp => pb::Protocol::Udp,
-                } as i32,
+                protocol: pb::Protocol::from(m.proto) as i32,
                 port: u32::from(m.port),
             })
             .collect(),
@@ -602,14 +568,6 @@ fn proxy_to_pb(o: &ProxyOpts) -> Option<pb::ProxyOptions> {
         udp_idle_timeout_ms: o.udp_idle_timeout_s.saturating_mul(1000),
         udp_max_flows: o.udp_max_flows,
     })
-}
-
-fn proto_from_pb(p: i32) -> Option<Protocol> {
-    match pb::Protocol::try_from(p) {
-        Ok(pb::Protocol::Tcp) => Some(Protocol::Tcp),
-        Ok(pb::Protocol::Udp) => Some(Protocol::Udp),
-        _ => None,
-    }
 }
 
 // === impl FakeNcc ===

@@ -393,14 +393,8 @@ fn fwmark_vserver_is_one_service_with_a_stable_mark() {
         .current()
         .iter()
         .map(|s| seesaw_engine::state::HeldFwmark {
-            key: seesaw_engine::desired::ServiceKey::fwmark(
-                if s.key.vip.is_ipv4() {
-                    seesaw_engine::model::Af::V4
-                } else {
-                    seesaw_engine::model::Af::V6
-                },
-                s.key.fwmark,
-            ),
+            // The engine's key is ncc's (one type, `seesaw_proto::domain`).
+            key: s.key,
             mode: seesaw_engine::model::ForwardMode::Nat,
             marks: s
                 .marks

@@ -182,11 +182,10 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
             .ok()
             .filter(|p| (*p > 0) != fwmark)
             .ok_or_else(|| format!("{path}.port: {} is not a port", s.port));
-        let proto = match pb::Protocol::try_from(s.protocol) {
+        let proto = match Protocol::from_pb(s.protocol) {
             _ if fwmark => Ok(Protocol::Tcp),
-            Ok(pb::Protocol::Tcp) => Ok(Protocol::Tcp),
-            Ok(pb::Protocol::Udp) => Ok(Protocol::Udp),
-            _ => Err(format!("{path}.protocol: unspecified")),
+            Some(p) => Ok(p),
+            None => Err(format!("{path}.protocol: unspecified")),
         };
         let mut marks = Vec::new();
         for (j, m) in s.marked.iter().enumerate() {
@@ -201,13 +200,8 @@ pub fn services_from_pb(d: pb::DesiredState) -> Result<Vec<Service>, NccError> {
         marks.sort();
         marks.dedup();
         let scheduler =
-            sched_from_pb(s.scheduler).ok_or_else(|| format!("{path}.scheduler: unspecified"));
-        let mode = match pb::ForwardMode::try_from(s.mode) {
-            Ok(pb::ForwardMode::Dsr) => Ok(ForwardMode::Dsr),
-            Ok(pb::ForwardMode::Nat) => Ok(ForwardMode::Nat),
-            Ok(pb::ForwardMode::Tun) => Ok(ForwardMode::Tun),
-            _ => Err(format!("{path}.mode: unspecified")),
-        };
+            Scheduler::from_pb(s.scheduler).ok_or_else(|| format!("{path}.scheduler: unspecified"));
+        let mode = ForwardMode::from_pb(s.mode).ok_or_else(|| format!("{path}.mode: unspecified"));
         let opts = opts_from_pb(&path, s.proxy.as_ref(), &s.destinations).map(|mut o| {
             o.kernel = KernelOpts {
                 one_packet: s.one_packet,
@@ -363,41 +357,16 @@ fn service_ref_from_pb(r: &pb::ServiceRef) -> Option<ServiceKey> {
 pub(crate) fn marked_to_pb(k: &ServiceKey) -> pb::MarkedPort {
     pb::MarkedPort {
         address: k.vip.to_string(),
-        protocol: proto_to_pb(k.proto) as i32,
+        protocol: pb::Protocol::from(k.proto) as i32,
         port: u32::from(k.port),
     }
 }
 
 fn marked_from_pb(m: &pb::MarkedPort) -> Option<ServiceKey> {
     let vip = m.address.parse::<IpAddr>().ok()?;
-    let proto = match pb::Protocol::try_from(m.protocol) {
-        Ok(pb::Protocol::Tcp) => Protocol::Tcp,
-        Ok(pb::Protocol::Udp) => Protocol::Udp,
-        _ => return None,
-    };
+    let proto = Protocol::from_pb(m.protocol)?;
     let port = u16::try_from(m.port).ok().filter(|p| *p > 0)?;
     Some(ServiceKey::new(vip, proto, port))
-}
-
-pub(crate) fn proto_to_pb(p: Protocol) -> pb::Protocol {
-    match p {
-        Protocol::Tcp => pb::Protocol::Tcp,
-        Protocol::Udp => pb::Protocol::Udp,
-    }
-}
-
-pub(crate) fn sched_to_pb(s: Scheduler) -> pb::Scheduler {
-    match s {
-        Scheduler::Rr => pb::Scheduler::Rr,
-        Scheduler::Wrr => pb::Scheduler::Wrr,
-        Scheduler::Lc => pb::Scheduler::Lc,
-        Scheduler::Wlc => pb::Scheduler::Wlc,
-        Scheduler::Sh => pb::Scheduler::Sh,
-        Scheduler::Mh => pb::Scheduler::Mh,
-        Scheduler::Dh => pb::Scheduler::Dh,
-        Scheduler::Random => pb::Scheduler::Random,
-        Scheduler::P2c => pb::Scheduler::P2c,
-    }
 }
 
 /// Converts and checks a service's proxy options. Group names are collected from the
@@ -618,14 +587,6 @@ pub fn opts_to_pb(s: &Service) -> Option<pb::ProxyOptions> {
     })
 }
 
-pub(crate) fn mode_to_pb(m: ForwardMode) -> pb::ForwardMode {
-    match m {
-        ForwardMode::Dsr => pb::ForwardMode::Dsr,
-        ForwardMode::Nat => pb::ForwardMode::Nat,
-        ForwardMode::Tun => pb::ForwardMode::Tun,
-    }
-}
-
 pub(crate) fn bgp_status(e: BgpError) -> Status {
     match e {
         BgpError::Invalid(_) | BgpError::Address(_) => Status::invalid_argument(e.to_string()),
@@ -724,11 +685,11 @@ pub fn services_to_pb(services: &[Service]) -> pb::DesiredState {
                     protocol: if s.key.is_fwmark() {
                         pb::Protocol::Unspecified as i32
                     } else {
-                        proto_to_pb(s.key.proto) as i32
+                        pb::Protocol::from(s.key.proto) as i32
                     },
                     port: u32::from(s.key.port),
-                    scheduler: sched_to_pb(s.scheduler) as i32,
-                    mode: mode_to_pb(s.mode) as i32,
+                    scheduler: pb::Scheduler::from(s.scheduler) as i32,
+                    mode: pb::ForwardMode::from(s.mode) as i32,
                     persistence_s: s.persistence,
                     destinations: s
                         .dests
@@ -768,10 +729,7 @@ pub fn stats_from_pb(state: &pb::DataplaneState) -> Vec<crate::dataplane::Servic
         .filter_map(|s| {
             let vip = s.address.parse::<IpAddr>().ok()?;
             let port = u16::try_from(s.port).ok()?;
-            let proto = match pb::Protocol::try_from(s.protocol) {
-                Ok(pb::Protocol::Udp) => Protocol::Udp,
-                _ => Protocol::Tcp,
-            };
+            let proto = Protocol::from_pb(s.protocol).unwrap_or(Protocol::Tcp);
             let key = ServiceKey {
                 vip,
                 proto,
@@ -801,12 +759,8 @@ pub fn stats_from_pb(state: &pb::DataplaneState) -> Vec<crate::dataplane::Servic
             let service = Service {
                 anchor: None,
                 key,
-                scheduler: sched_from_pb(s.scheduler).unwrap_or(Scheduler::Rr),
-                mode: match pb::ForwardMode::try_from(s.mode) {
-                    Ok(pb::ForwardMode::Dsr) => ForwardMode::Dsr,
-                    Ok(pb::ForwardMode::Tun) => ForwardMode::Tun,
-                    _ => ForwardMode::Nat,
-                },
+                scheduler: Scheduler::from_pb(s.scheduler).unwrap_or(Scheduler::Rr),
+                mode: ForwardMode::from_pb(s.mode).unwrap_or(ForwardMode::Nat),
                 persistence: s.persistence_s,
                 dests: dests.iter().filter_map(|d| d.dest).collect(),
                 opts: ServiceOpts::default(),
@@ -819,19 +773,4 @@ pub fn stats_from_pb(state: &pb::DataplaneState) -> Vec<crate::dataplane::Servic
             })
         })
         .collect()
-}
-
-fn sched_from_pb(v: i32) -> Option<Scheduler> {
-    Some(match pb::Scheduler::try_from(v).ok()? {
-        pb::Scheduler::Rr => Scheduler::Rr,
-        pb::Scheduler::Wrr => Scheduler::Wrr,
-        pb::Scheduler::Lc => Scheduler::Lc,
-        pb::Scheduler::Wlc => Scheduler::Wlc,
-        pb::Scheduler::Sh => Scheduler::Sh,
-        pb::Scheduler::Mh => Scheduler::Mh,
-        pb::Scheduler::Dh => Scheduler::Dh,
-        pb::Scheduler::Random => Scheduler::Random,
-        pb::Scheduler::P2c => Scheduler::P2c,
-        pb::Scheduler::Unspecified => return None,
-    })
 }

@@ -1,119 +1,12 @@
 //! ncc's domain types: the services and destinations a data plane holds. Converted from the gRPC
 //! messages in `server`; data planes never see proto types.
 
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use seesaw_common::maglev::Anchor;
 
-/// Transport protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Protocol {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-}
-
-/// Scheduler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheduler {
-    /// Round robin (weight 0 excludes a destination).
-    Rr,
-    /// Smooth weighted round robin.
-    Wrr,
-    /// Least connections.
-    Lc,
-    /// Weighted least connections.
-    Wlc,
-    /// Source hashing.
-    Sh,
-    /// Maglev hashing.
-    Mh,
-    /// Destination hashing (of the VIP address and port).
-    Dh,
-    /// Weighted random.
-    Random,
-    /// Power of two choices: the less loaded (per weight) of two weighted random picks.
-    P2c,
-}
-
-/// Forwarding mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ForwardMode {
-    /// Direct server return.
-    Dsr,
-    /// NAT.
-    Nat,
-    /// Tunnel.
-    Tun,
-}
-
-/// A service's identity: a VIP, protocol and port, or a firewall mark (IPVS's two kinds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ServiceKey {
-    /// VIP; for a firewall-mark service the family's unspecified address (`0.0.0.0` or `::`).
-    pub vip: IpAddr,
-    /// Protocol (a firewall-mark service matches every protocol and says `Tcp` here).
-    pub proto: Protocol,
-    /// VIP port (0 for a firewall-mark service).
-    pub port: u16,
-    /// Firewall mark: non-zero makes this a firewall-mark service, which takes every packet of
-    /// its family carrying the mark (and the VIP:port tuples in [`Service::marks`]).
-    pub fwmark: u32,
-}
-
-impl ServiceKey {
-    /// A VIP:port service's key.
-    pub fn new(vip: IpAddr, proto: Protocol, port: u16) -> Self {
-        Self {
-            vip,
-            proto,
-            port,
-            fwmark: 0,
-        }
-    }
-
-    /// A firewall-mark service's key (`ipv6` picks the family).
-    pub fn fwmark(ipv6: bool, mark: u32) -> Self {
-        let vip = if ipv6 {
-            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-        };
-        Self {
-            vip,
-            proto: Protocol::Tcp,
-            port: 0,
-            fwmark: mark,
-        }
-    }
-
-    /// Whether this is a firewall-mark service.
-    pub fn is_fwmark(&self) -> bool {
-        self.fwmark != 0
-    }
-
-    /// The VIP socket address.
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::new(self.vip, self.port)
-    }
-}
-
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_fwmark() {
-            let af = if self.vip.is_ipv4() { "IPv4" } else { "IPv6" };
-            return write!(f, "fwmark {}/{af}", self.fwmark);
-        }
-        let p = match self.proto {
-            Protocol::Tcp => "TCP",
-            Protocol::Udp => "UDP",
-        };
-        write!(f, "{}/{p}", self.addr())
-    }
-}
+pub use seesaw_proto::domain::{ForwardMode, PayloadOp as Op, Protocol, Scheduler, ServiceKey};
 
 /// A destination (real server).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -170,29 +63,6 @@ pub enum Field {
     },
     /// The server name of a TLS ClientHello (TCP first bytes only), lower case.
     Sni,
-}
-
-/// A comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    /// `==`
-    Eq,
-    /// `!=`
-    Ne,
-    /// `<` (numbers only)
-    Lt,
-    /// `<=` (numbers only)
-    Le,
-    /// `>` (numbers only)
-    Gt,
-    /// `>=` (numbers only)
-    Ge,
-    /// The field starts with the value.
-    Prefix,
-    /// The field ends with the value (SNI only).
-    Suffix,
-    /// The field equals one of the values.
-    In,
 }
 
 /// One condition of a rule.

@@ -196,10 +196,7 @@ impl Dataplane for RelayPlane {
     ) -> crate::dataplane::trace::PlaneTrace {
         use crate::dataplane::trace;
         let mut client = self.client.clone();
-        let protocol = match flow.proto {
-            crate::model::Protocol::Tcp => pb::Protocol::Tcp,
-            crate::model::Protocol::Udp => pb::Protocol::Udp,
-        };
+        let protocol = pb::Protocol::from(flow.proto);
         let req = pb::TraceRequest {
             protocol: protocol.into(),
             client: flow.client.to_string(),

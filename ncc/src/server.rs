@@ -17,8 +17,8 @@ use crate::NccError;
 use crate::bgp::Bgp;
 use crate::bgp::gobgp::GobgpSpeaker;
 use crate::convert::{
-    bgp_request_from_pb, bgp_status, delta_from_pb, lb_from_pb, marked_to_pb, mode_to_pb,
-    proto_to_pb, sched_to_pb, services_from_pb, vips_from_pb,
+    bgp_request_from_pb, bgp_status, delta_from_pb, lb_from_pb, marked_to_pb, services_from_pb,
+    vips_from_pb,
 };
 use crate::dataplane::Dataplane;
 use crate::kernel::lb::LbWant;
@@ -459,10 +459,10 @@ impl pb::ncc_server::Ncc for NccService {
             .into_iter()
             .map(|s| pb::ServiceState {
                 address: s.service.key.vip.to_string(),
-                protocol: proto_to_pb(s.service.key.proto) as i32,
+                protocol: pb::Protocol::from(s.service.key.proto) as i32,
                 port: u32::from(s.service.key.port),
-                scheduler: sched_to_pb(s.service.scheduler) as i32,
-                mode: mode_to_pb(s.service.mode) as i32,
+                scheduler: pb::Scheduler::from(s.service.scheduler) as i32,
+                mode: pb::ForwardMode::from(s.service.mode) as i32,
                 persistence_s: s.service.persistence,
                 fwmark: s.service.key.fwmark,
                 marked: s.service.marks.iter().map(marked_to_pb).collect(),

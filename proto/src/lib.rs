@@ -1,14 +1,12 @@
 //! Generated protobuf code, one module per proto package: `config` (what operators write in
-//! cluster.pb) and the IPC packages `engine` and `ncc` (what processes say to each other).
-//! Nothing here is hand-written except these re-exports; edit the `.proto` files instead.
+//! cluster.pb) and the IPC packages `engine` and `ncc` (what processes say to each other); edit
+//! the `.proto` files, not the modules. One hand-written module, [`domain`]: the plain types
+//! both ends of the engine → ncc wire mean (service key, protocol, scheduler, forwarding mode),
+//! declared once for both.
 #![forbid(unsafe_code)]
-#![allow(
-    missing_docs,
-    unreachable_pub,
-    unused_qualifications,
-    clippy::all,
-    reason = "generated code"
-)]
+#![warn(missing_docs)]
+
+pub mod domain;
 
 use std::sync::LazyLock;
 
@@ -21,21 +19,49 @@ pub static DESCRIPTOR_POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
 });
 
 /// The cluster configuration schema (`cluster.pb`), a superset of Seesaw's.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    unused_qualifications,
+    clippy::all,
+    reason = "generated code"
+)]
 pub mod config {
     include!(concat!(env!("OUT_DIR"), "/seesaw.config.rs"));
 }
 
 /// The engine's local API.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    unused_qualifications,
+    clippy::all,
+    reason = "generated code"
+)]
 pub mod engine {
     include!(concat!(env!("OUT_DIR"), "/seesaw.engine.rs"));
 }
 
 /// The ncc's local API.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    unused_qualifications,
+    clippy::all,
+    reason = "generated code"
+)]
 pub mod ncc {
     include!(concat!(env!("OUT_DIR"), "/seesaw.ncc.rs"));
 }
 
 /// Engine-to-engine sync between the nodes of a pair.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    unused_qualifications,
+    clippy::all,
+    reason = "generated code"
+)]
 pub mod sync {
     include!(concat!(env!("OUT_DIR"), "/seesaw.sync.rs"));
 }
@@ -43,6 +69,13 @@ pub mod sync {
 /// The engine's local API as a server trait whose RPCs all default to `unimplemented`: for test
 /// fakes that serve only what their test uses. Production implements [`engine::engine_server`].
 #[cfg(feature = "test-stubs")]
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    unused_qualifications,
+    clippy::all,
+    reason = "generated code"
+)]
 pub mod engine_stubs {
     include!(concat!(env!("OUT_DIR"), "/stubs/seesaw.engine.rs"));
 }

@@ -119,7 +119,7 @@ impl EngineState {
             let mut marks: Vec<ServiceKey> = fam.iter().map(|s| s.key).collect();
             marks.sort();
             out.push(ServiceSpec {
-                key: ServiceKey::fwmark(af, mark),
+                key: ServiceKey::fwmark(af == Af::V6, mark),
                 scheduler: first.entry.scheduler,
                 mode: first.entry.mode,
                 persistence: first.entry.persistence,
@@ -141,7 +141,7 @@ impl EngineState {
             .held()
             .iter()
             .map(|((ip, mode), mark)| ServiceSpec {
-                key: ServiceKey::fwmark(if ip.is_ipv4() { Af::V4 } else { Af::V6 }, *mark),
+                key: ServiceKey::fwmark(ip.is_ipv6(), *mark),
                 scheduler: Scheduler::Sh,
                 mode: match mode {
                     CheckMode::Tun => ForwardMode::Tun,
