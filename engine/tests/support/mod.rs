@@ -1,6 +1,6 @@
 //! What the engine's binary tests share: the engine binary started on a config and run
-//! directory (killed on drop), a client on its socket, a free loopback port, and the stand-in
-//! ncc (`fake_ncc`).
+//! directory (killed on drop), a client on its socket, a free loopback port, a check of a
+//! refused config change, and the stand-in ncc (`fake_ncc`).
 
 #![allow(
     dead_code,
@@ -15,6 +15,16 @@ use std::time::{Duration, Instant};
 
 use seesaw_proto::engine::engine_client::EngineClient;
 use tonic::transport::Channel;
+
+/// Asserts that the config change `r` answers was refused, with an error containing `needle`.
+pub(crate) fn assert_refused(r: &seesaw_proto::engine::ConfigReloadReply, needle: &str) {
+    assert!(!r.applied, "{r:?}");
+    assert!(
+        r.errors.iter().any(|e| e.contains(needle)),
+        "no error containing {needle:?}: {:?}",
+        r.errors
+    );
+}
 
 /// The engine binary under test.
 pub(crate) fn engine_command() -> Command {
