@@ -10,53 +10,39 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+type Reply<T> = Result<Response<T>, Status>;
 
 struct FakeNcc;
 
 #[tonic::async_trait]
 impl pb::ncc_server::Ncc for FakeNcc {
-    async fn apply(
-        &self,
-        _: Request<pb::DesiredState>,
-    ) -> Result<Response<pb::ApplyReply>, Status> {
+    async fn apply(&self, _: Request<pb::DesiredState>) -> Reply<pb::ApplyReply> {
         Ok(Response::new(pb::ApplyReply::default()))
     }
 
     /// As an ncc that predates deltas: the engine then sends whole states.
-    async fn apply_delta(
-        &self,
-        _: Request<pb::DesiredDelta>,
-    ) -> Result<Response<pb::ApplyReply>, Status> {
+    async fn apply_delta(&self, _: Request<pb::DesiredDelta>) -> Reply<pb::ApplyReply> {
         Err(Status::unimplemented("the test's ncc takes whole states"))
     }
 
-    async fn get_state(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::DataplaneState>, Status> {
+    async fn get_state(&self, _: Request<pb::Empty>) -> Reply<pb::DataplaneState> {
         Ok(Response::new(pb::DataplaneState {
             kind: "fake".to_owned(),
             ..pb::DataplaneState::default()
         }))
     }
 
-    async fn bgp_set(
-        &self,
-        _: Request<pb::BgpRequest>,
-    ) -> Result<Response<pb::ApplyReply>, Status> {
+    async fn bgp_set(&self, _: Request<pb::BgpRequest>) -> Reply<pb::ApplyReply> {
         Ok(Response::new(pb::ApplyReply::default()))
     }
 
-    async fn bgp_neighbors(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::BgpNeighborList>, Status> {
+    async fn bgp_neighbors(&self, _: Request<pb::Empty>) -> Reply<pb::BgpNeighborList> {
         Ok(Response::new(pb::BgpNeighborList::default()))
     }
 
     type WatchStream = Boxed<pb::NccBoot>;
 
-    async fn watch(&self, _: Request<pb::Empty>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(&self, _: Request<pb::Empty>) -> Reply<Self::WatchStream> {
         let first = tokio_stream::once(Ok(pb::NccBoot { boot_id: 1 }));
         let open = tokio_stream::pending();
         Ok(Response::new(Box::pin(tokio_stream::StreamExt::chain(
@@ -69,14 +55,11 @@ impl pb::ncc_server::Ncc for FakeNcc {
     async fn lease(
         &self,
         _: Request<tonic::Streaming<pb::LeaseRequest>>,
-    ) -> Result<Response<Self::LeaseStream>, Status> {
+    ) -> Reply<Self::LeaseStream> {
         Ok(Response::new(Box::pin(tokio_stream::empty())))
     }
 
-    async fn trace(
-        &self,
-        _: Request<pb::TraceRequest>,
-    ) -> Result<Response<pb::TraceReply>, Status> {
+    async fn trace(&self, _: Request<pb::TraceRequest>) -> Reply<pb::TraceReply> {
         Err(Status::unimplemented("the test's ncc does not trace"))
     }
 }
