@@ -8,6 +8,19 @@ use super::*;
 
 const TTL: Duration = Duration::from_millis(90);
 
+/// A lease renewed for [`TTL`] at `t`.
+fn renewed_at(t: Instant) -> Lease {
+    let mut l = Lease::default();
+    l.renew(TTL, t);
+    l
+}
+
+/// A lease renewed for [`TTL`] now, and now.
+fn renewed_now() -> (Lease, Instant) {
+    let t = Instant::now();
+    (renewed_at(t), t)
+}
+
 #[test]
 fn an_unarmed_lease_never_fences() {
     let mut l = Lease::default();
@@ -49,9 +62,7 @@ fn a_lease_that_is_not_renewed_fences_at_its_end_and_a_renewal_unfences() {
 
 #[test]
 fn a_zero_renewal_fences_at_once() {
-    let mut l = Lease::default();
-    let t = Instant::now();
-    l.renew(TTL, t);
+    let (mut l, t) = renewed_now();
     assert_eq!(l.renew(Duration::ZERO, t), Change::Fence);
     assert_eq!(l.renew(Duration::ZERO, t), Change::None, "already fenced");
     assert_eq!(l.renew(TTL, t), Change::Unfence);
@@ -61,9 +72,7 @@ fn a_zero_renewal_fences_at_once() {
 /// meantime waits in the socket. One more period for it, then the lease is judged again.
 #[test]
 fn a_late_wake_grants_one_more_period_for_the_queued_renewal() {
-    let mut l = Lease::default();
-    let t = Instant::now();
-    l.renew(TTL, t);
+    let (mut l, t) = renewed_now();
     let due = t + TTL;
     let woke = due + Duration::from_secs(10);
     assert_eq!(l.wake(woke, due), Change::None, "graced");
@@ -72,8 +81,7 @@ fn a_late_wake_grants_one_more_period_for_the_queued_renewal() {
     // The queued renewal arrives: all is well.
     assert_eq!(l.renew(TTL, woke + Duration::from_millis(1)), Change::None);
     // Without a renewal the grace is spent once: the next late wake fences.
-    let mut l = Lease::default();
-    l.renew(TTL, t);
+    let mut l = renewed_at(t);
     assert_eq!(l.wake(woke, due), Change::None);
     let due2 = woke + TTL;
     assert_eq!(l.wake(due2 + Duration::from_secs(5), due2), Change::Fence);
@@ -81,9 +89,7 @@ fn a_late_wake_grants_one_more_period_for_the_queued_renewal() {
 
 #[test]
 fn a_slightly_late_wake_is_not_a_stall() {
-    let mut l = Lease::default();
-    let t = Instant::now();
-    l.renew(TTL, t);
+    let (mut l, t) = renewed_now();
     let due = t + TTL;
     assert_eq!(l.wake(due + TTL / 3, due), Change::Fence);
 }
