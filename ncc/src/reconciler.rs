@@ -224,9 +224,11 @@ impl<P: Dataplane> Reconciler<P> {
         let last = self.last.as_ref().expect("patched");
         let epoch = last.epoch;
         self.in_sync = None;
-        let changes = self
-            .plane
-            .apply_changed(&last.services, &changed, &removed)?;
+        let changes = self.plane.apply_changed(&crate::dataplane::Scope {
+            whole: &last.services,
+            changed: &changed,
+            removed: &removed,
+        })?;
         self.in_sync = Some(epoch);
         Ok(changes)
     }
@@ -564,24 +566,18 @@ mod tests {
         }
         fn apply_desired(&mut self, desired: &[Service]) -> Result<Vec<String>, NccError> {
             self.seen.lock().expect("lock").0 += 1;
-            Ok(crate::dataplane::apply(self, desired)?
-                .iter()
-                .map(ToString::to_string)
-                .collect())
+            Ok(crate::dataplane::texts(&crate::dataplane::apply(
+                self, desired,
+            )?))
         }
         fn apply_changed(
             &mut self,
-            whole: &[Service],
-            changed: &[Service],
-            removed: &[ServiceKey],
+            scope: &crate::dataplane::Scope<'_>,
         ) -> Result<Vec<String>, NccError> {
             self.seen.lock().expect("lock").1 += 1;
-            Ok(
-                crate::dataplane::apply_scoped(self, whole, changed, removed)?
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-            )
+            Ok(crate::dataplane::texts(&crate::dataplane::apply_scoped(
+                self, scope,
+            )?))
         }
     }
 

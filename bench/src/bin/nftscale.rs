@@ -264,7 +264,13 @@ fn flips<R: NftRunner>(runner: R, k: u32, gap: Duration, whole: bool) -> ExitCod
             let r = if whole {
                 apply(&mut plane, want).map(|_| ())
             } else {
-                plane.apply_changed(want, changed, &[]).map(|_| ())
+                plane
+                    .apply_changed(&seesaw_ncc::dataplane::Scope {
+                        whole: want,
+                        changed,
+                        removed: &[],
+                    })
+                    .map(|_| ())
             };
             if let Err(e) = r {
                 return fail(&e.to_string());

@@ -101,25 +101,16 @@ pub trait Dataplane: Send + 'static {
     /// another process (ncc's `relay` module) checks the request, sends the whole state, and
     /// that process diffs it against what it holds.
     fn apply_desired(&mut self, desired: &[Service]) -> Result<Vec<String>, NccError> {
-        Ok(apply(self, desired)?
-            .iter()
-            .map(ToString::to_string)
-            .collect())
+        Ok(texts(&apply(self, desired)?))
     }
-    /// Makes the plane hold `whole`, given that it holds the request `whole` replaced except
-    /// for the services `changed` (their new form) and `removed`: the reconciler calls it for a
-    /// delta on the request it last applied without error. The default applies `whole`
+    /// Makes the plane hold `scope.whole`, given that it holds the request that one replaced
+    /// except for the services `scope` names: the reconciler calls it for a delta on the
+    /// request it last applied without error. The default applies the whole request
     /// ([`Dataplane::apply_desired`]); planes whose [`Dataplane::current_of`] is cheap use
     /// [`apply_scoped`], which touches only those services, so a health flip costs what it
     /// changes.
-    fn apply_changed(
-        &mut self,
-        whole: &[Service],
-        changed: &[Service],
-        removed: &[ServiceKey],
-    ) -> Result<Vec<String>, NccError> {
-        let _ = (changed, removed);
-        self.apply_desired(whole)
+    fn apply_changed(&mut self, scope: &Scope<'_>) -> Result<Vec<String>, NccError> {
+        self.apply_desired(scope.whole)
     }
     /// What the plane holds of the services `keys`. The default filters
     /// [`Dataplane::current`].
@@ -141,6 +132,22 @@ pub trait Dataplane: Send + 'static {
     fn epoch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+}
+
+/// A delta as the reconciler hands it to a plane ([`Dataplane::apply_changed`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The whole request.
+    pub whole: &'a [Service],
+    /// The services of it that changed since the request the plane holds (their new form).
+    pub changed: &'a [Service],
+    /// The services that request held and this one does not.
+    pub removed: &'a [ServiceKey],
+}
+
+/// Changes as the text ncc reports.
+pub fn texts(changes: &[Change]) -> Vec<String> {
+    changes.iter().map(ToString::to_string).collect()
 }
 
 /// See [`Dataplane::stats_reader`].
@@ -226,16 +233,19 @@ pub fn apply<P: Dataplane + ?Sized>(
     Ok(changes)
 }
 
-/// [`apply`] for a plane known to hold the request `whole` replaced except for the services
-/// `changed` and `removed` (see [`Dataplane::apply_changed`]): the same refusals, then the diff
+/// [`apply`] for a plane known to hold the request `scope.whole` replaced except for the
+/// services `scope` names (see [`Dataplane::apply_changed`]): the same refusals, then the diff
 /// of those services alone. The cross-service firewall-mark check reads the whole request only
 /// when it holds a firewall-mark service (no other service can conflict).
 pub fn apply_scoped<P: Dataplane + ?Sized>(
     plane: &mut P,
-    whole: &[Service],
-    changed: &[Service],
-    removed: &[ServiceKey],
+    scope: &Scope<'_>,
 ) -> Result<Vec<Change>, NccError> {
+    let Scope {
+        whole,
+        changed,
+        removed,
+    } = *scope;
     if whole.iter().any(|s| s.key.is_fwmark()) {
         check(&*plane, whole)?;
     } else {

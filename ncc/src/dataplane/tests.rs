@@ -150,8 +150,12 @@ fn a_scoped_apply_ends_where_the_whole_apply_does() {
             }
         }
         let changed: Vec<Service> = changed.iter().map(|&j| want[j].clone()).collect();
-        apply_scoped(&mut scoped, &want, &changed, &removed)
-            .unwrap_or_else(|e| panic!("step {step}: {e}"));
+        let scope = Scope {
+            whole: &want,
+            changed: &changed,
+            removed: &removed,
+        };
+        apply_scoped(&mut scoped, &scope).unwrap_or_else(|e| panic!("step {step}: {e}"));
         apply(&mut whole, &want).unwrap();
         assert_eq!(scoped.current(), whole.current(), "step {step}");
     }
@@ -159,6 +163,12 @@ fn a_scoped_apply_ends_where_the_whole_apply_does() {
     let mut proxy = proxy::ProxyPlane::new();
     let mut dsr = svc(90, &[(1, 1)]);
     dsr.mode = ForwardMode::Dsr;
-    let e = apply_scoped(&mut proxy, &[dsr.clone()], &[dsr], &[]).expect_err("refused");
+    let whole = [dsr];
+    let scope = Scope {
+        whole: &whole,
+        changed: &whole,
+        removed: &[],
+    };
+    let e = apply_scoped(&mut proxy, &scope).expect_err("refused");
     assert!(matches!(e, NccError::Unsupported(_)), "{e}");
 }

@@ -482,18 +482,8 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             .collect()
     }
 
-    fn apply_changed(
-        &mut self,
-        whole: &[Service],
-        changed: &[Service],
-        removed: &[ServiceKey],
-    ) -> Result<Vec<String>, NccError> {
-        Ok(
-            crate::dataplane::apply_scoped(self, whole, changed, removed)?
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        )
+    fn apply_changed(&mut self, scope: &super::Scope<'_>) -> Result<Vec<String>, NccError> {
+        Ok(super::texts(&super::apply_scoped(self, scope)?))
     }
 
     fn commit(&mut self, changes: &[Change]) -> Result<(), NccError> {

@@ -609,7 +609,12 @@ fn recorded_state_equals_the_kernel_listing_after_every_change() {
                     .cloned()
                     .collect();
                 let removed: Vec<ServiceKey> = gone.into_iter().collect();
-                p.apply_changed(&want, &changed, &removed)
+                let scope = crate::dataplane::Scope {
+                    whole: &want,
+                    changed: &changed,
+                    removed: &removed,
+                };
+                p.apply_changed(&scope)
                     .unwrap_or_else(|e| panic!("step {step}: {e}"));
                 assert_eq!(
                     apply(&mut p, &want).expect("whole"),
