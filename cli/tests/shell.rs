@@ -140,6 +140,13 @@ fn serve(run_dir: &Path, engine: ScriptedEngine) -> CancellationToken {
     serve_at(&seesaw_common::paths::engine_socket(run_dir), engine)
 }
 
+/// Serves `engine` in a new temp run dir until the token is cancelled: the dir and the token.
+fn served(engine: ScriptedEngine) -> (tempfile::TempDir, CancellationToken) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token = serve(dir.path(), engine);
+    (dir, token)
+}
+
 /// Serves `engine` on the socket `path` until the token is cancelled.
 fn serve_at(path: &Path, engine: ScriptedEngine) -> CancellationToken {
     let listener = seesaw_common::uds::bind_exclusive(path).expect("bind the engine socket");
@@ -189,9 +196,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn one_shot_commands_over_the_socket() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = ScriptedEngine::default();
-    let _server = serve(dir.path(), engine);
+    let (dir, _server) = served(ScriptedEngine::default());
 
     let out = seesaw(dir.path(), &["-c", "sh vs"], "").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -222,11 +227,9 @@ async fn one_shot_commands_over_the_socket() {
 
 #[tokio::test]
 async fn refused_reload_exits_1_with_every_error() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = ScriptedEngine {
+    let (dir, _server) = served(ScriptedEngine {
         refuse: Mutex::new(vec!["first problem".into(), "second problem".into()]),
-    };
-    let _server = serve(dir.path(), engine);
+    });
     let out = seesaw(dir.path(), &["-c", "config reload"], "").await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -237,8 +240,7 @@ async fn refused_reload_exits_1_with_every_error() {
 
 #[tokio::test]
 async fn interactive_shell_from_a_pipe() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let _server = serve(dir.path(), ScriptedEngine::default());
+    let (dir, _server) = served(ScriptedEngine::default());
     let out = seesaw(
         dir.path(),
         &[],
@@ -269,8 +271,7 @@ async fn interactive_shell_from_a_pipe() {
 
 #[tokio::test]
 async fn override_of_an_unknown_name_says_no_such_and_exits_1() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let _server = serve(dir.path(), ScriptedEngine::default());
+    let (dir, _server) = served(ScriptedEngine::default());
     let out = seesaw(
         dir.path(),
         &["-c", "override vserver state disabled nosuch@demo"],
@@ -291,8 +292,7 @@ async fn override_of_an_unknown_name_says_no_such_and_exits_1() {
 
 #[tokio::test]
 async fn seesaw_blocks_over_the_socket() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let _server = serve(dir.path(), ScriptedEngine::default());
+    let (dir, _server) = served(ScriptedEngine::default());
 
     let out = seesaw(dir.path(), &["-c", "show vlans 10.0.10.77"], "").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -449,8 +449,7 @@ async fn interactive_shell_in_a_terminal() {
         );
         return;
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let _server = serve(dir.path(), ScriptedEngine::default());
+    let (dir, _server) = served(ScriptedEngine::default());
     let tmux = Tmux {
         socket: dir.path().join("tmux.sock"),
     };

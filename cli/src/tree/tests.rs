@@ -128,25 +128,18 @@ fn full_words_and_unique_prefixes_dispatch() {
 
 #[test]
 fn unknown_incomplete_and_extra_words_are_errors() {
-    assert_eq!(
-        parse(COMMANDS, "shw ha"),
-        Err(ParseError::Unknown("shw".into()))
-    );
-    assert_eq!(
-        parse(COMMANDS, "show bogus"),
-        Err(ParseError::Unknown("bogus".into()))
-    );
-    assert_eq!(parse(COMMANDS, "show"), Err(ParseError::Incomplete));
-    assert_eq!(parse(COMMANDS, "config"), Err(ParseError::Incomplete));
-    assert_eq!(
-        parse(COMMANDS, "show ha now"),
-        Err(ParseError::Unknown("now".into()))
-    );
-    assert_eq!(
-        parse(COMMANDS, "show vservers a b"),
-        Err(ParseError::Unknown("b".into()))
-    );
-    assert_eq!(parse(COMMANDS, "show 'ha"), Err(ParseError::Quotes));
+    let unknown = |w: &str| Err(ParseError::Unknown(w.into()));
+    for (line, want) in [
+        ("shw ha", unknown("shw")),
+        ("show bogus", unknown("bogus")),
+        ("show", Err(ParseError::Incomplete)),
+        ("config", Err(ParseError::Incomplete)),
+        ("show ha now", unknown("now")),
+        ("show vservers a b", unknown("b")),
+        ("show 'ha", Err(ParseError::Quotes)),
+    ] {
+        assert_eq!(parse(COMMANDS, line), want, "{line}");
+    }
     assert_eq!(
         ParseError::Unknown("x".into()).to_string(),
         "Unknown command \"x\"."
