@@ -159,7 +159,49 @@ impl Dataplane for RelayPlane {
         self.held.clone()
     }
 
+    /// Adopts what the relay holds (`GetState`): a new ncc over a running relay starts from
+    /// the relay's services, not from nothing. `GetState` reports keys, schedulers, modes,
+    /// persistence, destinations and marks; proxy options, backend groups and Maglev anchors
+    /// stay the relay's own (ncc sends it whole states, which it diffs against its own truth).
+    fn refresh(&mut self) -> Result<(), NccError> {
+        let mut client = self.client.clone();
+        match self.handle.block_on(client.get_state(pb::Empty {})) {
+            Ok(r) => {
+                let mut held: Vec<Service> = crate::convert::stats_from_pb(&r.into_inner())
+                    .into_iter()
+                    .map(|s| s.service)
+                    .collect();
+                held.sort_by_key(|s| s.key);
+                self.held = held;
+                Ok(())
+            }
+            Err(s) => Err(self.unreachable(&s)),
+        }
+    }
+
+    /// Sends what `changes` make of the held services; refuses, sending nothing, changes that
+    /// name a service the relay does not hold (as a kernel transaction would).
     fn commit(&mut self, changes: &[Change]) -> Result<(), NccError> {
+        let mut keys: std::collections::BTreeSet<_> = self.held.iter().map(|s| s.key).collect();
+        for c in changes {
+            let key = match c {
+                Change::AddService(s) => {
+                    keys.insert(s.key);
+                    continue;
+                }
+                Change::DeleteService(k) => {
+                    if !keys.remove(k) {
+                        return Err(NccError::Inconsistent(format!("no service {k}")));
+                    }
+                    continue;
+                }
+                Change::UpdateService(s) => s.key,
+                Change::AddDest(k, _) | Change::UpdateDest(k, _) | Change::DeleteDest(k, _) => *k,
+            };
+            if !keys.contains(&key) {
+                return Err(NccError::Inconsistent(format!("no service {key}")));
+            }
+        }
         let desired = fold(&self.held, changes);
         self.send(&desired).map(|_| ())
     }

@@ -5,8 +5,11 @@
 //!
 //! Instantiated for the stateful fake kernel always, for the IPVS plane over its stateful fake
 //! kernel always, for nftables in a private network namespace when root with `nft` installed,
-//! and for the IPVS plane over the real kernel (netlink) in a private network namespace where
-//! `/proc/net/ip_vs` exists; elsewhere those instances print why they skip.
+//! for the proxy plane as ncc drives it (`RelayPlane` over a relay serving a `ProxyPlane`, the
+//! relay's process standing in for the kernel: a new `RelayPlane` is a restarted ncc) in a
+//! private network namespace when root, and for the IPVS plane over the real kernel (netlink) in
+//! a private network namespace where `/proc/net/ip_vs` exists; elsewhere those instances print
+//! why they skip.
 
 use std::sync::{Arc, Mutex};
 
@@ -159,6 +162,12 @@ pub(super) fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
     ];
     desired[1].scheduler = Scheduler::Sh;
     desired[1].persistence = 300;
+    if p.unsupported(&desired[1]).is_some() {
+        // Planes without persistence (the proxy: sh and mh are its affinity) change the
+        // scheduler only.
+        desired[1].persistence = 0;
+    }
+    let persistence = desired[1].persistence;
     let changes = apply(&mut *p, &desired).expect("update");
     let shown: Vec<String> = changes.iter().map(ToString::to_string).collect();
     assert_eq!(
@@ -167,7 +176,7 @@ pub(super) fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
             "delete destination 10.0.0.2:8080 from 198.51.100.1:80/TCP",
             "set weight of 10.0.0.1:8080 in 198.51.100.1:80/TCP to 2",
             "add destination 10.0.0.3:8080 to 198.51.100.1:80/TCP (weight 1)",
-            "update service [2001:db8::1]:443/TCP (Sh, Nat, persistence 300s)",
+            &format!("update service [2001:db8::1]:443/TCP (Sh, Nat, persistence {persistence}s)"),
         ],
         "{kind}"
     );
@@ -314,6 +323,18 @@ fn fwmark_battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
         &[("10.0.0.1:0", 1)],
         &[],
     );
+    if !marking && p.unsupported(&probe).is_some() {
+        // A plane without firewall marks (the proxy) refuses them all, changing nothing.
+        match apply(&mut *p, std::slice::from_ref(&probe)) {
+            Err(NccError::Unsupported(why)) => assert_eq!(why.len(), 1, "{kind}: {why:?}"),
+            other => panic!("{kind}: expected Unsupported, got {other:?}"),
+        }
+        assert!(
+            p.current().is_empty(),
+            "{kind}: unchanged after the refusal"
+        );
+        return;
+    }
     assert_eq!(p.unsupported(&probe), None, "{kind}: a probe service");
     desired.push(probe);
     let changes = apply(&mut *p, &desired).expect("add fwmark services");
@@ -494,5 +515,46 @@ fn contract_ipvs_in_a_private_netns() {
                 .expect("ipvs plane"),
             )
         });
+    });
+}
+
+/// The proxy plane: the relay (ncc's server over a `ProxyPlane`, which binds the VIPs' sockets,
+/// so in a namespace whose loopback holds the battery's VIPs) outlives each `RelayPlane`, as
+/// `seesaw_proxy` outlives a restarted ncc.
+#[test]
+fn contract_proxy_relay_in_a_private_netns() {
+    in_private_netns("the proxy plane's contract battery", || {
+        for args in [
+            &["link", "set", "lo", "up"][..],
+            &["addr", "add", "198.51.100.1/32", "dev", "lo"],
+            &["addr", "add", "198.51.100.3/32", "dev", "lo"],
+            &["addr", "add", "2001:db8::1/128", "dev", "lo"],
+        ] {
+            let ok = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip {args:?}");
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sock = dir.path().join("relay.sock");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let listener = {
+            let _in = rt.enter();
+            tokio::net::UnixListener::bind(&sock).expect("bind the relay socket")
+        };
+        rt.spawn(crate::server::run(
+            super::proxy::ProxyPlane::new(),
+            listener,
+            stop.clone(),
+        ));
+        let handle = rt.handle().clone();
+        battery(&mut || Box::new(crate::relay::RelayPlane::connect(&sock, handle.clone())));
+        stop.cancel();
     });
 }
