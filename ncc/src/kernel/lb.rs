@@ -33,6 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use super::garp::{Mac, Periodic};
+use super::lb_sync::sync;
 use super::rtnl::{
     self, FR_ACT_TO_TBL, HeldAddr, LinkInfo, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
     RTN_UNICAST, RouteInfo, Rtnl, RtnlError, RuleInfo, SEESAW_PROTO,
@@ -507,23 +508,10 @@ impl Lb {
                 wanted_rules.push(rule(Some(a), None));
             }
         }
-        let same_rule = |a: &RuleInfo, b: &RuleInfo| {
-            (a.family, a.src, a.dst, a.table, a.action)
-                == (b.family, b.src, b.dst, b.table, b.action)
-        };
         let held_rules = self.kernel.rules()?;
-        for h in held_rules.iter().filter(|r| r.protocol == SEESAW_PROTO) {
-            if !wanted_rules.iter().any(|w| same_rule(w, h)) {
-                self.kernel.rule(false, h)?;
-                plan.changes.push(format!("delete rule {}", rule_str(h)));
-            }
-        }
-        for w in &wanted_rules {
-            if !held_rules.iter().any(|h| same_rule(w, h)) {
-                self.kernel.rule(true, w)?;
-                plan.changes.push(format!("add rule {}", rule_str(w)));
-            }
-        }
+        sync(&held_rules, &wanted_rules, &mut plan.changes, |add, r| {
+            self.kernel.rule(add, r)
+        })?;
 
         // Routes in the table while master: the node network and the default gateway.
         let held_routes = self.kernel.routes()?;
@@ -561,21 +549,9 @@ impl Lb {
                 )),
             }
         }
-        let same_route = |a: &RouteInfo, b: &RouteInfo| {
-            (a.table, a.dst, a.gateway, a.oif) == (b.table, b.dst, b.gateway, b.oif)
-        };
-        for h in held_routes.iter().filter(|r| r.protocol == SEESAW_PROTO) {
-            if !wanted_routes.iter().any(|w| same_route(w, h)) {
-                self.kernel.route(false, h)?;
-                plan.changes.push(format!("delete route {}", route_str(h)));
-            }
-        }
-        for w in &wanted_routes {
-            if !held_routes.iter().any(|h| same_route(w, h)) {
-                self.kernel.route(true, w)?;
-                plan.changes.push(format!("add route {}", route_str(w)));
-            }
-        }
+        sync(&held_routes, &wanted_routes, &mut plan.changes, |add, r| {
+            self.kernel.route(add, r)
+        })?;
 
         // Announcements: a burst for the cluster VIP on becoming master, then the GARP loop.
         let cluster_on_lb: Vec<IpAddr> = wanted_addrs
@@ -621,26 +597,6 @@ impl Lb {
     }
 }
 
-fn rule_str(r: &RuleInfo) -> String {
-    let sel = match (r.src, r.dst) {
-        (Some((s, _)), None) => format!("from {s}"),
-        (None, Some((d, _))) => format!("to {d}"),
-        (Some((s, _)), Some((d, _))) => format!("from {s} to {d}"),
-        (None, None) => "from all".to_owned(),
-    };
-    format!("{sel} lookup {}", r.table)
-}
-
-fn route_str(r: &RouteInfo) -> String {
-    let dst = if r.dst.1 == 0 {
-        "default".to_owned()
-    } else {
-        format!("{}/{}", r.dst.0, r.dst.1)
-    };
-    let via = r.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
-    format!("{dst}{via} table {}", r.table)
-}
-
 /// The real kernel over rtnetlink.
 #[derive(Debug)]
 pub struct KernelLb(Rtnl);
@@ -673,6 +629,16 @@ impl KernelLb {
 
 fn plane(e: RtnlError) -> NccError {
     NccError::Plane(e.to_string())
+}
+
+/// An add or delete's answer, where adding what exists (`EEXIST`) or deleting what is already
+/// gone is done too.
+fn idempotent(add: bool, res: Result<(), RtnlError>) -> Result<(), NccError> {
+    match res {
+        Err(RtnlError::Kernel(17)) if add => Ok(()),
+        Err(e) if !add && gone(&e) => Ok(()),
+        res => res.map_err(plane),
+    }
 }
 
 /// `ENOENT`/`ESRCH`: what deleting something already gone answers.
@@ -750,20 +716,12 @@ impl LbKernel for KernelLb {
 
     fn route(&mut self, add: bool, r: &RouteInfo) -> Result<(), NccError> {
         let seq = self.0.seq();
-        match self.call(&rtnl::encode_route(add, seq, r)) {
-            Err(RtnlError::Kernel(17)) if add => Ok(()),
-            Err(e) if !add && gone(&e) => Ok(()),
-            res => res.map_err(plane),
-        }
+        idempotent(add, self.call(&rtnl::encode_route(add, seq, r)))
     }
 
     fn rule(&mut self, add: bool, r: &RuleInfo) -> Result<(), NccError> {
         let seq = self.0.seq();
-        match self.call(&rtnl::encode_rule(add, seq, r)) {
-            Err(RtnlError::Kernel(17)) if add => Ok(()),
-            Err(e) if !add && gone(&e) => Ok(()),
-            res => res.map_err(plane),
-        }
+        idempotent(add, self.call(&rtnl::encode_rule(add, seq, r)))
     }
 }
 

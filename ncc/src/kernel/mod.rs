@@ -6,6 +6,7 @@
 
 pub mod garp;
 pub mod lb;
+mod lb_sync;
 pub mod netlink;
 pub mod rtnl;
 pub mod sysctl;
