@@ -30,6 +30,32 @@ fn start(dir: &Path, name: &str, node: &str, peer: &str, sync_port: u16, cluster
     Engine::with_fake_ncc(&config, &dir.join(name).join("run"))
 }
 
+type Client = pb::engine_client::EngineClient<tonic::transport::Channel>;
+
+/// Sets vserver `web`'s override to `state`, as a trusted proxy (the ECU) for `on_behalf_of`.
+async fn override_web(
+    c: &mut Client,
+    state: pb::OverrideState,
+    on_behalf_of: &str,
+) -> Result<tonic::Response<pb::OverrideReply>, tonic::Status> {
+    c.override_vserver(pb::OverrideRequest {
+        target: "web".into(),
+        state: state as i32,
+        acting_user: String::new(),
+        on_behalf_of: on_behalf_of.into(),
+    })
+    .await
+}
+
+/// The engine's overrides.
+async fn overrides(mut c: Client) -> Vec<pb::Override> {
+    c.overrides(pb::Empty {})
+        .await
+        .unwrap()
+        .into_inner()
+        .overrides
+}
+
 async fn wait_for<F, Fut>(what: &str, within: Duration, mut f: F)
 where
     F: FnMut() -> Fut,
@@ -74,20 +100,11 @@ async fn backup_mirrors_overrides_and_relays_failover() {
 
     // An override on the master appears on the backup. Set as a trusted proxy (the ECU does this)
     // on behalf of an end user it authorised: recorded as that user's.
-    c1.override_vserver(pb::OverrideRequest {
-        target: "web".into(),
-        state: pb::OverrideState::OverrideDisabled as i32,
-        acting_user: String::new(),
-        on_behalf_of: "alice".into(),
-    })
-    .await
-    .unwrap();
-    let set_by = c1
-        .overrides(pb::Empty {})
+    override_web(&mut c1, pb::OverrideState::OverrideDisabled, "alice")
         .await
-        .unwrap()
-        .into_inner()
-        .overrides
+        .unwrap();
+    let set_by = overrides(c1.clone())
+        .await
         .into_iter()
         .map(|o| o.set_by)
         .collect::<Vec<_>>();
@@ -96,13 +113,7 @@ async fn backup_mirrors_overrides_and_relays_failover() {
         "{set_by:?}"
     );
     // A name that would forge log lines is refused, and nothing changes.
-    let bad = c1
-        .override_vserver(pb::OverrideRequest {
-            target: "web".into(),
-            state: pb::OverrideState::OverrideEnabled as i32,
-            acting_user: String::new(),
-            on_behalf_of: "alice\nroot".into(),
-        })
+    let bad = override_web(&mut c1, pb::OverrideState::OverrideEnabled, "alice\nroot")
         .await
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
@@ -111,14 +122,9 @@ async fn backup_mirrors_overrides_and_relays_failover() {
         "the backup to mirror the override",
         Duration::from_secs(6),
         || {
-            let mut c = c2b.clone();
+            let c = c2b.clone();
             async move {
-                let o = c
-                    .overrides(pb::Empty {})
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .overrides;
+                let o = overrides(c).await;
                 o.len() == 1
                     && o[0].target == "web"
                     && o[0].state == pb::OverrideState::OverrideDisabled as i32
@@ -133,27 +139,15 @@ async fn backup_mirrors_overrides_and_relays_failover() {
     );
 
     // Back to default on the master: the backup follows.
-    c1.override_vserver(pb::OverrideRequest {
-        target: "web".into(),
-        state: pb::OverrideState::OverrideDefault as i32,
-        acting_user: String::new(),
-        on_behalf_of: String::new(),
-    })
-    .await
-    .unwrap();
+    override_web(&mut c1, pb::OverrideState::OverrideDefault, "")
+        .await
+        .unwrap();
     wait_for(
         "the backup to drop the override",
         Duration::from_secs(6),
         || {
-            let mut c = c2b.clone();
-            async move {
-                c.overrides(pb::Empty {})
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .overrides
-                    .is_empty()
-            }
+            let c = c2b.clone();
+            async move { overrides(c).await.is_empty() }
         },
     )
     .await;
