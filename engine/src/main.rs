@@ -33,17 +33,17 @@ fn parse_plane(s: &str) -> Result<seesaw_engine::config::DataplaneKind, String> 
         .ok_or_else(|| format!("{s:?} is not one of auto, ipvs, nftables, proxy"))
 }
 
+fn main() -> ExitCode {
+    run().unwrap_or_else(|code| code)
+}
+
 #[allow(
     clippy::print_stdout,
     clippy::print_stderr,
     reason = "startup errors and --validate output go to the terminal"
 )]
-fn main() -> ExitCode {
-    let (args, _log) =
-        match seesaw_common::args::start_daemon::<Args>("seesaw_engine", |a| &a.common) {
-            Ok(started) => started,
-            Err(code) => return code,
-        };
+fn run() -> Result<ExitCode, ExitCode> {
+    let (args, _log) = seesaw_common::args::start_daemon::<Args>("seesaw_engine", |a| &a.common)?;
     tracing::info!("{}", seesaw_common::build_info());
     let loaded = match seesaw_engine::config::load_dir_for(&args.common.config_dir, args.plane) {
         Ok(l) => l,
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             for e in &shown {
                 eprintln!("  {e}");
             }
-            return ExitCode::from(exit::CONFIG);
+            return Err(ExitCode::from(exit::CONFIG));
         }
     };
     if args.validate {
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
             for w in &warnings {
                 eprintln!("  {w}");
             }
-            return ExitCode::from(exit::CONFIG);
+            return Err(ExitCode::from(exit::CONFIG));
         }
         let asked = args.plane.unwrap_or(loaded.settings.dataplane);
         let plane = match (asked, asked.effective()) {
@@ -97,39 +97,28 @@ fn main() -> ExitCode {
                 println!("  {w}");
             }
         }
-        return ExitCode::from(exit::OK);
+        return Ok(ExitCode::from(exit::OK));
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("seesaw_engine: cannot start runtime: {e}");
-            return ExitCode::from(exit::OSERR);
-        }
-    };
+    let rt = seesaw_common::runtime_or_exit(
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2),
+    )?;
     rt.block_on(async move {
         let socket = paths::engine_socket(&args.common.run_dir);
-        let listener = match uds::bind_or_exit(&socket, "engine socket") {
-            Ok(l) => l,
-            Err(code) => return code,
-        };
-        let shutdown = match seesaw_common::signal::shutdown_or_exit() {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
+        let listener = uds::bind_or_exit(&socket, "engine socket")?;
+        let shutdown = seesaw_common::signal::shutdown_or_exit()?;
         let ncc = GrpcNcc::new(uds::channel(
             &paths::ncc_socket(&args.common.run_dir),
             Duration::from_secs(20),
         ));
-        match seesaw_engine::run(loaded, listener, ncc, args.common.config_dir, shutdown).await {
-            Ok(()) => ExitCode::from(exit::OK),
-            Err(e) => {
-                tracing::error!(error = ?e, "engine failed");
-                ExitCode::from(exit::SOFTWARE)
-            }
-        }
+        Ok(
+            match seesaw_engine::run(loaded, listener, ncc, args.common.config_dir, shutdown).await
+            {
+                Ok(()) => ExitCode::from(exit::OK),
+                Err(e) => {
+                    tracing::error!(error = ?e, "engine failed");
+                    ExitCode::from(exit::SOFTWARE)
+                }
+            },
+        )
     })
 }

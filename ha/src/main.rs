@@ -24,24 +24,19 @@ struct Args {
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
-    let (args, _log) = match seesaw_common::args::start_daemon::<Args>("seesaw_ha", |a| &a.common) {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
+    run().unwrap_or_else(|code| code)
+}
+
+fn run() -> Result<ExitCode, ExitCode> {
+    let (args, _log) = seesaw_common::args::start_daemon::<Args>("seesaw_ha", |a| &a.common)?;
     if args.resign_sentinel {
         return sentinel();
     }
     tracing::info!(build = %seesaw_common::build_info(), "seesaw_ha starting");
     let runtime =
-        match seesaw_common::runtime_or_exit(&mut tokio::runtime::Builder::new_current_thread()) {
-            Ok(rt) => rt,
-            Err(code) => return code,
-        };
+        seesaw_common::runtime_or_exit(&mut tokio::runtime::Builder::new_current_thread())?;
     runtime.block_on(async {
-        let shutdown = match seesaw_common::signal::shutdown_or_exit() {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
+        let shutdown = seesaw_common::signal::shutdown_or_exit()?;
         let link = GrpcEngineLink::new(&args.common.run_dir, ENGINE_TIMEOUT);
         // The sentinel resigns for this master if this process dies (kill -9, a crash).
         let sentinel = match std::env::current_exe()
@@ -66,22 +61,13 @@ fn main() -> ExitCode {
         )
         .await;
         tracing::info!("seesaw_ha stopped");
-        ExitCode::from(exit::OK)
+        Ok(ExitCode::from(exit::OK))
     })
 }
 
 /// `seesaw_ha --resign-sentinel`: see `seesaw_ha::sentinel`.
-fn sentinel() -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "resign sentinel: cannot start a runtime");
-            return ExitCode::from(exit::OSERR);
-        }
-    };
+fn sentinel() -> Result<ExitCode, ExitCode> {
+    let rt = seesaw_common::runtime_or_exit(&mut tokio::runtime::Builder::new_current_thread())?;
     seesaw_ha::sentinel::serve(&rt);
-    ExitCode::from(exit::OK)
+    Ok(ExitCode::from(exit::OK))
 }

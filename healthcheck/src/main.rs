@@ -22,23 +22,17 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    run().unwrap_or_else(|code| code)
+}
+
+fn run() -> Result<ExitCode, ExitCode> {
     let (args, _log_guard) =
-        match seesaw_common::args::start_daemon::<Args>("seesaw_healthcheck", |a| &a.common) {
-            Ok(started) => started,
-            Err(code) => return code,
-        };
+        seesaw_common::args::start_daemon::<Args>("seesaw_healthcheck", |a| &a.common)?;
     tracing::info!("{}", seesaw_common::build_info());
 
-    let runtime =
-        match seesaw_common::runtime_or_exit(&mut tokio::runtime::Builder::new_multi_thread()) {
-            Ok(r) => r,
-            Err(code) => return code,
-        };
+    let runtime = seesaw_common::runtime_or_exit(&mut tokio::runtime::Builder::new_multi_thread())?;
     runtime.block_on(async {
-        let shutdown = match seesaw_common::signal::shutdown_or_exit() {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
+        let shutdown = seesaw_common::signal::shutdown_or_exit()?;
         let opts = Options {
             dry_run: args.dry_run,
             ..Options::default()
@@ -48,6 +42,6 @@ fn main() -> ExitCode {
         seesaw_common::ready::notify_ready();
         seesaw_healthcheck::run(opts, link, shutdown).await;
         seesaw_common::ready::notify_stopping();
-        ExitCode::from(exit::OK)
+        Ok(ExitCode::from(exit::OK))
     })
 }

@@ -18,48 +18,33 @@ struct Args {
     common: CommonArgs,
 }
 
-#[allow(clippy::print_stderr, reason = "startup errors go to the terminal")]
 fn main() -> ExitCode {
-    let (args, _log) =
-        match seesaw_common::args::start_daemon::<Args>("seesaw_proxy", |a| &a.common) {
-            Ok(started) => started,
-            Err(code) => return code,
-        };
+    run().unwrap_or_else(|code| code)
+}
+
+fn run() -> Result<ExitCode, ExitCode> {
+    let (args, _log) = seesaw_common::args::start_daemon::<Args>("seesaw_proxy", |a| &a.common)?;
     tracing::info!("{}", seesaw_common::build_info());
     // A socket per service and worker: take every descriptor allowed.
     match seesaw_common::files::raise_nofile_limit() {
         Ok(n) => tracing::info!(open_files = n, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("seesaw_proxy: cannot start runtime: {e}");
-            return ExitCode::from(exit::OSERR);
-        }
-    };
+    let rt = seesaw_common::runtime_or_exit(
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1),
+    )?;
     rt.block_on(async move {
         let socket = paths::proxy_socket(&args.common.run_dir);
-        let listener = match uds::bind_or_exit(&socket, "proxy relay socket") {
-            Ok(l) => l,
-            Err(code) => return code,
-        };
-        let shutdown = match seesaw_common::signal::shutdown_or_exit() {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
+        let listener = uds::bind_or_exit(&socket, "proxy relay socket")?;
+        let shutdown = seesaw_common::signal::shutdown_or_exit()?;
         let plane = ProxyPlane::new();
         tracing::info!(socket = %socket.display(), capacity = %plane.capacity(), "proxy relay serving");
-        match seesaw_ncc::server::run(plane, listener, shutdown).await {
+        Ok(match seesaw_ncc::server::run(plane, listener, shutdown).await {
             Ok(()) => ExitCode::from(exit::OK),
             Err(e) => {
                 tracing::error!(error = ?e, "proxy relay failed");
                 ExitCode::from(exit::SOFTWARE)
             }
-        }
+        })
     })
 }
