@@ -718,27 +718,17 @@ async fn members_register_renew_and_expire_on_every_node() {
     following(&mut clients).await;
     // Refusals: an unknown pool, a bad address, a TTL out of range.
     let mut c1 = clients[0].clone();
-    let mut bad = lease("b9.", "127.0.0.29", 2);
-    bad.pool = "nope".into();
-    assert_eq!(
-        c1.register_member(bad).await.unwrap_err().code(),
-        tonic::Code::NotFound
-    );
-    let e = c1
-        .register_member(lease("b9.", "not-an-ip", 2))
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    let e = c1
-        .register_member(lease("b9.", "127.0.0.29", 0))
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    let e = c1
-        .register_member(lease("b 9", "127.0.0.29", 2))
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    let mut bad_pool = lease("b9.", "127.0.0.29", 2);
+    bad_pool.pool = "nope".into();
+    for (bad, code) in [
+        (bad_pool, tonic::Code::NotFound),
+        (lease("b9.", "not-an-ip", 2), tonic::Code::InvalidArgument),
+        (lease("b9.", "127.0.0.29", 0), tonic::Code::InvalidArgument),
+        (lease("b 9", "127.0.0.29", 2), tonic::Code::InvalidArgument),
+    ] {
+        let e = c1.register_member(bad.clone()).await.unwrap_err();
+        assert_eq!(e.code(), code, "{bad:?}");
+    }
 
     // Registered through node 1: on both nodes.
     let r = c1
