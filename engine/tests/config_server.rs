@@ -3,71 +3,30 @@
 //! fetched configs with an archive; and converges a churn of 25 new vservers in 3 updates.
 
 mod support;
+#[path = "support/tls_server.rs"]
+mod tls_server;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use seesaw_proto::engine as pb;
 use support::{Engine, assert_refused, free_port, report_ha};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What the test server answers: (content type, body).
 type Reply = Arc<Mutex<(String, Vec<u8>)>>;
 
-/// An HTTPS server on 127.0.0.1 with a fresh CA; returns (port, CA PEM).
+/// An HTTPS server on 127.0.0.1 with a fresh CA, answering `GET /config/lab` with `reply`;
+/// returns (port, CA PEM).
 async fn config_server(reply: Reply) -> (u16, String) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let (acceptor, reply) = (acceptor.clone(), reply.clone());
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut buf = [0u8; 2048];
-                let n = tls.read(&mut buf).await.unwrap_or(0);
-                assert!(
-                    String::from_utf8_lossy(&buf[..n]).starts_with("GET /config/lab HTTP/1.1\r\n")
-                );
-                let (ct, body) = reply.lock().unwrap().clone();
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                );
-                let _ = tls.write_all(head.as_bytes()).await;
-                let _ = tls.write_all(&body).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    (port, ca.pem())
+    let pki = tls_server::pki();
+    let port = tls_server::serve(&pki, move |request| {
+        assert!(request.starts_with("GET /config/lab HTTP/1.1\r\n"));
+        let (ct, body) = reply.lock().unwrap().clone();
+        tls_server::http("200 OK", &ct, &body)
+    })
+    .await;
+    (port, pki.ca_pem)
 }
 
 fn cluster_text(last_updated: i64, vservers: usize) -> String {
