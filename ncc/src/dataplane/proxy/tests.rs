@@ -50,6 +50,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `plane` once it applied `services`.
+fn holding(mut plane: ProxyPlane, services: &[Service]) -> ProxyPlane {
+    apply(&mut plane, services).unwrap();
+    plane
+}
+
+/// A free TCP port and the VIP 127.0.0.1 on it.
+fn tcp_vip() -> (u16, SocketAddr) {
+    let port = free_port();
+    (port, format!("127.0.0.1:{port}").parse().unwrap())
+}
+
 fn service(port: u16, scheduler: Scheduler, dests: &[(SocketAddr, u32)]) -> Service {
     let mut dests: Vec<Dest> = dests.iter().map(|(a, w)| Dest::new(*a, *w)).collect();
     dests.sort();
@@ -82,14 +94,11 @@ async fn who(vip: SocketAddr, n: usize) -> HashMap<String, usize> {
 #[tokio::test]
 async fn wrr_follows_weights_and_hot_weight_change_keeps_connections() {
     let (a, b) = (backend("a").await, backend("b").await);
-    let port = free_port();
-    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut plane = ProxyPlane::new();
-    apply(
-        &mut plane,
+    let (port, vip) = tcp_vip();
+    let mut plane = holding(
+        ProxyPlane::new(),
         &[service(port, Scheduler::Wrr, &[(a, 1), (b, 1)])],
-    )
-    .unwrap();
+    );
     let seen = who(vip, 20).await;
     assert_eq!((seen["a"], seen["b"]), (10, 10));
 
@@ -130,14 +139,11 @@ async fn wrr_follows_weights_and_hot_weight_change_keeps_connections() {
 async fn dead_destination_is_skipped_and_removed_service_stops_listening() {
     let a = backend("a").await;
     let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let port = free_port();
-    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut plane = ProxyPlane::new();
-    apply(
-        &mut plane,
+    let (port, vip) = tcp_vip();
+    let mut plane = holding(
+        ProxyPlane::new(),
         &[service(port, Scheduler::Rr, &[(a, 1), (dead, 1)])],
-    )
-    .unwrap();
+    );
     let seen = who(vip, 10).await;
     assert_eq!(
         seen.get("a"),
@@ -153,14 +159,11 @@ async fn dead_destination_is_skipped_and_removed_service_stops_listening() {
 #[tokio::test]
 async fn lc_prefers_the_idle_backend() {
     let (a, b) = (backend("a").await, backend("b").await);
-    let port = free_port();
-    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut plane = ProxyPlane::new();
-    apply(
-        &mut plane,
+    let (port, vip) = tcp_vip();
+    let _plane = holding(
+        ProxyPlane::new(),
         &[service(port, Scheduler::Lc, &[(a, 1), (b, 1)])],
-    )
-    .unwrap();
+    );
     // Hold one connection open; every new one must go to the other backend.
     let mut held = TcpStream::connect(vip).await.unwrap();
     held.write_all(b"h").await.unwrap();
@@ -344,8 +347,7 @@ fn udp_kcp_conv_affinity_with_port_reuse() {
             ..Default::default()
         },
     );
-    let mut plane = ProxyPlane::with_threads(2);
-    apply(&mut plane, std::slice::from_ref(&svc)).unwrap();
+    let mut plane = holding(ProxyPlane::with_threads(2), std::slice::from_ref(&svc));
     // One client socket (one port) carries many KCP sessions: each conv sticks to one backend,
     // a second client with the same convs lands on the same backends, the backup gets none.
     let c1 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -418,8 +420,7 @@ fn udp_protocol_version_routing_with_default_deny() {
             ..Default::default()
         },
     );
-    let mut plane = ProxyPlane::with_threads(2);
-    apply(&mut plane, &[svc]).unwrap();
+    let plane = holding(ProxyPlane::with_threads(2), &[svc]);
     let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let pkt = |ver: u16| {
         let mut p = vec![0xca, 0xfe, 0, 1];
@@ -463,8 +464,7 @@ fn grouped(a: SocketAddr, group: u16) -> Dest {
 #[tokio::test]
 async fn tcp_first_bytes_routing() {
     let (web, other) = (backend("web").await, backend("other").await);
-    let port = free_port();
-    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (port, vip) = tcp_vip();
     let opts = ServiceOpts {
         groups: vec![String::new(), "web".into()],
         rules: vec![Rule {
@@ -480,16 +480,14 @@ async fn tcp_first_bytes_routing() {
         first_bytes_wait_ms: 200,
         ..ServiceOpts::default()
     };
-    let mut plane = ProxyPlane::with_threads(2);
-    apply(
-        &mut plane,
+    let _plane = holding(
+        ProxyPlane::with_threads(2),
         &[routed_service(
             port,
             vec![grouped(web, 1), grouped(other, 0)],
             opts,
         )],
-    )
-    .unwrap();
+    );
     for _ in 0..3 {
         assert!(ask(vip, "GET /index").await.starts_with("web:GET "));
         assert!(ask(vip, "POST /x").await.starts_with("other:POST"));
@@ -502,8 +500,7 @@ async fn tcp_first_bytes_routing() {
 #[tokio::test]
 async fn tcp_sni_routing() {
     let (a, b, d) = (backend("a").await, backend("b").await, backend("d").await);
-    let port = free_port();
-    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (port, vip) = tcp_vip();
     let sni = |op, v: &str| Cond {
         field: Field::Sni,
         op,
@@ -529,16 +526,14 @@ async fn tcp_sni_routing() {
         first_bytes_wait_ms: 500,
         ..ServiceOpts::default()
     };
-    let mut plane = ProxyPlane::with_threads(2);
-    apply(
-        &mut plane,
+    let plane = holding(
+        ProxyPlane::with_threads(2),
         &[routed_service(
             port,
             vec![grouped(a, 1), grouped(b, 2), grouped(d, 0)],
             opts,
         )],
-    )
-    .unwrap();
+    );
     let hello_to = |name: &'static str| async move {
         let hello = tls::client_hello(name);
         let mut s = TcpStream::connect(vip).await.unwrap();
@@ -574,8 +569,7 @@ async fn tcp_sni_routing() {
 async fn proxy_protocol_headers_reach_the_backend() {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let be = l.local_addr().unwrap();
-    let port = free_port();
-    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (port, vip) = tcp_vip();
     let mut plane = ProxyPlane::with_threads(1);
     for (pp, want_prefix) in [
         (
@@ -627,8 +621,7 @@ async fn proxy_protocol_headers_reach_the_backend() {
 #[tokio::test]
 async fn removed_destination_drains_until_its_timeout() {
     let (a, b) = (backend("a").await, backend("b").await);
-    let port = free_port();
-    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (port, vip) = tcp_vip();
     let opts = ServiceOpts {
         drain_timeout_ms: 300,
         ..ServiceOpts::default()
@@ -676,10 +669,11 @@ async fn bulk_relay_switches_to_splice_and_keeps_half_close() {
         let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         s.write_all(&body).await.unwrap();
     });
-    let port = free_port();
-    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut plane = ProxyPlane::with_threads(1);
-    apply(&mut plane, &[service(port, Scheduler::Rr, &[(be, 1)])]).unwrap();
+    let (port, vip) = tcp_vip();
+    let plane = holding(
+        ProxyPlane::with_threads(1),
+        &[service(port, Scheduler::Rr, &[(be, 1)])],
+    );
 
     let mut c = TcpStream::connect(vip).await.unwrap();
     let upload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
@@ -718,8 +712,7 @@ fn udp_bursts_of_equal_datagrams_arrive_complete_and_in_order() {
     let (port, vip) = udp_vip();
     let mut svc = service(port, Scheduler::Rr, &[(be, 1)]);
     svc.key.proto = Protocol::Udp;
-    let mut plane = ProxyPlane::with_threads(1);
-    apply(&mut plane, &[svc]).unwrap();
+    let _plane = holding(ProxyPlane::with_threads(1), &[svc]);
     let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 2048];
@@ -782,8 +775,7 @@ fn udp_gso_client_datagrams_coalesced_by_gro_are_routed_one_by_one() {
     );
     svc.key.proto = Protocol::Udp;
     svc.opts.udp_mode = crate::model::UdpMode::PerPacket;
-    let mut plane = ProxyPlane::with_threads(1);
-    apply(&mut plane, &[svc]).unwrap();
+    let plane = holding(ProxyPlane::with_threads(1), &[svc]);
 
     let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     client.connect(vip).unwrap();
