@@ -129,8 +129,8 @@ pub struct Snapshot {
     pub dataplane: String,
     /// Vservers.
     pub vservers: Vec<std::sync::Arc<VserverView>>,
-    /// Checks for the healthcheck process.
-    pub checks: Vec<CheckSpec>,
+    /// Checks for the healthcheck process (shared by every snapshot until the checks change).
+    pub checks: std::sync::Arc<Vec<CheckSpec>>,
     /// HA status.
     pub ha: HaView,
     /// The last HA report (state, transitions) the data plane reflects, answered to the ha

@@ -27,6 +27,9 @@ use crate::overrides::{Caller, OverrideKind, OverrideState, Overrides, may_overr
 pub struct EngineState {
     loaded: Arc<Loaded>,
     topology: Topology,
+    /// The topology's checks as one shared list, made at the first snapshot after the topology
+    /// changed: every snapshot shares it instead of copying every check.
+    check_list: std::sync::OnceLock<Arc<Vec<CheckSpec>>>,
     generation: u64,
     loaded_at: SystemTime,
     results: HashMap<u64, CheckResult>,
@@ -122,6 +125,7 @@ impl EngineState {
         Self {
             loaded: Arc::new(loaded),
             topology,
+            check_list: std::sync::OnceLock::new(),
             generation: 1,
             loaded_at: now,
             results: HashMap::new(),
@@ -186,7 +190,7 @@ impl EngineState {
             settings: loaded.settings,
             cluster: step,
         };
-        self.topology = expand_with(&loaded, &self.overrides);
+        self.set_topology(expand_with(&loaded, &self.overrides));
         let etcd = loaded.cluster.etcd.as_ref();
         self.anchors = anchors::anchors(&self.topology, etcd, &self.anchors);
         self.loaded = Arc::new(loaded);
@@ -260,7 +264,7 @@ impl EngineState {
             )));
         }
         let previous = self.overrides.set(kind, target, state, &caller.user, now);
-        self.topology = expand_with(&self.loaded, &self.overrides);
+        self.set_topology(expand_with(&self.loaded, &self.overrides));
         self.assign_marks();
         self.prune_results(now);
         let mut msg = format!(
@@ -303,7 +307,7 @@ impl EngineState {
             return false;
         }
         self.overrides = mirrored;
-        self.topology = expand_with(&self.loaded, &self.overrides);
+        self.set_topology(expand_with(&self.loaded, &self.overrides));
         self.assign_marks();
         self.prune_results(now);
         true
@@ -437,6 +441,19 @@ impl EngineState {
     /// Every check the healthcheck process should run.
     pub fn checks(&self) -> impl Iterator<Item = &CheckSpec> {
         self.topology.checks.values()
+    }
+
+    /// Every check, as one list shared until the topology changes.
+    pub fn check_list(&self) -> Arc<Vec<CheckSpec>> {
+        Arc::clone(
+            self.check_list
+                .get_or_init(|| Arc::new(self.topology.checks.values().cloned().collect())),
+        )
+    }
+
+    fn set_topology(&mut self, t: Topology) {
+        self.topology = t;
+        self.check_list = std::sync::OnceLock::new();
     }
 
     /// Evaluates health and returns the status views and the desired data-plane state.

@@ -53,7 +53,7 @@ pub fn snapshot(
             .map_or(s.dataplane.as_str(), PlaneKind::as_str)
             .to_owned(),
         vservers,
-        checks: state.checks().cloned().collect(),
+        checks: state.check_list(),
         ha: state.ha_view().clone(),
         ha_reflected,
         failover_pending: state.failover_pending(),

@@ -596,3 +596,25 @@ fn reused_evaluations_equal_fresh_ones() {
     }
     assert!(reused > 400, "the sequence reused evaluations ({reused})");
 }
+
+/// The snapshot's shared check list follows the topology: after a reload that changes the
+/// checks, it is the new checks, not the list made before.
+#[test]
+fn the_shared_check_list_follows_a_reload() {
+    let cfg = vserver("", HC, "10.1.0.1/32");
+    let mut e = EngineState::new(loaded(&cfg), t0());
+    let ids = |l: &[crate::checks::CheckSpec]| l.iter().map(|c| c.id).collect::<Vec<_>>();
+    let before = e.check_list();
+    assert_eq!(ids(&before), e.checks().map(|c| c.id).collect::<Vec<_>>());
+    assert!(
+        Arc::ptr_eq(&before, &e.check_list()),
+        "shared until it changes"
+    );
+    e.reload(
+        loaded(&cfg.replace("type: TCP >", "type: TCP port: 8081 >")),
+        t0(),
+    );
+    let after = e.check_list();
+    assert_ne!(ids(&after), ids(&before), "the reload changed the checks");
+    assert_eq!(ids(&after), e.checks().map(|c| c.id).collect::<Vec<_>>());
+}

@@ -32,6 +32,10 @@ pub struct VlanView {
 
 /// Every VLAN of `cluster`, by id, with its backend and VIP counts.
 pub fn vlan_views(cluster: &Cluster) -> Vec<VlanView> {
+    if cluster.vlans.is_empty() {
+        // Nothing to count into: skip the walk over every vserver and backend.
+        return Vec::new();
+    }
     let mut backends = BTreeSet::new();
     let mut vips = BTreeSet::new();
     for v in cluster.vservers.values() {
