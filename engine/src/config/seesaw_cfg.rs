@@ -288,15 +288,8 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
     let garp = r
         .parsed::<u32>("cluster", "garp_interval_sec", "a number of seconds")
         .unwrap_or(10);
-    let vrid = match r.parsed::<u32>("cluster", "vrid", "an integer 1..255") {
-        None => 60,
-        Some(v @ 1..=255) => u8::try_from(v).expect("range checked"),
-        Some(v) => {
-            r.errors
-                .push(format!("seesaw.cfg [cluster] vrid: {v} is outside 1..255"));
-            60
-        }
-    };
+    let vrid = u8::try_from(r.ranged("cluster", "vrid", "an integer 1..255", 1..=255, 60))
+        .expect("range checked");
     let config_server_port = r
         .parsed::<u16>("config_server", "port", "a port")
         .unwrap_or(10255);
@@ -304,16 +297,7 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
         .get_from(Some("config_server"), "ca_file")
         .filter(|s| !s.is_empty())
         .map(std::path::PathBuf::from);
-    let config_interval = match r.parsed::<u64>("engine", "config_interval_sec", "seconds") {
-        None => 60,
-        Some(v @ 1..=86_400) => v,
-        Some(v) => {
-            r.errors.push(format!(
-                "seesaw.cfg [engine] config_interval_sec: {v} is outside 1..86400"
-            ));
-            60
-        }
-    };
+    let config_interval = r.ranged("engine", "config_interval_sec", "seconds", 1..=86_400, 60);
     let sync_port = r
         .parsed::<u16>("engine", "sync_port", "a port")
         .unwrap_or(10258);
@@ -333,16 +317,9 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
     let etcd = super::etcd_cfg::parse(|k| ini.get_from(Some("etcd"), k), &cluster_name, r.errors);
     let node_interface = r.string("interface", "node", "eth0");
     let lb_interface = r.string("interface", "lb", "eth1");
-    let routing_table_id = match r.parsed::<u32>("interface", "routing_table_id", "a table id") {
-        None => 2,
-        Some(v @ 1..=250) => u8::try_from(v).expect("range checked"),
-        Some(v) => {
-            r.errors.push(format!(
-                "seesaw.cfg [interface] routing_table_id: {v} is outside 1..250"
-            ));
-            2
-        }
-    };
+    let routing_table_id =
+        u8::try_from(r.ranged("interface", "routing_table_id", "a table id", 1..=250, 2))
+            .expect("range checked");
     let mut extra_service_anycast = Vec::new();
     if let Some(props) = ini.section("extra_service_anycast") {
         for (k, v) in props {
@@ -366,16 +343,7 @@ pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
             DataplaneKind::Auto
         }),
     };
-    let advert_ms = match r.parsed::<u64>("ha", "advert_interval_ms", "milliseconds") {
-        None => 500,
-        Some(v @ 10..=10_000) => v,
-        Some(v) => {
-            r.errors.push(format!(
-                "seesaw.cfg [ha] advert_interval_ms: {v} is outside 10..10000"
-            ));
-            500
-        }
-    };
+    let advert_ms = r.ranged("ha", "advert_interval_ms", "milliseconds", 10..=10_000, 500);
     let ha_preempt = r.boolean("ha", "preempt", false);
     let key_file = |r: &mut Reader<'_>, key: &str| {
         let v = r.string("ha", key, "");
@@ -505,6 +473,30 @@ impl Reader<'_> {
                     default
                 }
             },
+        }
+    }
+
+    /// `[section] key` as a number in `range` (`what` says what it must be), `default` when unset,
+    /// not a number or outside the range (both errors).
+    fn ranged(
+        &mut self,
+        section: &str,
+        key: &str,
+        what: &str,
+        range: std::ops::RangeInclusive<u64>,
+        default: u64,
+    ) -> u64 {
+        match self.parsed::<u64>(section, key, what) {
+            None => default,
+            Some(v) if range.contains(&v) => v,
+            Some(v) => {
+                self.errors.push(format!(
+                    "seesaw.cfg [{section}] {key}: {v} is outside {}..{}",
+                    range.start(),
+                    range.end()
+                ));
+                default
+            }
         }
     }
 
