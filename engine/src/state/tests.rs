@@ -603,7 +603,7 @@ fn reused_evaluations_equal_fresh_ones() {
 fn the_shared_check_list_follows_a_reload() {
     let cfg = vserver("", HC, "10.1.0.1/32");
     let mut e = EngineState::new(loaded(&cfg), t0());
-    let ids = |l: &[crate::checks::CheckSpec]| l.iter().map(|c| c.id).collect::<Vec<_>>();
+    let ids = |l: &[CheckSpec]| l.iter().map(|c| c.id).collect::<Vec<_>>();
     let before = e.check_list();
     assert_eq!(ids(&before), e.checks().map(|c| c.id).collect::<Vec<_>>());
     assert!(
