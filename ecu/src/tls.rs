@@ -180,6 +180,18 @@ impl AsyncRead for Guarded {
     }
 }
 
+impl Guarded {
+    /// Notes an answer when `r` wrote something.
+    fn wrote(&mut self, r: &Poll<std::io::Result<usize>>) {
+        if let Poll::Ready(Ok(n)) = r
+            && *n > 0
+        {
+            self.answered = true;
+            self.last = Instant::now();
+        }
+    }
+}
+
 impl AsyncWrite for Guarded {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -187,12 +199,7 @@ impl AsyncWrite for Guarded {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &r
-            && *n > 0
-        {
-            self.answered = true;
-            self.last = Instant::now();
-        }
+        self.wrote(&r);
         r
     }
 
@@ -210,12 +217,7 @@ impl AsyncWrite for Guarded {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = &r
-            && *n > 0
-        {
-            self.answered = true;
-            self.last = Instant::now();
-        }
+        self.wrote(&r);
         r
     }
 

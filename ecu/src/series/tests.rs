@@ -36,6 +36,15 @@ fn series() -> Series {
     Series::new(DEFAULT_INTERVAL, WINDOW)
 }
 
+/// A [`series`] that took [`one`] of each reading at its time.
+fn pushed(readings: &[(Reading, i64)]) -> Series {
+    let mut s = series();
+    for (r, at) in readings {
+        s.push(&one(*r), *at);
+    }
+    s
+}
+
 #[test]
 fn fifteen_minutes_at_two_seconds_is_450_points() {
     assert_eq!(series().capacity(), 450);
@@ -48,12 +57,13 @@ fn fifteen_minutes_at_two_seconds_is_450_points() {
 
 #[test]
 fn rates_are_counter_differences_over_time() {
-    let mut s = series();
-    s.push(&one(reading(3, 100, 1000, 1, 1)), T0);
-    s.push(&one(reading(4, 120, 5000, 1, 1)), T0 + STEP);
-    s.push(&one(reading(2, 150, 5000, 1, 1)), T0 + 3 * STEP);
-    // Unchanged for longer than the engine's counters can be stale: idle.
-    s.push(&one(reading(2, 150, 5000, 1, 1)), T0 + 6 * STEP);
+    let s = pushed(&[
+        (reading(3, 100, 1000, 1, 1), T0),
+        (reading(4, 120, 5000, 1, 1), T0 + STEP),
+        (reading(2, 150, 5000, 1, 1), T0 + 3 * STEP),
+        // Unchanged for longer than the engine's counters can be stale: idle.
+        (reading(2, 150, 5000, 1, 1), T0 + 6 * STEP),
+    ]);
     let v = s.view();
     let p = &v.vservers[0].points;
     assert_eq!(p.t, [T0, T0 + STEP, T0 + 3 * STEP, T0 + 6 * STEP]);
@@ -93,11 +103,12 @@ fn counters_that_move_in_steps_give_a_level_rate() {
 
 #[test]
 fn a_counter_that_goes_down_was_reset_not_a_negative_rate() {
-    let mut s = series();
-    s.push(&one(reading(0, 1_000_000, 9_000_000, 1, 1)), T0);
-    // The data plane restarted: 8 connections and 400 bytes since.
-    s.push(&one(reading(0, 8, 400, 1, 1)), T0 + STEP);
-    s.push(&one(reading(0, 10, 600, 1, 1)), T0 + 2 * STEP);
+    let s = pushed(&[
+        (reading(0, 1_000_000, 9_000_000, 1, 1), T0),
+        // The data plane restarted: 8 connections and 400 bytes since.
+        (reading(0, 8, 400, 1, 1), T0 + STEP),
+        (reading(0, 10, 600, 1, 1), T0 + 2 * STEP),
+    ]);
     let p = &s.view().vservers[0].backends[0].points;
     assert_eq!(p.new_per_s, [None, Some(4.0), Some(1.0)]);
     assert_eq!(p.bytes_per_s, [None, Some(200.0), Some(100.0)]);
@@ -105,10 +116,11 @@ fn a_counter_that_goes_down_was_reset_not_a_negative_rate() {
 
 #[test]
 fn a_clock_that_does_not_advance_gives_no_rate() {
-    let mut s = series();
-    s.push(&one(reading(0, 10, 10, 1, 1)), T0);
-    s.push(&one(reading(0, 20, 20, 1, 1)), T0);
-    s.push(&one(reading(0, 30, 30, 1, 1)), T0 - STEP);
+    let s = pushed(&[
+        (reading(0, 10, 10, 1, 1), T0),
+        (reading(0, 20, 20, 1, 1), T0),
+        (reading(0, 30, 30, 1, 1), T0 - STEP),
+    ]);
     let p = &s.view().vservers[0].points;
     assert_eq!(p.new_per_s, [None, None, None]);
 }
