@@ -77,16 +77,21 @@ pub async fn on_terminal<T>(label: &str, work: impl Future<Output = T>) -> T {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn long_work_spins_with_its_time_and_clears_the_line() {
+    /// What `run` draws for work called `what` that takes `ms`; the work's value comes back.
+    async fn drawn(what: &str, ms: u64) -> String {
         let mut out = Vec::new();
-        let v = run("importing 3 documents from a.yaml", &mut out, async {
-            tokio::time::sleep(Duration::from_millis(2_500)).await;
-            7
+        let v = run(what, &mut out, async {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            ms
         })
         .await;
-        assert_eq!(v, 7);
-        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(v, ms);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn long_work_spins_with_its_time_and_clears_the_line() {
+        let text = drawn("importing 3 documents from a.yaml", 2_500).await;
         assert!(
             text.starts_with("\r⠋ importing 3 documents from a.yaml ... 1 s"),
             "{text:?}"
@@ -98,14 +103,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn quick_work_draws_nothing() {
-        let mut out = Vec::new();
-        let v = run("x", &mut out, async {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            1
-        })
-        .await;
-        assert_eq!(v, 1);
-        assert!(out.is_empty());
+        assert_eq!(drawn("x", 500).await, "");
     }
 
     #[test]
