@@ -395,6 +395,21 @@ mod tests {
         }
     }
 
+    /// Applies a whole request, which must succeed; its changes.
+    async fn apply(h: &super::Handle, r: Request) -> Vec<String> {
+        h.call(|tx| Job::Apply(r, tx))
+            .await
+            .expect("the thread runs")
+            .expect("applied")
+    }
+
+    /// Applies a delta; the thread's answer.
+    async fn apply_delta(h: &super::Handle, d: Delta) -> Result<Vec<String>, NccError> {
+        h.call(|tx| Job::ApplyDelta(d, tx))
+            .await
+            .expect("the thread runs")
+    }
+
     /// The services the plane holds, read as the API reads counters.
     async fn held(h: &super::Handle) -> Vec<String> {
         let reader = h.call(Job::Counters).await.expect("the thread runs");
@@ -430,11 +445,7 @@ mod tests {
             services: vec![svc("10.1.0.1"), svc("192.168.255.7")],
             epoch: 0,
         };
-        let changes = h
-            .call(|tx| Job::Apply(request, tx))
-            .await
-            .expect("the thread runs")
-            .expect("applied");
+        let changes = apply(&h, request).await;
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert_eq!(held(&h).await, ["10.1.0.1", "192.168.255.7"]);
         let l = h
@@ -492,47 +503,34 @@ mod tests {
             epoch,
         };
         let r = whole(0, &["10.1.0.1"]);
-        h.call(|tx| Job::Apply(r, tx))
-            .await
-            .expect("runs")
-            .expect("applied");
+        apply(&h, r).await;
         let d = delta(0, 1, &["10.1.0.2"], &[]);
-        let e = h.call(|tx| Job::ApplyDelta(d, tx)).await.expect("runs");
+        let e = apply_delta(&h, d).await;
         assert!(matches!(e, Err(NccError::UnknownBase(_))), "{e:?}");
         assert_eq!(held(&h).await, ["10.1.0.1"]);
 
         let r = whole(7, &["10.1.0.1", "10.1.0.2"]);
-        h.call(|tx| Job::Apply(r, tx))
-            .await
-            .expect("runs")
-            .expect("applied");
+        apply(&h, r).await;
         // Added, changed and removed in one delta.
         let mut d = delta(7, 8, &["10.1.0.3"], &["10.1.0.1"]);
         let mut changed = svc("10.1.0.2");
         changed.persistence = 30;
         d.services.push(changed);
-        let changes = h
-            .call(|tx| Job::ApplyDelta(d, tx))
-            .await
-            .expect("runs")
-            .expect("applied");
+        let changes = apply_delta(&h, d).await.expect("applied");
         assert_eq!(changes.len(), 3, "{changes:?}");
         assert_eq!(held(&h).await, ["10.1.0.2", "10.1.0.3"]);
         // The same base again: the thread holds request 8 now.
         let d = delta(7, 9, &["10.1.0.4"], &[]);
-        let e = h.call(|tx| Job::ApplyDelta(d, tx)).await.expect("runs");
+        let e = apply_delta(&h, d).await;
         assert!(matches!(e, Err(NccError::UnknownBase(_))), "{e:?}");
         // Deleting what request 8 does not hold.
         let d = delta(8, 9, &["10.1.0.4"], &["10.1.0.9"]);
-        let e = h.call(|tx| Job::ApplyDelta(d, tx)).await.expect("runs");
+        let e = apply_delta(&h, d).await;
         assert!(matches!(e, Err(NccError::UnknownBase(_))), "{e:?}");
         assert_eq!(held(&h).await, ["10.1.0.2", "10.1.0.3"]);
         // And on from 8.
         let d = delta(8, 9, &[], &["10.1.0.3"]);
-        h.call(|tx| Job::ApplyDelta(d, tx))
-            .await
-            .expect("runs")
-            .expect("applied");
+        apply_delta(&h, d).await.expect("applied");
         assert_eq!(held(&h).await, ["10.1.0.2"]);
     }
 
@@ -599,54 +597,35 @@ mod tests {
             services: vec![svc("10.1.0.1"), svc("10.1.0.2")],
             epoch: 1,
         };
-        h.call(|tx| Job::Apply(r, tx))
-            .await
-            .expect("runs")
-            .expect("applied");
+        apply(&h, r).await;
         assert_eq!(count(), (1, 0), "the first request is whole");
         let mut d = delta(1, 2, &["10.1.0.3"], &["10.1.0.1"]);
-        let changes = h
-            .call(|tx| Job::ApplyDelta(d, tx))
-            .await
-            .expect("runs")
-            .expect("applied");
+        let changes = apply_delta(&h, d).await.expect("applied");
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert_eq!(count(), (1, 1), "a services delta is scoped");
         assert_eq!(held(&h).await, ["10.1.0.2", "10.1.0.3"]);
         d = delta(2, 3, &[], &[]);
-        h.call(|tx| Job::ApplyDelta(d, tx))
-            .await
-            .expect("runs")
-            .expect("applied");
+        apply_delta(&h, d).await.expect("applied");
         assert_eq!(count(), (2, 1), "an empty delta re-converges whole");
         d = delta(3, 4, &[], &[]);
         d.vips = Some(Vec::new());
-        h.call(|tx| Job::ApplyDelta(d, tx))
-            .await
-            .expect("runs")
-            .expect("applied");
+        apply_delta(&h, d).await.expect("applied");
         assert_eq!(count(), (3, 1), "new VIPs: whole");
         // A failed apply: the next delta is whole, and the one after scoped again.
         seen.lock().expect("lock").2 = true;
         d = delta(4, 5, &["10.1.0.4"], &[]);
-        let e = h.call(|tx| Job::ApplyDelta(d, tx)).await.expect("runs");
+        let e = apply_delta(&h, d).await;
         assert!(e.is_err(), "{e:?}");
         assert_eq!(count(), (3, 2));
         d = delta(5, 6, &["10.1.0.5"], &[]);
-        h.call(|tx| Job::ApplyDelta(d, tx))
-            .await
-            .expect("runs")
-            .expect("applied");
+        apply_delta(&h, d).await.expect("applied");
         assert_eq!(count(), (4, 2), "after a failure: whole");
         assert_eq!(
             held(&h).await,
             ["10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.5"]
         );
         d = delta(6, 7, &["10.1.0.6"], &[]);
-        h.call(|tx| Job::ApplyDelta(d, tx))
-            .await
-            .expect("runs")
-            .expect("applied");
+        apply_delta(&h, d).await.expect("applied");
         assert_eq!(count(), (4, 3), "in sync again: scoped");
         // Fenced (a lease given up): whole.
         h.call(|tx| Job::Renew(Duration::ZERO, tx))
@@ -654,10 +633,7 @@ mod tests {
             .expect("given up");
         let fenced = count();
         d = delta(7, 8, &["10.1.0.7"], &[]);
-        h.call(|tx| Job::ApplyDelta(d, tx))
-            .await
-            .expect("runs")
-            .expect("applied");
+        apply_delta(&h, d).await.expect("applied");
         assert_eq!(count(), (fenced.0 + 1, fenced.1), "fenced: whole");
     }
 }

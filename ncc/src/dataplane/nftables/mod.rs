@@ -428,16 +428,7 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
                 d.addr, s.key.port
             ));
         }
-        let meta = SvcMeta {
-            sid: 0,
-            sched: s.scheduler,
-            persist: s.persistence,
-            off: 0,
-            cap: 0,
-            n: 1,
-            ops: s.opts.kernel.one_packet,
-            tun: s.mode == ForwardMode::Tun,
-        };
+        let meta = script::svc_meta(s, 0, (0, 0, 1));
         if s.mode != ForwardMode::Nat && !rules::sticky_key_fits(Table::Dsr, s.key.vip, &meta) {
             return Some(
                 "IPv6 DSR with rr, wrr or random keeps each flow (client address and port, 20 \

@@ -454,16 +454,7 @@ impl Script {
         for (i, id) in (0u32..).zip(&slots) {
             self.add(t, "slot", format!("{} : {id:#x}", slot_key(off + i)));
         }
-        let meta = SvcMeta {
-            sid,
-            sched: s.scheduler,
-            persist: s.persistence,
-            off,
-            cap,
-            n,
-            ops: s.opts.kernel.one_packet,
-            tun: s.mode == ForwardMode::Tun,
-        };
+        let meta = svc_meta(s, sid, (off, cap, n));
         self.laid.push(Laid {
             key: s.key,
             table: t,
@@ -598,16 +589,7 @@ impl Script {
                 self.add(t, "slot", format!("{} : {id:#x}", slot_key(slot)));
             }
         }
-        let meta = SvcMeta {
-            sid: old.sid,
-            sched: s.scheduler,
-            persist: s.persistence,
-            off,
-            cap,
-            n,
-            ops: s.opts.kernel.one_packet,
-            tun: s.mode == ForwardMode::Tun,
-        };
+        let meta = svc_meta(s, old.sid, (off, cap, n));
         self.laid.push(Laid {
             key: s.key,
             table: t,
@@ -683,5 +665,19 @@ pub(super) fn elements(out: &mut String, verb: &str, t: Table, map: &str, elems:
             t.spec(),
             chunk.join(", ")
         );
+    }
+}
+
+/// The registry record of service `s` under id `sid` with its slots `(offset, capacity, live)`.
+pub(super) fn svc_meta(s: &Service, sid: u32, (off, cap, n): (u32, u32, u32)) -> SvcMeta {
+    SvcMeta {
+        sid,
+        sched: s.scheduler,
+        persist: s.persistence,
+        off,
+        cap,
+        n,
+        ops: s.opts.kernel.one_packet,
+        tun: s.mode == ForwardMode::Tun,
     }
 }
