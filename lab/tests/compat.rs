@@ -181,17 +181,35 @@ fn guest_seesaw_configs_apply_on_ipvs() {
             .lines()
             .filter(|l| l.starts_with("TCP") || l.starts_with("UDP") || l.starts_with("FWM"))
             .count();
-        println!(
-            "{name}: {n} services, {} changes; ipvsadm shows {in_kernel}; a new plane: {} changes",
+        adopted(
+            &name,
+            n,
             first.len(),
-            again.len()
+            &again,
+            ("ipvsadm shows", in_kernel, &shown),
         );
-        assert_eq!(in_kernel, n, "{name}: ipvsadm -Ln:\n{shown}");
-        assert!(again.is_empty(), "{name}: not adopted: {again:?}");
         if n > 0 {
             assert!(table.contains("reject"), "{name}: the VIP filter:\n{table}");
         }
     }
+}
+
+/// Reports how `name`'s `n` services applied (`first` changes; `held` of them found back, as
+/// `seen` says, with `detail`; a new plane's `again` changes) and asserts that the plane holds
+/// them all and that a new plane adopts them.
+fn adopted<C: std::fmt::Debug>(
+    name: &str,
+    n: usize,
+    first: usize,
+    again: &[C],
+    (seen, held, detail): (&str, usize, &str),
+) {
+    println!(
+        "{name}: {n} services, {first} changes; {seen} {held}; a new plane: {} changes",
+        again.len()
+    );
+    assert_eq!(held, n, "{name}: {seen} {held}:\n{detail}");
+    assert!(again.is_empty(), "{name}: not adopted: {again:?}");
 }
 
 #[test]
@@ -273,13 +291,7 @@ fn apply_all_on_nftables(files: &[File]) -> usize {
             }
             Err(e) => panic!("{name}: apply on nftables: {e}"),
         };
-        println!(
-            "{name}: {n} services, {} changes; read back {held}; a new plane: {} changes",
-            first.len(),
-            again.len()
-        );
-        assert_eq!(held, n, "{name}: read back from nftables");
-        assert!(again.is_empty(), "{name}: not adopted: {again:?}");
+        adopted(&name, n, first.len(), &again, ("read back", held, ""));
         if tun {
             assert!(
                 devices.contains("ipip"),
