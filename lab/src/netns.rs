@@ -86,6 +86,17 @@ fn plug(sw: &str, ns: &str, port: &str, iface: &str, addrs: &[Ipv4Net]) -> Resul
     Ok(())
 }
 
+/// Moves the calling thread into network namespace `ns` (its name under `/run/netns`); only this
+/// thread switches, the rest of the process stays put.
+pub fn enter(ns: &str) -> Result<(), LabError> {
+    let path = format!("/run/netns/{ns}");
+    let fd = File::open(&path).map_err(LabError::io(format!("opening {path}")))?;
+    setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|source| LabError::Setns {
+        ns: ns.to_owned(),
+        source,
+    })
+}
+
 // === impl LabBuilder ===
 
 impl LabBuilder {
@@ -402,13 +413,7 @@ impl Lab {
         let ns = self.ns(node)?.to_owned();
         std::thread::scope(|s| {
             let worker = s.spawn(|| {
-                let path = format!("/run/netns/{ns}");
-                let fd = File::open(&path).map_err(LabError::io(format!("opening {path}")))?;
-                // Only this thread switches namespace; the rest of the test process stays put.
-                setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|source| LabError::Setns {
-                    ns: ns.clone(),
-                    source,
-                })?;
+                enter(&ns)?;
                 Ok(f())
             });
             match worker.join() {
@@ -416,6 +421,20 @@ impl Lab {
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         })
+    }
+
+    /// Starts `f` on a thread of its own that has entered `node`'s network namespace (threads it
+    /// starts stay there too), for work that goes on beside the test, unlike [`Lab::run_in`].
+    pub fn thread_in<T: Send + 'static>(
+        &self,
+        node: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<std::thread::JoinHandle<T>, LabError> {
+        let ns = self.ns(node)?.to_owned();
+        Ok(std::thread::spawn(move || {
+            enter(&ns).unwrap_or_else(|e| panic!("{e}"));
+            f()
+        }))
     }
 
     /// Waits until `addr` accepts TCP connections from inside `node`.

@@ -106,8 +106,7 @@ struct Load {
 
 fn enter(netns: Option<&str>) {
     if let Some(ns) = netns {
-        let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("open netns");
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        seesaw_lab::netns::enter(ns).expect("entering the client namespace");
     }
 }
 

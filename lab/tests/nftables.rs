@@ -348,22 +348,21 @@ fn kill_nine_ncc_and_engine_under_load_loses_nothing() {
     // The steady loop: bounded in count and time.
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let loop_ns = lab.ns("client").expect("client").to_owned();
     let (s2, ok2, f2) = (stop.clone(), ok.clone(), failed.clone());
-    let looper = std::thread::spawn(move || {
-        let f = std::fs::File::open(format!("/run/netns/{loop_ns}")).expect("open netns");
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        for _ in 0..100_000 {
-            if s2.load(Ordering::Relaxed) {
-                break;
+    let looper = lab
+        .thread_in("client", move || {
+            for _ in 0..100_000 {
+                if s2.load(Ordering::Relaxed) {
+                    break;
+                }
+                match http::get(vip, "/", Duration::from_secs(2)) {
+                    Ok(r) if r.status == 200 => ok2.fetch_add(1, Ordering::Relaxed),
+                    _ => f2.fetch_add(1, Ordering::Relaxed),
+                };
+                std::thread::sleep(Duration::from_millis(5));
             }
-            match http::get(vip, "/", Duration::from_secs(2)) {
-                Ok(r) if r.status == 200 => ok2.fetch_add(1, Ordering::Relaxed),
-                _ => f2.fetch_add(1, Ordering::Relaxed),
-            };
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    });
+        })
+        .expect("client");
     std::thread::sleep(Duration::from_secs(1));
     let id = lab.id().to_owned();
     for daemon in ["seesaw_ncc", "seesaw_engine"] {

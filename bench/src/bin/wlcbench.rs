@@ -271,11 +271,8 @@ fn guest(o: &Opts) {
                 // The plane and its re-weighting thread live in lb1 for the round.
                 let (tx, rx) = std::sync::mpsc::channel::<()>();
                 let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
-                let ns = lab.ns("lb1").expect("lb1").to_owned();
                 let s = svc.clone();
-                let keeper = std::thread::spawn(move || {
-                    let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns");
-                    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                let keeper = lab.thread_in("lb1", move || {
                     let mut p = NftPlane::new(NftCli::default(), Some("eth0".to_owned()))
                         .expect("read nftables")
                         .with_rebalancer(Box::new(NfnlLoads::default()), SAMPLE_PERIOD);
@@ -285,6 +282,7 @@ fn guest(o: &Opts) {
                     apply(&mut p, &[]).expect("remove");
                     assert!(p.current().is_empty());
                 });
+                let keeper = keeper.expect("lb1");
                 ready_rx.recv().expect("the nftables plane");
                 let r = load(&lab, per_round, o.clients);
                 drop(tx);

@@ -32,11 +32,8 @@ struct LivePlane {
 
 impl LivePlane {
     fn start(lab: &Lab) -> Self {
-        let ns = lab.ns("lb1").expect("lb1").to_owned();
         let (tx, rx) = mpsc::channel::<Job>();
-        let thread = std::thread::spawn(move || {
-            let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("open netns");
-            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let thread = lab.thread_in("lb1", move || {
             // Threads this one starts (the re-weighting) stay in lb1 too.
             let mut plane = NftPlane::new(NftCli::default(), Some("eth0".to_owned()))
                 .expect("read nftables")
@@ -48,6 +45,7 @@ impl LivePlane {
                 let _ = reply.send(r);
             }
         });
+        let thread = thread.expect("lb1");
         Self {
             jobs: Some(tx),
             thread: Some(thread),
