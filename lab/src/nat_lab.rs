@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::config::{ClusterPb, Host, HttpCheck, watchdog_cfg, write_atomic};
 use crate::error::LabError;
-use crate::netns::Lab;
+use crate::netns::{Lab, LabBuilder};
 use crate::procs::ProcId;
 use crate::{http, wait_for};
 
@@ -50,6 +50,21 @@ pub fn cluster_pb() -> ClusterPb {
     }
 }
 
+/// The front of every scene here: `client` (with `client_addrs`, routed to 198.51.100.0/24
+/// through lb1) and `lb1` (192.0.2.10 on the client side, 203.0.113.1 on the backends').
+pub fn client_and_lb1(client_addrs: &[&str]) -> LabBuilder {
+    Lab::builder()
+        .node("client", client_addrs)
+        .route("client", "198.51.100.0/24", "192.0.2.10")
+        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"])
+}
+
+/// `b` with backend `name` at `ip` (/24), replying to the client net through lb1.
+pub fn backend_via_lb1(b: LabBuilder, name: &str, ip: &str) -> LabBuilder {
+    b.node(name, &[&format!("{ip}/24")])
+        .route(name, "192.0.2.0/24", "203.0.113.1")
+}
+
 /// The VIP as a socket address.
 pub fn vip() -> SocketAddr {
     SocketAddr::from(([198, 51, 100, 1], 80))
@@ -64,14 +79,9 @@ impl NatLab {
         reason = "the diagnosis of a lab that did not come up is for the person running the test"
     )]
     pub fn start(plane: &str) -> Result<Self, LabError> {
-        let mut builder = Lab::builder()
-            .node("client", &["192.0.2.100/24"])
-            .route("client", "198.51.100.0/24", "192.0.2.10")
-            .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"]);
-        for (name, ip) in &BACKENDS {
-            builder = builder.node(name, &[&format!("{ip}/24")]);
-        }
-        let mut lab = builder.build()?;
+        let mut lab = client_and_lb1(&["192.0.2.100/24"])
+            .hosts(&BACKENDS)
+            .build()?;
         let config = lab.config_dir("lb1")?;
         let cfg = format!(
             "[cluster]\nname = lab\nnode_ipv4 = 192.0.2.10\nanycast_enabled = false\n\n\

@@ -33,7 +33,7 @@ use nix::unistd::Pid;
 mod plane;
 
 use seesaw_lab::vm;
-use seesaw_lab::{Lab, bins, ha_pair, procs};
+use seesaw_lab::{Lab, bins, ha_pair, nat_lab, procs};
 use seesaw_ncc::dataplane::ipvs::IpvsPlane;
 use seesaw_ncc::dataplane::ipvs::firewall::TABLE;
 use seesaw_ncc::dataplane::ipvs::sys::Netlink;
@@ -141,15 +141,10 @@ fn counts(seq: &[String]) -> BTreeMap<String, usize> {
 /// client → lb1 (the VIPs on `dummy0`, as ncc puts dedicated VIPs) → be1..be3, each holding
 /// the DSR VIP on `lo` and the TUN VIP on `tunl0`, replying through lb1; IPv6 alongside.
 fn scene() -> Lab {
-    let mut builder = Lab::builder()
-        .node("client", &["192.0.2.100/24"])
-        .route("client", "198.51.100.0/24", "192.0.2.10")
-        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"]);
+    let mut builder = nat_lab::client_and_lb1(&["192.0.2.100/24"]);
     for (name, ip, _) in BACKENDS {
-        builder = builder
-            .node(name, &[&format!("{ip}/24")])
-            .loopback(name, &format!("{DSR_VIP}/32"))
-            .route(name, "192.0.2.0/24", "203.0.113.1");
+        builder =
+            nat_lab::backend_via_lb1(builder, name, ip).loopback(name, &format!("{DSR_VIP}/32"));
     }
     let mut lab = builder
         .build()

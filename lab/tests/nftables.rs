@@ -19,7 +19,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use seesaw_lab::{Lab, ProcId, bins, http};
+use seesaw_lab::{Lab, ProcId, bins, http, nat_lab};
 use seesaw_ncc::dataplane::nftables::{NftCli, NftPlane};
 use seesaw_ncc::dataplane::{Change, Dataplane, apply};
 use seesaw_ncc::model::{ForwardMode, Scheduler, Service};
@@ -119,15 +119,10 @@ fn can_run() -> bool {
 /// `client` (with `client_addrs`) → `lb1` (192.0.2.10 / 203.0.113.1, nothing running) → the
 /// three [`BACKENDS`], each holding the DSR VIP on `lo` and routing the client net back via lb1.
 fn backends_behind_lb1(client_addrs: &[&str]) -> Lab {
-    let mut builder = Lab::builder()
-        .node("client", client_addrs)
-        .route("client", "198.51.100.0/24", "192.0.2.10")
-        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"]);
+    let mut builder = nat_lab::client_and_lb1(client_addrs);
     for (name, ip) in BACKENDS {
-        builder = builder
-            .node(name, &[&format!("{ip}/24")])
-            .loopback(name, &format!("{DSR_VIP}/32"))
-            .route(name, "192.0.2.0/24", "203.0.113.1");
+        builder =
+            nat_lab::backend_via_lb1(builder, name, ip).loopback(name, &format!("{DSR_VIP}/32"));
     }
     builder
         .build()
@@ -336,11 +331,11 @@ fn kill_nine_ncc_and_engine_under_load_loses_nothing() {
     if !can_run() {
         return;
     }
-    let nat = seesaw_lab::nat_lab::NatLab::start("nftables")
-        .unwrap_or_else(|e| panic!("starting the lab: {e}"));
+    let nat =
+        nat_lab::NatLab::start("nftables").unwrap_or_else(|e| panic!("starting the lab: {e}"));
     let lab = nat.lab;
     let log = lab.log_dir("lb1").expect("lb1");
-    let vip = seesaw_lab::nat_lab::vip();
+    let vip = nat_lab::vip();
 
     let adds_before = in_ncc_logs(&log, "add service");
     assert_eq!(adds_before, 1, "one add service before the kills");

@@ -11,18 +11,15 @@ use std::time::Duration;
 
 use seesaw_lab::cmd::run;
 use seesaw_lab::config::{SeesawCfg, watchdog_cfg, write_atomic};
-use seesaw_lab::nat_lab::{BACKENDS, cluster_pb};
-use seesaw_lab::{Lab, LabBuilder, bins, http, procs, wait_for, wait_until};
+use seesaw_lab::nat_lab::{BACKENDS, client_and_lb1, cluster_pb};
+use seesaw_lab::{LabBuilder, bins, http, procs, wait_for, wait_until};
 
 const VIP: &str = "198.51.100.1:80";
 
 /// A client routed to the VIP's subnet through lb1, which holds the VIP on its loopback, and
 /// one backend be1 behind lb1.
 fn client_lb_be1() -> LabBuilder {
-    Lab::builder()
-        .node("client", &["192.0.2.100/24"])
-        .route("client", "198.51.100.0/24", "192.0.2.10")
-        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"])
+    client_and_lb1(&["192.0.2.100/24"])
         .loopback("lb1", "198.51.100.1/32")
         .node("be1", &["203.0.113.11/24"])
 }

@@ -111,21 +111,14 @@ fn main() {
 }
 
 fn sh(lab: &Lab, node: &str, script: &str) {
-    let out = lab
-        .exec(node, "sh", &["-c", script], &[], Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("{node}: {e}"));
-    assert!(out.status.success(), "{node}: {script}: {}", out.combined());
+    lab.stdout_of(node, "sh", &["-c", script], Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn scene() -> Lab {
-    let mut b = Lab::builder()
-        .node("client", &["192.0.2.100/24"])
-        .route("client", "198.51.100.0/24", "192.0.2.10")
-        .node("lb1", &["192.0.2.10/24", "203.0.113.1/24"]);
+    let mut b = seesaw_lab::nat_lab::client_and_lb1(&["192.0.2.100/24"]);
     for (name, ip, _) in BACKENDS {
-        b = b
-            .node(name, &[&format!("{ip}/24")])
-            .route(name, "192.0.2.0/24", "203.0.113.1");
+        b = seesaw_lab::nat_lab::backend_via_lb1(b, name, ip);
     }
     let mut lab = b
         .build()
