@@ -93,26 +93,39 @@ async fn tcp(p: &TcpProbe) -> ProbeOutcome {
     super::tcp(p, &tls()).await
 }
 
+/// Asserts that `probe` of a closed port fails with "`kind` connect ADDR: connection refused".
+async fn refused_on_a_closed_port<F: Future<Output = ProbeOutcome>>(
+    kind: &str,
+    probe: impl FnOnce(SocketAddr) -> F,
+) {
+    let addr = closed_port().await;
+    assert_eq!(
+        probe(addr).await,
+        ProbeOutcome::fail(format!("{kind} connect {addr}: connection refused"))
+    );
+}
+
+/// Asserts that `out`'s message starts with `prefix`.
+#[track_caller]
+fn assert_starts(out: &ProbeOutcome, prefix: &str) {
+    assert!(out.message.starts_with(prefix), "{}", out.message);
+}
+
 #[tokio::test]
 async fn tcp_connect_passes_on_a_listener() {
     let addr = tcp_server(0, b"").await;
     let out = tcp(&tcp_probe(addr, "", "")).await;
     assert!(out.success, "{out:?}");
-    assert!(
-        out.message.starts_with(&format!("tcp {addr} in ")),
-        "{}",
-        out.message
-    );
+    assert_starts(&out, &format!("tcp {addr} in "));
 }
 
 #[tokio::test]
 async fn tcp_connect_fails_on_a_closed_port() {
-    let addr = closed_port().await;
-    let out = tcp(&tcp_probe(addr, "", "")).await;
-    assert_eq!(
-        out,
-        ProbeOutcome::fail(format!("tcp connect {addr}: connection refused"))
-    );
+    refused_on_a_closed_port(
+        "tcp",
+        |addr| async move { tcp(&tcp_probe(addr, "", "")).await },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -189,12 +202,10 @@ async fn http_body_prefix() {
 
 #[tokio::test]
 async fn http_closed_port_fails() {
-    let addr = closed_port().await;
-    let out = http(&http_probe(addr, 200, "")).await;
-    assert_eq!(
-        out,
-        ProbeOutcome::fail(format!("http connect {addr}: connection refused"))
-    );
+    refused_on_a_closed_port("http", |addr| async move {
+        http(&http_probe(addr, 200, "")).await
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -202,11 +213,7 @@ async fn http_garbage_reply_fails() {
     let addr = tcp_server(0, b"SSH-2.0-OpenSSH\r\n").await;
     let out = http(&http_probe(addr, 200, "")).await;
     assert!(!out.success);
-    assert!(
-        out.message.starts_with(&format!("http {addr}: ")),
-        "{}",
-        out.message
-    );
+    assert_starts(&out, &format!("http {addr}: "));
 }
 
 #[tokio::test]
