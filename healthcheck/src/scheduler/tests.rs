@@ -13,6 +13,29 @@ fn specs(checks: &[seesaw_proto::engine::Check]) -> Vec<CheckSpec> {
     checks.iter().map(check_from_proto).collect()
 }
 
+/// A scheduler over a scripted prober, and the prober.
+fn scheduler() -> (ScriptedProber, Scheduler<ScriptedProber>) {
+    let p = ScriptedProber::default();
+    let s = Scheduler::new(p.clone());
+    (p, s)
+}
+
+/// A scheduler over a prober on which address 1 hangs, and check 1 (of address 1, every
+/// second) that gives up after `timeout_ms`.
+fn hanging(
+    timeout_ms: u32,
+) -> (
+    ScriptedProber,
+    Scheduler<ScriptedProber>,
+    seesaw_proto::engine::Check,
+) {
+    let (p, s) = scheduler();
+    p.set(addr(1), Behaviour::Hang);
+    let mut c = tcp_check(1, 1, 1000, 1, 0);
+    c.timeout_ms = timeout_ms;
+    (p, s, c)
+}
+
 /// Drives the scheduler like the real loop does, for `d`; returns the transitions.
 async fn run_for<P: Prober>(s: &mut Scheduler<P>, d: Duration) -> Vec<CheckResult> {
     let end = Instant::now() + d;
@@ -39,8 +62,7 @@ fn summary(r: &[CheckResult]) -> Vec<(u64, bool)> {
 
 #[tokio::test(start_paused = true)]
 async fn new_checks_are_staggered_over_their_interval() {
-    let p = ScriptedProber::default();
-    let mut s = Scheduler::new(p.clone());
+    let (p, mut s) = scheduler();
     let t0 = Instant::now();
     let checks: Vec<_> = (1..=4).map(|i| tcp_check(i, i as u8, 1000, 1, 0)).collect();
     assert_eq!(
@@ -58,8 +80,7 @@ async fn new_checks_are_staggered_over_their_interval() {
 
 #[tokio::test(start_paused = true)]
 async fn stagger_has_a_floor() {
-    let p = ScriptedProber::default();
-    let mut s = Scheduler::new(p.clone());
+    let (p, mut s) = scheduler();
     let t0 = Instant::now();
     // 100 checks with a 1 ms interval would be 10 µs apart; the floor spreads them to 50 µs.
     let checks: Vec<_> = (1..=100).map(|i| tcp_check(i, i as u8, 1, 1, 0)).collect();
@@ -102,11 +123,7 @@ async fn probes_once_per_interval_and_reports_transitions() {
 
 #[tokio::test(start_paused = true)]
 async fn a_hanging_probe_times_out_and_does_not_stack() {
-    let p = ScriptedProber::default();
-    p.set(addr(1), Behaviour::Hang);
-    let mut s = Scheduler::new(p.clone());
-    let mut c = tcp_check(1, 1, 1000, 1, 0);
-    c.timeout_ms = 2500;
+    let (p, mut s, c) = hanging(2500);
     s.apply(specs(&[c]), Instant::now());
     let r = run_for(&mut s, Duration::from_millis(2600)).await;
     assert_eq!(summary(&r), [(1, false)]);
@@ -196,12 +213,8 @@ async fn duplicate_ids_run_once_and_the_last_config_wins() {
 
 #[tokio::test(start_paused = true)]
 async fn a_result_for_a_removed_check_is_dropped() {
-    let p = ScriptedProber::default();
-    p.set(addr(1), Behaviour::Hang);
-    let mut s = Scheduler::new(p.clone());
-    let mut c = tcp_check(1, 1, 1000, 1, 0);
-    c.timeout_ms = 300;
-    s.apply(specs(&[c.clone()]), Instant::now());
+    let (p, mut s, c) = hanging(300);
+    s.apply(specs(std::slice::from_ref(&c)), Instant::now());
     s.launch_due(Instant::now());
     // Removed and re-added while its probe runs: the old probe's timeout must not count.
     s.apply(Vec::new(), Instant::now());
