@@ -114,6 +114,24 @@ impl FakeEngine {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// As the engine: [`FakeEngine::reachable`] for a `call` that needs config source etcd, and
+    /// says `why` otherwise.
+    fn reachable_on_etcd(
+        &self,
+        call: &'static str,
+        why: &str,
+    ) -> Result<MutexGuard<'_, FakeState>, ViewError> {
+        let s = self.reachable()?;
+        if s.source != "etcd" {
+            return Err(ViewError::Rpc {
+                call,
+                code: tonic::Code::FailedPrecondition,
+                message: why.to_owned(),
+            });
+        }
+        Ok(s)
+    }
+
     fn reachable(&self) -> Result<MutexGuard<'_, FakeState>, ViewError> {
         let s = self.lock();
         if s.unreachable {
@@ -235,24 +253,14 @@ impl EngineView for FakeEngine {
         let mut s = self.reachable()?;
         // The engine's compare-and-swap: an edit based on an older config is refused.
         if base != 0 && base != s.config.generation {
-            return Ok(Outcome {
-                applied: false,
-                message: "configuration refused".into(),
-                errors: vec![format!(
-                    "conflict: the config is at revision {}, not {base}",
-                    s.config.generation
-                )],
-            });
+            return Ok(refused(format!(
+                "conflict: the config is at revision {}, not {base}",
+                s.config.generation
+            )));
         }
         let c = match cluster_edit::parse(&text) {
             Ok(c) => c,
-            Err(e) => {
-                return Ok(Outcome {
-                    applied: false,
-                    message: "configuration refused".into(),
-                    errors: vec![e.to_string()],
-                });
-            }
+            Err(e) => return Ok(refused(e.to_string())),
         };
         s.vservers = vservers_of(&c);
         save(&mut s, text, what, who);
@@ -270,14 +278,10 @@ impl EngineView for FakeEngine {
         m: crate::spec::Member,
         ttl_s: u32,
     ) -> Result<(i64, bool), ViewError> {
-        let mut s = self.reachable()?;
-        if s.source != "etcd" {
-            return Err(ViewError::Rpc {
-                call: "RegisterMember",
-                code: tonic::Code::FailedPrecondition,
-                message: "registering members needs config source etcd, connected".into(),
-            });
-        }
+        let mut s = self.reachable_on_etcd(
+            "RegisterMember",
+            "registering members needs config source etcd, connected",
+        )?;
         let renewed = s.leases.iter().any(|(p, h, _)| *p == pool && *h == m.host);
         if !renewed {
             s.leases.push((pool, m.host, ttl_s));
@@ -291,14 +295,10 @@ impl EngineView for FakeEngine {
         owner: String,
         _ports: Vec<u16>,
     ) -> Result<(String, bool), ViewError> {
-        let mut s = self.reachable()?;
-        if s.source != "etcd" {
-            return Err(ViewError::Rpc {
-                call: "AllocateVip",
-                code: tonic::Code::FailedPrecondition,
-                message: "address pools need config source etcd, connected".into(),
-            });
-        }
+        let mut s = self.reachable_on_etcd(
+            "AllocateVip",
+            "address pools need config source etcd, connected",
+        )?;
         // As the engine: only a vip_pool of the running config.
         let known = cluster_edit::parse(&s.text)
             .is_ok_and(|c| c.vip_pool.iter().any(|p| p.name == vip_pool));
@@ -411,6 +411,15 @@ fn preview_of(before: &[Vserver], text: &str) -> crate::model::Preview {
     crate::model::Preview {
         vservers: c,
         ..Default::default()
+    }
+}
+
+/// The engine's refusal of a config change, for `why`.
+fn refused(why: String) -> Outcome {
+    Outcome {
+        applied: false,
+        message: "configuration refused".into(),
+        errors: vec![why],
     }
 }
 
