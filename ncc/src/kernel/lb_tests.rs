@@ -494,22 +494,8 @@ impl super::super::vips::AddrKernel for AddrView {
     fn addrs(&mut self) -> Result<Vec<HeldAddr>, NccError> {
         self.0.addrs()
     }
-    fn set_addr(
-        &mut self,
-        add: bool,
-        index: u32,
-        addr: IpAddr,
-        prefix: u8,
-    ) -> Result<(), NccError> {
-        self.0.addr(
-            add,
-            &HeldAddr {
-                index,
-                addr,
-                prefix,
-                proto: SEESAW_PROTO,
-            },
-        )
+    fn set_addr(&mut self, add: bool, a: &HeldAddr) -> Result<(), NccError> {
+        self.0.addr(add, a)
     }
     fn set_up(&mut self, index: u32, up: bool) -> Result<(), NccError> {
         LbKernel::set_up(&mut self.0, index, up)

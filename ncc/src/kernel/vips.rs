@@ -45,9 +45,9 @@ pub trait AddrKernel: Send + 'static {
     fn index(&self, name: &str) -> Result<u32, NccError>;
     /// Every address of every interface.
     fn addrs(&mut self) -> Result<Vec<HeldAddr>, NccError>;
-    /// Adds (marked as ours) or deletes `addr/prefix` on interface `index`.
-    fn set_addr(&mut self, add: bool, index: u32, addr: IpAddr, prefix: u8)
-    -> Result<(), NccError>;
+    /// Adds `a` (its `proto` [`rtnl::SEESAW_PROTO`] marks it ours) to its interface, or deletes
+    /// it.
+    fn set_addr(&mut self, add: bool, a: &HeldAddr) -> Result<(), NccError>;
     /// Sets interface `index` up or down.
     fn set_up(&mut self, index: u32, up: bool) -> Result<(), NccError>;
 }
@@ -169,17 +169,10 @@ impl AddrKernel for KernelAddrs {
             .collect())
     }
 
-    fn set_addr(
-        &mut self,
-        add: bool,
-        index: u32,
-        addr: IpAddr,
-        prefix: u8,
-    ) -> Result<(), NccError> {
+    fn set_addr(&mut self, add: bool, a: &HeldAddr) -> Result<(), NccError> {
         let seq = self.0.seq();
-        self.0
-            .request(&rtnl::encode_addr(add, seq, index, addr, prefix), false)
-            .map(drop)
+        let msg = rtnl::encode_addr_proto(add, seq, a.index, a.addr, a.prefix, a.proto);
+        self.0.request(&msg, false).map(drop)
     }
 
     fn set_up(&mut self, index: u32, up: bool) -> Result<(), NccError> {
@@ -315,7 +308,7 @@ impl Vips {
                 continue;
             }
             if !want.iter().any(|(_, i, a)| *i == h.index && *a == h.addr) {
-                self.kernel.set_addr(false, h.index, h.addr, h.prefix)?;
+                self.kernel.set_addr(false, h)?;
                 changes.push(format!(
                     "delete VIP {} from {}",
                     h.addr,
@@ -327,8 +320,15 @@ impl Vips {
             if held.iter().any(|h| h.index == *index && h.addr == *addr) {
                 continue;
             }
-            self.kernel
-                .set_addr(true, *index, *addr, host_prefix(*addr))?;
+            self.kernel.set_addr(
+                true,
+                &HeldAddr {
+                    index: *index,
+                    addr: *addr,
+                    prefix: host_prefix(*addr),
+                    proto: rtnl::SEESAW_PROTO,
+                },
+            )?;
             changes.push(format!("add VIP {addr} on {name}"));
             if name != "lo"
                 && let Some(a) = &self.announce

@@ -38,22 +38,13 @@ impl AddrKernel for FakeAddrs {
     fn addrs(&mut self) -> Result<Vec<HeldAddr>, NccError> {
         Ok(self.0.lock().unwrap().1.clone())
     }
-    fn set_addr(
-        &mut self,
-        add: bool,
-        index: u32,
-        addr: IpAddr,
-        prefix: u8,
-    ) -> Result<(), NccError> {
+    fn set_addr(&mut self, add: bool, a: &HeldAddr) -> Result<(), NccError> {
         let mut k = self.0.lock().unwrap();
-        let pos = k.1.iter().position(|h| h.index == index && h.addr == addr);
+        let pos =
+            k.1.iter()
+                .position(|h| h.index == a.index && h.addr == a.addr);
         match (add, pos) {
-            (true, None) => k.1.push(HeldAddr {
-                index,
-                addr,
-                prefix,
-                proto: rtnl::SEESAW_PROTO,
-            }),
+            (true, None) => k.1.push(*a),
             (false, Some(p)) => {
                 k.1.remove(p);
             }
