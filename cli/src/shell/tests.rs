@@ -39,11 +39,11 @@ async fn overrides_and_config_source_reach_the_engine() {
         ..Default::default()
     }];
     assert_eq!(
-        printed(text(&mut e, "ov ba st dis b1.example.com.").await),
+        shown(&mut e, "ov ba st dis b1.example.com.").await,
         "backend b1.example.com.: disabled\n"
     );
     assert_eq!(
-        printed(text(&mut e, "override vserver state enabled web").await),
+        shown(&mut e, "override vserver state enabled web").await,
         "vserver web: enabled\n"
     );
     assert_eq!(
@@ -61,10 +61,10 @@ async fn overrides_and_config_source_reach_the_engine() {
             ),
         ]
     );
-    match text(&mut e, "override destination state default").await {
-        Ok(Step::Print { text, ok: false }) => assert_eq!(text, "Incomplete command.\n"),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        refused(text(&mut e, "override destination state default").await),
+        "Incomplete command.\n"
+    );
     // Names the engine does not know: Seesaw's words, and not ok (a `-c` run exits 1).
     for (line, want) in [
         (
@@ -80,19 +80,16 @@ async fn overrides_and_config_source_reach_the_engine() {
             "No such destination - web/192.0.2.9:80/TCP\n",
         ),
     ] {
-        match text(&mut e, line).await {
-            Ok(Step::Print { text, ok: false }) => assert_eq!(text, want, "{line}"),
-            other => panic!("{line}: {other:?}"),
-        }
+        assert_eq!(refused(text(&mut e, line).await), want, "{line}");
     }
     assert_eq!(e.overrides.len(), 2, "refused overrides reach nothing");
     e.source = "disk".into();
     assert_eq!(
-        printed(text(&mut e, "config source none").await),
+        shown(&mut e, "config source none").await,
         "Config source is none (was disk)\n"
     );
     assert_eq!(
-        printed(text(&mut e, "config source").await),
+        shown(&mut e, "config source").await,
         "Config source is none\n"
     );
 }
@@ -118,10 +115,7 @@ async fn failover_reports_the_engine_answer_and_refusal() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     e.ha.state = "LEADER".into();
-    assert_eq!(
-        printed(text(&mut e, "failover").await),
-        "failover requested\n"
-    );
+    assert_eq!(shown(&mut e, "failover").await, "failover requested\n");
     assert_eq!(e.failovers, 1);
 }
 
@@ -129,7 +123,7 @@ async fn failover_reports_the_engine_answer_and_refusal() {
 async fn bgp_neighbors_show_state_uptime_counters_and_routes() {
     let mut e = FakeEngine::default();
     assert_eq!(
-        printed(text(&mut e, "show bgp neighbors").await),
+        shown(&mut e, "show bgp neighbors").await,
         "No BGP neighbours.\nAnnounced: none\n"
     );
     e.bgp = seesaw_proto::engine::BgpNeighbors {
@@ -147,14 +141,14 @@ async fn bgp_neighbors_show_state_uptime_counters_and_routes() {
         announced: vec!["192.168.255.1/32".into()],
     };
     assert_eq!(
-        printed(text(&mut e, "sh bgp n").await),
+        shown(&mut e, "sh bgp n").await,
         "BGP neighbor is 192.0.2.254, remote AS 64512\n  BGP state = ESTABLISHED, up for 01:02:05\n  \
          Remote router ID 192.0.2.254\n  Messages: 12 received (0 updates), 14 sent (3 updates)\n\
          Announced: 192.168.255.1/32\n"
     );
     // One neighbour by address: Seesaw's block (cli/show.go showBGPNeighbors).
     assert_eq!(
-        printed(text(&mut e, "show bgp neighbors 192.0.2.254").await),
+        shown(&mut e, "show bgp neighbors 192.0.2.254").await,
         "BGP Neighbor\n\
          \x20 IP Address:          192.0.2.254\n\
          \x20 Router ID:           192.0.2.254\n\
@@ -168,21 +162,29 @@ async fn bgp_neighbors_show_state_uptime_counters_and_routes() {
         ("sh bgp n 192.0.2.9", "No such neighbor\n"),
         ("sh bgp n peer1", "\"peer1\" is not a valid IP address\n"),
     ] {
-        match text(&mut e, line).await {
-            Ok(Step::Print { text, ok: false }) => assert_eq!(text, want, "{line}"),
-            other => panic!("{line}: {other:?}"),
-        }
+        assert_eq!(refused(text(&mut e, line).await), want, "{line}");
     }
-    let json = execute(
-        &mut e,
-        Action::ShowBgpNeighbors,
-        Some("192.0.2.254"),
-        OutputFormat::Json,
-        0,
-    )
-    .await;
-    let v: serde_json::Value = serde_json::from_str(&printed(json)).expect("JSON");
+    let json = as_json(&mut e, Action::ShowBgpNeighbors, Some("192.0.2.254")).await;
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     assert_eq!(v["peer_asn"], 64512);
+}
+
+/// What `line` prints; it must succeed.
+async fn shown(engine: &mut FakeEngine, line: &str) -> String {
+    printed(text(engine, line).await)
+}
+
+/// What `action` (with `arg`) prints as JSON; it must succeed.
+async fn as_json(engine: &mut FakeEngine, action: Action, arg: Option<&str>) -> String {
+    printed(execute(engine, action, arg, OutputFormat::Json, 0).await)
+}
+
+/// The text of a refusal (output printed, the command failed).
+fn refused(step: Result<Step, EngineError>) -> String {
+    match step {
+        Ok(Step::Print { text, ok: false }) => text,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
 
 fn printed(step: Result<Step, EngineError>) -> String {
@@ -196,30 +198,38 @@ fn printed(step: Result<Step, EngineError>) -> String {
 async fn vservers_list_prefix_and_exact_match() {
     let mut e = fake();
     assert_eq!(
-        printed(text(&mut e, "sh vs").await),
+        shown(&mut e, "sh vs").await,
         "[1] web\n[2] web2 (disabled)\n[3] dns\n"
     );
     // `web` is exact even though `web2` shares the prefix: detail view.
-    assert!(printed(text(&mut e, "sh vs web").await).starts_with("Name:     web\n"));
-    assert!(printed(text(&mut e, "sh vs d").await).starts_with("Name:     dns\n"));
+    assert!(
+        shown(&mut e, "sh vs web")
+            .await
+            .starts_with("Name:     web\n")
+    );
+    assert!(
+        shown(&mut e, "sh vs d")
+            .await
+            .starts_with("Name:     dns\n")
+    );
     assert_eq!(
-        printed(text(&mut e, "sh vs we").await),
+        shown(&mut e, "sh vs we").await,
         "[1] web\n[2] web2 (disabled)\n"
     );
     assert_eq!(
-        printed(text(&mut e, "sh vs zzz").await),
+        shown(&mut e, "sh vs zzz").await,
         "No vserver matches \"zzz\".\n"
     );
     // A cluster with one vserver: the bare command shows it in full.
     e.vservers.truncate(1);
-    assert!(printed(text(&mut e, "sh vs").await).starts_with("Name:     web\n"));
+    assert!(shown(&mut e, "sh vs").await.starts_with("Name:     web\n"));
 }
 
 #[tokio::test]
 async fn reload_refusal_is_not_ok_and_shows_in_warnings() {
     let mut e = fake();
     assert_eq!(
-        printed(text(&mut e, "config reload").await),
+        shown(&mut e, "config reload").await,
         "configuration applied (generation 1)\n"
     );
     e.refuse_reload = vec!["cluster.pb:3: bad port".into()];
@@ -232,7 +242,7 @@ async fn reload_refusal_is_not_ok_and_shows_in_warnings() {
     }
     assert_eq!(e.reloads, 2);
     assert_eq!(
-        printed(text(&mut e, "show warnings").await),
+        shown(&mut e, "show warnings").await,
         "There are 1 warnings:\n  - cluster.pb:3: bad port\n"
     );
 }
@@ -240,16 +250,7 @@ async fn reload_refusal_is_not_ok_and_shows_in_warnings() {
 #[tokio::test]
 async fn json_output_and_exit_and_unreachable() {
     let mut e = fake();
-    let out = printed(
-        execute(
-            &mut e,
-            Action::ShowVservers,
-            Some("dns"),
-            OutputFormat::Json,
-            0,
-        )
-        .await,
-    );
+    let out = as_json(&mut e, Action::ShowVservers, Some("dns")).await;
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
     assert_eq!(v["vservers"][0]["name"], "dns");
     assert_eq!(v["vservers"].as_array().map(Vec::len), Some(1));
@@ -280,15 +281,15 @@ async fn history_rollback_and_import_go_through_the_engine() {
     let yaml = dir.path().join("pool.yaml");
     let line = format!("config import {}", yaml.display());
     assert_eq!(
-        printed(text(&mut e, &line).await),
+        shown(&mut e, &line).await,
         "configuration applied (version 1)\n"
     );
     assert_eq!(e.versions[0].1, format!("import from {}", yaml.display()));
-    let out = printed(text(&mut e, "config history").await);
+    let out = shown(&mut e, "config history").await;
     assert!(out.starts_with("Id  When"), "{out}");
     assert!(out.contains("tester"), "{out}");
     assert_eq!(
-        printed(text(&mut e, "config rollback 1").await),
+        shown(&mut e, "config rollback 1").await,
         "configuration applied (version 2)\n"
     );
     match text(&mut e, "config rollback 9").await {
@@ -346,7 +347,7 @@ async fn vlans_come_from_the_engine_with_its_counts() {
         ..Default::default()
     };
     assert_eq!(
-        printed(text(&mut e, "sh vl").await),
+        shown(&mut e, "sh vl").await,
         "VLANs\n\
          [  1] VLAN ID 10 - v10.demo.  10.0.10.1/24  -                  backends 3 IPv4, 0 IPv6  VIPs 1 IPv4, 0 IPv6\n\
          [  2] VLAN ID 20 - v20.demo.  10.0.20.1/24  2001:db8:20::1/64  backends 0 IPv4, 2 IPv6  VIPs 0 IPv4, 4 IPv6\n"
@@ -361,8 +362,8 @@ async fn vlans_come_from_the_engine_with_its_counts() {
          \x20 IPv6 Backend Count:  2\n\
          \x20 IPv4 VIP Count:      0\n\
          \x20 IPv6 VIP Count:      4\n";
-    assert_eq!(printed(text(&mut e, "sh vl 2001:db8:20::99").await), detail);
-    assert_eq!(printed(text(&mut e, "sh vl 20").await), detail);
+    assert_eq!(shown(&mut e, "sh vl 2001:db8:20::99").await, detail);
+    assert_eq!(shown(&mut e, "sh vl 20").await, detail);
     for (line, want) in [
         ("sh vl 30", "VLAN ID 30 not found\n"),
         (
@@ -374,13 +375,10 @@ async fn vlans_come_from_the_engine_with_its_counts() {
             "unknown value \"x\" - must be a VLAN ID or IP address\n",
         ),
     ] {
-        match text(&mut e, line).await {
-            Ok(Step::Print { text, ok: false }) => assert_eq!(text, want, "{line}"),
-            other => panic!("{line}: {other:?}"),
-        }
+        assert_eq!(refused(text(&mut e, line).await), want, "{line}");
     }
-    let json = execute(&mut e, Action::ShowVlans, None, OutputFormat::Json, 0).await;
-    let v: serde_json::Value = serde_json::from_str(&printed(json)).expect("JSON");
+    let json = as_json(&mut e, Action::ShowVlans, None).await;
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     assert_eq!(v["vlans"][0]["ipv4_backends"], 3);
     assert_eq!(v["vlans"][1]["ipv6_vips"], 4);
     assert_eq!(v["vlans"][1]["ipv6"], "2001:db8:20::1/64");
@@ -422,27 +420,27 @@ async fn backends_and_destinations_list_detail_and_not_found() {
     };
     e.vservers[0].services[0].destinations[1].override_state = "enabled".into();
     assert_eq!(
-        printed(text(&mut e, "sh ba").await),
+        shown(&mut e, "sh ba").await,
         "Backends\n\
          [   1] be1.demo. (partially disabled)  10.0.0.1  dests 2  healthy 2/2  active 2/2  override enabled\n\
          [   2] be2.demo.                       10.0.0.2  dests 1  healthy 0/1  active 0/1\n"
     );
     assert_eq!(
-        printed(text(&mut e, "sh ba be1").await),
+        shown(&mut e, "sh ba be1").await,
         "Backend\n  Hostname: be1.demo.\n  Destinations:\n\
          \x20 [  1] dns/10.0.0.1:80/TCP (vserver disabled)\n\
          \x20 [  2] web/10.0.0.1:80/TCP (enabled, healthy, active)\n\
          \x20 Address: 10.0.0.1\n  Override: enabled\n"
     );
     assert_eq!(
-        printed(text(&mut e, "sh de").await),
+        shown(&mut e, "sh de").await,
         "Destinations\n\
          [   1] dns/10.0.0.1:80/TCP (vserver disabled)              10.0.0.1:80  weight 1  conns 0/0\n\
          [   2] web/10.0.0.1:80/TCP (enabled, healthy, active)      10.0.0.1:80  weight 1  conns 0/0  override enabled\n\
          [   3] web/10.0.0.2:80/TCP (enabled, unhealthy, inactive)  10.0.0.2:80  weight 1  conns 0/0\n"
     );
     assert_eq!(
-        printed(text(&mut e, "sh de dns").await),
+        shown(&mut e, "sh de dns").await,
         "Destination\n\
          \x20 Name:                dns/10.0.0.1:80/TCP\n\
          \x20 Vserver:             dns (disabled)\n\
@@ -460,30 +458,17 @@ async fn backends_and_destinations_list_detail_and_not_found() {
         ("sh ba zz", "backend 'zz...' not found\n"),
         ("sh de zz", "destination 'zz...' not found\n"),
     ] {
-        match text(&mut e, line).await {
-            Ok(Step::Print { text, ok: false }) => assert_eq!(text, want, "{line}"),
-            other => panic!("{line}: {other:?}"),
-        }
+        assert_eq!(refused(text(&mut e, line).await), want, "{line}");
     }
     // JSON keeps its shape: the rows, also for one match or none.
-    let json = execute(
-        &mut e,
-        Action::ShowBackends,
-        Some("zz"),
-        OutputFormat::Json,
-        0,
-    )
-    .await;
-    assert_eq!(printed(json), "{\n  \"backends\": []\n}\n");
-    let json = execute(&mut e, Action::ShowBackends, None, OutputFormat::Json, 0).await;
-    let v: serde_json::Value = serde_json::from_str(&printed(json)).expect("JSON");
+    let json = as_json(&mut e, Action::ShowBackends, Some("zz")).await;
+    assert_eq!(json, "{\n  \"backends\": []\n}\n");
+    let json = as_json(&mut e, Action::ShowBackends, None).await;
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     assert_eq!(v["backends"][0]["status"], "partially disabled");
     assert_eq!(v["backends"][1]["healthy"], 0);
     e.vservers.clear();
-    match text(&mut e, "sh ba").await {
-        Ok(Step::Print { text, ok: false }) => assert_eq!(text, "no backends found\n"),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(refused(text(&mut e, "sh ba").await), "no backends found\n");
 }
 
 #[tokio::test]
@@ -512,7 +497,7 @@ async fn healthchecks_list_every_check() {
         }],
         ..Default::default()
     };
-    let c = printed(text(&mut e, "sh he").await);
+    let c = shown(&mut e, "sh he").await;
     assert!(
         c.contains(
             "00000000000000ff  web/127.0.0.2:80/TCP  HTTP/80  healthy  1.2 ms      3/1            200 OK"
@@ -544,13 +529,13 @@ async fn nodes_list_and_one_node_in_detail() {
         ..Default::default()
     };
     assert_eq!(
-        printed(text(&mut e, "sh n").await),
+        shown(&mut e, "sh n").await,
         "Nodes\n\
          [1] lb1.demo. enabled   IPv4 192.0.2.1  IPv6 -  priority 255  (this node)\n\
          [2] lb2.demo. disabled  IPv4 192.0.2.2  IPv6 -  priority 1\n"
     );
     assert_eq!(
-        printed(text(&mut e, "sh n lb2.demo.").await),
+        shown(&mut e, "sh n lb2.demo.").await,
         "Node\n\
          \x20 Hostname:            lb2.demo.\n\
          \x20 Site:                demo\n\
@@ -564,14 +549,19 @@ async fn nodes_list_and_one_node_in_detail() {
          \x20 This Node:           false\n"
     );
     assert!(
-        printed(text(&mut e, "sh n lb1").await)
+        shown(&mut e, "sh n lb1")
+            .await
             .starts_with("Node\n  Hostname:            lb1.demo.\n")
     );
-    assert!(printed(text(&mut e, "sh n lb").await).starts_with("Nodes\n[1] lb1.demo. enabled"));
-    match text(&mut e, "sh n lb9").await {
-        Ok(Step::Print { text, ok: false }) => assert_eq!(text, "node \"lb9\" not found\n"),
-        other => panic!("{other:?}"),
-    }
+    assert!(
+        shown(&mut e, "sh n lb")
+            .await
+            .starts_with("Nodes\n[1] lb1.demo. enabled")
+    );
+    assert_eq!(
+        refused(text(&mut e, "sh n lb9").await),
+        "node \"lb9\" not found\n"
+    );
 }
 
 #[test]
@@ -611,7 +601,7 @@ async fn grpc_unreachable_names_the_socket_and_cause() {
 async fn dry_run_previews_and_reloads_nothing() {
     let mut e = FakeEngine::default();
     assert_eq!(
-        printed(text(&mut e, "config reload --dry-run").await),
+        shown(&mut e, "config reload --dry-run").await,
         "Preview (nothing applied):\n  vservers:     0 added, 0 removed, 0 changed\n  \
          services:     0 added, 0 removed, 0 changed\n  destinations: 0 added, 0 removed, 0 changed\n"
     );
