@@ -225,6 +225,13 @@ fn adverts(actions: &[Action]) -> Vec<u8> {
         .collect()
 }
 
+/// A [`peered`] node (no preemption) that a priority-0 advert from its peer made leader at `t0`.
+fn made_leader(priority: u32, t0: Instant) -> Node {
+    let mut node = peered(priority, false, t0);
+    node.handle(from_peer(0), t0);
+    node
+}
+
 /// A peered node whose transport is open, at `t0`; returns it BACKUP.
 fn peered(priority: u32, preempt: bool, t0: Instant) -> Node {
     let mut node = Node::new(Timers::default(), t0);
@@ -406,8 +413,7 @@ fn preemption_only_when_enabled_and_only_over_lower_priority() {
 #[test]
 fn leader_yields_to_higher_priority_and_to_equal_priority_from_a_higher_address() {
     let t0 = Instant::now();
-    let mut node = peered(100, false, t0);
-    node.handle(from_peer(0), t0);
+    let mut node = made_leader(100, t0);
     assert_eq!(node.state(), State::Leader);
     // Lower priority: re-advertise at once, stay leader.
     let actions = node.handle(from_peer(50), t0);
@@ -419,8 +425,7 @@ fn leader_yields_to_higher_priority_and_to_equal_priority_from_a_higher_address(
     assert!(adverts(&actions).is_empty());
 
     // Higher priority: step down.
-    let mut node = peered(100, false, t0);
-    node.handle(from_peer(0), t0);
+    let mut node = made_leader(100, t0);
     node.handle(from_peer(101), t0);
     assert_eq!(node.state(), State::Backup);
 
@@ -434,8 +439,7 @@ fn leader_yields_to_higher_priority_and_to_equal_priority_from_a_higher_address(
 #[test]
 fn shutdown_as_leader_sends_priority_zero() {
     let t0 = Instant::now();
-    let mut node = peered(100, false, t0);
-    node.handle(from_peer(0), t0);
+    let mut node = made_leader(100, t0);
     let actions = node.handle(Event::Shutdown, t0);
     // The lease goes first, then the report, then the advert.
     assert_eq!(actions[0], Action::Lease(Duration::ZERO));
@@ -501,8 +505,7 @@ fn failover_reports_backup_first_then_hands_over_with_priority_zero() {
 #[test]
 fn failover_hands_over_after_one_interval_when_the_engine_does_not_confirm() {
     let t0 = Instant::now();
-    let mut node = peered(255, false, t0);
-    node.handle(from_peer(0), t0);
+    let mut node = made_leader(255, t0);
     node.handle(Event::PushDelivered { failover: true }, t0);
     assert_eq!(node.next_deadline(), Some(t0 + MS100));
     let actions = node.handle(Event::Tick, t0 + MS100);
@@ -534,8 +537,7 @@ fn failover_is_ignored_by_a_backup_and_in_single_node_mode() {
 fn a_dead_engine_makes_the_leader_step_down_and_keeps_a_backup_from_taking_over() {
     let t0 = Instant::now();
     let timers = Timers::default();
-    let mut node = peered(255, false, t0);
-    node.handle(from_peer(0), t0);
+    let mut node = made_leader(255, t0);
     assert_eq!(node.state(), State::Leader);
     // Failures a second apart, the node advertising meanwhile.
     let mut t = t0;
@@ -619,8 +621,7 @@ fn transport_failure_is_error_and_retried() {
 #[test]
 fn reconfiguring_a_leader_hands_over_and_reopens() {
     let t0 = Instant::now();
-    let mut node = peered(255, false, t0);
-    node.handle(from_peer(0), t0);
+    let mut node = made_leader(255, t0);
     let changed = HaConfig {
         vrid: 61,
         ..peer_cfg(255, false)
@@ -924,8 +925,7 @@ fn a_leader_back_from_a_stall_steps_down_and_does_not_take_mastership_back() {
     }
     assert_eq!(node.state(), State::Backup);
     // A short delay (under two intervals) is not a stall.
-    let mut node = peered(100, false, t0);
-    node.handle(from_peer(0), t0);
+    let mut node = made_leader(100, t0);
     node.handle(Event::Tick, t0 + MS100 * 2);
     assert_eq!(node.state(), State::Leader);
 }
@@ -959,8 +959,7 @@ fn a_master_whose_adverts_failed_yields_to_the_peer_that_took_over() {
 #[test]
 fn a_master_back_from_a_dead_link_advertises_the_lowest_priority() {
     let t0 = Instant::now();
-    let mut node = peered(200, false, t0);
-    node.handle(from_peer(0), t0);
+    let mut node = made_leader(200, t0);
     let mut t = t0;
     for _ in 0..5 {
         t += MS100;
