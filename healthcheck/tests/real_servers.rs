@@ -65,6 +65,25 @@ fn fail(o: &ProbeOutcome, what: &str, needle: &str) {
     );
 }
 
+/// `o` must pass (no `failure`) or fail, its message mentioning `failure`.
+#[track_caller]
+fn judge(o: &ProbeOutcome, what: &str, failure: Option<&str>) {
+    match failure {
+        None => pass(o, what),
+        Some(needle) => fail(o, what, needle),
+    }
+}
+
+/// Runs `c` with `prober`: it must pass.
+async fn passes(prober: &NetProber, c: &pb::Check, what: &str) {
+    pass(&run(prober, c).await, what);
+}
+
+/// Runs `c` with `prober`: it must fail, its message mentioning `needle`.
+async fn fails(prober: &NetProber, c: &pb::Check, what: &str, needle: &str) {
+    fail(&run(prober, c).await, what, needle);
+}
+
 #[tokio::test]
 async fn nginx_http_https_tcp_tls_tcp() {
     let pki = servers::test_pki();
@@ -78,127 +97,95 @@ async fn nginx_http_https_tcp_tls_tcp() {
     let mut c = check(pb::CheckKind::Http, nginx.addr);
     c.send = "/healthz".into();
     c.receive = "serv".into();
-    pass(&run(&trusted, &c).await, "http /healthz");
+    passes(&trusted, &c, "http /healthz").await;
     c.receive = "down".into();
-    fail(
-        &run(&trusted, &c).await,
-        "http wrong body",
-        "does not start with",
-    );
+    fails(&trusted, &c, "http wrong body", "does not start with").await;
     let mut c = check(pb::CheckKind::Http, nginx.addr);
     c.send = "/down".into();
-    fail(&run(&trusted, &c).await, "http 503", "http 503");
+    fails(&trusted, &c, "http 503", "http 503").await;
     c.code = 503;
-    pass(&run(&trusted, &c).await, "http expecting 503");
+    passes(&trusted, &c, "http expecting 503").await;
     // Redirects are not followed: a 302 is judged against the code.
     let mut c = check(pb::CheckKind::Http, nginx.addr);
     c.send = "/moved".into();
-    fail(&run(&trusted, &c).await, "http 302", "http 302");
+    fails(&trusted, &c, "http 302", "http 302").await;
     c.code = 302;
-    pass(&run(&trusted, &c).await, "http expecting 302");
+    passes(&trusted, &c, "http expecting 302").await;
     let mut c = check(pb::CheckKind::Http, nginx.addr);
     c.send = "/healthz".into();
     c.method = "HEAD".into();
-    pass(&run(&trusted, &c).await, "http HEAD");
+    passes(&trusted, &c, "http HEAD").await;
 
     // Host header from an absolute URL, and proxy mode with an absolute request target: both
     // reach nginx's www.example.test virtual host; a bare path reaches the default server.
     let mut c = check(pb::CheckKind::Http, nginx.addr);
     c.send = "http://www.example.test/anything".into();
     c.receive = "vhost www.example.test".into();
-    pass(&run(&trusted, &c).await, "http Host from URL");
+    passes(&trusted, &c, "http Host from URL").await;
     c.proxy = true;
-    pass(&run(&trusted, &c).await, "http proxy mode");
+    passes(&trusted, &c, "http proxy mode").await;
     c.send = "/anything".into();
-    fail(
-        &run(&trusted, &c).await,
-        "proxy to the default server",
-        "http 404",
-    );
+    fails(&trusted, &c, "proxy to the default server", "http 404").await;
 
     // https: verification on (our CA trusted / not trusted) and off.
     let mut c = check(pb::CheckKind::Https, tls_addr);
     c.send = "/healthz".into();
     c.receive = "serving".into();
     c.tls_verify = true;
-    pass(&run(&trusted, &c).await, "https verified");
-    fail(
-        &run(&untrusted, &c).await,
-        "https unknown ca",
-        "tls handshake",
-    );
+    passes(&trusted, &c, "https verified").await;
+    fails(&untrusted, &c, "https unknown ca", "tls handshake").await;
     c.tls_verify = false;
-    pass(&run(&untrusted, &c).await, "https without verification");
+    passes(&untrusted, &c, "https without verification").await;
     // Plain HTTP spoken to the TLS port, TLS spoken to the plain port.
     let mut plain_to_tls = check(pb::CheckKind::Http, tls_addr);
     plain_to_tls.send = "/healthz".into();
-    fail(
-        &run(&trusted, &plain_to_tls).await,
-        "http to a tls port",
-        "http 400",
-    );
+    fails(&trusted, &plain_to_tls, "http to a tls port", "http 400").await;
     let mut tls_to_plain = check(pb::CheckKind::Https, nginx.addr);
     tls_to_plain.tls_verify = false;
-    fail(
-        &run(&trusted, &tls_to_plain).await,
+    fails(
+        &trusted,
+        &tls_to_plain,
         "https to a plain port",
         "tls handshake",
-    );
+    )
+    .await;
 
     // tcp_tls: handshake, then send/expect over TLS.
     let mut c = check(pb::CheckKind::TcpTls, tls_addr);
     c.tls_verify = true;
     c.send = "GET /healthz HTTP/1.0\r\n\r\n".into();
     c.receive = "HTTP/1.1 200".into();
-    pass(&run(&trusted, &c).await, "tcp_tls verified");
-    fail(
-        &run(&untrusted, &c).await,
-        "tcp_tls unknown ca",
-        "tls handshake",
-    );
+    passes(&trusted, &c, "tcp_tls verified").await;
+    fails(&untrusted, &c, "tcp_tls unknown ca", "tls handshake").await;
     c.tls_verify = false;
-    pass(&run(&untrusted, &c).await, "tcp_tls without verification");
+    passes(&untrusted, &c, "tcp_tls without verification").await;
     c.receive = "HTTP/1.1 500".into();
-    fail(
-        &run(&untrusted, &c).await,
+    fails(
+        &untrusted,
+        &c,
         "tcp_tls wrong reply",
         "want \"HTTP/1.1 500\"",
-    );
+    )
+    .await;
 
     // tcp: connect, and send/expect.
     let mut c = check(pb::CheckKind::Tcp, nginx.addr);
-    pass(&run(&trusted, &c).await, "tcp connect");
+    passes(&trusted, &c, "tcp connect").await;
     c.send = "GET /down HTTP/1.0\r\n\r\n".into();
     c.receive = "HTTP/1.1 503".into();
-    pass(&run(&trusted, &c).await, "tcp send/expect");
+    passes(&trusted, &c, "tcp send/expect").await;
 
     // The backend dies: every kind fails.
     nginx.kill();
     let c = check(pb::CheckKind::Tcp, nginx.addr);
-    fail(
-        &run(&trusted, &c).await,
-        "tcp after kill",
-        "connection refused",
-    );
+    fails(&trusted, &c, "tcp after kill", "connection refused").await;
     let c = check(pb::CheckKind::Http, nginx.addr);
-    fail(
-        &run(&trusted, &c).await,
-        "http after kill",
-        "connection refused",
-    );
+    fails(&trusted, &c, "http after kill", "connection refused").await;
     let mut c = check(pb::CheckKind::Https, tls_addr);
     c.tls_verify = false;
-    fail(
-        &run(&trusted, &c).await,
-        "https after kill",
-        "connection refused",
-    );
+    fails(&trusted, &c, "https after kill", "connection refused").await;
     let c = check(pb::CheckKind::TcpTls, tls_addr);
-    fail(
-        &run(&trusted, &c).await,
-        "tcp_tls after kill",
-        "connection refused",
-    );
+    fails(&trusted, &c, "tcp_tls after kill", "connection refused").await;
 }
 
 #[tokio::test]
@@ -214,54 +201,53 @@ async fn dnsmasq_dns() {
         receive: receive.into(),
         ..check(pb::CheckKind::Dns, addr)
     };
-    pass(
-        &run(&p, &q("www.example.test", "A", "127.0.0.5")).await,
-        "dns A",
-    );
-    pass(
-        &run(&p, &q("WWW.Example.Test.", "", "")).await,
-        "dns A, any answer",
-    );
-    fail(
-        &run(&p, &q("www.example.test", "A", "127.0.0.6")).await,
-        "dns wrong A",
-        "no A answer equals 127.0.0.6",
-    );
-    // dnsmasq refuses what it would have to forward (it has no upstream here).
-    fail(
-        &run(&p, &q("www.example.test", "AAAA", "")).await,
-        "dns no AAAA",
-        "AAAA",
-    );
-    fail(
-        &run(&p, &q("missing.example.test", "A", "")).await,
-        "dns unknown name",
-        "dns",
-    );
-    pass(
-        &run(&p, &q("alias.example.test", "CNAME", "www.example.test")).await,
-        "dns CNAME",
-    );
-    fail(
-        &run(&p, &q("alias.example.test", "CNAME", "other.example.test")).await,
-        "dns wrong CNAME",
-        "no CNAME answer equals",
-    );
-    pass(
-        &run(&p, &q("txt.example.test", "TXT", "v=ok")).await,
-        "dns TXT",
-    );
-    fail(
-        &run(&p, &q("txt.example.test", "TXT", "v=no")).await,
-        "dns wrong TXT",
-        "no TXT answer equals",
-    );
+    // (name, type, expected answer), what, and None to pass or what the failure must say.
+    for ((name, qtype, receive), what, failure) in [
+        (("www.example.test", "A", "127.0.0.5"), "dns A", None),
+        (("WWW.Example.Test.", "", ""), "dns A, any answer", None),
+        (
+            ("www.example.test", "A", "127.0.0.6"),
+            "dns wrong A",
+            Some("no A answer equals 127.0.0.6"),
+        ),
+        // dnsmasq refuses what it would have to forward (it has no upstream here).
+        (
+            ("www.example.test", "AAAA", ""),
+            "dns no AAAA",
+            Some("AAAA"),
+        ),
+        (
+            ("missing.example.test", "A", ""),
+            "dns unknown name",
+            Some("dns"),
+        ),
+        (
+            ("alias.example.test", "CNAME", "www.example.test"),
+            "dns CNAME",
+            None,
+        ),
+        (
+            ("alias.example.test", "CNAME", "other.example.test"),
+            "dns wrong CNAME",
+            Some("no CNAME answer equals"),
+        ),
+        (("txt.example.test", "TXT", "v=ok"), "dns TXT", None),
+        (
+            ("txt.example.test", "TXT", "v=no"),
+            "dns wrong TXT",
+            Some("no TXT answer equals"),
+        ),
+    ] {
+        judge(&run(&p, &q(name, qtype, receive)).await, what, failure);
+    }
     dns.kill();
-    fail(
-        &run(&p, &q("www.example.test", "A", "127.0.0.5")).await,
+    fails(
+        &p,
+        &q("www.example.test", "A", "127.0.0.5"),
         "dns after kill",
         "connection refused",
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -275,7 +261,7 @@ async fn mariadb_mysql() {
     pass(&o, "mysql greeting");
     assert!(o.message.contains("MariaDB"), "{}", o.message);
     db.kill();
-    fail(&run(&p, &c).await, "mysql after kill", "connection refused");
+    fails(&p, &c, "mysql after kill", "connection refused").await;
 }
 
 #[tokio::test]
@@ -304,37 +290,42 @@ async fn freeradius_radius() {
     };
     let o = run(&p, &r("bob:hello:s3cret", "")).await;
     assert!(o.success, "radius accept: {}\n{}", o.message, radius.log());
-    pass(&run(&p, &r("bob:hello:s3cret", "any")).await, "radius any");
-    fail(
-        &run(&p, &r("bob:wrong:s3cret", "accept")).await,
-        "radius bad password",
-        "access-reject",
-    );
-    pass(
-        &run(&p, &r("bob:wrong:s3cret", "reject")).await,
-        "radius expecting reject",
-    );
-    pass(
-        &run(&p, &r("bob:wrong:s3cret", "any")).await,
-        "radius any on reject",
-    );
-    fail(
-        &run(&p, &r("bob:hello:s3cret", "challenge")).await,
-        "radius expecting challenge",
-        "access-accept",
-    );
-    // A wrong secret: the server cannot verify our Message-Authenticator and stays silent.
-    fail(
-        &run(&p, &r("bob:hello:wrong", "any")).await,
-        "radius wrong secret",
-        "timed out",
-    );
+    // (send, receive), what, and None to pass or what the failure must say.
+    for ((send, receive), what, failure) in [
+        (("bob:hello:s3cret", "any"), "radius any", None),
+        (
+            ("bob:wrong:s3cret", "accept"),
+            "radius bad password",
+            Some("access-reject"),
+        ),
+        (
+            ("bob:wrong:s3cret", "reject"),
+            "radius expecting reject",
+            None,
+        ),
+        (("bob:wrong:s3cret", "any"), "radius any on reject", None),
+        (
+            ("bob:hello:s3cret", "challenge"),
+            "radius expecting challenge",
+            Some("access-accept"),
+        ),
+        // A wrong secret: the server cannot verify our Message-Authenticator and stays silent.
+        (
+            ("bob:hello:wrong", "any"),
+            "radius wrong secret",
+            Some("timed out"),
+        ),
+    ] {
+        judge(&run(&p, &r(send, receive)).await, what, failure);
+    }
     radius.kill();
-    fail(
-        &run(&p, &r("bob:hello:s3cret", "")).await,
+    fails(
+        &p,
+        &r("bob:hello:s3cret", ""),
         "radius after kill",
         "connection refused",
-    );
+    )
+    .await;
 }
 
 /// Our own UDP responder: answers "PONG <what was sent>" to datagrams starting with "PING",
@@ -362,19 +353,15 @@ async fn udp_against_our_responder() {
     let mut c = check(pb::CheckKind::Udp, addr);
     c.send = "PING 1".into();
     c.receive = "PONG PING 1".into();
-    pass(&run(&p, &c).await, "udp ping");
+    passes(&p, &c, "udp ping").await;
     c.receive = "PONG PING 2".into();
-    fail(
-        &run(&p, &c).await,
-        "udp wrong reply",
-        "want \"PONG PING 2\"",
-    );
+    fails(&p, &c, "udp wrong reply", "want \"PONG PING 2\"").await;
     c.send = "HELLO".into();
-    fail(&run(&p, &c).await, "udp silent responder", "timed out");
+    fails(&p, &c, "udp silent responder", "timed out").await;
     task.abort();
     let _ = task.await;
     c.send = "PING 1".into();
-    fail(&run(&p, &c).await, "udp closed port", "connection refused");
+    fails(&p, &c, "udp closed port", "connection refused").await;
 }
 
 /// Whether this process may open an ICMP socket (root, or a ping_group_range that includes us).
