@@ -42,6 +42,29 @@ impl Harness {
         }
     }
 
+    /// A harness on checks 1 and 2 (of addresses 1 and 2, every second, rise 1 but check 1's
+    /// `rise1`).
+    fn two_checks(rise1: u32) -> Self {
+        Self::start(vec![
+            tcp_check(1, 1, 1000, rise1, 0),
+            tcp_check(2, 2, 1000, 1, 0),
+        ])
+    }
+
+    /// A harness on check 1 (of address 1, every second, rise 1), address 1 answering.
+    fn one_up() -> Self {
+        let h = Self::start(vec![tcp_check(1, 1, 1000, 1, 0)]);
+        h.up(&[1]);
+        h
+    }
+
+    /// The addresses numbered `ns` answer from now on.
+    fn up(&self, ns: &[u8]) {
+        for n in ns {
+            self.prober.set(addr(*n), Behaviour::Up);
+        }
+    }
+
     /// (id, healthy, full) of every batch delivered since batch number `from`.
     fn batches_since(&self, from: usize) -> Vec<(Vec<(u64, bool)>, bool)> {
         self.engine.state().batches[from..]
@@ -76,12 +99,8 @@ impl Harness {
 
 #[tokio::test(start_paused = true)]
 async fn transitions_are_batched_and_a_lost_server_is_reported() {
-    let h = Harness::start(vec![
-        tcp_check(1, 1, 1000, 1, 0),
-        tcp_check(2, 2, 1000, 1, 0),
-    ]);
-    h.prober.set(addr(1), Behaviour::Up);
-    h.prober.set(addr(2), Behaviour::Up);
+    let h = Harness::two_checks(1);
+    h.up(&[1, 2]);
     sleep(Duration::from_millis(50)).await;
     // The first fetch triggers a full resync, empty since nothing has a verdict yet.
     assert_eq!(h.batches_since(0), [(vec![], true)]);
@@ -122,12 +141,8 @@ async fn many_transitions_share_one_batch() {
 
 #[tokio::test(start_paused = true)]
 async fn refetch_keeps_state_of_surviving_checks() {
-    let h = Harness::start(vec![
-        tcp_check(1, 1, 1000, 3, 0),
-        tcp_check(2, 2, 1000, 1, 0),
-    ]);
-    h.prober.set(addr(1), Behaviour::Up);
-    h.prober.set(addr(2), Behaviour::Up);
+    let h = Harness::two_checks(3);
+    h.up(&[1, 2]);
     sleep(Duration::from_millis(2600)).await;
     assert_eq!(h.engine_view(), [(1, true), (2, true)]);
 
@@ -139,7 +154,7 @@ async fn refetch_keeps_state_of_surviving_checks() {
         changed.retries = 2;
         st.checks = vec![changed, tcp_check(3, 3, 1000, 1, 0)];
     }
-    h.prober.set(addr(3), Behaviour::Up);
+    h.up(&[3]);
     let n = h.batch_count();
     sleep(Duration::from_millis(5000)).await;
     // Only check 3 is new. Had check 1 restarted from Unknown, rise 3 would report it again.
@@ -152,11 +167,8 @@ async fn refetch_keeps_state_of_surviving_checks() {
 
 #[tokio::test(start_paused = true)]
 async fn periodic_full_resync() {
-    let h = Harness::start(vec![
-        tcp_check(1, 1, 1000, 1, 0),
-        tcp_check(2, 2, 1000, 1, 0),
-    ]);
-    h.prober.set(addr(1), Behaviour::Up);
+    let h = Harness::two_checks(1);
+    h.up(&[1]);
     sleep(Duration::from_millis(15_050)).await;
     let fulls: Vec<_> = h.batches_since(0).into_iter().filter(|(_, f)| *f).collect();
     assert_eq!(fulls, [(vec![], true), (vec![(1, true), (2, false)], true)]);
@@ -167,8 +179,7 @@ async fn periodic_full_resync() {
 
 #[tokio::test(start_paused = true)]
 async fn engine_outage_keeps_probing_and_resyncs_when_back() {
-    let h = Harness::start(vec![tcp_check(1, 1, 1000, 1, 0)]);
-    h.prober.set(addr(1), Behaviour::Up);
+    let h = Harness::one_up();
     sleep(Duration::from_millis(500)).await;
     assert_eq!(h.engine_view(), [(1, true)]);
 
@@ -200,8 +211,7 @@ async fn engine_outage_keeps_probing_and_resyncs_when_back() {
 
 #[tokio::test(start_paused = true)]
 async fn failed_report_is_retried() {
-    let h = Harness::start(vec![tcp_check(1, 1, 1000, 1, 0)]);
-    h.prober.set(addr(1), Behaviour::Up);
+    let h = Harness::one_up();
     sleep(Duration::from_millis(50)).await;
     // The engine goes away just before the first transition's batch (due at 100 ms).
     h.engine.state().down = true;
