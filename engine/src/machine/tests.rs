@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use super::*;
 use crate::config::{load_cluster, seesaw_cfg};
 use crate::overrides::{Caller, OverrideKind, OverrideState};
-use crate::state::{CheckResult, HaView};
+use crate::state::{CheckResult, HaView, OverrideError};
 
 /// Two nodes (this one 10.0.0.2, the peer 10.0.0.3), BGP peering, a unicast vserver (10.1.0.1)
 /// and an anycast one (192.168.255.7) with a checked backend; `extra` goes into `[engine]`, and
@@ -149,9 +149,28 @@ impl Script {
     }
 
     /// The log since `from`, without the snapshot entries.
-    fn since(&self, from: usize) -> Vec<&str> {
-        self.log[from..].iter().map(String::as_str).collect()
+    /// Runs `input` like [`Script::run`]; what it logged.
+    fn logged(&mut self, e: &mut Engine, input: Input, now: Now) -> Vec<String> {
+        let mark = self.log.len();
+        self.run(e, input, now);
+        self.log[mark..].to_vec()
     }
+}
+
+/// A trusted operator's override of vserver `target` to `state`, and where its answer arrives.
+fn vserver_override(
+    target: &str,
+    state: OverrideState,
+) -> (Event, oneshot::Receiver<Result<String, OverrideError>>) {
+    let (tx, rx) = oneshot::channel();
+    let event = Event::Override {
+        kind: OverrideKind::Vserver,
+        target: target.to_owned(),
+        state,
+        caller: op(),
+        reply: tx,
+    };
+    (event, rx)
 }
 
 /// A trusted operator.
@@ -219,11 +238,9 @@ fn ha_is_answered_only_once_the_plane_reflects_the_report() {
         Some((HaRole::Backup, 1))
     );
     s.refuse = true;
-    let mark = s.log.len();
     let (r, mut rx) = report(HaRole::Leader, 2, clock.at(1.0));
-    s.run(&mut e, r, clock.at(1.0));
     assert_eq!(
-        s.since(mark),
+        s.logged(&mut e, r, clock.at(1.0)),
         [
             "apply refused: 2 services 2 dests {\"10.1.0.1\", \"192.168.255.7\"}",
             "publish"
@@ -237,15 +254,14 @@ fn ha_is_answered_only_once_the_plane_reflects_the_report() {
     assert_eq!(snap.ha.state, HaRole::Leader);
     assert_eq!(snap.ha_reflected, Some((HaRole::Backup, 1)));
     // Within the backoff (1 s after one refusal) the same state is not tried again.
-    let mark = s.log.len();
-    s.run(&mut e, Input::Tick { ha_heard: None }, clock.at(1.5));
-    assert_eq!(s.since(mark), ["publish"]);
+    assert_eq!(
+        s.logged(&mut e, Input::Tick { ha_heard: None }, clock.at(1.5)),
+        ["publish"]
+    );
     // ncc heals: the next try after the backoff gets through, then ha hears back.
     s.refuse = false;
-    let mark = s.log.len();
-    s.run(&mut e, Input::Tick { ha_heard: None }, clock.at(2.1));
     assert_eq!(
-        s.since(mark),
+        s.logged(&mut e, Input::Tick { ha_heard: None }, clock.at(2.1)),
         [
             "apply: 2 services 2 dests {\"10.1.0.1\", \"192.168.255.7\"}",
             "publish",
@@ -258,11 +274,9 @@ fn ha_is_answered_only_once_the_plane_reflects_the_report() {
         Some((HaRole::Leader, 2))
     );
     // Stepping down: the unicast VIP leaves the plane before ha hears back.
-    let mark = s.log.len();
     let (r, mut rx) = report(HaRole::Backup, 3, clock.at(3.0));
-    s.run(&mut e, r, clock.at(3.0));
     assert_eq!(
-        s.since(mark),
+        s.logged(&mut e, r, clock.at(3.0)),
         [
             "apply: 1 services 1 dests {\"192.168.255.7\"}",
             "publish",
@@ -292,18 +306,9 @@ fn bgp_withdraws_before_the_plane_changes_and_announces_only_what_it_holds() {
         s.log
     );
     // The anycast vserver is disabled: its VIP is withdrawn, then the service leaves.
-    let mark = s.log.len();
-    let (tx, _rx) = oneshot::channel();
-    let disable = Event::Override {
-        kind: OverrideKind::Vserver,
-        target: "any".to_owned(),
-        state: OverrideState::Disabled,
-        caller: op(),
-        reply: tx,
-    };
-    s.run(&mut e, Input::Event(disable), clock.at(1.0));
+    let (disable, _rx) = vserver_override("any", OverrideState::Disabled);
     assert_eq!(
-        s.since(mark),
+        s.logged(&mut e, Input::Event(disable), clock.at(1.0)),
         [
             "bgp: []",
             "apply: 0 services 0 dests {}",
@@ -313,18 +318,9 @@ fn bgp_withdraws_before_the_plane_changes_and_announces_only_what_it_holds() {
     );
     // Enabled again while ncc refuses: the service is tried, the VIP is not announced.
     s.refuse = true;
-    let (tx, _rx) = oneshot::channel();
-    let enable = Event::Override {
-        kind: OverrideKind::Vserver,
-        target: "any".to_owned(),
-        state: OverrideState::Enabled,
-        caller: op(),
-        reply: tx,
-    };
-    let mark = s.log.len();
-    s.run(&mut e, Input::Event(enable), clock.at(2.0));
+    let (enable, _rx) = vserver_override("any", OverrideState::Enabled);
     assert_eq!(
-        s.since(mark),
+        s.logged(&mut e, Input::Event(enable), clock.at(2.0)),
         [
             "apply refused: 1 services 1 dests {\"192.168.255.7\"}",
             "publish",
@@ -333,10 +329,8 @@ fn bgp_withdraws_before_the_plane_changes_and_announces_only_what_it_holds() {
     );
     // ncc heals: applied, then announced.
     s.refuse = false;
-    let mark = s.log.len();
-    s.run(&mut e, Input::Tick { ha_heard: None }, clock.at(3.5));
     assert_eq!(
-        s.since(mark),
+        s.logged(&mut e, Input::Tick { ha_heard: None }, clock.at(3.5)),
         [
             "apply: 1 services 1 dests {\"192.168.255.7\"}",
             "bgp: [\"192.168.255.7\"]",
@@ -392,19 +386,10 @@ fn inputs_during_a_pass_wait_for_it() {
         matches!(fx.as_slice(), [Effect::Apply(_)]),
         "the pass waits for the apply: {fx:?}"
     );
-    let (tx, mut ov_rx) = oneshot::channel();
-    let disable = Event::Override {
-        kind: OverrideKind::Vserver,
-        target: "uni".to_owned(),
-        state: OverrideState::Disabled,
-        caller: op(),
-        reply: tx,
-    };
+    let (disable, mut ov_rx) = vserver_override("uni", OverrideState::Disabled);
     assert!(e.handle(Input::Event(disable), clock.at(1.1)).is_empty());
-    let mark = s.log.len();
-    s.run(&mut e, Input::Applied(Ok(Vec::new())), clock.at(1.2));
     assert_eq!(
-        s.since(mark),
+        s.logged(&mut e, Input::Applied(Ok(Vec::new())), clock.at(1.2)),
         [
             "publish",
             "reply ha",
