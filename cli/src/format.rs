@@ -230,6 +230,15 @@ pub fn preview(p: &Preview) -> String {
     out
 }
 
+/// `label value`, or nothing when there is no value.
+fn labelled(label: &str, value: &str) -> String {
+    if value.is_empty() {
+        String::new()
+    } else {
+        format!("{label} {value}")
+    }
+}
+
 /// `show backends` with several matches: Seesaw's `[   n] hostname (status)`, then our columns:
 /// address, destinations, healthy and active shares, and the override.
 pub fn backends(rows: &[BackendRow]) -> String {
@@ -248,11 +257,7 @@ pub fn backends(rows: &[BackendRow]) -> String {
                 format!("dests {}", b.destinations),
                 format!("healthy {}/{}", b.healthy, b.destinations),
                 format!("active {}/{}", b.active, b.destinations),
-                if b.override_state.is_empty() {
-                    String::new()
-                } else {
-                    format!("override {}", b.override_state)
-                },
+                labelled("override", &b.override_state),
             ]
         })
         .collect();
@@ -285,11 +290,7 @@ pub fn destinations(rows: &[DestinationRow]) -> String {
                 d.address.clone(),
                 format!("weight {}", d.weight),
                 format!("conns {}/{}", d.active_conns, d.total_conns),
-                if d.override_state.is_empty() {
-                    String::new()
-                } else {
-                    format!("override {}", d.override_state)
-                },
+                labelled("override", &d.override_state),
             ]
         })
         .collect();
