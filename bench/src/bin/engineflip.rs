@@ -39,8 +39,14 @@ use seesaw_engine::events::Event;
 use seesaw_engine::machine::{Effect, Engine, Input, Now, Reply};
 use seesaw_engine::state::{CheckResult, HaRole, HaView};
 
-/// N vservers (10.8.x.y:80, one VIP each) × M backends (10.9.a.b), one TCP check each.
+/// N vservers (10.8.x.y:80, one VIP each) × M backends (10.9.a.b), one TCP check each; the
+/// scheduler is `SCHED` (`wrr` by default, `wlc`, `mh`).
 fn loaded(n: usize, m: usize) -> Loaded {
+    let sched = match std::env::var("SCHED").as_deref() {
+        Ok("wlc") => "WLC",
+        Ok("mh") => "MH",
+        _ => "WRR",
+    };
     let mut c = String::from(
         r#"seesaw_vip < fqdn: "v." ipv4: "10.0.0.1/24" >
         node < fqdn: "n." ipv4: "10.0.0.2/24" >"#,
@@ -50,7 +56,7 @@ fn loaded(n: usize, m: usize) -> Loaded {
             c,
             r#"
         vserver < name: "v{i}" rp: "x" entry_address < fqdn: "e{i}." ipv4: "10.8.{}.{}/32" >
-          vserver_entry < protocol: TCP port: 80 scheduler: WRR mode: NAT
+          vserver_entry < protocol: TCP port: 80 scheduler: {sched} mode: NAT
             healthcheck < type: TCP interval: 5 timeout: 1 > >"#,
             i / 250,
             i % 250 + 1

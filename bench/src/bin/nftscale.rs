@@ -1,5 +1,5 @@
 //! `nftscale`: the nftables plane at scale, for `bench/nft_scale.sh` (root, inside the bench's
-//! namespaces). Subcommands:
+//! namespaces); the vservers' scheduler is `SCHED` (`wrr` by default, `wlc`, `mh`). Subcommands:
 //!
 //! - `apply N M`: makes the plane in this network namespace hold N NAT vservers × M backends
 //!   (vserver i is 198.51.100.1:(80+i), backends 203.0.113.11.. port 80) in one transaction and
@@ -26,6 +26,15 @@ use seesaw_ncc::dataplane::nftables::{NftCli, NftLib, NftPlane, NftRunner};
 use seesaw_ncc::dataplane::{Dataplane, apply};
 use seesaw_ncc::model::{Dest, ForwardMode, Protocol, Scheduler, Service, ServiceKey, ServiceOpts};
 
+/// The vservers' scheduler: `SCHED` (`wrr`, the default, `wlc` or `mh`).
+fn scheduler() -> Scheduler {
+    match std::env::var("SCHED").as_deref() {
+        Ok("wlc") => Scheduler::Wlc,
+        Ok("mh") => Scheduler::Mh,
+        _ => Scheduler::Wrr,
+    }
+}
+
 fn services(n: u16, m: u8, bump: Option<u16>) -> Vec<Service> {
     (0..n)
         .map(|i| Service {
@@ -36,7 +45,7 @@ fn services(n: u16, m: u8, bump: Option<u16>) -> Vec<Service> {
                 port: 80 + i,
                 fwmark: 0,
             },
-            scheduler: Scheduler::Wrr,
+            scheduler: scheduler(),
             mode: ForwardMode::Nat,
             persistence: 0,
             dests: (0..m)

@@ -183,10 +183,9 @@ impl NftRunner for NftLib {
     }
 
     fn run(&self, script: &str) -> Result<(), NccError> {
-        self.call(script)?.map(drop).map_err(|e| {
-            let msg: String = e.lines().take(12).collect::<Vec<_>>().join("\n");
-            NccError::Plane(format!("nft transaction failed: {msg}"))
-        })
+        self.call(script)?
+            .map(drop)
+            .map_err(|e| super::runner::transaction_failed(&e, script))
     }
 
     fn generation(&self) -> Option<u32> {

@@ -152,12 +152,26 @@ impl NftRunner for NftCli {
         if out.ok {
             Ok(())
         } else {
-            let msg: String = out.stderr.lines().take(12).collect::<Vec<_>>().join("\n");
-            Err(NccError::Plane(format!("nft transaction failed: {msg}")))
+            Err(transaction_failed(&out.stderr, script))
         }
     }
 
     fn generation(&self) -> Option<u32> {
         super::NfnlLoads::default().generation().ok()
     }
+}
+
+/// A refused transaction as ncc reports it: nft's own first lines, or, when it gave none (a
+/// transaction too large for the kernel's memory fails that way), the script's size.
+pub(super) fn transaction_failed(message: &str, script: &str) -> NccError {
+    let msg: String = message.lines().take(12).collect::<Vec<_>>().join("\n");
+    if msg.trim().is_empty() {
+        return NccError::Plane(format!(
+            "nft transaction failed without a message from nft (the script was {} lines, {} \
+             bytes; a transaction that large can exhaust the kernel's memory)",
+            script.lines().count(),
+            script.len()
+        ));
+    }
+    NccError::Plane(format!("nft transaction failed: {msg}"))
 }

@@ -701,3 +701,20 @@ fn in_private_netns(f: impl FnOnce() + Send + 'static) {
     }
     crate::test_support::in_private_netns("applying to the kernel", f);
 }
+
+/// A refused transaction reports nft's own message; one refused without any (too large for the
+/// kernel's memory) reports the script's size instead of an empty reason.
+#[test]
+fn a_transaction_refused_without_a_message_says_how_large_it_was() {
+    let script = "add table inet seesaw\nadd chain inet seesaw c\n";
+    let e = super::runner::transaction_failed("", script).to_string();
+    assert!(
+        e.contains("without a message") && e.contains("2 lines"),
+        "{e}"
+    );
+    let e = super::runner::transaction_failed("Error: No such file\nmore", script).to_string();
+    assert!(
+        e.ends_with("nft transaction failed: Error: No such file\nmore"),
+        "{e}"
+    );
+}
