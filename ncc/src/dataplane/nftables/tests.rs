@@ -707,12 +707,12 @@ fn in_private_netns(f: impl FnOnce() + Send + 'static) {
 #[test]
 fn a_transaction_refused_without_a_message_says_how_large_it_was() {
     let script = "add table inet seesaw\nadd chain inet seesaw c\n";
-    let e = super::runner::transaction_failed("", script).to_string();
+    let e = runner::transaction_failed("", script).to_string();
     assert!(
         e.contains("without a message") && e.contains("2 lines"),
         "{e}"
     );
-    let e = super::runner::transaction_failed("Error: No such file\nmore", script).to_string();
+    let e = runner::transaction_failed("Error: No such file\nmore", script).to_string();
     assert!(
         e.ends_with("nft transaction failed: Error: No such file\nmore"),
         "{e}"
