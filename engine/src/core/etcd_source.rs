@@ -187,18 +187,17 @@ impl EtcdSource {
         }
     }
 
-    /// Why an edit cannot go to etcd now, if it cannot.
-    fn unreachable(&self) -> Result<(Store, mpsc::Sender<Written>), Pending> {
-        self.shared
-            .store()
-            .zip(self.written.clone())
-            .ok_or_else(|| {
-                let why = format!(
-                    "etcd is not reachable ({}): edits need etcd; the running config stays",
-                    self.trouble.as_deref().unwrap_or("not connected yet")
-                );
-                (None, ReloadOutcome::Refused(vec![why]))
-            })
+    /// The store and the channel writes report on, while etcd is connected.
+    fn connected(&self) -> Option<(Store, mpsc::Sender<Written>)> {
+        self.shared.store().zip(self.written.clone())
+    }
+
+    /// The refusal of an edit while etcd is not connected.
+    fn not_connected(&self) -> ReloadOutcome {
+        ReloadOutcome::Refused(vec![format!(
+            "etcd is not reachable ({}): edits need etcd; the running config stays",
+            self.trouble.as_deref().unwrap_or("not connected yet")
+        )])
     }
 
     /// An edit: validated, then written to etcd if the key is still at `base` (0: the revision
@@ -210,9 +209,8 @@ impl EtcdSource {
         base: i64,
         (reply, anchors): (oneshot::Sender<ReloadReply>, Anchors),
     ) -> Option<Pending> {
-        let (store, tx) = match self.unreachable() {
-            Ok(s) => s,
-            Err((_, outcome)) => return Some((Some(reply), outcome)),
+        let Some((store, tx)) = self.connected() else {
+            return Some((Some(reply), self.not_connected()));
         };
         let base = if base == 0 { self.applied } else { base };
         let dir = self.dir.clone();
@@ -227,9 +225,8 @@ impl EtcdSource {
         who: String,
         (reply, anchors): (oneshot::Sender<ReloadReply>, Anchors),
     ) -> Option<Pending> {
-        let (store, tx) = match self.unreachable() {
-            Ok(s) => s,
-            Err((_, outcome)) => return Some((Some(reply), outcome)),
+        let Some((store, tx)) = self.connected() else {
+            return Some((Some(reply), self.not_connected()));
         };
         let (dir, base) = (self.dir.clone(), self.applied);
         tokio::spawn(async move {
