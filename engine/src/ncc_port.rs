@@ -310,15 +310,7 @@ impl Ncc for GrpcNcc {
             .await
             .map_err(|s| NccError::from_status(&s))?
             .into_inner();
-        Ok(crate::trace::PlaneTrace {
-            found: r.service_found,
-            plane: r.plane,
-            predicted: r.predicted.parse().ok(),
-            how: r.how,
-            flow: r.flow.parse().ok(),
-            flow_state: r.flow_state,
-            notes: r.notes,
-        })
+        Ok(crate::trace::PlaneTrace::from(r))
     }
 
     /// A delta on the last request ncc confirmed when there is one, else the whole state.
@@ -751,22 +743,7 @@ impl NccBgp for GrpcNcc {
             .await
             .map_err(|s| NccError::from_status(&s))?
             .into_inner();
-        let neighbors = r
-            .neighbors
-            .into_iter()
-            .map(|n| crate::state::BgpNeighborView {
-                address: n.address,
-                peer_asn: n.peer_asn,
-                router_id: n.router_id,
-                state: n.state,
-                uptime_s: n.uptime_s,
-                messages_received: n.messages_received,
-                messages_sent: n.messages_sent,
-                updates_received: n.updates_received,
-                updates_sent: n.updates_sent,
-            })
-            .collect();
-        Ok((neighbors, r.announced))
+        Ok((r.neighbors, r.announced))
     }
 }
 

@@ -3,41 +3,13 @@
 //! views; the data plane adds which destination its scheduler would pick and the live flow
 //! ([`PlaneTrace`], asked of ncc through the `Ncc` port's `trace`).
 
-use std::net::SocketAddr;
 
-use crate::model::Protocol;
 use crate::overrides::OverrideState;
 use crate::state::{CheckState, ServiceView, VserverView};
 
-/// The flow asked about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowQuery {
-    /// TCP or UDP.
-    pub proto: Protocol,
-    /// Client address and port.
-    pub client: SocketAddr,
-    /// VIP and port.
-    pub vip: SocketAddr,
-}
-
-/// What the data plane said about the flow.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PlaneTrace {
-    /// The plane holds a service for it.
-    pub found: bool,
-    /// The plane's kind.
-    pub plane: String,
-    /// The destination its scheduler would give a new flow, when that is a function of the flow.
-    pub predicted: Option<SocketAddr>,
-    /// How it decides (e.g. the Maglev slot).
-    pub how: String,
-    /// The live flow's destination.
-    pub flow: Option<SocketAddr>,
-    /// The live flow's state.
-    pub flow_state: String,
-    /// Anything else that decides.
-    pub notes: Vec<String>,
-}
+/// The flow asked about, and what the data plane said about it: the vocabulary ncc speaks
+/// too (`seesaw_proto::domain`).
+pub use seesaw_proto::domain::{PlaneTrace, TraceFlow as FlowQuery};
 
 /// A destination that will not get new flows, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -245,7 +245,7 @@ impl Dataplane for RelayPlane {
             vip: flow.vip.to_string(),
         };
         match self.handle.block_on(client.trace(req)) {
-            Ok(r) => trace::from_pb(r.into_inner()),
+            Ok(r) => trace::PlaneTrace::from(r.into_inner()),
             Err(s) => trace::PlaneTrace {
                 plane: "proxy".to_owned(),
                 notes: vec![self.unreachable(&s).to_string()],

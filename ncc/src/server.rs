@@ -407,7 +407,7 @@ impl pb::ncc_server::Ncc for NccService {
             .call(|tx| Job::Trace(flow, tx))
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(crate::dataplane::trace::to_pb(t)))
+        Ok(Response::new(pb::TraceReply::from(t)))
     }
 
     async fn bgp_neighbors(

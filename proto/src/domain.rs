@@ -1,7 +1,8 @@
 //! The vocabulary both ends of the engine → ncc wire mean, as plain Rust types: a service's
 //! identity, protocol, scheduler and forwarding mode, and a payload comparison. Declared once
 //! here; the engine (`engine::model`, `engine::desired`) and ncc (`ncc::model`) re-export them,
-//! so a service key the engine computes is the very type ncc's planes index by. The proto
+//! so a service key the engine computes is the very type ncc's planes index by. Also the two
+//! halves of `seesaw trace` both ends speak: the flow asked about and the plane's answer. The proto
 //! messages stay the wire form; each side converts messages at its gRPC edge
 //! (`engine::ncc_port`, `ncc::convert`), and these types' own conversions to and from ncc's
 //! proto enums are here, once (`From` one way, `from_pb` the other: `None` for unspecified or
@@ -174,6 +175,77 @@ pub enum PayloadOp {
     Suffix,
     /// The field equals one of the values.
     In,
+}
+
+/// A flow `seesaw trace` asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceFlow {
+    /// TCP or UDP.
+    pub proto: Protocol,
+    /// The client's address and port.
+    pub client: SocketAddr,
+    /// The VIP and port.
+    pub vip: SocketAddr,
+}
+
+/// What a data plane would do with a [`TraceFlow`] (read-only: no scheduler state moves).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlaneTrace {
+    /// The plane holds a service for the flow.
+    pub found: bool,
+    /// The plane's kind.
+    pub plane: String,
+    /// The destination a new flow would get, when the scheduler's choice is a function of the
+    /// flow (sh, mh, dh).
+    pub predicted: Option<SocketAddr>,
+    /// How the plane decides (e.g. the Maglev slot).
+    pub how: String,
+    /// The live flow's destination.
+    pub flow: Option<SocketAddr>,
+    /// The live flow's state.
+    pub flow_state: String,
+    /// What else decides the flow.
+    pub notes: Vec<String>,
+}
+
+impl PlaneTrace {
+    /// The answer of a plane that cannot trace.
+    pub fn unsupported(plane: &str) -> Self {
+        Self {
+            plane: plane.to_owned(),
+            notes: vec![format!("the {plane} plane does not trace flows")],
+            ..Self::default()
+        }
+    }
+}
+
+impl From<PlaneTrace> for pb::TraceReply {
+    fn from(t: PlaneTrace) -> Self {
+        let addr = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        Self {
+            service_found: t.found,
+            plane: t.plane,
+            predicted: addr(t.predicted),
+            how: t.how,
+            flow: addr(t.flow),
+            flow_state: t.flow_state,
+            notes: t.notes,
+        }
+    }
+}
+
+impl From<pb::TraceReply> for PlaneTrace {
+    fn from(r: pb::TraceReply) -> Self {
+        Self {
+            found: r.service_found,
+            plane: r.plane,
+            predicted: r.predicted.parse().ok(),
+            how: r.how,
+            flow: r.flow.parse().ok(),
+            flow_state: r.flow_state,
+            notes: r.notes,
+        }
+    }
 }
 
 impl From<Protocol> for pb::Protocol {

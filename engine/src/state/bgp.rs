@@ -44,28 +44,9 @@ pub struct BgpDesired {
     pub routes: BTreeSet<IpAddr>,
 }
 
-/// One neighbour, for `show bgp neighbors`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct BgpNeighborView {
-    /// Address.
-    pub address: String,
-    /// Peer ASN.
-    pub peer_asn: u32,
-    /// Router id.
-    pub router_id: String,
-    /// Session state (ESTABLISHED, ACTIVE, ...).
-    pub state: String,
-    /// Seconds up.
-    pub uptime_s: u64,
-    /// Messages received.
-    pub messages_received: u64,
-    /// Messages sent.
-    pub messages_sent: u64,
-    /// UPDATEs received.
-    pub updates_received: u64,
-    /// UPDATEs sent.
-    pub updates_sent: u64,
-}
+/// One neighbour, for `show bgp neighbors`: ncc's report, which the engine passes to its API
+/// without reading it (so it keeps ncc's wire form rather than a copy of it).
+pub type BgpNeighborView = seesaw_proto::ncc::BgpNeighbor;
 
 /// Seesaw's service anycast VIPs (`ServiceAnycastIPv4/IPv6` in its engine defaults).
 pub(crate) const SERVICE_ANYCAST_V4: Ipv4Addr = Ipv4Addr::new(192, 168, 255, 254);

@@ -11,47 +11,7 @@ use std::net::SocketAddr;
 
 use crate::model::Protocol;
 
-/// The flow asked about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceFlow {
-    /// TCP or UDP.
-    pub proto: Protocol,
-    /// The client's address and port.
-    pub client: SocketAddr,
-    /// The VIP and port.
-    pub vip: SocketAddr,
-}
-
-/// A plane's answer.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PlaneTrace {
-    /// The plane holds a service for the flow.
-    pub found: bool,
-    /// The plane's kind.
-    pub plane: String,
-    /// The destination a new flow would get, when the scheduler's choice is a function of the
-    /// flow.
-    pub predicted: Option<SocketAddr>,
-    /// How the plane decides.
-    pub how: String,
-    /// The live flow's destination.
-    pub flow: Option<SocketAddr>,
-    /// The live flow's state.
-    pub flow_state: String,
-    /// What else decides the flow.
-    pub notes: Vec<String>,
-}
-
-impl PlaneTrace {
-    /// The answer of a plane that cannot trace.
-    pub fn unsupported(plane: &str) -> Self {
-        Self {
-            plane: plane.to_owned(),
-            notes: vec![format!("the {plane} plane does not trace flows")],
-            ..Self::default()
-        }
-    }
-}
+pub use seesaw_proto::domain::{PlaneTrace, TraceFlow};
 
 /// The flow of a `TraceRequest`, or why it is not one.
 pub fn flow_from_pb(r: &seesaw_proto::ncc::TraceRequest) -> Result<TraceFlow, String> {
@@ -70,33 +30,6 @@ pub fn flow_from_pb(r: &seesaw_proto::ncc::TraceRequest) -> Result<TraceFlow, St
         client: addr("client", &r.client)?,
         vip: addr("vip", &r.vip)?,
     })
-}
-
-/// A trace as ncc's API answers it.
-pub fn to_pb(t: PlaneTrace) -> seesaw_proto::ncc::TraceReply {
-    let addr = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
-    seesaw_proto::ncc::TraceReply {
-        service_found: t.found,
-        plane: t.plane,
-        predicted: addr(t.predicted),
-        how: t.how,
-        flow: addr(t.flow),
-        flow_state: t.flow_state,
-        notes: t.notes,
-    }
-}
-
-/// A trace from ncc's API answer (the relay to the proxy process).
-pub fn from_pb(r: seesaw_proto::ncc::TraceReply) -> PlaneTrace {
-    PlaneTrace {
-        found: r.service_found,
-        plane: r.plane,
-        predicted: r.predicted.parse().ok(),
-        how: r.how,
-        flow: r.flow.parse().ok(),
-        flow_state: r.flow_state,
-        notes: r.notes,
-    }
 }
 
 const JHASH_INITVAL: u32 = 0xdead_beef;
