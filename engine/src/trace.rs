@@ -3,7 +3,6 @@
 //! views; the data plane adds which destination its scheduler would pick and the live flow
 //! ([`PlaneTrace`], asked of ncc through the `Ncc` port's `trace`).
 
-
 use crate::overrides::OverrideState;
 use crate::state::{CheckState, ServiceView, VserverView};
 

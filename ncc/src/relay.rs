@@ -254,3 +254,49 @@ impl Dataplane for RelayPlane {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The proxy plane: the relay (ncc's server over a `ProxyPlane`, which binds the VIPs' sockets,
+    /// so in a namespace whose loopback holds the battery's VIPs) outlives each `RelayPlane`, as
+    /// `seesaw_proxy` outlives a restarted ncc.
+    #[test]
+    fn contract_proxy_relay_in_a_private_netns() {
+        crate::test_support::in_private_netns("the proxy plane's contract battery", || {
+            for args in [
+                &["link", "set", "lo", "up"][..],
+                &["addr", "add", "198.51.100.1/32", "dev", "lo"],
+                &["addr", "add", "198.51.100.3/32", "dev", "lo"],
+                &["addr", "add", "2001:db8::1/128", "dev", "lo"],
+            ] {
+                let ok = std::process::Command::new("ip")
+                    .args(args)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "ip {args:?}");
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let dir = tempfile::tempdir().expect("temp dir");
+            let sock = dir.path().join("relay.sock");
+            let stop = tokio_util::sync::CancellationToken::new();
+            let listener = {
+                let _in = rt.enter();
+                tokio::net::UnixListener::bind(&sock).expect("bind the relay socket")
+            };
+            rt.spawn(crate::server::run(
+                crate::dataplane::proxy::ProxyPlane::new(),
+                listener,
+                stop.clone(),
+            ));
+            let handle = rt.handle().clone();
+            crate::dataplane::contract::battery(&mut || {
+                Box::new(super::RelayPlane::connect(&sock, handle.clone()))
+            });
+            stop.cancel();
+        });
+    }
+}

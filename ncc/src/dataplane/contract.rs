@@ -6,8 +6,9 @@
 //! Instantiated for the stateful fake kernel always, for the IPVS plane over its stateful fake
 //! kernel always, for nftables in a private network namespace when root with `nft` installed,
 //! for the proxy plane as ncc drives it (`RelayPlane` over a relay serving a `ProxyPlane`, the
-//! relay's process standing in for the kernel: a new `RelayPlane` is a restarted ncc) in a
-//! private network namespace when root, and for the IPVS plane over the real kernel (netlink) in
+//! relay's process standing in for the kernel: a new `RelayPlane` is a restarted ncc; its
+//! instance lives with the relay plane, `relay.rs`) in a private network namespace when root,
+//! and for the IPVS plane over the real kernel (netlink) in
 //! a private network namespace where `/proc/net/ip_vs` exists; elsewhere those instances print
 //! why they skip.
 
@@ -106,7 +107,7 @@ fn restarted(
     p
 }
 
-pub(super) fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
+pub(crate) fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
     let mut p = make();
     let kind = p.kind();
     p.refresh().expect("refresh");
@@ -515,46 +516,5 @@ fn contract_ipvs_in_a_private_netns() {
                 .expect("ipvs plane"),
             )
         });
-    });
-}
-
-/// The proxy plane: the relay (ncc's server over a `ProxyPlane`, which binds the VIPs' sockets,
-/// so in a namespace whose loopback holds the battery's VIPs) outlives each `RelayPlane`, as
-/// `seesaw_proxy` outlives a restarted ncc.
-#[test]
-fn contract_proxy_relay_in_a_private_netns() {
-    in_private_netns("the proxy plane's contract battery", || {
-        for args in [
-            &["link", "set", "lo", "up"][..],
-            &["addr", "add", "198.51.100.1/32", "dev", "lo"],
-            &["addr", "add", "198.51.100.3/32", "dev", "lo"],
-            &["addr", "add", "2001:db8::1/128", "dev", "lo"],
-        ] {
-            let ok = std::process::Command::new("ip")
-                .args(args)
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "ip {args:?}");
-        }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sock = dir.path().join("relay.sock");
-        let stop = tokio_util::sync::CancellationToken::new();
-        let listener = {
-            let _in = rt.enter();
-            tokio::net::UnixListener::bind(&sock).expect("bind the relay socket")
-        };
-        rt.spawn(crate::server::run(
-            super::proxy::ProxyPlane::new(),
-            listener,
-            stop.clone(),
-        ));
-        let handle = rt.handle().clone();
-        battery(&mut || Box::new(crate::relay::RelayPlane::connect(&sock, handle.clone())));
-        stop.cancel();
     });
 }

@@ -4,7 +4,7 @@
 //! in place (never delete + add), so established flows on unchanged destinations are untouched.
 
 #[cfg(test)]
-mod contract;
+pub(crate) mod contract;
 pub mod fake;
 pub mod ipvs;
 pub mod nftables;
