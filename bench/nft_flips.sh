@@ -14,7 +14,7 @@
 # (e2e): a real seesaw_ncc on the nftables plane in a fresh namespace, and engineflip's core
 # sending each flip through the engine's own ncc port (GrpcNcc: a delta on the Unix socket);
 # per flip the time from the health report reaching the core to ncc's answer, which comes once
-# the kernel committed it, and ncc's part of it. No traffic.
+# the kernel committed it, and ncc's part of it; back to back, then 100 ms apart. No traffic.
 # Usage: bench/nft_flips.sh [runs=3] [flips=100] [vservers=10000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +55,8 @@ for r in $(seq 1 "$runs"); do
   echo $! > "$tmp/ncc.pid"
   for _ in $(seq 1 100); do [ -S "$tmp/run/ncc/ncc.sock" ] && break; sleep 0.1; done
   x=$(ip netns exec $e2e target/release/engineflip "$nvs" 10 "$flips" ncc "$tmp/run/ncc/ncc.sock" 2>/dev/null)
-  echo "run $r: all the way [e2e p50 p99, ncc p50 p99 ms, whole requests, deltas] = $x"
+  y=$(ip netns exec $e2e target/release/engineflip "$nvs" 10 "$flips" ncc "$tmp/run/ncc/ncc.sock" 100 2>/dev/null)
+  echo "run $r: all the way [e2e p50 p99, ncc p50 p99 ms, whole requests, deltas] = $x (back to back) / $y (flips 100 ms apart)"
   kill "$(cat "$tmp/ncc.pid")"; wait 2>/dev/null || true; rm -f "$tmp/ncc.pid"
   ip netns del $e2e
 done
