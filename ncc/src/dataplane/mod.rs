@@ -11,6 +11,7 @@ pub mod nftables;
 pub mod proxy;
 pub mod trace;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -204,6 +205,19 @@ pub fn diff(current: &[Service], desired: &[Service]) -> Vec<Change> {
     out
 }
 
+/// `services` as `plane` holds them: Maglev anchors matter only to the planes that build their
+/// own tables, so the others get them without (no copy when nothing changes).
+fn as_held<'a, P: Dataplane + ?Sized>(plane: &P, services: &'a [Service]) -> Cow<'a, [Service]> {
+    if plane.builds_tables() || services.iter().all(|s| s.anchor.is_none()) {
+        return Cow::Borrowed(services);
+    }
+    let stripped = services.iter().map(|s| Service {
+        anchor: None,
+        ..s.clone()
+    });
+    Cow::Owned(stripped.collect())
+}
+
 /// Makes `plane` hold `desired`: refuses the whole request if the plane cannot hold any service
 /// of it, else commits the diff. Returns the changes made (empty when already in sync).
 pub fn apply<P: Dataplane + ?Sized>(
@@ -212,21 +226,8 @@ pub fn apply<P: Dataplane + ?Sized>(
 ) -> Result<Vec<Change>, NccError> {
     check(&*plane, desired)?;
     plane.refresh()?;
-    // Maglev anchors matter only to the planes that build their tables.
-    let stripped: Vec<Service>;
-    let desired = if plane.builds_tables() || desired.iter().all(|s| s.anchor.is_none()) {
-        desired
-    } else {
-        stripped = desired
-            .iter()
-            .map(|s| Service {
-                anchor: None,
-                ..s.clone()
-            })
-            .collect();
-        &stripped
-    };
-    let changes = diff(&plane.current(), desired);
+    let desired = as_held(&*plane, desired);
+    let changes = diff(&plane.current(), &desired);
     if !changes.is_empty() {
         plane.commit(&changes)?;
     }
@@ -252,25 +253,13 @@ pub fn apply_scoped<P: Dataplane + ?Sized>(
         check(&*plane, changed)?;
     }
     plane.refresh()?;
-    let stripped: Vec<Service>;
-    let changed = if plane.builds_tables() || changed.iter().all(|s| s.anchor.is_none()) {
-        changed
-    } else {
-        stripped = changed
-            .iter()
-            .map(|s| Service {
-                anchor: None,
-                ..s.clone()
-            })
-            .collect();
-        &stripped
-    };
+    let changed = as_held(&*plane, changed);
     let keys: BTreeSet<ServiceKey> = changed
         .iter()
         .map(|s| s.key)
         .chain(removed.iter().copied())
         .collect();
-    let changes = diff(&plane.current_of(&keys), changed);
+    let changes = diff(&plane.current_of(&keys), &changed);
     if !changes.is_empty() {
         plane.commit(&changes)?;
     }
