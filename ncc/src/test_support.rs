@@ -1,5 +1,5 @@
 //! What ncc's unit tests share: golden bytes written as hex, running a test in a private
-//! network namespace (root only), and a recording neighbour announcer.
+//! network namespace (root only), a recording neighbour announcer, and a seeded generator.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,17 @@ pub(crate) fn hex(s: &str) -> Vec<u8> {
         .chunks(2)
         .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
         .collect()
+}
+
+/// A seeded xorshift generator: each call gives a number below its argument, the same sequence
+/// for the same seed (the randomised tests are reproducible).
+pub(crate) fn seeded(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
 }
 
 /// Runs `f` on a thread of its own in a new network namespace and waits for it (a panic in `f`

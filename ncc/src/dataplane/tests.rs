@@ -111,13 +111,7 @@ fn services_survive_the_trip_to_the_relay() {
 /// the whole one would.
 #[test]
 fn a_scoped_apply_ends_where_the_whole_apply_does() {
-    let mut seed: u64 = 0x5c0_9ed;
-    let mut rnd = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rnd = crate::test_support::seeded(0x5c0_9ed);
     let (mut scoped, mut whole) = (FakeDataplane::default(), FakeDataplane::default());
     let mut want: Vec<Service> = (0..5).map(|p| svc(80 + p, &[(1, 1), (2, 1)])).collect();
     apply(&mut scoped, &want).unwrap();

@@ -500,13 +500,7 @@ fn comparable(st: &TableState) -> TableState {
 #[test]
 fn recorded_state_equals_the_kernel_listing_after_every_change() {
     in_private_netns(|| {
-        let mut seed: u64 = 0x5eed_5ee5_a11e_0001;
-        let mut rnd = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rnd = crate::test_support::seeded(0x5eed_5ee5_a11e_0001);
         let scheds = [
             Scheduler::Rr,
             Scheduler::Wrr,

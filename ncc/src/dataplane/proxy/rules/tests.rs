@@ -201,13 +201,7 @@ fn check_refuses_bad_shapes() {
 #[test]
 fn compiled_equals_reference_on_generated_rules() {
     // A small deterministic generator: many rule sets, many payloads.
-    let mut seed = 0x1234_5678_u64;
-    let mut rnd = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rnd = crate::test_support::seeded(0x1234_5678);
     for _ in 0..300 {
         let mut rules = Vec::new();
         for _ in 0..rnd(12) {
