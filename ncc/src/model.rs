@@ -288,6 +288,20 @@ pub struct DestStats {
     pub bytes_out: u64,
 }
 
+/// Why a kernel plane refuses the service's userspace-proxy features (payload rules, backend
+/// groups, backups, proxy options), if it has any.
+pub fn proxy_features(s: &Service) -> Option<String> {
+    let plain = ServiceOpts {
+        kernel: s.opts.kernel,
+        ..ServiceOpts::default()
+    };
+    (s.opts != plain || s.dests.iter().any(|d| d.group != 0 || d.backup)).then(|| {
+        "payload rules, backend groups, backups and proxy options are features of the \
+         userspace proxy plane"
+            .to_owned()
+    })
+}
+
 /// Why a plane other than IPVS refuses the service's connection thresholds, if it has any:
 /// only IPVS counts connections per destination exactly enough to stop at a threshold.
 pub fn thresholds_need_ipvs(s: &Service) -> Option<String> {

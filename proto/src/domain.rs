@@ -268,6 +268,25 @@ impl Protocol {
     }
 }
 
+impl Scheduler {
+    /// The scheduler of its lower-case name (what `Display` writes, and IPVS's names); `None`
+    /// for any other.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "rr" => Self::Rr,
+            "wrr" => Self::Wrr,
+            "lc" => Self::Lc,
+            "wlc" => Self::Wlc,
+            "sh" => Self::Sh,
+            "mh" => Self::Mh,
+            "dh" => Self::Dh,
+            "random" => Self::Random,
+            "p2c" => Self::P2c,
+            _ => return None,
+        })
+    }
+}
+
 impl From<Scheduler> for pb::Scheduler {
     fn from(s: Scheduler) -> Self {
         match s {
@@ -355,7 +374,9 @@ mod tests {
         use Scheduler::*;
         for s in [Rr, Wrr, Lc, Wlc, Sh, Mh, Dh, Random, P2c] {
             assert_eq!(Scheduler::from_pb(pb::Scheduler::from(s) as i32), Some(s));
+            assert_eq!(Scheduler::from_name(&s.to_string()), Some(s));
         }
+        assert_eq!(Scheduler::from_name("WRR"), None);
         assert_eq!(Protocol::from_pb(0), None);
         assert_eq!(Scheduler::from_pb(0), None);
         assert_eq!(ForwardMode::from_pb(99), None);

@@ -84,19 +84,6 @@ pub fn sched_name(s: Scheduler) -> Option<&'static str> {
     })
 }
 
-fn sched_from(s: &str) -> Option<Scheduler> {
-    Some(match s {
-        "rr" => Scheduler::Rr,
-        "wrr" => Scheduler::Wrr,
-        "lc" => Scheduler::Lc,
-        "wlc" => Scheduler::Wlc,
-        "sh" => Scheduler::Sh,
-        "mh" => Scheduler::Mh,
-        "dh" => Scheduler::Dh,
-        _ => return None,
-    })
-}
-
 fn fwd_of(m: ForwardMode) -> Fwd {
     match m {
         ForwardMode::Nat => Fwd::Masq,
@@ -337,7 +324,7 @@ impl<K: IpvsKernel> IpvsPlane<K> {
         Some(Service {
             anchor: None,
             key,
-            scheduler: sched_from(&s.sched)?,
+            scheduler: Scheduler::from_name(&s.sched)?,
             mode,
             persistence: if s.flags & F_PERSISTENT != 0 {
                 s.timeout
@@ -455,16 +442,8 @@ impl<K: IpvsKernel> Dataplane for IpvsPlane<K> {
                 s.scheduler
             ));
         }
-        let plain = ServiceOpts {
-            kernel: s.opts.kernel,
-            ..ServiceOpts::default()
-        };
-        if s.opts != plain || s.dests.iter().any(|d| d.group != 0 || d.backup) {
-            return Some(
-                "payload rules, backend groups, backups and proxy options are features of the \
-                 userspace proxy plane"
-                    .into(),
-            );
+        if let Some(why) = crate::model::proxy_features(s) {
+            return Some(why);
         }
         if let Some(d) = s
             .dests

@@ -381,16 +381,8 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             | Scheduler::Mh
             | Scheduler::Random => {}
         }
-        let plain = ServiceOpts {
-            kernel: s.opts.kernel,
-            ..ServiceOpts::default()
-        };
-        if s.opts != plain || s.dests.iter().any(|d| d.group != 0 || d.backup) {
-            return Some(
-                "payload rules, backend groups, backups and proxy options are features of the \
-                 userspace proxy plane"
-                    .into(),
-            );
+        if let Some(why) = crate::model::proxy_features(s) {
+            return Some(why);
         }
         if let Some(why) = one_packet_needs_dsr(s) {
             return Some(why);

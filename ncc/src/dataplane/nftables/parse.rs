@@ -110,21 +110,6 @@ pub fn sched_name(s: Scheduler) -> &'static str {
     }
 }
 
-fn sched_from(s: &str) -> Option<Scheduler> {
-    Some(match s {
-        "rr" => Scheduler::Rr,
-        "wrr" => Scheduler::Wrr,
-        "lc" => Scheduler::Lc,
-        "wlc" => Scheduler::Wlc,
-        "sh" => Scheduler::Sh,
-        "mh" => Scheduler::Mh,
-        "dh" => Scheduler::Dh,
-        "random" => Scheduler::Random,
-        "p2c" => Scheduler::P2c,
-        _ => return None,
-    })
-}
-
 /// The registry comment of a service.
 pub fn svc_comment(m: &SvcMeta) -> String {
     format!(
@@ -146,7 +131,7 @@ pub fn parse_svc_comment(c: &str) -> Option<SvcMeta> {
     let num = |k: &str| kv.get(k).and_then(|v| v.parse::<u32>().ok());
     Some(SvcMeta {
         sid: num("sid")?,
-        sched: sched_from(kv.get("sch")?)?,
+        sched: Scheduler::from_name(kv.get("sch")?)?,
         persist: num("p")?,
         off: num("so")?,
         cap: num("sc")?,

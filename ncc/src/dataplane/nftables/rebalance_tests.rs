@@ -60,12 +60,7 @@ const D0: u32 = 0x5ee0_0000;
 fn wlc(port: u16, n: u8) -> Service {
     Service {
         anchor: None,
-        key: ServiceKey {
-            vip: "198.51.100.1".parse().unwrap(),
-            proto: Protocol::Tcp,
-            port,
-            fwmark: 0,
-        },
+        key: ServiceKey::new("198.51.100.1".parse().unwrap(), Protocol::Tcp, port),
         scheduler: Scheduler::Wlc,
         mode: ForwardMode::Nat,
         persistence: 0,

@@ -32,12 +32,7 @@ impl NftRunner for Recorder {
 fn service(port: u16, sched: Scheduler, dests: &[(&str, u32)]) -> Service {
     Service {
         anchor: None,
-        key: ServiceKey {
-            vip: "198.51.100.1".parse().unwrap(),
-            proto: Protocol::Tcp,
-            port,
-            fwmark: 0,
-        },
+        key: ServiceKey::new("198.51.100.1".parse().unwrap(), Protocol::Tcp, port),
         scheduler: sched,
         mode: ForwardMode::Nat,
         persistence: 0,
