@@ -64,7 +64,9 @@ pub trait EngineLink {
     /// `Failover`: the engine's message, or why it refused (`EngineError::Rpc`).
     fn failover(&mut self) -> impl Future<Output = Result<String, EngineError>>;
     /// `BgpNeighbors`: the speaker's neighbours and announced routes.
-    fn bgp_neighbors(&mut self) -> impl Future<Output = Result<pb::BgpNeighbors, EngineError>>;
+    fn bgp_neighbors(
+        &mut self,
+    ) -> impl Future<Output = Result<seesaw_proto::ncc::BgpNeighborList, EngineError>>;
     /// `Vlans`: the VLANs with the engine's backend and VIP counts.
     fn vlans(&mut self) -> impl Future<Output = Result<Vec<pb::Vlan>, EngineError>>;
     /// `UpdateCluster`: validate, record (`what`) and apply a new cluster.pb.
@@ -209,7 +211,7 @@ impl EngineLink for GrpcEngine {
         self.inner(r).map(|r| r.message)
     }
 
-    async fn bgp_neighbors(&mut self) -> Result<pb::BgpNeighbors, EngineError> {
+    async fn bgp_neighbors(&mut self) -> Result<seesaw_proto::ncc::BgpNeighborList, EngineError> {
         let r = self.client.bgp_neighbors(pb::Empty {}).await;
         self.inner(r)
     }
@@ -372,7 +374,7 @@ pub struct FakeEngine {
     /// When set, the next import is refused with this text.
     pub import_refusal: Option<String>,
     /// What `BgpNeighbors` answers.
-    pub bgp: pb::BgpNeighbors,
+    pub bgp: seesaw_proto::ncc::BgpNeighborList,
     /// What `Vlans` answers.
     pub vlan_list: Vec<pb::Vlan>,
 }
@@ -496,7 +498,7 @@ impl EngineLink for FakeEngine {
         Ok("failover requested".to_owned())
     }
 
-    async fn bgp_neighbors(&mut self) -> Result<pb::BgpNeighbors, EngineError> {
+    async fn bgp_neighbors(&mut self) -> Result<seesaw_proto::ncc::BgpNeighborList, EngineError> {
         self.up()?;
         Ok(self.bgp.clone())
     }

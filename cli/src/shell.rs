@@ -554,7 +554,7 @@ struct VserversJson<'a> {
 }
 
 /// `show bgp neighbors`: one block per neighbour, then the announced routes.
-fn bgp_neighbors(n: &seesaw_proto::engine::BgpNeighbors) -> String {
+fn bgp_neighbors(n: &seesaw_proto::ncc::BgpNeighborList) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     if n.neighbors.is_empty() {
@@ -595,7 +595,7 @@ fn bgp_neighbors(n: &seesaw_proto::engine::BgpNeighbors) -> String {
     out
 }
 
-fn bgp_json(n: &seesaw_proto::engine::BgpNeighbors) -> serde_json::Value {
+fn bgp_json(n: &seesaw_proto::ncc::BgpNeighborList) -> serde_json::Value {
     serde_json::json!({
         "neighbors": n.neighbors.iter().map(|p| serde_json::json!({
             "address": p.address,

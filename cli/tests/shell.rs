@@ -117,9 +117,12 @@ impl Engine for ScriptedEngine {
         }))
     }
 
-    async fn bgp_neighbors(&self, _: Request<pb::Empty>) -> Reply<pb::BgpNeighbors> {
-        Ok(Response::new(pb::BgpNeighbors {
-            neighbors: vec![pb::BgpNeighbor {
+    async fn bgp_neighbors(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Reply<seesaw_proto::ncc::BgpNeighborList> {
+        Ok(Response::new(seesaw_proto::ncc::BgpNeighborList {
+            neighbors: vec![seesaw_proto::ncc::BgpNeighbor {
                 address: "192.0.2.254".into(),
                 peer_asn: 64512,
                 router_id: "192.0.2.254".into(),

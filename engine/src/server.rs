@@ -115,6 +115,27 @@ impl EngineService {
             .await
             .map_err(|_| Status::unavailable("engine is shutting down"))
     }
+
+    /// Sends the event `make` builds around a reply channel and waits for the loop's answer;
+    /// `gone` is the error when the loop stops before answering.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Event,
+        gone: &str,
+    ) -> Result<T, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx)).await?;
+        rx.await.map_err(|_| Status::unavailable(gone))
+    }
+
+    /// [`Self::ask`] for the events that change the running config: the reload's outcome.
+    async fn ask_reload(
+        &self,
+        make: impl FnOnce(oneshot::Sender<crate::events::ReloadReply>) -> Event,
+    ) -> Result<Response<pb::ConfigReloadReply>, Status> {
+        let reply = self.ask(make, "engine stopped").await?;
+        Ok(Response::new(reload_reply(reply)))
+    }
 }
 
 #[tonic::async_trait]
@@ -285,11 +306,9 @@ impl pb::engine_server::Engine for EngineService {
         req: Request<pb::Empty>,
     ) -> Result<Response<pb::ConfigReloadReply>, Status> {
         require_trusted(&req)?;
-        let (tx, rx) = oneshot::channel();
-        self.send(Event::Reload(tx)).await?;
-        let reply = rx
-            .await
-            .map_err(|_| Status::unavailable("engine stopped during the reload"))?;
+        let reply = self
+            .ask(Event::Reload, "engine stopped during the reload")
+            .await?;
         Ok(Response::new(reload_reply(reply)))
     }
 
@@ -321,19 +340,14 @@ impl pb::engine_server::Engine for EngineService {
         require_trusted(&req)?;
         let who = author(&req, &req.get_ref().acting_user);
         let r = req.into_inner();
-        let (tx, rx) = oneshot::channel();
-        self.send(Event::UpdateCluster {
+        self.ask_reload(|reply| Event::UpdateCluster {
             text: r.text.into_bytes(),
             who,
             what: r.what,
             base: r.base_revision,
-            reply: tx,
+            reply,
         })
-        .await?;
-        let reply = rx
-            .await
-            .map_err(|_| Status::unavailable("engine stopped"))?;
-        Ok(Response::new(reload_reply(reply)))
+        .await
     }
 
     async fn config_history(
@@ -468,17 +482,9 @@ impl pb::engine_server::Engine for EngineService {
     ) -> Result<Response<pb::ConfigReloadReply>, Status> {
         require_trusted(&req)?;
         let who = author(&req, &req.get_ref().acting_user);
-        let (tx, rx) = oneshot::channel();
-        self.send(Event::Rollback {
-            id: req.get_ref().id,
-            who,
-            reply: tx,
-        })
-        .await?;
-        let reply = rx
+        let id = req.get_ref().id;
+        self.ask_reload(|reply| Event::Rollback { id, who, reply })
             .await
-            .map_err(|_| Status::unavailable("engine stopped"))?;
-        Ok(Response::new(reload_reply(reply)))
     }
 
     async fn trace(
@@ -545,15 +551,15 @@ impl pb::engine_server::Engine for EngineService {
         if !wanted.is_empty() {
             require_trusted(&req)?;
         }
-        let (tx, rx) = oneshot::channel();
-        self.send(Event::ConfigSource {
-            source: wanted,
-            reply: tx,
-        })
-        .await?;
-        let r = rx
-            .await
-            .map_err(|_| Status::unavailable("engine stopped"))?;
+        let r = self
+            .ask(
+                |reply| Event::ConfigSource {
+                    source: wanted,
+                    reply,
+                },
+                "engine stopped",
+            )
+            .await?;
         match r {
             Ok((source, previous)) => Ok(Response::new(pb::ConfigSourceReply { source, previous })),
             Err(e) => Err(Status::invalid_argument(e)),
@@ -623,11 +629,12 @@ impl pb::engine_server::Engine for EngineService {
             let _ = self.events.try_send(Event::Ha(view, pid, tx));
             return Ok(Response::new(pb::HaUpdateReply { failover: false }));
         }
-        let (tx, rx) = oneshot::channel();
-        self.send(Event::Ha(view, pid, tx)).await?;
-        let failover = rx
-            .await
-            .map_err(|_| Status::unavailable("engine stopped before acting on the report"))?;
+        let failover = self
+            .ask(
+                |tx| Event::Ha(view, pid, tx),
+                "engine stopped before acting on the report",
+            )
+            .await?;
         Ok(Response::new(pb::HaUpdateReply { failover }))
     }
 
@@ -636,11 +643,9 @@ impl pb::engine_server::Engine for EngineService {
         req: Request<pb::Empty>,
     ) -> Result<Response<pb::FailoverReply>, Status> {
         require_trusted(&req)?;
-        let (tx, rx) = oneshot::channel();
-        self.send(Event::Failover(tx)).await?;
-        match rx
-            .await
-            .map_err(|_| Status::unavailable("engine stopped during the request"))?
+        match self
+            .ask(Event::Failover, "engine stopped during the request")
+            .await?
         {
             Ok(message) => Ok(Response::new(pb::FailoverReply { message })),
             Err(e) => Err(Status::failed_precondition(e)),
@@ -650,28 +655,13 @@ impl pb::engine_server::Engine for EngineService {
     async fn bgp_neighbors(
         &self,
         _: Request<pb::Empty>,
-    ) -> Result<Response<pb::BgpNeighbors>, Status> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Event::BgpNeighbors(tx)).await?;
-        let (neighbors, announced) = rx
-            .await
-            .map_err(|_| Status::unavailable("engine stopped during the request"))?
+    ) -> Result<Response<seesaw_proto::ncc::BgpNeighborList>, Status> {
+        let (neighbors, announced) = self
+            .ask(Event::BgpNeighbors, "engine stopped during the request")
+            .await?
             .map_err(bgp_status)?;
-        Ok(Response::new(pb::BgpNeighbors {
-            neighbors: neighbors
-                .into_iter()
-                .map(|n| pb::BgpNeighbor {
-                    address: n.address,
-                    peer_asn: n.peer_asn,
-                    router_id: n.router_id,
-                    state: n.state,
-                    uptime_s: n.uptime_s,
-                    messages_received: n.messages_received,
-                    messages_sent: n.messages_sent,
-                    updates_received: n.updates_received,
-                    updates_sent: n.updates_sent,
-                })
-                .collect(),
+        Ok(Response::new(seesaw_proto::ncc::BgpNeighborList {
+            neighbors,
             announced,
         }))
     }

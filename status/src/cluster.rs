@@ -321,8 +321,10 @@ impl From<pb::Vlan> for Vlan {
     }
 }
 
-impl From<pb::BgpNeighbor> for BgpNeighbor {
-    fn from(n: pb::BgpNeighbor) -> Self {
+/// The engine passes the ncc's neighbour list through as it is (`BgpNeighbors` answers
+/// `seesaw.ncc.BgpNeighborList`).
+impl From<seesaw_proto::ncc::BgpNeighbor> for BgpNeighbor {
+    fn from(n: seesaw_proto::ncc::BgpNeighbor) -> Self {
         Self {
             address: n.address,
             peer_asn: n.peer_asn,

@@ -126,8 +126,8 @@ async fn bgp_neighbors_show_state_uptime_counters_and_routes() {
         shown(&mut e, "show bgp neighbors").await,
         "No BGP neighbours.\nAnnounced: none\n"
     );
-    e.bgp = seesaw_proto::engine::BgpNeighbors {
-        neighbors: vec![seesaw_proto::engine::BgpNeighbor {
+    e.bgp = seesaw_proto::ncc::BgpNeighborList {
+        neighbors: vec![seesaw_proto::ncc::BgpNeighbor {
             address: "192.0.2.254".into(),
             peer_asn: 64512,
             router_id: "192.0.2.254".into(),
