@@ -2,7 +2,8 @@
 //! identity, protocol, scheduler and forwarding mode, and a payload comparison. Declared once
 //! here; the engine (`engine::model`, `engine::desired`) and ncc (`ncc::model`) re-export them,
 //! so a service key the engine computes is the very type ncc's planes index by. Also the two
-//! halves of `seesaw trace` both ends speak: the flow asked about and the plane's answer. The proto
+//! halves of `seesaw trace` both ends speak: the flow asked about and the plane's answer; and the
+//! HA state the ha process reports to the engine ([`HaState`]). The proto
 //! messages stay the wire form; each side converts messages at its gRPC edge
 //! (`engine::ncc_port`, `ncc::convert`), and these types' own conversions to and from ncc's
 //! proto enums are here, once (`From` one way, `from_pb` the other: `None` for unspecified or
@@ -175,6 +176,66 @@ pub enum PayloadOp {
     Suffix,
     /// The field equals one of the values.
     In,
+}
+
+/// The HA state as the engine API spells it (`HaStatus.state`): what the ha process reports and
+/// the engine reads, one type at both ends (the engine's `HaRole`, the ha node's `State`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HaState {
+    /// No config seen yet; at the engine, no report yet, a stale one, or the ha process exited.
+    #[default]
+    Unknown,
+    /// Not the leader: unicast VIPs stay down on a peered node.
+    Backup,
+    /// HA is switched off in the config.
+    Disabled,
+    /// The node cannot take part in HA (bad addresses, no advert socket); retried.
+    Error,
+    /// The leader: unicast VIPs are served.
+    Leader,
+    /// The ha process is stopping; terminal.
+    Shutdown,
+}
+
+impl HaState {
+    /// Every state, in the order the engine API lists them.
+    pub const ALL: [Self; 6] = [
+        Self::Unknown,
+        Self::Backup,
+        Self::Disabled,
+        Self::Error,
+        Self::Leader,
+        Self::Shutdown,
+    ];
+
+    /// The wire spelling (`UNKNOWN`, `LEADER`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "UNKNOWN",
+            Self::Backup => "BACKUP",
+            Self::Disabled => "DISABLED",
+            Self::Error => "ERROR",
+            Self::Leader => "LEADER",
+            Self::Shutdown => "SHUTDOWN",
+        }
+    }
+
+    /// Parses the wire spelling; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for HaState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for HaState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// A flow `seesaw trace` asks about.

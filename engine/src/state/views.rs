@@ -33,63 +33,7 @@ pub struct ProbeStats {
 
 /// The HA state the ha process reports, parsed at the API boundary (a state the engine does
 /// not know is refused there, never taken for "not leader" inside).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum HaRole {
-    /// No report yet, a stale one, or the ha process exited.
-    #[default]
-    Unknown,
-    /// Not the leader: unicast VIPs stay down on a peered node.
-    Backup,
-    /// HA is switched off in the ha process's config.
-    Disabled,
-    /// The ha process cannot take part in HA.
-    Error,
-    /// The leader: unicast VIPs are served.
-    Leader,
-    /// The ha process is stopping.
-    Shutdown,
-}
-
-impl HaRole {
-    /// Every state.
-    pub const ALL: [Self; 6] = [
-        Self::Unknown,
-        Self::Backup,
-        Self::Disabled,
-        Self::Error,
-        Self::Leader,
-        Self::Shutdown,
-    ];
-
-    /// The wire spelling (`LEADER`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unknown => "UNKNOWN",
-            Self::Backup => "BACKUP",
-            Self::Disabled => "DISABLED",
-            Self::Error => "ERROR",
-            Self::Leader => "LEADER",
-            Self::Shutdown => "SHUTDOWN",
-        }
-    }
-
-    /// Parses the wire spelling; `None` for anything else.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for HaRole {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for HaRole {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+pub use seesaw_proto::domain::HaState as HaRole;
 
 /// HA status as reported by the ha process.
 #[derive(Debug, Clone, PartialEq, Eq)]

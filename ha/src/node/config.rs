@@ -1,7 +1,6 @@
 //! The node's inputs that are not events: its state names, the HA config the engine hands out,
 //! and the peering (protocol parameters) derived from it.
 
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -9,51 +8,7 @@ use crate::advert::Advert;
 use crate::auth::{AuthKeys, AuthSetting};
 
 /// The HA state, as the engine API spells it (`HaStatus.state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    /// No config seen yet.
-    Unknown,
-    /// Not the leader: the engine keeps the VIPs down.
-    Backup,
-    /// HA is switched off in the config.
-    Disabled,
-    /// The node cannot take part in HA (bad addresses, no advert socket); retried.
-    Error,
-    /// The leader: the engine brings the VIPs up.
-    Leader,
-    /// The process is stopping; terminal.
-    Shutdown,
-}
-
-impl State {
-    /// Every state, in the order the engine API lists them.
-    pub const ALL: [Self; 6] = [
-        Self::Unknown,
-        Self::Backup,
-        Self::Disabled,
-        Self::Error,
-        Self::Leader,
-        Self::Shutdown,
-    ];
-
-    /// The wire name (`UNKNOWN`, `BACKUP`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unknown => "UNKNOWN",
-            Self::Backup => "BACKUP",
-            Self::Disabled => "DISABLED",
-            Self::Error => "ERROR",
-            Self::Leader => "LEADER",
-            Self::Shutdown => "SHUTDOWN",
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use seesaw_proto::domain::HaState as State;
 
 /// The HA part of the cluster config, as the engine hands it out (domain form of `HaConfig`).
 #[derive(Debug, Clone, PartialEq, Eq)]
