@@ -599,7 +599,7 @@ async fn edit_cluster<V: EngineView>(
     let (text, base) = st.view.cluster_text().await?;
     let mut cluster = cluster_edit::parse(&text)?;
     edit(&mut cluster)?;
-    let text = cluster_edit::render(&cluster);
+    let text = cluster.to_text();
     if actor.dry_run {
         return preview_reply(
             st.view.preview(crate::model::PreviewOf::Text(text)).await?,

@@ -48,16 +48,6 @@ pub fn parse(text: &str) -> Result<pb::Cluster, EditError> {
         .map_err(|e| EditError::Parse(e.to_string()))
 }
 
-/// Renders cluster.pb text, one field per line.
-pub fn render(c: &pb::Cluster) -> String {
-    let options = prost_reflect::text_format::FormatOptions::new().pretty(true);
-    let mut text = c
-        .transcode_to_dynamic()
-        .to_text_format_with_options(&options);
-    text.push('\n');
-    text
-}
-
 fn pool_mut<'a>(c: &'a mut pb::Cluster, name: &str) -> Result<&'a mut pb::Vserver, EditError> {
     c.vserver
         .iter_mut()
@@ -208,7 +198,7 @@ vserver: <
             true,
         )
         .expect("replaced");
-        let again = parse(&render(&c)).expect("round trip");
+        let again = parse(&c.to_text()).expect("round trip");
         let v = &again.vserver[0];
         assert_eq!(v.backend.len(), 2);
         assert_eq!(v.backend[0].host.ipv4.as_deref(), Some("127.0.0.9/32"));
@@ -256,7 +246,7 @@ vserver: <
         assert_eq!(web.access_grant.len(), 1);
         delete_pool(&mut c, "api@demo").expect("deleted");
         assert_eq!(c.vserver.len(), 1);
-        assert!(render(&c).contains("name: \"web@demo\""));
+        assert!(c.to_text().contains("name: \"web@demo\""));
     }
 
     #[test]

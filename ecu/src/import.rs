@@ -605,12 +605,7 @@ pub async fn import_file<V: crate::engine_view::EngineView>(
     }
     let what = format!("import {} from {path}", names.join(", "));
     let outcome = view
-        .update_cluster(
-            crate::cluster_edit::render(&cluster),
-            what,
-            String::new(),
-            base,
-        )
+        .update_cluster(cluster.to_text(), what, String::new(), base)
         .await;
     if !outcome.as_ref().is_ok_and(|o| o.applied) {
         free(view, &won).await;

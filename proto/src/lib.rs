@@ -41,6 +41,20 @@ generated!(
     config,
     "/seesaw.config.rs"
 );
+impl config::Cluster {
+    /// The config in protobuf text format, one field per line and a final newline: what is
+    /// saved as cluster.pb, whoever writes it (the engine, the ECU's edits and imports).
+    pub fn to_text(&self) -> String {
+        use prost_reflect::ReflectMessage as _;
+        let options = prost_reflect::text_format::FormatOptions::new().pretty(true);
+        let mut text = self
+            .transcode_to_dynamic()
+            .to_text_format_with_options(&options);
+        text.push('\n');
+        text
+    }
+}
+
 generated!(
     /// The engine's local API.
     engine,

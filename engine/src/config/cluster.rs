@@ -69,16 +69,6 @@ fn parse_partial<M: ReflectMessage + Message + Default>(bytes: &[u8]) -> (Option
     }
 }
 
-/// The config in protobuf text format, one field per line (what is saved to disk).
-pub fn to_text(c: &PbCluster) -> String {
-    let options = prost_reflect::text_format::FormatOptions::new().pretty(true);
-    let mut text = c
-        .transcode_to_dynamic()
-        .to_text_format_with_options(&options);
-    text.push('\n');
-    text
-}
-
 /// Binary protobuf carries length and tag bytes below 0x20; text never has control characters
 /// other than tab, newline and carriage return.
 fn looks_binary(bytes: &[u8]) -> bool {

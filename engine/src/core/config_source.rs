@@ -58,7 +58,7 @@ fn check_fetched(dir: &std::path::Path, bytes: &[u8]) -> Result<Fetched, Vec<Str
         return Err(plane);
     }
     Ok(Fetched {
-        text: config::cluster::to_text(&pb).into_bytes(),
+        text: pb.to_text().into_bytes(),
         loaded: Loaded { settings, cluster },
     })
 }

@@ -635,12 +635,7 @@ pub(super) fn merge_draining(
             backup: None,
         });
     }
-    Ok((
-        config::cluster::to_text(&pb).into_bytes(),
-        warnings,
-        periods,
-        registered,
-    ))
+    Ok((pb.to_text().into_bytes(), warnings, periods, registered))
 }
 
 /// Validates `bytes` as cluster.pb with this node's seesaw.cfg. Blocking.
