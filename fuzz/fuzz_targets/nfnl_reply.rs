@@ -1,7 +1,7 @@
 //! Fuzzes ncc's counters of netfilter netlink dumps (ctnetlink conntrack entries and nf_tables
 //! set elements, read for the nftables plane's lc/wlc re-weighting; the conntrack lookup of
-//! `seesaw trace`): any datagram must count, find or fail with an error, never panic. The first
-//! byte picks the decoder.
+//! `seesaw trace`; the acks of a batch the plane wrote itself): any datagram must count, find or
+//! fail with an error, never panic. The first byte picks the decoder.
 #![no_main]
 
 use std::collections::HashMap;
@@ -14,12 +14,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut out = HashMap::new();
-    match first % 3 {
+    match first % 4 {
         0 => {
             let _ = nfnl::count_conntrack(rest, 0x5ee0_0000, 0xfff0_0000, &mut out);
         }
         1 => {
             let _ = nfnl::count_setelems(rest, &mut out);
+        }
+        2 => {
+            let _ = nfnl::read_acks(rest, 7);
         }
         _ => {
             let want = nfnl::Tuple {

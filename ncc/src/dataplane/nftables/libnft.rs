@@ -77,6 +77,8 @@ impl Drop for Ctx {
 #[derive(Clone)]
 pub struct NftLib {
     ctx: Arc<Mutex<Ctx>>,
+    /// The netlink socket of the batches this plane writes itself, and of the generation.
+    nl: Arc<Mutex<super::loads::NfnlLoads>>,
 }
 
 impl std::fmt::Debug for NftLib {
@@ -137,6 +139,7 @@ impl NftLib {
         unsafe { (ctx.api.set_flags)(ctx.ctx.as_ptr(), NFT_CTX_OUTPUT_JSON) };
         Ok(Self {
             ctx: Arc::new(Mutex::new(ctx)),
+            nl: Arc::new(Mutex::new(super::loads::NfnlLoads::opened()?)),
         })
     }
 
@@ -189,6 +192,11 @@ impl NftRunner for NftLib {
     }
 
     fn generation(&self) -> Option<u32> {
-        super::loads::NfnlLoads::default().generation().ok()
+        let mut nl = self.nl.lock().unwrap_or_else(|e| e.into_inner());
+        nl.generation().ok()
+    }
+
+    fn batches(&self) -> Option<&Mutex<super::loads::NfnlLoads>> {
+        Some(&self.nl)
     }
 }

@@ -128,6 +128,38 @@ impl NfnlLoads {
         out
     }
 
+    /// A source whose socket is opened now, in this thread's network namespace (a lazily
+    /// opened one belongs to the namespace of the thread that first uses it).
+    pub fn opened() -> Result<Self, NccError> {
+        let mut s = Self::default();
+        s.socket()?;
+        Ok(s)
+    }
+
+    /// Commits one nf_tables batch ([`super::wire::Batch`]; `last`: the sequence number of
+    /// its last message) and waits for the kernel's answer: the whole transaction applied, or
+    /// none of it and the error of the first message refused.
+    pub fn transact(&mut self, batch: &[u8], last: u32) -> Result<(), NccError> {
+        self.dump(batch, |b| nfnl::read_acks(b, last))
+            .map_err(|e| match e {
+                DumpError::Reply(r) => {
+                    NccError::Plane(format!("nf_tables refused the transaction: {r}"))
+                }
+                DumpError::Io(e) => e,
+            })
+    }
+
+    /// The next sequence number of a request or batch.
+    pub fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// Reserves `n` sequence numbers after [`Self::next_seq`] (a batch's messages).
+    pub fn reserve(&mut self, n: u32) {
+        self.seq = self.seq.wrapping_add(n);
+    }
+
     /// The nf_tables ruleset generation of this network namespace.
     pub fn generation(&mut self) -> Result<u32, NccError> {
         let req = nfnl::getgen(self.next_seq());
@@ -143,11 +175,6 @@ impl NfnlLoads {
         let mut found = None;
         self.dump(&req, |b| nfnl::find_flow(b, t, &mut found))?;
         Ok(found)
-    }
-
-    fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1);
-        self.seq
     }
 }
 

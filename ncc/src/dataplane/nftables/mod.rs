@@ -51,6 +51,7 @@ mod runner;
 pub mod script;
 mod trace;
 pub mod tunnels;
+pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -122,8 +123,10 @@ pub struct NftPlane<R = NftCli> {
     just_read: bool,
     /// A transaction ran since the last read: `nat`/`dsr` are out of date (`services` is not).
     stale: bool,
-    /// The last transaction's script size in bytes and line count (for the change report).
+    /// The last transaction's size in bytes and its lines (a script) or messages (a batch).
     pub last_script: (usize, usize),
+    /// The last transaction went to the kernel as a netlink batch rather than a script.
+    pub batched: bool,
     /// How many times the tables were listed (tests and benches watch it: a plane that knows
     /// the kernel holds its last commit diffs without listing).
     pub reads: u64,
@@ -151,6 +154,7 @@ impl<R: NftRunner> NftPlane<R> {
             just_read: false,
             stale: false,
             last_script: (0, 0),
+            batched: false,
             reads: 0,
             least: Arc::default(),
             read_gen: 0,
@@ -534,8 +538,27 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
             }
             sc.service(&mut alloc, held.as_ref(), new)?;
         }
-        let text = sc.render(&self.nat, dsr_used.then_some(&self.dsr), self.lb.as_deref());
-        self.last_script = (text.len(), text.lines().count());
+        // A transaction a batch can carry goes to the kernel as one, without libnftables
+        // (`wire`); the others, and every one on a runner without a netlink channel, as a script.
+        let dsr = dsr_used.then_some(&self.dsr);
+        let batch = self.runner.batches().and_then(|nl| {
+            let mut nl = nl.lock().unwrap_or_else(|e| e.into_inner());
+            let b = sc.batch(&self.nat, dsr, nl.next_seq())?;
+            nl.reserve(u32::try_from(b.messages + 1).unwrap_or(u32::MAX));
+            Some(b)
+        });
+        let text = match &batch {
+            Some(b) => {
+                self.last_script = (b.len(), b.messages);
+                String::new()
+            }
+            None => {
+                let text = sc.render(&self.nat, dsr, self.lb.as_deref());
+                self.last_script = (text.len(), text.lines().count());
+                text
+            }
+        };
+        self.batched = batch.is_some();
         // Tunnel devices follow every tunnel-mode destination; unless a touched service is in
         // tunnel mode (before or after), the devices needed stay as they are.
         let tun = |s: &Service| s.mode == ForwardMode::Tun;
@@ -559,7 +582,15 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
         } else {
             Vec::new()
         };
-        if let Err(e) = rebalance::run_tracked(&self.runner, &mut mirror, &text) {
+        let commit = |r: &R| match (batch, r.batches()) {
+            (Some(b), Some(nl)) => {
+                let (buf, last) = b.finish();
+                let mut nl = nl.lock().unwrap_or_else(|e| e.into_inner());
+                nl.transact(&buf, last)
+            }
+            _ => r.run(&text),
+        };
+        if let Err(e) = rebalance::run_tracked(&self.runner, &mut mirror, commit) {
             // Nothing changed (one transaction), but re-read before the next diff anyway.
             self.stale = true;
             return Err(e);

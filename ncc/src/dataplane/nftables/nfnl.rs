@@ -175,6 +175,43 @@ pub fn read_gen(b: &[u8], out: &mut Option<u32>) -> Result<Step, NfnlDecodeError
     })
 }
 
+/// Reads the acks of a batch ([`super::wire::Batch`]) in one datagram: `Done` once the ack of
+/// message `last` arrived, an error for the first message the kernel refused (which aborted the
+/// whole transaction), `More` otherwise. Acks carry the sequence number of the message they
+/// answer.
+pub fn read_acks(b: &[u8], last: u32) -> Result<Step, NfnlDecodeError> {
+    let mut at = 0usize;
+    while let Some(rest) = b.get(at..).filter(|r| !r.is_empty()) {
+        if rest.len() < NLMSG_HDRLEN {
+            return Err(NfnlDecodeError::Malformed("message header"));
+        }
+        let len = usize::try_from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]))
+            .unwrap_or(usize::MAX);
+        let ty = u16::from_ne_bytes([rest[4], rest[5]]);
+        let seq = u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]);
+        if len < NLMSG_HDRLEN {
+            return Err(NfnlDecodeError::Malformed("message length"));
+        }
+        // An error echoes the refused message, which a short read may have cut: the code
+        // comes first and is all that is read.
+        let body = &rest[NLMSG_HDRLEN..len.min(rest.len())];
+        if ty == NLMSG_ERROR {
+            let code = body
+                .get(..4)
+                .map(|e| i32::from_ne_bytes([e[0], e[1], e[2], e[3]]))
+                .ok_or(NfnlDecodeError::Malformed("error message"))?;
+            if code != 0 {
+                return Err(NfnlDecodeError::Errno(code.saturating_neg()));
+            }
+            if seq == last {
+                return Ok(Step::Done);
+            }
+        }
+        at = at.saturating_add(len.next_multiple_of(4));
+    }
+    Ok(Step::More)
+}
+
 /// The attributes in `b`: (type without flags, payload).
 fn attrs(b: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), NfnlDecodeError>> {
     netlink::attrs(b).map(|a| a.map_err(|_| NfnlDecodeError::Malformed("attribute length")))

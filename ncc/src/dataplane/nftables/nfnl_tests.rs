@@ -330,3 +330,42 @@ fn a_flow_is_found_by_its_original_tuple_and_hostile_entries_never_panic() {
         Err(NfnlDecodeError::Malformed(_))
     ));
 }
+
+/// An ack (`NLMSG_ERROR` with `error`) of the message with sequence number `seq`, echoing its
+/// header.
+fn ack(seq: u32, error: i32) -> Vec<u8> {
+    let mut m = 36u32.to_ne_bytes().to_vec();
+    m.extend_from_slice(&2u16.to_ne_bytes());
+    m.extend_from_slice(&[0, 0]);
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&[0; 4]);
+    m.extend_from_slice(&error.to_ne_bytes());
+    m.extend_from_slice(&[0; 16]);
+    m
+}
+
+#[test]
+fn a_batch_is_done_at_the_ack_of_its_last_message_and_fails_at_the_first_refusal() {
+    let both = [ack(5, 0), ack(6, 0)].concat();
+    assert_eq!(read_acks(&both, 6), Ok(Step::Done));
+    assert_eq!(read_acks(&ack(5, 0), 6), Ok(Step::More));
+    // The kernel refused message 5 (ENOENT): the whole batch failed, whatever follows.
+    let refused = [ack(5, -2), ack(6, 0)].concat();
+    assert_eq!(read_acks(&refused, 6), Err(NfnlDecodeError::Errno(2)));
+    // An error's echo cut short by the receive buffer still carries its code.
+    let cut = ack(5, -22);
+    assert_eq!(read_acks(&cut[..20], 6), Err(NfnlDecodeError::Errno(22)));
+    // Hostile replies: an answer or an error, never a panic.
+    assert!(read_acks(&[0; 7], 6).is_err());
+    assert!(read_acks(&both[..16], 6).is_err());
+    for cut in 0..both.len() {
+        let _ = read_acks(&both[..cut], 6);
+    }
+    for i in 0..both.len() {
+        for v in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+            let mut bad = both.clone();
+            bad[i] = v;
+            let _ = read_acks(&bad, 6);
+        }
+    }
+}

@@ -30,6 +30,7 @@ use super::loads::LoadSource;
 use super::parse::{SvcMeta, TableState};
 use super::rules::sticky;
 use super::script::{Laid, elements, slot_key};
+use super::wire::{Elem, Val};
 use super::{NftRunner, Table};
 use crate::model::{Scheduler, ServiceKey};
 
@@ -89,10 +90,10 @@ pub struct Mirror {
 pub fn run_tracked<R: NftRunner>(
     runner: &R,
     mirror: &mut Mirror,
-    script: &str,
+    commit: impl FnOnce(&R) -> Result<(), crate::NccError>,
 ) -> Result<(), crate::NccError> {
     let before = runner.generation();
-    let r = runner.run(script);
+    let r = commit(runner);
     mirror.kernel_gen = match (mirror.kernel_gen, before) {
         (Some(k), Some(b)) if r.is_ok() && b == k => Some(b.wrapping_add(1)),
         _ => None,
@@ -285,8 +286,8 @@ impl Mirror {
                 .collect(),
             None => self.services.keys().copied().collect(),
         };
-        let mut del: BTreeMap<Table, Vec<String>> = BTreeMap::new();
-        let mut add: BTreeMap<Table, Vec<String>> = BTreeMap::new();
+        let mut del: BTreeMap<Table, Vec<Elem>> = BTreeMap::new();
+        let mut add: BTreeMap<Table, Vec<Elem>> = BTreeMap::new();
         for key in keys {
             let Some(s) = self.services.get_mut(&key) else {
                 continue;
@@ -339,11 +340,13 @@ impl Mirror {
                     .off
                     .wrapping_add(u32::try_from(*i).unwrap_or(u32::MAX));
                 if s.slots[*i].is_some() {
-                    del.entry(s.table).or_default().push(slot_key(at));
+                    del.entry(s.table)
+                        .or_default()
+                        .push(Elem::key(slot_key(at)));
                 }
                 add.entry(s.table)
                     .or_default()
-                    .push(format!("{} : {:#x}", slot_key(at), new[*i]));
+                    .push(Elem::map(slot_key(at), Val::Mark(new[*i])));
             }
             rw.count += moves.len();
             rw.slots.push((key, new));
@@ -444,7 +447,7 @@ pub fn round<R: NftRunner>(
     if rw.script.is_empty() {
         return 0;
     }
-    match run_tracked(runner, &mut m, &rw.script) {
+    match run_tracked(runner, &mut m, |r| r.run(&rw.script)) {
         Ok(()) => {
             let n = rw.count;
             tracing::debug!(slots = n, "lc/wlc: slots re-cut from connection counts");

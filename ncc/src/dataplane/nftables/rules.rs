@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::parse::{SvcMeta, TableState};
+use super::wire::Expr;
 use super::{DID_BASE, DID_MASK, DSR_FLOW_TIMEOUT_S, RESCHEDULE, SLOT_BASE, SLOT_MASK, Table, ipf};
 use crate::model::Scheduler;
 
@@ -82,6 +83,218 @@ fn reg(t: Table) -> &'static str {
     }
 }
 
+/// One rule of a service chain (see [`rules`]): its text in a script (`Display`) and its
+/// expressions in a netlink batch ([`SvcRule::exprs`]) come from this one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SvcRule {
+    /// `meta mark set <mark>` (a NAT firewall-mark service).
+    SetMark(u32),
+    /// The lookup of the client in the service's sticky map `map`: its key is the source
+    /// address, or (`flow`) the source address and port.
+    Sticky {
+        /// The table (NAT keeps the result in the conntrack mark, DSR in the packet mark).
+        t: Table,
+        /// An IPv6 service.
+        v6: bool,
+        /// Keyed by address and port.
+        flow: bool,
+        /// The map's name.
+        map: String,
+    },
+    /// The scheduler: the flow's slot `offset + (how) mod n` into the mark.
+    Schedule {
+        /// The table.
+        t: Table,
+        /// How the slot is picked.
+        how: Pick,
+        /// Slots in use.
+        n: u32,
+        /// [`SLOT_BASE`] plus the service's first slot.
+        offset: u32,
+    },
+}
+
+/// How a service chain picks a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// `numgen inc` (rr, wrr, lc, wlc).
+    Inc,
+    /// `numgen random`.
+    Random,
+    /// `jhash` of the source (`daddr` false: sh, mh) or destination (dh) address.
+    Jhash {
+        /// An IPv6 service.
+        v6: bool,
+        /// Hash the destination address.
+        daddr: bool,
+    },
+}
+
+fn ipv(v6: bool) -> &'static str {
+    if v6 { "ip6" } else { "ip" }
+}
+
+impl std::fmt::Display for SvcRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SetMark(m) => write!(f, "meta mark set {m:#x}"),
+            Self::Sticky { t, v6, flow, map } => {
+                let r = reg(*t);
+                let sport = if *flow { " . th sport" } else { "" };
+                write!(
+                    f,
+                    "{r} != {RESCHEDULE:#x} {r} set {} saddr{sport} map @{map} return",
+                    ipv(*v6)
+                )
+            }
+            Self::Schedule { t, how, n, offset } => {
+                let r = reg(*t);
+                match how {
+                    Pick::Inc => write!(f, "{r} set numgen inc mod {n} offset {offset:#x}"),
+                    Pick::Random => write!(f, "{r} set numgen random mod {n} offset {offset:#x}"),
+                    Pick::Jhash { v6, daddr } => write!(
+                        f,
+                        "{r} set jhash {} {} mod {n} seed {HASH_SEED:#x} offset {offset:#x}",
+                        ipv(*v6),
+                        if *daddr { "daddr" } else { "saddr" }
+                    ),
+                }
+            }
+        }
+    }
+}
+
+impl SvcRule {
+    /// The expressions nft 1.0.6 writes for this rule (`nft --debug=netlink`), including the
+    /// family check it adds before an address is read (`meta nfproto` in the `inet` table,
+    /// `meta protocol` in `netdev`).
+    pub fn exprs(&self) -> Vec<Expr> {
+        use super::wire::{
+            CMP_EQ, CMP_NEQ, MARK, META_NFPROTO, META_PROTOCOL, NETWORK_HEADER, REG_1, REG_2,
+            REG32_01, TRANSPORT_HEADER,
+        };
+        let family = |t: Table, v6: bool| match t {
+            Table::Nat => [
+                Expr::MetaLoad {
+                    key: META_NFPROTO,
+                    dreg: REG_1,
+                },
+                Expr::Cmp {
+                    sreg: REG_1,
+                    op: CMP_EQ,
+                    data: vec![if v6 { 10 } else { 2 }],
+                },
+            ],
+            Table::Dsr => [
+                Expr::MetaLoad {
+                    key: META_PROTOCOL,
+                    dreg: REG_1,
+                },
+                Expr::Cmp {
+                    sreg: REG_1,
+                    op: CMP_EQ,
+                    data: if v6 { 0x86ddu16 } else { 0x0800 }.to_be_bytes().to_vec(),
+                },
+            ],
+        };
+        let addr = |dreg: u32, v6: bool, daddr: bool| Expr::Payload {
+            dreg,
+            base: NETWORK_HEADER,
+            offset: match (v6, daddr) {
+                (false, false) => 12,
+                (false, true) => 16,
+                (true, false) => 8,
+                (true, true) => 24,
+            },
+            len: if v6 { 16 } else { 4 },
+        };
+        let set_mark = |t: Table| match t {
+            Table::Nat => Expr::CtSet {
+                key: MARK,
+                sreg: REG_1,
+            },
+            Table::Dsr => Expr::MetaSet {
+                key: MARK,
+                sreg: REG_1,
+            },
+        };
+        match self {
+            Self::SetMark(m) => vec![
+                Expr::Value {
+                    dreg: REG_1,
+                    data: m.to_ne_bytes().to_vec(),
+                },
+                Expr::MetaSet {
+                    key: MARK,
+                    sreg: REG_1,
+                },
+            ],
+            Self::Sticky { t, v6, flow, map } => {
+                let mut v = vec![
+                    match t {
+                        Table::Nat => Expr::CtLoad {
+                            key: MARK,
+                            dreg: REG_1,
+                        },
+                        Table::Dsr => Expr::MetaLoad {
+                            key: MARK,
+                            dreg: REG_1,
+                        },
+                    },
+                    Expr::Cmp {
+                        sreg: REG_1,
+                        op: CMP_NEQ,
+                        data: RESCHEDULE.to_ne_bytes().to_vec(),
+                    },
+                ];
+                v.extend(family(*t, *v6));
+                v.push(addr(REG_1, *v6, false));
+                if *flow {
+                    v.push(Expr::Payload {
+                        dreg: REG32_01,
+                        base: TRANSPORT_HEADER,
+                        offset: 0,
+                        len: 2,
+                    });
+                }
+                v.push(Expr::Lookup {
+                    set: map.clone(),
+                    sreg: REG_1,
+                    dreg: REG_1,
+                });
+                v.push(set_mark(*t));
+                v.push(Expr::Return);
+                v
+            }
+            Self::Schedule { t, how, n, offset } => {
+                let mut v = Vec::new();
+                match how {
+                    Pick::Inc | Pick::Random => v.push(Expr::Numgen {
+                        dreg: REG_1,
+                        modulus: *n,
+                        random: *how == Pick::Random,
+                        offset: *offset,
+                    }),
+                    Pick::Jhash { v6, daddr } => {
+                        v.extend(family(*t, *v6));
+                        v.push(addr(REG_2, *v6, *daddr));
+                        v.push(Expr::Jhash {
+                            sreg: REG_2,
+                            dreg: REG_1,
+                            len: if *v6 { 16 } else { 4 },
+                            modulus: *n,
+                            seed: HASH_SEED,
+                            offset: *offset,
+                        });
+                    }
+                }
+                v.push(set_mark(*t));
+                v
+            }
+        }
+    }
+}
+
 /// The rules of a service chain `s<sid>`: a rule computing the flow's slot (tagged with
 /// [`SLOT_BASE`]) into the mark, after (for services with client state) a lookup of the client
 /// in the service's own sticky map that returns its destination id (skipped on the dispatch
@@ -90,38 +303,37 @@ fn reg(t: Table) -> &'static str {
 /// once for all services. A NAT firewall-mark service's chain first sets the packet mark to
 /// its `fwmark`, so packets it takes by VIP:port carry the mark as Seesaw's mangle rules made
 /// them (the DSR table cannot: there the packet mark is the dispatch register).
-pub fn rules(t: Table, vip: IpAddr, fwmark: u32, m: &SvcMeta) -> Vec<String> {
+pub fn rules(t: Table, vip: IpAddr, fwmark: u32, m: &SvcMeta) -> Vec<SvcRule> {
     if m.n == 0 {
         return Vec::new();
     }
-    let ip = ipf(vip);
-    let off = SLOT_BASE.wrapping_add(m.off);
-    let sched = match m.sched {
-        Scheduler::Rr | Scheduler::Wrr | Scheduler::Lc | Scheduler::Wlc => {
-            format!("numgen inc mod {} offset {off:#x}", m.n)
-        }
-        Scheduler::Sh | Scheduler::Mh => format!(
-            "jhash {ip} saddr mod {} seed {HASH_SEED:#x} offset {off:#x}",
-            m.n
-        ),
-        Scheduler::Random => format!("numgen random mod {} offset {off:#x}", m.n),
-        Scheduler::Dh => format!(
-            "jhash {ip} daddr mod {} seed {HASH_SEED:#x} offset {off:#x}",
-            m.n
-        ),
+    let v6 = vip.is_ipv6();
+    let offset = SLOT_BASE.wrapping_add(m.off);
+    let how = match m.sched {
+        Scheduler::Rr | Scheduler::Wrr | Scheduler::Lc | Scheduler::Wlc => Pick::Inc,
+        Scheduler::Sh | Scheduler::Mh => Pick::Jhash { v6, daddr: false },
+        Scheduler::Random => Pick::Random,
+        Scheduler::Dh => Pick::Jhash { v6, daddr: true },
         Scheduler::P2c => return Vec::new(),
     };
-    let r = reg(t);
     let mut out = Vec::new();
     if t == Table::Nat && fwmark != 0 {
-        out.push(format!("meta mark set {fwmark:#x}"));
+        out.push(SvcRule::SetMark(fwmark));
     }
-    if let Some((name, key, _, _)) = sticky(t, vip, m) {
-        out.push(format!(
-            "{r} != {RESCHEDULE:#x} {r} set {key} map @{name} return"
-        ));
+    if let Some((map, key, _, _)) = sticky(t, vip, m) {
+        out.push(SvcRule::Sticky {
+            t,
+            v6,
+            flow: key.contains("sport"),
+            map,
+        });
     }
-    out.push(format!("{r} set {sched}"));
+    out.push(SvcRule::Schedule {
+        t,
+        how,
+        n: m.n,
+        offset,
+    });
     out
 }
 
@@ -297,6 +509,16 @@ pub(super) fn base_record(st: &mut TableState, t: Table) {
         st.chains.insert(c.to_owned());
         st.rules.insert(c.to_owned(), rules.len());
     }
+}
+
+/// Whether `st` holds every base object of table `t` as a script would declare it (the maps,
+/// sets and base chains, each chain with its rules): then a transaction need not re-declare
+/// them.
+pub(super) fn base_held(st: &TableState, t: Table) -> bool {
+    base_sets(t).iter().all(|s| st.sets.contains(*s))
+        && base_chains(t, "lo")
+            .iter()
+            .all(|(c, r)| st.chains.contains(*c) && st.rules.get(*c) == Some(&r.len()))
 }
 
 pub(super) fn base_nat(out: &mut String, st: &TableState) {

@@ -19,6 +19,12 @@ pub trait NftRunner: Clone + Send + 'static {
     fn generation(&self) -> Option<u32> {
         None
     }
+    /// A netlink channel for nf_tables batches ([`super::wire::Batch`]), when this runner has
+    /// one: then the plane sends the transactions a batch can carry that way, and scripts for
+    /// the rest. `None` (the binary, test recorders): every transaction is a script.
+    fn batches(&self) -> Option<&std::sync::Mutex<super::loads::NfnlLoads>> {
+        None
+    }
 }
 
 /// The `nft` command-line tool.

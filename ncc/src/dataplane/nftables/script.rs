@@ -14,10 +14,11 @@ use std::net::IpAddr;
 
 use super::layout::{self, Layout, Member};
 use super::parse::{Counter, DstRec, SvcMeta, TableState, svc_comment};
-use super::rules::{after_rules, base_dsr, base_nat, base_record, rules, sticky};
+use super::rules::{SvcRule, after_rules, base_dsr, base_nat, base_record, rules, sticky};
+use super::wire::{Elem, Key, Val};
 use super::{DID_BASE, DID_MASK, Held, SLOT_BASE, Table};
 use crate::NccError;
-use crate::model::{ForwardMode, Protocol, Scheduler, Service, ServiceKey};
+use crate::model::{ForwardMode, Scheduler, Service, ServiceKey};
 
 mod record;
 
@@ -97,18 +98,35 @@ impl<'a> Alloc<'a> {
 /// One transaction being built.
 #[derive(Debug, Default)]
 pub struct Script {
-    del: BTreeMap<(Table, &'static str), Vec<String>>,
+    del: BTreeMap<(Table, &'static str), Vec<Elem>>,
     drop_chains: Vec<(Table, String)>,
     flush_chains: Vec<(Table, String)>,
     drop_sets: Vec<(Table, String)>,
     add_sets: Vec<(Table, String)>,
     add_chains: Vec<(Table, String)>,
-    add: BTreeMap<(Table, &'static str), Vec<String>>,
-    rules: Vec<(Table, String, String)>,
+    add: BTreeMap<(Table, &'static str), Vec<Elem>>,
+    rules: Vec<(Table, String, Line)>,
     /// What each created or updated service holds once the script ran.
     pub laid: Vec<Laid>,
     /// The services the script removes.
     pub gone: Vec<ServiceKey>,
+}
+
+/// A rule a transaction appends: a service chain's (typed, so a batch can carry it) or an
+/// after-chain's (text only).
+#[derive(Debug)]
+enum Line {
+    Svc(SvcRule),
+    Text(String),
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Svc(r) => r.fmt(f),
+            Self::Text(t) => f.write_str(t),
+        }
+    }
 }
 
 /// A service as a script lays it out: the lc/wlc re-weighting keeps its own copy of these
@@ -160,13 +178,6 @@ impl Was {
     }
 }
 
-fn proto(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-    }
-}
-
 fn fam(ip: IpAddr) -> (&'static str, &'static str, &'static str) {
     // (svc map, dst map, after map)
     if ip.is_ipv4() {
@@ -177,8 +188,8 @@ fn fam(ip: IpAddr) -> (&'static str, &'static str, &'static str) {
 }
 
 /// A slot's key in the `slot` map.
-pub(super) fn slot_key(slot: u32) -> String {
-    format!("{:#x}", SLOT_BASE.wrapping_add(slot))
+pub(super) fn slot_key(slot: u32) -> Key {
+    Key::Mark(SLOT_BASE.wrapping_add(slot))
 }
 
 /// Whether a map is a registry (`svc*`, `fwm*`, `aft*`): its elements make a service
@@ -187,28 +198,24 @@ fn is_registry(m: &str) -> bool {
     m.starts_with("svc") || m.starts_with("fwm") || m.starts_with("aft")
 }
 
-fn svc_key(k: &ServiceKey) -> String {
-    format!("{} . {} . {}", k.vip, proto(k.proto), k.port)
-}
-
 /// A service's registry element: (map, key). VIP:port services live in `svc4`/`svc6`,
 /// firewall-mark services in `fwm4`/`fwm6` keyed by the mark.
-fn registry(k: &ServiceKey) -> (&'static str, String) {
+fn registry(k: &ServiceKey) -> (&'static str, Key) {
     match (k.is_fwmark(), k.vip.is_ipv4()) {
-        (false, _) => (fam(k.vip).0, svc_key(k)),
-        (true, true) => ("fwm4", format!("{:#x}", k.fwmark)),
-        (true, false) => ("fwm6", format!("{:#x}", k.fwmark)),
+        (false, _) => (fam(k.vip).0, Key::Tuple(*k)),
+        (true, true) => ("fwm4", Key::Mark(k.fwmark)),
+        (true, false) => ("fwm6", Key::Mark(k.fwmark)),
     }
 }
 
 /// The keys under which a service's after-chain is found in `aft4`/`aft6`: the dispatch chain
 /// looks it up by the packet's VIP:port, so a firewall-mark service registers every tuple it
 /// marks (packets marked elsewhere keep no client state).
-fn aft_keys(k: &ServiceKey, marks: &[ServiceKey]) -> Vec<String> {
+fn aft_keys(k: &ServiceKey, marks: &[ServiceKey]) -> Vec<Key> {
     if k.is_fwmark() {
-        marks.iter().map(svc_key).collect()
+        marks.iter().map(|m| Key::Tuple(*m)).collect()
     } else {
-        vec![svc_key(k)]
+        vec![Key::Tuple(*k)]
     }
 }
 
@@ -237,11 +244,11 @@ fn layout_of(s: Scheduler) -> Option<Layout> {
 }
 
 impl Script {
-    fn del(&mut self, t: Table, map: &'static str, e: String) {
-        self.del.entry((t, map)).or_default().push(e);
+    fn del(&mut self, t: Table, map: &'static str, key: Key) {
+        self.del.entry((t, map)).or_default().push(Elem::key(key));
     }
 
-    fn add(&mut self, t: Table, map: &'static str, e: String) {
+    fn add(&mut self, t: Table, map: &'static str, e: Elem) {
         self.add.entry((t, map)).or_default().push(e);
     }
 
@@ -277,7 +284,7 @@ impl Script {
         let (map, elem) = registry(&key);
         self.del(t, map, elem);
         for m in &h.marks {
-            self.del(t, svc, svc_key(m));
+            self.del(t, svc, Key::Tuple(*m));
         }
         let chain = format!("s{}", h.meta.sid);
         if h.st.chains.contains(&chain) {
@@ -307,20 +314,20 @@ impl Script {
 
     fn drop_dest(&mut self, t: Table, id: u32, h: &Held<'_>) {
         if let Some(rec) = h.st.dests.get(&id) {
-            self.del(t, dst_map(t, rec.addr), format!("{id:#x}"));
+            self.del(t, dst_map(t, rec.addr), Key::Mark(id));
         }
         if h.st.weights.contains_key(&id) {
-            self.del(t, "weights", format!("{id:#x}"));
+            self.del(t, "weights", Key::Mark(id));
         }
         if h.st.dests.get(&id).is_some_and(|r| r.tun) {
-            self.del(t, "tdev", format!("{id:#x}"));
+            self.del(t, "tdev", Key::Mark(id));
         }
         if t == Table::Nat {
             if h.st.cin.contains_key(&id) {
-                self.del(t, "cin", format!("{id:#x}"));
+                self.del(t, "cin", Key::Mark(id));
             }
             if h.st.cout.contains_key(&id) {
-                self.del(t, "cout", format!("{id:#x}"));
+                self.del(t, "cout", Key::Mark(id));
             }
         }
     }
@@ -330,46 +337,38 @@ impl Script {
         let (addr, weight) = d;
         let dst = dst_map(t, addr);
         match t {
-            Table::Nat if addr.port() == 0 => {
-                self.add(
-                    t,
-                    dst,
-                    format!("{id:#x} comment \"sid={sid} port=0\" : {}", addr.ip()),
-                );
-                self.add(t, "cin", format!("{id:#x}"));
-                self.add(t, "cout", format!("{id:#x}"));
-            }
             Table::Nat => {
+                let (val, port) = if addr.port() == 0 {
+                    (Val::Addr(addr.ip()), " port=0")
+                } else {
+                    (Val::AddrPort(addr), "")
+                };
                 self.add(
                     t,
                     dst,
-                    format!(
-                        "{id:#x} comment \"sid={sid}\" : {} . {}",
-                        addr.ip(),
-                        addr.port()
-                    ),
+                    Elem::map(Key::Mark(id), val).with_comment(format!("sid={sid}{port}")),
                 );
-                self.add(t, "cin", format!("{id:#x}"));
-                self.add(t, "cout", format!("{id:#x}"));
+                self.add(t, "cin", Elem::key(Key::Mark(id)));
+                self.add(t, "cout", Elem::key(Key::Mark(id)));
             }
             Table::Dsr => {
+                let comment = format!(
+                    "sid={sid} port={}{}",
+                    addr.port(),
+                    if tun { " t=1" } else { "" }
+                );
                 self.add(
                     t,
                     dst,
-                    format!(
-                        "{id:#x} comment \"sid={sid} port={}{}\" : {}",
-                        addr.port(),
-                        if tun { " t=1" } else { "" },
-                        addr.ip()
-                    ),
+                    Elem::map(Key::Mark(id), Val::Addr(addr.ip())).with_comment(comment),
                 );
                 if tun {
                     let dev = super::tunnels::dev_name(addr.ip());
-                    self.add(t, "tdev", format!("{id:#x} : \"{dev}\""));
+                    self.add(t, "tdev", Elem::map(Key::Mark(id), Val::Dev(dev)));
                 }
             }
         }
-        self.add(t, "weights", format!("{id:#x} : {weight}"));
+        self.add(t, "weights", Elem::map(Key::Mark(id), Val::Num(weight)));
     }
 
     /// Writes the after-chain of a service (held: whether its chain and registry element
@@ -398,8 +397,8 @@ impl Script {
         vip: IpAddr,
         sid: u32,
         held: bool,
-        old_keys: &[String],
-        new_keys: &[String],
+        old_keys: &[Key],
+        new_keys: &[Key],
         want: Vec<String>,
     ) {
         let (_, _, aft) = fam(vip);
@@ -419,16 +418,16 @@ impl Script {
                 self.del(t, aft, k.clone());
             }
             for k in new_keys.iter().filter(|k| !old_keys.contains(k)) {
-                self.add(t, aft, format!("{k} : jump {chain}"));
+                self.add(t, aft, Elem::map(k.clone(), Val::Jump(chain.clone())));
             }
         } else {
             self.add_chains.push((t, chain.clone()));
             for k in new_keys {
-                self.add(t, aft, format!("{k} : jump {chain}"));
+                self.add(t, aft, Elem::map(k.clone(), Val::Jump(chain.clone())));
             }
         }
         for r in want {
-            self.rules.push((t, chain.clone(), r));
+            self.rules.push((t, chain.clone(), Line::Text(r)));
         }
     }
 
@@ -452,7 +451,7 @@ impl Script {
         let cap = layout::capacity(slots.len());
         let off = alloc.slots(cap)?;
         for (i, id) in (0u32..).zip(&slots) {
-            self.add(t, "slot", format!("{} : {id:#x}", slot_key(off + i)));
+            self.add(t, "slot", Elem::map(slot_key(off + i), Val::Mark(*id)));
         }
         let meta = svc_meta(s, sid, (off, cap, n));
         self.laid.push(Laid {
@@ -472,7 +471,7 @@ impl Script {
         let chain = format!("s{sid}");
         self.add_chains.push((t, chain.clone()));
         for r in rules(t, s.key.vip, s.key.fwmark, &meta) {
-            self.rules.push((t, chain.clone(), r));
+            self.rules.push((t, chain.clone(), Line::Svc(r)));
         }
         let keys = aft_keys(&s.key, &s.marks);
         self.after_chain(
@@ -489,7 +488,7 @@ impl Script {
         self.add(
             t,
             map,
-            format!("{elem} comment \"{}\" : jump {chain}", svc_comment(&meta)),
+            Elem::map(elem, Val::Jump(chain)).with_comment(svc_comment(&meta)),
         );
         Ok(())
     }
@@ -506,17 +505,14 @@ impl Script {
     ) {
         let (svc, _, _) = fam(key.vip);
         for m in old.iter().filter(|m| !new.contains(m)) {
-            self.del(t, svc, svc_key(m));
+            self.del(t, svc, Key::Tuple(*m));
         }
         for m in new.iter().filter(|m| !old.contains(m)) {
             self.add(
                 t,
                 svc,
-                format!(
-                    "{} comment \"fwm={}\" : jump s{sid}",
-                    svc_key(m),
-                    key.fwmark
-                ),
+                Elem::map(Key::Tuple(*m), Val::Jump(format!("s{sid}")))
+                    .with_comment(format!("fwm={}", key.fwmark)),
             );
         }
     }
@@ -543,9 +539,9 @@ impl Script {
                 Some(id) => {
                     if h.weights.get(id) != Some(&d.weight) {
                         if h.st.weights.contains_key(id) {
-                            self.del(t, "weights", format!("{id:#x}"));
+                            self.del(t, "weights", Key::Mark(*id));
                         }
-                        self.add(t, "weights", format!("{id:#x} : {}", d.weight));
+                        self.add(t, "weights", Elem::map(Key::Mark(*id), Val::Num(d.weight)));
                     }
                     *id
                 }
@@ -586,7 +582,7 @@ impl Script {
             let slot = off + i;
             let same = off == old.off && h.st.slots.get(&slot) == Some(id);
             if !same {
-                self.add(t, "slot", format!("{} : {id:#x}", slot_key(slot)));
+                self.add(t, "slot", Elem::map(slot_key(slot), Val::Mark(*id)));
             }
         }
         let meta = svc_meta(s, old.sid, (off, cap, n));
@@ -627,7 +623,7 @@ impl Script {
                 self.sticky_map(t, s.key.vip, &meta);
             }
             for r in rules(t, s.key.vip, s.key.fwmark, &meta) {
-                self.rules.push((t, chain.clone(), r));
+                self.rules.push((t, chain.clone(), Line::Svc(r)));
             }
             let was = after_rules(t, s.key.vip, &old);
             let now = after_rules(t, s.key.vip, &meta);
@@ -640,7 +636,7 @@ impl Script {
             self.add(
                 t,
                 map,
-                format!("{elem} comment \"{}\" : jump {chain}", svc_comment(&meta)),
+                Elem::map(elem, Val::Jump(chain)).with_comment(svc_comment(&meta)),
             );
         }
         Ok(())
@@ -657,14 +653,14 @@ fn member(id: u32, addr: std::net::SocketAddr, weight: u32) -> Member {
     }
 }
 
-pub(super) fn elements(out: &mut String, verb: &str, t: Table, map: &str, elems: &[String]) {
+pub(super) fn elements(out: &mut String, verb: &str, t: Table, map: &str, elems: &[Elem]) {
     for chunk in elems.chunks(CHUNK) {
-        let _ = writeln!(
-            out,
-            "{verb} element {} {map} {{ {} }}",
-            t.spec(),
-            chunk.join(", ")
-        );
+        let _ = write!(out, "{verb} element {} {map} {{ ", t.spec());
+        for (i, e) in chunk.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(out, "{sep}{e}");
+        }
+        let _ = writeln!(out, " }}");
     }
 }
 

@@ -76,6 +76,61 @@ impl Script {
     }
 }
 
+impl Script {
+    /// The transaction as one nf_tables batch (see [`super::super::wire`]) whose first message
+    /// has sequence number `seq`, when a batch can carry it: it creates and deletes no map and
+    /// no chain (elements, and the rules of an existing service chain, only), every base object
+    /// is already in place, and it stays below [`MAX_BATCH`]. That is a health flip, a weight
+    /// change, a backend added or removed. `None` otherwise: the script ([`Self::render`])
+    /// carries it. The batch writes exactly what the script would, in the same order.
+    pub fn batch(
+        &self,
+        nat: &TableState,
+        dsr: Option<&TableState>,
+        seq: u32,
+    ) -> Option<super::super::wire::Batch> {
+        let creates = !(self.drop_chains.is_empty()
+            && self.drop_sets.is_empty()
+            && self.add_sets.is_empty()
+            && self.add_chains.is_empty());
+        if creates
+            || !super::super::rules::base_held(nat, Table::Nat)
+            || dsr.is_some_and(|d| !super::super::rules::base_held(d, Table::Dsr))
+        {
+            return None;
+        }
+        let mut b = super::super::wire::Batch::new(seq);
+        let registry_first = |m: &&'static str| !is_registry(m);
+        let mut dels: Vec<_> = self.del.iter().collect();
+        dels.sort_by_key(|((t, m), _)| (registry_first(m), *t, *m));
+        for ((t, m), elems) in dels {
+            b.elems(false, *t, m, elems)?;
+        }
+        for (t, c) in &self.flush_chains {
+            b.flush_chain(*t, c);
+        }
+        let mut adds: Vec<_> = self.add.iter().collect();
+        adds.sort_by_key(|((t, m), _)| (!registry_first(m), *t, *m));
+        for ((t, m), elems) in adds.iter().filter(|((_, m), _)| registry_first(m)) {
+            b.elems(true, *t, m, elems)?;
+        }
+        for (t, c, r) in &self.rules {
+            let Line::Svc(r) = r else {
+                return None;
+            };
+            b.rule(*t, c, &r.exprs());
+        }
+        for ((t, m), elems) in adds.iter().filter(|((_, m), _)| !registry_first(m)) {
+            b.elems(true, *t, m, elems)?;
+        }
+        (b.len() <= MAX_BATCH).then_some(b)
+    }
+}
+
+/// The largest batch sent in one datagram (a netlink socket's default send buffer is about
+/// 208 KiB); larger transactions are scripts.
+const MAX_BATCH: usize = 128 << 10;
+
 /// Removes everything service `w` owned from `st`.
 fn erase(st: &mut TableState, w: &Was) {
     st.services.remove(&w.key);
