@@ -154,13 +154,10 @@ pub fn delete_member(c: &mut pb::Cluster, pool: &str, host: &str) -> Result<(), 
     Ok(())
 }
 
+/// The cluster.pb the ECU's tests edit (these tests and the API's): one vserver web@demo, TCP
+/// port 80 on 127.0.0.1, with one backend be1.demo.
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    const TEXT: &str = r#"
+pub(crate) const TEST_CLUSTER: &str = r#"
 seesaw_vip: < fqdn: "vip.demo." ipv4: "127.0.0.254/8" >
 node: < fqdn: "lb1.demo." ipv4: "127.0.0.1/8" >
 vserver: <
@@ -168,10 +165,28 @@ vserver: <
   entry_address: < fqdn: "web.demo." ipv4: "127.0.0.1/32" >
   rp: "ops"
   vserver_entry: < protocol: TCP port: 80 scheduler: WRR mode: NAT >
-  backend: < host: < fqdn: "be1.demo." ipv4: "127.0.0.2/8" > weight: 1 group: "a" >
-  access_grant: < grantee: "alice" role: ADMIN type: USER >
+  backend: < host: < fqdn: "be1.demo." ipv4: "127.0.0.2/8" > weight: 1 >
 >
 "#;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// [`TEST_CLUSTER`] with fields the edits must keep: be1 in group `a`, and an access grant.
+    fn cluster() -> pb::Cluster {
+        let mut c = parse(TEST_CLUSTER).expect("parses");
+        let web = &mut c.vserver[0];
+        web.backend[0].group = Some("a".into());
+        web.access_grant.push(pb::AccessGrant {
+            grantee: "alice".into(),
+            role: pb::access_grant::Role::Admin as i32,
+            r#type: pb::access_grant::Type::User as i32,
+        });
+        c
+    }
 
     fn member(host: &str, ip: &str, weight: i32) -> Member {
         Member {
@@ -183,7 +198,7 @@ vserver: <
 
     #[test]
     fn member_edits_are_structural_and_keep_other_fields() {
-        let mut c = parse(TEXT).expect("parses");
+        let mut c = cluster();
         put_member(
             &mut c,
             "web@demo",
@@ -226,7 +241,7 @@ vserver: <
 
     #[test]
     fn pool_create_edit_delete() {
-        let mut c = parse(TEXT).expect("parses");
+        let mut c = cluster();
         let (v, _) = spec::pool_from_value(&json!({
             "name": "api@demo", "vip": "127.0.0.1", "services": [{"port": 81}],
         }))

@@ -13,23 +13,12 @@ use tower::ServiceExt;
 use super::{ApiState, router};
 use crate::audit::AuditLog;
 use crate::auth::{Role, User, Users, token_digest};
+use crate::cluster_edit::TEST_CLUSTER as CLUSTER;
 use crate::engine_view::fake::FakeEngine;
 
 const ADMIN: &str = "admin-token-0123456789";
 const OPERATOR: &str = "operator-token-0123456789";
 const READER: &str = "reader-token-0123456789";
-
-const CLUSTER: &str = r#"
-seesaw_vip: < fqdn: "vip.demo." ipv4: "127.0.0.254/8" >
-node: < fqdn: "lb1.demo." ipv4: "127.0.0.1/8" >
-vserver: <
-  name: "web@demo"
-  entry_address: < fqdn: "web.demo." ipv4: "127.0.0.1/32" >
-  rp: "ops"
-  vserver_entry: < protocol: TCP port: 80 scheduler: WRR mode: NAT >
-  backend: < host: < fqdn: "be1.demo." ipv4: "127.0.0.2/8" > weight: 1 >
->
-"#;
 
 /// An operator's override: backend be1 disabled.
 const DISABLE_BE1: &str = r#"{"kind": "backend", "target": "be1.demo.", "state": "disabled"}"#;
