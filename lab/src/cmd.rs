@@ -103,6 +103,36 @@ pub fn run(mut cmd: Command, within: Duration) -> Result<Output, LabError> {
     })
 }
 
+/// Feeds `text` to `promtool check metrics` and panics, with promtool's output and the text,
+/// when it refuses it. False when promtool is not installed (Debian `prometheus`): the caller
+/// decides whether that skips its check.
+pub fn promtool_accepts(text: &str) -> bool {
+    use std::io::Write;
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        return false;
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write metrics");
+    let out = child.wait_with_output().expect("promtool output");
+    assert!(
+        out.status.success(),
+        "promtool check metrics refused:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
 /// A command line for messages.
 pub(crate) fn describe(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
