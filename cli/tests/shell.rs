@@ -10,6 +10,9 @@ use seesaw_proto::engine_stubs::engine_server::{Engine, EngineServer};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+#[path = "support/bgp.rs"]
+mod bgp;
+
 /// Canned replies; a reload is refused when `refuse` holds errors.
 #[derive(Default)]
 struct ScriptedEngine {
@@ -121,20 +124,7 @@ impl Engine for ScriptedEngine {
         &self,
         _: Request<pb::Empty>,
     ) -> Reply<seesaw_proto::ncc::BgpNeighborList> {
-        Ok(Response::new(seesaw_proto::ncc::BgpNeighborList {
-            neighbors: vec![seesaw_proto::ncc::BgpNeighbor {
-                address: "192.0.2.254".into(),
-                peer_asn: 64512,
-                router_id: "192.0.2.254".into(),
-                state: "ESTABLISHED".into(),
-                uptime_s: 3725,
-                messages_received: 12,
-                messages_sent: 14,
-                updates_received: 0,
-                updates_sent: 3,
-            }],
-            announced: vec!["192.168.255.1/32".into()],
-        }))
+        Ok(Response::new(bgp::neighbors()))
     }
 }
 

@@ -6,6 +6,9 @@ use super::*;
 use crate::engine::FakeEngine;
 use crate::tree::OverrideSet;
 
+#[path = "../../tests/support/bgp.rs"]
+mod bgp;
+
 fn vserver(name: &str, enabled: bool) -> pb::VserverStatus {
     pb::VserverStatus {
         name: name.into(),
@@ -126,20 +129,7 @@ async fn bgp_neighbors_show_state_uptime_counters_and_routes() {
         shown(&mut e, "show bgp neighbors").await,
         "No BGP neighbours.\nAnnounced: none\n"
     );
-    e.bgp = seesaw_proto::ncc::BgpNeighborList {
-        neighbors: vec![seesaw_proto::ncc::BgpNeighbor {
-            address: "192.0.2.254".into(),
-            peer_asn: 64512,
-            router_id: "192.0.2.254".into(),
-            state: "ESTABLISHED".into(),
-            uptime_s: 3725,
-            messages_received: 12,
-            messages_sent: 14,
-            updates_received: 0,
-            updates_sent: 3,
-        }],
-        announced: vec!["192.168.255.1/32".into()],
-    };
+    e.bgp = bgp::neighbors();
     assert_eq!(
         shown(&mut e, "sh bgp n").await,
         "BGP neighbor is 192.0.2.254, remote AS 64512\n  BGP state = ESTABLISHED, up for 01:02:05\n  \
