@@ -13,7 +13,8 @@
 //!   socket's owner, group and mode kept across restarts, and secret files (owner-only keys);
 //! - [`lease`]: the 12-byte lease datagram one process renews a lease with on another's socket;
 //! - [`goconf`]: INI files read as Go's goconf reads them (`seesaw.cfg`);
-//! - [`text`]: control characters that must not reach a log line or a file name.
+//! - [`text`]: control characters that must not reach a log line or a file name;
+//! - [`process_status`]: the watchdog's status file, as the watchdog writes and the ECU reads it.
 //!
 //! Admission rule: nothing here knows what a load balancer is.
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod paths;
 pub mod peer;
 pub mod pidfile;
 pub mod plane;
+pub mod process_status;
 pub mod ready;
 pub mod signal;
 pub mod text;

@@ -10,7 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use seesaw_common::process_status::FileV1;
+use serde::Serialize;
 
 /// Where the watchdog keeps the file, relative to the run directory.
 pub const STATUS_FILE: &str = "watchdog/status.json";
@@ -78,28 +79,6 @@ pub enum ProcessStatusError {
         /// The watchdog's pid in the file.
         pid: u32,
     },
-}
-
-/// The file as the watchdog writes it (version 1).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileV1 {
-    version: u32,
-    watchdog_pid: u32,
-    written_at_ms: i64,
-    services: Vec<ServiceV1>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServiceV1 {
-    name: String,
-    pid: Option<u32>,
-    running: bool,
-    ready: bool,
-    restarts: u64,
-    failures: u32,
-    since_ms: Option<i64>,
 }
 
 /// Reads and validates the status file at `path`; a file whose watchdog is gone is `Stale`.

@@ -6,7 +6,8 @@
 //!
 //! Why a file: it is the narrowest channel out of a root process — nothing to serve, no socket to
 //! secure, no request that could block the supervisor — and it stays readable while the process
-//! it describes is down, which is when it matters. Format (version 1):
+//! it describes is down, which is when it matters. Format (version 1, declared once in
+//! `seesaw_common::process_status`):
 //!
 //! ```json
 //! {"version": 1, "watchdog_pid": 812, "written_at_ms": 1700000000000,
@@ -22,7 +23,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Local};
-use serde::Serialize;
+use seesaw_common::process_status::{FileV1, ServiceV1};
 
 /// What the watchdog knows about one service right now.
 #[derive(Debug, Clone, Default)]
@@ -44,25 +45,6 @@ pub struct ServiceStatus {
 /// The file name inside `<run-dir>/watchdog/`.
 pub const FILE_NAME: &str = "status.json";
 
-#[derive(Debug, Serialize)]
-struct FileV1<'a> {
-    version: u32,
-    watchdog_pid: u32,
-    written_at_ms: i64,
-    services: Vec<ServiceV1<'a>>,
-}
-
-#[derive(Debug, Serialize)]
-struct ServiceV1<'a> {
-    name: &'a str,
-    pid: Option<u32>,
-    running: bool,
-    ready: bool,
-    restarts: u64,
-    failures: u32,
-    since_ms: Option<i64>,
-}
-
 /// Renders the file's contents for `services` (name, status), in start order.
 pub fn render(services: &[(&str, ServiceStatus)], now_ms: i64) -> String {
     let file = FileV1 {
@@ -72,7 +54,7 @@ pub fn render(services: &[(&str, ServiceStatus)], now_ms: i64) -> String {
         services: services
             .iter()
             .map(|(name, s)| ServiceV1 {
-                name,
+                name: (*name).to_owned(),
                 pid: s.pid,
                 running: s.pid.is_some(),
                 ready: s.ready,
