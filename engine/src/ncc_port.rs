@@ -582,18 +582,8 @@ pub trait NccBgp: Send + Sync + 'static {
 
 /// The BGP request as ncc's gRPC message.
 pub fn bgp_to_pb(d: &crate::state::BgpDesired) -> pb::BgpRequest {
-    let s = &d.settings;
-    let opt = |a: Option<String>| a.unwrap_or_default();
     pb::BgpRequest {
-        settings: Some(pb::BgpSettings {
-            gobgp_api: s.gobgp_api.to_string(),
-            local_asn: s.local_asn,
-            remote_asn: s.remote_asn,
-            peers: s.peers.iter().map(ToString::to_string).collect(),
-            router_id: s.router_id.to_string(),
-            next_hop_ipv4: opt(s.next_hop_v4.map(|a| a.to_string())),
-            next_hop_ipv6: opt(s.next_hop_v6.map(|a| a.to_string())),
-        }),
+        settings: Some(pb::BgpSettings::from(&d.settings)),
         routes: d.routes.iter().map(ToString::to_string).collect(),
     }
 }

@@ -654,7 +654,7 @@ pub fn bgp_request_from_pb(
         .collect::<Result<_, _>>()?;
     Ok((
         crate::bgp::Settings {
-            api: s.gobgp_api.trim().to_owned(),
+            gobgp_api: s.gobgp_api.trim().to_owned(),
             local_asn: s.local_asn,
             remote_asn: s.remote_asn,
             peers,

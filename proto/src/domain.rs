@@ -3,7 +3,8 @@
 //! here; the engine (`engine::model`, `engine::desired`) and ncc (`ncc::model`) re-export them,
 //! so a service key the engine computes is the very type ncc's planes index by. Also the two
 //! halves of `seesaw trace` both ends speak: the flow asked about and the plane's answer; and the
-//! HA state the ha process reports to the engine ([`HaState`]). The proto
+//! HA state the ha process reports to the engine ([`HaState`]); and how a node speaks BGP
+//! ([`BgpSettings`]). The proto
 //! messages stay the wire form; each side converts messages at its gRPC edge
 //! (`engine::ncc_port`, `ncc::convert`), and these types' own conversions to and from ncc's
 //! proto enums are here, once (`From` one way, `from_pb` the other: `None` for unspecified or
@@ -235,6 +236,42 @@ impl fmt::Display for HaState {
 impl PartialEq<&str> for HaState {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
+    }
+}
+
+/// How this node speaks BGP (`BgpSettings` on the wire): what the engine derives from
+/// cluster.pb (`bgp_*`), seesaw.cfg (`[bgp] gobgp_api`) and the node's addresses, and what ncc
+/// drives the GoBGP daemon with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpSettings {
+    /// The daemon's gRPC address, `host:port` (`[bgp] gobgp_api`).
+    pub gobgp_api: String,
+    /// This node's ASN (cluster.pb `bgp_local_asn`).
+    pub local_asn: u32,
+    /// The peers' ASN (cluster.pb `bgp_remote_asn`).
+    pub remote_asn: u32,
+    /// The peers, routers (cluster.pb `bgp_peer`).
+    pub peers: Vec<IpAddr>,
+    /// BGP router id: the node's IPv4 address.
+    pub router_id: Ipv4Addr,
+    /// Next hop of IPv4 routes: this node (`[cluster] node_ipv4`).
+    pub next_hop_v4: Option<Ipv4Addr>,
+    /// Next hop of IPv6 routes: this node (`[cluster] node_ipv6`).
+    pub next_hop_v6: Option<Ipv6Addr>,
+}
+
+impl From<&BgpSettings> for pb::BgpSettings {
+    fn from(s: &BgpSettings) -> Self {
+        let opt = |a: Option<String>| a.unwrap_or_default();
+        Self {
+            gobgp_api: s.gobgp_api.clone(),
+            local_asn: s.local_asn,
+            remote_asn: s.remote_asn,
+            peers: s.peers.iter().map(ToString::to_string).collect(),
+            router_id: s.router_id.to_string(),
+            next_hop_ipv4: opt(s.next_hop_v4.map(|a| a.to_string())),
+            next_hop_ipv6: opt(s.next_hop_v6.map(|a| a.to_string())),
+        }
     }
 }
 

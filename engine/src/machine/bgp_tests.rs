@@ -36,7 +36,7 @@ impl BgpSync {
 fn want(routes: &[&str]) -> BgpDesired {
     BgpDesired {
         settings: BgpSettings {
-            gobgp_api: "127.0.0.1:50051".parse().expect("literal"),
+            gobgp_api: "127.0.0.1:50051".into(),
             local_asn: 64513,
             remote_asn: 64512,
             peers: vec!["192.0.2.254".parse().expect("literal")],

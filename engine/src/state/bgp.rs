@@ -10,30 +10,14 @@
 //! withdrawals are sent before the services leave the plane, announcements after they are in it.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::EngineState;
 use crate::config::seesaw_cfg::is_anycast;
 use crate::desired::DesiredState;
 
-/// How this node speaks BGP (domain form of ncc's `BgpSettings`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BgpSettings {
-    /// `[bgp] gobgp_api`.
-    pub gobgp_api: SocketAddr,
-    /// cluster.pb `bgp_local_asn`.
-    pub local_asn: u32,
-    /// cluster.pb `bgp_remote_asn`.
-    pub remote_asn: u32,
-    /// cluster.pb `bgp_peer` addresses.
-    pub peers: Vec<IpAddr>,
-    /// The node's IPv4 address.
-    pub router_id: Ipv4Addr,
-    /// Next hop of IPv4 routes: `[cluster] node_ipv4`.
-    pub next_hop_v4: Option<Ipv4Addr>,
-    /// Next hop of IPv6 routes: `[cluster] node_ipv6`.
-    pub next_hop_v6: Option<Ipv6Addr>,
-}
+/// How this node speaks BGP: the type ncc drives the speaker with.
+pub use seesaw_proto::domain::BgpSettings;
 
 /// The announcements this node wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +95,7 @@ impl EngineState {
             return None;
         }
         Some(BgpSettings {
-            gobgp_api: s.bgp_gobgp_api,
+            gobgp_api: s.bgp_gobgp_api.to_string(),
             local_asn: bgp.local_asn,
             remote_asn: bgp.remote_asn,
             peers,

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 pub mod gobgp;
@@ -21,24 +21,9 @@ pub mod gobgp;
 #[cfg(test)]
 pub(crate) mod fake;
 
-/// What the engine configures (cluster.pb `bgp_*`, seesaw.cfg `[bgp] gobgp_api`, node addresses).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// The daemon's gRPC address, `host:port`.
-    pub api: String,
-    /// This node's ASN.
-    pub local_asn: u32,
-    /// The peers' ASN.
-    pub remote_asn: u32,
-    /// The peers (routers).
-    pub peers: Vec<IpAddr>,
-    /// BGP router id.
-    pub router_id: Ipv4Addr,
-    /// Next hop of IPv4 routes (this node).
-    pub next_hop_v4: Option<Ipv4Addr>,
-    /// Next hop of IPv6 routes (this node).
-    pub next_hop_v6: Option<Ipv6Addr>,
-}
+/// What the engine configures (cluster.pb `bgp_*`, seesaw.cfg `[bgp] gobgp_api`, node addresses):
+/// the engine's own type.
+pub use seesaw_proto::domain::BgpSettings as Settings;
 
 /// One BGP neighbour as the daemon reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,15 +192,15 @@ impl<S: Speaker> Bgp<S> {
         if self
             .speaker
             .as_ref()
-            .is_none_or(|(a, _)| *a != settings.api)
+            .is_none_or(|(a, _)| *a != settings.gobgp_api)
         {
-            let s = (self.connect)(&settings.api)?;
-            self.speaker = Some((settings.api.clone(), s));
+            let s = (self.connect)(&settings.gobgp_api)?;
+            self.speaker = Some((settings.gobgp_api.clone(), s));
             self.clean = false;
             self.announced.clear();
         }
         let Some((_, speaker)) = self.speaker.as_mut() else {
-            return Err(BgpError::Address(settings.api));
+            return Err(BgpError::Address(settings.gobgp_api));
         };
         let mut changes = Vec::new();
         let fresh = speaker.ensure_running(&settings).await?;

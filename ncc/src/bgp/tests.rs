@@ -8,7 +8,7 @@ use super::*;
 
 fn settings() -> Settings {
     Settings {
-        api: "127.0.0.1:50051".into(),
+        gobgp_api: "127.0.0.1:50051".into(),
         local_asn: 64513,
         remote_asn: 64512,
         peers: vec!["192.0.2.254".parse().unwrap()],
