@@ -127,15 +127,14 @@ pub(super) async fn edit_pool<V: EngineView>(
     let parsed =
         json_body(&body).and_then(|v| spec::pool_from_value(&v).map_err(ApiError::Invalid));
     let action = format!("edit pool {}", one_line(&name));
-    let st2 = Arc::clone(&st);
-    write_preview(&st2, &who, Role::Admin, action.clone(), |user| async move {
-        path_names(&name, None)?;
-        let (v, members) = parsed?;
-        edit_cluster(&st, user, action, |c| {
-            Ok(cluster_edit::edit_pool(c, &name, v, members.as_deref())?)
-        })
-        .await
-    })
+    edit_named(
+        st,
+        &who,
+        action,
+        (&name, None),
+        parsed,
+        |c, (v, members)| cluster_edit::edit_pool(c, &name, v, members.as_deref()),
+    )
     .await
 }
 
@@ -215,14 +214,8 @@ pub(super) async fn add_member<V: EngineView>(
         Ok(m) => format!("add member {} ({}) to {}", m.host, m.ip, one_line(&name)),
         Err(_) => format!("add member to {} (invalid body)", one_line(&name)),
     };
-    let st2 = Arc::clone(&st);
-    write_preview(&st2, &who, Role::Admin, action.clone(), |user| async move {
-        path_names(&name, None)?;
-        let m = parsed?;
-        edit_cluster(&st, user, action, |c| {
-            Ok(cluster_edit::put_member(c, &name, &m, false)?)
-        })
-        .await
+    edit_named(st, &who, action, (&name, None), parsed, |c, m| {
+        cluster_edit::put_member(c, &name, &m, false)
     })
     .await
 }
@@ -296,13 +289,28 @@ pub(super) async fn delete_member<V: EngineView>(
     Path((name, host)): Path<(String, String)>,
 ) -> Response {
     let action = format!("delete member {} from {}", one_line(&host), one_line(&name));
+    edit_named(st, &who, action, (&name, Some(&host)), Ok(()), |c, ()| {
+        cluster_edit::delete_member(c, &name, &host)
+    })
+    .await
+}
+
+/// An admin's edit of the pool (and member) its URL path names, given the request's parsed
+/// body: the names are checked first, then the body, then `edit` changes cluster.pb through
+/// [`edit_cluster`] (or its preview).
+async fn edit_named<V: EngineView, T>(
+    st: Arc<ApiState<V>>,
+    who: &Who,
+    action: String,
+    (pool, host): (&str, Option<&str>),
+    body: Result<T, ApiError>,
+    edit: impl FnOnce(&mut seesaw_proto::config::Cluster, T) -> Result<(), EditError>,
+) -> Response {
     let st2 = Arc::clone(&st);
-    write_preview(&st2, &who, Role::Admin, action.clone(), |user| async move {
-        path_names(&name, Some(&host))?;
-        edit_cluster(&st, user, action, |c| {
-            Ok(cluster_edit::delete_member(c, &name, &host)?)
-        })
-        .await
+    write_preview(&st2, who, Role::Admin, action.clone(), |user| async move {
+        path_names(pool, host)?;
+        let body = body?;
+        edit_cluster(&st, user, action, |c| Ok(edit(c, body)?)).await
     })
     .await
 }
