@@ -123,15 +123,10 @@ impl Drop for Killed {
 }
 
 fn wait_for_socket(sock: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            sock.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    seesaw_lab::wait_until(&sock.display().to_string(), Duration::from_secs(10), || {
+        sock.exists()
+    })
+    .expect("socket");
 }
 
 #[test]

@@ -11,7 +11,7 @@ pub(crate) mod fake_ncc;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use seesaw_proto::engine::engine_client::EngineClient;
 use tonic::transport::Channel;
@@ -48,15 +48,12 @@ pub(crate) fn spawn_engine(config: &Path, run: &Path) -> Child {
 /// Waits (10 s at most) for the engine's socket under `run`.
 pub(crate) fn wait_for_socket(run: &Path) {
     let sock = socket(run);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "engine socket never appeared under {}",
-            run.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    seesaw_lab::wait_until(
+        &format!("the engine socket under {}", run.display()),
+        Duration::from_secs(10),
+        || sock.exists(),
+    )
+    .expect("engine socket");
 }
 
 /// The engine's socket under `run`.
