@@ -9,6 +9,7 @@
 //! ([`crate::dataplane::Dataplane::stats_reader`]) that runs on a blocking thread, so a slow read
 //! never delays an apply.
 
+use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -122,6 +123,10 @@ pub struct Reconciler<P> {
     /// unfenced: the kernel then holds exactly that request, so a delta on it that changes
     /// only services touches only those ([`Dataplane::apply_changed`]).
     in_sync: Option<u64>,
+    /// Where each service of `last` sits in its list, kept across deltas that only replace
+    /// services (a health flip), so patching costs the delta, not the request; `None` after
+    /// anything that moves them.
+    index: Option<HashMap<ServiceKey, usize>>,
 }
 
 impl<P: Dataplane> Reconciler<P> {
@@ -134,6 +139,7 @@ impl<P: Dataplane> Reconciler<P> {
             lease: Lease::default(),
             last: None,
             in_sync: None,
+            index: None,
         }
     }
 
@@ -180,6 +186,7 @@ impl<P: Dataplane> Reconciler<P> {
         match job {
             Job::Apply(request, reply) => {
                 self.last = Some(request);
+                self.index = None;
                 let _ = reply.send(self.apply_as_leased());
             }
             Job::ApplyDelta(delta, reply) => {
@@ -251,21 +258,18 @@ impl<P: Dataplane> Reconciler<P> {
                 )));
             }
         };
-        let mut at: std::collections::HashMap<ServiceKey, usize> = last
-            .services
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.key, i))
-            .collect();
+        let at = self.index.get_or_insert_with(|| {
+            last.services
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.key, i))
+                .collect()
+        });
         if let Some(k) = d.removed.iter().find(|k| !at.contains_key(k)) {
             return Err(NccError::UnknownBase(format!(
                 "the delta deletes {k}, which request {} does not hold",
                 d.base
             )));
-        }
-        let mut gone = vec![false; last.services.len()];
-        for k in &d.removed {
-            gone[at[k]] = true;
         }
         for s in d.services {
             match at.get(&s.key) {
@@ -273,15 +277,21 @@ impl<P: Dataplane> Reconciler<P> {
                 None => {
                     at.insert(s.key, last.services.len());
                     last.services.push(s);
-                    gone.push(false);
                 }
             }
         }
-        let mut i = 0;
-        last.services.retain(|_| {
-            i += 1;
-            !gone[i - 1]
-        });
+        if !d.removed.is_empty() {
+            let mut gone = vec![false; last.services.len()];
+            for k in &d.removed {
+                gone[at[k]] = true;
+            }
+            let mut i = 0;
+            last.services.retain(|_| {
+                i += 1;
+                !gone[i - 1]
+            });
+            self.index = None;
+        }
         if d.vips.is_some() {
             last.vips = d.vips;
         }
@@ -532,6 +542,28 @@ mod tests {
         let d = delta(8, 9, &[], &["10.1.0.3"]);
         apply_delta(&h, d).await.expect("applied");
         assert_eq!(held(&h).await, ["10.1.0.2"]);
+        // Deltas in a row, each laid where the one before left the services (the thread
+        // keeps their positions between deltas that move none).
+        let steps: [(&[&str], &[&str], &[&str]); 5] = [
+            (
+                &["10.1.0.5", "10.1.0.6"],
+                &[],
+                &["10.1.0.2", "10.1.0.5", "10.1.0.6"],
+            ),
+            (&["10.1.0.5"], &["10.1.0.2"], &["10.1.0.5", "10.1.0.6"]),
+            (
+                &["10.1.0.6", "10.1.0.7"],
+                &[],
+                &["10.1.0.5", "10.1.0.6", "10.1.0.7"],
+            ),
+            (&["10.1.0.7"], &["10.1.0.5"], &["10.1.0.6", "10.1.0.7"]),
+            (&["10.1.0.6"], &[], &["10.1.0.6", "10.1.0.7"]),
+        ];
+        for (i, (services, removed, after)) in (9..).zip(steps) {
+            let d = delta(i, i + 1, services, removed);
+            apply_delta(&h, d).await.expect("applied");
+            assert_eq!(held(&h).await, after, "after request {}", i + 1);
+        }
     }
 
     /// A fake plane that counts whole and scoped applies and can be made to fail its next

@@ -721,10 +721,11 @@ impl<R: NftRunner> NftPlane<R> {
             let st = self.state(t);
             let meta = *st.services.get(key)?;
             let dids = st
-                .dests
-                .iter()
-                .filter(|(_, d)| d.sid == meta.sid)
-                .map(|(id, d)| (d.addr, *id))
+                .by_sid
+                .get(&meta.sid)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| Some((st.dests.get(id)?.addr, *id)))
                 .collect::<BTreeMap<_, _>>();
             let weights = dids
                 .values()

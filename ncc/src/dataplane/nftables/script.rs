@@ -25,48 +25,46 @@ mod record;
 /// Elements per `add element` statement.
 const CHUNK: usize = 4000;
 
-/// Id allocation over both tables. Looks ids up in the tables rather than copying them, so
-/// building one costs the number of services, not of destinations.
+/// Id allocation over both tables. Looks ids up in the tables rather than copying them; the
+/// next service id and slot range are found (one walk of the services) only when a
+/// transaction needs one, so a health flip allocates nothing and walks nothing.
 #[derive(Debug)]
 pub struct Alloc<'a> {
     tables: [&'a TableState; 2],
-    next_sid: u32,
+    next_sid: Option<u32>,
     taken: BTreeSet<u32>,
     cursor: u32,
-    next_slot: u32,
+    next_slot: Option<u32>,
 }
 
 impl<'a> Alloc<'a> {
     /// Continues after what the kernel holds.
     pub fn from_states(nat: &'a TableState, dsr: &'a TableState) -> Self {
         let both = [nat, dsr];
-        let next_sid = both
-            .iter()
-            .flat_map(|s| s.services.values().map(|m| m.sid))
-            .max()
-            .map_or(1, |m| m.saturating_add(1));
         let cursor = both
             .iter()
             .filter_map(|s| s.dests.last_key_value().map(|(id, _)| *id))
             .max()
             .map_or(DID_BASE, |m| m.wrapping_add(1));
-        let next_slot = both
-            .iter()
-            .flat_map(|s| s.services.values().map(|m| m.off.saturating_add(m.cap)))
-            .max()
-            .unwrap_or(0);
         Self {
             tables: both,
-            next_sid,
+            next_sid: None,
             taken: BTreeSet::new(),
             cursor,
-            next_slot,
+            next_slot: None,
         }
     }
 
     fn sid(&mut self) -> u32 {
-        let s = self.next_sid;
-        self.next_sid = self.next_sid.saturating_add(1);
+        let tables = self.tables;
+        let s = *self.next_sid.get_or_insert_with(|| {
+            tables
+                .iter()
+                .flat_map(|s| s.services.values().map(|m| m.sid))
+                .max()
+                .map_or(1, |m| m.saturating_add(1))
+        });
+        self.next_sid = Some(s.saturating_add(1));
         s
     }
 
@@ -87,10 +85,18 @@ impl<'a> Alloc<'a> {
     }
 
     fn slots(&mut self, cap: u32) -> Result<u32, NccError> {
-        let off = self.next_slot;
-        self.next_slot = off
+        let tables = self.tables;
+        let off = *self.next_slot.get_or_insert_with(|| {
+            tables
+                .iter()
+                .flat_map(|s| s.services.values().map(|m| m.off.saturating_add(m.cap)))
+                .max()
+                .unwrap_or(0)
+        });
+        let next = off
             .checked_add(cap)
             .ok_or_else(|| NccError::Plane("nftables slot space exhausted".into()))?;
+        self.next_slot = Some(next);
         Ok(off)
     }
 }

@@ -138,7 +138,7 @@ fn erase(st: &mut TableState, w: &Was) {
         st.marked.remove(m);
     }
     for id in &w.dids {
-        st.dests.remove(id);
+        st.remove_dest(*id);
         st.weights.remove(id);
         st.cin.remove(id);
         st.cout.remove(id);
@@ -164,7 +164,7 @@ fn write(st: &mut TableState, l: &Laid) {
         st.marked.insert(*k, l.key.fwmark);
     }
     for (id, addr) in &l.addrs {
-        st.dests.insert(
+        st.add_dest(
             *id,
             DstRec {
                 sid: m.sid,
