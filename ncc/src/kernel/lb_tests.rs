@@ -677,36 +677,22 @@ fn bad_tables_missing_interfaces_and_foreign_networks() {
 
 #[test]
 fn helpers() {
-    assert!(in_net(
-        "192.0.2.0".parse().unwrap(),
-        24,
-        "192.0.2.77".parse().unwrap()
-    ));
-    assert!(!in_net(
-        "192.0.2.0".parse().unwrap(),
-        24,
-        "192.0.3.1".parse().unwrap()
-    ));
-    assert!(in_net(
-        "0.0.0.0".parse().unwrap(),
-        0,
-        "8.8.8.8".parse().unwrap()
-    ));
-    assert!(!in_net(
-        "192.0.2.0".parse().unwrap(),
-        24,
-        "2001:db8::1".parse().unwrap()
-    ));
-    assert!(!in_net(
-        "192.0.2.0".parse().unwrap(),
-        40,
-        "192.0.2.1".parse().unwrap()
-    ));
-    assert!(in_net(
-        "2001:db8::".parse().unwrap(),
-        64,
-        "2001:db8::5".parse().unwrap()
-    ));
+    // (network, prefix length, address, inside): a family mismatch or a prefix longer than the
+    // family's is never inside.
+    for (net, len, addr, inside) in [
+        ("192.0.2.0", 24, "192.0.2.77", true),
+        ("192.0.2.0", 24, "192.0.3.1", false),
+        ("0.0.0.0", 0, "8.8.8.8", true),
+        ("192.0.2.0", 24, "2001:db8::1", false),
+        ("192.0.2.0", 40, "192.0.2.1", false),
+        ("2001:db8::", 64, "2001:db8::5", true),
+    ] {
+        assert_eq!(
+            in_net(net.parse().unwrap(), len, addr.parse().unwrap()),
+            inside,
+            "{addr} in {net}/{len}"
+        );
+    }
     assert_eq!(vmac(1), [0, 0, 0x5e, 0, 1, 1]);
 }
 
