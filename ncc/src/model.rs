@@ -236,6 +236,13 @@ impl Service {
         )
     }
 
+    /// The first destination whose address is not of the VIP's family (no plane can reach it).
+    pub fn dest_outside_family(&self) -> Option<&Dest> {
+        self.dests
+            .iter()
+            .find(|d| d.addr.is_ipv4() != self.key.vip.is_ipv4())
+    }
+
     /// What is wrong with the service's firewall-mark fields, if anything: destinations of a
     /// firewall-mark service keep the packet's port (port 0), its marked tuples are VIP:port
     /// services of its family, and only firewall-mark services mark.
@@ -250,11 +257,7 @@ impl Service {
                 d.addr
             ));
         }
-        if let Some(d) = self
-            .dests
-            .iter()
-            .find(|d| d.addr.is_ipv4() != self.key.vip.is_ipv4())
-        {
+        if let Some(d) = self.dest_outside_family() {
             return Some(format!(
                 "destination {} is not in the service's address family",
                 d.addr

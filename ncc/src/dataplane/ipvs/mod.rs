@@ -445,11 +445,7 @@ impl<K: IpvsKernel> Dataplane for IpvsPlane<K> {
         if let Some(why) = crate::model::proxy_features(s) {
             return Some(why);
         }
-        if let Some(d) = s
-            .dests
-            .iter()
-            .find(|d| d.addr.is_ipv4() != s.key.vip.is_ipv4())
-        {
+        if let Some(d) = s.dest_outside_family() {
             return Some(format!(
                 "destination {} is not in the VIP's address family",
                 d.addr
