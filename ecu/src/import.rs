@@ -259,6 +259,38 @@ fn err(field: &str, message: impl Into<String>) -> FieldError {
     }
 }
 
+/// The elements of the array `key` of `v` with their indexes (none when it is missing or not an
+/// array).
+fn numbered<'v>(v: &'v Value, key: &str) -> impl Iterator<Item = (usize, &'v Value)> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+}
+
+/// The array at JSON `pointer` in `v` when it has an element; else the error "needs at least
+/// one `what`" at `<base>.<field>` goes to `errs`.
+fn non_empty<'v>(
+    v: &'v Value,
+    pointer: &str,
+    (base, field): (&str, &str),
+    what: &str,
+    errs: &mut Vec<FieldError>,
+) -> Option<&'v Vec<Value>> {
+    let found = v
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty());
+    if found.is_none() {
+        errs.push(err(
+            &format!("{base}.{field}"),
+            format!("needs at least one {what}"),
+        ));
+    }
+    found
+}
+
 fn prefix(path: &str, mut e: FieldError) -> FieldError {
     e.field = if e.field.is_empty() {
         path.to_owned()
@@ -312,34 +344,24 @@ fn parasaus(
         ));
     }
     let node_port = svc.pointer("/spec/type").and_then(Value::as_str) == Some("NodePort");
-    let ports = svc.pointer("/spec/ports").and_then(Value::as_array);
-    let Some(ports) = ports.filter(|p| !p.is_empty()) else {
-        errs.push(err(
-            &format!("{svc_path}.spec.ports"),
-            "needs at least one port",
-        ));
+    let Some(ports) = non_empty(
+        svc,
+        "/spec/ports",
+        (svc_path, "spec.ports"),
+        "port",
+        &mut errs,
+    ) else {
         return Err(errs);
     };
     // Endpoints: every address, and the ports by name.
     let mut members = Vec::new();
     let mut by_name: BTreeMap<String, (i64, String)> = BTreeMap::new();
-    let subsets = ep.get("subsets").and_then(Value::as_array);
-    let Some(subsets) = subsets.filter(|s| !s.is_empty()) else {
-        errs.push(err(
-            &format!("{ep_path}.subsets"),
-            "needs at least one subset",
-        ));
+    let Some(subsets) = non_empty(ep, "/subsets", (ep_path, "subsets"), "subset", &mut errs) else {
         return Err(errs);
     };
     for (si, subset) in subsets.iter().enumerate() {
         let sp = format!("{ep_path}.subsets[{si}]");
-        for (ai, a) in subset
-            .get("addresses")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (ai, a) in numbered(subset, "addresses") {
             let Some(ip) = a.get("ip").and_then(Value::as_str) else {
                 errs.push(err(&format!("{sp}.addresses[{ai}].ip"), "is required"));
                 continue;
@@ -353,13 +375,7 @@ fn parasaus(
                 });
             members.push(json!({"host": host, "ip": ip, "weight": 1}));
         }
-        for (pi, p) in subset
-            .get("ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (pi, p) in numbered(subset, "ports") {
             let pname = p
                 .get("name")
                 .and_then(Value::as_str)
