@@ -24,6 +24,12 @@ pub enum NccError {
 }
 
 impl NccError {
+    /// A call's reply message, or its failure as an [`NccError`].
+    fn answer<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<T, Self> {
+        r.map(tonic::Response::into_inner)
+            .map_err(|s| Self::from_status(&s))
+    }
+
     fn from_status(s: &tonic::Status) -> Self {
         match s.code() {
             tonic::Code::InvalidArgument
@@ -301,15 +307,15 @@ impl Ncc for GrpcNcc {
     ) -> Result<crate::trace::PlaneTrace, NccError> {
         let mut client = self.client.clone();
         let protocol = pb::Protocol::from(q.proto);
-        let r = client
-            .trace(pb::TraceRequest {
-                protocol: protocol.into(),
-                client: q.client.to_string(),
-                vip: q.vip.to_string(),
-            })
-            .await
-            .map_err(|s| NccError::from_status(&s))?
-            .into_inner();
+        let r = NccError::answer(
+            client
+                .trace(pb::TraceRequest {
+                    protocol: protocol.into(),
+                    client: q.client.to_string(),
+                    vip: q.vip.to_string(),
+                })
+                .await,
+        )?;
         Ok(crate::trace::PlaneTrace::from(r))
     }
 
@@ -325,21 +331,14 @@ impl Ncc for GrpcNcc {
         let mut req = desired_to_pb(desired);
         req.epoch = epoch;
         let mut client = self.client.clone();
-        let reply = client
-            .apply(req)
-            .await
-            .map_err(|s| NccError::from_status(&s))?;
+        let reply = NccError::answer(client.apply(req).await)?;
         self.confirmed(epoch, desired, false);
-        Ok(reply.into_inner().changes)
+        Ok(reply.changes)
     }
 
     async fn stats(&self) -> Result<PlaneStats, NccError> {
         let mut client = self.client.clone();
-        let state = client
-            .get_state(pb::Empty {})
-            .await
-            .map_err(|s| NccError::from_status(&s))?
-            .into_inner();
+        let state = NccError::answer(client.get_state(pb::Empty {}).await)?;
         let mut dests = HashMap::new();
         let mut fwmarks = Vec::new();
         let mut tables = HashMap::new();
@@ -591,22 +590,15 @@ pub fn bgp_to_pb(d: &crate::state::BgpDesired) -> pb::BgpRequest {
 impl NccBgp for GrpcNcc {
     async fn bgp_set(&self, desired: &crate::state::BgpDesired) -> Result<Vec<String>, NccError> {
         let mut client = self.client.clone();
-        let reply = client
-            .bgp_set(bgp_to_pb(desired))
-            .await
-            .map_err(|s| NccError::from_status(&s))?;
-        Ok(reply.into_inner().changes)
+        let reply = NccError::answer(client.bgp_set(bgp_to_pb(desired)).await)?;
+        Ok(reply.changes)
     }
 
     async fn bgp_neighbors(
         &self,
     ) -> Result<(Vec<crate::state::BgpNeighborView>, Vec<String>), NccError> {
         let mut client = self.client.clone();
-        let r = client
-            .bgp_neighbors(pb::Empty {})
-            .await
-            .map_err(|s| NccError::from_status(&s))?
-            .into_inner();
+        let r = NccError::answer(client.bgp_neighbors(pb::Empty {}).await)?;
         Ok((r.neighbors, r.announced))
     }
 }
