@@ -91,6 +91,27 @@ fn exists() -> NccError {
     NccError::Plane("rtnetlink: File exists (os error 17)".into())
 }
 
+/// The fake kernel's add or delete of one object in `held`, where `same` finds it: an add of one
+/// held fails with EEXIST, a delete of one not held with `missing`; then the log line `what`.
+fn add_or_del<T>(
+    (held, log): (&mut Vec<T>, &mut Vec<String>),
+    add: bool,
+    same: impl FnMut(&T) -> bool,
+    new: impl FnOnce() -> T,
+    (missing, what): (&str, String),
+) -> Result<(), NccError> {
+    match (add, held.iter().position(same)) {
+        (true, None) => held.push(new()),
+        (false, Some(p)) => {
+            held.remove(p);
+        }
+        (true, Some(_)) => return Err(exists()),
+        (false, None) => return Err(NccError::Plane(missing.into())),
+    }
+    log.push(format!("{} {what}", if add { "add" } else { "del" }));
+    Ok(())
+}
+
 impl LbKernel for Fake {
     fn links(&mut self) -> Result<Vec<LinkInfo>, NccError> {
         Ok(self.0.lock().unwrap().links.values().cloned().collect())
@@ -177,59 +198,41 @@ impl LbKernel for Fake {
         Ok(())
     }
     fn addr(&mut self, add: bool, a: &HeldAddr) -> Result<(), NccError> {
-        let mut k = self.0.lock().unwrap();
-        let pos = k
-            .addrs
-            .iter()
-            .position(|h| h.index == a.index && h.addr == a.addr);
-        match (add, pos) {
-            (true, None) => k.addrs.push(*a),
-            (false, Some(p)) => {
-                k.addrs.remove(p);
-            }
-            (true, Some(_)) => return Err(exists()),
-            (false, None) => return Err(NccError::Plane("EADDRNOTAVAIL".into())),
-        }
-        k.log
-            .push(format!("{} {}", if add { "add" } else { "del" }, a.addr));
-        Ok(())
+        let k = &mut *self.0.lock().unwrap();
+        add_or_del(
+            (&mut k.addrs, &mut k.log),
+            add,
+            |h| h.index == a.index && h.addr == a.addr,
+            || *a,
+            ("EADDRNOTAVAIL", a.addr.to_string()),
+        )
     }
     fn route(&mut self, add: bool, r: &RouteInfo) -> Result<(), NccError> {
         let mut k = self.0.lock().unwrap();
         if add && r.oif.and_then(|o| k.links.get(&o)).is_none_or(|l| !l.up) {
             return Err(NccError::Plane("rtnetlink: Network is down".into()));
         }
-        let pos = k.routes.iter().position(|h| h == r);
-        match (add, pos) {
-            (true, None) => k.routes.push(*r),
-            (false, Some(p)) => {
-                k.routes.remove(p);
-            }
-            (true, Some(_)) => return Err(exists()),
-            (false, None) => return Err(NccError::Plane("ESRCH".into())),
-        }
-        k.log
-            .push(format!("{} route", if add { "add" } else { "del" }));
-        Ok(())
+        let k = &mut *k;
+        add_or_del(
+            (&mut k.routes, &mut k.log),
+            add,
+            |h| h == r,
+            || *r,
+            ("ESRCH", "route".into()),
+        )
     }
     fn rule(&mut self, add: bool, r: &RuleInfo) -> Result<(), NccError> {
-        let mut k = self.0.lock().unwrap();
-        let same = |h: &RuleInfo| (h.src, h.dst, h.table) == (r.src, r.dst, r.table);
-        let pos = k.rules.iter().position(same);
-        match (add, pos) {
-            (true, None) => k.rules.push(RuleInfo {
+        let k = &mut *self.0.lock().unwrap();
+        add_or_del(
+            (&mut k.rules, &mut k.log),
+            add,
+            |h| (h.src, h.dst, h.table) == (r.src, r.dst, r.table),
+            || RuleInfo {
                 priority: Some(32765),
                 ..*r
-            }),
-            (false, Some(p)) => {
-                k.rules.remove(p);
-            }
-            (true, Some(_)) => return Err(exists()),
-            (false, None) => return Err(NccError::Plane("ENOENT".into())),
-        }
-        k.log
-            .push(format!("{} rule", if add { "add" } else { "del" }));
-        Ok(())
+            },
+            ("ENOENT", "rule".into()),
+        )
     }
 }
 
