@@ -26,6 +26,20 @@ fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
     }
 }
 
+/// A non-blocking socket of `addr`'s family with `SO_REUSEADDR` and `SO_REUSEPORT` set, not yet
+/// bound: every worker binds its own socket of a service's address.
+pub(crate) fn reuse_port_socket(
+    addr: SocketAddr,
+    ty: socket2::Type,
+    protocol: socket2::Protocol,
+) -> io::Result<socket2::Socket> {
+    let sock = socket2::Socket::new(socket2::Domain::for_address(addr), ty, Some(protocol))?;
+    sock.set_reuse_address(true)?;
+    sock.set_reuse_port(true)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock)
+}
+
 /// A non-blocking, close-on-exec pipe: (read end, write end).
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];

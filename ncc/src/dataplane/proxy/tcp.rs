@@ -43,14 +43,7 @@ const COPY_BUF: usize = 16 * 1024;
 
 /// Binds one listener of a service (every worker binds its own with `SO_REUSEPORT`).
 pub(super) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    sock.set_reuse_address(true)?;
-    sock.set_reuse_port(true)?;
-    sock.set_nonblocking(true)?;
+    let sock = sys::reuse_port_socket(addr, socket2::Type::STREAM, socket2::Protocol::TCP)?;
     sock.bind(&addr.into())?;
     sock.listen(4096)?;
     Ok(sock.into())

@@ -42,14 +42,7 @@ const VIP_TOKEN: u64 = u64::MAX;
 
 /// Binds one worker's VIP socket.
 pub(super) fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    sock.set_reuse_address(true)?;
-    sock.set_reuse_port(true)?;
-    sock.set_nonblocking(true)?;
+    let sock = super::sys::reuse_port_socket(addr, socket2::Type::DGRAM, socket2::Protocol::UDP)?;
     let _ = sock.set_recv_buffer_size(4 << 20);
     let _ = sock.set_send_buffer_size(4 << 20);
     sock.bind(&addr.into())?;
