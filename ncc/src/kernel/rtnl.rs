@@ -242,6 +242,21 @@ pub enum RtnlDecodeError {
     Bad(&'static str),
 }
 
+/// The request that adds (`new`, failing if the object exists) or deletes (`del`) an object with
+/// `body`, acknowledged.
+fn change(add: bool, (new, del): (u16, u16), seq: u32, body: &[u8]) -> Vec<u8> {
+    if add {
+        message(
+            new,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            seq,
+            body,
+        )
+    } else {
+        message(del, NLM_F_REQUEST | NLM_F_ACK, seq, body)
+    }
+}
+
 /// `RTM_NEWADDR` (`add`; create, exclusive) or `RTM_DELADDR` of `addr/prefix` on interface
 /// `index`, marked as ours.
 pub fn encode_addr(add: bool, seq: u32, index: u32, addr: IpAddr, prefix: u8) -> Vec<u8> {
@@ -274,15 +289,7 @@ pub fn encode_addr_proto(
             push_attr(&mut body, IFA_PROTO, &[proto]);
         }
     }
-    let (ty, f) = if add {
-        (
-            RTM_NEWADDR,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-        )
-    } else {
-        (RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK)
-    };
-    message(ty, f, seq, &body)
+    change(add, (RTM_NEWADDR, RTM_DELADDR), seq, &body)
 }
 
 /// `RTM_GETADDR` dump of every address of every family.
@@ -433,15 +440,7 @@ pub fn encode_route(add: bool, seq: u32, r: &RouteInfo) -> Vec<u8> {
         push_attr(&mut body, RTA_PRIORITY, &m.to_ne_bytes());
     }
     push_attr(&mut body, RTA_TABLE, &r.table.to_ne_bytes());
-    let (ty, f) = if add {
-        (
-            RTM_NEWROUTE,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-        )
-    } else {
-        (RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK)
-    };
-    message(ty, f, seq, &body)
+    change(add, (RTM_NEWROUTE, RTM_DELROUTE), seq, &body)
 }
 
 /// `RTM_GETRULE` dump of every rule of `family`.
@@ -476,15 +475,7 @@ pub fn encode_rule(add: bool, seq: u32, r: &RuleInfo) -> Vec<u8> {
     }
     push_attr(&mut body, FRA_TABLE, &r.table.to_ne_bytes());
     push_attr(&mut body, FRA_PROTOCOL, &[r.protocol]);
-    let (ty, f) = if add {
-        (
-            RTM_NEWRULE,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-        )
-    } else {
-        (RTM_DELRULE, NLM_F_REQUEST | NLM_F_ACK)
-    };
-    message(ty, f, seq, &body)
+    change(add, (RTM_NEWRULE, RTM_DELRULE), seq, &body)
 }
 
 fn attrs(b: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), RtnlDecodeError>> {
