@@ -310,6 +310,16 @@ fn message(family: u16, flags: u16, seq: u32, cmd: u8, body: &[u8]) -> Vec<u8> {
     netlink::message(family, flags, seq, &genl)
 }
 
+/// An IPVS command the kernel acknowledges.
+fn acked(family: u16, seq: u32, cmd: Cmd, body: &[u8]) -> Vec<u8> {
+    message(family, NLM_F_REQUEST | NLM_F_ACK, seq, cmd as u8, body)
+}
+
+/// An IPVS `GET_*` command as a dump.
+fn dump(family: u16, seq: u32, cmd: Cmd, body: &[u8]) -> Vec<u8> {
+    message(family, NLM_F_REQUEST | NLM_F_DUMP, seq, cmd as u8, body)
+}
+
 /// `CTRL_CMD_GETFAMILY` for `name` (resolves the IPVS family id).
 pub fn get_family(name: &str, seq: u32) -> Vec<u8> {
     let mut body = Vec::new();
@@ -379,31 +389,19 @@ pub fn put_service(family: u16, seq: u32, edit: bool, s: &IpvsService) -> Vec<u8
     } else {
         Cmd::NewService
     };
-    message(family, NLM_F_REQUEST | NLM_F_ACK, seq, cmd as u8, &body)
+    acked(family, seq, cmd, &body)
 }
 
 /// `DEL_SERVICE`.
 pub fn del_service(family: u16, seq: u32, id: &SvcId) -> Vec<u8> {
     let mut body = Vec::new();
     svc_id_only(&mut body, id);
-    message(
-        family,
-        NLM_F_REQUEST | NLM_F_ACK,
-        seq,
-        Cmd::DelService as u8,
-        &body,
-    )
+    acked(family, seq, Cmd::DelService, &body)
 }
 
 /// `GET_SERVICE` as a dump of every service.
 pub fn dump_services(family: u16, seq: u32) -> Vec<u8> {
-    message(
-        family,
-        NLM_F_REQUEST | NLM_F_DUMP,
-        seq,
-        Cmd::GetService as u8,
-        &[],
-    )
+    dump(family, seq, Cmd::GetService, &[])
 }
 
 /// `NEW_DEST` (add) or `SET_DEST` (edit weight/thresholds in place): the full entry.
@@ -412,7 +410,7 @@ pub fn put_dest(family: u16, seq: u32, edit: bool, svc: &SvcId, d: &IpvsDest) ->
     svc_id_only(&mut body, svc);
     dest_attrs(&mut body, d, true);
     let cmd = if edit { Cmd::SetDest } else { Cmd::NewDest };
-    message(family, NLM_F_REQUEST | NLM_F_ACK, seq, cmd as u8, &body)
+    acked(family, seq, cmd, &body)
 }
 
 /// `DEL_DEST`.
@@ -420,26 +418,14 @@ pub fn del_dest(family: u16, seq: u32, svc: &SvcId, d: &IpvsDest) -> Vec<u8> {
     let mut body = Vec::new();
     svc_id_only(&mut body, svc);
     dest_attrs(&mut body, d, false);
-    message(
-        family,
-        NLM_F_REQUEST | NLM_F_ACK,
-        seq,
-        Cmd::DelDest as u8,
-        &body,
-    )
+    acked(family, seq, Cmd::DelDest, &body)
 }
 
 /// `GET_DEST` as a dump of one service's destinations.
 pub fn dump_dests(family: u16, seq: u32, svc: &SvcId) -> Vec<u8> {
     let mut body = Vec::new();
     svc_id_only(&mut body, svc);
-    message(
-        family,
-        NLM_F_REQUEST | NLM_F_DUMP,
-        seq,
-        Cmd::GetDest as u8,
-        &body,
-    )
+    dump(family, seq, Cmd::GetDest, &body)
 }
 
 /// Iterates the attributes in `b`: (type without flags, payload). Errors on a length that
@@ -448,39 +434,31 @@ fn attrs(b: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), IpvsDecodeError>
     netlink::attrs(b).map(|a| a.map_err(IpvsDecodeError::Truncated))
 }
 
-fn u16_of(p: &[u8]) -> Result<u16, IpvsDecodeError> {
-    p.get(..2)
+/// The first `N` bytes of an attribute's payload, or `Bad(what)` when it is shorter.
+fn bytes_of<const N: usize>(p: &[u8], what: &'static str) -> Result<[u8; N], IpvsDecodeError> {
+    p.get(..N)
         .and_then(|x| x.try_into().ok())
-        .map(u16::from_ne_bytes)
-        .ok_or(IpvsDecodeError::Bad("u16 attribute"))
+        .ok_or(IpvsDecodeError::Bad(what))
+}
+
+fn u16_of(p: &[u8]) -> Result<u16, IpvsDecodeError> {
+    bytes_of(p, "u16 attribute").map(u16::from_ne_bytes)
 }
 
 fn u32_of(p: &[u8]) -> Result<u32, IpvsDecodeError> {
-    p.get(..4)
-        .and_then(|x| x.try_into().ok())
-        .map(u32::from_ne_bytes)
-        .ok_or(IpvsDecodeError::Bad("u32 attribute"))
+    bytes_of(p, "u32 attribute").map(u32::from_ne_bytes)
 }
 
 fn u64_of(p: &[u8]) -> Result<u64, IpvsDecodeError> {
-    p.get(..8)
-        .and_then(|x| x.try_into().ok())
-        .map(u64::from_ne_bytes)
-        .ok_or(IpvsDecodeError::Bad("u64 attribute"))
+    bytes_of(p, "u64 attribute").map(u64::from_ne_bytes)
 }
 
 fn port_of(p: &[u8]) -> Result<u16, IpvsDecodeError> {
-    p.get(..2)
-        .and_then(|x| x.try_into().ok())
-        .map(u16::from_be_bytes)
-        .ok_or(IpvsDecodeError::Bad("port"))
+    bytes_of(p, "port").map(u16::from_be_bytes)
 }
 
 fn addr_of(p: &[u8], af: u16) -> Result<IpAddr, IpvsDecodeError> {
-    let b: [u8; 16] = p
-        .get(..16)
-        .and_then(|x| x.try_into().ok())
-        .ok_or(IpvsDecodeError::Bad("address"))?;
+    let b: [u8; 16] = bytes_of(p, "address")?;
     match af {
         AF_INET => Ok(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
         AF_INET6 => Ok(IpAddr::V6(Ipv6Addr::from(b))),
