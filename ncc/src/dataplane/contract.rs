@@ -83,6 +83,18 @@ fn sorted(mut v: Vec<Service>) -> Vec<Service> {
     v
 }
 
+/// The plane holds exactly `desired` (`what` says after which step).
+fn holds(p: &dyn Dataplane, desired: &[Service], what: &str) {
+    assert_eq!(sorted(p.current()), sorted(desired.to_vec()), "{what}");
+}
+
+/// The plane holds exactly `desired`, and applying it again changes nothing (`again` names
+/// that check).
+fn settled(p: &mut dyn Dataplane, desired: &[Service], what: &str, again: &str) {
+    holds(p, desired, what);
+    assert_eq!(apply(p, desired).expect("again"), [], "{again}");
+}
+
 /// Runs the whole battery. `make` returns a new plane over the same kernel each call; the
 /// kernel starts empty.
 /// A new plane over the same kernel (a restarted ncc): it must hold `desired` as adopted and
@@ -94,15 +106,11 @@ fn restarted(
 ) -> Box<dyn Dataplane> {
     let mut p = make();
     p.refresh().expect("refresh");
-    assert_eq!(
-        sorted(p.current()),
-        sorted(desired.to_vec()),
-        "{what}: adopted"
-    );
-    assert_eq!(
-        apply(&mut *p, desired).expect("adopt"),
-        [],
-        "{what}: 0 changes after restart"
+    settled(
+        &mut *p,
+        desired,
+        &format!("{what}: adopted"),
+        &format!("{what}: 0 changes after restart"),
     );
     p
 }
@@ -143,17 +151,12 @@ pub(crate) fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
     let changes = apply(&mut *p, &desired).expect("add");
     let want_changes = desired.iter().map(|s| 1 + s.dests.len()).sum::<usize>();
     assert_eq!(changes.len(), want_changes, "{kind}: {changes:?}");
-    assert_eq!(
-        sorted(p.current()),
-        sorted(desired.clone()),
-        "{kind}: get after add"
-    );
-
-    // Idempotence.
-    assert_eq!(
-        apply(&mut *p, &desired).expect("again"),
-        [],
-        "{kind}: idempotent"
+    // Read back, and idempotence.
+    settled(
+        &mut *p,
+        &desired,
+        &format!("{kind}: get after add"),
+        &format!("{kind}: idempotent"),
     );
 
     // Update: a weight (edit in place), a new destination, a removed one, new settings.
@@ -181,15 +184,11 @@ pub(crate) fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
         ],
         "{kind}"
     );
-    assert_eq!(
-        sorted(p.current()),
-        sorted(desired.clone()),
-        "{kind}: get after update"
-    );
-    assert_eq!(
-        apply(&mut *p, &desired).expect("again"),
-        [],
-        "{kind}: idempotent"
+    settled(
+        &mut *p,
+        &desired,
+        &format!("{kind}: get after update"),
+        &format!("{kind}: idempotent"),
     );
 
     // Adopt at start: a new plane over the same kernel holds it all and changes nothing.
@@ -226,11 +225,7 @@ pub(crate) fn battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
         "{kind}: deleting a missing service must fail"
     );
     p.refresh().expect("refresh");
-    assert_eq!(
-        sorted(p.current()),
-        sorted(desired.clone()),
-        "{kind}: unchanged after errors"
-    );
+    holds(&*p, &desired, &format!("{kind}: unchanged after errors"));
 
     // Delete everything.
     let changes = apply(&mut *p, &[]).expect("delete all");
@@ -344,15 +339,11 @@ fn fwmark_battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
         desired.iter().map(|s| 1 + s.dests.len()).sum::<usize>(),
         "{kind}: {changes:?}"
     );
-    assert_eq!(
-        sorted(p.current()),
-        sorted(desired.clone()),
-        "{kind}: fwmark get"
-    );
-    assert_eq!(
-        apply(&mut *p, &desired).expect("again"),
-        [],
-        "{kind}: fwmark idempotent"
+    settled(
+        &mut *p,
+        &desired,
+        &format!("{kind}: fwmark get"),
+        &format!("{kind}: fwmark idempotent"),
     );
 
     // Edits: a marked tuple replaced, a destination re-weighted and one added.
@@ -381,11 +372,7 @@ fn fwmark_battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
             ],
             "{kind}"
         );
-        assert_eq!(
-            sorted(p.current()),
-            sorted(desired.clone()),
-            "{kind}: after edit"
-        );
+        holds(&*p, &desired, &format!("{kind}: after edit"));
     }
 
     // Adopt at start.
@@ -439,11 +426,7 @@ fn fwmark_battery(make: &mut dyn FnMut() -> Box<dyn Dataplane>) {
         other => panic!("{kind}: expected Invalid, got {other:?}"),
     }
     p.refresh().expect("refresh");
-    assert_eq!(
-        sorted(p.current()),
-        sorted(desired.clone()),
-        "{kind}: unchanged"
-    );
+    holds(&*p, &desired, &format!("{kind}: unchanged"));
 
     // Delete.
     apply(&mut *p, &[]).expect("delete all");
