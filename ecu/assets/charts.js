@@ -142,6 +142,17 @@ function timelineRow(label, changes, d, kind) {
 
 function percent(values) { return values.map(v => (v === null || v === undefined ? null : v * 100)); }
 
+// The four charts of a vserver or a backend (`p`: its points); `titles` names the connections,
+// new connections, bytes and health charts.
+function chartGrid(cls, p, d, titles) {
+  const grid = el('div', cls);
+  grid.appendChild(lineChart(titles[0], 'conns', p.t, p.conns, d, { unit: '' }));
+  grid.appendChild(lineChart(titles[1], 'new_per_s', p.t, p.new_per_s, d, { unit: '/s' }));
+  grid.appendChild(lineChart(titles[2], 'bytes_per_s', p.t, p.bytes_per_s, d, { unit: 'B/s' }));
+  grid.appendChild(lineChart(titles[3], 'health', p.t, percent(p.health), d, { unit: '%', max: 100 }));
+  return grid;
+}
+
 function renderCharts(data) {
   const d = timeDomain(data);
   const secs = Math.round((d.end - d.start) / 1000);
@@ -156,24 +167,14 @@ function renderCharts(data) {
     const card = el('article', 'vs-card');
     card.dataset.vserver = v.name;
     card.appendChild(el('h3', '', v.name));
-    const grid = el('div', 'chart-grid');
-    const p = v.points;
-    grid.appendChild(lineChart('Connections', 'conns', p.t, p.conns, d, { unit: '' }));
-    grid.appendChild(lineChart('New connections/s', 'new_per_s', p.t, p.new_per_s, d, { unit: '/s' }));
-    grid.appendChild(lineChart('Bytes/s', 'bytes_per_s', p.t, p.bytes_per_s, d, { unit: 'B/s' }));
-    grid.appendChild(lineChart('Healthy destinations', 'health', p.t, percent(p.health), d, { unit: '%', max: 100 }));
-    card.appendChild(grid);
+    card.appendChild(chartGrid('chart-grid', v.points, d,
+      ['Connections', 'New connections/s', 'Bytes/s', 'Healthy destinations']));
     for (const b of v.backends || []) {
       const bk = el('div', 'backend');
       bk.dataset.backend = b.host;
       bk.appendChild(el('h4', '', b.host));
-      const bg = el('div', 'chart-grid small');
-      const q = b.points;
-      bg.appendChild(lineChart('Connections', 'conns', q.t, q.conns, d, { unit: '' }));
-      bg.appendChild(lineChart('New conns/s', 'new_per_s', q.t, q.new_per_s, d, { unit: '/s' }));
-      bg.appendChild(lineChart('Bytes/s', 'bytes_per_s', q.t, q.bytes_per_s, d, { unit: 'B/s' }));
-      bg.appendChild(lineChart('Health', 'health', q.t, percent(q.health), d, { unit: '%', max: 100 }));
-      bk.appendChild(bg);
+      bk.appendChild(chartGrid('chart-grid small', b.points, d,
+        ['Connections', 'New conns/s', 'Bytes/s', 'Health']));
       bk.appendChild(timelineRow('Health', b.transitions, d, 'health'));
       card.appendChild(bk);
     }
