@@ -153,6 +153,15 @@ function chartGrid(cls, p, d, titles) {
   return grid;
 }
 
+// A vserver's or a backend's block: `data-<key>` and a `heading` name it, its charts follow.
+function chartBlock(tag, cls, key, name, heading, grid) {
+  const block = el(tag, cls);
+  block.dataset[key] = name;
+  block.appendChild(el(heading, '', name));
+  block.appendChild(grid);
+  return block;
+}
+
 function renderCharts(data) {
   const d = timeDomain(data);
   const secs = Math.round((d.end - d.start) / 1000);
@@ -164,17 +173,11 @@ function renderCharts(data) {
     el('span', 'timeline-now', data.ha && data.ha.length ? data.ha[data.ha.length - 1].state : 'no data'));
   const cards = [];
   for (const v of data.vservers || []) {
-    const card = el('article', 'vs-card');
-    card.dataset.vserver = v.name;
-    card.appendChild(el('h3', '', v.name));
-    card.appendChild(chartGrid('chart-grid', v.points, d,
-      ['Connections', 'New connections/s', 'Bytes/s', 'Healthy destinations']));
+    const card = chartBlock('article', 'vs-card', 'vserver', v.name, 'h3', chartGrid('chart-grid',
+      v.points, d, ['Connections', 'New connections/s', 'Bytes/s', 'Healthy destinations']));
     for (const b of v.backends || []) {
-      const bk = el('div', 'backend');
-      bk.dataset.backend = b.host;
-      bk.appendChild(el('h4', '', b.host));
-      bk.appendChild(chartGrid('chart-grid small', b.points, d,
-        ['Connections', 'New conns/s', 'Bytes/s', 'Health']));
+      const bk = chartBlock('div', 'backend', 'backend', b.host, 'h4', chartGrid('chart-grid small',
+        b.points, d, ['Connections', 'New conns/s', 'Bytes/s', 'Health']));
       bk.appendChild(timelineRow('Health', b.transitions, d, 'health'));
       card.appendChild(bk);
     }
