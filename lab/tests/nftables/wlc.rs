@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use seesaw_ncc::dataplane::nftables::{NfnlLoads, SAMPLE_PERIOD};
+use seesaw_ncc::dataplane::nftables::{NfnlLoads, NftLib, SAMPLE_PERIOD};
 
 use super::*;
 
@@ -34,8 +34,10 @@ impl LivePlane {
     fn start(lab: &Lab) -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = lab.thread_in("lb1", move || {
-            // Threads this one starts (the re-weighting) stay in lb1 too.
-            let mut plane = NftPlane::new(NftCli::default(), Some("eth0".to_owned()))
+            // Threads this one starts (the re-weighting) stay in lb1 too. The plane runs as in
+            // ncc: libnftables, and its own netlink batches for flips and slot rewrites.
+            let nft = NftLib::open().expect("libnftables");
+            let mut plane = NftPlane::new(nft, Some("eth0".to_owned()))
                 .expect("read nftables")
                 .with_rebalancer(Box::new(NfnlLoads::default()), SAMPLE_PERIOD);
             for (desired, reply) in rx {

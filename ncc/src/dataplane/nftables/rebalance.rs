@@ -121,15 +121,56 @@ pub struct Sample {
     pub dsr_ok: HashSet<String>,
 }
 
-/// One rewrite transaction: the script and the slots it sets.
+/// One rewrite transaction: the slot elements it replaces and the slots it sets.
 #[derive(Debug, Default)]
 pub struct Rewrite {
-    /// The `nft -f -` script (empty: nothing to change).
-    pub script: String,
+    /// Slot elements deleted, by table.
+    del: BTreeMap<Table, Vec<Elem>>,
+    /// Slot elements added, by table.
+    add: BTreeMap<Table, Vec<Elem>>,
     /// New slot contents by service.
     slots: Vec<(ServiceKey, Vec<u32>)>,
     /// Slots rewritten.
     pub count: usize,
+}
+
+impl Rewrite {
+    /// Nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The `nft -f -` script.
+    pub fn script(&self) -> String {
+        let mut out = String::new();
+        for (t, elems) in &self.del {
+            elements(&mut out, "delete", *t, "slot", elems);
+        }
+        for (t, elems) in &self.add {
+            elements(&mut out, "add", *t, "slot", elems);
+        }
+        out
+    }
+
+    /// Commits it through `runner`: as one netlink batch where the runner has a channel for
+    /// them (no libnftables cache fill, see [`super::wire`]), else as a script.
+    fn commit<R: NftRunner>(&self, runner: &R) -> Result<(), crate::NccError> {
+        let Some(nl) = runner.batches() else {
+            return runner.run(&self.script());
+        };
+        let mut nl = nl.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b = super::wire::Batch::new(nl.next_seq());
+        for (add, side) in [(false, &self.del), (true, &self.add)] {
+            for (t, elems) in side {
+                b.elems(add, *t, "slot", elems).ok_or_else(|| {
+                    crate::NccError::Plane("a slot element names no device".into())
+                })?;
+            }
+        }
+        nl.reserve(u32::try_from(b.messages + 1).unwrap_or(u32::MAX));
+        let (buf, last) = b.finish();
+        nl.transact(&buf, last)
+    }
 }
 
 fn is_least(s: Scheduler) -> bool {
@@ -286,8 +327,6 @@ impl Mirror {
                 .collect(),
             None => self.services.keys().copied().collect(),
         };
-        let mut del: BTreeMap<Table, Vec<Elem>> = BTreeMap::new();
-        let mut add: BTreeMap<Table, Vec<Elem>> = BTreeMap::new();
         for key in keys {
             let Some(s) = self.services.get_mut(&key) else {
                 continue;
@@ -340,22 +379,18 @@ impl Mirror {
                     .off
                     .wrapping_add(u32::try_from(*i).unwrap_or(u32::MAX));
                 if s.slots[*i].is_some() {
-                    del.entry(s.table)
+                    rw.del
+                        .entry(s.table)
                         .or_default()
                         .push(Elem::key(slot_key(at)));
                 }
-                add.entry(s.table)
+                rw.add
+                    .entry(s.table)
                     .or_default()
                     .push(Elem::map(slot_key(at), Val::Mark(new[*i])));
             }
             rw.count += moves.len();
             rw.slots.push((key, new));
-        }
-        for (t, elems) in &del {
-            elements(&mut rw.script, "delete", *t, "slot", elems);
-        }
-        for (t, elems) in &add {
-            elements(&mut rw.script, "add", *t, "slot", elems);
         }
         rw
     }
@@ -444,10 +479,10 @@ pub fn round<R: NftRunner>(
     let got = sample(&plan, source, quiet);
     let mut m = mirror.lock().unwrap_or_else(|e| e.into_inner());
     let rw = m.rewrite(&got, MAX_REWRITES);
-    if rw.script.is_empty() {
+    if rw.is_empty() {
         return 0;
     }
-    match run_tracked(runner, &mut m, |r| r.run(&rw.script)) {
+    match run_tracked(runner, &mut m, |r| rw.commit(r)) {
         Ok(()) => {
             let n = rw.count;
             tracing::debug!(slots = n, "lc/wlc: slots re-cut from connection counts");
