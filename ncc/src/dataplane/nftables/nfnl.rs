@@ -41,7 +41,7 @@ use crate::kernel::netlink::{self, message, push_attr};
 
 /// `NETLINK_NETFILTER`.
 pub const NETLINK_NETFILTER: i32 = 12;
-const NLM_F_REQUEST: u16 = 0x1;
+pub(super) const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
 const NLMSG_NOOP: u16 = 1;
 const NLMSG_ERROR: u16 = 2;
@@ -50,7 +50,7 @@ const NLMSG_HDRLEN: usize = 16;
 const NFGENMSG_LEN: usize = 4;
 
 const SUBSYS_CTNETLINK: u16 = 1;
-const SUBSYS_NFTABLES: u16 = 10;
+pub(super) const SUBSYS_NFTABLES: u16 = 10;
 const IPCTNL_MSG_CT_NEW: u16 = 0;
 const IPCTNL_MSG_CT_GET: u16 = 1;
 const NFT_MSG_NEWSETELEM: u16 = 12;
@@ -58,7 +58,7 @@ const NFT_MSG_GETSETELEM: u16 = 13;
 const NFT_MSG_NEWGEN: u16 = 15;
 const NFT_MSG_GETGEN: u16 = 16;
 const NFTA_GEN_ID: u16 = 1;
-const NLM_F_ACK: u16 = 0x4;
+pub(super) const NLM_F_ACK: u16 = 0x4;
 
 /// `NFPROTO_NETDEV`: the family of the DSR table.
 pub const NFPROTO_NETDEV: u8 = 5;
@@ -82,12 +82,12 @@ const CTA_MARK_MASK: u16 = 21;
 const TCP_CONNTRACK_ESTABLISHED: u8 = 3;
 const IPPROTO_TCP: u8 = 6;
 
-const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
-const NFTA_SET_ELEM_LIST_SET: u16 = 2;
-const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_SET_ELEM_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
+pub(super) const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+pub(super) const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+pub(super) const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+pub(super) const NFTA_LIST_ELEM: u16 = 1;
+pub(super) const NFTA_SET_ELEM_DATA: u16 = 2;
+pub(super) const NFTA_DATA_VALUE: u16 = 1;
 
 /// Why a reply could not be counted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -180,26 +180,10 @@ pub fn read_gen(b: &[u8], out: &mut Option<u32>) -> Result<Step, NfnlDecodeError
 /// whole transaction), `More` otherwise. Acks carry the sequence number of the message they
 /// answer.
 pub fn read_acks(b: &[u8], last: u32) -> Result<Step, NfnlDecodeError> {
-    let mut at = 0usize;
-    while let Some(rest) = b.get(at..).filter(|r| !r.is_empty()) {
-        if rest.len() < NLMSG_HDRLEN {
-            return Err(NfnlDecodeError::Malformed("message header"));
-        }
-        let len = usize::try_from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]))
-            .unwrap_or(usize::MAX);
-        let ty = u16::from_ne_bytes([rest[4], rest[5]]);
-        let seq = u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]);
-        if len < NLMSG_HDRLEN {
-            return Err(NfnlDecodeError::Malformed("message length"));
-        }
-        // An error echoes the refused message, which a short read may have cut: the code
-        // comes first and is all that is read.
-        let body = &rest[NLMSG_HDRLEN..len.min(rest.len())];
+    for m in walk(b, true) {
+        let (ty, seq, body) = m?;
         if ty == NLMSG_ERROR {
-            let code = body
-                .get(..4)
-                .map(|e| i32::from_ne_bytes([e[0], e[1], e[2], e[3]]))
-                .ok_or(NfnlDecodeError::Malformed("error message"))?;
+            let code = error_code(body)?;
             if code != 0 {
                 return Err(NfnlDecodeError::Errno(code.saturating_neg()));
             }
@@ -207,7 +191,6 @@ pub fn read_acks(b: &[u8], last: u32) -> Result<Step, NfnlDecodeError> {
                 return Ok(Step::Done);
             }
         }
-        at = at.saturating_add(len.next_multiple_of(4));
     }
     Ok(Step::More)
 }
@@ -228,6 +211,41 @@ fn find(b: &[u8], kind: u16) -> Result<Option<&[u8]>, NfnlDecodeError> {
     Ok(None)
 }
 
+/// The messages of one datagram: (type, sequence number, body). A message that overruns the
+/// datagram is malformed, except (`cut_ok`) as the datagram's last one, whose body is then what
+/// arrived (an error's echo of a large request, cut by the receive buffer). Ends at the
+/// first malformed header.
+fn walk(
+    b: &[u8],
+    cut_ok: bool,
+) -> impl Iterator<Item = Result<(u16, u32, &[u8]), NfnlDecodeError>> {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        let rest = b.get(at..).filter(|r| !r.is_empty())?;
+        if rest.len() < NLMSG_HDRLEN {
+            at = b.len();
+            return Some(Err(NfnlDecodeError::Malformed("message header")));
+        }
+        let len = usize::try_from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]))
+            .unwrap_or(usize::MAX);
+        let ty = u16::from_ne_bytes([rest[4], rest[5]]);
+        let seq = u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]);
+        if len < NLMSG_HDRLEN || (len > rest.len() && !cut_ok) {
+            at = b.len();
+            return Some(Err(NfnlDecodeError::Malformed("message length")));
+        }
+        at = at.saturating_add(len.next_multiple_of(4));
+        Some(Ok((ty, seq, &rest[NLMSG_HDRLEN..len.min(rest.len())])))
+    })
+}
+
+/// The code of an `NLMSG_ERROR` body: 0 for an ack, else `-errno`.
+fn error_code(body: &[u8]) -> Result<i32, NfnlDecodeError> {
+    body.get(..4)
+        .map(|e| i32::from_ne_bytes([e[0], e[1], e[2], e[3]]))
+        .ok_or(NfnlDecodeError::Malformed("error message"))
+}
+
 /// Walks the messages of one datagram, handing each payload of type `want` (after `nfgenmsg`)
 /// to `each`.
 fn messages(
@@ -235,25 +253,12 @@ fn messages(
     want: u16,
     mut each: impl FnMut(&[u8]) -> Result<(), NfnlDecodeError>,
 ) -> Result<Step, NfnlDecodeError> {
-    let mut at = 0usize;
-    while let Some(rest) = b.get(at..).filter(|r| !r.is_empty()) {
-        if rest.len() < NLMSG_HDRLEN {
-            return Err(NfnlDecodeError::Malformed("message header"));
-        }
-        let len = usize::try_from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]))
-            .unwrap_or(usize::MAX);
-        let ty = u16::from_ne_bytes([rest[4], rest[5]]);
-        if len < NLMSG_HDRLEN || len > rest.len() {
-            return Err(NfnlDecodeError::Malformed("message length"));
-        }
-        let body = &rest[NLMSG_HDRLEN..len];
+    for m in walk(b, false) {
+        let (ty, _, body) = m?;
         match ty {
             NLMSG_DONE => return Ok(Step::Done),
             NLMSG_ERROR => {
-                let code = body
-                    .get(..4)
-                    .map(|e| i32::from_ne_bytes([e[0], e[1], e[2], e[3]]))
-                    .ok_or(NfnlDecodeError::Malformed("error message"))?;
+                let code = error_code(body)?;
                 return if code == 0 {
                     Ok(Step::Done)
                 } else {
@@ -270,7 +275,6 @@ fn messages(
             // Anything else (an overrun notice, another subsystem) is not ours to count.
             _ => {}
         }
-        at = at.saturating_add(len.next_multiple_of(4));
     }
     Ok(Step::More)
 }

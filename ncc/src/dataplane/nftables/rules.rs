@@ -173,29 +173,39 @@ impl SvcRule {
             CMP_EQ, CMP_NEQ, MARK, META_NFPROTO, META_PROTOCOL, NETWORK_HEADER, REG_1, REG_2,
             REG32_01, TRANSPORT_HEADER,
         };
-        let family = |t: Table, v6: bool| match t {
-            Table::Nat => [
-                Expr::MetaLoad {
-                    key: META_NFPROTO,
-                    dreg: REG_1,
+        // The mark a service chain works in: the conntrack mark (NAT), the packet mark (DSR).
+        let mark = |t: Table, set: bool| match t {
+            Table::Nat => Expr::Ct {
+                key: MARK,
+                reg: REG_1,
+                set,
+            },
+            Table::Dsr => Expr::Meta {
+                key: MARK,
+                reg: REG_1,
+                set,
+            },
+        };
+        let family = |t: Table, v6: bool| {
+            let (key, data) = match t {
+                Table::Nat => (META_NFPROTO, vec![if v6 { 10 } else { 2 }]),
+                Table::Dsr => (
+                    META_PROTOCOL,
+                    if v6 { 0x86ddu16 } else { 0x0800 }.to_be_bytes().to_vec(),
+                ),
+            };
+            [
+                Expr::Meta {
+                    key,
+                    reg: REG_1,
+                    set: false,
                 },
                 Expr::Cmp {
                     sreg: REG_1,
                     op: CMP_EQ,
-                    data: vec![if v6 { 10 } else { 2 }],
+                    data,
                 },
-            ],
-            Table::Dsr => [
-                Expr::MetaLoad {
-                    key: META_PROTOCOL,
-                    dreg: REG_1,
-                },
-                Expr::Cmp {
-                    sreg: REG_1,
-                    op: CMP_EQ,
-                    data: if v6 { 0x86ddu16 } else { 0x0800 }.to_be_bytes().to_vec(),
-                },
-            ],
+            ]
         };
         let addr = |dreg: u32, v6: bool, daddr: bool| Expr::Payload {
             dreg,
@@ -208,39 +218,22 @@ impl SvcRule {
             },
             len: if v6 { 16 } else { 4 },
         };
-        let set_mark = |t: Table| match t {
-            Table::Nat => Expr::CtSet {
-                key: MARK,
-                sreg: REG_1,
-            },
-            Table::Dsr => Expr::MetaSet {
-                key: MARK,
-                sreg: REG_1,
-            },
-        };
         match self {
             Self::SetMark(m) => vec![
                 Expr::Value {
                     dreg: REG_1,
                     data: m.to_ne_bytes().to_vec(),
                 },
-                Expr::MetaSet {
+                // The packet mark, in either table (Seesaw's mangle rules set it).
+                Expr::Meta {
                     key: MARK,
-                    sreg: REG_1,
+                    reg: REG_1,
+                    set: true,
                 },
             ],
             Self::Sticky { t, v6, flow, map } => {
                 let mut v = vec![
-                    match t {
-                        Table::Nat => Expr::CtLoad {
-                            key: MARK,
-                            dreg: REG_1,
-                        },
-                        Table::Dsr => Expr::MetaLoad {
-                            key: MARK,
-                            dreg: REG_1,
-                        },
-                    },
+                    mark(*t, false),
                     Expr::Cmp {
                         sreg: REG_1,
                         op: CMP_NEQ,
@@ -262,7 +255,7 @@ impl SvcRule {
                     sreg: REG_1,
                     dreg: REG_1,
                 });
-                v.push(set_mark(*t));
+                v.push(mark(*t, true));
                 v.push(Expr::Return);
                 v
             }
@@ -288,7 +281,7 @@ impl SvcRule {
                         });
                     }
                 }
-                v.push(set_mark(*t));
+                v.push(mark(*t, true));
                 v
             }
         }

@@ -37,33 +37,28 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::Table;
+use super::nfnl::{
+    NFPROTO_NETDEV, NFTA_DATA_VALUE, NFTA_LIST_ELEM, NFTA_SET_ELEM_DATA,
+    NFTA_SET_ELEM_LIST_ELEMENTS, NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_TABLE, NLM_F_ACK,
+    NLM_F_REQUEST, SUBSYS_NFTABLES,
+};
 use crate::kernel::netlink::{message, push_attr};
 use crate::model::{Protocol, ServiceKey};
 
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_APPEND: u16 = 0x800;
 const NLA_F_NESTED: u16 = 0x8000;
 
 const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
-const SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_DELRULE: u16 = 8;
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_DELSETELEM: u16 = 14;
 const NFPROTO_INET: u8 = 1;
-const NFPROTO_NETDEV: u8 = 5;
 
-const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
-const NFTA_SET_ELEM_LIST_SET: u16 = 2;
-const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
-const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
-const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_SET_ELEM_USERDATA: u16 = 6;
-const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
 const NFTA_VERDICT_CHAIN: u16 = 2;
@@ -337,33 +332,23 @@ pub enum Expr {
         /// Bytes.
         len: u32,
     },
-    /// `meta load key => dreg`.
-    MetaLoad {
+    /// `meta load key => reg`, or (`set`) `meta set key with reg`.
+    Meta {
         /// [`META_PROTOCOL`], [`MARK`], [`META_NFPROTO`].
         key: u32,
-        /// Destination register.
-        dreg: u32,
+        /// The register loaded, or read to set the key.
+        reg: u32,
+        /// Set the key rather than load it.
+        set: bool,
     },
-    /// `meta set key with sreg`.
-    MetaSet {
+    /// `ct load key => reg`, or (`set`) `ct set key with reg`.
+    Ct {
         /// [`MARK`].
         key: u32,
-        /// Source register.
-        sreg: u32,
-    },
-    /// `ct load key => dreg`.
-    CtLoad {
-        /// [`MARK`].
-        key: u32,
-        /// Destination register.
-        dreg: u32,
-    },
-    /// `ct set key with sreg`.
-    CtSet {
-        /// [`MARK`].
-        key: u32,
-        /// Source register.
-        sreg: u32,
+        /// The register loaded, or read to set the key.
+        reg: u32,
+        /// Set the key rather than load it.
+        set: bool,
     },
     /// `lookup sreg set name dreg`.
     Lookup {
@@ -408,8 +393,8 @@ impl Expr {
             Self::Value { .. } | Self::Return => "immediate",
             Self::Cmp { .. } => "cmp",
             Self::Payload { .. } => "payload",
-            Self::MetaLoad { .. } | Self::MetaSet { .. } => "meta",
-            Self::CtLoad { .. } | Self::CtSet { .. } => "ct",
+            Self::Meta { .. } => "meta",
+            Self::Ct { .. } => "ct",
             Self::Lookup { .. } => "lookup",
             Self::Numgen { .. } => "numgen",
             Self::Jhash { .. } => "hash",
@@ -446,17 +431,19 @@ impl Expr {
                 be32(out, 3, *offset);
                 be32(out, 4, *len);
             }
-            Self::MetaLoad { key, dreg } | Self::CtLoad { key, dreg } => {
-                be32(out, 1, *dreg);
+            Self::Meta { key, reg, set } | Self::Ct { key, reg, set } => {
+                let sreg = if matches!(self, Self::Meta { .. }) {
+                    3
+                } else {
+                    4
+                };
+                if !*set {
+                    be32(out, 1, *reg);
+                }
                 be32(out, 2, *key);
-            }
-            Self::MetaSet { key, sreg } => {
-                be32(out, 2, *key);
-                be32(out, 3, *sreg);
-            }
-            Self::CtSet { key, sreg } => {
-                be32(out, 2, *key);
-                be32(out, 4, *sreg);
+                if *set {
+                    be32(out, sreg, *reg);
+                }
             }
             Self::Lookup { set, sreg, dreg } => {
                 push_attr(out, 1, &cstr(set));
