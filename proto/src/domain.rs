@@ -59,17 +59,7 @@ pub enum Scheduler {
 
 impl fmt::Display for Scheduler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Rr => "rr",
-            Self::Wrr => "wrr",
-            Self::Lc => "lc",
-            Self::Wlc => "wlc",
-            Self::Sh => "sh",
-            Self::Mh => "mh",
-            Self::Dh => "dh",
-            Self::Random => "random",
-            Self::P2c => "p2c",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -367,8 +357,23 @@ impl Protocol {
 }
 
 impl Scheduler {
-    /// The scheduler of its lower-case name (what `Display` writes, and IPVS's names); `None`
-    /// for any other.
+    /// Its lower-case name: IPVS's name for the ones IPVS has, and what `Display` writes, the
+    /// nftables plane's registry comments hold and [`Self::from_name`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rr => "rr",
+            Self::Wrr => "wrr",
+            Self::Lc => "lc",
+            Self::Wlc => "wlc",
+            Self::Sh => "sh",
+            Self::Mh => "mh",
+            Self::Dh => "dh",
+            Self::Random => "random",
+            Self::P2c => "p2c",
+        }
+    }
+
+    /// The scheduler of its lower-case name ([`Self::name`]); `None` for any other.
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "rr" => Self::Rr,

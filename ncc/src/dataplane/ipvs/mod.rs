@@ -72,16 +72,10 @@ pub fn available() -> bool {
 
 /// The IPVS scheduler name of a scheduler, if IPVS has it.
 pub fn sched_name(s: Scheduler) -> Option<&'static str> {
-    Some(match s {
-        Scheduler::Rr => "rr",
-        Scheduler::Wrr => "wrr",
-        Scheduler::Lc => "lc",
-        Scheduler::Wlc => "wlc",
-        Scheduler::Sh => "sh",
-        Scheduler::Mh => "mh",
-        Scheduler::Dh => "dh",
-        Scheduler::Random | Scheduler::P2c => return None,
-    })
+    match s {
+        Scheduler::Random | Scheduler::P2c => None,
+        _ => Some(s.name()),
+    }
 }
 
 fn fwd_of(m: ForwardMode) -> Fwd {

@@ -125,27 +125,12 @@ pub enum NftParseError {
     Shape,
 }
 
-/// The scheduler's name in registry comments.
-pub fn sched_name(s: Scheduler) -> &'static str {
-    match s {
-        Scheduler::Rr => "rr",
-        Scheduler::Wrr => "wrr",
-        Scheduler::Lc => "lc",
-        Scheduler::Wlc => "wlc",
-        Scheduler::Sh => "sh",
-        Scheduler::Mh => "mh",
-        Scheduler::Dh => "dh",
-        Scheduler::Random => "random",
-        Scheduler::P2c => "p2c",
-    }
-}
-
 /// The registry comment of a service.
 pub fn svc_comment(m: &SvcMeta) -> String {
     format!(
         "sid={} sch={} p={} so={} sc={} sn={}{}{}",
         m.sid,
-        sched_name(m.sched),
+        m.sched.name(),
         m.persist,
         m.off,
         m.cap,

@@ -155,6 +155,26 @@ pub struct Laid {
     pub marks: Vec<ServiceKey>,
 }
 
+impl Laid {
+    /// Service `s` laid out in table `t` with `meta`: `members` are its destinations in the
+    /// order of `s.dests`, `slots` the contents of its live slots.
+    fn of(s: &Service, t: Table, meta: SvcMeta, members: &[Member], slots: &[u32]) -> Self {
+        Self {
+            key: s.key,
+            table: t,
+            meta,
+            members: members.iter().map(|m| (m.id, m.weight)).collect(),
+            slots: slots.to_vec(),
+            addrs: members
+                .iter()
+                .zip(&s.dests)
+                .map(|(m, d)| (m.id, d.addr))
+                .collect(),
+            marks: s.marks.clone(),
+        }
+    }
+}
+
 /// What a touched service held before the script ran: everything [`Script::record`] erases
 /// before it writes what the service holds now.
 #[derive(Debug, Clone)]
@@ -460,19 +480,7 @@ impl Script {
             self.add(t, "slot", Elem::map(slot_key(off + i), Val::Mark(*id)));
         }
         let meta = svc_meta(s, sid, (off, cap, n));
-        self.laid.push(Laid {
-            key: s.key,
-            table: t,
-            meta,
-            members: members.iter().map(|m| (m.id, m.weight)).collect(),
-            slots: slots.clone(),
-            addrs: members
-                .iter()
-                .zip(&s.dests)
-                .map(|(m, d)| (m.id, d.addr))
-                .collect(),
-            marks: s.marks.clone(),
-        });
+        self.laid.push(Laid::of(s, t, meta, &members, &slots));
         self.sticky_map(t, s.key.vip, &meta);
         let chain = format!("s{sid}");
         self.add_chains.push((t, chain.clone()));
@@ -533,7 +541,6 @@ impl Script {
         })?;
         let old = h.meta;
         // Destinations: remove, add, re-weight.
-        let mut ids = BTreeMap::new();
         for (addr, id) in &h.dids {
             if !s.dests.iter().any(|d| d.addr == *addr) {
                 self.drop_dest(t, *id, h);
@@ -557,7 +564,6 @@ impl Script {
                     id
                 }
             };
-            ids.insert(d.addr, id);
             members.push(member(id, d.addr, d.weight));
         }
         // Slots: rewrite only the ones that differ (a new range if the old one is too small).
@@ -592,19 +598,7 @@ impl Script {
             }
         }
         let meta = svc_meta(s, old.sid, (off, cap, n));
-        self.laid.push(Laid {
-            key: s.key,
-            table: t,
-            meta,
-            members: members.iter().map(|m| (m.id, m.weight)).collect(),
-            slots: slots.clone(),
-            addrs: s
-                .dests
-                .iter()
-                .filter_map(|d| Some((*ids.get(&d.addr)?, d.addr)))
-                .collect(),
-            marks: s.marks.clone(),
-        });
+        self.laid.push(Laid::of(s, t, meta, &members, &slots));
         self.marked(t, &s.key, old.sid, &h.marks, &s.marks);
         let old_keys = aft_keys(&s.key, &h.marks);
         let new_keys = aft_keys(&s.key, &s.marks);

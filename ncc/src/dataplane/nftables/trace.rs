@@ -66,7 +66,7 @@ impl<R: NftRunner> NftPlane<R> {
             t.how = format!(
                 "{}: the kernel's choice depends on a counter or a random number (numgen), so \
                  a new flow's destination cannot be predicted",
-                super::parse::sched_name(meta.sched)
+                meta.sched.name()
             );
             return;
         };
