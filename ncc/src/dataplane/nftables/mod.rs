@@ -518,11 +518,12 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
         }
         let touched: Vec<ServiceKey> = want.keys().copied().collect();
 
-        // The tables as read, with the slots the re-weighting rewrote since laid over them; the
-        // lock stays held until the transaction ran and the mirror recorded it.
+        // The tables as read, with the slots the re-weighting rewrote since laid over those of
+        // the touched services (the only ones the script reads); the lock stays held until the
+        // transaction ran and the mirror recorded it.
         let least = self.least.clone();
         let mut mirror = least.lock().unwrap_or_else(|e| e.into_inner());
-        mirror.patch(&mut self.nat, &mut self.dsr);
+        mirror.patch(&mut self.nat, &mut self.dsr, &touched);
         let mut alloc = script::Alloc::from_states(&self.nat, &self.dsr);
         let mut sc = script::Script::default();
         let mut dsr_used = !self.dsr.chains.is_empty();

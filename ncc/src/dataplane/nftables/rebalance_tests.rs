@@ -272,7 +272,7 @@ fn an_apply_renders_over_the_rewritten_slots() {
     for i in 0..meta.n {
         nat.slots.insert(meta.off + i, D0);
     }
-    p.least.lock().unwrap().patch(&mut nat, &mut dsr);
+    p.least.lock().unwrap().patch(&mut nat, &mut dsr, &[key]);
     let held: Vec<u32> = (0..meta.n).map(|i| nat.slots[&(meta.off + i)]).collect();
     let copy: Vec<u32> = p.least.lock().unwrap().services[&key]
         .slots
