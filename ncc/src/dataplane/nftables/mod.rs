@@ -500,6 +500,7 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
                         (s.scheduler, s.mode, s.persistence);
                     cur.marks.clone_from(&s.marks);
                     cur.anchor.clone_from(&s.anchor);
+                    cur.opts.clone_from(&s.opts);
                 }
                 Change::DeleteService(_) => {
                     slot.take().ok_or_else(missing)?;
@@ -523,6 +524,13 @@ impl<R: NftRunner> Dataplane for NftPlane<R> {
         // transaction ran and the mirror recorded it.
         let least = self.least.clone();
         let mut mirror = least.lock().unwrap_or_else(|e| e.into_inner());
+        if !mirror.valid() {
+            // A re-weighting failed since the refresh and gave its copy up: the slots it
+            // rewrote before are in the kernel but in neither record; read them.
+            drop(mirror);
+            self.read()?;
+            mirror = least.lock().unwrap_or_else(|e| e.into_inner());
+        }
         mirror.patch(&mut self.nat, &mut self.dsr, &touched);
         let mut alloc = script::Alloc::from_states(&self.nat, &self.dsr);
         let mut sc = script::Script::default();

@@ -153,7 +153,8 @@ impl Rewrite {
     }
 
     /// Commits it through `runner`: as one netlink batch where the runner has a channel for
-    /// them (no libnftables cache fill, see [`super::wire`]), else as a script.
+    /// them (no libnftables cache fill, see [`super::wire`]) and it fits one datagram, else as a
+    /// script.
     fn commit<R: NftRunner>(&self, runner: &R) -> Result<(), crate::NccError> {
         let Some(nl) = runner.batches() else {
             return runner.run(&self.script());
@@ -166,6 +167,10 @@ impl Rewrite {
                     crate::NccError::Plane("a slot element names no device".into())
                 })?;
             }
+        }
+        if b.len() > super::script::MAX_BATCH {
+            drop(nl);
+            return runner.run(&self.script());
         }
         nl.reserve(u32::try_from(b.messages + 1).unwrap_or(u32::MAX));
         let (buf, last) = b.finish();

@@ -284,3 +284,35 @@ fn an_apply_renders_over_the_rewritten_slots() {
     // A generation change makes the next refresh read the kernel.
     assert_ne!(p.least.lock().unwrap().generation(), p.read_gen);
 }
+
+/// A rewrite too large for one netlink datagram (every slot of 80 wlc services, ~280 KB as a
+/// batch) is committed as a script rather than refused by the socket.
+#[test]
+fn a_rewrite_too_large_for_a_batch_commits_as_a_script_in_a_private_netns() {
+    crate::test_support::in_private_netns("applying to the kernel", || {
+        let nft = super::super::NftLib::open().expect("libnftables");
+        let mut p = NftPlane::new(nft.clone(), None).expect("plane");
+        let services: Vec<Service> = (0..80).map(|i| wlc(1000 + i, 10)).collect();
+        apply(&mut p, &services).expect("apply");
+        let m = p.least.lock().unwrap();
+        let mut rw = Rewrite::default();
+        for s in m.services.values() {
+            for (i, slot) in (0u32..).zip(&s.slots) {
+                let at = s.meta.off.wrapping_add(i);
+                let id = slot.expect("laid");
+                rw.del
+                    .entry(s.table)
+                    .or_default()
+                    .push(Elem::key(slot_key(at)));
+                rw.add
+                    .entry(s.table)
+                    .or_default()
+                    .push(Elem::map(slot_key(at), Val::Mark(id)));
+                rw.count += 1;
+            }
+        }
+        drop(m);
+        assert!(rw.count > 5000, "{} slots", rw.count);
+        rw.commit(&nft).expect("committed");
+    });
+}

@@ -21,6 +21,7 @@ use crate::NccError;
 use crate::model::{ForwardMode, Scheduler, Service, ServiceKey};
 
 mod record;
+pub(super) use record::MAX_BATCH;
 
 /// Elements per `add element` statement.
 const CHUNK: usize = 4000;

@@ -14,8 +14,11 @@
 //!
 //! - A batch is `NFNL_MSG_BATCH_BEGIN` (16) and `NFNL_MSG_BATCH_END` (17) around the messages,
 //!   their `nfgenmsg` resource id `NFNL_SUBSYS_NFTABLES` (10, big-endian). The kernel applies
-//!   the messages as one transaction or none. Every message asks for an ack (`NLM_F_ACK`), so
-//!   the reply names the first one refused ([`super::nfnl::read_acks`]).
+//!   the messages as one transaction or none. Only the last message asks for an ack
+//!   (`NLM_F_ACK`): a refused message is answered with its error whether it asked or not, a
+//!   refused commit with an error sent before any ack, so the answer is one ack or the first
+//!   error ([`super::nfnl::read_acks`]) — an ack per message would overflow the socket's
+//!   receive buffer at a few hundred messages.
 //! - Message types are `NFNL_SUBSYS_NFTABLES << 8 | m`: `NFT_MSG_NEWRULE` 6 (flags `CREATE |
 //!   APPEND`), `NFT_MSG_DELRULE` 8 (table and chain without a handle: the chain is flushed),
 //!   `NFT_MSG_NEWSETELEM` 12 (`CREATE`), `NFT_MSG_DELSETELEM` 14. Family `NFPROTO_INET` 1
@@ -488,6 +491,8 @@ pub struct Batch {
     seq: u32,
     /// Messages between begin and end.
     pub messages: usize,
+    /// Where the last of them starts.
+    last_at: usize,
 }
 
 /// Elements per message (a message stays far below netlink's 64 KiB attribute limit).
@@ -500,6 +505,7 @@ impl Batch {
             buf: Vec::new(),
             seq,
             messages: 0,
+            last_at: 0,
         };
         b.control(NFNL_MSG_BATCH_BEGIN);
         b
@@ -517,9 +523,10 @@ impl Batch {
         let mut body = Vec::with_capacity(4 + attrs.len());
         body.extend_from_slice(&[family, 0, 0, 0]);
         body.extend_from_slice(attrs);
+        self.last_at = self.buf.len();
         self.buf.extend_from_slice(&message(
             SUBSYS_NFTABLES << 8 | ty,
-            NLM_F_REQUEST | NLM_F_ACK | flags,
+            NLM_F_REQUEST | flags,
             self.seq,
             &body,
         ));
@@ -583,6 +590,12 @@ impl Batch {
     /// The datagram, and the sequence number of its last message (whose ack ends the reply).
     pub fn finish(mut self) -> (Vec<u8>, u32) {
         let last = self.seq.wrapping_sub(1);
+        if self.messages > 0 {
+            // The flags of the last message (`nlmsghdr` bytes 6..8): ask for the ack.
+            let at = self.last_at + 6;
+            let flags = u16::from_ne_bytes([self.buf[at], self.buf[at + 1]]) | NLM_F_ACK;
+            self.buf[at..at + 2].copy_from_slice(&flags.to_ne_bytes());
+        }
         self.control(NFNL_MSG_BATCH_END);
         (self.buf, last)
     }
@@ -652,7 +665,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_is_begin_messages_end_each_acked() {
+    fn a_batch_is_begin_messages_end_and_its_last_message_is_acked() {
         let mut b = Batch::new(100);
         b.flush_chain(Table::Nat, "s1");
         b.rule(
@@ -683,7 +696,7 @@ mod tests {
             seen,
             [
                 (16, 0x1, 100),
-                (10 << 8 | 8, 0x5, 101),
+                (10 << 8 | 8, 0x1, 101),
                 (10 << 8 | 6, 0xc05, 102),
                 (17, 0x1, 103)
             ]

@@ -148,3 +148,97 @@ fn a_batch_leaves_the_kernel_as_the_script_does_in_a_private_netns() {
         assert_eq!(b.1, s.1, "step {step}: the DSR table");
     }
 }
+
+/// A change that writes nothing (a service updated to what it already holds) commits at once:
+/// an empty batch would wait for an answer the kernel never sends.
+#[test]
+fn a_change_that_writes_nothing_commits_at_once_in_a_private_netns() {
+    crate::test_support::in_private_netns("applying to the kernel", || {
+        let mut p = NftPlane::new(NftLib::open().expect("libnftables"), None).expect("plane");
+        let mut s = service("198.51.100.1", 80, Scheduler::Rr, ForwardMode::Nat);
+        s.dests = (0..2).map(|i| backend(false, i, 80)).collect();
+        apply(&mut p, std::slice::from_ref(&s)).expect("apply");
+        let t = std::time::Instant::now();
+        p.commit(&[Change::UpdateService(s)])
+            .expect("an unchanged service commits");
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert!(!p.batched, "nothing to write goes as a script");
+        let reads = p.reads;
+        apply(&mut p, &[]).expect("delete");
+        assert_eq!(p.reads, reads, "and the plane still trusts its record");
+    });
+}
+
+/// One flip that touches hundreds of services (a backend shared by 300 vservers fails) is one
+/// batch of 600+ messages, answered by one ack rather than one per message (which overflow
+/// the socket's receive buffer), and leaves the kernel as the plane recorded.
+#[test]
+fn a_flip_of_three_hundred_services_is_one_batch_in_a_private_netns() {
+    crate::test_support::in_private_netns("applying to the kernel", || {
+        let mut p = NftPlane::new(NftLib::open().expect("libnftables"), None).expect("plane");
+        let mut want: Vec<Service> = (0..300)
+            .map(|i| {
+                let mut s = service("198.51.100.1", 1000 + i, Scheduler::Rr, ForwardMode::Nat);
+                s.dests = (0..2).map(|j| backend(false, j, 80)).collect();
+                s
+            })
+            .collect();
+        apply(&mut p, &want).expect("apply");
+        for s in &mut want {
+            s.dests.remove(0);
+        }
+        apply(&mut p, &want).expect("the shared backend leaves every service");
+        assert!(p.batched, "as one batch ({} bytes)", p.last_script.0);
+        assert!(p.last_script.1 >= 600, "{} messages", p.last_script.1);
+        let listed = parse::parse_table(&NftCli::default().list("inet seesaw").expect("list"))
+            .expect("parse");
+        assert_eq!(listed.dests.len(), 300, "one destination left per service");
+        assert_eq!(
+            listed.dests,
+            p.nat
+                .dests
+                .iter()
+                .map(|(k, v)| (
+                    *k,
+                    DstRec {
+                        counter: listed.dests.get(k).map_or(v.counter, |d| d.counter),
+                        ..*v
+                    }
+                ))
+                .collect(),
+            "the kernel holds what the plane recorded"
+        );
+    });
+}
+
+/// Turning Seesaw's `one_packet` on for a DSR service is one change: the plane takes the new
+/// options, so the next apply of the same state finds nothing to do (it kept the old ones, and
+/// found the same update again on every apply).
+#[test]
+fn an_options_change_is_taken_once_in_a_private_netns() {
+    crate::test_support::in_private_netns("applying to the kernel", || {
+        let nft = NftLib::open().expect("libnftables");
+        let mut p = NftPlane::new(nft, Some("lo".to_owned())).expect("plane");
+        let mut s = service("198.51.100.1", 53, Scheduler::Sh, ForwardMode::Dsr);
+        s.dests = (0..2).map(|i| backend(false, i, 53)).collect();
+        apply(&mut p, std::slice::from_ref(&s)).expect("apply");
+        s.opts.kernel.one_packet = true;
+        assert!(
+            !apply(&mut p, std::slice::from_ref(&s))
+                .expect("on")
+                .is_empty()
+        );
+        assert!(
+            p.nat
+                .services
+                .values()
+                .chain(p.dsr.services.values())
+                .all(|m| m.ops)
+        );
+        assert_eq!(
+            apply(&mut p, &[s]).expect("again"),
+            Vec::<Change>::new(),
+            "taken once"
+        );
+    });
+}

@@ -123,13 +123,15 @@ impl Script {
         for ((t, m), elems) in adds.iter().filter(|((_, m), _)| !registry_first(m)) {
             b.elems(true, *t, m, elems)?;
         }
-        (b.len() <= MAX_BATCH).then_some(b)
+        // Nothing to write: the script (which re-declares the base objects) commits it, as
+        // an empty batch would be answered by nothing.
+        (!b.is_empty() && b.len() <= MAX_BATCH).then_some(b)
     }
 }
 
 /// The largest batch sent in one datagram (a netlink socket's default send buffer is about
 /// 208 KiB); larger transactions are scripts.
-const MAX_BATCH: usize = 128 << 10;
+pub(crate) const MAX_BATCH: usize = 128 << 10;
 
 /// Removes everything service `w` owned from `st`.
 fn erase(st: &mut TableState, w: &Was) {
