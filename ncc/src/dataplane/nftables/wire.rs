@@ -265,8 +265,13 @@ fn verdict(out: &mut Vec<u8>, code: i32, chain: Option<&str>) {
     });
 }
 
-/// Appends `NFTA_LIST_ELEM` for `e`; `None` when a device it names does not exist.
+/// Appends `NFTA_LIST_ELEM` for `e`; `None` when a device it names does not exist or its
+/// comment is longer than a user-data record holds (the script way reports either).
 fn elem(out: &mut Vec<u8>, e: &Elem) -> Option<()> {
+    let comment_len = match &e.comment {
+        Some(c) => Some(u8::try_from(c.len() + 1).ok()?),
+        None => None,
+    };
     let data = match &e.val {
         None => None,
         Some(Val::Mark(m) | Val::Num(m)) => Some(Ok(m.to_ne_bytes().to_vec())),
@@ -291,11 +296,8 @@ fn elem(out: &mut Vec<u8>, e: &Elem) -> Option<()> {
                 verdict(d, NFT_JUMP, Some(chain));
             }),
         }
-        if let Some(c) = &e.comment {
-            let mut u = vec![
-                NFTNL_UDATA_COMMENT,
-                u8::try_from(c.len() + 1).unwrap_or(u8::MAX),
-            ];
+        if let (Some(c), Some(len)) = (&e.comment, comment_len) {
+            let mut u = vec![NFTNL_UDATA_COMMENT, len];
             u.extend_from_slice(&cstr(c));
             push_attr(le, NFTA_SET_ELEM_USERDATA, &u);
         }
@@ -652,6 +654,14 @@ mod tests {
         for (e, text) in cases {
             assert_eq!(e.to_string(), text);
         }
+    }
+
+    #[test]
+    fn an_element_whose_comment_a_record_cannot_hold_is_left_to_the_script() {
+        let mut b = Batch::new(1);
+        let e = |n: usize| vec![Elem::key(Key::Mark(1)).with_comment("c".repeat(n))];
+        assert_eq!(b.elems(true, Table::Nat, "cin", &e(254)), Some(()));
+        assert_eq!(b.elems(true, Table::Nat, "cin", &e(255)), None);
     }
 
     #[test]
