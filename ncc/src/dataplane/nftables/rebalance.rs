@@ -135,6 +135,17 @@ pub struct Rewrite {
 }
 
 impl Rewrite {
+    /// Slot `at` of table `t` (`held`: it has an element now) becomes destination `id`.
+    fn set(&mut self, t: Table, at: u32, held: bool, id: u32) {
+        if held {
+            self.del.entry(t).or_default().push(Elem::key(slot_key(at)));
+        }
+        self.add
+            .entry(t)
+            .or_default()
+            .push(Elem::map(slot_key(at), Val::Mark(id)));
+    }
+
     /// Nothing to change.
     pub fn is_empty(&self) -> bool {
         self.count == 0
@@ -388,16 +399,7 @@ impl Mirror {
                     .meta
                     .off
                     .wrapping_add(u32::try_from(*i).unwrap_or(u32::MAX));
-                if s.slots[*i].is_some() {
-                    rw.del
-                        .entry(s.table)
-                        .or_default()
-                        .push(Elem::key(slot_key(at)));
-                }
-                rw.add
-                    .entry(s.table)
-                    .or_default()
-                    .push(Elem::map(slot_key(at), Val::Mark(new[*i])));
+                rw.set(s.table, at, s.slots[*i].is_some(), new[*i]);
             }
             rw.count += moves.len();
             rw.slots.push((key, new));

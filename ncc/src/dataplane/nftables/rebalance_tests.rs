@@ -299,15 +299,7 @@ fn a_rewrite_too_large_for_a_batch_commits_as_a_script_in_a_private_netns() {
         for s in m.services.values() {
             for (i, slot) in (0u32..).zip(&s.slots) {
                 let at = s.meta.off.wrapping_add(i);
-                let id = slot.expect("laid");
-                rw.del
-                    .entry(s.table)
-                    .or_default()
-                    .push(Elem::key(slot_key(at)));
-                rw.add
-                    .entry(s.table)
-                    .or_default()
-                    .push(Elem::map(slot_key(at), Val::Mark(id)));
+                rw.set(s.table, at, true, slot.expect("laid"));
                 rw.count += 1;
             }
         }

@@ -125,6 +125,14 @@ fn be32(out: &mut Vec<u8>, kind: u16, v: u32) {
     push_attr(out, kind, &v.to_be_bytes());
 }
 
+/// `__be32` attributes numbered 1, 2, … in the order given (an expression whose attributes
+/// are all numbers, without gaps).
+fn numbered(out: &mut Vec<u8>, values: &[u32]) {
+    for (kind, v) in (1u16..).zip(values) {
+        be32(out, kind, *v);
+    }
+}
+
 /// One element's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
@@ -430,12 +438,7 @@ impl Expr {
                 base,
                 offset,
                 len,
-            } => {
-                be32(out, 1, *dreg);
-                be32(out, 2, *base);
-                be32(out, 3, *offset);
-                be32(out, 4, *len);
-            }
+            } => numbered(out, &[*dreg, *base, *offset, *len]),
             Self::Meta { key, reg, set } | Self::Ct { key, reg, set } => {
                 let sreg = if matches!(self, Self::Meta { .. }) {
                     3
@@ -460,12 +463,7 @@ impl Expr {
                 modulus,
                 random,
                 offset,
-            } => {
-                be32(out, 1, *dreg);
-                be32(out, 2, *modulus);
-                be32(out, 3, u32::from(*random));
-                be32(out, 4, *offset);
-            }
+            } => numbered(out, &[*dreg, *modulus, u32::from(*random), *offset]),
             Self::Jhash {
                 sreg,
                 dreg,
@@ -473,15 +471,7 @@ impl Expr {
                 modulus,
                 seed,
                 offset,
-            } => {
-                be32(out, 1, *sreg);
-                be32(out, 2, *dreg);
-                be32(out, 3, *len);
-                be32(out, 4, *modulus);
-                be32(out, 5, *seed);
-                be32(out, 6, *offset);
-                be32(out, 7, 0);
-            }
+            } => numbered(out, &[*sreg, *dreg, *len, *modulus, *seed, *offset, 0]),
         }
     }
 }
