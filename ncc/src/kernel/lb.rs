@@ -34,12 +34,12 @@ use std::time::Duration;
 
 use super::garp::{Mac, Periodic};
 use super::lb_sync::sync;
-use super::rtnl::{
-    self, FR_ACT_TO_TBL, HeldAddr, LinkInfo, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
-    RTN_UNICAST, RouteInfo, Rtnl, RtnlError, RuleInfo, SEESAW_PROTO,
-};
+use super::rtnl::{self, HeldAddr, LinkInfo, RouteInfo, Rtnl, RtnlError, RuleInfo, SEESAW_PROTO};
 use super::vips::{Announce, Vip, VipKind};
 use crate::NccError;
+use crate::kernel::uapi::{
+    FR_ACT_TO_TBL, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTN_UNICAST,
+};
 
 /// One VLAN sub-interface as the engine wants it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -10,6 +10,7 @@ mod lb_sync;
 pub mod netlink;
 pub mod rtnl;
 pub mod sysctl;
+pub mod uapi;
 pub mod vips;
 
 pub use seesaw_common::plane::{cap_eff, privileged};

@@ -41,70 +41,19 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::netlink::{self, message, push_attr};
 use crate::NccError;
+use crate::kernel::uapi::{
+    AF_INET, AF_INET6, FRA_DST, FRA_PRIORITY, FRA_PROTOCOL, FRA_SRC, FRA_TABLE, IFA_ADDRESS,
+    IFA_F_NODAD, IFA_FLAGS, IFA_LOCAL, IFA_PROTO, IFF_UP, IFLA_ADDRESS, IFLA_IFNAME,
+    IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_IPTUN_LOCAL, IFLA_IPTUN_PROTO, IFLA_IPTUN_REMOTE,
+    IFLA_LINK, IFLA_LINKINFO, IFLA_PERM_ADDRESS, IFLA_VLAN_ID, IPPROTO_IPV6, NLM_F_ACK,
+    NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, RTA_DST,
+    RTA_GATEWAY, RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTM_DELADDR, RTM_DELLINK, RTM_DELROUTE,
+    RTM_DELRULE, RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE, RTM_GETRULE, RTM_NEWADDR, RTM_NEWLINK,
+    RTM_NEWROUTE, RTM_NEWRULE,
+};
 
 /// `IFA_PROTO` value of the addresses ncc owns.
 pub const SEESAW_PROTO: u8 = 0x5e;
-
-const RTM_NEWLINK: u16 = 16;
-const RTM_DELLINK: u16 = 17;
-const RTM_GETLINK: u16 = 18;
-const RTM_NEWADDR: u16 = 20;
-const RTM_DELADDR: u16 = 21;
-const RTM_GETADDR: u16 = 22;
-const RTM_NEWROUTE: u16 = 24;
-const RTM_DELROUTE: u16 = 25;
-const RTM_GETROUTE: u16 = 26;
-const RTM_NEWRULE: u16 = 32;
-const RTM_DELRULE: u16 = 33;
-const RTM_GETRULE: u16 = 34;
-const IFLA_ADDRESS: u16 = 1;
-const IFLA_IFNAME: u16 = 3;
-const IFLA_LINK: u16 = 5;
-const IFLA_LINKINFO: u16 = 18;
-const IFLA_PERM_ADDRESS: u16 = 54;
-const IFLA_INFO_KIND: u16 = 1;
-const IFLA_INFO_DATA: u16 = 2;
-const IFLA_VLAN_ID: u16 = 1;
-/// `linux/if_tunnel.h`: the local and remote addresses and (ip6tnl) the inner protocol.
-const IFLA_IPTUN_LOCAL: u16 = 2;
-const IFLA_IPTUN_REMOTE: u16 = 3;
-const IFLA_IPTUN_PROTO: u16 = 9;
-const IPPROTO_IPV6: u8 = 41;
-const RTA_DST: u16 = 1;
-const RTA_OIF: u16 = 4;
-const RTA_GATEWAY: u16 = 5;
-const RTA_PRIORITY: u16 = 6;
-const RTA_TABLE: u16 = 15;
-const FRA_DST: u16 = 1;
-const FRA_SRC: u16 = 2;
-const FRA_PRIORITY: u16 = 6;
-const FRA_TABLE: u16 = 15;
-const FRA_PROTOCOL: u16 = 21;
-/// `FR_ACT_TO_TBL`: a rule that looks a table up.
-pub const FR_ACT_TO_TBL: u8 = 1;
-/// `RTN_UNICAST`.
-pub const RTN_UNICAST: u8 = 1;
-/// `RT_SCOPE_UNIVERSE`.
-pub const RT_SCOPE_UNIVERSE: u8 = 0;
-/// `RT_SCOPE_LINK`.
-pub const RT_SCOPE_LINK: u8 = 253;
-/// `RT_TABLE_MAIN`.
-pub const RT_TABLE_MAIN: u32 = 254;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
-const NLM_F_DUMP: u16 = 0x300;
-const IFA_ADDRESS: u16 = 1;
-const IFA_LOCAL: u16 = 2;
-const IFA_FLAGS: u16 = 8;
-const IFA_PROTO: u16 = 11;
-const IFA_F_NODAD: u8 = 0x02;
-const IFF_UP: u32 = 0x1;
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
 
 /// One address as the kernel holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -688,20 +637,13 @@ fn decode_rule(msg: &[u8]) -> Result<Option<RuleInfo>, RtnlDecodeError> {
 /// `netlink_reply` fuzz target).
 pub fn decode(b: &[u8]) -> Result<Vec<RtReply>, RtnlDecodeError> {
     let mut out = Vec::new();
-    let mut at = 0usize;
-    while b.len().saturating_sub(at) >= 16 {
-        let len = u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
-        let ty = u16::from_ne_bytes([b[at + 4], b[at + 5]]);
-        if len < 16 || at.checked_add(len).is_none_or(|e| e > b.len()) {
-            return Err(RtnlDecodeError::Truncated(at));
-        }
-        let msg = &b[at + 16..at + len];
-        at += (len + 3) & !3;
+    for m in netlink::messages(b, false) {
+        let netlink::Msg { ty, body: msg, .. } = m.map_err(RtnlDecodeError::Truncated)?;
         match ty {
             NLMSG_DONE => out.push(RtReply::Done),
             NLMSG_ERROR => {
-                let e = msg.get(..4).ok_or(RtnlDecodeError::Truncated(at))?;
-                out.push(RtReply::Ack(i32::from_ne_bytes([e[0], e[1], e[2], e[3]])));
+                let code = netlink::error_code(msg).ok_or(RtnlDecodeError::Bad("error message"))?;
+                out.push(RtReply::Ack(code));
             }
             RTM_NEWADDR => {
                 if let Some(a) = decode_addr(msg)? {

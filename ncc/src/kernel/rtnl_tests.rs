@@ -3,6 +3,7 @@
 #![cfg(target_endian = "little")]
 
 use super::*;
+use crate::kernel::uapi::{FR_ACT_TO_TBL, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RTN_UNICAST};
 use crate::test_support::hex;
 
 #[test]

@@ -38,27 +38,19 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::kernel::netlink::{self, push_attr};
-
-/// Generic netlink controller family id.
-pub const GENL_ID_CTRL: u16 = 0x10;
-/// `CTRL_CMD_GETFAMILY`.
-pub const CTRL_CMD_GETFAMILY: u8 = 3;
-const CTRL_ATTR_FAMILY_ID: u16 = 1;
-const CTRL_ATTR_FAMILY_NAME: u16 = 2;
-
-/// `NLM_F_REQUEST`.
-pub const NLM_F_REQUEST: u16 = 0x1;
-/// `NLM_F_ACK`.
-pub const NLM_F_ACK: u16 = 0x4;
-/// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
-pub const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLA_F_NESTED: u16 = 0x8000;
-
-/// `IPVS_GENL_VERSION`.
-pub const IPVS_GENL_VERSION: u8 = 1;
+use crate::kernel::netlink::{self, push_attr, push_nested};
+use crate::kernel::uapi::{
+    CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, CTRL_CMD_GETFAMILY, GENL_ID_CTRL,
+    IPVS_CMD_ATTR_DEST, IPVS_CMD_ATTR_SERVICE, IPVS_DEST_ATTR_ACTIVE_CONNS, IPVS_DEST_ATTR_ADDR,
+    IPVS_DEST_ATTR_ADDR_FAMILY, IPVS_DEST_ATTR_FWD_METHOD, IPVS_DEST_ATTR_INACT_CONNS,
+    IPVS_DEST_ATTR_L_THRESH, IPVS_DEST_ATTR_PERSIST_CONNS, IPVS_DEST_ATTR_PORT,
+    IPVS_DEST_ATTR_STATS, IPVS_DEST_ATTR_STATS64, IPVS_DEST_ATTR_U_THRESH, IPVS_DEST_ATTR_WEIGHT,
+    IPVS_GENL_VERSION, IPVS_STATS_ATTR_CONNS, IPVS_STATS_ATTR_INBYTES, IPVS_STATS_ATTR_INPKTS,
+    IPVS_STATS_ATTR_OUTBYTES, IPVS_STATS_ATTR_OUTPKTS, IPVS_SVC_ATTR_ADDR, IPVS_SVC_ATTR_AF,
+    IPVS_SVC_ATTR_FLAGS, IPVS_SVC_ATTR_FWMARK, IPVS_SVC_ATTR_NETMASK, IPVS_SVC_ATTR_PORT,
+    IPVS_SVC_ATTR_PROTOCOL, IPVS_SVC_ATTR_SCHED_NAME, IPVS_SVC_ATTR_STATS, IPVS_SVC_ATTR_STATS64,
+    IPVS_SVC_ATTR_TIMEOUT, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
+};
 
 /// IPVS commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,40 +73,6 @@ pub enum Cmd {
     /// `IPVS_CMD_GET_DEST`.
     GetDest = 8,
 }
-
-const CMD_ATTR_SERVICE: u16 = 1;
-const CMD_ATTR_DEST: u16 = 2;
-
-const SVC_AF: u16 = 1;
-const SVC_PROTOCOL: u16 = 2;
-const SVC_ADDR: u16 = 3;
-const SVC_PORT: u16 = 4;
-const SVC_FWMARK: u16 = 5;
-const SVC_SCHED_NAME: u16 = 6;
-const SVC_FLAGS: u16 = 7;
-const SVC_TIMEOUT: u16 = 8;
-const SVC_NETMASK: u16 = 9;
-const SVC_STATS: u16 = 10;
-const SVC_STATS64: u16 = 12;
-
-const DEST_ADDR: u16 = 1;
-const DEST_PORT: u16 = 2;
-const DEST_FWD_METHOD: u16 = 3;
-const DEST_WEIGHT: u16 = 4;
-const DEST_U_THRESH: u16 = 5;
-const DEST_L_THRESH: u16 = 6;
-const DEST_ACTIVE_CONNS: u16 = 7;
-const DEST_INACT_CONNS: u16 = 8;
-const DEST_PERSIST_CONNS: u16 = 9;
-const DEST_STATS: u16 = 10;
-const DEST_ADDR_FAMILY: u16 = 11;
-const DEST_STATS64: u16 = 12;
-
-const STATS_CONNS: u16 = 1;
-const STATS_INPKTS: u16 = 2;
-const STATS_OUTPKTS: u16 = 3;
-const STATS_INBYTES: u16 = 4;
-const STATS_OUTBYTES: u16 = 5;
 
 /// `AF_INET`.
 pub const AF_INET: u16 = 2;
@@ -284,15 +242,6 @@ fn af_of(ip: IpAddr) -> u16 {
     if ip.is_ipv4() { AF_INET } else { AF_INET6 }
 }
 
-fn push_nested(out: &mut Vec<u8>, kind: u16, f: impl FnOnce(&mut Vec<u8>)) {
-    let start = out.len();
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
-    f(out);
-    let len = u16::try_from(out.len() - start).unwrap_or(u16::MAX);
-    out[start..start + 2].copy_from_slice(&len.to_ne_bytes());
-}
-
 fn inet_addr(ip: IpAddr) -> [u8; 16] {
     let mut b = [0u8; 16];
     match ip {
@@ -333,50 +282,50 @@ pub fn get_family(name: &str, seq: u32) -> Vec<u8> {
 }
 
 fn svc_id_attrs(out: &mut Vec<u8>, id: &SvcId) {
-    push_attr(out, SVC_AF, &id.af().to_ne_bytes());
+    push_attr(out, IPVS_SVC_ATTR_AF, &id.af().to_ne_bytes());
     match id {
         SvcId::Addr {
             protocol,
             addr,
             port,
         } => {
-            push_attr(out, SVC_PROTOCOL, &protocol.to_ne_bytes());
-            push_attr(out, SVC_ADDR, &inet_addr(*addr));
-            push_attr(out, SVC_PORT, &port.to_be_bytes());
+            push_attr(out, IPVS_SVC_ATTR_PROTOCOL, &protocol.to_ne_bytes());
+            push_attr(out, IPVS_SVC_ATTR_ADDR, &inet_addr(*addr));
+            push_attr(out, IPVS_SVC_ATTR_PORT, &port.to_be_bytes());
         }
-        SvcId::Fwmark { mark, .. } => push_attr(out, SVC_FWMARK, &mark.to_ne_bytes()),
+        SvcId::Fwmark { mark, .. } => push_attr(out, IPVS_SVC_ATTR_FWMARK, &mark.to_ne_bytes()),
     }
 }
 
 fn svc_attrs(out: &mut Vec<u8>, s: &IpvsService) {
-    push_nested(out, CMD_ATTR_SERVICE, |o| {
+    push_nested(out, IPVS_CMD_ATTR_SERVICE, |o| {
         svc_id_attrs(o, &s.id);
         let mut name = s.sched.as_bytes()[..s.sched.len().min(SCHEDNAME_MAXLEN - 1)].to_vec();
         name.push(0);
-        push_attr(o, SVC_SCHED_NAME, &name);
+        push_attr(o, IPVS_SVC_ATTR_SCHED_NAME, &name);
         let mut flags = s.flags.to_ne_bytes().to_vec();
         flags.extend_from_slice(&F_MASK.to_ne_bytes());
-        push_attr(o, SVC_FLAGS, &flags);
-        push_attr(o, SVC_TIMEOUT, &s.timeout.to_ne_bytes());
-        push_attr(o, SVC_NETMASK, &s.netmask.to_ne_bytes());
+        push_attr(o, IPVS_SVC_ATTR_FLAGS, &flags);
+        push_attr(o, IPVS_SVC_ATTR_TIMEOUT, &s.timeout.to_ne_bytes());
+        push_attr(o, IPVS_SVC_ATTR_NETMASK, &s.netmask.to_ne_bytes());
     });
 }
 
 fn svc_id_only(out: &mut Vec<u8>, id: &SvcId) {
-    push_nested(out, CMD_ATTR_SERVICE, |o| svc_id_attrs(o, id));
+    push_nested(out, IPVS_CMD_ATTR_SERVICE, |o| svc_id_attrs(o, id));
 }
 
 fn dest_attrs(out: &mut Vec<u8>, d: &IpvsDest, full: bool) {
-    push_nested(out, CMD_ATTR_DEST, |o| {
-        push_attr(o, DEST_ADDR, &inet_addr(d.addr));
-        push_attr(o, DEST_PORT, &d.port.to_be_bytes());
+    push_nested(out, IPVS_CMD_ATTR_DEST, |o| {
+        push_attr(o, IPVS_DEST_ATTR_ADDR, &inet_addr(d.addr));
+        push_attr(o, IPVS_DEST_ATTR_PORT, &d.port.to_be_bytes());
         if full {
-            push_attr(o, DEST_FWD_METHOD, &d.fwd.code().to_ne_bytes());
-            push_attr(o, DEST_WEIGHT, &d.weight.to_ne_bytes());
-            push_attr(o, DEST_U_THRESH, &d.u_thresh.to_ne_bytes());
-            push_attr(o, DEST_L_THRESH, &d.l_thresh.to_ne_bytes());
+            push_attr(o, IPVS_DEST_ATTR_FWD_METHOD, &d.fwd.code().to_ne_bytes());
+            push_attr(o, IPVS_DEST_ATTR_WEIGHT, &d.weight.to_ne_bytes());
+            push_attr(o, IPVS_DEST_ATTR_U_THRESH, &d.u_thresh.to_ne_bytes());
+            push_attr(o, IPVS_DEST_ATTR_L_THRESH, &d.l_thresh.to_ne_bytes());
         }
-        push_attr(o, DEST_ADDR_FAMILY, &af_of(d.addr).to_ne_bytes());
+        push_attr(o, IPVS_DEST_ATTR_ADDR_FAMILY, &af_of(d.addr).to_ne_bytes());
     });
 }
 
@@ -478,11 +427,11 @@ fn stats_of(p: &[u8], wide: bool) -> Result<Stats, IpvsDecodeError> {
             }
         };
         match k {
-            STATS_CONNS => s.conns = small(v)?,
-            STATS_INPKTS => s.inpkts = small(v)?,
-            STATS_OUTPKTS => s.outpkts = small(v)?,
-            STATS_INBYTES => s.inbytes = u64_of(v)?,
-            STATS_OUTBYTES => s.outbytes = u64_of(v)?,
+            IPVS_STATS_ATTR_CONNS => s.conns = small(v)?,
+            IPVS_STATS_ATTR_INPKTS => s.inpkts = small(v)?,
+            IPVS_STATS_ATTR_OUTPKTS => s.outpkts = small(v)?,
+            IPVS_STATS_ATTR_INBYTES => s.inbytes = u64_of(v)?,
+            IPVS_STATS_ATTR_OUTBYTES => s.outbytes = u64_of(v)?,
             _ => {}
         }
     }
@@ -496,12 +445,12 @@ fn decode_service(p: &[u8]) -> Result<IpvsService, IpvsDecodeError> {
     for a in attrs(p) {
         let (k, v) = a?;
         match k {
-            SVC_AF => af = Some(u16_of(v)?),
-            SVC_PROTOCOL => proto = Some(u16_of(v)?),
-            SVC_ADDR => addr = Some(v),
-            SVC_PORT => port = Some(port_of(v)?),
-            SVC_FWMARK => mark = Some(u32_of(v)?),
-            SVC_SCHED_NAME => {
+            IPVS_SVC_ATTR_AF => af = Some(u16_of(v)?),
+            IPVS_SVC_ATTR_PROTOCOL => proto = Some(u16_of(v)?),
+            IPVS_SVC_ATTR_ADDR => addr = Some(v),
+            IPVS_SVC_ATTR_PORT => port = Some(port_of(v)?),
+            IPVS_SVC_ATTR_FWMARK => mark = Some(u32_of(v)?),
+            IPVS_SVC_ATTR_SCHED_NAME => {
                 let end = v.iter().position(|c| *c == 0).unwrap_or(v.len());
                 if end >= SCHEDNAME_MAXLEN {
                     return Err(IpvsDecodeError::Bad("scheduler name"));
@@ -510,11 +459,11 @@ fn decode_service(p: &[u8]) -> Result<IpvsService, IpvsDecodeError> {
                     .map_err(|_| IpvsDecodeError::Bad("scheduler name"))?;
                 sched = Some(name.to_owned());
             }
-            SVC_FLAGS => flags = u32_of(v)?,
-            SVC_TIMEOUT => timeout = u32_of(v)?,
-            SVC_NETMASK => netmask = u32_of(v)?,
-            SVC_STATS => stats = Some(stats_of(v, false)?),
-            SVC_STATS64 => stats64 = Some(stats_of(v, true)?),
+            IPVS_SVC_ATTR_FLAGS => flags = u32_of(v)?,
+            IPVS_SVC_ATTR_TIMEOUT => timeout = u32_of(v)?,
+            IPVS_SVC_ATTR_NETMASK => netmask = u32_of(v)?,
+            IPVS_SVC_ATTR_STATS => stats = Some(stats_of(v, false)?),
+            IPVS_SVC_ATTR_STATS64 => stats64 = Some(stats_of(v, true)?),
             _ => {}
         }
     }
@@ -555,20 +504,20 @@ fn decode_dest(p: &[u8], svc_af: Option<u16>) -> Result<IpvsDest, IpvsDecodeErro
     for a in attrs(p) {
         let (k, v) = a?;
         match k {
-            DEST_ADDR => addr = Some(v),
-            DEST_PORT => port = Some(port_of(v)?),
-            DEST_FWD_METHOD => {
+            IPVS_DEST_ATTR_ADDR => addr = Some(v),
+            IPVS_DEST_ATTR_PORT => port = Some(port_of(v)?),
+            IPVS_DEST_ATTR_FWD_METHOD => {
                 fwd = Some(Fwd::from_code(u32_of(v)?).ok_or(IpvsDecodeError::Bad("fwd method"))?);
             }
-            DEST_WEIGHT => d.weight = u32_of(v)?,
-            DEST_U_THRESH => d.u_thresh = u32_of(v)?,
-            DEST_L_THRESH => d.l_thresh = u32_of(v)?,
-            DEST_ACTIVE_CONNS => d.active_conns = u32_of(v)?,
-            DEST_INACT_CONNS => d.inact_conns = u32_of(v)?,
-            DEST_PERSIST_CONNS => {}
-            DEST_ADDR_FAMILY => af = Some(u16_of(v)?),
-            DEST_STATS => stats = Some(stats_of(v, false)?),
-            DEST_STATS64 => stats64 = Some(stats_of(v, true)?),
+            IPVS_DEST_ATTR_WEIGHT => d.weight = u32_of(v)?,
+            IPVS_DEST_ATTR_U_THRESH => d.u_thresh = u32_of(v)?,
+            IPVS_DEST_ATTR_L_THRESH => d.l_thresh = u32_of(v)?,
+            IPVS_DEST_ATTR_ACTIVE_CONNS => d.active_conns = u32_of(v)?,
+            IPVS_DEST_ATTR_INACT_CONNS => d.inact_conns = u32_of(v)?,
+            IPVS_DEST_ATTR_PERSIST_CONNS => {}
+            IPVS_DEST_ATTR_ADDR_FAMILY => af = Some(u16_of(v)?),
+            IPVS_DEST_ATTR_STATS => stats = Some(stats_of(v, false)?),
+            IPVS_DEST_ATTR_STATS64 => stats64 = Some(stats_of(v, true)?),
             _ => {}
         }
     }
@@ -588,23 +537,16 @@ fn decode_dest(p: &[u8], svc_af: Option<u16>) -> Result<IpvsDest, IpvsDecodeErro
 /// Hostile input gives an error, never a panic (see the `ipvs_reply` fuzz target).
 pub fn decode(b: &[u8], family: u16) -> Result<Vec<Reply>, IpvsDecodeError> {
     let mut out = Vec::new();
-    let mut at = 0usize;
-    while b.len().saturating_sub(at) >= 16 {
-        let len = u32_of(&b[at..])? as usize;
-        let ty = u16_of(&b[at + 4..])?;
-        if len < 16 || at.checked_add(len).is_none_or(|e| e > b.len()) {
-            return Err(IpvsDecodeError::Truncated(at));
-        }
-        let msg = &b[at + 16..at + len];
-        at += (len + 3) & !3;
+    for m in netlink::messages(b, false) {
+        let netlink::Msg { ty, body: msg, .. } = m.map_err(IpvsDecodeError::Truncated)?;
         match ty {
             NLMSG_DONE => out.push(Reply::Done),
             NLMSG_ERROR => {
-                let e = msg.get(..4).ok_or(IpvsDecodeError::Truncated(at))?;
-                out.push(Reply::Ack(i32::from_ne_bytes([e[0], e[1], e[2], e[3]])));
+                let code = netlink::error_code(msg).ok_or(IpvsDecodeError::Bad("error message"))?;
+                out.push(Reply::Ack(code));
             }
             t if t == GENL_ID_CTRL => {
-                let body = msg.get(4..).ok_or(IpvsDecodeError::Truncated(at))?;
+                let body = msg.get(4..).ok_or(IpvsDecodeError::Bad("genlmsghdr"))?;
                 let mut id = None;
                 for a in attrs(body) {
                     let (k, v) = a?;
@@ -617,14 +559,14 @@ pub fn decode(b: &[u8], family: u16) -> Result<Vec<Reply>, IpvsDecodeError> {
                 ))?));
             }
             t if t == family => {
-                let hdr = msg.get(..4).ok_or(IpvsDecodeError::Truncated(at))?;
+                let hdr = msg.get(..4).ok_or(IpvsDecodeError::Bad("genlmsghdr"))?;
                 let mut svc = None;
                 let mut dest = None;
                 for a in attrs(&msg[4..]) {
                     let (k, v) = a?;
                     match k {
-                        CMD_ATTR_SERVICE => svc = Some(v),
-                        CMD_ATTR_DEST => dest = Some(v),
+                        IPVS_CMD_ATTR_SERVICE => svc = Some(v),
+                        IPVS_CMD_ATTR_DEST => dest = Some(v),
                         _ => {}
                     }
                 }
@@ -636,7 +578,7 @@ pub fn decode(b: &[u8], family: u16) -> Result<Vec<Reply>, IpvsDecodeError> {
                         let af = svc.and_then(|s| {
                             attrs(s)
                                 .filter_map(Result::ok)
-                                .find(|(k, _)| *k == SVC_AF)
+                                .find(|(k, _)| *k == IPVS_SVC_ATTR_AF)
                                 .and_then(|(_, v)| u16_of(v).ok())
                         });
                         out.push(Reply::Dest(decode_dest(d, af)?));

@@ -14,9 +14,10 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::least::Load;
-use super::nfnl::{self, NFPROTO_NETDEV, NfnlDecodeError, Step};
+use super::nfnl::{self, NfnlDecodeError, Step};
 use super::{DID_BASE, DID_MASK};
 use crate::NccError;
+use crate::kernel::uapi::{NETLINK_NETFILTER, NFPROTO_NETDEV};
 
 /// How long one receive of a dump may wait for the kernel.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(2);
@@ -67,7 +68,7 @@ impl NfnlLoads {
             let s = Socket::new(
                 Domain::from(libc::AF_NETLINK),
                 Type::RAW,
-                Some(Protocol::from(nfnl::NETLINK_NETFILTER)),
+                Some(Protocol::from(NETLINK_NETFILTER)),
             )
             .map_err(|e| io("socket", &e))?;
             s.set_read_timeout(Some(RECV_TIMEOUT))

@@ -38,56 +38,18 @@ use std::collections::HashMap;
 
 use super::least::Load;
 use crate::kernel::netlink::{self, message, push_attr};
+use crate::kernel::uapi::{
+    CTA_IP_V4_DST, CTA_IP_V4_SRC, CTA_IP_V6_DST, CTA_IP_V6_SRC, CTA_MARK, CTA_MARK_MASK,
+    CTA_PROTO_DST_PORT, CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_PROTOINFO, CTA_PROTOINFO_TCP,
+    CTA_PROTOINFO_TCP_STATE, CTA_TUPLE_IP, CTA_TUPLE_ORIG, CTA_TUPLE_PROTO, CTA_TUPLE_REPLY,
+    IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_NEW, IPPROTO_TCP, NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_NFTABLES,
+    NFT_MSG_GETGEN, NFT_MSG_GETSETELEM, NFT_MSG_NEWGEN, NFT_MSG_NEWSETELEM, NFTA_DATA_VALUE,
+    NFTA_GEN_ID, NFTA_LIST_ELEM, NFTA_SET_ELEM_DATA, NFTA_SET_ELEM_LIST_ELEMENTS,
+    NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_TABLE, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+    NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, TCP_CONNTRACK_ESTABLISHED,
+};
 
-/// `NETLINK_NETFILTER`.
-pub const NETLINK_NETFILTER: i32 = 12;
-pub(super) const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_NOOP: u16 = 1;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLMSG_HDRLEN: usize = 16;
 const NFGENMSG_LEN: usize = 4;
-
-const SUBSYS_CTNETLINK: u16 = 1;
-pub(super) const SUBSYS_NFTABLES: u16 = 10;
-const IPCTNL_MSG_CT_NEW: u16 = 0;
-const IPCTNL_MSG_CT_GET: u16 = 1;
-const NFT_MSG_NEWSETELEM: u16 = 12;
-const NFT_MSG_GETSETELEM: u16 = 13;
-const NFT_MSG_NEWGEN: u16 = 15;
-const NFT_MSG_GETGEN: u16 = 16;
-const NFTA_GEN_ID: u16 = 1;
-pub(super) const NLM_F_ACK: u16 = 0x4;
-
-/// `NFPROTO_NETDEV`: the family of the DSR table.
-pub const NFPROTO_NETDEV: u8 = 5;
-
-const CTA_TUPLE_ORIG: u16 = 1;
-const CTA_TUPLE_REPLY: u16 = 2;
-const CTA_TUPLE_IP: u16 = 1;
-const CTA_IP_V4_SRC: u16 = 1;
-const CTA_IP_V4_DST: u16 = 2;
-const CTA_IP_V6_SRC: u16 = 3;
-const CTA_IP_V6_DST: u16 = 4;
-const CTA_TUPLE_PROTO: u16 = 2;
-const CTA_PROTO_NUM: u16 = 1;
-const CTA_PROTO_SRC_PORT: u16 = 2;
-const CTA_PROTO_DST_PORT: u16 = 3;
-const CTA_PROTOINFO: u16 = 4;
-const CTA_PROTOINFO_TCP: u16 = 1;
-const CTA_PROTOINFO_TCP_STATE: u16 = 1;
-const CTA_MARK: u16 = 8;
-const CTA_MARK_MASK: u16 = 21;
-const TCP_CONNTRACK_ESTABLISHED: u8 = 3;
-const IPPROTO_TCP: u8 = 6;
-
-pub(super) const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
-pub(super) const NFTA_SET_ELEM_LIST_SET: u16 = 2;
-pub(super) const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
-pub(super) const NFTA_LIST_ELEM: u16 = 1;
-pub(super) const NFTA_SET_ELEM_DATA: u16 = 2;
-pub(super) const NFTA_DATA_VALUE: u16 = 1;
 
 /// Why a reply could not be counted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,7 +85,7 @@ pub fn conntrack_dump(seq: u32, mark: u32, mask: u32) -> Vec<u8> {
     push_attr(&mut attrs, CTA_MARK, &mark.to_be_bytes());
     push_attr(&mut attrs, CTA_MARK_MASK, &mask.to_be_bytes());
     request(
-        SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET,
+        NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET,
         NLM_F_REQUEST | NLM_F_DUMP,
         seq,
         0,
@@ -142,7 +104,7 @@ pub fn setelem_dump(seq: u32, family: u8, table: &str, set: &str) -> Vec<u8> {
     push_attr(&mut attrs, NFTA_SET_ELEM_LIST_TABLE, &cstr(table));
     push_attr(&mut attrs, NFTA_SET_ELEM_LIST_SET, &cstr(set));
     request(
-        SUBSYS_NFTABLES << 8 | NFT_MSG_GETSETELEM,
+        NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETSETELEM,
         NLM_F_REQUEST | NLM_F_DUMP,
         seq,
         family,
@@ -154,7 +116,7 @@ pub fn setelem_dump(seq: u32, family: u8, table: &str, set: &str) -> Vec<u8> {
 /// nf_tables transaction (anyone's) increments.
 pub fn getgen(seq: u32) -> Vec<u8> {
     request(
-        SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN,
+        NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN,
         NLM_F_REQUEST | NLM_F_ACK,
         seq,
         0,
@@ -165,7 +127,7 @@ pub fn getgen(seq: u32) -> Vec<u8> {
 /// Reads the generation (`NFTA_GEN_ID`, `__be32`) of a `NFT_MSG_NEWGEN` message in `b` into
 /// `out`.
 pub fn read_gen(b: &[u8], out: &mut Option<u32>) -> Result<Step, NfnlDecodeError> {
-    messages(b, SUBSYS_NFTABLES << 8 | NFT_MSG_NEWGEN, |p| {
+    messages(b, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWGEN, |p| {
         let id = find(p, NFTA_GEN_ID)?.ok_or(NfnlDecodeError::Malformed("NFTA_GEN_ID"))?;
         let v: [u8; 4] = id
             .try_into()
@@ -211,39 +173,20 @@ fn find(b: &[u8], kind: u16) -> Result<Option<&[u8]>, NfnlDecodeError> {
     Ok(None)
 }
 
-/// The messages of one datagram: (type, sequence number, body). A message that overruns the
-/// datagram is malformed, except (`cut_ok`) as the datagram's last one, whose body is then what
-/// arrived (an error's echo of a large request, cut by the receive buffer). Ends at the
-/// first malformed header.
+/// The messages of one datagram: (type, sequence number, body); see [`netlink::messages`].
 fn walk(
     b: &[u8],
     cut_ok: bool,
 ) -> impl Iterator<Item = Result<(u16, u32, &[u8]), NfnlDecodeError>> {
-    let mut at = 0usize;
-    std::iter::from_fn(move || {
-        let rest = b.get(at..).filter(|r| !r.is_empty())?;
-        if rest.len() < NLMSG_HDRLEN {
-            at = b.len();
-            return Some(Err(NfnlDecodeError::Malformed("message header")));
-        }
-        let len = usize::try_from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]))
-            .unwrap_or(usize::MAX);
-        let ty = u16::from_ne_bytes([rest[4], rest[5]]);
-        let seq = u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]);
-        if len < NLMSG_HDRLEN || (len > rest.len() && !cut_ok) {
-            at = b.len();
-            return Some(Err(NfnlDecodeError::Malformed("message length")));
-        }
-        at = at.saturating_add(len.next_multiple_of(4));
-        Some(Ok((ty, seq, &rest[NLMSG_HDRLEN..len.min(rest.len())])))
+    netlink::messages(b, cut_ok).map(|m| {
+        m.map(|m| (m.ty, m.seq, m.body))
+            .map_err(|_| NfnlDecodeError::Malformed("message header"))
     })
 }
 
 /// The code of an `NLMSG_ERROR` body: 0 for an ack, else `-errno`.
 fn error_code(body: &[u8]) -> Result<i32, NfnlDecodeError> {
-    body.get(..4)
-        .map(|e| i32::from_ne_bytes([e[0], e[1], e[2], e[3]]))
-        .ok_or(NfnlDecodeError::Malformed("error message"))
+    netlink::error_code(body).ok_or(NfnlDecodeError::Malformed("error message"))
 }
 
 /// Walks the messages of one datagram, handing each payload of type `want` (after `nfgenmsg`)
@@ -292,7 +235,7 @@ pub fn count_conntrack(
     mask: u32,
     out: &mut HashMap<u32, Load>,
 ) -> Result<Step, NfnlDecodeError> {
-    messages(b, SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW, |p| {
+    messages(b, NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW, |p| {
         let Some(m) = find(p, CTA_MARK)? else {
             return Ok(());
         };
@@ -425,7 +368,7 @@ pub fn find_flow(
     want: &Tuple,
     out: &mut Option<FoundFlow>,
 ) -> Result<Step, NfnlDecodeError> {
-    messages(b, SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW, |p| {
+    messages(b, NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW, |p| {
         if out.is_some() {
             return Ok(());
         }
@@ -469,7 +412,7 @@ pub fn find_flow(
 /// Counts the elements of one set-element reply datagram into `out` by their 4-byte value (a
 /// destination id): each is one active connection (a DSR flow, or a client).
 pub fn count_setelems(b: &[u8], out: &mut HashMap<u32, Load>) -> Result<Step, NfnlDecodeError> {
-    messages(b, SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSETELEM, |p| {
+    messages(b, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSETELEM, |p| {
         let Some(list) = find(p, NFTA_SET_ELEM_LIST_ELEMENTS)? else {
             return Ok(());
         };

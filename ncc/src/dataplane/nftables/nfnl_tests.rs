@@ -6,6 +6,7 @@
 #![cfg(target_endian = "little")]
 
 use super::*;
+use crate::kernel::uapi::NFPROTO_NETDEV;
 
 /// Bytes from hex with any whitespace and `|` separators (one group per field).
 fn hex(s: &str) -> Vec<u8> {

@@ -10,6 +10,10 @@ use std::net::IpAddr;
 use super::parse::{SvcMeta, TableState};
 use super::wire::Expr;
 use super::{DID_BASE, DID_MASK, DSR_FLOW_TIMEOUT_S, RESCHEDULE, SLOT_BASE, SLOT_MASK, Table, ipf};
+use crate::kernel::uapi::{
+    NFT_CMP_EQ, NFT_CMP_NEQ, NFT_META_MARK, NFT_META_NFPROTO, NFT_META_PROTOCOL,
+    NFT_PAYLOAD_NETWORK_HEADER, NFT_PAYLOAD_TRANSPORT_HEADER, NFT_REG_1, NFT_REG_2, NFT_REG32_01,
+};
 use crate::model::Scheduler;
 
 /// The fixed `jhash` seed (the same on every node and after every restart).
@@ -169,47 +173,43 @@ impl SvcRule {
     /// family check it adds before an address is read (`meta nfproto` in the `inet` table,
     /// `meta protocol` in `netdev`).
     pub fn exprs(&self) -> Vec<Expr> {
-        use super::wire::{
-            CMP_EQ, CMP_NEQ, MARK, META_NFPROTO, META_PROTOCOL, NETWORK_HEADER, REG_1, REG_2,
-            REG32_01, TRANSPORT_HEADER,
-        };
         // The mark a service chain works in: the conntrack mark (NAT), the packet mark (DSR).
         let mark = |t: Table, set: bool| match t {
             Table::Nat => Expr::Ct {
-                key: MARK,
-                reg: REG_1,
+                key: NFT_META_MARK,
+                reg: NFT_REG_1,
                 set,
             },
             Table::Dsr => Expr::Meta {
-                key: MARK,
-                reg: REG_1,
+                key: NFT_META_MARK,
+                reg: NFT_REG_1,
                 set,
             },
         };
         let family = |t: Table, v6: bool| {
             let (key, data) = match t {
-                Table::Nat => (META_NFPROTO, vec![if v6 { 10 } else { 2 }]),
+                Table::Nat => (NFT_META_NFPROTO, vec![if v6 { 10 } else { 2 }]),
                 Table::Dsr => (
-                    META_PROTOCOL,
+                    NFT_META_PROTOCOL,
                     if v6 { 0x86ddu16 } else { 0x0800 }.to_be_bytes().to_vec(),
                 ),
             };
             [
                 Expr::Meta {
                     key,
-                    reg: REG_1,
+                    reg: NFT_REG_1,
                     set: false,
                 },
                 Expr::Cmp {
-                    sreg: REG_1,
-                    op: CMP_EQ,
+                    sreg: NFT_REG_1,
+                    op: NFT_CMP_EQ,
                     data,
                 },
             ]
         };
         let addr = |dreg: u32, v6: bool, daddr: bool| Expr::Payload {
             dreg,
-            base: NETWORK_HEADER,
+            base: NFT_PAYLOAD_NETWORK_HEADER,
             offset: match (v6, daddr) {
                 (false, false) => 12,
                 (false, true) => 16,
@@ -221,13 +221,13 @@ impl SvcRule {
         match self {
             Self::SetMark(m) => vec![
                 Expr::Value {
-                    dreg: REG_1,
+                    dreg: NFT_REG_1,
                     data: m.to_ne_bytes().to_vec(),
                 },
                 // The packet mark, in either table (Seesaw's mangle rules set it).
                 Expr::Meta {
-                    key: MARK,
-                    reg: REG_1,
+                    key: NFT_META_MARK,
+                    reg: NFT_REG_1,
                     set: true,
                 },
             ],
@@ -235,25 +235,25 @@ impl SvcRule {
                 let mut v = vec![
                     mark(*t, false),
                     Expr::Cmp {
-                        sreg: REG_1,
-                        op: CMP_NEQ,
+                        sreg: NFT_REG_1,
+                        op: NFT_CMP_NEQ,
                         data: RESCHEDULE.to_ne_bytes().to_vec(),
                     },
                 ];
                 v.extend(family(*t, *v6));
-                v.push(addr(REG_1, *v6, false));
+                v.push(addr(NFT_REG_1, *v6, false));
                 if *flow {
                     v.push(Expr::Payload {
-                        dreg: REG32_01,
-                        base: TRANSPORT_HEADER,
+                        dreg: NFT_REG32_01,
+                        base: NFT_PAYLOAD_TRANSPORT_HEADER,
                         offset: 0,
                         len: 2,
                     });
                 }
                 v.push(Expr::Lookup {
                     set: map.clone(),
-                    sreg: REG_1,
-                    dreg: REG_1,
+                    sreg: NFT_REG_1,
+                    dreg: NFT_REG_1,
                 });
                 v.push(mark(*t, true));
                 v.push(Expr::Return);
@@ -263,17 +263,17 @@ impl SvcRule {
                 let mut v = Vec::new();
                 match how {
                     Pick::Inc | Pick::Random => v.push(Expr::Numgen {
-                        dreg: REG_1,
+                        dreg: NFT_REG_1,
                         modulus: *n,
                         random: *how == Pick::Random,
                         offset: *offset,
                     }),
                     Pick::Jhash { v6, daddr } => {
                         v.extend(family(*t, *v6));
-                        v.push(addr(REG_2, *v6, *daddr));
+                        v.push(addr(NFT_REG_2, *v6, *daddr));
                         v.push(Expr::Jhash {
-                            sreg: REG_2,
-                            dreg: REG_1,
+                            sreg: NFT_REG_2,
+                            dreg: NFT_REG_1,
                             len: if *v6 { 16 } else { 4 },
                             modulus: *n,
                             seed: HASH_SEED,

@@ -40,64 +40,17 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::Table;
-use super::nfnl::{
-    NFPROTO_NETDEV, NFTA_DATA_VALUE, NFTA_LIST_ELEM, NFTA_SET_ELEM_DATA,
-    NFTA_SET_ELEM_LIST_ELEMENTS, NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_TABLE, NLM_F_ACK,
-    NLM_F_REQUEST, SUBSYS_NFTABLES,
+use crate::kernel::netlink::{message, push_attr, push_nested};
+use crate::kernel::uapi::{
+    NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFNL_SUBSYS_NFTABLES, NFPROTO_INET, NFPROTO_NETDEV,
+    NFT_JUMP, NFT_MSG_DELRULE, NFT_MSG_DELSETELEM, NFT_MSG_NEWRULE, NFT_MSG_NEWSETELEM,
+    NFT_REG_VERDICT, NFT_RETURN, NFTA_DATA_VALUE, NFTA_DATA_VERDICT, NFTA_EXPR_DATA,
+    NFTA_EXPR_NAME, NFTA_LIST_ELEM, NFTA_RULE_CHAIN, NFTA_RULE_EXPRESSIONS, NFTA_RULE_TABLE,
+    NFTA_SET_ELEM_DATA, NFTA_SET_ELEM_KEY, NFTA_SET_ELEM_LIST_ELEMENTS, NFTA_SET_ELEM_LIST_SET,
+    NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_USERDATA, NFTA_VERDICT_CHAIN, NFTA_VERDICT_CODE,
+    NFTNL_UDATA_COMMENT, NLA_F_NESTED, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST,
 };
-use crate::kernel::netlink::{message, push_attr};
 use crate::model::{Protocol, ServiceKey};
-
-const NLM_F_CREATE: u16 = 0x400;
-const NLM_F_APPEND: u16 = 0x800;
-const NLA_F_NESTED: u16 = 0x8000;
-
-const NFNL_MSG_BATCH_BEGIN: u16 = 16;
-const NFNL_MSG_BATCH_END: u16 = 17;
-const NFT_MSG_NEWRULE: u16 = 6;
-const NFT_MSG_DELRULE: u16 = 8;
-const NFT_MSG_NEWSETELEM: u16 = 12;
-const NFT_MSG_DELSETELEM: u16 = 14;
-const NFPROTO_INET: u8 = 1;
-
-const NFTA_SET_ELEM_KEY: u16 = 1;
-const NFTA_SET_ELEM_USERDATA: u16 = 6;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
-const NFT_RETURN: i32 = -5;
-const NFT_JUMP: i32 = -3;
-const NFTNL_UDATA_COMMENT: u8 = 0;
-
-const NFTA_RULE_TABLE: u16 = 1;
-const NFTA_RULE_CHAIN: u16 = 2;
-const NFTA_RULE_EXPRESSIONS: u16 = 4;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
-
-/// `NFT_REG_VERDICT`.
-pub const REG_VERDICT: u32 = 0;
-/// `NFT_REG_1` (128 bits; its first 32 are `NFT_REG32_00`).
-pub const REG_1: u32 = 1;
-/// `NFT_REG_2`.
-pub const REG_2: u32 = 2;
-/// `NFT_REG32_01`: the 32 bits after `NFT_REG32_00`.
-pub const REG32_01: u32 = 9;
-
-/// `NFT_META_PROTOCOL`: the link layer's protocol (`__be16`).
-pub const META_PROTOCOL: u32 = 1;
-/// `NFT_META_MARK` (and `NFT_CT_MARK`, the same number in `nft_ct_keys`).
-pub const MARK: u32 = 3;
-/// `NFT_META_NFPROTO`: the netfilter family (`u8`).
-pub const META_NFPROTO: u32 = 15;
-/// `NFT_PAYLOAD_NETWORK_HEADER`.
-pub const NETWORK_HEADER: u32 = 1;
-/// `NFT_PAYLOAD_TRANSPORT_HEADER`.
-pub const TRANSPORT_HEADER: u32 = 2;
-/// `NFT_CMP_EQ`.
-pub const CMP_EQ: u32 = 0;
-/// `NFT_CMP_NEQ`.
-pub const CMP_NEQ: u32 = 1;
 
 /// The table's family and name as netlink names them.
 fn table(t: Table) -> (u8, &'static str) {
@@ -112,13 +65,6 @@ fn cstr(s: &str) -> Vec<u8> {
     b.extend_from_slice(s.as_bytes());
     b.push(0);
     b
-}
-
-/// Appends a nested attribute whose payload `fill` writes.
-fn nest(out: &mut Vec<u8>, kind: u16, fill: impl FnOnce(&mut Vec<u8>)) {
-    let mut inner = Vec::new();
-    fill(&mut inner);
-    push_attr(out, kind | NLA_F_NESTED, &inner);
 }
 
 fn be32(out: &mut Vec<u8>, kind: u16, v: u32) {
@@ -265,7 +211,7 @@ fn ifindex(name: &str) -> Option<u32> {
 
 /// A verdict's payload (`NFTA_DATA_VERDICT`'s contents).
 fn verdict(out: &mut Vec<u8>, code: i32, chain: Option<&str>) {
-    nest(out, NFTA_DATA_VERDICT, |v| {
+    push_nested(out, NFTA_DATA_VERDICT, |v| {
         push_attr(v, NFTA_VERDICT_CODE, &code.to_be_bytes());
         if let Some(c) = chain {
             push_attr(v, NFTA_VERDICT_CHAIN, &cstr(c));
@@ -293,14 +239,16 @@ fn elem(out: &mut Vec<u8>, e: &Elem) -> Option<()> {
         Some(Val::Dev(d)) => Some(Ok(ifindex(d)?.to_ne_bytes().to_vec())),
         Some(Val::Jump(c)) => Some(Err(c.as_str())),
     };
-    nest(out, NFTA_LIST_ELEM, |le| {
-        nest(le, NFTA_SET_ELEM_KEY, |k| {
+    push_nested(out, NFTA_LIST_ELEM, |le| {
+        push_nested(le, NFTA_SET_ELEM_KEY, |k| {
             push_attr(k, NFTA_DATA_VALUE, &key_bytes(&e.key));
         });
         match &data {
             None => {}
-            Some(Ok(v)) => nest(le, NFTA_SET_ELEM_DATA, |d| push_attr(d, NFTA_DATA_VALUE, v)),
-            Some(Err(chain)) => nest(le, NFTA_SET_ELEM_DATA, |d| {
+            Some(Ok(v)) => {
+                push_nested(le, NFTA_SET_ELEM_DATA, |d| push_attr(d, NFTA_DATA_VALUE, v))
+            }
+            Some(Err(chain)) => push_nested(le, NFTA_SET_ELEM_DATA, |d| {
                 verdict(d, NFT_JUMP, Some(chain));
             }),
         }
@@ -329,7 +277,7 @@ pub enum Expr {
     Cmp {
         /// Source register.
         sreg: u32,
-        /// [`CMP_EQ`] or [`CMP_NEQ`].
+        /// [`NFT_CMP_EQ`] or [`NFT_CMP_NEQ`].
         op: u32,
         /// The bytes compared.
         data: Vec<u8>,
@@ -338,7 +286,7 @@ pub enum Expr {
     Payload {
         /// Destination register.
         dreg: u32,
-        /// [`NETWORK_HEADER`] or [`TRANSPORT_HEADER`].
+        /// [`NFT_PAYLOAD_NETWORK_HEADER`] or [`NFT_PAYLOAD_TRANSPORT_HEADER`].
         base: u32,
         /// Offset in the header.
         offset: u32,
@@ -347,7 +295,7 @@ pub enum Expr {
     },
     /// `meta load key => reg`, or (`set`) `meta set key with reg`.
     Meta {
-        /// [`META_PROTOCOL`], [`MARK`], [`META_NFPROTO`].
+        /// [`NFT_META_PROTOCOL`], [`NFT_META_MARK`], [`NFT_META_NFPROTO`].
         key: u32,
         /// The register loaded, or read to set the key.
         reg: u32,
@@ -356,7 +304,7 @@ pub enum Expr {
     },
     /// `ct load key => reg`, or (`set`) `ct set key with reg`.
     Ct {
-        /// [`MARK`].
+        /// [`NFT_META_MARK`].
         key: u32,
         /// The register loaded, or read to set the key.
         reg: u32,
@@ -422,16 +370,16 @@ impl Expr {
         match self {
             Self::Value { dreg, data } => {
                 be32(out, 1, *dreg);
-                nest(out, 2, |d| push_attr(d, NFTA_DATA_VALUE, data));
+                push_nested(out, 2, |d| push_attr(d, NFTA_DATA_VALUE, data));
             }
             Self::Return => {
-                be32(out, 1, REG_VERDICT);
-                nest(out, 2, |d| verdict(d, NFT_RETURN, None));
+                be32(out, 1, NFT_REG_VERDICT);
+                push_nested(out, 2, |d| verdict(d, NFT_RETURN, None));
             }
             Self::Cmp { sreg, op, data } => {
                 be32(out, 1, *sreg);
                 be32(out, 2, *op);
-                nest(out, 3, |d| push_attr(d, NFTA_DATA_VALUE, data));
+                push_nested(out, 3, |d| push_attr(d, NFTA_DATA_VALUE, data));
             }
             Self::Payload {
                 dreg,
@@ -504,7 +452,7 @@ impl Batch {
     }
 
     fn control(&mut self, ty: u16) {
-        let res = SUBSYS_NFTABLES.to_be_bytes();
+        let res = NFNL_SUBSYS_NFTABLES.to_be_bytes();
         let body = [0, 0, res[0], res[1]];
         self.buf
             .extend_from_slice(&message(ty, NLM_F_REQUEST, self.seq, &body));
@@ -517,7 +465,7 @@ impl Batch {
         body.extend_from_slice(attrs);
         self.last_at = self.buf.len();
         self.buf.extend_from_slice(&message(
-            SUBSYS_NFTABLES << 8 | ty,
+            NFNL_SUBSYS_NFTABLES << 8 | ty,
             NLM_F_REQUEST | flags,
             self.seq,
             &body,
@@ -568,11 +516,11 @@ impl Batch {
         let mut attrs = Vec::new();
         push_attr(&mut attrs, NFTA_RULE_TABLE, &cstr(name));
         push_attr(&mut attrs, NFTA_RULE_CHAIN, &cstr(chain));
-        nest(&mut attrs, NFTA_RULE_EXPRESSIONS, |list| {
+        push_nested(&mut attrs, NFTA_RULE_EXPRESSIONS, |list| {
             for e in exprs {
-                nest(list, NFTA_LIST_ELEM, |x| {
+                push_nested(list, NFTA_LIST_ELEM, |x| {
                     push_attr(x, NFTA_EXPR_NAME, &cstr(e.name()));
-                    nest(x, NFTA_EXPR_DATA, |d| e.data(d));
+                    push_nested(x, NFTA_EXPR_DATA, |d| e.data(d));
                 });
             }
         });
@@ -610,6 +558,7 @@ mod kernel_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::uapi::NFT_REG_1;
 
     #[test]
     fn elements_print_as_the_script_spells_them() {
@@ -672,7 +621,7 @@ mod tests {
             Table::Nat,
             "s1",
             &[Expr::Numgen {
-                dreg: REG_1,
+                dreg: NFT_REG_1,
                 modulus: 9,
                 random: false,
                 offset: 0x3000_0010,
