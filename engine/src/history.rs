@@ -9,25 +9,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+pub use seesaw_status::cluster::Version;
 use sha2::{Digest, Sha256};
-
-/// One saved version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Version {
-    /// Increasing id, from 1.
-    pub id: u64,
-    /// UNIX milliseconds.
-    pub at_ms: i64,
-    /// Author.
-    pub who: String,
-    /// What changed.
-    pub what: String,
-    /// Hex SHA-256 of the bytes.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size: u64,
-}
 
 /// The history directory.
 #[derive(Debug, Clone)]

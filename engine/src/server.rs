@@ -376,14 +376,7 @@ impl pb::engine_server::Engine for EngineService {
         let mut versions: Vec<pb::ConfigVersion> = crate::history::History::new(&self.config_dir)
             .list()
             .into_iter()
-            .map(|v| pb::ConfigVersion {
-                id: v.id,
-                at_ms: v.at_ms,
-                who: v.who,
-                what: v.what,
-                sha256: v.sha256,
-                size: v.size,
-            })
+            .map(pb::ConfigVersion::from)
             .collect();
         versions.reverse();
         Ok(Response::new(pb::ConfigHistoryReply { versions }))

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use seesaw_proto::engine as pb;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The cluster and its nodes (`ClusterStatus`; `GET /v1/nodes`, `show nodes`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -105,10 +105,12 @@ pub struct Attribute {
     pub value: String,
 }
 
-/// A saved cluster.pb version (`GET /v1/config/history`, `config history`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// A saved cluster.pb version (`GET /v1/config/history`, `config history`). Also the line the
+/// engine's history keeps per version in `history/index.jsonl`, so renaming a field here changes
+/// that file's format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
-    /// Increasing id.
+    /// Increasing id, from 1.
     pub id: u64,
     /// UNIX milliseconds.
     pub at_ms: i64,
@@ -275,6 +277,27 @@ impl From<pb::ConfigVersion> for Version {
             what: v.what,
             sha256: v.sha256,
             size: v.size,
+        }
+    }
+}
+
+impl From<Version> for pb::ConfigVersion {
+    fn from(v: Version) -> Self {
+        let Version {
+            id,
+            at_ms,
+            who,
+            what,
+            sha256,
+            size,
+        } = v;
+        Self {
+            id,
+            at_ms,
+            who,
+            what,
+            sha256,
+            size,
         }
     }
 }
