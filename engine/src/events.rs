@@ -11,6 +11,34 @@ use crate::model::Node;
 use crate::overrides::{Caller, OverrideKind, OverrideState};
 use crate::state::{CheckResult, HaView, OverrideError, ProbeStats, ReloadOutcome, VserverView};
 
+/// An edit of cluster.pb, as asked and as carried to where it is saved (the config directory or
+/// etcd).
+#[derive(Debug)]
+pub struct Edit {
+    /// The new cluster.pb.
+    pub text: Vec<u8>,
+    /// Author, for the history.
+    pub who: String,
+    /// What changed, for the history.
+    pub what: String,
+    /// The version the edit started from (`ClusterText.revision`: the content tag, or the etcd
+    /// revision); 0: whatever runs now.
+    pub base: u64,
+    /// The outcome.
+    pub reply: oneshot::Sender<ReloadReply>,
+}
+
+/// A rollback to a saved version: a history id, or with etcd the revision that wrote it.
+#[derive(Debug)]
+pub struct Rollback {
+    /// The version.
+    pub id: u64,
+    /// Author.
+    pub who: String,
+    /// The outcome.
+    pub reply: oneshot::Sender<ReloadReply>,
+}
+
 /// Everything that can happen to the engine.
 #[derive(Debug)]
 pub enum Event {
@@ -29,27 +57,9 @@ pub enum Event {
     /// `show bgp neighbors`: the speaker's neighbours and announced routes, or why not.
     BgpNeighbors(oneshot::Sender<BgpNeighborsReply>),
     /// Replace cluster.pb with new text (validated first), record a history version, apply.
-    UpdateCluster {
-        /// The new cluster.pb.
-        text: Vec<u8>,
-        /// Author, for the history.
-        who: String,
-        /// What changed, for the history.
-        what: String,
-        /// The version the edit started from (`ClusterText.revision`); 0: what runs now.
-        base: u64,
-        /// The outcome.
-        reply: oneshot::Sender<ReloadReply>,
-    },
-    /// Restore history version `id` byte for byte (as a new version) and apply it.
-    Rollback {
-        /// The version.
-        id: u64,
-        /// Author.
-        who: String,
-        /// The outcome.
-        reply: oneshot::Sender<ReloadReply>,
-    },
+    UpdateCluster(Edit),
+    /// Restore a saved version byte for byte (as a new version) and apply it.
+    Rollback(Rollback),
     /// The master's overrides, fetched by peer sync (mirrored while this node is the backup).
     PeerOverrides(Vec<crate::overrides::PeerOverride>),
     /// Set an override; the reply is the operator message or why it was refused.

@@ -457,47 +457,25 @@ impl Engine {
                 let p = crate::preview::preview(&self.state, *candidate, now.wall, builds);
                 fx.push(Effect::Reply(Reply::Preview(reply, Box::new(p))));
             }
-            Event::UpdateCluster {
-                text,
-                who,
-                what,
-                base,
-                reply,
-            } => {
+            Event::UpdateCluster(edit) => {
                 if self.source == ConfigSource::Etcd {
-                    fx.push(Effect::Etcd(EtcdCmd::Update {
-                        text,
-                        who,
-                        what,
-                        base: i64::try_from(base).unwrap_or(i64::MAX),
-                        reply,
-                        anchors: self.state.anchors().clone(),
-                    }));
+                    let anchors = self.state.anchors().clone();
+                    fx.push(Effect::Etcd(EtcdCmd::Update(edit, anchors)));
                 } else if self.load_in_flight {
                     // Edits land on disk in the order they are applied: one at a time.
                     let why =
                         vec!["another configuration change is in progress; try again".to_owned()];
-                    w.reload = Some((Some(reply), ReloadOutcome::Refused(why)));
+                    w.reload = Some((Some(edit.reply), ReloadOutcome::Refused(why)));
                 } else {
                     self.load_in_flight = true;
-                    fx.push(Effect::Edit {
-                        text,
-                        base,
-                        who,
-                        what,
-                        reply,
-                    });
+                    fx.push(Effect::Edit(edit));
                 }
             }
-            Event::Rollback { id, who, reply } if self.source == ConfigSource::Etcd => {
-                fx.push(Effect::Etcd(EtcdCmd::Rollback {
-                    id,
-                    who,
-                    reply,
-                    anchors: self.state.anchors().clone(),
-                }));
+            Event::Rollback(rollback) if self.source == ConfigSource::Etcd => {
+                let anchors = self.state.anchors().clone();
+                fx.push(Effect::Etcd(EtcdCmd::Rollback(rollback, anchors)));
             }
-            Event::Rollback { id, who, reply } => fx.push(Effect::Rollback { id, who, reply }),
+            Event::Rollback(rollback) => fx.push(Effect::Rollback(rollback)),
             Event::PeerOverrides(list) => {
                 if backup && self.state.mirror_overrides(&list, now.wall) {
                     tracing::info!(overrides = list.len(), "mirrored the master's overrides");

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::etcd::EtcdShared;
-use crate::events::{Event, HaPulse, Snapshot};
+use crate::events::{Edit, Event, HaPulse, Rollback, Snapshot};
 
 /// Versions `config history` shows from etcd (each is two reads).
 const HISTORY_SHOWN: usize = 100;
@@ -340,12 +340,14 @@ impl pb::engine_server::Engine for EngineService {
         require_trusted(&req)?;
         let who = author(&req, &req.get_ref().acting_user);
         let r = req.into_inner();
-        self.ask_reload(|reply| Event::UpdateCluster {
-            text: r.text.into_bytes(),
-            who,
-            what: r.what,
-            base: r.base_revision,
-            reply,
+        self.ask_reload(|reply| {
+            Event::UpdateCluster(Edit {
+                text: r.text.into_bytes(),
+                who,
+                what: r.what,
+                base: r.base_revision,
+                reply,
+            })
         })
         .await
     }
@@ -476,7 +478,7 @@ impl pb::engine_server::Engine for EngineService {
         require_trusted(&req)?;
         let who = author(&req, &req.get_ref().acting_user);
         let id = req.get_ref().id;
-        self.ask_reload(|reply| Event::Rollback { id, who, reply })
+        self.ask_reload(|reply| Event::Rollback(Rollback { id, who, reply }))
             .await
     }
 

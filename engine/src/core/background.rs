@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::config_source::{save_fetched, spawn_edit, spawn_fetch, spawn_load};
 use super::{Driver, Event, ReloadReply};
+use crate::events::{Edit, Rollback};
 use crate::machine::{Effect, EtcdCmd, Input};
 use crate::ncc_port::{Ncc, NccBgp};
 use crate::state::ReloadOutcome;
@@ -19,30 +20,18 @@ impl<N: Ncc + NccBgp> Driver<N> {
     pub(super) fn background(&mut self, effect: Effect) -> Option<Input> {
         match effect {
             Effect::Load(reply) => spawn_load(&self.config_dir, &self.load_tx, reply),
-            Effect::Edit {
-                text,
-                base,
-                who,
-                what,
-                reply,
-            } => spawn_edit(
-                &self.config_dir,
-                (text, base),
-                (who, what),
-                &self.edit_tx,
-                reply,
-            ),
-            Effect::Rollback { id, who, reply } => {
+            Effect::Edit(edit) => spawn_edit(&self.config_dir, edit, &self.edit_tx),
+            Effect::Rollback(Rollback { id, who, reply }) => {
                 // Reading one history file is small; parsing and saving it run off the loop.
                 match crate::history::History::new(&self.config_dir).get(id) {
                     Ok(text) => {
-                        return Some(Input::Event(Event::UpdateCluster {
+                        return Some(Input::Event(Event::UpdateCluster(Edit {
                             text,
                             who,
                             what: format!("rollback to version {id}"),
                             base: 0,
                             reply,
-                        }));
+                        })));
                     }
                     Err(e) => refuse(reply, format!("config history has no version {id}: {e}")),
                 }
@@ -132,25 +121,15 @@ impl<N: Ncc + NccBgp> Driver<N> {
                 );
                 Some((Some(reply), ReloadOutcome::Unchanged(why)))
             }
-            EtcdCmd::Update {
-                text,
-                who,
-                what,
-                base,
-                reply,
-                anchors,
-            } => self.etcd.update(
-                text,
-                crate::etcd::Meta::now(&who, &what),
-                base,
-                (reply, anchors),
+            EtcdCmd::Update(edit, anchors) => self.etcd.update(
+                edit.text,
+                crate::etcd::Meta::now(&edit.who, &edit.what),
+                i64::try_from(edit.base).unwrap_or(i64::MAX),
+                (edit.reply, anchors),
             ),
-            EtcdCmd::Rollback {
-                id,
-                who,
-                reply,
-                anchors,
-            } => self.etcd.rollback(id, who, (reply, anchors)),
+            EtcdCmd::Rollback(Rollback { id, who, reply }, anchors) => {
+                self.etcd.rollback(id, who, (reply, anchors))
+            }
         };
         // Answered at once: nothing changed in the core's state.
         if let Some((Some(reply), outcome)) = pending {

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Loaded};
-use crate::events::{Event, ReloadReply, Snapshot};
+use crate::events::{Edit, Event, ReloadReply, Snapshot};
 use crate::machine::{FetchFrom, FetchReply, Fetched, LoadReply};
 use crate::state::EngineState;
 
@@ -97,17 +97,11 @@ pub(super) fn spawn_load(
 
 /// Checks and saves an edit on a blocking thread ([`check_and_save`]: parse, validate, write
 /// cluster.pb with fsync, record its history version); the result comes back on `tx`.
-pub(super) fn spawn_edit(
-    dir: &std::path::Path,
-    (bytes, base): (Vec<u8>, u64),
-    (who, what): (String, String),
-    tx: &mpsc::Sender<LoadReply>,
-    reply: oneshot::Sender<ReloadReply>,
-) {
+pub(super) fn spawn_edit(dir: &std::path::Path, edit: Edit, tx: &mpsc::Sender<LoadReply>) {
     let (dir, tx) = (dir.to_owned(), tx.clone());
     tokio::task::spawn_blocking(move || {
-        let checked = check_and_save(&dir, &bytes, base, &who, &what);
-        let _ = tx.blocking_send((checked, Some(reply)));
+        let checked = check_and_save(&dir, &edit.text, edit.base, &edit.who, &edit.what);
+        let _ = tx.blocking_send((checked, Some(edit.reply)));
     });
 }
 

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Loaded;
 use crate::desired::DesiredState;
-use crate::events::{BgpNeighborsReply, Event, ReloadReply, Snapshot};
+use crate::events::{BgpNeighborsReply, Edit, Event, ReloadReply, Rollback, Snapshot};
 use crate::ncc_port::PlaneStats;
 use crate::state::{BgpDesired, OverrideError};
 
@@ -69,32 +69,10 @@ pub enum EtcdCmd {
     Stop,
     /// `config reload` with source etcd: re-read the key from scratch; the reply says so.
     Restart(oneshot::Sender<ReloadReply>),
-    /// A compare-and-swap edit of the key.
-    Update {
-        /// The new cluster.pb.
-        text: Vec<u8>,
-        /// Author and what changed.
-        who: String,
-        /// What changed.
-        what: String,
-        /// The revision the edit read (0: what runs).
-        base: i64,
-        /// The outcome.
-        reply: oneshot::Sender<ReloadReply>,
-        /// The Maglev anchors to write with it.
-        anchors: crate::state::anchors::Anchors,
-    },
-    /// Restore the config an etcd revision wrote.
-    Rollback {
-        /// The revision.
-        id: u64,
-        /// Author.
-        who: String,
-        /// The outcome.
-        reply: oneshot::Sender<ReloadReply>,
-        /// The Maglev anchors to write with it.
-        anchors: crate::state::anchors::Anchors,
-    },
+    /// A compare-and-swap edit of the key (`base`: the revision the edit read).
+    Update(Edit, crate::state::anchors::Anchors),
+    /// Restore the config an etcd revision (`id`) wrote; with the Maglev anchors to write.
+    Rollback(Rollback, crate::state::anchors::Anchors),
 }
 
 /// Where a fetch goes.
@@ -150,27 +128,9 @@ pub enum Effect {
     /// Read the config directory off the loop; answer with [`Input::Loaded`].
     Load(Option<oneshot::Sender<ReloadReply>>),
     /// Check and save an edit off the loop (fsync, history); answer with [`Input::Edited`].
-    Edit {
-        /// The new cluster.pb.
-        text: Vec<u8>,
-        /// The content tag the edit read (0: any).
-        base: u64,
-        /// Author.
-        who: String,
-        /// What changed.
-        what: String,
-        /// The outcome.
-        reply: oneshot::Sender<ReloadReply>,
-    },
+    Edit(Edit),
     /// Read history version `id` and hand it back as an `UpdateCluster` event (or refuse).
-    Rollback {
-        /// The version.
-        id: u64,
-        /// Author.
-        who: String,
-        /// The outcome.
-        reply: oneshot::Sender<ReloadReply>,
-    },
+    Rollback(Rollback),
     /// Fetch a config off the loop; answer with [`Input::Fetched`].
     Fetch(FetchFrom, Option<oneshot::Sender<ReloadReply>>),
     /// Save a fetched config (the previous one archived), off the loop.
