@@ -271,23 +271,20 @@ fn a_flow_is_found_by_its_original_tuple_and_hostile_entries_never_panic() {
         src: "192.0.2.101:40000".parse().unwrap(),
         dst: "198.51.100.1:80".parse().unwrap(),
     };
-    let other = ct_flow(
-        [192, 0, 2, 102],
-        40000,
-        [198, 51, 100, 1],
-        [203, 0, 113, 11],
-        3,
-        OURS,
-    );
-    let ours = ct_flow(
-        [192, 0, 2, 101],
-        40000,
-        [198, 51, 100, 1],
-        [203, 0, 113, 12],
-        3,
-        OURS,
-    );
-    let good = [other, ours].concat();
+    // An established flow of client 192.0.2.`client`:40000 to the VIP, sent to backend
+    // 203.0.113.`backend`.
+    let flow = |client, backend| {
+        let (vip, sport, established) = ([198, 51, 100, 1], 40000, 3);
+        ct_flow(
+            [192, 0, 2, client],
+            sport,
+            vip,
+            [203, 0, 113, backend],
+            established,
+            OURS,
+        )
+    };
+    let good = [flow(102, 11), flow(101, 12)].concat();
     let mut out = None;
     assert_eq!(find_flow(&good, &want, &mut out), Ok(Step::More));
     assert_eq!(
