@@ -259,30 +259,31 @@ def ratio(m, a, b, i=0):
     xs = [float(A[k][i]) / float(B[k][i]) for k in A if k in B and float(B[k][i]) > 0]
     return f"{st.median(xs):.2f}" if xs else "-"
 out = []
-if any(k[0] == "wrk" for k in by):
-    out.append("| wrk -t1 -c64, 512 B | req/s (median) | p99 µs (median) | ÷ direct | ours ÷ this | CPU busy | CPU µs per request |")
-    out.append("|---|---|---|---|---|---|---|")
-    for p in ["direct", "ours", "haproxy", "nginx"]:
-        if (("wrk", p)) in by:
-            b = busy('wrk', p)
-            per = f"{b * ncpu * 1e6 / med('wrk', p):.1f}" if b is not None else "-"
-            out.append(f"| {p} | {med('wrk', p):.0f} | {med('wrk', p, 1):.0f} | {ratio('wrk', p, 'direct')} | {ratio('wrk', 'ours', p)} | {b if b is not None else '-'} | {per} |")
-if any(k[0] == "iperf" for k in by):
-    out.append("")
-    out.append("| iperf3 1 stream | Gbit/s (median) | ÷ direct | ours ÷ this | CPU busy | core-seconds per GB |")
-    out.append("|---|---|---|---|---|---|")
-    for p in ["direct", "ours", "haproxy", "nginx", "floor"]:
-        if ("iperf", p) in by:
-            b = busy('iperf', p)
-            per = f"{b * ncpu * 8 / med('iperf', p):.3f}" if b is not None else "-"
-            out.append(f"| {p} | {med('iperf', p):.2f} | {ratio('iperf', p, 'direct')} | {ratio('iperf', 'ours', p)} | {b if b is not None else '-'} | {per} |")
-if any(k[0] == "udp" for k in by):
-    out.append("")
-    out.append("| udpgen 64 B | delivered/s (median) | ÷ direct | ours ÷ this |")
-    out.append("|---|---|---|---|")
-    for p in ["direct", "ours", "ours_nooffload", "nginx"]:
-        if ("udp", p) in by:
-            out.append(f"| {p} | {med('udp', p):.0f} | {ratio('udp', p, 'direct')} | {ratio('udp', 'ours', p)} |")
+def table(m, head, paths, cells):
+    """One table of measurement `m`: a row for each path measured, `cells(p)` after its name."""
+    if not any(k[0] == m for k in by):
+        return
+    if out:
+        out.append("")
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "---|" * len(head))
+    for p in paths:
+        if (m, p) in by:
+            out.append("| " + " | ".join([p] + cells(p)) + " |")
+def cpu(m, p, per_unit, fmt):
+    """CPU busy (median) and the CPU it costs per unit of what `m` measures."""
+    b = busy(m, p)
+    return ["-", "-"] if b is None else [f"{b}", format(b * ncpu * per_unit / med(m, p), fmt)]
+vs = lambda m, p: [ratio(m, p, 'direct'), ratio(m, 'ours', p)]
+table("wrk", ["wrk -t1 -c64, 512 B", "req/s (median)", "p99 µs (median)", "÷ direct", "ours ÷ this", "CPU busy", "CPU µs per request"],
+      ["direct", "ours", "haproxy", "nginx"],
+      lambda p: [f"{med('wrk', p):.0f}", f"{med('wrk', p, 1):.0f}"] + vs('wrk', p) + cpu('wrk', p, 1e6, ".1f"))
+table("iperf", ["iperf3 1 stream", "Gbit/s (median)", "÷ direct", "ours ÷ this", "CPU busy", "core-seconds per GB"],
+      ["direct", "ours", "haproxy", "nginx", "floor"],
+      lambda p: [f"{med('iperf', p):.2f}"] + vs('iperf', p) + cpu('iperf', p, 8, ".3f"))
+table("udp", ["udpgen 64 B", "delivered/s (median)", "÷ direct", "ours ÷ this"],
+      ["direct", "ours", "ours_nooffload", "nginx"],
+      lambda p: [f"{med('udp', p):.0f}"] + vs('udp', p))
 print("\n".join(out))
 EOF
 )
