@@ -749,3 +749,40 @@ fn the_proxy_planes_descriptor_capacity_is_validated() {
         "{threads}"
     );
 }
+
+/// The nftables plane's slot map is bounded (`validate/slots.rs`): a config needing more slots
+/// than a restarted ncc can read back is refused before it reaches ncc, and only there.
+#[test]
+fn the_nftables_planes_slot_capacity_is_validated() {
+    use crate::config::seesaw_cfg::DataplaneKind;
+    let cluster = |mh: usize, wlc: usize| {
+        let mut text = String::from(
+            "seesaw_vip < fqdn: \"v.\" ipv4: \"10.0.0.1/24\" >\nnode < fqdn: \"n.\" ipv4: \"10.0.0.2/24\" >\n",
+        );
+        for i in 0..mh + wlc {
+            let sched = if i < mh { "MH" } else { "WLC" };
+            text.push_str(&format!(
+                "vserver < name: \"v{i}\" rp: \"x\" entry_address < fqdn: \"v{i}.\" ipv4: \"10.1.{}.{}/32\" > vserver_entry < protocol: TCP port: 80 mode: NAT scheduler: {sched} > backend < host < fqdn: \"b1.\" ipv4: \"10.2.0.1/24\" > weight: 1 > backend < host < fqdn: \"b2.\" ipv4: \"10.2.0.2/24\" > weight: 1 > >\n",
+                i / 250,
+                i % 250
+            ));
+        }
+        load_cluster(text.as_bytes(), None).unwrap_or_else(|e| panic!("{e:#?}"))
+    };
+    // 18 mh services (65,537 slots each) and 1,000 wlc ones (16 each) fit in 1,200,000 …
+    let fits = cluster(18, 1000);
+    assert_eq!(validate::nft_capacity(&fits), None);
+    assert!(validate::check_plane(&fits, DataplaneKind::Nftables).is_empty());
+    // … 300 more wlc services do not, and the refusal says how many and who needs the most.
+    let over = cluster(18, 1300);
+    let errs = validate::check_plane(&over, DataplaneKind::Nftables);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("the nftables data plane holds at most 1200000 scheduler slots in all")
+            && errs[0].contains("this config needs 1200466 (most: vserver[\"v0\"].vserver_entry[80/TCP] 65537, vserver[\"v1\"]"),
+        "{}",
+        errs[0]
+    );
+    // The other planes hold their tables elsewhere.
+    assert!(validate::check_plane(&over, DataplaneKind::Ipvs).is_empty());
+}

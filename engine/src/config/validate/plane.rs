@@ -1,5 +1,5 @@
 //! What each data plane can hold (`check_plane`), the proxy plane's capacity and the
-//! address-family helpers they share.
+//! address-family helpers they share (the nftables plane's slot capacity is in `slots.rs`).
 
 use super::*;
 
@@ -126,6 +126,9 @@ pub fn check_plane(c: &Cluster, plane: crate::config::seesaw_cfg::DataplaneKind)
                     ));
                 }
             }
+        }
+        if plane == DataplaneKind::Nftables {
+            errors.extend(nft_capacity(c));
         }
         return errors;
     }

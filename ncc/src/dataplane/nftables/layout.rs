@@ -16,6 +16,7 @@
 //!   it can, and the next sample corrects it.
 
 use super::least;
+use crate::model::Scheduler;
 use crate::sched::maglev;
 
 /// Upper bound on the slots of a weighted scheduler.
@@ -35,6 +36,22 @@ pub enum Layout {
         /// wlc (ratios over weights) rather than lc.
         weighted: bool,
     },
+}
+
+impl Layout {
+    /// How the plane lays out `s`'s slots; `None` for a scheduler it does not carry (p2c).
+    pub fn of(s: Scheduler) -> Option<Self> {
+        match s {
+            Scheduler::Rr => Some(Self::Plain),
+            Scheduler::Wrr | Scheduler::Sh | Scheduler::Dh | Scheduler::Random => {
+                Some(Self::Weighted)
+            }
+            Scheduler::Mh => Some(Self::Maglev),
+            Scheduler::Lc => Some(Self::Least { weighted: false }),
+            Scheduler::Wlc => Some(Self::Least { weighted: true }),
+            Scheduler::P2c => None,
+        }
+    }
 }
 
 /// One destination as the layout sees it: an id (the plane's destination id), its weight and a

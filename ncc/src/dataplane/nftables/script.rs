@@ -18,7 +18,7 @@ use super::rules::{SvcRule, after_rules, base_dsr, base_nat, base_record, rules,
 use super::wire::{Elem, Key, Val};
 use super::{DID_BASE, DID_MASK, Held, SLOT_BASE, Table};
 use crate::NccError;
-use crate::model::{ForwardMode, Scheduler, Service, ServiceKey};
+use crate::model::{ForwardMode, Service, ServiceKey};
 
 mod record;
 pub(super) use record::MAX_BATCH;
@@ -257,19 +257,6 @@ fn dst_map(t: Table, addr: std::net::SocketAddr) -> &'static str {
     }
 }
 
-fn layout_of(s: Scheduler) -> Option<Layout> {
-    match s {
-        Scheduler::Rr => Some(Layout::Plain),
-        Scheduler::Wrr | Scheduler::Sh | Scheduler::Dh | Scheduler::Random => {
-            Some(Layout::Weighted)
-        }
-        Scheduler::Mh => Some(Layout::Maglev),
-        Scheduler::Lc => Some(Layout::Least { weighted: false }),
-        Scheduler::Wlc => Some(Layout::Least { weighted: true }),
-        Scheduler::P2c => None,
-    }
-}
-
 impl Script {
     fn del(&mut self, t: Table, map: &'static str, key: Key) {
         self.del.entry((t, map)).or_default().push(Elem::key(key));
@@ -460,7 +447,7 @@ impl Script {
 
     fn create(&mut self, alloc: &mut Alloc<'_>, s: &Service) -> Result<(), NccError> {
         let t = Table::of(s.mode);
-        let lay = layout_of(s.scheduler).ok_or_else(|| {
+        let lay = Layout::of(s.scheduler).ok_or_else(|| {
             NccError::Unsupported(vec![format!(
                 "{}: scheduler {:?} is not available in nftables",
                 s.key, s.scheduler
@@ -534,7 +521,7 @@ impl Script {
 
     fn update(&mut self, alloc: &mut Alloc<'_>, h: &Held<'_>, s: &Service) -> Result<(), NccError> {
         let t = h.table;
-        let lay = layout_of(s.scheduler).ok_or_else(|| {
+        let lay = Layout::of(s.scheduler).ok_or_else(|| {
             NccError::Unsupported(vec![format!(
                 "{}: scheduler {:?} is not available in nftables",
                 s.key, s.scheduler
