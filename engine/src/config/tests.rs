@@ -785,4 +785,29 @@ fn the_nftables_planes_slot_capacity_is_validated() {
     );
     // The other planes hold their tables elsewhere.
     assert!(validate::check_plane(&over, DataplaneKind::Ipvs).is_empty());
+    // A firewall-mark vserver is one service per address family, whatever its entry count:
+    // three mh entries on an IPv4 and an IPv6 VIP add 2 × 65,537 with use_fwm, 6 × 65,537
+    // without.
+    let needs = |use_fwm: bool| {
+        let entries: String = (80..83)
+            .map(|p| format!("vserver_entry < protocol: TCP port: {p} mode: NAT scheduler: MH > "))
+            .collect();
+        let text = format!(
+            "seesaw_vip < fqdn: \"v.\" ipv4: \"10.0.0.1/24\" >\nnode < fqdn: \"n.\" ipv4: \"10.0.0.2/24\" >\nvserver < name: \"f\" rp: \"x\" use_fwm: {use_fwm} entry_address < fqdn: \"f.\" ipv4: \"10.1.0.1/32\" ipv6: \"2001:db8::1/128\" > {entries}backend < host < fqdn: \"b1.\" ipv4: \"10.2.0.1/24\" ipv6: \"2001:db8:2::1/64\" > weight: 1 > >\n"
+        );
+        let mut c = over.clone();
+        let f = load_cluster(text.as_bytes(), None).unwrap_or_else(|e| panic!("{e:#?}"));
+        c.vservers.extend(f.vservers);
+        validate::nft_capacity(&c).expect("over")
+    };
+    assert!(
+        needs(true).contains("this config needs 1331540 "),
+        "{}",
+        needs(true)
+    );
+    assert!(
+        needs(false).contains("this config needs 1593688 "),
+        "{}",
+        needs(false)
+    );
 }

@@ -63,10 +63,22 @@ pub fn nft_capacity(c: &Cluster) -> Option<String> {
     let mut heaviest: Vec<(usize, String)> = Vec::new();
     for v in c.vservers.values() {
         let weights: Vec<u32> = v.backends.values().map(|b| b.weight).collect();
-        // One service per VIP address (IPv4 and IPv6 are two).
-        let services = v.vips.len().max(1);
+        let of = |e: &Entry| nft_slots(e.scheduler, &weights);
+        if v.use_fwm {
+            // One firewall-mark service per address family, scheduled as its first entry (the
+            // heaviest entry stands for it here).
+            let families = [true, false]
+                .into_iter()
+                .filter(|v4| v.vips.iter().any(|vip| vip.ip.is_ipv4() == *v4))
+                .count();
+            let slots = v.entries.values().map(of).max().unwrap_or(0) * families;
+            total = total.saturating_add(slots);
+            heaviest.push((slots, format!("vserver[{:?}]", v.name)));
+            continue;
+        }
+        // One service per entry and VIP address (IPv4 and IPv6 are two).
         for e in v.entries.values() {
-            let slots = nft_slots(e.scheduler, &weights).saturating_mul(services);
+            let slots = of(e).saturating_mul(v.vips.len());
             total = total.saturating_add(slots);
             heaviest.push((
                 slots,
