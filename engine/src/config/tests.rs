@@ -717,23 +717,32 @@ fn control_characters_in_names_and_comments_are_refused() {
     );
 }
 
+/// A cluster of `n` vservers `v0`, `v1`, … on 10.1.x.y, vserver `i` holding `body(i)` (its
+/// entries and backends).
+fn many_vservers(n: usize, body: impl Fn(usize) -> String) -> Cluster {
+    let mut text = String::from(
+        "seesaw_vip < fqdn: \"v.\" ipv4: \"10.0.0.1/24\" >\nnode < fqdn: \"n.\" ipv4: \"10.0.0.2/24\" >\n",
+    );
+    for i in 0..n {
+        text.push_str(&format!(
+            "vserver < name: \"v{i}\" rp: \"x\" entry_address < fqdn: \"v{i}.\" ipv4: \"10.1.{}.{}/32\" > {} >\n",
+            i / 250,
+            i % 250,
+            body(i)
+        ));
+    }
+    load_cluster(text.as_bytes(), None).unwrap_or_else(|e| panic!("{e:#?}"))
+}
+
 /// The proxy plane's descriptor capacity is checked at validation, by the relay's own rule
 /// (ncc's `ten_thousand_vservers_fit_in_the_relay` holds the relay to it).
 #[test]
 fn the_proxy_planes_descriptor_capacity_is_validated() {
     let cluster = |tcp: usize, udp: usize| {
-        let mut text = String::from(
-            "seesaw_vip < fqdn: \"v.\" ipv4: \"10.0.0.1/24\" >\nnode < fqdn: \"n.\" ipv4: \"10.0.0.2/24\" >\n",
-        );
-        for i in 0..tcp + udp {
+        many_vservers(tcp + udp, |i| {
             let proto = if i < tcp { "TCP" } else { "UDP" };
-            text.push_str(&format!(
-                "vserver < name: \"v{i}\" rp: \"x\" entry_address < fqdn: \"v{i}.\" ipv4: \"10.1.{}.{}/32\" > vserver_entry < protocol: {proto} port: 80 mode: NAT scheduler: RR > >\n",
-                i / 250,
-                i % 250
-            ));
-        }
-        load_cluster(text.as_bytes(), None).unwrap_or_else(|e| panic!("{e:#?}"))
+            format!("vserver_entry < protocol: {proto} port: 80 mode: NAT scheduler: RR >")
+        })
     };
     // Limit 2,048, two workers: 256 services get two listeners (512), then one each; 1,024 are
     // kept for connections.
@@ -756,18 +765,12 @@ fn the_proxy_planes_descriptor_capacity_is_validated() {
 fn the_nftables_planes_slot_capacity_is_validated() {
     use crate::config::seesaw_cfg::DataplaneKind;
     let cluster = |mh: usize, wlc: usize| {
-        let mut text = String::from(
-            "seesaw_vip < fqdn: \"v.\" ipv4: \"10.0.0.1/24\" >\nnode < fqdn: \"n.\" ipv4: \"10.0.0.2/24\" >\n",
-        );
-        for i in 0..mh + wlc {
+        many_vservers(mh + wlc, |i| {
             let sched = if i < mh { "MH" } else { "WLC" };
-            text.push_str(&format!(
-                "vserver < name: \"v{i}\" rp: \"x\" entry_address < fqdn: \"v{i}.\" ipv4: \"10.1.{}.{}/32\" > vserver_entry < protocol: TCP port: 80 mode: NAT scheduler: {sched} > backend < host < fqdn: \"b1.\" ipv4: \"10.2.0.1/24\" > weight: 1 > backend < host < fqdn: \"b2.\" ipv4: \"10.2.0.2/24\" > weight: 1 > >\n",
-                i / 250,
-                i % 250
-            ));
-        }
-        load_cluster(text.as_bytes(), None).unwrap_or_else(|e| panic!("{e:#?}"))
+            format!(
+                "vserver_entry < protocol: TCP port: 80 mode: NAT scheduler: {sched} > backend < host < fqdn: \"b1.\" ipv4: \"10.2.0.1/24\" > weight: 1 > backend < host < fqdn: \"b2.\" ipv4: \"10.2.0.2/24\" > weight: 1 >"
+            )
+        })
     };
     // 18 mh services (65,537 slots each) and 1,000 wlc ones (16 each) fit in 1,200,000 …
     let fits = cluster(18, 1000);
