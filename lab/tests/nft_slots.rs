@@ -4,7 +4,7 @@
 //! carries, over seeded weight sets: none, one, many, zero weights, weights with a common
 //! divisor, weights past the 4,096-slot scale-down and Maglev's larger tables.
 
-use seesaw_engine::config::validate::nft_slots;
+use seesaw_engine::config::validate::{nft_slots, nft_slots_bound};
 use seesaw_ncc::dataplane::nftables::layout::{Layout, Member, slots};
 use seesaw_proto::domain::Scheduler;
 
@@ -79,4 +79,45 @@ fn the_engines_slot_count_is_what_the_nftables_plane_lays() {
     }
     assert_eq!(Layout::of(Scheduler::P2c), None);
     assert_eq!(nft_slots(Scheduler::P2c, &[1, 2]), 0);
+}
+
+/// The engine sends a service only its healthy destinations of the service's address family, a
+/// subset of the configured ones; `nft_slots_bound` of the whole set is at least what the plane
+/// lays for any subset (where wrr's scale-down past 4,096 slots makes a subset lay more).
+#[test]
+fn the_engines_bound_covers_every_subset_the_plane_may_be_sent() {
+    let mut rng = Rng(0xb00d);
+    let mut sets = weight_sets();
+    let mut w = vec![3; 1364];
+    w.extend([1; 5]);
+    sets.push(w);
+    for weights in sets {
+        for round in 0..8 {
+            // Round 0 drops nothing; later rounds drop each destination with odds 1 in 4.
+            let kept: Vec<u32> = weights
+                .iter()
+                .filter(|_| round == 0 || rng.below(4) != 0)
+                .copied()
+                .collect();
+            let members: Vec<Member> = (0u32..)
+                .zip(&kept)
+                .map(|(i, w)| Member {
+                    id: i + 1,
+                    weight: *w,
+                    key: u64::from(i) * 0x9e37_79b9,
+                })
+                .collect();
+            for s in SCHEDULERS {
+                let laid = slots(Layout::of(s).expect("carried"), &members, &[], None).len();
+                let bound = nft_slots_bound(s, &weights);
+                assert!(
+                    laid <= bound,
+                    "{s}: {laid} slots for {} of {} weights, bound {bound}; the first {:?}",
+                    kept.len(),
+                    weights.len(),
+                    &weights[..weights.len().min(12)]
+                );
+            }
+        }
+    }
 }

@@ -813,4 +813,27 @@ fn the_nftables_planes_slot_capacity_is_validated() {
         "{}",
         needs(false)
     );
+    // Each DSR/TUN probe target (backend address and mode) is a one-slot service of its own:
+    // two backends with two addresses each, one DSR check → 4 more.
+    let probed = |mode: &str| {
+        let text = format!(
+            "seesaw_vip < fqdn: \"v.\" ipv4: \"10.0.0.1/24\" >\nnode < fqdn: \"n.\" ipv4: \"10.0.0.2/24\" >\nvserver < name: \"p\" rp: \"x\" entry_address < fqdn: \"p.\" ipv4: \"10.1.9.1/32\" > vserver_entry < protocol: TCP port: 80 mode: DSR scheduler: RR > healthcheck < type: TCP port: 80 {mode} > backend < host < fqdn: \"b1.\" ipv4: \"10.2.0.1/24\" ipv6: \"2001:db8:2::1/64\" > weight: 1 > backend < host < fqdn: \"b2.\" ipv4: \"10.2.0.2/24\" ipv6: \"2001:db8:2::2/64\" > weight: 1 > >\n"
+        );
+        let mut c = over.clone();
+        let p = load_cluster(text.as_bytes(), None).unwrap_or_else(|e| panic!("{e:#?}"));
+        c.vservers.extend(p.vservers);
+        validate::nft_capacity(&c).expect("over")
+    };
+    // 1,200,466 + rr over two backends (2) …
+    assert!(
+        probed("").contains("this config needs 1200468 "),
+        "{}",
+        probed("")
+    );
+    // … + four probe targets.
+    assert!(
+        probed("mode: DSR").contains("this config needs 1200472 "),
+        "{}",
+        probed("mode: DSR")
+    );
 }

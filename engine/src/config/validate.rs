@@ -24,7 +24,7 @@ mod vip_pools;
 pub use checks::{healthcheck, healthchecks};
 pub use plane::{check_plane, proxy_capacity, same_family};
 use proxy::proxy_opts;
-pub use slots::{MAX_SLOTS as NFT_MAX_SLOTS, nft_capacity, nft_slots};
+pub use slots::{MAX_SLOTS as NFT_MAX_SLOTS, nft_capacity, nft_slots, nft_slots_bound};
 
 /// Errors (fatal) and warnings (shown by `show warnings`) from one validation.
 #[derive(Debug, Default)]

@@ -52,18 +52,42 @@ pub fn nft_slots(sched: Scheduler, weights: &[u32]) -> usize {
     }
 }
 
+/// At most the slots a service of `sched` lays for any subset of destinations with `weights`:
+/// the engine sends only the healthy destinations of the service's address family, and a subset
+/// can lay more than the whole set where wrr/sh/dh/random scale down past 4,096 (each floor
+/// rounds up to one slot). Bounded there by the weights over their gcd and by 4,096 plus one
+/// per destination; every other layout grows with its destinations, so the whole set bounds it.
+pub fn nft_slots_bound(sched: Scheduler, weights: &[u32]) -> usize {
+    match sched {
+        Scheduler::Wrr | Scheduler::Sh | Scheduler::Dh | Scheduler::Random => {
+            let live: Vec<u64> = weights
+                .iter()
+                .filter(|w| **w > 0)
+                .map(|w| u64::from(*w))
+                .collect();
+            let g = live.iter().fold(0, |g, w| gcd(g, *w)).max(1);
+            let total: u64 = live.iter().map(|w| w / g).sum();
+            let bound = total.min(4096 + live.len() as u64);
+            usize::try_from(bound).unwrap_or(usize::MAX)
+        }
+        _ => nft_slots(sched, weights),
+    }
+}
+
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// The refusal of `c` on the nftables plane when its services need more than [`MAX_SLOTS`]
-/// slots: how many, and the entries that need the most.
+/// slots: how many, and the entries that need the most. Counted as the engine builds services
+/// (one per entry and VIP; one per address family for a `use_fwm` vserver; one single-slot
+/// service per DSR/TUN probe target), each at its [`nft_slots_bound`].
 pub fn nft_capacity(c: &Cluster) -> Option<String> {
     let mut total = 0usize;
     let mut heaviest: Vec<(usize, String)> = Vec::new();
     for v in c.vservers.values() {
         let weights: Vec<u32> = v.backends.values().map(|b| b.weight).collect();
-        let of = |e: &Entry| nft_slots(e.scheduler, &weights);
+        let of = |e: &Entry| nft_slots_bound(e.scheduler, &weights);
         if v.use_fwm {
             // One firewall-mark service per address family, scheduled as its first entry (the
             // heaviest entry stands for it here).
@@ -86,6 +110,25 @@ pub fn nft_capacity(c: &Cluster) -> Option<String> {
             ));
         }
     }
+    // One single-destination sh service (one slot) per DSR/TUN probe target: backend address
+    // and mode (`state/marks.rs` `probe_services`).
+    let mut probes = HashSet::new();
+    for v in c.vservers.values() {
+        let entry_checks = v.entries.values().flat_map(|e| e.healthchecks.values());
+        let modes: Vec<CheckMode> = v
+            .healthchecks
+            .values()
+            .chain(entry_checks)
+            .map(|h| h.mode)
+            .filter(|m| *m != CheckMode::Plain)
+            .collect();
+        for b in v.backends.values() {
+            for ip in Af::ALL.into_iter().filter_map(|af| b.host.addr(af)) {
+                probes.extend(modes.iter().map(|m| (ip, *m)));
+            }
+        }
+    }
+    total = total.saturating_add(probes.len());
     if total <= MAX_SLOTS {
         return None;
     }
@@ -119,5 +162,20 @@ mod tests {
         assert_eq!(nft_slots(Scheduler::Mh, &[1; 10]), 65_537);
         assert_eq!(nft_slots(Scheduler::Mh, &[1; 700]), 131_071);
         assert_eq!(nft_slots(Scheduler::P2c, &[1; 3]), 0);
+    }
+
+    #[test]
+    fn the_bound_holds_for_the_destinations_a_service_may_be_sent() {
+        // The whole set lays 4,086 slots; without its weight-1 destination (down, or of the
+        // other family) it lays 4,096: the bound covers both.
+        let mut w = vec![409; 10];
+        w.extend([6, 1]);
+        assert_eq!(nft_slots(Scheduler::Wrr, &w), 4086);
+        assert_eq!(nft_slots(Scheduler::Wrr, &w[..11]), 4096);
+        assert_eq!(nft_slots_bound(Scheduler::Wrr, &w), 4097);
+        // Below the scale-down the bound is the count itself; other layouts are their count.
+        assert_eq!(nft_slots_bound(Scheduler::Sh, &[2, 4, 6]), 6);
+        assert_eq!(nft_slots_bound(Scheduler::Mh, &[1; 10]), 65_537);
+        assert_eq!(nft_slots_bound(Scheduler::Wlc, &[1; 10]), 80);
     }
 }
