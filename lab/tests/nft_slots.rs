@@ -55,17 +55,22 @@ fn weight_sets() -> Vec<Vec<u32>> {
     sets
 }
 
+/// The plane's view of destinations with `weights`: ids from 1, distinct Maglev keys.
+fn members(weights: &[u32]) -> Vec<Member> {
+    (0u32..)
+        .zip(weights)
+        .map(|(i, w)| Member {
+            id: i + 1,
+            weight: *w,
+            key: u64::from(i) * 0x9e37_79b9,
+        })
+        .collect()
+}
+
 #[test]
 fn the_engines_slot_count_is_what_the_nftables_plane_lays() {
     for weights in weight_sets() {
-        let members: Vec<Member> = (0u32..)
-            .zip(&weights)
-            .map(|(i, w)| Member {
-                id: i + 1,
-                weight: *w,
-                key: u64::from(i) * 0x9e37_79b9,
-            })
-            .collect();
+        let members = members(&weights);
         for s in SCHEDULERS {
             let laid = slots(Layout::of(s).expect("carried"), &members, &[], None).len();
             assert_eq!(
@@ -99,14 +104,7 @@ fn the_engines_bound_covers_every_subset_the_plane_may_be_sent() {
                 .filter(|_| round == 0 || rng.below(4) != 0)
                 .copied()
                 .collect();
-            let members: Vec<Member> = (0u32..)
-                .zip(&kept)
-                .map(|(i, w)| Member {
-                    id: i + 1,
-                    weight: *w,
-                    key: u64::from(i) * 0x9e37_79b9,
-                })
-                .collect();
+            let members = members(&kept);
             for s in SCHEDULERS {
                 let laid = slots(Layout::of(s).expect("carried"), &members, &[], None).len();
                 let bound = nft_slots_bound(s, &weights);

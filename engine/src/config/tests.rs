@@ -791,17 +791,23 @@ fn the_nftables_planes_slot_capacity_is_validated() {
     // A firewall-mark vserver is one service per address family, whatever its entry count:
     // three mh entries on an IPv4 and an IPv6 VIP add 2 × 65,537 with use_fwm, 6 × 65,537
     // without.
+    // `over` with one more vserver (its text); what the refusal counts.
+    let with = |vserver: String| {
+        let text = format!(
+            "seesaw_vip < fqdn: \"v.\" ipv4: \"10.0.0.1/24\" >\nnode < fqdn: \"n.\" ipv4: \"10.0.0.2/24\" >\n{vserver}\n"
+        );
+        let mut c = over.clone();
+        let more = load_cluster(text.as_bytes(), None).unwrap_or_else(|e| panic!("{e:#?}"));
+        c.vservers.extend(more.vservers);
+        validate::nft_capacity(&c).expect("over")
+    };
     let needs = |use_fwm: bool| {
         let entries: String = (80..83)
             .map(|p| format!("vserver_entry < protocol: TCP port: {p} mode: NAT scheduler: MH > "))
             .collect();
-        let text = format!(
-            "seesaw_vip < fqdn: \"v.\" ipv4: \"10.0.0.1/24\" >\nnode < fqdn: \"n.\" ipv4: \"10.0.0.2/24\" >\nvserver < name: \"f\" rp: \"x\" use_fwm: {use_fwm} entry_address < fqdn: \"f.\" ipv4: \"10.1.0.1/32\" ipv6: \"2001:db8::1/128\" > {entries}backend < host < fqdn: \"b1.\" ipv4: \"10.2.0.1/24\" ipv6: \"2001:db8:2::1/64\" > weight: 1 > >\n"
-        );
-        let mut c = over.clone();
-        let f = load_cluster(text.as_bytes(), None).unwrap_or_else(|e| panic!("{e:#?}"));
-        c.vservers.extend(f.vservers);
-        validate::nft_capacity(&c).expect("over")
+        with(format!(
+            "vserver < name: \"f\" rp: \"x\" use_fwm: {use_fwm} entry_address < fqdn: \"f.\" ipv4: \"10.1.0.1/32\" ipv6: \"2001:db8::1/128\" > {entries}backend < host < fqdn: \"b1.\" ipv4: \"10.2.0.1/24\" ipv6: \"2001:db8:2::1/64\" > weight: 1 > >"
+        ))
     };
     assert!(
         needs(true).contains("this config needs 1331540 "),
@@ -816,13 +822,9 @@ fn the_nftables_planes_slot_capacity_is_validated() {
     // Each DSR/TUN probe target (backend address and mode) is a one-slot service of its own:
     // two backends with two addresses each, one DSR check → 4 more.
     let probed = |mode: &str| {
-        let text = format!(
-            "seesaw_vip < fqdn: \"v.\" ipv4: \"10.0.0.1/24\" >\nnode < fqdn: \"n.\" ipv4: \"10.0.0.2/24\" >\nvserver < name: \"p\" rp: \"x\" entry_address < fqdn: \"p.\" ipv4: \"10.1.9.1/32\" > vserver_entry < protocol: TCP port: 80 mode: DSR scheduler: RR > healthcheck < type: TCP port: 80 {mode} > backend < host < fqdn: \"b1.\" ipv4: \"10.2.0.1/24\" ipv6: \"2001:db8:2::1/64\" > weight: 1 > backend < host < fqdn: \"b2.\" ipv4: \"10.2.0.2/24\" ipv6: \"2001:db8:2::2/64\" > weight: 1 > >\n"
-        );
-        let mut c = over.clone();
-        let p = load_cluster(text.as_bytes(), None).unwrap_or_else(|e| panic!("{e:#?}"));
-        c.vservers.extend(p.vservers);
-        validate::nft_capacity(&c).expect("over")
+        with(format!(
+            "vserver < name: \"p\" rp: \"x\" entry_address < fqdn: \"p.\" ipv4: \"10.1.9.1/32\" > vserver_entry < protocol: TCP port: 80 mode: DSR scheduler: RR > healthcheck < type: TCP port: 80 {mode} > backend < host < fqdn: \"b1.\" ipv4: \"10.2.0.1/24\" ipv6: \"2001:db8:2::1/64\" > weight: 1 > backend < host < fqdn: \"b2.\" ipv4: \"10.2.0.2/24\" ipv6: \"2001:db8:2::2/64\" > weight: 1 > >"
+        ))
     };
     // 1,200,466 + rr over two backends (2) …
     assert!(
